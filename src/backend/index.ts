@@ -1,0 +1,3 @@
+// backend: where blobs live (a local directory now, remote object storage later).
+export * from './backend.js';
+export * from './local.js';

@@ -1,0 +1,209 @@
+// A Backend on a local directory. Every put goes to a temporary name in the same folder, is
+// fsynced, renamed into place, and the folder is fsynced, so a crash leaves either the old state
+// or the complete new blob, never a torn one. Files and folders are owner-only (backups hold secrets).
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
+import { randomHex } from '../core/ids.js';
+import type { Backend, BlobInfo } from './backend.js';
+
+export const TEMP_PREFIX = '.tmp-';
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+
+export class LocalBackend implements Backend {
+  readonly location: string;
+  private readonly madeDirs = new Set<string>();
+
+  constructor(readonly root: string) {
+    this.location = root;
+  }
+
+  private file(name: string): string {
+    if (name.startsWith('/') || name.split('/').some((p) => p === '..' || p === '')) {
+      throw new SnapError('SNAP_INTERNAL', `invalid blob name ${JSON.stringify(name)}`);
+    }
+    return path.join(this.root, name);
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await fsp.mkdir(dir, { recursive: true, mode: DIR_MODE });
+    this.madeDirs.add(dir);
+  }
+
+  private async writeTemp(name: string, data: Uint8Array): Promise<{ tmp: string; dest: string }> {
+    const dest = this.file(name);
+    const dir = path.dirname(dest);
+    await this.ensureDir(dir);
+    const tmp = path.join(dir, `${TEMP_PREFIX}${randomHex(8)}`);
+    const fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, FILE_MODE);
+    try {
+      let off = 0;
+      while (off < data.length) {
+        const { bytesWritten } = await fh.write(data, off, data.length - off);
+        off += bytesWritten;
+      }
+      await fh.sync();
+    } catch (e) {
+      await fh.close().catch(() => {});
+      await fsp.rm(tmp, { force: true }).catch(() => {});
+      throw e;
+    }
+    await fh.close();
+    return { tmp, dest };
+  }
+
+  async put(name: string, data: Uint8Array): Promise<void> {
+    try {
+      const { tmp, dest } = await this.writeTemp(name, data);
+      await fsp.rename(tmp, dest);
+      await syncDir(path.dirname(dest));
+    } catch (e) {
+      throw fromSystemError(e, `writing ${name} in ${this.root}`);
+    }
+  }
+
+  async putIfAbsent(name: string, data: Uint8Array): Promise<boolean> {
+    let tmp: string | undefined;
+    try {
+      const w = await this.writeTemp(name, data);
+      tmp = w.tmp;
+      // link(2) fails with EEXIST instead of replacing: an atomic create-if-absent.
+      try {
+        await fsp.link(w.tmp, w.dest);
+      } catch (e) {
+        if (errnoCode(e) === 'EEXIST') return false;
+        throw e;
+      }
+      await syncDir(path.dirname(w.dest));
+      return true;
+    } catch (e) {
+      throw fromSystemError(e, `writing ${name} in ${this.root}`);
+    } finally {
+      if (tmp) await fsp.rm(tmp, { force: true }).catch(() => {});
+    }
+  }
+
+  async get(name: string): Promise<Buffer> {
+    try {
+      return await fsp.readFile(this.file(name));
+    } catch (e) {
+      throw notFoundOr(e, name, this.root);
+    }
+  }
+
+  async getRange(name: string, offset: number, length: number): Promise<Buffer> {
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(this.file(name), 'r');
+      const buf = Buffer.allocUnsafe(length);
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      if (got < length) {
+        throw new SnapError('SNAP_CORRUPT', `${name} is shorter than expected (wanted ${length} bytes at ${offset}, got ${got})`);
+      }
+      return buf;
+    } catch (e) {
+      throw notFoundOr(e, name, this.root);
+    } finally {
+      await fh?.close();
+    }
+  }
+
+  async stat(name: string): Promise<BlobInfo | undefined> {
+    try {
+      const st = await fsp.stat(this.file(name));
+      return { name, size: st.size };
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return undefined;
+      throw fromSystemError(e, `reading ${name} in ${this.root}`);
+    }
+  }
+
+  async exists(name: string): Promise<boolean> {
+    return (await this.stat(name)) !== undefined;
+  }
+
+  async *list(prefix: string): AsyncIterable<BlobInfo> {
+    const base = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
+    yield* this.walk(base);
+  }
+
+  private async *walk(rel: string): AsyncIterable<BlobInfo> {
+    let entries: fs.Dirent[];
+    try {
+      entries = await fsp.readdir(this.file(rel), { withFileTypes: true });
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return;
+      throw fromSystemError(e, `listing ${rel} in ${this.root}`);
+    }
+    for (const ent of entries) {
+      if (ent.name.startsWith(TEMP_PREFIX)) continue; // an interrupted write, not a blob
+      const name = `${rel}/${ent.name}`;
+      if (ent.isDirectory()) yield* this.walk(name);
+      else if (ent.isFile()) {
+        const st = await this.stat(name);
+        if (st) yield st;
+      }
+    }
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await fsp.rm(this.file(name), { force: true });
+    } catch (e) {
+      throw fromSystemError(e, `deleting ${name} in ${this.root}`);
+    }
+  }
+
+  /** Remove temporary files left by interrupted writes under a folder; returns how many. */
+  async removeTempFiles(prefix: string, olderThanMs = 0): Promise<number> {
+    let n = 0;
+    const visit = async (dir: string): Promise<void> => {
+      let entries: fs.Dirent[];
+      try {
+        entries = await fsp.readdir(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const ent of entries) {
+        const p = path.join(dir, ent.name);
+        if (ent.isDirectory()) await visit(p);
+        else if (ent.name.startsWith(TEMP_PREFIX)) {
+          const st = await fsp.stat(p).catch(() => undefined);
+          if (st && Date.now() - st.mtimeMs >= olderThanMs) {
+            await fsp.rm(p, { force: true });
+            n++;
+          }
+        }
+      }
+    };
+    await visit(this.file(prefix.replace(/\/$/, '')));
+    return n;
+  }
+
+  async close(): Promise<void> {}
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function notFoundOr(e: unknown, name: string, root: string): SnapError {
+  if (e instanceof SnapError) return e;
+  if (errnoCode(e) === 'ENOENT') {
+    return new SnapError('SNAP_MISSING_OBJECT', `${name} is missing from the repository at ${root}`, { cause: e });
+  }
+  return fromSystemError(e, `reading ${name} in ${root}`);
+}

@@ -1,0 +1,22 @@
+// `snap index rebuild`.
+import type { Command } from 'commander';
+import { type Ctx, withRepo } from './context.js';
+
+export function registerIndex(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
+  const index = program.command('index').description('maintain the local index of the repository');
+  index
+    .command('rebuild')
+    .description('rebuild the index from the packs and snapshot records in the repository')
+    .action(async (_o, cmd: Command) =>
+      run(
+        (ctx) =>
+          withRepo(ctx, async (repo) => {
+            const r = await repo.rebuildIndex();
+            if (ctx.json) ctx.out(JSON.stringify(r));
+            else ctx.out(`index rebuilt: ${r.packs} packs, ${r.objects} objects, ${r.snapshots} snapshots${r.problems.length ? `, ${r.problems.length} problems (see warnings)` : ''}`);
+            if (r.problems.length > 0) ctx.exitCode = 1;
+          }),
+        cmd,
+      ),
+    );
+}

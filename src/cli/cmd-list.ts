@@ -1,0 +1,118 @@
+// `snap list`, `snap ls`, `snap cat`.
+import type { Command } from 'commander';
+import { shortId } from '../core/ids.js';
+import { displayName } from '../core/bytes.js';
+import type { StoredSnapshot } from '../model/snapshot.js';
+import type { Node } from '../model/node.js';
+import { catFile, listPath } from '../ops/browse.js';
+import { filterSnapshots, resolveRef, type SnapshotFilter } from '../ops/refs.js';
+import type { Repository } from '../repo/repository.js';
+import { type Ctx, withRepo } from './context.js';
+import { bytes, isoLocal, localDateTime, modeString, table } from './format.js';
+import { collect } from './parse.js';
+import { whenParser } from './when.js';
+
+export function snapshotJson(s: StoredSnapshot): Record<string, unknown> {
+  return {
+    id: s.id,
+    short_id: shortId(s.id),
+    time: isoLocal(new Date(s.time)),
+    hostname: s.hostname,
+    username: s.username,
+    paths: s.paths,
+    tags: s.tags,
+    tree: s.tree.toString('hex'),
+    parent: s.parent?.toString('hex'),
+    program: s.program,
+    excludes: s.excludes,
+    summary: s.summary,
+  };
+}
+
+export function filterOptions(cmd: Command): Command {
+  return cmd
+    .option('--host <host>', 'only snapshots from this host (repeatable)', collect, [])
+    .option('--tag <tag>', 'only snapshots with this tag (repeatable: all must match)', collect, [])
+    .option('--path <path>', 'only snapshots of this source path (repeatable)', collect, []);
+}
+
+export async function resolveSnapshot(ctx: Ctx, repo: Repository, ref: string, f: SnapshotFilter = {}): Promise<StoredSnapshot> {
+  const snaps = filterSnapshots(await repo.listSnapshots(), f);
+  return resolveRef(snaps, ref, repo.clock.now(), whenParser);
+}
+
+export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
+  filterOptions(program.command('list').alias('snapshots').description('list snapshots, oldest first')).action(
+    async (o: SnapshotFilter, cmd: Command) =>
+      run(async (ctx) => {
+        const snaps = await withRepo(ctx, async (repo) => filterSnapshots(await repo.listSnapshots(), o));
+        if (ctx.json) return ctx.out(JSON.stringify(snaps.map(snapshotJson), null, 2));
+        if (snaps.length === 0) return ctx.out('no snapshots');
+        const rows = [['ID', 'Time', 'Host', 'Tags', 'Files', 'Size', 'Added', 'Paths']];
+        for (const s of snaps) {
+          rows.push([shortId(s.id), localDateTime(new Date(s.time)), s.hostname, s.tags.join(','), String(s.summary.totalFiles), bytes(s.summary.totalBytes), bytes(s.summary.dataAdded), s.paths.join(' ')]);
+        }
+        ctx.out(table(rows, new Set([4, 5, 6])));
+        ctx.out(`${snaps.length} snapshot${snaps.length === 1 ? '' : 's'}`);
+      }, cmd),
+  );
+
+  filterOptions(program.command('ls').description('list a directory of a snapshot'))
+    .argument('<ref>', "snapshot: id prefix, 'latest' or a date")
+    .argument('[path]', 'path inside the snapshot', '/')
+    .option('-l, --long', 'long format: mode, owner, size, time')
+    .option('-R, --recursive', 'list subdirectories too')
+    .action(async (ref: string, p: string, o: SnapshotFilter & { long?: boolean; recursive?: boolean }, cmd: Command) =>
+      run(
+        (ctx) =>
+          withRepo(ctx, async (repo) => {
+            const snap = await resolveSnapshot(ctx, repo, ref, o);
+            for await (const e of listPath(repo, snap, p, o.recursive === true)) {
+              if (ctx.json) ctx.out(JSON.stringify(entryJson(e.path, e.node)));
+              else ctx.out(o.long ? longLine(e.path, e.node) : displayName(e.path));
+            }
+          }),
+        cmd,
+      ),
+    );
+
+  filterOptions(program.command('cat').description("write a file's contents from a snapshot to standard output"))
+    .argument('<ref>', "snapshot: id prefix, 'latest' or a date")
+    .argument('<path>', 'file inside the snapshot')
+    .action(async (ref: string, p: string, o: SnapshotFilter, cmd: Command) =>
+      run(
+        (ctx) =>
+          withRepo(ctx, async (repo) => {
+            const snap = await resolveSnapshot(ctx, repo, ref, o);
+            const { chunks } = await catFile(repo, snap, p);
+            for await (const c of chunks) {
+              if (!process.stdout.write(c)) await new Promise((r) => process.stdout.once('drain', r));
+            }
+          }),
+        cmd,
+      ),
+    );
+}
+
+function entryJson(p: Buffer, n: Node): Record<string, unknown> {
+  return {
+    path: displayName(p),
+    path_hex: p.toString('hex'),
+    type: n.type,
+    mode: n.mode,
+    uid: n.uid,
+    gid: n.gid,
+    user: n.user,
+    group: n.group,
+    size: n.size,
+    mtime: isoLocal(new Date(n.mtime.sec * 1000)),
+    mtime_ns: `${n.mtime.sec}${String(n.mtime.nsec).padStart(9, '0')}`,
+    target: n.target ? displayName(n.target) : undefined,
+  };
+}
+
+function longLine(p: Buffer, n: Node): string {
+  const owner = `${n.user || n.uid}/${n.group || n.gid}`;
+  const link = n.type === 'symlink' && n.target ? ` -> ${displayName(n.target)}` : '';
+  return `${modeString(n)} ${owner.padEnd(16)} ${String(n.size).padStart(12)} ${localDateTime(new Date(n.mtime.sec * 1000))} ${displayName(p)}${link}`;
+}

@@ -1,0 +1,56 @@
+// `snap restore`.
+import type { Command } from 'commander';
+import { SnapError } from '../core/errors.js';
+import { shortId } from '../core/ids.js';
+import { restoreSnapshot, type OverwritePolicy } from '../ops/restore.js';
+import { type Ctx, withRepo } from './context.js';
+import { bytes } from './format.js';
+import { collect } from './parse.js';
+import { filterOptions, resolveSnapshot } from './cmd-list.js';
+
+interface RestoreFlags {
+  include: string[];
+  dryRun?: boolean;
+  overwrite: string;
+  host: string[];
+  tag: string[];
+  path: string[];
+}
+
+export function registerRestore(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
+  filterOptions(program.command('restore').description('restore a snapshot under a target directory (each path at TARGET/<path>)'))
+    .argument('<ref>', "snapshot: id prefix, 'latest' or a date")
+    .argument('<target>', 'directory to restore into')
+    .option('--include <path>', 'restore only this snapshot path (repeatable)', collect, [])
+    .option('--dry-run', 'show what would be restored; write nothing')
+    .option('--overwrite <policy>', 'existing files that differ: never, if-changed or always', 'never')
+    .action(async (ref: string, target: string, o: RestoreFlags, cmd: Command) => run((ctx) => restore(ctx, ref, target, o), cmd));
+}
+
+async function restore(ctx: Ctx, ref: string, target: string, o: RestoreFlags): Promise<void> {
+  if (!['never', 'if-changed', 'always'].includes(o.overwrite)) {
+    throw new SnapError('SNAP_USAGE', `--overwrite must be never, if-changed or always (not '${o.overwrite}')`);
+  }
+  const { snap, r } = await withRepo(ctx, async (repo) => {
+    const snap = await resolveSnapshot(ctx, repo, ref, o);
+    const r = await restoreSnapshot(repo, snap, {
+      target,
+      include: o.include,
+      dryRun: o.dryRun === true,
+      overwrite: o.overwrite as OverwritePolicy,
+      asRoot: ctx.host.uid === 0,
+      sink: ctx.sink,
+    });
+    return { snap, r };
+  });
+  ctx.sink.done();
+  if (ctx.json) ctx.out(JSON.stringify({ snapshot: snap.id, target, dry_run: o.dryRun === true, ...r }));
+  else {
+    const verb = o.dryRun ? 'would restore' : 'restored';
+    ctx.out(`${verb} snapshot ${shortId(snap.id)} to ${target}: ${r.files} files (${bytes(r.bytes)}), ${r.dirs} dirs, ${r.links} hard links, ${r.special} other entries`);
+    if (r.unchanged > 0) ctx.out(`  ${r.unchanged} files already present and identical`);
+    if (r.skipped > 0) ctx.out(`  ${r.skipped} entries skipped (see warnings above)`);
+    if (r.damaged.length > 0) ctx.out(`  ${r.damaged.length} files NOT restored because their data is damaged:\n${r.damaged.map((d) => `    ${d}`).join('\n')}`);
+  }
+  if (r.damaged.length > 0 || r.warnings > 0) ctx.exitCode = 3;
+}

@@ -1,0 +1,81 @@
+// What every command needs: global options, the sink, the repository (opened or created), output.
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import type { Command } from 'commander';
+import { SnapError } from '../core/errors.js';
+import { currentHost } from '../core/host.js';
+import { Repository } from '../repo/repository.js';
+import { makeSink, type CliSink } from './sink.js';
+import { parseWaitMs } from './parse.js';
+
+export interface GlobalOptions {
+  repo?: string;
+  json?: boolean;
+  debug?: boolean;
+  quiet?: boolean;
+  lockWait?: string;
+}
+
+export interface Ctx {
+  opts: GlobalOptions;
+  json: boolean;
+  sink: CliSink;
+  out: (s: string) => void;
+  host: ReturnType<typeof currentHost>;
+  /** Set by commands: the exit code when no error was thrown. */
+  exitCode: number;
+  repoPath(): { path: string; isDefault: boolean };
+  openRepo(): Promise<Repository>;
+}
+
+export function defaultRepoPath(): string {
+  const xdg = process.env.XDG_DATA_HOME;
+  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share'), 'snap');
+}
+
+export function makeCtx(cmd: Command): Ctx {
+  const opts = cmd.optsWithGlobals() as GlobalOptions;
+  const json = opts.json === true;
+  const sink = makeSink({ json, quiet: opts.quiet === true, stream: process.stderr });
+  const lockWaitMs = opts.lockWait ? parseWaitMs(opts.lockWait) : undefined;
+  const ctx: Ctx = {
+    opts,
+    json,
+    sink,
+    out: (s) => process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
+    host: currentHost(),
+    exitCode: 0,
+    repoPath() {
+      if (opts.repo) return { path: path.resolve(opts.repo), isDefault: false };
+      if (process.env.SNAP_REPO) return { path: path.resolve(process.env.SNAP_REPO), isDefault: true };
+      return { path: defaultRepoPath(), isDefault: true };
+    },
+    async openRepo() {
+      const { path: p, isDefault } = ctx.repoPath();
+      const ro = { sink, lockWaitMs };
+      if (isDefault && !fs.existsSync(path.join(p, 'config'))) {
+        const entries = fs.existsSync(p) ? fs.readdirSync(p) : [];
+        if (entries.length === 0) {
+          sink.info?.(`created a new repository at ${p}`);
+          return Repository.init(p, ro);
+        }
+      }
+      if (!isDefault && !fs.existsSync(p)) {
+        throw new SnapError('SNAP_NO_REPO', `there is no repository at ${p} (run 'snap init --repo ${p}' to create one)`);
+      }
+      return Repository.open(p, ro);
+    },
+  };
+  return ctx;
+}
+
+/** Open the repository, run `fn`, always close it. */
+export async function withRepo<T>(ctx: Ctx, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  const repo = await ctx.openRepo();
+  try {
+    return await fn(repo);
+  } finally {
+    await repo.close();
+  }
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// The `snap` command. The only module that touches process exit codes; commands set ctx.exitCode.
+// Compression, LevelDB and file I/O share libuv's thread pool; 4 threads (the default) let
+// queued compression jobs delay index lookups, so the pool is widened before first use.
+process.env.UV_THREADPOOL_SIZE ??= '8';
+
+import { Command, CommanderError } from 'commander';
+import { SnapError } from '../core/errors.js';
+import { type Ctx, makeCtx } from './context.js';
+import { registerBackup } from './cmd-backup.js';
+import { registerList } from './cmd-list.js';
+import { registerRestore } from './cmd-restore.js';
+import { registerIndex } from './cmd-index.js';
+import { VERSION } from './version.js';
+
+/** Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings. */
+export const EXIT = { ok: 0, error: 1, usage: 2, partial: 3 } as const;
+
+function report(e: unknown, debug: boolean): number {
+  if (e instanceof SnapError) {
+    process.stderr.write(`snap: ${e.message} [${e.code}]\n`);
+    if (debug && e.stack) process.stderr.write(`${e.stack}\n${e.cause instanceof Error ? `caused by: ${e.cause.stack}\n` : ''}`);
+    return e.code === 'SNAP_USAGE' ? EXIT.usage : EXIT.error;
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`snap: internal error: ${msg} [SNAP_INTERNAL]${debug ? '' : ' (run with --debug for details)'}\n`);
+  if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  return EXIT.error;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = new Command('snap')
+    .description('content-addressed, deduplicating snapshots of your files')
+    .version(VERSION)
+    .option('-r, --repo <dir>', 'repository (default: $SNAP_REPO, else $XDG_DATA_HOME/snap or ~/.local/share/snap)')
+    .option('--json', 'print results as JSON')
+    .option('-q, --quiet', 'print only warnings, errors and results')
+    .option('--lock-wait <duration>', 'how long to wait for another snap process using the repository (e.g. 30s, 5m)')
+    .option('--debug', 'show stack traces of errors')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  const run = async (fn: (ctx: Ctx) => Promise<void>, cmd: Command): Promise<void> => {
+    let ctx: Ctx | undefined;
+    try {
+      ctx = makeCtx(cmd);
+      await fn(ctx);
+      code = ctx.exitCode;
+    } catch (e) {
+      ctx?.sink.done();
+      code = report(e, cmd.optsWithGlobals().debug === true);
+    }
+  };
+  registerBackup(program, run);
+  registerList(program, run);
+  registerRestore(program, run);
+  registerIndex(program, run);
+  for (const c of program.commands) c.exitOverride();
+
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.ok;
+      return EXIT.usage;
+    }
+    return report(e, argv.includes('--debug'));
+  }
+  return code;
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    process.exitCode = report(e, process.argv.includes('--debug'));
+  },
+);

@@ -1,0 +1,53 @@
+// The CLI's progress sink: a throttled single status line on a terminal, nothing otherwise;
+// warnings and notices go to stderr as lines (or JSON lines with --json).
+import type { ProgressCounters, ProgressSink, Warning } from '../core/progress.js';
+import { bytes } from './format.js';
+
+export interface CliSink extends ProgressSink {
+  warnings: Warning[];
+  done(): void;
+}
+
+export function makeSink(opts: { json: boolean; quiet: boolean; stream: NodeJS.WriteStream }): CliSink {
+  const tty = opts.stream.isTTY === true && !opts.json && !opts.quiet;
+  const started = Date.now();
+  let last = 0;
+  let shown = false;
+  const clear = (): void => {
+    if (shown) {
+      opts.stream.write('\r\x1b[K');
+      shown = false;
+    }
+  };
+  const sink: CliSink = {
+    warnings: [],
+    progress(c: Readonly<ProgressCounters>): void {
+      if (!tty) return;
+      const now = Date.now();
+      if (now - last < 100) return;
+      last = now;
+      const secs = (now - started) / 1000;
+      const rate = secs > 0 ? `${bytes(c.bytes / secs)}/s` : '';
+      const width = (opts.stream.columns ?? 100) - 1;
+      let line = `${c.files} files, ${c.dirs} dirs, ${bytes(c.bytes)} ${rate} ${c.current ?? ''}`;
+      if (line.length > width) line = line.slice(0, width);
+      opts.stream.write(`\r\x1b[K${line}`);
+      shown = true;
+    },
+    warn(w: Warning): void {
+      sink.warnings.push(w);
+      clear();
+      if (opts.json) opts.stream.write(JSON.stringify({ warning: w }) + '\n');
+      else opts.stream.write(`warning: ${w.message}\n`);
+    },
+    info(message: string): void {
+      clear();
+      if (opts.json) opts.stream.write(JSON.stringify({ info: message }) + '\n');
+      else if (!opts.quiet) opts.stream.write(`snap: ${message}\n`);
+    },
+    done(): void {
+      clear();
+    },
+  };
+  return sink;
+}

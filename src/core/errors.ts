@@ -1,0 +1,64 @@
+// One error class for everything snap reports to a user. Codes are stable (docs/errors.md);
+// messages may change. The CLI prints `snap: <message> [CODE]` and never a stack trace.
+export const ErrorCodes = {
+  SNAP_USAGE: 'a wrong argument or option',
+  SNAP_NO_REPO: 'no repository at the given path',
+  SNAP_REPO_EXISTS: 'a repository (or other files) already exists at the path given to init',
+  SNAP_BAD_CONFIG: 'the repository config is missing, unreadable or of an unsupported version',
+  SNAP_NOT_FOUND: 'a snapshot, path or object that was asked for does not exist',
+  SNAP_AMBIGUOUS: 'a snapshot reference matches more than one snapshot',
+  SNAP_CORRUPT: 'repository data failed verification (hash mismatch, undecodable record)',
+  SNAP_MISSING_OBJECT: 'an object a snapshot references is not in the repository',
+  SNAP_IO: 'an operating-system error while reading or writing',
+  SNAP_NO_SPACE: 'the disk holding the repository or the restore target is full',
+  SNAP_PERMISSION: 'permission denied',
+  SNAP_LOCKED: 'the repository is locked by another process',
+  SNAP_UNSAFE_PATH: 'a snapshot entry would be written outside the restore target',
+  SNAP_EXISTS: 'a file already exists where snap would write one',
+  SNAP_PARTIAL: 'the operation finished, but some files could not be processed',
+  SNAP_DAMAGED: 'check found damage in the repository',
+  SNAP_INTERRUPTED: 'the operation was interrupted',
+  SNAP_INTERNAL: 'a bug in snap',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class SnapError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, opts?: { cause?: unknown }) {
+    super(message, opts?.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'SnapError';
+    this.code = code;
+  }
+}
+
+export function isSnapError(e: unknown, code?: ErrorCode): e is SnapError {
+  return e instanceof SnapError && (code === undefined || e.code === code);
+}
+
+/** Node's system errors carry `code` (ENOENT, EACCES, ...). */
+export function errnoCode(e: unknown): string | undefined {
+  if (e && typeof e === 'object' && 'code' in e && typeof (e as { code: unknown }).code === 'string') {
+    return (e as { code: string }).code;
+  }
+  return undefined;
+}
+
+/** Turn an operating-system error into a SnapError that says what snap was doing. */
+export function fromSystemError(e: unknown, doing: string): SnapError {
+  if (e instanceof SnapError) return e;
+  const errno = errnoCode(e);
+  const detail = e instanceof Error ? e.message : String(e);
+  switch (errno) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new SnapError('SNAP_NO_SPACE', `${doing}: no space left on device`, { cause: e });
+    case 'EACCES':
+    case 'EPERM':
+      return new SnapError('SNAP_PERMISSION', `${doing}: permission denied`, { cause: e });
+    case 'ENOENT':
+      return new SnapError('SNAP_NOT_FOUND', `${doing}: no such file or directory`, { cause: e });
+    default:
+      return new SnapError('SNAP_IO', `${doing}: ${detail}`, { cause: e });
+  }
+}

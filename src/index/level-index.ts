@@ -1,0 +1,228 @@
+// The LevelDB index: derived data, rebuilt from packs and snapshot records whenever it is missing,
+// incomplete or damaged (docs/format.md, "Index"). LevelDB allows one process at a time, so
+// opening waits (up to `waitMs`) for another snap process to finish with it.
+import * as fsp from 'node:fs/promises';
+import { Level } from 'level';
+import { SnapError } from '../core/errors.js';
+import { toHex } from '../core/ids.js';
+import type { ProgressSink } from '../core/progress.js';
+import { asArray, asBytes, asString, asUint, decodeCbor, encodeCbor } from '../model/cbor.js';
+import { decodeSnapshot, type StoredSnapshot } from '../model/snapshot.js';
+import type { ObjectType, PackEntry } from '../store/pack.js';
+import type { LocationIndex, ObjectLocation } from '../store/object-store.js';
+import { type CachedFile, decodeCachedFile, encodeCachedFile } from './files-cache.js';
+import { K_FILE, K_META, K_OBJECT, K_PACK, K_SNAP, K_SNAPID, key, prefixRange } from './keys.js';
+
+type DB = Level<Buffer, Buffer>;
+const ENC = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const;
+const INDEX_VERSION = '1';
+
+export interface IndexOpenOptions {
+  repoId: string;
+  waitMs: number;
+  sink: ProgressSink;
+}
+
+export interface PackInfo {
+  id: string;
+  size: number;
+  count: number;
+}
+
+export class LevelIndex implements LocationIndex {
+  private constructor(private readonly db: DB, readonly dir: string) {}
+
+  /** Open (creating if needed). `complete` is false when the index must be (re)built from storage. */
+  static async open(dir: string, o: IndexOpenOptions): Promise<{ index: LevelIndex; complete: boolean }> {
+    const db = await openWithWait(dir, o);
+    const idx = new LevelIndex(db, dir);
+    const stamp = await idx.getMeta('complete');
+    const complete = stamp === `${INDEX_VERSION}:${o.repoId}`;
+    return { index: idx, complete };
+  }
+
+  /** Throw away the whole directory (a damaged LevelDB) and start empty. */
+  static async destroy(dir: string): Promise<void> {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  // --- meta ---
+  async getMeta(name: string): Promise<string | undefined> {
+    const v = await this.db.get(key(K_META, name));
+    return v === undefined ? undefined : v.toString('utf8');
+  }
+
+  async setMeta(name: string, value: string, sync = false): Promise<void> {
+    await this.db.put(key(K_META, name), Buffer.from(value), { sync } as never);
+  }
+
+  async markComplete(repoId: string): Promise<void> {
+    await this.setMeta('complete', `${INDEX_VERSION}:${repoId}`, true);
+  }
+
+  /**
+   * A synchronous LevelDB write flushes its log, and with it every earlier write: called before a
+   * snapshot record is written, so the index survives a power loss that the record survives.
+   */
+  async sync(): Promise<void> {
+    await this.setMeta('synced', new Date().toISOString(), true);
+  }
+
+  /** Remove every derived record (objects, packs, snapshots, files cache). */
+  async clear(): Promise<void> {
+    await this.db.clear();
+  }
+
+  // --- objects and packs ---
+  async lookup(id: Buffer): Promise<ObjectLocation | undefined> {
+    const v = await this.db.get(key(K_OBJECT, id));
+    return v === undefined ? undefined : decodeLocation(v);
+  }
+
+  async addPack(packId: string, size: number, entries: PackEntry[]): Promise<void> {
+    const pack = Buffer.from(packId, 'hex');
+    const batch = this.db.batch();
+    for (const e of entries) {
+      batch.put(key(K_OBJECT, e.id), encodeCbor([pack, e.type === 'tree' ? 1 : 0, e.offset, e.length, e.rawLength, e.codec]));
+    }
+    batch.put(key(K_PACK, pack), encodeCbor([size, entries.length]));
+    await batch.write();
+  }
+
+  async removePack(packId: string, ids: Buffer[]): Promise<void> {
+    const batch = this.db.batch();
+    for (const id of ids) batch.del(key(K_OBJECT, id));
+    batch.del(key(K_PACK, Buffer.from(packId, 'hex')));
+    await batch.write();
+  }
+
+  async getPack(packId: string): Promise<PackInfo | undefined> {
+    const v = await this.db.get(key(K_PACK, Buffer.from(packId, 'hex')));
+    if (v === undefined) return undefined;
+    const a = asArray(decodeCbor(v, 'pack index entry'), 'pack index entry');
+    return { id: packId, size: asUint(a[0], 'size'), count: asUint(a[1], 'count') };
+  }
+
+  async *packs(): AsyncIterable<PackInfo> {
+    for await (const [k, v] of this.db.iterator(prefixRange(Buffer.from([K_PACK])))) {
+      const a = asArray(decodeCbor(v, 'pack index entry'), 'pack index entry');
+      yield { id: toHex(k.subarray(1)), size: asUint(a[0], 'size'), count: asUint(a[1], 'count') };
+    }
+  }
+
+  async *objects(): AsyncIterable<[Buffer, ObjectLocation]> {
+    for await (const [k, v] of this.db.iterator(prefixRange(Buffer.from([K_OBJECT])))) {
+      yield [Buffer.from(k.subarray(1)), decodeLocation(v)];
+    }
+  }
+
+  // --- snapshots ---
+  async putSnapshot(s: StoredSnapshot, bytes: Buffer): Promise<void> {
+    const batch = this.db.batch();
+    batch.put(key(K_SNAP, s.time, s.id), bytes);
+    batch.put(key(K_SNAPID, s.id), Buffer.from(s.time));
+    await batch.write();
+  }
+
+  async removeSnapshot(id: string): Promise<void> {
+    const t = await this.db.get(key(K_SNAPID, id));
+    if (t === undefined) return;
+    const batch = this.db.batch();
+    batch.del(key(K_SNAP, t.toString('latin1'), id));
+    batch.del(key(K_SNAPID, id));
+    await batch.write();
+  }
+
+  /** All snapshots, oldest first. */
+  async *snapshots(): AsyncIterable<StoredSnapshot> {
+    for await (const [k, v] of this.db.iterator(prefixRange(Buffer.from([K_SNAP])))) {
+      yield decodeSnapshot(v, k.subarray(1 + 24).toString('latin1'));
+    }
+  }
+
+  async snapshotIds(): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for await (const k of this.db.keys(prefixRange(Buffer.from([K_SNAPID])))) ids.add(k.subarray(1).toString('latin1'));
+    return ids;
+  }
+
+  // --- files cache ---
+  /** Cached entries of one directory, by name (latin1 of the raw bytes, a lossless key). */
+  async filesInDir(dir: Buffer): Promise<Map<string, CachedFile>> {
+    const out = new Map<string, CachedFile>();
+    const base = key(K_FILE, dir, Buffer.from([0]));
+    for await (const [k, v] of this.db.iterator(prefixRange(base))) {
+      const f = decodeCachedFile(v);
+      if (f) out.set(k.subarray(base.length).toString('latin1'), f);
+    }
+    return out;
+  }
+
+  async putFilesInDir(dir: Buffer, files: [Buffer, CachedFile][], stale: Buffer[]): Promise<void> {
+    if (files.length === 0 && stale.length === 0) return;
+    const batch = this.db.batch();
+    for (const [name, f] of files) batch.put(key(K_FILE, dir, Buffer.from([0]), name), encodeCachedFile(f));
+    for (const name of stale) batch.del(key(K_FILE, dir, Buffer.from([0]), name));
+    await batch.write();
+  }
+
+  async clearFilesCache(): Promise<void> {
+    await this.db.clear(prefixRange(Buffer.from([K_FILE])));
+  }
+}
+
+function decodeLocation(v: Buffer): ObjectLocation {
+  const a = asArray(decodeCbor(v, 'object index entry'), 'object index entry');
+  const t = asUint(a[1], 'type');
+  return {
+    pack: toHex(asBytes(a[0], 'pack')),
+    type: (t === 1 ? 'tree' : 'blob') as ObjectType,
+    offset: asUint(a[2], 'offset'),
+    length: asUint(a[3], 'length'),
+    rawLength: asUint(a[4], 'rawLength'),
+    codec: asUint(a[5], 'codec'),
+  };
+}
+
+function levelCode(e: unknown): string | undefined {
+  let cur: unknown = e;
+  while (cur && typeof cur === 'object') {
+    const c = (cur as { code?: unknown }).code;
+    if (c === 'LEVEL_LOCKED' || c === 'LEVEL_CORRUPTION') return c;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+async function openWithWait(dir: string, o: IndexOpenOptions): Promise<DB> {
+  // Owner-only, like everything else in the repository: the index names every backed-up path.
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  const start = Date.now();
+  let told = false;
+  for (;;) {
+    const db = new Level<Buffer, Buffer>(dir, ENC);
+    try {
+      await db.open();
+      return db;
+    } catch (e) {
+      const code = levelCode(e);
+      if (code === 'LEVEL_LOCKED') {
+        const waited = Date.now() - start;
+        if (waited >= o.waitMs) {
+          throw new SnapError('SNAP_LOCKED', `the repository index at ${dir} is in use by another snap process (waited ${Math.round(waited / 1000)} s; use --lock-wait to wait longer)`, { cause: e });
+        }
+        if (!told && waited > 500) {
+          o.sink.info?.('waiting for another snap process to release the repository index...');
+          told = true;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      throw new SnapError('SNAP_CORRUPT', `the repository index at ${dir} cannot be opened`, { cause: e });
+    }
+  }
+}

@@ -1,0 +1,95 @@
+// A tree entry: one file, directory, symlink or special file inside a directory of a snapshot.
+import { SnapError } from '../core/errors.js';
+import { asId } from '../core/ids.js';
+import { asArray, asBytes, asInt, asRecord, asString, asUint } from './cbor.js';
+
+export const NODE_TYPES = ['file', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev'] as const;
+export type NodeType = (typeof NODE_TYPES)[number];
+
+export interface Timestamp {
+  sec: number;
+  nsec: number;
+}
+
+export interface Node {
+  name: Buffer;
+  type: NodeType;
+  mode: number; // permission bits, 0o7777
+  uid: number;
+  gid: number;
+  user: string;
+  group: string;
+  mtime: Timestamp;
+  size: number; // bytes of file contents; 0 for other types
+  chunks?: Buffer[]; // file: content chunk ids in order
+  tree?: Buffer; // dir: subtree id
+  target?: Buffer; // symlink: target bytes
+  rdev?: number; // chardev/blockdev
+  /** Hard-link group: set only on files with more than one link; equal keys are one inode. */
+  inode?: { dev: number; ino: number; links: number };
+}
+
+/** A name that is safe to create inside a directory. Crafted trees with others are corrupt. */
+export function isSafeName(name: Uint8Array): boolean {
+  if (name.length === 0 || name.length > 4096) return false;
+  if (name.length === 1 && name[0] === 0x2e) return false;
+  if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return false;
+  return !name.includes(0x2f) && !name.includes(0);
+}
+
+/** The CBOR form. Keys are written in this fixed order so identical nodes give identical bytes. */
+export function nodeToRecord(n: Node): Record<string, unknown> {
+  const r: Record<string, unknown> = {
+    name: n.name,
+    type: n.type,
+    mode: n.mode,
+    uid: n.uid,
+    gid: n.gid,
+    user: n.user,
+    group: n.group,
+    mtime: [n.mtime.sec, n.mtime.nsec],
+    size: n.size,
+  };
+  if (n.chunks) r.chunks = n.chunks;
+  if (n.tree) r.tree = n.tree;
+  if (n.target) r.target = n.target;
+  if (n.rdev !== undefined) r.rdev = n.rdev;
+  if (n.inode) r.inode = [n.inode.dev, n.inode.ino, n.inode.links];
+  return r;
+}
+
+export function nodeFromRecord(v: unknown, what: string): Node {
+  const r = asRecord(v, what);
+  const name = asBytes(r.name, `${what}.name`);
+  if (!isSafeName(name)) throw new SnapError('SNAP_CORRUPT', `${what}: unsafe entry name ${JSON.stringify(name.toString('latin1'))}`);
+  const type = asString(r.type, `${what}.type`) as NodeType;
+  if (!NODE_TYPES.includes(type)) throw new SnapError('SNAP_CORRUPT', `${what}: unknown entry type ${JSON.stringify(type)}`);
+  const mt = asArray(r.mtime, `${what}.mtime`);
+  const nsec = asUint(mt[1], `${what}.mtime[1]`);
+  if (mt.length !== 2 || nsec > 999_999_999) throw new SnapError('SNAP_CORRUPT', `${what}.mtime: expected [sec, nsec]`);
+  const n: Node = {
+    name,
+    type,
+    mode: asUint(r.mode, `${what}.mode`) & 0o7777,
+    uid: asUint(r.uid, `${what}.uid`),
+    gid: asUint(r.gid, `${what}.gid`),
+    user: asString(r.user, `${what}.user`),
+    group: asString(r.group, `${what}.group`),
+    mtime: { sec: asInt(mt[0], `${what}.mtime[0]`), nsec },
+    size: asUint(r.size, `${what}.size`),
+  };
+  if (type === 'file') {
+    n.chunks = asArray(r.chunks ?? [], `${what}.chunks`).map((c, i) => asId(c, `${what}.chunks[${i}]`));
+    if (r.inode !== undefined) {
+      const ino = asArray(r.inode, `${what}.inode`);
+      n.inode = { dev: asUint(ino[0], `${what}.inode[0]`), ino: asUint(ino[1], `${what}.inode[1]`), links: asUint(ino[2], `${what}.inode[2]`) };
+    }
+  } else if (type === 'dir') {
+    n.tree = asId(r.tree, `${what}.tree`);
+  } else if (type === 'symlink') {
+    n.target = asBytes(r.target, `${what}.target`);
+  } else if (type === 'chardev' || type === 'blockdev') {
+    n.rdev = asUint(r.rdev ?? 0, `${what}.rdev`);
+  }
+  return n;
+}

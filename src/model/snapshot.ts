@@ -1,0 +1,89 @@
+// A snapshot record: what was backed up, when, from where, and the root tree. Stored as CBOR at
+// `snapshots/<sha256 of the record>`.
+import { SnapError } from '../core/errors.js';
+import { asId, sha256, toHex } from '../core/ids.js';
+import { asRecord, asString, asStringArray, asUint, decodeCbor, encodeCbor, type Rec } from './cbor.js';
+
+export const SNAPSHOT_VERSION = 1;
+
+export interface SnapshotSummary {
+  filesNew: number;
+  filesChanged: number;
+  filesUnchanged: number;
+  dirsNew: number;
+  dirsChanged: number;
+  dirsUnchanged: number;
+  bytesRead: number; // bytes of file contents read from the source
+  totalBytes: number; // logical size of every file in the snapshot
+  totalFiles: number;
+  dataAdded: number; // bytes added to the repository after dedup and compression (pack payload)
+  objectsAdded: number;
+  warnings: number;
+  durationMs: number;
+}
+
+export interface Snapshot {
+  time: string; // ISO 8601, UTC, millisecond precision
+  hostname: string;
+  username: string;
+  paths: string[];
+  tags: string[];
+  tree: Buffer;
+  parent?: Buffer;
+  program: string;
+  excludes: string[];
+  summary: SnapshotSummary;
+}
+
+export interface StoredSnapshot extends Snapshot {
+  id: string; // hex
+}
+
+const SUMMARY_KEYS: (keyof SnapshotSummary)[] = [
+  'filesNew', 'filesChanged', 'filesUnchanged', 'dirsNew', 'dirsChanged', 'dirsUnchanged',
+  'bytesRead', 'totalBytes', 'totalFiles', 'dataAdded', 'objectsAdded', 'warnings', 'durationMs',
+];
+
+export function encodeSnapshot(s: Snapshot): { id: string; bytes: Buffer } {
+  const rec: Rec = {
+    v: SNAPSHOT_VERSION,
+    time: s.time,
+    hostname: s.hostname,
+    username: s.username,
+    paths: s.paths,
+    tags: s.tags,
+    tree: s.tree,
+    program: s.program,
+    excludes: s.excludes,
+    summary: Object.fromEntries(SUMMARY_KEYS.map((k) => [k, s.summary[k]])),
+  };
+  if (s.parent) rec.parent = s.parent;
+  const bytes = encodeCbor(rec);
+  return { id: toHex(sha256(bytes)), bytes };
+}
+
+export function decodeSnapshot(bytes: Uint8Array, id: string): StoredSnapshot {
+  const what = `snapshot ${id.slice(0, 8)}`;
+  if (toHex(sha256(bytes)) !== id) throw new SnapError('SNAP_CORRUPT', `${what}: content does not match its id`);
+  const r = asRecord(decodeCbor(bytes, what), what);
+  const v = asUint(r.v, `${what}.v`);
+  if (v !== SNAPSHOT_VERSION) throw new SnapError('SNAP_CORRUPT', `${what}: unsupported snapshot version ${v}`);
+  const time = asString(r.time, `${what}.time`);
+  if (Number.isNaN(Date.parse(time))) throw new SnapError('SNAP_CORRUPT', `${what}.time: not a date`);
+  const sum = asRecord(r.summary, `${what}.summary`);
+  const summary = Object.fromEntries(SUMMARY_KEYS.map((k) => [k, asUint(sum[k] ?? 0, `${what}.summary.${k}`)])) as unknown as SnapshotSummary;
+  const snap: StoredSnapshot = {
+    id,
+    time,
+    hostname: asString(r.hostname, `${what}.hostname`),
+    username: asString(r.username, `${what}.username`),
+    paths: asStringArray(r.paths, `${what}.paths`),
+    tags: asStringArray(r.tags, `${what}.tags`),
+    tree: asId(r.tree, `${what}.tree`),
+    program: asString(r.program, `${what}.program`),
+    excludes: asStringArray(r.excludes ?? [], `${what}.excludes`),
+    summary,
+  };
+  if (r.parent !== undefined) snap.parent = asId(r.parent, `${what}.parent`);
+  return snap;
+}

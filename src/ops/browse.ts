@@ -1,0 +1,43 @@
+// `snap ls` and `snap cat`: read a directory listing or a file's bytes out of a snapshot.
+import { SnapError } from '../core/errors.js';
+import { joinPath } from '../core/bytes.js';
+import type { Node } from '../model/node.js';
+import type { StoredSnapshot } from '../model/snapshot.js';
+import type { Repository } from '../repo/repository.js';
+import { locate } from './navigate.js';
+
+export interface ListedEntry {
+  path: Buffer;
+  node: Node;
+}
+
+/** Entries of a directory (or the single entry for a file), optionally recursive, streamed. */
+export async function* listPath(repo: Repository, snap: StoredSnapshot, userPath: string, recursive: boolean): AsyncIterable<ListedEntry> {
+  const at = await locate(repo, snap, userPath);
+  if (at.node && at.node.type !== 'dir') {
+    yield { path: at.path, node: at.node };
+    return;
+  }
+  yield* walk(repo, at.tree!, at.path.length === 0 ? Buffer.from('/') : at.path, recursive);
+}
+
+async function* walk(repo: Repository, tree: Buffer, dir: Buffer, recursive: boolean): AsyncIterable<ListedEntry> {
+  for (const node of await repo.readTree(tree)) {
+    const p = joinPath(dir, node.name);
+    yield { path: p, node };
+    if (recursive && node.type === 'dir') yield* walk(repo, node.tree!, p, true);
+  }
+}
+
+/** A file's bytes, chunk by chunk, each verified against its id. */
+export async function* fileChunks(repo: Repository, node: Node): AsyncIterable<Buffer> {
+  for (const id of node.chunks ?? []) yield await repo.objects.get(id, 'blob');
+}
+
+export async function catFile(repo: Repository, snap: StoredSnapshot, userPath: string): Promise<{ node: Node; chunks: AsyncIterable<Buffer> }> {
+  const at = await locate(repo, snap, userPath);
+  if (!at.node || at.node.type !== 'file') {
+    throw new SnapError('SNAP_USAGE', `${userPath} is ${at.node ? `a ${at.node.type}` : 'the snapshot root'}, not a file`);
+  }
+  return { node: at.node, chunks: fileChunks(repo, at.node) };
+}

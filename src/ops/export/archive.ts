@@ -1,0 +1,129 @@
+// Archive writers for `snap export`: the shared entry model, the byte sink that honours
+// back-pressure, and the factory. The format details live in tar.ts and zip.ts; both only
+// `import type` from here, so there is no runtime import cycle.
+import { once } from 'node:events';
+import { finished } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { TarWriter } from './tar.js';
+import { ZipWriter } from './zip.js';
+
+export type ArchiveEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'fifo' | 'chardev' | 'blockdev';
+
+export interface ArchiveEntry {
+  /** Relative path bytes, '/'-separated, no leading slash; may be invalid UTF-8 and longer than 255 bytes. */
+  path: Buffer;
+  type: ArchiveEntryType;
+  /** Permission bits including setuid/setgid/sticky (07777); file-type bits are ignored. */
+  mode: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  mtime: { sec: number; nsec: number };
+  /** File size in bytes (0 for non-files); may exceed 4 GiB and 2^33. */
+  size: number;
+  /** Symlink target bytes, or for 'hardlink' the archive path of the first entry. */
+  linkTarget?: Buffer;
+  devMajor?: number;
+  devMinor?: number;
+  /**
+   * File contents, exactly `size` bytes in total. Zip has no hard links, so the zip writer stores
+   * a 'hardlink' entry as a full copy and needs `size` and `data` for it too (tar ignores them).
+   */
+  data?: () => AsyncIterable<Uint8Array>;
+}
+
+export interface ArchiveWriter {
+  /** Writes one entry; resolves once its bytes were accepted by the output (waits for 'drain'). */
+  add(entry: ArchiveEntry): Promise<void>;
+  /** Writes the trailer, ends the output (never process.stdout/stderr) and waits until it is flushed. */
+  finish(): Promise<void>;
+}
+
+export type ArchiveFormat = 'tar' | 'tar.gz' | 'zip';
+
+/** Where the writers put their bytes; `position` is the count written so far (zip needs offsets). */
+export interface ByteSink {
+  readonly position: number;
+  write(chunk: Uint8Array): Promise<void>;
+  end(): Promise<void>;
+}
+
+export function formatFromName(name: string): ArchiveFormat | undefined {
+  const lower = name.toLowerCase();
+  if (lower.endsWith('.tar.gz') || lower.endsWith('.tgz')) return 'tar.gz';
+  if (lower.endsWith('.tar')) return 'tar';
+  if (lower.endsWith('.zip')) return 'zip';
+  return undefined;
+}
+
+/** `gzipLevel` (default 6) is the deflate level of both tar.gz and zip members. */
+export function createArchiveWriter(
+  format: ArchiveFormat,
+  out: NodeJS.WritableStream,
+  opts: { gzipLevel?: number } = {},
+): ArchiveWriter {
+  const level = opts.gzipLevel ?? 6;
+  switch (format) {
+    case 'tar':
+      return new TarWriter(new StreamSink(out, out));
+    case 'tar.gz':
+      // node:zlib measured 1.3-3x faster than fflate's Gzip and runs on the thread pool (see
+      // docs/design-export.md), leaving the main thread free to read the snapshot.
+      return new TarWriter(new StreamSink(createGzip({ level }), out));
+    case 'zip':
+      return new ZipWriter(new StreamSink(out, out), level);
+  }
+}
+
+/**
+ * Writes into `head`, which is `out` itself or a transform piped into `out`. Any error on either
+ * stream fails the pending and all later writes instead of leaving them waiting for a 'drain'
+ * that never comes.
+ */
+class StreamSink implements ByteSink {
+  position = 0;
+  private error: Error | undefined;
+  private readonly failed: Promise<never>;
+
+  constructor(
+    private readonly head: NodeJS.WritableStream,
+    private readonly out: NodeJS.WritableStream,
+  ) {
+    let reject: (e: Error) => void = () => {};
+    this.failed = new Promise<never>((_, rej) => (reject = rej));
+    this.failed.catch(() => {}); // observed through write()/end(); avoid an unhandled rejection
+    const onError = (e: Error): void => {
+      this.error ??= e;
+      reject(e);
+    };
+    head.on('error', onError);
+    if (head !== out) {
+      out.on('error', onError);
+      (head as unknown as NodeJS.ReadableStream).pipe(out);
+    }
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.error) throw this.error;
+    if (chunk.length === 0) return;
+    this.position += chunk.length;
+    if (!this.head.write(chunk)) await Promise.race([once(this.head, 'drain'), this.failed]);
+  }
+
+  async end(): Promise<void> {
+    if (this.error) throw this.error;
+    // Node never ends stdout/stderr (pipe() skips them too), so wait until they took the bytes.
+    const stdio = this.out === process.stdout || this.out === process.stderr;
+    if (this.head !== this.out) {
+      this.head.end();
+      await Promise.race([finished(this.head as unknown as NodeJS.ReadableStream), this.failed]);
+    } else if (!stdio) {
+      this.out.end();
+    }
+    if (!stdio) await Promise.race([finished(this.out), this.failed]);
+    else if ((this.out as { writableNeedDrain?: boolean }).writableNeedDrain) {
+      await Promise.race([once(this.out, 'drain'), this.failed]);
+    }
+  }
+}

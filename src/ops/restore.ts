@@ -1,0 +1,333 @@
+// `snap restore`: recreate a snapshot (or parts of it) under a target directory.
+// Safety: names in trees are validated on decode (no '/', '.', '..'); every directory on the way is
+// lstat'ed and a symlink or other non-directory is refused, so nothing is written outside the
+// target. Every file is written to a temporary name and renamed, so an interrupted restore never
+// leaves a complete-looking file. Directory metadata is applied after their children.
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { errnoCode, fromSystemError, isSnapError } from '../core/errors.js';
+import { displayName, isAllZero, joinPath } from '../core/bytes.js';
+import { randomHex } from '../core/ids.js';
+import { TaskPool } from '../core/pool.js';
+import type { ProgressSink } from '../core/progress.js';
+import type { Node } from '../model/node.js';
+import type { StoredSnapshot } from '../model/snapshot.js';
+import type { Repository } from '../repo/repository.js';
+import { splitPath } from './navigate.js';
+import { makeDevice, makeFifo } from './special-files.js';
+
+export type OverwritePolicy = 'never' | 'if-changed' | 'always';
+
+export interface RestoreOptions {
+  target: string;
+  include?: string[];
+  dryRun?: boolean;
+  overwrite?: OverwritePolicy;
+  /** Restore ownership (only root can). */
+  asRoot: boolean;
+  sink: ProgressSink;
+  concurrency?: number;
+}
+
+export interface RestoreResult {
+  files: number;
+  dirs: number;
+  links: number;
+  special: number;
+  bytes: number;
+  unchanged: number;
+  skipped: number;
+  damaged: string[];
+  warnings: number;
+}
+
+const TMP_PREFIX = '.snap-restore-';
+
+export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o: RestoreOptions): Promise<RestoreResult> {
+  const r = new Restorer(repo, o);
+  await r.run(snap);
+  return r.result;
+}
+
+class Restorer {
+  readonly result: RestoreResult = { files: 0, dirs: 0, links: 0, special: 0, bytes: 0, unchanged: 0, skipped: 0, damaged: [], warnings: 0 };
+  private readonly pool: TaskPool;
+  private readonly includes: Buffer[][];
+  private readonly hardlinks = new Map<string, Promise<Buffer | undefined>>();
+  private readonly dirMeta: [Buffer, Node][] = [];
+  private readonly policy: OverwritePolicy;
+  private targetRoot = '';
+  private progress = { files: 0, dirs: 0, bytes: 0, current: '' };
+
+  constructor(private readonly repo: Repository, private readonly o: RestoreOptions) {
+    this.pool = new TaskPool(o.concurrency ?? 8, 64);
+    this.includes = (o.include ?? []).map((p) => splitPath(Buffer.from(p)));
+    this.policy = o.overwrite ?? 'never';
+  }
+
+  private warn(code: string, p: Buffer, message: string): void {
+    this.result.warnings++;
+    const shown = displayName(p);
+    this.o.sink.warn?.({ code, path: shown, message: `${shown}: ${message}` });
+  }
+
+  /** 'all': restore everything below; 'partial': on the way to an include; 'none': skip. */
+  private scope(parts: Buffer[]): 'all' | 'partial' | 'none' {
+    if (this.includes.length === 0) return 'all';
+    let partial = false;
+    for (const inc of this.includes) {
+      const n = Math.min(inc.length, parts.length);
+      let same = true;
+      for (let i = 0; i < n && same; i++) same = inc[i]!.equals(parts[i]!);
+      if (!same) continue;
+      if (parts.length >= inc.length) return 'all';
+      partial = true;
+    }
+    return partial ? 'partial' : 'none';
+  }
+
+  async run(snap: StoredSnapshot): Promise<void> {
+    const target = path.resolve(this.o.target);
+    if (!this.o.dryRun) {
+      try {
+        await fsp.mkdir(target, { recursive: true, mode: 0o700 });
+        this.targetRoot = await fsp.realpath(target);
+      } catch (e) {
+        throw fromSystemError(e, `restore target ${target}`);
+      }
+    }
+    await this.tree(snap.tree, Buffer.from(this.targetRoot || target), [], 'all');
+    await this.pool.drain();
+    if (!this.o.dryRun) {
+      for (const [dir, node] of this.dirMeta) await this.applyMeta(dir, node, false);
+    }
+  }
+
+  private async tree(id: Buffer, dest: Buffer, parts: Buffer[], scope: 'all' | 'partial'): Promise<void> {
+    let nodes: Node[];
+    try {
+      nodes = await this.repo.readTree(id);
+    } catch (e) {
+      if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+      this.result.damaged.push(displayName(dest));
+      this.warn(e.code, dest, `directory contents cannot be restored: ${e.message}`);
+      return;
+    }
+    for (const node of nodes) {
+      const childParts = [...parts, node.name];
+      const s = scope === 'all' ? 'all' : this.scope(childParts);
+      if (s === 'none') continue;
+      const childDest = joinPath(dest, node.name);
+      if (node.type === 'dir') {
+        if (!(await this.dir(childDest))) continue;
+        await this.tree(node.tree!, childDest, childParts, s);
+        this.dirMeta.push([childDest, node]);
+      } else if (s === 'all') {
+        await this.pool.run(() => this.entry(node, childDest, dest));
+      }
+    }
+  }
+
+  /** Make sure a directory exists at `p` and is a real directory (never a symlink). */
+  private async dir(p: Buffer): Promise<boolean> {
+    this.result.dirs++;
+    this.progress.dirs++;
+    if (this.o.dryRun) return true;
+    const st = await fsp.lstat(p).catch((e) => {
+      if (errnoCode(e) === 'ENOENT') return undefined;
+      throw fromSystemError(e, `restoring ${displayName(p)}`);
+    });
+    if (st?.isDirectory()) return true;
+    if (st) {
+      this.result.skipped++;
+      this.warn('SNAP_UNSAFE_PATH', p, `exists and is not a directory (${st.isSymbolicLink() ? 'a symlink, not followed' : 'a file'}); its contents are not restored`);
+      return false;
+    }
+    try {
+      await fsp.mkdir(p, { mode: 0o700 });
+    } catch (e) {
+      throw fromSystemError(e, `creating ${displayName(p)}`);
+    }
+    return true;
+  }
+
+  private async entry(node: Node, dest: Buffer, dir: Buffer): Promise<void> {
+    try {
+      if (node.type === 'file') await this.file(node, dest, dir);
+      else if (node.type === 'symlink') await this.symlink(node, dest, dir);
+      else if (node.type === 'socket') this.result.special++; // a socket cannot be recreated; its listener is gone
+      else await this.special(node, dest);
+    } catch (e) {
+      const se = fromSystemError(e, `restoring ${displayName(dest)}`);
+      if (se.code === 'SNAP_NO_SPACE' || se.code === 'SNAP_INTERNAL') throw se;
+      this.result.skipped++;
+      this.warn(se.code, dest, se.message);
+    }
+  }
+
+  /** Decide what to do with an existing entry at `dest`; true means write. */
+  private async mayWrite(node: Node, dest: Buffer): Promise<boolean> {
+    const st = await fsp.lstat(dest).catch(() => undefined);
+    if (!st) return true;
+    if (st.isDirectory()) {
+      this.result.skipped++;
+      this.warn('SNAP_EXISTS', dest, 'a directory is in the way; not replaced');
+      return false;
+    }
+    const same = node.type === 'file' && st.isFile() && st.size === node.size && sameMtime(st, node);
+    if (same && this.policy !== 'always') {
+      this.result.unchanged++;
+      return false;
+    }
+    if (this.policy === 'never') {
+      this.result.skipped++;
+      this.warn('SNAP_EXISTS', dest, "exists and differs; not overwritten (use --overwrite if-changed or always)");
+      return false;
+    }
+    return true;
+  }
+
+  private tmpName(dir: Buffer): Buffer {
+    return joinPath(dir, Buffer.from(TMP_PREFIX + randomHex(8)));
+  }
+
+  private async file(node: Node, dest: Buffer, dir: Buffer): Promise<void> {
+    if (node.inode) {
+      const key = `${node.inode.dev}:${node.inode.ino}`;
+      const first = this.hardlinks.get(key);
+      if (first) {
+        const firstPath = await first;
+        if (firstPath && (await this.link(node, firstPath, dest, dir))) return;
+      }
+    }
+    let register: ((p: Buffer | undefined) => void) | undefined;
+    if (node.inode) {
+      const key = `${node.inode.dev}:${node.inode.ino}`;
+      if (!this.hardlinks.has(key)) this.hardlinks.set(key, new Promise((r) => (register = r)));
+    }
+    let written: Buffer | undefined;
+    try {
+      written = await this.writeFile(node, dest, dir);
+    } finally {
+      register?.(written);
+    }
+  }
+
+  private async link(node: Node, firstPath: Buffer, dest: Buffer, dir: Buffer): Promise<boolean> {
+    if (!(await this.mayWrite(node, dest))) return true;
+    this.result.links++;
+    if (this.o.dryRun) return true;
+    const tmp = this.tmpName(dir);
+    await fsp.link(firstPath, tmp);
+    await fsp.rename(tmp, dest);
+    return true;
+  }
+
+  private async writeFile(node: Node, dest: Buffer, dir: Buffer): Promise<Buffer | undefined> {
+    if (!(await this.mayWrite(node, dest))) return undefined;
+    this.result.files++;
+    this.result.bytes += node.size;
+    this.progress.files++;
+    if (this.o.dryRun) return dest;
+    const tmp = this.tmpName(dir);
+    const fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    let ok = false;
+    try {
+      let pos = 0;
+      for (const id of node.chunks ?? []) {
+        let data: Buffer;
+        try {
+          data = await this.repo.objects.get(id, 'blob');
+        } catch (e) {
+          if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+          this.result.damaged.push(displayName(dest));
+          this.result.files--;
+          this.warn(e.code, dest, `not restored, its data is damaged: ${e.message}`);
+          return undefined;
+        }
+        // Runs of zeros are not written: sparse files stay sparse (the final truncate sets the size).
+        if (!isAllZero(data)) await writeAll(fh, data, pos);
+        pos += data.length;
+        this.progress.bytes += data.length;
+      }
+      if (pos !== node.size) {
+        this.result.damaged.push(displayName(dest));
+        this.warn('SNAP_CORRUPT', dest, `chunks hold ${pos} bytes but the file has ${node.size}; not restored`);
+        return undefined;
+      }
+      await fh.truncate(node.size);
+      if (this.o.asRoot) await fh.chown(node.uid, node.gid);
+      await fh.chmod(node.mode);
+      await fh.utimes(toTime(node), toTime(node));
+      ok = true;
+    } finally {
+      await fh.close();
+      if (!ok) await fsp.rm(tmp, { force: true });
+    }
+    await fsp.rename(tmp, dest);
+    this.progress.current = displayName(dest);
+    this.o.sink.progress?.(this.progress);
+    return dest;
+  }
+
+  private async symlink(node: Node, dest: Buffer, dir: Buffer): Promise<void> {
+    if (!(await this.mayWrite(node, dest))) return;
+    this.result.special++;
+    if (this.o.dryRun) return;
+    const tmp = this.tmpName(dir);
+    await fsp.symlink(node.target!, tmp);
+    if (this.o.asRoot) await fsp.lchown(tmp, node.uid, node.gid);
+    await fsp.lutimes(tmp, toTime(node), toTime(node));
+    await fsp.rename(tmp, dest);
+  }
+
+  private async special(node: Node, dest: Buffer): Promise<void> {
+    if ((node.type === 'chardev' || node.type === 'blockdev') && !this.o.asRoot) {
+      this.result.skipped++;
+      this.warn('SNAP_PERMISSION', dest, `is a device node; only root can create it (skipped)`);
+      return;
+    }
+    if (!(await this.mayWrite(node, dest))) return;
+    this.result.special++;
+    if (this.o.dryRun) return;
+    // An ASCII temporary name in the target root: the helper programs take string arguments.
+    const tmp = path.join(this.targetRoot, TMP_PREFIX + randomHex(8));
+    if (node.type === 'fifo') makeFifo(tmp);
+    else makeDevice(tmp, node.type as 'chardev' | 'blockdev', node.rdev ?? 0);
+    try {
+      await this.applyMeta(Buffer.from(tmp), node, false);
+      await fsp.rename(tmp, dest);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  private async applyMeta(p: Buffer, node: Node, isLink: boolean): Promise<void> {
+    try {
+      if (this.o.asRoot) await (isLink ? fsp.lchown : fsp.chown)(p, node.uid, node.gid);
+      if (!isLink) await fsp.chmod(p, node.mode);
+      await (isLink ? fsp.lutimes : fsp.utimes)(p, toTime(node), toTime(node));
+    } catch (e) {
+      this.warn(errnoCode(e) ?? 'SNAP_IO', p, `metadata not restored: ${(e as Error).message}`);
+    }
+  }
+}
+
+async function writeAll(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<void> {
+  let off = 0;
+  while (off < data.length) {
+    const { bytesWritten } = await fh.write(data, off, data.length - off, pos + off);
+    off += bytesWritten;
+  }
+}
+
+/** Seconds as a double: libuv's utimes takes a double, so precision is about 0.25 µs today. */
+function toTime(n: Node): number {
+  return n.mtime.sec + n.mtime.nsec / 1e9;
+}
+
+function sameMtime(st: fs.Stats, n: Node): boolean {
+  return Math.abs(st.mtimeMs - (n.mtime.sec * 1000 + n.mtime.nsec / 1e6)) < 0.001;
+}

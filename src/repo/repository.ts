@@ -1,0 +1,222 @@
+// A repository: a backend for the blobs, the config that fixes chunking and compression, the
+// object store and the LevelDB index, composed. Opening checks the index and rebuilds it when it
+// is missing or damaged; it always reconciles the snapshot list with storage (a cheap listing).
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { SnapError, isSnapError } from '../core/errors.js';
+import { randomHex, toHex } from '../core/ids.js';
+import type { Clock } from '../core/clock.js';
+import { systemClock } from '../core/clock.js';
+import type { ProgressSink } from '../core/progress.js';
+import type { Backend } from '../backend/backend.js';
+import { LocalBackend } from '../backend/local.js';
+import { type RepoConfig, decodeConfig, encodeConfig, FORMAT_VERSION } from '../model/config.js';
+import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
+import { decodeTree } from '../model/tree.js';
+import type { Node } from '../model/node.js';
+import { type Gear, makeGear } from '../store/chunker.js';
+import { ObjectStore } from '../store/object-store.js';
+import { readPackHeader, packIdFromName } from '../store/pack.js';
+import { LevelIndex } from '../index/level-index.js';
+import { CONFIG, DATA, INDEX_DIR, SNAPSHOTS, snapshotIdFromName, snapshotName } from './layout.js';
+
+export interface RepoOptions {
+  sink: ProgressSink;
+  clock?: Clock;
+  /** How long to wait for another process that holds the index. */
+  lockWaitMs?: number;
+}
+
+export const DEFAULT_CHUNKER = { minSize: 512 * 1024, avgSize: 1024 * 1024, maxSize: 8 * 1024 * 1024 };
+export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
+
+export class Repository {
+  readonly objects: ObjectStore;
+  readonly gear: Gear;
+  private treeCache = new Map<string, Node[]>();
+
+  private constructor(
+    readonly root: string,
+    readonly backend: Backend,
+    readonly config: RepoConfig,
+    readonly index: LevelIndex,
+    readonly sink: ProgressSink,
+    readonly clock: Clock,
+  ) {
+    this.gear = makeGear(config.chunker);
+    this.objects = new ObjectStore(backend, index, {
+      codec: config.compression.codec,
+      level: config.compression.level,
+      packSize: config.packSize,
+    });
+  }
+
+  /** Create a new repository in an empty or missing directory. */
+  static async init(root: string, o: RepoOptions, overrides: Partial<RepoConfig> = {}): Promise<Repository> {
+    const abs = path.resolve(root);
+    const existing = await fsp.readdir(abs).catch(() => [] as string[]);
+    if (existing.includes(CONFIG)) throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${abs}`);
+    if (existing.length > 0) throw new SnapError('SNAP_REPO_EXISTS', `${abs} is not empty; choose an empty or new directory for a repository`);
+    await fsp.mkdir(abs, { recursive: true, mode: 0o700 });
+    await fsp.chmod(abs, 0o700);
+    const clock = o.clock ?? systemClock;
+    const config: RepoConfig = {
+      format: 'snap-repository',
+      version: FORMAT_VERSION,
+      id: randomHex(16),
+      created: clock.now().toISOString(),
+      hash: 'sha256',
+      chunker: { algorithm: 'fastcdc-gear32-nc2', ...DEFAULT_CHUNKER, gearSeed: randomHex(32) },
+      compression: { codec: 'deflate', level: 1 },
+      packSize: DEFAULT_PACK_SIZE,
+      ...overrides,
+    };
+    const backend = new LocalBackend(abs);
+    if (!(await backend.putIfAbsent(CONFIG, encodeConfig(config)))) {
+      throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${abs}`);
+    }
+    const { index } = await LevelIndex.open(path.join(abs, INDEX_DIR), { repoId: config.id, waitMs: o.lockWaitMs ?? 0, sink: o.sink });
+    await index.markComplete(config.id);
+    return new Repository(abs, backend, config, index, o.sink, clock);
+  }
+
+  static async open(root: string, o: RepoOptions): Promise<Repository> {
+    const abs = path.resolve(root);
+    const st = await fsp.stat(abs).catch(() => undefined);
+    if (!st) throw new SnapError('SNAP_NO_REPO', `there is no repository at ${abs} (run 'snap init --repo ${abs}' to create one)`);
+    if (!st.isDirectory()) throw new SnapError('SNAP_NO_REPO', `${abs} is not a repository (not a directory)`);
+    const backend = new LocalBackend(abs);
+    let configBytes: Buffer;
+    try {
+      configBytes = await backend.get(CONFIG);
+    } catch (e) {
+      if (isSnapError(e, 'SNAP_MISSING_OBJECT')) {
+        const entries = await fsp.readdir(abs);
+        const looksLikeRepo = entries.includes('data') || entries.includes('snapshots');
+        throw new SnapError(
+          looksLikeRepo ? 'SNAP_BAD_CONFIG' : 'SNAP_NO_REPO',
+          looksLikeRepo
+            ? `the repository at ${abs} has lost its config file; it cannot be read without it`
+            : `there is no repository at ${abs} (run 'snap init --repo ${abs}' to create one)`,
+        );
+      }
+      throw e;
+    }
+    const config = decodeConfig(configBytes, abs);
+    const indexDir = path.join(abs, INDEX_DIR);
+    const opts = { repoId: config.id, waitMs: o.lockWaitMs ?? 60_000, sink: o.sink };
+    let opened: { index: LevelIndex; complete: boolean };
+    try {
+      opened = await LevelIndex.open(indexDir, opts);
+    } catch (e) {
+      if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
+      o.sink.info?.(`the repository index is damaged (${e.cause instanceof Error ? e.cause.message : 'cannot open'}); rebuilding it from the repository`);
+      await LevelIndex.destroy(indexDir);
+      opened = await LevelIndex.open(indexDir, opts);
+    }
+    const repo = new Repository(abs, backend, config, opened.index, o.sink, o.clock ?? systemClock);
+    try {
+      if (!opened.complete) {
+        o.sink.info?.('the repository index is missing or incomplete; rebuilding it from the repository');
+        await repo.rebuildIndex();
+      } else {
+        await repo.reconcileSnapshots();
+      }
+    } catch (e) {
+      await repo.close();
+      throw e;
+    }
+    return repo;
+  }
+
+  async close(): Promise<void> {
+    await this.index.close();
+    await this.backend.close();
+  }
+
+  /** Rebuild every derived record of the index from pack headers and snapshot records. */
+  async rebuildIndex(): Promise<{ packs: number; objects: number; snapshots: number; problems: string[] }> {
+    const problems: string[] = [];
+    await this.index.setMeta('complete', 'rebuilding', true);
+    await this.index.clear();
+    let packs = 0;
+    let objects = 0;
+    for await (const blob of this.backend.list(DATA)) {
+      const packId = packIdFromName(blob.name);
+      if (!packId) continue;
+      try {
+        const entries = await readPackHeader(this.backend, packId);
+        await this.index.addPack(packId, blob.size, entries);
+        packs++;
+        objects += entries.length;
+      } catch (e) {
+        const msg = `pack ${packId.slice(0, 12)} skipped: ${e instanceof Error ? e.message : String(e)}`;
+        problems.push(msg);
+        this.sink.warn?.({ code: isSnapError(e) ? e.code : 'SNAP_IO', path: blob.name, message: msg });
+      }
+    }
+    const snaps = await this.reconcileSnapshots();
+    await this.index.markComplete(this.config.id);
+    this.sink.info?.(`index rebuilt: ${packs} packs, ${objects} objects, ${snaps.total} snapshots`);
+    return { packs, objects, snapshots: snaps.total, problems };
+  }
+
+  /** Make the index's snapshot list equal to the snapshot records in storage. */
+  async reconcileSnapshots(): Promise<{ added: number; removed: number; total: number }> {
+    const inIndex = await this.index.snapshotIds();
+    const inStorage = new Set<string>();
+    let added = 0;
+    let removed = 0;
+    for await (const blob of this.backend.list(SNAPSHOTS)) {
+      const id = snapshotIdFromName(blob.name);
+      if (!id) continue;
+      inStorage.add(id);
+      if (inIndex.has(id)) continue;
+      try {
+        const bytes = await this.backend.get(blob.name);
+        await this.index.putSnapshot(decodeSnapshot(bytes, id), bytes);
+        added++;
+      } catch (e) {
+        this.sink.warn?.({ code: isSnapError(e) ? e.code : 'SNAP_IO', path: blob.name, message: `snapshot ${id.slice(0, 8)} is unreadable: ${e instanceof Error ? e.message : String(e)}` });
+      }
+    }
+    for (const id of inIndex) {
+      if (!inStorage.has(id)) {
+        await this.index.removeSnapshot(id);
+        removed++;
+      }
+    }
+    return { added, removed, total: inStorage.size };
+  }
+
+  /**
+   * Write a snapshot record. Everything it references is flushed first: packs durable, then their
+   * index entries synced, then the record (docs/format.md, "Write order").
+   */
+  async saveSnapshot(s: Snapshot): Promise<StoredSnapshot> {
+    await this.objects.flush();
+    await this.index.sync();
+    const { id, bytes } = encodeSnapshot(s);
+    await this.backend.put(snapshotName(id), bytes);
+    const stored = { ...s, id };
+    await this.index.putSnapshot(stored, bytes);
+    return stored;
+  }
+
+  async listSnapshots(): Promise<StoredSnapshot[]> {
+    const out: StoredSnapshot[] = [];
+    for await (const s of this.index.snapshots()) out.push(s);
+    return out;
+  }
+
+  async readTree(id: Buffer): Promise<Node[]> {
+    const hex = toHex(id);
+    const hit = this.treeCache.get(hex);
+    if (hit) return hit;
+    const nodes = decodeTree(await this.objects.get(id, 'tree'), `tree ${hex.slice(0, 16)}`);
+    // A small cache: ls/cat/restore walk the same few trees repeatedly; bounded by entry count.
+    if (this.treeCache.size >= 64) this.treeCache.delete(this.treeCache.keys().next().value!);
+    this.treeCache.set(hex, nodes);
+    return nodes;
+  }
+}

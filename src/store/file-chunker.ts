@@ -1,0 +1,52 @@
+// Reads a file descriptor and yields content-defined chunks, holding at most two maximum-size
+// chunks of the file in memory whatever the file's size. Reads are synchronous: warm-cache
+// reads from Node are 3.4x faster sync than through fs.promises (shared/bench-kit/RESULTS.md §3.5).
+import * as fs from 'node:fs';
+import { cutPoint, type Gear } from './chunker.js';
+
+const READ_SIZE = 1024 * 1024;
+
+export class FileChunker {
+  private buf: Buffer;
+  private start = 0;
+  private end = 0;
+  private eof = false;
+  bytesRead = 0;
+
+  constructor(private fd: number, private readonly gear: Gear) {
+    this.buf = Buffer.allocUnsafe(gear.max + READ_SIZE);
+  }
+
+  /** Start on another file, reusing the buffer (allocating 9 MiB per small file would dominate). */
+  reset(fd: number): void {
+    this.fd = fd;
+    this.start = 0;
+    this.end = 0;
+    this.eof = false;
+    this.bytesRead = 0;
+  }
+
+  private fill(): void {
+    if (this.start > 0) {
+      this.buf.copyWithin(0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+    }
+    while (!this.eof && this.end < this.buf.length) {
+      const n = fs.readSync(this.fd, this.buf, this.end, Math.min(READ_SIZE, this.buf.length - this.end), null);
+      if (n === 0) this.eof = true;
+      this.end += n;
+      this.bytesRead += n;
+    }
+  }
+
+  /** The next chunk as a fresh Buffer (safe to keep), or undefined at the end of the file. */
+  next(): Buffer | undefined {
+    if (this.end - this.start < this.gear.max && !this.eof) this.fill();
+    if (this.end === this.start) return undefined;
+    const len = cutPoint(this.gear, this.buf, this.start, this.end);
+    const chunk = Buffer.from(this.buf.subarray(this.start, this.start + len));
+    this.start += len;
+    return chunk;
+  }
+}

@@ -1,0 +1,153 @@
+// The content-addressed object store: objects (chunks and trees) named by the SHA-256 of their
+// uncompressed bytes, stored once, compressed, bundled into packs. Adding is pipelined: the
+// caller hashes, compression runs on the thread pool, full packs are written and then indexed.
+// Memory is bounded by `maxInflightBytes` plus one open pack per object type.
+import { SnapError } from '../core/errors.js';
+import { sha256, toHex } from '../core/ids.js';
+import type { Backend } from '../backend/backend.js';
+import type { CodecName } from '../model/config.js';
+import { compress, decompress } from './codec.js';
+import { type ObjectType, PackBuilder, type PackEntry, packName } from './pack.js';
+
+export interface ObjectLocation {
+  pack: string;
+  type: ObjectType;
+  offset: number;
+  length: number;
+  rawLength: number;
+  codec: number;
+}
+
+/** What the store needs from the index (implemented by index/ over LevelDB). */
+export interface LocationIndex {
+  lookup(id: Buffer): Promise<ObjectLocation | undefined>;
+  /** Called only after the pack is durable in the backend. */
+  addPack(packId: string, size: number, entries: PackEntry[]): Promise<void>;
+}
+
+export interface ObjectStoreOptions {
+  codec: CodecName;
+  level: number;
+  packSize: number;
+  maxInflightBytes?: number;
+}
+
+export interface AddResult {
+  id: Buffer;
+  added: boolean;
+}
+
+export class ObjectStore {
+  private readonly pending = new Set<string>();
+  private readonly builders = new Map<ObjectType, PackBuilder>();
+  private readonly tasks = new Set<Promise<void>>();
+  private failure: unknown;
+  private inflight = 0;
+  private waiters: (() => void)[] = [];
+  private readonly maxInflight: number;
+  readonly stats = { objectsAdded: 0, bytesAdded: 0, rawBytesAdded: 0, packsWritten: 0 };
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly index: LocationIndex,
+    private readonly opts: ObjectStoreOptions,
+  ) {
+    this.maxInflight = opts.maxInflightBytes ?? 64 * 1024 * 1024;
+  }
+
+  async has(id: Buffer): Promise<boolean> {
+    return this.pending.has(toHex(id)) || (await this.index.lookup(id)) !== undefined;
+  }
+
+  /** Store an object unless it is already stored. Resolves once accepted, before it is durable: call flush(). */
+  async add(type: ObjectType, raw: Buffer, id: Buffer = sha256(raw)): Promise<AddResult> {
+    this.throwIfFailed();
+    const hex = toHex(id);
+    if (this.pending.has(hex)) return { id, added: false };
+    this.pending.add(hex); // claim before awaiting, so a concurrent add of the same id dedups
+    if (await this.index.lookup(id)) {
+      this.pending.delete(hex);
+      return { id, added: false };
+    }
+    while (this.inflight > 0 && this.inflight + raw.length > this.maxInflight) {
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+    this.throwIfFailed();
+    this.inflight += raw.length;
+    this.track(this.compressAndPack(type, id, raw).finally(() => this.release(raw.length)));
+    return { id, added: true };
+  }
+
+  private async compressAndPack(type: ObjectType, id: Buffer, raw: Buffer): Promise<void> {
+    const c = await compress(raw, this.opts.codec, this.opts.level);
+    let b = this.builders.get(type);
+    if (!b) this.builders.set(type, (b = new PackBuilder()));
+    b.add(id, type, c.data, raw.length, c.codec);
+    this.stats.objectsAdded++;
+    this.stats.bytesAdded += c.data.length;
+    this.stats.rawBytesAdded += raw.length;
+    if (b.size >= this.opts.packSize) {
+      this.builders.delete(type);
+      this.track(this.writePack(b));
+    }
+  }
+
+  private async writePack(b: PackBuilder): Promise<void> {
+    const { id, bytes, entries } = b.seal();
+    // Write order (docs/format.md): the pack is durable before its index entries exist.
+    await this.backend.put(packName(id), bytes);
+    await this.index.addPack(id, bytes.length, entries);
+    this.stats.packsWritten++;
+    for (const e of entries) this.pending.delete(toHex(e.id));
+  }
+
+  private track(p: Promise<void>): void {
+    const t: Promise<void> = p.catch((e) => {
+      this.failure ??= e;
+    }).finally(() => this.tasks.delete(t));
+    this.tasks.add(t);
+  }
+
+  private release(n: number): void {
+    this.inflight -= n;
+    const w = this.waiters;
+    this.waiters = [];
+    for (const r of w) r();
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Wait for every accepted object to be written durably and indexed. */
+  async flush(): Promise<void> {
+    for (;;) {
+      while (this.tasks.size > 0) await Promise.all([...this.tasks]);
+      this.throwIfFailed();
+      const open = [...this.builders.values()].filter((b) => b.count > 0);
+      this.builders.clear();
+      if (open.length === 0) break;
+      for (const b of open) this.track(this.writePack(b));
+    }
+    this.throwIfFailed();
+  }
+
+  /** Read and verify an object. A hash mismatch names the object and its pack. */
+  async get(id: Buffer, expectType?: ObjectType): Promise<Buffer> {
+    const hex = toHex(id);
+    const loc = await this.index.lookup(id);
+    if (!loc) throw new SnapError('SNAP_MISSING_OBJECT', `object ${hex.slice(0, 16)} is not in the repository index`);
+    if (expectType && loc.type !== expectType) {
+      throw new SnapError('SNAP_CORRUPT', `object ${hex.slice(0, 16)} is a ${loc.type}, expected a ${expectType}`);
+    }
+    return readObjectAt(this.backend, id, loc);
+  }
+}
+
+export async function readObjectAt(backend: Backend, id: Buffer, loc: ObjectLocation): Promise<Buffer> {
+  const what = `object ${toHex(id).slice(0, 16)} (in pack ${loc.pack.slice(0, 12)})`;
+  const stored = await backend.getRange(packName(loc.pack), loc.offset, loc.length);
+  const raw = await decompress(loc.codec, stored, loc.rawLength, what);
+  if (!sha256(raw).equals(id)) throw new SnapError('SNAP_CORRUPT', `${what} failed verification: its content does not match its id`);
+  return raw;
+}
