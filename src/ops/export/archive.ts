@@ -2,6 +2,7 @@
 // back-pressure, and the factory. The format details live in tar.ts and zip.ts; both only
 // `import type` from here, so there is no runtime import cycle.
 import { once } from 'node:events';
+import type { Transform } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { TarWriter } from './tar.js';
@@ -66,29 +67,29 @@ export function createArchiveWriter(
   const level = opts.gzipLevel ?? 6;
   switch (format) {
     case 'tar':
-      return new TarWriter(new StreamSink(out, out));
+      return new TarWriter(new StreamSink(out));
     case 'tar.gz':
       // node:zlib measured 1.3-3x faster than fflate's Gzip and runs on the thread pool (see
       // docs/design-export.md), leaving the main thread free to read the snapshot.
-      return new TarWriter(new StreamSink(createGzip({ level }), out));
+      return new TarWriter(new StreamSink(out, createGzip({ level })));
     case 'zip':
-      return new ZipWriter(new StreamSink(out, out), level);
+      return new ZipWriter(new StreamSink(out), level);
   }
 }
 
 /**
- * Writes into `head`, which is `out` itself or a transform piped into `out`. Any error on either
- * stream fails the pending and all later writes instead of leaving them waiting for a 'drain'
- * that never comes.
+ * Writes into `out`, or into `transform` (gzip) piped into `out`. Any error on either stream fails
+ * the pending and all later writes instead of leaving them waiting for a 'drain' that never comes.
  */
 class StreamSink implements ByteSink {
   position = 0;
   private error: Error | undefined;
   private readonly failed: Promise<never>;
+  private readonly head: NodeJS.WritableStream;
 
   constructor(
-    private readonly head: NodeJS.WritableStream,
     private readonly out: NodeJS.WritableStream,
+    private readonly transform?: Transform,
   ) {
     let reject: (e: Error) => void = () => {};
     this.failed = new Promise<never>((_, rej) => (reject = rej));
@@ -97,11 +98,9 @@ class StreamSink implements ByteSink {
       this.error ??= e;
       reject(e);
     };
-    head.on('error', onError);
-    if (head !== out) {
-      out.on('error', onError);
-      (head as unknown as NodeJS.ReadableStream).pipe(out);
-    }
+    out.on('error', onError);
+    transform?.on('error', onError).pipe(out);
+    this.head = transform ?? out;
   }
 
   async write(chunk: Uint8Array): Promise<void> {
@@ -113,11 +112,11 @@ class StreamSink implements ByteSink {
 
   async end(): Promise<void> {
     if (this.error) throw this.error;
-    // Node never ends stdout/stderr (pipe() skips them too), so wait until they took the bytes.
+    // Node never ends stdout/stderr (pipe() skips them too), so only wait until they took the bytes.
     const stdio = this.out === process.stdout || this.out === process.stderr;
-    if (this.head !== this.out) {
-      this.head.end();
-      await Promise.race([finished(this.head as unknown as NodeJS.ReadableStream), this.failed]);
+    if (this.transform) {
+      this.transform.end();
+      await Promise.race([finished(this.transform), this.failed]);
     } else if (!stdio) {
       this.out.end();
     }
