@@ -25,6 +25,8 @@ export interface RepoOptions {
   clock?: Clock;
   /** How long to wait for another process that holds the index. */
   lockWaitMs?: number;
+  /** The storage under the repository directory; a LocalBackend unless given (tests wrap it to inject faults). */
+  backend?: (root: string) => Backend;
 }
 
 export const DEFAULT_CHUNKER = { minSize: 512 * 1024, avgSize: 1024 * 1024, maxSize: 8 * 1024 * 1024 };
@@ -71,7 +73,7 @@ export class Repository {
       packSize: DEFAULT_PACK_SIZE,
       ...overrides,
     };
-    const backend = new LocalBackend(abs);
+    const backend = o.backend ? o.backend(abs) : new LocalBackend(abs);
     if (!(await backend.putIfAbsent(CONFIG, encodeConfig(config)))) {
       throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${abs}`);
     }
@@ -85,7 +87,7 @@ export class Repository {
     const st = await fsp.stat(abs).catch(() => undefined);
     if (!st) throw new SnapError('SNAP_NO_REPO', `there is no repository at ${abs} (run 'snap init --repo ${abs}' to create one)`);
     if (!st.isDirectory()) throw new SnapError('SNAP_NO_REPO', `${abs} is not a repository (not a directory)`);
-    const backend = new LocalBackend(abs);
+    const backend = o.backend ? o.backend(abs) : new LocalBackend(abs);
     let configBytes: Buffer;
     try {
       configBytes = await backend.get(CONFIG);
