@@ -175,7 +175,7 @@ class Restorer {
       this.warn('SNAP_EXISTS', dest, 'a directory is in the way; not replaced');
       return false;
     }
-    const same = node.type === 'file' && st.isFile() && st.size === node.size && sameMtime(st, node);
+    const same = (node.type === 'file' && st.isFile() && st.size === node.size && sameMtime(st, node)) || (await sameSpecial(node, st, dest));
     if (same && this.policy !== 'always') {
       this.result.unchanged++;
       return false;
@@ -326,6 +326,18 @@ async function writeAll(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<
 /** Seconds as a double: libuv's utimes takes a double, so precision is about 0.25 µs today. */
 function toTime(n: Node): number {
   return n.mtime.sec + n.mtime.nsec / 1e9;
+}
+
+/** An existing symlink, FIFO or device that already is what the snapshot holds (a restore run twice). */
+async function sameSpecial(n: Node, st: fs.Stats, dest: Buffer): Promise<boolean> {
+  if (n.type === 'symlink' && st.isSymbolicLink()) {
+    const target = await fsp.readlink(dest, { encoding: 'buffer' }).catch(() => undefined);
+    return target !== undefined && n.target !== undefined && target.equals(n.target);
+  }
+  if (n.type === 'fifo') return st.isFIFO();
+  if (n.type === 'chardev') return st.isCharacterDevice() && st.rdev === (n.rdev ?? 0);
+  if (n.type === 'blockdev') return st.isBlockDevice() && st.rdev === (n.rdev ?? 0);
+  return false;
 }
 
 function sameMtime(st: fs.Stats, n: Node): boolean {

@@ -1,0 +1,544 @@
+// Shared parts of the torture suite: a seeded PRNG (failures print their seed and reproduce with
+// SNAP_SEED=<n>), random source trees, tree manifests and comparison, and running the built CLI
+// as a child process (killable with SIGKILL, optionally as the unprivileged user `nobody`).
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { it } from 'vitest';
+
+export const ROOT = path.resolve(import.meta.dirname, '..', '..');
+export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+
+/** `npm run test:torture` sets SNAP_TORTURE=1: many more iterations and bigger inputs. */
+export const LONG = (process.env.SNAP_TORTURE ?? '') !== '' && process.env.SNAP_TORTURE !== '0';
+
+export function iters(short: number, long: number): number {
+  return LONG ? long : short;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeded randomness
+
+/** mulberry32: tiny, fast, good enough to drive test choices reproducibly. */
+export class Rng {
+  private s: number;
+  constructor(readonly seed: number) {
+    this.s = seed >>> 0;
+  }
+
+  u32(): number {
+    this.s = (this.s + 0x6d2b79f5) >>> 0;
+    let t = this.s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  }
+
+  float(): number {
+    return this.u32() / 0x1_0000_0000;
+  }
+
+  /** An integer in [lo, hi]. */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.float() * (hi - lo + 1));
+  }
+
+  chance(p: number): boolean {
+    return this.float() < p;
+  }
+
+  pick<T>(a: readonly T[]): T {
+    if (a.length === 0) throw new Error('pick from an empty list');
+    return a[this.int(0, a.length - 1)]!;
+  }
+
+  shuffle<T>(a: T[]): T[] {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(0, i);
+      [a[i], a[j]] = [a[j]!, a[i]!];
+    }
+    return a;
+  }
+
+  bytes(n: number): Buffer {
+    const b = Buffer.allocUnsafe(n);
+    let i = 0;
+    for (; i + 4 <= n; i += 4) b.writeUInt32LE(this.u32(), i);
+    for (; i < n; i++) b[i] = this.u32() & 0xff;
+    return b;
+  }
+
+  /** A child generator: independent streams for independent parts of one test. */
+  fork(): Rng {
+    return new Rng(this.u32());
+  }
+}
+
+export function newSeed(): number {
+  const env = process.env.SNAP_SEED;
+  if (env && /^\d+$/.test(env)) return Number(env) >>> 0;
+  return (Math.random() * 0x1_0000_0000) >>> 0;
+}
+
+/**
+ * A vitest test with a fresh seed. On failure the seed is printed and added to the error message,
+ * so `SNAP_SEED=<seed> npx vitest run <file> -t <name>` replays the same choices.
+ */
+export function seededIt(name: string, fn: (rng: Rng) => Promise<void>, timeoutMs?: number): void {
+  it(name, async () => {
+    const seed = newSeed();
+    try {
+      await fn(new Rng(seed));
+    } catch (e) {
+      const note = `[torture] "${name}" failed with seed ${seed} (rerun: SNAP_SEED=${seed})`;
+      console.error(note);
+      if (e instanceof Error) e.message = `${e.message}\n${note}`;
+      throw e;
+    }
+  }, timeoutMs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temporary directories
+
+const made: string[] = [];
+
+export function tmpDir(prefix = 'snap-torture-'): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
+}
+
+/** Remove the temporary directories of this test file (call from afterAll). */
+export function cleanupTmp(): void {
+  for (const d of made.splice(0)) {
+    try {
+      fs.rmSync(d, { recursive: true, force: true });
+    } catch {
+      // a mount point or a permission oddity: leave it in the temp folder
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the CLI
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Run as the unprivileged user nobody (65534) through setpriv. */
+  asNobody?: boolean;
+  /** Kill (and fail) a run that takes longer: "never hangs" is part of what is tested. */
+  timeoutMs?: number;
+}
+
+export interface CliRun {
+  child: ChildProcess;
+  done: Promise<CliResult>;
+}
+
+export function startCli(args: string[], o: CliOptions = {}): CliRun {
+  const [cmd, argv] = o.asNobody
+    ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args]]
+    : [process.execPath, [CLI, ...args]];
+  const child = spawn(cmd, argv as string[], {
+    cwd: o.cwd ?? ROOT,
+    env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout!.on('data', (b: Buffer) => out.push(b));
+  child.stderr!.on('data', (b: Buffer) => err.push(b));
+  const timeoutMs = o.timeoutMs ?? 120_000;
+  const done = new Promise<CliResult>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`snap ${args.join(' ')} did not finish within ${timeoutMs} ms (a hang)`));
+    }, timeoutMs);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+  });
+  return { child, done };
+}
+
+export function cli(args: string[], o: CliOptions = {}): Promise<CliResult> {
+  return startCli(args, o).done;
+}
+
+/** Run and require a given exit code; the message shows the output on mismatch. */
+export async function cliOk(args: string[], o: CliOptions & { expect?: number[] } = {}): Promise<CliResult> {
+  const r = await cli(args, o);
+  const want = o.expect ?? [0];
+  if (r.code === null || !want.includes(r.code)) {
+    throw new Error(`snap ${args.join(' ')} exited ${r.code ?? r.signal} (wanted ${want.join('/')})\nstdout: ${r.stdout.slice(0, 4000)}\nstderr: ${r.stderr.slice(0, 4000)}`);
+  }
+  return r;
+}
+
+let commandList: Set<string> | undefined;
+
+/** Commands the built CLI has (some are written by other people while this suite grows). */
+export function hasCommand(name: string): boolean {
+  if (!commandList) {
+    const r = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' });
+    commandList = new Set();
+    let inCommands = false;
+    for (const line of (r.stdout ?? '').split('\n')) {
+      if (/^Commands:/.test(line)) inCommands = true;
+      else if (inCommands) {
+        const m = /^ {2}(\S+)/.exec(line);
+        if (m) commandList.add(m[1]!.split('|')[0]!);
+      }
+    }
+  }
+  return commandList.has(name);
+}
+
+export interface ListedSnapshot {
+  id: string;
+  time: string;
+  paths: string[];
+  tags: string[];
+  summary: Record<string, number>;
+}
+
+export async function listSnapshots(repo: string): Promise<ListedSnapshot[]> {
+  const r = await cliOk(['--repo', repo, 'list', '--json']);
+  return JSON.parse(r.stdout) as ListedSnapshot[];
+}
+
+/** Warning lines of a `--json` run (one JSON object per line on stderr). */
+export function jsonWarnings(stderr: string): { code: string; path?: string; message: string }[] {
+  const out: { code: string; path?: string; message: string }[] = [];
+  for (const line of stderr.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const o = JSON.parse(line) as { warning?: { code: string; path?: string; message: string } };
+      if (o.warning) out.push(o.warning);
+    } catch {
+      // not ours
+    }
+  }
+  return out;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random source trees
+
+export interface TreeSpec {
+  files: number;
+  dirs: number;
+  /** Largest file; a few files get close to it. */
+  maxFile: number;
+  symlinks?: boolean;
+  hardlinks?: boolean;
+  fifos?: boolean;
+}
+
+const MODES = [0o644, 0o600, 0o755, 0o700, 0o640, 0o444, 0o400, 0o4755, 0o2750, 0o1777];
+
+/** File contents: random, repeated text, zeros (sparse-ish), or a copy of an earlier file (dedup). */
+export function content(rng: Rng, size: number, pool: Buffer[]): Buffer {
+  const kind = rng.int(0, 9);
+  if (kind === 0 && pool.length > 0) {
+    const src = rng.pick(pool);
+    return size <= src.length ? Buffer.from(src.subarray(0, size)) : Buffer.concat([src, rng.bytes(size - src.length)]);
+  }
+  if (kind === 1) return Buffer.alloc(size, 0);
+  if (kind <= 3) {
+    const word = Buffer.from(`line ${rng.u32()} of some compressible text\n`);
+    const b = Buffer.alloc(size);
+    for (let i = 0; i < size; i += word.length) word.copy(b, i);
+    return b;
+  }
+  return rng.bytes(size);
+}
+
+export function fileSize(rng: Rng, max: number): number {
+  const r = rng.float();
+  if (r < 0.1) return 0;
+  if (r < 0.6) return rng.int(1, 4096);
+  if (r < 0.9) return rng.int(4097, Math.max(4097, Math.floor(max / 8)));
+  return rng.int(Math.floor(max / 2), max);
+}
+
+function randomName(rng: Rng): string {
+  const n = rng.int(1, 12);
+  let s = '';
+  for (let i = 0; i < n; i++) s += 'abcdefghijklmnopqrstuvwxyz0123456789_- .'[rng.int(0, 39)];
+  s = s.trim() || 'x';
+  if (s === '.' || s === '..') s = 'dot';
+  return s;
+}
+
+function randomTime(rng: Rng): number {
+  // Seconds with microseconds: restore sets times through a double, exact to about 1 µs.
+  return rng.int(0, 2_000_000_000) + rng.int(0, 999_999) / 1e6;
+}
+
+/** Write a random tree under `root` (created). Directory modes and times are set last. */
+export function genTree(rng: Rng, root: string, spec: TreeSpec): void {
+  fs.mkdirSync(root, { recursive: true });
+  const dirs = [root];
+  for (let i = 0; i < spec.dirs; i++) {
+    const d = path.join(rng.pick(dirs), randomName(rng));
+    if (fs.existsSync(d)) continue;
+    fs.mkdirSync(d);
+    dirs.push(d);
+  }
+  const files: string[] = [];
+  const pool: Buffer[] = [];
+  for (let i = 0; i < spec.files; i++) {
+    const f = path.join(rng.pick(dirs), randomName(rng));
+    if (fs.existsSync(f)) continue;
+    const data = content(rng, fileSize(rng, spec.maxFile), pool);
+    if (data.length > 0 && pool.length < 8) pool.push(data);
+    fs.writeFileSync(f, data);
+    fs.chmodSync(f, rng.pick(MODES));
+    fs.utimesSync(f, randomTime(rng), randomTime(rng));
+    files.push(f);
+  }
+  if (spec.symlinks) {
+    for (let i = 0; i < Math.ceil(spec.files / 10); i++) {
+      const l = path.join(rng.pick(dirs), `link-${randomName(rng)}`);
+      if (fs.existsSync(l)) continue;
+      const target = rng.chance(0.5) && files.length ? path.relative(path.dirname(l), rng.pick(files)) : `/nonexistent/${randomName(rng)}`;
+      fs.symlinkSync(target, l);
+      fs.lutimesSync(l, randomTime(rng), randomTime(rng));
+    }
+  }
+  if (spec.hardlinks && files.length > 0) {
+    for (let i = 0; i < Math.ceil(spec.files / 20); i++) {
+      const l = path.join(rng.pick(dirs), `hard-${randomName(rng)}`);
+      if (fs.existsSync(l)) continue;
+      fs.linkSync(rng.pick(files), l);
+    }
+  }
+  if (spec.fifos) {
+    const f = path.join(rng.pick(dirs), 'fifo');
+    if (!fs.existsSync(f)) spawnSync('mkfifo', ['-m', '640', f]);
+  }
+  for (const d of dirs.slice(1).reverse()) {
+    fs.chmodSync(d, rng.pick([0o755, 0o700, 0o750, 0o1777]));
+    fs.utimesSync(d, randomTime(rng), randomTime(rng));
+  }
+}
+
+/** Change a tree a little, as between two backups: edit, grow, shrink, delete, add files. */
+export function mutateTree(rng: Rng, root: string, maxFile: number): void {
+  const files: string[] = [];
+  const dirs: string[] = [root];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) {
+        dirs.push(p);
+        walk(p);
+      } else if (e.isFile()) files.push(p);
+    }
+  };
+  walk(root);
+  const edits = rng.int(1, Math.max(1, Math.ceil(files.length / 5)));
+  for (let i = 0; i < edits && files.length > 0; i++) {
+    const f = rng.pick(files);
+    const st = fs.statSync(f);
+    fs.chmodSync(f, 0o600);
+    const op = rng.int(0, 3);
+    if (op === 0) fs.appendFileSync(f, rng.bytes(rng.int(1, 100_000)));
+    else if (op === 1) fs.truncateSync(f, Math.floor(st.size / 2));
+    else if (op === 2 && st.size > 0) {
+      const fd = fs.openSync(f, 'r+');
+      fs.writeSync(fd, rng.bytes(rng.int(1, 64)), 0, undefined, rng.int(0, st.size - 1));
+      fs.closeSync(fd);
+    } else fs.writeFileSync(f, content(rng, fileSize(rng, maxFile), []));
+    fs.chmodSync(f, Number(st.mode & 0o7777));
+  }
+  for (let i = 0; i < rng.int(0, 3) && files.length > 1; i++) fs.rmSync(files.splice(rng.int(0, files.length - 1), 1)[0]!, { force: true });
+  for (let i = 0; i < rng.int(0, 5); i++) {
+    const f = path.join(rng.pick(dirs), `new-${rng.u32().toString(36)}`);
+    try {
+      fs.writeFileSync(f, content(rng, fileSize(rng, maxFile), []));
+    } catch {
+      // a read-only directory (mode 0555 etc.): fine, skip
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Manifests: what a tree holds, to compare a restore with its source byte for byte
+
+export interface Entry {
+  type: 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
+  mode: number;
+  /** mtime in nanoseconds (bigint as string); compared to 1 µs. */
+  mtimeNs: bigint;
+  size: number;
+  sha256?: string;
+  target?: string; // hex of the link target bytes
+  rdev?: number;
+}
+
+export type Manifest = Map<string, Entry>; // key: relative path, latin1 of the raw bytes ('' = root)
+
+function typeOf(st: fs.BigIntStats): Entry['type'] {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'chardev';
+  return 'blockdev';
+}
+
+export function hashFile(p: Buffer | string): string {
+  const h = createHash('sha256');
+  const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+export interface ManifestOptions {
+  /** Skip names for which this returns true (e.g. restore temporaries). */
+  skip?: (name: Buffer) => boolean;
+}
+
+/** Describe every entry under `root`, including `root` itself (key ''). Iterative: 1,000-level trees. */
+export function manifest(root: string, o: ManifestOptions = {}): Manifest {
+  const out: Manifest = new Map();
+  const stack: [Buffer, string][] = [[Buffer.from(root), '']];
+  while (stack.length > 0) {
+    const [abs, rel] = stack.pop()!;
+    const st = fs.lstatSync(abs, { bigint: true });
+    const e: Entry = { type: typeOf(st), mode: Number(st.mode & 0o7777n), mtimeNs: st.mtimeNs, size: 0 };
+    if (e.type === 'file') {
+      e.size = Number(st.size);
+      e.sha256 = hashFile(abs);
+    } else if (e.type === 'symlink') e.target = fs.readlinkSync(abs, { encoding: 'buffer' }).toString('hex');
+    else if (e.type === 'chardev' || e.type === 'blockdev') e.rdev = Number(st.rdev);
+    out.set(rel, e);
+    if (e.type === 'dir') {
+      for (const name of fs.readdirSync(abs, { encoding: 'buffer' })) {
+        if (o.skip?.(name)) continue;
+        const childRel = rel === '' ? name.toString('latin1') : `${rel}/${name.toString('latin1')}`;
+        stack.push([Buffer.concat([abs, Buffer.from('/'), name]), childRel]);
+      }
+    }
+  }
+  return out;
+}
+
+export interface CompareOptions {
+  /** Entry types a restore cannot recreate (sockets), or does not as non-root (devices). */
+  absentOk?: Entry['type'][];
+  /** Compare mtimes (default true). */
+  mtimes?: boolean;
+  /** Compare modes (default true). */
+  modes?: boolean;
+}
+
+/** Differences between an expected and an actual manifest, as readable lines (empty: equal). */
+export function diffManifests(want: Manifest, got: Manifest, o: CompareOptions = {}): string[] {
+  const d: string[] = [];
+  const show = (k: string): string => JSON.stringify(Buffer.from(k, 'latin1').toString('utf8'));
+  for (const [k, w] of want) {
+    const g = got.get(k);
+    if (!g) {
+      if (!o.absentOk?.includes(w.type)) d.push(`missing ${show(k)} (${w.type})`);
+      continue;
+    }
+    if (g.type !== w.type) {
+      d.push(`${show(k)}: type ${g.type}, want ${w.type}`);
+      continue;
+    }
+    if (w.type === 'file' && (g.size !== w.size || g.sha256 !== w.sha256)) d.push(`${show(k)}: content differs (size ${g.size}, want ${w.size})`);
+    if (w.type === 'symlink' && g.target !== w.target) d.push(`${show(k)}: link target differs`);
+    if (w.rdev !== undefined && g.rdev !== w.rdev) d.push(`${show(k)}: rdev ${g.rdev}, want ${w.rdev}`);
+    if (o.modes !== false && w.type !== 'symlink' && g.mode !== w.mode) d.push(`${show(k)}: mode ${g.mode.toString(8)}, want ${w.mode.toString(8)}`);
+    if (o.mtimes !== false) {
+      const diff = g.mtimeNs - w.mtimeNs;
+      if (diff > 1000n || diff < -1000n) d.push(`${show(k)}: mtime off by ${diff} ns`);
+    }
+  }
+  for (const [k, g] of got) if (!want.has(k)) d.push(`unexpected ${show(k)} (${g.type})`);
+  return d;
+}
+
+export function assertSameTree(want: Manifest, got: Manifest, what: string, o: CompareOptions = {}): void {
+  const d = diffManifests(want, got, o);
+  if (d.length > 0) throw new Error(`${what}: ${d.length} difference(s):\n  ${d.slice(0, 30).join('\n  ')}`);
+}
+
+/** Where `snap restore` puts a source path under a target: TARGET/<absolute path>. */
+export function restoredAt(target: string, source: string): string {
+  return path.join(target, source);
+}
+
+export const RESTORE_TMP = Buffer.from('.snap-restore-');
+
+export function isRestoreTemp(name: Buffer): boolean {
+  return name.subarray(0, RESTORE_TMP.length).equals(RESTORE_TMP);
+}
+
+/** Restore one snapshot into a fresh target and compare it with an expected manifest of `source`. */
+export async function restoreAndCompare(repo: string, id: string, source: string, want: Manifest, what: string, o: CompareOptions = {}): Promise<void> {
+  const target = tmpDir('snap-restore-');
+  try {
+    await cliOk(['--repo', repo, 'restore', id, target]);
+    assertSameTree(want, manifest(restoredAt(target, source)), `${what} (snapshot ${id.slice(0, 8)})`, o);
+  } finally {
+    fs.rmSync(target, { recursive: true, force: true });
+  }
+}
+
+/** Every file and folder under `dir` with group or other permission bits set. */
+export function notOwnerOnly(dir: string): string[] {
+  const bad: string[] = [];
+  const stack = [dir];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    const st = fs.lstatSync(d);
+    if ((st.mode & 0o077) !== 0 && !st.isSymbolicLink()) bad.push(`${d} (${(st.mode & 0o7777).toString(8)})`);
+    if (st.isDirectory()) for (const n of fs.readdirSync(d)) stack.push(path.join(d, n));
+  }
+  return bad;
+}
+
+/** Make a repository with small chunks and packs, so small trees exercise many chunks and packs. */
+export async function initSmallRepo(repo: string): Promise<void> {
+  const { Repository } = await import('../../src/repo/repository.js');
+  const { randomHex } = await import('../../src/core/ids.js');
+  const r = await Repository.init(repo, { sink: {} }, {
+    chunker: { algorithm: 'fastcdc-gear32-nc2', minSize: 4096, avgSize: 16384, maxSize: 65536, gearSeed: randomHex(32) },
+    packSize: 256 * 1024,
+  });
+  await r.close();
+}
