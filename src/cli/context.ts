@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { currentHost } from '../core/host.js';
 import { Repository } from '../repo/repository.js';
+import { DEFAULT_LOCK_WAIT_MS, RepoLock } from '../repo/lock.js';
 import { makeSink, type CliSink } from './sink.js';
 import { parseWaitMs } from './parse.js';
 
@@ -25,6 +26,10 @@ export interface Ctx {
   host: ReturnType<typeof currentHost>;
   /** Set by commands: the exit code when no error was thrown. */
   exitCode: number;
+  /** The command's name as typed (`gc`, `index rebuild`), recorded in repository locks. */
+  command: string;
+  /** --lock-wait, if given. */
+  lockWaitMs: number | undefined;
   repoPath(): { path: string; isDefault: boolean };
   openRepo(): Promise<Repository>;
 }
@@ -46,6 +51,8 @@ export function makeCtx(cmd: Command): Ctx {
     out: (s) => process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
     host: currentHost(),
     exitCode: 0,
+    command: commandName(cmd),
+    lockWaitMs,
     repoPath() {
       if (opts.repo) return { path: path.resolve(opts.repo), isDefault: false };
       if (process.env.SNAP_REPO) return { path: path.resolve(process.env.SNAP_REPO), isDefault: true };
@@ -70,12 +77,39 @@ export function makeCtx(cmd: Command): Ctx {
   return ctx;
 }
 
-/** Open the repository, run `fn`, always close it. */
-export async function withRepo<T>(ctx: Ctx, fn: (repo: Repository) => Promise<T>): Promise<T> {
+function commandName(cmd: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = cmd; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+export type LockMode = 'shared' | 'exclusive' | 'none';
+
+/**
+ * Open the repository, take its lock (docs/format.md, "Locks"), run `fn`, always release and close.
+ * The index is opened first: on one host LevelDB already serializes processes, and taking the two in
+ * the same order everywhere means no process waits for a lock file while another waits for it.
+ */
+export async function withRepo<T>(ctx: Ctx, fn: (repo: Repository, lock: RepoLock | undefined) => Promise<T>, lock: LockMode = 'shared'): Promise<T> {
   const repo = await ctx.openRepo();
+  let held: RepoLock | undefined;
   try {
-    return await fn(repo);
+    if (lock !== 'none') {
+      held = await RepoLock.acquire(repo.backend, {
+        kind: lock,
+        command: ctx.command,
+        host: ctx.host,
+        clock: repo.clock,
+        sink: ctx.sink,
+        waitMs: ctx.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
+      });
+    }
+    return await fn(repo, held);
   } finally {
-    await repo.close();
+    try {
+      await held?.release();
+    } finally {
+      await repo.close();
+    }
   }
 }

@@ -11,6 +11,7 @@ import { registerBackup } from './cmd-backup.js';
 import { registerList } from './cmd-list.js';
 import { registerRestore } from './cmd-restore.js';
 import { registerIndex } from './cmd-index.js';
+import { registerMaint } from './cmd-maint.js';
 import { VERSION } from './version.js';
 
 /** Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings. */
@@ -56,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
   registerList(program, run);
   registerRestore(program, run);
   registerIndex(program, run);
+  registerMaint(program, run);
   for (const c of program.commands) c.exitOverride();
 
   try {

@@ -100,6 +100,32 @@ export class LevelIndex implements LocationIndex {
     await batch.write();
   }
 
+  /**
+   * Forget packs (gc): delete every object entry that still points into one of them, then their
+   * pack entries. One pass over the object entries, written in bounded batches; entries already
+   * moved to another pack are kept. Returns how many object entries were deleted.
+   */
+  async removePacks(packIds: Set<string>): Promise<number> {
+    if (packIds.size === 0) return 0;
+    let removed = 0;
+    let batch = this.db.batch();
+    let inBatch = 0;
+    for await (const [k, v] of this.db.iterator(prefixRange(Buffer.from([K_OBJECT])))) {
+      const a = asArray(decodeCbor(v, 'object index entry'), 'object index entry');
+      if (!packIds.has(toHex(asBytes(a[0], 'pack')))) continue;
+      batch.del(Buffer.from(k));
+      removed++;
+      if (++inBatch >= 10_000) {
+        await batch.write();
+        batch = this.db.batch();
+        inBatch = 0;
+      }
+    }
+    for (const p of packIds) batch.del(key(K_PACK, Buffer.from(p, 'hex')));
+    await batch.write();
+    return removed;
+  }
+
   async getPack(packId: string): Promise<PackInfo | undefined> {
     const v = await this.db.get(key(K_PACK, Buffer.from(packId, 'hex')));
     if (v === undefined) return undefined;

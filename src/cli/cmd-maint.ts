@@ -1,0 +1,129 @@
+// Maintenance commands: `snap forget` (cmd-forget.ts), `snap gc`, `snap check`, `snap stats`.
+import type { Command } from 'commander';
+import { shortId } from '../core/ids.js';
+import { checkRepository, type CheckProblem, type CheckReport } from '../ops/check.js';
+import { describeSubset, parseSubset, type Subset } from '../ops/check-subset.js';
+import { repoStats, snapshotStats } from '../ops/stats.js';
+import { type Ctx, withRepo } from './context.js';
+import { registerForget } from './cmd-forget.js';
+import { runGc, type GcFlags } from './cmd-gc.js';
+import { resolveSnapshot } from './cmd-list.js';
+import { bytes, localDateTime } from './format.js';
+
+type Run = (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>;
+
+export function registerMaint(program: Command, run: Run): void {
+  registerForget(program, run);
+
+  program
+    .command('gc')
+    .description('free the space of data no snapshot uses (plan, then execute)')
+    .option('--dry-run', 'print the plan; change nothing')
+    .option('--max-unused <percent>', 'rewrite a pack when more than this share of it is unused', '5%')
+    .action(async (o: GcFlags, cmd: Command) =>
+      run(
+        (ctx) =>
+          withRepo(
+            ctx,
+            async (repo, lock) => {
+              const r = await runGc(ctx, repo, lock, o);
+              if (ctx.json) ctx.out(JSON.stringify(r, null, 2));
+            },
+            'exclusive',
+          ),
+        cmd,
+      ),
+    );
+
+  program
+    .command('check')
+    .description('verify the repository: structure always, stored data with --read-data')
+    .option('--read-data', 'read every pack and verify every object')
+    .option('--read-data-subset <part>', 'read a deterministic part of the packs: n/m (e.g. 1/5) or a percentage (e.g. 10%)')
+    .action(async (o: { readData?: boolean; readDataSubset?: string }, cmd: Command) => run((ctx) => check(ctx, o), cmd));
+
+  program
+    .command('stats')
+    .description('repository totals, or one snapshot with REF: sizes, deduplication, compression')
+    .argument('[ref]', "snapshot: id prefix, 'latest' or a date")
+    .action(async (ref: string | undefined, _o: unknown, cmd: Command) => run((ctx) => stats(ctx, ref), cmd));
+}
+
+async function check(ctx: Ctx, o: { readData?: boolean; readDataSubset?: string }): Promise<void> {
+  const subset: Subset | undefined = o.readDataSubset ? parseSubset(o.readDataSubset) : o.readData ? { kind: 'all' } : undefined;
+  const onProblem = ctx.json ? undefined : (p: CheckProblem) => ctx.out(`damage: ${p.message}`);
+  const r = await withRepo(ctx, (repo) => checkRepository(repo, { readData: subset, sink: ctx.sink, onProblem }));
+  ctx.sink.done();
+  if (ctx.json) ctx.out(JSON.stringify(checkJson(r, subset), null, 2));
+  else {
+    for (const l of r.leftovers) ctx.out(`leftover: ${l.message}`);
+    for (const a of r.affected) {
+      ctx.out(`snapshot ${shortId(a.snapshot)} (${localDateTime(new Date(a.time))}, ${a.hostname}) is damaged: ${a.count} path(s) affected`);
+      for (const p of a.paths) ctx.out(`    ${p}`);
+      if (a.count > a.paths.length) ctx.out(`    ... and ${a.count - a.paths.length} more`);
+    }
+    ctx.out(
+      `checked ${r.snapshots} snapshot(s), ${r.trees} trees, ${r.blobs} file chunks in ${r.packs} pack(s)` +
+        (subset ? `; read ${r.packsRead} pack(s) (${bytes(r.bytesRead)}, ${describeSubset(subset)})` : '; data not read (use --read-data)'),
+    );
+    if (r.unusedObjects > 0) ctx.out(`${r.unusedObjects} unused objects (${bytes(r.unusedBytes)}) can be freed with 'snap gc'`);
+    if (r.problems.length === 0) ctx.out(r.leftovers.length ? `no damage found (${r.leftovers.length} leftover(s) that 'snap gc' removes)` : 'no damage found');
+  }
+  if (r.problems.length > 0) {
+    process.stderr.write(`snap: check found ${r.problems.length} problem(s); ${r.affected.length} snapshot(s) affected [SNAP_DAMAGED]\n`);
+    ctx.exitCode = 1;
+  }
+}
+
+function checkJson(r: CheckReport, subset: Subset | undefined): Record<string, unknown> {
+  return {
+    ok: r.problems.length === 0,
+    snapshots: r.snapshots,
+    trees: r.trees,
+    blobs: r.blobs,
+    packs: r.packs,
+    read_data: subset ? describeSubset(subset) : null,
+    packs_read: r.packsRead,
+    bytes_read: r.bytesRead,
+    unused_objects: r.unusedObjects,
+    unused_bytes: r.unusedBytes,
+    problems: r.problems,
+    leftovers: r.leftovers,
+    affected: r.affected,
+  };
+}
+
+async function stats(ctx: Ctx, ref: string | undefined): Promise<void> {
+  await withRepo(ctx, async (repo) => {
+    const all = await repo.listSnapshots();
+    if (ref !== undefined) {
+      const snap = await resolveSnapshot(ctx, repo, ref);
+      const s = await snapshotStats(repo, snap, all);
+      if (ctx.json) return ctx.out(JSON.stringify({ snapshot: s.snapshot, logical_bytes: s.logicalBytes, files: s.files, objects: s.objects, unique_objects: s.uniqueObjects, unique_stored_bytes: s.uniqueStoredBytes, unique_raw_bytes: s.uniqueRawBytes }, null, 2));
+      ctx.out(
+        [
+          `snapshot ${shortId(s.snapshot)} (${localDateTime(new Date(snap.time))}, ${snap.paths.join(' ')})`,
+          `  files:           ${s.files} (${bytes(s.logicalBytes)})`,
+          `  objects:         ${s.objects}`,
+          `  only in it:      ${s.uniqueObjects} objects, ${bytes(s.uniqueStoredBytes)} stored (${bytes(s.uniqueRawBytes)} uncompressed): what forget + gc would free`,
+        ].join('\n'),
+      );
+      return;
+    }
+    const s = await repoStats(repo, all);
+    if (ctx.json) {
+      return ctx.out(JSON.stringify({ snapshots: s.snapshots, objects: s.objects, trees: s.trees, blobs: s.blobs, packs: s.packs, pack_bytes: s.packBytes, stored_bytes: s.storedBytes, raw_bytes: s.rawBytes, logical_bytes: s.logicalBytes, dedup_ratio: s.dedupRatio, compression_ratio: s.compressionRatio }, null, 2));
+    }
+    ctx.out(
+      [
+        `snapshots:          ${s.snapshots}`,
+        `unique objects:     ${s.objects} (${s.blobs} file chunks, ${s.trees} trees)`,
+        `stored:             ${bytes(s.packBytes)} in ${s.packs} pack(s) (${bytes(s.storedBytes)} of used objects)`,
+        `uncompressed:       ${bytes(s.rawBytes)}`,
+        `logical (restored): ${bytes(s.logicalBytes)}`,
+        `deduplication:      ${s.dedupRatio.toFixed(2)}x`,
+        `compression:        ${s.compressionRatio.toFixed(2)}x`,
+      ].join('\n'),
+    );
+  });
+}

@@ -1,0 +1,82 @@
+// For check: which snapshots, and which paths in them, use a damaged or missing object. Each tree
+// is read at most once (its result is memoized), however many snapshots share it; trees with no
+// damage below them cost one map entry.
+import { toHex } from '../core/ids.js';
+import { displayName } from '../core/bytes.js';
+import { decodeTree } from '../model/tree.js';
+import type { StoredSnapshot } from '../model/snapshot.js';
+import type { TreeSource } from './reachability.js';
+
+export interface Affected {
+  snapshot: string;
+  time: string;
+  hostname: string;
+  /** Affected paths (lossy UTF-8 for display); a path ending in `/` is a directory that cannot be read. */
+  paths: string[];
+  /** How many paths are affected (paths may list fewer). */
+  count: number;
+}
+
+interface Hit {
+  rel: Buffer;
+  dir: boolean;
+}
+
+interface Under {
+  hits: Hit[];
+  count: number;
+}
+
+const CLEAN: Under = { hits: [], count: 0 };
+const SLASH = Buffer.from('/');
+
+export async function findAffected(src: TreeSource, snaps: StoredSnapshot[], bad: Set<string>, maxPaths: number): Promise<Affected[]> {
+  const memo = new Map<string, Under>();
+  const unreadable: Under = { hits: [{ rel: Buffer.alloc(0), dir: true }], count: 1 };
+
+  const under = async (tree: Buffer): Promise<Under> => {
+    const hex = toHex(tree);
+    const hit = memo.get(hex);
+    if (hit) return hit;
+    let res: Under;
+    if (bad.has(hex)) res = unreadable;
+    else {
+      try {
+        const nodes = decodeTree(await src.objects.get(tree, 'tree'), `tree ${hex.slice(0, 16)}`);
+        res = { hits: [], count: 0 };
+        for (const n of nodes) {
+          if (n.type === 'file' && n.chunks?.some((c) => bad.has(toHex(c)))) {
+            res.count++;
+            if (res.hits.length < maxPaths) res.hits.push({ rel: n.name, dir: false });
+          } else if (n.type === 'dir' && n.tree) {
+            const sub = await under(n.tree);
+            res.count += sub.count;
+            for (const h of sub.hits) {
+              if (res.hits.length >= maxPaths) break;
+              res.hits.push({ rel: h.rel.length ? Buffer.concat([n.name, SLASH, h.rel]) : n.name, dir: h.dir });
+            }
+          }
+        }
+      } catch {
+        res = unreadable;
+      }
+    }
+    if (res.count === 0) res = CLEAN;
+    memo.set(hex, res);
+    return res;
+  };
+
+  const out: Affected[] = [];
+  for (const s of snaps) {
+    const u = await under(s.tree);
+    if (u.count === 0) continue;
+    out.push({
+      snapshot: s.id,
+      time: s.time,
+      hostname: s.hostname,
+      paths: u.hits.map((h) => `/${displayName(h.rel)}${h.dir && h.rel.length ? '/' : ''}`),
+      count: u.count,
+    });
+  }
+  return out;
+}

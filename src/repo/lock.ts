@@ -1,0 +1,201 @@
+// Repository locks (docs/format.md, "Locks"): a JSON record per holder at `locks/<random id>`.
+// Shared locks (create, restore, list, check, ...) coexist; an exclusive lock (gc, forget) excludes
+// every other lock. Acquiring = write ours, list the others, and back off if one conflicts: two
+// processes that race both see each other, so at worst both retry (with jitter), never both win.
+import { SnapError } from '../core/errors.js';
+import { randomHex } from '../core/ids.js';
+import type { Clock } from '../core/clock.js';
+import type { HostInfo } from '../core/host.js';
+import type { ProgressSink } from '../core/progress.js';
+import type { Backend } from '../backend/backend.js';
+import { LOCKS } from './layout.js';
+
+export type LockKind = 'shared' | 'exclusive';
+
+export interface LockRecord {
+  host: string;
+  pid: number;
+  /** When the lock was taken (ISO 8601). */
+  time: string;
+  /** When the holder last proved it is alive (ISO 8601). */
+  refreshed: string;
+  exclusive: boolean;
+  command: string;
+}
+
+/** A lock not refreshed for this long is stale, whoever holds it (a host that died, a suspended laptop). */
+export const STALE_AFTER_MS = 30 * 60_000;
+/** Holders refresh well inside the stale limit: six chances before anyone may break the lock. */
+export const REFRESH_EVERY_MS = 5 * 60_000;
+/** The default for --lock-wait: the same as for the LevelDB index (src/repo/repository.ts). */
+export const DEFAULT_LOCK_WAIT_MS = 60_000;
+
+export interface LockOptions {
+  kind: LockKind;
+  command: string;
+  host: HostInfo;
+  clock: Clock;
+  sink: ProgressSink;
+  /** How long to wait for a conflicting lock to go away before failing with SNAP_LOCKED. */
+  waitMs: number;
+  staleAfterMs?: number;
+  refreshEveryMs?: number;
+  /** Base retry interval while waiting; a random jitter of the same size is added. */
+  retryMs?: number;
+}
+
+const LOCK_NAME = /^locks\/([0-9a-f]{64})$/;
+
+export function encodeLock(r: LockRecord): Buffer {
+  return Buffer.from(JSON.stringify(r, null, 2) + '\n');
+}
+
+/** A lock record, or undefined when the bytes are not one (lock files are untrusted input too). */
+export function decodeLock(b: Buffer): LockRecord | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(b.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!v || typeof v !== 'object') return undefined;
+  const r = v as Partial<LockRecord>;
+  const ok =
+    typeof r.host === 'string' && Number.isSafeInteger(r.pid) && typeof r.time === 'string' && typeof r.refreshed === 'string' &&
+    !Number.isNaN(Date.parse(r.refreshed)) && typeof r.exclusive === 'boolean' && typeof r.command === 'string';
+  return ok ? (r as LockRecord) : undefined;
+}
+
+/** Why a lock is stale, or undefined when its holder may still be working. */
+export function staleReason(r: LockRecord, host: HostInfo, now: Date, staleAfterMs = STALE_AFTER_MS): string | undefined {
+  if (r.host === host.hostname && r.pid !== host.pid && !host.isAlive(r.pid)) return `its process (pid ${r.pid}) is no longer running`;
+  const age = now.getTime() - Date.parse(r.refreshed);
+  if (age > staleAfterMs) return `it has not been refreshed since ${r.refreshed} (more than ${Math.round(staleAfterMs / 60_000)} min ago)`;
+  return undefined;
+}
+
+export function describeLock(r: LockRecord): string {
+  return `${r.exclusive ? 'an exclusive' : 'a shared'} lock of '${r.command}' (pid ${r.pid} on ${r.host}, since ${r.time}, refreshed ${r.refreshed})`;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class RepoLock {
+  private timer: NodeJS.Timeout | undefined;
+  private lost = false;
+  private released = false;
+
+  private constructor(
+    private readonly backend: Backend,
+    readonly name: string,
+    private readonly record: LockRecord,
+    private readonly o: LockOptions,
+  ) {}
+
+  get exclusive(): boolean {
+    return this.record.exclusive;
+  }
+
+  /** Take a lock, waiting up to `o.waitMs` for conflicting holders; stale locks are broken. */
+  static async acquire(backend: Backend, o: LockOptions): Promise<RepoLock> {
+    const name = `${LOCKS}${randomHex(32)}`;
+    const time = o.clock.now().toISOString();
+    const retry = o.retryMs ?? 500;
+    const deadline = Date.now() + o.waitMs;
+    let told = false;
+    for (;;) {
+      const record: LockRecord = { host: o.host.hostname, pid: o.host.pid, time, refreshed: o.clock.now().toISOString(), exclusive: o.kind === 'exclusive', command: o.command };
+      await backend.put(name, encodeLock(record));
+      let holder: LockRecord | undefined;
+      try {
+        holder = await findConflict(backend, name, record.exclusive, o);
+      } catch (e) {
+        await backend.delete(name).catch(() => {});
+        throw e;
+      }
+      if (!holder) {
+        const lock = new RepoLock(backend, name, record, o);
+        lock.startRefresh();
+        return lock;
+      }
+      // Remove ours before waiting, so two waiters never block each other for good.
+      await backend.delete(name);
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        const waited = Math.round(o.waitMs / 1000);
+        throw new SnapError(
+          'SNAP_LOCKED',
+          `the repository is locked: ${describeLock(holder)}; gave up after ${waited} s (use --lock-wait to wait longer; a lock whose process has died is removed automatically)`,
+        );
+      }
+      if (!told) {
+        o.sink.info?.(`waiting for ${describeLock(holder)}...`);
+        told = true;
+      }
+      await sleep(Math.min(left, retry + Math.random() * retry));
+    }
+  }
+
+  private startRefresh(): void {
+    const every = this.o.refreshEveryMs ?? REFRESH_EVERY_MS;
+    this.timer = setInterval(() => {
+      this.refresh().catch((e: unknown) => {
+        this.o.sink.warn?.({ code: 'SNAP_LOCKED', message: `could not refresh the repository lock: ${e instanceof Error ? e.message : String(e)}` });
+      });
+    }, every);
+    this.timer.unref(); // a held lock never keeps the process alive on its own
+  }
+
+  /** Rewrite the record with a new `refreshed` time; notes when another process removed it. */
+  async refresh(): Promise<void> {
+    if (this.released || this.lost) return;
+    if (!(await this.backend.exists(this.name))) {
+      this.lost = true;
+      this.o.sink.warn?.({ code: 'SNAP_LOCKED', message: `the repository lock ${this.name} was removed by another process (it was judged stale)` });
+      return;
+    }
+    this.record.refreshed = this.o.clock.now().toISOString();
+    await this.backend.put(this.name, encodeLock(this.record));
+  }
+
+  /** Before a destructive step: throw unless the lock is still ours (and refresh it). */
+  async assertHeld(): Promise<void> {
+    await this.refresh();
+    if (this.lost || this.released) {
+      throw new SnapError('SNAP_LOCKED', 'the repository lock was lost (another process removed it as stale); stopping before changing the repository');
+    }
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    if (this.timer) clearInterval(this.timer);
+    if (!this.lost) await this.backend.delete(this.name);
+  }
+}
+
+/** The first live lock that conflicts with ours; stale locks met on the way are removed. */
+async function findConflict(backend: Backend, mine: string, exclusive: boolean, o: LockOptions): Promise<LockRecord | undefined> {
+  for await (const blob of backend.list(LOCKS)) {
+    if (blob.name === mine || !LOCK_NAME.test(blob.name)) continue;
+    let bytes: Buffer;
+    try {
+      bytes = await backend.get(blob.name);
+    } catch {
+      continue; // released between the listing and the read
+    }
+    const r = decodeLock(bytes);
+    if (!r) {
+      o.sink.warn?.({ code: 'SNAP_CORRUPT', path: blob.name, message: `ignoring ${blob.name}: not a lock record` });
+      continue;
+    }
+    const why = staleReason(r, o.host, o.clock.now(), o.staleAfterMs);
+    if (why) {
+      await backend.delete(blob.name);
+      o.sink.info?.(`removed a stale lock: ${describeLock(r)}: ${why}`);
+      continue;
+    }
+    if (exclusive || r.exclusive) return r;
+  }
+  return undefined;
+}
