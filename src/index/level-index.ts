@@ -214,6 +214,49 @@ function decodeLocation(v: Buffer): ObjectLocation {
   };
 }
 
+/**
+ * LevelDB reports a full disk, damage or a closed database as plain errors with LEVEL_* codes.
+ * They are repository failures: SnapErrors, so a full disk is SNAP_NO_SPACE (not an internal
+ * error) and `create` never mistakes one for a problem with a source file.
+ */
+export function levelError(e: unknown, doing: string): unknown {
+  if (e instanceof SnapError || !(e instanceof Error)) return e;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('LEVEL_')) return e;
+  if (/No space left|ENOSPC|quota/i.test(e.message)) return new SnapError('SNAP_NO_SPACE', `${doing}: no space left on device`, { cause: e });
+  if (/Permission denied|EACCES|EPERM/i.test(e.message)) return new SnapError('SNAP_PERMISSION', `${doing}: permission denied`, { cause: e });
+  if (levelCode(e) === 'LEVEL_CORRUPTION') {
+    return new SnapError('SNAP_CORRUPT', `${doing}: the index is damaged (${e.message}); 'snap index rebuild' recreates it`, { cause: e });
+  }
+  return new SnapError('SNAP_IO', `${doing}: ${e.message}`, { cause: e });
+}
+
+// Every method of LevelIndex reports LevelDB's errors through levelError (one place instead of a
+// try/catch in each method; async generators are wrapped as generators).
+for (const name of Object.getOwnPropertyNames(LevelIndex.prototype)) {
+  const proto = LevelIndex.prototype as unknown as Record<string, unknown>;
+  const fn = proto[name];
+  if (name === 'constructor' || typeof fn !== 'function') continue;
+  const doing = `repository index (${name})`;
+  if (fn.constructor.name === 'AsyncGeneratorFunction') {
+    proto[name] = async function* (this: unknown, ...args: unknown[]) {
+      try {
+        yield* (fn as (...a: unknown[]) => AsyncIterable<unknown>).apply(this, args);
+      } catch (e) {
+        throw levelError(e, doing);
+      }
+    };
+  } else if (fn.constructor.name === 'AsyncFunction') {
+    proto[name] = async function (this: unknown, ...args: unknown[]) {
+      try {
+        return await (fn as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+      } catch (e) {
+        throw levelError(e, doing);
+      }
+    };
+  }
+}
+
 function levelCode(e: unknown): string | undefined {
   let cur: unknown = e;
   while (cur && typeof cur === 'object') {
@@ -248,6 +291,9 @@ async function openWithWait(dir: string, o: IndexOpenOptions): Promise<DB> {
         await new Promise((r) => setTimeout(r, 100));
         continue;
       }
+      // A full disk or a permission problem is not damage: rebuilding would not help.
+      const io = levelError(e, `opening the repository index at ${dir}`);
+      if (io instanceof SnapError && (io.code === 'SNAP_NO_SPACE' || io.code === 'SNAP_PERMISSION')) throw io;
       throw new SnapError('SNAP_CORRUPT', `the repository index at ${dir} cannot be opened`, { cause: e });
     }
   }

@@ -303,7 +303,9 @@ class Archiver {
       if (!stable) this.warn('SNAP_CHANGED', full, 'changed while it was being read; the snapshot holds the bytes as read');
       return { size, chunks, stable };
     } catch (e) {
-      if (e instanceof SnapError && e.code !== 'SNAP_IO') throw e; // repository-side failure: fatal
+      // Source reads fail with plain system errors; a SnapError comes from the repository side
+      // (a pack write failing with EIO, the index on a full disk) and is fatal, never a file warning.
+      if (e instanceof SnapError) throw e;
       this.warn(errnoCode(e) ?? 'SNAP_IO', full, `read failed: ${(e as Error).message}`);
       return undefined;
     } finally {

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupTmp, cliOk, manifest, restoredAt, tmpDir, assertSameTree } from './lib.js';
 
@@ -25,5 +26,50 @@ describe('regressions', () => {
     const again = await cliOk(['--repo', repo, 'restore', 'latest', out]);
     expect(again.stderr).not.toContain('differs');
     assertSameTree(manifest(src), manifest(restoredAt(out, src)), 'second restore');
+  });
+});
+
+describe('regressions: repository failures during create', () => {
+  it('a pack write failing with EIO fails the backup; it is not reported as unreadable source files', async () => {
+    // Found by the fault-injection suite: create caught SNAP_IO from the object store as a
+    // per-file "read failed" warning and went on, file after file.
+    const { FaultBackend } = await import('../helpers/fault-backend.js');
+    const { LocalBackend } = await import('../../src/backend/local.js');
+    const { Repository } = await import('../../src/repo/repository.js');
+    const { createSnapshot } = await import('../../src/ops/create.js');
+    const { currentHost } = await import('../../src/core/host.js');
+    const { SnapError } = await import('../../src/core/errors.js');
+    const { initSmallRepo } = await import('./lib.js');
+    const base = tmpDir();
+    const src = path.join(base, 'src');
+    fs.mkdirSync(src);
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(src, `f${i}`), randomBytes(300_000)); // incompressible: packs fill
+    const repo = path.join(base, 'repo');
+    await initSmallRepo(repo);
+    const warnings: string[] = [];
+    const sink = { warn: (w: { message: string }) => void warnings.push(w.message) };
+    const r = await Repository.open(repo, { sink, backend: (root) => new FaultBackend(new LocalBackend(root), { op: 'put', n: 1, kind: 'EIO', sticky: true }) });
+    let err: unknown;
+    try {
+      await createSnapshot(r, { paths: [src], cwd: '/', host: currentHost(), program: 'test', sink });
+    } catch (e) {
+      err = e;
+    } finally {
+      await r.close().catch(() => {});
+    }
+    expect(err).toBeInstanceOf(SnapError);
+    expect((err as InstanceType<typeof SnapError>).code).toBe('SNAP_IO');
+    expect(warnings).toEqual([]);
+  });
+
+  it('the index on a full disk is SNAP_NO_SPACE, not an internal error', async () => {
+    // Found by the tmpfs full-disk test: LevelDB's "IO error: ... No space left on device"
+    // reached the CLI as SNAP_INTERNAL, after a "read failed" warning for each remaining file.
+    const { levelError } = await import('../../src/index/level-index.js');
+    const e = Object.assign(new Error('IO error: /r/index/000016.log: No space left on device'), { code: 'LEVEL_IO_ERROR' });
+    const se = levelError(e, 'adding a pack') as { code?: string };
+    expect(se.code).toBe('SNAP_NO_SPACE');
+    const c = levelError(Object.assign(new Error('Corruption: bad block'), { code: 'LEVEL_CORRUPTION' }), 'lookup') as { code?: string };
+    expect(c.code).toBe('SNAP_CORRUPT');
   });
 });
