@@ -289,7 +289,7 @@ class Archiver {
       }
       const chunks: Buffer[] = [];
       let size = 0;
-      this.chunker.reset(fd);
+      this.chunker.reset(fd, Number(opened.size));
       for (let c = this.chunker.next(); c; c = this.chunker.next()) {
         size += c.length;
         this.progress.bytes += c.length;

@@ -246,8 +246,7 @@ class Restorer {
           this.warn(e.code, dest, `not restored, its data is damaged: ${e.message}`);
           return undefined;
         }
-        // Runs of zeros are not written: sparse files stay sparse (the final truncate sets the size).
-        if (!isAllZero(data)) await writeAll(fh, data, pos);
+        await writeSparse(fh, data, pos);
         pos += data.length;
         this.progress.bytes += data.length;
       }
@@ -313,6 +312,24 @@ class Restorer {
       this.warn(errnoCode(e) ?? 'SNAP_IO', p, `metadata not restored: ${(e as Error).message}`);
     }
   }
+}
+
+/**
+ * Write a chunk, skipping 64 KiB blocks of zeros: sparse files stay sparse (the final truncate
+ * sets the size). Non-zero blocks next to each other are written in one call.
+ */
+async function writeSparse(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<void> {
+  const BLOCK = 64 * 1024;
+  let runStart = -1;
+  for (let off = 0; off < data.length; off += BLOCK) {
+    const zero = isAllZero(data.subarray(off, off + BLOCK));
+    if (!zero && runStart < 0) runStart = off;
+    if (zero && runStart >= 0) {
+      await writeAll(fh, data.subarray(runStart, off), pos + runStart);
+      runStart = -1;
+    }
+  }
+  if (runStart >= 0) await writeAll(fh, data.subarray(runStart), pos + runStart);
 }
 
 async function writeAll(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<void> {

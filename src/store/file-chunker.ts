@@ -11,6 +11,7 @@ export class FileChunker {
   private start = 0;
   private end = 0;
   private eof = false;
+  private limit = Infinity;
   bytesRead = 0;
 
   constructor(private fd: number, private readonly gear: Gear) {
@@ -18,8 +19,13 @@ export class FileChunker {
   }
 
   /** Start on another file, reusing the buffer (allocating 9 MiB per small file would dominate). */
-  reset(fd: number): void {
+  /**
+   * `limit` stops reading at the size the file had when it was stat'ed: a file that keeps growing
+   * (a log being written) would otherwise never end. The caller detects the change afterwards.
+   */
+  reset(fd: number, limit = Infinity): void {
     this.fd = fd;
+    this.limit = limit;
     this.start = 0;
     this.end = 0;
     this.eof = false;
@@ -33,7 +39,12 @@ export class FileChunker {
       this.start = 0;
     }
     while (!this.eof && this.end < this.buf.length) {
-      const n = fs.readSync(this.fd, this.buf, this.end, Math.min(READ_SIZE, this.buf.length - this.end), null);
+      const want = Math.min(READ_SIZE, this.buf.length - this.end, this.limit - this.bytesRead);
+      if (want <= 0) {
+        this.eof = true;
+        break;
+      }
+      const n = fs.readSync(this.fd, this.buf, this.end, want, null);
       if (n === 0) this.eof = true;
       this.end += n;
       this.bytesRead += n;
