@@ -1,0 +1,87 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { chunkBuffer, cutPoint, makeGear } from '../src/store/chunker.js';
+import { FileChunker } from '../src/store/file-chunker.js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { tmpDir } from './helpers/cli.js';
+import { sha256, toHex } from '../src/core/ids.js';
+
+const params = { algorithm: 'fastcdc-gear32-nc2' as const, minSize: 2048, avgSize: 8192, maxSize: 65536, gearSeed: '00'.repeat(32) };
+
+function seeded(n: number, seed: number): Buffer {
+  // xorshift32: deterministic pseudo-random bytes without depending on crypto's randomness.
+  const b = Buffer.alloc(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
+describe('FastCDC chunker', () => {
+  const g = makeGear(params);
+
+  it('respects min, max and covers the input exactly', () => {
+    const data = seeded(2_000_000, 7);
+    const chunks = chunkBuffer(g, data);
+    expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    for (const c of chunks.slice(0, -1)) {
+      expect(c.length).toBeGreaterThan(params.minSize);
+      expect(c.length).toBeLessThanOrEqual(params.maxSize);
+    }
+    const mean = data.length / chunks.length;
+    expect(mean).toBeGreaterThan(params.avgSize * 0.5);
+    expect(mean).toBeLessThan(params.avgSize * 2);
+  });
+
+  it('is deterministic for a seed and differs between seeds', () => {
+    const data = seeded(500_000, 3);
+    const a = chunkBuffer(g, data).map((c) => c.length);
+    const b = chunkBuffer(makeGear(params), data).map((c) => c.length);
+    const other = chunkBuffer(makeGear({ ...params, gearSeed: '11'.repeat(32) }), data).map((c) => c.length);
+    expect(a).toEqual(b);
+    expect(other).not.toEqual(a);
+  });
+
+  it('resynchronises after an insertion: only the chunks around it change', () => {
+    const data = seeded(3_000_000, 11);
+    const edited = Buffer.concat([data.subarray(0, 1_500_000), Buffer.from('thirteen byte'), data.subarray(1_500_000)]);
+    const ids = (b: Buffer) => new Set(chunkBuffer(g, b).map((c) => toHex(sha256(c))));
+    const before = ids(data);
+    const after = ids(edited);
+    const changed = [...after].filter((id) => !before.has(id));
+    expect(changed.length).toBeGreaterThanOrEqual(1);
+    expect(changed.length).toBeLessThanOrEqual(2);
+  });
+
+  it('cuts all-zero data at max size (no boundary in constant input beyond min)', () => {
+    const zeros = Buffer.alloc(300_000);
+    const lens = chunkBuffer(g, zeros).map((c) => c.length);
+    expect(Buffer.concat(chunkBuffer(g, zeros)).length).toBe(zeros.length);
+    expect(new Set(lens.slice(0, -1)).size).toBe(1);
+  });
+
+  it('a file chunked in a stream gives the same chunks as in memory', () => {
+    const dir = tmpDir();
+    const data = Buffer.concat([seeded(1_234_567, 5), randomBytes(100)]);
+    const f = path.join(dir, 'f');
+    fs.writeFileSync(f, data);
+    const fd = fs.openSync(f, 'r');
+    const fc = new FileChunker(fd, g);
+    const streamed: Buffer[] = [];
+    for (let c = fc.next(); c; c = fc.next()) streamed.push(c);
+    fs.closeSync(fd);
+    expect(streamed.map((c) => c.length)).toEqual(chunkBuffer(g, data).map((c) => c.length));
+    expect(Buffer.concat(streamed).equals(data)).toBe(true);
+  });
+
+  it('a buffer no longer than min is one chunk', () => {
+    expect(cutPoint(g, Buffer.alloc(2048, 1), 0, 2048)).toBe(2048);
+  });
+});

@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { CODEC_DEFLATE, CODEC_RAW, compress, decompress } from '../src/store/codec.js';
+import { decodePackHeader, PackBuilder, readPackHeader, packName, TRAILER_BYTES } from '../src/store/pack.js';
+import { LocalBackend } from '../src/backend/local.js';
+import { sha256 } from '../src/core/ids.js';
+import { isSnapError } from '../src/core/errors.js';
+import { tmpDir } from './helpers/cli.js';
+
+describe('object codec', () => {
+  it('compresses text and round-trips it', async () => {
+    const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(5000));
+    const c = await compress(text, 'deflate', 1);
+    expect(c.codec).toBe(CODEC_DEFLATE);
+    expect(c.data.length).toBeLessThan(text.length / 10);
+    expect((await decompress(c.codec, c.data, text.length, 'x')).equals(text)).toBe(true);
+  });
+
+  it('keeps incompressible data raw (sampled and whole)', async () => {
+    for (const n of [1000, 100_000, 1_000_000]) {
+      const r = randomBytes(n);
+      const c = await compress(r, 'deflate', 1);
+      expect(c.codec).toBe(CODEC_RAW);
+      expect(c.data.equals(r)).toBe(true);
+    }
+  });
+
+  it('rejects a wrong length and an unknown codec as corrupt', async () => {
+    const text = Buffer.from('abc'.repeat(1000));
+    const c = await compress(text, 'deflate', 1);
+    await expect(decompress(c.codec, c.data, text.length - 1, 'obj')).rejects.toSatisfy((e) => isSnapError(e, 'SNAP_CORRUPT'));
+    await expect(decompress(9, c.data, text.length, 'obj')).rejects.toSatisfy((e) => isSnapError(e, 'SNAP_CORRUPT'));
+  });
+});
+
+describe('packs', () => {
+  it('writes a self-describing pack and reads its header back', async () => {
+    const dir = tmpDir();
+    const be = new LocalBackend(dir);
+    const b = new PackBuilder();
+    const objs = [Buffer.from('one'), Buffer.from('two two'), randomBytes(5000)];
+    for (const o of objs) b.add(sha256(o), 'blob', o, o.length, CODEC_RAW);
+    const sealed = b.seal();
+    expect(sealed.id).toBe(sha256(sealed.bytes).toString('hex'));
+    await be.put(packName(sealed.id), sealed.bytes);
+    const entries = await readPackHeader(be, sealed.id);
+    expect(entries.map((e) => e.id.toString('hex'))).toEqual(objs.map((o) => sha256(o).toString('hex')));
+    for (const [i, e] of entries.entries()) {
+      const got = await be.getRange(packName(sealed.id), e.offset, e.length);
+      expect(got.equals(objs[i]!)).toBe(true);
+    }
+  });
+
+  it('reports a truncated pack or a header pointing outside the data as corrupt', async () => {
+    const dir = tmpDir();
+    const be = new LocalBackend(dir);
+    const b = new PackBuilder();
+    b.add(sha256(Buffer.from('x')), 'tree', Buffer.from('x'), 1, CODEC_RAW);
+    const s = b.seal();
+    await be.put(packName(s.id), s.bytes.subarray(0, s.bytes.length - 3));
+    await expect(readPackHeader(be, s.id)).rejects.toSatisfy((e) => isSnapError(e, 'SNAP_CORRUPT'));
+    const hlen = s.bytes.readUInt32LE(s.bytes.length - TRAILER_BYTES);
+    const header = s.bytes.subarray(s.bytes.length - TRAILER_BYTES - hlen, s.bytes.length - TRAILER_BYTES);
+    expect(() => decodePackHeader(header, 'p', 0)).toThrow(/past the pack/);
+  });
+});

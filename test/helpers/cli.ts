@@ -1,0 +1,106 @@
+// Run the built CLI as a child process (the way users run it) and describe trees on disk.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const ROOT = path.resolve(import.meta.dirname, '..', '..');
+export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Buffer;
+}
+
+export interface RunOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Run as another user (uid, gid) via setpriv. */
+  asUser?: { uid: number; gid: number };
+}
+
+function command(args: string[], o: RunOptions): { cmd: string; argv: string[] } {
+  if (o.asUser) {
+    return { cmd: 'setpriv', argv: [`--reuid=${o.asUser.uid}`, `--regid=${o.asUser.gid}`, '--clear-groups', process.execPath, CLI, ...args] };
+  }
+  return { cmd: process.execPath, argv: [CLI, ...args] };
+}
+
+export function snap(args: string[], o: RunOptions = {}): RunResult {
+  const { cmd, argv } = command(args, o);
+  const r = spawnSync(cmd, argv, {
+    cwd: o.cwd ?? ROOT,
+    env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...o.env },
+    maxBuffer: 1024 * 1024 * 1024,
+  });
+  if (r.error) throw r.error;
+  return { code: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString(), stdoutBytes: r.stdout };
+}
+
+/** Start the CLI without waiting (for kill -9 and concurrency tests). */
+export function snapAsync(args: string[], o: RunOptions = {}) {
+  const { cmd, argv } = command(args, o);
+  return spawn(cmd, argv, { cwd: o.cwd ?? ROOT, env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export function tmpDir(prefix = 'snap-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface EntryDesc {
+  type: string;
+  mode: number;
+  mtimeUs: bigint;
+  size: number;
+  sha256?: string;
+  target?: string;
+  /** Index of the first path with the same inode, for hard links. */
+  linkGroup?: string;
+}
+
+/**
+ * Describe every entry under `dir` (relative raw-byte paths as hex keys, so invalid UTF-8 survives).
+ * mtimes are compared to the microsecond: restore sets them through libuv's double-based utimes.
+ */
+export function describeTree(dir: string): Map<string, EntryDesc> {
+  const out = new Map<string, EntryDesc>();
+  const inodes = new Map<string, string>();
+  const walk = (abs: Buffer, rel: Buffer): void => {
+    const names = fs.readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare);
+    for (const name of names) {
+      const a = Buffer.concat([abs, Buffer.from('/'), name]);
+      const r = rel.length ? Buffer.concat([rel, Buffer.from('/'), name]) : name;
+      const st = fs.lstatSync(a, { bigint: true });
+      const d: EntryDesc = {
+        type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : 'other',
+        mode: Number(st.mode & 0o7777n),
+        mtimeUs: st.mtimeNs / 1000n,
+        size: st.isFile() ? Number(st.size) : 0,
+      };
+      if (st.isFile()) {
+        d.sha256 = createHash('sha256').update(fs.readFileSync(a)).digest('hex');
+        if (st.nlink > 1n) {
+          const k = `${st.dev}:${st.ino}`;
+          if (!inodes.has(k)) inodes.set(k, r.toString('hex'));
+          d.linkGroup = inodes.get(k);
+        }
+      }
+      if (st.isSymbolicLink()) d.target = fs.readlinkSync(a, { encoding: 'buffer' }).toString('hex');
+      out.set(r.toString('hex'), d);
+      if (st.isDirectory()) walk(a, r);
+    }
+  };
+  walk(Buffer.from(dir), Buffer.alloc(0));
+  return out;
+}
+
+export function canSetpriv(): boolean {
+  return spawnSync('setpriv', ['--version']).status === 0 && process.getuid?.() === 0;
+}
+
+export function parseJson<T = unknown>(s: string): T {
+  return JSON.parse(s) as T;
+}

@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import { encodeCbor } from '../src/model/cbor.js';
+import { decodeTree, encodeTree, sortNodes } from '../src/model/tree.js';
+import type { Node } from '../src/model/node.js';
+import { decodeSnapshot, encodeSnapshot } from '../src/model/snapshot.js';
+import { compileExcludes, isExcluded } from '../src/model/exclude.js';
+import { isSnapError } from '../src/core/errors.js';
+import { sha256 } from '../src/core/ids.js';
+
+const file = (name: Buffer | string, extra: Partial<Node> = {}): Node => ({
+  name: typeof name === 'string' ? Buffer.from(name) : name,
+  type: 'file',
+  mode: 0o644,
+  uid: 1000,
+  gid: 1000,
+  user: 'u',
+  group: 'g',
+  mtime: { sec: 1_700_000_000, nsec: 123_456_789 },
+  size: 3,
+  chunks: [sha256(Buffer.from('abc'))],
+  ...extra,
+});
+
+const corrupt = (e: unknown) => isSnapError(e, 'SNAP_CORRUPT');
+
+describe('trees', () => {
+  it('round-trips every field, including names that are not UTF-8', () => {
+    const nodes = sortNodes([
+      file(Buffer.from([0x66, 0xff, 0xfe])),
+      file('hard', { inode: { dev: 2049, ino: 77, links: 2 } }),
+      { ...file('link'), type: 'symlink', size: 0, chunks: undefined, target: Buffer.from([0x2e, 0x2e, 0x2f, 0x80]) },
+      { ...file('sub'), type: 'dir', size: 0, chunks: undefined, tree: sha256(Buffer.from('t')) },
+      { ...file('dev'), type: 'chardev', size: 0, chunks: undefined, rdev: 0x103 },
+      { ...file('pipe'), type: 'fifo', size: 0, chunks: undefined },
+      { ...file('old'), mtime: { sec: -86_400, nsec: 5 } },
+    ]);
+    const back = decodeTree(encodeTree(nodes), 't');
+    expect(back).toEqual(nodes);
+  });
+
+  it('gives identical bytes (and so ids) for identical directories', () => {
+    const a = encodeTree([file('a'), file('b')]);
+    const b = encodeTree([file('a'), file('b')]);
+    expect(a.equals(b)).toBe(true);
+  });
+
+  it.each([
+    ['..', 'a parent reference'],
+    ['.', 'a self reference'],
+    ['a/b', 'a slash'],
+    ['', 'an empty name'],
+  ])('refuses an entry named %j (%s)', (name) => {
+    const bytes = encodeCbor({ v: 1, entries: [{ ...encodeRec(file('x')), name: Buffer.from(name) }] });
+    expect(() => decodeTree(bytes, 't')).toThrow(expect.objectContaining({ code: 'SNAP_CORRUPT' }));
+  });
+
+  it('refuses unsorted or duplicated entries, wrong types and garbage', () => {
+    const rec = encodeRec(file('b'));
+    const cases = [
+      encodeCbor({ v: 1, entries: [rec, { ...rec, name: Buffer.from('a') }] }),
+      encodeCbor({ v: 1, entries: [rec, rec] }),
+      encodeCbor({ v: 1, entries: [{ ...rec, mode: 'rw' }] }),
+      encodeCbor({ v: 1, entries: [{ ...rec, chunks: [Buffer.alloc(5)] }] }),
+      encodeCbor({ v: 1, entries: [{ ...rec, type: 'door' }] }),
+      encodeCbor({ v: 2, entries: [] }),
+      encodeCbor([1, 2, 3]),
+      Buffer.from([0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), // array of 2^64-1 items
+      Buffer.from([0x5a, 0xff, 0xff, 0xff, 0xff]), // byte string of 4 GiB, 0 bytes present
+      Buffer.alloc(100_000, 0x81), // 100,000 nested arrays
+    ];
+    for (const c of cases) {
+      let err: unknown;
+      try {
+        decodeTree(c, 't');
+      } catch (e) {
+        err = e;
+      }
+      expect(corrupt(err), String(err)).toBe(true);
+    }
+  });
+});
+
+function encodeRec(n: Node): Record<string, unknown> {
+  return { name: n.name, type: n.type, mode: n.mode, uid: n.uid, gid: n.gid, user: n.user, group: n.group, mtime: [n.mtime.sec, n.mtime.nsec], size: n.size, chunks: n.chunks };
+}
+
+describe('snapshot records', () => {
+  const snap = {
+    time: '2026-03-03T14:00:00.000Z',
+    hostname: 'h',
+    username: 'u',
+    paths: ['/a'],
+    tags: ['t'],
+    tree: sha256(Buffer.from('root')),
+    program: 'snap test',
+    excludes: ['*.tmp'],
+    summary: { filesNew: 1, filesChanged: 2, filesUnchanged: 3, dirsNew: 4, dirsChanged: 5, dirsUnchanged: 6, bytesRead: 7, totalBytes: 8, totalFiles: 9, dataAdded: 10, objectsAdded: 11, warnings: 0, durationMs: 12 },
+  };
+
+  it('round-trips and is named by its hash', () => {
+    const { id, bytes } = encodeSnapshot(snap);
+    expect(id).toBe(sha256(bytes).toString('hex'));
+    expect(decodeSnapshot(bytes, id)).toEqual({ ...snap, id });
+  });
+
+  it('detects a record that does not match its id', () => {
+    const { id, bytes } = encodeSnapshot(snap);
+    const bad = Buffer.from(bytes);
+    bad[bad.length - 1]! ^= 1;
+    expect(() => decodeSnapshot(bad, id)).toThrow(expect.objectContaining({ code: 'SNAP_CORRUPT' }));
+  });
+});
+
+describe('exclude patterns (.gitignore syntax)', () => {
+  const ex = (patterns: string[], p: string, dir = false) => isExcluded(compileExcludes(patterns), p, dir);
+  it.each([
+    [['*.tmp'], 'a/b/c.tmp', false, true],
+    [['*.tmp'], 'a/b/c.tmpx', false, false],
+    [['/build'], 'build', true, true],
+    [['/build'], 'src/build', true, false],
+    [['build/'], 'src/build', true, true],
+    [['build/'], 'src/build', false, false],
+    [['docs/*.md'], 'docs/a.md', false, true],
+    [['docs/*.md'], 'docs/sub/a.md', false, false],
+    [['**/node_modules'], 'a/b/node_modules', true, true],
+    [['a/**/z'], 'a/b/c/z', false, true],
+    [['a/**/z'], 'a/z', false, true],
+    [['logs/**'], 'logs/x/y', false, true],
+    [['*.log', '!keep.log'], 'x/keep.log', false, false],
+    [['*.log', '!keep.log'], 'x/drop.log', false, true],
+    [['# comment', ''], 'x', false, false],
+    [['file?.txt'], 'file1.txt', false, true],
+    [['file[0-9].txt'], 'fileA.txt', false, false],
+    [['caf\u00e9'], Buffer.from('café').toString('latin1'), false, true],
+  ])('%j on %j (dir %s) -> %s', (patterns, p, dir, want) => {
+    expect(ex(patterns as string[], p as string, dir as boolean)).toBe(want);
+  });
+});
