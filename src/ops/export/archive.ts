@@ -28,12 +28,17 @@ export interface ArchiveEntry {
   devMajor?: number;
   devMinor?: number;
   /**
-   * File contents, exactly `size` bytes in total. Zip has no hard links, so the zip writer stores
-   * a 'hardlink' entry as a full copy and needs `size` and `data` for it too (tar ignores them).
+   * File contents, exactly `size` bytes in total; a yielded chunk must not be modified afterwards
+   * (the output stream may still hold it). Zip has no hard links, so the zip writer stores a
+   * 'hardlink' entry as a full copy and needs `size` and `data` for it too (tar ignores them).
    */
   data?: () => AsyncIterable<Uint8Array>;
 }
 
+/**
+ * Call add() one entry at a time, then finish(). After a rejection the archive is incomplete:
+ * destroy the output and remove the file.
+ */
 export interface ArchiveWriter {
   /** Writes one entry; resolves once its bytes were accepted by the output (waits for 'drain'). */
   add(entry: ArchiveEntry): Promise<void>;
@@ -84,19 +89,19 @@ export function createArchiveWriter(
 class StreamSink implements ByteSink {
   position = 0;
   private error: Error | undefined;
-  private readonly failed: Promise<never>;
+  /** Rejecters of the waits in progress. Not one long-lived promise raced on every wait: each
+   *  Promise.race would leave a reaction on it, a leak proportional to the data size. */
+  private readonly waiters = new Set<(e: Error) => void>();
   private readonly head: NodeJS.WritableStream;
 
   constructor(
     private readonly out: NodeJS.WritableStream,
     private readonly transform?: Transform,
   ) {
-    let reject: (e: Error) => void = () => {};
-    this.failed = new Promise<never>((_, rej) => (reject = rej));
-    this.failed.catch(() => {}); // observed through write()/end(); avoid an unhandled rejection
     const onError = (e: Error): void => {
       this.error ??= e;
-      reject(e);
+      for (const reject of this.waiters) reject(e);
+      this.waiters.clear();
     };
     out.on('error', onError);
     transform?.on('error', onError).pipe(out);
@@ -107,7 +112,7 @@ class StreamSink implements ByteSink {
     if (this.error) throw this.error;
     if (chunk.length === 0) return;
     this.position += chunk.length;
-    if (!this.head.write(chunk)) await Promise.race([once(this.head, 'drain'), this.failed]);
+    if (!this.head.write(chunk)) await this.guard(once(this.head, 'drain'));
   }
 
   async end(): Promise<void> {
@@ -116,13 +121,23 @@ class StreamSink implements ByteSink {
     const stdio = this.out === process.stdout || this.out === process.stderr;
     if (this.transform) {
       this.transform.end();
-      await Promise.race([finished(this.transform), this.failed]);
+      await this.guard(finished(this.transform));
     } else if (!stdio) {
       this.out.end();
     }
-    if (!stdio) await Promise.race([finished(this.out), this.failed]);
-    else if ((this.out as { writableNeedDrain?: boolean }).writableNeedDrain) {
-      await Promise.race([once(this.out, 'drain'), this.failed]);
+    if (!stdio) await this.guard(finished(this.out));
+    else if ((this.out as { writableNeedDrain?: boolean }).writableNeedDrain) await this.guard(once(this.out, 'drain'));
+  }
+
+  /** Waits for `p`, or fails as soon as either stream errors (then `p` may never settle). */
+  private async guard(p: Promise<unknown>): Promise<void> {
+    if (this.error) throw this.error;
+    let onError: (e: Error) => void = () => {};
+    const failed = new Promise<never>((_, reject) => this.waiters.add((onError = reject)));
+    try {
+      await Promise.race([p, failed]);
+    } finally {
+      this.waiters.delete(onError);
     }
   }
 }
