@@ -1,4 +1,5 @@
-// Date references for snapshot arguments (see docs/retention.md). Wired to model/when.ts.
+// Date references for snapshot arguments (syntax in docs/retention.md): the local time zone.
+import { parseWhen } from '../model/when.js';
 import type { WhenParser } from '../ops/refs.js';
 
-export const whenParser: WhenParser | undefined = undefined;
+export const whenParser: WhenParser = (text, now) => parseWhen(text, now);
