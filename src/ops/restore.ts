@@ -340,7 +340,7 @@ async function writeAll(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<
   }
 }
 
-/** Seconds as a double: libuv's utimes takes a double, so precision is about 0.25 µs today. */
+/** Seconds as a double: libuv's utimes takes a double and truncates it to whole microseconds. */
 function toTime(n: Node): number {
   return n.mtime.sec + n.mtime.nsec / 1e9;
 }
@@ -357,6 +357,11 @@ async function sameSpecial(n: Node, st: fs.Stats, dest: Buffer): Promise<boolean
   return false;
 }
 
+/**
+ * libuv sets times from a double and truncates them to whole microseconds, so a file this restore
+ * wrote can be up to ~1.3 µs older than its snapshot mtime: compare within 2 µs, or a restore run
+ * again after a crash calls its own files "different".
+ */
 function sameMtime(st: fs.Stats, n: Node): boolean {
-  return Math.abs(st.mtimeMs - (n.mtime.sec * 1000 + n.mtime.nsec / 1e6)) < 0.001;
+  return Math.abs(st.mtimeMs - (n.mtime.sec * 1000 + n.mtime.nsec / 1e6)) < 0.002;
 }
