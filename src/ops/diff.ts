@@ -1,0 +1,184 @@
+// `snap diff`: what changed between two trees, streamed. Both entry lists are sorted by raw name
+// bytes, so one merge-walk pairs them; a subtree whose tree id is equal on both sides is identical
+// (trees are content-addressed) and is never read. Memory holds one entry list per level of the
+// two paths being walked, whatever the size of the trees.
+import { joinPath } from '../core/bytes.js';
+import { SnapError } from '../core/errors.js';
+import { shortId } from '../core/ids.js';
+import type { Node } from '../model/node.js';
+import type { StoredSnapshot } from '../model/snapshot.js';
+import type { Repository } from '../repo/repository.js';
+import { type Located, locateAbs, splitPath } from './navigate.js';
+
+/** What the diff needs from a repository. */
+export interface TreeReader {
+  readTree(id: Buffer): Promise<Node[]>;
+}
+
+export type ChangeKind = 'added' | 'removed' | 'modified';
+/** content: chunk list (file) differs; metadata: mode, owner, mtime, link target or device; type: file became dir, ... */
+export type ChangeAspect = 'content' | 'metadata' | 'type';
+export type MetaField = 'mode' | 'owner' | 'mtime' | 'target' | 'rdev';
+
+export interface Change {
+  kind: ChangeKind;
+  path: Buffer;
+  before?: Node;
+  after?: Node;
+  /** For `modified`: what differs. */
+  aspects: ChangeAspect[];
+  /** For a metadata change: which fields. */
+  fields: MetaField[];
+}
+
+const sameIds = (a: Buffer[] | undefined, b: Buffer[] | undefined): boolean =>
+  (a?.length ?? 0) === (b?.length ?? 0) && (a ?? []).every((id, i) => id.equals(b![i]!));
+
+/** The metadata fields that differ between two entries of the same type. */
+export function metaDiff(a: Node, b: Node): MetaField[] {
+  const out: MetaField[] = [];
+  if (a.mode !== b.mode) out.push('mode');
+  if (a.uid !== b.uid || a.gid !== b.gid || a.user !== b.user || a.group !== b.group) out.push('owner');
+  if (a.mtime.sec !== b.mtime.sec || a.mtime.nsec !== b.mtime.nsec) out.push('mtime');
+  if (a.type === 'symlink' && !(a.target ?? Buffer.alloc(0)).equals(b.target ?? Buffer.alloc(0))) out.push('target');
+  if (a.rdev !== b.rdev) out.push('rdev');
+  return out;
+}
+
+/**
+ * How two entries at the same path differ. A file's content is its chunk list; a directory's is
+ * its tree id, counted only when `dirContent` (diff walks into the directory instead).
+ */
+export function compareNodes(a: Node, b: Node, dirContent: boolean): { aspects: ChangeAspect[]; fields: MetaField[] } {
+  if (a.type !== b.type) return { aspects: ['type'], fields: [] };
+  const aspects: ChangeAspect[] = [];
+  if (a.type === 'file' && (a.size !== b.size || !sameIds(a.chunks, b.chunks))) aspects.push('content');
+  if (a.type === 'dir' && dirContent && !a.tree!.equals(b.tree!)) aspects.push('content');
+  const fields = metaDiff(a, b);
+  if (fields.length > 0) aspects.push('metadata');
+  return { aspects, fields };
+}
+
+/** Compare two entries found at the same path (either may be absent). Descends into directories. */
+export async function* diffNodes(repo: TreeReader, path: Buffer, a: Node | undefined, b: Node | undefined): AsyncGenerator<Change> {
+  if (!a && !b) return;
+  if (!a) {
+    yield { kind: 'added', path, after: b, aspects: [], fields: [] };
+    if (b!.type === 'dir') yield* oneSide(repo, 'added', b!.tree!, path);
+    return;
+  }
+  if (!b) {
+    yield { kind: 'removed', path, before: a, aspects: [], fields: [] };
+    if (a.type === 'dir') yield* oneSide(repo, 'removed', a.tree!, path);
+    return;
+  }
+  if (a.type !== b.type) {
+    yield { kind: 'modified', path, before: a, after: b, aspects: ['type'], fields: [] };
+    if (a.type === 'dir') yield* oneSide(repo, 'removed', a.tree!, path);
+    if (b.type === 'dir') yield* oneSide(repo, 'added', b.tree!, path);
+    return;
+  }
+  // A directory's contents are reported entry by entry below it, not as a change of the directory.
+  const { aspects, fields } = compareNodes(a, b, false);
+  if (aspects.length > 0) yield { kind: 'modified', path, before: a, after: b, aspects, fields };
+  if (a.type === 'dir' && !a.tree!.equals(b.tree!)) yield* diffTrees(repo, a.tree!, b.tree!, path);
+}
+
+/** Changes from tree `a` to tree `b`, whose directory is at `dir`, in path order (a directory before its contents). */
+export async function* diffTrees(repo: TreeReader, a: Buffer, b: Buffer, dir: Buffer): AsyncGenerator<Change> {
+  if (a.equals(b)) return;
+  const left = await repo.readTree(a);
+  const right = await repo.readTree(b);
+  let i = 0;
+  let j = 0;
+  while (i < left.length || j < right.length) {
+    const l = left[i];
+    const r = right[j];
+    const c = !l ? 1 : !r ? -1 : Buffer.compare(l.name, r.name);
+    const name = c <= 0 ? l!.name : r!.name;
+    yield* diffNodes(repo, joinPath(dir, name), c <= 0 ? l : undefined, c >= 0 ? r : undefined);
+    if (c <= 0) i++;
+    if (c >= 0) j++;
+  }
+}
+
+async function* oneSide(repo: TreeReader, kind: 'added' | 'removed', tree: Buffer, dir: Buffer): AsyncGenerator<Change> {
+  for (const n of await repo.readTree(tree)) {
+    const path = joinPath(dir, n.name);
+    yield kind === 'added' ? { kind, path, after: n, aspects: [], fields: [] } : { kind, path, before: n, aspects: [], fields: [] };
+    if (n.type === 'dir') yield* oneSide(repo, kind, n.tree!, path);
+  }
+}
+
+export interface DiffCounts {
+  files: number;
+  dirs: number;
+  others: number;
+  bytes: number;
+}
+
+export interface DiffSummary {
+  added: DiffCounts;
+  removed: DiffCounts;
+  /** Entries whose contents changed (files), counted with their sizes before and after. */
+  modified: { content: number; metadataOnly: number; type: number; bytesBefore: number; bytesAfter: number };
+}
+
+const counts = (): DiffCounts => ({ files: 0, dirs: 0, others: 0, bytes: 0 });
+
+export function emptySummary(): DiffSummary {
+  return { added: counts(), removed: counts(), modified: { content: 0, metadataOnly: 0, type: 0, bytesBefore: 0, bytesAfter: 0 } };
+}
+
+function count(c: DiffCounts, n: Node): void {
+  if (n.type === 'file') {
+    c.files++;
+    c.bytes += n.size;
+  } else if (n.type === 'dir') c.dirs++;
+  else c.others++;
+}
+
+/** Add one change to a running summary. A type change counts as a removal plus an addition. */
+export function summarize(sum: DiffSummary, ch: Change): void {
+  if (ch.kind === 'added') count(sum.added, ch.after!);
+  else if (ch.kind === 'removed') count(sum.removed, ch.before!);
+  else if (ch.aspects.includes('type')) {
+    sum.modified.type++;
+    count(sum.removed, ch.before!);
+    count(sum.added, ch.after!);
+  } else if (ch.aspects.includes('content')) {
+    sum.modified.content++;
+    sum.modified.bytesBefore += ch.before!.size;
+    sum.modified.bytesAfter += ch.after!.size;
+  } else sum.modified.metadataOnly++;
+}
+
+/** An absolute path inside a snapshot, written as the user gave it, in canonical form (`/a/b`). */
+export function canonicalPath(p: string): Buffer {
+  const parts = splitPath(Buffer.from(p));
+  return parts.length === 0 ? Buffer.from('/') : Buffer.concat(parts.flatMap((x) => [Buffer.from('/'), x]));
+}
+
+/**
+ * Where a user's path is in either of two snapshots: an absolute path as is, a relative one
+ * against each source path of either snapshot (the first that exists in one of them).
+ */
+export async function locatePair(repo: Repository, a: StoredSnapshot, b: StoredSnapshot, userPath: string): Promise<{ path: Buffer; a?: Located; b?: Located }> {
+  const candidates = userPath.startsWith('/') ? [userPath] : [...new Set([...a.paths, ...b.paths])].map((s) => `${s}/${userPath}`);
+  for (const c of candidates) {
+    const path = canonicalPath(c);
+    const la = await locateAbs(repo, a.tree, path);
+    const lb = await locateAbs(repo, b.tree, path);
+    if (la || lb) return { path, a: la, b: lb };
+  }
+  throw new SnapError('SNAP_NOT_FOUND', `${userPath} is in neither snapshot ${shortId(a.id)} nor ${shortId(b.id)}`);
+}
+
+/** Changes from snapshot `a` to snapshot `b`, of everything or of one path (a file or a directory). */
+export async function* diffSnapshots(repo: Repository, a: StoredSnapshot, b: StoredSnapshot, userPath?: string): AsyncGenerator<Change> {
+  if (userPath === undefined) return yield* diffTrees(repo, a.tree, b.tree, Buffer.from('/'));
+  const at = await locatePair(repo, a, b, userPath);
+  // The snapshot root has no entry of its own, only a tree.
+  if (at.a && !at.a.node && at.b && !at.b.node) return yield* diffTrees(repo, at.a.tree!, at.b.tree!, at.path);
+  yield* diffNodes(repo, at.path, at.a?.node, at.b?.node);
+}
