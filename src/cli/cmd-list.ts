@@ -11,6 +11,8 @@ import { type Ctx, withRepo } from './context.js';
 import { bytes, isoLocal, localDateTime, modeString, table } from './format.js';
 import { collect } from './parse.js';
 import { whenParser } from './when.js';
+import { cliNow } from './now.js';
+import { applyWindow, printCalendar, windowOptions, type WindowFlags } from './list-window.js';
 
 export function snapshotJson(s: StoredSnapshot): Record<string, unknown> {
   return {
@@ -38,14 +40,16 @@ export function filterOptions(cmd: Command): Command {
 
 export async function resolveSnapshot(ctx: Ctx, repo: Repository, ref: string, f: SnapshotFilter = {}): Promise<StoredSnapshot> {
   const snaps = filterSnapshots(await repo.listSnapshots(), f);
-  return resolveRef(snaps, ref, repo.clock.now(), whenParser);
+  return resolveRef(snaps, ref, cliNow(repo.clock), whenParser);
 }
 
 export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
-  filterOptions(program.command('list').alias('snapshots').description('list snapshots, oldest first')).action(
-    async (o: SnapshotFilter, cmd: Command) =>
+  windowOptions(filterOptions(program.command('list').alias('snapshots').description('list snapshots, oldest first')))
+    .option('--by <period>', 'a calendar instead: one line per day, week or month with snapshots')
+    .action(async (o: SnapshotFilter & WindowFlags & { by?: string }, cmd: Command) =>
       run(async (ctx) => {
-        const snaps = await withRepo(ctx, async (repo) => filterSnapshots(await repo.listSnapshots(), o));
+        const snaps = await withRepo(ctx, async (repo) => applyWindow(filterSnapshots(await repo.listSnapshots(), o), o, cliNow(repo.clock)));
+        if (o.by !== undefined) return printCalendar(ctx, snaps, o.by);
         if (ctx.json) return ctx.out(JSON.stringify(snaps.map(snapshotJson), null, 2));
         if (snaps.length === 0) return ctx.out('no snapshots');
         const rows = [['ID', 'Time', 'Host', 'Tags', 'Files', 'Size', 'Added', 'Paths']];

@@ -12,6 +12,7 @@ import { registerList } from './cmd-list.js';
 import { registerRestore } from './cmd-restore.js';
 import { registerIndex } from './cmd-index.js';
 import { registerMaint } from './cmd-maint.js';
+import { registerBrowse } from './cmd-browse.js';
 import { VERSION } from './version.js';
 
 /** Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings. */
@@ -58,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
   registerRestore(program, run);
   registerIndex(program, run);
   registerMaint(program, run);
+  registerBrowse(program, run);
   for (const c of program.commands) c.exitOverride();
 
   try {

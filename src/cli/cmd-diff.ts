@@ -1,0 +1,109 @@
+// `snap diff REF1 REF2 [PATH]`: added (+), removed (-), content-modified (M), metadata-only (U)
+// and type-changed (T) entries, streamed, then a summary.
+import type { Command } from 'commander';
+import { displayName } from '../core/bytes.js';
+import { diffSnapshots, emptySummary, summarize, type Change, type DiffCounts, type DiffSummary } from '../ops/diff.js';
+import type { SnapshotFilter } from '../ops/refs.js';
+import type { Repository } from '../repo/repository.js';
+import { type Ctx, withRepo } from './context.js';
+import { resolveSnapshot } from './cmd-list.js';
+import { JsonList, mtimeDate, nodeJson, octal, owner, pathJson, plural, showPath, snapLabel, snapRefJson, writeLine } from './browse-out.js';
+import { bytes, localDateTime } from './format.js';
+
+type Run = (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>;
+
+export function registerDiff(cmd: Command, run: Run): void {
+  cmd
+    .argument('<ref1>', "the older snapshot: id prefix, 'latest' or a date")
+    .argument('<ref2>', "the newer snapshot: id prefix, 'latest' or a date")
+    .argument('[path]', 'only this file or directory (absolute, or relative to a source path)')
+    .action(async (r1: string, r2: string, p: string | undefined, o: SnapshotFilter, c: Command) =>
+      run((ctx) => withRepo(ctx, (repo) => diff(ctx, r1, r2, p, o, repo)), c),
+    );
+}
+
+async function diff(ctx: Ctx, r1: string, r2: string, p: string | undefined, o: SnapshotFilter, repo: Repository): Promise<void> {
+  const a = await resolveSnapshot(ctx, repo, r1, o);
+  const b = await resolveSnapshot(ctx, repo, r2, o);
+  const sum = emptySummary();
+  const list = new JsonList(`{"from":${JSON.stringify(snapRefJson(a))},"to":${JSON.stringify(snapRefJson(b))},"changes":[`);
+  if (!ctx.json) await writeLine(`comparing ${snapLabel(a)} with ${snapLabel(b)}${p === undefined ? '' : `, ${p}`}`);
+  for await (const ch of diffSnapshots(repo, a, b, p)) {
+    summarize(sum, ch);
+    if (ctx.json) await list.item(changeJson(ch));
+    else await writeLine(changeLine(ch));
+  }
+  if (ctx.json) await list.end(`],"summary":${JSON.stringify(sum)}}`);
+  else await writeLine(summaryLine(sum));
+}
+
+function changeJson(ch: Change): Record<string, unknown> {
+  return {
+    kind: ch.kind,
+    ...pathJson(ch.path),
+    type: (ch.after ?? ch.before)!.type,
+    aspects: ch.aspects,
+    fields: ch.fields,
+    before: ch.before ? nodeJson(ch.before) : undefined,
+    after: ch.after ? nodeJson(ch.after) : undefined,
+  };
+}
+
+const CODE = { added: '+', removed: '-' } as const;
+
+function changeLine(ch: Change): string {
+  const node = ch.after ?? ch.before!;
+  let code: string;
+  let detail = '';
+  if (ch.kind !== 'modified') {
+    code = CODE[ch.kind];
+    if (node.type === 'file') detail = bytes(node.size);
+    else if (node.type === 'symlink') detail = `-> ${displayName(node.target ?? Buffer.alloc(0))}`;
+  } else if (ch.aspects.includes('type')) {
+    code = 'T';
+    detail = `${ch.before!.type} -> ${ch.after!.type}`;
+  } else {
+    code = ch.aspects.includes('content') ? 'M' : 'U';
+    const parts = ch.aspects.includes('content') ? [`${bytes(ch.before!.size)} -> ${bytes(ch.after!.size)}`] : [];
+    parts.push(...ch.fields.map((f) => fieldChange(f, ch.before!, ch.after!)));
+    detail = parts.join(', ');
+  }
+  return `${code}  ${showPath(ch.path, node)}${detail ? `  ${detail}` : ''}`;
+}
+
+function fieldChange(f: Change['fields'][number], a: NonNullable<Change['before']>, b: NonNullable<Change['after']>): string {
+  switch (f) {
+    case 'mode':
+      return `mode ${octal(a.mode)} -> ${octal(b.mode)}`;
+    case 'owner':
+      return `owner ${owner(a)} -> ${owner(b)}`;
+    case 'mtime': {
+      // Within one second, only the fraction tells the two apart.
+      const frac = a.mtime.sec === b.mtime.sec ? (n: typeof a): string => `.${String(n.mtime.nsec).padStart(9, '0')}` : (): string => '';
+      return `mtime ${localDateTime(mtimeDate(a))}${frac(a)} -> ${localDateTime(mtimeDate(b))}${frac(b)}`;
+    }
+    case 'target':
+      return `target ${displayName(a.target ?? Buffer.alloc(0))} -> ${displayName(b.target ?? Buffer.alloc(0))}`;
+    case 'rdev':
+      return `device ${a.rdev ?? 0} -> ${b.rdev ?? 0}`;
+  }
+}
+
+function counted(c: DiffCounts): string {
+  const parts = [
+    c.files > 0 ? `${plural(c.files, 'file')} (${bytes(c.bytes)})` : '',
+    c.dirs > 0 ? plural(c.dirs, 'dir') : '',
+    c.others > 0 ? plural(c.others, 'other') : '',
+  ].filter((x) => x !== '');
+  return parts.length > 0 ? parts.join(', ') : 'nothing';
+}
+
+export function summaryLine(s: DiffSummary): string {
+  const m = s.modified;
+  const nothing = s.added.files + s.added.dirs + s.added.others + s.removed.files + s.removed.dirs + s.removed.others + m.content + m.metadataOnly === 0;
+  if (nothing) return 'summary: no differences';
+  return (
+    `summary: added ${counted(s.added)}; removed ${counted(s.removed)}; ` +
+    `modified ${m.content} in content (${bytes(m.bytesBefore)} -> ${bytes(m.bytesAfter)}), ${m.metadataOnly} in metadata only, ${m.type} in type`
+  );
+}
