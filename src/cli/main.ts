@@ -13,6 +13,7 @@ import { registerRestore } from './cmd-restore.js';
 import { registerIndex } from './cmd-index.js';
 import { registerMaint } from './cmd-maint.js';
 import { registerBrowse } from './cmd-browse.js';
+import { registerExport } from './cmd-export.js';
 import { VERSION } from './version.js';
 
 /** Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings. */
@@ -60,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
   registerIndex(program, run);
   registerMaint(program, run);
   registerBrowse(program, run);
+  registerExport(program, run);
   for (const c of program.commands) c.exitOverride();
 
   try {

@@ -232,7 +232,7 @@ function dosMax(): [number, number] {
 const nativeCrc = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
 let table: Uint32Array | undefined;
 
-function crc32(data: Uint8Array, crc: number): number {
+export function crc32(data: Uint8Array, crc: number): number {
   if (nativeCrc) return nativeCrc(data, crc);
   table ??= Uint32Array.from({ length: 256 }, (_, n) => {
     let c = n;

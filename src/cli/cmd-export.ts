@@ -1,0 +1,261 @@
+// `snap export`: a snapshot (or some of its paths) as a .tar, .tar.gz/.tgz or .zip archive.
+// A file OUTPUT is written under a temporary name in its directory, fsynced and renamed when
+// complete, so an interrupted or failed export never leaves a file that looks whole.
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { Writable } from 'node:stream';
+import type { Command } from 'commander';
+import { errnoCode, fromSystemError, SnapError } from '../core/errors.js';
+import { randomHex, shortId } from '../core/ids.js';
+import type { StoredSnapshot } from '../model/snapshot.js';
+import {
+  type ArchiveFormat,
+  type ExportResult,
+  type ExportSelection,
+  exportSnapshot,
+  formatFromName,
+  resolveExportPaths,
+  verifyArchive,
+} from '../ops/export.js';
+import type { Repository } from '../repo/repository.js';
+import { type Ctx, withRepo } from './context.js';
+import { bytes } from './format.js';
+import { collect } from './parse.js';
+import { resolveSnapshot } from './cmd-list.js';
+
+interface ExportFlags {
+  path: string[];
+  format?: string;
+  verify?: boolean;
+  force?: boolean;
+  host: string[];
+  tag: string[];
+}
+
+const FORMATS: Record<string, ArchiveFormat> = { tar: 'tar', 'tar.gz': 'tar.gz', tgz: 'tar.gz', zip: 'zip' };
+const CHOICES = 'tar, tar.gz (or tgz) or zip';
+
+export function registerExport(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
+  program
+    .command('export')
+    .description('write a snapshot, or some of its paths, as a .tar, .tar.gz/.tgz or .zip archive')
+    .argument('<ref>', "snapshot: id prefix, 'latest' or a date")
+    .argument('<output>', "archive to write, or '-' for standard output (then --format is required)")
+    .option('--path <path>', 'export only this snapshot path, with its parent directories (repeatable; relative: inside the source paths)', collect, [])
+    .option('--format <format>', `archive format: ${CHOICES} (default: from the OUTPUT name)`)
+    .option('--verify', 'read the archive back and check every entry against the snapshot')
+    .option('--force', 'replace OUTPUT if it exists')
+    .option('--host <host>', 'resolve REF among snapshots from this host (repeatable)', collect, [])
+    .option('--tag <tag>', 'resolve REF among snapshots with this tag (repeatable: all must match)', collect, [])
+    .action(async (ref: string, output: string, o: ExportFlags, cmd: Command) => run((ctx) => exportCmd(ctx, ref, output, o), cmd));
+}
+
+function chooseFormat(output: string, flag: string | undefined): ArchiveFormat {
+  if (flag !== undefined) {
+    const f = FORMATS[flag.toLowerCase()];
+    if (!f) throw new SnapError('SNAP_USAGE', `unknown archive format '${flag}': choose ${CHOICES}`);
+    return f;
+  }
+  if (output === '-') throw new SnapError('SNAP_USAGE', `writing to standard output needs --format (${CHOICES})`);
+  const f = formatFromName(output);
+  if (!f) throw new SnapError('SNAP_USAGE', `cannot tell the archive format from '${output}': name it .tar, .tar.gz, .tgz or .zip, or pass --format (${CHOICES})`);
+  return f;
+}
+
+async function exportCmd(ctx: Ctx, ref: string, output: string, o: ExportFlags): Promise<void> {
+  const format = chooseFormat(output, o.format);
+  const toStdout = output === '-';
+  if (toStdout && o.verify) throw new SnapError('SNAP_USAGE', '--verify needs an OUTPUT file: an archive written to standard output cannot be read back');
+  if (toStdout && process.stdout.isTTY) throw new SnapError('SNAP_USAGE', 'refusing to write an archive to a terminal (redirect standard output, or give an OUTPUT file)');
+  const dest = toStdout ? undefined : path.resolve(output);
+  if (dest && !o.force && (await exists(dest))) throw new SnapError('SNAP_EXISTS', `${output} already exists (use --force to replace it)`);
+
+  await withRepo(ctx, async (repo) => {
+    const snap = await resolveSnapshot(ctx, repo, ref, { host: o.host, tag: o.tag });
+    const selection = await resolveExportPaths(repo, snap, o.path);
+    const run = { repo, snap, selection, format, ctx };
+    const { result, size } = dest ? await toFile(run, dest, output, o.force === true) : await toStream(run);
+    ctx.sink.done();
+    report(ctx, { snap, output, format, result, size, toStdout });
+    if (!o.verify || !dest) return;
+    try {
+      const v = await verifyArchive(repo, snap, dest, { format, selection, sink: ctx.sink, name: output });
+      ctx.sink.done();
+      if (ctx.json) ctx.out(JSON.stringify({ verified: true, output, entries: v.entries, bytes: v.bytes }));
+      else ctx.out(`verified ${output}: ${v.entries} entries and ${bytes(v.bytes)} of file data match the snapshot`);
+    } catch (e) {
+      ctx.sink.done();
+      if (e instanceof SnapError && e.code === 'SNAP_CORRUPT') {
+        throw new SnapError('SNAP_CORRUPT', `${e.message}; the archive was left at ${output}, but do not rely on it`, { cause: e });
+      }
+      throw e;
+    }
+  });
+}
+
+interface Run {
+  repo: Repository;
+  snap: StoredSnapshot;
+  selection: ExportSelection;
+  format: ArchiveFormat;
+  ctx: Ctx;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return false;
+    throw fromSystemError(e, `checking ${p}`);
+  }
+}
+
+/** Temp file, fsync, then rename (or link, which refuses to replace) into place; removed on any failure or signal. */
+async function toFile(r: Run, dest: string, output: string, force: boolean): Promise<{ result: ExportResult; size: number }> {
+  const dir = path.dirname(dest);
+  const tmp = path.join(dir, `.${path.basename(dest)}.snap-tmp-${randomHex(6)}`);
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(tmp, 'wx', 0o666);
+  } catch (e) {
+    throw fromSystemError(e, `creating ${output}`);
+  }
+  const stream = fh.createWriteStream({ autoClose: false });
+  let signal: NodeJS.Signals | undefined;
+  const onSignal = (s: NodeJS.Signals): void => {
+    signal ??= s;
+    stream.destroy(new SnapError('SNAP_INTERRUPTED', `interrupted by ${s}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let open = true;
+  try {
+    const result = await exportSnapshot(r.repo, r.snap, stream, { format: r.format, selection: r.selection, sink: r.ctx.sink });
+    if (signal) throw new SnapError('SNAP_INTERRUPTED', `interrupted by ${signal}`);
+    const { size } = await fh.stat();
+    await fh.sync();
+    // The stream holds a reference on the handle until destroyed (autoClose: false keeps the fd
+    // open for the fsync above); without this, close() would wait forever.
+    stream.destroy();
+    await fh.close();
+    open = false;
+    await publish(tmp, dest, output, force);
+    await syncDir(dir);
+    return { result, size };
+  } catch (e) {
+    stream.destroy();
+    if (open) await fh.close().catch(() => {});
+    await fsp.rm(tmp, { force: true }).catch(() => {});
+    if (signal) throw new SnapError('SNAP_INTERRUPTED', `export interrupted by ${signal}; ${output} was not written`);
+    throw errnoCode(e) && !(e instanceof SnapError) ? fromSystemError(e, `writing ${output}`) : e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/**
+ * Without --force, link(2) puts the file in place only if OUTPUT still does not exist (another
+ * process may have created it since the check); file systems without hard links fall back to a
+ * check and rename.
+ */
+async function publish(tmp: string, dest: string, output: string, force: boolean): Promise<void> {
+  try {
+    if (force) return await fsp.rename(tmp, dest);
+    try {
+      await fsp.link(tmp, dest);
+      await fsp.rm(tmp, { force: true });
+      return;
+    } catch (e) {
+      if (errnoCode(e) === 'EEXIST') throw new SnapError('SNAP_EXISTS', `${output} appeared while exporting; not replaced (use --force)`);
+      if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'EXDEV'].includes(errnoCode(e) ?? '')) throw e;
+    }
+    if (await exists(dest)) throw new SnapError('SNAP_EXISTS', `${output} appeared while exporting; not replaced (use --force)`);
+    await fsp.rename(tmp, dest);
+  } catch (e) {
+    throw fromSystemError(e, `moving the finished archive to ${output}`);
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const d = await fsp.open(dir, 'r');
+  try {
+    await d.sync();
+  } catch (e) {
+    // Some file systems cannot fsync a directory; the file itself is already durable.
+    if (!['EINVAL', 'ENOTSUP', 'EOPNOTSUPP'].includes(errnoCode(e) ?? '')) throw fromSystemError(e, `syncing ${dir}`);
+  } finally {
+    await d.close();
+  }
+}
+
+async function toStream(r: Run): Promise<{ result: ExportResult; size: number }> {
+  const out = new CountingStdout(process.stdout);
+  const result = await exportSnapshot(r.repo, r.snap, out, { format: r.format, selection: r.selection, sink: r.ctx.sink });
+  return { result, size: out.bytes };
+}
+
+/**
+ * Counts the archive's bytes on their way to stdout. Ending it never ends stdout (Node keeps
+ * stdio open); it only waits until stdout took everything. A stdout error (EPIPE) fails it.
+ */
+class CountingStdout extends Writable {
+  bytes = 0;
+
+  constructor(private readonly target: NodeJS.WriteStream) {
+    super();
+    target.on('error', (e) => this.destroy(e));
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.bytes += chunk.length;
+    if (this.target.write(chunk)) cb();
+    else this.target.once('drain', () => cb());
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    if (this.target.writableNeedDrain) this.target.once('drain', () => cb());
+    else cb();
+  }
+}
+
+function report(
+  ctx: Ctx,
+  x: { snap: StoredSnapshot; output: string; format: ArchiveFormat; result: ExportResult; size: number; toStdout: boolean },
+): void {
+  const r = x.result;
+  // With '-' the archive is on stdout: the summary goes to stderr.
+  const say = x.toStdout ? (s: string) => process.stderr.write(s + '\n') : ctx.out;
+  if (ctx.json) {
+    say(
+      JSON.stringify({
+        snapshot: x.snap.id,
+        output: x.output,
+        format: x.format,
+        entries: r.entries,
+        files: r.files,
+        dirs: r.dirs,
+        symlinks: r.symlinks,
+        hardlinks: r.hardlinks,
+        special: r.special,
+        sockets_skipped: r.sockets,
+        bytes: r.bytes,
+        archive_bytes: x.size,
+      }),
+    );
+    return;
+  }
+  if (ctx.opts.quiet && x.toStdout) return;
+  const where = x.toStdout ? 'standard output' : x.output;
+  say(
+    `exported snapshot ${shortId(x.snap.id)} to ${where} (${x.format}): ${n(r.entries, 'entry', 'entries')} (${n(r.files, 'file')}, ` +
+      `${n(r.dirs, 'dir')}, ${n(r.symlinks, 'symlink')}, ${n(r.hardlinks, 'hard link')}, ${r.special} other), ` +
+      `${bytes(r.bytes)} of file data, archive ${bytes(x.size)}`,
+  );
+  if (r.sockets > 0) say(`  ${n(r.sockets, 'socket')} skipped (archives cannot hold sockets)`);
+}
+
+function n(count: number, one: string, many = `${one}s`): string {
+  return `${count} ${count === 1 ? one : many}`;
+}
