@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { errnoCode, fromSystemError, isSnapError } from '../core/errors.js';
+import { SnapError, errnoCode, fromSystemError, isSnapError } from '../core/errors.js';
 import { displayName, isAllZero, joinPath } from '../core/bytes.js';
 import { randomHex } from '../core/ids.js';
 import { TaskPool } from '../core/pool.js';
@@ -14,7 +14,7 @@ import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
-import { splitPath } from './navigate.js';
+import { locateAbs, splitPath } from './navigate.js';
 import { makeDevice, makeFifo } from './special-files.js';
 
 export type OverwritePolicy = 'never' | 'if-changed' | 'always';
@@ -45,6 +45,12 @@ export interface RestoreResult {
 const TMP_PREFIX = '.snap-restore-';
 
 export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o: RestoreOptions): Promise<RestoreResult> {
+  for (const inc of o.include ?? []) {
+    if (!inc.startsWith('/')) throw new SnapError('SNAP_USAGE', `--include takes an absolute path inside the snapshot (not '${inc}')`);
+    if (!(await locateAbs(repo, snap.tree, Buffer.from(inc)))) {
+      throw new SnapError('SNAP_NOT_FOUND', `${inc} is not in snapshot ${snap.id.slice(0, 8)} (its paths: ${snap.paths.join(', ')})`);
+    }
+  }
   const r = new Restorer(repo, o);
   await r.run(snap);
   return r.result;
@@ -97,7 +103,8 @@ class Restorer {
         throw fromSystemError(e, `restore target ${target}`);
       }
     }
-    await this.tree(snap.tree, Buffer.from(this.targetRoot || target), [], 'all');
+    const rootScope = this.scope([]);
+    if (rootScope !== 'none') await this.tree(snap.tree, Buffer.from(this.targetRoot || target), [], rootScope);
     await this.pool.drain();
     if (!this.o.dryRun) {
       for (const [dir, node] of this.dirMeta) await this.applyMeta(dir, node, false);
