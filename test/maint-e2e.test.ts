@@ -162,6 +162,14 @@ describe('check', () => {
     const gc = snap(['--repo', t.repo, 'gc']);
     expect(gc.code).toBe(1);
     expect(gc.stderr).toMatch(/gc stopped before changing anything.*\[SNAP_MISSING_OBJECT\]/);
+
+    // The documented way out (docs/maintenance.md): forget the affected snapshots, gc, back up again.
+    const affected = c.report.affected.map((a) => a.snapshot);
+    ok(['--repo', t.repo, 'forget', ...affected]);
+    ok(['--repo', t.repo, 'gc']);
+    const again = create(t.repo, t.src);
+    expect(check(t.repo, ['--read-data']).report).toMatchObject({ ok: true, problems: [] });
+    expectRestores(t.repo, again.id, t.src, describeTree(t.src));
   });
 
   it('reports an unindexed leftover pack as a leftover, not damage; gc removes it', async () => {
