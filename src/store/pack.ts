@@ -60,6 +60,7 @@ export class PackBuilder {
     trailer.writeUInt32LE(header.length, 0);
     PACK_MAGIC.copy(trailer, 4);
     const bytes = Buffer.concat([...this.parts, header, trailer]);
+    this.parts = []; // the pack's bytes are in `bytes` now; don't hold them twice while it is written
     return { id: toHex(sha256(bytes)), bytes, entries: this.entries };
   }
 }
