@@ -11,6 +11,7 @@ import type { Node } from '../src/model/node.js';
 import type { StoredSnapshot } from '../src/model/snapshot.js';
 import { diffTrees, type TreeReader } from '../src/ops/diff.js';
 import { compileFindPattern, FindCache, findInSnapshots } from '../src/ops/find.js';
+import { history } from '../src/ops/history.js';
 import { parseJson, snap, tmpDir, type RunResult } from './helpers/cli.js';
 
 const T = (iso: string): number => Date.parse(iso) / 1000;
@@ -595,5 +596,20 @@ describe('unchanged subtrees are skipped', () => {
     expect(counts).toEqual([500, 500, 500, 500]);
     // 501 trees for the first snapshot, then a new root and one new directory per changed snapshot
     expect(trees.reads).toBe(501 + 2 + 0 + 2);
+  });
+
+  it('history reads each distinct tree on the path once', async () => {
+    const trees = new Trees();
+    // Every snapshot edits another directory, so every root differs; d0005 changes in one of them.
+    const snapsOf = Array.from({ length: 50 }, (_, i) => ({ id: String(i).padStart(64, '0'), paths: ['/'], tree: bigTree(trees, 200, i) }) as unknown as StoredSnapshot);
+    trees.reads = 0;
+    const versions = [];
+    for await (const v of history(trees, snapsOf, '/d0005/a.txt')) versions.push([v.event, v.snapshot.id.slice(-2), v.seen, v.aspects]);
+    expect(versions).toEqual([
+      ['added', '00', 5, []],
+      ['modified', '05', 1, ['content']],
+      ['modified', '06', 44, ['content']],
+    ]);
+    expect(trees.reads).toBe(50 + 2); // every root, and the two versions of d0005
   });
 });

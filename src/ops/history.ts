@@ -3,11 +3,12 @@
 // metadata) or disappears. Snapshots whose source paths do not cover the path say nothing about
 // it and are passed over, so snapshots of other folders never show up as deletions.
 import { SnapError } from '../core/errors.js';
+import { toHex } from '../core/ids.js';
 import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
-import type { Repository } from '../repo/repository.js';
-import { canonicalPath, compareNodes, type ChangeAspect, type MetaField } from './diff.js';
-import { locateAbs } from './navigate.js';
+import { findNode } from '../model/tree.js';
+import { canonicalPath, compareNodes, type ChangeAspect, type MetaField, type TreeReader } from './diff.js';
+import { splitPath } from './navigate.js';
 
 export type HistoryEvent = 'added' | 'modified' | 'deleted';
 
@@ -35,33 +36,51 @@ function covers(snap: StoredSnapshot, abs: Buffer): boolean {
 }
 
 /**
+ * Find one path in many snapshots reading each distinct tree on the way once: the entry found
+ * below a tree id at a given depth is the same in every snapshot holding that tree there.
+ */
+function memoLookup(repo: TreeReader, abs: Buffer): (root: Buffer) => Promise<Node | undefined> {
+  const memo = new Map<string, Node | undefined>();
+  const parts = splitPath(abs);
+  return async (root) => {
+    const walk = async (tree: Buffer, depth: number): Promise<Node | undefined> => {
+      const key = `${depth}:${toHex(tree)}`;
+      if (memo.has(key)) return memo.get(key);
+      const node = findNode(await repo.readTree(tree), parts[depth]!);
+      const found = !node || depth === parts.length - 1 ? node : node.type === 'dir' ? await walk(node.tree!, depth + 1) : undefined;
+      memo.set(key, found);
+      return found;
+    };
+    return parts.length === 0 ? undefined : walk(root, 0);
+  };
+}
+
+/**
  * Versions of `userPath`: an absolute snapshot path, or one relative to a source path (the first
  * snapshot holding it fixes which). Each version is yielded once the next one starts (or at the end).
  */
-export async function* history(repo: Repository, snaps: StoredSnapshot[], userPath: string): AsyncGenerator<Version> {
-  let abs = userPath.startsWith('/') ? canonicalPath(userPath) : undefined;
+export async function* history(repo: TreeReader, snaps: StoredSnapshot[], userPath: string): AsyncGenerator<Version> {
+  // Fixed by the argument, or (for a relative path) by the first snapshot that holds it.
+  let at: { abs: Buffer; lookup: (root: Buffer) => Promise<Node | undefined> } | undefined;
+  if (userPath.startsWith('/')) {
+    const abs = canonicalPath(userPath);
+    at = { abs, lookup: memoLookup(repo, abs) };
+  }
   let current: Version | undefined;
-  let prevRoot: Buffer | undefined;
-  let prevNode: Node | undefined;
   for (const snap of snaps) {
-    let node: Node | undefined;
-    if (!abs) {
+    if (!at) {
       for (const src of snap.paths) {
-        const p = canonicalPath(`${src}/${userPath}`);
-        const hit = await locateAbs(repo, snap.tree, p);
-        if (hit?.node) {
-          abs = p;
+        const abs = canonicalPath(`${src}/${userPath}`);
+        const lookup = memoLookup(repo, abs);
+        if (await lookup(snap.tree)) {
+          at = { abs, lookup };
           break;
         }
       }
-      if (!abs) continue;
+      if (!at) continue;
     }
-    if (!covers(snap, abs)) continue;
-    // Unchanged root tree, unchanged entry: no walk needed.
-    if (prevRoot && prevRoot.equals(snap.tree)) node = prevNode;
-    else node = (await locateAbs(repo, snap.tree, abs))?.node;
-    prevRoot = snap.tree;
-    prevNode = node;
+    if (!covers(snap, at.abs)) continue;
+    const node = await at.lookup(snap.tree);
 
     if (!current) {
       if (node) current = { event: 'added', snapshot: snap, last: snap, seen: 1, node, aspects: [], fields: [] };
