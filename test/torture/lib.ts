@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { it } from 'vitest';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
-export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+/** The built CLI; SNAP_TORTURE_CLI points at a private copy when others rebuild dist/ meanwhile. */
+export const CLI = process.env.SNAP_TORTURE_CLI ?? path.join(ROOT, 'dist', 'cli', 'main.js');
 
 /** `npm run test:torture` sets SNAP_TORTURE=1: many more iterations and bigger inputs. */
 export const LONG = (process.env.SNAP_TORTURE ?? '') !== '' && process.env.SNAP_TORTURE !== '0';
@@ -541,4 +542,40 @@ export async function initSmallRepo(repo: string): Promise<void> {
     packSize: 256 * 1024,
   });
   await r.close();
+}
+
+export interface Expectation {
+  id: string;
+  source: string;
+  want: Manifest;
+  what: string;
+}
+
+/**
+ * Restore snapshots in-process (one repository open for all: much faster than a CLI run each)
+ * and compare each with its expected manifest. The CLI's restore is exercised elsewhere.
+ */
+export async function restoreAllInProcess(repo: string, list: Expectation[], o: CompareOptions = {}): Promise<void> {
+  if (list.length === 0) return;
+  const { Repository } = await import('../../src/repo/repository.js');
+  const { restoreSnapshot } = await import('../../src/ops/restore.js');
+  const quiet = { warn: () => {}, info: () => {} };
+  const r = await Repository.open(repo, { sink: quiet, lockWaitMs: 30_000 });
+  try {
+    const snaps = await r.listSnapshots();
+    for (const e of list) {
+      const snap = snaps.find((s) => s.id === e.id);
+      if (!snap) throw new Error(`${e.what}: snapshot ${e.id.slice(0, 8)} is not listed`);
+      const target = tmpDir('snap-restore-');
+      try {
+        const res = await restoreSnapshot(r, snap, { target, asRoot: process.getuid?.() === 0, sink: quiet });
+        if (res.damaged.length > 0) throw new Error(`${e.what}: snapshot ${e.id.slice(0, 8)} has damaged files: ${res.damaged.slice(0, 5).join(', ')}`);
+        assertSameTree(e.want, manifest(restoredAt(target, e.source)), `${e.what} (snapshot ${e.id.slice(0, 8)})`, o);
+      } finally {
+        fs.rmSync(target, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    await r.close();
+  }
 }
