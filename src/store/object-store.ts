@@ -20,7 +20,7 @@ import { type ObjectType, PackBuilder, type PackEntry, packName } from './pack.j
 const MAX_COMPRESSIONS = Math.max(2, availableParallelism()) + 2;
 
 /** Sealed packs being written at once (each up to packSize plus one object). */
-const MAX_PACK_WRITES = 2;
+const MAX_PACK_WRITES = 1;
 
 export interface ObjectLocation {
   pack: string;
@@ -68,7 +68,8 @@ export class ObjectStore {
     private readonly index: LocationIndex,
     private readonly opts: ObjectStoreOptions,
   ) {
-    this.maxInflight = opts.maxInflightBytes ?? 64 * 1024 * 1024;
+    // Enough raw data in flight to keep every compression slot busy with average (1 MiB) chunks.
+    this.maxInflight = opts.maxInflightBytes ?? Math.max(16, MAX_COMPRESSIONS * 4) * 1024 * 1024;
   }
 
   async has(id: Buffer): Promise<boolean> {
@@ -97,7 +98,7 @@ export class ObjectStore {
   private async compressAndPack(type: ObjectType, id: Buffer, raw: Buffer): Promise<void> {
     const c = await this.compressLimit(() => compress(raw, this.opts.codec, this.opts.level));
     let b = this.builders.get(type);
-    if (!b) this.builders.set(type, (b = new PackBuilder()));
+    if (!b) this.builders.set(type, (b = new PackBuilder(type === 'blob' ? this.opts.packSize * 2 : undefined)));
     b.add(id, type, c.data, raw.length, c.codec);
     this.stats.objectsAdded++;
     this.stats.bytesAdded += c.data.length;

@@ -35,15 +35,32 @@ export function packIdFromName(name: string): string | undefined {
   return m && m[2]!.startsWith(m[1]!) ? m[2] : undefined;
 }
 
-/** Accumulates objects in memory until sealed; a pack is written in one put. */
+/**
+ * Accumulates objects in one buffer until sealed; a pack is written in one put. Objects are
+ * copied in as they arrive, so their own buffers become garbage at once and sealing needs no
+ * second copy of the pack (the 16 MiB concatenation per pack kept peak RSS over 300 MB for a
+ * 1 GiB file). Untouched capacity costs address space, not memory.
+ */
 export class PackBuilder {
-  private parts: Buffer[] = [];
+  private buf: Buffer;
   private entries: PackEntry[] = [];
   size = 0;
 
+  constructor(capacity = 4 * 1024 * 1024) {
+    this.buf = Buffer.allocUnsafe(capacity);
+  }
+
+  private reserve(n: number): void {
+    if (n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(n, this.buf.length * 2));
+    this.buf.copy(grown, 0, 0, this.size);
+    this.buf = grown;
+  }
+
   add(id: Buffer, type: ObjectType, data: Buffer, rawLength: number, codec: number): void {
     this.entries.push({ id, type, offset: this.size, length: data.length, rawLength, codec });
-    this.parts.push(data);
+    this.reserve(this.size + data.length);
+    data.copy(this.buf, this.size);
     this.size += data.length;
   }
 
@@ -56,11 +73,13 @@ export class PackBuilder {
       v: PACK_VERSION,
       entries: this.entries.map((e) => [TYPE_CODES[e.type], e.id, e.offset, e.length, e.rawLength, e.codec]),
     });
-    const trailer = Buffer.alloc(TRAILER_BYTES);
-    trailer.writeUInt32LE(header.length, 0);
-    PACK_MAGIC.copy(trailer, 4);
-    const bytes = Buffer.concat([...this.parts, header, trailer]);
-    this.parts = []; // the pack's bytes are in `bytes` now; don't hold them twice while it is written
+    const total = this.size + header.length + TRAILER_BYTES;
+    this.reserve(total);
+    header.copy(this.buf, this.size);
+    this.buf.writeUInt32LE(header.length, this.size + header.length);
+    PACK_MAGIC.copy(this.buf, this.size + header.length + 4);
+    const bytes = this.buf.subarray(0, total);
+    this.buf = Buffer.alloc(0);
     return { id: toHex(sha256(bytes)), bytes, entries: this.entries };
   }
 }
