@@ -170,16 +170,16 @@ export class SnapshotWalker {
       p.catch(() => {}); // awaited below in order; this only keeps an early rejection from being "unhandled"
       ahead.push(p);
     };
-    for (let i = 0; i < READ_AHEAD; i++) fetch(i);
     let total = 0;
     for (let i = 0; i < ids.length; i++) {
+      // Keep the chunk being read plus READ_AHEAD more in flight.
+      while (ahead.length <= READ_AHEAD && i + ahead.length < ids.length) fetch(i + ahead.length);
       let chunk: Buffer;
       try {
         chunk = await ahead.shift()!;
       } catch (e) {
         throw damaged(e, `/${displayName(path)}`, 'file data');
       }
-      fetch(i + READ_AHEAD);
       total += chunk.length;
       if (total > node.size) break;
       this.onData(chunk.length);
