@@ -36,6 +36,8 @@ export interface VerifyOptions {
 }
 
 const INT32 = 2 ** 31;
+/** Read and inflate in 1 MiB steps: with the 64 KiB / 16 KiB defaults, checking a 4 GiB tar took 18.6 s here, with 1 MiB 4.7-6.5 s. */
+const READ_BUFFER = 1 << 20;
 
 export async function verifyArchive(repo: VerifyRepo, snap: StoredSnapshot, file: string, o: VerifyOptions): Promise<VerifyResult> {
   const what = o.name ?? file;
@@ -76,9 +78,9 @@ export async function verifyArchive(repo: VerifyRepo, snap: StoredSnapshot, file
 }
 
 function tarSource(file: string, gzip: boolean): AsyncIterable<Buffer> {
-  const raw = fs.createReadStream(file);
+  const raw = fs.createReadStream(file, { highWaterMark: READ_BUFFER });
   if (!gzip) return raw;
-  const gunzip = createGunzip();
+  const gunzip = createGunzip({ chunkSize: READ_BUFFER });
   raw.on('error', (e) => gunzip.destroy(e));
   gunzip.on('close', () => raw.destroy());
   return raw.pipe(gunzip);
