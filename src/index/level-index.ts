@@ -4,7 +4,7 @@
 import * as fsp from 'node:fs/promises';
 import { Level } from 'level';
 import { SnapError } from '../core/errors.js';
-import { toHex } from '../core/ids.js';
+import { randomHex, toHex } from '../core/ids.js';
 import type { ProgressSink } from '../core/progress.js';
 import { asArray, asBytes, asString, asUint, decodeCbor, encodeCbor } from '../model/cbor.js';
 import { decodeSnapshot, type StoredSnapshot } from '../model/snapshot.js';
@@ -30,13 +30,21 @@ export interface PackInfo {
 }
 
 export class LevelIndex implements LocationIndex {
-  private constructor(private readonly db: DB, readonly dir: string) {}
+  private constructor(private db: DB, readonly dir: string, private readonly o: IndexOpenOptions) {}
 
   /** Open (creating if needed). `complete` is false when the index must be (re)built from storage. */
   static async open(dir: string, o: IndexOpenOptions): Promise<{ index: LevelIndex; complete: boolean }> {
     const db = await openWithWait(dir, o);
-    const idx = new LevelIndex(db, dir);
-    const stamp = await idx.getMeta('complete');
+    const idx = new LevelIndex(db, dir, o);
+    let stamp: string | undefined;
+    try {
+      stamp = await idx.getMeta('complete');
+    } catch (e) {
+      // A damaged table file (say, truncated) lets LevelDB open but fails the first read: damage,
+      // so the caller rebuilds, instead of every command failing with an I/O error.
+      await db.close().catch(() => {});
+      throw new SnapError('SNAP_CORRUPT', `the repository index at ${dir} cannot be read`, { cause: e });
+    }
     const complete = stamp === `${INDEX_VERSION}:${o.repoId}`;
     return { index: idx, complete };
   }
@@ -48,6 +56,19 @@ export class LevelIndex implements LocationIndex {
 
   async close(): Promise<void> {
     await this.db.close();
+  }
+
+  /**
+   * Start over with an empty index, in place (the object keeps working for its users). For damage
+   * that LevelDB only notices when it reads a table: such an index cannot even be cleared. The old
+   * folder is renamed away while still open, so no other process can open it in between.
+   */
+  async reset(): Promise<void> {
+    const old = `${this.dir}.damaged-${randomHex(4)}`;
+    await fsp.rename(this.dir, old);
+    await this.db.close().catch(() => {});
+    await fsp.rm(old, { recursive: true, force: true });
+    this.db = await openWithWait(this.dir, this.o);
   }
 
   // --- meta ---

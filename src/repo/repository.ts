@@ -125,8 +125,19 @@ export class Repository {
         await repo.reconcileSnapshots();
       }
     } catch (e) {
-      await repo.close();
-      throw e;
+      if (!isSnapError(e, 'SNAP_CORRUPT')) {
+        await repo.close();
+        throw e;
+      }
+      // Damage LevelDB noticed only while reading (a table file): start the index over.
+      try {
+        o.sink.info?.(`the repository index is damaged (${e.message}); rebuilding it from the repository`);
+        await repo.index.reset();
+        await repo.rebuildIndex();
+      } catch (e2) {
+        await repo.close();
+        throw e2;
+      }
     }
     return repo;
   }
@@ -139,8 +150,15 @@ export class Repository {
   /** Rebuild every derived record of the index from pack headers and snapshot records. */
   async rebuildIndex(): Promise<{ packs: number; objects: number; snapshots: number; problems: string[] }> {
     const problems: string[] = [];
-    await this.index.setMeta('complete', 'rebuilding', true);
-    await this.index.clear();
+    try {
+      await this.index.setMeta('complete', 'rebuilding', true);
+      await this.index.clear();
+    } catch (e) {
+      if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_IO')) throw e;
+      await this.index.reset(); // too damaged to clear
+      await this.index.setMeta('complete', 'rebuilding', true);
+    }
+    this.treeCache.clear();
     let packs = 0;
     let objects = 0;
     for await (const blob of this.backend.list(DATA)) {
