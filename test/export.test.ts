@@ -245,6 +245,9 @@ describe('snap export', () => {
     expect(names).toContain(`${prefix}docs/hello.txt`);
     expect(names).toContain(`${prefix}docs/empty-dir/`);
     expect(r.stderr.toString()).toMatch(/exported snapshot \w+ to standard output \(tar\.gz\)/);
+    // A reader that stops early: a clear error, not a crash.
+    const early = spawnSync('bash', ['-c', `"${process.execPath}" "${CLI}" --repo "${repo}" export latest - --format tar | head -c 100 >/dev/null; exit \${PIPESTATUS[0]}`]);
+    expect([early.status, early.stderr.toString()]).toEqual([1, expect.stringMatching(/standard output was closed before the archive was complete \[SNAP_IO\]/)]);
   });
 
   it('usage errors: stdout without --format, an unknown format, --verify with stdout', () => {
@@ -253,6 +256,7 @@ describe('snap export', () => {
       [['out.rar'], /cannot tell the archive format from 'out\.rar'.*\.tar, \.tar\.gz, \.tgz or \.zip/],
       [['out.tar', '--format', '7z'], /unknown archive format '7z': choose tar, tar\.gz \(or tgz\) or zip/],
       [['-', '--format', 'tar', '--verify'], /--verify needs an OUTPUT file/],
+      [['.', '--format', 'zip'], /\. is a directory: give the archive's file name/],
     ] as const) {
       const r = snap(['--repo', repo, 'export', 'latest', ...args], { cwd: base });
       expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(msg)]);

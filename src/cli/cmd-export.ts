@@ -1,6 +1,7 @@
 // `snap export`: a snapshot (or some of its paths) as a .tar, .tar.gz/.tgz or .zip archive.
 // A file OUTPUT is written under a temporary name in its directory, fsynced and renamed when
 // complete, so an interrupted or failed export never leaves a file that looks whole.
+import { rmSync, type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
@@ -68,7 +69,9 @@ async function exportCmd(ctx: Ctx, ref: string, output: string, o: ExportFlags):
   if (toStdout && o.verify) throw new SnapError('SNAP_USAGE', '--verify needs an OUTPUT file: an archive written to standard output cannot be read back');
   if (toStdout && process.stdout.isTTY) throw new SnapError('SNAP_USAGE', 'refusing to write an archive to a terminal (redirect standard output, or give an OUTPUT file)');
   const dest = toStdout ? undefined : path.resolve(output);
-  if (dest && !o.force && (await exists(dest))) throw new SnapError('SNAP_EXISTS', `${output} already exists (use --force to replace it)`);
+  const existing = dest ? await lstatOrUndefined(dest) : undefined;
+  if (existing?.isDirectory()) throw new SnapError('SNAP_USAGE', `${output} is a directory: give the archive's file name`);
+  if (existing && !o.force) throw new SnapError('SNAP_EXISTS', `${output} already exists (use --force to replace it)`);
 
   await withRepo(ctx, async (repo) => {
     const snap = await resolveSnapshot(ctx, repo, ref, { host: o.host, tag: o.tag });
@@ -101,12 +104,11 @@ interface Run {
   ctx: Ctx;
 }
 
-async function exists(p: string): Promise<boolean> {
+async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
   try {
-    await fsp.lstat(p);
-    return true;
+    return await fsp.lstat(p);
   } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return false;
+    if (errnoCode(e) === 'ENOENT') return undefined;
     throw fromSystemError(e, `checking ${p}`);
   }
 }
@@ -124,7 +126,12 @@ async function toFile(r: Run, dest: string, output: string, force: boolean): Pro
   const stream = fh.createWriteStream({ autoClose: false });
   let signal: NodeJS.Signals | undefined;
   const onSignal = (s: NodeJS.Signals): void => {
-    signal ??= s;
+    if (signal) {
+      // A second signal: stop now rather than wait for the writer to unwind.
+      rmSync(tmp, { force: true });
+      process.exit(130);
+    }
+    signal = s;
     stream.destroy(new SnapError('SNAP_INTERRUPTED', `interrupted by ${s}`));
   };
   process.on('SIGINT', onSignal);
@@ -171,7 +178,7 @@ async function publish(tmp: string, dest: string, output: string, force: boolean
       if (errnoCode(e) === 'EEXIST') throw new SnapError('SNAP_EXISTS', `${output} appeared while exporting; not replaced (use --force)`);
       if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'EXDEV'].includes(errnoCode(e) ?? '')) throw e;
     }
-    if (await exists(dest)) throw new SnapError('SNAP_EXISTS', `${output} appeared while exporting; not replaced (use --force)`);
+    if (await lstatOrUndefined(dest)) throw new SnapError('SNAP_EXISTS', `${output} appeared while exporting; not replaced (use --force)`);
     await fsp.rename(tmp, dest);
   } catch (e) {
     throw fromSystemError(e, `moving the finished archive to ${output}`);
@@ -192,8 +199,13 @@ async function syncDir(dir: string): Promise<void> {
 
 async function toStream(r: Run): Promise<{ result: ExportResult; size: number }> {
   const out = new CountingStdout(process.stdout);
-  const result = await exportSnapshot(r.repo, r.snap, out, { format: r.format, selection: r.selection, sink: r.ctx.sink });
-  return { result, size: out.bytes };
+  try {
+    const result = await exportSnapshot(r.repo, r.snap, out, { format: r.format, selection: r.selection, sink: r.ctx.sink });
+    return { result, size: out.bytes };
+  } catch (e) {
+    if (errnoCode(e) === 'EPIPE') throw new SnapError('SNAP_IO', 'standard output was closed before the archive was complete', { cause: e });
+    throw errnoCode(e) && !(e instanceof SnapError) ? fromSystemError(e, 'writing the archive to standard output') : e;
+  }
 }
 
 /**
