@@ -303,6 +303,30 @@ describe('snap export', () => {
     expect(results[1]).toMatch(/tamper\.zip.*data\/random\.bin/);
   });
 
+  it('the verifier catches a changed header field (a tar mode, with a valid checksum)', async () => {
+    const file = path.join(base, 'tamper-mode.tar');
+    ok(['--repo', repo, 'export', 'latest', file]);
+    const bytes = fs.readFileSync(file);
+    const h = bytes.indexOf(b(`${prefix}docs/hello.txt\0`));
+    expect(h % 512).toBe(0);
+    bytes.write('0000600\0', h + 100, 'latin1');
+    bytes.fill(0x20, h + 148, h + 156);
+    let sum = 0;
+    for (let i = h; i < h + 512; i++) sum += bytes[i]!;
+    bytes.write(sum.toString(8).padStart(6, '0') + '\0 ', h + 148, 'latin1');
+    fs.writeFileSync(file, bytes);
+    expect(tool('tar', ['--warning=no-unknown-keyword', '-tvf', file]).toString()).toMatch(/-rw------- .*docs\/hello\.txt/);
+    const r = await Repository.open(repo, { sink: {} });
+    try {
+      const snaps = await r.listSnapshots();
+      await expect(verifyArchive(r, snaps.at(-1)!, file, { format: 'tar', selection: undefined, sink: {} })).rejects.toThrow(
+        /docs\/hello\.txt: the archive has mode 600, the snapshot 640/,
+      );
+    } finally {
+      await r.close();
+    }
+  });
+
   it('a damaged chunk fails the export, naming the file; no OUTPUT is left', () => {
     const b2 = scratch();
     const s2 = path.join(b2, 'src');
