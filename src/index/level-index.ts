@@ -100,7 +100,10 @@ export class LevelIndex implements LocationIndex {
 
   // --- objects and packs ---
   async lookup(id: Buffer): Promise<ObjectLocation | undefined> {
-    const v = await this.db.get(key(K_OBJECT, id));
+    // Synchronous: a LevelDB read from its cache takes microseconds, while the async call's trip
+    // through the thread pool cost 36 µs of main-thread time per chunk (1.5 s of a 12.9 s backup
+    // of the corpus's 45k small files, measured with --cpu-prof).
+    const v = this.db.getSync(key(K_OBJECT, id));
     return v === undefined ? undefined : decodeLocation(v);
   }
 
