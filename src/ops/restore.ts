@@ -65,6 +65,9 @@ class Restorer {
   private readonly policy: OverwritePolicy;
   private targetRoot = '';
   private progress = { files: 0, dirs: 0, bytes: 0, current: '' };
+  private readonly freshDirs = new Set<string>();
+  private readonly tmpPrefix = randomHex(4);
+  private tmpCounter = 0;
 
   constructor(private readonly repo: Repository, private readonly o: RestoreOptions) {
     this.pool = new TaskPool(o.concurrency ?? 8, 64);
@@ -156,6 +159,7 @@ class Restorer {
     } catch (e) {
       throw fromSystemError(e, `creating ${displayName(p)}`);
     }
+    this.freshDirs.add(p.toString('latin1'));
     return true;
   }
 
@@ -174,7 +178,10 @@ class Restorer {
   }
 
   /** Decide what to do with an existing entry at `dest`; true means write. */
-  private async mayWrite(node: Node, dest: Buffer): Promise<boolean> {
+  private async mayWrite(node: Node, dest: Buffer, dir?: Buffer): Promise<boolean> {
+    // A directory this restore created holds only what the restore put there (names in a tree
+    // are unique): no need to look for an existing entry. Saves an lstat per file.
+    if (dir && this.freshDirs.has(dir.toString('latin1'))) return true;
     const st = await fsp.lstat(dest).catch(() => undefined);
     if (!st) return true;
     if (st.isDirectory()) {
@@ -195,8 +202,9 @@ class Restorer {
     return true;
   }
 
+  /** Unique within this process; O_EXCL (or link/symlink's EEXIST) guards against leftovers of others. */
   private tmpName(dir: Buffer): Buffer {
-    return joinPath(dir, Buffer.from(TMP_PREFIX + randomHex(8)));
+    return joinPath(dir, Buffer.from(`${TMP_PREFIX}${this.tmpPrefix}-${this.tmpCounter++}`));
   }
 
   private async file(node: Node, dest: Buffer, dir: Buffer): Promise<void> {
@@ -222,7 +230,7 @@ class Restorer {
   }
 
   private async link(node: Node, firstPath: Buffer, dest: Buffer, dir: Buffer): Promise<boolean> {
-    if (!(await this.mayWrite(node, dest))) return true;
+    if (!(await this.mayWrite(node, dest, dir))) return true;
     this.result.links++;
     if (this.o.dryRun) return true;
     const tmp = this.tmpName(dir);
@@ -232,7 +240,7 @@ class Restorer {
   }
 
   private async writeFile(node: Node, dest: Buffer, dir: Buffer): Promise<Buffer | undefined> {
-    if (!(await this.mayWrite(node, dest))) return undefined;
+    if (!(await this.mayWrite(node, dest, dir))) return undefined;
     this.result.files++;
     this.result.bytes += node.size;
     this.progress.files++;
@@ -242,6 +250,7 @@ class Restorer {
     let ok = false;
     try {
       let pos = 0;
+      let end = 0;
       for (const id of node.chunks ?? []) {
         let data: Buffer;
         try {
@@ -253,7 +262,7 @@ class Restorer {
           this.warn(e.code, dest, `not restored, its data is damaged: ${e.message}`);
           return undefined;
         }
-        await writeSparse(fh, data, pos);
+        end = Math.max(end, await writeSparse(fh, data, pos));
         pos += data.length;
         this.progress.bytes += data.length;
       }
@@ -262,7 +271,7 @@ class Restorer {
         this.warn('SNAP_CORRUPT', dest, `chunks hold ${pos} bytes but the file has ${node.size}; not restored`);
         return undefined;
       }
-      await fh.truncate(node.size);
+      if (end < node.size) await fh.truncate(node.size); // trailing zeros were skipped: set the size
       if (this.o.asRoot) await fh.chown(node.uid, node.gid);
       await fh.chmod(node.mode);
       await fh.utimes(toTime(node), toTime(node));
@@ -278,7 +287,7 @@ class Restorer {
   }
 
   private async symlink(node: Node, dest: Buffer, dir: Buffer): Promise<void> {
-    if (!(await this.mayWrite(node, dest))) return;
+    if (!(await this.mayWrite(node, dest, dir))) return;
     this.result.special++;
     if (this.o.dryRun) return;
     const tmp = this.tmpName(dir);
@@ -325,18 +334,24 @@ class Restorer {
  * Write a chunk, skipping 64 KiB blocks of zeros: sparse files stay sparse (the final truncate
  * sets the size). Non-zero blocks next to each other are written in one call.
  */
-async function writeSparse(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<void> {
+async function writeSparse(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<number> {
   const BLOCK = 64 * 1024;
   let runStart = -1;
+  let end = 0;
   for (let off = 0; off < data.length; off += BLOCK) {
     const zero = isAllZero(data.subarray(off, off + BLOCK));
     if (!zero && runStart < 0) runStart = off;
     if (zero && runStart >= 0) {
       await writeAll(fh, data.subarray(runStart, off), pos + runStart);
+      end = pos + off;
       runStart = -1;
     }
   }
-  if (runStart >= 0) await writeAll(fh, data.subarray(runStart), pos + runStart);
+  if (runStart >= 0) {
+    await writeAll(fh, data.subarray(runStart), pos + runStart);
+    end = pos + data.length;
+  }
+  return end; // the file offset just past the last byte written (0 if none)
 }
 
 async function writeAll(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<void> {
@@ -347,9 +362,14 @@ async function writeAll(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<
   }
 }
 
-/** Seconds as a double: libuv's utimes takes a double and truncates it to whole microseconds. */
+/**
+ * Seconds as a double: libuv's utimes takes a double and truncates it to whole microseconds, and
+ * `sec + nsec / 1e9` can land a hair below the intended microsecond (…093 µs became …092). Aiming
+ * at the middle of the microsecond makes the truncation land on it: restored mtimes equal the
+ * recorded ones to the microsecond, always.
+ */
 function toTime(n: Node): number {
-  return n.mtime.sec + n.mtime.nsec / 1e9;
+  return n.mtime.sec + (Math.floor(n.mtime.nsec / 1000) + 0.5) / 1e6;
 }
 
 /** An existing symlink, FIFO or device that already is what the snapshot holds (a restore run twice). */
