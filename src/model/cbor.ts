@@ -12,11 +12,65 @@ export function encodeCbor(value: unknown): Buffer {
 }
 
 export function decodeCbor(bytes: Uint8Array, what: string): unknown {
+  const bad = structureProblem(bytes);
+  if (bad) throw new SnapError('SNAP_CORRUPT', `${what} is not valid CBOR (${bad})`);
   try {
     return codec.decode(bytes);
   } catch (e) {
     throw new SnapError('SNAP_CORRUPT', `${what} is not valid CBOR (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   }
+}
+
+/** Deeper than any record snap writes (a tree entry is at depth 4). */
+const MAX_DEPTH = 32;
+
+/**
+ * Why `b` is not the kind of CBOR snap writes, or undefined. Checked before cbor-x sees untrusted
+ * bytes, in one linear pass without recursion: tags are refused (snap writes none, and cbor-x
+ * gives some of them costly meanings: a 1 MB bignum took minutes to convert, shared references
+ * let a small record name one huge array a million times), as are indefinite lengths, nesting
+ * deeper than MAX_DEPTH, lengths past the end of the data, and trailing bytes.
+ */
+export function structureProblem(b: Uint8Array): string | undefined {
+  let pos = 0;
+  const open: number[] = [1]; // items still to read in each open container; the outermost is the record
+  while (open.length > 0) {
+    if (open[open.length - 1] === 0) {
+      open.pop();
+      continue;
+    }
+    open[open.length - 1]!--;
+    if (pos >= b.length) return 'truncated';
+    const ib = b[pos++]!;
+    const major = ib >> 5;
+    const ai = ib & 31;
+    let arg: number;
+    if (ai < 24) arg = ai;
+    else if (ai <= 27) {
+      const n = 1 << (ai - 24);
+      if (pos + n > b.length) return 'truncated';
+      arg = 0;
+      for (let i = 0; i < n; i++) arg = arg * 256 + b[pos + i]!;
+      pos += n;
+    } else return ai === 31 ? 'indefinite length' : 'reserved additional information';
+    switch (major) {
+      case 2:
+      case 3:
+        if (arg > b.length - pos) return 'a string longer than the data';
+        pos += arg;
+        break;
+      case 4:
+      case 5:
+        if (open.length > MAX_DEPTH) return `nested deeper than ${MAX_DEPTH}`;
+        if (arg * (major === 5 ? 2 : 1) > b.length - pos) return 'more items declared than the data holds';
+        open.push(major === 5 ? arg * 2 : arg);
+        break;
+      case 6:
+        return 'a tag';
+      // 0, 1: integers (argument already read); 7: simple values and floats (bytes already read).
+    }
+  }
+  return pos === b.length ? undefined : 'trailing bytes';
 }
 
 // Shape checks for decoded records. Each names the record and the field so `check` can say what is wrong.

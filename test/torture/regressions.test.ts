@@ -121,3 +121,20 @@ describe('regressions: a damaged index table', () => {
     await cliOk(['--repo', repo, 'index', 'rebuild']);
   });
 });
+
+describe('regressions: costly CBOR from an untrusted repository', () => {
+  it('a tree holding a 1 MB bignum, or shared references, is SNAP_CORRUPT at once', async () => {
+    // Found by the crafted-input test: `snap ls` of a tree with a 1 MB tag-2 bignum ran for
+    // minutes (cbor-x converts bignums with a quadratic loop). Tags 28/29 (shared references)
+    // could name one huge chunk list from a million entries. snap writes no tags: refuse them all.
+    const { decodeTree } = await import('../../src/model/tree.js');
+    const bignum = Buffer.concat([Buffer.from('a2617601', 'hex'), Buffer.from([0x67]), Buffer.from('entries'), Buffer.from([0xc2, 0x5a, 0x00, 0x10, 0x00, 0x00]), Buffer.alloc(1 << 20, 0xff)]);
+    const t = Date.now();
+    expect(() => decodeTree(bignum, 'tree')).toThrow(/a tag/);
+    expect(Date.now() - t).toBeLessThan(1000);
+    const shared = Buffer.concat([Buffer.from('a2617601', 'hex'), Buffer.from([0x67]), Buffer.from('entries'), Buffer.from('d81c81d81d00', 'hex')]);
+    expect(() => decodeTree(shared, 'tree')).toThrow(/a tag/);
+    expect(() => decodeTree(Buffer.concat([Buffer.from('a0', 'hex'), Buffer.from('00', 'hex')]), 'tree')).toThrow(/trailing/);
+    expect(() => decodeTree(Buffer.from('9f', 'hex'), 'tree')).toThrow(/indefinite/);
+  });
+});
