@@ -56,6 +56,7 @@ export class LevelIndex implements LocationIndex {
 
   async close(): Promise<void> {
     await this.db.close();
+    await ownerOnly(this.dir);
   }
 
   /**
@@ -291,6 +292,19 @@ function levelCode(e: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * LevelDB creates its files with the process umask (often 0644). The folder is 0700, but the files
+ * must be owner-only too (docs/format.md): a copied repository keeps file modes. Run after open
+ * and after close; files made in between are protected by the folder.
+ */
+async function ownerOnly(dir: string): Promise<void> {
+  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+    const p = `${dir}/${name}`;
+    const st = await fsp.lstat(p).catch(() => undefined);
+    if (st?.isFile() && (st.mode & 0o077) !== 0) await fsp.chmod(p, st.mode & 0o700).catch(() => {});
+  }
+}
+
 async function openWithWait(dir: string, o: IndexOpenOptions): Promise<DB> {
   // Owner-only, like everything else in the repository: the index names every backed-up path.
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
@@ -300,6 +314,7 @@ async function openWithWait(dir: string, o: IndexOpenOptions): Promise<DB> {
     const db = new Level<Buffer, Buffer>(dir, ENC);
     try {
       await db.open();
+      await ownerOnly(dir);
       return db;
     } catch (e) {
       const code = levelCode(e);

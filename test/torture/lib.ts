@@ -114,6 +114,10 @@ export function tmpDir(prefix = 'snap-torture-'): string {
 
 /** Remove the temporary directories of this test file (call from afterAll). */
 export function cleanupTmp(): void {
+  if (process.env.SNAP_KEEP_TMP) {
+    console.info(`[torture] SNAP_KEEP_TMP: kept ${made.splice(0).join(' ')}`);
+    return;
+  }
   for (const d of made.splice(0)) {
     try {
       fs.rmSync(d, { recursive: true, force: true });
