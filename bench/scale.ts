@@ -1,0 +1,144 @@
+// `npm run bench:scale`: snap on many small files (100k and 1M by default) and on one large file
+// (1 and 10 GiB by default): backup, backup again unchanged, restore (small files only); wall time
+// and peak RSS. Writes bench/results/scale-latest.{tsv,json} and the "bench-scale" section of
+// docs/performance.md.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { describeMachine } from './machine.js';
+import { replaceSection } from './markers.js';
+import { duBytes, GNU_TIME, hasExecutable, runLogged, timed } from './measure.js';
+import { PERFORMANCE_MD, RESULTS_DIR } from './paths.js';
+import { pinSnapCli } from './pin.js';
+import { type Generated, largeFile, smallFileTree } from './scale-data.js';
+import { type ScaleMeta, type ScaleRow, scaleSection, loadScale, saveScale } from './scale-report.js';
+import { say } from './sequence.js';
+
+const LATEST_TSV = path.join(RESULTS_DIR, 'scale-latest.tsv');
+const LATEST_JSON = path.join(RESULTS_DIR, 'scale-latest.json');
+
+const USAGE = `usage: npm run bench:scale -- [options]
+  --work DIR        work folder ($SNAP_SCALE_DIR, default /tmp/snap-bench-scale)
+  --files LIST      small-file counts, comma-separated ($SNAP_SCALE_FILES, default 100000,1000000; "" for none)
+  --large-gib LIST  large-file sizes in GiB ($SNAP_SCALE_LARGE_GIB, default 1,10; "" for none)
+  --keep            keep the generated inputs for the next run (default: keep; --no-keep deletes them)
+  --no-keep
+  --report-only     rewrite the section from bench/results/scale-latest.*
+  --no-docs         leave docs/ and bench/results/ alone`;
+
+interface ScaleOptions {
+  work: string;
+  files: number[];
+  largeGib: number[];
+  keep: boolean;
+  reportOnly: boolean;
+  docs: boolean;
+}
+
+function parseOptions(argv: string[]): ScaleOptions {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      work: { type: 'string' },
+      files: { type: 'string' },
+      'large-gib': { type: 'string' },
+      keep: { type: 'boolean' },
+      'no-keep': { type: 'boolean' },
+      'report-only': { type: 'boolean' },
+      'no-docs': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (v.help) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(0);
+  }
+  const list = (s: string): number[] => s.split(',').filter((x) => x.trim() !== '').map(Number).filter((x) => x > 0);
+  return {
+    work: v.work ?? process.env.SNAP_SCALE_DIR ?? '/tmp/snap-bench-scale',
+    files: list(v.files ?? process.env.SNAP_SCALE_FILES ?? '100000,1000000'),
+    largeGib: list(v['large-gib'] ?? process.env.SNAP_SCALE_LARGE_GIB ?? '1,10'),
+    keep: v['no-keep'] !== true,
+    reportOnly: v['report-only'] === true,
+    docs: v['no-docs'] !== true,
+  };
+}
+
+interface Snap {
+  cli: string;
+  log: string;
+}
+
+function main(): void {
+  const o = parseOptions(process.argv.slice(2));
+  if (o.reportOnly) return writeDoc(loadScale(LATEST_TSV, LATEST_JSON));
+  if (!hasExecutable(GNU_TIME)) {
+    say('GNU time is needed to measure peak RSS: run `apt-get install time` (as root), then try again');
+    process.exit(2);
+  }
+  fs.mkdirSync(o.work, { recursive: true });
+  const snap: Snap = { cli: pinSnapCli('scale'), log: path.join(o.work, 'snap.log') };
+  fs.writeFileSync(snap.log, '');
+  const rows: ScaleRow[] = [];
+  const meta: ScaleMeta = { date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), machine: describeMachine(), generated: [] };
+  const save = (): void => saveScale(path.join(o.work, 'partial.tsv'), path.join(o.work, 'partial.json'), rows, meta);
+  for (const n of o.files) {
+    say(`small files: ${n}`);
+    const input = smallFileTree(path.join(o.work, `files-${n}`), n);
+    meta.generated.push({ input: `${n} files`, seconds: input.seconds, bytes: input.bytes });
+    rows.push(...runCase(snap, o.work, `${n} files`, input, true));
+    if (!o.keep) fs.rmSync(path.dirname(input.dir), { recursive: true, force: true });
+    save();
+  }
+  for (const gib of o.largeGib) {
+    say(`large file: ${gib} GiB`);
+    const input = largeFile(path.join(o.work, `large-${gib}g`), Math.round(gib * 2 ** 30));
+    meta.generated.push({ input: `1 file of ${gib} GiB`, seconds: input.seconds, bytes: input.bytes });
+    rows.push(...runCase(snap, o.work, `1 file of ${gib} GiB`, input, false));
+    if (!o.keep) fs.rmSync(path.dirname(input.dir), { recursive: true, force: true });
+    save();
+  }
+  if (o.docs) {
+    fs.mkdirSync(RESULTS_DIR, { recursive: true });
+    saveScale(LATEST_TSV, LATEST_JSON, rows, meta);
+    writeDoc({ rows, meta });
+  }
+  if (rows.some((r) => r.status !== 'ok')) process.exitCode = 1;
+}
+
+/** Fresh repository: backup, backup again, and (for file trees) restore into an empty folder. */
+function runCase(snap: Snap, work: string, label: string, input: Generated, restore: boolean): ScaleRow[] {
+  const repo = path.join(work, 'repo');
+  const target = path.join(work, 'restore');
+  fs.rmSync(repo, { recursive: true, force: true });
+  fs.rmSync(target, { recursive: true, force: true });
+  runLogged(process.execPath, [snap.cli, '--repo', repo, 'init'], { log: snap.log });
+  const rows: ScaleRow[] = [];
+  const step = (name: ScaleRow['step'], args: string[]): void => {
+    const r = timed(process.execPath, [snap.cli, '--repo', repo, '--quiet', ...args], { log: snap.log });
+    const row: ScaleRow = { input: label, files: input.files, bytes: input.bytes, step: name, status: r.exitCode === 0 ? 'ok' : `exit ${r.exitCode}`, ...r.usage, repoBytes: duBytes(repo) };
+    rows.push(row);
+    say(`${label} ${name}: ${row.status}, ${row.wallS} s wall, ${Math.round(row.maxRssKb / 1024)} MiB peak RSS`);
+  };
+  step('backup', ['create', input.dir]);
+  step('backup_unchanged', ['create', input.dir]);
+  if (restore) {
+    fs.mkdirSync(target, { recursive: true });
+    step('restore', ['restore', 'latest', target]);
+    fs.rmSync(target, { recursive: true, force: true });
+  }
+  fs.rmSync(repo, { recursive: true, force: true });
+  return rows;
+}
+
+function writeDoc(r: { rows: ScaleRow[]; meta: ScaleMeta }): void {
+  replaceSection(PERFORMANCE_MD, 'bench-scale', scaleSection(r.rows, r.meta));
+  say(`wrote ${path.relative(process.cwd(), PERFORMANCE_MD)} (section "bench-scale")`);
+}
+
+try {
+  main();
+} catch (e) {
+  say(`error: ${e instanceof Error ? e.message : String(e)}`);
+  process.exitCode = 1;
+}
