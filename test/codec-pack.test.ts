@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CODEC_DEFLATE, CODEC_RAW, compress, decompress } from '../src/store/codec.js';
+import { CODEC_DEFLATE, CODEC_RAW, CODEC_ZSTD, compress, decompress } from '../src/store/codec.js';
 import { decodePackHeader, PackBuilder, readPackHeader, packName, TRAILER_BYTES } from '../src/store/pack.js';
 import { LocalBackend } from '../src/backend/local.js';
 import { sha256 } from '../src/core/ids.js';
@@ -30,6 +30,31 @@ describe('object codec', () => {
     const c = await compress(text, 'deflate', 1);
     await expect(decompress(c.codec, c.data, text.length - 1, 'obj')).rejects.toSatisfy((e) => isSnapError(e, 'SNAP_CORRUPT'));
     await expect(decompress(9, c.data, text.length, 'obj')).rejects.toSatisfy((e) => isSnapError(e, 'SNAP_CORRUPT'));
+  });
+});
+
+describe('zstd objects (the default codec)', () => {
+  const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(5000));
+
+  it('compresses text, round-trips it, and keeps random data raw', async () => {
+    const c = await compress(text, 'zstd', 3);
+    expect(c.codec).toBe(CODEC_ZSTD);
+    expect(c.data.length).toBeLessThan(text.length / 10);
+    expect((await decompress(c.codec, c.data, text.length, 'x')).equals(text)).toBe(true);
+    const r = randomBytes(200_000);
+    expect((await compress(r, 'zstd', 3)).codec).toBe(CODEC_RAW);
+  });
+
+  it('refuses a frame whose declared size differs from the recorded one, or garbage', async () => {
+    const c = await compress(text, 'zstd', 3);
+    for (const [data, len] of [
+      [c.data, text.length + 1],
+      [c.data, 10],
+      [Buffer.from('definitely not a zstd frame'), 27],
+      [c.data.subarray(0, c.data.length - 5), text.length],
+    ] as const) {
+      await expect(decompress(CODEC_ZSTD, Buffer.from(data), len, 'obj')).rejects.toSatisfy((e) => isSnapError(e, 'SNAP_CORRUPT'));
+    }
   });
 });
 

@@ -69,7 +69,7 @@ export class Repository {
       created: clock.now().toISOString(),
       hash: 'sha256',
       chunker: { algorithm: 'fastcdc-gear32-nc2', ...DEFAULT_CHUNKER, gearSeed: randomHex(32) },
-      compression: { codec: 'deflate', level: 1 },
+      compression: { codec: 'zstd', level: 3 },
       packSize: DEFAULT_PACK_SIZE,
       ...overrides,
     };

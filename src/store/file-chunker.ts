@@ -51,12 +51,15 @@ export class FileChunker {
     }
   }
 
-  /** The next chunk as a fresh Buffer (safe to keep), or undefined at the end of the file. */
+  /**
+   * The next chunk, or undefined at the end of the file. It is a view of the chunker's buffer,
+   * valid until the next call: copy it to keep it (ObjectStore.add does when it must).
+   */
   next(): Buffer | undefined {
     if (this.end - this.start < this.gear.max && !this.eof) this.fill();
     if (this.end === this.start) return undefined;
     const len = cutPoint(this.gear, this.buf, this.start, this.end);
-    const chunk = Buffer.from(this.buf.subarray(this.start, this.start + len));
+    const chunk = this.buf.subarray(this.start, this.start + len);
     this.start += len;
     return chunk;
   }

@@ -46,8 +46,9 @@ export class PackBuilder {
   private entries: PackEntry[] = [];
   size = 0;
 
-  constructor(capacity = 4 * 1024 * 1024) {
-    this.buf = Buffer.allocUnsafe(capacity);
+  /** `buffer`: a recycled buffer to fill (see ObjectStore), or the capacity of a new one. */
+  constructor(buffer: Buffer | number = 4 * 1024 * 1024) {
+    this.buf = typeof buffer === 'number' ? Buffer.allocUnsafe(buffer) : buffer;
   }
 
   private reserve(n: number): void {
@@ -68,7 +69,7 @@ export class PackBuilder {
     return this.entries.length;
   }
 
-  seal(): { id: string; bytes: Buffer; entries: PackEntry[] } {
+  seal(): { id: string; bytes: Buffer; entries: PackEntry[]; buffer: Buffer } {
     const header = encodeCbor({
       v: PACK_VERSION,
       entries: this.entries.map((e) => [TYPE_CODES[e.type], e.id, e.offset, e.length, e.rawLength, e.codec]),
@@ -78,9 +79,10 @@ export class PackBuilder {
     header.copy(this.buf, this.size);
     this.buf.writeUInt32LE(header.length, this.size + header.length);
     PACK_MAGIC.copy(this.buf, this.size + header.length + 4);
-    const bytes = this.buf.subarray(0, total);
+    const buffer = this.buf;
+    const bytes = buffer.subarray(0, total);
     this.buf = Buffer.alloc(0);
-    return { id: toHex(sha256(bytes)), bytes, entries: this.entries };
+    return { id: toHex(sha256(bytes)), bytes, entries: this.entries, buffer };
   }
 }
 
