@@ -29,8 +29,12 @@ export function makeSink(opts: { json: boolean; quiet: boolean; stream: NodeJS.W
       const secs = (now - started) / 1000;
       const rate = secs > 0 ? `${bytes(c.bytes / secs)}/s` : '';
       const width = (opts.stream.columns ?? 100) - 1;
-      let line = `${c.files} files, ${c.dirs} dirs, ${bytes(c.bytes)} ${rate} ${c.current ?? ''}`;
-      if (line.length > width) line = line.slice(0, width);
+      const head = `${c.files} files, ${c.dirs} dirs, ${bytes(c.bytes)} ${rate} `;
+      // Keep the end of the current path (the file name) when the line is too long.
+      let cur = c.current ?? '';
+      const room = width - head.length;
+      if (cur.length > room) cur = room > 1 ? `…${cur.slice(cur.length - room + 1)}` : '';
+      const line = head + cur;
       opts.stream.write(`\r\x1b[K${line}`);
       shown = true;
     },
