@@ -41,6 +41,10 @@ function header(meta: RunMeta): string {
       ],
     ),
   ];
+  if (meta.loadAvg?.length) {
+    const l = spread(meta.loadAvg)!;
+    lines.push('', `Machine load: 1-minute load average ${l.min.toFixed(1)}–${l.max.toFixed(1)} (median ${l.median.toFixed(1)}) after the tool runs, on ${m.cores} cores; the benchmark itself accounts for 1–2 of it, anything above is other work on the machine slowing every tool down.`);
+  }
   if (meta.missing.length) lines.push('', `Not measured (not installed): ${meta.missing.join('; ')}.`);
   return lines.join('\n');
 }

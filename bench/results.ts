@@ -66,6 +66,8 @@ export interface RunMeta {
   /** Round-1 restore checks: tool -> "OK" or what differed. */
   restoreCheck: Record<string, string>;
   mutateSummary?: string;
+  /** 1-minute load averages sampled after each tool run (the benchmark itself adds 1–2). */
+  loadAvg?: number[];
 }
 
 export function saveResults(tsvFile: string, metaFile: string, rows: Row[], meta: RunMeta): void {

@@ -2,6 +2,7 @@
 // Builds (or reuses) the corpus, runs every tool's sequence per round in alternating order,
 // writes bench/results/latest.{tsv,json}, the "bench" section of docs/performance.md and the chart.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { wallChart } from './chart.js';
 import { ensureCorpus } from './corpus.js';
@@ -82,6 +83,7 @@ function measure(o: BenchOptions, drivers: ToolDriver[], missing: string[]): { r
     corpus: { digest: corpus.digest, files: corpus.files, bytes: corpus.bytes, bigMib: corpus.bigMib },
     missing,
     restoreCheck: {},
+    loadAvg: [],
   };
   const rows: Row[] = [];
   for (const d of drivers) fs.writeFileSync(path.join(logs, `${d.name}.log`), '');
@@ -91,6 +93,7 @@ function measure(o: BenchOptions, drivers: ToolDriver[], missing: string[]): { r
       const out = runTool(d, { corpus: corpus.dir, dirs: runDirs(o.work, logs, d), round, order: i + 1, verify: round === 1 });
       rows.push(...out.rows);
       meta.mutateSummary = out.mutateSummary;
+      meta.loadAvg!.push(Number(os.loadavg()[0]!.toFixed(2)));
       if (out.restoreCheck) meta.restoreCheck[d.name] = out.restoreCheck;
       saveResults(path.join(o.work, 'partial.tsv'), path.join(o.work, 'partial.json'), rows, meta);
       if (out.restoreCheck && out.restoreCheck !== 'OK') {

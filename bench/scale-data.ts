@@ -58,39 +58,66 @@ function fileContent(i: number): Buffer {
   return Buffer.from(s.slice(0, Math.max(size, 0)));
 }
 
+export type LargeKind = 'random' | 'sparse';
+
+/** Of a sparse file, one piece of data (keystream) every SPARSE_STRIDE bytes; the rest are holes. */
+const SPARSE_DATA = 1 << 20;
+const SPARSE_STRIDE = 16 << 20;
+
 /**
- * One file of `bytes` bytes of AES-128-CTR keystream (incompressible, never repeating, so every
- * chunk is new and really read and stored), written in 4 MiB pieces: the generator's memory stays flat too.
+ * One file of `bytes` bytes, written in 4 MiB pieces (the generator's memory stays flat too):
+ * - `random`: AES-128-CTR keystream throughout (incompressible, never repeating: every chunk is
+ *   new and really read, compressed, hashed and stored); needs `bytes` on disk, twice with the repository;
+ * - `sparse`: 1 MiB of keystream every 16 MiB and holes between, so every byte is still read (holes
+ *   read as zeros), chunked and hashed, but the file and the repository take 1/16 of the size on disk.
  */
-export function largeFile(dir: string, bytes: number): Generated {
+export function largeFile(dir: string, bytes: number, kind: LargeKind): Generated {
   const done = readMarker(dir);
-  if (done && done.bytes === bytes) return { dir: path.join(dir, 'big'), files: 1, bytes, seconds: 0 };
+  if (done && done.bytes === bytes && done.kind === kind) return { dir: path.join(dir, 'big'), files: 1, bytes, seconds: 0 };
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(path.join(dir, 'big'), { recursive: true });
   const t0 = Date.now();
-  const cipher = crypto.createCipheriv('aes-128-ctr', Buffer.alloc(16, 7), Buffer.alloc(16, 0));
-  const zeros = Buffer.alloc(4 << 20);
   const fd = fs.openSync(path.join(dir, 'big', 'large.bin'), 'w');
   try {
-    for (let left = bytes; left > 0; left -= zeros.length) {
-      const piece = cipher.update(left >= zeros.length ? zeros : zeros.subarray(0, left));
-      fs.writeSync(fd, piece);
+    if (kind === 'random') writeKeystream(fd, 0, bytes);
+    else {
+      fs.ftruncateSync(fd, bytes);
+      for (let at = 0; at < bytes; at += SPARSE_STRIDE) writeKeystream(fd, at, Math.min(SPARSE_DATA, bytes - at), at);
     }
   } finally {
     fs.closeSync(fd);
   }
-  writeMarker(dir, { files: 1, bytes });
+  writeMarker(dir, { files: 1, bytes, kind });
   return { dir: path.join(dir, 'big'), files: 1, bytes, seconds: (Date.now() - t0) / 1000 };
 }
 
-function readMarker(dir: string): { files: number; bytes: number } | undefined {
+/** `len` bytes of AES-128-CTR keystream at `pos`; `seed` makes each sparse piece different. */
+function writeKeystream(fd: number, pos: number, len: number, seed = 0): void {
+  const iv = Buffer.alloc(16);
+  iv.writeUInt32BE(Math.floor(seed / 2 ** 20), 0);
+  const cipher = crypto.createCipheriv('aes-128-ctr', Buffer.alloc(16, 7), iv);
+  const zeros = Buffer.alloc(4 << 20);
+  for (let done = 0; done < len; ) {
+    const n = Math.min(zeros.length, len - done);
+    fs.writeSync(fd, cipher.update(zeros.subarray(0, n)), 0, n, pos + done);
+    done += n;
+  }
+}
+
+interface Marker {
+  files: number;
+  bytes: number;
+  kind?: LargeKind;
+}
+
+function readMarker(dir: string): Marker | undefined {
   try {
-    return JSON.parse(fs.readFileSync(path.join(dir, MARKER), 'utf8')) as { files: number; bytes: number };
+    return JSON.parse(fs.readFileSync(path.join(dir, MARKER), 'utf8')) as Marker;
   } catch {
     return undefined;
   }
 }
 
-function writeMarker(dir: string, m: { files: number; bytes: number }): void {
+function writeMarker(dir: string, m: Marker): void {
   fs.writeFileSync(path.join(dir, MARKER), JSON.stringify(m) + '\n');
 }

@@ -10,7 +10,7 @@ import { replaceSection } from './markers.js';
 import { duBytes, GNU_TIME, hasExecutable, runLogged, timed } from './measure.js';
 import { PERFORMANCE_MD, RESULTS_DIR } from './paths.js';
 import { pinSnapCli } from './pin.js';
-import { type Generated, largeFile, smallFileTree } from './scale-data.js';
+import { type Generated, type LargeKind, largeFile, smallFileTree } from './scale-data.js';
 import { type ScaleMeta, type ScaleRow, scaleSection, loadScale, saveScale } from './scale-report.js';
 import { say } from './sequence.js';
 
@@ -21,6 +21,9 @@ const USAGE = `usage: npm run bench:scale -- [options]
   --work DIR        work folder ($SNAP_SCALE_DIR, default /tmp/snap-bench-scale)
   --files LIST      small-file counts, comma-separated ($SNAP_SCALE_FILES, default 100000,1000000; "" for none)
   --large-gib LIST  large-file sizes in GiB ($SNAP_SCALE_LARGE_GIB, default 1,10; "" for none)
+  --large-kind K    sparse (default: 1 MiB of data every 16 MiB, holes between; 1/16 of the size on disk)
+                    or random (incompressible throughout; needs twice the size free on disk)
+  --merge           keep the rows of other inputs from bench/results/scale-latest.tsv
   --keep            keep the generated inputs for the next run (default: keep; --no-keep deletes them)
   --no-keep
   --report-only     rewrite the section from bench/results/scale-latest.*
@@ -30,6 +33,8 @@ interface ScaleOptions {
   work: string;
   files: number[];
   largeGib: number[];
+  largeKind: LargeKind;
+  merge: boolean;
   keep: boolean;
   reportOnly: boolean;
   docs: boolean;
@@ -42,6 +47,8 @@ function parseOptions(argv: string[]): ScaleOptions {
       work: { type: 'string' },
       files: { type: 'string' },
       'large-gib': { type: 'string' },
+      'large-kind': { type: 'string' },
+      merge: { type: 'boolean' },
       keep: { type: 'boolean' },
       'no-keep': { type: 'boolean' },
       'report-only': { type: 'boolean' },
@@ -58,10 +65,17 @@ function parseOptions(argv: string[]): ScaleOptions {
     work: v.work ?? process.env.SNAP_SCALE_DIR ?? '/tmp/snap-bench-scale',
     files: list(v.files ?? process.env.SNAP_SCALE_FILES ?? '100000,1000000'),
     largeGib: list(v['large-gib'] ?? process.env.SNAP_SCALE_LARGE_GIB ?? '1,10'),
+    largeKind: largeKind(v['large-kind'] ?? 'sparse'),
+    merge: v.merge === true,
     keep: v['no-keep'] !== true,
     reportOnly: v['report-only'] === true,
     docs: v['no-docs'] !== true,
   };
+}
+
+function largeKind(s: string): LargeKind {
+  if (s !== 'sparse' && s !== 'random') throw new Error(`--large-kind must be sparse or random (not '${s}')`);
+  return s;
 }
 
 interface Snap {
@@ -85,29 +99,43 @@ function main(): void {
   for (const n of o.files) {
     say(`small files: ${n}`);
     const input = smallFileTree(path.join(o.work, `files-${n}`), n);
-    meta.generated.push({ input: `${n} files`, seconds: input.seconds, bytes: input.bytes });
-    rows.push(...runCase(snap, o.work, `${n} files`, input, true));
+    meta.generated.push({ input: `${n.toLocaleString('en-US')} files`, seconds: input.seconds, bytes: input.bytes });
+    rows.push(...runCase(snap, o.work, { label: `${n.toLocaleString('en-US')} files`, kind: 'files' }, input, true));
     if (!o.keep) fs.rmSync(path.dirname(input.dir), { recursive: true, force: true });
     save();
   }
   for (const gib of o.largeGib) {
-    say(`large file: ${gib} GiB`);
-    const input = largeFile(path.join(o.work, `large-${gib}g`), Math.round(gib * 2 ** 30));
-    meta.generated.push({ input: `1 file of ${gib} GiB`, seconds: input.seconds, bytes: input.bytes });
-    rows.push(...runCase(snap, o.work, `1 file of ${gib} GiB`, input, false));
+    const label = `one ${gib} GiB file, ${o.largeKind}`;
+    say(label);
+    const input = largeFile(path.join(o.work, `large-${gib}g`), Math.round(gib * 2 ** 30), o.largeKind);
+    meta.generated.push({ input: label, seconds: input.seconds, bytes: input.bytes });
+    rows.push(...runCase(snap, o.work, { label, kind: o.largeKind }, input, false));
     if (!o.keep) fs.rmSync(path.dirname(input.dir), { recursive: true, force: true });
     save();
   }
   if (o.docs) {
     fs.mkdirSync(RESULTS_DIR, { recursive: true });
-    saveScale(LATEST_TSV, LATEST_JSON, rows, meta);
-    writeDoc({ rows, meta });
+    const all = o.merge && fs.existsSync(LATEST_TSV) ? mergeRows(loadScale(LATEST_TSV, LATEST_JSON), rows, meta) : { rows, meta };
+    saveScale(LATEST_TSV, LATEST_JSON, all.rows, all.meta);
+    writeDoc(all);
   }
   if (rows.some((r) => r.status !== 'ok')) process.exitCode = 1;
 }
 
 /** Fresh repository: backup, backup again, and (for file trees) restore into an empty folder. */
-function runCase(snap: Snap, work: string, label: string, input: Generated, restore: boolean): ScaleRow[] {
+/** The previous results of other inputs, then this run's. */
+function mergeRows(old: { rows: ScaleRow[]; meta: ScaleMeta }, rows: ScaleRow[], meta: ScaleMeta): { rows: ScaleRow[]; meta: ScaleMeta } {
+  const fresh = new Set(rows.map((r) => r.input));
+  const kept = old.rows.filter((r) => !fresh.has(r.input));
+  const keptInputs = new Set(kept.map((r) => r.input));
+  return {
+    rows: [...kept, ...rows],
+    meta: { ...meta, generated: [...old.meta.generated.filter((g) => keptInputs.has(g.input)), ...meta.generated], earlier: old.meta.earlier ?? old.meta.date },
+  };
+}
+
+function runCase(snap: Snap, work: string, what: { label: string; kind: ScaleRow['kind'] }, input: Generated, restore: boolean): ScaleRow[] {
+  const label = what.label;
   const repo = path.join(work, 'repo');
   const target = path.join(work, 'restore');
   fs.rmSync(repo, { recursive: true, force: true });
@@ -116,7 +144,7 @@ function runCase(snap: Snap, work: string, label: string, input: Generated, rest
   const rows: ScaleRow[] = [];
   const step = (name: ScaleRow['step'], args: string[]): void => {
     const r = timed(process.execPath, [snap.cli, '--repo', repo, '--quiet', ...args], { log: snap.log });
-    const row: ScaleRow = { input: label, files: input.files, bytes: input.bytes, step: name, status: r.exitCode === 0 ? 'ok' : `exit ${r.exitCode}`, ...r.usage, repoBytes: duBytes(repo) };
+    const row: ScaleRow = { input: label, kind: what.kind, files: input.files, bytes: input.bytes, step: name, status: r.exitCode === 0 ? 'ok' : `exit ${r.exitCode}`, ...r.usage, repoBytes: duBytes(repo) };
     rows.push(row);
     say(`${label} ${name}: ${row.status}, ${row.wallS} s wall, ${Math.round(row.maxRssKb / 1024)} MiB peak RSS`);
   };
