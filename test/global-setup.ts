@@ -1,0 +1,14 @@
+// Every test run gets one temporary folder (TMPDIR, so os.tmpdir() and mkdtemp use it, in the
+// workers and in the CLI processes they start) and removes it at the end: end-to-end tests write
+// gigabytes (1 GiB files, repositories, restores), and leaving them behind filled the disk.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export default function setup(): () => void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'snap-tests-'));
+  process.env.TMPDIR = dir;
+  return () => {
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+}
