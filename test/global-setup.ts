@@ -7,6 +7,9 @@ import * as path from 'node:path';
 
 export default function setup(): () => void {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'snap-tests-'));
+  // Traversable (not listable) by others: some tests run the CLI as the unprivileged user nobody
+  // in folders they hand to it.
+  fs.chmodSync(dir, 0o711);
   process.env.TMPDIR = dir;
   return () => {
     fs.rmSync(dir, { recursive: true, force: true });
