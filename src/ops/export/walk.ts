@@ -42,8 +42,13 @@ export async function resolveExportPaths(repo: Repository, snap: StoredSnapshot,
   return out.length > 0 ? out : undefined;
 }
 
-/** Chunks fetched ahead of the one being written: overlaps reading with compression and output. */
-const READ_AHEAD = 2;
+/**
+ * Chunks fetched ahead of the one being written, so reading a pack overlaps compression and output.
+ * Measured (zstd repository, tar to a pipe): 1 GiB of random data from a cold cache took 3.5-3.8 s
+ * with 0, 2.9-3.5 s with 1, 2.7-3.6 s with 2; peak RSS exporting 2 GiB of zeros (8 MiB chunks)
+ * was 116, 132 and 156 MB. One is most of the gain for little memory.
+ */
+const READ_AHEAD = 1;
 const SLASH = Buffer.from('/');
 
 export class SnapshotWalker {
