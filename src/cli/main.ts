@@ -12,6 +12,7 @@ import { registerList } from './cmd-list.js';
 import { registerRestore } from './cmd-restore.js';
 import { registerIndex } from './cmd-index.js';
 import { registerMaint } from './cmd-maint.js';
+import { registerRepair } from './cmd-repair.js';
 import { registerBrowse } from './cmd-browse.js';
 import { registerExport } from './cmd-export.js';
 import { VERSION } from './version.js';
@@ -60,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
   registerRestore(program, run);
   registerIndex(program, run);
   registerMaint(program, run);
+  registerRepair(program, run);
   registerBrowse(program, run);
   registerExport(program, run);
   for (const c of program.commands) c.exitOverride();

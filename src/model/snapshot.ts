@@ -30,6 +30,8 @@ export interface Snapshot {
   tags: string[];
   tree: Buffer;
   parent?: Buffer;
+  /** Set by `snap repair` on a snapshot that replaces a damaged one: the damaged one's id. */
+  original?: Buffer;
   program: string;
   excludes: string[];
   summary: SnapshotSummary;
@@ -58,6 +60,7 @@ export function encodeSnapshot(s: Snapshot): { id: string; bytes: Buffer } {
     summary: Object.fromEntries(SUMMARY_KEYS.map((k) => [k, s.summary[k]])),
   };
   if (s.parent) rec.parent = s.parent;
+  if (s.original) rec.original = s.original;
   const bytes = encodeCbor(rec);
   return { id: toHex(sha256(bytes)), bytes };
 }
@@ -85,5 +88,6 @@ export function decodeSnapshot(bytes: Uint8Array, id: string): StoredSnapshot {
     summary,
   };
   if (r.parent !== undefined) snap.parent = asId(r.parent, `${what}.parent`);
+  if (r.original !== undefined) snap.original = asId(r.original, `${what}.original`);
   return snap;
 }

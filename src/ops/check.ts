@@ -54,6 +54,8 @@ export interface CheckReport {
   problems: CheckProblem[];
   leftovers: Leftover[];
   affected: Affected[];
+  /** Ids (hex) of the objects snapshots use that are missing, unreadable or damaged. */
+  damagedObjects: Set<string>;
 }
 
 export interface CheckOptions {
@@ -67,14 +69,14 @@ export interface CheckOptions {
 export async function checkRepository(repo: Repository, o: CheckOptions): Promise<CheckReport> {
   const r: CheckReport = {
     snapshots: 0, trees: 0, blobs: 0, packs: 0, packsRead: 0, bytesRead: 0, unusedObjects: 0, unusedBytes: 0,
-    problems: [], leftovers: [], affected: [],
+    problems: [], leftovers: [], affected: [], damagedObjects: new Set(),
   };
   const problem = (p: CheckProblem): void => {
     r.problems.push(p);
     o.onProblem?.(p);
   };
   /** Damaged or missing objects (hex) that snapshots may use: the input of the affected-paths walk. */
-  const bad = new Set<string>();
+  const bad = r.damagedObjects;
 
   // Packs: index against storage.
   const stored = await listPacks(repo.backend);

@@ -43,6 +43,11 @@ export class PackRewriter {
     return { ok: true, copied: live.length };
   }
 
+  /** Salvage (repair): copy entries of a pack held in memory that the caller has verified. */
+  async copyEntries(bytes: Buffer, entries: PackEntry[]): Promise<void> {
+    for (const e of entries) await this.add(e, Buffer.from(storedBytes(bytes, e)));
+  }
+
   private async add(e: PackEntry, data: Buffer): Promise<void> {
     let b = this.builders.get(e.type);
     if (!b) this.builders.set(e.type, (b = new PackBuilder()));

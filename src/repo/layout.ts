@@ -3,6 +3,8 @@ export const CONFIG = 'config';
 export const SNAPSHOTS = 'snapshots/';
 export const DATA = 'data/';
 export const LOCKS = 'locks/';
+/** Damaged packs and snapshot records that `snap repair` moved aside (kept, never read). */
+export const QUARANTINE = 'quarantine/';
 /** The LevelDB index of a local repository; a remote repository keeps it in a local cache folder. */
 export const INDEX_DIR = 'index';
 
