@@ -170,6 +170,9 @@ export class Repository {
         packs++;
         objects += entries.length;
       } catch (e) {
+        // A damaged table is skipped (and reported); a failed read aborts the rebuild, which leaves
+        // the index marked incomplete so the next open rebuilds it again rather than losing a pack.
+        if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
         const msg = `pack ${packId.slice(0, 12)} skipped: ${e instanceof Error ? e.message : String(e)}`;
         problems.push(msg);
         this.sink.warn?.({ code: isSnapError(e) ? e.code : 'SNAP_IO', path: blob.name, message: msg });

@@ -1,0 +1,184 @@
+// Storage faults in the maintenance commands: forget, gc, check, repair and index rebuild meet an
+// EIO, ENOSPC or short write on the Nth put/get/list/delete (test/helpers/fault-backend.ts). Each
+// either succeeds or fails with a clear SnapError; afterwards, without any manual step, every
+// remaining snapshot restores exactly, the structural check finds no damage (leftovers allowed),
+// and a clean gc run then leaves no leftovers.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { FaultBackend, type Fault, type FaultKind, type FaultOp } from '../helpers/fault-backend.js';
+import { LocalBackend } from '../../src/backend/local.js';
+import { SnapError } from '../../src/core/errors.js';
+import { Repository } from '../../src/repo/repository.js';
+import { removeSnapshots } from '../../src/ops/forget.js';
+import { executeGc, planGc } from '../../src/ops/gc.js';
+import { checkRepository } from '../../src/ops/check.js';
+import { repairRepository } from '../../src/ops/repair.js';
+import { restoreSnapshot } from '../../src/ops/restore.js';
+import {
+  type Manifest, Rng, assertSameTree, cleanupTmp, cliOk, genTree, initSmallRepo, iters, manifest, mutateTree, newSeed,
+  restoredAt, seededIt, tmpDir,
+} from './lib.js';
+
+afterAll(cleanupTmp);
+
+const quiet = { warn: () => {}, info: () => {} };
+const STORAGE_CODES = ['SNAP_IO', 'SNAP_NO_SPACE', 'SNAP_CORRUPT', 'SNAP_MISSING_OBJECT', 'SNAP_BAD_CONFIG'];
+
+function expectClearError(e: unknown, what: string): void {
+  if (!(e instanceof SnapError)) throw new Error(`${what}: failed with a non-SnapError: ${e instanceof Error ? e.stack : String(e)}`);
+  expect(STORAGE_CODES, `${what}: ${e.code}: ${e.message}`).toContain(e.code);
+  expect(e.message.length, what).toBeGreaterThan(10);
+}
+
+interface Fixture {
+  base: string;
+  repo: string;
+  src: string;
+  /** Tag -> what that snapshot holds. A, B and C are three states of src. */
+  want: Map<string, Manifest>;
+}
+
+async function fixture(rng: Rng): Promise<Fixture> {
+  const base = tmpDir('snap-faults-maint-');
+  const repo = path.join(base, 'repo');
+  const src = path.join(base, 'src');
+  await initSmallRepo(repo);
+  genTree(rng, src, { files: 30, dirs: 4, maxFile: 300_000, symlinks: true });
+  const want = new Map<string, Manifest>();
+  for (const tag of ['A', 'B', 'C']) {
+    if (tag !== 'A') {
+      mutateTree(rng, src, 300_000);
+      fs.writeFileSync(path.join(src, `only-${tag}`), rng.bytes(rng.int(50_000, 200_000)));
+    }
+    want.set(tag, manifest(src));
+    await cliOk(['--repo', repo, 'create', '--tag', tag, src]);
+  }
+  return { base, repo, src, want };
+}
+
+let caseNo = 0;
+function copyRepo(fx: Fixture): string {
+  const dst = path.join(fx.base, `case-${caseNo++}`);
+  fs.cpSync(fx.repo, dst, { recursive: true });
+  return dst;
+}
+
+type Step = (r: Repository) => Promise<unknown>;
+
+/** The maintenance operations under test, as the CLI runs them (minus locks and rendering). */
+const STEPS: Record<string, Step> = {
+  'forget A + gc': async (r) => {
+    const a = (await r.listSnapshots()).find((s) => s.tags[0] === 'A')!;
+    await removeSnapshots(r, [a.id]);
+    // maxUnused 0: every partly used pack is rewritten, so gc writes as well as deletes.
+    const o = { maxUnused: 0, sink: quiet, tempMarginMs: 0 };
+    await executeGc(r, await planGc(r, o), o);
+  },
+  check: async (r) => {
+    const rep = await checkRepository(r, { sink: quiet, readData: { kind: 'all' } });
+    // A fault may make check report damage that is not there (a failed read); it must not throw anything else.
+    return rep;
+  },
+  repair: async (r) => repairRepository(r, { sink: quiet, program: 'snap test', readData: true, forget: true }),
+  'index rebuild': async (r) => r.rebuildIndex(),
+};
+
+/** Every listed snapshot restores to what it was made from; the structural check finds no damage. */
+async function verify(repo: string, fx: Fixture, what: string): Promise<string[]> {
+  const r = await Repository.open(repo, { sink: quiet });
+  const tags: string[] = [];
+  try {
+    for (const s of await r.listSnapshots()) {
+      const tag = s.tags[0]!;
+      tags.push(tag);
+      const target = tmpDir('snap-faults-maint-restore-');
+      const res = await restoreSnapshot(r, s, { target, asRoot: true, sink: quiet });
+      expect(res.damaged, `${what}: snapshot ${tag} damaged`).toEqual([]);
+      assertSameTree(fx.want.get(tag)!, manifest(restoredAt(target, fx.src)), `${what}: snapshot ${tag}`);
+      fs.rmSync(target, { recursive: true, force: true });
+    }
+    const c = await checkRepository(r, { sink: quiet });
+    expect(c.problems.map((p) => p.message), `${what}: check`).toEqual([]);
+  } finally {
+    await r.close();
+  }
+  return tags.sort();
+}
+
+async function runWithFault(fx: Fixture, step: string, fault: Fault | undefined): Promise<FaultBackend['calls']> {
+  const repo = copyRepo(fx);
+  const what = `${step} with ${fault ? `${fault.kind} on ${fault.op} #${fault.n}${fault.sticky ? ' (sticky)' : ''}` : 'no fault'}`;
+  let fb: FaultBackend | undefined;
+  let r: Repository | undefined;
+  try {
+    r = await Repository.open(repo, { sink: quiet, lockWaitMs: 10_000, backend: (root) => (fb = new FaultBackend(new LocalBackend(root), fault)) });
+    await STEPS[step]!(r);
+  } catch (e) {
+    expectClearError(e, `${what} (fired: ${fb?.fired.join('; ') || 'nothing'})`);
+  } finally {
+    await r?.close().catch(() => {});
+  }
+  const tags = await verify(repo, fx, `${what} (fired: ${fb?.fired.join('; ') || 'nothing'})`);
+  // B and C are never removed; A is either still there or forgotten.
+  expect(tags.filter((t) => t !== 'A'), what).toEqual(['B', 'C']);
+  // A clean gc afterwards leaves a repository without leftovers that still restores.
+  const r2 = await Repository.open(repo, { sink: quiet });
+  try {
+    const o = { maxUnused: 0.05, sink: quiet, tempMarginMs: 0 };
+    await executeGc(r2, await planGc(r2, o), o);
+    const c = await checkRepository(r2, { sink: quiet, readData: { kind: 'all' } });
+    expect(c.problems.map((p) => p.message), `${what}, then gc: check --read-data`).toEqual([]);
+    expect(c.leftovers.map((l) => l.message), `${what}, then gc: leftovers`).toEqual([]);
+  } finally {
+    await r2.close();
+  }
+  await verify(repo, fx, `${what}, then gc`);
+  fs.rmSync(repo, { recursive: true, force: true });
+  return fb!.calls;
+}
+
+function positions(rng: Rng, count: number, k: number): number[] {
+  const s = new Set<number>([1, count]);
+  while (s.size < Math.min(k, count)) s.add(rng.int(1, count));
+  return [...s].filter((n) => n >= 1).sort((a, b) => a - b);
+}
+
+describe('storage faults in forget, gc, check, repair and index rebuild', () => {
+  const seed = newSeed();
+  let fx: Fixture;
+  const counts = new Map<string, FaultBackend['calls']>();
+  beforeAll(async () => {
+    try {
+      fx = await fixture(new Rng(seed));
+      for (const step of Object.keys(STEPS)) counts.set(step, await runWithFault(fx, step, undefined));
+    } catch (e) {
+      console.error(`[torture] faults-maint fixture failed with seed ${seed}`);
+      throw e;
+    }
+  }, 180_000);
+
+  const kinds: [FaultOp, FaultKind][] = [
+    ['put', 'EIO'], ['put', 'ENOSPC'], ['put', 'short'], ['get', 'EIO'], ['get', 'short'], ['list', 'EIO'], ['delete', 'EIO'],
+  ];
+  for (const step of Object.keys(STEPS)) {
+    seededIt(`${step}: every kind of fault at the first, last and sampled calls`, async (rng) => {
+      const c = counts.get(step)!;
+      let ran = 0;
+      for (const [op, kind] of kinds) {
+        if (c[op] === 0) continue;
+        for (const n of positions(rng, c[op], iters(2, 8))) {
+          await runWithFault(fx, step, { op, n, kind });
+          ran++;
+        }
+      }
+      expect(ran, `${step}: no faults injected`).toBeGreaterThan(0);
+    });
+  }
+
+  seededIt('forget A + gc: the disk stays full from the Nth put on', async (rng) => {
+    const c = counts.get('forget A + gc')!;
+    expect(c.put, 'gc writes packs').toBeGreaterThan(0);
+    for (const n of positions(rng, c.put, iters(2, 6))) await runWithFault(fx, 'forget A + gc', { op: 'put', n, kind: 'ENOSPC', sticky: true });
+  });
+});
