@@ -4,8 +4,8 @@
 import * as path from 'node:path';
 import { afterAll, describe, expect } from 'vitest';
 import {
-  LONG, type Manifest, type Rng, cleanupTmp, cli, genTree, hasCommand, initSmallRepo, iters, listSnapshots, manifest, mutateTree,
-  restoreAllInProcess, seededIt, sleep, startCli, tmpDir, type CliResult,
+  LONG, type Manifest, type Rng, assertSameTree, cleanupTmp, cli, genTree, hasCommand, initSmallRepo, iters, listSnapshots, manifest, mutateTree,
+  restoreAllInProcess, restoredAt, seededIt, sleep, startCli, tmpDir, type CliResult,
 } from './lib.js';
 
 afterAll(cleanupTmp);
@@ -16,6 +16,10 @@ interface Source {
   dir: string;
   states: Map<string, Manifest>; // tag -> what the tree held when that backup started
 }
+
+/** Tags of backups that exited 0 or 3: each must be listed at the end unless it was forgotten. */
+const completed = new Set<string>();
+const forgotten = new Set<string>();
 
 async function both(a: Promise<CliResult>, b: Promise<CliResult>, what: string): Promise<[CliResult, CliResult]> {
   const r = await Promise.all([a, b]);
@@ -28,7 +32,11 @@ async function both(a: Promise<CliResult>, b: Promise<CliResult>, what: string):
 
 async function verifyAll(repo: string, sources: Source[], what: string): Promise<void> {
   const list = [];
-  for (const s of await listSnapshots(repo)) {
+  const listed = await listSnapshots(repo);
+  const tags = new Set(listed.map((s) => s.tags[0]!));
+  for (const t of completed) if (!forgotten.has(t) && sources.some((x) => x.states.has(t))) expect(tags.has(t), `${what}: the snapshot of backup ${t}, which exited successfully, is listed`).toBe(true);
+  for (const t of forgotten) expect(tags.has(t), `${what}: forgotten snapshot ${t} is gone`).toBe(false);
+  for (const s of listed) {
     const tag = s.tags[0]!;
     const src = sources.find((x) => x.states.has(tag));
     if (!src) throw new Error(`${what}: snapshot with unknown tag ${tag}`);
@@ -59,7 +67,10 @@ function backup(repo: string, s: Source, rng: Rng): Promise<CliResult> {
   mutateTree(rng, s.dir, MAX);
   const tag = `t${tagNo++}`;
   s.states.set(tag, manifest(s.dir));
-  return startCli(['--repo', repo, '--lock-wait', '5m', 'create', '--tag', tag, s.dir]).done;
+  return startCli(['--repo', repo, '--lock-wait', '5m', 'create', '--tag', tag, s.dir]).done.then((r) => {
+    if (r.code === 0 || r.code === 3) completed.add(tag);
+    return r;
+  });
 }
 
 async function after<T>(ms: number, f: () => Promise<T>): Promise<T> {
@@ -89,6 +100,7 @@ describe('concurrency: separate processes on one repository', () => {
     for (let i = 0; i < iters(3, 12); i++) {
       const snaps = await listSnapshots(repo);
       const victim = rng.pick(snaps.slice(0, -1));
+      forgotten.add(victim.tags[0]!);
       const forget = (): Promise<CliResult> => startCli(['--repo', repo, '--lock-wait', '5m', 'forget', victim.id]).done;
       const gc = (): Promise<CliResult> => startCli(['--repo', repo, '--lock-wait', '5m', 'gc']).done;
       const src = rng.pick(sources);
@@ -121,6 +133,8 @@ describe('concurrency: separate processes on one repository', () => {
       const c = backup(repo, s, rng);
       const r = after(rng.int(0, 300), () => startCli(['--repo', repo, '--lock-wait', '5m', 'restore', first!.id, target]).done);
       await both(c, r, `round ${i}`);
+      // What the concurrent restore wrote is the first snapshot, exactly.
+      assertSameTree(s.states.get(first!.tags[0]!)!, manifest(restoredAt(target, s.dir)), `round ${i}: restore during a backup`);
     }
     await verifyAll(repo, sources, 'restores during backups');
   });

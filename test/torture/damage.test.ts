@@ -169,7 +169,10 @@ describe('damage', () => {
             const affected = c.report.affected.map((a) => a.snapshot);
             expect(affected, `${what}: affected snapshots`).toContain(fx.idB);
             expect(affected, `${what}: A is not affected`).not.toContain(fx.idA);
-            expect(c.report.affected.find((a) => a.snapshot === fx.idB)!.count, what).toBeGreaterThan(0);
+            const b = c.report.affected.find((a) => a.snapshot === fx.idB)!;
+            expect(b.count, what).toBeGreaterThan(0);
+            // The paths it names are B's: inside B's source (or a directory on the way to it).
+            for (const p of b.paths) expect(fx.srcB.startsWith(p.replace(/\/$/, '')) || p.startsWith(`${fx.srcB}/`), `${what}: named path ${p}`).toBe(true);
           }
           // The undamaged snapshot restores exactly.
           const a = await restoreCheck(repo, fx.idA, fx.srcA, fx.wantA, `${what}: restore A`);
