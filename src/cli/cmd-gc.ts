@@ -72,7 +72,7 @@ export function resultText(r: GcResult): string {
     (r.packsReindexed ? `, indexed ${r.packsReindexed}` : '') +
     (r.tempFilesRemoved ? `, removed ${r.tempFilesRemoved} temporary file(s)` : '') +
     `\n    repository size ${bytes(r.sizeBefore)} -> ${bytes(r.sizeAfter)} (freed ${bytes(r.bytesFreed)})` +
-    (r.damagedKept.length ? `\n    ${r.damagedKept.length} pack(s) with damaged objects kept as they are: run 'snap check --read-data'` : '')
+    (r.damagedKept.length ? `\n    ${r.damagedKept.length} pack(s) with damaged objects kept as they are: run 'snap check --read-data', then 'snap repair --read-data'` : '')
   );
 }
 

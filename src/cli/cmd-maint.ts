@@ -1,4 +1,5 @@
-// Maintenance commands: `snap forget` (cmd-forget.ts), `snap gc`, `snap check`, `snap stats`.
+// Maintenance commands: `snap forget` (cmd-forget.ts), `snap gc`, `snap check`, `snap stats`
+// (`snap repair` is in cmd-repair.ts).
 import type { Command } from 'commander';
 import { shortId } from '../core/ids.js';
 import { checkRepository, type CheckProblem, type CheckReport } from '../ops/check.js';
@@ -70,6 +71,7 @@ async function check(ctx: Ctx, o: { readData?: boolean; readDataSubset?: string 
     if (r.problems.length === 0) ctx.out(r.leftovers.length ? `no damage found (${r.leftovers.length} leftover(s) that 'snap gc' removes)` : 'no damage found');
   }
   if (r.problems.length > 0) {
+    if (!ctx.json) ctx.out(`to keep everything intact and leave out only what is lost: 'snap repair${subset ? ' --read-data' : ''}' (see 'snap repair --help')`);
     process.stderr.write(`snap: check found ${r.problems.length} problem(s); ${r.affected.length} snapshot(s) affected [SNAP_DAMAGED]\n`);
     ctx.exitCode = 1;
   }

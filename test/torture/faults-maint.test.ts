@@ -8,7 +8,6 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { FaultBackend, type Fault, type FaultKind, type FaultOp } from '../helpers/fault-backend.js';
 import { LocalBackend } from '../../src/backend/local.js';
-import { SnapError } from '../../src/core/errors.js';
 import { Repository } from '../../src/repo/repository.js';
 import { removeSnapshots } from '../../src/ops/forget.js';
 import { executeGc, planGc } from '../../src/ops/gc.js';
@@ -19,18 +18,11 @@ import {
   type Manifest, Rng, assertSameTree, cleanupTmp, cliOk, genTree, initSmallRepo, iters, manifest, mutateTree, newSeed,
   restoredAt, seededIt, tmpDir,
 } from './lib.js';
+import { expectClearError, faultPositions } from './repo-lib.js';
 
 afterAll(cleanupTmp);
 
 const quiet = { warn: () => {}, info: () => {} };
-const STORAGE_CODES = ['SNAP_IO', 'SNAP_NO_SPACE', 'SNAP_CORRUPT', 'SNAP_MISSING_OBJECT', 'SNAP_BAD_CONFIG'];
-
-function expectClearError(e: unknown, what: string): void {
-  if (!(e instanceof SnapError)) throw new Error(`${what}: failed with a non-SnapError: ${e instanceof Error ? e.stack : String(e)}`);
-  expect(STORAGE_CODES, `${what}: ${e.code}: ${e.message}`).toContain(e.code);
-  expect(e.message.length, what).toBeGreaterThan(10);
-}
-
 interface Fixture {
   base: string;
   repo: string;
@@ -138,12 +130,6 @@ async function runWithFault(fx: Fixture, step: string, fault: Fault | undefined)
   return fb!.calls;
 }
 
-function positions(rng: Rng, count: number, k: number): number[] {
-  const s = new Set<number>([1, count]);
-  while (s.size < Math.min(k, count)) s.add(rng.int(1, count));
-  return [...s].filter((n) => n >= 1).sort((a, b) => a - b);
-}
-
 describe('storage faults in forget, gc, check, repair and index rebuild', () => {
   const seed = newSeed();
   let fx: Fixture;
@@ -167,7 +153,7 @@ describe('storage faults in forget, gc, check, repair and index rebuild', () => 
       let ran = 0;
       for (const [op, kind] of kinds) {
         if (c[op] === 0) continue;
-        for (const n of positions(rng, c[op], iters(2, 8))) {
+        for (const n of faultPositions(rng, c[op], iters(2, 8))) {
           await runWithFault(fx, step, { op, n, kind });
           ran++;
         }
@@ -179,6 +165,6 @@ describe('storage faults in forget, gc, check, repair and index rebuild', () => 
   seededIt('forget A + gc: the disk stays full from the Nth put on', async (rng) => {
     const c = counts.get('forget A + gc')!;
     expect(c.put, 'gc writes packs').toBeGreaterThan(0);
-    for (const n of positions(rng, c.put, iters(2, 6))) await runWithFault(fx, 'forget A + gc', { op: 'put', n, kind: 'ENOSPC', sticky: true });
+    for (const n of faultPositions(rng, c.put, iters(2, 6))) await runWithFault(fx, 'forget A + gc', { op: 'put', n, kind: 'ENOSPC', sticky: true });
   });
 });

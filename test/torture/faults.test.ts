@@ -8,7 +8,6 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FaultBackend, type Fault, type FaultKind, type FaultOp } from '../helpers/fault-backend.js';
 import { LocalBackend } from '../../src/backend/local.js';
-import { SnapError } from '../../src/core/errors.js';
 import { currentHost } from '../../src/core/host.js';
 import { Repository } from '../../src/repo/repository.js';
 import { createSnapshot } from '../../src/ops/create.js';
@@ -17,20 +16,12 @@ import {
   LONG, type Manifest, Rng, assertSameTree, cleanupTmp, cli, cliOk, genTree, initSmallRepo, iters, listSnapshots, manifest,
   mutateTree, restoredAt, seededIt, tmpDir, isRestoreTemp, newSeed, restoreAndCompare,
 } from './lib.js';
+import { expectClearError, faultPositions } from './repo-lib.js';
 
 afterAll(cleanupTmp);
 
 const host = currentHost();
 const quiet = { warn: () => {}, info: () => {} };
-
-/** Errors an operation may fail with when storage fails: clear, coded, never a raw or internal one. */
-const STORAGE_CODES = ['SNAP_IO', 'SNAP_NO_SPACE', 'SNAP_CORRUPT', 'SNAP_MISSING_OBJECT', 'SNAP_BAD_CONFIG'];
-
-function expectClearError(e: unknown, what: string): void {
-  if (!(e instanceof SnapError)) throw new Error(`${what}: failed with a non-SnapError: ${e instanceof Error ? e.stack : String(e)}`);
-  expect(STORAGE_CODES, `${what}: ${e.code}: ${e.message}`).toContain(e.code);
-  expect(e.message.length, what).toBeGreaterThan(10);
-}
 
 function openWith(repo: string, fb: (b: LocalBackend) => FaultBackend): Promise<Repository> {
   return Repository.open(repo, { sink: quiet, lockWaitMs: 10_000, backend: (root) => fb(new LocalBackend(root)) });
@@ -117,13 +108,6 @@ async function createWithFault(fx: Fixture, fault: Fault | undefined): Promise<{
   return { calls: fb!.calls, ok };
 }
 
-/** Positions to fail at: the first, the last, and a seeded sample in between. */
-function positions(rng: Rng, count: number, k: number): number[] {
-  const s = new Set<number>([1, count]);
-  while (s.size < Math.min(k, count)) s.add(rng.int(1, count));
-  return [...s].filter((n) => n >= 1).sort((a, b) => a - b);
-}
-
 describe('storage faults (fault-injecting backend)', () => {
   let fx: Fixture;
   let counts: FaultBackend['calls'];
@@ -141,14 +125,14 @@ describe('storage faults (fault-injecting backend)', () => {
   for (const [op, kind] of cases) {
     seededIt(`create: ${kind} on the Nth ${op}`, async (rng) => {
       expect(counts[op], `create made no ${op} calls`).toBeGreaterThan(0);
-      for (const n of positions(rng, counts[op], iters(3, 20))) {
+      for (const n of faultPositions(rng, counts[op], iters(3, 20))) {
         await createWithFault(fx, { op, n, kind });
       }
     });
   }
 
   seededIt('create: the disk stays full from the Nth put on', async (rng) => {
-    for (const n of positions(rng, counts.put, iters(3, 10))) await createWithFault(fx, { op: 'put', n, kind: 'ENOSPC', sticky: true });
+    for (const n of faultPositions(rng, counts.put, iters(3, 10))) await createWithFault(fx, { op: 'put', n, kind: 'ENOSPC', sticky: true });
   });
 
   seededIt('restore: EIO or a short read on the Nth get: a clear error or a warning, never a wrong file', async (rng) => {
@@ -161,7 +145,7 @@ describe('storage faults (fault-injecting backend)', () => {
     await restoreSnapshot(r0, snapA!, { target: t0, asRoot: true, sink: quiet });
     await r0.close();
     const reads = probe!.calls.get;
-    for (const n of positions(rng, reads, iters(6, 30))) {
+    for (const n of faultPositions(rng, reads, iters(6, 30))) {
       for (const kind of ['EIO', 'short'] as const) {
         const what = `restore with ${kind} on get #${n} of ${reads}`;
         let fb: FaultBackend | undefined;

@@ -6,8 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { LocalBackend } from '../../src/backend/local.js';
-import { readPackHeader, packIdFromName, type PackEntry } from '../../src/store/pack.js';
+import type { PackEntry } from '../../src/store/pack.js';
+import { copyRepo, flipByte, packsOf } from './repo-lib.js';
 import {
   type Manifest, Rng, assertSameTree, cleanupTmp, cli, cliOk, genTree, initSmallRepo, iters, listSnapshots, manifest, newSeed,
   restoredAt, seededIt, tmpDir,
@@ -27,17 +27,6 @@ interface Fixture {
   idsB: string[];
   /** Packs only B's snapshots use. */
   packsB: { id: string; rel: string; entries: PackEntry[]; type: 'blob' | 'tree' }[];
-}
-
-async function packsOf(repo: string): Promise<Map<string, PackEntry[]>> {
-  const b = new LocalBackend(repo);
-  const out = new Map<string, PackEntry[]>();
-  for await (const blob of b.list('data/')) {
-    const id = packIdFromName(blob.name);
-    if (id) out.set(id, await readPackHeader(b, id));
-  }
-  await b.close();
-  return out;
 }
 
 async function makeFixture(rng: Rng): Promise<Fixture> {
@@ -68,20 +57,8 @@ async function makeFixture(rng: Rng): Promise<Fixture> {
   };
 }
 
-let copies = 0;
 function copyOf(fx: Fixture): string {
-  const dst = path.join(fx.base, `copy-${copies++}`);
-  fs.cpSync(fx.repo, dst, { recursive: true });
-  return dst;
-}
-
-function flipByte(file: string, offset: number): void {
-  const fd = fs.openSync(file, 'r+');
-  const b = Buffer.alloc(1);
-  fs.readSync(fd, b, 0, 1, offset);
-  b[0] = b[0]! ^ 0x5a;
-  fs.writeSync(fd, b, 0, 1, offset);
-  fs.closeSync(fd);
+  return copyRepo(fx.base, fx.repo);
 }
 
 /** Every file under a folder with its bytes: what "changed nothing" is compared with. */

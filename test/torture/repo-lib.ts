@@ -1,0 +1,57 @@
+// Shared parts of the damage, repair and fault tests: reading pack tables, damaging files,
+// copying fixture repositories, fault positions and the errors a storage fault may cause.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { expect } from 'vitest';
+import { LocalBackend } from '../../src/backend/local.js';
+import { SnapError } from '../../src/core/errors.js';
+import { readPackHeader, packIdFromName, type PackEntry } from '../../src/store/pack.js';
+import type { Rng } from './lib.js';
+
+/** Every pack of a repository with its table of contents. */
+export async function packsOf(repo: string): Promise<Map<string, PackEntry[]>> {
+  const b = new LocalBackend(repo);
+  const out = new Map<string, PackEntry[]>();
+  try {
+    for await (const blob of b.list('data/')) {
+      const id = packIdFromName(blob.name);
+      if (id) out.set(id, await readPackHeader(b, id));
+    }
+  } finally {
+    await b.close();
+  }
+  return out;
+}
+
+export function flipByte(file: string, offset: number): void {
+  const fd = fs.openSync(file, 'r+');
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, offset);
+  b[0] = b[0]! ^ 0x5a;
+  fs.writeSync(fd, b, 0, 1, offset);
+  fs.closeSync(fd);
+}
+
+let copies = 0;
+/** A fresh copy of a fixture repository, beside it under `base`. */
+export function copyRepo(base: string, repo: string): string {
+  const dst = path.join(base, `copy-${copies++}`);
+  fs.cpSync(repo, dst, { recursive: true });
+  return dst;
+}
+
+/** Positions to fail at: the first, the last, and a seeded sample in between (k at most). */
+export function faultPositions(rng: Rng, count: number, k: number): number[] {
+  const s = new Set<number>([1, count]);
+  while (s.size < Math.min(k, count)) s.add(rng.int(1, count));
+  return [...s].filter((n) => n >= 1).sort((a, b) => a - b);
+}
+
+/** Errors an operation may fail with when storage fails: clear, coded, never a raw or internal one. */
+export const STORAGE_CODES = ['SNAP_IO', 'SNAP_NO_SPACE', 'SNAP_CORRUPT', 'SNAP_MISSING_OBJECT', 'SNAP_BAD_CONFIG'];
+
+export function expectClearError(e: unknown, what: string): void {
+  if (!(e instanceof SnapError)) throw new Error(`${what}: failed with a non-SnapError: ${e instanceof Error ? e.stack : String(e)}`);
+  expect(STORAGE_CODES, `${what}: ${e.code}: ${e.message}`).toContain(e.code);
+  expect(e.message.length, what).toBeGreaterThan(10);
+}
