@@ -222,7 +222,7 @@ async function forgetGcCrashLoop(rng: Rng, cmd: 'forget' | 'gc'): Promise<void> 
   }
 }
 
-/** The export command's exact options are someone else's; tar to a file is assumed (--output FILE). */
+/** Export to a file in each format, killed at random moments; the first, uninterrupted export of each is the reference. */
 async function exportCrashLoop(rng: Rng): Promise<void> {
   const base = tmpDir();
   const repo = path.join(base, 'repo');
@@ -231,13 +231,21 @@ async function exportCrashLoop(rng: Rng): Promise<void> {
   genTree(rng, src, { files: 60, dirs: 6, maxFile: 3_000_000 });
   await cliOk(['--repo', repo, 'create', src], { expect: [0, 3] });
   const [snap] = await listSnapshots(repo);
-  const full = path.join(base, 'full.tar');
-  const t = Date.now();
-  await cliOk(['--repo', repo, 'export', snap!.id, full]);
-  const dur = Date.now() - t;
-  const fullHash = hashFile(full);
-  for (let i = 0; i < iters(5, 30); i++) {
-    const out = path.join(base, `part-${i}.tar`);
+  const formats = ['tar', 'tar.gz', 'zip'];
+  const ref = new Map<string, { hash: string; ms: number }>();
+  for (const f of formats) {
+    const full = path.join(base, `full.${f}`);
+    const t = Date.now();
+    await cliOk(['--repo', repo, 'export', snap!.id, full]);
+    ref.set(f, { hash: hashFile(full), ms: Date.now() - t });
+    // Exports are deterministic: the same snapshot gives the same bytes.
+    await cliOk(['--repo', repo, 'export', snap!.id, `${full}.again.${f}`]);
+    expect(hashFile(`${full}.again.${f}`), `a second ${f} export`).toBe(ref.get(f)!.hash);
+  }
+  for (let i = 0; i < iters(6, 30); i++) {
+    const f = formats[i % formats.length]!;
+    const { hash: fullHash, ms: dur } = ref.get(f)!;
+    const out = path.join(base, `part-${i}.${f}`);
     const delay = rng.int(0, Math.round(dur * 1.1));
     const r = await killAfter(['--repo', repo, 'export', snap!.id, out], delay);
     if (fs.existsSync(out)) {
