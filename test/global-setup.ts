@@ -12,6 +12,11 @@ export default function setup(): () => void {
   fs.chmodSync(dir, 0o711);
   process.env.TMPDIR = dir;
   return () => {
+    // SNAP_KEEP_TMP=1 keeps everything for a post-mortem (the torture tests' cleanupTmp honours it too).
+    if (process.env.SNAP_KEEP_TMP) {
+      console.info(`SNAP_KEEP_TMP: the run's temporary folder is kept: ${dir}`);
+      return;
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   };
 }
