@@ -8,13 +8,17 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError, isSnapError } from '../core/errors.js';
 import { displayName, isAllZero, joinPath } from '../core/bytes.js';
-import { randomHex } from '../core/ids.js';
 import { TaskPool } from '../core/pool.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
 import { locateAbs, splitPath } from './navigate.js';
+import { randomHex, toHex } from '../core/ids.js';
+import { CODEC_RAW } from '../store/codec.js';
+import { readObjectAt } from '../store/object-store.js';
+import { packName } from '../store/pack.js';
+import { FileWriter, type WriteJob, writerUnpacks } from './restore-writer.js';
 import { makeDevice, makeFifo } from './special-files.js';
 
 export type OverwritePolicy = 'never' | 'if-changed' | 'always';
@@ -43,6 +47,11 @@ export interface RestoreResult {
 }
 
 const TMP_PREFIX = '.snap-restore-';
+/** Writer threads: 2 keep a 2-core machine busy (each costs ~10 MB of memory). */
+const WRITER_THREADS = 2;
+/** Bytes of small files read ahead of the writer threads. */
+const INFLIGHT_BYTES = 32 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o: RestoreOptions): Promise<RestoreResult> {
   for (const inc of o.include ?? []) {
@@ -68,9 +77,15 @@ class Restorer {
   private readonly freshDirs = new Set<string>();
   private readonly tmpPrefix = randomHex(4);
   private tmpCounter = 0;
+  private writer: FileWriter | undefined;
+  /** Bytes of single-chunk files read and not yet written (see withBudget). */
+  private inflight = 0;
+  private budgetWaiters: (() => void)[] = [];
 
   constructor(private readonly repo: Repository, private readonly o: RestoreOptions) {
-    this.pool = new TaskPool(o.concurrency ?? 8, 64);
+    // Files are written on worker threads (restore-writer.ts): many files in flight keep them
+    // busy while the main thread reads and verifies the next ones; memory is bounded by bytes.
+    this.pool = new TaskPool(o.concurrency ?? 32, 64);
     this.includes = (o.include ?? []).map((p) => splitPath(Buffer.from(p)));
     this.policy = o.overwrite ?? 'never';
   }
@@ -107,8 +122,16 @@ class Restorer {
       }
     }
     const rootScope = this.scope([]);
-    if (rootScope !== 'none') await this.tree(snap.tree, Buffer.from(this.targetRoot || target), [], rootScope);
-    await this.pool.drain();
+    if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS);
+    try {
+      if (rootScope !== 'none') await this.tree(snap.tree, Buffer.from(this.targetRoot || target), [], rootScope);
+      await this.pool.drain();
+    } finally {
+      // On failure, drain the pool first: no task may still be waiting for a writer thread.
+      await this.pool.drain().catch(() => {});
+      await this.writer?.close();
+      this.writer = undefined;
+    }
     if (!this.o.dryRun) {
       for (const [dir, node] of this.dirMeta) await this.applyMeta(dir, node, false);
     }
@@ -246,6 +269,8 @@ class Restorer {
     this.progress.files++;
     if (this.o.dryRun) return dest;
     const tmp = this.tmpName(dir);
+    const chunks = node.chunks ?? [];
+    if (chunks.length <= 1 && this.writer) return this.withBudget(node.size, () => this.writeSmall(node, chunks[0], tmp, dest));
     const fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     let ok = false;
     try {
@@ -284,6 +309,63 @@ class Restorer {
     this.progress.current = displayName(dest);
     this.o.sink.progress?.(this.progress);
     return dest;
+  }
+
+  /** Run `fn` once `bytes` fit in the budget (a file larger than the budget runs alone). */
+  private async withBudget<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
+    while (this.inflight > 0 && this.inflight + bytes > INFLIGHT_BYTES) await new Promise<void>((r) => this.budgetWaiters.push(r));
+    this.inflight += bytes;
+    try {
+      return await fn();
+    } finally {
+      this.inflight -= bytes;
+      for (const w of this.budgetWaiters.splice(0)) w();
+    }
+  }
+
+  /**
+   * A file of at most one chunk: its stored object is read here and handed to a writer thread,
+   * which decompresses and verifies it (the checks of ObjectStore.get) before writing the file.
+   */
+  private async writeSmall(node: Node, chunk: Buffer | undefined, tmp: Buffer, dest: Buffer): Promise<Buffer | undefined> {
+    let job: Omit<WriteJob, 'tmp' | 'dest' | 'size' | 'mode' | 'owner' | 'time'> = { data: EMPTY, codec: CODEC_RAW, rawLength: 0, what: 'an empty file' };
+    try {
+      if (chunk) job = await this.readStored(chunk);
+      if (job.rawLength !== node.size) {
+        this.result.damaged.push(displayName(dest));
+        this.warn('SNAP_CORRUPT', dest, `chunks hold ${job.rawLength} bytes but the file has ${node.size}; not restored`);
+        return undefined;
+      }
+      await this.writer!.write({
+        ...job, tmp, dest, size: node.size, mode: node.mode, time: toTime(node),
+        owner: this.o.asRoot ? { uid: node.uid, gid: node.gid } : undefined,
+      });
+    } catch (e) {
+      if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+      this.result.damaged.push(displayName(dest));
+      this.result.files--;
+      this.warn(e.code, dest, `not restored, its data is damaged: ${e.message}`);
+      return undefined;
+    }
+    this.progress.bytes += node.size;
+    this.progress.current = displayName(dest);
+    this.o.sink.progress?.(this.progress);
+    return dest;
+  }
+
+  /** A blob as stored (ObjectStore.get without unpacking; objects of other codecs are unpacked here). */
+  private async readStored(id: Buffer): Promise<Pick<WriteJob, 'data' | 'codec' | 'rawLength' | 'id' | 'what'>> {
+    const hex = toHex(id);
+    const loc = await this.repo.index.lookup(id);
+    if (!loc) throw new SnapError('SNAP_MISSING_OBJECT', `object ${hex.slice(0, 16)} is not in the repository index`);
+    if (loc.type !== 'blob') throw new SnapError('SNAP_CORRUPT', `object ${hex.slice(0, 16)} is a ${loc.type}, expected a blob`);
+    const what = `object ${hex.slice(0, 16)} (in pack ${loc.pack.slice(0, 12)})`;
+    if (!writerUnpacks(loc.codec)) {
+      const raw = await readObjectAt(this.repo.backend, id, loc);
+      return { data: raw, codec: CODEC_RAW, rawLength: raw.length, what };
+    }
+    const data = await this.repo.backend.getRange(packName(loc.pack), loc.offset, loc.length);
+    return { data, codec: loc.codec, rawLength: loc.rawLength, id, what };
   }
 
   private async symlink(node: Node, dest: Buffer, dir: Buffer): Promise<void> {
