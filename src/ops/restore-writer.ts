@@ -267,7 +267,9 @@ export class FileWriter {
     });
     lane.used = at;
     const p = new Promise<void>((resolve, reject) => this.pending.set(n, { resolve, reject }));
-    if (lane.busy === 0 || lane.batch.length >= BATCH_FILES || lane.used >= lane.buf!.byteLength) this.post(lane);
+    // Batches go out when full or once this turn of the event loop is done: posting each file
+    // at once to an idle thread cost a message and an event-loop wake-up per file.
+    if (lane.batch.length >= BATCH_FILES || lane.used >= lane.buf!.byteLength) this.post(lane);
     else if (!this.flushQueued) {
       this.flushQueued = true;
       setImmediate(() => {

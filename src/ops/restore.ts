@@ -13,6 +13,7 @@ import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
+import type { Backend } from '../backend/backend.js';
 import { locateAbs, splitPath } from './navigate.js';
 import { randomHex, toHex } from '../core/ids.js';
 import { CODEC_RAW } from '../store/codec.js';
@@ -78,6 +79,7 @@ class Restorer {
   private readonly tmpPrefix = randomHex(4);
   private tmpCounter = 0;
   private writer: FileWriter | undefined;
+  private readonly reader: RangeReader;
   /** Bytes of single-chunk files read and not yet written (see withBudget). */
   private inflight = 0;
   private budgetWaiters: (() => void)[] = [];
@@ -85,7 +87,8 @@ class Restorer {
   constructor(private readonly repo: Repository, private readonly o: RestoreOptions) {
     // Files are written on worker threads (restore-writer.ts): many files in flight keep them
     // busy while the main thread reads and verifies the next ones; memory is bounded by bytes.
-    this.pool = new TaskPool(o.concurrency ?? 32, 64);
+    this.pool = new TaskPool(o.concurrency ?? 64, 64);
+    this.reader = new RangeReader(repo.backend);
     this.includes = (o.include ?? []).map((p) => splitPath(Buffer.from(p)));
     this.policy = o.overwrite ?? 'never';
   }
@@ -364,7 +367,7 @@ class Restorer {
       const raw = await readObjectAt(this.repo.backend, id, loc);
       return { data: raw, codec: CODEC_RAW, rawLength: raw.length, what };
     }
-    const data = await this.repo.backend.getRange(packName(loc.pack), loc.offset, loc.length);
+    const data = await this.reader.read(loc.pack, loc.offset, loc.length);
     return { data, codec: loc.codec, rawLength: loc.rawLength, id, what };
   }
 
@@ -411,6 +414,81 @@ class Restorer {
     }
   }
 }
+
+interface RangeRequest {
+  offset: number;
+  length: number;
+  resolve(b: Buffer): void;
+  reject(e: unknown): void;
+}
+
+/**
+ * Reads of stored objects, merged: the requests made while the main thread works through its
+ * queue are grouped by pack and sorted, and requests for neighbouring byte ranges are served by
+ * one getRange. A backup stores a directory's small files one after the other, so a restore,
+ * which visits them in the same order, asks for runs of adjacent objects; one read per object
+ * was a thread-pool round trip each (48k preads and ~300k futex calls for the bench corpus).
+ */
+class RangeReader {
+  private readonly waiting = new Map<string, RangeRequest[]>();
+  private scheduled = false;
+
+  constructor(private readonly backend: Backend) {}
+
+  read(pack: string, offset: number, length: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      let list = this.waiting.get(pack);
+      if (!list) this.waiting.set(pack, (list = []));
+      list.push({ offset, length, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const all = [...this.waiting];
+    this.waiting.clear();
+    for (const [pack, reqs] of all) {
+      reqs.sort((a, b) => a.offset - b.offset);
+      let group: RangeRequest[] = [];
+      let start = 0;
+      let end = 0;
+      for (const r of reqs) {
+        if (group.length > 0 && (r.offset > end + MERGE_GAP || Math.max(end, r.offset + r.length) - start > MERGE_MAX)) {
+          void this.readGroup(pack, start, end, group);
+          group = [];
+        }
+        if (group.length === 0) {
+          start = r.offset;
+          end = r.offset;
+        }
+        group.push(r);
+        end = Math.max(end, r.offset + r.length);
+      }
+      if (group.length > 0) void this.readGroup(pack, start, end, group);
+    }
+  }
+
+  private async readGroup(pack: string, start: number, end: number, group: RangeRequest[]): Promise<void> {
+    try {
+      const buf = await this.backend.getRange(packName(pack), start, end - start);
+      if (buf.length < end - start) {
+        throw new SnapError('SNAP_CORRUPT', `pack ${pack.slice(0, 12)} is shorter than expected (wanted ${end - start} bytes at ${start}, got ${buf.length})`);
+      }
+      for (const r of group) r.resolve(buf.subarray(r.offset - start, r.offset - start + r.length));
+    } catch (e) {
+      for (const r of group) r.reject(e);
+    }
+  }
+}
+
+/** Requests this far apart (bytes of other objects between them) are still read as one. */
+const MERGE_GAP = 64 * 1024;
+/** The largest merged read. */
+const MERGE_MAX = 4 * 1024 * 1024;
 
 /**
  * Write a chunk, skipping 64 KiB blocks of zeros: sparse files stay sparse (the final truncate
