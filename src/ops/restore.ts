@@ -274,6 +274,13 @@ class Restorer {
     const tmp = this.tmpName(dir);
     const chunks = node.chunks ?? [];
     if (chunks.length <= 1 && this.writer) return this.withBudget(node.size, () => this.writeSmall(node, chunks[0], tmp, dest));
+    // A larger file holds one chunk at a time: it counts as a chunk of the largest size against
+    // the budget, so however many large files the pool starts, few are read at once.
+    return this.withBudget(Math.min(node.size, this.repo.config.chunker.maxSize), () => this.writeChunks(node, tmp, dest));
+  }
+
+  /** A file of several chunks, read, verified and written here, one chunk after the other. */
+  private async writeChunks(node: Node, tmp: Buffer, dest: Buffer): Promise<Buffer | undefined> {
     const fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     let ok = false;
     try {
