@@ -15,6 +15,12 @@ export interface Backend {
   putIfAbsent(name: string, data: Uint8Array): Promise<boolean>;
   get(name: string): Promise<Buffer>;
   getRange(name: string, offset: number, length: number): Promise<Buffer>;
+  /**
+   * Optional: like get, but into `scratch` when it is large enough (the result is then a view of
+   * it, valid until the caller reuses it), else into a new buffer. Lets a reader of many large
+   * blobs (check --read-data) reuse one buffer instead of leaving one of garbage per blob.
+   */
+  getInto?(name: string, scratch: Buffer): Promise<Buffer>;
   /** Size of a blob, or undefined if it does not exist. */
   stat(name: string): Promise<BlobInfo | undefined>;
   exists(name: string): Promise<boolean>;

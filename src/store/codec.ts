@@ -56,7 +56,7 @@ export function compressSync(raw: Buffer, codec: CodecName, level: number): Comp
   return z.length > raw.length * (1 - MIN_SAVING) ? { codec: CODEC_RAW, data: raw } : { codec: CODEC_ZSTD, data: z };
 }
 
-function zstdDecompress(data: Buffer, rawLength: number, what: string): Buffer {
+function zstdDecompress(data: Buffer, rawLength: number, what: string, scratch?: Buffer): Buffer {
   let size: number | null;
   try {
     size = zstdBinding.getFrameContentSize(data);
@@ -64,7 +64,7 @@ function zstdDecompress(data: Buffer, rawLength: number, what: string): Buffer {
     throw new SnapError('SNAP_CORRUPT', `${what} is not a zstd frame`, { cause: e });
   }
   if (size !== rawLength) throw new SnapError('SNAP_CORRUPT', `${what} declares ${String(size)} bytes, expected ${rawLength}`);
-  const out = Buffer.allocUnsafe(rawLength);
+  const out = scratch && scratch.length >= rawLength ? scratch.subarray(0, rawLength) : Buffer.allocUnsafe(rawLength);
   let n: number;
   try {
     zstdDctx ??= new zstdBinding.DCtx();
@@ -112,7 +112,8 @@ export async function compress(raw: Buffer, codec: CodecName, level: number): Pr
   return { codec: CODEC_DEFLATE, data: out };
 }
 
-export async function decompress(codec: number, data: Buffer, rawLength: number, what: string): Promise<Buffer> {
+/** `scratch`: zstd decompresses into it when it is large enough (the result is then a view of it). */
+export async function decompress(codec: number, data: Buffer, rawLength: number, what: string, scratch?: Buffer): Promise<Buffer> {
   let out: Buffer;
   if (codec === CODEC_RAW) out = data;
   else if (codec === CODEC_DEFLATE) {
@@ -123,7 +124,7 @@ export async function decompress(codec: number, data: Buffer, rawLength: number,
     } catch (e) {
       throw new SnapError('SNAP_CORRUPT', `${what} does not decompress`, { cause: e });
     }
-  } else if (codec === CODEC_ZSTD) out = zstdDecompress(data, rawLength, what);
+  } else if (codec === CODEC_ZSTD) out = zstdDecompress(data, rawLength, what, scratch);
   else throw new SnapError('SNAP_CORRUPT', `${what} uses unknown codec ${codec}`);
   if (out.length !== rawLength) throw new SnapError('SNAP_CORRUPT', `${what} has ${out.length} bytes, expected ${rawLength}`);
   return out;
