@@ -195,6 +195,12 @@ export class LevelIndex implements LocationIndex {
     }
   }
 
+  /** Forget every snapshot entry (both key spaces); reconciling with storage fills them again. */
+  async clearSnapshots(): Promise<void> {
+    await this.db.clear(prefixRange(Buffer.from([K_SNAP])));
+    await this.db.clear(prefixRange(Buffer.from([K_SNAPID])));
+  }
+
   async snapshotIds(): Promise<Set<string>> {
     const ids = new Set<string>();
     for await (const k of this.db.keys(prefixRange(Buffer.from([K_SNAPID])))) ids.add(k.subarray(1).toString('latin1'));

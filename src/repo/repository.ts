@@ -227,6 +227,28 @@ export class Repository {
   }
 
   async listSnapshots(): Promise<StoredSnapshot[]> {
+    try {
+      return await this.indexedSnapshots();
+    } catch (e) {
+      if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
+      // The index keeps derived copies of the records (LevelDB does not verify its blocks by
+      // default): reload them from storage, and if the index is worse off than that, rebuild it.
+      this.sink.info?.(`the index's copy of the snapshot list is damaged (${e.message}); reloading it from the repository`);
+      try {
+        await this.index.clearSnapshots();
+        await this.reconcileSnapshots();
+        return await this.indexedSnapshots();
+      } catch (e2) {
+        if (!isSnapError(e2, 'SNAP_CORRUPT')) throw e2;
+        this.sink.info?.(`the repository index is damaged (${e2.message}); rebuilding it from the repository`);
+        await this.index.reset();
+        await this.rebuildIndex();
+        return await this.indexedSnapshots();
+      }
+    }
+  }
+
+  private async indexedSnapshots(): Promise<StoredSnapshot[]> {
     const out: StoredSnapshot[] = [];
     for await (const s of this.index.snapshots()) out.push(s);
     return out;
