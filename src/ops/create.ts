@@ -125,6 +125,8 @@ class Archiver {
   private chunker: FileChunker;
   /** Set when the files cache has nothing under any source (a first backup): no need to ask per directory. */
   noFilesCache = false;
+  private readonly digestWords = new BigUint64Array(12);
+  private readonly digestBytes = Buffer.from(this.digestWords.buffer);
 
   constructor(private readonly repo: Repository, private readonly o: CreateOptions) {
     this.rules = compileExcludes(o.excludes ?? []);
@@ -225,26 +227,29 @@ class Archiver {
    */
   private digest(kids: Kid[]): Buffer {
     const h = createHash('sha256');
-    const fixed = Buffer.allocUnsafe(8 * 12);
-    fixed.writeUInt32LE(DIGEST_VERSION, 0);
-    fixed.writeUInt32LE(kids.length, 4);
-    h.update(fixed.subarray(0, 8));
+    // Typed-array stores: Buffer.writeBigUInt64LE was 4% of an unchanged backup's main thread.
+    const words = this.digestWords;
+    const bytes = this.digestBytes;
+    const u32 = new Uint32Array(words.buffer);
+    u32[0] = DIGEST_VERSION;
+    u32[1] = kids.length;
+    h.update(bytes.subarray(0, 8));
     for (const { node, st } of kids) {
-      fixed.writeBigUInt64LE(st.dev, 0);
-      fixed.writeBigUInt64LE(st.ino, 8);
-      fixed.writeBigUInt64LE(st.mode, 16);
-      fixed.writeBigUInt64LE(st.nlink, 24);
-      fixed.writeBigUInt64LE(st.uid, 32);
-      fixed.writeBigUInt64LE(st.gid, 40);
-      fixed.writeBigUInt64LE(st.rdev, 48);
-      fixed.writeBigUInt64LE(st.size, 56);
-      fixed.writeBigInt64LE(st.mtimeNs, 64);
-      fixed.writeBigInt64LE(st.ctimeNs, 72);
-      fixed.writeUInt32LE(node.name.length, 80);
-      fixed.writeUInt32LE(node.target?.length ?? 0, 84);
-      fixed.writeUInt32LE(Buffer.byteLength(node.user), 88);
-      fixed.writeUInt32LE(Buffer.byteLength(node.group), 92);
-      h.update(fixed);
+      words[0] = st.dev;
+      words[1] = st.ino;
+      words[2] = st.mode;
+      words[3] = st.nlink;
+      words[4] = st.uid;
+      words[5] = st.gid;
+      words[6] = st.rdev;
+      words[7] = st.size;
+      words[8] = BigInt.asUintN(64, st.mtimeNs);
+      words[9] = BigInt.asUintN(64, st.ctimeNs);
+      u32[20] = node.name.length;
+      u32[21] = node.target?.length ?? 0;
+      u32[22] = Buffer.byteLength(node.user);
+      u32[23] = Buffer.byteLength(node.group);
+      h.update(bytes);
       h.update(node.name);
       if (node.target) h.update(node.target);
       h.update(node.user);
