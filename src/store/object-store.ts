@@ -124,8 +124,14 @@ export class ObjectStore {
       return { id, added: false };
     }
     if (this.workers > 0 && raw.length >= 64 && raw.length <= this.maxInflight) {
-      await this.addToRing(type, id, raw);
-      return { id, added: true };
+      if (this.addToRing(type, id, raw)) return { id, added: true };
+      // The ring is full. Results that came back are processed on the event loop, which this thread
+      // may not have visited for a while (reading a large file awaits nothing else): visit it once.
+      await new Promise<void>((r) => setImmediate(r));
+      this.throwIfFailed();
+      if (this.addToRing(type, id, raw)) return { id, added: true };
+      // Still full: the workers are behind (other work on the cores), so rather than wait idle,
+      // this thread compresses the object itself, below.
     }
     if (isSyncCodec(this.opts.codec)) {
       // zstd (and no compression) run right here: the object is compressed and copied into its
@@ -147,20 +153,18 @@ export class ObjectStore {
   }
 
   /**
-   * Copy an object into the ring, to be compressed by a worker; waits while the ring is full, so
+   * Copy an object into the ring, to be compressed by a worker; false when the ring is full, so
    * the bytes in flight never exceed maxInflight (plus what the packs hold).
    */
-  private async addToRing(type: ObjectType, id: Buffer, raw: Buffer): Promise<void> {
+  private addToRing(type: ObjectType, id: Buffer, raw: Buffer): boolean {
     if (!this.ring) {
       this.ring = new SharedArrayBuffer(this.maxInflight);
       this.ringBuf = Buffer.from(this.ring);
     }
-    let off = this.allocRing(raw.length);
-    while (off < 0) {
+    const off = this.allocRing(raw.length);
+    if (off < 0) {
       this.sendOpenJob();
-      await new Promise<void>((r) => this.ringWaiters.push(r));
-      this.throwIfFailed();
-      off = this.allocRing(raw.length);
+      return false;
     }
     raw.copy(this.ringBuf, off);
     let j = this.openJob;
@@ -182,6 +186,7 @@ export class ObjectStore {
         this.sendOpenJob();
       });
     }
+    return true;
   }
 
   /** Where `n` bytes fit in the ring after the last job, or -1. Jobs hold it in order, wrapping once. */
