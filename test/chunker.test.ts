@@ -81,6 +81,25 @@ describe('FastCDC chunker', () => {
     expect(Buffer.concat(streamed).equals(data)).toBe(true);
   });
 
+  it('a file chunked in a stream gives the same chunks as in memory with the default sizes', () => {
+    // 1 MiB average chunks: the reader refills at 2 MiB buffered, so a zero run with no boundary
+    // for 8 MiB makes it rescan after a refill; chunks must not depend on how the file was read.
+    const big = makeGear({ ...params, minSize: 512 * 1024, avgSize: 1024 * 1024, maxSize: 8 * 1024 * 1024 });
+    const dir = tmpDir();
+    for (let k = 1; k <= 6; k++) {
+      const data = Buffer.concat([seeded(k * 1_300_000, k), Buffer.alloc(9_000_000), seeded(2_500_000, k + 10)]);
+      const f = path.join(dir, `f${k}`);
+      fs.writeFileSync(f, data);
+      const fd = fs.openSync(f, 'r');
+      const fc = new FileChunker(fd, big);
+      const streamed: Buffer[] = [];
+      for (let c = fc.next(); c; c = fc.next()) streamed.push(Buffer.from(c));
+      fs.closeSync(fd);
+      expect(streamed.map((c) => c.length)).toEqual(chunkBuffer(big, data).map((c) => c.length));
+      expect(Buffer.concat(streamed).equals(data)).toBe(true);
+    }
+  });
+
   it('a buffer no longer than min is one chunk', () => {
     expect(cutPoint(g, Buffer.alloc(2048, 1), 0, 2048)).toBe(2048);
   });

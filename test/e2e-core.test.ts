@@ -118,6 +118,45 @@ describe('create and restore', () => {
   });
 });
 
+describe('unchanged directories', () => {
+  // A backup reuses a directory's last tree when a digest of its entries' lstat results matches
+  // (src/ops/create.ts). Anything a tree records must make the digest differ.
+  it('notices a rewrite that keeps size and mtime, a chmod, and a change of excludes', () => {
+    const repo = initRepo();
+    const src = tmpDir();
+    fs.mkdirSync(path.join(src, 'd'));
+    const f = path.join(src, 'd', 'same-size.txt');
+    fs.writeFileSync(f, 'version one\n');
+    fs.utimesSync(f, 1_500_000_000, 1_500_000_000);
+    fs.writeFileSync(path.join(src, 'd', 'mode.sh'), 'echo\n');
+    fs.writeFileSync(path.join(src, 'd', 'excluded-once.log'), 'log\n');
+    const create = (...extra: string[]) => {
+      const c = snap(['--repo', repo, 'create', src, '--json', ...extra]);
+      expect(c.code, c.stderr).toBe(0);
+      return parseJson<SnapJson>(c.stdout);
+    };
+    const cat = (p: string) => snap(['--repo', repo, 'cat', 'latest', p]);
+    create('--exclude', '*.log');
+    expect(create('--exclude', '*.log').summary.filesUnchanged).toBe(2);
+    // Same length, mtime put back: only ctime tells.
+    fs.writeFileSync(f, 'version two\n');
+    fs.utimesSync(f, 1_500_000_000, 1_500_000_000);
+    create('--exclude', '*.log');
+    expect(cat(f).stdout).toBe('version two\n');
+    fs.chmodSync(path.join(src, 'd', 'mode.sh'), 0o751);
+    create('--exclude', '*.log');
+    const ls = snap(['--repo', repo, 'ls', 'latest', path.join(src, 'd'), '-l']);
+    expect(ls.stdout).toMatch(/-rwxr-x--x .*\/mode\.sh\n/);
+    expect(ls.stdout).not.toMatch(/excluded-once/);
+    // Nothing changed on disk, but the excludes did: the file must now be in the snapshot.
+    create();
+    expect(cat(path.join(src, 'd', 'excluded-once.log')).stdout).toBe('log\n');
+    const target = tmpDir();
+    expect(snap(['--repo', repo, 'restore', 'latest', target]).code).toBe(0);
+    expect(describeTree(path.join(target, src))).toEqual(describeTree(src));
+  });
+});
+
 describe('deduplication', () => {
   it('stores duplicate files once', () => {
     const repo = initRepo();

@@ -4,6 +4,7 @@ export const K_PACK = 0x70; // 'p' + pack id (32 bytes)                -> [size,
 export const K_SNAP = 0x73; // 's' + time (ISO UTC, 24 chars) + id hex  -> snapshot record bytes
 export const K_SNAPID = 0x53; // 'S' + id hex                           -> time
 export const K_FILE = 0x66; // 'f' + dir path + 0x00 + name            -> files-cache entry
+//                             'f' + dir path + 0x01                   -> directory record (digest, tree id)
 export const K_META = 0x6d; // 'm' + name                              -> value
 
 export function key(prefix: number, ...parts: (Buffer | string)[]): Buffer {

@@ -219,17 +219,62 @@ export class LevelIndex implements LocationIndex {
     return out;
   }
 
-  async putFilesInDir(dir: Buffer, files: [Buffer, CachedFile][], stale: Buffer[]): Promise<void> {
-    if (files.length === 0 && stale.length === 0) return;
+  /**
+   * `record`: the directory's record (see getDirRecord) to store, or null to delete it; undefined
+   * leaves it as it is.
+   */
+  async putFilesInDir(dir: Buffer, files: [Buffer, CachedFile][], stale: Buffer[], record?: DirRecord | null): Promise<void> {
+    if (files.length === 0 && stale.length === 0 && record === undefined) return;
     const batch = this.db.batch();
     for (const [name, f] of files) batch.put(key(K_FILE, dir, Buffer.from([0]), name), encodeCachedFile(f));
     for (const name of stale) batch.del(key(K_FILE, dir, Buffer.from([0]), name));
+    if (record) batch.put(key(K_FILE, dir, Buffer.from([1])), encodeDirRecord(record));
+    else if (record === null) batch.del(key(K_FILE, dir, Buffer.from([1])));
     await batch.write();
+  }
+
+  /**
+   * The directory record of the files cache: a digest of the directory's entries as lstat saw them
+   * last time and the tree they made. Read synchronously (see lookup): a backup asks once per
+   * directory. Stored under the files-cache prefix, so whatever clears the files cache (gc, by
+   * any snap version) clears these too.
+   */
+  getDirRecord(dir: Buffer): DirRecord | undefined {
+    let v: Buffer | undefined;
+    try {
+      v = this.db.getSync(key(K_FILE, dir, Buffer.from([1])));
+    } catch (e) {
+      throw levelError(e, 'repository index (getDirRecord)');
+    }
+    return v === undefined ? undefined : decodeDirRecord(v);
+  }
+
+  /** Whether the files cache holds anything for directories whose path starts with `prefix`. */
+  async hasFilesUnder(prefix: Buffer): Promise<boolean> {
+    for await (const _ of this.db.keys({ ...prefixRange(key(K_FILE, prefix)), limit: 1 })) return true;
+    return false;
   }
 
   async clearFilesCache(): Promise<void> {
     await this.db.clear(prefixRange(Buffer.from([K_FILE])));
   }
+}
+
+export interface DirRecord {
+  digest: Buffer;
+  tree: Buffer;
+}
+
+const DIR_RECORD_VERSION = 1;
+
+function encodeDirRecord(r: DirRecord): Buffer {
+  return Buffer.concat([Buffer.from([DIR_RECORD_VERSION]), r.digest, r.tree]);
+}
+
+function decodeDirRecord(v: Buffer): DirRecord | undefined {
+  // Anything else (another version, damage) only means the directory is examined file by file.
+  if (v.length !== 65 || v[0] !== DIR_RECORD_VERSION) return undefined;
+  return { digest: Buffer.from(v.subarray(1, 33)), tree: Buffer.from(v.subarray(33, 65)) };
 }
 
 function decodeLocation(v: Buffer): ObjectLocation {

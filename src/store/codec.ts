@@ -84,7 +84,7 @@ const SAMPLE = 64 * 1024;
 /** Objects up to this size are compressed synchronously (see compress). */
 const SYNC_LIMIT = 16 * 1024;
 /** Keep the compressed form only when it saves at least this share. */
-const MIN_SAVING = 0.05;
+export const MIN_SAVING = 0.05;
 
 export interface Compressed {
   codec: number;

@@ -9,6 +9,7 @@ import { sha256, toHex } from '../core/ids.js';
 import type { Backend } from '../backend/backend.js';
 import type { CodecName } from '../model/config.js';
 import { compress, compressSync, decompress, isSyncCodec } from './codec.js';
+import { compressOnWorkers, defaultCompressWorkers } from './compress-pool.js';
 import { type ObjectType, PackBuilder, type PackEntry, packName } from './pack.js';
 
 /**
@@ -21,6 +22,25 @@ const MAX_COMPRESSIONS = Math.max(2, availableParallelism()) + 2;
 
 /** Sealed packs being written at once (each up to packSize plus one object). */
 const MAX_PACK_WRITES = 1;
+
+/**
+ * A batch for a compression worker is sent once it holds this many bytes or objects: small files
+ * travel together, so the cost of a message (tens of µs of main-thread time) is paid per batch,
+ * not per 1.6 KB file, while a 1 MiB chunk goes on its own.
+ */
+const JOB_BYTES = 256 * 1024;
+const JOB_OBJECTS = 256;
+
+/** Objects waiting in the ring for (or back from) a worker: one contiguous region of it. */
+interface RingJob {
+  off: number;
+  end: number;
+  types: ObjectType[];
+  ids: Buffer[];
+  objs: number[]; // (offset, raw length) pairs
+  sent: boolean;
+  result?: Int32Array;
+}
 
 export interface ObjectLocation {
   pack: string;
@@ -43,6 +63,8 @@ export interface ObjectStoreOptions {
   level: number;
   packSize: number;
   maxInflightBytes?: number;
+  /** zstd compression threads; 0 compresses on the calling thread. Default: one per core. */
+  compressWorkers?: number;
 }
 
 export interface AddResult {
@@ -62,6 +84,16 @@ export class ObjectStore {
   private packWrites = 0;
   private packWaiters: (() => void)[] = [];
   private readonly maxInflight: number;
+  private readonly workers: number;
+  // The ring: raw objects copied in by add(), compressed in place by the workers, appended to
+  // packs in ring order by drainRing(), then their space is reused.
+  private ring: SharedArrayBuffer | undefined;
+  private ringBuf: Buffer<ArrayBufferLike> = Buffer.alloc(0);
+  private readonly jobs: RingJob[] = [];
+  private openJob: RingJob | undefined;
+  private sendScheduled = false;
+  private draining = false;
+  private ringWaiters: (() => void)[] = [];
   readonly stats = { objectsAdded: 0, bytesAdded: 0, rawBytesAdded: 0, packsWritten: 0 };
 
   constructor(
@@ -71,6 +103,7 @@ export class ObjectStore {
   ) {
     // Enough raw data in flight to keep every compression slot busy with average (1 MiB) chunks.
     this.maxInflight = opts.maxInflightBytes ?? Math.max(16, MAX_COMPRESSIONS * 4) * 1024 * 1024;
+    this.workers = opts.codec === 'zstd' ? (opts.compressWorkers ?? defaultCompressWorkers()) : 0;
   }
 
   async has(id: Buffer): Promise<boolean> {
@@ -90,6 +123,16 @@ export class ObjectStore {
       this.pending.delete(hex);
       return { id, added: false };
     }
+    if (this.workers > 0 && raw.length >= 64 && raw.length <= this.maxInflight) {
+      if (this.addToRing(type, id, raw)) return { id, added: true };
+      // The ring is full. Results that came back are processed on the event loop, which this thread
+      // may not have visited for a while (reading a large file awaits nothing else): visit it once.
+      await new Promise<void>((r) => setImmediate(r));
+      this.throwIfFailed();
+      if (this.addToRing(type, id, raw)) return { id, added: true };
+      // Still full: the workers are behind (other work on the cores), so rather than wait idle,
+      // this thread compresses the object itself, below.
+    }
     if (isSyncCodec(this.opts.codec)) {
       // zstd (and no compression) run right here: the object is compressed and copied into its
       // pack before add() returns, so nothing per chunk outlives this call and the caller's buffer
@@ -107,6 +150,101 @@ export class ObjectStore {
     this.inflight += copy.length;
     this.track(this.compressAndPack(type, id, copy).finally(() => this.release(copy.length)));
     return { id, added: true };
+  }
+
+  /**
+   * Copy an object into the ring, to be compressed by a worker; false when the ring is full, so
+   * the bytes in flight never exceed maxInflight (plus what the packs hold).
+   */
+  private addToRing(type: ObjectType, id: Buffer, raw: Buffer): boolean {
+    if (!this.ring) {
+      this.ring = new SharedArrayBuffer(this.maxInflight);
+      this.ringBuf = Buffer.from(this.ring);
+    }
+    const off = this.allocRing(raw.length);
+    if (off < 0) {
+      this.sendOpenJob();
+      return false;
+    }
+    raw.copy(this.ringBuf, off);
+    let j = this.openJob;
+    if (!j || j.end !== off) {
+      this.sendOpenJob();
+      j = this.openJob = { off, end: off, types: [], ids: [], objs: [], sent: false };
+      this.jobs.push(j);
+    }
+    j.types.push(type);
+    j.ids.push(id);
+    j.objs.push(off, raw.length);
+    j.end = off + raw.length;
+    if (j.end - j.off >= JOB_BYTES || j.types.length >= JOB_OBJECTS) this.sendOpenJob();
+    else if (!this.sendScheduled) {
+      // A batch is never left waiting for more objects once this thread has nothing else to do.
+      this.sendScheduled = true;
+      setImmediate(() => {
+        this.sendScheduled = false;
+        this.sendOpenJob();
+      });
+    }
+    return true;
+  }
+
+  /** Where `n` bytes fit in the ring after the last job, or -1. Jobs hold it in order, wrapping once. */
+  private allocRing(n: number): number {
+    if (this.jobs.length === 0) return 0;
+    const first = this.jobs[0]!.off;
+    const last = this.jobs[this.jobs.length - 1]!;
+    if (last.off >= first) {
+      if (this.maxInflight - last.end >= n) return last.end;
+      return first >= n ? 0 : -1;
+    }
+    return first - last.end >= n ? last.end : -1;
+  }
+
+  private sendOpenJob(): void {
+    const j = this.openJob;
+    if (!j) return;
+    this.openJob = undefined;
+    j.sent = true;
+    compressOnWorkers({ ring: this.ring!, level: this.opts.level, objs: Int32Array.from(j.objs) }, this.workers).then(
+      (r) => {
+        j.result = r;
+        if (j === this.jobs[0]) void this.drainRing();
+      },
+      (e: unknown) => {
+        this.failure ??= e;
+        this.wakeRing();
+      },
+    );
+  }
+
+  /** Append compressed objects to their packs in ring order, freeing ring space as jobs finish. */
+  private async drainRing(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      for (let j = this.jobs[0]; j?.result; j = this.jobs[0]) {
+        const r = j.result;
+        for (let i = 0; i < j.types.length; i++) {
+          const off = j.objs[2 * i]!;
+          const data = this.ringBuf.subarray(off, off + r[2 * i + 1]!);
+          await this.append(j.types[i]!, j.ids[i]!, data, j.objs[2 * i + 1]!, r[2 * i]!);
+        }
+        this.jobs.shift();
+        this.wakeRing();
+      }
+    } catch (e) {
+      this.failure ??= e;
+    } finally {
+      this.draining = false;
+      this.wakeRing();
+    }
+  }
+
+  private wakeRing(): void {
+    const w = this.ringWaiters;
+    this.ringWaiters = [];
+    for (const r of w) r();
   }
 
   private async compressAndPack(type: ObjectType, id: Buffer, raw: Buffer): Promise<void> {
@@ -170,6 +308,10 @@ export class ObjectStore {
 
   /** Wait for every accepted object to be written durably and indexed. */
   async flush(): Promise<void> {
+    this.sendOpenJob();
+    while (this.jobs.length > 0 && this.failure === undefined) {
+      await new Promise<void>((r) => this.ringWaiters.push(r));
+    }
     for (;;) {
       while (this.tasks.size > 0) await Promise.all([...this.tasks]);
       this.throwIfFailed();
