@@ -2,7 +2,8 @@
 // EIO, ENOSPC or short write on the Nth put/get/list/delete (test/helpers/fault-backend.ts). Each
 // either succeeds or fails with a clear SnapError; afterwards, without any manual step, every
 // remaining snapshot restores exactly, the structural check finds no damage (leftovers allowed),
-// and a clean gc run then leaves no leftovers.
+// and a clean gc run then leaves no leftovers. Export under read faults gives a clear error or
+// the exact archive.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
@@ -14,6 +15,10 @@ import { executeGc, planGc } from '../../src/ops/gc.js';
 import { checkRepository } from '../../src/ops/check.js';
 import { repairRepository } from '../../src/ops/repair.js';
 import { restoreSnapshot } from '../../src/ops/restore.js';
+import { exportSnapshot } from '../../src/ops/export.js';
+import { createHash } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { PassThrough } from 'node:stream';
 import {
   type Manifest, Rng, assertSameTree, cleanupTmp, cliOk, genTree, initSmallRepo, iters, manifest, mutateTree, newSeed,
   restoredAt, seededIt, tmpDir,
@@ -161,6 +166,42 @@ describe('storage faults in forget, gc, check, repair and index rebuild', () => 
       expect(ran, `${step}: no faults injected`).toBeGreaterThan(0);
     });
   }
+
+  seededIt('export: a failed read gives a clear error or the exact archive, never a wrong one', async (rng) => {
+    /** Export snapshot C as tar.gz through a faulty backend; the SHA-256 of the archive, or the error. */
+    const exportC = async (fault: Fault | undefined): Promise<{ hash?: string; error?: unknown; calls: FaultBackend['calls'] }> => {
+      let fb: FaultBackend | undefined;
+      let r: Repository | undefined;
+      try {
+        r = await Repository.open(fx.repo, { sink: quiet, lockWaitMs: 10_000, backend: (root) => (fb = new FaultBackend(new LocalBackend(root), fault)) });
+        const c = (await r.listSnapshots()).find((x) => x.tags[0] === 'C')!;
+        const h = createHash('sha256');
+        const out = new PassThrough();
+        const hashing = pipeline(out, async function* (src: AsyncIterable<Buffer>) {
+          for await (const b of src) h.update(b);
+        });
+        await exportSnapshot(r, c, out, { format: 'tar.gz', selection: undefined, sink: quiet });
+        out.end();
+        await hashing;
+        return { hash: h.digest('hex'), calls: fb!.calls };
+      } catch (e) {
+        return { error: e, calls: fb!.calls };
+      } finally {
+        await r?.close();
+      }
+    };
+    const ref = await exportC(undefined);
+    expect(ref.error, 'an export without faults').toBeUndefined();
+    expect(ref.calls.get, 'export reads').toBeGreaterThan(0);
+    for (const kind of ['EIO', 'short'] as const) {
+      for (const n of faultPositions(rng, ref.calls.get, iters(4, 20))) {
+        const what = `export with ${kind} on get #${n}`;
+        const res = await exportC({ op: 'get', n, kind });
+        if (res.error !== undefined) expectClearError(res.error, what);
+        else expect(res.hash, `${what}: an archive that completes is the exact one`).toBe(ref.hash);
+      }
+    }
+  });
 
   seededIt('forget A + gc: the disk stays full from the Nth put on', async (rng) => {
     const c = counts.get('forget A + gc')!;
