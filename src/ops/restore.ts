@@ -93,6 +93,15 @@ class Restorer {
     this.policy = o.overwrite ?? 'never';
   }
 
+  /** A file whose data is damaged or missing is named and skipped; any other error propagates. */
+  private damagedData(e: unknown, dest: Buffer): undefined {
+    if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+    this.result.damaged.push(displayName(dest));
+    this.result.files--;
+    this.warn(e.code, dest, `not restored, its data is damaged: ${e.message}`);
+    return undefined;
+  }
+
   private warn(code: string, p: Buffer, message: string): void {
     this.result.warnings++;
     const shown = displayName(p);
@@ -291,11 +300,7 @@ class Restorer {
         try {
           data = await this.repo.objects.get(id, 'blob');
         } catch (e) {
-          if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
-          this.result.damaged.push(displayName(dest));
-          this.result.files--;
-          this.warn(e.code, dest, `not restored, its data is damaged: ${e.message}`);
-          return undefined;
+          return this.damagedData(e, dest);
         }
         end = Math.max(end, await writeSparse(fh, data, pos));
         pos += data.length;
@@ -351,11 +356,7 @@ class Restorer {
         owner: this.o.asRoot ? { uid: node.uid, gid: node.gid } : undefined,
       });
     } catch (e) {
-      if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
-      this.result.damaged.push(displayName(dest));
-      this.result.files--;
-      this.warn(e.code, dest, `not restored, its data is damaged: ${e.message}`);
-      return undefined;
+      return this.damagedData(e, dest);
     }
     this.progress.bytes += node.size;
     this.progress.current = displayName(dest);
