@@ -77,7 +77,7 @@ async function restoreCheck(repo: string, id: string, src: string, want: Manifes
   const target = tmpDir('snap-damage-restore-');
   const r = await cli(['--repo', repo, '--json', 'restore', id, target]);
   expect(r.stderr, `${what}: no internal error`).not.toMatch(/SNAP_INTERNAL/);
-  if (r.code !== 0 && r.code !== 3) throw new Error(`${what}: restore exited ${r.code}\n${r.stderr}`);
+  if (r.code !== 0 && r.code !== 3) throw new Error(`${what}: restore exited ${r.code} (signal ${r.signal})\n${r.stderr.slice(-4000)}`);
   const out = JSON.parse(r.stdout) as RestoreJson;
   const at = restoredAt(target, src);
   // A damaged directory above the source (on the way from /) means all of it is missing: ''.
