@@ -38,12 +38,14 @@ export class PackRewriter {
         return { ok: false, reason: errorMessage(err) };
       }
     }
-    // Copies, so the old pack's buffer is freed once this returns.
-    for (const e of live) await this.add(e, Buffer.from(storedBytes(bytes, e)));
+    await this.copyEntries(bytes, live);
     return { ok: true, copied: live.length };
   }
 
-  /** Salvage (repair): copy entries of a pack held in memory that the caller has verified. */
+  /**
+   * Copy entries of a pack held in memory that the caller has verified (gc's live objects, repair's
+   * salvage). Copies, so the old pack's buffer is freed once the caller drops it.
+   */
   async copyEntries(bytes: Buffer, entries: PackEntry[]): Promise<void> {
     for (const e of entries) await this.add(e, Buffer.from(storedBytes(bytes, e)));
   }

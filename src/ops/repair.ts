@@ -21,7 +21,7 @@ import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } fr
 import { decodeTree, encodeTree } from '../model/tree.js';
 import type { Repository } from '../repo/repository.js';
 import { QUARANTINE, snapshotName } from '../repo/layout.js';
-import { packName, type PackEntry } from '../store/pack.js';
+import { packName, readPackHeader, type PackEntry } from '../store/pack.js';
 import { entriesOfPack, packHashMatches, verifyEntry } from '../store/pack-verify.js';
 import { checkRepository, type CheckReport } from './check.js';
 import { PackRewriter } from './pack-rewriter.js';
@@ -129,8 +129,9 @@ async function salvagePacks(repo: Repository, check: CheckReport, o: RepairOptio
     for (const id of stored.keys()) {
       if (indexed.has(id)) continue;
       try {
-        entriesOfPack(await repo.backend.get(packName(id)), id);
+        await readPackHeader(repo.backend, id); // the trailer and table only, not the whole pack
       } catch (e) {
+        if (isSnapError(e, 'SNAP_MISSING_OBJECT')) continue;
         if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
         packs.set(id, errorMessage(e));
       }
