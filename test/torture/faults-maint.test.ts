@@ -14,16 +14,15 @@ import { removeSnapshots } from '../../src/ops/forget.js';
 import { executeGc, planGc } from '../../src/ops/gc.js';
 import { checkRepository } from '../../src/ops/check.js';
 import { repairRepository } from '../../src/ops/repair.js';
-import { restoreSnapshot } from '../../src/ops/restore.js';
 import { exportSnapshot } from '../../src/ops/export.js';
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
 import {
-  type Manifest, Rng, assertSameTree, cleanupTmp, cliOk, genTree, initSmallRepo, iters, manifest, mutateTree, newSeed,
-  restoredAt, seededIt, tmpDir,
+  type Manifest, Rng, cleanupTmp, cliOk, genTree, initSmallRepo, iters, manifest, mutateTree, newSeed,
+  seededIt, tmpDir,
 } from './lib.js';
-import { expectClearError, faultPositions } from './repo-lib.js';
+import { expectClearError, faultPositions, restoresExactly } from './repo-lib.js';
 
 afterAll(cleanupTmp);
 
@@ -84,23 +83,14 @@ const STEPS: Record<string, Step> = {
 /** Every listed snapshot restores to what it was made from; the structural check finds no damage. */
 async function verify(repo: string, fx: Fixture, what: string): Promise<string[]> {
   const r = await Repository.open(repo, { sink: quiet });
-  const tags: string[] = [];
   try {
-    for (const s of await r.listSnapshots()) {
-      const tag = s.tags[0]!;
-      tags.push(tag);
-      const target = tmpDir('snap-faults-maint-restore-');
-      const res = await restoreSnapshot(r, s, { target, asRoot: true, sink: quiet });
-      expect(res.damaged, `${what}: snapshot ${tag} damaged`).toEqual([]);
-      assertSameTree(fx.want.get(tag)!, manifest(restoredAt(target, fx.src)), `${what}: snapshot ${tag}`);
-      fs.rmSync(target, { recursive: true, force: true });
-    }
+    const tags = await restoresExactly(r, fx.src, (tag) => fx.want.get(tag)!, what);
     const c = await checkRepository(r, { sink: quiet });
     expect(c.problems.map((p) => p.message), `${what}: check`).toEqual([]);
+    return tags.sort();
   } finally {
     await r.close();
   }
-  return tags.sort();
 }
 
 async function runWithFault(fx: Fixture, step: string, fault: Fault | undefined): Promise<FaultBackend['calls']> {

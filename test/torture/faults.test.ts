@@ -13,10 +13,10 @@ import { Repository } from '../../src/repo/repository.js';
 import { createSnapshot } from '../../src/ops/create.js';
 import { restoreSnapshot } from '../../src/ops/restore.js';
 import {
-  LONG, type Manifest, Rng, assertSameTree, cleanupTmp, cli, cliOk, genTree, initSmallRepo, iters, listSnapshots, manifest,
+  LONG, type Manifest, Rng, cleanupTmp, cli, cliOk, genTree, initSmallRepo, iters, listSnapshots, manifest,
   mutateTree, restoredAt, seededIt, tmpDir, isRestoreTemp, newSeed, restoreAndCompare,
 } from './lib.js';
-import { expectClearError, faultPositions } from './repo-lib.js';
+import { expectClearError, faultPositions, restoresExactly } from './repo-lib.js';
 
 afterAll(cleanupTmp);
 
@@ -58,22 +58,11 @@ function copyRepo(fx: Fixture): string {
 /** Every listed snapshot restores to what it was made from; returns the tags seen. */
 async function verifyRepo(repo: string, fx: Fixture, what: string): Promise<string[]> {
   const r = await Repository.open(repo, { sink: quiet });
-  const tags: string[] = [];
   try {
-    for (const s of await r.listSnapshots()) {
-      const tag = s.tags[0]!;
-      tags.push(tag);
-      const want = tag === 'A' ? fx.wantA : fx.wantB;
-      const target = tmpDir('snap-fault-restore-');
-      const res = await restoreSnapshot(r, s, { target, asRoot: true, sink: quiet });
-      expect(res.damaged, `${what}: snapshot ${tag} damaged`).toEqual([]);
-      assertSameTree(want, manifest(restoredAt(target, fx.src)), `${what}: snapshot ${tag}`);
-      fs.rmSync(target, { recursive: true, force: true });
-    }
+    return await restoresExactly(r, fx.src, (tag) => (tag === 'A' ? fx.wantA : fx.wantB), what);
   } finally {
     await r.close();
   }
-  return tags;
 }
 
 /** Run create (snapshot 'B') on a copy of the fixture with one fault; check the aftermath. */

@@ -5,8 +5,10 @@ import * as path from 'node:path';
 import { expect } from 'vitest';
 import { LocalBackend } from '../../src/backend/local.js';
 import { SnapError } from '../../src/core/errors.js';
+import { restoreSnapshot } from '../../src/ops/restore.js';
+import type { Repository } from '../../src/repo/repository.js';
 import { readPackHeader, packIdFromName, type PackEntry } from '../../src/store/pack.js';
-import type { Rng } from './lib.js';
+import { type Manifest, type Rng, assertSameTree, manifest, restoredAt, tmpDir } from './lib.js';
 
 /** Every pack of a repository with its table of contents. */
 export async function packsOf(repo: string): Promise<Map<string, PackEntry[]>> {
@@ -54,4 +56,23 @@ export function expectClearError(e: unknown, what: string): void {
   if (!(e instanceof SnapError)) throw new Error(`${what}: failed with a non-SnapError: ${e instanceof Error ? e.stack : String(e)}`);
   expect(STORAGE_CODES, `${what}: ${e.code}: ${e.message}`).toContain(e.code);
   expect(e.message.length, what).toBeGreaterThan(10);
+}
+
+/**
+ * Restore every listed snapshot of an open repository (in process) and compare it with what its
+ * first tag says it was made from: nothing damaged, the tree exact. Returns the tags seen.
+ */
+export async function restoresExactly(r: Repository, src: string, wantOf: (tag: string) => Manifest, what: string): Promise<string[]> {
+  const quiet = { warn: () => {}, info: () => {} };
+  const tags: string[] = [];
+  for (const s of await r.listSnapshots()) {
+    const tag = s.tags[0]!;
+    tags.push(tag);
+    const target = tmpDir('snap-fault-restore-');
+    const res = await restoreSnapshot(r, s, { target, asRoot: true, sink: quiet });
+    expect(res.damaged, `${what}: snapshot ${tag} damaged`).toEqual([]);
+    assertSameTree(wantOf(tag), manifest(restoredAt(target, src)), `${what}: snapshot ${tag}`);
+    fs.rmSync(target, { recursive: true, force: true });
+  }
+  return tags;
 }
