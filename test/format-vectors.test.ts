@@ -18,6 +18,7 @@ import type { Node } from '../src/model/node.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot } from '../src/model/snapshot.js';
 import { decodeTree, encodeTree } from '../src/model/tree.js';
 import { chunkBuffer, makeGear } from '../src/store/chunker.js';
+import { FileChunker } from '../src/store/file-chunker.js';
 import { decodePackHeader, PackBuilder } from '../src/store/pack.js';
 import { snap, tmpDir } from './helpers/cli.js';
 import { type Content, contentBytes } from './vectors/content.js';
@@ -286,13 +287,27 @@ describe('format 1 chunker vectors (test/vectors/v1/chunker.json)', () => {
       expect(sha(data)).toBe(c.input_sha256);
       expect(docChunks(v.gearSeed, c.params, data)).toEqual(c.chunks);
       const g = makeGear({ algorithm: 'fastcdc-gear32-nc2', ...c.params, gearSeed: v.gearSeed });
-      let off = 0;
-      const code = chunkBuffer(g, data).map((ch) => {
-        const r = { offset: off, length: ch.length, id: sha(ch) };
-        off += ch.length;
-        return r;
-      });
-      expect(code).toEqual(c.chunks);
+      const described = (chunks: Uint8Array[]): { offset: number; length: number; id: string }[] => {
+        let off = 0;
+        return chunks.map((ch) => {
+          const r = { offset: off, length: ch.length, id: sha(ch) };
+          off += ch.length;
+          return r;
+        });
+      };
+      expect(described(chunkBuffer(g, data))).toEqual(c.chunks);
+      // As a backup reads a file: in a stream.
+      const file = path.join(tmpDir('snap-vectors-chunker-'), 'input');
+      fs.writeFileSync(file, data);
+      const fd = fs.openSync(file, 'r');
+      try {
+        const fc = new FileChunker(fd, g);
+        const streamed: Buffer[] = [];
+        for (let ch = fc.next(); ch; ch = fc.next()) streamed.push(Buffer.from(ch));
+        expect(described(streamed)).toEqual(c.chunks);
+      } finally {
+        fs.closeSync(fd);
+      }
     });
   }
 });
