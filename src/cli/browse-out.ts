@@ -6,7 +6,7 @@ import { displayName } from '../core/bytes.js';
 import { shortId } from '../core/ids.js';
 import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
-import { isoLocal, localDateTime } from './format.js';
+import { isoLocal, localDateTime, mtimeNs } from './format.js';
 
 export async function writeLine(s: string): Promise<void> {
   if (!process.stdout.write(s.endsWith('\n') ? s : `${s}\n`)) await once(process.stdout, 'drain');
@@ -49,7 +49,7 @@ export function nodeJson(n: Node): Record<string, unknown> {
     user: n.user,
     group: n.group,
     mtime: isoLocal(mtimeDate(n)),
-    mtime_ns: `${n.mtime.sec}${String(n.mtime.nsec).padStart(9, '0')}`,
+    mtime_ns: mtimeNs(n),
     chunks: n.chunks?.length,
     tree: n.tree?.toString('hex'),
     target: n.target ? displayName(n.target) : undefined,

@@ -8,7 +8,7 @@ import { catFile, listPath } from '../ops/browse.js';
 import { filterSnapshots, resolveRef, type SnapshotFilter } from '../ops/refs.js';
 import type { Repository } from '../repo/repository.js';
 import { type Ctx, withRepo } from './context.js';
-import { bytes, isoLocal, localDateTime, modeString, table } from './format.js';
+import { bytes, isoLocal, localDateTime, modeString, mtimeNs, table } from './format.js';
 import { collect } from './parse.js';
 import { whenParser } from './when.js';
 import { cliNow } from './now.js';
@@ -110,7 +110,7 @@ function entryJson(p: Buffer, n: Node): Record<string, unknown> {
     group: n.group,
     size: n.size,
     mtime: isoLocal(new Date(n.mtime.sec * 1000)),
-    mtime_ns: `${n.mtime.sec}${String(n.mtime.nsec).padStart(9, '0')}`,
+    mtime_ns: mtimeNs(n),
     target: n.target ? displayName(n.target) : undefined,
   };
 }

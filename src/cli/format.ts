@@ -35,6 +35,11 @@ export function modeString(n: Node): string {
   return TYPE_CHAR[n.type] + rwx(6, 0o4000, 's') + rwx(3, 0o2000, 's') + rwx(0, 0o1000, 't');
 }
 
+/** A node's mtime as nanoseconds since the epoch in decimal: `[-1, 250000000]` is "-750000000", the epoch "0". */
+export function mtimeNs(n: Node): string {
+  return (BigInt(n.mtime.sec) * 1_000_000_000n + BigInt(n.mtime.nsec)).toString();
+}
+
 export function table(rows: string[][], rightAlign: Set<number> = new Set()): string {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
