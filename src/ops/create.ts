@@ -22,6 +22,8 @@ import type { Repository } from '../repo/repository.js';
 import { baseNode } from './node-meta.js';
 import { OwnerNames } from './owners.js';
 import { buildTrie, normalizeSources, type SourceTrie } from './sources.js';
+import { type XattrBinding, xattrBinding, xattrUnavailable } from './xattr-binding.js';
+import { readXattrs } from './xattr-read.js';
 
 export interface CreateOptions {
   paths: string[];
@@ -62,8 +64,14 @@ interface Kid {
   st: fs.BigIntStats;
 }
 
-/** Bumped when what the directory digest covers changes: old records then simply never match. */
-const DIGEST_VERSION = 1;
+/**
+ * Bumped when what the directory digest covers changes: old records then simply never match.
+ * 2: trees hold extended attributes (a tree of version 1's time lacks them). Whether this backup
+ * reads attributes at all is mixed in too (XATTR_FLAG), so a tree made without them is never
+ * reused by a backup that can read them.
+ */
+const DIGEST_VERSION = 2;
+const XATTR_FLAG = 0x10000;
 
 export async function createSnapshot(repo: Repository, o: CreateOptions): Promise<CreateResult> {
   const started = Date.now();
@@ -77,7 +85,10 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
       throw fromSystemError(e, `source ${s}`);
     }
   }
-  const a = new Archiver(repo, o);
+  const xattr = xattrBinding();
+  // Once per backup, counted as no file's problem: everything else is backed up as usual.
+  if (!xattr) o.sink.warn?.({ code: 'SNAP_XATTR', message: `extended attributes and ACLs are not backed up: ${xattrUnavailable()}` });
+  const a = new Archiver(repo, o, xattr);
   let cached = false;
   for (const s of sources) if (await repo.index.hasFilesUnder(Buffer.from(s))) cached = true;
   a.noFilesCache = !cached;
@@ -107,6 +118,12 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   summary.objectsAdded = repo.objects.stats.objectsAdded;
   summary.durationMs = Date.now() - started;
   const snapshot = await repo.saveSnapshot(parent ? { ...draft, parent: Buffer.from(parent.id, 'hex') } : draft);
+  if (a.unnamed.count > 0) {
+    // One warning, not counted as a file's problem: such files rarely have attributes, and the
+    // rest of each was backed up.
+    const { count, first } = a.unnamed;
+    o.sink.warn?.({ code: 'SNAP_XATTR', path: first, message: `extended attributes of ${count} entr${count === 1 ? 'y' : 'ies'} whose names are not UTF-8 were not read (the xattr binding takes names as text), e.g. ${first}` });
+  }
   await a.flushCache();
   return { snapshot, warnings: a.summary.warnings };
 }
@@ -125,10 +142,12 @@ class Archiver {
   private chunker: FileChunker;
   /** Set when the files cache has nothing under any source (a first backup): no need to ask per directory. */
   noFilesCache = false;
+  /** Entries whose attributes could not be asked for (names that are not UTF-8): said once, at the end. */
+  readonly unnamed: { count: number; first?: string } = { count: 0 };
   private readonly digestWords = new BigUint64Array(12);
   private readonly digestBytes = Buffer.from(this.digestWords.buffer);
 
-  constructor(private readonly repo: Repository, private readonly o: CreateOptions) {
+  constructor(private readonly repo: Repository, private readonly o: CreateOptions, private readonly xattr: XattrBinding | undefined) {
     this.rules = compileExcludes(o.excludes ?? []);
     const st = fs.statSync(repo.root, { bigint: true });
     this.repoId = { dev: st.dev, ino: st.ino };
@@ -152,6 +171,7 @@ class Archiver {
       const full = joinPath(dirBuf, nameBuf);
       if (child.source) {
         const kid = await this.entry(dirBuf, nameBuf, '');
+        if (kid) this.addXattrs(full, kid.node);
         const node = kid?.node.type === 'file' ? await this.file(full, nameBuf, kid.node, kid.st, undefined) : kid?.node;
         if (node) nodes.push(node);
         continue;
@@ -159,6 +179,7 @@ class Archiver {
       const st = await this.lstat(full);
       if (!st) continue;
       const node = baseNode(nameBuf, st, this.owners);
+      this.addXattrs(full, node);
       node.tree = await this.dirOfTrie(path.posix.join(abs, name), child);
       nodes.push(node);
     }
@@ -231,7 +252,7 @@ class Archiver {
     const words = this.digestWords;
     const bytes = this.digestBytes;
     const u32 = new Uint32Array(words.buffer);
-    u32[0] = DIGEST_VERSION;
+    u32[0] = DIGEST_VERSION | (this.xattr ? XATTR_FLAG : 0);
     u32[1] = kids.length;
     h.update(bytes.subarray(0, 8));
     for (const { node, st } of kids) {
@@ -291,6 +312,9 @@ class Archiver {
     let complete = true; // every entry made it into the tree as it is now: the record may be kept
     for (const { node: n, st: kst } of kids) {
       let node: Node | undefined = n;
+      // Only here, for directories that changed: an unchanged one's tree already holds them (a
+      // change of attributes changes the entry's ctime, which the digest covers).
+      if (!this.addXattrs(joinPath(full, n.name), n)) complete = false;
       if (n.type === 'file') {
         const key = n.name.toString('latin1');
         seen.add(key);
@@ -312,6 +336,20 @@ class Archiver {
     this.pendingFiles += updates.length + stale.length + 1;
     if (this.pendingFiles >= CACHE_BATCH) await this.flushCache();
     return r.id;
+  }
+
+  /** Record the extended attributes of `full` in its node; false when some could not be read. */
+  private addXattrs(full: Buffer, node: Node): boolean {
+    if (!this.xattr) return true;
+    const r = readXattrs(this.xattr, full);
+    if (!r) {
+      this.unnamed.count++;
+      this.unnamed.first ??= displayName(full);
+      return true;
+    }
+    if (r.xattrs.length > 0) node.xattrs = r.xattrs;
+    for (const p of r.problems) this.warn(p.code, full, p.message);
+    return r.problems.length === 0;
   }
 
   /** A file the directory record vouches for: counted like a files-cache hit. */

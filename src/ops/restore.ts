@@ -21,6 +21,8 @@ import { readObjectAt } from '../store/object-store.js';
 import { packName } from '../store/pack.js';
 import { FileWriter, type WriteJob, writerUnpacks } from './restore-writer.js';
 import { makeDevice, makeFifo } from './special-files.js';
+import { xattrBinding, xattrUnavailable } from './xattr-binding.js';
+import { applyXattrs } from './xattr-apply.js';
 
 export type OverwritePolicy = 'never' | 'if-changed' | 'always';
 
@@ -83,6 +85,8 @@ class Restorer {
   /** Bytes of single-chunk files read and not yet written (see withBudget). */
   private inflight = 0;
   private budgetWaiters: (() => void)[] = [];
+  private readonly xattr = xattrBinding();
+  private xattrMissingSaid = false;
 
   constructor(private readonly repo: Repository, private readonly o: RestoreOptions) {
     // Files are written on worker threads (restore-writer.ts): many files in flight keep them
@@ -200,8 +204,13 @@ class Restorer {
 
   private async entry(node: Node, dest: Buffer, dir: Buffer): Promise<void> {
     try {
-      if (node.type === 'file') await this.file(node, dest, dir);
-      else if (node.type === 'symlink') await this.symlink(node, dest, dir);
+      // Files and symlinks get their extended attributes once they are in place (a file from a
+      // writer thread too); directories and special files in applyMeta.
+      if (node.type === 'file') {
+        if (await this.file(node, dest, dir)) this.restoreXattrs(node, dest);
+      } else if (node.type === 'symlink') {
+        if (await this.symlink(node, dest, dir)) this.restoreXattrs(node, dest);
+      }
       else if (node.type === 'socket') this.result.special++; // a socket cannot be recreated; its listener is gone
       else await this.special(node, dest);
     } catch (e) {
@@ -242,13 +251,14 @@ class Restorer {
     return joinPath(dir, Buffer.from(`${TMP_PREFIX}${this.tmpPrefix}-${this.tmpCounter++}`));
   }
 
-  private async file(node: Node, dest: Buffer, dir: Buffer): Promise<void> {
+  /** Returns the path written (undefined when nothing was written, or a hard link to an earlier path). */
+  private async file(node: Node, dest: Buffer, dir: Buffer): Promise<Buffer | undefined> {
     if (node.inode) {
       const key = `${node.inode.dev}:${node.inode.ino}`;
       const first = this.hardlinks.get(key);
       if (first) {
         const firstPath = await first;
-        if (firstPath && (await this.link(node, firstPath, dest, dir))) return;
+        if (firstPath && (await this.link(node, firstPath, dest, dir))) return undefined;
       }
     }
     let register: ((p: Buffer | undefined) => void) | undefined;
@@ -262,6 +272,7 @@ class Restorer {
     } finally {
       register?.(written);
     }
+    return written;
   }
 
   private async link(node: Node, firstPath: Buffer, dest: Buffer, dir: Buffer): Promise<boolean> {
@@ -379,15 +390,16 @@ class Restorer {
     return { data, codec: loc.codec, rawLength: loc.rawLength, id, what };
   }
 
-  private async symlink(node: Node, dest: Buffer, dir: Buffer): Promise<void> {
-    if (!(await this.mayWrite(node, dest, dir))) return;
+  private async symlink(node: Node, dest: Buffer, dir: Buffer): Promise<boolean> {
+    if (!(await this.mayWrite(node, dest, dir))) return false;
     this.result.special++;
-    if (this.o.dryRun) return;
+    if (this.o.dryRun) return false;
     const tmp = this.tmpName(dir);
     await fsp.symlink(node.target!, tmp);
     if (this.o.asRoot) await fsp.lchown(tmp, node.uid, node.gid);
     await fsp.lutimes(tmp, toTime(node), toTime(node));
     await fsp.rename(tmp, dest);
+    return true;
   }
 
   private async special(node: Node, dest: Buffer): Promise<void> {
@@ -415,10 +427,35 @@ class Restorer {
   private async applyMeta(p: Buffer, node: Node, isLink: boolean): Promise<void> {
     try {
       if (this.o.asRoot) await (isLink ? fsp.lchown : fsp.chown)(p, node.uid, node.gid);
+      // After chown (which clears security.capability), before chmod (a user who is not root
+      // cannot set user.* attributes on an entry without write permission).
+      this.restoreXattrs(node, p);
       if (!isLink) await fsp.chmod(p, node.mode);
       await (isLink ? fsp.lutimes : fsp.utimes)(p, toTime(node), toTime(node));
     } catch (e) {
       this.warn(errnoCode(e) ?? 'SNAP_IO', p, `metadata not restored: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * The one place restore sets extended attributes (POSIX ACLs among them): on `p`, the entry as
+   * it now stands (xattr-apply.ts). A file already in place with a mode that denies its owner
+   * writing gets write permission for the moment of setting, as a user who is not root needs
+   * it for user.* attributes (root does not).
+   */
+  private restoreXattrs(node: Node, p: Buffer): void {
+    if (!node.xattrs || node.xattrs.length === 0 || this.o.dryRun) return;
+    if (!this.xattr) {
+      if (!this.xattrMissingSaid) this.warn('SNAP_XATTR', p, `extended attributes and ACLs are not restored (here nor for other files): ${xattrUnavailable()}`);
+      this.xattrMissingSaid = true;
+      return;
+    }
+    const lend = !this.o.asRoot && node.type === 'file' && (node.mode & 0o200) === 0;
+    try {
+      if (lend) fs.chmodSync(p, node.mode | 0o200);
+      for (const prob of applyXattrs(this.xattr, p, node.xattrs)) this.warn(prob.code, p, prob.message);
+    } finally {
+      if (lend) fs.chmodSync(p, node.mode);
     }
   }
 }
