@@ -7,7 +7,7 @@ import { Repository } from '../repo/repository.js';
 import { createSnapshot } from '../ops/create.js';
 import { type Ctx, makeCtx, withRepo } from './context.js';
 import { bytes, duration } from './format.js';
-import { collect, parseTime } from './parse.js';
+import { collect, parseSize, parseTime } from './parse.js';
 import { VERSION } from './version.js';
 import { snapshotJson } from './cmd-list.js';
 
@@ -32,6 +32,9 @@ export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise
     .option('--tag <tag>', 'tag the snapshot (repeatable)', collect, [])
     .option('--exclude <pattern>', 'exclude paths matching a .gitignore-style pattern (repeatable)', collect, [])
     .option('--exclude-file <file>', 'read exclude patterns from a file, one per line (repeatable)', collect, [])
+    .option('--exclude-caches', 'leave out directories that hold a CACHEDIR.TAG file with its standard signature')
+    .option('--exclude-if-present <name>', 'leave out directories that hold an entry of this name (repeatable)', collect, [])
+    .option('--exclude-larger-than <size>', 'leave out files larger than this (e.g. 500M, 2G)')
     .option('--time <iso8601>', 'record this time for the snapshot instead of now (importing old backups)')
     .option('--one-file-system', 'do not cross into other file systems')
     .action(async (paths: string[], o: CreateFlags, cmd: Command) => run((ctx) => create(ctx, paths, o), cmd));
@@ -43,6 +46,9 @@ interface CreateFlags {
   excludeFile: string[];
   time?: string;
   oneFileSystem?: boolean;
+  excludeCaches?: boolean;
+  excludeIfPresent: string[];
+  excludeLargerThan?: string;
 }
 
 async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> {
@@ -55,6 +61,7 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
     }
   }
   const time = o.time ? parseTime(o.time) : undefined;
+  const excludeLargerThan = o.excludeLargerThan !== undefined ? parseSize(o.excludeLargerThan) : undefined;
   const r = await withRepo(ctx, (repo) =>
     createSnapshot(repo, {
       paths,
@@ -63,6 +70,9 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
       excludes: excludes.filter((x) => x.trim() !== ''),
       time,
       oneFileSystem: o.oneFileSystem === true,
+      excludeCaches: o.excludeCaches === true,
+      excludeIfPresent: o.excludeIfPresent,
+      excludeLargerThan,
       host: ctx.host,
       program: `snap ${VERSION}`,
       sink: ctx.sink,

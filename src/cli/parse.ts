@@ -19,3 +19,11 @@ export function parseTime(s: string): Date {
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** A size in bytes: `2048`, `500k`, `10M`, `1.5G`, `2T` (binary units; `KiB`, `MB` and the like accepted). */
+export function parseSize(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(s.trim());
+  if (!m) throw new SnapError('SNAP_USAGE', `not a size: '${s}' (examples: 4096, 500k, 10M, 2G)`);
+  const mult = 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase());
+  return Math.floor(Number(m[1]) * mult);
+}

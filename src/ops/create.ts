@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { sha256 } from '../core/ids.js';
 import type { HostInfo } from '../core/host.js';
 import type { ProgressCounters, ProgressSink } from '../core/progress.js';
-import { compileExcludes, type ExcludeRule, isExcluded } from '../model/exclude.js';
+import { compileExcludes, type ExcludeRule, isExcluded, needsAbsolute, unmatched } from '../model/exclude.js';
 import type { Node } from '../model/node.js';
 import type { SnapshotSummary, StoredSnapshot } from '../model/snapshot.js';
 import { encodeTree } from '../model/tree.js';
@@ -32,6 +32,12 @@ export interface CreateOptions {
   excludes?: string[];
   time?: Date;
   oneFileSystem?: boolean;
+  /** Leave out directories holding a CACHEDIR.TAG with the standard signature (bford.info/cachedir). */
+  excludeCaches?: boolean;
+  /** Leave out directories holding an entry of one of these names. */
+  excludeIfPresent?: string[];
+  /** Leave out files larger than this many bytes. */
+  excludeLargerThan?: number;
   host: HostInfo;
   program: string;
   sink: ProgressSink;
@@ -118,6 +124,7 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   summary.objectsAdded = repo.objects.stats.objectsAdded;
   summary.durationMs = Date.now() - started;
   const snapshot = await repo.saveSnapshot(parent ? { ...draft, parent: Buffer.from(parent.id, 'hex') } : draft);
+  for (const p of unmatched(a.rules)) o.sink.info?.(`exclude pattern '${p}' matched nothing`);
   if (a.unnamed.count > 0) {
     // One warning, not counted as a file's problem: such files rarely have attributes, and the
     // rest of each was backed up.
@@ -133,7 +140,9 @@ class Archiver {
     filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirsNew: 0, dirsChanged: 0, dirsUnchanged: 0,
     bytesRead: 0, totalBytes: 0, totalFiles: 0, warnings: 0,
   };
-  private readonly rules: ExcludeRule[];
+  readonly rules: ExcludeRule[];
+  private readonly absRules: boolean;
+  private readonly tagNames: Buffer[];
   private readonly owners = new OwnerNames();
   private readonly progress: ProgressCounters = { files: 0, dirs: 0, bytes: 0 };
   private readonly repoId: { dev: bigint; ino: bigint } | undefined;
@@ -149,6 +158,8 @@ class Archiver {
 
   constructor(private readonly repo: Repository, private readonly o: CreateOptions, private readonly xattr: XattrBinding | undefined) {
     this.rules = compileExcludes(o.excludes ?? []);
+    this.absRules = needsAbsolute(this.rules);
+    this.tagNames = [...new Set([...(o.excludeIfPresent ?? []), ...(o.excludeCaches ? [CACHEDIR_TAG] : [])])].map((n) => Buffer.from(n));
     const st = fs.statSync(repo.root, { bigint: true });
     this.repoId = { dev: st.dev, ino: st.ino };
     this.chunker = new FileChunker(-1, repo.gear);
@@ -209,7 +220,7 @@ class Archiver {
     const full = joinPath(dir, name);
     const st = await this.lstat(full);
     if (!st) return undefined;
-    if (rel !== '' && isExcluded(this.rules, rel, st.isDirectory())) return undefined;
+    if (rel !== '' && this.excluded(full, rel, st)) return undefined;
     const node = baseNode(name, st, this.owners);
     switch (node.type) {
       case 'dir': {
@@ -238,6 +249,38 @@ class Archiver {
         return { node, st };
       default:
         return { node, st }; // file: read by the caller; fifo, socket: recorded by type, never opened
+    }
+  }
+
+  /** Whether an entry below a source root is left out: a pattern, its size, a tag file in it. */
+  private excluded(full: Buffer, rel: string, st: fs.BigIntStats): boolean {
+    const isDir = st.isDirectory();
+    if (isExcluded(this.rules, rel, isDir, this.absRules ? full.subarray(1).toString('latin1') : undefined)) return true;
+    if (this.o.excludeLargerThan !== undefined && st.isFile() && st.size > BigInt(this.o.excludeLargerThan)) return true;
+    if (isDir) for (const tag of this.tagNames) if (this.hasTag(joinPath(full, tag), tag)) return true;
+    return false;
+  }
+
+  /** A tag file is there (CACHEDIR.TAG only with its signature, so a stray file of that name does not hide a directory). */
+  private hasTag(p: Buffer, name: Buffer): boolean {
+    if (!name.equals(CACHEDIR_TAG_BYTES) || !this.o.excludeCaches) {
+      try {
+        fs.lstatSync(p);
+        return true;
+      } catch {
+        return false;
+      }
+    }
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      const head = Buffer.alloc(CACHEDIR_SIGNATURE.length);
+      const n = fs.readSync(fd, head, 0, head.length, 0);
+      return n === head.length && head.equals(CACHEDIR_SIGNATURE);
+    } catch {
+      return false;
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
     }
   }
 
@@ -445,6 +488,10 @@ class Archiver {
 }
 
 const EMPTY = Buffer.alloc(0);
+const CACHEDIR_TAG = 'CACHEDIR.TAG';
+const CACHEDIR_TAG_BYTES = Buffer.from(CACHEDIR_TAG);
+/** The Cache Directory Tagging Specification's header: a tag file starts with exactly these bytes. */
+const CACHEDIR_SIGNATURE = Buffer.from('Signature: 8a477f597d28d172789f06886806bc55');
 
 function stampOf(st: fs.BigIntStats): FileStamp {
   return { size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev };
