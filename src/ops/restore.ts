@@ -14,7 +14,7 @@ import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
 import type { Backend } from '../backend/backend.js';
-import { locateAbs, splitPath } from './navigate.js';
+import { locate, splitPath } from './navigate.js';
 import { randomHex, toHex } from '../core/ids.js';
 import { CODEC_RAW } from '../store/codec.js';
 import { readObjectAt } from '../store/object-store.js';
@@ -30,11 +30,20 @@ export interface RestoreOptions {
   target: string;
   include?: string[];
   dryRun?: boolean;
+  /** With dryRun: told of each entry that would be written, in restore order. */
+  onPlanned?: (e: PlannedEntry) => Promise<void> | void;
   overwrite?: OverwritePolicy;
   /** Restore ownership (only root can). */
   asRoot: boolean;
   sink: ProgressSink;
   concurrency?: number;
+}
+
+/** An entry a dry run would write: `dest` under the target; for a hard link, the path it would link to. */
+export interface PlannedEntry {
+  dest: Buffer;
+  node: Node;
+  linkTo?: Buffer;
 }
 
 export interface RestoreResult {
@@ -57,13 +66,10 @@ const INFLIGHT_BYTES = 32 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o: RestoreOptions): Promise<RestoreResult> {
-  for (const inc of o.include ?? []) {
-    if (!inc.startsWith('/')) throw new SnapError('SNAP_USAGE', `--include takes an absolute path inside the snapshot (not '${inc}')`);
-    if (!(await locateAbs(repo, snap.tree, Buffer.from(inc)))) {
-      throw new SnapError('SNAP_NOT_FOUND', `${inc} is not in snapshot ${snap.id.slice(0, 8)} (its paths: ${snap.paths.join(', ')})`);
-    }
-  }
-  const r = new Restorer(repo, o);
+  // The paths `ls` and `cat` accept: absolute snapshot paths, or paths relative to a source path.
+  const include: string[] = [];
+  for (const inc of o.include ?? []) include.push((await locate(repo, snap, inc)).path.toString());
+  const r = new Restorer(repo, { ...o, include });
   await r.run(snap);
   return r.result;
 }
@@ -169,7 +175,7 @@ class Restorer {
       if (s === 'none') continue;
       const childDest = joinPath(dest, node.name);
       if (node.type === 'dir') {
-        if (!(await this.dir(childDest))) continue;
+        if (!(await this.dir(childDest, node))) continue;
         await this.tree(node.tree!, childDest, childParts, s);
         this.dirMeta.push([childDest, node]);
       } else if (s === 'all') {
@@ -178,11 +184,17 @@ class Restorer {
     }
   }
 
+  /** A dry run's entry, told to onPlanned; true, for the callers' returns. */
+  private async planned(dest: Buffer, node: Node, linkTo?: Buffer): Promise<true> {
+    await this.o.onPlanned?.({ dest, node, linkTo });
+    return true;
+  }
+
   /** Make sure a directory exists at `p` and is a real directory (never a symlink). */
-  private async dir(p: Buffer): Promise<boolean> {
+  private async dir(p: Buffer, node: Node): Promise<boolean> {
     this.result.dirs++;
     this.progress.dirs++;
-    if (this.o.dryRun) return true;
+    if (this.o.dryRun) return this.planned(p, node);
     const st = await fsp.lstat(p).catch((e) => {
       if (errnoCode(e) === 'ENOENT') return undefined;
       throw fromSystemError(e, `restoring ${displayName(p)}`);
@@ -278,7 +290,7 @@ class Restorer {
   private async link(node: Node, firstPath: Buffer, dest: Buffer, dir: Buffer): Promise<boolean> {
     if (!(await this.mayWrite(node, dest, dir))) return true;
     this.result.links++;
-    if (this.o.dryRun) return true;
+    if (this.o.dryRun) return this.planned(dest, node, firstPath);
     const tmp = this.tmpName(dir);
     await fsp.link(firstPath, tmp);
     await fsp.rename(tmp, dest);
@@ -290,7 +302,7 @@ class Restorer {
     this.result.files++;
     this.result.bytes += node.size;
     this.progress.files++;
-    if (this.o.dryRun) return dest;
+    if (this.o.dryRun) return (await this.planned(dest, node)) && dest;
     const tmp = this.tmpName(dir);
     const chunks = node.chunks ?? [];
     if (chunks.length <= 1 && this.writer) return this.withBudget(node.size, () => this.writeSmall(node, chunks[0], tmp, dest));
@@ -393,7 +405,10 @@ class Restorer {
   private async symlink(node: Node, dest: Buffer, dir: Buffer): Promise<boolean> {
     if (!(await this.mayWrite(node, dest, dir))) return false;
     this.result.special++;
-    if (this.o.dryRun) return false;
+    if (this.o.dryRun) {
+      await this.planned(dest, node);
+      return false;
+    }
     const tmp = this.tmpName(dir);
     await fsp.symlink(node.target!, tmp);
     if (this.o.asRoot) await fsp.lchown(tmp, node.uid, node.gid);
@@ -410,7 +425,10 @@ class Restorer {
     }
     if (!(await this.mayWrite(node, dest))) return;
     this.result.special++;
-    if (this.o.dryRun) return;
+    if (this.o.dryRun) {
+      await this.planned(dest, node);
+      return;
+    }
     // An ASCII temporary name in the target root: the helper programs take string arguments.
     const tmp = path.join(this.targetRoot, TMP_PREFIX + randomHex(8));
     if (node.type === 'fifo') makeFifo(tmp);
