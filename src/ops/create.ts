@@ -4,6 +4,7 @@
 // pool, bounded by the object store. Unchanged files are recognised from the files cache without
 // being read. Per-file problems are warnings: the snapshot is still written.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
 import { displayName, joinPath } from '../core/bytes.js';
@@ -19,14 +20,25 @@ import { FileChunker } from '../store/file-chunker.js';
 import { type CachedFile, type FileStamp, sameStamp } from '../index/files-cache.js';
 import type { DirRecord } from '../index/level-index.js';
 import type { Repository } from '../repo/repository.js';
-import { baseNode } from './node-meta.js';
+import { baseNode, splitNs } from './node-meta.js';
+import { streamChunks } from '../store/stream-chunker.js';
 import { OwnerNames } from './owners.js';
 import { buildTrie, normalizeSources, type SourceTrie } from './sources.js';
 import { type XattrBinding, xattrBinding, xattrUnavailable } from './xattr-binding.js';
 import { readXattrs } from './xattr-read.js';
 
+/** A backup of one stream (stdin, a command's output) as a single file at `/<name>`. */
+export interface StdinSource {
+  name: string;
+  data: AsyncIterable<Uint8Array>;
+  /** Called once the data has ended, before the snapshot is saved: throws when the producer failed. */
+  finished?: () => Promise<void>;
+}
+
 export interface CreateOptions {
   paths: string[];
+  /** Back up this stream instead of `paths`. */
+  stdin?: StdinSource;
   cwd: string;
   tags?: string[];
   excludes?: string[];
@@ -81,10 +93,13 @@ const XATTR_FLAG = 0x10000;
 
 export async function createSnapshot(repo: Repository, o: CreateOptions): Promise<CreateResult> {
   const started = Date.now();
-  if (o.paths.length === 0) throw new SnapError('SNAP_USAGE', 'name at least one path to back up');
-  const { sources, dropped } = normalizeSources(o.paths, o.cwd);
+  if (o.paths.length === 0 && !o.stdin) throw new SnapError('SNAP_USAGE', 'name at least one path to back up');
+  if (o.stdin && (o.stdin.name === '' || o.stdin.name.includes('/') || o.stdin.name === '.' || o.stdin.name === '..' || o.stdin.name.includes('\0'))) {
+    throw new SnapError('SNAP_USAGE', `--stdin-filename must be a plain file name (not '${o.stdin.name}')`);
+  }
+  const { sources, dropped } = o.stdin ? { sources: [`/${o.stdin.name}`], dropped: [] } : normalizeSources(o.paths, o.cwd);
   for (const d of dropped) o.sink.info?.(`${d} is inside another source path; it is backed up once`);
-  for (const s of sources) {
+  if (!o.stdin) for (const s of sources) {
     try {
       fs.lstatSync(s);
     } catch (e) {
@@ -98,7 +113,7 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   let cached = false;
   for (const s of sources) if (await repo.index.hasFilesUnder(Buffer.from(s))) cached = true;
   a.noFilesCache = !cached;
-  const rootTree = await a.dirOfTrie('/', buildTrie(sources));
+  const rootTree = o.stdin ? await a.streamTree(o.stdin) : await a.dirOfTrie('/', buildTrie(sources));
   const snapshots = await repo.listSnapshots();
   const parent = [...snapshots].reverse().find((s) => s.hostname === o.host.hostname && s.paths.join('\0') === sources.join('\0'));
   const summary: SnapshotSummary = {
@@ -381,6 +396,32 @@ class Archiver {
     return r.id;
   }
 
+  /**
+   * The root tree of a backup from a stream: one file, owner-only (a database dump is private),
+   * owned by this user, dated now. The producer's outcome is checked before anything is saved.
+   */
+  async streamTree(s: StdinSource): Promise<Buffer> {
+    const total = { bytes: 0 };
+    const chunks: Buffer[] = [];
+    const name = Buffer.from(s.name);
+    for await (const c of streamChunks(this.repo.gear, s.data, total)) {
+      const id = sha256(c);
+      chunks.push(id);
+      await this.repo.objects.add('blob', c, id);
+      this.progress.bytes = total.bytes;
+      this.report(name);
+    }
+    await s.finished?.();
+    if (total.bytes === 0) this.warn('SNAP_EMPTY_INPUT', s.name, 'read 0 bytes: the snapshot holds an empty file (did the producer fail?)');
+    const me = ownIds();
+    const node: Node = {
+      name, type: 'file', mode: 0o600, uid: me.uid, gid: me.gid, user: this.owners.user(me.uid), group: this.owners.group(me.gid),
+      mtime: splitNs(BigInt(this.repo.clock.now().getTime()) * 1_000_000n), size: total.bytes, chunks,
+    };
+    Object.assign(this.summary, { filesNew: 1, totalFiles: 1, totalBytes: total.bytes, bytesRead: total.bytes });
+    return this.storeTree([node]);
+  }
+
   /** Record the extended attributes of `full` in its node; false when some could not be read. */
   private addXattrs(full: Buffer, node: Node): boolean {
     if (!this.xattr) return true;
@@ -488,6 +529,15 @@ class Archiver {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function ownIds(): { uid: number; gid: number } {
+  try {
+    const u = os.userInfo();
+    return { uid: Math.max(u.uid, 0), gid: Math.max(u.gid, 0) };
+  } catch {
+    return { uid: 0, gid: 0 }; // no passwd entry (containers)
+  }
+}
 const CACHEDIR_TAG = 'CACHEDIR.TAG';
 const CACHEDIR_TAG_BYTES = Buffer.from(CACHEDIR_TAG);
 /** The Cache Directory Tagging Specification's header: a tag file starts with exactly these bytes. */
