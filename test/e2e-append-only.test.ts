@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { snap, tmpDir } from './helpers/cli.js';
+import { newRepo, snap, tmpDir } from './helpers/cli.js';
 import { AppendOnlyBackend } from '../src/backend/append-only.js';
 import { LocalBackend } from '../src/backend/local.js';
 import { isSnapError } from '../src/core/errors.js';
@@ -23,11 +23,10 @@ describe('append-only use', () => {
   let src: string;
   const ao = (args: string[], env = false) => (env ? snap(['--repo', repo, ...args], { env: { SNAP_APPEND_ONLY: '1' } }) : snap(['--repo', repo, '--append-only', ...args]));
   beforeAll(() => {
-    repo = path.join(tmpDir(), 'repo');
+    repo = newRepo();
     src = path.join(tmpDir(), 'src');
     fs.mkdirSync(path.join(src, 'd'), { recursive: true });
     fs.writeFileSync(path.join(src, 'd', 'f'), 'first');
-    expect(snap(['--repo', repo, 'init']).code).toBe(0);
   });
 
   it('create, list, check, restore, and rewrite without --forget work', () => {

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { snap, tmpDir } from './helpers/cli.js';
+import { newRepo, snap, tmpDir } from './helpers/cli.js';
 import { FaultBackend } from './helpers/fault-backend.js';
 import { LocalBackend } from '../src/backend/local.js';
 import { Repository } from '../src/repo/repository.js';
@@ -36,11 +36,10 @@ describe('snap tag', () => {
   let repo: string;
   let src: string;
   beforeAll(() => {
-    repo = path.join(tmpDir(), 'repo');
+    repo = newRepo();
     src = path.join(tmpDir(), 'src');
     fs.mkdirSync(src);
     fs.writeFileSync(path.join(src, 'f'), 'f');
-    expect(snap(['--repo', repo, 'init']).code).toBe(0);
     expect(snap(['--repo', repo, 'create', src, '--tag', 'nightly', '--tag', 'old']).code).toBe(0);
   });
 
@@ -96,14 +95,13 @@ describe('snap rewrite', () => {
   let src: string;
   const secret = randomBytes(96 * 1024); // incompressible: stored raw, so its bytes are findable in packs
   beforeAll(() => {
-    repo = path.join(tmpDir(), 'repo');
+    repo = newRepo();
     src = path.join(tmpDir(), 'src');
     fs.mkdirSync(path.join(src, 'keys'), { recursive: true });
     fs.writeFileSync(path.join(src, 'keys', 'id_secret'), secret);
     fs.writeFileSync(path.join(src, 'keys', 'public'), 'public');
     fs.writeFileSync(path.join(src, 'notes.txt'), 'notes');
     fs.writeFileSync(path.join(src, 'data.bin'), randomBytes(200 * 1024));
-    expect(snap(['--repo', repo, 'init']).code).toBe(0);
     expect(snap(['--repo', repo, 'create', src, '--tag', 'a']).code).toBe(0);
     fs.writeFileSync(path.join(src, 'notes.txt'), 'notes, edited');
     expect(snap(['--repo', repo, 'create', src]).code).toBe(0);

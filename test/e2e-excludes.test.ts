@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { snap, tmpDir } from './helpers/cli.js';
+import { newRepo, snap, tmpDir } from './helpers/cli.js';
 
 const SIG = 'Signature: 8a477f597d28d172789f06886806bc55';
 
@@ -30,8 +30,7 @@ describe('exclude options', () => {
   let repo: string;
   let src: string;
   beforeAll(() => {
-    repo = path.join(tmpDir(), 'repo');
-    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    repo = newRepo();
     src = path.join(tmpDir(), 'src');
     const w = (rel: string, data: string | Buffer): void => {
       fs.mkdirSync(path.dirname(path.join(src, rel)), { recursive: true });

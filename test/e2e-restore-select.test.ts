@@ -2,14 +2,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { snap, tmpDir } from './helpers/cli.js';
+import { newRepo, snap, tmpDir } from './helpers/cli.js';
 
 describe('restore path selection and dry-run listing', () => {
   let repo: string;
   let src: string;
   beforeAll(() => {
-    repo = path.join(tmpDir(), 'repo');
-    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    repo = newRepo();
     src = path.join(tmpDir(), 'src');
     fs.mkdirSync(path.join(src, 'docs', 'deep'), { recursive: true });
     fs.writeFileSync(path.join(src, 'docs', 'deep', 'a.txt'), 'AAAA');

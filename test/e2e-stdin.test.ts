@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CLI, ROOT, snap, tmpDir } from './helpers/cli.js';
+import { CLI, ROOT, newRepo, snap, tmpDir } from './helpers/cli.js';
 
 function snapIn(args: string[], input: Buffer | string) {
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, input, env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '' }, maxBuffer: 1 << 30 });
@@ -18,8 +18,7 @@ describe('backup from a stream', () => {
   let data: Buffer;
   let file: string;
   beforeAll(() => {
-    repo = path.join(tmpDir(), 'repo');
-    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    repo = newRepo();
     data = randomBytes(12 * 1024 * 1024);
     file = path.join(tmpDir(), 'dump.sql');
     fs.writeFileSync(file, data);
@@ -85,8 +84,7 @@ describe('--files-from', () => {
   let repo: string;
   let src: string;
   beforeAll(() => {
-    repo = path.join(tmpDir(), 'repo');
-    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    repo = newRepo();
     src = path.join(tmpDir(), 'src');
     fs.mkdirSync(src);
     for (const n of ['a', 'b', 'c', '#hash', 'new\nline', ' spaced ', 'unlisted']) fs.writeFileSync(path.join(src, n), n);

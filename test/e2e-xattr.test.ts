@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CLI, ROOT, snap, tmpDir } from './helpers/cli.js';
+import { CLI, ROOT, canSetpriv, newRepo, snap, tmpDir } from './helpers/cli.js';
 
 const has = (cmd: string): boolean => spawnSync(cmd, ['--version']).status === 0;
 const TOOLS = has('setfattr') && has('getfattr') && has('setfacl') && has('getfacl');
@@ -38,8 +38,7 @@ describe.skipIf(!TOOLS)(`extended attributes and ACLs${SKIP}`, () => {
   let repo: string;
   let src: string;
   beforeAll(() => {
-    repo = path.join(tmpDir(), 'repo');
-    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    repo = newRepo();
     src = path.join(tmpDir(), 'src');
     fs.mkdirSync(path.join(src, 'dir', 'sub'), { recursive: true });
     fs.writeFileSync(path.join(src, 'plain'), 'no attributes');
@@ -95,6 +94,34 @@ describe.skipIf(!TOOLS)(`extended attributes and ACLs${SKIP}`, () => {
     const t = tmpDir();
     expect(snap(['--repo', repo, 'restore', 'latest', t]).code).toBe(0);
     expect(dump(path.join(t, src))).toBe(dump(src));
+  });
+
+  it('a user who is not root restores user attributes on a read-only file', (ctx) => {
+    if (!canSetpriv()) {
+      ctx.skip(); // [SKIPPED: needs root and setpriv to run as another user]
+      return;
+    }
+    const base = tmpDir();
+    fs.chmodSync(base, 0o755);
+    fs.chownSync(base, 65534, 65534);
+    const user = { uid: 65534, gid: 65534 };
+    const own = path.join(base, 'src');
+    fs.mkdirSync(own);
+    const f = path.join(own, 'ro');
+    fs.writeFileSync(f, 'read-only');
+    run('setfattr', ['-n', 'user.mine', '-v', 'kept', f]);
+    fs.chmodSync(f, 0o444);
+    for (const p of [own, f]) fs.chownSync(p, 65534, 65534);
+    const r2 = path.join(base, 'repo');
+    expect(snap(['--repo', r2, 'init'], { asUser: user }).code).toBe(0);
+    const c = snap(['--repo', r2, 'create', own], { asUser: user });
+    expect(c.code, c.stderr).toBe(0);
+    const t = path.join(base, 'target');
+    const r = snap(['--repo', r2, 'restore', 'latest', t], { asUser: user });
+    expect(r.code, r.stderr).toBe(0);
+    const back = path.join(t, f);
+    expect(run('getfattr', ['-n', 'user.mine', '--only-values', back])).toBe('kept');
+    expect(fs.statSync(back).mode & 0o7777).toBe(0o444);
   });
 
   it('warns, naming each attribute, when the target file system cannot store attributes', (ctx) => {

@@ -11,7 +11,7 @@ import { Repository } from '../repo/repository.js';
 import { createSnapshot, type StdinSource } from '../ops/create.js';
 import { type Ctx, makeCtx, withRepo } from './context.js';
 import { bytes, duration } from './format.js';
-import { collect, parseSize, parseTime } from './parse.js';
+import { collect, parseSize, parseTime, readPatternFiles } from './parse.js';
 import { VERSION } from './version.js';
 import { snapshotJson } from './cmd-list.js';
 
@@ -124,14 +124,7 @@ interface CreateFlags {
 }
 
 async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> {
-  const excludes = [...o.exclude];
-  for (const f of o.excludeFile) {
-    try {
-      excludes.push(...fs.readFileSync(f, 'utf8').split(/\r?\n/));
-    } catch (e) {
-      throw fromSystemError(e, `exclude file ${f}`);
-    }
-  }
+  const excludes = [...o.exclude, ...readPatternFiles(o.excludeFile)];
   const time = o.time ? parseTime(o.time) : undefined;
   const excludeLargerThan = o.excludeLargerThan !== undefined ? parseSize(o.excludeLargerThan) : undefined;
   const listed = [

@@ -1,7 +1,6 @@
 // `snap tag` and `snap rewrite`: edit existing snapshots by writing records that replace them.
-import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import { SnapError, fromSystemError } from '../core/errors.js';
+import { SnapError } from '../core/errors.js';
 import { displayName } from '../core/bytes.js';
 import { shortId } from '../core/ids.js';
 import { compileExcludes, unmatched } from '../model/exclude.js';
@@ -13,7 +12,7 @@ import { type Ctx, withRepo } from './context.js';
 import { filterOptions, resolveSnapshot } from './cmd-list.js';
 import { showPath, snapLabel, writeLine } from './browse-out.js';
 import { bytes } from './format.js';
-import { collect } from './parse.js';
+import { collect, readPatternFiles } from './parse.js';
 import { VERSION } from './version.js';
 import type { SnapshotFilter } from '../ops/refs.js';
 
@@ -84,15 +83,7 @@ async function tag(ctx: Ctx, refs: string[], o: TagFlags): Promise<void> {
 }
 
 function patternsOf(o: RewriteFlags): string[] {
-  const patterns = [...o.exclude];
-  for (const f of o.excludeFile) {
-    try {
-      patterns.push(...fs.readFileSync(f, 'utf8').split(/\r?\n/));
-    } catch (e) {
-      throw fromSystemError(e, `exclude file ${f}`);
-    }
-  }
-  return patterns.filter((p) => p.trim() !== '' && !p.trim().startsWith('#'));
+  return [...o.exclude, ...readPatternFiles(o.excludeFile)].filter((p) => p.trim() !== '' && !p.trim().startsWith('#'));
 }
 
 async function rewrite(ctx: Ctx, refs: string[], o: RewriteFlags): Promise<void> {

@@ -1,5 +1,6 @@
 // Parsing of option values given on the command line.
-import { SnapError } from '../core/errors.js';
+import * as fs from 'node:fs';
+import { SnapError, fromSystemError } from '../core/errors.js';
 
 export function parseWaitMs(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?$/.exec(s.trim());
@@ -14,6 +15,19 @@ export function parseTime(s: string): Date {
   const t = Date.parse(s);
   if (Number.isNaN(t)) throw new SnapError('SNAP_USAGE', `not a date and time: '${s}' (ISO 8601, e.g. 2026-03-03T14:00:00Z)`);
   return new Date(t);
+}
+
+/** Patterns from exclude files, one per line (`--exclude-file`); empty lines are dropped. */
+export function readPatternFiles(files: string[]): string[] {
+  const out: string[] = [];
+  for (const f of files) {
+    try {
+      out.push(...fs.readFileSync(f, 'utf8').split(/\r?\n/));
+    } catch (e) {
+      throw fromSystemError(e, `exclude file ${f}`);
+    }
+  }
+  return out.filter((x) => x.trim() !== '');
 }
 
 export function collect(value: string, previous: string[] = []): string[] {
