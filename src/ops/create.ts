@@ -108,7 +108,7 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   }
   const xattr = xattrBinding();
   // Once per backup, counted as no file's problem: everything else is backed up as usual.
-  if (!xattr) o.sink.warn?.({ code: 'SNAP_XATTR', message: `extended attributes and ACLs are not backed up: ${xattrUnavailable()}` });
+  if (!xattr && !o.stdin) o.sink.warn?.({ code: 'SNAP_XATTR', message: `extended attributes and ACLs are not backed up: ${xattrUnavailable()}` });
   const a = new Archiver(repo, o, xattr);
   let cached = false;
   for (const s of sources) if (await repo.index.hasFilesUnder(Buffer.from(s))) cached = true;
