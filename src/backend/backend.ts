@@ -9,6 +9,11 @@ export interface BlobInfo {
 export interface Backend {
   /** A human-readable location, for messages. */
   readonly location: string;
+  /**
+   * Capability: true when this backend cannot delete or replace blobs (except lock files under
+   * `locks/`): append-only use. Commands that delete refuse up front with SNAP_APPEND_ONLY.
+   */
+  readonly appendOnly?: boolean;
   /** Write a blob atomically and durably (readers see all of it or nothing); replaces an existing one. */
   put(name: string, data: Uint8Array): Promise<void>;
   /** Like put, but only if no blob has that name; returns false (and writes nothing) if one exists. */

@@ -1,6 +1,7 @@
 // `snap diff REF1 REF2 [PATH]`: added (+), removed (-), content-modified (M), metadata-only (U)
 // and type-changed (T) entries, streamed, then a summary.
 import type { Command } from 'commander';
+import type { Node } from '../model/node.js';
 import { displayName } from '../core/bytes.js';
 import { diffSnapshots, emptySummary, summarize, type Change, type DiffCounts, type DiffSummary } from '../ops/diff.js';
 import type { SnapshotFilter } from '../ops/refs.js';
@@ -86,7 +87,13 @@ function fieldChange(f: Change['fields'][number], a: NonNullable<Change['before'
       return `target ${displayName(a.target ?? Buffer.alloc(0))} -> ${displayName(b.target ?? Buffer.alloc(0))}`;
     case 'rdev':
       return `device ${a.rdev ?? 0} -> ${b.rdev ?? 0}`;
+    case 'xattrs':
+      return `extended attributes ${xattrNames(a)} -> ${xattrNames(b)}`;
   }
+}
+
+function xattrNames(n: Node): string {
+  return n.xattrs?.length ? n.xattrs.map((x) => displayName(x.name)).join(',') : '(none)';
 }
 
 function counted(c: DiffCounts): string {

@@ -123,6 +123,7 @@ async function forget(ctx: Ctx, refs: string[], o: ForgetFlags): Promise<void> {
   await withRepo(
     ctx,
     async (repo, lock) => {
+      if (!o.dryRun) repo.assertMayDelete('forget (it deletes snapshot records)');
       let groupsOut: ForgetGroup[] = [];
       let removeIds: string[];
       if (byPolicy) {

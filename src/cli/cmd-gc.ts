@@ -78,6 +78,7 @@ export function resultText(r: GcResult): string {
 
 /** Plan and (unless dry-run) execute; returns the JSON form for callers that embed it (forget --gc). */
 export async function runGc(ctx: Ctx, repo: Repository, lock: RepoLock | undefined, o: GcFlags): Promise<Record<string, unknown>> {
+  if (!o.dryRun) repo.assertMayDelete('gc (it deletes packs)');
   const opts = {
     maxUnused: parseMaxUnused(o.maxUnused),
     sink: ctx.sink,

@@ -25,6 +25,7 @@ export function snapshotJson(s: StoredSnapshot): Record<string, unknown> {
     tags: s.tags,
     tree: s.tree.toString('hex'),
     parent: s.parent?.toString('hex'),
+    original: s.original?.toString('hex'),
     program: s.program,
     excludes: s.excludes,
     summary: s.summary,

@@ -25,15 +25,18 @@ export function registerRepair(program: Command, run: (fn: (ctx: Ctx) => Promise
 async function repair(ctx: Ctx, o: RepairFlags): Promise<void> {
   const r = await withRepo(
     ctx,
-    (repo, lock) =>
-      repairRepository(repo, {
+    (repo, lock) => {
+      // Repair moves damaged packs and records to quarantine/ (a delete) and, with --forget, deletes originals.
+      if (!o.dryRun) repo.assertMayDelete(o.forget ? 'repair --forget' : 'repair (it moves damaged data to quarantine/)');
+      return repairRepository(repo, {
         sink: ctx.sink,
         dryRun: o.dryRun,
         forget: o.forget,
         readData: o.readData,
         program: `snap ${VERSION}`,
         beforeDelete: lock ? () => lock.assertHeld() : undefined,
-      }),
+      });
+    },
     'exclusive',
   );
   ctx.sink.done();

@@ -2,11 +2,24 @@
 import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { shortId } from '../core/ids.js';
-import { restoreSnapshot, type OverwritePolicy } from '../ops/restore.js';
+import { restoreSnapshot, type OverwritePolicy, type PlannedEntry } from '../ops/restore.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes } from './format.js';
 import { collect } from './parse.js';
 import { filterOptions, resolveSnapshot } from './cmd-list.js';
+import { JsonList, pathJson, showPath, writeLine } from './browse-out.js';
+import { displayName } from '../core/bytes.js';
+
+/** A dry run's line: type, path (directories end in /), size of files, the first path of a hard link. */
+function plannedLine(e: PlannedEntry): string {
+  const n = e.node;
+  const extra = e.linkTo ? ` => ${displayName(e.linkTo)}` : n.type === 'file' ? ` (${bytes(n.size)})` : '';
+  return `${(e.linkTo ? 'hardlink' : n.type).padEnd(8)} ${showPath(e.dest, n)}${extra}`;
+}
+
+function plannedJson(e: PlannedEntry): Record<string, unknown> {
+  return { ...pathJson(e.dest), type: e.linkTo ? 'hardlink' : e.node.type, size: e.node.size, ...(e.linkTo ? { link_to: displayName(e.linkTo) } : {}) };
+}
 
 interface RestoreFlags {
   include: string[];
@@ -21,8 +34,8 @@ export function registerRestore(program: Command, run: (fn: (ctx: Ctx) => Promis
   filterOptions(program.command('restore').description('restore a snapshot under a target directory (each path at TARGET/<path>)'))
     .argument('<ref>', "snapshot: id prefix, 'latest' or a date")
     .argument('<target>', 'directory to restore into')
-    .option('--include <path>', 'restore only this snapshot path (repeatable)', collect, [])
-    .option('--dry-run', 'show what would be restored; write nothing')
+    .option('--include <path>', 'restore only this path: absolute, or relative to a backed-up path, as ls and cat take it (repeatable)', collect, [])
+    .option('--dry-run', 'list what would be restored; write nothing')
     .option('--overwrite <policy>', 'existing files that differ: never, if-changed or always', 'never')
     .action(async (ref: string, target: string, o: RestoreFlags, cmd: Command) => run((ctx) => restore(ctx, ref, target, o), cmd));
 }
@@ -31,12 +44,15 @@ async function restore(ctx: Ctx, ref: string, target: string, o: RestoreFlags): 
   if (!['never', 'if-changed', 'always'].includes(o.overwrite)) {
     throw new SnapError('SNAP_USAGE', `--overwrite must be never, if-changed or always (not '${o.overwrite}')`);
   }
+  let list: JsonList | undefined;
   const { snap, r } = await withRepo(ctx, async (repo) => {
     const snap = await resolveSnapshot(ctx, repo, ref, o);
+    if (o.dryRun && ctx.json) list = new JsonList(`{"snapshot":${JSON.stringify(snap.id)},"target":${JSON.stringify(target)},"dry_run":true,"entries":[`);
     const r = await restoreSnapshot(repo, snap, {
       target,
       include: o.include,
       dryRun: o.dryRun === true,
+      onPlanned: o.dryRun ? (e) => (list ? list.item(plannedJson(e)) : writeLine(plannedLine(e))) : undefined,
       overwrite: o.overwrite as OverwritePolicy,
       asRoot: ctx.host.uid === 0,
       sink: ctx.sink,
@@ -44,7 +60,8 @@ async function restore(ctx: Ctx, ref: string, target: string, o: RestoreFlags): 
     return { snap, r };
   });
   ctx.sink.done();
-  if (ctx.json) ctx.out(JSON.stringify({ snapshot: snap.id, target, dry_run: o.dryRun === true, ...r }));
+  if (list) await list.end(`],${JSON.stringify(r).slice(1)}`);
+  else if (ctx.json) ctx.out(JSON.stringify({ snapshot: snap.id, target, dry_run: o.dryRun === true, ...r }));
   else {
     const verb = o.dryRun ? 'would restore' : 'restored';
     ctx.out(`${verb} snapshot ${shortId(snap.id)} to ${target}: ${r.files} files (${bytes(r.bytes)}), ${r.dirs} dirs, ${r.links} hard links, ${r.special} other entries`);

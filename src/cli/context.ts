@@ -16,6 +16,7 @@ export interface GlobalOptions {
   debug?: boolean;
   quiet?: boolean;
   lockWait?: string;
+  appendOnly?: boolean;
 }
 
 export interface Ctx {
@@ -60,7 +61,9 @@ export function makeCtx(cmd: Command): Ctx {
     },
     async openRepo() {
       const { path: p, isDefault } = ctx.repoPath();
-      const ro = { sink, lockWaitMs };
+      // Append-only use (docs/maintenance.md): --append-only, or SNAP_APPEND_ONLY set to anything but '' or 0.
+      const appendOnly = opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
+      const ro = { sink, lockWaitMs, appendOnly };
       if (isDefault && !fs.existsSync(path.join(p, 'config'))) {
         const entries = fs.existsSync(p) ? fs.readdirSync(p) : [];
         if (entries.length === 0) {

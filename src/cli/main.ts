@@ -15,6 +15,7 @@ import { registerMaint } from './cmd-maint.js';
 import { registerRepair } from './cmd-repair.js';
 import { registerBrowse } from './cmd-browse.js';
 import { registerExport } from './cmd-export.js';
+import { registerEdit } from './cmd-edit.js';
 import { VERSION } from './version.js';
 
 /** Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings. */
@@ -40,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
     .option('-r, --repo <dir>', 'repository (default: $SNAP_REPO, else $XDG_DATA_HOME/snap or ~/.local/share/snap)')
     .option('--json', 'print results as JSON')
     .option('-q, --quiet', 'print only warnings, errors and results')
+    .option('--append-only', 'never delete or replace anything in the repository (also SNAP_APPEND_ONLY=1): forget, gc, repair and tag refuse')
     .option('--lock-wait <duration>', 'how long to wait for another snap process using the repository (e.g. 30s, 5m)')
     .option('--debug', 'show stack traces of errors')
     .exitOverride()
@@ -64,6 +66,7 @@ async function main(argv: string[]): Promise<number> {
   registerRepair(program, run);
   registerBrowse(program, run);
   registerExport(program, run);
+  registerEdit(program, run);
   for (const c of program.commands) c.exitOverride();
 
   try {

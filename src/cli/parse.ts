@@ -1,5 +1,6 @@
 // Parsing of option values given on the command line.
-import { SnapError } from '../core/errors.js';
+import * as fs from 'node:fs';
+import { SnapError, fromSystemError } from '../core/errors.js';
 
 export function parseWaitMs(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?$/.exec(s.trim());
@@ -16,6 +17,27 @@ export function parseTime(s: string): Date {
   return new Date(t);
 }
 
+/** Patterns from exclude files, one per line (`--exclude-file`); empty lines are dropped. */
+export function readPatternFiles(files: string[]): string[] {
+  const out: string[] = [];
+  for (const f of files) {
+    try {
+      out.push(...fs.readFileSync(f, 'utf8').split(/\r?\n/));
+    } catch (e) {
+      throw fromSystemError(e, `exclude file ${f}`);
+    }
+  }
+  return out.filter((x) => x.trim() !== '');
+}
+
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/** A size in bytes: `2048`, `500k`, `10M`, `1.5G`, `2T` (binary units; `KiB`, `MB` and the like accepted). */
+export function parseSize(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(s.trim());
+  if (!m) throw new SnapError('SNAP_USAGE', `not a size: '${s}' (examples: 4096, 500k, 10M, 2G)`);
+  const mult = 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase());
+  return Math.floor(Number(m[1]) * mult);
 }

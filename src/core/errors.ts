@@ -18,6 +18,8 @@ export const ErrorCodes = {
   SNAP_PARTIAL: 'the operation finished, but some files could not be processed',
   SNAP_DAMAGED: 'check found damage in the repository',
   SNAP_INTERRUPTED: 'the operation was interrupted',
+  SNAP_APPEND_ONLY: 'the repository is used append-only and the command would delete',
+  SNAP_COMMAND_FAILED: 'the command whose output was being backed up failed',
   SNAP_INTERNAL: 'a bug in snap',
 } as const;
 

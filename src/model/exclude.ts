@@ -3,12 +3,18 @@
 //   `name` (no slash) matches that name at any depth; `/x` or `a/b` is anchored at the source root;
 //   a trailing `/` matches directories only; `*` and `?` stay within one path component;
 //   `**` spans components; `[abc]` classes; a leading `!` re-includes; `#` starts a comment.
-// The last matching pattern wins, as in git.
+// The last matching pattern wins, as in git. A pattern that starts with `/` also matches the
+// absolute path when one is given (`--exclude /home/you/x` means that path, as users expect),
+// besides its .gitignore meaning (anchored at the source root).
 export interface ExcludeRule {
   re: RegExp;
   negate: boolean;
   dirOnly: boolean;
   source: string;
+  /** Started with `/`: matched against the absolute path too. */
+  rooted: boolean;
+  /** How often this rule decided a path (for reporting patterns that matched nothing). */
+  hits: number;
 }
 
 export function compileExcludes(patterns: string[]): ExcludeRule[] {
@@ -27,10 +33,11 @@ export function compileExcludes(patterns: string[]): ExcludeRule[] {
       p = p.slice(0, -1);
     }
     const anchored = p.includes('/');
-    if (p.startsWith('/')) p = p.slice(1);
+    const rooted = p.startsWith('/');
+    if (rooted) p = p.slice(1);
     const body = globToRegex(Buffer.from(p, 'utf8').toString('latin1'));
     const re = new RegExp(anchored ? `^${body}$` : `(?:^|/)${body}$`, 's');
-    rules.push({ re, negate, dirOnly, source: raw });
+    rules.push({ re, negate, dirOnly, source: raw, rooted, hits: 0 });
   }
   return rules;
 }
@@ -76,12 +83,26 @@ function escapeRe(c: string): string {
 /**
  * Whether a path (relative to the source root, '/'-separated, as a latin1 string of its bytes)
  * is excluded. A directory's exclusion also covers everything below it: the walk never enters it.
+ * `absPath` (the absolute path without its leading `/`, latin1) is tried by rooted rules.
  */
-export function isExcluded(rules: ExcludeRule[], relPath: string, isDir: boolean): boolean {
+export function isExcluded(rules: ExcludeRule[], relPath: string, isDir: boolean, absPath?: string): boolean {
   let excluded = false;
   for (const r of rules) {
     if (r.dirOnly && !isDir) continue;
-    if (r.negate === excluded && r.re.test(relPath)) excluded = !r.negate;
+    if (r.negate === excluded && (r.re.test(relPath) || (r.rooted && absPath !== undefined && r.re.test(absPath)))) {
+      excluded = !r.negate;
+      r.hits++;
+    }
   }
   return excluded;
+}
+
+/** Whether any rule needs absolute paths (so callers build them only then). */
+export function needsAbsolute(rules: ExcludeRule[]): boolean {
+  return rules.some((r) => r.rooted);
+}
+
+/** The patterns that decided no path at all: most likely a typo, or a path outside the sources. */
+export function unmatched(rules: ExcludeRule[]): string[] {
+  return rules.filter((r) => r.hits === 0).map((r) => r.source);
 }

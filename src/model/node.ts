@@ -27,7 +27,19 @@ export interface Node {
   rdev?: number; // chardev/blockdev
   /** Hard-link group: set only on files with more than one link; equal keys are one inode. */
   inode?: { dev: number; ino: number; links: number };
+  /** Extended attributes (POSIX ACLs among them), sorted by name bytes; absent when there are none. */
+  xattrs?: Xattr[];
 }
+
+/** One extended attribute: its full name (`user.x`, `system.posix_acl_access`, ...) and value. */
+export interface Xattr {
+  name: Buffer;
+  value: Buffer;
+}
+
+/** Linux limits (XATTR_NAME_MAX, XATTR_SIZE_MAX): a tree with larger ones is corrupt. */
+export const XATTR_NAME_MAX = 255;
+export const XATTR_SIZE_MAX = 65536;
 
 /** A name that is safe to create inside a directory. Crafted trees with others are corrupt. */
 export function isSafeName(name: Uint8Array): boolean {
@@ -55,6 +67,8 @@ export function nodeToRecord(n: Node): Record<string, unknown> {
   if (n.target) r.target = n.target;
   if (n.rdev !== undefined) r.rdev = n.rdev;
   if (n.inode) r.inode = [n.inode.dev, n.inode.ino, n.inode.links];
+  // Last, and only when there are some: nodes without attributes encode as they always did.
+  if (n.xattrs && n.xattrs.length > 0) r.xattrs = n.xattrs.map((x) => [x.name, x.value]);
   return r;
 }
 
@@ -91,5 +105,22 @@ export function nodeFromRecord(v: unknown, what: string): Node {
   } else if (type === 'chardev' || type === 'blockdev') {
     n.rdev = asUint(r.rdev ?? 0, `${what}.rdev`);
   }
+  if (r.xattrs !== undefined) n.xattrs = xattrsFromRecord(r.xattrs, `${what}.xattrs`);
   return n;
+}
+
+function xattrsFromRecord(v: unknown, what: string): Xattr[] {
+  const out = asArray(v, what).map((e, i): Xattr => {
+    const pair = asArray(e, `${what}[${i}]`);
+    if (pair.length !== 2) throw new SnapError('SNAP_CORRUPT', `${what}[${i}]: expected [name, value]`);
+    const name = asBytes(pair[0], `${what}[${i}].name`);
+    const value = asBytes(pair[1], `${what}[${i}].value`);
+    if (name.length === 0 || name.length > XATTR_NAME_MAX || name.includes(0)) throw new SnapError('SNAP_CORRUPT', `${what}[${i}]: bad attribute name`);
+    if (value.length > XATTR_SIZE_MAX) throw new SnapError('SNAP_CORRUPT', `${what}[${i}]: attribute value over ${XATTR_SIZE_MAX} bytes`);
+    return { name, value };
+  });
+  for (let i = 1; i < out.length; i++) {
+    if (Buffer.compare(out[i - 1]!.name, out[i]!.name) >= 0) throw new SnapError('SNAP_CORRUPT', `${what}: names not sorted or duplicated`);
+  }
+  return out;
 }

@@ -4,6 +4,7 @@
 // pool, bounded by the object store. Unchanged files are recognised from the files cache without
 // being read. Per-file problems are warnings: the snapshot is still written.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
 import { displayName, joinPath } from '../core/bytes.js';
@@ -11,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { sha256 } from '../core/ids.js';
 import type { HostInfo } from '../core/host.js';
 import type { ProgressCounters, ProgressSink } from '../core/progress.js';
-import { compileExcludes, type ExcludeRule, isExcluded } from '../model/exclude.js';
+import { compileExcludes, type ExcludeRule, isExcluded, needsAbsolute, unmatched } from '../model/exclude.js';
 import type { Node } from '../model/node.js';
 import type { SnapshotSummary, StoredSnapshot } from '../model/snapshot.js';
 import { encodeTree } from '../model/tree.js';
@@ -19,17 +20,36 @@ import { FileChunker } from '../store/file-chunker.js';
 import { type CachedFile, type FileStamp, sameStamp } from '../index/files-cache.js';
 import type { DirRecord } from '../index/level-index.js';
 import type { Repository } from '../repo/repository.js';
-import { baseNode } from './node-meta.js';
+import { baseNode, splitNs } from './node-meta.js';
+import { streamChunks } from '../store/stream-chunker.js';
 import { OwnerNames } from './owners.js';
 import { buildTrie, normalizeSources, type SourceTrie } from './sources.js';
+import { type XattrBinding, xattrBinding, xattrUnavailable } from './xattr-binding.js';
+import { readXattrs } from './xattr-read.js';
+
+/** A backup of one stream (stdin, a command's output) as a single file at `/<name>`. */
+export interface StdinSource {
+  name: string;
+  data: AsyncIterable<Uint8Array>;
+  /** Called once the data has ended, before the snapshot is saved: throws when the producer failed. */
+  finished?: () => Promise<void>;
+}
 
 export interface CreateOptions {
   paths: string[];
+  /** Back up this stream instead of `paths`. */
+  stdin?: StdinSource;
   cwd: string;
   tags?: string[];
   excludes?: string[];
   time?: Date;
   oneFileSystem?: boolean;
+  /** Leave out directories holding a CACHEDIR.TAG with the standard signature (bford.info/cachedir). */
+  excludeCaches?: boolean;
+  /** Leave out directories holding an entry of one of these names. */
+  excludeIfPresent?: string[];
+  /** Leave out files larger than this many bytes. */
+  excludeLargerThan?: number;
   host: HostInfo;
   program: string;
   sink: ProgressSink;
@@ -62,26 +82,38 @@ interface Kid {
   st: fs.BigIntStats;
 }
 
-/** Bumped when what the directory digest covers changes: old records then simply never match. */
-const DIGEST_VERSION = 1;
+/**
+ * Bumped when what the directory digest covers changes: old records then simply never match.
+ * 2: trees hold extended attributes (a tree of version 1's time lacks them). Whether this backup
+ * reads attributes at all is mixed in too (XATTR_FLAG), so a tree made without them is never
+ * reused by a backup that can read them.
+ */
+const DIGEST_VERSION = 2;
+const XATTR_FLAG = 0x10000;
 
 export async function createSnapshot(repo: Repository, o: CreateOptions): Promise<CreateResult> {
   const started = Date.now();
-  if (o.paths.length === 0) throw new SnapError('SNAP_USAGE', 'name at least one path to back up');
-  const { sources, dropped } = normalizeSources(o.paths, o.cwd);
+  if (o.paths.length === 0 && !o.stdin) throw new SnapError('SNAP_USAGE', 'name at least one path to back up');
+  if (o.stdin && (o.stdin.name === '' || o.stdin.name.includes('/') || o.stdin.name === '.' || o.stdin.name === '..' || o.stdin.name.includes('\0'))) {
+    throw new SnapError('SNAP_USAGE', `--stdin-filename must be a plain file name (not '${o.stdin.name}')`);
+  }
+  const { sources, dropped } = o.stdin ? { sources: [`/${o.stdin.name}`], dropped: [] } : normalizeSources(o.paths, o.cwd);
   for (const d of dropped) o.sink.info?.(`${d} is inside another source path; it is backed up once`);
-  for (const s of sources) {
+  if (!o.stdin) for (const s of sources) {
     try {
       fs.lstatSync(s);
     } catch (e) {
       throw fromSystemError(e, `source ${s}`);
     }
   }
-  const a = new Archiver(repo, o);
+  const xattr = xattrBinding();
+  // Once per backup, counted as no file's problem: everything else is backed up as usual.
+  if (!xattr && !o.stdin) o.sink.warn?.({ code: 'SNAP_XATTR', message: `extended attributes and ACLs are not backed up: ${xattrUnavailable()}` });
+  const a = new Archiver(repo, o, xattr);
   let cached = false;
   for (const s of sources) if (await repo.index.hasFilesUnder(Buffer.from(s))) cached = true;
   a.noFilesCache = !cached;
-  const rootTree = await a.dirOfTrie('/', buildTrie(sources));
+  const rootTree = o.stdin ? await a.streamTree(o.stdin) : await a.dirOfTrie('/', buildTrie(sources));
   const snapshots = await repo.listSnapshots();
   const parent = [...snapshots].reverse().find((s) => s.hostname === o.host.hostname && s.paths.join('\0') === sources.join('\0'));
   const summary: SnapshotSummary = {
@@ -107,6 +139,13 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   summary.objectsAdded = repo.objects.stats.objectsAdded;
   summary.durationMs = Date.now() - started;
   const snapshot = await repo.saveSnapshot(parent ? { ...draft, parent: Buffer.from(parent.id, 'hex') } : draft);
+  for (const p of unmatched(a.rules)) o.sink.info?.(`exclude pattern '${p}' matched nothing`);
+  if (a.unnamed.count > 0) {
+    // One warning, not counted as a file's problem: such files rarely have attributes, and the
+    // rest of each was backed up.
+    const { count, first } = a.unnamed;
+    o.sink.warn?.({ code: 'SNAP_XATTR', path: first, message: `extended attributes of ${count} entr${count === 1 ? 'y' : 'ies'} whose names are not UTF-8 were not read (the xattr binding takes names as text), e.g. ${first}` });
+  }
   await a.flushCache();
   return { snapshot, warnings: a.summary.warnings };
 }
@@ -116,7 +155,9 @@ class Archiver {
     filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirsNew: 0, dirsChanged: 0, dirsUnchanged: 0,
     bytesRead: 0, totalBytes: 0, totalFiles: 0, warnings: 0,
   };
-  private readonly rules: ExcludeRule[];
+  readonly rules: ExcludeRule[];
+  private readonly absRules: boolean;
+  private readonly tagNames: Buffer[];
   private readonly owners = new OwnerNames();
   private readonly progress: ProgressCounters = { files: 0, dirs: 0, bytes: 0 };
   private readonly repoId: { dev: bigint; ino: bigint } | undefined;
@@ -125,11 +166,15 @@ class Archiver {
   private chunker: FileChunker;
   /** Set when the files cache has nothing under any source (a first backup): no need to ask per directory. */
   noFilesCache = false;
+  /** Entries whose attributes could not be asked for (names that are not UTF-8): said once, at the end. */
+  readonly unnamed: { count: number; first?: string } = { count: 0 };
   private readonly digestWords = new BigUint64Array(12);
   private readonly digestBytes = Buffer.from(this.digestWords.buffer);
 
-  constructor(private readonly repo: Repository, private readonly o: CreateOptions) {
+  constructor(private readonly repo: Repository, private readonly o: CreateOptions, private readonly xattr: XattrBinding | undefined) {
     this.rules = compileExcludes(o.excludes ?? []);
+    this.absRules = needsAbsolute(this.rules);
+    this.tagNames = [...new Set([...(o.excludeIfPresent ?? []), ...(o.excludeCaches ? [CACHEDIR_TAG] : [])])].map((n) => Buffer.from(n));
     const st = fs.statSync(repo.root, { bigint: true });
     this.repoId = { dev: st.dev, ino: st.ino };
     this.chunker = new FileChunker(-1, repo.gear);
@@ -152,6 +197,7 @@ class Archiver {
       const full = joinPath(dirBuf, nameBuf);
       if (child.source) {
         const kid = await this.entry(dirBuf, nameBuf, '');
+        if (kid) this.addXattrs(full, kid.node);
         const node = kid?.node.type === 'file' ? await this.file(full, nameBuf, kid.node, kid.st, undefined) : kid?.node;
         if (node) nodes.push(node);
         continue;
@@ -159,6 +205,7 @@ class Archiver {
       const st = await this.lstat(full);
       if (!st) continue;
       const node = baseNode(nameBuf, st, this.owners);
+      this.addXattrs(full, node);
       node.tree = await this.dirOfTrie(path.posix.join(abs, name), child);
       nodes.push(node);
     }
@@ -188,7 +235,7 @@ class Archiver {
     const full = joinPath(dir, name);
     const st = await this.lstat(full);
     if (!st) return undefined;
-    if (rel !== '' && isExcluded(this.rules, rel, st.isDirectory())) return undefined;
+    if (rel !== '' && this.excluded(full, rel, st)) return undefined;
     const node = baseNode(name, st, this.owners);
     switch (node.type) {
       case 'dir': {
@@ -220,6 +267,38 @@ class Archiver {
     }
   }
 
+  /** Whether an entry below a source root is left out: a pattern, its size, a tag file in it. */
+  private excluded(full: Buffer, rel: string, st: fs.BigIntStats): boolean {
+    const isDir = st.isDirectory();
+    if (isExcluded(this.rules, rel, isDir, this.absRules ? full.subarray(1).toString('latin1') : undefined)) return true;
+    if (this.o.excludeLargerThan !== undefined && st.isFile() && st.size > BigInt(this.o.excludeLargerThan)) return true;
+    if (isDir) for (const tag of this.tagNames) if (this.hasTag(joinPath(full, tag), tag)) return true;
+    return false;
+  }
+
+  /** A tag file is there (CACHEDIR.TAG only with its signature, so a stray file of that name does not hide a directory). */
+  private hasTag(p: Buffer, name: Buffer): boolean {
+    if (!name.equals(CACHEDIR_TAG_BYTES) || !this.o.excludeCaches) {
+      try {
+        fs.lstatSync(p);
+        return true;
+      } catch {
+        return false;
+      }
+    }
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      const head = Buffer.alloc(CACHEDIR_SIGNATURE.length);
+      const n = fs.readSync(fd, head, 0, head.length, 0);
+      return n === head.length && head.equals(CACHEDIR_SIGNATURE);
+    } catch {
+      return false;
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+
   /**
    * A digest of everything a directory's tree is made of, except file contents, which the files
    * cache's rule stands for (same size, mtime, ctime, inode and device: same bytes). When it
@@ -231,7 +310,7 @@ class Archiver {
     const words = this.digestWords;
     const bytes = this.digestBytes;
     const u32 = new Uint32Array(words.buffer);
-    u32[0] = DIGEST_VERSION;
+    u32[0] = DIGEST_VERSION | (this.xattr ? XATTR_FLAG : 0);
     u32[1] = kids.length;
     h.update(bytes.subarray(0, 8));
     for (const { node, st } of kids) {
@@ -291,6 +370,9 @@ class Archiver {
     let complete = true; // every entry made it into the tree as it is now: the record may be kept
     for (const { node: n, st: kst } of kids) {
       let node: Node | undefined = n;
+      // Only here, for directories that changed: an unchanged one's tree already holds them (a
+      // change of attributes changes the entry's ctime, which the digest covers).
+      if (!this.addXattrs(joinPath(full, n.name), n)) complete = false;
       if (n.type === 'file') {
         const key = n.name.toString('latin1');
         seen.add(key);
@@ -312,6 +394,46 @@ class Archiver {
     this.pendingFiles += updates.length + stale.length + 1;
     if (this.pendingFiles >= CACHE_BATCH) await this.flushCache();
     return r.id;
+  }
+
+  /**
+   * The root tree of a backup from a stream: one file, owner-only (a database dump is private),
+   * owned by this user, dated now. The producer's outcome is checked before anything is saved.
+   */
+  async streamTree(s: StdinSource): Promise<Buffer> {
+    const total = { bytes: 0 };
+    const chunks: Buffer[] = [];
+    const name = Buffer.from(s.name);
+    for await (const c of streamChunks(this.repo.gear, s.data, total)) {
+      const id = sha256(c);
+      chunks.push(id);
+      await this.repo.objects.add('blob', c, id);
+      this.progress.bytes = total.bytes;
+      this.report(name);
+    }
+    await s.finished?.();
+    if (total.bytes === 0) this.warn('SNAP_EMPTY_INPUT', s.name, 'read 0 bytes: the snapshot holds an empty file (did the producer fail?)');
+    const me = ownIds();
+    const node: Node = {
+      name, type: 'file', mode: 0o600, uid: me.uid, gid: me.gid, user: this.owners.user(me.uid), group: this.owners.group(me.gid),
+      mtime: splitNs(BigInt(this.repo.clock.now().getTime()) * 1_000_000n), size: total.bytes, chunks,
+    };
+    Object.assign(this.summary, { filesNew: 1, totalFiles: 1, totalBytes: total.bytes, bytesRead: total.bytes });
+    return this.storeTree([node]);
+  }
+
+  /** Record the extended attributes of `full` in its node; false when some could not be read. */
+  private addXattrs(full: Buffer, node: Node): boolean {
+    if (!this.xattr) return true;
+    const r = readXattrs(this.xattr, full);
+    if (!r) {
+      this.unnamed.count++;
+      this.unnamed.first ??= displayName(full);
+      return true;
+    }
+    if (r.xattrs.length > 0) node.xattrs = r.xattrs;
+    for (const p of r.problems) this.warn(p.code, full, p.message);
+    return r.problems.length === 0;
   }
 
   /** A file the directory record vouches for: counted like a files-cache hit. */
@@ -407,6 +529,19 @@ class Archiver {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function ownIds(): { uid: number; gid: number } {
+  try {
+    const u = os.userInfo();
+    return { uid: Math.max(u.uid, 0), gid: Math.max(u.gid, 0) };
+  } catch {
+    return { uid: 0, gid: 0 }; // no passwd entry (containers)
+  }
+}
+const CACHEDIR_TAG = 'CACHEDIR.TAG';
+const CACHEDIR_TAG_BYTES = Buffer.from(CACHEDIR_TAG);
+/** The Cache Directory Tagging Specification's header: a tag file starts with exactly these bytes. */
+const CACHEDIR_SIGNATURE = Buffer.from('Signature: 8a477f597d28d172789f06886806bc55');
 
 function stampOf(st: fs.BigIntStats): FileStamp {
   return { size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev };

@@ -16,9 +16,9 @@ export interface TreeReader {
 }
 
 export type ChangeKind = 'added' | 'removed' | 'modified';
-/** content: chunk list (file) differs; metadata: mode, owner, mtime, link target or device; type: file became dir, ... */
+/** content: chunk list (file) differs; metadata: mode, owner, mtime, link target, device or extended attributes; type: file became dir, ... */
 export type ChangeAspect = 'content' | 'metadata' | 'type';
-export type MetaField = 'mode' | 'owner' | 'mtime' | 'target' | 'rdev';
+export type MetaField = 'mode' | 'owner' | 'mtime' | 'target' | 'rdev' | 'xattrs';
 
 export interface Change {
   kind: ChangeKind;
@@ -34,6 +34,10 @@ export interface Change {
 const sameIds = (a: Buffer[] | undefined, b: Buffer[] | undefined): boolean =>
   (a?.length ?? 0) === (b?.length ?? 0) && (a ?? []).every((id, i) => id.equals(b![i]!));
 
+const sameXattrs = (a: Node, b: Node): boolean =>
+  (a.xattrs?.length ?? 0) === (b.xattrs?.length ?? 0) &&
+  (a.xattrs ?? []).every((x, i) => x.name.equals(b.xattrs![i]!.name) && x.value.equals(b.xattrs![i]!.value));
+
 /** The metadata fields that differ between two entries of the same type. */
 export function metaDiff(a: Node, b: Node): MetaField[] {
   const out: MetaField[] = [];
@@ -42,6 +46,7 @@ export function metaDiff(a: Node, b: Node): MetaField[] {
   if (a.mtime.sec !== b.mtime.sec || a.mtime.nsec !== b.mtime.nsec) out.push('mtime');
   if (a.type === 'symlink' && !(a.target ?? Buffer.alloc(0)).equals(b.target ?? Buffer.alloc(0))) out.push('target');
   if (a.rdev !== b.rdev) out.push('rdev');
+  if (!sameXattrs(a, b)) out.push('xattrs');
   return out;
 }
 

@@ -1,7 +1,7 @@
 // `snap forget`: decide with a retention policy (model/retention.ts) which snapshots go, per group,
 // and remove their records. Forgetting frees no data by itself: `snap gc` does, afterwards.
 import { applyPolicy, type GroupField, groupSnapshots, type RetentionInput, type RetentionPolicy } from '../model/retention.js';
-import type { StoredSnapshot } from '../model/snapshot.js';
+import { encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
 import { snapshotName } from '../repo/layout.js';
 import type { Repository } from '../repo/repository.js';
 
@@ -49,4 +49,23 @@ export async function removeSnapshots(repo: Repository, ids: string[]): Promise<
     n++;
   }
   return n;
+}
+
+/**
+ * Save `draft` as the record that replaces `old` (a tag edit, a rewrite). With `forget`, the old
+ * record is removed, but only once the new one is durable (saveSnapshot returns after its fsync
+ * and rename): a crash in between leaves both, never neither. A draft that encodes to the old
+ * record itself changes nothing.
+ */
+export async function replaceSnapshot(repo: Repository, old: StoredSnapshot, draft: Snapshot, forget: boolean): Promise<StoredSnapshot> {
+  if (encodeSnapshot(draft).id === old.id) return old;
+  const saved = await repo.saveSnapshot(draft);
+  if (forget) await removeSnapshots(repo, [old.id]);
+  return saved;
+}
+
+/** The draft of a replacement: the same record, naming the first snapshot of the chain in `original`. */
+export function draftFrom(old: StoredSnapshot): Snapshot {
+  const { id, ...rest } = old;
+  return { ...rest, original: old.original ?? Buffer.from(id, 'hex') };
 }

@@ -14,13 +14,15 @@ import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
 import type { Backend } from '../backend/backend.js';
-import { locateAbs, splitPath } from './navigate.js';
+import { locate, splitPath } from './navigate.js';
 import { randomHex, toHex } from '../core/ids.js';
 import { CODEC_RAW } from '../store/codec.js';
 import { readObjectAt } from '../store/object-store.js';
 import { packName } from '../store/pack.js';
 import { FileWriter, type WriteJob, writerUnpacks } from './restore-writer.js';
 import { makeDevice, makeFifo } from './special-files.js';
+import { xattrBinding, xattrUnavailable } from './xattr-binding.js';
+import { applyXattrs } from './xattr-apply.js';
 
 export type OverwritePolicy = 'never' | 'if-changed' | 'always';
 
@@ -28,11 +30,20 @@ export interface RestoreOptions {
   target: string;
   include?: string[];
   dryRun?: boolean;
+  /** With dryRun: told of each entry that would be written, in restore order. */
+  onPlanned?: (e: PlannedEntry) => Promise<void> | void;
   overwrite?: OverwritePolicy;
   /** Restore ownership (only root can). */
   asRoot: boolean;
   sink: ProgressSink;
   concurrency?: number;
+}
+
+/** An entry a dry run would write: `dest` under the target; for a hard link, the path it would link to. */
+export interface PlannedEntry {
+  dest: Buffer;
+  node: Node;
+  linkTo?: Buffer;
 }
 
 export interface RestoreResult {
@@ -55,13 +66,10 @@ const INFLIGHT_BYTES = 32 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o: RestoreOptions): Promise<RestoreResult> {
-  for (const inc of o.include ?? []) {
-    if (!inc.startsWith('/')) throw new SnapError('SNAP_USAGE', `--include takes an absolute path inside the snapshot (not '${inc}')`);
-    if (!(await locateAbs(repo, snap.tree, Buffer.from(inc)))) {
-      throw new SnapError('SNAP_NOT_FOUND', `${inc} is not in snapshot ${snap.id.slice(0, 8)} (its paths: ${snap.paths.join(', ')})`);
-    }
-  }
-  const r = new Restorer(repo, o);
+  // The paths `ls` and `cat` accept: absolute snapshot paths, or paths relative to a source path.
+  const include: string[] = [];
+  for (const inc of o.include ?? []) include.push((await locate(repo, snap, inc)).path.toString());
+  const r = new Restorer(repo, { ...o, include });
   await r.run(snap);
   return r.result;
 }
@@ -83,6 +91,8 @@ class Restorer {
   /** Bytes of single-chunk files read and not yet written (see withBudget). */
   private inflight = 0;
   private budgetWaiters: (() => void)[] = [];
+  private readonly xattr = xattrBinding();
+  private xattrMissingSaid = false;
 
   constructor(private readonly repo: Repository, private readonly o: RestoreOptions) {
     // Files are written on worker threads (restore-writer.ts): many files in flight keep them
@@ -165,7 +175,7 @@ class Restorer {
       if (s === 'none') continue;
       const childDest = joinPath(dest, node.name);
       if (node.type === 'dir') {
-        if (!(await this.dir(childDest))) continue;
+        if (!(await this.dir(childDest, node))) continue;
         await this.tree(node.tree!, childDest, childParts, s);
         this.dirMeta.push([childDest, node]);
       } else if (s === 'all') {
@@ -174,11 +184,17 @@ class Restorer {
     }
   }
 
+  /** A dry run's entry, told to onPlanned; true, for the callers' returns. */
+  private async planned(dest: Buffer, node: Node, linkTo?: Buffer): Promise<true> {
+    await this.o.onPlanned?.({ dest, node, linkTo });
+    return true;
+  }
+
   /** Make sure a directory exists at `p` and is a real directory (never a symlink). */
-  private async dir(p: Buffer): Promise<boolean> {
+  private async dir(p: Buffer, node: Node): Promise<boolean> {
     this.result.dirs++;
     this.progress.dirs++;
-    if (this.o.dryRun) return true;
+    if (this.o.dryRun) return this.planned(p, node);
     const st = await fsp.lstat(p).catch((e) => {
       if (errnoCode(e) === 'ENOENT') return undefined;
       throw fromSystemError(e, `restoring ${displayName(p)}`);
@@ -200,8 +216,13 @@ class Restorer {
 
   private async entry(node: Node, dest: Buffer, dir: Buffer): Promise<void> {
     try {
-      if (node.type === 'file') await this.file(node, dest, dir);
-      else if (node.type === 'symlink') await this.symlink(node, dest, dir);
+      // Files and symlinks get their extended attributes once they are in place (a file from a
+      // writer thread too); directories and special files in applyMeta.
+      if (node.type === 'file') {
+        if (await this.file(node, dest, dir)) this.restoreXattrs(node, dest);
+      } else if (node.type === 'symlink') {
+        if (await this.symlink(node, dest, dir)) this.restoreXattrs(node, dest);
+      }
       else if (node.type === 'socket') this.result.special++; // a socket cannot be recreated; its listener is gone
       else await this.special(node, dest);
     } catch (e) {
@@ -242,13 +263,14 @@ class Restorer {
     return joinPath(dir, Buffer.from(`${TMP_PREFIX}${this.tmpPrefix}-${this.tmpCounter++}`));
   }
 
-  private async file(node: Node, dest: Buffer, dir: Buffer): Promise<void> {
+  /** Returns the path written (undefined when nothing was written, or a hard link to an earlier path). */
+  private async file(node: Node, dest: Buffer, dir: Buffer): Promise<Buffer | undefined> {
     if (node.inode) {
       const key = `${node.inode.dev}:${node.inode.ino}`;
       const first = this.hardlinks.get(key);
       if (first) {
         const firstPath = await first;
-        if (firstPath && (await this.link(node, firstPath, dest, dir))) return;
+        if (firstPath && (await this.link(node, firstPath, dest, dir))) return undefined;
       }
     }
     let register: ((p: Buffer | undefined) => void) | undefined;
@@ -262,12 +284,13 @@ class Restorer {
     } finally {
       register?.(written);
     }
+    return written;
   }
 
   private async link(node: Node, firstPath: Buffer, dest: Buffer, dir: Buffer): Promise<boolean> {
     if (!(await this.mayWrite(node, dest, dir))) return true;
     this.result.links++;
-    if (this.o.dryRun) return true;
+    if (this.o.dryRun) return this.planned(dest, node, firstPath);
     const tmp = this.tmpName(dir);
     await fsp.link(firstPath, tmp);
     await fsp.rename(tmp, dest);
@@ -279,7 +302,7 @@ class Restorer {
     this.result.files++;
     this.result.bytes += node.size;
     this.progress.files++;
-    if (this.o.dryRun) return dest;
+    if (this.o.dryRun) return (await this.planned(dest, node)) && dest;
     const tmp = this.tmpName(dir);
     const chunks = node.chunks ?? [];
     if (chunks.length <= 1 && this.writer) return this.withBudget(node.size, () => this.writeSmall(node, chunks[0], tmp, dest));
@@ -379,15 +402,19 @@ class Restorer {
     return { data, codec: loc.codec, rawLength: loc.rawLength, id, what };
   }
 
-  private async symlink(node: Node, dest: Buffer, dir: Buffer): Promise<void> {
-    if (!(await this.mayWrite(node, dest, dir))) return;
+  private async symlink(node: Node, dest: Buffer, dir: Buffer): Promise<boolean> {
+    if (!(await this.mayWrite(node, dest, dir))) return false;
     this.result.special++;
-    if (this.o.dryRun) return;
+    if (this.o.dryRun) {
+      await this.planned(dest, node);
+      return false;
+    }
     const tmp = this.tmpName(dir);
     await fsp.symlink(node.target!, tmp);
     if (this.o.asRoot) await fsp.lchown(tmp, node.uid, node.gid);
     await fsp.lutimes(tmp, toTime(node), toTime(node));
     await fsp.rename(tmp, dest);
+    return true;
   }
 
   private async special(node: Node, dest: Buffer): Promise<void> {
@@ -398,7 +425,10 @@ class Restorer {
     }
     if (!(await this.mayWrite(node, dest))) return;
     this.result.special++;
-    if (this.o.dryRun) return;
+    if (this.o.dryRun) {
+      await this.planned(dest, node);
+      return;
+    }
     // An ASCII temporary name in the target root: the helper programs take string arguments.
     const tmp = path.join(this.targetRoot, TMP_PREFIX + randomHex(8));
     if (node.type === 'fifo') makeFifo(tmp);
@@ -415,10 +445,35 @@ class Restorer {
   private async applyMeta(p: Buffer, node: Node, isLink: boolean): Promise<void> {
     try {
       if (this.o.asRoot) await (isLink ? fsp.lchown : fsp.chown)(p, node.uid, node.gid);
+      // After chown (which clears security.capability), before chmod (a user who is not root
+      // cannot set user.* attributes on an entry without write permission).
+      this.restoreXattrs(node, p);
       if (!isLink) await fsp.chmod(p, node.mode);
       await (isLink ? fsp.lutimes : fsp.utimes)(p, toTime(node), toTime(node));
     } catch (e) {
       this.warn(errnoCode(e) ?? 'SNAP_IO', p, `metadata not restored: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * The one place restore sets extended attributes (POSIX ACLs among them): on `p`, the entry as
+   * it now stands (xattr-apply.ts). A file already in place with a mode that denies its owner
+   * writing gets write permission for the moment of setting, as a user who is not root needs
+   * it for user.* attributes (root does not).
+   */
+  private restoreXattrs(node: Node, p: Buffer): void {
+    if (!node.xattrs || node.xattrs.length === 0 || this.o.dryRun) return;
+    if (!this.xattr) {
+      if (!this.xattrMissingSaid) this.warn('SNAP_XATTR', p, `extended attributes and ACLs are not restored (here nor for other files): ${xattrUnavailable()}`);
+      this.xattrMissingSaid = true;
+      return;
+    }
+    const lend = !this.o.asRoot && node.type === 'file' && (node.mode & 0o200) === 0;
+    try {
+      if (lend) fs.chmodSync(p, node.mode | 0o200);
+      for (const prob of applyXattrs(this.xattr, p, node.xattrs)) this.warn(prob.code, p, prob.message);
+    } finally {
+      if (lend) fs.chmodSync(p, node.mode);
     }
   }
 }

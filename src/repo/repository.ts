@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { SnapError, isSnapError } from '../core/errors.js';
 import { randomHex, toHex } from '../core/ids.js';
 import type { Clock } from '../core/clock.js';
+import { AppendOnlyBackend, appendOnlyError } from '../backend/append-only.js';
 import { systemClock } from '../core/clock.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Backend } from '../backend/backend.js';
@@ -27,6 +28,13 @@ export interface RepoOptions {
   lockWaitMs?: number;
   /** The storage under the repository directory; a LocalBackend unless given (tests wrap it to inject faults). */
   backend?: (root: string) => Backend;
+  /** Append-only use: the backend is wrapped so nothing but lock files can be deleted or replaced. */
+  appendOnly?: boolean;
+}
+
+function storage(abs: string, o: RepoOptions): Backend {
+  const b: Backend = o.backend ? o.backend(abs) : new LocalBackend(abs);
+  return o.appendOnly && !b.appendOnly ? new AppendOnlyBackend(b) : b;
 }
 
 export const DEFAULT_CHUNKER = { minSize: 512 * 1024, avgSize: 1024 * 1024, maxSize: 8 * 1024 * 1024 };
@@ -52,6 +60,16 @@ export class Repository {
       packSize: config.packSize,
     });
   }
+  /** Append-only use: the storage cannot delete (a capability of the backend, or --append-only). */
+  get appendOnly(): boolean {
+    return this.backend.appendOnly === true;
+  }
+
+  /** Commands that delete call this before they change anything, so they refuse up front. */
+  assertMayDelete(doing: string): void {
+    if (this.appendOnly) throw appendOnlyError(doing);
+  }
+
 
   /** Create a new repository in an empty or missing directory. */
   static async init(root: string, o: RepoOptions, overrides: Partial<RepoConfig> = {}): Promise<Repository> {
@@ -73,7 +91,7 @@ export class Repository {
       packSize: DEFAULT_PACK_SIZE,
       ...overrides,
     };
-    const backend = o.backend ? o.backend(abs) : new LocalBackend(abs);
+    const backend = storage(abs, o);
     if (!(await backend.putIfAbsent(CONFIG, encodeConfig(config)))) {
       throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${abs}`);
     }
@@ -87,7 +105,7 @@ export class Repository {
     const st = await fsp.stat(abs).catch(() => undefined);
     if (!st) throw new SnapError('SNAP_NO_REPO', `there is no repository at ${abs} (run 'snap init --repo ${abs}' to create one)`);
     if (!st.isDirectory()) throw new SnapError('SNAP_NO_REPO', `${abs} is not a repository (not a directory)`);
-    const backend = o.backend ? o.backend(abs) : new LocalBackend(abs);
+    const backend = storage(abs, o);
     let configBytes: Buffer;
     try {
       configBytes = await backend.get(CONFIG);

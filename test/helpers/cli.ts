@@ -46,6 +46,14 @@ export function snapAsync(args: string[], o: RunOptions = {}) {
   return spawn(cmd, argv, { cwd: o.cwd ?? ROOT, env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
+/** A new, initialised repository in a temporary folder. */
+export function newRepo(): string {
+  const repo = path.join(tmpDir(), 'repo');
+  const r = snap(['--repo', repo, 'init']);
+  if (r.code !== 0) throw new Error(`snap init failed: ${r.stderr}`);
+  return repo;
+}
+
 export function tmpDir(prefix = 'snap-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
