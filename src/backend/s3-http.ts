@@ -151,6 +151,12 @@ export function networkError(e: unknown): TransientError | Error {
   return new TransientError(code && NETWORK_WORDS[code] ? `${words} (${code})` : words, { cause: e });
 }
 
+/** A body that stopped early: says how much of it came, and why it stopped. */
+export function cutShort(res: http.IncomingMessage, got: number, e: unknown): TransientError {
+  const want = res.headers['content-length'];
+  return new TransientError(`the answer was cut short: ${got} of ${want ?? 'an unknown number of'} bytes arrived (${networkError(e).message})`, { cause: e });
+}
+
 /** The whole body; fewer bytes than Content-Length (a dropped connection) is a TransientError. */
 export async function readAll(res: http.IncomingMessage, head = false): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -161,7 +167,7 @@ export async function readAll(res: http.IncomingMessage, head = false): Promise<
       n += (p as Buffer).length;
     }
   } catch (e) {
-    throw networkError(e);
+    throw cutShort(res, n, e);
   }
   const want = res.headers['content-length'];
   if (!head && want !== undefined && Number(want) !== n) {

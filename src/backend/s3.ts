@@ -345,7 +345,7 @@ export class S3Backend implements Backend {
             if (pos >= stop) break;
           }
         } catch (e) {
-          throw networkError(e);
+          throw new TransientError(`the answer was cut short: ${pos - start} of ${stop - start} bytes arrived (${networkError(e).message})`, { cause: e });
         }
         if (pos >= stop) return;
         throw new TransientError(`the answer was cut short: ${pos - start} of ${stop - start} bytes arrived`);
