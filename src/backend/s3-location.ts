@@ -23,12 +23,14 @@ export function isS3Location(s: string): boolean {
 }
 
 function bad(s: string, why: string): SnapError {
-  return new SnapError('SNAP_USAGE', `not an S3 location: ${JSON.stringify(s)}: ${why} (expected s3:https://HOST[:PORT]/BUCKET[/PREFIX])`);
+  const shown = s.replace(/\/\/[^/]*@/, '//***@'); // never echo a secret someone put into it
+  return new SnapError('SNAP_USAGE', `not an S3 location: ${JSON.stringify(shown)}: ${why} (expected s3:https://HOST[:PORT]/BUCKET[/PREFIX])`);
 }
 
 export function parseS3Location(s: string): S3Location {
   if (!isS3Location(s)) throw bad(s, 'it does not start with s3:');
   const rest = s.slice(3);
+  if (/[?#]/.test(rest)) throw bad(s, 'a query (?) or fragment (#) has no place in it');
   const m = /^(https?):\/\/([^/?#]+)\/([^?#]*)$/.exec(rest);
   if (!m) throw bad(s, rest.startsWith('http') ? 'a bucket is needed after the host' : 'the endpoint must start with http:// or https://');
   const [, scheme, authority, pathPart] = m as unknown as [string, string, string, string];
