@@ -121,8 +121,12 @@ export class S3Http {
 
   /** Send a request and read the whole answer; a body shorter than its Content-Length is a TransientError. */
   async call(req: S3Request, payloadHash?: string): Promise<S3Response> {
-    const res = await this.send(req, payloadHash);
-    const body = await readAll(res, req.method === 'HEAD');
+    return this.answer(await this.send(req, payloadHash), req.method === 'HEAD');
+  }
+
+  /** Read and classify an answer (see call). */
+  async answer(res: http.IncomingMessage, head = false): Promise<S3Response> {
+    const body = await readAll(res, head);
     const out: S3Response = { status: res.statusCode ?? 0, headers: res.headers, body };
     if (out.status >= 300) {
       const err = parseErrorBody(body.toString('utf8'));
@@ -157,16 +161,24 @@ export function cutShort(res: http.IncomingMessage, got: number, e: unknown): Tr
   return new TransientError(`the answer was cut short: ${got} of ${want ?? 'an unknown number of'} bytes arrived (${networkError(e).message})`, { cause: e });
 }
 
-/** The whole body; fewer bytes than Content-Length (a dropped connection) is a TransientError. */
-export async function readAll(res: http.IncomingMessage, head = false): Promise<Buffer> {
+/**
+ * The whole body (into `into` when given: the caller checked that Content-Length fits); fewer
+ * bytes than Content-Length (a dropped connection) is a TransientError.
+ */
+export async function readAll(res: http.IncomingMessage, head = false, into?: Buffer): Promise<Buffer> {
   const parts: Buffer[] = [];
   let n = 0;
   try {
     for await (const p of res) {
-      parts.push(p as Buffer);
-      n += (p as Buffer).length;
+      const piece = p as Buffer;
+      if (into) {
+        if (n + piece.length > into.length) throw new TransientError(`the answer is longer than its Content-Length`);
+        piece.copy(into, n);
+      } else parts.push(piece);
+      n += piece.length;
     }
   } catch (e) {
+    if (e instanceof TransientError) throw e;
     throw cutShort(res, n, e);
   }
   const want = res.headers['content-length'];
@@ -174,5 +186,5 @@ export async function readAll(res: http.IncomingMessage, head = false): Promise<
     throw new TransientError(`the answer was cut short: ${n} of ${want} bytes arrived`);
   }
   if (!res.complete) throw new TransientError(`the answer was cut short: the connection closed after ${n} bytes`);
-  return Buffer.concat(parts, n);
+  return into ? into.subarray(0, n) : Buffer.concat(parts, n);
 }

@@ -271,6 +271,21 @@ export class S3Backend implements Backend {
     });
   }
 
+  /** Like get, into `scratch` when the blob fits (check --read-data reads every pack through one buffer). */
+  async getInto(name: string, scratch: Buffer): Promise<Buffer> {
+    checkBlobName(name);
+    return this.op('GET', name, async () => {
+      const res = await this.http.send({ method: 'GET', key: this.key(name) });
+      const size = Number(res.headers['content-length']);
+      if (res.statusCode !== 200 || !Number.isSafeInteger(size) || size > scratch.length) {
+        const r = await this.http.answer(res);
+        if (r.status !== 200) throw this.answerError(r, 'GET', name);
+        return r.body;
+      }
+      return readAll(res, false, scratch);
+    });
+  }
+
   async getRange(name: string, offset: number, length: number): Promise<Buffer> {
     checkBlobName(name);
     checkRange(name, offset, length);

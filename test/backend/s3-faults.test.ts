@@ -152,12 +152,15 @@ describe('S3Backend through a faulty connection', () => {
     expect((await b.get('data/dn/blob')).equals(data)).toBe(true);
     proxy!.rule = firstN(1, isGet, { kind: 'truncate', dir: 'down', after: 100_000 });
     expect((await b.getRange('data/dn/blob', 1000, MiB)).equals(data.subarray(1000, 1000 + MiB))).toBe(true);
-    expect(proxy!.faults.length).toBe(3);
+    proxy!.rule = firstN(1, isGet, { kind: 'reset', dir: 'down', after: 300_000 });
+    expect((await b.getInto('data/dn/blob', Buffer.alloc(3 * MiB))).equals(data)).toBe(true);
+    expect(proxy!.faults.length).toBe(4);
 
     proxy!.rule = (r) => (isGet(r) ? { kind: 'truncate', dir: 'down', after: 100_000 } : undefined);
     const e = await expectSnapError(b.get('data/dn/blob'), 'SNAP_REMOTE', 'GET data/dn/blob');
     expect(e.message).toMatch(/cut short/);
     await expectSnapError(b.getRange('data/dn/blob', 0, MiB), 'SNAP_REMOTE', 'GET data/dn/blob');
+    await expectSnapError(b.getInto('data/dn/blob', Buffer.alloc(3 * MiB)), 'SNAP_REMOTE', 'GET data/dn/blob');
     // A stream resumes after each cut, so it gets through while every answer brings something...
     expect((await collect(b.getStream('data/dn/blob', { offset: 5, length: 300_000 }))).equals(data.subarray(5, 300_005))).toBe(true);
     // ...and gives up when answers bring nothing (cut inside the headers).

@@ -186,8 +186,8 @@ export class CephCluster {
     return ['-c', this.conf];
   }
 
-  /** One monitor and one memstore OSD, cephx on, in `dir` (made empty first). */
-  static async start(dir: string, memstoreBytes = 2 * 1024 ** 3): Promise<CephCluster> {
+  /** One monitor and one memstore OSD (in memory, allocated as written), cephx on, in `dir` (made empty first). */
+  static async start(dir: string, memstoreBytes = 4 * 1024 ** 3): Promise<CephCluster> {
     const c = new CephCluster(dir);
     fs.rmSync(dir, { recursive: true, force: true });
     for (const d of ['mon/ceph-a', 'osd/ceph-0', 'run', 'log']) fs.mkdirSync(path.join(dir, d), { recursive: true });
@@ -207,6 +207,9 @@ export class CephCluster {
         'osd pool default pgp num = 8',
         'mon allow pool size one = true',
         'mon warn on pool no redundancy = false',
+        // A crowded disk must not stop the monitor (it refuses to run below 5% free by default).
+        'mon data avail crit = 0',
+        'mon data avail warn = 1',
         'osd crush chooseleaf type = 0',
         `run dir = ${dir}/run`,
         `log file = ${dir}/log/$name.log`,
@@ -223,6 +226,9 @@ export class CephCluster {
         '[client]',
         `rgw data = ${dir}/rgw-$id`,
         'rgw enable usage log = false',
+        // Deleted objects' data goes back to the (memory) store within a minute, not 2 hours.
+        'rgw gc obj min wait = 30',
+        'rgw gc processor period = 30',
         '',
       ].join('\n'),
     );
