@@ -5,15 +5,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { alive } from './helpers/radosgw.js';
 
 export default function setup(): () => Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'snap-servers-'));

@@ -3,7 +3,8 @@
 // repository. A name is 1 to 8 segments joined by '/'; a segment is 1 to 255 characters from
 // NAME_CHARS and does not start with '.' (which keeps out '.', '..', the local backend's
 // temporary files and the S3 backend's probe object). The whole name is at most 512 bytes,
-// which leaves room for an S3 key prefix within S3's 1024.
+// which leaves room for an S3 key prefix within S3's 1024. A name must not also be the folder of
+// another (`a` and `a/b`): a local directory cannot be both a file and a folder.
 import { SnapError } from '../core/errors.js';
 
 /** Every character a segment may hold: letters, digits and `-_.~+=,@`. */

@@ -17,6 +17,7 @@ import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'v
 import type { Backend, BlobInfo } from '../../src/backend/backend.js';
 import { MAX_NAME_BYTES, NAME_CHARS } from '../../src/backend/names.js';
 import { isSnapError, type ErrorCode } from '../../src/core/errors.js';
+import { prng } from '../helpers/maint.js';
 
 export interface ConformanceTarget {
   /** A fresh, empty backend: its own folder or key prefix. Called once per test. */
@@ -55,18 +56,6 @@ export async function* seededStream(seed: number, label: string, size: number, p
     await onPiece?.();
     yield seededBytes(seed, label, Math.min(piece, size - at), at);
   }
-}
-
-/** A small seeded PRNG (mulberry32) for ranges and sizes. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export async function expectSnapError(p: Promise<unknown> | (() => Promise<unknown>), code: ErrorCode, mentions?: string): Promise<Error> {

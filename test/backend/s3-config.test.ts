@@ -7,7 +7,7 @@ import { encodeKey, isTransientAnswer } from '../../src/backend/s3-http.js';
 import { formatS3Location, parseS3Location } from '../../src/backend/s3-location.js';
 import { completeMultipartBody, parseErrorBody, parseListPage, XmlShapeError } from '../../src/backend/s3-xml.js';
 import { SnapError } from '../../src/core/errors.js';
-import { prng } from './conformance.js';
+import { prng } from '../helpers/maint.js';
 
 describe('parseS3Location', () => {
   it.each([

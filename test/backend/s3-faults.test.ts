@@ -21,8 +21,9 @@ beforeAll(async () => {
 }, 900_000);
 
 beforeEach(async (ctx) => {
-  if (typeof target.info === 'string') ctx.skip(target.info);
-  const url = new URL(target.info.account.endpoint);
+  const info = target.info;
+  if (typeof info === 'string') return ctx.skip(info);
+  const url = new URL(info.account.endpoint);
   proxy = await FaultProxy.start({ host: url.hostname, port: Number(url.port) });
 });
 

@@ -9,6 +9,7 @@
 // bytes of the answer to that request. `seeded(...)` picks faults at random from a seed, so a
 // failing run can be replayed.
 import * as net from 'node:net';
+import { prng } from './maint.js';
 
 export type Direction = 'up' | 'down';
 export type Fault =
@@ -64,14 +65,7 @@ export class FaultProxy {
 
   /** Faults at random: each request gets one with probability `rate`, kind and offset from a PRNG seeded with `seed`. */
   seeded(seed: number, rate: number, kinds: Fault['kind'][] = ['delay', 'drop', 'reset', 'truncate']): void {
-    let a = seed >>> 0;
-    const rnd = (): number => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    const rnd = prng(seed);
     this.rule = () => {
       if (rnd() >= rate) return undefined;
       const kind = kinds[Math.floor(rnd() * kinds.length)]!;
@@ -123,22 +117,22 @@ export class FaultProxy {
     let dead = false;
     let queue = Promise.resolve();
 
-    const forwardUp = (piece: Buffer): void => {
-      if (dead || stalled === 'up' || piece.length === 0) return;
-      if (fault && fault.kind !== 'delay' && fault.kind !== 'drop' && fault.dir === 'up' && upBytes + piece.length >= fault.after) {
-        const n = Math.max(0, fault.after - upBytes);
-        upstream.write(piece.subarray(0, n));
-        upBytes += n;
-        if (fault.kind === 'stall') {
-          stalled = 'up';
-          return;
-        }
+    /** Forward a piece in one direction, applying the current request's fault for that direction. */
+    const forward = (dir: Direction, piece: Buffer): void => {
+      if (dead || stalled === dir || piece.length === 0) return;
+      const to = dir === 'up' ? upstream : client;
+      const sent = dir === 'up' ? upBytes : downBytes;
+      const f = fault && fault.kind !== 'delay' && fault.kind !== 'drop' && fault.dir === dir ? fault : undefined;
+      const n = f && sent + piece.length >= f.after ? Math.max(0, f.after - sent) : piece.length;
+      to.write(piece.subarray(0, n));
+      if (dir === 'up') upBytes += n;
+      else downBytes += n;
+      if (!f || sent + piece.length < f.after) return;
+      if (f.kind === 'stall') stalled = dir;
+      else {
         dead = true;
-        kill(fault.kind === 'reset' ? 'reset' : 'end');
-        return;
+        kill(f.kind === 'reset' ? 'reset' : 'end');
       }
-      upBytes += piece.length;
-      upstream.write(piece);
     };
 
     const startRequest = (headers: Buffer): void => {
@@ -170,11 +164,11 @@ export class FaultProxy {
           startRequest(headers);
           if (dead) return;
           if (fault?.kind === 'delay') await new Promise((r) => setTimeout(r, fault && fault.kind === 'delay' ? fault.ms : 0));
-          forwardUp(headers);
+          forward('up', headers);
           inHeaders = bodyLeft === 0;
         } else {
           const n = Math.min(bodyLeft, rest.length);
-          forwardUp(rest.subarray(0, n));
+          forward('up', rest.subarray(0, n));
           bodyLeft -= n;
           rest = rest.subarray(n);
           if (bodyLeft === 0) inHeaders = true;
@@ -187,23 +181,7 @@ export class FaultProxy {
     });
 
     // Server -> client: apply the current request's 'down' fault.
-    upstream.on('data', (piece: Buffer) => {
-      if (dead || stalled === 'down') return;
-      if (fault && fault.kind !== 'delay' && fault.kind !== 'drop' && fault.dir === 'down' && downBytes + piece.length >= fault.after) {
-        const n = Math.max(0, fault.after - downBytes);
-        client.write(piece.subarray(0, n));
-        downBytes += n;
-        if (fault.kind === 'stall') {
-          stalled = 'down';
-          return;
-        }
-        dead = true;
-        kill(fault.kind === 'reset' ? 'reset' : 'end');
-        return;
-      }
-      downBytes += piece.length;
-      client.write(piece);
-    });
+    upstream.on('data', (piece: Buffer) => forward('down', piece));
   }
 
   async close(): Promise<void> {

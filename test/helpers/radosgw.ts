@@ -92,7 +92,7 @@ function daemon(cmd: string, args: string[], tag: string): number {
   return child.pid;
 }
 
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
