@@ -92,12 +92,17 @@ function daemon(cmd: string, args: string[], tag: string): number {
   return child.pid;
 }
 
+/** Whether a process runs (a zombie, which a parent that is gone leaves until init reaps it, does not). */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
   }
 }
 
@@ -116,7 +121,8 @@ export async function killDaemon(pid: number, graceMs = 5000): Promise<void> {
     } catch {
       /* gone */
     }
-    while (alive(pid)) await sleep(20);
+    const killed = Date.now() + 10_000;
+    while (alive(pid) && Date.now() < killed) await sleep(20);
   }
   for (const f of fs.readdirSync(pidDir())) if (f.endsWith(`-${pid}.pid`)) fs.rmSync(path.join(pidDir(), f), { force: true });
 }
