@@ -20,6 +20,8 @@ export const ErrorCodes = {
   SNAP_INTERRUPTED: 'the operation was interrupted',
   SNAP_APPEND_ONLY: 'the repository is used append-only and the command would delete',
   SNAP_COMMAND_FAILED: 'the command whose output was being backed up failed',
+  SNAP_REMOTE: 'the storage server could not be reached, kept failing, or answered in a way snap does not understand',
+  SNAP_DELETE_DENIED: 'the storage refused to delete a blob (credentials without delete permission, e.g. an append-only setup)',
   SNAP_INTERNAL: 'a bug in snap',
 } as const;
 
