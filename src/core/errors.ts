@@ -18,6 +18,9 @@ export const ErrorCodes = {
   SNAP_PARTIAL: 'the operation finished, but some files could not be processed',
   SNAP_DAMAGED: 'check found damage in the repository',
   SNAP_INTERRUPTED: 'the operation was interrupted',
+  SNAP_HOST_KEY: "ssh refused the server's host key: not in known_hosts, or different from the one there",
+  SNAP_AUTH: 'the server refused the login (authentication failed)',
+  SNAP_CONNECTION: 'a remote repository could not be reached, or the connection was lost and retries ran out',
   SNAP_INTERNAL: 'a bug in snap',
 } as const;
 
