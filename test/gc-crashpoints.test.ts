@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Backend, BlobInfo } from '../src/backend/backend.js';
+import type { Backend, BackendCapabilities, BlobInfo } from '../src/backend/backend.js';
 import { LocalBackend } from '../src/backend/local.js';
 import { nullSink } from '../src/core/progress.js';
 import { Repository } from '../src/repo/repository.js';
@@ -32,9 +32,19 @@ class CrashAt implements Backend {
     this.step();
     return this.inner.putIfAbsent(name, data);
   }
+  async putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void> {
+    this.step();
+    return this.inner.putStream(name, source, size);
+  }
   async delete(name: string): Promise<void> {
     this.step();
     return this.inner.delete(name);
+  }
+  getStream(name: string, range?: { offset: number; length: number }): AsyncIterable<Buffer> {
+    return this.inner.getStream(name, range);
+  }
+  capabilities(): Promise<BackendCapabilities> {
+    return this.inner.capabilities();
   }
   get(name: string): Promise<Buffer> {
     return this.inner.get(name);

@@ -1,9 +1,29 @@
 // The storage interface: immutable named blobs. Names are '/'-separated relative paths such as
-// `config`, `snapshots/<id>` or `data/ab/<id>`. Nothing above this layer may assume a local
-// filesystem: an S3-compatible backend implements the same interface.
+// `config`, `snapshots/<id>` or `data/ab/<id>` (the rules are in names.ts). Nothing above this
+// layer may assume a local filesystem: an S3-compatible backend implements the same interface,
+// and every backend passes the same conformance suite (test/backend/conformance.ts).
+//
+// Errors every backend reports the same way:
+// - a blob that does not exist: SNAP_MISSING_OBJECT (get, getRange, getInto, getStream);
+//   stat says undefined, exists false, delete succeeds;
+// - a range that reaches past the end of a blob: SNAP_CORRUPT naming the blob (a pack shorter
+//   than its index says is damage, never a short read returned as if whole);
+// - a name that breaks the rules of names.ts: SNAP_INTERNAL (names are made by snap, so a bad
+//   one is a bug), before anything is touched.
 export interface BlobInfo {
   name: string;
   size: number;
+}
+
+/** What a backend can promise beyond the calls every backend has. */
+export interface BackendCapabilities {
+  /**
+   * putIfAbsent is atomic: of any number of concurrent callers for one name exactly one returns
+   * true and its bytes are the blob's. When false (an S3-compatible server that ignores
+   * `If-None-Match`), putIfAbsent checks and then writes, and two racing callers can both
+   * return true, the later write winning: a lock protocol must not rely on it alone.
+   */
+  atomicPutIfAbsent: boolean;
 }
 
 export interface Backend {
@@ -13,8 +33,24 @@ export interface Backend {
   put(name: string, data: Uint8Array): Promise<void>;
   /** Like put, but only if no blob has that name; returns false (and writes nothing) if one exists. */
   putIfAbsent(name: string, data: Uint8Array): Promise<boolean>;
+  /**
+   * Like put, with the bytes coming from `source` piece by piece, so a large blob never sits
+   * whole in memory (the backend holds at most a bounded amount: a local file is written as the
+   * pieces arrive; S3 uploads parts of a fixed size). Atomic like put: if `source` throws, or
+   * yields a different number of bytes than `size` (when given), the call fails and the blob
+   * is absent (or, if it existed, unchanged) for every reader. The pieces may be reused by the
+   * source once the next one is asked for.
+   */
+  putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void>;
   get(name: string): Promise<Buffer>;
+  /** `length` bytes from `offset`; all of them or an error (SNAP_CORRUPT if the blob is shorter). */
   getRange(name: string, offset: number, length: number): Promise<Buffer>;
+  /**
+   * A blob, or `length` bytes of it from `offset`, as pieces in order, holding a bounded amount
+   * in memory whatever the size. The iteration throws rather than end short: a connection that
+   * drops or a blob shorter than asked for is an error, never a silently truncated result.
+   */
+  getStream(name: string, range?: { offset: number; length: number }): AsyncIterable<Buffer>;
   /**
    * Optional: like get, but into `scratch` when it is large enough (the result is then a view of
    * it, valid until the caller reuses it), else into a new buffer. Lets a reader of many large
@@ -24,9 +60,19 @@ export interface Backend {
   /** Size of a blob, or undefined if it does not exist. */
   stat(name: string): Promise<BlobInfo | undefined>;
   exists(name: string): Promise<boolean>;
-  /** Every blob whose name starts with `prefix` (a folder such as `snapshots/`), in no particular order. */
+  /**
+   * Every blob whose name starts with `prefix` (a folder such as `snapshots/`, or '' for all),
+   * in no particular order. Only complete blobs with valid names are listed: never a temporary
+   * file or an upload in progress.
+   */
   list(prefix: string): AsyncIterable<BlobInfo>;
-  /** Remove a blob; removing a missing blob is not an error. */
+  /**
+   * Remove a blob; removing a missing blob is not an error. A store that refuses deletes (S3
+   * credentials without s3:DeleteObject, as an append-only setup gives) fails with
+   * SNAP_PERMISSION naming the blob.
+   */
   delete(name: string): Promise<void>;
+  /** What this backend promises (see BackendCapabilities); may ask the server once. */
+  capabilities(): Promise<BackendCapabilities>;
   close(): Promise<void>;
 }

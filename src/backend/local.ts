@@ -6,11 +6,14 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
-import type { Backend, BlobInfo } from './backend.js';
+import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
+import { checkBlobName, checkListPrefix, checkRange, isBlobName, shortBlobError } from './names.js';
 
 export const TEMP_PREFIX = '.tmp-';
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
+/** Pieces of getStream: large enough that a syscall per piece costs nothing, small enough to bound memory. */
+const STREAM_PIECE = 1 << 20;
 
 export class LocalBackend implements Backend {
   readonly location: string;
@@ -21,9 +24,7 @@ export class LocalBackend implements Backend {
   }
 
   private file(name: string): string {
-    if (name.startsWith('/') || name.split('/').some((p) => p === '..' || p === '')) {
-      throw new SnapError('SNAP_INTERNAL', `invalid blob name ${JSON.stringify(name)}`);
-    }
+    checkBlobName(name);
     return path.join(this.root, name);
   }
 
@@ -33,17 +34,25 @@ export class LocalBackend implements Backend {
     this.madeDirs.add(dir);
   }
 
-  private async writeTemp(name: string, data: Uint8Array): Promise<{ tmp: string; dest: string }> {
+  private async writeTemp(name: string, data: Uint8Array | AsyncIterable<Uint8Array>, size?: number): Promise<{ tmp: string; dest: string }> {
     const dest = this.file(name);
     const dir = path.dirname(dest);
     await this.ensureDir(dir);
     const tmp = path.join(dir, `${TEMP_PREFIX}${randomHex(8)}`);
     const fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, FILE_MODE);
     try {
-      let off = 0;
-      while (off < data.length) {
-        const { bytesWritten } = await fh.write(data, off, data.length - off);
-        off += bytesWritten;
+      let total = 0;
+      for await (const piece of data instanceof Uint8Array ? [data] : data) {
+        let off = 0;
+        while (off < piece.length) {
+          const { bytesWritten } = await fh.write(piece, off, piece.length - off);
+          off += bytesWritten;
+        }
+        total += piece.length;
+        if (size !== undefined && total > size) break;
+      }
+      if (size !== undefined && total !== size) {
+        throw new SnapError('SNAP_INTERNAL', `writing ${name}: the source gave ${total > size ? 'more than' : total} bytes, ${size} were announced`);
       }
       await fh.sync();
     } catch (e) {
@@ -58,6 +67,16 @@ export class LocalBackend implements Backend {
   async put(name: string, data: Uint8Array): Promise<void> {
     try {
       const { tmp, dest } = await this.writeTemp(name, data);
+      await fsp.rename(tmp, dest);
+      await syncDir(path.dirname(dest));
+    } catch (e) {
+      throw fromSystemError(e, `writing ${name} in ${this.root}`);
+    }
+  }
+
+  async putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void> {
+    try {
+      const { tmp, dest } = await this.writeTemp(name, source, size);
       await fsp.rename(tmp, dest);
       await syncDir(path.dirname(dest));
     } catch (e) {
@@ -148,6 +167,7 @@ export class LocalBackend implements Backend {
   }
 
   async getRange(name: string, offset: number, length: number): Promise<Buffer> {
+    checkRange(name, offset, length);
     const h = this.acquire(name);
     try {
       const fh = await h.fh;
@@ -158,8 +178,9 @@ export class LocalBackend implements Backend {
         if (bytesRead === 0) break;
         got += bytesRead;
       }
-      if (got < length) {
-        throw new SnapError('SNAP_CORRUPT', `${name} is shorter than expected (wanted ${length} bytes at ${offset}, got ${got})`);
+      if (got < length || (length === 0 && offset > 0)) {
+        const size = (await fh.stat()).size;
+        if (offset + length > size) throw shortBlobError(name, this.root, offset, length, size);
       }
       return buf;
     } catch (e) {
@@ -167,6 +188,29 @@ export class LocalBackend implements Backend {
       throw notFoundOr(e, name, this.root);
     } finally {
       this.releaseHandle(h);
+    }
+  }
+
+  async *getStream(name: string, range?: { offset: number; length: number }): AsyncIterable<Buffer> {
+    if (range) checkRange(name, range.offset, range.length);
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(this.file(name), 'r');
+      const size = (await fh.stat()).size;
+      const start = range?.offset ?? 0;
+      const end = range ? start + range.length : size;
+      if (end > size || start > size) throw shortBlobError(name, this.root, start, end - start, size);
+      for (let pos = start; pos < end; ) {
+        const buf = Buffer.allocUnsafe(Math.min(STREAM_PIECE, end - pos));
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) throw shortBlobError(name, this.root, start, end - start, pos);
+        pos += bytesRead;
+        yield buf.subarray(0, bytesRead);
+      }
+    } catch (e) {
+      throw notFoundOr(e, name, this.root);
+    } finally {
+      await fh?.close();
     }
   }
 
@@ -185,21 +229,22 @@ export class LocalBackend implements Backend {
   }
 
   async *list(prefix: string): AsyncIterable<BlobInfo> {
-    const base = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
-    yield* this.walk(base);
+    checkListPrefix(prefix);
+    yield* this.walk(prefix.slice(0, -1));
   }
 
+  /** Blobs under the folder `rel` ('' for the root); entries whose names are not blob names (temporary files among them) are not blobs. */
   private async *walk(rel: string): AsyncIterable<BlobInfo> {
     let entries: fs.Dirent[];
     try {
-      entries = await fsp.readdir(this.file(rel), { withFileTypes: true });
+      entries = await fsp.readdir(rel === '' ? this.root : this.file(rel), { withFileTypes: true });
     } catch (e) {
-      if (errnoCode(e) === 'ENOENT') return;
+      if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return;
       throw fromSystemError(e, `listing ${rel} in ${this.root}`);
     }
     for (const ent of entries) {
-      if (ent.name.startsWith(TEMP_PREFIX)) continue; // an interrupted write, not a blob
-      const name = `${rel}/${ent.name}`;
+      const name = rel === '' ? ent.name : `${rel}/${ent.name}`;
+      if (!isBlobName(name)) continue;
       if (ent.isDirectory()) yield* this.walk(name);
       else if (ent.isFile()) {
         const st = await this.stat(name);
@@ -241,6 +286,10 @@ export class LocalBackend implements Backend {
     };
     await visit(this.file(prefix.replace(/\/$/, '')));
     return n;
+  }
+
+  async capabilities(): Promise<BackendCapabilities> {
+    return { atomicPutIfAbsent: true }; // link(2) refuses an existing name atomically
   }
 
   async close(): Promise<void> {

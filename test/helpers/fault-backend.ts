@@ -2,7 +2,7 @@
 // fails with EIO or ENOSPC (as the local backend reports them: a SnapError made from the system
 // error), or, for writes, as a short write: a truncated blob lands under the final name and the
 // call then throws (a backend without atomic writes, or a disk that lied about a write).
-import type { Backend, BlobInfo } from '../../src/backend/backend.js';
+import type { Backend, BackendCapabilities, BlobInfo } from '../../src/backend/backend.js';
 import { fromSystemError } from '../../src/core/errors.js';
 
 export type FaultOp = 'put' | 'get' | 'list' | 'delete';
@@ -19,7 +19,7 @@ export interface Fault {
   prefix?: string;
 }
 
-/** Calls per operation; `put` counts put and putIfAbsent, `get` counts get and getRange. */
+/** Calls per operation; `put` counts put, putIfAbsent and putStream, `get` counts get, getRange and getStream. */
 export type CallCounts = Record<FaultOp, number>;
 
 function systemError(code: 'EIO' | 'ENOSPC', syscall: string, name: string): NodeJS.ErrnoException {
@@ -78,6 +78,29 @@ export class FaultBackend implements Backend {
     }
     if (k) this.fail(k, 'write', name);
     return this.inner.putIfAbsent(name, data);
+  }
+
+  async putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void> {
+    const k = this.check('put', name);
+    if (k === 'short') {
+      const half: Uint8Array[] = [];
+      for await (const p of source) half.push(Uint8Array.from(p));
+      const all = Buffer.concat(half);
+      await this.inner.put(name, all.subarray(0, Math.floor(all.length / 2)));
+      this.fail('EIO', 'write', name);
+    }
+    if (k) this.fail(k, 'write', name);
+    return this.inner.putStream(name, source, size);
+  }
+
+  async *getStream(name: string, range?: { offset: number; length: number }): AsyncIterable<Buffer> {
+    const k = this.check('get', name);
+    if (k) this.fail(k === 'short' ? 'EIO' : k, 'read', name);
+    yield* this.inner.getStream(name, range);
+  }
+
+  capabilities(): Promise<BackendCapabilities> {
+    return this.inner.capabilities();
   }
 
   async get(name: string): Promise<Buffer> {
