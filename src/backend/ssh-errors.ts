@@ -79,10 +79,13 @@ export function sshFailure(stderr: SshStderr, exit: string, peer: string): SnapE
 
   if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/.test(said)) {
     const sent = /key sent by the remote host is (SHA256:[A-Za-z0-9+/=]+)/.exec(said)?.[1];
+    const old = /Offending \S+ key in (\S+)/.exec(said)?.[1];
+    const remove = /remove with: (ssh-keygen .*?-R "[^"]*")/.exec(said)?.[1] ?? 'ssh-keygen -R HOST';
     return new SnapError(
       'SNAP_HOST_KEY',
-      `${peer}: refusing to connect: the server's host key differs from the one in known_hosts (${sent ? `the server presented ${sent}` : serverKey}). ` +
-        `Someone may be intercepting the connection, or the server was reinstalled: verify the new key with its administrator before replacing the old one (ssh-keygen -R HOST). ssh said: ${detail}`,
+      `${peer}: refusing to connect: the server's host key differs from the one in known_hosts (${sent ? `the server presented ${sent}` : serverKey}` +
+        `${old ? `; the known key is at ${old}` : ''}). Someone may be intercepting the connection, or the server was reinstalled: ` +
+        `verify the new key with the server's administrator before replacing the old one (${remove}).`,
     );
   }
   if (/host key is known for|Host key verification failed|No .* host key is known/.test(said)) {
