@@ -52,7 +52,8 @@ export interface SftpOptions extends RetryOptions {
 /**
  * Options snap adds to the user's ssh: fail instead of accepting an unknown host key (and name the
  * key: `-v` makes ssh print "Server host key: ..."), notice a dead connection within a minute,
- * and forward nothing to the backup server (as OpenSSH's own sftp client does). Options the user
+ * forward nothing to the backup server and run no command or terminal there (as OpenSSH's own
+ * sftp client does). Options the user
  * puts in sshCommand come first and so win over these (ssh keeps the first value it is given).
  */
 export const SSH_OPTIONS = [
@@ -65,6 +66,8 @@ export const SSH_OPTIONS = [
   '-o', 'ForwardX11=no',
   '-o', 'ClearAllForwardings=yes',
   '-o', 'PermitLocalCommand=no',
+  '-o', 'RemoteCommand=none', // a RemoteCommand in the user's config would clash with the subsystem
+  '-o', 'RequestTTY=no',
 ];
 
 const DIR_MODE = 0o700;
