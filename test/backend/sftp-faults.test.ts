@@ -6,11 +6,11 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { beforeAll, describe, expect } from 'vitest';
 import { SftpBackend, type SftpOptions } from '../../src/backend/sftp.js';
 import { isSnapError } from '../../src/core/errors.js';
 import { TcpFaultProxy, type ConnFault } from '../helpers/tcp-fault-proxy.js';
-import { TestSshd, sshdMissing } from '../helpers/sshd.js';
+import { TestSshd, sshdForTests, sshdMissing } from '../helpers/sshd.js';
 import { type Rng, iters, seededIt } from '../torture/lib.js';
 
 const missing = sshdMissing();
@@ -42,16 +42,11 @@ async function* pieces(data: Buffer, size: number): AsyncIterable<Buffer> {
 }
 
 describe.skipIf(missing)(`SftpBackend under faults${missing ? ` (skipped: ${missing})` : ''}`, () => {
+  const t = sshdForTests();
   let sshd: TestSshd;
   let n = 0;
-  const open: SftpBackend[] = [];
-
-  beforeAll(async () => {
-    sshd = await TestSshd.start();
-  });
-  afterAll(async () => {
-    await Promise.all(open.map((b) => b.close()));
-    await sshd?.close();
+  beforeAll(() => {
+    sshd = t.sshd;
   });
 
   /**
@@ -61,7 +56,7 @@ describe.skipIf(missing)(`SftpBackend under faults${missing ? ` (skipped: ${miss
   function backend(dir: string, port: number, o: SftpOptions = {}): SftpBackend {
     const fast = ['-o', 'ServerAliveInterval=1', '-o', 'ServerAliveCountMax=3', '-o', 'ConnectTimeout=5'];
     const b = new SftpBackend(sshd.location(dir, port), { sshCommand: [...sshd.sshCommand(), ...fast], retries: 8, retryDelayMs: 50, ...o });
-    open.push(b);
+    t.track(b);
     return b;
   }
 

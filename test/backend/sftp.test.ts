@@ -1,12 +1,14 @@
 // SftpBackend against a real OpenSSH server on 127.0.0.1 (test/helpers/sshd.ts): blobs, the
 // write guarantees, the refusals (host keys, logins) and what they tell the user.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { SftpBackend, type SftpOptions } from '../../src/backend/sftp.js';
 import { isSnapError, type SnapError } from '../../src/core/errors.js';
-import { TestSshd, fingerprint, sshdMissing } from '../helpers/sshd.js';
+import { TestSshd, fingerprint, sshdForTests, sshdMissing } from '../helpers/sshd.js';
+import { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js';
 
 const missing = sshdMissing();
 if (missing) console.warn(`SKIPPED: the SFTP backend tests need OpenSSH: ${missing}`);
@@ -21,16 +23,11 @@ async function failure(p: Promise<unknown>): Promise<SnapError> {
 }
 
 describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped: ${missing})` : ''}`, () => {
+  const t = sshdForTests();
   let sshd: TestSshd;
   let n = 0;
-  const open: SftpBackend[] = [];
-
-  beforeAll(async () => {
-    sshd = await TestSshd.start();
-  });
-  afterAll(async () => {
-    await Promise.all(open.map((b) => b.close()));
-    await sshd?.close();
+  beforeAll(() => {
+    sshd = t.sshd;
   });
 
   /** A backend on a new folder of the server (absolute path unless `rel`). */
@@ -38,7 +35,7 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
     const name = `repo${++n}`;
     const dir = o.rel ? path.join(sshd.home, name) : path.join(sshd.dir, name);
     const b = new SftpBackend(sshd.location(o.rel ? `~/${name}` : dir), { sshCommand: sshd.sshCommand(), retryDelayMs: 50, ...o });
-    open.push(b);
+    t.track(b);
     return { b, dir };
   }
 
@@ -107,7 +104,7 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
     const loc = sshd.location(dir);
     const clients = Array.from({ length: 6 }, () => {
       const b = new SftpBackend(loc, { sshCommand: sshd.sshCommand() });
-      open.push(b);
+      t.track(b);
       return b;
     });
     for (let round = 0; round < 3; round++) {
@@ -130,7 +127,7 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
     expect(await b.putIfAbsent('locks/l', Buffer.from('mine'))).toBe(true);
     const racers = Array.from({ length: 5 }, () => {
       const r = new SftpBackend(b.location, { sshCommand: sshd.sshCommand(), openSshExtensions: false });
-      open.push(r);
+      t.track(r);
       return r;
     });
     const won = await Promise.all(racers.map((r, i) => r.putIfAbsent('locks/race', Buffer.from(`racer ${i}`))));
@@ -181,22 +178,25 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
   it('an unknown host key is refused, with the fingerprint the server presented, and not retried', async () => {
     const empty = path.join(sshd.dir, 'known_hosts.empty');
     fs.writeFileSync(empty, '', { mode: 0o600 });
-    const { b } = backend({ sshCommand: sshd.sshCommand({ knownHosts: empty }), retries: 5, retryDelayMs: 2000 });
-    const t0 = Date.now();
-    const e = await failure(b.put('config', Buffer.from('x')));
-    expect(Date.now() - t0).toBeLessThan(2000 * 0.5); // not retried
-    expect(isSnapError(e, 'SNAP_HOST_KEY')).toBe(true);
-    expect(e.message).toContain(sshd.hostKeyFingerprint);
-    expect(e.message).toMatch(/not in known_hosts/);
-    expect(fs.readFileSync(empty, 'utf8')).toBe(''); // never added
+    const counter = await TcpFaultProxy.start(sshd.port); // forwards faithfully, counts connections
+    try {
+      const b = t.track(new SftpBackend(sshd.location(path.join(sshd.dir, 'hk'), counter.port), { sshCommand: sshd.sshCommand({ knownHosts: empty }), retries: 5, retryDelayMs: 10 }));
+      const e = await failure(b.put('config', Buffer.from('x')));
+      expect(isSnapError(e, 'SNAP_HOST_KEY')).toBe(true);
+      expect(e.message).toContain(sshd.hostKeyFingerprint);
+      expect(e.message).toMatch(/not in known_hosts/);
+      expect(counter.connections).toBe(1); // not retried
+      expect(fs.readFileSync(empty, 'utf8')).toBe(''); // never added
+    } finally {
+      await counter.close();
+    }
   });
 
   it('a changed host key is refused, with the new fingerprint', async () => {
     const other = path.join(sshd.dir, 'other_host_key');
     fs.rmSync(other, { force: true });
     fs.rmSync(`${other}.pub`, { force: true });
-    const r = await import('node:child_process').then((cp) => cp.spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]));
-    expect(r.status).toBe(0);
+    expect(spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]).status).toBe(0);
     const wrong = path.join(sshd.dir, 'known_hosts.wrong');
     fs.writeFileSync(wrong, `snap-test-sshd ${fs.readFileSync(`${other}.pub`, 'utf8')}`, { mode: 0o600 });
     const { b } = backend({ sshCommand: sshd.sshCommand({ knownHosts: wrong }) });
@@ -210,10 +210,9 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
 
   it('a refused login is SNAP_AUTH', async () => {
     const stranger = path.join(sshd.dir, 'stranger_key');
-    const cp = await import('node:child_process');
     fs.rmSync(stranger, { force: true });
     fs.rmSync(`${stranger}.pub`, { force: true });
-    expect(cp.spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger]).status).toBe(0);
+    expect(spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger]).status).toBe(0);
     const { b } = backend({ sshCommand: sshd.sshCommand({ identity: stranger }) });
     const e = await failure(b.stat('config'));
     expect(isSnapError(e, 'SNAP_AUTH')).toBe(true);
@@ -223,7 +222,7 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
   it('no server listening: retried, then SNAP_CONNECTION saying how many attempts', async () => {
     const { b } = backend({ retries: 2, retryDelayMs: 20 });
     const closedPort = new SftpBackend(sshd.location(path.join(sshd.dir, 'nowhere'), 1), { sshCommand: sshd.sshCommand(), retries: 2, retryDelayMs: 20 });
-    open.push(closedPort);
+    t.track(closedPort);
     const e = await failure(closedPort.get('config'));
     expect(isSnapError(e, 'SNAP_CONNECTION')).toBe(true);
     expect(e.message).toMatch(/Connection refused/);
@@ -235,7 +234,7 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
     const noSub = new SftpBackend(sshd.location('/x'), { sftpCommand: sshd.sftpCommand('no-such-subsystem') });
     const noSsh = new SftpBackend(sshd.location('/x'), { sshCommand: ['/nonexistent/ssh'] });
     const garbage = new SftpBackend(sshd.location('/x'), { sftpCommand: ['sh', '-c', 'echo "Welcome to the server"; sleep 5'] });
-    open.push(noSub, noSsh, garbage);
+    for (const x of [noSub, noSsh, garbage]) t.track(x);
     const e1 = await failure(noSub.stat('config'));
     expect(e1.code).toBe('SNAP_CONNECTION');
     expect(e1.message).toMatch(/does not offer SFTP/);
@@ -251,7 +250,7 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
     const { b, dir } = backend();
     await b.put('snapshots/s', Buffer.from('kept'));
     const ro = new SftpBackend(sshd.location(dir), { sftpCommand: sshd.sftpCommand('sftp-readonly') });
-    open.push(ro);
+    t.track(ro);
     expect((await ro.get('snapshots/s')).toString()).toBe('kept');
     const e = await failure(ro.put('snapshots/t', Buffer.from('x')));
     expect(e.code).toBe('SNAP_PERMISSION');

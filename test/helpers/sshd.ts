@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 
 const SSHD = '/usr/sbin/sshd';
 /** The name known_hosts files use for the test server, whatever port (or proxy) the client dials. */
@@ -251,4 +252,30 @@ export class TestSshd {
     await this.stop('SIGTERM');
     if (!process.env.SNAP_KEEP_TMP) fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * One sshd for the tests of a describe block: started before them, stopped after them, once the
+ * backends they opened (`track`) are closed.
+ */
+export function sshdForTests(): { readonly sshd: TestSshd; track<T extends { close(): Promise<void> }>(b: T): T } {
+  let sshd: TestSshd | undefined;
+  const open: { close(): Promise<void> }[] = [];
+  beforeAll(async () => {
+    sshd = await TestSshd.start();
+  });
+  afterAll(async () => {
+    await Promise.all(open.map((b) => b.close()));
+    await sshd?.close();
+  });
+  return {
+    get sshd(): TestSshd {
+      if (!sshd) throw new Error('sshd did not start');
+      return sshd;
+    },
+    track<T extends { close(): Promise<void> }>(b: T): T {
+      open.push(b);
+      return b;
+    },
+  };
 }
