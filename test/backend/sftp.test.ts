@@ -1,6 +1,6 @@
 // SftpBackend against a real OpenSSH server on 127.0.0.1 (test/helpers/sshd.ts): blobs, the
 // write guarantees, the refusals (host keys, logins) and what they tell the user.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -173,6 +173,27 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
     expect(names).toEqual(['data/aa/blob']);
     expect(await b.removeTempFiles('data/', 60_000)).toBe(1);
     expect(fs.readdirSync(path.join(dir, 'data', 'aa')).sort()).toEqual(['.tmp-fresh', 'blob']);
+  });
+
+  it("honours the ssh config: a Host alias with its HostName, Port and User; a key held only by an agent", async () => {
+    const agentSock = path.join(sshd.dir, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', agentSock], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !fs.existsSync(agentSock); i++) await new Promise((r) => setTimeout(r, 20));
+      const add = spawnSync('ssh-add', [sshd.userKey], { env: { ...process.env, SSH_AUTH_SOCK: agentSock }, encoding: 'utf8' });
+      expect(add.status, add.stderr).toBe(0);
+      const config = sshd.clientConfig({
+        agent: agentSock,
+        host: ['Host backup-box', '  HostName 127.0.0.1', `  Port ${sshd.port}`, `  User ${sshd.user}`],
+      });
+      const dir = path.join(sshd.dir, `alias${++n}`);
+      const b = t.track(new SftpBackend(`sftp:backup-box${dir}`, { sshCommand: ['ssh', '-F', config] }));
+      expect(b.argv.slice(-4)).toEqual(['-s', '--', 'backup-box', 'sftp']); // no -p, no -l: the config decides
+      await b.put('config', Buffer.from('via the agent'));
+      expect(fs.readFileSync(path.join(dir, 'config'), 'utf8')).toBe('via the agent');
+    } finally {
+      agent.kill();
+    }
   });
 
   it('an unknown host key is refused, with the fingerprint the server presented, and not retried', async () => {

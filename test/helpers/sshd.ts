@@ -106,8 +106,12 @@ export interface ClientConfig {
   knownHosts?: string;
   /** Another identity file instead of the authorized one. */
   identity?: string;
-  /** More ssh_config lines. */
+  /** Keys from the ssh-agent at this socket instead of a key file. */
+  agent?: string;
+  /** More ssh_config lines for every host. */
   extra?: string[];
+  /** A `Host` block of its own, before the one for every host. */
+  host?: string[];
 }
 
 export class TestSshd {
@@ -215,15 +219,16 @@ export class TestSshd {
   clientConfig(o: ClientConfig = {}): string {
     const file = path.join(this.dir, `ssh_config.${++this.configs}`);
     const lines = [
+      ...(o.host ?? []),
       'Host *',
       `  HostKeyAlias ${HOST_KEY_ALIAS}`,
       `  UserKnownHostsFile ${o.knownHosts ?? this.knownHosts}`,
       '  GlobalKnownHostsFile /dev/null',
       '  CheckHostIP no',
       '  UpdateHostKeys no',
-      `  IdentityFile ${o.identity ?? this.userKey}`,
-      '  IdentitiesOnly yes',
-      '  IdentityAgent none',
+      ...(o.agent
+        ? [`  IdentityAgent ${o.agent}`, '  IdentityFile none']
+        : [`  IdentityFile ${o.identity ?? this.userKey}`, '  IdentitiesOnly yes', '  IdentityAgent none']),
       '  BatchMode yes',
       '  ControlMaster no',
       '  ControlPath none',
