@@ -30,7 +30,8 @@ export class SshStderr {
   private line(line: string): void {
     const key = /^debug1: Server host key: (\S+) (\S+)/.exec(line);
     if (key) this.hostKey = `${key[1]} ${key[2]}`;
-    if (/^debug\d:|^OpenSSH_/.test(line) || line.trim() === '') return;
+    // what -v adds besides debug lines: the version, and the login and byte counts of a session
+    if (/^debug\d:|^OpenSSH_|^Authenticated to |^Transferred: |^Bytes per second/.test(line) || line.trim() === '') return;
     this.lines.push(line);
     if (this.lines.length > KEEP_LINES) this.lines.shift();
   }
