@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    globalSetup: ['test/global-setup.ts'],
+    globalSetup: ['test/servers-setup.ts', 'test/global-setup.ts'],
     testTimeout: 120_000,
     hookTimeout: 60_000,
     // End-to-end tests spawn the CLI and do real I/O; two workers match the 2-core machines.

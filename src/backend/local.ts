@@ -7,7 +7,8 @@ import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
 import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
-import { checkBlobName, checkListPrefix, checkRange, isBlobName, shortBlobError } from './names.js';
+import { checkRange, shortBlobError, sizeMismatchError } from './checks.js';
+import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
 
 export const TEMP_PREFIX = '.tmp-';
 const DIR_MODE = 0o700;
@@ -52,7 +53,7 @@ export class LocalBackend implements Backend {
         if (size !== undefined && total > size) break;
       }
       if (size !== undefined && total !== size) {
-        throw new SnapError('SNAP_INTERNAL', `writing ${name}: the source gave ${total > size ? 'more than' : total} bytes, ${size} were announced`);
+        throw sizeMismatchError(name, total, size);
       }
       await fh.sync();
     } catch (e) {

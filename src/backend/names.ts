@@ -34,16 +34,3 @@ export function checkListPrefix(prefix: string): void {
     throw new SnapError('SNAP_INTERNAL', `invalid list prefix ${JSON.stringify(prefix)}`);
   }
 }
-
-/** Throws SNAP_INTERNAL unless offset and length are non-negative safe integers. */
-export function checkRange(name: string, offset: number, length: number): void {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-    throw new SnapError('SNAP_INTERNAL', `invalid range ${offset}+${length} of ${name}`);
-  }
-}
-
-/** The error for a read that would reach past the end of a blob. */
-export function shortBlobError(name: string, where: string, offset: number, length: number, size: number | undefined): SnapError {
-  const got = size === undefined ? '' : ` (the blob has ${size} bytes)`;
-  return new SnapError('SNAP_CORRUPT', `${name} in ${where} is shorter than expected: wanted ${length} bytes at offset ${offset}${got}`);
-}

@@ -1,27 +1,17 @@
 // The session SftpBackend works on, kept open between calls and started again when the connection
 // is lost: `run(doing, fn)` gives `fn` a live session and, when ssh ends before or during it (the
-// network, the server restarting), waits with exponential backoff and jitter, starts a new
-// session and runs `fn` again, up to `retries` times. What retrying cannot fix (a host key, a
-// refused login, a missing program) fails at once. Every failure leaves as a SnapError that says
-// what was being done.
+// network, the server restarting), waits (retry.ts: exponential backoff with jitter, the policy
+// every remote backend uses), starts a new session and runs `fn` again. What retrying cannot fix
+// (a host key, a refused login, a missing program) fails at once. Every failure leaves as a
+// SnapError that says what was being done.
 import { SnapError } from '../core/errors.js';
+import { type RetryPolicy, withRetry } from './retry.js';
 import { FX, SftpProtocolError } from './sftp-protocol.js';
 import { SftpSession, SftpStatusError } from './sftp-session.js';
 import { SshConnectionLost } from './ssh-errors.js';
 
-const MAX_RETRY_DELAY_MS = 8000;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 export function isStatus(e: unknown, ...codes: number[]): e is SftpStatusError {
   return e instanceof SftpStatusError && (codes.length === 0 || codes.includes(e.status));
-}
-
-export interface RetryOptions {
-  /** New sessions to try after a lost connection before giving up (default 6: about 30 s in all). */
-  retries?: number;
-  /** The wait before the first retry, doubled for each further one up to 8 s (default 500 ms). */
-  retryDelayMs?: number;
 }
 
 export class SftpConnection {
@@ -33,7 +23,7 @@ export class SftpConnection {
     private readonly argv: string[],
     /** Names the repository in messages. */
     private readonly location: string,
-    private readonly o: RetryOptions = {},
+    private readonly retry: RetryPolicy,
   ) {}
 
   private session(): Promise<SftpSession> {
@@ -58,22 +48,21 @@ export class SftpConnection {
   }
 
   /** `fn` on a live session; again on a new one when the connection is lost. `attempt` counts from 0. */
-  async run<T>(doing: string, fn: (s: SftpSession, attempt: number) => Promise<T>): Promise<T> {
-    const retries = this.o.retries ?? 6;
-    const base = this.o.retryDelayMs ?? 500;
-    for (let attempt = 0; ; attempt++) {
-      if (this.closed) throw new SnapError('SNAP_INTERNAL', `${doing}: the backend is closed`);
-      try {
-        return await fn(await this.session(), attempt);
-      } catch (e) {
-        if (!(e instanceof SshConnectionLost) || this.closed) throw toSnapError(e, doing);
-        if (attempt >= retries) {
-          throw new SnapError('SNAP_CONNECTION', `${doing}: ${e.message}; gave up after ${attempt + 1} attempts`, { cause: e });
+  run<T>(doing: string, fn: (s: SftpSession, attempt: number) => Promise<T>): Promise<T> {
+    return withRetry(
+      this.retry,
+      async (attempt) => {
+        if (this.closed) throw new SnapError('SNAP_INTERNAL', `${doing}: the backend is closed`);
+        try {
+          return await fn(await this.session(), attempt - 1);
+        } catch (e) {
+          if (e instanceof SshConnectionLost && !this.closed) throw e; // worth another session
+          throw toSnapError(e, doing);
         }
-        const wait = Math.min(MAX_RETRY_DELAY_MS, base * 2 ** attempt);
-        await sleep(wait / 2 + (Math.random() * wait) / 2);
-      }
-    }
+      },
+      (last, attempts, ms) =>
+        new SnapError('SNAP_REMOTE', `${doing}: ${last.message}; gave up after ${attempts} attempts in ${(ms / 1000).toFixed(1)} s`, { cause: last }),
+    );
   }
 
   async close(): Promise<void> {
@@ -100,7 +89,7 @@ export function toSnapError(e: unknown, doing: string): SnapError {
         return new SnapError('SNAP_IO', `${doing}: ${e.message || 'failure'} (SFTP status ${e.status})`, { cause: e });
     }
   }
-  if (e instanceof SshConnectionLost) return new SnapError('SNAP_CONNECTION', `${doing}: ${e.message}`, { cause: e });
-  if (e instanceof SftpProtocolError) return new SnapError('SNAP_CONNECTION', `${doing}: SFTP protocol error: ${e.message}`, { cause: e });
+  if (e instanceof SshConnectionLost) return new SnapError('SNAP_REMOTE', `${doing}: ${e.message}`, { cause: e });
+  if (e instanceof SftpProtocolError) return new SnapError('SNAP_REMOTE', `${doing}: SFTP protocol error: ${e.message}`, { cause: e });
   return new SnapError('SNAP_IO', `${doing}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }

@@ -137,7 +137,7 @@ export class SftpSession {
           const shown = JSON.stringify(chunk.subarray(Math.max(0, p - 4), p + 60).toString('latin1'));
           this.abort(
             new SnapError(
-              'SNAP_CONNECTION',
+              'SNAP_REMOTE',
               `${this.peer}: the server's output is not SFTP (a login script on the server may print text; it began ${shown})`,
             ),
           );
@@ -186,7 +186,7 @@ export class SftpSession {
       p.onReply(type, d);
     } catch (e) {
       this.abort(
-        e instanceof SnapError ? e : new SnapError('SNAP_CONNECTION', `${this.peer}: SFTP protocol error: ${e instanceof Error ? e.message : String(e)}`),
+        e instanceof SnapError ? e : new SnapError('SNAP_REMOTE', `${this.peer}: SFTP protocol error: ${e instanceof Error ? e.message : String(e)}`),
       );
     }
   }
@@ -420,5 +420,5 @@ function attrsReply(type: number, d: Decoder): Attrs {
 
 function startFailure(e: Error, cmd: string, peer: string): SnapError {
   const why = errnoCode(e) === 'ENOENT' ? 'not found (install the OpenSSH client, or name another command)' : e.message;
-  return new SnapError('SNAP_CONNECTION', `${peer}: cannot run ${JSON.stringify(cmd)}: ${why}`, { cause: e });
+  return new SnapError('SNAP_REMOTE', `${peer}: cannot run ${JSON.stringify(cmd)}: ${why}`, { cause: e });
 }

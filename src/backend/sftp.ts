@@ -11,7 +11,7 @@
 //   does it as link + unlink).
 // - Folders are created on demand, owner-only (0700; files 0600).
 // - A lost connection (ssh exits: the network, the server restarting) is retried on a new session
-//   (sftp-connection.ts) for every call but a putStream already under way; each call is
+//   (sftp-connection.ts, with retry.ts's backoff) for every call but a putStream already under way; each call is
 //   idempotent or made so (see putIfAbsent). A host key or login problem is never retried.
 // What SFTP cannot do: fsync a folder, so a server crash just after a put may lose the rename
 // (the blob is then absent, never torn), as with restic's sftp backend.
@@ -19,15 +19,17 @@ import { SnapError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
 import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
 import { TEMP_PREFIX } from './local.js';
-import { checkBlobName, checkListPrefix, checkRange, isBlobName, shortBlobError } from './names.js';
-import { SftpConnection, isStatus, type RetryOptions } from './sftp-connection.js';
+import { checkRange, shortBlobError, sizeMismatchError } from './checks.js';
+import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
+import { type RetryPolicy, retryPolicy } from './retry.js';
+import { SftpConnection, isStatus } from './sftp-connection.js';
 import { formatSftpLocation, parseSftpLocation, type SftpLocation } from './sftp-location.js';
 import { FX, FXF, isDir, isRegular, type Attrs, type NameEntry } from './sftp-protocol.js';
 import type { SftpSession } from './sftp-session.js';
 import { PipelinedWriter, readRange, readToEnd } from './sftp-transfer.js';
 import { SshConnectionLost } from './ssh-errors.js';
 
-export interface SftpOptions extends RetryOptions {
+export interface SftpOptions {
   /**
    * The ssh program and options of the user's own to put before snap's (default `['ssh']`); snap
    * appends its options, `-p PORT`, `-l USER`, and `-s -- HOST sftp`.
@@ -39,6 +41,11 @@ export interface SftpOptions extends RetryOptions {
    * location's user, host and port are then only used in messages.
    */
   sftpCommand?: string[];
+  /**
+   * Retries after a lost connection, each on a new session (retry.ts; the defaults, as for S3,
+   * ride out about a minute of a server restarting).
+   */
+  retry?: Partial<RetryPolicy>;
   /** Read or write requests in flight per call (default 16). */
   pipeline?: number;
   /**
@@ -102,7 +109,7 @@ export class SftpBackend implements Backend {
     this.where = typeof location === 'string' ? parseSftpLocation(location) : location;
     this.location = formatSftpLocation(this.where);
     this.argv = o.sftpCommand ?? sshArgv(this.where, o.sshCommand);
-    this.conn = new SftpConnection(this.argv, this.location, o);
+    this.conn = new SftpConnection(this.argv, this.location, retryPolicy(o.retry));
     this.window = o.pipeline ?? 16;
   }
 
@@ -222,14 +229,14 @@ export class SftpBackend implements Backend {
 
   /**
    * Like put, from pieces. A lost connection is retried only until the first piece was taken
-   * from `source` (it cannot be read twice); after that it is SNAP_CONNECTION, the blob absent
+   * from `source` (it cannot be read twice); after that it is SNAP_REMOTE, the blob absent
    * or unchanged, and a temporary file left for gc.
    */
   async putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void> {
     const dest = this.remote(name);
     let started = false;
     await this.conn.run(this.doing('writing', name), async (s) => {
-      if (started) throw new SnapError('SNAP_CONNECTION', `${this.doing('writing', name)}: the connection was lost while the data was being sent, and streamed data cannot be sent again`);
+      if (started) throw new SnapError('SNAP_REMOTE', `${this.doing('writing', name)}: the connection was lost while the data was being sent, and streamed data cannot be sent again`);
       const tmp = this.tempFor(dest);
       await this.writeTemp(s, tmp, async (w) => {
         started = true;
@@ -237,9 +244,7 @@ export class SftpBackend implements Backend {
           await w.write(piece, true); // copied: the source may reuse its buffer for the next piece
           if (size !== undefined && w.written > size) break;
         }
-        if (size !== undefined && w.written !== size) {
-          throw new SnapError('SNAP_INTERNAL', `writing ${name}: the source gave ${w.written > size ? 'more than' : w.written} bytes, ${size} were announced`);
-        }
+        if (size !== undefined && w.written !== size) throw sizeMismatchError(name, w.written, size);
       });
       await this.replace(s, tmp, dest);
     });

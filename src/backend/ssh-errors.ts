@@ -3,9 +3,15 @@
 // and exit status 255, so the text is all there is to go on; the patterns are OpenSSH's messages
 // (sshconnect.c, ssh.c, clientloop.c), which have been stable for many years.
 import { SnapError } from '../core/errors.js';
+import { TransientError } from './retry.js';
 
 /** The connection could not be made or was lost, in a way that a new attempt may fix. */
-export class SshConnectionLost extends Error {}
+export class SshConnectionLost extends TransientError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SshConnectionLost';
+  }
+}
 
 const KEEP_LINES = 40;
 
@@ -69,8 +75,9 @@ const TRANSIENT = [
 ];
 
 /**
- * Why ssh ended before or during the SFTP session: a SnapError for what retrying cannot fix (a
- * host key, a refused login, a missing program or subsystem), else SshConnectionLost.
+ * Why ssh ended before the SFTP session was up: a SnapError for what retrying cannot fix (a host
+ * key: SNAP_HOST_KEY; a refused login: SNAP_PERMISSION; no program, no subsystem, an unknown
+ * host: SNAP_REMOTE), else SshConnectionLost.
  */
 export function sshFailure(stderr: SshStderr, exit: string, peer: string): SnapError | SshConnectionLost {
   const said = stderr.text();
@@ -99,16 +106,16 @@ export function sshFailure(stderr: SshStderr, exit: string, peer: string): SnapE
   }
   if (/Permission denied \(|Too many authentication failures|Authentication failed/.test(said)) {
     return new SnapError(
-      'SNAP_AUTH',
+      'SNAP_PERMISSION',
       `${peer}: the server refused the login: ${detail} (check the user name, that your key is loaded in the agent or named by IdentityFile in ~/.ssh/config, and the server's authorized_keys)`,
     );
   }
   if (/subsystem request failed/i.test(said)) {
-    return new SnapError('SNAP_CONNECTION', `${peer}: the server does not offer SFTP (its sshd_config needs a "Subsystem sftp" line): ${detail}`);
+    return new SnapError('SNAP_REMOTE', `${peer}: the server does not offer SFTP (its sshd_config needs a "Subsystem sftp" line): ${detail}`);
   }
   if (/Could not resolve hostname/i.test(said) && !/Temporary failure/i.test(said)) {
-    return new SnapError('SNAP_CONNECTION', `${peer}: ${detail}`);
+    return new SnapError('SNAP_REMOTE', `${peer}: ${detail}`);
   }
   if (said === '' || TRANSIENT.some((re) => re.test(said))) return new SshConnectionLost(`${peer}: ${detail}`);
-  return new SnapError('SNAP_CONNECTION', `${peer}: ssh ${exit}: ${detail}`);
+  return new SnapError('SNAP_REMOTE', `${peer}: ssh ${exit}: ${detail}`);
 }

@@ -18,9 +18,9 @@ export const ErrorCodes = {
   SNAP_PARTIAL: 'the operation finished, but some files could not be processed',
   SNAP_DAMAGED: 'check found damage in the repository',
   SNAP_INTERRUPTED: 'the operation was interrupted',
+  SNAP_REMOTE: 'the storage server could not be reached, kept failing, or answered in a way snap does not understand',
+  SNAP_DELETE_DENIED: 'the storage refused to delete a blob (credentials without delete permission, e.g. an append-only setup)',
   SNAP_HOST_KEY: "ssh refused the server's host key: not in known_hosts, or different from the one there",
-  SNAP_AUTH: 'the server refused the login (authentication failed)',
-  SNAP_CONNECTION: 'a remote repository could not be reached, or the connection was lost and retries ran out',
   SNAP_INTERNAL: 'a bug in snap',
 } as const;
 

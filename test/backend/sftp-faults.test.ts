@@ -1,7 +1,7 @@
 // SftpBackend when the network or the server fails: connections cut at seeded points by a TCP
 // proxy between ssh and a real sshd (reset, clean close, truncation, a stalled link), and sshd
 // killed with all its sessions and started again in the middle of a series of puts. After each:
-// every call either did its whole job or failed with SNAP_CONNECTION, no reader ever saw part of
+// every call either did its whole job or failed with SNAP_REMOTE, no reader ever saw part of
 // a blob, and every blob listed afterwards is whole. Failures print their seed (SNAP_SEED=...).
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -55,7 +55,7 @@ describe.skipIf(missing)(`SftpBackend under faults${missing ? ` (skipped: ${miss
    */
   function backend(dir: string, port: number, o: SftpOptions = {}): SftpBackend {
     const fast = ['-o', 'ServerAliveInterval=1', '-o', 'ServerAliveCountMax=3', '-o', 'ConnectTimeout=5'];
-    const b = new SftpBackend(sshd.location(dir, port), { sshCommand: [...sshd.sshCommand(), ...fast], retries: 8, retryDelayMs: 50, ...o });
+    const b = new SftpBackend(sshd.location(dir, port), { sshCommand: [...sshd.sshCommand(), ...fast], retry: { attempts: 9, baseDelayMs: 50 }, ...o });
     t.track(b);
     return b;
   }
@@ -86,11 +86,11 @@ describe.skipIf(missing)(`SftpBackend under faults${missing ? ` (skipped: ${miss
   /** An error must be a SnapError the user can act on: here only a connection that retries could not save. */
   function expectConnectionError(e: unknown, what: string): void {
     expect(isSnapError(e), `${what}: ${String(e)}`).toBe(true);
-    expect((e as { code: string }).code, `${what}: ${(e as Error).message}`).toBe('SNAP_CONNECTION');
+    expect((e as { code: string }).code, `${what}: ${(e as Error).message}`).toBe('SNAP_REMOTE');
   }
 
   seededIt(
-    'connections cut at seeded points: every call lands whole or fails with SNAP_CONNECTION; reads are exact or fail',
+    'connections cut at seeded points: every call lands whole or fails with SNAP_REMOTE; reads are exact or fail',
     async (rng) => {
       const faults = rng.fork();
       // Most connections break, the first always: a quarter in the ssh handshake (its first ~4 KB),
@@ -152,7 +152,7 @@ describe.skipIf(missing)(`SftpBackend under faults${missing ? ` (skipped: ${miss
     'sshd killed with its sessions and restarted in the middle of a series of puts: retried, and no blob is partial',
     async (rng) => {
       const dir = newDir();
-      const b = backend(dir, sshd.port, { retries: 10, retryDelayMs: 100 });
+      const b = backend(dir, sshd.port, { retry: { attempts: 12, baseDelayMs: 200 } });
       const count = iters(16, 48);
       const datas = Array.from({ length: count }, () => blob(rng, rng.int(256 * 1024, 3 * MiB)));
       const landed = new Map<string, Buffer>();
@@ -177,7 +177,7 @@ describe.skipIf(missing)(`SftpBackend under faults${missing ? ` (skipped: ${miss
       let reads = 0;
       const pick = rng.fork();
       const reader = (async () => {
-        const r = backend(dir, sshd.port, { retries: 10, retryDelayMs: 100 });
+        const r = backend(dir, sshd.port, { retry: { attempts: 12, baseDelayMs: 200 } });
         while (done < count) {
           const names: string[] = [];
           for await (const x of r.list('data/')) names.push(x.name);
@@ -200,15 +200,15 @@ describe.skipIf(missing)(`SftpBackend under faults${missing ? ` (skipped: ${miss
       await series;
       await reader;
       expect(reads).toBeGreaterThan(0);
-      expect(errors).toEqual([]); // the retries (up to ~25 s of waiting) outlast a 1.5 s outage
+      expect(errors).toEqual([]); // 12 attempts, waits drawn from up to 0.2, 0.4, ... 20 s, outlast a 1.5 s outage
       await verify(dir, landed, maybe);
     },
     240_000,
   );
 
-  seededIt('a server that stays down: SNAP_CONNECTION after the retries; the same backend works once it is back', async (rng) => {
+  seededIt('a server that stays down: SNAP_REMOTE after the retries; the same backend works once it is back', async (rng) => {
     const dir = newDir();
-    const b = backend(dir, sshd.port, { retries: 3, retryDelayMs: 50 });
+    const b = backend(dir, sshd.port, { retry: { attempts: 4, baseDelayMs: 50 } });
     await b.put('config', blob(rng, 1000));
     await sshd.stop('SIGKILL');
     try {
@@ -228,7 +228,7 @@ describe.skipIf(missing)(`SftpBackend under faults${missing ? ` (skipped: ${miss
     expect((await b.get('snapshots/s2')).equals(data)).toBe(true);
   });
 
-  seededIt('a streaming put cut mid-stream fails with SNAP_CONNECTION and leaves the old blob as it was', async (rng) => {
+  seededIt('a streaming put cut mid-stream fails with SNAP_REMOTE and leaves the old blob as it was', async (rng) => {
     const proxy = await TcpFaultProxy.start(sshd.port);
     try {
       const dir = newDir();

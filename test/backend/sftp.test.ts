@@ -34,7 +34,7 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
   function backend(o: SftpOptions & { rel?: boolean } = {}): { b: SftpBackend; dir: string } {
     const name = `repo${++n}`;
     const dir = o.rel ? path.join(sshd.home, name) : path.join(sshd.dir, name);
-    const b = new SftpBackend(sshd.location(o.rel ? `~/${name}` : dir), { sshCommand: sshd.sshCommand(), retryDelayMs: 50, ...o });
+    const b = new SftpBackend(sshd.location(o.rel ? `~/${name}` : dir), { sshCommand: sshd.sshCommand(), retry: { attempts: 4, baseDelayMs: 50 }, ...o });
     t.track(b);
     return { b, dir };
   }
@@ -201,7 +201,7 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
     fs.writeFileSync(empty, '', { mode: 0o600 });
     const counter = await TcpFaultProxy.start(sshd.port); // forwards faithfully, counts connections
     try {
-      const b = t.track(new SftpBackend(sshd.location(path.join(sshd.dir, 'hk'), counter.port), { sshCommand: sshd.sshCommand({ knownHosts: empty }), retries: 5, retryDelayMs: 10 }));
+      const b = t.track(new SftpBackend(sshd.location(path.join(sshd.dir, 'hk'), counter.port), { sshCommand: sshd.sshCommand({ knownHosts: empty }), retry: { attempts: 6, baseDelayMs: 10 } }));
       const e = await failure(b.put('config', Buffer.from('x')));
       expect(isSnapError(e, 'SNAP_HOST_KEY')).toBe(true);
       expect(e.message).toContain(sshd.hostKeyFingerprint);
@@ -229,41 +229,41 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
     expect(e.message).toContain('known_hosts.wrong:1'); // where the old key is
   });
 
-  it('a refused login is SNAP_AUTH', async () => {
+  it('a refused login is SNAP_PERMISSION', async () => {
     const stranger = path.join(sshd.dir, 'stranger_key');
     fs.rmSync(stranger, { force: true });
     fs.rmSync(`${stranger}.pub`, { force: true });
     expect(spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', stranger]).status).toBe(0);
     const { b } = backend({ sshCommand: sshd.sshCommand({ identity: stranger }) });
     const e = await failure(b.stat('config'));
-    expect(isSnapError(e, 'SNAP_AUTH')).toBe(true);
+    expect(isSnapError(e, 'SNAP_PERMISSION')).toBe(true);
     expect(e.message).toMatch(/Permission denied \(publickey\)/);
   });
 
-  it('no server listening: retried, then SNAP_CONNECTION saying how many attempts', async () => {
-    const { b } = backend({ retries: 2, retryDelayMs: 20 });
-    const closedPort = new SftpBackend(sshd.location(path.join(sshd.dir, 'nowhere'), 1), { sshCommand: sshd.sshCommand(), retries: 2, retryDelayMs: 20 });
+  it('no server listening: retried, then SNAP_REMOTE saying how many attempts', async () => {
+    const { b } = backend({ retry: { attempts: 3, baseDelayMs: 20 } });
+    const closedPort = new SftpBackend(sshd.location(path.join(sshd.dir, 'nowhere'), 1), { sshCommand: sshd.sshCommand(), retry: { attempts: 3, baseDelayMs: 20 } });
     t.track(closedPort);
     const e = await failure(closedPort.get('config'));
-    expect(isSnapError(e, 'SNAP_CONNECTION')).toBe(true);
+    expect(isSnapError(e, 'SNAP_REMOTE')).toBe(true);
     expect(e.message).toMatch(/Connection refused/);
     expect(e.message).toMatch(/gave up after 3 attempts/);
     await b.put('x', Buffer.from('still fine'));
   });
 
-  it('a server without that subsystem, a missing ssh, and output that is not SFTP are SNAP_CONNECTION', async () => {
+  it('a server without that subsystem, a missing ssh, and output that is not SFTP are SNAP_REMOTE', async () => {
     const noSub = new SftpBackend(sshd.location('/x'), { sftpCommand: sshd.sftpCommand('no-such-subsystem') });
     const noSsh = new SftpBackend(sshd.location('/x'), { sshCommand: ['/nonexistent/ssh'] });
     const garbage = new SftpBackend(sshd.location('/x'), { sftpCommand: ['sh', '-c', 'echo "Welcome to the server"; sleep 5'] });
     for (const x of [noSub, noSsh, garbage]) t.track(x);
     const e1 = await failure(noSub.stat('config'));
-    expect(e1.code).toBe('SNAP_CONNECTION');
+    expect(e1.code).toBe('SNAP_REMOTE');
     expect(e1.message).toMatch(/does not offer SFTP/);
     const e2 = await failure(noSsh.stat('config'));
-    expect(e2.code).toBe('SNAP_CONNECTION');
+    expect(e2.code).toBe('SNAP_REMOTE');
     expect(e2.message).toMatch(/cannot run "\/nonexistent\/ssh": not found/);
     const e3 = await failure(garbage.stat('config'));
-    expect(e3.code).toBe('SNAP_CONNECTION');
+    expect(e3.code).toBe('SNAP_REMOTE');
     expect(e3.message).toMatch(/not SFTP .*Welcome/);
   });
 

@@ -28,11 +28,11 @@ describe('ssh stderr', () => {
   });
 
   it.each([
-    [['ssh: Could not resolve hostname nas: Name or service not known'], 'SNAP_CONNECTION', /Could not resolve/],
-    [['me@nas: Permission denied (publickey,password).'], 'SNAP_AUTH', /refused the login/],
-    [['Received disconnect from 10.0.0.2 port 22:2: Too many authentication failures'], 'SNAP_AUTH', /Too many/],
-    [['subsystem request failed on channel 0'], 'SNAP_CONNECTION', /does not offer SFTP/],
-    [['command-line line 0: Bad configuration option: frobnicate'], 'SNAP_CONNECTION', /Bad configuration option/],
+    [['ssh: Could not resolve hostname nas: Name or service not known'], 'SNAP_REMOTE', /Could not resolve/],
+    [['me@nas: Permission denied (publickey,password).'], 'SNAP_PERMISSION', /refused the login/],
+    [['Received disconnect from 10.0.0.2 port 22:2: Too many authentication failures'], 'SNAP_PERMISSION', /Too many/],
+    [['subsystem request failed on channel 0'], 'SNAP_REMOTE', /does not offer SFTP/],
+    [['command-line line 0: Bad configuration option: frobnicate'], 'SNAP_REMOTE', /Bad configuration option/],
     [['No ED25519 host key is known for nas and you have requested strict checking.', 'Host key verification failed.'], 'SNAP_HOST_KEY', /not in known_hosts .*did not show the key/],
   ])('%j is %s', (lines, code, why) => {
     const e = classify(...lines);
