@@ -13,6 +13,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
+import { freePort } from './radosgw.js'; // a port nobody listens on (the S3 tests' helper has it)
 
 const SSHD = '/usr/sbin/sshd';
 /** The name known_hosts files use for the test server, whatever port (or proxy) the client dials. */
@@ -27,17 +28,6 @@ export function sshdMissing(): string | undefined {
   if (!fs.existsSync(SSHD)) return `${SSHD} is not installed (Debian: apt-get install openssh-server; .ci/run installs it)`;
   for (const c of ['ssh', 'ssh-keygen']) if (!which(c)) return `${c} is not installed (Debian: apt-get install openssh-client)`;
   return undefined;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function keygen(file: string): void {
