@@ -22,6 +22,7 @@ export const ErrorCodes = {
   SNAP_COMMAND_FAILED: 'the command whose output was being backed up failed',
   SNAP_REMOTE: 'the storage server could not be reached, kept failing, or answered in a way snap does not understand',
   SNAP_DELETE_DENIED: 'the storage refused to delete a blob (credentials without delete permission, e.g. an append-only setup)',
+  SNAP_HOST_KEY: "ssh refused the server's host key: not in known_hosts, or different from the one there",
   SNAP_INTERNAL: 'a bug in snap',
 } as const;
 

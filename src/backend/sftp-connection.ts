@@ -1,0 +1,95 @@
+// The session SftpBackend works on, kept open between calls and started again when the connection
+// is lost: `run(doing, fn)` gives `fn` a live session and, when ssh ends before or during it (the
+// network, the server restarting), waits (retry.ts: exponential backoff with jitter, the policy
+// every remote backend uses), starts a new session and runs `fn` again. What retrying cannot fix
+// (a host key, a refused login, a missing program) fails at once. Every failure leaves as a
+// SnapError that says what was being done.
+import { SnapError } from '../core/errors.js';
+import { type RetryPolicy, withRetry } from './retry.js';
+import { FX, SftpProtocolError } from './sftp-protocol.js';
+import { SftpSession, SftpStatusError } from './sftp-session.js';
+import { SshConnectionLost } from './ssh-errors.js';
+
+export function isStatus(e: unknown, ...codes: number[]): e is SftpStatusError {
+  return e instanceof SftpStatusError && (codes.length === 0 || codes.includes(e.status));
+}
+
+export class SftpConnection {
+  private current: SftpSession | undefined;
+  private connecting: Promise<SftpSession> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly argv: string[],
+    /** Names the repository in messages. */
+    private readonly location: string,
+    private readonly retry: RetryPolicy,
+  ) {}
+
+  private session(): Promise<SftpSession> {
+    if (this.current?.alive) return Promise.resolve(this.current);
+    this.current = undefined;
+    this.connecting ??= SftpSession.start(this.argv, this.location).then(
+      (s) => {
+        this.connecting = undefined;
+        if (this.closed) {
+          void s.end();
+          throw new SnapError('SNAP_INTERNAL', `${this.location} was closed while connecting`);
+        }
+        this.current = s;
+        return s;
+      },
+      (e: unknown) => {
+        this.connecting = undefined;
+        throw e;
+      },
+    );
+    return this.connecting;
+  }
+
+  /** `fn` on a live session; again on a new one when the connection is lost. `attempt` counts from 0. */
+  run<T>(doing: string, fn: (s: SftpSession, attempt: number) => Promise<T>): Promise<T> {
+    return withRetry(
+      this.retry,
+      async (attempt) => {
+        if (this.closed) throw new SnapError('SNAP_INTERNAL', `${doing}: the backend is closed`);
+        try {
+          return await fn(await this.session(), attempt - 1);
+        } catch (e) {
+          if (e instanceof SshConnectionLost && !this.closed) throw e; // worth another session
+          throw toSnapError(e, doing);
+        }
+      },
+      (last, attempts, ms) =>
+        new SnapError('SNAP_REMOTE', `${doing}: ${last.message}; gave up after ${attempts} attempts in ${(ms / 1000).toFixed(1)} s`, { cause: last }),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const s = this.current ?? (await this.connecting?.catch(() => undefined));
+    this.current = undefined;
+    await s?.end();
+  }
+}
+
+/** A failure as the SnapError a user sees, saying what was being done. */
+export function toSnapError(e: unknown, doing: string): SnapError {
+  if (e instanceof SnapError) return e;
+  if (e instanceof SftpStatusError) {
+    switch (e.status) {
+      case FX.NO_SUCH_FILE:
+        return new SnapError('SNAP_NOT_FOUND', `${doing}: no such file or directory`, { cause: e });
+      case FX.PERMISSION_DENIED:
+        return new SnapError('SNAP_PERMISSION', `${doing}: permission denied`, { cause: e });
+      case FX.OP_UNSUPPORTED:
+        return new SnapError('SNAP_IO', `${doing}: the server does not support this operation (${e.message})`, { cause: e });
+      default:
+        // SFTP v3 has no "disk full" or "quota" status: OpenSSH reports those as a plain failure.
+        return new SnapError('SNAP_IO', `${doing}: ${e.message || 'failure'} (SFTP status ${e.status})`, { cause: e });
+    }
+  }
+  if (e instanceof SshConnectionLost) return new SnapError('SNAP_REMOTE', `${doing}: ${e.message}`, { cause: e });
+  if (e instanceof SftpProtocolError) return new SnapError('SNAP_REMOTE', `${doing}: SFTP protocol error: ${e.message}`, { cause: e });
+  return new SnapError('SNAP_IO', `${doing}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
