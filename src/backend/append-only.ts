@@ -5,7 +5,7 @@
 // append-only mode). A remote backend whose credentials cannot delete reports the same
 // capability (docs/maintenance.md, "Append-only use"); this wrapper gives it to any backend.
 import { SnapError } from '../core/errors.js';
-import type { Backend, BlobInfo } from './backend.js';
+import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
 
 export const LOCKS_PREFIX = 'locks/';
 
@@ -28,6 +28,20 @@ export class AppendOnlyBackend implements Backend {
 
   putIfAbsent(name: string, data: Uint8Array): Promise<boolean> {
     return this.inner.putIfAbsent(name, data);
+  }
+
+  /** As put: a blob that exists already is kept (its source is read to the end and dropped). */
+  async putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void> {
+    if (name.startsWith(LOCKS_PREFIX) || !(await this.inner.exists(name))) return this.inner.putStream(name, source, size);
+    for await (const _ of source);
+  }
+
+  getStream(name: string, range?: { offset: number; length: number }): AsyncIterable<Buffer> {
+    return this.inner.getStream(name, range);
+  }
+
+  capabilities(): Promise<BackendCapabilities> {
+    return this.inner.capabilities();
   }
 
   get(name: string): Promise<Buffer> {
