@@ -7,7 +7,10 @@ import { Repository } from '../repo/repository.js';
 import { createSnapshot } from '../ops/create.js';
 import { type Ctx, makeCtx, withRepo } from './context.js';
 import { bytes, duration } from './format.js';
-import { collect, parseTime } from './parse.js';
+import { collect } from './parse.js';
+import { systemClock } from '../core/clock.js';
+import { cliNow } from './now.js';
+import { timeOption } from './when.js';
 import { VERSION } from './version.js';
 import { snapshotJson } from './cmd-list.js';
 
@@ -32,7 +35,7 @@ export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise
     .option('--tag <tag>', 'tag the snapshot (repeatable)', collect, [])
     .option('--exclude <pattern>', 'exclude paths matching a .gitignore-style pattern (repeatable)', collect, [])
     .option('--exclude-file <file>', 'read exclude patterns from a file, one per line (repeatable)', collect, [])
-    .option('--time <iso8601>', 'record this time for the snapshot instead of now (importing old backups)')
+    .option('--time <date>', "record this time for the snapshot instead of now (importing old backups): 2026-03-03T14:00:00Z, '2026-03-03 14:00', yesterday, ...")
     .option('--one-file-system', 'do not cross into other file systems')
     .action(async (paths: string[], o: CreateFlags, cmd: Command) => run((ctx) => create(ctx, paths, o), cmd));
 }
@@ -54,7 +57,7 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
       throw fromSystemError(e, `exclude file ${f}`);
     }
   }
-  const time = o.time ? parseTime(o.time) : undefined;
+  const time = o.time !== undefined ? timeOption(o.time, cliNow(systemClock)) : undefined;
   const r = await withRepo(ctx, (repo) =>
     createSnapshot(repo, {
       paths,

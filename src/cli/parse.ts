@@ -10,12 +10,6 @@ export function parseWaitMs(s: string): number {
   return Math.round(n * mult);
 }
 
-export function parseTime(s: string): Date {
-  const t = Date.parse(s);
-  if (Number.isNaN(t)) throw new SnapError('SNAP_USAGE', `not a date and time: '${s}' (ISO 8601, e.g. 2026-03-03T14:00:00Z)`);
-  return new Date(t);
-}
-
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }

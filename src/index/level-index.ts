@@ -191,7 +191,9 @@ export class LevelIndex implements LocationIndex {
   /** All snapshots, oldest first. */
   async *snapshots(): AsyncIterable<StoredSnapshot> {
     for await (const [k, v] of this.db.iterator(prefixRange(Buffer.from([K_SNAP])))) {
-      yield decodeSnapshot(v, k.subarray(1 + 24).toString('latin1'));
+      // The id is the key's last 64 characters: a key written with a time of another width (an
+      // older snap wrote `+010000-...`) must still name the right record, which then fails to decode.
+      yield decodeSnapshot(v, k.subarray(k.length - 64).toString('latin1'));
     }
   }
 

@@ -6,6 +6,25 @@ import { asRecord, asString, asStringArray, asUint, decodeCbor, encodeCbor, type
 
 export const SNAPSHOT_VERSION = 1;
 
+/**
+ * A snapshot time is UTC to the millisecond, always `YYYY-MM-DDTHH:MM:SS.mmmZ` (24 characters,
+ * years 0000-9999): the index keys snapshots by it, so its width is fixed (docs/format.md).
+ */
+const TIME_FORM = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+export const TIME_RANGE = 'UTC times from 0000-01-01 to 9999-12-31, to the millisecond';
+
+/** The record form of `d`, or undefined when the format cannot hold it (years before 0000 or after 9999). */
+export function snapshotTime(d: Date): string | undefined {
+  if (Number.isNaN(d.getTime())) return undefined;
+  const s = d.toISOString();
+  return TIME_FORM.test(s) ? s : undefined;
+}
+
+/** Whether `s` is a time exactly as records hold it (a real date, in the canonical form). */
+export function isSnapshotTime(s: string): boolean {
+  return TIME_FORM.test(s) && snapshotTime(new Date(s)) === s;
+}
+
 export interface SnapshotSummary {
   filesNew: number;
   filesChanged: number;
@@ -47,6 +66,8 @@ const SUMMARY_KEYS: (keyof SnapshotSummary)[] = [
 ];
 
 export function encodeSnapshot(s: Snapshot): { id: string; bytes: Buffer } {
+  // Never write a record that readers would refuse: one such record made every command fail.
+  if (!isSnapshotTime(s.time)) throw new SnapError('SNAP_USAGE', `cannot record the snapshot time ${s.time}: the format holds ${TIME_RANGE}`);
   const rec: Rec = {
     v: SNAPSHOT_VERSION,
     time: s.time,
@@ -72,7 +93,7 @@ export function decodeSnapshot(bytes: Uint8Array, id: string): StoredSnapshot {
   const v = asUint(r.v, `${what}.v`);
   if (v !== SNAPSHOT_VERSION) throw new SnapError('SNAP_CORRUPT', `${what}: unsupported snapshot version ${v}`);
   const time = asString(r.time, `${what}.time`);
-  if (Number.isNaN(Date.parse(time))) throw new SnapError('SNAP_CORRUPT', `${what}.time: not a date`);
+  if (!isSnapshotTime(time)) throw new SnapError('SNAP_CORRUPT', `${what}.time: ${JSON.stringify(time)} is not a time of the form YYYY-MM-DDTHH:MM:SS.mmmZ`);
   const sum = asRecord(r.summary, `${what}.summary`);
   const summary = Object.fromEntries(SUMMARY_KEYS.map((k) => [k, asUint(sum[k] ?? 0, `${what}.summary.${k}`)])) as unknown as SnapshotSummary;
   const snap: StoredSnapshot = {

@@ -13,7 +13,7 @@ import type { HostInfo } from '../core/host.js';
 import type { ProgressCounters, ProgressSink } from '../core/progress.js';
 import { compileExcludes, type ExcludeRule, isExcluded } from '../model/exclude.js';
 import type { Node } from '../model/node.js';
-import type { SnapshotSummary, StoredSnapshot } from '../model/snapshot.js';
+import { snapshotTime, TIME_RANGE, type SnapshotSummary, type StoredSnapshot } from '../model/snapshot.js';
 import { encodeTree } from '../model/tree.js';
 import { FileChunker } from '../store/file-chunker.js';
 import { type CachedFile, type FileStamp, sameStamp } from '../index/files-cache.js';
@@ -68,6 +68,7 @@ const DIGEST_VERSION = 1;
 export async function createSnapshot(repo: Repository, o: CreateOptions): Promise<CreateResult> {
   const started = Date.now();
   if (o.paths.length === 0) throw new SnapError('SNAP_USAGE', 'name at least one path to back up');
+  if (o.time && snapshotTime(o.time) === undefined) throw new SnapError('SNAP_USAGE', `cannot record the snapshot time ${String(o.time)}: the format holds ${TIME_RANGE}`);
   const { sources, dropped } = normalizeSources(o.paths, o.cwd);
   for (const d of dropped) o.sink.info?.(`${d} is inside another source path; it is backed up once`);
   for (const s of sources) {

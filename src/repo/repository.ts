@@ -200,7 +200,12 @@ export class Repository {
         await this.index.putSnapshot(decodeSnapshot(bytes, id), bytes);
         added++;
       } catch (e) {
-        this.sink.warn?.({ code: isSnapError(e) ? e.code : 'SNAP_IO', path: blob.name, message: `snapshot ${id.slice(0, 8)} is unreadable: ${e instanceof Error ? e.message : String(e)}` });
+        const why = e instanceof Error ? e.message : String(e);
+        this.sink.warn?.({
+          code: isSnapError(e) ? e.code : 'SNAP_IO',
+          path: blob.name,
+          message: `snapshot ${id.slice(0, 8)} is left out, its record is unreadable (${why}); 'snap check' reports it, 'snap repair' moves it aside`,
+        });
       }
     }
     for (const id of inIndex) {
