@@ -1,7 +1,8 @@
 // `snap init` and `snap create`.
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import { fromSystemError } from '../core/errors.js';
+import { fromSystemError, SnapError } from '../core/errors.js';
+import { displayPath, fsDecode, fsPath, hasEscapedBytes } from '../core/bytes.js';
 import { shortId } from '../core/ids.js';
 import { Repository } from '../repo/repository.js';
 import { createSnapshot } from '../ops/create.js';
@@ -24,7 +25,7 @@ export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise
         const repo = await Repository.init(p, { sink: ctx.sink });
         await repo.close();
         if (ctx.json) ctx.out(JSON.stringify({ repository: p, id: repo.config.id }));
-        else ctx.out(`created repository ${repo.config.id.slice(0, 8)} at ${p}`);
+        else ctx.out(`created repository ${repo.config.id.slice(0, 8)} at ${displayPath(p)}`);
       }, cmd),
     );
 
@@ -52,11 +53,13 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
   const excludes = [...o.exclude];
   for (const f of o.excludeFile) {
     try {
-      excludes.push(...fs.readFileSync(f, 'utf8').split(/\r?\n/));
+      // Patterns are bytes, like the names they match: read them so, line by line.
+      excludes.push(...fsDecode(fs.readFileSync(fsPath(f))).split(/\r?\n/));
     } catch (e) {
-      throw fromSystemError(e, `exclude file ${f}`);
+      throw fromSystemError(e, `exclude file ${displayPath(f)}`);
     }
   }
+  for (const t of o.tag) if (hasEscapedBytes(t)) throw new SnapError('SNAP_USAGE', `a tag must be UTF-8 text: '${displayPath(t)}' is not`);
   const time = o.time !== undefined ? timeOption(o.time, cliNow(systemClock)) : undefined;
   const r = await withRepo(ctx, (repo) =>
     createSnapshot(repo, {
@@ -78,7 +81,7 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
   else {
     ctx.out(
       [
-        `snapshot ${shortId(s.id)} saved (${s.paths.join(', ')})`,
+        `snapshot ${shortId(s.id)} saved (${s.paths.map(displayPath).join(', ')})`,
         `  files: ${sum.filesNew} new, ${sum.filesChanged} changed, ${sum.filesUnchanged} unchanged (${sum.totalFiles} in all, ${bytes(sum.totalBytes)})`,
         `  dirs:  ${sum.dirsNew} new, ${sum.dirsChanged} changed, ${sum.dirsUnchanged} unchanged`,
         `  read ${bytes(sum.bytesRead)}, added ${bytes(sum.dataAdded)} to the repository (${sum.objectsAdded} objects) in ${duration(sum.durationMs)}`,

@@ -1,7 +1,7 @@
 // `snap diff REF1 REF2 [PATH]`: added (+), removed (-), content-modified (M), metadata-only (U)
 // and type-changed (T) entries, streamed, then a summary.
 import type { Command } from 'commander';
-import { displayName } from '../core/bytes.js';
+import { displayName, displayPath } from '../core/bytes.js';
 import { diffSnapshots, emptySummary, summarize, type Change, type DiffCounts, type DiffSummary } from '../ops/diff.js';
 import type { SnapshotFilter } from '../ops/refs.js';
 import type { Repository } from '../repo/repository.js';
@@ -27,7 +27,7 @@ async function diff(ctx: Ctx, r1: string, r2: string, p: string | undefined, o: 
   const b = await resolveSnapshot(ctx, repo, r2, o);
   const sum = emptySummary();
   const list = new JsonList(`{"from":${JSON.stringify(snapRefJson(a))},"to":${JSON.stringify(snapRefJson(b))},"changes":[`);
-  if (!ctx.json) await writeLine(`comparing ${snapLabel(a)} with ${snapLabel(b)}${p === undefined ? '' : `, ${p}`}`);
+  if (!ctx.json) await writeLine(`comparing ${snapLabel(a)} with ${snapLabel(b)}${p === undefined ? '' : `, ${displayPath(p)}`}`);
   for await (const ch of diffSnapshots(repo, a, b, p)) {
     summarize(sum, ch);
     if (ctx.json) await list.item(changeJson(ch));

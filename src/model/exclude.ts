@@ -4,6 +4,8 @@
 //   a trailing `/` matches directories only; `*` and `?` stay within one path component;
 //   `**` spans components; `[abc]` classes; a leading `!` re-includes; `#` starts a comment.
 // The last matching pattern wins, as in git.
+import { fsEncode } from '../core/bytes.js';
+
 export interface ExcludeRule {
   re: RegExp;
   negate: boolean;
@@ -28,7 +30,7 @@ export function compileExcludes(patterns: string[]): ExcludeRule[] {
     }
     const anchored = p.includes('/');
     if (p.startsWith('/')) p = p.slice(1);
-    const body = globToRegex(Buffer.from(p, 'utf8').toString('latin1'));
+    const body = globToRegex(fsEncode(p).toString('latin1'));
     const re = new RegExp(anchored ? `^${body}$` : `(?:^|/)${body}$`, 's');
     rules.push({ re, negate, dirOnly, source: raw });
   }

@@ -2,7 +2,8 @@
 // `snapshots/<sha256 of the record>`.
 import { SnapError } from '../core/errors.js';
 import { asId, sha256, toHex } from '../core/ids.js';
-import { asRecord, asString, asStringArray, asUint, decodeCbor, encodeCbor, type Rec } from './cbor.js';
+import { fsDecode, fsEncode, hasEscapedBytes } from '../core/bytes.js';
+import { asArray, asRecord, asString, asStringArray, asUint, decodeCbor, encodeCbor, type Rec } from './cbor.js';
 
 export const SNAPSHOT_VERSION = 1;
 
@@ -45,6 +46,7 @@ export interface Snapshot {
   time: string; // ISO 8601, UTC, millisecond precision
   hostname: string;
   username: string;
+  /** Source paths as lossless strings (core/bytes.ts fsDecode): a path that is not UTF-8 is stored as bytes. */
   paths: string[];
   tags: string[];
   tree: Buffer;
@@ -52,6 +54,7 @@ export interface Snapshot {
   /** Set by `snap repair` on a snapshot that replaces a damaged one: the damaged one's id. */
   original?: Buffer;
   program: string;
+  /** Exclude patterns, lossless strings like `paths`. */
   excludes: string[];
   summary: SnapshotSummary;
 }
@@ -73,11 +76,11 @@ export function encodeSnapshot(s: Snapshot): { id: string; bytes: Buffer } {
     time: s.time,
     hostname: s.hostname,
     username: s.username,
-    paths: s.paths,
+    paths: s.paths.map(pathItem),
     tags: s.tags,
     tree: s.tree,
     program: s.program,
-    excludes: s.excludes,
+    excludes: s.excludes.map(pathItem),
     summary: Object.fromEntries(SUMMARY_KEYS.map((k) => [k, s.summary[k]])),
   };
   if (s.parent) rec.parent = s.parent;
@@ -101,14 +104,26 @@ export function decodeSnapshot(bytes: Uint8Array, id: string): StoredSnapshot {
     time,
     hostname: asString(r.hostname, `${what}.hostname`),
     username: asString(r.username, `${what}.username`),
-    paths: asStringArray(r.paths, `${what}.paths`),
+    paths: asPathArray(r.paths, `${what}.paths`),
     tags: asStringArray(r.tags, `${what}.tags`),
     tree: asId(r.tree, `${what}.tree`),
     program: asString(r.program, `${what}.program`),
-    excludes: asStringArray(r.excludes ?? [], `${what}.excludes`),
+    excludes: asPathArray(r.excludes ?? [], `${what}.excludes`),
     summary,
   };
   if (r.parent !== undefined) snap.parent = asId(r.parent, `${what}.parent`);
   if (r.original !== undefined) snap.original = asId(r.original, `${what}.original`);
   return snap;
+}
+
+/**
+ * A path (or exclude pattern) in a record: text when it is UTF-8, as every record had it before,
+ * so their ids do not change; a CBOR byte string otherwise (docs/format.md).
+ */
+function pathItem(p: string): string | Buffer {
+  return hasEscapedBytes(p) ? fsEncode(p) : p;
+}
+
+function asPathArray(v: unknown, what: string): string[] {
+  return asArray(v, what).map((x, i) => (x instanceof Uint8Array ? fsDecode(x) : asString(x, `${what}[${i}]`)));
 }

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
-import { displayName, joinPath } from '../core/bytes.js';
+import { displayName, displayPath, fsEncode, fsPath, joinPath } from '../core/bytes.js';
 import { createHash } from 'node:crypto';
 import { sha256 } from '../core/ids.js';
 import type { HostInfo } from '../core/host.js';
@@ -70,17 +70,17 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   if (o.paths.length === 0) throw new SnapError('SNAP_USAGE', 'name at least one path to back up');
   if (o.time && snapshotTime(o.time) === undefined) throw new SnapError('SNAP_USAGE', `cannot record the snapshot time ${String(o.time)}: the format holds ${TIME_RANGE}`);
   const { sources, dropped } = normalizeSources(o.paths, o.cwd);
-  for (const d of dropped) o.sink.info?.(`${d} is inside another source path; it is backed up once`);
+  for (const d of dropped) o.sink.info?.(`${displayPath(d)} is inside another source path; it is backed up once`);
   for (const s of sources) {
     try {
-      fs.lstatSync(s);
+      fs.lstatSync(fsPath(s));
     } catch (e) {
-      throw fromSystemError(e, `source ${s}`);
+      throw fromSystemError(e, `source ${displayPath(s)}`);
     }
   }
   const a = new Archiver(repo, o);
   let cached = false;
-  for (const s of sources) if (await repo.index.hasFilesUnder(Buffer.from(s))) cached = true;
+  for (const s of sources) if (await repo.index.hasFilesUnder(fsEncode(s))) cached = true;
   a.noFilesCache = !cached;
   const rootTree = await a.dirOfTrie('/', buildTrie(sources));
   const snapshots = await repo.listSnapshots();
@@ -131,7 +131,7 @@ class Archiver {
 
   constructor(private readonly repo: Repository, private readonly o: CreateOptions) {
     this.rules = compileExcludes(o.excludes ?? []);
-    const st = fs.statSync(repo.root, { bigint: true });
+    const st = fs.statSync(fsPath(repo.root), { bigint: true });
     this.repoId = { dev: st.dev, ino: st.ino };
     this.chunker = new FileChunker(-1, repo.gear);
   }
@@ -144,12 +144,12 @@ class Archiver {
 
   /** The tree of a directory on the way to the sources: only the children that lead to one. */
   async dirOfTrie(abs: string, trie: SourceTrie): Promise<Buffer> {
-    if (trie.source) return this.dirTree(Buffer.from(abs), '', await this.lstat(Buffer.from(abs)));
+    const dirBuf = fsEncode(abs);
+    if (trie.source) return this.dirTree(dirBuf, '', await this.lstat(dirBuf));
     const nodes: Node[] = [];
-    const dirBuf = Buffer.from(abs);
-    for (const name of [...trie.children.keys()].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))) {
+    for (const name of [...trie.children.keys()].sort((x, y) => Buffer.compare(fsEncode(x), fsEncode(y)))) {
       const child = trie.children.get(name)!;
-      const nameBuf = Buffer.from(name);
+      const nameBuf = fsEncode(name);
       const full = joinPath(dirBuf, nameBuf);
       if (child.source) {
         const kid = await this.entry(dirBuf, nameBuf, '');

@@ -2,6 +2,7 @@
 // meaning the newest snapshot at or before it. Filters narrow the candidates first.
 import { SnapError } from '../core/errors.js';
 import { shortId } from '../core/ids.js';
+import { displayPath } from '../core/bytes.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 
 export interface SnapshotFilter {
@@ -30,7 +31,7 @@ export function resolveRef(snaps: StoredSnapshot[], ref: string, now: Date, pars
     const hits = snaps.filter((s) => s.id.startsWith(lower));
     if (hits.length === 1) return hits[0]!;
     if (hits.length > 1) {
-      const list = hits.slice(0, 10).map((s) => `  ${shortId(s.id)}  ${s.time}  ${s.hostname}  ${s.paths.join(' ')}`).join('\n');
+      const list = hits.slice(0, 10).map((s) => `  ${shortId(s.id)}  ${s.time}  ${s.hostname}  ${s.paths.map(displayPath).join(' ')}`).join('\n');
       throw new SnapError('SNAP_AMBIGUOUS', `snapshot reference '${ref}' matches ${hits.length} snapshots:\n${list}`);
     }
   }

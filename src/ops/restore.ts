@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError, isSnapError } from '../core/errors.js';
-import { displayName, isAllZero, joinPath } from '../core/bytes.js';
+import { displayName, displayPath, fsEncode, isAllZero, joinPath } from '../core/bytes.js';
 import { TaskPool } from '../core/pool.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
@@ -57,8 +57,8 @@ const EMPTY = Buffer.alloc(0);
 export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o: RestoreOptions): Promise<RestoreResult> {
   for (const inc of o.include ?? []) {
     if (!inc.startsWith('/')) throw new SnapError('SNAP_USAGE', `--include takes an absolute path inside the snapshot (not '${inc}')`);
-    if (!(await locateAbs(repo, snap.tree, Buffer.from(inc)))) {
-      throw new SnapError('SNAP_NOT_FOUND', `${inc} is not in snapshot ${snap.id.slice(0, 8)} (its paths: ${snap.paths.join(', ')})`);
+    if (!(await locateAbs(repo, snap.tree, fsEncode(inc)))) {
+      throw new SnapError('SNAP_NOT_FOUND', `${displayPath(inc)} is not in snapshot ${snap.id.slice(0, 8)} (its paths: ${snap.paths.map(displayPath).join(', ')})`);
     }
   }
   const r = new Restorer(repo, o);
@@ -89,7 +89,7 @@ class Restorer {
     // busy while the main thread reads and verifies the next ones; memory is bounded by bytes.
     this.pool = new TaskPool(o.concurrency ?? 64, 64);
     this.reader = new RangeReader(repo.backend);
-    this.includes = (o.include ?? []).map((p) => splitPath(Buffer.from(p)));
+    this.includes = (o.include ?? []).map((p) => splitPath(fsEncode(p)));
     this.policy = o.overwrite ?? 'never';
   }
 

@@ -3,7 +3,8 @@
 // is missing or damaged; it always reconciles the snapshot list with storage (a cheap listing).
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { SnapError, isSnapError } from '../core/errors.js';
+import { SnapError, errnoCode, isSnapError } from '../core/errors.js';
+import { displayPath, fsPath } from '../core/bytes.js';
 import { randomHex, toHex } from '../core/ids.js';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../core/clock.js';
@@ -56,11 +57,12 @@ export class Repository {
   /** Create a new repository in an empty or missing directory. */
   static async init(root: string, o: RepoOptions, overrides: Partial<RepoConfig> = {}): Promise<Repository> {
     const abs = path.resolve(root);
-    const existing = await fsp.readdir(abs).catch(() => [] as string[]);
-    if (existing.includes(CONFIG)) throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${abs}`);
-    if (existing.length > 0) throw new SnapError('SNAP_REPO_EXISTS', `${abs} is not empty; choose an empty or new directory for a repository`);
-    await fsp.mkdir(abs, { recursive: true, mode: 0o700 });
-    await fsp.chmod(abs, 0o700);
+    const shown = displayPath(abs);
+    const existing = await fsp.readdir(fsPath(abs)).catch(() => [] as string[]);
+    if (existing.includes(CONFIG)) throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
+    if (existing.length > 0) throw new SnapError('SNAP_REPO_EXISTS', `${shown} is not empty; choose an empty or new directory for a repository`);
+    await fsp.mkdir(fsPath(abs), { recursive: true, mode: 0o700 });
+    await fsp.chmod(fsPath(abs), 0o700);
     const clock = o.clock ?? systemClock;
     const config: RepoConfig = {
       format: 'snap-repository',
@@ -75,7 +77,7 @@ export class Repository {
     };
     const backend = o.backend ? o.backend(abs) : new LocalBackend(abs);
     if (!(await backend.putIfAbsent(CONFIG, encodeConfig(config)))) {
-      throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${abs}`);
+      throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
     }
     const { index } = await LevelIndex.open(path.join(abs, INDEX_DIR), { repoId: config.id, waitMs: o.lockWaitMs ?? 0, sink: o.sink });
     await index.markComplete(config.id);
@@ -84,9 +86,10 @@ export class Repository {
 
   static async open(root: string, o: RepoOptions): Promise<Repository> {
     const abs = path.resolve(root);
-    const st = await fsp.stat(abs).catch(() => undefined);
-    if (!st) throw new SnapError('SNAP_NO_REPO', `there is no repository at ${abs} (run 'snap init --repo ${abs}' to create one)`);
-    if (!st.isDirectory()) throw new SnapError('SNAP_NO_REPO', `${abs} is not a repository (not a directory)`);
+    const shown = displayPath(abs);
+    const st = await fsp.stat(fsPath(abs)).catch(() => undefined);
+    if (!st) throw new SnapError('SNAP_NO_REPO', `no repository at ${shown} (run 'snap init --repo ${shown}' to create one)`);
+    if (!st.isDirectory()) throw new SnapError('SNAP_NO_REPO', `no repository at ${shown}: it is not a directory`);
     const backend = o.backend ? o.backend(abs) : new LocalBackend(abs);
     let configBytes: Buffer;
     try {
