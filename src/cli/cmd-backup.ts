@@ -61,7 +61,7 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
   }
   for (const t of o.tag) if (hasEscapedBytes(t)) throw new SnapError('SNAP_USAGE', `a tag must be UTF-8 text: '${displayPath(t)}' is not`);
   const time = o.time !== undefined ? timeOption(o.time, cliNow(systemClock)) : undefined;
-  const r = await withRepo(ctx, (repo) =>
+  const backup = (repo: Repository): ReturnType<typeof createSnapshot> =>
     createSnapshot(repo, {
       paths,
       cwd: process.cwd(),
@@ -72,8 +72,9 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
       host: ctx.host,
       program: `snap ${VERSION}`,
       sink: ctx.sink,
-    }),
-  );
+    });
+  // The one command that creates the default repository when there is none (README).
+  const r = await withRepo(ctx, backup, 'shared', { create: true });
   ctx.sink.done();
   const s = r.snapshot;
   const sum = s.summary;

@@ -1,12 +1,13 @@
-// What every command needs: global options, the sink, the repository (opened or created), output.
+// What every command needs: global options, the sink, the repository (opened, or created by the
+// commands that may), output.
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import { SnapError } from '../core/errors.js';
 import { currentHost } from '../core/host.js';
 import { Repository } from '../repo/repository.js';
 import { DEFAULT_LOCK_WAIT_MS, RepoLock } from '../repo/lock.js';
+import { parseRepoLocation } from '../repo/location.js';
+import { displayPath } from '../core/bytes.js';
 import { makeSink, type CliSink } from './sink.js';
 import { parseWaitMs } from './parse.js';
 
@@ -31,7 +32,12 @@ export interface Ctx {
   /** --lock-wait, if given. */
   lockWaitMs: number | undefined;
   repoPath(): { path: string; isDefault: boolean };
-  openRepo(): Promise<Repository>;
+  /**
+   * Open the repository. Only `create` passes `create: true`, and only the default repository
+   * (SNAP_REPO or the XDG folder) is then created when missing or empty (README); every other
+   * command fails with SNAP_NO_REPO.
+   */
+  openRepo(o?: { create?: boolean }): Promise<Repository>;
 }
 
 export function defaultRepoPath(): string {
@@ -54,22 +60,17 @@ export function makeCtx(cmd: Command): Ctx {
     command: commandName(cmd),
     lockWaitMs,
     repoPath() {
-      if (opts.repo) return { path: path.resolve(opts.repo), isDefault: false };
-      if (process.env.SNAP_REPO) return { path: path.resolve(process.env.SNAP_REPO), isDefault: true };
+      const cwd = process.cwd();
+      if (opts.repo !== undefined) return { path: parseRepoLocation(opts.repo, cwd).path, isDefault: false };
+      if (process.env.SNAP_REPO) return { path: parseRepoLocation(process.env.SNAP_REPO, cwd).path, isDefault: true };
       return { path: defaultRepoPath(), isDefault: true };
     },
-    async openRepo() {
+    async openRepo(o = {}) {
       const { path: p, isDefault } = ctx.repoPath();
       const ro = { sink, lockWaitMs };
-      if (isDefault && !fs.existsSync(path.join(p, 'config'))) {
-        const entries = fs.existsSync(p) ? fs.readdirSync(p) : [];
-        if (entries.length === 0) {
-          sink.info?.(`created a new repository at ${p}`);
-          return Repository.init(p, ro);
-        }
-      }
-      if (!isDefault && !fs.existsSync(p)) {
-        throw new SnapError('SNAP_NO_REPO', `there is no repository at ${p} (run 'snap init --repo ${p}' to create one)`);
+      if (o.create && isDefault && (await Repository.isEmptyOrMissing(p))) {
+        sink.info?.(`created a new repository at ${displayPath(p)}`);
+        return Repository.init(p, ro);
       }
       return Repository.open(p, ro);
     },
@@ -90,8 +91,13 @@ export type LockMode = 'shared' | 'exclusive' | 'none';
  * The index is opened first: on one host LevelDB already serializes processes, and taking the two in
  * the same order everywhere means no process waits for a lock file while another waits for it.
  */
-export async function withRepo<T>(ctx: Ctx, fn: (repo: Repository, lock: RepoLock | undefined) => Promise<T>, lock: LockMode = 'shared'): Promise<T> {
-  const repo = await ctx.openRepo();
+export async function withRepo<T>(
+  ctx: Ctx,
+  fn: (repo: Repository, lock: RepoLock | undefined) => Promise<T>,
+  lock: LockMode = 'shared',
+  o: { create?: boolean } = {},
+): Promise<T> {
+  const repo = await ctx.openRepo(o);
   let held: RepoLock | undefined;
   try {
     if (lock !== 'none') {

@@ -54,6 +54,12 @@ export class Repository {
     });
   }
 
+  /** Whether `root` is missing or an empty directory: a place where `init` may create a repository. */
+  static async isEmptyOrMissing(root: string): Promise<boolean> {
+    const entries = await fsp.readdir(fsPath(path.resolve(root))).catch((e: unknown) => (errnoCode(e) === 'ENOENT' ? [] : undefined));
+    return entries !== undefined && entries.length === 0;
+  }
+
   /** Create a new repository in an empty or missing directory. */
   static async init(root: string, o: RepoOptions, overrides: Partial<RepoConfig> = {}): Promise<Repository> {
     const abs = path.resolve(root);
@@ -96,13 +102,15 @@ export class Repository {
       configBytes = await backend.get(CONFIG);
     } catch (e) {
       if (isSnapError(e, 'SNAP_MISSING_OBJECT')) {
-        const entries = await fsp.readdir(abs);
+        const entries = await fsp.readdir(fsPath(abs));
         const looksLikeRepo = entries.includes('data') || entries.includes('snapshots');
+        if (looksLikeRepo) throw new SnapError('SNAP_BAD_CONFIG', `the repository at ${shown} has lost its config file; it cannot be read without it`);
+        // init refuses a folder that holds anything: suggest it only where it would work.
         throw new SnapError(
-          looksLikeRepo ? 'SNAP_BAD_CONFIG' : 'SNAP_NO_REPO',
-          looksLikeRepo
-            ? `the repository at ${abs} has lost its config file; it cannot be read without it`
-            : `there is no repository at ${abs} (run 'snap init --repo ${abs}' to create one)`,
+          'SNAP_NO_REPO',
+          entries.length === 0
+            ? `no repository at ${shown} (run 'snap init --repo ${shown}' to create one)`
+            : `no repository at ${shown}: the folder holds other files (give the folder of a repository, or a new or empty one to 'snap init')`,
         );
       }
       throw e;
