@@ -1,7 +1,7 @@
 // `snap init` and `snap create`.
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import { fromSystemError, SnapError } from '../core/errors.js';
+import { fromSystemError, isSnapError, SnapError } from '../core/errors.js';
 import { displayPath, fsDecode, fsPath, hasEscapedBytes } from '../core/bytes.js';
 import { shortId } from '../core/ids.js';
 import { Repository } from '../repo/repository.js';
@@ -64,7 +64,7 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
   const backup = (repo: Repository): ReturnType<typeof createSnapshot> =>
     createSnapshot(repo, {
       paths,
-      cwd: process.cwd(),
+      cwd: ctx.cwd,
       tags: o.tag,
       excludes: excludes.filter((x) => x.trim() !== ''),
       time,
@@ -72,9 +72,15 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
       host: ctx.host,
       program: `snap ${VERSION}`,
       sink: ctx.sink,
+      signal: ctx.signal,
     });
   // The one command that creates the default repository when there is none (README).
-  const r = await withRepo(ctx, backup, 'shared', { create: true });
+  const r = await withRepo(ctx, backup, 'shared', { create: true }).catch((e: unknown) => {
+    if (isSnapError(e, 'SNAP_INTERRUPTED')) {
+      throw new SnapError('SNAP_INTERRUPTED', `${e.message}: no snapshot was saved (data already stored is reused by the next backup, or removed by 'snap gc')`);
+    }
+    throw e;
+  });
   ctx.sink.done();
   const s = r.snapshot;
   const sum = s.summary;

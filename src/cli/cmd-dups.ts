@@ -43,7 +43,7 @@ async function dups(ctx: Ctx, repo: Repository, ref: string, p: string | undefin
     tree = at.tree!;
     dir = at.path.length === 0 ? dir : at.path;
   }
-  const r = await findDups(repo, tree, dir, { minSize });
+  const r = await findDups(repo, tree, dir, { minSize, signal: ctx.signal });
   if (ctx.json) {
     const groups = r.groups.map((g) => ({ size: g.size, chunks: g.chunks, wasted: g.wasted, copies: g.copies.map((c) => ({ paths: c.paths.map(pathJson) })) }));
     return ctx.out(JSON.stringify({ snapshot: snapRefJson(snap), groups, duplicate_files: r.duplicateFiles, wasted: r.wasted, files_scanned: r.filesScanned }, null, 2));

@@ -11,6 +11,7 @@ import { type Ctx, withRepo } from './context.js';
 import { bytes, isoLocal, localDateTime, modeString, table } from './format.js';
 import { collect } from './parse.js';
 import { whenParser } from './when.js';
+import { writeOutAsync } from './interrupt.js';
 import { cliNow } from './now.js';
 import { applyWindow, printCalendar, windowOptions, type WindowFlags } from './list-window.js';
 
@@ -89,9 +90,7 @@ export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<v
           withRepo(ctx, async (repo) => {
             const snap = await resolveSnapshot(ctx, repo, ref, o);
             const { chunks } = await catFile(repo, snap, p);
-            for await (const c of chunks) {
-              if (!process.stdout.write(c)) await new Promise((r) => process.stdout.once('drain', r));
-            }
+            for await (const c of chunks) await writeOutAsync(c, ctx.signal);
           }),
         cmd,
       ),

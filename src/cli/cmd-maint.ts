@@ -53,7 +53,7 @@ export function registerMaint(program: Command, run: Run): void {
 async function check(ctx: Ctx, o: { readData?: boolean; readDataSubset?: string }): Promise<void> {
   const subset: Subset | undefined = o.readDataSubset ? parseSubset(o.readDataSubset) : o.readData ? { kind: 'all' } : undefined;
   const onProblem = ctx.json ? undefined : (p: CheckProblem) => ctx.out(`damage: ${p.message}`);
-  const r = await withRepo(ctx, (repo) => checkRepository(repo, { readData: subset, sink: ctx.sink, onProblem }));
+  const r = await withRepo(ctx, (repo) => checkRepository(repo, { readData: subset, sink: ctx.sink, onProblem, signal: ctx.signal }));
   ctx.sink.done();
   if (ctx.json) ctx.out(JSON.stringify(checkJson(r, subset), null, 2));
   else {

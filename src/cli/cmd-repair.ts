@@ -33,6 +33,7 @@ async function repair(ctx: Ctx, o: RepairFlags): Promise<void> {
         readData: o.readData,
         program: `snap ${VERSION}`,
         beforeDelete: lock ? () => lock.assertHeld() : undefined,
+        signal: ctx.signal,
       }),
     'exclusive',
   );

@@ -40,6 +40,7 @@ async function restore(ctx: Ctx, ref: string, target: string, o: RestoreFlags): 
       overwrite: o.overwrite as OverwritePolicy,
       asRoot: ctx.host.uid === 0,
       sink: ctx.sink,
+      signal: ctx.signal,
     });
     return { snap, r };
   });

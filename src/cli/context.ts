@@ -1,5 +1,5 @@
 // What every command needs: global options, the sink, the repository (opened, or created by the
-// commands that may), output.
+// commands that may), output, and the signal that stops it (interrupt.ts).
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
@@ -7,9 +7,11 @@ import { currentHost } from '../core/host.js';
 import { Repository } from '../repo/repository.js';
 import { DEFAULT_LOCK_WAIT_MS, RepoLock } from '../repo/lock.js';
 import { parseRepoLocation } from '../repo/location.js';
-import { displayPath } from '../core/bytes.js';
 import { makeSink, type CliSink } from './sink.js';
 import { parseWaitMs } from './parse.js';
+import { rawCwd } from './argv.js';
+import { type Interrupts, writeOut } from './interrupt.js';
+import { displayPath } from '../core/bytes.js';
 
 export interface GlobalOptions {
   repo?: string;
@@ -31,6 +33,11 @@ export interface Ctx {
   command: string;
   /** --lock-wait, if given. */
   lockWaitMs: number | undefined;
+  /** Aborted by Ctrl-C, SIGTERM or a closed standard output: passed to ops as `signal`. */
+  signal: AbortSignal;
+  interrupts: Interrupts;
+  /** The working directory, lossless (argv.ts); relative paths on the command line are relative to it. */
+  cwd: string;
   repoPath(): { path: string; isDefault: boolean };
   /**
    * Open the repository. Only `create` passes `create: true`, and only the default repository
@@ -45,29 +52,33 @@ export function defaultRepoPath(): string {
   return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share'), 'snap');
 }
 
-export function makeCtx(cmd: Command): Ctx {
+export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
   const opts = cmd.optsWithGlobals() as GlobalOptions;
   const json = opts.json === true;
   const sink = makeSink({ json, quiet: opts.quiet === true, stream: process.stderr });
   const lockWaitMs = opts.lockWait ? parseWaitMs(opts.lockWait) : undefined;
+  const signal = interrupts.signal;
+  const cwd = rawCwd();
   const ctx: Ctx = {
     opts,
     json,
     sink,
-    out: (s) => process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
+    out: (s) => void writeOut(s.endsWith('\n') ? s : s + '\n', signal),
     host: currentHost(),
     exitCode: 0,
     command: commandName(cmd),
     lockWaitMs,
+    signal,
+    interrupts,
+    cwd,
     repoPath() {
-      const cwd = process.cwd();
       if (opts.repo !== undefined) return { path: parseRepoLocation(opts.repo, cwd).path, isDefault: false };
       if (process.env.SNAP_REPO) return { path: parseRepoLocation(process.env.SNAP_REPO, cwd).path, isDefault: true };
       return { path: defaultRepoPath(), isDefault: true };
     },
     async openRepo(o = {}) {
       const { path: p, isDefault } = ctx.repoPath();
-      const ro = { sink, lockWaitMs };
+      const ro = { sink, lockWaitMs, signal };
       if (o.create && isDefault && (await Repository.isEmptyOrMissing(p))) {
         sink.info?.(`created a new repository at ${displayPath(p)}`);
         return Repository.init(p, ro);
@@ -108,6 +119,7 @@ export async function withRepo<T>(
         clock: repo.clock,
         sink: ctx.sink,
         waitMs: ctx.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
+        signal: ctx.signal,
       });
     }
     return await fn(repo, held);

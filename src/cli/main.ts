@@ -7,6 +7,8 @@ process.env.UV_THREADPOOL_SIZE ??= '8';
 import { Command, CommanderError } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { type Ctx, makeCtx } from './context.js';
+import { rawArgv } from './argv.js';
+import { EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, installInterrupts, type Interrupts, isOutputClosed } from './interrupt.js';
 import { registerBackup } from './cmd-backup.js';
 import { registerList } from './cmd-list.js';
 import { registerRestore } from './cmd-restore.js';
@@ -17,14 +19,19 @@ import { registerBrowse } from './cmd-browse.js';
 import { registerExport } from './cmd-export.js';
 import { VERSION } from './version.js';
 
-/** Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings. */
-export const EXIT = { ok: 0, error: 1, usage: 2, partial: 3 } as const;
+/**
+ * Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings,
+ * 130 interrupted by a signal, 141 standard output closed by its reader.
+ */
+export const EXIT = { ok: 0, error: 1, usage: 2, partial: 3, interrupted: EXIT_INTERRUPTED, outputClosed: EXIT_OUTPUT_CLOSED } as const;
 
 function report(e: unknown, debug: boolean): number {
+  // The reader of our output went away (`snap ls | head`): stop quietly, as other programs do.
+  if (isOutputClosed(e)) return EXIT.outputClosed;
   if (e instanceof SnapError) {
     process.stderr.write(`snap: ${e.message} [${e.code}]\n`);
     if (debug && e.stack) process.stderr.write(`${e.stack}\n${e.cause instanceof Error ? `caused by: ${e.cause.stack}\n` : ''}`);
-    return e.code === 'SNAP_USAGE' ? EXIT.usage : EXIT.error;
+    return e.code === 'SNAP_USAGE' ? EXIT.usage : e.code === 'SNAP_INTERRUPTED' ? EXIT.interrupted : EXIT.error;
   }
   const msg = e instanceof Error ? e.message : String(e);
   process.stderr.write(`snap: internal error: ${msg} [SNAP_INTERNAL]${debug ? '' : ' (run with --debug for details)'}\n`);
@@ -32,7 +39,13 @@ function report(e: unknown, debug: boolean): number {
   return EXIT.error;
 }
 
-async function main(argv: string[]): Promise<number> {
+/** "interrupted by SIGINT" says which command: "create interrupted by SIGINT". */
+function named(e: unknown, ctx: Ctx | undefined): unknown {
+  if (!(e instanceof SnapError) || e.code !== 'SNAP_INTERRUPTED' || !ctx || !e.message.startsWith('interrupted by')) return e;
+  return new SnapError('SNAP_INTERRUPTED', `${ctx.command} ${e.message}`, { cause: e.cause });
+}
+
+async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   let code: number = EXIT.ok;
   const program = new Command('snap')
     .description('content-addressed, deduplicating snapshots of your files')
@@ -48,12 +61,12 @@ async function main(argv: string[]): Promise<number> {
   const run = async (fn: (ctx: Ctx) => Promise<void>, cmd: Command): Promise<void> => {
     let ctx: Ctx | undefined;
     try {
-      ctx = makeCtx(cmd);
+      ctx = makeCtx(cmd, interrupts);
       await fn(ctx);
       code = ctx.exitCode;
     } catch (e) {
       ctx?.sink.done();
-      code = report(e, cmd.optsWithGlobals().debug === true);
+      code = report(named(e, ctx), cmd.optsWithGlobals().debug === true);
     }
   };
   registerBackup(program, run);
@@ -78,7 +91,16 @@ async function main(argv: string[]): Promise<number> {
   return code;
 }
 
-main(process.argv).then(
+// The single exit path: commands return a code; only a second signal ends the process at once.
+const interrupts = installInterrupts((sig) => {
+  process.stderr.write(`\nsnap: interrupted by ${sig} again; stopped at once (a lock left behind is removed by the next command) [SNAP_INTERRUPTED]\n`);
+  process.exit(EXIT.interrupted);
+});
+// Output still queued when the command finished can fail later: the exit status says so too.
+process.on('exit', () => {
+  if (interrupts.outputClosed) process.exitCode = EXIT.outputClosed;
+});
+main(rawArgv(process.argv), interrupts).then(
   (code) => {
     process.exitCode = code;
   },

@@ -23,6 +23,8 @@ export interface IndexOpenOptions {
   repoId: string;
   waitMs: number;
   sink: ProgressSink;
+  /** Stops the wait for another process (Ctrl-C). */
+  signal?: AbortSignal;
 }
 
 export interface PackInfo {
@@ -378,8 +380,9 @@ async function openWithWait(dir: string, o: IndexOpenOptions): Promise<DB> {
       const code = levelCode(e);
       if (code === 'LEVEL_LOCKED') {
         const waited = Date.now() - start;
+        o.signal?.throwIfAborted();
         if (waited >= o.waitMs) {
-          throw new SnapError('SNAP_LOCKED', `the repository index at ${dir} is in use by another snap process (waited ${Math.round(waited / 1000)} s; use --lock-wait to wait longer)`, { cause: e });
+          throw new SnapError('SNAP_LOCKED', `the repository index at ${displayPath(dir)} is in use by another snap process (waited ${Math.round(waited / 1000)} s; use --lock-wait to wait longer)`, { cause: e });
         }
         if (!told && waited > 500) {
           o.sink.info?.('waiting for another snap process to release the repository index...');

@@ -33,6 +33,12 @@ export interface CreateOptions {
   host: HostInfo;
   program: string;
   sink: ProgressSink;
+  /**
+   * Stops the backup (Ctrl-C): the walk stops at the next entry, pack writes already started
+   * finish, no snapshot record is written, and the reason is thrown. Packs written so far are
+   * unreferenced: the next backup reuses their objects, gc removes them.
+   */
+  signal?: AbortSignal;
 }
 
 export interface CreateResult {
@@ -82,7 +88,15 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   let cached = false;
   for (const s of sources) if (await repo.index.hasFilesUnder(fsEncode(s))) cached = true;
   a.noFilesCache = !cached;
-  const rootTree = await a.dirOfTrie('/', buildTrie(sources));
+  let rootTree: Buffer;
+  try {
+    rootTree = await a.dirOfTrie('/', buildTrie(sources));
+    o.signal?.throwIfAborted();
+  } catch (e) {
+    // Stopped (or failed): let pack writes already under way finish, so none is cut off; write nothing more.
+    await repo.objects.settle();
+    throw e;
+  }
   const snapshots = await repo.listSnapshots();
   const parent = [...snapshots].reverse().find((s) => s.hostname === o.host.hostname && s.paths.join('\0') === sources.join('\0'));
   const summary: SnapshotSummary = {
@@ -186,6 +200,7 @@ class Archiver {
    * when it is excluded or unreadable.
    */
   private async entry(dir: Buffer, name: Buffer, rel: string, rootDev?: bigint): Promise<Kid | undefined> {
+    this.o.signal?.throwIfAborted();
     const full = joinPath(dir, name);
     const st = await this.lstat(full);
     if (!st) return undefined;
@@ -376,6 +391,7 @@ class Archiver {
       this.chunker.reset(fd, Number(opened.size));
       for (let c = this.chunker.next(); c; c = this.chunker.next()) {
         size += c.length;
+        this.o.signal?.throwIfAborted();
         this.progress.bytes += c.length;
         this.summary.bytesRead += c.length;
         const id = sha256(c);
@@ -388,8 +404,9 @@ class Archiver {
       return { size, chunks, stable };
     } catch (e) {
       // Source reads fail with plain system errors; a SnapError comes from the repository side
-      // (a pack write failing with EIO, the index on a full disk) and is fatal, never a file warning.
-      if (e instanceof SnapError) throw e;
+      // (a pack write failing with EIO, the index on a full disk) and is fatal, never a file warning;
+      // so is the reason the backup was stopped.
+      if (e instanceof SnapError || this.o.signal?.aborted) throw e;
       this.warn(errnoCode(e) ?? 'SNAP_IO', full, `read failed: ${(e as Error).message}`);
       return undefined;
     } finally {

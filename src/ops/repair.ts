@@ -42,6 +42,8 @@ export interface RepairOptions {
   beforeDelete?(): Promise<void> | void;
   /** Paths listed per snapshot (counts are always exact). */
   maxPaths?: number;
+  /** Stops repair between steps (Ctrl-C); each step is safe to stop after (docs/format.md, "Repair"). */
+  signal?: AbortSignal;
 }
 
 export interface PackRepair {
@@ -84,10 +86,10 @@ export async function repairRepository(repo: Repository, o: RepairOptions): Prom
   const report: RepairReport = { dryRun: o.dryRun === true, problemsFound: 0, packs: [], snapshots: [], records: [] };
   if (!o.dryRun) {
     o.sink.info?.('rebuilding the index from the repository');
-    report.index = await repo.rebuildIndex();
+    report.index = await repo.rebuildIndex(o.signal);
   }
   o.sink.info?.(o.readData ? 'checking the structure and reading all data' : 'checking the structure');
-  const check = await checkRepository(repo, { sink: o.sink, readData: o.readData ? { kind: 'all' } : undefined, maxPaths: 0 });
+  const check = await checkRepository(repo, { sink: o.sink, readData: o.readData ? { kind: 'all' } : undefined, maxPaths: 0, signal: o.signal });
   report.problemsFound = check.problems.length;
 
   const damaged = new Set(check.damagedObjects);
@@ -97,7 +99,9 @@ export async function repairRepository(repo: Repository, o: RepairOptions): Prom
     await repo.index.clearFilesCache();
     await repo.index.sync();
   }
+  o.signal?.throwIfAborted();
   await quarantineRecords(repo, check, o, report);
+  o.signal?.throwIfAborted();
   await replaceSnapshots(repo, damaged, o, report);
   return report;
 }

@@ -33,6 +33,8 @@ export interface RestoreOptions {
   asRoot: boolean;
   sink: ProgressSink;
   concurrency?: number;
+  /** Stops the restore (Ctrl-C): the walk stops at its next entry and the reason is thrown. */
+  signal?: AbortSignal;
 }
 
 export interface RestoreResult {
@@ -160,6 +162,7 @@ class Restorer {
       return;
     }
     for (const node of nodes) {
+      this.o.signal?.throwIfAborted();
       const childParts = [...parts, node.name];
       const s = scope === 'all' ? 'all' : this.scope(childParts);
       if (s === 'none') continue;

@@ -28,6 +28,8 @@ export interface RepoOptions {
   lockWaitMs?: number;
   /** The storage under the repository directory; a LocalBackend unless given (tests wrap it to inject faults). */
   backend?: (root: string) => Backend;
+  /** Stops waiting for another process's index (the CLI's Ctrl-C). */
+  signal?: AbortSignal;
 }
 
 export const DEFAULT_CHUNKER = { minSize: 512 * 1024, avgSize: 1024 * 1024, maxSize: 8 * 1024 * 1024 };
@@ -117,7 +119,7 @@ export class Repository {
     }
     const config = decodeConfig(configBytes, abs);
     const indexDir = path.join(abs, INDEX_DIR);
-    const opts = { repoId: config.id, waitMs: o.lockWaitMs ?? 60_000, sink: o.sink };
+    const opts = { repoId: config.id, waitMs: o.lockWaitMs ?? 60_000, sink: o.sink, signal: o.signal };
     let opened: { index: LevelIndex; complete: boolean };
     try {
       opened = await LevelIndex.open(indexDir, opts);
@@ -159,7 +161,7 @@ export class Repository {
   }
 
   /** Rebuild every derived record of the index from pack headers and snapshot records. */
-  async rebuildIndex(): Promise<{ packs: number; objects: number; snapshots: number; problems: string[] }> {
+  async rebuildIndex(signal?: AbortSignal): Promise<{ packs: number; objects: number; snapshots: number; problems: string[] }> {
     const problems: string[] = [];
     try {
       await this.index.setMeta('complete', 'rebuilding', true);
@@ -173,6 +175,8 @@ export class Repository {
     let packs = 0;
     let objects = 0;
     for await (const blob of this.backend.list(DATA)) {
+      // Stopped: the index stays marked incomplete, so the next open rebuilds it.
+      signal?.throwIfAborted();
       const packId = packIdFromName(blob.name);
       if (!packId) continue;
       try {
