@@ -1,7 +1,7 @@
 // Output helpers shared by the browsing commands (diff, find, history, dups, list --by): entry
 // and snapshot JSON, entry lines for people, and a stdout writer that waits for the pipe to drain
 // so a long result streams with bounded memory.
-import { displayName } from '../core/bytes.js';
+import { displayName, fsDecode } from '../core/bytes.js';
 import { shortId } from '../core/ids.js';
 import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
@@ -53,10 +53,10 @@ export function nodeJson(n: Node): Record<string, unknown> {
     mtime_ns: `${n.mtime.sec}${String(n.mtime.nsec).padStart(9, '0')}`,
     chunks: n.chunks?.length,
     tree: n.tree?.toString('hex'),
-    target: n.target ? displayName(n.target) : undefined,
+    target: n.target ? fsDecode(n.target) : undefined,
   };
 }
 
-export const pathJson = (p: Buffer): Record<string, string> => ({ path: displayName(p), path_hex: p.toString('hex') });
+export const pathJson = (p: Buffer): Record<string, string> => ({ path: fsDecode(p), path_hex: p.toString('hex') });
 
 export const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;

@@ -87,7 +87,7 @@ async function exportCmd(ctx: Ctx, ref: string, output: string, o: ExportFlags):
       const v = await verifyArchive(repo, snap, dest, { format, selection, sink: ctx.sink, name: output });
       ctx.sink.done();
       if (ctx.json) ctx.out(JSON.stringify({ verified: true, output, entries: v.entries, bytes: v.bytes }));
-      else ctx.out(`verified ${output}: ${v.entries} entries and ${bytes(v.bytes)} of file data match the snapshot`);
+      else ctx.out(`verified ${output}: ${plural(v.entries, 'entry', 'entries')} and ${bytes(v.bytes)} of file data match the snapshot`);
     } catch (e) {
       ctx.sink.done();
       if (e instanceof SnapError && e.code === 'SNAP_CORRUPT') {
@@ -266,13 +266,9 @@ function report(
   if (ctx.opts.quiet && x.toStdout) return;
   const where = x.toStdout ? 'standard output' : x.output;
   say(
-    `exported snapshot ${shortId(x.snap.id)} to ${where} (${x.format}): ${n(r.entries, 'entry', 'entries')} (${n(r.files, 'file')}, ` +
-      `${n(r.dirs, 'dir')}, ${n(r.symlinks, 'symlink')}, ${n(r.hardlinks, 'hard link')}, ${r.special} other), ` +
+    `exported snapshot ${shortId(x.snap.id)} to ${where} (${x.format}): ${plural(r.entries, 'entry', 'entries')} (${plural(r.files, 'file')}, ` +
+      `${plural(r.dirs, 'dir')}, ${plural(r.symlinks, 'symlink')}, ${plural(r.hardlinks, 'hard link')}, ${r.special} other), ` +
       `${bytes(r.bytes)} of file data, archive ${bytes(x.size)}`,
   );
-  if (r.sockets > 0) say(`  ${n(r.sockets, 'socket')} skipped (archives cannot hold sockets)`);
-}
-
-function n(count: number, one: string, many = `${one}s`): string {
-  return `${count} ${count === 1 ? one : many}`;
+  if (r.sockets > 0) say(`  ${plural(r.sockets, 'socket')} skipped (archives cannot hold sockets)`);
 }
