@@ -10,6 +10,7 @@ import { registerForget } from './cmd-forget.js';
 import { runGc, type GcFlags } from './cmd-gc.js';
 import { resolveSnapshot } from './cmd-list.js';
 import { bytes, localDateTime } from './format.js';
+import { plural } from './browse-out.js';
 
 type Run = (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>;
 
@@ -59,7 +60,8 @@ async function check(ctx: Ctx, o: { readData?: boolean; readDataSubset?: string 
   else {
     for (const l of r.leftovers) ctx.out(`leftover: ${l.message}`);
     for (const a of r.affected) {
-      ctx.out(`snapshot ${shortId(a.snapshot)} (${localDateTime(new Date(a.time))}, ${a.hostname}) is damaged: ${a.count} path(s) affected`);
+      const replaced = a.replacement ? `; 'snap repair' replaced it by ${shortId(a.replacement)}` : '';
+      ctx.out(`snapshot ${shortId(a.snapshot)} (${localDateTime(new Date(a.time))}, ${a.hostname}) is damaged: ${plural(a.count, 'path')} affected${replaced}`);
       for (const p of a.paths) ctx.out(`    ${p}`);
       if (a.count > a.paths.length) ctx.out(`    ... and ${a.count - a.paths.length} more`);
     }
@@ -71,7 +73,13 @@ async function check(ctx: Ctx, o: { readData?: boolean; readDataSubset?: string 
     if (r.problems.length === 0) ctx.out(r.leftovers.length ? `no damage found (${r.leftovers.length} leftover(s) that 'snap gc' removes)` : 'no damage found');
   }
   if (r.problems.length > 0) {
-    if (!ctx.json) ctx.out(`to keep everything intact and leave out only what is lost: 'snap repair${subset ? ' --read-data' : ''}' (see 'snap repair --help')`);
+    if (ctx.json) {
+      // printed above
+    } else if (checkAdvice(r) === 'forget') {
+      ctx.out(`each damaged snapshot already has a repaired replacement: 'snap repair --forget' removes the damaged originals (or 'snap forget ${r.affected.map((a) => shortId(a.snapshot)).join(' ')}')`);
+    } else {
+      ctx.out(`to keep everything intact and leave out only what is lost: 'snap repair${subset ? ' --read-data' : ''}' (see 'snap repair --help')`);
+    }
     process.stderr.write(`snap: check found ${r.problems.length} problem(s); ${r.affected.length} snapshot(s) affected [SNAP_DAMAGED]\n`);
     ctx.exitCode = 1;
   }
@@ -92,8 +100,21 @@ function checkJson(r: CheckReport, subset: Subset | undefined): Record<string, u
     problems: r.problems,
     leftovers: r.leftovers,
     affected: r.affected,
+    advice: r.problems.length === 0 ? null : checkAdvice(r),
   };
 }
+
+/**
+ * What to do about the damage found. After a `snap repair` without --forget, the damaged
+ * originals stay, and with them objects they name that repair moved aside: when that is all
+ * there is (every problem a missing object, every affected snapshot replaced), running repair
+ * again would change nothing; removing the originals is what is left.
+ */
+function checkAdvice(r: CheckReport): 'repair' | 'forget' {
+  const onlyOriginals = r.affected.length > 0 && r.affected.every((a) => a.replacement) && r.problems.every((p) => p.kind === 'object-missing');
+  return onlyOriginals ? 'forget' : 'repair';
+}
+
 
 async function stats(ctx: Ctx, ref: string | undefined): Promise<void> {
   await withRepo(ctx, async (repo) => {
