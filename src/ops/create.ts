@@ -84,7 +84,9 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
       throw fromSystemError(e, `source ${displayPath(s)}`);
     }
   }
-  const a = new Archiver(repo, o);
+  const snapshots = await repo.listSnapshots();
+  const parent = [...snapshots].reverse().find((s) => s.hostname === o.host.hostname && s.paths.join('\0') === sources.join('\0'));
+  const a = new Archiver(repo, o, parent);
   let cached = false;
   for (const s of sources) if (await repo.index.hasFilesUnder(fsEncode(s))) cached = true;
   a.noFilesCache = !cached;
@@ -97,8 +99,6 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
     await repo.objects.settle();
     throw e;
   }
-  const snapshots = await repo.listSnapshots();
-  const parent = [...snapshots].reverse().find((s) => s.hostname === o.host.hostname && s.paths.join('\0') === sources.join('\0'));
   const summary: SnapshotSummary = {
     ...a.summary,
     dataAdded: 0,
@@ -143,11 +143,17 @@ class Archiver {
   private readonly digestWords = new BigUint64Array(12);
   private readonly digestBytes = Buffer.from(this.digestWords.buffer);
 
-  constructor(private readonly repo: Repository, private readonly o: CreateOptions) {
+  /** Said only when it is news: on the first backup of these paths (docs/design.md). */
+  private readonly tellRepoSkipped: boolean;
+
+  constructor(private readonly repo: Repository, private readonly o: CreateOptions, parent: StoredSnapshot | undefined) {
     this.rules = compileExcludes(o.excludes ?? []);
     const st = fs.statSync(fsPath(repo.root), { bigint: true });
     this.repoId = { dev: st.dev, ino: st.ino };
     this.chunker = new FileChunker(-1, repo.gear);
+    // The previous backup of the same paths tells how much there is: a percentage and an ETA.
+    if (parent) this.progress.totalBytes = parent.summary.totalBytes;
+    this.tellRepoSkipped = parent === undefined;
   }
 
   private warn(code: string, p: Buffer | string, message: string): void {
@@ -209,7 +215,7 @@ class Archiver {
     switch (node.type) {
       case 'dir': {
         if (this.repoId && st.dev === this.repoId.dev && st.ino === this.repoId.ino) {
-          this.o.sink.info?.(`${displayName(full)} is the repository itself; it is not backed up`);
+          if (this.tellRepoSkipped) this.o.sink.info?.(`${displayName(full)} is the repository itself; it is not backed up`);
           return undefined;
         }
         if (this.o.oneFileSystem && rootDev !== undefined && st.dev !== rootDev) {
@@ -320,9 +326,16 @@ class Archiver {
     const stale = [...cache.old.keys()].filter((k) => !seen.has(k)).map((k) => Buffer.from(k, 'latin1'));
     const bytes = encodeTree(nodes);
     const r = await this.repo.objects.add('tree', bytes);
-    if (!r.added) this.summary.dirsUnchanged++;
-    else if (cache.old.size > 0) this.summary.dirsChanged++;
-    else this.summary.dirsNew++;
+    // Compared with the last backup of this directory (its record, else its files-cache entries);
+    // a directory the index knows nothing of is new, even when an identical tree exists already
+    // (two empty directories in a first backup).
+    if (last) {
+      if (r.id.equals(last.tree)) this.summary.dirsUnchanged++;
+      else this.summary.dirsChanged++;
+    } else if (cache.old.size > 0) {
+      if (r.added) this.summary.dirsChanged++;
+      else this.summary.dirsUnchanged++;
+    } else this.summary.dirsNew++;
     // The record waits, like the files-cache entries, until what the tree names is durable.
     this.pendingCache.push({ dir: full, files: updates, stale, record: complete ? { digest, tree: r.id } : null });
     this.pendingFiles += updates.length + stale.length + 1;
