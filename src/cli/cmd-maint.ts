@@ -8,7 +8,9 @@ import { repoStats, snapshotStats } from '../ops/stats.js';
 import { type Ctx, withRepo } from './context.js';
 import { registerForget } from './cmd-forget.js';
 import { runGc, type GcFlags } from './cmd-gc.js';
-import { resolveSnapshot } from './cmd-list.js';
+import { filterOptions, resolveSnapshot } from './cmd-list.js';
+import { filterSnapshots, type SnapshotFilter } from '../ops/refs.js';
+import { displayPath } from '../core/bytes.js';
 import { bytes, localDateTime } from './format.js';
 import { plural } from './browse-out.js';
 
@@ -44,11 +46,9 @@ export function registerMaint(program: Command, run: Run): void {
     .option('--read-data-subset <part>', 'read a deterministic part of the packs: n/m (e.g. 1/5) or a percentage (e.g. 10%)')
     .action(async (o: { readData?: boolean; readDataSubset?: string }, cmd: Command) => run((ctx) => check(ctx, o), cmd));
 
-  program
-    .command('stats')
-    .description('repository totals, or one snapshot with REF: sizes, deduplication, compression')
+  filterOptions(program.command('stats').description('repository totals, or one snapshot with REF: sizes, deduplication, compression'))
     .argument('[ref]', "snapshot: id prefix, 'latest' or a date")
-    .action(async (ref: string | undefined, _o: unknown, cmd: Command) => run((ctx) => stats(ctx, ref), cmd));
+    .action(async (ref: string | undefined, o: SnapshotFilter, cmd: Command) => run((ctx) => stats(ctx, ref, o), cmd));
 }
 
 async function check(ctx: Ctx, o: { readData?: boolean; readDataSubset?: string }): Promise<void> {
@@ -115,17 +115,20 @@ function checkAdvice(r: CheckReport): 'repair' | 'forget' {
   return onlyOriginals ? 'forget' : 'repair';
 }
 
-
-async function stats(ctx: Ctx, ref: string | undefined): Promise<void> {
+/**
+ * With --host/--tag/--path and no REF: the totals of the snapshots those select (what they use,
+ * how much it deduplicates and compresses); with REF, they narrow which snapshot REF means.
+ */
+async function stats(ctx: Ctx, ref: string | undefined, f: SnapshotFilter): Promise<void> {
   await withRepo(ctx, async (repo) => {
     const all = await repo.listSnapshots();
     if (ref !== undefined) {
-      const snap = await resolveSnapshot(ctx, repo, ref);
-      const s = await snapshotStats(repo, snap, all);
+      const snap = await resolveSnapshot(ctx, repo, ref, f);
+      const s = await snapshotStats(repo, snap, all, ctx.signal);
       if (ctx.json) return ctx.out(JSON.stringify({ snapshot: s.snapshot, logical_bytes: s.logicalBytes, files: s.files, objects: s.objects, unique_objects: s.uniqueObjects, unique_stored_bytes: s.uniqueStoredBytes, unique_raw_bytes: s.uniqueRawBytes }, null, 2));
       ctx.out(
         [
-          `snapshot ${shortId(s.snapshot)} (${localDateTime(new Date(snap.time))}, ${snap.paths.join(' ')})`,
+          `snapshot ${shortId(s.snapshot)} (${localDateTime(new Date(snap.time))}, ${snap.paths.map(displayPath).join(' ')})`,
           `  files:           ${s.files} (${bytes(s.logicalBytes)})`,
           `  objects:         ${s.objects}`,
           `  only in it:      ${s.uniqueObjects} objects, ${bytes(s.uniqueStoredBytes)} stored (${bytes(s.uniqueRawBytes)} uncompressed): what forget + gc would free`,
@@ -133,7 +136,7 @@ async function stats(ctx: Ctx, ref: string | undefined): Promise<void> {
       );
       return;
     }
-    const s = await repoStats(repo, all);
+    const s = await repoStats(repo, filterSnapshots(all, f), ctx.signal);
     if (ctx.json) {
       return ctx.out(JSON.stringify({ snapshots: s.snapshots, objects: s.objects, trees: s.trees, blobs: s.blobs, packs: s.packs, pack_bytes: s.packBytes, stored_bytes: s.storedBytes, raw_bytes: s.rawBytes, logical_bytes: s.logicalBytes, dedup_ratio: s.dedupRatio, compression_ratio: s.compressionRatio }, null, 2));
     }

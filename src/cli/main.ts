@@ -39,6 +39,12 @@ function report(e: unknown, debug: boolean): number {
   return EXIT.error;
 }
 
+/** Commander's own messages ("error: too many arguments ...") in snap's form. */
+function usageLine(text: string): string {
+  const msg = text.trim().replace(/^error:\s*/, '');
+  return `snap: ${msg} [SNAP_USAGE]\n`;
+}
+
 /** "interrupted by SIGINT" says which command: "create interrupted by SIGINT". */
 function named(e: unknown, ctx: Ctx | undefined): unknown {
   if (!(e instanceof SnapError) || e.code !== 'SNAP_INTERRUPTED' || !ctx || !e.message.startsWith('interrupted by')) return e;
@@ -56,7 +62,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
     .option('--lock-wait <duration>', 'how long to wait for another snap process using the repository (e.g. 30s, 5m)')
     .option('--debug', 'show stack traces of errors')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(usageLine(s)) });
 
   const run = async (fn: (ctx: Ctx) => Promise<void>, cmd: Command): Promise<void> => {
     let ctx: Ctx | undefined;
@@ -77,7 +83,10 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   registerRepair(program, run);
   registerBrowse(program, run);
   registerExport(program, run);
-  for (const c of program.commands) c.exitOverride();
+  // Every command and subcommand: commander's errors come back here instead of exiting, and are
+  // printed in snap's form.
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(program)) c.exitOverride().configureOutput(program.configureOutput());
 
   try {
     await program.parseAsync(argv);

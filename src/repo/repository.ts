@@ -133,7 +133,7 @@ export class Repository {
     try {
       if (!opened.complete) {
         o.sink.info?.('the repository index is missing or incomplete; rebuilding it from the repository');
-        await repo.rebuildIndex();
+        await repo.autoRebuild();
       } else {
         await repo.reconcileSnapshots();
       }
@@ -146,7 +146,7 @@ export class Repository {
       try {
         o.sink.info?.(`the repository index is damaged (${e.message}); rebuilding it from the repository`);
         await repo.index.reset();
-        await repo.rebuildIndex();
+        await repo.autoRebuild();
       } catch (e2) {
         await repo.close();
         throw e2;
@@ -195,8 +195,13 @@ export class Repository {
     }
     const snaps = await this.reconcileSnapshots();
     await this.index.markComplete(this.config.id);
-    this.sink.info?.(`index rebuilt: ${packs} packs, ${objects} objects, ${snaps.total} snapshots`);
     return { packs, objects, snapshots: snaps.total, problems };
+  }
+
+  /** A rebuild the user did not ask for: said as a notice (`snap index rebuild` prints its own result). */
+  private async autoRebuild(): Promise<void> {
+    const r = await this.rebuildIndex();
+    this.sink.info?.(`index rebuilt: ${r.packs} packs, ${r.objects} objects, ${r.snapshots} snapshots`);
   }
 
   /** Make the index's snapshot list equal to the snapshot records in storage. */
@@ -262,7 +267,7 @@ export class Repository {
         if (!isSnapError(e2, 'SNAP_CORRUPT')) throw e2;
         this.sink.info?.(`the repository index is damaged (${e2.message}); rebuilding it from the repository`);
         await this.index.reset();
-        await this.rebuildIndex();
+        await this.autoRebuild();
         return await this.indexedSnapshots();
       }
     }
