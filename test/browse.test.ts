@@ -405,7 +405,7 @@ describe('find', () => {
   it('honours --since/--until and reports size and mtime', () => {
     const hits = parseJson<FindJson[]>(ok(['--json', 'find', 'a.txt', '--since', '2026-03-03', '--until', '2026-03-03']).stdout);
     expect(hits.map((h) => h.snapshot.id)).toEqual([ids.s2, ids.s3]);
-    expect(hits[0]!.matches).toMatchObject([{ path: at('a.txt'), type: 'file', size: 11, mtime: '2026-03-03T09:00:00+00:00' }]);
+    expect(hits[0]!.matches).toMatchObject([{ path: at('a.txt'), type: 'file', size: 11, mtime: '2026-03-03T09:00:00.000+00:00' }]);
     const out = ok(['find', 'new.txt']).stdout.split('\n').filter(Boolean);
     expect(out[0]).toBe(`snapshot ${ids.s3.slice(0, 8)} (2026-03-03 15:30:00) ${os.hostname()} ${src}`);
     expect(out[1]).toBe(`  -rw-r--r--        4 B  2026-03-03 15:30:00  ${at('docs/new.txt')}`);

@@ -254,14 +254,20 @@ describe('repository handling', () => {
     expect(fs.readFileSync(path.join(t, src, 'f'), 'utf8')).toBe('data');
   });
 
-  it('refuses a --repo that is not a repository and suggests init; creates the default one with a notice', () => {
+  it('refuses a --repo that is not a repository and suggests init; create (only) makes the default one, with a notice', () => {
     const nowhere = path.join(tmpDir(), 'typo');
     const r = snap(['--repo', nowhere, 'list']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/no repository at .*snap init/);
     expect(fs.existsSync(nowhere)).toBe(false);
     const xdg = tmpDir();
-    const d = snap(['list'], { env: { XDG_DATA_HOME: xdg } });
+    // A read-only command never creates one, not even the default (issue 10, defect 7).
+    const l = snap(['list'], { env: { XDG_DATA_HOME: xdg } });
+    expect([l.code, l.stderr]).toEqual([1, expect.stringMatching(/no repository at .*snap.*\[SNAP_NO_REPO\]/)]);
+    expect(fs.existsSync(path.join(xdg, 'snap'))).toBe(false);
+    const src = tmpDir();
+    fs.writeFileSync(path.join(src, 'f'), 'data');
+    const d = snap(['create', src], { env: { XDG_DATA_HOME: xdg } });
     expect(d.code, d.stderr).toBe(0);
     expect(d.stderr).toMatch(/created a new repository at .*snap/);
     expect(fs.existsSync(path.join(xdg, 'snap', 'config'))).toBe(true);

@@ -6,6 +6,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
+import { fsPath } from '../core/bytes.js';
 import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
 import { checkRange, shortBlobError, sizeMismatchError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
@@ -31,7 +32,7 @@ export class LocalBackend implements Backend {
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;
-    await fsp.mkdir(dir, { recursive: true, mode: DIR_MODE });
+    await fsp.mkdir(fsPath(dir), { recursive: true, mode: DIR_MODE });
     this.madeDirs.add(dir);
   }
 
@@ -40,7 +41,7 @@ export class LocalBackend implements Backend {
     const dir = path.dirname(dest);
     await this.ensureDir(dir);
     const tmp = path.join(dir, `${TEMP_PREFIX}${randomHex(8)}`);
-    const fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, FILE_MODE);
+    const fh = await fsp.open(fsPath(tmp), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, FILE_MODE);
     try {
       let total = 0;
       for await (const piece of data instanceof Uint8Array ? [data] : data) {
@@ -58,7 +59,7 @@ export class LocalBackend implements Backend {
       await fh.sync();
     } catch (e) {
       await fh.close().catch(() => {});
-      await fsp.rm(tmp, { force: true }).catch(() => {});
+      await fsp.rm(fsPath(tmp), { force: true }).catch(() => {});
       throw e;
     }
     await fh.close();
@@ -68,7 +69,7 @@ export class LocalBackend implements Backend {
   async put(name: string, data: Uint8Array): Promise<void> {
     try {
       const { tmp, dest } = await this.writeTemp(name, data);
-      await fsp.rename(tmp, dest);
+      await fsp.rename(fsPath(tmp), fsPath(dest));
       await syncDir(path.dirname(dest));
     } catch (e) {
       throw fromSystemError(e, `writing ${name} in ${this.root}`);
@@ -78,7 +79,7 @@ export class LocalBackend implements Backend {
   async putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void> {
     try {
       const { tmp, dest } = await this.writeTemp(name, source, size);
-      await fsp.rename(tmp, dest);
+      await fsp.rename(fsPath(tmp), fsPath(dest));
       await syncDir(path.dirname(dest));
     } catch (e) {
       throw fromSystemError(e, `writing ${name} in ${this.root}`);
@@ -92,7 +93,7 @@ export class LocalBackend implements Backend {
       tmp = w.tmp;
       // link(2) fails with EEXIST instead of replacing: an atomic create-if-absent.
       try {
-        await fsp.link(w.tmp, w.dest);
+        await fsp.link(fsPath(w.tmp), fsPath(w.dest));
       } catch (e) {
         if (errnoCode(e) === 'EEXIST') return false;
         throw e;
@@ -102,13 +103,13 @@ export class LocalBackend implements Backend {
     } catch (e) {
       throw fromSystemError(e, `writing ${name} in ${this.root}`);
     } finally {
-      if (tmp) await fsp.rm(tmp, { force: true }).catch(() => {});
+      if (tmp) await fsp.rm(fsPath(tmp), { force: true }).catch(() => {});
     }
   }
 
   async get(name: string): Promise<Buffer> {
     try {
-      return await fsp.readFile(this.file(name));
+      return await fsp.readFile(fsPath(this.file(name)));
     } catch (e) {
       throw notFoundOr(e, name, this.root);
     }
@@ -117,7 +118,7 @@ export class LocalBackend implements Backend {
   async getInto(name: string, scratch: Buffer): Promise<Buffer> {
     let fh: fsp.FileHandle | undefined;
     try {
-      fh = await fsp.open(this.file(name), 'r');
+      fh = await fsp.open(fsPath(this.file(name)), 'r');
       const size = (await fh.stat()).size;
       const buf = size <= scratch.length ? scratch.subarray(0, size) : Buffer.allocUnsafe(size);
       let got = 0;
@@ -147,7 +148,7 @@ export class LocalBackend implements Backend {
   private acquire(name: string): CachedHandle {
     let h = this.handles.get(name);
     if (h) this.handles.delete(name); // re-inserted below: most recently used last
-    else h = { fh: fsp.open(this.file(name), 'r'), users: 0, evicted: false };
+    else h = { fh: fsp.open(fsPath(this.file(name)), 'r'), users: 0, evicted: false };
     this.handles.set(name, h);
     h.users++;
     if (this.handles.size > LocalBackend.MAX_HANDLES) this.evict(this.handles.keys().next().value as string);
@@ -196,7 +197,7 @@ export class LocalBackend implements Backend {
     if (range) checkRange(name, range.offset, range.length);
     let fh: fsp.FileHandle | undefined;
     try {
-      fh = await fsp.open(this.file(name), 'r');
+      fh = await fsp.open(fsPath(this.file(name)), 'r');
       const size = (await fh.stat()).size;
       const start = range?.offset ?? 0;
       const end = range ? start + range.length : size;
@@ -217,7 +218,7 @@ export class LocalBackend implements Backend {
 
   async stat(name: string): Promise<BlobInfo | undefined> {
     try {
-      const st = await fsp.stat(this.file(name));
+      const st = await fsp.stat(fsPath(this.file(name)));
       return { name, size: st.size };
     } catch (e) {
       if (errnoCode(e) === 'ENOENT') return undefined;
@@ -238,7 +239,7 @@ export class LocalBackend implements Backend {
   private async *walk(rel: string): AsyncIterable<BlobInfo> {
     let entries: fs.Dirent[];
     try {
-      entries = await fsp.readdir(rel === '' ? this.root : this.file(rel), { withFileTypes: true });
+      entries = await fsp.readdir(fsPath(rel === '' ? this.root : this.file(rel)), { withFileTypes: true });
     } catch (e) {
       if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return;
       throw fromSystemError(e, `listing ${rel} in ${this.root}`);
@@ -257,7 +258,7 @@ export class LocalBackend implements Backend {
   async delete(name: string): Promise<void> {
     this.evict(name);
     try {
-      await fsp.rm(this.file(name), { force: true });
+      await fsp.rm(fsPath(this.file(name)), { force: true });
     } catch (e) {
       throw fromSystemError(e, `deleting ${name} in ${this.root}`);
     }
@@ -269,7 +270,7 @@ export class LocalBackend implements Backend {
     const visit = async (dir: string): Promise<void> => {
       let entries: fs.Dirent[];
       try {
-        entries = await fsp.readdir(dir, { withFileTypes: true });
+        entries = await fsp.readdir(fsPath(dir), { withFileTypes: true });
       } catch {
         return;
       }
@@ -277,9 +278,9 @@ export class LocalBackend implements Backend {
         const p = path.join(dir, ent.name);
         if (ent.isDirectory()) await visit(p);
         else if (ent.name.startsWith(TEMP_PREFIX)) {
-          const st = await fsp.stat(p).catch(() => undefined);
+          const st = await fsp.stat(fsPath(p)).catch(() => undefined);
           if (st && Date.now() - st.mtimeMs >= olderThanMs) {
-            await fsp.rm(p, { force: true });
+            await fsp.rm(fsPath(p), { force: true });
             n++;
           }
         }
@@ -309,7 +310,7 @@ function closeHandle(h: CachedHandle): void {
 }
 
 async function syncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
+  const fh = await fsp.open(fsPath(dir), 'r');
   try {
     await fh.sync();
   } finally {

@@ -1,15 +1,16 @@
 // Output helpers shared by the browsing commands (diff, find, history, dups, list --by): entry
 // and snapshot JSON, entry lines for people, and a stdout writer that waits for the pipe to drain
 // so a long result streams with bounded memory.
-import { once } from 'node:events';
-import { displayName } from '../core/bytes.js';
+import { displayName, fsDecode } from '../core/bytes.js';
 import { shortId } from '../core/ids.js';
 import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import { isoLocal, localDateTime, mtimeNs } from './format.js';
+import { writeOutAsync } from './interrupt.js';
 
+/** A line to stdout, waiting while the pipe is full; stops the command when it was stopped or stdout closed. */
 export async function writeLine(s: string): Promise<void> {
-  if (!process.stdout.write(s.endsWith('\n') ? s : `${s}\n`)) await once(process.stdout, 'drain');
+  await writeOutAsync(s.endsWith('\n') ? s : `${s}\n`);
 }
 
 /** Writes `head`, the items as a comma-separated JSON list, then `tail`: one JSON document, streamed. */
@@ -52,10 +53,10 @@ export function nodeJson(n: Node): Record<string, unknown> {
     mtime_ns: mtimeNs(n),
     chunks: n.chunks?.length,
     tree: n.tree?.toString('hex'),
-    target: n.target ? displayName(n.target) : undefined,
+    target: n.target ? fsDecode(n.target) : undefined,
   };
 }
 
-export const pathJson = (p: Buffer): Record<string, string> => ({ path: displayName(p), path_hex: p.toString('hex') });
+export const pathJson = (p: Buffer): Record<string, string> => ({ path: fsDecode(p), path_hex: p.toString('hex') });
 
 export const plural = (n: number, one: string, many = `${one}s`): string => `${n} ${n === 1 ? one : many}`;

@@ -4,14 +4,18 @@ import { isUtf8 } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import type { Command } from 'commander';
-import { SnapError, fromSystemError } from '../core/errors.js';
+import { fromSystemError, isSnapError, SnapError } from '../core/errors.js';
+import { displayPath, fsDecode, fsPath, hasEscapedBytes } from '../core/bytes.js';
 import { type FilesFromMode, parseFilesFrom } from '../model/files-from.js';
 import { shortId } from '../core/ids.js';
 import { Repository } from '../repo/repository.js';
 import { createSnapshot, type StdinSource } from '../ops/create.js';
 import { type Ctx, makeCtx, withRepo } from './context.js';
 import { bytes, duration } from './format.js';
-import { collect, parseSize, parseTime, readPatternFiles } from './parse.js';
+import { collect, parseSize, readPatternFiles } from './parse.js';
+import { systemClock } from '../core/clock.js';
+import { cliNow } from './now.js';
+import { timeOption } from './when.js';
 import { VERSION } from './version.js';
 import { snapshotJson } from './cmd-list.js';
 
@@ -81,7 +85,7 @@ export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise
         const repo = await Repository.init(p, { sink: ctx.sink });
         await repo.close();
         if (ctx.json) ctx.out(JSON.stringify({ repository: p, id: repo.config.id }));
-        else ctx.out(`created repository ${repo.config.id.slice(0, 8)} at ${p}`);
+        else ctx.out(`created repository ${repo.config.id.slice(0, 8)} at ${displayPath(p)}`);
       }, cmd),
     );
 
@@ -95,7 +99,7 @@ export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise
     .option('--exclude-caches', 'leave out directories that hold a CACHEDIR.TAG file with its standard signature')
     .option('--exclude-if-present <name>', 'leave out directories that hold an entry of this name (repeatable)', collect, [])
     .option('--exclude-larger-than <size>', 'leave out files larger than this (e.g. 500M, 2G)')
-    .option('--time <iso8601>', 'record this time for the snapshot instead of now (importing old backups)')
+    .option('--time <date>', "record this time for the snapshot instead of now (importing old backups): 2026-03-03T14:00:00Z, '2026-03-03 14:00', yesterday, ...")
     .option('--one-file-system', 'do not cross into other file systems')
     .option('--files-from <file>', "back up the paths listed in FILE, one per line; '#' lines and empty lines skipped; '-' for stdin (repeatable)", collect, [])
     .option('--files-from-verbatim <file>', 'back up the paths listed in FILE, one per line, exactly as written (repeatable)', collect, [])
@@ -125,7 +129,8 @@ interface CreateFlags {
 
 async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> {
   const excludes = [...o.exclude, ...readPatternFiles(o.excludeFile)];
-  const time = o.time ? parseTime(o.time) : undefined;
+  for (const t of o.tag) if (hasEscapedBytes(t)) throw new SnapError('SNAP_USAGE', `a tag must be UTF-8 text: '${displayPath(t)}' is not`);
+  const time = o.time !== undefined ? timeOption(o.time, cliNow(systemClock)) : undefined;
   const excludeLargerThan = o.excludeLargerThan !== undefined ? parseSize(o.excludeLargerThan) : undefined;
   const listed = [
     ...o.filesFrom.map((f) => [f, 'lines'] as const),
@@ -135,16 +140,16 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
   const streamed = o.stdin === true || o.stdinFromCommand === true;
   if (o.stdin && o.stdinFromCommand) throw new SnapError('SNAP_USAGE', '--stdin and --stdin-from-command exclude each other');
   if (streamed && listed.length > 0) throw new SnapError('SNAP_USAGE', '--files-from cannot be combined with --stdin or --stdin-from-command');
-  if (o.stdin && paths.length > 0) throw new SnapError('SNAP_USAGE', `--stdin backs up standard input only; paths given too: ${paths.join(' ')}`);
+  if (o.stdin && paths.length > 0) throw new SnapError('SNAP_USAGE', `--stdin backs up standard input only; paths given too: ${paths.map(displayPath).join(' ')}`);
   if (o.stdinFromCommand && paths.length === 0) throw new SnapError('SNAP_USAGE', '--stdin-from-command needs the command to run, after --: snap create --stdin-from-command -- pg_dump mydb');
   const sources = streamed ? [] : [...paths, ...listed.flatMap(([f, mode]) => readFilesFrom(f, mode))];
   if (!streamed && sources.length === 0) throw new SnapError('SNAP_USAGE', listed.length > 0 ? 'the --files-from lists name no paths' : 'name at least one path to back up');
   const stdin = o.stdinFromCommand ? commandSource(paths, o.stdinFilename) : o.stdin ? stdinSource(o.stdinFilename) : undefined;
-  const r = await withRepo(ctx, (repo) =>
+  const backup = (repo: Repository): ReturnType<typeof createSnapshot> =>
     createSnapshot(repo, {
       paths: sources,
       stdin,
-      cwd: process.cwd(),
+      cwd: ctx.cwd,
       tags: o.tag,
       excludes: excludes.filter((x) => x.trim() !== ''),
       time,
@@ -155,8 +160,15 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
       host: ctx.host,
       program: `snap ${VERSION}`,
       sink: ctx.sink,
-    }),
-  );
+      signal: ctx.signal,
+    });
+  // The one command that creates the default repository when there is none (README).
+  const r = await withRepo(ctx, backup, 'shared', { create: true }).catch((e: unknown) => {
+    if (isSnapError(e, 'SNAP_INTERRUPTED')) {
+      throw new SnapError('SNAP_INTERRUPTED', `${e.message}: no snapshot was saved (data already stored is reused by the next backup, or removed by 'snap gc')`);
+    }
+    throw e;
+  });
   ctx.sink.done();
   const s = r.snapshot;
   const sum = s.summary;
@@ -164,7 +176,7 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
   else {
     ctx.out(
       [
-        `snapshot ${shortId(s.id)} saved (${s.paths.join(', ')})`,
+        `snapshot ${shortId(s.id)} saved (${s.paths.map(displayPath).join(', ')})`,
         `  files: ${sum.filesNew} new, ${sum.filesChanged} changed, ${sum.filesUnchanged} unchanged (${sum.totalFiles} in all, ${bytes(sum.totalBytes)})`,
         `  dirs:  ${sum.dirsNew} new, ${sum.dirsChanged} changed, ${sum.dirsUnchanged} unchanged`,
         `  read ${bytes(sum.bytesRead)}, added ${bytes(sum.dataAdded)} to the repository (${sum.objectsAdded} objects) in ${duration(sum.durationMs)}`,

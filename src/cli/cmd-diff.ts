@@ -2,7 +2,7 @@
 // and type-changed (T) entries, streamed, then a summary.
 import type { Command } from 'commander';
 import type { Node } from '../model/node.js';
-import { displayName } from '../core/bytes.js';
+import { displayName, displayPath } from '../core/bytes.js';
 import { diffSnapshots, emptySummary, summarize, type Change, type DiffCounts, type DiffSummary } from '../ops/diff.js';
 import type { SnapshotFilter } from '../ops/refs.js';
 import type { Repository } from '../repo/repository.js';
@@ -28,7 +28,7 @@ async function diff(ctx: Ctx, r1: string, r2: string, p: string | undefined, o: 
   const b = await resolveSnapshot(ctx, repo, r2, o);
   const sum = emptySummary();
   const list = new JsonList(`{"from":${JSON.stringify(snapRefJson(a))},"to":${JSON.stringify(snapRefJson(b))},"changes":[`);
-  if (!ctx.json) await writeLine(`comparing ${snapLabel(a)} with ${snapLabel(b)}${p === undefined ? '' : `, ${p}`}`);
+  if (!ctx.json) await writeLine(`comparing ${snapLabel(a)} with ${snapLabel(b)}${p === undefined ? '' : `, ${displayPath(p)}`}`);
   for await (const ch of diffSnapshots(repo, a, b, p)) {
     summarize(sum, ch);
     if (ctx.json) await list.item(changeJson(ch));

@@ -1,6 +1,7 @@
 // `snap dups [REF] [PATH]`: groups of identical files inside one snapshot, largest waste first.
 import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
+import { displayPath } from '../core/bytes.js';
 import { findDups } from '../ops/dups.js';
 import { locate } from '../ops/navigate.js';
 import type { SnapshotFilter } from '../ops/refs.js';
@@ -38,11 +39,11 @@ async function dups(ctx: Ctx, repo: Repository, ref: string, p: string | undefin
   let dir: Buffer = Buffer.from('/');
   if (p !== undefined) {
     const at = await locate(repo, snap, p);
-    if (at.node && at.node.type !== 'dir') throw new SnapError('SNAP_USAGE', `${p} is a ${at.node.type}, not a directory`);
+    if (at.node && at.node.type !== 'dir') throw new SnapError('SNAP_USAGE', `${displayPath(p)} is a ${at.node.type}, not a directory`);
     tree = at.tree!;
     dir = at.path.length === 0 ? dir : at.path;
   }
-  const r = await findDups(repo, tree, dir, { minSize });
+  const r = await findDups(repo, tree, dir, { minSize, signal: ctx.signal });
   if (ctx.json) {
     const groups = r.groups.map((g) => ({ size: g.size, chunks: g.chunks, wasted: g.wasted, copies: g.copies.map((c) => ({ paths: c.paths.map(pathJson) })) }));
     return ctx.out(JSON.stringify({ snapshot: snapRefJson(snap), groups, duplicate_files: r.duplicateFiles, wasted: r.wasted, files_scanned: r.filesScanned }, null, 2));

@@ -6,7 +6,9 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import type { Command } from 'commander';
-import { errnoCode, fromSystemError, SnapError } from '../core/errors.js';
+import { errnoCode, fromSystemError, isSnapError, SnapError } from '../core/errors.js';
+import { isOutputClosed, OutputClosed } from './interrupt.js';
+import { plural } from './browse-out.js';
 import { randomHex, shortId } from '../core/ids.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import {
@@ -85,7 +87,7 @@ async function exportCmd(ctx: Ctx, ref: string, output: string, o: ExportFlags):
       const v = await verifyArchive(repo, snap, dest, { format, selection, sink: ctx.sink, name: output });
       ctx.sink.done();
       if (ctx.json) ctx.out(JSON.stringify({ verified: true, output, entries: v.entries, bytes: v.bytes }));
-      else ctx.out(`verified ${output}: ${v.entries} entries and ${bytes(v.bytes)} of file data match the snapshot`);
+      else ctx.out(`verified ${output}: ${plural(v.entries, 'entry', 'entries')} and ${bytes(v.bytes)} of file data match the snapshot`);
     } catch (e) {
       ctx.sink.done();
       if (e instanceof SnapError && e.code === 'SNAP_CORRUPT') {
@@ -124,22 +126,16 @@ async function toFile(r: Run, dest: string, output: string, force: boolean): Pro
     throw fromSystemError(e, `creating ${output}`);
   }
   const stream = fh.createWriteStream({ autoClose: false });
-  let signal: NodeJS.Signals | undefined;
-  const onSignal = (s: NodeJS.Signals): void => {
-    if (signal) {
-      // A second signal: stop now rather than wait for the writer to unwind.
-      rmSync(tmp, { force: true });
-      process.exit(130);
-    }
-    signal = s;
-    stream.destroy(new SnapError('SNAP_INTERRUPTED', `interrupted by ${s}`));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // Ctrl-C (interrupt.ts): the stream is destroyed, which fails the writer's pending write; a
+  // second signal ends the process at once, after removing the temp file.
+  const signal = r.ctx.signal;
+  const onAbort = (): void => void stream.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+  signal.addEventListener('abort', onAbort, { once: true });
+  const dropForced = r.ctx.interrupts.onForcedExit(() => rmSync(tmp, { force: true }));
   let open = true;
   try {
     const result = await exportSnapshot(r.repo, r.snap, stream, { format: r.format, selection: r.selection, sink: r.ctx.sink });
-    if (signal) throw new SnapError('SNAP_INTERRUPTED', `interrupted by ${signal}`);
+    signal.throwIfAborted();
     const { size } = await fh.stat();
     await fh.sync();
     // The stream holds a reference on the handle until destroyed (autoClose: false keeps the fd
@@ -154,11 +150,12 @@ async function toFile(r: Run, dest: string, output: string, force: boolean): Pro
     stream.destroy();
     if (open) await fh.close().catch(() => {});
     await fsp.rm(tmp, { force: true }).catch(() => {});
-    if (signal) throw new SnapError('SNAP_INTERRUPTED', `export interrupted by ${signal}; ${output} was not written`);
+    const why = signal.reason as unknown;
+    if (isSnapError(why, 'SNAP_INTERRUPTED')) throw new SnapError('SNAP_INTERRUPTED', `export ${why.message}; ${output} was not written`);
     throw errnoCode(e) && !(e instanceof SnapError) ? fromSystemError(e, `writing ${output}`) : e;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    signal.removeEventListener('abort', onAbort);
+    dropForced();
   }
 }
 
@@ -199,12 +196,20 @@ async function syncDir(dir: string): Promise<void> {
 
 async function toStream(r: Run): Promise<{ result: ExportResult; size: number }> {
   const out = new CountingStdout(process.stdout);
+  const signal = r.ctx.signal;
+  const onAbort = (): void => void out.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+  signal.addEventListener('abort', onAbort, { once: true });
   try {
     const result = await exportSnapshot(r.repo, r.snap, out, { format: r.format, selection: r.selection, sink: r.ctx.sink });
+    signal.throwIfAborted();
     return { result, size: out.bytes };
   } catch (e) {
-    if (errnoCode(e) === 'EPIPE') throw new SnapError('SNAP_IO', 'standard output was closed before the archive was complete', { cause: e });
+    // A reader that went away (`| head`) stops the export quietly, like any command (interrupt.ts).
+    if (isOutputClosed(e)) throw new OutputClosed();
+    if (signal.aborted) throw signal.reason;
     throw errnoCode(e) && !(e instanceof SnapError) ? fromSystemError(e, 'writing the archive to standard output') : e;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }
 
@@ -261,13 +266,9 @@ function report(
   if (ctx.opts.quiet && x.toStdout) return;
   const where = x.toStdout ? 'standard output' : x.output;
   say(
-    `exported snapshot ${shortId(x.snap.id)} to ${where} (${x.format}): ${n(r.entries, 'entry', 'entries')} (${n(r.files, 'file')}, ` +
-      `${n(r.dirs, 'dir')}, ${n(r.symlinks, 'symlink')}, ${n(r.hardlinks, 'hard link')}, ${r.special} other), ` +
+    `exported snapshot ${shortId(x.snap.id)} to ${where} (${x.format}): ${plural(r.entries, 'entry', 'entries')} (${plural(r.files, 'file')}, ` +
+      `${plural(r.dirs, 'dir')}, ${plural(r.symlinks, 'symlink')}, ${plural(r.hardlinks, 'hard link')}, ${r.special} other), ` +
       `${bytes(r.bytes)} of file data, archive ${bytes(x.size)}`,
   );
-  if (r.sockets > 0) say(`  ${n(r.sockets, 'socket')} skipped (archives cannot hold sockets)`);
-}
-
-function n(count: number, one: string, many = `${one}s`): string {
-  return `${count} ${count === 1 ? one : many}`;
+  if (r.sockets > 0) say(`  ${plural(r.sockets, 'socket')} skipped (archives cannot hold sockets)`);
 }

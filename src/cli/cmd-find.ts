@@ -1,6 +1,7 @@
 // `snap find PATTERN` and `snap history PATH`: searching across snapshots.
 import type { Command } from 'commander';
 import { shortId } from '../core/ids.js';
+import { displayPath } from '../core/bytes.js';
 import { compileFindPattern, findInSnapshots } from '../ops/find.js';
 import { history, type Version } from '../ops/history.js';
 import { filterSnapshots, type SnapshotFilter } from '../ops/refs.js';
@@ -38,7 +39,7 @@ async function find(ctx: Ctx, repo: Repository, pattern: string, o: Flags): Prom
       await list.item({ snapshot: snapRefJson(hit.snapshot), matches: hit.matches.map((m) => ({ ...pathJson(m.path), ...nodeJson(m.node) })) });
       continue;
     }
-    await writeLine(`snapshot ${snapLabel(hit.snapshot)} ${hit.snapshot.hostname} ${hit.snapshot.paths.join(' ')}`);
+    await writeLine(`snapshot ${snapLabel(hit.snapshot)} ${hit.snapshot.hostname} ${hit.snapshot.paths.map(displayPath).join(' ')}`);
     for (const m of hit.matches) {
       await writeLine(`  ${modeString(m.node)} ${bytes(m.node.size).padStart(10)}  ${localDateTime(mtimeDate(m.node))}  ${showPath(m.path, m.node)}`);
     }
@@ -63,7 +64,7 @@ async function showHistory(ctx: Ctx, repo: Repository, p: string, o: Flags): Pro
     else await writeLine(versionLine(v));
   }
   if (ctx.json) await list.end(']}');
-  else await writeLine(`${plural(n, 'version')} of ${p} in ${plural(snaps.length, 'snapshot')} searched`);
+  else await writeLine(`${plural(n, 'version')} of ${displayPath(p)} in ${plural(snaps.length, 'snapshot')} searched`);
 }
 
 function versionJson(v: Version): Record<string, unknown> {

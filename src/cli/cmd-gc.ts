@@ -84,6 +84,8 @@ export async function runGc(ctx: Ctx, repo: Repository, lock: RepoLock | undefin
     sink: ctx.sink,
     beforeDelete: lock ? () => lock.assertHeld() : undefined,
     excludeSnapshots: o.without ? new Set(o.without) : undefined,
+    signal: ctx.signal,
+    exclusive: lock?.exclusive === true,
   };
   const plan = await planGc(repo, opts);
   if (!ctx.json) for (const l of planText(plan)) ctx.out(l);

@@ -11,7 +11,7 @@ export function registerIndex(program: Command, run: (fn: (ctx: Ctx) => Promise<
       run(
         (ctx) =>
           withRepo(ctx, async (repo) => {
-            const r = await repo.rebuildIndex();
+            const r = await repo.rebuildIndex(ctx.signal);
             if (ctx.json) ctx.out(JSON.stringify(r));
             else ctx.out(`index rebuilt: ${r.packs} packs, ${r.objects} objects, ${r.snapshots} snapshots${r.problems.length ? `, ${r.problems.length} problems (see warnings)` : ''}`);
             if (r.problems.length > 0) ctx.exitCode = 1;

@@ -1,7 +1,7 @@
 // `snap list`, `snap ls`, `snap cat`.
 import type { Command } from 'commander';
 import { shortId } from '../core/ids.js';
-import { displayName } from '../core/bytes.js';
+import { displayName, displayPath, fsDecode } from '../core/bytes.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Node } from '../model/node.js';
 import { catFile, listPath } from '../ops/browse.js';
@@ -11,6 +11,8 @@ import { type Ctx, withRepo } from './context.js';
 import { bytes, isoLocal, localDateTime, modeString, mtimeNs, table } from './format.js';
 import { collect } from './parse.js';
 import { whenParser } from './when.js';
+import { JsonList, mtimeDate, pathJson, plural, snapRefJson, writeLine } from './browse-out.js';
+import { writeOutAsync } from './interrupt.js';
 import { cliNow } from './now.js';
 import { applyWindow, printCalendar, windowOptions, type WindowFlags } from './list-window.js';
 
@@ -55,10 +57,10 @@ export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<v
         if (snaps.length === 0) return ctx.out('no snapshots');
         const rows = [['ID', 'Time', 'Host', 'Tags', 'Files', 'Size', 'Added', 'Paths']];
         for (const s of snaps) {
-          rows.push([shortId(s.id), localDateTime(new Date(s.time)), s.hostname, s.tags.join(','), String(s.summary.totalFiles), bytes(s.summary.totalBytes), bytes(s.summary.dataAdded), s.paths.join(' ')]);
+          rows.push([shortId(s.id), localDateTime(new Date(s.time)), s.hostname, s.tags.join(','), String(s.summary.totalFiles), bytes(s.summary.totalBytes), bytes(s.summary.dataAdded), s.paths.map(displayPath).join(' ')]);
         }
         ctx.out(table(rows, new Set([4, 5, 6])));
-        ctx.out(`${snaps.length} snapshot${snaps.length === 1 ? '' : 's'}`);
+        ctx.out(plural(snaps.length, 'snapshot'));
       }, cmd),
   );
 
@@ -68,17 +70,7 @@ export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<v
     .option('-l, --long', 'long format: mode, owner, size, time')
     .option('-R, --recursive', 'list subdirectories too')
     .action(async (ref: string, p: string, o: SnapshotFilter & { long?: boolean; recursive?: boolean }, cmd: Command) =>
-      run(
-        (ctx) =>
-          withRepo(ctx, async (repo) => {
-            const snap = await resolveSnapshot(ctx, repo, ref, o);
-            for await (const e of listPath(repo, snap, p, o.recursive === true)) {
-              if (ctx.json) ctx.out(JSON.stringify(entryJson(e.path, e.node)));
-              else ctx.out(o.long ? longLine(e.path, e.node) : displayName(e.path));
-            }
-          }),
-        cmd,
-      ),
+      run((ctx) => withRepo(ctx, (repo) => ls(ctx, repo, ref, p, o)), cmd),
     );
 
   filterOptions(program.command('cat').description("write a file's contents from a snapshot to standard output"))
@@ -90,19 +82,28 @@ export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<v
           withRepo(ctx, async (repo) => {
             const snap = await resolveSnapshot(ctx, repo, ref, o);
             const { chunks } = await catFile(repo, snap, p);
-            for await (const c of chunks) {
-              if (!process.stdout.write(c)) await new Promise((r) => process.stdout.once('drain', r));
-            }
+            for await (const c of chunks) await writeOutAsync(c, ctx.signal);
           }),
         cmd,
       ),
     );
 }
 
+/** One JSON document, `{snapshot, entries: [...]}`, streamed entry by entry like the text form. */
+async function ls(ctx: Ctx, repo: Repository, ref: string, p: string, o: SnapshotFilter & { long?: boolean; recursive?: boolean }): Promise<void> {
+  const snap = await resolveSnapshot(ctx, repo, ref, o);
+  const list = new JsonList(`{"snapshot":${JSON.stringify(snapRefJson(snap))},"entries":[`);
+  const widths = new ColumnWidths();
+  for await (const e of listPath(repo, snap, p, o.recursive === true)) {
+    if (ctx.json) await list.item(entryJson(e.path, e.node));
+    else await writeLine(o.long ? longLine(e.path, e.node, widths.of(e.siblings)) : displayName(e.path));
+  }
+  if (ctx.json) await list.end(']}');
+}
+
 function entryJson(p: Buffer, n: Node): Record<string, unknown> {
   return {
-    path: displayName(p),
-    path_hex: p.toString('hex'),
+    ...pathJson(p),
     type: n.type,
     mode: n.mode,
     uid: n.uid,
@@ -110,14 +111,32 @@ function entryJson(p: Buffer, n: Node): Record<string, unknown> {
     user: n.user,
     group: n.group,
     size: n.size,
-    mtime: isoLocal(new Date(n.mtime.sec * 1000)),
+    mtime: isoLocal(mtimeDate(n)),
     mtime_ns: mtimeNs(n),
-    target: n.target ? displayName(n.target) : undefined,
+    target: n.target ? fsDecode(n.target) : undefined,
   };
 }
 
-function longLine(p: Buffer, n: Node): string {
-  const owner = `${n.user || n.uid}/${n.group || n.gid}`;
+/** Owner and size columns as wide as the widest in the directory, however long an owner name is. */
+class ColumnWidths {
+  private last: readonly Node[] | undefined;
+  private w = { owner: 0, size: 0 };
+  of(siblings: readonly Node[]): { owner: number; size: number } {
+    if (siblings !== this.last) {
+      this.last = siblings;
+      this.w = { owner: 0, size: 0 };
+      for (const n of siblings) {
+        this.w.owner = Math.max(this.w.owner, ownerText(n).length);
+        this.w.size = Math.max(this.w.size, String(n.size).length);
+      }
+    }
+    return this.w;
+  }
+}
+
+const ownerText = (n: Node): string => `${n.user || n.uid}/${n.group || n.gid}`;
+
+function longLine(p: Buffer, n: Node, w: { owner: number; size: number }): string {
   const link = n.type === 'symlink' && n.target ? ` -> ${displayName(n.target)}` : '';
-  return `${modeString(n)} ${owner.padEnd(16)} ${String(n.size).padStart(12)} ${localDateTime(new Date(n.mtime.sec * 1000))} ${displayName(p)}${link}`;
+  return `${modeString(n)} ${ownerText(n).padEnd(w.owner)} ${String(n.size).padStart(w.size)} ${localDateTime(mtimeDate(n))} ${displayName(p)}${link}`;
 }

@@ -8,8 +8,11 @@ import { repoStats, snapshotStats } from '../ops/stats.js';
 import { type Ctx, withRepo } from './context.js';
 import { registerForget } from './cmd-forget.js';
 import { runGc, type GcFlags } from './cmd-gc.js';
-import { resolveSnapshot } from './cmd-list.js';
+import { filterOptions, resolveSnapshot } from './cmd-list.js';
+import { filterSnapshots, type SnapshotFilter } from '../ops/refs.js';
+import { displayPath } from '../core/bytes.js';
 import { bytes, localDateTime } from './format.js';
+import { plural } from './browse-out.js';
 
 type Run = (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>;
 
@@ -43,23 +46,22 @@ export function registerMaint(program: Command, run: Run): void {
     .option('--read-data-subset <part>', 'read a deterministic part of the packs: n/m (e.g. 1/5) or a percentage (e.g. 10%)')
     .action(async (o: { readData?: boolean; readDataSubset?: string }, cmd: Command) => run((ctx) => check(ctx, o), cmd));
 
-  program
-    .command('stats')
-    .description('repository totals, or one snapshot with REF: sizes, deduplication, compression')
+  filterOptions(program.command('stats').description('repository totals, or one snapshot with REF: sizes, deduplication, compression'))
     .argument('[ref]', "snapshot: id prefix, 'latest' or a date")
-    .action(async (ref: string | undefined, _o: unknown, cmd: Command) => run((ctx) => stats(ctx, ref), cmd));
+    .action(async (ref: string | undefined, o: SnapshotFilter, cmd: Command) => run((ctx) => stats(ctx, ref, o), cmd));
 }
 
 async function check(ctx: Ctx, o: { readData?: boolean; readDataSubset?: string }): Promise<void> {
   const subset: Subset | undefined = o.readDataSubset ? parseSubset(o.readDataSubset) : o.readData ? { kind: 'all' } : undefined;
   const onProblem = ctx.json ? undefined : (p: CheckProblem) => ctx.out(`damage: ${p.message}`);
-  const r = await withRepo(ctx, (repo) => checkRepository(repo, { readData: subset, sink: ctx.sink, onProblem }));
+  const r = await withRepo(ctx, (repo) => checkRepository(repo, { readData: subset, sink: ctx.sink, onProblem, signal: ctx.signal }));
   ctx.sink.done();
   if (ctx.json) ctx.out(JSON.stringify(checkJson(r, subset), null, 2));
   else {
     for (const l of r.leftovers) ctx.out(`leftover: ${l.message}`);
     for (const a of r.affected) {
-      ctx.out(`snapshot ${shortId(a.snapshot)} (${localDateTime(new Date(a.time))}, ${a.hostname}) is damaged: ${a.count} path(s) affected`);
+      const replaced = a.replacement ? `; 'snap repair' replaced it by ${shortId(a.replacement)}` : '';
+      ctx.out(`snapshot ${shortId(a.snapshot)} (${localDateTime(new Date(a.time))}, ${a.hostname}) is damaged: ${plural(a.count, 'path')} affected${replaced}`);
       for (const p of a.paths) ctx.out(`    ${p}`);
       if (a.count > a.paths.length) ctx.out(`    ... and ${a.count - a.paths.length} more`);
     }
@@ -71,7 +73,13 @@ async function check(ctx: Ctx, o: { readData?: boolean; readDataSubset?: string 
     if (r.problems.length === 0) ctx.out(r.leftovers.length ? `no damage found (${r.leftovers.length} leftover(s) that 'snap gc' removes)` : 'no damage found');
   }
   if (r.problems.length > 0) {
-    if (!ctx.json) ctx.out(`to keep everything intact and leave out only what is lost: 'snap repair${subset ? ' --read-data' : ''}' (see 'snap repair --help')`);
+    if (ctx.json) {
+      // printed above
+    } else if (checkAdvice(r) === 'forget') {
+      ctx.out(`each damaged snapshot already has a repaired replacement: 'snap repair --forget' removes the damaged originals (or 'snap forget ${r.affected.map((a) => shortId(a.snapshot)).join(' ')}')`);
+    } else {
+      ctx.out(`to keep everything intact and leave out only what is lost: 'snap repair${subset ? ' --read-data' : ''}' (see 'snap repair --help')`);
+    }
     process.stderr.write(`snap: check found ${r.problems.length} problem(s); ${r.affected.length} snapshot(s) affected [SNAP_DAMAGED]\n`);
     ctx.exitCode = 1;
   }
@@ -92,19 +100,35 @@ function checkJson(r: CheckReport, subset: Subset | undefined): Record<string, u
     problems: r.problems,
     leftovers: r.leftovers,
     affected: r.affected,
+    advice: r.problems.length === 0 ? null : checkAdvice(r),
   };
 }
 
-async function stats(ctx: Ctx, ref: string | undefined): Promise<void> {
+/**
+ * What to do about the damage found. After a `snap repair` without --forget, the damaged
+ * originals stay, and with them objects they name that repair moved aside: when that is all
+ * there is (every problem a missing object, every affected snapshot replaced), running repair
+ * again would change nothing; removing the originals is what is left.
+ */
+function checkAdvice(r: CheckReport): 'repair' | 'forget' {
+  const onlyOriginals = r.affected.length > 0 && r.affected.every((a) => a.replacement) && r.problems.every((p) => p.kind === 'object-missing');
+  return onlyOriginals ? 'forget' : 'repair';
+}
+
+/**
+ * With --host/--tag/--path and no REF: the totals of the snapshots those select (what they use,
+ * how much it deduplicates and compresses); with REF, they narrow which snapshot REF means.
+ */
+async function stats(ctx: Ctx, ref: string | undefined, f: SnapshotFilter): Promise<void> {
   await withRepo(ctx, async (repo) => {
     const all = await repo.listSnapshots();
     if (ref !== undefined) {
-      const snap = await resolveSnapshot(ctx, repo, ref);
-      const s = await snapshotStats(repo, snap, all);
+      const snap = await resolveSnapshot(ctx, repo, ref, f);
+      const s = await snapshotStats(repo, snap, all, ctx.signal);
       if (ctx.json) return ctx.out(JSON.stringify({ snapshot: s.snapshot, logical_bytes: s.logicalBytes, files: s.files, objects: s.objects, unique_objects: s.uniqueObjects, unique_stored_bytes: s.uniqueStoredBytes, unique_raw_bytes: s.uniqueRawBytes }, null, 2));
       ctx.out(
         [
-          `snapshot ${shortId(s.snapshot)} (${localDateTime(new Date(snap.time))}, ${snap.paths.join(' ')})`,
+          `snapshot ${shortId(s.snapshot)} (${localDateTime(new Date(snap.time))}, ${snap.paths.map(displayPath).join(' ')})`,
           `  files:           ${s.files} (${bytes(s.logicalBytes)})`,
           `  objects:         ${s.objects}`,
           `  only in it:      ${s.uniqueObjects} objects, ${bytes(s.uniqueStoredBytes)} stored (${bytes(s.uniqueRawBytes)} uncompressed): what forget + gc would free`,
@@ -112,7 +136,7 @@ async function stats(ctx: Ctx, ref: string | undefined): Promise<void> {
       );
       return;
     }
-    const s = await repoStats(repo, all);
+    const s = await repoStats(repo, filterSnapshots(all, f), ctx.signal);
     if (ctx.json) {
       return ctx.out(JSON.stringify({ snapshots: s.snapshots, objects: s.objects, trees: s.trees, blobs: s.blobs, packs: s.packs, pack_bytes: s.packBytes, stored_bytes: s.storedBytes, raw_bytes: s.rawBytes, logical_bytes: s.logicalBytes, dedup_ratio: s.dedupRatio, compression_ratio: s.compressionRatio }, null, 2));
     }

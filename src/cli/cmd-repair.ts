@@ -35,6 +35,7 @@ async function repair(ctx: Ctx, o: RepairFlags): Promise<void> {
         readData: o.readData,
         program: `snap ${VERSION}`,
         beforeDelete: lock ? () => lock.assertHeld() : undefined,
+        signal: ctx.signal,
       });
     },
     'exclusive',
@@ -63,7 +64,7 @@ function repairText(r: RepairReport, o: RepairFlags): string[] {
     const head = `snapshot ${shortId(s.original)} (${localDateTime(new Date(s.time))}, ${s.hostname}): ${s.removedCount} damaged path(s)`;
     if (s.unrepairable) out.push(`${head}; cannot be repaired: ${s.unrepairable}`);
     else {
-      const verb = r.dryRun ? 'would be replaced by' : 'replaced by';
+      const verb = s.earlier ? 'already replaced by' : r.dryRun ? 'would be replaced by' : 'replaced by';
       const fate = s.forgotten ? '; the damaged original is removed' : r.dryRun && o.forget ? '; the damaged original would be removed' : '; the damaged original is kept';
       out.push(`${head}; ${verb} ${shortId(s.replacement!)} (tag 'repaired')${fate}`);
     }
@@ -92,6 +93,7 @@ function repairJson(r: RepairReport): Record<string, unknown> {
       removed_count: s.removedCount,
       replacement: s.replacement ?? null,
       forgotten: s.forgotten,
+      earlier: s.earlier === true,
       unrepairable: s.unrepairable ?? null,
     })),
   };

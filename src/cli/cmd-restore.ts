@@ -7,8 +7,8 @@ import { type Ctx, withRepo } from './context.js';
 import { bytes } from './format.js';
 import { collect } from './parse.js';
 import { filterOptions, resolveSnapshot } from './cmd-list.js';
-import { JsonList, pathJson, showPath, writeLine } from './browse-out.js';
-import { displayName } from '../core/bytes.js';
+import { JsonList, pathJson, plural, showPath, writeLine } from './browse-out.js';
+import { displayName, displayPath, fsDecode } from '../core/bytes.js';
 
 /** A dry run's line: type, path (directories end in /), size of files, the first path of a hard link. */
 function plannedLine(e: PlannedEntry): string {
@@ -18,7 +18,7 @@ function plannedLine(e: PlannedEntry): string {
 }
 
 function plannedJson(e: PlannedEntry): Record<string, unknown> {
-  return { ...pathJson(e.dest), type: e.linkTo ? 'hardlink' : e.node.type, size: e.node.size, ...(e.linkTo ? { link_to: displayName(e.linkTo) } : {}) };
+  return { ...pathJson(e.dest), type: e.linkTo ? 'hardlink' : e.node.type, size: e.node.size, ...(e.linkTo ? { link_to: fsDecode(e.linkTo) } : {}) };
 }
 
 interface RestoreFlags {
@@ -56,6 +56,7 @@ async function restore(ctx: Ctx, ref: string, target: string, o: RestoreFlags): 
       overwrite: o.overwrite as OverwritePolicy,
       asRoot: ctx.host.uid === 0,
       sink: ctx.sink,
+      signal: ctx.signal,
     });
     return { snap, r };
   });
@@ -64,10 +65,13 @@ async function restore(ctx: Ctx, ref: string, target: string, o: RestoreFlags): 
   else if (ctx.json) ctx.out(JSON.stringify({ snapshot: snap.id, target, dry_run: o.dryRun === true, ...r }));
   else {
     const verb = o.dryRun ? 'would restore' : 'restored';
-    ctx.out(`${verb} snapshot ${shortId(snap.id)} to ${target}: ${r.files} files (${bytes(r.bytes)}), ${r.dirs} dirs, ${r.links} hard links, ${r.special} other entries`);
-    if (r.unchanged > 0) ctx.out(`  ${r.unchanged} files already present and identical`);
-    if (r.skipped > 0) ctx.out(`  ${r.skipped} entries skipped (see warnings above)`);
-    if (r.damaged.length > 0) ctx.out(`  ${r.damaged.length} files NOT restored because their data is damaged:\n${r.damaged.map((d) => `    ${d}`).join('\n')}`);
+    ctx.out(
+      `${verb} snapshot ${shortId(snap.id)} to ${displayPath(target)}: ${plural(r.files, 'file')} (${bytes(r.bytes)}), ${plural(r.dirs, 'dir')}, ` +
+        `${plural(r.links, 'hard link')}, ${plural(r.special, 'other entry', 'other entries')}`,
+    );
+    if (r.unchanged > 0) ctx.out(`  ${plural(r.unchanged, 'file')} already present and identical`);
+    if (r.skipped > 0) ctx.out(`  ${plural(r.skipped, 'entry', 'entries')} skipped (see warnings above)`);
+    if (r.damaged.length > 0) ctx.out(`  ${plural(r.damaged.length, 'file')} NOT restored because their data is damaged:\n${r.damaged.map((d) => `    ${d}`).join('\n')}`);
   }
   if (r.damaged.length > 0 || r.warnings > 0) ctx.exitCode = 3;
 }

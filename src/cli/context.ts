@@ -1,14 +1,17 @@
-// What every command needs: global options, the sink, the repository (opened or created), output.
+// What every command needs: global options, the sink, the repository (opened, or created by the
+// commands that may), output, and the signal that stops it (interrupt.ts).
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import { SnapError } from '../core/errors.js';
 import { currentHost } from '../core/host.js';
 import { Repository } from '../repo/repository.js';
 import { DEFAULT_LOCK_WAIT_MS, RepoLock } from '../repo/lock.js';
+import { parseRepoLocation } from '../repo/location.js';
 import { makeSink, type CliSink } from './sink.js';
 import { parseWaitMs } from './parse.js';
+import { rawCwd } from './argv.js';
+import { type Interrupts, writeOut } from './interrupt.js';
+import { displayPath } from '../core/bytes.js';
 
 export interface GlobalOptions {
   repo?: string;
@@ -31,8 +34,18 @@ export interface Ctx {
   command: string;
   /** --lock-wait, if given. */
   lockWaitMs: number | undefined;
+  /** Aborted by Ctrl-C, SIGTERM or a closed standard output: passed to ops as `signal`. */
+  signal: AbortSignal;
+  interrupts: Interrupts;
+  /** The working directory, lossless (argv.ts); relative paths on the command line are relative to it. */
+  cwd: string;
   repoPath(): { path: string; isDefault: boolean };
-  openRepo(): Promise<Repository>;
+  /**
+   * Open the repository. Only `create` passes `create: true`, and only the default repository
+   * (SNAP_REPO or the XDG folder) is then created when missing or empty (README); every other
+   * command fails with SNAP_NO_REPO.
+   */
+  openRepo(o?: { create?: boolean }): Promise<Repository>;
 }
 
 export function defaultRepoPath(): string {
@@ -40,39 +53,38 @@ export function defaultRepoPath(): string {
   return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share'), 'snap');
 }
 
-export function makeCtx(cmd: Command): Ctx {
+export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
   const opts = cmd.optsWithGlobals() as GlobalOptions;
   const json = opts.json === true;
   const sink = makeSink({ json, quiet: opts.quiet === true, stream: process.stderr });
   const lockWaitMs = opts.lockWait ? parseWaitMs(opts.lockWait) : undefined;
+  const signal = interrupts.signal;
+  const cwd = rawCwd();
   const ctx: Ctx = {
     opts,
     json,
     sink,
-    out: (s) => process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
+    out: (s) => void writeOut(s.endsWith('\n') ? s : s + '\n', signal),
     host: currentHost(),
     exitCode: 0,
     command: commandName(cmd),
     lockWaitMs,
+    signal,
+    interrupts,
+    cwd,
     repoPath() {
-      if (opts.repo) return { path: path.resolve(opts.repo), isDefault: false };
-      if (process.env.SNAP_REPO) return { path: path.resolve(process.env.SNAP_REPO), isDefault: true };
+      if (opts.repo !== undefined) return { path: parseRepoLocation(opts.repo, cwd).path, isDefault: false };
+      if (process.env.SNAP_REPO) return { path: parseRepoLocation(process.env.SNAP_REPO, cwd).path, isDefault: true };
       return { path: defaultRepoPath(), isDefault: true };
     },
-    async openRepo() {
+    async openRepo(o = {}) {
       const { path: p, isDefault } = ctx.repoPath();
       // Append-only use (docs/maintenance.md): --append-only, or SNAP_APPEND_ONLY set to anything but '' or 0.
       const appendOnly = opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
-      const ro = { sink, lockWaitMs, appendOnly };
-      if (isDefault && !fs.existsSync(path.join(p, 'config'))) {
-        const entries = fs.existsSync(p) ? fs.readdirSync(p) : [];
-        if (entries.length === 0) {
-          sink.info?.(`created a new repository at ${p}`);
-          return Repository.init(p, ro);
-        }
-      }
-      if (!isDefault && !fs.existsSync(p)) {
-        throw new SnapError('SNAP_NO_REPO', `there is no repository at ${p} (run 'snap init --repo ${p}' to create one)`);
+      const ro = { sink, lockWaitMs, signal, appendOnly };
+      if (o.create && isDefault && (await Repository.isEmptyOrMissing(p))) {
+        sink.info?.(`created a new repository at ${displayPath(p)}`);
+        return Repository.init(p, ro);
       }
       return Repository.open(p, ro);
     },
@@ -93,8 +105,13 @@ export type LockMode = 'shared' | 'exclusive' | 'none';
  * The index is opened first: on one host LevelDB already serializes processes, and taking the two in
  * the same order everywhere means no process waits for a lock file while another waits for it.
  */
-export async function withRepo<T>(ctx: Ctx, fn: (repo: Repository, lock: RepoLock | undefined) => Promise<T>, lock: LockMode = 'shared'): Promise<T> {
-  const repo = await ctx.openRepo();
+export async function withRepo<T>(
+  ctx: Ctx,
+  fn: (repo: Repository, lock: RepoLock | undefined) => Promise<T>,
+  lock: LockMode = 'shared',
+  o: { create?: boolean } = {},
+): Promise<T> {
+  const repo = await ctx.openRepo(o);
   let held: RepoLock | undefined;
   try {
     if (lock !== 'none') {
@@ -105,6 +122,7 @@ export async function withRepo<T>(ctx: Ctx, fn: (repo: Repository, lock: RepoLoc
         clock: repo.clock,
         sink: ctx.sink,
         waitMs: ctx.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
+        signal: ctx.signal,
       });
     }
     return await fn(repo, held);

@@ -14,16 +14,22 @@ export function bytes(n: number): string {
 
 const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
 
-/** ISO 8601 in local time with its offset, e.g. 2026-03-03T14:00:05+01:00. */
+/** Years 0-9999 as four digits (`0000-01-01`), as ISO 8601 writes them. */
+const year = (d: Date): string => pad(d.getFullYear(), 4);
+
+/**
+ * ISO 8601 in local time with its offset and milliseconds, e.g. 2026-03-03T14:00:05.250+01:00:
+ * the JSON form of every time (snapshot times are recorded to the millisecond).
+ */
 export function isoLocal(d: Date): string {
   const off = -d.getTimezoneOffset();
   const sign = off >= 0 ? '+' : '-';
   const a = Math.abs(off);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}${sign}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
+  return `${year(d)}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}${sign}${pad(Math.floor(a / 60))}:${pad(a % 60)}`;
 }
 
 export function localDateTime(d: Date): string {
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return `${year(d)}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
 const TYPE_CHAR: Record<Node['type'], string> = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', socket: 's', chardev: 'c', blockdev: 'b' };

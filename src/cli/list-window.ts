@@ -4,11 +4,11 @@ import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { shortId } from '../core/ids.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
-import { parseWhen, parseWhenStart } from '../model/when.js';
 import { CALENDAR_UNITS, calendar, inWindow, type CalendarUnit, type TimeWindow } from '../ops/calendar.js';
 import type { Ctx } from './context.js';
 import { snapRefJson, plural } from './browse-out.js';
 import { bytes, localDateTime, table } from './format.js';
+import { dateOption } from './when.js';
 
 export interface WindowFlags {
   since?: string;
@@ -21,17 +21,11 @@ export function windowOptions(cmd: Command): Command {
     .option('--until <date>', 'only snapshots up to the end of this date or time');
 }
 
-function when(flag: string, text: string, parse: (t: string) => Date | undefined): Date {
-  const d = parse(text);
-  if (!d) throw new SnapError('SNAP_USAGE', `${flag} '${text}' is not a date (examples: 2026-03-03, '2026-03-03 14:00', yesterday, '3 days ago')`);
-  return d;
-}
-
 /** `--since` takes the start of the named period, `--until` its end, so both days are included whole. */
 export function parseWindow(o: WindowFlags, now: Date): TimeWindow {
   const w: TimeWindow = {};
-  if (o.since !== undefined) w.since = when('--since', o.since, (t) => parseWhenStart(t, now));
-  if (o.until !== undefined) w.until = when('--until', o.until, (t) => parseWhen(t, now));
+  if (o.since !== undefined) w.since = dateOption('--since', o.since, now, 'start');
+  if (o.until !== undefined) w.until = dateOption('--until', o.until, now, 'end');
   if (w.since && w.until && w.since > w.until) throw new SnapError('SNAP_USAGE', `--since ${o.since} is after --until ${o.until}`);
   return w;
 }

@@ -7,6 +7,8 @@ process.env.UV_THREADPOOL_SIZE ??= '8';
 import { Command, CommanderError } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { type Ctx, makeCtx } from './context.js';
+import { rawArgv } from './argv.js';
+import { EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, installInterrupts, type Interrupts, isOutputClosed } from './interrupt.js';
 import { registerBackup } from './cmd-backup.js';
 import { registerList } from './cmd-list.js';
 import { registerRestore } from './cmd-restore.js';
@@ -18,14 +20,19 @@ import { registerExport } from './cmd-export.js';
 import { registerEdit } from './cmd-edit.js';
 import { VERSION } from './version.js';
 
-/** Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings. */
-export const EXIT = { ok: 0, error: 1, usage: 2, partial: 3 } as const;
+/**
+ * Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings,
+ * 130 interrupted by a signal, 141 standard output closed by its reader.
+ */
+export const EXIT = { ok: 0, error: 1, usage: 2, partial: 3, interrupted: EXIT_INTERRUPTED, outputClosed: EXIT_OUTPUT_CLOSED } as const;
 
 function report(e: unknown, debug: boolean): number {
+  // The reader of our output went away (`snap ls | head`): stop quietly, as other programs do.
+  if (isOutputClosed(e)) return EXIT.outputClosed;
   if (e instanceof SnapError) {
     process.stderr.write(`snap: ${e.message} [${e.code}]\n`);
     if (debug && e.stack) process.stderr.write(`${e.stack}\n${e.cause instanceof Error ? `caused by: ${e.cause.stack}\n` : ''}`);
-    return e.code === 'SNAP_USAGE' ? EXIT.usage : EXIT.error;
+    return e.code === 'SNAP_USAGE' ? EXIT.usage : e.code === 'SNAP_INTERRUPTED' ? EXIT.interrupted : EXIT.error;
   }
   const msg = e instanceof Error ? e.message : String(e);
   process.stderr.write(`snap: internal error: ${msg} [SNAP_INTERNAL]${debug ? '' : ' (run with --debug for details)'}\n`);
@@ -33,7 +40,19 @@ function report(e: unknown, debug: boolean): number {
   return EXIT.error;
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Commander's own messages ("error: too many arguments ...") in snap's form. */
+function usageLine(text: string): string {
+  const msg = text.trim().replace(/^error:\s*/, '');
+  return `snap: ${msg} [SNAP_USAGE]\n`;
+}
+
+/** "interrupted by SIGINT" says which command: "create interrupted by SIGINT". */
+function named(e: unknown, ctx: Ctx | undefined): unknown {
+  if (!(e instanceof SnapError) || e.code !== 'SNAP_INTERRUPTED' || !ctx || !e.message.startsWith('interrupted by')) return e;
+  return new SnapError('SNAP_INTERRUPTED', `${ctx.command} ${e.message}`, { cause: e.cause });
+}
+
+async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   let code: number = EXIT.ok;
   const program = new Command('snap')
     .description('content-addressed, deduplicating snapshots of your files')
@@ -45,17 +64,17 @@ async function main(argv: string[]): Promise<number> {
     .option('--lock-wait <duration>', 'how long to wait for another snap process using the repository (e.g. 30s, 5m)')
     .option('--debug', 'show stack traces of errors')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(usageLine(s)) });
 
   const run = async (fn: (ctx: Ctx) => Promise<void>, cmd: Command): Promise<void> => {
     let ctx: Ctx | undefined;
     try {
-      ctx = makeCtx(cmd);
+      ctx = makeCtx(cmd, interrupts);
       await fn(ctx);
       code = ctx.exitCode;
     } catch (e) {
       ctx?.sink.done();
-      code = report(e, cmd.optsWithGlobals().debug === true);
+      code = report(named(e, ctx), cmd.optsWithGlobals().debug === true);
     }
   };
   registerBackup(program, run);
@@ -67,7 +86,10 @@ async function main(argv: string[]): Promise<number> {
   registerBrowse(program, run);
   registerExport(program, run);
   registerEdit(program, run);
-  for (const c of program.commands) c.exitOverride();
+  // Every command and subcommand: commander's errors come back here instead of exiting, and are
+  // printed in snap's form.
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(program)) c.exitOverride().configureOutput(program.configureOutput());
 
   try {
     await program.parseAsync(argv);
@@ -81,7 +103,16 @@ async function main(argv: string[]): Promise<number> {
   return code;
 }
 
-main(process.argv).then(
+// The single exit path: commands return a code; only a second signal ends the process at once.
+const interrupts = installInterrupts((sig) => {
+  process.stderr.write(`\nsnap: interrupted by ${sig} again; stopped at once (a lock left behind is removed by the next command) [SNAP_INTERRUPTED]\n`);
+  process.exit(EXIT.interrupted);
+});
+// Output still queued when the command finished can fail later: the exit status says so too.
+process.on('exit', () => {
+  if (interrupts.outputClosed) process.exitCode = EXIT.outputClosed;
+});
+main(rawArgv(process.argv), interrupts).then(
   (code) => {
     process.exitCode = code;
   },

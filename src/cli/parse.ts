@@ -1,6 +1,7 @@
 // Parsing of option values given on the command line.
 import * as fs from 'node:fs';
 import { SnapError, fromSystemError } from '../core/errors.js';
+import { displayPath, fsDecode, fsPath } from '../core/bytes.js';
 
 export function parseWaitMs(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?$/.exec(s.trim());
@@ -11,20 +12,17 @@ export function parseWaitMs(s: string): number {
   return Math.round(n * mult);
 }
 
-export function parseTime(s: string): Date {
-  const t = Date.parse(s);
-  if (Number.isNaN(t)) throw new SnapError('SNAP_USAGE', `not a date and time: '${s}' (ISO 8601, e.g. 2026-03-03T14:00:00Z)`);
-  return new Date(t);
-}
-
-/** Patterns from exclude files, one per line (`--exclude-file`); empty lines are dropped. */
+/**
+ * Patterns from exclude files, one per line (`--exclude-file`); empty lines are dropped. Patterns
+ * are bytes, like the names they match: each file is read so and its lines become lossless strings.
+ */
 export function readPatternFiles(files: string[]): string[] {
   const out: string[] = [];
   for (const f of files) {
     try {
-      out.push(...fs.readFileSync(f, 'utf8').split(/\r?\n/));
+      out.push(...fsDecode(fs.readFileSync(fsPath(f))).split(/\r?\n/));
     } catch (e) {
-      throw fromSystemError(e, `exclude file ${f}`);
+      throw fromSystemError(e, `exclude file ${displayPath(f)}`);
     }
   }
   return out.filter((x) => x.trim() !== '');

@@ -1,7 +1,9 @@
 // The LevelDB index: derived data, rebuilt from packs and snapshot records whenever it is missing,
 // incomplete or damaged (docs/format.md, "Index"). LevelDB allows one process at a time, so
 // opening waits (up to `waitMs`) for another snap process to finish with it.
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import { displayPath, fsEncode, fsPath, hasEscapedBytes } from '../core/bytes.js';
 import { Level } from 'level';
 import { SnapError } from '../core/errors.js';
 import { randomHex, toHex } from '../core/ids.js';
@@ -21,6 +23,8 @@ export interface IndexOpenOptions {
   repoId: string;
   waitMs: number;
   sink: ProgressSink;
+  /** Stops the wait for another process (Ctrl-C). */
+  signal?: AbortSignal;
 }
 
 export interface PackInfo {
@@ -42,8 +46,8 @@ export class LevelIndex implements LocationIndex {
     } catch (e) {
       // A damaged table file (say, truncated) lets LevelDB open but fails the first read: damage,
       // so the caller rebuilds, instead of every command failing with an I/O error.
-      await db.close().catch(() => {});
-      throw new SnapError('SNAP_CORRUPT', `the repository index at ${dir} cannot be read`, { cause: e });
+      await closeDb(db).catch(() => {});
+      throw new SnapError('SNAP_CORRUPT', `the repository index at ${displayPath(dir)} cannot be read`, { cause: e });
     }
     const complete = stamp === `${INDEX_VERSION}:${o.repoId}`;
     return { index: idx, complete };
@@ -51,11 +55,11 @@ export class LevelIndex implements LocationIndex {
 
   /** Throw away the whole directory (a damaged LevelDB) and start empty. */
   static async destroy(dir: string): Promise<void> {
-    await fsp.rm(dir, { recursive: true, force: true });
+    await fsp.rm(fsPath(dir), { recursive: true, force: true });
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    await closeDb(this.db);
     await ownerOnly(this.dir);
   }
 
@@ -66,9 +70,9 @@ export class LevelIndex implements LocationIndex {
    */
   async reset(): Promise<void> {
     const old = `${this.dir}.damaged-${randomHex(4)}`;
-    await fsp.rename(this.dir, old);
-    await this.db.close().catch(() => {});
-    await fsp.rm(old, { recursive: true, force: true });
+    await fsp.rename(fsPath(this.dir), fsPath(old));
+    await closeDb(this.db).catch(() => {});
+    await fsp.rm(fsPath(old), { recursive: true, force: true });
     this.db = await openWithWait(this.dir, this.o);
   }
 
@@ -191,7 +195,9 @@ export class LevelIndex implements LocationIndex {
   /** All snapshots, oldest first. */
   async *snapshots(): AsyncIterable<StoredSnapshot> {
     for await (const [k, v] of this.db.iterator(prefixRange(Buffer.from([K_SNAP])))) {
-      yield decodeSnapshot(v, k.subarray(1 + 24).toString('latin1'));
+      // The id is the key's last 64 characters: a key written with a time of another width (an
+      // older snap wrote `+010000-...`) must still name the right record, which then fails to decode.
+      yield decodeSnapshot(v, k.subarray(k.length - 64).toString('latin1'));
     }
   }
 
@@ -349,8 +355,8 @@ function levelCode(e: unknown): string | undefined {
  * and after close; files made in between are protected by the folder.
  */
 async function ownerOnly(dir: string): Promise<void> {
-  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
-    const p = `${dir}/${name}`;
+  for (const name of await fsp.readdir(fsPath(dir)).catch(() => [] as string[])) {
+    const p = fsPath(`${dir}/${name}`);
     const st = await fsp.lstat(p).catch(() => undefined);
     if (st?.isFile() && (st.mode & 0o077) !== 0) await fsp.chmod(p, st.mode & 0o700).catch(() => {});
   }
@@ -358,21 +364,25 @@ async function ownerOnly(dir: string): Promise<void> {
 
 async function openWithWait(dir: string, o: IndexOpenOptions): Promise<DB> {
   // Owner-only, like everything else in the repository: the index names every backed-up path.
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  await fsp.mkdir(fsPath(dir), { recursive: true, mode: 0o700 });
   const start = Date.now();
   let told = false;
   for (;;) {
-    const db = new Level<Buffer, Buffer>(dir, ENC);
+    const { location, release } = levelLocation(dir);
+    const db = new Level<Buffer, Buffer>(location, ENC);
     try {
       await db.open();
       await ownerOnly(dir);
+      releases.set(db, release);
       return db;
     } catch (e) {
+      release();
       const code = levelCode(e);
       if (code === 'LEVEL_LOCKED') {
         const waited = Date.now() - start;
+        o.signal?.throwIfAborted();
         if (waited >= o.waitMs) {
-          throw new SnapError('SNAP_LOCKED', `the repository index at ${dir} is in use by another snap process (waited ${Math.round(waited / 1000)} s; use --lock-wait to wait longer)`, { cause: e });
+          throw new SnapError('SNAP_LOCKED', `the repository index at ${displayPath(dir)} is in use by another snap process (waited ${Math.round(waited / 1000)} s; use --lock-wait to wait longer)`, { cause: e });
         }
         if (!told && waited > 500) {
           o.sink.info?.('waiting for another snap process to release the repository index...');
@@ -386,5 +396,32 @@ async function openWithWait(dir: string, o: IndexOpenOptions): Promise<DB> {
       if (io instanceof SnapError && (io.code === 'SNAP_NO_SPACE' || io.code === 'SNAP_PERMISSION')) throw io;
       throw new SnapError('SNAP_CORRUPT', `the repository index at ${dir} cannot be opened`, { cause: e });
     }
+  }
+}
+
+/**
+ * LevelDB takes its location as a string, and a string cannot hold a path that is not UTF-8: such
+ * a folder is opened and reached through /proc/self/fd, held open as long as the database is.
+ */
+function levelLocation(dir: string): { location: string; release: () => void } {
+  if (!hasEscapedBytes(dir)) return { location: dir, release: () => {} };
+  const fd = fs.openSync(fsEncode(dir), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  let open = true;
+  return {
+    location: `/proc/self/fd/${fd}`,
+    release: () => {
+      if (open) fs.closeSync(fd);
+      open = false;
+    },
+  };
+}
+
+const releases = new WeakMap<DB, () => void>();
+
+async function closeDb(db: DB): Promise<void> {
+  try {
+    await db.close();
+  } finally {
+    releases.get(db)?.();
   }
 }

@@ -6,6 +6,8 @@
 // The last matching pattern wins, as in git. A pattern that starts with `/` also matches the
 // absolute path when one is given (`--exclude /home/you/x` means that path, as users expect),
 // besides its .gitignore meaning (anchored at the source root).
+import { fsEncode } from '../core/bytes.js';
+
 export interface ExcludeRule {
   re: RegExp;
   negate: boolean;
@@ -35,7 +37,7 @@ export function compileExcludes(patterns: string[]): ExcludeRule[] {
     const anchored = p.includes('/');
     const rooted = p.startsWith('/');
     if (rooted) p = p.slice(1);
-    const body = globToRegex(Buffer.from(p, 'utf8').toString('latin1'));
+    const body = globToRegex(fsEncode(p).toString('latin1'));
     const re = new RegExp(anchored ? `^${body}$` : `(?:^|/)${body}$`, 's');
     rules.push({ re, negate, dirOnly, source: raw, rooted, hits: 0 });
   }

@@ -2,9 +2,29 @@
 // `snapshots/<sha256 of the record>`.
 import { SnapError } from '../core/errors.js';
 import { asId, sha256, toHex } from '../core/ids.js';
-import { asRecord, asString, asStringArray, asUint, decodeCbor, encodeCbor, type Rec } from './cbor.js';
+import { fsDecode, fsEncode, hasEscapedBytes } from '../core/bytes.js';
+import { asArray, asRecord, asString, asStringArray, asUint, decodeCbor, encodeCbor, type Rec } from './cbor.js';
 
 export const SNAPSHOT_VERSION = 1;
+
+/**
+ * A snapshot time is UTC to the millisecond, always `YYYY-MM-DDTHH:MM:SS.mmmZ` (24 characters,
+ * years 0000-9999): the index keys snapshots by it, so its width is fixed (docs/format.md).
+ */
+const TIME_FORM = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+export const TIME_RANGE = 'UTC times from 0000-01-01 to 9999-12-31, to the millisecond';
+
+/** The record form of `d`, or undefined when the format cannot hold it (years before 0000 or after 9999). */
+export function snapshotTime(d: Date): string | undefined {
+  if (Number.isNaN(d.getTime())) return undefined;
+  const s = d.toISOString();
+  return TIME_FORM.test(s) ? s : undefined;
+}
+
+/** Whether `s` is a time exactly as records hold it (a real date, in the canonical form). */
+export function isSnapshotTime(s: string): boolean {
+  return TIME_FORM.test(s) && snapshotTime(new Date(s)) === s;
+}
 
 export interface SnapshotSummary {
   filesNew: number;
@@ -26,6 +46,7 @@ export interface Snapshot {
   time: string; // ISO 8601, UTC, millisecond precision
   hostname: string;
   username: string;
+  /** Source paths as lossless strings (core/bytes.ts fsDecode): a path that is not UTF-8 is stored as bytes. */
   paths: string[];
   tags: string[];
   tree: Buffer;
@@ -33,6 +54,7 @@ export interface Snapshot {
   /** Set by `snap repair` on a snapshot that replaces a damaged one: the damaged one's id. */
   original?: Buffer;
   program: string;
+  /** Exclude patterns, lossless strings like `paths`. */
   excludes: string[];
   summary: SnapshotSummary;
 }
@@ -47,16 +69,18 @@ const SUMMARY_KEYS: (keyof SnapshotSummary)[] = [
 ];
 
 export function encodeSnapshot(s: Snapshot): { id: string; bytes: Buffer } {
+  // Never write a record that readers would refuse: one such record made every command fail.
+  if (!isSnapshotTime(s.time)) throw new SnapError('SNAP_USAGE', `cannot record the snapshot time ${s.time}: the format holds ${TIME_RANGE}`);
   const rec: Rec = {
     v: SNAPSHOT_VERSION,
     time: s.time,
     hostname: s.hostname,
     username: s.username,
-    paths: s.paths,
+    paths: s.paths.map(pathItem),
     tags: s.tags,
     tree: s.tree,
     program: s.program,
-    excludes: s.excludes,
+    excludes: s.excludes.map(pathItem),
     summary: Object.fromEntries(SUMMARY_KEYS.map((k) => [k, s.summary[k]])),
   };
   if (s.parent) rec.parent = s.parent;
@@ -72,7 +96,7 @@ export function decodeSnapshot(bytes: Uint8Array, id: string): StoredSnapshot {
   const v = asUint(r.v, `${what}.v`);
   if (v !== SNAPSHOT_VERSION) throw new SnapError('SNAP_CORRUPT', `${what}: unsupported snapshot version ${v}`);
   const time = asString(r.time, `${what}.time`);
-  if (Number.isNaN(Date.parse(time))) throw new SnapError('SNAP_CORRUPT', `${what}.time: not a date`);
+  if (!isSnapshotTime(time)) throw new SnapError('SNAP_CORRUPT', `${what}.time: ${JSON.stringify(time)} is not a time of the form YYYY-MM-DDTHH:MM:SS.mmmZ`);
   const sum = asRecord(r.summary, `${what}.summary`);
   const summary = Object.fromEntries(SUMMARY_KEYS.map((k) => [k, asUint(sum[k] ?? 0, `${what}.summary.${k}`)])) as unknown as SnapshotSummary;
   const snap: StoredSnapshot = {
@@ -80,14 +104,26 @@ export function decodeSnapshot(bytes: Uint8Array, id: string): StoredSnapshot {
     time,
     hostname: asString(r.hostname, `${what}.hostname`),
     username: asString(r.username, `${what}.username`),
-    paths: asStringArray(r.paths, `${what}.paths`),
+    paths: asPathArray(r.paths, `${what}.paths`),
     tags: asStringArray(r.tags, `${what}.tags`),
     tree: asId(r.tree, `${what}.tree`),
     program: asString(r.program, `${what}.program`),
-    excludes: asStringArray(r.excludes ?? [], `${what}.excludes`),
+    excludes: asPathArray(r.excludes ?? [], `${what}.excludes`),
     summary,
   };
   if (r.parent !== undefined) snap.parent = asId(r.parent, `${what}.parent`);
   if (r.original !== undefined) snap.original = asId(r.original, `${what}.original`);
   return snap;
+}
+
+/**
+ * A path (or exclude pattern) in a record: text when it is UTF-8, as every record had it before,
+ * so their ids do not change; a CBOR byte string otherwise (docs/format.md).
+ */
+function pathItem(p: string): string | Buffer {
+  return hasEscapedBytes(p) ? fsEncode(p) : p;
+}
+
+function asPathArray(v: unknown, what: string): string[] {
+  return asArray(v, what).map((x, i) => (x instanceof Uint8Array ? fsDecode(x) : asString(x, `${what}[${i}]`)));
 }

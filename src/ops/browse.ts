@@ -9,22 +9,25 @@ import { locate } from './navigate.js';
 export interface ListedEntry {
   path: Buffer;
   node: Node;
+  /** The entries of the directory it is in (the same array for all of them): for column widths. */
+  siblings: readonly Node[];
 }
 
 /** Entries of a directory (or the single entry for a file), optionally recursive, streamed. */
 export async function* listPath(repo: Repository, snap: StoredSnapshot, userPath: string, recursive: boolean): AsyncIterable<ListedEntry> {
   const at = await locate(repo, snap, userPath);
   if (at.node && at.node.type !== 'dir') {
-    yield { path: at.path, node: at.node };
+    yield { path: at.path, node: at.node, siblings: [at.node] };
     return;
   }
   yield* walk(repo, at.tree!, at.path.length === 0 ? Buffer.from('/') : at.path, recursive);
 }
 
 async function* walk(repo: Repository, tree: Buffer, dir: Buffer, recursive: boolean): AsyncIterable<ListedEntry> {
-  for (const node of await repo.readTree(tree)) {
+  const nodes = await repo.readTree(tree);
+  for (const node of nodes) {
     const p = joinPath(dir, node.name);
-    yield { path: p, node };
+    yield { path: p, node, siblings: nodes };
     if (recursive && node.type === 'dir') yield* walk(repo, node.tree!, p, true);
   }
 }

@@ -15,6 +15,8 @@ export interface Affected {
   paths: string[];
   /** How many paths are affected (paths may list fewer). */
   count: number;
+  /** A snapshot `snap repair` wrote to replace this one (its `original` names this one), if any. */
+  replacement?: string;
 }
 
 interface Hit {
@@ -66,17 +68,28 @@ export async function findAffected(src: TreeSource, snaps: StoredSnapshot[], bad
     return res;
   };
 
+  const replacements = replacementsOf(snaps);
   const out: Affected[] = [];
   for (const s of snaps) {
     const u = await under(s.tree);
     if (u.count === 0) continue;
-    out.push({
+    const a: Affected = {
       snapshot: s.id,
       time: s.time,
       hostname: s.hostname,
       paths: u.hits.map((h) => `/${displayName(h.rel)}${h.dir && h.rel.length ? '/' : ''}`),
       count: u.count,
-    });
+    };
+    const r = replacements.get(s.id);
+    if (r) a.replacement = r;
+    out.push(a);
   }
+  return out;
+}
+
+/** original id -> the newest snapshot that `snap repair` wrote to replace it. */
+export function replacementsOf(snaps: StoredSnapshot[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const s of snaps) if (s.original) out.set(s.original.toString('hex'), s.id);
   return out;
 }

@@ -64,6 +64,8 @@ export interface CheckOptions {
   onProblem?(p: CheckProblem): void;
   /** Paths listed per affected snapshot (the count is always exact). */
   maxPaths?: number;
+  /** Stops the check (Ctrl-C): its reason is thrown. */
+  signal?: AbortSignal;
 }
 
 export async function checkRepository(repo: Repository, o: CheckOptions): Promise<CheckReport> {
@@ -122,6 +124,7 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
     return true;
   };
   await walkTrees(repo, recs.snapshots.map((s) => s.tree), marks, {
+    signal: o.signal,
     blob: async (id) => {
       await locate(id, 'blob');
     },
@@ -154,7 +157,7 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
     }
   }
 
-  if (o.readData) await readData(repo, o.readData, stored, indexed, r, problem, bad, o.sink);
+  if (o.readData) await readData(repo, o.readData, stored, indexed, r, problem, bad, o.sink, o.signal);
 
   if (bad.size > 0) r.affected = await findAffected(repo, recs.snapshots, bad, o.maxPaths ?? 1000);
   return r;
@@ -195,7 +198,7 @@ const MAX_PACK_SCRATCH = 256 * 1024 * 1024;
 
 async function readData(
   repo: Repository, subset: Subset, stored: Map<string, number>, indexed: Map<string, number>, r: CheckReport,
-  problem: (p: CheckProblem) => void, bad: Set<string>, sink: ProgressSink,
+  problem: (p: CheckProblem) => void, bad: Set<string>, sink: ProgressSink, signal?: AbortSignal,
 ): Promise<void> {
   const packs = [...indexed.keys()].filter((id) => stored.has(id) && inSubset(id, subset)).sort();
   sink.info?.(`reading ${packs.length} pack(s)`);
@@ -209,6 +212,7 @@ async function readData(
   let packBuf: Buffer = Buffer.allocUnsafe(Math.min(MAX_PACK_SCRATCH, packs.reduce((m, id) => Math.max(m, indexed.get(id) ?? 0), 0)));
   let rawBuf: Buffer = Buffer.alloc(0);
   for (const id of packs) {
+    signal?.throwIfAborted();
     let bytes: Buffer;
     try {
       const backend = repo.backend;

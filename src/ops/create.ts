@@ -7,14 +7,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
-import { displayName, joinPath } from '../core/bytes.js';
+import { displayName, displayPath, fsEncode, fsPath, joinPath } from '../core/bytes.js';
 import { createHash } from 'node:crypto';
 import { sha256 } from '../core/ids.js';
 import type { HostInfo } from '../core/host.js';
 import type { ProgressCounters, ProgressSink } from '../core/progress.js';
 import { compileExcludes, type ExcludeRule, isExcluded, needsAbsolute, unmatched } from '../model/exclude.js';
 import type { Node } from '../model/node.js';
-import type { SnapshotSummary, StoredSnapshot } from '../model/snapshot.js';
+import { snapshotTime, TIME_RANGE, type SnapshotSummary, type StoredSnapshot } from '../model/snapshot.js';
 import { encodeTree } from '../model/tree.js';
 import { FileChunker } from '../store/file-chunker.js';
 import { type CachedFile, type FileStamp, sameStamp } from '../index/files-cache.js';
@@ -53,6 +53,12 @@ export interface CreateOptions {
   host: HostInfo;
   program: string;
   sink: ProgressSink;
+  /**
+   * Stops the backup (Ctrl-C): the walk stops at the next entry, pack writes already started
+   * finish, no snapshot record is written, and the reason is thrown. Packs written so far are
+   * unreferenced: the next backup reuses their objects, gc removes them.
+   */
+  signal?: AbortSignal;
 }
 
 export interface CreateResult {
@@ -97,25 +103,34 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   if (o.stdin && (o.stdin.name === '' || o.stdin.name.includes('/') || o.stdin.name === '.' || o.stdin.name === '..' || o.stdin.name.includes('\0'))) {
     throw new SnapError('SNAP_USAGE', `--stdin-filename must be a plain file name (not '${o.stdin.name}')`);
   }
+  if (o.time && snapshotTime(o.time) === undefined) throw new SnapError('SNAP_USAGE', `cannot record the snapshot time ${String(o.time)}: the format holds ${TIME_RANGE}`);
   const { sources, dropped } = o.stdin ? { sources: [`/${o.stdin.name}`], dropped: [] } : normalizeSources(o.paths, o.cwd);
-  for (const d of dropped) o.sink.info?.(`${d} is inside another source path; it is backed up once`);
+  for (const d of dropped) o.sink.info?.(`${displayPath(d)} is inside another source path; it is backed up once`);
   if (!o.stdin) for (const s of sources) {
     try {
-      fs.lstatSync(s);
+      fs.lstatSync(fsPath(s));
     } catch (e) {
-      throw fromSystemError(e, `source ${s}`);
+      throw fromSystemError(e, `source ${displayPath(s)}`);
     }
   }
   const xattr = xattrBinding();
   // Once per backup, counted as no file's problem: everything else is backed up as usual.
   if (!xattr && !o.stdin) o.sink.warn?.({ code: 'SNAP_XATTR', message: `extended attributes and ACLs are not backed up: ${xattrUnavailable()}` });
-  const a = new Archiver(repo, o, xattr);
-  let cached = false;
-  for (const s of sources) if (await repo.index.hasFilesUnder(Buffer.from(s))) cached = true;
-  a.noFilesCache = !cached;
-  const rootTree = o.stdin ? await a.streamTree(o.stdin) : await a.dirOfTrie('/', buildTrie(sources));
   const snapshots = await repo.listSnapshots();
   const parent = [...snapshots].reverse().find((s) => s.hostname === o.host.hostname && s.paths.join('\0') === sources.join('\0'));
+  const a = new Archiver(repo, o, xattr, parent);
+  let cached = false;
+  for (const s of sources) if (await repo.index.hasFilesUnder(fsEncode(s))) cached = true;
+  a.noFilesCache = !cached;
+  let rootTree: Buffer;
+  try {
+    rootTree = o.stdin ? await a.streamTree(o.stdin) : await a.dirOfTrie('/', buildTrie(sources));
+    o.signal?.throwIfAborted();
+  } catch (e) {
+    // Stopped (or failed): let pack writes already under way finish, so none is cut off; write nothing more.
+    await repo.objects.settle();
+    throw e;
+  }
   const summary: SnapshotSummary = {
     ...a.summary,
     dataAdded: 0,
@@ -139,7 +154,7 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   summary.objectsAdded = repo.objects.stats.objectsAdded;
   summary.durationMs = Date.now() - started;
   const snapshot = await repo.saveSnapshot(parent ? { ...draft, parent: Buffer.from(parent.id, 'hex') } : draft);
-  for (const p of unmatched(a.rules)) o.sink.info?.(`exclude pattern '${p}' matched nothing`);
+  for (const p of unmatched(a.rules)) o.sink.info?.(`exclude pattern '${displayPath(p)}' matched nothing`);
   if (a.unnamed.count > 0) {
     // One warning, not counted as a file's problem: such files rarely have attributes, and the
     // rest of each was backed up.
@@ -171,13 +186,19 @@ class Archiver {
   private readonly digestWords = new BigUint64Array(12);
   private readonly digestBytes = Buffer.from(this.digestWords.buffer);
 
-  constructor(private readonly repo: Repository, private readonly o: CreateOptions, private readonly xattr: XattrBinding | undefined) {
+  /** Said only when it is news: on the first backup of these paths (docs/design.md). */
+  private readonly tellRepoSkipped: boolean;
+
+  constructor(private readonly repo: Repository, private readonly o: CreateOptions, private readonly xattr: XattrBinding | undefined, parent: StoredSnapshot | undefined) {
     this.rules = compileExcludes(o.excludes ?? []);
     this.absRules = needsAbsolute(this.rules);
-    this.tagNames = [...new Set([...(o.excludeIfPresent ?? []), ...(o.excludeCaches ? [CACHEDIR_TAG] : [])])].map((n) => Buffer.from(n));
-    const st = fs.statSync(repo.root, { bigint: true });
+    this.tagNames = [...new Set([...(o.excludeIfPresent ?? []), ...(o.excludeCaches ? [CACHEDIR_TAG] : [])])].map((n) => fsEncode(n));
+    const st = fs.statSync(fsPath(repo.root), { bigint: true });
     this.repoId = { dev: st.dev, ino: st.ino };
     this.chunker = new FileChunker(-1, repo.gear);
+    // The previous backup of the same paths tells how much there is: a percentage and an ETA.
+    if (parent) this.progress.totalBytes = parent.summary.totalBytes;
+    this.tellRepoSkipped = parent === undefined;
   }
 
   private warn(code: string, p: Buffer | string, message: string): void {
@@ -188,12 +209,12 @@ class Archiver {
 
   /** The tree of a directory on the way to the sources: only the children that lead to one. */
   async dirOfTrie(abs: string, trie: SourceTrie): Promise<Buffer> {
-    if (trie.source) return this.dirTree(Buffer.from(abs), '', await this.lstat(Buffer.from(abs)));
+    const dirBuf = fsEncode(abs);
+    if (trie.source) return this.dirTree(dirBuf, '', await this.lstat(dirBuf));
     const nodes: Node[] = [];
-    const dirBuf = Buffer.from(abs);
-    for (const name of [...trie.children.keys()].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))) {
+    for (const name of [...trie.children.keys()].sort((x, y) => Buffer.compare(fsEncode(x), fsEncode(y)))) {
       const child = trie.children.get(name)!;
-      const nameBuf = Buffer.from(name);
+      const nameBuf = fsEncode(name);
       const full = joinPath(dirBuf, nameBuf);
       if (child.source) {
         const kid = await this.entry(dirBuf, nameBuf, '');
@@ -232,6 +253,7 @@ class Archiver {
    * when it is excluded or unreadable.
    */
   private async entry(dir: Buffer, name: Buffer, rel: string, rootDev?: bigint): Promise<Kid | undefined> {
+    this.o.signal?.throwIfAborted();
     const full = joinPath(dir, name);
     const st = await this.lstat(full);
     if (!st) return undefined;
@@ -240,7 +262,7 @@ class Archiver {
     switch (node.type) {
       case 'dir': {
         if (this.repoId && st.dev === this.repoId.dev && st.ino === this.repoId.ino) {
-          this.o.sink.info?.(`${displayName(full)} is the repository itself; it is not backed up`);
+          if (this.tellRepoSkipped) this.o.sink.info?.(`${displayName(full)} is the repository itself; it is not backed up`);
           return undefined;
         }
         if (this.o.oneFileSystem && rootDev !== undefined && st.dev !== rootDev) {
@@ -386,9 +408,16 @@ class Archiver {
     const stale = [...cache.old.keys()].filter((k) => !seen.has(k)).map((k) => Buffer.from(k, 'latin1'));
     const bytes = encodeTree(nodes);
     const r = await this.repo.objects.add('tree', bytes);
-    if (!r.added) this.summary.dirsUnchanged++;
-    else if (cache.old.size > 0) this.summary.dirsChanged++;
-    else this.summary.dirsNew++;
+    // Compared with the last backup of this directory (its record, else its files-cache entries);
+    // a directory the index knows nothing of is new, even when an identical tree exists already
+    // (two empty directories in a first backup).
+    if (last) {
+      if (r.id.equals(last.tree)) this.summary.dirsUnchanged++;
+      else this.summary.dirsChanged++;
+    } else if (cache.old.size > 0) {
+      if (r.added) this.summary.dirsChanged++;
+      else this.summary.dirsUnchanged++;
+    } else this.summary.dirsNew++;
     // The record waits, like the files-cache entries, until what the tree names is durable.
     this.pendingCache.push({ dir: full, files: updates, stale, record: complete ? { digest, tree: r.id } : null });
     this.pendingFiles += updates.length + stale.length + 1;
@@ -497,6 +526,7 @@ class Archiver {
       this.chunker.reset(fd, Number(opened.size));
       for (let c = this.chunker.next(); c; c = this.chunker.next()) {
         size += c.length;
+        this.o.signal?.throwIfAborted();
         this.progress.bytes += c.length;
         this.summary.bytesRead += c.length;
         const id = sha256(c);
@@ -509,8 +539,9 @@ class Archiver {
       return { size, chunks, stable };
     } catch (e) {
       // Source reads fail with plain system errors; a SnapError comes from the repository side
-      // (a pack write failing with EIO, the index on a full disk) and is fatal, never a file warning.
-      if (e instanceof SnapError) throw e;
+      // (a pack write failing with EIO, the index on a full disk) and is fatal, never a file warning;
+      // so is the reason the backup was stopped.
+      if (e instanceof SnapError || this.o.signal?.aborted) throw e;
       this.warn(errnoCode(e) ?? 'SNAP_IO', full, `read failed: ${(e as Error).message}`);
       return undefined;
     } finally {

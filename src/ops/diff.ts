@@ -2,7 +2,7 @@
 // bytes, so one merge-walk pairs them; a subtree whose tree id is equal on both sides is identical
 // (trees are content-addressed) and is never read. Memory holds one entry list per level of the
 // two paths being walked, whatever the size of the trees.
-import { joinPath } from '../core/bytes.js';
+import { displayPath, fsEncode, joinPath } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
 import { shortId } from '../core/ids.js';
 import type { Node } from '../model/node.js';
@@ -160,7 +160,7 @@ export function summarize(sum: DiffSummary, ch: Change): void {
 
 /** An absolute path inside a snapshot, written as the user gave it, in canonical form (`/a/b`). */
 export function canonicalPath(p: string): Buffer {
-  const parts = splitPath(Buffer.from(p));
+  const parts = splitPath(fsEncode(p));
   return parts.length === 0 ? Buffer.from('/') : Buffer.concat(parts.flatMap((x) => [Buffer.from('/'), x]));
 }
 
@@ -176,7 +176,7 @@ export async function locatePair(repo: Repository, a: StoredSnapshot, b: StoredS
     const lb = await locateAbs(repo, b.tree, path);
     if (la || lb) return { path, a: la, b: lb };
   }
-  throw new SnapError('SNAP_NOT_FOUND', `${userPath} is in neither snapshot ${shortId(a.id)} nor ${shortId(b.id)}`);
+  throw new SnapError('SNAP_NOT_FOUND', `${displayPath(userPath)} is in neither snapshot ${shortId(a.id)} nor ${shortId(b.id)}`);
 }
 
 /** Changes from snapshot `a` to snapshot `b`, of everything or of one path (a file or a directory). */

@@ -34,21 +34,22 @@ export interface DupReport {
 const contentKey = (n: Node): string => sha256(Buffer.concat(n.chunks ?? [])).toString('base64');
 const inodeKey = (n: Node): string | undefined => (n.inode ? `${n.inode.dev}:${n.inode.ino}` : undefined);
 
-async function* files(repo: TreeReader, tree: Buffer, dir: Buffer, minSize: number): AsyncGenerator<{ path: Buffer; node: Node }> {
+async function* files(repo: TreeReader, tree: Buffer, dir: Buffer, minSize: number, signal?: AbortSignal): AsyncGenerator<{ path: Buffer; node: Node }> {
+  signal?.throwIfAborted();
   for (const node of await repo.readTree(tree)) {
     const path = joinPath(dir, node.name);
-    if (node.type === 'dir') yield* files(repo, node.tree!, path, minSize);
+    if (node.type === 'dir') yield* files(repo, node.tree!, path, minSize, signal);
     else if (node.type === 'file' && node.size > 0 && node.size >= minSize) yield { path, node };
   }
 }
 
 /** Duplicate groups below `tree` (at `dir`), largest waste first. */
-export async function findDups(repo: TreeReader, tree: Buffer, dir: Buffer, opts: { minSize?: number } = {}): Promise<DupReport> {
+export async function findDups(repo: TreeReader, tree: Buffer, dir: Buffer, opts: { minSize?: number; signal?: AbortSignal } = {}): Promise<DupReport> {
   const minSize = Math.max(1, opts.minSize ?? 1);
   const copies = new Map<string, number>();
   const seenInodes = new Set<string>();
   let filesScanned = 0;
-  for await (const { node } of files(repo, tree, dir, minSize)) {
+  for await (const { node } of files(repo, tree, dir, minSize, opts.signal)) {
     filesScanned++;
     const ino = inodeKey(node);
     if (ino) {
@@ -62,7 +63,7 @@ export async function findDups(repo: TreeReader, tree: Buffer, dir: Buffer, opts
 
   const groups = new Map<string, { node: Node; byInode: Map<string, DupCopy>; list: DupCopy[] }>();
   if (copies.size > 0) {
-    for await (const { path, node } of files(repo, tree, dir, minSize)) {
+    for await (const { path, node } of files(repo, tree, dir, minSize, opts.signal)) {
       const k = contentKey(node);
       if (!copies.has(k)) continue;
       let g = groups.get(k);

@@ -7,7 +7,7 @@
 // Snapshots of one source share most of their trees, so the matches below a tree are computed
 // once and reused in every snapshot that holds the same tree (keyed by tree id, plus the path
 // when the pattern looks at more than names).
-import { joinPath } from '../core/bytes.js';
+import { displayPath, joinPath } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
 import { toHex } from '../core/ids.js';
 import { compileExcludes, isExcluded, type ExcludeRule } from '../model/exclude.js';
@@ -30,7 +30,7 @@ export function compileFindPattern(pattern: string): FindPattern {
   const byName = !body.includes('/');
   if (!byName && !p.startsWith('/') && !p.startsWith('**/')) p = `**/${p}`;
   const rules = compileExcludes([p]);
-  if (body === '' || rules.length === 0) throw new SnapError('SNAP_USAGE', `not a usable pattern: '${pattern}'`);
+  if (body === '' || rules.length === 0) throw new SnapError('SNAP_USAGE', `not a usable pattern: '${displayPath(pattern)}'`);
   return { source: pattern, byName, rules };
 }
 

@@ -25,6 +25,17 @@ export interface GcOptions {
   beforeDelete?: () => Promise<void>;
   /** Plan as if these snapshots were gone (`forget --dry-run --gc`); such a plan is not executable. */
   excludeSnapshots?: Set<string>;
+  /**
+   * Stops gc between steps (Ctrl-C). Every step is safe to stop after (the crash-safety order), so
+   * a stopped gc leaves at worst leftovers that the next gc removes.
+   */
+  signal?: AbortSignal;
+  /**
+   * The caller holds the exclusive lock: no other process writes `data/` or `snapshots/`, so
+   * temporary files there are leftovers of interrupted writes and go at once, however young.
+   * (In `locks/`, another process may be writing its lock file this instant: the margin stays.)
+   */
+  exclusive?: boolean;
 }
 
 /** An interrupted write leaves `.tmp-*` files; older than this they are certainly abandoned. */
@@ -74,8 +85,9 @@ export async function planGc(repo: Repository, o: GcOptions): Promise<GcPlan> {
   o.sink.info?.(`marking the objects used by ${recs.snapshots.length} snapshot(s)`);
   let marks: Marks;
   try {
-    marks = await markSnapshots(repo, recs.snapshots);
+    marks = await markSnapshots(repo, recs.snapshots, undefined, o.signal);
   } catch (e) {
+    if (o.signal?.aborted) throw e;
     throw refuse(e, 'a tree cannot be read, so what it uses is unknown');
   }
 
@@ -174,6 +186,7 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
     sizeBefore: plan.sizeBefore, sizeAfter: plan.sizeBefore, packsAfter: plan.packsBefore, tempFilesRemoved: 0, damagedKept: [],
   };
   if (toDelete.length + toRewrite.length + toUnindex.length + plan.reindex.size > 0) {
+    o.signal?.throwIfAborted();
     await o.beforeDelete?.();
     // The files cache may name chunks that are about to go; a backup trusting it would reference
     // them. Cleared (and synced) before anything is removed, so no crash can leave it stale.
@@ -187,6 +200,7 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
     const { done, written } = await rewritePacks(repo, plan, toRewrite, o, r);
     await repo.index.sync();
     await assertNoNewSnapshots(repo.backend, plan.snapshotIds);
+    o.signal?.throwIfAborted();
     await o.beforeDelete?.();
     // 2. Then the old packs leave the index...
     const gone = new Set([...toDelete.filter((d) => d.usage.indexed).map((d) => d.usage.id), ...done, ...toUnindex]);
@@ -202,7 +216,8 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
       else r.packsDeleted++;
     }
   }
-  r.tempFilesRemoved = await removeTemp(repo.backend, o.tempMarginMs ?? TEMP_MARGIN_MS);
+  const margin = o.tempMarginMs ?? TEMP_MARGIN_MS;
+  r.tempFilesRemoved = await removeTemp(repo.backend, o.exclusive ? 0 : margin, margin);
   const after = await listPacks(repo.backend);
   r.packsAfter = after.size;
   r.sizeAfter = [...after.values()].reduce((a, b) => a + b, 0);
@@ -215,6 +230,7 @@ async function rewritePacks(repo: Repository, plan: GcPlan, ids: string[], o: Gc
   const w = new PackRewriter(repo.backend, repo.index, repo.config.packSize);
   const done: string[] = [];
   for (const id of ids) {
+    o.signal?.throwIfAborted();
     const copied = await w.copyLive(id, async (e) => isMarked(plan.marks, e.id) && (await repo.index.lookup(e.id))?.pack === id);
     if (copied.ok) done.push(id);
     else {
@@ -241,10 +257,12 @@ interface TempCleaner {
   removeTempFiles(prefix: string, olderThanMs?: number): Promise<number>;
 }
 
-async function removeTemp(backend: Backend, marginMs: number): Promise<number> {
+/** Temporary files of interrupted writes: in data/ and snapshots/ older than `dataMarginMs`, in locks/ than `lockMarginMs`. */
+async function removeTemp(backend: Backend, dataMarginMs: number, lockMarginMs: number): Promise<number> {
   const c = backend as Partial<TempCleaner>;
   if (typeof c.removeTempFiles !== 'function') return 0;
   let n = 0;
-  for (const p of ['data/', 'snapshots/', 'locks/']) n += await c.removeTempFiles.call(backend, p, marginMs);
+  for (const p of ['data/', 'snapshots/']) n += await c.removeTempFiles.call(backend, p, dataMarginMs);
+  n += await c.removeTempFiles.call(backend, 'locks/', lockMarginMs);
   return n;
 }

@@ -1,5 +1,6 @@
 // Find a path inside a snapshot by walking its trees from the root.
 import { SnapError } from '../core/errors.js';
+import { displayPath, fsEncode } from '../core/bytes.js';
 import type { Node } from '../model/node.js';
 import { findNode } from '../model/tree.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
@@ -35,10 +36,10 @@ export function splitPath(p: Buffer): Buffer[] {
 export async function locate(repo: Repository, snap: StoredSnapshot, userPath: string): Promise<Located> {
   const candidates = userPath.startsWith('/') || userPath === '' ? [userPath || '/'] : snap.paths.map((s) => `${s}/${userPath}`);
   for (const c of candidates) {
-    const hit = await locateAbs(repo, snap.tree, Buffer.from(c));
+    const hit = await locateAbs(repo, snap.tree, fsEncode(c));
     if (hit) return hit;
   }
-  throw new SnapError('SNAP_NOT_FOUND', `${userPath} is not in snapshot ${snap.id.slice(0, 8)} (its paths: ${snap.paths.join(', ')})`);
+  throw new SnapError('SNAP_NOT_FOUND', `${displayPath(userPath)} is not in snapshot ${snap.id.slice(0, 8)} (its paths: ${snap.paths.map(displayPath).join(', ')})`);
 }
 
 export async function locateAbs(repo: Repository, root: Buffer, p: Buffer): Promise<Located | undefined> {

@@ -55,6 +55,8 @@ export interface WalkVisitor {
   blob?(id: Buffer): void | Promise<void>;
   /** A tree that cannot be read or decoded: its subtree is skipped. Throw to abort the walk. */
   treeError?(id: Buffer, e: unknown): void | Promise<void>;
+  /** Stops the walk (Ctrl-C): its reason is thrown. */
+  signal?: AbortSignal;
 }
 
 export interface Marks {
@@ -85,6 +87,7 @@ export async function walkTrees(src: TreeSource, roots: Buffer[], marks: Marks, 
   await new Promise<void>((resolve, reject) => {
     let failed = false;
     const visit = async (id: Buffer): Promise<void> => {
+      v.signal?.throwIfAborted();
       let nodes: Node[];
       try {
         nodes = decodeTree(await src.objects.get(id, 'tree'), `tree ${toHex(id).slice(0, 16)}`);
@@ -146,11 +149,12 @@ export async function readSnapshotRecords(backend: Backend): Promise<StoredRecor
 }
 
 /** Mark everything the given snapshots use. Any unreadable tree aborts (gc must not guess). */
-export async function markSnapshots(src: TreeSource, snaps: StoredSnapshot[], marks: Marks = newMarks()): Promise<Marks> {
+export async function markSnapshots(src: TreeSource, snaps: StoredSnapshot[], marks: Marks = newMarks(), signal?: AbortSignal): Promise<Marks> {
   await walkTrees(src, snaps.map((s) => s.tree), marks, {
     treeError(_id, e) {
       throw e;
     },
+    signal,
   });
   return marks;
 }

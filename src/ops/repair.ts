@@ -24,6 +24,7 @@ import { QUARANTINE, snapshotName } from '../repo/layout.js';
 import { packName, readPackHeader, type PackEntry } from '../store/pack.js';
 import { entriesOfPack, packHashMatches, verifyEntry } from '../store/pack-verify.js';
 import { checkRepository, type CheckReport } from './check.js';
+import { replacementsOf } from './check-affected.js';
 import { PackRewriter } from './pack-rewriter.js';
 import { errorMessage, listPacks } from './reachability.js';
 
@@ -42,6 +43,8 @@ export interface RepairOptions {
   beforeDelete?(): Promise<void> | void;
   /** Paths listed per snapshot (counts are always exact). */
   maxPaths?: number;
+  /** Stops repair between steps (Ctrl-C); each step is safe to stop after (docs/format.md, "Repair"). */
+  signal?: AbortSignal;
 }
 
 export interface PackRepair {
@@ -68,6 +71,8 @@ export interface SnapshotRepair {
   forgotten: boolean;
   /** Why no replacement is written. */
   unrepairable?: string;
+  /** The replacement was written by an earlier repair (this one wrote nothing for it). */
+  earlier?: boolean;
 }
 
 export interface RepairReport {
@@ -84,10 +89,10 @@ export async function repairRepository(repo: Repository, o: RepairOptions): Prom
   const report: RepairReport = { dryRun: o.dryRun === true, problemsFound: 0, packs: [], snapshots: [], records: [] };
   if (!o.dryRun) {
     o.sink.info?.('rebuilding the index from the repository');
-    report.index = await repo.rebuildIndex();
+    report.index = await repo.rebuildIndex(o.signal);
   }
   o.sink.info?.(o.readData ? 'checking the structure and reading all data' : 'checking the structure');
-  const check = await checkRepository(repo, { sink: o.sink, readData: o.readData ? { kind: 'all' } : undefined, maxPaths: 0 });
+  const check = await checkRepository(repo, { sink: o.sink, readData: o.readData ? { kind: 'all' } : undefined, maxPaths: 0, signal: o.signal });
   report.problemsFound = check.problems.length;
 
   const damaged = new Set(check.damagedObjects);
@@ -97,7 +102,9 @@ export async function repairRepository(repo: Repository, o: RepairOptions): Prom
     await repo.index.clearFilesCache();
     await repo.index.sync();
   }
+  o.signal?.throwIfAborted();
   await quarantineRecords(repo, check, o, report);
+  o.signal?.throwIfAborted();
   await replaceSnapshots(repo, damaged, o, report);
   return report;
 }
@@ -306,9 +313,11 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
   };
 
   const snaps = await repo.listSnapshots();
+  const replaced = replacementsOf(snaps);
   for (const s of snaps) {
     const r = await rewrite(s.tree);
     if (r.count === 0) continue;
+    const earlier = replaced.get(s.id);
     const sr: SnapshotRepair = {
       original: s.id,
       time: s.time,
@@ -318,6 +327,13 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
       forgotten: false,
     };
     report.snapshots.push(sr);
+    if (earlier) {
+      // An earlier repair replaced it: what is left to do is (with --forget) removing it.
+      sr.replacement = earlier;
+      sr.earlier = true;
+      if (o.forget && !o.dryRun) await forgetOriginal(repo, s.id, o, sr);
+      continue;
+    }
     if (!r.id) {
       sr.unrepairable = 'its root tree is lost: nothing of it can be restored';
       continue;
@@ -330,25 +346,34 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
     const saved = await repo.saveSnapshot(replacement);
     sr.replacement = saved.id;
     o.sink.info?.(`snapshot ${s.id.slice(0, 8)} -> ${saved.id.slice(0, 8)}: ${r.count} damaged path(s) left out`);
-    if (o.forget) {
-      await o.beforeDelete?.();
-      await repo.backend.delete(snapshotName(s.id));
-      await repo.index.removeSnapshot(s.id);
-      sr.forgotten = true;
-    }
+    if (o.forget) await forgetOriginal(repo, s.id, o, sr);
   }
+}
+
+async function forgetOriginal(repo: Repository, id: string, o: RepairOptions, sr: SnapshotRepair): Promise<void> {
+  await o.beforeDelete?.();
+  await repo.backend.delete(snapshotName(id));
+  await repo.index.removeSnapshot(id);
+  sr.forgotten = true;
 }
 
 /**
  * The same record with the new root. The summary still describes the original backup run, except
- * its totals, which leave out the files removed one by one (those under a lost directory are unknown).
+ * its totals, which leave out the files removed one by one (those under a lost directory are
+ * unknown), and what it added to the repository: nothing but a few trees, counted as 0 (docs/format.md).
  */
 function replacementOf(s: StoredSnapshot, r: Rewritten, program: string): Snapshot {
   const { id, ...rest } = s;
   return {
     ...rest,
     tree: r.id!,
-    summary: { ...s.summary, totalFiles: Math.max(0, s.summary.totalFiles - r.files), totalBytes: Math.max(0, s.summary.totalBytes - r.bytes) },
+    summary: {
+      ...s.summary,
+      totalFiles: Math.max(0, s.summary.totalFiles - r.files),
+      totalBytes: Math.max(0, s.summary.totalBytes - r.bytes),
+      dataAdded: 0,
+      objectsAdded: 0,
+    },
     tags: [...new Set([...s.tags, REPAIRED_TAG])].sort(),
     original: Buffer.from(id, 'hex'),
     program,

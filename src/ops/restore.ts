@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError, isSnapError } from '../core/errors.js';
-import { displayName, isAllZero, joinPath } from '../core/bytes.js';
+import { displayName, displayPath, fsDecode, fsEncode, isAllZero, joinPath } from '../core/bytes.js';
 import { TaskPool } from '../core/pool.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
@@ -37,6 +37,8 @@ export interface RestoreOptions {
   asRoot: boolean;
   sink: ProgressSink;
   concurrency?: number;
+  /** Stops the restore (Ctrl-C): the walk stops at its next entry and the reason is thrown. */
+  signal?: AbortSignal;
 }
 
 /** An entry a dry run would write: `dest` under the target; for a hard link, the path it would link to. */
@@ -68,7 +70,7 @@ const EMPTY = Buffer.alloc(0);
 export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o: RestoreOptions): Promise<RestoreResult> {
   // The paths `ls` and `cat` accept: absolute snapshot paths, or paths relative to a source path.
   const include: string[] = [];
-  for (const inc of o.include ?? []) include.push((await locate(repo, snap, inc)).path.toString());
+  for (const inc of o.include ?? []) include.push(fsDecode((await locate(repo, snap, inc)).path));
   const r = new Restorer(repo, { ...o, include });
   await r.run(snap);
   return r.result;
@@ -99,7 +101,7 @@ class Restorer {
     // busy while the main thread reads and verifies the next ones; memory is bounded by bytes.
     this.pool = new TaskPool(o.concurrency ?? 64, 64);
     this.reader = new RangeReader(repo.backend);
-    this.includes = (o.include ?? []).map((p) => splitPath(Buffer.from(p)));
+    this.includes = (o.include ?? []).map((p) => splitPath(fsEncode(p)));
     this.policy = o.overwrite ?? 'never';
   }
 
@@ -170,6 +172,7 @@ class Restorer {
       return;
     }
     for (const node of nodes) {
+      this.o.signal?.throwIfAborted();
       const childParts = [...parts, node.name];
       const s = scope === 'all' ? 'all' : this.scope(childParts);
       if (s === 'none') continue;

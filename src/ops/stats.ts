@@ -39,8 +39,8 @@ export interface SnapshotStats {
 
 const ratio = (a: number, b: number): number => (b > 0 ? a / b : 0);
 
-export async function repoStats(repo: Repository, snaps: StoredSnapshot[]): Promise<RepoStats> {
-  const marks = await markSnapshots(repo, snaps);
+export async function repoStats(repo: Repository, snaps: StoredSnapshot[], signal?: AbortSignal): Promise<RepoStats> {
+  const marks = await markSnapshots(repo, snaps, undefined, signal);
   let storedBytes = 0;
   let rawBytes = 0;
   let blobRaw = 0;
@@ -67,8 +67,8 @@ export async function repoStats(repo: Repository, snaps: StoredSnapshot[]): Prom
   };
 }
 
-export async function snapshotStats(repo: Repository, snap: StoredSnapshot, all: StoredSnapshot[]): Promise<SnapshotStats> {
-  const others: Marks = await markSnapshots(repo, all.filter((s) => s.id !== snap.id));
+export async function snapshotStats(repo: Repository, snap: StoredSnapshot, all: StoredSnapshot[], signal?: AbortSignal): Promise<SnapshotStats> {
+  const others: Marks = await markSnapshots(repo, all.filter((s) => s.id !== snap.id), undefined, signal);
   const mine = newMarks();
   const r: SnapshotStats = { snapshot: snap.id, logicalBytes: snap.summary.totalBytes, files: snap.summary.totalFiles, objects: 0, uniqueObjects: 0, uniqueStoredBytes: 0, uniqueRawBytes: 0 };
   const count = async (id: Buffer): Promise<void> => {
@@ -84,6 +84,7 @@ export async function snapshotStats(repo: Repository, snap: StoredSnapshot, all:
     treeError(_id, e) {
       throw e;
     },
+    signal,
   });
   r.objects = mine.trees.size + mine.blobs.size;
   return r;

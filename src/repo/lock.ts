@@ -42,6 +42,8 @@ export interface LockOptions {
   refreshEveryMs?: number;
   /** Base retry interval while waiting; a random jitter of the same size is added. */
   retryMs?: number;
+  /** Stops waiting (Ctrl-C): the reason is thrown, and no lock file is left behind. */
+  signal?: AbortSignal;
 }
 
 const LOCK_NAME = /^locks\/([0-9a-f]{64})$/;
@@ -120,6 +122,7 @@ export class RepoLock {
       }
       // Remove ours before waiting, so two waiters never block each other for good.
       await backend.delete(name);
+      o.signal?.throwIfAborted();
       const left = deadline - Date.now();
       if (left <= 0) {
         const waited = Math.round(o.waitMs / 1000);

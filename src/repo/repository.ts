@@ -3,7 +3,8 @@
 // is missing or damaged; it always reconciles the snapshot list with storage (a cheap listing).
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { SnapError, isSnapError } from '../core/errors.js';
+import { SnapError, errnoCode, isSnapError } from '../core/errors.js';
+import { displayPath, fsPath } from '../core/bytes.js';
 import { randomHex, toHex } from '../core/ids.js';
 import type { Clock } from '../core/clock.js';
 import { AppendOnlyBackend, appendOnlyError } from '../backend/append-only.js';
@@ -30,6 +31,8 @@ export interface RepoOptions {
   backend?: (root: string) => Backend;
   /** Append-only use: the backend is wrapped so nothing but lock files can be deleted or replaced. */
   appendOnly?: boolean;
+  /** Stops waiting for another process's index (the CLI's Ctrl-C). */
+  signal?: AbortSignal;
 }
 
 function storage(abs: string, o: RepoOptions): Backend {
@@ -71,14 +74,21 @@ export class Repository {
   }
 
 
+  /** Whether `root` is missing or an empty directory: a place where `init` may create a repository. */
+  static async isEmptyOrMissing(root: string): Promise<boolean> {
+    const entries = await fsp.readdir(fsPath(path.resolve(root))).catch((e: unknown) => (errnoCode(e) === 'ENOENT' ? [] : undefined));
+    return entries !== undefined && entries.length === 0;
+  }
+
   /** Create a new repository in an empty or missing directory. */
   static async init(root: string, o: RepoOptions, overrides: Partial<RepoConfig> = {}): Promise<Repository> {
     const abs = path.resolve(root);
-    const existing = await fsp.readdir(abs).catch(() => [] as string[]);
-    if (existing.includes(CONFIG)) throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${abs}`);
-    if (existing.length > 0) throw new SnapError('SNAP_REPO_EXISTS', `${abs} is not empty; choose an empty or new directory for a repository`);
-    await fsp.mkdir(abs, { recursive: true, mode: 0o700 });
-    await fsp.chmod(abs, 0o700);
+    const shown = displayPath(abs);
+    const existing = await fsp.readdir(fsPath(abs)).catch(() => [] as string[]);
+    if (existing.includes(CONFIG)) throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
+    if (existing.length > 0) throw new SnapError('SNAP_REPO_EXISTS', `${shown} is not empty; choose an empty or new directory for a repository`);
+    await fsp.mkdir(fsPath(abs), { recursive: true, mode: 0o700 });
+    await fsp.chmod(fsPath(abs), 0o700);
     const clock = o.clock ?? systemClock;
     const config: RepoConfig = {
       format: 'snap-repository',
@@ -93,7 +103,7 @@ export class Repository {
     };
     const backend = storage(abs, o);
     if (!(await backend.putIfAbsent(CONFIG, encodeConfig(config)))) {
-      throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${abs}`);
+      throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
     }
     const { index } = await LevelIndex.open(path.join(abs, INDEX_DIR), { repoId: config.id, waitMs: o.lockWaitMs ?? 0, sink: o.sink });
     await index.markComplete(config.id);
@@ -102,29 +112,32 @@ export class Repository {
 
   static async open(root: string, o: RepoOptions): Promise<Repository> {
     const abs = path.resolve(root);
-    const st = await fsp.stat(abs).catch(() => undefined);
-    if (!st) throw new SnapError('SNAP_NO_REPO', `there is no repository at ${abs} (run 'snap init --repo ${abs}' to create one)`);
-    if (!st.isDirectory()) throw new SnapError('SNAP_NO_REPO', `${abs} is not a repository (not a directory)`);
+    const shown = displayPath(abs);
+    const st = await fsp.stat(fsPath(abs)).catch(() => undefined);
+    if (!st) throw new SnapError('SNAP_NO_REPO', `no repository at ${shown} (run 'snap init --repo ${shown}' to create one)`);
+    if (!st.isDirectory()) throw new SnapError('SNAP_NO_REPO', `no repository at ${shown}: it is not a directory`);
     const backend = storage(abs, o);
     let configBytes: Buffer;
     try {
       configBytes = await backend.get(CONFIG);
     } catch (e) {
       if (isSnapError(e, 'SNAP_MISSING_OBJECT')) {
-        const entries = await fsp.readdir(abs);
+        const entries = await fsp.readdir(fsPath(abs));
         const looksLikeRepo = entries.includes('data') || entries.includes('snapshots');
+        if (looksLikeRepo) throw new SnapError('SNAP_BAD_CONFIG', `the repository at ${shown} has lost its config file; it cannot be read without it`);
+        // init refuses a folder that holds anything: suggest it only where it would work.
         throw new SnapError(
-          looksLikeRepo ? 'SNAP_BAD_CONFIG' : 'SNAP_NO_REPO',
-          looksLikeRepo
-            ? `the repository at ${abs} has lost its config file; it cannot be read without it`
-            : `there is no repository at ${abs} (run 'snap init --repo ${abs}' to create one)`,
+          'SNAP_NO_REPO',
+          entries.length === 0
+            ? `no repository at ${shown} (run 'snap init --repo ${shown}' to create one)`
+            : `no repository at ${shown}: the folder holds other files (give the folder of a repository, or a new or empty one to 'snap init')`,
         );
       }
       throw e;
     }
     const config = decodeConfig(configBytes, abs);
     const indexDir = path.join(abs, INDEX_DIR);
-    const opts = { repoId: config.id, waitMs: o.lockWaitMs ?? 60_000, sink: o.sink };
+    const opts = { repoId: config.id, waitMs: o.lockWaitMs ?? 60_000, sink: o.sink, signal: o.signal };
     let opened: { index: LevelIndex; complete: boolean };
     try {
       opened = await LevelIndex.open(indexDir, opts);
@@ -138,7 +151,7 @@ export class Repository {
     try {
       if (!opened.complete) {
         o.sink.info?.('the repository index is missing or incomplete; rebuilding it from the repository');
-        await repo.rebuildIndex();
+        await repo.autoRebuild();
       } else {
         await repo.reconcileSnapshots();
       }
@@ -151,7 +164,7 @@ export class Repository {
       try {
         o.sink.info?.(`the repository index is damaged (${e.message}); rebuilding it from the repository`);
         await repo.index.reset();
-        await repo.rebuildIndex();
+        await repo.autoRebuild();
       } catch (e2) {
         await repo.close();
         throw e2;
@@ -166,7 +179,7 @@ export class Repository {
   }
 
   /** Rebuild every derived record of the index from pack headers and snapshot records. */
-  async rebuildIndex(): Promise<{ packs: number; objects: number; snapshots: number; problems: string[] }> {
+  async rebuildIndex(signal?: AbortSignal): Promise<{ packs: number; objects: number; snapshots: number; problems: string[] }> {
     const problems: string[] = [];
     try {
       await this.index.setMeta('complete', 'rebuilding', true);
@@ -180,6 +193,8 @@ export class Repository {
     let packs = 0;
     let objects = 0;
     for await (const blob of this.backend.list(DATA)) {
+      // Stopped: the index stays marked incomplete, so the next open rebuilds it.
+      signal?.throwIfAborted();
       const packId = packIdFromName(blob.name);
       if (!packId) continue;
       try {
@@ -198,8 +213,13 @@ export class Repository {
     }
     const snaps = await this.reconcileSnapshots();
     await this.index.markComplete(this.config.id);
-    this.sink.info?.(`index rebuilt: ${packs} packs, ${objects} objects, ${snaps.total} snapshots`);
     return { packs, objects, snapshots: snaps.total, problems };
+  }
+
+  /** A rebuild the user did not ask for: said as a notice (`snap index rebuild` prints its own result). */
+  private async autoRebuild(): Promise<void> {
+    const r = await this.rebuildIndex();
+    this.sink.info?.(`index rebuilt: ${r.packs} packs, ${r.objects} objects, ${r.snapshots} snapshots`);
   }
 
   /** Make the index's snapshot list equal to the snapshot records in storage. */
@@ -218,7 +238,12 @@ export class Repository {
         await this.index.putSnapshot(decodeSnapshot(bytes, id), bytes);
         added++;
       } catch (e) {
-        this.sink.warn?.({ code: isSnapError(e) ? e.code : 'SNAP_IO', path: blob.name, message: `snapshot ${id.slice(0, 8)} is unreadable: ${e instanceof Error ? e.message : String(e)}` });
+        const why = e instanceof Error ? e.message : String(e);
+        this.sink.warn?.({
+          code: isSnapError(e) ? e.code : 'SNAP_IO',
+          path: blob.name,
+          message: `snapshot ${id.slice(0, 8)} is left out, its record is unreadable (${why}); 'snap check' reports it, 'snap repair' moves it aside`,
+        });
       }
     }
     for (const id of inIndex) {
@@ -260,7 +285,7 @@ export class Repository {
         if (!isSnapError(e2, 'SNAP_CORRUPT')) throw e2;
         this.sink.info?.(`the repository index is damaged (${e2.message}); rebuilding it from the repository`);
         await this.index.reset();
-        await this.rebuildIndex();
+        await this.autoRebuild();
         return await this.indexedSnapshots();
       }
     }

@@ -306,6 +306,18 @@ export class ObjectStore {
     if (this.failure !== undefined) throw this.failure;
   }
 
+  /**
+   * After a failure or a stop: wait for the compression jobs and pack writes already under way
+   * (so no write is cut off by the process ending), start nothing new, and never throw. Objects
+   * still in open packs are dropped; packs already written stay, unreferenced until used.
+   */
+  async settle(): Promise<void> {
+    while (this.jobs.length > 0 && this.failure === undefined) {
+      await new Promise<void>((r) => this.ringWaiters.push(r));
+    }
+    while (this.tasks.size > 0) await Promise.all([...this.tasks]);
+  }
+
   /** Wait for every accepted object to be written durably and indexed. */
   async flush(): Promise<void> {
     this.sendOpenJob();

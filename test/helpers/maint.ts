@@ -88,9 +88,14 @@ export function expectRestores(repo: string, id: string, src: string, expected: 
 export async function packs(repo: string): Promise<Map<string, PackEntry[]>> {
   const b = new LocalBackend(repo);
   const out = new Map<string, PackEntry[]>();
-  for await (const blob of b.list('data/')) {
-    const id = packIdFromName(blob.name);
-    if (id) out.set(id, await readPackHeader(b, id));
+  try {
+    for await (const blob of b.list('data/')) {
+      const id = packIdFromName(blob.name);
+      if (id) out.set(id, await readPackHeader(b, id));
+    }
+  } finally {
+    // Its cached read handles are closed here, not left to the garbage collector (DEP0137).
+    await b.close();
   }
   return out;
 }

@@ -58,7 +58,7 @@ describe('hostile sources', () => {
       srv.close();
     }
     const ls = await cliOk(['--repo', repo, '--json', 'ls', 'latest', src]);
-    const types = Object.fromEntries(ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string; type: string }).map((e) => [path.basename(e.path), e.type]));
+    const types = Object.fromEntries((JSON.parse(ls.stdout) as { entries: { path: string; type: string }[] }).entries.map((e) => [path.basename(e.path), e.type]));
     expect(types).toMatchObject({ fifo: 'fifo', sock: 'socket', plain: 'file', ...(isRoot ? { chr: 'chardev', blk: 'blockdev' } : {}) });
     // A socket cannot be recreated (its listener is gone); everything else comes back as it was.
     await restoreAndCompare(repo, await latestId(repo), src, want, 'special files', { absentOk: ['socket'] });
@@ -253,7 +253,7 @@ describe('hostile sources', () => {
     const repo = await newRepo(base);
     await cliOk(['--repo', repo, 'create', link]);
     const ls = await cliOk(['--repo', repo, '--json', 'ls', 'latest', link]);
-    const entries = ls.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; path: string });
+    const entries = (JSON.parse(ls.stdout) as { entries: { type: string; path: string }[] }).entries;
     expect(entries).toHaveLength(1);
     expect(entries[0]!.type).toBe('symlink');
     const target = tmpDir();

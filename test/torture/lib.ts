@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { it } from 'vitest';
+import { cliFor } from '../helpers/readable-cli.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 /** The built CLI; SNAP_TORTURE_CLI points at a private copy when others rebuild dist/ meanwhile. */
@@ -153,7 +154,7 @@ export interface CliRun {
 
 export function startCli(args: string[], o: CliOptions = {}): CliRun {
   const [cmd, argv] = o.asNobody
-    ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, ...args]]
+    ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cliFor(65534, 65534, path.resolve(CLI, '..', '..', '..')), ...args]]
     : [process.execPath, [CLI, ...args]];
   const child = spawn(cmd, argv as string[], {
     cwd: o.cwd ?? ROOT,

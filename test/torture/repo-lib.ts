@@ -3,27 +3,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
-import { LocalBackend } from '../../src/backend/local.js';
 import { SnapError } from '../../src/core/errors.js';
 import { restoreSnapshot } from '../../src/ops/restore.js';
 import type { Repository } from '../../src/repo/repository.js';
-import { readPackHeader, packIdFromName, type PackEntry } from '../../src/store/pack.js';
 import { type Manifest, type Rng, assertSameTree, manifest, restoredAt, tmpDir } from './lib.js';
 
-/** Every pack of a repository with its table of contents. */
-export async function packsOf(repo: string): Promise<Map<string, PackEntry[]>> {
-  const b = new LocalBackend(repo);
-  const out = new Map<string, PackEntry[]>();
-  try {
-    for await (const blob of b.list('data/')) {
-      const id = packIdFromName(blob.name);
-      if (id) out.set(id, await readPackHeader(b, id));
-    }
-  } finally {
-    await b.close();
-  }
-  return out;
-}
+/** Every pack of a repository with its table of contents (one helper for all tests). */
+export { packs as packsOf } from '../helpers/maint.js';
 
 export function flipByte(file: string, offset: number): void {
   const fd = fs.openSync(file, 'r+');
