@@ -10,7 +10,7 @@ import { sha256, toHex } from '../src/core/ids.js';
 import { fsDecode, fsEncode } from '../src/core/bytes.js';
 import { LevelIndex } from '../src/index/level-index.js';
 import type { StoredSnapshot } from '../src/model/snapshot.js';
-import { canSetpriv, CLI, parseJson, ROOT, snap, type RunResult, tmpDir } from './helpers/cli.js';
+import { canSetpriv, CLI, parseJson, ROOT, snap, snapBytes, type RunResult, tmpDir } from './helpers/cli.js';
 import { cleanupScratch, findObject, lockFiles, packFile, packs, plantLock } from './helpers/maint.js';
 import { cliFor, readableCopy, runsAs } from './helpers/readable-cli.js';
 
@@ -40,16 +40,6 @@ function ok(args: string[], env?: Record<string, string>): RunResult {
 /** The snapshots, with times in UTC (TZ=UTC) so they compare as text. */
 function listJson(repo: string): SnapJson[] {
   return parseJson<SnapJson[]>(ok(['--repo', repo, '--json', 'list'], UTC).stdout);
-}
-
-/** A bash word for any bytes: $'\xNN...'. */
-const bashWord = (a: string | Buffer): string => `$'${[...(typeof a === 'string' ? Buffer.from(a) : a)].map((x) => `\\x${x.toString(16).padStart(2, '0')}`).join('')}'`;
-
-/** Run the CLI with arguments that are arbitrary bytes (Node's spawn takes only strings), through bash. */
-function snapBytes(args: (string | Buffer)[], o: { env?: Record<string, string>; cwd?: string } = {}): RunResult {
-  const script = `exec ${bashWord(process.execPath)} ${bashWord(CLI)} ${args.map(bashWord).join(' ')}`;
-  const r = spawnSync('bash', ['-c', script], { cwd: o.cwd ?? ROOT, env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...o.env }, maxBuffer: 1 << 30 });
-  return { code: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString(), stdoutBytes: r.stdout };
 }
 
 /** Start the CLI and resolve with its exit once it ends; `stderr()` is what it wrote so far. */

@@ -1,10 +1,12 @@
 // Backups from a stream (--stdin, --stdin-from-command) and from lists of paths (--files-from*).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { CLI, ROOT, newRepo, snap, tmpDir } from './helpers/cli.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, ROOT, newRepo, parseJson, snap, snapBytes, tmpDir } from './helpers/cli.js';
+import { lockFiles } from './helpers/maint.js';
+import { fsEncode } from '../src/core/bytes.js';
 
 function snapIn(args: string[], input: Buffer | string) {
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, input, env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '' }, maxBuffer: 1 << 30 });
@@ -125,4 +127,116 @@ describe('--files-from', () => {
     expect(e.code).toBe(2);
     expect(e.stderr).toMatch(/name no paths/);
   });
+});
+
+describe('names that are not UTF-8 (issue 10, defect 4) in stream and list backups', () => {
+  let repo: string;
+  let src: Buffer;
+  let file: Buffer;
+  beforeAll(() => {
+    repo = newRepo();
+    src = Buffer.concat([Buffer.from(path.join(tmpDir(), 'src')), Buffer.from([0xff])]);
+    file = Buffer.concat([src, Buffer.from('/n'), Buffer.from([0xfe, 0x0a, 0x41])]); // also a newline in the name
+    fs.mkdirSync(src);
+    fs.writeFileSync(file, 'listed bytes');
+  });
+
+  const lastPaths = (): Buffer[] => parseJson<{ paths: string[] }[]>(snap(['--repo', repo, '--json', 'list']).stdout).at(-1)!.paths.map(fsEncode);
+
+  it('--files-from and --files-from-raw back up a listed path that is not UTF-8, exactly', () => {
+    const lines = path.join(tmpDir(), 'lines');
+    fs.writeFileSync(lines, Buffer.concat([Buffer.from('# sources\n'), src, Buffer.from('\n')]));
+    const a = snap(['--repo', repo, 'create', '--files-from', lines]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(lastPaths()).toEqual([src]);
+    // Shown escaped in the summary line, never as replacement characters.
+    expect(a.stdout).toContain(`${src.subarray(0, -1).toString()}\\xff`);
+
+    const raw = snapIn(['--repo', repo, 'create', '--files-from-raw', '-'], Buffer.concat([file, Buffer.from([0])]));
+    expect(raw.code, raw.stderr).toBe(0);
+    expect(lastPaths()).toEqual([file]);
+    const t = tmpDir();
+    expect(snap(['--repo', repo, 'restore', 'latest', t]).code).toBe(0);
+    expect(fs.readFileSync(Buffer.concat([Buffer.from(t), file])).toString()).toBe('listed bytes');
+    const cat = snapBytes(['--repo', repo, 'cat', 'latest', file]);
+    expect([cat.code, cat.stdout]).toEqual([0, 'listed bytes']);
+  });
+
+  it('--stdin-filename takes bytes; a --stdin-from-command argument that is not UTF-8 is refused, not changed', () => {
+    const name = Buffer.from([0x64, 0x62, 0xff]);
+    const r = snapBytes(['--repo', repo, 'create', '--stdin', '--stdin-filename', name], { input: 'from a pipe' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(lastPaths()).toEqual([Buffer.concat([Buffer.from('/'), name])]);
+    expect(snapBytes(['--repo', repo, 'cat', 'latest', Buffer.concat([Buffer.from('/'), name])]).stdout).toBe('from a pipe');
+    expect(snap(['--repo', repo, 'ls', 'latest', '/']).stdout).toBe('/db\\xff\n');
+
+    const before = lastPaths();
+    const bad = snapBytes(['--repo', repo, 'create', '--stdin-from-command', '--', 'cat', file]);
+    expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(/--stdin-from-command cannot pass '.*\\xff\/n\\xfe\\nA' to the command: it is not UTF-8.*\[SNAP_USAGE\]/)]);
+    expect(lastPaths()).toEqual(before);
+  });
+});
+
+describe('stopping a backup from a stream (issue 10, defect 5)', () => {
+  /** What these tests started, ended if a failed test left it running. */
+  const started: number[] = [];
+  afterAll(() => {
+    for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+
+  /** Start `snap create` with a stdin pipe that stays open and sends nothing. */
+  function start(repo: string, args: string[]) {
+    const child = spawn(process.execPath, [CLI, '--repo', repo, 'create', ...args], { cwd: ROOT, env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    started.push(child.pid!);
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    return { child, exited, stderr: () => stderr };
+  }
+
+  async function until(what: string, cond: () => boolean): Promise<void> {
+    const end = Date.now() + 60_000;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('--stdin waiting for data: SIGTERM stops it at once (exit 130), no snapshot, no lock left', async () => {
+    const repo = newRepo();
+    const run = start(repo, ['--stdin']);
+    run.child.stdin.write('some data, then nothing more for a long time');
+    await until('the backup to hold its lock', () => lockFiles(repo).length > 0);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(130);
+    run.child.stdin.destroy();
+    expect(run.stderr()).toMatch(/^snap: create interrupted by SIGTERM: no snapshot was saved .*\[SNAP_INTERRUPTED\]\n$/);
+    expect(count(repo)).toBe(0);
+    expect(lockFiles(repo)).toEqual([]);
+  }, 120_000);
+
+  it('--stdin-from-command: SIGTERM stops the backup and ends the command it started', async () => {
+    const repo = newRepo();
+    const pidFile = path.join(tmpDir(), 'pid');
+    const run = start(repo, ['--stdin-from-command', '--', 'sh', '-c', `echo $$ > '${pidFile}'; exec sleep 600`]);
+    await until('the command to run and the backup to hold its lock', () => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').endsWith('\n') && lockFiles(repo).length > 0);
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    started.push(pid);
+    expect(alive(pid)).toBe(true);
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(130);
+    expect(run.stderr()).toMatch(/^snap: create interrupted by SIGTERM: no snapshot was saved .*\[SNAP_INTERRUPTED\]\n$/);
+    await until('the command to end', () => !alive(pid));
+    expect(count(repo)).toBe(0);
+    expect(lockFiles(repo)).toEqual([]);
+  }, 120_000);
 });

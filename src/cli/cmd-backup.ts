@@ -1,8 +1,7 @@
 // `snap init` and `snap create`.
 import * as fs from 'node:fs';
-import { isUtf8 } from 'node:buffer';
 import { spawn } from 'node:child_process';
-import { PassThrough } from 'node:stream';
+import { addAbortSignal, PassThrough } from 'node:stream';
 import type { Command } from 'commander';
 import { fromSystemError, isSnapError, SnapError } from '../core/errors.js';
 import { displayPath, fsDecode, fsPath, hasEscapedBytes } from '../core/bytes.js';
@@ -19,19 +18,15 @@ import { timeOption } from './when.js';
 import { VERSION } from './version.js';
 import { snapshotJson } from './cmd-list.js';
 
-/** Paths from a --files-from list (bytes; `-` is standard input). */
+/** Paths from a --files-from list: bytes, kept as lossless strings (core/bytes.ts); `-` is standard input. */
 function readFilesFrom(file: string, mode: FilesFromMode): string[] {
   let data: Buffer;
   try {
-    data = fs.readFileSync(file === '-' ? 0 : file);
+    data = fs.readFileSync(file === '-' ? 0 : fsPath(file));
   } catch (e) {
-    throw fromSystemError(e, `reading the list of paths ${file}`);
+    throw fromSystemError(e, `reading the list of paths ${displayPath(file)}`);
   }
-  return parseFilesFrom(data, mode).map((p, i) => {
-    // Source paths travel as text until the command line takes bytes (issue 10, defect 4).
-    if (!isUtf8(p)) throw new SnapError('SNAP_USAGE', `${file}: path ${i + 1} is not UTF-8 (${JSON.stringify(p.toString('latin1'))}); source paths that are not UTF-8 are not supported yet`);
-    return p.toString('utf8');
-  });
+  return parseFilesFrom(data, mode).map(fsDecode);
 }
 
 /**
@@ -39,13 +34,25 @@ function readFilesFrom(file: string, mode: FilesFromMode): string[] {
  * visible from here: `pg_dump db | snap create --stdin` cannot tell a failed dump from a short
  * one. --stdin-from-command can (commandSource).
  */
-function stdinSource(name: string): StdinSource {
+function stdinSource(name: string, signal: AbortSignal): StdinSource {
   if (process.stdin.isTTY) throw new SnapError('SNAP_USAGE', '--stdin reads a pipe or a file, and standard input is a terminal');
-  return { name, data: process.stdin };
+  // Stopped (Ctrl-C, SIGTERM) while no data comes: the read ends at once instead of waiting for the producer.
+  return { name, data: addAbortSignal(signal, process.stdin) };
+}
+
+interface CommandSource {
+  source: StdinSource;
+  /** Ends the command if it still runs (the backup failed or was stopped before reading all of it). */
+  stop(): void;
 }
 
 /** A command's standard output as the stream to back up; a failure of the command fails the backup. */
-function commandSource(argv: string[], name: string): StdinSource {
+function commandSource(argv: string[], name: string, signal: AbortSignal): CommandSource {
+  // Node passes a program its arguments as UTF-8 text: bytes that are not UTF-8 cannot reach it.
+  const bad = argv.find(hasEscapedBytes);
+  if (bad !== undefined) {
+    throw new SnapError('SNAP_USAGE', `--stdin-from-command cannot pass '${displayPath(bad)}' to the command: it is not UTF-8, and programs are started with text arguments (use a small script that names it)`);
+  }
   const [cmd, ...args] = argv as [string, ...string[]];
   const child = spawn(cmd, args, { stdio: ['inherit', 'pipe', 'inherit'] });
   let spawnError: Error | undefined;
@@ -56,21 +63,27 @@ function commandSource(argv: string[], name: string): StdinSource {
     });
     child.on('close', (code, signal) => resolve({ code, signal }));
   });
-  // If the backup stops early (an error), the command must not be left writing into a closed pipe.
-  process.once('exit', () => child.exitCode === null && child.kill());
+  const stop = (): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill();
+  };
+  // If the process ends at once (a second Ctrl-C), the command must not be left writing into a closed pipe.
+  process.once('exit', stop);
   // Piped at once: Node resumes an exited child's output that nobody reads yet, discarding it
   // (a fast command ends while the repository is still being opened). pipe() keeps back-pressure.
-  const data = child.stdout.pipe(new PassThrough());
+  const data = addAbortSignal(signal, child.stdout.pipe(new PassThrough()));
   return {
-    name,
-    data,
-    async finished() {
-      const { code, signal } = await exited;
-      const what = `the command '${argv.join(' ')}'`;
-      if (spawnError) throw new SnapError('SNAP_COMMAND_FAILED', `${what} could not be run: ${spawnError.message}; no snapshot was saved`);
-      if (code !== 0) {
-        throw new SnapError('SNAP_COMMAND_FAILED', `${what} ${signal ? `was killed by ${signal}` : `exited with status ${code}`}; no snapshot was saved (the data read is unreferenced: gc removes it)`);
-      }
+    stop,
+    source: {
+      name,
+      data,
+      async finished() {
+        const { code, signal } = await exited;
+        const what = `the command '${argv.map(displayPath).join(' ')}'`;
+        if (spawnError) throw new SnapError('SNAP_COMMAND_FAILED', `${what} could not be run: ${spawnError.message}; no snapshot was saved`);
+        if (code !== 0) {
+          throw new SnapError('SNAP_COMMAND_FAILED', `${what} ${signal ? `was killed by ${signal}` : `exited with status ${code}`}; no snapshot was saved (the data read is unreferenced: gc removes it)`);
+        }
+      },
     },
   };
 }
@@ -144,7 +157,8 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
   if (o.stdinFromCommand && paths.length === 0) throw new SnapError('SNAP_USAGE', '--stdin-from-command needs the command to run, after --: snap create --stdin-from-command -- pg_dump mydb');
   const sources = streamed ? [] : [...paths, ...listed.flatMap(([f, mode]) => readFilesFrom(f, mode))];
   if (!streamed && sources.length === 0) throw new SnapError('SNAP_USAGE', listed.length > 0 ? 'the --files-from lists name no paths' : 'name at least one path to back up');
-  const stdin = o.stdinFromCommand ? commandSource(paths, o.stdinFilename) : o.stdin ? stdinSource(o.stdinFilename) : undefined;
+  const command = o.stdinFromCommand ? commandSource(paths, o.stdinFilename, ctx.signal) : undefined;
+  const stdin = command?.source ?? (o.stdin ? stdinSource(o.stdinFilename, ctx.signal) : undefined);
   const backup = (repo: Repository): ReturnType<typeof createSnapshot> =>
     createSnapshot(repo, {
       paths: sources,
@@ -163,12 +177,14 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
       signal: ctx.signal,
     });
   // The one command that creates the default repository when there is none (README).
-  const r = await withRepo(ctx, backup, 'shared', { create: true }).catch((e: unknown) => {
-    if (isSnapError(e, 'SNAP_INTERRUPTED')) {
-      throw new SnapError('SNAP_INTERRUPTED', `${e.message}: no snapshot was saved (data already stored is reused by the next backup, or removed by 'snap gc')`);
-    }
-    throw e;
-  });
+  const r = await withRepo(ctx, backup, 'shared', { create: true })
+    .catch((e: unknown) => {
+      if (isSnapError(e, 'SNAP_INTERRUPTED')) {
+        throw new SnapError('SNAP_INTERRUPTED', `${e.message}: no snapshot was saved (data already stored is reused by the next backup, or removed by 'snap gc')`);
+      }
+      throw e;
+    })
+    .finally(() => command?.stop());
   ctx.sink.done();
   const s = r.snapshot;
   const sum = s.summary;

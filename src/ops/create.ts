@@ -101,7 +101,7 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   const started = Date.now();
   if (o.paths.length === 0 && !o.stdin) throw new SnapError('SNAP_USAGE', 'name at least one path to back up');
   if (o.stdin && (o.stdin.name === '' || o.stdin.name.includes('/') || o.stdin.name === '.' || o.stdin.name === '..' || o.stdin.name.includes('\0'))) {
-    throw new SnapError('SNAP_USAGE', `--stdin-filename must be a plain file name (not '${o.stdin.name}')`);
+    throw new SnapError('SNAP_USAGE', `--stdin-filename must be a plain file name (not '${displayPath(o.stdin.name)}')`);
   }
   if (o.time && snapshotTime(o.time) === undefined) throw new SnapError('SNAP_USAGE', `cannot record the snapshot time ${String(o.time)}: the format holds ${TIME_RANGE}`);
   const { sources, dropped } = o.stdin ? { sources: [`/${o.stdin.name}`], dropped: [] } : normalizeSources(o.paths, o.cwd);
@@ -129,7 +129,8 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   } catch (e) {
     // Stopped (or failed): let pack writes already under way finish, so none is cut off; write nothing more.
     await repo.objects.settle();
-    throw e;
+    // A stopped stream (stdin) fails with its own AbortError: the reason is the signal's.
+    throw o.signal?.aborted ? o.signal.reason : e;
   }
   const summary: SnapshotSummary = {
     ...a.summary,
@@ -432,8 +433,9 @@ class Archiver {
   async streamTree(s: StdinSource): Promise<Buffer> {
     const total = { bytes: 0 };
     const chunks: Buffer[] = [];
-    const name = Buffer.from(s.name);
+    const name = fsEncode(s.name);
     for await (const c of streamChunks(this.repo.gear, s.data, total)) {
+      this.o.signal?.throwIfAborted();
       const id = sha256(c);
       chunks.push(id);
       await this.repo.objects.add('blob', c, id);
@@ -441,7 +443,7 @@ class Archiver {
       this.report(name);
     }
     await s.finished?.();
-    if (total.bytes === 0) this.warn('SNAP_EMPTY_INPUT', s.name, 'read 0 bytes: the snapshot holds an empty file (did the producer fail?)');
+    if (total.bytes === 0) this.warn('SNAP_EMPTY_INPUT', name, 'read 0 bytes: the snapshot holds an empty file (did the producer fail?)');
     const me = ownIds();
     const node: Node = {
       name, type: 'file', mode: 0o600, uid: me.uid, gid: me.gid, user: this.owners.user(me.uid), group: this.owners.group(me.gid),
