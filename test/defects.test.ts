@@ -163,6 +163,9 @@ describe('defect 3: output into a closed pipe', () => {
     ['diff', ['diff', '__FIRST__', 'latest']],
     ['find', ['find', '*']],
     ['export', ['export', '__FIRST__', '-', '--format', 'tar']],
+    ['restore --dry-run', ['restore', '__FIRST__', '/nonexistent-target', '--dry-run']],
+    ['restore --dry-run --json', ['--json', 'restore', '__FIRST__', '/nonexistent-target', '--dry-run']],
+    ['rewrite --dry-run', ['rewrite', '__FIRST__', '--exclude', 'file-*', '--dry-run']],
   ])('%s | head: stops quietly with 141, releases its lock', (_name, args) => {
     const a = args.map((x) => (x === '__FIRST__' ? ids[0]! : x));
     const script = `"${process.execPath}" "${CLI}" --repo "${repo}" ${a.map((x) => `'${x}'`).join(' ')} | head -c 1 >/dev/null; exit \${PIPESTATUS[0]}`;
@@ -319,7 +322,7 @@ describe('defect 7: read-only commands never create repositories', () => {
     const xdg = tmpDir();
     const env = { XDG_DATA_HOME: xdg };
     const target = tmpDir();
-    for (const args of [['list'], ['ls', 'latest'], ['check'], ['stats'], ['find', 'x'], ['gc'], ['forget', 'latest'], ['restore', 'latest', target], ['index', 'rebuild']]) {
+    for (const args of [['list'], ['ls', 'latest'], ['check'], ['stats'], ['find', 'x'], ['gc'], ['forget', 'latest'], ['restore', 'latest', target], ['index', 'rebuild'], ['tag', 'latest', '--add', 'x'], ['rewrite', 'latest', '--exclude', 'x']]) {
       const r = snap(args, { env });
       expect([r.code, r.stderr], args.join(' ')).toEqual([1, expect.stringMatching(/^snap: no repository at .*\/snap .*\[SNAP_NO_REPO\]\n$/)]);
     }
@@ -524,6 +527,9 @@ describe('polish', () => {
       [['list', '--nope'], /^snap: unknown option '--nope' \[SNAP_USAGE\]\n$/],
       [['ls'], /^snap: missing required argument 'ref' \[SNAP_USAGE\]\n$/],
       [['index', 'rebuild', 'x'], /^snap: too many arguments for 'rebuild'.* \[SNAP_USAGE\]\n$/],
+      [['tag'], /^snap: missing required argument 'ref' \[SNAP_USAGE\]\n$/],
+      [['rewrite', 'latest', '--nope'], /^snap: unknown option '--nope' \[SNAP_USAGE\]\n$/],
+      [['restore', 'latest'], /^snap: missing required argument 'target' \[SNAP_USAGE\]\n$/],
       [['ls', 'ab1'], /^snap: snapshot reference 'ab1' is too short: an id prefix needs at least 4 hex digits \[SNAP_USAGE\]\n$/],
     ] as const) {
       const r = snap(['--repo', repo, ...args]);

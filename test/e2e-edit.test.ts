@@ -4,13 +4,16 @@ import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { newRepo, snap, tmpDir } from './helpers/cli.js';
+import { newRepo, parseJson, snap, snapBytes, tmpDir } from './helpers/cli.js';
 import { FaultBackend } from './helpers/fault-backend.js';
 import { LocalBackend } from '../src/backend/local.js';
 import { Repository } from '../src/repo/repository.js';
 import { nullSink } from '../src/core/progress.js';
 import { tagSnapshots } from '../src/ops/tag.js';
-import { isSnapError } from '../src/core/errors.js';
+import { isSnapError, SnapError } from '../src/core/errors.js';
+import { fsDecode } from '../src/core/bytes.js';
+import { compileExcludes } from '../src/model/exclude.js';
+import { rewriteSnapshots } from '../src/ops/rewrite.js';
 
 interface Listed {
   id: string;
@@ -120,7 +123,8 @@ describe('snap rewrite', () => {
     const r = snap(['--repo', repo, '--json', 'rewrite', before[1]!.id, '--exclude', `${src}/keys/id_secret`]);
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout) as { snapshots: { original: string; replacement: string; removed: { path: string }[]; forgotten: boolean }[] };
-    expect(doc.snapshots[0]!.removed).toEqual([{ path: `${src}/keys/id_secret`, type: 'file' }]);
+    // JSON paths as everywhere else: lossless text beside their exact bytes.
+    expect(doc.snapshots[0]!.removed).toEqual([{ path: `${src}/keys/id_secret`, path_hex: Buffer.from(`${src}/keys/id_secret`).toString('hex'), type: 'file' }]);
     expect(doc.snapshots[0]!.forgotten).toBe(false);
     const after = list(repo);
     expect(after.map((s) => s.id)).toEqual(expect.arrayContaining([before[0]!.id, before[1]!.id, doc.snapshots[0]!.replacement]));
@@ -160,5 +164,83 @@ describe('snap rewrite', () => {
     expect(r.stdout).toMatch(/nothing matched; unchanged/);
     expect(r.stderr).toMatch(/exclude pattern 'no-such-file' matched nothing/);
     expect(list(repo).map((s) => s.id)).toEqual(before);
+  });
+});
+
+describe('tag and rewrite take bytes and stop on the CLI signal (issue 10, defects 4 and 5)', () => {
+  let repo: string;
+  let src: Buffer;
+  const secretName = Buffer.from([0x73, 0x65, 0x63, 0xff]); // 'sec\xff'
+  beforeAll(() => {
+    repo = newRepo();
+    src = Buffer.concat([Buffer.from(path.join(tmpDir(), 'src')), Buffer.from([0xfe])]);
+    fs.mkdirSync(src);
+    fs.writeFileSync(Buffer.concat([src, Buffer.from('/'), secretName]), 'secret');
+    for (let i = 0; i < 50; i++) fs.writeFileSync(Buffer.concat([src, Buffer.from(`/keep-${i}`)]), `keep ${i}`);
+    const c = snapBytes(['--repo', repo, 'create', src]);
+    expect(c.code, c.stderr).toBe(0);
+  });
+
+  it('rewrite --exclude and --exclude-file take patterns that are not UTF-8; JSON names the removed path losslessly', () => {
+    const before = list(repo).map((s) => s.id);
+    const dry = snapBytes(['--repo', repo, '--json', 'rewrite', 'latest', '--exclude', secretName, '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const removed = Buffer.concat([src, Buffer.from('/'), secretName]);
+    const doc = parseJson<{ snapshots: { removed: unknown[] }[] }>(dry.stdout);
+    expect(doc.snapshots[0]!.removed).toEqual([{ path: fsDecode(removed), path_hex: removed.toString('hex'), type: 'file' }]);
+    expect(list(repo).map((s) => s.id)).toEqual(before);
+
+    // The text listing shows the name escaped; the pattern comes from a file, as bytes.
+    const patterns = path.join(tmpDir(), 'patterns');
+    fs.writeFileSync(patterns, Buffer.concat([Buffer.from('# secrets\n'), secretName, Buffer.from('\n')]));
+    const r = snap(['--repo', repo, 'rewrite', 'latest', '--exclude-file', patterns]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^removed from [0-9a-f]{8}: .*src\\xfe\/sec\\xff$/m);
+    const after = list(repo);
+    expect(after.length).toBe(2);
+    const rep = after.find((s) => !before.includes(s.id))!;
+    expect(snapBytes(['--repo', repo, 'cat', rep.id, removed]).code).toBe(1);
+    expect(snapBytes(['--repo', repo, 'cat', rep.id, 'keep-7']).stdout).toBe('keep 7');
+    expect(snap(['--repo', repo, 'forget', rep.id]).code).toBe(0);
+  });
+
+  it('a tag that is not UTF-8 is refused (records hold tags as text)', () => {
+    const before = list(repo).map((s) => s.id);
+    for (const opt of ['--add', '--remove', '--set']) {
+      const r = snapBytes(['--repo', repo, 'tag', 'latest', opt, Buffer.from([0x74, 0xff])]);
+      expect([r.code, r.stderr], opt).toEqual([2, "snap: a tag must be UTF-8 text: 't\\xff' is not [SNAP_USAGE]\n"]);
+    }
+    expect(list(repo).map((s) => s.id)).toEqual(before);
+  });
+
+  it('rewriteSnapshots stops at the next entry once its signal is aborted: no new record, nothing damaged', async () => {
+    const before = list(repo).map((s) => s.id);
+    const r = await Repository.open(repo, { sink: nullSink });
+    const ac = new AbortController();
+    let seen = 0;
+    let thrown: unknown;
+    try {
+      const snaps = await r.listSnapshots();
+      await rewriteSnapshots(r, snaps, {
+        rules: compileExcludes(['keep-*']),
+        patterns: ['keep-*'],
+        program: 'test',
+        signal: ac.signal,
+        // Stopped while the walk is under way: after the first removed entry.
+        onRemoved: () => {
+          seen++;
+          ac.abort(new SnapError('SNAP_INTERRUPTED', 'interrupted by SIGINT'));
+        },
+      });
+    } catch (e) {
+      thrown = e;
+    } finally {
+      await r.close();
+    }
+    expect(isSnapError(thrown, 'SNAP_INTERRUPTED')).toBe(true);
+    expect(seen).toBe(1);
+    expect(list(repo).map((s) => s.id)).toEqual(before);
+    const check = snap(['--repo', repo, 'check']);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 // `snap tag` and `snap rewrite`: edit existing snapshots by writing records that replace them.
 import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
-import { displayName } from '../core/bytes.js';
+import { displayPath, hasEscapedBytes } from '../core/bytes.js';
 import { shortId } from '../core/ids.js';
 import { compileExcludes, unmatched } from '../model/exclude.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
@@ -10,7 +10,7 @@ import { rewriteSnapshots } from '../ops/rewrite.js';
 import { tagSnapshots } from '../ops/tag.js';
 import { type Ctx, withRepo } from './context.js';
 import { filterOptions, resolveSnapshot } from './cmd-list.js';
-import { showPath, snapLabel, writeLine } from './browse-out.js';
+import { pathJson, showPath, snapLabel, writeLine } from './browse-out.js';
 import { bytes } from './format.js';
 import { collect, readPatternFiles } from './parse.js';
 import { VERSION } from './version.js';
@@ -65,6 +65,7 @@ async function resolveAll(ctx: Ctx, repo: Repository, refs: string[], f: Snapsho
 async function tag(ctx: Ctx, refs: string[], o: TagFlags): Promise<void> {
   if (o.set !== undefined && (o.add.length > 0 || o.remove.length > 0)) throw new SnapError('SNAP_USAGE', '--set replaces all tags; it cannot be combined with --add or --remove');
   if (o.set === undefined && o.add.length === 0 && o.remove.length === 0) throw new SnapError('SNAP_USAGE', 'give --add, --remove or --set');
+  for (const t of [...o.add, ...o.remove, ...(o.set ?? [])]) if (hasEscapedBytes(t)) throw new SnapError('SNAP_USAGE', `a tag must be UTF-8 text: '${displayPath(t)}' is not`);
   const results = await withRepo(
     ctx,
     async (repo) => tagSnapshots(repo, await resolveAll(ctx, repo, refs, o), { add: o.add, remove: o.remove, set: o.set }, { dryRun: o.dryRun }),
@@ -90,7 +91,7 @@ async function rewrite(ctx: Ctx, refs: string[], o: RewriteFlags): Promise<void>
   const patterns = patternsOf(o);
   if (patterns.length === 0) throw new SnapError('SNAP_USAGE', 'give at least one --exclude pattern (or --exclude-file) naming what to remove');
   const rules = compileExcludes(patterns);
-  const listed: { snapshot: string; path: string; type: string }[] = [];
+  const listed: { snapshot: string; entry: Record<string, string> }[] = [];
   const results = await withRepo(
     ctx,
     async (repo) =>
@@ -100,20 +101,21 @@ async function rewrite(ctx: Ctx, refs: string[], o: RewriteFlags): Promise<void>
         dryRun: o.dryRun,
         forget: o.forget,
         program: `snap ${VERSION}`,
+        signal: ctx.signal,
         onRemoved: async (snap, p, n) => {
-          if (ctx.json) listed.push({ snapshot: snap.id, path: displayName(p), type: n.type });
+          if (ctx.json) listed.push({ snapshot: snap.id, entry: { ...pathJson(p), type: n.type } });
           else await writeLine(`${o.dryRun ? 'would remove' : 'removed'} from ${shortId(snap.id)}: ${showPath(p, n)}`);
         },
       }),
     o.forget && !o.dryRun ? 'exclusive' : 'shared',
   );
   ctx.sink.done();
-  for (const p of unmatched(rules)) ctx.sink.info?.(`exclude pattern '${p}' matched nothing`);
+  for (const p of unmatched(rules)) ctx.sink.info?.(`exclude pattern '${displayPath(p)}' matched nothing`);
   if (ctx.json) {
     ctx.out(JSON.stringify({
       dry_run: o.dryRun === true,
       snapshots: results.map((r) => ({
-        original: r.old.id, removed: listed.filter((l) => l.snapshot === r.old.id).map(({ path, type }) => ({ path, type })),
+        original: r.old.id, removed: listed.filter((l) => l.snapshot === r.old.id).map((l) => l.entry),
         removed_count: r.removed, removed_files: r.files, removed_bytes: r.bytes, replacement: r.replacement?.id, forgotten: r.forgotten,
       })),
     }, null, 2));

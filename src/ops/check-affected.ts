@@ -15,7 +15,7 @@ export interface Affected {
   paths: string[];
   /** How many paths are affected (paths may list fewer). */
   count: number;
-  /** A snapshot `snap repair` wrote to replace this one (its `original` names this one), if any. */
+  /** A snapshot written to replace this one (its `original` names this one: `snap repair`, `tag` or `rewrite`), if any. */
   replacement?: string;
 }
 
@@ -87,7 +87,7 @@ export async function findAffected(src: TreeSource, snaps: StoredSnapshot[], bad
   return out;
 }
 
-/** original id -> the newest snapshot that `snap repair` wrote to replace it. */
+/** original id -> the newest snapshot written to replace it (by `snap repair`, or by `snap tag`/`rewrite`, which also set `original`). */
 export function replacementsOf(snaps: StoredSnapshot[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const s of snaps) if (s.original) out.set(s.original.toString('hex'), s.id);

@@ -3,7 +3,7 @@
 // their ids, so only the directories on the way to a removed entry are written anew. The new
 // record replaces the old one like a tag edit does (`original` names the first of the chain);
 // the old record stays unless asked to forget it, and only `gc` then frees the removed data.
-import { joinPath } from '../core/bytes.js';
+import { fsEncode, joinPath } from '../core/bytes.js';
 import { sha256, toHex } from '../core/ids.js';
 import { type ExcludeRule, isExcluded } from '../model/exclude.js';
 import type { Node } from '../model/node.js';
@@ -22,6 +22,12 @@ export interface RewriteOptions {
   program: string;
   /** Told of each removed entry (a directory stands for everything below it). */
   onRemoved?: (snap: StoredSnapshot, path: Buffer, node: Node) => void | Promise<void>;
+  /**
+   * Stops the rewrite (Ctrl-C) at its next entry: tree writes under way finish, no record is
+   * written for the snapshot being rewritten (those already replaced stay replaced), and the
+   * reason is thrown. Trees written so far are unreferenced; gc removes them.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RewriteResult {
@@ -41,7 +47,15 @@ export async function rewriteSnapshots(repo: Repository, snaps: StoredSnapshot[]
   const out: RewriteResult[] = [];
   for (const snap of snaps) {
     const w = new TreeRewriter(repo, snap, o, memo);
-    const r = await w.tree(snap.tree, Buffer.from('/'));
+    let r: Rebuilt;
+    try {
+      r = await w.tree(snap.tree, Buffer.from('/'));
+      o.signal?.throwIfAborted();
+    } catch (e) {
+      // Stopped (or failed): let pack writes already under way finish, so none is cut off.
+      await repo.objects.settle();
+      throw e;
+    }
     const res: RewriteResult = { old: snap, removed: r.removed, files: r.files, bytes: r.bytes, forgotten: false };
     if (r.removed > 0) {
       const draft = {
@@ -78,7 +92,7 @@ class TreeRewriter {
     private readonly o: RewriteOptions,
     private readonly memo: Map<string, Rebuilt>,
   ) {
-    this.sources = snap.paths.map((p) => Buffer.from(p).toString('latin1'));
+    this.sources = snap.paths.map((p) => fsEncode(p).toString('latin1'));
   }
 
   /** The path relative to the source it lies in; undefined for a source itself and the directories above. */
@@ -99,6 +113,7 @@ class TreeRewriter {
     const kept: Node[] = [];
     const r: Rebuilt = { id, removed: 0, files: 0, bytes: 0 };
     for (const n of nodes) {
+      this.o.signal?.throwIfAborted();
       const p = joinPath(at, n.name);
       const abs = p.toString('latin1');
       const rel = this.rel(abs);
