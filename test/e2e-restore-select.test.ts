@@ -2,7 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { newRepo, snap, tmpDir } from './helpers/cli.js';
+import { newRepo, parseJson, snap, snapBytes, tmpDir } from './helpers/cli.js';
+import { fsDecode } from '../src/core/bytes.js';
 
 describe('restore path selection and dry-run listing', () => {
   let repo: string;
@@ -62,5 +63,45 @@ describe('restore path selection and dry-run listing', () => {
     expect([path.join(t, src, 'docs', 'b.txt'), path.join(t, src, 'docs', 'b-link')]).toContain(link.link_to);
     expect(doc.files).toBe(doc.entries.filter((e) => e.type === 'file').length);
     expect(fs.existsSync(t)).toBe(false);
+  });
+});
+
+describe('restore --include and --dry-run with names that are not UTF-8 (issue 10, defect 4)', () => {
+  it('a relative --include given as bytes; the dry run shows names escaped, and JSON exact', () => {
+    const repo = newRepo();
+    const src = path.join(tmpDir(), 'src');
+    const dir = Buffer.concat([Buffer.from(`${src}/d`), Buffer.from([0xff])]);
+    const file = Buffer.concat([dir, Buffer.from('/f'), Buffer.from([0xfe])]);
+    const link = Buffer.concat([dir, Buffer.from('/l')]);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(file, 'F');
+    fs.linkSync(file, link);
+    fs.writeFileSync(path.join(src, 'other'), 'O');
+    expect(snap(['--repo', repo, 'create', src]).code).toBe(0);
+
+    const rel = Buffer.concat([Buffer.from('d'), Buffer.from([0xff])]);
+    const t = tmpDir();
+    const r = snapBytes(['--repo', repo, 'restore', 'latest', t, '--include', rel]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(Buffer.concat([Buffer.from(t), file]), 'utf8')).toBe('F');
+    expect(fs.existsSync(path.join(t, src, 'other'))).toBe(false);
+
+    const plan = path.join(tmpDir(), 'plan');
+    const dry = snapBytes(['--repo', repo, 'restore', 'latest', plan, '--include', rel, '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain(`file     ${plan}${src}/d\\xff/f\\xfe (1 B)\n`);
+    expect(dry.stdout).toMatch(/^hardlink .*\/d\\xff\/(l|f\\xfe) => .*\/d\\xff\/(l|f\\xfe)$/m);
+
+    const json = snapBytes(['--repo', repo, '--json', 'restore', 'latest', plan, '--include', rel, '--dry-run']);
+    expect(json.code, json.stderr).toBe(0);
+    const doc = parseJson<{ entries: { path: string; path_hex: string; type: string; link_to?: string }[] }>(json.stdout);
+    const want = Buffer.concat([Buffer.from(plan), file]);
+    const first = Buffer.concat([Buffer.from(plan), link]);
+    const entries = doc.entries.filter((e) => e.type !== 'dir');
+    expect(entries.map((e) => e.path_hex).sort()).toEqual([want.toString('hex'), first.toString('hex')].sort());
+    for (const e of entries) expect([fsDecode(want), fsDecode(first)]).toContain(e.path);
+    const hard = entries.find((e) => e.type === 'hardlink')!;
+    expect([fsDecode(want), fsDecode(first)].filter((p) => p !== hard.path)).toEqual([hard.link_to]);
+    expect(fs.existsSync(plan)).toBe(false);
   });
 });

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll } from 'vitest';
 import { LocalBackend } from '../../src/backend/local.js';
+import { fsDecode } from '../../src/core/bytes.js';
 import { backendConformance } from './conformance.js';
 
 const dirs: string[] = [];
@@ -16,5 +17,22 @@ backendConformance('LocalBackend', {
     const d = fs.mkdtempSync(path.join(os.tmpdir(), 'snap-backend-'));
     dirs.push(d);
     return new LocalBackend(path.join(d, 'repo'));
+  },
+});
+
+// A repository folder whose name is not UTF-8 (issue 10, defect 4): the backend gets it as a
+// lossless string (core/bytes.ts) and must reach exactly those bytes in every call, the
+// streaming ones included.
+backendConformance('LocalBackend in a folder whose name is not UTF-8', {
+  async make() {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'snap-backend-'));
+    dirs.push(d);
+    const root = Buffer.concat([Buffer.from(path.join(d, 'repo')), Buffer.from([0xff, 0x0a])]);
+    const b = new LocalBackend(fsDecode(root));
+    await b.put('config', Buffer.from('x'));
+    // The bytes themselves, not a U+FFFD spelling of them.
+    if (!fs.existsSync(Buffer.concat([root, Buffer.from('/config')]))) throw new Error('the repository folder is not the one named');
+    await b.delete('config');
+    return b;
   },
 });
