@@ -683,7 +683,8 @@ for (const [name, v] of Object.entries(repositories)) {
       const last = v.sources[v.sources.length - 1]!;
       const r = snap(['--repo', repo, '--json', 'ls', last.snapshot, last.root]);
       expect(r.code, r.stderr).toBe(0);
-      const got = new Map(r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { path_hex: string; mtime_ns: string }).map((j) => [j.path_hex, j.mtime_ns]));
+      // One JSON document, {snapshot, entries} (docs/browsing.md).
+      const got = new Map((JSON.parse(r.stdout) as { entries: { path_hex: string; mtime_ns: string }[] }).entries.map((j) => [j.path_hex, j.mtime_ns]));
       const rootHex = Buffer.from(`${last.root}/`).toString('hex');
       const want = last.entries.filter((e) => !e.excluded && !e.path_text.includes('/') && !e.link_of);
       for (const e of want) expect(got.get(rootHex + e.path), e.path_text).toBe(e.mtime_ns);

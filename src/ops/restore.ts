@@ -229,6 +229,9 @@ class Restorer {
       else if (node.type === 'socket') this.result.special++; // a socket cannot be recreated; its listener is gone
       else await this.special(node, dest);
     } catch (e) {
+      // A dry run writes nothing, so nothing in it fails for one entry: an error there is the
+      // listing's (onPlanned: a closed standard output) and ends it, as a stopped restore does.
+      if (this.o.dryRun || this.o.signal?.aborted) throw e;
       const se = fromSystemError(e, `restoring ${displayName(dest)}`);
       if (se.code === 'SNAP_NO_SPACE' || se.code === 'SNAP_INTERNAL') throw se;
       this.result.skipped++;
