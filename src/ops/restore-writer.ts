@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { SnapError } from '../core/errors.js';
 import { CODEC_RAW, CODEC_ZSTD } from '../store/codec.js';
+import type { TimeArg } from './restore-time.js';
 
 export interface WriteJob {
   tmp: Buffer;
@@ -31,8 +32,10 @@ export interface WriteJob {
   mode: number;
   /** Set ownership (restores by root). */
   owner?: { uid: number; gid: number };
-  /** atime and mtime, seconds as a double (see toTime in restore.ts). */
-  time: number;
+  /** atime and mtime (restore-time.ts timeArg). */
+  time: TimeArg;
+  /** The time to expect afterwards, in ns (times before 1970, which a file system may not hold). */
+  checkTime?: string;
 }
 
 /**
@@ -58,6 +61,8 @@ interface WireResult {
   n: number;
   /** The object failed verification: nothing was written. */
   corrupt?: string;
+  /** With checkTime: the mtime the file got instead (ns). */
+  timeNs?: string;
   error?: { code?: string; message: string; syscall?: string; errno?: number };
 }
 
@@ -155,12 +160,17 @@ function unpack(j, stored, id) {
 function writeFile(j, data, tmp, dest) {
   const fd = fs.openSync(tmp, FLAGS, 0o600);
   let ok = false;
+  let timeNs;
   try {
     const end = writeSparse(fd, data);
     if (end < j.size) fs.ftruncateSync(fd, j.size);
     if (j.owner) fs.fchownSync(fd, j.owner.uid, j.owner.gid);
     fs.fchmodSync(fd, j.mode);
     fs.futimesSync(fd, j.time, j.time);
+    if (j.checkTime !== undefined) {
+      const got = fs.fstatSync(fd, { bigint: true }).mtimeNs;
+      if (got !== BigInt(j.checkTime)) timeNs = String(got);
+    }
     ok = true;
   } finally {
     try {
@@ -170,6 +180,7 @@ function writeFile(j, data, tmp, dest) {
     }
   }
   fs.renameSync(tmp, dest);
+  return timeNs;
 }
 
 parentPort.on('message', ({ jobs, buf: ab }) => {
@@ -181,8 +192,8 @@ parentPort.on('message', ({ jobs, buf: ab }) => {
       const tmp = all.subarray(at, (at += j.tmpLen));
       const dest = all.subarray(at, (at += j.destLen));
       const id = all.subarray(at, (at += j.idLen));
-      writeFile(j, unpack(j, all.subarray(j.off, j.off + j.len), id), tmp, dest);
-      results.push({ n: j.n });
+      const timeNs = writeFile(j, unpack(j, all.subarray(j.off, j.off + j.len), id), tmp, dest);
+      results.push(timeNs === undefined ? { n: j.n } : { n: j.n, timeNs });
     } catch (e) {
       if (e instanceof Corrupt) {
         results.push({ n: j.n, corrupt: e.message });
@@ -204,7 +215,7 @@ export function writerUnpacks(codec: number): boolean {
 }
 
 interface Pending {
-  resolve(): void;
+  resolve(timeNs: bigint | undefined): void;
   reject(e: Error): void;
 }
 
@@ -240,8 +251,11 @@ export class FileWriter {
     }
   }
 
-  /** Write one file (see WriteJob; its data is copied before this returns); rejects with the system error (its errno code kept). */
-  write(job: WriteJob): Promise<void> {
+  /**
+   * Write one file (see WriteJob; its data is copied before this returns); resolves with the
+   * mtime the file got when it is not job.checkTime; rejects with the system error (its errno code kept).
+   */
+  write(job: WriteJob): Promise<bigint | undefined> {
     if (this.failure) return Promise.reject(this.failure);
     const n = this.next++;
     // The lane with the least outstanding work takes the job.
@@ -263,10 +277,10 @@ export class FileWriter {
     }
     lane.batch.push({
       n, off, len: job.data.length, tmpLen: job.tmp.length, destLen: job.dest.length, idLen: id.length, codec: job.codec,
-      rawLength: job.rawLength, what: job.what, size: job.size, mode: job.mode, owner: job.owner, time: job.time,
+      rawLength: job.rawLength, what: job.what, size: job.size, mode: job.mode, owner: job.owner, time: job.time, checkTime: job.checkTime,
     });
     lane.used = at;
-    const p = new Promise<void>((resolve, reject) => this.pending.set(n, { resolve, reject }));
+    const p = new Promise<bigint | undefined>((resolve, reject) => this.pending.set(n, { resolve, reject }));
     // Batches go out when full or once this turn of the event loop is done: posting each file
     // at once to an idle thread cost a message and an event-loop wake-up per file.
     if (lane.batch.length >= BATCH_FILES || lane.used >= lane.buf!.byteLength) this.post(lane);
@@ -300,7 +314,7 @@ export class FileWriter {
       if (!p) continue;
       this.pending.delete(r.n);
       if (r.corrupt) p.reject(new SnapError('SNAP_CORRUPT', r.corrupt));
-      else if (!r.error) p.resolve();
+      else if (!r.error) p.resolve(r.timeNs === undefined ? undefined : BigInt(r.timeNs));
       else {
         const e = new Error(r.error.message) as NodeJS.ErrnoException;
         if (r.error.code) e.code = r.error.code;

@@ -21,6 +21,9 @@ import { readObjectAt } from '../store/object-store.js';
 import { packName } from '../store/pack.js';
 import { FileWriter, type WriteJob, writerUnpacks } from './restore-writer.js';
 import { makeDevice, makeFifo } from './special-files.js';
+import { DIR_FLAGS, O_PATH, fdPath, fdPathFor, openTarget } from './restore-dir.js';
+import { needsTimeCheck, recordedNs, sameMtime, timeArg, timeNotSet } from './restore-time.js';
+import { checkExpansion, expandedSize } from './restore-budget.js';
 import { xattrBinding, xattrUnavailable } from './xattr-binding.js';
 import { applyXattrs } from './xattr-apply.js';
 
@@ -61,6 +64,7 @@ export interface RestoreResult {
 }
 
 const TMP_PREFIX = '.snap-restore-';
+const TMP_PREFIX_B = Buffer.from(TMP_PREFIX);
 /** Writer threads: 2 keep a 2-core machine busy (each costs ~10 MB of memory). */
 const WRITER_THREADS = 2;
 /** Bytes of small files read ahead of the writer threads. */
@@ -76,16 +80,67 @@ export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o:
   return r.result;
 }
 
+/**
+ * A directory of the restore, open (restore-dir.ts). It stays open while anything inside it is
+ * being written: the walk of its entries, each file task, each subdirectory (so a directory's
+ * metadata comes after its children's), a hard-link group whose first file is in it. The last
+ * one to let go sets its owner, attributes, mode and times on the descriptor and closes it.
+ */
+class DirState {
+  refs = 1;
+  closed = false;
+  constructor(
+    readonly fd: number,
+    /** The path shown in messages (target/...). */
+    readonly shown: Buffer,
+    readonly parent: DirState | undefined,
+    /** The snapshot's directory entry (none for the target itself, whose metadata stays). */
+    readonly node: Node | undefined,
+    /** Created by this restore: it holds only what the restore put there. */
+    readonly fresh: boolean,
+  ) {}
+
+  at(name: Buffer | string): Buffer {
+    return fdPath(this.fd, name);
+  }
+}
+
+interface Frame {
+  dir: DirState | undefined; // undefined in a dry run
+  shown: Buffer;
+  nodes: Node[];
+  i: number;
+  parts: Buffer[];
+  scope: 'all' | 'partial';
+}
+
+/** The first restored path of a hard-link group, which later members link to. */
+interface LinkFirst {
+  dir: DirState | undefined; // undefined in a dry run
+  name: Buffer;
+  shown: Buffer;
+  node: Node;
+}
+
+interface LinkGroup {
+  first: Promise<LinkFirst | undefined>;
+  /** Members met so far; at node.inode.links the group lets go of the first's directory. */
+  seen: number;
+  held: DirState | undefined;
+}
+
+/** Directories kept open for hard-link groups at most: beyond, a later member is written as a copy. */
+const MAX_GROUP_DIRS = 1024;
+
 class Restorer {
   readonly result: RestoreResult = { files: 0, dirs: 0, links: 0, special: 0, bytes: 0, unchanged: 0, skipped: 0, damaged: [], warnings: 0 };
   private readonly pool: TaskPool;
   private readonly includes: Buffer[][];
-  private readonly hardlinks = new Map<string, Promise<Buffer | undefined>>();
-  private readonly dirMeta: [Buffer, Node][] = [];
+  private readonly groups = new Map<string, LinkGroup>();
+  private readonly groupDirs = new Map<DirState, number>();
+  private readonly open = new Set<DirState>();
   private readonly policy: OverwritePolicy;
-  private targetRoot = '';
   private progress = { files: 0, dirs: 0, bytes: 0, current: '' };
-  private readonly freshDirs = new Set<string>();
   private readonly tmpPrefix = randomHex(4);
   private tmpCounter = 0;
   private writer: FileWriter | undefined;
@@ -136,54 +191,115 @@ class Restorer {
   }
 
   async run(snap: StoredSnapshot): Promise<void> {
-    const target = path.resolve(this.o.target);
-    if (!this.o.dryRun) {
-      try {
-        await fsp.mkdir(target, { recursive: true, mode: 0o700 });
-        this.targetRoot = await fsp.realpath(target);
-      } catch (e) {
-        throw fromSystemError(e, `restore target ${target}`);
-      }
-    }
     const rootScope = this.scope([]);
-    if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS);
-    try {
-      if (rootScope !== 'none') await this.tree(snap.tree, Buffer.from(this.targetRoot || target), [], rootScope);
-      await this.pool.drain();
-    } finally {
-      // On failure, drain the pool first: no task may still be waiting for a writer thread.
-      await this.pool.drain().catch(() => {});
-      await this.writer?.close();
-      this.writer = undefined;
-    }
+    if (rootScope === 'none') return;
+    let rootDir: DirState | undefined;
+    let shown = Buffer.from(path.resolve(this.o.target));
+    let inodes: number | undefined;
     if (!this.o.dryRun) {
-      for (const [dir, node] of this.dirMeta) await this.applyMeta(dir, node, false);
+      const fd = openTarget(shown.toString());
+      try {
+        shown = fs.realpathSync(fdPath(fd), { encoding: 'buffer' });
+        inodes = fs.statfsSync(fdPath(fd).toString()).files;
+      } catch (e) {
+        fs.closeSync(fd);
+        throw fromSystemError(e, `restore target ${displayPath(shown.toString())}`);
+      }
+      rootDir = new DirState(fd, shown, undefined, undefined, false);
+      this.open.add(rootDir);
+    }
+    try {
+      // Before anything is written: a crafted tree DAG is refused here (restore-budget.ts).
+      const x = await expandedSize((id) => this.repo.readTree(id), snap.tree, (p) => this.scope(p), this.o.signal);
+      checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
+      if (rootDir) this.sweepLeftovers(rootDir);
+      if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS);
+      try {
+        await this.walk(snap.tree, rootDir, shown, rootScope);
+        await this.pool.drain();
+        for (const g of this.groups.values()) this.releaseGroup(g);
+      } finally {
+        // On failure, drain the pool first: no task may still be waiting for a writer thread.
+        await this.pool.drain().catch(() => {});
+        await this.writer?.close();
+        this.writer = undefined;
+      }
+    } finally {
+      // After a failure or an interruption: close what is still open, without its metadata.
+      for (const d of this.open) this.close(d);
     }
   }
 
-  private async tree(id: Buffer, dest: Buffer, parts: Buffer[], scope: 'all' | 'partial'): Promise<void> {
-    let nodes: Node[];
+  /** The walk, depth first with a stack of its own: no nesting depth overflows the call stack. */
+  private async walk(root: Buffer, rootDir: DirState | undefined, shown: Buffer, scope: 'all' | 'partial'): Promise<void> {
+    const stack: Frame[] = [{ dir: rootDir, shown, nodes: await this.readTree(root, shown), i: 0, parts: [], scope }];
+    while (stack.length > 0) {
+      const f = stack[stack.length - 1]!;
+      if (f.i >= f.nodes.length) {
+        stack.pop();
+        if (f.dir) this.drop(f.dir);
+        continue;
+      }
+      this.o.signal?.throwIfAborted();
+      const node = f.nodes[f.i++]!;
+      const childParts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
+      const s = f.scope === 'all' ? 'all' : this.scope(childParts);
+      if (s === 'none') continue;
+      const childShown = joinPath(f.shown, node.name);
+      if (node.type === 'dir') {
+        const child = await this.dir(f.dir, node, childShown);
+        if (child === false) continue;
+        stack.push({ dir: child, shown: childShown, nodes: node.tree ? await this.readTree(node.tree, childShown) : [], i: 0, parts: childParts, scope: s });
+      } else if (s === 'all') {
+        const d = f.dir;
+        if (d) this.hold(d);
+        try {
+          await this.pool.run(async () => {
+            try {
+              await this.entry(node, childShown, d);
+            } finally {
+              if (d) this.drop(d);
+            }
+          });
+        } catch (e) {
+          if (d) this.drop(d); // not scheduled
+          throw e;
+        }
+      }
+    }
+  }
+
+  private async readTree(id: Buffer, shown: Buffer): Promise<Node[]> {
     try {
-      nodes = await this.repo.readTree(id);
+      return await this.repo.readTree(id);
     } catch (e) {
       if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
-      this.result.damaged.push(displayName(dest));
-      this.warn(e.code, dest, `directory contents cannot be restored: ${e.message}`);
-      return;
+      this.result.damaged.push(displayName(shown));
+      this.warn(e.code, shown, `directory contents cannot be restored: ${e.message}`);
+      return [];
     }
-    for (const node of nodes) {
-      this.o.signal?.throwIfAborted();
-      const childParts = [...parts, node.name];
-      const s = scope === 'all' ? 'all' : this.scope(childParts);
-      if (s === 'none') continue;
-      const childDest = joinPath(dest, node.name);
-      if (node.type === 'dir') {
-        if (!(await this.dir(childDest, node))) continue;
-        await this.tree(node.tree!, childDest, childParts, s);
-        this.dirMeta.push([childDest, node]);
-      } else if (s === 'all') {
-        await this.pool.run(() => this.entry(node, childDest, dest));
-      }
+  }
+
+  private hold(d: DirState): void {
+    d.refs++;
+  }
+
+  /** Let go of `d`; the last one sets its metadata and closes it, then lets go of its parent (a loop: any depth). */
+  private drop(d: DirState): void {
+    for (let x: DirState | undefined = d; x && --x.refs <= 0 && !x.closed; x = x.parent) {
+      if (x.node) this.dirMeta(x, x.node);
+      this.close(x);
+    }
+  }
+
+  private close(d: DirState): void {
+    if (d.closed) return;
+    d.closed = true;
+    this.open.delete(d);
+    try {
+      fs.closeSync(d.fd);
+    } catch {
+      // nothing to do: the descriptor is gone either way
     }
   }
 
@@ -193,62 +309,110 @@ class Restorer {
     return true;
   }
 
-  /** Make sure a directory exists at `p` and is a real directory (never a symlink). */
-  private async dir(p: Buffer, node: Node): Promise<boolean> {
+  /**
+   * The directory `node` inside `parent`: created (0700 until its metadata is set) or, when it
+   * exists, opened as it is, never through a symlink. undefined in a dry run; false when it is
+   * skipped (warned).
+   */
+  private async dir(parent: DirState | undefined, node: Node, shown: Buffer): Promise<DirState | undefined | false> {
     this.result.dirs++;
     this.progress.dirs++;
-    if (this.o.dryRun) return this.planned(p, node);
-    const st = await fsp.lstat(p).catch((e) => {
-      if (errnoCode(e) === 'ENOENT') return undefined;
-      throw fromSystemError(e, `restoring ${displayName(p)}`);
-    });
-    if (st?.isDirectory()) return true;
-    if (st) {
-      this.result.skipped++;
-      this.warn('SNAP_UNSAFE_PATH', p, `exists and is not a directory (${st.isSymbolicLink() ? 'a symlink, not followed' : 'a file'}); its contents are not restored`);
-      return false;
+    if (!parent) {
+      await this.planned(shown, node);
+      return undefined;
     }
+    const p = parent.at(node.name);
+    let fresh = false;
     try {
-      await fsp.mkdir(p, { mode: 0o700 });
+      fs.mkdirSync(p, { mode: 0o700 });
+      fresh = true;
     } catch (e) {
-      throw fromSystemError(e, `creating ${displayName(p)}`);
+      if (errnoCode(e) !== 'EEXIST') return this.dirFailed(e, shown);
     }
-    this.freshDirs.add(p.toString('latin1'));
-    return true;
+    let fd: number;
+    try {
+      fd = fs.openSync(p, DIR_FLAGS);
+    } catch (e) {
+      const code = errnoCode(e);
+      if (code === 'ELOOP' || code === 'ENOTDIR') {
+        this.result.skipped++;
+        this.warn('SNAP_UNSAFE_PATH', shown, `exists and is not a directory (${code === 'ELOOP' ? 'a symlink, not followed' : 'a file'}); its contents are not restored`);
+        return false;
+      }
+      return this.dirFailed(e, shown);
+    }
+    this.hold(parent);
+    const d = new DirState(fd, shown, parent, node, fresh);
+    this.open.add(d);
+    if (!fresh) this.sweepLeftovers(d);
+    return d;
   }
 
-  private async entry(node: Node, dest: Buffer, dir: Buffer): Promise<void> {
+  /** A directory that cannot be created or opened: named, and everything in it left out (exit 3). */
+  private dirFailed(e: unknown, shown: Buffer): false {
+    const se = fromSystemError(e, `restoring ${displayName(shown)}`);
+    if (se.code === 'SNAP_NO_SPACE' || se.code === 'SNAP_INTERNAL') throw se;
+    this.result.skipped++;
+    this.warn(se.code, shown, `${se.message}; nothing in it is restored`);
+    return false;
+  }
+
+  /**
+   * Temporary files of an earlier restore that was stopped (killed, or a second Ctrl-C) in a
+   * directory that exists already: removed, as a successful restore leaves none (issue 10,
+   * defect 5). Two restores into one target at once would remove each other's.
+   */
+  private sweepLeftovers(d: DirState): void {
+    let names: Buffer[];
     try {
+      names = fs.readdirSync(d.at('.'), { encoding: 'buffer' });
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (!name.subarray(0, TMP_PREFIX_B.length).equals(TMP_PREFIX_B)) continue;
+      try {
+        fs.unlinkSync(d.at(name));
+      } catch {
+        // a directory, or gone: not ours to remove
+      }
+    }
+  }
+
+  private async entry(node: Node, shown: Buffer, dir: DirState | undefined): Promise<void> {
+    try {
+      this.o.signal?.throwIfAborted();
       // Files and symlinks get their extended attributes once they are in place (a file from a
-      // writer thread too); directories and special files in applyMeta.
+      // writer thread too); directories and special files with the rest of their metadata.
       if (node.type === 'file') {
-        if (await this.file(node, dest, dir)) this.restoreXattrs(node, dest);
+        if ((await this.file(node, shown, dir)) && dir) this.restoreXattrs(node, dir.at(node.name), shown);
       } else if (node.type === 'symlink') {
-        if (await this.symlink(node, dest, dir)) this.restoreXattrs(node, dest);
+        if ((await this.symlink(node, shown, dir)) && dir) this.restoreXattrs(node, dir.at(node.name), shown);
       }
       else if (node.type === 'socket') this.result.special++; // a socket cannot be recreated; its listener is gone
-      else await this.special(node, dest);
+      else await this.special(node, shown, dir);
     } catch (e) {
       // A dry run writes nothing, so nothing in it fails for one entry: an error there is the
       // listing's (onPlanned: a closed standard output) and ends it, as a stopped restore does.
       if (this.o.dryRun || this.o.signal?.aborted) throw e;
-      const se = fromSystemError(e, `restoring ${displayName(dest)}`);
+      const se = fromSystemError(e, `restoring ${displayName(shown)}`);
       if (se.code === 'SNAP_NO_SPACE' || se.code === 'SNAP_INTERNAL') throw se;
       this.result.skipped++;
-      this.warn(se.code, dest, se.message);
+      this.warn(se.code, shown, se.message);
     }
   }
 
   /** Decide what to do with an existing entry at `dest`; true means write. */
-  private async mayWrite(node: Node, dest: Buffer, dir?: Buffer): Promise<boolean> {
+  private async mayWrite(node: Node, shown: Buffer, dir: DirState): Promise<boolean> {
     // A directory this restore created holds only what the restore put there (names in a tree
     // are unique): no need to look for an existing entry. Saves an lstat per file.
-    if (dir && this.freshDirs.has(dir.toString('latin1'))) return true;
+    if (dir.fresh) return true;
+    const dest = dir.at(node.name);
     const st = await fsp.lstat(dest).catch(() => undefined);
     if (!st) return true;
     if (st.isDirectory()) {
       this.result.skipped++;
-      this.warn('SNAP_EXISTS', dest, 'a directory is in the way; not replaced');
+      this.warn('SNAP_EXISTS', shown, 'a directory is in the way; not replaced');
       return false;
     }
     const same = (node.type === 'file' && st.isFile() && st.size === node.size && sameMtime(st, node)) || (await sameSpecial(node, st, dest));
@@ -258,101 +422,142 @@ class Restorer {
     }
     if (this.policy === 'never') {
       this.result.skipped++;
-      this.warn('SNAP_EXISTS', dest, "exists and differs; not overwritten (use --overwrite if-changed or always)");
+      this.warn('SNAP_EXISTS', shown, "exists and differs; not overwritten (use --overwrite if-changed or always)");
       return false;
     }
     return true;
   }
 
   /** Unique within this process; O_EXCL (or link/symlink's EEXIST) guards against leftovers of others. */
-  private tmpName(dir: Buffer): Buffer {
-    return joinPath(dir, Buffer.from(`${TMP_PREFIX}${this.tmpPrefix}-${this.tmpCounter++}`));
+  private tmpName(): string {
+    return `${TMP_PREFIX}${this.tmpPrefix}-${this.tmpCounter++}`;
   }
 
-  /** Returns the path written (undefined when nothing was written, or a hard link to an earlier path). */
-  private async file(node: Node, dest: Buffer, dir: Buffer): Promise<Buffer | undefined> {
-    if (node.inode) {
-      const key = `${node.inode.dev}:${node.inode.ino}`;
-      const first = this.hardlinks.get(key);
-      if (first) {
-        const firstPath = await first;
-        if (firstPath && (await this.link(node, firstPath, dest, dir))) return undefined;
-      }
+  /** true when the file was written (or would be, in a dry run); false when skipped or linked. */
+  private async file(node: Node, shown: Buffer, dir: DirState | undefined): Promise<boolean> {
+    const key = node.inode ? `${node.inode.dev}:${node.inode.ino}` : undefined;
+    const group = key === undefined ? undefined : this.groups.get(key);
+    if (group) {
+      group.seen++;
+      const first = await group.first;
+      if (group.seen >= node.inode!.links) this.releaseGroup(group);
+      // Only a member the snapshot records as identical (same contents and metadata) is a link:
+      // a file that changed between the reads of two of its names was recorded twice, each as read.
+      if (first && sameFile(first.node, node)) return this.link(node, first, shown, dir);
     }
-    let register: ((p: Buffer | undefined) => void) | undefined;
-    if (node.inode) {
-      const key = `${node.inode.dev}:${node.inode.ino}`;
-      if (!this.hardlinks.has(key)) this.hardlinks.set(key, new Promise((r) => (register = r)));
+    let register: ((f: LinkFirst | undefined) => void) | undefined;
+    if (key !== undefined && !group) {
+      this.groups.set(key, { first: new Promise((r) => (register = r)), seen: 1, held: undefined });
     }
-    let written: Buffer | undefined;
+    let written = false;
     try {
-      written = await this.writeFile(node, dest, dir);
+      written = await this.writeFile(node, shown, dir);
     } finally {
-      register?.(written);
+      const g = key === undefined ? undefined : this.groups.get(key);
+      if (register && g) {
+        if (written && (!dir || this.holdForGroup(g, dir))) register({ dir, name: node.name, shown, node });
+        else register(undefined);
+        if (g.seen >= node.inode!.links) this.releaseGroup(g);
+      }
     }
     return written;
   }
 
-  private async link(node: Node, firstPath: Buffer, dest: Buffer, dir: Buffer): Promise<boolean> {
-    if (!(await this.mayWrite(node, dest, dir))) return true;
-    this.result.links++;
-    if (this.o.dryRun) return this.planned(dest, node, firstPath);
-    const tmp = this.tmpName(dir);
-    await fsp.link(firstPath, tmp);
-    await fsp.rename(tmp, dest);
+  /** Keep the first member's directory open for the group's later members (bounded, see MAX_GROUP_DIRS). */
+  private holdForGroup(g: LinkGroup, dir: DirState): boolean {
+    const n = this.groupDirs.get(dir);
+    if (n === undefined && this.groupDirs.size >= MAX_GROUP_DIRS) return false;
+    this.groupDirs.set(dir, (n ?? 0) + 1);
+    if (n === undefined) this.hold(dir);
+    g.held = dir;
     return true;
   }
 
-  private async writeFile(node: Node, dest: Buffer, dir: Buffer): Promise<Buffer | undefined> {
-    if (!(await this.mayWrite(node, dest, dir))) return undefined;
+  private releaseGroup(g: LinkGroup): void {
+    const d = g.held;
+    if (!d) return;
+    g.held = undefined;
+    const n = this.groupDirs.get(d)! - 1;
+    if (n > 0) this.groupDirs.set(d, n);
+    else {
+      this.groupDirs.delete(d);
+      this.drop(d);
+    }
+  }
+
+  private async link(node: Node, first: LinkFirst, shown: Buffer, dir: DirState | undefined): Promise<boolean> {
+    if (dir && !(await this.mayWrite(node, shown, dir))) return false;
+    this.result.links++;
+    if (!dir || !first.dir) {
+      await this.planned(shown, node, first.shown);
+      return false;
+    }
+    if (first.dir.closed) return this.writeFile(node, shown, dir); // no longer open (see MAX_GROUP_DIRS)
+    const tmp = dir.at(this.tmpName());
+    await fsp.link(first.dir.at(first.name), tmp);
+    await fsp.rename(tmp, dir.at(node.name));
+    return false; // its attributes are the first's
+  }
+
+  private async writeFile(node: Node, shown: Buffer, dir: DirState | undefined): Promise<boolean> {
+    if (dir && !(await this.mayWrite(node, shown, dir))) return false;
     this.result.files++;
     this.result.bytes += node.size;
     this.progress.files++;
-    if (this.o.dryRun) return (await this.planned(dest, node)) && dest;
-    const tmp = this.tmpName(dir);
+    if (!dir) return this.planned(shown, node);
+    const tmp = dir.at(this.tmpName());
+    const dest = dir.at(node.name);
     const chunks = node.chunks ?? [];
-    if (chunks.length <= 1 && this.writer) return this.withBudget(node.size, () => this.writeSmall(node, chunks[0], tmp, dest));
+    if (chunks.length <= 1 && this.writer) return this.withBudget(node.size, () => this.writeSmall(node, chunks[0], tmp, dest, shown));
     // A larger file holds one chunk at a time: it counts as a chunk of the largest size against
     // the budget, so however many large files the pool starts, few are read at once.
-    return this.withBudget(Math.min(node.size, this.repo.config.chunker.maxSize), () => this.writeChunks(node, tmp, dest));
+    return this.withBudget(Math.min(node.size, this.repo.config.chunker.maxSize), () => this.writeChunks(node, tmp, dest, shown));
   }
 
   /** A file of several chunks, read, verified and written here, one chunk after the other. */
-  private async writeChunks(node: Node, tmp: Buffer, dest: Buffer): Promise<Buffer | undefined> {
+  private async writeChunks(node: Node, tmp: Buffer, dest: Buffer, shown: Buffer): Promise<boolean> {
     const fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     let ok = false;
     try {
       let pos = 0;
       let end = 0;
       for (const id of node.chunks ?? []) {
+        this.o.signal?.throwIfAborted();
         let data: Buffer;
         try {
           data = await this.repo.objects.get(id, 'blob');
         } catch (e) {
-          return this.damagedData(e, dest);
+          return this.damagedData(e, shown) ?? false;
         }
         end = Math.max(end, await writeSparse(fh, data, pos));
         pos += data.length;
         this.progress.bytes += data.length;
       }
       if (pos !== node.size) {
-        this.result.damaged.push(displayName(dest));
-        this.warn('SNAP_CORRUPT', dest, `chunks hold ${pos} bytes but the file has ${node.size}; not restored`);
-        return undefined;
+        this.result.damaged.push(displayName(shown));
+        this.warn('SNAP_CORRUPT', shown, `chunks hold ${pos} bytes but the file has ${node.size}; not restored`);
+        return false;
       }
       if (end < node.size) await fh.truncate(node.size); // trailing zeros were skipped: set the size
       if (this.o.asRoot) await fh.chown(node.uid, node.gid);
       await fh.chmod(node.mode);
-      await fh.utimes(toTime(node), toTime(node));
+      await fh.utimes(timeArg(node), timeArg(node));
+      if (needsTimeCheck(node)) this.checkTime(node, (await fh.stat({ bigint: true })).mtimeNs, shown);
       ok = true;
     } finally {
       await fh.close();
       if (!ok) await fsp.rm(tmp, { force: true });
     }
     await fsp.rename(tmp, dest);
-    this.progress.current = displayName(dest);
+    this.progress.current = displayName(shown);
     this.o.sink.progress?.(this.progress);
-    return dest;
+    return true;
+  }
+
+  /** A time before 1970 that the target did not take exactly: said loudly (exit 3). */
+  private checkTime(node: Node, gotNs: bigint | undefined, shown: Buffer): void {
+    if (gotNs === undefined || gotNs === recordedNs(node)) return;
+    this.warn('SNAP_TIME', shown, timeNotSet(node, gotNs));
   }
 
   /** Run `fn` once `bytes` fit in the budget (a file larger than the budget runs alone). */
@@ -371,26 +576,29 @@ class Restorer {
    * A file of at most one chunk: its stored object is read here and handed to a writer thread,
    * which decompresses and verifies it (the checks of ObjectStore.get) before writing the file.
    */
-  private async writeSmall(node: Node, chunk: Buffer | undefined, tmp: Buffer, dest: Buffer): Promise<Buffer | undefined> {
+  private async writeSmall(node: Node, chunk: Buffer | undefined, tmp: Buffer, dest: Buffer, shown: Buffer): Promise<boolean> {
     let job: Omit<WriteJob, 'tmp' | 'dest' | 'size' | 'mode' | 'owner' | 'time'> = { data: EMPTY, codec: CODEC_RAW, rawLength: 0, what: 'an empty file' };
+    let gotNs: bigint | undefined;
     try {
       if (chunk) job = await this.readStored(chunk);
       if (job.rawLength !== node.size) {
-        this.result.damaged.push(displayName(dest));
-        this.warn('SNAP_CORRUPT', dest, `chunks hold ${job.rawLength} bytes but the file has ${node.size}; not restored`);
-        return undefined;
+        this.result.damaged.push(displayName(shown));
+        this.warn('SNAP_CORRUPT', shown, `chunks hold ${job.rawLength} bytes but the file has ${node.size}; not restored`);
+        return false;
       }
-      await this.writer!.write({
-        ...job, tmp, dest, size: node.size, mode: node.mode, time: toTime(node),
+      gotNs = await this.writer!.write({
+        ...job, tmp, dest, size: node.size, mode: node.mode, time: timeArg(node),
+        checkTime: needsTimeCheck(node) ? String(recordedNs(node)) : undefined,
         owner: this.o.asRoot ? { uid: node.uid, gid: node.gid } : undefined,
       });
     } catch (e) {
-      return this.damagedData(e, dest);
+      return this.damagedData(e, shown) ?? false;
     }
+    this.checkTime(node, gotNs, shown);
     this.progress.bytes += node.size;
-    this.progress.current = displayName(dest);
+    this.progress.current = displayName(shown);
     this.o.sink.progress?.(this.progress);
-    return dest;
+    return true;
   }
 
   /** A blob as stored (ObjectStore.get without unpacking; objects of other codecs are unpacked here). */
@@ -408,78 +616,115 @@ class Restorer {
     return { data, codec: loc.codec, rawLength: loc.rawLength, id, what };
   }
 
-  private async symlink(node: Node, dest: Buffer, dir: Buffer): Promise<boolean> {
-    if (!(await this.mayWrite(node, dest, dir))) return false;
+  private async symlink(node: Node, shown: Buffer, dir: DirState | undefined): Promise<boolean> {
+    if (dir && !(await this.mayWrite(node, shown, dir))) return false;
     this.result.special++;
-    if (this.o.dryRun) {
-      await this.planned(dest, node);
+    if (!dir) {
+      await this.planned(shown, node);
       return false;
     }
-    const tmp = this.tmpName(dir);
+    const tmp = dir.at(this.tmpName());
     await fsp.symlink(node.target!, tmp);
-    if (this.o.asRoot) await fsp.lchown(tmp, node.uid, node.gid);
-    await fsp.lutimes(tmp, toTime(node), toTime(node));
-    await fsp.rename(tmp, dest);
+    try {
+      this.entryMeta(tmp, node, shown, false);
+      await fsp.rename(tmp, dir.at(node.name));
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
     return true;
   }
 
-  private async special(node: Node, dest: Buffer): Promise<void> {
+  private async special(node: Node, shown: Buffer, dir: DirState | undefined): Promise<void> {
     if ((node.type === 'chardev' || node.type === 'blockdev') && !this.o.asRoot) {
       this.result.skipped++;
-      this.warn('SNAP_PERMISSION', dest, `is a device node; only root can create it (skipped)`);
+      this.warn('SNAP_PERMISSION', shown, `is a device node; only root can create it (skipped)`);
       return;
     }
-    if (!(await this.mayWrite(node, dest))) return;
+    if (dir && !(await this.mayWrite(node, shown, dir))) return;
     this.result.special++;
-    if (this.o.dryRun) {
-      await this.planned(dest, node);
+    if (!dir) {
+      await this.planned(shown, node);
       return;
     }
-    // An ASCII temporary name in the target root: the helper programs take string arguments.
-    const tmp = path.join(this.targetRoot, TMP_PREFIX + randomHex(8));
-    if (node.type === 'fifo') makeFifo(tmp);
-    else makeDevice(tmp, node.type as 'chardev' | 'blockdev', node.rdev ?? 0);
+    // Created by a helper program (special-files.ts) in the entry's own directory, reached
+    // through this process's descriptor of it; an ASCII temporary name, renamed into place.
+    const name = this.tmpName();
+    const tmp = dir.at(name);
+    const helperPath = fdPathFor(process.pid, dir.fd, name);
+    if (node.type === 'fifo') makeFifo(helperPath);
+    else makeDevice(helperPath, node.type as 'chardev' | 'blockdev', node.rdev ?? 0);
     try {
-      await this.applyMeta(Buffer.from(tmp), node, false);
-      await fsp.rename(tmp, dest);
+      this.entryMeta(tmp, node, shown, true);
+      await fsp.rename(tmp, dir.at(node.name));
     } catch (e) {
       await fsp.rm(tmp, { force: true });
       throw e;
     }
   }
 
-  private async applyMeta(p: Buffer, node: Node, isLink: boolean): Promise<void> {
+  /**
+   * Owner, attributes, mode (not of symlinks) and times of a symlink or special file just created
+   * at `p`: set through an O_PATH descriptor of the entry itself, opened without following it and
+   * checked to be what was created, so a node swapped for a symlink by another user is refused
+   * and nothing it points to is touched (issue 20, item 2). Throws: the caller removes `p`.
+   */
+  private entryMeta(p: Buffer, node: Node, shown: Buffer, chmod: boolean): void {
+    const fd = fs.openSync(p, O_PATH | fs.constants.O_NOFOLLOW);
     try {
-      if (this.o.asRoot) await (isLink ? fsp.lchown : fsp.chown)(p, node.uid, node.gid);
+      const st = fs.fstatSync(fd);
+      if (!sameType(node, st)) throw new SnapError('SNAP_UNSAFE_PATH', `its temporary entry was replaced by another (${describeType(st)}) while it was restored; not restored`);
+      const self = fdPath(fd).toString();
+      // chown, chmod and utimes of /proc/self/fd/N act on the entry N was opened on, a symlink too.
+      if (this.o.asRoot) fs.chownSync(self, node.uid, node.gid);
+      this.restoreXattrs(node, p, shown);
+      if (chmod) fs.chmodSync(self, node.mode);
+      fs.utimesSync(self, timeArg(node), timeArg(node));
+      if (needsTimeCheck(node)) this.checkTime(node, fs.fstatSync(fd, { bigint: true }).mtimeNs, shown);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** A directory's metadata, on its descriptor, once everything in it is written. */
+  private dirMeta(d: DirState, node: Node): void {
+    try {
+      if (this.o.asRoot) fs.fchownSync(d.fd, node.uid, node.gid);
       // After chown (which clears security.capability), before chmod (a user who is not root
-      // cannot set user.* attributes on an entry without write permission).
-      this.restoreXattrs(node, p);
-      if (!isLink) await fsp.chmod(p, node.mode);
-      await (isLink ? fsp.lutimes : fsp.utimes)(p, toTime(node), toTime(node));
+      // cannot set user.* attributes on an entry without write permission). `N/.` is the
+      // directory itself for the binding's l*xattr calls (a bare /proc/self/fd/N is the link).
+      this.restoreXattrs(node, d.at('.'), d.shown);
+      fs.fchmodSync(d.fd, node.mode);
+      fs.futimesSync(d.fd, timeArg(node), timeArg(node));
+      if (needsTimeCheck(node)) this.checkTime(node, fs.fstatSync(d.fd, { bigint: true }).mtimeNs, d.shown);
     } catch (e) {
-      this.warn(errnoCode(e) ?? 'SNAP_IO', p, `metadata not restored: ${(e as Error).message}`);
+      this.warn(errnoCode(e) ?? 'SNAP_IO', d.shown, `metadata not restored: ${(e as Error).message}`);
     }
   }
 
   /**
    * The one place restore sets extended attributes (POSIX ACLs among them): on `p`, the entry as
-   * it now stands (xattr-apply.ts). A file already in place with a mode that denies its owner
-   * writing gets write permission for the moment of setting, as a user who is not root needs
-   * it for user.* attributes (root does not).
+   * it now stands, named through its directory's descriptor (xattr-apply.ts). A file already in
+   * place with a mode that denies its owner writing gets write permission for the moment of
+   * setting, as a user who is not root needs it for user.* attributes (root does not).
    */
-  private restoreXattrs(node: Node, p: Buffer): void {
+  private restoreXattrs(node: Node, p: Buffer, shown: Buffer): void {
     if (!node.xattrs || node.xattrs.length === 0 || this.o.dryRun) return;
     if (!this.xattr) {
-      if (!this.xattrMissingSaid) this.warn('SNAP_XATTR', p, `extended attributes and ACLs are not restored (here nor for other files): ${xattrUnavailable()}`);
+      if (!this.xattrMissingSaid) this.warn('SNAP_XATTR', shown, `extended attributes and ACLs are not restored (here nor for other files): ${xattrUnavailable()}`);
       this.xattrMissingSaid = true;
       return;
     }
     const lend = !this.o.asRoot && node.type === 'file' && (node.mode & 0o200) === 0;
+    const fd = lend ? fs.openSync(p, O_PATH | fs.constants.O_NOFOLLOW) : -1;
     try {
-      if (lend) fs.chmodSync(p, node.mode | 0o200);
-      for (const prob of applyXattrs(this.xattr, p, node.xattrs)) this.warn(prob.code, p, prob.message);
+      if (lend) fs.chmodSync(fdPath(fd).toString(), node.mode | 0o200);
+      for (const prob of applyXattrs(this.xattr, p, node.xattrs)) this.warn(prob.code, shown, prob.message);
     } finally {
-      if (lend) fs.chmodSync(p, node.mode);
+      if (lend) {
+        fs.chmodSync(fdPath(fd).toString(), node.mode);
+        fs.closeSync(fd);
+      }
     }
   }
 }
@@ -591,16 +836,6 @@ async function writeAll(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<
   }
 }
 
-/**
- * Seconds as a double: libuv's utimes takes a double and truncates it to whole microseconds, and
- * `sec + nsec / 1e9` can land a hair below the intended microsecond (…093 µs became …092). Aiming
- * at the middle of the microsecond makes the truncation land on it: restored mtimes equal the
- * recorded ones to the microsecond, always.
- */
-function toTime(n: Node): number {
-  return n.mtime.sec + (Math.floor(n.mtime.nsec / 1000) + 0.5) / 1e6;
-}
-
 /** An existing symlink, FIFO or device that already is what the snapshot holds (a restore run twice). */
 async function sameSpecial(n: Node, st: fs.Stats, dest: Buffer): Promise<boolean> {
   if (n.type === 'symlink' && st.isSymbolicLink()) {
@@ -613,11 +848,29 @@ async function sameSpecial(n: Node, st: fs.Stats, dest: Buffer): Promise<boolean
   return false;
 }
 
-/**
- * libuv sets times from a double and truncates them to whole microseconds, so a file this restore
- * wrote can be up to ~1.3 µs older than its snapshot mtime: compare within 2 µs, or a restore run
- * again after a crash calls its own files "different".
- */
-function sameMtime(st: fs.Stats, n: Node): boolean {
-  return Math.abs(st.mtimeMs - (n.mtime.sec * 1000 + n.mtime.nsec / 1e6)) < 0.002;
+/** A later name of a hard-link group is a link only if the snapshot records it as the first's twin. */
+function sameFile(a: Node, b: Node): boolean {
+  if (a.size !== b.size || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid) return false;
+  if (a.mtime.sec !== b.mtime.sec || a.mtime.nsec !== b.mtime.nsec) return false;
+  const ca = a.chunks ?? [];
+  const cb = b.chunks ?? [];
+  if (ca.length !== cb.length || !ca.every((c, i) => c.equals(cb[i]!))) return false;
+  const xa = a.xattrs ?? [];
+  const xb = b.xattrs ?? [];
+  return xa.length === xb.length && xa.every((x, i) => x.name.equals(xb[i]!.name) && x.value.equals(xb[i]!.value));
+}
+
+function sameType(n: Node, st: fs.Stats): boolean {
+  if (n.type === 'symlink') return st.isSymbolicLink();
+  if (n.type === 'fifo') return st.isFIFO();
+  if (n.type === 'chardev') return st.isCharacterDevice();
+  if (n.type === 'blockdev') return st.isBlockDevice();
+  return false;
+}
+
+function describeType(st: fs.Stats): string {
+  if (st.isSymbolicLink()) return 'a symlink';
+  if (st.isFile()) return 'a file';
+  if (st.isDirectory()) return 'a directory';
+  return 'another kind of entry';
 }
