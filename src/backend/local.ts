@@ -6,7 +6,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
-import { fsPath } from '../core/bytes.js';
+import { displayPath, fsPath } from '../core/bytes.js';
 import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
 import { checkRange, shortBlobError, sizeMismatchError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
@@ -16,6 +16,18 @@ const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 /** Pieces of getStream: large enough that a syscall per piece costs nothing, small enough to bound memory. */
 const STREAM_PIECE = 1 << 20;
+/**
+ * The largest blob read whole (get, getInto): a pack is at most the config's packSize (256 MiB at
+ * most) plus its last object (128 MiB at most) plus its header (64 MiB at most); anything larger
+ * is not a blob snap wrote, and reading it would hold it all in memory.
+ */
+export const MAX_WHOLE_READ = 512 * 1024 * 1024;
+/**
+ * Every blob is opened without following a symlink and without blocking (a FIFO would hang the
+ * open, and with it a thread of the pool), then checked to be a regular file: a repository is
+ * untrusted, and `config` made a FIFO or a symlink to /dev/zero must not hang snap or fill memory.
+ */
+const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 
 export class LocalBackend implements Backend {
   readonly location: string;
@@ -107,19 +119,53 @@ export class LocalBackend implements Backend {
     }
   }
 
-  async get(name: string): Promise<Buffer> {
+  /** Open a blob for reading: a regular file, never through a symlink, never blocking. */
+  private async openBlob(name: string): Promise<{ fh: fsp.FileHandle; size: number }> {
+    let fh: fsp.FileHandle;
     try {
-      return await fsp.readFile(fsPath(this.file(name)));
+      fh = await fsp.open(fsPath(this.file(name)), READ_FLAGS);
+    } catch (e) {
+      if (errnoCode(e) === 'ELOOP') throw notRegularError(name, this.root, 'a symbolic link');
+      throw e;
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw notRegularError(name, this.root, kindOf(st));
+      return { fh, size: st.size };
+    } catch (e) {
+      await fh.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  async get(name: string): Promise<Buffer> {
+    let fh: fsp.FileHandle | undefined;
+    try {
+      const o = await this.openBlob(name);
+      fh = o.fh;
+      if (o.size > MAX_WHOLE_READ) throw tooLargeError(name, this.root, o.size);
+      const buf = Buffer.allocUnsafe(o.size);
+      let got = 0;
+      while (got < o.size) {
+        const { bytesRead } = await fh.read(buf, got, o.size - got, got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return buf.subarray(0, got);
     } catch (e) {
       throw notFoundOr(e, name, this.root);
+    } finally {
+      await fh?.close();
     }
   }
 
   async getInto(name: string, scratch: Buffer): Promise<Buffer> {
     let fh: fsp.FileHandle | undefined;
     try {
-      fh = await fsp.open(fsPath(this.file(name)), 'r');
-      const size = (await fh.stat()).size;
+      const o = await this.openBlob(name);
+      fh = o.fh;
+      const size = o.size;
+      if (size > MAX_WHOLE_READ) throw tooLargeError(name, this.root, size);
       const buf = size <= scratch.length ? scratch.subarray(0, size) : Buffer.allocUnsafe(size);
       let got = 0;
       while (got < size) {
@@ -148,7 +194,11 @@ export class LocalBackend implements Backend {
   private acquire(name: string): CachedHandle {
     let h = this.handles.get(name);
     if (h) this.handles.delete(name); // re-inserted below: most recently used last
-    else h = { fh: fsp.open(fsPath(this.file(name)), 'r'), users: 0, evicted: false };
+    else {
+      const fh = this.openBlob(name).then((o) => o.fh);
+      fh.catch(() => {}); // awaited by the reader; this only keeps an early failure from being "unhandled"
+      h = { fh, users: 0, evicted: false };
+    }
     this.handles.set(name, h);
     h.users++;
     if (this.handles.size > LocalBackend.MAX_HANDLES) this.evict(this.handles.keys().next().value as string);
@@ -197,8 +247,9 @@ export class LocalBackend implements Backend {
     if (range) checkRange(name, range.offset, range.length);
     let fh: fsp.FileHandle | undefined;
     try {
-      fh = await fsp.open(fsPath(this.file(name)), 'r');
-      const size = (await fh.stat()).size;
+      const o = await this.openBlob(name);
+      fh = o.fh;
+      const size = o.size;
       const start = range?.offset ?? 0;
       const end = range ? start + range.length : size;
       if (end > size || start > size) throw shortBlobError(name, this.root, start, end - start, size);
@@ -218,9 +269,11 @@ export class LocalBackend implements Backend {
 
   async stat(name: string): Promise<BlobInfo | undefined> {
     try {
-      const st = await fsp.stat(fsPath(this.file(name)));
+      const st = await fsp.lstat(fsPath(this.file(name)));
+      if (!st.isFile()) throw notRegularError(name, this.root, kindOf(st));
       return { name, size: st.size };
     } catch (e) {
+      if (e instanceof SnapError) throw e;
       if (errnoCode(e) === 'ENOENT') return undefined;
       throw fromSystemError(e, `reading ${name} in ${this.root}`);
     }
@@ -316,6 +369,24 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+function kindOf(st: fs.Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/** A blob that is a FIFO, a symlink, a device...: damage (or a trap), never read. */
+function notRegularError(name: string, root: string, kind: string): SnapError {
+  return new SnapError('SNAP_CORRUPT', `${name} in the repository at ${displayPath(root)} is ${kind}, not a regular file: the repository is damaged or crafted`);
+}
+
+function tooLargeError(name: string, root: string, size: number): SnapError {
+  return new SnapError('SNAP_CORRUPT', `${name} in the repository at ${displayPath(root)} has ${size} bytes, more than any file snap writes (${MAX_WHOLE_READ}): the repository is damaged or crafted`);
 }
 
 function notFoundOr(e: unknown, name: string, root: string): SnapError {

@@ -11,6 +11,7 @@ import { isOutputClosed, OutputClosed } from './interrupt.js';
 import { plural } from './browse-out.js';
 import { randomHex, shortId } from '../core/ids.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
+import { fsPath } from '../core/bytes.js';
 import {
   type ArchiveFormat,
   type ExportResult,
@@ -121,7 +122,7 @@ async function toFile(r: Run, dest: string, output: string, force: boolean): Pro
   const tmp = path.join(dir, `.${path.basename(dest)}.snap-tmp-${randomHex(6)}`);
   let fh: fsp.FileHandle;
   try {
-    fh = await fsp.open(tmp, 'wx', 0o666);
+    fh = await fsp.open(tmp, 'wx', await archiveMode(r.repo.root));
   } catch (e) {
     throw fromSystemError(e, `creating ${output}`);
   }
@@ -157,6 +158,15 @@ async function toFile(r: Run, dest: string, output: string, force: boolean): Pro
     signal.removeEventListener('abort', onAbort);
     dropForced();
   }
+}
+
+/**
+ * An archive holds what the repository holds: it is created no more open than the repository's
+ * folder (an owner-only repository gives a 0600 archive, whatever the umask; issue 20).
+ */
+async function archiveMode(repoRoot: string): Promise<number> {
+  const st = await fsp.stat(fsPath(repoRoot)).catch(() => undefined);
+  return st ? st.mode & 0o666 & ((st.mode & 0o777) | 0o600) : 0o600;
 }
 
 /**

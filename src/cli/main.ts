@@ -115,6 +115,9 @@ process.on('exit', () => {
 main(rawArgv(process.argv), interrupts).then(
   (code) => {
     process.exitCode = code;
+    // Interrupted: end now. Output still queued for a reader that stopped reading (a full pipe)
+    // would otherwise keep the process alive until a second signal (issue 20).
+    if (code === EXIT.interrupted) process.exit(code);
   },
   (e) => {
     process.exitCode = report(e, process.argv.includes('--debug'));

@@ -23,6 +23,8 @@ export const ErrorCodes = {
   SNAP_REMOTE: 'the storage server could not be reached, kept failing, or answered in a way snap does not understand',
   SNAP_DELETE_DENIED: 'the storage refused to delete a blob (credentials without delete permission, e.g. an append-only setup)',
   SNAP_HOST_KEY: "ssh refused the server's host key: not in known_hosts, or different from the one there",
+  SNAP_TOO_LARGE: 'a directory or object is larger than snap stores (docs/security.md, "Limits")',
+  SNAP_FOREIGN_REPO: 'the repository, or its index, belongs to another user and is not trusted (--trust-owner, SNAP_TRUSTED_REPOS)',
   SNAP_INTERNAL: 'a bug in snap',
 } as const;
 

@@ -111,3 +111,60 @@ export function asArray(v: unknown, what: string): unknown[] {
 export function asStringArray(v: unknown, what: string): string[] {
   return asArray(v, what).map((x, i) => asString(x, `${what}[${i}]`));
 }
+
+/** The head of the item at `pos`: major type, argument, and where its content starts; undefined past the end. */
+function head(b: Uint8Array, pos: number): { major: number; arg: number; next: number } | undefined {
+  if (pos >= b.length) return undefined;
+  const ib = b[pos]!;
+  const ai = ib & 31;
+  if (ai < 24) return { major: ib >> 5, arg: ai, next: pos + 1 };
+  if (ai > 27) return undefined;
+  const n = 1 << (ai - 24);
+  if (pos + 1 + n > b.length) return undefined;
+  let arg = 0;
+  for (let i = 0; i < n; i++) arg = arg * 256 + b[pos + 1 + i]!;
+  return { major: ib >> 5, arg, next: pos + 1 + n };
+}
+
+/** Position after the item at `pos` (no recursion), or undefined when it is not well formed. */
+function skip(b: Uint8Array, pos: number): number | undefined {
+  let todo = 1;
+  while (todo > 0) {
+    const h = head(b, pos);
+    if (!h) return undefined;
+    todo--;
+    pos = h.next;
+    if (h.major === 2 || h.major === 3) pos += h.arg;
+    else if (h.major === 4) todo += h.arg;
+    else if (h.major === 5) todo += 2 * h.arg;
+    else if (h.major === 6) todo += 1;
+    if (pos > b.length || todo > b.length) return undefined;
+  }
+  return pos;
+}
+
+/**
+ * The item count of the array under text key `key` of a top-level map, read from the bytes before
+ * decoding them: so a record can be refused for its size before it is turned into objects.
+ * Undefined when the bytes are not such a map (decoding then reports what is wrong).
+ */
+export function topLevelArrayLength(b: Uint8Array, key: string): number | undefined {
+  const want = Buffer.from(key);
+  const m = head(b, 0);
+  if (!m || m.major !== 5) return undefined;
+  let pos: number | undefined = m.next;
+  let found: number | undefined;
+  for (let i = 0; i < m.arg && pos !== undefined; i++) {
+    const k = head(b, pos);
+    if (!k) return undefined;
+    const isKey = k.major === 3 && k.arg === want.length && Buffer.from(b.buffer, b.byteOffset + k.next, k.arg).equals(want);
+    pos = skip(b, pos);
+    if (pos === undefined) return undefined;
+    if (isKey) {
+      const v = head(b, pos);
+      if (v?.major === 4) found = v.arg; // the last one counts, as in decoding
+    }
+    pos = skip(b, pos);
+  }
+  return found;
+}

@@ -40,14 +40,34 @@ export function decodeConfig(bytes: Buffer, where: string): RepoConfig {
   if (c.version !== FORMAT_VERSION) {
     throw new SnapError('SNAP_BAD_CONFIG', `the repository at ${where} has format version ${String(c.version)}; this snap reads version ${FORMAT_VERSION}`);
   }
-  const ch = c.chunker;
-  const ok =
-    typeof c.id === 'string' && c.hash === 'sha256' && ch !== undefined && ch.algorithm === 'fastcdc-gear32-nc2' &&
-    Number.isInteger(ch.minSize) && Number.isInteger(ch.avgSize) && Number.isInteger(ch.maxSize) &&
-    ch.minSize >= 64 && ch.minSize < ch.avgSize && ch.avgSize < ch.maxSize && ch.maxSize <= 64 * 1024 * 1024 &&
-    (ch.avgSize & (ch.avgSize - 1)) === 0 && typeof ch.gearSeed === 'string' && /^[0-9a-f]{32,64}$/.test(ch.gearSeed) &&
-    c.compression !== undefined && ['none', 'deflate', 'zstd'].includes(c.compression.codec) &&
-    Number.isInteger(c.packSize) && (c.packSize ?? 0) > 0;
-  if (!ok) throw new SnapError('SNAP_BAD_CONFIG', `the config of the repository at ${where} is damaged (a field is missing or out of range)`);
+  const bad = configProblem(c);
+  if (bad) throw new SnapError('SNAP_BAD_CONFIG', `the config of the repository at ${where} is damaged or crafted: ${bad}`);
   return c as RepoConfig;
+}
+
+/** The largest pack target size a config may set: a pack is built in memory (twice this), so 2^31 or 2^40 would hold a whole backup in memory. restic's largest is 128 MiB. */
+export const MAX_PACK_SIZE = 256 * 1024 * 1024;
+/** Compression levels each codec accepts (zstd's negative levels are its fast modes). */
+export const LEVELS: Record<CodecName, [number, number]> = { zstd: [-7, 22], deflate: [-1, 9], none: [-1, 22] };
+
+const isInt = (v: unknown, lo: number, hi: number): boolean => Number.isSafeInteger(v) && (v as number) >= lo && (v as number) <= hi;
+
+/** Which field of a config is missing or out of range (docs/format.md, "config"), or undefined. */
+export function configProblem(c: Partial<RepoConfig>): string | undefined {
+  if (typeof c.id !== 'string' || c.id.length === 0 || c.id.length > 128) return '`id` is missing';
+  if (c.hash !== 'sha256') return '`hash` is not "sha256"';
+  const ch = c.chunker;
+  if (!ch || typeof ch !== 'object' || ch.algorithm !== 'fastcdc-gear32-nc2') return '`chunker.algorithm` is not "fastcdc-gear32-nc2"';
+  if (!isInt(ch.minSize, 64, 64 * 1024 * 1024) || !isInt(ch.avgSize, 64, 64 * 1024 * 1024) || !isInt(ch.maxSize, 64, 64 * 1024 * 1024)) {
+    return '`chunker` sizes must be integers from 64 to 64 MiB';
+  }
+  if (!(ch.minSize < ch.avgSize && ch.avgSize < ch.maxSize)) return '`chunker` sizes must grow: minSize < avgSize < maxSize';
+  if ((ch.avgSize & (ch.avgSize - 1)) !== 0) return '`chunker.avgSize` is not a power of two';
+  if (typeof ch.gearSeed !== 'string' || !/^[0-9a-f]{32,64}$/.test(ch.gearSeed)) return '`chunker.gearSeed` is not 32 to 64 hex digits';
+  const co = c.compression;
+  if (!co || typeof co !== 'object' || !['none', 'deflate', 'zstd'].includes(co.codec)) return '`compression.codec` is not "zstd", "deflate" or "none"';
+  const [lo, hi] = LEVELS[co.codec];
+  if (!isInt(co.level, lo, hi)) return `\`compression.level\` ${JSON.stringify(co.level)} is not an integer from ${lo} to ${hi} for ${co.codec}`;
+  if (!isInt(c.packSize, 1, MAX_PACK_SIZE)) return `\`packSize\` ${JSON.stringify(c.packSize)} is not an integer from 1 to ${MAX_PACK_SIZE} (256 MiB)`;
+  return undefined;
 }

@@ -72,6 +72,12 @@ export function decodeLock(b: Buffer): LockRecord | undefined {
 export function staleReason(r: LockRecord, host: HostInfo, now: Date, staleAfterMs = STALE_AFTER_MS): string | undefined {
   if (r.host === host.hostname && r.pid !== host.pid && !host.isAlive(r.pid)) return `its process (pid ${r.pid}) is no longer running`;
   const age = now.getTime() - Date.parse(r.refreshed);
+  // A refresh time is believed only as far ahead as clocks may disagree (the stale limit assumes
+  // they agree within minutes): a lock "refreshed" in a year would otherwise lock the repository
+  // for a year, and a crafted one for ever.
+  if (-age > staleAfterMs) {
+    return `its refresh time ${r.refreshed} is more than ${Math.round(staleAfterMs / 60_000)} min in the future (a wrong clock on its host, or a crafted lock)`;
+  }
   if (age > staleAfterMs) return `it has not been refreshed since ${r.refreshed} (more than ${Math.round(staleAfterMs / 60_000)} min ago)`;
   return undefined;
 }
@@ -109,8 +115,11 @@ export class RepoLock {
       const record: LockRecord = { host: o.host.hostname, pid: o.host.pid, time, refreshed: o.clock.now().toISOString(), exclusive: o.kind === 'exclusive', command: o.command };
       await backend.put(name, encodeLock(record));
       let holder: LockRecord | undefined;
+      let holderName = '';
       try {
-        holder = await findConflict(backend, name, record.exclusive, o);
+        const c = await findConflict(backend, name, record.exclusive, o);
+        holder = c?.record;
+        holderName = c ? `${c.name} in ${backend.location}` : '';
       } catch (e) {
         await backend.delete(name).catch(() => {});
         throw e;
@@ -128,7 +137,7 @@ export class RepoLock {
         const waited = Math.round(o.waitMs / 1000);
         throw new SnapError(
           'SNAP_LOCKED',
-          `the repository is locked: ${describeLock(holder)}; gave up after ${waited} s (use --lock-wait to wait longer; a lock whose process has died is removed automatically)`,
+          `the repository is locked: ${describeLock(holder)}; gave up after ${waited} s (use --lock-wait to wait longer. A lock of a process on this host that has ended is removed by the next command; any other lock only once it has not been refreshed for ${Math.round((o.staleAfterMs ?? STALE_AFTER_MS) / 60_000)} min: if its holder is surely gone, delete the file ${holderName} yourself)`,
         );
       }
       if (!told) {
@@ -178,7 +187,7 @@ export class RepoLock {
 }
 
 /** The first live lock that conflicts with ours; stale locks met on the way are removed. */
-async function findConflict(backend: Backend, mine: string, exclusive: boolean, o: LockOptions): Promise<LockRecord | undefined> {
+async function findConflict(backend: Backend, mine: string, exclusive: boolean, o: LockOptions): Promise<{ record: LockRecord; name: string } | undefined> {
   for await (const blob of backend.list(LOCKS)) {
     if (blob.name === mine || !LOCK_NAME.test(blob.name)) continue;
     let bytes: Buffer;
@@ -198,7 +207,7 @@ async function findConflict(backend: Backend, mine: string, exclusive: boolean, 
       o.sink.info?.(`removed a stale lock: ${describeLock(r)}: ${why}`);
       continue;
     }
-    if (exclusive || r.exclusive) return r;
+    if (exclusive || r.exclusive) return { record: r, name: blob.name };
   }
   return undefined;
 }

@@ -20,6 +20,7 @@ import { type Gear, makeGear } from '../store/chunker.js';
 import { ObjectStore } from '../store/object-store.js';
 import { readPackHeader, packIdFromName } from '../store/pack.js';
 import { LevelIndex } from '../index/level-index.js';
+import { objectLimits } from '../store/limits.js';
 import { CONFIG, DATA, INDEX_DIR, SNAPSHOTS, snapshotIdFromName, snapshotName } from './layout.js';
 
 export interface RepoOptions {
@@ -42,11 +43,16 @@ function storage(abs: string, o: RepoOptions): Backend {
 
 export const DEFAULT_CHUNKER = { minSize: 512 * 1024, avgSize: 1024 * 1024, maxSize: 8 * 1024 * 1024 };
 export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
+/** A config is a few hundred bytes; one larger than this is not read. */
+const MAX_CONFIG_BYTES = 64 * 1024;
+/** Entries held by the tree cache at most: about 130 MB decoded. */
+const TREE_CACHE_ENTRIES = 200_000;
 
 export class Repository {
   readonly objects: ObjectStore;
   readonly gear: Gear;
   private treeCache = new Map<string, Node[]>();
+  private cachedEntries = 0;
 
   private constructor(
     readonly root: string,
@@ -119,8 +125,13 @@ export class Repository {
     const backend = storage(abs, o);
     let configBytes: Buffer;
     try {
+      // A config is a few hundred bytes: a larger one (or a FIFO, a symlink to /dev/zero: the backend
+      // refuses those) is not read into memory.
+      const st = await backend.stat(CONFIG);
+      if (st && st.size > MAX_CONFIG_BYTES) throw new SnapError('SNAP_BAD_CONFIG', `the config of the repository at ${shown} has ${st.size} bytes, far more than a config holds: the repository is damaged or crafted`);
       configBytes = await backend.get(CONFIG);
     } catch (e) {
+      if (isSnapError(e, 'SNAP_CORRUPT')) throw new SnapError('SNAP_BAD_CONFIG', `the config of the repository at ${shown} cannot be read: ${e.message}`, { cause: e });
       if (isSnapError(e, 'SNAP_MISSING_OBJECT')) {
         const entries = await fsp.readdir(fsPath(abs));
         const looksLikeRepo = entries.includes('data') || entries.includes('snapshots');
@@ -137,7 +148,7 @@ export class Repository {
     }
     const config = decodeConfig(configBytes, abs);
     const indexDir = path.join(abs, INDEX_DIR);
-    const opts = { repoId: config.id, waitMs: o.lockWaitMs ?? 60_000, sink: o.sink, signal: o.signal };
+    const opts = { repoId: config.id, waitMs: o.lockWaitMs ?? 60_000, sink: o.sink, signal: o.signal, limits: objectLimits(config.chunker.maxSize) };
     let opened: { index: LevelIndex; complete: boolean };
     try {
       opened = await LevelIndex.open(indexDir, opts);
@@ -190,6 +201,7 @@ export class Repository {
       await this.index.setMeta('complete', 'rebuilding', true);
     }
     this.treeCache.clear();
+    this.cachedEntries = 0;
     let packs = 0;
     let objects = 0;
     for await (const blob of this.backend.list(DATA)) {
@@ -302,9 +314,16 @@ export class Repository {
     const hit = this.treeCache.get(hex);
     if (hit) return hit;
     const nodes = decodeTree(await this.objects.get(id, 'tree'), `tree ${hex.slice(0, 16)}`);
-    // A small cache: ls/cat/restore walk the same few trees repeatedly; bounded by entry count.
-    if (this.treeCache.size >= 64) this.treeCache.delete(this.treeCache.keys().next().value!);
+    // A small cache: ls/cat/restore walk the same few trees repeatedly. Bounded by tree count and
+    // by entries (about 670 bytes each decoded), so a few huge directories cannot pin gigabytes.
+    if (nodes.length > TREE_CACHE_ENTRIES) return nodes;
+    while (this.treeCache.size >= 64 || (this.treeCache.size > 0 && this.cachedEntries + nodes.length > TREE_CACHE_ENTRIES)) {
+      const oldest = this.treeCache.keys().next().value!;
+      this.cachedEntries -= this.treeCache.get(oldest)!.length;
+      this.treeCache.delete(oldest);
+    }
     this.treeCache.set(hex, nodes);
+    this.cachedEntries += nodes.length;
     return nodes;
   }
 }

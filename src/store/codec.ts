@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import { SnapError } from '../core/errors.js';
 import type { CodecName } from '../model/config.js';
+import { MAX_OBJECT_BYTES } from './limits.js';
 
 export const CODEC_RAW = 0;
 export const CODEC_DEFLATE = 1;
@@ -114,6 +115,8 @@ export async function compress(raw: Buffer, codec: CodecName, level: number): Pr
 
 /** `scratch`: zstd decompresses into it when it is large enough (the result is then a view of it). */
 export async function decompress(codec: number, data: Buffer, rawLength: number, what: string, scratch?: Buffer): Promise<Buffer> {
+  // A crafted size is refused before anything is allocated for it (store/limits.ts).
+  if (rawLength > MAX_OBJECT_BYTES) throw new SnapError('SNAP_CORRUPT', `${what} claims ${rawLength} bytes, more than any object snap writes`);
   let out: Buffer;
   if (codec === CODEC_RAW) out = data;
   else if (codec === CODEC_DEFLATE) {

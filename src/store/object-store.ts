@@ -11,6 +11,7 @@ import type { CodecName } from '../model/config.js';
 import { compress, compressSync, decompress, isSyncCodec } from './codec.js';
 import { compressOnWorkers, defaultCompressWorkers } from './compress-pool.js';
 import { type ObjectType, PackBuilder, type PackEntry, packName } from './pack.js';
+import { checkObjectClaim } from './limits.js';
 
 /**
  * Compressions started at once. node:zlib allocates a deflate state (~300 KB) when a job is
@@ -349,6 +350,7 @@ export class ObjectStore {
 
 export async function readObjectAt(backend: Backend, id: Buffer, loc: ObjectLocation): Promise<Buffer> {
   const what = `object ${toHex(id).slice(0, 16)} (in pack ${loc.pack.slice(0, 12)})`;
+  checkObjectClaim(id, loc); // before anything is read or allocated for it
   const stored = await backend.getRange(packName(loc.pack), loc.offset, loc.length);
   const raw = await decompress(loc.codec, stored, loc.rawLength, what);
   if (!sha256(raw).equals(id)) throw new SnapError('SNAP_CORRUPT', `${what} failed verification: its content does not match its id`);

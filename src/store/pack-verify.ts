@@ -4,6 +4,7 @@
 import { SnapError } from '../core/errors.js';
 import { sha256, toHex } from '../core/ids.js';
 import { decompress } from './codec.js';
+import { checkObjectClaim } from './limits.js';
 import { decodePackHeader, PACK_MAGIC, type PackEntry, TRAILER_BYTES } from './pack.js';
 
 /** The entries of a pack from its bytes; SNAP_CORRUPT when the trailer or header is damaged. */
@@ -33,6 +34,7 @@ export function storedBytes(pack: Buffer, e: PackEntry): Buffer {
  */
 export async function verifyEntry(pack: Buffer, e: PackEntry, packId: string, scratch?: Buffer): Promise<void> {
   const what = `object ${toHex(e.id).slice(0, 16)} (in pack ${packId.slice(0, 12)})`;
+  checkObjectClaim(e.id, { ...e, pack: packId });
   const raw = await decompress(e.codec, storedBytes(pack, e), e.rawLength, what, scratch);
   if (!sha256(raw).equals(e.id)) throw new SnapError('SNAP_CORRUPT', `${what} failed verification: its content does not match its id`);
 }
