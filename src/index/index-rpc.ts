@@ -58,16 +58,24 @@ export const bytesOrUndefined = (v: unknown): Buffer | undefined => (v === null 
  */
 export class SocketPath {
   private fd: number | undefined;
-  readonly path: string;
+  private readonly direct: string | undefined;
 
   constructor(readonly dir: string) {
     const direct = path.join(dir, SOCKET_NAME);
-    if (!hasEscapedBytes(direct) && Buffer.byteLength(direct) <= 100) {
-      this.path = direct;
-    } else {
-      this.fd = fs.openSync(fsEncode(dir), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-      this.path = `/proc/self/fd/${this.fd}/${SOCKET_NAME}`;
-    }
+    if (!hasEscapedBytes(direct) && Buffer.byteLength(direct) <= 100) this.direct = direct;
+    else this.refresh();
+  }
+
+  get path(): string {
+    return this.direct ?? `/proc/self/fd/${this.fd}/${SOCKET_NAME}`;
+  }
+
+  /** Hold the folder now at `dir` (after an index reset replaced it, the old one is gone). */
+  refresh(): void {
+    if (this.direct !== undefined) return;
+    const fd = fs.openSync(fsEncode(this.dir), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    this.close();
+    this.fd = fd;
   }
 
   close(): void {

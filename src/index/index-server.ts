@@ -61,12 +61,19 @@ export class IndexServer {
     if (this.closed) return;
     this.closed = true;
     const stopped = new Promise<void>((r) => this.server.close(() => r()));
+    // Requests that arrive from now on are dropped (their clients send them again to the next
+    // owner). The sockets keep reading: a paused socket would never see its peer's end, and an
+    // idle handle does not keep Node running, so this process would simply exit, mid-close.
     for (const c of this.conns) {
       c.closing = true;
-      c.sock.pause();
       if (c.inflight === 0) c.sock.end();
     }
-    await Promise.all([...this.conns].map((c) => c.done));
+    const all = Promise.all([...this.conns].map((c) => c.done));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((r) => (timer = setTimeout(r, 5000)));
+    await Promise.race([all, late]);
+    clearTimeout(timer);
+    for (const c of this.conns) c.sock.destroy(); // a client that does not close its end
     await stopped;
   }
 
@@ -83,6 +90,7 @@ export class IndexServer {
         sock.destroy();
         return;
       }
+      if (c.closing) return;
       for (const f of frames) void this.handle(c, f);
     });
     sock.on('error', () => sock.destroy());

@@ -156,6 +156,7 @@ export class SharedKV implements KV {
     await this.server?.close();
     this.server = undefined;
     await this.local.reset();
+    this.sockPath.refresh();
     await this.serve();
   }
 
@@ -219,6 +220,7 @@ export class SharedKV implements KV {
     const start = Date.now();
     let told = false;
     for (let round = 0; ; round++) {
+      if (round === 0 && takeover) this.sockPath.refresh();
       const c = await IndexConnection.connect(this.sockPath.path);
       if (c) {
         this.conn = c;
