@@ -15,7 +15,7 @@ export function registerIndex(program: Command, run: (fn: (ctx: Ctx) => Promise<
             if (ctx.json) ctx.out(JSON.stringify(r));
             else ctx.out(`index rebuilt: ${r.packs} packs, ${r.objects} objects, ${r.snapshots} snapshots${r.problems.length ? `, ${r.problems.length} problems (see warnings)` : ''}`);
             if (r.problems.length > 0) ctx.exitCode = 1;
-          }),
+          }, 'exclusive'), // it empties the index that other commands read: none may run meanwhile
         cmd,
       ),
     );

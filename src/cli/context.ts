@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { currentHost } from '../core/host.js';
 import { Repository } from '../repo/repository.js';
-import { DEFAULT_LOCK_WAIT_MS, RepoLock } from '../repo/lock.js';
+import { DEFAULT_LOCK_WAIT_MS, type LockKind, type RepoLock } from '../repo/lock.js';
 import { parseRepoLocation } from '../repo/location.js';
 import { makeSink, type CliSink } from './sink.js';
 import { parseWaitMs } from './parse.js';
@@ -45,7 +45,7 @@ export interface Ctx {
    * (SNAP_REPO or the XDG folder) is then created when missing or empty (README); every other
    * command fails with SNAP_NO_REPO.
    */
-  openRepo(o?: { create?: boolean }): Promise<Repository>;
+  openRepo(o?: { create?: boolean; lock?: LockKind }): Promise<Repository>;
 }
 
 export function defaultRepoPath(): string {
@@ -81,7 +81,8 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       const { path: p, isDefault } = ctx.repoPath();
       // Append-only use (docs/maintenance.md): --append-only, or SNAP_APPEND_ONLY set to anything but '' or 0.
       const appendOnly = opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
-      const ro = { sink, lockWaitMs, signal, appendOnly };
+      const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
+      const ro = { sink, lockWaitMs, signal, appendOnly, lock, command: ctx.command, host: ctx.host };
       if (o.create && isDefault && (await Repository.isEmptyOrMissing(p))) {
         sink.info?.(`created a new repository at ${displayPath(p)}`);
         return Repository.init(p, ro);
@@ -101,9 +102,9 @@ function commandName(cmd: Command): string {
 export type LockMode = 'shared' | 'exclusive' | 'none';
 
 /**
- * Open the repository, take its lock (docs/format.md, "Locks"), run `fn`, always release and close.
- * The index is opened first: on one host LevelDB already serializes processes, and taking the two in
- * the same order everywhere means no process waits for a lock file while another waits for it.
+ * Take the repository's lock (docs/format.md, "Locks"), open the repository, run `fn`, always close
+ * (which releases the lock). The lock comes first: the index no longer serializes processes (it is
+ * shared, docs/design.md), and a process waiting for an exclusive command (gc) holds nothing.
  */
 export async function withRepo<T>(
   ctx: Ctx,
@@ -111,26 +112,10 @@ export async function withRepo<T>(
   lock: LockMode = 'shared',
   o: { create?: boolean } = {},
 ): Promise<T> {
-  const repo = await ctx.openRepo(o);
-  let held: RepoLock | undefined;
+  const repo = await ctx.openRepo({ ...o, lock: lock === 'none' ? undefined : lock });
   try {
-    if (lock !== 'none') {
-      held = await RepoLock.acquire(repo.backend, {
-        kind: lock,
-        command: ctx.command,
-        host: ctx.host,
-        clock: repo.clock,
-        sink: ctx.sink,
-        waitMs: ctx.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
-        signal: ctx.signal,
-      });
-    }
-    return await fn(repo, held);
+    return await fn(repo, repo.lock);
   } finally {
-    try {
-      await held?.release();
-    } finally {
-      await repo.close();
-    }
+    await repo.close();
   }
 }

@@ -1,12 +1,11 @@
 // The LevelDB index: derived data, rebuilt from packs and snapshot records whenever it is missing,
-// incomplete or damaged (docs/format.md, "Index"). LevelDB allows one process at a time, so
-// opening waits (up to `waitMs`) for another snap process to finish with it.
-import * as fs from 'node:fs';
+// incomplete or damaged (docs/format.md, "Index"). Written against the key-value operations of
+// kv.ts: a LevelDB this process opened (LocalKV), or one shared by several snap processes, owned
+// by one and reached by the others over a socket (SharedKV, docs/design.md "Sharing the index").
 import * as fsp from 'node:fs/promises';
-import { displayPath, fsEncode, fsPath, hasEscapedBytes } from '../core/bytes.js';
-import { Level } from 'level';
+import { displayPath, fsPath } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
-import { randomHex, toHex } from '../core/ids.js';
+import { toHex } from '../core/ids.js';
 import type { ProgressSink } from '../core/progress.js';
 import { asArray, asBytes, asString, asUint, decodeCbor, encodeCbor } from '../model/cbor.js';
 import { decodeSnapshot, type StoredSnapshot } from '../model/snapshot.js';
@@ -15,9 +14,11 @@ import type { LocationIndex, ObjectLocation } from '../store/object-store.js';
 import { checkObjectClaim, type ObjectLimits } from '../store/limits.js';
 import { type CachedFile, decodeCachedFile, encodeCachedFile } from './files-cache.js';
 import { K_FILE, K_META, K_OBJECT, K_PACK, K_SNAP, K_SNAPID, key, prefixRange } from './keys.js';
+import { type KV, type KvOp, LOCKED, LocalKV, levelError } from './kv.js';
+import { SharedKV, type SharedOpenOptions } from './shared-kv.js';
 
-type DB = Level<Buffer, Buffer>;
-const ENC = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const;
+export { levelError } from './kv.js';
+
 const INDEX_VERSION = '1';
 
 export interface IndexOpenOptions {
@@ -30,30 +31,88 @@ export interface IndexOpenOptions {
   limits?: ObjectLimits;
 }
 
+export interface SharedIndexOptions extends Omit<SharedOpenOptions, 'prepare'> {
+  repoId: string;
+  /** Run when this process becomes the owner (see SharedOpenOptions.prepare); gets the index. */
+  prepare?: (index: LevelIndex) => Promise<void>;
+  /** Object sizes the repository's config allows: a location claiming more is refused (SNAP_CORRUPT). */
+  limits?: ObjectLimits;
+}
+
 export interface PackInfo {
   id: string;
   size: number;
   count: number;
 }
 
-export class LevelIndex implements LocationIndex {
-  private constructor(private db: DB, readonly dir: string, private readonly o: IndexOpenOptions) {}
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-  /** Open (creating if needed). `complete` is false when the index must be (re)built from storage. */
+export class LevelIndex implements LocationIndex {
+  private constructor(
+    private readonly kv: KV,
+    readonly dir: string,
+    private readonly limits?: ObjectLimits,
+  ) {}
+
+  /**
+   * Open the LevelDB in this process only (creating it if needed), waiting up to `waitMs` for
+   * another process that holds it. `complete` is false when the index must be (re)built.
+   */
   static async open(dir: string, o: IndexOpenOptions): Promise<{ index: LevelIndex; complete: boolean }> {
-    const db = await openWithWait(dir, o);
-    const idx = new LevelIndex(db, dir, o);
-    let stamp: string | undefined;
+    const start = Date.now();
+    let told = false;
+    let kv: LocalKV | typeof LOCKED;
+    while ((kv = await LocalKV.tryOpen(dir)) === LOCKED) {
+      const waited = Date.now() - start;
+      o.signal?.throwIfAborted();
+      if (waited >= o.waitMs) {
+        throw new SnapError('SNAP_LOCKED', `the repository index at ${displayPath(dir)} is in use by another snap process (waited ${Math.round(waited / 1000)} s; use --lock-wait to wait longer)`);
+      }
+      if (!told && waited > 500) {
+        o.sink.info?.('waiting for another snap process to release the repository index...');
+        told = true;
+      }
+      await sleep(100);
+    }
+    const idx = new LevelIndex(kv, dir, o.limits);
+    let complete: boolean;
     try {
-      stamp = await idx.getMeta('complete');
+      complete = await idx.isComplete(o.repoId);
     } catch (e) {
       // A damaged table file (say, truncated) lets LevelDB open but fails the first read: damage,
       // so the caller rebuilds, instead of every command failing with an I/O error.
-      await closeDb(db).catch(() => {});
+      await kv.close().catch(() => {});
       throw new SnapError('SNAP_CORRUPT', `the repository index at ${displayPath(dir)} cannot be read`, { cause: e });
     }
-    const complete = stamp === `${INDEX_VERSION}:${o.repoId}`;
     return { index: idx, complete };
+  }
+
+  /**
+   * Open the index shared with other snap processes (shared-kv.ts): this process becomes its owner,
+   * or a client of the process that owns it. `prepare` runs whenever this process becomes the
+   * owner, before it serves others (rebuild an incomplete index there).
+   */
+  static async openShared(dir: string, o: SharedIndexOptions): Promise<LevelIndex> {
+    const { prepare, limits, ...rest } = o;
+    const kv = SharedKV.create(dir, { ...rest, prepare: prepare && (() => prepare(idx)) });
+    const idx = new LevelIndex(kv, dir, limits);
+    await kv.start();
+    return idx;
+  }
+
+  /** Whether every record is present for this repository (false: rebuild from storage). */
+  async isComplete(repoId: string): Promise<boolean> {
+    return (await this.getMeta('complete')) === `${INDEX_VERSION}:${repoId}`;
+  }
+
+  /** Whether this process holds the LevelDB itself (false: another snap process serves it). */
+  get isOwner(): boolean {
+    return !(this.kv instanceof SharedKV) || this.kv.isOwner;
+  }
+
+  /** The SharedKV underneath, if shared (tests, diagnostics). */
+  get shared(): SharedKV | undefined {
+    return this.kv instanceof SharedKV ? this.kv : undefined;
   }
 
   /** Throw away the whole directory (a damaged LevelDB) and start empty. */
@@ -62,31 +121,25 @@ export class LevelIndex implements LocationIndex {
   }
 
   async close(): Promise<void> {
-    await closeDb(this.db);
-    await ownerOnly(this.dir);
+    await this.kv.close();
   }
 
   /**
    * Start over with an empty index, in place (the object keeps working for its users). For damage
-   * that LevelDB only notices when it reads a table: such an index cannot even be cleared. The old
-   * folder is renamed away while still open, so no other process can open it in between.
+   * that LevelDB only notices when it reads a table: such an index cannot even be cleared.
    */
   async reset(): Promise<void> {
-    const old = `${this.dir}.damaged-${randomHex(4)}`;
-    await fsp.rename(fsPath(this.dir), fsPath(old));
-    await closeDb(this.db).catch(() => {});
-    await fsp.rm(fsPath(old), { recursive: true, force: true });
-    this.db = await openWithWait(this.dir, this.o);
+    await this.kv.reset();
   }
 
   // --- meta ---
   async getMeta(name: string): Promise<string | undefined> {
-    const v = await this.db.get(key(K_META, name));
+    const v = await this.kv.get(key(K_META, name));
     return v === undefined ? undefined : v.toString('utf8');
   }
 
   async setMeta(name: string, value: string, sync = false): Promise<void> {
-    await this.db.put(key(K_META, name), Buffer.from(value), { sync } as never);
+    await this.kv.write([[key(K_META, name), Buffer.from(value)]], sync);
   }
 
   async markComplete(repoId: string): Promise<void> {
@@ -103,38 +156,38 @@ export class LevelIndex implements LocationIndex {
 
   /** Remove every derived record (objects, packs, snapshots, files cache). */
   async clear(): Promise<void> {
-    await this.db.clear();
+    await this.kv.clear();
   }
 
   // --- objects and packs ---
   async lookup(id: Buffer): Promise<ObjectLocation | undefined> {
-    // Synchronous: a LevelDB read from its cache takes microseconds, while the async call's trip
-    // through the thread pool cost 36 µs of main-thread time per chunk (1.5 s of a 12.9 s backup
-    // of the corpus's 45k small files, measured with --cpu-prof).
-    const v = this.db.getSync(key(K_OBJECT, id));
+    // Synchronous in the owner: a LevelDB read from its cache takes microseconds, while the async
+    // call's trip through the thread pool cost 36 µs of main-thread time per chunk (1.5 s of a
+    // 12.9 s backup of the corpus's 45k small files, measured with --cpu-prof). A client's
+    // lookups made in one turn travel to the owner in one request.
+    const v = await this.kv.get(key(K_OBJECT, id));
     if (v === undefined) return undefined;
     const loc = decodeLocation(v);
     // Every reader (restore's own among them) finds objects here: a crafted size is refused before
     // anything is allocated for it.
-    checkObjectClaim(id, loc, this.o.limits);
+    checkObjectClaim(id, loc, this.limits);
     return loc;
   }
 
   async addPack(packId: string, size: number, entries: PackEntry[]): Promise<void> {
     const pack = Buffer.from(packId, 'hex');
-    const batch = this.db.batch();
+    const ops: KvOp[] = [];
     for (const e of entries) {
-      batch.put(key(K_OBJECT, e.id), encodeCbor([pack, e.type === 'tree' ? 1 : 0, e.offset, e.length, e.rawLength, e.codec]));
+      ops.push([key(K_OBJECT, e.id), encodeCbor([pack, e.type === 'tree' ? 1 : 0, e.offset, e.length, e.rawLength, e.codec])]);
     }
-    batch.put(key(K_PACK, pack), encodeCbor([size, entries.length]));
-    await batch.write();
+    ops.push([key(K_PACK, pack), encodeCbor([size, entries.length])]);
+    await this.kv.write(ops);
   }
 
   async removePack(packId: string, ids: Buffer[]): Promise<void> {
-    const batch = this.db.batch();
-    for (const id of ids) batch.del(key(K_OBJECT, id));
-    batch.del(key(K_PACK, Buffer.from(packId, 'hex')));
-    await batch.write();
+    const ops: KvOp[] = ids.map((id) => [key(K_OBJECT, id), undefined]);
+    ops.push([key(K_PACK, Buffer.from(packId, 'hex')), undefined]);
+    await this.kv.write(ops);
   }
 
   /**
@@ -145,64 +198,62 @@ export class LevelIndex implements LocationIndex {
   async removePacks(packIds: Set<string>): Promise<number> {
     if (packIds.size === 0) return 0;
     let removed = 0;
-    let batch = this.db.batch();
-    let inBatch = 0;
-    for await (const [k, v] of this.db.iterator(prefixRange(Buffer.from([K_OBJECT])))) {
+    let ops: KvOp[] = [];
+    for await (const [k, v] of this.kv.iterate(prefixRange(Buffer.from([K_OBJECT])))) {
       const a = asArray(decodeCbor(v, 'object index entry'), 'object index entry');
       if (!packIds.has(toHex(asBytes(a[0], 'pack')))) continue;
-      batch.del(Buffer.from(k));
+      ops.push([Buffer.from(k), undefined]);
       removed++;
-      if (++inBatch >= 10_000) {
-        await batch.write();
-        batch = this.db.batch();
-        inBatch = 0;
+      if (ops.length >= 10_000) {
+        await this.kv.write(ops);
+        ops = [];
       }
     }
-    for (const p of packIds) batch.del(key(K_PACK, Buffer.from(p, 'hex')));
-    await batch.write();
+    for (const p of packIds) ops.push([key(K_PACK, Buffer.from(p, 'hex')), undefined]);
+    await this.kv.write(ops);
     return removed;
   }
 
   async getPack(packId: string): Promise<PackInfo | undefined> {
-    const v = await this.db.get(key(K_PACK, Buffer.from(packId, 'hex')));
+    const v = await this.kv.get(key(K_PACK, Buffer.from(packId, 'hex')));
     if (v === undefined) return undefined;
     const a = asArray(decodeCbor(v, 'pack index entry'), 'pack index entry');
     return { id: packId, size: asUint(a[0], 'size'), count: asUint(a[1], 'count') };
   }
 
   async *packs(): AsyncIterable<PackInfo> {
-    for await (const [k, v] of this.db.iterator(prefixRange(Buffer.from([K_PACK])))) {
+    for await (const [k, v] of this.kv.iterate(prefixRange(Buffer.from([K_PACK])))) {
       const a = asArray(decodeCbor(v, 'pack index entry'), 'pack index entry');
       yield { id: toHex(k.subarray(1)), size: asUint(a[0], 'size'), count: asUint(a[1], 'count') };
     }
   }
 
   async *objects(): AsyncIterable<[Buffer, ObjectLocation]> {
-    for await (const [k, v] of this.db.iterator(prefixRange(Buffer.from([K_OBJECT])))) {
+    for await (const [k, v] of this.kv.iterate(prefixRange(Buffer.from([K_OBJECT])))) {
       yield [Buffer.from(k.subarray(1)), decodeLocation(v)];
     }
   }
 
   // --- snapshots ---
   async putSnapshot(s: StoredSnapshot, bytes: Buffer): Promise<void> {
-    const batch = this.db.batch();
-    batch.put(key(K_SNAP, s.time, s.id), bytes);
-    batch.put(key(K_SNAPID, s.id), Buffer.from(s.time));
-    await batch.write();
+    await this.kv.write([
+      [key(K_SNAP, s.time, s.id), bytes],
+      [key(K_SNAPID, s.id), Buffer.from(s.time)],
+    ]);
   }
 
   async removeSnapshot(id: string): Promise<void> {
-    const t = await this.db.get(key(K_SNAPID, id));
+    const t = await this.kv.get(key(K_SNAPID, id));
     if (t === undefined) return;
-    const batch = this.db.batch();
-    batch.del(key(K_SNAP, t.toString('latin1'), id));
-    batch.del(key(K_SNAPID, id));
-    await batch.write();
+    await this.kv.write([
+      [key(K_SNAP, t.toString('latin1'), id), undefined],
+      [key(K_SNAPID, id), undefined],
+    ]);
   }
 
   /** All snapshots, oldest first. */
   async *snapshots(): AsyncIterable<StoredSnapshot> {
-    for await (const [k, v] of this.db.iterator(prefixRange(Buffer.from([K_SNAP])))) {
+    for await (const [k, v] of this.kv.iterate(prefixRange(Buffer.from([K_SNAP])))) {
       // The id is the key's last 64 characters: a key written with a time of another width (an
       // older snap wrote `+010000-...`) must still name the right record, which then fails to decode.
       yield decodeSnapshot(v, k.subarray(k.length - 64).toString('latin1'));
@@ -211,13 +262,13 @@ export class LevelIndex implements LocationIndex {
 
   /** Forget every snapshot entry (both key spaces); reconciling with storage fills them again. */
   async clearSnapshots(): Promise<void> {
-    await this.db.clear(prefixRange(Buffer.from([K_SNAP])));
-    await this.db.clear(prefixRange(Buffer.from([K_SNAPID])));
+    await this.kv.clear(prefixRange(Buffer.from([K_SNAP])));
+    await this.kv.clear(prefixRange(Buffer.from([K_SNAPID])));
   }
 
   async snapshotIds(): Promise<Set<string>> {
     const ids = new Set<string>();
-    for await (const k of this.db.keys(prefixRange(Buffer.from([K_SNAPID])))) ids.add(k.subarray(1).toString('latin1'));
+    for await (const [k] of this.kv.iterate(prefixRange(Buffer.from([K_SNAPID])), true)) ids.add(k.subarray(1).toString('latin1'));
     return ids;
   }
 
@@ -226,7 +277,7 @@ export class LevelIndex implements LocationIndex {
   async filesInDir(dir: Buffer): Promise<Map<string, CachedFile>> {
     const out = new Map<string, CachedFile>();
     const base = key(K_FILE, dir, Buffer.from([0]));
-    for await (const [k, v] of this.db.iterator(prefixRange(base))) {
+    for await (const [k, v] of this.kv.iterate(prefixRange(base))) {
       const f = decodeCachedFile(v);
       if (f) out.set(k.subarray(base.length).toString('latin1'), f);
     }
@@ -239,38 +290,33 @@ export class LevelIndex implements LocationIndex {
    */
   async putFilesInDir(dir: Buffer, files: [Buffer, CachedFile][], stale: Buffer[], record?: DirRecord | null): Promise<void> {
     if (files.length === 0 && stale.length === 0 && record === undefined) return;
-    const batch = this.db.batch();
-    for (const [name, f] of files) batch.put(key(K_FILE, dir, Buffer.from([0]), name), encodeCachedFile(f));
-    for (const name of stale) batch.del(key(K_FILE, dir, Buffer.from([0]), name));
-    if (record) batch.put(key(K_FILE, dir, Buffer.from([1])), encodeDirRecord(record));
-    else if (record === null) batch.del(key(K_FILE, dir, Buffer.from([1])));
-    await batch.write();
+    const ops: KvOp[] = [];
+    for (const [name, f] of files) ops.push([key(K_FILE, dir, Buffer.from([0]), name), encodeCachedFile(f)]);
+    for (const name of stale) ops.push([key(K_FILE, dir, Buffer.from([0]), name), undefined]);
+    if (record) ops.push([key(K_FILE, dir, Buffer.from([1])), encodeDirRecord(record)]);
+    else if (record === null) ops.push([key(K_FILE, dir, Buffer.from([1])), undefined]);
+    await this.kv.write(ops);
   }
 
   /**
    * The directory record of the files cache: a digest of the directory's entries as lstat saw them
-   * last time and the tree they made. Read synchronously (see lookup): a backup asks once per
-   * directory. Stored under the files-cache prefix, so whatever clears the files cache (gc, by
-   * any snap version) clears these too.
+   * last time and the tree they made. A backup asks once per directory (a synchronous read in the
+   * owner, see lookup). Stored under the files-cache prefix, so whatever clears the files cache
+   * (gc, by any snap version) clears these too.
    */
-  getDirRecord(dir: Buffer): DirRecord | undefined {
-    let v: Buffer | undefined;
-    try {
-      v = this.db.getSync(key(K_FILE, dir, Buffer.from([1])));
-    } catch (e) {
-      throw levelError(e, 'repository index (getDirRecord)');
-    }
+  async getDirRecord(dir: Buffer): Promise<DirRecord | undefined> {
+    const v = await this.kv.get(key(K_FILE, dir, Buffer.from([1])));
     return v === undefined ? undefined : decodeDirRecord(v);
   }
 
   /** Whether the files cache holds anything for directories whose path starts with `prefix`. */
   async hasFilesUnder(prefix: Buffer): Promise<boolean> {
-    for await (const _ of this.db.keys({ ...prefixRange(key(K_FILE, prefix)), limit: 1 })) return true;
+    for await (const _ of this.kv.iterate(prefixRange(key(K_FILE, prefix)), true)) return true;
     return false;
   }
 
   async clearFilesCache(): Promise<void> {
-    await this.db.clear(prefixRange(Buffer.from([K_FILE])));
+    await this.kv.clear(prefixRange(Buffer.from([K_FILE])));
   }
 }
 
@@ -304,23 +350,6 @@ function decodeLocation(v: Buffer): ObjectLocation {
   };
 }
 
-/**
- * LevelDB reports a full disk, damage or a closed database as plain errors with LEVEL_* codes.
- * They are repository failures: SnapErrors, so a full disk is SNAP_NO_SPACE (not an internal
- * error) and `create` never mistakes one for a problem with a source file.
- */
-export function levelError(e: unknown, doing: string): unknown {
-  if (e instanceof SnapError || !(e instanceof Error)) return e;
-  const code = (e as { code?: unknown }).code;
-  if (typeof code !== 'string' || !code.startsWith('LEVEL_')) return e;
-  if (/No space left|ENOSPC|quota/i.test(e.message)) return new SnapError('SNAP_NO_SPACE', `${doing}: no space left on device`, { cause: e });
-  if (/Permission denied|EACCES|EPERM/i.test(e.message)) return new SnapError('SNAP_PERMISSION', `${doing}: permission denied`, { cause: e });
-  if (levelCode(e) === 'LEVEL_CORRUPTION') {
-    return new SnapError('SNAP_CORRUPT', `${doing}: the index is damaged (${e.message}); 'snap index rebuild' recreates it`, { cause: e });
-  }
-  return new SnapError('SNAP_IO', `${doing}: ${e.message}`, { cause: e });
-}
-
 // Every method of LevelIndex reports LevelDB's errors through levelError (one place instead of a
 // try/catch in each method; async generators are wrapped as generators).
 for (const name of Object.getOwnPropertyNames(LevelIndex.prototype)) {
@@ -344,92 +373,5 @@ for (const name of Object.getOwnPropertyNames(LevelIndex.prototype)) {
         throw levelError(e, doing);
       }
     };
-  }
-}
-
-function levelCode(e: unknown): string | undefined {
-  let cur: unknown = e;
-  while (cur && typeof cur === 'object') {
-    const c = (cur as { code?: unknown }).code;
-    if (c === 'LEVEL_LOCKED' || c === 'LEVEL_CORRUPTION') return c;
-    cur = (cur as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
-/**
- * LevelDB creates its files with the process umask (often 0644). The folder is 0700, but the files
- * must be owner-only too (docs/format.md): a copied repository keeps file modes. Run after open
- * and after close; files made in between are protected by the folder.
- */
-async function ownerOnly(dir: string): Promise<void> {
-  for (const name of await fsp.readdir(fsPath(dir)).catch(() => [] as string[])) {
-    const p = fsPath(`${dir}/${name}`);
-    const st = await fsp.lstat(p).catch(() => undefined);
-    if (st?.isFile() && (st.mode & 0o077) !== 0) await fsp.chmod(p, st.mode & 0o700).catch(() => {});
-  }
-}
-
-async function openWithWait(dir: string, o: IndexOpenOptions): Promise<DB> {
-  // Owner-only, like everything else in the repository: the index names every backed-up path.
-  await fsp.mkdir(fsPath(dir), { recursive: true, mode: 0o700 });
-  const start = Date.now();
-  let told = false;
-  for (;;) {
-    const { location, release } = levelLocation(dir);
-    const db = new Level<Buffer, Buffer>(location, ENC);
-    try {
-      await db.open();
-      await ownerOnly(dir);
-      releases.set(db, release);
-      return db;
-    } catch (e) {
-      release();
-      const code = levelCode(e);
-      if (code === 'LEVEL_LOCKED') {
-        const waited = Date.now() - start;
-        o.signal?.throwIfAborted();
-        if (waited >= o.waitMs) {
-          throw new SnapError('SNAP_LOCKED', `the repository index at ${displayPath(dir)} is in use by another snap process (waited ${Math.round(waited / 1000)} s; use --lock-wait to wait longer)`, { cause: e });
-        }
-        if (!told && waited > 500) {
-          o.sink.info?.('waiting for another snap process to release the repository index...');
-          told = true;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-        continue;
-      }
-      // A full disk or a permission problem is not damage: rebuilding would not help.
-      const io = levelError(e, `opening the repository index at ${dir}`);
-      if (io instanceof SnapError && (io.code === 'SNAP_NO_SPACE' || io.code === 'SNAP_PERMISSION')) throw io;
-      throw new SnapError('SNAP_CORRUPT', `the repository index at ${dir} cannot be opened`, { cause: e });
-    }
-  }
-}
-
-/**
- * LevelDB takes its location as a string, and a string cannot hold a path that is not UTF-8: such
- * a folder is opened and reached through /proc/self/fd, held open as long as the database is.
- */
-function levelLocation(dir: string): { location: string; release: () => void } {
-  if (!hasEscapedBytes(dir)) return { location: dir, release: () => {} };
-  const fd = fs.openSync(fsEncode(dir), fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  let open = true;
-  return {
-    location: `/proc/self/fd/${fd}`,
-    release: () => {
-      if (open) fs.closeSync(fd);
-      open = false;
-    },
-  };
-}
-
-const releases = new WeakMap<DB, () => void>();
-
-async function closeDb(db: DB): Promise<void> {
-  try {
-    await db.close();
-  } finally {
-    releases.get(db)?.();
   }
 }

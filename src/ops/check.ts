@@ -80,10 +80,16 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
   /** Damaged or missing objects (hex) that snapshots may use: the input of the affected-paths walk. */
   const bad = r.damagedObjects;
 
+  // Read in the order backups write (pack, its index entries, snapshot record), reversed: a backup
+  // running meanwhile (shared lock) then never makes a record name a pack not yet seen in storage.
+  // Snapshot records, from storage.
+  const recs = await readSnapshotRecords(repo.backend);
+  r.snapshots = recs.snapshots.length;
+
   // Packs: index against storage.
-  const stored = await listPacks(repo.backend);
   const indexed = new Map<string, number>();
   for await (const p of repo.index.packs()) indexed.set(p.id, p.size);
+  const stored = await listPacks(repo.backend);
   r.packs = stored.size;
   const missingPackUse = new Map<string, number>();
   for (const [id, size] of indexed) {
@@ -91,10 +97,6 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
     if (actual === undefined) missingPackUse.set(id, 0);
     else if (actual !== size) problem({ kind: 'pack-size', pack: id, message: `pack ${id.slice(0, 12)} has ${actual} bytes in storage, the index says ${size}` });
   }
-
-  // Snapshot records, from storage.
-  const recs = await readSnapshotRecords(repo.backend);
-  r.snapshots = recs.snapshots.length;
   for (const d of recs.damaged) {
     problem({ kind: 'snapshot-damaged', snapshot: d.id, message: `snapshot record ${d.id.slice(0, 8)} is damaged: ${errorMessage(d.error)}` });
   }

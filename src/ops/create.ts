@@ -379,7 +379,7 @@ class Archiver {
     }
     this.progress.dirs++;
     const digest = this.digest(kids);
-    const last = this.noFilesCache ? undefined : this.repo.index.getDirRecord(full);
+    const last = this.noFilesCache ? undefined : await this.repo.index.getDirRecord(full);
     if (last && last.digest.equals(digest) && (await this.repo.objects.has(last.tree))) {
       for (const { node, st: kst } of kids) if (node.type === 'file') this.unchangedFile(Number(kst.size));
       this.report(full);

@@ -1,6 +1,6 @@
 // Repository locks (docs/format.md, "Locks"): a JSON record per holder at `locks/<random id>`.
-// Shared locks (create, restore, list, check, ...) coexist; an exclusive lock (gc, forget) excludes
-// every other lock. Acquiring = write ours, list the others, and back off if one conflicts: two
+// Shared locks (create, restore, list, check, ...) coexist; an exclusive lock (gc, forget, repair,
+// index rebuild) excludes every other lock (docs/maintenance.md, "What can run together"). Acquiring = write ours, list the others, and back off if one conflicts: two
 // processes that race both see each other, so at worst both retry (with jitter), never both win.
 import { SnapError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
@@ -141,7 +141,10 @@ export class RepoLock {
         );
       }
       if (!told) {
-        o.sink.info?.(`waiting for ${describeLock(holder)}...`);
+        const secs = Math.round(o.waitMs / 1000);
+        o.sink.info?.(
+          `waiting for ${describeLock(holder)}: it is released when that command ends (waiting up to ${secs} s, set by --lock-wait; Ctrl-C stops waiting)...`,
+        );
         told = true;
       }
       await sleep(Math.min(left, retry + Math.random() * retry));

@@ -9,6 +9,7 @@ import { randomHex, toHex } from '../core/ids.js';
 import type { Clock } from '../core/clock.js';
 import { AppendOnlyBackend, appendOnlyError } from '../backend/append-only.js';
 import { systemClock } from '../core/clock.js';
+import { currentHost } from '../core/host.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Backend } from '../backend/backend.js';
 import { LocalBackend } from '../backend/local.js';
@@ -21,6 +22,8 @@ import { ObjectStore } from '../store/object-store.js';
 import { readPackHeader, packIdFromName } from '../store/pack.js';
 import { LevelIndex } from '../index/level-index.js';
 import { objectLimits } from '../store/limits.js';
+import type { HostInfo } from '../core/host.js';
+import { type LockKind, RepoLock } from './lock.js';
 import { CONFIG, DATA, INDEX_DIR, SNAPSHOTS, snapshotIdFromName, snapshotName } from './layout.js';
 
 export interface RepoOptions {
@@ -34,6 +37,15 @@ export interface RepoOptions {
   appendOnly?: boolean;
   /** Stops waiting for another process's index (the CLI's Ctrl-C). */
   signal?: AbortSignal;
+  /**
+   * The repository lock to take (docs/format.md, "Locks"): after the config is read, before the
+   * index is opened, so every snapshot complete when the lock is granted is seen, and an exclusive
+   * command (gc) starts only once every other command has closed the index. Released by close().
+   */
+  lock?: { kind: LockKind; waitMs: number };
+  /** Who opens the repository: the command (recorded in locks, told to processes that share the index). */
+  command?: string;
+  host?: HostInfo;
 }
 
 function storage(abs: string, o: RepoOptions): Backend {
@@ -53,6 +65,8 @@ export class Repository {
   readonly gear: Gear;
   private treeCache = new Map<string, Node[]>();
   private cachedEntries = 0;
+  /** The repository lock taken for RepoOptions.lock, released by close(). */
+  lock: RepoLock | undefined;
 
   private constructor(
     readonly root: string,
@@ -111,9 +125,7 @@ export class Repository {
     if (!(await backend.putIfAbsent(CONFIG, encodeConfig(config)))) {
       throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
     }
-    const { index } = await LevelIndex.open(path.join(abs, INDEX_DIR), { repoId: config.id, waitMs: o.lockWaitMs ?? 0, sink: o.sink });
-    await index.markComplete(config.id);
-    return new Repository(abs, backend, config, index, o.sink, clock);
+    return Repository.openWith(abs, backend, config, { ...o, lockWaitMs: o.lockWaitMs ?? 0 }, true);
   }
 
   static async open(root: string, o: RepoOptions): Promise<Repository> {
@@ -147,25 +159,52 @@ export class Repository {
       throw e;
     }
     const config = decodeConfig(configBytes, abs);
-    const indexDir = path.join(abs, INDEX_DIR);
-    const opts = { repoId: config.id, waitMs: o.lockWaitMs ?? 60_000, sink: o.sink, signal: o.signal, limits: objectLimits(config.chunker.maxSize) };
-    let opened: { index: LevelIndex; complete: boolean };
-    try {
-      opened = await LevelIndex.open(indexDir, opts);
-    } catch (e) {
-      if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
-      o.sink.info?.(`the repository index is damaged (${e.cause instanceof Error ? e.cause.message : 'cannot open'}); rebuilding it from the repository`);
-      await LevelIndex.destroy(indexDir);
-      opened = await LevelIndex.open(indexDir, opts);
+    return Repository.openWith(abs, backend, config, o);
+  }
+
+  /**
+   * Take the lock, then open the index shared with the other snap processes of this repository
+   * (index/shared-kv.ts): as its owner, rebuilding it first when it is incomplete or damaged, or
+   * as a client of the process that owns it. Then the snapshot list is reconciled with storage.
+   */
+  private static async openWith(abs: string, backend: Backend, config: RepoConfig, o: RepoOptions, created = false): Promise<Repository> {
+    const clock = o.clock ?? systemClock;
+    const host = o.host ?? currentHost();
+    const command = o.command ?? 'snap';
+    let lock: RepoLock | undefined;
+    if (o.lock) {
+      lock = await RepoLock.acquire(backend, { kind: o.lock.kind, waitMs: o.lock.waitMs, command, host, clock, sink: o.sink, signal: o.signal });
     }
-    const repo = new Repository(abs, backend, config, opened.index, o.sink, o.clock ?? systemClock);
+    let repo: Repository | undefined;
     try {
-      if (!opened.complete) {
-        o.sink.info?.('the repository index is missing or incomplete; rebuilding it from the repository');
-        await repo.autoRebuild();
-      } else {
-        await repo.reconcileSnapshots();
+      const indexDir = path.join(abs, INDEX_DIR);
+      const opts = {
+        repoId: config.id,
+        waitMs: o.lockWaitMs ?? 60_000,
+        sink: o.sink,
+        signal: o.signal,
+        limits: objectLimits(config.chunker.maxSize),
+        owner: { pid: host.pid, host: host.hostname, command },
+        prepare: (index: LevelIndex) => (repo ?? new Repository(abs, backend, config, index, o.sink, clock)).prepareIndex(created),
+      };
+      let index: LevelIndex;
+      try {
+        index = await LevelIndex.openShared(indexDir, opts);
+      } catch (e) {
+        if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
+        // LevelDB itself could not open it (a damaged manifest): start over, owned by this process.
+        o.sink.info?.(`the repository index is damaged (${e.cause instanceof Error ? e.cause.message : 'cannot open'}); rebuilding it from the repository`);
+        await LevelIndex.destroy(indexDir);
+        index = await LevelIndex.openShared(indexDir, opts);
       }
+      repo = new Repository(abs, backend, config, index, o.sink, clock);
+      repo.lock = lock;
+    } catch (e) {
+      await lock?.release().catch(() => {});
+      throw e;
+    }
+    try {
+      await repo.reconcileSnapshots();
     } catch (e) {
       if (!isSnapError(e, 'SNAP_CORRUPT')) {
         await repo.close();
@@ -184,9 +223,45 @@ export class Repository {
     return repo;
   }
 
+  /**
+   * Run by the process that becomes the index's owner, before it serves other processes: rebuild
+   * the index when it is incomplete (a new index, an interrupted rebuild) or damaged.
+   */
+  private async prepareIndex(created: boolean): Promise<void> {
+    let complete: boolean;
+    try {
+      complete = await this.index.isComplete(this.config.id);
+    } catch (e) {
+      if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_IO')) throw e;
+      // A damaged table file lets LevelDB open but fails the first read.
+      this.sink.info?.(`the repository index is damaged (${e.message}); rebuilding it from the repository`);
+      await this.index.reset();
+      complete = false;
+    }
+    if (complete) return;
+    // A new repository's index is empty and complete once marked: nothing to say.
+    if (!created) this.sink.info?.('the repository index is missing or incomplete; rebuilding it from the repository');
+    try {
+      await this.autoRebuild(created);
+    } catch (e) {
+      if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
+      this.sink.info?.(`the repository index is damaged (${e.message}); rebuilding it from the repository`);
+      await this.index.reset();
+      await this.autoRebuild();
+    }
+  }
+
+  /** Close the index (another process may take it over), then release the lock. */
   async close(): Promise<void> {
-    await this.index.close();
-    await this.backend.close();
+    try {
+      await this.index.close();
+    } finally {
+      try {
+        await this.lock?.release();
+      } finally {
+        await this.backend.close();
+      }
+    }
   }
 
   /** Rebuild every derived record of the index from pack headers and snapshot records. */
@@ -229,9 +304,9 @@ export class Repository {
   }
 
   /** A rebuild the user did not ask for: said as a notice (`snap index rebuild` prints its own result). */
-  private async autoRebuild(): Promise<void> {
+  private async autoRebuild(quiet = false): Promise<void> {
     const r = await this.rebuildIndex();
-    this.sink.info?.(`index rebuilt: ${r.packs} packs, ${r.objects} objects, ${r.snapshots} snapshots`);
+    if (!quiet || r.packs + r.snapshots > 0) this.sink.info?.(`index rebuilt: ${r.packs} packs, ${r.objects} objects, ${r.snapshots} snapshots`);
   }
 
   /** Make the index's snapshot list equal to the snapshot records in storage. */
