@@ -19,6 +19,7 @@ import { registerBrowse } from './cmd-browse.js';
 import { registerExport } from './cmd-export.js';
 import { registerEdit } from './cmd-edit.js';
 import { VERSION } from './version.js';
+import { useZstd, ZSTD_KINDS, type ZstdKind } from '../store/zstd.js';
 
 /**
  * Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings,
@@ -91,6 +92,12 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(program)) c.exitOverride().configureOutput(program.configureOutput());
 
+  // SNAP_ZSTD=zstd-napi|node:zlib|wasm picks the zstd implementation (store/zstd.ts), to compare them.
+  const zstdKind = process.env.SNAP_ZSTD;
+  if (zstdKind && !(ZSTD_KINDS.includes(zstdKind as ZstdKind) && (await useZstd(zstdKind as ZstdKind)))) {
+    process.stderr.write(`snap: SNAP_ZSTD=${zstdKind}: not a zstd implementation this installation can load (${ZSTD_KINDS.join(', ')})\n`);
+    return EXIT.usage;
+  }
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -10,11 +10,11 @@
 // O_EXCL|O_NOFOLLOW, sparse writes, metadata, close, rename; the temporary file is removed on
 // failure, so an interrupted restore never leaves a complete-looking file, and nothing is written
 // for an object that fails verification.
-import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { SnapError } from '../core/errors.js';
 import { CODEC_RAW, CODEC_ZSTD } from '../store/codec.js';
 import type { TimeArg } from './restore-time.js';
+import { ZSTD_ADAPTER_SOURCE, zstdSpec } from '../store/zstd.js';
 
 export interface WriteJob {
   tmp: Buffer;
@@ -84,15 +84,15 @@ const BATCH_FILES = 16;
 const BATCH_BYTES = 256 * 1024;
 
 // The worker is plain JavaScript evaluated from a string: it needs only node: modules and the
-// zstd binding (resolved here), and works the same from compiled dist/ and from TypeScript
-// sources under test.
+// zstd implementation this process uses (store/zstd.ts), and works the same from compiled dist/
+// and from TypeScript sources under test.
 const WORKER_SOURCE = `
 'use strict';
 const fs = require('node:fs');
 const { createHash } = require('node:crypto');
 const { parentPort, workerData } = require('node:worker_threads');
-const zstd = require(workerData.zstdBinding);
-let dctx;
+${ZSTD_ADAPTER_SOURCE}
+const zstd = openZstd(workerData.zstd);
 let scratch = Buffer.alloc(0);
 const BLOCK = 64 * 1024;
 const ZERO = Buffer.alloc(BLOCK);
@@ -134,21 +134,18 @@ function unpack(j, stored, id) {
   if (j.codec === ${CODEC_ZSTD}) {
     let size;
     try {
-      size = zstd.getFrameContentSize(stored);
+      size = zstd.frameContentSize(stored);
     } catch {
       throw new Corrupt(j.what + ' is not a zstd frame');
     }
     if (size !== j.rawLength) throw new Corrupt(j.what + ' declares ' + String(size) + ' bytes, expected ' + j.rawLength);
-    if (scratch.length < j.rawLength) scratch = Buffer.allocUnsafe(Math.max(j.rawLength, ${BATCH_BYTES}));
-    raw = scratch.subarray(0, j.rawLength);
-    let n;
+    if (zstd.decompressesInto && scratch.length < j.rawLength) scratch = Buffer.allocUnsafe(Math.max(j.rawLength, ${BATCH_BYTES}));
     try {
-      dctx ??= new zstd.DCtx();
-      n = dctx.decompress(raw, stored);
+      raw = zstd.decompress(stored, j.rawLength, scratch);
     } catch {
       throw new Corrupt(j.what + ' does not decompress');
     }
-    if (n !== j.rawLength) throw new Corrupt(j.what + ' has ' + n + ' bytes, expected ' + j.rawLength);
+    if (raw.length !== j.rawLength) throw new Corrupt(j.what + ' has ' + raw.length + ' bytes, expected ' + j.rawLength);
   } else if (j.codec !== ${CODEC_RAW}) throw new Corrupt(j.what + ' uses unknown codec ' + j.codec);
   if (raw.length !== j.rawLength) throw new Corrupt(j.what + ' has ' + raw.length + ' bytes, expected ' + j.rawLength);
   if (id.length > 0 && !createHash('sha256').update(raw).digest().equals(id)) {
@@ -183,7 +180,9 @@ function writeFile(j, data, tmp, dest) {
   return timeNs;
 }
 
-parentPort.on('message', ({ jobs, buf: ab }) => {
+// A wasm module is instantiated asynchronously: batches wait for it, in order.
+parentPort.on('message', (m) => (zstd.ready ? zstd.ready.then(() => run(m)) : run(m)));
+function run({ jobs, buf: ab }) {
   const all = Buffer.from(ab);
   const results = [];
   for (const j of jobs) {
@@ -203,11 +202,10 @@ parentPort.on('message', ({ jobs, buf: ab }) => {
     }
   }
   parentPort.postMessage({ results, buf: ab }, [ab]);
-});
+}
 `;
 
 const EMPTY = Buffer.alloc(0);
-const ZSTD_BINDING = createRequire(import.meta.url).resolve('zstd-napi/binding');
 
 /** Codecs the writer threads unpack themselves; others are unpacked by the caller. */
 export function writerUnpacks(codec: number): boolean {
@@ -240,7 +238,7 @@ export class FileWriter {
 
   constructor(workers: number) {
     for (let i = 0; i < workers; i++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdBinding: ZSTD_BINDING } });
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: zstdSpec() } });
       const lane: Lane = { worker, busy: 0, batch: [], buf: undefined, used: 0 };
       worker.on('message', (done: WireDone) => this.settle(lane, done));
       worker.on('error', (e) => this.fail(e));

@@ -2,45 +2,24 @@
 // different codecs can live in one repository. Compression runs on libuv's thread pool
 // (node:zlib's async API), off the main thread, so chunking and hashing overlap with it and both
 // cores work. node:zlib deflate level 1 is 3-4x faster than fflate here (RESULTS.md §3.2).
-import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import { SnapError } from '../core/errors.js';
 import type { CodecName } from '../model/config.js';
 import { MAX_OBJECT_BYTES } from './limits.js';
+import { zstd } from './zstd.js';
 
 export const CODEC_RAW = 0;
 export const CODEC_DEFLATE = 1;
 export const CODEC_ZSTD = 2;
 
-// The low-level binding: decompression into a buffer of the recorded size, so a crafted frame
-// cannot make snap allocate what the frame claims (zstd-napi's plain decompress() trusts it).
-interface ZstdBinding {
-  getFrameContentSize(frame: Uint8Array): number | null;
-  compressBound(size: number): number;
-  CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number };
-  DCtx: new () => { decompress(dst: Buffer, src: Uint8Array): number };
-}
-const zstdBinding = createRequire(import.meta.url)('zstd-napi/binding') as ZstdBinding;
-let zstdCctx: InstanceType<ZstdBinding['CCtx']> | undefined;
-let zstdScratch = Buffer.alloc(0);
-let zstdDctx: InstanceType<ZstdBinding['DCtx']> | undefined;
-
 /**
  * zstd (default since format 1's codec 2): on the benchmark corpus level 3 stores 0.481 of the
  * input for 3.7 s of CPU, deflate level 1 0.505 for 15.9 s, and decompresses 3x faster
- * (docs/performance.md, "Codecs"). zstd-napi is synchronous; at these speeds compressing on the
- * main thread costs less than deflate's thread-pool jobs did, and incompressible data passes
- * at ~2 GB/s, so no trial sample is needed.
+ * (docs/performance.md, "Codecs"). Every zstd implementation (store/zstd.ts) is synchronous; at
+ * these speeds compressing on the main thread costs less than deflate's thread-pool jobs did, and
+ * incompressible data passes at ~2 GB/s, so no trial sample is needed.
  */
-/** Compress into one reused scratch buffer: the result is valid until the next call. */
-function zstdCompress(raw: Buffer, level: number): Buffer {
-  const bound = zstdBinding.compressBound(raw.length);
-  if (zstdScratch.length < bound) zstdScratch = Buffer.allocUnsafe(bound);
-  zstdCctx ??= new zstdBinding.CCtx();
-  const n = zstdCctx.compress(zstdScratch, raw, level);
-  return zstdScratch.subarray(0, n);
-}
 
 /** Codecs that compress synchronously on the calling thread (see compressSync). */
 export function isSyncCodec(codec: CodecName): boolean {
@@ -53,27 +32,26 @@ export function isSyncCodec(codec: CodecName): boolean {
  */
 export function compressSync(raw: Buffer, codec: CodecName, level: number): Compressed {
   if (codec === 'none' || raw.length < 64) return { codec: CODEC_RAW, data: raw };
-  const z = zstdCompress(raw, level);
+  const z = zstd().compress(raw, level);
   return z.length > raw.length * (1 - MIN_SAVING) ? { codec: CODEC_RAW, data: raw } : { codec: CODEC_ZSTD, data: z };
 }
 
 function zstdDecompress(data: Buffer, rawLength: number, what: string, scratch?: Buffer): Buffer {
+  const z = zstd();
   let size: number | null;
   try {
-    size = zstdBinding.getFrameContentSize(data);
+    size = z.frameContentSize(data);
   } catch (e) {
     throw new SnapError('SNAP_CORRUPT', `${what} is not a zstd frame`, { cause: e });
   }
   if (size !== rawLength) throw new SnapError('SNAP_CORRUPT', `${what} declares ${String(size)} bytes, expected ${rawLength}`);
-  const out = scratch && scratch.length >= rawLength ? scratch.subarray(0, rawLength) : Buffer.allocUnsafe(rawLength);
-  let n: number;
+  let out: Buffer;
   try {
-    zstdDctx ??= new zstdBinding.DCtx();
-    n = zstdDctx.decompress(out, data);
+    out = z.decompress(data, rawLength, scratch);
   } catch (e) {
     throw new SnapError('SNAP_CORRUPT', `${what} does not decompress`, { cause: e });
   }
-  if (n !== rawLength) throw new SnapError('SNAP_CORRUPT', `${what} has ${n} bytes, expected ${rawLength}`);
+  if (out.length !== rawLength) throw new SnapError('SNAP_CORRUPT', `${what} has ${out.length} bytes, expected ${rawLength}`);
   return out;
 }
 

@@ -1,14 +1,14 @@
-// zstd compression on worker threads. zstd-napi is synchronous, so on the main thread it ran in
+// zstd compression on worker threads. zstd is synchronous (store/zstd.ts), so on the main thread it ran in
 // series with reading, chunking and hashing (~55 % of a first backup's CPU time). Workers take
 // batches of objects that the object store has copied into a SharedArrayBuffer ring, compress each
 // one into a private scratch buffer and, when it saves enough, copy the frame back over the
 // object's own bytes in the ring: the result always fits where the input was, so no buffer is
 // allocated per object on either side and memory stays the ring plus one scratch per worker.
 // The pool is shared by every object store of the process; idle workers do not keep it alive.
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { CODEC_RAW, CODEC_ZSTD, MIN_SAVING } from './codec.js';
+import { ZSTD_ADAPTER_SOURCE, zstdSpec } from './zstd.js';
 
 /** A batch: `objs` holds (offset, length) pairs of objects inside `ring`. */
 export interface CompressJob {
@@ -24,10 +24,11 @@ export type CompressResult = Int32Array;
 // could not be loaded by path). The rules match compressSync in codec.ts byte for byte.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const zstd = require(workerData.binding);
-const cctx = new zstd.CCtx();
-let scratch = new Uint8Array(0);
-parentPort.on('message', (m) => {
+${ZSTD_ADAPTER_SOURCE}
+const zstd = openZstd(workerData.zstd);
+// A wasm module is instantiated asynchronously: batches wait for it, in order.
+parentPort.on('message', (m) => (zstd.ready ? zstd.ready.then(() => run(m)) : run(m)));
+function run(m) {
   const ring = new Uint8Array(m.ring);
   const objs = m.objs;
   const out = new Int32Array(objs.length);
@@ -37,16 +38,14 @@ parentPort.on('message', (m) => {
     out[i] = ${CODEC_RAW};
     out[i + 1] = len;
     if (len < 64) continue;
-    const bound = zstd.compressBound(len);
-    if (scratch.length < bound) scratch = new Uint8Array(bound);
-    const n = cctx.compress(scratch, ring.subarray(off, off + len), m.level);
-    if (n > len * (1 - ${MIN_SAVING})) continue;
-    ring.set(scratch.subarray(0, n), off);
+    const z = zstd.compress(ring.subarray(off, off + len), m.level);
+    if (z.length > len * (1 - ${MIN_SAVING})) continue;
+    ring.set(z, off);
     out[i] = ${CODEC_ZSTD};
-    out[i + 1] = n;
+    out[i + 1] = z.length;
   }
   parentPort.postMessage({ id: m.id, out }, [out.buffer]);
-});
+}
 `;
 
 interface Slot {
@@ -69,10 +68,10 @@ class CompressPool {
   private readonly slots: Slot[] = [];
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 1;
-  private readonly binding = createRequire(import.meta.url).resolve('zstd-napi/binding');
+  private readonly spec = zstdSpec();
 
   private spawn(): Slot {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { binding: this.binding } });
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: this.spec } });
     const slot: Slot = { worker, outstanding: 0 };
     worker.on('message', (m: { id: number; out: Int32Array }) => {
       const w = this.waiting.get(m.id);
