@@ -100,6 +100,8 @@ const parentHex = (hex) => {
   const up = p.replace(/\/+$/, '').replace(/\/[^/]*$/, '');
   return toHex(up === '' ? '/' : up);
 };
+/** Where browsing a snapshot starts: its backed-up folder when it has one, else the root. */
+const startHex = (s) => (s.paths.length === 1 ? toHex(s.paths[0]) : ROOT_HEX);
 const modeText = (e) => (typeof e.mode === 'number' ? e.mode.toString(8).padStart(4, '0') : e.mode);
 
 /** Whether a snapshot's source paths cover a path (so it says something about it). */
@@ -214,7 +216,7 @@ function Timeline({ snaps, filter, by, sel }) {
     if (!date) return;
     try {
       const s = await getJson('resolve', { snapshot: time ? `${date} ${time}` : date, ...filter });
-      go('browse', { s: s.id, p: ROOT_HEX });
+      go('browse', { s: s.id, p: startHex(s) });
     } catch (err) {
       setPickError(err);
     }
@@ -263,7 +265,7 @@ function SnapshotTable({ snaps }) {
     <thead><tr><th>Snapshot</th><th>Time</th><th class="hide-narrow">Host</th><th class="hide-narrow">Tags</th><th class="num">Size</th><th class="num">Added</th><th class="hide-narrow">Paths</th></tr></thead>
     <tbody>${[...snaps].reverse().map(
       (s) => html`<tr>
-        <td><a class="code" href=${link('browse', { s: s.id, p: ROOT_HEX })}>${short(s.id)}</a></td>
+        <td><a class="code" href=${link('browse', { s: s.id, p: startHex(s) })}>${short(s.id)}</a></td>
         <td>${when(s.time)}</td><td class="hide-narrow">${s.hostname}</td><td class="hide-narrow">${s.tags.join(', ')}</td>
         <td class="num">${bytes(s.summary.totalBytes)}</td><td class="num">${bytes(s.summary.dataAdded)}</td>
         <td class="hide-narrow name">${s.paths.join(' ')}</td></tr>`,
@@ -309,6 +311,7 @@ function Browse({ info, snaps, filter, snap, hex }) {
       <span><span class="code">${current ? short(current.id) : snap}</span> ${current ? `${when(current.time)} · ${current.hostname}` : ''}</span>
       <button id="newer" disabled=${!newer} title="] key" onClick=${() => go('browse', { s: newer.id, p: hex })}>Newer${newer ? ` (${when(newer.time)})` : ''} ▶</button>
     </div>
+    <${DateJump} filter=${filter} hex=${hex} />
     <form class="row" onSubmit=${(e) => (e.preventDefault(), go('browse', { s: snap, p: toHex(typed.startsWith('/') ? typed : '/' + typed) }))}>
       <label>Path <input id="path-input" ref=${inputRef} value=${typed} onInput=${(e) => setTyped(e.target.value)} size="40" /></label>
       <button type="submit">Go</button>
@@ -322,6 +325,27 @@ function Browse({ info, snaps, filter, snap, hex }) {
     html`<${ErrorBox} error=${ls.error} />
       ${ls.error.status === 404 && html`<p class="note">Not in this snapshot. <a href=${link('browse', { s: snap, p: parentHex(hex) })}>Go to the parent folder</a>${older ? html` or <button class="link" onClick=${() => go('browse', { s: older.id, p: hex })}>try an older snapshot</button>` : ''}.</p>`}`}
     ${ls.data && (isFile ? html`<${FileView} info=${info} snap=${snap} entry=${entries[0]} current=${current} older=${older} />` : html`<${Folder} info=${info} snap=${snap} hex=${hex} entries=${entries} older=${older} />`)}`;
+}
+
+/** "This folder, as it was on ...": the newest snapshot at or before a date, same path. */
+function DateJump({ filter, hex }) {
+  const [date, setDate] = useState('');
+  const [error, setError] = useState();
+  const submit = async (e) => {
+    e.preventDefault();
+    setError(undefined);
+    try {
+      const s = await getJson('resolve', { snapshot: date, ...filter });
+      go('browse', { s: s.id, p: hex });
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return html`<form class="row" onSubmit=${submit}>
+    <label>This folder on <input id="jump-date" type="date" value=${date} onInput=${(e) => setDate(e.target.value)} required /></label>
+    <button type="submit">Go</button>
+    ${error && html`<${ErrorBox} error=${error} />`}
+  </form>`;
 }
 
 const TYPE_ICON = { dir: '📁', file: '📄', symlink: '🔗' };
