@@ -348,7 +348,15 @@ function DateJump({ filter, hex }) {
   </form>`;
 }
 
-const TYPE_ICON = { dir: '📁', file: '📄', symlink: '🔗' };
+// Small inline icons: no emoji font or icon font needed, offline.
+const ICON_PATHS = {
+  dir: 'M1.5 3.5h4l1.5 1.5h7.5v8h-13z',
+  file: 'M3.5 1.5h6l3 3v10h-9z M9.5 1.5v3h3',
+  symlink: 'M6 10l4-4 M7 5.5h3.5V9 M3.5 1.5h6l3 3v10h-9z',
+  other: 'M8 3.5a4.5 4.5 0 1 0 .01 0z',
+};
+const Icon = ({ type }) =>
+  html`<svg class="icon" viewBox="0 0 16 16" width="16" height="16" aria-hidden="true"><path d=${ICON_PATHS[type] ?? ICON_PATHS.other} fill="none" stroke="currentColor" stroke-width="1.2" /></svg>`;
 
 function Folder({ info, snap, hex, entries, older }) {
   return html`
@@ -364,7 +372,7 @@ function Folder({ info, snap, hex, entries, older }) {
         ${entries.length === 0 && html`<tr><td colspan="5" class="muted">empty folder</td></tr>`}
         ${entries.map(
           (e) => html`<tr>
-            <td class="name"><span aria-hidden="true">${TYPE_ICON[e.type] ?? '◽'} </span><a href=${link('browse', { s: snap, p: e.path_hex })}>${baseName(e.path)}${e.type === 'dir' ? '/' : ''}</a>${e.target !== undefined ? html` <span class="muted">→ ${e.target}</span>` : ''}${!['dir', 'file', 'symlink'].includes(e.type) ? html` <span class="muted">(${e.type})</span>` : ''}</td>
+            <td class="name"><${Icon} type=${e.type} /> <a href=${link('browse', { s: snap, p: e.path_hex })}>${baseName(e.path)}${e.type === 'dir' ? '/' : ''}</a>${e.target !== undefined ? html` <span class="muted">→ ${e.target}</span>` : ''}${!['dir', 'file', 'symlink'].includes(e.type) ? html` <span class="muted">(${e.type})</span>` : ''}</td>
             <td class="num">${e.type === 'file' ? bytes(e.size) : ''}</td>
             <td class="hide-narrow code">${modeText(e)}</td>
             <td class="hide-narrow">${e.user || e.uid}/${e.group || e.gid}</td>
