@@ -38,7 +38,7 @@ async function diff(ctx: Ctx, r1: string, r2: string, p: string | undefined, o: 
   else await writeLine(summaryLine(sum));
 }
 
-function changeJson(ch: Change): Record<string, unknown> {
+export function changeJson(ch: Change): Record<string, unknown> {
   return {
     kind: ch.kind,
     ...pathJson(ch.path),

@@ -67,7 +67,7 @@ async function showHistory(ctx: Ctx, repo: Repository, p: string, o: Flags): Pro
   else await writeLine(`${plural(n, 'version')} of ${displayPath(p)} in ${plural(snaps.length, 'snapshot')} searched`);
 }
 
-function versionJson(v: Version): Record<string, unknown> {
+export function versionJson(v: Version): Record<string, unknown> {
   return {
     event: v.event,
     snapshot: snapRefJson(v.snapshot),

@@ -17,7 +17,7 @@ function plannedLine(e: PlannedEntry): string {
   return `${(e.linkTo ? 'hardlink' : n.type).padEnd(8)} ${showPath(e.dest, n)}${extra}`;
 }
 
-function plannedJson(e: PlannedEntry): Record<string, unknown> {
+export function plannedJson(e: PlannedEntry): Record<string, unknown> {
   return { ...pathJson(e.dest), type: e.linkTo ? 'hardlink' : e.node.type, size: e.node.size, ...(e.linkTo ? { link_to: fsDecode(e.linkTo) } : {}) };
 }
 

@@ -18,6 +18,7 @@ import { registerRepair } from './cmd-repair.js';
 import { registerBrowse } from './cmd-browse.js';
 import { registerExport } from './cmd-export.js';
 import { registerEdit } from './cmd-edit.js';
+import { registerUi } from './cmd-ui.js';
 import { VERSION } from './version.js';
 import { useZstd, ZSTD_KINDS, type ZstdKind } from '../store/zstd.js';
 
@@ -87,6 +88,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   registerBrowse(program, run);
   registerExport(program, run);
   registerEdit(program, run);
+  registerUi(program, run);
   // Every command and subcommand: commander's errors come back here instead of exiting, and are
   // printed in snap's form.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];

@@ -20,13 +20,13 @@ export function inWindow(snaps: StoredSnapshot[], w: TimeWindow): StoredSnapshot
   });
 }
 
-export type CalendarUnit = 'day' | 'week' | 'month';
-export const CALENDAR_UNITS: readonly CalendarUnit[] = ['day', 'week', 'month'];
+export type CalendarUnit = 'day' | 'week' | 'month' | 'year';
+export const CALENDAR_UNITS: readonly CalendarUnit[] = ['day', 'week', 'month', 'year'];
 
-const PERIOD = { day: 'daily', week: 'weekly', month: 'monthly' } as const;
+const PERIOD = { day: 'daily', week: 'weekly', month: 'monthly', year: 'yearly' } as const;
 
 export interface CalendarPeriod {
-  /** `2026-03-03`, `2026-W10` or `2026-03`. */
+  /** `2026-03-03`, `2026-W10`, `2026-03` or `2026`. */
   label: string;
   count: number;
   /** Sum of `summary.dataAdded`: what the period's snapshots added to the repository. */
