@@ -19,6 +19,8 @@ import { registerBrowse } from './cmd-browse.js';
 import { registerExport } from './cmd-export.js';
 import { registerEdit } from './cmd-edit.js';
 import { VERSION } from './version.js';
+import { recordOperation } from './oplog.js';
+import { registerLog } from './cmd-log.js';
 
 /**
  * Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings,
@@ -68,14 +70,19 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
 
   const run = async (fn: (ctx: Ctx) => Promise<void>, cmd: Command): Promise<void> => {
     let ctx: Ctx | undefined;
+    const started = new Date();
+    let failure: unknown;
     try {
       ctx = makeCtx(cmd, interrupts);
       await fn(ctx);
       code = ctx.exitCode;
     } catch (e) {
       ctx?.sink.done();
-      code = report(named(e, ctx), cmd.optsWithGlobals().debug === true);
+      failure = named(e, ctx);
+      code = report(failure, cmd.optsWithGlobals().debug === true);
     }
+    // The operation log (docs/automation.md): one record per command that changed the repository.
+    if (ctx) await recordOperation(ctx, argv.slice(2), started, code, failure);
   };
   registerBackup(program, run);
   registerList(program, run);
@@ -86,6 +93,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   registerBrowse(program, run);
   registerExport(program, run);
   registerEdit(program, run);
+  registerLog(program, run);
   // Every command and subcommand: commander's errors come back here instead of exiting, and are
   // printed in snap's form.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
