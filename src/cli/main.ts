@@ -21,6 +21,7 @@ import { registerEdit } from './cmd-edit.js';
 import { VERSION } from './version.js';
 import { recordOperation } from './oplog.js';
 import { registerLog } from './cmd-log.js';
+import { registerSchedule } from './cmd-schedule.js';
 
 /**
  * Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings,
@@ -94,6 +95,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   registerExport(program, run);
   registerEdit(program, run);
   registerLog(program, run);
+  registerSchedule(program, run);
   // Every command and subcommand: commander's errors come back here instead of exiting, and are
   // printed in snap's form.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];

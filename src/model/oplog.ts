@@ -98,6 +98,12 @@ export function decodeLogRecord(bytes: Uint8Array, name: string): LogRecord {
 /** Option names whose values are secrets: never written to the log. */
 const SECRET_OPTION = /pass(word|phrase)?|secret|token|credential|private|api-?key|access-?key/i;
 
+/** The options among `args` whose values would be secrets (`--password`), before any `--`. */
+export function secretOptions(args: string[]): string[] {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).filter((a) => a.startsWith('--') && SECRET_OPTION.test(a.split('=')[0]!));
+}
+
 /**
  * The arguments with secrets removed: the value of an option whose name looks secret
  * (`--password X`, `--token=X`), and the password of a URL (`s3://user:pw@host` ->
