@@ -21,8 +21,6 @@ const SNAPSHOT = /^snapshots\/([0-9a-f]{64})$/;
 const counted = (name: string): boolean => !name.startsWith('locks/') && !name.startsWith('log/') && !name.startsWith('quarantine/log/');
 
 export class RecordingBackend implements Backend {
-  /** Sizes seen in listings and stats, so a delete need not ask the storage again. */
-  private readonly sizes = new Map<string, number>();
   private readonly seen = new Set<string>();
   /**
    * The local backend's sweep of temporary files (gc finds it by name, ops/gc.ts): passed through
@@ -49,7 +47,6 @@ export class RecordingBackend implements Backend {
     if (!counted(name)) return;
     this.changes.changed = true;
     this.changes.bytesAdded += size;
-    this.sizes.set(name, size);
     const m = SNAPSHOT.exec(name);
     if (m && !this.seen.has(`+${m[1]!}`)) {
       this.seen.add(`+${m[1]!}`);
@@ -92,26 +89,22 @@ export class RecordingBackend implements Backend {
   getInto(name: string, scratch: Buffer): Promise<Buffer> {
     return this.inner.getInto ? this.inner.getInto(name, scratch) : this.inner.get(name);
   }
-  async stat(name: string): Promise<BlobInfo | undefined> {
-    const s = await this.inner.stat(name);
-    if (s) this.sizes.set(name, s.size);
-    return s;
+  stat(name: string): Promise<BlobInfo | undefined> {
+    return this.inner.stat(name);
   }
   exists(name: string): Promise<boolean> {
     return this.inner.exists(name);
   }
-  async *list(prefix: string): AsyncIterable<BlobInfo> {
-    for await (const b of this.inner.list(prefix)) {
-      this.sizes.set(b.name, b.size);
-      yield b;
-    }
+  list(prefix: string): AsyncIterable<BlobInfo> {
+    return this.inner.list(prefix);
   }
 
   async delete(name: string): Promise<void> {
     if (!counted(name)) return this.inner.delete(name);
-    const size = this.sizes.get(name) ?? (await this.inner.stat(name))?.size;
+    // One stat per delete (deletes are few: forget's records, gc's packs) rather than remembering
+    // the size of every blob listed, which for a large repository is memory without bound.
+    const size = (await this.inner.stat(name))?.size;
     await this.inner.delete(name);
-    this.sizes.delete(name);
     if (size === undefined) return; // it was not there: nothing freed
     this.changes.changed = true;
     this.changes.bytesFreed += size;
