@@ -8,12 +8,12 @@ import { AppendOnlyBackend } from '../src/backend/append-only.js';
 import { LocalBackend } from '../src/backend/local.js';
 import { isSnapError } from '../src/core/errors.js';
 
-/** The repository's blobs (not the local index, not locks) with their bytes. */
+/** The repository's blobs (not the local index, not locks, not the operation log) with their bytes. */
 function blobs(repo: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const e of fs.readdirSync(repo, { withFileTypes: true, recursive: true })) {
     const rel = path.relative(repo, path.join(e.parentPath, e.name));
-    if (e.isFile() && !rel.startsWith('index') && !rel.startsWith('locks')) out.set(rel, fs.readFileSync(path.join(repo, rel)).toString('hex'));
+    if (e.isFile() && !rel.startsWith('index') && !rel.startsWith('locks') && !rel.startsWith('log')) out.set(rel, fs.readFileSync(path.join(repo, rel)).toString('hex'));
   }
   return out;
 }
@@ -62,6 +62,9 @@ describe('append-only use', () => {
       expect(r.stderr).toMatch(/is used append-only .* is refused; run it where deleting is allowed \[SNAP_APPEND_ONLY\]/);
     }
     expect(blobs(repo)).toEqual(before);
+    // Each refusal is in the operation log (new records are all append-only storage accepts).
+    const logged = (JSON.parse(snap(['--repo', repo, '--json', 'log']).stdout) as { command: string; error?: { code: string } }[]).slice(-8);
+    expect(logged.map((l) => [l.command, l.error?.code])).toEqual(['forget', 'forget', 'gc', 'gc', 'repair', 'repair', 'rewrite', 'tag'].map((c) => [c, 'SNAP_APPEND_ONLY']));
     // Without the mode, the same repository is maintained as usual.
     expect(snap(['--repo', repo, 'forget', '--keep-last', '1']).code).toBe(0);
     expect(snap(['--repo', repo, 'gc']).code).toBe(0);

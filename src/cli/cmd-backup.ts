@@ -15,6 +15,7 @@ import { collect, parseSize, readPatternFiles } from './parse.js';
 import { systemClock } from '../core/clock.js';
 import { cliNow } from './now.js';
 import { timeOption } from './when.js';
+import { type BackupOutcome, type HookFlags, hookOptions, withHooks } from './hooks.js';
 import { VERSION } from './version.js';
 import { snapshotJson } from './cmd-list.js';
 
@@ -102,7 +103,7 @@ export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise
       }, cmd),
     );
 
-  program
+  const createCmd = program
     .command('create')
     .description('back up files and directories into a new snapshot')
     .argument('[path...]', 'files or directories to back up (with --stdin-from-command: the command and its arguments, after --)')
@@ -120,7 +121,7 @@ export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise
     .option('--stdin', 'back up what is read from standard input, as one file (see --stdin-filename)')
     .option('--stdin-filename <name>', 'the name of the file --stdin or --stdin-from-command makes', 'stdin')
     .option('--stdin-from-command', "run the command given after -- and back up its output; a command that fails (exit status not 0) saves no snapshot")
-    .action(async (paths: string[], o: CreateFlags, cmd: Command) => run((ctx) => create(ctx, paths, o), cmd));
+  hookOptions(createCmd).action(async (paths: string[], o: CreateFlags & HookFlags, cmd: Command) => run((ctx) => withHooks(ctx, o, () => create(ctx, paths, o)), cmd));
 }
 
 interface CreateFlags {
@@ -140,7 +141,7 @@ interface CreateFlags {
   stdinFromCommand?: boolean;
 }
 
-async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> {
+async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<BackupOutcome> {
   const excludes = [...o.exclude, ...readPatternFiles(o.excludeFile)];
   for (const t of o.tag) if (hasEscapedBytes(t)) throw new SnapError('SNAP_USAGE', `a tag must be UTF-8 text: '${displayPath(t)}' is not`);
   const time = o.time !== undefined ? timeOption(o.time, cliNow(systemClock)) : undefined;
@@ -201,4 +202,5 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<void> 
     );
   }
   if (r.warnings > 0) ctx.exitCode = 3;
+  return { snapshot: s, warnings: r.warnings };
 }

@@ -49,7 +49,7 @@ async function repair(ctx: Ctx, o: RepairFlags): Promise<void> {
 function repairText(r: RepairReport, o: RepairFlags): string[] {
   const out: string[] = [];
   if (r.index) out.push(`index rebuilt: ${r.index.packs} packs, ${r.index.objects} objects, ${r.index.snapshots} snapshots`);
-  const nothing = r.packs.length === 0 && r.snapshots.length === 0 && r.records.length === 0;
+  const nothing = r.packs.length === 0 && r.snapshots.length === 0 && r.records.length === 0 && r.logRecords.length === 0;
   if (nothing) {
     out.push(`no damage found${o.readData ? '' : ' in the structure (add --read-data to verify every object)'}; nothing to repair`);
     return out;
@@ -59,6 +59,7 @@ function repairText(r: RepairReport, o: RepairFlags): string[] {
     out.push(`pack ${shortId(p.pack)} (${bytes(p.size)}): ${p.reason}`);
     out.push(`    ${p.salvaged} intact object(s) ${r.dryRun ? 'would be copied' : 'copied'} to new packs, ${p.lost} lost; ${p.quarantined || r.dryRun ? `${would} to quarantine/` : 'left in place (unreadable)'}`);
   }
+  for (const l of r.logRecords) out.push(`${l.reason}; ${would} to quarantine/`);
   for (const rec of r.records) out.push(`snapshot record ${shortId(rec.id)} is damaged (${rec.reason}); ${rec.quarantined || r.dryRun ? `${would} to quarantine/` : 'left in place'}`);
   for (const s of r.snapshots) {
     const head = `snapshot ${shortId(s.original)} (${localDateTime(new Date(s.time))}, ${s.hostname}): ${s.removedCount} damaged path(s)`;
@@ -85,6 +86,7 @@ function repairJson(r: RepairReport): Record<string, unknown> {
     problems_found: r.problemsFound,
     packs: r.packs.map((p) => ({ pack: p.pack, size: p.size, reason: p.reason, salvaged: p.salvaged, lost: p.lost, quarantined: p.quarantined })),
     records: r.records,
+    log_records: r.logRecords,
     snapshots: r.snapshots.map((s) => ({
       original: s.original,
       time: s.time,

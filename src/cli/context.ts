@@ -12,6 +12,8 @@ import { parseWaitMs } from './parse.js';
 import { rawCwd } from './argv.js';
 import { type Interrupts, writeOut } from './interrupt.js';
 import { displayPath } from '../core/bytes.js';
+import { LocalBackend } from '../backend/local.js';
+import { type Changes, noChanges, RecordingBackend } from '../backend/recording.js';
 
 export interface GlobalOptions {
   repo?: string;
@@ -46,6 +48,8 @@ export interface Ctx {
    * command fails with SNAP_NO_REPO.
    */
   openRepo(o?: { create?: boolean; lock?: LockKind }): Promise<Repository>;
+  /** What this command wrote to and deleted from the repository, for the operation log (cli/oplog.ts). */
+  changes: Changes;
 }
 
 export function defaultRepoPath(): string {
@@ -60,6 +64,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
   const lockWaitMs = opts.lockWait ? parseWaitMs(opts.lockWait) : undefined;
   const signal = interrupts.signal;
   const cwd = rawCwd();
+  const changes = noChanges();
   const ctx: Ctx = {
     opts,
     json,
@@ -72,6 +77,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
     signal,
     interrupts,
     cwd,
+    changes,
     repoPath() {
       if (opts.repo !== undefined) return { path: parseRepoLocation(opts.repo, cwd).path, isDefault: false };
       if (process.env.SNAP_REPO) return { path: parseRepoLocation(process.env.SNAP_REPO, cwd).path, isDefault: true };
@@ -82,7 +88,8 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       // Append-only use (docs/maintenance.md): --append-only, or SNAP_APPEND_ONLY set to anything but '' or 0.
       const appendOnly = opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
       const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
-      const ro = { sink, lockWaitMs, signal, appendOnly, lock, command: ctx.command, host: ctx.host };
+      const backend = (root: string) => new RecordingBackend(new LocalBackend(root), changes);
+      const ro = { sink, lockWaitMs, signal, appendOnly, lock, command: ctx.command, host: ctx.host, backend };
       if (o.create && isDefault && (await Repository.isEmptyOrMissing(p))) {
         sink.info?.(`created a new repository at ${displayPath(p)}`);
         return Repository.init(p, ro);

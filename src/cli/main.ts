@@ -21,6 +21,9 @@ import { registerEdit } from './cmd-edit.js';
 import { registerUi } from './cmd-ui.js';
 import { VERSION } from './version.js';
 import { useZstd, ZSTD_KINDS, type ZstdKind } from '../store/zstd.js';
+import { recordOperation } from './oplog.js';
+import { registerLog } from './cmd-log.js';
+import { registerSchedule } from './cmd-schedule.js';
 
 /**
  * Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings,
@@ -70,14 +73,19 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
 
   const run = async (fn: (ctx: Ctx) => Promise<void>, cmd: Command): Promise<void> => {
     let ctx: Ctx | undefined;
+    const started = new Date();
+    let failure: unknown;
     try {
       ctx = makeCtx(cmd, interrupts);
       await fn(ctx);
       code = ctx.exitCode;
     } catch (e) {
       ctx?.sink.done();
-      code = report(named(e, ctx), cmd.optsWithGlobals().debug === true);
+      failure = named(e, ctx);
+      code = report(failure, cmd.optsWithGlobals().debug === true);
     }
+    // The operation log (docs/automation.md): one record per command that changed the repository.
+    if (ctx) await recordOperation(ctx, argv.slice(2), started, code, failure);
   };
   registerBackup(program, run);
   registerList(program, run);
@@ -89,6 +97,8 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   registerExport(program, run);
   registerEdit(program, run);
   registerUi(program, run);
+  registerLog(program, run);
+  registerSchedule(program, run);
   // Every command and subcommand: commander's errors come back here instead of exiting, and are
   // printed in snap's form.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];

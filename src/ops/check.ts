@@ -11,6 +11,7 @@ import { packName, readPackHeader } from '../store/pack.js';
 import { entriesOfPack, packHashMatches, verifyEntry } from '../store/pack-verify.js';
 import { inSubset, type Subset } from './check-subset.js';
 import { findAffected, type Affected } from './check-affected.js';
+import { checkLog } from './oplog-check.js';
 import { errorMessage, isMarked, listPacks, newMarks, readSnapshotRecords, walkTrees } from './reachability.js';
 
 export type ProblemKind =
@@ -23,7 +24,8 @@ export type ProblemKind =
   | 'pack-missing'
   | 'pack-size'
   | 'pack-damaged'
-  | 'index-mismatch';
+  | 'index-mismatch'
+  | 'log-damaged';
 
 export interface CheckProblem {
   kind: ProblemKind;
@@ -31,6 +33,8 @@ export interface CheckProblem {
   pack?: string;
   object?: string;
   snapshot?: string;
+  /** For 'log-damaged': the record's blob name (`log/...`). */
+  log?: string;
 }
 
 /** Not damage: what an interrupted write or gc leaves behind, and what the next gc removes. */
@@ -160,6 +164,9 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
   }
 
   if (o.readData) await readData(repo, o.readData, stored, indexed, r, problem, bad, o.sink, o.signal);
+
+  // The operation log (docs/format.md): every record must parse; it holds no backup data.
+  for (const d of (await checkLog(repo.backend, o.signal)).damaged) problem({ kind: 'log-damaged', log: d.name, message: d.message });
 
   if (bad.size > 0) r.affected = await findAffected(repo, recs.snapshots, bad, o.maxPaths ?? 1000);
   return r;

@@ -25,6 +25,7 @@ import { packName, readPackHeader, type PackEntry } from '../store/pack.js';
 import { entriesOfPack, packHashMatches, verifyEntry } from '../store/pack-verify.js';
 import { checkRepository, type CheckReport } from './check.js';
 import { replacementsOf } from './check-affected.js';
+import { quarantineLog } from './oplog-check.js';
 import { PackRewriter } from './pack-rewriter.js';
 import { errorMessage, listPacks } from './reachability.js';
 
@@ -83,10 +84,12 @@ export interface RepairReport {
   snapshots: SnapshotRepair[];
   /** Snapshot records that do not decode: moved to quarantine/snapshots/. */
   records: { id: string; reason: string; quarantined: boolean }[];
+  /** Operation log records that do not parse: moved to quarantine/log/ (docs/format.md). */
+  logRecords: { name: string; reason: string; quarantined: boolean }[];
 }
 
 export async function repairRepository(repo: Repository, o: RepairOptions): Promise<RepairReport> {
-  const report: RepairReport = { dryRun: o.dryRun === true, problemsFound: 0, packs: [], snapshots: [], records: [] };
+  const report: RepairReport = { dryRun: o.dryRun === true, problemsFound: 0, packs: [], snapshots: [], records: [], logRecords: [] };
   if (!o.dryRun) {
     o.sink.info?.('rebuilding the index from the repository');
     report.index = await repo.rebuildIndex(o.signal);
@@ -104,6 +107,9 @@ export async function repairRepository(repo: Repository, o: RepairOptions): Prom
   }
   o.signal?.throwIfAborted();
   await quarantineRecords(repo, check, o, report);
+  const logDamage = check.problems.filter((p) => p.kind === 'log-damaged' && p.log).map((p) => ({ name: p.log!, message: p.message }));
+  const movedLog = await quarantineLog(repo.backend, logDamage, o);
+  report.logRecords = movedLog.map((d) => ({ name: d.name, reason: d.message, quarantined: !o.dryRun }));
   o.signal?.throwIfAborted();
   await replaceSnapshots(repo, damaged, o, report);
   return report;

@@ -1,0 +1,79 @@
+// The operation log's writer, called once from the CLI's single exit path (main.ts) after a
+// command ended, whichever way: it appends one record to the repository when the command is one
+// that changes it (or changed it anyway). Writing the log never changes the command's exit code:
+// a record that cannot be written is a warning.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SnapError } from '../core/errors.js';
+import { fsPath } from '../core/bytes.js';
+import { LocalBackend } from '../backend/local.js';
+import { AppendOnlyBackend } from '../backend/append-only.js';
+import { CONFIG } from '../repo/layout.js';
+import { appendLogRecord } from '../repo/oplog.js';
+import { type LogRecord, redactArgs, resultOf } from '../model/oplog.js';
+import type { Ctx } from './context.js';
+import { VERSION } from './version.js';
+
+/** Commands that change the repository: each run is logged, whether it succeeded or not. */
+export const LOGGED_COMMANDS = new Set(['init', 'create', 'forget', 'gc', 'repair', 'tag', 'rewrite', 'index rebuild']);
+
+/** The error a failed command ended with, as the log records it (the code users see). */
+function errorOf(e: unknown): { code: string; message: string } | undefined {
+  if (e === undefined) return undefined;
+  if (e instanceof SnapError) return { code: e.code, message: e.message };
+  return { code: 'SNAP_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+}
+
+export function buildRecord(ctx: Ctx, args: string[], start: Date, end: Date, exitCode: number, error: unknown): LogRecord {
+  const c = ctx.changes;
+  const rec: LogRecord = {
+    format: 'snap-log',
+    v: 1,
+    command: ctx.command,
+    args: redactArgs(args),
+    user: ctx.host.username,
+    host: ctx.host.hostname,
+    pid: ctx.host.pid,
+    program: `snap ${VERSION}`,
+    start: start.toISOString(),
+    end: end.toISOString(),
+    result: resultOf(exitCode),
+    exitCode,
+    snapshotsAdded: [...c.snapshotsAdded].sort(),
+    snapshotsRemoved: [...c.snapshotsRemoved].sort(),
+    bytesAdded: c.bytesAdded,
+    bytesFreed: c.bytesFreed,
+  };
+  const err = errorOf(error);
+  if (err && exitCode !== 0 && exitCode !== 3) rec.error = err;
+  return rec;
+}
+
+/**
+ * Append the record of a command that ended. Only where a repository is (its `config` exists):
+ * a command that failed because there is none leaves nothing behind.
+ */
+export async function recordOperation(ctx: Ctx, args: string[], start: Date, exitCode: number, error: unknown): Promise<void> {
+  if (!LOGGED_COMMANDS.has(ctx.command) && !ctx.changes.changed) return;
+  let root: string;
+  try {
+    root = ctx.repoPath().path;
+  } catch {
+    return; // an unusable --repo: the command failed before touching any repository
+  }
+  const abs = path.resolve(root);
+  if (!fs.existsSync(fsPath(path.join(abs, CONFIG)))) return;
+  const record = buildRecord(ctx, args, start, new Date(), exitCode, error);
+  let backend: LocalBackend | undefined;
+  try {
+    backend = new LocalBackend(abs);
+    await appendLogRecord(new AppendOnlyBackend(backend), record);
+  } catch (e) {
+    ctx.sink.warn?.({
+      code: e instanceof SnapError ? e.code : 'SNAP_IO',
+      message: `the operation log: could not record this ${ctx.command} in the repository: ${e instanceof Error ? e.message : String(e)}`,
+    });
+  } finally {
+    await backend?.close().catch(() => undefined);
+  }
+}
