@@ -208,7 +208,7 @@ describe('list --since/--until/--by', () => {
   });
 
   it('refuses what is not a date, and a window that ends before it starts', () => {
-    for (const args of [['--since', 'tomorrow'], ['--until', '2026-13'], ['--since', '2026-03-04', '--until', '2026-03-03'], ['--by', 'year']]) {
+    for (const args of [['--since', 'tomorrow'], ['--until', '2026-13'], ['--since', '2026-03-04', '--until', '2026-03-03'], ['--by', 'decade']]) {
       const r = cli(['list', ...args]);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr).toContain('SNAP_USAGE');
@@ -242,6 +242,7 @@ describe('list --since/--until/--by', () => {
     ]);
     expect(pick(cal(['--by', 'month', '--until', '2026-03']))).toEqual([['2026-03', 5, added('s1', 'other', 's2', 's3', 's4'), size('s4'), ids.s4]]);
     expect(pick(cal(['--by', 'monthly', '--since', '2026-04']))).toEqual([['2026-04', 1, added('s5'), size('s5'), ids.s5]]);
+    expect(pick(cal(['--by', 'year', '--path', src]))).toEqual([['2026', 5, added('s1', 's2', 's3', 's4', 's5'), size('s5'), ids.s5]]);
   });
 
   it('--by prints one line per period for people', () => {

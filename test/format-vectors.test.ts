@@ -751,10 +751,9 @@ describe('format 1: times before 1970', () => {
     expect(restored.size).toBe(BigInt(contentBytes(old.content!).length));
   });
 
-  // KNOWN BUG, left to the restore work: Node's utimes/futimes replace a negative number of
-  // seconds by the current time, so restore gives a file of 1969 today's mtime. `it.fails` keeps
-  // it visible: once restore is fixed this test fails, and `it.fails` becomes `it`.
-  it.fails('gives it its mtime before 1970', () => {
+  // Node's utimes/futimes replace a negative number of seconds by the current time; restore sets
+  // such times exactly (issue 10, defect 2).
+  it('gives it its mtime before 1970', () => {
     expect(restored).toBeDefined();
     expectTime(restored!, old.mtime_ns, 'old');
   });
