@@ -439,16 +439,20 @@ class Restorer {
     const group = key === undefined ? undefined : this.groups.get(key);
     if (group) {
       group.seen++;
-      const first = await group.first;
-      if (group.seen >= node.inode!.links) this.releaseGroup(group);
-      // Only a member the snapshot records as identical (same contents and metadata) is a link:
-      // a file that changed between the reads of two of its names was recorded twice, each as read.
-      if (first && sameFile(first.node, node)) return this.link(node, first, shown, dir);
+      try {
+        const first = await group.first;
+        // Only a member the snapshot records as identical (same contents and metadata) is a link:
+        // a file that changed between the reads of two of its names was recorded twice, each as read.
+        if (first && sameFile(first.node, node)) return await this.link(node, first, shown, dir);
+        return await this.writeFile(node, shown, dir);
+      } finally {
+        // The last member met lets go of the first's directory, once its link is made: a path
+        // through a descriptor is looked up when the system call runs, on another thread.
+        if (group.seen >= node.inode!.links) this.releaseGroup(group);
+      }
     }
     let register: ((f: LinkFirst | undefined) => void) | undefined;
-    if (key !== undefined && !group) {
-      this.groups.set(key, { first: new Promise((r) => (register = r)), seen: 1, held: undefined });
-    }
+    if (key !== undefined) this.groups.set(key, { first: new Promise((r) => (register = r)), seen: 1, held: undefined });
     let written = false;
     try {
       written = await this.writeFile(node, shown, dir);
@@ -457,7 +461,6 @@ class Restorer {
       if (register && g) {
         if (written && (!dir || this.holdForGroup(g, dir))) register({ dir, name: node.name, shown, node });
         else register(undefined);
-        if (g.seen >= node.inode!.links) this.releaseGroup(g);
       }
     }
     return written;
