@@ -326,3 +326,28 @@ describe('restore targets', () => {
     }
   }, 120_000);
 });
+
+describe('restore as a user who is not root', () => {
+  raceIt('into a folder of its own that it may write but not read (mode 0300 when met): files restored, the recorded mode set', async () => {
+    const base = tmpDir('snap-nobody-');
+    fs.chmodSync(base, 0o755);
+    fs.chownSync(base, NOBODY, NOBODY);
+    const repo = path.join(base, 'repo');
+    const src = path.join(base, 'src');
+    fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'sub', 'f'), 'data\n');
+    spawnSync('chown', ['-R', `${NOBODY}:${NOBODY}`, src]);
+    await cliOk(['--repo', repo, 'init'], { asNobody: true });
+    await cliOk(['--repo', repo, 'create', src], { asNobody: true });
+    const target = path.join(base, 'target');
+    await cliOk(['--repo', repo, 'restore', 'latest', target], { asNobody: true });
+    // The second restore meets sub as a folder of mode 0300 that exists: it cannot list it, and
+    // must still work inside it (a descriptor that only names it) and set its recorded mode.
+    const sub = path.join(target, src, 'sub');
+    fs.chmodSync(sub, 0o300);
+    fs.rmSync(path.join(sub, 'f'));
+    await cliOk(['--repo', repo, 'restore', '--overwrite', 'if-changed', 'latest', target], { asNobody: true });
+    expect(fs.readFileSync(path.join(sub, 'f'), 'utf8')).toBe('data\n');
+    expect(fs.statSync(sub).mode & 0o777).toBe(0o755);
+  }, 120_000);
+});
