@@ -1,8 +1,11 @@
 // `snap restore`: recreate a snapshot (or parts of it) under a target directory.
-// Safety: names in trees are validated on decode (no '/', '.', '..'); every directory on the way is
-// lstat'ed and a symlink or other non-directory is refused, so nothing is written outside the
-// target. Every file is written to a temporary name and renamed, so an interrupted restore never
-// leaves a complete-looking file. Directory metadata is applied after their children.
+// Safety: names in trees are validated on decode (no '/', '.', '..'); every directory is an open
+// descriptor, opened without following a symlink relative to its parent's, and everything in it is
+// reached through that descriptor (restore-dir.ts), so neither a planted symlink nor a rename by
+// another user redirects a write outside the target. Every file is written to a temporary name and
+// renamed, so an interrupted restore never leaves a complete-looking file. Directory metadata is
+// applied on the descriptor once everything in the directory is written. The walk keeps its own
+// stack (any depth), after the snapshot's expanded size was checked (restore-budget.ts).
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
