@@ -25,24 +25,29 @@ const input = smallFileTree(path.join(work, 'input'), Number(v.files));
 const repo = path.join(work, 'repo');
 fs.rmSync(repo, { recursive: true, force: true });
 
-function snap(cli: string, args: string[]): number {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, [cli, '--repo', repo, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  if (r.status !== 0) throw new Error(`${cli} ${args.join(' ')}: exit ${r.status}\n${r.stderr}`);
-  return Number(process.hrtime.bigint() - t0) / 1e9;
+/** Wall and CPU (user + sys) seconds of one run: CPU time is what a busy shared machine disturbs least. */
+function snap(cli: string, args: string[]): { wall: number; cpu: number } {
+  const r = spawnSync('/usr/bin/time', ['-f', 'TIME %e %U %S', process.execPath, cli, '--repo', repo, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const m = /TIME ([\d.]+) ([\d.]+) ([\d.]+)/.exec(r.stderr.toString());
+  if (r.status !== 0 || !m) throw new Error(`${cli} ${args.join(' ')}: exit ${r.status}\n${r.stderr}`);
+  return { wall: Number(m[1]), cpu: Number(m[2]) + Number(m[3]) };
 }
 
 snap(clis[0]!, ['init']);
 snap(clis[0]!, ['create', input.dir]);
-const times = new Map<string, number[]>(clis.map((c) => [c, []]));
+const times = new Map<string, { wall: number; cpu: number }[]>(clis.map((c) => [c, []]));
 for (let round = 0; round < Number(v.rounds); round++) {
   for (const cli of clis) {
     const target = path.join(work, 'target');
     fs.rmSync(target, { recursive: true, force: true });
-    times.get(cli)!.push(snap(cli, ['restore', 'latest', target]));
+    const t = snap(cli, ['restore', 'latest', target]);
+    times.get(cli)!.push(t);
+    console.log(`round ${round + 1}: wall ${t.wall.toFixed(2)} s, cpu ${t.cpu.toFixed(2)} s, load ${os.loadavg()[0]!.toFixed(1)}  ${cli}`);
   }
 }
 fs.rmSync(path.join(work, 'target'), { recursive: true, force: true });
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-console.log(`${input.files} files, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}`);
-for (const [cli, ts] of times) console.log(`${median(ts).toFixed(2)} s median of [${ts.map((t) => t.toFixed(2)).join(', ')}]  ${cli}`);
+console.log(`${input.files} files, ${os.cpus().length} cores`);
+for (const [cli, ts] of times) {
+  console.log(`wall ${median(ts.map((t) => t.wall)).toFixed(2)} s, cpu ${median(ts.map((t) => t.cpu)).toFixed(2)} s (medians of ${ts.length})  ${cli}`);
+}

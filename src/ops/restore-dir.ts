@@ -15,6 +15,8 @@ import { displayPath } from '../core/bytes.js';
 export const O_PATH = 0o10000000;
 const C = fs.constants;
 export const DIR_FLAGS = C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW;
+/** For a directory its owner may not read: a descriptor that only names it (enough to work inside it). */
+export const DIR_PATH_FLAGS = O_PATH | C.O_DIRECTORY | C.O_NOFOLLOW;
 
 /** The path of `name` inside the open directory `fd`, resolved from the descriptor. */
 export function fdPath(fd: number, name?: Buffer | string): Buffer {
@@ -68,7 +70,7 @@ export function pseudoFs(p: string): string | undefined {
  * recursive mkdir) and open it. Refuses a target on a pseudo file system. The target itself is
  * the user's own path and may go through symlinks; everything below it is reached by handle.
  */
-export function openTarget(target: string): number {
+export function openTarget(target: string): { fd: number; pathOnly: boolean } {
   const missing: string[] = [];
   let at = target;
   for (;;) {
@@ -95,14 +97,14 @@ export function openTarget(target: string): number {
     }
   }
   try {
-    return fs.openSync(target, C.O_RDONLY | C.O_DIRECTORY);
+    try {
+      return { fd: fs.openSync(target, C.O_RDONLY | C.O_DIRECTORY), pathOnly: false };
+    } catch (e) {
+      if (errnoCode(e) !== 'EACCES') throw e;
+      return { fd: fs.openSync(target, O_PATH | C.O_DIRECTORY), pathOnly: true };
+    }
   } catch (e) {
     if (errnoCode(e) === 'ENOTDIR') throw new SnapError('SNAP_EXISTS', `restore target ${displayPath(target)} exists and is not a directory`);
     throw fromSystemError(e, `restore target ${displayPath(target)}`);
   }
-}
-
-/** Open `name` in the directory `parent` as a directory, never through a symlink. */
-export function openDirAt(parent: number, name: Buffer): number {
-  return fs.openSync(fdPath(parent, name), DIR_FLAGS);
 }

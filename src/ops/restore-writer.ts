@@ -6,7 +6,9 @@
 // Here a worker runs the whole sequence with synchronous calls, and the main thread posts one
 // message per batch of files. The worker also decompresses and verifies the file's object (the
 // checks of ObjectStore.get), so zstd and SHA-256 run beside the main thread, into a reused
-// buffer. The write sequence is the one restore.ts used: a temporary name created with
+// buffer. Paths are `/proc/self/fd/N/<name>` through the directory's descriptor held by the main
+// thread (restore-dir.ts; threads share the process's descriptors, and the main thread keeps the
+// directory open until the job is answered). The write sequence is the one restore.ts used: a temporary name created with
 // O_EXCL|O_NOFOLLOW, sparse writes, metadata, close, rename; the temporary file is removed on
 // failure, so an interrupted restore never leaves a complete-looking file, and nothing is written
 // for an object that fails verification.

@@ -1,8 +1,11 @@
 // `snap restore`: recreate a snapshot (or parts of it) under a target directory.
-// Safety: names in trees are validated on decode (no '/', '.', '..'); every directory on the way is
-// lstat'ed and a symlink or other non-directory is refused, so nothing is written outside the
-// target. Every file is written to a temporary name and renamed, so an interrupted restore never
-// leaves a complete-looking file. Directory metadata is applied after their children.
+// Safety: names in trees are validated on decode (no '/', '.', '..'); every directory is an open
+// descriptor, opened without following a symlink relative to its parent's, and everything in it is
+// reached through that descriptor (restore-dir.ts), so neither a planted symlink nor a rename by
+// another user redirects a write outside the target. Every file is written to a temporary name and
+// renamed, so an interrupted restore never leaves a complete-looking file. Directory metadata is
+// applied on the descriptor once everything in the directory is written. The walk keeps its own
+// stack (any depth), after the snapshot's expanded size was checked (restore-budget.ts).
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -21,7 +24,7 @@ import { readObjectAt } from '../store/object-store.js';
 import { packName } from '../store/pack.js';
 import { FileWriter, type WriteJob, writerUnpacks } from './restore-writer.js';
 import { makeDevice, makeFifo } from './special-files.js';
-import { DIR_FLAGS, O_PATH, fdPath, fdPathFor, openTarget } from './restore-dir.js';
+import { DIR_FLAGS, DIR_PATH_FLAGS, O_PATH, fdPath, fdPathFor, openTarget } from './restore-dir.js';
 import { needsTimeCheck, recordedNs, sameMtime, timeArg, timeNotSet } from './restore-time.js';
 import { checkExpansion, expandedSize } from './restore-budget.js';
 import { xattrBinding, xattrUnavailable } from './xattr-binding.js';
@@ -89,8 +92,11 @@ export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o:
 class DirState {
   refs = 1;
   closed = false;
+  private readonly prefix: Buffer;
   constructor(
     readonly fd: number,
+    /** Opened with O_PATH (a directory its owner may not read): metadata through /proc/self/fd/N, not on the descriptor. */
+    readonly pathOnly: boolean,
     /** The path shown in messages (target/...). */
     readonly shown: Buffer,
     readonly parent: DirState | undefined,
@@ -98,10 +104,12 @@ class DirState {
     readonly node: Node | undefined,
     /** Created by this restore: it holds only what the restore put there. */
     readonly fresh: boolean,
-  ) {}
+  ) {
+    this.prefix = fdPath(fd, '');
+  }
 
   at(name: Buffer | string): Buffer {
-    return fdPath(this.fd, name);
+    return Buffer.concat([this.prefix, typeof name === 'string' ? Buffer.from(name) : name]);
   }
 }
 
@@ -197,7 +205,7 @@ class Restorer {
     let shown = Buffer.from(path.resolve(this.o.target));
     let inodes: number | undefined;
     if (!this.o.dryRun) {
-      const fd = openTarget(shown.toString());
+      const { fd, pathOnly } = openTarget(shown.toString());
       try {
         shown = fs.realpathSync(fdPath(fd), { encoding: 'buffer' });
         inodes = fs.statfsSync(fdPath(fd).toString()).files;
@@ -205,7 +213,7 @@ class Restorer {
         fs.closeSync(fd);
         throw fromSystemError(e, `restore target ${displayPath(shown.toString())}`);
       }
-      rootDir = new DirState(fd, shown, undefined, undefined, false);
+      rootDir = new DirState(fd, pathOnly, shown, undefined, undefined, false);
       this.open.add(rootDir);
     }
     try {
@@ -330,8 +338,16 @@ class Restorer {
       if (errnoCode(e) !== 'EEXIST') return this.dirFailed(e, shown);
     }
     let fd: number;
+    let pathOnly = false;
     try {
-      fd = fs.openSync(p, DIR_FLAGS);
+      try {
+        fd = fs.openSync(p, DIR_FLAGS);
+      } catch (e) {
+        // A directory its owner may not read (mode 0300), met by a user who is not root.
+        if (errnoCode(e) !== 'EACCES') throw e;
+        fd = fs.openSync(p, DIR_PATH_FLAGS);
+        pathOnly = true;
+      }
     } catch (e) {
       const code = errnoCode(e);
       if (code === 'ELOOP' || code === 'ENOTDIR') {
@@ -342,7 +358,7 @@ class Restorer {
       return this.dirFailed(e, shown);
     }
     this.hold(parent);
-    const d = new DirState(fd, shown, parent, node, fresh);
+    const d = new DirState(fd, pathOnly, shown, parent, node, fresh);
     this.open.add(d);
     if (!fresh) this.sweepLeftovers(d);
     return d;
@@ -439,16 +455,20 @@ class Restorer {
     const group = key === undefined ? undefined : this.groups.get(key);
     if (group) {
       group.seen++;
-      const first = await group.first;
-      if (group.seen >= node.inode!.links) this.releaseGroup(group);
-      // Only a member the snapshot records as identical (same contents and metadata) is a link:
-      // a file that changed between the reads of two of its names was recorded twice, each as read.
-      if (first && sameFile(first.node, node)) return this.link(node, first, shown, dir);
+      try {
+        const first = await group.first;
+        // Only a member the snapshot records as identical (same contents and metadata) is a link:
+        // a file that changed between the reads of two of its names was recorded twice, each as read.
+        if (first && sameFile(first.node, node)) return await this.link(node, first, shown, dir);
+        return await this.writeFile(node, shown, dir);
+      } finally {
+        // The last member met lets go of the first's directory, once its link is made: a path
+        // through a descriptor is looked up when the system call runs, on another thread.
+        if (group.seen >= node.inode!.links) this.releaseGroup(group);
+      }
     }
     let register: ((f: LinkFirst | undefined) => void) | undefined;
-    if (key !== undefined && !group) {
-      this.groups.set(key, { first: new Promise((r) => (register = r)), seen: 1, held: undefined });
-    }
+    if (key !== undefined) this.groups.set(key, { first: new Promise((r) => (register = r)), seen: 1, held: undefined });
     let written = false;
     try {
       written = await this.writeFile(node, shown, dir);
@@ -457,7 +477,6 @@ class Restorer {
       if (register && g) {
         if (written && (!dir || this.holdForGroup(g, dir))) register({ dir, name: node.name, shown, node });
         else register(undefined);
-        if (g.seen >= node.inode!.links) this.releaseGroup(g);
       }
     }
     return written;
@@ -688,14 +707,19 @@ class Restorer {
 
   /** A directory's metadata, on its descriptor, once everything in it is written. */
   private dirMeta(d: DirState, node: Node): void {
+    const self = fdPath(d.fd).toString();
     try {
-      if (this.o.asRoot) fs.fchownSync(d.fd, node.uid, node.gid);
+      if (this.o.asRoot && d.pathOnly) fs.chownSync(self, node.uid, node.gid);
+      else if (this.o.asRoot) fs.fchownSync(d.fd, node.uid, node.gid);
       // After chown (which clears security.capability), before chmod (a user who is not root
       // cannot set user.* attributes on an entry without write permission). `N/.` is the
       // directory itself for the binding's l*xattr calls (a bare /proc/self/fd/N is the link).
       this.restoreXattrs(node, d.at('.'), d.shown);
-      fs.fchmodSync(d.fd, node.mode);
-      fs.futimesSync(d.fd, timeArg(node), timeArg(node));
+      // An O_PATH descriptor takes no fchmod/futimes; /proc/self/fd/N names the same directory.
+      if (d.pathOnly) fs.chmodSync(self, node.mode);
+      else fs.fchmodSync(d.fd, node.mode);
+      if (d.pathOnly) fs.utimesSync(self, timeArg(node), timeArg(node));
+      else fs.futimesSync(d.fd, timeArg(node), timeArg(node));
       if (needsTimeCheck(node)) this.checkTime(node, fs.fstatSync(d.fd, { bigint: true }).mtimeNs, d.shown);
     } catch (e) {
       this.warn(errnoCode(e) ?? 'SNAP_IO', d.shown, `metadata not restored: ${(e as Error).message}`);
