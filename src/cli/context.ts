@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { currentHost } from '../core/host.js';
 import { Repository } from '../repo/repository.js';
+import type { OwnerPolicy } from '../repo/ownership.js';
 import { DEFAULT_LOCK_WAIT_MS, RepoLock } from '../repo/lock.js';
 import { parseRepoLocation } from '../repo/location.js';
 import { makeSink, type CliSink } from './sink.js';
@@ -20,6 +21,7 @@ export interface GlobalOptions {
   quiet?: boolean;
   lockWait?: string;
   appendOnly?: boolean;
+  trustOwner?: boolean;
 }
 
 export interface Ctx {
@@ -81,7 +83,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       const { path: p, isDefault } = ctx.repoPath();
       // Append-only use (docs/maintenance.md): --append-only, or SNAP_APPEND_ONLY set to anything but '' or 0.
       const appendOnly = opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
-      const ro = { sink, lockWaitMs, signal, appendOnly };
+      const ro = { sink, lockWaitMs, signal, appendOnly, owner: ownerPolicy(opts, cwd) };
       if (o.create && isDefault && (await Repository.isEmptyOrMissing(p))) {
         sink.info?.(`created a new repository at ${displayPath(p)}`);
         return Repository.init(p, ro);
@@ -90,6 +92,17 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
     },
   };
   return ctx;
+}
+
+/**
+ * Who may open a local repository (src/repo/ownership.ts): its owner; anyone with --trust-owner;
+ * SNAP_TRUSTED_REPOS lists trusted folders, separated by ':' ('*' trusts every folder).
+ */
+export function ownerPolicy(opts: GlobalOptions, cwd: string): OwnerPolicy | undefined {
+  const uid = process.geteuid?.();
+  if (uid === undefined) return undefined;
+  const trusted = (process.env.SNAP_TRUSTED_REPOS ?? '').split(':').filter((t) => t !== '').map((t) => (t === '*' ? t : path.resolve(cwd, t)));
+  return { uid, trustAny: opts.trustOwner === true, trusted };
 }
 
 function commandName(cmd: Command): string {

@@ -62,6 +62,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
     .option('-q, --quiet', 'print only warnings, errors and results')
     .option('--append-only', 'never delete or replace anything in the repository (also SNAP_APPEND_ONLY=1): forget, gc, repair and tag refuse')
     .option('--lock-wait <duration>', 'how long to wait for another snap process using the repository (e.g. 30s, 5m)')
+    .option('--trust-owner', "open a repository owned by another user (also SNAP_TRUSTED_REPOS=DIR:DIR...); refused by default, as git refuses one")
     .option('--debug', 'show stack traces of errors')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(usageLine(s)) });

@@ -20,6 +20,7 @@ import { type Gear, makeGear } from '../store/chunker.js';
 import { ObjectStore } from '../store/object-store.js';
 import { readPackHeader, packIdFromName } from '../store/pack.js';
 import { LevelIndex } from '../index/level-index.js';
+import { checkRepositoryOwner, type OwnerPolicy } from './ownership.js';
 import { objectLimits } from '../store/limits.js';
 import { CONFIG, DATA, INDEX_DIR, SNAPSHOTS, snapshotIdFromName, snapshotName } from './layout.js';
 
@@ -34,6 +35,8 @@ export interface RepoOptions {
   appendOnly?: boolean;
   /** Stops waiting for another process's index (the CLI's Ctrl-C). */
   signal?: AbortSignal;
+  /** Who may open a local repository (repo/ownership.ts); unchecked when absent (in-process callers). */
+  owner?: OwnerPolicy;
 }
 
 function storage(abs: string, o: RepoOptions): Backend {
@@ -122,6 +125,7 @@ export class Repository {
     const st = await fsp.stat(fsPath(abs)).catch(() => undefined);
     if (!st) throw new SnapError('SNAP_NO_REPO', `no repository at ${shown} (run 'snap init --repo ${shown}' to create one)`);
     if (!st.isDirectory()) throw new SnapError('SNAP_NO_REPO', `no repository at ${shown}: it is not a directory`);
+    if (o.owner) await checkRepositoryOwner(abs, path.join(abs, INDEX_DIR), o.owner);
     const backend = storage(abs, o);
     let configBytes: Buffer;
     try {
