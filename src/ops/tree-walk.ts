@@ -89,3 +89,48 @@ export class ExpansionGuard {
     }
   }
 }
+
+export interface FoldSteps<R> {
+  /** A tree's entries, or undefined when it cannot be read (its result is then `unreadable`). */
+  read(id: Buffer, hex: string): Promise<Node[] | undefined>;
+  unreadable(id: Buffer, hex: string): R;
+  /** A tree's result, once the result of every subtree it names is in the memo. */
+  finish(id: Buffer, hex: string, nodes: Node[]): Promise<R>;
+}
+
+/**
+ * A bottom-up fold over the trees below `root`: each distinct tree once (results memoized by hex
+ * id, shared across calls with the same memo), subtrees before their parents, with an explicit
+ * stack instead of recursion (issue 20: 5,000 levels). For check's affected paths and repair.
+ */
+export async function foldTrees<R>(root: Buffer, memo: Map<string, R>, steps: FoldSteps<R>): Promise<R> {
+  const rootHex = toHex(root);
+  const stack: { id: Buffer; hex: string; nodes?: Node[]; i: number }[] = [{ id: root, hex: rootHex, i: 0 }];
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]!;
+    if (memo.has(f.hex)) {
+      stack.pop();
+      continue;
+    }
+    if (!f.nodes) {
+      const nodes = await steps.read(f.id, f.hex);
+      if (!nodes) {
+        memo.set(f.hex, steps.unreadable(f.id, f.hex));
+        stack.pop();
+        continue;
+      }
+      f.nodes = nodes;
+    }
+    if (f.i < f.nodes.length) {
+      const n = f.nodes[f.i++]!;
+      if (n.type === 'dir' && n.tree) {
+        const hex = toHex(n.tree);
+        if (!memo.has(hex)) stack.push({ id: n.tree, hex, i: 0 });
+      }
+      continue;
+    }
+    memo.set(f.hex, await steps.finish(f.id, f.hex, f.nodes));
+    stack.pop();
+  }
+  return memo.get(rootHex)!;
+}
