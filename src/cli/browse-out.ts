@@ -1,7 +1,7 @@
 // Output helpers shared by the browsing commands (diff, find, history, dups, list --by): entry
 // and snapshot JSON, entry lines for people, and a stdout writer that waits for the pipe to drain
 // so a long result streams with bounded memory.
-import { displayName, fsDecode } from '../core/bytes.js';
+import { displayName, displayPath, fsDecode } from '../core/bytes.js';
 import { shortId } from '../core/ids.js';
 import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
@@ -35,7 +35,7 @@ export const mtimeDate = (n: Node): Date => new Date(n.mtime.sec * 1000 + Math.f
 
 export const octal = (mode: number): string => mode.toString(8).padStart(4, '0');
 
-export const owner = (n: Node): string => `${n.user || n.uid}/${n.group || n.gid}`;
+export const owner = (n: Node): string => `${displayPath(n.user) || n.uid}/${displayPath(n.group) || n.gid}`;
 
 /** A path for people; directories end in `/`. */
 export const showPath = (p: Buffer, n?: Node): string => displayName(p) + (n?.type === 'dir' && !(p.length === 1 && p[0] === 0x2f) ? '/' : '');

@@ -76,7 +76,7 @@ async function tag(ctx: Ctx, refs: string[], o: TagFlags): Promise<void> {
     return;
   }
   for (const r of results) {
-    const tags = (r.replacement ?? r.old).tags.join(',') || '(none)';
+    const tags = (r.replacement ?? r.old).tags.map(displayPath).join(',') || '(none)';
     if (!r.replacement) ctx.out(`snapshot ${snapLabel(r.old)}: tags unchanged (${tags})`);
     else if (o.dryRun) ctx.out(`snapshot ${snapLabel(r.old)}: tags would be ${tags}; would be replaced by ${shortId(r.replacement.id)} (dry run: nothing changed)`);
     else ctx.out(`snapshot ${snapLabel(r.old)}: tags ${tags}; replaced by ${shortId(r.replacement.id)} (the old record is removed)`);

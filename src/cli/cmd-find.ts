@@ -39,7 +39,7 @@ async function find(ctx: Ctx, repo: Repository, pattern: string, o: Flags): Prom
       await list.item({ snapshot: snapRefJson(hit.snapshot), matches: hit.matches.map((m) => ({ ...pathJson(m.path), ...nodeJson(m.node) })) });
       continue;
     }
-    await writeLine(`snapshot ${snapLabel(hit.snapshot)} ${hit.snapshot.hostname} ${hit.snapshot.paths.map(displayPath).join(' ')}`);
+    await writeLine(`snapshot ${snapLabel(hit.snapshot)} ${displayPath(hit.snapshot.hostname)} ${hit.snapshot.paths.map(displayPath).join(' ')}`);
     for (const m of hit.matches) {
       await writeLine(`  ${modeString(m.node)} ${bytes(m.node.size).padStart(10)}  ${localDateTime(mtimeDate(m.node))}  ${showPath(m.path, m.node)}`);
     }

@@ -1,4 +1,5 @@
 // `snap forget`: by reference or by retention policy (docs/retention.md), optionally followed by gc.
+import { displayPath } from '../core/bytes.js';
 import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { shortId } from '../core/ids.js';
@@ -104,8 +105,8 @@ const decisionJson = (d: ForgetDecision): Record<string, unknown> => ({
 
 function groupText(g: ForgetGroup): string {
   const rows = [['', 'ID', 'Time', 'Host', 'Tags', 'Reasons']];
-  for (const d of g.keep) rows.push(['keep', shortId(d.snapshot.id), localDateTime(new Date(d.snapshot.time)), d.snapshot.hostname, d.snapshot.tags.join(','), d.reasons.join(', ')]);
-  for (const d of g.remove) rows.push(['remove', shortId(d.snapshot.id), localDateTime(new Date(d.snapshot.time)), d.snapshot.hostname, d.snapshot.tags.join(','), '']);
+  for (const d of g.keep) rows.push(['keep', shortId(d.snapshot.id), localDateTime(new Date(d.snapshot.time)), displayPath(d.snapshot.hostname), d.snapshot.tags.map(displayPath).join(','), d.reasons.join(', ')]);
+  for (const d of g.remove) rows.push(['remove', shortId(d.snapshot.id), localDateTime(new Date(d.snapshot.time)), displayPath(d.snapshot.hostname), d.snapshot.tags.map(displayPath).join(','), '']);
   return `${g.key ? `group ${g.key}` : 'all snapshots'}: keep ${g.keep.length}, remove ${g.remove.length}\n${table(rows)
     .split('\n')
     .map((l) => `  ${l}`)

@@ -57,7 +57,7 @@ export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<v
         if (snaps.length === 0) return ctx.out('no snapshots');
         const rows = [['ID', 'Time', 'Host', 'Tags', 'Files', 'Size', 'Added', 'Paths']];
         for (const s of snaps) {
-          rows.push([shortId(s.id), localDateTime(new Date(s.time)), s.hostname, s.tags.join(','), String(s.summary.totalFiles), bytes(s.summary.totalBytes), bytes(s.summary.dataAdded), s.paths.map(displayPath).join(' ')]);
+          rows.push([shortId(s.id), localDateTime(new Date(s.time)), displayPath(s.hostname), s.tags.map(displayPath).join(','), String(s.summary.totalFiles), bytes(s.summary.totalBytes), bytes(s.summary.dataAdded), s.paths.map(displayPath).join(' ')]);
         }
         ctx.out(table(rows, new Set([4, 5, 6])));
         ctx.out(plural(snaps.length, 'snapshot'));
@@ -134,7 +134,7 @@ class ColumnWidths {
   }
 }
 
-const ownerText = (n: Node): string => `${n.user || n.uid}/${n.group || n.gid}`;
+const ownerText = (n: Node): string => `${displayPath(n.user) || n.uid}/${displayPath(n.group) || n.gid}`;
 
 function longLine(p: Buffer, n: Node, w: { owner: number; size: number }): string {
   const link = n.type === 'symlink' && n.target ? ` -> ${displayName(n.target)}` : '';

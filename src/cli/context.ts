@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { currentHost } from '../core/host.js';
 import { Repository } from '../repo/repository.js';
-import { DEFAULT_LOCK_WAIT_MS, type LockKind, type RepoLock } from '../repo/lock.js';
+import type { OwnerPolicy } from '../repo/ownership.js';
+import { DEFAULT_LOCK_WAIT_MS, RepoLock } from '../repo/lock.js';
 import { parseRepoLocation } from '../repo/location.js';
 import { makeSink, type CliSink } from './sink.js';
 import { parseWaitMs } from './parse.js';
@@ -22,6 +23,7 @@ export interface GlobalOptions {
   quiet?: boolean;
   lockWait?: string;
   appendOnly?: boolean;
+  trustOwner?: boolean;
 }
 
 export interface Ctx {
@@ -87,9 +89,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       const { path: p, isDefault } = ctx.repoPath();
       // Append-only use (docs/maintenance.md): --append-only, or SNAP_APPEND_ONLY set to anything but '' or 0.
       const appendOnly = opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
-      const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
-      const backend = (root: string) => new RecordingBackend(new LocalBackend(root), changes);
-      const ro = { sink, lockWaitMs, signal, appendOnly, lock, command: ctx.command, host: ctx.host, backend };
+      const ro = { sink, lockWaitMs, signal, appendOnly, owner: ownerPolicy(opts, cwd) };
       if (o.create && isDefault && (await Repository.isEmptyOrMissing(p))) {
         sink.info?.(`created a new repository at ${displayPath(p)}`);
         return Repository.init(p, ro);
@@ -98,6 +98,17 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
     },
   };
   return ctx;
+}
+
+/**
+ * Who may open a local repository (src/repo/ownership.ts): its owner; anyone with --trust-owner;
+ * SNAP_TRUSTED_REPOS lists trusted folders, separated by ':' ('*' trusts every folder).
+ */
+export function ownerPolicy(opts: GlobalOptions, cwd: string): OwnerPolicy | undefined {
+  const uid = process.geteuid?.();
+  if (uid === undefined) return undefined;
+  const trusted = (process.env.SNAP_TRUSTED_REPOS ?? '').split(':').filter((t) => t !== '').map((t) => (t === '*' ? t : path.resolve(cwd, t)));
+  return { uid, trustAny: opts.trustOwner === true, trusted };
 }
 
 function commandName(cmd: Command): string {

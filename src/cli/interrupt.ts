@@ -5,6 +5,7 @@
 // repository lock released, the index closed) and main exits once: 130 after a signal, 141 (as a
 // program killed by SIGPIPE) without a word after a closed output. A second signal stops at once,
 // after the synchronous cleanups registered with onForcedExit.
+import { terminalSafe } from '../core/bytes.js';
 import { errnoCode, SnapError } from '../core/errors.js';
 
 /** The reason a command stops when its standard output was closed: not an error to report. */
@@ -87,7 +88,7 @@ export function installInterrupts(forceExit: (sig: NodeJS.Signals) => void): Int
  */
 export function writeOut(data: string | Uint8Array, signal: AbortSignal | undefined = installed): boolean {
   signal?.throwIfAborted();
-  const ok = process.stdout.write(data);
+  const ok = process.stdout.write(typeof data === 'string' ? terminalSafe(data) : data);
   checkOut();
   return ok;
 }

@@ -6,6 +6,7 @@ process.env.UV_THREADPOOL_SIZE ??= '8';
 
 import { Command, CommanderError } from 'commander';
 import { SnapError } from '../core/errors.js';
+import { terminalSafe } from '../core/bytes.js';
 import { type Ctx, makeCtx } from './context.js';
 import { rawArgv } from './argv.js';
 import { EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, installInterrupts, type Interrupts, isOutputClosed } from './interrupt.js';
@@ -35,12 +36,12 @@ function report(e: unknown, debug: boolean): number {
   // The reader of our output went away (`snap ls | head`): stop quietly, as other programs do.
   if (isOutputClosed(e)) return EXIT.outputClosed;
   if (e instanceof SnapError) {
-    process.stderr.write(`snap: ${e.message} [${e.code}]\n`);
+    process.stderr.write(`snap: ${terminalSafe(e.message)} [${e.code}]\n`);
     if (debug && e.stack) process.stderr.write(`${e.stack}\n${e.cause instanceof Error ? `caused by: ${e.cause.stack}\n` : ''}`);
     return e.code === 'SNAP_USAGE' ? EXIT.usage : e.code === 'SNAP_INTERRUPTED' ? EXIT.interrupted : EXIT.error;
   }
   const msg = e instanceof Error ? e.message : String(e);
-  process.stderr.write(`snap: internal error: ${msg} [SNAP_INTERNAL]${debug ? '' : ' (run with --debug for details)'}\n`);
+  process.stderr.write(`snap: internal error: ${terminalSafe(msg)} [SNAP_INTERNAL]${debug ? '' : ' (run with --debug for details)'}\n`);
   if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
   return EXIT.error;
 }
@@ -67,6 +68,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
     .option('-q, --quiet', 'print only warnings, errors and results')
     .option('--append-only', 'never delete or replace anything in the repository (also SNAP_APPEND_ONLY=1): forget, gc, repair and tag refuse')
     .option('--lock-wait <duration>', 'how long to wait for another snap process using the repository (e.g. 30s, 5m)')
+    .option('--trust-owner', "open a repository owned by another user (also SNAP_TRUSTED_REPOS=DIR:DIR...); refused by default, as git refuses one")
     .option('--debug', 'show stack traces of errors')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(usageLine(s)) });

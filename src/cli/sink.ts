@@ -1,5 +1,6 @@
 // The CLI's progress sink: a throttled single status line on a terminal, nothing otherwise;
 // warnings and notices go to stderr as lines (or JSON lines with --json).
+import { terminalSafe } from '../core/bytes.js';
 import type { ProgressCounters, ProgressSink, Warning } from '../core/progress.js';
 import { bytes } from './format.js';
 
@@ -34,12 +35,12 @@ export function makeSink(opts: { json: boolean; quiet: boolean; stream: NodeJS.W
       sink.warnings.push(w);
       clear();
       if (opts.json) opts.stream.write(JSON.stringify({ warning: w }) + '\n');
-      else opts.stream.write(`warning: ${w.message}\n`);
+      else opts.stream.write(`warning: ${terminalSafe(w.message)}\n`);
     },
     info(message: string): void {
       clear();
       if (opts.json) opts.stream.write(JSON.stringify({ info: message }) + '\n');
-      else if (!opts.quiet) opts.stream.write(`snap: ${message}\n`);
+      else if (!opts.quiet) opts.stream.write(`snap: ${terminalSafe(message)}\n`);
     },
     done(): void {
       clear();

@@ -147,3 +147,17 @@ const ZERO = Buffer.alloc(64 * 1024);
 export function fsPath(s: string): string | Buffer {
   return hasEscapedBytes(s) ? fsEncode(s) : s;
 }
+
+/**
+ * The last line of defence for text snap prints (issue 20): every control character but newline
+ * and tab, as `\xNN` (C0) or `\u00NN` (DEL and C1, a form that is also valid inside JSON strings,
+ * where JSON.stringify leaves them raw), so no text from a repository (a tag, a host name, a lock
+ * holder) can send an escape sequence to a terminal. Names are escaped before this (displayName);
+ * fields that must stay one line are escaped with displayPath where they are printed.
+ */
+export function terminalSafe(s: string): string {
+  if (!/[\x00-\x08\x0b-\x1f\x7f-\x9f]/.test(s)) return s;
+  return s
+    .replace(/[\x00-\x08\x0b-\x1f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+    .replace(/[\x7f-\x9f]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+}

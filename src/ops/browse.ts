@@ -5,6 +5,7 @@ import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
 import { locate } from './navigate.js';
+import { ExpansionGuard } from './tree-walk.js';
 
 export interface ListedEntry {
   path: Buffer;
@@ -24,11 +25,25 @@ export async function* listPath(repo: Repository, snap: StoredSnapshot, userPath
 }
 
 async function* walk(repo: Repository, tree: Buffer, dir: Buffer, recursive: boolean): AsyncIterable<ListedEntry> {
-  const nodes = await repo.readTree(tree);
-  for (const node of nodes) {
-    const p = joinPath(dir, node.name);
-    yield { path: p, node, siblings: nodes };
-    if (recursive && node.type === 'dir') yield* walk(repo, node.tree!, p, true);
+  // Iterative (issue 20): a directory before its contents, in name order, one frame per level.
+  const guard = new ExpansionGuard(repo, tree);
+  const first = await repo.readTree(tree);
+  await guard.enter(tree, first);
+  const stack: { nodes: Node[]; i: number; dir: Buffer }[] = [{ nodes: first, i: 0, dir }];
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]!;
+    if (f.i >= f.nodes.length) {
+      stack.pop();
+      continue;
+    }
+    const node = f.nodes[f.i++]!;
+    const p = joinPath(f.dir, node.name);
+    yield { path: p, node, siblings: f.nodes };
+    if (recursive && node.type === 'dir') {
+      const nodes = await repo.readTree(node.tree!);
+      await guard.enter(node.tree!, nodes);
+      stack.push({ nodes, i: 0, dir: p });
+    }
   }
 }
 

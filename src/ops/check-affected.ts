@@ -6,6 +6,7 @@ import { displayName } from '../core/bytes.js';
 import { decodeTree } from '../model/tree.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { TreeSource } from './reachability.js';
+import { type FoldSteps, foldTrees } from './tree-walk.js';
 
 export interface Affected {
   snapshot: string;
@@ -36,37 +37,36 @@ export async function findAffected(src: TreeSource, snaps: StoredSnapshot[], bad
   const memo = new Map<string, Under>();
   const unreadable: Under = { hits: [{ rel: Buffer.alloc(0), dir: true }], count: 1 };
 
-  const under = async (tree: Buffer): Promise<Under> => {
-    const hex = toHex(tree);
-    const hit = memo.get(hex);
-    if (hit) return hit;
-    let res: Under;
-    if (bad.has(hex)) res = unreadable;
-    else {
+  // Bottom-up, each tree once, no recursion (tree-walk.ts).
+  const steps: FoldSteps<Under> = {
+    read: async (tree, hex) => {
+      if (bad.has(hex)) return undefined;
       try {
-        const nodes = decodeTree(await src.objects.get(tree, 'tree'), `tree ${hex.slice(0, 16)}`);
-        res = { hits: [], count: 0 };
-        for (const n of nodes) {
-          if (n.type === 'file' && n.chunks?.some((c) => bad.has(toHex(c)))) {
-            res.count++;
-            if (res.hits.length < maxPaths) res.hits.push({ rel: n.name, dir: false });
-          } else if (n.type === 'dir' && n.tree) {
-            const sub = await under(n.tree);
-            res.count += sub.count;
-            for (const h of sub.hits) {
-              if (res.hits.length >= maxPaths) break;
-              res.hits.push({ rel: h.rel.length ? Buffer.concat([n.name, SLASH, h.rel]) : n.name, dir: h.dir });
-            }
+        return decodeTree(await src.objects.get(tree, 'tree'), `tree ${hex.slice(0, 16)}`);
+      } catch {
+        return undefined;
+      }
+    },
+    unreadable: () => unreadable,
+    finish: async (_tree, _hex, nodes) => {
+      const res: Under = { hits: [], count: 0 };
+      for (const n of nodes) {
+        if (n.type === 'file' && n.chunks?.some((c) => bad.has(toHex(c)))) {
+          res.count++;
+          if (res.hits.length < maxPaths) res.hits.push({ rel: n.name, dir: false });
+        } else if (n.type === 'dir' && n.tree) {
+          const sub = memo.get(toHex(n.tree))!;
+          res.count += sub.count;
+          for (const h of sub.hits) {
+            if (res.hits.length >= maxPaths) break;
+            res.hits.push({ rel: h.rel.length ? Buffer.concat([n.name, SLASH, h.rel]) : n.name, dir: h.dir });
           }
         }
-      } catch {
-        res = unreadable;
       }
-    }
-    if (res.count === 0) res = CLEAN;
-    memo.set(hex, res);
-    return res;
+      return res.count === 0 ? CLEAN : res;
+    },
   };
+  const under = (tree: Buffer): Promise<Under> => foldTrees(tree, memo, steps);
 
   const replacements = replacementsOf(snaps);
   const out: Affected[] = [];

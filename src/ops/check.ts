@@ -5,6 +5,7 @@
 // With read-data: every selected pack's own hash and every object in it are verified. Finally,
 // for every damaged or missing object, which snapshots and which paths in them are affected.
 import { toHex } from '../core/ids.js';
+import { isSnapError } from '../core/errors.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Repository } from '../repo/repository.js';
 import { packName, readPackHeader } from '../store/pack.js';
@@ -110,8 +111,17 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
   const marks = newMarks();
   const notIndexed: Buffer[] = [];
   const locate = async (id: Buffer, type: 'blob' | 'tree'): Promise<boolean> => {
-    const loc = await repo.index.lookup(id);
     const hex = toHex(id);
+    let loc;
+    try {
+      loc = await repo.index.lookup(id);
+    } catch (e) {
+      // A location claiming an impossible size (store/limits.ts) is damage: reported, not fatal.
+      if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
+      if (!bad.has(hex)) problem({ kind: 'object-damaged', object: hex, message: errorMessage(e) });
+      bad.add(hex);
+      return false;
+    }
     if (!loc) {
       notIndexed.push(id);
       bad.add(hex);
@@ -250,7 +260,14 @@ async function readData(
     if (rawBuf.length < maxRaw && maxRaw <= MAX_SCRATCH) rawBuf = Buffer.allocUnsafe(maxRaw);
     for (const e of entries) {
       const hex = toHex(e.id);
-      const loc = await repo.index.lookup(e.id);
+      let loc;
+      try {
+        loc = await repo.index.lookup(e.id);
+      } catch (err) {
+        if (!isSnapError(err, 'SNAP_CORRUPT')) throw err;
+        if (bad.has(hex)) continue; // reported by the tree walk
+        loc = undefined;
+      }
       if (loc && loc.pack === id && (loc.offset !== e.offset || loc.length !== e.length || loc.codec !== e.codec || loc.rawLength !== e.rawLength)) {
         problem({ kind: 'index-mismatch', object: hex, pack: id, message: `the index entry of object ${hex.slice(0, 16)} disagrees with pack ${id.slice(0, 12)}: run 'snap index rebuild'` });
       }

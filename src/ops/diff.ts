@@ -9,11 +9,10 @@ import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
 import { type Located, locateAbs, splitPath } from './navigate.js';
+import { ExpansionGuard, type TreeReader } from './tree-walk.js';
 
 /** What the diff needs from a repository. */
-export interface TreeReader {
-  readTree(id: Buffer): Promise<Node[]>;
-}
+export type { TreeReader };
 
 export type ChangeKind = 'added' | 'removed' | 'modified';
 /** content: chunk list (file) differs; metadata: mode, owner, mtime, link target, device or extended attributes; type: file became dir, ... */
@@ -65,53 +64,102 @@ export function compareNodes(a: Node, b: Node, dirContent: boolean): { aspects: 
 }
 
 /** Compare two entries found at the same path (either may be absent). Descends into directories. */
-export async function* diffNodes(repo: TreeReader, path: Buffer, a: Node | undefined, b: Node | undefined): AsyncGenerator<Change> {
-  if (!a && !b) return;
-  if (!a) {
-    yield { kind: 'added', path, after: b, aspects: [], fields: [] };
-    if (b!.type === 'dir') yield* oneSide(repo, 'added', b!.tree!, path);
-    return;
-  }
-  if (!b) {
-    yield { kind: 'removed', path, before: a, aspects: [], fields: [] };
-    if (a.type === 'dir') yield* oneSide(repo, 'removed', a.tree!, path);
-    return;
-  }
-  if (a.type !== b.type) {
-    yield { kind: 'modified', path, before: a, after: b, aspects: ['type'], fields: [] };
-    if (a.type === 'dir') yield* oneSide(repo, 'removed', a.tree!, path);
-    if (b.type === 'dir') yield* oneSide(repo, 'added', b.tree!, path);
-    return;
-  }
-  // A directory's contents are reported entry by entry below it, not as a change of the directory.
-  const { aspects, fields } = compareNodes(a, b, false);
-  if (aspects.length > 0) yield { kind: 'modified', path, before: a, after: b, aspects, fields };
-  if (a.type === 'dir' && !a.tree!.equals(b.tree!)) yield* diffTrees(repo, a.tree!, b.tree!, path);
+export function diffNodes(repo: TreeReader, path: Buffer, a: Node | undefined, b: Node | undefined): AsyncGenerator<Change> {
+  return walkDiff(repo, { t: 'pair', path, a, b });
 }
 
 /** Changes from tree `a` to tree `b`, whose directory is at `dir`, in path order (a directory before its contents). */
-export async function* diffTrees(repo: TreeReader, a: Buffer, b: Buffer, dir: Buffer): AsyncGenerator<Change> {
-  if (a.equals(b)) return;
-  const left = await repo.readTree(a);
-  const right = await repo.readTree(b);
-  let i = 0;
-  let j = 0;
-  while (i < left.length || j < right.length) {
-    const l = left[i];
-    const r = right[j];
-    const c = !l ? 1 : !r ? -1 : Buffer.compare(l.name, r.name);
-    const name = c <= 0 ? l!.name : r!.name;
-    yield* diffNodes(repo, joinPath(dir, name), c <= 0 ? l : undefined, c >= 0 ? r : undefined);
-    if (c <= 0) i++;
-    if (c >= 0) j++;
-  }
+export function diffTrees(repo: TreeReader, a: Buffer, b: Buffer, dir: Buffer): AsyncGenerator<Change> {
+  return walkDiff(repo, { t: 'trees', a, b, dir });
 }
 
-async function* oneSide(repo: TreeReader, kind: 'added' | 'removed', tree: Buffer, dir: Buffer): AsyncGenerator<Change> {
-  for (const n of await repo.readTree(tree)) {
-    const path = joinPath(dir, n.name);
-    yield kind === 'added' ? { kind, path, after: n, aspects: [], fields: [] } : { kind, path, before: n, aspects: [], fields: [] };
-    if (n.type === 'dir') yield* oneSide(repo, kind, n.tree!, path);
+type Side = 'added' | 'removed';
+type Task =
+  | { t: 'pair'; path: Buffer; a: Node | undefined; b: Node | undefined }
+  | { t: 'trees'; a: Buffer; b: Buffer; dir: Buffer }
+  | { t: 'merge'; left: Node[]; right: Node[]; i: number; j: number; dir: Buffer }
+  | { t: 'side'; kind: Side; tree: Buffer; dir: Buffer }
+  | { t: 'one'; kind: Side; nodes: Node[]; i: number; dir: Buffer };
+
+/**
+ * The diff as an explicit stack of tasks, no recursion (issue 20: 5,000 levels nest fine): a task
+ * that is a list (a merge of two directories, one side's directory) stays on the stack under the
+ * task for its current entry, so changes come in path order. Each side's expansion is watched for
+ * crafted shared subtrees (tree-walk.ts).
+ */
+async function* walkDiff(repo: TreeReader, first: Task): AsyncGenerator<Change> {
+  const guards = { removed: new ExpansionGuard(repo), added: new ExpansionGuard(repo) };
+  const read = async (kind: Side, id: Buffer): Promise<Node[]> => {
+    const nodes = await repo.readTree(id);
+    await guards[kind].enter(id, nodes);
+    return nodes;
+  };
+  const stack: Task[] = [first];
+  while (stack.length > 0) {
+    const task = stack[stack.length - 1]!;
+    switch (task.t) {
+      case 'pair': {
+        stack.pop();
+        const { a, b, path } = task;
+        if (!a && !b) break;
+        if (!a) {
+          yield { kind: 'added', path, after: b, aspects: [], fields: [] };
+          if (b!.type === 'dir') stack.push({ t: 'side', kind: 'added', tree: b!.tree!, dir: path });
+        } else if (!b) {
+          yield { kind: 'removed', path, before: a, aspects: [], fields: [] };
+          if (a.type === 'dir') stack.push({ t: 'side', kind: 'removed', tree: a.tree!, dir: path });
+        } else if (a.type !== b.type) {
+          yield { kind: 'modified', path, before: a, after: b, aspects: ['type'], fields: [] };
+          // Pushed in reverse: what was removed is reported before what was added.
+          if (b.type === 'dir') stack.push({ t: 'side', kind: 'added', tree: b.tree!, dir: path });
+          if (a.type === 'dir') stack.push({ t: 'side', kind: 'removed', tree: a.tree!, dir: path });
+        } else {
+          // A directory's contents are reported entry by entry below it, not as a change of the directory.
+          const { aspects, fields } = compareNodes(a, b, false);
+          if (aspects.length > 0) yield { kind: 'modified', path, before: a, after: b, aspects, fields };
+          if (a.type === 'dir' && !a.tree!.equals(b.tree!)) stack.push({ t: 'trees', a: a.tree!, b: b.tree!, dir: path });
+        }
+        break;
+      }
+      case 'trees': {
+        stack.pop();
+        if (task.a.equals(task.b)) break;
+        const left = await read('removed', task.a);
+        const right = await read('added', task.b);
+        stack.push({ t: 'merge', left, right, i: 0, j: 0, dir: task.dir });
+        break;
+      }
+      case 'merge': {
+        const { left, right } = task;
+        if (task.i >= left.length && task.j >= right.length) {
+          stack.pop();
+          break;
+        }
+        const l = left[task.i];
+        const r = right[task.j];
+        const c = !l ? 1 : !r ? -1 : Buffer.compare(l.name, r.name);
+        const name = c <= 0 ? l!.name : r!.name;
+        if (c <= 0) task.i++;
+        if (c >= 0) task.j++;
+        stack.push({ t: 'pair', path: joinPath(task.dir, name), a: c <= 0 ? l : undefined, b: c >= 0 ? r : undefined });
+        break;
+      }
+      case 'side':
+        stack.pop();
+        stack.push({ t: 'one', kind: task.kind, nodes: await read(task.kind, task.tree), i: 0, dir: task.dir });
+        break;
+      case 'one': {
+        if (task.i >= task.nodes.length) {
+          stack.pop();
+          break;
+        }
+        const n = task.nodes[task.i++]!;
+        const path = joinPath(task.dir, n.name);
+        yield task.kind === 'added' ? { kind: 'added', path, after: n, aspects: [], fields: [] } : { kind: 'removed', path, before: n, aspects: [], fields: [] };
+        if (n.type === 'dir') stack.push({ t: 'side', kind: task.kind, tree: n.tree!, dir: path });
+        break;
+      }
+    }
   }
 }
 

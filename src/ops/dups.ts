@@ -8,7 +8,7 @@
 import { joinPath } from '../core/bytes.js';
 import { sha256 } from '../core/ids.js';
 import type { Node } from '../model/node.js';
-import type { TreeReader } from './diff.js';
+import { ExpansionGuard, type TreeReader } from './tree-walk.js';
 
 export interface DupCopy {
   /** The paths of one file: several when it is hard-linked. */
@@ -34,11 +34,25 @@ export interface DupReport {
 const contentKey = (n: Node): string => sha256(Buffer.concat(n.chunks ?? [])).toString('base64');
 const inodeKey = (n: Node): string | undefined => (n.inode ? `${n.inode.dev}:${n.inode.ino}` : undefined);
 
+/** The files below `tree`, a directory before its contents; iterative, one frame per level (issue 20). */
 async function* files(repo: TreeReader, tree: Buffer, dir: Buffer, minSize: number, signal?: AbortSignal): AsyncGenerator<{ path: Buffer; node: Node }> {
-  signal?.throwIfAborted();
-  for (const node of await repo.readTree(tree)) {
-    const path = joinPath(dir, node.name);
-    if (node.type === 'dir') yield* files(repo, node.tree!, path, minSize, signal);
+  const guard = new ExpansionGuard(repo, tree);
+  const read = async (id: Buffer): Promise<Node[]> => {
+    signal?.throwIfAborted();
+    const nodes = await repo.readTree(id);
+    await guard.enter(id, nodes);
+    return nodes;
+  };
+  const stack: { nodes: Node[]; i: number; dir: Buffer }[] = [{ nodes: await read(tree), i: 0, dir }];
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]!;
+    if (f.i >= f.nodes.length) {
+      stack.pop();
+      continue;
+    }
+    const node = f.nodes[f.i++]!;
+    const path = joinPath(f.dir, node.name);
+    if (node.type === 'dir') stack.push({ nodes: await read(node.tree!), i: 0, dir: path });
     else if (node.type === 'file' && node.size > 0 && node.size >= minSize) yield { path, node };
   }
 }

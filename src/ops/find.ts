@@ -13,7 +13,7 @@ import { toHex } from '../core/ids.js';
 import { compileExcludes, isExcluded, type ExcludeRule } from '../model/exclude.js';
 import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
-import type { TreeReader } from './diff.js';
+import { ExpansionGuard, type TreeReader } from './tree-walk.js';
 
 export interface FindPattern {
   source: string;
@@ -57,42 +57,85 @@ interface Rel {
 /** Past this many cached matches the cache starts over, so memory stays bounded on huge results. */
 const CACHE_BUDGET = 500_000;
 
+interface Cached {
+  rels: Rel[];
+  /** The tree has subdirectories: meeting it twice below one root may mean a crafted DAG (tree-walk.ts). */
+  dirs: boolean;
+}
+
 export class FindCache {
-  private map = new Map<string, Rel[]>();
+  private map = new Map<string, Cached>();
   private held = 0;
   treesRead = 0;
 
-  get(key: string): Rel[] | undefined {
+  get(key: string): Cached | undefined {
     return this.map.get(key);
   }
 
-  set(key: string, v: Rel[]): void {
-    if (this.held + v.length + this.map.size > CACHE_BUDGET) {
+  set(key: string, v: Cached): void {
+    if (this.held + v.rels.length + this.map.size > CACHE_BUDGET) {
       this.map.clear();
       this.held = 0;
     }
     this.map.set(key, v);
-    this.held += v.length;
+    this.held += v.rels.length;
   }
 }
 
-async function matchesUnder(repo: TreeReader, fp: FindPattern, tree: Buffer, dir: Buffer, cache: FindCache): Promise<Rel[]> {
-  const key = fp.byName ? toHex(tree) : `${toHex(tree)}\0${dir.toString('latin1')}`;
-  const hit = cache.get(key);
-  if (hit) return hit;
-  const out: Rel[] = [];
-  cache.treesRead++;
-  for (const node of await repo.readTree(tree)) {
-    const path = joinPath(dir, node.name);
-    if (matchesPath(fp, path, node.type === 'dir')) out.push({ rel: node.name, node });
-    if (node.type === 'dir') {
-      for (const m of await matchesUnder(repo, fp, node.tree!, path, cache)) {
-        out.push({ rel: Buffer.concat([node.name, Buffer.from('/'), m.rel]), node: m.node });
-      }
+interface Frame {
+  tree: Buffer;
+  dir: Buffer;
+  key: string;
+  nodes: Node[];
+  i: number;
+  out: Rel[];
+  /** The directory entry whose subtree is being walked (its matches get its name in front). */
+  child?: Node;
+}
+
+/** The matches below `root`, each tree's computed once (and cached); iterative, one frame per level (issue 20). */
+async function matchesUnder(repo: TreeReader, fp: FindPattern, root: Buffer, rootDir: Buffer, cache: FindCache): Promise<Rel[]> {
+  const keyOf = (tree: Buffer, dir: Buffer): string => (fp.byName ? toHex(tree) : `${toHex(tree)}\0${dir.toString('latin1')}`);
+  const guard = new ExpansionGuard(repo, root);
+  const open = async (tree: Buffer, dir: Buffer, key: string): Promise<Frame> => {
+    cache.treesRead++;
+    const nodes = await repo.readTree(tree);
+    await guard.enter(tree, nodes);
+    return { tree, dir, key, nodes, i: 0, out: [] };
+  };
+  const rootKey = keyOf(root, rootDir);
+  const hit = cache.get(rootKey);
+  if (hit) return hit.rels;
+  const stack: Frame[] = [await open(root, rootDir, rootKey)];
+  let result: Rel[] = [];
+  const addSub = (f: Frame, name: Buffer, sub: Rel[]): void => {
+    for (const m of sub) f.out.push({ rel: Buffer.concat([name, Buffer.from('/'), m.rel]), node: m.node });
+  };
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]!;
+    if (f.i >= f.nodes.length) {
+      stack.pop();
+      cache.set(f.key, { rels: f.out, dirs: f.nodes.some((n) => n.type === 'dir') });
+      const parent = stack[stack.length - 1];
+      if (parent) addSub(parent, parent.child!.name, f.out);
+      else result = f.out;
+      continue;
     }
+    const node = f.nodes[f.i++]!;
+    const path = joinPath(f.dir, node.name);
+    if (matchesPath(fp, path, node.type === 'dir')) f.out.push({ rel: node.name, node });
+    if (node.type !== 'dir') continue;
+    const key = keyOf(node.tree!, path);
+    const cached = cache.get(key);
+    if (cached) {
+      if (cached.dirs) await guard.enter(node.tree!, [node]); // a shared subtree: counted like one read again
+      addSub(f, node.name, cached.rels);
+      continue;
+    }
+    f.child = node;
+    stack.push(await open(node.tree!, path, key));
   }
-  cache.set(key, out);
-  return out;
+  return result;
 }
 
 /** The matching entries of each snapshot that has any, in the order given (a directory before its contents). */

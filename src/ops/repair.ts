@@ -19,6 +19,7 @@ import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
 import { decodeTree, encodeTree } from '../model/tree.js';
+import { type FoldSteps, foldTrees } from './tree-walk.js';
 import type { Repository } from '../repo/repository.js';
 import { QUARANTINE, snapshotName } from '../repo/layout.js';
 import { packName, readPackHeader, type PackEntry } from '../store/pack.js';
@@ -257,23 +258,20 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
     const loc = await repo.index.lookup(id);
     return loc !== undefined && loc.type === 'blob';
   };
-  const rewrite = async (tree: Buffer): Promise<Rewritten> => {
-    const hex = toHex(tree);
-    const hit = memo.get(hex);
-    if (hit) return hit;
-    let res: Rewritten;
-    let nodes: Node[] | undefined;
-    if (!damaged.has(hex)) {
+  // Bottom-up, each tree once, no recursion (tree-walk.ts).
+  const steps: FoldSteps<Rewritten> = {
+    read: async (tree, hex) => {
+      if (damaged.has(hex)) return undefined;
       try {
-        nodes = decodeTree(await repo.objects.get(tree, 'tree'), `tree ${hex.slice(0, 16)}`);
+        return decodeTree(await repo.objects.get(tree, 'tree'), `tree ${hex.slice(0, 16)}`);
       } catch (e) {
         // Lost or damaged; any other failure (a read error) cannot be told from damage: stop.
         if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
-        nodes = undefined;
+        return undefined;
       }
-    }
-    if (!nodes) res = { removed: [{ rel: Buffer.alloc(0), dir: true }], count: 1, files: 0, bytes: 0 };
-    else {
+    },
+    unreadable: () => ({ removed: [{ rel: Buffer.alloc(0), dir: true }], count: 1, files: 0, bytes: 0 }),
+    finish: async (tree, _hex, nodes) => {
       const kept: Node[] = [];
       const removed: Rewritten['removed'] = [];
       let count = 0;
@@ -291,7 +289,7 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
             continue;
           }
         } else if (n.type === 'dir' && n.tree) {
-          const sub = await rewrite(n.tree);
+          const sub = memo.get(toHex(n.tree))!;
           count += sub.count;
           files += sub.files;
           size += sub.bytes;
@@ -307,16 +305,13 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
         }
         kept.push(n);
       }
-      if (count === 0) res = { id: tree, removed: [], count: 0, files: 0, bytes: 0 };
-      else {
-        const bytes = encodeTree(kept);
-        const id = o.dryRun ? sha256(bytes) : (await repo.objects.add('tree', bytes)).id;
-        res = { id, removed, count, files, bytes: size };
-      }
-    }
-    memo.set(hex, res);
-    return res;
+      if (count === 0) return { id: tree, removed: [], count: 0, files: 0, bytes: 0 };
+      const bytes = encodeTree(kept);
+      const id = o.dryRun ? sha256(bytes) : (await repo.objects.add('tree', bytes)).id;
+      return { id, removed, count, files, bytes: size };
+    },
   };
+  const rewrite = (tree: Buffer): Promise<Rewritten> => foldTrees(tree, memo, steps);
 
   const snaps = await repo.listSnapshots();
   const replaced = replacementsOf(snaps);

@@ -3,6 +3,7 @@
 // index rebuild) excludes every other lock (docs/maintenance.md, "What can run together"). Acquiring = write ours, list the others, and back off if one conflicts: two
 // processes that race both see each other, so at worst both retry (with jitter), never both win.
 import { SnapError } from '../core/errors.js';
+import { displayPath } from '../core/bytes.js';
 import { randomHex } from '../core/ids.js';
 import type { Clock } from '../core/clock.js';
 import type { HostInfo } from '../core/host.js';
@@ -83,7 +84,7 @@ export function staleReason(r: LockRecord, host: HostInfo, now: Date, staleAfter
 }
 
 export function describeLock(r: LockRecord): string {
-  return `${r.exclusive ? 'an exclusive' : 'a shared'} lock of '${r.command}' (pid ${r.pid} on ${r.host}, since ${r.time}, refreshed ${r.refreshed})`;
+  return `${r.exclusive ? 'an exclusive' : 'a shared'} lock of '${displayPath(r.command)}' (pid ${r.pid} on ${displayPath(r.host)}, since ${displayPath(r.time)}, refreshed ${displayPath(r.refreshed)})`;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -21,6 +21,7 @@ import { type Gear, makeGear } from '../store/chunker.js';
 import { ObjectStore } from '../store/object-store.js';
 import { readPackHeader, packIdFromName } from '../store/pack.js';
 import { LevelIndex } from '../index/level-index.js';
+import { checkRepositoryOwner, type OwnerPolicy } from './ownership.js';
 import { objectLimits } from '../store/limits.js';
 import type { HostInfo } from '../core/host.js';
 import { type LockKind, RepoLock } from './lock.js';
@@ -37,15 +38,8 @@ export interface RepoOptions {
   appendOnly?: boolean;
   /** Stops waiting for another process's index (the CLI's Ctrl-C). */
   signal?: AbortSignal;
-  /**
-   * The repository lock to take (docs/format.md, "Locks"): after the config is read, before the
-   * index is opened, so every snapshot complete when the lock is granted is seen, and an exclusive
-   * command (gc) starts only once every other command has closed the index. Released by close().
-   */
-  lock?: { kind: LockKind; waitMs: number };
-  /** Who opens the repository: the command (recorded in locks, told to processes that share the index). */
-  command?: string;
-  host?: HostInfo;
+  /** Who may open a local repository (repo/ownership.ts); unchecked when absent (in-process callers). */
+  owner?: OwnerPolicy;
 }
 
 function storage(abs: string, o: RepoOptions): Backend {
@@ -134,6 +128,7 @@ export class Repository {
     const st = await fsp.stat(fsPath(abs)).catch(() => undefined);
     if (!st) throw new SnapError('SNAP_NO_REPO', `no repository at ${shown} (run 'snap init --repo ${shown}' to create one)`);
     if (!st.isDirectory()) throw new SnapError('SNAP_NO_REPO', `no repository at ${shown}: it is not a directory`);
+    if (o.owner) await checkRepositoryOwner(abs, path.join(abs, INDEX_DIR), o.owner);
     const backend = storage(abs, o);
     let configBytes: Buffer;
     try {

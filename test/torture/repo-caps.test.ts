@@ -57,6 +57,8 @@ describe('object sizes a repository claims', () => {
       const r = await cliRss(['--repo', repo, ...args]);
       expect(r.code, `${args.join(' ')}\n${r.stderr}${r.stdout}`).toBe(1);
       expect(r.stdout + r.stderr).toMatch(/3221225472/);
+      // Reported as damage with the file it affects, not a command that stops at the first claim.
+      expect(r.stdout + r.stderr).toMatch(/\/x\/zeros/);
       expect(noCrash(r.stderr)).toEqual([]);
       expect(r.rssMiB, `${args.join(' ')}: peak RSS (MiB)`).toBeLessThan(RSS_BOUND_MIB);
     }
@@ -243,5 +245,40 @@ describe('what snap writes outside the repository', () => {
       expect(r.status, r.stderr).toBe(0);
       expect((fs.statSync(out).mode & 0o777).toString(8), name).toBe('600');
     }
+  });
+});
+
+describe('text from a repository is never printed raw', () => {
+  it('names, link targets, owner names, host names and tags with ESC, newlines and C1 controls are escaped by ls, find, diff, list, forget and lock messages', async () => {
+    const { repo } = await freshRepo();
+    const evil = '\x1b]0;pwned\x07\x1b[2J\r\nsnap: fake line\x9b31m';
+    const [blob] = await putObjects(repo, 'blob', [{ raw: Buffer.from('x') }]);
+    const file = { ...fileNode(`name${evil}`, [blob!], 1), user: `u${evil}`, group: `g${evil}` };
+    const link = { name: Buffer.from('link'), type: 'symlink', mode: 0o777, uid: 0, gid: 0, user: '', group: '', mtime: [1, 0], size: 0, target: Buffer.from(`t${evil}`) };
+    const [inner] = await putObjects(repo, 'tree', [{ raw: treeBytes([link, file]) }]);
+    const [root] = await putObjects(repo, 'tree', [{ raw: treeBytes([dirNode('x', inner!)]) }]);
+    const [empty] = await putObjects(repo, 'tree', [{ raw: treeBytes([]) }]);
+    const a = await putSnapshot(repo, empty!, { tag: `tag${evil}`, hostname: `host${evil}` });
+    await new Promise((r) => setTimeout(r, 5));
+    const b = await putSnapshot(repo, root!, { tag: `tag${evil}`, hostname: `host${evil}` });
+    await cliOk(['--repo', repo, 'index', 'rebuild']);
+    const runs: string[][] = [
+      ['ls', '-l', b, '/x'], ['ls', '-R', b, '/'], ['find', 'name*'], ['diff', a, b], ['list'], ['forget', '--keep-last', '1', '--dry-run'], ['history', '/x/link'],
+    ];
+    for (const args of runs) {
+      const r = await cli(['--repo', repo, '--lock-wait', '1s', ...args]);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      expect(r.stdout.length, args.join(' ')).toBeGreaterThan(0);
+      for (const [stream, text] of [['stdout', r.stdout], ['stderr', r.stderr]] as const) {
+        expect(text, `${args.join(' ')} ${stream}`).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/);
+        expect(text, `${args.join(' ')} ${stream}`).not.toMatch(/^snap: fake line/m);
+      }
+    }
+    // The lock holder's host and command are shown escaped in the SNAP_LOCKED message.
+    fs.writeFileSync(path.join(repo, 'locks', randomHex(32)), encodeLock({
+      host: `h${evil}`, pid: 1, time: new Date().toISOString(), refreshed: new Date().toISOString(), exclusive: true, command: `c${evil}`,
+    }));
+    const locked = await cli(['--repo', repo, '--lock-wait', '1s', 'list']);
+    expect(locked.stderr).toMatch(/h\\x1b\]0;pwned/);
   });
 });

@@ -11,6 +11,7 @@ import type { Repository } from '../../repo/repository.js';
 import { locate, splitPath } from '../navigate.js';
 import { splitDev } from '../special-files.js';
 import type { ArchiveEntry } from './archive.js';
+import { ExpansionGuard } from '../tree-walk.js';
 
 /** The snapshot paths to export, as components; undefined means everything. */
 export type ExportSelection = Buffer[][] | undefined;
@@ -68,25 +69,46 @@ export class SnapshotWalker {
   ) {}
 
   entries(root: Buffer): AsyncGenerator<WalkItem> {
-    return this.walk(root, Buffer.alloc(0), [], this.selection ? 'partial' : 'all');
+    return this.walk(root);
   }
 
-  private async *walk(tree: Buffer, dir: Buffer, parts: Buffer[], scope: 'all' | 'partial'): AsyncGenerator<WalkItem> {
-    let nodes: Node[];
-    try {
-      nodes = await this.repo.readTree(tree);
-    } catch (e) {
-      throw damaged(e, dir.length === 0 ? '/' : `/${displayName(dir)}/`, 'directory listing');
+  /** Depth first, in name order, a directory before its contents; iterative, one frame per level (issue 20). */
+  private async *walk(root: Buffer): AsyncGenerator<WalkItem> {
+    const guard = new ExpansionGuard(this.repo, root);
+    const read = async (tree: Buffer, dir: Buffer): Promise<Node[]> => {
+      let nodes: Node[];
+      try {
+        nodes = await this.repo.readTree(tree);
+      } catch (e) {
+        throw damaged(e, dir.length === 0 ? '/' : `/${displayName(dir)}/`, 'directory listing');
+      }
+      await guard.enter(tree, nodes);
+      return nodes;
+    };
+    interface Frame {
+      nodes: Node[];
+      i: number;
+      dir: Buffer;
+      parts: Buffer[];
+      scope: 'all' | 'partial';
     }
-    for (const node of nodes) {
-      const childParts = [...parts, node.name];
-      const s = scope === 'all' ? 'all' : this.scope(childParts);
+    const stack: Frame[] = [{ nodes: await read(root, Buffer.alloc(0)), i: 0, dir: Buffer.alloc(0), parts: [], scope: this.selection ? 'partial' : 'all' }];
+    while (stack.length > 0) {
+      const f = stack[stack.length - 1]!;
+      if (f.i >= f.nodes.length) {
+        stack.pop();
+        continue;
+      }
+      const node = f.nodes[f.i++]!;
+      // Parts are needed only to match a selection: an export of everything does not keep them.
+      const childParts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
+      const s = f.scope === 'all' ? 'all' : this.scope(childParts);
       if (s === 'none') continue;
-      const path = dir.length === 0 ? node.name : Buffer.concat([dir, SLASH, node.name]);
+      const path = f.dir.length === 0 ? node.name : Buffer.concat([f.dir, SLASH, node.name]);
       if (node.type === 'dir') {
         // Directories on the way to a selected path are exported too (with their metadata).
         yield { entry: this.entry(node, path), node };
-        yield* this.walk(node.tree!, path, childParts, s);
+        stack.push({ nodes: await read(node.tree!, path), i: 0, dir: path, parts: childParts, scope: s });
       } else if (s === 'all') {
         if (node.type === 'socket') this.sockets++;
         else yield { entry: this.entry(node, path), node };
