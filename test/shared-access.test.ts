@@ -108,7 +108,7 @@ async function restoreTo(repo: string, id: string, extra: string[] = []): Promis
   return target;
 }
 
-describe('shared access', () => {
+describe('shared access', { timeout: 180_000 }, () => {
   it('list, ls -R, cat, diff, find, export and restore run while a backup runs, each right, none waiting', async () => {
     const rng = new Rng(0x5ea7);
     const { base, repo } = await initRepo();
@@ -149,6 +149,8 @@ describe('shared access', () => {
       await run(['export', '--verify', s1.slice(0, 8), tar]);
       const inTar = spawnSync('tar', ['-xOf', tar, path.join(src, 'notes.txt').slice(1)]);
       if (inTar.status === 0) expect(inTar.stdout.toString(), `${what}: export`).toBe('second version, longer\n');
+      const checked = JSON.parse(await run(['--json', 'check'])) as { problems: unknown[]; snapshots: number };
+      expect([checked.problems, checked.snapshots], `${what}: check`).toEqual([[], 2]);
       const target = tmpDir('snap-shared-restore-');
       await run(['restore', s1.slice(0, 8), target]);
       assertSameTree(want1, manifest(restoredAt(target, src)), `${what}: restore`);
@@ -267,6 +269,44 @@ describe('shared access', () => {
     const t2 = await restoreTo(repo, again.id.slice(0, 8));
     assertSameTree(want, manifest(restoredAt(t2, src)), 'after gc');
     await cliOk(['--repo', repo, 'check', '--read-data']);
+  });
+
+  it('a repository path too long for a socket address is shared through /proc/self/fd', async () => {
+    const rng = new Rng(0x10);
+    const deep = path.join(tmpDir('snap-shared-'), 'a-folder-name-of-sixty-characters-to-make-the-path-long-xx', 'and-another-one-of-sixty-characters-to-pass-108-bytes-xxxxx');
+    const repo = path.join(deep, 'repo');
+    expect(Buffer.byteLength(path.join(repo, 'index', 'snap-index.sock'))).toBeGreaterThan(108);
+    await cliOk(['--repo', repo, 'init']);
+    const backup = new StreamBackup(repo, rng);
+    await until(() => ownerPid(repo) === backup.child.pid, 'the backup to own the index');
+    const r = await cliOk(['--repo', repo, '--lock-wait', '0', 'list']);
+    expect(r.stdout).toMatch(/no snapshots|0 snapshots/);
+    const b = await backup.finish();
+    expect(b.code, b.stderr).toBe(0);
+    expect((await listSnapshots(repo)).length).toBe(1);
+  });
+
+  it('a socket and an owner record left by a killed owner are replaced by the next command', async () => {
+    const rng = new Rng(0x11);
+    const { base, repo } = await initRepo();
+    const src = path.join(base, 'src');
+    genTree(rng, src, { files: 5, dirs: 1, maxFile: 50_000 });
+    await cliOk(['--repo', repo, 'create', src]);
+    // A process that listened on the socket and died without cleaning up.
+    const sock = path.join(repo, 'index', 'snap-index.sock');
+    const dead = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((r) => dead.stdout!.once('data', r));
+    dead.kill('SIGKILL');
+    await new Promise((r) => dead.once('close', r));
+    expect(fs.statSync(sock).isSocket()).toBe(true);
+    fs.writeFileSync(path.join(repo, 'index', OWNER_FILE), JSON.stringify({ pid: dead.pid, host: 'here', command: 'create', since: new Date().toISOString() }));
+    // Two commands at once: one replaces the socket, the other connects to it (or follows it).
+    const [l1, l2] = await Promise.all([cli(['--repo', repo, '--lock-wait', '10s', 'list']), cli(['--repo', repo, '--lock-wait', '10s', 'ls', '-R', 'latest'])]);
+    expect(l1.code, l1.stderr).toBe(0);
+    expect(l2.code, l2.stderr).toBe(0);
+    expect(l1.stdout).toMatch(/1 snapshot/);
+    expect(fs.existsSync(sock), 'the last owner removed its socket').toBe(false);
+    expect(fs.existsSync(path.join(repo, 'index', OWNER_FILE))).toBe(false);
   });
 
   it('a backup waits for an exclusive command, naming it', async () => {

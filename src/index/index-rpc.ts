@@ -164,6 +164,8 @@ export class IndexConnection {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
+      // Only a connection with requests under way keeps the process running (see answer()).
+      if (this.waiting.size === 1) this.sock.ref();
       this.sock.write(encodeFrame([id, op, ...args]));
     });
   }
@@ -178,6 +180,9 @@ export class IndexConnection {
     const w = this.waiting.get(f[0]);
     if (!w) return;
     this.waiting.delete(f[0]);
+    // Idle, the connection does not keep this process alive: a command that ends without closing
+    // its repository still exits (its owner then sees the connection close).
+    if (this.waiting.size === 0) this.sock.unref();
     if (f[1] === 0) w.resolve(f[2]);
     else w.reject(new SnapError((typeof f[2] === 'string' && f[2] in ErrorCodes ? f[2] : 'SNAP_IO') as ErrorCode, String(f[3])));
   }

@@ -32,6 +32,9 @@ export class IndexServer {
       if (errnoCode(e) !== 'ENOENT') throw e;
     });
     const server = net.createServer();
+    // Serving never keeps this process running by itself: it ends when its own command ends (its
+    // clients then take the index over). close() keeps it alive while it hands over (a timer).
+    server.unref();
     const s = new IndexServer(server, kv, info);
     server.on('connection', (sock) => s.accept(sock));
     await new Promise<void>((resolve, reject) => {
@@ -81,6 +84,7 @@ export class IndexServer {
     let ended!: () => void;
     const c: Conn = { sock, inflight: 0, closing: this.closed, done: new Promise<void>((r) => (ended = r)) };
     this.conns.add(c);
+    sock.unref();
     const reader = new FrameReader();
     sock.on('data', (chunk: Buffer) => {
       let frames: unknown[];

@@ -63,7 +63,11 @@ export class LocalKV implements KV {
   }
 
   get(key: Buffer): Buffer | undefined {
-    return this.db.getSync(key);
+    try {
+      return this.db.getSync(key);
+    } catch (e) {
+      throw syncReadError(e, this.dir);
+    }
   }
 
   async write(ops: KvOp[], sync = false): Promise<void> {
@@ -152,6 +156,20 @@ export function levelError(e: unknown, doing: string): unknown {
     return new SnapError('SNAP_CORRUPT', `${doing}: the index is damaged (${e.message}); 'snap index rebuild' recreates it`, { cause: e });
   }
   return new SnapError('SNAP_IO', `${doing}: ${e.message}`, { cause: e });
+}
+
+/**
+ * A synchronous read fails with a plain Error ("IO error: .../000005.ldb: Invalid argument" for a
+ * truncated table) where the asynchronous one has a LEVEL_* code: a table that cannot be read is
+ * damage (rebuild), unless the system says otherwise.
+ */
+function syncReadError(e: unknown, dir: string): unknown {
+  if (e instanceof SnapError || !(e instanceof Error)) return e;
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && code.startsWith('LEVEL_') && levelCode(e) !== 'LEVEL_CORRUPTION') return levelError(e, `reading the repository index at ${displayPath(dir)}`);
+  if (/No space left|ENOSPC|quota/i.test(e.message)) return new SnapError('SNAP_NO_SPACE', `reading the repository index: no space left on device`, { cause: e });
+  if (/Permission denied|EACCES|EPERM/i.test(e.message)) return new SnapError('SNAP_PERMISSION', `reading the repository index: permission denied`, { cause: e });
+  return new SnapError('SNAP_CORRUPT', `the repository index at ${displayPath(dir)} cannot be read (${e.message}); 'snap index rebuild' recreates it`, { cause: e });
 }
 
 export function levelCode(e: unknown): string | undefined {

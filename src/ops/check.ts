@@ -162,7 +162,7 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
   for (const id of unindexed) {
     if (supplying.has(id)) continue;
     const size = stored.get(id)!;
-    r.leftovers.push({ kind: 'pack-unindexed', pack: id, size, message: `pack ${id.slice(0, 12)} (${size} bytes) is not in the index and nothing needs it: a leftover that 'snap gc' removes` });
+    r.leftovers.push({ kind: 'pack-unindexed', pack: id, size, message: `pack ${id.slice(0, 12)} (${size} bytes) is not in the index and nothing needs it: a leftover that 'snap gc' removes, or a pack a backup running now is writing` });
   }
 
   // Indexed objects nothing uses (gc removes them).

@@ -227,9 +227,10 @@ export class Repository {
     try {
       complete = await this.index.isComplete(this.config.id);
     } catch (e) {
-      if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_IO')) throw e;
-      // A damaged table file lets LevelDB open but fails the first read.
-      this.sink.info?.(`the repository index is damaged (${e.message}); rebuilding it from the repository`);
+      // A damaged table file lets LevelDB open but fails the first read: whatever the error, the
+      // index is rebuilt rather than every command failing on it.
+      if (isSnapError(e, 'SNAP_NO_SPACE') || isSnapError(e, 'SNAP_PERMISSION')) throw e;
+      this.sink.info?.(`the repository index is damaged (${e instanceof Error ? e.message : String(e)}); rebuilding it from the repository`);
       await this.index.reset();
       complete = false;
     }
