@@ -49,7 +49,13 @@ describe.each([...impls.keys()])('zstd implementation %s', (kind) => {
 
   it('writes one frame that declares its size, which every implementation and fzstd read back', () => {
     for (const [what, raw] of samples) {
-      const frame = Buffer.from(z.compress(raw, 3));
+      const out = z.compress(raw, 3);
+      if (out === raw) {
+        // Allowed where the frame would not be smaller (node:zlib stops there): stored raw.
+        expect(what, `${kind} gave up on compressible data`).toMatch(/random/);
+        continue;
+      }
+      const frame = Buffer.from(out);
       expect(z.frameContentSize(frame), what).toBe(raw.length);
       expect(Buffer.from(fzstd(frame)).equals(raw), `${what}: fzstd`).toBe(true);
       for (const [other, o] of impls) {
