@@ -74,7 +74,7 @@ describe('packs', () => {
       const got = await be.getRange(packName(sealed.id), e.offset, e.length);
       expect(got.equals(objs[i]!)).toBe(true);
     }
-    // Cached read handles are closed by close(); Node 24+ fails a process that leaves a FileHandle to the GC.
+    // Cached read handles are closed by close(); Node 26 fails a process that leaves a FileHandle to the GC (22 and 24 warn).
     await be.close();
   });
 
