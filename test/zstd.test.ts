@@ -49,7 +49,13 @@ describe.each([...impls.keys()])('zstd implementation %s', (kind) => {
 
   it('writes one frame that declares its size, which every implementation and fzstd read back', () => {
     for (const [what, raw] of samples) {
-      const frame = Buffer.from(z.compress(raw, 3));
+      const out = z.compress(raw, 3);
+      if (out === raw) {
+        // Allowed where the frame would not be smaller (node:zlib stops there): stored raw.
+        expect(what, `${kind} gave up on compressible data`).toMatch(/random/);
+        continue;
+      }
+      const frame = Buffer.from(out);
       expect(z.frameContentSize(frame), what).toBe(raw.length);
       expect(Buffer.from(fzstd(frame)).equals(raw), `${what}: fzstd`).toBe(true);
       for (const [other, o] of impls) {
@@ -162,6 +168,6 @@ describe('a repository written with one implementation is read, checked and appe
   it('refuses an implementation it cannot load, naming the choices', () => {
     const r = snap(['list'], { env: { SNAP_ZSTD: 'lz4' } });
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('SNAP_ZSTD=lz4');
+    expect(r.stderr).toMatch(/SNAP_ZSTD=lz4: .*\[SNAP_USAGE\]/);
   });
 });

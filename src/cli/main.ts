@@ -109,8 +109,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   // SNAP_ZSTD=zstd-napi|node:zlib|wasm picks the zstd implementation (store/zstd.ts), to compare them.
   const zstdKind = process.env.SNAP_ZSTD;
   if (zstdKind && !(ZSTD_KINDS.includes(zstdKind as ZstdKind) && (await useZstd(zstdKind as ZstdKind)))) {
-    process.stderr.write(`snap: SNAP_ZSTD=${zstdKind}: not a zstd implementation this installation can load (${ZSTD_KINDS.join(', ')})\n`);
-    return EXIT.usage;
+    return report(new SnapError('SNAP_USAGE', `SNAP_ZSTD=${zstdKind}: not a zstd implementation this installation can load (${ZSTD_KINDS.join(', ')})`), false);
   }
   try {
     await program.parseAsync(argv);

@@ -169,6 +169,8 @@ export class TestSshd {
     const file = path.join(this.dir, 'sshd_config');
     // OpenSSH 9.8+ slows down clients whose connections fail (the fault tests cut many): off, where known
     fs.writeFileSync(file, [...lines, 'PerSourcePenalties no'].join('\n') + '\n', { mode: 0o600 });
+    // sshd -t wants the privilege separation folder too (a fresh /run has none until start() made it)
+    if (process.getuid?.() === 0) fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
     if (spawnSync(SSHD, ['-t', '-f', file]).status !== 0) fs.writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 });
     const t = spawnSync(SSHD, ['-t', '-f', file], { encoding: 'utf8' });
     if (t.status !== 0) throw new Error(`sshd -t rejected the test configuration: ${t.stderr}`);
