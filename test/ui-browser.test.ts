@@ -112,6 +112,11 @@ describe.skipIf(!HAVE)(`snap ui in Chromium${SKIP}`, () => {
     await page.getByRole('button', { name: /^2026-03-12: 1 snapshots/ }).waitFor();
     expect(await page.locator('.chart button').count()).toBe(3);
     await shot('timeline');
+    // The tag filter narrows the timeline (and every other page) to matching snapshots.
+    await page.selectOption('#f-tag', 'weekly');
+    await page.waitForFunction(() => document.querySelectorAll('.chart button').length === 1);
+    await page.selectOption('#f-tag', '');
+    await page.waitForFunction(() => document.querySelectorAll('.chart button').length === 3);
   });
 
   it('picks a date: the newest snapshot at or before it, at its backed-up folder', async () => {

@@ -142,6 +142,7 @@ export const routes: Record<string, Route> = {
         'content-length': at.node.size,
         'content-disposition': disposition(inline ? 'inline' : 'attachment', baseName(p)),
       });
+      if (c.req.method === 'HEAD') return void c.res.end();
       const w = new ResponseWriter(c.res);
       for await (const chunk of fileChunks(repo, at.node)) {
         c.signal.throwIfAborted();
