@@ -150,6 +150,14 @@ describe.skipIf(!HAVE)(`snap ui in Chromium${SKIP}`, () => {
     await shot('file');
   });
 
+  it('shows an image in the page', async () => {
+    await page.goto(`${ui.origin}/#/browse?s=${ids[1]}&p=${hex(path.join(src, 'photos', 'dot.png'))}`);
+    await page.locator('#preview-img').waitFor();
+    await page.waitForFunction(() => (document.getElementById('preview-img') as HTMLImageElement).naturalWidth === 1);
+    await page.goto(`${ui.origin}/#/browse?s=${ids[0]}&p=${hex(path.join(src, 'docs', 'notes.txt'))}`);
+    await page.locator('#preview').waitFor();
+  });
+
   it("shows the file's history and two versions side by side", async () => {
     await page.click('#history');
     await page.getByRole('heading', { name: /History of/ }).waitFor();
