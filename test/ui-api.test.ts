@@ -54,10 +54,23 @@ afterAll(async () => {
 });
 
 describe('snap ui: the API is the CLI --json', () => {
-  it('list, list --by (day, week, month, year) and a date reference', async () => {
+  it('list, list --by (day, week, month; year in the page only) and a date reference', async () => {
     expect((await get('/api/snapshots')).json()).toEqual(cli(['list']));
     expect((await get('/api/snapshots?tag=x')).json()).toEqual(cli(['list', '--tag', 'x']));
-    for (const by of ['day', 'week', 'month', 'year']) expect((await get(`/api/calendar?by=${by}`)).json()).toEqual(cli(['list', '--by', by]));
+    for (const by of ['day', 'week', 'month']) expect((await get(`/api/calendar?by=${by}`)).json()).toEqual(cli(['list', '--by', by]));
+    // Years only in the page: the CLI's months of 2026 summed.
+    const months = cli(['list', '--by', 'month']);
+    const years = (await get('/api/calendar?by=year')).json();
+    expect(years).toEqual([
+      {
+        period: '2026',
+        count: months.reduce((n: number, m: any) => n + m.count, 0),
+        added: months.reduce((n: number, m: any) => n + m.added, 0),
+        size: months.at(-1).size,
+        first: months[0].first,
+        newest: months.at(-1).newest,
+      },
+    ]);
     expect((await get('/api/resolve?snapshot=2026-03-05')).json().id).toBe(ids[0]);
     expect((await get('/api/resolve?snapshot=latest')).json().id).toBe(ids[1]);
   });
