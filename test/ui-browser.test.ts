@@ -48,6 +48,7 @@ describe.skipIf(!HAVE)(`snap ui in Chromium${SKIP}`, () => {
   let browser: any;
   let page: any;
   const ids: string[] = [];
+  const pageErrors: string[] = [];
 
   beforeAll(async () => {
     base = tmpDir('snap-ui-e2e-');
@@ -89,12 +90,12 @@ describe.skipIf(!HAVE)(`snap ui in Chromium${SKIP}`, () => {
       colorScheme: 'light',
     });
     page = await browser.newPage();
-    page.on('pageerror', (e: Error) => {
-      throw e;
-    });
+    page.on('pageerror', (e: Error) => pageErrors.push(e.message));
+    page.on('console', (m: any) => m.type() === 'error' && pageErrors.push(m.text()));
   }, 120_000);
 
   afterAll(async () => {
+    expect(pageErrors).toEqual([]);
     await browser?.close();
     if (ui) expect(await ui.stop()).toBe(0);
     fs.rmSync(base, { recursive: true, force: true });
@@ -111,6 +112,11 @@ describe.skipIf(!HAVE)(`snap ui in Chromium${SKIP}`, () => {
     await page.getByRole('button', { name: /^2026-03-12: 1 snapshots/ }).waitFor();
     expect(await page.locator('.chart button').count()).toBe(3);
     await shot('timeline');
+    // The tag filter narrows the timeline (and every other page) to matching snapshots.
+    await page.selectOption('#f-tag', 'weekly');
+    await page.waitForFunction(() => document.querySelectorAll('.chart button').length === 1);
+    await page.selectOption('#f-tag', '');
+    await page.waitForFunction(() => document.querySelectorAll('.chart button').length === 3);
   });
 
   it('picks a date: the newest snapshot at or before it, at its backed-up folder', async () => {
@@ -144,6 +150,14 @@ describe.skipIf(!HAVE)(`snap ui in Chromium${SKIP}`, () => {
     await shot('file');
   });
 
+  it('shows an image in the page', async () => {
+    await page.goto(`${ui.origin}/#/browse?s=${ids[1]}&p=${hex(path.join(src, 'photos', 'dot.png'))}`);
+    await page.locator('#preview-img').waitFor();
+    await page.waitForFunction(() => (document.getElementById('preview-img') as HTMLImageElement).naturalWidth === 1);
+    await page.goto(`${ui.origin}/#/browse?s=${ids[0]}&p=${hex(path.join(src, 'docs', 'notes.txt'))}`);
+    await page.locator('#preview').waitFor();
+  });
+
   it("shows the file's history and two versions side by side", async () => {
     await page.click('#history');
     await page.getByRole('heading', { name: /History of/ }).waitFor();
@@ -169,6 +183,31 @@ describe.skipIf(!HAVE)(`snap ui in Chromium${SKIP}`, () => {
     const inZip = JSON.parse(r.stdout.toString());
     expect(inZip).toEqual(filesUnder(src));
     expect(Object.keys(inZip).length).toBe(5);
+  });
+
+  it('downloads a selection of a folder as zip', async () => {
+    await page.getByRole('checkbox', { name: 'select README' }).check();
+    await page.getByRole('checkbox', { name: 'select photos' }).check();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-sel-zip')]);
+    const zip = path.join(base, 'selection.zip');
+    await download.saveAs(zip);
+    const r = spawnSync('python3', ['-c', PY_ZIP, zip]);
+    expect(r.status, r.stderr.toString()).toBe(0);
+    const want = Object.fromEntries(Object.entries(filesUnder(src)).filter(([k]) => k.endsWith('/README') || k.includes('/photos/')));
+    expect(Object.keys(want)).toHaveLength(3);
+    expect(JSON.parse(r.stdout.toString())).toEqual(want);
+  });
+
+  it('finds names across snapshots and links into the browser', async () => {
+    await page.getByRole('link', { name: 'Find', exact: true }).click();
+    await page.fill('#find-pattern', 'notes.txt');
+    await page.click('#find-run');
+    await page.locator('#find-summary').waitFor();
+    expect(await page.textContent('#find-summary')).toBe('3 matches in 3 snapshots');
+    await shot('find');
+    await page.locator('#find-results a', { hasText: 'notes.txt' }).last().click();
+    await page.locator('#preview').waitFor();
+    expect(await page.textContent('#preview')).toBe('Monday notes\nline two\nline three\n');
   });
 
   it('compares two snapshots', async () => {

@@ -70,10 +70,9 @@ describe('snap ui: long work', () => {
     expect((await request(ui.port, '/api/snapshots', { headers: { cookie } })).status).toBe(200);
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(received).toBeLessThan(400 * MiB);
-    // While the download holds the repository, a command that will not wait is refused...
-    const busy = snap(['--repo', repo, '--lock-wait', '0', 'list']);
-    expect(busy.code, busy.stderr).not.toBe(0);
-    // ...and once the client goes away and the server is idle, the repository is free again.
+    // Once the client goes away and the server is idle, the repository is free for a command that
+    // will not wait. (While the download runs, today's index is one process's at a time; issue 11
+    // shares it, so this test does not pin that.)
     res.destroy();
     req.destroy();
     await sleep(2500);

@@ -191,6 +191,9 @@ describe('snap ui: hostile paths are refused before anything is read or written'
     refused(await get('/api/jobs/..%2F..%2Finfo'), 400, 'SNAP_UNSAFE_PATH');
     refused(await get('/api/jobs/x%2fcancel'), 400, 'SNAP_UNSAFE_PATH');
     refused(await get('/api/jobs/x%5Ccancel'), 400, 'SNAP_UNSAFE_PATH');
+    refused(await get('//api/info'), 400, 'SNAP_UNSAFE_PATH');
+    refused(await get('//'), 400, 'SNAP_UNSAFE_PATH');
+    refused(await get(`http://127.0.0.1:${ro.port}/api/info`), 400, 'SNAP_UNSAFE_PATH');
   });
 
   it('NUL bytes: 400', async () => {

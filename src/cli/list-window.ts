@@ -36,7 +36,7 @@ export function applyWindow(snaps: StoredSnapshot[], o: WindowFlags, now: Date):
 
 export function parseUnit(by: string): CalendarUnit {
   const u = by.toLowerCase().replace(/ly$/, '').replace(/^dai$/, 'day');
-  if (!(CALENDAR_UNITS as readonly string[]).includes(u)) throw new SnapError('SNAP_USAGE', `--by must be day, week, month or year, not '${by}'`);
+  if (!(CALENDAR_UNITS as readonly string[]).includes(u)) throw new SnapError('SNAP_USAGE', `--by must be day, week or month, not '${by}'`);
   return u as CalendarUnit;
 }
 

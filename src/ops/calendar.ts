@@ -21,7 +21,8 @@ export function inWindow(snaps: StoredSnapshot[], w: TimeWindow): StoredSnapshot
 }
 
 export type CalendarUnit = 'day' | 'week' | 'month' | 'year';
-export const CALENDAR_UNITS: readonly CalendarUnit[] = ['day', 'week', 'month', 'year'];
+/** The units `snap list --by` takes; the web UI adds `year`. */
+export const CALENDAR_UNITS: readonly CalendarUnit[] = ['day', 'week', 'month'];
 
 const PERIOD = { day: 'daily', week: 'weekly', month: 'monthly', year: 'yearly' } as const;
 

@@ -95,7 +95,8 @@ export const routes: Record<string, Route> = {
   // `snap list --by day|week|month|year --json`
   'GET /api/calendar': (c) =>
     c.lease.use(async (repo) => {
-      const unit = parseUnit(c.q.get('by') ?? 'day');
+      const by = c.q.get('by') ?? 'day';
+      const unit = by === 'year' ? 'year' : parseUnit(by);
       const rows = calendar(await snapshots(repo, filterParams(c.q)), unit).map((p) => ({
         period: p.label,
         count: p.count,
@@ -142,6 +143,7 @@ export const routes: Record<string, Route> = {
         'content-length': at.node.size,
         'content-disposition': disposition(inline ? 'inline' : 'attachment', baseName(p)),
       });
+      if (c.req.method === 'HEAD') return void c.res.end();
       const w = new ResponseWriter(c.res);
       for await (const chunk of fileChunks(repo, at.node)) {
         c.signal.throwIfAborted();

@@ -64,6 +64,8 @@ export function required(q: URLSearchParams, name: string): string {
  * path part could make one route's parameter look like another path; refused outright.
  */
 export function checkRawTarget(url: string): void {
+  // Only origin-form targets (`/path?query`): no absolute URLs, no `//host` look-alikes.
+  if (!url.startsWith('/') || url.startsWith('//')) throw bad('the request target must be a path starting with a single /');
   const q = url.indexOf('?');
   const pathPart = q < 0 ? url : url.slice(0, q);
   if (/%2f|%5c|%00/i.test(pathPart)) throw bad('encoded slashes, backslashes and NUL are not allowed in the request path');

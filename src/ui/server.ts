@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import { routes, jobRoute, type ApiContext } from './api.js';
-import { HttpError, isGone, SECURITY_HEADERS, sendError, sendJson } from './http.js';
+import { HttpError, isGone, SECURITY_HEADERS, sendError } from './http.js';
 import { Jobs } from './jobs.js';
 import { RepoLease, type RepoOpener } from './lease.js';
 import { checkRawTarget } from './params.js';
@@ -171,4 +171,3 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
   };
 }
 
-export { sendJson };

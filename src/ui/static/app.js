@@ -174,6 +174,7 @@ function App() {
   if (route.view === 'browse') page = html`<${Browse} ...${ctx} snap=${p.s} hex=${p.p ?? ROOT_HEX} />`;
   else if (route.view === 'diff') page = html`<${Diff} ...${ctx} a=${p.a} b=${p.b} hex=${p.p} />`;
   else if (route.view === 'history') page = html`<${History} ...${ctx} hex=${p.p ?? ROOT_HEX} />`;
+  else if (route.view === 'find') page = html`<${Find} ...${ctx} q=${p.q} />`;
   else if (route.view === 'restore') page = html`<${Restore} ...${ctx} snap=${p.s} hex=${p.p ?? ROOT_HEX} />`;
   else page = html`<${Timeline} ...${ctx} by=${p.by ?? 'month'} sel=${p.sel} />`;
   return html`
@@ -182,6 +183,7 @@ function App() {
       <nav aria-label="views">
         <a href=${link('timeline')} aria-current=${route.view === 'timeline' ? 'page' : undefined}>Timeline</a>
         <a href=${link('diff')} aria-current=${route.view === 'diff' ? 'page' : undefined}>Compare</a>
+        <a href=${link('find')} aria-current=${route.view === 'find' ? 'page' : undefined}>Find</a>
       </nav>
       <span class="repo">${info.repository} · ${info.allow_restore ? 'restores allowed' : 'read-only'}</span>
       <div class="filters">
@@ -286,9 +288,14 @@ function Browse({ info, snaps, filter, snap, hex }) {
   useEffect(() => setTyped(path), [hex]);
   const inputRef = useRef();
 
+  // The keys act on what is shown now: the handler reads the latest values, so a key pressed
+  // right after a step (before effects ran again) is not lost.
+  const latest = useRef();
+  latest.current = { older, newer, hex, snap, path };
   useEffect(() => {
     const onKey = (e) => {
       if (e.target.closest?.('input, select, textarea') || e.ctrlKey || e.metaKey || e.altKey) return;
+      const { older, newer, hex, snap, path } = latest.current;
       if (e.key === '[' && older) go('browse', { s: older.id, p: hex });
       else if (e.key === ']' && newer) go('browse', { s: newer.id, p: hex });
       else if (e.key === 'u' && path !== '/') go('browse', { s: snap, p: parentHex(hex) });
@@ -299,7 +306,7 @@ function Browse({ info, snaps, filter, snap, hex }) {
     };
     addEventListener('keydown', onKey);
     return () => removeEventListener('keydown', onKey);
-  }, [older, newer, hex, snap]);
+  }, []);
 
   const entries = ls.data?.entries ?? [];
   const isFile = entries.length === 1 && entries[0].path_hex === hex && entries[0].type !== 'dir';
@@ -359,19 +366,31 @@ const Icon = ({ type }) =>
   html`<svg class="icon" viewBox="0 0 16 16" width="16" height="16" aria-hidden="true"><path d=${ICON_PATHS[type] ?? ICON_PATHS.other} fill="none" stroke="currentColor" stroke-width="1.2" /></svg>`;
 
 function Folder({ info, snap, hex, entries, older }) {
+  const [sel, setSel] = useState([]);
+  useEffect(() => setSel([]), [snap, hex]);
+  const toggle = (h) => setSel((x) => (x.includes(h) ? x.filter((y) => y !== h) : [...x, h]));
+  const exportUrl = (paths, format) => `/api/export?${qs({ snapshot: snap, path_hex: paths, format })}`;
   return html`
     <div class="row">
-      <a id="dl-zip" href=${`/api/export?${qs({ snapshot: snap, path_hex: hex, format: 'zip' })}`} download>Download folder as .zip</a>
-      <a id="dl-tgz" href=${`/api/export?${qs({ snapshot: snap, path_hex: hex, format: 'tar.gz' })}`} download>.tar.gz</a>
+      <a id="dl-zip" href=${exportUrl([hex], 'zip')} download>Download folder as .zip</a>
+      <a id="dl-tgz" href=${exportUrl([hex], 'tar.gz')} download>.tar.gz</a>
       ${older && html`<a id="diff-older" href=${link('diff', { a: older.id, b: snap, p: hex })}>Compare with older</a>`}
       ${info.allow_restore && html`<a id="restore-folder" href=${link('restore', { s: snap, p: hex })}>Restore…</a>`}
     </div>
+    ${sel.length > 0 &&
+    html`<div class="row note" role="status">
+      ${sel.length} selected:
+      <a id="dl-sel-zip" href=${exportUrl(sel, 'zip')} download>download as .zip</a>
+      <a id="dl-sel-tgz" href=${exportUrl(sel, 'tar.gz')} download>.tar.gz</a>
+      <button class="link" onClick=${() => setSel([])}>clear</button>
+    </div>`}
     <div class="table-wrap"><table>
-      <thead><tr><th>Name</th><th class="num">Size</th><th class="hide-narrow">Mode</th><th class="hide-narrow">Owner</th><th>Modified</th></tr></thead>
+      <thead><tr><th><span class="sr">Select</span></th><th>Name</th><th class="num">Size</th><th class="hide-narrow">Mode</th><th class="hide-narrow">Owner</th><th>Modified</th></tr></thead>
       <tbody>
-        ${entries.length === 0 && html`<tr><td colspan="5" class="muted">empty folder</td></tr>`}
+        ${entries.length === 0 && html`<tr><td colspan="6" class="muted">empty folder</td></tr>`}
         ${entries.map(
           (e) => html`<tr>
+            <td><input type="checkbox" aria-label=${`select ${baseName(e.path)}`} checked=${sel.includes(e.path_hex)} onChange=${() => toggle(e.path_hex)} /></td>
             <td class="name"><${Icon} type=${e.type} /> <a href=${link('browse', { s: snap, p: e.path_hex })}>${baseName(e.path)}${e.type === 'dir' ? '/' : ''}</a>${e.target !== undefined ? html` <span class="muted">→ ${e.target}</span>` : ''}${!['dir', 'file', 'symlink'].includes(e.type) ? html` <span class="muted">(${e.type})</span>` : ''}</td>
             <td class="num">${e.type === 'file' ? bytes(e.size) : ''}</td>
             <td class="hide-narrow code">${modeText(e)}</td>
@@ -525,6 +544,47 @@ function changeText(c) {
 function summaryText(s) {
   const m = s.modified;
   return `added ${s.added.files} files, ${s.added.dirs} folders; removed ${s.removed.files} files, ${s.removed.dirs} folders; modified ${m.content} in content, ${m.metadataOnly} in metadata only, ${m.type} in type`;
+}
+
+// ---------- find ----------
+
+const MAX_HITS = 300;
+
+function Find({ filter, q }) {
+  const [pattern, setPattern] = useState(q ?? '');
+  const [state, setState] = useState({});
+  const acRef = useRef();
+  useEffect(() => {
+    if (!q) return;
+    acRef.current?.abort();
+    const ac = new AbortController();
+    acRef.current = ac;
+    setState({ running: true, lines: 0 });
+    getStreamed('find', { pattern: q, ...filter }, ac.signal, (lines) => setState({ running: true, lines })).then(
+      (data) => setState({ data }),
+      (error) => setState(ac.signal.aborted ? { cancelled: true } : { error }),
+    );
+    return () => ac.abort();
+  }, [q, filter.host, filter.tag]);
+  const hits = state.data ?? [];
+  return html`
+    <h2>Find names across snapshots</h2>
+    <form class="row" onSubmit=${(e) => (e.preventDefault(), go('find', { q: pattern }))}>
+      <label>Pattern <input id="find-pattern" value=${pattern} onInput=${(e) => setPattern(e.target.value)} placeholder="*.txt, /home/*/notes, src/*.ts" required /></label>
+      <button class="primary" id="find-run" type="submit">Find</button>
+      ${state.running && html`<button type="button" onClick=${() => acRef.current?.abort()}>Cancel</button>`}
+    </form>
+    ${state.running && html`<p role="status">Searching… ${state.lines} snapshots with matches so far</p>`}
+    ${state.cancelled && html`<p class="note" role="status">Cancelled.</p>`}
+    ${state.error && html`<${ErrorBox} error=${state.error} />`}
+    ${state.data && html`<p role="status" id="find-summary">${hits.reduce((n, h) => n + h.matches.length, 0)} matches in ${hits.length} snapshots</p>`}
+    <div id="find-results">${[...hits].reverse().slice(0, MAX_HITS).map(
+      (h) => html`<section>
+        <h3><a href=${link('browse', { s: h.snapshot.id, p: startHex(h.snapshot) })}>${when(h.snapshot.time)}</a> <span class="code muted">${h.snapshot.short_id}</span> <span class="muted">${h.snapshot.hostname}</span></h3>
+        <ul>${h.matches.slice(0, 50).map((m) => html`<li><a href=${link('browse', { s: h.snapshot.id, p: m.path_hex })}>${m.path}${m.type === 'dir' ? '/' : ''}</a> <span class="muted">${m.type === 'file' ? bytes(m.size) : m.type}</span></li>`)}
+        ${h.matches.length > 50 && html`<li class="muted">and ${h.matches.length - 50} more</li>`}</ul>
+      </section>`,
+    )}</div>`;
 }
 
 // ---------- restore ----------
