@@ -6,12 +6,12 @@ import type { Command } from 'commander';
 import { SnapError, isSnapError } from '../core/errors.js';
 import { displayPath } from '../core/bytes.js';
 import { shortId } from '../core/ids.js';
-import { LocalBackend } from '../backend/local.js';
 import { decodeConfig } from '../model/config.js';
 import type { LogRecord } from '../model/oplog.js';
 import { CONFIG } from '../repo/layout.js';
 import { readLog } from '../repo/oplog.js';
 import type { Ctx } from './context.js';
+import { repoStorage } from './oplog.js';
 import { bytes, duration, isoLocal, localDateTime, table } from './format.js';
 import { cliNow } from './now.js';
 import { dateOption } from './when.js';
@@ -49,7 +49,7 @@ function resultColumn(r: LogRecord): string {
 async function showLog(ctx: Ctx, o: { since?: string }): Promise<void> {
   const since = o.since !== undefined ? dateOption('--since', o.since, cliNow(systemClock), 'start') : undefined;
   const root = path.resolve(ctx.repoPath().path);
-  const backend = new LocalBackend(root);
+  const backend = repoStorage(root);
   try {
     try {
       decodeConfig(await backend.get(CONFIG), root);

@@ -118,7 +118,7 @@ interface Listed extends ScheduleSpec {
   when: string;
 }
 
-function listAll(via: string | undefined): Listed[] {
+function listAll(ctx: Ctx, via: string | undefined): Listed[] {
   const out: Listed[] = [];
   const when = (s: ScheduleSpec, v: Via): string => {
     try {
@@ -129,13 +129,23 @@ function listAll(via: string | undefined): Listed[] {
     }
   };
   if (via !== 'cron') for (const s of systemdSchedules(unitDir())) out.push({ ...s, via: 'systemd', when: when(s, 'systemd') });
-  if (via !== 'systemd' && onPath('crontab')) for (const s of cronSchedules(readCrontab())) out.push({ ...s, via: 'cron', when: when(s, 'cron') });
+  if (via !== 'systemd' && onPath('crontab')) {
+    let tab = '';
+    try {
+      tab = readCrontab();
+    } catch (e) {
+      // cron asked for by name must answer; otherwise the systemd schedules are still worth showing.
+      if (via === 'cron') throw e;
+      ctx.sink.warn?.({ code: e instanceof SnapError ? e.code : 'SNAP_IO', message: `the crontab could not be read: ${e instanceof Error ? e.message : String(e)}` });
+    }
+    for (const s of cronSchedules(tab)) out.push({ ...s, via: 'cron', when: when(s, 'cron') });
+  }
   return out;
 }
 
 async function list(ctx: Ctx, o: { via?: string }): Promise<void> {
   if (o.via !== undefined) chooseVia(o.via);
-  const all = listAll(o.via === 'auto' ? undefined : o.via);
+  const all = listAll(ctx, o.via === 'auto' ? undefined : o.via);
   if (ctx.json) return ctx.out(JSON.stringify(all.map((s) => ({ name: s.name, via: s.via, every: s.every, at: s.at ?? null, when: s.when, command: s.argv, cwd: s.cwd })), null, 2));
   if (all.length === 0) return ctx.out('no schedules');
   const rows = [['Name', 'Via', 'Every', 'When', 'Command']];

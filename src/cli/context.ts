@@ -13,8 +13,8 @@ import { parseWaitMs } from './parse.js';
 import { rawCwd } from './argv.js';
 import { type Interrupts, writeOut } from './interrupt.js';
 import { displayPath } from '../core/bytes.js';
-import { LocalBackend } from '../backend/local.js';
 import { type Changes, noChanges, RecordingBackend } from '../backend/recording.js';
+import type { Backend } from '../backend/backend.js';
 
 export interface GlobalOptions {
   repo?: string;
@@ -89,7 +89,8 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       const { path: p, isDefault } = ctx.repoPath();
       // Append-only use (docs/maintenance.md): --append-only, or SNAP_APPEND_ONLY set to anything but '' or 0.
       const appendOnly = opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
-      const ro = { sink, lockWaitMs, signal, appendOnly, owner: ownerPolicy(opts, cwd) };
+      const wrap = (b: Backend) => new RecordingBackend(b, changes);
+      const ro = { sink, lockWaitMs, signal, appendOnly, wrap };
       if (o.create && isDefault && (await Repository.isEmptyOrMissing(p))) {
         sink.info?.(`created a new repository at ${displayPath(p)}`);
         return Repository.init(p, ro);

@@ -14,6 +14,14 @@ import { type LogRecord, redactArgs, resultOf } from '../model/oplog.js';
 import type { Ctx } from './context.js';
 import { VERSION } from './version.js';
 
+/**
+ * The repository's storage without its index, for writing and reading the log: the same kind of
+ * backend Repository.open uses (today a local folder; a remote location must map here too).
+ */
+export function repoStorage(root: string): LocalBackend {
+  return new LocalBackend(root);
+}
+
 /** Commands that change the repository: each run is logged, whether it succeeded or not. */
 export const LOGGED_COMMANDS = new Set(['init', 'create', 'forget', 'gc', 'repair', 'tag', 'rewrite', 'index rebuild']);
 
@@ -66,7 +74,7 @@ export async function recordOperation(ctx: Ctx, args: string[], start: Date, exi
   const record = buildRecord(ctx, args, start, new Date(), exitCode, error);
   let backend: LocalBackend | undefined;
   try {
-    backend = new LocalBackend(abs);
+    backend = repoStorage(abs);
     await appendLogRecord(new AppendOnlyBackend(backend), record);
   } catch (e) {
     ctx.sink.warn?.({

@@ -34,6 +34,8 @@ export interface RepoOptions {
   lockWaitMs?: number;
   /** The storage under the repository directory; a LocalBackend unless given (tests wrap it to inject faults). */
   backend?: (root: string) => Backend;
+  /** Wraps whatever storage the repository gets (the CLI notes what a command changes for the operation log). */
+  wrap?: (b: Backend) => Backend;
   /** Append-only use: the backend is wrapped so nothing but lock files can be deleted or replaced. */
   appendOnly?: boolean;
   /** Stops waiting for another process's index (the CLI's Ctrl-C). */
@@ -43,7 +45,8 @@ export interface RepoOptions {
 }
 
 function storage(abs: string, o: RepoOptions): Backend {
-  const b: Backend = o.backend ? o.backend(abs) : new LocalBackend(abs);
+  const inner: Backend = o.backend ? o.backend(abs) : new LocalBackend(abs);
+  const b = o.wrap ? o.wrap(inner) : inner;
   return o.appendOnly && !b.appendOnly ? new AppendOnlyBackend(b) : b;
 }
 
