@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { currentHost } from '../core/host.js';
 import { Repository } from '../repo/repository.js';
 import type { OwnerPolicy } from '../repo/ownership.js';
-import { DEFAULT_LOCK_WAIT_MS, RepoLock } from '../repo/lock.js';
+import { DEFAULT_LOCK_WAIT_MS, type LockKind, RepoLock } from '../repo/lock.js';
 import { parseRepoLocation } from '../repo/location.js';
 import { makeSink, type CliSink } from './sink.js';
 import { parseWaitMs } from './parse.js';

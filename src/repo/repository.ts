@@ -40,6 +40,15 @@ export interface RepoOptions {
   appendOnly?: boolean;
   /** Stops waiting for another process's index (the CLI's Ctrl-C). */
   signal?: AbortSignal;
+  /**
+   * The repository lock to take (docs/format.md, "Locks"): after the config is read, before the
+   * index is opened, so every snapshot complete when the lock is granted is seen, and an exclusive
+   * command (gc) starts only once every other command has closed the index. Released by close().
+   */
+  lock?: { kind: LockKind; waitMs: number };
+  /** Who opens the repository: the command (recorded in locks, told to processes that share the index). */
+  command?: string;
+  host?: HostInfo;
   /** Who may open a local repository (repo/ownership.ts); unchecked when absent (in-process callers). */
   owner?: OwnerPolicy;
 }
