@@ -90,7 +90,9 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       // Append-only use (docs/maintenance.md): --append-only, or SNAP_APPEND_ONLY set to anything but '' or 0.
       const appendOnly = opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
       const wrap = (b: Backend) => new RecordingBackend(b, changes);
-      const ro = { sink, lockWaitMs, signal, appendOnly, wrap };
+      const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
+      const owner = ownerPolicy(opts, cwd);
+      const ro = { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner };
       if (o.create && isDefault && (await Repository.isEmptyOrMissing(p))) {
         sink.info?.(`created a new repository at ${displayPath(p)}`);
         return Repository.init(p, ro);
