@@ -455,6 +455,13 @@ describe('format 1 record vectors (test/vectors/v1/records.json)', () => {
     const empty = enc(treeC({ v: 1, entries: [] }));
     expect(empty.toString('hex')).toBe('b9000261760167656e747269657380');
     expect(sha(empty)).toMatch(/^69bc1d54226a525c/);
+    // "Packs": an entry takes at most 52 bytes, so 1,000,000 entries fit in a 64 MiB header.
+    const maxStored = 64 * 1024 * 1024 + 64 * 1024 * 1024 / 128 + 128 * 1024;
+    const widest = enc(packEntryC([1, 'ff'.repeat(32), 256 * 1024 * 1024 + maxStored, maxStored, 64 * 1024 * 1024, 2]));
+    expect(widest.length).toBe(52);
+    const headerOf = (n: number): number => enc(packHeaderC({ v: 1, entries: [] })).length - 1 + head(4, BigInt(n), 'v1').length + 52 * n;
+    expect(headerOf(1_000_000)).toBeLessThanOrEqual(64 * 1024 * 1024);
+    expect(headerOf(1_290_555)).toBeGreaterThan(64 * 1024 * 1024);
   });
 });
 
