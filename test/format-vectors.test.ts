@@ -22,6 +22,7 @@ import { chunkBuffer, makeGear } from '../src/store/chunker.js';
 import { FileChunker } from '../src/store/file-chunker.js';
 import { decodePackHeader, PackBuilder } from '../src/store/pack.js';
 import { mtimeNs } from '../src/cli/format.js';
+import { fmtTime } from '../src/ops/export/verify.js';
 import { snap, tmpDir } from './helpers/cli.js';
 import { craftSnapshot, node as craftNode } from './helpers/craft.js';
 import { type Content, contentBytes } from './vectors/content.js';
@@ -305,6 +306,13 @@ describe('format 1 chunker vectors (test/vectors/v1/chunker.json)', () => {
     expect(gearTable(v.gearSeed).map((x) => x.toString(16).padStart(8, '0'))).toEqual(v.gear_table);
     const code = makeGear({ algorithm: 'fastcdc-gear32-nc2', minSize: 256, avgSize: 1024, maxSize: 4096, gearSeed: v.gearSeed });
     expect(Array.from(code.table, (x) => x.toString(16).padStart(8, '0'))).toEqual(v.gear_table);
+    // Seeds of other lengths: 32 to 64 digits; an odd last digit is not used.
+    const seed32 = v.gearSeed.slice(0, 32);
+    const tableOf = (gearSeed: string): number[] => Array.from(makeGear({ algorithm: 'fastcdc-gear32-nc2', minSize: 256, avgSize: 1024, maxSize: 4096, gearSeed }).table);
+    expect(tableOf(seed32)).toEqual(gearTable(seed32));
+    expect(tableOf(`${seed32}f`)).toEqual(gearTable(seed32));
+    expect(tableOf(v.gearSeed.slice(0, 63))).toEqual(gearTable(v.gearSeed.slice(0, 62)));
+    expect(tableOf(seed32)).not.toEqual(gearTable(v.gearSeed));
     for (const c of v.cases) {
       const b = Math.log2(c.params.avgSize);
       expect(topBitsMask(b + 2).toString(16)).toBe(c.maskS);
@@ -827,6 +835,9 @@ describe('format 1 reader rules', () => {
     for (const r of records.filter((x) => x.kind === 'tree')) {
       for (const e of (r.fields as TreeFields).entries) expect(mtimeNs(toNode(e))).toBe(want(e.mtime[0], e.mtime[1]));
     }
+    // export --verify names a differing time in decimal seconds, with the same rule.
+    expect([[-1, 250_000_000], [0, 0], [-1, 0], [-2, 999_999_999], [1, 5]].map(([sec, nsec]) => fmtTime({ sec: sec!, nsec: nsec! })))
+      .toEqual(['-0.750000000', '0.000000000', '-1.000000000', '-1.000000001', '1.000000005']);
   });
 
   it('snapshot time: exactly YYYY-MM-DDTHH:MM:SS.mmmZ, years 0000 to 9999, a real date; anything else is damage', () => {
