@@ -495,7 +495,7 @@ interface SourceEntry {
 }
 
 interface RepoVectors {
-  config: Record<string, unknown> & { chunker: { minSize: number; avgSize: number; maxSize: number; gearSeed: string } };
+  config: Record<string, unknown> & { chunker: { algorithm: string; minSize: number; avgSize: number; maxSize: number; gearSeed: string }; packSize: number; compression: { codec: string; level: number } };
   files: { file: string; size: number; sha256: string }[];
   packs: { id: string; file: string; size: number; header_length: number; type: string; entries: PackEntryFields[] }[];
   snapshots: { id: string; file: string; record: SnapshotFields }[];
