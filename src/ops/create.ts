@@ -59,11 +59,18 @@ export interface CreateOptions {
    * unreferenced: the next backup reuses their objects, gc removes them.
    */
   signal?: AbortSignal;
+  /**
+   * Save no snapshot when the tree is exactly the previous snapshot's of the same paths (`snap
+   * watch`: a periodic rescan that found nothing new); the previous one is returned, `unchanged`.
+   */
+  skipUnchanged?: boolean;
 }
 
 export interface CreateResult {
   snapshot: StoredSnapshot;
   warnings: number;
+  /** With skipUnchanged: nothing changed, `snapshot` is the previous one and nothing was saved. */
+  unchanged?: boolean;
 }
 
 /** Files-cache updates wait until the chunks they name are durable; flush them in batches. */
@@ -131,6 +138,11 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
     await repo.objects.settle();
     // A stopped stream (stdin) fails with its own AbortError: the reason is the signal's.
     throw o.signal?.aborted ? o.signal.reason : e;
+  }
+  if (o.skipUnchanged && parent && parent.tree.equals(rootTree)) {
+    await repo.objects.flush();
+    await a.flushCache();
+    return { snapshot: parent, warnings: a.summary.warnings, unchanged: true };
   }
   const summary: SnapshotSummary = {
     ...a.summary,
