@@ -158,6 +158,10 @@ describe('snap watch', () => {
     const w = startWatch(repo, [src, '--debounce', '1h', '--max-delay', '1h', '--max-interval', '2s']);
     await nth(w, 1);
     await waitFor('a rescan that found nothing', () => w.events.find((e) => e.event === 'unchanged' && e.reason === 'rescan'), w);
+    // A change beside the source (the folder above it gets a new time) is no change of the source.
+    fs.writeFileSync(path.join(base, 'beside'), 'not watched');
+    const seen = w.events.length;
+    await waitFor('another rescan that found nothing', () => w.events.slice(seen).find((e) => e.event === 'unchanged' && e.reason === 'rescan'), w);
     expect(snapshots(w)).toHaveLength(1);
     fs.mkdirSync(path.join(src, 'p', 'q', 'r'), { recursive: true });
     fs.writeFileSync(path.join(src, 'p', 'q', 'r', 'f'), 'in a fresh tree');

@@ -96,7 +96,7 @@ export function registerWatch(program: Command, run: (fn: (ctx: Ctx) => Promise<
 type Reason = 'start' | 'changes' | 'rescan' | 'lost-events' | 'retry';
 
 /** Errors that no retry mends: they end the watch. */
-const FATAL = new Set(['SNAP_USAGE', 'SNAP_NO_REPO', 'SNAP_BAD_PASSWORD', 'SNAP_FORMAT', 'SNAP_NOT_OWNER']);
+const FATAL = new Set(['SNAP_USAGE', 'SNAP_NO_REPO', 'SNAP_BAD_CONFIG', 'SNAP_FOREIGN_REPO']);
 
 function positive(ms: number, flag: string): number {
   if (!(ms > 0)) throw new SnapError('SNAP_USAGE', `${flag} must be longer than 0`);
