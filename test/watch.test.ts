@@ -248,6 +248,33 @@ describe('snap watch', () => {
     expect(log.filter((l) => l.command === 'watch').map((l) => l.result)).toEqual(['interrupted', 'ok']);
   }, 120_000);
 
+  it('kill -9 in the middle of a backup leaves a repository check calls clean; a restart backs up', async () => {
+    const base = tmpDir();
+    const repo = path.join(base, 'repo');
+    const src = path.join(base, 'src');
+    fs.mkdirSync(src);
+    const chunk = Buffer.alloc(1 << 20);
+    for (let i = 0; i < 150; i++) {
+      for (let j = 0; j < chunk.length; j += 4096) chunk.writeUInt32LE((i * 104729 + j) >>> 0, j);
+      fs.writeFileSync(path.join(src, `f${i}`), chunk);
+    }
+    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    const w = startWatch(repo, [src]);
+    await waitFor('the first backup to start writing', () => lockFiles(repo).length > 0, w);
+    await sleep(500);
+    w.child.kill('SIGKILL');
+    await w.exited;
+    expect(snapshots(w)).toHaveLength(0);
+    const ck = snap(['--repo', repo, 'check']);
+    expect(ck.code, ck.stdout + ck.stderr).toBe(0);
+    const w2 = startWatch(repo, [src]);
+    const s = await nth(w2, 1, 60_000);
+    expect(s.files).toBe(150);
+    w2.child.kill('SIGTERM');
+    expect((await w2.exited).code).toBe(0);
+    expect(snap(['--repo', repo, 'check']).code).toBe(0);
+  }, 120_000);
+
   it('a burst of 3,000 new files makes at most two snapshots', async () => {
     const base = tmpDir();
     const repo = path.join(base, 'repo');
@@ -268,7 +295,7 @@ describe('snap watch', () => {
     expect((await w.exited).code).toBe(0);
   }, 120_000);
 
-  it('applies the retention policy after each snapshot and runs hooks with the result', async () => {
+  it('applies the retention policy after each snapshot, runs gc, and runs hooks with the result', async () => {
     const base = tmpDir();
     const repo = path.join(base, 'repo');
     const src = path.join(base, 'src');
@@ -280,13 +307,17 @@ describe('snap watch', () => {
     expect(snap(['--repo', repo, 'init']).code).toBe(0);
     expect(snap(['--repo', repo, 'create', other]).code).toBe(0);
     const hookLog = path.join(base, 'hooks');
-    const w = startWatch(repo, [src, '--debounce', '300ms', '--keep-last', '2', '--on-success', `echo "$SNAP_COMMAND $SNAP_HOOK_RESULT $SNAP_SNAPSHOT_ID" >> '${hookLog}'`]);
+    const w = startWatch(repo, [src, '--debounce', '300ms', '--keep-last', '2', '--gc-every', '1ms', '--on-success', `echo "$SNAP_COMMAND $SNAP_HOOK_RESULT $SNAP_SNAPSHOT_ID" >> '${hookLog}'`]);
     await nth(w, 1);
     for (let i = 1; i <= 3; i++) {
       fs.writeFileSync(path.join(src, 'a'), String(i));
       await nth(w, i + 1);
     }
     await waitFor('the second forget', () => w.events.filter((e) => e.event === 'forget').length >= 2, w);
+    // --gc-every: gc ran after the snapshots (each, here) and freed what the forgotten ones alone held.
+    await waitFor('a gc that freed something', () => w.events.find((e) => e.event === 'gc' && (e.bytes_freed as number) > 0), w);
+    const hookLines = (): string[] => (fs.existsSync(hookLog) ? fs.readFileSync(hookLog, 'utf8').trim().split('\n') : []);
+    await waitFor('the last hook', () => hookLines().length >= 4, w);
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);
     const list = JSON.parse(snap(['--repo', repo, '--json', 'list']).stdout) as { id: string; paths: string[] }[];
