@@ -328,6 +328,25 @@ describe('snap watch', () => {
     expect(hooks).toEqual(ids.map((id) => `watch ok ${id}`));
   }, 60_000);
 
+  it('falls back to fs.watch where @parcel/watcher does not load (SNAP_WATCHER=fs.watch forces it)', async () => {
+    const base = tmpDir();
+    const repo = path.join(base, 'repo');
+    const src = path.join(base, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'a'), 'one');
+    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    const w = startWatch(repo, [src, '--debounce', '300ms'], { SNAP_WATCHER: 'fs.watch' });
+    await nth(w, 1);
+    expect(w.events[0]).toMatchObject({ event: 'start', watcher: 'fs.watch' });
+    fs.mkdirSync(path.join(src, 'n', 'm'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'n', 'm', 'b'), 'two');
+    const s2 = await nth(w, 2);
+    expect(s2.reason).toBe('changes');
+    expect(contents(repo, s2.id!, src)).toEqual(['a', 'n', 'n/m', 'n/m/b']);
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code).toBe(0);
+  }, 60_000);
+
   it('refuses a source that does not exist at the start; keeps going (with a warning) when one vanishes later', async () => {
     const base = tmpDir();
     const repo = path.join(base, 'repo');
