@@ -139,6 +139,26 @@ describe('restore --delete', () => {
     expect(tree(outside)).toEqual(outsideBefore);
   });
 
+  it('a restored path that is a file replaces a directory planted in its place, and nothing beside it', () => {
+    const { base, repo, src } = setup();
+    const file = path.join(src, 'a');
+    const c = snap(['--repo', repo, '--json', 'create', file]);
+    expect(c.code, c.stderr).toBe(0);
+    const id = (JSON.parse(c.stdout) as { id: string }).id;
+    const target = path.join(base, 'target');
+    fs.mkdirSync(path.join(target, file, 'inner'), { recursive: true });
+    fs.writeFileSync(path.join(target, file, 'inner', 'x'), 'x');
+    fs.writeFileSync(path.join(target, src, 'beside'), 'stays');
+    const dry = snap(['--repo', repo, 'restore', id, target, '--delete', '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const t = path.join(fs.realpathSync(target), file);
+    expect(dry.stdout.split('\n').filter((l) => l.startsWith('remove'))).toEqual([`remove   ${t}/inner/x`, `remove   ${t}/inner/`, `remove   ${t}/`]);
+    const r = snap(['--repo', repo, 'restore', id, target, '--delete']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(target, file), 'utf8')).toBe('A');
+    expect(fs.readFileSync(path.join(target, src, 'beside'), 'utf8')).toBe('stays');
+  });
+
   it('lists removals in --json dry runs; refuses --overwrite never', () => {
     const { base, repo, src, id } = setup();
     const target = path.join(base, 'target');

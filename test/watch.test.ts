@@ -328,6 +328,28 @@ describe('snap watch', () => {
     expect(hooks).toEqual(ids.map((id) => `watch ok ${id}`));
   }, 60_000);
 
+  it('watches a single file through its folder, not recursively', async () => {
+    const base = tmpDir();
+    const repo = path.join(base, 'repo');
+    const file = path.join(base, 'notes.txt');
+    fs.writeFileSync(file, 'one');
+    fs.mkdirSync(path.join(base, 'sub'));
+    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    const w = startWatch(repo, [file, '--debounce', '300ms']);
+    await nth(w, 1);
+    // Changes beside it (and below its folder) are not its changes: no backup runs for them.
+    fs.writeFileSync(path.join(base, 'other'), 'x');
+    fs.writeFileSync(path.join(base, 'sub', 'deep'), 'x');
+    await sleep(2000);
+    expect(w.events.filter((e) => e.event === 'snapshot' || e.event === 'unchanged')).toHaveLength(1);
+    fs.writeFileSync(file, 'two');
+    const s2 = await nth(w, 2);
+    expect(s2.reason).toBe('changes');
+    expect(cat(repo, s2.id!, file)).toBe('two');
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code).toBe(0);
+  }, 60_000);
+
   it('falls back to fs.watch where @parcel/watcher does not load (SNAP_WATCHER=fs.watch forces it)', async () => {
     const base = tmpDir();
     const repo = path.join(base, 'repo');

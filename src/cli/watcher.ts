@@ -48,7 +48,7 @@ function under(p: string, dir: string): boolean {
 
 /**
  * Watch `sources` (absolute paths). A source that is a directory is watched recursively; a file,
- * through its parent directory, keeping only its own events. Events under `ignore` (the
+ * through its parent directory (fs.watch, not recursive), keeping only its own events. Events under `ignore` (the
  * repository, when it lies inside a source: a backup writes there) are dropped.
  */
 export async function startWatcher(sources: string[], ignore: string[], h: WatchHandlers): Promise<Watcher> {
@@ -75,7 +75,15 @@ export async function startWatcher(sources: string[], ignore: string[], h: Watch
     const ign = ignore.filter((i) => under(i, dir));
     const keep = (p: string): boolean => (only === undefined || p === only) && !ign.some((i) => under(p, i));
     try {
-      if (mod) {
+      if (only !== undefined) {
+        // A file: its folder alone, not recursively (a file in the home folder must not watch all of it).
+        const base = path.basename(only);
+        const w = fs.watch(dir, { persistent: true }, (_type, name) => {
+          if (name === null || name.toString() === base) h.change(1, only);
+        });
+        w.on('error', (e) => h.lost(e.message));
+        closers.push(async () => w.close());
+      } else if (mod) {
         const sub = await mod.subscribe(
           dir,
           (err, events) => {

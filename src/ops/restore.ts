@@ -234,6 +234,18 @@ class Restorer {
     else if (!d && real) this.result.removed += await planPrune(shown, nodes, TMP_PREFIX_B, this.mirrorSink);
   }
 
+  /** --delete: remove a directory standing where the snapshot has the non-directory `node` (a dry run lists it). */
+  private async clearWay(d: DirState | undefined, node: Node, shown: Buffer, real: boolean): Promise<void> {
+    if (d) {
+      const st = fs.lstatSync(d.at(node.name), { throwIfNoEntry: false });
+      if (st?.isDirectory()) this.result.removed += await removeEntry(d.fd, node.name, shown, true, this.mirrorSink);
+    } else if (real && isRealDir(shown)) {
+      this.result.removed += await planPrune(shown, [], TMP_PREFIX_B, this.mirrorSink);
+      this.result.removed++;
+      await this.mirrorSink.removed({ dest: shown, dir: true });
+    }
+  }
+
   async run(snap: StoredSnapshot): Promise<void> {
     if (this.o.delete) this.mirrorRoots = this.includes.length > 0 ? this.includes : snap.paths.map((p) => splitPath(fsEncode(p)));
     const rootScope = this.scope([]);
@@ -311,6 +323,9 @@ class Restorer {
         stack.push({ dir: child, shown: childShown, nodes, i: 0, parts: childParts, scope: s, mirror, mparts, real });
       } else if (s === 'all') {
         const d = f.dir;
+        // --delete and a restored path that is a file: a directory in its way goes (inside a
+        // mirrored directory, pruning already removed it).
+        if (this.o.delete && !f.mirror && this.isMirror([...f.mparts, node.name])) await this.clearWay(d, node, childShown, f.real);
         if (d) this.hold(d);
         try {
           await this.pool.run(async () => {
