@@ -275,7 +275,7 @@ describe('snap watch', () => {
     expect(snap(['--repo', repo, 'check']).code).toBe(0);
   }, 120_000);
 
-  it('a burst of 3,000 new files makes at most two snapshots', async () => {
+  it('a burst of 10,000 new files (100 new folders) makes at most two snapshots', async () => {
     const base = tmpDir();
     const repo = path.join(base, 'repo');
     const src = path.join(base, 'src');
@@ -283,17 +283,17 @@ describe('snap watch', () => {
     expect(snap(['--repo', repo, 'init']).code).toBe(0);
     const w = startWatch(repo, [src, '--debounce', '2s']);
     await nth(w, 1);
-    for (let d = 0; d < 30; d++) {
+    for (let d = 0; d < 100; d++) {
       fs.mkdirSync(path.join(src, `d${d}`));
       for (let i = 0; i < 100; i++) fs.writeFileSync(path.join(src, `d${d}`, `f${i}`), `${d}/${i}`);
     }
-    const last = await waitFor('all 3,000 files in a snapshot', () => snapshots(w).find((s) => s.files === 3000), w, 60_000);
+    const last = await waitFor('all 10,000 files in a snapshot', () => snapshots(w).find((s) => s.files === 10_000), w, 120_000);
     await sleep(4000); // nothing more comes
     expect(snapshots(w).length - 1).toBeLessThanOrEqual(2);
     expect(snapshots(w).at(-1)!.id).toBe(last.id);
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);
-  }, 120_000);
+  }, 240_000);
 
   it('applies the retention policy after each snapshot, runs gc, and runs hooks with the result', async () => {
     const base = tmpDir();

@@ -148,6 +148,9 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
   let lastScan = Date.now();
   let lastGc = Date.now();
   let wake: (() => void) | undefined;
+  /** Watch anew after the next backup (events were lost, or a backup failed: a source folder may be new). */
+  let rewatch = false;
+  let saidUnwatched = '';
   const poke = (): void => wake?.();
   let watcher: Watcher | undefined;
   const handlers = {
@@ -160,16 +163,23 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
     },
     lost(message: string): void {
       lostEvents = true;
+      rewatch = true;
       if (!signal.aborted) event({ event: 'lost-events', message }, `events may have been lost (${message}); scanning everything`, true);
       poke();
     },
   };
+  /** Start (or restart) watching; what cannot be watched is said when it changes, not at every retry. */
   const watchAll = async (): Promise<void> => {
+    rewatch = false;
     await watcher?.close();
     watcher = await startWatcher(sources, [repoRoot], handlers);
-    for (const u of watcher.unwatched) {
-      event({ event: 'unwatched', path: u }, `${displayPath(u)} cannot be watched now; it is scanned every ${o.maxInterval} and after each backup`, true);
+    const now = watcher.unwatched.join('\0');
+    if (now !== saidUnwatched) {
+      for (const u of watcher.unwatched) {
+        event({ event: 'unwatched', path: u }, `cannot watch ${u}; changes there are found by the rescan every ${o.maxInterval}`, true);
+      }
     }
+    saidUnwatched = now;
   };
 
   /** One backup, then retention and gc when due, one log record; throws when the watch must end. */
@@ -261,6 +271,7 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
       const se = failure instanceof SnapError ? failure : new SnapError('SNAP_INTERNAL', failure instanceof Error ? failure.message : String(failure));
       if (FATAL.has(se.code)) throw se;
       failures++;
+      rewatch = true; // a source folder that went away and comes back is a new folder to watch
       const pause = Math.min(maxIntervalMs, Math.max(debounceMs, 1000) * 2 ** Math.min(failures - 1, 16));
       retryAt = Date.now() + pause;
       event({ event: 'error', reason, code: se.code, message: se.message, retry_in_ms: pause }, `${reason}: backup failed: ${se.message} [${se.code}]; trying again in ${duration(pause)}`, false);
@@ -323,7 +334,8 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
       lastScan = Date.now();
       await cycle(reason);
       if (signal.aborted) break;
-      if (watcher!.unwatched.length > 0) await watchAll();
+      // After lost events or with paths not watched (a source folder that was gone): watch anew.
+      if (rewatch || watcher!.unwatched.length > 0) await watchAll();
       // Wait for the next reason to back up.
       for (;;) {
         if (signal.aborted) break;

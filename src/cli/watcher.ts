@@ -18,7 +18,7 @@ export interface WatchHandlers {
 
 export interface Watcher {
   readonly kind: 'parcel' | 'fs.watch';
-  /** Sources that could not be watched (missing, not a directory's parent, the watch limit): rescans cover them. */
+  /** Sources that could not be watched, with why (missing, a name that is not UTF-8, the watch limit): rescans cover them. */
   readonly unwatched: string[];
   close(): Promise<void>;
 }
@@ -63,13 +63,13 @@ export async function startWatcher(sources: string[], ignore: string[], h: Watch
         dir = path.dirname(src);
         only = src;
       }
-    } catch {
-      unwatched.push(src);
+    } catch (e) {
+      unwatched.push(`${displayPath(src)} (${e instanceof Error ? e.message : String(e)})`);
       continue;
     }
     // Neither watcher takes a path that is not UTF-8: such a source is covered by rescans only.
     if (hasEscapedBytes(dir)) {
-      unwatched.push(src);
+      unwatched.push(`${displayPath(src)} (its name is not UTF-8)`);
       continue;
     }
     const ign = ignore.filter((i) => under(i, dir));
@@ -106,8 +106,8 @@ export async function startWatcher(sources: string[], ignore: string[], h: Watch
         closers.push(async () => w.close());
       }
     } catch (e) {
-      unwatched.push(src);
-      h.lost(`cannot watch ${displayPath(src)}: ${e instanceof Error ? e.message : String(e)}`);
+      // The inotify watch limit, a folder that went away: said once by the caller, covered by rescans.
+      unwatched.push(`${displayPath(src)} (${e instanceof Error ? e.message : String(e)})`);
     }
   }
   return {
