@@ -328,6 +328,29 @@ describe('snap watch', () => {
     expect(hooks).toEqual(ids.map((id) => `watch ok ${id}`));
   }, 60_000);
 
+  it('memory stays flat over hundreds of backups (each opens and closes the repository)', async () => {
+    const base = tmpDir();
+    const repo = path.join(base, 'repo');
+    const src = path.join(base, 'src');
+    fs.mkdirSync(src);
+    for (let i = 0; i < 200; i++) fs.writeFileSync(path.join(src, `f${i}`), String(i));
+    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    // A small heap: anything kept from backup to backup would end in an out-of-memory crash.
+    const w = startWatch(repo, [src, '--max-interval', '50ms'], { NODE_OPTIONS: '--max-old-space-size=40' });
+    const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${w.child.pid}/status`, 'utf8'))![1]) * 1024;
+    const scans = (): number => w.events.filter((e) => e.event === 'unchanged').length;
+    await waitFor('30 rescans', () => scans() >= 30, w, 60_000);
+    const early = rss();
+    await waitFor('200 rescans', () => scans() >= 200, w, 180_000);
+    const late = rss();
+    expect(w.child.exitCode).toBeNull();
+    expect(late - early).toBeLessThan(24 * 1024 * 1024);
+    const fds = fs.readdirSync(`/proc/${w.child.pid}/fd`).length;
+    expect(fds).toBeLessThan(64);
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code).toBe(0);
+  }, 300_000);
+
   it('watches a single file through its folder, not recursively', async () => {
     const base = tmpDir();
     const repo = path.join(base, 'repo');
