@@ -5,6 +5,7 @@
 // SIGTERM ends it with exit 0 and no lock left; retention and hooks run per snapshot; each
 // backup is one record in the operation log.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -27,7 +28,11 @@ interface Running {
 const running: Running[] = [];
 
 function startWatch(repo: string, args: string[], env: Record<string, string> = {}): Running {
-  const child = snapAsync(['--repo', repo, '--json', 'watch', ...args], { env });
+  return adopt(snapAsync(['--repo', repo, '--json', 'watch', ...args], { env }));
+}
+
+/** Follow a running `snap --json watch`: its events as they come. */
+function adopt(child: ChildProcess): Running {
   const events: WatchEvent[] = [];
   let buf = '';
   let err = '';
@@ -390,6 +395,32 @@ describe('snap watch', () => {
     expect(contents(repo, s2.id!, src)).toEqual(['a', 'n', 'n/m', 'n/m/b']);
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);
+  }, 60_000);
+
+  it('waits for a repository locked by another command, fails after --lock-wait, and tries again until it gets in', async () => {
+    const base = tmpDir();
+    const repo = path.join(base, 'repo');
+    const src = path.join(base, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'a'), 'one');
+    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    // An exclusive lock of a live process (this test's): what a long gc holds.
+    const now = new Date().toISOString();
+    const lock = path.join(repo, 'locks', 'ab'.repeat(32));
+    fs.mkdirSync(path.dirname(lock), { recursive: true });
+    fs.writeFileSync(lock, JSON.stringify({ host: os.hostname(), pid: process.pid, time: now, refreshed: now, exclusive: true, command: 'gc' }));
+    const child = snapAsync(['--repo', repo, '--json', '--lock-wait', '1s', 'watch', src, '--debounce', '300ms']);
+    const w = adopt(child);
+    const err = await waitFor('a backup that found the repository locked', () => w.events.find((e) => e.event === 'error'), w);
+    expect(err).toMatchObject({ reason: 'start', code: 'SNAP_LOCKED' });
+    expect(snapshots(w)).toHaveLength(0);
+    fs.rmSync(lock);
+    const s1 = await nth(w, 1);
+    expect(s1.reason).toBe('retry');
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code).toBe(0);
+    const log = JSON.parse(snap(['--repo', repo, '--json', 'log']).stdout) as { command: string; result: string; error?: { code: string } }[];
+    expect(log.filter((l) => l.command === 'watch').map((l) => `${l.result} ${l.error?.code ?? ''}`.trim())).toEqual(expect.arrayContaining(['failed SNAP_LOCKED', 'ok']));
   }, 60_000);
 
   it('refuses a source that does not exist at the start; keeps going (with a warning) when one vanishes later', async () => {
