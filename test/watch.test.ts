@@ -434,7 +434,7 @@ describe('snap watch', () => {
     const src = path.join(base, 'src');
     fs.mkdirSync(path.join(src, 'inner'), { recursive: true });
     fs.writeFileSync(path.join(src, 'inner', 'f'), 'x');
-    const w = startWatch(repo, [path.join(src, 'inner'), '--debounce', '300ms', '--max-interval', '2s']);
+    const w = startWatch(repo, [path.join(src, 'inner'), '--debounce', '300ms', '--max-interval', '1h']);
     await nth(w, 1);
     fs.rmSync(path.join(src, 'inner'), { recursive: true });
     const err = await waitFor('a failed backup', () => w.events.find((e) => e.event === 'error'), w);
@@ -443,6 +443,11 @@ describe('snap watch', () => {
     fs.writeFileSync(path.join(src, 'inner', 'g'), 'back');
     const s2 = await nth(w, 2, 60_000);
     expect(contents(repo, s2.id!, path.join(src, 'inner'))).toEqual(['g']);
+    // The folder that came back is watched anew: its next change is an event, not a rescan.
+    fs.writeFileSync(path.join(src, 'inner', 'h'), 'after');
+    const s3 = await nth(w, 3);
+    expect(s3.reason).toBe('changes');
+    expect(contents(repo, s3.id!, path.join(src, 'inner'))).toEqual(['g', 'h']);
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);
     const log = JSON.parse(snap(['--repo', repo, '--json', 'log']).stdout) as { command: string; result: string; error?: { code: string } }[];
