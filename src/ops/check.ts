@@ -285,7 +285,3 @@ async function readData(
     for await (const [oid, loc] of repo.index.objects()) if (headerless.has(loc.pack)) bad.add(toHex(oid));
   }
 }
-
-export function isDamage(r: CheckReport): boolean {
-  return r.problems.length > 0;
-}
