@@ -15,6 +15,7 @@
 // Worker threads (store/compress-worker.ts, ops/restore-worker.ts) import this module and select
 // the main thread's implementation by its spec, so every thread applies identical checks.
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as zlib from 'node:zlib';
 
 export type ZstdKind = 'zstd-napi' | 'node:zlib' | 'wasm';
@@ -107,18 +108,45 @@ interface NapiBinding {
   DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number };
 }
 
-/** @bokuweb/zstd-wasm, as far as snap uses it. */
+/** @bokuweb/zstd-wasm, as far as snap uses it: its init and the emscripten module behind it. */
 interface WasmModule {
   init(): Promise<void>;
-  compress(src: Uint8Array, level: number): Uint8Array;
-  decompress(frame: Uint8Array): Uint8Array;
+}
+interface WasmRuntime {
+  HEAPU8: Uint8Array;
+  _malloc(n: number): number;
+  _free(p: number): void;
+  _ZSTD_isError(code: number): number;
+  _ZSTD_compressBound(n: number): number;
+  _ZSTD_createCCtx(): number;
+  _ZSTD_createDCtx(): number;
+  // With no dictionary (0, 0) these are ZSTD_compressCCtx / ZSTD_decompressDCtx, which the module
+  // does not export: one context per thread, reused for every call.
+  _ZSTD_compress_usingDict(cctx: number, dst: number, cap: number, src: number, n: number, dict: number, dictSize: number, level: number): number;
+  _ZSTD_decompress_usingDict(dctx: number, dst: number, cap: number, src: number, n: number, dict: number, dictSize: number): number;
 }
 
 /** node:zlib's zstd (Node 22.15+, 23.8+), typed here: snap builds with Node 20's @types/node. */
 interface ZlibZstd {
-  constants: { ZSTD_c_compressionLevel: number };
+  constants: { ZSTD_c_compressionLevel: number; ZSTD_e_end: number };
   zstdCompressSync(src: Uint8Array, o: object): Buffer;
   zstdDecompressSync(src: Uint8Array, o: object): Buffer;
+  createZstdCompress(o: object): ZlibEngine;
+}
+
+/**
+ * The parts of a node:zlib stream that zstdCompressSync itself drives (lib/zlib.js,
+ * processChunkSync): its native handle, written synchronously, and the state array where the
+ * handle leaves (output space left, input left). Not public API: the node:zlib implementation
+ * checks they exist and falls back to zstdCompressSync otherwise.
+ */
+interface ZlibEngine {
+  destroyed: boolean;
+  _writeState?: Uint32Array;
+  _handle?: {
+    writeSync?(flush: number, src: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
+    reset?(): void;
+  };
 }
 
 const asBuffer = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
@@ -150,18 +178,53 @@ function openZstd(spec: ZstdSpec): Zstd {
   if (spec.kind === 'node:zlib') {
     const z = zlib as unknown as ZlibZstd;
     const LEVEL = z.constants.ZSTD_c_compressionLevel;
+    // zstdCompressSync builds a zstd context (several MB at level 3) for every call, takes the
+    // output in fresh 64 KiB buffers and concatenates them: on the compression workers that churn
+    // kept a 1 GiB backup ~125 MB above zstd-napi's peak RSS (docs/performance.md). Instead each
+    // thread keeps one compression stream per level and drives its handle as zstdCompressSync
+    // does, into one scratch buffer, resetting the context between objects (the level stays).
+    const engines = new Map<number, ZlibEngine>();
+    let scratch = Buffer.alloc(0);
+    const fallback = (src: Uint8Array, level: number): Buffer => {
+      try {
+        return z.zstdCompressSync(src, { params: { [LEVEL]: level }, chunkSize: 64 * 1024, maxOutputLength: Math.max(64, src.length) });
+      } catch (e) {
+        if ((e as { code?: string } | undefined)?.code === 'ERR_BUFFER_TOO_LARGE') return asBuffer(src);
+        throw e;
+      }
+    };
     return {
       ...base,
-      // One call with all the input: zstd then records the content size in the frame header.
-      // Output comes in 64 KiB pieces and stops past the input's size (the caller keeps only
-      // smaller results): every buffer zlib allocates here is garbage for the worker's GC.
+      // One call with all the input and ZSTD_e_end: zstd then records the content size in the
+      // frame header. Output beyond the input's size is not kept (the caller stores the object
+      // raw), so the scratch is the input's size and a full scratch means "raw".
       compress(src, level) {
-        try {
-          return z.zstdCompressSync(src, { params: { [LEVEL]: level }, chunkSize: 64 * 1024, maxOutputLength: Math.max(64, src.length) });
-        } catch (e) {
-          if ((e as { code?: string } | undefined)?.code === 'ERR_BUFFER_TOO_LARGE') return asBuffer(src);
-          throw e;
+        let e = engines.get(level);
+        if (!e) engines.set(level, (e = z.createZstdCompress({ params: { [LEVEL]: level } })));
+        const h = e._handle;
+        const state = e._writeState;
+        if (!h?.writeSync || !h.reset || !state || e.destroyed) return fallback(src, level);
+        const cap = Math.max(64, src.length);
+        if (scratch.length < cap) scratch = Buffer.allocUnsafe(cap);
+        h.writeSync(z.constants.ZSTD_e_end, src, 0, src.length, scratch, 0, cap);
+        const outLeft = state[0]!;
+        const inLeft = state[1]!;
+        h.reset();
+        if (e.destroyed) {
+          engines.delete(level);
+          return fallback(src, level);
         }
+        if (outLeft === 0 || inLeft !== 0) return asBuffer(src); // the frame would not be smaller
+        const frame = scratch.subarray(0, cap - outLeft);
+        // Only a whole frame that declares the input's size is returned; anything else (an
+        // internal of node:zlib that changed) goes the public way, with a fresh stream next time.
+        try {
+          if (zstdFrameContentSize(frame) === src.length) return frame;
+        } catch {
+          // below
+        }
+        engines.delete(level);
+        return fallback(src, level);
       },
       // maxOutputLength stops a frame that holds more than it declares; a chunk of size + 1
       // takes the whole result in one allocation (with exactly size, zlib allocates another).
@@ -172,15 +235,56 @@ function openZstd(spec: ZstdSpec): Zstd {
   }
   if (spec.kind === 'wasm') {
     const w = require(spec.path!) as WasmModule;
+    const m = require(join(dirname(spec.path!), 'module.js')) as { Module: WasmRuntime };
+    // The module's compress/decompress allocate input, output and a zstd context in its linear
+    // memory for every call and return a copy: on the compression workers a 1 GiB backup peaked
+    // ~135 MB above zstd-napi. Here each thread keeps one context of each kind and two regions of
+    // its linear memory, grown to the largest object seen and reused (the memory never shrinks).
+    let cctx = 0;
+    let dctx = 0;
+    const ptr = { src: 0, dst: 0 };
+    const cap = { src: 0, dst: 0 };
+    const reserve = (which: 'src' | 'dst', n: number): number => {
+      if (cap[which] < n) {
+        if (ptr[which]) m.Module._free(ptr[which]);
+        ptr[which] = 0;
+        cap[which] = 0;
+        const p = m.Module._malloc(n);
+        if (!p) throw new Error(`zstd-wasm: cannot allocate ${n} bytes`);
+        ptr[which] = p;
+        cap[which] = n;
+      }
+      return ptr[which];
+    };
+    const failed = (code: number): boolean => m.Module._ZSTD_isError(code) !== 0;
     return {
       ...base,
+      decompressesInto: true,
       ready: w.init(),
       compress(src, level) {
-        return asBuffer(w.compress(src, level));
+        const M = m.Module;
+        cctx ||= M._ZSTD_createCCtx();
+        const bound = M._ZSTD_compressBound(src.length);
+        const s = reserve('src', Math.max(1, src.length));
+        const d = reserve('dst', bound);
+        M.HEAPU8.set(src, s);
+        const n = M._ZSTD_compress_usingDict(cctx, d, bound, s, src.length, 0, 0, level);
+        if (failed(n)) throw new Error(`zstd-wasm: compression failed (code ${n})`);
+        const heap = M.HEAPU8; // after the calls: growing the memory replaces the view
+        return Buffer.from(heap.buffer, heap.byteOffset + d, n >>> 0);
       },
-      // The module allocates the size the frame declares, which the caller checked.
-      decompress(frame) {
-        return asBuffer(w.decompress(frame));
+      // The caller checked that the frame declares `size`; at most `size` bytes are written.
+      decompress(frame, size, into) {
+        const M = m.Module;
+        dctx ||= M._ZSTD_createDCtx();
+        const s = reserve('src', Math.max(1, frame.length));
+        const d = reserve('dst', Math.max(1, size));
+        M.HEAPU8.set(frame, s);
+        const n = M._ZSTD_decompress_usingDict(dctx, d, size, s, frame.length, 0, 0);
+        if (failed(n)) throw new Error(`zstd-wasm: not a valid frame (code ${n})`);
+        const out = into && into.length >= size ? into.subarray(0, n >>> 0) : Buffer.allocUnsafe(n >>> 0);
+        out.set(M.HEAPU8.subarray(d, d + (n >>> 0)));
+        return out;
       },
     };
   }
