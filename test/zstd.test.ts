@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { decompress as fzstd } from 'fzstd';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CODEC_ZSTD, compress, decompress } from '../src/store/codec.js';
@@ -85,6 +86,34 @@ describe.each([...impls.keys()])('zstd implementation %s', (kind) => {
     }
     expect(got === undefined || got.length <= 2000).toBe(true);
     if (got) expect(got.equals(text.subarray(0, 2000))).toBe(false);
+  });
+
+  it('reuses its context across calls: every frame equals a fresh context\'s, levels stay apart', async () => {
+    // Each thread keeps one context and one output buffer (store/zstd.ts): nothing of one call may
+    // leak into the next, whatever the order of sizes and levels.
+    const order: [number, Buffer][] = [
+      [19, text.subarray(0, 1 << 20)],
+      [1, text.subarray(0, 4096)],
+      [3, Buffer.concat([text.subarray(0, 300_000), randomBytes(40_000)])],
+      [19, text.subarray(0, 4096)],
+      [1, text.subarray(0, 1 << 20)],
+      [3, text.subarray(0, 128 * 1024 + 1)],
+    ];
+    const frames = order.map(([level, raw]) => Buffer.from(z.compress(raw, level)));
+    for (let i = 0; i < order.length; i++) {
+      const [level, raw] = order[i]!;
+      const fresh = await openZstdImpl(zstdSpecFor(kind)!);
+      expect(frames[i]!.equals(Buffer.from(fresh.compress(raw, level))), `call ${i}: level ${level}, ${raw.length} bytes`).toBe(true);
+      expect(Buffer.from(fzstd(frames[i]!)).equals(raw), `call ${i}: fzstd`).toBe(true);
+      if (kind === 'node:zlib') {
+        const zl = zlib as unknown as { zstdCompressSync(b: Buffer, o: object): Buffer; constants: Record<string, number> };
+        const oneShot = zl.zstdCompressSync(raw, { params: { [zl.constants.ZSTD_c_compressionLevel!]: level } });
+        expect(frames[i]!.equals(oneShot), `call ${i}: as zstdCompressSync writes it`).toBe(true);
+      }
+    }
+    expect(frames[0]!.length).toBeLessThan(frames[4]!.length); // level 19 against 1, same input
+    const into = Buffer.alloc(1 << 20);
+    for (let i = 0; i < order.length; i++) expect(z.decompress(frames[i]!, order[i]![1].length, into).equals(order[i]![1]), `decompress ${i}`).toBe(true);
   });
 
   it('refuses what is not exactly one whole frame', () => {

@@ -151,6 +151,24 @@ interface ZlibEngine {
 
 const asBuffer = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
 
+/** The wasm module of this thread, initialised once, with its reused context and regions. */
+interface WasmThread {
+  m: { Module: WasmRuntime };
+  ready: Promise<void>;
+  cctx: number;
+  dctx: number;
+  ptr: { src: number; dst: number };
+  cap: { src: number; dst: number };
+}
+
+let wasmThread: WasmThread | undefined;
+
+function wasmThreadState(path: string): WasmThread {
+  const w = require(path) as WasmModule;
+  const m = require(join(dirname(path), 'module.js')) as { Module: WasmRuntime };
+  return { m, ready: w.init(), cctx: 0, dctx: 0, ptr: { src: 0, dst: 0 }, cap: { src: 0, dst: 0 } };
+}
+
 /** An instance of the implementation `spec` names (each thread opens its own). */
 function openZstd(spec: ZstdSpec): Zstd {
   const base = { kind: spec.kind, ready: undefined as Promise<void> | undefined, decompressesInto: false, frameContentSize: zstdFrameContentSize };
@@ -234,41 +252,39 @@ function openZstd(spec: ZstdSpec): Zstd {
     };
   }
   if (spec.kind === 'wasm') {
-    const w = require(spec.path!) as WasmModule;
-    const m = require(join(dirname(spec.path!), 'module.js')) as { Module: WasmRuntime };
     // The module's compress/decompress allocate input, output and a zstd context in its linear
     // memory for every call and return a copy: on the compression workers a 1 GiB backup peaked
     // ~135 MB above zstd-napi. Here each thread keeps one context of each kind and two regions of
     // its linear memory, grown to the largest object seen and reused (the memory never shrinks).
-    let cctx = 0;
-    let dctx = 0;
-    const ptr = { src: 0, dst: 0 };
-    const cap = { src: 0, dst: 0 };
+    // The module is one per thread and its init() instantiates a new memory, so the state is the
+    // thread's, shared by every instance opened on it, and init runs once.
+    const st = (wasmThread ??= wasmThreadState(spec.path!));
+    const m = st.m;
     const reserve = (which: 'src' | 'dst', n: number): number => {
-      if (cap[which] < n) {
-        if (ptr[which]) m.Module._free(ptr[which]);
-        ptr[which] = 0;
-        cap[which] = 0;
+      if (st.cap[which] < n) {
+        if (st.ptr[which]) m.Module._free(st.ptr[which]);
+        st.ptr[which] = 0;
+        st.cap[which] = 0;
         const p = m.Module._malloc(n);
         if (!p) throw new Error(`zstd-wasm: cannot allocate ${n} bytes`);
-        ptr[which] = p;
-        cap[which] = n;
+        st.ptr[which] = p;
+        st.cap[which] = n;
       }
-      return ptr[which];
+      return st.ptr[which];
     };
     const failed = (code: number): boolean => m.Module._ZSTD_isError(code) !== 0;
     return {
       ...base,
       decompressesInto: true,
-      ready: w.init(),
+      ready: st.ready,
       compress(src, level) {
         const M = m.Module;
-        cctx ||= M._ZSTD_createCCtx();
+        st.cctx ||= M._ZSTD_createCCtx();
         const bound = M._ZSTD_compressBound(src.length);
         const s = reserve('src', Math.max(1, src.length));
         const d = reserve('dst', bound);
         M.HEAPU8.set(src, s);
-        const n = M._ZSTD_compress_usingDict(cctx, d, bound, s, src.length, 0, 0, level);
+        const n = M._ZSTD_compress_usingDict(st.cctx, d, bound, s, src.length, 0, 0, level);
         if (failed(n)) throw new Error(`zstd-wasm: compression failed (code ${n})`);
         const heap = M.HEAPU8; // after the calls: growing the memory replaces the view
         return Buffer.from(heap.buffer, heap.byteOffset + d, n >>> 0);
@@ -276,11 +292,11 @@ function openZstd(spec: ZstdSpec): Zstd {
       // The caller checked that the frame declares `size`; at most `size` bytes are written.
       decompress(frame, size, into) {
         const M = m.Module;
-        dctx ||= M._ZSTD_createDCtx();
+        st.dctx ||= M._ZSTD_createDCtx();
         const s = reserve('src', Math.max(1, frame.length));
         const d = reserve('dst', Math.max(1, size));
         M.HEAPU8.set(frame, s);
-        const n = M._ZSTD_decompress_usingDict(dctx, d, size, s, frame.length, 0, 0);
+        const n = M._ZSTD_decompress_usingDict(st.dctx, d, size, s, frame.length, 0, 0);
         if (failed(n)) throw new Error(`zstd-wasm: not a valid frame (code ${n})`);
         const out = into && into.length >= size ? into.subarray(0, n >>> 0) : Buffer.allocUnsafe(n >>> 0);
         out.set(M.HEAPU8.subarray(d, d + (n >>> 0)));
