@@ -122,7 +122,7 @@ async function toFile(r: Run, dest: string, output: string, force: boolean): Pro
   const tmp = path.join(dir, `.${path.basename(dest)}.snap-tmp-${randomHex(6)}`);
   let fh: fsp.FileHandle;
   try {
-    fh = await fsp.open(tmp, 'wx', await archiveMode(r.repo.root));
+    fh = await fsp.open(tmp, 'wx', await archiveMode(r.repo.localRoot));
   } catch (e) {
     throw fromSystemError(e, `creating ${output}`);
   }
@@ -164,8 +164,8 @@ async function toFile(r: Run, dest: string, output: string, force: boolean): Pro
  * An archive holds what the repository holds: it is created no more open than the repository's
  * folder (an owner-only repository gives a 0600 archive, whatever the umask; issue 20).
  */
-async function archiveMode(repoRoot: string): Promise<number> {
-  const st = await fsp.stat(fsPath(repoRoot)).catch(() => undefined);
+async function archiveMode(repoRoot: string | undefined): Promise<number> {
+  const st = repoRoot === undefined ? undefined : await fsp.stat(fsPath(repoRoot)).catch(() => undefined);
   return st ? st.mode & 0o666 & ((st.mode & 0o777) | 0o600) : 0o600;
 }
 
