@@ -53,6 +53,11 @@ export interface Ctx {
    * command fails with SNAP_NO_REPO.
    */
   openRepo(o?: { create?: boolean; lock?: LockKind }): Promise<Repository>;
+  /**
+   * Open another repository than --repo (`snap copy --from-repo`), as --repo would be opened: the
+   * same lock wait and owner policy; what it writes is not this command's operation-log change.
+   */
+  openRepoAt(text: string, o?: { lock?: LockKind }): Promise<Repository>;
   /** What this command wrote to and deleted from the repository, for the operation log (cli/oplog.ts). */
   changes: Changes;
 }
@@ -113,6 +118,12 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
         return Repository.init(p, ro);
       }
       return Repository.open(p, ro);
+    },
+    async openRepoAt(text, o = {}) {
+      const location = parseRepoLocation(text, cwd);
+      const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
+      const remote = remoteStorage(location);
+      return Repository.open(location.path, { sink, lockWaitMs, signal, lock, command: ctx.command, host: ctx.host, owner: ownerPolicy(opts, cwd), remote });
     },
   };
   return ctx;

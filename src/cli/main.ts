@@ -25,6 +25,7 @@ import { useZstd, ZSTD_KINDS, type ZstdKind } from '../store/zstd.js';
 import { recordOperation } from './oplog.js';
 import { registerLog } from './cmd-log.js';
 import { registerSchedule } from './cmd-schedule.js';
+import { registerCopy } from './cmd-copy.js';
 
 /**
  * Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings,
@@ -101,6 +102,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   registerUi(program, run);
   registerLog(program, run);
   registerSchedule(program, run);
+  registerCopy(program, run);
   // Every command and subcommand: commander's errors come back here instead of exiting, and are
   // printed in snap's form.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];

@@ -26,7 +26,7 @@ export function repoStorage(location: RepoLocation): Backend {
 }
 
 /** Commands that change the repository: each run is logged, whether it succeeded or not. */
-export const LOGGED_COMMANDS = new Set(['init', 'create', 'forget', 'gc', 'repair', 'tag', 'rewrite', 'index rebuild']);
+export const LOGGED_COMMANDS = new Set(['init', 'create', 'forget', 'gc', 'repair', 'tag', 'rewrite', 'index rebuild', 'copy']);
 
 /** The error a failed command ended with, as the log records it (the code users see). */
 function errorOf(e: unknown): { code: string; message: string } | undefined {
