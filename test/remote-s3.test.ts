@@ -5,10 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { snap, snapAsync, tmpDir } from './helpers/cli.js';
 import { type S3Target, s3Target } from './helpers/s3-target.js';
-import { sharedCluster } from './helpers/radosgw.js';
+import { CephCluster, type Gateway } from './helpers/radosgw.js';
 import { expectCheckClean, expectRestoresExactly, listSnapshots, makeSource, ok } from './helpers/remote-e2e.js';
 
 const BUCKET = 'e2e-remote';
@@ -163,5 +163,49 @@ describe('a repository on S3 (radosgw)', () => {
     expectRestoresExactly(repo, tagged('a')!.id, srcA, a);
     expectRestoresExactly(repo, tagged('b')!.id, srcB, c);
     expectCheckClean(repo, b);
+  });
+
+  describe('the gateway killed in the middle of a backup', () => {
+    let gw: Gateway | undefined;
+    afterAll(async () => {
+      await gw?.stop(true);
+    });
+
+    it('snap retries until it is back; check is clean and every listed snapshot restores exactly', async (ctx) => {
+      if (unavailable() || typeof target.info === 'string') return ctx.skip();
+      // A gateway of this test's own on the shared cluster: the other files' gateway runs on.
+      gw = await CephCluster.attach(target.info.clusterDir).startGateway(`e2e-${randomBytes(3).toString('hex')}`);
+      const env = client();
+      const repo = newLocation(gw.endpoint);
+      const prefix = repo.slice(repo.lastIndexOf('/') + 1);
+      ok(['--repo', repo, 'init', '--no-encryption'], env);
+      const base = makeSource('base', 128 * 1024);
+      ok(['--repo', repo, 'create', base], env);
+      const viewer = target.backend({ prefix });
+      const packs = async (): Promise<number> => {
+        let n = 0;
+        for await (const b of viewer.list('data/')) if (b) n++;
+        return n;
+      };
+      const before = await packs();
+      const src = makeSource('big', 40 * 1024 * 1024);
+      const child = snapAsync(['--repo', repo, 'create', src], { env });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stdout.resume();
+      const exited = new Promise<number | null>((r) => child.on('close', r));
+      const until = Date.now() + 120_000;
+      while ((await packs()) === before && child.exitCode === null && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      await gw.stop(); // SIGKILL, in the middle of the next pack's upload
+      await new Promise((r) => setTimeout(r, 1000));
+      await gw.start();
+      const code = await exited;
+      expect([0, 1], stderr).toContain(code);
+      expectCheckClean(repo, env);
+      for (const s of listSnapshots(repo, env)) expectRestoresExactly(repo, s.id, s.paths[0] === base ? base : src, env);
+      if (code !== 0) ok(['--repo', repo, 'create', src], env);
+      expectRestoresExactly(repo, 'latest', src, env);
+      await viewer.close();
+    });
   });
 });
