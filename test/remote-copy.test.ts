@@ -115,4 +115,38 @@ describe('snap copy between any two repositories', () => {
     expect(listSnapshots(s3, env)).toEqual([]);
     expectCheckClean(s3, env);
   });
+
+  it('init --copy-chunker-params-from: the destination cuts chunks as the source does, so its own backup of copied data adds no chunks', (ctx) => {
+    if (typeof target.info === 'string') return ctx.skip();
+    const home = tmpDir('snap-client-');
+    const env = {
+      AWS_ACCESS_KEY_ID: target.info.account.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: target.info.account.secretAccessKey,
+      AWS_REGION: target.info.account.region,
+      XDG_CACHE_HOME: path.join(home, 'cache'),
+      HOME: home,
+    };
+    const local = path.join(tmpDir(), 'local');
+    const same = `s3:${target.info.account.endpoint}/${BUCKET}/p-${randomBytes(6).toString('hex')}`;
+    const other = `s3:${target.info.account.endpoint}/${BUCKET}/q-${randomBytes(6).toString('hex')}`;
+    ok(['--repo', local, 'init'], env);
+    ok(['--repo', same, 'init', '--no-encryption', '--copy-chunker-params-from', local], env);
+    ok(['--repo', other, 'init', '--no-encryption'], env);
+    const src = makeSource('params', 6 * 1024 * 1024);
+    ok(['--repo', local, 'create', src], env);
+    interface Made { summary: { objectsAdded: number } }
+    const added = (repo: string): number => {
+      ok(['--repo', repo, 'copy', '--from-repo', local], env);
+      // The same files (and one new) backed up into the destination itself.
+      fs.writeFileSync(path.join(src, 'touch'), randomBytes(8));
+      const s = parseJson<Made>(ok(['--repo', repo, '--json', 'create', src], env).stdout);
+      return s.summary.objectsAdded;
+    };
+    const sameAdded = added(same);
+    const otherAdded = added(other);
+    // With the source's chunker only what is new is added (the new small file, the trees above
+    // it); with another gear seed the big file is cut elsewhere and its chunks are stored again.
+    expect(sameAdded).toBeLessThan(otherAdded);
+    expect(sameAdded).toBeLessThanOrEqual(1 + path.join(src, 'touch').split('/').length);
+  });
 });
