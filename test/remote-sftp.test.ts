@@ -84,6 +84,34 @@ describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
     expectCheckClean(repo, env);
   });
 
+  it('browsing, export, tag, stats, index rebuild and repair work on an SFTP repository', () => {
+    const env = client();
+    const { repo } = newRepo();
+    ok(['--repo', repo, 'init', '--no-encryption'], env);
+    const src = makeSource('browse', 512 * 1024);
+    ok(['--repo', repo, 'create', src], env);
+    fs.writeFileSync(path.join(src, 'sub', 'f2.txt'), 'second version\n');
+    ok(['--repo', repo, 'create', src], env);
+    const file = path.join(src, 'sub', 'f2.txt');
+    expect(ok(['--repo', repo, 'cat', 'latest', file], env).stdout).toBe('second version\n');
+    expect(ok(['--repo', repo, 'ls', 'latest', path.join(src, 'sub')], env).stdout).toContain('f19.txt');
+    const snaps = listSnapshots(repo, env);
+    expect(ok(['--repo', repo, 'diff', snaps[0]!.id, snaps[1]!.id], env).stdout).toContain('f2.txt');
+    expect(ok(['--repo', repo, 'find', 'f2.txt'], env).stdout).toContain('f2.txt');
+    expect(ok(['--repo', repo, 'history', file], env).stdout).toMatch(/f2\.txt|second|2/);
+    expect(ok(['--repo', repo, 'stats'], env).code).toBe(0);
+    const tar = path.join(tmpDir(), 'out.tar');
+    ok(['--repo', repo, 'export', 'latest', tar], env);
+    expect(fs.statSync(tar).size).toBeGreaterThan(512 * 1024);
+    ok(['--repo', repo, 'tag', '--add', 'kept', 'latest'], env);
+    expect(listSnapshots(repo, env).some((s) => s.tags?.includes('kept'))).toBe(true);
+    expect(ok(['--repo', repo, 'index', 'rebuild'], env).code).toBe(0);
+    const repair = ok(['--repo', repo, 'repair', '--read-data'], env);
+    expect(repair.code).toBe(0);
+    expectRestoresExactly(repo, 'latest', src, env);
+    expectCheckClean(repo, env);
+  });
+
   it('an unknown host key is refused with its fingerprint, and nothing is written', () => {
     const env = { ...client(), SNAP_SSH_COMMAND: `ssh -F ${sshd.clientConfig({ knownHosts: path.join(tmpDir(), 'empty_known_hosts') })}` };
     const { repo, dir } = newRepo();
