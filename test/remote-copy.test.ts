@@ -79,7 +79,7 @@ describe('snap copy between any two repositories', () => {
     expect([again.copied, again.skipped.length, again.objects_copied]).toEqual([[], 2, 0]);
     expectRestoresExactly(back, 'latest', src, env);
     for (const repo of [s3, sftp, back]) expectCheckClean(repo, env);
-  });
+  }, 300_000);
 
   it('a damaged object in the source stops the copy; the destination records no snapshot and stays clean', (ctx) => {
     if (typeof target.info === 'string') return ctx.skip();

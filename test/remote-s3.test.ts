@@ -77,7 +77,7 @@ describe('a repository on S3 (radosgw)', () => {
     expect(log.stdout).toMatch(/gc/);
   });
 
-  it('a missing bucket or location is SNAP_NO_REPO; wrong keys are SNAP_PERMISSION', (ctx) => {
+  it('a missing bucket or location is SNAP_NO_REPO; wrong keys are SNAP_PERMISSION; init makes a missing bucket', (ctx) => {
     if (unavailable()) return ctx.skip();
     const env = client();
     const none = snap(['--repo', newLocation(), 'list'], { env });
@@ -88,6 +88,10 @@ describe('a repository on S3 (radosgw)', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/permission denied.*SNAP_PERMISSION/);
     expect(bad.stderr).not.toContain('wrong');
+    // init makes a bucket that does not exist yet.
+    const fresh = `s3:${(target.info as { account: { endpoint: string } }).account.endpoint}/snap-new-${randomBytes(4).toString('hex')}/repo`;
+    ok(['--repo', fresh, 'init', '--no-encryption'], env);
+    expect(listSnapshots(fresh, env)).toEqual([]);
   });
 
   it('the cache index is rebuilt when deleted, and catches up with what other clients wrote and removed', (ctx) => {
@@ -163,7 +167,7 @@ describe('a repository on S3 (radosgw)', () => {
     expectRestoresExactly(repo, tagged('a')!.id, srcA, a);
     expectRestoresExactly(repo, tagged('b')!.id, srcB, c);
     expectCheckClean(repo, b);
-  });
+  }, 400_000);
 
   describe('the gateway killed in the middle of a backup', () => {
     let gw: Gateway | undefined;
@@ -188,7 +192,7 @@ describe('a repository on S3 (radosgw)', () => {
         return n;
       };
       const before = await packs();
-      const src = makeSource('big', 40 * 1024 * 1024);
+      const src = makeSource('big', 24 * 1024 * 1024);
       const child = snapAsync(['--repo', repo, 'create', src], { env });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -206,6 +210,6 @@ describe('a repository on S3 (radosgw)', () => {
       if (code !== 0) ok(['--repo', repo, 'create', src], env);
       expectRestoresExactly(repo, 'latest', src, env);
       await viewer.close();
-    });
+    }, 400_000);
   });
 });

@@ -130,7 +130,7 @@ describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
     const packsBefore = files(dir, 'data').length;
 
     // 1. sshd and every session killed once the first new pack is on the server; back 1 s later.
-    const src = makeSource('big', 40 * 1024 * 1024);
+    const src = makeSource('big', 24 * 1024 * 1024);
     const child = snapAsync(['--repo', repo, 'create', src], { env });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -168,5 +168,5 @@ describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
     ok(['--repo', repo, 'create', src], env);
     expect(listSnapshots(repo, env)).toHaveLength(listed.length + 1);
     expectRestoresExactly(repo, 'latest', src, env);
-  });
+  }, 400_000);
 });

@@ -241,7 +241,7 @@ export class Repository {
         await fsp.mkdir(fsPath(cacheDir), { recursive: true, mode: 0o700 }).catch((e: unknown) => {
           throw fromSystemError(e, `making the cache folder ${displayPath(cacheDir)} of the repository index`);
         });
-        if (o.owner) await checkRepositoryOwner(cacheDir, indexDir, { ...o.owner, trustAny: false, trusted: [] });
+        if (o.owner) await checkRepositoryOwner(cacheDir, indexDir, o.owner);
       }
       const opts = {
         repoId: config.id,
