@@ -228,7 +228,12 @@ export class Repository {
     const command = o.command ?? 'snap';
     let lock: RepoLock | undefined;
     if (o.lock) {
-      lock = await RepoLock.acquire(backend, { kind: o.lock.kind, waitMs: o.lock.waitMs, command, host, clock, sink: o.sink, signal: o.signal });
+      try {
+        lock = await RepoLock.acquire(backend, { kind: o.lock.kind, waitMs: o.lock.waitMs, command, host, clock, sink: o.sink, signal: o.signal });
+      } catch (e) {
+        if (o.remote) await backend.close().catch(() => {}); // an ssh session would outlive the command
+        throw e;
+      }
     }
     let repo: Repository | undefined;
     const localRoot = o.remote ? undefined : abs;
