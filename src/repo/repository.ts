@@ -25,6 +25,7 @@ import { type Gear, makeGear } from '../store/chunker.js';
 import { ObjectStore } from '../store/object-store.js';
 import { readPackHeader, packIdFromName } from '../store/pack.js';
 import { LevelIndex } from '../index/level-index.js';
+import { TaskPool } from '../core/pool.js';
 import { checkRepositoryOwner, type OwnerPolicy } from './ownership.js';
 import { objectLimits } from '../store/limits.js';
 import type { HostInfo } from '../core/host.js';
@@ -85,6 +86,8 @@ export const DEFAULT_CHUNKER = { minSize: 512 * 1024, avgSize: 1024 * 1024, maxS
 export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
 /** A config is a few hundred bytes; one larger than this is not read. */
 const MAX_CONFIG_BYTES = 64 * 1024;
+/** Pack headers read at once when the index is rebuilt or catches up (each a ranged read). */
+const HEADER_READS = 8;
 /** Entries held by the tree cache at most: about 130 MB decoded. */
 const TREE_CACHE_ENTRIES = 200_000;
 
@@ -336,19 +339,28 @@ export class Repository {
     const known = new Set<string>();
     for await (const p of this.index.packs()) known.add(p.id);
     let added = 0;
-    for await (const blob of this.backend.list(DATA)) {
-      const packId = packIdFromName(blob.name);
-      if (!packId) continue;
-      if (known.delete(packId)) continue;
-      try {
-        const entries = await readPackHeader(this.backend, packId);
-        await this.index.addPack(packId, blob.size, entries);
-        added++;
-      } catch (e) {
-        if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
-        this.sink.warn?.({ code: e.code, path: blob.name, message: `pack ${packId.slice(0, 12)} skipped: ${e.message}` });
+    const pool = new TaskPool(HEADER_READS);
+    try {
+      for await (const blob of this.backend.list(DATA)) {
+        const packId = packIdFromName(blob.name);
+        if (!packId) continue;
+        if (known.delete(packId)) continue;
+        await pool.run(async () => {
+          try {
+            const entries = await readPackHeader(this.backend, packId);
+            await this.index.addPack(packId, blob.size, entries);
+            added++;
+          } catch (e) {
+            if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+            this.sink.warn?.({ code: e.code, path: blob.name, message: `pack ${packId.slice(0, 12)} skipped: ${e.message}` });
+          }
+        });
       }
+    } catch (e) {
+      await pool.drain().catch(() => {}); // no header read is left running
+      throw e;
     }
+    await pool.drain();
     // What is left in `known` is gone from the repository (a gc elsewhere): its entries go, and the
     // files cache too, whose entries may name objects of those packs (as gc itself clears it).
     if (known.size > 0) {
@@ -390,25 +402,39 @@ export class Repository {
     this.cachedEntries = 0;
     let packs = 0;
     let objects = 0;
-    for await (const blob of this.backend.list(DATA)) {
-      // Stopped: the index stays marked incomplete, so the next open rebuilds it.
-      signal?.throwIfAborted();
-      const packId = packIdFromName(blob.name);
-      if (!packId) continue;
-      try {
-        const entries = await readPackHeader(this.backend, packId);
-        await this.index.addPack(packId, blob.size, entries);
-        packs++;
-        objects += entries.length;
-      } catch (e) {
-        // A damaged table is skipped (and reported); a failed read aborts the rebuild, which leaves
-        // the index marked incomplete so the next open rebuilds it again rather than losing a pack.
-        if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
-        const msg = `pack ${packId.slice(0, 12)} skipped: ${e instanceof Error ? e.message : String(e)}`;
-        problems.push(msg);
-        this.sink.warn?.({ code: isSnapError(e) ? e.code : 'SNAP_IO', path: blob.name, message: msg });
+    // Headers are read a few at a time: on remote storage each is a round trip or two.
+    const pool = new TaskPool(HEADER_READS);
+    const found: [number, string][] = [];
+    let n = 0;
+    try {
+      for await (const blob of this.backend.list(DATA)) {
+        // Stopped: the index stays marked incomplete, so the next open rebuilds it.
+        signal?.throwIfAborted();
+        const packId = packIdFromName(blob.name);
+        if (!packId) continue;
+        const at = n++;
+        await pool.run(async () => {
+          try {
+            const entries = await readPackHeader(this.backend, packId);
+            await this.index.addPack(packId, blob.size, entries);
+            packs++;
+            objects += entries.length;
+          } catch (e) {
+            // A damaged table is skipped (and reported); a failed read aborts the rebuild, which leaves
+            // the index marked incomplete so the next open rebuilds it again rather than losing a pack.
+            if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+            const msg = `pack ${packId.slice(0, 12)} skipped: ${e instanceof Error ? e.message : String(e)}`;
+            found.push([at, msg]);
+            this.sink.warn?.({ code: isSnapError(e) ? e.code : 'SNAP_IO', path: blob.name, message: msg });
+          }
+        });
       }
+    } catch (e) {
+      await pool.drain().catch(() => {}); // no header read is left running
+      throw e;
     }
+    await pool.drain();
+    problems.push(...found.sort((a, b) => a[0] - b[0]).map(([, m]) => m));
     const snaps = await this.reconcileSnapshots();
     await this.index.markComplete(this.config.id);
     return { packs, objects, snapshots: snaps.total, problems };
