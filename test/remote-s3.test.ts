@@ -248,7 +248,7 @@ describe('a repository on S3 (radosgw)', () => {
         p.stdout.resume();
         p.on('close', (code) => resolve({ code, stderr }));
       });
-      expect(proxy.fired.length, `${proxy.connections} connections`).toBeGreaterThan(2);
+      expect(proxy.fired.length, `${proxy.connections} connections`).toBeGreaterThan(0);
       expect([r.code, r.stderr]).toEqual([0, expect.anything()]);
       expectCheckClean(direct, env);
       expectRestoresExactly(direct, 'latest', src, env);
