@@ -8,6 +8,8 @@ import { displayPath, fsDecode, fsPath, hasEscapedBytes } from '../core/bytes.js
 import { type FilesFromMode, parseFilesFrom } from '../model/files-from.js';
 import { shortId } from '../core/ids.js';
 import { Repository } from '../repo/repository.js';
+import type { RepoConfig } from '../model/config.js';
+import { remoteStorage } from './storage.js';
 import { createSnapshot, type StdinSource } from '../ops/create.js';
 import { type Ctx, makeCtx, withRepo } from './context.js';
 import { bytes, duration } from './format.js';
@@ -93,10 +95,26 @@ export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise
   program
     .command('init')
     .description('create a new, empty repository')
-    .action(async (_o, cmd: Command) =>
+    .option('--no-encryption', 'store the repository unencrypted (required for remote repositories until snap encrypts them)')
+    .option('--copy-chunker-params-from <repo>', "cut chunks as that repository does, so 'snap copy' between them deduplicates fully")
+    .action(async (o: { encryption?: boolean; copyChunkerParamsFrom?: string }, cmd: Command) =>
       run(async (ctx) => {
-        const { path: p } = ctx.repoPath();
-        const repo = await Repository.init(p, { sink: ctx.sink });
+        const { path: p, location } = ctx.repoPath();
+        if (location.kind !== 'local' && o.encryption !== false) {
+          throw new SnapError(
+            'SNAP_USAGE',
+            `a repository on ${location.kind === 's3' ? 'S3' : 'an SFTP server'} is readable by whoever runs the storage, and this snap cannot encrypt yet: ` +
+              `to store it unencrypted anyway, say so with 'snap init --no-encryption' (docs/remote.md)`,
+          );
+        }
+        let chunker: RepoConfig['chunker'] | undefined;
+        if (o.copyChunkerParamsFrom !== undefined) {
+          const other = await ctx.openRepoAt(o.copyChunkerParamsFrom, { lock: 'shared' });
+          chunker = { ...other.config.chunker };
+          await other.close();
+        }
+        const remote = remoteStorage(location);
+        const repo = await Repository.init(p, { sink: ctx.sink, remote }, chunker ? { chunker } : {});
         await repo.close();
         if (ctx.json) ctx.out(JSON.stringify({ repository: p, id: repo.config.id }));
         else ctx.out(`created repository ${repo.config.id.slice(0, 8)} at ${displayPath(p)}`);

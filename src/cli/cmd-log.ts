@@ -48,8 +48,9 @@ function resultColumn(r: LogRecord): string {
 
 async function showLog(ctx: Ctx, o: { since?: string }): Promise<void> {
   const since = o.since !== undefined ? dateOption('--since', o.since, cliNow(systemClock), 'start') : undefined;
-  const root = path.resolve(ctx.repoPath().path);
-  const backend = repoStorage(root);
+  const { location } = ctx.repoPath();
+  const root = location.kind === 'local' ? path.resolve(location.path) : location.path;
+  const backend = repoStorage(location);
   try {
     try {
       decodeConfig(await backend.get(CONFIG), root);

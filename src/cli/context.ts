@@ -7,12 +7,14 @@ import { currentHost } from '../core/host.js';
 import { Repository } from '../repo/repository.js';
 import type { OwnerPolicy } from '../repo/ownership.js';
 import { DEFAULT_LOCK_WAIT_MS, type LockKind, RepoLock } from '../repo/lock.js';
-import { parseRepoLocation } from '../repo/location.js';
+import { parseRepoLocation, type RepoLocation } from '../repo/location.js';
+import { remoteStorage } from './storage.js';
 import { makeSink, type CliSink } from './sink.js';
 import { parseWaitMs } from './parse.js';
 import { rawCwd } from './argv.js';
 import { type Interrupts, writeOut } from './interrupt.js';
 import { displayPath } from '../core/bytes.js';
+import { SnapError } from '../core/errors.js';
 import { type Changes, noChanges, RecordingBackend } from '../backend/recording.js';
 import type { Backend } from '../backend/backend.js';
 
@@ -43,13 +45,19 @@ export interface Ctx {
   interrupts: Interrupts;
   /** The working directory, lossless (argv.ts); relative paths on the command line are relative to it. */
   cwd: string;
-  repoPath(): { path: string; isDefault: boolean };
+  /** The repository's location: `path` is its folder, or the canonical text of a remote location. */
+  repoPath(): { path: string; isDefault: boolean; location: RepoLocation };
   /**
    * Open the repository. Only `create` passes `create: true`, and only the default repository
    * (SNAP_REPO or the XDG folder) is then created when missing or empty (README); every other
    * command fails with SNAP_NO_REPO.
    */
   openRepo(o?: { create?: boolean; lock?: LockKind }): Promise<Repository>;
+  /**
+   * Open another repository than --repo (`snap copy --from-repo`), as --repo would be opened: the
+   * same lock wait and owner policy; what it writes is not this command's operation-log change.
+   */
+  openRepoAt(text: string, o?: { lock?: LockKind }): Promise<Repository>;
   /** What this command wrote to and deleted from the repository, for the operation log (cli/oplog.ts). */
   changes: Changes;
 }
@@ -81,23 +89,41 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
     cwd,
     changes,
     repoPath() {
-      if (opts.repo !== undefined) return { path: parseRepoLocation(opts.repo, cwd).path, isDefault: false };
-      if (process.env.SNAP_REPO) return { path: parseRepoLocation(process.env.SNAP_REPO, cwd).path, isDefault: true };
-      return { path: defaultRepoPath(), isDefault: true };
+      if (opts.repo !== undefined) {
+        const location = parseRepoLocation(opts.repo, cwd);
+        return { path: location.path, isDefault: false, location };
+      }
+      if (process.env.SNAP_REPO) {
+        const location = parseRepoLocation(process.env.SNAP_REPO, cwd);
+        return { path: location.path, isDefault: true, location };
+      }
+      const p = defaultRepoPath();
+      return { path: p, isDefault: true, location: { kind: 'local', path: p } };
     },
     async openRepo(o = {}) {
-      const { path: p, isDefault } = ctx.repoPath();
+      const { path: p, isDefault, location } = ctx.repoPath();
       // Append-only use (docs/maintenance.md): --append-only, or SNAP_APPEND_ONLY set to anything but '' or 0.
       const appendOnly = opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
       const wrap = (b: Backend) => new RecordingBackend(b, changes);
       const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
       const owner = ownerPolicy(opts, cwd);
-      const ro = { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner };
-      if (o.create && isDefault && (await Repository.isEmptyOrMissing(p))) {
+      const remote = remoteStorage(location);
+      const ro = { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner, remote };
+      if (o.create && isDefault && (await Repository.isEmptyOrMissing(p, remote))) {
+        if (remote) {
+          await remote.backend.close();
+          throw new SnapError('SNAP_NO_REPO', `no repository at ${displayPath(p)}: a remote repository is made by 'snap init' (it must be encrypted or say --no-encryption)`);
+        }
         sink.info?.(`created a new repository at ${displayPath(p)}`);
         return Repository.init(p, ro);
       }
       return Repository.open(p, ro);
+    },
+    async openRepoAt(text, o = {}) {
+      const location = parseRepoLocation(text, cwd);
+      const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
+      const remote = remoteStorage(location);
+      return Repository.open(location.path, { sink, lockWaitMs, signal, lock, command: ctx.command, host: ctx.host, owner: ownerPolicy(opts, cwd), remote });
     },
   };
   return ctx;

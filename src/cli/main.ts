@@ -25,6 +25,7 @@ import { useZstd, ZSTD_KINDS, type ZstdKind } from '../store/zstd.js';
 import { recordOperation } from './oplog.js';
 import { registerLog } from './cmd-log.js';
 import { registerSchedule } from './cmd-schedule.js';
+import { registerCopy } from './cmd-copy.js';
 import { registerWatch } from './cmd-watch.js';
 
 /**
@@ -64,7 +65,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   const program = new Command('snap')
     .description('content-addressed, deduplicating snapshots of your files')
     .version(VERSION)
-    .option('-r, --repo <dir>', 'repository (default: $SNAP_REPO, else $XDG_DATA_HOME/snap or ~/.local/share/snap)')
+    .option('-r, --repo <repo>', 'repository: a folder, s3:https://HOST/BUCKET[/PREFIX] or sftp:USER@HOST/PATH (default: $SNAP_REPO, else $XDG_DATA_HOME/snap or ~/.local/share/snap)')
     .option('--json', 'print results as JSON')
     .option('-q, --quiet', 'print only warnings, errors and results')
     .option('--append-only', 'never delete or replace anything in the repository (also SNAP_APPEND_ONLY=1): forget, gc, repair and tag refuse')
@@ -102,6 +103,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   registerUi(program, run);
   registerLog(program, run);
   registerSchedule(program, run);
+  registerCopy(program, run);
   registerWatch(program, run);
   // Every command and subcommand: commander's errors come back here instead of exiting, and are
   // printed in snap's form.

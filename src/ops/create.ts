@@ -239,8 +239,9 @@ class Archiver {
     this.rules = compileExcludes(o.excludes ?? []);
     this.absRules = needsAbsolute(this.rules);
     this.tagNames = [...new Set([...(o.excludeIfPresent ?? []), ...(o.excludeCaches ? [CACHEDIR_TAG] : [])])].map((n) => fsEncode(n));
-    const st = fs.statSync(fsPath(repo.root), { bigint: true });
-    this.repoId = { dev: st.dev, ino: st.ino };
+    // The repository's own folder is skipped when backed up into itself (remote storage has none here).
+    const st = repo.localRoot === undefined ? undefined : fs.statSync(fsPath(repo.localRoot), { bigint: true });
+    this.repoId = st && { dev: st.dev, ino: st.ino };
     this.chunker = new FileChunker(-1, repo.gear);
     // The previous backup of the same paths tells how much there is: a percentage and an ETA.
     if (parent) this.progress.totalBytes = parent.summary.totalBytes;
