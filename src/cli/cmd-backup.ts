@@ -18,6 +18,7 @@ import { timeOption } from './when.js';
 import { type BackupOutcome, type HookFlags, hookOptions, withHooks } from './hooks.js';
 import { VERSION } from './version.js';
 import { snapshotJson } from './cmd-list.js';
+import { newKeyScrypt, newPassword } from './password.js';
 
 /** Paths from a --files-from list: bytes, kept as lossless strings (core/bytes.ts); `-` is standard input. */
 function readFilesFrom(file: string, mode: FilesFromMode): string[] {
@@ -93,13 +94,36 @@ export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise
   program
     .command('init')
     .description('create a new, empty repository')
-    .action(async (_o, cmd: Command) =>
+    .option('--encrypt', 'encrypt it (format 2): the password from SNAP_PASSWORD, --password-file, --password-command, or asked twice on a terminal')
+    .action(async (o: { encrypt?: boolean }, cmd: Command) =>
       run(async (ctx) => {
         const { path: p } = ctx.repoPath();
-        const repo = await Repository.init(p, { sink: ctx.sink });
+        let encrypt: { password: Buffer; scrypt: { N: number; r: number; p: number } } | undefined;
+        if (o.encrypt) {
+          // Refused before a password is asked for: a password typed for nothing is worse than no prompt.
+          if (!(await Repository.isEmptyOrMissing(p))) {
+            throw new SnapError('SNAP_REPO_EXISTS', `${displayPath(p)} is not empty; choose an empty or new directory for a repository`);
+          }
+          const g = ctx.opts;
+          encrypt = { password: await newPassword({ file: g.passwordFile, command: g.passwordCommand }, ctx.cwd, true), scrypt: newKeyScrypt() };
+        }
+        const ro = ctx.repoOptions();
+        let repo: Repository;
+        try {
+          repo = await Repository.init(p, { sink: ctx.sink, indexCache: ro.indexCache, encrypt });
+        } finally {
+          encrypt?.password.fill(0);
+        }
+        ctx.unlocked = repo.unlocked;
         await repo.close();
-        if (ctx.json) ctx.out(JSON.stringify({ repository: p, id: repo.config.id }));
-        else ctx.out(`created repository ${repo.config.id.slice(0, 8)} at ${displayPath(p)}`);
+        if (ctx.json) ctx.out(JSON.stringify({ repository: p, id: repo.config.id, encrypted: repo.encrypted }));
+        else ctx.out(`created ${repo.encrypted ? 'encrypted ' : ''}repository ${repo.config.id.slice(0, 8)} at ${displayPath(p)}`);
+        if (repo.encrypted) {
+          ctx.sink.info?.(
+            "the repository's data can be read only with its password: if it is lost, the backups are lost too (no one can recover them). " +
+              "Keep it safe, and consider a second password with 'snap key add'.",
+          );
+        }
       }, cmd),
     );
 

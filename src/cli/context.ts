@@ -4,7 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { currentHost } from '../core/host.js';
-import { Repository } from '../repo/repository.js';
+import { type RepoOptions, Repository } from '../repo/repository.js';
+import type { Unlocked } from '../repo/keys.js';
+import { repositoryPassword } from './password.js';
 import type { OwnerPolicy } from '../repo/ownership.js';
 import { DEFAULT_LOCK_WAIT_MS, type LockKind, RepoLock } from '../repo/lock.js';
 import { parseRepoLocation } from '../repo/location.js';
@@ -24,6 +26,8 @@ export interface GlobalOptions {
   lockWait?: string;
   appendOnly?: boolean;
   trustOwner?: boolean;
+  passwordFile?: string;
+  passwordCommand?: string;
 }
 
 export interface Ctx {
@@ -52,6 +56,18 @@ export interface Ctx {
   openRepo(o?: { create?: boolean; lock?: LockKind }): Promise<Repository>;
   /** What this command wrote to and deleted from the repository, for the operation log (cli/oplog.ts). */
   changes: Changes;
+  /** The keys of the encrypted repository this command opened (the operation log is sealed with them). */
+  unlocked?: Unlocked;
+  /** The repository options of openRepo: lock, owner policy, password source, index cache. */
+  repoOptions(o?: { lock?: LockKind }): RepoOptions;
+}
+
+/** Where encrypted repositories keep their index: SNAP_CACHE_DIR, else $XDG_CACHE_HOME/snap or ~/.cache/snap. */
+export function cacheRoot(): string {
+  const own = process.env.SNAP_CACHE_DIR;
+  if (own && path.isAbsolute(own)) return own;
+  const xdg = process.env.XDG_CACHE_HOME;
+  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache'), 'snap');
 }
 
 export function defaultRepoPath(): string {
@@ -85,19 +101,27 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       if (process.env.SNAP_REPO) return { path: parseRepoLocation(process.env.SNAP_REPO, cwd).path, isDefault: true };
       return { path: defaultRepoPath(), isDefault: true };
     },
-    async openRepo(o = {}) {
-      const { path: p, isDefault } = ctx.repoPath();
+    repoOptions(o = {}) {
+      const { path: p } = ctx.repoPath();
       // Append-only use (docs/maintenance.md): --append-only, or SNAP_APPEND_ONLY set to anything but '' or 0.
       const appendOnly = opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
       const wrap = (b: Backend) => new RecordingBackend(b, changes);
       const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
       const owner = ownerPolicy(opts, cwd);
-      const ro = { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner };
+      const password = () => repositoryPassword({ file: opts.passwordFile, command: opts.passwordCommand }, cwd, displayPath(path.resolve(p)));
+      const indexCache = path.join(cacheRoot(), 'index');
+      return { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner, password, indexCache };
+    },
+    async openRepo(o = {}) {
+      const { path: p, isDefault } = ctx.repoPath();
+      const ro = ctx.repoOptions(o);
       if (o.create && isDefault && (await Repository.isEmptyOrMissing(p))) {
         sink.info?.(`created a new repository at ${displayPath(p)}`);
         return Repository.init(p, ro);
       }
-      return Repository.open(p, ro);
+      const repo = await Repository.open(p, ro);
+      ctx.unlocked = repo.unlocked;
+      return repo;
     },
   };
   return ctx;

@@ -8,6 +8,9 @@ import { SnapError } from '../core/errors.js';
 import { fsPath } from '../core/bytes.js';
 import { LocalBackend } from '../backend/local.js';
 import { AppendOnlyBackend } from '../backend/append-only.js';
+import { EncryptedBackend } from '../backend/encrypted.js';
+import type { Backend } from '../backend/backend.js';
+import { decodeConfig, isEncrypted } from '../model/config.js';
 import { CONFIG } from '../repo/layout.js';
 import { appendLogRecord } from '../repo/oplog.js';
 import { type LogRecord, redactArgs, resultOf } from '../model/oplog.js';
@@ -75,7 +78,14 @@ export async function recordOperation(ctx: Ctx, args: string[], start: Date, exi
   let backend: LocalBackend | undefined;
   try {
     backend = repoStorage(abs);
-    await appendLogRecord(new AppendOnlyBackend(backend), record);
+    let target: Backend = backend;
+    // An encrypted repository's log records are sealed like everything else (docs/format.md,
+    // "Format 2"); a command that never opened its keys (a wrong password) cannot log.
+    if (isEncrypted(decodeConfig(await backend.get(CONFIG), abs))) {
+      if (!ctx.unlocked) return;
+      target = new EncryptedBackend(backend, ctx.unlocked.master);
+    }
+    await appendLogRecord(new AppendOnlyBackend(target), record);
   } catch (e) {
     ctx.sink.warn?.({
       code: e instanceof SnapError ? e.code : 'SNAP_IO',

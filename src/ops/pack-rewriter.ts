@@ -17,6 +17,8 @@ export class PackRewriter {
     private readonly backend: Backend,
     private readonly index: LocationIndex,
     private readonly packSize: number,
+    /** The repository's object ids (keyed in an encrypted repository). */
+    private readonly hashId?: (data: Uint8Array) => Buffer,
   ) {}
 
   /** Copy the entries of `packId` for which `isLive` holds. Nothing is copied unless all verify. */
@@ -33,7 +35,7 @@ export class PackRewriter {
     for (const e of entries) if (await isLive(e)) live.push(e);
     for (const e of live) {
       try {
-        await verifyEntry(bytes, e, packId);
+        await verifyEntry(bytes, e, packId, undefined, this.hashId);
       } catch (err) {
         return { ok: false, reason: errorMessage(err) };
       }

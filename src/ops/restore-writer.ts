@@ -91,10 +91,13 @@ const BATCH_BYTES = 256 * 1024;
 const WORKER_SOURCE = `
 'use strict';
 const fs = require('node:fs');
-const { createHash } = require('node:crypto');
+const { createHash, createHmac } = require('node:crypto');
 const { parentPort, workerData } = require('node:worker_threads');
 ${ZSTD_ADAPTER_SOURCE}
 const zstd = openZstd(workerData.zstd);
+// Encrypted repositories key their object ids: HMAC-SHA256 under the id key (docs/format.md, "Format 2").
+const idKey = workerData.idKey ? Buffer.from(workerData.idKey) : undefined;
+const idOf = (raw) => (idKey ? createHmac('sha256', idKey) : createHash('sha256')).update(raw).digest();
 let scratch = Buffer.alloc(0);
 const BLOCK = 64 * 1024;
 const ZERO = Buffer.alloc(BLOCK);
@@ -150,7 +153,7 @@ function unpack(j, stored, id) {
     if (raw.length !== j.rawLength) throw new Corrupt(j.what + ' has ' + raw.length + ' bytes, expected ' + j.rawLength);
   } else if (j.codec !== ${CODEC_RAW}) throw new Corrupt(j.what + ' uses unknown codec ' + j.codec);
   if (raw.length !== j.rawLength) throw new Corrupt(j.what + ' has ' + raw.length + ' bytes, expected ' + j.rawLength);
-  if (id.length > 0 && !createHash('sha256').update(raw).digest().equals(id)) {
+  if (id.length > 0 && !idOf(raw).equals(id)) {
     throw new Corrupt(j.what + ' failed verification: its content does not match its id');
   }
   return raw;
@@ -238,9 +241,10 @@ export class FileWriter {
   private failure: Error | undefined;
   private readonly spare: ArrayBuffer[] = [];
 
-  constructor(workers: number) {
+  /** `idKey`: the id key of an encrypted repository (its object ids are keyed). */
+  constructor(workers: number, idKey?: Buffer) {
     for (let i = 0; i < workers; i++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: zstdSpec() } });
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: zstdSpec(), idKey: idKey ? Uint8Array.from(idKey) : undefined } });
       const lane: Lane = { worker, busy: 0, batch: [], buf: undefined, used: 0 };
       worker.on('message', (done: WireDone) => this.settle(lane, done));
       worker.on('error', (e) => this.fail(e));

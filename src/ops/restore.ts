@@ -221,7 +221,7 @@ class Restorer {
       const x = await expandedSize((id) => this.repo.readTree(id), snap.tree, (p) => this.scope(p), this.o.signal);
       checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
       if (rootDir) this.sweepLeftovers(rootDir);
-      if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS);
+      if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS, this.repo.objects.idKey);
       try {
         await this.walk(snap.tree, rootDir, shown, rootScope);
         await this.pool.drain();
@@ -628,7 +628,7 @@ class Restorer {
     if (loc.type !== 'blob') throw new SnapError('SNAP_CORRUPT', `object ${hex.slice(0, 16)} is a ${loc.type}, expected a blob`);
     const what = `object ${hex.slice(0, 16)} (in pack ${loc.pack.slice(0, 12)})`;
     if (!writerUnpacks(loc.codec)) {
-      const raw = await readObjectAt(this.repo.backend, id, loc);
+      const raw = await readObjectAt(this.repo.backend, id, loc, this.repo.hashId);
       return { data: raw, codec: CODEC_RAW, rawLength: raw.length, what };
     }
     const data = await this.reader.read(loc.pack, loc.offset, loc.length);

@@ -5,7 +5,10 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { SnapError, errnoCode, isSnapError } from '../core/errors.js';
 import { displayPath, fsPath } from '../core/bytes.js';
-import { randomHex, toHex } from '../core/ids.js';
+import { randomHex, sha256, toHex } from '../core/ids.js';
+import { hmacSha256 } from '../core/crypto.js';
+import { EncryptedBackend } from '../backend/encrypted.js';
+import { addKey, newMasterKeys, type Unlocked, unlock } from './keys.js';
 import type { Clock } from '../core/clock.js';
 import { AppendOnlyBackend, appendOnlyError } from '../backend/append-only.js';
 import { systemClock } from '../core/clock.js';
@@ -13,7 +16,7 @@ import { currentHost } from '../core/host.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Backend } from '../backend/backend.js';
 import { LocalBackend } from '../backend/local.js';
-import { type RepoConfig, decodeConfig, encodeConfig, FORMAT_VERSION } from '../model/config.js';
+import { type RepoConfig, decodeConfig, encodeConfig, ENCRYPTED_FORMAT_VERSION, ENCRYPTION, FORMAT_VERSION, isEncrypted } from '../model/config.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
 import { decodeTree } from '../model/tree.js';
 import type { Node } from '../model/node.js';
@@ -51,12 +54,39 @@ export interface RepoOptions {
   host?: HostInfo;
   /** Who may open a local repository (repo/ownership.ts); unchecked when absent (in-process callers). */
   owner?: OwnerPolicy;
+  /**
+   * The password of an encrypted repository, asked for only when the repository is encrypted
+   * (the CLI's password sources, cli/password.ts). Absent: opening an encrypted one fails.
+   */
+  password?: () => Promise<Buffer>;
+  /**
+   * Where an encrypted repository keeps its LevelDB index: `<indexCache>/<repository id>`, outside
+   * the repository (the index holds source paths and snapshot records in the clear).
+   */
+  indexCache?: string;
+  /** init only: create an encrypted repository (format 2) whose first key opens with this password. */
+  encrypt?: { password: Buffer; scrypt?: { N: number; r: number; p: number } };
+}
+
+/** Object ids of a repository: SHA-256 (format 1) or HMAC-SHA256 under the secret id key (format 2). */
+export type IdHash = (data: Uint8Array) => Buffer;
+
+export function idHashOf(unlocked: Unlocked | undefined): IdHash {
+  if (!unlocked) return sha256;
+  const key = unlocked.master.idKey;
+  return (data) => hmacSha256(key, data);
 }
 
 function storage(abs: string, o: RepoOptions): Backend {
   const inner: Backend = o.backend ? o.backend(abs) : new LocalBackend(abs);
   const b = o.wrap ? o.wrap(inner) : inner;
   return o.appendOnly && !b.appendOnly ? new AppendOnlyBackend(b) : b;
+}
+
+/** The index folder of an encrypted repository: in the local cache, never in the repository. */
+function encryptedIndexDir(o: RepoOptions, repoId: string): string {
+  if (!o.indexCache) throw new SnapError('SNAP_INTERNAL', 'an encrypted repository was opened without a folder for its index');
+  return path.join(o.indexCache, repoId, INDEX_DIR);
 }
 
 export const DEFAULT_CHUNKER = { minSize: 512 * 1024, avgSize: 1024 * 1024, maxSize: 8 * 1024 * 1024 };
@@ -69,6 +99,8 @@ const TREE_CACHE_ENTRIES = 200_000;
 export class Repository {
   readonly objects: ObjectStore;
   readonly gear: Gear;
+  /** How object ids are computed in this repository. */
+  readonly hashId: IdHash;
   private treeCache = new Map<string, Node[]>();
   private cachedEntries = 0;
   /** The repository lock taken for RepoOptions.lock, released by close(). */
@@ -81,13 +113,22 @@ export class Repository {
     readonly index: LevelIndex,
     readonly sink: ProgressSink,
     readonly clock: Clock,
+    /** The master keys of an encrypted repository and the key file that opened them. */
+    readonly unlocked?: Unlocked,
   ) {
-    this.gear = makeGear(config.chunker);
+    this.gear = makeGear(unlocked ? { ...config.chunker, gearSeed: unlocked.master.gearSeed } : config.chunker);
+    this.hashId = idHashOf(unlocked);
     this.objects = new ObjectStore(backend, index, {
       codec: config.compression.codec,
       level: config.compression.level,
       packSize: config.packSize,
+      hashId: unlocked ? this.hashId : undefined,
+      idKey: unlocked?.master.idKey,
     });
+  }
+
+  get encrypted(): boolean {
+    return this.unlocked !== undefined;
   }
   /** Append-only use: the storage cannot delete (a capability of the backend, or --append-only). */
   get appendOnly(): boolean {
@@ -116,22 +157,45 @@ export class Repository {
     await fsp.mkdir(fsPath(abs), { recursive: true, mode: 0o700 });
     await fsp.chmod(fsPath(abs), 0o700);
     const clock = o.clock ?? systemClock;
-    const config: RepoConfig = {
-      format: 'snap-repository',
-      version: FORMAT_VERSION,
-      id: randomHex(16),
-      created: clock.now().toISOString(),
-      hash: 'sha256',
-      chunker: { algorithm: 'fastcdc-gear32-nc2', ...DEFAULT_CHUNKER, gearSeed: randomHex(32) },
-      compression: { codec: 'zstd', level: 3 },
-      packSize: DEFAULT_PACK_SIZE,
-      ...overrides,
-    };
-    const backend = storage(abs, o);
+    const id = randomHex(16);
+    const created = clock.now().toISOString();
+    const config: RepoConfig = o.encrypt
+      ? {
+          format: 'snap-repository',
+          version: ENCRYPTED_FORMAT_VERSION,
+          id,
+          created,
+          hash: 'hmac-sha256',
+          chunker: { algorithm: 'fastcdc-gear32-nc2', ...DEFAULT_CHUNKER },
+          compression: { codec: 'zstd', level: 3 },
+          packSize: DEFAULT_PACK_SIZE,
+          encryption: ENCRYPTION,
+          ...overrides,
+        }
+      : {
+          format: 'snap-repository',
+          version: FORMAT_VERSION,
+          id,
+          created,
+          hash: 'sha256',
+          chunker: { algorithm: 'fastcdc-gear32-nc2', ...DEFAULT_CHUNKER, gearSeed: randomHex(32) },
+          compression: { codec: 'zstd', level: 3 },
+          packSize: DEFAULT_PACK_SIZE,
+          ...overrides,
+        };
+    let backend = storage(abs, o);
+    let unlocked: Unlocked | undefined;
+    if (o.encrypt) {
+      // The key file first: a config without one could never be opened.
+      const master = newMasterKeys();
+      const keyId = await addKey(backend, config.id, master, o.encrypt.password, { now: clock.now(), scrypt: o.encrypt.scrypt });
+      unlocked = { master, keyId };
+      backend = new EncryptedBackend(backend, master);
+    }
     if (!(await backend.putIfAbsent(CONFIG, encodeConfig(config)))) {
       throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
     }
-    return Repository.openWith(abs, backend, config, { ...o, lockWaitMs: o.lockWaitMs ?? 0 }, true);
+    return Repository.openWith(abs, backend, config, { ...o, lockWaitMs: o.lockWaitMs ?? 0 }, true, unlocked);
   }
 
   static async open(root: string, o: RepoOptions): Promise<Repository> {
@@ -166,7 +230,17 @@ export class Repository {
       throw e;
     }
     const config = decodeConfig(configBytes, abs);
-    return Repository.openWith(abs, backend, config, o);
+    if (!isEncrypted(config)) return Repository.openWith(abs, backend, config, o);
+    // The password is tried before anything else is read, locked or written.
+    if (!o.password) throw new SnapError('SNAP_NO_PASSWORD', `the repository at ${shown} is encrypted and no password was given`);
+    const password = await o.password();
+    let unlocked: Unlocked;
+    try {
+      unlocked = await unlock(backend, config.id, password);
+    } finally {
+      password.fill(0);
+    }
+    return Repository.openWith(abs, new EncryptedBackend(backend, unlocked.master), config, o, false, unlocked);
   }
 
   /**
@@ -174,7 +248,7 @@ export class Repository {
    * (index/shared-kv.ts): as its owner, rebuilding it first when it is incomplete or damaged, or
    * as a client of the process that owns it. Then the snapshot list is reconciled with storage.
    */
-  private static async openWith(abs: string, backend: Backend, config: RepoConfig, o: RepoOptions, created = false): Promise<Repository> {
+  private static async openWith(abs: string, backend: Backend, config: RepoConfig, o: RepoOptions, created = false, unlocked?: Unlocked): Promise<Repository> {
     const clock = o.clock ?? systemClock;
     const host = o.host ?? currentHost();
     const command = o.command ?? 'snap';
@@ -184,7 +258,7 @@ export class Repository {
     }
     let repo: Repository | undefined;
     try {
-      const indexDir = path.join(abs, INDEX_DIR);
+      const indexDir = unlocked ? encryptedIndexDir(o, config.id) : path.join(abs, INDEX_DIR);
       const opts = {
         repoId: config.id,
         waitMs: o.lockWaitMs ?? 60_000,
@@ -192,7 +266,7 @@ export class Repository {
         signal: o.signal,
         limits: objectLimits(config.chunker.maxSize),
         owner: { pid: host.pid, host: host.hostname, command },
-        prepare: (index: LevelIndex) => (repo ?? new Repository(abs, backend, config, index, o.sink, clock)).prepareIndex(created),
+        prepare: (index: LevelIndex) => (repo ?? new Repository(abs, backend, config, index, o.sink, clock, unlocked)).prepareIndex(created),
       };
       let index: LevelIndex;
       try {
@@ -204,7 +278,7 @@ export class Repository {
         await LevelIndex.destroy(indexDir);
         index = await LevelIndex.openShared(indexDir, opts);
       }
-      repo = new Repository(abs, backend, config, index, o.sink, clock);
+      repo = new Repository(abs, backend, config, index, o.sink, clock, unlocked);
       repo.lock = lock;
     } catch (e) {
       await lock?.release().catch(() => {});

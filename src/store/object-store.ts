@@ -66,6 +66,10 @@ export interface ObjectStoreOptions {
   maxInflightBytes?: number;
   /** zstd compression threads; 0 compresses on the calling thread. Default: one per core. */
   compressWorkers?: number;
+  /** Object ids: SHA-256 unless given (an encrypted repository's HMAC-SHA256 under its id key). */
+  hashId?: (data: Uint8Array) => Buffer;
+  /** The id key of an encrypted repository, for readers on other threads (restore's writers). */
+  idKey?: Buffer;
 }
 
 export interface AddResult {
@@ -96,6 +100,10 @@ export class ObjectStore {
   private draining = false;
   private ringWaiters: (() => void)[] = [];
   readonly stats = { objectsAdded: 0, bytesAdded: 0, rawBytesAdded: 0, packsWritten: 0 };
+  /** How this repository computes object ids (docs/format.md, "Objects"). */
+  readonly hashId: (data: Uint8Array) => Buffer;
+  /** The key of keyed ids (encrypted repositories), undefined for bare SHA-256. */
+  readonly idKey: Buffer | undefined;
 
   constructor(
     private readonly backend: Backend,
@@ -105,6 +113,8 @@ export class ObjectStore {
     // Enough raw data in flight to keep every compression slot busy with average (1 MiB) chunks.
     this.maxInflight = opts.maxInflightBytes ?? Math.max(16, MAX_COMPRESSIONS * 4) * 1024 * 1024;
     this.workers = opts.codec === 'zstd' ? (opts.compressWorkers ?? defaultCompressWorkers()) : 0;
+    this.hashId = opts.hashId ?? sha256;
+    this.idKey = opts.idKey;
   }
 
   async has(id: Buffer): Promise<boolean> {
@@ -115,7 +125,7 @@ export class ObjectStore {
    * Store an object unless it is already stored. Resolves once accepted, before it is durable:
    * call flush(). `raw` may be reused by the caller as soon as this resolves.
    */
-  async add(type: ObjectType, raw: Buffer, id: Buffer = sha256(raw)): Promise<AddResult> {
+  async add(type: ObjectType, raw: Buffer, id: Buffer = this.hashId(raw)): Promise<AddResult> {
     this.throwIfFailed();
     const hex = toHex(id);
     if (this.pending.has(hex)) return { id, added: false };
@@ -344,15 +354,15 @@ export class ObjectStore {
     if (expectType && loc.type !== expectType) {
       throw new SnapError('SNAP_CORRUPT', `object ${hex.slice(0, 16)} is a ${loc.type}, expected a ${expectType}`);
     }
-    return readObjectAt(this.backend, id, loc);
+    return readObjectAt(this.backend, id, loc, this.hashId);
   }
 }
 
-export async function readObjectAt(backend: Backend, id: Buffer, loc: ObjectLocation): Promise<Buffer> {
+export async function readObjectAt(backend: Backend, id: Buffer, loc: ObjectLocation, hashId: (data: Uint8Array) => Buffer = sha256): Promise<Buffer> {
   const what = `object ${toHex(id).slice(0, 16)} (in pack ${loc.pack.slice(0, 12)})`;
   checkObjectClaim(id, loc); // before anything is read or allocated for it
   const stored = await backend.getRange(packName(loc.pack), loc.offset, loc.length);
   const raw = await decompress(loc.codec, stored, loc.rawLength, what);
-  if (!sha256(raw).equals(id)) throw new SnapError('SNAP_CORRUPT', `${what} failed verification: its content does not match its id`);
+  if (!hashId(raw).equals(id)) throw new SnapError('SNAP_CORRUPT', `${what} failed verification: its content does not match its id`);
   return raw;
 }
