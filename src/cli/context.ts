@@ -83,6 +83,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
   const signal = interrupts.signal;
   const cwd = rawCwd();
   const changes = noChanges();
+  let openedId: string | undefined;
   const ctx: Ctx = {
     opts,
     json,
@@ -110,7 +111,8 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       const owner = ownerPolicy(opts, cwd);
       const password = () => repositoryPassword({ file: opts.passwordFile, command: opts.passwordCommand }, cwd, displayPath(path.resolve(p)));
       const indexCache = path.join(cacheRoot(), 'index');
-      return { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner, password, indexCache };
+      const opened = ctx.unlocked && openedId ? { repoId: openedId, unlocked: ctx.unlocked } : undefined;
+      return { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner, password, indexCache, opened };
     },
     async openRepo(o = {}) {
       const { path: p, isDefault } = ctx.repoPath();
@@ -121,6 +123,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       }
       const repo = await Repository.open(p, ro);
       ctx.unlocked = repo.unlocked;
+      openedId = repo.config.id;
       return repo;
     },
   };

@@ -60,6 +60,11 @@ export interface RepoOptions {
    */
   password?: () => Promise<Buffer>;
   /**
+   * Keys this process opened before (the UI opens the repository again after idle stretches):
+   * used instead of asking again when they belong to this repository's config id.
+   */
+  opened?: { repoId: string; unlocked: Unlocked };
+  /**
    * Where an encrypted repository keeps its LevelDB index: `<indexCache>/<repository id>`, outside
    * the repository (the index holds source paths and snapshot records in the clear).
    */
@@ -231,6 +236,9 @@ export class Repository {
     }
     const config = decodeConfig(configBytes, abs);
     if (!isEncrypted(config)) return Repository.openWith(abs, backend, config, o);
+    if (o.opened && o.opened.repoId === config.id) {
+      return Repository.openWith(abs, new EncryptedBackend(backend, o.opened.unlocked.master), config, o, false, o.opened.unlocked);
+    }
     // The password is tried before anything else is read, locked or written.
     if (!o.password) throw new SnapError('SNAP_NO_PASSWORD', `the repository at ${shown} is encrypted and no password was given`);
     const password = await o.password();
