@@ -230,6 +230,16 @@ describe('encrypted repository', () => {
     expectOpaque(e);
   });
 
+  it('a schedule of an encrypted repository records the password source, never the password', () => {
+    const e = setup();
+    ok(e.run(['init', '--encrypt']));
+    const pwFile = path.join(e.dir, 'pw');
+    fs.writeFileSync(pwFile, PASSWORD, { mode: 0o600 });
+    const r = ok(e.run(['--password-file', 'pw', 'schedule', 'add', 'nightly', '--every', 'daily', '--via', 'cron', '--print', '--', 'create', e.src], { noPassword: true }));
+    expect(r.stdout).toContain(`'--password-file' '${pwFile}'`);
+    expect(r.stdout + r.stderr).not.toContain(PASSWORD);
+  });
+
   it('snap key add | list | remove | passwd: several passwords, the last one kept, the data never rewritten', () => {
     const e = setup();
     ok(e.run(['init', '--encrypt']));
