@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CODEC_DEFLATE, CODEC_RAW, CODEC_ZSTD, compress, decompress } from '../src/store/codec.js';
-import { decodePackHeader, PackBuilder, readPackHeader, packName, TRAILER_BYTES } from '../src/store/pack.js';
+import { decodePackHeader, MAX_HEADER, MAX_PACK_ENTRIES, PackBuilder, readPackHeader, packName, TRAILER_BYTES } from '../src/store/pack.js';
 import { LocalBackend } from '../src/backend/local.js';
 import { sha256 } from '../src/core/ids.js';
 import { isSnapError } from '../src/core/errors.js';
@@ -91,4 +91,27 @@ describe('packs', () => {
     expect(() => decodePackHeader(header, 'p', 0)).toThrow(/past the pack/);
     await be.close();
   });
+});
+
+describe('packs of many tiny objects', () => {
+  it('a pack is full at MAX_PACK_ENTRIES objects, and a full pack with the widest entries has a header readers accept', async () => {
+    // Found by the format review: sealing only by data size let a 16 MiB pack of 10-byte objects
+    // hold 1.6 million entries, a 74 MB header that readPackHeader refuses as damage.
+    const b = new PackBuilder(64 * 1024 * 1024);
+    const data = Buffer.alloc(1, 7);
+    const id = Buffer.alloc(32, 0xee);
+    for (let i = 0; i < MAX_PACK_ENTRIES - 1; i++) b.add(id, 'blob', data, 0xffffffff, 0xff);
+    expect(b.isFull(16 * 1024 * 1024)).toBe(false);
+    b.add(id, 'blob', data, 0xffffffff, 0xff);
+    expect(b.isFull(16 * 1024 * 1024)).toBe(true);
+    const { bytes } = b.seal();
+    const hlen = bytes.readUInt32LE(bytes.length - TRAILER_BYTES);
+    expect(hlen).toBeLessThanOrEqual(MAX_HEADER);
+    const dir = tmpDir('snap-pack-entries-');
+    const backend = new LocalBackend(dir);
+    await backend.put(packName('ab'.repeat(32)), bytes);
+    const entries = await readPackHeader(backend, 'ab'.repeat(32));
+    expect(entries).toHaveLength(MAX_PACK_ENTRIES);
+    expect(entries[MAX_PACK_ENTRIES - 1]!.rawLength).toBe(0xffffffff);
+  }, 120_000);
 });

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { Level } from 'level';
 import { describe, expect, it } from 'vitest';
+import { fsDecode, fsEncode, hasEscapedBytes } from '../src/core/bytes.js';
 import { asArray, asBytes, asUint, decodeCbor, encodeCbor } from '../src/model/cbor.js';
 import { decodeConfig } from '../src/model/config.js';
 import type { Node } from '../src/model/node.js';
@@ -20,7 +21,10 @@ import { decodeTree, encodeTree } from '../src/model/tree.js';
 import { chunkBuffer, makeGear } from '../src/store/chunker.js';
 import { FileChunker } from '../src/store/file-chunker.js';
 import { decodePackHeader, PackBuilder } from '../src/store/pack.js';
+import { mtimeNs } from '../src/cli/format.js';
+import { fmtTime } from '../src/ops/export/verify.js';
 import { snap, tmpDir } from './helpers/cli.js';
+import { craftSnapshot, node as craftNode } from './helpers/craft.js';
 import { type Content, contentBytes } from './vectors/content.js';
 
 const VECTORS = path.join(import.meta.dirname, 'vectors', 'v1');
@@ -132,6 +136,8 @@ interface NodeFields {
   target?: string;
   rdev?: number;
   inode?: [number, number, number];
+  /** `[name, value]`, both hex. */
+  xattrs?: [string, string][];
 }
 
 interface TreeFields {
@@ -141,16 +147,19 @@ interface TreeFields {
 
 const SUMMARY_KEYS = ['filesNew', 'filesChanged', 'filesUnchanged', 'dirsNew', 'dirsChanged', 'dirsUnchanged', 'bytesRead', 'totalBytes', 'totalFiles', 'dataAdded', 'objectsAdded', 'warnings', 'durationMs'];
 
+/** A `paths` or `excludes` item: JSON text for a text string, `{"bytes": hex}` for a byte string (test/vectors/README.md). */
+type PathField = string | { bytes: string };
+
 interface SnapshotFields {
   v: number;
   time: string;
   hostname: string;
   username: string;
-  paths: string[];
+  paths: PathField[];
   tags: string[];
   tree: string;
   program: string;
-  excludes: string[];
+  excludes: PathField[];
   summary: Record<string, number>;
   parent?: string;
   original?: string;
@@ -169,16 +178,34 @@ function nodeC(e: NodeFields): C {
   if (e.type === 'symlink') p.push(['target', bytes(e.target!)]);
   if (e.type === 'chardev' || e.type === 'blockdev') p.push(['rdev', int(e.rdev!)]);
   if (e.type === 'file' && e.inode && e.inode[2] > 1) p.push(['inode', arr(e.inode.map(int))]);
+  if (e.xattrs && e.xattrs.length > 0) p.push(['xattrs', arr(e.xattrs.map(([k, v]) => arr([bytes(k), bytes(v)])))]);
   return map(p);
 }
 
 const treeC = (t: TreeFields): C => map([['v', int(t.v)], ['entries', arr(t.entries.map(nodeC))]]);
 
+function isUtf8(b: Buffer): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(b);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** docs/format.md, "Snapshot records": a path is a text string when it is UTF-8, a byte string otherwise. */
+function pathC(p: PathField): C {
+  if (typeof p === 'string') return text(p);
+  const b = Buffer.from(p.bytes, 'hex');
+  expect(isUtf8(b), 'a UTF-8 path is a text string').toBe(false);
+  return { k: 'bytes', b };
+}
+
 function snapshotC(r: SnapshotFields): C {
   const p: [string, C][] = [
     ['v', int(r.v)], ['time', text(r.time)], ['hostname', text(r.hostname)], ['username', text(r.username)],
-    ['paths', arr(r.paths.map(text))], ['tags', arr(r.tags.map(text))], ['tree', bytes(r.tree)], ['program', text(r.program)],
-    ['excludes', arr(r.excludes.map(text))], ['summary', map(SUMMARY_KEYS.map((k) => [k, int(r.summary[k]!)]))],
+    ['paths', arr(r.paths.map(pathC))], ['tags', arr(r.tags.map(text))], ['tree', bytes(r.tree)], ['program', text(r.program)],
+    ['excludes', arr(r.excludes.map(pathC))], ['summary', map(SUMMARY_KEYS.map((k) => [k, int(r.summary[k]!)]))],
   ];
   if (r.parent) p.push(['parent', bytes(r.parent)]);
   if (r.original) p.push(['original', bytes(r.original)]);
@@ -200,10 +227,14 @@ function toNode(e: NodeFields): Node {
   if (e.target) n.target = hexBuf(e.target);
   if (e.rdev !== undefined) n.rdev = e.rdev;
   if (e.inode) n.inode = { dev: e.inode[0], ino: e.inode[1], links: e.inode[2] };
+  if (e.xattrs) n.xattrs = e.xattrs.map(([k, v]) => ({ name: hexBuf(k), value: hexBuf(v) }));
   return n;
 }
+/** The code holds paths as lossless strings (core/bytes.ts): a stray byte 0xNN is the code unit 0xDCNN. */
+const pathString = (p: PathField): string => (typeof p === 'string' ? p : fsDecode(hexBuf(p.bytes)));
+const pathFieldOf = (s: string): PathField => (hasEscapedBytes(s) ? { bytes: fsEncode(s).toString('hex') } : s);
 function toSnapshot(r: SnapshotFields): Snapshot {
-  const s: Snapshot = { time: r.time, hostname: r.hostname, username: r.username, paths: r.paths, tags: r.tags, tree: hexBuf(r.tree), program: r.program, excludes: r.excludes, summary: r.summary as unknown as Snapshot['summary'] };
+  const s: Snapshot = { time: r.time, hostname: r.hostname, username: r.username, paths: r.paths.map(pathString), tags: r.tags, tree: hexBuf(r.tree), program: r.program, excludes: r.excludes.map(pathString), summary: r.summary as unknown as Snapshot['summary'] };
   if (r.parent) s.parent = hexBuf(r.parent);
   if (r.original) s.original = hexBuf(r.original);
   return s;
@@ -211,6 +242,7 @@ function toSnapshot(r: SnapshotFields): Snapshot {
 const nodeFields = (n: Node): NodeFields => JSON.parse(JSON.stringify({
   name: n.name.toString('hex'), type: n.type, mode: n.mode, uid: n.uid, gid: n.gid, user: n.user, group: n.group, mtime: [n.mtime.sec, n.mtime.nsec], size: n.size,
   chunks: n.chunks?.map((c) => c.toString('hex')), tree: n.tree?.toString('hex'), target: n.target?.toString('hex'), rdev: n.rdev, inode: n.inode && [n.inode.dev, n.inode.ino, n.inode.links],
+  xattrs: n.xattrs?.map((x) => [x.name.toString('hex'), x.value.toString('hex')]),
 })) as NodeFields;
 
 // ---------------------------------------------------------------------------------------------
@@ -274,6 +306,13 @@ describe('format 1 chunker vectors (test/vectors/v1/chunker.json)', () => {
     expect(gearTable(v.gearSeed).map((x) => x.toString(16).padStart(8, '0'))).toEqual(v.gear_table);
     const code = makeGear({ algorithm: 'fastcdc-gear32-nc2', minSize: 256, avgSize: 1024, maxSize: 4096, gearSeed: v.gearSeed });
     expect(Array.from(code.table, (x) => x.toString(16).padStart(8, '0'))).toEqual(v.gear_table);
+    // Seeds of other lengths: 32 to 64 digits; an odd last digit is not used.
+    const seed32 = v.gearSeed.slice(0, 32);
+    const tableOf = (gearSeed: string): number[] => Array.from(makeGear({ algorithm: 'fastcdc-gear32-nc2', minSize: 256, avgSize: 1024, maxSize: 4096, gearSeed }).table);
+    expect(tableOf(seed32)).toEqual(gearTable(seed32));
+    expect(tableOf(`${seed32}f`)).toEqual(gearTable(seed32));
+    expect(tableOf(v.gearSeed.slice(0, 63))).toEqual(gearTable(v.gearSeed.slice(0, 62)));
+    expect(tableOf(seed32)).not.toEqual(gearTable(v.gearSeed));
     for (const c of v.cases) {
       const b = Math.log2(c.params.avgSize);
       expect(topBitsMask(b + 2).toString(16)).toBe(c.maskS);
@@ -346,7 +385,7 @@ function decodeWithCode(r: RecordVector, b: Buffer): unknown {
       return { v: 1, entries: decodeTree(b, r.name).map(nodeFields) };
     case 'snapshot': {
       const { id: _id, ...s } = decodeSnapshot(b, sha(b));
-      return JSON.parse(JSON.stringify({ v: 1, ...s, tree: s.tree.toString('hex'), parent: s.parent?.toString('hex'), original: s.original?.toString('hex') }));
+      return JSON.parse(JSON.stringify({ v: 1, ...s, paths: s.paths.map(pathFieldOf), excludes: s.excludes.map(pathFieldOf), tree: s.tree.toString('hex'), parent: s.parent?.toString('hex'), original: s.original?.toString('hex') }));
     }
     case 'pack-header':
       return { v: 1, entries: decodePackHeader(b, r.name, Number.MAX_SAFE_INTEGER).map((e) => [e.type === 'tree' ? 1 : 0, e.id.toString('hex'), e.offset, e.length, e.rawLength, e.codec]) };
@@ -398,6 +437,14 @@ describe('format 1 record vectors (test/vectors/v1/records.json)', () => {
       expect(sha(doc)).toBe(r.sha256);
       expect(encodeWithCode(r).toString('hex')).toBe(r.hex);
       expect(decodeWithCode(r, doc)).toEqual(r.fields);
+      if (r.kind === 'snapshot') {
+        // "Sorted": JavaScript's string order, a stray byte 0xNN read as the code unit 0xDCNN.
+        const f = r.fields as SnapshotFields;
+        const keys = f.paths.map(pathString);
+        expect([...keys].sort(), 'paths sorted').toEqual(keys);
+        expect([...f.tags].sort(), 'tags sorted').toEqual(f.tags);
+        expect(new Set(f.tags).size).toBe(f.tags.length);
+      }
     });
 
     it(`${r.name}: readers accept the other encodings the document allows`, () => {
@@ -416,6 +463,13 @@ describe('format 1 record vectors (test/vectors/v1/records.json)', () => {
     const empty = enc(treeC({ v: 1, entries: [] }));
     expect(empty.toString('hex')).toBe('b9000261760167656e747269657380');
     expect(sha(empty)).toMatch(/^69bc1d54226a525c/);
+    // "Packs": an entry takes at most 52 bytes, so 1,000,000 entries fit in a 64 MiB header.
+    const maxStored = 64 * 1024 * 1024 + 64 * 1024 * 1024 / 128 + 128 * 1024;
+    const widest = enc(packEntryC([1, 'ff'.repeat(32), 256 * 1024 * 1024 + maxStored, maxStored, 64 * 1024 * 1024, 2]));
+    expect(widest.length).toBe(52);
+    const headerOf = (n: number): number => enc(packHeaderC({ v: 1, entries: [] })).length - 1 + head(4, BigInt(n), 'v1').length + 52 * n;
+    expect(headerOf(1_000_000)).toBeLessThanOrEqual(64 * 1024 * 1024);
+    expect(headerOf(1_290_555)).toBeGreaterThan(64 * 1024 * 1024);
   });
 });
 
@@ -441,7 +495,7 @@ interface SourceEntry {
 }
 
 interface RepoVectors {
-  config: Record<string, unknown> & { chunker: { minSize: number; avgSize: number; maxSize: number; gearSeed: string } };
+  config: Record<string, unknown> & { chunker: { algorithm: string; minSize: number; avgSize: number; maxSize: number; gearSeed: string }; packSize: number; compression: { codec: string; level: number } };
   files: { file: string; size: number; sha256: string }[];
   packs: { id: string; file: string; size: number; header_length: number; type: string; entries: PackEntryFields[] }[];
   snapshots: { id: string; file: string; record: SnapshotFields }[];
@@ -756,5 +810,115 @@ describe('format 1: times before 1970', () => {
   it('gives it its mtime before 1970', () => {
     expect(restored).toBeDefined();
     expectTime(restored!, old.mtime_ns, 'old');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Reader rules of docs/format.md that the vectors above do not reach.
+
+describe('format 1 reader rules', () => {
+  const records = readJson<{ records: RecordVector[] }>('records.json').records;
+  const snapshotFields = (name: string): SnapshotFields => structuredClone(records.find((r) => r.name === name)!.fields as SnapshotFields);
+  const corrupt = (f: () => unknown): void => expect(f).toThrow(expect.objectContaining({ code: 'SNAP_CORRUPT' }));
+
+  it('ls --json mtime_ns is [seconds, nanoseconds] as exact decimal nanoseconds', () => {
+    // The rule from "Trees": seconds rounded down, nanoseconds 0..999999999 added to them.
+    const want = (sec: number, nsec: number): string => (BigInt(sec) * 1_000_000_000n + BigInt(nsec)).toString();
+    const cases: [number, number, string][] = [
+      [-1, 250_000_000, '-750000000'], [0, 0, '0'], [-1, 0, '-1000000000'], [-2, 999_999_999, '-1000000001'],
+      [0, 1, '1'], [1, 0, '1000000000'], [-4_294_967_297, 999_999_999, '-4294967296000000001'], [4_294_967_296, 1, '4294967296000000001'],
+    ];
+    for (const [sec, nsec, text] of cases) {
+      expect(want(sec, nsec)).toBe(text);
+      expect(mtimeNs({ mtime: { sec, nsec } } as Node), `[${sec}, ${nsec}]`).toBe(text);
+    }
+    for (const r of records.filter((x) => x.kind === 'tree')) {
+      for (const e of (r.fields as TreeFields).entries) expect(mtimeNs(toNode(e))).toBe(want(e.mtime[0], e.mtime[1]));
+    }
+    // export --verify names a differing time in decimal seconds, with the same rule.
+    expect([[-1, 250_000_000], [0, 0], [-1, 0], [-2, 999_999_999], [1, 5]].map(([sec, nsec]) => fmtTime({ sec: sec!, nsec: nsec! })))
+      .toEqual(['-0.750000000', '0.000000000', '-1.000000000', '-1.000000001', '1.000000005']);
+  });
+
+  it('snapshot time: exactly YYYY-MM-DDTHH:MM:SS.mmmZ, years 0000 to 9999, a real date; anything else is damage', () => {
+    // Both ends of the range are in the vectors (snapshot-byte-paths, snapshot-edges).
+    expect(records.map((r) => (r.fields as SnapshotFields).time).filter(Boolean)).toEqual(expect.arrayContaining(['0000-01-01T00:00:00.000Z', '9999-12-31T23:59:59.999Z']));
+    const base = snapshotFields('snapshot-minimal');
+    for (const time of ['+010000-01-01T00:00:00.000Z', '10000-01-01T00:00:00.000Z', '-000001-12-31T23:59:59.999Z', '2026-02-30T00:00:00.000Z', '2026-01-02T03:04:05Z', '2026-01-02T03:04:05.678+00:00', '2026-01-02 03:04:05.678Z', '2026-01-02T24:00:00.000Z']) {
+      const b = enc(snapshotC({ ...base, time }));
+      corrupt(() => decodeSnapshot(b, sha(b)));
+      expect(() => encodeSnapshot(toSnapshot({ ...base, time })), time).toThrow(expect.objectContaining({ code: 'SNAP_USAGE' }));
+    }
+  });
+
+  it('map keys are text strings: a byte-string key is refused, an integer key matches nothing, the last of two equal keys counts', () => {
+    const tree = enc(treeC({ v: 1, entries: [] }));
+    expect(decodeTree(tree, 't')).toEqual([]);
+    // {h'76': 1, "entries": []}: the key "v" as a byte string.
+    corrupt(() => decodeTree(Buffer.concat([Buffer.from('a24176016767', 'hex').subarray(0, 4), tree.subarray(6)]), 't'));
+    // {1: 1, "entries": []}: no key "v".
+    corrupt(() => decodeTree(Buffer.concat([Buffer.from('a20101', 'hex'), tree.subarray(6)]), 't'));
+    // {"v": 2, "v": 1, "entries": []}
+    expect(decodeTree(Buffer.concat([Buffer.from('b900036176026176', 'hex'), tree.subarray(5)]), 't')).toEqual([]);
+  });
+
+  it('a file\'s size is the sum of its chunks\' rawLength: a file recorded otherwise is damaged and not restored', async () => {
+    const repo = path.join(tmpDir('snap-vectors-size-'), 'repo');
+    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    const id = await craftSnapshot(repo, async (c) => {
+      const abc = await c.blob('abc');
+      const de = await c.blob('de');
+      return c.tree([
+        craftNode('right', 'file', { size: 5, chunks: [abc, de] }),
+        craftNode('one-chunk-too-long', 'file', { size: 10, chunks: [abc] }),
+        craftNode('two-chunks-too-short', 'file', { size: 4, chunks: [abc, de] }),
+        craftNode('empty-with-size', 'file', { size: 1, chunks: [] }),
+      ]);
+    });
+    const target = tmpDir('snap-vectors-restore-');
+    const r = snap(['--repo', repo, 'restore', id, target]);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/one-chunk-too-long.*chunks hold 3 bytes but the file has 10; not restored$/m);
+    expect(r.stderr).toMatch(/two-chunks-too-short.*chunks hold 5 bytes but the file has 4; not restored$/m);
+    expect(r.stderr).toMatch(/empty-with-size.*chunks hold 0 bytes but the file has 1; not restored$/m);
+    expect(fs.readdirSync(target)).toEqual(['right']);
+    expect(fs.readFileSync(path.join(target, 'right'), 'utf8')).toBe('abcde');
+  });
+
+  it('hard links: members of one [device, inode] group are linked exactly when recorded alike', async () => {
+    const repo = path.join(tmpDir('snap-vectors-links-'), 'repo');
+    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    const inode = { dev: 7, ino: 99, links: 5 };
+    const id = await craftSnapshot(repo, async (c) => {
+      const x = await c.blob('same');
+      const y = await c.blob('other');
+      const file = (name: string, extra: Partial<Node>): Node => craftNode(name, 'file', { size: 4, chunks: [x], inode, ...extra });
+      return c.tree([
+        file('a', {}),
+        file('b', { user: 'someone', group: 'else', inode: { ...inode, links: 2 } }), // names and link count play no part
+        file('c', { mode: 0o600 }),
+        file('d', { mtime: { sec: 1_600_000_000, nsec: 1 } }),
+        file('e', { size: 5, chunks: [y] }),
+      ]);
+    });
+    const target = tmpDir('snap-vectors-restore-');
+    const r = snap(['--repo', repo, 'restore', id, target]);
+    expect(r.code, r.stderr).toBe(0);
+    const ino = (n: string): bigint => fs.statSync(path.join(target, n), { bigint: true }).ino;
+    expect(ino('b')).toBe(ino('a'));
+    for (const n of ['c', 'd', 'e']) expect(ino(n), n).not.toBe(ino('a'));
+    expect(fs.readFileSync(path.join(target, 'e'), 'utf8')).toBe('other');
+    expect(fs.statSync(path.join(target, 'c')).mode & 0o777).toBe(0o600);
+  });
+
+  it('a snapshot record with paths as byte strings reads as the same paths; a UTF-8 path is a text string', () => {
+    const f = snapshotFields('snapshot-byte-paths');
+    const b = enc(snapshotC(f));
+    const s = decodeSnapshot(b, sha(b));
+    expect(s.paths.map(fsEncode).map((x) => x.toString('hex'))).toEqual(f.paths.map((p) => (typeof p === 'string' ? Buffer.from(p).toString('hex') : p.bytes)));
+    expect(s.paths[0]).toBe('/data/café');
+    const raw = decodeCbor(b, 'r') as { paths: unknown[]; excludes: unknown[] };
+    expect(raw.paths.map((x) => typeof x)).toEqual(['string', 'object', 'object']);
+    expect(raw.excludes.map((x) => typeof x)).toEqual(['string', 'object']);
   });
 });

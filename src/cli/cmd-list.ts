@@ -48,7 +48,7 @@ export async function resolveSnapshot(ctx: Ctx, repo: Repository, ref: string, f
 
 export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
   windowOptions(filterOptions(program.command('list').alias('snapshots').description('list snapshots, oldest first')))
-    .option('--by <period>', 'a calendar instead: one line per day, week or month with snapshots')
+    .option('--by <period>', 'a calendar instead: one line per day, week, month or year with snapshots')
     .action(async (o: SnapshotFilter & WindowFlags & { by?: string }, cmd: Command) =>
       run(async (ctx) => {
         const snaps = await withRepo(ctx, async (repo) => applyWindow(filterSnapshots(await repo.listSnapshots(), o), o, cliNow(repo.clock)));

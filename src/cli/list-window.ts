@@ -1,5 +1,5 @@
 // `--since/--until` (a time window, in date-reference syntax) for list, find and history, and
-// the compact calendar of `snap list --by day|week|month`.
+// the compact calendar of `snap list --by day|week|month|year`.
 import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { shortId } from '../core/ids.js';
@@ -36,7 +36,7 @@ export function applyWindow(snaps: StoredSnapshot[], o: WindowFlags, now: Date):
 
 export function parseUnit(by: string): CalendarUnit {
   const u = by.toLowerCase().replace(/ly$/, '').replace(/^dai$/, 'day');
-  if (!(CALENDAR_UNITS as readonly string[]).includes(u)) throw new SnapError('SNAP_USAGE', `--by must be day, week or month, not '${by}'`);
+  if (!(CALENDAR_UNITS as readonly string[]).includes(u)) throw new SnapError('SNAP_USAGE', `--by must be day, week, month or year, not '${by}'`);
   return u as CalendarUnit;
 }
 

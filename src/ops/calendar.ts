@@ -1,4 +1,4 @@
-// `snap list --since/--until` and `snap list --by day|week|month`: a time window over snapshots
+// `snap list --since/--until` and `snap list --by day|week|month|year`: a time window over snapshots
 // and a compact calendar of it, one line per period that has snapshots. Pure functions; the
 // calendar buckets are the ones retention uses (local days, ISO weeks, calendar months).
 import { bucketKey } from '../model/retention.js';
@@ -21,8 +21,8 @@ export function inWindow(snaps: StoredSnapshot[], w: TimeWindow): StoredSnapshot
 }
 
 export type CalendarUnit = 'day' | 'week' | 'month' | 'year';
-/** The units `snap list --by` takes; the web UI adds `year`. */
-export const CALENDAR_UNITS: readonly CalendarUnit[] = ['day', 'week', 'month'];
+/** The units `snap list --by` and the web UI's timeline take. */
+export const CALENDAR_UNITS: readonly CalendarUnit[] = ['day', 'week', 'month', 'year'];
 
 const PERIOD = { day: 'daily', week: 'weekly', month: 'monthly', year: 'yearly' } as const;
 

@@ -56,7 +56,7 @@ export class PackRewriter {
     let b = this.builders.get(e.type);
     if (!b) this.builders.set(e.type, (b = new PackBuilder()));
     b.add(e.id, e.type, data, e.rawLength, e.codec);
-    if (b.size >= this.packSize) {
+    if (b.isFull(this.packSize)) {
       this.builders.delete(e.type);
       await this.write(b);
     }

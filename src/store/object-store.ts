@@ -271,7 +271,7 @@ export class ObjectStore {
     this.stats.objectsAdded++;
     this.stats.bytesAdded += data.length;
     this.stats.rawBytesAdded += rawLength;
-    if (b.size >= this.opts.packSize) {
+    if (b.isFull(this.opts.packSize)) {
       this.builders.delete(type);
       // At most MAX_PACK_WRITES sealed packs wait for the disk; the caller waits for a slot, so a
       // slow disk slows `add`, not memory.

@@ -11,7 +11,13 @@ export const PACK_MAGIC = Buffer.from('SNAPPK01');
 export const TRAILER_BYTES = 4 + PACK_MAGIC.length;
 export const PACK_VERSION = 1;
 /** A header larger than this is corrupt: bounds memory when reading a crafted pack. */
-const MAX_HEADER = 64 * 1024 * 1024;
+export const MAX_HEADER = 64 * 1024 * 1024;
+/**
+ * A writer seals a pack at this many objects whatever its size: an entry's header bytes are at
+ * most 52 (docs/format.md, "Packs"), so a full pack's header stays under MAX_HEADER. Without it
+ * a pack of a million tiny objects (a 16 MiB pack of 10-byte objects) had a header readers refuse.
+ */
+export const MAX_PACK_ENTRIES = 1_000_000;
 
 export type ObjectType = 'blob' | 'tree';
 const TYPE_CODES: Record<ObjectType, number> = { blob: 0, tree: 1 };
@@ -67,6 +73,11 @@ export class PackBuilder {
 
   get count(): number {
     return this.entries.length;
+  }
+
+  /** Whether the pack should be sealed: its data reached `packSize`, or it holds MAX_PACK_ENTRIES objects. */
+  isFull(packSize: number): boolean {
+    return this.size >= packSize || this.entries.length >= MAX_PACK_ENTRIES;
   }
 
   seal(): { id: string; bytes: Buffer; entries: PackEntry[]; buffer: Buffer } {

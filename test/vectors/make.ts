@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fixedClock } from '../../src/core/clock.js';
 import type { HostInfo } from '../../src/core/host.js';
+import { fsDecode, fsEncode, hasEscapedBytes } from '../../src/core/bytes.js';
 import { sha256, toHex } from '../../src/core/ids.js';
 import type { Warning } from '../../src/core/progress.js';
 import { encodeCbor } from '../../src/model/cbor.js';
@@ -221,13 +222,19 @@ export function nodeFields(n: Node): Record<string, unknown> {
   if (n.target) r.target = hex(n.target);
   if (n.rdev !== undefined) r.rdev = n.rdev;
   if (n.inode) r.inode = [n.inode.dev, n.inode.ino, n.inode.links];
+  if (n.xattrs && n.xattrs.length > 0) r.xattrs = n.xattrs.map((x) => [hex(x.name), hex(x.value)]);
   return r;
+}
+
+/** A `paths` or `excludes` item: JSON text when the record holds text, `{"bytes": hex}` for a byte string. */
+export function pathField(p: string): string | { bytes: string } {
+  return hasEscapedBytes(p) ? { bytes: hex(fsEncode(p)) } : p;
 }
 
 export function snapshotFields(s: Snapshot): Record<string, unknown> {
   const r: Record<string, unknown> = {
-    v: 1, time: s.time, hostname: s.hostname, username: s.username, paths: s.paths, tags: s.tags, tree: hex(s.tree),
-    program: s.program, excludes: s.excludes, summary: s.summary,
+    v: 1, time: s.time, hostname: s.hostname, username: s.username, paths: s.paths.map(pathField), tags: s.tags, tree: hex(s.tree),
+    program: s.program, excludes: s.excludes.map(pathField), summary: s.summary,
   };
   if (s.parent) r.parent = hex(s.parent);
   if (s.original) r.original = hex(s.original);
@@ -315,7 +322,7 @@ async function describeRepo(dir: string, sources: SnapshotPlan[]): Promise<Recor
 
 const id = (s: string): Buffer => sha256(b(s));
 
-function recordVectors(): unknown[] {
+export function recordVectors(): unknown[] {
   const base = { mode: 0o644, uid: 0, gid: 0, user: 'root', group: 'root', mtime: { sec: 1_767_225_600, nsec: 0 }, size: 0 };
   const nodes: Node[] = [
     { name: b('a'), type: 'file', ...base, size: 4_294_967_296, mtime: { sec: -4_294_967_297, nsec: 999_999_999 }, chunks: Array.from({ length: 24 }, (_, i) => id(`chunk ${i}`)) },
@@ -341,6 +348,26 @@ function recordVectors(): unknown[] {
     time: '9999-12-31T23:59:59.999Z', hostname: 'a-host-name-longer-than-23', username: 'ü', paths: ['/home/é', '/srv'], tags: ['repaired', 'x'.repeat(300)],
     tree: id('root2'), parent: id('parent'), original: id('original'), program: 'snap 0.1.0', excludes: ['*.tmp', 'node_modules/'], summary,
   };
+  // Extended attributes (an ACL among them, in the kernel's binary form), and a hard-linked pair.
+  const acl = Buffer.from('0200000001000600ffffffff04000400ffffffff10000400ffffffff20000400ffffffff', 'hex');
+  const linkedInode = { dev: 2049, ino: 131_074, links: 2 };
+  const linked: Node[] = [
+    { name: b('attrs'), type: 'file', ...base, size: 3, chunks: [id('abc')], xattrs: [
+      { name: b('system.posix_acl_access'), value: acl },
+      { name: b('user.color'), value: b('red') },
+      { name: Buffer.from([0x75, 0x73, 0x65, 0x72, 0x2e, 0xff]), value: Buffer.alloc(0) },
+    ] },
+    { name: b('dir'), type: 'dir', ...base, mode: 0o755, tree: id('subtree'), xattrs: [{ name: b('system.posix_acl_default'), value: acl }] },
+    { name: b('link1'), type: 'file', ...base, size: 3, chunks: [id('abc')], inode: linkedInode },
+    { name: b('link2'), type: 'file', ...base, size: 3, chunks: [id('abc')], inode: linkedInode },
+  ];
+  // Source paths and exclude patterns that are not UTF-8 are byte strings; UTF-8 ones stay text.
+  // Sorted as strings with each stray byte as U+DC80..U+DCFF: "café" (U+00E9) before "caf\xe9".
+  const snapBytes: Snapshot = {
+    time: '0000-01-01T00:00:00.000Z', hostname: 'h', username: 'u',
+    paths: ['/data/café', fsDecode(Buffer.from('/data/caf\xe9', 'latin1')), fsDecode(Buffer.from([0x2f, 0xff]))], tags: ['a', 'b'],
+    tree: id('root3'), program: 'snap 0.1.0', excludes: ['*.tmp', fsDecode(Buffer.from([0x2a, 0xfe, 0x2a]))], summary: snapMin.summary,
+  };
   const packEntries = [
     { type: 'blob' as const, id: id('p0'), offset: 0, length: 23, rawLength: 23, codec: 0 },
     { type: 'blob' as const, id: id('p1'), offset: 23, length: 65_536, rawLength: 1_048_576, codec: 2 },
@@ -363,6 +390,9 @@ function recordVectors(): unknown[] {
   push('pack-header', 'pack-header', { v: 1, entries: packEntries.map((e) => [0, hex(e.id), e.offset, e.length, e.rawLength, e.codec]) }, Buffer.from(header));
   push('index-object', 'index-object', [hex(packId), 0, 65_559, 300, 67_108_864, 1], encodeCbor([packId, 0, 65_559, 300, 67_108_864, 1]));
   push('index-pack', 'index-pack', [sealed.bytes.length, 3], encodeCbor([sealed.bytes.length, 3]));
+  // Added to format 1's folder on 2026-12-03 (issue 19); the records above are unchanged.
+  push('tree-xattrs-hard-links', 'tree', { v: 1, entries: linked.map(nodeFields) }, encodeTree(linked));
+  push('snapshot-byte-paths', 'snapshot', snapshotFields(snapBytes), encodeSnapshot(snapBytes).bytes);
   return out;
 }
 
@@ -405,7 +435,7 @@ function chunkerVectors(): unknown {
 // ---------------------------------------------------------------------------------------------
 
 /** JSON with one value per line, except that a value short enough stays on one line. */
-function compactJson(v: unknown, indent: string): string {
+export function compactJson(v: unknown, indent: string): string {
   const flat = JSON.stringify(v);
   if (flat === undefined || flat.length + indent.length <= 160 || v === null || typeof v !== 'object') return flat ?? 'null';
   const inner = `${indent} `;

@@ -125,8 +125,11 @@ function compareHeader(want: WalkItem, got: ReadEntry, zip: boolean, what: strin
   return type;
 }
 
-function fmtTime(t: { sec: number; nsec: number }): string {
-  return `${t.sec}.${String(t.nsec).padStart(9, '0')}`;
+/** Exact decimal seconds: `[-1, 250000000]` (1969-12-31T23:59:59.25Z) is "-0.750000000". */
+export function fmtTime(t: { sec: number; nsec: number }): string {
+  const ns = BigInt(t.sec) * 1_000_000_000n + BigInt(t.nsec);
+  const abs = ns < 0n ? -ns : ns;
+  return `${ns < 0n ? '-' : ''}${abs / 1_000_000_000n}.${String(abs % 1_000_000_000n).padStart(9, '0')}`;
 }
 
 /** Hashes the archive's data in chunk-sized spans and compares each with the chunk's id. */
