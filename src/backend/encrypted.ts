@@ -121,10 +121,17 @@ interface Sealed {
 
 /** Entries of the per-blob key cache (ranges of one pack are read many times during a restore). */
 const CACHE_ENTRIES = 256;
+/**
+ * Opened segments kept (64 KiB each): small objects read one by one (trees while walking, small
+ * files while restoring) mostly share segments, which are then opened once, not once per object.
+ */
+const SEGMENT_CACHE_ENTRIES = 32;
 
 export class EncryptedBackend implements Backend {
   readonly removeTempFiles?: (prefix: string, olderThanMs?: number) => Promise<number>;
   private readonly cache = new Map<string, Sealed>();
+  /** Opened segments by blob key (hex) and number: a blob written anew has another key, so never a stale hit. */
+  private readonly segments = new Map<string, Buffer>();
 
   constructor(
     readonly inner: Backend,
@@ -221,6 +228,28 @@ export class EncryptedBackend implements Backend {
     const first = Math.floor(offset / SEGMENT_BYTES);
     const last = Math.floor((offset + length - 1) / SEGMENT_BYTES);
     const count = Math.max(1, Math.ceil((s.sealed - FILE_NONCE_BYTES) / SEALED_SEGMENT));
+    if (first === last) {
+      const k = `${s.key.toString('hex')}:${first}`;
+      let seg = this.segments.get(k);
+      if (seg) {
+        this.segments.delete(k); // most recently used goes last
+        this.segments.set(k, seg);
+      } else {
+        seg = await this.readSegments(name, s, first, first, count);
+        if (this.segments.size >= SEGMENT_CACHE_ENTRIES) this.segments.delete(this.segments.keys().next().value!);
+        this.segments.set(k, seg);
+      }
+      const from = offset - first * SEGMENT_BYTES;
+      // A copy: callers may keep or reuse what they get.
+      return Buffer.from(seg.subarray(from, from + length));
+    }
+    const out = await this.readSegments(name, s, first, last, count);
+    const from = offset - first * SEGMENT_BYTES;
+    return out.subarray(from, from + length);
+  }
+
+  /** Read and open segments first..last of a blob, their plaintext concatenated. */
+  private async readSegments(name: string, s: Sealed, first: number, last: number, count: number): Promise<Buffer> {
     const start = FILE_NONCE_BYTES + first * SEALED_SEGMENT;
     const end = Math.min(s.sealed, FILE_NONCE_BYTES + (last + 1) * SEALED_SEGMENT);
     const stored = await this.inner.getRange(name, start, end - start);
@@ -234,8 +263,7 @@ export class EncryptedBackend implements Backend {
       if (!opened) throw authFailure(name, `segment ${i} of ${count}, stored bytes ${start + at} to ${start + at + seg.length}`);
       filled += opened.copy(out, filled);
     }
-    const from = offset - first * SEGMENT_BYTES;
-    return out.subarray(from, from + length);
+    return out.subarray(0, filled);
   }
 
   async *getStream(name: string, range?: { offset: number; length: number }): AsyncIterable<Buffer> {
