@@ -143,7 +143,7 @@ describe('encrypted repository', () => {
     // The operation log is sealed too, and reads back with the password.
     expect(ok(e.run(['log'])).stdout).toMatch(/create/);
     expectOpaque(e);
-  });
+  }, 600_000);
 
   it('password sources: file, command, variable; none, empty, failing, wrong: clear errors and nothing written', () => {
     const e = setup();
@@ -185,7 +185,7 @@ describe('encrypted repository', () => {
     }
     // Nothing was written by any of them: no lock, no log record, no snapshot, no pack.
     expect(allFiles(e.repo).map((f) => `${f}:${fs.statSync(f).size}:${fs.statSync(f).mtimeMs}`)).toEqual(before);
-  });
+  }, 600_000);
 
   it('the password never appears in argv (ps), in output, or in the repository', async () => {
     const e = setup();
@@ -228,7 +228,49 @@ describe('encrypted repository', () => {
       expect(r.stdout + r.stderr).not.toContain(PASSWORD);
     }
     expectOpaque(e);
-  });
+  }, 600_000);
+
+  it('two copies of one encrypted repository never share an index (it lives outside them)', () => {
+    const e = setup();
+    ok(e.run(['init', '--encrypt']));
+    ok(e.run(['create', e.src]));
+    const copy = path.join(e.dir, 'copy');
+    fs.cpSync(e.repo, copy, { recursive: true });
+    const extra = path.join(e.dir, 'extra');
+    fs.mkdirSync(extra);
+    fs.writeFileSync(path.join(extra, 'new.txt'), `only in the copy ${MARKER}\n`.repeat(1000));
+    ok(e.run(['--repo', copy, 'create', extra]));
+    // The original never got those objects: its backup of the same folder must store them.
+    const r = parseJson<{ summary: { objectsAdded: number } }>(ok(e.run(['--json', 'create', extra])).stdout);
+    expect(r.summary.objectsAdded).toBeGreaterThan(0);
+    expect(ok(e.run(['check', '--read-data'])).stdout).toMatch(/no damage found/);
+    expect(ok(e.run(['--repo', copy, 'check', '--read-data'])).stdout).toMatch(/no damage found/);
+  }, 600_000);
+
+  it('two hosts, one repository: each keeps its own index and sees what the other wrote and deleted', () => {
+    const e = setup();
+    ok(e.run(['init', '--encrypt']));
+    const hostB = { XDG_CACHE_HOME: path.join(e.dir, 'cache-b') };
+    ok(e.run(['create', e.src]));
+    // B's index is new: it is built from the sealed packs, and A's snapshot restores there.
+    ok(e.run(['restore', 'latest', path.join(e.dir, 'b1')], { env: hostB }));
+    restoredEqual(e, path.join(e.dir, 'b1'));
+    // B adds a snapshot of new data; A, whose index knew nothing of it, restores it.
+    fs.writeFileSync(path.join(e.src, 'from-b.txt'), 'written on host B\n'.repeat(5000));
+    ok(e.run(['create', e.src], { env: hostB }));
+    ok(e.run(['restore', 'latest', path.join(e.dir, 'a1')]));
+    restoredEqual(e, path.join(e.dir, 'a1'));
+    // A forgets everything but the last and collects; B then checks everything it reads.
+    const snaps = parseJson<{ id: string }[]>(ok(e.run(['--json', 'list'])).stdout);
+    ok(e.run(['forget', snaps[0]!.id]));
+    fs.rmSync(path.join(e.src, 'big.bin'));
+    ok(e.run(['create', e.src]));
+    ok(e.run(['forget', snaps[1]!.id]));
+    ok(e.run(['gc']));
+    expect(ok(e.run(['check', '--read-data'], { env: hostB })).stdout).toMatch(/no damage found/);
+    ok(e.run(['restore', 'latest', path.join(e.dir, 'b2')], { env: hostB }));
+    restoredEqual(e, path.join(e.dir, 'b2'));
+  }, 600_000);
 
   it('a schedule of an encrypted repository records the password source, never the password', () => {
     const e = setup();
@@ -290,7 +332,7 @@ describe('encrypted repository', () => {
     const plain = path.join(e.dir, 'plain');
     ok(snap(['--repo', plain, 'init']));
     expect(snap(['--repo', plain, 'key', 'list']).stderr).toMatch(/not encrypted.*\[SNAP_USAGE\]/);
-  });
+  }, 600_000);
 
   it('new key files record the default scrypt parameters (about a second here)', () => {
     const e = setup();
@@ -375,5 +417,5 @@ describe('encrypted repository', () => {
     const moved = e.run(['check']);
     expect(moved.code).toBe(1);
     expect(moved.stdout + moved.stderr).toMatch(/failed authentication/);
-  });
+  }, 900_000);
 });

@@ -88,10 +88,14 @@ function storage(abs: string, o: RepoOptions): Backend {
   return o.appendOnly && !b.appendOnly ? new AppendOnlyBackend(b) : b;
 }
 
-/** The index folder of an encrypted repository: in the local cache, never in the repository. */
-function encryptedIndexDir(o: RepoOptions, repoId: string): string {
+/**
+ * The index folder of an encrypted repository: in the local cache, never in the repository. Named
+ * by the repository's id and its location: two copies of one repository (a mirror, a restored
+ * copy) have the same id but not the same objects, and must never share an index.
+ */
+function encryptedIndexDir(o: RepoOptions, repoId: string, abs: string): string {
   if (!o.indexCache) throw new SnapError('SNAP_INTERNAL', 'an encrypted repository was opened without a folder for its index');
-  return path.join(o.indexCache, repoId, INDEX_DIR);
+  return path.join(o.indexCache, `${repoId}-${toHex(sha256(Buffer.from(abs))).slice(0, 16)}`, INDEX_DIR);
 }
 
 export const DEFAULT_CHUNKER = { minSize: 512 * 1024, avgSize: 1024 * 1024, maxSize: 8 * 1024 * 1024 };
@@ -266,7 +270,7 @@ export class Repository {
     }
     let repo: Repository | undefined;
     try {
-      const indexDir = unlocked ? encryptedIndexDir(o, config.id) : path.join(abs, INDEX_DIR);
+      const indexDir = unlocked ? encryptedIndexDir(o, config.id, abs) : path.join(abs, INDEX_DIR);
       const opts = {
         repoId: config.id,
         waitMs: o.lockWaitMs ?? 60_000,
@@ -294,6 +298,9 @@ export class Repository {
     }
     try {
       await repo.reconcileSnapshots();
+      // An encrypted repository's index is local to this host (it lives in the cache): packs other
+      // hosts wrote or deleted since are taken in here, as snapshot records are above.
+      if (unlocked) await repo.reconcilePacks();
     } catch (e) {
       if (!isSnapError(e, 'SNAP_CORRUPT')) {
         await repo.close();
@@ -397,6 +404,37 @@ export class Repository {
   private async autoRebuild(quiet = false): Promise<void> {
     const r = await this.rebuildIndex();
     if (!quiet || r.packs + r.snapshots > 0) this.sink.info?.(`index rebuilt: ${r.packs} packs, ${r.objects} objects, ${r.snapshots} snapshots`);
+  }
+
+  /**
+   * Make the index's packs equal to the packs in storage: read the header of every pack it does
+   * not know, forget every pack that is gone. For an index that is not the only one (an encrypted
+   * repository's, kept per host in the cache): another host's backups add packs and its gc deletes
+   * them. A listing of data/ and one header read per new pack.
+   */
+  async reconcilePacks(): Promise<{ added: number; removed: number }> {
+    const known = new Set<string>();
+    for await (const p of this.index.packs()) known.add(p.id);
+    const stored = new Set<string>();
+    let added = 0;
+    for await (const blob of this.backend.list(DATA)) {
+      const packId = packIdFromName(blob.name);
+      if (!packId) continue;
+      stored.add(packId);
+      if (known.has(packId)) continue;
+      try {
+        await this.index.addPack(packId, blob.size, await readPackHeader(this.backend, packId));
+        added++;
+      } catch (e) {
+        if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+        // Said as a notice, not a warning: it would come with every command until 'snap repair'.
+        this.sink.info?.(`pack ${packId.slice(0, 12)} left out of the index: ${e.message} ('snap check --read-data' reports it, 'snap repair' moves it aside)`);
+      }
+    }
+    const gone = new Set([...known].filter((id) => !stored.has(id)));
+    if (gone.size > 0) await this.index.removePacks(gone);
+    if (added > 0 || gone.size > 0) await this.index.sync();
+    return { added, removed: gone.size };
   }
 
   /** Make the index's snapshot list equal to the snapshot records in storage. */
