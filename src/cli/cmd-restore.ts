@@ -25,6 +25,7 @@ interface RestoreFlags {
   include: string[];
   dryRun?: boolean;
   overwrite: string;
+  delete?: boolean;
   host: string[];
   tag: string[];
   path: string[];
@@ -36,13 +37,21 @@ export function registerRestore(program: Command, run: (fn: (ctx: Ctx) => Promis
     .argument('<target>', 'directory to restore into')
     .option('--include <path>', 'restore only this path: absolute, or relative to a backed-up path, as ls and cat take it (repeatable)', collect, [])
     .option('--dry-run', 'list what would be restored; write nothing')
-    .option('--overwrite <policy>', 'existing files that differ: never, if-changed or always', 'never')
-    .action(async (ref: string, target: string, o: RestoreFlags, cmd: Command) => run((ctx) => restore(ctx, ref, target, o), cmd));
+    .option('--overwrite <policy>', 'existing files that differ: never, if-changed or always (default never; with --delete if-changed)', 'never')
+    .option('--delete', 'mirror: below the restored paths, remove what the snapshot does not have (as rsync --delete); try it with --dry-run first')
+    .action(async (ref: string, target: string, o: RestoreFlags, cmd: Command) => {
+      // A mirror replaces files that differ: --delete changes the default to if-changed.
+      if (o.delete && cmd.getOptionValueSource('overwrite') === 'default') o.overwrite = 'if-changed';
+      return run((ctx) => restore(ctx, ref, target, o), cmd);
+    });
 }
 
 async function restore(ctx: Ctx, ref: string, target: string, o: RestoreFlags): Promise<void> {
   if (!['never', 'if-changed', 'always'].includes(o.overwrite)) {
     throw new SnapError('SNAP_USAGE', `--overwrite must be never, if-changed or always (not '${o.overwrite}')`);
+  }
+  if (o.delete && o.overwrite === 'never') {
+    throw new SnapError('SNAP_USAGE', '--delete makes the target match the snapshot, which replaces files that differ: it cannot be combined with --overwrite never');
   }
   let list: JsonList | undefined;
   const { snap, r } = await withRepo(ctx, async (repo) => {
@@ -53,6 +62,9 @@ async function restore(ctx: Ctx, ref: string, target: string, o: RestoreFlags): 
       include: o.include,
       dryRun: o.dryRun === true,
       onPlanned: o.dryRun ? (e) => (list ? list.item(plannedJson(e)) : writeLine(plannedLine(e))) : undefined,
+      delete: o.delete === true,
+      // Every removal of a dry run is listed (as `remove`); a real run counts them.
+      onRemoved: o.dryRun ? (x) => (list ? list.item({ ...pathJson(x.dest), type: 'remove', dir: x.dir }) : writeLine(`${'remove'.padEnd(8)} ${displayName(x.dest)}${x.dir ? '/' : ''}`)) : undefined,
       overwrite: o.overwrite as OverwritePolicy,
       asRoot: ctx.host.uid === 0,
       sink: ctx.sink,
@@ -70,6 +82,7 @@ async function restore(ctx: Ctx, ref: string, target: string, o: RestoreFlags): 
         `${plural(r.links, 'hard link')}, ${plural(r.special, 'other entry', 'other entries')}`,
     );
     if (r.unchanged > 0) ctx.out(`  ${plural(r.unchanged, 'file')} already present and identical`);
+    if (o.delete) ctx.out(`  ${o.dryRun ? 'would remove' : 'removed'} ${plural(r.removed, 'entry', 'entries')} the snapshot does not have`);
     if (r.skipped > 0) ctx.out(`  ${plural(r.skipped, 'entry', 'entries')} skipped (see warnings above)`);
     if (r.damaged.length > 0) ctx.out(`  ${plural(r.damaged.length, 'file')} NOT restored because their data is damaged:\n${r.damaged.map((d) => `    ${d}`).join('\n')}`);
   }

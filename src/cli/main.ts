@@ -26,6 +26,7 @@ import { recordOperation } from './oplog.js';
 import { registerLog } from './cmd-log.js';
 import { registerSchedule } from './cmd-schedule.js';
 import { registerKey } from './cmd-key.js';
+import { registerWatch } from './cmd-watch.js';
 
 /**
  * Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings, 4 wrong password,
@@ -105,6 +106,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   registerLog(program, run);
   registerSchedule(program, run);
   registerKey(program, run);
+  registerWatch(program, run);
   // Every command and subcommand: commander's errors come back here instead of exiting, and are
   // printed in snap's form.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];

@@ -61,11 +61,12 @@ export function buildRecord(ctx: Ctx, args: string[], start: Date, end: Date, ex
 }
 
 /**
- * Append the record of a command that ended. Only where a repository is (its `config` exists):
+ * Append the record of a command that ended (`always`: even one that changed nothing, as `snap
+ * watch` records each failed backup). Only where a repository is (its `config` exists):
  * a command that failed because there is none leaves nothing behind.
  */
-export async function recordOperation(ctx: Ctx, args: string[], start: Date, exitCode: number, error: unknown): Promise<void> {
-  if (!LOGGED_COMMANDS.has(ctx.command) && !ctx.changes.changed) return;
+export async function recordOperation(ctx: Ctx, args: string[], start: Date, exitCode: number, error: unknown, o: { always?: boolean } = {}): Promise<void> {
+  if (!o.always && !LOGGED_COMMANDS.has(ctx.command) && !ctx.changes.changed) return;
   let root: string;
   try {
     root = ctx.repoPath().path;

@@ -4,11 +4,11 @@ import { SnapError, fromSystemError } from '../core/errors.js';
 import { displayPath, fsDecode, fsPath } from '../core/bytes.js';
 
 export function parseWaitMs(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?$/.exec(s.trim());
-  if (!m) throw new SnapError('SNAP_USAGE', `not a duration: '${s}' (examples: 30s, 5m, 1h)`);
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?$/.exec(s.trim());
+  if (!m) throw new SnapError('SNAP_USAGE', `not a duration: '${s}' (examples: 30s, 5m, 1h, 1d)`);
   const n = Number(m[1]);
   const unit = m[2] ?? 's';
-  const mult = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'h' ? 3_600_000 : 60_000;
+  const mult = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'h' ? 3_600_000 : unit === 'd' ? 86_400_000 : 60_000;
   return Math.round(n * mult);
 }
 

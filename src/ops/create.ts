@@ -25,6 +25,7 @@ import { OwnerNames } from './owners.js';
 import { buildTrie, normalizeSources, type SourceTrie } from './sources.js';
 import { type XattrBinding, xattrBinding, xattrUnavailable } from './xattr-binding.js';
 import { readXattrs } from './xattr-read.js';
+import { locateAbs } from './navigate.js';
 
 /** A backup of one stream (stdin, a command's output) as a single file at `/<name>`. */
 export interface StdinSource {
@@ -58,11 +59,18 @@ export interface CreateOptions {
    * unreferenced: the next backup reuses their objects, gc removes them.
    */
   signal?: AbortSignal;
+  /**
+   * Save no snapshot when the sources hold exactly what the previous snapshot of the same paths
+   * holds (`snap watch`: a rescan that found nothing new); the previous one is returned, `unchanged`.
+   */
+  skipUnchanged?: boolean;
 }
 
 export interface CreateResult {
   snapshot: StoredSnapshot;
   warnings: number;
+  /** With skipUnchanged: nothing changed, `snapshot` is the previous one and nothing was saved. */
+  unchanged?: boolean;
 }
 
 /** Files-cache updates wait until the chunks they name are durable; flush them in batches. */
@@ -131,6 +139,13 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
     // A stopped stream (stdin) fails with its own AbortError: the reason is the signal's.
     throw o.signal?.aborted ? o.signal.reason : e;
   }
+  if (o.skipUnchanged && parent) {
+    await repo.objects.flush(); // the new trees are read back
+    if (await sameSources(repo, sources, rootTree, parent.tree)) {
+      await a.flushCache();
+      return { snapshot: parent, warnings: a.summary.warnings, unchanged: true };
+    }
+  }
   const summary: SnapshotSummary = {
     ...a.summary,
     dataAdded: 0,
@@ -163,6 +178,36 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   }
   await a.flushCache();
   return { snapshot, warnings: a.summary.warnings };
+}
+
+/**
+ * Whether every source holds the same in both root trees: the same contents for a directory (its
+ * tree), the same entry for anything else. The folders above the sources (whose times change
+ * whenever anything beside a source does, /home/you) do not count.
+ */
+async function sameSources(repo: Repository, sources: string[], a: Buffer, b: Buffer): Promise<boolean> {
+  if (a.equals(b)) return true;
+  for (const s of sources) {
+    const x = await locateAbs(repo, a, fsEncode(s));
+    const y = await locateAbs(repo, b, fsEncode(s));
+    if (!x?.node || !y?.node) return false;
+    if (x.tree || y.tree) {
+      if (!x.tree || !y.tree || !x.tree.equals(y.tree)) return false;
+    } else if (!sameEntry(x.node, y.node)) return false;
+  }
+  return true;
+}
+
+function sameEntry(x: Node, y: Node): boolean {
+  if (x.type !== y.type || x.size !== y.size || x.mode !== y.mode || x.uid !== y.uid || x.gid !== y.gid) return false;
+  if (x.mtime.sec !== y.mtime.sec || x.mtime.nsec !== y.mtime.nsec) return false;
+  const cx = x.chunks ?? [];
+  const cy = y.chunks ?? [];
+  if (cx.length !== cy.length || !cx.every((c, i) => c.equals(cy[i]!))) return false;
+  if ((x.target === undefined) !== (y.target === undefined) || (x.target && !x.target.equals(y.target!))) return false;
+  const ax = x.xattrs ?? [];
+  const ay = y.xattrs ?? [];
+  return ax.length === ay.length && ax.every((v, i) => v.name.equals(ay[i]!.name) && v.value.equals(ay[i]!.value));
 }
 
 class Archiver {

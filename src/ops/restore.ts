@@ -28,6 +28,7 @@ import { DIR_FLAGS, DIR_PATH_FLAGS, O_PATH, fdPath, fdPathFor, openTarget } from
 import { needsTimeCheck, recordedNs, sameMtime, timeArg, timeNotSet } from './restore-time.js';
 import { checkExpansion, expandedSize } from './restore-budget.js';
 import { xattrBinding, xattrUnavailable } from './xattr-binding.js';
+import { type MirrorSink, type Removal, isRealDir, planPrune, pruneDir, removeEntry } from './restore-mirror.js';
 import { applyXattrs } from './xattr-apply.js';
 
 export type OverwritePolicy = 'never' | 'if-changed' | 'always';
@@ -45,6 +46,13 @@ export interface RestoreOptions {
   concurrency?: number;
   /** Stops the restore (Ctrl-C): the walk stops at its next entry and the reason is thrown. */
   signal?: AbortSignal;
+  /**
+   * Mirror (`--delete`, restore-mirror.ts): below each restored path, remove what the snapshot
+   * does not have (and what is in the way of what it has). In a dry run: listed only.
+   */
+  delete?: boolean;
+  /** With delete: told of each entry removed (or that a dry run would remove), contents before their directory. */
+  onRemoved?: (r: Removal) => Promise<void> | void;
 }
 
 /** An entry a dry run would write: `dest` under the target; for a hard link, the path it would link to. */
@@ -64,6 +72,8 @@ export interface RestoreResult {
   skipped: number;
   damaged: string[];
   warnings: number;
+  /** With delete: entries removed (or that would be). */
+  removed: number;
 }
 
 const TMP_PREFIX = '.snap-restore-';
@@ -120,6 +130,12 @@ interface Frame {
   i: number;
   parts: Buffer[];
   scope: 'all' | 'partial';
+  /** At or below a restored path: pruned with --delete. */
+  mirror: boolean;
+  /** The path's names, kept until the frame is a mirror (then unused). */
+  mparts: Buffer[];
+  /** Dry run: the target holds this directory as a real directory (not through a symlink), so its removals can be listed. */
+  real: boolean;
 }
 
 /** The first restored path of a hard-link group, which later members link to. */
@@ -141,7 +157,16 @@ interface LinkGroup {
 const MAX_GROUP_DIRS = 1024;
 
 class Restorer {
-  readonly result: RestoreResult = { files: 0, dirs: 0, links: 0, special: 0, bytes: 0, unchanged: 0, skipped: 0, damaged: [], warnings: 0 };
+  readonly result: RestoreResult = { files: 0, dirs: 0, links: 0, special: 0, bytes: 0, unchanged: 0, skipped: 0, damaged: [], warnings: 0, removed: 0 };
+  /** The restored paths (the --include paths, else the snapshot's source paths): --delete prunes at and below them. */
+  private mirrorRoots: Buffer[][] = [];
+  private readonly mirrorSink: MirrorSink = {
+    removed: (r) => this.o.onRemoved?.(r),
+    failed: (shown, e) => {
+      const se = fromSystemError(e, `removing ${displayName(shown)}`);
+      this.warn(se.code, shown, `not removed (--delete): ${se.message}`);
+    },
+  };
   private readonly pool: TaskPool;
   private readonly includes: Buffer[][];
   private readonly groups = new Map<string, LinkGroup>();
@@ -198,7 +223,31 @@ class Restorer {
     return partial ? 'partial' : 'none';
   }
 
+  /** Whether the path `parts` is a restored path or below one. */
+  private isMirror(parts: Buffer[]): boolean {
+    return this.mirrorRoots.some((root) => root.length <= parts.length && root.every((x, i) => x.equals(parts[i]!)));
+  }
+
+  /** --delete: prune the directory just opened (or, in a dry run, list what would go). */
+  private async prune(d: DirState | undefined, shown: Buffer, nodes: Node[], real: boolean): Promise<void> {
+    if (d && !d.fresh) this.result.removed += await pruneDir(d.fd, shown, nodes, TMP_PREFIX_B, this.mirrorSink);
+    else if (!d && real) this.result.removed += await planPrune(shown, nodes, TMP_PREFIX_B, this.mirrorSink);
+  }
+
+  /** --delete: remove a directory standing where the snapshot has the non-directory `node` (a dry run lists it). */
+  private async clearWay(d: DirState | undefined, node: Node, shown: Buffer, real: boolean): Promise<void> {
+    if (d) {
+      const st = fs.lstatSync(d.at(node.name), { throwIfNoEntry: false });
+      if (st?.isDirectory()) this.result.removed += await removeEntry(d.fd, node.name, shown, true, this.mirrorSink);
+    } else if (real && isRealDir(shown)) {
+      this.result.removed += await planPrune(shown, [], TMP_PREFIX_B, this.mirrorSink);
+      this.result.removed++;
+      await this.mirrorSink.removed({ dest: shown, dir: true });
+    }
+  }
+
   async run(snap: StoredSnapshot): Promise<void> {
+    if (this.o.delete) this.mirrorRoots = this.includes.length > 0 ? this.includes : snap.paths.map((p) => splitPath(fsEncode(p)));
     const rootScope = this.scope([]);
     if (rootScope === 'none') return;
     let rootDir: DirState | undefined;
@@ -240,7 +289,11 @@ class Restorer {
 
   /** The walk, depth first with a stack of its own: no nesting depth overflows the call stack. */
   private async walk(root: Buffer, rootDir: DirState | undefined, shown: Buffer, scope: 'all' | 'partial'): Promise<void> {
-    const stack: Frame[] = [{ dir: rootDir, shown, nodes: await this.readTree(root, shown), i: 0, parts: [], scope }];
+    const rootNodes = await this.readTree(root, shown);
+    const rootMirror = this.o.delete === true && this.isMirror([]);
+    const rootReal = !rootDir && this.o.delete === true && fs.statSync(shown, { throwIfNoEntry: false })?.isDirectory() === true;
+    if (rootMirror) await this.prune(rootDir, shown, rootNodes, rootReal);
+    const stack: Frame[] = [{ dir: rootDir, shown, nodes: rootNodes, i: 0, parts: [], scope, mirror: rootMirror, mparts: [], real: rootReal }];
     while (stack.length > 0) {
       const f = stack[stack.length - 1]!;
       if (f.i >= f.nodes.length) {
@@ -255,11 +308,24 @@ class Restorer {
       if (s === 'none') continue;
       const childShown = joinPath(f.shown, node.name);
       if (node.type === 'dir') {
-        const child = await this.dir(f.dir, node, childShown);
+        const mparts = f.mirror ? f.mparts : [...f.mparts, node.name];
+        const mirror = this.o.delete === true && (f.mirror || this.isMirror(mparts));
+        // Dry run: a restored path that the target holds as something else (a symlink) would be removed first.
+        if (!f.dir && mirror && !f.mirror && f.real && !isRealDir(childShown) && fs.lstatSync(childShown, { throwIfNoEntry: false })) {
+          this.result.removed++;
+          await this.mirrorSink.removed({ dest: childShown, dir: false });
+        }
+        const child = await this.dir(f.dir, node, childShown, mirror);
         if (child === false) continue;
-        stack.push({ dir: child, shown: childShown, nodes: node.tree ? await this.readTree(node.tree, childShown) : [], i: 0, parts: childParts, scope: s });
+        const nodes = node.tree ? await this.readTree(node.tree, childShown) : [];
+        const real = !child && f.real && isRealDir(childShown);
+        if (mirror) await this.prune(child, childShown, nodes, real);
+        stack.push({ dir: child, shown: childShown, nodes, i: 0, parts: childParts, scope: s, mirror, mparts, real });
       } else if (s === 'all') {
         const d = f.dir;
+        // --delete and a restored path that is a file: a directory in its way goes (inside a
+        // mirrored directory, pruning already removed it).
+        if (this.o.delete && !f.mirror && this.isMirror([...f.mparts, node.name])) await this.clearWay(d, node, childShown, f.real);
         if (d) this.hold(d);
         try {
           await this.pool.run(async () => {
@@ -322,7 +388,7 @@ class Restorer {
    * exists, opened as it is, never through a symlink. undefined in a dry run; false when it is
    * skipped (warned).
    */
-  private async dir(parent: DirState | undefined, node: Node, shown: Buffer): Promise<DirState | undefined | false> {
+  private async dir(parent: DirState | undefined, node: Node, shown: Buffer, mirror = false): Promise<DirState | undefined | false> {
     this.result.dirs++;
     this.progress.dirs++;
     if (!parent) {
@@ -350,6 +416,15 @@ class Restorer {
       }
     } catch (e) {
       const code = errnoCode(e);
+      if ((code === 'ELOOP' || code === 'ENOTDIR') && mirror && this.o.delete) {
+        // --delete: what stands where the snapshot has a directory (a symlink: removed, never
+        // followed) goes, and the directory is made in its place.
+        const n = await removeEntry(parent.fd, node.name, shown, false, this.mirrorSink);
+        this.result.removed += n;
+        this.result.dirs--;
+        this.progress.dirs--;
+        if (n > 0) return this.dir(parent, node, shown, false);
+      }
       if (code === 'ELOOP' || code === 'ENOTDIR') {
         this.result.skipped++;
         this.warn('SNAP_UNSAFE_PATH', shown, `exists and is not a directory (${code === 'ELOOP' ? 'a symlink, not followed' : 'a file'}); its contents are not restored`);

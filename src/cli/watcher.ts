@@ -1,0 +1,120 @@
+// The file watcher of `snap watch` (docs/automation.md, "Watch"). Events are hints, never the
+// truth: they only say "something changed, back up soon". What changed is found by the backup
+// itself (a walk whose files cache skips every file whose size, times and inode are as before),
+// so a lost event delays a change until the next periodic rescan and never loses it.
+// @parcel/watcher (inotify on Linux, from a prebuilt binary: no compiler needed) is used when it
+// loads; otherwise node's fs.watch({ recursive: true }) (docs/design.md, "snap watch").
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+import { displayPath, fsPath, hasEscapedBytes } from '../core/bytes.js';
+
+export interface WatchHandlers {
+  /** Something changed under a source (how many events; the path of one, for messages). */
+  change(count: number, example: string): void;
+  /** The watcher lost events (a queue overflow) or failed: a full scan is due. */
+  lost(message: string): void;
+}
+
+export interface Watcher {
+  readonly kind: 'parcel' | 'fs.watch';
+  /** Sources that could not be watched, with why (missing, a name that is not UTF-8, the watch limit): rescans cover them. */
+  readonly unwatched: string[];
+  close(): Promise<void>;
+}
+
+interface ParcelModule {
+  subscribe(dir: string, fn: (err: Error | null, events: { path: string; type: string }[]) => unknown, opts?: { ignore?: string[] }): Promise<{ unsubscribe(): Promise<void> }>;
+}
+
+let parcel: ParcelModule | null | undefined;
+
+/** @parcel/watcher, or null when it cannot be loaded here (no prebuilt binary for this system). */
+function loadParcel(): ParcelModule | null {
+  if (parcel !== undefined) return parcel;
+  if (process.env.SNAP_WATCHER === 'fs.watch') return (parcel = null);
+  try {
+    parcel = createRequire(import.meta.url)('@parcel/watcher') as ParcelModule;
+  } catch {
+    parcel = null;
+  }
+  return parcel;
+}
+
+/** Whether `p` is `dir` or inside it. */
+function under(p: string, dir: string): boolean {
+  return p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}
+
+/**
+ * Watch `sources` (absolute paths). A source that is a directory is watched recursively; a file,
+ * through its parent directory (fs.watch, not recursive), keeping only its own events. Events under `ignore` (the
+ * repository, when it lies inside a source: a backup writes there) are dropped.
+ */
+export async function startWatcher(sources: string[], ignore: string[], h: WatchHandlers): Promise<Watcher> {
+  const mod = loadParcel();
+  const unwatched: string[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  for (const src of sources) {
+    let dir = src;
+    let only: string | undefined;
+    try {
+      if (!fs.statSync(fsPath(src)).isDirectory()) {
+        dir = path.dirname(src);
+        only = src;
+      }
+    } catch (e) {
+      unwatched.push(`${displayPath(src)} (${e instanceof Error ? e.message : String(e)})`);
+      continue;
+    }
+    // Neither watcher takes a path that is not UTF-8: such a source is covered by rescans only.
+    if (hasEscapedBytes(dir)) {
+      unwatched.push(`${displayPath(src)} (its name is not UTF-8)`);
+      continue;
+    }
+    const ign = ignore.filter((i) => under(i, dir));
+    const keep = (p: string): boolean => (only === undefined || p === only) && !ign.some((i) => under(p, i));
+    try {
+      if (only !== undefined) {
+        // A file: its folder alone, not recursively (a file in the home folder must not watch all of it).
+        const base = path.basename(only);
+        const w = fs.watch(dir, { persistent: true }, (_type, name) => {
+          if (name === null || name.toString() === base) h.change(1, only);
+        });
+        w.on('error', (e) => h.lost(e.message));
+        closers.push(async () => w.close());
+      } else if (mod) {
+        const sub = await mod.subscribe(
+          dir,
+          (err, events) => {
+            if (err) {
+              h.lost(err.message);
+              return;
+            }
+            const mine = events.filter((e) => keep(e.path));
+            if (mine.length > 0) h.change(mine.length, mine[0]!.path);
+          },
+          { ignore: ign },
+        );
+        closers.push(() => sub.unsubscribe());
+      } else {
+        const w = fs.watch(dir, { recursive: true, persistent: true }, (_type, name) => {
+          const p = name ? path.join(dir, name.toString()) : dir;
+          if (keep(p)) h.change(1, p);
+        });
+        w.on('error', (e) => h.lost(e.message));
+        closers.push(async () => w.close());
+      }
+    } catch (e) {
+      // The inotify watch limit, a folder that went away: said once by the caller, covered by rescans.
+      unwatched.push(`${displayPath(src)} (${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
+  return {
+    kind: mod ? 'parcel' : 'fs.watch',
+    unwatched,
+    async close() {
+      for (const c of closers.splice(0)) await c().catch(() => undefined);
+    },
+  };
+}
