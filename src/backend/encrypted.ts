@@ -253,6 +253,9 @@ export class EncryptedBackend implements Backend {
     const start = FILE_NONCE_BYTES + first * SEALED_SEGMENT;
     const end = Math.min(s.sealed, FILE_NONCE_BYTES + (last + 1) * SEALED_SEGMENT);
     const stored = await this.inner.getRange(name, start, end - start);
+    if (stored.length !== end - start) {
+      throw new SnapError('SNAP_CORRUPT', `${describeBlob(name)}: a read of ${end - start} bytes at ${start} returned ${stored.length}`);
+    }
     const ad = Buffer.from(name);
     const out = Buffer.allocUnsafe((last - first + 1) * SEGMENT_BYTES);
     let filled = 0;
