@@ -160,7 +160,9 @@ describe('encrypted repository', () => {
     ok(e.run(['create', e.src]));
     const snapshot = () => fs.readdirSync(path.join(e.repo, 'snapshots')).length;
     expect(snapshot()).toBe(1);
-    const before = allFiles(e.repo).map((f) => `${f}:${fs.statSync(f).size}:${fs.statSync(f).mtimeMs}`);
+    // Size and time of every file (a key file below is damaged and put back by this test: its bytes).
+    const signature = (f: string) => (f.includes('/keys/') ? `${f}:${fs.readFileSync(f).toString('base64')}` : `${f}:${fs.statSync(f).size}:${fs.statSync(f).mtimeMs}`);
+    const before = allFiles(e.repo).map(signature);
 
     expect(ok(e.run(['--password-file', pwFile, 'list'], { noPassword: true })).stdout).toMatch(/1 snapshot/);
     expect(ok(e.run(['--password-command', `cat '${pwFile}'`, 'list'], { noPassword: true })).stdout).toMatch(/1 snapshot/);
@@ -183,8 +185,16 @@ describe('encrypted repository', () => {
       expect(r.stderr).not.toContain(PASSWORD);
       expect(r.stderr).not.toMatch(/^\s+at /m); // no stack trace
     }
+    // A damaged key file (the only one) is damage, not a wrong password.
+    const keyFile = path.join(e.repo, 'keys', fs.readdirSync(path.join(e.repo, 'keys'))[0]!);
+    const keyBytes = fs.readFileSync(keyFile);
+    fs.writeFileSync(keyFile, keyBytes.subarray(0, 20));
+    const damagedKey = e.run(['list']);
+    expect(damagedKey.code).toBe(1);
+    expect(damagedKey.stderr).toMatch(/no key file of the repository can be read: key file [0-9a-f]{32} is damaged: not JSON \[SNAP_CORRUPT\]/);
+    fs.writeFileSync(keyFile, keyBytes);
     // Nothing was written by any of them: no lock, no log record, no snapshot, no pack.
-    expect(allFiles(e.repo).map((f) => `${f}:${fs.statSync(f).size}:${fs.statSync(f).mtimeMs}`)).toEqual(before);
+    expect(allFiles(e.repo).map(signature)).toEqual(before);
   }, 600_000);
 
   it('the password never appears in argv (ps), in output, or in the repository', async () => {

@@ -176,6 +176,8 @@ export async function unlock(backend: Backend, repoId: string, password: Buffer)
     payload.fill(0);
     return { master, keyId: id };
   }
+  // Not one key file could be tried: that is damage (or a failed read), not a wrong password.
+  if (damaged.length === ids.length) throw new SnapError('SNAP_CORRUPT', `no key file of the repository can be read: ${damaged.join('; ')}`);
   const also = damaged.length > 0 ? ` (and ${damaged.length} key file(s) are damaged: ${damaged.join('; ')})` : '';
   throw new SnapError('SNAP_WRONG_PASSWORD', `wrong password: it opens none of the repository's ${ids.length} key(s)${also}`);
 }
