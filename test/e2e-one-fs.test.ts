@@ -11,12 +11,13 @@ const mnt = path.join(src, 'mounted');
 fs.mkdirSync(mnt);
 const mounted = process.getuid?.() === 0 && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]).status === 0;
 
-describe.skipIf(!mounted)('--one-file-system', () => {
+describe('--one-file-system', () => {
   afterAll(() => {
-    spawnSync('umount', [mnt]);
+    if (mounted) spawnSync('umount', [mnt]);
   });
 
-  it('records the mount point but not what is mounted there', () => {
+  it('records the mount point but not what is mounted there', (ctx) => {
+    if (!mounted) ctx.skip('needs root to mount a tmpfs inside the source');
     fs.writeFileSync(path.join(mnt, 'other-fs.txt'), 'on tmpfs');
     fs.writeFileSync(path.join(src, 'same-fs.txt'), 'on the source fs');
     const repo = path.join(tmpDir(), 'repo');

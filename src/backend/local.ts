@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
 import { displayPath, fsPath } from '../core/bytes.js';
+import { writeAllTo, writeDurable } from '../core/durable.js';
 import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
 import { checkRange, shortBlobError, sizeMismatchError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
@@ -48,41 +49,26 @@ export class LocalBackend implements Backend {
     this.madeDirs.add(dir);
   }
 
-  private async writeTemp(name: string, data: Uint8Array | AsyncIterable<Uint8Array>, size?: number): Promise<{ tmp: string; dest: string }> {
+  /** Write a blob durably (core/durable.ts) under a `.tmp-` name in its folder; false when 'create' found it there. */
+  private async write(name: string, data: Uint8Array | AsyncIterable<Uint8Array>, publish: 'replace' | 'create', size?: number): Promise<boolean> {
     const dest = this.file(name);
     const dir = path.dirname(dest);
     await this.ensureDir(dir);
     const tmp = path.join(dir, `${TEMP_PREFIX}${randomHex(8)}`);
-    const fh = await fsp.open(fsPath(tmp), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, FILE_MODE);
-    try {
+    return writeDurable({ dir: fsPath(dir), tmp: fsPath(tmp), dest: fsPath(dest), mode: FILE_MODE, publish }, async (fh) => {
       let total = 0;
       for await (const piece of data instanceof Uint8Array ? [data] : data) {
-        let off = 0;
-        while (off < piece.length) {
-          const { bytesWritten } = await fh.write(piece, off, piece.length - off);
-          off += bytesWritten;
-        }
+        await writeAllTo(fh, piece);
         total += piece.length;
         if (size !== undefined && total > size) break;
       }
-      if (size !== undefined && total !== size) {
-        throw sizeMismatchError(name, total, size);
-      }
-      await fh.sync();
-    } catch (e) {
-      await fh.close().catch(() => {});
-      await fsp.rm(fsPath(tmp), { force: true }).catch(() => {});
-      throw e;
-    }
-    await fh.close();
-    return { tmp, dest };
+      if (size !== undefined && total !== size) throw sizeMismatchError(name, total, size);
+    });
   }
 
   async put(name: string, data: Uint8Array): Promise<void> {
     try {
-      const { tmp, dest } = await this.writeTemp(name, data);
-      await fsp.rename(fsPath(tmp), fsPath(dest));
-      await syncDir(path.dirname(dest));
+      await this.write(name, data, 'replace');
     } catch (e) {
       throw fromSystemError(e, `writing ${name} in ${this.root}`);
     }
@@ -90,32 +76,18 @@ export class LocalBackend implements Backend {
 
   async putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void> {
     try {
-      const { tmp, dest } = await this.writeTemp(name, source, size);
-      await fsp.rename(fsPath(tmp), fsPath(dest));
-      await syncDir(path.dirname(dest));
+      await this.write(name, source, 'replace', size);
     } catch (e) {
       throw fromSystemError(e, `writing ${name} in ${this.root}`);
     }
   }
 
   async putIfAbsent(name: string, data: Uint8Array): Promise<boolean> {
-    let tmp: string | undefined;
     try {
-      const w = await this.writeTemp(name, data);
-      tmp = w.tmp;
       // link(2) fails with EEXIST instead of replacing: an atomic create-if-absent.
-      try {
-        await fsp.link(fsPath(w.tmp), fsPath(w.dest));
-      } catch (e) {
-        if (errnoCode(e) === 'EEXIST') return false;
-        throw e;
-      }
-      await syncDir(path.dirname(w.dest));
-      return true;
+      return await this.write(name, data, 'create');
     } catch (e) {
       throw fromSystemError(e, `writing ${name} in ${this.root}`);
-    } finally {
-      if (tmp) await fsp.rm(fsPath(tmp), { force: true }).catch(() => {});
     }
   }
 
@@ -360,15 +332,6 @@ interface CachedHandle {
 
 function closeHandle(h: CachedHandle): void {
   h.fh.then((fh) => fh.close()).catch(() => {});
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(fsPath(dir), 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 function kindOf(st: fs.Stats): string {

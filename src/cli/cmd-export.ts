@@ -12,6 +12,7 @@ import { plural } from './browse-out.js';
 import { randomHex, shortId } from '../core/ids.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import { fsPath } from '../core/bytes.js';
+import { writeDurable } from '../core/durable.js';
 import {
   type ArchiveFormat,
   type ExportResult,
@@ -116,46 +117,53 @@ async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
   }
 }
 
-/** Temp file, fsync, then rename (or link, which refuses to replace) into place; removed on any failure or signal. */
+/**
+ * A durable write (core/durable.ts: temp file, fsync, then rename, or link, which refuses to
+ * replace, into place, folder fsync); the temp file is removed on any failure or signal.
+ */
 async function toFile(r: Run, dest: string, output: string, force: boolean): Promise<{ result: ExportResult; size: number }> {
   const dir = path.dirname(dest);
   const tmp = path.join(dir, `.${path.basename(dest)}.snap-tmp-${randomHex(6)}`);
-  let fh: fsp.FileHandle;
-  try {
-    fh = await fsp.open(tmp, 'wx', await archiveMode(r.repo.root));
-  } catch (e) {
-    throw fromSystemError(e, `creating ${output}`);
-  }
-  const stream = fh.createWriteStream({ autoClose: false });
+  const mode = await archiveMode(r.repo.root);
   // Ctrl-C (interrupt.ts): the stream is destroyed, which fails the writer's pending write; a
   // second signal ends the process at once, after removing the temp file.
   const signal = r.ctx.signal;
-  const onAbort = (): void => void stream.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
-  signal.addEventListener('abort', onAbort, { once: true });
   const dropForced = r.ctx.interrupts.onForcedExit(() => rmSync(tmp, { force: true }));
-  let open = true;
+  let out: { result: ExportResult; size: number } | undefined;
+  let stage = `creating ${output}`;
   try {
-    const result = await exportSnapshot(r.repo, r.snap, stream, { format: r.format, selection: r.selection, sink: r.ctx.sink });
-    signal.throwIfAborted();
-    const { size } = await fh.stat();
-    await fh.sync();
-    // The stream holds a reference on the handle until destroyed (autoClose: false keeps the fd
-    // open for the fsync above); without this, close() would wait forever.
-    stream.destroy();
-    await fh.close();
-    open = false;
-    await publish(tmp, dest, output, force);
-    await syncDir(dir);
-    return { result, size };
+    // Without --force, link(2) puts the file in place only if OUTPUT still does not exist (another
+    // process may have created it since the check); file systems without hard links fall back to
+    // a check and rename.
+    const placed = await writeDurable({ dir, tmp, dest, mode, publish: force ? 'replace' : 'create', linkFallback: true }, async (fh) => {
+      stage = `writing ${output}`;
+      const stream = fh.createWriteStream({ autoClose: false });
+      const onAbort = (): void => void stream.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+      signal.addEventListener('abort', onAbort, { once: true });
+      // The stream holds a reference on the handle until destroyed (autoClose: false keeps the fd
+      // open for the fsync); it is destroyed after the fsync, else close() would wait forever.
+      const release = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        stream.destroy();
+      };
+      try {
+        const result = await exportSnapshot(r.repo, r.snap, stream, { format: r.format, selection: r.selection, sink: r.ctx.sink });
+        signal.throwIfAborted();
+        out = { result, size: (await fh.stat()).size };
+      } catch (e) {
+        release();
+        throw e;
+      }
+      stage = `moving the finished archive to ${output}`;
+      return release;
+    });
+    if (!placed) throw new SnapError('SNAP_EXISTS', `${output} appeared while exporting; not replaced (use --force)`);
+    return out!;
   } catch (e) {
-    stream.destroy();
-    if (open) await fh.close().catch(() => {});
-    await fsp.rm(tmp, { force: true }).catch(() => {});
     const why = signal.reason as unknown;
     if (isSnapError(why, 'SNAP_INTERRUPTED')) throw new SnapError('SNAP_INTERRUPTED', `export ${why.message}; ${output} was not written`);
-    throw errnoCode(e) && !(e instanceof SnapError) ? fromSystemError(e, `writing ${output}`) : e;
+    throw errnoCode(e) && !(e instanceof SnapError) ? fromSystemError(e, stage) : e;
   } finally {
-    signal.removeEventListener('abort', onAbort);
     dropForced();
   }
 }
@@ -167,41 +175,6 @@ async function toFile(r: Run, dest: string, output: string, force: boolean): Pro
 async function archiveMode(repoRoot: string): Promise<number> {
   const st = await fsp.stat(fsPath(repoRoot)).catch(() => undefined);
   return st ? st.mode & 0o666 & ((st.mode & 0o777) | 0o600) : 0o600;
-}
-
-/**
- * Without --force, link(2) puts the file in place only if OUTPUT still does not exist (another
- * process may have created it since the check); file systems without hard links fall back to a
- * check and rename.
- */
-async function publish(tmp: string, dest: string, output: string, force: boolean): Promise<void> {
-  try {
-    if (force) return await fsp.rename(tmp, dest);
-    try {
-      await fsp.link(tmp, dest);
-      await fsp.rm(tmp, { force: true });
-      return;
-    } catch (e) {
-      if (errnoCode(e) === 'EEXIST') throw new SnapError('SNAP_EXISTS', `${output} appeared while exporting; not replaced (use --force)`);
-      if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK', 'EXDEV'].includes(errnoCode(e) ?? '')) throw e;
-    }
-    if (await lstatOrUndefined(dest)) throw new SnapError('SNAP_EXISTS', `${output} appeared while exporting; not replaced (use --force)`);
-    await fsp.rename(tmp, dest);
-  } catch (e) {
-    throw fromSystemError(e, `moving the finished archive to ${output}`);
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const d = await fsp.open(dir, 'r');
-  try {
-    await d.sync();
-  } catch (e) {
-    // Some file systems cannot fsync a directory; the file itself is already durable.
-    if (!['EINVAL', 'ENOTSUP', 'EOPNOTSUPP'].includes(errnoCode(e) ?? '')) throw fromSystemError(e, `syncing ${dir}`);
-  } finally {
-    await d.close();
-  }
 }
 
 async function toStream(r: Run): Promise<{ result: ExportResult; size: number }> {

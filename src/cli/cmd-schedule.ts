@@ -84,8 +84,8 @@ async function addSystemd(ctx: Ctx, spec: ScheduleSpec, cal: Calendar, o: AddFla
   }
   if (fs.existsSync(f.timer) && !o.force) throw new SnapError('SNAP_EXISTS', `a schedule named '${spec.name}' exists (${displayPath(f.timer)}); --force replaces it, 'snap schedule remove ${spec.name}' removes it`);
   // The service first: a timer never points at a unit that is not there yet.
-  writeFileAtomic(f.service, service);
-  writeFileAtomic(f.timer, timer);
+  await writeFileAtomic(f.service, service);
+  await writeFileAtomic(f.timer, timer);
   let started = false;
   let problem = '';
   if (userManagerReachable()) {

@@ -3,6 +3,7 @@
 // user manager answers), or the user's crontab through the real `crontab -l` / `crontab -`.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { writeFileDurable } from '../core/durable.js';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SnapError } from '../core/errors.js';
@@ -46,18 +47,11 @@ export function systemctlUser(args: string[]): { ok: boolean; message: string } 
   return { ok: r.status === 0, message: (r.stderr || r.stdout || r.error?.message || '').trim() };
 }
 
-/** Write a file atomically (temporary name, fsync, rename): a crash leaves the old unit or the new one. */
-export function writeFileAtomic(file: string, text: string): void {
+/** Write a file durably (core/durable.ts: temporary name, fsync, rename, folder fsync): a crash leaves the old unit or the new one. */
+export async function writeFileAtomic(file: string, text: string): Promise<void> {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = path.join(path.dirname(file), `.tmp-snap-${randomHex(8)}`);
-  const fd = fs.openSync(tmp, 'wx', 0o644);
-  try {
-    fs.writeSync(fd, text);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  const dir = path.dirname(file);
+  await writeFileDurable({ dir, tmp: path.join(dir, `.tmp-snap-${randomHex(8)}`), dest: file, mode: 0o644 }, text);
 }
 
 export function unitFiles(dir: string, name: string): { timer: string; service: string; wants: string } {

@@ -15,7 +15,6 @@ export const ErrorCodes = {
   SNAP_LOCKED: 'the repository is locked by another process',
   SNAP_UNSAFE_PATH: 'a snapshot entry would be written outside the restore target',
   SNAP_EXISTS: 'a file already exists where snap would write one',
-  SNAP_PARTIAL: 'the operation finished, but some files could not be processed',
   SNAP_DAMAGED: 'check found damage in the repository',
   SNAP_INTERRUPTED: 'the operation was interrupted',
   SNAP_APPEND_ONLY: 'the repository is used append-only and the command would delete',

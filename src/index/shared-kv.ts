@@ -7,6 +7,7 @@
 // Every request is idempotent (a put, a delete, a read, a page from a cursor), so a request that
 // the old owner may or may not have carried out is sent again to the new one.
 import * as fsp from 'node:fs/promises';
+import { writeFileDurable } from '../core/durable.js';
 import * as path from 'node:path';
 import { displayPath, fsPath } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
@@ -270,8 +271,8 @@ export class SharedKV implements KV {
     const file = path.join(this.dir, OWNER_FILE);
     const rec = JSON.stringify({ pid: this.o.owner.pid, host: this.o.owner.host, command: this.o.owner.command, since: new Date().toISOString() }) + '\n';
     const tmp = `${file}.${process.pid}.tmp`;
-    await fsp.writeFile(fsPath(tmp), rec, { mode: 0o600 });
-    await fsp.rename(fsPath(tmp), fsPath(file));
+    await fsp.rm(fsPath(tmp), { force: true }); // left by a process that had this pid and crashed
+    await writeFileDurable({ dir: fsPath(this.dir), tmp: fsPath(tmp), dest: fsPath(file), mode: 0o600 }, rec);
   }
 
   private async readOwnerFile(): Promise<Partial<OwnerInfo> | undefined> {

@@ -276,7 +276,7 @@ async function readData(
         problem({ kind: 'index-mismatch', object: hex, pack: id, message: `the index entry of object ${hex.slice(0, 16)} disagrees with pack ${id.slice(0, 12)}: run 'snap index rebuild'` });
       }
       try {
-        await verifyEntry(bytes, e, id, rawBuf, repo.hashId);
+        await verifyEntry(bytes, e, id, rawBuf, repo.objects.ctx);
       } catch (err) {
         // Damage in a copy the index does not point to is harmless: the object is elsewhere.
         if (loc && loc.pack !== id) continue;
@@ -288,8 +288,4 @@ async function readData(
   if (headerless.size > 0) {
     for await (const [oid, loc] of repo.index.objects()) if (headerless.has(loc.pack)) bad.add(toHex(oid));
   }
-}
-
-export function isDamage(r: CheckReport): boolean {
-  return r.problems.length > 0;
 }

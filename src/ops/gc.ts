@@ -227,7 +227,7 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
 
 async function rewritePacks(repo: Repository, plan: GcPlan, ids: string[], o: GcOptions, r: GcResult): Promise<{ done: string[]; written: Set<string> }> {
   if (ids.length > 0) o.sink.info?.(`rewriting ${ids.length} partly used pack(s)`);
-  const w = new PackRewriter(repo.backend, repo.index, repo.config.packSize, repo.hashId);
+  const w = new PackRewriter(repo.backend, repo.index, repo.config.packSize, repo.objects.ctx);
   const done: string[] = [];
   for (const id of ids) {
     o.signal?.throwIfAborted();

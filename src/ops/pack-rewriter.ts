@@ -5,6 +5,7 @@ import type { Backend } from '../backend/backend.js';
 import { type LocationIndex } from '../store/object-store.js';
 import { type ObjectType, PackBuilder, type PackEntry, packName } from '../store/pack.js';
 import { entriesOfPack, storedBytes, verifyEntry } from '../store/pack-verify.js';
+import { type CodecContext, PLAIN } from '../store/object-codec.js';
 import { errorMessage } from './reachability.js';
 
 export type CopyOutcome = { ok: true; copied: number } | { ok: false; reason: string };
@@ -17,8 +18,8 @@ export class PackRewriter {
     private readonly backend: Backend,
     private readonly index: LocationIndex,
     private readonly packSize: number,
-    /** The repository's object ids (keyed in an encrypted repository). */
-    private readonly hashId?: (data: Uint8Array) => Buffer,
+    /** The codec context objects are verified with (store/object-codec.ts). */
+    private readonly ctx: CodecContext = PLAIN,
   ) {}
 
   /** Copy the entries of `packId` for which `isLive` holds. Nothing is copied unless all verify. */
@@ -35,7 +36,7 @@ export class PackRewriter {
     for (const e of entries) if (await isLive(e)) live.push(e);
     for (const e of live) {
       try {
-        await verifyEntry(bytes, e, packId, undefined, this.hashId);
+        await verifyEntry(bytes, e, packId, undefined, this.ctx);
       } catch (err) {
         return { ok: false, reason: errorMessage(err) };
       }

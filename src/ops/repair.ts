@@ -155,7 +155,7 @@ async function salvagePacks(repo: Repository, check: CheckReport, o: RepairOptio
   for (const id of packs.keys()) if (!stored.has(id)) packs.delete(id); // gone: its objects are missing
   if (packs.size === 0) return;
 
-  const rewriter = new PackRewriter(repo.backend, repo.index, repo.config.packSize, repo.hashId);
+  const rewriter = new PackRewriter(repo.backend, repo.index, repo.config.packSize, repo.objects.ctx);
   const salvaged: { id: string; bytes: Buffer }[] = [];
   for (const [id, reason] of packs) {
     let bytes: Buffer;
@@ -181,7 +181,7 @@ async function salvagePacks(repo: Repository, check: CheckReport, o: RepairOptio
     for (const e of entries) {
       if ((await repo.index.lookup(e.id))?.pack !== id) continue; // the index uses another copy
       try {
-        await verifyEntry(bytes, e, id, undefined, repo.hashId);
+        await verifyEntry(bytes, e, id, undefined, repo.objects.ctx);
         good.push(e);
       } catch {
         lost.push(e.id);

@@ -3,20 +3,19 @@
 // to libuv's pool and back, and on a 2-core machine the main thread spent more time dispatching
 // and resuming those trips than anything else (--cpu-prof of a restore of the benchmark corpus:
 // openFileHandle, rename, fchmod, fchown, futimes and close natives together 6.9 s of 20.8 s).
-// Here a worker runs the whole sequence with synchronous calls, and the main thread posts one
-// message per batch of files. The worker also decompresses and verifies the file's object (the
-// checks of ObjectStore.get), so zstd and SHA-256 run beside the main thread, into a reused
-// buffer. Paths are `/proc/self/fd/N/<name>` through the directory's descriptor held by the main
-// thread (restore-dir.ts; threads share the process's descriptors, and the main thread keeps the
-// directory open until the job is answered). The write sequence is the one restore.ts used: a temporary name created with
-// O_EXCL|O_NOFOLLOW, sparse writes, metadata, close, rename; the temporary file is removed on
-// failure, so an interrupted restore never leaves a complete-looking file, and nothing is written
-// for an object that fails verification.
+// Here a worker (restore-worker.ts) runs the whole sequence with synchronous calls, and the main
+// thread posts one message per batch of files. The worker also unpacks and verifies the file's
+// object with the object codec every reader uses (store/object-codec.ts), so zstd and SHA-256 run
+// beside the main thread, into a reused buffer. Paths are `/proc/self/fd/N/<name>` through the
+// directory's descriptor held by the main thread (restore-dir.ts; threads share the process's
+// descriptors, and the main thread keeps the directory open until the job is answered).
 import { Worker } from 'node:worker_threads';
 import { SnapError } from '../core/errors.js';
-import { CODEC_RAW, CODEC_ZSTD } from '../store/codec.js';
+import { workerUrl } from '../core/worker-url.js';
+import { type CodecContext, decodesOnWorker, PLAIN } from '../store/object-codec.js';
+import { zstdSpec } from '../store/zstd.js';
 import type { TimeArg } from './restore-time.js';
-import { ZSTD_ADAPTER_SOURCE, zstdSpec } from '../store/zstd.js';
+import type { WireBatch, WireDone, WireJob, WriterData } from './restore-worker.js';
 
 export interface WriteJob {
   tmp: Buffer;
@@ -40,40 +39,6 @@ export interface WriteJob {
   checkTime?: string;
 }
 
-/**
- * A job on the wire: its byte strings are copied into the batch's buffer (one ArrayBuffer per
- * batch rather than four small ones per file) at `off`: stored data, temporary path, final path,
- * id, of the given lengths.
- */
-interface WireJob extends Omit<WriteJob, 'tmp' | 'dest' | 'data' | 'id'> {
-  n: number;
-  off: number;
-  len: number;
-  tmpLen: number;
-  destLen: number;
-  idLen: number;
-}
-
-interface WireBatch {
-  jobs: WireJob[];
-  buf: ArrayBuffer;
-}
-
-interface WireResult {
-  n: number;
-  /** The object failed verification: nothing was written. */
-  corrupt?: string;
-  /** With checkTime: the mtime the file got instead (ns). */
-  timeNs?: string;
-  error?: { code?: string; message: string; syscall?: string; errno?: number };
-}
-
-interface WireDone {
-  results: WireResult[];
-  /** The batch's buffer, handed back for reuse. */
-  buf: ArrayBuffer;
-}
-
 /** Jobs per message: enough to amortise a message, few enough to keep every worker fed. */
 const BATCH_FILES = 16;
 /**
@@ -85,136 +50,11 @@ const BATCH_FILES = 16;
  */
 const BATCH_BYTES = 256 * 1024;
 
-// The worker is plain JavaScript evaluated from a string: it needs only node: modules and the
-// zstd implementation this process uses (store/zstd.ts), and works the same from compiled dist/
-// and from TypeScript sources under test.
-const WORKER_SOURCE = `
-'use strict';
-const fs = require('node:fs');
-const { createHash, createHmac } = require('node:crypto');
-const { parentPort, workerData } = require('node:worker_threads');
-${ZSTD_ADAPTER_SOURCE}
-const zstd = openZstd(workerData.zstd);
-// Encrypted repositories key their object ids: HMAC-SHA256 under the id key (docs/format.md, "Format 2").
-const idKey = workerData.idKey ? Buffer.from(workerData.idKey) : undefined;
-const idOf = (raw) => (idKey ? createHmac('sha256', idKey) : createHash('sha256')).update(raw).digest();
-let scratch = Buffer.alloc(0);
-const BLOCK = 64 * 1024;
-const ZERO = Buffer.alloc(BLOCK);
-const C = fs.constants;
-const FLAGS = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
-
-function writeAll(fd, data, pos) {
-  let off = 0;
-  while (off < data.length) off += fs.writeSync(fd, data, off, data.length - off, pos + off);
-}
-
-// Skip 64 KiB blocks of zeros (sparse files stay sparse); returns the offset past the last byte written.
-function writeSparse(fd, data) {
-  let runStart = -1;
-  let end = 0;
-  for (let off = 0; off < data.length; off += BLOCK) {
-    const n = Math.min(BLOCK, data.length - off);
-    const zero = Buffer.compare(data.subarray(off, off + n), ZERO.subarray(0, n)) === 0;
-    if (!zero && runStart < 0) runStart = off;
-    if (zero && runStart >= 0) {
-      writeAll(fd, data.subarray(runStart, off), runStart);
-      end = off;
-      runStart = -1;
-    }
-  }
-  if (runStart >= 0) {
-    writeAll(fd, data.subarray(runStart), runStart);
-    end = data.length;
-  }
-  return end;
-}
-
-class Corrupt extends Error {}
-
-// The checks of store/codec.ts and readObjectAt: a zstd frame must declare the recorded size and
-// decompress to exactly it (into a reused buffer), and the bytes must hash to the object's id.
-function unpack(j, stored, id) {
-  let raw = stored;
-  if (j.codec === ${CODEC_ZSTD}) {
-    let size;
-    try {
-      size = zstd.frameContentSize(stored);
-    } catch {
-      throw new Corrupt(j.what + ' is not a zstd frame');
-    }
-    if (size !== j.rawLength) throw new Corrupt(j.what + ' declares ' + String(size) + ' bytes, expected ' + j.rawLength);
-    if (zstd.decompressesInto && scratch.length < j.rawLength) scratch = Buffer.allocUnsafe(Math.max(j.rawLength, ${BATCH_BYTES}));
-    try {
-      raw = zstd.decompress(stored, j.rawLength, scratch);
-    } catch {
-      throw new Corrupt(j.what + ' does not decompress');
-    }
-    if (raw.length !== j.rawLength) throw new Corrupt(j.what + ' has ' + raw.length + ' bytes, expected ' + j.rawLength);
-  } else if (j.codec !== ${CODEC_RAW}) throw new Corrupt(j.what + ' uses unknown codec ' + j.codec);
-  if (raw.length !== j.rawLength) throw new Corrupt(j.what + ' has ' + raw.length + ' bytes, expected ' + j.rawLength);
-  if (id.length > 0 && !idOf(raw).equals(id)) {
-    throw new Corrupt(j.what + ' failed verification: its content does not match its id');
-  }
-  return raw;
-}
-
-function writeFile(j, data, tmp, dest) {
-  const fd = fs.openSync(tmp, FLAGS, 0o600);
-  let ok = false;
-  let timeNs;
-  try {
-    const end = writeSparse(fd, data);
-    if (end < j.size) fs.ftruncateSync(fd, j.size);
-    if (j.owner) fs.fchownSync(fd, j.owner.uid, j.owner.gid);
-    fs.fchmodSync(fd, j.mode);
-    fs.futimesSync(fd, j.time, j.time);
-    if (j.checkTime !== undefined) {
-      const got = fs.fstatSync(fd, { bigint: true }).mtimeNs;
-      if (got !== BigInt(j.checkTime)) timeNs = String(got);
-    }
-    ok = true;
-  } finally {
-    try {
-      fs.closeSync(fd);
-    } finally {
-      if (!ok) fs.rmSync(tmp, { force: true });
-    }
-  }
-  fs.renameSync(tmp, dest);
-  return timeNs;
-}
-
-// A wasm module is instantiated asynchronously: batches wait for it, in order.
-parentPort.on('message', (m) => (zstd.ready ? zstd.ready.then(() => run(m)) : run(m)));
-function run({ jobs, buf: ab }) {
-  const all = Buffer.from(ab);
-  const results = [];
-  for (const j of jobs) {
-    try {
-      let at = j.off + j.len;
-      const tmp = all.subarray(at, (at += j.tmpLen));
-      const dest = all.subarray(at, (at += j.destLen));
-      const id = all.subarray(at, (at += j.idLen));
-      const timeNs = writeFile(j, unpack(j, all.subarray(j.off, j.off + j.len), id), tmp, dest);
-      results.push(timeNs === undefined ? { n: j.n } : { n: j.n, timeNs });
-    } catch (e) {
-      if (e instanceof Corrupt) {
-        results.push({ n: j.n, corrupt: e.message });
-        continue;
-      }
-      results.push({ n: j.n, error: { code: e && e.code, message: String(e && e.message), syscall: e && e.syscall, errno: e && e.errno } });
-    }
-  }
-  parentPort.postMessage({ results, buf: ab }, [ab]);
-}
-`;
-
 const EMPTY = Buffer.alloc(0);
 
-/** Codecs the writer threads unpack themselves; others are unpacked by the caller. */
+/** Codecs the writer threads unpack themselves; others are unpacked by the caller (decodeAndVerify). */
 export function writerUnpacks(codec: number): boolean {
-  return codec === CODEC_RAW || codec === CODEC_ZSTD;
+  return decodesOnWorker(codec);
 }
 
 interface Pending {
@@ -241,10 +81,11 @@ export class FileWriter {
   private failure: Error | undefined;
   private readonly spare: ArrayBuffer[] = [];
 
-  /** `idKey`: the id key of an encrypted repository (its object ids are keyed). */
-  constructor(workers: number, idKey?: Buffer) {
+  constructor(workers: number, codec: CodecContext = PLAIN) {
+    const restoreWriter: WriterData = { zstd: zstdSpec(), codec, scratchBytes: BATCH_BYTES };
+    const url = workerUrl('./restore-worker.js', import.meta.url);
     for (let i = 0; i < workers; i++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: zstdSpec(), idKey: idKey ? Uint8Array.from(idKey) : undefined } });
+      const worker = new Worker(url, { workerData: { restoreWriter } });
       const lane: Lane = { worker, busy: 0, batch: [], buf: undefined, used: 0 };
       worker.on('message', (done: WireDone) => this.settle(lane, done));
       worker.on('error', (e) => this.fail(e));

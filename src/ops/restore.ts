@@ -10,8 +10,9 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError, isSnapError } from '../core/errors.js';
-import { displayName, displayPath, fsDecode, fsEncode, isAllZero, joinPath } from '../core/bytes.js';
+import { displayName, displayPath, fsDecode, fsEncode, joinPath } from '../core/bytes.js';
 import { TaskPool } from '../core/pool.js';
+import { writeSparse } from '../core/sparse.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
@@ -21,6 +22,7 @@ import { locate, splitPath } from './navigate.js';
 import { randomHex, toHex } from '../core/ids.js';
 import { CODEC_RAW } from '../store/codec.js';
 import { readObjectAt } from '../store/object-store.js';
+import { objectWhat } from '../store/object-codec.js';
 import { packName } from '../store/pack.js';
 import { FileWriter, type WriteJob, writerUnpacks } from './restore-writer.js';
 import { makeDevice, makeFifo } from './special-files.js';
@@ -270,7 +272,7 @@ class Restorer {
       const x = await expandedSize((id) => this.repo.readTree(id), snap.tree, (p) => this.scope(p), this.o.signal);
       checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
       if (rootDir) this.sweepLeftovers(rootDir);
-      if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS, this.repo.objects.idKey);
+      if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS, this.repo.objects.ctx);
       try {
         await this.walk(snap.tree, rootDir, shown, rootScope);
         await this.pool.drain();
@@ -701,9 +703,9 @@ class Restorer {
     const loc = await this.repo.index.lookup(id);
     if (!loc) throw new SnapError('SNAP_MISSING_OBJECT', `object ${hex.slice(0, 16)} is not in the repository index`);
     if (loc.type !== 'blob') throw new SnapError('SNAP_CORRUPT', `object ${hex.slice(0, 16)} is a ${loc.type}, expected a blob`);
-    const what = `object ${hex.slice(0, 16)} (in pack ${loc.pack.slice(0, 12)})`;
+    const what = objectWhat(id, loc.pack);
     if (!writerUnpacks(loc.codec)) {
-      const raw = await readObjectAt(this.repo.backend, id, loc, this.repo.hashId);
+      const raw = await readObjectAt(this.repo.backend, id, loc, this.repo.objects.ctx);
       return { data: raw, codec: CODEC_RAW, rawLength: raw.length, what };
     }
     const data = await this.reader.read(loc.pack, loc.offset, loc.length);
@@ -902,38 +904,6 @@ class RangeReader {
 const MERGE_GAP = 64 * 1024;
 /** The largest merged read. */
 const MERGE_MAX = 4 * 1024 * 1024;
-
-/**
- * Write a chunk, skipping 64 KiB blocks of zeros: sparse files stay sparse (the final truncate
- * sets the size). Non-zero blocks next to each other are written in one call.
- */
-async function writeSparse(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<number> {
-  const BLOCK = 64 * 1024;
-  let runStart = -1;
-  let end = 0;
-  for (let off = 0; off < data.length; off += BLOCK) {
-    const zero = isAllZero(data.subarray(off, off + BLOCK));
-    if (!zero && runStart < 0) runStart = off;
-    if (zero && runStart >= 0) {
-      await writeAll(fh, data.subarray(runStart, off), pos + runStart);
-      end = pos + off;
-      runStart = -1;
-    }
-  }
-  if (runStart >= 0) {
-    await writeAll(fh, data.subarray(runStart), pos + runStart);
-    end = pos + data.length;
-  }
-  return end; // the file offset just past the last byte written (0 if none)
-}
-
-async function writeAll(fh: fsp.FileHandle, data: Buffer, pos: number): Promise<void> {
-  let off = 0;
-  while (off < data.length) {
-    const { bytesWritten } = await fh.write(data, off, data.length - off, pos + off);
-    off += bytesWritten;
-  }
-}
 
 /** An existing symlink, FIFO or device that already is what the snapshot holds (a restore run twice). */
 async function sameSpecial(n: Node, st: fs.Stats, dest: Buffer): Promise<boolean> {

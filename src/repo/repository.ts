@@ -22,6 +22,7 @@ import { decodeTree } from '../model/tree.js';
 import type { Node } from '../model/node.js';
 import { type Gear, makeGear } from '../store/chunker.js';
 import { ObjectStore } from '../store/object-store.js';
+import { PLAIN } from '../store/object-codec.js';
 import { readPackHeader, packIdFromName } from '../store/pack.js';
 import { LevelIndex } from '../index/level-index.js';
 import { checkRepositoryOwner, type OwnerPolicy } from './ownership.js';
@@ -131,8 +132,8 @@ export class Repository {
       codec: config.compression.codec,
       level: config.compression.level,
       packSize: config.packSize,
-      hashId: unlocked ? this.hashId : undefined,
-      idKey: unlocked?.master.idKey,
+      // Plain data: worker threads (restore's writers) get a copy of it.
+      codecContext: unlocked ? { idKey: Uint8Array.from(unlocked.master.idKey) } : PLAIN,
     });
   }
 

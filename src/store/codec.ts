@@ -91,22 +91,53 @@ export async function compress(raw: Buffer, codec: CodecName, level: number): Pr
   return { codec: CODEC_DEFLATE, data: out };
 }
 
-/** `scratch`: zstd decompresses into it when it is large enough (the result is then a view of it). */
-export async function decompress(codec: number, data: Buffer, rawLength: number, what: string, scratch?: Buffer): Promise<Buffer> {
-  // A crafted size is refused before anything is allocated for it (store/limits.ts).
+/** A crafted size is refused before anything is allocated for it (store/limits.ts). */
+function checkRawLength(rawLength: number, what: string): void {
   if (rawLength > MAX_OBJECT_BYTES) throw new SnapError('SNAP_CORRUPT', `${what} claims ${rawLength} bytes, more than any object snap writes`);
+}
+
+function checkLength(out: Buffer, rawLength: number, what: string): Buffer {
+  if (out.length !== rawLength) throw new SnapError('SNAP_CORRUPT', `${what} has ${out.length} bytes, expected ${rawLength}`);
+  return out;
+}
+
+/** inflateRaw options: maxOutputLength bounds memory on a crafted object that claims to be small but inflates hugely. */
+function inflateOptions(rawLength: number): zlib.ZlibOptions {
+  // 1 MiB output steps: with the default 16 KiB, inflating an 8 MiB chunk took 30 ms instead of 13.
+  return { maxOutputLength: Math.max(rawLength, 1), chunkSize: Math.min(Math.max(rawLength, 64), 1024 * 1024) };
+}
+
+/**
+ * Decompress on the calling thread (worker threads unpack this way; store/object-codec.ts).
+ * `scratch`: zstd decompresses into it when it is large enough (the result is then a view of it).
+ */
+export function decompressSync(codec: number, data: Buffer, rawLength: number, what: string, scratch?: Buffer): Buffer {
+  checkRawLength(rawLength, what);
   let out: Buffer;
   if (codec === CODEC_RAW) out = data;
   else if (codec === CODEC_DEFLATE) {
     try {
-      // maxOutputLength bounds memory on a crafted object that claims to be small but inflates hugely.
-      // 1 MiB output steps: with the default 16 KiB, inflating an 8 MiB chunk took 30 ms instead of 13.
-      out = await inflateRaw(data, { maxOutputLength: Math.max(rawLength, 1), chunkSize: Math.min(Math.max(rawLength, 64), 1024 * 1024) });
+      out = zlib.inflateRawSync(data, inflateOptions(rawLength));
     } catch (e) {
       throw new SnapError('SNAP_CORRUPT', `${what} does not decompress`, { cause: e });
     }
   } else if (codec === CODEC_ZSTD) out = zstdDecompress(data, rawLength, what, scratch);
   else throw new SnapError('SNAP_CORRUPT', `${what} uses unknown codec ${codec}`);
-  if (out.length !== rawLength) throw new SnapError('SNAP_CORRUPT', `${what} has ${out.length} bytes, expected ${rawLength}`);
-  return out;
+  return checkLength(out, rawLength, what);
+}
+
+/**
+ * Decompress: deflate on libuv's thread pool, the others as decompressSync (same checks).
+ * `scratch`: zstd decompresses into it when it is large enough (the result is then a view of it).
+ */
+export async function decompress(codec: number, data: Buffer, rawLength: number, what: string, scratch?: Buffer): Promise<Buffer> {
+  if (codec !== CODEC_DEFLATE) return decompressSync(codec, data, rawLength, what, scratch);
+  checkRawLength(rawLength, what);
+  let out: Buffer;
+  try {
+    out = await inflateRaw(data, inflateOptions(rawLength));
+  } catch (e) {
+    throw new SnapError('SNAP_CORRUPT', `${what} does not decompress`, { cause: e });
+  }
+  return checkLength(out, rawLength, what);
 }

@@ -4,11 +4,14 @@
 // one into a private scratch buffer and, when it saves enough, copy the frame back over the
 // object's own bytes in the ring: the result always fits where the input was, so no buffer is
 // allocated per object on either side and memory stays the ring plus one scratch per worker.
+// The workers' code is compress-worker.ts (encodeObjectSync of store/object-codec.ts).
 // The pool is shared by every object store of the process; idle workers do not keep it alive.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { CODEC_RAW, CODEC_ZSTD, MIN_SAVING } from './codec.js';
-import { ZSTD_ADAPTER_SOURCE, zstdSpec } from './zstd.js';
+import { workerUrl } from '../core/worker-url.js';
+import type { CompressMessage, CompressWorkerData } from './compress-worker.js';
+import type { CodecContext } from './object-codec.js';
+import { zstdSpec } from './zstd.js';
 
 /** A batch: `objs` holds (offset, length) pairs of objects inside `ring`. */
 export interface CompressJob {
@@ -19,34 +22,6 @@ export interface CompressJob {
 
 /** Per object, (codec, stored length): the stored bytes are at the object's offset in the ring. */
 export type CompressResult = Int32Array;
-
-// Plain CommonJS evaluated in the worker (tests run the TypeScript sources, where a worker file
-// could not be loaded by path). The rules match compressSync in codec.ts byte for byte.
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-${ZSTD_ADAPTER_SOURCE}
-const zstd = openZstd(workerData.zstd);
-// A wasm module is instantiated asynchronously: batches wait for it, in order.
-parentPort.on('message', (m) => (zstd.ready ? zstd.ready.then(() => run(m)) : run(m)));
-function run(m) {
-  const ring = new Uint8Array(m.ring);
-  const objs = m.objs;
-  const out = new Int32Array(objs.length);
-  for (let i = 0; i < objs.length; i += 2) {
-    const off = objs[i];
-    const len = objs[i + 1];
-    out[i] = ${CODEC_RAW};
-    out[i + 1] = len;
-    if (len < 64) continue;
-    const z = zstd.compress(ring.subarray(off, off + len), m.level);
-    if (z.length > len * (1 - ${MIN_SAVING})) continue;
-    ring.set(z, off);
-    out[i] = ${CODEC_ZSTD};
-    out[i + 1] = z.length;
-  }
-  parentPort.postMessage({ id: m.id, out }, [out.buffer]);
-}
-`;
 
 interface Slot {
   worker: Worker;
@@ -70,8 +45,11 @@ class CompressPool {
   private nextId = 1;
   private readonly spec = zstdSpec();
 
+  constructor(private readonly ctx: CodecContext) {}
+
   private spawn(): Slot {
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstd: this.spec } });
+    const compress: CompressWorkerData = { zstd: this.spec, codec: this.ctx };
+    const worker = new Worker(workerUrl('./compress-worker.js', import.meta.url), { workerData: { compress } });
     const slot: Slot = { worker, outstanding: 0 };
     worker.on('message', (m: { id: number; out: Int32Array }) => {
       const w = this.waiting.get(m.id);
@@ -106,14 +84,17 @@ class CompressPool {
     if (slot.outstanding++ === 0) slot.worker.ref(); // a job in flight keeps the process alive
     return new Promise<CompressResult>((resolve, reject) => {
       this.waiting.set(id, { slot, resolve, reject });
-      slot.worker.postMessage({ id, ring: job.ring, level: job.level, objs: job.objs });
+      const m: CompressMessage = { id, ring: job.ring, level: job.level, objs: job.objs };
+      slot.worker.postMessage(m);
     });
   }
 }
 
-let pool: CompressPool | undefined;
+/** One pool per codec context (objects in the clear: one for the process). */
+const pools = new Map<CodecContext, CompressPool>();
 
-export function compressOnWorkers(job: CompressJob, workers: number): Promise<CompressResult> {
-  pool ??= new CompressPool();
+export function compressOnWorkers(job: CompressJob, workers: number, ctx: CodecContext): Promise<CompressResult> {
+  let pool = pools.get(ctx);
+  if (!pool) pools.set(ctx, (pool = new CompressPool(ctx)));
   return pool.run(job, workers);
 }

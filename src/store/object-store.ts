@@ -5,10 +5,11 @@
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import { SnapError } from '../core/errors.js';
-import { sha256, toHex } from '../core/ids.js';
+import { toHex } from '../core/ids.js';
 import type { Backend } from '../backend/backend.js';
 import type { CodecName } from '../model/config.js';
-import { compress, compressSync, decompress, isSyncCodec } from './codec.js';
+import { isSyncCodec } from './codec.js';
+import { type CodecContext, decodeAndVerify, encodeObject, encodeObjectSync, objectId, objectWhat, PLAIN } from './object-codec.js';
 import { compressOnWorkers, defaultCompressWorkers } from './compress-pool.js';
 import { type ObjectType, PackBuilder, type PackEntry, packName } from './pack.js';
 import { checkObjectClaim } from './limits.js';
@@ -66,10 +67,8 @@ export interface ObjectStoreOptions {
   maxInflightBytes?: number;
   /** zstd compression threads; 0 compresses on the calling thread. Default: one per core. */
   compressWorkers?: number;
-  /** Object ids: SHA-256 unless given (an encrypted repository's HMAC-SHA256 under its id key). */
-  hashId?: (data: Uint8Array) => Buffer;
-  /** The id key of an encrypted repository, for readers on other threads (restore's writers). */
-  idKey?: Buffer;
+  /** How objects are sealed and opened (store/object-codec.ts); PLAIN by default. */
+  codecContext?: CodecContext;
 }
 
 export interface AddResult {
@@ -100,10 +99,8 @@ export class ObjectStore {
   private draining = false;
   private ringWaiters: (() => void)[] = [];
   readonly stats = { objectsAdded: 0, bytesAdded: 0, rawBytesAdded: 0, packsWritten: 0 };
-  /** How this repository computes object ids (docs/format.md, "Objects"). */
-  readonly hashId: (data: Uint8Array) => Buffer;
-  /** The key of keyed ids (encrypted repositories), undefined for bare SHA-256. */
-  readonly idKey: Buffer | undefined;
+  /** The codec context every object of this store is encoded and decoded with. */
+  readonly ctx: CodecContext;
 
   constructor(
     private readonly backend: Backend,
@@ -113,8 +110,7 @@ export class ObjectStore {
     // Enough raw data in flight to keep every compression slot busy with average (1 MiB) chunks.
     this.maxInflight = opts.maxInflightBytes ?? Math.max(16, MAX_COMPRESSIONS * 4) * 1024 * 1024;
     this.workers = opts.codec === 'zstd' ? (opts.compressWorkers ?? defaultCompressWorkers()) : 0;
-    this.hashId = opts.hashId ?? sha256;
-    this.idKey = opts.idKey;
+    this.ctx = opts.codecContext ?? PLAIN;
   }
 
   async has(id: Buffer): Promise<boolean> {
@@ -125,7 +121,7 @@ export class ObjectStore {
    * Store an object unless it is already stored. Resolves once accepted, before it is durable:
    * call flush(). `raw` may be reused by the caller as soon as this resolves.
    */
-  async add(type: ObjectType, raw: Buffer, id: Buffer = this.hashId(raw)): Promise<AddResult> {
+  async add(type: ObjectType, raw: Buffer, id: Buffer = objectId(raw, this.ctx)): Promise<AddResult> {
     this.throwIfFailed();
     const hex = toHex(id);
     if (this.pending.has(hex)) return { id, added: false };
@@ -149,7 +145,7 @@ export class ObjectStore {
       // pack before add() returns, so nothing per chunk outlives this call and the caller's buffer
       // is free again. A 1 GiB backup allocating a chunk and an output buffer per chunk peaked
       // at 415 MB of RSS, garbage V8 collects late while its own heap stays small.
-      const c = compressSync(raw, this.opts.codec, this.opts.level);
+      const c = encodeObjectSync(raw, this.opts.codec, this.opts.level, this.ctx);
       await this.append(type, id, c.data, raw.length, c.codec);
       return { id, added: true };
     }
@@ -217,7 +213,7 @@ export class ObjectStore {
     if (!j) return;
     this.openJob = undefined;
     j.sent = true;
-    compressOnWorkers({ ring: this.ring!, level: this.opts.level, objs: Int32Array.from(j.objs) }, this.workers).then(
+    compressOnWorkers({ ring: this.ring!, level: this.opts.level, objs: Int32Array.from(j.objs) }, this.workers, this.ctx).then(
       (r) => {
         j.result = r;
         if (j === this.jobs[0]) void this.drainRing();
@@ -259,7 +255,7 @@ export class ObjectStore {
   }
 
   private async compressAndPack(type: ObjectType, id: Buffer, raw: Buffer): Promise<void> {
-    const c = await this.compressLimit(() => compress(raw, this.opts.codec, this.opts.level));
+    const c = await this.compressLimit(() => encodeObject(raw, this.opts.codec, this.opts.level, this.ctx));
     await this.append(type, id, c.data, raw.length, c.codec);
   }
 
@@ -354,15 +350,13 @@ export class ObjectStore {
     if (expectType && loc.type !== expectType) {
       throw new SnapError('SNAP_CORRUPT', `object ${hex.slice(0, 16)} is a ${loc.type}, expected a ${expectType}`);
     }
-    return readObjectAt(this.backend, id, loc, this.hashId);
+    return readObjectAt(this.backend, id, loc, this.ctx);
   }
 }
 
-export async function readObjectAt(backend: Backend, id: Buffer, loc: ObjectLocation, hashId: (data: Uint8Array) => Buffer = sha256): Promise<Buffer> {
-  const what = `object ${toHex(id).slice(0, 16)} (in pack ${loc.pack.slice(0, 12)})`;
+/** Read one object at a known location and decode and verify it (store/object-codec.ts). */
+export async function readObjectAt(backend: Backend, id: Buffer, loc: ObjectLocation, ctx: CodecContext = PLAIN): Promise<Buffer> {
   checkObjectClaim(id, loc); // before anything is read or allocated for it
   const stored = await backend.getRange(packName(loc.pack), loc.offset, loc.length);
-  const raw = await decompress(loc.codec, stored, loc.rawLength, what);
-  if (!hashId(raw).equals(id)) throw new SnapError('SNAP_CORRUPT', `${what} failed verification: its content does not match its id`);
-  return raw;
+  return decodeAndVerify(stored, { id, codec: loc.codec, rawLength: loc.rawLength, what: objectWhat(id, loc.pack) }, ctx);
 }

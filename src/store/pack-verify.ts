@@ -3,7 +3,7 @@
 // copies live objects out of a pack (gc never copies damage into a new pack).
 import { SnapError } from '../core/errors.js';
 import { sha256, toHex } from '../core/ids.js';
-import { decompress } from './codec.js';
+import { type CodecContext, decodeAndVerify, objectWhat, PLAIN } from './object-codec.js';
 import { checkObjectClaim } from './limits.js';
 import { decodePackHeader, PACK_MAGIC, type PackEntry, TRAILER_BYTES } from './pack.js';
 
@@ -32,9 +32,7 @@ export function storedBytes(pack: Buffer, e: PackEntry): Buffer {
  * Decompress and hash one object of a pack in memory; throws SNAP_CORRUPT on any mismatch.
  * `scratch`: a buffer zstd may decompress into (the bytes are not needed afterwards).
  */
-export async function verifyEntry(pack: Buffer, e: PackEntry, packId: string, scratch?: Buffer, hashId: (data: Uint8Array) => Buffer = sha256): Promise<void> {
-  const what = `object ${toHex(e.id).slice(0, 16)} (in pack ${packId.slice(0, 12)})`;
+export async function verifyEntry(pack: Buffer, e: PackEntry, packId: string, scratch?: Buffer, ctx: CodecContext = PLAIN): Promise<void> {
   checkObjectClaim(e.id, { ...e, pack: packId });
-  const raw = await decompress(e.codec, storedBytes(pack, e), e.rawLength, what, scratch);
-  if (!hashId(raw).equals(e.id)) throw new SnapError('SNAP_CORRUPT', `${what} failed verification: its content does not match its id`);
+  await decodeAndVerify(storedBytes(pack, e), { id: e.id, codec: e.codec, rawLength: e.rawLength, what: objectWhat(e.id, packId) }, ctx, scratch);
 }

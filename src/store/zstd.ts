@@ -12,9 +12,8 @@
 // result afresh; CPU time is within 10 % of node:zlib's), then node:zlib, then wasm (30 % more CPU
 // to restore).
 //
-// The adapter is plain CommonJS in a string because the compression and restore workers evaluate
-// their code from strings (store/compress-pool.ts, ops/restore-writer.ts): the main thread builds
-// its instance from the same source, so every thread applies identical checks.
+// Worker threads (store/compress-worker.ts, ops/restore-worker.ts) import this module and select
+// the main thread's implementation by its spec, so every thread applies identical checks.
 import { createRequire } from 'node:module';
 import * as zlib from 'node:zlib';
 
@@ -52,37 +51,43 @@ export interface Zstd {
   decompress(frame: Uint8Array, size: number, into?: Buffer): Buffer;
 }
 
-/** CommonJS defining `openZstd(spec)`; needs `require` and `Buffer` in scope. */
-export const ZSTD_ADAPTER_SOURCE = `
-function zstdFrameContentSize(f) {
-  const bad = (why) => { throw new Error('not a zstd frame (' + why + ')'); };
+const require = createRequire(import.meta.url);
+
+/**
+ * The content size a frame declares (null when it declares none); throws unless `f` is exactly
+ * one whole zstd frame: magic, header, blocks (walked by their headers), checksum.
+ */
+export function zstdFrameContentSize(f: Uint8Array): number | null {
+  const bad = (why: string): never => {
+    throw new Error('not a zstd frame (' + why + ')');
+  };
   if (f.length < 6) bad('too short');
-  if ((f[0] | (f[1] << 8) | (f[2] << 16) | (f[3] << 24)) !== (0xfd2fb528 | 0)) bad('bad magic number');
-  const fhd = f[4];
+  if ((f[0]! | (f[1]! << 8) | (f[2]! << 16) | (f[3]! << 24)) !== (0xfd2fb528 | 0)) bad('bad magic number');
+  const fhd = f[4]!;
   if (fhd & 0x08) bad('reserved bit set');
   const fcsFlag = fhd >> 6;
   const single = (fhd >> 5) & 1;
   let p = 5;
   if (!single) {
-    if ((f[p] >> 3) + 10 > 31) bad('window too large');
+    if ((f[p]! >> 3) + 10 > 31) bad('window too large');
     p++;
   }
-  p += [0, 1, 2, 4][fhd & 3];
-  const fcsSize = fcsFlag === 0 ? single : [0, 2, 4, 8][fcsFlag];
+  p += [0, 1, 2, 4][fhd & 3]!;
+  const fcsSize = fcsFlag === 0 ? single : [0, 2, 4, 8][fcsFlag]!;
   if (f.length < p + fcsSize + 3) bad('truncated header');
-  let size = null;
-  if (fcsSize === 1) size = f[p];
-  else if (fcsSize === 2) size = (f[p] | (f[p + 1] << 8)) + 256;
-  else if (fcsSize === 4) size = (f[p] | (f[p + 1] << 8) | (f[p + 2] << 16)) + f[p + 3] * 0x1000000;
+  let size: number | null = null;
+  if (fcsSize === 1) size = f[p]!;
+  else if (fcsSize === 2) size = (f[p]! | (f[p + 1]! << 8)) + 256;
+  else if (fcsSize === 4) size = (f[p]! | (f[p + 1]! << 8) | (f[p + 2]! << 16)) + f[p + 3]! * 0x1000000;
   else if (fcsSize === 8) {
-    const lo = (f[p] | (f[p + 1] << 8) | (f[p + 2] << 16)) + f[p + 3] * 0x1000000;
-    const hi = (f[p + 4] | (f[p + 5] << 8) | (f[p + 6] << 16)) + f[p + 7] * 0x1000000;
+    const lo = (f[p]! | (f[p + 1]! << 8) | (f[p + 2]! << 16)) + f[p + 3]! * 0x1000000;
+    const hi = (f[p + 4]! | (f[p + 5]! << 8) | (f[p + 6]! << 16)) + f[p + 7]! * 0x1000000;
     size = hi * 0x100000000 + lo;
   }
   p += fcsSize;
   for (;;) {
     if (f.length < p + 3) bad('truncated block');
-    const h = f[p] | (f[p + 1] << 8) | (f[p + 2] << 16);
+    const h = f[p]! | (f[p + 1]! << 8) | (f[p + 2]! << 16);
     p += 3;
     const type = (h >> 1) & 3;
     if (type === 3) bad('reserved block type');
@@ -95,15 +100,39 @@ function zstdFrameContentSize(f) {
   return size;
 }
 
-function openZstd(spec) {
-  const asBuffer = (u) => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
-  const base = { kind: spec.kind, ready: undefined, decompressesInto: false, frameContentSize: zstdFrameContentSize };
+/** zstd-napi's binding, as far as snap uses it. */
+interface NapiBinding {
+  compressBound(n: number): number;
+  CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number };
+  DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number };
+}
+
+/** @bokuweb/zstd-wasm, as far as snap uses it. */
+interface WasmModule {
+  init(): Promise<void>;
+  compress(src: Uint8Array, level: number): Uint8Array;
+  decompress(frame: Uint8Array): Uint8Array;
+}
+
+/** node:zlib's zstd (Node 22.15+, 23.8+), typed here: snap builds with Node 20's @types/node. */
+interface ZlibZstd {
+  constants: { ZSTD_c_compressionLevel: number };
+  zstdCompressSync(src: Uint8Array, o: object): Buffer;
+  zstdDecompressSync(src: Uint8Array, o: object): Buffer;
+}
+
+const asBuffer = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
+
+/** An instance of the implementation `spec` names (each thread opens its own). */
+function openZstd(spec: ZstdSpec): Zstd {
+  const base = { kind: spec.kind, ready: undefined as Promise<void> | undefined, decompressesInto: false, frameContentSize: zstdFrameContentSize };
   if (spec.kind === 'zstd-napi') {
-    const b = require(spec.path);
-    let cctx;
-    let dctx;
+    const b = require(spec.path!) as NapiBinding;
+    let cctx: InstanceType<NapiBinding['CCtx']> | undefined;
+    let dctx: InstanceType<NapiBinding['DCtx']> | undefined;
     let scratch = Buffer.alloc(0);
-    return Object.assign(base, {
+    return {
+      ...base,
       decompressesInto: true,
       compress(src, level) {
         const bound = b.compressBound(src.length);
@@ -116,12 +145,13 @@ function openZstd(spec) {
         dctx ??= new b.DCtx();
         return out.subarray(0, dctx.decompress(out, frame));
       },
-    });
+    };
   }
   if (spec.kind === 'node:zlib') {
-    const z = require('node:zlib');
+    const z = zlib as unknown as ZlibZstd;
     const LEVEL = z.constants.ZSTD_c_compressionLevel;
-    return Object.assign(base, {
+    return {
+      ...base,
       // One call with all the input: zstd then records the content size in the frame header.
       // Output comes in 64 KiB pieces and stops past the input's size (the caller keeps only
       // smaller results): every buffer zlib allocates here is garbage for the worker's GC.
@@ -129,7 +159,7 @@ function openZstd(spec) {
         try {
           return z.zstdCompressSync(src, { params: { [LEVEL]: level }, chunkSize: 64 * 1024, maxOutputLength: Math.max(64, src.length) });
         } catch (e) {
-          if (e && e.code === 'ERR_BUFFER_TOO_LARGE') return src;
+          if ((e as { code?: string } | undefined)?.code === 'ERR_BUFFER_TOO_LARGE') return asBuffer(src);
           throw e;
         }
       },
@@ -138,11 +168,12 @@ function openZstd(spec) {
       decompress(frame, size) {
         return z.zstdDecompressSync(frame, { maxOutputLength: Math.max(1, size), chunkSize: Math.max(64, size + 1) });
       },
-    });
+    };
   }
   if (spec.kind === 'wasm') {
-    const w = require(spec.path);
-    return Object.assign(base, {
+    const w = require(spec.path!) as WasmModule;
+    return {
+      ...base,
       ready: w.init(),
       compress(src, level) {
         return asBuffer(w.compress(src, level));
@@ -151,14 +182,10 @@ function openZstd(spec) {
       decompress(frame) {
         return asBuffer(w.decompress(frame));
       },
-    });
+    };
   }
-  throw new Error('unknown zstd implementation ' + spec.kind);
+  throw new Error('unknown zstd implementation ' + String(spec.kind));
 }
-`;
-
-const require = createRequire(import.meta.url);
-const openZstd = new Function('require', 'Buffer', `${ZSTD_ADAPTER_SOURCE}\nreturn openZstd;`)(require, Buffer) as (spec: ZstdSpec) => Zstd;
 
 /** The spec of `kind` when this process can load it, else undefined. */
 export function zstdSpecFor(kind: ZstdKind): ZstdSpec | undefined {

@@ -67,8 +67,39 @@ export function newRepo(): string {
   return repo;
 }
 
+/** A new temporary directory (under the test run's TMPDIR, removed with it: global-setup.ts). */
 export function tmpDir(prefix = 'snap-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/**
+ * Temporary directories a test file removes itself once done (they can be large): `make` is
+ * tmpDir that remembers, `cleanup` removes what was made (call it from afterAll). SNAP_KEEP_TMP
+ * keeps them for a post-mortem. One list per caller, so one suite's cleanup never removes
+ * another's folders.
+ */
+export function trackedDirs(label: string): { make(prefix: string): string; cleanup(): void } {
+  const made: string[] = [];
+  return {
+    make(prefix) {
+      const d = tmpDir(prefix);
+      made.push(d);
+      return d;
+    },
+    cleanup() {
+      if (process.env.SNAP_KEEP_TMP) {
+        console.info(`${label} SNAP_KEEP_TMP: kept ${made.splice(0).join(' ')}`);
+        return;
+      }
+      for (const d of made.splice(0)) {
+        try {
+          fs.rmSync(d, { recursive: true, force: true });
+        } catch {
+          // a mount point or a permission oddity: leave it in the run's temporary folder
+        }
+      }
+    },
+  };
 }
 
 export interface EntryDesc {

@@ -11,26 +11,27 @@ import { randomHex, toHex } from '../../src/core/ids.js';
 import { Repository } from '../../src/repo/repository.js';
 import { packIdFromName, type PackEntry, readPackHeader } from '../../src/store/pack.js';
 import { encodeLock, type LockRecord } from '../../src/repo/lock.js';
-import { describeTree, parseJson, snap, tmpDir } from './cli.js';
+import { describeTree, parseJson, snap, trackedDirs } from './cli.js';
 
-const scratch: string[] = [];
+const scratch = trackedDirs('[maint]');
 
 /** A temporary directory removed by `cleanupScratch` (call it in afterAll). */
 export function scratchDir(prefix = 'snap-maint-'): string {
-  const d = tmpDir(prefix);
-  scratch.push(d);
-  return d;
+  return scratch.make(prefix);
 }
 
 export function cleanupScratch(): void {
-  for (const d of scratch.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  scratch.cleanup();
 }
 
-/** A repository with small chunks and packs, so a few MB of data spread over many packs. */
-export async function smallRepo(dir: string, packSize = 128 * 1024): Promise<string> {
+/**
+ * A repository with small chunks and packs, so a few MB of data spread over many packs. zstd by
+ * default, what `snap init` makes; deflate (older repositories) where a test asks for it.
+ */
+export async function smallRepo(dir: string, packSize = 128 * 1024, codec: 'zstd' | 'deflate' = 'zstd'): Promise<string> {
   const repo = await Repository.init(dir, { sink: nullSink }, {
     chunker: { algorithm: 'fastcdc-gear32-nc2', minSize: 8 * 1024, avgSize: 32 * 1024, maxSize: 128 * 1024, gearSeed: randomHex(32) },
-    compression: { codec: 'deflate', level: 1 },
+    compression: codec === 'zstd' ? { codec: 'zstd', level: 3 } : { codec: 'deflate', level: 1 },
     packSize,
   });
   await repo.close();
@@ -140,17 +141,8 @@ export function lockFiles(repo: string): string[] {
   return fs.existsSync(d) ? fs.readdirSync(d).filter((n) => !n.startsWith('.tmp-')) : [];
 }
 
-/** mulberry32: a tiny seeded PRNG, so a failing random schedule can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG of every test (helpers/rng.ts). */
+export { prng } from './rng.js';
 
 export interface CheckJson {
   ok: boolean;

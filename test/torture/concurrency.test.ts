@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 import { afterAll, describe, expect } from 'vitest';
 import {
-  LONG, type Manifest, type Rng, assertSameTree, cleanupTmp, cli, genTree, hasCommand, initSmallRepo, iters, listSnapshots, manifest, mutateTree,
+  LONG, type Manifest, type Rng, assertSameTree, cleanupTmp, cli, genTree, initSmallRepo, iters, listSnapshots, manifest, mutateTree,
   restoreAllInProcess, restoredAt, seededIt, sleep, startCli, tmpDir, type CliResult,
 } from './lib.js';
 
@@ -43,10 +43,8 @@ async function verifyAll(repo: string, sources: Source[], what: string): Promise
     list.push({ id: s.id, source: src.dir, want: src.states.get(tag)!, what: `${what}: ${tag}` });
   }
   await restoreAllInProcess(repo, list);
-  if (hasCommand('check')) {
-    const c = await cli(['--repo', repo, 'check']);
-    expect(c.code, `${what}: check\n${c.stdout}${c.stderr}`).toBe(0);
-  }
+  const c = await cli(['--repo', repo, 'check']);
+  expect(c.code, `${what}: check\n${c.stdout}${c.stderr}`).toBe(0);
 }
 
 async function setup(rng: Rng, n: number): Promise<{ repo: string; sources: Source[] }> {
@@ -91,10 +89,6 @@ describe('concurrency: separate processes on one repository', () => {
   });
 
   seededIt('a backup during gc, and forget during a backup', async (rng) => {
-    if (!hasCommand('gc') || !hasCommand('forget')) {
-      console.info('[torture] gc/forget do not exist yet; skipped');
-      return;
-    }
     const { repo, sources } = await setup(rng, 2);
     for (let i = 0; i < 3; i++) await both(backup(repo, sources[0]!, rng), Promise.resolve({ code: 0, signal: null, stdout: '', stderr: '' }), 'setup');
     for (let i = 0; i < iters(3, 12); i++) {

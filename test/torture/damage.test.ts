@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import type { PackEntry } from '../../src/store/pack.js';
 import { copyRepo, flipByte, packsOf } from './repo-lib.js';
 import {
-  LONG, type Manifest, Rng, assertSameTree, cleanupTmp, cli, cliOk, genTree, hasCommand, initSmallRepo, iters, listSnapshots,
+  LONG, type Manifest, Rng, assertSameTree, cleanupTmp, cli, cliOk, genTree, initSmallRepo, iters, listSnapshots,
   manifest, newSeed, restoredAt, seededIt, tmpDir,
 } from './lib.js';
 
@@ -140,18 +140,16 @@ describe('damage', () => {
           const e = rng.pick(p.entries);
           const what = `${damage(rng, path.join(repo, path.relative(fx.repo, p.file)), how, [e.offset, e.offset + e.length - 1])} (${type} pack of B)`;
           // check finds it (flips inside data need --read-data) and names B, never A.
-          if (hasCommand('check')) {
-            const c = await checkJson(repo, true);
-            expect(c.code, `${what}: check --read-data exit code\n${c.stderr}`).toBe(1);
-            expect(c.report.problems.length, what).toBeGreaterThan(0);
-            const affected = c.report.affected.map((a) => a.snapshot);
-            expect(affected, `${what}: affected snapshots`).toContain(fx.idB);
-            expect(affected, `${what}: A is not affected`).not.toContain(fx.idA);
-            const b = c.report.affected.find((a) => a.snapshot === fx.idB)!;
-            expect(b.count, what).toBeGreaterThan(0);
-            // The paths it names are B's: inside B's source (or a directory on the way to it).
-            for (const p of b.paths) expect(fx.srcB.startsWith(p.replace(/\/$/, '')) || p.startsWith(`${fx.srcB}/`), `${what}: named path ${p}`).toBe(true);
-          }
+          const c = await checkJson(repo, true);
+          expect(c.code, `${what}: check --read-data exit code\n${c.stderr}`).toBe(1);
+          expect(c.report.problems.length, what).toBeGreaterThan(0);
+          const affected = c.report.affected.map((a) => a.snapshot);
+          expect(affected, `${what}: affected snapshots`).toContain(fx.idB);
+          expect(affected, `${what}: A is not affected`).not.toContain(fx.idA);
+          const affB = c.report.affected.find((a) => a.snapshot === fx.idB)!;
+          expect(affB.count, what).toBeGreaterThan(0);
+          // The paths it names are B's: inside B's source (or a directory on the way to it).
+          for (const p of affB.paths) expect(fx.srcB.startsWith(p.replace(/\/$/, '')) || p.startsWith(`${fx.srcB}/`), `${what}: named path ${p}`).toBe(true);
           // The undamaged snapshot restores exactly.
           const a = await restoreCheck(repo, fx.idA, fx.srcA, fx.wantA, `${what}: restore A`);
           expect(a.code, `${what}: restore A`).toBe(0);
@@ -173,7 +171,7 @@ describe('damage', () => {
       const repo = copyOf(fx);
       const file = path.join(repo, 'snapshots', fx.idB);
       const what = damage(rng, file, how);
-      if (hasCommand('check') && how !== 'delete') {
+      if (how !== 'delete') {
         const c = await checkJson(repo, false);
         expect(c.code, `${what}: check finds a damaged snapshot record`).toBe(1);
         expect(JSON.stringify(c.report.problems), what).toContain(fx.idB.slice(0, 8));

@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { FaultBackend, type Fault, type FaultKind, type FaultOp } from '../helpers/fault-backend.js';
 import { LocalBackend } from '../../src/backend/local.js';
 import { currentHost } from '../../src/core/host.js';
@@ -169,14 +169,11 @@ describe('storage faults (fault-injecting backend)', () => {
   });
 });
 
-/** Mount a tmpfs of `size` at a new folder; undefined (and a message) where mounting is not allowed. */
-function mountTmpfs(size: string): string | undefined {
+/** Mount a tmpfs of `size` at a new folder; where mounting is not allowed the test is skipped, with the reason. */
+function mountTmpfs(size: string, ctx: TestContext): string {
   const dir = tmpDir('snap-tmpfs-');
   const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { encoding: 'utf8' });
-  if (r.status !== 0) {
-    console.warn(`[torture] full-disk test skipped: cannot mount a tmpfs (${(r.stderr || r.error?.message || '').trim()}); run as root to include it`);
-    return undefined;
-  }
+  if (r.status !== 0) ctx.skip(`cannot mount a tmpfs (${(r.stderr || r.error?.message || '').trim()}); run as root to include it`);
   return dir;
 }
 
@@ -185,9 +182,8 @@ function umount(dir: string): void {
 }
 
 describe('a real full disk (8 MiB tmpfs as the repository)', () => {
-  seededIt('create that does not fit: SNAP_NO_SPACE, no snapshot record, repository still readable', async (rng) => {
-    const mnt = mountTmpfs('8m');
-    if (!mnt) return;
+  seededIt('create that does not fit: SNAP_NO_SPACE, no snapshot record, repository still readable', async (rng, ctx) => {
+    const mnt = mountTmpfs('8m', ctx);
     try {
       const base = tmpDir();
       const repo = path.join(mnt, 'repo');
@@ -227,9 +223,8 @@ describe('a real full disk (8 MiB tmpfs as the repository)', () => {
     }
   });
 
-  seededIt('restore onto a full disk: SNAP_NO_SPACE, no complete-looking partial file', async (rng) => {
-    const mnt = mountTmpfs('4m');
-    if (!mnt) return;
+  seededIt('restore onto a full disk: SNAP_NO_SPACE, no complete-looking partial file', async (rng, ctx) => {
+    const mnt = mountTmpfs('4m', ctx);
     try {
       const base = tmpDir();
       const repo = path.join(base, 'repo');

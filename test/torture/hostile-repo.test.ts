@@ -12,7 +12,7 @@ import { LocalBackend } from '../../src/backend/local.js';
 import { encodeCbor } from '../../src/model/cbor.js';
 import { encodeSnapshot } from '../../src/model/snapshot.js';
 import { PackBuilder, packName } from '../../src/store/pack.js';
-import { CLI, LONG, type Rng, cleanupTmp, cli, cliOk, genTree, hasCommand, listSnapshots, manifest, notOwnerOnly, restoreAndCompare, restoredAt, seededIt, tmpDir } from './lib.js';
+import { CLI, LONG, type Rng, cleanupTmp, cli, cliOk, genTree, listSnapshots, manifest, notOwnerOnly, restoreAndCompare, restoredAt, seededIt, tmpDir } from './lib.js';
 
 afterAll(cleanupTmp);
 
@@ -262,13 +262,11 @@ describe('crafted repository input', () => {
       expect(r.rssMiB, `${what}: restore memory (MiB)`).toBeLessThan(400);
       fs.rmSync(target, { recursive: true, force: true });
     }
-    if (hasCommand('check')) {
-      const c = await cliRss(['--repo', repo, '--json', 'check'], 120_000);
-      expect(c.code, c.stderr).toBe(1);
-      expect(c.stderr).not.toMatch(/SNAP_INTERNAL/);
-      const report = JSON.parse(c.stdout) as { affected: { snapshot: string }[] };
-      expect(new Set(report.affected.map((a) => a.snapshot))).toEqual(new Set(snaps.map(([, id]) => id)));
-    }
+    const c = await cliRss(['--repo', repo, '--json', 'check'], 120_000);
+    expect(c.code, c.stderr).toBe(1);
+    expect(c.stderr).not.toMatch(/SNAP_INTERNAL/);
+    const report = JSON.parse(c.stdout) as { affected: { snapshot: string }[] };
+    expect(new Set(report.affected.map((a) => a.snapshot))).toEqual(new Set(snaps.map(([, id]) => id)));
   });
 
   it('a deflate bomb (claims 100 bytes, inflates to 64 MiB) is refused without inflating it', async () => {
@@ -340,11 +338,9 @@ describe('crafted repository input', () => {
     const listed = JSON.parse(list.stdout) as { id: string }[];
     expect(listed).toHaveLength(1);
     await restoreAndCompare(repo, listed[0]!.id, src, manifest(src), 'the good snapshot among crafted ones');
-    if (hasCommand('check')) {
-      const c = await cli(['--repo', repo, 'check']);
-      expect(c.code, c.stdout + c.stderr).toBe(1);
-      expect(c.stderr).not.toMatch(/SNAP_INTERNAL/);
-    }
+    const c = await cli(['--repo', repo, 'check']);
+    expect(c.code, c.stdout + c.stderr).toBe(1);
+    expect(c.stderr).not.toMatch(/SNAP_INTERNAL/);
   });
 });
 
@@ -361,12 +357,10 @@ describe('owner-only repository files', () => {
     fs.rmSync(path.join(repo, 'index'), { recursive: true });
     await cliOk(['--repo', repo, 'list']);
     expect(notOwnerOnly(repo), 'after an index rebuild').toEqual([]);
-    if (hasCommand('forget') && hasCommand('gc')) {
-      await cliOk(['--repo', repo, 'create', src]);
-      const [first] = await listSnapshots(repo);
-      await cliOk(['--repo', repo, 'forget', first!.id]);
-      await cliOk(['--repo', repo, 'gc']);
-      expect(notOwnerOnly(repo), 'after forget and gc').toEqual([]);
-    }
+    await cliOk(['--repo', repo, 'create', src]);
+    const [first] = await listSnapshots(repo);
+    await cliOk(['--repo', repo, 'forget', first!.id]);
+    await cliOk(['--repo', repo, 'gc']);
+    expect(notOwnerOnly(repo), 'after forget and gc').toEqual([]);
   });
 });

@@ -6,8 +6,10 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { it } from 'vitest';
+import { it, type TestContext } from 'vitest';
 import { cliFor } from '../helpers/readable-cli.js';
+import { trackedDirs } from '../helpers/cli.js';
+import { Rng } from '../helpers/rng.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 /** The built CLI; SNAP_TORTURE_CLI points at a private copy when others rebuild dist/ meanwhile. */
@@ -35,60 +37,7 @@ export function iters(short: number, long: number): number {
 // ---------------------------------------------------------------------------------------------
 // Seeded randomness
 
-/** mulberry32: tiny, fast, good enough to drive test choices reproducibly. */
-export class Rng {
-  private s: number;
-  constructor(readonly seed: number) {
-    this.s = seed >>> 0;
-  }
-
-  u32(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  }
-
-  float(): number {
-    return this.u32() / 0x1_0000_0000;
-  }
-
-  /** An integer in [lo, hi]. */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.float() * (hi - lo + 1));
-  }
-
-  chance(p: number): boolean {
-    return this.float() < p;
-  }
-
-  pick<T>(a: readonly T[]): T {
-    if (a.length === 0) throw new Error('pick from an empty list');
-    return a[this.int(0, a.length - 1)]!;
-  }
-
-  shuffle<T>(a: T[]): T[] {
-    for (let i = a.length - 1; i > 0; i--) {
-      const j = this.int(0, i);
-      [a[i], a[j]] = [a[j]!, a[i]!];
-    }
-    return a;
-  }
-
-  bytes(n: number): Buffer {
-    const b = Buffer.allocUnsafe(n);
-    let i = 0;
-    for (; i + 4 <= n; i += 4) b.writeUInt32LE(this.u32(), i);
-    for (; i < n; i++) b[i] = this.u32() & 0xff;
-    return b;
-  }
-
-  /** A child generator: independent streams for independent parts of one test. */
-  fork(): Rng {
-    return new Rng(this.u32());
-  }
-}
+export { Rng } from '../helpers/rng.js';
 
 export function newSeed(): number {
   const env = process.env.SNAP_SEED;
@@ -98,14 +47,16 @@ export function newSeed(): number {
 
 /**
  * A vitest test with a fresh seed. On failure the seed is printed and added to the error message,
- * so `SNAP_SEED=<seed> npx vitest run <file> -t <name>` replays the same choices.
+ * so `SNAP_SEED=<seed> npx vitest run <file> -t <name>` replays the same choices. `ctx.skip(why)`
+ * skips visibly, with its reason (a missing tool or privilege is never a silent pass).
  */
-export function seededIt(name: string, fn: (rng: Rng) => Promise<void>, timeoutMs?: number): void {
-  it(name, async () => {
+export function seededIt(name: string, fn: (rng: Rng, ctx: TestContext) => Promise<void>, timeoutMs?: number): void {
+  it(name, async (ctx) => {
     const seed = newSeed();
     try {
-      await fn(new Rng(seed));
+      await fn(new Rng(seed), ctx);
     } catch (e) {
+      if ((e as { code?: string } | undefined)?.code === 'VITEST_PENDING') throw e; // ctx.skip()
       const note = `[torture] "${name}" failed with seed ${seed} (rerun: SNAP_SEED=${seed})`;
       console.error(note);
       if (e instanceof Error) e.message = `${e.message}\n${note}`;
@@ -117,27 +68,16 @@ export function seededIt(name: string, fn: (rng: Rng) => Promise<void>, timeoutM
 // ---------------------------------------------------------------------------------------------
 // Temporary directories
 
-const made: string[] = [];
+const dirs = trackedDirs('[torture]');
 
+/** A temporary directory of this test file, removed by cleanupTmp. */
 export function tmpDir(prefix = 'snap-torture-'): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  made.push(d);
-  return d;
+  return dirs.make(prefix);
 }
 
-/** Remove the temporary directories of this test file (call from afterAll). */
+/** Remove the temporary directories of this test file (call from afterAll; SNAP_KEEP_TMP keeps them). */
 export function cleanupTmp(): void {
-  if (process.env.SNAP_KEEP_TMP) {
-    console.info(`[torture] SNAP_KEEP_TMP: kept ${made.splice(0).join(' ')}`);
-    return;
-  }
-  for (const d of made.splice(0)) {
-    try {
-      fs.rmSync(d, { recursive: true, force: true });
-    } catch {
-      // a mount point or a permission oddity: leave it in the temp folder
-    }
-  }
+  dirs.cleanup();
 }
 
 // ---------------------------------------------------------------------------------------------

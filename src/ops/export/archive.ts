@@ -75,7 +75,7 @@ export function createArchiveWriter(
       return new TarWriter(new StreamSink(out));
     case 'tar.gz':
       // node:zlib measured 1.3-3x faster than fflate's Gzip and runs on the thread pool (see
-      // docs/design-export.md), leaving the main thread free to read the snapshot.
+      // docs/design.md, "Export formats"), leaving the main thread free to read the snapshot.
       return new TarWriter(new StreamSink(out, createGzip({ level })));
     case 'zip':
       return new ZipWriter(new StreamSink(out), level);

@@ -1,0 +1,316 @@
+// Units that only end-to-end tests reached before (issue 17, item 7): the object store's
+// compression ring and its worker threads, the restore writer threads, gc's pack rewriter and the
+// reachability walk. Each runs against a real repository (LocalBackend, LevelDB index) in a
+// temporary folder.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isSnapError } from '../src/core/errors.js';
+import { sha256, toHex } from '../src/core/ids.js';
+import { nullSink } from '../src/core/progress.js';
+import type { Node } from '../src/model/node.js';
+import { encodeTree, sortNodes } from '../src/model/tree.js';
+import { PackRewriter } from '../src/ops/pack-rewriter.js';
+import { markSnapshots, newMarks, walkTrees } from '../src/ops/reachability.js';
+import { FileWriter, type WriteJob } from '../src/ops/restore-writer.js';
+import { Repository } from '../src/repo/repository.js';
+import { CODEC_RAW, CODEC_ZSTD } from '../src/store/codec.js';
+import { encodeObjectSync } from '../src/store/object-codec.js';
+import { ObjectStore } from '../src/store/object-store.js';
+import { packName, type PackEntry, readPackHeader } from '../src/store/pack.js';
+import { cleanupScratch, packFile, packs, scratchDir } from './helpers/maint.js';
+import { Rng } from './torture/lib.js';
+
+afterAll(cleanupScratch);
+
+async function newRepo(packSize = 256 * 1024): Promise<{ dir: string; repo: Repository }> {
+  const dir = path.join(scratchDir('snap-units-'), 'repo');
+  const repo = await Repository.init(dir, { sink: nullSink }, { packSize });
+  return { dir, repo };
+}
+
+/** Objects of every kind the ring sees: tiny (< 64 bytes), compressible, incompressible, and large. */
+function objects(rng: Rng, n: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < n; i++) {
+    const kind = i % 4;
+    if (kind === 0) out.push(rng.bytes(rng.int(1, 63)));
+    else if (kind === 1) out.push(Buffer.from(`line ${i} of some text that repeats\n`.repeat(rng.int(10, 3000))));
+    else if (kind === 2) out.push(rng.bytes(rng.int(100, 40_000)));
+    else out.push(Buffer.concat([rng.bytes(1000), Buffer.alloc(rng.int(50_000, 300_000), i & 0xff)]));
+  }
+  return out;
+}
+
+/** Every stored object as (id hex) -> its pack entry. */
+async function entriesByObject(dir: string): Promise<Map<string, PackEntry & { pack: string }>> {
+  const m = new Map<string, PackEntry & { pack: string }>();
+  for (const [pack, entries] of await packs(dir)) for (const e of entries) m.set(toHex(e.id), { ...e, pack });
+  return m;
+}
+
+describe('ObjectStore: the compression ring and its worker threads', () => {
+  it('a ring much smaller than the data (it wraps and fills) stores every object once, exactly as the calling thread would', async () => {
+    const rng = new Rng(17);
+    const data = objects(rng, 400);
+    const results: Map<string, PackEntry & { pack: string }>[] = [];
+    for (const compressWorkers of [2, 0]) {
+      const { dir, repo } = await newRepo();
+      // 256 KiB of ring for ~30 MB of objects: it wraps many times and is often full.
+      const store = new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 256 * 1024, maxInflightBytes: 256 * 1024, compressWorkers });
+      const added = await Promise.all(data.map((d) => store.add('blob', d)));
+      // The same objects again, concurrently: each stored once.
+      const again = await Promise.all(data.slice(0, 50).map((d) => store.add('blob', d)));
+      await store.flush();
+      expect(added.every((a) => a.added)).toBe(true);
+      expect(again.every((a) => !a.added)).toBe(true);
+      expect(store.stats.objectsAdded).toBe(data.length);
+      for (const d of data) expect((await store.get(sha256(d), 'blob')).equals(d)).toBe(true);
+      const stored = await entriesByObject(dir);
+      expect(stored.size).toBe(data.length);
+      // Byte for byte what the object codec gives on the calling thread.
+      for (const d of data) {
+        const e = stored.get(toHex(sha256(d)))!;
+        const c = encodeObjectSync(d, 'zstd', 3);
+        expect([e.codec, e.length]).toEqual([c.codec, c.data.length]);
+      }
+      expect([...stored.values()].some((e) => e.codec === CODEC_ZSTD) && [...stored.values()].some((e) => e.codec === CODEC_RAW)).toBe(true);
+      results.push(stored);
+      await repo.close();
+    }
+    // Worker threads or none: the same codec and stored length for every object.
+    const [a, b] = results;
+    for (const [id, e] of a!) expect([e.codec, e.length, e.rawLength]).toEqual([b!.get(id)!.codec, b!.get(id)!.length, b!.get(id)!.rawLength]);
+  });
+
+  it('settle() after a failed pack write waits for what is under way and never throws; add() then fails', async () => {
+    const { repo } = await newRepo();
+    let puts = 0;
+    const failing = Object.create(repo.backend) as typeof repo.backend;
+    failing.put = async (name: string, bytes: Uint8Array) => {
+      if (++puts === 2) throw new Error('disk on fire');
+      return repo.backend.put(name, bytes);
+    };
+    const store = new ObjectStore(failing, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 128 * 1024, compressWorkers: 2 });
+    const rng = new Rng(5);
+    let failed: unknown;
+    try {
+      for (const d of objects(rng, 200)) await store.add('blob', d);
+      await store.flush();
+    } catch (e) {
+      failed = e;
+    }
+    expect(String(failed)).toContain('disk on fire');
+    await store.settle();
+    await expect(store.add('blob', randomBytes(1000))).rejects.toThrow('disk on fire');
+    await repo.close();
+  });
+});
+
+describe('FileWriter: the restore writer threads', () => {
+  const mtime = 1_600_000_000;
+
+  function job(dir: string, name: string, raw: Buffer, over: Partial<WriteJob> = {}): WriteJob {
+    const c = encodeObjectSync(raw, 'zstd', 3);
+    return {
+      tmp: Buffer.from(path.join(dir, `.snap-restore-${name}`)),
+      dest: Buffer.from(path.join(dir, name)),
+      data: Buffer.from(c.data),
+      codec: c.codec,
+      rawLength: raw.length,
+      id: sha256(raw),
+      what: `object ${name}`,
+      size: raw.length,
+      mode: 0o640,
+      time: mtime,
+      ...over,
+    };
+  }
+
+  it('writes files of every codec and size in batches, with mode, time and holes; empty files too', async () => {
+    const dir = scratchDir('snap-writer-');
+    const w = new FileWriter(2);
+    try {
+      const rng = new Rng(3);
+      const raws = [
+        ...objects(rng, 60),
+        Buffer.concat([Buffer.from('head'), Buffer.alloc(512 * 1024)]), // trailing hole: a truncate sets the size
+        rng.bytes(600 * 1024), // larger than a batch buffer: travels alone
+      ];
+      const got = await Promise.all(raws.map((r, i) => w.write(job(dir, `f${i}`, r))));
+      expect(got.every((t) => t === undefined)).toBe(true);
+      await w.write({ ...job(dir, 'empty', Buffer.alloc(0)), data: Buffer.alloc(0), codec: CODEC_RAW, id: undefined, rawLength: 0, size: 0 });
+      raws.forEach((r, i) => {
+        const p = path.join(dir, `f${i}`);
+        expect(fs.readFileSync(p).equals(r), `f${i}`).toBe(true);
+        const st = fs.statSync(p);
+        expect(st.mode & 0o777).toBe(0o640);
+        expect(st.mtimeMs).toBe(mtime * 1000);
+      });
+      const holey = fs.statSync(path.join(dir, `f${raws.length - 2}`));
+      expect(holey.blocks * 512).toBeLessThan(holey.size); // the zeros were not written
+      expect(fs.statSync(path.join(dir, 'empty')).size).toBe(0);
+      expect(fs.readdirSync(dir).filter((n) => n.startsWith('.snap-restore-'))).toEqual([]);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('an object that fails verification is SNAP_CORRUPT and leaves no file; a system error keeps its code', async () => {
+    const dir = scratchDir('snap-writer-');
+    const w = new FileWriter(1);
+    try {
+      const raw = Buffer.from('some content that compresses well\n'.repeat(200));
+      const bad = job(dir, 'bad', raw);
+      bad.data[bad.data.length >> 1]! ^= 1;
+      await expect(w.write(bad)).rejects.toSatisfy((e) => isSnapError(e, 'SNAP_CORRUPT') && (e as Error).message.startsWith('object bad'));
+      await expect(w.write(job(dir, 'wrongid', raw, { id: sha256(Buffer.from('x')) }))).rejects.toSatisfy((e) => isSnapError(e, 'SNAP_CORRUPT'));
+      // The temporary name exists already: O_EXCL refuses it, the errno code comes back.
+      fs.writeFileSync(path.join(dir, '.snap-restore-taken'), 'x');
+      await expect(w.write(job(dir, 'taken', raw))).rejects.toMatchObject({ code: 'EEXIST' });
+      expect(fs.readdirSync(dir).sort()).toEqual(['.snap-restore-taken']);
+      // The writer goes on with the next file.
+      await w.write(job(dir, 'good', raw));
+      expect(fs.readFileSync(path.join(dir, 'good')).equals(raw)).toBe(true);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('reports the time a file got when it is not the one asked to be checked', async () => {
+    const dir = scratchDir('snap-writer-');
+    const w = new FileWriter(1);
+    try {
+      const t = await w.write(job(dir, 'timed', Buffer.from('x'.repeat(100)), { checkTime: String(BigInt(mtime + 1) * 1_000_000_000n) }));
+      expect(t).toBe(BigInt(mtime) * 1_000_000_000n);
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+describe('PackRewriter (gc, repair)', () => {
+  it('copies exactly the live objects, stored bytes unchanged, and the index then points at the copies', async () => {
+    const { dir, repo } = await newRepo(64 * 1024);
+    const rng = new Rng(11);
+    const data = objects(rng, 40);
+    for (const d of data) await repo.objects.add('blob', d);
+    await repo.objects.flush();
+    const before = await entriesByObject(dir);
+    const live = new Set(data.filter((_, i) => i % 3 !== 0).map((d) => toHex(sha256(d))));
+    const w = new PackRewriter(repo.backend, repo.index, 64 * 1024, repo.objects.ctx);
+    const oldPacks = [...(await packs(dir)).keys()];
+    for (const p of oldPacks) {
+      const r = await w.copyLive(p, async (e) => live.has(toHex(e.id)));
+      expect(r.ok).toBe(true);
+    }
+    await w.flush();
+    // The new packs hold exactly the live objects, with their stored bytes as they were.
+    const copied = new Map<string, PackEntry>();
+    for (const p of w.written) {
+      for (const e of await readPackHeader(repo.backend, p)) {
+        copied.set(toHex(e.id), e);
+        const old = before.get(toHex(e.id))!;
+        const a = await repo.backend.getRange(packName(p), e.offset, e.length);
+        const b = await repo.backend.getRange(packName(old.pack), old.offset, old.length);
+        expect(a.equals(b)).toBe(true);
+      }
+    }
+    expect(new Set(copied.keys())).toEqual(live);
+    // The index points at the new copies, and every live object reads back.
+    for (const d of data.filter((x) => live.has(toHex(sha256(x))))) {
+      const loc = await repo.index.lookup(sha256(d));
+      expect(w.written.has(loc!.pack)).toBe(true);
+      expect((await repo.objects.get(sha256(d))).equals(d)).toBe(true);
+    }
+    await repo.close();
+  });
+
+  it('copies nothing from a pack whose live object is damaged', async () => {
+    const { dir, repo } = await newRepo(1024 * 1024);
+    const rng = new Rng(12);
+    const data = objects(rng, 8);
+    for (const d of data) await repo.objects.add('blob', d);
+    await repo.objects.flush();
+    const [pack, entries] = [...(await packs(dir))][0]!;
+    const victim = entries.find((e) => e.length > 100)!;
+    const file = packFile(dir, pack);
+    const bytes = fs.readFileSync(file);
+    bytes[victim.offset + (victim.length >> 1)]! ^= 0x10;
+    fs.writeFileSync(file, bytes);
+    const w = new PackRewriter(repo.backend, repo.index, 1024 * 1024, repo.objects.ctx);
+    const r = await w.copyLive(pack, async () => true);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toContain(toHex(victim.id).slice(0, 16));
+    await w.flush();
+    expect(w.written.size).toBe(0);
+    await repo.close();
+  });
+});
+
+describe('reachability', () => {
+  const meta = { mode: 0o755, uid: 0, gid: 0, user: 'root', group: 'root', mtime: { sec: 1, nsec: 0 } };
+  const file = (name: string, chunks: Buffer[]): Node => ({ ...meta, name: Buffer.from(name), type: 'file', size: 0, chunks });
+  const dirNode = (name: string, tree: Buffer): Node => ({ ...meta, name: Buffer.from(name), type: 'dir', size: 0, tree });
+
+  async function addTree(repo: Repository, nodes: Node[]): Promise<Buffer> {
+    const { id } = await repo.objects.add('tree', encodeTree(sortNodes(nodes)));
+    return id;
+  }
+
+  it('visits every distinct tree once and every blob once, across shared subtrees and snapshots; a tree equal to a blob is still walked', async () => {
+    const { repo } = await newRepo();
+    const c = (s: string): Buffer => sha256(Buffer.from(s));
+    const leaf = await addTree(repo, [file('a', [c('1'), c('2')]), file('b', [c('2'), c('3')])]);
+    const mid = await addTree(repo, [dirNode('x', leaf), dirNode('y', leaf), file('m', [c('4')])]);
+    const root1 = await addTree(repo, [dirNode('one', mid), dirNode('two', leaf)]);
+    // The second root names, as a file's chunk, the id of a tree (its bytes are a blob too).
+    const root2 = await addTree(repo, [dirNode('again', mid), file('odd', [leaf, c('5')])]);
+    await repo.objects.flush();
+    const marks = newMarks();
+    const trees: string[] = [];
+    const blobs: string[] = [];
+    const visitor = { tree: (id: Buffer) => void trees.push(toHex(id)), blob: (id: Buffer) => void blobs.push(toHex(id)) };
+    await walkTrees(repo, [root1], marks, visitor);
+    await walkTrees(repo, [root2, root1], marks, visitor);
+    expect(trees.sort()).toEqual([leaf, mid, root1, root2].map(toHex).sort());
+    expect(blobs.sort()).toEqual([c('1'), c('2'), c('3'), c('4'), leaf, c('5')].map(toHex).sort());
+    expect(marks.trees.has(leaf) && marks.blobs.has(leaf)).toBe(true);
+    await repo.close();
+  });
+
+  it('a tree that cannot be read goes to treeError and its subtree is skipped; the rest is walked', async () => {
+    const { repo } = await newRepo();
+    const c = (s: string): Buffer => sha256(Buffer.from(s));
+    const missing = sha256(Buffer.from('no such tree'));
+    const ok = await addTree(repo, [file('f', [c('ok')])]);
+    const root = await addTree(repo, [dirNode('gone', missing), dirNode('here', ok)]);
+    await repo.objects.flush();
+    const errors: string[] = [];
+    const marks = newMarks();
+    await walkTrees(repo, [root], marks, { treeError: (id, e) => void errors.push(`${toHex(id)} ${isSnapError(e, 'SNAP_MISSING_OBJECT')}`) });
+    expect(errors).toEqual([`${toHex(missing)} true`]);
+    expect(marks.blobs.has(c('ok'))).toBe(true);
+    // A treeError that throws stops the walk with its error.
+    await expect(walkTrees(repo, [root], newMarks(), { treeError: () => Promise.reject(new Error('stop')) })).rejects.toThrow('stop');
+    await repo.close();
+  });
+
+  it('markSnapshots marks what the snapshots name; an unreadable tree aborts it (gc must not guess); a stopped walk throws its reason', async () => {
+    const { repo } = await newRepo();
+    const c = (s: string): Buffer => sha256(Buffer.from(s));
+    const t = await addTree(repo, [file('only', [c('z')])]);
+    await repo.objects.flush();
+    const snaps = [{ id: 'a'.repeat(64), tree: t } as unknown as Parameters<typeof markSnapshots>[1][number]];
+    const m = await markSnapshots(repo, snaps);
+    expect(m.trees.size).toBe(1);
+    expect(m.blobs.has(c('z'))).toBe(true);
+    const ac = new AbortController();
+    ac.abort(new Error('stopped'));
+    await expect(markSnapshots(repo, snaps, newMarks(), ac.signal)).rejects.toThrow('stopped');
+    const broken = [{ id: 'b'.repeat(64), tree: sha256(Buffer.from('absent')) } as unknown as Parameters<typeof markSnapshots>[1][number]];
+    await expect(markSnapshots(repo, broken)).rejects.toSatisfy((e) => isSnapError(e, 'SNAP_MISSING_OBJECT'));
+    await repo.close();
+  });
+});
