@@ -41,12 +41,13 @@ function newLocation(endpoint?: string): string {
 }
 
 describe('a repository on S3 (radosgw)', () => {
-  it('init (only with --no-encryption, for now), create, list, restore, check, forget, gc', (ctx) => {
+  it('init (encrypted unless --no-encryption: without a password it is refused), create, list, restore, check, forget, gc', (ctx) => {
     if (unavailable()) return ctx.skip();
     const env = client();
     const repo = newLocation();
+    // Remote repositories are encrypted by default: with no password source, init makes nothing.
     const refused = snap(['--repo', repo, 'init'], { env });
-    expect([refused.code, refused.stderr]).toEqual([2, expect.stringMatching(/cannot encrypt yet.*--no-encryption.*\[SNAP_USAGE\]/s)]);
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/\[SNAP_NO_PASSWORD\]/)]);
     const r = ok(['--repo', repo, 'init', '--no-encryption'], env);
     expect(r.stdout).toContain(`at ${repo}`);
     // The index is in the cache folder, keyed by the repository id; nothing of it on the server.

@@ -51,11 +51,12 @@ async function waitFor(what: string, probe: () => boolean, ms = 60_000): Promise
 }
 
 describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
-  it('init (only with --no-encryption, for now), create, list, restore, check, forget, gc; the cache index deleted and rebuilt', () => {
+  it('init (encrypted unless --no-encryption: without a password it is refused), create, list, restore, check, forget, gc; the cache index deleted and rebuilt', () => {
     const env = client();
     const { repo, dir } = newRepo();
+    // Remote repositories are encrypted by default: with no password source, init makes nothing.
     const refused = snap(['--repo', repo, 'init'], { env });
-    expect([refused.code, refused.stderr]).toEqual([2, expect.stringMatching(/cannot encrypt yet.*--no-encryption.*\[SNAP_USAGE\]/s)]);
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/\[SNAP_NO_PASSWORD\]/)]);
     expect(fs.existsSync(dir)).toBe(false);
     ok(['--repo', repo, 'init', '--no-encryption'], env);
     expect(fs.readdirSync(dir).sort()).toEqual(['config', 'log']); // the operation log records the init
@@ -82,6 +83,36 @@ describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
     expect(rebuilt.stderr).toMatch(/rebuilding it from the repository/);
     expectRestoresExactly(repo, 'latest', src, env);
     expectCheckClean(repo, env);
+  });
+
+  it('a remote repository is encrypted by default: the server holds no file name, content or password; the right password restores it, a wrong one is refused', () => {
+    const password = 'sftp-remote-pw-7f3a';
+    const env = { ...client(), SNAP_PASSWORD: password, SNAP_KDF_SCRYPT_N: '1024' };
+    const { repo, dir } = newRepo();
+    const init = ok(['--repo', repo, 'init'], env);
+    expect(init.stdout).toMatch(/created encrypted repository/);
+    const src = makeSource('sftp-secret-marker');
+    fs.writeFileSync(path.join(src, 'plain-name-4c1d.txt'), 'plaintext-content-4c1d\n'.repeat(50));
+    ok(['--repo', repo, 'create', src], env);
+    expectRestoresExactly(repo, 'latest', src, env);
+    expectCheckClean(repo, env);
+    // Every byte the server holds, searched for what it must not learn.
+    const all: Buffer[] = [];
+    const walk = (d: string): void => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else all.push(Buffer.from(e.name), fs.readFileSync(p));
+      }
+    };
+    walk(dir);
+    const stored = Buffer.concat(all);
+    for (const secret of [password, 'plain-name-4c1d', 'plaintext-content-4c1d', 'sftp-secret-marker', src]) {
+      expect(stored.includes(Buffer.from(secret)), `the server holds '${secret}'`).toBe(false);
+    }
+    const wrong = snap(['--repo', repo, 'list'], { env: { ...env, SNAP_PASSWORD: 'not-it' } });
+    expect([wrong.code, wrong.stderr]).toEqual([4, expect.stringMatching(/\[SNAP_WRONG_PASSWORD\]/)]);
+    expect(wrong.stderr).not.toContain('not-it');
   });
 
   it('browsing, export, tag, stats, index rebuild and repair work on an SFTP repository', () => {

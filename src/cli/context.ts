@@ -4,7 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { currentHost } from '../core/host.js';
-import { Repository } from '../repo/repository.js';
+import { type RepoOptions, Repository } from '../repo/repository.js';
+import type { Unlocked } from '../repo/keys.js';
+import { repositoryPassword } from './password.js';
 import type { OwnerPolicy } from '../repo/ownership.js';
 import { DEFAULT_LOCK_WAIT_MS, type LockKind, RepoLock } from '../repo/lock.js';
 import { parseRepoLocation, type RepoLocation } from '../repo/location.js';
@@ -26,6 +28,8 @@ export interface GlobalOptions {
   lockWait?: string;
   appendOnly?: boolean;
   trustOwner?: boolean;
+  passwordFile?: string;
+  passwordCommand?: string;
 }
 
 export interface Ctx {
@@ -60,6 +64,18 @@ export interface Ctx {
   openRepoAt(text: string, o?: { lock?: LockKind }): Promise<Repository>;
   /** What this command wrote to and deleted from the repository, for the operation log (cli/oplog.ts). */
   changes: Changes;
+  /** The keys of the encrypted repository this command opened (the operation log is sealed with them). */
+  unlocked?: Unlocked;
+  /** The repository options of openRepo: lock, owner policy, password source, index cache. */
+  repoOptions(o?: { lock?: LockKind }): RepoOptions;
+}
+
+/** Where encrypted repositories keep their index: SNAP_CACHE_DIR, else $XDG_CACHE_HOME/snap or ~/.cache/snap. */
+export function cacheRoot(): string {
+  const own = process.env.SNAP_CACHE_DIR;
+  if (own && path.isAbsolute(own)) return own;
+  const xdg = process.env.XDG_CACHE_HOME;
+  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache'), 'snap');
 }
 
 export function defaultRepoPath(): string {
@@ -75,6 +91,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
   const signal = interrupts.signal;
   const cwd = rawCwd();
   const changes = noChanges();
+  let openedId: string | undefined;
   const ctx: Ctx = {
     opts,
     json,
@@ -100,30 +117,43 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       const p = defaultRepoPath();
       return { path: p, isDefault: true, location: { kind: 'local', path: p } };
     },
-    async openRepo(o = {}) {
-      const { path: p, isDefault, location } = ctx.repoPath();
+    repoOptions(o = {}) {
+      const { path: p } = ctx.repoPath();
       // Append-only use (docs/maintenance.md): --append-only, or SNAP_APPEND_ONLY set to anything but '' or 0.
       const appendOnly = opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
       const wrap = (b: Backend) => new RecordingBackend(b, changes);
       const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
       const owner = ownerPolicy(opts, cwd);
+      const password = () => repositoryPassword({ file: opts.passwordFile, command: opts.passwordCommand }, cwd, displayPath(p));
+      const indexCache = path.join(cacheRoot(), 'index');
+      const opened = ctx.unlocked && openedId ? { repoId: openedId, unlocked: ctx.unlocked } : undefined;
+      return { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner, password, indexCache, opened };
+    },
+    async openRepo(o = {}) {
+      const { path: p, isDefault, location } = ctx.repoPath();
       const remote = remoteStorage(location);
-      const ro = { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner, remote };
+      const ro = { ...ctx.repoOptions(o), remote };
       if (o.create && isDefault && (await Repository.isEmptyOrMissing(p, remote))) {
         if (remote) {
           await remote.backend.close();
-          throw new SnapError('SNAP_NO_REPO', `no repository at ${displayPath(p)}: a remote repository is made by 'snap init' (it must be encrypted or say --no-encryption)`);
+          throw new SnapError('SNAP_NO_REPO', `no repository at ${displayPath(p)}: a remote repository is made by 'snap init' (encrypted unless it says --no-encryption)`);
         }
         sink.info?.(`created a new repository at ${displayPath(p)}`);
         return Repository.init(p, ro);
       }
-      return Repository.open(p, ro);
+      const repo = await Repository.open(p, ro);
+      ctx.unlocked = repo.unlocked;
+      openedId = repo.config.id;
+      return repo;
     },
     async openRepoAt(text, o = {}) {
       const location = parseRepoLocation(text, cwd);
       const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
       const remote = remoteStorage(location);
-      return Repository.open(location.path, { sink, lockWaitMs, signal, lock, command: ctx.command, host: ctx.host, owner: ownerPolicy(opts, cwd), remote });
+      // An encrypted source is opened with the same password sources as --repo (one password for both).
+      const password = () => repositoryPassword({ file: opts.passwordFile, command: opts.passwordCommand }, cwd, displayPath(location.path));
+      const indexCache = path.join(cacheRoot(), 'index');
+      return Repository.open(location.path, { sink, lockWaitMs, signal, lock, command: ctx.command, host: ctx.host, owner: ownerPolicy(opts, cwd), remote, password, indexCache });
     },
   };
   return ctx;

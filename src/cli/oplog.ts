@@ -11,6 +11,8 @@ import type { Backend } from '../backend/backend.js';
 import type { RepoLocation } from '../repo/location.js';
 import { remoteBackend } from './storage.js';
 import { AppendOnlyBackend } from '../backend/append-only.js';
+import { EncryptedBackend } from '../backend/encrypted.js';
+import { decodeConfig, isEncrypted } from '../model/config.js';
 import { CONFIG } from '../repo/layout.js';
 import { appendLogRecord } from '../repo/oplog.js';
 import { type LogRecord, redactArgs, resultOf } from '../model/oplog.js';
@@ -80,7 +82,14 @@ export async function recordOperation(ctx: Ctx, args: string[], start: Date, exi
     backend = repoStorage(location);
     // A remote repository is asked whether it is one (a failed init or open leaves nothing there).
     if (location.kind !== 'local' && !(await backend.exists(CONFIG))) return;
-    await appendLogRecord(new AppendOnlyBackend(backend), record);
+    let target: Backend = backend;
+    // An encrypted repository's log records are sealed like everything else (docs/format.md,
+    // "Format 2"); a command that never opened its keys (a wrong password) cannot log.
+    if (isEncrypted(decodeConfig(await backend.get(CONFIG), location.path))) {
+      if (!ctx.unlocked) return;
+      target = new EncryptedBackend(backend, ctx.unlocked.master);
+    }
+    await appendLogRecord(new AppendOnlyBackend(target), record);
   } catch (e) {
     ctx.sink.warn?.({
       code: e instanceof SnapError ? e.code : 'SNAP_IO',

@@ -9,7 +9,6 @@ import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
 import { displayName, displayPath, fsEncode, fsPath, joinPath } from '../core/bytes.js';
 import { createHash } from 'node:crypto';
-import { sha256 } from '../core/ids.js';
 import type { HostInfo } from '../core/host.js';
 import type { ProgressCounters, ProgressSink } from '../core/progress.js';
 import { compileExcludes, type ExcludeRule, isExcluded, needsAbsolute, unmatched } from '../model/exclude.js';
@@ -482,7 +481,7 @@ class Archiver {
     const name = fsEncode(s.name);
     for await (const c of streamChunks(this.repo.gear, s.data, total)) {
       this.o.signal?.throwIfAborted();
-      const id = sha256(c);
+      const id = this.repo.hashId(c);
       chunks.push(id);
       await this.repo.objects.add('blob', c, id);
       this.progress.bytes = total.bytes;
@@ -577,7 +576,7 @@ class Archiver {
         this.o.signal?.throwIfAborted();
         this.progress.bytes += c.length;
         this.summary.bytesRead += c.length;
-        const id = sha256(c);
+        const id = this.repo.hashId(c);
         chunks.push(id);
         await this.repo.objects.add('blob', c, id);
       }

@@ -9,7 +9,10 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError, isSnapError } from '../core/errors.js';
 import { displayPath, fsPath } from '../core/bytes.js';
-import { randomHex, toHex } from '../core/ids.js';
+import { randomHex, sha256, toHex } from '../core/ids.js';
+import { hmacSha256 } from '../core/crypto.js';
+import { EncryptedBackend } from '../backend/encrypted.js';
+import { addKey, newMasterKeys, type Unlocked, unlock } from './keys.js';
 import type { Clock } from '../core/clock.js';
 import { AppendOnlyBackend, appendOnlyError } from '../backend/append-only.js';
 import { systemClock } from '../core/clock.js';
@@ -17,12 +20,13 @@ import { currentHost } from '../core/host.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Backend } from '../backend/backend.js';
 import { LocalBackend } from '../backend/local.js';
-import { type RepoConfig, decodeConfig, encodeConfig, FORMAT_VERSION } from '../model/config.js';
+import { type RepoConfig, decodeConfig, encodeConfig, ENCRYPTED_FORMAT_VERSION, ENCRYPTION, FORMAT_VERSION, isEncrypted } from '../model/config.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
 import { decodeTree } from '../model/tree.js';
 import type { Node } from '../model/node.js';
 import { type Gear, makeGear } from '../store/chunker.js';
 import { ObjectStore } from '../store/object-store.js';
+import { PLAIN } from '../store/object-codec.js';
 import { readPackHeader, packIdFromName } from '../store/pack.js';
 import { LevelIndex } from '../index/level-index.js';
 import { TaskPool } from '../core/pool.js';
@@ -58,6 +62,23 @@ export interface RepoOptions {
   owner?: OwnerPolicy;
   /** A repository on remote storage: its backend, and where the local cache of its index goes. */
   remote?: RemoteStorage;
+  /**
+   * The password of an encrypted repository, asked for only when the repository is encrypted
+   * (the CLI's password sources, cli/password.ts). Absent: opening an encrypted one fails.
+   */
+  password?: () => Promise<Buffer>;
+  /**
+   * Keys this process opened before (the UI opens the repository again after idle stretches):
+   * used instead of asking again when they belong to this repository's config id.
+   */
+  opened?: { repoId: string; unlocked: Unlocked };
+  /**
+   * Where an encrypted repository keeps its LevelDB index: `<indexCache>/<repository id>`, outside
+   * the repository (the index holds source paths and snapshot records in the clear).
+   */
+  indexCache?: string;
+  /** init only: create an encrypted repository (format 2) whose first key opens with this password. */
+  encrypt?: { password: Buffer; scrypt?: { N: number; r: number; p: number } };
 }
 
 /** A repository that is not a local folder (cli/storage.ts makes these from `s3:` and `sftp:` locations). */
@@ -76,10 +97,29 @@ export function remoteCacheDir(cacheRoot: string, repoId: string): string {
   return path.join(cacheRoot, name);
 }
 
+/** Object ids of a repository: SHA-256 (format 1) or HMAC-SHA256 under the secret id key (format 2). */
+export type IdHash = (data: Uint8Array) => Buffer;
+
+export function idHashOf(unlocked: Unlocked | undefined): IdHash {
+  if (!unlocked) return sha256;
+  const key = unlocked.master.idKey;
+  return (data) => hmacSha256(key, data);
+}
+
 function storage(abs: string, o: RepoOptions): Backend {
   const inner: Backend = o.remote ? o.remote.backend : o.backend ? o.backend(abs) : new LocalBackend(abs);
   const b = o.wrap ? o.wrap(inner) : inner;
   return o.appendOnly && !b.appendOnly ? new AppendOnlyBackend(b) : b;
+}
+
+/**
+ * The index folder of an encrypted repository: in the local cache, never in the repository. Named
+ * by the repository's id and its location: two copies of one repository (a mirror, a restored
+ * copy) have the same id but not the same objects, and must never share an index.
+ */
+function encryptedIndexDir(o: RepoOptions, repoId: string, abs: string): string {
+  if (!o.indexCache) throw new SnapError('SNAP_INTERNAL', 'an encrypted repository was opened without a folder for its index');
+  return path.join(o.indexCache, `${repoId}-${toHex(sha256(Buffer.from(abs))).slice(0, 16)}`, INDEX_DIR);
 }
 
 export const DEFAULT_CHUNKER = { minSize: 512 * 1024, avgSize: 1024 * 1024, maxSize: 8 * 1024 * 1024 };
@@ -94,6 +134,8 @@ const TREE_CACHE_ENTRIES = 200_000;
 export class Repository {
   readonly objects: ObjectStore;
   readonly gear: Gear;
+  /** How object ids are computed in this repository. */
+  readonly hashId: IdHash;
   private treeCache = new Map<string, Node[]>();
   private cachedEntries = 0;
   /** The repository lock taken for RepoOptions.lock, released by close(). */
@@ -109,13 +151,22 @@ export class Repository {
     readonly index: LevelIndex,
     readonly sink: ProgressSink,
     readonly clock: Clock,
+    /** The master keys of an encrypted repository and the key file that opened them. */
+    readonly unlocked?: Unlocked,
   ) {
-    this.gear = makeGear(config.chunker);
+    this.gear = makeGear(unlocked ? { ...config.chunker, gearSeed: unlocked.master.gearSeed } : config.chunker);
+    this.hashId = idHashOf(unlocked);
     this.objects = new ObjectStore(backend, index, {
       codec: config.compression.codec,
       level: config.compression.level,
       packSize: config.packSize,
+      // Plain data: worker threads (restore's writers) get a copy of it.
+      codecContext: unlocked ? { idKey: Uint8Array.from(unlocked.master.idKey) } : PLAIN,
     });
+  }
+
+  get encrypted(): boolean {
+    return this.unlocked !== undefined;
   }
   /** Append-only use: the storage cannot delete (a capability of the backend, or --append-only). */
   get appendOnly(): boolean {
@@ -152,22 +203,45 @@ export class Repository {
       await fsp.chmod(fsPath(abs), 0o700);
     }
     const clock = o.clock ?? systemClock;
-    const config: RepoConfig = {
-      format: 'snap-repository',
-      version: FORMAT_VERSION,
-      id: randomHex(16),
-      created: clock.now().toISOString(),
-      hash: 'sha256',
-      chunker: { algorithm: 'fastcdc-gear32-nc2', ...DEFAULT_CHUNKER, gearSeed: randomHex(32) },
-      compression: { codec: 'zstd', level: 3 },
-      packSize: DEFAULT_PACK_SIZE,
-      ...overrides,
-    };
-    const backend = storage(abs, o);
+    const id = randomHex(16);
+    const created = clock.now().toISOString();
+    const config: RepoConfig = o.encrypt
+      ? {
+          format: 'snap-repository',
+          version: ENCRYPTED_FORMAT_VERSION,
+          id,
+          created,
+          hash: 'hmac-sha256',
+          chunker: { algorithm: 'fastcdc-gear32-nc2', ...DEFAULT_CHUNKER },
+          compression: { codec: 'zstd', level: 3 },
+          packSize: DEFAULT_PACK_SIZE,
+          encryption: ENCRYPTION,
+          ...overrides,
+        }
+      : {
+          format: 'snap-repository',
+          version: FORMAT_VERSION,
+          id,
+          created,
+          hash: 'sha256',
+          chunker: { algorithm: 'fastcdc-gear32-nc2', ...DEFAULT_CHUNKER, gearSeed: randomHex(32) },
+          compression: { codec: 'zstd', level: 3 },
+          packSize: DEFAULT_PACK_SIZE,
+          ...overrides,
+        };
+    let backend = storage(abs, o);
+    let unlocked: Unlocked | undefined;
+    if (o.encrypt) {
+      // The key file first: a config without one could never be opened.
+      const master = newMasterKeys();
+      const keyId = await addKey(backend, config.id, master, o.encrypt.password, { now: clock.now(), scrypt: o.encrypt.scrypt });
+      unlocked = { master, keyId };
+      backend = new EncryptedBackend(backend, master);
+    }
     if (!(await backend.putIfAbsent(CONFIG, encodeConfig(config)))) {
       throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
     }
-    return Repository.openWith(abs, backend, config, { ...o, lockWaitMs: o.lockWaitMs ?? 0 }, true);
+    return Repository.openWith(abs, backend, config, { ...o, lockWaitMs: o.lockWaitMs ?? 0 }, true, unlocked);
   }
 
   static async open(root: string, o: RepoOptions): Promise<Repository> {
@@ -217,7 +291,20 @@ export class Repository {
       if (o.remote) await backend.close().catch(() => {});
       throw e;
     }
-    return Repository.openWith(abs, backend, config, o);
+    if (!isEncrypted(config)) return Repository.openWith(abs, backend, config, o);
+    if (o.opened && o.opened.repoId === config.id) {
+      return Repository.openWith(abs, new EncryptedBackend(backend, o.opened.unlocked.master), config, o, false, o.opened.unlocked);
+    }
+    // The password is tried before anything else is read, locked or written.
+    if (!o.password) throw new SnapError('SNAP_NO_PASSWORD', `the repository at ${shown} is encrypted and no password was given`);
+    const password = await o.password();
+    let unlocked: Unlocked;
+    try {
+      unlocked = await unlock(backend, config.id, password);
+    } finally {
+      password.fill(0);
+    }
+    return Repository.openWith(abs, new EncryptedBackend(backend, unlocked.master), config, o, false, unlocked);
   }
 
   /**
@@ -225,7 +312,7 @@ export class Repository {
    * (index/shared-kv.ts): as its owner, rebuilding it first when it is incomplete or damaged, or
    * as a client of the process that owns it. Then the snapshot list is reconciled with storage.
    */
-  private static async openWith(abs: string, backend: Backend, config: RepoConfig, o: RepoOptions, created = false): Promise<Repository> {
+  private static async openWith(abs: string, backend: Backend, config: RepoConfig, o: RepoOptions, created = false, unlocked?: Unlocked): Promise<Repository> {
     const clock = o.clock ?? systemClock;
     const host = o.host ?? currentHost();
     const command = o.command ?? 'snap';
@@ -241,7 +328,7 @@ export class Repository {
     let repo: Repository | undefined;
     const localRoot = o.remote ? undefined : abs;
     try {
-      let indexDir = path.join(abs, INDEX_DIR);
+      let indexDir = unlocked ? encryptedIndexDir(o, config.id, abs) : path.join(abs, INDEX_DIR);
       if (o.remote) {
         // The index of a remote repository: in this user's cache folder, never on the remote.
         const cacheDir = remoteCacheDir(o.remote.cacheRoot, config.id);
@@ -258,7 +345,7 @@ export class Repository {
         signal: o.signal,
         limits: objectLimits(config.chunker.maxSize),
         owner: { pid: host.pid, host: host.hostname, command },
-        prepare: (index: LevelIndex) => (repo ?? new Repository(abs, localRoot, backend, config, index, o.sink, clock)).prepareIndex(created),
+        prepare: (index: LevelIndex) => (repo ?? new Repository(abs, localRoot, backend, config, index, o.sink, clock, unlocked)).prepareIndex(created),
       };
       let index: LevelIndex;
       try {
@@ -270,7 +357,7 @@ export class Repository {
         await LevelIndex.destroy(indexDir);
         index = await LevelIndex.openShared(indexDir, opts);
       }
-      repo = new Repository(abs, localRoot, backend, config, index, o.sink, clock);
+      repo = new Repository(abs, localRoot, backend, config, index, o.sink, clock, unlocked);
       repo.lock = lock;
     } catch (e) {
       await lock?.release().catch(() => {});
@@ -279,6 +366,9 @@ export class Repository {
     }
     try {
       await repo.reconcileSnapshots();
+      // An encrypted repository's index is local to this host (it lives in the cache): packs other
+      // hosts wrote or deleted since are taken in here, as snapshot records are above.
+      if (unlocked && localRoot !== undefined) await repo.reconcilePacks(); // a remote index catches up in prepareIndex
     } catch (e) {
       if (!isSnapError(e, 'SNAP_CORRUPT')) {
         await repo.close();
@@ -444,6 +534,37 @@ export class Repository {
   private async autoRebuild(quiet = false): Promise<void> {
     const r = await this.rebuildIndex();
     if (!quiet || r.packs + r.snapshots > 0) this.sink.info?.(`index rebuilt: ${r.packs} packs, ${r.objects} objects, ${r.snapshots} snapshots`);
+  }
+
+  /**
+   * Make the index's packs equal to the packs in storage: read the header of every pack it does
+   * not know, forget every pack that is gone. For an index that is not the only one (an encrypted
+   * repository's, kept per host in the cache): another host's backups add packs and its gc deletes
+   * them. A listing of data/ and one header read per new pack.
+   */
+  async reconcilePacks(): Promise<{ added: number; removed: number }> {
+    const known = new Set<string>();
+    for await (const p of this.index.packs()) known.add(p.id);
+    const stored = new Set<string>();
+    let added = 0;
+    for await (const blob of this.backend.list(DATA)) {
+      const packId = packIdFromName(blob.name);
+      if (!packId) continue;
+      stored.add(packId);
+      if (known.has(packId)) continue;
+      try {
+        await this.index.addPack(packId, blob.size, await readPackHeader(this.backend, packId));
+        added++;
+      } catch (e) {
+        if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+        // Said as a notice, not a warning: it would come with every command until 'snap repair'.
+        this.sink.info?.(`pack ${packId.slice(0, 12)} left out of the index: ${e.message} ('snap check --read-data' reports it, 'snap repair' moves it aside)`);
+      }
+    }
+    const gone = new Set([...known].filter((id) => !stored.has(id)));
+    if (gone.size > 0) await this.index.removePacks(gone);
+    if (added > 0 || gone.size > 0) await this.index.sync();
+    return { added, removed: gone.size };
   }
 
   /** Make the index's snapshot list equal to the snapshot records in storage. */
