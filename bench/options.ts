@@ -14,7 +14,7 @@ export interface BenchOptions {
 export const USAGE = `usage: npm run bench -- [options]
   --work DIR            work folder: corpus, copies, repositories, logs ($SNAP_BENCH_DIR, default /tmp/snap-bench)
   --rounds N            rounds, each running every tool once ($SNAP_BENCH_ROUNDS, default 2)
-  --tools LIST          comma-separated, in round-1 order ($SNAP_BENCH_TOOLS, default snap,restic,borg)
+  --tools LIST          comma-separated, in round-1 order ($SNAP_BENCH_TOOLS, default snap-enc,snap,restic,borg)
   --skip TOOL           leave a tool out (repeatable)
   --big-mib N           size of each of the corpus's three big files ($SNAP_BENCH_BIG_MIB, default 192)
   --corpus-digest HEX   refuse a corpus whose manifest digest differs
@@ -46,7 +46,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   return {
     work: v.work ?? env.SNAP_BENCH_DIR ?? '/tmp/snap-bench',
     rounds: positive('--rounds', v.rounds ?? env.SNAP_BENCH_ROUNDS ?? '2'),
-    tools: (v.tools ?? env.SNAP_BENCH_TOOLS ?? 'snap,restic,borg').split(',').map((t) => t.trim()).filter((t) => t && !skip.has(t)),
+    tools: (v.tools ?? env.SNAP_BENCH_TOOLS ?? 'snap-enc,snap,restic,borg').split(',').map((t) => t.trim()).filter((t) => t && !skip.has(t)),
     bigMib: positive('--big-mib', v['big-mib'] ?? env.SNAP_BENCH_BIG_MIB ?? '192'),
     corpusDigest: v['corpus-digest'],
     reportOnly: v['report-only'] === true,

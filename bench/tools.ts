@@ -40,7 +40,7 @@ export interface ToolDriver {
 const NOT_IMPLEMENTED = 'n/a (not implemented)';
 
 /** Runs a private copy of the current build (see pin.ts), made when the driver is created. */
-export function snapDriver(): ToolDriver {
+export function snapDriver(envOf: (d: RunDirs) => NodeJS.ProcessEnv = () => process.env): ToolDriver {
   const node = process.execPath;
   const SNAP_CLI = pinSnapCli('bench');
   const revision = gitRevision();
@@ -52,14 +52,14 @@ export function snapDriver(): ToolDriver {
     name: 'snap',
     missing: () => '',
     version: () => `${capture(node, [SNAP_CLI, '--version']).trim()} (${revision})`,
-    env: () => process.env,
+    env: envOf,
     init: (d) => cli(d, 'init'),
     backup: (d) => cli(d, '--quiet', 'create', d.data),
     restoreLatest: (d) => cli(d, '--quiet', 'restore', 'latest', d.restore),
     checkReadData: (d) => ifHas('check', () => cli(d, 'check', '--read-data')),
     forgetFirst: (d) =>
       ifHas('forget', () => {
-        const snaps = JSON.parse(capture(node, [SNAP_CLI, '--repo', d.repo, '--json', 'list'])) as { id: string; time: string }[];
+        const snaps = JSON.parse(capture(node, [SNAP_CLI, '--repo', d.repo, '--json', 'list'], { env: envOf(d) })) as { id: string; time: string }[];
         return cli(d, 'forget', firstByTime(snaps).id);
       }),
     gc: (d) => ifHas('gc', () => cli(d, 'gc')),
@@ -68,6 +68,24 @@ export function snapDriver(): ToolDriver {
       const index = du(path.join(d.repo, 'index'));
       return { repo: du(d.repo) - index, cache: index };
     },
+  };
+}
+
+/**
+ * snap on an encrypted repository (format 2, issue 12): the same commands with a password and the
+ * index in the run's cache folder (an encrypted repository keeps it outside the repository).
+ * The key file gets the default scrypt cost, paid once per command as a user pays it.
+ */
+export function snapEncryptedDriver(): ToolDriver {
+  const plain = snapDriver((d) => ({ ...process.env, SNAP_PASSWORD: 'bench', SNAP_CACHE_DIR: d.cache }));
+  return {
+    ...plain,
+    name: 'snap-enc',
+    init: (d) => {
+      const c = plain.init(d);
+      return { cmd: c.cmd, args: [...c.args, '--encrypt'] };
+    },
+    sizes: (d, du) => ({ repo: du(d.repo), cache: du(d.cache) }),
   };
 }
 
@@ -145,4 +163,4 @@ function firstByTime<T extends { time: string }>(snaps: T[]): T {
   return first;
 }
 
-export const ALL_TOOLS: Record<string, () => ToolDriver> = { snap: snapDriver, restic: resticDriver, borg: borgDriver };
+export const ALL_TOOLS: Record<string, () => ToolDriver> = { 'snap-enc': snapEncryptedDriver, snap: snapDriver, restic: resticDriver, borg: borgDriver };

@@ -344,10 +344,10 @@ describe('defect 7: read-only commands never create repositories', () => {
 describe('defect 8: --repo with a scheme', () => {
   it('an unsupported scheme is a usage error listing the supported ones, never a folder', () => {
     const cwd = tmpDir();
-    for (const loc of ['s3:http://host/bucket', 'sftp:user@host:/srv/repo', 'rest:http://x/']) {
+    for (const loc of ['b2:bucket/path', 'ftp:user@host:/srv/repo', 'rest:http://x/']) {
       for (const cmd of ['init', 'list']) {
         const r = snap(['--repo', loc, cmd], { cwd });
-        expect([r.code, r.stderr], loc).toEqual([2, expect.stringMatching(/unsupported repository location .*Supported: a local folder \(DIR, or local:DIR\).*\[SNAP_USAGE\]/)]);
+        expect([r.code, r.stderr], loc).toEqual([2, expect.stringMatching(/unsupported repository location .*Supported: a local folder \(DIR or local:DIR\), s3:.*sftp:.*\[SNAP_USAGE\]/)]);
       }
       const e = snap(['create', cwd], { cwd, env: { SNAP_REPO: loc } });
       expect(e.code).toBe(2);

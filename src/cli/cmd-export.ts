@@ -124,7 +124,7 @@ async function lstatOrUndefined(p: string): Promise<Stats | undefined> {
 async function toFile(r: Run, dest: string, output: string, force: boolean): Promise<{ result: ExportResult; size: number }> {
   const dir = path.dirname(dest);
   const tmp = path.join(dir, `.${path.basename(dest)}.snap-tmp-${randomHex(6)}`);
-  const mode = await archiveMode(r.repo.root);
+  const mode = await archiveMode(r.repo.localRoot);
   // Ctrl-C (interrupt.ts): the stream is destroyed, which fails the writer's pending write; a
   // second signal ends the process at once, after removing the temp file.
   const signal = r.ctx.signal;
@@ -172,8 +172,8 @@ async function toFile(r: Run, dest: string, output: string, force: boolean): Pro
  * An archive holds what the repository holds: it is created no more open than the repository's
  * folder (an owner-only repository gives a 0600 archive, whatever the umask; issue 20).
  */
-async function archiveMode(repoRoot: string): Promise<number> {
-  const st = await fsp.stat(fsPath(repoRoot)).catch(() => undefined);
+async function archiveMode(repoRoot: string | undefined): Promise<number> {
+  const st = repoRoot === undefined ? undefined : await fsp.stat(fsPath(repoRoot)).catch(() => undefined);
   return st ? st.mode & 0o666 & ((st.mode & 0o777) | 0o600) : 0o600;
 }
 

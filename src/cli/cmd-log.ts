@@ -6,7 +6,10 @@ import type { Command } from 'commander';
 import { SnapError, isSnapError } from '../core/errors.js';
 import { displayPath } from '../core/bytes.js';
 import { shortId } from '../core/ids.js';
-import { decodeConfig } from '../model/config.js';
+import { decodeConfig, isEncrypted } from '../model/config.js';
+import type { Backend } from '../backend/backend.js';
+import { EncryptedBackend } from '../backend/encrypted.js';
+import { unlock } from '../repo/keys.js';
 import type { LogRecord } from '../model/oplog.js';
 import { CONFIG } from '../repo/layout.js';
 import { readLog } from '../repo/oplog.js';
@@ -48,16 +51,27 @@ function resultColumn(r: LogRecord): string {
 
 async function showLog(ctx: Ctx, o: { since?: string }): Promise<void> {
   const since = o.since !== undefined ? dateOption('--since', o.since, cliNow(systemClock), 'start') : undefined;
-  const root = path.resolve(ctx.repoPath().path);
-  const backend = repoStorage(root);
+  const { location } = ctx.repoPath();
+  const root = location.kind === 'local' ? path.resolve(location.path) : location.path;
+  const backend = repoStorage(location);
   try {
+    let config;
     try {
-      decodeConfig(await backend.get(CONFIG), root);
+      config = decodeConfig(await backend.get(CONFIG), root);
     } catch (e) {
       if (isSnapError(e, 'SNAP_MISSING_OBJECT')) throw new SnapError('SNAP_NO_REPO', `no repository at ${displayPath(root)}`);
       throw e;
     }
-    const entries = await readLog(backend, { since, signal: ctx.signal });
+    let reader: Backend = backend;
+    if (isEncrypted(config)) {
+      const pw = await ctx.repoOptions().password!();
+      try {
+        reader = new EncryptedBackend(backend, (await unlock(backend, config.id, pw)).master);
+      } finally {
+        pw.fill(0);
+      }
+    }
+    const entries = await readLog(reader, { since, signal: ctx.signal });
     let damaged = 0;
     for (const e of entries) {
       if (e.damage) {

@@ -3,6 +3,7 @@
 // no daemon: the scheduler starts an ordinary `snap create`, whose result the operation log and
 // the hooks report.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { displayPath, hasEscapedBytes } from '../core/bytes.js';
@@ -48,6 +49,10 @@ function scheduledArgv(ctx: Ctx, command: string[]): string[] {
   const appendOnly = ctx.opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
   if (appendOnly) globals.push('--append-only');
   globals.push('--lock-wait', ctx.opts.lockWait ?? SCHEDULED_LOCK_WAIT);
+  // An encrypted repository's password source (a file's path or a command, never the password):
+  // the scheduled run reads it when it starts.
+  if (ctx.opts.passwordFile !== undefined) globals.push('--password-file', path.resolve(ctx.cwd, ctx.opts.passwordFile));
+  if (ctx.opts.passwordCommand !== undefined) globals.push('--password-command', ctx.opts.passwordCommand);
   return [process.execPath, script, ...globals, ...command];
 }
 

@@ -124,7 +124,9 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
       throw fromSystemError(e, `source ${displayPath(s)}`);
     }
   }
-  const repoRoot = path.resolve(ctx.repoPath().path);
+  // The repository's folder is never watched (a backup writes there); a remote one has none here.
+  const { location } = ctx.repoPath();
+  const ignored = location.kind === 'local' ? [path.resolve(location.path)] : [];
   const args = rawArgv(process.argv).slice(2);
   const signal = ctx.signal;
 
@@ -172,7 +174,7 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
   const watchAll = async (): Promise<void> => {
     rewatch = false;
     await watcher?.close();
-    watcher = await startWatcher(sources, [repoRoot], handlers);
+    watcher = await startWatcher(sources, ignored, handlers);
     const now = watcher.unwatched.join('\0');
     if (now !== saidUnwatched) {
       for (const u of watcher.unwatched) {

@@ -4,15 +4,19 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { currentHost } from '../core/host.js';
-import { Repository } from '../repo/repository.js';
+import { type RepoOptions, Repository } from '../repo/repository.js';
+import type { Unlocked } from '../repo/keys.js';
+import { repositoryPassword } from './password.js';
 import type { OwnerPolicy } from '../repo/ownership.js';
 import { DEFAULT_LOCK_WAIT_MS, type LockKind, RepoLock } from '../repo/lock.js';
-import { parseRepoLocation } from '../repo/location.js';
+import { parseRepoLocation, type RepoLocation } from '../repo/location.js';
+import { remoteStorage } from './storage.js';
 import { makeSink, type CliSink } from './sink.js';
 import { parseWaitMs } from './parse.js';
 import { rawCwd } from './argv.js';
 import { type Interrupts, writeOut } from './interrupt.js';
 import { displayPath } from '../core/bytes.js';
+import { SnapError } from '../core/errors.js';
 import { type Changes, noChanges, RecordingBackend } from '../backend/recording.js';
 import type { Backend } from '../backend/backend.js';
 
@@ -24,6 +28,8 @@ export interface GlobalOptions {
   lockWait?: string;
   appendOnly?: boolean;
   trustOwner?: boolean;
+  passwordFile?: string;
+  passwordCommand?: string;
 }
 
 export interface Ctx {
@@ -43,15 +49,33 @@ export interface Ctx {
   interrupts: Interrupts;
   /** The working directory, lossless (argv.ts); relative paths on the command line are relative to it. */
   cwd: string;
-  repoPath(): { path: string; isDefault: boolean };
+  /** The repository's location: `path` is its folder, or the canonical text of a remote location. */
+  repoPath(): { path: string; isDefault: boolean; location: RepoLocation };
   /**
    * Open the repository. Only `create` passes `create: true`, and only the default repository
    * (SNAP_REPO or the XDG folder) is then created when missing or empty (README); every other
    * command fails with SNAP_NO_REPO.
    */
   openRepo(o?: { create?: boolean; lock?: LockKind }): Promise<Repository>;
+  /**
+   * Open another repository than --repo (`snap copy --from-repo`), as --repo would be opened: the
+   * same lock wait and owner policy; what it writes is not this command's operation-log change.
+   */
+  openRepoAt(text: string, o?: { lock?: LockKind }): Promise<Repository>;
   /** What this command wrote to and deleted from the repository, for the operation log (cli/oplog.ts). */
   changes: Changes;
+  /** The keys of the encrypted repository this command opened (the operation log is sealed with them). */
+  unlocked?: Unlocked;
+  /** The repository options of openRepo: lock, owner policy, password source, index cache. */
+  repoOptions(o?: { lock?: LockKind }): RepoOptions;
+}
+
+/** Where encrypted repositories keep their index: SNAP_CACHE_DIR, else $XDG_CACHE_HOME/snap or ~/.cache/snap. */
+export function cacheRoot(): string {
+  const own = process.env.SNAP_CACHE_DIR;
+  if (own && path.isAbsolute(own)) return own;
+  const xdg = process.env.XDG_CACHE_HOME;
+  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache'), 'snap');
 }
 
 export function defaultRepoPath(): string {
@@ -67,6 +91,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
   const signal = interrupts.signal;
   const cwd = rawCwd();
   const changes = noChanges();
+  let openedId: string | undefined;
   const ctx: Ctx = {
     opts,
     json,
@@ -81,23 +106,54 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
     cwd,
     changes,
     repoPath() {
-      if (opts.repo !== undefined) return { path: parseRepoLocation(opts.repo, cwd).path, isDefault: false };
-      if (process.env.SNAP_REPO) return { path: parseRepoLocation(process.env.SNAP_REPO, cwd).path, isDefault: true };
-      return { path: defaultRepoPath(), isDefault: true };
+      if (opts.repo !== undefined) {
+        const location = parseRepoLocation(opts.repo, cwd);
+        return { path: location.path, isDefault: false, location };
+      }
+      if (process.env.SNAP_REPO) {
+        const location = parseRepoLocation(process.env.SNAP_REPO, cwd);
+        return { path: location.path, isDefault: true, location };
+      }
+      const p = defaultRepoPath();
+      return { path: p, isDefault: true, location: { kind: 'local', path: p } };
     },
-    async openRepo(o = {}) {
-      const { path: p, isDefault } = ctx.repoPath();
+    repoOptions(o = {}) {
+      const { path: p } = ctx.repoPath();
       // Append-only use (docs/maintenance.md): --append-only, or SNAP_APPEND_ONLY set to anything but '' or 0.
       const appendOnly = opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
       const wrap = (b: Backend) => new RecordingBackend(b, changes);
       const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
       const owner = ownerPolicy(opts, cwd);
-      const ro = { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner };
-      if (o.create && isDefault && (await Repository.isEmptyOrMissing(p))) {
+      const password = () => repositoryPassword({ file: opts.passwordFile, command: opts.passwordCommand }, cwd, displayPath(p));
+      const indexCache = path.join(cacheRoot(), 'index');
+      const opened = ctx.unlocked && openedId ? { repoId: openedId, unlocked: ctx.unlocked } : undefined;
+      return { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner, password, indexCache, opened };
+    },
+    async openRepo(o = {}) {
+      const { path: p, isDefault, location } = ctx.repoPath();
+      const remote = remoteStorage(location);
+      const ro = { ...ctx.repoOptions(o), remote };
+      if (o.create && isDefault && (await Repository.isEmptyOrMissing(p, remote))) {
+        if (remote) {
+          await remote.backend.close();
+          throw new SnapError('SNAP_NO_REPO', `no repository at ${displayPath(p)}: a remote repository is made by 'snap init' (encrypted unless it says --no-encryption)`);
+        }
         sink.info?.(`created a new repository at ${displayPath(p)}`);
         return Repository.init(p, ro);
       }
-      return Repository.open(p, ro);
+      const repo = await Repository.open(p, ro);
+      ctx.unlocked = repo.unlocked;
+      openedId = repo.config.id;
+      return repo;
+    },
+    async openRepoAt(text, o = {}) {
+      const location = parseRepoLocation(text, cwd);
+      const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
+      const remote = remoteStorage(location);
+      // An encrypted source is opened with the same password sources as --repo (one password for both).
+      const password = () => repositoryPassword({ file: opts.passwordFile, command: opts.passwordCommand }, cwd, displayPath(location.path));
+      const indexCache = path.join(cacheRoot(), 'index');
+      return Repository.open(location.path, { sink, lockWaitMs, signal, lock, command: ctx.command, host: ctx.host, owner: ownerPolicy(opts, cwd), remote, password, indexCache });
     },
   };
   return ctx;

@@ -25,13 +25,15 @@ import { useZstd, ZSTD_KINDS, type ZstdKind } from '../store/zstd.js';
 import { recordOperation } from './oplog.js';
 import { registerLog } from './cmd-log.js';
 import { registerSchedule } from './cmd-schedule.js';
+import { registerCopy } from './cmd-copy.js';
+import { registerKey } from './cmd-key.js';
 import { registerWatch } from './cmd-watch.js';
 
 /**
- * Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings,
+ * Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings, 4 wrong password,
  * 130 interrupted by a signal, 141 standard output closed by its reader.
  */
-export const EXIT = { ok: 0, error: 1, usage: 2, partial: 3, interrupted: EXIT_INTERRUPTED, outputClosed: EXIT_OUTPUT_CLOSED } as const;
+export const EXIT = { ok: 0, error: 1, usage: 2, partial: 3, wrongPassword: 4, interrupted: EXIT_INTERRUPTED, outputClosed: EXIT_OUTPUT_CLOSED } as const;
 
 function report(e: unknown, debug: boolean): number {
   // The reader of our output went away (`snap ls | head`): stop quietly, as other programs do.
@@ -39,7 +41,7 @@ function report(e: unknown, debug: boolean): number {
   if (e instanceof SnapError) {
     process.stderr.write(`snap: ${terminalSafe(e.message)} [${e.code}]\n`);
     if (debug && e.stack) process.stderr.write(`${e.stack}\n${e.cause instanceof Error ? `caused by: ${e.cause.stack}\n` : ''}`);
-    return e.code === 'SNAP_USAGE' ? EXIT.usage : e.code === 'SNAP_INTERRUPTED' ? EXIT.interrupted : EXIT.error;
+    return e.code === 'SNAP_USAGE' ? EXIT.usage : e.code === 'SNAP_WRONG_PASSWORD' ? EXIT.wrongPassword : e.code === 'SNAP_INTERRUPTED' ? EXIT.interrupted : EXIT.error;
   }
   const msg = e instanceof Error ? e.message : String(e);
   process.stderr.write(`snap: internal error: ${terminalSafe(msg)} [SNAP_INTERNAL]${debug ? '' : ' (run with --debug for details)'}\n`);
@@ -64,12 +66,14 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   const program = new Command('snap')
     .description('content-addressed, deduplicating snapshots of your files')
     .version(VERSION)
-    .option('-r, --repo <dir>', 'repository (default: $SNAP_REPO, else $XDG_DATA_HOME/snap or ~/.local/share/snap)')
+    .option('-r, --repo <repo>', 'repository: a folder, s3:https://HOST/BUCKET[/PREFIX] or sftp:USER@HOST/PATH (default: $SNAP_REPO, else $XDG_DATA_HOME/snap or ~/.local/share/snap)')
     .option('--json', 'print results as JSON')
     .option('-q, --quiet', 'print only warnings, errors and results')
     .option('--append-only', 'never delete or replace anything in the repository (also SNAP_APPEND_ONLY=1): forget, gc, repair and tag refuse')
     .option('--lock-wait <duration>', 'how long to wait for another snap process using the repository (e.g. 30s, 5m)')
     .option('--trust-owner', "open a repository owned by another user (also SNAP_TRUSTED_REPOS=DIR:DIR...); refused by default, as git refuses one")
+    .option('--password-file <file>', "an encrypted repository's password: the first line of FILE (also SNAP_PASSWORD, --password-command, or asked on a terminal)")
+    .option('--password-command <cmd>', "an encrypted repository's password: what CMD prints (run by /bin/sh)")
     .option('--debug', 'show stack traces of errors')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(usageLine(s)) });
@@ -102,6 +106,8 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   registerUi(program, run);
   registerLog(program, run);
   registerSchedule(program, run);
+  registerCopy(program, run);
+  registerKey(program, run);
   registerWatch(program, run);
   // Every command and subcommand: commander's errors come back here instead of exiting, and are
   // printed in snap's form.

@@ -7,7 +7,12 @@ import * as path from 'node:path';
 import { SnapError } from '../core/errors.js';
 import { fsPath } from '../core/bytes.js';
 import { LocalBackend } from '../backend/local.js';
+import type { Backend } from '../backend/backend.js';
+import type { RepoLocation } from '../repo/location.js';
+import { remoteBackend } from './storage.js';
 import { AppendOnlyBackend } from '../backend/append-only.js';
+import { EncryptedBackend } from '../backend/encrypted.js';
+import { decodeConfig, isEncrypted } from '../model/config.js';
 import { CONFIG } from '../repo/layout.js';
 import { appendLogRecord } from '../repo/oplog.js';
 import { type LogRecord, redactArgs, resultOf } from '../model/oplog.js';
@@ -16,14 +21,14 @@ import { VERSION } from './version.js';
 
 /**
  * The repository's storage without its index, for writing and reading the log: the same kind of
- * backend Repository.open uses (today a local folder; a remote location must map here too).
+ * backend Repository.open uses (a local folder, or the remote backend of an s3: or sftp: location).
  */
-export function repoStorage(root: string): LocalBackend {
-  return new LocalBackend(root);
+export function repoStorage(location: RepoLocation): Backend {
+  return location.kind === 'local' ? new LocalBackend(path.resolve(location.path)) : remoteBackend(location);
 }
 
 /** Commands that change the repository: each run is logged, whether it succeeded or not. */
-export const LOGGED_COMMANDS = new Set(['init', 'create', 'forget', 'gc', 'repair', 'tag', 'rewrite', 'index rebuild']);
+export const LOGGED_COMMANDS = new Set(['init', 'create', 'forget', 'gc', 'repair', 'tag', 'rewrite', 'index rebuild', 'copy']);
 
 /** The error a failed command ended with, as the log records it (the code users see). */
 function errorOf(e: unknown): { code: string; message: string } | undefined {
@@ -64,19 +69,27 @@ export function buildRecord(ctx: Ctx, args: string[], start: Date, end: Date, ex
  */
 export async function recordOperation(ctx: Ctx, args: string[], start: Date, exitCode: number, error: unknown, o: { always?: boolean } = {}): Promise<void> {
   if (!o.always && !LOGGED_COMMANDS.has(ctx.command) && !ctx.changes.changed) return;
-  let root: string;
+  let location: RepoLocation;
   try {
-    root = ctx.repoPath().path;
+    location = ctx.repoPath().location;
   } catch {
     return; // an unusable --repo: the command failed before touching any repository
   }
-  const abs = path.resolve(root);
-  if (!fs.existsSync(fsPath(path.join(abs, CONFIG)))) return;
+  if (location.kind === 'local' && !fs.existsSync(fsPath(path.join(path.resolve(location.path), CONFIG)))) return;
   const record = buildRecord(ctx, args, start, new Date(), exitCode, error);
-  let backend: LocalBackend | undefined;
+  let backend: Backend | undefined;
   try {
-    backend = repoStorage(abs);
-    await appendLogRecord(new AppendOnlyBackend(backend), record);
+    backend = repoStorage(location);
+    // A remote repository is asked whether it is one (a failed init or open leaves nothing there).
+    if (location.kind !== 'local' && !(await backend.exists(CONFIG))) return;
+    let target: Backend = backend;
+    // An encrypted repository's log records are sealed like everything else (docs/format.md,
+    // "Format 2"); a command that never opened its keys (a wrong password) cannot log.
+    if (isEncrypted(decodeConfig(await backend.get(CONFIG), location.path))) {
+      if (!ctx.unlocked) return;
+      target = new EncryptedBackend(backend, ctx.unlocked.master);
+    }
+    await appendLogRecord(new AppendOnlyBackend(target), record);
   } catch (e) {
     ctx.sink.warn?.({
       code: e instanceof SnapError ? e.code : 'SNAP_IO',

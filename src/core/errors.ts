@@ -24,6 +24,8 @@ export const ErrorCodes = {
   SNAP_HOST_KEY: "ssh refused the server's host key: not in known_hosts, or different from the one there",
   SNAP_TOO_LARGE: 'a directory or object is larger than snap stores (docs/security.md, "Limits")',
   SNAP_FOREIGN_REPO: 'the repository, or its index, belongs to another user and is not trusted (--trust-owner, SNAP_TRUSTED_REPOS)',
+  SNAP_NO_PASSWORD: 'the repository is encrypted and no password could be had (none given, an empty password file, a password command that failed)',
+  SNAP_WRONG_PASSWORD: 'the password opens none of the key files of the encrypted repository (exit code 4)',
   SNAP_INTERNAL: 'a bug in snap',
 } as const;
 

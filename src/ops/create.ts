@@ -9,7 +9,6 @@ import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
 import { displayName, displayPath, fsEncode, fsPath, joinPath } from '../core/bytes.js';
 import { createHash } from 'node:crypto';
-import { sha256 } from '../core/ids.js';
 import type { HostInfo } from '../core/host.js';
 import type { ProgressCounters, ProgressSink } from '../core/progress.js';
 import { compileExcludes, type ExcludeRule, isExcluded, needsAbsolute, unmatched } from '../model/exclude.js';
@@ -239,8 +238,9 @@ class Archiver {
     this.rules = compileExcludes(o.excludes ?? []);
     this.absRules = needsAbsolute(this.rules);
     this.tagNames = [...new Set([...(o.excludeIfPresent ?? []), ...(o.excludeCaches ? [CACHEDIR_TAG] : [])])].map((n) => fsEncode(n));
-    const st = fs.statSync(fsPath(repo.root), { bigint: true });
-    this.repoId = { dev: st.dev, ino: st.ino };
+    // The repository's own folder is skipped when backed up into itself (remote storage has none here).
+    const st = repo.localRoot === undefined ? undefined : fs.statSync(fsPath(repo.localRoot), { bigint: true });
+    this.repoId = st && { dev: st.dev, ino: st.ino };
     this.chunker = new FileChunker(-1, repo.gear);
     // The previous backup of the same paths tells how much there is: a percentage and an ETA.
     if (parent) this.progress.totalBytes = parent.summary.totalBytes;
@@ -481,7 +481,7 @@ class Archiver {
     const name = fsEncode(s.name);
     for await (const c of streamChunks(this.repo.gear, s.data, total)) {
       this.o.signal?.throwIfAborted();
-      const id = sha256(c);
+      const id = this.repo.hashId(c);
       chunks.push(id);
       await this.repo.objects.add('blob', c, id);
       this.progress.bytes = total.bytes;
@@ -576,7 +576,7 @@ class Archiver {
         this.o.signal?.throwIfAborted();
         this.progress.bytes += c.length;
         this.summary.bytesRead += c.length;
-        const id = sha256(c);
+        const id = this.repo.hashId(c);
         chunks.push(id);
         await this.repo.objects.add('blob', c, id);
       }

@@ -2,7 +2,8 @@
 // `log/` must parse. A damaged record holds no backup data, but it is damage in storage like any
 // other, so check reports it; repair moves it to `quarantine/log/` (copied there durably before it
 // leaves `log/`), as it does with damaged snapshot records.
-import { isSnapError } from '../core/errors.js';
+import { isSnapError, SnapError } from '../core/errors.js';
+import { copyAsStored, getForSalvage } from '../backend/encrypted.js';
 import type { Backend } from '../backend/backend.js';
 import { decodeLogRecord } from '../model/oplog.js';
 import { QUARANTINE } from '../repo/layout.js';
@@ -25,20 +26,22 @@ export async function checkLog(backend: Pick<Backend, 'list' | 'get'>, signal?: 
  * still does not parse moves. Returns the names moved (or, in a dry run, that would move).
  */
 export async function quarantineLog(
-  backend: Pick<Backend, 'get' | 'put' | 'delete'>,
+  backend: Backend,
   damaged: DamagedLogRecord[],
   o: { dryRun?: boolean; beforeDelete?(): Promise<void> | void },
 ): Promise<DamagedLogRecord[]> {
   const moved: DamagedLogRecord[] = [];
   for (const d of damaged) {
     let bytes: Buffer;
+    let sealDamage = 0;
     try {
-      bytes = await backend.get(d.name);
+      ({ bytes, damaged: sealDamage } = await getForSalvage(backend, d.name));
     } catch (e) {
       if (isSnapError(e, 'SNAP_MISSING_OBJECT')) continue;
       throw e;
     }
     try {
+      if (sealDamage > 0) throw new SnapError('SNAP_CORRUPT', `${d.name} failed authentication`);
       decodeLogRecord(bytes, d.name);
       continue; // it reads now: the check met a failed read, not damage
     } catch (e) {
@@ -46,7 +49,7 @@ export async function quarantineLog(
     }
     moved.push(d);
     if (o.dryRun) continue;
-    await backend.put(`${QUARANTINE}${d.name}`, bytes);
+    await copyAsStored(backend, d.name, `${QUARANTINE}${d.name}`, bytes);
     await o.beforeDelete?.();
     await backend.delete(d.name);
   }

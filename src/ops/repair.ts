@@ -13,8 +13,9 @@
 //     (its intact content lives on in the replacement).
 // Damaged snapshot records cannot be replaced: they move to `quarantine/snapshots/`.
 import { displayName } from '../core/bytes.js';
-import { isSnapError } from '../core/errors.js';
-import { sha256, toHex } from '../core/ids.js';
+import { isSnapError, SnapError } from '../core/errors.js';
+import { copyAsStored, getForSalvage } from '../backend/encrypted.js';
+import { toHex } from '../core/ids.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
@@ -159,7 +160,9 @@ async function salvagePacks(repo: Repository, check: CheckReport, o: RepairOptio
   for (const [id, reason] of packs) {
     let bytes: Buffer;
     try {
-      bytes = await repo.backend.get(packName(id));
+      // An encrypted pack comes back with its damaged segments as zeros: the objects in them fail
+      // their verification below, the others are salvaged.
+      bytes = (await getForSalvage(repo.backend, packName(id))).bytes;
     } catch (e) {
       // Gone: the rebuilt index no longer lists it, so its objects are missing, not salvageable.
       // Any other failure to read cannot be told from damage: stop rather than drop files.
@@ -199,7 +202,7 @@ async function salvagePacks(repo: Repository, check: CheckReport, o: RepairOptio
   await rewriter.flush();
   await repo.index.sync();
   for (const { id, bytes } of salvaged) {
-    await repo.backend.put(`${QUARANTINE}${packName(id)}`, bytes);
+    await copyAsStored(repo.backend, packName(id), `${QUARANTINE}${packName(id)}`, bytes);
     await o.beforeDelete?.();
     await repo.index.removePacks(new Set([id]));
     await repo.index.sync();
@@ -215,13 +218,15 @@ async function quarantineRecords(repo: Repository, check: CheckReport, o: Repair
     const name = snapshotName(p.snapshot);
     // Read it again: only a record that is still there and still does not decode is damage.
     let bytes: Buffer;
+    let sealDamage = 0;
     try {
-      bytes = await repo.backend.get(name);
+      ({ bytes, damaged: sealDamage } = await getForSalvage(repo.backend, name));
     } catch (e) {
       if (isSnapError(e, 'SNAP_MISSING_OBJECT')) continue;
       throw e;
     }
     try {
+      if (sealDamage > 0) throw new SnapError('SNAP_CORRUPT', `snapshot ${p.snapshot.slice(0, 8)} failed authentication`);
       decodeSnapshot(bytes, p.snapshot);
       continue; // it reads now: the check met a failed read, not damage
     } catch (e) {
@@ -230,7 +235,7 @@ async function quarantineRecords(repo: Repository, check: CheckReport, o: Repair
     const rec = { id: p.snapshot, reason: p.message, quarantined: false };
     report.records.push(rec);
     if (o.dryRun) continue;
-    await repo.backend.put(`${QUARANTINE}${name}`, bytes);
+    await copyAsStored(repo.backend, name, `${QUARANTINE}${name}`, bytes);
     await o.beforeDelete?.();
     await repo.backend.delete(name);
     await repo.index.removeSnapshot(p.snapshot);
@@ -307,7 +312,7 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
       }
       if (count === 0) return { id: tree, removed: [], count: 0, files: 0, bytes: 0 };
       const bytes = encodeTree(kept);
-      const id = o.dryRun ? sha256(bytes) : (await repo.objects.add('tree', bytes)).id;
+      const id = o.dryRun ? repo.hashId(bytes) : (await repo.objects.add('tree', bytes)).id;
       return { id, removed, count, files, bytes: size };
     },
   };

@@ -4,7 +4,7 @@
 // record replaces the old one like a tag edit does (`original` names the first of the chain);
 // the old record stays unless asked to forget it, and only `gc` then frees the removed data.
 import { fsEncode, joinPath } from '../core/bytes.js';
-import { sha256, toHex } from '../core/ids.js';
+import { toHex } from '../core/ids.js';
 import { type ExcludeRule, isExcluded } from '../model/exclude.js';
 import type { Node } from '../model/node.js';
 import { encodeSnapshot, type StoredSnapshot } from '../model/snapshot.js';
@@ -135,7 +135,7 @@ class TreeRewriter {
     }
     if (r.removed > 0) {
       const bytes = encodeTree(kept);
-      r.id = sha256(bytes);
+      r.id = this.repo.hashId(bytes);
       if (!this.o.dryRun && (await this.repo.objects.add('tree', bytes, r.id)).added) this.written++;
     }
     this.memo.set(key, r);

@@ -1,11 +1,18 @@
 // A repository: a backend for the blobs, the config that fixes chunking and compression, the
 // object store and the LevelDB index, composed. Opening checks the index and rebuilds it when it
 // is missing or damaged; it always reconciles the snapshot list with storage (a cheap listing).
+// A local repository keeps its index in its own folder (`index/`); a remote one (S3, SFTP: any
+// Backend given as RepoOptions.remote) in a local cache folder, `<cacheRoot>/<repository id>/index`,
+// which is brought up to date with the repository's pack listing on every open (docs/remote.md).
+import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { SnapError, errnoCode, isSnapError } from '../core/errors.js';
+import { SnapError, errnoCode, fromSystemError, isSnapError } from '../core/errors.js';
 import { displayPath, fsPath } from '../core/bytes.js';
-import { randomHex, toHex } from '../core/ids.js';
+import { randomHex, sha256, toHex } from '../core/ids.js';
+import { hmacSha256 } from '../core/crypto.js';
+import { EncryptedBackend } from '../backend/encrypted.js';
+import { addKey, newMasterKeys, type Unlocked, unlock } from './keys.js';
 import type { Clock } from '../core/clock.js';
 import { AppendOnlyBackend, appendOnlyError } from '../backend/append-only.js';
 import { systemClock } from '../core/clock.js';
@@ -13,14 +20,16 @@ import { currentHost } from '../core/host.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Backend } from '../backend/backend.js';
 import { LocalBackend } from '../backend/local.js';
-import { type RepoConfig, decodeConfig, encodeConfig, FORMAT_VERSION } from '../model/config.js';
+import { type RepoConfig, decodeConfig, encodeConfig, ENCRYPTED_FORMAT_VERSION, ENCRYPTION, FORMAT_VERSION, isEncrypted } from '../model/config.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
 import { decodeTree } from '../model/tree.js';
 import type { Node } from '../model/node.js';
 import { type Gear, makeGear } from '../store/chunker.js';
 import { ObjectStore } from '../store/object-store.js';
+import { PLAIN } from '../store/object-codec.js';
 import { readPackHeader, packIdFromName } from '../store/pack.js';
 import { LevelIndex } from '../index/level-index.js';
+import { TaskPool } from '../core/pool.js';
 import { checkRepositoryOwner, type OwnerPolicy } from './ownership.js';
 import { objectLimits } from '../store/limits.js';
 import type { HostInfo } from '../core/host.js';
@@ -51,43 +60,113 @@ export interface RepoOptions {
   host?: HostInfo;
   /** Who may open a local repository (repo/ownership.ts); unchecked when absent (in-process callers). */
   owner?: OwnerPolicy;
+  /** A repository on remote storage: its backend, and where the local cache of its index goes. */
+  remote?: RemoteStorage;
+  /**
+   * The password of an encrypted repository, asked for only when the repository is encrypted
+   * (the CLI's password sources, cli/password.ts). Absent: opening an encrypted one fails.
+   */
+  password?: () => Promise<Buffer>;
+  /**
+   * Keys this process opened before (the UI opens the repository again after idle stretches):
+   * used instead of asking again when they belong to this repository's config id.
+   */
+  opened?: { repoId: string; unlocked: Unlocked };
+  /**
+   * Where an encrypted repository keeps its LevelDB index: `<indexCache>/<repository id>`, outside
+   * the repository (the index holds source paths and snapshot records in the clear).
+   */
+  indexCache?: string;
+  /** init only: create an encrypted repository (format 2) whose first key opens with this password. */
+  encrypt?: { password: Buffer; scrypt?: { N: number; r: number; p: number } };
+}
+
+/** A repository that is not a local folder (cli/storage.ts makes these from `s3:` and `sftp:` locations). */
+export interface RemoteStorage {
+  /** The repository's storage; closed with the repository. */
+  backend: Backend;
+  /** The cache folder of this user (`$XDG_CACHE_HOME/snap`): the index goes into `<cacheRoot>/<repository id>/index`. */
+  cacheRoot: string;
+  /** Run by init before anything is written: make the container (an S3 bucket) when missing. */
+  prepare?: () => Promise<void>;
+}
+
+/** The cache folder of a remote repository's index: named by its id (hashed when the id is not a plain name). */
+export function remoteCacheDir(cacheRoot: string, repoId: string): string {
+  const name = /^[0-9A-Za-z_-]{1,128}$/.test(repoId) ? repoId : createHash('sha256').update(repoId).digest('hex');
+  return path.join(cacheRoot, name);
+}
+
+/** Object ids of a repository: SHA-256 (format 1) or HMAC-SHA256 under the secret id key (format 2). */
+export type IdHash = (data: Uint8Array) => Buffer;
+
+export function idHashOf(unlocked: Unlocked | undefined): IdHash {
+  if (!unlocked) return sha256;
+  const key = unlocked.master.idKey;
+  return (data) => hmacSha256(key, data);
 }
 
 function storage(abs: string, o: RepoOptions): Backend {
-  const inner: Backend = o.backend ? o.backend(abs) : new LocalBackend(abs);
+  const inner: Backend = o.remote ? o.remote.backend : o.backend ? o.backend(abs) : new LocalBackend(abs);
   const b = o.wrap ? o.wrap(inner) : inner;
   return o.appendOnly && !b.appendOnly ? new AppendOnlyBackend(b) : b;
+}
+
+/**
+ * The index folder of an encrypted repository: in the local cache, never in the repository. Named
+ * by the repository's id and its location: two copies of one repository (a mirror, a restored
+ * copy) have the same id but not the same objects, and must never share an index.
+ */
+function encryptedIndexDir(o: RepoOptions, repoId: string, abs: string): string {
+  if (!o.indexCache) throw new SnapError('SNAP_INTERNAL', 'an encrypted repository was opened without a folder for its index');
+  return path.join(o.indexCache, `${repoId}-${toHex(sha256(Buffer.from(abs))).slice(0, 16)}`, INDEX_DIR);
 }
 
 export const DEFAULT_CHUNKER = { minSize: 512 * 1024, avgSize: 1024 * 1024, maxSize: 8 * 1024 * 1024 };
 export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
 /** A config is a few hundred bytes; one larger than this is not read. */
 const MAX_CONFIG_BYTES = 64 * 1024;
+/** Pack headers read at once when the index is rebuilt or catches up (each a ranged read). */
+const HEADER_READS = 8;
 /** Entries held by the tree cache at most: about 130 MB decoded. */
 const TREE_CACHE_ENTRIES = 200_000;
 
 export class Repository {
   readonly objects: ObjectStore;
   readonly gear: Gear;
+  /** How object ids are computed in this repository. */
+  readonly hashId: IdHash;
   private treeCache = new Map<string, Node[]>();
   private cachedEntries = 0;
   /** The repository lock taken for RepoOptions.lock, released by close(). */
   lock: RepoLock | undefined;
 
   private constructor(
+    /** The repository's folder, or the canonical text of a remote location (`s3:...`, `sftp:...`). */
     readonly root: string,
+    /** The repository's folder when it is a local one; undefined for remote storage. */
+    readonly localRoot: string | undefined,
     readonly backend: Backend,
     readonly config: RepoConfig,
     readonly index: LevelIndex,
     readonly sink: ProgressSink,
     readonly clock: Clock,
+    /** The master keys of an encrypted repository and the key file that opened them. */
+    readonly unlocked?: Unlocked,
   ) {
-    this.gear = makeGear(config.chunker);
+    this.gear = makeGear(unlocked ? { ...config.chunker, gearSeed: unlocked.master.gearSeed } : config.chunker);
+    this.hashId = idHashOf(unlocked);
     this.objects = new ObjectStore(backend, index, {
       codec: config.compression.codec,
       level: config.compression.level,
       packSize: config.packSize,
+      // Plain data: worker threads (restore's writers) get a copy of it.
+      codecContext: unlocked ? { idKey: Uint8Array.from(unlocked.master.idKey) } : PLAIN,
     });
+  }
+
+  get encrypted(): boolean {
+    return this.unlocked !== undefined;
   }
   /** Append-only use: the storage cannot delete (a capability of the backend, or --append-only). */
   get appendOnly(): boolean {
@@ -101,46 +180,79 @@ export class Repository {
 
 
   /** Whether `root` is missing or an empty directory: a place where `init` may create a repository. */
-  static async isEmptyOrMissing(root: string): Promise<boolean> {
+  static async isEmptyOrMissing(root: string, remote?: RemoteStorage): Promise<boolean> {
+    if (remote) return (await remoteEntries(remote.backend, true)) === 'none';
     const entries = await fsp.readdir(fsPath(path.resolve(root))).catch((e: unknown) => (errnoCode(e) === 'ENOENT' ? [] : undefined));
     return entries !== undefined && entries.length === 0;
   }
 
   /** Create a new repository in an empty or missing directory. */
   static async init(root: string, o: RepoOptions, overrides: Partial<RepoConfig> = {}): Promise<Repository> {
-    const abs = path.resolve(root);
+    const abs = o.remote ? root : path.resolve(root);
     const shown = displayPath(abs);
-    const existing = await fsp.readdir(fsPath(abs)).catch(() => [] as string[]);
-    if (existing.includes(CONFIG)) throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
-    if (existing.length > 0) throw new SnapError('SNAP_REPO_EXISTS', `${shown} is not empty; choose an empty or new directory for a repository`);
-    await fsp.mkdir(fsPath(abs), { recursive: true, mode: 0o700 });
-    await fsp.chmod(fsPath(abs), 0o700);
+    if (o.remote) {
+      await o.remote.prepare?.();
+      const found = await remoteEntries(o.remote.backend, true);
+      if (found === 'config') throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
+      if (found === 'other') throw new SnapError('SNAP_REPO_EXISTS', `${shown} is not empty; choose an empty or new place for a repository`);
+    } else {
+      const existing = await fsp.readdir(fsPath(abs)).catch(() => [] as string[]);
+      if (existing.includes(CONFIG)) throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
+      if (existing.length > 0) throw new SnapError('SNAP_REPO_EXISTS', `${shown} is not empty; choose an empty or new directory for a repository`);
+      await fsp.mkdir(fsPath(abs), { recursive: true, mode: 0o700 });
+      await fsp.chmod(fsPath(abs), 0o700);
+    }
     const clock = o.clock ?? systemClock;
-    const config: RepoConfig = {
-      format: 'snap-repository',
-      version: FORMAT_VERSION,
-      id: randomHex(16),
-      created: clock.now().toISOString(),
-      hash: 'sha256',
-      chunker: { algorithm: 'fastcdc-gear32-nc2', ...DEFAULT_CHUNKER, gearSeed: randomHex(32) },
-      compression: { codec: 'zstd', level: 3 },
-      packSize: DEFAULT_PACK_SIZE,
-      ...overrides,
-    };
-    const backend = storage(abs, o);
+    const id = randomHex(16);
+    const created = clock.now().toISOString();
+    const config: RepoConfig = o.encrypt
+      ? {
+          format: 'snap-repository',
+          version: ENCRYPTED_FORMAT_VERSION,
+          id,
+          created,
+          hash: 'hmac-sha256',
+          chunker: { algorithm: 'fastcdc-gear32-nc2', ...DEFAULT_CHUNKER },
+          compression: { codec: 'zstd', level: 3 },
+          packSize: DEFAULT_PACK_SIZE,
+          encryption: ENCRYPTION,
+          ...overrides,
+        }
+      : {
+          format: 'snap-repository',
+          version: FORMAT_VERSION,
+          id,
+          created,
+          hash: 'sha256',
+          chunker: { algorithm: 'fastcdc-gear32-nc2', ...DEFAULT_CHUNKER, gearSeed: randomHex(32) },
+          compression: { codec: 'zstd', level: 3 },
+          packSize: DEFAULT_PACK_SIZE,
+          ...overrides,
+        };
+    let backend = storage(abs, o);
+    let unlocked: Unlocked | undefined;
+    if (o.encrypt) {
+      // The key file first: a config without one could never be opened.
+      const master = newMasterKeys();
+      const keyId = await addKey(backend, config.id, master, o.encrypt.password, { now: clock.now(), scrypt: o.encrypt.scrypt });
+      unlocked = { master, keyId };
+      backend = new EncryptedBackend(backend, master);
+    }
     if (!(await backend.putIfAbsent(CONFIG, encodeConfig(config)))) {
       throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
     }
-    return Repository.openWith(abs, backend, config, { ...o, lockWaitMs: o.lockWaitMs ?? 0 }, true);
+    return Repository.openWith(abs, backend, config, { ...o, lockWaitMs: o.lockWaitMs ?? 0 }, true, unlocked);
   }
 
   static async open(root: string, o: RepoOptions): Promise<Repository> {
-    const abs = path.resolve(root);
+    const abs = o.remote ? root : path.resolve(root);
     const shown = displayPath(abs);
-    const st = await fsp.stat(fsPath(abs)).catch(() => undefined);
-    if (!st) throw new SnapError('SNAP_NO_REPO', `no repository at ${shown} (run 'snap init --repo ${shown}' to create one)`);
-    if (!st.isDirectory()) throw new SnapError('SNAP_NO_REPO', `no repository at ${shown}: it is not a directory`);
-    if (o.owner) await checkRepositoryOwner(abs, path.join(abs, INDEX_DIR), o.owner);
+    if (!o.remote) {
+      const st = await fsp.stat(fsPath(abs)).catch(() => undefined);
+      if (!st) throw new SnapError('SNAP_NO_REPO', `no repository at ${shown} (run 'snap init --repo ${shown}' to create one)`);
+      if (!st.isDirectory()) throw new SnapError('SNAP_NO_REPO', `no repository at ${shown}: it is not a directory`);
+      if (o.owner) await checkRepositoryOwner(abs, path.join(abs, INDEX_DIR), o.owner);
+    }
     const backend = storage(abs, o);
     let configBytes: Buffer;
     try {
@@ -151,6 +263,12 @@ export class Repository {
       configBytes = await backend.get(CONFIG);
     } catch (e) {
       if (isSnapError(e, 'SNAP_CORRUPT')) throw new SnapError('SNAP_BAD_CONFIG', `the config of the repository at ${shown} cannot be read: ${e.message}`, { cause: e });
+      if (isSnapError(e, 'SNAP_MISSING_OBJECT') && o.remote) {
+        const found = await remoteEntries(backend, false).catch(() => 'none' as const);
+        await backend.close().catch(() => {});
+        if (found === 'other') throw new SnapError('SNAP_BAD_CONFIG', `the repository at ${shown} has lost its config file; it cannot be read without it`);
+        throw new SnapError('SNAP_NO_REPO', `no repository at ${shown} (run 'snap init --repo ${shown}' to create one)`);
+      }
       if (isSnapError(e, 'SNAP_MISSING_OBJECT')) {
         const entries = await fsp.readdir(fsPath(abs));
         const looksLikeRepo = entries.includes('data') || entries.includes('snapshots');
@@ -163,10 +281,30 @@ export class Repository {
             : `no repository at ${shown}: the folder holds other files (give the folder of a repository, or a new or empty one to 'snap init')`,
         );
       }
+      if (o.remote) await backend.close().catch(() => {});
       throw e;
     }
-    const config = decodeConfig(configBytes, abs);
-    return Repository.openWith(abs, backend, config, o);
+    let config: RepoConfig;
+    try {
+      config = decodeConfig(configBytes, abs);
+    } catch (e) {
+      if (o.remote) await backend.close().catch(() => {});
+      throw e;
+    }
+    if (!isEncrypted(config)) return Repository.openWith(abs, backend, config, o);
+    if (o.opened && o.opened.repoId === config.id) {
+      return Repository.openWith(abs, new EncryptedBackend(backend, o.opened.unlocked.master), config, o, false, o.opened.unlocked);
+    }
+    // The password is tried before anything else is read, locked or written.
+    if (!o.password) throw new SnapError('SNAP_NO_PASSWORD', `the repository at ${shown} is encrypted and no password was given`);
+    const password = await o.password();
+    let unlocked: Unlocked;
+    try {
+      unlocked = await unlock(backend, config.id, password);
+    } finally {
+      password.fill(0);
+    }
+    return Repository.openWith(abs, new EncryptedBackend(backend, unlocked.master), config, o, false, unlocked);
   }
 
   /**
@@ -174,17 +312,32 @@ export class Repository {
    * (index/shared-kv.ts): as its owner, rebuilding it first when it is incomplete or damaged, or
    * as a client of the process that owns it. Then the snapshot list is reconciled with storage.
    */
-  private static async openWith(abs: string, backend: Backend, config: RepoConfig, o: RepoOptions, created = false): Promise<Repository> {
+  private static async openWith(abs: string, backend: Backend, config: RepoConfig, o: RepoOptions, created = false, unlocked?: Unlocked): Promise<Repository> {
     const clock = o.clock ?? systemClock;
     const host = o.host ?? currentHost();
     const command = o.command ?? 'snap';
     let lock: RepoLock | undefined;
     if (o.lock) {
-      lock = await RepoLock.acquire(backend, { kind: o.lock.kind, waitMs: o.lock.waitMs, command, host, clock, sink: o.sink, signal: o.signal });
+      try {
+        lock = await RepoLock.acquire(backend, { kind: o.lock.kind, waitMs: o.lock.waitMs, command, host, clock, sink: o.sink, signal: o.signal });
+      } catch (e) {
+        if (o.remote) await backend.close().catch(() => {}); // an ssh session would outlive the command
+        throw e;
+      }
     }
     let repo: Repository | undefined;
+    const localRoot = o.remote ? undefined : abs;
     try {
-      const indexDir = path.join(abs, INDEX_DIR);
+      let indexDir = unlocked ? encryptedIndexDir(o, config.id, abs) : path.join(abs, INDEX_DIR);
+      if (o.remote) {
+        // The index of a remote repository: in this user's cache folder, never on the remote.
+        const cacheDir = remoteCacheDir(o.remote.cacheRoot, config.id);
+        indexDir = path.join(cacheDir, INDEX_DIR);
+        await fsp.mkdir(fsPath(cacheDir), { recursive: true, mode: 0o700 }).catch((e: unknown) => {
+          throw fromSystemError(e, `making the cache folder ${displayPath(cacheDir)} of the repository index`);
+        });
+        if (o.owner) await checkRepositoryOwner(cacheDir, indexDir, o.owner);
+      }
       const opts = {
         repoId: config.id,
         waitMs: o.lockWaitMs ?? 60_000,
@@ -192,7 +345,7 @@ export class Repository {
         signal: o.signal,
         limits: objectLimits(config.chunker.maxSize),
         owner: { pid: host.pid, host: host.hostname, command },
-        prepare: (index: LevelIndex) => (repo ?? new Repository(abs, backend, config, index, o.sink, clock)).prepareIndex(created),
+        prepare: (index: LevelIndex) => (repo ?? new Repository(abs, localRoot, backend, config, index, o.sink, clock, unlocked)).prepareIndex(created),
       };
       let index: LevelIndex;
       try {
@@ -204,14 +357,18 @@ export class Repository {
         await LevelIndex.destroy(indexDir);
         index = await LevelIndex.openShared(indexDir, opts);
       }
-      repo = new Repository(abs, backend, config, index, o.sink, clock);
+      repo = new Repository(abs, localRoot, backend, config, index, o.sink, clock, unlocked);
       repo.lock = lock;
     } catch (e) {
       await lock?.release().catch(() => {});
+      if (o.remote) await backend.close().catch(() => {});
       throw e;
     }
     try {
       await repo.reconcileSnapshots();
+      // An encrypted repository's index is local to this host (it lives in the cache): packs other
+      // hosts wrote or deleted since are taken in here, as snapshot records are above.
+      if (unlocked && localRoot !== undefined) await repo.reconcilePacks(); // a remote index catches up in prepareIndex
     } catch (e) {
       if (!isSnapError(e, 'SNAP_CORRUPT')) {
         await repo.close();
@@ -246,7 +403,10 @@ export class Repository {
       await this.index.reset();
       complete = false;
     }
-    if (complete) return;
+    if (complete) {
+      if (this.localRoot === undefined) await this.catchUp();
+      return;
+    }
     // A new repository's index is empty and complete once marked: nothing to say.
     if (!created) this.sink.info?.('the repository index is missing or incomplete; rebuilding it from the repository');
     try {
@@ -257,6 +417,51 @@ export class Repository {
       await this.index.reset();
       await this.autoRebuild();
     }
+  }
+
+  /**
+   * A remote repository's cached index meets the repository again: other clients may have added
+   * packs (their headers are read: time proportional to what is new) and a gc elsewhere may have
+   * removed some (their entries are dropped, so nothing is deduplicated against a deleted pack).
+   * Runs after the repository lock is taken, so no gc runs between this listing and the command.
+   */
+  async catchUp(): Promise<{ added: number; removed: number }> {
+    const known = new Set<string>();
+    for await (const p of this.index.packs()) known.add(p.id);
+    let added = 0;
+    const pool = new TaskPool(HEADER_READS);
+    try {
+      for await (const blob of this.backend.list(DATA)) {
+        const packId = packIdFromName(blob.name);
+        if (!packId) continue;
+        if (known.delete(packId)) continue;
+        await pool.run(async () => {
+          try {
+            const entries = await readPackHeader(this.backend, packId);
+            await this.index.addPack(packId, blob.size, entries);
+            added++;
+          } catch (e) {
+            if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+            this.sink.warn?.({ code: e.code, path: blob.name, message: `pack ${packId.slice(0, 12)} skipped: ${e.message}` });
+          }
+        });
+      }
+    } catch (e) {
+      await pool.drain().catch(() => {}); // no header read is left running
+      throw e;
+    }
+    await pool.drain();
+    // What is left in `known` is gone from the repository (a gc elsewhere): its entries go, and the
+    // files cache too, whose entries may name objects of those packs (as gc itself clears it).
+    if (known.size > 0) {
+      await this.index.removePacks(known);
+      await this.index.clearFilesCache();
+    }
+    if (added + known.size > 0) {
+      await this.index.sync();
+      this.sink.info?.(`the local index caught up with the repository: ${added} new packs, ${known.size} removed`);
+    }
+    return { added, removed: known.size };
   }
 
   /** Close the index (another process may take it over), then release the lock. */
@@ -287,25 +492,39 @@ export class Repository {
     this.cachedEntries = 0;
     let packs = 0;
     let objects = 0;
-    for await (const blob of this.backend.list(DATA)) {
-      // Stopped: the index stays marked incomplete, so the next open rebuilds it.
-      signal?.throwIfAborted();
-      const packId = packIdFromName(blob.name);
-      if (!packId) continue;
-      try {
-        const entries = await readPackHeader(this.backend, packId);
-        await this.index.addPack(packId, blob.size, entries);
-        packs++;
-        objects += entries.length;
-      } catch (e) {
-        // A damaged table is skipped (and reported); a failed read aborts the rebuild, which leaves
-        // the index marked incomplete so the next open rebuilds it again rather than losing a pack.
-        if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
-        const msg = `pack ${packId.slice(0, 12)} skipped: ${e instanceof Error ? e.message : String(e)}`;
-        problems.push(msg);
-        this.sink.warn?.({ code: isSnapError(e) ? e.code : 'SNAP_IO', path: blob.name, message: msg });
+    // Headers are read a few at a time: on remote storage each is a round trip or two.
+    const pool = new TaskPool(HEADER_READS);
+    const found: [number, string][] = [];
+    let n = 0;
+    try {
+      for await (const blob of this.backend.list(DATA)) {
+        // Stopped: the index stays marked incomplete, so the next open rebuilds it.
+        signal?.throwIfAborted();
+        const packId = packIdFromName(blob.name);
+        if (!packId) continue;
+        const at = n++;
+        await pool.run(async () => {
+          try {
+            const entries = await readPackHeader(this.backend, packId);
+            await this.index.addPack(packId, blob.size, entries);
+            packs++;
+            objects += entries.length;
+          } catch (e) {
+            // A damaged table is skipped (and reported); a failed read aborts the rebuild, which leaves
+            // the index marked incomplete so the next open rebuilds it again rather than losing a pack.
+            if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+            const msg = `pack ${packId.slice(0, 12)} skipped: ${e instanceof Error ? e.message : String(e)}`;
+            found.push([at, msg]);
+            this.sink.warn?.({ code: isSnapError(e) ? e.code : 'SNAP_IO', path: blob.name, message: msg });
+          }
+        });
       }
+    } catch (e) {
+      await pool.drain().catch(() => {}); // no header read is left running
+      throw e;
     }
+    await pool.drain();
+    problems.push(...found.sort((a, b) => a[0] - b[0]).map(([, m]) => m));
     const snaps = await this.reconcileSnapshots();
     await this.index.markComplete(this.config.id);
     return { packs, objects, snapshots: snaps.total, problems };
@@ -315,6 +534,37 @@ export class Repository {
   private async autoRebuild(quiet = false): Promise<void> {
     const r = await this.rebuildIndex();
     if (!quiet || r.packs + r.snapshots > 0) this.sink.info?.(`index rebuilt: ${r.packs} packs, ${r.objects} objects, ${r.snapshots} snapshots`);
+  }
+
+  /**
+   * Make the index's packs equal to the packs in storage: read the header of every pack it does
+   * not know, forget every pack that is gone. For an index that is not the only one (an encrypted
+   * repository's, kept per host in the cache): another host's backups add packs and its gc deletes
+   * them. A listing of data/ and one header read per new pack.
+   */
+  async reconcilePacks(): Promise<{ added: number; removed: number }> {
+    const known = new Set<string>();
+    for await (const p of this.index.packs()) known.add(p.id);
+    const stored = new Set<string>();
+    let added = 0;
+    for await (const blob of this.backend.list(DATA)) {
+      const packId = packIdFromName(blob.name);
+      if (!packId) continue;
+      stored.add(packId);
+      if (known.has(packId)) continue;
+      try {
+        await this.index.addPack(packId, blob.size, await readPackHeader(this.backend, packId));
+        added++;
+      } catch (e) {
+        if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+        // Said as a notice, not a warning: it would come with every command until 'snap repair'.
+        this.sink.info?.(`pack ${packId.slice(0, 12)} left out of the index: ${e.message} ('snap check --read-data' reports it, 'snap repair' moves it aside)`);
+      }
+    }
+    const gone = new Set([...known].filter((id) => !stored.has(id)));
+    if (gone.size > 0) await this.index.removePacks(gone);
+    if (added > 0 || gone.size > 0) await this.index.sync();
+    return { added, removed: gone.size };
   }
 
   /** Make the index's snapshot list equal to the snapshot records in storage. */
@@ -408,5 +658,22 @@ export class Repository {
     this.treeCache.set(hex, nodes);
     this.cachedEntries += nodes.length;
     return nodes;
+  }
+}
+
+/**
+ * What a remote location holds: 'none' (nothing, or a bucket that does not exist yet), 'config'
+ * (a repository), or 'other' blobs. `anyName` counts every blob; else only a repository's folders.
+ */
+async function remoteEntries(backend: Backend, anyName: boolean): Promise<'none' | 'config' | 'other'> {
+  try {
+    if (await backend.exists(CONFIG)) return 'config';
+    for (const prefix of anyName ? [''] : [DATA, SNAPSHOTS]) {
+      for await (const b of backend.list(prefix)) if (b) return 'other';
+    }
+    return 'none';
+  } catch (e) {
+    if (isSnapError(e, 'SNAP_NO_REPO')) return 'none';
+    throw e;
   }
 }

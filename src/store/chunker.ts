@@ -4,6 +4,7 @@
 // (shared/bench-kit/RESULTS.md §3.3); inserting bytes changes only the chunk around the insertion.
 import { createHash } from 'node:crypto';
 import type { ChunkerParams } from '../model/config.js';
+import { SnapError } from '../core/errors.js';
 
 export interface Gear {
   table: Uint32Array;
@@ -16,6 +17,7 @@ export interface Gear {
 
 /** The gear table is derived from the repository's seed, so boundaries are repository-specific. */
 export function makeGear(p: ChunkerParams): Gear {
+  if (p.gearSeed === undefined) throw new SnapError('SNAP_INTERNAL', 'the chunker has no gear seed (an encrypted repository keeps it in its keys)');
   const table = new Uint32Array(256);
   for (let i = 0; i < 256; i += 8) {
     const h = createHash('sha256').update(Buffer.from(p.gearSeed, 'hex')).update(Buffer.from([i])).digest();

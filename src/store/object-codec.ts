@@ -13,6 +13,7 @@
 // A CodecContext is plain data (structured-cloneable), so worker threads receive the same one.
 import { SnapError } from '../core/errors.js';
 import { sha256, toHex } from '../core/ids.js';
+import { hmacSha256 } from '../core/crypto.js';
 import type { CodecName } from '../model/config.js';
 import { type Compressed, compress, compressSync, CODEC_RAW, CODEC_ZSTD, decompress, decompressSync } from './codec.js';
 
@@ -22,7 +23,12 @@ import { type Compressed, compress, compressSync, CODEC_RAW, CODEC_ZSTD, decompr
  * get a copy through workerData).
  */
 export interface CodecContext {
-  readonly encryption?: never;
+  /**
+   * Encrypted repositories (format 2): the secret id key; object ids are HMAC-SHA256 under it. The
+   * stored bytes themselves are sealed and opened below this layer, whole blobs at a time
+   * (backend/encrypted.ts), so openStored/sealStored stay the identity.
+   */
+  readonly idKey?: Uint8Array;
 }
 
 /** The context of a repository that stores objects in the clear (every repository today). */
@@ -44,8 +50,8 @@ export function objectWhat(id: Uint8Array, pack: string): string {
 }
 
 /** The id of an object's content. Keyed ids (encryption) are computed here. */
-export function objectId(raw: Uint8Array, _ctx: CodecContext = PLAIN): Buffer {
-  return sha256(raw);
+export function objectId(raw: Uint8Array, ctx: CodecContext = PLAIN): Buffer {
+  return ctx.idKey ? hmacSha256(ctx.idKey, raw) : sha256(raw);
 }
 
 /** Stored bytes to the compressed form (encryption: AEAD open; id as associated data). */

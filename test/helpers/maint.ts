@@ -24,11 +24,14 @@ export function cleanupScratch(): void {
   scratch.cleanup();
 }
 
-/** A repository with small chunks and packs, so a few MB of data spread over many packs. */
-export async function smallRepo(dir: string, packSize = 128 * 1024): Promise<string> {
+/**
+ * A repository with small chunks and packs, so a few MB of data spread over many packs. zstd by
+ * default, what `snap init` makes; deflate (older repositories) where a test asks for it.
+ */
+export async function smallRepo(dir: string, packSize = 128 * 1024, codec: 'zstd' | 'deflate' = 'zstd'): Promise<string> {
   const repo = await Repository.init(dir, { sink: nullSink }, {
     chunker: { algorithm: 'fastcdc-gear32-nc2', minSize: 8 * 1024, avgSize: 32 * 1024, maxSize: 128 * 1024, gearSeed: randomHex(32) },
-    compression: { codec: 'deflate', level: 1 },
+    compression: codec === 'zstd' ? { codec: 'zstd', level: 3 } : { codec: 'deflate', level: 1 },
     packSize,
   });
   await repo.close();

@@ -15,6 +15,7 @@ import { restoreSnapshot } from '../../src/ops/restore.js';
 import {
   LONG, type Manifest, Rng, cleanupTmp, cli, cliOk, genTree, initSmallRepo, iters, listSnapshots, manifest,
   mutateTree, restoredAt, seededIt, tmpDir, isRestoreTemp, newSeed, restoreAndCompare,
+  ENC_OPEN,
 } from './lib.js';
 import { expectClearError, faultPositions, restoresExactly } from './repo-lib.js';
 
@@ -24,7 +25,7 @@ const host = currentHost();
 const quiet = { warn: () => {}, info: () => {} };
 
 function openWith(repo: string, fb: (b: LocalBackend) => FaultBackend): Promise<Repository> {
-  return Repository.open(repo, { sink: quiet, lockWaitMs: 10_000, backend: (root) => fb(new LocalBackend(root)) });
+  return Repository.open(repo, { ...ENC_OPEN, sink: quiet, lockWaitMs: 10_000, backend: (root) => fb(new LocalBackend(root)) });
 }
 
 interface Fixture {
@@ -57,7 +58,7 @@ function copyRepo(fx: Fixture): string {
 
 /** Every listed snapshot restores to what it was made from; returns the tags seen. */
 async function verifyRepo(repo: string, fx: Fixture, what: string): Promise<string[]> {
-  const r = await Repository.open(repo, { sink: quiet });
+  const r = await Repository.open(repo, { ...ENC_OPEN, sink: quiet });
   try {
     return await restoresExactly(r, fx.src, (tag) => (tag === 'A' ? fx.wantA : fx.wantB), what);
   } finally {
@@ -86,7 +87,7 @@ async function createWithFault(fx: Fixture, fault: Fault | undefined): Promise<{
   expect(tags.filter((t) => t === 'A').length, what).toBe(1);
   if (ok) expect(tags, what).toContain('B');
   // The next backup after the failure works and is complete.
-  const r2 = await Repository.open(repo, { sink: quiet });
+  const r2 = await Repository.open(repo, { ...ENC_OPEN, sink: quiet });
   try {
     await createSnapshot(r2, { paths: [fx.src], cwd: '/', tags: ['B'], host, program: 'snap test', sink: quiet });
   } finally {

@@ -18,6 +18,18 @@ export const CLI = process.env.SNAP_TORTURE_CLI ?? path.join(ROOT, 'dist', 'cli'
 /** `npm run test:torture` sets SNAP_TORTURE=1: many more iterations and bigger inputs. */
 export const LONG = (process.env.SNAP_TORTURE ?? '') !== '' && process.env.SNAP_TORTURE !== '0';
 
+/**
+ * SNAP_TORTURE_ENCRYPTED=1: the suites' repositories are encrypted (format 2, issue 12): made by
+ * initSmallRepo with a password every CLI run and in-process open gets, indexes in a private cache.
+ */
+export const ENCRYPTED = (process.env.SNAP_TORTURE_ENCRYPTED ?? '') !== '' && process.env.SNAP_TORTURE_ENCRYPTED !== '0';
+const TORTURE_PASSWORD = 'torture-password-8152';
+const ENC_CACHE = ENCRYPTED ? fs.mkdtempSync(path.join(os.tmpdir(), 'snap-torture-cache-')) : '';
+/** What the CLI needs for an encrypted repository (nothing for plain ones). */
+export const ENC_ENV: Record<string, string> = ENCRYPTED ? { SNAP_PASSWORD: TORTURE_PASSWORD, SNAP_KDF_SCRYPT_N: '1024', XDG_CACHE_HOME: ENC_CACHE } : {};
+/** The same for in-process Repository.open. */
+export const ENC_OPEN = ENCRYPTED ? { password: async () => Buffer.from(TORTURE_PASSWORD), indexCache: path.join(ENC_CACHE, 'snap', 'index') } : {};
+
 export function iters(short: number, long: number): number {
   return LONG ? long : short;
 }
@@ -98,7 +110,7 @@ export function startCli(args: string[], o: CliOptions = {}): CliRun {
     : [process.execPath, [CLI, ...args]];
   const child = spawn(cmd, argv as string[], {
     cwd: o.cwd ?? ROOT,
-    env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...o.env },
+    env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...ENC_ENV, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const out: Buffer[] = [];
@@ -482,8 +494,9 @@ export function notOwnerOnly(dir: string): string[] {
 export async function initSmallRepo(repo: string): Promise<void> {
   const { Repository } = await import('../../src/repo/repository.js');
   const { randomHex } = await import('../../src/core/ids.js');
-  const r = await Repository.init(repo, { sink: {} }, {
-    chunker: { algorithm: 'fastcdc-gear32-nc2', minSize: 4096, avgSize: 16384, maxSize: 65536, gearSeed: randomHex(32) },
+  const encrypt = ENCRYPTED ? { password: Buffer.from(TORTURE_PASSWORD), scrypt: { N: 1024, r: 8, p: 1 } } : undefined;
+  const r = await Repository.init(repo, { sink: {}, encrypt, ...ENC_OPEN }, {
+    chunker: { algorithm: 'fastcdc-gear32-nc2', minSize: 4096, avgSize: 16384, maxSize: 65536, ...(ENCRYPTED ? {} : { gearSeed: randomHex(32) }) },
     packSize: 256 * 1024,
   });
   await r.close();
@@ -505,7 +518,7 @@ export async function restoreAllInProcess(repo: string, list: Expectation[], o: 
   const { Repository } = await import('../../src/repo/repository.js');
   const { restoreSnapshot } = await import('../../src/ops/restore.js');
   const quiet = { warn: () => {}, info: () => {} };
-  const r = await Repository.open(repo, { sink: quiet, lockWaitMs: 30_000 });
+  const r = await Repository.open(repo, { sink: quiet, lockWaitMs: 30_000, ...ENC_OPEN });
   try {
     const snaps = await r.listSnapshots();
     for (const e of list) {

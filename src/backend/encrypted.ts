@@ -1,0 +1,328 @@
+// The encryption of a format 2 repository (docs/format.md, "Format 2: encrypted repositories"):
+// a backend wrapper that seals every blob but `config` and `keys/*` on the way out and opens it on
+// the way in, so every reader above (objects, pack tables, trees, snapshot records, locks, the
+// operation log, the index rebuild) gets plaintext that was authenticated first, through the one
+// path it already uses.
+//
+// A blob is sealed as a STREAM (Hoang, Reyhanitabar, Rogaway, Vizár 2015; as age and Tink do):
+//   file nonce (32 random bytes) | segment 0 | segment 1 | ... | segment n-1
+// each segment AES-256-GCM of 64 KiB of plaintext (the last 0 to 64 KiB) followed by its 16-byte
+// tag, under a per-blob key HMAC-SHA256(data key, "snap-blob-key" | file nonce), with nonce
+// = 0x00 * 5 | segment number (48-bit big-endian) | 0x01 for the last segment, 0x00 for others,
+// and associated data = the blob's name. So a changed byte fails its segment; a dropped, repeated
+// or reordered segment fails (the number is in the nonce); a truncated blob fails (its new last
+// segment was not sealed as last); a blob moved to another name fails (the name is authenticated).
+// Ranges are read segment-wise: reading an object of a pack reads and opens only the segments
+// that hold it.
+import { SnapError, isSnapError } from '../core/errors.js';
+import { GCM_NONCE_BYTES, GCM_TAG_BYTES, gcmOpen, gcmSeal, hmacSha256, random } from '../core/crypto.js';
+import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
+
+export const FILE_NONCE_BYTES = 32;
+export const SEGMENT_BYTES = 64 * 1024;
+const SEALED_SEGMENT = SEGMENT_BYTES + GCM_TAG_BYTES;
+const KEY_LABEL = Buffer.from('snap-blob-key');
+
+/** Blobs stored as they are: the config (read before any key is known) and the key files. */
+export function isPlaintextName(name: string): boolean {
+  return name === 'config' || name.startsWith('keys/');
+}
+
+/** Stored size of a blob of `plain` bytes. */
+export function sealedSize(plain: number): number {
+  const n = Math.max(1, Math.ceil(plain / SEGMENT_BYTES));
+  return FILE_NONCE_BYTES + plain + n * GCM_TAG_BYTES;
+}
+
+/** Plaintext size of a stored blob of `sealed` bytes, or undefined when no sealed blob has that size. */
+export function plainSize(sealed: number): number | undefined {
+  if (sealed < FILE_NONCE_BYTES + GCM_TAG_BYTES) return undefined;
+  const n = Math.ceil((sealed - FILE_NONCE_BYTES) / SEALED_SEGMENT);
+  const p = sealed - FILE_NONCE_BYTES - n * GCM_TAG_BYTES;
+  if (p < 0 || (n > 1 && p <= (n - 1) * SEGMENT_BYTES)) return undefined;
+  return p;
+}
+
+/** For messages: `pack 1a2b3c4d5e6f`, `snapshot 1a2b3c4d`, or the name. */
+export function describeBlob(name: string): string {
+  let m = /^data\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(name);
+  if (m) return `pack ${m[1]!.slice(0, 12)}`;
+  m = /^snapshots\/([0-9a-f]{64})$/.exec(name);
+  if (m) return `snapshot ${m[1]!.slice(0, 8)}`;
+  return name;
+}
+
+function segmentNonce(i: number, last: boolean): Buffer {
+  const n = Buffer.alloc(GCM_NONCE_BYTES);
+  n.writeUIntBE(i, 5, 6);
+  n[11] = last ? 1 : 0;
+  return n;
+}
+
+function authFailure(name: string, detail: string): SnapError {
+  return new SnapError('SNAP_CORRUPT', `${describeBlob(name)} failed authentication (${detail}): it was changed, truncated or moved after snap wrote it`);
+}
+
+/** The keys a sealed blob needs: the repository's data key. */
+export interface BlobKeys {
+  readonly dataKey: Buffer;
+}
+
+/** Seal a whole blob. */
+export function sealBlob(keys: BlobKeys, name: string, plain: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(sealedSize(plain.length));
+  const nonce = random(FILE_NONCE_BYTES);
+  nonce.copy(out, 0);
+  const key = hmacSha256(keys.dataKey, KEY_LABEL, nonce);
+  const ad = Buffer.from(name);
+  const n = Math.max(1, Math.ceil(plain.length / SEGMENT_BYTES));
+  let at = FILE_NONCE_BYTES;
+  for (let i = 0; i < n; i++) {
+    const seg = plain.subarray(i * SEGMENT_BYTES, Math.min(plain.length, (i + 1) * SEGMENT_BYTES));
+    at += gcmSeal(key, segmentNonce(i, i === n - 1), seg, ad, out, at).length;
+  }
+  return out;
+}
+
+/**
+ * Open a whole sealed blob. `tolerant`: instead of failing, damaged segments come back as zeros
+ * and are counted (check and repair salvage the objects in the intact ones; every object in a
+ * zeroed segment then fails its own verification).
+ */
+export function openBlob(keys: BlobKeys, name: string, sealed: Buffer, tolerant = false): { bytes: Buffer; damaged: number } {
+  const size = plainSize(sealed.length);
+  if (size === undefined && !tolerant) throw authFailure(name, `${sealed.length} bytes is no sealed size`);
+  if (sealed.length < FILE_NONCE_BYTES) return { bytes: Buffer.alloc(0), damaged: 1 };
+  const n = Math.max(1, Math.ceil((sealed.length - FILE_NONCE_BYTES) / SEALED_SEGMENT));
+  const plain = Math.max(0, size ?? sealed.length - FILE_NONCE_BYTES - n * GCM_TAG_BYTES);
+  const out = Buffer.alloc(plain);
+  const key = hmacSha256(keys.dataKey, KEY_LABEL, sealed.subarray(0, FILE_NONCE_BYTES));
+  const ad = Buffer.from(name);
+  let damaged = size === undefined ? 1 : 0;
+  for (let i = 0; i < n; i++) {
+    const start = FILE_NONCE_BYTES + i * SEALED_SEGMENT;
+    const seg = sealed.subarray(start, Math.min(sealed.length, start + SEALED_SEGMENT));
+    const opened = gcmOpen(key, segmentNonce(i, i === n - 1), seg, ad);
+    if (!opened) {
+      if (!tolerant) throw authFailure(name, `segment ${i} of ${n}, stored bytes ${start} to ${start + seg.length}`);
+      damaged++;
+      continue;
+    }
+    opened.copy(out, i * SEGMENT_BYTES);
+  }
+  return { bytes: out, damaged };
+}
+
+interface Sealed {
+  key: Buffer;
+  sealed: number;
+  plain: number;
+}
+
+/** Entries of the per-blob key cache (ranges of one pack are read many times during a restore). */
+const CACHE_ENTRIES = 256;
+/**
+ * Opened segments kept (64 KiB each): small objects read one by one (trees while walking, small
+ * files while restoring) mostly share segments, which are then opened once, not once per object.
+ */
+const SEGMENT_CACHE_ENTRIES = 32;
+
+export class EncryptedBackend implements Backend {
+  readonly removeTempFiles?: (prefix: string, olderThanMs?: number) => Promise<number>;
+  private readonly cache = new Map<string, Sealed>();
+  /** Opened segments by blob key (hex) and number: a blob written anew has another key, so never a stale hit. */
+  private readonly segments = new Map<string, Buffer>();
+
+  constructor(
+    readonly inner: Backend,
+    private readonly keys: BlobKeys,
+  ) {
+    const sweep = (inner as { removeTempFiles?: (prefix: string, olderThanMs?: number) => Promise<number> }).removeTempFiles;
+    if (typeof sweep === 'function') this.removeTempFiles = (prefix, olderThanMs) => sweep.call(inner, prefix, olderThanMs);
+  }
+
+  get location(): string {
+    return this.inner.location;
+  }
+  get appendOnly(): boolean | undefined {
+    return this.inner.appendOnly;
+  }
+
+  async put(name: string, data: Uint8Array): Promise<void> {
+    this.cache.delete(name);
+    await this.inner.put(name, isPlaintextName(name) ? data : sealBlob(this.keys, name, data));
+  }
+
+  async putIfAbsent(name: string, data: Uint8Array): Promise<boolean> {
+    this.cache.delete(name);
+    return this.inner.putIfAbsent(name, isPlaintextName(name) ? data : sealBlob(this.keys, name, data));
+  }
+
+  async putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void> {
+    this.cache.delete(name);
+    if (isPlaintextName(name)) return this.inner.putStream(name, source, size);
+    const keys = this.keys;
+    async function* sealed(): AsyncIterable<Uint8Array> {
+      const nonce = random(FILE_NONCE_BYTES);
+      yield nonce;
+      const key = hmacSha256(keys.dataKey, KEY_LABEL, nonce);
+      const ad = Buffer.from(name);
+      // One segment is held back until the next byte (or the end) shows whether it is the last.
+      let pending = Buffer.alloc(0);
+      let i = 0;
+      for await (const piece of source) {
+        pending = pending.length === 0 ? Buffer.from(piece) : Buffer.concat([pending, piece]);
+        while (pending.length > SEGMENT_BYTES) {
+          yield gcmSeal(key, segmentNonce(i++, false), pending.subarray(0, SEGMENT_BYTES), ad);
+          pending = pending.subarray(SEGMENT_BYTES);
+        }
+      }
+      yield gcmSeal(key, segmentNonce(i, true), pending, ad);
+    }
+    return this.inner.putStream(name, sealed(), size === undefined ? undefined : sealedSize(size));
+  }
+
+  async get(name: string): Promise<Buffer> {
+    const stored = await this.inner.get(name);
+    return isPlaintextName(name) ? stored : openBlob(this.keys, name, stored).bytes;
+  }
+
+  /** The whole blob, its damaged segments as zeros (see openBlob). */
+  async getTolerant(name: string): Promise<{ bytes: Buffer; damaged: number }> {
+    const stored = await this.inner.get(name);
+    return isPlaintextName(name) ? { bytes: stored, damaged: 0 } : openBlob(this.keys, name, stored, true);
+  }
+
+  private async sealedInfo(name: string): Promise<Sealed> {
+    const hit = this.cache.get(name);
+    if (hit) return hit;
+    const st = await this.inner.stat(name);
+    if (!st) throw new SnapError('SNAP_MISSING_OBJECT', `${describeBlob(name)} is missing`);
+    const plain = plainSize(st.size);
+    if (plain === undefined) throw authFailure(name, `${st.size} bytes is no sealed size`);
+    const nonce = await this.inner.getRange(name, 0, FILE_NONCE_BYTES);
+    const info = { key: hmacSha256(this.keys.dataKey, KEY_LABEL, nonce), sealed: st.size, plain };
+    if (this.cache.size >= CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(name, info);
+    return info;
+  }
+
+  async getRange(name: string, offset: number, length: number): Promise<Buffer> {
+    if (isPlaintextName(name)) return this.inner.getRange(name, offset, length);
+    try {
+      return await this.readRange(name, offset, length, await this.sealedInfo(name));
+    } catch (e) {
+      // A blob deleted and written again under the same name (a pack gc or repair wrote anew) has
+      // a new nonce: read its header again before calling it damage.
+      if (!this.cache.has(name) || !isSnapError(e, 'SNAP_CORRUPT')) throw e;
+      this.cache.delete(name);
+      return this.readRange(name, offset, length, await this.sealedInfo(name));
+    }
+  }
+
+  private async readRange(name: string, offset: number, length: number, s: Sealed): Promise<Buffer> {
+    if (offset < 0 || length < 0 || offset + length > s.plain) {
+      throw new SnapError('SNAP_CORRUPT', `${describeBlob(name)} is shorter than expected: bytes ${offset} to ${offset + length} asked for, it holds ${s.plain}`);
+    }
+    if (length === 0) return Buffer.alloc(0);
+    const first = Math.floor(offset / SEGMENT_BYTES);
+    const last = Math.floor((offset + length - 1) / SEGMENT_BYTES);
+    const count = Math.max(1, Math.ceil((s.sealed - FILE_NONCE_BYTES) / SEALED_SEGMENT));
+    if (first === last) {
+      const k = `${s.key.toString('hex')}:${first}`;
+      let seg = this.segments.get(k);
+      if (seg) {
+        this.segments.delete(k); // most recently used goes last
+        this.segments.set(k, seg);
+      } else {
+        seg = await this.readSegments(name, s, first, first, count);
+        if (this.segments.size >= SEGMENT_CACHE_ENTRIES) this.segments.delete(this.segments.keys().next().value!);
+        this.segments.set(k, seg);
+      }
+      const from = offset - first * SEGMENT_BYTES;
+      // A copy: callers may keep or reuse what they get.
+      return Buffer.from(seg.subarray(from, from + length));
+    }
+    const out = await this.readSegments(name, s, first, last, count);
+    const from = offset - first * SEGMENT_BYTES;
+    return out.subarray(from, from + length);
+  }
+
+  /** Read and open segments first..last of a blob, their plaintext concatenated. */
+  private async readSegments(name: string, s: Sealed, first: number, last: number, count: number): Promise<Buffer> {
+    const start = FILE_NONCE_BYTES + first * SEALED_SEGMENT;
+    const end = Math.min(s.sealed, FILE_NONCE_BYTES + (last + 1) * SEALED_SEGMENT);
+    const stored = await this.inner.getRange(name, start, end - start);
+    if (stored.length !== end - start) {
+      throw new SnapError('SNAP_CORRUPT', `${describeBlob(name)}: a read of ${end - start} bytes at ${start} returned ${stored.length}`);
+    }
+    const ad = Buffer.from(name);
+    const out = Buffer.allocUnsafe((last - first + 1) * SEGMENT_BYTES);
+    let filled = 0;
+    for (let i = first; i <= last; i++) {
+      const at = (i - first) * SEALED_SEGMENT;
+      const seg = stored.subarray(at, Math.min(stored.length, at + SEALED_SEGMENT));
+      const opened = gcmOpen(s.key, segmentNonce(i, i === count - 1), seg, ad);
+      if (!opened) throw authFailure(name, `segment ${i} of ${count}, stored bytes ${start + at} to ${start + at + seg.length}`);
+      filled += opened.copy(out, filled);
+    }
+    return out.subarray(0, filled);
+  }
+
+  async *getStream(name: string, range?: { offset: number; length: number }): AsyncIterable<Buffer> {
+    if (isPlaintextName(name)) {
+      yield* this.inner.getStream(name, range);
+      return;
+    }
+    const s = await this.sealedInfo(name);
+    const offset = range?.offset ?? 0;
+    const length = range?.length ?? s.plain - offset;
+    const step = 16 * SEGMENT_BYTES;
+    for (let at = offset; at < offset + length; ) {
+      const n = Math.min(step - (at % SEGMENT_BYTES), offset + length - at);
+      yield await this.readRange(name, at, n, s);
+      at += n;
+    }
+  }
+
+  async stat(name: string): Promise<BlobInfo | undefined> {
+    const st = await this.inner.stat(name);
+    if (!st || isPlaintextName(name)) return st;
+    return { name: st.name, size: plainSize(st.size) ?? 0 };
+  }
+
+  exists(name: string): Promise<boolean> {
+    return this.inner.exists(name);
+  }
+
+  async *list(prefix: string): AsyncIterable<BlobInfo> {
+    for await (const b of this.inner.list(prefix)) yield isPlaintextName(b.name) ? b : { name: b.name, size: plainSize(b.size) ?? 0 };
+  }
+
+  async delete(name: string): Promise<void> {
+    this.cache.delete(name);
+    await this.inner.delete(name);
+  }
+
+  capabilities(): Promise<BackendCapabilities> {
+    return this.inner.capabilities();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/**
+ * A whole blob for salvage (check --read-data, repair): from an encrypted repository, its damaged
+ * segments as zeros and counted; from a plain one, as stored.
+ */
+export async function getForSalvage(b: Backend, name: string): Promise<{ bytes: Buffer; damaged: number }> {
+  return b instanceof EncryptedBackend ? b.getTolerant(name) : { bytes: await b.get(name), damaged: 0 };
+}
+
+/** Copy a blob as stored, byte for byte, to another name (repair's quarantine): sealed blobs stay sealed as they were. */
+export async function copyAsStored(b: Backend, from: string, to: string, plain: Buffer): Promise<void> {
+  if (b instanceof EncryptedBackend) await b.inner.put(to, await b.inner.get(from));
+  else await b.put(to, plain);
+}

@@ -1,0 +1,60 @@
+// The storage of a repository location (repo/location.ts): a local folder is opened by the
+// repository itself; a remote one gets its backend here, because only the CLI reads the
+// environment: S3 credentials and region as the AWS tools find them (backend/aws-config.ts),
+// the ssh program for SFTP (SNAP_SSH_COMMAND), and the cache folder that holds the index of a
+// remote repository ($XDG_CACHE_HOME/snap, docs/remote.md).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { SnapError } from '../core/errors.js';
+import type { Backend } from '../backend/backend.js';
+import { readAwsSettings } from '../backend/aws-config.js';
+import { S3Backend } from '../backend/s3.js';
+import { SftpBackend } from '../backend/sftp.js';
+import type { RepoLocation } from '../repo/location.js';
+import type { RemoteStorage } from '../repo/repository.js';
+
+/** `$XDG_CACHE_HOME/snap` (else `~/.cache/snap`): where the index of a remote repository lives. */
+export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CACHE_HOME;
+  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache'), 'snap');
+}
+
+function readText(p: string): string | undefined {
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * SNAP_SSH_COMMAND: the ssh program and options to run for sftp: locations, split at spaces
+ * (no shell quoting), e.g. `ssh -F /etc/snap/ssh_config`; snap appends its own options.
+ */
+function sshCommand(env: NodeJS.ProcessEnv): string[] | undefined {
+  const v = env.SNAP_SSH_COMMAND?.trim();
+  if (!v) return undefined;
+  return v.split(/\s+/);
+}
+
+/** The backend of a remote location, not yet connected (S3 and SFTP connect on first use). */
+export function remoteBackend(loc: RepoLocation, env: NodeJS.ProcessEnv = process.env): Backend {
+  if (loc.kind === 's3') {
+    const aws = readAwsSettings(env, readText);
+    return new S3Backend({ location: loc.s3, credentials: aws.credentials, region: aws.region });
+  }
+  if (loc.kind === 'sftp') return new SftpBackend(loc.sftp, { sshCommand: sshCommand(env) });
+  throw new SnapError('SNAP_INTERNAL', `remoteBackend called for a local folder ${loc.path}`);
+}
+
+/** What Repository.open/init need for a remote location; undefined for a local folder. */
+export function remoteStorage(loc: RepoLocation, env: NodeJS.ProcessEnv = process.env): RemoteStorage | undefined {
+  if (loc.kind === 'local') return undefined;
+  const backend = remoteBackend(loc, env);
+  return {
+    backend,
+    cacheRoot: cacheRoot(env),
+    prepare: backend instanceof S3Backend ? async () => void (await backend.ensureBucket()) : undefined,
+  };
+}

@@ -1,0 +1,102 @@
+// The repository lock protocol (src/repo/lock.ts) on S3 (a real radosgw) and over SFTP (a real
+// sshd): many holders from different "hosts" racing for an exclusive lock never hold it together,
+// shared holders coexist, and an exclusive holder keeps shared ones out. On S3 the same holds with
+// conditional writes turned off: the protocol writes lock objects under random names and then lists
+// and checks, so it needs no If-None-Match (docs/format.md, "Locks on remote storage").
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Backend } from '../src/backend/backend.js';
+import { SftpBackend } from '../src/backend/sftp.js';
+import { systemClock } from '../src/core/clock.js';
+import { isSnapError } from '../src/core/errors.js';
+import type { HostInfo } from '../src/core/host.js';
+import { RepoLock, type LockKind } from '../src/repo/lock.js';
+import { type S3Target, s3Target } from './helpers/s3-target.js';
+import { TestSshd, sshdMissing } from './helpers/sshd.js';
+import * as path from 'node:path';
+
+let target: S3Target;
+let sshd: TestSshd | undefined;
+beforeAll(async () => {
+  target = await s3Target('e2e-locks');
+  if (!sshdMissing()) sshd = await TestSshd.start();
+}, 900_000);
+afterAll(async () => {
+  await sshd?.close();
+});
+
+const host = (name: string, pid: number): HostInfo => ({ hostname: name, username: 'u', pid, uid: 1000, isAlive: () => true });
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** `n` holders on `n` hosts take `kind` locks at once, each holding it a moment; reports the most exclusive holders at once and whether one ever held beside a shared holder. */
+async function race(b: Backend, n: number, kinds: (i: number) => LockKind): Promise<{ maxExclusive: number; sharedWithExclusive: boolean; acquired: number }> {
+  let exclusive = 0;
+  let shared = 0;
+  let maxExclusive = 0;
+  let sharedWithExclusive = false;
+  let acquired = 0;
+  await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const kind = kinds(i);
+      const lock = await RepoLock.acquire(b, { kind, command: kind === 'exclusive' ? 'gc' : 'create', host: host(`h${i}`, 100 + i), clock: systemClock, sink: {}, waitMs: 60_000, retryMs: 30 });
+      acquired++;
+      if (kind === 'exclusive') exclusive++;
+      else shared++;
+      maxExclusive = Math.max(maxExclusive, exclusive);
+      if (exclusive > 0 && shared > 0) sharedWithExclusive = true;
+      await sleep(40);
+      if (kind === 'exclusive') exclusive--;
+      else shared--;
+      await lock.release();
+    }),
+  );
+  return { maxExclusive, sharedWithExclusive, acquired };
+}
+
+function s3(conditionalWrites: boolean): Backend {
+  return target.backend({ conditionalWrites, retry: { attempts: 5, baseDelayMs: 20, maxDelayMs: 400 } });
+}
+
+describe('repository locks on remote storage', () => {
+  for (const conditional of [true, false]) {
+    it(`S3${conditional ? '' : ' without conditional writes'}: exclusive holders never overlap, nor with shared ones`, async (ctx) => {
+      if (typeof target.info === 'string') return ctx.skip();
+      const b = s3(conditional);
+      try {
+        const r = await race(b, 6, (i) => (i % 3 === 0 ? 'exclusive' : 'shared'));
+        expect(r).toEqual({ maxExclusive: 1, sharedWithExclusive: false, acquired: 6 });
+        const all = await race(b, 5, () => 'exclusive');
+        expect(all).toEqual({ maxExclusive: 1, sharedWithExclusive: false, acquired: 5 });
+        const left: string[] = [];
+        for await (const x of b.list('locks/')) left.push(x.name);
+        expect(left).toEqual([]);
+      } finally {
+        await b.close();
+      }
+    });
+  }
+
+  it('S3: a held exclusive lock makes another host wait and then fail with SNAP_LOCKED naming it', async (ctx) => {
+    if (typeof target.info === 'string') return ctx.skip();
+    const b = s3(true);
+    try {
+      const gc = await RepoLock.acquire(b, { kind: 'exclusive', command: 'gc', host: host('nas', 1), clock: systemClock, sink: {}, waitMs: 0 });
+      const err = await RepoLock.acquire(b, { kind: 'shared', command: 'create', host: host('laptop', 2), clock: systemClock, sink: {}, waitMs: 300, retryMs: 50 }).catch((e: unknown) => e);
+      expect(isSnapError(err, 'SNAP_LOCKED')).toBe(true);
+      expect((err as Error).message).toMatch(/exclusive lock of 'gc' \(pid 1 on nas/);
+      await gc.release();
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('SFTP: exclusive holders never overlap, nor with shared ones', async (ctx) => {
+    if (!sshd) return ctx.skip();
+    const b = new SftpBackend(sshd.location(path.join(sshd.dir, 'locks-repo')), { sshCommand: sshd.sshCommand() });
+    try {
+      const r = await race(b, 6, (i) => (i % 3 === 0 ? 'exclusive' : 'shared'));
+      expect(r).toEqual({ maxExclusive: 1, sharedWithExclusive: false, acquired: 6 });
+    } finally {
+      await b.close();
+    }
+  });
+});
