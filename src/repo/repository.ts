@@ -296,13 +296,19 @@ export class Repository {
       return Repository.openWith(abs, new EncryptedBackend(backend, o.opened.unlocked.master), config, o, false, o.opened.unlocked);
     }
     // The password is tried before anything else is read, locked or written.
-    if (!o.password) throw new SnapError('SNAP_NO_PASSWORD', `the repository at ${shown} is encrypted and no password was given`);
-    const password = await o.password();
     let unlocked: Unlocked;
     try {
-      unlocked = await unlock(backend, config.id, password);
-    } finally {
-      password.fill(0);
+      if (!o.password) throw new SnapError('SNAP_NO_PASSWORD', `the repository at ${shown} is encrypted and no password was given`);
+      const password = await o.password();
+      try {
+        unlocked = await unlock(backend, config.id, password);
+      } finally {
+        password.fill(0);
+      }
+    } catch (e) {
+      // A remote backend's connection (an ssh session) would keep the process alive.
+      if (o.remote) await backend.close().catch(() => {});
+      throw e;
     }
     return Repository.openWith(abs, new EncryptedBackend(backend, unlocked.master), config, o, false, unlocked);
   }
