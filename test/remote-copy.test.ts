@@ -31,6 +31,29 @@ interface CopyJson {
 }
 
 describe('snap copy between any two repositories', () => {
+  it('into or out of an encrypted repository is refused before anything is read or written (ids are keyed per repository)', () => {
+    const base = tmpDir('snap-copy-enc-');
+    const env = { SNAP_PASSWORD: 'copy-pw', SNAP_KDF_SCRYPT_N: '1024', XDG_CACHE_HOME: path.join(base, 'cache') };
+    const plain = path.join(base, 'plain');
+    const enc = path.join(base, 'enc');
+    ok(['--repo', plain, 'init'], env);
+    ok(['--repo', enc, 'init', '--encrypt'], env);
+    const src = makeSource('copy-enc', 64 * 1024);
+    ok(['--repo', plain, 'create', src], env);
+    ok(['--repo', enc, 'create', src], env);
+    const before = (dir: string): string[] => fs.readdirSync(path.join(dir, 'data'), { recursive: true }).map(String).sort();
+    const encPacks = before(enc);
+    const plainPacks = before(plain);
+    for (const [to, from] of [[enc, plain], [plain, enc]] as const) {
+      const r = snap(['--repo', to, 'copy', '--from-repo', from], { env });
+      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/plain repositories only.*encrypted.*\[SNAP_USAGE\]/s)]);
+    }
+    expect(before(enc)).toEqual(encPacks);
+    expect(before(plain)).toEqual(plainPacks);
+    expect(listSnapshots(enc, env)).toHaveLength(1);
+    expect(listSnapshots(plain, env)).toHaveLength(1);
+  });
+
   it('local -> S3 -> SFTP -> local restores byte for byte; a second copy sends only the new objects', (ctx) => {
     if (typeof target.info === 'string' || !sshd) return ctx.skip();
     const home = tmpDir('snap-client-');

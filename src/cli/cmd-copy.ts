@@ -37,6 +37,16 @@ export function registerCopy(program: Command, run: (fn: (ctx: Ctx) => Promise<v
         try {
           await withRepo(ctx, async (dst) => {
             if (src.config.id === dst.config.id) throw new SnapError('SNAP_USAGE', `--from-repo ${displayPath(from)} is the repository itself`);
+            // Object ids of an encrypted repository are keyed by its own secret (docs/format.md,
+            // "Format 2"): copying into or out of one means re-identifying every object and
+            // rewriting every tree, which snap copy does not do yet. Refused before anything is read.
+            if (src.encrypted || dst.encrypted) {
+              throw new SnapError(
+                'SNAP_USAGE',
+                `snap copy works between plain repositories only for now: ${src.encrypted ? `the source ${displayPath(from)}` : 'the destination'} is encrypted, and its object ids are keyed by its own secret. ` +
+                  'To keep an encrypted off-site copy, back up into the encrypted repository directly (docs/remote.md, "3-2-1")',
+              );
+            }
             const all = filterSnapshots(await src.listSnapshots(), o);
             let chosen: StoredSnapshot[];
             if (refs.length === 0) chosen = all;
