@@ -92,6 +92,16 @@ function commandSource(argv: string[], name: string, signal: AbortSignal): Comma
   };
 }
 
+/** What to leave out of a backup: the exclude options of create and watch. */
+export function excludeOptions(cmd: Command): Command {
+  return cmd
+    .option('--exclude <pattern>', 'exclude paths matching a .gitignore-style pattern (repeatable)', collect, [])
+    .option('--exclude-file <file>', 'read exclude patterns from a file, one per line (repeatable)', collect, [])
+    .option('--exclude-caches', 'leave out directories that hold a CACHEDIR.TAG file with its standard signature')
+    .option('--exclude-if-present <name>', 'leave out directories that hold an entry of this name (repeatable)', collect, [])
+    .option('--exclude-larger-than <size>', 'leave out files larger than this (e.g. 500M, 2G)');
+}
+
 export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
   program
     .command('init')
@@ -152,11 +162,6 @@ export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise
     .description('back up files and directories into a new snapshot')
     .argument('[path...]', 'files or directories to back up (with --stdin-from-command: the command and its arguments, after --)')
     .option('--tag <tag>', 'tag the snapshot (repeatable)', collect, [])
-    .option('--exclude <pattern>', 'exclude paths matching a .gitignore-style pattern (repeatable)', collect, [])
-    .option('--exclude-file <file>', 'read exclude patterns from a file, one per line (repeatable)', collect, [])
-    .option('--exclude-caches', 'leave out directories that hold a CACHEDIR.TAG file with its standard signature')
-    .option('--exclude-if-present <name>', 'leave out directories that hold an entry of this name (repeatable)', collect, [])
-    .option('--exclude-larger-than <size>', 'leave out files larger than this (e.g. 500M, 2G)')
     .option('--time <date>', "record this time for the snapshot instead of now (importing old backups): 2026-03-03T14:00:00Z, '2026-03-03 14:00', yesterday, ...")
     .option('--one-file-system', 'do not cross into other file systems')
     .option('--files-from <file>', "back up the paths listed in FILE, one per line; '#' lines and empty lines skipped; '-' for stdin (repeatable)", collect, [])
@@ -165,7 +170,7 @@ export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise
     .option('--stdin', 'back up what is read from standard input, as one file (see --stdin-filename)')
     .option('--stdin-filename <name>', 'the name of the file --stdin or --stdin-from-command makes', 'stdin')
     .option('--stdin-from-command', "run the command given after -- and back up its output; a command that fails (exit status not 0) saves no snapshot")
-  hookOptions(createCmd).action(async (paths: string[], o: CreateFlags & HookFlags, cmd: Command) => run((ctx) => withHooks(ctx, o, () => create(ctx, paths, o)), cmd));
+  hookOptions(excludeOptions(createCmd)).action(async (paths: string[], o: CreateFlags & HookFlags, cmd: Command) => run((ctx) => withHooks(ctx, o, () => create(ctx, paths, o)), cmd));
 }
 
 interface CreateFlags {

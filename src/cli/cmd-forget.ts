@@ -13,7 +13,8 @@ import { runGc } from './cmd-gc.js';
 import { localDateTime, isoLocal, table } from './format.js';
 import { collect } from './parse.js';
 
-interface ForgetFlags extends SnapshotFilter {
+/** The retention flags (`--keep-*`), shared by forget and watch. */
+export interface KeepFlags {
   keepLast?: string;
   keepHourly?: string;
   keepDaily?: string;
@@ -27,6 +28,9 @@ interface ForgetFlags extends SnapshotFilter {
   keepWithinMonthly?: string;
   keepWithinYearly?: string;
   keepTag: string[];
+}
+
+interface ForgetFlags extends SnapshotFilter, KeepFlags {
   groupBy: string;
   dryRun?: boolean;
   gc?: boolean;
@@ -67,7 +71,7 @@ function dur(v: string | undefined): Duration | undefined {
   return v === undefined ? undefined : parseDuration(v);
 }
 
-export function policyFromFlags(o: ForgetFlags): RetentionPolicy {
+export function policyFromFlags(o: KeepFlags): RetentionPolicy {
   return {
     last: count(o.keepLast, '--keep-last'),
     hourly: count(o.keepHourly, '--keep-hourly'),

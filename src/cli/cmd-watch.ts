@@ -25,7 +25,8 @@ import { type Ctx, withRepo } from './context.js';
 import { bytes, duration, isoLocal, localDateTime } from './format.js';
 import { collect, parseSize, parseWaitMs, readPatternFiles } from './parse.js';
 import { type HookFlags, hookEnv, hookOptions, runHook } from './hooks.js';
-import { policyFromFlags } from './cmd-forget.js';
+import { type KeepFlags, policyFromFlags } from './cmd-forget.js';
+import { excludeOptions } from './cmd-backup.js';
 import { runGc } from './cmd-gc.js';
 import { recordOperation } from './oplog.js';
 import { rawArgv } from './argv.js';
@@ -33,7 +34,7 @@ import { VERSION } from './version.js';
 import { startWatcher, type Watcher } from './watcher.js';
 import { EXIT_INTERRUPTED } from './interrupt.js';
 
-interface WatchFlags extends HookFlags {
+interface WatchFlags extends HookFlags, KeepFlags {
   debounce: string;
   maxDelay: string;
   maxInterval: string;
@@ -45,19 +46,6 @@ interface WatchFlags extends HookFlags {
   excludeIfPresent: string[];
   excludeLargerThan?: string;
   oneFileSystem?: boolean;
-  keepLast?: string;
-  keepHourly?: string;
-  keepDaily?: string;
-  keepWeekly?: string;
-  keepMonthly?: string;
-  keepYearly?: string;
-  keepWithin?: string;
-  keepWithinHourly?: string;
-  keepWithinDaily?: string;
-  keepWithinWeekly?: string;
-  keepWithinMonthly?: string;
-  keepWithinYearly?: string;
-  keepTag: string[];
 }
 
 export function registerWatch(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
@@ -70,11 +58,6 @@ export function registerWatch(program: Command, run: (fn: (ctx: Ctx) => Promise<
     .option('--max-interval <duration>', 'scan everything at least this often, whatever the events said', '1h')
     .option('--gc-every <duration>', 'run gc this often (after a backup); default never')
     .option('--tag <tag>', 'tag the snapshots (repeatable)', collect, [])
-    .option('--exclude <pattern>', 'exclude paths matching a .gitignore-style pattern (repeatable)', collect, [])
-    .option('--exclude-file <file>', 'read exclude patterns from a file, one per line (repeatable)', collect, [])
-    .option('--exclude-caches', 'leave out directories that hold a CACHEDIR.TAG file with its standard signature')
-    .option('--exclude-if-present <name>', 'leave out directories that hold an entry of this name (repeatable)', collect, [])
-    .option('--exclude-larger-than <size>', 'leave out files larger than this (e.g. 500M, 2G)')
     .option('--one-file-system', 'do not cross into other file systems')
     .option('--keep-last <n>', 'after each snapshot, forget all but the n newest of these paths on this host')
     .option('--keep-hourly <n>', 'retention after each snapshot, as forget --keep-hourly')
@@ -89,7 +72,7 @@ export function registerWatch(program: Command, run: (fn: (ctx: Ctx) => Promise<
     .option('--keep-within-monthly <duration>', 'keep one snapshot per month within this duration')
     .option('--keep-within-yearly <duration>', 'keep one snapshot per year within this duration')
     .option('--keep-tag <tags>', 'keep snapshots with all these comma-separated tags (repeatable)', collect, []);
-  hookOptions(c).action(async (paths: string[], o: WatchFlags, cmd: Command) => run((ctx) => watch(ctx, paths, o), cmd));
+  hookOptions(excludeOptions(c)).action(async (paths: string[], o: WatchFlags, cmd: Command) => run((ctx) => watch(ctx, paths, o), cmd));
 }
 
 /** Why a backup runs. */
@@ -110,7 +93,7 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
   const gcEveryMs = o.gcEvery !== undefined ? positive(parseWaitMs(o.gcEvery), '--gc-every') : undefined;
   const excludes = [...o.exclude, ...readPatternFiles(o.excludeFile)].filter((x) => x.trim() !== '');
   const excludeLargerThan = o.excludeLargerThan !== undefined ? parseSize(o.excludeLargerThan) : undefined;
-  const policy: RetentionPolicy = policyFromFlags({ ...o, groupBy: '', maxUnused: '5%' });
+  const policy: RetentionPolicy = policyFromFlags(o);
   const prune = !isEmptyPolicy(policy);
   for (const [flag, v] of [['--on-success', o.onSuccess], ['--on-failure', o.onFailure]] as const) {
     if (v !== undefined && v.trim() === '') throw new SnapError('SNAP_USAGE', `${flag} needs a command to run`);
