@@ -81,3 +81,12 @@ export interface Backend {
   capabilities(): Promise<BackendCapabilities>;
   close(): Promise<void>;
 }
+
+/** A backend's sweep of temporary files (local and SFTP have one; gc finds it by name). */
+export type TempSweep = (prefix: string, olderThanMs?: number) => Promise<number>;
+
+/** The temporary-file sweep of `inner`, bound to it, for a wrapper to pass through (undefined when it has none). */
+export function tempSweepOf(inner: Backend): TempSweep | undefined {
+  const sweep = (inner as { removeTempFiles?: TempSweep }).removeTempFiles;
+  return typeof sweep === 'function' ? (prefix, olderThanMs) => sweep.call(inner, prefix, olderThanMs) : undefined;
+}

@@ -16,7 +16,7 @@
 // that hold it.
 import { SnapError, isSnapError } from '../core/errors.js';
 import { GCM_NONCE_BYTES, GCM_TAG_BYTES, gcmOpen, gcmSeal, hmacSha256, random } from '../core/crypto.js';
-import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
+import { type Backend, type BackendCapabilities, type BlobInfo, type TempSweep, tempSweepOf } from './backend.js';
 
 export const FILE_NONCE_BYTES = 32;
 export const SEGMENT_BYTES = 64 * 1024;
@@ -128,7 +128,7 @@ const CACHE_ENTRIES = 256;
 const SEGMENT_CACHE_ENTRIES = 32;
 
 export class EncryptedBackend implements Backend {
-  readonly removeTempFiles?: (prefix: string, olderThanMs?: number) => Promise<number>;
+  readonly removeTempFiles?: TempSweep;
   private readonly cache = new Map<string, Sealed>();
   /** Opened segments by blob key (hex) and number: a blob written anew has another key, so never a stale hit. */
   private readonly segments = new Map<string, Buffer>();
@@ -137,8 +137,7 @@ export class EncryptedBackend implements Backend {
     readonly inner: Backend,
     private readonly keys: BlobKeys,
   ) {
-    const sweep = (inner as { removeTempFiles?: (prefix: string, olderThanMs?: number) => Promise<number> }).removeTempFiles;
-    if (typeof sweep === 'function') this.removeTempFiles = (prefix, olderThanMs) => sweep.call(inner, prefix, olderThanMs);
+    this.removeTempFiles = tempSweepOf(inner);
   }
 
   get location(): string {

@@ -2,7 +2,7 @@
 // snapshot records it wrote and deleted and the bytes of the blobs it wrote and deleted. It
 // watches the calls themselves, so it counts this process's changes only, never a concurrent
 // command's, and needs nothing from the commands. Lock files and log records are not counted.
-import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
+import { type Backend, type BackendCapabilities, type BlobInfo, type TempSweep, tempSweepOf } from './backend.js';
 
 export interface Changes {
   snapshotsAdded: string[];
@@ -26,14 +26,13 @@ export class RecordingBackend implements Backend {
    * The local backend's sweep of temporary files (gc finds it by name, ops/gc.ts): passed through
    * when the inner backend has it. The files it removes were never blobs, so nothing is counted.
    */
-  readonly removeTempFiles?: (prefix: string, olderThanMs?: number) => Promise<number>;
+  readonly removeTempFiles?: TempSweep;
 
   constructor(
     private readonly inner: Backend,
     readonly changes: Changes,
   ) {
-    const sweep = (inner as { removeTempFiles?: (prefix: string, olderThanMs?: number) => Promise<number> }).removeTempFiles;
-    if (typeof sweep === 'function') this.removeTempFiles = (prefix, olderThanMs) => sweep.call(inner, prefix, olderThanMs);
+    this.removeTempFiles = tempSweepOf(inner);
   }
 
   get location(): string {
