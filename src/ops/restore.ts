@@ -443,6 +443,8 @@ class Restorer {
 
   /** A directory that cannot be created or opened: named, and everything in it left out (exit 3). */
   private dirFailed(e: unknown, shown: Buffer): false {
+    // The system's message names the /proc/self/fd path snap used: the warning names the entry.
+    if (e instanceof Error) e.message = e.message.replace(/, \w+ '\/proc\/self\/fd\/.*$/s, '');
     const se = fromSystemError(e, `restoring ${displayName(shown)}`);
     if (se.code === 'SNAP_NO_SPACE' || se.code === 'SNAP_INTERNAL') throw se;
     this.result.skipped++;

@@ -327,6 +327,25 @@ describe('restore targets', () => {
   }, 120_000);
 });
 
+describe('restore targets: a directory the file system refuses', () => {
+  it('issue 20 item 5: a directory that cannot be made (a 300-byte name) is named in a warning by its place in the target; everything else, directory metadata included, is restored; exit 3', async () => {
+    const long = 'd'.repeat(300); // NAME_MAX is 255 bytes
+    const { repo, id } = await crafted(async (c) => {
+      const inner = await c.tree([await fileNode(c, 'lost', 'never restored\n')]);
+      const sub = await c.tree([await fileNode(c, 'kept', 'kept\n')]);
+      return c.tree([node(long, 'dir', { tree: inner }), node('sub', 'dir', { tree: sub, mode: 0o750 }), await fileNode(c, 'sibling', 'sibling\n')]);
+    });
+    const target = tmpDir('snap-restore-enametoolong-');
+    const r = await cli(['--repo', repo, 'restore', id, target]);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(new RegExp(`warning: .*${long.slice(0, 40)}`));
+    expect(r.stderr).not.toMatch(/\/proc\/self\/fd/);
+    expect(fs.readFileSync(path.join(target, 'sibling'), 'utf8')).toBe('sibling\n');
+    expect(fs.readFileSync(path.join(target, 'sub', 'kept'), 'utf8')).toBe('kept\n');
+    expect(fs.statSync(path.join(target, 'sub')).mode & 0o7777).toBe(0o750);
+  }, 120_000);
+});
+
 describe('restore as a user who is not root', () => {
   raceIt('into a folder of its own that it may write but not read (mode 0300 when met): files restored, the recorded mode set', async () => {
     const base = tmpDir('snap-nobody-');
