@@ -142,12 +142,16 @@ interface ZlibZstd {
  */
 interface ZlibEngine {
   destroyed: boolean;
+  close(): void;
   _writeState?: Uint32Array;
   _handle?: {
     writeSync?(flush: number, src: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
     reset?(): void;
   };
 }
+
+/** ZSTD_COMPRESSBOUND: the largest frame zstd makes from n bytes of input, plus a margin. */
+const zstdCompressBound = (n: number): number => n + (n >>> 8) + (n < 128 * 1024 ? (128 * 1024 - n) >>> 11 : 0) + 64;
 
 const asBuffer = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
 
@@ -214,25 +218,33 @@ function openZstd(spec: ZstdSpec): Zstd {
     return {
       ...base,
       // One call with all the input and ZSTD_e_end: zstd then records the content size in the
-      // frame header. Output beyond the input's size is not kept (the caller stores the object
-      // raw), so the scratch is the input's size and a full scratch means "raw".
+      // frame header. The scratch holds zstd's bound for the input, so the frame always ends
+      // within it: a stream left with an unfinished frame cannot be reset (Node 26 refuses, and
+      // a later write on it aborts the process). A frame not smaller than the input is not kept
+      // (the caller stores the object raw).
       compress(src, level) {
         let e = engines.get(level);
         if (!e) engines.set(level, (e = z.createZstdCompress({ params: { [LEVEL]: level } })));
         const h = e._handle;
         const state = e._writeState;
         if (!h?.writeSync || !h.reset || !state || e.destroyed) return fallback(src, level);
-        const cap = Math.max(64, src.length);
+        const cap = zstdCompressBound(src.length);
         if (scratch.length < cap) scratch = Buffer.allocUnsafe(cap);
         h.writeSync(z.constants.ZSTD_e_end, src, 0, src.length, scratch, 0, cap);
         const outLeft = state[0]!;
         const inLeft = state[1]!;
+        if (outLeft === 0 || inLeft !== 0) {
+          // Not a whole frame (zstd's bound did not hold here): this stream is dropped unreset.
+          engines.delete(level);
+          e.close();
+          return fallback(src, level);
+        }
         h.reset();
         if (e.destroyed) {
           engines.delete(level);
           return fallback(src, level);
         }
-        if (outLeft === 0 || inLeft !== 0) return asBuffer(src); // the frame would not be smaller
+        if (cap - outLeft >= src.length) return asBuffer(src); // the frame would not be smaller
         const frame = scratch.subarray(0, cap - outLeft);
         // Only a whole frame that declares the input's size is returned; anything else (an
         // internal of node:zlib that changed) goes the public way, with a fresh stream next time.
