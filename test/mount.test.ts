@@ -107,6 +107,8 @@ describe.skipIf(!canMount)('snap mount', () => {
     fs.chmodSync(path.join(src, 'secret.txt'), 0o600);
     fs.symlinkSync('docs/deep/note.txt', path.join(src, 'link'));
     fs.writeFileSync(Buffer.concat([Buffer.from(src + '/'), BAD]), 'not utf-8\n');
+    fs.writeFileSync(path.join(src, 'hard-a'), 'linked\n');
+    fs.linkSync(path.join(src, 'hard-a'), path.join(src, 'docs', 'hard-b'));
     fs.utimesSync(path.join(src, 'docs', 'deep', 'note.txt'), new Date('1965-05-06T07:08:09Z'), new Date('1965-05-06T07:08:09Z'));
     if (hasAttr) spawnSync('setfattr', ['-n', 'user.colour', '-v', 'blue', path.join(src, 'big.bin')]);
     expect(cli(['init']).code).toBe(0);
@@ -127,17 +129,35 @@ describe.skipIf(!canMount)('snap mount', () => {
     const at = fs.mkdtempSync(path.join(dir, 'mnt-'));
     const m = await mountRepo(repo, at);
     expect(isMounted(at)).toBe(true);
-    expect(fs.readdirSync(at).sort()).toEqual(['hosts', 'snapshots', 'tags']);
-    expect(fs.readdirSync(path.join(at, 'snapshots')).sort()).toEqual(['2026-03-01T10:00:00', '2026-03-02T11:30:00', 'latest']);
-    expect(fs.readlinkSync(path.join(at, 'snapshots', 'latest'))).toBe('2026-03-02T11:30:00');
+    const ids = (JSON.parse(cli(['--json', 'list']).stdout) as { id: string; time: string }[]).sort((a, b) => (a.time < b.time ? -1 : 1)).map((x) => x.id.slice(0, 8));
+    expect(fs.readdirSync(at).sort()).toEqual(['by-date', 'hosts', 'latest', 'snapshots', 'tags']);
+    expect(fs.readdirSync(path.join(at, 'snapshots')).sort()).toEqual([...ids].sort());
+    expect(fs.readlinkSync(path.join(at, 'latest'))).toBe(`snapshots/${ids[1]}`);
+    expect(fs.readdirSync(path.join(at, 'by-date'))).toEqual(['2026']);
+    expect(fs.readdirSync(path.join(at, 'by-date', '2026'))).toEqual(['03']);
+    expect(fs.readdirSync(path.join(at, 'by-date', '2026', '03')).sort()).toEqual(['01', '02']);
+    expect(fs.readdirSync(path.join(at, 'by-date', '2026', '03', '02'))).toEqual(['11:30:00']);
     expect(fs.readdirSync(path.join(at, 'hosts'))).toEqual([os.hostname()]);
     expect(fs.readdirSync(path.join(at, 'hosts', os.hostname())).sort()).toEqual(['2026-03-01T10:00:00', '2026-03-02T11:30:00']);
+    expect(fs.readlinkSync(path.join(at, 'hosts', os.hostname(), '2026-03-01T10:00:00'))).toBe(`../../snapshots/${ids[0]}`);
+    expect(fs.readdirSync(path.join(at, 'tags'))).toEqual(['monthly']);
     expect(fs.readdirSync(path.join(at, 'tags', 'monthly'))).toEqual(['2026-03-01T10:00:00']);
     // Through the links, as a user would walk them.
     const old = path.join(at, 'tags', 'monthly', '2026-03-01T10:00:00', src);
-    const now = path.join(at, 'snapshots', 'latest', src);
+    const now = path.join(at, 'latest', src);
     expect(fs.readFileSync(path.join(old, 'docs', 'deep', 'note.txt'), 'utf8')).toBe('hello from the past\n');
     expect(fs.readFileSync(path.join(now, 'docs', 'deep', 'note.txt'), 'utf8')).toBe('hello from today\n');
+    // find over a date folder (real folders, not links) lists what the snapshot holds.
+    const find = (root: string): string[] => spawnSync('find', [root, '-name', '*.txt', '-printf', '%P\\n']).stdout.toString('latin1').trim().split('\n').sort();
+    const found = find(path.join(at, 'by-date', '2026', '03', '01', '10:00:00', src));
+    expect(found).toContain('docs/deep/note.txt');
+    expect(found).toEqual(find(src));
+    // Hard links: one inode number and the recorded link count.
+    const h1 = fs.statSync(path.join(now, 'hard-a'));
+    const h2 = fs.statSync(path.join(now, 'docs', 'hard-b'));
+    expect(h1.nlink).toBe(2);
+    expect(h1.ino).toBe(h2.ino);
+    expect(h1.ino).not.toBe(fs.statSync(path.join(now, 'big.bin')).ino);
     // A file of many chunks: whole, and at offsets that start and end inside chunks.
     expect(fs.readFileSync(path.join(now, 'big.bin')).equals(big)).toBe(true);
     const fd = fs.openSync(path.join(old, 'big.bin'), 'r');
@@ -167,8 +187,16 @@ describe.skipIf(!canMount)('snap mount', () => {
     expect(() => fs.writeFileSync(path.join(now, 'new.txt'), 'x')).toThrow(/EROFS/);
     expect(() => fs.openSync(path.join(now, 'big.bin'), 'r+')).toThrow(/EROFS/);
     expect(() => fs.readdirSync(path.join(at, 'snapshots', 'nope'))).toThrow(/ENOENT/);
-    // GNU diff agrees with the source for what did not change.
+    // GNU diff agrees with the source; cp -a out of the mount keeps bytes, modes and times.
     expect(spawnSync('diff', ['-r', '--no-dereference', path.join(now, 'docs'), path.join(src, 'docs')]).status).toBe(0);
+    const copy = path.join(dir, 'copied');
+    expect(spawnSync('cp', ['-a', now, copy]).status).toBe(0);
+    expect(spawnSync('diff', ['-r', '--no-dereference', copy, src]).status).toBe(0);
+    for (const f of ['big.bin', 'secret.txt', 'docs/deep/note.txt']) {
+      const a = fs.statSync(path.join(copy, f));
+      const b = fs.statSync(path.join(src, f));
+      expect([a.mode, a.mtimeMs, a.size], f).toEqual([b.mode, b.mtimeMs, b.size]);
+    }
     expect(await m.stop()).toBe(0);
     expect(isMounted(at)).toBe(false);
     expect(m.stderr()).toContain('unmounted');
@@ -177,20 +205,21 @@ describe.skipIf(!canMount)('snap mount', () => {
   it('holds nothing against other commands: a new backup appears, a forget and gc run while it is mounted', async () => {
     const at = fs.mkdtempSync(path.join(dir, 'mnt-'));
     const m = await mountRepo(repo, at);
-    expect(fs.readFileSync(path.join(at, 'snapshots', 'latest', src, 'docs', 'deep', 'note.txt'), 'utf8')).toBe('hello from today\n');
+    expect(fs.readFileSync(path.join(at, 'latest', src, 'docs', 'deep', 'note.txt'), 'utf8')).toBe('hello from today\n');
     fs.writeFileSync(path.join(src, 'docs', 'deep', 'note.txt'), 'hello from tomorrow\n');
     const made = cli(['create', src, '--time', '2026-03-03T09:00:00Z']);
     expect(made.code, made.stderr).toBe(0);
-    await until('the new snapshot in snapshots/', () => (fs.readdirSync(path.join(at, 'snapshots')).includes('2026-03-03T09:00:00') ? true : undefined));
-    await until('latest to move', () => (fs.readlinkSync(path.join(at, 'snapshots', 'latest')) === '2026-03-03T09:00:00' ? true : undefined));
-    expect(fs.readFileSync(path.join(at, 'snapshots', 'latest', src, 'docs', 'deep', 'note.txt'), 'utf8')).toBe('hello from tomorrow\n');
+    await until('the new snapshot in by-date/', () => (fs.existsSync(path.join(at, 'by-date', '2026', '03', '03', '09:00:00')) ? true : undefined));
+    const newest = (JSON.parse(cli(['--json', 'list']).stdout) as { id: string; time: string }[]).find((x) => x.time.startsWith('2026-03-03'))!.id.slice(0, 8);
+    await until('latest to move', () => (fs.readlinkSync(path.join(at, 'latest')) === `snapshots/${newest}` ? true : undefined));
     // Exclusive commands wait for the mount's reads, not for the mount.
     const forgot = cli(['--lock-wait', '60s', 'forget', '--keep-last', '1']);
     expect(forgot.code, forgot.stderr).toBe(0);
     const gc = cli(['--lock-wait', '60s', 'gc']);
     expect(gc.code, gc.stderr).toBe(0);
-    await until('the forgotten snapshots to go', () => (fs.readdirSync(path.join(at, 'snapshots')).length === 2 ? true : undefined));
-    expect(fs.readdirSync(path.join(at, 'snapshots')).sort()).toEqual(['2026-03-03T09:00:00', 'latest']);
+    await until('the forgotten snapshots to go', () => (fs.readdirSync(path.join(at, 'snapshots')).length === 1 ? true : undefined));
+    expect(fs.readdirSync(path.join(at, 'snapshots'))).toEqual([newest]);
+    expect(fs.readdirSync(path.join(at, 'by-date', '2026', '03'))).toEqual(['03']);
     expect(fs.readdirSync(path.join(at, 'hosts', os.hostname()))).toEqual(['2026-03-03T09:00:00']);
     expect(fs.readdirSync(path.join(at, 'tags'))).toEqual([]);
     expect(cli(['check']).code).toBe(0);
@@ -220,13 +249,29 @@ describe.skipIf(!canMount)('snap mount', () => {
     fs.writeFileSync(pack, bytes);
     const at = fs.mkdtempSync(path.join(dir, 'mnt-'));
     const m = await mountRepo(r2, at, env);
-    const root = path.join(at, 'snapshots', '2026-03-05T00:00:00', s2);
+    const root = path.join(at, 'by-date', '2026', '03', '05', '00:00:00', s2);
     expect(fs.readdirSync(root).sort()).toEqual(['fine.txt', 'victim.bin']);
     expect(fs.statSync(path.join(root, 'victim.bin')).size).toBe(victim.length);
     expect(() => fs.readFileSync(path.join(root, 'victim.bin'))).toThrow(/EIO/);
     await until('the message', () => (m.stderr().includes('victim.bin') ? true : undefined));
     expect(m.stderr()).toMatch(/failed authentication|failed verification|SNAP_CORRUPT|changed/);
     expect(await m.stop()).toBe(0);
+  }, 120_000);
+
+  it('Ctrl-C while a program holds a file: detached at once, that file still reads, snap ends when it is closed', async () => {
+    const at = fs.mkdtempSync(path.join(dir, 'mnt-'));
+    const m = await mountRepo(repo, at);
+    const fd = fs.openSync(path.join(at, 'latest', src, 'big.bin'), 'r');
+    m.proc.kill('SIGINT');
+    await until('the mount point to be detached', () => (isMounted(at) ? undefined : true));
+    expect(fs.readdirSync(at)).toEqual([]); // the empty folder underneath
+    const b = Buffer.alloc(100_000);
+    expect(fs.readSync(fd, b, 0, b.length, 1_500_000)).toBe(b.length);
+    expect(b.equals(big.subarray(1_500_000, 1_600_000))).toBe(true);
+    expect(m.proc.exitCode).toBeNull();
+    fs.closeSync(fd);
+    expect(await m.exited).toBe(0);
+    expect(m.stderr()).toMatch(/detached/);
   }, 120_000);
 
   it('ends when unmounted from outside; refuses a folder that is not empty, and users other than root', async () => {

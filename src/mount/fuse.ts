@@ -293,12 +293,22 @@ export async function mountFuse(mountpoint: string, handle: Handler, o: { allowO
     done,
     unmount() {
       if (ended) return done;
-      unmounting ??= runTool('umount', ['-l', mountpoint]).then(
+      // A plain unmount first; while a program still has a file or folder of the mount open, the
+      // mount point is detached instead (nothing new can enter it) and the session ends when the
+      // last of them is closed. A second Ctrl-C ends snap at once (the kernel then fails their reads).
+      unmounting ??= runTool('umount', [mountpoint]).then(
         () => done,
-        (e: unknown) => {
-          o.log(`${(e as Error).message}`);
-          return done;
-        },
+        () =>
+          runTool('umount', ['-l', mountpoint]).then(
+            () => {
+              if (!ended) o.log(`${mountpoint} is detached; snap ends when the programs still reading it close their files (Ctrl-C again: at once)`);
+              return done;
+            },
+            (e: unknown) => {
+              o.log(`${(e as Error).message}`);
+              return done;
+            },
+          ),
       );
       return unmounting;
     },

@@ -1,9 +1,10 @@
-// `snap mount`'s file system: every snapshot as a read-only folder, by date, host and tag.
+// `snap mount`'s file system: every snapshot as a read-only folder, by id, date, host and tag.
 //
-//   snapshots/2026-12-03T07:30:12/...   each snapshot's tree (its paths from /), local time
-//   snapshots/latest -> the newest
-//   hosts/HOST/TIME -> ../../snapshots/TIME
-//   tags/TAG/TIME   -> ../../snapshots/TIME
+//   snapshots/1a2b3c4d/...              each snapshot's tree (its paths from /), by short id
+//   by-date/2026/03/03/07:30:12/...     the same trees by local date and time
+//   latest -> snapshots/<the newest>
+//   hosts/HOST/2026-03-03T07:30:12 -> ../../snapshots/1a2b3c4d
+//   tags/TAG/2026-03-03T07:30:12   -> ../../snapshots/1a2b3c4d
 //
 // Files are read chunk by chunk through the one decode-and-verify path (repo.objects.get): a
 // damaged chunk is an I/O error for that read, never wrong bytes. The repository is opened per
@@ -48,7 +49,7 @@ const LIST_REFRESH_MS = 1000;
 /** Decoded chunks kept for reads that continue in them (the kernel reads 128 KiB at a time). */
 const CHUNK_CACHE_BYTES = 64 * 1024 * 1024;
 
-type Kind = 'root' | 'snapshots' | 'hosts' | 'tags' | 'host' | 'tag' | 'link' | 'snaproot' | 'node';
+type Kind = 'root' | 'snapshots' | 'by-date' | 'year' | 'month' | 'day' | 'hosts' | 'tags' | 'host' | 'tag' | 'link' | 'snaproot' | 'node';
 
 interface Inode {
   nodeid: number;
@@ -65,13 +66,17 @@ interface Inode {
   node?: Node;
   /** link: where it points. */
   target?: Buffer;
-  /** host or tag folder: which. */
+  /** host or tag folder: which; year, month or day folder: its prefix of the local time. */
   key?: string;
+  /** Inside a snapshot: the snapshot folder's inode number (hard links share an inode number per snapshot). */
+  snapIno?: number;
 }
 
 /** What a folder lists: a name and how to make its inode. */
 interface Child {
   name: Buffer;
+  /** Inside a snapshot: the entry. */
+  node?: Node;
   make: () => Omit<Inode, 'nodeid' | 'ino' | 'name' | 'parent' | 'nlookup' | 'path'>;
   mode: number;
 }
@@ -103,14 +108,37 @@ export function snapshotFolderName(iso: string): string {
   return `${year}-${two(d.getMonth() + 1)}-${two(d.getDate())}T${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
 }
 
-/** Folder names for snapshots, oldest first: two in one second get their short ids appended. */
-export function nameSnapshots(snaps: StoredSnapshot[]): { name: string; snap: StoredSnapshot }[] {
+export interface NamedSnapshot {
+  snap: StoredSnapshot;
+  /** Its folder under snapshots/: the short id, longer where two share a prefix. */
+  id: string;
+  /** Local time to the second (YYYY-MM-DDTHH:MM:SS), with the short id appended when two share a second. */
+  time: string;
+}
+
+/** Names for snapshots, oldest first. */
+export function nameSnapshots(snaps: StoredSnapshot[]): NamedSnapshot[] {
   const sorted = [...snaps].sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
+  const ids = snaps.map((s) => s.id).sort();
+  const at = new Map(ids.map((id, k) => [id, k]));
+  const idName = (id: string): string => {
+    // Long enough to differ from its neighbours in sorted order (8 hex digits nearly always).
+    const k = at.get(id)!;
+    let n = 8;
+    for (const other of [ids[k - 1], ids[k + 1]]) {
+      if (!other) continue;
+      let common = 0;
+      while (common < id.length && id[common] === other[common]) common++;
+      n = Math.max(n, common + 1);
+    }
+    return id.slice(0, n);
+  };
   const count = new Map<string, number>();
   for (const s of sorted) count.set(snapshotFolderName(s.time), (count.get(snapshotFolderName(s.time)) ?? 0) + 1);
   return sorted.map((snap) => {
     const base = snapshotFolderName(snap.time);
-    return { name: count.get(base)! > 1 ? `${base}-${snap.id.slice(0, 8)}` : base, snap };
+    const id = idName(snap.id);
+    return { snap, id, time: count.get(base)! > 1 ? `${base}-${id}` : base };
   });
 }
 
@@ -146,6 +174,16 @@ function inoOf(parentIno: number, name: Buffer): number {
   return Number(h & 0xfffffffffffffn) + 2; // 1 is the root's
 }
 
+/**
+ * An entry's inode number: the files of one hard-link group in a snapshot share one (their
+ * recorded device and inode, within that snapshot's folder); everything else by its folder and name.
+ */
+function inoFor(parent: Inode, name: Buffer, node?: Node): number {
+  const snapIno = parent.kind === 'snaproot' ? parent.ino : parent.snapIno;
+  if (node?.inode && snapIno !== undefined) return inoOf(snapIno, Buffer.from(`\0${node.inode.dev}:${node.inode.ino}`));
+  return inoOf(parent.ino, name);
+}
+
 export class SnapFs {
   private readonly inodes = new Map<number, Inode>();
   private readonly byName = new Map<string, number>();
@@ -153,8 +191,8 @@ export class SnapFs {
   private readonly files = new Map<number, FileHandle>();
   private readonly dirs = new Map<number, Buffer[]>();
   private nextFh = 1;
-  private listed: { at: number; names: { name: string; snap: StoredSnapshot }[] } | undefined;
-  private listing: Promise<{ name: string; snap: StoredSnapshot }[]> | undefined;
+  private listed: { at: number; names: NamedSnapshot[] } | undefined;
+  private listing: Promise<NamedSnapshot[]> | undefined;
   private readonly chunks = new Map<string, { data: Promise<Buffer>; size?: number }>();
   private chunkBytes = 0;
   private readonly sizes = new Map<string, number>();
@@ -174,10 +212,10 @@ export class SnapFs {
 
   private nodeAttr(n: Node): Omit<Attr, 'ino'> {
     const size = n.type === 'file' ? n.size : n.type === 'symlink' ? (n.target?.length ?? 0) : 0;
-    return { size, mtime: n.mtime, mode: typeBits(n) | (n.mode & 0o7777), nlink: n.type === 'dir' ? 2 : 1, uid: n.uid, gid: n.gid, rdev: n.rdev };
+    return { size, mtime: n.mtime, mode: typeBits(n) | (n.mode & 0o7777), nlink: n.type === 'dir' ? 2 : (n.inode?.links ?? 1), uid: n.uid, gid: n.gid, rdev: n.rdev };
   }
 
-  private async snapshots(): Promise<{ name: string; snap: StoredSnapshot }[]> {
+  private async snapshots(): Promise<NamedSnapshot[]> {
     if (this.listed && Date.now() - this.listed.at < LIST_REFRESH_MS) return this.listed.names;
     this.listing ??= this.o.lease
       .use((repo) => repo.listSnapshots())
@@ -198,40 +236,51 @@ export class SnapFs {
 
   /** What folder `dir` holds. */
   private async children(dir: Inode): Promise<Child[]> {
-    const folder = (name: string, kind: Kind, key?: string): Child => ({ name: Buffer.from(name), mode: S_IFDIR, make: () => ({ kind, key, attr: this.folderAttr(this.o.now()) }) });
-    const link = (name: Buffer, to: string, time: Date): Child => {
+    const folder = (name: string, kind: Kind, key?: string): Child => ({ name: folderName(name), mode: S_IFDIR, make: () => ({ kind, key, attr: this.folderAttr(this.o.now()) }) });
+    const link = (name: string, to: string, time: Date): Child => {
       const target = Buffer.from(to);
-      return { name, mode: S_IFLNK, make: () => ({ kind: 'link', target, attr: this.linkAttr(target, time) }) };
+      return { name: Buffer.from(name), mode: S_IFLNK, make: () => ({ kind: 'link', target, attr: this.linkAttr(target, time) }) };
     };
-    const snapLinks = async (keep: (s: StoredSnapshot) => boolean): Promise<Child[]> =>
-      (await this.snapshots()).filter((e) => keep(e.snap)).map((e) => link(Buffer.from(e.name), `../../snapshots/${e.name}`, new Date(e.snap.time)));
+    const snapFolder = (name: string, snap: StoredSnapshot): Child => ({
+      name: Buffer.from(name),
+      mode: S_IFDIR,
+      make: () => ({ kind: 'snaproot', tree: snap.tree, attr: { ...this.folderAttr(new Date(snap.time)), mode: S_IFDIR | 0o755 } }),
+    });
+    const links = async (keep: (s: StoredSnapshot) => boolean): Promise<Child[]> =>
+      (await this.snapshots()).filter((e) => keep(e.snap)).map((e) => link(e.time, `../../snapshots/${e.id}`, new Date(e.snap.time)));
+    const distinct = (xs: string[]): string[] => [...new Set(xs)].sort();
     switch (dir.kind) {
-      case 'root':
-        return [folder('snapshots', 'snapshots'), folder('hosts', 'hosts'), folder('tags', 'tags')];
-      case 'snapshots': {
-        const list = await this.snapshots();
-        const out: Child[] = list.map(({ name, snap }) => ({
-          name: Buffer.from(name),
-          mode: S_IFDIR,
-          make: () => ({ kind: 'snaproot', tree: snap.tree, attr: { ...this.folderAttr(new Date(snap.time)), mode: S_IFDIR | 0o755 } }),
-        }));
-        const newest = list.at(-1);
-        if (newest) out.push(link(Buffer.from('latest'), newest.name, new Date(newest.snap.time)));
+      case 'root': {
+        const out = [folder('snapshots', 'snapshots'), folder('by-date', 'by-date'), folder('hosts', 'hosts'), folder('tags', 'tags')];
+        const newest = (await this.snapshots()).at(-1);
+        if (newest) out.push(link('latest', `snapshots/${newest.id}`, new Date(newest.snap.time)));
         return out;
       }
+      case 'snapshots':
+        return (await this.snapshots()).map((e) => snapFolder(e.id, e.snap));
+      case 'by-date':
+        return distinct((await this.snapshots()).map((e) => e.time.slice(0, 4))).map((y) => ({ ...folder(y, 'year', y) }));
+      case 'year':
+      case 'month': {
+        const width = dir.kind === 'year' ? 7 : 10; // YYYY-MM, YYYY-MM-DD
+        const keys = distinct((await this.snapshots()).filter((e) => e.time.startsWith(dir.key! + '-')).map((e) => e.time.slice(0, width)));
+        return keys.map((k) => folder(k.slice(width - 2), dir.kind === 'year' ? 'month' : 'day', k));
+      }
+      case 'day':
+        return (await this.snapshots()).filter((e) => e.time.startsWith(dir.key! + 'T')).map((e) => snapFolder(e.time.slice(11), e.snap));
       case 'hosts':
-        return [...new Set((await this.snapshots()).map((e) => e.snap.hostname))].sort().map((h) => ({ ...folder('', 'host', h), name: folderName(h) }));
+        return distinct((await this.snapshots()).map((e) => e.snap.hostname)).map((h) => folder(h, 'host', h));
       case 'tags':
-        return [...new Set((await this.snapshots()).flatMap((e) => e.snap.tags))].sort().map((t) => ({ ...folder('', 'tag', t), name: folderName(t) }));
+        return distinct((await this.snapshots()).flatMap((e) => e.snap.tags)).map((t) => folder(t, 'tag', t));
       case 'host':
-        return snapLinks((s) => s.hostname === dir.key);
+        return links((s) => s.hostname === dir.key);
       case 'tag':
-        return snapLinks((s) => s.tags.includes(dir.key!));
+        return links((s) => s.tags.includes(dir.key!));
       case 'snaproot':
       case 'node': {
         if (!dir.tree) throw new FuseError(E.NOTDIR);
         const nodes = await this.o.lease.use((repo) => repo.readTree(dir.tree!));
-        return nodes.map((n) => ({ name: n.name, mode: typeBits(n), make: () => this.fromNode(n) }));
+        return nodes.map((n) => ({ name: n.name, mode: typeBits(n), node: n, make: () => this.fromNode(n) }));
       }
       default:
         throw new FuseError(E.NOTDIR);
@@ -251,7 +300,7 @@ export class SnapFs {
     if (parent.kind === 'snaproot' || parent.kind === 'node') {
       if (!parent.tree) throw new FuseError(E.NOTDIR);
       const n = findNode(await this.o.lease.use((repo) => repo.readTree(parent.tree!)), name);
-      if (n) child = { name: n.name, mode: typeBits(n), make: () => this.fromNode(n) };
+      if (n) child = { name: n.name, mode: typeBits(n), node: n, make: () => this.fromNode(n) };
     } else {
       child = (await this.children(parent)).find((c) => c.name.equals(name));
     }
@@ -268,7 +317,8 @@ export class SnapFs {
     if (!i) {
       const nodeid = this.nextNodeId++;
       const path = `${parent.path === '/' ? '' : parent.path}/${name.toString()}`;
-      i = { ...made, nodeid, ino: inoOf(parent.ino, name), name, parent: parent.nodeid, nlookup: 0, path };
+      const snapIno = parent.kind === 'snaproot' ? parent.ino : parent.snapIno;
+      i = { ...made, nodeid, ino: inoFor(parent, name, made.node), name, parent: parent.nodeid, nlookup: 0, path, snapIno };
       this.inodes.set(nodeid, i);
       this.byName.set(key, nodeid);
     }
@@ -413,7 +463,7 @@ export class SnapFs {
         if (i.attr.mode >> 12 !== S_IFDIR >> 12) throw new FuseError(E.NOTDIR);
         const parent = this.inodes.get(i.parent) ?? i;
         // The listing is taken once per open, so paging through it with offsets stays consistent.
-        const list = (await this.children(i)).map((c, k) => ({ ino: inoOf(i.ino, c.name), mode: c.mode, name: c.name, k }));
+        const list = (await this.children(i)).map((c, k) => ({ ino: inoFor(i, c.name, c.node), mode: c.mode, name: c.name, k }));
         const entries = [
           dirent(i.ino, 1, S_IFDIR, Buffer.from('.')),
           dirent(parent.ino, 2, S_IFDIR, Buffer.from('..')),
