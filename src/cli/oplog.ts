@@ -27,8 +27,8 @@ export function repoStorage(location: RepoLocation): Backend {
   return location.kind === 'local' ? new LocalBackend(path.resolve(location.path)) : remoteBackend(location);
 }
 
-/** Commands that change the repository: each run is logged, whether it succeeded or not. */
-export const LOGGED_COMMANDS = new Set(['init', 'create', 'forget', 'gc', 'repair', 'tag', 'rewrite', 'index rebuild', 'copy']);
+/** Commands that change the repository, and restore drills (the proof that it restores): each run is logged, whether it succeeded or not. */
+export const LOGGED_COMMANDS = new Set(['init', 'create', 'forget', 'gc', 'repair', 'tag', 'rewrite', 'index rebuild', 'copy', 'drill']);
 
 /** The error a failed command ended with, as the log records it (the code users see). */
 function errorOf(e: unknown): { code: string; message: string } | undefined {
