@@ -18,7 +18,7 @@ import { compileExcludes, isExcluded, needsAbsolute, type ExcludeRule } from '..
 import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
-import { canonicalPath, diffNodes, metaDiff, type Change, type ChangeAspect } from './diff.js';
+import { canonicalPath, diffNodes, mergeNext, metaDiff, type Change, type ChangeAspect } from './diff.js';
 import { compareFileContent } from './content-check.js';
 import { stampChange, trustedBefore } from './live-stamp.js';
 import { locateAbs, splitPath } from './navigate.js';
@@ -253,21 +253,14 @@ export async function* diffLive(repo: Repository, snap: StoredSnapshot, userPath
         break;
       }
       case 'merge': {
-        const { left, right } = task;
-        if (task.i >= left.length && task.j >= right.length) {
+        const next = mergeNext(task, (e) => e.node.name);
+        if (!next) {
           stack.pop();
           break;
         }
-        const l = left[task.i];
-        const r = right[task.j];
-        const c = !l ? 1 : !r ? -1 : Buffer.compare(l.name, r.node.name);
-        const name = c <= 0 ? l!.name : r!.node.name;
-        if (c <= 0) task.i++;
-        if (c >= 0) task.j++;
-        const place = c >= 0 ? r!.place : live.childPlace(task.place, name);
+        const place = next.r ? next.r.place : live.childPlace(task.place, next.name);
         // A recorded entry off the way to every source (not in this snapshot's trie) is not compared.
-        if (!place) break;
-        stack.push({ t: 'pair', path: joinPath(task.dir, name), a: c <= 0 ? l : undefined, b: c >= 0 ? r : undefined, place });
+        if (place) stack.push({ t: 'pair', path: joinPath(task.dir, next.name), a: next.l, b: next.r, place });
         break;
       }
       case 'added': {
