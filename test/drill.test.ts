@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parseJson, snap, type RunResult } from './helpers/cli.js';
 import { cleanupScratch, findObject, packFile, scratchDir } from './helpers/maint.js';
 import { Rng } from './helpers/rng.js';
+import { craftSnapshot, fileNode, node } from './helpers/craft.js';
 import { sha256 } from '../src/core/ids.js';
 
 afterAll(() => cleanupScratch());
@@ -178,6 +179,14 @@ describe('snap drill', () => {
     expect(j.files_verified).toBe(FILES); // the backup itself restores fine
     // Without --against-source the drill passes: the repository is intact.
     expect(drill(s, ['--full']).j.ok).toBe(true);
+  });
+
+  it("a snapshot of another host's files is not compared with this host's files: skipped, saying so", async () => {
+    const s = setup();
+    const id = await craftSnapshot(s.repo, async (c) => c.tree([node('x', 'dir', { tree: await c.tree([await fileNode(c, 'f', 'crafted\n')]) })]));
+    const { j } = drill(s, [id.slice(0, 8), '--full', '--against-source']);
+    expect(j).toMatchObject({ ok: true, files_verified: 1, source: { compared: 0, skipped_count: 1 } });
+    expect(j.source!.skipped[0]).toMatchObject({ path: '/x/f', reason: expect.stringMatching(/the snapshot is of host crafted's files, this is /) });
   });
 
   it('works on an encrypted repository: passes clean, fails on a flipped byte in a pack (authentication), naming the file', () => {

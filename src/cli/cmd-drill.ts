@@ -75,7 +75,7 @@ async function drill(ctx: Ctx, ref: string, o: DrillFlags): Promise<void> {
     const snap = await resolveSnapshot(ctx, repo, ref, o);
     const sandbox = makeSandbox(ctx, o.target);
     try {
-      const r = await drillSnapshot(repo, snap, { sample, sandbox: sandbox.dir, againstSource: o.againstSource === true, asRoot: ctx.host.uid === 0, sink: ctx.sink, signal: ctx.signal });
+      const r = await drillSnapshot(repo, snap, { sample, sandbox: sandbox.dir, againstSource: o.againstSource === true, hostname: ctx.host.hostname, asRoot: ctx.host.uid === 0, sink: ctx.sink, signal: ctx.signal });
       return { snap, r, sandbox };
     } finally {
       // Removed whatever happened (a failure, Ctrl-C), unless asked to keep it.

@@ -27,6 +27,8 @@ export interface DrillOptions {
   sandbox: string;
   /** Compare restored files with the unchanged source files at the same paths. */
   againstSource: boolean;
+  /** The host this drill runs on: a snapshot of another host's files is not compared with this one's (all skipped). */
+  hostname: string;
   /** Restore ownership (only root can). */
   asRoot: boolean;
   sink: ProgressSink;
@@ -146,7 +148,7 @@ export async function drillSnapshot(repo: Repository, snap: StoredSnapshot, o: D
     if (!verdict.same) return fail(path, `the restored bytes do not match the snapshot: ${verdict.reason}`);
     r.filesVerified++;
     r.bytesVerified += node.size;
-    if (r.source) compareWithSource(r, path, at, node, trustedBefore(snap), o);
+    if (r.source) compareWithSource(r, path, at, node, trustedBefore(snap), snap.hostname, o);
   };
 
   try {
@@ -198,12 +200,13 @@ function readlinkOrUndefined(p: Buffer): Buffer | undefined {
  * A verified restored file against the source file at its path: compared byte for byte when the
  * source's stat vouches that it is what the snapshot holds; otherwise skipped, saying why.
  */
-function compareWithSource(r: DrillReport, path: Buffer, restored: Buffer, node: Node, before: bigint, o: DrillOptions): void {
+function compareWithSource(r: DrillReport, path: Buffer, restored: Buffer, node: Node, before: bigint, host: string, o: DrillOptions): void {
   const s = r.source!;
   const skip = (reason: string): void => {
     s.skippedCount++;
     if (s.skipped.length < LIST_MAX) s.skipped.push({ path, reason });
   };
+  if (o.hostname !== host) return skip(`the snapshot is of host ${host}'s files, this is ${o.hostname}`);
   let st: fs.BigIntStats;
   try {
     st = fs.lstatSync(path, { bigint: true });
