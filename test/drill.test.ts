@@ -98,7 +98,7 @@ const latin1Path = (s: Setup): string => Buffer.concat([Buffer.from(`${s.src}/do
 describe('snap drill', () => {
   it('passes on a clean repository: a sample, --full (files and symlinks), --against-source; the sandbox is removed; each drill is in the operation log', () => {
     const s = setup();
-    backup(s);
+    const id = backup(s);
     const sample = drill(s, ['--sample', '2']).j;
     expect(sample).toMatchObject({ ok: true, full: false, sample: 2, files_in_snapshot: FILES, files_picked: 2, files_verified: 2, failed: [], source: null, sandbox: null });
     const full = drill(s, ['--full', '--against-source']).j;
@@ -117,9 +117,15 @@ describe('snap drill', () => {
 
     const log = s.run(['--json', 'log']);
     expect(log.code, log.stderr).toBe(0);
-    const drills = parseJson<{ command: string; result: string; args: string[] }[]>(log.stdout).filter((x) => x.command === 'drill');
+    const drills = parseJson<{ command: string; result: string; args: string[]; drill: unknown }[]>(log.stdout).filter((x) => x.command === 'drill');
     expect(drills.map((d) => d.result)).toEqual(['ok', 'ok', 'ok', 'ok']);
     expect(drills[1]!.args).toContain('--full');
+    expect(drills[0]!.drill).toEqual({ snapshot: id, full: false, filesVerified: 2, bytesVerified: sample.bytes_verified, failed: 0 });
+    expect(drills[1]!.drill).toEqual({ snapshot: id, full: true, filesVerified: FILES, bytesVerified: full.bytes_verified, failed: 0, sourceCompared: FILES, sourceSkipped: 0 });
+    expect(s.run(['log']).stdout).toMatch(new RegExp(`drill +ok +=${id.slice(0, 8)} +=3\\.\\d+ MiB .* drill --full --against-source`));
+    // check reads every log record: drill records are valid ones.
+    const check = s.run(['check']);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
   });
 
   it('fails on a flipped byte in a pack, naming the file (a path that is not UTF-8 too); the log records the failure', async () => {
@@ -147,7 +153,7 @@ describe('snap drill', () => {
     expect(text.stdout).toContain(`FAILED ${s.src}/docs/caf\\xe9.txt: not restored, its data is damaged`);
     expect(text.stdout).toMatch(/drill FAILED: 1 problem\n$/);
     const log = parseJson<{ command: string; result: string; error?: { code: string } }[]>(s.run(['--json', 'log']).stdout).filter((x) => x.command === 'drill');
-    expect(log.at(-1)).toMatchObject({ result: 'failed', error: { code: 'SNAP_DRILL_FAILED' } });
+    expect(log.at(-1)).toMatchObject({ result: 'failed', error: { code: 'SNAP_DRILL_FAILED' }, drill: { full: true, filesVerified: FILES - 1, failed: 1 } });
     expect(fs.readdirSync(path.join(s.dir, 'tmp'))).toEqual([]);
   });
 

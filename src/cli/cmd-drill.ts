@@ -76,6 +76,10 @@ async function drill(ctx: Ctx, ref: string, o: DrillFlags): Promise<void> {
     const sandbox = makeSandbox(ctx, o.target);
     try {
       const r = await drillSnapshot(repo, snap, { sample, sandbox: sandbox.dir, againstSource: o.againstSource === true, hostname: ctx.host.hostname, asRoot: ctx.host.uid === 0, sink: ctx.sink, signal: ctx.signal });
+      ctx.drilled = {
+        snapshot: snap.id, full: r.full, filesVerified: r.filesVerified, bytesVerified: r.bytesVerified, failed: r.failedCount,
+        ...(r.source ? { sourceCompared: r.source.compared, sourceSkipped: r.source.skippedCount } : {}),
+      };
       return { snap, r, sandbox };
     } finally {
       // Removed whatever happened (a failure, Ctrl-C), unless asked to keep it.

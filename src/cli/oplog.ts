@@ -57,6 +57,7 @@ export function buildRecord(ctx: Ctx, args: string[], start: Date, end: Date, ex
     bytesAdded: c.bytesAdded,
     bytesFreed: c.bytesFreed,
   };
+  if (ctx.drilled) rec.drill = ctx.drilled;
   const err = errorOf(error);
   if (err && exitCode !== 0 && exitCode !== 3) rec.error = err;
   return rec;
