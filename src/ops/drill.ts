@@ -9,7 +9,7 @@
 // walk of the snapshot after the restore; lists in the report are capped.
 import * as fs from 'node:fs';
 import { randomInt } from 'node:crypto';
-import { displayName, fsDecode, joinPath } from '../core/bytes.js';
+import { displayName, fsDecode, fsEncode, fsPath, joinPath } from '../core/bytes.js';
 import { SnapError, errnoCode, isSnapError } from '../core/errors.js';
 import type { ProgressSink, Warning } from '../core/progress.js';
 import type { Node } from '../model/node.js';
@@ -90,7 +90,7 @@ export async function drillSnapshot(repo: Repository, snap: StoredSnapshot, o: D
     r.failedCount++;
     if (r.failed.length < LIST_MAX) r.failed.push({ path, reason });
   };
-  const sandbox = Buffer.from(fs.realpathSync(o.sandbox));
+  const sandbox = fs.realpathSync(fsPath(o.sandbox), { encoding: 'buffer' });
   // Restore's warnings about damaged data name files the drill reports as failed; others pass on.
   const damaged = new Map<string, string>();
   const sink: ProgressSink = {
@@ -281,7 +281,8 @@ function readFull(fd: number, buf: Buffer, pos: number): number {
  * not root can empty it.
  */
 export function removeSandbox(dir: string, keepDir: boolean): void {
-  const stack: Buffer[] = [Buffer.from(dir)];
+  const root = fsEncode(dir);
+  const stack: Buffer[] = [root];
   while (stack.length > 0) {
     const d = stack.pop()!;
     try {
@@ -296,6 +297,6 @@ export function removeSandbox(dir: string, keepDir: boolean): void {
       // removed below as far as it can be
     }
   }
-  for (const name of fs.readdirSync(dir, { encoding: 'buffer' })) fs.rmSync(joinPath(Buffer.from(dir), name), { recursive: true, force: true });
-  if (!keepDir) fs.rmdirSync(dir);
+  for (const name of fs.readdirSync(root, { encoding: 'buffer' })) fs.rmSync(joinPath(root, name), { recursive: true, force: true });
+  if (!keepDir) fs.rmdirSync(root);
 }
