@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseJson, snap, type RunResult } from './helpers/cli.js';
+import { canSetpriv, parseJson, snap, type RunResult } from './helpers/cli.js';
 import { cleanupScratch, scratchDir } from './helpers/maint.js';
 
 afterAll(() => cleanupScratch());
@@ -146,6 +146,35 @@ describe('snap diff --live', () => {
     const all = t.live([id, '--live', '--read-all']);
     expect(all.read_all).toBe(true);
     expect(brief(all, t.src)).toEqual(['modified /same-size.txt content']);
+  });
+
+  it.skipIf(!canSetpriv())('a folder that cannot be listed is a warning naming it, exit 3, and its entries are not reported as removed (skipped without setpriv)', () => {
+    const base = scratchDir('snap-live-user-');
+    fs.chmodSync(base, 0o755);
+    fs.chownSync(base, 65534, 65534);
+    const repo = path.join(base, 'repo');
+    const src = path.join(base, 'src');
+    for (const d of [src, path.join(src, 'locked')]) {
+      fs.mkdirSync(d);
+      fs.chownSync(d, 65534, 65534);
+    }
+    for (const f of [path.join(src, 'locked', 'inside'), path.join(src, 'open')]) {
+      fs.writeFileSync(f, 'x\n');
+      fs.chownSync(f, 65534, 65534);
+    }
+    const user = { uid: 65534, gid: 65534 };
+    expect(snap(['--repo', repo, 'init'], { asUser: user }).code).toBe(0);
+    expect(snap(['--repo', repo, 'create', src], { asUser: user }).code).toBe(0);
+    const locked = path.join(src, 'locked');
+    const ref = path.join(base, 'ref');
+    touchRef(locked, ref);
+    fs.chmodSync(locked, 0o000);
+    touchRef(ref, locked); // its mtime as recorded: only its mode changed
+    const r = snap(['--repo', repo, '--json', 'diff', 'latest', '--live'], { asUser: user });
+    fs.chmodSync(locked, 0o755);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toContain(`${locked}: cannot list directory`);
+    expect(brief(parseJson<DiffJson>(r.stdout), src)).toEqual(['modified /locked metadata mode']);
   });
 
   it('refuses --read-all without --live, a second snapshot with --live, and one snapshot without it (exit 2)', () => {

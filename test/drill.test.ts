@@ -8,7 +8,7 @@ import { randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, parseJson, snap, type RunResult } from './helpers/cli.js';
+import { CLI, canSetpriv, parseJson, snap, type RunResult } from './helpers/cli.js';
 import { cleanupScratch, findObject, packFile, scratchDir } from './helpers/maint.js';
 import { Rng } from './helpers/rng.js';
 import { craftSnapshot, fileNode, node } from './helpers/craft.js';
@@ -298,6 +298,36 @@ describe('snap drill', () => {
     const log = parseJson<{ command: string; result: string }[]>(s.run(['--json', 'log']).stdout);
     expect(log.at(-1)).toMatchObject({ command: 'drill', result: 'interrupted' });
   }, 240_000);
+
+  it.skipIf(!canSetpriv())('as a user who is not root: read-only restored folders are emptied and removed (skipped without setpriv)', () => {
+    const base = scratchDir('snap-drill-user-');
+    fs.chmodSync(base, 0o755);
+    fs.chownSync(base, 65534, 65534);
+    const repo = path.join(base, 'repo');
+    const src = path.join(base, 'src');
+    const tmp = path.join(base, 'tmp');
+    for (const d of [src, tmp, path.join(src, 'ro', 'inner'), path.join(src, 'closed')]) {
+      fs.mkdirSync(d, { recursive: true });
+      fs.chownSync(d, 65534, 65534);
+    }
+    for (const f of [path.join(src, 'ro', 'inner', 'f'), path.join(src, 'closed', 'g'), path.join(src, 'ro', 'h')]) {
+      fs.writeFileSync(f, `${f}\n`);
+      fs.chownSync(f, 65534, 65534);
+    }
+    fs.chmodSync(path.join(src, 'ro', 'inner'), 0o555);
+    fs.chmodSync(path.join(src, 'ro'), 0o555);
+    fs.chmodSync(path.join(src, 'closed'), 0o500);
+    const user = { uid: 65534, gid: 65534 };
+    const env = { TMPDIR: tmp };
+    expect(snap(['--repo', repo, 'init'], { asUser: user, env }).code).toBe(0);
+    const c = snap(['--repo', repo, 'create', src], { asUser: user, env });
+    expect(c.code, c.stderr).toBe(0);
+    const r = snap(['--repo', repo, '--json', 'drill', '--full', '--against-source'], { asUser: user, env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(parseJson<DrillJson>(r.stdout)).toMatchObject({ ok: true, files_verified: 3, source: { compared: 3 } });
+    expect(fs.readdirSync(tmp)).toEqual([]);
+    for (const d of ['ro/inner', 'ro', 'closed']) fs.chmodSync(path.join(src, d), 0o755);
+  });
 
   it('refuses wrong options with SNAP_USAGE (exit 2)', () => {
     const s = setup();
