@@ -148,6 +148,7 @@ export async function drillSnapshot(repo: Repository, snap: StoredSnapshot, o: D
     if (!verdict.same) return fail(path, `the restored bytes do not match the snapshot: ${verdict.reason}`);
     r.filesVerified++;
     r.bytesVerified += node.size;
+    o.sink.progress?.({ files: r.filesVerified, dirs: 0, bytes: r.bytesVerified, totalBytes: r.full ? snap.summary.totalBytes : undefined, current: `verifying ${displayName(path)}` });
     if (r.source) compareWithSource(r, path, at, node, trustedBefore(snap), snap.hostname, o);
   };
 
