@@ -38,18 +38,24 @@ export async function compareContent(repo: ContentIds, fd: number, node: Node, s
     const len = loc.rawLength;
     if (buf.length < len) buf = Buffer.allocUnsafe(len);
     const piece = buf.subarray(0, len);
-    let got = 0;
-    while (got < len) {
-      const n = fs.readSync(fd, piece, got, len - got, pos + got);
-      if (n === 0) break;
-      got += n;
-    }
+    const got = readFully(fd, piece, pos);
     if (got < len) return { same: false, reason: `it ends at byte ${pos + got}, the snapshot's chunk ${i + 1} goes on to ${pos + len}` };
     if (!repo.hashId(piece).equals(id)) return { same: false, reason: `bytes ${pos}-${pos + len - 1} (chunk ${i + 1} of ${chunks.length}) differ` };
     pos += len;
   }
   if (pos !== node.size) return { same: false, reason: `the snapshot's chunks hold ${pos} bytes but it records a size of ${node.size}` };
   return { same: true };
+}
+
+/** Read `buf.length` bytes at `pos` (fewer only at the end of the file); the count read. */
+export function readFully(fd: number, buf: Buffer, pos: number): number {
+  let got = 0;
+  while (got < buf.length) {
+    const n = fs.readSync(fd, buf, got, buf.length - got, pos + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
 }
 
 /** compareContent of the file at `p` (opened without following a symlink). */

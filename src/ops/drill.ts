@@ -16,7 +16,7 @@ import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
 import { listPath } from './browse.js';
-import { compareFileContent } from './content-check.js';
+import { compareFileContent, readFully } from './content-check.js';
 import { stampChange, trustedBefore } from './live-stamp.js';
 import { restoreSnapshot } from './restore.js';
 
@@ -248,8 +248,8 @@ function firstDifference(a: Buffer, b: Buffer): number | undefined {
       const ba = Buffer.allocUnsafe(BLOCK);
       const bb = Buffer.allocUnsafe(BLOCK);
       for (let pos = 0; ; ) {
-        const na = readFull(fa, ba, pos);
-        const nb = readFull(fb, bb, pos);
+        const na = readFully(fa, ba, pos);
+        const nb = readFully(fb, bb, pos);
         const n = Math.min(na, nb);
         if (!ba.subarray(0, n).equals(bb.subarray(0, n))) {
           for (let i = 0; i < n; i++) if (ba[i] !== bb[i]) return pos + i;
@@ -264,16 +264,6 @@ function firstDifference(a: Buffer, b: Buffer): number | undefined {
   } finally {
     fs.closeSync(fa);
   }
-}
-
-function readFull(fd: number, buf: Buffer, pos: number): number {
-  let got = 0;
-  while (got < buf.length) {
-    const n = fs.readSync(fd, buf, got, buf.length - got, pos + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }
 
 /**
