@@ -20,6 +20,7 @@ import { SnapError } from '../core/errors.js';
 import { type Changes, noChanges, RecordingBackend } from '../backend/recording.js';
 import type { Backend } from '../backend/backend.js';
 import type { RepoHandle, RepoOpener } from '../ui/lease.js';
+import type { DrillSummary } from '../model/oplog.js';
 
 export interface GlobalOptions {
   repo?: string;
@@ -65,6 +66,8 @@ export interface Ctx {
   openRepoAt(text: string, o?: { lock?: LockKind }): Promise<Repository>;
   /** What this command wrote to and deleted from the repository, for the operation log (cli/oplog.ts). */
   changes: Changes;
+  /** Set by `drill` once it has a report: what it checked, for its operation-log record. */
+  drilled?: DrillSummary;
   /** The keys of the encrypted repository this command opened (the operation log is sealed with them). */
   unlocked?: Unlocked;
   /** The repository options of openRepo: lock, owner policy, password source, index cache. */
