@@ -90,7 +90,7 @@ export async function drillSnapshot(repo: Repository, snap: StoredSnapshot, o: D
     r.failedCount++;
     if (r.failed.length < LIST_MAX) r.failed.push({ path, reason });
   };
-  const sandbox = fs.realpathSync(fsPath(o.sandbox), { encoding: 'buffer' });
+  const sandbox = fs.realpathSync.native(fsPath(o.sandbox), { encoding: 'buffer' }); // libc's realpath: bytes, not text
   // Restore's warnings about damaged data name files the drill reports as failed; others pass on.
   const damaged = new Map<string, string>();
   const sink: ProgressSink = {
