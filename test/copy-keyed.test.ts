@@ -170,7 +170,7 @@ describe('snap copy re-identifies objects between differently keyed repositories
     const src = makeSource(base, 1000);
     run(['--repo', encA, 'create', src], { ...env, SNAP_PASSWORD: 'aaa-pw' });
     // Without SNAP_FROM_PASSWORD the destination's password is tried on the source too.
-    for (const extra of [{}, { SNAP_FROM_PASSWORD: 'wrong-pw' }]) {
+    for (const extra of [{}, { SNAP_FROM_PASSWORD: 'wrong-pw' }] as Record<string, string>[]) {
       const r = snap(['--repo', encB, 'copy', '--from-repo', encA], { env: { ...env, SNAP_PASSWORD: 'bbb-pw', ...extra } });
       expect(r.code).toBe(4);
       expect(r.stderr).toMatch(/the source repository .*wrong password.*SNAP_FROM_PASSWORD.*\[SNAP_WRONG_PASSWORD\]/s);

@@ -23,6 +23,18 @@ afterAll(async () => {
   await sshd?.close();
 });
 
+/** A client of the test gateway: its keys, and a cache and home of its own. */
+function s3Env(info: Exclude<S3Target['info'], string>): Record<string, string> {
+  const home = tmpDir('snap-client-');
+  return {
+    AWS_ACCESS_KEY_ID: info.account.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: info.account.secretAccessKey,
+    AWS_REGION: info.account.region,
+    XDG_CACHE_HOME: path.join(home, 'cache'),
+    HOME: home,
+  };
+}
+
 interface CopyJson {
   copied: { source: string; id: string }[];
   skipped: string[];
@@ -51,16 +63,7 @@ describe('snap copy between any two repositories', () => {
 
   it('the 3-2-1 recipe: a local plain repository copied to an encrypted S3 one restores byte for byte; the next copy reads only what changed', (ctx) => {
     if (typeof target.info === 'string') return ctx.skip();
-    const home = tmpDir('snap-client-');
-    const env = {
-      AWS_ACCESS_KEY_ID: target.info.account.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: target.info.account.secretAccessKey,
-      AWS_REGION: target.info.account.region,
-      XDG_CACHE_HOME: path.join(home, 'cache'),
-      HOME: home,
-      SNAP_PASSWORD: 'off-site-pw',
-      SNAP_KDF_SCRYPT_N: '1024',
-    };
+    const env = { ...s3Env(target.info), SNAP_PASSWORD: 'off-site-pw', SNAP_KDF_SCRYPT_N: '1024' };
     const local = path.join(tmpDir(), 'local');
     const s3 = `s3:${target.info.account.endpoint}/${BUCKET}/e-${randomBytes(6).toString('hex')}`;
     ok(['--repo', local, 'init'], env);
@@ -82,15 +85,7 @@ describe('snap copy between any two repositories', () => {
 
   it('local -> S3 -> SFTP -> local restores byte for byte; a second copy sends only the new objects', (ctx) => {
     if (typeof target.info === 'string' || !sshd) return ctx.skip();
-    const home = tmpDir('snap-client-');
-    const env = {
-      AWS_ACCESS_KEY_ID: target.info.account.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: target.info.account.secretAccessKey,
-      AWS_REGION: target.info.account.region,
-      SNAP_SSH_COMMAND: `ssh -F ${sshd.clientConfig()}`,
-      XDG_CACHE_HOME: path.join(home, 'cache'),
-      HOME: home,
-    };
+    const env = { ...s3Env(target.info), SNAP_SSH_COMMAND: `ssh -F ${sshd.clientConfig()}` };
     const local = path.join(tmpDir(), 'local');
     const s3 = `s3:${target.info.account.endpoint}/${BUCKET}/c-${randomBytes(6).toString('hex')}`;
     const sftp = sshd.location(path.join(sshd.dir, `copy-${randomBytes(4).toString('hex')}`));
@@ -132,14 +127,7 @@ describe('snap copy between any two repositories', () => {
 
   it('a damaged object in the source stops the copy; the destination records no snapshot and stays clean', (ctx) => {
     if (typeof target.info === 'string') return ctx.skip();
-    const home = tmpDir('snap-client-');
-    const env = {
-      AWS_ACCESS_KEY_ID: target.info.account.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: target.info.account.secretAccessKey,
-      AWS_REGION: target.info.account.region,
-      XDG_CACHE_HOME: path.join(home, 'cache'),
-      HOME: home,
-    };
+    const env = s3Env(target.info);
     const local = path.join(tmpDir(), 'local');
     const s3 = `s3:${target.info.account.endpoint}/${BUCKET}/d-${randomBytes(6).toString('hex')}`;
     ok(['--repo', local, 'init'], env);
@@ -167,14 +155,7 @@ describe('snap copy between any two repositories', () => {
 
   it('init --copy-chunker-params-from: the destination cuts chunks as the source does, so its own backup of copied data adds no chunks', (ctx) => {
     if (typeof target.info === 'string') return ctx.skip();
-    const home = tmpDir('snap-client-');
-    const env = {
-      AWS_ACCESS_KEY_ID: target.info.account.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: target.info.account.secretAccessKey,
-      AWS_REGION: target.info.account.region,
-      XDG_CACHE_HOME: path.join(home, 'cache'),
-      HOME: home,
-    };
+    const env = s3Env(target.info);
     const local = path.join(tmpDir(), 'local');
     const same = `s3:${target.info.account.endpoint}/${BUCKET}/p-${randomBytes(6).toString('hex')}`;
     const other = `s3:${target.info.account.endpoint}/${BUCKET}/q-${randomBytes(6).toString('hex')}`;

@@ -103,8 +103,9 @@ export async function copySnapshots(src: Source, dst: Dest, snaps: StoredSnapsho
   const copies = new CopiesIndex(await dst.listSnapshots());
   const limit = Math.max(1, o.concurrency ?? 8);
   const sourceAll = o.sourceSnapshots ?? snaps;
-  const fast = reidentified ? undefined : new SameIdCopier(src, dst, r, limit, o.signal);
-  const keyed = reidentified ? new KeyedCopier(src, dst, r, limit, o.signal) : undefined;
+  const run: CopyRun = { src, dst, r, limit, signal: o.signal };
+  const fast = reidentified ? undefined : new SameIdCopier(run);
+  const keyed = reidentified ? new KeyedCopier(run) : undefined;
 
   for (const s of snaps) {
     o.signal?.throwIfAborted();
@@ -162,22 +163,26 @@ function referenceFor(s: StoredSnapshot, sourceAll: StoredSnapshot[], copies: Co
   return best;
 }
 
+/** What both ways of copying work with. */
+interface CopyRun {
+  src: Source;
+  dst: Dest;
+  r: CopyResult;
+  /** Objects read at once. */
+  limit: number;
+  signal: AbortSignal | undefined;
+}
+
 /** Plain to plain: ids are the same in both repositories, so objects are copied as they are. */
 class SameIdCopier {
   private readonly seenTrees = new IdSet();
   private readonly seenBlobs = new IdSet();
 
-  constructor(
-    private readonly src: Source,
-    private readonly dst: Dest,
-    private readonly r: CopyResult,
-    private readonly limit: number,
-    private readonly signal: AbortSignal | undefined,
-  ) {}
+  constructor(private readonly run: CopyRun) {}
 
   /** Copy one object unless the destination has it; returns its bytes when it is a tree. */
   private async copyObject(id: Buffer, type: ObjectType): Promise<Buffer | undefined> {
-    const { src, dst, r } = this;
+    const { src, dst, r } = this.run;
     if (type === 'blob' && (await dst.objects.has(id))) {
       r.objectsPresent++;
       return undefined;
@@ -202,9 +207,9 @@ class SameIdCopier {
     if (this.seenTrees.add(root)) queue.push({ id: root, type: 'tree' });
     while (queue.length > 0) {
       const next: { id: Buffer; type: ObjectType }[] = [];
-      for (let i = 0; i < queue.length; i += this.limit) {
-        this.signal?.throwIfAborted();
-        const batch = queue.slice(i, i + this.limit);
+      for (let i = 0; i < queue.length; i += this.run.limit) {
+        this.run.signal?.throwIfAborted();
+        const batch = queue.slice(i, i + this.run.limit);
         const trees = await Promise.all(batch.map((q) => this.copyObject(q.id, q.type)));
         batch.forEach((q, k) => {
           if (q.type !== 'tree') return;
@@ -279,13 +284,7 @@ class KeyedCopier {
   /** Chunks being read and stored now, by source id: read once even when named twice. */
   private readonly inFlight = new Map<string, Promise<Buffer>>();
 
-  constructor(
-    private readonly src: Source,
-    private readonly dst: Dest,
-    private readonly r: CopyResult,
-    private readonly limit: number,
-    private readonly signal: AbortSignal | undefined,
-  ) {}
+  constructor(private readonly run: CopyRun) {}
 
   /** The destination's id of the source tree `root` (and everything under it stored there). */
   async tree(root: Buffer, ref: TreePair | undefined): Promise<Buffer> {
@@ -295,7 +294,7 @@ class KeyedCopier {
     const stack: Frame[] = [first];
     for (;;) {
       const f = stack[stack.length - 1]!;
-      this.signal?.throwIfAborted();
+      this.run.signal?.throwIfAborted();
       if (f.i < f.nodes.length) {
         const n = f.nodes[f.i]!;
         if (n.type !== 'dir' || !n.tree) {
@@ -324,10 +323,10 @@ class KeyedCopier {
     if (known) return known;
     if (ref && ref.src.equals(id) && (await this.sameObject(id, ref.dst))) {
       this.recent.set(id, ref.dst);
-      this.r.objectsPresent++;
+      this.run.r.objectsPresent++;
       return ref.dst;
     }
-    const nodes = (await this.src.readTree(id)).slice(); // readTree's array is shared with its cache
+    const nodes = (await this.run.src.readTree(id)).slice(); // readTree's array is shared with its cache
     const refEntries = ref ? await this.refEntries(ref) : undefined;
     await this.mapChunks(nodes, refEntries);
     return { srcId: id, nodes, ref: refEntries, i: 0 };
@@ -335,7 +334,7 @@ class KeyedCopier {
 
   /** The reference trees' entries, when they have the same shape (a copy made by snap copy has). */
   private async refEntries(ref: TreePair): Promise<RefEntries | undefined> {
-    const [a, b] = await Promise.all([this.src.readTree(ref.src), this.dst.readTree(ref.dst).catch(() => undefined)]);
+    const [a, b] = await Promise.all([this.run.src.readTree(ref.src), this.run.dst.readTree(ref.dst).catch(() => undefined)]);
     if (!b || a.length !== b.length) return undefined;
     for (let i = 0; i < a.length; i++) {
       const x = a[i]!;
@@ -347,13 +346,13 @@ class KeyedCopier {
 
   /** Whether the destination holds `dstId` with the raw size of the source's `srcId` (the pairing's check). */
   private async sameObject(srcId: Buffer, dstId: Buffer): Promise<boolean> {
-    const [a, b] = await Promise.all([this.src.objects.rawLength(srcId), this.dst.objects.rawLength(dstId)]);
+    const [a, b] = await Promise.all([this.run.src.objects.rawLength(srcId), this.run.dst.objects.rawLength(dstId)]);
     return a !== undefined && a === b;
   }
 
   /** Give every file of `nodes` its chunks' new ids: from the reference, the cache, or read and stored. */
   private async mapChunks(nodes: Node[], ref: RefEntries | undefined): Promise<void> {
-    const pool = new TaskPool(this.limit);
+    const pool = new TaskPool(this.run.limit);
     try {
       for (let k = 0; k < nodes.length; k++) {
         const n = nodes[k]!;
@@ -372,7 +371,7 @@ class KeyedCopier {
           const cand = refPairs?.get(c.toString('latin1'));
           if (cand && (await this.sameObject(c, cand))) {
             this.recent.set(c, cand);
-            this.r.objectsPresent++;
+            this.run.r.objectsPresent++;
             chunks[j] = cand;
             continue;
           }
@@ -392,14 +391,14 @@ class KeyedCopier {
     let p = this.inFlight.get(k);
     if (!p) {
       p = (async () => {
-        this.signal?.throwIfAborted();
-        const raw = await this.src.objects.get(c, 'blob');
-        this.r.chunksRead++;
-        const id = this.dst.hashId(raw);
-        if ((await this.dst.objects.add('blob', raw, id)).added) {
-          this.r.objectsCopied++;
-          this.r.bytesCopied += raw.length;
-        } else this.r.objectsPresent++;
+        this.run.signal?.throwIfAborted();
+        const raw = await this.run.src.objects.get(c, 'blob');
+        this.run.r.chunksRead++;
+        const id = this.run.dst.hashId(raw);
+        if ((await this.run.dst.objects.add('blob', raw, id)).added) {
+          this.run.r.objectsCopied++;
+          this.run.r.bytesCopied += raw.length;
+        } else this.run.r.objectsPresent++;
         this.recent.set(c, id);
         return id;
       })().finally(() => this.inFlight.delete(k));
@@ -411,11 +410,11 @@ class KeyedCopier {
   /** Encode the rewritten tree (canonical CBOR, docs/format.md) and store it under the destination's id. */
   private async store(f: Frame): Promise<Buffer> {
     const bytes = encodeTree(f.nodes);
-    const id = this.dst.hashId(bytes);
-    if ((await this.dst.objects.add('tree', bytes, id)).added) {
-      this.r.objectsCopied++;
-      this.r.bytesCopied += bytes.length;
-    } else this.r.objectsPresent++;
+    const id = this.run.dst.hashId(bytes);
+    if ((await this.run.dst.objects.add('tree', bytes, id)).added) {
+      this.run.r.objectsCopied++;
+      this.run.r.bytesCopied += bytes.length;
+    } else this.run.r.objectsPresent++;
     this.recent.set(f.srcId, id);
     return id;
   }
