@@ -103,6 +103,15 @@ export async function copySnapshots(src: Source, dst: Dest, snaps: StoredSnapsho
   const copies = new CopiesIndex(await dst.listSnapshots());
   const limit = Math.max(1, o.concurrency ?? 8);
   const sourceAll = o.sourceSnapshots ?? snaps;
+  const sourceById = new Map(sourceAll.map((x) => [x.id, x]));
+  // Candidates for a reference pair, by host and paths (thousands of snapshots: no scan of all per snapshot).
+  const series = new Map<string, StoredSnapshot[]>();
+  for (const x of [...sourceAll].sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0))) {
+    const k = seriesKey(x);
+    const l = series.get(k);
+    if (l) l.push(x);
+    else series.set(k, [x]);
+  }
   const run: CopyRun = { src, dst, r, limit, signal: o.signal };
   const fast = reidentified ? undefined : new SameIdCopier(run);
   const keyed = reidentified ? new KeyedCopier(run) : undefined;
@@ -123,13 +132,13 @@ export async function copySnapshots(src: Source, dst: Dest, snaps: StoredSnapsho
         stored = await dst.saveSnapshot(record);
         if (stored.id !== s.id) o.sink.info?.(`snapshot ${s.id.slice(0, 8)} is ${stored.id.slice(0, 8)} in the destination (its record was re-encoded)`);
       } else {
-        const ref = referenceFor(s, sourceAll, copies);
+        const ref = referenceFor(s, series.get(seriesKey(s)) ?? [], copies);
         const tree = await keyed!.tree(s.tree, ref && { src: ref.source.tree, dst: ref.copy.tree });
         const { id: _id, parent, ...rest } = s;
         void _id;
         const record: Snapshot = { ...rest, tree, original: s.original ?? Buffer.from(s.id, 'hex') };
         // The parent names a source record: kept only as the id of its copy, when there is one.
-        const p = parent && sourceAll.find((x) => x.id === toHex(parent));
+        const p = parent && sourceById.get(toHex(parent));
         const pCopy = p && copies.copyOf(p);
         if (pCopy) record.parent = Buffer.from(pCopy.id, 'hex');
         stored = await dst.saveSnapshot(record);
@@ -145,22 +154,26 @@ export async function copySnapshots(src: Source, dst: Dest, snaps: StoredSnapsho
   return r;
 }
 
-/** An earlier source snapshot of the same host and paths that the destination holds a copy of, the nearest in time. */
-function referenceFor(s: StoredSnapshot, sourceAll: StoredSnapshot[], copies: CopiesIndex): { source: StoredSnapshot; copy: StoredSnapshot } | undefined {
-  let best: { source: StoredSnapshot; copy: StoredSnapshot } | undefined;
-  let bestDist = Infinity;
-  const t = Date.parse(s.time);
-  for (const c of sourceAll) {
-    if (c.id === s.id || c.hostname !== s.hostname || c.paths.join('\0') !== s.paths.join('\0')) continue;
-    // Earlier ones first: a backup is most like the one before it.
-    const d = Date.parse(c.time) <= t ? t - Date.parse(c.time) : Date.parse(c.time) - t + 1e15;
-    if (d >= bestDist) continue;
-    const copy = copies.copyOf(c);
-    if (!copy) continue;
-    best = { source: c, copy };
-    bestDist = d;
+/** Snapshots of one host and set of paths are one series; a reference pair is found within it. */
+function seriesKey(s: Snapshot): string {
+  return JSON.stringify([s.hostname, s.paths]);
+}
+
+/**
+ * In `series` (source snapshots of the same host and paths, oldest first), the nearest earlier one
+ * the destination holds a copy of, else the nearest later one. Copying in time order, that is
+ * the one copied just before: found in one step.
+ */
+function referenceFor(s: StoredSnapshot, series: StoredSnapshot[], copies: CopiesIndex): { source: StoredSnapshot; copy: StoredSnapshot } | undefined {
+  const at = series.findIndex((x) => x.id === s.id);
+  if (at < 0) return undefined;
+  for (const step of [-1, 1]) {
+    for (let i = at + step; i >= 0 && i < series.length; i += step) {
+      const copy = copies.copyOf(series[i]!);
+      if (copy) return { source: series[i]!, copy };
+    }
   }
-  return best;
+  return undefined;
 }
 
 /** What both ways of copying work with. */
