@@ -26,6 +26,7 @@ interface Listed {
   id: string;
   tree: string;
   original?: string;
+  parent?: string;
   time: string;
   tags: string[];
 }
@@ -154,6 +155,9 @@ describe('snap copy re-identifies objects between differently keyed repositories
     expect([a2.copied.length, a2.chunks_read]).toEqual([1, 1]);
     // one chunk and the trees from / down to the changed folder
     expect(a2.objects_copied).toBe(1 + path.join(src, `dir-${MARKER}`).split('/').length);
+    // The copy's parent is the copy of the source's parent (the first snapshot's copy).
+    const [firstA, secondA] = list(encA, pwA);
+    expect([secondA!.parent, secondA!.original]).toEqual([firstA!.id, list(plain, env)[1]!.id]);
     const b2 = copy(encB, encA, { ...pwB, SNAP_FROM_PASSWORD: pwA.SNAP_PASSWORD });
     expect([b2.copied.length, b2.skipped.length, b2.chunks_read]).toEqual([1, 1, 1]);
     expectRestoresExactly(encB, 'latest', src, pwB);
