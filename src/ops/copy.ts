@@ -112,7 +112,7 @@ export async function copySnapshots(src: Source, dst: Dest, snaps: StoredSnapsho
     if (l) l.push(x);
     else series.set(k, [x]);
   }
-  const run: CopyRun = { src, dst, r, limit, signal: o.signal };
+  const run: CopyRun = { src, dst, r, limit, signal: o.signal, flushedAt: 0 };
   const fast = reidentified ? undefined : new SameIdCopier(run);
   const keyed = reidentified ? new KeyedCopier(run) : undefined;
 
@@ -184,6 +184,23 @@ interface CopyRun {
   /** Objects read at once. */
   limit: number;
   signal: AbortSignal | undefined;
+  /** objectsCopied when the destination's packs were last flushed. */
+  flushedAt: number;
+}
+
+/**
+ * Objects copied between flushes of the destination's open packs. Without it, tiny objects (small
+ * files) pile up in one open pack until it reaches packSize: 242,000 of them held 600 MB at the
+ * pack's write (its entries and their index batch). A backup flushes as often (create.ts,
+ * CACHE_BATCH), and what is flushed survives a stopped copy.
+ */
+const FLUSH_EVERY = 20_000;
+
+/** Flush the destination's packs when FLUSH_EVERY objects were copied since the last time. */
+async function flushNowAndThen(run: CopyRun): Promise<void> {
+  if (run.r.objectsCopied - run.flushedAt < FLUSH_EVERY) return;
+  run.flushedAt = run.r.objectsCopied;
+  await run.dst.objects.flush();
 }
 
 /** Plain to plain: ids are the same in both repositories, so objects are copied as they are. */
@@ -222,6 +239,7 @@ class SameIdCopier {
       const next: { id: Buffer; type: ObjectType }[] = [];
       for (let i = 0; i < queue.length; i += this.run.limit) {
         this.run.signal?.throwIfAborted();
+        await flushNowAndThen(this.run);
         const batch = queue.slice(i, i + this.run.limit);
         const trees = await Promise.all(batch.map((q) => this.copyObject(q.id, q.type)));
         batch.forEach((q, k) => {
@@ -308,6 +326,7 @@ class KeyedCopier {
     for (;;) {
       const f = stack[stack.length - 1]!;
       this.run.signal?.throwIfAborted();
+      await flushNowAndThen(this.run);
       if (f.i < f.nodes.length) {
         const n = f.nodes[f.i]!;
         if (n.type !== 'dir' || !n.tree) {
