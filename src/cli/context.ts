@@ -19,6 +19,8 @@ import { displayPath } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
 import { type Changes, noChanges, RecordingBackend } from '../backend/recording.js';
 import type { Backend } from '../backend/backend.js';
+import type { RepoHandle, RepoOpener } from '../ui/lease.js';
+import type { DrillSummary } from '../model/oplog.js';
 
 export interface GlobalOptions {
   repo?: string;
@@ -64,6 +66,8 @@ export interface Ctx {
   openRepoAt(text: string, o?: { lock?: LockKind; from?: PasswordOptions }): Promise<Repository>;
   /** What this command wrote to and deleted from the repository, for the operation log (cli/oplog.ts). */
   changes: Changes;
+  /** Set by `drill` once it has a report: what it checked, for its operation-log record. */
+  drilled?: DrillSummary;
   /** The keys of the encrypted repository this command opened (the operation log is sealed with them). */
   unlocked?: Unlocked;
   /** The repository options of openRepo: lock, owner policy, password source, index cache. */
@@ -198,4 +202,17 @@ export async function withRepo<T>(
   } finally {
     await repo.close();
   }
+}
+
+/**
+ * The repository for one stretch of work of a long-running command (`snap ui`'s requests, `snap
+ * mount`'s reads), through withRepo: the lock and index every read-only command takes, held only
+ * until the handle is closed (ui/lease.ts closes it when idle).
+ */
+export function repoOpener(ctx: Ctx): RepoOpener {
+  return () =>
+    new Promise<RepoHandle>((resolve, reject) => {
+      const used = withRepo(ctx, (repo) => new Promise<void>((endUse) => resolve({ repo, close: () => (endUse(), used) })));
+      used.catch(reject);
+    });
 }

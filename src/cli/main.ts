@@ -20,6 +20,7 @@ import { registerBrowse } from './cmd-browse.js';
 import { registerExport } from './cmd-export.js';
 import { registerEdit } from './cmd-edit.js';
 import { registerUi } from './cmd-ui.js';
+import { registerMount } from './cmd-mount.js';
 import { VERSION } from './version.js';
 import { useZstd, ZSTD_KINDS, type ZstdKind } from '../store/zstd.js';
 import { recordOperation } from './oplog.js';
@@ -28,6 +29,7 @@ import { registerSchedule } from './cmd-schedule.js';
 import { registerCopy } from './cmd-copy.js';
 import { registerKey } from './cmd-key.js';
 import { registerWatch } from './cmd-watch.js';
+import { registerDrill } from './cmd-drill.js';
 
 /**
  * Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings, 4 wrong password,
@@ -104,11 +106,13 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   registerExport(program, run);
   registerEdit(program, run);
   registerUi(program, run);
+  registerMount(program, run);
   registerLog(program, run);
   registerSchedule(program, run);
   registerCopy(program, run);
   registerKey(program, run);
   registerWatch(program, run);
+  registerDrill(program, run);
   // Every command and subcommand: commander's errors come back here instead of exiting, and are
   // printed in snap's form.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
