@@ -110,13 +110,28 @@ describe.skipIf(!HAVE)(`snap ui in Chromium${SKIP}`, () => {
     expect(page.url()).toBe(`${ui.origin}/`); // the token left the address bar
     await page.getByRole('button', { name: 'day', exact: true }).click();
     await page.getByRole('button', { name: /^2026-03-12: 1 snapshots/ }).waitFor();
-    expect(await page.locator('.chart button').count()).toBe(3);
+    expect(await page.locator('.chart:not(.snapchart) button').count()).toBe(3);
     await shot('timeline');
     // The tag filter narrows the timeline (and every other page) to matching snapshots.
     await page.selectOption('#f-tag', 'weekly');
-    await page.waitForFunction(() => document.querySelectorAll('.chart button').length === 1);
+    await page.waitForFunction(() => document.querySelectorAll('.chart:not(.snapchart) button').length === 1);
     await page.selectOption('#f-tag', '');
-    await page.waitForFunction(() => document.querySelectorAll('.chart button').length === 3);
+    await page.waitForFunction(() => document.querySelectorAll('.chart:not(.snapchart) button').length === 3);
+    // By month, all three fall in March: one bar per snapshot shows what each added, and the
+    // second (3 MiB of random bytes) stands out; a bar opens its snapshot.
+    await page.getByRole('button', { name: 'month', exact: true }).click();
+    await page.waitForFunction(() => document.querySelectorAll('.snapchart button').length === 3);
+    const heights = await page.$$eval('.snapchart button', (bs) => bs.map((b) => [b.getAttribute('data-id'), b.getBoundingClientRect().height] as [string, number]));
+    expect(heights.map(([id]) => id)).toEqual(ids);
+    const tallest = heights.reduce((a, b) => (b[1] > a[1] ? b : a));
+    expect(tallest[0]).toBe(ids[1]);
+    expect(heights.filter(([id]) => id !== ids[1]).every(([, h]) => h < tallest[1] / 4)).toBe(true);
+    await shot('timeline-month');
+    await page.click(`.snapchart button[data-id="${ids[1]}"]`);
+    await page.waitForFunction((id: string) => location.hash.includes(`s=${id}`), ids[1]);
+    await page.getByRole('link', { name: 'photos/' }).waitFor();
+    await page.goBack();
+    await page.getByRole('heading', { name: 'Timeline' }).waitFor();
   });
 
   it('picks a date: the newest snapshot at or before it, at its backed-up folder', async () => {

@@ -253,7 +253,27 @@ function Timeline({ snaps, filter, by, sel }) {
       </div>
       <div class="chart-labels"><span>${periods[0].period}</span><span>bytes added per ${by}</span><span>${periods[periods.length - 1].period}</span></div>
       <h2 style=${{ marginTop: '1rem' }}>${selected.period}: ${selected.count} snapshot${selected.count === 1 ? '' : 's'}, ${bytes(selected.added)} added</h2>
+      <${SnapshotChart} snaps=${inPeriod} />
       <${SnapshotTable} snaps=${inPeriod} />`}`;
+}
+
+/** Bytes added by each snapshot of a period, one bar each, oldest first: a click browses it. */
+function SnapshotChart({ snaps }) {
+  if (snaps.length === 0) return null;
+  const max = Math.max(1, ...snaps.map((s) => s.summary.dataAdded));
+  return html`
+    <div class="chart snapchart" role="group" aria-label="bytes added per snapshot">
+      ${snaps.map(
+        (s) => html`<button
+          data-id=${s.id}
+          style=${{ height: `${Math.max(3, Math.round((s.summary.dataAdded / max) * 150))}px` }}
+          title=${`${when(s.time)}: ${bytes(s.summary.dataAdded)} added`}
+          aria-label=${`snapshot ${short(s.id)} at ${when(s.time)}: ${bytes(s.summary.dataAdded)} added`}
+          onClick=${() => go('browse', { s: s.id, p: startHex(s) })}
+        ></button>`,
+      )}
+    </div>
+    <div class="chart-labels"><span>${when(snaps[0].time)}</span><span>bytes added per snapshot</span><span>${when(snaps[snaps.length - 1].time)}</span></div>`;
 }
 
 /** Whether a snapshot falls in a calendar period (by the period's first and newest snapshot times). */
