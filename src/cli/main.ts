@@ -22,7 +22,7 @@ import { registerEdit } from './cmd-edit.js';
 import { registerUi } from './cmd-ui.js';
 import { registerMount } from './cmd-mount.js';
 import { VERSION } from './version.js';
-import { useZstd, ZSTD_KINDS, type ZstdKind } from '../store/zstd.js';
+import { useZstd, ZSTD_KINDS, type ZstdKind, zstdReady } from '../store/zstd.js';
 import { recordOperation } from './oplog.js';
 import { registerLog } from './cmd-log.js';
 import { registerSchedule } from './cmd-schedule.js';
@@ -123,6 +123,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   if (zstdKind && !(ZSTD_KINDS.includes(zstdKind as ZstdKind) && (await useZstd(zstdKind as ZstdKind)))) {
     return report(new SnapError('SNAP_USAGE', `SNAP_ZSTD=${zstdKind}: not a zstd implementation this installation can load (${ZSTD_KINDS.join(', ')})`), false);
   }
+  await zstdReady();
   try {
     await program.parseAsync(argv);
   } catch (e) {

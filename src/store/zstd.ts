@@ -347,23 +347,46 @@ export async function openZstdImpl(spec: ZstdSpec): Promise<Zstd> {
   return z;
 }
 
-let current: { spec: ZstdSpec; zstd: Zstd } | undefined;
+/** The implementation of this thread; `ready` once a wasm module is instantiated (the others at once). */
+let current: { spec: ZstdSpec; zstd: Zstd; ready: boolean } | undefined;
+
+function selected(): { spec: ZstdSpec; zstd: Zstd; ready: boolean } {
+  if (!current) {
+    // Chosen on first use, not by a top-level await: Node 20's V8 crashed now and then ("Check
+    // failed: (location_) != nullptr" in ExecuteAsyncModule) evaluating the module graph of a
+    // CLI whose modules awaited at the top level.
+    const spec = availableZstd()[0];
+    if (!spec) throw new Error('no zstd implementation can be loaded: reinstall snap (npm ci)');
+    const z = openZstd(spec);
+    const c = { spec, zstd: z, ready: z.ready === undefined };
+    void z.ready?.then(() => (c.ready = true));
+    current = c;
+  }
+  return current;
+}
 
 async function select(spec: ZstdSpec | undefined): Promise<void> {
   if (!spec) throw new Error('no zstd implementation can be loaded: reinstall snap (npm ci)');
-  current = { spec, zstd: await openZstdImpl(spec) };
+  current = { spec, zstd: await openZstdImpl(spec), ready: true };
 }
 
-await select(availableZstd()[0]);
+/** Resolves when this thread's implementation can be used (a wasm module is instantiated): entry points await it once. */
+export async function zstdReady(): Promise<void> {
+  const c = selected();
+  await c.zstd.ready;
+  c.ready = true;
+}
 
 /** The implementation this process uses, on the calling thread. */
 export function zstd(): Zstd {
-  return current!.zstd;
+  const c = selected();
+  if (!c.ready) throw new Error(`zstd (${c.spec.kind}) is not ready yet: the entry point awaits zstdReady() first`);
+  return c.zstd;
 }
 
 /** What worker threads pass to openZstd to use the same implementation. */
 export function zstdSpec(): ZstdSpec {
-  return current!.spec;
+  return selected().spec;
 }
 
 /**
