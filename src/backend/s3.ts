@@ -22,8 +22,9 @@ import { SnapError } from '../core/errors.js';
 import type { AwsCredentials } from './aws-config.js';
 import { DEFAULT_REGION } from './aws-config.js';
 import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
-import { checkRange, shortBlobError, sizeMismatchError } from './checks.js';
+import { checkRange, shortBlobError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
+import { PartSource, totalSize, uploadParts } from './parts.js';
 import { type RetryPolicy, TransientError, backoffDelay, retryPolicy, withRetry } from './retry.js';
 import { S3Http, type S3Response, describeAnswer, isTransientAnswer, networkError, readAll } from './s3-http.js';
 import { type S3Location, formatS3Location, parseS3Location } from './s3-location.js';
@@ -176,37 +177,12 @@ export class S3Backend implements Backend {
       return this.parsed(name, () => parseUploadId(r.body.toString('utf8')));
     });
     const etags: string[] = [];
-    const inflight = new Set<Promise<void>>();
-    const free: Buffer[] = [];
-    let failure: unknown;
-    const send = (part: Buffer, partNumber: number): void => {
-      const p = this.uploadPart(name, key, uploadId, partNumber, part)
-        .then((etag) => {
-          etags[partNumber - 1] = etag;
-        })
-        .catch((e: unknown) => {
-          failure ??= e;
-        })
-        .finally(() => {
-          inflight.delete(p);
-          free.push(Buffer.from(part.buffer, part.byteOffset, this.partSize));
-        });
-      inflight.add(p);
-    };
     try {
-      let part = { part: first, last: false };
-      for (let n = 1; ; n++) {
-        send(part.part, n);
-        if (part.last) break;
-        while (inflight.size >= this.uploadConcurrency && failure === undefined) await Promise.race(inflight);
-        if (failure !== undefined) throw failure;
-        part = await src.next(free.pop() ?? Buffer.allocUnsafe(this.partSize));
-      }
-      await Promise.all(inflight);
-      if (failure !== undefined) throw failure;
+      await uploadParts(src, first, this.partSize, this.uploadConcurrency, async (part, partNumber) => {
+        etags[partNumber - 1] = await this.uploadPart(name, key, uploadId, partNumber, part);
+      });
       await this.completeUpload(name, key, uploadId, etags);
     } catch (e) {
-      await Promise.allSettled(inflight);
       await this.abortUpload(name, key, uploadId);
       throw e;
     }
@@ -451,59 +427,5 @@ export class S3Backend implements Backend {
 
   async close(): Promise<void> {
     this.http.close();
-  }
-}
-
-// The total size in a Content-Range header: `bytes 0-99/1234`, or for a 416 answer `bytes *` then `/1234`.
-function totalSize(h: string | string[] | undefined): number | undefined {
-  const m = typeof h === 'string' ? /\/(\d+)\s*$/.exec(h) : null;
-  return m ? Number(m[1]) : undefined;
-}
-
-/**
- * Cuts a source of pieces into parts of a given size, copying (so the source may reuse its
- * pieces), keeping the count, and knowing after each part whether the source has ended.
- */
-class PartSource {
-  private carry: Uint8Array | undefined;
-  private ended = false;
-  private total = 0;
-  constructor(
-    private readonly it: AsyncIterator<Uint8Array>,
-    private readonly name: string,
-    private readonly size: number | undefined,
-  ) {}
-
-  /** Fill `buf` (a part); the part is the filled view of it. */
-  async next(buf: Buffer): Promise<{ part: Buffer; last: boolean }> {
-    const partSize = buf.length;
-    let n = 0;
-    while (n < partSize && (this.carry || !this.ended)) {
-      if (!this.carry) {
-        const r = await this.it.next();
-        if (r.done) this.ended = true;
-        else this.carry = r.value;
-        continue;
-      }
-      const take = Math.min(partSize - n, this.carry.length);
-      buf.set(this.carry.subarray(0, take), n);
-      n += take;
-      this.total += take;
-      this.carry = take < this.carry.length ? this.carry.subarray(take) : undefined;
-      if (this.size !== undefined && this.total > this.size) throw sizeMismatchError(this.name, this.total, this.size);
-    }
-    if (!this.carry && !this.ended) {
-      // The part is full: ask for the next piece now, to know whether this part is the last.
-      const r = await this.it.next();
-      if (r.done) this.ended = true;
-      else this.carry = r.value;
-    }
-    const last = this.ended && !this.carry;
-    if (last && this.size !== undefined && this.total !== this.size) throw sizeMismatchError(this.name, this.total, this.size);
-    return { part: buf.subarray(0, n), last };
-  }
-
-  async close(): Promise<void> {
-    if (!this.ended) await this.it.return?.().catch(() => {});
   }
 }

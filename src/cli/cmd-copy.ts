@@ -27,7 +27,7 @@ export function registerCopy(program: Command, run: (fn: (ctx: Ctx) => Promise<v
       .description('copy snapshots from another repository into this one, sending only the objects it lacks (docs/remote.md)')
       .argument('[ref...]', 'snapshots to copy: id prefix, latest or a date (default: all)'),
   )
-    .option('--from-repo <repo>', 'the repository to copy from (a folder, s3:... or sftp:...)')
+    .option('--from-repo <repo>', 'the repository to copy from (a folder, s3:..., azure:... or sftp:...)')
     .option('--from <repo>', 'the same as --from-repo')
     .action(async (refs: string[], o: CopyFlags, cmd: Command) =>
       run(async (ctx) => {
