@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
-import { type RunResult, describeTree, parseJson, snap, tmpDir } from './cli.js';
+import { type RunResult, describeTree, parseJson, snap, snapAsync, tmpDir } from './cli.js';
 
 /** A tree with a few MiB of random data (several chunks), small files, a symlink and an empty folder. */
 export function makeSource(seed: string, bigBytes = 3 * 1024 * 1024): string {
@@ -46,4 +46,15 @@ export function expectRestoresExactly(repo: string, ref: string, src: string, en
 export function expectCheckClean(repo: string, env: Record<string, string>): void {
   const r = snap(['--repo', repo, 'check', '--read-data'], { env });
   expect([r.code, r.stderr]).toEqual([0, expect.anything()]);
+}
+
+/** Run snap in the background; resolves with its exit code and what it said on stderr. */
+export function runSnap(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = snapAsync(args, { env });
+    let stderr = '';
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.stdout.resume();
+    p.on('close', (code) => resolve({ code, stderr }));
+  });
 }

@@ -1,0 +1,191 @@
+// End to end through the built CLI against a real Azurite (test/helpers/azurite.ts): a repository
+// on Azure Blob Storage from init to gc (encrypted by default, the container made by init, the
+// index in the local cache folder), snap copy to and from it, two clients backing up at once while
+// a third runs forget and gc, and the server stopped in the middle of a pack's upload.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseJson, snap, snapAsync, tmpDir } from './helpers/cli.js';
+import { TestAzurite, azuriteMissing } from './helpers/azurite.js';
+import { expectCheckClean, expectRestoresExactly, listSnapshots, makeSource, ok, runSnap } from './helpers/remote-e2e.js';
+
+const missing = azuriteMissing();
+if (missing) console.warn(`SKIPPED: the Azure end-to-end tests need Azurite: ${missing}`);
+let azurite: TestAzurite | undefined;
+
+beforeAll(async () => {
+  if (!missing) azurite = await TestAzurite.start();
+}, 120_000);
+afterAll(async () => {
+  await azurite?.close();
+});
+
+const container = (): string => `e2e-${randomBytes(5).toString('hex')}`;
+
+describe('a repository on Azure Blob Storage (Azurite)', () => {
+  it('init (encrypted unless --no-encryption; makes the container), create, list, restore, check, forget, gc; errors name the location', (ctx) => {
+    if (!azurite) return ctx.skip();
+    const env = azurite.client();
+    const repo = azurite.location(container(), 'repo');
+    // Remote repositories are encrypted by default: with no password source, init makes nothing.
+    const refused = snap(['--repo', repo, 'init'], { env });
+    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/\[SNAP_NO_PASSWORD\]/)]);
+    const none = snap(['--repo', repo, 'list'], { env });
+    expect([none.code, none.stderr]).toEqual([1, expect.stringMatching(/azure:.*SNAP_NO_REPO/)]);
+    expect(ok(['--repo', repo, 'init', '--no-encryption'], env).stdout).toContain(`at ${repo}`);
+    const again = snap(['--repo', repo, 'init', '--no-encryption'], { env });
+    expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('SNAP_REPO_EXISTS')]);
+
+    const src = makeSource('az-one');
+    ok(['--repo', repo, 'create', src], env);
+    fs.writeFileSync(path.join(src, 'sub', 'f3.txt'), 'changed\n');
+    ok(['--repo', repo, 'create', '--tag', 'second', src], env);
+    const snaps = listSnapshots(repo, env);
+    expect(snaps).toHaveLength(2);
+    expectRestoresExactly(repo, 'latest', src, env);
+    expectCheckClean(repo, env);
+    // The index is in the cache folder, keyed by the repository id.
+    const cache = path.join(env.XDG_CACHE_HOME!, 'snap');
+    const ids = fs.readdirSync(cache);
+    expect(ids).toHaveLength(1);
+    expect(fs.existsSync(path.join(cache, ids[0]!, 'index'))).toBe(true);
+
+    ok(['--repo', repo, 'forget', snaps[0]!.id], env);
+    ok(['--repo', repo, 'gc'], env);
+    expect(listSnapshots(repo, env).map((s) => s.id)).toEqual([snaps[1]!.id]);
+    expectRestoresExactly(repo, snaps[1]!.id, src, env);
+    expectCheckClean(repo, env);
+    expect(ok(['--repo', repo, 'log'], env).stdout).toMatch(/gc/);
+
+    // Another client signing in with a connection string instead of the key sees the same repository.
+    const other = { ...azurite.client(), AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString };
+    delete (other as Record<string, string | undefined>).AZURE_STORAGE_KEY;
+    delete (other as Record<string, string | undefined>).AZURE_STORAGE_ENDPOINT;
+    expect(listSnapshots(repo, other).map((s) => s.id)).toEqual([snaps[1]!.id]);
+
+    // A wrong key: SNAP_PERMISSION naming the location, never the key.
+    const wrong = Buffer.from('wrong key wrong key').toString('base64');
+    const bad = snap(['--repo', repo, 'list'], { env: { ...env, AZURE_STORAGE_KEY: wrong } });
+    expect([bad.code, bad.stderr]).toEqual([1, expect.stringMatching(new RegExp(`${repo}: .*permission denied.*SNAP_PERMISSION`))]);
+    expect(bad.stderr).not.toContain(wrong);
+    expect(bad.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('an encrypted repository (the default) backs up and restores', (ctx) => {
+    if (!azurite) return ctx.skip();
+    const env = { ...azurite.client(), SNAP_PASSWORD: 'azure-pw', SNAP_KDF_SCRYPT_N: '1024' };
+    const repo = azurite.location(container(), 'enc');
+    ok(['--repo', repo, 'init'], env);
+    const src = makeSource('az-enc', 256 * 1024);
+    ok(['--repo', repo, 'create', src], env);
+    expectRestoresExactly(repo, 'latest', src, env);
+    const noPw = snap(['--repo', repo, 'list'], { env: azurite.client() });
+    expect([noPw.code, noPw.stderr]).toEqual([1, expect.stringMatching(/encrypted.*SNAP_NO_PASSWORD/)]);
+  });
+
+  it('snap copy: local -> Azure -> local restores byte for byte; a second copy sends only what is new', (ctx) => {
+    if (!azurite) return ctx.skip();
+    const env = azurite.client();
+    const local = path.join(tmpDir(), 'local');
+    const az = azurite.location(container(), 'copy');
+    const back = path.join(tmpDir(), 'back');
+    ok(['--repo', local, 'init'], env);
+    ok(['--repo', az, 'init', '--no-encryption'], env);
+    ok(['--repo', back, 'init'], env);
+    const src = makeSource('az-copy', 2 * 1024 * 1024);
+    ok(['--repo', local, 'create', src], env);
+    interface CopyJson {
+      copied: { source: string; id: string }[];
+      objects_copied: number;
+    }
+    const copy = (to: string, from: string): CopyJson => parseJson<CopyJson>(ok(['--repo', to, '--json', 'copy', '--from-repo', from], env).stdout);
+    expect(copy(az, local).copied).toHaveLength(1);
+    expect(copy(back, az).copied).toHaveLength(1);
+    expectRestoresExactly(back, 'latest', src, env);
+    // A small change: the second copy sends a few objects, not the big file again.
+    fs.writeFileSync(path.join(src, 'sub', 'new.txt'), 'new\n');
+    ok(['--repo', local, 'create', src], env);
+    const second = copy(az, local);
+    expect(second.copied).toHaveLength(1);
+    expect(second.objects_copied).toBeGreaterThan(0);
+    expect(second.objects_copied).toBeLessThan(10);
+    expect(copy(back, az).copied).toHaveLength(1);
+    expectRestoresExactly(back, 'latest', src, env);
+    expectCheckClean(az, env);
+    expectCheckClean(back, env);
+  });
+
+  it('two clients back up into one repository at once while a third runs forget and gc', async (ctx) => {
+    if (!azurite) return ctx.skip();
+    const [a, b, c] = [azurite.client(), azurite.client(), azurite.client()];
+    const repo = azurite.location(container(), 'many');
+    ok(['--repo', repo, 'init', '--no-encryption'], a);
+    const old = makeSource('az-old', 64 * 1024);
+    ok(['--repo', repo, 'create', old], c);
+    const oldId = listSnapshots(repo, c)[0]!.id;
+    const srcA = makeSource('az-ca', 4 * 1024 * 1024);
+    const srcB = makeSource('az-cb', 4 * 1024 * 1024);
+    // gc waits for the backups' locks (or they for its), and removes nothing a finished backup saved.
+    const [ra, rb, rc] = await Promise.all([
+      runSnap(['--repo', repo, 'create', '--tag', 'a', srcA], a),
+      runSnap(['--repo', repo, 'create', '--tag', 'b', srcB], b),
+      runSnap(['--repo', repo, '--lock-wait', '5m', 'forget', oldId], c).then((f) => (f.code === 0 ? runSnap(['--repo', repo, '--lock-wait', '5m', 'gc'], c) : f)),
+    ]);
+    expect([ra.code, ra.stderr]).toEqual([0, expect.anything()]);
+    expect([rb.code, rb.stderr]).toEqual([0, expect.anything()]);
+    expect([rc.code, rc.stderr]).toEqual([0, expect.anything()]);
+    const snaps = listSnapshots(repo, c);
+    const tagged = (t: string) => snaps.find((s) => s.tags?.includes(t));
+    expect(snaps.map((s) => s.id)).not.toContain(oldId);
+    expectRestoresExactly(repo, tagged('a')!.id, srcA, a);
+    expectRestoresExactly(repo, tagged('b')!.id, srcB, c);
+    expectCheckClean(repo, b);
+  }, 300_000);
+});
+
+describe('Azurite stopped in the middle of an upload', () => {
+  let own: TestAzurite | undefined;
+  afterAll(async () => {
+    await own?.close();
+  });
+
+  it('snap retries until it is back; every pack is complete or absent, check is clean and every listed snapshot restores exactly', async (ctx) => {
+    if (missing) return ctx.skip();
+    // A server of this test's own, keeping its blobs on disk across the restart.
+    own = await TestAzurite.start();
+    const env = own.client();
+    const name = container();
+    const repo = own.location(name, 'crash');
+    ok(['--repo', repo, 'init', '--no-encryption'], env);
+    const base = makeSource('az-base', 128 * 1024);
+    ok(['--repo', repo, 'create', base], env);
+    const viewer = own.backend(name, { prefix: 'crash' });
+    const packs = async (): Promise<number> => {
+      let n = 0;
+      for await (const b of viewer.list('data/')) if (b) n++;
+      return n;
+    };
+    const before = await packs();
+    // 24 MiB of random data: two packs of up to 16 MiB, each two or more blocks of 8 MiB.
+    const src = makeSource('az-big', 24 * 1024 * 1024);
+    const child = snapAsync(['--repo', repo, 'create', src], { env });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.resume();
+    const exited = new Promise<number | null>((r) => child.on('close', r));
+    const until = Date.now() + 120_000;
+    while ((await packs()) === before && child.exitCode === null && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    expect(child.exitCode, 'the backup ended before the server could be stopped').toBeNull();
+    await own.stop(); // the next pack's blocks are on their way
+    await new Promise((r) => setTimeout(r, 1000));
+    await own.start();
+    const code = await exited;
+    expect([0, 1], stderr).toContain(code);
+    if (code === 0) expect(stderr).not.toMatch(/SNAP_/);
+    expectCheckClean(repo, env);
+    for (const s of listSnapshots(repo, env)) expectRestoresExactly(repo, s.id, s.paths[0] === base ? base : src, env);
+    if (code !== 0) ok(['--repo', repo, 'create', src], env);
+    expectRestoresExactly(repo, 'latest', src, env);
+  }, 300_000);
+});
