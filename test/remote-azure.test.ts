@@ -37,7 +37,7 @@ describe('a repository on Azure Blob Storage (Azurite)', () => {
     const again = snap(['--repo', repo, 'init', '--no-encryption'], { env });
     expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('SNAP_REPO_EXISTS')]);
 
-    const src = makeSource('az-one');
+    const src = makeSource('az-one', 1024 * 1024);
     ok(['--repo', repo, 'create', src], env);
     fs.writeFileSync(path.join(src, 'sub', 'f3.txt'), 'changed\n');
     ok(['--repo', repo, 'create', '--tag', 'second', src], env);
@@ -77,7 +77,7 @@ describe('a repository on Azure Blob Storage (Azurite)', () => {
     const env = { ...azurite.client(), SNAP_PASSWORD: 'azure-pw', SNAP_KDF_SCRYPT_N: '1024' };
     const repo = azurite.location(container(), 'enc');
     ok(['--repo', repo, 'init'], env);
-    const src = makeSource('az-enc', 256 * 1024);
+    const src = makeSource('az-enc', 64 * 1024);
     ok(['--repo', repo, 'create', src], env);
     expectRestoresExactly(repo, 'latest', src, env);
     const noPw = snap(['--repo', repo, 'list'], { env: azurite.client() });
@@ -93,7 +93,7 @@ describe('a repository on Azure Blob Storage (Azurite)', () => {
     ok(['--repo', local, 'init'], env);
     ok(['--repo', az, 'init', '--no-encryption'], env);
     ok(['--repo', back, 'init'], env);
-    const src = makeSource('az-copy', 2 * 1024 * 1024);
+    const src = makeSource('az-copy', 1024 * 1024);
     ok(['--repo', local, 'create', src], env);
     interface CopyJson {
       copied: { source: string; id: string }[];
@@ -124,8 +124,8 @@ describe('a repository on Azure Blob Storage (Azurite)', () => {
     const old = makeSource('az-old', 64 * 1024);
     ok(['--repo', repo, 'create', old], c);
     const oldId = listSnapshots(repo, c)[0]!.id;
-    const srcA = makeSource('az-ca', 4 * 1024 * 1024);
-    const srcB = makeSource('az-cb', 4 * 1024 * 1024);
+    const srcA = makeSource('az-ca', 2 * 1024 * 1024);
+    const srcB = makeSource('az-cb', 2 * 1024 * 1024);
     // gc waits for the backups' locks (or they for its), and removes nothing a finished backup saved.
     const [ra, rb, rc] = await Promise.all([
       runSnap(['--repo', repo, 'create', '--tag', 'a', srcA], a),
