@@ -29,7 +29,7 @@ import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
 import { checkRange, shortBlobError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
 import { PartSource, totalSize, uploadParts } from './parts.js';
-import { type RetryPolicy, TransientError, backoffDelay, retryPolicy, withRetry } from './retry.js';
+import { NETWORK_WORDS, type RetryPolicy, TransientError, backoffDelay, retryPolicy, withRetry } from './retry.js';
 
 const MiB = 1 << 20;
 /** Azure commits at most 50,000 blocks into one blob. */
@@ -73,18 +73,6 @@ function isTransientStatus(status: number, code: string | undefined): boolean {
   if (status === 501) return false;
   return status >= 500 || status === 429 || status === 408 || code === 'ServerBusy' || code === 'OperationTimedOut' || code === 'InternalError';
 }
-
-const NETWORK_WORDS: Record<string, string> = {
-  ECONNRESET: 'connection reset',
-  ECONNREFUSED: 'connection refused',
-  EPIPE: 'connection closed while sending',
-  ETIMEDOUT: 'connection timed out',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  EAI_AGAIN: 'name lookup failed for now',
-  ECONNABORTED: 'connection aborted',
-  ERR_STREAM_PREMATURE_CLOSE: 'the connection closed early',
-};
 
 /** The first line of Azure's message (the rest is a request id and a time), without secrets. */
 function firstLine(msg: string | undefined): string {
