@@ -28,8 +28,8 @@ import { type AzureLocation, formatAzureLocation, parseAzureLocation } from './a
 import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
 import { checkRange, shortBlobError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
-import { PartSource, totalSize, uploadParts } from './parts.js';
-import { NETWORK_WORDS, type RetryPolicy, TransientError, backoffDelay, retryPolicy, withRetry } from './retry.js';
+import { type PartSource, resumingRead, streamInParts, totalSize, uploadParts } from './parts.js';
+import { NETWORK_WORDS, type RetryPolicy, TransientError, retryPolicy, withRetry } from './retry.js';
 
 const MiB = 1 << 20;
 /** Azure commits at most 50,000 blocks into one blob. */
@@ -248,15 +248,7 @@ export class AzureBackend implements Backend {
 
   async putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void> {
     checkBlobName(name);
-    const src = new PartSource(source[Symbol.asyncIterator](), name, size);
-    try {
-      const first = await src.next(Buffer.allocUnsafe(this.blockSize));
-      if (first.last) await this.put(name, first.part);
-      else await this.blockPut(name, src, first.part);
-    } catch (e) {
-      await src.close();
-      throw e;
-    }
+    await streamInParts(name, source, size, this.blockSize, (data) => this.put(name, data), (src, first) => this.blockPut(name, src, first));
   }
 
   /**
@@ -320,11 +312,7 @@ export class AzureBackend implements Backend {
     });
   }
 
-  /**
-   * Streams the blob; a connection that drops is picked up where it stopped with a ranged
-   * download (If-Match on the first answer's ETag), counting as one try of the retry budget,
-   * which every byte that arrives renews. The stream never ends short.
-   */
+  /** Streams the blob with ranged downloads, resumed where a connection dropped (parts.ts: resumingRead). */
   async *getStream(name: string, range?: { offset: number; length: number }): AsyncIterable<Buffer> {
     checkBlobName(name);
     if (range) checkRange(name, range.offset, range.length);
@@ -334,13 +322,13 @@ export class AzureBackend implements Backend {
     }
     const blob = (await this.container()).getBlobClient(this.key(name));
     const start = range?.offset ?? 0;
-    let pos = start;
-    let end = range ? range.offset + range.length : undefined;
-    let etag: string | undefined;
-    const began = Date.now();
-    for (let failures = 0; ; ) {
-      let body: NodeJS.ReadableStream | undefined;
-      try {
+    yield* resumingRead({
+      name,
+      where: this.location,
+      start,
+      end: range ? range.offset + range.length : undefined,
+      retry: this.retry,
+      open: async (pos, end, etag) => {
         let r: BlobDownloadResponseParsed;
         try {
           r = await blob.download(pos, end === undefined ? undefined : end - pos, { maxRetryRequests: 0, conditions: etag ? { ifMatch: etag } : undefined });
@@ -350,39 +338,18 @@ export class AzureBackend implements Backend {
           if (status === 412 && etag) throw new SnapError('SNAP_REMOTE', `${this.location}: ${name} was replaced while it was being read`);
           throw this.classify(e, 'GET', name);
         }
-        body = r.readableStreamBody;
+        const body = r.readableStreamBody as (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
+        const destroy = (): void => body?.destroy?.();
         const total = r.contentRange ? totalSize(r.contentRange) : r.contentLength;
-        if (total === undefined || !Number.isSafeInteger(total)) throw new SnapError('SNAP_REMOTE', `${this.location}: GET ${name}: the answer does not say how long the blob is`);
-        if (pos > 0 && !r.contentRange) throw new SnapError('SNAP_REMOTE', `${this.location}: GET ${name}: the service ignored the range asked for`);
-        end ??= total;
-        if (total < end) throw shortBlobError(name, this.location, start, end - start, total);
-        const stop = end;
-        etag ??= r.etag;
-        if (pos >= stop) return;
-        if (!body) throw new TransientError('the answer has no body');
-        try {
-          for await (const chunk of body) {
-            const c = chunk as Buffer;
-            const piece = pos + c.length > stop ? c.subarray(0, stop - pos) : c;
-            pos += piece.length;
-            failures = 0;
-            if (piece.length > 0) yield piece;
-            if (pos >= stop) break;
-          }
-        } catch (e) {
-          throw new TransientError(`the answer was cut short: ${pos - start} of ${stop - start} bytes arrived (${this.classify(e, 'GET', name).message})`, { cause: e });
+        if (total === undefined || !Number.isSafeInteger(total)) {
+          destroy();
+          throw new SnapError('SNAP_REMOTE', `${this.location}: GET ${name}: the answer does not say how long the blob is`);
         }
-        if (pos >= stop) return;
-        throw new TransientError(`the answer was cut short: ${pos - start} of ${stop - start} bytes arrived`);
-      } catch (e) {
-        if (!(e instanceof TransientError)) throw e;
-        failures++;
-        if (failures >= this.retry.attempts) throw this.exhausted('GET', name, e, failures, Date.now() - began);
-        await this.retry.sleep(backoffDelay(this.retry, failures));
-      } finally {
-        (body as { destroy?: () => void } | undefined)?.destroy?.();
-      }
-    }
+        return { total, etag: r.etag, body: (body ?? []) as AsyncIterable<Buffer>, ranged: r.contentRange !== undefined, destroy };
+      },
+      describe: (e) => this.classify(e, 'GET', name).message,
+      exhausted: (last, n, ms) => this.exhausted('GET', name, last, n, ms),
+    });
   }
 
   async stat(name: string): Promise<BlobInfo | undefined> {

@@ -24,8 +24,8 @@ import { DEFAULT_REGION } from './aws-config.js';
 import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
 import { checkRange, shortBlobError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
-import { PartSource, totalSize, uploadParts } from './parts.js';
-import { type RetryPolicy, TransientError, backoffDelay, retryPolicy, withRetry } from './retry.js';
+import { type PartSource, resumingRead, streamInParts, totalSize, uploadParts } from './parts.js';
+import { type RetryPolicy, TransientError, retryPolicy, withRetry } from './retry.js';
 import { S3Http, type S3Response, describeAnswer, isTransientAnswer, networkError, readAll } from './s3-http.js';
 import { type S3Location, formatS3Location, parseS3Location } from './s3-location.js';
 import { XmlShapeError, completeMultipartBody, createBucketBody, parseErrorBody, parseListPage, parseUploadId } from './s3-xml.js';
@@ -152,15 +152,7 @@ export class S3Backend implements Backend {
 
   async putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void> {
     checkBlobName(name);
-    const src = new PartSource(source[Symbol.asyncIterator](), name, size);
-    try {
-      const first = await src.next(Buffer.allocUnsafe(this.partSize));
-      if (first.last) await this.put(name, first.part);
-      else await this.multipartPut(name, src, first.part);
-    } catch (e) {
-      await src.close();
-      throw e;
-    }
+    await streamInParts(name, source, size, this.partSize, (data) => this.put(name, data), (src, first) => this.multipartPut(name, src, first));
   }
 
   /**
@@ -298,17 +290,17 @@ export class S3Backend implements Backend {
       return;
     }
     const start = range?.offset ?? 0;
-    let pos = start;
-    let end = range ? range.offset + range.length : undefined;
-    let etag: string | undefined;
-    const began = Date.now();
-    for (let failures = 0; ; ) {
-      const headers: Record<string, string> = {};
-      if (pos > 0 || end !== undefined) headers.range = `bytes=${pos}-${end === undefined ? '' : end - 1}`;
-      if (etag) headers['if-match'] = etag;
-      let res: Awaited<ReturnType<S3Http['send']>> | undefined;
-      try {
-        res = await this.http.send({ method: 'GET', key: this.key(name), headers });
+    yield* resumingRead({
+      name,
+      where: this.location,
+      start,
+      end: range ? range.offset + range.length : undefined,
+      retry: this.retry,
+      open: async (pos, end, etag) => {
+        const headers: Record<string, string> = {};
+        if (pos > 0 || end !== undefined) headers.range = `bytes=${pos}-${end === undefined ? '' : end - 1}`;
+        if (etag) headers['if-match'] = etag;
+        const res = await this.http.send({ method: 'GET', key: this.key(name), headers });
         const status = res.statusCode ?? 0;
         if (status !== 200 && status !== 206) {
           const body = await readAll(res);
@@ -319,36 +311,19 @@ export class S3Backend implements Backend {
           if (status === 412 && etag) throw new SnapError('SNAP_REMOTE', `${this.location}: ${name} was replaced while it was being read`);
           throw this.answerError(answer, 'GET', name);
         }
+        const destroy = (): void => {
+          if (!res.complete) res.destroy();
+        };
         const total = status === 206 ? totalSize(res.headers['content-range']) : Number(res.headers['content-length']);
-        if (total === undefined || !Number.isSafeInteger(total)) throw new SnapError('SNAP_REMOTE', `${this.location}: GET ${name}: the answer does not say how long the blob is`);
-        end ??= total;
-        if (total < end) throw shortBlobError(name, this.location, start, end - start, total);
-        const stop = end;
-        if (status === 200 && pos > 0) throw new SnapError('SNAP_REMOTE', `${this.location}: GET ${name}: the server ignored the range asked for`);
-        etag ??= typeof res.headers.etag === 'string' ? res.headers.etag : undefined;
-        try {
-          for await (const chunk of res) {
-            const c = chunk as Buffer;
-            const piece = pos + c.length > stop ? c.subarray(0, stop - pos) : c;
-            pos += piece.length;
-            failures = 0;
-            if (piece.length > 0) yield piece;
-            if (pos >= stop) break;
-          }
-        } catch (e) {
-          throw new TransientError(`the answer was cut short: ${pos - start} of ${stop - start} bytes arrived (${networkError(e).message})`, { cause: e });
+        if (total === undefined || !Number.isSafeInteger(total)) {
+          destroy();
+          throw new SnapError('SNAP_REMOTE', `${this.location}: GET ${name}: the answer does not say how long the blob is`);
         }
-        if (pos >= stop) return;
-        throw new TransientError(`the answer was cut short: ${pos - start} of ${stop - start} bytes arrived`);
-      } catch (e) {
-        if (!(e instanceof TransientError)) throw e;
-        failures++;
-        if (failures >= this.retry.attempts) throw this.exhausted('GET', name, e, failures, Date.now() - began);
-        await this.retry.sleep(backoffDelay(this.retry, failures));
-      } finally {
-        if (res && !res.complete) res.destroy();
-      }
-    }
+        return { total, etag: typeof res.headers.etag === 'string' ? res.headers.etag : undefined, body: res, ranged: status === 206, destroy };
+      },
+      describe: (e) => networkError(e).message,
+      exhausted: (last, n, ms) => this.exhausted('GET', name, last, n, ms),
+    });
   }
 
   async stat(name: string): Promise<BlobInfo | undefined> {
