@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJson, snap, tmpDir } from './helpers/cli.js';
 import { TestAzurite, azuriteMissing } from './helpers/azurite.js';
-import { expectBackupThroughRestart, expectCachesCatchUp, expectCheckClean, expectConcurrentBackupsWithGc, expectRestoresExactly, listSnapshots, makeSource, ok } from './helpers/remote-e2e.js';
+import { expectBackupThroughRestart, expectCachesCatchUp, expectCheckClean, expectConcurrentBackupsWithGc, expectInitToGc, expectRestoresExactly, listSnapshots, makeSource, ok } from './helpers/remote-e2e.js';
 
 const missing = azuriteMissing();
 if (missing) console.warn(`SKIPPED: the Azure end-to-end tests need Azurite: ${missing}`);
@@ -29,41 +29,15 @@ describe('a repository on Azure Blob Storage (Azurite)', () => {
     if (!azurite) return ctx.skip();
     const env = azurite.client();
     const repo = azurite.location(container(), 'repo');
-    // Remote repositories are encrypted by default: with no password source, init makes nothing.
-    const refused = snap(['--repo', repo, 'init'], { env });
-    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/\[SNAP_NO_PASSWORD\]/)]);
     const none = snap(['--repo', repo, 'list'], { env });
     expect([none.code, none.stderr]).toEqual([1, expect.stringMatching(/azure:.*SNAP_NO_REPO/)]);
-    expect(ok(['--repo', repo, 'init', '--no-encryption'], env).stdout).toContain(`at ${repo}`);
-    const again = snap(['--repo', repo, 'init', '--no-encryption'], { env });
-    expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('SNAP_REPO_EXISTS')]);
-
-    const src = makeSource('az-one', 1024 * 1024);
-    ok(['--repo', repo, 'create', src], env);
-    fs.writeFileSync(path.join(src, 'sub', 'f3.txt'), 'changed\n');
-    ok(['--repo', repo, 'create', '--tag', 'second', src], env);
-    const snaps = listSnapshots(repo, env);
-    expect(snaps).toHaveLength(2);
-    expectRestoresExactly(repo, 'latest', src, env);
-    expectCheckClean(repo, env);
-    // The index is in the cache folder, keyed by the repository id.
-    const cache = path.join(env.XDG_CACHE_HOME!, 'snap');
-    const ids = fs.readdirSync(cache);
-    expect(ids).toHaveLength(1);
-    expect(fs.existsSync(path.join(cache, ids[0]!, 'index'))).toBe(true);
-
-    ok(['--repo', repo, 'forget', snaps[0]!.id], env);
-    ok(['--repo', repo, 'gc'], env);
-    expect(listSnapshots(repo, env).map((s) => s.id)).toEqual([snaps[1]!.id]);
-    expectRestoresExactly(repo, snaps[1]!.id, src, env);
-    expectCheckClean(repo, env);
-    expect(ok(['--repo', repo, 'log'], env).stdout).toMatch(/gc/);
+    const left = expectInitToGc(repo, env, 1024 * 1024);
 
     // Another client signing in with a connection string instead of the key sees the same repository.
     const other = { ...azurite.client(), AZURE_STORAGE_CONNECTION_STRING: azurite.connectionString };
     delete (other as Record<string, string | undefined>).AZURE_STORAGE_KEY;
     delete (other as Record<string, string | undefined>).AZURE_STORAGE_ENDPOINT;
-    expect(listSnapshots(repo, other).map((s) => s.id)).toEqual([snaps[1]!.id]);
+    expect(listSnapshots(repo, other).map((s) => s.id)).toEqual([left]);
 
     // A wrong key: SNAP_PERMISSION naming the location, never the key.
     const wrong = Buffer.from('wrong key wrong key').toString('base64');

@@ -3,14 +3,13 @@
 // caught up after other clients wrote), several clients backing up into one bucket at once, and a
 // gateway killed in the middle of a backup.
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { snap, snapAsync, tmpDir } from './helpers/cli.js';
 import { type S3Target, s3Target } from './helpers/s3-target.js';
 import { CephCluster, type Gateway } from './helpers/radosgw.js';
 import { type ConnFault, TcpFaultProxy } from './helpers/tcp-fault-proxy.js';
-import { expectBackupThroughRestart, expectCachesCatchUp, expectCheckClean, expectConcurrentBackupsWithGc, expectRestoresExactly, listSnapshots, makeSource, ok } from './helpers/remote-e2e.js';
+import { expectBackupThroughRestart, expectCachesCatchUp, expectCheckClean, expectConcurrentBackupsWithGc, expectInitToGc, expectRestoresExactly, listSnapshots, makeSource, ok } from './helpers/remote-e2e.js';
 
 const BUCKET = 'e2e-remote';
 let target: S3Target;
@@ -43,40 +42,7 @@ function newLocation(endpoint?: string): string {
 describe('a repository on S3 (radosgw)', () => {
   it('init (encrypted unless --no-encryption: without a password it is refused), create, list, restore, check, forget, gc', (ctx) => {
     if (unavailable()) return ctx.skip();
-    const env = client();
-    const repo = newLocation();
-    // Remote repositories are encrypted by default: with no password source, init makes nothing.
-    const refused = snap(['--repo', repo, 'init'], { env });
-    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/\[SNAP_NO_PASSWORD\]/)]);
-    const r = ok(['--repo', repo, 'init', '--no-encryption'], env);
-    expect(r.stdout).toContain(`at ${repo}`);
-    // The index is in the cache folder, keyed by the repository id; nothing of it on the server.
-    const again = snap(['--repo', repo, 'init', '--no-encryption'], { env });
-    expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('SNAP_REPO_EXISTS')]);
-
-    const src = makeSource('one');
-    ok(['--repo', repo, 'create', src], env);
-    fs.writeFileSync(path.join(src, 'sub', 'f3.txt'), 'changed\n');
-    ok(['--repo', repo, 'create', '--tag', 'second', src], env);
-    const snaps = listSnapshots(repo, env);
-    expect(snaps).toHaveLength(2);
-    expectRestoresExactly(repo, 'latest', src, env);
-    expectCheckClean(repo, env);
-
-    const cache = path.join(env.XDG_CACHE_HOME!, 'snap');
-    const ids = fs.readdirSync(cache);
-    expect(ids).toHaveLength(1);
-    expect(fs.existsSync(path.join(cache, ids[0]!, 'index'))).toBe(true);
-
-    ok(['--repo', repo, 'forget', snaps[0]!.id], env);
-    const gc = ok(['--repo', repo, 'gc'], env);
-    expect(gc.code).toBe(0);
-    expect(listSnapshots(repo, env).map((s) => s.id)).toEqual([snaps[1]!.id]);
-    expectRestoresExactly(repo, snaps[1]!.id, src, env);
-    expectCheckClean(repo, env);
-    // The operation log is kept in the repository too.
-    const log = ok(['--repo', repo, 'log'], env);
-    expect(log.stdout).toMatch(/gc/);
+    expectInitToGc(newLocation(), client());
   });
 
   it('a missing bucket or location is SNAP_NO_REPO; wrong keys are SNAP_PERMISSION; init makes a missing bucket', (ctx) => {

@@ -161,3 +161,42 @@ export async function expectBackupThroughRestart(repo: string, env: Record<strin
   if (code !== 0) ok(['--repo', repo, 'create', src], env);
   expectRestoresExactly(repo, 'latest', src, env);
 }
+
+/**
+ * A remote repository from init to gc by one client: init refused without a password (remote
+ * repositories are encrypted by default), init --no-encryption, a second init refused, two
+ * backups listed, restored exactly and checked, the index in the cache folder (keyed by the
+ * repository id, nothing of it on the server), forget + gc, and the operation log. Returns the
+ * id of the snapshot that is left.
+ */
+export function expectInitToGc(repo: string, env: Record<string, string>, bytes?: number): string {
+  const refused = snap(['--repo', repo, 'init'], { env });
+  expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/\[SNAP_NO_PASSWORD\]/)]);
+  const r = ok(['--repo', repo, 'init', '--no-encryption'], env);
+  expect(r.stdout).toContain(`at ${repo}`);
+  const again = snap(['--repo', repo, 'init', '--no-encryption'], { env });
+  expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('SNAP_REPO_EXISTS')]);
+
+  const src = makeSource('one', bytes);
+  ok(['--repo', repo, 'create', src], env);
+  fs.writeFileSync(path.join(src, 'sub', 'f3.txt'), 'changed\n');
+  ok(['--repo', repo, 'create', '--tag', 'second', src], env);
+  const snaps = listSnapshots(repo, env);
+  expect(snaps).toHaveLength(2);
+  expectRestoresExactly(repo, 'latest', src, env);
+  expectCheckClean(repo, env);
+
+  const cache = path.join(env.XDG_CACHE_HOME!, 'snap');
+  const ids = fs.readdirSync(cache);
+  expect(ids).toHaveLength(1);
+  expect(fs.existsSync(path.join(cache, ids[0]!, 'index'))).toBe(true);
+
+  ok(['--repo', repo, 'forget', snaps[0]!.id], env);
+  ok(['--repo', repo, 'gc'], env);
+  expect(listSnapshots(repo, env).map((s) => s.id)).toEqual([snaps[1]!.id]);
+  expectRestoresExactly(repo, snaps[1]!.id, src, env);
+  expectCheckClean(repo, env);
+  // The operation log is kept in the repository too.
+  expect(ok(['--repo', repo, 'log'], env).stdout).toMatch(/gc/);
+  return snaps[1]!.id;
+}
