@@ -143,6 +143,9 @@ export class AzureBackend implements Backend {
       }
       service = new sb.BlobServiceClient(this.endpoint, credential, options);
     } else {
+      if (!this.endpoint.startsWith('https:')) {
+        throw new SnapError('SNAP_USAGE', `${this.location}: signing in with DefaultAzureCredential (no AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or AZURE_STORAGE_CONNECTION_STRING set) needs an https endpoint, and ${this.endpoint} is not one`);
+      }
       const { DefaultAzureCredential } = await import('@azure/identity');
       service = new sb.BlobServiceClient(this.endpoint, new DefaultAzureCredential(), options);
     }

@@ -153,6 +153,14 @@ describe('azure: signing in, errors and init (Azurite)', () => {
     expect(cs.message).not.toContain(a.key);
   });
 
+  it('DefaultAzureCredential (no key, SAS or connection string) is refused over http before any sign-in is tried', async (ctx) => {
+    if (skip(ctx)) return;
+    const b = new AzureBackend({ location: azurite!.location(CONTAINER), auth: { kind: 'default' }, endpoint: azurite!.endpoint, retry: AZURE_TEST_RETRY });
+    const e = await failure(b.get('config'));
+    expect(isSnapError(e, 'SNAP_USAGE'), e.message).toBe(true);
+    expect(e.message).toMatch(/DefaultAzureCredential .* needs an https endpoint/);
+  });
+
   it('a server that is not there: retried, then SNAP_REMOTE naming the location, operation and blob', async (ctx) => {
     if (skip(ctx)) return;
     const gone = new AzureBackend({ location: azurite!.location(CONTAINER, 'x'), auth: { kind: 'key', key: azurite!.key }, endpoint: 'http://127.0.0.1:9/acct', retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 } });
