@@ -6,8 +6,8 @@ import type { Command } from 'commander';
 import { displayPath } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
 import { isLoopback } from '../ui/security.js';
-import { startUiServer, type RepoHandle, type RepoOpener } from '../ui/index.js';
-import { type Ctx, withRepo } from './context.js';
+import { startUiServer } from '../ui/index.js';
+import { type Ctx, repoOpener, withRepo } from './context.js';
 import { cliNow } from './now.js';
 import { systemClock } from '../core/clock.js';
 
@@ -36,15 +36,6 @@ export function parseListen(s: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-/** The repository for one stretch of requests, through withRepo (the lock and index of read-only commands). */
-function opener(ctx: Ctx): RepoOpener {
-  return () =>
-    new Promise<RepoHandle>((resolve, reject) => {
-      const used = withRepo(ctx, (repo) => new Promise<void>((endUse) => resolve({ repo, close: () => (endUse(), used) })));
-      used.catch(reject);
-    });
-}
-
 function openBrowser(url: string): void {
   const cmd = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? undefined : process.env.DISPLAY || process.env.WAYLAND_DISPLAY ? 'xdg-open' : undefined;
   if (!cmd) return;
@@ -70,7 +61,7 @@ async function ui(ctx: Ctx, o: UiFlags): Promise<void> {
     port,
     allowRemote: o.allowRemote === true,
     allowRestore: o.allowRestore === true,
-    open: opener(ctx),
+    open: repoOpener(ctx),
     repoPath: displayPath(repoPath),
     asRoot: ctx.host.uid === 0,
     now: () => cliNow(systemClock),

@@ -19,6 +19,7 @@ import { displayPath } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
 import { type Changes, noChanges, RecordingBackend } from '../backend/recording.js';
 import type { Backend } from '../backend/backend.js';
+import type { RepoHandle, RepoOpener } from '../ui/lease.js';
 
 export interface GlobalOptions {
   repo?: string;
@@ -195,4 +196,17 @@ export async function withRepo<T>(
   } finally {
     await repo.close();
   }
+}
+
+/**
+ * The repository for one stretch of work of a long-running command (`snap ui`'s requests, `snap
+ * mount`'s reads), through withRepo: the lock and index every read-only command takes, held only
+ * until the handle is closed (ui/lease.ts closes it when idle).
+ */
+export function repoOpener(ctx: Ctx): RepoOpener {
+  return () =>
+    new Promise<RepoHandle>((resolve, reject) => {
+      const used = withRepo(ctx, (repo) => new Promise<void>((endUse) => resolve({ repo, close: () => (endUse(), used) })));
+      used.catch(reject);
+    });
 }

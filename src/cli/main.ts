@@ -20,6 +20,7 @@ import { registerBrowse } from './cmd-browse.js';
 import { registerExport } from './cmd-export.js';
 import { registerEdit } from './cmd-edit.js';
 import { registerUi } from './cmd-ui.js';
+import { registerMount } from './cmd-mount.js';
 import { VERSION } from './version.js';
 import { useZstd, ZSTD_KINDS, type ZstdKind } from '../store/zstd.js';
 import { recordOperation } from './oplog.js';
@@ -104,6 +105,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   registerExport(program, run);
   registerEdit(program, run);
   registerUi(program, run);
+  registerMount(program, run);
   registerLog(program, run);
   registerSchedule(program, run);
   registerCopy(program, run);

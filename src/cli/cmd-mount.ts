@@ -1,0 +1,61 @@
+// `snap mount MOUNTPOINT`: every snapshot as a read-only folder (mount/snapfs.ts), served over
+// FUSE by this process until Ctrl-C, SIGTERM or an unmount (docs/mount.md).
+import * as fs from 'node:fs';
+import type { Command } from 'commander';
+import { displayPath, fsEncode } from '../core/bytes.js';
+import { SnapError } from '../core/errors.js';
+import { mountFuse } from '../mount/fuse.js';
+import { SnapFs } from '../mount/snapfs.js';
+import { RepoLease } from '../ui/lease.js';
+import { type Ctx, repoOpener, withRepo } from './context.js';
+
+interface MountFlags {
+  allowOther?: boolean;
+}
+
+/** How long the repository stays open after the last read (reopening costs an index open). */
+const IDLE_MS = 5000;
+
+export function registerMount(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
+  program
+    .command('mount')
+    .description('show every snapshot as a read-only folder at MOUNTPOINT, by date, host and tag, until Ctrl-C (Linux, FUSE, as root; docs/mount.md)')
+    .argument('<mountpoint>', 'an empty folder')
+    .option('--allow-other', 'let other users see the mount (each file keeps the owner and mode it had, and the kernel checks them)')
+    .action(async (mountpoint: string, o: MountFlags, cmd: Command) => run((ctx) => mount(ctx, mountpoint, o), cmd));
+}
+
+async function mount(ctx: Ctx, mountpoint: string, o: MountFlags): Promise<void> {
+  if (process.platform !== 'linux') throw new SnapError('SNAP_USAGE', 'snap mount works on Linux only; `snap ui` browses snapshots everywhere');
+  const target = fsEncode(mountpoint);
+  if (target.toString() !== mountpoint) throw new SnapError('SNAP_USAGE', `snap mount needs a mount point whose name is UTF-8 (not ${displayPath(mountpoint)})`);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(mountpoint);
+  } catch (e) {
+    throw new SnapError('SNAP_NOT_FOUND', `mount point ${displayPath(mountpoint)}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (e as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new SnapError('SNAP_USAGE', `mount point ${displayPath(mountpoint)} is not a folder`);
+  if (fs.readdirSync(mountpoint).length > 0) throw new SnapError('SNAP_USAGE', `mount point ${displayPath(mountpoint)} is not empty`);
+  if (ctx.host.uid !== 0) {
+    throw new SnapError('SNAP_PERMISSION', 'snap mount needs root: it mounts with mount(8) itself (an unprivileged FUSE mount needs fusermount3, which hands over the mount in a way Node cannot receive); `snap ui` browses snapshots as any user');
+  }
+  // Fail now, not on the first read, if there is no repository or no password.
+  await withRepo(ctx, async () => {}, 'none');
+  const stop = new AbortController();
+  const lease = new RepoLease(repoOpener(ctx), IDLE_MS, stop.signal);
+  const log = (line: string): void => void process.stderr.write(`snap mount: ${line}\n`);
+  const fsys = new SnapFs({ lease, uid: ctx.host.uid, gid: process.getgid?.() ?? 0, now: () => new Date(), log });
+  const session = await mountFuse(mountpoint, (req) => fsys.handle(req), { allowOther: o.allowOther === true, fsName: `snap:${displayPath(ctx.repoPath().path)}`, log });
+  if (ctx.json) ctx.out(JSON.stringify({ mountpoint, repository: ctx.repoPath().path }));
+  else ctx.out(`snapshots of ${displayPath(ctx.repoPath().path)} are at ${displayPath(mountpoint)} (read-only); Ctrl-C unmounts`);
+  await new Promise<void>((resolve) => {
+    void session.done.then(resolve);
+    if (ctx.signal.aborted) resolve();
+    ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await session.unmount();
+  stop.abort();
+  await lease.closeWhenIdle();
+  if (!ctx.json) process.stderr.write('snap mount: unmounted\n');
+}
