@@ -131,7 +131,8 @@ export class AzureBackend implements Backend {
       if (named && named !== this.loc.account) {
         throw new SnapError('SNAP_USAGE', `AZURE_STORAGE_CONNECTION_STRING is for the account ${named}, not ${this.loc.account} of ${this.location}`);
       }
-      if (this.o.endpoint) service = new sb.BlobServiceClient(this.endpoint, service.credential, options);
+      // AZURE_STORAGE_ENDPOINT wins over the BlobEndpoint (keeping a SharedAccessSignature, which the SDK puts in the URL).
+      if (this.o.endpoint) service = new sb.BlobServiceClient(`${this.endpoint}${new URL(service.url).search}`, service.credential, options);
     } else if (auth.kind === 'sas') {
       service = new sb.BlobServiceClient(`${this.endpoint}?${auth.token}`, new sb.AnonymousCredential(), options);
     } else if (auth.kind === 'key') {

@@ -111,6 +111,10 @@ describe('azure: signing in, errors and init (Azurite)', () => {
       ).toString();
     const bySas = new AzureBackend({ location: a.location(CONTAINER, 'signin'), auth: { kind: 'sas', token: sas('rwdlac') }, endpoint: a.endpoint, retry: AZURE_TEST_RETRY });
     expect((await bySas.get('data/aa/one')).toString()).toBe('one');
+    // A connection string with a SAS and a BlobEndpoint that AZURE_STORAGE_ENDPOINT overrides.
+    const sasString = `BlobEndpoint=http://127.0.0.1:9/${a.account};SharedAccessSignature=${sas('rl')}`;
+    const byBoth = new AzureBackend({ location: a.location(CONTAINER, 'signin'), auth: { kind: 'connection-string', connectionString: sasString }, endpoint: a.endpoint, retry: AZURE_TEST_RETRY });
+    expect((await byBoth.get('data/aa/one')).toString()).toBe('one');
     await bySas.put('data/aa/two', Buffer.from('two'));
     expect((await byKey.get('data/aa/two')).toString()).toBe('two');
     // A token that may read, write and list but not delete: an append-only setup.
