@@ -192,7 +192,9 @@ export class AzureBackend implements Backend {
     }
     const code = errnoCode(e);
     if (code === 'ENOTFOUND') return new SnapError('SNAP_REMOTE', `${this.location}: ${verb} ${name}: the host of ${this.endpoint} was not found`);
-    if (code || r) {
+    // A failure to send or to read an answer (the SDK's RestError without a status, or a system
+    // error); any other error is a bug or a misuse, not retried.
+    if (r || (code && (NETWORK_WORDS[code] !== undefined || /^E[A-Z_]+$/.test(code)))) {
       const words = (code && NETWORK_WORDS[code]) ?? firstLine(err?.message);
       return new TransientError(code && NETWORK_WORDS[code] ? `${words} (${code})` : words, { cause: e });
     }
