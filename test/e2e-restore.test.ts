@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { snap, tmpDir } from './helpers/cli.js';
+import { snap, snapBytes, tmpDir } from './helpers/cli.js';
 
 describe('restore options', () => {
   let repo: string;
@@ -32,6 +32,23 @@ describe('restore options', () => {
     const none = snap(['--repo', repo, 'restore', 'latest', t, '--include', path.join(src, 'nope')]);
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/nope is not in snapshot/);
+  });
+
+  it('a target whose name is not UTF-8 is created and used as those bytes, given absolute or relative', () => {
+    const base = tmpDir();
+    const abs = Buffer.concat([Buffer.from(base + '/t-'), Buffer.from([0xff]), Buffer.from('/sub')]);
+    const r = snapBytes(['--repo', repo, 'restore', 'latest', abs]);
+    expect(r.code, r.stderr).toBe(0);
+    const inAbs = Buffer.concat([abs, Buffer.from(path.join(src, 'keep', 'b.txt'))]);
+    expect(fs.readFileSync(inAbs, 'utf8')).toBe('B');
+    // Relative, from a working directory that is not UTF-8 either.
+    const cwd = Buffer.concat([Buffer.from(base + '/t-'), Buffer.from([0xff])]);
+    const rel = Buffer.concat([Buffer.from('rel-'), Buffer.from([0xfe])]);
+    const r2 = snapBytes(['--repo', repo, 'restore', 'latest', rel], { cwdBytes: cwd });
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(fs.readFileSync(Buffer.concat([cwd, Buffer.from('/'), rel, Buffer.from(path.join(src, 'keep', 'b.txt'))]), 'utf8')).toBe('B');
+    // Nothing was made under a mangled (U+FFFD) name.
+    expect(fs.readdirSync(base, { encoding: 'buffer' }).map((n) => n.toString('hex'))).toEqual([Buffer.concat([Buffer.from('t-'), Buffer.from([0xff])]).toString('hex')]);
   });
 
   it('--dry-run writes nothing and says what it would restore', () => {

@@ -1,5 +1,5 @@
 // `snap copy` end to end: local -> S3 (radosgw) -> SFTP (OpenSSH) -> local, restored byte for
-// byte at the end; a second copy sends only what is new; a damaged object in the source stops the
+// byte at the end; local plain -> encrypted S3 (the 3-2-1 recipe); a second copy sends only what is new; a damaged object in the source stops the
 // copy before the destination records a snapshot that would need it.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -23,6 +23,18 @@ afterAll(async () => {
   await sshd?.close();
 });
 
+/** A client of the test gateway: its keys, and a cache and home of its own. */
+function s3Env(info: Exclude<S3Target['info'], string>): Record<string, string> {
+  const home = tmpDir('snap-client-');
+  return {
+    AWS_ACCESS_KEY_ID: info.account.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: info.account.secretAccessKey,
+    AWS_REGION: info.account.region,
+    XDG_CACHE_HOME: path.join(home, 'cache'),
+    HOME: home,
+  };
+}
+
 interface CopyJson {
   copied: { source: string; id: string }[];
   skipped: string[];
@@ -31,7 +43,7 @@ interface CopyJson {
 }
 
 describe('snap copy between any two repositories', () => {
-  it('into or out of an encrypted repository is refused before anything is read or written (ids are keyed per repository)', () => {
+  it('out of an encrypted repository into a plain one is refused without --allow-plain, before anything is written', () => {
     const base = tmpDir('snap-copy-enc-');
     const env = { SNAP_PASSWORD: 'copy-pw', SNAP_KDF_SCRYPT_N: '1024', XDG_CACHE_HOME: path.join(base, 'cache') };
     const plain = path.join(base, 'plain');
@@ -42,29 +54,38 @@ describe('snap copy between any two repositories', () => {
     ok(['--repo', plain, 'create', src], env);
     ok(['--repo', enc, 'create', src], env);
     const before = (dir: string): string[] => fs.readdirSync(path.join(dir, 'data'), { recursive: true }).map(String).sort();
-    const encPacks = before(enc);
     const plainPacks = before(plain);
-    for (const [to, from] of [[enc, plain], [plain, enc]] as const) {
-      const r = snap(['--repo', to, 'copy', '--from-repo', from], { env });
-      expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/plain repositories only.*encrypted.*\[SNAP_USAGE\]/s)]);
-    }
-    expect(before(enc)).toEqual(encPacks);
+    const r = snap(['--repo', plain, 'copy', '--from-repo', enc], { env });
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/source .* is encrypted and the destination is not.*--allow-plain.*\[SNAP_USAGE\]/s)]);
     expect(before(plain)).toEqual(plainPacks);
-    expect(listSnapshots(enc, env)).toHaveLength(1);
     expect(listSnapshots(plain, env)).toHaveLength(1);
   });
 
+  it('the 3-2-1 recipe: a local plain repository copied to an encrypted S3 one restores byte for byte; the next copy reads only what changed', (ctx) => {
+    if (typeof target.info === 'string') return ctx.skip();
+    const env = { ...s3Env(target.info), SNAP_PASSWORD: 'off-site-pw', SNAP_KDF_SCRYPT_N: '1024' };
+    const local = path.join(tmpDir(), 'local');
+    const s3 = `s3:${target.info.account.endpoint}/${BUCKET}/e-${randomBytes(6).toString('hex')}`;
+    ok(['--repo', local, 'init'], env);
+    ok(['--repo', s3, 'init'], env); // encrypted: the default for a remote repository
+    const src = makeSource('copy-s3-enc', 3 * 1024 * 1024);
+    ok(['--repo', local, 'create', src], env);
+    const first = parseJson<CopyJson & { reidentified: boolean }>(ok(['--repo', s3, '--json', 'copy', '--from-repo', local], env).stdout);
+    expect([first.copied.length, first.reidentified]).toEqual([1, true]);
+    expectRestoresExactly(s3, 'latest', src, env);
+    fs.writeFileSync(path.join(src, 'sub', 'f5.txt'), 'changed for the second copy\n');
+    ok(['--repo', local, 'create', src], env);
+    const second = parseJson<CopyJson & { chunks_read: number }>(ok(['--repo', s3, '--json', 'copy', '--from-repo', local], env).stdout);
+    expect([second.copied.length, second.skipped.length, second.chunks_read]).toEqual([1, 1, 1]);
+    const again = parseJson<CopyJson>(ok(['--repo', s3, '--json', 'copy', '--from-repo', local], env).stdout);
+    expect([again.copied, again.skipped.length, again.objects_copied]).toEqual([[], 2, 0]);
+    expectRestoresExactly(s3, 'latest', src, env);
+    expectCheckClean(s3, env);
+  }, 300_000);
+
   it('local -> S3 -> SFTP -> local restores byte for byte; a second copy sends only the new objects', (ctx) => {
     if (typeof target.info === 'string' || !sshd) return ctx.skip();
-    const home = tmpDir('snap-client-');
-    const env = {
-      AWS_ACCESS_KEY_ID: target.info.account.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: target.info.account.secretAccessKey,
-      AWS_REGION: target.info.account.region,
-      SNAP_SSH_COMMAND: `ssh -F ${sshd.clientConfig()}`,
-      XDG_CACHE_HOME: path.join(home, 'cache'),
-      HOME: home,
-    };
+    const env = { ...s3Env(target.info), SNAP_SSH_COMMAND: `ssh -F ${sshd.clientConfig()}` };
     const local = path.join(tmpDir(), 'local');
     const s3 = `s3:${target.info.account.endpoint}/${BUCKET}/c-${randomBytes(6).toString('hex')}`;
     const sftp = sshd.location(path.join(sshd.dir, `copy-${randomBytes(4).toString('hex')}`));
@@ -106,14 +127,7 @@ describe('snap copy between any two repositories', () => {
 
   it('a damaged object in the source stops the copy; the destination records no snapshot and stays clean', (ctx) => {
     if (typeof target.info === 'string') return ctx.skip();
-    const home = tmpDir('snap-client-');
-    const env = {
-      AWS_ACCESS_KEY_ID: target.info.account.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: target.info.account.secretAccessKey,
-      AWS_REGION: target.info.account.region,
-      XDG_CACHE_HOME: path.join(home, 'cache'),
-      HOME: home,
-    };
+    const env = s3Env(target.info);
     const local = path.join(tmpDir(), 'local');
     const s3 = `s3:${target.info.account.endpoint}/${BUCKET}/d-${randomBytes(6).toString('hex')}`;
     ok(['--repo', local, 'init'], env);
@@ -141,14 +155,7 @@ describe('snap copy between any two repositories', () => {
 
   it('init --copy-chunker-params-from: the destination cuts chunks as the source does, so its own backup of copied data adds no chunks', (ctx) => {
     if (typeof target.info === 'string') return ctx.skip();
-    const home = tmpDir('snap-client-');
-    const env = {
-      AWS_ACCESS_KEY_ID: target.info.account.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: target.info.account.secretAccessKey,
-      AWS_REGION: target.info.account.region,
-      XDG_CACHE_HOME: path.join(home, 'cache'),
-      HOME: home,
-    };
+    const env = s3Env(target.info);
     const local = path.join(tmpDir(), 'local');
     const same = `s3:${target.info.account.endpoint}/${BUCKET}/p-${randomBytes(6).toString('hex')}`;
     const other = `s3:${target.info.account.endpoint}/${BUCKET}/q-${randomBytes(6).toString('hex')}`;

@@ -85,7 +85,7 @@ describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
     expectCheckClean(repo, env);
   });
 
-  it('a remote repository is encrypted by default: the server holds no file name, content or password; the right password restores it, a wrong one is refused', () => {
+  it('a remote repository is encrypted by default: the server holds no file name, content or password; the right password restores it (and passes a drill), a wrong one is refused', () => {
     const password = 'sftp-remote-pw-7f3a';
     const env = { ...client(), SNAP_PASSWORD: password, SNAP_KDF_SCRYPT_N: '1024' };
     const { repo, dir } = newRepo();
@@ -96,6 +96,10 @@ describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
     ok(['--repo', repo, 'create', src], env);
     expectRestoresExactly(repo, 'latest', src, env);
     expectCheckClean(repo, env);
+    // A restore drill and diff --live read an encrypted remote repository like every reader.
+    const drilled = JSON.parse(ok(['--repo', repo, '--json', 'drill', '--full', '--against-source'], env).stdout) as { ok: boolean; files_verified: number; source: { compared: number } };
+    expect([drilled.ok, drilled.files_verified, drilled.source.compared]).toEqual([true, 23, 23]);
+    expect(ok(['--repo', repo, 'diff', 'latest', '--live'], env).stdout).toMatch(/summary: no differences\n$/);
     // Every byte the server holds, searched for what it must not learn.
     const all: Buffer[] = [];
     const walk = (d: string): void => {

@@ -109,7 +109,7 @@ async function restoreTo(repo: string, id: string, extra: string[] = []): Promis
 }
 
 describe('shared access', { timeout: 180_000 }, () => {
-  it('list, ls -R, cat, diff, find, export and restore run while a backup runs, each right, none waiting', async () => {
+  it('list, ls -R, cat, diff, diff --live, find, export, drill and restore run while a backup runs, each right, none waiting', async () => {
     const rng = new Rng(0x5ea7);
     const { base, repo } = await initRepo();
     const src = path.join(base, 'tree');
@@ -151,6 +151,10 @@ describe('shared access', { timeout: 180_000 }, () => {
       if (inTar.status === 0) expect(inTar.stdout.toString(), `${what}: export`).toBe('second version, longer\n');
       const checked = JSON.parse(await run(['--json', 'check'])) as { problems: unknown[]; snapshots: number };
       expect([checked.problems, checked.snapshots], `${what}: check`).toEqual([[], 2]);
+      const drilled = JSON.parse(await run(['--json', 'drill', '--full', '--against-source', s1.slice(0, 8)])) as { ok: boolean; files_verified: number; source: { compared: number } };
+      const files1 = [...want1.values()].filter((e) => e.type === 'file').length;
+      expect([drilled.ok, drilled.files_verified, drilled.source.compared], `${what}: drill`).toEqual([true, files1, files1]);
+      expect(await run(['diff', s1.slice(0, 8), '--live']), `${what}: diff --live`).toMatch(/summary: no differences\n$/);
       const target = tmpDir('snap-shared-restore-');
       await run(['restore', s1.slice(0, 8), target]);
       assertSameTree(want1, manifest(restoredAt(target, src)), `${what}: restore`);

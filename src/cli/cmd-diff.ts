@@ -1,8 +1,10 @@
-// `snap diff REF1 REF2 [PATH]`: added (+), removed (-), content-modified (M), metadata-only (U)
+// `snap diff REF1 REF2 [PATH]` and `snap diff REF --live [PATH]` (the snapshot against the disk): added (+), removed (-), content-modified (M), metadata-only (U)
 // and type-changed (T) entries, streamed, then a summary.
 import type { Command } from 'commander';
 import type { Node } from '../model/node.js';
 import { displayName, displayPath } from '../core/bytes.js';
+import { SnapError } from '../core/errors.js';
+import { diffLive } from '../ops/diff-live.js';
 import { diffSnapshots, emptySummary, summarize, type Change, type DiffCounts, type DiffSummary } from '../ops/diff.js';
 import type { SnapshotFilter } from '../ops/refs.js';
 import type { Repository } from '../repo/repository.js';
@@ -13,23 +15,60 @@ import { bytes, localDateTime } from './format.js';
 
 type Run = (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>;
 
+interface DiffFlags extends SnapshotFilter {
+  live?: boolean;
+  readAll?: boolean;
+}
+
 export function registerDiff(cmd: Command, run: Run): void {
   cmd
     .argument('<ref1>', "the older snapshot: id prefix, 'latest' or a date")
-    .argument('<ref2>', "the newer snapshot: id prefix, 'latest' or a date")
+    .argument('[ref2]', "the newer snapshot: id prefix, 'latest' or a date (with --live: the path)")
     .argument('[path]', 'only this file or directory (absolute, or relative to a source path)')
-    .action(async (r1: string, r2: string, p: string | undefined, o: SnapshotFilter, c: Command) =>
-      run((ctx) => withRepo(ctx, (repo) => diff(ctx, r1, r2, p, o, repo)), c),
-    );
+    .option('--live', 'compare the snapshot with the files on disk now: snap diff REF --live [PATH]')
+    .option('--read-all', 'with --live: read every file of the recorded size and compare its content, even when its size, mtime and ctime say it is unchanged')
+    .action(async (r1: string, r2: string | undefined, p: string | undefined, o: DiffFlags, c: Command) => {
+      if (o.live) {
+        if (p !== undefined) throw new SnapError('SNAP_USAGE', 'diff --live compares one snapshot with the disk: snap diff REF --live [PATH]');
+        return run((ctx) => withRepo(ctx, (repo) => diffWithDisk(ctx, r1, r2, o, repo)), c);
+      }
+      if (o.readAll) throw new SnapError('SNAP_USAGE', '--read-all goes with --live');
+      if (r2 === undefined) throw new SnapError('SNAP_USAGE', 'diff needs two snapshots (snap diff REF1 REF2 [PATH]), or one with --live (snap diff REF --live [PATH])');
+      return run((ctx) => withRepo(ctx, (repo) => diff(ctx, r1, r2, p, o, repo)), c);
+    });
 }
 
 async function diff(ctx: Ctx, r1: string, r2: string, p: string | undefined, o: SnapshotFilter, repo: Repository): Promise<void> {
   const a = await resolveSnapshot(ctx, repo, r1, o);
   const b = await resolveSnapshot(ctx, repo, r2, o);
-  const sum = emptySummary();
   const list = new JsonList(`{"from":${JSON.stringify(snapRefJson(a))},"to":${JSON.stringify(snapRefJson(b))},"changes":[`);
   if (!ctx.json) await writeLine(`comparing ${snapLabel(a)} with ${snapLabel(b)}${p === undefined ? '' : `, ${displayPath(p)}`}`);
-  for await (const ch of diffSnapshots(repo, a, b, p)) {
+  await report(ctx, list, diffSnapshots(repo, a, b, p));
+}
+
+/** `diff REF --live [PATH]`: the snapshot against the files on disk now (ops/diff-live.ts). */
+async function diffWithDisk(ctx: Ctx, r1: string, p: string | undefined, o: DiffFlags, repo: Repository): Promise<void> {
+  const a = await resolveSnapshot(ctx, repo, r1, o);
+  let warnings = 0;
+  const changes = diffLive(repo, a, p, {
+    readAll: o.readAll === true,
+    signal: ctx.signal,
+    warn: (code, path, message) => {
+      warnings++;
+      const shown = displayName(path);
+      ctx.sink.warn?.({ code, path: shown, message: `${shown}: ${message}` });
+    },
+  });
+  const list = new JsonList(`{"from":${JSON.stringify(snapRefJson(a))},"to":"live","read_all":${o.readAll === true},"changes":[`);
+  if (!ctx.json) await writeLine(`comparing ${snapLabel(a)} with the files on disk${p === undefined ? '' : `, ${displayPath(p)}`}${o.readAll ? ' (reading every file)' : ''}`);
+  await report(ctx, list, changes);
+  // Entries that could not be read were left out of the comparison: said, exit 3.
+  if (warnings > 0) ctx.exitCode = 3;
+}
+
+async function report(ctx: Ctx, list: JsonList, changes: AsyncIterable<Change>): Promise<void> {
+  const sum = emptySummary();
+  for await (const ch of changes) {
     summarize(sum, ch);
     if (ctx.json) await list.item(changeJson(ch));
     else await writeLine(changeLine(ch));

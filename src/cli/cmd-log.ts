@@ -33,12 +33,14 @@ function recordJson(name: string, r: LogRecord): Record<string, unknown> {
 function snapshotsColumn(r: LogRecord): string {
   const parts: string[] = [];
   if (r.snapshotsAdded.length > 0) parts.push(`+${r.snapshotsAdded.length === 1 ? shortId(r.snapshotsAdded[0]!) : r.snapshotsAdded.length}`);
+  if (r.drill) parts.push(`=${shortId(r.drill.snapshot)}`);
   if (r.snapshotsRemoved.length > 0) parts.push(`-${r.snapshotsRemoved.length === 1 ? shortId(r.snapshotsRemoved[0]!) : r.snapshotsRemoved.length}`);
   return parts.join(' ') || '-';
 }
 
 function dataColumn(r: LogRecord): string {
   const parts: string[] = [];
+  if (r.drill) parts.push(`=${bytes(r.drill.bytesVerified)}`);
   if (r.bytesAdded > 0) parts.push(`+${bytes(r.bytesAdded)}`);
   if (r.bytesFreed > 0) parts.push(`-${bytes(r.bytesFreed)}`);
   return parts.join(' ') || '-';

@@ -1,4 +1,5 @@
 // `snap restore`.
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { shortId } from '../core/ids.js';
@@ -58,7 +59,8 @@ async function restore(ctx: Ctx, ref: string, target: string, o: RestoreFlags): 
     const snap = await resolveSnapshot(ctx, repo, ref, o);
     if (o.dryRun && ctx.json) list = new JsonList(`{"snapshot":${JSON.stringify(snap.id)},"target":${JSON.stringify(target)},"dry_run":true,"entries":[`);
     const r = await restoreSnapshot(repo, snap, {
-      target,
+      // Relative to the working directory as given (lossless: a folder whose name is not UTF-8).
+      target: path.resolve(ctx.cwd, target),
       include: o.include,
       dryRun: o.dryRun === true,
       onPlanned: o.dryRun ? (e) => (list ? list.item(plannedJson(e)) : writeLine(plannedLine(e))) : undefined,

@@ -17,7 +17,7 @@ import {
 } from './schedule-install.js';
 
 /** Commands a schedule may run: the ones that make sense unattended. */
-const SCHEDULABLE = new Set(['create', 'forget', 'gc', 'check']);
+const SCHEDULABLE = new Set(['create', 'forget', 'gc', 'check', 'drill']);
 
 /** A scheduled run waits this long for another snap process (a manual gc) before giving up. */
 const SCHEDULED_LOCK_WAIT = '1h';
@@ -190,7 +190,7 @@ export function registerSchedule(program: Command, run: (fn: (ctx: Ctx) => Promi
   s.command('add')
     .description('schedule a command: snap schedule add NAME --every daily --at 02:00 -- create ~/Documents')
     .argument('<name>', 'the schedule\'s name (letters, digits, - and _): the units are snap-NAME.timer and .service')
-    .argument('[command...]', "after '--': the snap command to run (create, forget, gc or check) and its arguments")
+    .argument('[command...]', "after '--': the snap command to run (create, forget, gc, check or drill) and its arguments")
     .requiredOption('--every <when>', "hourly, daily, weekly, monthly, a 5-field cron expression ('30 2 * * *') or a systemd calendar ('Mon..Fri 02:30')")
     .option('--at <time>', "with hourly/daily/weekly/monthly: the time of day ('02:30'; for hourly the minute, ':15')")
     .option('--via <scheduler>', 'auto (systemd where it runs the machine, else cron), systemd or cron', 'auto')

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { currentHost } from '../core/host.js';
 import { type RepoOptions, Repository } from '../repo/repository.js';
 import type { Unlocked } from '../repo/keys.js';
-import { repositoryPassword } from './password.js';
+import { type PasswordOptions, repositoryPassword, sourcePassword } from './password.js';
 import type { OwnerPolicy } from '../repo/ownership.js';
 import { DEFAULT_LOCK_WAIT_MS, type LockKind, RepoLock } from '../repo/lock.js';
 import { parseRepoLocation, type RepoLocation } from '../repo/location.js';
@@ -20,6 +20,7 @@ import { SnapError } from '../core/errors.js';
 import { type Changes, noChanges, RecordingBackend } from '../backend/recording.js';
 import type { Backend } from '../backend/backend.js';
 import type { RepoHandle, RepoOpener } from '../ui/lease.js';
+import type { DrillSummary } from '../model/oplog.js';
 
 export interface GlobalOptions {
   repo?: string;
@@ -62,9 +63,11 @@ export interface Ctx {
    * Open another repository than --repo (`snap copy --from-repo`), as --repo would be opened: the
    * same lock wait and owner policy; what it writes is not this command's operation-log change.
    */
-  openRepoAt(text: string, o?: { lock?: LockKind }): Promise<Repository>;
+  openRepoAt(text: string, o?: { lock?: LockKind; from?: PasswordOptions }): Promise<Repository>;
   /** What this command wrote to and deleted from the repository, for the operation log (cli/oplog.ts). */
   changes: Changes;
+  /** Set by `drill` once it has a report: what it checked, for its operation-log record. */
+  drilled?: DrillSummary;
   /** The keys of the encrypted repository this command opened (the operation log is sealed with them). */
   unlocked?: Unlocked;
   /** The repository options of openRepo: lock, owner policy, password source, index cache. */
@@ -151,8 +154,11 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       const location = parseRepoLocation(text, cwd);
       const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
       const remote = remoteStorage(location);
-      // An encrypted source is opened with the same password sources as --repo (one password for both).
-      const password = () => repositoryPassword({ file: opts.passwordFile, command: opts.passwordCommand }, cwd, displayPath(location.path));
+      // An encrypted source is opened with its own password sources when given (o.from: copy's
+      // --from-password-*), else with those of --repo (one password for both).
+      const usual = { file: opts.passwordFile, command: opts.passwordCommand };
+      const shown = displayPath(location.path);
+      const password = () => (o.from ? sourcePassword(o.from, usual, cwd, shown) : repositoryPassword(usual, cwd, shown));
       const indexCache = path.join(cacheRoot(), 'index');
       return Repository.open(location.path, { sink, lockWaitMs, signal, lock, command: ctx.command, host: ctx.host, owner: ownerPolicy(opts, cwd), remote, password, indexCache });
     },

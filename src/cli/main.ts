@@ -29,6 +29,7 @@ import { registerSchedule } from './cmd-schedule.js';
 import { registerCopy } from './cmd-copy.js';
 import { registerKey } from './cmd-key.js';
 import { registerWatch } from './cmd-watch.js';
+import { registerDrill } from './cmd-drill.js';
 
 /**
  * Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings, 4 wrong password,
@@ -111,6 +112,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   registerCopy(program, run);
   registerKey(program, run);
   registerWatch(program, run);
+  registerDrill(program, run);
   // Every command and subcommand: commander's errors come back here instead of exiting, and are
   // printed in snap's form.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];

@@ -27,8 +27,8 @@ export function repoStorage(location: RepoLocation): Backend {
   return location.kind === 'local' ? new LocalBackend(path.resolve(location.path)) : remoteBackend(location);
 }
 
-/** Commands that change the repository: each run is logged, whether it succeeded or not. */
-export const LOGGED_COMMANDS = new Set(['init', 'create', 'forget', 'gc', 'repair', 'tag', 'rewrite', 'index rebuild', 'copy']);
+/** Commands that change the repository, and restore drills (the proof that it restores): each run is logged, whether it succeeded or not. */
+export const LOGGED_COMMANDS = new Set(['init', 'create', 'forget', 'gc', 'repair', 'tag', 'rewrite', 'index rebuild', 'copy', 'drill']);
 
 /** The error a failed command ended with, as the log records it (the code users see). */
 function errorOf(e: unknown): { code: string; message: string } | undefined {
@@ -57,6 +57,7 @@ export function buildRecord(ctx: Ctx, args: string[], start: Date, end: Date, ex
     bytesAdded: c.bytesAdded,
     bytesFreed: c.bytesFreed,
   };
+  if (ctx.drilled) rec.drill = ctx.drilled;
   const err = errorOf(error);
   if (err && exitCode !== 0 && exitCode !== 3) rec.error = err;
   return rec;

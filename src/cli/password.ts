@@ -144,6 +144,23 @@ export async function repositoryPassword(o: PasswordOptions, cwd: string, shown:
 }
 
 /**
+ * The password of `snap copy`'s source repository: --from-password-file, --from-password-command or
+ * SNAP_FROM_PASSWORD when one is given (two repositories, two passwords), else the usual sources
+ * (one password for both, or asked for on a terminal).
+ */
+export async function sourcePassword(from: PasswordOptions, usual: PasswordOptions, cwd: string, shown: string): Promise<Buffer> {
+  sources(from, '--from-password');
+  if (from.file !== undefined) return fromFile(from.file, cwd, 'source password');
+  if (from.command !== undefined) return fromCommand(from.command, 'source password');
+  const env = process.env.SNAP_FROM_PASSWORD;
+  if (env !== undefined) {
+    if (env === '') throw new SnapError('SNAP_NO_PASSWORD', `SNAP_FROM_PASSWORD is empty; the source repository at ${shown} is encrypted`);
+    return Buffer.from(env);
+  }
+  return repositoryPassword(usual, cwd, shown);
+}
+
+/**
  * A password for a new key (`init --encrypt` takes it from the usual sources; `key add` and
  * `key passwd` from the --new-password-* ones and SNAP_NEW_PASSWORD). Typed on a terminal: twice.
  */

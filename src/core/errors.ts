@@ -16,6 +16,7 @@ export const ErrorCodes = {
   SNAP_UNSAFE_PATH: 'a snapshot entry would be written outside the restore target',
   SNAP_EXISTS: 'a file already exists where snap would write one',
   SNAP_DAMAGED: 'check found damage in the repository',
+  SNAP_DRILL_FAILED: 'a restore drill found a file that did not restore, does not match the snapshot, or differs from its unchanged source',
   SNAP_INTERRUPTED: 'the operation was interrupted',
   SNAP_APPEND_ONLY: 'the repository is used append-only and the command would delete',
   SNAP_COMMAND_FAILED: 'the command whose output was being backed up failed',

@@ -30,6 +30,22 @@ export interface LogRecord {
   snapshotsRemoved: string[];
   bytesAdded: number;
   bytesFreed: number;
+  /** Only in a `drill` record that got as far as its report: what it checked. */
+  drill?: DrillSummary;
+}
+
+/** What a restore drill checked (docs/format.md, "Operation log"). */
+export interface DrillSummary {
+  /** The snapshot drilled (64 hex digits). */
+  snapshot: string;
+  full: boolean;
+  filesVerified: number;
+  bytesVerified: number;
+  /** Files (or a whole restore) that failed. */
+  failed: number;
+  /** With --against-source: files compared with their source, and skipped. */
+  sourceCompared?: number;
+  sourceSkipped?: number;
 }
 
 export function resultOf(exitCode: number): LogResult {
@@ -86,6 +102,11 @@ export function decodeLogRecord(bytes: Uint8Array, name: string): LogRecord {
   if (typeof r.exitCode !== 'number' || !Number.isSafeInteger(r.exitCode)) throw bad('exitCode is not a number');
   if (!isIds(r.snapshotsAdded) || !isIds(r.snapshotsRemoved)) throw bad('snapshotsAdded/snapshotsRemoved are not lists of snapshot ids');
   if (!isCount(r.bytesAdded) || !isCount(r.bytesFreed)) throw bad('bytesAdded/bytesFreed are not counts');
+  if (r.drill !== undefined) {
+    const d = r.drill as Record<string, unknown> | null;
+    const counts = ['filesVerified', 'bytesVerified', 'failed'].every((k) => isCount(d?.[k])) && ['sourceCompared', 'sourceSkipped'].every((k) => d?.[k] === undefined || isCount(d[k]));
+    if (!d || typeof d !== 'object' || !isIds([d.snapshot]) || typeof d.full !== 'boolean' || !counts) throw bad('drill is not {snapshot, full, filesVerified, bytesVerified, failed}');
+  }
   if (r.error !== undefined) {
     const e = r.error as Record<string, unknown> | null;
     if (!e || typeof e !== 'object' || typeof e.code !== 'string' || typeof e.message !== 'string') throw bad('error is not {code, message}');

@@ -53,14 +53,20 @@ export function decodeTree(bytes: Uint8Array, what: string): Node[] {
 }
 
 export function findNode(nodes: Node[], name: Buffer): Node | undefined {
+  const at = indexOfName(nodes, name);
+  return at < 0 ? undefined : nodes[at];
+}
+
+/** Where the entry named `name` is in `nodes` (sorted as trees are), or -1. */
+export function indexOfName(nodes: Node[], name: Buffer): number {
   let lo = 0;
   let hi = nodes.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
     const c = Buffer.compare(nodes[mid]!.name, name);
-    if (c === 0) return nodes[mid];
+    if (c === 0) return mid;
     if (c < 0) lo = mid + 1;
     else hi = mid - 1;
   }
-  return undefined;
+  return -1;
 }

@@ -73,6 +73,21 @@ export function diffTrees(repo: TreeReader, a: Buffer, b: Buffer, dir: Buffer): 
   return walkDiff(repo, { t: 'trees', a, b, dir });
 }
 
+/**
+ * One step of a merge-walk of two entry lists sorted by raw name bytes (a recorded tree's, and
+ * another tree's or a directory on disk): the next name and the entry each side has under it;
+ * undefined once both lists are done. Advances the cursors `i` and `j`.
+ */
+export function mergeNext<R>(m: { left: Node[]; right: R[]; i: number; j: number }, nameOf: (r: R) => Buffer): { name: Buffer; l?: Node; r?: R } | undefined {
+  if (m.i >= m.left.length && m.j >= m.right.length) return undefined;
+  const l = m.left[m.i];
+  const r = m.right[m.j];
+  const c = !l ? 1 : !r ? -1 : Buffer.compare(l.name, nameOf(r));
+  if (c <= 0) m.i++;
+  if (c >= 0) m.j++;
+  return { name: c <= 0 ? l!.name : nameOf(r!), l: c <= 0 ? l : undefined, r: c >= 0 ? r : undefined };
+}
+
 type Side = 'added' | 'removed';
 type Task =
   | { t: 'pair'; path: Buffer; a: Node | undefined; b: Node | undefined }
@@ -130,18 +145,9 @@ async function* walkDiff(repo: TreeReader, first: Task): AsyncGenerator<Change> 
         break;
       }
       case 'merge': {
-        const { left, right } = task;
-        if (task.i >= left.length && task.j >= right.length) {
-          stack.pop();
-          break;
-        }
-        const l = left[task.i];
-        const r = right[task.j];
-        const c = !l ? 1 : !r ? -1 : Buffer.compare(l.name, r.name);
-        const name = c <= 0 ? l!.name : r!.name;
-        if (c <= 0) task.i++;
-        if (c >= 0) task.j++;
-        stack.push({ t: 'pair', path: joinPath(task.dir, name), a: c <= 0 ? l : undefined, b: c >= 0 ? r : undefined });
+        const next = mergeNext(task, (n) => n.name);
+        if (!next) stack.pop();
+        else stack.push({ t: 'pair', path: joinPath(task.dir, next.name), a: next.l, b: next.r });
         break;
       }
       case 'side':

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
-import { displayPath } from '../core/bytes.js';
+import { displayName } from '../core/bytes.js';
 
 /** open(2)'s O_PATH on Linux (the same value on x86, ARM and RISC-V); Node does not export it. */
 export const O_PATH = 0o10000000;
@@ -57,7 +57,7 @@ const PSEUDO_FS: Record<number, string> = {
 };
 
 /** The name of the pseudo file system `p` is on, or undefined for a real one. */
-export function pseudoFs(p: string): string | undefined {
+export function pseudoFs(p: string | Buffer): string | undefined {
   try {
     return PSEUDO_FS[fs.statfsSync(p).type];
   } catch {
@@ -70,30 +70,32 @@ export function pseudoFs(p: string): string | undefined {
  * recursive mkdir) and open it. Refuses a target on a pseudo file system. The target itself is
  * the user's own path and may go through symlinks; everything below it is reached by handle.
  */
-export function openTarget(target: string): { fd: number; pathOnly: boolean } {
-  const missing: string[] = [];
+export function openTarget(target: Buffer): { fd: number; pathOnly: boolean } {
+  // Bytes all the way: a target whose name is not UTF-8 is created and opened as given.
+  const shown = displayName(target);
+  const missing: Buffer[] = [];
   let at = target;
   for (;;) {
     try {
       fs.lstatSync(at);
       break;
     } catch (e) {
-      if (errnoCode(e) !== 'ENOENT') throw fromSystemError(e, `restore target ${displayPath(target)}`);
-      const up = path.dirname(at);
-      if (up === at) break;
+      if (errnoCode(e) !== 'ENOENT') throw fromSystemError(e, `restore target ${shown}`);
+      const up = dirnameBytes(at);
+      if (up.equals(at)) break;
       missing.push(at);
       at = up;
     }
   }
   const kind = pseudoFs(at);
   if (kind) {
-    throw new SnapError('SNAP_USAGE', `restore target ${displayPath(target)} is on ${kind}, a pseudo file system that holds no files; choose a folder on a disk`);
+    throw new SnapError('SNAP_USAGE', `restore target ${shown} is on ${kind}, a pseudo file system that holds no files; choose a folder on a disk`);
   }
   for (const dir of missing.reverse()) {
     try {
       fs.mkdirSync(dir, { mode: 0o700 });
     } catch (e) {
-      if (errnoCode(e) !== 'EEXIST') throw fromSystemError(e, `creating restore target ${displayPath(dir)}`);
+      if (errnoCode(e) !== 'EEXIST') throw fromSystemError(e, `creating restore target ${displayName(dir)}`);
     }
   }
   try {
@@ -104,7 +106,16 @@ export function openTarget(target: string): { fd: number; pathOnly: boolean } {
       return { fd: fs.openSync(target, O_PATH | C.O_DIRECTORY), pathOnly: true };
     }
   } catch (e) {
-    if (errnoCode(e) === 'ENOTDIR') throw new SnapError('SNAP_EXISTS', `restore target ${displayPath(target)} exists and is not a directory`);
-    throw fromSystemError(e, `restore target ${displayPath(target)}`);
+    if (errnoCode(e) === 'ENOTDIR') throw new SnapError('SNAP_EXISTS', `restore target ${shown} exists and is not a directory`);
+    throw fromSystemError(e, `restore target ${shown}`);
   }
+}
+
+/** path.dirname for an absolute path as bytes ('/' stays '/'). */
+function dirnameBytes(p: Buffer): Buffer {
+  let end = p.length;
+  while (end > 1 && p[end - 1] === 0x2f) end--;
+  const slash = p.lastIndexOf(0x2f, end - 1);
+  if (slash <= 0) return Buffer.from('/');
+  return p.subarray(0, slash);
 }

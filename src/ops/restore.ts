@@ -253,16 +253,17 @@ class Restorer {
     const rootScope = this.scope([]);
     if (rootScope === 'none') return;
     let rootDir: DirState | undefined;
-    let shown = Buffer.from(path.resolve(this.o.target));
+    let shown = fsEncode(path.resolve(this.o.target));
     let inodes: number | undefined;
     if (!this.o.dryRun) {
-      const { fd, pathOnly } = openTarget(shown.toString());
+      const { fd, pathOnly } = openTarget(shown);
       try {
-        shown = fs.realpathSync(fdPath(fd), { encoding: 'buffer' });
+        // The kernel's name of the opened folder, as bytes (fs.realpathSync walks it as text).
+        shown = fs.readlinkSync(fdPath(fd), { encoding: 'buffer' });
         inodes = fs.statfsSync(fdPath(fd).toString()).files;
       } catch (e) {
         fs.closeSync(fd);
-        throw fromSystemError(e, `restore target ${displayPath(shown.toString())}`);
+        throw fromSystemError(e, `restore target ${displayName(shown)}`);
       }
       rootDir = new DirState(fd, pathOnly, shown, undefined, undefined, false);
       this.open.add(rootDir);

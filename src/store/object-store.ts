@@ -117,6 +117,11 @@ export class ObjectStore {
     return this.pending.has(toHex(id)) || (await this.index.lookup(id)) !== undefined;
   }
 
+  /** The uncompressed size of a stored object, from the index (pending objects of this process are not counted). */
+  async rawLength(id: Buffer): Promise<number | undefined> {
+    return (await this.index.lookup(id))?.rawLength;
+  }
+
   /**
    * Store an object unless it is already stored. Resolves once accepted, before it is durable:
    * call flush(). `raw` may be reused by the caller as soon as this resolves.

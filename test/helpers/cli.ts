@@ -47,8 +47,9 @@ export function snap(args: string[], o: RunOptions = {}): RunResult {
 const bashWord = (a: string | Buffer): string => `$'${[...(typeof a === 'string' ? Buffer.from(a) : a)].map((x) => `\\x${x.toString(16).padStart(2, '0')}`).join('')}'`;
 
 /** Run the CLI with arguments that are arbitrary bytes (Node's spawn takes only strings), through bash. */
-export function snapBytes(args: (string | Buffer)[], o: { env?: Record<string, string>; cwd?: string; input?: Buffer | string } = {}): RunResult {
-  const script = `exec ${bashWord(process.execPath)} ${bashWord(CLI)} ${args.map(bashWord).join(' ')}`;
+export function snapBytes(args: (string | Buffer)[], o: { env?: Record<string, string>; cwd?: string; input?: Buffer | string; cwdBytes?: Buffer } = {}): RunResult {
+  // cwdBytes: a working directory whose name is any bytes (spawn's cwd takes only strings).
+  const script = `${o.cwdBytes ? `cd ${bashWord(o.cwdBytes)} && ` : ''}exec ${bashWord(process.execPath)} ${bashWord(CLI)} ${args.map(bashWord).join(' ')}`;
   const r = spawnSync('bash', ['-c', script], { cwd: o.cwd ?? ROOT, input: o.input, env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...o.env }, maxBuffer: 1 << 30 });
   return { code: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString(), stdoutBytes: r.stdout };
 }
