@@ -59,9 +59,9 @@ describe('a repository on Azure Blob Storage (Azurite)', () => {
     expect([noPw.code, noPw.stderr]).toEqual([1, expect.stringMatching(/encrypted.*SNAP_NO_PASSWORD/)]);
   });
 
-  it('snap copy: local -> Azure -> local restores byte for byte; a second copy sends only what is new', (ctx) => {
+  it('snap copy: local -> Azure -> local restores byte for byte; a second copy sends only what is new; local -> encrypted Azure', (ctx) => {
     if (!azurite) return ctx.skip();
-    const env = azurite.client();
+    const env = { ...azurite.client(), SNAP_PASSWORD: 'azure-copy-pw', SNAP_KDF_SCRYPT_N: '1024' };
     const local = path.join(tmpDir(), 'local');
     const az = azurite.location(container(), 'copy');
     const back = path.join(tmpDir(), 'back');
@@ -89,6 +89,11 @@ describe('a repository on Azure Blob Storage (Azurite)', () => {
     expectRestoresExactly(back, 'latest', src, env);
     expectCheckClean(az, env);
     expectCheckClean(back, env);
+    // The 3-2-1 recipe with the default for a remote repository: copied into an encrypted one.
+    const enc = azurite.location(container(), 'copy-enc');
+    ok(['--repo', enc, 'init'], env);
+    expect(copy(enc, local).copied).toHaveLength(2);
+    expectRestoresExactly(enc, 'latest', src, env);
   });
 
   it('the cache index is rebuilt when deleted, and catches up with what other clients wrote and removed', (ctx) => {
