@@ -117,7 +117,7 @@ describe('azure: signing in, errors and init (Azurite)', () => {
     expect((await byBoth.get('data/aa/one')).toString()).toBe('one');
     await bySas.put('data/aa/two', Buffer.from('two'));
     expect((await byKey.get('data/aa/two')).toString()).toBe('two');
-    // A token that may read, write and list but not delete: an append-only setup.
+    // A token that may read, write and list but not delete.
     const token = sas('rwlac');
     const appendOnly = new AzureBackend({ location: a.location(CONTAINER, 'signin'), auth: { kind: 'sas', token }, endpoint: a.endpoint, retry: AZURE_TEST_RETRY });
     expect(await appendOnly.putIfAbsent('locks/l1', Buffer.from('lock'))).toBe(true);
