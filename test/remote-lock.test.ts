@@ -59,6 +59,17 @@ async function race(b: Backend, n: number, kinds: (i: number) => LockKind): Prom
   return { maxExclusive, sharedWithExclusive, acquired };
 }
 
+/** Exclusive holders never overlap, nor with shared ones, and every lock is gone afterwards. */
+async function expectLocksNeverOverlap(b: Backend): Promise<void> {
+  const r = await race(b, 6, (i) => (i % 3 === 0 ? 'exclusive' : 'shared'));
+  expect(r).toEqual({ maxExclusive: 1, sharedWithExclusive: false, acquired: 6 });
+  const all = await race(b, 5, () => 'exclusive');
+  expect(all).toEqual({ maxExclusive: 1, sharedWithExclusive: false, acquired: 5 });
+  const left: string[] = [];
+  for await (const x of b.list('locks/')) left.push(x.name);
+  expect(left).toEqual([]);
+}
+
 function s3(conditionalWrites: boolean): Backend {
   return target.backend({ conditionalWrites, retry: { attempts: 5, baseDelayMs: 20, maxDelayMs: 400 } });
 }
@@ -69,13 +80,7 @@ describe('repository locks on remote storage', () => {
       if (typeof target.info === 'string') return ctx.skip();
       const b = s3(conditional);
       try {
-        const r = await race(b, 6, (i) => (i % 3 === 0 ? 'exclusive' : 'shared'));
-        expect(r).toEqual({ maxExclusive: 1, sharedWithExclusive: false, acquired: 6 });
-        const all = await race(b, 5, () => 'exclusive');
-        expect(all).toEqual({ maxExclusive: 1, sharedWithExclusive: false, acquired: 5 });
-        const left: string[] = [];
-        for await (const x of b.list('locks/')) left.push(x.name);
-        expect(left).toEqual([]);
+        await expectLocksNeverOverlap(b);
       } finally {
         await b.close();
       }
@@ -100,13 +105,7 @@ describe('repository locks on remote storage', () => {
     if (!azurite) return ctx.skip();
     const b = azurite.backend('locks');
     expect(await b.capabilities()).toEqual({ atomicPutIfAbsent: true });
-    const r = await race(b, 6, (i) => (i % 3 === 0 ? 'exclusive' : 'shared'));
-    expect(r).toEqual({ maxExclusive: 1, sharedWithExclusive: false, acquired: 6 });
-    const all = await race(b, 5, () => 'exclusive');
-    expect(all).toEqual({ maxExclusive: 1, sharedWithExclusive: false, acquired: 5 });
-    const left: string[] = [];
-    for await (const x of b.list('locks/')) left.push(x.name);
-    expect(left).toEqual([]);
+    await expectLocksNeverOverlap(b);
   });
 
   it('SFTP: exclusive holders never overlap, nor with shared ones', async (ctx) => {
