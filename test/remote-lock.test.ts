@@ -1,5 +1,5 @@
-// The repository lock protocol (src/repo/lock.ts) on S3 (a real radosgw) and over SFTP (a real
-// sshd): many holders from different "hosts" racing for an exclusive lock never hold it together,
+// The repository lock protocol (src/repo/lock.ts) on S3 (a real radosgw), on Azure Blob (a real
+// Azurite) and over SFTP (a real sshd): many holders from different "hosts" racing for an exclusive lock never hold it together,
 // shared holders coexist, and an exclusive holder keeps shared ones out. On S3 the same holds with
 // conditional writes turned off: the protocol writes lock objects under random names and then lists
 // and checks, so it needs no If-None-Match (docs/format.md, "Locks on remote storage").
@@ -12,16 +12,23 @@ import type { HostInfo } from '../src/core/host.js';
 import { RepoLock, type LockKind } from '../src/repo/lock.js';
 import { type S3Target, s3Target } from './helpers/s3-target.js';
 import { TestSshd, sshdMissing } from './helpers/sshd.js';
+import { TestAzurite, azuriteMissing } from './helpers/azurite.js';
 import * as path from 'node:path';
 
 let target: S3Target;
 let sshd: TestSshd | undefined;
+let azurite: TestAzurite | undefined;
 beforeAll(async () => {
   target = await s3Target('e2e-locks');
   if (!sshdMissing()) sshd = await TestSshd.start();
+  if (!azuriteMissing()) {
+    azurite = await TestAzurite.start({ inMemory: true });
+    await azurite.backend('locks').ensureContainer();
+  }
 }, 900_000);
 afterAll(async () => {
   await sshd?.close();
+  await azurite?.close();
 });
 
 const host = (name: string, pid: number): HostInfo => ({ hostname: name, username: 'u', pid, uid: 1000, isAlive: () => true });
@@ -52,6 +59,17 @@ async function race(b: Backend, n: number, kinds: (i: number) => LockKind): Prom
   return { maxExclusive, sharedWithExclusive, acquired };
 }
 
+/** Exclusive holders never overlap, nor with shared ones, and every lock is gone afterwards. */
+async function expectLocksNeverOverlap(b: Backend): Promise<void> {
+  const r = await race(b, 6, (i) => (i % 3 === 0 ? 'exclusive' : 'shared'));
+  expect(r).toEqual({ maxExclusive: 1, sharedWithExclusive: false, acquired: 6 });
+  const all = await race(b, 5, () => 'exclusive');
+  expect(all).toEqual({ maxExclusive: 1, sharedWithExclusive: false, acquired: 5 });
+  const left: string[] = [];
+  for await (const x of b.list('locks/')) left.push(x.name);
+  expect(left).toEqual([]);
+}
+
 function s3(conditionalWrites: boolean): Backend {
   return target.backend({ conditionalWrites, retry: { attempts: 5, baseDelayMs: 20, maxDelayMs: 400 } });
 }
@@ -62,13 +80,7 @@ describe('repository locks on remote storage', () => {
       if (typeof target.info === 'string') return ctx.skip();
       const b = s3(conditional);
       try {
-        const r = await race(b, 6, (i) => (i % 3 === 0 ? 'exclusive' : 'shared'));
-        expect(r).toEqual({ maxExclusive: 1, sharedWithExclusive: false, acquired: 6 });
-        const all = await race(b, 5, () => 'exclusive');
-        expect(all).toEqual({ maxExclusive: 1, sharedWithExclusive: false, acquired: 5 });
-        const left: string[] = [];
-        for await (const x of b.list('locks/')) left.push(x.name);
-        expect(left).toEqual([]);
+        await expectLocksNeverOverlap(b);
       } finally {
         await b.close();
       }
@@ -87,6 +99,13 @@ describe('repository locks on remote storage', () => {
     } finally {
       await b.close();
     }
+  });
+
+  it('Azure: exclusive holders never overlap, nor with shared ones (If-None-Match: * creates)', async (ctx) => {
+    if (!azurite) return ctx.skip();
+    const b = azurite.backend('locks');
+    expect(await b.capabilities()).toEqual({ atomicPutIfAbsent: true });
+    await expectLocksNeverOverlap(b);
   });
 
   it('SFTP: exclusive holders never overlap, nor with shared ones', async (ctx) => {

@@ -3,14 +3,13 @@
 // caught up after other clients wrote), several clients backing up into one bucket at once, and a
 // gateway killed in the middle of a backup.
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { snap, snapAsync, tmpDir } from './helpers/cli.js';
 import { type S3Target, s3Target } from './helpers/s3-target.js';
 import { CephCluster, type Gateway } from './helpers/radosgw.js';
 import { type ConnFault, TcpFaultProxy } from './helpers/tcp-fault-proxy.js';
-import { expectCheckClean, expectRestoresExactly, listSnapshots, makeSource, ok } from './helpers/remote-e2e.js';
+import { expectBackupThroughRestart, expectCachesCatchUp, expectCheckClean, expectConcurrentBackupsWithGc, expectInitToGc, expectRestoresExactly, listSnapshots, makeSource, ok } from './helpers/remote-e2e.js';
 
 const BUCKET = 'e2e-remote';
 let target: S3Target;
@@ -43,40 +42,7 @@ function newLocation(endpoint?: string): string {
 describe('a repository on S3 (radosgw)', () => {
   it('init (encrypted unless --no-encryption: without a password it is refused), create, list, restore, check, forget, gc', (ctx) => {
     if (unavailable()) return ctx.skip();
-    const env = client();
-    const repo = newLocation();
-    // Remote repositories are encrypted by default: with no password source, init makes nothing.
-    const refused = snap(['--repo', repo, 'init'], { env });
-    expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/\[SNAP_NO_PASSWORD\]/)]);
-    const r = ok(['--repo', repo, 'init', '--no-encryption'], env);
-    expect(r.stdout).toContain(`at ${repo}`);
-    // The index is in the cache folder, keyed by the repository id; nothing of it on the server.
-    const again = snap(['--repo', repo, 'init', '--no-encryption'], { env });
-    expect([again.code, again.stderr]).toEqual([1, expect.stringContaining('SNAP_REPO_EXISTS')]);
-
-    const src = makeSource('one');
-    ok(['--repo', repo, 'create', src], env);
-    fs.writeFileSync(path.join(src, 'sub', 'f3.txt'), 'changed\n');
-    ok(['--repo', repo, 'create', '--tag', 'second', src], env);
-    const snaps = listSnapshots(repo, env);
-    expect(snaps).toHaveLength(2);
-    expectRestoresExactly(repo, 'latest', src, env);
-    expectCheckClean(repo, env);
-
-    const cache = path.join(env.XDG_CACHE_HOME!, 'snap');
-    const ids = fs.readdirSync(cache);
-    expect(ids).toHaveLength(1);
-    expect(fs.existsSync(path.join(cache, ids[0]!, 'index'))).toBe(true);
-
-    ok(['--repo', repo, 'forget', snaps[0]!.id], env);
-    const gc = ok(['--repo', repo, 'gc'], env);
-    expect(gc.code).toBe(0);
-    expect(listSnapshots(repo, env).map((s) => s.id)).toEqual([snaps[1]!.id]);
-    expectRestoresExactly(repo, snaps[1]!.id, src, env);
-    expectCheckClean(repo, env);
-    // The operation log is kept in the repository too.
-    const log = ok(['--repo', repo, 'log'], env);
-    expect(log.stdout).toMatch(/gc/);
+    expectInitToGc(newLocation(), client());
   });
 
   it('a missing bucket or location is SNAP_NO_REPO; wrong keys are SNAP_PERMISSION; init makes a missing bucket', (ctx) => {
@@ -98,77 +64,12 @@ describe('a repository on S3 (radosgw)', () => {
 
   it('the cache index is rebuilt when deleted, and catches up with what other clients wrote and removed', (ctx) => {
     if (unavailable()) return ctx.skip();
-    const a = client();
-    const b = client();
-    const repo = newLocation();
-    ok(['--repo', repo, 'init', '--no-encryption'], a);
-    const srcA = makeSource('a');
-    const srcB = makeSource('b');
-    ok(['--repo', repo, 'create', srcA], a);
-
-    // Client b has never seen the repository: its index is built from the packs.
-    const first = ok(['--repo', repo, 'list'], b);
-    expect(first.stderr).toMatch(/index rebuilt: \d+ packs/);
-    ok(['--repo', repo, 'create', srcB], b);
-
-    // a learns b's packs and snapshot on its next open, without a rebuild.
-    const seen = ok(['--repo', repo, 'create', srcA], a);
-    expect(seen.stderr).toMatch(/caught up with the repository: [1-9]\d* new packs/);
-    expect(seen.stderr).not.toMatch(/rebuilding/);
-    expect(listSnapshots(repo, a)).toHaveLength(3);
-
-    // b forgets a's snapshots and collects: a's index drops the removed packs before deduplicating.
-    const aIds = listSnapshots(repo, b).filter((s) => s.paths[0] === srcA).map((s) => s.id);
-    ok(['--repo', repo, 'forget', ...aIds], b);
-    ok(['--repo', repo, 'gc'], b);
-    const back = ok(['--repo', repo, 'create', srcA], a);
-    expect(back.stderr).toMatch(/caught up with the repository: \d+ new packs, [1-9]\d* removed/);
-    expectRestoresExactly(repo, 'latest', srcA, a);
-
-    // The cache deleted: rebuilt from the repository, everything still there.
-    fs.rmSync(path.join(a.XDG_CACHE_HOME!, 'snap'), { recursive: true, force: true });
-    const rebuilt = ok(['--repo', repo, 'list'], a);
-    expect(rebuilt.stderr).toMatch(/rebuilding it from the repository/);
-    expect(listSnapshots(repo, a)).toHaveLength(2);
-    expectRestoresExactly(repo, 'latest', srcA, a);
-    expectCheckClean(repo, a);
+    expectCachesCatchUp(newLocation(), client(), client());
   });
 
   it('two clients back up into one repository at once while a third runs forget and gc', async (ctx) => {
     if (unavailable()) return ctx.skip();
-    const [a, b, c] = [client(), client(), client()];
-    const repo = newLocation();
-    ok(['--repo', repo, 'init', '--no-encryption'], a);
-    const old = makeSource('old', 64 * 1024);
-    ok(['--repo', repo, 'create', old], c);
-    const srcA = makeSource('ca', 6 * 1024 * 1024);
-    const srcB = makeSource('cb', 6 * 1024 * 1024);
-    const run = (args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> =>
-      new Promise((resolve) => {
-        const p = snapAsync(args, { env });
-        let stderr = '';
-        p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        p.stdout.resume();
-        p.on('close', (code) => resolve({ code, stderr }));
-      });
-    const oldId = listSnapshots(repo, c)[0]!.id;
-    // The third client forgets the old snapshot and collects while the backups run: gc waits for
-    // their locks (or they for its), and removes nothing a finished backup saved.
-    const [ra, rb, rc] = await Promise.all([
-      run(['--repo', repo, 'create', '--tag', 'a', srcA], a),
-      run(['--repo', repo, 'create', '--tag', 'b', srcB], b),
-      run(['--repo', repo, '--lock-wait', '5m', 'forget', oldId], c).then((f) => (f.code === 0 ? run(['--repo', repo, '--lock-wait', '5m', 'gc'], c) : f)),
-    ]);
-    expect([ra.code, ra.stderr]).toEqual([0, expect.anything()]);
-    expect([rb.code, rb.stderr]).toEqual([0, expect.anything()]);
-    expect([rc.code, rc.stderr]).toEqual([0, expect.anything()]);
-    const snaps = listSnapshots(repo, c);
-    const tagged = (t: string) => snaps.find((s) => s.tags?.includes(t));
-    expect(tagged('a')).toBeDefined();
-    expect(tagged('b')).toBeDefined();
-    expectRestoresExactly(repo, tagged('a')!.id, srcA, a);
-    expectRestoresExactly(repo, tagged('b')!.id, srcB, c);
-    expectCheckClean(repo, b);
+    await expectConcurrentBackupsWithGc(newLocation(), [client(), client(), client()], 6 * 1024 * 1024);
   }, 400_000);
 
   describe('the gateway killed in the middle of a backup', () => {
@@ -181,36 +82,13 @@ describe('a repository on S3 (radosgw)', () => {
       if (unavailable() || typeof target.info === 'string') return ctx.skip();
       // A gateway of this test's own on the shared cluster: the other files' gateway runs on.
       gw = await CephCluster.attach(target.info.clusterDir).startGateway(`e2e-${randomBytes(3).toString('hex')}`);
-      const env = client();
       const repo = newLocation(gw.endpoint);
-      const prefix = repo.slice(repo.lastIndexOf('/') + 1);
-      ok(['--repo', repo, 'init', '--no-encryption'], env);
-      const base = makeSource('base', 128 * 1024);
-      ok(['--repo', repo, 'create', base], env);
-      const viewer = target.backend({ prefix });
-      const packs = async (): Promise<number> => {
-        let n = 0;
-        for await (const b of viewer.list('data/')) if (b) n++;
-        return n;
-      };
-      const before = await packs();
-      const src = makeSource('big', 24 * 1024 * 1024);
-      const child = snapAsync(['--repo', repo, 'create', src], { env });
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdout.resume();
-      const exited = new Promise<number | null>((r) => child.on('close', r));
-      const until = Date.now() + 120_000;
-      while ((await packs()) === before && child.exitCode === null && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-      await gw.stop(); // SIGKILL, in the middle of the next pack's upload
-      await new Promise((r) => setTimeout(r, 1000));
-      await gw.start();
-      const code = await exited;
-      expect([0, 1], stderr).toContain(code);
-      expectCheckClean(repo, env);
-      for (const s of listSnapshots(repo, env)) expectRestoresExactly(repo, s.id, s.paths[0] === base ? base : src, env);
-      if (code !== 0) ok(['--repo', repo, 'create', src], env);
-      expectRestoresExactly(repo, 'latest', src, env);
+      const viewer = target.backend({ prefix: repo.slice(repo.lastIndexOf('/') + 1) });
+      await expectBackupThroughRestart(repo, client(), viewer, async () => {
+        await gw!.stop(); // SIGKILL, in the middle of the next pack's upload
+        await new Promise((r) => setTimeout(r, 1000));
+        await gw!.start();
+      });
       await viewer.close();
     }, 400_000);
   });

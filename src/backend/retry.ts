@@ -57,3 +57,16 @@ export async function withRetry<T>(p: RetryPolicy, fn: (attempt: number) => Prom
     }
   }
 }
+
+/** System error codes of network failures, in words for messages (the code is shown too). */
+export const NETWORK_WORDS: Record<string, string> = {
+  ECONNRESET: 'connection reset',
+  ECONNREFUSED: 'connection refused',
+  EPIPE: 'connection closed while sending',
+  ETIMEDOUT: 'connection timed out',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  EAI_AGAIN: 'name lookup failed for now',
+  ECONNABORTED: 'connection aborted',
+  ERR_STREAM_PREMATURE_CLOSE: 'the connection closed early',
+};

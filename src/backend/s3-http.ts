@@ -13,7 +13,7 @@ import * as https from 'node:https';
 import { AwsV4Signer } from 'aws4fetch';
 import { errnoCode } from '../core/errors.js';
 import type { AwsCredentials } from './aws-config.js';
-import { TransientError } from './retry.js';
+import { NETWORK_WORDS, TransientError } from './retry.js';
 import type { S3Location } from './s3-location.js';
 import { parseErrorBody } from './s3-xml.js';
 
@@ -42,17 +42,6 @@ const UNRESERVED = /[^A-Za-z0-9\-_.~/]/g;
 export function encodeKey(key: string): string {
   return key.replace(UNRESERVED, (c) => [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''));
 }
-
-const NETWORK_WORDS: Record<string, string> = {
-  ECONNRESET: 'connection reset',
-  ECONNREFUSED: 'connection refused',
-  EPIPE: 'connection closed while sending',
-  ETIMEDOUT: 'connection timed out',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  EAI_AGAIN: 'name lookup failed for now',
-  ECONNABORTED: 'connection aborted',
-};
 
 /** Statuses and codes that say "try again later". 400 RequestTimeout: the server waited too long for the body. */
 export function isTransientAnswer(status: number, code: string | undefined): boolean {

@@ -22,9 +22,10 @@ import { SnapError } from '../core/errors.js';
 import type { AwsCredentials } from './aws-config.js';
 import { DEFAULT_REGION } from './aws-config.js';
 import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
-import { checkRange, shortBlobError, sizeMismatchError } from './checks.js';
+import { checkRange, shortBlobError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
-import { type RetryPolicy, TransientError, backoffDelay, retryPolicy, withRetry } from './retry.js';
+import { type PartSource, resumingRead, streamInParts, totalSize, uploadParts } from './parts.js';
+import { type RetryPolicy, TransientError, retryPolicy, withRetry } from './retry.js';
 import { S3Http, type S3Response, describeAnswer, isTransientAnswer, networkError, readAll } from './s3-http.js';
 import { type S3Location, formatS3Location, parseS3Location } from './s3-location.js';
 import { XmlShapeError, completeMultipartBody, createBucketBody, parseErrorBody, parseListPage, parseUploadId } from './s3-xml.js';
@@ -151,15 +152,7 @@ export class S3Backend implements Backend {
 
   async putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void> {
     checkBlobName(name);
-    const src = new PartSource(source[Symbol.asyncIterator](), name, size);
-    try {
-      const first = await src.next(Buffer.allocUnsafe(this.partSize));
-      if (first.last) await this.put(name, first.part);
-      else await this.multipartPut(name, src, first.part);
-    } catch (e) {
-      await src.close();
-      throw e;
-    }
+    await streamInParts(name, source, size, this.partSize, (data) => this.put(name, data), (src, first) => this.multipartPut(name, src, first));
   }
 
   /**
@@ -176,37 +169,12 @@ export class S3Backend implements Backend {
       return this.parsed(name, () => parseUploadId(r.body.toString('utf8')));
     });
     const etags: string[] = [];
-    const inflight = new Set<Promise<void>>();
-    const free: Buffer[] = [];
-    let failure: unknown;
-    const send = (part: Buffer, partNumber: number): void => {
-      const p = this.uploadPart(name, key, uploadId, partNumber, part)
-        .then((etag) => {
-          etags[partNumber - 1] = etag;
-        })
-        .catch((e: unknown) => {
-          failure ??= e;
-        })
-        .finally(() => {
-          inflight.delete(p);
-          free.push(Buffer.from(part.buffer, part.byteOffset, this.partSize));
-        });
-      inflight.add(p);
-    };
     try {
-      let part = { part: first, last: false };
-      for (let n = 1; ; n++) {
-        send(part.part, n);
-        if (part.last) break;
-        while (inflight.size >= this.uploadConcurrency && failure === undefined) await Promise.race(inflight);
-        if (failure !== undefined) throw failure;
-        part = await src.next(free.pop() ?? Buffer.allocUnsafe(this.partSize));
-      }
-      await Promise.all(inflight);
-      if (failure !== undefined) throw failure;
+      await uploadParts(src, first, this.partSize, this.uploadConcurrency, async (part, partNumber) => {
+        etags[partNumber - 1] = await this.uploadPart(name, key, uploadId, partNumber, part);
+      });
       await this.completeUpload(name, key, uploadId, etags);
     } catch (e) {
-      await Promise.allSettled(inflight);
       await this.abortUpload(name, key, uploadId);
       throw e;
     }
@@ -322,17 +290,17 @@ export class S3Backend implements Backend {
       return;
     }
     const start = range?.offset ?? 0;
-    let pos = start;
-    let end = range ? range.offset + range.length : undefined;
-    let etag: string | undefined;
-    const began = Date.now();
-    for (let failures = 0; ; ) {
-      const headers: Record<string, string> = {};
-      if (pos > 0 || end !== undefined) headers.range = `bytes=${pos}-${end === undefined ? '' : end - 1}`;
-      if (etag) headers['if-match'] = etag;
-      let res: Awaited<ReturnType<S3Http['send']>> | undefined;
-      try {
-        res = await this.http.send({ method: 'GET', key: this.key(name), headers });
+    yield* resumingRead({
+      name,
+      where: this.location,
+      start,
+      end: range ? range.offset + range.length : undefined,
+      retry: this.retry,
+      open: async (pos, end, etag) => {
+        const headers: Record<string, string> = {};
+        if (pos > 0 || end !== undefined) headers.range = `bytes=${pos}-${end === undefined ? '' : end - 1}`;
+        if (etag) headers['if-match'] = etag;
+        const res = await this.http.send({ method: 'GET', key: this.key(name), headers });
         const status = res.statusCode ?? 0;
         if (status !== 200 && status !== 206) {
           const body = await readAll(res);
@@ -343,36 +311,19 @@ export class S3Backend implements Backend {
           if (status === 412 && etag) throw new SnapError('SNAP_REMOTE', `${this.location}: ${name} was replaced while it was being read`);
           throw this.answerError(answer, 'GET', name);
         }
+        const destroy = (): void => {
+          if (!res.complete) res.destroy();
+        };
         const total = status === 206 ? totalSize(res.headers['content-range']) : Number(res.headers['content-length']);
-        if (total === undefined || !Number.isSafeInteger(total)) throw new SnapError('SNAP_REMOTE', `${this.location}: GET ${name}: the answer does not say how long the blob is`);
-        end ??= total;
-        if (total < end) throw shortBlobError(name, this.location, start, end - start, total);
-        const stop = end;
-        if (status === 200 && pos > 0) throw new SnapError('SNAP_REMOTE', `${this.location}: GET ${name}: the server ignored the range asked for`);
-        etag ??= typeof res.headers.etag === 'string' ? res.headers.etag : undefined;
-        try {
-          for await (const chunk of res) {
-            const c = chunk as Buffer;
-            const piece = pos + c.length > stop ? c.subarray(0, stop - pos) : c;
-            pos += piece.length;
-            failures = 0;
-            if (piece.length > 0) yield piece;
-            if (pos >= stop) break;
-          }
-        } catch (e) {
-          throw new TransientError(`the answer was cut short: ${pos - start} of ${stop - start} bytes arrived (${networkError(e).message})`, { cause: e });
+        if (total === undefined || !Number.isSafeInteger(total)) {
+          destroy();
+          throw new SnapError('SNAP_REMOTE', `${this.location}: GET ${name}: the answer does not say how long the blob is`);
         }
-        if (pos >= stop) return;
-        throw new TransientError(`the answer was cut short: ${pos - start} of ${stop - start} bytes arrived`);
-      } catch (e) {
-        if (!(e instanceof TransientError)) throw e;
-        failures++;
-        if (failures >= this.retry.attempts) throw this.exhausted('GET', name, e, failures, Date.now() - began);
-        await this.retry.sleep(backoffDelay(this.retry, failures));
-      } finally {
-        if (res && !res.complete) res.destroy();
-      }
-    }
+        return { total, etag: typeof res.headers.etag === 'string' ? res.headers.etag : undefined, body: res, ranged: status === 206, destroy };
+      },
+      describe: (e) => networkError(e).message,
+      exhausted: (last, n, ms) => this.exhausted('GET', name, last, n, ms),
+    });
   }
 
   async stat(name: string): Promise<BlobInfo | undefined> {
@@ -451,59 +402,5 @@ export class S3Backend implements Backend {
 
   async close(): Promise<void> {
     this.http.close();
-  }
-}
-
-// The total size in a Content-Range header: `bytes 0-99/1234`, or for a 416 answer `bytes *` then `/1234`.
-function totalSize(h: string | string[] | undefined): number | undefined {
-  const m = typeof h === 'string' ? /\/(\d+)\s*$/.exec(h) : null;
-  return m ? Number(m[1]) : undefined;
-}
-
-/**
- * Cuts a source of pieces into parts of a given size, copying (so the source may reuse its
- * pieces), keeping the count, and knowing after each part whether the source has ended.
- */
-class PartSource {
-  private carry: Uint8Array | undefined;
-  private ended = false;
-  private total = 0;
-  constructor(
-    private readonly it: AsyncIterator<Uint8Array>,
-    private readonly name: string,
-    private readonly size: number | undefined,
-  ) {}
-
-  /** Fill `buf` (a part); the part is the filled view of it. */
-  async next(buf: Buffer): Promise<{ part: Buffer; last: boolean }> {
-    const partSize = buf.length;
-    let n = 0;
-    while (n < partSize && (this.carry || !this.ended)) {
-      if (!this.carry) {
-        const r = await this.it.next();
-        if (r.done) this.ended = true;
-        else this.carry = r.value;
-        continue;
-      }
-      const take = Math.min(partSize - n, this.carry.length);
-      buf.set(this.carry.subarray(0, take), n);
-      n += take;
-      this.total += take;
-      this.carry = take < this.carry.length ? this.carry.subarray(take) : undefined;
-      if (this.size !== undefined && this.total > this.size) throw sizeMismatchError(this.name, this.total, this.size);
-    }
-    if (!this.carry && !this.ended) {
-      // The part is full: ask for the next piece now, to know whether this part is the last.
-      const r = await this.it.next();
-      if (r.done) this.ended = true;
-      else this.carry = r.value;
-    }
-    const last = this.ended && !this.carry;
-    if (last && this.size !== undefined && this.total !== this.size) throw sizeMismatchError(this.name, this.total, this.size);
-    return { part: buf.subarray(0, n), last };
-  }
-
-  async close(): Promise<void> {
-    if (!this.ended) await this.it.return?.().catch(() => {});
   }
 }

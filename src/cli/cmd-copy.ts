@@ -34,7 +34,7 @@ export function registerCopy(program: Command, run: (fn: (ctx: Ctx) => Promise<v
       .description('copy snapshots from another repository into this one, sending only the objects it lacks (docs/remote.md)')
       .argument('[ref...]', 'snapshots to copy: id prefix, latest or a date (default: all)'),
   )
-    .option('--from-repo <repo>', 'the repository to copy from (a folder, s3:... or sftp:...)')
+    .option('--from-repo <repo>', 'the repository to copy from (a folder, s3:..., azure:... or sftp:...)')
     .option('--from <repo>', 'the same as --from-repo')
     .option('--from-password-file <file>', "the source repository's password: the first line of FILE (default: the destination's password sources)")
     .option('--from-password-command <cmd>', "the source repository's password: what CMD prints (or SNAP_FROM_PASSWORD)")

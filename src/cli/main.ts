@@ -68,7 +68,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   const program = new Command('snap')
     .description('content-addressed, deduplicating snapshots of your files')
     .version(VERSION)
-    .option('-r, --repo <repo>', 'repository: a folder, s3:https://HOST/BUCKET[/PREFIX] or sftp:USER@HOST/PATH (default: $SNAP_REPO, else $XDG_DATA_HOME/snap or ~/.local/share/snap)')
+    .option('-r, --repo <repo>', 'repository: a folder, s3:https://HOST/BUCKET[/PREFIX], azure:ACCOUNT/CONTAINER[/PREFIX] or sftp:USER@HOST/PATH (default: $SNAP_REPO, else $XDG_DATA_HOME/snap or ~/.local/share/snap)')
     .option('--json', 'print results as JSON')
     .option('-q, --quiet', 'print only warnings, errors and results')
     .option('--append-only', 'never delete or replace anything in the repository (also SNAP_APPEND_ONLY=1): forget, gc, repair and tag refuse')

@@ -1,6 +1,7 @@
 // The storage of a repository location (repo/location.ts): a local folder is opened by the
 // repository itself; a remote one gets its backend here, because only the CLI reads the
 // environment: S3 credentials and region as the AWS tools find them (backend/aws-config.ts),
+// Azure credentials and endpoint from the AZURE_STORAGE_* variables (backend/azure-config.ts),
 // the ssh program for SFTP (SNAP_SSH_COMMAND), and the cache folder that holds the index of a
 // remote repository ($XDG_CACHE_HOME/snap, docs/remote.md).
 import * as fs from 'node:fs';
@@ -9,6 +10,8 @@ import * as path from 'node:path';
 import { SnapError } from '../core/errors.js';
 import type { Backend } from '../backend/backend.js';
 import { readAwsSettings } from '../backend/aws-config.js';
+import { AzureBackend } from '../backend/azure.js';
+import { readAzureSettings } from '../backend/azure-config.js';
 import { S3Backend } from '../backend/s3.js';
 import { SftpBackend } from '../backend/sftp.js';
 import type { RepoLocation } from '../repo/location.js';
@@ -38,11 +41,15 @@ function sshCommand(env: NodeJS.ProcessEnv): string[] | undefined {
   return v.split(/\s+/);
 }
 
-/** The backend of a remote location, not yet connected (S3 and SFTP connect on first use). */
+/** The backend of a remote location, not yet connected (S3, Azure and SFTP connect on first use). */
 export function remoteBackend(loc: RepoLocation, env: NodeJS.ProcessEnv = process.env): Backend {
   if (loc.kind === 's3') {
     const aws = readAwsSettings(env, readText);
     return new S3Backend({ location: loc.s3, credentials: aws.credentials, region: aws.region });
+  }
+  if (loc.kind === 'azure') {
+    const azure = readAzureSettings(env);
+    return new AzureBackend({ location: loc.azure, auth: azure.auth, endpoint: azure.endpoint });
   }
   if (loc.kind === 'sftp') return new SftpBackend(loc.sftp, { sshCommand: sshCommand(env) });
   throw new SnapError('SNAP_INTERNAL', `remoteBackend called for a local folder ${loc.path}`);
@@ -55,6 +62,9 @@ export function remoteStorage(loc: RepoLocation, env: NodeJS.ProcessEnv = proces
   return {
     backend,
     cacheRoot: cacheRoot(env),
-    prepare: backend instanceof S3Backend ? async () => void (await backend.ensureBucket()) : undefined,
+    prepare:
+      backend instanceof S3Backend ? async () => void (await backend.ensureBucket())
+      : backend instanceof AzureBackend ? async () => void (await backend.ensureContainer())
+      : undefined,
   };
 }

@@ -1,20 +1,23 @@
 // Where a repository is: the one parser of `--repo` and `SNAP_REPO`. A local folder (`DIR` or
-// `local:DIR`), a bucket on S3-compatible storage (`s3:...`, backend/s3-location.ts) or a folder
-// on an SFTP server (`sftp:...`, backend/sftp-location.ts). Which backend serves a location is
+// `local:DIR`), a bucket on S3-compatible storage (`s3:...`, backend/s3-location.ts), a container
+// of Azure Blob Storage (`azure:...`, backend/azure-location.ts) or a folder on an SFTP server
+// (`sftp:...`, backend/sftp-location.ts). Which backend serves a location is
 // decided by the CLI (cli/storage.ts), which alone reads credentials from the environment.
 import * as path from 'node:path';
 import { SnapError } from '../core/errors.js';
 import { displayPath } from '../core/bytes.js';
+import { type AzureLocation, formatAzureLocation, parseAzureLocation } from '../backend/azure-location.js';
 import { type S3Location, formatS3Location, parseS3Location } from '../backend/s3-location.js';
 import { type SftpLocation, formatSftpLocation, parseSftpLocation } from '../backend/sftp-location.js';
 
 export type RepoLocation =
   | { kind: 'local'; path: string }
   | { kind: 's3'; s3: S3Location; path: string }
+  | { kind: 'azure'; azure: AzureLocation; path: string }
   | { kind: 'sftp'; sftp: SftpLocation; path: string };
 
 /** Schemes with a backend, for messages: `local:` is the explicit form of a plain folder. */
-export const SUPPORTED_SCHEMES = ['local', 's3', 'sftp'] as const;
+export const SUPPORTED_SCHEMES = ['local', 's3', 'azure', 'sftp'] as const;
 
 /** Whether the repository lives somewhere else than a local folder (its index then lives in a cache folder). */
 export function isRemote(l: RepoLocation): boolean {
@@ -50,6 +53,10 @@ export function parseRepoLocation(text: string, cwd: string): RepoLocation {
     const s3 = parseS3RepoText(`s3:${rest}`);
     return { kind: 's3', s3, path: formatS3Location(s3) };
   }
+  if (scheme === 'azure') {
+    const azure = parseAzureLocation(`azure:${rest}`);
+    return { kind: 'azure', azure, path: formatAzureLocation(azure) };
+  }
   if (scheme === 'sftp') {
     const sftp = parseSftpLocation(`sftp:${rest}`);
     return { kind: 'sftp', sftp, path: formatSftpLocation(sftp) };
@@ -57,7 +64,7 @@ export function parseRepoLocation(text: string, cwd: string): RepoLocation {
   throw new SnapError(
     'SNAP_USAGE',
     `unsupported repository location '${displayPath(text)}': '${m[1]}:' is not a backend snap knows. ` +
-      `Supported: a local folder (DIR or local:DIR), s3:https://HOST[:PORT]/BUCKET[/PREFIX] and sftp:[USER@]HOST[:PORT]/PATH` +
+      `Supported: a local folder (DIR or local:DIR), s3:https://HOST[:PORT]/BUCKET[/PREFIX], azure:ACCOUNT/CONTAINER[/PREFIX] and sftp:[USER@]HOST[:PORT]/PATH` +
       (rest.includes('/') ? '' : `; for a folder whose name contains ':', write ./${displayPath(text)}`),
   );
 }

@@ -84,8 +84,10 @@ function pidDir(): string {
 }
 
 /** Start a daemon in the foreground of its own process group, detached from the test worker; its pid is recorded for the teardown. */
-function daemon(cmd: string, args: string[], tag: string): number {
-  const child = spawn(cmd, args, { detached: true, stdio: 'ignore' });
+export function daemon(cmd: string, args: string[], tag: string, o: { env?: NodeJS.ProcessEnv; log?: string; cwd?: string } = {}): number {
+  const out = o.log === undefined ? 'ignore' : fs.openSync(o.log, 'a');
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out], env: o.env ?? process.env, cwd: o.cwd });
+  if (typeof out === 'number') fs.closeSync(out);
   child.unref();
   if (child.pid === undefined) throw new Error(`could not start ${cmd}`);
   fs.writeFileSync(path.join(pidDir(), `${tag}-${child.pid}.pid`), String(child.pid));
