@@ -9,7 +9,7 @@ import { snap, snapAsync, tmpDir } from './helpers/cli.js';
 import { type S3Target, s3Target } from './helpers/s3-target.js';
 import { CephCluster, type Gateway } from './helpers/radosgw.js';
 import { type ConnFault, TcpFaultProxy } from './helpers/tcp-fault-proxy.js';
-import { expectBackupThroughRestart, expectCachesCatchUp, expectCheckClean, expectConcurrentBackupsWithGc, expectInitToGc, expectRestoresExactly, listSnapshots, makeSource, ok } from './helpers/remote-e2e.js';
+import { expectBackupThroughRestart, expectCachesCatchUp, expectClientCatchesUpBesideOwner, expectCheckClean, expectConcurrentBackupsWithGc, expectInitToGc, expectRestoresExactly, listSnapshots, makeSource, ok } from './helpers/remote-e2e.js';
 
 const BUCKET = 'e2e-remote';
 let target: S3Target;
@@ -66,6 +66,11 @@ describe('a repository on S3 (radosgw)', () => {
     if (unavailable()) return ctx.skip();
     expectCachesCatchUp(newLocation(), client(), client());
   });
+
+  it('a command beside a long-running owner of its cache index sees what other hosts wrote', async (ctx) => {
+    if (unavailable()) return ctx.skip();
+    await expectClientCatchesUpBesideOwner(newLocation(), client(), client());
+  }, 300_000);
 
   it('two clients back up into one repository at once while a third runs forget and gc', async (ctx) => {
     if (unavailable()) return ctx.skip();

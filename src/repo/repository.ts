@@ -333,6 +333,8 @@ export class Repository {
     }
     let repo: Repository | undefined;
     const localRoot = o.remote ? undefined : abs;
+    /** Whether this process became the index's owner (and caught up while preparing it). */
+    let prepared = false;
     try {
       let indexDir = unlocked ? encryptedIndexDir(o, config.id, abs) : path.join(abs, INDEX_DIR);
       if (o.remote) {
@@ -351,7 +353,10 @@ export class Repository {
         signal: o.signal,
         limits: objectLimits(config.chunker.maxSize),
         owner: { pid: host.pid, host: host.hostname, command },
-        prepare: (index: LevelIndex) => (repo ?? new Repository(abs, localRoot, backend, config, index, o.sink, clock, unlocked)).prepareIndex(created),
+        prepare: (index: LevelIndex) => {
+          prepared = true;
+          return (repo ?? new Repository(abs, localRoot, backend, config, index, o.sink, clock, unlocked)).prepareIndex(created);
+        },
       };
       let index: LevelIndex;
       try {
@@ -374,7 +379,12 @@ export class Repository {
       await repo.reconcileSnapshots();
       // An encrypted repository's index is local to this host (it lives in the cache): packs other
       // hosts wrote or deleted since are taken in here, as snapshot records are above.
-      if (unlocked && localRoot !== undefined) await repo.reconcilePacks(); // a remote index catches up in prepareIndex
+      if (unlocked && localRoot !== undefined) await repo.reconcilePacks();
+      // A remote index catches up in prepareIndex when this process owns it. As the client of
+      // another process (a backup running for hours), it catches up here: packs other hosts wrote
+      // since that process opened it would otherwise be missing (a restore of their snapshots
+      // failing, their data uploaded again).
+      else if (localRoot === undefined && !prepared) await repo.catchUp();
     } catch (e) {
       if (!isSnapError(e, 'SNAP_CORRUPT')) {
         await repo.close();

@@ -1,11 +1,12 @@
 // Shared parts of the end-to-end tests of remote repositories (test/remote-*.test.ts): source
 // trees to back up, and the checks every test makes of a repository through the built CLI.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
 import type { Backend } from '../../src/backend/backend.js';
-import { type RunResult, describeTree, parseJson, snap, snapAsync, tmpDir } from './cli.js';
+import { CLI, ROOT, type RunResult, describeTree, parseJson, snap, snapAsync, tmpDir } from './cli.js';
 
 /** A tree with a few MiB of random data (several chunks), small files, a symlink and an empty folder. */
 export function makeSource(seed: string, bigBytes = 3 * 1024 * 1024): string {
@@ -95,6 +96,62 @@ export function expectCachesCatchUp(repo: string, a: Record<string, string>, b: 
   expect(rebuilt.stderr).toMatch(/rebuilding it from the repository/);
   expect(listSnapshots(repo, a)).toHaveLength(2);
   expectRestoresExactly(repo, 'latest', srcA, a);
+  expectCheckClean(repo, a);
+}
+
+/** Paths (relative to `root`) of the files named `name` below it. */
+function findFiles(root: string, name: string): string[] {
+  return (fs.readdirSync(root, { recursive: true, encoding: 'utf8' }) as string[]).filter((p) => path.basename(p) === name);
+}
+
+/**
+ * While a long command on host a owns a's cache index (a backup reading a pipe that stays open),
+ * host b backs up: another command on a (a client of that owner) sees b's packs, so b's snapshot
+ * restores there and a's next backup of b's files adds no data.
+ */
+export async function expectClientCatchesUpBesideOwner(repo: string, a: Record<string, string>, b: Record<string, string>): Promise<void> {
+  ok(['--repo', repo, 'init', '--no-encryption'], a);
+  const srcB = makeSource('b-beside');
+  ok(['--repo', repo, 'list'], a); // a's index exists and is complete
+  // The owner: a backup of standard input that waits for its pipe.
+  const owner = spawn(process.execPath, [CLI, '--repo', repo, 'create', '--stdin', '--stdin-filename', 'held.txt'], {
+    cwd: ROOT,
+    env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...a },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let ownerErr = '';
+  owner.stderr.on('data', (d: Buffer) => (ownerErr += d.toString()));
+  owner.stdout.resume();
+  const ownerDone = new Promise<number | null>((resolve) => owner.on('close', (code) => resolve(code)));
+  try {
+    owner.stdin!.write('held open\n');
+    // Wait until the backup owns a's cache index (its owner record names its pid).
+    const ownerPid = (): number | undefined => {
+      const found = findFiles(a.XDG_CACHE_HOME!, 'snap-index.owner');
+      for (const f of found) {
+        try {
+          return (JSON.parse(fs.readFileSync(path.resolve(a.XDG_CACHE_HOME!, f), 'utf8')) as { pid: number }).pid;
+        } catch {
+          // being written
+        }
+      }
+      return undefined;
+    };
+    const deadline = Date.now() + 60_000;
+    while (ownerPid() !== owner.pid) {
+      if (Date.now() > deadline) throw new Error(`the stdin backup did not take a's index: ${ownerErr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    ok(['--repo', repo, 'create', srcB], b);
+    const bId = listSnapshots(repo, b).find((s) => s.paths[0] === srcB)!.id;
+    // On a, beside its owner: b's snapshot restores exactly.
+    expectRestoresExactly(repo, bId, srcB, a);
+    const again = parseJson<{ summary: { dataAdded: number } }>(ok(['--repo', repo, '--json', 'create', srcB], a).stdout);
+    expect(again.summary.dataAdded).toBeLessThan(64 * 1024);
+  } finally {
+    owner.stdin!.end();
+  }
+  expect(await ownerDone, ownerErr).toBe(0);
   expectCheckClean(repo, a);
 }
 
