@@ -120,13 +120,13 @@ function validity(out: Buffer, at: number, seconds: number): void {
   out.writeBigUInt64LE(BigInt(Math.floor(seconds)), at);
 }
 
-/** fuse_entry_out: a looked-up name's node id and attributes, valid for `ttl` seconds. */
-export function entryOut(nodeid: number, a: Attr, ttl: number): Buffer {
+/** fuse_entry_out: a looked-up name's node id and attributes; the name valid `entryTtl` seconds, the attributes `attrTtl`. */
+export function entryOut(nodeid: number, a: Attr, entryTtl: number, attrTtl: number): Buffer {
   const out = Buffer.alloc(40 + ATTR_BYTES);
   out.writeBigUInt64LE(BigInt(nodeid), 0);
   out.writeBigUInt64LE(0n, 8); // generation: node ids are never reused while the mount lives
-  validity(out, 16, ttl); // entry_valid
-  validity(out, 24, ttl); // attr_valid
+  validity(out, 16, entryTtl); // entry_valid
+  validity(out, 24, attrTtl); // attr_valid
   writeAttr(out, 40, a);
   return out;
 }
@@ -237,7 +237,9 @@ export async function mountFuse(mountpoint: string, handle: Handler, o: { allowO
   const options = ['ro', 'nosuid', 'nodev', `fd=3`, 'rootmode=40000', `user_id=${process.getuid?.() ?? 0}`, `group_id=${process.getgid?.() ?? 0}`, 'default_permissions'];
   if (o.allowOther) options.push('allow_other');
   try {
-    await runTool('mount', ['-t', 'fuse.snap', '-o', options.join(','), o.fsName, mountpoint], fd);
+    // -i: mount(2) itself, never a /sbin/mount.fuse helper (fuse3's would take the source name
+    // for a program to run).
+    await runTool('mount', ['-i', '-t', 'fuse.snap', '-o', options.join(','), o.fsName, mountpoint], fd);
   } catch (e) {
     fs.closeSync(fd);
     throw e;
@@ -296,10 +298,10 @@ export async function mountFuse(mountpoint: string, handle: Handler, o: { allowO
       // A plain unmount first; while a program still has a file or folder of the mount open, the
       // mount point is detached instead (nothing new can enter it) and the session ends when the
       // last of them is closed. A second Ctrl-C ends snap at once (the kernel then fails their reads).
-      unmounting ??= runTool('umount', [mountpoint]).then(
+      unmounting ??= runTool('umount', ['-i', mountpoint]).then(
         () => done,
         () =>
-          runTool('umount', ['-l', mountpoint]).then(
+          runTool('umount', ['-i', '-l', mountpoint]).then(
             () => {
               if (!ended) o.log(`${mountpoint} is detached; snap ends when the programs still reading it close their files (Ctrl-C again: at once)`);
               return done;

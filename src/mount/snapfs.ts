@@ -323,7 +323,9 @@ export class SnapFs {
       this.byName.set(key, nodeid);
     }
     i.nlookup++;
-    return entryOut(i.nodeid, { ...i.attr, ino: i.ino }, this.ttl(i));
+    // A name inside a snapshot never changes; a name in a listing folder (a snapshot's folder
+    // among the others) goes when the snapshot is forgotten: the kernel keeps it for a second.
+    return entryOut(i.nodeid, { ...i.attr, ino: i.ino }, this.ttl(parent), this.ttl(i));
   }
 
   private forget(nodeid: number, n: number): void {
