@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { snap, snapAsync, tmpDir } from './helpers/cli.js';
 import { TestSshd, sshdMissing } from './helpers/sshd.js';
-import { expectCheckClean, expectRestoresExactly, listSnapshots, makeSource, ok } from './helpers/remote-e2e.js';
+import { expectCheckClean, expectRestoresExactly, listSnapshots, makeSource, ok, startSnap } from './helpers/remote-e2e.js';
 
 const missing = sshdMissing();
 if (missing) console.warn(`SKIPPED: the SFTP end-to-end tests need OpenSSH: ${missing}`);
@@ -166,17 +166,13 @@ describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
 
     // 1. sshd and every session killed once the first new pack is on the server; back 1 s later.
     const src = makeSource('big', 24 * 1024 * 1024);
-    const child = snapAsync(['--repo', repo, 'create', src], { env });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdout.resume();
-    const exited = new Promise<number | null>((r) => child.on('close', r));
+    const { child, stderr, exited } = startSnap(['--repo', repo, 'create', src], env);
     await waitFor('a pack on the server', () => files(dir, 'data').length > packsBefore || child.exitCode !== null);
     await sshd.stop('SIGKILL');
     await new Promise((r) => setTimeout(r, 1000));
     await sshd.start();
     const code = await exited;
-    expect([0, 1], stderr).toContain(code);
+    expect([0, 1], stderr()).toContain(code);
     expectCheckClean(repo, env);
     for (const s of listSnapshots(repo, env)) expectRestoresExactly(repo, s.id, s.paths[0] === base ? base : src, env);
     if (code !== 0) {

@@ -1,6 +1,6 @@
 // Shared parts of the end-to-end tests of remote repositories (test/remote-*.test.ts): source
 // trees to back up, and the checks every test makes of a repository through the built CLI.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -50,15 +50,29 @@ export function expectCheckClean(repo: string, env: Record<string, string>): voi
   expect([r.code, r.stderr]).toEqual([0, expect.anything()]);
 }
 
+/** snap started in the background: the process, what it has said on stderr so far, its exit code once it ends. */
+export interface Running {
+  child: ChildProcess;
+  stderr(): string;
+  exited: Promise<number | null>;
+}
+
+/** Start snap in the background (`stdin`: a pipe to write to; otherwise no input). */
+export function startSnap(args: string[], env: Record<string, string>, o: { stdin?: boolean } = {}): Running {
+  const child = o.stdin
+    ? spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    : snapAsync(args, { env });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, stderr: () => stderr, exited };
+}
+
 /** Run snap in the background; resolves with its exit code and what it said on stderr. */
-export function runSnap(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = snapAsync(args, { env });
-    let stderr = '';
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.stdout.resume();
-    p.on('close', (code) => resolve({ code, stderr }));
-  });
+export async function runSnap(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  const r = startSnap(args, env);
+  return { code: await r.exited, stderr: r.stderr() };
 }
 
 /**
@@ -114,17 +128,9 @@ export async function expectClientCatchesUpBesideOwner(repo: string, a: Record<s
   const srcB = makeSource('b-beside');
   ok(['--repo', repo, 'list'], a); // a's index exists and is complete
   // The owner: a backup of standard input that waits for its pipe.
-  const owner = spawn(process.execPath, [CLI, '--repo', repo, 'create', '--stdin', '--stdin-filename', 'held.txt'], {
-    cwd: ROOT,
-    env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...a },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let ownerErr = '';
-  owner.stderr.on('data', (d: Buffer) => (ownerErr += d.toString()));
-  owner.stdout.resume();
-  const ownerDone = new Promise<number | null>((resolve) => owner.on('close', (code) => resolve(code)));
+  const owner = startSnap(['--repo', repo, 'create', '--stdin', '--stdin-filename', 'held.txt'], a, { stdin: true });
   try {
-    owner.stdin!.write('held open\n');
+    owner.child.stdin!.write('held open\n');
     // Wait until the backup owns a's cache index (its owner record names its pid).
     const ownerPid = (): number | undefined => {
       const found = findFiles(a.XDG_CACHE_HOME!, 'snap-index.owner');
@@ -138,8 +144,8 @@ export async function expectClientCatchesUpBesideOwner(repo: string, a: Record<s
       return undefined;
     };
     const deadline = Date.now() + 60_000;
-    while (ownerPid() !== owner.pid) {
-      if (Date.now() > deadline) throw new Error(`the stdin backup did not take a's index: ${ownerErr}`);
+    while (ownerPid() !== owner.child.pid) {
+      if (Date.now() > deadline) throw new Error(`the stdin backup did not take a's index: ${owner.stderr()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     ok(['--repo', repo, 'create', srcB], b);
@@ -149,9 +155,9 @@ export async function expectClientCatchesUpBesideOwner(repo: string, a: Record<s
     const again = parseJson<{ summary: { dataAdded: number } }>(ok(['--repo', repo, '--json', 'create', srcB], a).stdout);
     expect(again.summary.dataAdded).toBeLessThan(64 * 1024);
   } finally {
-    owner.stdin!.end();
+    owner.child.stdin!.end();
   }
-  expect(await ownerDone, ownerErr).toBe(0);
+  expect(await owner.exited, owner.stderr()).toBe(0);
   expectCheckClean(repo, a);
 }
 
@@ -202,17 +208,13 @@ export async function expectBackupThroughRestart(repo: string, env: Record<strin
   };
   const before = await packs();
   const src = makeSource('big', 24 * 1024 * 1024);
-  const child = snapAsync(['--repo', repo, 'create', src], { env });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout.resume();
-  const exited = new Promise<number | null>((r) => child.on('close', r));
+  const { child, stderr, exited } = startSnap(['--repo', repo, 'create', src], env);
   const until = Date.now() + 120_000;
   while ((await packs()) === before && child.exitCode === null && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
   expect(child.exitCode, 'the backup ended before the server could be stopped').toBeNull();
   await restart();
   const code = await exited;
-  expect([0, 1], stderr).toContain(code);
+  expect([0, 1], stderr()).toContain(code);
   expectCheckClean(repo, env);
   for (const s of listSnapshots(repo, env)) expectRestoresExactly(repo, s.id, s.paths[0] === base ? base : src, env);
   if (code !== 0) ok(['--repo', repo, 'create', src], env);
