@@ -22,26 +22,36 @@ export interface WriterData {
   scratchBytes: number;
 }
 
+/** What a file's job says besides its byte strings (the same in restore-writer.ts's WriteJob). */
+export interface JobMeta {
+  /** How the object is stored (CODEC_RAW or CODEC_ZSTD). */
+  codec: number;
+  rawLength: number;
+  /** The object, for messages: "object … (in pack …)". */
+  what: string;
+  /** File size: trailing zero blocks are not written, a truncate sets the size. */
+  size: number;
+  mode: number;
+  /** Set ownership (restores by root). */
+  owner?: { uid: number; gid: number };
+  /** atime and mtime (restore-time.ts timeArg). */
+  time: TimeArg;
+  /** The time to expect afterwards, in ns (times before 1970, which a file system may not hold). */
+  checkTime?: string;
+}
+
 /**
  * A job on the wire: its byte strings are in the batch's buffer (one ArrayBuffer per batch rather
  * than four small ones per file) at `off`: stored data, temporary path, final path, id, of the
  * given lengths (no id: an empty file, nothing to verify).
  */
-export interface WireJob {
+export interface WireJob extends JobMeta {
   n: number;
   off: number;
   len: number;
   tmpLen: number;
   destLen: number;
   idLen: number;
-  codec: number;
-  rawLength: number;
-  what: string;
-  size: number;
-  mode: number;
-  owner?: { uid: number; gid: number };
-  time: TimeArg;
-  checkTime?: string;
 }
 
 export interface WireBatch {

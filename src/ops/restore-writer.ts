@@ -14,29 +14,15 @@ import { SnapError } from '../core/errors.js';
 import { workerUrl } from '../core/worker-url.js';
 import { type CodecContext, decodesOnWorker, PLAIN } from '../store/object-codec.js';
 import { zstdSpec } from '../store/zstd.js';
-import type { TimeArg } from './restore-time.js';
-import type { WireBatch, WireDone, WireJob, WriterData } from './restore-worker.js';
+import type { JobMeta, WireBatch, WireDone, WireJob, WriterData } from './restore-worker.js';
 
-export interface WriteJob {
+export interface WriteJob extends JobMeta {
   tmp: Buffer;
   dest: Buffer;
-  /** The file's one object as stored (CODEC_RAW or CODEC_ZSTD), or empty for an empty file. */
+  /** The file's one object as stored, or empty for an empty file. */
   data: Buffer;
-  codec: number;
-  rawLength: number;
   /** The object id the unpacked bytes must hash to (none for an empty file). */
   id?: Buffer;
-  /** The object, for messages: "object … (in pack …)". */
-  what: string;
-  /** File size: trailing zero blocks are not written, a truncate sets the size. */
-  size: number;
-  mode: number;
-  /** Set ownership (restores by root). */
-  owner?: { uid: number; gid: number };
-  /** atime and mtime (restore-time.ts timeArg). */
-  time: TimeArg;
-  /** The time to expect afterwards, in ns (times before 1970, which a file system may not hold). */
-  checkTime?: string;
 }
 
 /** Jobs per message: enough to amortise a message, few enough to keep every worker fed. */
