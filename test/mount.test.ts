@@ -296,3 +296,26 @@ describe.skipIf(!canMount)('snap mount', () => {
     expect(isMounted(mine)).toBe(false);
   }, 120_000);
 });
+
+describe('snapshot folder names', () => {
+  it('local time to the second; two in one second get their ids; ids sharing 8 digits get longer', async () => {
+    const { nameSnapshots } = await import('../src/mount/snapfs.js');
+    const s = (id: string, time: string) => ({ id, time }) as Parameters<typeof nameSnapshots>[0][number];
+    const a = 'aaaaaaaa1' + '0'.repeat(55);
+    const b = 'aaaaaaaa2' + '0'.repeat(55);
+    const c = 'c'.repeat(64);
+    const prevTz = process.env.TZ;
+    process.env.TZ = 'UTC';
+    try {
+      const named = nameSnapshots([s(c, '2026-03-01T10:00:01.000Z'), s(b, '2026-03-01T10:00:00.900Z'), s(a, '2026-03-01T10:00:00.100Z')]);
+      expect(named.map((n) => [n.id, n.time])).toEqual([
+        ['aaaaaaaa1', '2026-03-01T10:00:00-aaaaaaaa1'],
+        ['aaaaaaaa2', '2026-03-01T10:00:00-aaaaaaaa2'],
+        ['cccccccc', '2026-03-01T10:00:01'],
+      ]);
+    } finally {
+      if (prevTz === undefined) delete process.env.TZ;
+      else process.env.TZ = prevTz;
+    }
+  });
+});

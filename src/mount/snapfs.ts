@@ -133,12 +133,12 @@ export function nameSnapshots(snaps: StoredSnapshot[]): NamedSnapshot[] {
     }
     return id.slice(0, n);
   };
+  const bases = sorted.map((s) => snapshotFolderName(s.time));
   const count = new Map<string, number>();
-  for (const s of sorted) count.set(snapshotFolderName(s.time), (count.get(snapshotFolderName(s.time)) ?? 0) + 1);
-  return sorted.map((snap) => {
-    const base = snapshotFolderName(snap.time);
+  for (const b of bases) count.set(b, (count.get(b) ?? 0) + 1);
+  return sorted.map((snap, k) => {
     const id = idName(snap.id);
-    return { snap, id, time: count.get(base)! > 1 ? `${base}-${id}` : base };
+    return { snap, id, time: count.get(bases[k]!)! > 1 ? `${bases[k]}-${id}` : bases[k]! };
   });
 }
 
