@@ -74,6 +74,11 @@ export interface WireDone {
   buf: ArrayBuffer;
 }
 
+/** The last message a writer thread gets: it closes its port and its event loop ends (exit code 0). */
+export interface WireClose {
+  close: true;
+}
+
 const C = fs.constants;
 const FLAGS = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
 
@@ -146,7 +151,11 @@ if (parentPort && (workerData as { restoreWriter?: WriterData } | undefined)?.re
     if (scratch.length < rawLength) scratch = Buffer.allocUnsafe(Math.max(rawLength, data.scratchBytes));
     return scratch;
   };
-  port.on('message', (m: WireBatch) => {
+  port.on('message', (m: WireBatch | WireClose) => {
+    if ('close' in m) {
+      port.close();
+      return;
+    }
     const done = runBatch(m, data.codec, scratchFor);
     port.postMessage(done, [done.buf]);
   });

@@ -14,7 +14,7 @@ import { SnapError } from '../core/errors.js';
 import { workerUrl } from '../core/worker-url.js';
 import { type CodecContext, decodesOnWorker, PLAIN } from '../store/object-codec.js';
 import { zstdSpec } from '../store/zstd.js';
-import type { JobMeta, WireBatch, WireDone, WireJob, WriterData } from './restore-worker.js';
+import type { JobMeta, WireBatch, WireClose, WireDone, WireJob, WriterData } from './restore-worker.js';
 
 export interface WriteJob extends JobMeta {
   tmp: Buffer;
@@ -50,6 +50,8 @@ interface Pending {
 
 interface Lane {
   worker: Worker;
+  /** The thread's exit code, once it has ended. */
+  exited: Promise<number>;
   /** Jobs posted and not yet answered. */
   busy: number;
   batch: WireJob[];
@@ -72,7 +74,8 @@ export class FileWriter {
     const url = workerUrl('./restore-worker.js', import.meta.url);
     for (let i = 0; i < workers; i++) {
       const worker = new Worker(url, { workerData: { restoreWriter } });
-      const lane: Lane = { worker, busy: 0, batch: [], buf: undefined, used: 0 };
+      const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+      const lane: Lane = { worker, exited, busy: 0, batch: [], buf: undefined, used: 0 };
       worker.on('message', (done: WireDone) => this.settle(lane, done));
       worker.on('error', (e) => this.fail(e));
       worker.on('exit', (code) => {
@@ -164,7 +167,15 @@ export class FileWriter {
     this.pending.clear();
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.lanes.map((l) => l.worker.terminate()));
+  /**
+   * End the threads and resolve with their exit codes (0 each). Each is asked to stop, finishes
+   * what it was given, and leaves its event loop; none is terminated (worker.terminate()): a thread
+   * still starting may be loading zstd-napi, and one terminated inside it ends the whole process
+   * when zstd-napi was built for Node-API 10 (store/compress-pool.ts, docs/performance.md).
+   */
+  async close(): Promise<number[]> {
+    const bye: WireClose = { close: true };
+    for (const l of this.lanes) l.worker.postMessage(bye);
+    return Promise.all(this.lanes.map((l) => l.exited));
   }
 }

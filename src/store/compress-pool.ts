@@ -6,6 +6,16 @@
 // allocated per object on either side and memory stays the ring plus one scratch per worker.
 // The workers' code is compress-worker.ts (encodeObjectSync of store/object-codec.ts).
 // The pool is shared by every object store of the process; idle workers do not keep it alive.
+//
+// A thread is started only for a batch it runs at once (when every thread has work), never ahead
+// of need: a thread that is still starting when the process ends is terminated at exit, possibly
+// while it loads zstd-napi or opens a context in it. zstd-napi 0.0.13 (node-addon-api 7) built
+// for Node-API 10 (npm install on Node 22.14+, 24, 26) cannot survive that: the runtime answers its
+// calls napi_cannot_run_js, which node-addon-api 7 does not expect, and the C++ exception it then
+// throws ends the process with "terminate called after throwing an instance of 'Napi::Error'"
+// (SIGABRT; docs/performance.md, "zstd implementations"). A thread that took a batch keeps the
+// process alive until it answers, so by the time the process can end it is idle: ending it
+// then runs none of its JavaScript.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { workerUrl } from '../core/worker-url.js';
@@ -26,6 +36,14 @@ export type CompressResult = Int32Array;
 interface Slot {
   worker: Worker;
   outstanding: number;
+}
+
+/** Compression threads this process has started (each stays until the process ends or it fails). */
+let threadsStarted = 0;
+
+/** How many compression threads this process has started: at most one per batch in flight at once. */
+export function compressThreadsStarted(): number {
+  return threadsStarted;
 }
 
 interface Waiting {
@@ -50,6 +68,7 @@ class CompressPool {
   private spawn(): Slot {
     const compress: CompressWorkerData = { zstd: this.spec, codec: this.ctx };
     const worker = new Worker(workerUrl('./compress-worker.js', import.meta.url), { workerData: { compress } });
+    threadsStarted++;
     const slot: Slot = { worker, outstanding: 0 };
     worker.on('message', (m: { id: number; out: Int32Array }) => {
       const w = this.waiting.get(m.id);
@@ -75,11 +94,14 @@ class CompressPool {
     return slot;
   }
 
-  /** Compress a batch on the least busy of `workers` threads (spawned on first use). */
+  /**
+   * Compress a batch on the least busy of `workers` threads; a new thread starts (and takes the
+   * batch) only when every thread has a batch already and there are fewer than `workers`.
+   */
   run(job: CompressJob, workers: number): Promise<CompressResult> {
-    while (this.slots.length < workers) this.slots.push(this.spawn());
-    let slot = this.slots[0]!;
-    for (let i = 1; i < workers; i++) if (this.slots[i]!.outstanding < slot.outstanding) slot = this.slots[i]!;
+    let slot: Slot | undefined;
+    for (const s of this.slots.slice(0, workers)) if (!slot || s.outstanding < slot.outstanding) slot = s;
+    if (!slot || (slot.outstanding > 0 && this.slots.length < workers)) this.slots.push((slot = this.spawn()));
     const id = this.nextId++;
     if (slot.outstanding++ === 0) slot.worker.ref(); // a job in flight keeps the process alive
     return new Promise<CompressResult>((resolve, reject) => {
