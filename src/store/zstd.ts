@@ -13,7 +13,9 @@
 // stay within ~20 MB of each other.
 //
 // Worker threads (store/compress-worker.ts, ops/restore-worker.ts) import this module and select
-// the main thread's implementation by its spec, so every thread applies identical checks.
+// the main thread's implementation by its spec, so every thread applies identical checks. Such a
+// thread is never ended while it may be inside zstd-napi (loading it, or in a call): built for
+// Node-API 10, zstd-napi 0.0.13 aborts the whole process then (store/compress-pool.ts).
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as zlib from 'node:zlib';
