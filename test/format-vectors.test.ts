@@ -5,6 +5,7 @@
 // - the current code must still write the same bytes, read the vector repositories, find them
 //   clean and restore them exactly.
 // A change that breaks compatibility with format 1 repositories fails here.
+import { expectRestoredTime } from './helpers/times.js';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { decompress as fzstdDecompress } from 'fzstd';
@@ -656,9 +657,8 @@ function walkHex(dir: Buffer, rel: Buffer = Buffer.alloc(0)): string[] {
 }
 
 function expectTime(st: fs.BigIntStats, ns: string, what: string): void {
-  // restore sets times through libuv's double-based utimes: exact to about a microsecond.
-  const diff = st.mtimeNs - BigInt(ns);
-  expect(diff < 1000n && diff > -1000n, `${what}: mtime ${st.mtimeNs}, expected ${ns}`).toBe(true);
+  // restore sets times through libuv's double-based utimes: to the microsecond (helpers/times.ts).
+  expectRestoredTime(st.mtimeNs, BigInt(ns), what);
 }
 
 function copyRepo(name: string): string {
