@@ -526,11 +526,11 @@ class Archiver {
     if (Number(st.nlink) > 1) node.inode = { dev: Number(st.dev), ino: Number(st.ino), links: Number(st.nlink) };
     const key = name.toString('latin1');
     const cached = cache?.old.get(key);
-    this.summary.totalFiles++;
     this.progress.files++;
     if (cached && sameStamp(cached, stamp)) {
       node.size = stamp.size;
       node.chunks = cached.chunks;
+      this.summary.totalFiles++;
       this.summary.filesUnchanged++;
       this.summary.totalBytes += stamp.size;
       this.progress.bytes += stamp.size;
@@ -538,7 +538,8 @@ class Archiver {
       return node;
     }
     const read = await this.readFile(full, st);
-    if (!read) return undefined;
+    if (!read) return undefined; // a warning; the snapshot does not hold it, nor count it
+    this.summary.totalFiles++;
     node.size = read.size;
     node.chunks = read.chunks;
     if (cached) this.summary.filesChanged++;
