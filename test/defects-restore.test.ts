@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, ROOT, snap, type RunResult, tmpDir } from './helpers/cli.js';
 import { cleanupScratch, lockFiles } from './helpers/maint.js';
 import { craftSnapshot, fileNode } from './helpers/craft.js';
+import { expectRestoredTime } from './helpers/times.js';
 
 afterAll(() => cleanupScratch());
 
@@ -61,10 +62,10 @@ describe('defect 2: files dated before 1970 were restored with the current time'
     const target = tmpDir();
     ok(['--repo', repo, 'restore', 'latest', target]);
     const at = path.join(target, src, 'old');
-    expect(mtimeNs(path.join(at, 'f'))).toBe(mtimeNs(path.join(src, 'old', 'f')));
-    expect(mtimeNs(path.join(at, 'l'))).toBe(mtimeNs(path.join(src, 'old', 'l')));
-    expect(mtimeNs(at)).toBe(mtimeNs(path.join(src, 'old')));
-    expect(mtimeNs(path.join(at, 'f'))).toBe(-310_157_632_876_544_000n);
+    expectRestoredTime(mtimeNs(path.join(at, 'f')), mtimeNs(path.join(src, 'old', 'f')), 'old/f');
+    expectRestoredTime(mtimeNs(path.join(at, 'l')), mtimeNs(path.join(src, 'old', 'l')), 'old/l');
+    expectRestoredTime(mtimeNs(at), mtimeNs(path.join(src, 'old')), 'old');
+    expectRestoredTime(mtimeNs(path.join(at, 'f')), -310_157_632_876_544_000n, 'old/f');
     const again = ok(['--repo', repo, 'restore', 'latest', target]);
     expect(again.stderr).not.toMatch(/exists and differs/);
     expect(again.stdout).toMatch(/2 files already present and identical/);
@@ -166,5 +167,26 @@ describe('defect 9: snap restore latest /proc/x hung at 80% CPU', () => {
     ok(['--repo', repo, 'restore', 'latest', target]);
     expect(fs.readFileSync(path.join(target, src, 'f'), 'utf8')).toBe('x');
     expect(fs.statSync(path.join(target, '..')).mode & 0o777).toBe(0o700);
+  });
+});
+
+describe('check: a file whose chunks do not add up to its recorded size', () => {
+  it('is damage check names with its snapshot and path (restore refuses that file); the rest stays clean', async () => {
+    const repo = initRepo();
+    const id = await craftSnapshot(repo, async (c) => {
+      const sub = await c.tree([await fileNode(c, 'short', 'twelve bytes', { size: 4096 }), await fileNode(c, 'fine', 'fine\n')]);
+      return c.tree([{ ...(await fileNode(c, 'x', '')), name: Buffer.from('dir'), type: 'dir', size: 0, chunks: undefined, tree: sub }]);
+    });
+    const c = snap(['--repo', repo, 'check']);
+    expect(c.code, c.stderr).toBe(1);
+    expect(c.stdout).toMatch(/file "short" in tree [0-9a-f]{16} records 4096 bytes but its chunks hold 12: restore refuses it/);
+    expect(c.stdout).toContain(id.slice(0, 8));
+    expect(c.stdout).toContain('/dir/short');
+    expect(c.stdout).not.toContain('/dir/fine');
+    expect(c.stdout).not.toMatch(/no damage found/);
+    const target = tmpDir();
+    const r = snap(['--repo', repo, 'restore', id, target]);
+    expect(r.stderr).toMatch(/short: chunks hold 12 bytes but the file has 4096; not restored/);
+    expect(fs.readFileSync(path.join(target, 'dir', 'fine'), 'utf8')).toBe('fine\n');
   });
 });

@@ -26,6 +26,7 @@ import { fmtTime } from '../src/ops/export/verify.js';
 import { snap, tmpDir } from './helpers/cli.js';
 import { craftSnapshot, node as craftNode } from './helpers/craft.js';
 import { type Content, contentBytes } from './vectors/content.js';
+import { expectRestoredTime } from './helpers/times.js';
 
 const VECTORS = path.join(import.meta.dirname, 'vectors', 'v1');
 const readJson = <T>(name: string): T => JSON.parse(fs.readFileSync(path.join(VECTORS, name), 'utf8')) as T;
@@ -656,9 +657,8 @@ function walkHex(dir: Buffer, rel: Buffer = Buffer.alloc(0)): string[] {
 }
 
 function expectTime(st: fs.BigIntStats, ns: string, what: string): void {
-  // restore sets times through libuv's double-based utimes: exact to about a microsecond.
-  const diff = st.mtimeNs - BigInt(ns);
-  expect(diff < 1000n && diff > -1000n, `${what}: mtime ${st.mtimeNs}, expected ${ns}`).toBe(true);
+  // restore sets times through libuv's double-based utimes: to the microsecond (helpers/times.ts).
+  expectRestoredTime(st.mtimeNs, BigInt(ns), what);
 }
 
 function copyRepo(name: string): string {

@@ -27,7 +27,7 @@ import { packName } from '../store/pack.js';
 import { FileWriter, type WriteJob, writerUnpacks } from './restore-writer.js';
 import { makeDevice, makeFifo } from './special-files.js';
 import { DIR_FLAGS, DIR_PATH_FLAGS, O_PATH, fdPath, fdPathFor, openTarget } from './restore-dir.js';
-import { needsTimeCheck, recordedNs, sameMtime, timeArg, timeNotSet } from './restore-time.js';
+import { heldTimes, needsTimeCheck, sameMtime, timeArg, timeNotSet } from './restore-time.js';
 import { checkExpansion, expandedSize } from './restore-budget.js';
 import { xattrBinding, xattrUnavailable } from './xattr-binding.js';
 import { type MirrorSink, type Removal, isRealDir, planPrune, pruneDir, removeEntry } from './restore-mirror.js';
@@ -640,7 +640,8 @@ class Restorer {
       if (end < node.size) await fh.truncate(node.size); // trailing zeros were skipped: set the size
       if (this.o.asRoot) await fh.chown(node.uid, node.gid);
       await fh.chmod(node.mode);
-      await fh.utimes(timeArg(node), timeArg(node));
+      const time = timeArg(node);
+      await fh.utimes(time, time);
       if (needsTimeCheck(node)) this.checkTime(node, (await fh.stat({ bigint: true })).mtimeNs, shown);
       ok = true;
     } finally {
@@ -655,7 +656,7 @@ class Restorer {
 
   /** A time before 1970 that the target did not take exactly: said loudly (exit 3). */
   private checkTime(node: Node, gotNs: bigint | undefined, shown: Buffer): void {
-    if (gotNs === undefined || gotNs === recordedNs(node)) return;
+    if (gotNs === undefined || heldTimes(node).includes(String(gotNs))) return;
     this.warn('SNAP_TIME', shown, timeNotSet(node, gotNs));
   }
 
@@ -687,7 +688,7 @@ class Restorer {
       }
       gotNs = await this.writer!.write({
         ...job, tmp, dest, size: node.size, mode: node.mode, time: timeArg(node),
-        checkTime: needsTimeCheck(node) ? String(recordedNs(node)) : undefined,
+        checkTime: needsTimeCheck(node) ? heldTimes(node) : undefined,
         owner: this.o.asRoot ? { uid: node.uid, gid: node.gid } : undefined,
       });
     } catch (e) {
@@ -778,7 +779,8 @@ class Restorer {
       if (this.o.asRoot) fs.chownSync(self, node.uid, node.gid);
       this.restoreXattrs(node, p, shown);
       if (chmod) fs.chmodSync(self, node.mode);
-      fs.utimesSync(self, timeArg(node), timeArg(node));
+      const time = timeArg(node);
+      fs.utimesSync(self, time, time);
       if (needsTimeCheck(node)) this.checkTime(node, fs.fstatSync(fd, { bigint: true }).mtimeNs, shown);
     } finally {
       fs.closeSync(fd);
@@ -798,8 +800,9 @@ class Restorer {
       // An O_PATH descriptor takes no fchmod/futimes; /proc/self/fd/N names the same directory.
       if (d.pathOnly) fs.chmodSync(self, node.mode);
       else fs.fchmodSync(d.fd, node.mode);
-      if (d.pathOnly) fs.utimesSync(self, timeArg(node), timeArg(node));
-      else fs.futimesSync(d.fd, timeArg(node), timeArg(node));
+      const time = timeArg(node);
+      if (d.pathOnly) fs.utimesSync(self, time, time);
+      else fs.futimesSync(d.fd, time, time);
       if (needsTimeCheck(node)) this.checkTime(node, fs.fstatSync(d.fd, { bigint: true }).mtimeNs, d.shown);
     } catch (e) {
       this.warn(errnoCode(e) ?? 'SNAP_IO', d.shown, `metadata not restored: ${(e as Error).message}`);
