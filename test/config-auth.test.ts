@@ -3,7 +3,7 @@
 // "plain", without snap refusing the repository (SNAP_BAD_CONFIG) before any work. Real files, the
 // CLI as built, a private cache per case (so what catches a change is the key file, unless the
 // case is about what this machine remembers).
-import { createHash } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, randomBytes, scryptSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -268,6 +268,39 @@ describe('repositories made before configs were authenticated (format 2 vector o
     writeConfig(repo, { ...readConfig(repo), packSize: 1 });
     const fresh = path.join(tmpDir('snap-config-auth-cache-'), 'cache');
     expectRefused(run(repo, fresh, ['list'], { password: 'upgraded-password' }), /failed authentication/);
+  });
+
+  it('after key passwd with the same password, an old key file the password opens does not make a changed config pass', () => {
+    const { repo, cache } = copyOf(VECTOR);
+    const configId = readConfig(repo).id;
+    const [oldKey] = fs.readdirSync(path.join(repo, 'keys'));
+    const samePw = path.join(path.dirname(repo), 'same-pw');
+    fs.writeFileSync(samePw, VECTOR_PASSWORD + '\n');
+    ok(run(repo, cache, ['key', 'passwd', '--new-password-file', samePw], { password: VECTOR_PASSWORD }));
+    expect(fs.readdirSync(path.join(repo, 'keys'))).not.toContain(oldKey);
+    // The host kept an old key file of this password. Made here from the document (format.md, "Key
+    // files") under the id 000...0, so that it is the first one a reader tries.
+    const old = JSON.parse(fs.readFileSync(path.join(VECTOR, 'keys', oldKey!), 'utf8')) as { kdf: { N: number; r: number; p: number; salt: string }; nonce: string; sealed: string };
+    const kek = scryptSync(VECTOR_PASSWORD, Buffer.from(old.kdf.salt, 'base64'), 32, { N: old.kdf.N, r: old.kdf.r, p: old.kdf.p, maxmem: 256 * 1024 * 1024 });
+    const sealed = Buffer.from(old.sealed, 'base64');
+    const open = createDecipheriv('aes-256-gcm', kek, Buffer.from(old.nonce, 'base64'));
+    open.setAAD(Buffer.from(`snap-key v1 ${configId} ${oldKey}`));
+    open.setAuthTag(sealed.subarray(sealed.length - 16));
+    const payload = Buffer.concat([open.update(sealed.subarray(0, sealed.length - 16)), open.final()]);
+    expect(Object.keys(JSON.parse(payload.toString()) as object).sort()).toEqual(['dataKey', 'gearSeed', 'idKey']); // no config digest
+    const planted = '0'.repeat(32);
+    const nonce = randomBytes(12);
+    const seal = createCipheriv('aes-256-gcm', kek, nonce);
+    seal.setAAD(Buffer.from(`snap-key v1 ${configId} ${planted}`));
+    const body = Buffer.concat([seal.update(payload), seal.final(), seal.getAuthTag()]);
+    fs.writeFileSync(path.join(repo, 'keys', planted), JSON.stringify({ ...old, nonce: nonce.toString('base64'), sealed: body.toString('base64') }, null, 2) + '\n');
+    // Both key files open with the password; the one that vouches for the config is used.
+    const fresh = path.join(tmpDir('snap-config-auth-cache-'), 'cache');
+    expect(JSON.parse(ok(run(repo, fresh, ['--json', 'check'], { password: VECTOR_PASSWORD })).stdout)).toMatchObject({ ok: true, config_authenticated: true });
+    // And so a changed config is refused, even on a machine that never saw the repository.
+    writeConfig(repo, { ...readConfig(repo), compression: { codec: 'none', level: 0 } });
+    const fresh2 = path.join(tmpDir('snap-config-auth-cache-'), 'cache');
+    expectRefused(run(repo, fresh2, ['list'], { password: VECTOR_PASSWORD }), /failed authentication/);
   });
 });
 

@@ -202,6 +202,7 @@ export async function unlock(backend: Backend, repoId: string, password: Buffer,
   const ids = await keyIds(backend);
   if (ids.length === 0) throw new SnapError('SNAP_BAD_CONFIG', 'the repository is encrypted but holds no key file (keys/): it cannot be opened');
   const damaged: string[] = [];
+  let fallback: Unlocked | undefined;
   for (const id of ids) {
     let f: KeyFile;
     try {
@@ -224,8 +225,12 @@ export async function unlock(backend: Backend, repoId: string, password: Buffer,
     if (vouched !== undefined && vouched !== config.digest) {
       throw configTampered(config.where, `its bytes are not those key file ${id} was sealed with (SHA-256 ${config.digest.slice(0, 16)}..., expected ${vouched.slice(0, 16)}...)`);
     }
-    return { master, keyId: id, config: config.digest, authenticated: vouched !== undefined };
+    if (vouched !== undefined) return { master, keyId: id, config: config.digest, authenticated: true };
+    // A key file of before configs were authenticated: used only if no key file this password
+    // opens vouches for the config (a host may have put back an old key file the password opens).
+    fallback ??= { master, keyId: id, config: config.digest, authenticated: false };
   }
+  if (fallback) return fallback;
   // Not one key file could be tried: that is damage (or a failed read), not a wrong password.
   if (damaged.length === ids.length) throw new SnapError('SNAP_CORRUPT', `no key file of the repository can be read: ${damaged.join('; ')}`);
   const also = damaged.length > 0 ? ` (and ${damaged.length} key file(s) are damaged: ${damaged.join('; ')})` : '';
