@@ -6,8 +6,9 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes, scryptSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { snap, tmpDir, type RunResult } from './helpers/cli.js';
+import { TestSshd, sshdMissing } from './helpers/sshd.js';
 
 const PASSWORD = 'config-auth-Password-5521';
 const VECTOR = path.join(import.meta.dirname, 'vectors', 'v2', 'repo-unauthenticated');
@@ -336,4 +337,46 @@ describe('plain repositories', () => {
     ok(run(repo, cache, ['init'], { noPassword: true }));
     expect(ok(run(repo, cache, ['list'], { noPassword: true })).stdout).toMatch(/no snapshots/);
   });
+});
+
+describe('on remote storage (SFTP, a real OpenSSH server)', () => {
+  const missing = sshdMissing();
+  let sshd: TestSshd | undefined;
+  beforeAll(async () => {
+    if (!missing) sshd = await TestSshd.start();
+  }, 300_000);
+  afterAll(async () => {
+    await sshd?.close();
+  });
+
+  it('a changed packSize, and a config rewritten to say plain, are refused before any work', (ctx) => {
+    if (!sshd) return ctx.skip();
+    const dir = tmpDir('snap-config-auth-sftp-');
+    const cache = path.join(dir, 'cache');
+    const folder = path.join(sshd.dir, `config-auth-${path.basename(dir)}`);
+    const repo = sshd.location(folder);
+    const env = { SNAP_SSH_COMMAND: `ssh -F ${sshd.clientConfig()}` };
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'f'), 'remote data\n');
+    ok(run(repo, cache, ['init'], { env })); // encrypted: the default for a remote repository
+    ok(run(repo, cache, ['create', src], { env }));
+    const original = fs.readFileSync(path.join(folder, 'config'));
+    const c = readConfig(folder);
+    c.packSize = 1;
+    writeConfig(folder, c);
+    const before = state(folder);
+    const fresh = path.join(dir, 'fresh-cache');
+    expectRefused(run(repo, fresh, ['create', src], { env }), /failed authentication/);
+    expect(state(folder)).toEqual(before);
+
+    const plain = { ...JSON.parse(original.toString()), version: 1, hash: 'sha256', chunker: { ...c.chunker, gearSeed: 'cd'.repeat(32) } } as Record<string, unknown>;
+    delete plain.encryption;
+    writeConfig(folder, plain);
+    expectRefused(run(repo, fresh, ['create', src], { env, noPassword: true }), /it holds key files/);
+    fs.rmSync(path.join(folder, 'keys'), { recursive: true });
+    const withoutKeys = state(folder);
+    expectRefused(run(repo, cache, ['create', src], { env, noPassword: true }), /this machine opened an encrypted repository here/);
+    expect(state(folder)).toEqual(withoutKeys);
+  }, 300_000);
 });
