@@ -194,13 +194,17 @@ describe('snap copy re-identifies objects between differently keyed repositories
     const enc = path.join(base, 'enc');
     const pw = { ...env, SNAP_PASSWORD: 'kill-test-pw' };
     run(['--repo', plain, 'init'], env);
-    run(['--repo', enc, 'init', '--encrypt'], pw);
-    // Small packs (the config is not sealed), so packs land long before the copy ends.
-    const configPath = path.join(enc, 'config');
-    const config = JSON.parse(fs.readFileSync(configPath, 'utf8')) as { packSize: number };
-    config.packSize = 256 * 1024;
-    fs.chmodSync(configPath, 0o600);
-    fs.writeFileSync(configPath, JSON.stringify(config, null, 2) + '\n');
+    // Small packs, so packs land long before the copy ends. The config of an encrypted repository is
+    // authenticated by its key file (a config changed afterwards is refused), so the repository is
+    // made with them: in-process, as the CLI's init has no pack size option.
+    const { Repository } = await import('../src/repo/repository.js');
+    const cache = path.join(env.XDG_CACHE_HOME!, 'snap');
+    const made = await Repository.init(
+      enc,
+      { sink: {}, encrypt: { password: Buffer.from(pw.SNAP_PASSWORD), scrypt: { N: 1024, r: 8, p: 1 } }, indexCache: path.join(cache, 'index'), known: path.join(cache, 'known') },
+      { packSize: 256 * 1024 },
+    );
+    await made.close();
     const src = makeSource(base, 48 * 1024 * 1024);
     run(['--repo', plain, 'create', src], env);
 

@@ -922,3 +922,34 @@ describe('format 1 reader rules', () => {
     expect(raw.excludes.map((x) => typeof x)).toEqual(['string', 'object']);
   });
 });
+
+// Format 2 (encrypted) as snap wrote it before configs were authenticated (test/vectors/v2/): a
+// contract like the format 1 folders. The tampering cases are in test/config-auth.test.ts.
+describe('format 2 vector repository repo-unauthenticated (written by main 72875b3), read by this snap', () => {
+  const V2 = path.join(import.meta.dirname, 'vectors', 'v2');
+  const v2 = (JSON.parse(fs.readFileSync(path.join(V2, 'repos.json'), 'utf8')) as {
+    repositories: Record<string, { password: string; source_root: string; snapshots: string[]; config_sha256: string; files: Record<string, { size: number; sha256: string; content: Content }> }>;
+  }).repositories['repo-unauthenticated']!;
+
+  it('its config is the committed bytes; check --read-data finds it clean; its snapshot restores exactly; nothing in it is rewritten', () => {
+    const repo = path.join(tmpDir('snap-vectors-v2-'), 'repo');
+    fs.cpSync(path.join(V2, 'repo-unauthenticated'), repo, { recursive: true });
+    expect(sha(fs.readFileSync(path.join(repo, 'config')))).toBe(v2.config_sha256);
+    const files = (d: string): string[] => fs.readdirSync(d, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => `${path.join(e.parentPath, e.name)}:${sha(fs.readFileSync(path.join(e.parentPath, e.name)))}`).sort();
+    const before = files(repo);
+    const env = { XDG_CACHE_HOME: path.join(path.dirname(repo), 'cache'), SNAP_PASSWORD: v2.password };
+    const check = snap(['--repo', repo, '--json', 'check', '--read-data'], { env });
+    expect(check.code, check.stderr).toBe(0);
+    expect(JSON.parse(check.stdout)).toMatchObject({ ok: true, problems: [], snapshots: v2.snapshots.length, config_authenticated: false });
+    const target = tmpDir('snap-vectors-v2-restore-');
+    const r = snap(['--repo', repo, 'restore', v2.snapshots[0]!.slice(0, 8), target], { env });
+    expect(r.code, r.stderr).toBe(0);
+    for (const [rel, f] of Object.entries(v2.files)) {
+      const bytes = fs.readFileSync(path.join(target, v2.source_root, rel));
+      expect(bytes.length, rel).toBe(f.size);
+      expect(sha(bytes), rel).toBe(f.sha256);
+      expect(sha(contentBytes(f.content)), rel).toBe(f.sha256);
+    }
+    expect(files(repo)).toEqual(before);
+  });
+});

@@ -21,7 +21,9 @@ async function addFor(ctx: Ctx, repo: Repository, o: NewPasswordFlags): Promise<
   const unlocked = encryptedOnly(repo);
   const pw = await newPassword({ file: o.newPasswordFile, command: o.newPasswordCommand }, ctx.cwd, false);
   try {
-    return await addKey(repo.backend, repo.config.id, unlocked.master, pw, { now: repo.clock.now(), scrypt: newKeyScrypt() });
+    // The new key file vouches for the config the repository was opened with (docs/format.md,
+    // "Authenticated config"): so is a repository of before that rule upgraded.
+    return await addKey(repo.backend, repo.config.id, unlocked.master, pw, { now: repo.clock.now(), scrypt: newKeyScrypt(), config: unlocked.config });
   } finally {
     pw.fill(0);
   }

@@ -9,7 +9,7 @@ import { shortId } from '../core/ids.js';
 import { decodeConfig, isEncrypted } from '../model/config.js';
 import type { Backend } from '../backend/backend.js';
 import { EncryptedBackend } from '../backend/encrypted.js';
-import { unlock } from '../repo/keys.js';
+import { configDigest, unlock } from '../repo/keys.js';
 import type { LogRecord } from '../model/oplog.js';
 import { CONFIG } from '../repo/layout.js';
 import { readLog } from '../repo/oplog.js';
@@ -58,8 +58,10 @@ async function showLog(ctx: Ctx, o: { since?: string }): Promise<void> {
   const backend = repoStorage(location);
   try {
     let config;
+    let configBytes: Buffer;
     try {
-      config = decodeConfig(await backend.get(CONFIG), root);
+      configBytes = await backend.get(CONFIG);
+      config = decodeConfig(configBytes, root);
     } catch (e) {
       if (isSnapError(e, 'SNAP_MISSING_OBJECT')) throw new SnapError('SNAP_NO_REPO', `no repository at ${displayPath(root)}`);
       throw e;
@@ -68,7 +70,7 @@ async function showLog(ctx: Ctx, o: { since?: string }): Promise<void> {
     if (isEncrypted(config)) {
       const pw = await ctx.repoOptions().password!();
       try {
-        reader = new EncryptedBackend(backend, (await unlock(backend, config.id, pw)).master);
+        reader = new EncryptedBackend(backend, (await unlock(backend, config.id, pw, { digest: configDigest(configBytes), where: displayPath(root) })).master);
       } finally {
         pw.fill(0);
       }

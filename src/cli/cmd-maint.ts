@@ -54,10 +54,21 @@ export function registerMaint(program: Command, run: Run): void {
 async function check(ctx: Ctx, o: { readData?: boolean; readDataSubset?: string }): Promise<void> {
   const subset: Subset | undefined = o.readDataSubset ? parseSubset(o.readDataSubset) : o.readData ? { kind: 'all' } : undefined;
   const onProblem = ctx.json ? undefined : (p: CheckProblem) => ctx.out(`damage: ${p.message}`);
-  const r = await withRepo(ctx, (repo) => checkRepository(repo, { readData: subset, sink: ctx.sink, onProblem, signal: ctx.signal }));
+  // An encrypted repository's config was authenticated when it opened (else the open was refused),
+  // unless its key file predates that (docs/format.md, "Authenticated config"): said here.
+  let configAuthenticated: boolean | null = null;
+  const r = await withRepo(ctx, (repo) => {
+    configAuthenticated = repo.unlocked ? repo.unlocked.authenticated : null;
+    return checkRepository(repo, { readData: subset, sink: ctx.sink, onProblem, signal: ctx.signal });
+  });
   ctx.sink.done();
-  if (ctx.json) ctx.out(JSON.stringify(checkJson(r, subset), null, 2));
+  if (ctx.json) ctx.out(JSON.stringify({ ...checkJson(r, subset), config_authenticated: configAuthenticated }, null, 2));
   else {
+    if (configAuthenticated === false) {
+      ctx.out(
+        "note: the config is not authenticated: the key file this password opens was written before snap authenticated configs, so only this machine's record of it guards it; 'snap key passwd' writes a key file that does",
+      );
+    }
     for (const l of r.leftovers) ctx.out(`leftover: ${l.message}`);
     for (const a of r.affected) {
       const replaced = a.replacement ? `; 'snap repair' replaced it by ${shortId(a.replacement)}` : '';

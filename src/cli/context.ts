@@ -82,6 +82,27 @@ export function cacheRoot(): string {
   return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache'), 'snap');
 }
 
+/** Where this machine remembers the encrypted repositories it opened (repo/known.ts). */
+export function knownDir(): string {
+  return path.join(cacheRoot(), 'known');
+}
+
+/**
+ * Why --repo must be an encrypted repository: its password was given explicitly with
+ * --password-file or --password-command (SNAP_PASSWORD is not: it is often set for every command).
+ * Not for `copy`, whose source takes --repo's password when it has none of its own (the
+ * destination may then be plain), unless the source has its own (--from-password-*).
+ */
+function explicitPassword(opts: GlobalOptions): string | undefined {
+  const given = opts.passwordFile !== undefined ? '--password-file was given' : opts.passwordCommand !== undefined ? '--password-command was given' : undefined;
+  if (!given) return undefined;
+  const o = opts as GlobalOptions & Record<string, unknown>;
+  if (o.allowPlain !== undefined) return undefined;
+  const copying = o.fromRepo !== undefined || o.from !== undefined;
+  if (copying && o.fromPasswordFile === undefined && o.fromPasswordCommand === undefined) return undefined;
+  return given;
+}
+
 export function defaultRepoPath(): string {
   const xdg = process.env.XDG_DATA_HOME;
   return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share'), 'snap');
@@ -131,7 +152,8 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       const password = () => repositoryPassword({ file: opts.passwordFile, command: opts.passwordCommand }, cwd, displayPath(p));
       const indexCache = path.join(cacheRoot(), 'index');
       const opened = ctx.unlocked && openedId ? { repoId: openedId, unlocked: ctx.unlocked } : undefined;
-      return { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner, password, indexCache, opened };
+      const expectEncrypted = explicitPassword(opts);
+      return { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner, password, indexCache, opened, known: knownDir(), expectEncrypted };
     },
     async openRepo(o = {}) {
       const { path: p, isDefault, location } = ctx.repoPath();
@@ -160,7 +182,22 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       const shown = displayPath(location.path);
       const password = () => (o.from ? sourcePassword(o.from, usual, cwd, shown) : repositoryPassword(usual, cwd, shown));
       const indexCache = path.join(cacheRoot(), 'index');
-      return Repository.open(location.path, { sink, lockWaitMs, signal, lock, command: ctx.command, host: ctx.host, owner: ownerPolicy(opts, cwd), remote, password, indexCache });
+      // A source password given explicitly (--from-password-*) says the source is encrypted.
+      const expectEncrypted = o.from?.file !== undefined ? '--from-password-file was given' : o.from?.command !== undefined ? '--from-password-command was given' : undefined;
+      return Repository.open(location.path, {
+        sink,
+        lockWaitMs,
+        signal,
+        lock,
+        command: ctx.command,
+        host: ctx.host,
+        owner: ownerPolicy(opts, cwd),
+        remote,
+        password,
+        indexCache,
+        known: knownDir(),
+        expectEncrypted,
+      });
     },
   };
   return ctx;

@@ -70,6 +70,9 @@ export function buildRecord(ctx: Ctx, args: string[], start: Date, end: Date, ex
  */
 export async function recordOperation(ctx: Ctx, args: string[], start: Date, exitCode: number, error: unknown, o: { always?: boolean } = {}): Promise<void> {
   if (!o.always && !LOGGED_COMMANDS.has(ctx.command) && !ctx.changes.changed) return;
+  // A repository whose config was refused (damaged, changed, or saying "plain" where the repository
+  // is encrypted) gets nothing written: a record written by the config's word could be in the clear.
+  if (error instanceof SnapError && error.code === 'SNAP_BAD_CONFIG') return;
   let location: RepoLocation;
   try {
     location = ctx.repoPath().location;

@@ -4,7 +4,7 @@ export const ErrorCodes = {
   SNAP_USAGE: 'a wrong argument or option',
   SNAP_NO_REPO: 'no repository at the given path',
   SNAP_REPO_EXISTS: 'a repository (or other files) already exists at the path given to init',
-  SNAP_BAD_CONFIG: 'the repository config is missing, unreadable or of an unsupported version',
+  SNAP_BAD_CONFIG: 'the repository config is missing, unreadable, of an unsupported version, or (encrypted repositories) failed authentication',
   SNAP_NOT_FOUND: 'a snapshot, path or object that was asked for does not exist',
   SNAP_AMBIGUOUS: 'a snapshot reference matches more than one snapshot',
   SNAP_CORRUPT: 'repository data failed verification (hash mismatch, undecodable record)',

@@ -3,6 +3,7 @@
 // open one repository; changing a password writes one small file and never touches the data.
 import { SnapError, isSnapError } from '../core/errors.js';
 import { DEFAULT_SCRYPT, deriveKey, GCM_NONCE_BYTES, gcmOpen, gcmSeal, KEY_BYTES, random, type ScryptParams, scryptProblem } from '../core/crypto.js';
+import { createHash } from 'node:crypto';
 import { randomHex } from '../core/ids.js';
 import type { Backend } from '../backend/backend.js';
 
@@ -29,6 +30,15 @@ export interface Unlocked {
   master: MasterKeys;
   /** The key file the password opened. */
   keyId: string;
+  /** The SHA-256 (hex, configDigest) of the config bytes the repository was opened with. */
+  config: string;
+  /**
+   * Whether the opened key file vouches for those bytes (the digest is sealed in it, docs/format.md
+   * "Key files", so only a password holder can have written it). False for a key file written
+   * before snap authenticated configs: the config was then accepted by the rule of docs/format.md,
+   * "Authenticated config".
+   */
+  authenticated: boolean;
 }
 
 export function newMasterKeys(): MasterKeys {
@@ -52,30 +62,47 @@ function keyAd(repoId: string, keyId: string): Buffer {
 interface KeyFile {
   format: 'snap-key';
   v: 1;
+  /**
+   * The repository id this key file was made for (the id in its associated data), so a reader can
+   * open it even when the config's id was changed and then tell that the config was changed.
+   * Absent from key files written before snap authenticated configs: their associated data holds
+   * the config's id.
+   */
+  repo?: string;
   created: string;
   kdf: { algorithm: 'scrypt'; N: number; r: number; p: number; salt: string };
   nonce: string;
   sealed: string;
 }
 
-/** Write a new key file for `password`; returns its id. */
+/** The SHA-256 of a config's bytes as key files record it (lowercase hex). */
+export function configDigest(configBytes: Uint8Array): string {
+  return createHash('sha256').update(configBytes).digest('hex');
+}
+
+/**
+ * Write a new key file for `password`; returns its id. `config` is the SHA-256 (configDigest) of
+ * the repository's config bytes: sealed with the master keys, it authenticates the config.
+ */
 export async function addKey(
   backend: Backend,
   repoId: string,
   master: MasterKeys,
   password: Buffer,
-  o: { now: Date; scrypt?: { N: number; r: number; p: number } },
+  o: { now: Date; scrypt?: { N: number; r: number; p: number }; config: string },
 ): Promise<string> {
+  if (!/^[0-9a-f]{64}$/.test(o.config)) throw new SnapError('SNAP_INTERNAL', 'a key file needs the SHA-256 of the config it authenticates');
   const params: ScryptParams = { algorithm: 'scrypt', ...(o.scrypt ?? DEFAULT_SCRYPT), salt: random(32) };
   const kek = await deriveKey(password, params);
   const id = randomHex(16);
   const nonce = random(GCM_NONCE_BYTES);
   const payload = Buffer.from(
-    JSON.stringify({ dataKey: master.dataKey.toString('base64'), idKey: master.idKey.toString('base64'), gearSeed: master.gearSeed }),
+    JSON.stringify({ dataKey: master.dataKey.toString('base64'), idKey: master.idKey.toString('base64'), gearSeed: master.gearSeed, config: o.config }),
   );
   const file: KeyFile = {
     format: 'snap-key',
     v: 1,
+    repo: repoId,
     created: o.now.toISOString(),
     kdf: { algorithm: 'scrypt', N: params.N, r: params.r, p: params.p, salt: params.salt.toString('base64') },
     nonce: nonce.toString('base64'),
@@ -104,12 +131,13 @@ function parseKeyFile(bytes: Buffer, id: string): KeyFile {
   if (typeof f.nonce !== 'string' || Buffer.from(f.nonce, 'base64').length !== GCM_NONCE_BYTES) throw bad('the nonce is not 12 bytes');
   if (typeof f.sealed !== 'string') throw bad('no sealed keys');
   if (typeof f.created !== 'string') throw bad('no creation time');
+  if (f.repo !== undefined && (typeof f.repo !== 'string' || !/^[0-9a-f]{32}$/.test(f.repo))) throw bad('its repository id is not 32 hex digits');
   return f;
 }
 
-function parseMaster(b: Buffer, id: string): MasterKeys {
+function parseMaster(b: Buffer, id: string): MasterKeys & { config?: string } {
   const bad = new SnapError('SNAP_CORRUPT', `key file ${id} holds damaged keys`);
-  let m: { dataKey?: unknown; idKey?: unknown; gearSeed?: unknown };
+  let m: { dataKey?: unknown; idKey?: unknown; gearSeed?: unknown; config?: unknown };
   try {
     m = JSON.parse(b.toString('utf8')) as typeof m;
   } catch {
@@ -119,7 +147,8 @@ function parseMaster(b: Buffer, id: string): MasterKeys {
   const dataKey = Buffer.from(m.dataKey, 'base64');
   const idKey = Buffer.from(m.idKey, 'base64');
   if (dataKey.length !== KEY_BYTES || idKey.length !== KEY_BYTES) throw bad;
-  return { dataKey, idKey, gearSeed: m.gearSeed };
+  if (m.config !== undefined && (typeof m.config !== 'string' || !/^[0-9a-f]{64}$/.test(m.config))) throw bad;
+  return { dataKey, idKey, gearSeed: m.gearSeed, config: m.config };
 }
 
 async function readKeyFile(backend: Backend, id: string): Promise<KeyFile> {
@@ -152,14 +181,28 @@ export async function listKeys(backend: Backend): Promise<(KeyInfo | { id: strin
   return out;
 }
 
+/** The config's bytes differ from those a key file vouches for: the config was changed after init. */
+export function configTampered(where: string, detail: string): SnapError {
+  return new SnapError(
+    'SNAP_BAD_CONFIG',
+    `the config of the encrypted repository at ${where} failed authentication: ${detail}. It was changed after the repository was made ` +
+      `(by whoever holds the storage, or by damage); nothing was read or written. Put back the config from a copy of the repository`,
+  );
+}
+
 /**
  * Open the master keys with a password: every key file is tried (each costs one derivation,
  * about a second). No key opening is SNAP_WRONG_PASSWORD; the password is never part of a message.
+ * `config` is the SHA-256 of the config bytes read (configDigest): a key file that opens and vouches
+ * for other bytes means the config was changed, SNAP_BAD_CONFIG (configTampered), whatever its id
+ * says. A key file written before configs were authenticated vouches for nothing (Unlocked.config
+ * is then undefined and the caller applies the rule for those).
  */
-export async function unlock(backend: Backend, repoId: string, password: Buffer): Promise<Unlocked> {
+export async function unlock(backend: Backend, repoId: string, password: Buffer, config: { digest: string; where: string }): Promise<Unlocked> {
   const ids = await keyIds(backend);
   if (ids.length === 0) throw new SnapError('SNAP_BAD_CONFIG', 'the repository is encrypted but holds no key file (keys/): it cannot be opened');
   const damaged: string[] = [];
+  let fallback: Unlocked | undefined;
   for (const id of ids) {
     let f: KeyFile;
     try {
@@ -170,12 +213,24 @@ export async function unlock(backend: Backend, repoId: string, password: Buffer)
       continue;
     }
     const kek = await deriveKey(password, { algorithm: 'scrypt', N: f.kdf.N, r: f.kdf.r, p: f.kdf.p, salt: Buffer.from(f.kdf.salt, 'base64') });
-    const payload = gcmOpen(kek, Buffer.from(f.nonce, 'base64'), Buffer.from(f.sealed, 'base64'), keyAd(repoId, id));
+    // A key file that names its repository is bound to that id (the config's may have been changed).
+    const payload = gcmOpen(kek, Buffer.from(f.nonce, 'base64'), Buffer.from(f.sealed, 'base64'), keyAd(f.repo ?? repoId, id));
     if (!payload) continue;
-    const master = parseMaster(payload, id);
+    const { config: vouched, ...master } = parseMaster(payload, id);
     payload.fill(0);
-    return { master, keyId: id };
+    if (f.repo !== undefined && vouched === undefined) throw new SnapError('SNAP_CORRUPT', `key file ${id} holds damaged keys (no config digest)`);
+    if (f.repo !== undefined && f.repo !== repoId) {
+      throw configTampered(config.where, `its id is ${repoId} but key file ${id} was made for repository ${f.repo}`);
+    }
+    if (vouched !== undefined && vouched !== config.digest) {
+      throw configTampered(config.where, `its bytes are not those key file ${id} was sealed with (SHA-256 ${config.digest.slice(0, 16)}..., expected ${vouched.slice(0, 16)}...)`);
+    }
+    if (vouched !== undefined) return { master, keyId: id, config: config.digest, authenticated: true };
+    // A key file of before configs were authenticated: used only if no key file this password
+    // opens vouches for the config (a host may have put back an old key file the password opens).
+    fallback ??= { master, keyId: id, config: config.digest, authenticated: false };
   }
+  if (fallback) return fallback;
   // Not one key file could be tried: that is damage (or a failed read), not a wrong password.
   if (damaged.length === ids.length) throw new SnapError('SNAP_CORRUPT', `no key file of the repository can be read: ${damaged.join('; ')}`);
   const also = damaged.length > 0 ? ` (and ${damaged.length} key file(s) are damaged: ${damaged.join('; ')})` : '';

@@ -12,7 +12,8 @@ import { displayPath, fsPath } from '../core/bytes.js';
 import { randomHex, sha256, toHex } from '../core/ids.js';
 import { hmacSha256 } from '../core/crypto.js';
 import { EncryptedBackend } from '../backend/encrypted.js';
-import { addKey, newMasterKeys, type Unlocked, unlock } from './keys.js';
+import { addKey, configDigest, configTampered, KEYS, newMasterKeys, type Unlocked, unlock } from './keys.js';
+import { forgetKnown, type KnownRepo, readKnown, writeKnown } from './known.js';
 import type { Clock } from '../core/clock.js';
 import { AppendOnlyBackend, appendOnlyError } from '../backend/append-only.js';
 import { systemClock } from '../core/clock.js';
@@ -77,6 +78,16 @@ export interface RepoOptions {
    * the repository (the index holds source paths and snapshot records in the clear).
    */
   indexCache?: string;
+  /**
+   * The folder where this machine remembers the encrypted repositories it opened (repo/known.ts):
+   * a config that changed since, or that now says "plain", is refused. Unchecked when absent.
+   */
+  known?: string;
+  /**
+   * Why the caller expects an encrypted repository (a password was given for it explicitly): one
+   * whose config says it is plain is then refused, not used in the clear.
+   */
+  expectEncrypted?: string;
   /** init only: create an encrypted repository (format 2) whose first key opens with this password. */
   encrypt?: { password: Buffer; scrypt?: { N: number; r: number; p: number } };
 }
@@ -231,15 +242,23 @@ export class Repository {
         };
     let backend = storage(abs, o);
     let unlocked: Unlocked | undefined;
+    const configBytes = encodeConfig(config);
+    const digest = configDigest(configBytes);
     if (o.encrypt) {
-      // The key file first: a config without one could never be opened.
+      // The key file first: a config without one could never be opened. It vouches for the
+      // config's bytes (their SHA-256 is sealed in it): docs/format.md, "Authenticated config".
       const master = newMasterKeys();
-      const keyId = await addKey(backend, config.id, master, o.encrypt.password, { now: clock.now(), scrypt: o.encrypt.scrypt });
-      unlocked = { master, keyId };
+      const keyId = await addKey(backend, config.id, master, o.encrypt.password, { now: clock.now(), scrypt: o.encrypt.scrypt, config: digest });
+      unlocked = { master, keyId, config: digest, authenticated: true };
       backend = new EncryptedBackend(backend, master);
     }
-    if (!(await backend.putIfAbsent(CONFIG, encodeConfig(config)))) {
+    if (!(await backend.putIfAbsent(CONFIG, configBytes))) {
       throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
+    }
+    // A new repository at this location: what this machine knew of an earlier one there is void.
+    if (o.known) {
+      if (unlocked) await remember(o, abs, config, unlocked, undefined, clock.now());
+      else await forgetKnown(o.known, abs).catch(() => {});
     }
     return Repository.openWith(abs, backend, config, { ...o, lockWaitMs: o.lockWaitMs ?? 0 }, true, unlocked);
   }
@@ -291,25 +310,61 @@ export class Repository {
       if (o.remote) await backend.close().catch(() => {});
       throw e;
     }
-    if (!isEncrypted(config)) return Repository.openWith(abs, backend, config, o);
+    const digest = configDigest(configBytes);
+    const known = o.known ? readKnown(o.known, abs) : undefined;
+    if (!isEncrypted(config)) {
+      try {
+        await refusePlainClaim(backend, shown, known, o.expectEncrypted);
+      } catch (e) {
+        if (o.remote) await backend.close().catch(() => {});
+        throw e;
+      }
+      return Repository.openWith(abs, backend, config, o);
+    }
     if (o.opened && o.opened.repoId === config.id) {
+      if (o.opened.unlocked.config !== digest) {
+        if (o.remote) await backend.close().catch(() => {});
+        throw configTampered(shown, 'its bytes changed since this process opened the repository (a config never changes)');
+      }
       return Repository.openWith(abs, new EncryptedBackend(backend, o.opened.unlocked.master), config, o, false, o.opened.unlocked);
     }
-    // The password is tried before anything else is read, locked or written.
+    // The password is tried before anything else is read, locked or written; so is the config.
     let unlocked: Unlocked;
     try {
+      // A config whose id this machine knows with other bytes was changed: a config never changes.
+      if (known && known.record.id === config.id && known.record.config !== digest) {
+        throw configTampered(shown, `its bytes differ from those this machine saw when it first opened the repository (${known.record.since}; recorded in ${known.file})`);
+      }
       if (!o.password) throw new SnapError('SNAP_NO_PASSWORD', `the repository at ${shown} is encrypted and no password was given`);
       const password = await o.password();
       try {
-        unlocked = await unlock(backend, config.id, password);
+        unlocked = await unlock(backend, config.id, password, { digest, where: shown });
+      } catch (e) {
+        // A changed id makes the key files of before configs were authenticated fail to open (their
+        // associated data holds the config's id): say what this machine knows.
+        if (isSnapError(e, 'SNAP_WRONG_PASSWORD') && known && known.record.id !== config.id) {
+          throw configTampered(
+            shown,
+            `its id is ${config.id}, but the repository this machine opened here had id ${known.record.id} (recorded in ${known.file}), and the password opens no key file for the new id. ` +
+              `If the password is right, the config's id was changed; if a new repository was made here, delete that file`,
+          );
+        }
+        throw e;
       } finally {
         password.fill(0);
+      }
+      // A key file from before configs were authenticated vouches for nothing: the config is taken
+      // as this machine first saw it, and refused once it differs (the check above, or here for a
+      // record of another id: a new repository here needs a key file that vouches for its config).
+      if (!unlocked.authenticated && known && known.record.config !== digest) {
+        throw configTampered(shown, `its bytes differ from those this machine saw when it first opened the repository here (recorded in ${known.file}), and its key file (written before snap authenticated configs) cannot tell whether the new ones are genuine`);
       }
     } catch (e) {
       // A remote backend's connection (an ssh session) would keep the process alive.
       if (o.remote) await backend.close().catch(() => {});
       throw e;
     }
+    await remember(o, abs, config, unlocked, known?.record, (o.clock ?? systemClock).now());
     return Repository.openWith(abs, new EncryptedBackend(backend, unlocked.master), config, o, false, unlocked);
   }
 
@@ -675,6 +730,45 @@ export class Repository {
     this.cachedEntries += nodes.length;
     return nodes;
   }
+}
+
+/**
+ * A config that says "plain" (format 1) where there are signs of an encrypted repository: refused,
+ * so a storage host cannot make snap write backups in the clear by rewriting the config
+ * (docs/format.md, "Authenticated config"). The signs: this machine opened an encrypted repository
+ * here before; key files under keys/ (a plain repository has none); a password given for it.
+ */
+async function refusePlainClaim(backend: Backend, shown: string, known: { record: KnownRepo; file: string } | undefined, expectEncrypted: string | undefined): Promise<void> {
+  const refuse = (why: string): SnapError =>
+    new SnapError(
+      'SNAP_BAD_CONFIG',
+      `the config of the repository at ${shown} says it is a plain (unencrypted) repository, but ${why}: the config was changed by whoever holds the storage, ` +
+        `or the repository was replaced. Refusing to use it in the clear; nothing was read or written`,
+    );
+  if (known && known.record.version === ENCRYPTED_FORMAT_VERSION) {
+    throw refuse(`this machine opened an encrypted repository here (id ${known.record.id}, since ${known.record.since}; if you replaced it with a plain one yourself, delete ${known.file})`);
+  }
+  for await (const b of backend.list(KEYS)) {
+    throw refuse(`it holds key files of an encrypted repository (${b.name})`);
+  }
+  if (expectEncrypted) throw refuse(`${expectEncrypted}: a password is for an encrypted repository`);
+}
+
+/** Record (or update) what this machine knows of an encrypted repository it opened (repo/known.ts). Best effort. */
+async function remember(o: RepoOptions, location: string, config: RepoConfig, unlocked: Unlocked, before: KnownRepo | undefined, now: Date): Promise<void> {
+  if (!o.known) return;
+  if (before && before.id === config.id && before.config === unlocked.config && (before.authenticated || !unlocked.authenticated)) return;
+  const record = {
+    location,
+    id: config.id,
+    version: config.version,
+    config: unlocked.config,
+    authenticated: unlocked.authenticated,
+    since: before && before.id === config.id ? before.since : now.toISOString(),
+  };
+  await writeKnown(o.known, record).catch((e: unknown) => {
+    o.sink.info?.(`could not record the repository in ${o.known} (${e instanceof Error ? e.message : String(e)}); a changed config is still caught by its key file`);
+  });
 }
 
 /**
