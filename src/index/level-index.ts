@@ -142,6 +142,15 @@ export class LevelIndex implements LocationIndex {
     await this.kv.write([[key(K_META, name), Buffer.from(value)]], sync);
   }
 
+  /** Note that the packs of the repository's index file `id` are in this index (repo/index-files.ts). */
+  async markIndexFileSeen(id: string): Promise<void> {
+    await this.setMeta(`seen:${id}`, '1');
+  }
+
+  async isIndexFileSeen(id: string): Promise<boolean> {
+    return (await this.getMeta(`seen:${id}`)) !== undefined;
+  }
+
   async markComplete(repoId: string): Promise<void> {
     await this.setMeta('complete', `${INDEX_VERSION}:${repoId}`, true);
   }
