@@ -11,14 +11,14 @@
 //   and gets index files when written to.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend/backend.js';
 import { LocalBackend } from '../src/backend/local.js';
 import { Repository, type RepoOptions } from '../src/repo/repository.js';
-import { INDEX_FILES, indexFileIdFromName, readIndexFile } from '../src/repo/index-files.js';
+import { INDEX_FILES, decodeIndexFile, encodeIndexFile, indexFileIdFromName, readIndexFile } from '../src/repo/index-files.js';
 import { EncryptedBackend } from '../src/backend/encrypted.js';
-import { packIdFromName } from '../src/store/pack.js';
+import { type PackEntry, packIdFromName } from '../src/store/pack.js';
 import { snap, tmpDir } from './helpers/cli.js';
 import { CountingBackend } from './helpers/counting-backend.js';
 import { expectRestoresExactly, listSnapshots, makeSource, ok, startSnap } from './helpers/remote-e2e.js';
@@ -338,5 +338,35 @@ describe('index files on S3 (radosgw)', () => {
 
   afterAll(async () => {
     await p?.raw.close();
+  });
+});
+
+describe('index file bytes', () => {
+  const entry = (n: number, offset: number): PackEntry => ({ id: Buffer.alloc(32, n), type: n % 2 ? 'tree' : 'blob', offset, length: 10, rawLength: 20, codec: 2 });
+  const packA = { id: 'a'.repeat(64), size: 100, entries: [entry(2, 10), entry(1, 0)] };
+  const packB = { id: 'b'.repeat(64), size: 50, entries: [entry(3, 0)] };
+
+  it('the same packs make the same bytes, whatever their order; they decode to what was written', () => {
+    const one = encodeIndexFile([packB, packA]);
+    const two = encodeIndexFile([packA, { ...packB }]);
+    expect(one).toEqual(two);
+    expect(one.id).toBe(createHash('sha256').update(one.bytes).digest('hex'));
+    // The documented layout: {"v": 1, "packs": [...]}, maps as b9 and a 2-byte count.
+    expect(one.bytes.subarray(0, 6).toString('hex')).toBe('b90002617601');
+    const back = decodeIndexFile(one.bytes, one.id);
+    expect(back.map((p) => [p.id, p.size, p.entries.map((e) => e.offset)])).toEqual([[packA.id, 100, [0, 10]], [packB.id, 50, [0]]]);
+    expect(back[0]!.entries[0]).toEqual(entry(1, 0));
+  });
+
+  it('refuses bytes that do not hash to the name, and entries outside the pack data', () => {
+    const { id, bytes } = encodeIndexFile([packA]);
+    const changed = Buffer.from(bytes);
+    changed[changed.length - 1] ^= 1;
+    expect(() => decodeIndexFile(changed, id)).toThrow(/does not match its name/);
+    // 100 bytes of pack: the data part ends at 88 (12 bytes of trailer); an entry to 98 is impossible.
+    const past = encodeIndexFile([{ ...packA, entries: [entry(1, 88)] }]);
+    expect(() => decodeIndexFile(past.bytes, past.id)).toThrow(/extends past the pack's data/);
+    const notCbor = Buffer.from('not an index file');
+    expect(() => decodeIndexFile(notCbor, createHash('sha256').update(notCbor).digest('hex'))).toThrow(/index file/);
   });
 });

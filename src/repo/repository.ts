@@ -454,7 +454,7 @@ export class Repository {
     for await (const p of this.index.packs()) known.add(p.id);
     const stored = await this.storedPacks();
     const fresh = new Map([...stored].filter(([id]) => !known.has(id)));
-    const r = await this.takeInPacks(fresh, (packId, name, e) => {
+    const r = await this.takeInPacks(fresh, stored, (packId, name, e) => {
       this.sink.warn?.({ code: e.code, path: name, message: `pack ${packId.slice(0, 12)} skipped: ${e.message}` });
     });
     // What is known but not stored is gone from the repository (a gc elsewhere): its entries go, and
@@ -490,9 +490,13 @@ export class Repository {
    * local repositories), packs of a damaged index file. A damaged or unreadable index file is never
    * fatal: said as a notice (`snap check` reports it, `snap index rebuild` rewrites it).
    * `onSkip` is told of a pack whose header is damaged or that vanished; other failures throw.
+   * `stored` is the whole listing of `data/`: an index file naming a pack it lacks (written after
+   * the listing, with a pack the listing missed; or naming a pack a gc deleted) is not noted as
+   * taken in, so a later catch-up reads it again rather than that pack's header.
    */
   private async takeInPacks(
     fresh: Map<string, number>,
+    stored: Map<string, number>,
     onSkip: (packId: string, name: string, e: SnapError) => void,
     o: { indexFiles?: boolean; signal?: AbortSignal } = {},
   ): Promise<{ added: number; objects: number; fromIndexFiles: number }> {
@@ -510,15 +514,27 @@ export class Repository {
           this.sink.info?.(`${e.message}; the packs it lists are read from their headers instead ('snap check' reports it, 'snap index rebuild' rewrites it)`);
           return;
         }
+        let complete = true;
+        const batch: IndexedPack[] = [];
+        let batchEntries = 0;
+        const write = async (): Promise<void> => {
+          const b = batch.splice(0);
+          batchEntries = 0;
+          await this.index.addPacks(b);
+        };
         for (const p of packs) {
+          if (!stored.has(p.id)) complete = false;
           if (fresh.get(p.id) !== p.size) continue; // known already, gone, or not what storage holds
           fresh.delete(p.id);
-          await this.index.addPack(p.id, p.size, p.entries);
+          batch.push(p);
+          batchEntries += p.entries.length + 1;
           added++;
           fromIndexFiles++;
           objects += p.entries.length;
+          if (batchEntries >= 10_000) await write();
         }
-        await this.index.markIndexFileSeen(fileId);
+        await write();
+        if (complete) await this.index.markIndexFileSeen(fileId);
       };
       try {
         for (const fileId of await listIndexFiles(this.backend)) {
@@ -649,7 +665,7 @@ export class Repository {
     this.cachedEntries = 0;
     const found: string[] = [];
     const stored = await this.storedPacks(signal);
-    const r = await this.takeInPacks(stored, (packId, name, e) => {
+    const r = await this.takeInPacks(new Map(stored), stored, (packId, name, e) => {
       const msg = `pack ${packId.slice(0, 12)} skipped: ${e.message}`;
       found.push(msg);
       this.sink.warn?.({ code: e.code, path: name, message: msg });
@@ -679,7 +695,7 @@ export class Repository {
     for await (const p of this.index.packs()) known.add(p.id);
     const stored = await this.storedPacks();
     const fresh = new Map([...stored].filter(([id]) => !known.has(id)));
-    const { added } = await this.takeInPacks(fresh, (packId, _name, e) => {
+    const { added } = await this.takeInPacks(fresh, stored, (packId, _name, e) => {
       // Said as a notice, not a warning: it would come with every command until 'snap repair'.
       this.sink.info?.(`pack ${packId.slice(0, 12)} left out of the index: ${e.message} ('snap check --read-data' reports it, 'snap repair' moves it aside)`);
     });
