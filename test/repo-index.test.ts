@@ -284,7 +284,7 @@ describe('index files on a local encrypted repository', () => {
     await damagedIndexFile(p, async (name) => {
       const file = path.join(p.repo, name);
       const b = fs.readFileSync(file);
-      b[b.length - 20] ^= 0x01;
+      b[b.length - 20] = b[b.length - 20]! ^ 0x01;
       fs.writeFileSync(file, b);
     }, srcs.srcB);
   }, 300_000);
@@ -314,7 +314,7 @@ describe('index files on S3 (radosgw)', () => {
     if (unavailable()) return ctx.skip();
     await damagedIndexFile(p, async (name) => {
       const b = await p.raw.get(name);
-      b[b.length - 20] ^= 0x01;
+      b[b.length - 20] = b[b.length - 20]! ^ 0x01;
       await p.raw.put(name, b);
     }, srcs.srcB);
   }, 300_000);
@@ -381,7 +381,7 @@ describe('index file bytes', () => {
   it('refuses bytes that do not hash to the name, and entries outside the pack data', () => {
     const { id, bytes } = encodeIndexFile([packA]);
     const changed = Buffer.from(bytes);
-    changed[changed.length - 1] ^= 1;
+    changed[changed.length - 1] = changed[changed.length - 1]! ^ 1;
     expect(() => decodeIndexFile(changed, id)).toThrow(/does not match its name/);
     // 100 bytes of pack: the data part ends at 88 (12 bytes of trailer); an entry to 98 is impossible.
     const past = encodeIndexFile([{ ...packA, entries: [entry(1, 88)] }]);
