@@ -1,6 +1,5 @@
 // Regression tests for issue 10's restore defects, each named after the defect (the others are in
 // defects.test.ts): the built CLI on real files, a real repository, real signals.
-import { expectRestoredTime } from './helpers/times.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -9,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, ROOT, snap, type RunResult, tmpDir } from './helpers/cli.js';
 import { cleanupScratch, lockFiles } from './helpers/maint.js';
 import { craftSnapshot, fileNode } from './helpers/craft.js';
+import { expectRestoredTime } from './helpers/times.js';
 
 afterAll(() => cleanupScratch());
 
@@ -167,5 +167,26 @@ describe('defect 9: snap restore latest /proc/x hung at 80% CPU', () => {
     ok(['--repo', repo, 'restore', 'latest', target]);
     expect(fs.readFileSync(path.join(target, src, 'f'), 'utf8')).toBe('x');
     expect(fs.statSync(path.join(target, '..')).mode & 0o777).toBe(0o700);
+  });
+});
+
+describe('check: a file whose chunks do not add up to its recorded size', () => {
+  it('is damage check names with its snapshot and path (restore refuses that file); the rest stays clean', async () => {
+    const repo = initRepo();
+    const id = await craftSnapshot(repo, async (c) => {
+      const sub = await c.tree([await fileNode(c, 'short', 'twelve bytes', { size: 4096 }), await fileNode(c, 'fine', 'fine\n')]);
+      return c.tree([{ ...(await fileNode(c, 'x', '')), name: Buffer.from('dir'), type: 'dir', size: 0, chunks: undefined, tree: sub }]);
+    });
+    const c = snap(['--repo', repo, 'check']);
+    expect(c.code, c.stderr).toBe(1);
+    expect(c.stdout).toMatch(/file "short" in tree [0-9a-f]{16} records 4096 bytes but its chunks hold 12: restore refuses it/);
+    expect(c.stdout).toContain(id.slice(0, 8));
+    expect(c.stdout).toContain('/dir/short');
+    expect(c.stdout).not.toContain('/dir/fine');
+    expect(c.stdout).not.toMatch(/no damage found/);
+    const target = tmpDir();
+    const r = snap(['--repo', repo, 'restore', id, target]);
+    expect(r.stderr).toMatch(/short: chunks hold 12 bytes but the file has 4096; not restored/);
+    expect(fs.readFileSync(path.join(target, 'dir', 'fine'), 'utf8')).toBe('fine\n');
   });
 });

@@ -5,7 +5,6 @@
 // - the current code must still write the same bytes, read the vector repositories, find them
 //   clean and restore them exactly.
 // A change that breaks compatibility with format 1 repositories fails here.
-import { expectRestoredTime } from './helpers/times.js';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { decompress as fzstdDecompress } from 'fzstd';
@@ -27,6 +26,7 @@ import { fmtTime } from '../src/ops/export/verify.js';
 import { snap, tmpDir } from './helpers/cli.js';
 import { craftSnapshot, node as craftNode } from './helpers/craft.js';
 import { type Content, contentBytes } from './vectors/content.js';
+import { expectRestoredTime } from './helpers/times.js';
 
 const VECTORS = path.join(import.meta.dirname, 'vectors', 'v1');
 const readJson = <T>(name: string): T => JSON.parse(fs.readFileSync(path.join(VECTORS, name), 'utf8')) as T;

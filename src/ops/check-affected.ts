@@ -33,7 +33,11 @@ interface Under {
 const CLEAN: Under = { hits: [], count: 0 };
 const SLASH = Buffer.from('/');
 
-export async function findAffected(src: TreeSource, snaps: StoredSnapshot[], bad: Set<string>, maxPaths: number): Promise<Affected[]> {
+/**
+ * The snapshots and paths that use a damaged object (`bad`: hex ids), or that are a file whose
+ * entry itself is wrong (`badFiles`: `tree/name` in hex, check's 'file-size').
+ */
+export async function findAffected(src: TreeSource, snaps: StoredSnapshot[], bad: Set<string>, maxPaths: number, badFiles: Set<string> = new Set()): Promise<Affected[]> {
   const memo = new Map<string, Under>();
   const unreadable: Under = { hits: [{ rel: Buffer.alloc(0), dir: true }], count: 1 };
 
@@ -48,10 +52,10 @@ export async function findAffected(src: TreeSource, snaps: StoredSnapshot[], bad
       }
     },
     unreadable: () => unreadable,
-    finish: async (_tree, _hex, nodes) => {
+    finish: async (_tree, hex, nodes) => {
       const res: Under = { hits: [], count: 0 };
       for (const n of nodes) {
-        if (n.type === 'file' && n.chunks?.some((c) => bad.has(toHex(c)))) {
+        if (n.type === 'file' && (n.chunks?.some((c) => bad.has(toHex(c))) || (badFiles.size > 0 && badFiles.has(`${hex}/${n.name.toString('hex')}`)))) {
           res.count++;
           if (res.hits.length < maxPaths) res.hits.push({ rel: n.name, dir: false });
         } else if (n.type === 'dir' && n.tree) {

@@ -5,6 +5,7 @@
 // With read-data: every selected pack's own hash and every object in it are verified. Finally,
 // for every damaged or missing object, which snapshots and which paths in them are affected.
 import { toHex } from '../core/ids.js';
+import { displayName } from '../core/bytes.js';
 import { isSnapError } from '../core/errors.js';
 import { EncryptedBackend } from '../backend/encrypted.js';
 import type { ProgressSink } from '../core/progress.js';
@@ -24,6 +25,7 @@ export type ProblemKind =
   | 'object-unindexed'
   | 'object-type'
   | 'object-damaged'
+  | 'file-size'
   | 'pack-missing'
   | 'pack-size'
   | 'pack-damaged'
@@ -147,10 +149,38 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
     }
     return true;
   };
+  // Files whose chunks do not add up to their recorded size (restore refuses them): `tree/name` in hex.
+  const badFiles = new Set<string>();
+  const rawLength = async (id: Buffer): Promise<number | undefined> => {
+    try {
+      const loc = await repo.index.lookup(id);
+      return loc?.type === 'blob' ? loc.rawLength : undefined;
+    } catch {
+      return undefined; // reported by locate
+    }
+  };
   await walkTrees(repo, recs.snapshots.map((s) => s.tree), marks, {
     signal: o.signal,
     blob: async (id) => {
       await locate(id, 'blob');
+    },
+    tree: async (id, nodes) => {
+      for (const n of nodes) {
+        if (n.type !== 'file') continue;
+        let sum = 0;
+        for (const c of n.chunks ?? []) {
+          const len = await rawLength(c);
+          if (len === undefined) {
+            sum = -1; // a missing or damaged chunk: reported as such
+            break;
+          }
+          sum += len;
+        }
+        if (sum < 0 || sum === n.size) continue;
+        const hex = toHex(id);
+        badFiles.add(`${hex}/${n.name.toString('hex')}`);
+        problem({ kind: 'file-size', object: hex, message: `file "${displayName(n.name)}" in tree ${hex.slice(0, 16)} records ${n.size} bytes but its chunks hold ${sum}: restore refuses it` });
+      }
     },
     treeError: async (id, e) => {
       if (!(await locate(id, 'tree'))) return; // reported with the pack or the index below
@@ -188,7 +218,7 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
   // The operation log (docs/format.md): every record must parse; it holds no backup data.
   for (const d of (await checkLog(repo.backend, o.signal)).damaged) problem({ kind: 'log-damaged', log: d.name, message: d.message });
 
-  if (bad.size > 0) r.affected = await findAffected(repo, recs.snapshots, bad, o.maxPaths ?? 1000);
+  if (bad.size > 0 || badFiles.size > 0) r.affected = await findAffected(repo, recs.snapshots, bad, o.maxPaths ?? 1000, badFiles);
   return r;
 }
 

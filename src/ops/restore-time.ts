@@ -1,6 +1,6 @@
 // The times restore sets. Node's utimes takes seconds as a double and libuv turns it into a
 // timespec: whole seconds toward zero, then the fraction times 1e9 toward zero. Before libuv 1.52
-// (Node 20, 22, 24) it then truncated that to whole microseconds; from 1.52 (Node 26) it keeps the
+// (Node 20 and 22 as of 2026-12) it then truncated that to whole microseconds; from 1.52 (Node 24.22 and 26) it keeps the
 // nanoseconds, so the time set is as close as a double of that size allows (238 ns apart for times
 // of today). Node turns a negative number into the current time without a word (issue 10, defect
 // 2: files dated before 1970 got the time of the restore) but passes a numeric string on unchanged.

@@ -1,6 +1,6 @@
 // What a restored time must be on this Node line. libuv's utimes takes seconds as a double: before
-// libuv 1.52 (Node 20, 22, 24) it truncates them to whole microseconds, so restore sets the recorded
-// microsecond exactly; from 1.52 (Node 26) it keeps the nanoseconds a double carries, and the
+// libuv 1.52 (Node 20 and 22 as of 2026-12) it truncates them to whole microseconds, so restore sets the recorded
+// microsecond exactly; from 1.52 (Node 24.22 and 26) it keeps the nanoseconds a double carries, and the
 // double restore picks is one the older conversion also takes to the recorded microsecond: from
 // 1970 on within a step of the double of the recorded time, before 1970 at most that microsecond
 // below the recorded microsecond (docs/design.md, "Times"). Either way, within 2 µs.

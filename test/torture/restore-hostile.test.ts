@@ -4,7 +4,6 @@
 // symlinks to root's files: nothing outside the target may change. Crafted snapshots: nesting
 // of 5,000 levels (paths far beyond PATH_MAX), a tree DAG that expands to 2^40 entries, hard
 // links whose recorded contents differ, times before 1970.
-import { expectRestoredTime } from '../helpers/times.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type Crafter, craftSnapshot, fileNode, node } from '../helpers/craft.js';
 import { LONG, cleanupTmp, cli, cliOk, iters, sleep, tmpDir } from './lib.js';
 import { canSetpriv } from '../helpers/cli.js';
+import { expectRestoredTime } from '../helpers/times.js';
 
 afterAll(cleanupTmp);
 
