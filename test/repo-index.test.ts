@@ -18,6 +18,8 @@ import { LocalBackend } from '../src/backend/local.js';
 import { Repository, type RepoOptions } from '../src/repo/repository.js';
 import { INDEX_FILES, decodeIndexFile, encodeIndexFile, indexFileIdFromName, readIndexFile } from '../src/repo/index-files.js';
 import { EncryptedBackend } from '../src/backend/encrypted.js';
+import { checkRepository } from '../src/ops/check.js';
+import { executeGc, planGc } from '../src/ops/gc.js';
 import { type PackEntry, packIdFromName } from '../src/store/pack.js';
 import { snap, tmpDir } from './helpers/cli.js';
 import { CountingBackend } from './helpers/counting-backend.js';
@@ -389,4 +391,96 @@ describe('index file bytes', () => {
     const notCbor = Buffer.from('not an index file');
     expect(() => decodeIndexFile(notCbor, createHash('sha256').update(notCbor).digest('hex'))).toThrow(/index file/);
   });
+});
+
+/** Fails the n-th write or delete (kill -9 at that instant), counting them; reads pass through. */
+class CrashAt extends CountingBackend {
+  calls = 0;
+  constructor(inner: Backend, private readonly failAt: number) {
+    super(inner);
+  }
+  private step(): void {
+    if (this.calls++ === this.failAt) throw new Error(`injected crash at mutating call ${this.failAt}`);
+  }
+  override put(name: string, data: Uint8Array): Promise<void> {
+    this.step();
+    return super.put(name, data);
+  }
+  override putIfAbsent(name: string, data: Uint8Array): Promise<boolean> {
+    this.step();
+    return super.putIfAbsent(name, data);
+  }
+  override putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void> {
+    this.step();
+    return super.putStream(name, source, size);
+  }
+  override delete(name: string): Promise<void> {
+    this.step();
+    return super.delete(name);
+  }
+}
+
+describe('gc with index files stopped at every storage write or delete', () => {
+  it('leaves no damage a fresh client or check sees (index files included), and the next gc compacts to one file', async () => {
+    const p = localEncrypted();
+    const env = p.client();
+    ok(['--repo', p.repo, ...p.init], env);
+    const src = makeSource('ri-gc', 256 * 1024);
+    const first = JSON.parse(ok(['--repo', p.repo, '--json', 'create', src], env).stdout) as { id: string };
+    for (let i = 0; i < 20; i += 3) fs.writeFileSync(path.join(src, 'sub', `f${i}.txt`), randomBytes(20_000));
+    ok(['--repo', p.repo, 'create', src], env);
+    ok(['--repo', p.repo, 'forget', first.id], env);
+    const prepared = p.repo;
+
+    const open = (root: string, failAt: number): Promise<{ repo: Repository; b: () => CrashAt }> => {
+      let b: CrashAt | undefined;
+      return Repository.open(root, {
+        sink: {}, backend: (r) => (b = new CrashAt(new LocalBackend(r), failAt)),
+        password: async () => Buffer.from(PASSWORD), indexCache: path.join(tmpDir('snap-ri-cache-'), 'index'),
+      }).then((repo) => ({ repo, b: () => b! }));
+    };
+    const gc = async (root: string, failAt: number): Promise<{ calls: number; error?: unknown }> => {
+      const { repo, b } = await open(root, failAt);
+      try {
+        const o = { maxUnused: 0, sink: {} };
+        await executeGc(repo, await planGc(repo, o), o);
+        return { calls: b().calls };
+      } catch (error) {
+        return { calls: b().calls, error };
+      } finally {
+        await repo.close();
+      }
+    };
+    /** What a fresh client's check (every pack read) finds. */
+    const damage = async (root: string): Promise<{ problems: string[]; unused: number; leftovers: number }> => {
+      const { repo } = await open(root, -1);
+      try {
+        const r = await checkRepository(repo, { sink: {}, readData: { kind: 'all' } });
+        return { problems: r.problems.map((x) => x.message), unused: r.unusedObjects, leftovers: r.leftovers.length };
+      } finally {
+        await repo.close();
+      }
+    };
+
+    const base = tmpDir('snap-ri-gc-');
+    const dry = path.join(base, 'dry');
+    fs.cpSync(prepared, dry, { recursive: true });
+    const full = await gc(dry, -1);
+    expect(full.error).toBeUndefined();
+    expect(full.calls).toBeGreaterThan(4); // new packs, their index file, the compacted file, deletes
+    const indexFiles = (root: string): string[] => fs.readdirSync(path.join(root, 'packindex')).filter((f) => !f.startsWith('.'));
+    expect([indexFiles(prepared).length, indexFiles(dry).length]).toEqual([2, 1]); // one per backup; compacted
+    for (let n = 0; n < full.calls; n++) {
+      const root = path.join(base, `crash-${n}`);
+      fs.cpSync(prepared, root, { recursive: true });
+      const r = await gc(root, n);
+      expect(String(r.error), `crash at call ${n}`).toMatch(/injected crash/);
+      expect((await damage(root)).problems, `after a crash at call ${n}`).toEqual([]);
+      const again = await gc(root, -1);
+      expect(again.error, `gc after a crash at call ${n}`).toBeUndefined();
+      expect(await damage(root), `after the next gc (crash at call ${n})`).toEqual({ problems: [], unused: 0, leftovers: 0 });
+      expect(indexFiles(root), `index files after the next gc (crash at call ${n})`).toEqual(indexFiles(dry));
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  }, 600_000);
 });
