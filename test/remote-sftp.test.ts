@@ -69,8 +69,9 @@ describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
     expect(snaps).toHaveLength(2);
     expectRestoresExactly(repo, 'latest', src, env);
     expectCheckClean(repo, env);
-    // No index on the server; no lock left behind.
-    expect(fs.readdirSync(dir).sort()).toEqual(['config', 'data', 'locks', 'log', 'snapshots']);
+    // No LevelDB index on the server (only the repository's index files, docs/format.md); no lock left behind.
+    expect(fs.readdirSync(dir).sort()).toEqual(['config', 'data', 'locks', 'log', 'packindex', 'snapshots']);
+    expect(files(dir, 'packindex')).toHaveLength(2); // one per backup
     expect(files(dir, 'locks')).toEqual([]);
 
     ok(['--repo', repo, 'forget', snaps[0]!.id], env);

@@ -63,6 +63,8 @@ export function resultJson(r: GcResult): Record<string, unknown> {
     packs_after: r.packsAfter,
     temp_files_removed: r.tempFilesRemoved,
     damaged_packs_kept: r.damagedKept,
+    index_files_written: r.indexFilesWritten,
+    index_files_removed: r.indexFilesRemoved,
   };
 }
 
@@ -71,6 +73,7 @@ export function resultText(r: GcResult): string {
     `gc: freed ${r.objectsFreed} objects; deleted ${r.packsDeleted} pack(s), rewrote ${r.packsRewritten} into ${r.packsWritten} new pack(s)` +
     (r.packsReindexed ? `, indexed ${r.packsReindexed}` : '') +
     (r.tempFilesRemoved ? `, removed ${r.tempFilesRemoved} temporary file(s)` : '') +
+    (r.indexFilesRemoved ? `, compacted ${r.indexFilesRemoved} index file(s) into ${r.indexFilesWritten}` : '') +
     `\n    repository size ${bytes(r.sizeBefore)} -> ${bytes(r.sizeAfter)} (freed ${bytes(r.bytesFreed)})` +
     (r.damagedKept.length ? `\n    ${r.damagedKept.length} pack(s) with damaged objects kept as they are: run 'snap check --read-data', then 'snap repair --read-data'` : '')
   );

@@ -80,6 +80,7 @@ async function check(ctx: Ctx, o: { readData?: boolean; readDataSubset?: string 
       `checked ${r.snapshots} snapshot(s), ${r.trees} trees, ${r.blobs} file chunks in ${r.packs} pack(s)` +
         (subset ? `; read ${r.packsRead} pack(s) (${bytes(r.bytesRead)}, ${describeSubset(subset)})` : '; data not read (use --read-data)'),
     );
+    if (r.indexFiles > 0) ctx.out(`${r.indexFiles} index file(s)${r.packsWithoutIndexFile > 0 ? `; ${r.packsWithoutIndexFile} pack(s) in none (their headers are read instead: a backup stopped before its index file; the next gc or 'snap index rebuild' covers them)` : ''}`);
     if (r.unusedObjects > 0) ctx.out(`${r.unusedObjects} unused objects (${bytes(r.unusedBytes)}) can be freed with 'snap gc'`);
     if (r.problems.length === 0) ctx.out(r.leftovers.length ? `no damage found (${r.leftovers.length} leftover(s) that 'snap gc' removes)` : 'no damage found');
   }
@@ -108,6 +109,8 @@ function checkJson(r: CheckReport, subset: Subset | undefined): Record<string, u
     bytes_read: r.bytesRead,
     unused_objects: r.unusedObjects,
     unused_bytes: r.unusedBytes,
+    index_files: r.indexFiles,
+    packs_without_index_file: r.packsWithoutIndexFile,
     problems: r.problems,
     leftovers: r.leftovers,
     affected: r.affected,

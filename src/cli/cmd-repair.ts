@@ -49,7 +49,9 @@ async function repair(ctx: Ctx, o: RepairFlags): Promise<void> {
 function repairText(r: RepairReport, o: RepairFlags): string[] {
   const out: string[] = [];
   if (r.index) out.push(`index rebuilt: ${r.index.packs} packs, ${r.index.objects} objects, ${r.index.snapshots} snapshots`);
-  const nothing = r.packs.length === 0 && r.snapshots.length === 0 && r.records.length === 0 && r.logRecords.length === 0;
+  for (const f of r.indexFiles?.damaged ?? []) out.push(`index file ${f} is damaged; ${r.dryRun ? 'would be rewritten' : 'rewritten'} from the pack headers`);
+  if (r.indexFiles && r.indexFiles.written + r.indexFiles.removed > 0) out.push(`index files: ${r.indexFiles.written} written, ${r.indexFiles.removed} removed`);
+  const nothing = r.packs.length === 0 && r.snapshots.length === 0 && r.records.length === 0 && r.logRecords.length === 0 && (r.indexFiles?.damaged.length ?? 0) === 0;
   if (nothing) {
     out.push(`no damage found${o.readData ? '' : ' in the structure (add --read-data to verify every object)'}; nothing to repair`);
     return out;
@@ -87,6 +89,7 @@ function repairJson(r: RepairReport): Record<string, unknown> {
     packs: r.packs.map((p) => ({ pack: p.pack, size: p.size, reason: p.reason, salvaged: p.salvaged, lost: p.lost, quarantined: p.quarantined })),
     records: r.records,
     log_records: r.logRecords,
+    index_files: r.indexFiles ?? null,
     snapshots: r.snapshots.map((s) => ({
       original: s.original,
       time: s.time,

@@ -142,6 +142,15 @@ export class LevelIndex implements LocationIndex {
     await this.kv.write([[key(K_META, name), Buffer.from(value)]], sync);
   }
 
+  /** Note that the packs of the repository's index file `id` are in this index (repo/index-files.ts). */
+  async markIndexFileSeen(id: string): Promise<void> {
+    await this.setMeta(`seen:${id}`, '1');
+  }
+
+  async isIndexFileSeen(id: string): Promise<boolean> {
+    return (await this.getMeta(`seen:${id}`)) !== undefined;
+  }
+
   async markComplete(repoId: string): Promise<void> {
     await this.setMeta('complete', `${INDEX_VERSION}:${repoId}`, true);
   }
@@ -175,13 +184,20 @@ export class LevelIndex implements LocationIndex {
   }
 
   async addPack(packId: string, size: number, entries: PackEntry[]): Promise<void> {
-    const pack = Buffer.from(packId, 'hex');
+    await this.addPacks([{ id: packId, size, entries }]);
+  }
+
+  /** Several packs in one write (an index file's packs: one LevelDB batch instead of one per pack). */
+  async addPacks(packs: { id: string; size: number; entries: PackEntry[] }[]): Promise<void> {
     const ops: KvOp[] = [];
-    for (const e of entries) {
-      ops.push([key(K_OBJECT, e.id), encodeCbor([pack, e.type === 'tree' ? 1 : 0, e.offset, e.length, e.rawLength, e.codec])]);
+    for (const p of packs) {
+      const pack = Buffer.from(p.id, 'hex');
+      for (const e of p.entries) {
+        ops.push([key(K_OBJECT, e.id), encodeCbor([pack, e.type === 'tree' ? 1 : 0, e.offset, e.length, e.rawLength, e.codec])]);
+      }
+      ops.push([key(K_PACK, pack), encodeCbor([p.size, p.entries.length])]);
     }
-    ops.push([key(K_PACK, pack), encodeCbor([size, entries.length])]);
-    await this.kv.write(ops);
+    if (ops.length > 0) await this.kv.write(ops);
   }
 
   async removePack(packId: string, ids: Buffer[]): Promise<void> {

@@ -15,6 +15,7 @@ import { entriesOfPack, packHashMatches, verifyEntry } from '../store/pack-verif
 import { inSubset, type Subset } from './check-subset.js';
 import { findAffected, type Affected } from './check-affected.js';
 import { checkLog } from './oplog-check.js';
+import { type IndexedPack, indexFileName, listIndexFiles, readIndexFile } from '../repo/index-files.js';
 import { errorMessage, isMarked, listPacks, newMarks, readSnapshotRecords, walkTrees } from './reachability.js';
 
 export type ProblemKind =
@@ -29,7 +30,8 @@ export type ProblemKind =
   | 'pack-size'
   | 'pack-damaged'
   | 'index-mismatch'
-  | 'log-damaged';
+  | 'log-damaged'
+  | 'index-file-damaged';
 
 export interface CheckProblem {
   kind: ProblemKind;
@@ -39,6 +41,8 @@ export interface CheckProblem {
   snapshot?: string;
   /** For 'log-damaged': the record's blob name (`log/...`). */
   log?: string;
+  /** For 'index-file-damaged': the index file's blob name (`packindex/...`). */
+  indexFile?: string;
 }
 
 /** Not damage: what an interrupted write or gc leaves behind, and what the next gc removes. */
@@ -64,6 +68,9 @@ export interface CheckReport {
   affected: Affected[];
   /** Ids (hex) of the objects snapshots use that are missing, unreadable or damaged. */
   damagedObjects: Set<string>;
+  /** The repository's index files read, and packs in storage that none of them lists (not damage). */
+  indexFiles: number;
+  packsWithoutIndexFile: number;
 }
 
 export interface CheckOptions {
@@ -79,7 +86,7 @@ export interface CheckOptions {
 export async function checkRepository(repo: Repository, o: CheckOptions): Promise<CheckReport> {
   const r: CheckReport = {
     snapshots: 0, trees: 0, blobs: 0, packs: 0, packsRead: 0, bytesRead: 0, unusedObjects: 0, unusedBytes: 0,
-    problems: [], leftovers: [], affected: [], damagedObjects: new Set(),
+    problems: [], leftovers: [], affected: [], damagedObjects: new Set(), indexFiles: 0, packsWithoutIndexFile: 0,
   };
   const problem = (p: CheckProblem): void => {
     r.problems.push(p);
@@ -206,11 +213,61 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
 
   if (o.readData) await readData(repo, o.readData, stored, indexed, r, problem, bad, o.sink, o.signal);
 
+  await checkIndexFiles(repo, stored, r, problem, o.signal);
+
   // The operation log (docs/format.md): every record must parse; it holds no backup data.
   for (const d of (await checkLog(repo.backend, o.signal)).damaged) problem({ kind: 'log-damaged', log: d.name, message: d.message });
 
   if (bad.size > 0 || badFiles.size > 0) r.affected = await findAffected(repo, recs.snapshots, bad, o.maxPaths ?? 1000, badFiles);
   return r;
+}
+
+/**
+ * The repository's index files (docs/format.md, "Index files"): each must read and verify, list each
+ * pack in storage with the size storage has, and agree with the index wherever the index uses the
+ * pack's copy of an object. A damaged one is reported by name; nothing reads it (clients fall back
+ * to the pack headers). Packs no index file lists are counted, not reported: a backup that crashed
+ * before writing its index file leaves them, and clients read their headers.
+ */
+async function checkIndexFiles(repo: Repository, stored: Map<string, number>, r: CheckReport, problem: (p: CheckProblem) => void, signal?: AbortSignal): Promise<void> {
+  const covered = new Set<string>();
+  for (const fileId of await listIndexFiles(repo.backend)) {
+    signal?.throwIfAborted();
+    const name = indexFileName(fileId);
+    let packs: IndexedPack[];
+    try {
+      packs = await readIndexFile(repo.backend, fileId);
+    } catch (e) {
+      if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+      if (isSnapError(e, 'SNAP_MISSING_OBJECT')) continue; // deleted since the listing (a gc compacting)
+      problem({ kind: 'index-file-damaged', indexFile: name, message: `index file ${name} is damaged (${errorMessage(e)}): clients read the headers of its packs instead; 'snap repair' or 'snap index rebuild' rewrites it` });
+      continue;
+    }
+    r.indexFiles++;
+    let wrong: string | undefined;
+    for (const p of packs) {
+      const size = stored.get(p.id);
+      if (size === undefined) continue; // a pack deleted since (its entries are ignored by readers)
+      if (size !== p.size) {
+        wrong ??= `it says pack ${p.id.slice(0, 12)} has ${p.size} bytes, storage has ${size}`;
+        continue;
+      }
+      covered.add(p.id);
+      for (const e of p.entries) {
+        let loc;
+        try {
+          loc = await repo.index.lookup(e.id);
+        } catch {
+          continue; // damage of the index entry: reported by the tree walk
+        }
+        if (loc && loc.pack === p.id && (loc.offset !== e.offset || loc.length !== e.length || loc.rawLength !== e.rawLength || loc.codec !== e.codec || loc.type !== e.type)) {
+          wrong ??= `its entry of object ${toHex(e.id).slice(0, 16)} in pack ${p.id.slice(0, 12)} disagrees with the index`;
+        }
+      }
+    }
+    if (wrong) problem({ kind: 'index-file-damaged', indexFile: name, message: `index file ${name} is wrong: ${wrong}; 'snap repair' or 'snap index rebuild' rewrites it` });
+  }
+  for (const id of stored.keys()) if (!covered.has(id)) r.packsWithoutIndexFile++;
 }
 
 /** Objects snapshots use that the index lacks: in an unindexed pack (index rebuild fixes it) or nowhere. */

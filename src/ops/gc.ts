@@ -14,6 +14,7 @@ import { packName, type PackEntry, readPackHeader } from '../store/pack.js';
 import { decidePacks, type PackDecision, type PackUsage, type PlanTotals } from './gc-plan.js';
 import { errorMessage, isMarked, listPacks, type Marks, markSnapshots, readSnapshotRecords } from './reachability.js';
 import { PackRewriter } from './pack-rewriter.js';
+import { INDEX_FILES } from '../repo/index-files.js';
 
 export interface GcOptions {
   /** Share (0..1) of a pack's bytes that may be unused before it is rewritten. */
@@ -66,6 +67,9 @@ export interface GcResult {
   sizeAfter: number;
   packsAfter: number;
   tempFilesRemoved: number;
+  /** Index files in the repository written and removed by the compaction (docs/format.md, "Index files"). */
+  indexFilesWritten: number;
+  indexFilesRemoved: number;
   /** Packs that were to be rewritten but hold damaged live objects: kept as they are. */
   damagedKept: string[];
 }
@@ -184,6 +188,7 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
   const r: GcResult = {
     objectsFreed: 0, packsDeleted: 0, packsRewritten: 0, packsWritten: 0, packsReindexed: 0, bytesFreed: 0,
     sizeBefore: plan.sizeBefore, sizeAfter: plan.sizeBefore, packsAfter: plan.packsBefore, tempFilesRemoved: 0, damagedKept: [],
+    indexFilesWritten: 0, indexFilesRemoved: 0,
   };
   if (toDelete.length + toRewrite.length + toUnindex.length + plan.reindex.size > 0) {
     o.signal?.throwIfAborted();
@@ -198,6 +203,7 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
     }
     // 1. New packs first: written and indexed (the index now points live objects at them).
     const { done, written } = await rewritePacks(repo, plan, toRewrite, o, r);
+    await repo.indexFiles.flush(); // the new packs' index file, before any old pack goes
     await repo.index.sync();
     await assertNoNewSnapshots(repo.backend, plan.snapshotIds);
     o.signal?.throwIfAborted();
@@ -216,6 +222,14 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
       else r.packsDeleted++;
     }
   }
+  // 4. The repository's index files are compacted: new ones list every pack kept, then the old
+  // ones (which may list deleted packs, and many small files) are removed.
+  if (repo.indexFiles.enabled && !repo.appendOnly) {
+    o.signal?.throwIfAborted();
+    const f = await repo.rewriteIndexFiles(o.beforeDelete);
+    r.indexFilesWritten = f.written;
+    r.indexFilesRemoved = f.removed;
+  }
   const margin = o.tempMarginMs ?? TEMP_MARGIN_MS;
   r.tempFilesRemoved = await removeTemp(repo.backend, o.exclusive ? 0 : margin, margin);
   const after = await listPacks(repo.backend);
@@ -227,7 +241,7 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
 
 async function rewritePacks(repo: Repository, plan: GcPlan, ids: string[], o: GcOptions, r: GcResult): Promise<{ done: string[]; written: Set<string> }> {
   if (ids.length > 0) o.sink.info?.(`rewriting ${ids.length} partly used pack(s)`);
-  const w = new PackRewriter(repo.backend, repo.index, repo.config.packSize, repo.objects.ctx);
+  const w = new PackRewriter(repo.backend, repo.indexFiles, repo.config.packSize, repo.objects.ctx);
   const done: string[] = [];
   for (const id of ids) {
     o.signal?.throwIfAborted();
@@ -262,7 +276,7 @@ async function removeTemp(backend: Backend, dataMarginMs: number, lockMarginMs: 
   const c = backend as Partial<TempCleaner>;
   if (typeof c.removeTempFiles !== 'function') return 0;
   let n = 0;
-  for (const p of ['data/', 'snapshots/']) n += await c.removeTempFiles.call(backend, p, dataMarginMs);
+  for (const p of ['data/', 'snapshots/', INDEX_FILES]) n += await c.removeTempFiles.call(backend, p, dataMarginMs);
   n += await c.removeTempFiles.call(backend, 'locks/', lockMarginMs);
   return n;
 }

@@ -88,13 +88,16 @@ export interface RepairReport {
   records: { id: string; reason: string; quarantined: boolean }[];
   /** Operation log records that do not parse: moved to quarantine/log/ (docs/format.md). */
   logRecords: { name: string; reason: string; quarantined: boolean }[];
+  /** The repository's index files rewritten from the rebuilt index (docs/format.md, "Index files"). */
+  indexFiles?: { written: number; removed: number; damaged: string[] };
 }
 
 export async function repairRepository(repo: Repository, o: RepairOptions): Promise<RepairReport> {
   const report: RepairReport = { dryRun: o.dryRun === true, problemsFound: 0, packs: [], snapshots: [], records: [], logRecords: [] };
   if (!o.dryRun) {
     o.sink.info?.('rebuilding the index from the repository');
-    report.index = await repo.rebuildIndex(o.signal);
+    // From every pack header: the repository's index files may be what is damaged.
+    report.index = await repo.rebuildIndex(o.signal, { fromPacks: true });
   }
   o.sink.info?.(o.readData ? 'checking the structure and reading all data' : 'checking the structure');
   const check = await checkRepository(repo, { sink: o.sink, readData: o.readData ? { kind: 'all' } : undefined, maxPaths: 0, signal: o.signal });
@@ -114,6 +117,13 @@ export async function repairRepository(repo: Repository, o: RepairOptions): Prom
   report.logRecords = movedLog.map((d) => ({ name: d.name, reason: d.message, quarantined: !o.dryRun }));
   o.signal?.throwIfAborted();
   await replaceSnapshots(repo, damaged, o, report);
+  // Index files: damaged ones (and every other, with the packs moved aside above) are replaced by
+  // new ones written from the index rebuilt from the pack headers.
+  const damagedFiles = check.problems.filter((p) => p.kind === 'index-file-damaged' && p.indexFile).map((p) => p.indexFile!);
+  if (!o.dryRun && repo.indexFiles.enabled) {
+    const f = await repo.rewriteIndexFiles(o.beforeDelete);
+    report.indexFiles = { ...f, damaged: damagedFiles };
+  } else if (damagedFiles.length > 0) report.indexFiles = { written: 0, removed: 0, damaged: damagedFiles };
   return report;
 }
 
@@ -155,7 +165,7 @@ async function salvagePacks(repo: Repository, check: CheckReport, o: RepairOptio
   for (const id of packs.keys()) if (!stored.has(id)) packs.delete(id); // gone: its objects are missing
   if (packs.size === 0) return;
 
-  const rewriter = new PackRewriter(repo.backend, repo.index, repo.config.packSize, repo.objects.ctx);
+  const rewriter = new PackRewriter(repo.backend, repo.indexFiles, repo.config.packSize, repo.objects.ctx);
   const salvaged: { id: string; bytes: Buffer }[] = [];
   for (const [id, reason] of packs) {
     let bytes: Buffer;

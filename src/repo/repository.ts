@@ -28,8 +28,9 @@ import type { Node } from '../model/node.js';
 import { type Gear, makeGear } from '../store/chunker.js';
 import { ObjectStore } from '../store/object-store.js';
 import { PLAIN } from '../store/object-codec.js';
-import { readPackHeader, packIdFromName } from '../store/pack.js';
+import { packName, readPackHeader, packIdFromName } from '../store/pack.js';
 import { LevelIndex } from '../index/level-index.js';
+import { INDEX_FILE_ENTRIES, type IndexedPack, IndexFileWriter, encodeIndexFile, indexFileName, listIndexFiles, readIndexFile } from './index-files.js';
 import { TaskPool } from '../core/pool.js';
 import { checkRepositoryOwner, type OwnerPolicy } from './ownership.js';
 import { objectLimits } from '../store/limits.js';
@@ -147,6 +148,11 @@ export class Repository {
   readonly gear: Gear;
   /** How object ids are computed in this repository. */
   readonly hashId: IdHash;
+  /**
+   * Where new packs are indexed: the local index and, when this repository has index files (its
+   * LevelDB index is not in the repository folder: remote storage, encrypted), the next index file.
+   */
+  readonly indexFiles: IndexFileWriter;
   private treeCache = new Map<string, Node[]>();
   private cachedEntries = 0;
   /** The repository lock taken for RepoOptions.lock, released by close(). */
@@ -167,7 +173,8 @@ export class Repository {
   ) {
     this.gear = makeGear(unlocked ? { ...config.chunker, gearSeed: unlocked.master.gearSeed } : config.chunker);
     this.hashId = idHashOf(unlocked);
-    this.objects = new ObjectStore(backend, index, {
+    this.indexFiles = new IndexFileWriter(backend, index, localRoot === undefined || unlocked !== undefined);
+    this.objects = new ObjectStore(backend, this.indexFiles, {
       codec: config.compression.codec,
       level: config.compression.level,
       packSize: config.packSize,
@@ -492,28 +499,128 @@ export class Repository {
 
   /**
    * A remote repository's cached index meets the repository again: other clients may have added
-   * packs (their headers are read: time proportional to what is new) and a gc elsewhere may have
-   * removed some (their entries are dropped, so nothing is deduplicated against a deleted pack).
+   * packs (taken in from the index files not seen yet, and from the headers of packs no index file
+   * covers: time proportional to what is new) and a gc elsewhere may have removed some (their
+   * entries are dropped, so nothing is deduplicated against a deleted pack).
    * Runs after the repository lock is taken, so no gc runs between this listing and the command.
    */
   async catchUp(): Promise<{ added: number; removed: number }> {
     const known = new Set<string>();
     for await (const p of this.index.packs()) known.add(p.id);
+    const stored = await this.storedPacks();
+    const fresh = new Map([...stored].filter(([id]) => !known.has(id)));
+    const r = await this.takeInPacks(fresh, stored, (packId, name, e) => {
+      this.sink.warn?.({ code: e.code, path: name, message: `pack ${packId.slice(0, 12)} skipped: ${e.message}` });
+    });
+    // What is known but not stored is gone from the repository (a gc elsewhere): its entries go, and
+    // the files cache too, whose entries may name objects of those packs (as gc itself clears it).
+    const gone = new Set([...known].filter((id) => !stored.has(id)));
+    if (gone.size > 0) {
+      await this.index.removePacks(gone);
+      await this.index.clearFilesCache();
+    }
+    if (r.added + gone.size > 0) {
+      await this.index.sync();
+      this.sink.info?.(`the local index caught up with the repository: ${r.added} new packs, ${gone.size} removed${r.fromIndexFiles > 0 ? ` (${r.fromIndexFiles} from index files, ${r.added - r.fromIndexFiles} from pack headers)` : ''}`);
+    }
+    return { added: r.added, removed: gone.size };
+  }
+
+  /** The packs in storage (`data/`) and their sizes. */
+  private async storedPacks(signal?: AbortSignal): Promise<Map<string, number>> {
+    const stored = new Map<string, number>();
+    for await (const blob of this.backend.list(DATA)) {
+      signal?.throwIfAborted();
+      const packId = packIdFromName(blob.name);
+      if (packId) stored.set(packId, blob.size);
+    }
+    return stored;
+  }
+
+  /**
+   * Add packs in storage that the index lacks (`fresh`: id to stored size). First from the index
+   * files this index has not taken in yet (a pack is taken from one only when the file lists the
+   * size storage has), then one header read per pack left over: packs a backup wrote but crashed
+   * before its index file, packs of a repository without index files (older snap versions, plain
+   * local repositories), packs of a damaged index file. A damaged or unreadable index file is never
+   * fatal: said as a notice (`snap check` reports it, `snap index rebuild` rewrites it).
+   * `onSkip` is told of a pack whose header is damaged or that vanished; other failures throw.
+   * `stored` is the whole listing of `data/`: an index file naming a pack it lacks (written after
+   * the listing, with a pack the listing missed; or naming a pack a gc deleted) is not noted as
+   * taken in, so a later catch-up reads it again rather than that pack's header.
+   */
+  private async takeInPacks(
+    fresh: Map<string, number>,
+    stored: Map<string, number>,
+    onSkip: (packId: string, name: string, e: SnapError) => void,
+    o: { indexFiles?: boolean; signal?: AbortSignal } = {},
+  ): Promise<{ added: number; objects: number; fromIndexFiles: number }> {
     let added = 0;
+    let objects = 0;
+    let fromIndexFiles = 0;
+    if (fresh.size > 0 && o.indexFiles !== false) {
+      const pool = new TaskPool(HEADER_READS);
+      const take = async (fileId: string): Promise<void> => {
+        let packs: IndexedPack[];
+        try {
+          packs = await readIndexFile(this.backend, fileId);
+        } catch (e) {
+          if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+          this.sink.info?.(`${e.message}; the packs it lists are read from their headers instead ('snap check' reports it, 'snap index rebuild' rewrites it)`);
+          return;
+        }
+        let complete = true;
+        const batch: IndexedPack[] = [];
+        let batchEntries = 0;
+        const write = async (): Promise<void> => {
+          const b = batch.splice(0);
+          batchEntries = 0;
+          await this.index.addPacks(b);
+        };
+        for (const p of packs) {
+          if (!stored.has(p.id)) complete = false;
+          if (fresh.get(p.id) !== p.size) continue; // known already, gone, or not what storage holds
+          fresh.delete(p.id);
+          batch.push(p);
+          batchEntries += p.entries.length + 1;
+          added++;
+          fromIndexFiles++;
+          objects += p.entries.length;
+          if (batchEntries >= 10_000) await write();
+        }
+        await write();
+        if (complete) await this.index.markIndexFileSeen(fileId);
+      };
+      try {
+        for (const fileId of await listIndexFiles(this.backend)) {
+          o.signal?.throwIfAborted();
+          if (fresh.size === 0) break;
+          if (await this.index.isIndexFileSeen(fileId)) continue;
+          await pool.run(() => take(fileId));
+        }
+      } catch (e) {
+        await pool.drain().catch(() => {});
+        throw e;
+      }
+      await pool.drain();
+    }
+    // Headers are read a few at a time: on remote storage each is a round trip or two.
     const pool = new TaskPool(HEADER_READS);
     try {
-      for await (const blob of this.backend.list(DATA)) {
-        const packId = packIdFromName(blob.name);
-        if (!packId) continue;
-        if (known.delete(packId)) continue;
+      for (const [packId, size] of fresh) {
+        // Stopped: a rebuild leaves the index marked incomplete, so the next open rebuilds it.
+        o.signal?.throwIfAborted();
         await pool.run(async () => {
           try {
             const entries = await readPackHeader(this.backend, packId);
-            await this.index.addPack(packId, blob.size, entries);
+            await this.index.addPack(packId, size, entries);
             added++;
+            objects += entries.length;
           } catch (e) {
+            // A damaged table is skipped (and reported); a failed read aborts, which leaves a rebuilt
+            // index marked incomplete so the next open rebuilds it again rather than losing a pack.
             if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
-            this.sink.warn?.({ code: e.code, path: blob.name, message: `pack ${packId.slice(0, 12)} skipped: ${e.message}` });
+            onSkip(packId, packName(packId), e);
           }
         });
       }
@@ -522,22 +629,68 @@ export class Repository {
       throw e;
     }
     await pool.drain();
-    // What is left in `known` is gone from the repository (a gc elsewhere): its entries go, and the
-    // files cache too, whose entries may name objects of those packs (as gc itself clears it).
-    if (known.size > 0) {
-      await this.index.removePacks(known);
-      await this.index.clearFilesCache();
+    return { added, objects, fromIndexFiles };
+  }
+
+  /**
+   * Replace the repository's index files by new ones listing every pack in storage as the local
+   * index has it (sorted, so the same packs give the same files): written first, then the old ones
+   * are deleted. Run by gc (compaction), `index rebuild` and `repair`, under the exclusive lock, on
+   * a complete index. A crash between leaves both, which lists some packs twice: harmless.
+   * Memory: the entries of every pack at once (as restic holds its whole index).
+   */
+  async rewriteIndexFiles(beforeDelete?: () => void | Promise<void>): Promise<{ written: number; removed: number }> {
+    if (!this.indexFiles.enabled) return { written: 0, removed: 0 };
+    await this.indexFiles.flush();
+    const old = await listIndexFiles(this.backend);
+    const stored = await this.storedPacks();
+    const packs = new Map<string, IndexedPack>();
+    for await (const p of this.index.packs()) {
+      const size = stored.get(p.id);
+      if (size !== undefined) packs.set(p.id, { id: p.id, size, entries: [] });
     }
-    if (added + known.size > 0) {
-      await this.index.sync();
-      this.sink.info?.(`the local index caught up with the repository: ${added} new packs, ${known.size} removed`);
+    for await (const [id, loc] of this.index.objects()) {
+      packs.get(loc.pack)?.entries.push({ id, type: loc.type, offset: loc.offset, length: loc.length, rawLength: loc.rawLength, codec: loc.codec });
     }
-    return { added, removed: known.size };
+    const written = new Set<string>();
+    let batch: IndexedPack[] = [];
+    let n = 0;
+    const write = async (): Promise<void> => {
+      const { id, bytes } = encodeIndexFile(batch);
+      await this.backend.put(indexFileName(id), bytes);
+      await this.index.markIndexFileSeen(id);
+      written.add(id);
+      batch = [];
+      n = 0;
+    };
+    for (const p of [...packs.values()].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+      batch.push(p);
+      n += p.entries.length;
+      if (n >= INDEX_FILE_ENTRIES) await write();
+    }
+    if (batch.length > 0) await write();
+    let removed = 0;
+    const stale = old.filter((id) => !written.has(id));
+    if (stale.length > 0 && !this.appendOnly) {
+      await beforeDelete?.();
+      for (const id of stale) {
+        await this.backend.delete(indexFileName(id));
+        removed++;
+      }
+    }
+    return { written: written.size, removed };
   }
 
   /** Close the index (another process may take it over), then release the lock. */
   async close(): Promise<void> {
     try {
+      // Packs written since the last index file (a command that wrote no snapshot record: gc,
+      // repair, a failed backup) get theirs; if that fails, their headers still describe them.
+      if (this.indexFiles.hasPending) {
+        await this.indexFiles.flush().catch((e: unknown) => {
+          this.sink.info?.(`the index file of the last packs written was not written (${e instanceof Error ? e.message : String(e)}); other clients read those packs' headers instead`);
+        });
+      }
       await this.index.close();
     } finally {
       try {
@@ -548,8 +701,12 @@ export class Repository {
     }
   }
 
-  /** Rebuild every derived record of the index from pack headers and snapshot records. */
-  async rebuildIndex(signal?: AbortSignal): Promise<{ packs: number; objects: number; snapshots: number; problems: string[] }> {
+  /**
+   * Rebuild every derived record of the index from the repository: the packs from the index files
+   * and the headers of the packs they do not cover, or with `fromPacks` from every pack header
+   * (`snap index rebuild`, `snap repair`), and the snapshot records.
+   */
+  async rebuildIndex(signal?: AbortSignal, o: { fromPacks?: boolean } = {}): Promise<{ packs: number; objects: number; snapshots: number; problems: string[]; fromIndexFiles: number }> {
     const problems: string[] = [];
     try {
       await this.index.setMeta('complete', 'rebuilding', true);
@@ -561,77 +718,42 @@ export class Repository {
     }
     this.treeCache.clear();
     this.cachedEntries = 0;
-    let packs = 0;
-    let objects = 0;
-    // Headers are read a few at a time: on remote storage each is a round trip or two.
-    const pool = new TaskPool(HEADER_READS);
-    const found: [number, string][] = [];
-    let n = 0;
-    try {
-      for await (const blob of this.backend.list(DATA)) {
-        // Stopped: the index stays marked incomplete, so the next open rebuilds it.
-        signal?.throwIfAborted();
-        const packId = packIdFromName(blob.name);
-        if (!packId) continue;
-        const at = n++;
-        await pool.run(async () => {
-          try {
-            const entries = await readPackHeader(this.backend, packId);
-            await this.index.addPack(packId, blob.size, entries);
-            packs++;
-            objects += entries.length;
-          } catch (e) {
-            // A damaged table is skipped (and reported); a failed read aborts the rebuild, which leaves
-            // the index marked incomplete so the next open rebuilds it again rather than losing a pack.
-            if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
-            const msg = `pack ${packId.slice(0, 12)} skipped: ${e instanceof Error ? e.message : String(e)}`;
-            found.push([at, msg]);
-            this.sink.warn?.({ code: isSnapError(e) ? e.code : 'SNAP_IO', path: blob.name, message: msg });
-          }
-        });
-      }
-    } catch (e) {
-      await pool.drain().catch(() => {}); // no header read is left running
-      throw e;
-    }
-    await pool.drain();
-    problems.push(...found.sort((a, b) => a[0] - b[0]).map(([, m]) => m));
+    const found: string[] = [];
+    const stored = await this.storedPacks(signal);
+    const r = await this.takeInPacks(new Map(stored), stored, (packId, name, e) => {
+      const msg = `pack ${packId.slice(0, 12)} skipped: ${e.message}`;
+      found.push(msg);
+      this.sink.warn?.({ code: e.code, path: name, message: msg });
+    }, { indexFiles: !o.fromPacks, signal });
+    const packs = r.added;
+    const objects = r.objects;
+    problems.push(...found.sort());
     const snaps = await this.reconcileSnapshots();
     await this.index.markComplete(this.config.id);
-    return { packs, objects, snapshots: snaps.total, problems };
+    return { packs, objects, snapshots: snaps.total, problems, fromIndexFiles: r.fromIndexFiles };
   }
 
   /** A rebuild the user did not ask for: said as a notice (`snap index rebuild` prints its own result). */
   private async autoRebuild(quiet = false): Promise<void> {
     const r = await this.rebuildIndex();
-    if (!quiet || r.packs + r.snapshots > 0) this.sink.info?.(`index rebuilt: ${r.packs} packs, ${r.objects} objects, ${r.snapshots} snapshots`);
+    if (!quiet || r.packs + r.snapshots > 0) this.sink.info?.(`index rebuilt: ${r.packs} packs, ${r.objects} objects, ${r.snapshots} snapshots${r.fromIndexFiles > 0 ? ` (${r.fromIndexFiles} packs from index files, ${r.packs - r.fromIndexFiles} from pack headers)` : ''}`);
   }
 
   /**
-   * Make the index's packs equal to the packs in storage: read the header of every pack it does
-   * not know, forget every pack that is gone. For an index that is not the only one (an encrypted
+   * Make the index's packs equal to the packs in storage: take in every pack it does not know
+   * (from index files, else its header), forget every pack that is gone. For an index that is not the only one (an encrypted
    * repository's, kept per host in the cache): another host's backups add packs and its gc deletes
-   * them. A listing of data/ and one header read per new pack.
+   * them. A listing of data/, the new index files, and one header read per new pack they do not cover.
    */
   async reconcilePacks(): Promise<{ added: number; removed: number }> {
     const known = new Set<string>();
     for await (const p of this.index.packs()) known.add(p.id);
-    const stored = new Set<string>();
-    let added = 0;
-    for await (const blob of this.backend.list(DATA)) {
-      const packId = packIdFromName(blob.name);
-      if (!packId) continue;
-      stored.add(packId);
-      if (known.has(packId)) continue;
-      try {
-        await this.index.addPack(packId, blob.size, await readPackHeader(this.backend, packId));
-        added++;
-      } catch (e) {
-        if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
-        // Said as a notice, not a warning: it would come with every command until 'snap repair'.
-        this.sink.info?.(`pack ${packId.slice(0, 12)} left out of the index: ${e.message} ('snap check --read-data' reports it, 'snap repair' moves it aside)`);
-      }
-    }
+    const stored = await this.storedPacks();
+    const fresh = new Map([...stored].filter(([id]) => !known.has(id)));
+    const { added } = await this.takeInPacks(fresh, stored, (packId, _name, e) => {
+      // Said as a notice, not a warning: it would come with every command until 'snap repair'.
+      this.sink.info?.(`pack ${packId.slice(0, 12)} left out of the index: ${e.message} ('snap check --read-data' reports it, 'snap repair' moves it aside)`);
+    });
     const gone = new Set([...known].filter((id) => !stored.has(id)));
     if (gone.size > 0) await this.index.removePacks(gone);
     if (added > 0 || gone.size > 0) await this.index.sync();
@@ -673,10 +795,12 @@ export class Repository {
 
   /**
    * Write a snapshot record. Everything it references is flushed first: packs durable, then their
-   * index entries synced, then the record (docs/format.md, "Write order").
+   * index entries (the index file in the repository, the local index synced), then the record
+   * (docs/format.md, "Write order").
    */
   async saveSnapshot(s: Snapshot): Promise<StoredSnapshot> {
     await this.objects.flush();
+    await this.indexFiles.flush();
     await this.index.sync();
     const { id, bytes } = encodeSnapshot(s);
     await this.backend.put(snapshotName(id), bytes);
