@@ -349,6 +349,9 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
     );
     let reason: Reason = 'start';
     while (!signal.aborted) {
+      // After lost events or a failure, or with paths not watched (a source folder that was gone):
+      // watch anew before the backup, so the full scan it makes covers the restart.
+      if (rewatch || watcher!.unwatched.length > 0) await watchAll();
       dirty = false;
       lostEvents = false;
       // Taken in the same tick as the backup starts: a later event is the next backup's.
@@ -358,8 +361,6 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
       restarted = false;
       await cycle(reason, since);
       if (signal.aborted) break;
-      // After lost events or with paths not watched (a source folder that was gone): watch anew.
-      if (rewatch || watcher!.unwatched.length > 0) await watchAll();
       // Wait for the next reason to back up.
       for (;;) {
         if (signal.aborted) break;
