@@ -2,9 +2,11 @@
 // A backup runs at start (a full scan), after changes settle (--debounce of quiet, but at most
 // --max-delay after the first change of a burst), after the watcher lost events, and every
 // --max-interval in any case (events are hints: a fresh `mkdir -p` tree, a queue overflow or a
-// change while snap was not running may give none). Every backup is an ordinary `create` walk
-// whose files cache re-reads only files whose size, times or inode changed, and a rescan that
-// finds the tree exactly as in the previous snapshot saves nothing. Each backup takes the
+// change while snap was not running may give none). A backup for changes trusts the previous
+// backup's walk for every folder with no reported path at or below it (create's `trust`); every
+// other backup is a full scan (a `create` walk whose files cache re-reads only files whose size,
+// times or inode changed). A backup that finds the tree exactly as in the previous snapshot
+// saves nothing. Each backup takes the
 // repository's shared lock and releases it when done, so every other command works between
 // backups (and `list`, `restore`, another `create` during one). Failures (the repository locked
 // for longer than --lock-wait, a source that vanished, a full disk) are warnings, retried with a

@@ -1,7 +1,8 @@
-// The file watcher of `snap watch` (docs/automation.md, "Watch"). Events are hints, never the
-// truth: they only say "something changed, back up soon". What changed is found by the backup
-// itself (a walk whose files cache skips every file whose size, times and inode are as before),
-// so a lost event delays a change until the next periodic rescan and never loses it.
+// The file watcher of `snap watch` (docs/automation.md, "Watch"). Events are hints: they say
+// which paths changed; a backup for changes reads those folders (a reported folder completely)
+// and trusts the rest from the previous walk, and a full scan (at start, after lost events, every
+// --max-interval) finds whatever the events missed, so a lost event delays a change until the
+// next full scan and never loses it.
 // @parcel/watcher (inotify on Linux, from a prebuilt binary: no compiler needed) is used when it
 // loads; otherwise node's fs.watch({ recursive: true }) (docs/design.md, "snap watch").
 import * as fs from 'node:fs';
