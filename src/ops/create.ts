@@ -80,7 +80,7 @@ export interface CreateOptions {
 /**
  * What a backup learned about each directory it saved: its tree and what that tree holds below
  * it, kept in memory by `snap watch` between backups (a cache: never stored, rebuilt by any full
- * scan). Directories whose subtree gave a warning are not remembered, so they are read again.
+ * scan). A directory whose subtree gave a warning has no tree here: it is read again.
  */
 export interface WalkMemo {
   /** The snapshot this walk made (or found unchanged). */
@@ -89,7 +89,7 @@ export interface WalkMemo {
 }
 
 export interface MemoDir {
-  /** Undefined for folders only passed through on the way to a source (never trusted). */
+  /** Undefined where the folder must be read again: on the way to a source, or a problem below it. */
   tree?: Buffer;
   files: number;
   bytes: number;
@@ -515,9 +515,11 @@ class Archiver {
     const kids = into ? new Map<string, MemoDir>() : undefined;
     const listed = { ok: true };
     const tree = await this.walkDir(full, rel, st, at, kids, listed);
-    // A subtree with a problem (an unreadable file left out) is not remembered: read again next time.
-    if (into && listed.ok && s.warnings === warnings) {
-      into.set(key, { tree, files: s.totalFiles - files, bytes: s.totalBytes - bytes, dirs: s.dirsNew + s.dirsChanged + s.dirsUnchanged - dirs, kids: kids! });
+    // A subtree with a problem (an unreadable file left out) is never trusted as a whole: read
+    // again next time (its folders without a problem still may be).
+    if (into) {
+      const ok = listed.ok && s.warnings === warnings;
+      into.set(key, { ...(ok ? { tree } : {}), files: s.totalFiles - files, bytes: s.totalBytes - bytes, dirs: s.dirsNew + s.dirsChanged + s.dirsUnchanged - dirs, kids: kids! });
     }
     return tree;
   }
