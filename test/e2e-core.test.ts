@@ -203,9 +203,12 @@ describe('warnings and partial backups', () => {
     for (const p of [src, path.join(src, 'readable')]) fs.chownSync(p, 65534, 65534);
     const user = { uid: 65534, gid: 65534 };
     expect(snap(['--repo', repo, 'init'], { asUser: user }).code).toBe(0);
-    const c = snap(['--repo', repo, 'create', src], { asUser: user });
+    const c = snap(['--repo', repo, '--json', 'create', src], { asUser: user });
     expect(c.code, c.stderr).toBe(3);
     expect(c.stderr).toMatch(/secret: cannot read/);
+    // The summary counts what the snapshot holds: the readable file, not the one it could not read.
+    const summary = (JSON.parse(c.stdout) as { summary: { totalFiles: number; filesNew: number; warnings: number } }).summary;
+    expect([summary.totalFiles, summary.filesNew, summary.warnings]).toEqual([1, 1, 2]);
     expect(c.stderr).toMatch(/locked: cannot list directory/);
     const ls = snap(['--repo', repo, 'ls', 'latest', src], { asUser: user });
     expect(ls.stdout).toContain(`${src}/readable`);

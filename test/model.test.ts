@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeCbor } from '../src/model/cbor.js';
 import { decodeTree, encodeTree, sortNodes } from '../src/model/tree.js';
-import type { Node } from '../src/model/node.js';
+import { type Node, recordedInode } from '../src/model/node.js';
 import { decodeSnapshot, encodeSnapshot } from '../src/model/snapshot.js';
 import { compileExcludes, isExcluded } from '../src/model/exclude.js';
 import { isSnapError } from '../src/core/errors.js';
@@ -83,6 +83,23 @@ describe('trees', () => {
 function encodeRec(n: Node): Record<string, unknown> {
   return { name: n.name, type: n.type, mode: n.mode, uid: n.uid, gid: n.gid, user: n.user, group: n.group, mtime: [n.mtime.sec, n.mtime.nsec], size: n.size, chunks: n.chunks };
 }
+
+describe('hard-link inode numbers', () => {
+  it('numbers above 2^53-1 (overlayfs xino) are folded into safe integers, so the tree stays readable and groups stay apart', () => {
+    expect(recordedInode(12345n)).toBe(12345);
+    expect(recordedInode((1n << 53n) - 1n)).toBe(Number.MAX_SAFE_INTEGER);
+    // xino: a layer number in the top bits; files 1000 and 1001 of layers 1 and 2, and of the upper layer.
+    const xino = (layer: bigint, ino: bigint): bigint => (layer << 59n) | ino;
+    const inos = [1000n, 1001n, xino(1n, 1000n), xino(1n, 1001n), xino(2n, 1000n), xino(2n, 1001n), (1n << 64n) - 1n];
+    const folded = inos.map(recordedInode);
+    for (const f of folded) expect(Number.isSafeInteger(f)).toBe(true);
+    expect(new Set(folded).size).toBe(inos.length);
+    // As a float (what create wrote before) two of them were one number: restore would have linked them.
+    expect(Number(xino(1n, 1000n))).toBe(Number(xino(1n, 1001n)));
+    const n: Node = { name: Buffer.from('f'), type: 'file', mode: 0o644, uid: 0, gid: 0, user: 'root', group: 'root', mtime: { sec: 1, nsec: 0 }, size: 0, chunks: [], inode: { dev: 2049, ino: folded[6]!, links: 2 } };
+    expect(decodeTree(encodeTree([n]), 't')[0]!.inode).toEqual({ dev: 2049, ino: folded[6], links: 2 });
+  });
+});
 
 describe('snapshot records', () => {
   const snap = {

@@ -42,6 +42,22 @@ export const XATTR_NAME_MAX = 255;
 export const XATTR_SIZE_MAX = 65536;
 
 /** A name that is safe to create inside a directory. Crafted trees with others are corrupt. */
+const SAFE = (1n << 53n) - 1n;
+
+/**
+ * The inode number a hard-linked file's `inode` field records. Records write integers above
+ * 2^53-1 as floats, which readers refuse (docs/format.md, "Integers"), and overlayfs with `xino`
+ * puts a layer number in the top bits of inode numbers. The field only groups hard links (equal
+ * device and inode within one snapshot), so numbers above 2^53-1 are folded into 53 bits: the bits
+ * above the 53rd (at most 11) are XORed in from bit 42 up. Numbers below 2^53 are kept as they
+ * are; a folded number equals another only if their low 42 bits are equal and their bits above
+ * cancel out, which inode numbers below 2^42 on one device cannot do.
+ */
+export function recordedInode(ino: bigint): number {
+  if (ino <= SAFE) return Number(ino);
+  return Number((ino & SAFE) ^ ((ino >> 53n) << 42n));
+}
+
 export function isSafeName(name: Uint8Array): boolean {
   if (name.length === 0 || name.length > 4096) return false;
   if (name.length === 1 && name[0] === 0x2e) return false;

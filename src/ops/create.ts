@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import type { HostInfo } from '../core/host.js';
 import type { ProgressCounters, ProgressSink } from '../core/progress.js';
 import { compileExcludes, type ExcludeRule, isExcluded, needsAbsolute, unmatched } from '../model/exclude.js';
-import type { Node } from '../model/node.js';
+import { type Node, recordedInode } from '../model/node.js';
 import { snapshotTime, TIME_RANGE, type SnapshotSummary, type StoredSnapshot } from '../model/snapshot.js';
 import { encodeTree } from '../model/tree.js';
 import { FileChunker } from '../store/file-chunker.js';
@@ -655,14 +655,14 @@ class Archiver {
 
   private async file(full: Buffer, name: Buffer, node: Node, st: fs.BigIntStats, cache: DirCache | undefined): Promise<Node | undefined> {
     const stamp = stampOf(st);
-    if (Number(st.nlink) > 1) node.inode = { dev: Number(st.dev), ino: Number(st.ino), links: Number(st.nlink) };
+    if (Number(st.nlink) > 1) node.inode = { dev: Number(st.dev), ino: recordedInode(st.ino), links: Number(st.nlink) };
     const key = name.toString('latin1');
     const cached = cache?.old.get(key);
-    this.summary.totalFiles++;
     this.progress.files++;
     if (cached && sameStamp(cached, stamp)) {
       node.size = stamp.size;
       node.chunks = cached.chunks;
+      this.summary.totalFiles++;
       this.summary.filesUnchanged++;
       this.summary.totalBytes += stamp.size;
       this.progress.bytes += stamp.size;
@@ -670,7 +670,8 @@ class Archiver {
       return node;
     }
     const read = await this.readFile(full, st);
-    if (!read) return undefined;
+    if (!read) return undefined; // a warning; the snapshot does not hold it, nor count it
+    this.summary.totalFiles++;
     node.size = read.size;
     node.chunks = read.chunks;
     if (cached) this.summary.filesChanged++;
