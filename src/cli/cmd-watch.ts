@@ -2,9 +2,11 @@
 // A backup runs at start (a full scan), after changes settle (--debounce of quiet, but at most
 // --max-delay after the first change of a burst), after the watcher lost events, and every
 // --max-interval in any case (events are hints: a fresh `mkdir -p` tree, a queue overflow or a
-// change while snap was not running may give none). Every backup is an ordinary `create` walk
-// whose files cache re-reads only files whose size, times or inode changed, and a rescan that
-// finds the tree exactly as in the previous snapshot saves nothing. Each backup takes the
+// change while snap was not running may give none). A backup for changes trusts the previous
+// backup's walk for every folder with no reported path at or below it (create's `trust`); every
+// other backup is a full scan (a `create` walk whose files cache re-reads only files whose size,
+// times or inode changed). A backup that finds the tree exactly as in the previous snapshot
+// saves nothing. Each backup takes the
 // repository's shared lock and releases it when done, so every other command works between
 // backups (and `list`, `restore`, another `create` during one). Failures (the repository locked
 // for longer than --lock-wait, a source that vanished, a full disk) are warnings, retried with a
@@ -16,7 +18,7 @@ import { SnapError, isSnapError } from '../core/errors.js';
 import { displayPath, fsPath } from '../core/bytes.js';
 import * as fs from 'node:fs';
 import { shortId } from '../core/ids.js';
-import { createSnapshot, type CreateResult } from '../ops/create.js';
+import { createSnapshot, type CreateResult, type WalkMemo } from '../ops/create.js';
 import { normalizeSources } from '../ops/sources.js';
 import { planForget, removeSnapshots } from '../ops/forget.js';
 import { isEmptyPolicy, type RetentionPolicy } from '../model/retention.js';
@@ -78,6 +80,9 @@ export function registerWatch(program: Command, run: (fn: (ctx: Ctx) => Promise<
 /** Why a backup runs. */
 type Reason = 'start' | 'changes' | 'rescan' | 'lost-events' | 'retry';
 
+/** More reported paths than this between two backups: the next one reads everything (memory stays bounded). */
+const MAX_DIRTY = 50_000;
+
 /** Errors that no retry mends: they end the watch. */
 const FATAL = new Set(['SNAP_USAGE', 'SNAP_NO_REPO', 'SNAP_BAD_CONFIG', 'SNAP_FOREIGN_REPO']);
 
@@ -138,17 +143,34 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
   let saidUnwatched = '';
   const poke = (): void => wake?.();
   let watcher: Watcher | undefined;
+  // --- what the next backup may trust (docs/automation.md, "What a backup reads") ---
+  /** The previous backup's walk; undefined after a failure: the next backup reads everything. */
+  let memo: WalkMemo | undefined;
+  /** The paths reported since the previous backup started (events during a backup belong to the next). */
+  let reported = new Set<string>();
+  /** More paths were reported than `reported` keeps. */
+  let tooMany = false;
+  /** The watcher was (re)started since the previous backup started: events may have been missed meanwhile. */
+  let restarted = true;
   const handlers = {
-    change(_n: number, _example: string): void {
+    change(paths: string[]): void {
       const now = Date.now();
       if (!dirty) firstChange = now;
       dirty = true;
       lastChange = now;
+      for (const p of paths) {
+        if (reported.size >= MAX_DIRTY) {
+          tooMany = true;
+          break;
+        }
+        reported.add(p);
+      }
       poke();
     },
     lost(message: string): void {
       lostEvents = true;
       rewatch = true;
+      memo = undefined;
       if (!signal.aborted) event({ event: 'lost-events', message }, `events may have been lost (${message}); scanning everything`, true);
       poke();
     },
@@ -156,6 +178,7 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
   /** Start (or restart) watching; what cannot be watched is said when it changes, not at every retry. */
   const watchAll = async (): Promise<void> => {
     rewatch = false;
+    restarted = true;
     await watcher?.close();
     watcher = await startWatcher(sources, ignored, handlers);
     const now = watcher.unwatched.join('\0');
@@ -168,7 +191,7 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
   };
 
   /** One backup, then retention and gc when due, one log record; throws when the watch must end. */
-  const cycle = async (reason: Reason): Promise<void> => {
+  const cycle = async (reason: Reason, since: { paths: Set<string>; tooMany: boolean; restarted: boolean }): Promise<void> => {
     const started = new Date();
     const c = ctx.changes;
     const reset = (): void => {
@@ -184,6 +207,15 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
     let failure: unknown;
     let code = 0;
     let removed = 0;
+    // Only a backup for changes trusts the previous walk; a full scan runs at start, after lost
+    // events, a watcher restart or a failure, at --max-interval, and where events are not all
+    // there is (fs.watch, sources not watched). create itself reads everything when the previous
+    // snapshot of these paths is not the walk's (another process backed them up meanwhile).
+    const full = reason !== 'changes' || !memo || since.tooMany || since.restarted || watcher!.kind !== 'parcel' || watcher!.unwatched.length > 0;
+    const trust = full ? undefined : { walk: memo!, dirty: since.paths };
+    memo = undefined;
+    const startedMs = Date.now();
+    if (full) lastScan = startedMs;
     try {
       r = await withRepo(
         ctx,
@@ -202,19 +234,24 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
             sink: ctx.sink,
             signal,
             skipUnchanged: true,
+            remember: true,
+            trust,
           }),
         'shared',
         { create: true },
       );
       ctx.sink.done();
       code = r.warnings > 0 ? 3 : 0;
+      memo = r.walk;
+      if (!r.trusted) lastScan = startedMs;
       const s = r.snapshot;
       const sum = s.summary;
+      const scan = { scan: r.trusted ? 'trusted' : 'full', lstat_calls: r.stats.lstat, readdir_calls: r.stats.readdir, trusted_dirs: r.stats.trustedDirs };
       if (r.unchanged) {
-        event({ event: 'unchanged', reason, parent: s.id }, `${reason}: no changes since snapshot ${shortId(s.id)}`, true);
+        event({ event: 'unchanged', reason, parent: s.id, ...scan }, `${reason}: no changes since snapshot ${shortId(s.id)}`, true);
       } else {
         event(
-          { event: 'snapshot', reason, id: s.id, short_id: shortId(s.id), files_new: sum.filesNew, files_changed: sum.filesChanged, files_unchanged: sum.filesUnchanged, files: sum.totalFiles, bytes: sum.totalBytes, bytes_read: sum.bytesRead, bytes_added: sum.dataAdded, duration_ms: sum.durationMs, warnings: r.warnings },
+          { event: 'snapshot', reason, id: s.id, short_id: shortId(s.id), files_new: sum.filesNew, files_changed: sum.filesChanged, files_unchanged: sum.filesUnchanged, files: sum.totalFiles, bytes: sum.totalBytes, bytes_read: sum.bytesRead, bytes_added: sum.dataAdded, duration_ms: sum.durationMs, warnings: r.warnings, ...scan },
           `snapshot ${shortId(s.id)} saved (${reason}): ${sum.filesNew} new, ${sum.filesChanged} changed, ${sum.filesUnchanged} unchanged files; added ${bytes(sum.dataAdded)} in ${duration(sum.durationMs)}${r.warnings > 0 ? `; ${r.warnings} warning(s)` : ''}`,
         );
         // Retention and gc failing (the repository busy for longer than --lock-wait) is a
@@ -314,13 +351,18 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
     );
     let reason: Reason = 'start';
     while (!signal.aborted) {
+      // After lost events or a failure, or with paths not watched (a source folder that was gone):
+      // watch anew before the backup, so the full scan it makes covers the restart.
+      if (rewatch || watcher!.unwatched.length > 0) await watchAll();
       dirty = false;
       lostEvents = false;
-      lastScan = Date.now();
-      await cycle(reason);
+      // Taken in the same tick as the backup starts: a later event is the next backup's.
+      const since = { paths: reported, tooMany, restarted };
+      reported = new Set();
+      tooMany = false;
+      restarted = false;
+      await cycle(reason, since);
       if (signal.aborted) break;
-      // After lost events or with paths not watched (a source folder that was gone): watch anew.
-      if (rewatch || watcher!.unwatched.length > 0) await watchAll();
       // Wait for the next reason to back up.
       for (;;) {
         if (signal.aborted) break;

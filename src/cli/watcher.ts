@@ -1,7 +1,8 @@
-// The file watcher of `snap watch` (docs/automation.md, "Watch"). Events are hints, never the
-// truth: they only say "something changed, back up soon". What changed is found by the backup
-// itself (a walk whose files cache skips every file whose size, times and inode are as before),
-// so a lost event delays a change until the next periodic rescan and never loses it.
+// The file watcher of `snap watch` (docs/automation.md, "Watch"). Events are hints: they say
+// which paths changed; a backup for changes reads those folders (a reported folder completely)
+// and trusts the rest from the previous walk, and a full scan (at start, after lost events, every
+// --max-interval) finds whatever the events missed, so a lost event delays a change until the
+// next full scan and never loses it.
 // @parcel/watcher (inotify on Linux, from a prebuilt binary: no compiler needed) is used when it
 // loads; otherwise node's fs.watch({ recursive: true }) (docs/design.md, "snap watch").
 import * as fs from 'node:fs';
@@ -10,8 +11,8 @@ import { createRequire } from 'node:module';
 import { displayPath, fsPath, hasEscapedBytes } from '../core/bytes.js';
 
 export interface WatchHandlers {
-  /** Something changed under a source (how many events; the path of one, for messages). */
-  change(count: number, example: string): void;
+  /** Something changed at these paths (absolute; a folder's events may stand for more inside it). */
+  change(paths: string[]): void;
   /** The watcher lost events (a queue overflow) or failed: a full scan is due. */
   lost(message: string): void;
 }
@@ -51,8 +52,10 @@ function under(p: string, dir: string): boolean {
  * through its parent directory (fs.watch, not recursive), keeping only its own events. Events under `ignore` (the
  * repository, when it lies inside a source: a backup writes there) are dropped.
  */
-export async function startWatcher(sources: string[], ignore: string[], h: WatchHandlers): Promise<Watcher> {
+export async function startWatcher(sources: string[], ignore: string[], handlers: WatchHandlers): Promise<Watcher> {
   const mod = loadParcel();
+  const hook = testHook(handlers);
+  const h = hook.handlers;
   const unwatched: string[] = [];
   const closers: (() => Promise<void>)[] = [];
   for (const src of sources) {
@@ -79,7 +82,7 @@ export async function startWatcher(sources: string[], ignore: string[], h: Watch
         // A file: its folder alone, not recursively (a file in the home folder must not watch all of it).
         const base = path.basename(only);
         const w = fs.watch(dir, { persistent: true }, (_type, name) => {
-          if (name === null || name.toString() === base) h.change(1, only);
+          if (name === null || name.toString() === base) h.change([only]);
         });
         w.on('error', (e) => h.lost(e.message));
         closers.push(async () => w.close());
@@ -92,7 +95,7 @@ export async function startWatcher(sources: string[], ignore: string[], h: Watch
               return;
             }
             const mine = events.filter((e) => keep(e.path));
-            if (mine.length > 0) h.change(mine.length, mine[0]!.path);
+            if (mine.length > 0) h.change(mine.map((e) => e.path));
           },
           { ignore: ign },
         );
@@ -100,7 +103,7 @@ export async function startWatcher(sources: string[], ignore: string[], h: Watch
       } else {
         const w = fs.watch(dir, { recursive: true, persistent: true }, (_type, name) => {
           const p = name ? path.join(dir, name.toString()) : dir;
-          if (keep(p)) h.change(1, p);
+          if (keep(p)) h.change([p]);
         });
         w.on('error', (e) => h.lost(e.message));
         closers.push(async () => w.close());
@@ -114,7 +117,44 @@ export async function startWatcher(sources: string[], ignore: string[], h: Watch
     kind: mod ? 'parcel' : 'fs.watch',
     unwatched,
     async close() {
+      hook.close();
       for (const c of closers.splice(0)) await c().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Fault injection for tests, only when SNAP_WATCH_TEST_CONTROL names a file: on SIGUSR2 the
+ * watcher reads it and does what it says: `pause` drops every event from then on without a word
+ * (events lost as the kernel may lose them), `resume` delivers them again, `overflow` reports lost
+ * events as a queue overflow does (the real watcher's error path). The signal handler stays for
+ * the life of the process (no gap while the watcher restarts).
+ */
+const hookState: { installed: boolean; paused: boolean; lost?: (m: string) => void } = { installed: false, paused: false };
+
+function testHook(h: WatchHandlers): { handlers: WatchHandlers; close(): void } {
+  const control = process.env.SNAP_WATCH_TEST_CONTROL;
+  if (!control) return { handlers: h, close: () => undefined };
+  if (!hookState.installed) {
+    hookState.installed = true;
+    process.on('SIGUSR2', () => {
+      let what = '';
+      try {
+        what = fs.readFileSync(control, 'utf8').trim();
+      } catch {
+        return;
+      }
+      if (what === 'pause') hookState.paused = true;
+      else if (what === 'resume') hookState.paused = false;
+      else if (what === 'overflow') hookState.lost?.('test hook: events overflowed');
+    });
+  }
+  const lost = (m: string): void => h.lost(m);
+  hookState.lost = lost;
+  return {
+    handlers: { change: (paths) => (hookState.paused ? undefined : h.change(paths)), lost },
+    close: () => {
+      if (hookState.lost === lost) hookState.lost = undefined;
     },
   };
 }

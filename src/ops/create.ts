@@ -64,6 +64,58 @@ export interface CreateOptions {
    * holds (`snap watch`: a rescan that found nothing new); the previous one is returned, `unchanged`.
    */
   skipUnchanged?: boolean;
+  /**
+   * `snap watch`: the walk of the previous snapshot (see CreateResult.walk) and the paths the
+   * watcher reported since it. A directory with no report at or below it is taken from that walk
+   * (its tree, file count and bytes) without reading it; the sources' roots, every folder above a
+   * reported path, and every reported folder (all of it: a fresh `mkdir -p` tree gives events for
+   * its top only) are read as usual. Used only when `walk` belongs to the snapshot this backup
+   * follows (its parent); otherwise everything is read (CreateResult.trusted is false).
+   */
+  trust?: { walk: WalkMemo; dirty: Iterable<string> };
+  /** Return this backup's walk (CreateResult.walk), for a following backup's `trust`. */
+  remember?: boolean;
+}
+
+/**
+ * What a backup learned about each directory it saved: its tree and what that tree holds below
+ * it, kept in memory by `snap watch` between backups (a cache: never stored, rebuilt by any full
+ * scan). A directory whose subtree gave a warning has no tree here: it is read again.
+ */
+export interface WalkMemo {
+  /** The snapshot this walk made (or found unchanged). */
+  snapshot: string;
+  root: MemoDir;
+}
+
+export interface MemoDir {
+  /** Undefined where the folder must be read again: on the way to a source, or a problem below it. */
+  tree?: Buffer;
+  files: number;
+  bytes: number;
+  /** Directories in the subtree, this one included. */
+  dirs: number;
+  kids: Map<string, MemoDir>;
+}
+
+/** The reported paths as a tree of names: `deep` where everything below must be read. */
+interface DirtyDir {
+  deep: boolean;
+  kids: Map<string, DirtyDir>;
+}
+
+/** Where the walk is in the previous walk and in the reported paths (undefined: read everything). */
+interface TrustAt {
+  memo: MemoDir | undefined;
+  dirty: DirtyDir | undefined;
+}
+
+/** Counters of the file system calls one backup made (`snap --json watch` shows them). */
+export interface WalkStats {
+  lstat: number;
+  readdir: number;
+  /** Directories taken from the previous walk without reading them. */
+  trustedDirs: number;
 }
 
 export interface CreateResult {
@@ -71,6 +123,32 @@ export interface CreateResult {
   warnings: number;
   /** With skipUnchanged: nothing changed, `snapshot` is the previous one and nothing was saved. */
   unchanged?: boolean;
+  /** With `trust`: whether the previous walk was used (false: everything was read). */
+  trusted: boolean;
+  /** With `remember`. */
+  walk?: WalkMemo;
+  stats: WalkStats;
+}
+
+/** Build the tree of reported paths; a name that is not UTF-8 (the watcher's U+FFFD) makes its folder deep. */
+function dirtyTree(paths: Iterable<string>): DirtyDir {
+  const root: DirtyDir = { deep: false, kids: new Map() };
+  for (const p of paths) {
+    let at = root;
+    for (const part of fsEncode(path.posix.resolve('/', p)).toString('latin1').split('/')) {
+      if (part === '') continue;
+      if (at.deep) break;
+      if (part.includes('\xef\xbf\xbd')) {
+        at.deep = true; // the real name is unknown: read everything in this folder
+        break;
+      }
+      let k = at.kids.get(part);
+      if (!k) at.kids.set(part, (k = { deep: false, kids: new Map() }));
+      at = k;
+    }
+    at.deep = true;
+  }
+  return root;
 }
 
 /** Files-cache updates wait until the chunks they name are durable; flush them in batches. */
@@ -126,12 +204,16 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   const snapshots = await repo.listSnapshots();
   const parent = [...snapshots].reverse().find((s) => s.hostname === o.host.hostname && s.paths.join('\0') === sources.join('\0'));
   const a = new Archiver(repo, o, xattr, parent);
+  const trusted = !!(o.trust && parent && o.trust.walk.snapshot === parent.id);
+  const at: TrustAt | undefined = trusted ? { memo: o.trust!.walk.root, dirty: dirtyTree(o.trust!.dirty) } : undefined;
+  const memoRoot = o.remember === true;
   let cached = false;
   for (const s of sources) if (await repo.index.hasFilesUnder(fsEncode(s))) cached = true;
   a.noFilesCache = !cached;
+  const top = memoRoot ? new Map<string, MemoDir>() : undefined;
   let rootTree: Buffer;
   try {
-    rootTree = o.stdin ? await a.streamTree(o.stdin) : await a.dirOfTrie('/', buildTrie(sources));
+    rootTree = o.stdin ? await a.streamTree(o.stdin) : await a.dirOfTrie('/', buildTrie(sources), at, top, '/');
     o.signal?.throwIfAborted();
   } catch (e) {
     // Stopped (or failed): let pack writes already under way finish, so none is cut off; write nothing more.
@@ -143,7 +225,7 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
     await repo.objects.flush(); // the new trees are read back
     if (await sameSources(repo, sources, rootTree, parent.tree)) {
       await a.flushCache();
-      return { snapshot: parent, warnings: a.summary.warnings, unchanged: true };
+      return { snapshot: parent, warnings: a.summary.warnings, unchanged: true, trusted, stats: a.stats, ...(top?.has('/') ? { walk: { snapshot: parent.id, root: top.get('/')! } } : {}) };
     }
   }
   const summary: SnapshotSummary = {
@@ -177,7 +259,7 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
     o.sink.warn?.({ code: 'SNAP_XATTR', path: first, message: `extended attributes of ${count} entr${count === 1 ? 'y' : 'ies'} whose names are not UTF-8 were not read (the xattr binding takes names as text), e.g. ${first}` });
   }
   await a.flushCache();
-  return { snapshot, warnings: a.summary.warnings };
+  return { snapshot, warnings: a.summary.warnings, trusted, stats: a.stats, ...(top?.has('/') ? { walk: { snapshot: snapshot.id, root: top.get('/')! } } : {}) };
 }
 
 /**
@@ -211,6 +293,7 @@ function sameEntry(x: Node, y: Node): boolean {
 }
 
 class Archiver {
+  readonly stats: WalkStats = { lstat: 0, readdir: 0, trustedDirs: 0 };
   readonly summary = {
     filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirsNew: 0, dirsChanged: 0, dirsUnchanged: 0,
     bytesRead: 0, totalBytes: 0, totalFiles: 0, warnings: 0,
@@ -254,16 +337,18 @@ class Archiver {
   }
 
   /** The tree of a directory on the way to the sources: only the children that lead to one. */
-  async dirOfTrie(abs: string, trie: SourceTrie): Promise<Buffer> {
+  async dirOfTrie(abs: string, trie: SourceTrie, at: TrustAt | undefined, into: Map<string, MemoDir> | undefined, key: string): Promise<Buffer> {
     const dirBuf = fsEncode(abs);
-    if (trie.source) return this.dirTree(dirBuf, '', await this.lstat(dirBuf));
+    if (trie.source) return this.dirTree(dirBuf, '', await this.lstat(dirBuf), at, into, key);
+    const kids = into ? new Map<string, MemoDir>() : undefined;
+    into?.set(key, { files: 0, bytes: 0, dirs: 0, kids: kids! });
     const nodes: Node[] = [];
     for (const name of [...trie.children.keys()].sort((x, y) => Buffer.compare(fsEncode(x), fsEncode(y)))) {
       const child = trie.children.get(name)!;
       const nameBuf = fsEncode(name);
       const full = joinPath(dirBuf, nameBuf);
       if (child.source) {
-        const kid = await this.entry(dirBuf, nameBuf, '');
+        const kid = await this.entry(dirBuf, nameBuf, '', undefined, descend(at, nameBuf), kids);
         if (kid) this.addXattrs(full, kid.node);
         const node = kid?.node.type === 'file' ? await this.file(full, nameBuf, kid.node, kid.st, undefined) : kid?.node;
         if (node) nodes.push(node);
@@ -273,13 +358,14 @@ class Archiver {
       if (!st) continue;
       const node = baseNode(nameBuf, st, this.owners);
       this.addXattrs(full, node);
-      node.tree = await this.dirOfTrie(path.posix.join(abs, name), child);
+      node.tree = await this.dirOfTrie(path.posix.join(abs, name), child, descend(at, nameBuf), kids, nameBuf.toString('latin1'));
       nodes.push(node);
     }
     return this.storeTree(nodes);
   }
 
   private async lstat(p: Buffer): Promise<fs.BigIntStats | undefined> {
+    this.stats.lstat++;
     try {
       return fs.lstatSync(p, { bigint: true });
     } catch (e) {
@@ -298,7 +384,7 @@ class Archiver {
    * Back up one directory entry, except a file's contents: its node and lstat result, or undefined
    * when it is excluded or unreadable.
    */
-  private async entry(dir: Buffer, name: Buffer, rel: string, rootDev?: bigint): Promise<Kid | undefined> {
+  private async entry(dir: Buffer, name: Buffer, rel: string, rootDev: bigint | undefined, at: TrustAt | undefined, memo: Map<string, MemoDir> | undefined): Promise<Kid | undefined> {
     this.o.signal?.throwIfAborted();
     const full = joinPath(dir, name);
     const st = await this.lstat(full);
@@ -315,7 +401,16 @@ class Archiver {
           node.tree = await this.storeTree([]);
           return { node, st };
         }
-        node.tree = await this.dirTree(full, rel, st);
+        // Nothing reported at or below it since the previous walk: its tree is that walk's.
+        const key = name.toString('latin1');
+        const m = at && !at.dirty && rel !== '' ? at.memo : undefined;
+        if (m?.tree && (await this.repo.objects.has(m.tree))) {
+          node.tree = m.tree;
+          this.trustedDir(m);
+          memo?.set(key, m);
+          return { node, st };
+        }
+        node.tree = await this.dirTree(full, rel, st, at, memo, key);
         return { node, st };
       }
       case 'symlink':
@@ -347,6 +442,7 @@ class Archiver {
   /** A tag file is there (CACHEDIR.TAG only with its signature, so a stray file of that name does not hide a directory). */
   private hasTag(p: Buffer, name: Buffer): boolean {
     if (!name.equals(CACHEDIR_TAG_BYTES) || !this.o.excludeCaches) {
+      this.stats.lstat++;
       try {
         fs.lstatSync(p);
         return true;
@@ -406,12 +502,48 @@ class Archiver {
     return h.digest();
   }
 
-  private async dirTree(full: Buffer, rel: string, st: fs.BigIntStats | undefined): Promise<Buffer> {
+  /**
+   * A directory's tree, read from the file system. `at`: where it is in the previous walk and the
+   * reported paths (its subdirectories may be taken from there); `into`: where to remember it.
+   */
+  private async dirTree(full: Buffer, rel: string, st: fs.BigIntStats | undefined, at: TrustAt | undefined, into: Map<string, MemoDir> | undefined, key: string): Promise<Buffer> {
+    const s = this.summary;
+    const files = s.totalFiles;
+    const bytes = s.totalBytes;
+    const dirs = s.dirsNew + s.dirsChanged + s.dirsUnchanged;
+    const warnings = s.warnings;
+    const kids = into ? new Map<string, MemoDir>() : undefined;
+    const listed = { ok: true };
+    const tree = await this.walkDir(full, rel, st, at, kids, listed);
+    // A subtree with a problem (an unreadable file left out) is never trusted as a whole: read
+    // again next time (its folders without a problem still may be).
+    if (into) {
+      const ok = listed.ok && s.warnings === warnings;
+      into.set(key, { ...(ok ? { tree } : {}), files: s.totalFiles - files, bytes: s.totalBytes - bytes, dirs: s.dirsNew + s.dirsChanged + s.dirsUnchanged - dirs, kids: kids! });
+    }
+    return tree;
+  }
+
+  /** Count a directory taken from the previous walk: all of it unchanged. */
+  private trustedDir(m: MemoDir): void {
+    this.stats.trustedDirs++;
+    this.summary.totalFiles += m.files;
+    this.summary.filesUnchanged += m.files;
+    this.summary.totalBytes += m.bytes;
+    this.summary.dirsUnchanged += m.dirs;
+    this.progress.files += m.files;
+    this.progress.bytes += m.bytes;
+    this.progress.dirs += m.dirs;
+  }
+
+  private async walkDir(full: Buffer, rel: string, st: fs.BigIntStats | undefined, at: TrustAt | undefined, memo: Map<string, MemoDir> | undefined, listed: { ok: boolean }): Promise<Buffer> {
     let names: Buffer[];
+    this.stats.readdir++;
     try {
       names = fs.readdirSync(full, { encoding: 'buffer' });
     } catch (e) {
       this.warn(errnoCode(e) ?? 'SNAP_IO', full, `cannot list directory: ${(e as Error).message}`);
+      listed.ok = false;
       return this.storeTree([]);
     }
     names.sort(Buffer.compare);
@@ -419,7 +551,7 @@ class Archiver {
     const kids: Kid[] = [];
     for (const name of names) {
       const childRel = rel === '' ? name.toString('latin1') : `${rel}/${name.toString('latin1')}`;
-      const kid = await this.entry(full, name, childRel, rootDev);
+      const kid = await this.entry(full, name, childRel, rootDev, descend(at, name), memo);
       if (kid) kids.push(kid);
     }
     this.progress.dirs++;
@@ -608,6 +740,13 @@ class Archiver {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Where the child `name` is in the previous walk and the reported paths; undefined: read all of it. */
+function descend(at: TrustAt | undefined, name: Buffer): TrustAt | undefined {
+  if (!at || !at.dirty || at.dirty.deep) return at && !at.dirty ? { memo: at.memo?.kids.get(name.toString('latin1')), dirty: undefined } : undefined;
+  const key = name.toString('latin1');
+  return { memo: at.memo?.kids.get(key), dirty: at.dirty.kids.get(key) };
+}
 
 function ownIds(): { uid: number; gid: number } {
   try {
