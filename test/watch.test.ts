@@ -7,74 +7,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { snap, snapAsync, tmpDir } from './helpers/cli.js';
+import { adopt, killWatchers, nth, sleep, snapshots, startWatch, waitFor } from './helpers/watch-run.js';
 
-interface WatchEvent {
-  event: string;
-  reason?: string;
-  id?: string;
-  [k: string]: unknown;
-}
-
-interface Running {
-  child: ChildProcess;
-  events: WatchEvent[];
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const running: Running[] = [];
-
-function startWatch(repo: string, args: string[], env: Record<string, string> = {}): Running {
-  return adopt(snapAsync(['--repo', repo, '--json', 'watch', ...args], { env }));
-}
-
-/** Follow a running `snap --json watch`: its events as they come. */
-function adopt(child: ChildProcess): Running {
-  const events: WatchEvent[] = [];
-  let buf = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      if (line.trim() !== '') events.push(JSON.parse(line) as WatchEvent);
-    }
-  });
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  const r = { child, events, stderr: () => err, exited };
-  running.push(r);
-  return r;
-}
-
-afterEach(async () => {
-  for (const r of running.splice(0)) {
-    if (r.child.exitCode === null && r.child.signalCode === null) {
-      r.child.kill('SIGKILL');
-      await r.exited;
-    }
-  }
-});
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, r: Running, ms = 30_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}; events: ${JSON.stringify(r.events)}; stderr: ${r.stderr()}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
-
-const snapshots = (r: Running): WatchEvent[] => r.events.filter((e) => e.event === 'snapshot');
-
-/** Wait for the n-th snapshot event (1-based) and return it. */
-const nth = (r: Running, n: number, ms?: number): Promise<WatchEvent> => waitFor(`snapshot #${n}`, () => snapshots(r)[n - 1], r, ms);
+afterEach(killWatchers);
 
 /** The paths of a snapshot, relative to the source `src`. */
 function contents(repo: string, id: string, src: string): string[] {
@@ -99,7 +36,6 @@ function lockFiles(repo: string): string[] {
   }
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 
 describe('snap watch', () => {
   it('backs up each change: new, changed, deleted and renamed files; a fresh mkdir -p tree', async () => {

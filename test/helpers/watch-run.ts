@@ -1,0 +1,80 @@
+// A running `snap --json watch` in a test: its events as they come, waits on them, and the
+// cleanup that kills whatever a test left running (test/watch*.test.ts).
+import type { ChildProcess } from 'node:child_process';
+import { snapAsync } from './cli.js';
+
+export interface WatchEvent {
+  event: string;
+  reason?: string;
+  id?: string;
+  scan?: string;
+  lstat_calls?: number;
+  readdir_calls?: number;
+  trusted_dirs?: number;
+  files?: number;
+  bytes?: number;
+  [k: string]: unknown;
+}
+
+export interface Running {
+  child: ChildProcess;
+  events: WatchEvent[];
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const running: Running[] = [];
+
+/** Start `snap --repo REPO --json watch ARGS…` with `env` added. */
+export function startWatch(repo: string, args: string[], env: Record<string, string> = {}): Running {
+  return adopt(snapAsync(['--repo', repo, '--json', 'watch', ...args], { env }));
+}
+
+/** Follow a running `snap --json watch`: its events as they come. */
+export function adopt(child: ChildProcess): Running {
+  const events: WatchEvent[] = [];
+  let buf = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (line.trim() !== '') events.push(JSON.parse(line) as WatchEvent);
+    }
+  });
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const r = { child, events, stderr: () => err, exited };
+  running.push(r);
+  return r;
+}
+
+/** For afterEach: kill every watcher a test left running and wait for it. */
+export async function killWatchers(): Promise<void> {
+  for (const r of running.splice(0)) {
+    if (r.child.exitCode === null && r.child.signalCode === null) {
+      r.child.kill('SIGKILL');
+      await r.exited;
+    }
+  }
+}
+
+/** Poll `fn` until it gives a value; on timeout, fail with the watcher's events and stderr. */
+export async function waitFor<T>(what: string, fn: () => T | undefined | false, r: Running, ms = 30_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}; events: ${JSON.stringify(r.events)}; stderr: ${r.stderr()}`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+export const snapshots = (r: Running): WatchEvent[] => r.events.filter((e) => e.event === 'snapshot');
+
+/** Wait for the n-th snapshot event (1-based) and return it. */
+export const nth = (r: Running, n: number, ms?: number): Promise<WatchEvent> => waitFor(`snapshot #${n}`, () => snapshots(r)[n - 1], r, ms);
+
+export const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
