@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeTree, snap, tmpDir } from './helpers/cli.js';
-import { type Running, type WatchEvent, killWatchers, nth, sleep, snapshots, startWatch as startWatching, waitFor } from './helpers/watch-run.js';
+import { type Running, type WatchEvent, catFile, killWatchers, nth, sleep, snapshotPaths, snapshots, startWatch as startWatching, waitFor } from './helpers/watch-run.js';
 
 function startWatch(repo: string, args: string[], control: string): Running {
   return startWatching(repo, args, { SNAP_WATCH_TEST_CONTROL: control });
@@ -29,20 +29,6 @@ async function hook(r: Running, control: string, what: string): Promise<void> {
 /** Every path under `dir`, relative, sorted. */
 function onDisk(dir: string): string[] {
   return (fs.readdirSync(dir, { recursive: true }) as string[]).sort();
-}
-
-/** Every path of a snapshot under the source `src`, relative, sorted. */
-function inSnapshot(repo: string, id: string, src: string): string[] {
-  const r = snap(['--repo', repo, '--json', 'ls', '-R', id, src]);
-  expect(r.code, r.stderr).toBe(0);
-  const out = JSON.parse(r.stdout) as { entries: { path: string }[] };
-  return out.entries.map((e) => path.relative(src, e.path)).filter((p) => p !== '').sort();
-}
-
-function cat(repo: string, id: string, file: string): string {
-  const r = snap(['--repo', repo, 'cat', id, file]);
-  expect(r.code, r.stderr).toBe(0);
-  return r.stdout;
 }
 
 /** Files and bytes on disk under `dir`. */
@@ -72,7 +58,7 @@ function bigTree(src: string, folders = 40): void {
 
 /** The snapshot is exactly the tree on disk: names, and after a restore, contents, modes and times. */
 function matches(repo: string, ev: WatchEvent, src: string): void {
-  expect(inSnapshot(repo, ev.id!, src)).toEqual(onDisk(src));
+  expect(snapshotPaths(repo, ev.id!, src)).toEqual(onDisk(src));
   expect({ files: ev.files, bytes: ev.bytes }).toEqual(totals(src));
 }
 
@@ -96,7 +82,7 @@ describe('snap watch trusts the previous walk', () => {
     const s2 = await nth(w, 2);
     expect(s2).toMatchObject({ reason: 'changes', scan: 'trusted', files_new: 1, files_changed: 1, files_unchanged: 1999 });
     matches(repo, s2, src);
-    expect(cat(repo, s2.id!, path.join(src, 'd7', 's3', 'f4'))).toBe('edited, longer than before\n');
+    expect(catFile(repo, s2.id!, path.join(src, 'd7', 's3', 'f4'))).toBe('edited, longer than before\n');
     // Read: the root (40 folders), d7 and d31 (5 each), s3 and s0 (10 and 11 files); nothing else.
     expect(s2.lstat_calls!).toBeLessThan(100);
     expect(s2.readdir_calls).toBe(5);
@@ -113,7 +99,7 @@ describe('snap watch trusts the previous walk', () => {
     // The two files whose ctime changed are read again (the files cache's rule).
     expect(s3).toMatchObject({ scan: 'trusted', files_new: 1, files_changed: 2, files_unchanged: 1997 });
     matches(repo, s3, src);
-    expect(cat(repo, s3.id!, path.join(src, 'd21', 's4', 'moved'))).toBe('file 20/2/9\n');
+    expect(catFile(repo, s3.id!, path.join(src, 'd21', 's4', 'moved'))).toBe('file 20/2/9\n');
     // Six folders read, with their subfolders listed: still a tenth of a full scan.
     expect(s3.lstat_calls!).toBeLessThan(fullLstats / 10);
 
@@ -126,7 +112,7 @@ describe('snap watch trusts the previous walk', () => {
     const s4 = await nth(w, 4);
     expect(s4.scan).toBe('trusted');
     matches(repo, s4, src);
-    expect(cat(repo, s4.id!, path.join(src, 'd5', 's0', 'x', 'y', 'z', 'deep'))).toBe('deep inside\n');
+    expect(catFile(repo, s4.id!, path.join(src, 'd5', 's0', 'x', 'y', 'z', 'deep'))).toBe('deep inside\n');
     expect(s4.lstat_calls!).toBeLessThan(fullLstats / 10);
 
     // The last snapshot restored is the tree on disk: contents, modes, times.
@@ -159,9 +145,9 @@ describe('snap watch trusts the previous walk', () => {
     const s2 = await nth(w, 2);
     // d3 was taken from the previous walk, unread: the snapshot holds its old contents.
     expect(s2).toMatchObject({ reason: 'changes', scan: 'trusted', files: 2000 });
-    expect(cat(repo, s2.id!, path.join(src, 'd9', 's0', 'f0'))).toBe('reported\n');
-    expect(cat(repo, s2.id!, path.join(src, 'd3', 's2', 'f1'))).toBe('file 3/2/1\n');
-    expect(inSnapshot(repo, s2.id!, src)).not.toContain(path.join('d3', 's2', 'unseen'));
+    expect(catFile(repo, s2.id!, path.join(src, 'd9', 's0', 'f0'))).toBe('reported\n');
+    expect(catFile(repo, s2.id!, path.join(src, 'd3', 's2', 'f1'))).toBe('file 3/2/1\n');
+    expect(snapshotPaths(repo, s2.id!, src)).not.toContain(path.join('d3', 's2', 'unseen'));
 
     // The watcher reports an overflow: the next backup reads everything and finds both.
     await hook(w, control, 'overflow');
@@ -170,7 +156,7 @@ describe('snap watch trusts the previous walk', () => {
     expect(s3).toMatchObject({ reason: 'lost-events', scan: 'full', trusted_dirs: 0 });
     expect(s3.lstat_calls!).toBeGreaterThanOrEqual(2240);
     matches(repo, s3, src);
-    expect(cat(repo, s3.id!, path.join(src, 'd3', 's2', 'f1'))).toBe('changed while events were lost\n');
+    expect(catFile(repo, s3.id!, path.join(src, 'd3', 's2', 'f1'))).toBe('changed while events were lost\n');
 
     // After the full scan, trusted backups again.
     fs.writeFileSync(path.join(src, 'd1', 's1', 'f1'), 'after the overflow\n');
@@ -194,7 +180,7 @@ describe('snap watch trusts the previous walk', () => {
     fs.writeFileSync(path.join(src, 'd3', 's4', 'f2'), 'never reported\n');
     const s2 = await nth(w, 2);
     expect(s2).toMatchObject({ reason: 'rescan', scan: 'full' });
-    expect(cat(repo, s2.id!, path.join(src, 'd3', 's4', 'f2'))).toBe('never reported\n');
+    expect(catFile(repo, s2.id!, path.join(src, 'd3', 's4', 'f2'))).toBe('never reported\n');
     matches(repo, s2, src);
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);

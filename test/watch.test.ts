@@ -9,23 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { snap, snapAsync, tmpDir } from './helpers/cli.js';
-import { adopt, killWatchers, nth, sleep, snapshots, startWatch, waitFor } from './helpers/watch-run.js';
+import { adopt, catFile, killWatchers, nth, sleep, snapshotPaths, snapshots, startWatch, waitFor } from './helpers/watch-run.js';
 
 afterEach(killWatchers);
-
-/** The paths of a snapshot, relative to the source `src`. */
-function contents(repo: string, id: string, src: string): string[] {
-  const r = snap(['--repo', repo, '--json', 'ls', '-R', id, src]);
-  expect(r.code, r.stderr).toBe(0);
-  const out = JSON.parse(r.stdout) as { entries: { path: string }[] };
-  return out.entries.map((e) => path.relative(src, e.path)).filter((p) => p !== '').sort();
-}
-
-function cat(repo: string, id: string, file: string): string {
-  const r = snap(['--repo', repo, 'cat', id, file]);
-  expect(r.code, r.stderr).toBe(0);
-  return r.stdout;
-}
 
 /** The repository's lock files (none before the first command that locks). */
 function lockFiles(repo: string): string[] {
@@ -48,32 +34,32 @@ describe('snap watch', () => {
     const w = startWatch(repo, [src, '--debounce', '500ms', '--max-interval', '1h']);
     const s1 = await nth(w, 1);
     expect(s1.reason).toBe('start');
-    expect(contents(repo, s1.id!, src)).toEqual(['a']);
+    expect(snapshotPaths(repo, s1.id!, src)).toEqual(['a']);
 
     fs.writeFileSync(path.join(src, 'b'), 'new file');
     const s2 = await nth(w, 2);
     expect(s2.reason).toBe('changes');
-    expect(contents(repo, s2.id!, src)).toEqual(['a', 'b']);
+    expect(snapshotPaths(repo, s2.id!, src)).toEqual(['a', 'b']);
     expect(s2).toMatchObject({ files_new: 1, files_changed: 0, files_unchanged: 1 });
 
     fs.writeFileSync(path.join(src, 'a'), 'one, changed');
     const s3 = await nth(w, 3);
-    expect(cat(repo, s3.id!, path.join(src, 'a'))).toBe('one, changed');
+    expect(catFile(repo, s3.id!, path.join(src, 'a'))).toBe('one, changed');
     expect(s3).toMatchObject({ files_new: 0, files_changed: 1, files_unchanged: 1 });
 
     fs.rmSync(path.join(src, 'b'));
     const s4 = await nth(w, 4);
-    expect(contents(repo, s4.id!, src)).toEqual(['a']);
+    expect(snapshotPaths(repo, s4.id!, src)).toEqual(['a']);
 
     fs.renameSync(path.join(src, 'a'), path.join(src, 'renamed'));
     const s5 = await nth(w, 5);
-    expect(contents(repo, s5.id!, src)).toEqual(['renamed']);
-    expect(cat(repo, s5.id!, path.join(src, 'renamed'))).toBe('one, changed');
+    expect(snapshotPaths(repo, s5.id!, src)).toEqual(['renamed']);
+    expect(catFile(repo, s5.id!, path.join(src, 'renamed'))).toBe('one, changed');
 
     fs.mkdirSync(path.join(src, 'x', 'y', 'z'), { recursive: true });
     fs.writeFileSync(path.join(src, 'x', 'y', 'z', 'deep'), 'deep inside');
     const s6 = await nth(w, 6);
-    expect(contents(repo, s6.id!, src)).toEqual(['renamed', 'x', 'x/y', 'x/y/z', 'x/y/z/deep']);
+    expect(snapshotPaths(repo, s6.id!, src)).toEqual(['renamed', 'x', 'x/y', 'x/y/z', 'x/y/z/deep']);
     expect(snapshots(w)).toHaveLength(6);
 
     w.child.kill('SIGTERM');
@@ -108,7 +94,7 @@ describe('snap watch', () => {
     fs.writeFileSync(path.join(src, 'p', 'q', 'r', 'f'), 'in a fresh tree');
     const s2 = await nth(w, 2);
     expect(s2.reason).toBe('rescan');
-    expect(contents(repo, s2.id!, src)).toEqual(['a', 'p', 'p/q', 'p/q/r', 'p/q/r/f']);
+    expect(snapshotPaths(repo, s2.id!, src)).toEqual(['a', 'p', 'p/q', 'p/q/r', 'p/q/r/f']);
     w.child.kill('SIGINT');
     expect((await w.exited).code).toBe(0);
   }, 60_000);
@@ -319,7 +305,7 @@ describe('snap watch', () => {
     fs.writeFileSync(file, 'two');
     const s2 = await nth(w, 2);
     expect(s2.reason).toBe('changes');
-    expect(cat(repo, s2.id!, file)).toBe('two');
+    expect(catFile(repo, s2.id!, file)).toBe('two');
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);
   }, 60_000);
@@ -338,7 +324,7 @@ describe('snap watch', () => {
     fs.writeFileSync(path.join(src, 'n', 'm', 'b'), 'two');
     const s2 = await nth(w, 2);
     expect(s2.reason).toBe('changes');
-    expect(contents(repo, s2.id!, src)).toEqual(['a', 'n', 'n/m', 'n/m/b']);
+    expect(snapshotPaths(repo, s2.id!, src)).toEqual(['a', 'n', 'n/m', 'n/m/b']);
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);
   }, 60_000);
@@ -388,12 +374,12 @@ describe('snap watch', () => {
     fs.mkdirSync(path.join(src, 'inner'));
     fs.writeFileSync(path.join(src, 'inner', 'g'), 'back');
     const s2 = await nth(w, 2, 60_000);
-    expect(contents(repo, s2.id!, path.join(src, 'inner'))).toEqual(['g']);
+    expect(snapshotPaths(repo, s2.id!, path.join(src, 'inner'))).toEqual(['g']);
     // The folder that came back is watched anew: its next change is an event, not a rescan.
     fs.writeFileSync(path.join(src, 'inner', 'h'), 'after');
     const s3 = await nth(w, 3);
     expect(s3.reason).toBe('changes');
-    expect(contents(repo, s3.id!, path.join(src, 'inner'))).toEqual(['g', 'h']);
+    expect(snapshotPaths(repo, s3.id!, path.join(src, 'inner'))).toEqual(['g', 'h']);
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);
     const log = JSON.parse(snap(['--repo', repo, '--json', 'log']).stdout) as { command: string; result: string; error?: { code: string } }[];

@@ -1,7 +1,9 @@
 // A running `snap --json watch` in a test: its events as they come, waits on them, and the
 // cleanup that kills whatever a test left running (test/watch*.test.ts).
 import type { ChildProcess } from 'node:child_process';
-import { snapAsync } from './cli.js';
+import * as path from 'node:path';
+import { expect } from 'vitest';
+import { snap, snapAsync } from './cli.js';
 
 export interface WatchEvent {
   event: string;
@@ -78,3 +80,18 @@ export const snapshots = (r: Running): WatchEvent[] => r.events.filter((e) => e.
 export const nth = (r: Running, n: number, ms?: number): Promise<WatchEvent> => waitFor(`snapshot #${n}`, () => snapshots(r)[n - 1], r, ms);
 
 export const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
+
+/** Every path of snapshot `id` under the source `src`, relative, sorted. */
+export function snapshotPaths(repo: string, id: string, src: string): string[] {
+  const r = snap(['--repo', repo, '--json', 'ls', '-R', id, src]);
+  expect(r.code, r.stderr).toBe(0);
+  const out = JSON.parse(r.stdout) as { entries: { path: string }[] };
+  return out.entries.map((e) => path.relative(src, e.path)).filter((p) => p !== '').sort();
+}
+
+/** A file's contents in snapshot `id`. */
+export function catFile(repo: string, id: string, file: string): string {
+  const r = snap(['--repo', repo, 'cat', id, file]);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout;
+}
