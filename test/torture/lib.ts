@@ -62,7 +62,8 @@ export function seededIt(name: string, fn: (rng: Rng, ctx: TestContext) => Promi
       if (e instanceof Error) e.message = `${e.message}\n${note}`;
       throw e;
     }
-  }, timeoutMs);
+    // The long mode's rounds (iters) take minutes: vitest's 120 s suits the short mode only.
+  }, timeoutMs ?? (LONG ? 30 * 60_000 : undefined));
 }
 
 // ---------------------------------------------------------------------------------------------
