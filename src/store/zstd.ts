@@ -208,6 +208,7 @@ function openZstd(spec: ZstdSpec): Zstd {
     // thread keeps one compression stream per level and drives its handle as zstdCompressSync
     // does, into one scratch buffer, resetting the context between objects (the level stays).
     const engines = new Map<number, ZlibEngine>();
+    const lastSize = new Map<number, number>();
     let scratch = Buffer.alloc(0);
     const fallback = (src: Uint8Array, level: number): Buffer => {
       try {
@@ -226,6 +227,14 @@ function openZstd(spec: ZstdSpec): Zstd {
       // (the caller stores the object raw).
       compress(src, level) {
         let e = engines.get(level);
+        // Node 22's zstd stream keeps state from the last object (a frame then differs from a fresh
+        // context's): an object of another size than the last gets a fresh stream.
+        if (e && src.length !== lastSize.get(level)) {
+          engines.delete(level);
+          e.close();
+          e = undefined;
+        }
+        lastSize.set(level, src.length);
         if (!e) engines.set(level, (e = z.createZstdCompress({ params: { [LEVEL]: level } })));
         const h = e._handle;
         const state = e._writeState;
