@@ -177,6 +177,8 @@ describe('the config of an encrypted repository is authenticated', () => {
     // Key files are still there: any client, without a password and without a record, refuses.
     let r = run(repo, fresh, ['create', p.src], { noPassword: true });
     expectRefused(r, /says it is a plain \(unencrypted\) repository, but it holds key files/);
+    // `snap log` reads log/ without the index or the lock: it refuses the same way.
+    expectRefused(run(repo, fresh, ['log'], { noPassword: true }), /says it is a plain \(unencrypted\) repository, but it holds key files/);
     expect(state(repo)).toEqual(before);
     expect(fs.existsSync(path.join(repo, 'index'))).toBe(false);
 
@@ -186,6 +188,7 @@ describe('the config of an encrypted repository is authenticated', () => {
     r = run(repo, cache, ['create', p.src], { noPassword: true });
     expectRefused(r, /this machine opened an encrypted repository here/);
     expectRefused(run(repo, cache, ['check']), /plain/);
+    expectRefused(run(repo, cache, ['log'], { noPassword: true }), /this machine opened an encrypted repository here/);
     // A client that has the password and says so (--password-file) refuses too.
     const pwFile = path.join(path.dirname(repo), 'pw');
     fs.writeFileSync(pwFile, PASSWORD + '\n');

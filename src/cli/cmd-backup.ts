@@ -144,7 +144,7 @@ export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise
         } finally {
           encrypt?.password.fill(0);
         }
-        ctx.unlocked = repo.unlocked;
+        if (repo.unlocked) ctx.opened = { repoId: repo.config.id, unlocked: repo.unlocked };
         await repo.close();
         if (ctx.json) ctx.out(JSON.stringify({ repository: p, id: repo.config.id, encrypted: repo.encrypted }));
         else ctx.out(`created ${repo.encrypted ? 'encrypted ' : ''}repository ${repo.config.id.slice(0, 8)} at ${displayPath(p)}`);

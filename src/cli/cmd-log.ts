@@ -1,20 +1,12 @@
 // `snap log`: the repository's operation log (docs/automation.md), oldest first. It reads `log/`
 // straight from storage without opening the index, so it answers while a long backup or gc holds
 // the repository.
-import * as path from 'node:path';
 import type { Command } from 'commander';
-import { SnapError, isSnapError } from '../core/errors.js';
 import { displayPath } from '../core/bytes.js';
 import { shortId } from '../core/ids.js';
-import { decodeConfig, isEncrypted } from '../model/config.js';
-import type { Backend } from '../backend/backend.js';
-import { EncryptedBackend } from '../backend/encrypted.js';
-import { configDigest, unlock } from '../repo/keys.js';
 import type { LogRecord } from '../model/oplog.js';
-import { CONFIG } from '../repo/layout.js';
 import { readLog } from '../repo/oplog.js';
 import type { Ctx } from './context.js';
-import { repoStorage } from './oplog.js';
 import { bytes, duration, isoLocal, localDateTime, table } from './format.js';
 import { cliNow } from './now.js';
 import { dateOption } from './when.js';
@@ -53,29 +45,9 @@ function resultColumn(r: LogRecord): string {
 
 async function showLog(ctx: Ctx, o: { since?: string }): Promise<void> {
   const since = o.since !== undefined ? dateOption('--since', o.since, cliNow(systemClock), 'start') : undefined;
-  const { location } = ctx.repoPath();
-  const root = location.kind === 'local' ? path.resolve(location.path) : location.path;
-  const backend = repoStorage(location);
+  const { backend } = await ctx.openStorage();
   try {
-    let config;
-    let configBytes: Buffer;
-    try {
-      configBytes = await backend.get(CONFIG);
-      config = decodeConfig(configBytes, root);
-    } catch (e) {
-      if (isSnapError(e, 'SNAP_MISSING_OBJECT')) throw new SnapError('SNAP_NO_REPO', `no repository at ${displayPath(root)}`);
-      throw e;
-    }
-    let reader: Backend = backend;
-    if (isEncrypted(config)) {
-      const pw = await ctx.repoOptions().password!();
-      try {
-        reader = new EncryptedBackend(backend, (await unlock(backend, config.id, pw, { digest: configDigest(configBytes), where: displayPath(root) })).master);
-      } finally {
-        pw.fill(0);
-      }
-    }
-    const entries = await readLog(reader, { since, signal: ctx.signal });
+    const entries = await readLog(backend, { since, signal: ctx.signal });
     let damaged = 0;
     for (const e of entries) {
       if (e.damage) {

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { currentHost } from '../core/host.js';
-import { type RepoOptions, Repository } from '../repo/repository.js';
+import { type OpenedStorage, type RepoOptions, Repository } from '../repo/repository.js';
 import type { Unlocked } from '../repo/keys.js';
 import { type PasswordOptions, repositoryPassword, sourcePassword } from './password.js';
 import type { OwnerPolicy } from '../repo/ownership.js';
@@ -64,12 +64,18 @@ export interface Ctx {
    * same lock wait and owner policy; what it writes is not this command's operation-log change.
    */
   openRepoAt(text: string, o?: { lock?: LockKind; from?: PasswordOptions }): Promise<Repository>;
+  /**
+   * The repository's storage, its config checked and its keys unlocked, without the lock or the
+   * index (Repository.openStorage): for `snap log`, which answers while another command holds the
+   * lock. The caller closes the backend.
+   */
+  openStorage(): Promise<OpenedStorage>;
   /** What this command wrote to and deleted from the repository, for the operation log (cli/oplog.ts). */
   changes: Changes;
   /** Set by `drill` once it has a report: what it checked, for its operation-log record. */
   drilled?: DrillSummary;
-  /** The keys of the encrypted repository this command opened (the operation log is sealed with them). */
-  unlocked?: Unlocked;
+  /** The encrypted repository this command opened, with its keys (the operation log is sealed with them). */
+  opened?: { repoId: string; unlocked: Unlocked };
   /** The repository options of openRepo: lock, owner policy, password source, index cache. */
   repoOptions(o?: { lock?: LockKind }): RepoOptions;
 }
@@ -116,7 +122,6 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
   const signal = interrupts.signal;
   const cwd = rawCwd();
   const changes = noChanges();
-  let openedId: string | undefined;
   const ctx: Ctx = {
     opts,
     json,
@@ -151,7 +156,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       const owner = ownerPolicy(opts, cwd);
       const password = () => repositoryPassword({ file: opts.passwordFile, command: opts.passwordCommand }, cwd, displayPath(p));
       const indexCache = path.join(cacheRoot(), 'index');
-      const opened = ctx.unlocked && openedId ? { repoId: openedId, unlocked: ctx.unlocked } : undefined;
+      const opened = ctx.opened;
       const expectEncrypted = explicitPassword(opts);
       return { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner, password, indexCache, opened, known: knownDir(), expectEncrypted };
     },
@@ -168,9 +173,14 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
         return Repository.init(p, ro);
       }
       const repo = await Repository.open(p, ro);
-      ctx.unlocked = repo.unlocked;
-      openedId = repo.config.id;
+      if (repo.unlocked) ctx.opened = { repoId: repo.config.id, unlocked: repo.unlocked };
       return repo;
+    },
+    async openStorage() {
+      const { path: p, location } = ctx.repoPath();
+      const opened = await Repository.openStorage(p, { ...ctx.repoOptions(), remote: remoteStorage(location) });
+      if (opened.unlocked) ctx.opened = { repoId: opened.config.id, unlocked: opened.unlocked };
+      return opened;
     },
     async openRepoAt(text, o = {}) {
       const location = parseRepoLocation(text, cwd);

@@ -6,26 +6,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SnapError } from '../core/errors.js';
 import { fsPath } from '../core/bytes.js';
-import { LocalBackend } from '../backend/local.js';
 import type { Backend } from '../backend/backend.js';
 import type { RepoLocation } from '../repo/location.js';
-import { remoteBackend } from './storage.js';
+import { remoteStorage } from './storage.js';
+import { Repository } from '../repo/repository.js';
 import { AppendOnlyBackend } from '../backend/append-only.js';
-import { EncryptedBackend } from '../backend/encrypted.js';
-import { decodeConfig, isEncrypted } from '../model/config.js';
 import { CONFIG } from '../repo/layout.js';
 import { appendLogRecord } from '../repo/oplog.js';
 import { type LogRecord, redactArgs, resultOf } from '../model/oplog.js';
 import type { Ctx } from './context.js';
 import { VERSION } from './version.js';
-
-/**
- * The repository's storage without its index, for writing and reading the log: the same kind of
- * backend Repository.open uses (a local folder, or the remote backend of an s3: or sftp: location).
- */
-export function repoStorage(location: RepoLocation): Backend {
-  return location.kind === 'local' ? new LocalBackend(path.resolve(location.path)) : remoteBackend(location);
-}
 
 /** Commands that change the repository, and restore drills (the proof that it restores): each run is logged, whether it succeeded or not. */
 export const LOGGED_COMMANDS = new Set(['init', 'create', 'forget', 'gc', 'repair', 'tag', 'rewrite', 'index rebuild', 'copy', 'drill']);
@@ -83,17 +73,20 @@ export async function recordOperation(ctx: Ctx, args: string[], start: Date, exi
   const record = buildRecord(ctx, args, start, new Date(), exitCode, error);
   let backend: Backend | undefined;
   try {
-    backend = repoStorage(location);
-    // A remote repository is asked whether it is one (a failed init or open leaves nothing there).
-    if (location.kind !== 'local' && !(await backend.exists(CONFIG))) return;
-    let target: Backend = backend;
-    // An encrypted repository's log records are sealed like everything else (docs/format.md,
-    // "Format 2"); a command that never opened its keys (a wrong password) cannot log.
-    if (isEncrypted(decodeConfig(await backend.get(CONFIG), location.path))) {
-      if (!ctx.unlocked) return;
-      target = new EncryptedBackend(backend, ctx.unlocked.master);
+    // The storage as Repository.open checks it (config, owner, a config that says "plain" where
+    // the repository is encrypted), with the keys this command unlocked: an encrypted repository's
+    // records are sealed like everything else (docs/format.md, "Format 2"), and a command that
+    // never opened its keys (a wrong password) cannot log. No password is asked for again.
+    let opened;
+    try {
+      opened = await Repository.openStorage(ctx.repoPath().path, { ...ctx.repoOptions(), wrap: undefined, password: undefined, remote: remoteStorage(location) });
+    } catch (e) {
+      // No repository there (a failed init leaves nothing), or keys this command never unlocked.
+      if (e instanceof SnapError && (e.code === 'SNAP_NO_REPO' || e.code === 'SNAP_NO_PASSWORD')) return;
+      throw e;
     }
-    await appendLogRecord(new AppendOnlyBackend(target), record);
+    backend = opened.backend;
+    await appendLogRecord(new AppendOnlyBackend(backend), record);
   } catch (e) {
     ctx.sink.warn?.({
       code: e instanceof SnapError ? e.code : 'SNAP_IO',

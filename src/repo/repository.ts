@@ -143,6 +143,17 @@ const HEADER_READS = 8;
 /** Entries held by the tree cache at most: about 130 MB decoded. */
 const TREE_CACHE_ENTRIES = 200_000;
 
+/** A repository's storage as `Repository.openStorage` gives it. */
+export interface OpenedStorage {
+  /** The location as opened (an absolute path for a local repository). */
+  location: string;
+  /** The storage; for an encrypted repository it opens and seals every blob but the config and keys. */
+  backend: Backend;
+  config: RepoConfig;
+  /** The unlocked keys of an encrypted repository. */
+  unlocked?: Unlocked;
+}
+
 export class Repository {
   readonly objects: ObjectStore;
   readonly gear: Gear;
@@ -271,6 +282,18 @@ export class Repository {
   }
 
   static async open(root: string, o: RepoOptions): Promise<Repository> {
+    const s = await Repository.openStorage(root, o);
+    return Repository.openWith(s.location, s.backend, s.config, o, false, s.unlocked);
+  }
+
+  /**
+   * The repository's storage with its config read and checked and, when encrypted, its keys
+   * unlocked (the backend then opens and seals every blob), without taking the lock or opening
+   * the index: what `open` does first, and all that readers and writers of `log/` need (`snap log`
+   * and the operation log answer while another command holds the lock). The caller closes the
+   * backend.
+   */
+  static async openStorage(root: string, o: RepoOptions): Promise<OpenedStorage> {
     const abs = o.remote ? root : path.resolve(root);
     const shown = displayPath(abs);
     if (!o.remote) {
@@ -326,14 +349,14 @@ export class Repository {
         if (o.remote) await backend.close().catch(() => {});
         throw e;
       }
-      return Repository.openWith(abs, backend, config, o);
+      return { location: abs, backend, config };
     }
     if (o.opened && o.opened.repoId === config.id) {
       if (o.opened.unlocked.config !== digest) {
         if (o.remote) await backend.close().catch(() => {});
         throw configTampered(shown, 'its bytes changed since this process opened the repository (a config never changes)');
       }
-      return Repository.openWith(abs, new EncryptedBackend(backend, o.opened.unlocked.master), config, o, false, o.opened.unlocked);
+      return { location: abs, backend: new EncryptedBackend(backend, o.opened.unlocked.master), config, unlocked: o.opened.unlocked };
     }
     // The password is tried before anything else is read, locked or written; so is the config.
     let unlocked: Unlocked;
@@ -372,7 +395,7 @@ export class Repository {
       throw e;
     }
     await remember(o, abs, config, unlocked, known?.record, (o.clock ?? systemClock).now());
-    return Repository.openWith(abs, new EncryptedBackend(backend, unlocked.master), config, o, false, unlocked);
+    return { location: abs, backend: new EncryptedBackend(backend, unlocked.master), config, unlocked };
   }
 
   /**
