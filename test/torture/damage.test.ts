@@ -6,9 +6,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import type { PackEntry } from '../../src/store/pack.js';
-import { copyRepo, flipByte, packsOf } from './repo-lib.js';
+import { copyRepo, flipByte, packsOf, plantFile } from './repo-lib.js';
 import {
-  LONG, type Manifest, Rng, assertSameTree, cleanupTmp, cli, cliOk, genTree, initSmallRepo, iters, listSnapshots,
+  LONG, type Manifest, Rng, assertSameTree, cleanupTmp, cli, cliOk, genTree, indexDirOf, initSmallRepo, iters, listSnapshots,
   manifest, newSeed, restoredAt, seededIt, tmpDir,
 } from './lib.js';
 
@@ -208,22 +208,25 @@ describe('damage', () => {
   seededIt('lock files: garbage, a dead holder, a damaged live one', async (rng) => {
     const repo = copyOf(fx);
     fs.mkdirSync(path.join(repo, 'locks'), { recursive: true, mode: 0o700 });
-    const lockFile = (id: string) => path.join(repo, 'locks', id.padEnd(64, '0'));
+    const lockName = (id: string) => `locks/${id.padEnd(64, '0')}`;
+    const lockFile = (id: string) => path.join(repo, lockName(id));
+    // Records are stored as snap stores them (sealed in an encrypted repository); garbage is raw.
+    const plantLock = (id: string, text: string) => plantFile(repo, lockName(id), Buffer.from(text));
     // Garbage where a lock record should be: ignored with a warning.
     fs.writeFileSync(lockFile('aa'), rng.bytes(100), { mode: 0o600 });
     // A record of a process that no longer runs, on this host: removed as stale, with a message.
     const host = (await import('node:os')).hostname();
     const now = new Date().toISOString();
-    fs.writeFileSync(lockFile('bb'), JSON.stringify({ host, pid: 2 ** 22 + 12345, time: now, refreshed: now, exclusive: true, command: 'gc' }), { mode: 0o600 });
+    await plantLock('bb', JSON.stringify({ host, pid: 2 ** 22 + 12345, time: now, refreshed: now, exclusive: true, command: 'gc' }));
     // A truncated record.
-    fs.writeFileSync(lockFile('cc'), JSON.stringify({ host, pid: 1, time: now, refreshed: now, exclusive: true, command: 'gc' }).slice(0, 30), { mode: 0o600 });
+    await plantLock('cc', JSON.stringify({ host, pid: 1, time: now, refreshed: now, exclusive: true, command: 'gc' }).slice(0, 30));
     const r = await cli(['--repo', repo, '--lock-wait', '5s', 'restore', fx.idA, tmpDir()]);
     expect(r.code, r.stderr).toBe(0);
     if (fs.existsSync(lockFile('bb'))) throw new Error(`a dead holder's lock was not removed\n${r.stderr}`);
     expect(r.stderr).toMatch(/stale/);
     await restoreCheck(repo, fx.idA, fx.srcA, fx.wantA, 'with damaged lock files');
     // An exclusive lock of a live process (pid 1, this host) blocks a backup, with a clear error.
-    fs.writeFileSync(lockFile('dd'), JSON.stringify({ host, pid: 1, time: now, refreshed: now, exclusive: true, command: 'gc' }), { mode: 0o600 });
+    await plantLock('dd', JSON.stringify({ host, pid: 1, time: now, refreshed: now, exclusive: true, command: 'gc' }));
     const blocked = await cli(['--repo', repo, '--lock-wait', '1s', 'create', fx.srcA]);
     expect(blocked.code, blocked.stderr).toBe(1);
     expect(blocked.stderr).toMatch(/\[SNAP_LOCKED\]/);
@@ -240,7 +243,7 @@ describe('damage to the LevelDB index', () => {
   }, 120_000);
 
   function indexFiles(repo: string): string[] {
-    return fs.readdirSync(path.join(repo, 'index')).sort();
+    return fs.readdirSync(indexDirOf(repo)).sort();
   }
 
   seededIt('each index file flipped, truncated or deleted: detected and rebuilt, or harmless; never wrong data', async (rng) => {
@@ -256,7 +259,7 @@ describe('damage to the LevelDB index', () => {
     for (const [f, how] of pairs) {
       {
         const repo = copyOf(fx);
-        const file = path.join(repo, 'index', f);
+        const file = path.join(indexDirOf(repo), f);
         if (fs.statSync(file).size === 0 && how !== 'delete') continue;
         const what = `index/${f}: ${damage(rng, file, how)}`;
         // Any command copes: the index is rebuilt when it cannot be opened or is incomplete.

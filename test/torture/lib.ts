@@ -30,6 +30,36 @@ export const ENC_ENV: Record<string, string> = ENCRYPTED ? { SNAP_PASSWORD: TORT
 /** The same for in-process Repository.open. */
 export const ENC_OPEN = ENCRYPTED ? { password: async () => Buffer.from(TORTURE_PASSWORD), indexCache: path.join(ENC_CACHE, 'snap', 'index') } : {};
 
+/**
+ * The LevelDB index folder of a repository: `<repo>/index`, or for an encrypted one its folder in
+ * the private cache (`<cache>/<repository id>-<hash of the path>/index`, src/repo/repository.ts).
+ */
+export function indexDirOf(repo: string): string {
+  if (!ENCRYPTED) return path.join(repo, 'index');
+  const root = path.join(ENC_CACHE, 'snap', 'index');
+  const tail = `-${createHash('sha256').update(path.resolve(repo)).digest('hex').slice(0, 16)}`;
+  const hit = fs.existsSync(root) ? fs.readdirSync(root).find((n) => n.endsWith(tail)) : undefined;
+  if (!hit) throw new Error(`no cached index of ${repo} under ${root}`);
+  return path.join(root, hit, 'index');
+}
+
+/**
+ * After copying repository `from` to `to`: for an encrypted repository, copy its cached index
+ * folder too, as the index travels with a plain repository's `index/` (nothing when `from` has none).
+ */
+export function copyIndexCache(from: string, to: string): void {
+  if (!ENCRYPTED) return;
+  let src: string;
+  try {
+    src = path.dirname(indexDirOf(from));
+  } catch {
+    return;
+  }
+  const id = path.basename(src).replace(/-[0-9a-f]{16}$/, '');
+  const tail = createHash('sha256').update(path.resolve(to)).digest('hex').slice(0, 16);
+  fs.cpSync(src, path.join(path.dirname(src), `${id}-${tail}`), { recursive: true });
+}
+
 export function iters(short: number, long: number): number {
   return LONG ? long : short;
 }

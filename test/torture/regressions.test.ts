@@ -48,7 +48,8 @@ describe('regressions: repository failures during create', () => {
     await initSmallRepo(repo);
     const warnings: string[] = [];
     const sink = { warn: (w: { message: string }) => void warnings.push(w.message) };
-    const r = await Repository.open(repo, { sink, backend: (root) => new FaultBackend(new LocalBackend(root), { op: 'put', n: 1, kind: 'EIO', sticky: true }) });
+    const { ENC_OPEN } = await import('./lib.js');
+    const r = await Repository.open(repo, { sink, ...ENC_OPEN, backend: (root) => new FaultBackend(new LocalBackend(root), { op: 'put', n: 1, kind: 'EIO', sticky: true }) });
     let err: unknown;
     try {
       await createSnapshot(r, { paths: [src], cwd: '/', host: currentHost(), program: 'test', sink });

@@ -6,10 +6,73 @@ import { expect } from 'vitest';
 import { SnapError } from '../../src/core/errors.js';
 import { restoreSnapshot } from '../../src/ops/restore.js';
 import type { Repository } from '../../src/repo/repository.js';
-import { type Manifest, type Rng, assertSameTree, manifest, restoredAt, tmpDir } from './lib.js';
+import { FILE_NONCE_BYTES, SEGMENT_BYTES } from '../../src/backend/encrypted.js';
+import { GCM_TAG_BYTES } from '../../src/core/crypto.js';
+import { type PackEntry, packIdFromName, readPackHeader } from '../../src/store/pack.js';
+import { packs } from '../helpers/maint.js';
+import { ENC_OPEN, ENCRYPTED, copyIndexCache, type Manifest, type Rng, assertSameTree, manifest, restoredAt, tmpDir } from './lib.js';
 
-/** Every pack of a repository with its table of contents (one helper for all tests). */
-export { packs as packsOf } from '../helpers/maint.js';
+/**
+ * Every pack of a repository with its table of contents (one helper for all tests). In an
+ * encrypted repository (SNAP_TORTURE_ENCRYPTED) the tables are read through the repository's
+ * decrypting backend, and each entry's offset and length are where its bytes lie in the stored
+ * (sealed) file, so a test that damages an object's range damages that object there too.
+ */
+export async function packsOf(repo: string): Promise<Map<string, PackEntry[]>> {
+  if (!ENCRYPTED) return packs(repo);
+  const { Repository } = await import('../../src/repo/repository.js');
+  const r = await Repository.open(repo, { sink: {}, ...ENC_OPEN });
+  const out = new Map<string, PackEntry[]>();
+  try {
+    for await (const blob of r.backend.list('data/')) {
+      const id = packIdFromName(blob.name);
+      if (!id) continue;
+      out.set(id, (await readPackHeader(r.backend, id)).map((e) => {
+        const start = sealedOffset(e.offset);
+        return { ...e, offset: start, length: sealedOffset(e.offset + e.length - 1) - start + 1 };
+      }));
+    }
+  } finally {
+    await r.close();
+  }
+  return out;
+}
+
+/**
+ * The entries of a pack (as packsOf gives them) that a flipped byte at stored position `at`
+ * makes unreadable: the one holding it in a plain repository; in an encrypted one every entry
+ * with a byte in the same sealed 64 KiB segment (the segment fails as a whole).
+ */
+export function entriesHitBy(entries: PackEntry[], at: number): PackEntry[] {
+  if (!ENCRYPTED) return entries.filter((e) => at >= e.offset && at < e.offset + e.length);
+  const segment = (q: number): number => Math.floor((q - FILE_NONCE_BYTES) / (SEGMENT_BYTES + GCM_TAG_BYTES));
+  const hit = segment(at);
+  return entries.filter((e) => segment(e.offset) <= hit && hit <= segment(e.offset + e.length - 1));
+}
+
+/**
+ * Write `bytes` as repository file `name` (e.g. `locks/<id>`) the way snap stores it: sealed in an
+ * encrypted repository (SNAP_TORTURE_ENCRYPTED), as they are in a plain one.
+ */
+export async function plantFile(repo: string, name: string, bytes: Buffer): Promise<void> {
+  if (!ENCRYPTED) {
+    fs.mkdirSync(path.dirname(path.join(repo, name)), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(path.join(repo, name), bytes, { mode: 0o600 });
+    return;
+  }
+  const { Repository } = await import('../../src/repo/repository.js');
+  const r = await Repository.openStorage(repo, { sink: {}, ...ENC_OPEN });
+  try {
+    await r.backend.put(name, bytes);
+  } finally {
+    await r.backend.close();
+  }
+}
+
+/** Where plaintext byte `p` of a sealed blob is stored (docs/format.md, "Format 2"). */
+function sealedOffset(p: number): number {
+  return FILE_NONCE_BYTES + p + Math.floor(p / SEGMENT_BYTES) * GCM_TAG_BYTES;
+}
 
 export function flipByte(file: string, offset: number): void {
   const fd = fs.openSync(file, 'r+');
@@ -25,6 +88,7 @@ let copies = 0;
 export function copyRepo(base: string, repo: string): string {
   const dst = path.join(base, `copy-${copies++}`);
   fs.cpSync(repo, dst, { recursive: true });
+  copyIndexCache(repo, dst);
   return dst;
 }
 
