@@ -292,6 +292,41 @@ describe('index files on a local encrypted repository', () => {
   }, 300_000);
 });
 
+describe('an unreadable index file that hides nothing', () => {
+  it('is a leftover (check exit 0) while intact index files list every pack; gc removes it; without that cover it is damage', async () => {
+    const p = localEncrypted();
+    const env = p.client();
+    const src = path.join(tmpDir('snap-ri-src-'), 'src');
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(path.join(src, 'a'), randomBytes(300_000));
+    ok(['--repo', p.repo, ...p.init], env);
+    ok(['--repo', p.repo, 'create', src], env);
+    const [good] = await names(p.raw, INDEX_FILES);
+    expect(good).toBeTruthy();
+    expect(await uncovered(p)).toEqual([]);
+    // What a write cut short leaves (a storage that does not write atomically): half a sealed file.
+    const stray = `${INDEX_FILES}${'7'.repeat(64)}`;
+    const bytes = await p.raw.get(good!);
+    await p.raw.put(stray, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    let c = snap(['--repo', p.repo, '--json', 'check'], { env });
+    expect(c.code, c.stderr).toBe(0);
+    const report = JSON.parse(c.stdout) as { problems: unknown[]; leftovers: { kind: string; indexFile?: string }[] };
+    expect(report.problems).toEqual([]);
+    expect(report.leftovers).toEqual([expect.objectContaining({ kind: 'index-file-unneeded', indexFile: stray })]);
+    ok(['--repo', p.repo, 'gc'], env);
+    expect(await names(p.raw, INDEX_FILES)).not.toContain(stray);
+    c = snap(['--repo', p.repo, '--json', 'check'], { env });
+    expect([c.code, (JSON.parse(c.stdout) as { leftovers: unknown[] }).leftovers]).toEqual([0, []]);
+    // The only index file of its packs cut short: damage (clients read those packs' headers).
+    const [only] = await names(p.raw, INDEX_FILES);
+    const whole = await p.raw.get(only!);
+    await p.raw.put(only!, whole.subarray(0, Math.floor(whole.length / 2)));
+    c = snap(['--repo', p.repo, 'check'], { env });
+    expect(c.code).toBe(1);
+    expect(c.stdout).toContain(`damage: index file ${only} is damaged`);
+  }, 300_000);
+});
+
 describe('index files on S3 (radosgw)', () => {
   let target: S3Target;
   beforeAll(async () => {

@@ -46,12 +46,10 @@ export interface CheckProblem {
 }
 
 /** Not damage: what an interrupted write or gc leaves behind, and what the next gc removes. */
-export interface Leftover {
-  kind: 'pack-unindexed';
-  pack: string;
-  size: number;
-  message: string;
-}
+export type Leftover =
+  | { kind: 'pack-unindexed'; pack: string; size: number; message: string }
+  /** An index file that cannot be read while intact ones list every pack: it hides nothing. */
+  | { kind: 'index-file-unneeded'; indexFile: string; message: string };
 
 export interface CheckReport {
   snapshots: number;
@@ -231,6 +229,7 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
  */
 async function checkIndexFiles(repo: Repository, stored: Map<string, number>, r: CheckReport, problem: (p: CheckProblem) => void, signal?: AbortSignal): Promise<void> {
   const covered = new Set<string>();
+  const unreadable: { name: string; why: string }[] = [];
   for (const fileId of await listIndexFiles(repo.backend)) {
     signal?.throwIfAborted();
     const name = indexFileName(fileId);
@@ -240,7 +239,7 @@ async function checkIndexFiles(repo: Repository, stored: Map<string, number>, r:
     } catch (e) {
       if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
       if (isSnapError(e, 'SNAP_MISSING_OBJECT')) continue; // deleted since the listing (a gc compacting)
-      problem({ kind: 'index-file-damaged', indexFile: name, message: `index file ${name} is damaged (${errorMessage(e)}): clients read the headers of its packs instead; 'snap repair' or 'snap index rebuild' rewrites it` });
+      unreadable.push({ name, why: errorMessage(e) });
       continue;
     }
     r.indexFiles++;
@@ -268,6 +267,16 @@ async function checkIndexFiles(repo: Repository, stored: Map<string, number>, r:
     if (wrong) problem({ kind: 'index-file-damaged', indexFile: name, message: `index file ${name} is wrong: ${wrong}; 'snap repair' or 'snap index rebuild' rewrites it` });
   }
   for (const id of stored.keys()) if (!covered.has(id)) r.packsWithoutIndexFile++;
+  // An unreadable index file hides nothing when intact ones list every pack in storage: what a
+  // write cut short leaves (a gc's compaction writes all new index files before it deletes the old
+  // ones), removed by the next gc. Otherwise it is damage: clients read its packs' headers.
+  for (const u of unreadable) {
+    if (r.packsWithoutIndexFile === 0) {
+      r.leftovers.push({ kind: 'index-file-unneeded', indexFile: u.name, message: `index file ${u.name} cannot be read (${u.why}), but other index files list every pack: a leftover of an interrupted write that 'snap gc' removes` });
+    } else {
+      problem({ kind: 'index-file-damaged', indexFile: u.name, message: `index file ${u.name} is damaged (${u.why}): clients read the headers of its packs instead; 'snap repair' or 'snap index rebuild' rewrites it` });
+    }
+  }
 }
 
 /** Objects snapshots use that the index lacks: in an unindexed pack (index rebuild fixes it) or nowhere. */

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect } from 'vitest';
 import {
-  LONG, type CliResult, type CliRun, type Expectation, type Manifest, type Rng, assertSameTree, cleanupTmp, cli, cliOk, genTree, initSmallRepo, iters, listSnapshots,
+  LONG, type CliResult, type CliRun, type Expectation, type Manifest, type Rng, assertSameTree, cleanupTmp, cli, cliOk, genTree, indexDirOf, initSmallRepo, iters, listSnapshots,
   manifest, mutateTree, restoreAllInProcess, restoredAt, seededIt, sleep, startCli, tmpDir,
 } from './lib.js';
 
@@ -16,7 +16,7 @@ const MAX_FILE = LONG ? 2_000_000 : 400_000;
 
 function ownerPid(repo: string): number | undefined {
   try {
-    return (JSON.parse(fs.readFileSync(path.join(repo, 'index', 'snap-index.owner'), 'utf8')) as { pid: number }).pid;
+    return (JSON.parse(fs.readFileSync(path.join(indexDirOf(repo), 'snap-index.owner'), 'utf8')) as { pid: number }).pid;
   } catch {
     return undefined;
   }
