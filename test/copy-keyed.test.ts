@@ -20,6 +20,7 @@ interface CopyJson {
   objects_present: number;
   chunks_read: number;
   reidentified: boolean;
+  rechunked: boolean;
 }
 
 interface Listed {
@@ -93,7 +94,9 @@ describe('snap copy re-identifies objects between differently keyed repositories
     run(['--repo', plain, 'init'], env);
     run(['--repo', encA, 'init', '--encrypt'], pwA);
     run(['--repo', encB, 'init', '--encrypt'], pwB);
-    run(['--repo', back, 'init'], env);
+    // `back` cuts chunks as `plain` does: each copy along the chain re-chunks with its destination's
+    // chunker, so back at the start the files are cut as they were first.
+    run(['--repo', back, 'init', '--copy-chunker-params-from', plain], env);
     const src = makeSource(base, 3 * 1024 * 1024 + 777);
     run(['--repo', plain, 'create', '--tag', 'first', src], env);
     const [orig] = list(plain, env);
@@ -125,8 +128,8 @@ describe('snap copy re-identifies objects between differently keyed repositories
     expect(ids.size).toBe(3);
     expect(list(encA, pwA)[0]!.tree).not.toBe(orig!.tree);
     expect(list(encB, pwB)[0]!.tree).not.toBe(list(encA, pwA)[0]!.tree);
-    // Back in a plain repository, the rewritten trees are byte for byte the original ones (the
-    // canonical encoding): the same root tree id.
+    // Back in a plain repository that cuts as the first does, the rewritten trees are byte for
+    // byte the original ones (re-chunking and the canonical encoding): the same root tree id.
     expect(list(back, env)[0]!.tree).toBe(orig!.tree);
 
     // The encrypted repositories hold no name or content of the source.
@@ -228,5 +231,62 @@ describe('snap copy re-identifies objects between differently keyed repositories
     expectRestoresExactly(enc, 'latest', src, pw);
     expectCheckClean(enc, pw);
     expect(holders(enc, MARKER)).toEqual([]);
+  }, 300_000);
+});
+
+describe('snap copy re-chunks when the destination cuts chunks otherwise', () => {
+  /** Chunks (blob objects) a repository holds, as `snap stats --json` counts them. */
+  function blobCount(repo: string, env: Record<string, string>): number {
+    return (JSON.parse(run(['--repo', repo, '--json', 'stats'], env).stdout) as { blobs: number }).blobs;
+  }
+
+  it('plain -> plain with another seed, and plain -> encrypted: the copy is cut as a backup there cuts it (a backup of the same files adds no chunk), restores exactly; a later copy reads only what changed', () => {
+    const { base, env } = setup('snap-copy-rechunk-');
+    const a = path.join(base, 'a');
+    const b = path.join(base, 'b');
+    const same = path.join(base, 'same');
+    const enc = path.join(base, 'enc');
+    const pw = { ...env, SNAP_PASSWORD: 'rechunk-pw' };
+    run(['--repo', a, 'init'], env);
+    run(['--repo', b, 'init'], env); // another random gear seed
+    run(['--repo', same, 'init', '--copy-chunker-params-from', a], env);
+    run(['--repo', enc, 'init', '--encrypt'], pw);
+    // Files of several chunks (512 KiB to 8 MiB each under the default chunker), and small ones.
+    const src = makeSource(base, 9 * 1024 * 1024 + 4321);
+    fs.writeFileSync(path.join(src, 'second.bin'), randomBytes(5 * 1024 * 1024));
+    run(['--repo', a, 'create', src], env);
+
+    for (const [dst, e] of [[b, env], [enc, pw]] as const) {
+      const c = copy(dst, a, e);
+      expect([c.copied.length, c.rechunked, c.reidentified]).toEqual([1, true, true]);
+      expectRestoresExactly(dst, 'latest', src, e);
+      expectCheckClean(dst, e);
+      // The copied chunks are the destination's own cut: backing the same files up there stores no new chunk.
+      const before = blobCount(dst, e);
+      const backup = parseJson<{ id: string }>(run(['--repo', dst, '--json', 'create', src], e).stdout);
+      expect(backup.id).toBeTruthy();
+      expect(blobCount(dst, e), 'chunks stored by a backup of the copied files').toBe(before);
+      // And below the source folder the two snapshots are the same (its parent folders' times
+      // changed in between): the copy is what a backup there makes, chunk for chunk.
+      const [copied, own] = list(dst, e);
+      const d = JSON.parse(run(['--repo', dst, '--json', 'diff', copied!.id, own!.id, src], e).stdout) as { changes: unknown[] };
+      expect(d.changes).toEqual([]);
+    }
+
+    // A destination that cuts as the source does is not re-chunked: same ids, the source's records.
+    const s1 = copy(same, a, env);
+    expect([s1.copied.length, s1.rechunked, s1.reidentified]).toEqual([1, false, false]);
+    expect(list(same, env)[0]!.id).toBe(list(a, env)[0]!.id);
+
+    // A later snapshot with one small file changed: the re-chunking copy reads that file's chunk only.
+    fs.writeFileSync(path.join(src, 'empty-file'), 'not empty any more\n');
+    run(['--repo', a, 'create', src], env);
+    const c2 = copy(b, a, env, ['latest']);
+    expect([c2.copied.length, c2.chunks_read, c2.rechunked]).toEqual([1, 1, true]);
+    expectRestoresExactly(b, 'latest', src, env);
+    expectCheckClean(b, env);
+    // Copying again copies nothing.
+    const again = copy(b, a, env);
+    expect([again.copied, again.objects_copied, again.chunks_read]).toEqual([[], 0, 0]);
   }, 300_000);
 });

@@ -77,12 +77,12 @@ export function registerCopy(program: Command, run: (fn: (ctx: Ctx) => Promise<v
             }
             const r = await copySnapshots(src, dst, chosen, { sink: ctx.sink, signal: ctx.signal, sourceSnapshots: sourceAll });
             if (ctx.json) {
-              ctx.out(JSON.stringify({ copied: r.copied, skipped: r.skipped, objects_copied: r.objectsCopied, objects_present: r.objectsPresent, bytes_copied: r.bytesCopied, chunks_read: r.chunksRead, reidentified: r.reidentified }));
+              ctx.out(JSON.stringify({ copied: r.copied, skipped: r.skipped, objects_copied: r.objectsCopied, objects_present: r.objectsPresent, bytes_copied: r.bytesCopied, chunks_read: r.chunksRead, reidentified: r.reidentified, rechunked: r.rechunked }));
               return;
             }
             for (const c of r.copied) ctx.out(`copied snapshot ${shortId(c.source)}${c.id === c.source ? '' : ` as ${shortId(c.id)}`}`);
             for (const id of r.skipped) ctx.out(`snapshot ${shortId(id)} is there already`);
-            ctx.out(`${plural(r.copied.length, 'snapshot')} copied: ${r.objectsCopied} objects (${bytes(r.bytesCopied)}) sent, ${r.objectsPresent} already there${r.reidentified ? ' (objects re-identified with the destination\'s keys)' : ''}`);
+            ctx.out(`${plural(r.copied.length, 'snapshot')} copied: ${r.objectsCopied} objects (${bytes(r.bytesCopied)}) sent, ${r.objectsPresent} already there${r.rechunked ? " (files cut again with the destination's chunker)" : r.reidentified ? " (objects re-identified with the destination's keys)" : ''}`);
           }, 'shared');
         } finally {
           await src.close();

@@ -21,14 +21,25 @@
 //   what changed, as a backup does with its parent. Beyond that, a bounded cache of old -> new ids
 //   (RECENT_IDS) catches repeats within a run; memory stays bounded whatever the repository's size.
 //
-// Chunks are copied as the source cut them (no re-chunking): a destination with other chunker
-// parameters holds them as they are (they deduplicate with its own backups less well).
+// Re-chunking: when the destination cuts chunks otherwise than the source (other chunker sizes
+// or another gear seed: every encrypted repository keeps its own secret seed), files are cut
+// again as the destination's backups cut them, so a copy deduplicates with them and an encrypted
+// destination holds no chunk boundaries made with another repository's (perhaps public) seed. A
+// file's content is streamed from its source chunks (read and verified in order, a few ahead)
+// through the destination's chunker; a file whose source chunks are those of the same file in the
+// reference copy takes that copy's chunks (checked: the destination has them, of the file's size),
+// so later copies read only files that changed. Memory: the chunker's window (two of its largest
+// chunks) and the chunks read ahead, for each of RECHUNK_FILES files at once. `snap init
+// --copy-chunker-params-from` makes a plain destination that cuts as the source does: then
+// nothing is re-chunked.
 import { SnapError } from '../core/errors.js';
 import { sha256, toHex } from '../core/ids.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
 import type { Snapshot, StoredSnapshot } from '../model/snapshot.js';
 import { decodeTree, encodeTree, indexOfName } from '../model/tree.js';
+import { sameGear } from '../store/chunker.js';
+import { streamChunks } from '../store/stream-chunker.js';
 import type { ObjectType } from '../store/pack.js';
 import type { Repository } from '../repo/repository.js';
 import { IdSet } from './reachability.js';
@@ -55,12 +66,14 @@ export interface CopyResult {
   bytesCopied: number;
   /** File content chunks read from the source (a keyed copy reads only those it cannot pair with an earlier copy). */
   chunksRead: number;
-  /** Whether objects were given new ids (either repository encrypted). */
+  /** Whether objects were given new ids (either repository encrypted, or files re-chunked). */
   reidentified: boolean;
+  /** Whether files were cut again with the destination's chunker (its parameters differ from the source's). */
+  rechunked: boolean;
 }
 
-type Dest = Pick<Repository, 'objects' | 'listSnapshots' | 'saveSnapshot' | 'readTree' | 'hashId' | 'encrypted'>;
-type Source = Pick<Repository, 'objects' | 'readTree' | 'encrypted'>;
+type Dest = Pick<Repository, 'objects' | 'listSnapshots' | 'saveSnapshot' | 'readTree' | 'hashId' | 'encrypted' | 'gear'>;
+type Source = Pick<Repository, 'objects' | 'readTree' | 'encrypted' | 'gear'>;
 
 /** The id a snapshot keeps through replacements (`tag`, `rewrite`, `repair`) and keyed copies: its `original`, else its own. */
 export function persistentId(s: StoredSnapshot): string {
@@ -98,8 +111,9 @@ class CopiesIndex {
 }
 
 export async function copySnapshots(src: Source, dst: Dest, snaps: StoredSnapshot[], o: CopyOptions): Promise<CopyResult> {
-  const reidentified = src.encrypted || dst.encrypted;
-  const r: CopyResult = { copied: [], skipped: [], objectsCopied: 0, objectsPresent: 0, bytesCopied: 0, chunksRead: 0, reidentified };
+  const rechunked = !sameGear(src.gear, dst.gear);
+  const reidentified = src.encrypted || dst.encrypted || rechunked;
+  const r: CopyResult = { copied: [], skipped: [], objectsCopied: 0, objectsPresent: 0, bytesCopied: 0, chunksRead: 0, reidentified, rechunked };
   const copies = new CopiesIndex(await dst.listSnapshots());
   const limit = Math.max(1, o.concurrency ?? 8);
   const sourceAll = o.sourceSnapshots ?? snaps;
@@ -112,7 +126,7 @@ export async function copySnapshots(src: Source, dst: Dest, snaps: StoredSnapsho
     if (l) l.push(x);
     else series.set(k, [x]);
   }
-  const run: CopyRun = { src, dst, r, limit, signal: o.signal, flushedAt: 0 };
+  const run: CopyRun = { src, dst, r, limit, signal: o.signal, flushedAt: 0, rechunk: rechunked };
   const fast = reidentified ? undefined : new SameIdCopier(run);
   const keyed = reidentified ? new KeyedCopier(run) : undefined;
 
@@ -186,6 +200,8 @@ interface CopyRun {
   signal: AbortSignal | undefined;
   /** objectsCopied when the destination's packs were last flushed. */
   flushedAt: number;
+  /** Cut files again with the destination's chunker. */
+  rechunk: boolean;
 }
 
 /**
@@ -288,6 +304,40 @@ class RecentIds {
   }
 }
 
+/** Files re-chunked in a run that are remembered (about 100 bytes each, plus 32 per chunk). */
+const RECENT_FILES = 20_000;
+
+/** Files re-chunked at once: each holds the chunker's window (up to twice its largest chunk) and READ_AHEAD chunks. */
+const RECHUNK_FILES = 2;
+
+/** Source chunks of a file being re-chunked read ahead of the chunker. */
+const READ_AHEAD = 4;
+
+/** A bounded map of a file's source chunks (their digest) to its chunks in the destination, the least recently used dropped first. */
+class RecentFiles {
+  private readonly m = new Map<string, Buffer[]>();
+
+  get(key: Buffer): Buffer[] | undefined {
+    const k = key.toString('latin1');
+    const v = this.m.get(k);
+    if (v === undefined) return undefined;
+    this.m.delete(k);
+    this.m.set(k, v);
+    return v;
+  }
+
+  set(key: Buffer, to: Buffer[]): void {
+    const k = key.toString('latin1');
+    this.m.delete(k);
+    if (this.m.size >= RECENT_FILES) this.m.delete(this.m.keys().next().value!);
+    this.m.set(k, to);
+  }
+}
+
+function sameIds(a: Buffer[], b: Buffer[]): boolean {
+  return a.length === b.length && a.every((x, i) => x.equals(b[i]!));
+}
+
 /** Two trees in the same place: the earlier source snapshot's and its copy's. */
 interface TreePair {
   src: Buffer;
@@ -312,6 +362,8 @@ interface Frame {
 /** Either repository encrypted: every object gets the destination's id, trees are rewritten. */
 class KeyedCopier {
   private readonly recent = new RecentIds();
+  /** Re-chunked files of this run: the source chunk list's digest -> the destination's chunks. */
+  private readonly recentFiles = new RecentFiles();
   /** Chunks being read and stored now, by source id: read once even when named twice. */
   private readonly inFlight = new Map<string, Promise<Buffer>>();
 
@@ -353,7 +405,7 @@ class KeyedCopier {
   private async open(id: Buffer, ref: TreePair | undefined): Promise<Buffer | Frame> {
     const known = this.recent.get(id);
     if (known) return known;
-    if (ref && ref.src.equals(id) && (await this.sameObject(id, ref.dst))) {
+    if (ref && ref.src.equals(id) && (this.run.rechunk ? (await this.refEntries(ref)) !== undefined : await this.sameObject(id, ref.dst))) {
       this.recent.set(id, ref.dst);
       this.run.r.objectsPresent++;
       return ref.dst;
@@ -371,7 +423,9 @@ class KeyedCopier {
     for (let i = 0; i < a.length; i++) {
       const x = a[i]!;
       const y = b[i]!;
-      if (!x.name.equals(y.name) || x.type !== y.type || (x.chunks?.length ?? 0) !== (y.chunks?.length ?? 0) || x.size !== y.size) return undefined;
+      // Re-chunked files have other chunk counts than their source; otherwise a copy has the same.
+      const chunksDiffer = !this.run.rechunk && (x.chunks?.length ?? 0) !== (y.chunks?.length ?? 0);
+      if (!x.name.equals(y.name) || x.type !== y.type || chunksDiffer || x.size !== y.size) return undefined;
     }
     return { src: a, dst: b };
   }
@@ -384,6 +438,7 @@ class KeyedCopier {
 
   /** Give every file of `nodes` its chunks' new ids: from the reference, the cache, or read and stored. */
   private async mapChunks(nodes: Node[], ref: RefEntries | undefined): Promise<void> {
+    if (this.run.rechunk) return this.rechunkFiles(nodes, ref);
     const pool = new TaskPool(this.run.limit);
     try {
       for (let k = 0; k < nodes.length; k++) {
@@ -415,6 +470,79 @@ class KeyedCopier {
     } finally {
       await pool.drain();
     }
+  }
+
+  /** Cut every file of `nodes` again with the destination's chunker (see the top of this file). */
+  private async rechunkFiles(nodes: Node[], ref: RefEntries | undefined): Promise<void> {
+    const pool = new TaskPool(RECHUNK_FILES);
+    try {
+      for (let k = 0; k < nodes.length; k++) {
+        const n = nodes[k]!;
+        if (n.type !== 'file' || !n.chunks || n.chunks.length === 0) continue;
+        const refAt = ref ? indexOfName(ref.src, n.name) : -1;
+        const refFile = refAt >= 0 && ref!.src[refAt]!.type === 'file' ? { src: ref!.src[refAt]!, dst: ref!.dst[refAt]! } : undefined;
+        await pool.run(async () => {
+          nodes[k] = { ...n, chunks: await this.rechunkFile(n, refFile) };
+        });
+      }
+    } finally {
+      await pool.drain();
+    }
+  }
+
+  /** The destination's chunks of file `n`: known from this run, taken from the reference copy, or cut anew. */
+  private async rechunkFile(n: Node, ref: { src: Node; dst: Node } | undefined): Promise<Buffer[]> {
+    const { src, dst, r } = this.run;
+    const chunks = n.chunks!;
+    const key = sha256(Buffer.concat(chunks));
+    const known = this.recentFiles.get(key);
+    if (known) return known;
+    if (ref && ref.src.size === n.size && ref.dst.chunks && sameIds(ref.src.chunks ?? [], chunks)) {
+      const sizes = await Promise.all(ref.dst.chunks.map((c) => dst.objects.rawLength(c)));
+      if (sizes.every((x) => x !== undefined) && sizes.reduce((a, b) => a + b!, 0) === n.size) {
+        r.objectsPresent += ref.dst.chunks.length;
+        this.recentFiles.set(key, ref.dst.chunks);
+        return ref.dst.chunks;
+      }
+    }
+    const signal = this.run.signal;
+    // The source chunks in order, READ_AHEAD of them read (and verified) at once.
+    async function* content(): AsyncGenerator<Buffer> {
+      const ahead: Promise<Buffer>[] = [];
+      let next = 0;
+      const fill = (): void => {
+        while (ahead.length < READ_AHEAD && next < chunks.length) ahead.push(src.objects.get(chunks[next++]!, 'blob'));
+      };
+      try {
+        fill();
+        while (ahead.length > 0) {
+          signal?.throwIfAborted();
+          const raw = await ahead.shift()!;
+          r.chunksRead++;
+          fill();
+          yield raw;
+        }
+      } finally {
+        // Reads still under way are waited for (their errors are this file's error, given above).
+        await Promise.allSettled(ahead);
+      }
+    }
+    const total = { bytes: 0 };
+    const out: Buffer[] = [];
+    for await (const view of streamChunks(dst.gear, content(), total)) {
+      const raw = Buffer.from(view); // the view is reused for the next chunk
+      const id = dst.hashId(raw);
+      if ((await dst.objects.add('blob', raw, id)).added) {
+        r.objectsCopied++;
+        r.bytesCopied += raw.length;
+      } else r.objectsPresent++;
+      out.push(id);
+    }
+    if (total.bytes !== n.size) {
+      throw new SnapError('SNAP_CORRUPT', `a file of ${n.size} bytes has chunks of ${total.bytes} bytes in the source (snap check names it); nothing more is copied`);
+    }
+    this.recentFiles.set(key, out);
+    return out;
   }
 
   /** Read a chunk through the source's decode-and-verify path, store it under the destination's id. */

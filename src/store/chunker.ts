@@ -27,6 +27,13 @@ export function makeGear(p: ChunkerParams): Gear {
   return { table, maskSmall: topBits(bits + 2), maskLarge: topBits(bits - 2), min: p.minSize, avg: p.avgSize, max: p.maxSize };
 }
 
+/** Whether two gears cut every input at the same places (same sizes, masks and table). */
+export function sameGear(a: Gear, b: Gear): boolean {
+  if (a.min !== b.min || a.avg !== b.avg || a.max !== b.max || a.maskSmall !== b.maskSmall || a.maskLarge !== b.maskLarge) return false;
+  for (let i = 0; i < 256; i++) if (a.table[i] !== b.table[i]) return false;
+  return true;
+}
+
 // The high bits of a shift-left gear hash depend on the last 32 bytes; test those.
 function topBits(n: number): number {
   return n >= 32 ? 0xffffffff : (~(0xffffffff >>> n)) >>> 0;
