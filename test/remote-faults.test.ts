@@ -9,7 +9,9 @@
 //   gc rides through a short outage, and fails with SNAP_REMOTE naming the location when the
 //   gateway stays down longer than its retries; either way nothing referenced is lost, and the
 //   next gc completes;
-// - `watch`, `schedule` and `ui` on an S3 repository.
+// - `watch`, `schedule` and `ui` on an S3 repository;
+// - a lock object that cannot be read (the server failing past every retry) is not taken for a
+//   released one.
 // SNAP_TEST_SEED replays the kill points.
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -17,6 +19,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend/backend.js';
+import { systemClock } from '../src/core/clock.js';
+import type { HostInfo } from '../src/core/host.js';
+import { RepoLock } from '../src/repo/lock.js';
 import { packIdFromName } from '../src/store/pack.js';
 import { snap, tmpDir } from './helpers/cli.js';
 import { FaultProxy, type ProxyRequest } from './helpers/fault-proxy.js';
@@ -419,4 +424,35 @@ describe('schedule and ui on an S3 repository', () => {
       expect(await ui.stop(), ui.stderr()).toBe(0);
     }
   }, 180_000);
+});
+
+describe('a lock that cannot be read', () => {
+  it('does not pass for released: taking an exclusive lock beside it fails with SNAP_REMOTE (it was ignored before)', async (ctx) => {
+    if (unavailable()) return ctx.skip();
+    const prefix = newPrefix('lockread');
+    const direct = target.backend({ prefix });
+    const proxy = await FaultProxy.start({ host: '127.0.0.1', port: Number(new URL(account().endpoint).port) });
+    const faulty = target.backend({ prefix, endpoint: proxy.endpoint });
+    const host = (hostname: string, pid: number): HostInfo => ({ hostname, username: 'u', pid, uid: 1000, isAlive: () => true });
+    try {
+      // A backup on another host holds a shared lock.
+      const backup = await RepoLock.acquire(direct, { kind: 'shared', command: 'create', host: host('laptop', 4242), clock: systemClock, sink: {}, waitMs: 10_000 });
+      // Every read of a lock object through the proxy is cut (the listing still works), past
+      // every retry: gc must not take the unreadable lock for one that was released.
+      proxy.rule = (r) => (r.method === 'GET' && /\/locks\/[0-9a-f]{64}$/.test(r.path) ? { kind: 'drop' } : undefined);
+      const gc = RepoLock.acquire(faulty, { kind: 'exclusive', command: 'gc', host: host('server', 7), clock: systemClock, sink: {}, waitMs: 10_000 });
+      await expect(gc).rejects.toThrow(/SNAP_REMOTE|failed \d+ times/);
+      await expect(gc.catch((e: unknown) => (e as { code?: string }).code)).resolves.toBe('SNAP_REMOTE');
+      expect(proxy.faults.length).toBeGreaterThan(0);
+      proxy.rule = () => undefined;
+      // Only the backup's lock is left (gc removed its own), and it is still held.
+      expect(await names(direct, 'locks/')).toHaveLength(1);
+      await backup.release();
+      expect(await names(direct, 'locks/')).toEqual([]);
+    } finally {
+      await proxy.close();
+      await faulty.close();
+      await direct.close();
+    }
+  }, 120_000);
 });
