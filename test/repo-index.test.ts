@@ -7,6 +7,9 @@
 //   everything through those packs' headers, check is clean, and gc covers them again;
 // - gc compacts the index files (fewer, and everything restores);
 // - a damaged index file: check names it, reads still work, repair rewrites it;
+// - an index file whose entries disagree with the pack headers (an offset moved, an object left
+//   out), under a valid name: a fresh client takes its word, check --read-data names it (it holds
+//   every index file against the headers of the packs it reads), repair rewrites it;
 // - a repository without index files (the format 1 vectors, as older snap wrote them) still reads,
 //   and gets index files when written to.
 import * as fs from 'node:fs';
@@ -254,6 +257,41 @@ async function damagedIndexFile(p: Place, damage: (name: string) => Promise<void
   expect([clean.code, clean.stderr]).toEqual([0, expect.anything()]);
 }
 
+/**
+ * An index file whose entries disagree with the pack headers, under a valid name (sealed like a real
+ * one in an encrypted repository): one blob entry moved by a byte (a stale or forged offset), or
+ * left out. A fresh client takes the file's word; `check --read-data` holds every index file against
+ * the headers of the packs it read and names the file; `repair` rewrites it from the headers.
+ */
+async function forgedIndexFile(p: Place, how: 'offset' | 'omitted'): Promise<void> {
+  const [name] = await names(p.raw, INDEX_FILES);
+  const repo = await p.openFresh((b) => new CountingBackend(b), {});
+  let forged: string;
+  try {
+    const packs = await readIndexFile(repo.backend, indexFileIdFromName(name!)!);
+    const pack = packs.find((x) => x.entries.some((e) => e.type === 'blob'))!;
+    const victim = pack.entries.findIndex((e) => e.type === 'blob');
+    if (how === 'offset') pack.entries[victim] = { ...pack.entries[victim]!, offset: pack.entries[victim]!.offset + 1 };
+    else pack.entries.splice(victim, 1);
+    const f = encodeIndexFile(packs);
+    forged = `${INDEX_FILES}${f.id}`;
+    await repo.backend.put(forged, f.bytes);
+    await repo.backend.delete(name!);
+  } finally {
+    await repo.close();
+  }
+  const c = checkOut(p, p.client());
+  expect(c.code, c.stdout).toBe(1);
+  const said = how === 'offset' ? /its entry of object [0-9a-f]{16} \(offset \d+, \d+ bytes\) is not in the header of pack [0-9a-f]{12}/ : /it leaves out object [0-9a-f]{16} of pack [0-9a-f]{12}, and no other pack holds it/;
+  expect(c.stdout).toMatch(new RegExp(`^damage: index file ${forged} is wrong: ${said.source}`, 'm'));
+  const r = ok(['--repo', p.repo, 'repair', '--read-data'], p.client());
+  expect(r.stdout).toContain(`index file ${forged} is damaged; rewritten from the pack headers`);
+  // The same packs make the same bytes: the file written from the headers is the original.
+  expect(await names(p.raw, INDEX_FILES)).toEqual([name]);
+  const clean = checkOut(p, p.client());
+  expect([clean.code, clean.stderr, clean.stdout]).toEqual([0, expect.anything(), expect.not.stringMatching(/^damage:/m)]);
+}
+
 describe('index files on a local encrypted repository', () => {
   const p = localEncrypted();
   let srcs: { srcA: string; srcB: string };
@@ -289,6 +327,14 @@ describe('index files on a local encrypted repository', () => {
       b[b.length - 20] = b[b.length - 20]! ^ 0x01;
       fs.writeFileSync(file, b);
     }, srcs.srcB);
+  }, 300_000);
+
+  it('an index file whose entry of a pack disagrees with its header (an offset moved): check --read-data names it, repair rewrites it', async () => {
+    await forgedIndexFile(p, 'offset');
+  }, 300_000);
+
+  it('an index file that leaves out an object of a pack: check --read-data names it, repair rewrites it', async () => {
+    await forgedIndexFile(p, 'omitted');
   }, 300_000);
 });
 
@@ -354,6 +400,16 @@ describe('index files on S3 (radosgw)', () => {
       b[b.length - 20] = b[b.length - 20]! ^ 0x01;
       await p.raw.put(name, b);
     }, srcs.srcB);
+  }, 300_000);
+
+  it('an index file whose entry of a pack disagrees with its header (an offset moved): check --read-data names it, repair rewrites it', async (ctx) => {
+    if (unavailable()) return ctx.skip();
+    await forgedIndexFile(p, 'offset');
+  }, 300_000);
+
+  it('an index file that leaves out an object of a pack: check --read-data names it, repair rewrites it', async (ctx) => {
+    if (unavailable()) return ctx.skip();
+    await forgedIndexFile(p, 'omitted');
   }, 300_000);
 
   it('a repository without index files (the format 1 vectors) reads from pack headers and gets index files when written to', async (ctx) => {

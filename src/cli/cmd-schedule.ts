@@ -11,6 +11,7 @@ import { secretOptions } from '../model/oplog.js';
 import { parseEvery, toCron, toOnCalendar, type Calendar } from '../model/schedule.js';
 import { checkScheduleName, cronEntry, cronSchedules, cronWithout, type ScheduleSpec, serviceUnit, timerUnit, unitBase } from '../model/schedule-units.js';
 import type { Ctx } from './context.js';
+import { scheduledCredentials } from './storage.js';
 import { table } from './format.js';
 import {
   chooseVia, onPath, readCrontab, systemctlUser, systemdSchedules, unitDir, unitFiles, userManagerReachable, type Via, writeCrontab, writeFileAtomic,
@@ -68,18 +69,21 @@ async function add(ctx: Ctx, name: string, command: string[], o: AddFlags): Prom
   if (!via) throw noScheduler();
   if (via === 'cron') toCron(cal); // refuses what cron cannot say, before anything is written
   const spec: ScheduleSpec = { name, every: o.every, at: o.at, argv: scheduledArgv(ctx, command), cwd: ctx.cwd };
-  if (via === 'systemd') return addSystemd(ctx, spec, cal, o);
-  return addCron(ctx, spec, cal, o);
+  // A remote repository: where the scheduled run finds its credentials is said, never written.
+  const creds = scheduledCredentials(ctx.repoPath().location);
+  if (creds?.warning) ctx.sink.warn?.({ code: 'SNAP_USAGE', message: creds.warning });
+  if (via === 'systemd') return addSystemd(ctx, spec, cal, o, creds?.note);
+  return addCron(ctx, spec, cal, o, creds?.note);
 }
 
-async function addSystemd(ctx: Ctx, spec: ScheduleSpec, cal: Calendar, o: AddFlags): Promise<void> {
+async function addSystemd(ctx: Ctx, spec: ScheduleSpec, cal: Calendar, o: AddFlags, credentials?: string): Promise<void> {
   const f = unitFiles(unitDir(), spec.name);
   const timer = timerUnit(spec, cal);
   const service = serviceUnit(spec);
   const start = [`systemctl --user daemon-reload`, `systemctl --user enable --now ${unitBase(spec.name)}.timer`];
   if (o.print) {
-    if (ctx.json) ctx.out(JSON.stringify({ name: spec.name, via: 'systemd', onCalendar: toOnCalendar(cal), files: [{ path: f.timer, content: timer }, { path: f.service, content: service }], then: start }, null, 2));
-    else ctx.out(`# ${displayPath(f.timer)}\n${timer}\n# ${displayPath(f.service)}\n${service}\n# then: ${start.join(' && ')}`);
+    if (ctx.json) ctx.out(JSON.stringify({ name: spec.name, via: 'systemd', onCalendar: toOnCalendar(cal), files: [{ path: f.timer, content: timer }, { path: f.service, content: service }], then: start, ...withCredentials(credentials) }, null, 2));
+    else ctx.out(`# ${displayPath(f.timer)}\n${timer}\n# ${displayPath(f.service)}\n${service}\n# then: ${start.join(' && ')}${credentials ? `\n# credentials: ${credentials}` : ''}`);
     return;
   }
   if (fs.existsSync(f.timer) && !o.force) throw new SnapError('SNAP_EXISTS', `a schedule named '${spec.name}' exists (${displayPath(f.timer)}); --force replaces it, 'snap schedule remove ${spec.name}' removes it`);
@@ -94,19 +98,20 @@ async function addSystemd(ctx: Ctx, spec: ScheduleSpec, cal: Calendar, o: AddFla
     started = enable.ok;
     problem = enable.message;
   } else problem = "systemd's user manager is not reachable from here (no user session bus)";
-  if (ctx.json) ctx.out(JSON.stringify({ name: spec.name, via: 'systemd', onCalendar: toOnCalendar(cal), files: [f.timer, f.service], started, then: started ? [] : start }, null, 2));
+  if (ctx.json) ctx.out(JSON.stringify({ name: spec.name, via: 'systemd', onCalendar: toOnCalendar(cal), files: [f.timer, f.service], started, then: started ? [] : start, ...withCredentials(credentials) }, null, 2));
   else {
     ctx.out(`schedule '${spec.name}': wrote ${displayPath(f.timer)} and ${displayPath(f.service)} (OnCalendar=${toOnCalendar(cal).join(' and ')}, Persistent=true)`);
+    if (credentials) ctx.out(`credentials: ${credentials}`);
     if (started) ctx.out(`enabled and started ${unitBase(spec.name)}.timer; 'systemctl --user list-timers' shows the next run`);
     else ctx.out(`not started: ${problem}. To start it, run in your session:\n  ${start.join(' && ')}\nand, for it to run while you are logged out: loginctl enable-linger "$USER"`);
   }
 }
 
-async function addCron(ctx: Ctx, spec: ScheduleSpec, cal: Calendar, o: AddFlags): Promise<void> {
+async function addCron(ctx: Ctx, spec: ScheduleSpec, cal: Calendar, o: AddFlags, credentials?: string): Promise<void> {
   const lines = cronEntry(spec, cal);
   if (o.print) {
-    if (ctx.json) ctx.out(JSON.stringify({ name: spec.name, via: 'cron', cron: toCron(cal), crontab: lines }, null, 2));
-    else ctx.out(`# add to your crontab (crontab -e):\n${lines.join('\n')}`);
+    if (ctx.json) ctx.out(JSON.stringify({ name: spec.name, via: 'cron', cron: toCron(cal), crontab: lines, ...withCredentials(credentials) }, null, 2));
+    else ctx.out(`# add to your crontab (crontab -e):\n${lines.join('\n')}${credentials ? `\n# credentials: ${credentials}` : ''}`);
     return;
   }
   const current = readCrontab();
@@ -114,8 +119,16 @@ async function addCron(ctx: Ctx, spec: ScheduleSpec, cal: Calendar, o: AddFlags)
   if (without.found && !o.force) throw new SnapError('SNAP_EXISTS', `a schedule named '${spec.name}' is in your crontab; --force replaces it, 'snap schedule remove ${spec.name}' removes it`);
   const base = without.text.replace(/\n*$/, '');
   writeCrontab(`${base === '' ? '' : `${base}\n`}${lines.join('\n')}\n`);
-  if (ctx.json) ctx.out(JSON.stringify({ name: spec.name, via: 'cron', cron: toCron(cal), crontab: lines }, null, 2));
-  else ctx.out(`schedule '${spec.name}': added to your crontab (${toCron(cal)}); cron runs it while the machine is on (a run missed while it is off is not caught up)`);
+  if (ctx.json) ctx.out(JSON.stringify({ name: spec.name, via: 'cron', cron: toCron(cal), crontab: lines, ...withCredentials(credentials) }, null, 2));
+  else {
+    ctx.out(`schedule '${spec.name}': added to your crontab (${toCron(cal)}); cron runs it while the machine is on (a run missed while it is off is not caught up)`);
+    if (credentials) ctx.out(`credentials: ${credentials}`);
+  }
+}
+
+/** The `credentials` field of --json output (absent for a local repository). */
+function withCredentials(note: string | undefined): { credentials?: string } {
+  return note ? { credentials: note } : {};
 }
 
 interface Listed extends ScheduleSpec {

@@ -68,3 +68,36 @@ export function remoteStorage(loc: RepoLocation, env: NodeJS.ProcessEnv = proces
       : undefined,
   };
 }
+
+/**
+ * Where a scheduled run of a command on `loc` finds its credentials, in words for `schedule add`
+ * (docs/automation.md): a schedule never holds a secret, and the scheduler (a systemd user unit,
+ * cron) gives the run little more than HOME, none of the variables of the shell that added it. So
+ * S3 keys must be in the shared credentials or config file; `warning` says when they are not
+ * there (this shell has them from the environment only). Undefined for a local folder.
+ */
+export function scheduledCredentials(loc: RepoLocation, env: NodeJS.ProcessEnv = process.env): { note: string; warning?: string } | undefined {
+  if (loc.kind === 's3') {
+    const note =
+      'the scheduled run reads S3 credentials as every snap command does: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from its environment (the scheduler sets neither), ' +
+      'else the profile default in ~/.aws/credentials or ~/.aws/config; no credential is written into the schedule';
+    const home = env.HOME ?? os.homedir();
+    try {
+      readAwsSettings({ HOME: home }, readText);
+      return { note };
+    } catch {
+      return { note, warning: `a scheduled run would find no S3 credentials (in ${path.join(home, '.aws', 'credentials')} or ${path.join(home, '.aws', 'config')}): put the keys there, under [default]` };
+    }
+  }
+  if (loc.kind === 'azure') {
+    return {
+      note:
+        'the scheduled run reads Azure credentials from AZURE_STORAGE_* in its environment, which the scheduler does not set (a systemd drop-in with EnvironmentFile= can), ' +
+        'else DefaultAzureCredential (a managed identity, a service principal, az login); no credential is written into the schedule',
+    };
+  }
+  if (loc.kind === 'sftp') {
+    return { note: 'the scheduled run runs ssh as you do (~/.ssh/config, key files, known_hosts); a key that only your ssh agent holds needs SSH_AUTH_SOCK, which the scheduler does not set; no credential is written into the schedule' };
+  }
+  return undefined;
+}

@@ -4,6 +4,7 @@
 // index, of the right type, in a pack that storage holds; index and storage agree on packs.
 // With read-data: every selected pack's own hash and every object in it are verified. Finally,
 // for every damaged or missing object, which snapshots and which paths in them are affected.
+// The index files are checked in check-index-files.ts.
 import { toHex } from '../core/ids.js';
 import { displayName } from '../core/bytes.js';
 import { isSnapError } from '../core/errors.js';
@@ -15,7 +16,7 @@ import { entriesOfPack, packHashMatches, verifyEntry } from '../store/pack-verif
 import { inSubset, type Subset } from './check-subset.js';
 import { findAffected, type Affected } from './check-affected.js';
 import { checkLog } from './oplog-check.js';
-import { type IndexedPack, indexFileName, listIndexFiles, readIndexFile } from '../repo/index-files.js';
+import { checkIndexFiles, entriesDigest, type ReadHeader } from './check-index-files.js';
 import { errorMessage, isMarked, listPacks, newMarks, readSnapshotRecords, walkTrees } from './reachability.js';
 
 export type ProblemKind =
@@ -209,74 +210,17 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
     }
   }
 
-  if (o.readData) await readData(repo, o.readData, stored, indexed, r, problem, bad, o.sink, o.signal);
+  // The headers of the packs read whole and found intact, to hold the index files against.
+  const headers = new Map<string, ReadHeader>();
+  if (o.readData) await readData(repo, o.readData, stored, indexed, r, problem, bad, headers, o.sink, o.signal);
 
-  await checkIndexFiles(repo, stored, r, problem, o.signal);
+  await checkIndexFiles(repo, stored, headers, r, problem, o.signal);
 
   // The operation log (docs/format.md): every record must parse; it holds no backup data.
   for (const d of (await checkLog(repo.backend, o.signal)).damaged) problem({ kind: 'log-damaged', log: d.name, message: d.message });
 
   if (bad.size > 0 || badFiles.size > 0) r.affected = await findAffected(repo, recs.snapshots, bad, o.maxPaths ?? 1000, badFiles);
   return r;
-}
-
-/**
- * The repository's index files (docs/format.md, "Index files"): each must read and verify, list each
- * pack in storage with the size storage has, and agree with the index wherever the index uses the
- * pack's copy of an object. A damaged one is reported by name; nothing reads it (clients fall back
- * to the pack headers). Packs no index file lists are counted, not reported: a backup that crashed
- * before writing its index file leaves them, and clients read their headers.
- */
-async function checkIndexFiles(repo: Repository, stored: Map<string, number>, r: CheckReport, problem: (p: CheckProblem) => void, signal?: AbortSignal): Promise<void> {
-  const covered = new Set<string>();
-  const unreadable: { name: string; why: string }[] = [];
-  for (const fileId of await listIndexFiles(repo.backend)) {
-    signal?.throwIfAborted();
-    const name = indexFileName(fileId);
-    let packs: IndexedPack[];
-    try {
-      packs = await readIndexFile(repo.backend, fileId);
-    } catch (e) {
-      if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
-      if (isSnapError(e, 'SNAP_MISSING_OBJECT')) continue; // deleted since the listing (a gc compacting)
-      unreadable.push({ name, why: errorMessage(e) });
-      continue;
-    }
-    r.indexFiles++;
-    let wrong: string | undefined;
-    for (const p of packs) {
-      const size = stored.get(p.id);
-      if (size === undefined) continue; // a pack deleted since (its entries are ignored by readers)
-      if (size !== p.size) {
-        wrong ??= `it says pack ${p.id.slice(0, 12)} has ${p.size} bytes, storage has ${size}`;
-        continue;
-      }
-      covered.add(p.id);
-      for (const e of p.entries) {
-        let loc;
-        try {
-          loc = await repo.index.lookup(e.id);
-        } catch {
-          continue; // damage of the index entry: reported by the tree walk
-        }
-        if (loc && loc.pack === p.id && (loc.offset !== e.offset || loc.length !== e.length || loc.rawLength !== e.rawLength || loc.codec !== e.codec || loc.type !== e.type)) {
-          wrong ??= `its entry of object ${toHex(e.id).slice(0, 16)} in pack ${p.id.slice(0, 12)} disagrees with the index`;
-        }
-      }
-    }
-    if (wrong) problem({ kind: 'index-file-damaged', indexFile: name, message: `index file ${name} is wrong: ${wrong}; 'snap repair' or 'snap index rebuild' rewrites it` });
-  }
-  for (const id of stored.keys()) if (!covered.has(id)) r.packsWithoutIndexFile++;
-  // An unreadable index file hides nothing when intact ones list every pack in storage: what a
-  // write cut short leaves (a gc's compaction writes all new index files before it deletes the old
-  // ones), removed by the next gc. Otherwise it is damage: clients read its packs' headers.
-  for (const u of unreadable) {
-    if (r.packsWithoutIndexFile === 0) {
-      r.leftovers.push({ kind: 'index-file-unneeded', indexFile: u.name, message: `index file ${u.name} cannot be read (${u.why}), but other index files list every pack: a leftover of an interrupted write that 'snap gc' removes` });
-    } else {
-      problem({ kind: 'index-file-damaged', indexFile: u.name, message: `index file ${u.name} is damaged (${u.why}): clients read the headers of its packs instead; 'snap repair' or 'snap index rebuild' rewrites it` });
-    }
-  }
 }
 
 /** Objects snapshots use that the index lacks: in an unindexed pack (index rebuild fixes it) or nowhere. */
@@ -314,7 +258,7 @@ const MAX_PACK_SCRATCH = 256 * 1024 * 1024;
 
 async function readData(
   repo: Repository, subset: Subset, stored: Map<string, number>, indexed: Map<string, number>, r: CheckReport,
-  problem: (p: CheckProblem) => void, bad: Set<string>, sink: ProgressSink, signal?: AbortSignal,
+  problem: (p: CheckProblem) => void, bad: Set<string>, headers: Map<string, ReadHeader>, sink: ProgressSink, signal?: AbortSignal,
 ): Promise<void> {
   const packs = [...indexed.keys()].filter((id) => stored.has(id) && inSubset(id, subset)).sort();
   sink.info?.(`reading ${packs.length} pack(s)`);
@@ -345,7 +289,8 @@ async function readData(
     r.packsRead++;
     r.bytesRead += bytes.length;
     sink.progress?.({ files: ++done, dirs: 0, bytes: r.bytesRead, current: `pack ${id.slice(0, 12)}` });
-    if (!packHashMatches(bytes, id)) {
+    const intact = packHashMatches(bytes, id);
+    if (!intact) {
       problem({ kind: 'pack-damaged', pack: id, message: `pack ${id.slice(0, 12)} does not match its name (its content changed after it was written)` });
     }
     let entries;
@@ -356,6 +301,8 @@ async function readData(
       headerless.add(id);
       continue;
     }
+    // Only an intact pack's header is the truth index files are held against.
+    if (intact) headers.set(id, { digest: entriesDigest(entries), entries: entries.length });
     const maxRaw = entries.reduce((m, e) => Math.max(m, e.rawLength), 0);
     if (rawBuf.length < maxRaw && maxRaw <= MAX_SCRATCH) rawBuf = Buffer.allocUnsafe(maxRaw);
     for (const e of entries) {

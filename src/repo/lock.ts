@@ -2,7 +2,7 @@
 // Shared locks (create, restore, list, check, ...) coexist; an exclusive lock (gc, forget, repair,
 // index rebuild) excludes every other lock (docs/maintenance.md, "What can run together"). Acquiring = write ours, list the others, and back off if one conflicts: two
 // processes that race both see each other, so at worst both retry (with jitter), never both win.
-import { SnapError } from '../core/errors.js';
+import { SnapError, isSnapError } from '../core/errors.js';
 import { displayPath } from '../core/bytes.js';
 import { randomHex } from '../core/ids.js';
 import type { Clock } from '../core/clock.js';
@@ -197,8 +197,12 @@ async function findConflict(backend: Backend, mine: string, exclusive: boolean, 
     let bytes: Buffer;
     try {
       bytes = await backend.get(blob.name);
-    } catch {
-      continue; // released between the listing and the read
+    } catch (e) {
+      // Released between the listing and the read, or a sealed file that does not open (ignored as
+      // before). Any other failure (the server still unreachable after every retry) must not let a
+      // holder pass for gone: it stops the acquisition.
+      if (isSnapError(e, 'SNAP_MISSING_OBJECT') || isSnapError(e, 'SNAP_CORRUPT')) continue;
+      throw e;
     }
     const r = decodeLock(bytes);
     if (!r) {
