@@ -75,6 +75,8 @@ export interface CreateOptions {
   trust?: { walk: WalkMemo; dirty: Iterable<string> };
   /** Return this backup's walk (CreateResult.walk), for a following backup's `trust`. */
   remember?: boolean;
+  /** Called after the walk, before anything is compared or saved (`snap watch`'s test hook holds a backup there). */
+  beforeSave?: () => Promise<void>;
 }
 
 /**
@@ -214,6 +216,7 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   let rootTree: Buffer;
   try {
     rootTree = o.stdin ? await a.streamTree(o.stdin) : await a.dirOfTrie('/', buildTrie(sources), at, top, '/');
+    await o.beforeSave?.();
     o.signal?.throwIfAborted();
   } catch (e) {
     // Stopped (or failed): let pack writes already under way finish, so none is cut off; write nothing more.
