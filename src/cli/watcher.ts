@@ -90,8 +90,10 @@ const MAX_EXTRA = 100;
  * - A folder that appears (created, or moved in, from another source or within one) is watched
  *   by itself only: its subfolders that were there before it was watched (a folder moved in, the
  *   inner folders of a fast `mkdir -p`) are not, and the watches of a folder moved within the tree
- *   keep reporting its old paths. So each folder that appears with subfolders is watched as a
- *   tree of its own as well (`extra`), until the next restart folds it in.
+ *   keep reporting its old paths. A folder it could not list when it started (unreadable) is not
+ *   watched at all, and a chmod that makes it readable does not change that. So each folder that
+ *   appears with subfolders, and each folder whose attributes change (a chmod, a new time), is
+ *   watched as a tree of its own as well (`extra`), until the next restart folds it in.
  */
 export async function startWatcher(sources: string[], ignore: string[], handlers: WatchHandlers): Promise<Watcher> {
   const mod = loadParcel();
@@ -124,15 +126,15 @@ export async function startWatcher(sources: string[], ignore: string[], handlers
   // Folders watched on their own (see above), by path; a folder that appears again is watched anew.
   const extra = new Map<string, Promise<(() => Promise<void>) | undefined>>();
   let saidExtra = false;
-  const follow = (dir: string, ign: string[], cb: (err: Error | null, events: { path: string; type: string }[]) => void): void => {
+  const follow = (dir: string, always: boolean, ign: string[], cb: (err: Error | null, events: { path: string; type: string }[]) => void): void => {
     if (closed || !mod) return;
     let subdirs = false;
     try {
       subdirs = fs.readdirSync(dir, { withFileTypes: true }).some((d) => d.isDirectory());
     } catch {
-      return; // gone again, or a file: nothing more to watch
+      return; // gone again, a file, or still unreadable: nothing (more) to watch
     }
-    if (!subdirs) return;
+    if (!subdirs && !always) return;
     if (!extra.has(dir) && extra.size >= MAX_EXTRA) {
       if (!saidExtra) h.incomplete(`more than ${MAX_EXTRA} new folders with subfolders to follow`);
       saidExtra = true;
@@ -193,7 +195,7 @@ export async function startWatcher(sources: string[], ignore: string[], handlers
           count(events.length);
           const mine = events.filter((e) => keep(e.path));
           if (mine.length === 0) return;
-          for (const e of mine) if (e.type === 'create' && !hasEscapedBytes(e.path)) follow(e.path, ign.filter((i) => under(i, e.path)), cb);
+          for (const e of mine) if (e.type !== 'delete' && !hasEscapedBytes(e.path)) follow(e.path, e.type === 'update', ign.filter((i) => under(i, e.path)), cb);
           h.change(mine.map((e) => e.path));
         };
         const sub = await mod.subscribe(dir, cb, { ignore: ign });
