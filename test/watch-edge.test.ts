@@ -167,13 +167,14 @@ describe('snap watch at its edges', () => {
     expect((await w.exited).code).toBe(0);
   }, 60_000);
 
-  it.skipIf(!canSetpriv())('a folder that could not be read is read again once it can be, with no event for it (skipped unless root with setpriv)', async () => {
+  it.skipIf(!canSetpriv())('a folder that could not be read is read again once it can be, with no event for it; one unreadable at start is watched once readable (skipped unless root with setpriv)', async () => {
     const base = tmpDir();
     const repo = path.join(base, 'repo');
     const src = path.join(base, 'src');
     const control = path.join(base, 'control');
     bigTree(src, 4);
     const locked = path.join(src, 'd2', 's3');
+    const early = path.join(src, 'd3', 's1');
     // Everything belongs to nobody, who runs the watch; root (this test) changes the mode.
     const own = (p: string): void => {
       fs.chownSync(p, 65534, 65534);
@@ -189,11 +190,13 @@ describe('snap watch at its edges', () => {
       if (trusted === undefined) delete process.env.SNAP_TRUSTED_REPOS;
       else process.env.SNAP_TRUSTED_REPOS = trusted;
     });
+    // One folder cannot be read from the start: the watcher cannot list it either.
+    fs.chmodSync(early, 0o000);
     const w = adopt(snapAsync(['--repo', repo, '--json', 'watch', src, '--debounce', '400ms', '--max-interval', '1h'], { asUser: user, env: { SNAP_WATCH_TEST_CONTROL: control } }));
-    await nth(w, 1);
+    expect(await nth(w, 1)).toMatchObject({ reason: 'start', warnings: 1 });
     fs.chmodSync(locked, 0o000);
     const s2 = await nth(w, 2);
-    expect(s2).toMatchObject({ reason: 'changes', warnings: 1 });
+    expect(s2).toMatchObject({ reason: 'changes', warnings: 2 });
     expect(w.stderr()).toMatch(/s3: cannot list directory/);
     expect(snapshotPaths(repo, s2.id!, src).filter((p) => p.startsWith('d2/s3/'))).toEqual([]);
     // Readable again, with its event dropped: only a change elsewhere is reported.
@@ -203,9 +206,20 @@ describe('snap watch at its edges', () => {
     await hook(w, control, 'resume');
     fs.writeFileSync(path.join(src, 'd0', 's0', 'f0'), 'elsewhere\n');
     const s3 = await nth(w, 3);
-    expect(s3).toMatchObject({ reason: 'changes', scan: 'trusted', warnings: 0 });
-    matches(repo, s3, src);
+    expect(s3).toMatchObject({ reason: 'changes', scan: 'trusted', warnings: 1 });
     expect(catFile(repo, s3.id!, path.join(locked, 'f4'))).toBe('file 2/3/4\n');
+    expect(snapshotPaths(repo, s3.id!, src).filter((p) => p.startsWith('d2/s3/'))).toHaveLength(10);
+    // The folder unreadable from the start becomes readable (an event), and is watched from then
+    // on: a change in it later is an event too.
+    fs.chmodSync(early, 0o755);
+    const s4 = await nth(w, 4);
+    expect(s4).toMatchObject({ reason: 'changes', warnings: 0 });
+    matches(repo, s4, src);
+    fs.writeFileSync(path.join(early, 'f2'), 'changed once readable\n');
+    const s5 = await nth(w, 5);
+    expect(s5).toMatchObject({ reason: 'changes', scan: 'trusted' });
+    expect(catFile(repo, s5.id!, path.join(early, 'f2'))).toBe('changed once readable\n');
+    matches(repo, s5, src);
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);
   }, 60_000);
