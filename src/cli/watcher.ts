@@ -136,7 +136,7 @@ export async function startWatcher(sources: string[], ignore: string[], handlers
     }
     if (!subdirs && !always) return;
     if (!extra.has(dir) && extra.size >= MAX_EXTRA) {
-      if (!saidExtra) h.incomplete(`more than ${MAX_EXTRA} new folders with subfolders to follow`);
+      if (!saidExtra) h.incomplete(`more than ${MAX_EXTRA} folders to watch on their own (new ones with subfolders, or with new attributes)`);
       saidExtra = true;
       return;
     }
@@ -148,7 +148,9 @@ export async function startWatcher(sources: string[], ignore: string[], handlers
         await stop?.().catch(() => undefined);
         if (closed) return undefined;
         try {
-          const sub = await mod.subscribe(dir, cb, { ignore: ign });
+          // A callback of its own: @parcel/watcher shares one watcher per folder and options, and
+          // unsubscribing a callback it already had would end that other subscription.
+          const sub = await mod.subscribe(dir, (err, events) => cb(err, events), { ignore: ign });
           return () => sub.unsubscribe();
         } catch (e) {
           // Its subfolders cannot all be watched (one is unreadable, the watch limit): scan instead.
@@ -195,7 +197,8 @@ export async function startWatcher(sources: string[], ignore: string[], handlers
           count(events.length);
           const mine = events.filter((e) => keep(e.path));
           if (mine.length === 0) return;
-          for (const e of mine) if (e.type !== 'delete' && !hasEscapedBytes(e.path)) follow(e.path, e.type === 'update', ign.filter((i) => under(i, e.path)), cb);
+          // Not the source itself: its watch is this one.
+          for (const e of mine) if (e.type !== 'delete' && e.path !== dir && !hasEscapedBytes(e.path)) follow(e.path, e.type === 'update', ign.filter((i) => under(i, e.path)), cb);
           h.change(mine.map((e) => e.path));
         };
         const sub = await mod.subscribe(dir, cb, { ignore: ign });
