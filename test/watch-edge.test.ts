@@ -163,6 +163,20 @@ describe('snap watch at its edges', () => {
     expect(s5).toMatchObject({ reason: 'changes', scan: 'trusted' });
     expect(catFile(repo, s5.id!, path.join(b, 'moved', 'sub', 'f'))).toBe('edited after the second move\n');
     expect(snapshotPaths(repo, s5.id!, a)).toEqual(['stays']);
+
+    // The source's own attributes changed, twice (each a backup, which may save nothing: a
+    // source's own mode is in the folder above it): its watch goes on.
+    const backups = (): number => w.events.filter((e) => e.event === 'snapshot' || e.event === 'unchanged').length;
+    for (const mode of [0o700, 0o755]) {
+      const n = backups();
+      fs.chmodSync(b, mode);
+      await waitFor('a backup after the chmod', () => backups() > n, w);
+    }
+    const n = snapshots(w).length;
+    fs.writeFileSync(path.join(b, 'b'), 'after the source was chmodded\n');
+    const s8 = await nth(w, n + 1);
+    expect(s8).toMatchObject({ reason: 'changes', scan: 'trusted' });
+    expect(catFile(repo, s8.id!, path.join(b, 'b'))).toBe('after the source was chmodded\n');
     w.child.kill('SIGTERM');
     expect((await w.exited).code).toBe(0);
   }, 60_000);
