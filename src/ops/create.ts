@@ -522,7 +522,7 @@ class Archiver {
     // again next time (its folders without a problem still may be).
     if (into) {
       const ok = listed.ok && s.warnings === warnings;
-      into.set(key, { ...(ok ? { tree } : {}), files: s.totalFiles - files, bytes: s.totalBytes - bytes, dirs: s.dirsNew + s.dirsChanged + s.dirsUnchanged - dirs, kids: kids! });
+      into.set(key, { ...(ok ? { tree: keptId(tree) } : {}), files: s.totalFiles - files, bytes: s.totalBytes - bytes, dirs: s.dirsNew + s.dirsChanged + s.dirsUnchanged - dirs, kids: kids! });
     }
     return tree;
   }
@@ -743,6 +743,17 @@ class Archiver {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * A tree id the walk keeps (snap watch keeps it for days), copied into memory of its own: an id
+ * read from a directory record is a 32-byte slice of Node's shared 8 KB buffer pool, and kept as
+ * it is it would keep that whole block alive.
+ */
+function keptId(id: Buffer): Buffer {
+  const b = Buffer.allocUnsafeSlow(id.length);
+  id.copy(b);
+  return b;
+}
 
 /** Where the child `name` is in the previous walk and the reported paths; undefined: read all of it. */
 function descend(at: TrustAt | undefined, name: Buffer): TrustAt | undefined {
