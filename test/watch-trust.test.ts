@@ -11,56 +11,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeTree, snap, tmpDir } from './helpers/cli.js';
-import { type Running, type WatchEvent, catFile, killWatchers, nth, sleep, snapshotPaths, snapshots, startWatch as startWatching, waitFor } from './helpers/watch-run.js';
+import { type Running, bigTree, catFile, hook, killWatchers, matches, nth, sleep, snapshotPaths, snapshots, startWatch as startWatching, waitFor } from './helpers/watch-run.js';
 
 function startWatch(repo: string, args: string[], control: string): Running {
   return startWatching(repo, args, { SNAP_WATCH_TEST_CONTROL: control });
 }
 
 afterEach(killWatchers);
-
-/** Tell the watcher's test hook what to do (pause, resume, overflow) and give it time to act. */
-async function hook(r: Running, control: string, what: string): Promise<void> {
-  fs.writeFileSync(control, what);
-  r.child.kill('SIGUSR2');
-  await sleep(300);
-}
-
-/** Every path under `dir`, relative, sorted. */
-function onDisk(dir: string): string[] {
-  return (fs.readdirSync(dir, { recursive: true }) as string[]).sort();
-}
-
-/** Files and bytes on disk under `dir`. */
-function totals(dir: string): { files: number; bytes: number } {
-  let files = 0;
-  let bytes = 0;
-  for (const p of onDisk(dir)) {
-    const st = fs.lstatSync(path.join(dir, p));
-    if (st.isFile()) {
-      files++;
-      bytes += st.size;
-    }
-  }
-  return { files, bytes };
-}
-
-/** A big tree nobody touches: 40 folders of 5 subfolders of 10 files (2,000 files, 241 folders). */
-function bigTree(src: string, folders = 40): void {
-  for (let i = 0; i < folders; i++) {
-    for (let j = 0; j < 5; j++) {
-      const d = path.join(src, `d${i}`, `s${j}`);
-      fs.mkdirSync(d, { recursive: true });
-      for (let k = 0; k < 10; k++) fs.writeFileSync(path.join(d, `f${k}`), `file ${i}/${j}/${k}\n`);
-    }
-  }
-}
-
-/** The snapshot is exactly the tree on disk: names, and after a restore, contents, modes and times. */
-function matches(repo: string, ev: WatchEvent, src: string): void {
-  expect(snapshotPaths(repo, ev.id!, src)).toEqual(onDisk(src));
-  expect({ files: ev.files, bytes: ev.bytes }).toEqual(totals(src));
-}
 
 describe('snap watch trusts the previous walk', () => {
   it('edits, creates, deletes, renames and a mkdir -p tree deep in a big untouched tree: exactly those changes, a tenth of the lstat calls of a full scan', async () => {

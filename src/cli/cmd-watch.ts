@@ -33,7 +33,7 @@ import { runGc } from './cmd-gc.js';
 import { recordOperation } from './oplog.js';
 import { rawArgv } from './argv.js';
 import { VERSION } from './version.js';
-import { startWatcher, type Watcher } from './watcher.js';
+import { startWatcher, testHold, type Watcher } from './watcher.js';
 import { EXIT_INTERRUPTED } from './interrupt.js';
 
 interface WatchFlags extends HookFlags, KeepFlags {
@@ -133,6 +133,8 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
   let firstChange = 0;
   let lastChange = 0;
   let lostEvents = false;
+  /** The watcher may have missed events without saying so: the next backup (once changes settle) is a full scan. */
+  let incomplete = false;
   let failures = 0;
   let retryAt: number | undefined;
   let lastScan = Date.now();
@@ -173,6 +175,13 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
       memo = undefined;
       if (!signal.aborted) event({ event: 'lost-events', message }, `events may have been lost (${message}); scanning everything`, true);
       poke();
+    },
+    incomplete(message: string): void {
+      if (!incomplete && !signal.aborted) event({ event: 'lost-events', message }, `events may have been lost (${message}); scanning everything once changes settle`, true);
+      incomplete = true;
+      rewatch = true;
+      memo = undefined;
+      handlers.change([]);
     },
   };
   /** Start (or restart) watching; what cannot be watched is said when it changes, not at every retry. */
@@ -236,6 +245,7 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
             skipUnchanged: true,
             remember: true,
             trust,
+            beforeSave: hold,
           }),
         'shared',
         { create: true },
@@ -342,6 +352,7 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
       signal.addEventListener('abort', done, { once: true });
     });
 
+  const hold = testHold(signal);
   try {
     await watchAll();
     event(
@@ -353,9 +364,13 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
     while (!signal.aborted) {
       // After lost events or a failure, or with paths not watched (a source folder that was gone):
       // watch anew before the backup, so the full scan it makes covers the restart.
-      if (rewatch || watcher!.unwatched.length > 0) await watchAll();
+      // A full scan also folds the folders watched on their own (new ones) into one watch again.
+      if (rewatch || watcher!.unwatched.length > 0 || (reason !== 'changes' && watcher!.extra > 0)) await watchAll();
+      // New folders are watched (with their subfolders) before a backup reads them.
+      await watcher!.settled();
       dirty = false;
       lostEvents = false;
+      incomplete = false;
       // Taken in the same tick as the backup starts: a later event is the next backup's.
       const since = { paths: reported, tooMany, restarted };
       reported = new Set();
@@ -377,7 +392,7 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
         }
         const due = Math.max(floor, Math.min(scanAt, changeAt, retryAt ?? Infinity));
         if (now >= due) {
-          reason = retryAt !== undefined && now >= retryAt && !dirty ? 'retry' : dirty && changeAt <= now ? 'changes' : 'rescan';
+          reason = retryAt !== undefined && now >= retryAt && !dirty ? 'retry' : dirty && changeAt <= now ? (incomplete ? 'lost-events' : 'changes') : 'rescan';
           break;
         }
         await sleep(due - now);

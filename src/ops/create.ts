@@ -75,6 +75,8 @@ export interface CreateOptions {
   trust?: { walk: WalkMemo; dirty: Iterable<string> };
   /** Return this backup's walk (CreateResult.walk), for a following backup's `trust`. */
   remember?: boolean;
+  /** Called after the walk, before anything is compared or saved (`snap watch`'s test hook holds a backup there). */
+  beforeSave?: () => Promise<void>;
 }
 
 /**
@@ -214,6 +216,7 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   let rootTree: Buffer;
   try {
     rootTree = o.stdin ? await a.streamTree(o.stdin) : await a.dirOfTrie('/', buildTrie(sources), at, top, '/');
+    await o.beforeSave?.();
     o.signal?.throwIfAborted();
   } catch (e) {
     // Stopped (or failed): let pack writes already under way finish, so none is cut off; write nothing more.
@@ -519,7 +522,7 @@ class Archiver {
     // again next time (its folders without a problem still may be).
     if (into) {
       const ok = listed.ok && s.warnings === warnings;
-      into.set(key, { ...(ok ? { tree } : {}), files: s.totalFiles - files, bytes: s.totalBytes - bytes, dirs: s.dirsNew + s.dirsChanged + s.dirsUnchanged - dirs, kids: kids! });
+      into.set(key, { ...(ok ? { tree: keptId(tree) } : {}), files: s.totalFiles - files, bytes: s.totalBytes - bytes, dirs: s.dirsNew + s.dirsChanged + s.dirsUnchanged - dirs, kids: kids! });
     }
     return tree;
   }
@@ -740,6 +743,17 @@ class Archiver {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * A tree id the walk keeps (snap watch keeps it for days), copied into memory of its own: an id
+ * read from a directory record is a 32-byte slice of Node's shared 8 KB buffer pool, and kept as
+ * it is it would keep that whole block alive.
+ */
+function keptId(id: Buffer): Buffer {
+  const b = Buffer.allocUnsafeSlow(id.length);
+  id.copy(b);
+  return b;
+}
 
 /** Where the child `name` is in the previous walk and the reported paths; undefined: read all of it. */
 function descend(at: TrustAt | undefined, name: Buffer): TrustAt | undefined {

@@ -1,6 +1,7 @@
 // A running `snap --json watch` in a test: its events as they come, waits on them, and the
 // cleanup that kills whatever a test left running (test/watch*.test.ts).
 import type { ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
 import { snap, snapAsync } from './cli.js';
@@ -94,4 +95,47 @@ export function catFile(repo: string, id: string, file: string): string {
   const r = snap(['--repo', repo, 'cat', id, file]);
   expect(r.code, r.stderr).toBe(0);
   return r.stdout;
+}
+
+/** Tell the watcher's test hook (SNAP_WATCH_TEST_CONTROL) what to do and give it time to act: pause, resume, overflow, hold, release. */
+export async function hook(r: Running, control: string, what: string): Promise<void> {
+  fs.writeFileSync(control, what);
+  r.child.kill('SIGUSR2');
+  await sleep(300);
+}
+
+/** Every path under `dir`, relative, sorted. */
+export function onDisk(dir: string): string[] {
+  return (fs.readdirSync(dir, { recursive: true }) as string[]).sort();
+}
+
+/** Files and bytes on disk under `dir`. */
+export function totals(dir: string): { files: number; bytes: number } {
+  let files = 0;
+  let bytes = 0;
+  for (const p of onDisk(dir)) {
+    const st = fs.lstatSync(path.join(dir, p));
+    if (st.isFile()) {
+      files++;
+      bytes += st.size;
+    }
+  }
+  return { files, bytes };
+}
+
+/** A big tree nobody touches: `folders` folders of 5 subfolders of 10 files (40: 2,000 files, 241 folders). */
+export function bigTree(src: string, folders = 40): void {
+  for (let i = 0; i < folders; i++) {
+    for (let j = 0; j < 5; j++) {
+      const d = path.join(src, `d${i}`, `s${j}`);
+      fs.mkdirSync(d, { recursive: true });
+      for (let k = 0; k < 10; k++) fs.writeFileSync(path.join(d, `f${k}`), `file ${i}/${j}/${k}\n`);
+    }
+  }
+}
+
+/** The snapshot is exactly the tree on disk: its names, and the totals of its event. */
+export function matches(repo: string, ev: WatchEvent, src: string): void {
+  expect(snapshotPaths(repo, ev.id!, src)).toEqual(onDisk(src));
+  expect({ files: ev.files, bytes: ev.bytes }).toEqual(totals(src));
 }
