@@ -100,6 +100,25 @@ describe('restore --delete', () => {
     expect(fs.readFileSync(path.join(outside, 'precious'), 'utf8')).toBe('do not touch');
   });
 
+  it('a file whose mode (or owner, as root) alone differs from the snapshot gets the snapshot\'s, content untouched', () => {
+    const { base, repo, src, id } = setup();
+    const target = path.join(base, 'target');
+    expect(snap(['--repo', repo, 'restore', id, target]).code).toBe(0);
+    const a = path.join(target, src, 'a');
+    const want = fs.statSync(path.join(src, 'a'));
+    const before = fs.statSync(a, { bigint: true }).mtimeNs;
+    fs.chmodSync(a, 0o600); // size and time stay as the snapshot has them: only the mode differs
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) fs.chownSync(a, 65534, 65534);
+    expect(fs.statSync(a, { bigint: true }).mtimeNs).toBe(before);
+    const r = snap(['--repo', repo, 'restore', id, target, '--delete']);
+    expect(r.code, r.stderr).toBe(0);
+    const got = fs.statSync(a);
+    expect((got.mode & 0o7777).toString(8)).toBe((want.mode & 0o7777).toString(8));
+    if (asRoot) expect([got.uid, got.gid]).toEqual([want.uid, want.gid]);
+    expect(fs.readFileSync(a, 'utf8')).toBe('A');
+  });
+
   it('with --include prunes only below the included path', () => {
     const { base, repo, src, id } = setup();
     const target = path.join(base, 'target');

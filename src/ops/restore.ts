@@ -511,7 +511,10 @@ class Restorer {
       this.warn('SNAP_EXISTS', shown, 'a directory is in the way; not replaced');
       return false;
     }
-    const same = (node.type === 'file' && st.isFile() && st.size === node.size && sameMtime(st, node)) || (await sameSpecial(node, st, dest));
+    // The same content with other metadata is not "identical": a mirror restore (--delete) must
+    // leave the snapshot's mode (and, as root, owner), so such an entry is written again.
+    const sameMeta = (node.type === 'symlink' || (st.mode & 0o7777) === (node.mode & 0o7777)) && (!this.o.asRoot || (st.uid === node.uid && st.gid === node.gid));
+    const same = sameMeta && ((node.type === 'file' && st.isFile() && st.size === node.size && sameMtime(st, node)) || (await sameSpecial(node, st, dest)));
     if (same && this.policy !== 'always') {
       this.result.unchanged++;
       return false;
