@@ -21,7 +21,7 @@ import { registerExport } from './cmd-export.js';
 import { registerEdit } from './cmd-edit.js';
 import { registerUi } from './cmd-ui.js';
 import { registerMount } from './cmd-mount.js';
-import { VERSION } from './version.js';
+import { versionText, VERSION } from './version.js';
 import { useZstd, ZSTD_KINDS, type ZstdKind, zstdReady } from '../store/zstd.js';
 import { recordOperation } from './oplog.js';
 import { registerLog } from './cmd-log.js';
@@ -65,9 +65,17 @@ function named(e: unknown, ctx: Ctx | undefined): unknown {
 
 async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   let code: number = EXIT.ok;
+  // SNAP_ZSTD=zstd-napi|node:zlib|wasm picks the zstd implementation (store/zstd.ts), to compare them.
+  const zstdKind = process.env.SNAP_ZSTD;
+  if (zstdKind && !(ZSTD_KINDS.includes(zstdKind as ZstdKind) && (await useZstd(zstdKind as ZstdKind)))) {
+    return report(new SnapError('SNAP_USAGE', `SNAP_ZSTD=${zstdKind}: not a zstd implementation this installation can load (${ZSTD_KINDS.join(', ')})`), false);
+  }
+  await zstdReady();
+  // The native parts are looked at only when the version is asked for (loading them costs time).
+  const wantsVersion = argv.slice(2).some((a) => a === '--version' || a === '-V');
   const program = new Command('snap')
     .description('content-addressed, deduplicating snapshots of your files')
-    .version(VERSION)
+    .version(wantsVersion ? versionText() : VERSION)
     .option('-r, --repo <repo>', 'repository: a folder, s3:https://HOST/BUCKET[/PREFIX], azure:ACCOUNT/CONTAINER[/PREFIX] or sftp:USER@HOST/PATH (default: $SNAP_REPO, else $XDG_DATA_HOME/snap or ~/.local/share/snap)')
     .option('--json', 'print results as JSON')
     .option('-q, --quiet', 'print only warnings, errors and results')
@@ -118,12 +126,6 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(program)) c.exitOverride().configureOutput(program.configureOutput());
 
-  // SNAP_ZSTD=zstd-napi|node:zlib|wasm picks the zstd implementation (store/zstd.ts), to compare them.
-  const zstdKind = process.env.SNAP_ZSTD;
-  if (zstdKind && !(ZSTD_KINDS.includes(zstdKind as ZstdKind) && (await useZstd(zstdKind as ZstdKind)))) {
-    return report(new SnapError('SNAP_USAGE', `SNAP_ZSTD=${zstdKind}: not a zstd implementation this installation can load (${ZSTD_KINDS.join(', ')})`), false);
-  }
-  await zstdReady();
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -51,6 +51,11 @@ function loadParcel(): ParcelModule | null {
   return parcel;
 }
 
+/** The file watcher `snap watch` uses here: @parcel/watcher when it loads, else fs.watch. */
+export function watcherKind(): '@parcel/watcher' | 'fs.watch' {
+  return loadParcel() ? '@parcel/watcher' : 'fs.watch';
+}
+
 /** Whether `p` is `dir` or inside it. */
 function under(p: string, dir: string): boolean {
   return p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);

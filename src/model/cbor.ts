@@ -1,7 +1,22 @@
 // The one CBOR codec for repository records. Repository bytes are untrusted: decoding failures,
 // including stack exhaustion from deep nesting, become SNAP_CORRUPT.
+import { createRequire } from 'node:module';
 import { Encoder } from 'cbor-x';
 import { SnapError } from '../core/errors.js';
+
+/**
+ * Whether cbor-x decodes with its optional native part, cbor-extract (it loads it the same way,
+ * from its own folder); without it, it decodes in JavaScript with the same results.
+ */
+export function cborNative(): boolean {
+  try {
+    const fromCborX = createRequire(createRequire(import.meta.url).resolve('cbor-x'));
+    fromCborX('cbor-extract');
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 // Plain maps with string keys and byte strings for Buffers: no cbor-x "records" extension, so any
 // CBOR reader can read snap's records (docs/format.md).

@@ -148,7 +148,6 @@ interface ZlibEngine {
   _writeState?: Uint32Array;
   _handle?: {
     writeSync?(flush: number, src: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void;
-    reset?(): void;
   };
 }
 
@@ -202,13 +201,17 @@ function openZstd(spec: ZstdSpec): Zstd {
   if (spec.kind === 'node:zlib') {
     const z = zlib as unknown as ZlibZstd;
     const LEVEL = z.constants.ZSTD_c_compressionLevel;
-    // zstdCompressSync builds a zstd context (several MB at level 3) for every call, takes the
-    // output in fresh 64 KiB buffers and concatenates them: on the compression workers that churn
-    // kept a 1 GiB backup ~125 MB above zstd-napi's peak RSS (docs/performance.md). Instead each
-    // thread keeps one compression stream per level and drives its handle as zstdCompressSync
-    // does, into one scratch buffer, resetting the context between objects (the level stays).
+    // zstdCompressSync (the public API) builds a zstd context and allocates a fresh output buffer
+    // for every call: on the compression workers that churn kept a 1 GiB backup ~125 MB above
+    // zstd-napi's peak RSS (docs/performance.md, "zstd implementations"). Instead each thread keeps
+    // one compression stream per level for good and drives its handle as zstdCompressSync does,
+    // into one scratch buffer. Each object is one call with all its input and ZSTD_e_end, so zstd
+    // records the content size in the frame header, and once that frame is complete zstd starts the
+    // next one itself with a fresh session (its parameters, the level among them, stay). The
+    // handle is never reset: on Node 22 reset() makes a new context without the stream's level
+    // (later frames came out at the default level), and Node 26 refuses to reset an unfinished
+    // frame. Frames are byte-identical to a fresh context's on Node 22, 24 and 26 (test/zstd.test.ts).
     const engines = new Map<number, ZlibEngine>();
-    const lastSize = new Map<number, number>();
     let scratch = Buffer.alloc(0);
     const fallback = (src: Uint8Array, level: number): Buffer => {
       try {
@@ -218,43 +221,31 @@ function openZstd(spec: ZstdSpec): Zstd {
         throw e;
       }
     };
+    /** Drop the stream of `level` (the next object gets a fresh one) and compress the public way. */
+    const dropped = (level: number, src: Uint8Array): Buffer => {
+      const e = engines.get(level);
+      engines.delete(level);
+      if (e && !e.destroyed) e.close();
+      return fallback(src, level);
+    };
     return {
       ...base,
-      // One call with all the input and ZSTD_e_end: zstd then records the content size in the
-      // frame header. The scratch holds zstd's bound for the input, so the frame always ends
-      // within it: a stream left with an unfinished frame cannot be reset (Node 26 refuses, and
-      // a later write on it aborts the process). A frame not smaller than the input is not kept
-      // (the caller stores the object raw).
+      // The scratch holds zstd's bound for the input, so the frame always ends within it. A frame
+      // not smaller than the input is not kept (the caller stores the object raw).
       compress(src, level) {
         let e = engines.get(level);
-        // Node 22's zstd stream keeps state from the last object (a frame then differs from a fresh
-        // context's): an object of another size than the last gets a fresh stream.
-        if (e && src.length !== lastSize.get(level)) {
-          engines.delete(level);
-          e.close();
-          e = undefined;
-        }
-        lastSize.set(level, src.length);
         if (!e) engines.set(level, (e = z.createZstdCompress({ params: { [LEVEL]: level } })));
         const h = e._handle;
         const state = e._writeState;
-        if (!h?.writeSync || !h.reset || !state || e.destroyed) return fallback(src, level);
+        if (!h?.writeSync || !state || e.destroyed) return dropped(level, src);
         const cap = zstdCompressBound(src.length);
         if (scratch.length < cap) scratch = Buffer.allocUnsafe(cap);
         h.writeSync(z.constants.ZSTD_e_end, src, 0, src.length, scratch, 0, cap);
         const outLeft = state[0]!;
         const inLeft = state[1]!;
-        if (outLeft === 0 || inLeft !== 0) {
-          // Not a whole frame (zstd's bound did not hold here): this stream is dropped unreset.
-          engines.delete(level);
-          e.close();
-          return fallback(src, level);
-        }
-        h.reset();
-        if (e.destroyed) {
-          engines.delete(level);
-          return fallback(src, level);
-        }
+        // Output space left and all input taken: the frame is complete (zstd stops early only when
+        // the output is full). Otherwise (zstd's bound did not hold here) the stream is dropped.
+        if (outLeft === 0 || inLeft !== 0 || e.destroyed) return dropped(level, src);
         if (cap - outLeft >= src.length) return asBuffer(src); // the frame would not be smaller
         const frame = scratch.subarray(0, cap - outLeft);
         // Only a whole frame that declares the input's size is returned; anything else (an
@@ -264,8 +255,7 @@ function openZstd(spec: ZstdSpec): Zstd {
         } catch {
           // below
         }
-        engines.delete(level);
-        return fallback(src, level);
+        return dropped(level, src);
       },
       // maxOutputLength stops a frame that holds more than it declares; a chunk of size + 1
       // takes the whole result in one allocation (with exactly size, zlib allocates another).
