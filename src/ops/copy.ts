@@ -28,7 +28,7 @@ import { sha256, toHex } from '../core/ids.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
 import type { Snapshot, StoredSnapshot } from '../model/snapshot.js';
-import { decodeTree, encodeTree, indexOfName } from '../model/tree.js';
+import { type Tree, encodeTree, openTree } from '../model/tree.js';
 import type { ObjectType } from '../store/pack.js';
 import type { Repository } from '../repo/repository.js';
 import { IdSet } from './reachability.js';
@@ -244,7 +244,7 @@ class SameIdCopier {
         const trees = await Promise.all(batch.map((q) => this.copyObject(q.id, q.type)));
         batch.forEach((q, k) => {
           if (q.type !== 'tree') return;
-          const nodes: Node[] = decodeTree(trees[k]!, `tree ${toHex(q.id).slice(0, 16)}`);
+          const nodes = openTree(trees[k]!, `tree ${toHex(q.id).slice(0, 16)}`);
           for (const n of nodes) {
             if (n.type === 'dir' && n.tree) {
               if (this.seenTrees.add(n.tree)) next.push({ id: n.tree, type: 'tree' });
@@ -296,11 +296,16 @@ interface TreePair {
 
 /** The entries of a reference pair's trees, equal in shape (names, types, chunk counts). */
 interface RefEntries {
-  src: Node[];
-  dst: Node[];
+  src: Tree;
+  dst: Tree;
 }
 
-/** A source tree being rewritten: its entries, files already carrying their new chunk ids. */
+/**
+ * A source tree being rewritten: its entries, files already carrying their new chunk ids. The one
+ * reader that holds a tree's entries as objects all at once: it re-encodes them with new ids (at
+ * most MAX_TREE_ENTRIES, about 670 bytes each: under 700 MB for a tree at the cap, one such tree
+ * per level of the path being copied).
+ */
 interface Frame {
   srcId: Buffer;
   nodes: Node[];
@@ -358,7 +363,7 @@ class KeyedCopier {
       this.run.r.objectsPresent++;
       return ref.dst;
     }
-    const nodes = (await this.run.src.readTree(id)).slice(); // readTree's array is shared with its cache
+    const nodes = (await this.run.src.readTree(id)).toArray();
     const refEntries = ref ? await this.refEntries(ref) : undefined;
     await this.mapChunks(nodes, refEntries);
     return { srcId: id, nodes, ref: refEntries, i: 0 };
@@ -369,8 +374,8 @@ class KeyedCopier {
     const [a, b] = await Promise.all([this.run.src.readTree(ref.src), this.run.dst.readTree(ref.dst).catch(() => undefined)]);
     if (!b || a.length !== b.length) return undefined;
     for (let i = 0; i < a.length; i++) {
-      const x = a[i]!;
-      const y = b[i]!;
+      const x = a.at(i);
+      const y = b.at(i);
       if (!x.name.equals(y.name) || x.type !== y.type || (x.chunks?.length ?? 0) !== (y.chunks?.length ?? 0) || x.size !== y.size) return undefined;
     }
     return { src: a, dst: b };
@@ -391,8 +396,9 @@ class KeyedCopier {
         if (n.type !== 'file' || !n.chunks || n.chunks.length === 0) continue;
         const chunks = n.chunks.slice();
         nodes[k] = { ...n, chunks };
-        const refAt = ref ? indexOfName(ref.src, n.name) : -1;
-        const refPairs = refAt >= 0 && ref!.src[refAt]!.type === 'file' ? pairsOf(ref!.src[refAt]!.chunks!, ref!.dst[refAt]!.chunks!) : undefined;
+        const refAt = ref ? ref.src.indexOf(n.name) : -1;
+        const refSrc = refAt >= 0 ? ref!.src.at(refAt) : undefined;
+        const refPairs = refSrc?.type === 'file' ? pairsOf(refSrc.chunks!, ref!.dst.at(refAt).chunks!) : undefined;
         for (let j = 0; j < chunks.length; j++) {
           const c = chunks[j]!;
           const known = this.recent.get(c);
@@ -455,10 +461,11 @@ class KeyedCopier {
 /** The reference pair of a directory entry, when the reference has a directory of that name. */
 function childPair(ref: RefEntries | undefined, n: Node): TreePair | undefined {
   if (!ref) return undefined;
-  const at = indexOfName(ref.src, n.name);
-  if (at < 0 || ref.src[at]!.type !== 'dir') return undefined;
-  const a = ref.src[at]!.tree;
-  const b = ref.dst[at]!.tree;
+  const at = ref.src.indexOf(n.name);
+  const src = at < 0 ? undefined : ref.src.at(at);
+  if (!src || src.type !== 'dir') return undefined;
+  const a = src.tree;
+  const b = ref.dst.at(at).tree;
   return a && b ? { src: a, dst: b } : undefined;
 }
 

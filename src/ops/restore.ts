@@ -15,6 +15,7 @@ import { TaskPool } from '../core/pool.js';
 import { writeSparse } from '../core/sparse.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
+import { Tree } from '../model/tree.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
 import type { Backend } from '../backend/backend.js';
@@ -128,7 +129,7 @@ class DirState {
 interface Frame {
   dir: DirState | undefined; // undefined in a dry run
   shown: Buffer;
-  nodes: Node[];
+  nodes: Tree;
   i: number;
   parts: Buffer[];
   scope: 'all' | 'partial';
@@ -231,7 +232,7 @@ class Restorer {
   }
 
   /** --delete: prune the directory just opened (or, in a dry run, list what would go). */
-  private async prune(d: DirState | undefined, shown: Buffer, nodes: Node[], real: boolean): Promise<void> {
+  private async prune(d: DirState | undefined, shown: Buffer, nodes: Tree, real: boolean): Promise<void> {
     if (d && !d.fresh) this.result.removed += await pruneDir(d.fd, shown, nodes, TMP_PREFIX_B, this.mirrorSink);
     else if (!d && real) this.result.removed += await planPrune(shown, nodes, TMP_PREFIX_B, this.mirrorSink);
   }
@@ -242,7 +243,7 @@ class Restorer {
       const st = fs.lstatSync(d.at(node.name), { throwIfNoEntry: false });
       if (st?.isDirectory()) this.result.removed += await removeEntry(d.fd, node.name, shown, true, this.mirrorSink);
     } else if (real && isRealDir(shown)) {
-      this.result.removed += await planPrune(shown, [], TMP_PREFIX_B, this.mirrorSink);
+      this.result.removed += await planPrune(shown, Tree.EMPTY, TMP_PREFIX_B, this.mirrorSink);
       this.result.removed++;
       await this.mirrorSink.removed({ dest: shown, dir: true });
     }
@@ -305,7 +306,7 @@ class Restorer {
         continue;
       }
       this.o.signal?.throwIfAborted();
-      const node = f.nodes[f.i++]!;
+      const node = f.nodes.at(f.i++);
       const childParts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
       const s = f.scope === 'all' ? 'all' : this.scope(childParts);
       if (s === 'none') continue;
@@ -320,7 +321,7 @@ class Restorer {
         }
         const child = await this.dir(f.dir, node, childShown, mirror);
         if (child === false) continue;
-        const nodes = node.tree ? await this.readTree(node.tree, childShown) : [];
+        const nodes = node.tree ? await this.readTree(node.tree, childShown) : Tree.EMPTY;
         const real = !child && f.real && isRealDir(childShown);
         if (mirror) await this.prune(child, childShown, nodes, real);
         stack.push({ dir: child, shown: childShown, nodes, i: 0, parts: childParts, scope: s, mirror, mparts, real });
@@ -346,14 +347,14 @@ class Restorer {
     }
   }
 
-  private async readTree(id: Buffer, shown: Buffer): Promise<Node[]> {
+  private async readTree(id: Buffer, shown: Buffer): Promise<Tree> {
     try {
       return await this.repo.readTree(id);
     } catch (e) {
       if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
       this.result.damaged.push(displayName(shown));
       this.warn(e.code, shown, `directory contents cannot be restored: ${e.message}`);
-      return [];
+      return Tree.EMPTY;
     }
   }
 
