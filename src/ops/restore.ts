@@ -56,6 +56,13 @@ export interface RestoreOptions {
   delete?: boolean;
   /** With delete: told of each entry removed (or that a dry run would remove), contents before their directory. */
   onRemoved?: (r: Removal) => Promise<void> | void;
+  /**
+   * Tests only (the CLI sets it from SNAP_RESTORE_TEST_PAUSE): awaited right after the restore
+   * made a directory, before it opens it, and right after it made a temporary special-file node,
+   * before it sets its metadata: the two moments another user's swap must not redirect anything
+   * (issue 20, items 1 and 2). `path` is where the entry is, under the target as the kernel names it.
+   */
+  testPause?: (at: { kind: 'dir' | 'temp'; path: Buffer }) => Promise<void>;
 }
 
 /** An entry a dry run would write: `dest` under the target; for a hard link, the path it would link to. */
@@ -407,6 +414,7 @@ class Restorer {
     } catch (e) {
       if (errnoCode(e) !== 'EEXIST') return this.dirFailed(e, shown);
     }
+    if (fresh) await this.o.testPause?.({ kind: 'dir', path: shown });
     let fd: number;
     let pathOnly = false;
     try {
@@ -430,8 +438,17 @@ class Restorer {
         if (n > 0) return this.dir(parent, node, shown, false);
       }
       if (code === 'ELOOP' || code === 'ENOTDIR') {
+        // Said as what stands there now (open gives ENOTDIR for a symlink too, with O_DIRECTORY).
+        const st = fs.lstatSync(p, { throwIfNoEntry: false });
+        const what = !st ? 'gone' : st.isSymbolicLink() ? 'a symlink, not followed' : describeType(st);
         this.result.skipped++;
-        this.warn('SNAP_UNSAFE_PATH', shown, `exists and is not a directory (${code === 'ELOOP' ? 'a symlink, not followed' : 'a file'}); its contents are not restored`);
+        this.warn(
+          'SNAP_UNSAFE_PATH',
+          shown,
+          fresh
+            ? `was made by this restore and then replaced by another (${what}) before it was opened; nothing is written through it`
+            : `exists and is not a directory (${what}); its contents are not restored`,
+        );
         return false;
       }
       return this.dirFailed(e, shown);
@@ -755,6 +772,7 @@ class Restorer {
     const helperPath = fdPathFor(process.pid, dir.fd, name);
     if (node.type === 'fifo') makeFifo(helperPath);
     else makeDevice(helperPath, node.type as 'chardev' | 'blockdev', node.rdev ?? 0);
+    await this.o.testPause?.({ kind: 'temp', path: joinPath(dir.shown, Buffer.from(name)) });
     try {
       this.entryMeta(tmp, node, shown, true);
       await fsp.rename(tmp, dir.at(node.name));
