@@ -85,6 +85,23 @@ export function decodeCborItem(bytes: Uint8Array, what: string): unknown {
   }
 }
 
+/**
+ * Decode a run of items lying one after the other (checked as decodeCborItem's are), calling
+ * `each` with each in turn: one decoder call for many items (a call per item costs more than the
+ * item for small ones).
+ */
+export function decodeCborItems(bytes: Uint8Array, what: string, each: (item: unknown) => void): void {
+  if (bytes.length === 0) return;
+  try {
+    codec.decodeMultiple(bytes, (item: unknown) => {
+      each(item);
+    });
+  } catch (e) {
+    if (e instanceof SnapError) throw e;
+    throw new SnapError('SNAP_CORRUPT', `${what} is not valid CBOR (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+  }
+}
+
 // Shape checks for decoded records. Each names the record and the field so `check` can say what is wrong.
 export type Rec = Record<string, unknown>;
 

@@ -10,7 +10,7 @@
 // decoded each entry again (restore reads each tree twice) was measurably slower.
 import { SnapError } from '../core/errors.js';
 import { displayName } from '../core/bytes.js';
-import { asUint, cborHead, cborSkip, decodeCborItem, encodeCbor, structureProblem, topLevelArrayLength } from './cbor.js';
+import { asArray, asRecord, asUint, cborHead, cborSkip, decodeCborItem, decodeCborItems, encodeCbor, structureProblem, topLevelArrayLength } from './cbor.js';
 import { type Node, nodeFromRecord, nodeToRecord } from './node.js';
 
 export const TREE_VERSION = 1;
@@ -54,6 +54,8 @@ const NAME_KEY = Buffer.from('name');
 export const DECODED_MAX = 4096;
 /** What a decoded entry costs, for caches (measured: 669 MB for 1,000,000 minimal entries). */
 const DECODED_ENTRY_BYTES = 700;
+/** Entries of a large tree decoded together when a walk reaches them (one decoder call). */
+const BATCH = 256;
 
 /**
  * A tree read from a repository: a read-only view over its checked bytes. `at(i)` decodes entry
@@ -67,11 +69,15 @@ export class Tree implements Iterable<Node> {
     return (Tree.empty ??= openTree(encodeTree([]), 'the empty tree'));
   }
 
+  /** The entries of a large tree decoded last (BATCH of them, from batchStart). */
+  private batch: Node[] = [];
+  private batchStart = 0;
+
   /** @internal use openTree */
   constructor(
     private readonly bytes: Buffer,
-    /** Where each entry starts in `bytes`; the last element is where the entries end. */
-    private readonly starts: Uint32Array,
+    /** Where each entry starts in `bytes` (the last element: where the entries end); only for a large tree. */
+    private readonly starts: Uint32Array | undefined,
     private readonly what: string,
     /** Whether any entry is a directory. */
     readonly hasDirs: boolean,
@@ -80,24 +86,33 @@ export class Tree implements Iterable<Node> {
   ) {}
 
   get length(): number {
-    return this.starts.length - 1;
+    return this.decoded ? this.decoded.length : this.starts!.length - 1;
   }
 
   /** Memory this view holds (its bytes, offsets and decoded entries), for caches. */
   get heldBytes(): number {
-    return this.bytes.length + this.starts.byteLength + (this.decoded ? this.decoded.length * DECODED_ENTRY_BYTES : 0);
+    return this.bytes.length + (this.starts ? this.starts.byteLength + BATCH * DECODED_ENTRY_BYTES : 0) + (this.decoded ? this.decoded.length * DECODED_ENTRY_BYTES : 0);
   }
 
-  /** Entry `i` (0 <= i < length): decoded now, or kept from the check for a small tree (shared: do not change it). */
+  /**
+   * Entry `i` (0 <= i < length): kept from the check for a small tree; for a large one decoded now
+   * with the BATCH entries from `i` on (a walk asks for them next). Shared: do not change it.
+   */
   at(i: number): Node {
     if (!(i >= 0 && i < this.length)) throw new RangeError(`entry ${i} of a tree of ${this.length}`);
-    return this.decoded ? this.decoded[i]! : decodeEntry(this.bytes, this.starts[i]!, this.starts[i + 1]!, this.what, i);
+    if (this.decoded) return this.decoded[i]!;
+    if (i < this.batchStart || i >= this.batchStart + this.batch.length) {
+      const end = Math.min(i + BATCH, this.length);
+      this.batch = decodeRange(this.bytes, this.starts!, i, end, this.what);
+      this.batchStart = i;
+    }
+    return this.batch[i - this.batchStart]!;
   }
 
   /** The name of entry `i`, without decoding the entry (a view of the tree's bytes). */
   nameAt(i: number): Buffer {
     if (!(i >= 0 && i < this.length)) throw new RangeError(`entry ${i} of a tree of ${this.length}`);
-    return rawName(this.bytes, this.starts[i]!)!;
+    return this.decoded ? this.decoded[i]!.name : rawName(this.bytes, this.starts![i]!)!;
   }
 
   /** Where the entry named `name` is, or -1: a binary search decoding names only. */
@@ -106,7 +121,7 @@ export class Tree implements Iterable<Node> {
     let hi = this.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      const c = Buffer.compare(rawName(this.bytes, this.starts[mid]!)!, name);
+      const c = Buffer.compare(this.nameAt(mid), name);
       if (c === 0) return mid;
       if (c < 0) lo = mid + 1;
       else hi = mid - 1;
@@ -140,8 +155,13 @@ export class Tree implements Iterable<Node> {
   }
 }
 
-function decodeEntry(bytes: Buffer, start: number, end: number, what: string, i: number): Node {
-  return nodeFromRecord(decodeCborItem(bytes.subarray(start, end), `${what}.entries[${i}]`), `${what}.entries[${i}]`);
+/** Entries `from` to `to` (exclusive) of a large tree, decoded with one decoder call. */
+function decodeRange(bytes: Buffer, starts: Uint32Array, from: number, to: number, what: string): Node[] {
+  const out: Node[] = [];
+  decodeCborItems(bytes.subarray(starts[from]!, starts[to]!), `${what}.entries[${from}]`, (rec) => {
+    out.push(nodeFromRecord(rec, `${what}.entries[${from + out.length}]`));
+  });
+  return out;
 }
 
 /**
@@ -209,6 +229,22 @@ export function openTree(input: Uint8Array, what: string): Tree {
   if (n > MAX_TREE_ENTRIES) {
     throw new SnapError('SNAP_CORRUPT', `${what} claims ${n} entries, more than the ${MAX_TREE_ENTRIES} snap reads in one directory: the repository is damaged or crafted`);
   }
+  let hasDirs = false;
+  let prev: Buffer | undefined;
+  const check = (node: Node): void => {
+    if (node.type === 'dir') hasDirs = true;
+    if (prev && Buffer.compare(prev, node.name) >= 0) {
+      throw new SnapError('SNAP_CORRUPT', `${what}: entries not sorted or duplicated at ${JSON.stringify(displayName(node.name))}`);
+    }
+    prev = node.name;
+  };
+  if (n <= DECODED_MAX) {
+    // A small tree is decoded whole, as it always was, and kept decoded.
+    const entries = asArray(asRecord(decodeCborItem(bytes, what), what).entries, `${what}.entries`);
+    const keep = entries.map((e, i) => nodeFromRecord(e, `${what}.entries[${i}]`));
+    keep.forEach(check);
+    return new Tree(bytes, undefined, what, hasDirs, keep);
+  }
   const starts = new Uint32Array(n + 1);
   p = arr.next;
   for (let i = 0; i < n; i++) {
@@ -216,22 +252,18 @@ export function openTree(input: Uint8Array, what: string): Tree {
     p = cborSkip(bytes, p)!;
   }
   starts[n] = p;
-  let hasDirs = false;
-  let prev: Buffer | undefined;
-  const keep = n <= DECODED_MAX ? new Array<Node>(n) : undefined;
-  for (let i = 0; i < n; i++) {
-    const node = decodeEntry(bytes, starts[i]!, starts[i + 1]!, what, i);
-    if (keep) keep[i] = node;
-    if (node.type === 'dir') hasDirs = true;
-    // Names are found later without decoding: the raw name must be the one decoding gives.
-    const raw = rawName(bytes, starts[i]!);
-    if (!raw || !raw.equals(node.name)) throw new SnapError('SNAP_CORRUPT', `${what}.entries[${i}]: its name is not where decoding finds it`);
-    if (prev && Buffer.compare(prev, node.name) >= 0) {
-      throw new SnapError('SNAP_CORRUPT', `${what}: entries not sorted or duplicated at ${JSON.stringify(displayName(node.name))}`);
+  for (let from = 0; from < n; from += BATCH) {
+    const to = Math.min(from + BATCH, n);
+    const nodes = decodeRange(bytes, starts, from, to, what);
+    for (let k = 0; k < nodes.length; k++) {
+      const node = nodes[k]!;
+      // Names are found later without decoding: the raw name must be the one decoding gives.
+      const raw = rawName(bytes, starts[from + k]!);
+      if (!raw || !raw.equals(node.name)) throw new SnapError('SNAP_CORRUPT', `${what}.entries[${from + k}]: its name is not where decoding finds it`);
+      check(node);
     }
-    prev = node.name;
   }
-  return new Tree(bytes, starts, what, hasDirs, keep);
+  return new Tree(bytes, starts, what, hasDirs, undefined);
 }
 
 /** Bytes a view may keep: a copy when they are a small part of a larger buffer (a read of a whole pack). */
