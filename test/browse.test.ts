@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Node } from '../src/model/node.js';
+import { Tree } from '../src/model/tree.js';
 import type { StoredSnapshot } from '../src/model/snapshot.js';
 import { diffTrees, type TreeReader } from '../src/ops/diff.js';
 import { compileFindPattern, FindCache, findInSnapshots } from '../src/ops/find.js';
@@ -550,15 +551,15 @@ const dirNode = (name: string, tree: Buffer): Node => ({
 
 /** An in-memory tree store that counts reads. */
 class Trees implements TreeReader {
-  private trees = new Map<string, Node[]>();
+  private trees = new Map<string, Tree>();
   reads = 0;
   put(nodes: Node[]): Buffer {
     const sorted = [...nodes].sort((a, b) => Buffer.compare(a.name, b.name));
     const key = id(JSON.stringify(sorted.map((n) => [n.name.toString(), n.type, n.chunks?.[0]?.toString('hex'), n.tree?.toString('hex')])));
-    this.trees.set(key.toString('hex'), sorted);
+    this.trees.set(key.toString('hex'), Tree.of(sorted));
     return key;
   }
-  async readTree(t: Buffer): Promise<Node[]> {
+  async readTree(t: Buffer): Promise<Tree> {
     this.reads++;
     return this.trees.get(t.toString('hex'))!;
   }

@@ -7,7 +7,7 @@ import { sha256 } from '../src/core/ids.js';
 import { encodeCbor, topLevelArrayLength } from '../src/model/cbor.js';
 import { configProblem } from '../src/model/config.js';
 import type { Node } from '../src/model/node.js';
-import { decodeTree, encodeTree, MAX_TREE_ENTRIES } from '../src/model/tree.js';
+import { type Tree, decodeTree, encodeTree, MAX_TREE_ENTRIES, openTree } from '../src/model/tree.js';
 import { staleReason } from '../src/repo/lock.js';
 import { checkObjectClaim, objectLimits } from '../src/store/limits.js';
 import { countPaths, ExpansionGuard, foldTrees } from '../src/ops/tree-walk.js';
@@ -89,11 +89,12 @@ describe('terminalSafe', () => {
 
 describe('tree walks', () => {
   /** Trees in memory: a chain or a DAG of `depth` levels with `links` names each. */
-  function dag(depth: number, links: number): { repo: { readTree(id: Buffer): Promise<Node[]>; reads: number }; root: Buffer } {
-    const trees = new Map<string, Node[]>();
+  function dag(depth: number, links: number): { repo: { readTree(id: Buffer): Promise<Tree>; reads: number }; root: Buffer } {
+    const trees = new Map<string, Tree>();
     const put = (nodes: Node[]): Buffer => {
-      const id = sha256(encodeTree(nodes));
-      trees.set(id.toString('hex'), nodes);
+      const bytes = encodeTree(nodes);
+      const id = sha256(bytes);
+      trees.set(id.toString('hex'), openTree(bytes, 'tree'));
       return id;
     };
     const meta = { mode: 0o755, uid: 0, gid: 0, user: '', group: '', mtime: { sec: 0, nsec: 0 }, size: 0 };
@@ -104,7 +105,7 @@ describe('tree walks', () => {
     }
     const repo = {
       reads: 0,
-      async readTree(id: Buffer): Promise<Node[]> {
+      async readTree(id: Buffer): Promise<Tree> {
         this.reads++;
         return trees.get(id.toString('hex'))!;
       },
@@ -125,7 +126,7 @@ describe('tree walks', () => {
     const g = new ExpansionGuard(repo, root);
     const top = await repo.readTree(root);
     await g.enter(root, top);
-    const child = top[0]!.tree!;
+    const child = top.at(0).tree!;
     await g.enter(child, await repo.readTree(child));
     await expect(g.enter(child, await repo.readTree(child))).rejects.toThrow(/expand to more than 4294967296 paths/);
     const chain = dag(20_000, 1);
@@ -138,7 +139,7 @@ describe('tree walks', () => {
     const depth = await foldTrees(root, memo, {
       read: (id) => repo.readTree(id),
       unreadable: () => 0,
-      finish: async (_id, _hex, nodes) => 1 + Math.max(0, ...nodes.map((n) => (n.tree ? memo.get(n.tree.toString('hex'))! : 0))),
+      finish: async (_id, _hex, nodes) => 1 + Math.max(0, ...[...nodes].map((n) => (n.tree ? memo.get(n.tree.toString('hex'))! : 0))),
     });
     expect(depth).toBe(20_001);
     expect(repo.reads).toBe(20_001);

@@ -4,6 +4,7 @@ import { shortId } from '../core/ids.js';
 import { displayName, displayPath, fsDecode } from '../core/bytes.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Node } from '../model/node.js';
+import type { Tree } from '../model/tree.js';
 import { catFile, listPath } from '../ops/browse.js';
 import { filterSnapshots, resolveRef, type SnapshotFilter } from '../ops/refs.js';
 import type { Repository } from '../repo/repository.js';
@@ -119,9 +120,9 @@ export function entryJson(p: Buffer, n: Node): Record<string, unknown> {
 
 /** Owner and size columns as wide as the widest in the directory, however long an owner name is. */
 class ColumnWidths {
-  private last: readonly Node[] | undefined;
+  private last: Tree | undefined;
   private w = { owner: 0, size: 0 };
-  of(siblings: readonly Node[]): { owner: number; size: number } {
+  of(siblings: Tree): { owner: number; size: number } {
     if (siblings !== this.last) {
       this.last = siblings;
       this.w = { owner: 0, size: 0 };

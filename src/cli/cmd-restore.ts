@@ -10,6 +10,7 @@ import { collect } from './parse.js';
 import { filterOptions, resolveSnapshot } from './cmd-list.js';
 import { JsonList, pathJson, plural, showPath, writeLine } from './browse-out.js';
 import { displayName, displayPath, fsDecode } from '../core/bytes.js';
+import { restoreTestPause } from './restore-test-pause.js';
 
 /** A dry run's line: type, path (directories end in /), size of files, the first path of a hard link. */
 function plannedLine(e: PlannedEntry): string {
@@ -71,6 +72,7 @@ async function restore(ctx: Ctx, ref: string, target: string, o: RestoreFlags): 
       asRoot: ctx.host.uid === 0,
       sink: ctx.sink,
       signal: ctx.signal,
+      testPause: restoreTestPause(process.env.SNAP_RESTORE_TEST_PAUSE),
     });
     return { snap, r };
   });

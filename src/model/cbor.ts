@@ -88,6 +88,35 @@ export function structureProblem(b: Uint8Array): string | undefined {
   return pos === b.length ? undefined : 'trailing bytes';
 }
 
+/**
+ * Decode one item whose bytes already passed structureProblem as part of an enclosing record (a
+ * tree's entry, checked with its whole tree): the structure pass is not repeated.
+ */
+export function decodeCborItem(bytes: Uint8Array, what: string): unknown {
+  try {
+    return codec.decode(bytes);
+  } catch (e) {
+    throw new SnapError('SNAP_CORRUPT', `${what} is not valid CBOR (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+  }
+}
+
+/**
+ * Decode a run of items lying one after the other (checked as decodeCborItem's are), calling
+ * `each` with each in turn: one decoder call for many items (a call per item costs more than the
+ * item for small ones).
+ */
+export function decodeCborItems(bytes: Uint8Array, what: string, each: (item: unknown) => void): void {
+  if (bytes.length === 0) return;
+  try {
+    codec.decodeMultiple(bytes, (item: unknown) => {
+      each(item);
+    });
+  } catch (e) {
+    if (e instanceof SnapError) throw e;
+    throw new SnapError('SNAP_CORRUPT', `${what} is not valid CBOR (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+  }
+}
+
 // Shape checks for decoded records. Each names the record and the field so `check` can say what is wrong.
 export type Rec = Record<string, unknown>;
 
@@ -128,7 +157,7 @@ export function asStringArray(v: unknown, what: string): string[] {
 }
 
 /** The head of the item at `pos`: major type, argument, and where its content starts; undefined past the end. */
-function head(b: Uint8Array, pos: number): { major: number; arg: number; next: number } | undefined {
+export function cborHead(b: Uint8Array, pos: number): { major: number; arg: number; next: number } | undefined {
   if (pos >= b.length) return undefined;
   const ib = b[pos]!;
   const ai = ib & 31;
@@ -142,10 +171,10 @@ function head(b: Uint8Array, pos: number): { major: number; arg: number; next: n
 }
 
 /** Position after the item at `pos` (no recursion), or undefined when it is not well formed. */
-function skip(b: Uint8Array, pos: number): number | undefined {
+export function cborSkip(b: Uint8Array, pos: number): number | undefined {
   let todo = 1;
   while (todo > 0) {
-    const h = head(b, pos);
+    const h = cborHead(b, pos);
     if (!h) return undefined;
     todo--;
     pos = h.next;
@@ -165,21 +194,21 @@ function skip(b: Uint8Array, pos: number): number | undefined {
  */
 export function topLevelArrayLength(b: Uint8Array, key: string): number | undefined {
   const want = Buffer.from(key);
-  const m = head(b, 0);
+  const m = cborHead(b, 0);
   if (!m || m.major !== 5) return undefined;
   let pos: number | undefined = m.next;
   let found: number | undefined;
   for (let i = 0; i < m.arg && pos !== undefined; i++) {
-    const k = head(b, pos);
+    const k = cborHead(b, pos);
     if (!k) return undefined;
     const isKey = k.major === 3 && k.arg === want.length && Buffer.from(b.buffer, b.byteOffset + k.next, k.arg).equals(want);
-    pos = skip(b, pos);
+    pos = cborSkip(b, pos);
     if (pos === undefined) return undefined;
     if (isKey) {
-      const v = head(b, pos);
+      const v = cborHead(b, pos);
       if (v?.major === 4) found = v.arg; // the last one counts, as in decoding
     }
-    pos = skip(b, pos);
+    pos = cborSkip(b, pos);
   }
   return found;
 }

@@ -1,17 +1,28 @@
 // A tree object: the entries of one directory, sorted by raw name bytes. Identical directories
 // encode to identical bytes and so to identical ids.
+//
+// Readers never hold a large tree's entries as objects all at once (issue 20): `openTree` checks
+// the whole encoding once (its structure, every entry, the order of the names) and keeps the bytes
+// and where each entry starts (4 bytes per entry). An entry is decoded when it is asked for (`at`,
+// iteration) and dropped by the caller; a name is found by binary search over the raw names,
+// decoding nothing else. A small tree (at most DECODED_MAX entries, the most directories) keeps
+// the entries its check decoded: decoding is most of the cost of reading a tree, and a walk that
+// decoded each entry again (restore reads each tree twice) was measurably slower.
 import { SnapError } from '../core/errors.js';
 import { displayName } from '../core/bytes.js';
-import { asArray, asRecord, asUint, decodeCbor, encodeCbor, topLevelArrayLength } from './cbor.js';
+import { asArray, asRecord, asUint, cborHead, cborSkip, decodeCborItem, decodeCborItems, encodeCbor, structureProblem, topLevelArrayLength } from './cbor.js';
 import { type Node, nodeFromRecord, nodeToRecord } from './node.js';
 
 export const TREE_VERSION = 1;
 
 /**
  * The most entries a tree (one directory) may have; readers refuse more, and create refuses to
- * store a directory with more (issue 20). Decoded, an entry costs about 670 bytes
- * (measured: 1,000,000 minimal entries took 669 MB of RSS on top of their 81 MB of CBOR), so one
- * tree at this cap costs under 1 GB; a crafted tree of 6 million entries would take 4.5 GB.
+ * store a directory with more (issue 20). Readers hold a tree as its bytes (at most
+ * MAX_TREE_BYTES) plus 4 bytes per entry and decode one entry at a time, so a tree at this cap
+ * costs its bytes (about 80 MB for a million short names) plus 4 MB, not the ~670 MB its million
+ * entries took as objects (measured: docs/performance.md, "Trees in memory"). The cap stays as
+ * the format documents it (docs/format.md, "Limits"): writers never produced more, and a
+ * directory of a million entries is past what the tools that list it (ls, a file manager) handle.
  */
 export const MAX_TREE_ENTRIES = 1_000_000;
 
@@ -34,39 +45,236 @@ export function encodeTree(nodes: Node[]): Buffer {
   return bytes;
 }
 
-export function decodeTree(bytes: Uint8Array, what: string): Node[] {
-  // Counted before decoding: a crafted tree of millions of entries would take gigabytes as objects.
+const NAME_KEY = Buffer.from('name');
+
+/**
+ * Trees of at most this many entries keep their decoded entries (about 670 bytes each: at most
+ * 2.7 MB a tree, as every tree cost before); larger ones decode an entry each time it is asked for.
+ */
+export const DECODED_MAX = 4096;
+/** What a decoded entry costs, for caches (measured: 669 MB for 1,000,000 minimal entries). */
+const DECODED_ENTRY_BYTES = 700;
+/** Entries of a large tree decoded together when a walk reaches them (one decoder call). */
+const BATCH = 256;
+
+/**
+ * A tree read from a repository: a read-only view over its checked bytes. `at(i)` decodes entry
+ * `i` afresh on each call (callers keep what they need), iteration decodes one entry per step.
+ */
+export class Tree implements Iterable<Node> {
+  private static empty: Tree | undefined;
+
+  /** The tree of no entries (what a walk uses for a directory it cannot read). */
+  static get EMPTY(): Tree {
+    return (Tree.empty ??= openTree(encodeTree([]), 'the empty tree'));
+  }
+
+  /** The entries of a large tree decoded last (BATCH of them, from batchStart). */
+  private batch: Node[] = [];
+  private batchStart = 0;
+
+  /** @internal use openTree */
+  constructor(
+    private readonly bytes: Buffer,
+    /** Where each entry starts in `bytes` (the last element: where the entries end); only for a large tree. */
+    private readonly starts: Uint32Array | undefined,
+    private readonly what: string,
+    /** Whether any entry is a directory. */
+    readonly hasDirs: boolean,
+    /** The entries decoded, for a small tree (DECODED_MAX). */
+    private readonly decoded: readonly Node[] | undefined,
+  ) {}
+
+  get length(): number {
+    return this.decoded ? this.decoded.length : this.starts!.length - 1;
+  }
+
+  /** Memory this view holds (its bytes, offsets and decoded entries), for caches. */
+  get heldBytes(): number {
+    return this.bytes.length + (this.starts ? this.starts.byteLength + BATCH * DECODED_ENTRY_BYTES : 0) + (this.decoded ? this.decoded.length * DECODED_ENTRY_BYTES : 0);
+  }
+
+  /**
+   * Entry `i` (0 <= i < length): kept from the check for a small tree; for a large one decoded now
+   * with the BATCH entries from `i` on (a walk asks for them next). Shared: do not change it.
+   */
+  at(i: number): Node {
+    if (!(i >= 0 && i < this.length)) throw new RangeError(`entry ${i} of a tree of ${this.length}`);
+    if (this.decoded) return this.decoded[i]!;
+    if (i < this.batchStart || i >= this.batchStart + this.batch.length) {
+      const end = Math.min(i + BATCH, this.length);
+      this.batch = decodeRange(this.bytes, this.starts!, i, end, this.what);
+      this.batchStart = i;
+    }
+    return this.batch[i - this.batchStart]!;
+  }
+
+  /** The name of entry `i`, without decoding the entry (a view of the tree's bytes). */
+  nameAt(i: number): Buffer {
+    if (!(i >= 0 && i < this.length)) throw new RangeError(`entry ${i} of a tree of ${this.length}`);
+    return this.decoded ? this.decoded[i]!.name : rawName(this.bytes, this.starts![i]!)!;
+  }
+
+  /** Where the entry named `name` is, or -1: a binary search decoding names only. */
+  indexOf(name: Uint8Array): number {
+    let lo = 0;
+    let hi = this.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const c = Buffer.compare(this.nameAt(mid), name);
+      if (c === 0) return mid;
+      if (c < 0) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
+  /** The entry named `name`, or undefined. */
+  find(name: Uint8Array): Node | undefined {
+    const at = this.indexOf(name);
+    return at < 0 ? undefined : this.at(at);
+  }
+
+  *[Symbol.iterator](): Iterator<Node> {
+    for (let i = 0; i < this.length; i++) yield this.at(i);
+  }
+
+  /**
+   * Every entry decoded at once (about 670 bytes each). Only for callers that must hold them all,
+   * such as one that re-encodes the tree with changes; bounded by MAX_TREE_ENTRIES.
+   */
+  toArray(): Node[] {
+    const out = new Array<Node>(this.length);
+    for (let i = 0; i < out.length; i++) out[i] = this.at(i);
+    return out;
+  }
+
+  /** A tree of the given entries (sorted here), as a reader would see it once stored. */
+  static of(nodes: Node[]): Tree {
+    return openTree(encodeTree(sortNodes(nodes.slice())), 'tree');
+  }
+}
+
+/** Entries `from` to `to` (exclusive) of a large tree, decoded with one decoder call. */
+function decodeRange(bytes: Buffer, starts: Uint32Array, from: number, to: number, what: string): Node[] {
+  const out: Node[] = [];
+  decodeCborItems(bytes.subarray(starts[from]!, starts[to]!), `${what}.entries[${from}]`, (rec) => {
+    out.push(nodeFromRecord(rec, `${what}.entries[${from + out.length}]`));
+  });
+  return out;
+}
+
+/**
+ * The value of the last text key "name" of the map at `pos` when it is a byte string (as decoding
+ * gives it: the last of equal keys counts), else undefined. Reads heads only.
+ */
+function rawName(b: Buffer, pos: number): Buffer | undefined {
+  const m = cborHead(b, pos);
+  if (!m || m.major !== 5) return undefined;
+  let p: number | undefined = m.next;
+  let found: Buffer | undefined;
+  for (let k = 0; k < m.arg && p !== undefined; k++) {
+    const key = cborHead(b, p);
+    if (!key) return undefined;
+    const isName = key.major === 3 && key.arg === NAME_KEY.length && b[key.next] === 0x6e && b.subarray(key.next, key.next + key.arg).equals(NAME_KEY);
+    p = cborSkip(b, p);
+    if (p === undefined) return undefined;
+    if (isName) {
+      const v = cborHead(b, p);
+      found = v?.major === 2 ? b.subarray(v.next, v.next + v.arg) : undefined;
+    }
+    p = cborSkip(b, p);
+  }
+  return found;
+}
+
+/**
+ * Check a tree's bytes and open a view over them: everything decodeTree refused before is refused
+ * here, with the same messages, before the view exists (every entry is decoded once to be checked,
+ * then dropped). Memory: the bytes plus 4 bytes per entry.
+ */
+export function openTree(input: Uint8Array, what: string): Tree {
+  let bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  // Counted before anything else: a crafted tree of millions of entries is refused at once.
   const count = topLevelArrayLength(bytes, 'entries');
   if (count !== undefined && count > MAX_TREE_ENTRIES) {
     throw new SnapError('SNAP_CORRUPT', `${what} claims ${count} entries, more than the ${MAX_TREE_ENTRIES} snap reads in one directory: the repository is damaged or crafted`);
   }
-  const r = asRecord(decodeCbor(bytes, what), what);
-  const v = asUint(r.v, `${what}.v`);
+  if (bytes.length > MAX_TREE_BYTES) throw new SnapError('SNAP_CORRUPT', `${what} takes ${bytes.length} bytes, more than the ${MAX_TREE_BYTES} of any tree`);
+  bytes = ownBytes(bytes); // before decoding: entries are views of these bytes
+  const bad = structureProblem(bytes);
+  if (bad) throw new SnapError('SNAP_CORRUPT', `${what} is not valid CBOR (${bad})`);
+  // The top-level map as decoding reads it: text keys, the last of equal keys counts, others ignored.
+  const top = cborHead(bytes, 0);
+  if (!top || top.major !== 5) throw new SnapError('SNAP_CORRUPT', `${what}: expected a map`);
+  let vAt: number | undefined;
+  let entriesAt: number | undefined;
+  let p = top.next;
+  for (let k = 0; k < top.arg; k++) {
+    const key = cborHead(bytes, p)!;
+    const name = key.major === 3 ? bytes.toString('latin1', key.next, key.next + key.arg) : undefined;
+    p = cborSkip(bytes, p)!;
+    if (name === 'v') vAt = p;
+    else if (name === 'entries') entriesAt = p;
+    p = cborSkip(bytes, p)!;
+  }
+  // As decoding reads it: an unsigned integer, or a float of an integral value (CBOR allows both).
+  const vHead = vAt === undefined ? undefined : cborHead(bytes, vAt)!;
+  const vValue = vHead?.major === 0 ? vHead.arg : vHead?.major === 7 ? decodeCborItem(bytes.subarray(vAt!, cborSkip(bytes, vAt!)), `${what}.v`) : undefined;
+  const v = asUint(vValue, `${what}.v`);
   if (v !== TREE_VERSION) throw new SnapError('SNAP_CORRUPT', `${what}: unsupported tree version ${v}`);
-  const nodes = asArray(r.entries, `${what}.entries`).map((e, i) => nodeFromRecord(e, `${what}.entries[${i}]`));
-  for (let i = 1; i < nodes.length; i++) {
-    if (Buffer.compare(nodes[i - 1]!.name, nodes[i]!.name) >= 0) {
-      throw new SnapError('SNAP_CORRUPT', `${what}: entries not sorted or duplicated at ${JSON.stringify(displayName(nodes[i]!.name))}`);
+  const arr = entriesAt === undefined ? undefined : cborHead(bytes, entriesAt)!;
+  if (!arr || arr.major !== 4) throw new SnapError('SNAP_CORRUPT', `${what}.entries: expected an array`);
+  const n = arr.arg;
+  if (n > MAX_TREE_ENTRIES) {
+    throw new SnapError('SNAP_CORRUPT', `${what} claims ${n} entries, more than the ${MAX_TREE_ENTRIES} snap reads in one directory: the repository is damaged or crafted`);
+  }
+  let hasDirs = false;
+  let prev: Buffer | undefined;
+  const check = (node: Node): void => {
+    if (node.type === 'dir') hasDirs = true;
+    if (prev && Buffer.compare(prev, node.name) >= 0) {
+      throw new SnapError('SNAP_CORRUPT', `${what}: entries not sorted or duplicated at ${JSON.stringify(displayName(node.name))}`);
+    }
+    prev = node.name;
+  };
+  if (n <= DECODED_MAX) {
+    // A small tree is decoded whole, as it always was, and kept decoded.
+    const entries = asArray(asRecord(decodeCborItem(bytes, what), what).entries, `${what}.entries`);
+    const keep = entries.map((e, i) => nodeFromRecord(e, `${what}.entries[${i}]`));
+    keep.forEach(check);
+    return new Tree(bytes, undefined, what, hasDirs, keep);
+  }
+  const starts = new Uint32Array(n + 1);
+  p = arr.next;
+  for (let i = 0; i < n; i++) {
+    starts[i] = p;
+    p = cborSkip(bytes, p)!;
+  }
+  starts[n] = p;
+  for (let from = 0; from < n; from += BATCH) {
+    const to = Math.min(from + BATCH, n);
+    const nodes = decodeRange(bytes, starts, from, to, what);
+    for (let k = 0; k < nodes.length; k++) {
+      const node = nodes[k]!;
+      // Names are found later without decoding: the raw name must be the one decoding gives.
+      const raw = rawName(bytes, starts[from + k]!);
+      if (!raw || !raw.equals(node.name)) throw new SnapError('SNAP_CORRUPT', `${what}.entries[${from + k}]: its name is not where decoding finds it`);
+      check(node);
     }
   }
-  return nodes;
+  return new Tree(bytes, starts, what, hasDirs, undefined);
 }
 
-export function findNode(nodes: Node[], name: Buffer): Node | undefined {
-  const at = indexOfName(nodes, name);
-  return at < 0 ? undefined : nodes[at];
+/** Bytes a view may keep: a copy when they are a small part of a larger buffer (a read of a whole pack). */
+function ownBytes(b: Buffer): Buffer {
+  return b.buffer.byteLength > 2 * b.length + 65536 ? Buffer.from(b) : b;
 }
 
-/** Where the entry named `name` is in `nodes` (sorted as trees are), or -1. */
-export function indexOfName(nodes: Node[], name: Buffer): number {
-  let lo = 0;
-  let hi = nodes.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const c = Buffer.compare(nodes[mid]!.name, name);
-    if (c === 0) return mid;
-    if (c < 0) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return -1;
+/**
+ * Every entry of a tree at once. Only for tests and format tools: readers use openTree (a view),
+ * which never holds all entries as objects.
+ */
+export function decodeTree(bytes: Uint8Array, what: string): Node[] {
+  return openTree(bytes, what).toArray();
 }

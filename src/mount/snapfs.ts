@@ -12,7 +12,7 @@
 // up for days holds nothing against other commands. docs/mount.md.
 import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
-import { findNode } from '../model/tree.js';
+import type { Tree } from '../model/tree.js';
 import type { Repository } from '../repo/repository.js';
 import type { RepoLease } from '../ui/lease.js';
 import {
@@ -189,7 +189,12 @@ export class SnapFs {
   private readonly byName = new Map<string, number>();
   private nextNodeId = 2;
   private readonly files = new Map<number, FileHandle>();
-  private readonly dirs = new Map<number, Buffer[]>();
+  /**
+   * Open folder listings: the dirents of a listing folder, or a snapshot directory's tree (a view,
+   * tree.ts) whose dirents are made as READDIR pages through it, so a folder of a million
+   * entries costs its tree's bytes, not a million entries held at once.
+   */
+  private readonly dirs = new Map<number, Buffer[] | { tree: Tree; dir: Inode; head: Buffer[] }>();
   private nextFh = 1;
   private listed: { at: number; names: NamedSnapshot[] } | undefined;
   private listing: Promise<NamedSnapshot[]> | undefined;
@@ -276,12 +281,8 @@ export class SnapFs {
         return links((s) => s.hostname === dir.key);
       case 'tag':
         return links((s) => s.tags.includes(dir.key!));
-      case 'snaproot':
-      case 'node': {
-        if (!dir.tree) throw new FuseError(E.NOTDIR);
-        const nodes = await this.o.lease.use((repo) => repo.readTree(dir.tree!));
-        return nodes.map((n) => ({ name: n.name, mode: typeBits(n), node: n, make: () => this.fromNode(n) }));
-      }
+      // A snapshot's directories are listed from their tree as READDIR pages through it, and
+      // looked up by name in it (lookup): never made into a list of all their entries.
       default:
         throw new FuseError(E.NOTDIR);
     }
@@ -299,7 +300,7 @@ export class SnapFs {
     let child: Child | undefined;
     if (parent.kind === 'snaproot' || parent.kind === 'node') {
       if (!parent.tree) throw new FuseError(E.NOTDIR);
-      const n = findNode(await this.o.lease.use((repo) => repo.readTree(parent.tree!)), name);
+      const n = (await this.o.lease.use((repo) => repo.readTree(parent.tree!))).find(name);
       if (n) child = { name: n.name, mode: typeBits(n), node: n, make: () => this.fromNode(n) };
     } else {
       child = (await this.children(parent)).find((c) => c.name.equals(name));
@@ -465,25 +466,34 @@ export class SnapFs {
         if (i.attr.mode >> 12 !== S_IFDIR >> 12) throw new FuseError(E.NOTDIR);
         const parent = this.inodes.get(i.parent) ?? i;
         // The listing is taken once per open, so paging through it with offsets stays consistent.
-        const list = (await this.children(i)).map((c, k) => ({ ino: inoFor(i, c.name, c.node), mode: c.mode, name: c.name, k }));
-        const entries = [
-          dirent(i.ino, 1, S_IFDIR, Buffer.from('.')),
-          dirent(parent.ino, 2, S_IFDIR, Buffer.from('..')),
-          ...list.map((c) => dirent(c.ino, c.k + 3, c.mode, c.name)),
-        ];
+        const head = [dirent(i.ino, 1, S_IFDIR, Buffer.from('.')), dirent(parent.ino, 2, S_IFDIR, Buffer.from('..'))];
         const fh = this.nextFh++;
-        this.dirs.set(fh, entries);
+        if ((i.kind === 'snaproot' || i.kind === 'node') && i.tree) {
+          this.dirs.set(fh, { tree: await this.o.lease.use((repo) => repo.readTree(i.tree!)), dir: i, head });
+          return openOut(fh, 0);
+        }
+        const list = (await this.children(i)).map((c, k) => ({ ino: inoFor(i, c.name, c.node), mode: c.mode, name: c.name, k }));
+        this.dirs.set(fh, [...head, ...list.map((c) => dirent(c.ino, c.k + 3, c.mode, c.name))]);
         return openOut(fh, 0);
       }
       case OP.READDIR: {
         const { fh, offset, size } = readIn(req.body);
-        const entries = this.dirs.get(fh);
-        if (!entries) throw new FuseError(E.INVAL);
+        const listing = this.dirs.get(fh);
+        if (!listing) throw new FuseError(E.INVAL);
+        const count = Array.isArray(listing) ? listing.length : listing.head.length + listing.tree.length;
+        const at = (k: number): Buffer => {
+          if (Array.isArray(listing)) return listing[k]!;
+          if (k < listing.head.length) return listing.head[k]!;
+          const n = listing.tree.at(k - listing.head.length);
+          return dirent(inoFor(listing.dir, n.name, n), k + 1, typeBits(n), n.name);
+        };
         const out: Buffer[] = [];
         let used = 0;
-        for (let k = offset; k < entries.length && used + entries[k]!.length <= size; k++) {
-          out.push(entries[k]!);
-          used += entries[k]!.length;
+        for (let k = offset; k < count; k++) {
+          const e = at(k);
+          if (used + e.length > size) break;
+          out.push(e);
+          used += e.length;
         }
         return out;
       }

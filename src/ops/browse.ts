@@ -2,6 +2,7 @@
 import { SnapError } from '../core/errors.js';
 import { joinPath } from '../core/bytes.js';
 import type { Node } from '../model/node.js';
+import { Tree } from '../model/tree.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
 import { locate } from './navigate.js';
@@ -10,15 +11,15 @@ import { ExpansionGuard } from './tree-walk.js';
 export interface ListedEntry {
   path: Buffer;
   node: Node;
-  /** The entries of the directory it is in (the same array for all of them): for column widths. */
-  siblings: readonly Node[];
+  /** The entries of the directory it is in (the same tree for all of them): for column widths. */
+  siblings: Tree;
 }
 
 /** Entries of a directory (or the single entry for a file), optionally recursive, streamed. */
 export async function* listPath(repo: Repository, snap: StoredSnapshot, userPath: string, recursive: boolean): AsyncIterable<ListedEntry> {
   const at = await locate(repo, snap, userPath);
   if (at.node && at.node.type !== 'dir') {
-    yield { path: at.path, node: at.node, siblings: [at.node] };
+    yield { path: at.path, node: at.node, siblings: Tree.of([at.node]) };
     return;
   }
   yield* walk(repo, at.tree!, at.path.length === 0 ? Buffer.from('/') : at.path, recursive);
@@ -29,14 +30,14 @@ async function* walk(repo: Repository, tree: Buffer, dir: Buffer, recursive: boo
   const guard = new ExpansionGuard(repo, tree);
   const first = await repo.readTree(tree);
   await guard.enter(tree, first);
-  const stack: { nodes: Node[]; i: number; dir: Buffer }[] = [{ nodes: first, i: 0, dir }];
+  const stack: { nodes: Tree; i: number; dir: Buffer }[] = [{ nodes: first, i: 0, dir }];
   while (stack.length > 0) {
     const f = stack[stack.length - 1]!;
     if (f.i >= f.nodes.length) {
       stack.pop();
       continue;
     }
-    const node = f.nodes[f.i++]!;
+    const node = f.nodes.at(f.i++);
     const p = joinPath(f.dir, node.name);
     yield { path: p, node, siblings: f.nodes };
     if (recursive && node.type === 'dir') {

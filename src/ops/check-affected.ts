@@ -3,7 +3,7 @@
 // damage below them cost one map entry.
 import { toHex } from '../core/ids.js';
 import { displayName } from '../core/bytes.js';
-import { decodeTree } from '../model/tree.js';
+import { openTree } from '../model/tree.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { TreeSource } from './reachability.js';
 import { type FoldSteps, foldTrees } from './tree-walk.js';
@@ -46,7 +46,7 @@ export async function findAffected(src: TreeSource, snaps: StoredSnapshot[], bad
     read: async (tree, hex) => {
       if (bad.has(hex)) return undefined;
       try {
-        return decodeTree(await src.objects.get(tree, 'tree'), `tree ${hex.slice(0, 16)}`);
+        return openTree(await src.objects.get(tree, 'tree'), `tree ${hex.slice(0, 16)}`);
       } catch {
         return undefined;
       }

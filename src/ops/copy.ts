@@ -37,7 +37,7 @@ import { sha256, toHex } from '../core/ids.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
 import type { Snapshot, StoredSnapshot } from '../model/snapshot.js';
-import { decodeTree, encodeTree, indexOfName } from '../model/tree.js';
+import { type Tree, encodeTree, openTree } from '../model/tree.js';
 import { sameGear } from '../store/chunker.js';
 import { streamChunks } from '../store/stream-chunker.js';
 import type { ObjectType } from '../store/pack.js';
@@ -260,7 +260,7 @@ class SameIdCopier {
         const trees = await Promise.all(batch.map((q) => this.copyObject(q.id, q.type)));
         batch.forEach((q, k) => {
           if (q.type !== 'tree') return;
-          const nodes: Node[] = decodeTree(trees[k]!, `tree ${toHex(q.id).slice(0, 16)}`);
+          const nodes = openTree(trees[k]!, `tree ${toHex(q.id).slice(0, 16)}`);
           for (const n of nodes) {
             if (n.type === 'dir' && n.tree) {
               if (this.seenTrees.add(n.tree)) next.push({ id: n.tree, type: 'tree' });
@@ -346,11 +346,16 @@ interface TreePair {
 
 /** The entries of a reference pair's trees, equal in shape (names, types, chunk counts). */
 interface RefEntries {
-  src: Node[];
-  dst: Node[];
+  src: Tree;
+  dst: Tree;
 }
 
-/** A source tree being rewritten: its entries, files already carrying their new chunk ids. */
+/**
+ * A source tree being rewritten: its entries, files already carrying their new chunk ids. The one
+ * reader that holds a tree's entries as objects all at once: it re-encodes them with new ids (at
+ * most MAX_TREE_ENTRIES, about 670 bytes each: under 700 MB for a tree at the cap, one such tree
+ * per level of the path being copied).
+ */
 interface Frame {
   srcId: Buffer;
   nodes: Node[];
@@ -410,7 +415,7 @@ class KeyedCopier {
       this.run.r.objectsPresent++;
       return ref.dst;
     }
-    const nodes = (await this.run.src.readTree(id)).slice(); // readTree's array is shared with its cache
+    const nodes = (await this.run.src.readTree(id)).toArray();
     const refEntries = ref ? await this.refEntries(ref) : undefined;
     await this.mapChunks(nodes, refEntries);
     return { srcId: id, nodes, ref: refEntries, i: 0 };
@@ -421,8 +426,8 @@ class KeyedCopier {
     const [a, b] = await Promise.all([this.run.src.readTree(ref.src), this.run.dst.readTree(ref.dst).catch(() => undefined)]);
     if (!b || a.length !== b.length) return undefined;
     for (let i = 0; i < a.length; i++) {
-      const x = a[i]!;
-      const y = b[i]!;
+      const x = a.at(i);
+      const y = b.at(i);
       // Re-chunked files have other chunk counts than their source; otherwise a copy has the same.
       const chunksDiffer = !this.run.rechunk && (x.chunks?.length ?? 0) !== (y.chunks?.length ?? 0);
       if (!x.name.equals(y.name) || x.type !== y.type || chunksDiffer || x.size !== y.size) return undefined;
@@ -446,8 +451,9 @@ class KeyedCopier {
         if (n.type !== 'file' || !n.chunks || n.chunks.length === 0) continue;
         const chunks = n.chunks.slice();
         nodes[k] = { ...n, chunks };
-        const refAt = ref ? indexOfName(ref.src, n.name) : -1;
-        const refPairs = refAt >= 0 && ref!.src[refAt]!.type === 'file' ? pairsOf(ref!.src[refAt]!.chunks!, ref!.dst[refAt]!.chunks!) : undefined;
+        const refAt = ref ? ref.src.indexOf(n.name) : -1;
+        const refSrc = refAt >= 0 ? ref!.src.at(refAt) : undefined;
+        const refPairs = refSrc?.type === 'file' ? pairsOf(refSrc.chunks!, ref!.dst.at(refAt).chunks!) : undefined;
         for (let j = 0; j < chunks.length; j++) {
           const c = chunks[j]!;
           const known = this.recent.get(c);
@@ -479,8 +485,9 @@ class KeyedCopier {
       for (let k = 0; k < nodes.length; k++) {
         const n = nodes[k]!;
         if (n.type !== 'file' || !n.chunks || n.chunks.length === 0) continue;
-        const refAt = ref ? indexOfName(ref.src, n.name) : -1;
-        const refFile = refAt >= 0 && ref!.src[refAt]!.type === 'file' ? { src: ref!.src[refAt]!, dst: ref!.dst[refAt]! } : undefined;
+        const refAt = ref ? ref.src.indexOf(n.name) : -1;
+        const refSrc = refAt >= 0 ? ref!.src.at(refAt) : undefined;
+        const refFile = refSrc?.type === 'file' ? { src: refSrc, dst: ref!.dst.at(refAt) } : undefined;
         await pool.run(async () => {
           nodes[k] = { ...n, chunks: await this.rechunkFile(n, refFile) };
         });
@@ -583,10 +590,11 @@ class KeyedCopier {
 /** The reference pair of a directory entry, when the reference has a directory of that name. */
 function childPair(ref: RefEntries | undefined, n: Node): TreePair | undefined {
   if (!ref) return undefined;
-  const at = indexOfName(ref.src, n.name);
-  if (at < 0 || ref.src[at]!.type !== 'dir') return undefined;
-  const a = ref.src[at]!.tree;
-  const b = ref.dst[at]!.tree;
+  const at = ref.src.indexOf(n.name);
+  const src = at < 0 ? undefined : ref.src.at(at);
+  if (!src || src.type !== 'dir') return undefined;
+  const a = src.tree;
+  const b = ref.dst.at(at).tree;
   return a && b ? { src: a, dst: b } : undefined;
 }
 

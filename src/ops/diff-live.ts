@@ -16,6 +16,7 @@ import { fsDecode, fsEncode, joinPath } from '../core/bytes.js';
 import { SnapError, errnoCode } from '../core/errors.js';
 import { compileExcludes, isExcluded, needsAbsolute, type ExcludeRule } from '../model/exclude.js';
 import type { Node } from '../model/node.js';
+import type { Tree } from '../model/tree.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
 import { canonicalPath, diffNodes, mergeNext, metaDiff, type Change, type ChangeAspect } from './diff.js';
@@ -49,7 +50,7 @@ interface LiveEntry {
 
 type Task =
   | { t: 'pair'; path: Buffer; a?: Node; b?: LiveEntry; place: Place }
-  | { t: 'merge'; left: Node[]; right: LiveEntry[]; i: number; j: number; dir: Buffer; place: Place }
+  | { t: 'merge'; left: Tree; right: LiveEntry[]; i: number; j: number; dir: Buffer; place: Place }
   | { t: 'added'; entries: LiveEntry[]; i: number };
 
 const latin1 = (b: Buffer): string => b.toString('latin1');
@@ -175,7 +176,7 @@ export async function* diffLive(repo: Repository, snap: StoredSnapshot, userPath
   const live = new LiveSide(snap, o);
   const trie = buildTrie(snap.paths);
   const guard = new ExpansionGuard(repo);
-  const readTree = async (id: Buffer): Promise<Node[]> => {
+  const readTree = async (id: Buffer): Promise<Tree> => {
     const nodes = await repo.readTree(id);
     await guard.enter(id, nodes);
     return nodes;

@@ -6,6 +6,7 @@ import { displayPath, fsEncode, joinPath } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
 import { shortId } from '../core/ids.js';
 import type { Node } from '../model/node.js';
+import type { Tree } from '../model/tree.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
 import { type Located, locateAbs, splitPath } from './navigate.js';
@@ -78,23 +79,24 @@ export function diffTrees(repo: TreeReader, a: Buffer, b: Buffer, dir: Buffer): 
  * another tree's or a directory on disk): the next name and the entry each side has under it;
  * undefined once both lists are done. Advances the cursors `i` and `j`.
  */
-export function mergeNext<R>(m: { left: Node[]; right: R[]; i: number; j: number }, nameOf: (r: R) => Buffer): { name: Buffer; l?: Node; r?: R } | undefined {
+export function mergeNext<R>(m: { left: Tree; right: { readonly length: number; at(i: number): R | undefined }; i: number; j: number }, nameOf: (r: R) => Buffer): { name: Buffer; l?: Node; r?: R } | undefined {
   if (m.i >= m.left.length && m.j >= m.right.length) return undefined;
-  const l = m.left[m.i];
-  const r = m.right[m.j];
-  const c = !l ? 1 : !r ? -1 : Buffer.compare(l.name, nameOf(r));
-  if (c <= 0) m.i++;
+  // The recorded side's name is compared without decoding its entry; the entry is decoded when it is the next.
+  const ln = m.i < m.left.length ? m.left.nameAt(m.i) : undefined;
+  const r = m.j < m.right.length ? m.right.at(m.j) : undefined;
+  const c = !ln ? 1 : r === undefined ? -1 : Buffer.compare(ln, nameOf(r));
+  const l = c <= 0 ? m.left.at(m.i++) : undefined;
   if (c >= 0) m.j++;
-  return { name: c <= 0 ? l!.name : nameOf(r!), l: c <= 0 ? l : undefined, r: c >= 0 ? r : undefined };
+  return { name: l ? l.name : nameOf(r!), l, r: c >= 0 ? r : undefined };
 }
 
 type Side = 'added' | 'removed';
 type Task =
   | { t: 'pair'; path: Buffer; a: Node | undefined; b: Node | undefined }
   | { t: 'trees'; a: Buffer; b: Buffer; dir: Buffer }
-  | { t: 'merge'; left: Node[]; right: Node[]; i: number; j: number; dir: Buffer }
+  | { t: 'merge'; left: Tree; right: Tree; i: number; j: number; dir: Buffer }
   | { t: 'side'; kind: Side; tree: Buffer; dir: Buffer }
-  | { t: 'one'; kind: Side; nodes: Node[]; i: number; dir: Buffer };
+  | { t: 'one'; kind: Side; nodes: Tree; i: number; dir: Buffer };
 
 /**
  * The diff as an explicit stack of tasks, no recursion (issue 20: 5,000 levels nest fine): a task
@@ -104,7 +106,7 @@ type Task =
  */
 async function* walkDiff(repo: TreeReader, first: Task): AsyncGenerator<Change> {
   const guards = { removed: new ExpansionGuard(repo), added: new ExpansionGuard(repo) };
-  const read = async (kind: Side, id: Buffer): Promise<Node[]> => {
+  const read = async (kind: Side, id: Buffer): Promise<Tree> => {
     const nodes = await repo.readTree(id);
     await guards[kind].enter(id, nodes);
     return nodes;
@@ -159,7 +161,7 @@ async function* walkDiff(repo: TreeReader, first: Task): AsyncGenerator<Change> 
           stack.pop();
           break;
         }
-        const n = task.nodes[task.i++]!;
+        const n = task.nodes.at(task.i++);
         const path = joinPath(task.dir, n.name);
         yield task.kind === 'added' ? { kind: 'added', path, after: n, aspects: [], fields: [] } : { kind: 'removed', path, before: n, aspects: [], fields: [] };
         if (n.type === 'dir') stack.push({ t: 'side', kind: task.kind, tree: n.tree!, dir: path });

@@ -8,6 +8,7 @@
 import { joinPath } from '../core/bytes.js';
 import { sha256 } from '../core/ids.js';
 import type { Node } from '../model/node.js';
+import type { Tree } from '../model/tree.js';
 import { ExpansionGuard, type TreeReader } from './tree-walk.js';
 
 export interface DupCopy {
@@ -37,20 +38,20 @@ const inodeKey = (n: Node): string | undefined => (n.inode ? `${n.inode.dev}:${n
 /** The files below `tree`, a directory before its contents; iterative, one frame per level (issue 20). */
 async function* files(repo: TreeReader, tree: Buffer, dir: Buffer, minSize: number, signal?: AbortSignal): AsyncGenerator<{ path: Buffer; node: Node }> {
   const guard = new ExpansionGuard(repo, tree);
-  const read = async (id: Buffer): Promise<Node[]> => {
+  const read = async (id: Buffer): Promise<Tree> => {
     signal?.throwIfAborted();
     const nodes = await repo.readTree(id);
     await guard.enter(id, nodes);
     return nodes;
   };
-  const stack: { nodes: Node[]; i: number; dir: Buffer }[] = [{ nodes: await read(tree), i: 0, dir }];
+  const stack: { nodes: Tree; i: number; dir: Buffer }[] = [{ nodes: await read(tree), i: 0, dir }];
   while (stack.length > 0) {
     const f = stack[stack.length - 1]!;
     if (f.i >= f.nodes.length) {
       stack.pop();
       continue;
     }
-    const node = f.nodes[f.i++]!;
+    const node = f.nodes.at(f.i++);
     const path = joinPath(f.dir, node.name);
     if (node.type === 'dir') stack.push({ nodes: await read(node.tree!), i: 0, dir: path });
     else if (node.type === 'file' && node.size > 0 && node.size >= minSize) yield { path, node };

@@ -12,6 +12,7 @@ import { SnapError } from '../core/errors.js';
 import { toHex } from '../core/ids.js';
 import { compileExcludes, isExcluded, type ExcludeRule } from '../model/exclude.js';
 import type { Node } from '../model/node.js';
+import type { Tree } from '../model/tree.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import { ExpansionGuard, type TreeReader } from './tree-walk.js';
 
@@ -86,7 +87,7 @@ interface Frame {
   tree: Buffer;
   dir: Buffer;
   key: string;
-  nodes: Node[];
+  nodes: Tree;
   i: number;
   out: Rel[];
   /** The directory entry whose subtree is being walked (its matches get its name in front). */
@@ -115,20 +116,20 @@ async function matchesUnder(repo: TreeReader, fp: FindPattern, root: Buffer, roo
     const f = stack[stack.length - 1]!;
     if (f.i >= f.nodes.length) {
       stack.pop();
-      cache.set(f.key, { rels: f.out, dirs: f.nodes.some((n) => n.type === 'dir') });
+      cache.set(f.key, { rels: f.out, dirs: f.nodes.hasDirs });
       const parent = stack[stack.length - 1];
       if (parent) addSub(parent, parent.child!.name, f.out);
       else result = f.out;
       continue;
     }
-    const node = f.nodes[f.i++]!;
+    const node = f.nodes.at(f.i++);
     const path = joinPath(f.dir, node.name);
     if (matchesPath(fp, path, node.type === 'dir')) f.out.push({ rel: node.name, node });
     if (node.type !== 'dir') continue;
     const key = keyOf(node.tree!, path);
     const cached = cache.get(key);
     if (cached) {
-      if (cached.dirs) await guard.enter(node.tree!, [node]); // a shared subtree: counted like one read again
+      if (cached.dirs) await guard.enter(node.tree!, true); // a shared subtree: counted like one read again
       addSub(f, node.name, cached.rels);
       continue;
     }

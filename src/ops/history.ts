@@ -6,7 +6,6 @@ import { SnapError } from '../core/errors.js';
 import { toHex } from '../core/ids.js';
 import type { Node } from '../model/node.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
-import { findNode } from '../model/tree.js';
 import { canonicalPath, compareNodes, type ChangeAspect, type MetaField, type TreeReader } from './diff.js';
 import { splitPath } from './navigate.js';
 
@@ -46,7 +45,7 @@ function memoLookup(repo: TreeReader, abs: Buffer): (root: Buffer) => Promise<No
     const walk = async (tree: Buffer, depth: number): Promise<Node | undefined> => {
       const key = `${depth}:${toHex(tree)}`;
       if (memo.has(key)) return memo.get(key);
-      const node = findNode(await repo.readTree(tree), parts[depth]!);
+      const node = (await repo.readTree(tree)).find(parts[depth]!);
       const found = !node || depth === parts.length - 1 ? node : node.type === 'dir' ? await walk(node.tree!, depth + 1) : undefined;
       memo.set(key, found);
       return found;

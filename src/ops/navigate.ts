@@ -2,7 +2,6 @@
 import { SnapError } from '../core/errors.js';
 import { displayPath, fsEncode } from '../core/bytes.js';
 import type { Node } from '../model/node.js';
-import { findNode } from '../model/tree.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
 
@@ -47,7 +46,7 @@ export async function locateAbs(repo: Repository, root: Buffer, p: Buffer): Prom
   let node: Node | undefined;
   for (const part of splitPath(p)) {
     if (!tree) return undefined;
-    node = findNode(await repo.readTree(tree), part);
+    node = (await repo.readTree(tree)).find(part);
     if (!node) return undefined;
     tree = node.type === 'dir' ? node.tree : undefined;
   }

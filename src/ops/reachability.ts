@@ -2,8 +2,7 @@
 // those trees name. Shared by gc (mark), check (structure) and stats (sizes). Each distinct tree is
 // read once, however many snapshots share it, so a walk costs one read per directory version.
 import { toHex } from '../core/ids.js';
-import type { Node } from '../model/node.js';
-import { decodeTree } from '../model/tree.js';
+import { type Tree, openTree } from '../model/tree.js';
 import { decodeSnapshot, type StoredSnapshot } from '../model/snapshot.js';
 import type { Backend } from '../backend/backend.js';
 import { type ObjectType, packIdFromName } from '../store/pack.js';
@@ -50,7 +49,7 @@ export interface TreeSource {
 
 export interface WalkVisitor {
   /** Once per distinct tree, with its entries. */
-  tree?(id: Buffer, nodes: Node[]): void | Promise<void>;
+  tree?(id: Buffer, nodes: Tree): void | Promise<void>;
   /** Once per distinct blob (file content chunk). */
   blob?(id: Buffer): void | Promise<void>;
   /** A tree that cannot be read or decoded: its subtree is skipped. Throw to abort the walk. */
@@ -88,9 +87,9 @@ export async function walkTrees(src: TreeSource, roots: Buffer[], marks: Marks, 
     let failed = false;
     const visit = async (id: Buffer): Promise<void> => {
       v.signal?.throwIfAborted();
-      let nodes: Node[];
+      let nodes: Tree;
       try {
-        nodes = decodeTree(await src.objects.get(id, 'tree'), `tree ${toHex(id).slice(0, 16)}`);
+        nodes = openTree(await src.objects.get(id, 'tree'), `tree ${toHex(id).slice(0, 16)}`);
       } catch (e) {
         await v.treeError?.(id, e);
         return;

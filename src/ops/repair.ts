@@ -19,7 +19,7 @@ import { toHex } from '../core/ids.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
-import { decodeTree, encodeTree } from '../model/tree.js';
+import { encodeTree, openTree } from '../model/tree.js';
 import { type FoldSteps, foldTrees } from './tree-walk.js';
 import type { Repository } from '../repo/repository.js';
 import { QUARANTINE, snapshotName } from '../repo/layout.js';
@@ -278,7 +278,7 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
     read: async (tree, hex) => {
       if (damaged.has(hex)) return undefined;
       try {
-        return decodeTree(await repo.objects.get(tree, 'tree'), `tree ${hex.slice(0, 16)}`);
+        return openTree(await repo.objects.get(tree, 'tree'), `tree ${hex.slice(0, 16)}`);
       } catch (e) {
         // Lost or damaged; any other failure (a read error) cannot be told from damage: stop.
         if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
@@ -287,12 +287,16 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
     },
     unreadable: () => ({ removed: [{ rel: Buffer.alloc(0), dir: true }], count: 1, files: 0, bytes: 0 }),
     finish: async (tree, _hex, nodes) => {
-      const kept: Node[] = [];
+      // Two passes: the first finds what changes (an entry dropped: null; a new subtree id), the
+      // second, only for a tree that changes, holds its entries to re-encode them (at most
+      // MAX_TREE_ENTRIES, about 670 bytes each decoded).
+      const changes = new Map<number, Buffer | null>();
       const removed: Rewritten['removed'] = [];
       let count = 0;
       let files = 0;
       let size = 0;
-      for (const n of nodes) {
+      for (let i = 0; i < nodes.length; i++) {
+        const n = nodes.at(i);
         if (n.type === 'file' && n.chunks) {
           let ok = true;
           for (const c of n.chunks) if (!(ok = await blobOk(c))) break;
@@ -301,6 +305,7 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
             files++;
             size += n.size;
             if (removed.length < maxPaths) removed.push({ rel: n.name, dir: false });
+            changes.set(i, null);
             continue;
           }
         } else if (n.type === 'dir' && n.tree) {
@@ -312,15 +317,18 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
             if (removed.length >= maxPaths) break;
             removed.push({ rel: h.rel.length ? Buffer.concat([n.name, SLASH, h.rel]) : n.name, dir: h.dir });
           }
-          if (!sub.id) continue;
-          if (!sub.id.equals(n.tree)) {
-            kept.push({ ...n, tree: sub.id });
-            continue;
-          }
+          if (!sub.id) changes.set(i, null);
+          else if (!sub.id.equals(n.tree)) changes.set(i, sub.id);
         }
-        kept.push(n);
       }
       if (count === 0) return { id: tree, removed: [], count: 0, files: 0, bytes: 0 };
+      const kept: Node[] = [];
+      for (let i = 0; i < nodes.length; i++) {
+        const change = changes.get(i);
+        if (change === null) continue;
+        const n = nodes.at(i);
+        kept.push(change ? { ...n, tree: change } : n);
+      }
       const bytes = encodeTree(kept);
       const id = o.dryRun ? repo.hashId(bytes) : (await repo.objects.add('tree', bytes)).id;
       return { id, removed, count, files, bytes: size };

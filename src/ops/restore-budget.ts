@@ -12,7 +12,7 @@
 // their share of one inode, so a tree of many hard links to the same files (rsnapshot) counts
 // the inodes it needs.
 import { SnapError, isSnapError } from '../core/errors.js';
-import type { Node } from '../model/node.js';
+import { Tree } from '../model/tree.js';
 
 export const MAX_EXPANDED_ENTRIES = 2 ** 32;
 
@@ -20,7 +20,7 @@ export type Scope = 'all' | 'partial' | 'none';
 
 interface Frame {
   key: string | undefined; // memo key when the whole subtree is counted
-  nodes: Node[];
+  nodes: Tree;
   i: number;
   entries: number;
   inodes: number;
@@ -39,15 +39,15 @@ export interface Expansion {
  * Count the entries under `root` that a restore with `scope` (restore.ts's include filter)
  * writes. Trees that cannot be read count as empty: the restore reports them.
  */
-export async function expandedSize(readTree: (id: Buffer) => Promise<Node[]>, root: Buffer, scope: (parts: Buffer[]) => Scope, signal?: AbortSignal): Promise<Expansion> {
+export async function expandedSize(readTree: (id: Buffer) => Promise<Tree>, root: Buffer, scope: (parts: Buffer[]) => Scope, signal?: AbortSignal): Promise<Expansion> {
   const memo = new Map<string, Expansion>();
   const rootScope = scope([]);
   if (rootScope === 'none') return { entries: 0, inodes: 0 };
-  const read = async (id: Buffer): Promise<Node[]> => {
+  const read = async (id: Buffer): Promise<Tree> => {
     try {
       return await readTree(id);
     } catch (e) {
-      if (isSnapError(e, 'SNAP_CORRUPT') || isSnapError(e, 'SNAP_MISSING_OBJECT')) return [];
+      if (isSnapError(e, 'SNAP_CORRUPT') || isSnapError(e, 'SNAP_MISSING_OBJECT')) return Tree.EMPTY;
       throw e;
     }
   };
@@ -70,7 +70,7 @@ export async function expandedSize(readTree: (id: Buffer) => Promise<Node[]>, ro
       continue;
     }
     signal?.throwIfAborted();
-    const node = f.nodes[f.i++]!;
+    const node = f.nodes.at(f.i++);
     const childParts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
     const s = f.scope === 'all' ? 'all' : scope(childParts);
     if (s === 'none') continue;

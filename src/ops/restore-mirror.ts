@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { errnoCode } from '../core/errors.js';
 import { joinPath } from '../core/bytes.js';
 import type { Node } from '../model/node.js';
+import type { Tree } from '../model/tree.js';
 import { DIR_FLAGS, fdPath } from './restore-dir.js';
 
 /** One entry removed (or, in a dry run, to be removed); directories after their contents. */
@@ -40,8 +41,7 @@ function isRestoreTemp(name: Buffer, tmpPrefix: Buffer): boolean {
  * in the snapshot) lacks, or holds as another kind (a file where a directory was, a symlink where
  * the snapshot has a directory). Returns how many entries were removed.
  */
-export async function pruneDir(fd: number, shown: Buffer, nodes: Node[], tmpPrefix: Buffer, sink: MirrorSink): Promise<number> {
-  const wanted = new Map(nodes.map((n) => [n.name.toString('latin1'), n]));
+export async function pruneDir(fd: number, shown: Buffer, nodes: Tree, tmpPrefix: Buffer, sink: MirrorSink): Promise<number> {
   let names: Buffer[];
   try {
     names = fs.readdirSync(fdPath(fd, '.'), { encoding: 'buffer' });
@@ -58,7 +58,7 @@ export async function pruneDir(fd: number, shown: Buffer, nodes: Node[], tmpPref
     } catch {
       continue; // gone meanwhile
     }
-    if (!wrongKind(wanted.get(name.toString('latin1')), st.isDirectory())) continue;
+    if (!wrongKind(nodes.find(name), st.isDirectory())) continue;
     n += await removeEntry(fd, name, joinPath(shown, name), st.isDirectory(), sink);
   }
   return n;
@@ -171,8 +171,7 @@ export async function removeEntry(parentFd: number, name: Buffer, shown: Buffer,
  * A dry run's removals in the directory at `dirPath` (a real directory, reached without a
  * symlink below the target): listed, nothing touched. Returns how many.
  */
-export async function planPrune(dirPath: Buffer, nodes: Node[], tmpPrefix: Buffer, sink: MirrorSink): Promise<number> {
-  const wanted = new Map(nodes.map((n) => [n.name.toString('latin1'), n]));
+export async function planPrune(dirPath: Buffer, nodes: Tree, tmpPrefix: Buffer, sink: MirrorSink): Promise<number> {
   let names: Buffer[];
   try {
     names = fs.readdirSync(dirPath, { encoding: 'buffer' });
@@ -189,7 +188,7 @@ export async function planPrune(dirPath: Buffer, nodes: Node[], tmpPrefix: Buffe
     } catch {
       continue;
     }
-    if (!wrongKind(wanted.get(name.toString('latin1')), st.isDirectory())) continue;
+    if (!wrongKind(nodes.find(name), st.isDirectory())) continue;
     n += st.isDirectory() ? await planTree(p, sink) : (await sink.removed({ dest: p, dir: false }), 1);
   }
   return n;

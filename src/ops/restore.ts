@@ -15,6 +15,7 @@ import { TaskPool } from '../core/pool.js';
 import { writeSparse } from '../core/sparse.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Node } from '../model/node.js';
+import { Tree } from '../model/tree.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
 import type { Backend } from '../backend/backend.js';
@@ -55,6 +56,13 @@ export interface RestoreOptions {
   delete?: boolean;
   /** With delete: told of each entry removed (or that a dry run would remove), contents before their directory. */
   onRemoved?: (r: Removal) => Promise<void> | void;
+  /**
+   * Tests only (the CLI sets it from SNAP_RESTORE_TEST_PAUSE): awaited right after the restore
+   * made a directory, before it opens it, and right after it made a temporary special-file node,
+   * before it sets its metadata: the two moments another user's swap must not redirect anything
+   * (issue 20, items 1 and 2). `path` is where the entry is, under the target as the kernel names it.
+   */
+  testPause?: (at: { kind: 'dir' | 'temp'; path: Buffer }) => Promise<void>;
 }
 
 /** An entry a dry run would write: `dest` under the target; for a hard link, the path it would link to. */
@@ -128,7 +136,7 @@ class DirState {
 interface Frame {
   dir: DirState | undefined; // undefined in a dry run
   shown: Buffer;
-  nodes: Node[];
+  nodes: Tree;
   i: number;
   parts: Buffer[];
   scope: 'all' | 'partial';
@@ -231,7 +239,7 @@ class Restorer {
   }
 
   /** --delete: prune the directory just opened (or, in a dry run, list what would go). */
-  private async prune(d: DirState | undefined, shown: Buffer, nodes: Node[], real: boolean): Promise<void> {
+  private async prune(d: DirState | undefined, shown: Buffer, nodes: Tree, real: boolean): Promise<void> {
     if (d && !d.fresh) this.result.removed += await pruneDir(d.fd, shown, nodes, TMP_PREFIX_B, this.mirrorSink);
     else if (!d && real) this.result.removed += await planPrune(shown, nodes, TMP_PREFIX_B, this.mirrorSink);
   }
@@ -242,7 +250,7 @@ class Restorer {
       const st = fs.lstatSync(d.at(node.name), { throwIfNoEntry: false });
       if (st?.isDirectory()) this.result.removed += await removeEntry(d.fd, node.name, shown, true, this.mirrorSink);
     } else if (real && isRealDir(shown)) {
-      this.result.removed += await planPrune(shown, [], TMP_PREFIX_B, this.mirrorSink);
+      this.result.removed += await planPrune(shown, Tree.EMPTY, TMP_PREFIX_B, this.mirrorSink);
       this.result.removed++;
       await this.mirrorSink.removed({ dest: shown, dir: true });
     }
@@ -305,7 +313,7 @@ class Restorer {
         continue;
       }
       this.o.signal?.throwIfAborted();
-      const node = f.nodes[f.i++]!;
+      const node = f.nodes.at(f.i++);
       const childParts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
       const s = f.scope === 'all' ? 'all' : this.scope(childParts);
       if (s === 'none') continue;
@@ -320,7 +328,7 @@ class Restorer {
         }
         const child = await this.dir(f.dir, node, childShown, mirror);
         if (child === false) continue;
-        const nodes = node.tree ? await this.readTree(node.tree, childShown) : [];
+        const nodes = node.tree ? await this.readTree(node.tree, childShown) : Tree.EMPTY;
         const real = !child && f.real && isRealDir(childShown);
         if (mirror) await this.prune(child, childShown, nodes, real);
         stack.push({ dir: child, shown: childShown, nodes, i: 0, parts: childParts, scope: s, mirror, mparts, real });
@@ -346,14 +354,14 @@ class Restorer {
     }
   }
 
-  private async readTree(id: Buffer, shown: Buffer): Promise<Node[]> {
+  private async readTree(id: Buffer, shown: Buffer): Promise<Tree> {
     try {
       return await this.repo.readTree(id);
     } catch (e) {
       if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
       this.result.damaged.push(displayName(shown));
       this.warn(e.code, shown, `directory contents cannot be restored: ${e.message}`);
-      return [];
+      return Tree.EMPTY;
     }
   }
 
@@ -406,6 +414,7 @@ class Restorer {
     } catch (e) {
       if (errnoCode(e) !== 'EEXIST') return this.dirFailed(e, shown);
     }
+    if (fresh) await this.o.testPause?.({ kind: 'dir', path: shown });
     let fd: number;
     let pathOnly = false;
     try {
@@ -429,8 +438,17 @@ class Restorer {
         if (n > 0) return this.dir(parent, node, shown, false);
       }
       if (code === 'ELOOP' || code === 'ENOTDIR') {
+        // Said as what stands there now (open gives ENOTDIR for a symlink too, with O_DIRECTORY).
+        const st = fs.lstatSync(p, { throwIfNoEntry: false });
+        const what = !st ? 'gone' : st.isSymbolicLink() ? 'a symlink, not followed' : describeType(st);
         this.result.skipped++;
-        this.warn('SNAP_UNSAFE_PATH', shown, `exists and is not a directory (${code === 'ELOOP' ? 'a symlink, not followed' : 'a file'}); its contents are not restored`);
+        this.warn(
+          'SNAP_UNSAFE_PATH',
+          shown,
+          fresh
+            ? `was made by this restore and then replaced by another (${what}) before it was opened; nothing is written through it`
+            : `exists and is not a directory (${what}); its contents are not restored`,
+        );
         return false;
       }
       return this.dirFailed(e, shown);
@@ -757,6 +775,7 @@ class Restorer {
     const helperPath = fdPathFor(process.pid, dir.fd, name);
     if (node.type === 'fifo') makeFifo(helperPath);
     else makeDevice(helperPath, node.type as 'chardev' | 'blockdev', node.rdev ?? 0);
+    await this.o.testPause?.({ kind: 'temp', path: joinPath(dir.shown, Buffer.from(name)) });
     try {
       this.entryMeta(tmp, node, shown, true);
       await fsp.rename(tmp, dir.at(node.name));

@@ -110,9 +110,12 @@ class TreeRewriter {
     const seen = this.memo.get(key);
     if (seen && !this.o.onRemoved) return seen;
     const nodes = await this.repo.readTree(id);
-    const kept: Node[] = [];
+    // What changes (an entry dropped: null; a new subtree id); the entries are held all at once
+    // only to re-encode a tree that changes (at most MAX_TREE_ENTRIES, ~670 bytes each decoded).
+    const changes = new Map<number, Buffer | null>();
     const r: Rebuilt = { id, removed: 0, files: 0, bytes: 0 };
-    for (const n of nodes) {
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes.at(i);
       this.o.signal?.throwIfAborted();
       const p = joinPath(at, n.name);
       const abs = p.toString('latin1');
@@ -123,6 +126,7 @@ class TreeRewriter {
         r.files += c.files;
         r.bytes += c.bytes;
         await this.o.onRemoved?.(this.snap, p, n);
+        changes.set(i, null);
         continue;
       }
       if (n.type === 'dir') {
@@ -130,10 +134,17 @@ class TreeRewriter {
         r.removed += sub.removed;
         r.files += sub.files;
         r.bytes += sub.bytes;
-        kept.push(sub.id.equals(n.tree!) ? n : { ...n, tree: sub.id });
-      } else kept.push(n);
+        if (!sub.id.equals(n.tree!)) changes.set(i, sub.id);
+      }
     }
     if (r.removed > 0) {
+      const kept: Node[] = [];
+      for (let i = 0; i < nodes.length; i++) {
+        const change = changes.get(i);
+        if (change === null) continue;
+        const n = nodes.at(i);
+        kept.push(change ? { ...n, tree: change } : n);
+      }
       const bytes = encodeTree(kept);
       r.id = this.repo.hashId(bytes);
       if (!this.o.dryRun && (await this.repo.objects.add('tree', bytes, r.id)).added) this.written++;

@@ -7,11 +7,11 @@
 // tree id too: they are counted, never refused, as no file system holds that many paths.
 import { SnapError } from '../core/errors.js';
 import { toHex } from '../core/ids.js';
-import type { Node } from '../model/node.js';
+import type { Tree } from '../model/tree.js';
 
 /** What a walk needs from a repository. */
 export interface TreeReader {
-  readTree(id: Buffer): Promise<Node[]>;
+  readTree(id: Buffer): Promise<Tree>;
 }
 
 /**
@@ -31,7 +31,7 @@ export async function countPaths(repo: TreeReader, root: Buffer, limit = MAX_EXP
   const memo = new Map<string, number>();
   interface Frame {
     key: string;
-    nodes: Node[];
+    nodes: Tree;
     i: number;
     sum: number;
   }
@@ -46,7 +46,7 @@ export async function countPaths(repo: TreeReader, root: Buffer, limit = MAX_EXP
       if (stack.length > 0) stack[stack.length - 1]!.sum += f.sum;
       continue;
     }
-    const n = f.nodes[f.i++]!;
+    const n = f.nodes.at(f.i++);
     f.sum += 1;
     if (n.type !== 'dir' || !n.tree) continue;
     const k = idKey(n.tree);
@@ -69,15 +69,15 @@ export class ExpansionGuard {
     private readonly limit = MAX_EXPANDED_PATHS,
   ) {}
 
-  /** Call with each tree the walk is about to expand (its entries read). */
-  async enter(id: Buffer, nodes: readonly Node[]): Promise<void> {
+  /** Call with each tree the walk is about to expand (its entries read), or with whether it has subdirectories. */
+  async enter(id: Buffer, nodes: Tree | boolean): Promise<void> {
     this.root ??= id;
     const k = idKey(id);
     if (!this.seen.has(k)) {
       this.seen.add(k);
       return;
     }
-    if (this.checked || !nodes.some((n) => n.type === 'dir')) return;
+    if (this.checked || !(typeof nodes === 'boolean' ? nodes : nodes.hasDirs)) return;
     this.checked = true;
     const n = await countPaths(this.repo, this.root, this.limit);
     if (n > this.limit) {
@@ -92,10 +92,10 @@ export class ExpansionGuard {
 
 export interface FoldSteps<R> {
   /** A tree's entries, or undefined when it cannot be read (its result is then `unreadable`). */
-  read(id: Buffer, hex: string): Promise<Node[] | undefined>;
+  read(id: Buffer, hex: string): Promise<Tree | undefined>;
   unreadable(id: Buffer, hex: string): R;
   /** A tree's result, once the result of every subtree it names is in the memo. */
-  finish(id: Buffer, hex: string, nodes: Node[]): Promise<R>;
+  finish(id: Buffer, hex: string, nodes: Tree): Promise<R>;
 }
 
 /**
@@ -105,7 +105,7 @@ export interface FoldSteps<R> {
  */
 export async function foldTrees<R>(root: Buffer, memo: Map<string, R>, steps: FoldSteps<R>): Promise<R> {
   const rootHex = toHex(root);
-  const stack: { id: Buffer; hex: string; nodes?: Node[]; i: number }[] = [{ id: root, hex: rootHex, i: 0 }];
+  const stack: { id: Buffer; hex: string; nodes?: Tree; i: number }[] = [{ id: root, hex: rootHex, i: 0 }];
   while (stack.length > 0) {
     const f = stack[stack.length - 1]!;
     if (memo.has(f.hex)) {
@@ -122,7 +122,7 @@ export async function foldTrees<R>(root: Buffer, memo: Map<string, R>, steps: Fo
       f.nodes = nodes;
     }
     if (f.i < f.nodes.length) {
-      const n = f.nodes[f.i++]!;
+      const n = f.nodes.at(f.i++);
       if (n.type === 'dir' && n.tree) {
         const hex = toHex(n.tree);
         if (!memo.has(hex)) stack.push({ id: n.tree, hex, i: 0 });

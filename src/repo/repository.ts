@@ -23,8 +23,7 @@ import type { Backend } from '../backend/backend.js';
 import { LocalBackend } from '../backend/local.js';
 import { type RepoConfig, decodeConfig, encodeConfig, ENCRYPTED_FORMAT_VERSION, ENCRYPTION, FORMAT_VERSION, isEncrypted } from '../model/config.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
-import { decodeTree } from '../model/tree.js';
-import type { Node } from '../model/node.js';
+import { type Tree, openTree } from '../model/tree.js';
 import { type Gear, makeGear } from '../store/chunker.js';
 import { ObjectStore } from '../store/object-store.js';
 import { PLAIN } from '../store/object-codec.js';
@@ -140,8 +139,11 @@ export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
 const MAX_CONFIG_BYTES = 64 * 1024;
 /** Pack headers read at once when the index is rebuilt or catches up (each a ranged read). */
 const HEADER_READS = 8;
-/** Entries held by the tree cache at most: about 130 MB decoded. */
-const TREE_CACHE_ENTRIES = 200_000;
+/**
+ * Bytes of trees the tree cache holds at most (trees are views over their bytes, tree.ts); a
+ * larger tree is not cached, so the cache never holds more than this beside the trees in use.
+ */
+const TREE_CACHE_BYTES = 32 * 1024 * 1024;
 
 /** A repository's storage as `Repository.openStorage` gives it. */
 export interface OpenedStorage {
@@ -164,8 +166,8 @@ export class Repository {
    * LevelDB index is not in the repository folder: remote storage, encrypted), the next index file.
    */
   readonly indexFiles: IndexFileWriter;
-  private treeCache = new Map<string, Node[]>();
-  private cachedEntries = 0;
+  private treeCache = new Map<string, Tree>();
+  private cachedBytes = 0;
   /** The repository lock taken for RepoOptions.lock, released by close(). */
   lock: RepoLock | undefined;
 
@@ -740,7 +742,7 @@ export class Repository {
       await this.index.setMeta('complete', 'rebuilding', true);
     }
     this.treeCache.clear();
-    this.cachedEntries = 0;
+    this.cachedBytes = 0;
     const found: string[] = [];
     const stored = await this.storedPacks(signal);
     const r = await this.takeInPacks(new Map(stored), stored, (packId, name, e) => {
@@ -860,22 +862,24 @@ export class Repository {
     return out;
   }
 
-  async readTree(id: Buffer): Promise<Node[]> {
+  /** A tree's entries: a view decoding each entry when asked (tree.ts), never all at once. */
+  async readTree(id: Buffer): Promise<Tree> {
     const hex = toHex(id);
     const hit = this.treeCache.get(hex);
     if (hit) return hit;
-    const nodes = decodeTree(await this.objects.get(id, 'tree'), `tree ${hex.slice(0, 16)}`);
+    const tree = openTree(await this.objects.get(id, 'tree'), `tree ${hex.slice(0, 16)}`);
     // A small cache: ls/cat/restore walk the same few trees repeatedly. Bounded by tree count and
-    // by entries (about 670 bytes each decoded), so a few huge directories cannot pin gigabytes.
-    if (nodes.length > TREE_CACHE_ENTRIES) return nodes;
-    while (this.treeCache.size >= 64 || (this.treeCache.size > 0 && this.cachedEntries + nodes.length > TREE_CACHE_ENTRIES)) {
+    // by bytes, so a few huge directories cannot pin hundreds of megabytes.
+    const size = tree.heldBytes;
+    if (size > TREE_CACHE_BYTES) return tree;
+    while (this.treeCache.size >= 64 || (this.treeCache.size > 0 && this.cachedBytes + size > TREE_CACHE_BYTES)) {
       const oldest = this.treeCache.keys().next().value!;
-      this.cachedEntries -= this.treeCache.get(oldest)!.length;
+      this.cachedBytes -= this.treeCache.get(oldest)!.heldBytes;
       this.treeCache.delete(oldest);
     }
-    this.treeCache.set(hex, nodes);
-    this.cachedEntries += nodes.length;
-    return nodes;
+    this.treeCache.set(hex, tree);
+    this.cachedBytes += size;
+    return tree;
   }
 }
 

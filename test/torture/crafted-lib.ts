@@ -213,3 +213,24 @@ export function zerosId(size: number): Buffer {
   for (let left = size; left > 0; left -= z.length) h.update(left >= z.length ? z : z.subarray(0, left));
   return h.digest();
 }
+
+/**
+ * The CBOR of a valid tree of `n` empty files named `f0000000`, `f0000001`, ... (8 bytes, so
+ * sorted and unique), in pieces of about 16 MiB, as bigTreePieces: a directory at the entry cap.
+ */
+export function* namedTreePieces(n: number): Generator<Buffer> {
+  const head = Buffer.concat([treeBytes([]).subarray(0, -1), Buffer.from([0x9a, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255])]);
+  yield head;
+  const tpl = encodeCbor(fileNode(Buffer.alloc(8), [], 0));
+  const at = tpl.indexOf(Buffer.from([0x48, 0, 0, 0, 0, 0, 0, 0, 0])) + 1;
+  const per = Math.floor((16 << 20) / tpl.length);
+  for (let i = 0; i < n; ) {
+    const k = Math.min(per, n - i);
+    const piece = Buffer.allocUnsafe(k * tpl.length);
+    for (let j = 0; j < k; j++, i++) {
+      tpl.copy(piece, j * tpl.length);
+      piece.write(`f${String(i).padStart(7, '0')}`, j * tpl.length + at, 'latin1');
+    }
+    yield piece;
+  }
+}

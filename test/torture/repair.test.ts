@@ -230,7 +230,7 @@ describe('snap repair', () => {
     try {
       let nodes = await rp.readTree((await rp.listSnapshots()).find((s) => s.id === last)!.tree);
       for (const part of [...path.join(fx.srcB, 'deep').split('/').filter(Boolean), 'er']) {
-        const n = nodes.find((x) => x.name.toString() === part)!;
+        const n = nodes.find(Buffer.from(part))!;
         if (part === 'er') erTree = toHex(n.tree!);
         else nodes = await rp.readTree(n.tree!);
       }

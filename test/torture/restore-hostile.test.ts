@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type Crafter, craftSnapshot, fileNode, node } from '../helpers/craft.js';
-import { LONG, cleanupTmp, cli, cliOk, iters, sleep, tmpDir } from './lib.js';
+import { type CliResult, LONG, cleanupTmp, cli, cliOk, iters, sleep, tmpDir } from './lib.js';
 import { canSetpriv } from '../helpers/cli.js';
 import { expectRestoredTime } from '../helpers/times.js';
 
@@ -277,6 +277,8 @@ async function race(what: string, src: string, mode: 'dirs' | 'temps', pre: stri
     rmDeep(target);
   }
   console.info(`[torture] ${what}: ${runs} raced restores, ${swaps} swaps by the racer, nothing outside the target changed`);
+  // A racer that never got a swap in (not started, no permission, too slow) would prove nothing.
+  expect(swaps, `${what}: swaps that landed`).toBeGreaterThan(0);
 }
 
 describe('a restore raced by another user (issue 20, items 1 and 2)', () => {
@@ -295,6 +297,141 @@ describe('a restore raced by another user (issue 20, items 1 and 2)', () => {
     const dirs = Array.from({ length: 8 }, (_, d) => path.join(src, `d${d}`));
     await race('temporary nodes swapped', src, 'temps', dirs, (target) => [target, ...dirs.map((d) => path.join(target, d))]);
   }, LONG ? 1_800_000 : 600_000);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The same swaps, at the very moment that matters, every time (SNAP_RESTORE_TEST_PAUSE,
+// src/cli/restore-test-pause.ts): the restore stops right after it made a directory or a temporary
+// special-file node, the test swaps that entry for a symlink to root's folder or file as nobody,
+// and the restore goes on. Against a restore that writes through paths (snap before commit
+// ddab403) both tests fail: its files land in root's folder and root's folder and file get the
+// recorded owner and mode (nobody, 0777 and 0666).
+
+/** Swap `p` for a symlink to `to`, as nobody: true when it landed. */
+function swapAsNobody(p: string, to: string): boolean {
+  const r = spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'sh', '-c', 'mv -- "$1" "$1.moved" && ln -s -- "$2" "$1"', 'sh', p, to], { cwd: '/' });
+  return r.status === 0;
+}
+
+/**
+ * Run a restore that pauses at each point (SNAP_RESTORE_TEST_PAUSE), calling `act` at each with the
+ * kind (`dir`, `temp`) and the entry's path; the restore goes on once `act` returns.
+ */
+async function pausedRestore(args: string[], act: (kind: string, p: string) => void): Promise<{ r: CliResult; pauses: number }> {
+  const control = tmpDir('snap-pause-');
+  const file = path.join(control, 'paused');
+  let pauses = 0;
+  let running = true;
+  let failed: unknown;
+  const follow = (async (): Promise<void> => {
+    while (running) {
+      let at: Buffer;
+      try {
+        at = fs.readFileSync(file);
+      } catch {
+        await sleep(2);
+        continue;
+      }
+      const tab = at.indexOf(0x09);
+      pauses++;
+      try {
+        act(at.subarray(0, tab).toString(), at.subarray(tab + 1).toString());
+      } catch (e) {
+        failed ??= e;
+      }
+      fs.rmSync(file); // the restore goes on
+    }
+  })();
+  let r: CliResult;
+  try {
+    r = await cli(args, { env: { SNAP_RESTORE_TEST_PAUSE: control }, timeoutMs: 120_000 });
+  } finally {
+    running = false;
+    await follow;
+  }
+  if (failed) throw failed;
+  return { r, pauses };
+}
+
+/** A source of folders d0..d3 owned by nobody (mode 0777), each with files in sub/ and FIFOs of mode 0666. */
+function nobodySource(): string {
+  const src = tmpDir('snap-pause-src-');
+  for (let d = 0; d < 4; d++) {
+    const dir = path.join(src, `d${d}`);
+    fs.mkdirSync(path.join(dir, 'sub'), { recursive: true });
+    for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(dir, 'sub', `f${i}`), `file ${d}/${i}\n`);
+    for (let i = 0; i < 3; i++) spawnSync('mkfifo', ['-m', '666', path.join(dir, `p${i}`)]);
+  }
+  spawnSync('chown', ['-R', `${NOBODY}:${NOBODY}`, src]);
+  for (let d = 0; d < 4; d++) fs.chmodSync(path.join(src, `d${d}`), 0o777);
+  return src;
+}
+
+describe('a restore paused where a swap matters (issue 20, items 1 and 2, deterministic)', () => {
+  raceIt('item 1: a directory swapped for a symlink to a root-only folder right after it was made: not entered, reported, nothing outside the target changed, exit 3', async () => {
+    const src = nobodySource();
+    const repo = path.join(tmpDir(), 'repo');
+    await cliOk(['--repo', repo, 'init']);
+    await cliOk(['--repo', repo, 'create', src]);
+    const v = victim();
+    const before = v.state();
+    const target = nobodyTarget([src]);
+    let swapped: string | undefined;
+    const { r, pauses } = await pausedRestore(['--repo', repo, 'restore', 'latest', target], (kind, p) => {
+      if (kind !== 'dir' || swapped || path.basename(p) !== 'd1') return;
+      expect(swapAsNobody(p, v.dir), `swap of ${p}`).toBe(true);
+      swapped = p;
+    });
+    expect(swapped, `the restore paused at d1 (${pauses} pauses)`).toBe(path.join(target, src, 'd1'));
+    expect(v.state(), "root's folder changed").toBe(before);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toContain(`${swapped}: was made by this restore and then replaced by another (a symlink, not followed) before it was opened; nothing is written through it`);
+    expect(r.stderr).not.toMatch(/SNAP_INTERNAL|\n\s+at /);
+    expect(fs.readlinkSync(swapped!)).toBe(v.dir);
+    expect(fs.readdirSync(`${swapped}.moved`)).toEqual([]);
+    // Everything else is restored, with its recorded owner and mode.
+    for (const d of ['d0', 'd2', 'd3']) {
+      expect(fs.readFileSync(path.join(target, src, d, 'sub', 'f4'), 'utf8')).toBe(`file ${d.slice(1)}/4\n`);
+      const st = fs.statSync(path.join(target, src, d));
+      expect([st.uid, st.mode & 0o7777]).toEqual([NOBODY, 0o777]);
+    }
+    rmDeep(target);
+  }, 120_000);
+
+  raceIt("item 2: a temporary FIFO swapped for a symlink to root's file right after it was made: refused, reported, root's file untouched, exit 3", async () => {
+    const src = nobodySource();
+    const repo = path.join(tmpDir(), 'repo');
+    await cliOk(['--repo', repo, 'init']);
+    await cliOk(['--repo', repo, 'create', src]);
+    const v = victim();
+    const before = v.state();
+    // The FIFOs' folders made by nobody, so that user can rename in them.
+    const target = nobodyTarget(['d0', 'd1', 'd2', 'd3'].map((d) => path.join(src, d)));
+    let swapped: string | undefined;
+    const { r, pauses } = await pausedRestore(['--repo', repo, 'restore', 'latest', target], (kind, p) => {
+      if (kind !== 'temp' || swapped) return;
+      expect(path.basename(p)).toMatch(/^\.snap-restore-/);
+      expect(fs.lstatSync(p).isFIFO()).toBe(true);
+      expect(swapAsNobody(p, v.file), `swap of ${p}`).toBe(true);
+      swapped = p;
+    });
+    expect(swapped, `the restore paused at a temporary node (${pauses} pauses)`).toBeDefined();
+    expect(v.state(), "root's file changed").toBe(before);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/its temporary entry was replaced by another \(a symlink\) while it was restored; not restored/);
+    expect(r.stderr).not.toMatch(/SNAP_INTERNAL|\n\s+at /);
+    // The symlink put in its place is removed; the FIFO it moved away stays where the other user put it.
+    expect(fs.existsSync(swapped!)).toBe(false);
+    expect(fs.lstatSync(`${swapped}.moved`).isFIFO()).toBe(true);
+    // 12 FIFOs were recorded: 11 are restored, with their recorded owner and mode.
+    const fifos = spawnSync('find', [target, '-type', 'p', '-name', 'p*']).stdout.toString().split('\n').filter(Boolean);
+    expect(fifos).toHaveLength(11);
+    for (const f of fifos) {
+      const st = fs.lstatSync(f);
+      expect([st.uid, st.mode & 0o7777]).toEqual([NOBODY, 0o666]);
+    }
+    rmDeep(target);
+  }, 120_000);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { SnapError, isSnapError } from '../../core/errors.js';
 import { displayName } from '../../core/bytes.js';
 import type { Node } from '../../model/node.js';
+import type { Tree } from '../../model/tree.js';
 import type { StoredSnapshot } from '../../model/snapshot.js';
 import type { Repository } from '../../repo/repository.js';
 import { locate, splitPath } from '../navigate.js';
@@ -24,7 +25,7 @@ export interface WalkItem {
 
 /** What the walk needs from a repository. */
 export interface WalkRepo {
-  readTree(id: Buffer): Promise<Node[]>;
+  readTree(id: Buffer): Promise<Tree>;
   objects: { get(id: Buffer, type: 'blob'): Promise<Buffer> };
 }
 
@@ -75,8 +76,8 @@ export class SnapshotWalker {
   /** Depth first, in name order, a directory before its contents; iterative, one frame per level (issue 20). */
   private async *walk(root: Buffer): AsyncGenerator<WalkItem> {
     const guard = new ExpansionGuard(this.repo, root);
-    const read = async (tree: Buffer, dir: Buffer): Promise<Node[]> => {
-      let nodes: Node[];
+    const read = async (tree: Buffer, dir: Buffer): Promise<Tree> => {
+      let nodes: Tree;
       try {
         nodes = await this.repo.readTree(tree);
       } catch (e) {
@@ -86,7 +87,7 @@ export class SnapshotWalker {
       return nodes;
     };
     interface Frame {
-      nodes: Node[];
+      nodes: Tree;
       i: number;
       dir: Buffer;
       parts: Buffer[];
@@ -99,7 +100,7 @@ export class SnapshotWalker {
         stack.pop();
         continue;
       }
-      const node = f.nodes[f.i++]!;
+      const node = f.nodes.at(f.i++);
       // Parts are needed only to match a selection: an export of everything does not keep them.
       const childParts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
       const s = f.scope === 'all' ? 'all' : this.scope(childParts);

@@ -1,0 +1,137 @@
+// Trees as views (issue 20, "entries per tree, streamed, never all in memory"): readTree gives a
+// view over a tree's checked bytes that decodes one entry when asked. It must see exactly what
+// decoding the whole tree saw, and find names by binary search over the raw names.
+import { describe, expect, it } from 'vitest';
+import { asArray, asRecord, decodeCbor, encodeCbor } from '../src/model/cbor.js';
+import { type Node, nodeFromRecord, nodeToRecord } from '../src/model/node.js';
+import { DECODED_MAX, MAX_TREE_ENTRIES, Tree, encodeTree, openTree, sortNodes } from '../src/model/tree.js';
+import { isSnapError } from '../src/core/errors.js';
+import { sha256 } from '../src/core/ids.js';
+import { Rng } from './helpers/rng.js';
+
+const file = (name: Buffer | string, extra: Partial<Node> = {}): Node => ({
+  name: typeof name === 'string' ? Buffer.from(name) : name,
+  type: 'file',
+  mode: 0o644,
+  uid: 1000,
+  gid: 1000,
+  user: 'u',
+  group: 'g',
+  mtime: { sec: 1_700_000_000, nsec: 5 },
+  size: 3,
+  chunks: [sha256(Buffer.from('abc'))],
+  ...extra,
+});
+const dir = (name: string): Node => ({ ...file(name), type: 'dir', size: 0, chunks: undefined, tree: sha256(Buffer.from(name)) });
+
+/** What decoding the whole tree at once gives (the reader before views), as the reference. */
+function wholeDecode(bytes: Buffer): Node[] {
+  return asArray(asRecord(decodeCbor(bytes, 't'), 't').entries, 't.entries').map((e, i) => nodeFromRecord(e, `t.entries[${i}]`));
+}
+
+function corrupt(f: () => unknown): void {
+  let err: unknown;
+  try {
+    f();
+  } catch (e) {
+    err = e;
+  }
+  expect(isSnapError(err, 'SNAP_CORRUPT'), String(err)).toBe(true);
+}
+
+describe('a tree view', () => {
+  it('gives every entry as decoding the whole tree does, by index and in order, with names found by binary search', () => {
+    const rng = new Rng(20);
+    for (let round = 0; round < 12; round++) {
+      const names = new Map<string, Buffer>();
+      // Small trees keep their decoded entries; larger ones (rounds 5 and 11) decode on demand.
+      const count = round % 6 === 5 ? DECODED_MAX + rng.int(1, 500) : rng.int(0, 300);
+      while (names.size < count) {
+        // Any bytes but '/' and NUL, short and long, prefixes of each other, not UTF-8.
+        const b = Buffer.from(Array.from({ length: rng.int(1, 12) }, () => [0x61, 0x62, 0xff, 0x80, 0x2e, 0x20][rng.int(0, 5)]!));
+        if (b.equals(Buffer.from('.')) || b.equals(Buffer.from('..'))) continue;
+        names.set(b.toString('hex'), b);
+      }
+      const nodes = [...names.values()].map((n, i) =>
+        i % 3 === 0 ? { ...dir('x'), name: n } : file(n, { size: i, xattrs: i % 5 === 0 ? [{ name: Buffer.from('user.a'), value: Buffer.from([i & 255]) }] : undefined }),
+      );
+      const bytes = encodeTree(sortNodes(nodes));
+      const t = openTree(bytes, 't');
+      const ref = wholeDecode(bytes);
+      expect(t.length).toBe(ref.length);
+      expect([...t]).toEqual(ref);
+      expect(t.toArray()).toEqual(ref);
+      expect(t.hasDirs).toBe(ref.some((n) => n.type === 'dir'));
+      expect(Array.from({ length: ref.length }, (_, i) => t.at(i))).toEqual(ref);
+      expect(Array.from({ length: ref.length }, (_, i) => t.find(ref[i]!.name))).toEqual(ref);
+      const wrong: number[] = [];
+      for (let i = 0; i < ref.length; i++) if (!t.nameAt(i).equals(ref[i]!.name) || t.indexOf(ref[i]!.name) !== i) wrong.push(i);
+      expect(wrong).toEqual([]);
+      for (const missing of [Buffer.from('zzz'), Buffer.from([0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61, 0x61]), Buffer.from([0x00])]) {
+        if (!names.has(missing.toString('hex'))) expect(t.indexOf(missing)).toBe(-1);
+      }
+    }
+  });
+
+  it('holds the bytes and 4 bytes per entry, and encodes as before (identical trees keep identical ids)', () => {
+    const nodes = Array.from({ length: 50_000 }, (_, i) => file(`f${String(i).padStart(6, '0')}`));
+    const bytes = encodeTree(nodes);
+    expect(bytes.equals(encodeCbor({ v: 1, entries: nodes.map(nodeToRecord) }))).toBe(true);
+    const t = openTree(bytes, 't');
+    // The bytes, 4 bytes per entry and one batch of decoded entries: not 670 bytes per entry.
+    expect(t.heldBytes).toBeGreaterThanOrEqual(bytes.length + 4 * (nodes.length + 1));
+    expect(t.heldBytes).toBeLessThan(bytes.length + 4 * (nodes.length + 1) + 200_000);
+    expect(t.at(49_999).name.toString()).toBe('f049999');
+    expect(() => t.at(50_000)).toThrow(RangeError);
+    expect(() => t.at(-1)).toThrow(RangeError);
+    expect(Tree.of([file('b'), file('a')]).nameAt(0).toString()).toBe('a');
+    expect(Tree.EMPTY.length).toBe(0);
+  });
+
+  it('reads the top-level map and the entries as decoding does: keys in any order, the last of equal keys counts', () => {
+    const e = nodeToRecord(file('a'));
+    const t1 = openTree(Buffer.concat([Buffer.from([0xa2]), encodeCbor('entries'), encodeCbor([e]), encodeCbor('v'), encodeCbor(1)]), 't');
+    expect(t1.at(0).name.toString()).toBe('a');
+    // {"v": 1, "entries": [b], "entries": [a]}: the second array counts.
+    const two = Buffer.concat([Buffer.from([0xa3]), encodeCbor('v'), encodeCbor(1), encodeCbor('entries'), encodeCbor([nodeToRecord(file('b'))]), encodeCbor('entries'), encodeCbor([e])]);
+    expect(openTree(two, 't').toArray()).toEqual(wholeDecode(two));
+    // An entry naming itself twice: decoding takes the last name, and so does the lookup.
+    const rec = Buffer.from(encodeCbor(e));
+    // One more key in the map's header (cbor-x writes a map's count in 2 bytes after 0xb9).
+    if (rec[0] === 0xb9) rec.writeUInt16BE(rec.readUInt16BE(1) + 1, 1);
+    else rec[0]!++;
+    const twice = Buffer.concat([rec, encodeCbor('name'), encodeCbor(Buffer.from('z'))]);
+    const t2 = openTree(Buffer.concat([encodeCbor({ v: 1, entries: [] }).subarray(0, -1), Buffer.from([0x81]), twice]), 't');
+    expect(t2.at(0).name.toString()).toBe('z');
+    expect(t2.indexOf(Buffer.from('z'))).toBe(0);
+    expect(t2.indexOf(Buffer.from('a'))).toBe(-1);
+    // v as a float of value 1 (CBOR allows it; decoding always took it).
+    expect(openTree(Buffer.concat([Buffer.from([0xa2]), encodeCbor('v'), Buffer.from([0xf9, 0x3c, 0x00]), encodeCbor('entries'), Buffer.from([0x80])]), 't').length).toBe(0);
+  });
+
+  it('refuses what decoding refused, before the view exists', () => {
+    const a = nodeToRecord(file('a'));
+    const b = nodeToRecord(file('b'));
+    corrupt(() => openTree(encodeCbor({ v: 1, entries: [b, a] }), 't'));
+    corrupt(() => openTree(encodeCbor({ v: 1, entries: [a, a] }), 't'));
+    corrupt(() => openTree(encodeCbor({ v: 1, entries: [a, { ...b, mode: 'rw' }] }), 't'));
+    corrupt(() => openTree(encodeCbor({ v: 1, entries: [{ ...a, name: Buffer.from('..') }] }), 't'));
+    corrupt(() => openTree(encodeCbor({ v: 1, entries: [{ ...a, name: 'a' }] }), 't'));
+    corrupt(() => openTree(encodeCbor({ v: 2, entries: [] }), 't'));
+    corrupt(() => openTree(encodeCbor({ v: -1, entries: [] }), 't'));
+    corrupt(() => openTree(encodeCbor({ entries: [] }), 't'));
+    corrupt(() => openTree(encodeCbor({ v: 1 }), 't'));
+    corrupt(() => openTree(encodeCbor({ v: 1, entries: {} }), 't'));
+    corrupt(() => openTree(encodeCbor([1, 2, 3]), 't'));
+    corrupt(() => openTree(Buffer.concat([encodeCbor({ v: 1, entries: [a] }), Buffer.from([0])]), 't'));
+    corrupt(() => openTree(encodeCbor({ v: 1, entries: [1] }), 't'));
+    // The same in a tree large enough to be checked in batches, the bad entry in its last batch.
+    const many = Array.from({ length: DECODED_MAX + 10 }, (_, i) => nodeToRecord(file(`f${String(i).padStart(6, '0')}`)));
+    expect(openTree(encodeCbor({ v: 1, entries: many }), 't').length).toBe(DECODED_MAX + 10);
+    corrupt(() => openTree(encodeCbor({ v: 1, entries: [...many.slice(0, -2), many.at(-1), many.at(-2)] }), 't'));
+    corrupt(() => openTree(encodeCbor({ v: 1, entries: [...many.slice(0, -1), { ...many.at(-1)!, type: 'door' }] }), 't'));
+    corrupt(() => openTree(encodeCbor({ v: 1, entries: [...many.slice(0, -1), { ...many.at(-1)!, name: Buffer.from('a/b') }] }), 't'));
+    const head = Buffer.concat([encodeCbor({ v: 1, entries: [] }).subarray(0, -1), Buffer.from([0x9a, 0, 0x0f, 0x42, 0x41])]); // MAX_TREE_ENTRIES + 1
+    expect(() => openTree(head, 't')).toThrow(new RegExp(`claims ${MAX_TREE_ENTRIES + 1} entries`));
+  });
+});
