@@ -189,6 +189,21 @@ function rawName(b: Buffer, pos: number): Buffer | undefined {
 }
 
 /**
+ * The entries of `tree` with some changed (for a rewrite or a repair): index -> a new subtree id
+ * for that directory, or null to leave the entry out. Entries keep their order.
+ */
+export function withSubtrees(tree: Tree, changes: Map<number, Buffer | null>): Node[] {
+  const kept: Node[] = [];
+  for (let i = 0; i < tree.length; i++) {
+    const change = changes.get(i);
+    if (change === null) continue;
+    const n = tree.at(i);
+    kept.push(change ? { ...n, tree: change } : n);
+  }
+  return kept;
+}
+
+/**
  * Check a tree's bytes and open a view over them: everything decodeTree refused before is refused
  * here, with the same messages, before the view exists (every entry is decoded once to be checked,
  * then dropped). Memory: the bytes plus 4 bytes per entry.

@@ -17,9 +17,8 @@ import { isSnapError, SnapError } from '../core/errors.js';
 import { copyAsStored, getForSalvage } from '../backend/encrypted.js';
 import { toHex } from '../core/ids.js';
 import type { ProgressSink } from '../core/progress.js';
-import type { Node } from '../model/node.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
-import { encodeTree, openTree } from '../model/tree.js';
+import { encodeTree, openTree, withSubtrees } from '../model/tree.js';
 import { type FoldSteps, foldTrees } from './tree-walk.js';
 import type { Repository } from '../repo/repository.js';
 import { QUARANTINE, snapshotName } from '../repo/layout.js';
@@ -322,14 +321,7 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
         }
       }
       if (count === 0) return { id: tree, removed: [], count: 0, files: 0, bytes: 0 };
-      const kept: Node[] = [];
-      for (let i = 0; i < nodes.length; i++) {
-        const change = changes.get(i);
-        if (change === null) continue;
-        const n = nodes.at(i);
-        kept.push(change ? { ...n, tree: change } : n);
-      }
-      const bytes = encodeTree(kept);
+      const bytes = encodeTree(withSubtrees(nodes, changes));
       const id = o.dryRun ? repo.hashId(bytes) : (await repo.objects.add('tree', bytes)).id;
       return { id, removed, count, files, bytes: size };
     },

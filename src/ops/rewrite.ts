@@ -8,7 +8,7 @@ import { toHex } from '../core/ids.js';
 import { type ExcludeRule, isExcluded } from '../model/exclude.js';
 import type { Node } from '../model/node.js';
 import { encodeSnapshot, type StoredSnapshot } from '../model/snapshot.js';
-import { encodeTree } from '../model/tree.js';
+import { encodeTree, withSubtrees } from '../model/tree.js';
 import type { Repository } from '../repo/repository.js';
 import { draftFrom, replaceSnapshot } from './forget.js';
 
@@ -138,14 +138,7 @@ class TreeRewriter {
       }
     }
     if (r.removed > 0) {
-      const kept: Node[] = [];
-      for (let i = 0; i < nodes.length; i++) {
-        const change = changes.get(i);
-        if (change === null) continue;
-        const n = nodes.at(i);
-        kept.push(change ? { ...n, tree: change } : n);
-      }
-      const bytes = encodeTree(kept);
+      const bytes = encodeTree(withSubtrees(nodes, changes));
       r.id = this.repo.hashId(bytes);
       if (!this.o.dryRun && (await this.repo.objects.add('tree', bytes, r.id)).added) this.written++;
     }
