@@ -6,20 +6,9 @@ import { decodeSnapshot, encodeSnapshot } from '../src/model/snapshot.js';
 import { compileExcludes, isExcluded } from '../src/model/exclude.js';
 import { isSnapError } from '../src/core/errors.js';
 import { sha256 } from '../src/core/ids.js';
+import { fileNode } from './helpers/nodes.js';
 
-const file = (name: Buffer | string, extra: Partial<Node> = {}): Node => ({
-  name: typeof name === 'string' ? Buffer.from(name) : name,
-  type: 'file',
-  mode: 0o644,
-  uid: 1000,
-  gid: 1000,
-  user: 'u',
-  group: 'g',
-  mtime: { sec: 1_700_000_000, nsec: 123_456_789 },
-  size: 3,
-  chunks: [sha256(Buffer.from('abc'))],
-  ...extra,
-});
+const file = fileNode;
 
 const corrupt = (e: unknown) => isSnapError(e, 'SNAP_CORRUPT');
 

@@ -7,21 +7,10 @@ import { type Node, nodeFromRecord, nodeToRecord } from '../src/model/node.js';
 import { DECODED_MAX, MAX_TREE_ENTRIES, Tree, encodeTree, openTree, sortNodes } from '../src/model/tree.js';
 import { isSnapError } from '../src/core/errors.js';
 import { sha256 } from '../src/core/ids.js';
+import { fileNode } from './helpers/nodes.js';
 import { Rng } from './helpers/rng.js';
 
-const file = (name: Buffer | string, extra: Partial<Node> = {}): Node => ({
-  name: typeof name === 'string' ? Buffer.from(name) : name,
-  type: 'file',
-  mode: 0o644,
-  uid: 1000,
-  gid: 1000,
-  user: 'u',
-  group: 'g',
-  mtime: { sec: 1_700_000_000, nsec: 5 },
-  size: 3,
-  chunks: [sha256(Buffer.from('abc'))],
-  ...extra,
-});
+const file = fileNode;
 const dir = (name: string): Node => ({ ...file(name), type: 'dir', size: 0, chunks: undefined, tree: sha256(Buffer.from(name)) });
 
 /** What decoding the whole tree at once gives (the reader before views), as the reference. */
