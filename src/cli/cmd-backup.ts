@@ -9,9 +9,9 @@ import { type FilesFromMode, parseFilesFrom } from '../model/files-from.js';
 import { shortId } from '../core/ids.js';
 import { Repository } from '../repo/repository.js';
 import type { RepoConfig } from '../model/config.js';
-import { remoteStorage } from './storage.js';
+import { remoteStorage } from '../repo/storage.js';
 import { createSnapshot, type StdinSource } from '../ops/backup/create.js';
-import { type Ctx, makeCtx, withRepo } from './context.js';
+import { type Ctx, withRepo } from './context.js';
 import { bytes, duration } from './format.js';
 import { collect, parseSize, readPatternFiles } from './parse.js';
 import { systemClock } from '../core/clock.js';
@@ -19,7 +19,7 @@ import { cliNow } from './now.js';
 import { timeOption } from './when.js';
 import { type BackupOutcome, type HookFlags, hookOptions, withHooks } from './hooks.js';
 import { VERSION } from './version.js';
-import { snapshotJson } from './cmd-list.js';
+import { snapshotJson } from './snapshot-args.js';
 import { newKeyScrypt, newPassword } from './password.js';
 
 /** Paths from a --files-from list: bytes, kept as lossless strings (core/bytes.ts); `-` is standard input. */
@@ -124,7 +124,7 @@ export function registerBackup(program: Command, run: (fn: (ctx: Ctx) => Promise
           chunker = { ...other.config.chunker };
           await other.close();
         }
-        const remote = remoteStorage(location);
+        const remote = remoteStorage(location, process.env);
         let encrypt: { password: Buffer; scrypt: { N: number; r: number; p: number } } | undefined;
         let repo: Repository;
         try {

@@ -1,7 +1,7 @@
 // The browsing commands: `snap diff`, `snap find`, `snap history`, `snap dups` (docs/browsing.md).
 import type { Command } from 'commander';
 import type { Ctx } from './context.js';
-import { filterOptions } from './cmd-list.js';
+import { filterOptions } from './snapshot-args.js';
 import { registerDiff } from './cmd-diff.js';
 import { registerDups } from './cmd-dups.js';
 import { registerFind, registerHistory } from './cmd-find.js';

@@ -13,7 +13,7 @@ import { copySnapshots } from '../ops/backup/copy.js';
 import { filterSnapshots, resolveRef, type SnapshotFilter } from '../ops/tree/refs.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import { type Ctx, withRepo } from './context.js';
-import { filterOptions } from './cmd-list.js';
+import { filterOptions } from './snapshot-args.js';
 import { bytes } from './format.js';
 import { plural } from './browse-out.js';
 import { cliNow } from './now.js';

@@ -9,7 +9,7 @@ import { diffSnapshots, emptySummary, summarize, type Change, type DiffCounts, t
 import type { SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
 import { type Ctx, withRepo } from './context.js';
-import { resolveSnapshot } from './cmd-list.js';
+import { resolveSnapshot } from './snapshot-args.js';
 import { JsonList, mtimeDate, nodeJson, octal, owner, pathJson, plural, showPath, snapLabel, snapRefJson, writeLine } from './browse-out.js';
 import { bytes, localDateTime } from './format.js';
 

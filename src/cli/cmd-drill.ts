@@ -13,7 +13,7 @@ import { type DrillEntry, type DrillReport, drillSnapshot, removeSandbox } from 
 import type { SnapshotFilter } from '../ops/tree/refs.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes } from './format.js';
-import { filterOptions, resolveSnapshot } from './cmd-list.js';
+import { filterOptions, resolveSnapshot } from './snapshot-args.js';
 import { pathJson, plural, snapLabel, snapRefJson } from './browse-out.js';
 
 /** Files a drill picks when neither --sample nor --full is given. */

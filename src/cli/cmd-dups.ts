@@ -7,7 +7,7 @@ import { locate } from '../ops/tree/navigate.js';
 import type { SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
 import { type Ctx, withRepo } from './context.js';
-import { resolveSnapshot } from './cmd-list.js';
+import { resolveSnapshot } from './snapshot-args.js';
 import { pathJson, plural, showPath, snapLabel, snapRefJson } from './browse-out.js';
 import { bytes } from './format.js';
 

@@ -9,7 +9,7 @@ import type { Repository } from '../repo/repository.js';
 import { rewriteSnapshots } from '../ops/maintain/rewrite.js';
 import { tagSnapshots } from '../ops/maintain/tag.js';
 import { type Ctx, withRepo } from './context.js';
-import { filterOptions, resolveSnapshot } from './cmd-list.js';
+import { filterOptions, resolveSnapshot } from './snapshot-args.js';
 import { pathJson, showPath, snapLabel, writeLine } from './browse-out.js';
 import { bytes } from './format.js';
 import { collect, readPatternFiles } from './parse.js';

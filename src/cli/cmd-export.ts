@@ -26,7 +26,7 @@ import type { Repository } from '../repo/repository.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes } from './format.js';
 import { collect } from './parse.js';
-import { resolveSnapshot } from './cmd-list.js';
+import { resolveSnapshot } from './snapshot-args.js';
 
 interface ExportFlags {
   path: string[];

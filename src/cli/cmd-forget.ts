@@ -8,7 +8,7 @@ import { type GroupField, isEmptyPolicy, type RetentionPolicy, UNLIMITED } from 
 import { filterSnapshots, type SnapshotFilter } from '../ops/tree/refs.js';
 import { type ForgetDecision, type ForgetGroup, planForget, removeSnapshots } from '../ops/maintain/forget.js';
 import { type Ctx, withRepo } from './context.js';
-import { filterOptions, resolveSnapshot } from './cmd-list.js';
+import { filterOptions, resolveSnapshot } from './snapshot-args.js';
 import { runGc } from './cmd-gc.js';
 import { localDateTime, isoLocal, table } from './format.js';
 import { collect } from './parse.js';

@@ -1,51 +1,19 @@
 // `snap list`, `snap ls`, `snap cat`.
 import type { Command } from 'commander';
 import { shortId } from '../core/ids.js';
-import { displayName, displayPath, fsDecode } from '../core/bytes.js';
-import type { StoredSnapshot } from '../model/snapshot.js';
+import { displayName, displayPath } from '../core/bytes.js';
 import type { Node } from '../model/node.js';
 import type { Tree } from '../model/tree.js';
 import { catFile, listPath } from '../ops/browse/browse.js';
-import { filterSnapshots, resolveRef, type SnapshotFilter } from '../ops/tree/refs.js';
+import { filterSnapshots, type SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
 import { type Ctx, withRepo } from './context.js';
-import { bytes, isoLocal, localDateTime, modeString, mtimeNs, table } from './format.js';
-import { collect } from './parse.js';
-import { whenParser } from './when.js';
-import { JsonList, mtimeDate, pathJson, plural, snapRefJson, writeLine } from './browse-out.js';
+import { bytes, localDateTime, modeString, table } from './format.js';
+import { JsonList, mtimeDate, plural, snapRefJson, writeLine } from './browse-out.js';
+import { entryJson, filterOptions, resolveSnapshot, snapshotJson } from './snapshot-args.js';
 import { writeOutAsync } from './interrupt.js';
 import { cliNow } from './now.js';
 import { applyWindow, printCalendar, windowOptions, type WindowFlags } from './list-window.js';
-
-export function snapshotJson(s: StoredSnapshot): Record<string, unknown> {
-  return {
-    id: s.id,
-    short_id: shortId(s.id),
-    time: isoLocal(new Date(s.time)),
-    hostname: s.hostname,
-    username: s.username,
-    paths: s.paths,
-    tags: s.tags,
-    tree: s.tree.toString('hex'),
-    parent: s.parent?.toString('hex'),
-    original: s.original?.toString('hex'),
-    program: s.program,
-    excludes: s.excludes,
-    summary: s.summary,
-  };
-}
-
-export function filterOptions(cmd: Command): Command {
-  return cmd
-    .option('--host <host>', 'only snapshots from this host (repeatable)', collect, [])
-    .option('--tag <tag>', 'only snapshots with this tag (repeatable: all must match)', collect, [])
-    .option('--path <path>', 'only snapshots of this source path (repeatable)', collect, []);
-}
-
-export async function resolveSnapshot(ctx: Ctx, repo: Repository, ref: string, f: SnapshotFilter = {}): Promise<StoredSnapshot> {
-  const snaps = filterSnapshots(await repo.listSnapshots(), f);
-  return resolveRef(snaps, ref, cliNow(repo.clock), whenParser);
-}
 
 export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
   windowOptions(filterOptions(program.command('list').alias('snapshots').description('list snapshots, oldest first')))
@@ -100,22 +68,6 @@ async function ls(ctx: Ctx, repo: Repository, ref: string, p: string, o: Snapsho
     else await writeLine(o.long ? longLine(e.path, e.node, widths.of(e.siblings)) : displayName(e.path));
   }
   if (ctx.json) await list.end(']}');
-}
-
-export function entryJson(p: Buffer, n: Node): Record<string, unknown> {
-  return {
-    ...pathJson(p),
-    type: n.type,
-    mode: n.mode,
-    uid: n.uid,
-    gid: n.gid,
-    user: n.user,
-    group: n.group,
-    size: n.size,
-    mtime: isoLocal(mtimeDate(n)),
-    mtime_ns: mtimeNs(n),
-    target: n.target ? fsDecode(n.target) : undefined,
-  };
 }
 
 /** Owner and size columns as wide as the widest in the directory, however long an owner name is. */

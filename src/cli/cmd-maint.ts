@@ -8,7 +8,7 @@ import { repoStats, snapshotStats } from '../ops/maintain/stats.js';
 import { type Ctx, withRepo } from './context.js';
 import { registerForget } from './cmd-forget.js';
 import { runGc, type GcFlags } from './cmd-gc.js';
-import { filterOptions, resolveSnapshot } from './cmd-list.js';
+import { filterOptions, resolveSnapshot } from './snapshot-args.js';
 import { filterSnapshots, type SnapshotFilter } from '../ops/tree/refs.js';
 import { displayPath } from '../core/bytes.js';
 import { bytes, localDateTime } from './format.js';

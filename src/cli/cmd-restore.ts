@@ -7,7 +7,7 @@ import { restoreSnapshot, type OverwritePolicy, type PlannedEntry } from '../ops
 import { type Ctx, withRepo } from './context.js';
 import { bytes } from './format.js';
 import { collect } from './parse.js';
-import { filterOptions, resolveSnapshot } from './cmd-list.js';
+import { filterOptions, resolveSnapshot } from './snapshot-args.js';
 import { JsonList, pathJson, plural, showPath, writeLine } from './browse-out.js';
 import { displayName, displayPath, fsDecode } from '../core/bytes.js';
 import { restoreTestPause } from './restore-test-pause.js';

@@ -11,7 +11,7 @@ import { secretOptions } from '../model/oplog.js';
 import { parseEvery, toCron, toOnCalendar, type Calendar } from '../model/schedule.js';
 import { checkScheduleName, cronEntry, cronSchedules, cronWithout, type ScheduleSpec, serviceUnit, timerUnit, unitBase } from '../model/schedule-units.js';
 import type { Ctx } from './context.js';
-import { scheduledCredentials } from './storage.js';
+import { scheduledCredentials } from '../repo/storage.js';
 import { table } from './format.js';
 import {
   chooseVia, onPath, readCrontab, systemctlUser, systemdSchedules, unitDir, unitFiles, userManagerReachable, type Via, writeCrontab, writeFileAtomic,
@@ -70,7 +70,7 @@ async function add(ctx: Ctx, name: string, command: string[], o: AddFlags): Prom
   if (via === 'cron') toCron(cal); // refuses what cron cannot say, before anything is written
   const spec: ScheduleSpec = { name, every: o.every, at: o.at, argv: scheduledArgv(ctx, command), cwd: ctx.cwd };
   // A remote repository: where the scheduled run finds its credentials is said, never written.
-  const creds = scheduledCredentials(ctx.repoPath().location);
+  const creds = scheduledCredentials(ctx.repoPath().location, process.env);
   if (creds?.warning) ctx.sink.warn?.({ code: 'SNAP_USAGE', message: creds.warning });
   if (via === 'systemd') return addSystemd(ctx, spec, cal, o, creds?.note);
   return addCron(ctx, spec, cal, o, creds?.note);

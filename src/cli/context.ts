@@ -10,15 +10,14 @@ import { type PasswordOptions, repositoryPassword, sourcePassword } from './pass
 import type { OwnerPolicy } from '../repo/ownership.js';
 import { DEFAULT_LOCK_WAIT_MS, type LockKind, RepoLock } from '../repo/lock.js';
 import { parseRepoLocation, type RepoLocation } from '../repo/location.js';
-import { remoteStorage } from './storage.js';
+import { cacheRoot as cacheRootIn, remoteStorage } from '../repo/storage.js';
 import { makeSink, type CliSink } from './sink.js';
 import { parseWaitMs } from './parse.js';
 import { rawCwd } from './argv.js';
 import { type Interrupts, writeOut } from './interrupt.js';
 import { displayPath } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
-import { type Changes, noChanges, RecordingBackend } from '../backend/recording.js';
-import type { Backend } from '../backend/backend.js';
+import { type Changes, noChanges } from '../repo/repository.js';
 import type { RepoHandle, RepoOpener } from '../ui/lease.js';
 import type { DrillSummary } from '../model/oplog.js';
 
@@ -82,10 +81,7 @@ export interface Ctx {
 
 /** Where encrypted repositories keep their index: SNAP_CACHE_DIR, else $XDG_CACHE_HOME/snap or ~/.cache/snap. */
 export function cacheRoot(): string {
-  const own = process.env.SNAP_CACHE_DIR;
-  if (own && path.isAbsolute(own)) return own;
-  const xdg = process.env.XDG_CACHE_HOME;
-  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache'), 'snap');
+  return cacheRootIn(process.env);
 }
 
 /** Where this machine remembers the encrypted repositories it opened (repo/known.ts). */
@@ -151,18 +147,17 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       const { path: p } = ctx.repoPath();
       // Append-only use (docs/maintenance.md): --append-only, or SNAP_APPEND_ONLY set to anything but '' or 0.
       const appendOnly = opts.appendOnly === true || !['', '0', undefined].includes(process.env.SNAP_APPEND_ONLY);
-      const wrap = (b: Backend) => new RecordingBackend(b, changes);
       const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
       const owner = ownerPolicy(opts, cwd);
       const password = () => repositoryPassword({ file: opts.passwordFile, command: opts.passwordCommand }, cwd, displayPath(p));
       const indexCache = path.join(cacheRoot(), 'index');
       const opened = ctx.opened;
       const expectEncrypted = explicitPassword(opts);
-      return { sink, lockWaitMs, signal, appendOnly, wrap, lock, command: ctx.command, host: ctx.host, owner, password, indexCache, opened, known: knownDir(), expectEncrypted };
+      return { sink, lockWaitMs, signal, appendOnly, changes, lock, command: ctx.command, host: ctx.host, owner, password, indexCache, opened, known: knownDir(), expectEncrypted };
     },
     async openRepo(o = {}) {
       const { path: p, isDefault, location } = ctx.repoPath();
-      const remote = remoteStorage(location);
+      const remote = remoteStorage(location, process.env);
       const ro = { ...ctx.repoOptions(o), remote };
       if (o.create && isDefault && (await Repository.isEmptyOrMissing(p, remote))) {
         if (remote) {
@@ -178,14 +173,14 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
     },
     async openStorage() {
       const { path: p, location } = ctx.repoPath();
-      const opened = await Repository.openStorage(p, { ...ctx.repoOptions(), remote: remoteStorage(location) });
+      const opened = await Repository.openStorage(p, { ...ctx.repoOptions(), remote: remoteStorage(location, process.env) });
       if (opened.unlocked) ctx.opened = { repoId: opened.config.id, unlocked: opened.unlocked };
       return opened;
     },
     async openRepoAt(text, o = {}) {
       const location = parseRepoLocation(text, cwd);
       const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
-      const remote = remoteStorage(location);
+      const remote = remoteStorage(location, process.env);
       // An encrypted source is opened with its own password sources when given (o.from: copy's
       // --from-password-*), else with those of --repo (one password for both).
       const usual = { file: opts.passwordFile, command: opts.passwordCommand };

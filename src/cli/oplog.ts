@@ -6,11 +6,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SnapError } from '../core/errors.js';
 import { fsPath } from '../core/bytes.js';
-import type { Backend } from '../backend/backend.js';
 import type { RepoLocation } from '../repo/location.js';
-import { remoteStorage } from './storage.js';
+import { remoteStorage } from '../repo/storage.js';
 import { Repository } from '../repo/repository.js';
-import { AppendOnlyBackend } from '../backend/append-only.js';
 import { CONFIG } from '../repo/layout.js';
 import { appendLogRecord } from '../repo/oplog.js';
 import { type LogRecord, redactArgs, resultOf } from '../model/oplog.js';
@@ -71,7 +69,7 @@ export async function recordOperation(ctx: Ctx, args: string[], start: Date, exi
   }
   if (location.kind === 'local' && !fs.existsSync(fsPath(path.join(path.resolve(location.path), CONFIG)))) return;
   const record = buildRecord(ctx, args, start, new Date(), exitCode, error);
-  let backend: Backend | undefined;
+  let backend: Awaited<ReturnType<typeof Repository.openStorage>>['backend'] | undefined;
   try {
     // The storage as Repository.open checks it (config, owner, a config that says "plain" where
     // the repository is encrypted), with the keys this command unlocked: an encrypted repository's
@@ -79,14 +77,14 @@ export async function recordOperation(ctx: Ctx, args: string[], start: Date, exi
     // never opened its keys (a wrong password) cannot log. No password is asked for again.
     let opened;
     try {
-      opened = await Repository.openStorage(ctx.repoPath().path, { ...ctx.repoOptions(), wrap: undefined, password: undefined, remote: remoteStorage(location) });
+      opened = await Repository.openStorage(ctx.repoPath().path, { ...ctx.repoOptions(), changes: undefined, password: undefined, remote: remoteStorage(location, process.env) });
     } catch (e) {
       // No repository there (a failed init leaves nothing), or keys this command never unlocked.
       if (e instanceof SnapError && (e.code === 'SNAP_NO_REPO' || e.code === 'SNAP_NO_PASSWORD')) return;
       throw e;
     }
     backend = opened.backend;
-    await appendLogRecord(new AppendOnlyBackend(backend), record);
+    await appendLogRecord(backend, record);
   } catch (e) {
     ctx.sink.warn?.({
       code: e instanceof SnapError ? e.code : 'SNAP_IO',

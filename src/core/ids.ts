@@ -21,11 +21,6 @@ export function isHexId(s: string): boolean {
   return HEX_ID.test(s);
 }
 
-export function fromHex(s: string): Buffer {
-  if (!isHexId(s)) throw new SnapError('SNAP_USAGE', `not an object id: ${s}`);
-  return Buffer.from(s, 'hex');
-}
-
 export function shortId(hex: string): string {
   return hex.slice(0, 8);
 }

@@ -7,7 +7,7 @@ import { displayPath, fsPath } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
 import { toHex } from '../core/ids.js';
 import type { ProgressSink } from '../core/progress.js';
-import { asArray, asBytes, asString, asUint, decodeCbor, encodeCbor } from '../model/cbor.js';
+import { asArray, asBytes, asUint, decodeCbor, encodeCbor } from '../model/cbor.js';
 import { decodeSnapshot, type StoredSnapshot } from '../model/snapshot.js';
 import type { ObjectType, PackEntry } from '../store/pack.js';
 import type { LocationIndex, ObjectLocation } from '../store/object-store.js';

@@ -2,7 +2,7 @@
 // `local:DIR`), a bucket on S3-compatible storage (`s3:...`, backend/s3-location.ts), a container
 // of Azure Blob Storage (`azure:...`, backend/azure-location.ts) or a folder on an SFTP server
 // (`sftp:...`, backend/sftp-location.ts). Which backend serves a location is
-// decided by the CLI (cli/storage.ts), which alone reads credentials from the environment.
+// decided in repo/storage.ts, from the environment the CLI hands it.
 import * as path from 'node:path';
 import { SnapError } from '../core/errors.js';
 import { displayPath } from '../core/bytes.js';

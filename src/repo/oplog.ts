@@ -6,9 +6,12 @@
 import { randomHex } from '../core/ids.js';
 import { SnapError } from '../core/errors.js';
 import type { Backend } from '../backend/backend.js';
+import { AppendOnlyBackend } from '../backend/append-only.js';
 import { decodeLogRecord, encodeLogRecord, LOG_PREFIX, type LogRecord, logName, logNameTime } from '../model/oplog.js';
 
-export async function appendLogRecord(backend: Pick<Backend, 'putIfAbsent'>, r: LogRecord): Promise<string> {
+/** Append one record; through an append-only view of the storage, so nothing existing can be replaced. */
+export async function appendLogRecord(storage: Backend, r: LogRecord): Promise<string> {
+  const backend = storage.appendOnly ? storage : new AppendOnlyBackend(storage);
   // 64 random bits: two processes that start in the same millisecond still write two records.
   for (let attempt = 0; attempt < 3; attempt++) {
     const name = logName(new Date(r.start), randomHex(8));

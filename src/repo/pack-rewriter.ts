@@ -78,3 +78,8 @@ export class PackRewriter {
     }
   }
 }
+
+/** A rewriter into `repo`'s storage and index files, with its pack size and codec context (gc's repack, repair's salvage). */
+export function packRewriterFor(repo: { readonly backend: Backend; readonly indexFiles: LocationIndex; readonly config: { packSize: number }; readonly objects: { readonly ctx: CodecContext } }): PackRewriter {
+  return new PackRewriter(repo.backend, repo.indexFiles, repo.config.packSize, repo.objects.ctx);
+}

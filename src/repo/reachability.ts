@@ -132,7 +132,8 @@ export interface StoredRecords {
 }
 
 /** Every snapshot record in storage (not the index: the index may lag behind storage). */
-export async function readSnapshotRecords(backend: Backend): Promise<StoredRecords> {
+export async function readSnapshotRecords(repo: { readonly backend: Backend }): Promise<StoredRecords> {
+  const backend = repo.backend;
   const out: StoredRecords = { snapshots: [], damaged: [] };
   for await (const blob of backend.list(SNAPSHOTS)) {
     const id = snapshotIdFromName(blob.name);
@@ -159,9 +160,9 @@ export async function markSnapshots(src: TreeSource, snaps: StoredSnapshot[], ma
 }
 
 /** Pack files in storage: id -> size. */
-export async function listPacks(backend: Backend): Promise<Map<string, number>> {
+export async function listPacks(repo: { readonly backend: Backend }): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for await (const b of backend.list(DATA)) {
+  for await (const b of repo.backend.list(DATA)) {
     const id = packIdFromName(b.name);
     if (id) out.set(id, b.size);
   }

@@ -21,6 +21,7 @@ import { currentHost } from '../core/host.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Backend } from '../backend/backend.js';
 import { LocalBackend } from '../backend/local.js';
+import { type Changes, RecordingBackend } from '../backend/recording.js';
 import { type RepoConfig, decodeConfig, encodeConfig, ENCRYPTED_FORMAT_VERSION, ENCRYPTION, FORMAT_VERSION, isEncrypted } from '../model/config.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
 import { type Tree, openTree } from '../model/tree.js';
@@ -37,6 +38,13 @@ import type { HostInfo } from '../core/host.js';
 import { type LockKind, RepoLock } from './lock.js';
 import { CONFIG, DATA, INDEX_DIR, SNAPSHOTS, snapshotIdFromName, snapshotName } from './layout.js';
 
+// What ops see of the layers below, handed on here: ops import repo/, never backend/ or index/.
+export { type Changes, noChanges } from '../backend/recording.js';
+export type { ObjectType } from '../store/pack.js';
+export type { ObjectLocation } from '../store/object-store.js';
+export { type CachedFile, type FileStamp, sameStamp } from '../index/files-cache.js';
+export type { DirRecord } from '../index/level-index.js';
+
 export interface RepoOptions {
   sink: ProgressSink;
   clock?: Clock;
@@ -44,8 +52,10 @@ export interface RepoOptions {
   lockWaitMs?: number;
   /** The storage under the repository directory; a LocalBackend unless given (tests wrap it to inject faults). */
   backend?: (root: string) => Backend;
-  /** Wraps whatever storage the repository gets (the CLI notes what a command changes for the operation log). */
+  /** Wraps whatever storage the repository gets (tests inject faults this way). */
   wrap?: (b: Backend) => Backend;
+  /** Filled with what this process adds to and removes from the storage (the CLI's operation log). */
+  changes?: Changes;
   /** Append-only use: the backend is wrapped so nothing but lock files can be deleted or replaced. */
   appendOnly?: boolean;
   /** Stops waiting for another process's index (the CLI's Ctrl-C). */
@@ -92,7 +102,7 @@ export interface RepoOptions {
   encrypt?: { password: Buffer; scrypt?: { N: number; r: number; p: number } };
 }
 
-/** A repository that is not a local folder (cli/storage.ts makes these from `s3:` and `sftp:` locations). */
+/** A repository that is not a local folder (repo/storage.ts makes these from `s3:` and `sftp:` locations). */
 export interface RemoteStorage {
   /** The repository's storage; closed with the repository. */
   backend: Backend;
@@ -119,7 +129,8 @@ export function idHashOf(unlocked: Unlocked | undefined): IdHash {
 
 function storage(abs: string, o: RepoOptions): Backend {
   const inner: Backend = o.remote ? o.remote.backend : o.backend ? o.backend(abs) : new LocalBackend(abs);
-  const b = o.wrap ? o.wrap(inner) : inner;
+  const wrapped = o.wrap ? o.wrap(inner) : inner;
+  const b = o.changes ? new RecordingBackend(wrapped, o.changes) : wrapped;
   return o.appendOnly && !b.appendOnly ? new AppendOnlyBackend(b) : b;
 }
 
@@ -832,6 +843,15 @@ export class Repository {
     const stored = { ...s, id };
     await this.index.putSnapshot(stored, bytes);
     return stored;
+  }
+
+  /**
+   * Remove a snapshot record: the record in storage first, then its index entry. A crash between
+   * the two leaves an index entry without a record, which the next open reconciles away.
+   */
+  async removeSnapshot(id: string): Promise<void> {
+    await this.backend.delete(snapshotName(id));
+    await this.index.removeSnapshot(id);
   }
 
   async listSnapshots(): Promise<StoredSnapshot[]> {

@@ -18,7 +18,7 @@ import { filterSnapshots, resolveRef, type SnapshotFilter } from '../ops/tree/re
 import { restoreSnapshot, type OverwritePolicy } from '../ops/restore/restore.js';
 import type { Repository } from '../repo/repository.js';
 import { snapRefJson, pathJson, nodeJson } from '../cli/browse-out.js';
-import { entryJson, snapshotJson } from '../cli/cmd-list.js';
+import { entryJson, snapshotJson } from '../cli/snapshot-args.js';
 import { changeJson } from '../cli/cmd-diff.js';
 import { versionJson } from '../cli/cmd-find.js';
 import { plannedJson } from '../cli/cmd-restore.js';

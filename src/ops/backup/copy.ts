@@ -40,8 +40,7 @@ import type { Snapshot, StoredSnapshot } from '../../model/snapshot.js';
 import { type Tree, encodeTree, openTree } from '../../model/tree.js';
 import { sameGear } from '../../store/chunker.js';
 import { streamChunks } from '../../store/stream-chunker.js';
-import type { ObjectType } from '../../store/pack.js';
-import type { Repository } from '../../repo/repository.js';
+import type { ObjectType, Repository } from '../../repo/repository.js';
 import { IdSet } from '../../repo/reachability.js';
 import { TaskPool } from '../../core/pool.js';
 

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { SnapError } from '../../core/errors.js';
 import { toHex } from '../../core/ids.js';
 import type { Node } from '../../model/node.js';
-import type { ObjectLocation } from '../../store/object-store.js';
+import type { ObjectLocation } from '../../repo/repository.js';
 
 /** What the comparison needs from a repository. */
 export interface ContentIds {

@@ -6,7 +6,7 @@ import { toHex } from '../../core/ids.js';
 import { isSnapError } from '../../core/errors.js';
 import type { Repository } from '../../repo/repository.js';
 import { type IndexedPack, indexFileName, listIndexFiles, readIndexFile } from '../../repo/index-files.js';
-import { type PackEntry, readPackHeader } from '../../store/pack.js';
+import { type PackEntry, readPackTable } from '../../repo/maintenance.js';
 import type { CheckProblem, CheckReport } from './check.js';
 import { errorMessage } from '../../repo/reachability.js';
 
@@ -124,7 +124,7 @@ async function dropOtherCopies(repo: Repository, stored: Map<string, number>, co
     if (leftOut.size === 0) return;
     if (covered.has(id)) continue;
     try {
-      drop(id, await readPackHeader(repo.backend, id));
+      drop(id, await readPackTable(repo, id));
     } catch (e) {
       if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
     }
@@ -161,7 +161,7 @@ async function againstHeader(repo: Repository, p: IndexedPack, header: ReadHeade
   if (p.entries.length === header.entries && entriesDigest(p.entries) === header.digest) return { leftOut };
   let entries: PackEntry[];
   try {
-    entries = await readPackHeader(repo.backend, p.id);
+    entries = await readPackTable(repo, p.id);
   } catch (e) {
     if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
     return { leftOut }; // deleted or changed since it was read: nothing to compare with

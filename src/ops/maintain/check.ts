@@ -8,14 +8,12 @@
 import { toHex } from '../../core/ids.js';
 import { displayName } from '../../core/bytes.js';
 import { isSnapError } from '../../core/errors.js';
-import { EncryptedBackend } from '../../backend/encrypted.js';
 import type { ProgressSink } from '../../core/progress.js';
 import type { Repository } from '../../repo/repository.js';
-import { packName, readPackHeader } from '../../store/pack.js';
-import { entriesOfPack, packHashMatches, verifyEntry } from '../../store/pack-verify.js';
+import { entriesOfPack, packHashMatches, readPackForCheck, readPackTable, verifyEntry } from '../../repo/maintenance.js';
 import { inSubset, type Subset } from './check-subset.js';
 import { findAffected, type Affected } from './check-affected.js';
-import { checkLog } from './oplog-check.js';
+import { checkLog } from '../../repo/oplog-check.js';
 import { checkIndexFiles, entriesDigest, type ReadHeader } from './check-index-files.js';
 import { errorMessage, isMarked, listPacks, newMarks, readSnapshotRecords, walkTrees } from '../../repo/reachability.js';
 
@@ -97,13 +95,13 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
   // Read in the order backups write (pack, its index entries, snapshot record), reversed: a backup
   // running meanwhile (shared lock) then never makes a record name a pack not yet seen in storage.
   // Snapshot records, from storage.
-  const recs = await readSnapshotRecords(repo.backend);
+  const recs = await readSnapshotRecords(repo);
   r.snapshots = recs.snapshots.length;
 
   // Packs: index against storage.
   const indexed = new Map<string, number>();
   for await (const p of repo.index.packs()) indexed.set(p.id, p.size);
-  const stored = await listPacks(repo.backend);
+  const stored = await listPacks(repo);
   r.packs = stored.size;
   const missingPackUse = new Map<string, number>();
   for (const [id, size] of indexed) {
@@ -217,7 +215,7 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
   await checkIndexFiles(repo, stored, headers, r, problem, o.signal);
 
   // The operation log (docs/format.md): every record must parse; it holds no backup data.
-  for (const d of (await checkLog(repo.backend, o.signal)).damaged) problem({ kind: 'log-damaged', log: d.name, message: d.message });
+  for (const d of (await checkLog(repo, o.signal)).damaged) problem({ kind: 'log-damaged', log: d.name, message: d.message });
 
   if (bad.size > 0 || badFiles.size > 0) r.affected = await findAffected(repo, recs.snapshots, bad, o.maxPaths ?? 1000, badFiles);
   return r;
@@ -231,7 +229,7 @@ async function resolveNotIndexed(repo: Repository, ids: Buffer[], unindexed: str
   const wanted = new Set(ids.map(toHex));
   for (const pack of unindexed) {
     try {
-      for (const e of await readPackHeader(repo.backend, pack)) {
+      for (const e of await readPackTable(repo, pack)) {
         const hex = toHex(e.id);
         if (wanted.has(hex) && !where.has(hex)) where.set(hex, pack);
       }
@@ -275,11 +273,9 @@ async function readData(
     signal?.throwIfAborted();
     let bytes: Buffer;
     try {
-      const backend = repo.backend;
       // An encrypted pack: its damaged segments come back as zeros (every object in them then fails
       // its verification below, the pack its name); the others are checked as usual.
-      if (backend instanceof EncryptedBackend) bytes = (await backend.getTolerant(packName(id))).bytes;
-      else bytes = backend.getInto ? await backend.getInto(packName(id), packBuf) : await backend.get(packName(id));
+      bytes = await readPackForCheck(repo, id, packBuf);
       if (bytes.length > packBuf.length) packBuf = bytes;
     } catch (e) {
       problem({ kind: 'pack-missing', pack: id, message: `pack ${id.slice(0, 12)} cannot be read: ${errorMessage(e)}` });

@@ -2,7 +2,6 @@
 // and remove their records. Forgetting frees no data by itself: `snap gc` does, afterwards.
 import { applyPolicy, type GroupField, groupSnapshots, type RetentionInput, type RetentionPolicy } from '../../model/retention.js';
 import { encodeSnapshot, type Snapshot, type StoredSnapshot } from '../../model/snapshot.js';
-import { snapshotName } from '../../repo/layout.js';
 import type { Repository } from '../../repo/repository.js';
 
 export interface ForgetDecision {
@@ -37,15 +36,11 @@ export function planForget(snaps: StoredSnapshot[], o: PolicyOptions): ForgetGro
   return out;
 }
 
-/**
- * Remove snapshot records: the record in storage first, then its index entry. A crash between the
- * two leaves an index entry without a record, which the next open reconciles away.
- */
-export async function removeSnapshots(repo: Repository, ids: string[]): Promise<number> {
+/** Remove snapshot records (Repository.removeSnapshot: the record, then its index entry). */
+export async function removeSnapshots(repo: Pick<Repository, 'removeSnapshot'>, ids: string[]): Promise<number> {
   let n = 0;
   for (const id of ids) {
-    await repo.backend.delete(snapshotName(id));
-    await repo.index.removeSnapshot(id);
+    await repo.removeSnapshot(id);
     n++;
   }
   return n;

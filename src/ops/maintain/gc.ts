@@ -7,14 +7,11 @@
 import { SnapError, isSnapError } from '../../core/errors.js';
 import { toHex } from '../../core/ids.js';
 import type { ProgressSink } from '../../core/progress.js';
-import type { Backend } from '../../backend/backend.js';
-import { SNAPSHOTS, snapshotIdFromName } from '../../repo/layout.js';
 import type { Repository } from '../../repo/repository.js';
-import { packName, type PackEntry, readPackHeader } from '../../store/pack.js';
+import { assertNoNewSnapshots, deletePack, packName, type PackEntry, readPackTable, removeTempFiles, storedPackSize } from '../../repo/maintenance.js';
 import { decidePacks, type PackDecision, type PackUsage, type PlanTotals } from './gc-plan.js';
 import { errorMessage, isMarked, listPacks, type Marks, markSnapshots, readSnapshotRecords } from '../../repo/reachability.js';
-import { PackRewriter } from '../../repo/pack-rewriter.js';
-import { INDEX_FILES } from '../../repo/index-files.js';
+import { packRewriterFor } from '../../repo/pack-rewriter.js';
 
 export interface GcOptions {
   /** Share (0..1) of a pack's bytes that may be unused before it is rewritten. */
@@ -80,7 +77,7 @@ function refuse(e: unknown, what: string): SnapError {
 }
 
 export async function planGc(repo: Repository, o: GcOptions): Promise<GcPlan> {
-  const recs = await readSnapshotRecords(repo.backend);
+  const recs = await readSnapshotRecords(repo);
   if (o.excludeSnapshots) recs.snapshots = recs.snapshots.filter((s) => !o.excludeSnapshots!.has(s.id));
   if (recs.damaged.length > 0) {
     const d = recs.damaged[0]!;
@@ -95,7 +92,7 @@ export async function planGc(repo: Repository, o: GcOptions): Promise<GcPlan> {
     throw refuse(e, 'a tree cannot be read, so what it uses is unknown');
   }
 
-  const inStorage = await listPacks(repo.backend);
+  const inStorage = await listPacks(repo);
   const usage = new Map<string, PackUsage & { count: number; indexedCount: number }>();
   const get = (id: string, indexed: boolean, count = 0): PackUsage & { count: number; indexedCount: number } => {
     let u = usage.get(id);
@@ -163,7 +160,7 @@ async function findUnindexed(repo: Repository, marks: Marks, usage: Map<string, 
     if (u.indexed || !u.inStorage) continue;
     let entries: PackEntry[];
     try {
-      entries = await readPackHeader(repo.backend, u.id);
+      entries = await readPackTable(repo, u.id);
     } catch {
       continue; // a damaged leftover cannot supply anything
     }
@@ -198,14 +195,14 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
     await repo.index.clearFilesCache();
     await repo.index.sync();
     for (const [id, entries] of plan.reindex) {
-      await repo.index.addPack(id, (await repo.backend.stat(packName(id)))?.size ?? 0, entries);
+      await repo.index.addPack(id, await storedPackSize(repo, id), entries);
       r.packsReindexed++;
     }
     // 1. New packs first: written and indexed (the index now points live objects at them).
     const { done, written } = await rewritePacks(repo, plan, toRewrite, o, r);
     await repo.indexFiles.flush(); // the new packs' index file, before any old pack goes
     await repo.index.sync();
-    await assertNoNewSnapshots(repo.backend, plan.snapshotIds);
+    await assertNoNewSnapshots(repo, plan.snapshotIds);
     o.signal?.throwIfAborted();
     await o.beforeDelete?.();
     // 2. Then the old packs leave the index...
@@ -217,7 +214,7 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
     const rewritten = new Set(done);
     for (const id of [...toDelete.map((d) => d.usage.id), ...done]) {
       if (written.has(id) || (await repo.index.getPack(id))) continue;
-      await repo.backend.delete(packName(id));
+      await deletePack(repo, id);
       if (rewritten.has(id)) r.packsRewritten++;
       else r.packsDeleted++;
     }
@@ -231,8 +228,8 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
     r.indexFilesRemoved = f.removed;
   }
   const margin = o.tempMarginMs ?? TEMP_MARGIN_MS;
-  r.tempFilesRemoved = await removeTemp(repo.backend, o.exclusive ? 0 : margin, margin);
-  const after = await listPacks(repo.backend);
+  r.tempFilesRemoved = await removeTempFiles(repo, o.exclusive ? 0 : margin, margin);
+  const after = await listPacks(repo);
   r.packsAfter = after.size;
   r.sizeAfter = [...after.values()].reduce((a, b) => a + b, 0);
   r.bytesFreed = r.sizeBefore - r.sizeAfter;
@@ -241,7 +238,7 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
 
 async function rewritePacks(repo: Repository, plan: GcPlan, ids: string[], o: GcOptions, r: GcResult): Promise<{ done: string[]; written: Set<string> }> {
   if (ids.length > 0) o.sink.info?.(`rewriting ${ids.length} partly used pack(s)`);
-  const w = new PackRewriter(repo.backend, repo.indexFiles, repo.config.packSize, repo.objects.ctx);
+  const w = packRewriterFor(repo);
   const done: string[] = [];
   for (const id of ids) {
     o.signal?.throwIfAborted();
@@ -255,28 +252,4 @@ async function rewritePacks(repo: Repository, plan: GcPlan, ids: string[], o: Gc
   await w.flush();
   r.packsWritten = w.written.size;
   return { done, written: w.written };
-}
-
-/** Defense in depth: a snapshot that appeared after marking means someone wrote without a lock. */
-async function assertNoNewSnapshots(backend: Backend, marked: Set<string>): Promise<void> {
-  for await (const b of backend.list(SNAPSHOTS)) {
-    const id = snapshotIdFromName(b.name);
-    if (id && !marked.has(id)) {
-      throw new SnapError('SNAP_LOCKED', `snapshot ${id.slice(0, 8)} appeared while gc was running (a process writing without the repository lock?); nothing was deleted, run gc again`);
-    }
-  }
-}
-
-interface TempCleaner {
-  removeTempFiles(prefix: string, olderThanMs?: number): Promise<number>;
-}
-
-/** Temporary files of interrupted writes: in data/ and snapshots/ older than `dataMarginMs`, in locks/ than `lockMarginMs`. */
-async function removeTemp(backend: Backend, dataMarginMs: number, lockMarginMs: number): Promise<number> {
-  const c = backend as Partial<TempCleaner>;
-  if (typeof c.removeTempFiles !== 'function') return 0;
-  let n = 0;
-  for (const p of ['data/', 'snapshots/', INDEX_FILES]) n += await c.removeTempFiles.call(backend, p, dataMarginMs);
-  n += await c.removeTempFiles.call(backend, 'locks/', lockMarginMs);
-  return n;
 }

@@ -14,7 +14,6 @@
 // Damaged snapshot records cannot be replaced: they move to `quarantine/snapshots/`.
 import { displayName } from '../../core/bytes.js';
 import { isSnapError, SnapError } from '../../core/errors.js';
-import { copyAsStored, getForSalvage } from '../../backend/encrypted.js';
 import { toHex } from '../../core/ids.js';
 import type { ProgressSink } from '../../core/progress.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../../model/snapshot.js';
@@ -22,12 +21,11 @@ import { encodeTree, openTree, withSubtrees } from '../../model/tree.js';
 import { type FoldSteps, foldTrees } from '../tree/walk.js';
 import type { Repository } from '../../repo/repository.js';
 import { QUARANTINE, snapshotName } from '../../repo/layout.js';
-import { packName, readPackHeader, type PackEntry } from '../../store/pack.js';
-import { entriesOfPack, packHashMatches, verifyEntry } from '../../store/pack-verify.js';
+import { copyToQuarantine, deletePack, entriesOfPack, packHashMatches, packName, type PackEntry, readForSalvage, readPackTable, verifyEntry } from '../../repo/maintenance.js';
 import { checkRepository, type CheckReport } from './check.js';
 import { replacementsOf } from './check-affected.js';
-import { quarantineLog } from './oplog-check.js';
-import { PackRewriter } from '../../repo/pack-rewriter.js';
+import { quarantineLog } from '../../repo/oplog-check.js';
+import { packRewriterFor } from '../../repo/pack-rewriter.js';
 import { errorMessage, listPacks } from '../../repo/reachability.js';
 
 export const REPAIRED_TAG = 'repaired';
@@ -112,7 +110,7 @@ export async function repairRepository(repo: Repository, o: RepairOptions): Prom
   o.signal?.throwIfAborted();
   await quarantineRecords(repo, check, o, report);
   const logDamage = check.problems.filter((p) => p.kind === 'log-damaged' && p.log).map((p) => ({ name: p.log!, message: p.message }));
-  const movedLog = await quarantineLog(repo.backend, logDamage, o);
+  const movedLog = await quarantineLog(repo, logDamage, o);
   report.logRecords = movedLog.map((d) => ({ name: d.name, reason: d.message, quarantined: !o.dryRun }));
   o.signal?.throwIfAborted();
   await replaceSnapshots(repo, damaged, o, report);
@@ -146,14 +144,14 @@ async function salvagePacks(repo: Repository, check: CheckReport, o: RepairOptio
   }
   // Packs whose table of contents is unreadable were skipped by the rebuild: nothing in them can
   // be located, so they are quarantined whole.
-  const stored = await listPacks(repo.backend);
+  const stored = await listPacks(repo);
   const indexed = new Set<string>();
   for await (const p of repo.index.packs()) indexed.add(p.id);
   if (!o.dryRun) {
     for (const id of stored.keys()) {
       if (indexed.has(id)) continue;
       try {
-        await readPackHeader(repo.backend, id); // the trailer and table only, not the whole pack
+        await readPackTable(repo, id); // the trailer and table only, not the whole pack
       } catch (e) {
         if (isSnapError(e, 'SNAP_MISSING_OBJECT')) continue;
         if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
@@ -164,14 +162,14 @@ async function salvagePacks(repo: Repository, check: CheckReport, o: RepairOptio
   for (const id of packs.keys()) if (!stored.has(id)) packs.delete(id); // gone: its objects are missing
   if (packs.size === 0) return;
 
-  const rewriter = new PackRewriter(repo.backend, repo.indexFiles, repo.config.packSize, repo.objects.ctx);
+  const rewriter = packRewriterFor(repo);
   const salvaged: { id: string; bytes: Buffer }[] = [];
   for (const [id, reason] of packs) {
     let bytes: Buffer;
     try {
       // An encrypted pack comes back with its damaged segments as zeros: the objects in them fail
       // their verification below, the others are salvaged.
-      bytes = (await getForSalvage(repo.backend, packName(id))).bytes;
+      bytes = (await readForSalvage(repo, packName(id))).bytes;
     } catch (e) {
       // Gone: the rebuilt index no longer lists it, so its objects are missing, not salvageable.
       // Any other failure to read cannot be told from damage: stop rather than drop files.
@@ -211,11 +209,11 @@ async function salvagePacks(repo: Repository, check: CheckReport, o: RepairOptio
   await rewriter.flush();
   await repo.index.sync();
   for (const { id, bytes } of salvaged) {
-    await copyAsStored(repo.backend, packName(id), `${QUARANTINE}${packName(id)}`, bytes);
+    await copyToQuarantine(repo, packName(id), bytes);
     await o.beforeDelete?.();
     await repo.index.removePacks(new Set([id]));
     await repo.index.sync();
-    await repo.backend.delete(packName(id));
+    await deletePack(repo, id);
     report.packs.find((p) => p.pack === id)!.quarantined = true;
   }
   if (salvaged.length) o.sink.info?.(`${salvaged.length} damaged pack(s) moved to ${QUARANTINE}; ${rewriter.written.size} new pack(s) hold what they had intact`);
@@ -229,7 +227,7 @@ async function quarantineRecords(repo: Repository, check: CheckReport, o: Repair
     let bytes: Buffer;
     let sealDamage = 0;
     try {
-      ({ bytes, damaged: sealDamage } = await getForSalvage(repo.backend, name));
+      ({ bytes, damaged: sealDamage } = await readForSalvage(repo, name));
     } catch (e) {
       if (isSnapError(e, 'SNAP_MISSING_OBJECT')) continue;
       throw e;
@@ -244,10 +242,9 @@ async function quarantineRecords(repo: Repository, check: CheckReport, o: Repair
     const rec = { id: p.snapshot, reason: p.message, quarantined: false };
     report.records.push(rec);
     if (o.dryRun) continue;
-    await copyAsStored(repo.backend, name, `${QUARANTINE}${name}`, bytes);
+    await copyToQuarantine(repo, name, bytes);
     await o.beforeDelete?.();
-    await repo.backend.delete(name);
-    await repo.index.removeSnapshot(p.snapshot);
+    await repo.removeSnapshot(p.snapshot);
     rec.quarantined = true;
   }
 }
@@ -368,8 +365,7 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
 
 async function forgetOriginal(repo: Repository, id: string, o: RepairOptions, sr: SnapshotRepair): Promise<void> {
   await o.beforeDelete?.();
-  await repo.backend.delete(snapshotName(id));
-  await repo.index.removeSnapshot(id);
+  await repo.removeSnapshot(id);
   sr.forgotten = true;
 }
 

@@ -50,7 +50,7 @@ export async function repoStats(repo: Repository, snaps: StoredSnapshot[], signa
     rawBytes += loc.rawLength;
     if (loc.type === 'blob') blobRaw += loc.rawLength;
   }
-  const packs = await listPacks(repo.backend);
+  const packs = await listPacks(repo);
   const logicalBytes = snaps.reduce((a, s) => a + s.summary.totalBytes, 0);
   return {
     snapshots: snaps.length,

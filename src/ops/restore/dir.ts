@@ -7,7 +7,6 @@
 // and special files on an O_PATH descriptor of the entry itself, never through a path that is
 // looked up again. The paths are short whatever the depth, so PATH_MAX never limits a restore.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../../core/errors.js';
 import { displayName } from '../../core/bytes.js';
 

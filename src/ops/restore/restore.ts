@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError, isSnapError } from '../../core/errors.js';
-import { displayName, displayPath, fsDecode, fsEncode, joinPath } from '../../core/bytes.js';
+import { displayName, fsDecode, fsEncode, joinPath } from '../../core/bytes.js';
 import { TaskPool } from '../../core/pool.js';
 import { writeSparse } from '../../core/sparse.js';
 import type { ProgressSink } from '../../core/progress.js';

@@ -1,6 +1,6 @@
 // The storage of a repository location (repo/location.ts): a local folder is opened by the
-// repository itself; a remote one gets its backend here, because only the CLI reads the
-// environment: S3 credentials and region as the AWS tools find them (backend/aws-config.ts),
+// repository itself; a remote one gets its backend here, from the environment the CLI hands in
+// (only cli/ reads process.env): S3 credentials and region as the AWS tools find them (backend/aws-config.ts),
 // Azure credentials and endpoint from the AZURE_STORAGE_* variables (backend/azure-config.ts),
 // the ssh program for SFTP (SNAP_SSH_COMMAND), and the cache folder that holds the index of a
 // remote repository ($XDG_CACHE_HOME/snap, docs/remote.md).
@@ -14,11 +14,20 @@ import { AzureBackend } from '../backend/azure.js';
 import { readAzureSettings } from '../backend/azure-config.js';
 import { S3Backend } from '../backend/s3.js';
 import { SftpBackend } from '../backend/sftp.js';
-import type { RepoLocation } from '../repo/location.js';
-import type { RemoteStorage } from '../repo/repository.js';
+import type { RepoLocation } from './location.js';
+import type { RemoteStorage } from './repository.js';
 
-/** `$XDG_CACHE_HOME/snap` (else `~/.cache/snap`): where the index of a remote repository lives. */
-export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
+/** The environment variables this module reads (the CLI passes process.env). */
+export type Env = Record<string, string | undefined>;
+
+/**
+ * This user's cache folder: SNAP_CACHE_DIR, else `$XDG_CACHE_HOME/snap`, else `~/.cache/snap`. The
+ * index of an encrypted or remote repository lives under it, and the repositories this machine
+ * has opened are remembered there (known/).
+ */
+export function cacheRoot(env: Env): string {
+  const own = env.SNAP_CACHE_DIR;
+  if (own && path.isAbsolute(own)) return own;
   const xdg = env.XDG_CACHE_HOME;
   return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache'), 'snap');
 }
@@ -35,14 +44,14 @@ function readText(p: string): string | undefined {
  * SNAP_SSH_COMMAND: the ssh program and options to run for sftp: locations, split at spaces
  * (no shell quoting), e.g. `ssh -F /etc/snap/ssh_config`; snap appends its own options.
  */
-function sshCommand(env: NodeJS.ProcessEnv): string[] | undefined {
+function sshCommand(env: Env): string[] | undefined {
   const v = env.SNAP_SSH_COMMAND?.trim();
   if (!v) return undefined;
   return v.split(/\s+/);
 }
 
 /** The backend of a remote location, not yet connected (S3, Azure and SFTP connect on first use). */
-export function remoteBackend(loc: RepoLocation, env: NodeJS.ProcessEnv = process.env): Backend {
+export function remoteBackend(loc: RepoLocation, env: Env): Backend {
   if (loc.kind === 's3') {
     const aws = readAwsSettings(env, readText);
     return new S3Backend({ location: loc.s3, credentials: aws.credentials, region: aws.region });
@@ -56,7 +65,7 @@ export function remoteBackend(loc: RepoLocation, env: NodeJS.ProcessEnv = proces
 }
 
 /** What Repository.open/init need for a remote location; undefined for a local folder. */
-export function remoteStorage(loc: RepoLocation, env: NodeJS.ProcessEnv = process.env): RemoteStorage | undefined {
+export function remoteStorage(loc: RepoLocation, env: Env): RemoteStorage | undefined {
   if (loc.kind === 'local') return undefined;
   const backend = remoteBackend(loc, env);
   return {
@@ -76,7 +85,7 @@ export function remoteStorage(loc: RepoLocation, env: NodeJS.ProcessEnv = proces
  * S3 keys must be in the shared credentials or config file; `warning` says when they are not
  * there (this shell has them from the environment only). Undefined for a local folder.
  */
-export function scheduledCredentials(loc: RepoLocation, env: NodeJS.ProcessEnv = process.env): { note: string; warning?: string } | undefined {
+export function scheduledCredentials(loc: RepoLocation, env: Env): { note: string; warning?: string } | undefined {
   if (loc.kind === 's3') {
     const note =
       'the scheduled run reads S3 credentials as every snap command does: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from its environment (the scheduler sets neither), ' +

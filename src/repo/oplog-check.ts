@@ -2,12 +2,12 @@
 // `log/` must parse. A damaged record holds no backup data, but it is damage in storage like any
 // other, so check reports it; repair moves it to `quarantine/log/` (copied there durably before it
 // leaves `log/`), as it does with damaged snapshot records.
-import { isSnapError, SnapError } from '../../core/errors.js';
-import { copyAsStored, getForSalvage } from '../../backend/encrypted.js';
-import type { Backend } from '../../backend/backend.js';
-import { decodeLogRecord } from '../../model/oplog.js';
-import { QUARANTINE } from '../../repo/layout.js';
-import { readLog } from '../../repo/oplog.js';
+import { isSnapError, SnapError } from '../core/errors.js';
+import { copyAsStored, getForSalvage } from '../backend/encrypted.js';
+import type { Backend } from '../backend/backend.js';
+import { decodeLogRecord } from '../model/oplog.js';
+import { QUARANTINE } from './layout.js';
+import { readLog } from './oplog.js';
 
 export interface DamagedLogRecord {
   /** The blob name, `log/<start>-<random>`. */
@@ -16,8 +16,8 @@ export interface DamagedLogRecord {
 }
 
 /** Every record that does not parse, and how many records there are in all. */
-export async function checkLog(backend: Pick<Backend, 'list' | 'get'>, signal?: AbortSignal): Promise<{ records: number; damaged: DamagedLogRecord[] }> {
-  const entries = await readLog(backend, { signal });
+export async function checkLog(repo: { readonly backend: Pick<Backend, 'list' | 'get'> }, signal?: AbortSignal): Promise<{ records: number; damaged: DamagedLogRecord[] }> {
+  const entries = await readLog(repo.backend, { signal });
   return { records: entries.length, damaged: entries.filter((e) => e.damage).map((e) => ({ name: e.name, message: e.damage! })) };
 }
 
@@ -26,10 +26,11 @@ export async function checkLog(backend: Pick<Backend, 'list' | 'get'>, signal?: 
  * still does not parse moves. Returns the names moved (or, in a dry run, that would move).
  */
 export async function quarantineLog(
-  backend: Backend,
+  repo: { readonly backend: Backend },
   damaged: DamagedLogRecord[],
   o: { dryRun?: boolean; beforeDelete?(): Promise<void> | void },
 ): Promise<DamagedLogRecord[]> {
+  const backend = repo.backend;
   const moved: DamagedLogRecord[] = [];
   for (const d of damaged) {
     let bytes: Buffer;
