@@ -1,10 +1,11 @@
-// `snap gc`: the CLI side (rendering the plan and the result). The work is in ops/maintain/gc.ts.
+// `snap gc`: the command, and the rendering of its plan and result (also used by forget --gc). The work is in ops/maintain/gc.ts.
+import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
 import type { RepoLock } from '../repo/lock.js';
 import type { Repository } from '../repo/repository.js';
 import { executeGc, type GcPlan, type GcResult, planGc } from '../ops/maintain/gc.js';
 import { parsePercent } from '../ops/maintain/gc-plan.js';
-import type { Ctx } from './context.js';
+import { type Ctx, withRepo } from './context.js';
 import { bytes } from './format.js';
 
 export interface GcFlags {
@@ -100,4 +101,28 @@ export async function runGc(ctx: Ctx, repo: Repository, lock: RepoLock | undefin
   if (!ctx.json) ctx.out(resultText(r));
   if (r.damagedKept.length > 0) ctx.exitCode = 1;
   return { dry_run: false, plan: planJson(plan), result: resultJson(r) };
+}
+
+type Run = (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>;
+
+export function registerGc(program: Command, run: Run): void {
+  program
+    .command('gc')
+    .description('free the space of data no snapshot uses (plan, then execute)')
+    .option('--dry-run', 'print the plan; change nothing')
+    .option('--max-unused <percent>', 'rewrite a pack when more than this share of it is unused', '5%')
+    .action(async (o: GcFlags, cmd: Command) =>
+      run(
+        (ctx) =>
+          withRepo(
+            ctx,
+            async (repo, lock) => {
+              const r = await runGc(ctx, repo, lock, o);
+              if (ctx.json) ctx.out(JSON.stringify(r, null, 2));
+            },
+            'exclusive',
+          ),
+        cmd,
+      ),
+    );
 }

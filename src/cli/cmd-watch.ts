@@ -28,7 +28,7 @@ import { bytes, duration, isoLocal, localDateTime } from './format.js';
 import { collect, parseSize, parseWaitMs, readPatternFiles } from './parse.js';
 import { type HookFlags, hookEnv, hookOptions, runHook } from './hooks.js';
 import { type KeepFlags, policyFromFlags } from './cmd-forget.js';
-import { excludeOptions } from './cmd-backup.js';
+import { excludeOptions } from './cmd-create.js';
 import { runGc } from './cmd-gc.js';
 import { recordOperation } from './oplog.js';
 import { rawArgv } from './argv.js';

@@ -1,54 +1,22 @@
-// Maintenance commands: `snap forget` (cmd-forget.ts), `snap gc`, `snap check`, `snap stats`
-// (`snap repair` is in cmd-repair.ts).
+// `snap check`: verify the repository (structure always, stored data with --read-data), and the
+// rendering of its report. The work is in ops/maintain/check.ts.
 import type { Command } from 'commander';
 import { shortId } from '../core/ids.js';
 import { checkRepository, type CheckProblem, type CheckReport } from '../ops/maintain/check.js';
 import { describeSubset, parseSubset, type Subset } from '../ops/maintain/check-subset.js';
-import { repoStats, snapshotStats } from '../ops/maintain/stats.js';
 import { type Ctx, withRepo } from './context.js';
-import { registerForget } from './cmd-forget.js';
-import { runGc, type GcFlags } from './cmd-gc.js';
-import { filterOptions, resolveSnapshot } from './snapshot-args.js';
-import { filterSnapshots, type SnapshotFilter } from '../ops/tree/refs.js';
-import { displayPath } from '../core/bytes.js';
 import { bytes, localDateTime } from './format.js';
 import { plural } from './browse-out.js';
 
 type Run = (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>;
 
-export function registerMaint(program: Command, run: Run): void {
-  registerForget(program, run);
-
-  program
-    .command('gc')
-    .description('free the space of data no snapshot uses (plan, then execute)')
-    .option('--dry-run', 'print the plan; change nothing')
-    .option('--max-unused <percent>', 'rewrite a pack when more than this share of it is unused', '5%')
-    .action(async (o: GcFlags, cmd: Command) =>
-      run(
-        (ctx) =>
-          withRepo(
-            ctx,
-            async (repo, lock) => {
-              const r = await runGc(ctx, repo, lock, o);
-              if (ctx.json) ctx.out(JSON.stringify(r, null, 2));
-            },
-            'exclusive',
-          ),
-        cmd,
-      ),
-    );
-
+export function registerCheck(program: Command, run: Run): void {
   program
     .command('check')
     .description('verify the repository: structure always, stored data with --read-data')
     .option('--read-data', 'read every pack and verify every object')
     .option('--read-data-subset <part>', 'read a deterministic part of the packs: n/m (e.g. 1/5) or a percentage (e.g. 10%)')
     .action(async (o: { readData?: boolean; readDataSubset?: string }, cmd: Command) => run((ctx) => check(ctx, o), cmd));
-
-  filterOptions(program.command('stats').description('repository totals, or one snapshot with REF: sizes, deduplication, compression'))
-    .argument('[ref]', "snapshot: id prefix, 'latest' or a date")
-    .action(async (ref: string | undefined, o: SnapshotFilter, cmd: Command) => run((ctx) => stats(ctx, ref, o), cmd));
 }
 
 async function check(ctx: Ctx, o: { readData?: boolean; readDataSubset?: string }): Promise<void> {
@@ -133,37 +101,3 @@ function checkAdvice(r: CheckReport): 'repair' | 'forget' {
  * With --host/--tag/--path and no REF: the totals of the snapshots those select (what they use,
  * how much it deduplicates and compresses); with REF, they narrow which snapshot REF means.
  */
-async function stats(ctx: Ctx, ref: string | undefined, f: SnapshotFilter): Promise<void> {
-  await withRepo(ctx, async (repo) => {
-    const all = await repo.listSnapshots();
-    if (ref !== undefined) {
-      const snap = await resolveSnapshot(ctx, repo, ref, f);
-      const s = await snapshotStats(repo, snap, all, ctx.signal);
-      if (ctx.json) return ctx.out(JSON.stringify({ snapshot: s.snapshot, logical_bytes: s.logicalBytes, files: s.files, objects: s.objects, unique_objects: s.uniqueObjects, unique_stored_bytes: s.uniqueStoredBytes, unique_raw_bytes: s.uniqueRawBytes }, null, 2));
-      ctx.out(
-        [
-          `snapshot ${shortId(s.snapshot)} (${localDateTime(new Date(snap.time))}, ${snap.paths.map(displayPath).join(' ')})`,
-          `  files:           ${s.files} (${bytes(s.logicalBytes)})`,
-          `  objects:         ${s.objects}`,
-          `  only in it:      ${s.uniqueObjects} objects, ${bytes(s.uniqueStoredBytes)} stored (${bytes(s.uniqueRawBytes)} uncompressed): what forget + gc would free`,
-        ].join('\n'),
-      );
-      return;
-    }
-    const s = await repoStats(repo, filterSnapshots(all, f), ctx.signal);
-    if (ctx.json) {
-      return ctx.out(JSON.stringify({ snapshots: s.snapshots, objects: s.objects, trees: s.trees, blobs: s.blobs, packs: s.packs, pack_bytes: s.packBytes, stored_bytes: s.storedBytes, raw_bytes: s.rawBytes, logical_bytes: s.logicalBytes, dedup_ratio: s.dedupRatio, compression_ratio: s.compressionRatio }, null, 2));
-    }
-    ctx.out(
-      [
-        `snapshots:          ${s.snapshots}`,
-        `unique objects:     ${s.objects} (${s.blobs} file chunks, ${s.trees} trees)`,
-        `stored:             ${bytes(s.packBytes)} in ${s.packs} pack(s) (${bytes(s.storedBytes)} of used objects)`,
-        `uncompressed:       ${bytes(s.rawBytes)}`,
-        `logical (restored): ${bytes(s.logicalBytes)}`,
-        `deduplication:      ${s.dedupRatio.toFixed(2)}x`,
-        `compression:        ${s.compressionRatio.toFixed(2)}x`,
-      ].join('\n'),
-    );
-  });
-}
