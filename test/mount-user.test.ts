@@ -10,6 +10,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, snap, tmpDir } from './helpers/cli.js';
@@ -26,6 +27,17 @@ function onPath(name: string): string | undefined {
 }
 const tool = onPath('fusermount3') ?? onPath('fusermount');
 
+/** Whether this machine lets root make a private mount namespace with its own /dev/fuse node. */
+function namespaceWorks(): boolean {
+  const probe = fs.mkdtempSync(path.join(os.tmpdir(), 'snap-ns-probe-'));
+  try {
+    const r = spawnSync('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount -t tmpfs -o size=64k snap-probe "$1" && mknod -m 666 "$1/fuse" c 10 229 && mount --bind "$1/fuse" /dev/fuse', 'sh', probe]);
+    return r.status === 0;
+  } finally {
+    fs.rmSync(probe, { recursive: true, force: true });
+  }
+}
+
 const why =
   process.getuid?.() !== 0
     ? 'it runs as root (it gives nobody a /dev/fuse of its own in a private mount namespace)'
@@ -33,7 +45,9 @@ const why =
       ? 'no /dev/fuse'
       : tool === undefined
         ? 'no fusermount3 (Debian: apt install fuse3) or fusermount'
-        : undefined;
+        : !namespaceWorks()
+          ? 'root may not make a mount namespace with a device node here (unshare, mknod)'
+          : undefined;
 if (why) console.warn(`mount-user.test.ts: skipped: ${why}`);
 
 const ENV = { TZ: 'UTC', SNAP_KDF_SCRYPT_N: '1024', SNAP_PASSWORD: 'mount user test password' };
