@@ -1,10 +1,13 @@
 // `snap mount MOUNTPOINT`: every snapshot as a read-only folder (mount/snapfs.ts), served over
 // FUSE by this process until Ctrl-C, SIGTERM or an unmount (docs/mount.md).
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { displayPath, fsEncode } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
-import { mountFuse } from '../mount/fuse.js';
+import { workerUrl } from '../core/worker-url.js';
+import { type MountOptions, mountFuse } from '../mount/fuse.js';
 import { SnapFs } from '../mount/snapfs.js';
 import { RepoLease } from '../ui/lease.js';
 import { type Ctx, repoOpener, withRepo } from './context.js';
@@ -19,7 +22,7 @@ const IDLE_MS = 5000;
 export function registerMount(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
   program
     .command('mount')
-    .description('show every snapshot as a read-only folder at MOUNTPOINT, by date, host and tag, until Ctrl-C (Linux, FUSE, as root; docs/mount.md)')
+    .description('show every snapshot as a read-only folder at MOUNTPOINT, by date, host and tag, until Ctrl-C (Linux, FUSE: as root, or as a user with fusermount3; docs/mount.md)')
     .argument('<mountpoint>', 'an empty folder')
     .option('--allow-other', 'let other users see the mount (each file keeps the owner and mode it had, and the kernel checks them)')
     .action(async (mountpoint: string, o: MountFlags, cmd: Command) => run((ctx) => mount(ctx, mountpoint, o), cmd));
@@ -37,8 +40,12 @@ async function mount(ctx: Ctx, mountpoint: string, o: MountFlags): Promise<void>
   }
   if (!st.isDirectory()) throw new SnapError('SNAP_USAGE', `mount point ${displayPath(mountpoint)} is not a folder`);
   if (fs.readdirSync(mountpoint).length > 0) throw new SnapError('SNAP_USAGE', `mount point ${displayPath(mountpoint)} is not empty`);
+  // As root snap mounts with mount(8) itself; as a user through fusermount3 (setuid root).
+  let fusermount: MountOptions['fusermount'];
   if (ctx.host.uid !== 0) {
-    throw new SnapError('SNAP_PERMISSION', 'snap mount needs root: it mounts with mount(8) itself (an unprivileged FUSE mount needs fusermount3, which hands over the mount in a way Node cannot receive); `snap ui` browses snapshots as any user');
+    const tool = findProgram(['fusermount3', 'fusermount']);
+    if (tool === undefined) throw new SnapError('SNAP_PERMISSION', 'snap mount as a user needs fusermount3 (Debian and Ubuntu: apt install fuse3), or root; `snap ui` browses snapshots as any user without it');
+    fusermount = { tool, node: process.execPath, guard: fileURLToPath(workerUrl('./fuse-guard.js', import.meta.url)) };
   }
   // Fail now, not on the first read, if there is no repository or no password.
   await withRepo(ctx, async () => {}, 'none');
@@ -46,7 +53,14 @@ async function mount(ctx: Ctx, mountpoint: string, o: MountFlags): Promise<void>
   const lease = new RepoLease(repoOpener(ctx), IDLE_MS, stop.signal);
   const log = (line: string): void => void process.stderr.write(`snap mount: ${line}\n`);
   const fsys = new SnapFs({ lease, uid: ctx.host.uid, gid: process.getgid?.() ?? 0, now: () => new Date(), log });
-  const session = await mountFuse(mountpoint, (req) => fsys.handle(req), { allowOther: o.allowOther === true, fsName: `snap:${displayPath(ctx.repoPath().path)}`, log });
+  const session = await mountFuse(mountpoint, (req) => fsys.handle(req), {
+    allowOther: o.allowOther === true,
+    fsName: `snap:${displayPath(ctx.repoPath().path)}`,
+    log,
+    uid: ctx.host.uid,
+    gid: process.getgid?.() ?? 0,
+    fusermount,
+  });
   if (ctx.json) ctx.out(JSON.stringify({ mountpoint, repository: ctx.repoPath().path }));
   else ctx.out(`snapshots of ${displayPath(ctx.repoPath().path)} are at ${displayPath(mountpoint)} (read-only); Ctrl-C unmounts`);
   await new Promise<void>((resolve) => {
@@ -58,4 +72,21 @@ async function mount(ctx: Ctx, mountpoint: string, o: MountFlags): Promise<void>
   stop.abort();
   await lease.closeWhenIdle();
   if (!ctx.json) process.stderr.write('snap mount: unmounted\n');
+}
+
+/** The first of `names` found as an executable file on PATH. */
+function findProgram(names: string[]): string | undefined {
+  const dirs = (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':').filter((d) => d !== '');
+  for (const name of names) {
+    for (const dir of dirs) {
+      const p = path.join(dir, name);
+      try {
+        fs.accessSync(p, fs.constants.X_OK);
+        if (fs.statSync(p).isFile()) return p;
+      } catch {
+        // not here
+      }
+    }
+  }
+  return undefined;
 }

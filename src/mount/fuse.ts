@@ -1,8 +1,8 @@
 // The Linux FUSE kernel protocol (linux/fuse.h, protocol 7.x), read-only subset, spoken over
-// /dev/fuse by this process itself: no libfuse and no native module. The mount itself is made by
-// util-linux's mount(8) with the open /dev/fuse descriptor passed as its fd 3, which needs root
-// (an unprivileged mount goes through fusermount3, which hands the descriptor back over a unix
-// socket with SCM_RIGHTS; Node cannot receive descriptors that way). docs/mount.md.
+// /dev/fuse by this process itself: no libfuse and no native module. As root the mount is made by
+// util-linux's mount(8) with the open /dev/fuse descriptor passed as its fd 3; as a user by
+// fusermount3 (setuid root), which hands the descriptor back over a unix socket (see
+// fusermountDevice and cli/fuse-guard.ts). docs/mount.md.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { SnapError } from '../core/errors.js';
@@ -225,26 +225,34 @@ export interface FuseSession {
   unmount(): Promise<void>;
 }
 
+export interface MountOptions {
+  allowOther: boolean;
+  fsName: string;
+  log: (line: string) => void;
+  /** The user and group the mount belongs to (the kernel lets only them in without allow_other). */
+  uid: number;
+  gid: number;
+  /**
+   * Mount as a user through fusermount3 (or fusermount), with the helper program cli/fuse-guard.js
+   * run by `node`. Without it the mount is made by mount(8), which needs root.
+   */
+  fusermount?: { tool: string; node: string; guard: string };
+}
+
+/** The open FUSE device of a mount, and how it is let go of. */
+interface Device {
+  fd: number;
+  /** Set once the descriptor is no longer ours to use. */
+  lost: () => boolean;
+  release(): void;
+}
+
 /** Mount a read-only FUSE file system at `mountpoint` and serve `handle` until it is unmounted. */
-export async function mountFuse(mountpoint: string, handle: Handler, o: { allowOther: boolean; fsName: string; log: (line: string) => void }): Promise<FuseSession> {
-  let fd: number;
-  try {
-    fd = fs.openSync('/dev/fuse', 'r+');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new SnapError(code === 'EACCES' || code === 'EPERM' ? 'SNAP_PERMISSION' : 'SNAP_IO', `cannot open /dev/fuse (${code}): snap mount needs the FUSE device and root; \`snap ui\` browses without them`);
-  }
-  const options = ['ro', 'nosuid', 'nodev', `fd=3`, 'rootmode=40000', `user_id=${process.getuid?.() ?? 0}`, `group_id=${process.getgid?.() ?? 0}`, 'default_permissions'];
-  if (o.allowOther) options.push('allow_other');
-  try {
-    // -i: mount(2) itself, never a /sbin/mount.fuse helper (fuse3's would take the source name
-    // for a program to run).
-    await runTool('mount', ['-i', '-t', 'fuse.snap', '-o', options.join(','), o.fsName, mountpoint], fd);
-  } catch (e) {
-    fs.closeSync(fd);
-    throw e;
-  }
+export async function mountFuse(mountpoint: string, handle: Handler, o: MountOptions): Promise<FuseSession> {
+  const dev = o.fusermount ? await fusermountDevice(mountpoint, o, o.fusermount) : await rootDevice(mountpoint, o);
+  const fd = dev.fd;
   const reply = (unique: bigint, errno: number, body?: Buffer | Buffer[]): void => {
+    if (dev.lost()) return;
     const parts = body === undefined ? [] : Array.isArray(body) ? body : [body];
     const len = OUT_HEADER + parts.reduce((n, p) => n + p.length, 0);
     const msg = Buffer.alloc(len);
@@ -262,15 +270,20 @@ export async function mountFuse(mountpoint: string, handle: Handler, o: { allowO
   };
   const done = new Promise<void>((resolve) => {
     const buf = Buffer.alloc(REQUEST_BUFFER);
-    const next = (): void =>
+    const end = (): void => {
+      dev.release();
+      resolve();
+    };
+    const next = (): void => {
+      if (dev.lost()) return end();
       fs.read(fd, buf, 0, buf.length, null, (err, n) => {
+        if (dev.lost()) return end();
         if (err) {
           const code = err.code;
           if (code === 'EINTR' || code === 'EAGAIN' || code === 'ENOENT') return next();
           // ENODEV: unmounted. Anything else: the session cannot go on either.
           if (code !== 'ENODEV') o.log(`reading /dev/fuse: ${err.message}`);
-          fs.close(fd, () => resolve());
-          return;
+          return end();
         }
         const req = decodeRequest(Buffer.from(buf.subarray(0, n)));
         next();
@@ -286,11 +299,14 @@ export async function mountFuse(mountpoint: string, handle: Handler, o: { allowO
           },
         );
       });
+    };
     next();
   });
   let ended = false;
   void done.then(() => (ended = true));
   let unmounting: Promise<void> | undefined;
+  // As root: umount(8); as a user: fusermount3 -u (-z: lazily).
+  const [umount, plain, lazy] = o.fusermount ? [o.fusermount.tool, ['-u', mountpoint], ['-u', '-z', mountpoint]] : ['umount', ['-i', mountpoint], ['-i', '-l', mountpoint]];
   return {
     done,
     unmount() {
@@ -298,10 +314,10 @@ export async function mountFuse(mountpoint: string, handle: Handler, o: { allowO
       // A plain unmount first; while a program still has a file or folder of the mount open, the
       // mount point is detached instead (nothing new can enter it) and the session ends when the
       // last of them is closed. A second Ctrl-C ends snap at once (the kernel then fails their reads).
-      unmounting ??= runTool('umount', ['-i', mountpoint]).then(
+      unmounting ??= runTool(umount, plain).then(
         () => done,
         () =>
-          runTool('umount', ['-i', '-l', mountpoint]).then(
+          runTool(umount, lazy).then(
             () => {
               if (!ended) o.log(`${mountpoint} is detached; snap ends when the programs still reading it close their files (Ctrl-C again: at once)`);
               return done;
@@ -317,6 +333,112 @@ export async function mountFuse(mountpoint: string, handle: Handler, o: { allowO
   };
 }
 
+/** As root: open /dev/fuse and mount it with mount(8), passing the descriptor as its fd 3. */
+async function rootDevice(mountpoint: string, o: MountOptions): Promise<Device> {
+  let fd: number;
+  try {
+    fd = fs.openSync('/dev/fuse', 'r+');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new SnapError(code === 'EACCES' || code === 'EPERM' ? 'SNAP_PERMISSION' : 'SNAP_IO', `cannot open /dev/fuse (${code}): snap mount needs the FUSE device; \`snap ui\` browses without it`);
+  }
+  const options = ['ro', 'nosuid', 'nodev', `fd=3`, 'rootmode=40000', `user_id=${o.uid}`, `group_id=${o.gid}`, 'default_permissions'];
+  if (o.allowOther) options.push('allow_other');
+  try {
+    // -i: mount(2) itself, never a /sbin/mount.fuse helper (fuse3's would take the source name
+    // for a program to run).
+    await runTool('mount', ['-i', '-t', 'fuse.snap', '-o', options.join(','), o.fsName, mountpoint], fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+  let closed = false;
+  return {
+    fd,
+    lost: () => closed,
+    release() {
+      if (closed) return;
+      closed = true;
+      fs.close(fd, () => {});
+    },
+  };
+}
+
+/** Descriptors of this process open on /dev/fuse. */
+function fuseDescriptors(): Set<number> {
+  const found = new Set<number>();
+  for (const name of fs.readdirSync('/proc/self/fd')) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${name}`) === '/dev/fuse') found.add(Number(name));
+    } catch {
+      // closed since the listing
+    }
+  }
+  return found;
+}
+
+/** How long fusermount3 may take to mount. */
+const FUSERMOUNT_MS = 30_000;
+
+/**
+ * As a user: fusermount3 (setuid root) mounts and sends the /dev/fuse descriptor over a unix
+ * socket. That socket is an IPC channel of this process, prepared by cli/fuse-guard.js so that the
+ * descriptor arrives and stays open here, unclaimed by Node (see there); it is found in
+ * /proc/self/fd. With auto_unmount fusermount3 stays, holding the other end, until this process
+ * ends (it then unmounts if the mount is still there), so the channel and with it the descriptor
+ * stay open as long as snap runs. The descriptor belongs to the channel (Node closes it with the
+ * channel), so snap never closes it itself; it goes when snap exits.
+ */
+function fusermountDevice(mountpoint: string, o: MountOptions, f: NonNullable<MountOptions['fusermount']>): Promise<Device> {
+  // fusermount3 sets fd, rootmode, user_id and group_id itself (and nosuid, nodev for a user).
+  const fsName = o.fsName.replace(/[,\\]/g, '_');
+  const options = ['ro', 'default_permissions', 'auto_unmount', `fsname=${fsName}`, 'subtype=snap'];
+  if (o.allowOther) options.push('allow_other');
+  const before = fuseDescriptors();
+  const child = spawn('/bin/sh', ['-c', '"$0" "$1" || exit 1; export _FUSE_COMMFD=3; exec "$2" -o "$3" -- "$4"', f.node, f.guard, f.tool, options.join(','), mountpoint], {
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  let lost = false;
+  child.on('disconnect', () => (lost = true));
+  return new Promise<Device>((resolve, reject) => {
+    let settled = false;
+    const finish = (e?: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearInterval(poll);
+      clearTimeout(timer);
+      child.stderr!.destroy();
+      if (e) return reject(e);
+    };
+    const look = (): boolean => {
+      const fd = [...fuseDescriptors()].find((d) => !before.has(d));
+      if (fd === undefined) return false;
+      finish();
+      // Nothing of this child keeps snap running: the FUSE session does while it lasts.
+      child.unref();
+      child.channel?.unref();
+      resolve({ fd, lost: () => lost, release() {} });
+      return true;
+    };
+    const poll = setInterval(look, 10);
+    const timer = setTimeout(() => finish(new SnapError('SNAP_IO', `${f.tool} did not mount ${mountpoint} within ${FUSERMOUNT_MS / 1000} s${err ? `: ${err.trim()}` : ''}`)), FUSERMOUNT_MS);
+    child.on('error', (e) => finish(new SnapError('SNAP_IO', `cannot run /bin/sh: ${e.message}`)));
+    child.on('exit', (code) =>
+      // The descriptor may have arrived in the same turn as the exit: look once more first.
+      setImmediate(() => {
+        if (settled || look()) return;
+        const why = err.trim().replace(/\s+/g, ' ') || `exit status ${code}`;
+        finish(new SnapError(PERMISSION.test(why) ? 'SNAP_PERMISSION' : 'SNAP_IO', `${f.tool} ${mountpoint} failed: ${why}`));
+      }),
+    );
+  });
+}
+
+/** What mount(8), umount(8) and fusermount3 say when the user may not do it. */
+const PERMISSION = /permission|not permitted|only root|no write access|only allowed/i;
+
 function runTool(cmd: string, args: string[], fd?: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe', ...(fd === undefined ? [] : [fd])] });
@@ -326,7 +448,7 @@ function runTool(cmd: string, args: string[], fd?: number): Promise<void> {
     child.on('close', (code) => {
       if (code === 0) return resolve();
       const why = err.trim().replace(/\s+/g, ' ') || `exit status ${code}`;
-      reject(new SnapError(/permission|not permitted|only root/i.test(why) ? 'SNAP_PERMISSION' : 'SNAP_IO', `${cmd} ${args.at(-1)} failed: ${why}`));
+      reject(new SnapError(PERMISSION.test(why) ? 'SNAP_PERMISSION' : 'SNAP_IO', `${cmd} ${args.at(-1)} failed: ${why}`));
     });
   });
 }
