@@ -21,7 +21,7 @@ import { decodeTree, encodeTree } from '../src/model/tree.js';
 import { chunkBuffer, makeGear } from '../src/store/chunker.js';
 import { FileChunker } from '../src/store/file-chunker.js';
 import { decodePackHeader, PackBuilder } from '../src/store/pack.js';
-import { mtimeNs } from '../src/cli/format.js';
+import { mtimeNs } from '../src/view/json.js';
 import { fmtTime } from '../src/ops/restore/export/verify.js';
 import { snap, tmpDir } from './helpers/cli.js';
 import { craftSnapshot, node as craftNode } from './helpers/craft.js';

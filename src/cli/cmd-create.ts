@@ -17,7 +17,7 @@ import { cliNow } from './now.js';
 import { timeOption } from './when.js';
 import { type BackupOutcome, type HookFlags, hookOptions, withHooks } from './hooks.js';
 import { VERSION } from './version.js';
-import { snapshotJson } from './snapshot-args.js';
+import { snapshotJson } from '../view/json.js';
 
 /** Paths from a --files-from list: bytes, kept as lossless strings (core/bytes.ts); `-` is standard input. */
 function readFilesFrom(file: string, mode: FilesFromMode): string[] {

@@ -10,8 +10,9 @@ import type { SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
 import { type Ctx, withRepo } from './context.js';
 import { resolveSnapshot } from './snapshot-args.js';
-import { JsonList, mtimeDate, nodeJson, octal, owner, pathJson, plural, showPath, snapLabel, snapRefJson, writeLine } from './browse-out.js';
+import { JsonList, owner, plural, showPath, snapLabel, writeLine } from './browse-out.js';
 import { bytes, localDateTime } from './format.js';
+import { changeJson, mtimeDate, octal, snapRefJson } from '../view/json.js';
 
 type Run = (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>;
 
@@ -75,18 +76,6 @@ async function report(ctx: Ctx, list: JsonList, changes: AsyncIterable<Change>):
   }
   if (ctx.json) await list.end(`],"summary":${JSON.stringify(sum)}}`);
   else await writeLine(summaryLine(sum));
-}
-
-export function changeJson(ch: Change): Record<string, unknown> {
-  return {
-    kind: ch.kind,
-    ...pathJson(ch.path),
-    type: (ch.after ?? ch.before)!.type,
-    aspects: ch.aspects,
-    fields: ch.fields,
-    before: ch.before ? nodeJson(ch.before) : undefined,
-    after: ch.after ? nodeJson(ch.after) : undefined,
-  };
 }
 
 const CODE = { added: '+', removed: '-' } as const;

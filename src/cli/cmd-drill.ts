@@ -14,7 +14,8 @@ import type { SnapshotFilter } from '../ops/tree/refs.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes } from './format.js';
 import { filterOptions, resolveSnapshot } from './snapshot-args.js';
-import { pathJson, plural, snapLabel, snapRefJson } from './browse-out.js';
+import { plural, snapLabel } from './browse-out.js';
+import { pathJson, snapRefJson } from '../view/json.js';
 
 /** Files a drill picks when neither --sample nor --full is given. */
 export const DEFAULT_SAMPLE = 20;

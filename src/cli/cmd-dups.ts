@@ -8,8 +8,9 @@ import type { SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
 import { type Ctx, withRepo } from './context.js';
 import { resolveSnapshot } from './snapshot-args.js';
-import { pathJson, plural, showPath, snapLabel, snapRefJson } from './browse-out.js';
+import { plural, showPath, snapLabel } from './browse-out.js';
 import { bytes } from './format.js';
+import { pathJson, snapRefJson } from '../view/json.js';
 
 type Run = (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>;
 type Flags = SnapshotFilter & { minSize?: string };

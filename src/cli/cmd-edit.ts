@@ -10,11 +10,12 @@ import { rewriteSnapshots } from '../ops/maintain/rewrite.js';
 import { tagSnapshots } from '../ops/maintain/tag.js';
 import { type Ctx, withRepo } from './context.js';
 import { filterOptions, resolveSnapshot } from './snapshot-args.js';
-import { pathJson, showPath, snapLabel, writeLine } from './browse-out.js';
+import { showPath, snapLabel, writeLine } from './browse-out.js';
 import { bytes } from './format.js';
 import { collect, readPatternFiles } from './parse.js';
 import { VERSION } from './version.js';
 import type { SnapshotFilter } from '../ops/tree/refs.js';
+import { pathJson } from '../view/json.js';
 
 type Run = (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>;
 

@@ -8,10 +8,11 @@ import { filterSnapshots, type SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import { type Ctx, withRepo } from './context.js';
-import { JsonList, mtimeDate, nodeJson, pathJson, plural, showPath, snapLabel, snapRefJson, writeLine } from './browse-out.js';
+import { JsonList, plural, showPath, snapLabel, writeLine } from './browse-out.js';
 import { bytes, localDateTime, modeString } from './format.js';
 import { applyWindow, type WindowFlags } from './list-window.js';
 import { cliNow } from './now.js';
+import { mtimeDate, nodeJson, pathJson, snapRefJson, versionJson } from '../view/json.js';
 
 type Run = (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>;
 type Flags = SnapshotFilter & WindowFlags;
@@ -65,18 +66,6 @@ async function showHistory(ctx: Ctx, repo: Repository, p: string, o: Flags): Pro
   }
   if (ctx.json) await list.end(']}');
   else await writeLine(`${plural(n, 'version')} of ${displayPath(p)} in ${plural(snaps.length, 'snapshot')} searched`);
-}
-
-export function versionJson(v: Version): Record<string, unknown> {
-  return {
-    event: v.event,
-    snapshot: snapRefJson(v.snapshot),
-    last: snapRefJson(v.last),
-    seen: v.seen,
-    aspects: v.aspects,
-    fields: v.fields,
-    entry: v.node ? nodeJson(v.node) : undefined,
-  };
 }
 
 function versionLine(v: Version): string {

@@ -10,8 +10,9 @@ import { type ForgetDecision, type ForgetGroup, planForget, removeSnapshots } fr
 import { type Ctx, withRepo } from './context.js';
 import { filterOptions, resolveSnapshot } from './snapshot-args.js';
 import { runGc } from './cmd-gc.js';
-import { localDateTime, isoLocal, table } from './format.js';
+import { localDateTime, table } from './format.js';
 import { collect } from './parse.js';
+import { isoLocal } from '../view/json.js';
 
 /** The retention flags (`--keep-*`), shared by forget and watch. */
 export interface KeepFlags {

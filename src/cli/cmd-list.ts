@@ -9,11 +9,12 @@ import { filterSnapshots, type SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes, localDateTime, modeString, table } from './format.js';
-import { JsonList, mtimeDate, plural, snapRefJson, writeLine } from './browse-out.js';
-import { entryJson, filterOptions, resolveSnapshot, snapshotJson } from './snapshot-args.js';
+import { JsonList, plural, writeLine } from './browse-out.js';
+import { filterOptions, resolveSnapshot } from './snapshot-args.js';
 import { writeOutAsync } from './interrupt.js';
 import { cliNow } from './now.js';
 import { applyWindow, printCalendar, windowOptions, type WindowFlags } from './list-window.js';
+import { entryJson, mtimeDate, snapRefJson, snapshotJson } from '../view/json.js';
 
 export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
   windowOptions(filterOptions(program.command('list').alias('snapshots').description('list snapshots, oldest first')))

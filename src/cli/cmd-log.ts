@@ -7,10 +7,11 @@ import { shortId } from '../core/ids.js';
 import type { LogRecord } from '../model/oplog.js';
 import { readLog } from '../repo/oplog.js';
 import type { Ctx } from './context.js';
-import { bytes, duration, isoLocal, localDateTime, table } from './format.js';
+import { bytes, duration, localDateTime, table } from './format.js';
 import { cliNow } from './now.js';
 import { dateOption } from './when.js';
 import { systemClock } from '../core/clock.js';
+import { isoLocal } from '../view/json.js';
 
 /** An argument as a shell would need it, escaped for the terminal (core/bytes.ts). */
 function shellWord(a: string): string {

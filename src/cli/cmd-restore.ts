@@ -8,19 +8,16 @@ import { type Ctx, withRepo } from './context.js';
 import { bytes } from './format.js';
 import { collect } from './parse.js';
 import { filterOptions, resolveSnapshot } from './snapshot-args.js';
-import { JsonList, pathJson, plural, showPath, writeLine } from './browse-out.js';
-import { displayName, displayPath, fsDecode } from '../core/bytes.js';
+import { JsonList, plural, showPath, writeLine } from './browse-out.js';
+import { displayName, displayPath } from '../core/bytes.js';
 import { restoreTestPause } from './restore-test-pause.js';
+import { pathJson, plannedJson } from '../view/json.js';
 
 /** A dry run's line: type, path (directories end in /), size of files, the first path of a hard link. */
 function plannedLine(e: PlannedEntry): string {
   const n = e.node;
   const extra = e.linkTo ? ` => ${displayName(e.linkTo)}` : n.type === 'file' ? ` (${bytes(n.size)})` : '';
   return `${(e.linkTo ? 'hardlink' : n.type).padEnd(8)} ${showPath(e.dest, n)}${extra}`;
-}
-
-export function plannedJson(e: PlannedEntry): Record<string, unknown> {
-  return { ...pathJson(e.dest), type: e.linkTo ? 'hardlink' : e.node.type, size: e.node.size, ...(e.linkTo ? { link_to: fsDecode(e.linkTo) } : {}) };
 }
 
 interface RestoreFlags {

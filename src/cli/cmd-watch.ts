@@ -24,7 +24,7 @@ import { planForget, removeSnapshots } from '../ops/maintain/forget.js';
 import { isEmptyPolicy, type RetentionPolicy } from '../model/retention.js';
 import { fromSystemError } from '../core/errors.js';
 import { type Ctx, withRepo } from './context.js';
-import { bytes, duration, isoLocal, localDateTime } from './format.js';
+import { bytes, duration, localDateTime } from './format.js';
 import { collect, parseSize, parseWaitMs, readPatternFiles } from './parse.js';
 import { type HookFlags, hookEnv, hookOptions, runHook } from './hooks.js';
 import { type KeepFlags, policyFromFlags } from './cmd-forget.js';
@@ -35,6 +35,7 @@ import { rawArgv } from './argv.js';
 import { VERSION } from './version.js';
 import { startWatcher, testHold, type Watcher } from './watcher.js';
 import { EXIT_INTERRUPTED } from './interrupt.js';
+import { isoLocal } from '../view/json.js';
 
 interface WatchFlags extends HookFlags, KeepFlags {
   debounce: string;

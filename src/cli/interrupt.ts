@@ -6,23 +6,15 @@
 // program killed by SIGPIPE) without a word after a closed output. A second signal stops at once,
 // after the synchronous cleanups registered with onForcedExit.
 import { terminalSafe } from '../core/bytes.js';
-import { errnoCode, SnapError } from '../core/errors.js';
+import { errnoCode, OutputClosed, SnapError } from '../core/errors.js';
 
-/** The reason a command stops when its standard output was closed: not an error to report. */
-export class OutputClosed extends Error {
-  constructor() {
-    super('standard output was closed');
-    this.name = 'OutputClosed';
-  }
-}
+export { isOutputClosed, OutputClosed } from '../core/errors.js';
+
 
 /** Exit codes of a stopped command (docs/errors.md). */
 export const EXIT_INTERRUPTED = 130;
 export const EXIT_OUTPUT_CLOSED = 141;
 
-export function isOutputClosed(e: unknown): boolean {
-  return e instanceof OutputClosed || errnoCode(e) === 'EPIPE' || (e instanceof Error && e.cause !== undefined && isOutputClosed(e.cause));
-}
 
 export interface Interrupts {
   readonly signal: AbortSignal;

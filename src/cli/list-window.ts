@@ -4,11 +4,12 @@ import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { shortId } from '../core/ids.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
-import { CALENDAR_UNITS, calendar, inWindow, type CalendarUnit, type TimeWindow } from '../ops/browse/calendar.js';
+import { calendar, inWindow, parseUnit, type TimeWindow } from '../ops/browse/calendar.js';
 import type { Ctx } from './context.js';
-import { snapRefJson, plural } from './browse-out.js';
+import { plural } from './browse-out.js';
 import { bytes, localDateTime, table } from './format.js';
 import { dateOption } from './when.js';
+import { snapRefJson } from '../view/json.js';
 
 export interface WindowFlags {
   since?: string;
@@ -34,11 +35,6 @@ export function applyWindow(snaps: StoredSnapshot[], o: WindowFlags, now: Date):
   return o.since === undefined && o.until === undefined ? snaps : inWindow(snaps, parseWindow(o, now));
 }
 
-export function parseUnit(by: string): CalendarUnit {
-  const u = by.toLowerCase().replace(/ly$/, '').replace(/^dai$/, 'day');
-  if (!(CALENDAR_UNITS as readonly string[]).includes(u)) throw new SnapError('SNAP_USAGE', `--by must be day, week, month or year, not '${by}'`);
-  return u as CalendarUnit;
-}
 
 /** One line per period that has snapshots: the count, the bytes they added, the size of the newest. */
 export function printCalendar(ctx: Ctx, snaps: StoredSnapshot[], by: string): void {

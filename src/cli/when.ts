@@ -1,11 +1,9 @@
 // Dates on the command line, for snapshot references, --since/--until and --time alike: one
 // parser (model/when.ts, syntax in docs/retention.md), in the local time zone, one vocabulary.
 import { SnapError } from '../core/errors.js';
-import { parseWhen, parseWhenRange } from '../model/when.js';
+import { parseWhenRange } from '../model/when.js';
 import { snapshotTime, TIME_RANGE } from '../model/snapshot.js';
-import type { WhenParser } from '../ops/tree/refs.js';
-
-export const whenParser: WhenParser = (text, now) => parseWhen(text, now);
+export { whenParser } from '../ops/tree/refs.js';
 
 const EXAMPLES = "examples: 2026-03-03, '2026-03-03 14:00', 2026-03-03T14:00:00Z, yesterday, '3 days ago'";
 

@@ -71,3 +71,16 @@ export function fromSystemError(e: unknown, doing: string): SnapError {
       return new SnapError('SNAP_IO', `${doing}: ${detail}`, { cause: e });
   }
 }
+
+/** The reason a command stops when its standard output was closed: not an error to report. */
+export class OutputClosed extends Error {
+  constructor() {
+    super('standard output was closed');
+    this.name = 'OutputClosed';
+  }
+}
+
+/** An error that means standard output's (or an HTTP client's) reader went away: EPIPE, or OutputClosed. */
+export function isOutputClosed(e: unknown): boolean {
+  return e instanceof OutputClosed || errnoCode(e) === 'EPIPE' || (e instanceof Error && e.cause !== undefined && isOutputClosed(e.cause));
+}

@@ -3,7 +3,7 @@
 import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isSnapError } from '../core/errors.js';
-import { isOutputClosed } from '../cli/interrupt.js';
+import { isOutputClosed } from '../core/errors.js';
 
 /** HTTP status of a SnapError code; anything unknown is a server error. */
 const STATUS: Record<string, number> = {

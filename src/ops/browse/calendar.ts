@@ -1,6 +1,7 @@
 // `snap list --since/--until` and `snap list --by day|week|month|year`: a time window over snapshots
 // and a compact calendar of it, one line per period that has snapshots. Pure functions; the
 // calendar buckets are the ones retention uses (local days, ISO weeks, calendar months).
+import { SnapError } from '../../core/errors.js';
 import { bucketKey } from '../../model/retention.js';
 import type { StoredSnapshot } from '../../model/snapshot.js';
 
@@ -23,6 +24,13 @@ export function inWindow(snaps: StoredSnapshot[], w: TimeWindow): StoredSnapshot
 export type CalendarUnit = 'day' | 'week' | 'month' | 'year';
 /** The units `snap list --by` and the web UI's timeline take. */
 export const CALENDAR_UNITS: readonly CalendarUnit[] = ['day', 'week', 'month', 'year'];
+
+/** `--by` (and the web UI's `by`): day, week, month or year; daily, weekly... are accepted too. */
+export function parseUnit(by: string): CalendarUnit {
+  const u = by.toLowerCase().replace(/ly$/, '').replace(/^dai$/, 'day');
+  if (!(CALENDAR_UNITS as readonly string[]).includes(u)) throw new SnapError('SNAP_USAGE', `--by must be day, week, month or year, not '${by}'`);
+  return u as CalendarUnit;
+}
 
 const PERIOD = { day: 'daily', week: 'weekly', month: 'monthly', year: 'yearly' } as const;
 

@@ -24,11 +24,6 @@ export function fdPath(fd: number, name?: Buffer | string): Buffer {
   return Buffer.concat([Buffer.from(`${base}/`), typeof name === 'string' ? Buffer.from(name) : name]);
 }
 
-/** The same for another process (a helper program such as mkfifo, which does not inherit our descriptors). */
-export function fdPathFor(pid: number, fd: number, name: string): string {
-  return `/proc/${pid}/fd/${fd}/${name}`;
-}
-
 /**
  * Pseudo file systems (statfs f_type, from linux/magic.h). Writing a restore there is never
  * meant and can hang: `snap restore latest /proc/x` spun at 80% CPU in Node's recursive mkdir.

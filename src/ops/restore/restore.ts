@@ -27,7 +27,7 @@ import { objectWhat } from '../../store/object-codec.js';
 import { packName } from '../../store/pack.js';
 import { FileWriter, type WriteJob, writerUnpacks } from './writer.js';
 import { makeDevice, makeFifo } from '../fs/special-files.js';
-import { DIR_FLAGS, DIR_PATH_FLAGS, O_PATH, fdPath, fdPathFor, openTarget } from './dir.js';
+import { DIR_FLAGS, DIR_PATH_FLAGS, O_PATH, fdPath, openTarget } from './dir.js';
 import { heldTimes, needsTimeCheck, sameMtime, timeArg, timeNotSet } from './time.js';
 import { checkExpansion, expandedSize } from './budget.js';
 import { xattrBinding, xattrUnavailable } from '../fs/xattr-binding.js';
@@ -772,9 +772,8 @@ class Restorer {
     // through this process's descriptor of it; an ASCII temporary name, renamed into place.
     const name = this.tmpName();
     const tmp = dir.at(name);
-    const helperPath = fdPathFor(process.pid, dir.fd, name);
-    if (node.type === 'fifo') makeFifo(helperPath);
-    else makeDevice(helperPath, node.type as 'chardev' | 'blockdev', node.rdev ?? 0);
+    if (node.type === 'fifo') makeFifo(dir.fd, name);
+    else makeDevice(dir.fd, name, node.type as 'chardev' | 'blockdev', node.rdev ?? 0);
     await this.o.testPause?.({ kind: 'temp', path: joinPath(dir.shown, Buffer.from(name)) });
     try {
       this.entryMeta(tmp, node, shown, true);

@@ -7,6 +7,7 @@ import { displayPath } from '../../core/bytes.js';
 /** The shortest id prefix taken as one: shorter ones match too much to mean anything. */
 export const MIN_PREFIX = 4;
 import type { StoredSnapshot } from '../../model/snapshot.js';
+import { parseWhen } from '../../model/when.js';
 
 export interface SnapshotFilter {
   host?: string[];
@@ -31,6 +32,9 @@ export function filterSnapshots(snaps: StoredSnapshot[], f: SnapshotFilter): Sto
 }
 
 export type WhenParser = (text: string, now: Date) => Date | undefined;
+
+/** Dates in references as the CLI and the web UI read them (model/when.ts, docs/retention.md). */
+export const whenParser: WhenParser = (text, now) => parseWhen(text, now);
 
 /** Resolve one reference among snapshots (oldest first). A malformed reference is a usage error, checked first. */
 export function resolveRef(snaps: StoredSnapshot[], ref: string, now: Date, parseWhen?: WhenParser): StoredSnapshot {
