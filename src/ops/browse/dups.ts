@@ -5,11 +5,9 @@
 // Two passes over the snapshot's trees: the first counts copies per content (a 44-byte key per
 // distinct content), the second collects paths only for content seen more than once. Holding
 // every path of a snapshot with millions of files would cost far more than reading its trees twice.
-import { joinPath } from '../../core/bytes.js';
 import { sha256 } from '../../core/ids.js';
 import type { Node } from '../../model/node.js';
-import type { Tree } from '../../model/tree.js';
-import { ExpansionGuard, type TreeReader } from '../tree/walk.js';
+import { type TreeReader, walkEntries } from '../tree/walk.js';
 
 export interface DupCopy {
   /** The paths of one file: several when it is hard-linked. */
@@ -35,26 +33,10 @@ export interface DupReport {
 const contentKey = (n: Node): string => sha256(Buffer.concat(n.chunks ?? [])).toString('base64');
 const inodeKey = (n: Node): string | undefined => (n.inode ? `${n.inode.dev}:${n.inode.ino}` : undefined);
 
-/** The files below `tree`, a directory before its contents; iterative, one frame per level (issue 20). */
+/** The files below `tree` worth comparing, in walk order (ops/tree/walk.ts). */
 async function* files(repo: TreeReader, tree: Buffer, dir: Buffer, minSize: number, signal?: AbortSignal): AsyncGenerator<{ path: Buffer; node: Node }> {
-  const guard = new ExpansionGuard(repo, tree);
-  const read = async (id: Buffer): Promise<Tree> => {
-    signal?.throwIfAborted();
-    const nodes = await repo.readTree(id);
-    await guard.enter(id, nodes);
-    return nodes;
-  };
-  const stack: { nodes: Tree; i: number; dir: Buffer }[] = [{ nodes: await read(tree), i: 0, dir }];
-  while (stack.length > 0) {
-    const f = stack[stack.length - 1]!;
-    if (f.i >= f.nodes.length) {
-      stack.pop();
-      continue;
-    }
-    const node = f.nodes.at(f.i++);
-    const path = joinPath(f.dir, node.name);
-    if (node.type === 'dir') stack.push({ nodes: await read(node.tree!), i: 0, dir: path });
-    else if (node.type === 'file' && node.size > 0 && node.size >= minSize) yield { path, node };
+  for await (const { path, node } of walkEntries(repo, tree, { base: dir, signal })) {
+    if (node.type === 'file' && node.size > 0 && node.size >= minSize) yield { path, node };
   }
 }
 

@@ -7,6 +7,8 @@
 // tree id too: they are counted, never refused, as no file system holds that many paths.
 import { SnapError } from '../../core/errors.js';
 import { toHex } from '../../core/ids.js';
+import { joinPath } from '../../core/bytes.js';
+import type { Node } from '../../model/node.js';
 import type { Tree } from '../../model/tree.js';
 
 /** What a walk needs from a repository. */
@@ -133,4 +135,43 @@ export async function foldTrees<R>(root: Buffer, memo: Map<string, R>, steps: Fo
     stack.pop();
   }
   return memo.get(rootHex)!;
+}
+
+export interface WalkedEntry {
+  /** `base` joined with the names down to this entry. */
+  path: Buffer;
+  node: Node;
+  /** The entries of the directory it is in (one Tree for all of them). */
+  siblings: Tree;
+}
+
+/**
+ * The entries below `root`, depth-first: a directory, then its contents (when `descend` says so:
+ * default, every directory), in name order. Iterative, one frame per level; an expanding walk, so
+ * guarded against crafted shared subtrees (ExpansionGuard). `signal` is checked before each read.
+ */
+export async function* walkEntries(
+  repo: TreeReader,
+  root: Buffer,
+  o: { base?: Buffer; descend?: (node: Node, path: Buffer) => boolean; signal?: AbortSignal } = {},
+): AsyncGenerator<WalkedEntry> {
+  const guard = new ExpansionGuard(repo, root);
+  const read = async (id: Buffer): Promise<Tree> => {
+    o.signal?.throwIfAborted();
+    const nodes = await repo.readTree(id);
+    await guard.enter(id, nodes);
+    return nodes;
+  };
+  const stack: { nodes: Tree; i: number; dir: Buffer }[] = [{ nodes: await read(root), i: 0, dir: o.base ?? Buffer.alloc(0) }];
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]!;
+    if (f.i >= f.nodes.length) {
+      stack.pop();
+      continue;
+    }
+    const node = f.nodes.at(f.i++);
+    const path = joinPath(f.dir, node.name);
+    yield { path, node, siblings: f.nodes };
+    if (node.type === 'dir' && (o.descend?.(node, path) ?? true)) stack.push({ nodes: await read(node.tree!), i: 0, dir: path });
+  }
 }
