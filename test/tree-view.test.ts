@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { asArray, asRecord, decodeCbor, encodeCbor } from '../src/model/cbor.js';
 import { type Node, nodeFromRecord, nodeToRecord } from '../src/model/node.js';
-import { DECODED_MAX, MAX_TREE_ENTRIES, Tree, encodeTree, openTree, sortNodes } from '../src/model/tree.js';
+import { DECODED_MAX, MAX_TREE_BYTES, MAX_TREE_ENTRIES, Tree, TreeWriter, encodeTree, openTree, sortNodes } from '../src/model/tree.js';
 import { isSnapError } from '../src/core/errors.js';
 import { sha256 } from '../src/core/ids.js';
 import { fileNode } from './helpers/nodes.js';
@@ -122,5 +122,60 @@ describe('a tree view', () => {
     corrupt(() => openTree(encodeCbor({ v: 1, entries: [...many.slice(0, -1), { ...many.at(-1)!, name: Buffer.from('a/b') }] }), 't'));
     const head = Buffer.concat([encodeCbor({ v: 1, entries: [] }).subarray(0, -1), Buffer.from([0x9a, 0, 0x0f, 0x42, 0x41])]); // MAX_TREE_ENTRIES + 1
     expect(() => openTree(head, 't')).toThrow(new RegExp(`claims ${MAX_TREE_ENTRIES + 1} entries`));
+  });
+});
+
+describe('a tree written entry by entry (TreeWriter)', () => {
+  function written(nodes: Node[], hint?: number): Buffer {
+    const w = new TreeWriter(nodes.length, hint);
+    for (const n of nodes) w.add(n);
+    return w.finish();
+  }
+
+  it('gives exactly the bytes encodeTree gives, for every size of the array head and any entry', () => {
+    const rng = new Rng(21);
+    // The head of the entries array changes length at 24, 256 and 65,536 entries.
+    for (const count of [0, 1, 23, 24, 255, 256, 4097, 65_535, 65_536]) {
+      const nodes = Array.from({ length: count }, (_, i) => {
+        const name = Buffer.from(`n${String(i).padStart(6, '0')}`);
+        if (i % 7 === 3) return { ...dir('d'), name };
+        const extra: Partial<Node> = { size: rng.int(0, 1 << 30), chunks: Array.from({ length: rng.int(0, 3) }, () => sha256(Buffer.from([rng.int(0, 255)]))) };
+        if (i % 11 === 5) extra.xattrs = [{ name: Buffer.from('user.x'), value: Buffer.from([0xff, i & 255]) }];
+        if (i % 13 === 6) extra.inode = { dev: 2049, ino: 2 ** 40 + i, links: 2 };
+        return file(name, extra);
+      });
+      const expected = encodeTree(nodes);
+      // Without a hint the buffer grows many times; with the right size it never does.
+      for (const hint of [undefined, expected.length]) expect(written(nodes, hint).equals(expected), `${count} entries, hint ${hint}`).toBe(true);
+    }
+  });
+
+  it('refuses entries out of order, more or fewer entries than announced, and more than a reader reads', () => {
+    const a = file('a');
+    const b = file('b');
+    expect(() => written([b, a])).toThrow(RangeError);
+    expect(() => written([a, a])).toThrow(RangeError);
+    const w = new TreeWriter(1);
+    w.add(a);
+    expect(() => w.add(b)).toThrow(RangeError);
+    const short = new TreeWriter(2);
+    short.add(a);
+    expect(() => short.finish()).toThrow(RangeError);
+    let err: unknown;
+    try {
+      void new TreeWriter(MAX_TREE_ENTRIES + 1);
+    } catch (e) {
+      err = e;
+    }
+    expect(isSnapError(err, 'SNAP_TOO_LARGE'), String(err)).toBe(true);
+    // Past MAX_TREE_BYTES: entries of 64 KiB attributes each.
+    const big = new TreeWriter(MAX_TREE_BYTES / 65536 + 10);
+    err = undefined;
+    try {
+      for (let i = 0; i < MAX_TREE_BYTES / 65536 + 10; i++) big.add(file(`x${String(i).padStart(5, '0')}`, { xattrs: [{ name: Buffer.from('user.big'), value: Buffer.alloc(65536) }] }));
+    } catch (e) {
+      err = e;
+    }
+    expect(isSnapError(err, 'SNAP_TOO_LARGE'), String(err)).toBe(true);
   });
 });

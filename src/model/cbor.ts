@@ -26,6 +26,14 @@ export function encodeCbor(value: unknown): Buffer {
   return Buffer.from(codec.encode(value));
 }
 
+/**
+ * The encoding of `value` as a view of the encoder's own buffer, for a caller that copies it at
+ * once (a tree written entry by entry): no Buffer per value.
+ */
+export function encodeCborView(value: unknown): Uint8Array {
+  return codec.encode(value);
+}
+
 export function decodeCbor(bytes: Uint8Array, what: string): unknown {
   const bad = structureProblem(bytes);
   if (bad) throw new SnapError('SNAP_CORRUPT', `${what} is not valid CBOR (${bad})`);
