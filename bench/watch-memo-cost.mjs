@@ -1,4 +1,4 @@
-// The heap cost of a kept walk's folder records, shaped as src/ops/create.ts's MemoDir: a tree id
+// The heap cost of a kept walk's folder records, shaped as src/ops/backup/create.ts's MemoDir: a tree id
 // (a 32-byte Buffer from a hash), three numbers, a Map of the subfolders by name (latin1 key).
 // node --expose-gc bench/watch-memo-cost.mjs FOLDERS_PER_LEVEL... (docs/performance.md, "Memory of a watch")
 import { createHash } from 'node:crypto';

@@ -10,9 +10,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Node } from '../src/model/node.js';
 import { Tree } from '../src/model/tree.js';
 import type { StoredSnapshot } from '../src/model/snapshot.js';
-import { diffTrees, type TreeReader } from '../src/ops/diff.js';
-import { compileFindPattern, FindCache, findInSnapshots } from '../src/ops/find.js';
-import { history } from '../src/ops/history.js';
+import { diffTrees, type TreeReader } from '../src/ops/browse/diff.js';
+import { compileFindPattern, FindCache, findInSnapshots } from '../src/ops/browse/find.js';
+import { history } from '../src/ops/browse/history.js';
 import { parseJson, snap, tmpDir, type RunResult } from './helpers/cli.js';
 
 const T = (iso: string): number => Date.parse(iso) / 1000;

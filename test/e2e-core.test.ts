@@ -120,7 +120,7 @@ describe('create and restore', () => {
 
 describe('unchanged directories', () => {
   // A backup reuses a directory's last tree when a digest of its entries' lstat results matches
-  // (src/ops/create.ts). Anything a tree records must make the digest differ.
+  // (src/ops/backup/create.ts). Anything a tree records must make the digest differ.
   it('notices a rewrite that keeps size and mtime, a chmod, and a change of excludes', () => {
     const repo = initRepo();
     const src = tmpDir();

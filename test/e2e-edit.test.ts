@@ -9,11 +9,11 @@ import { FaultBackend } from './helpers/fault-backend.js';
 import { LocalBackend } from '../src/backend/local.js';
 import { Repository } from '../src/repo/repository.js';
 import { nullSink } from '../src/core/progress.js';
-import { tagSnapshots } from '../src/ops/tag.js';
+import { tagSnapshots } from '../src/ops/maintain/tag.js';
 import { isSnapError, SnapError } from '../src/core/errors.js';
 import { fsDecode } from '../src/core/bytes.js';
 import { compileExcludes } from '../src/model/exclude.js';
-import { rewriteSnapshots } from '../src/ops/rewrite.js';
+import { rewriteSnapshots } from '../src/ops/maintain/rewrite.js';
 
 interface Listed {
   id: string;

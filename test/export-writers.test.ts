@@ -14,9 +14,9 @@ import {
   type ArchiveEntry,
   type ArchiveEntryType,
   type ArchiveFormat,
-} from '../src/ops/export/archive.js';
-import { TarWriter } from '../src/ops/export/tar.js';
-import { ZipWriter } from '../src/ops/export/zip.js';
+} from '../src/ops/restore/export/archive.js';
+import { TarWriter } from '../src/ops/restore/export/tar.js';
+import { ZipWriter } from '../src/ops/restore/export/zip.js';
 
 const root = fs.mkdtempSync(join(tmpdir(), 'snap-export-'));
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -378,7 +378,7 @@ describe('all formats', () => {
 // A child process, so its peak RSS is the writer's alone: node + tsx + the writer.
 const SCRIPT = `
 import { createWriteStream } from 'node:fs';
-import { createArchiveWriter } from ${JSON.stringify(new URL('../src/ops/export/archive.ts', import.meta.url).href)};
+import { createArchiveWriter } from ${JSON.stringify(new URL('../src/ops/restore/export/archive.ts', import.meta.url).href)};
 const [format, out, sizeArg] = process.argv.slice(2);
 const size = Number(sizeArg);
 const zeros = Buffer.alloc(1 << 20);

@@ -8,9 +8,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isSnapError } from '../src/core/errors.js';
-import { verifyArchive } from '../src/ops/export.js';
-import { readZip } from '../src/ops/export/zip-read.js';
-import { ZipWriter } from '../src/ops/export/zip.js';
+import { verifyArchive } from '../src/ops/restore/export.js';
+import { readZip } from '../src/ops/restore/export/zip-read.js';
+import { ZipWriter } from '../src/ops/restore/export/zip.js';
 import { Repository } from '../src/repo/repository.js';
 import { CLI, ROOT, type EntryDesc, describeTree, parseJson, snap, tmpDir } from './helpers/cli.js';
 

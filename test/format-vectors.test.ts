@@ -22,7 +22,7 @@ import { chunkBuffer, makeGear } from '../src/store/chunker.js';
 import { FileChunker } from '../src/store/file-chunker.js';
 import { decodePackHeader, PackBuilder } from '../src/store/pack.js';
 import { mtimeNs } from '../src/cli/format.js';
-import { fmtTime } from '../src/ops/export/verify.js';
+import { fmtTime } from '../src/ops/restore/export/verify.js';
 import { snap, tmpDir } from './helpers/cli.js';
 import { craftSnapshot, node as craftNode } from './helpers/craft.js';
 import { type Content, contentBytes } from './vectors/content.js';

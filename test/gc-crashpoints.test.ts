@@ -9,8 +9,8 @@ import type { Backend, BackendCapabilities, BlobInfo } from '../src/backend/back
 import { LocalBackend } from '../src/backend/local.js';
 import { nullSink } from '../src/core/progress.js';
 import { Repository } from '../src/repo/repository.js';
-import { checkRepository } from '../src/ops/check.js';
-import { executeGc, planGc } from '../src/ops/gc.js';
+import { checkRepository } from '../src/ops/maintain/check.js';
+import { executeGc, planGc } from '../src/ops/maintain/gc.js';
 import { cleanupScratch, create, ok, scratchDir, smallRepo, writeFile } from './helpers/maint.js';
 
 afterAll(cleanupScratch);

@@ -1,7 +1,7 @@
 // The pure parts of maintenance: gc's per-pack decisions, check's read-data subsets.
 import { describe, expect, it } from 'vitest';
-import { decidePack, decidePacks, type PackUsage, parsePercent } from '../src/ops/gc-plan.js';
-import { inSubset, parseSubset } from '../src/ops/check-subset.js';
+import { decidePack, decidePacks, type PackUsage, parsePercent } from '../src/ops/maintain/gc-plan.js';
+import { inSubset, parseSubset } from '../src/ops/maintain/check-subset.js';
 import { isSnapError } from '../src/core/errors.js';
 import { randomHex } from '../src/core/ids.js';
 

@@ -10,7 +10,7 @@ import type { Node } from '../src/model/node.js';
 import { type Tree, decodeTree, encodeTree, MAX_TREE_ENTRIES, openTree } from '../src/model/tree.js';
 import { staleReason } from '../src/repo/lock.js';
 import { checkObjectClaim, objectLimits } from '../src/store/limits.js';
-import { countPaths, ExpansionGuard, foldTrees } from '../src/ops/tree-walk.js';
+import { countPaths, ExpansionGuard, foldTrees } from '../src/ops/tree/walk.js';
 
 describe('topLevelArrayLength', () => {
   it('reads the count of a keyed array in any map encoding and key order, without decoding', () => {

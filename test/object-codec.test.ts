@@ -122,13 +122,13 @@ describe('durable writes', () => {
 
 describe('worker files', () => {
   it('load from the compiled dist/ when the starting module is TypeScript', () => {
-    for (const [name, from] of [['./restore-worker.js', '../src/ops/restore-writer.ts'], ['./compress-worker.js', '../src/store/compress-pool.ts']] as const) {
+    for (const [name, from] of [['./worker.js', '../src/ops/restore/writer.ts'], ['./compress-worker.js', '../src/store/compress-pool.ts']] as const) {
       const u = workerUrl(name, new URL(from, import.meta.url).href);
-      expect(u.pathname).toMatch(/\/dist\/(ops|store)\/(restore|compress)-worker\.js$/);
+      expect(u.pathname).toMatch(/\/dist\/(ops\/restore\/worker|store\/compress-worker)\.js$/);
       expect(fs.existsSync(u)).toBe(true);
     }
     // From dist (a global install), the sibling file itself.
-    const inDist = 'file:///usr/lib/node_modules/snap-backup/dist/ops/restore-writer.js';
-    expect(workerUrl('./restore-worker.js', inDist).href).toBe('file:///usr/lib/node_modules/snap-backup/dist/ops/restore-worker.js');
+    const inDist = 'file:///usr/lib/node_modules/snap-backup/dist/ops/restore/writer.js';
+    expect(workerUrl('./worker.js', inDist).href).toBe('file:///usr/lib/node_modules/snap-backup/dist/ops/restore/worker.js');
   });
 });

@@ -1,10 +1,10 @@
-// How restore turns a recorded time into utimes' double (src/ops/restore-time.ts), checked against
+// How restore turns a recorded time into utimes' double (src/ops/restore/time.ts), checked against
 // both of libuv's conversions and against this process's real utimes on real files.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Node } from '../src/model/node.js';
-import { heldTimes, libuvTime, timeArg } from '../src/ops/restore-time.js';
+import { heldTimes, libuvTime, timeArg } from '../src/ops/restore/time.js';
 import { tmpDir } from './helpers/cli.js';
 import { Rng } from './helpers/rng.js';
 import { UTIMES_KEEPS_NANOSECONDS, expectRestoredTime } from './helpers/times.js';

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { chunkBuffer, makeGear } from '../src/store/chunker.js';
 import { streamChunks } from '../src/store/stream-chunker.js';
 import { parseFilesFrom } from '../src/model/files-from.js';
-import { editTags } from '../src/ops/tag.js';
+import { editTags } from '../src/ops/maintain/tag.js';
 
 const g = makeGear({ algorithm: 'fastcdc-gear32-nc2', minSize: 2048, avgSize: 8192, maxSize: 65536, gearSeed: '11'.repeat(32) });
 

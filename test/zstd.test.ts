@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CODEC_ZSTD, compress, decompress } from '../src/store/codec.js';
 import { compressOnWorkers, compressThreadsStarted } from '../src/store/compress-pool.js';
 import type { CodecContext } from '../src/store/object-codec.js';
-import { FileWriter } from '../src/ops/restore-writer.js';
+import { FileWriter } from '../src/ops/restore/writer.js';
 import { isSnapError } from '../src/core/errors.js';
 import { availableZstd, openZstdImpl, useZstd, ZSTD_KINDS, zstd, zstdSpecFor, type Zstd, type ZstdKind } from '../src/store/zstd.js';
 import { snap, tmpDir, describeTree } from './helpers/cli.js';

@@ -23,7 +23,7 @@ const counted = (name: string): boolean => !name.startsWith('locks/') && !name.s
 export class RecordingBackend implements Backend {
   private readonly seen = new Set<string>();
   /**
-   * The local backend's sweep of temporary files (gc finds it by name, ops/gc.ts): passed through
+   * The local backend's sweep of temporary files (gc finds it by name, ops/maintain/gc.ts): passed through
    * when the inner backend has it. The files it removes were never blobs, so nothing is counted.
    */
   readonly removeTempFiles?: TempSweep;

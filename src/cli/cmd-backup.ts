@@ -10,7 +10,7 @@ import { shortId } from '../core/ids.js';
 import { Repository } from '../repo/repository.js';
 import type { RepoConfig } from '../model/config.js';
 import { remoteStorage } from './storage.js';
-import { createSnapshot, type StdinSource } from '../ops/create.js';
+import { createSnapshot, type StdinSource } from '../ops/backup/create.js';
 import { type Ctx, makeCtx, withRepo } from './context.js';
 import { bytes, duration } from './format.js';
 import { collect, parseSize, readPatternFiles } from './parse.js';

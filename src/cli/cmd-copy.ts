@@ -1,6 +1,6 @@
 // `snap copy --from-repo SOURCE [REF...]`: snapshots of another repository into --repo (all of
 // them without REF, else the ones named; --host/--tag/--path narrow either). The work is in
-// ops/copy.ts; both repositories are held under a shared lock, so neither's gc runs meanwhile.
+// ops/backup/copy.ts; both repositories are held under a shared lock, so neither's gc runs meanwhile.
 // Encrypted repositories: the source's password comes from --from-password-file,
 // --from-password-command or SNAP_FROM_PASSWORD, else from the usual sources (one for both);
 // copying out of an encrypted repository into a plain one needs --allow-plain.
@@ -9,8 +9,8 @@ import { SnapError, isSnapError } from '../core/errors.js';
 import type { Repository } from '../repo/repository.js';
 import { displayPath } from '../core/bytes.js';
 import { shortId } from '../core/ids.js';
-import { copySnapshots } from '../ops/copy.js';
-import { filterSnapshots, resolveRef, type SnapshotFilter } from '../ops/refs.js';
+import { copySnapshots } from '../ops/backup/copy.js';
+import { filterSnapshots, resolveRef, type SnapshotFilter } from '../ops/tree/refs.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import { type Ctx, withRepo } from './context.js';
 import { filterOptions } from './cmd-list.js';

@@ -4,9 +4,9 @@ import type { Command } from 'commander';
 import type { Node } from '../model/node.js';
 import { displayName, displayPath } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
-import { diffLive } from '../ops/diff-live.js';
-import { diffSnapshots, emptySummary, summarize, type Change, type DiffCounts, type DiffSummary } from '../ops/diff.js';
-import type { SnapshotFilter } from '../ops/refs.js';
+import { diffLive } from '../ops/browse/diff-live.js';
+import { diffSnapshots, emptySummary, summarize, type Change, type DiffCounts, type DiffSummary } from '../ops/browse/diff.js';
+import type { SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
 import { type Ctx, withRepo } from './context.js';
 import { resolveSnapshot } from './cmd-list.js';
@@ -46,7 +46,7 @@ async function diff(ctx: Ctx, r1: string, r2: string, p: string | undefined, o: 
   await report(ctx, list, diffSnapshots(repo, a, b, p));
 }
 
-/** `diff REF --live [PATH]`: the snapshot against the files on disk now (ops/diff-live.ts). */
+/** `diff REF --live [PATH]`: the snapshot against the files on disk now (ops/browse/diff-live.ts). */
 async function diffWithDisk(ctx: Ctx, r1: string, p: string | undefined, o: DiffFlags, repo: Repository): Promise<void> {
   const a = await resolveSnapshot(ctx, repo, r1, o);
   let warnings = 0;

@@ -2,9 +2,9 @@
 import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { displayPath } from '../core/bytes.js';
-import { findDups } from '../ops/dups.js';
-import { locate } from '../ops/navigate.js';
-import type { SnapshotFilter } from '../ops/refs.js';
+import { findDups } from '../ops/browse/dups.js';
+import { locate } from '../ops/tree/navigate.js';
+import type { SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
 import { type Ctx, withRepo } from './context.js';
 import { resolveSnapshot } from './cmd-list.js';

@@ -6,15 +6,15 @@ import { shortId } from '../core/ids.js';
 import { compileExcludes, unmatched } from '../model/exclude.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import type { Repository } from '../repo/repository.js';
-import { rewriteSnapshots } from '../ops/rewrite.js';
-import { tagSnapshots } from '../ops/tag.js';
+import { rewriteSnapshots } from '../ops/maintain/rewrite.js';
+import { tagSnapshots } from '../ops/maintain/tag.js';
 import { type Ctx, withRepo } from './context.js';
 import { filterOptions, resolveSnapshot } from './cmd-list.js';
 import { pathJson, showPath, snapLabel, writeLine } from './browse-out.js';
 import { bytes } from './format.js';
 import { collect, readPatternFiles } from './parse.js';
 import { VERSION } from './version.js';
-import type { SnapshotFilter } from '../ops/refs.js';
+import type { SnapshotFilter } from '../ops/tree/refs.js';
 
 type Run = (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>;
 

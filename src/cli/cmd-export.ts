@@ -21,7 +21,7 @@ import {
   formatFromName,
   resolveExportPaths,
   verifyArchive,
-} from '../ops/export.js';
+} from '../ops/restore/export.js';
 import type { Repository } from '../repo/repository.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes } from './format.js';

@@ -2,9 +2,9 @@
 import type { Command } from 'commander';
 import { shortId } from '../core/ids.js';
 import { displayPath } from '../core/bytes.js';
-import { compileFindPattern, findInSnapshots } from '../ops/find.js';
-import { history, type Version } from '../ops/history.js';
-import { filterSnapshots, type SnapshotFilter } from '../ops/refs.js';
+import { compileFindPattern, findInSnapshots } from '../ops/browse/find.js';
+import { history, type Version } from '../ops/browse/history.js';
+import { filterSnapshots, type SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
 import { type Ctx, withRepo } from './context.js';

@@ -1,9 +1,9 @@
-// `snap gc`: the CLI side (rendering the plan and the result). The work is in ops/gc.ts.
+// `snap gc`: the CLI side (rendering the plan and the result). The work is in ops/maintain/gc.ts.
 import { SnapError } from '../core/errors.js';
 import type { RepoLock } from '../repo/lock.js';
 import type { Repository } from '../repo/repository.js';
-import { executeGc, type GcPlan, type GcResult, planGc } from '../ops/gc.js';
-import { parsePercent } from '../ops/gc-plan.js';
+import { executeGc, type GcPlan, type GcResult, planGc } from '../ops/maintain/gc.js';
+import { parsePercent } from '../ops/maintain/gc-plan.js';
 import type { Ctx } from './context.js';
 import { bytes } from './format.js';
 

@@ -2,14 +2,14 @@
 // (`snap repair` is in cmd-repair.ts).
 import type { Command } from 'commander';
 import { shortId } from '../core/ids.js';
-import { checkRepository, type CheckProblem, type CheckReport } from '../ops/check.js';
-import { describeSubset, parseSubset, type Subset } from '../ops/check-subset.js';
-import { repoStats, snapshotStats } from '../ops/stats.js';
+import { checkRepository, type CheckProblem, type CheckReport } from '../ops/maintain/check.js';
+import { describeSubset, parseSubset, type Subset } from '../ops/maintain/check-subset.js';
+import { repoStats, snapshotStats } from '../ops/maintain/stats.js';
 import { type Ctx, withRepo } from './context.js';
 import { registerForget } from './cmd-forget.js';
 import { runGc, type GcFlags } from './cmd-gc.js';
 import { filterOptions, resolveSnapshot } from './cmd-list.js';
-import { filterSnapshots, type SnapshotFilter } from '../ops/refs.js';
+import { filterSnapshots, type SnapshotFilter } from '../ops/tree/refs.js';
 import { displayPath } from '../core/bytes.js';
 import { bytes, localDateTime } from './format.js';
 import { plural } from './browse-out.js';

@@ -1,7 +1,7 @@
-// `snap repair`: the CLI side (rendering). The work is in ops/repair.ts.
+// `snap repair`: the CLI side (rendering). The work is in ops/maintain/repair.ts.
 import type { Command } from 'commander';
 import { shortId } from '../core/ids.js';
-import { repairIncomplete, repairRepository, type RepairReport } from '../ops/repair.js';
+import { repairIncomplete, repairRepository, type RepairReport } from '../ops/maintain/repair.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes, localDateTime } from './format.js';
 import { VERSION } from './version.js';

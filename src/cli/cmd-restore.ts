@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { shortId } from '../core/ids.js';
-import { restoreSnapshot, type OverwritePolicy, type PlannedEntry } from '../ops/restore.js';
+import { restoreSnapshot, type OverwritePolicy, type PlannedEntry } from '../ops/restore/restore.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes } from './format.js';
 import { collect } from './parse.js';

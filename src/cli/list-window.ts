@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { shortId } from '../core/ids.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
-import { CALENDAR_UNITS, calendar, inWindow, type CalendarUnit, type TimeWindow } from '../ops/calendar.js';
+import { CALENDAR_UNITS, calendar, inWindow, type CalendarUnit, type TimeWindow } from '../ops/browse/calendar.js';
 import type { Ctx } from './context.js';
 import { snapRefJson, plural } from './browse-out.js';
 import { bytes, localDateTime, table } from './format.js';

@@ -1,12 +1,12 @@
 // A pause point for tests of restore races (issue 20, items 1 and 2): only when
-// SNAP_RESTORE_TEST_PAUSE names a folder. At each point (ops/restore.ts, RestoreOptions.testPause)
+// SNAP_RESTORE_TEST_PAUSE names a folder. At each point (ops/restore/restore.ts, RestoreOptions.testPause)
 // the restore writes the file `paused` in that folder, holding the kind (`dir` or `temp`), a tab
 // and the entry's path bytes, and waits until the test removes it. A test can so swap the entry
 // at the very moment that matters, every time, instead of hoping a racing process hits it. Pauses
 // come one at a time (writer threads and the walk wait in turn).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { RestoreOptions } from '../ops/restore.js';
+import type { RestoreOptions } from '../ops/restore/restore.js';
 
 const POLL_MS = 5;
 

@@ -4,7 +4,7 @@
 // for zstd-napi) is never lost silently (README, "Native packages").
 import { createRequire } from 'node:module';
 import { cborNative } from '../model/cbor.js';
-import { xattrBinding } from '../ops/xattr-binding.js';
+import { xattrBinding } from '../ops/fs/xattr-binding.js';
 import { zstd } from '../store/zstd.js';
 import { watcherKind } from './watcher.js';
 

@@ -3,7 +3,7 @@
 import { SnapError } from '../core/errors.js';
 import { parseWhen, parseWhenRange } from '../model/when.js';
 import { snapshotTime, TIME_RANGE } from '../model/snapshot.js';
-import type { WhenParser } from '../ops/refs.js';
+import type { WhenParser } from '../ops/tree/refs.js';
 
 export const whenParser: WhenParser = (text, now) => parseWhen(text, now);
 

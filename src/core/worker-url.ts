@@ -1,5 +1,5 @@
 // Worker threads run compiled JavaScript: their code is a real, type-checked source file
-// (e.g. ops/restore-worker.ts) that tsc compiles into dist/ beside the module that starts it.
+// (e.g. ops/restore/worker.ts) that tsc compiles into dist/ beside the module that starts it.
 // Installed (npm install -g) or run from dist/, the worker is the sibling file. Under test, the
 // starting module is TypeScript loaded from src/ (vitest), and Node cannot load a .ts worker by
 // itself: the worker is then taken from dist/ (built by `npm run build`, which tests require).
@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /**
- * The URL of the compiled worker `name` (e.g. './restore-worker.js') next to the module whose
+ * The URL of the compiled worker `name` (e.g. './worker.js') next to the module whose
  * import.meta.url is `from`.
  */
 export function workerUrl(name: string, from: string): URL {

@@ -1,6 +1,6 @@
 // The one place where an object's stored bytes become its content and back. Every reader goes
 // through decodeAndVerify (or its synchronous twin): ObjectStore.get and readObjectAt (restore,
-// export, ls, diff, ...), the restore writer threads (ops/restore-worker.ts), and the whole-pack
+// export, ls, diff, ...), the restore writer threads (ops/restore/worker.ts), and the whole-pack
 // readers of check --read-data, repair and gc's pack rewriter (pack-verify.ts). Every writer goes
 // through encodeObject / encodeObjectSync (the object store and its compression threads,
 // store/compress-worker.ts).

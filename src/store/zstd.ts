@@ -12,7 +12,7 @@
 // built afresh per call, a 1 GiB backup peaked ~125 MB above zstd-napi's ~230 MB; now all three
 // stay within ~20 MB of each other.
 //
-// Worker threads (store/compress-worker.ts, ops/restore-worker.ts) import this module and select
+// Worker threads (store/compress-worker.ts, ops/restore/worker.ts) import this module and select
 // the main thread's implementation by its spec, so every thread applies identical checks. Such a
 // thread is never ended while it may be inside zstd-napi (loading it, or in a call): built for
 // Node-API 10, zstd-napi 0.0.13 aborts the whole process then (store/compress-pool.ts).

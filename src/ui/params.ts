@@ -3,7 +3,7 @@
 // file is touched: a path with `..`, `.` or a NUL byte is refused, never normalised.
 import * as path from 'node:path';
 import { fsDecode } from '../core/bytes.js';
-import type { SnapshotFilter } from '../ops/refs.js';
+import type { SnapshotFilter } from '../ops/tree/refs.js';
 import { HttpError } from './http.js';
 
 const bad = (message: string): HttpError => new HttpError(400, 'SNAP_UNSAFE_PATH', message);

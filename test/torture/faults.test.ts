@@ -10,8 +10,8 @@ import { FaultBackend, type Fault, type FaultKind, type FaultOp } from '../helpe
 import { LocalBackend } from '../../src/backend/local.js';
 import { currentHost } from '../../src/core/host.js';
 import { Repository } from '../../src/repo/repository.js';
-import { createSnapshot } from '../../src/ops/create.js';
-import { restoreSnapshot } from '../../src/ops/restore.js';
+import { createSnapshot } from '../../src/ops/backup/create.js';
+import { restoreSnapshot } from '../../src/ops/restore/restore.js';
 import {
   LONG, type Manifest, Rng, cleanupTmp, cli, cliOk, genTree, initSmallRepo, iters, listSnapshots, manifest,
   mutateTree, restoredAt, seededIt, tmpDir, isRestoreTemp, newSeed, restoreAndCompare,

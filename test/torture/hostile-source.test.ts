@@ -159,8 +159,8 @@ describe('hostile sources', () => {
     // a rewrite right after the read can leave size, mtime and ctime unchanged. (Linux 6.13+ gives
     // fine-grained ctimes to files whose times were just looked at, so this passes there anyway.)
     const { Repository } = await import('../../src/repo/repository.js');
-    const { createSnapshot } = await import('../../src/ops/create.js');
-    const { catFile } = await import('../../src/ops/browse.js');
+    const { createSnapshot } = await import('../../src/ops/backup/create.js');
+    const { catFile } = await import('../../src/ops/browse/browse.js');
     const { currentHost } = await import('../../src/core/host.js');
     const base = tmpDir();
     const src = path.join(base, 'src');

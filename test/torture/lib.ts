@@ -547,7 +547,7 @@ export interface Expectation {
 export async function restoreAllInProcess(repo: string, list: Expectation[], o: CompareOptions = {}): Promise<void> {
   if (list.length === 0) return;
   const { Repository } = await import('../../src/repo/repository.js');
-  const { restoreSnapshot } = await import('../../src/ops/restore.js');
+  const { restoreSnapshot } = await import('../../src/ops/restore/restore.js');
   const quiet = { warn: () => {}, info: () => {} };
   const r = await Repository.open(repo, { sink: quiet, lockWaitMs: 30_000, ...ENC_OPEN });
   try {

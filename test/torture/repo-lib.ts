@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
 import { SnapError } from '../../src/core/errors.js';
-import { restoreSnapshot } from '../../src/ops/restore.js';
+import { restoreSnapshot } from '../../src/ops/restore/restore.js';
 import type { Repository } from '../../src/repo/repository.js';
 import { FILE_NONCE_BYTES, SEGMENT_BYTES } from '../../src/backend/encrypted.js';
 import { GCM_TAG_BYTES } from '../../src/core/crypto.js';

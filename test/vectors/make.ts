@@ -16,7 +16,7 @@ import { FORMAT_VERSION, type RepoConfig } from '../../src/model/config.js';
 import type { Node } from '../../src/model/node.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot } from '../../src/model/snapshot.js';
 import { decodeTree, encodeTree } from '../../src/model/tree.js';
-import { createSnapshot } from '../../src/ops/create.js';
+import { createSnapshot } from '../../src/ops/backup/create.js';
 import { Repository } from '../../src/repo/repository.js';
 import { chunkBuffer, makeGear } from '../../src/store/chunker.js';
 import { decompress } from '../../src/store/codec.js';

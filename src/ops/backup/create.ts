@@ -1,0 +1,780 @@
+// `snap create`: walk the sources, store new chunks and trees, write a snapshot record.
+// One file is read, chunked and hashed at a time on the main thread with synchronous reads (the
+// fastest way to read from Node here); compression and pack writes run concurrently on the thread
+// pool, bounded by the object store. Unchanged files are recognised from the files cache without
+// being read. Per-file problems are warnings: the snapshot is still written.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { SnapError, errnoCode, fromSystemError } from '../../core/errors.js';
+import { displayName, displayPath, fsEncode, fsPath, joinPath } from '../../core/bytes.js';
+import { createHash } from 'node:crypto';
+import type { HostInfo } from '../../core/host.js';
+import type { ProgressCounters, ProgressSink } from '../../core/progress.js';
+import { compileExcludes, type ExcludeRule, isExcluded, needsAbsolute, unmatched } from '../../model/exclude.js';
+import { type Node, recordedInode } from '../../model/node.js';
+import { snapshotTime, TIME_RANGE, type SnapshotSummary, type StoredSnapshot } from '../../model/snapshot.js';
+import { encodeTree } from '../../model/tree.js';
+import { FileChunker } from '../../store/file-chunker.js';
+import { type CachedFile, type FileStamp, sameStamp } from '../../index/files-cache.js';
+import type { DirRecord } from '../../index/level-index.js';
+import type { Repository } from '../../repo/repository.js';
+import { baseNode, splitNs } from '../fs/node-meta.js';
+import { streamChunks } from '../../store/stream-chunker.js';
+import { OwnerNames } from '../fs/owners.js';
+import { buildTrie, normalizeSources, type SourceTrie } from '../fs/sources.js';
+import { type XattrBinding, xattrBinding, xattrUnavailable } from '../fs/xattr-binding.js';
+import { readXattrs } from '../fs/xattr-read.js';
+import { locateAbs } from '../tree/navigate.js';
+
+/** A backup of one stream (stdin, a command's output) as a single file at `/<name>`. */
+export interface StdinSource {
+  name: string;
+  data: AsyncIterable<Uint8Array>;
+  /** Called once the data has ended, before the snapshot is saved: throws when the producer failed. */
+  finished?: () => Promise<void>;
+}
+
+export interface CreateOptions {
+  paths: string[];
+  /** Back up this stream instead of `paths`. */
+  stdin?: StdinSource;
+  cwd: string;
+  tags?: string[];
+  excludes?: string[];
+  time?: Date;
+  oneFileSystem?: boolean;
+  /** Leave out directories holding a CACHEDIR.TAG with the standard signature (bford.info/cachedir). */
+  excludeCaches?: boolean;
+  /** Leave out directories holding an entry of one of these names. */
+  excludeIfPresent?: string[];
+  /** Leave out files larger than this many bytes. */
+  excludeLargerThan?: number;
+  host: HostInfo;
+  program: string;
+  sink: ProgressSink;
+  /**
+   * Stops the backup (Ctrl-C): the walk stops at the next entry, pack writes already started
+   * finish, no snapshot record is written, and the reason is thrown. Packs written so far are
+   * unreferenced: the next backup reuses their objects, gc removes them.
+   */
+  signal?: AbortSignal;
+  /**
+   * Save no snapshot when the sources hold exactly what the previous snapshot of the same paths
+   * holds (`snap watch`: a rescan that found nothing new); the previous one is returned, `unchanged`.
+   */
+  skipUnchanged?: boolean;
+  /**
+   * `snap watch`: the walk of the previous snapshot (see CreateResult.walk) and the paths the
+   * watcher reported since it. A directory with no report at or below it is taken from that walk
+   * (its tree, file count and bytes) without reading it; the sources' roots, every folder above a
+   * reported path, and every reported folder (all of it: a fresh `mkdir -p` tree gives events for
+   * its top only) are read as usual. Used only when `walk` belongs to the snapshot this backup
+   * follows (its parent); otherwise everything is read (CreateResult.trusted is false).
+   */
+  trust?: { walk: WalkMemo; dirty: Iterable<string> };
+  /** Return this backup's walk (CreateResult.walk), for a following backup's `trust`. */
+  remember?: boolean;
+  /** Called after the walk, before anything is compared or saved (`snap watch`'s test hook holds a backup there). */
+  beforeSave?: () => Promise<void>;
+}
+
+/**
+ * What a backup learned about each directory it saved: its tree and what that tree holds below
+ * it, kept in memory by `snap watch` between backups (a cache: never stored, rebuilt by any full
+ * scan). A directory whose subtree gave a warning has no tree here: it is read again.
+ */
+export interface WalkMemo {
+  /** The snapshot this walk made (or found unchanged). */
+  snapshot: string;
+  root: MemoDir;
+}
+
+export interface MemoDir {
+  /** Undefined where the folder must be read again: on the way to a source, or a problem below it. */
+  tree?: Buffer;
+  files: number;
+  bytes: number;
+  /** Directories in the subtree, this one included. */
+  dirs: number;
+  kids: Map<string, MemoDir>;
+}
+
+/** The reported paths as a tree of names: `deep` where everything below must be read. */
+interface DirtyDir {
+  deep: boolean;
+  kids: Map<string, DirtyDir>;
+}
+
+/** Where the walk is in the previous walk and in the reported paths (undefined: read everything). */
+interface TrustAt {
+  memo: MemoDir | undefined;
+  dirty: DirtyDir | undefined;
+}
+
+/** Counters of the file system calls one backup made (`snap --json watch` shows them). */
+export interface WalkStats {
+  lstat: number;
+  readdir: number;
+  /** Directories taken from the previous walk without reading them. */
+  trustedDirs: number;
+}
+
+export interface CreateResult {
+  snapshot: StoredSnapshot;
+  warnings: number;
+  /** With skipUnchanged: nothing changed, `snapshot` is the previous one and nothing was saved. */
+  unchanged?: boolean;
+  /** With `trust`: whether the previous walk was used (false: everything was read). */
+  trusted: boolean;
+  /** With `remember`. */
+  walk?: WalkMemo;
+  stats: WalkStats;
+}
+
+/** Build the tree of reported paths; a name that is not UTF-8 (the watcher's U+FFFD) makes its folder deep. */
+function dirtyTree(paths: Iterable<string>): DirtyDir {
+  const root: DirtyDir = { deep: false, kids: new Map() };
+  for (const p of paths) {
+    let at = root;
+    for (const part of fsEncode(path.posix.resolve('/', p)).toString('latin1').split('/')) {
+      if (part === '') continue;
+      if (at.deep) break;
+      if (part.includes('\xef\xbf\xbd')) {
+        at.deep = true; // the real name is unknown: read everything in this folder
+        break;
+      }
+      let k = at.kids.get(part);
+      if (!k) at.kids.set(part, (k = { deep: false, kids: new Map() }));
+      at = k;
+    }
+    at.deep = true;
+  }
+  return root;
+}
+
+/** Files-cache updates wait until the chunks they name are durable; flush them in batches. */
+const CACHE_BATCH = 20_000;
+
+/** The files cache of the directory being walked: what it held, and what this backup learned. */
+interface DirCache {
+  old: Map<string, CachedFile>;
+  updates: Map<string, CachedFile>;
+}
+
+interface PendingDir {
+  dir: Buffer;
+  files: [Buffer, CachedFile][];
+  stale: Buffer[];
+  record: DirRecord | null;
+}
+
+/** A directory entry seen by lstat; a file is read (or found in the files cache) only afterwards. */
+interface Kid {
+  node: Node;
+  st: fs.BigIntStats;
+}
+
+/**
+ * Bumped when what the directory digest covers changes: old records then simply never match.
+ * 2: trees hold extended attributes (a tree of version 1's time lacks them). Whether this backup
+ * reads attributes at all is mixed in too (XATTR_FLAG), so a tree made without them is never
+ * reused by a backup that can read them.
+ */
+const DIGEST_VERSION = 2;
+const XATTR_FLAG = 0x10000;
+
+export async function createSnapshot(repo: Repository, o: CreateOptions): Promise<CreateResult> {
+  const started = Date.now();
+  if (o.paths.length === 0 && !o.stdin) throw new SnapError('SNAP_USAGE', 'name at least one path to back up');
+  if (o.stdin && (o.stdin.name === '' || o.stdin.name.includes('/') || o.stdin.name === '.' || o.stdin.name === '..' || o.stdin.name.includes('\0'))) {
+    throw new SnapError('SNAP_USAGE', `--stdin-filename must be a plain file name (not '${displayPath(o.stdin.name)}')`);
+  }
+  if (o.time && snapshotTime(o.time) === undefined) throw new SnapError('SNAP_USAGE', `cannot record the snapshot time ${String(o.time)}: the format holds ${TIME_RANGE}`);
+  const { sources, dropped } = o.stdin ? { sources: [`/${o.stdin.name}`], dropped: [] } : normalizeSources(o.paths, o.cwd);
+  for (const d of dropped) o.sink.info?.(`${displayPath(d)} is inside another source path; it is backed up once`);
+  if (!o.stdin) for (const s of sources) {
+    try {
+      fs.lstatSync(fsPath(s));
+    } catch (e) {
+      throw fromSystemError(e, `source ${displayPath(s)}`);
+    }
+  }
+  const xattr = xattrBinding();
+  // Once per backup, counted as no file's problem: everything else is backed up as usual.
+  if (!xattr && !o.stdin) o.sink.warn?.({ code: 'SNAP_XATTR', message: `extended attributes and ACLs are not backed up: ${xattrUnavailable()}` });
+  const snapshots = await repo.listSnapshots();
+  const parent = [...snapshots].reverse().find((s) => s.hostname === o.host.hostname && s.paths.join('\0') === sources.join('\0'));
+  const a = new Archiver(repo, o, xattr, parent);
+  const trusted = !!(o.trust && parent && o.trust.walk.snapshot === parent.id);
+  const at: TrustAt | undefined = trusted ? { memo: o.trust!.walk.root, dirty: dirtyTree(o.trust!.dirty) } : undefined;
+  const memoRoot = o.remember === true;
+  let cached = false;
+  for (const s of sources) if (await repo.index.hasFilesUnder(fsEncode(s))) cached = true;
+  a.noFilesCache = !cached;
+  const top = memoRoot ? new Map<string, MemoDir>() : undefined;
+  let rootTree: Buffer;
+  try {
+    rootTree = o.stdin ? await a.streamTree(o.stdin) : await a.dirOfTrie('/', buildTrie(sources), at, top, '/');
+    await o.beforeSave?.();
+    o.signal?.throwIfAborted();
+  } catch (e) {
+    // Stopped (or failed): let pack writes already under way finish, so none is cut off; write nothing more.
+    await repo.objects.settle();
+    // A stopped stream (stdin) fails with its own AbortError: the reason is the signal's.
+    throw o.signal?.aborted ? o.signal.reason : e;
+  }
+  if (o.skipUnchanged && parent) {
+    await repo.objects.flush(); // the new trees are read back
+    if (await sameSources(repo, sources, rootTree, parent.tree)) {
+      await a.flushCache();
+      return { snapshot: parent, warnings: a.summary.warnings, unchanged: true, trusted, stats: a.stats, ...(top?.has('/') ? { walk: { snapshot: parent.id, root: top.get('/')! } } : {}) };
+    }
+  }
+  const summary: SnapshotSummary = {
+    ...a.summary,
+    dataAdded: 0,
+    objectsAdded: 0,
+    durationMs: 0,
+  };
+  const draft = {
+    time: (o.time ?? repo.clock.now()).toISOString(),
+    hostname: o.host.hostname,
+    username: o.host.username,
+    paths: sources,
+    tags: [...new Set(o.tags ?? [])].sort(),
+    tree: rootTree,
+    program: o.program,
+    excludes: o.excludes ?? [],
+    summary,
+  };
+  // Flush before reading the stats, so they count every object this backup added.
+  await repo.objects.flush();
+  summary.dataAdded = repo.objects.stats.bytesAdded;
+  summary.objectsAdded = repo.objects.stats.objectsAdded;
+  summary.durationMs = Date.now() - started;
+  const snapshot = await repo.saveSnapshot(parent ? { ...draft, parent: Buffer.from(parent.id, 'hex') } : draft);
+  for (const p of unmatched(a.rules)) o.sink.info?.(`exclude pattern '${displayPath(p)}' matched nothing`);
+  if (a.unnamed.count > 0) {
+    // One warning, not counted as a file's problem: such files rarely have attributes, and the
+    // rest of each was backed up.
+    const { count, first } = a.unnamed;
+    o.sink.warn?.({ code: 'SNAP_XATTR', path: first, message: `extended attributes of ${count} entr${count === 1 ? 'y' : 'ies'} whose names are not UTF-8 were not read (the xattr binding takes names as text), e.g. ${first}` });
+  }
+  await a.flushCache();
+  return { snapshot, warnings: a.summary.warnings, trusted, stats: a.stats, ...(top?.has('/') ? { walk: { snapshot: snapshot.id, root: top.get('/')! } } : {}) };
+}
+
+/**
+ * Whether every source holds the same in both root trees: the same contents for a directory (its
+ * tree), the same entry for anything else. The folders above the sources (whose times change
+ * whenever anything beside a source does, /home/you) do not count.
+ */
+async function sameSources(repo: Repository, sources: string[], a: Buffer, b: Buffer): Promise<boolean> {
+  if (a.equals(b)) return true;
+  for (const s of sources) {
+    const x = await locateAbs(repo, a, fsEncode(s));
+    const y = await locateAbs(repo, b, fsEncode(s));
+    if (!x?.node || !y?.node) return false;
+    if (x.tree || y.tree) {
+      if (!x.tree || !y.tree || !x.tree.equals(y.tree)) return false;
+    } else if (!sameEntry(x.node, y.node)) return false;
+  }
+  return true;
+}
+
+function sameEntry(x: Node, y: Node): boolean {
+  if (x.type !== y.type || x.size !== y.size || x.mode !== y.mode || x.uid !== y.uid || x.gid !== y.gid) return false;
+  if (x.mtime.sec !== y.mtime.sec || x.mtime.nsec !== y.mtime.nsec) return false;
+  const cx = x.chunks ?? [];
+  const cy = y.chunks ?? [];
+  if (cx.length !== cy.length || !cx.every((c, i) => c.equals(cy[i]!))) return false;
+  if ((x.target === undefined) !== (y.target === undefined) || (x.target && !x.target.equals(y.target!))) return false;
+  const ax = x.xattrs ?? [];
+  const ay = y.xattrs ?? [];
+  return ax.length === ay.length && ax.every((v, i) => v.name.equals(ay[i]!.name) && v.value.equals(ay[i]!.value));
+}
+
+class Archiver {
+  readonly stats: WalkStats = { lstat: 0, readdir: 0, trustedDirs: 0 };
+  readonly summary = {
+    filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirsNew: 0, dirsChanged: 0, dirsUnchanged: 0,
+    bytesRead: 0, totalBytes: 0, totalFiles: 0, warnings: 0,
+  };
+  readonly rules: ExcludeRule[];
+  private readonly absRules: boolean;
+  private readonly tagNames: Buffer[];
+  private readonly owners = new OwnerNames();
+  private readonly progress: ProgressCounters = { files: 0, dirs: 0, bytes: 0 };
+  private readonly repoId: { dev: bigint; ino: bigint } | undefined;
+  private pendingCache: PendingDir[] = [];
+  private pendingFiles = 0;
+  private chunker: FileChunker;
+  /** Set when the files cache has nothing under any source (a first backup): no need to ask per directory. */
+  noFilesCache = false;
+  /** Entries whose attributes could not be asked for (names that are not UTF-8): said once, at the end. */
+  readonly unnamed: { count: number; first?: string } = { count: 0 };
+  private readonly digestWords = new BigUint64Array(12);
+  private readonly digestBytes = Buffer.from(this.digestWords.buffer);
+
+  /** Said only when it is news: on the first backup of these paths (docs/design.md). */
+  private readonly tellRepoSkipped: boolean;
+
+  constructor(private readonly repo: Repository, private readonly o: CreateOptions, private readonly xattr: XattrBinding | undefined, parent: StoredSnapshot | undefined) {
+    this.rules = compileExcludes(o.excludes ?? []);
+    this.absRules = needsAbsolute(this.rules);
+    this.tagNames = [...new Set([...(o.excludeIfPresent ?? []), ...(o.excludeCaches ? [CACHEDIR_TAG] : [])])].map((n) => fsEncode(n));
+    // The repository's own folder is skipped when backed up into itself (remote storage has none here).
+    const st = repo.localRoot === undefined ? undefined : fs.statSync(fsPath(repo.localRoot), { bigint: true });
+    this.repoId = st && { dev: st.dev, ino: st.ino };
+    this.chunker = new FileChunker(-1, repo.gear);
+    // The previous backup of the same paths tells how much there is: a percentage and an ETA.
+    if (parent) this.progress.totalBytes = parent.summary.totalBytes;
+    this.tellRepoSkipped = parent === undefined;
+  }
+
+  private warn(code: string, p: Buffer | string, message: string): void {
+    this.summary.warnings++;
+    const shown = typeof p === 'string' ? p : displayName(p);
+    this.o.sink.warn?.({ code, path: shown, message: `${shown}: ${message}` });
+  }
+
+  /** The tree of a directory on the way to the sources: only the children that lead to one. */
+  async dirOfTrie(abs: string, trie: SourceTrie, at: TrustAt | undefined, into: Map<string, MemoDir> | undefined, key: string): Promise<Buffer> {
+    const dirBuf = fsEncode(abs);
+    if (trie.source) return this.dirTree(dirBuf, '', await this.lstat(dirBuf), at, into, key);
+    const kids = into ? new Map<string, MemoDir>() : undefined;
+    into?.set(key, { files: 0, bytes: 0, dirs: 0, kids: kids! });
+    const nodes: Node[] = [];
+    for (const name of [...trie.children.keys()].sort((x, y) => Buffer.compare(fsEncode(x), fsEncode(y)))) {
+      const child = trie.children.get(name)!;
+      const nameBuf = fsEncode(name);
+      const full = joinPath(dirBuf, nameBuf);
+      if (child.source) {
+        const kid = await this.entry(dirBuf, nameBuf, '', undefined, descend(at, nameBuf), kids);
+        if (kid) this.addXattrs(full, kid.node);
+        const node = kid?.node.type === 'file' ? await this.file(full, nameBuf, kid.node, kid.st, undefined) : kid?.node;
+        if (node) nodes.push(node);
+        continue;
+      }
+      const st = await this.lstat(full);
+      if (!st) continue;
+      const node = baseNode(nameBuf, st, this.owners);
+      this.addXattrs(full, node);
+      node.tree = await this.dirOfTrie(path.posix.join(abs, name), child, descend(at, nameBuf), kids, nameBuf.toString('latin1'));
+      nodes.push(node);
+    }
+    return this.storeTree(nodes);
+  }
+
+  private async lstat(p: Buffer): Promise<fs.BigIntStats | undefined> {
+    this.stats.lstat++;
+    try {
+      return fs.lstatSync(p, { bigint: true });
+    } catch (e) {
+      this.warn(errnoCode(e) ?? 'SNAP_IO', p, `cannot stat: ${(e as Error).message}`);
+      return undefined;
+    }
+  }
+
+  private async storeTree(nodes: Node[]): Promise<Buffer> {
+    const bytes = encodeTree(nodes);
+    const r = await this.repo.objects.add('tree', bytes);
+    return r.id;
+  }
+
+  /**
+   * Back up one directory entry, except a file's contents: its node and lstat result, or undefined
+   * when it is excluded or unreadable.
+   */
+  private async entry(dir: Buffer, name: Buffer, rel: string, rootDev: bigint | undefined, at: TrustAt | undefined, memo: Map<string, MemoDir> | undefined): Promise<Kid | undefined> {
+    this.o.signal?.throwIfAborted();
+    const full = joinPath(dir, name);
+    const st = await this.lstat(full);
+    if (!st) return undefined;
+    if (rel !== '' && this.excluded(full, rel, st)) return undefined;
+    const node = baseNode(name, st, this.owners);
+    switch (node.type) {
+      case 'dir': {
+        if (this.repoId && st.dev === this.repoId.dev && st.ino === this.repoId.ino) {
+          if (this.tellRepoSkipped) this.o.sink.info?.(`${displayName(full)} is the repository itself; it is not backed up`);
+          return undefined;
+        }
+        if (this.o.oneFileSystem && rootDev !== undefined && st.dev !== rootDev) {
+          node.tree = await this.storeTree([]);
+          return { node, st };
+        }
+        // Nothing reported at or below it since the previous walk: its tree is that walk's.
+        const key = name.toString('latin1');
+        const m = at && !at.dirty && rel !== '' ? at.memo : undefined;
+        if (m?.tree && (await this.repo.objects.has(m.tree))) {
+          node.tree = m.tree;
+          this.trustedDir(m);
+          memo?.set(key, m);
+          return { node, st };
+        }
+        node.tree = await this.dirTree(full, rel, st, at, memo, key);
+        return { node, st };
+      }
+      case 'symlink':
+        try {
+          node.target = fs.readlinkSync(full, { encoding: 'buffer' });
+        } catch (e) {
+          this.warn(errnoCode(e) ?? 'SNAP_IO', full, `cannot read symlink: ${(e as Error).message}`);
+          return undefined;
+        }
+        return { node, st };
+      case 'chardev':
+      case 'blockdev':
+        node.rdev = Number(st.rdev);
+        return { node, st };
+      default:
+        return { node, st }; // file: read by the caller; fifo, socket: recorded by type, never opened
+    }
+  }
+
+  /** Whether an entry below a source root is left out: a pattern, its size, a tag file in it. */
+  private excluded(full: Buffer, rel: string, st: fs.BigIntStats): boolean {
+    const isDir = st.isDirectory();
+    if (isExcluded(this.rules, rel, isDir, this.absRules ? full.subarray(1).toString('latin1') : undefined)) return true;
+    if (this.o.excludeLargerThan !== undefined && st.isFile() && st.size > BigInt(this.o.excludeLargerThan)) return true;
+    if (isDir) for (const tag of this.tagNames) if (this.hasTag(joinPath(full, tag), tag)) return true;
+    return false;
+  }
+
+  /** A tag file is there (CACHEDIR.TAG only with its signature, so a stray file of that name does not hide a directory). */
+  private hasTag(p: Buffer, name: Buffer): boolean {
+    if (!name.equals(CACHEDIR_TAG_BYTES) || !this.o.excludeCaches) {
+      this.stats.lstat++;
+      try {
+        fs.lstatSync(p);
+        return true;
+      } catch {
+        return false;
+      }
+    }
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+      const head = Buffer.alloc(CACHEDIR_SIGNATURE.length);
+      const n = fs.readSync(fd, head, 0, head.length, 0);
+      return n === head.length && head.equals(CACHEDIR_SIGNATURE);
+    } catch {
+      return false;
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+
+  /**
+   * A digest of everything a directory's tree is made of, except file contents, which the files
+   * cache's rule stands for (same size, mtime, ctime, inode and device: same bytes). When it
+   * equals last backup's, the tree is last backup's: no files-cache read, no tree encoding.
+   */
+  private digest(kids: Kid[]): Buffer {
+    const h = createHash('sha256');
+    // Typed-array stores: Buffer.writeBigUInt64LE was 4% of an unchanged backup's main thread.
+    const words = this.digestWords;
+    const bytes = this.digestBytes;
+    const u32 = new Uint32Array(words.buffer);
+    u32[0] = DIGEST_VERSION | (this.xattr ? XATTR_FLAG : 0);
+    u32[1] = kids.length;
+    h.update(bytes.subarray(0, 8));
+    for (const { node, st } of kids) {
+      words[0] = st.dev;
+      words[1] = st.ino;
+      words[2] = st.mode;
+      words[3] = st.nlink;
+      words[4] = st.uid;
+      words[5] = st.gid;
+      words[6] = st.rdev;
+      words[7] = st.size;
+      words[8] = BigInt.asUintN(64, st.mtimeNs);
+      words[9] = BigInt.asUintN(64, st.ctimeNs);
+      u32[20] = node.name.length;
+      u32[21] = node.target?.length ?? 0;
+      u32[22] = Buffer.byteLength(node.user);
+      u32[23] = Buffer.byteLength(node.group);
+      h.update(bytes);
+      h.update(node.name);
+      if (node.target) h.update(node.target);
+      h.update(node.user);
+      h.update(node.group);
+      h.update(node.tree ?? EMPTY);
+    }
+    return h.digest();
+  }
+
+  /**
+   * A directory's tree, read from the file system. `at`: where it is in the previous walk and the
+   * reported paths (its subdirectories may be taken from there); `into`: where to remember it.
+   */
+  private async dirTree(full: Buffer, rel: string, st: fs.BigIntStats | undefined, at: TrustAt | undefined, into: Map<string, MemoDir> | undefined, key: string): Promise<Buffer> {
+    const s = this.summary;
+    const files = s.totalFiles;
+    const bytes = s.totalBytes;
+    const dirs = s.dirsNew + s.dirsChanged + s.dirsUnchanged;
+    const warnings = s.warnings;
+    const kids = into ? new Map<string, MemoDir>() : undefined;
+    const listed = { ok: true };
+    const tree = await this.walkDir(full, rel, st, at, kids, listed);
+    // A subtree with a problem (an unreadable file left out) is never trusted as a whole: read
+    // again next time (its folders without a problem still may be).
+    if (into) {
+      const ok = listed.ok && s.warnings === warnings;
+      into.set(key, { ...(ok ? { tree: keptId(tree) } : {}), files: s.totalFiles - files, bytes: s.totalBytes - bytes, dirs: s.dirsNew + s.dirsChanged + s.dirsUnchanged - dirs, kids: kids! });
+    }
+    return tree;
+  }
+
+  /** Count a directory taken from the previous walk: all of it unchanged. */
+  private trustedDir(m: MemoDir): void {
+    this.stats.trustedDirs++;
+    this.summary.totalFiles += m.files;
+    this.summary.filesUnchanged += m.files;
+    this.summary.totalBytes += m.bytes;
+    this.summary.dirsUnchanged += m.dirs;
+    this.progress.files += m.files;
+    this.progress.bytes += m.bytes;
+    this.progress.dirs += m.dirs;
+  }
+
+  private async walkDir(full: Buffer, rel: string, st: fs.BigIntStats | undefined, at: TrustAt | undefined, memo: Map<string, MemoDir> | undefined, listed: { ok: boolean }): Promise<Buffer> {
+    let names: Buffer[];
+    this.stats.readdir++;
+    try {
+      names = fs.readdirSync(full, { encoding: 'buffer' });
+    } catch (e) {
+      this.warn(errnoCode(e) ?? 'SNAP_IO', full, `cannot list directory: ${(e as Error).message}`);
+      listed.ok = false;
+      return this.storeTree([]);
+    }
+    names.sort(Buffer.compare);
+    const rootDev = st?.dev;
+    const kids: Kid[] = [];
+    for (const name of names) {
+      const childRel = rel === '' ? name.toString('latin1') : `${rel}/${name.toString('latin1')}`;
+      const kid = await this.entry(full, name, childRel, rootDev, descend(at, name), memo);
+      if (kid) kids.push(kid);
+    }
+    this.progress.dirs++;
+    const digest = this.digest(kids);
+    const last = this.noFilesCache ? undefined : await this.repo.index.getDirRecord(full);
+    if (last && last.digest.equals(digest) && (await this.repo.objects.has(last.tree))) {
+      for (const { node, st: kst } of kids) if (node.type === 'file') this.unchangedFile(Number(kst.size));
+      this.report(full);
+      this.summary.dirsUnchanged++;
+      return last.tree;
+    }
+    const cache: DirCache = { old: this.noFilesCache ? new Map() : await this.repo.index.filesInDir(full), updates: new Map() };
+    const seen = new Set<string>();
+    const updates: [Buffer, CachedFile][] = [];
+    const nodes: Node[] = [];
+    let complete = true; // every entry made it into the tree as it is now: the record may be kept
+    for (const { node: n, st: kst } of kids) {
+      let node: Node | undefined = n;
+      // Only here, for directories that changed: an unchanged one's tree already holds them (a
+      // change of attributes changes the entry's ctime, which the digest covers).
+      if (!this.addXattrs(joinPath(full, n.name), n)) complete = false;
+      if (n.type === 'file') {
+        const key = n.name.toString('latin1');
+        seen.add(key);
+        node = await this.file(joinPath(full, n.name), n.name, n, kst, cache);
+        const upd = cache.updates.get(key);
+        if (upd) updates.push([n.name, upd]);
+        else if (!node || !cache.old.has(key) || !sameStamp(cache.old.get(key)!, stampOf(kst))) complete = false;
+      }
+      if (node) nodes.push(node);
+    }
+    const stale = [...cache.old.keys()].filter((k) => !seen.has(k)).map((k) => Buffer.from(k, 'latin1'));
+    const bytes = encodeTree(nodes);
+    const r = await this.repo.objects.add('tree', bytes);
+    // Compared with the last backup of this directory (its record, else its files-cache entries);
+    // a directory the index knows nothing of is new, even when an identical tree exists already
+    // (two empty directories in a first backup).
+    if (last) {
+      if (r.id.equals(last.tree)) this.summary.dirsUnchanged++;
+      else this.summary.dirsChanged++;
+    } else if (cache.old.size > 0) {
+      if (r.added) this.summary.dirsChanged++;
+      else this.summary.dirsUnchanged++;
+    } else this.summary.dirsNew++;
+    // The record waits, like the files-cache entries, until what the tree names is durable.
+    this.pendingCache.push({ dir: full, files: updates, stale, record: complete ? { digest, tree: r.id } : null });
+    this.pendingFiles += updates.length + stale.length + 1;
+    if (this.pendingFiles >= CACHE_BATCH) await this.flushCache();
+    return r.id;
+  }
+
+  /**
+   * The root tree of a backup from a stream: one file, owner-only (a database dump is private),
+   * owned by this user, dated now. The producer's outcome is checked before anything is saved.
+   */
+  async streamTree(s: StdinSource): Promise<Buffer> {
+    const total = { bytes: 0 };
+    const chunks: Buffer[] = [];
+    const name = fsEncode(s.name);
+    for await (const c of streamChunks(this.repo.gear, s.data, total)) {
+      this.o.signal?.throwIfAborted();
+      const id = this.repo.hashId(c);
+      chunks.push(id);
+      await this.repo.objects.add('blob', c, id);
+      this.progress.bytes = total.bytes;
+      this.report(name);
+    }
+    await s.finished?.();
+    if (total.bytes === 0) this.warn('SNAP_EMPTY_INPUT', name, 'read 0 bytes: the snapshot holds an empty file (did the producer fail?)');
+    const me = ownIds();
+    const node: Node = {
+      name, type: 'file', mode: 0o600, uid: me.uid, gid: me.gid, user: this.owners.user(me.uid), group: this.owners.group(me.gid),
+      mtime: splitNs(BigInt(this.repo.clock.now().getTime()) * 1_000_000n), size: total.bytes, chunks,
+    };
+    Object.assign(this.summary, { filesNew: 1, totalFiles: 1, totalBytes: total.bytes, bytesRead: total.bytes });
+    return this.storeTree([node]);
+  }
+
+  /** Record the extended attributes of `full` in its node; false when some could not be read. */
+  private addXattrs(full: Buffer, node: Node): boolean {
+    if (!this.xattr) return true;
+    const r = readXattrs(this.xattr, full);
+    if (!r) {
+      this.unnamed.count++;
+      this.unnamed.first ??= displayName(full);
+      return true;
+    }
+    if (r.xattrs.length > 0) node.xattrs = r.xattrs;
+    for (const p of r.problems) this.warn(p.code, full, p.message);
+    return r.problems.length === 0;
+  }
+
+  /** A file the directory record vouches for: counted like a files-cache hit. */
+  private unchangedFile(size: number): void {
+    this.summary.totalFiles++;
+    this.progress.files++;
+    this.summary.filesUnchanged++;
+    this.summary.totalBytes += size;
+    this.progress.bytes += size;
+  }
+
+  private async file(full: Buffer, name: Buffer, node: Node, st: fs.BigIntStats, cache: DirCache | undefined): Promise<Node | undefined> {
+    const stamp = stampOf(st);
+    if (Number(st.nlink) > 1) node.inode = { dev: Number(st.dev), ino: recordedInode(st.ino), links: Number(st.nlink) };
+    const key = name.toString('latin1');
+    const cached = cache?.old.get(key);
+    this.progress.files++;
+    if (cached && sameStamp(cached, stamp)) {
+      node.size = stamp.size;
+      node.chunks = cached.chunks;
+      this.summary.totalFiles++;
+      this.summary.filesUnchanged++;
+      this.summary.totalBytes += stamp.size;
+      this.progress.bytes += stamp.size;
+      this.report(full);
+      return node;
+    }
+    const read = await this.readFile(full, st);
+    if (!read) return undefined; // a warning; the snapshot does not hold it, nor count it
+    this.summary.totalFiles++;
+    node.size = read.size;
+    node.chunks = read.chunks;
+    if (cached) this.summary.filesChanged++;
+    else this.summary.filesNew++;
+    this.summary.totalBytes += read.size;
+    if (read.stable) cache?.updates.set(key, { ...stamp, chunks: read.chunks });
+    this.report(full);
+    return node;
+  }
+
+  private report(full: Buffer): void {
+    this.progress.current = displayName(full);
+    this.o.sink.progress?.(this.progress);
+  }
+
+  private async readFile(full: Buffer, before: fs.BigIntStats): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
+    let fd: number;
+    try {
+      fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    } catch (e) {
+      this.warn(errnoCode(e) ?? 'SNAP_IO', full, `cannot read: ${(e as Error).message}`);
+      return undefined;
+    }
+    try {
+      const opened = fs.fstatSync(fd, { bigint: true });
+      if (!opened.isFile() || opened.ino !== before.ino) {
+        this.warn('SNAP_CHANGED', full, 'was replaced while being backed up; skipped');
+        return undefined;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      this.chunker.reset(fd, Number(opened.size));
+      for (let c = this.chunker.next(); c; c = this.chunker.next()) {
+        size += c.length;
+        this.o.signal?.throwIfAborted();
+        this.progress.bytes += c.length;
+        this.summary.bytesRead += c.length;
+        const id = this.repo.hashId(c);
+        chunks.push(id);
+        await this.repo.objects.add('blob', c, id);
+      }
+      const after = fs.fstatSync(fd, { bigint: true });
+      const stable = after.size === before.size && after.mtimeNs === before.mtimeNs && after.ctimeNs === before.ctimeNs && BigInt(size) === after.size;
+      if (!stable) this.warn('SNAP_CHANGED', full, 'changed while it was being read; the snapshot holds the bytes as read');
+      return { size, chunks, stable };
+    } catch (e) {
+      // Source reads fail with plain system errors; a SnapError comes from the repository side
+      // (a pack write failing with EIO, the index on a full disk) and is fatal, never a file warning;
+      // so is the reason the backup was stopped.
+      if (e instanceof SnapError || this.o.signal?.aborted) throw e;
+      this.warn(errnoCode(e) ?? 'SNAP_IO', full, `read failed: ${(e as Error).message}`);
+      return undefined;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Write buffered files-cache updates once the chunks they name are durable and indexed. */
+  async flushCache(): Promise<void> {
+    if (this.pendingCache.length === 0) return;
+    await this.repo.objects.flush();
+    for (const p of this.pendingCache) await this.repo.index.putFilesInDir(p.dir, p.files, p.stale, p.record);
+    this.pendingCache = [];
+    this.pendingFiles = 0;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A tree id the walk keeps (snap watch keeps it for days), copied into memory of its own: an id
+ * read from a directory record is a 32-byte slice of Node's shared 8 KB buffer pool, and kept as
+ * it is it would keep that whole block alive.
+ */
+function keptId(id: Buffer): Buffer {
+  const b = Buffer.allocUnsafeSlow(id.length);
+  id.copy(b);
+  return b;
+}
+
+/** Where the child `name` is in the previous walk and the reported paths; undefined: read all of it. */
+function descend(at: TrustAt | undefined, name: Buffer): TrustAt | undefined {
+  if (!at || !at.dirty || at.dirty.deep) return at && !at.dirty ? { memo: at.memo?.kids.get(name.toString('latin1')), dirty: undefined } : undefined;
+  const key = name.toString('latin1');
+  return { memo: at.memo?.kids.get(key), dirty: at.dirty.kids.get(key) };
+}
+
+function ownIds(): { uid: number; gid: number } {
+  try {
+    const u = os.userInfo();
+    return { uid: Math.max(u.uid, 0), gid: Math.max(u.gid, 0) };
+  } catch {
+    return { uid: 0, gid: 0 }; // no passwd entry (containers)
+  }
+}
+const CACHEDIR_TAG = 'CACHEDIR.TAG';
+const CACHEDIR_TAG_BYTES = Buffer.from(CACHEDIR_TAG);
+/** The Cache Directory Tagging Specification's header: a tag file starts with exactly these bytes. */
+const CACHEDIR_SIGNATURE = Buffer.from('Signature: 8a477f597d28d172789f06886806bc55');
+
+function stampOf(st: fs.BigIntStats): FileStamp {
+  return { size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev };
+}

@@ -1,0 +1,973 @@
+// `snap restore`: recreate a snapshot (or parts of it) under a target directory.
+// Safety: names in trees are validated on decode (no '/', '.', '..'); every directory is an open
+// descriptor, opened without following a symlink relative to its parent's, and everything in it is
+// reached through that descriptor (restore-dir.ts), so neither a planted symlink nor a rename by
+// another user redirects a write outside the target. Every file is written to a temporary name and
+// renamed, so an interrupted restore never leaves a complete-looking file. Directory metadata is
+// applied on the descriptor once everything in the directory is written. The walk keeps its own
+// stack (any depth), after the snapshot's expanded size was checked (restore-budget.ts).
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { SnapError, errnoCode, fromSystemError, isSnapError } from '../../core/errors.js';
+import { displayName, displayPath, fsDecode, fsEncode, joinPath } from '../../core/bytes.js';
+import { TaskPool } from '../../core/pool.js';
+import { writeSparse } from '../../core/sparse.js';
+import type { ProgressSink } from '../../core/progress.js';
+import type { Node } from '../../model/node.js';
+import { Tree } from '../../model/tree.js';
+import type { StoredSnapshot } from '../../model/snapshot.js';
+import type { Repository } from '../../repo/repository.js';
+import type { Backend } from '../../backend/backend.js';
+import { locate, splitPath } from '../tree/navigate.js';
+import { randomHex, toHex } from '../../core/ids.js';
+import { CODEC_RAW } from '../../store/codec.js';
+import { readObjectAt } from '../../store/object-store.js';
+import { objectWhat } from '../../store/object-codec.js';
+import { packName } from '../../store/pack.js';
+import { FileWriter, type WriteJob, writerUnpacks } from './writer.js';
+import { makeDevice, makeFifo } from '../fs/special-files.js';
+import { DIR_FLAGS, DIR_PATH_FLAGS, O_PATH, fdPath, fdPathFor, openTarget } from './dir.js';
+import { heldTimes, needsTimeCheck, sameMtime, timeArg, timeNotSet } from './time.js';
+import { checkExpansion, expandedSize } from './budget.js';
+import { xattrBinding, xattrUnavailable } from '../fs/xattr-binding.js';
+import { type MirrorSink, type Removal, isRealDir, planPrune, pruneDir, removeEntry } from './mirror.js';
+import { applyXattrs } from '../fs/xattr-apply.js';
+
+export type OverwritePolicy = 'never' | 'if-changed' | 'always';
+
+export interface RestoreOptions {
+  target: string;
+  include?: string[];
+  dryRun?: boolean;
+  /** With dryRun: told of each entry that would be written, in restore order. */
+  onPlanned?: (e: PlannedEntry) => Promise<void> | void;
+  overwrite?: OverwritePolicy;
+  /** Restore ownership (only root can). */
+  asRoot: boolean;
+  sink: ProgressSink;
+  concurrency?: number;
+  /** Stops the restore (Ctrl-C): the walk stops at its next entry and the reason is thrown. */
+  signal?: AbortSignal;
+  /**
+   * Mirror (`--delete`, restore-mirror.ts): below each restored path, remove what the snapshot
+   * does not have (and what is in the way of what it has). In a dry run: listed only.
+   */
+  delete?: boolean;
+  /** With delete: told of each entry removed (or that a dry run would remove), contents before their directory. */
+  onRemoved?: (r: Removal) => Promise<void> | void;
+  /**
+   * Tests only (the CLI sets it from SNAP_RESTORE_TEST_PAUSE): awaited right after the restore
+   * made a directory, before it opens it, and right after it made a temporary special-file node,
+   * before it sets its metadata: the two moments another user's swap must not redirect anything
+   * (issue 20, items 1 and 2). `path` is where the entry is, under the target as the kernel names it.
+   */
+  testPause?: (at: { kind: 'dir' | 'temp'; path: Buffer }) => Promise<void>;
+}
+
+/** An entry a dry run would write: `dest` under the target; for a hard link, the path it would link to. */
+export interface PlannedEntry {
+  dest: Buffer;
+  node: Node;
+  linkTo?: Buffer;
+}
+
+export interface RestoreResult {
+  files: number;
+  dirs: number;
+  links: number;
+  special: number;
+  bytes: number;
+  unchanged: number;
+  skipped: number;
+  damaged: string[];
+  warnings: number;
+  /** With delete: entries removed (or that would be). */
+  removed: number;
+}
+
+const TMP_PREFIX = '.snap-restore-';
+const TMP_PREFIX_B = Buffer.from(TMP_PREFIX);
+/** Writer threads: 2 keep a 2-core machine busy (each costs ~10 MB of memory). */
+const WRITER_THREADS = 2;
+/** Bytes of small files read ahead of the writer threads. */
+const INFLIGHT_BYTES = 32 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o: RestoreOptions): Promise<RestoreResult> {
+  // The paths `ls` and `cat` accept: absolute snapshot paths, or paths relative to a source path.
+  const include: string[] = [];
+  for (const inc of o.include ?? []) include.push(fsDecode((await locate(repo, snap, inc)).path));
+  const r = new Restorer(repo, { ...o, include });
+  await r.run(snap);
+  return r.result;
+}
+
+/**
+ * A directory of the restore, open (restore-dir.ts). It stays open while anything inside it is
+ * being written: the walk of its entries, each file task, each subdirectory (so a directory's
+ * metadata comes after its children's), a hard-link group whose first file is in it. The last
+ * one to let go sets its owner, attributes, mode and times on the descriptor and closes it.
+ */
+class DirState {
+  refs = 1;
+  closed = false;
+  private readonly prefix: Buffer;
+  constructor(
+    readonly fd: number,
+    /** Opened with O_PATH (a directory its owner may not read): metadata through /proc/self/fd/N, not on the descriptor. */
+    readonly pathOnly: boolean,
+    /** The path shown in messages (target/...). */
+    readonly shown: Buffer,
+    readonly parent: DirState | undefined,
+    /** The snapshot's directory entry (none for the target itself, whose metadata stays). */
+    readonly node: Node | undefined,
+    /** Created by this restore: it holds only what the restore put there. */
+    readonly fresh: boolean,
+  ) {
+    this.prefix = fdPath(fd, '');
+  }
+
+  at(name: Buffer | string): Buffer {
+    return Buffer.concat([this.prefix, typeof name === 'string' ? Buffer.from(name) : name]);
+  }
+}
+
+interface Frame {
+  dir: DirState | undefined; // undefined in a dry run
+  shown: Buffer;
+  nodes: Tree;
+  i: number;
+  parts: Buffer[];
+  scope: 'all' | 'partial';
+  /** At or below a restored path: pruned with --delete. */
+  mirror: boolean;
+  /** The path's names, kept until the frame is a mirror (then unused). */
+  mparts: Buffer[];
+  /** Dry run: the target holds this directory as a real directory (not through a symlink), so its removals can be listed. */
+  real: boolean;
+}
+
+/** The first restored path of a hard-link group, which later members link to. */
+interface LinkFirst {
+  dir: DirState | undefined; // undefined in a dry run
+  name: Buffer;
+  shown: Buffer;
+  node: Node;
+}
+
+interface LinkGroup {
+  first: Promise<LinkFirst | undefined>;
+  /** Members met so far; at node.inode.links the group lets go of the first's directory. */
+  seen: number;
+  held: DirState | undefined;
+}
+
+/** Directories kept open for hard-link groups at most: beyond, a later member is written as a copy. */
+const MAX_GROUP_DIRS = 1024;
+
+class Restorer {
+  readonly result: RestoreResult = { files: 0, dirs: 0, links: 0, special: 0, bytes: 0, unchanged: 0, skipped: 0, damaged: [], warnings: 0, removed: 0 };
+  /** The restored paths (the --include paths, else the snapshot's source paths): --delete prunes at and below them. */
+  private mirrorRoots: Buffer[][] = [];
+  private readonly mirrorSink: MirrorSink = {
+    removed: (r) => this.o.onRemoved?.(r),
+    failed: (shown, e) => {
+      const se = fromSystemError(e, `removing ${displayName(shown)}`);
+      this.warn(se.code, shown, `not removed (--delete): ${se.message}`);
+    },
+  };
+  private readonly pool: TaskPool;
+  private readonly includes: Buffer[][];
+  private readonly groups = new Map<string, LinkGroup>();
+  private readonly groupDirs = new Map<DirState, number>();
+  private readonly open = new Set<DirState>();
+  private readonly policy: OverwritePolicy;
+  private progress = { files: 0, dirs: 0, bytes: 0, current: '' };
+  private readonly tmpPrefix = randomHex(4);
+  private tmpCounter = 0;
+  private writer: FileWriter | undefined;
+  private readonly reader: RangeReader;
+  /** Bytes of single-chunk files read and not yet written (see withBudget). */
+  private inflight = 0;
+  private budgetWaiters: (() => void)[] = [];
+  private readonly xattr = xattrBinding();
+  private xattrMissingSaid = false;
+
+  constructor(private readonly repo: Repository, private readonly o: RestoreOptions) {
+    // Files are written on worker threads (writer.ts): many files in flight keep them
+    // busy while the main thread reads and verifies the next ones; memory is bounded by bytes.
+    this.pool = new TaskPool(o.concurrency ?? 64, 64);
+    this.reader = new RangeReader(repo.backend);
+    this.includes = (o.include ?? []).map((p) => splitPath(fsEncode(p)));
+    this.policy = o.overwrite ?? 'never';
+  }
+
+  /** A file whose data is damaged or missing is named and skipped; any other error propagates. */
+  private damagedData(e: unknown, dest: Buffer): undefined {
+    if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+    this.result.damaged.push(displayName(dest));
+    this.result.files--;
+    this.warn(e.code, dest, `not restored, its data is damaged: ${e.message}`);
+    return undefined;
+  }
+
+  private warn(code: string, p: Buffer, message: string): void {
+    this.result.warnings++;
+    const shown = displayName(p);
+    this.o.sink.warn?.({ code, path: shown, message: `${shown}: ${message}` });
+  }
+
+  /** 'all': restore everything below; 'partial': on the way to an include; 'none': skip. */
+  private scope(parts: Buffer[]): 'all' | 'partial' | 'none' {
+    if (this.includes.length === 0) return 'all';
+    let partial = false;
+    for (const inc of this.includes) {
+      const n = Math.min(inc.length, parts.length);
+      let same = true;
+      for (let i = 0; i < n && same; i++) same = inc[i]!.equals(parts[i]!);
+      if (!same) continue;
+      if (parts.length >= inc.length) return 'all';
+      partial = true;
+    }
+    return partial ? 'partial' : 'none';
+  }
+
+  /** Whether the path `parts` is a restored path or below one. */
+  private isMirror(parts: Buffer[]): boolean {
+    return this.mirrorRoots.some((root) => root.length <= parts.length && root.every((x, i) => x.equals(parts[i]!)));
+  }
+
+  /** --delete: prune the directory just opened (or, in a dry run, list what would go). */
+  private async prune(d: DirState | undefined, shown: Buffer, nodes: Tree, real: boolean): Promise<void> {
+    if (d && !d.fresh) this.result.removed += await pruneDir(d.fd, shown, nodes, TMP_PREFIX_B, this.mirrorSink);
+    else if (!d && real) this.result.removed += await planPrune(shown, nodes, TMP_PREFIX_B, this.mirrorSink);
+  }
+
+  /** --delete: remove a directory standing where the snapshot has the non-directory `node` (a dry run lists it). */
+  private async clearWay(d: DirState | undefined, node: Node, shown: Buffer, real: boolean): Promise<void> {
+    if (d) {
+      const st = fs.lstatSync(d.at(node.name), { throwIfNoEntry: false });
+      if (st?.isDirectory()) this.result.removed += await removeEntry(d.fd, node.name, shown, true, this.mirrorSink);
+    } else if (real && isRealDir(shown)) {
+      this.result.removed += await planPrune(shown, Tree.EMPTY, TMP_PREFIX_B, this.mirrorSink);
+      this.result.removed++;
+      await this.mirrorSink.removed({ dest: shown, dir: true });
+    }
+  }
+
+  async run(snap: StoredSnapshot): Promise<void> {
+    if (this.o.delete) this.mirrorRoots = this.includes.length > 0 ? this.includes : snap.paths.map((p) => splitPath(fsEncode(p)));
+    const rootScope = this.scope([]);
+    if (rootScope === 'none') return;
+    let rootDir: DirState | undefined;
+    let shown = fsEncode(path.resolve(this.o.target));
+    let inodes: number | undefined;
+    if (!this.o.dryRun) {
+      const { fd, pathOnly } = openTarget(shown);
+      try {
+        // The kernel's name of the opened folder, as bytes (fs.realpathSync walks it as text).
+        shown = fs.readlinkSync(fdPath(fd), { encoding: 'buffer' });
+        inodes = fs.statfsSync(fdPath(fd).toString()).files;
+      } catch (e) {
+        fs.closeSync(fd);
+        throw fromSystemError(e, `restore target ${displayName(shown)}`);
+      }
+      rootDir = new DirState(fd, pathOnly, shown, undefined, undefined, false);
+      this.open.add(rootDir);
+    }
+    try {
+      // Before anything is written: a crafted tree DAG is refused here (restore-budget.ts).
+      const x = await expandedSize((id) => this.repo.readTree(id), snap.tree, (p) => this.scope(p), this.o.signal);
+      checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
+      if (rootDir) this.sweepLeftovers(rootDir);
+      if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS, this.repo.objects.ctx);
+      try {
+        await this.walk(snap.tree, rootDir, shown, rootScope);
+        await this.pool.drain();
+        for (const g of this.groups.values()) this.releaseGroup(g);
+      } finally {
+        // On failure, drain the pool first: no task may still be waiting for a writer thread.
+        await this.pool.drain().catch(() => {});
+        await this.writer?.close();
+        this.writer = undefined;
+      }
+    } finally {
+      // After a failure or an interruption: close what is still open, without its metadata.
+      for (const d of this.open) this.close(d);
+    }
+  }
+
+  /** The walk, depth first with a stack of its own: no nesting depth overflows the call stack. */
+  private async walk(root: Buffer, rootDir: DirState | undefined, shown: Buffer, scope: 'all' | 'partial'): Promise<void> {
+    const rootNodes = await this.readTree(root, shown);
+    const rootMirror = this.o.delete === true && this.isMirror([]);
+    const rootReal = !rootDir && this.o.delete === true && fs.statSync(shown, { throwIfNoEntry: false })?.isDirectory() === true;
+    if (rootMirror) await this.prune(rootDir, shown, rootNodes, rootReal);
+    const stack: Frame[] = [{ dir: rootDir, shown, nodes: rootNodes, i: 0, parts: [], scope, mirror: rootMirror, mparts: [], real: rootReal }];
+    while (stack.length > 0) {
+      const f = stack[stack.length - 1]!;
+      if (f.i >= f.nodes.length) {
+        stack.pop();
+        if (f.dir) this.drop(f.dir);
+        continue;
+      }
+      this.o.signal?.throwIfAborted();
+      const node = f.nodes.at(f.i++);
+      const childParts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
+      const s = f.scope === 'all' ? 'all' : this.scope(childParts);
+      if (s === 'none') continue;
+      const childShown = joinPath(f.shown, node.name);
+      if (node.type === 'dir') {
+        const mparts = f.mirror ? f.mparts : [...f.mparts, node.name];
+        const mirror = this.o.delete === true && (f.mirror || this.isMirror(mparts));
+        // Dry run: a restored path that the target holds as something else (a symlink) would be removed first.
+        if (!f.dir && mirror && !f.mirror && f.real && !isRealDir(childShown) && fs.lstatSync(childShown, { throwIfNoEntry: false })) {
+          this.result.removed++;
+          await this.mirrorSink.removed({ dest: childShown, dir: false });
+        }
+        const child = await this.dir(f.dir, node, childShown, mirror);
+        if (child === false) continue;
+        const nodes = node.tree ? await this.readTree(node.tree, childShown) : Tree.EMPTY;
+        const real = !child && f.real && isRealDir(childShown);
+        if (mirror) await this.prune(child, childShown, nodes, real);
+        stack.push({ dir: child, shown: childShown, nodes, i: 0, parts: childParts, scope: s, mirror, mparts, real });
+      } else if (s === 'all') {
+        const d = f.dir;
+        // --delete and a restored path that is a file: a directory in its way goes (inside a
+        // mirrored directory, pruning already removed it).
+        if (this.o.delete && !f.mirror && this.isMirror([...f.mparts, node.name])) await this.clearWay(d, node, childShown, f.real);
+        if (d) this.hold(d);
+        try {
+          await this.pool.run(async () => {
+            try {
+              await this.entry(node, childShown, d);
+            } finally {
+              if (d) this.drop(d);
+            }
+          });
+        } catch (e) {
+          if (d) this.drop(d); // not scheduled
+          throw e;
+        }
+      }
+    }
+  }
+
+  private async readTree(id: Buffer, shown: Buffer): Promise<Tree> {
+    try {
+      return await this.repo.readTree(id);
+    } catch (e) {
+      if (!isSnapError(e, 'SNAP_CORRUPT') && !isSnapError(e, 'SNAP_MISSING_OBJECT')) throw e;
+      this.result.damaged.push(displayName(shown));
+      this.warn(e.code, shown, `directory contents cannot be restored: ${e.message}`);
+      return Tree.EMPTY;
+    }
+  }
+
+  private hold(d: DirState): void {
+    d.refs++;
+  }
+
+  /** Let go of `d`; the last one sets its metadata and closes it, then lets go of its parent (a loop: any depth). */
+  private drop(d: DirState): void {
+    for (let x: DirState | undefined = d; x && --x.refs <= 0 && !x.closed; x = x.parent) {
+      if (x.node) this.dirMeta(x, x.node);
+      this.close(x);
+    }
+  }
+
+  private close(d: DirState): void {
+    if (d.closed) return;
+    d.closed = true;
+    this.open.delete(d);
+    try {
+      fs.closeSync(d.fd);
+    } catch {
+      // nothing to do: the descriptor is gone either way
+    }
+  }
+
+  /** A dry run's entry, told to onPlanned; true, for the callers' returns. */
+  private async planned(dest: Buffer, node: Node, linkTo?: Buffer): Promise<true> {
+    await this.o.onPlanned?.({ dest, node, linkTo });
+    return true;
+  }
+
+  /**
+   * The directory `node` inside `parent`: created (0700 until its metadata is set) or, when it
+   * exists, opened as it is, never through a symlink. undefined in a dry run; false when it is
+   * skipped (warned).
+   */
+  private async dir(parent: DirState | undefined, node: Node, shown: Buffer, mirror = false): Promise<DirState | undefined | false> {
+    this.result.dirs++;
+    this.progress.dirs++;
+    if (!parent) {
+      await this.planned(shown, node);
+      return undefined;
+    }
+    const p = parent.at(node.name);
+    let fresh = false;
+    try {
+      fs.mkdirSync(p, { mode: 0o700 });
+      fresh = true;
+    } catch (e) {
+      if (errnoCode(e) !== 'EEXIST') return this.dirFailed(e, shown);
+    }
+    if (fresh) await this.o.testPause?.({ kind: 'dir', path: shown });
+    let fd: number;
+    let pathOnly = false;
+    try {
+      try {
+        fd = fs.openSync(p, DIR_FLAGS);
+      } catch (e) {
+        // A directory its owner may not read (mode 0300), met by a user who is not root.
+        if (errnoCode(e) !== 'EACCES') throw e;
+        fd = fs.openSync(p, DIR_PATH_FLAGS);
+        pathOnly = true;
+      }
+    } catch (e) {
+      const code = errnoCode(e);
+      if ((code === 'ELOOP' || code === 'ENOTDIR') && mirror && this.o.delete) {
+        // --delete: what stands where the snapshot has a directory (a symlink: removed, never
+        // followed) goes, and the directory is made in its place.
+        const n = await removeEntry(parent.fd, node.name, shown, false, this.mirrorSink);
+        this.result.removed += n;
+        this.result.dirs--;
+        this.progress.dirs--;
+        if (n > 0) return this.dir(parent, node, shown, false);
+      }
+      if (code === 'ELOOP' || code === 'ENOTDIR') {
+        // Said as what stands there now (open gives ENOTDIR for a symlink too, with O_DIRECTORY).
+        const st = fs.lstatSync(p, { throwIfNoEntry: false });
+        const what = !st ? 'gone' : st.isSymbolicLink() ? 'a symlink, not followed' : describeType(st);
+        this.result.skipped++;
+        this.warn(
+          'SNAP_UNSAFE_PATH',
+          shown,
+          fresh
+            ? `was made by this restore and then replaced by another (${what}) before it was opened; nothing is written through it`
+            : `exists and is not a directory (${what}); its contents are not restored`,
+        );
+        return false;
+      }
+      return this.dirFailed(e, shown);
+    }
+    this.hold(parent);
+    const d = new DirState(fd, pathOnly, shown, parent, node, fresh);
+    this.open.add(d);
+    if (!fresh) this.sweepLeftovers(d);
+    return d;
+  }
+
+  /** A directory that cannot be created or opened: named, and everything in it left out (exit 3). */
+  private dirFailed(e: unknown, shown: Buffer): false {
+    // The system's message names the /proc/self/fd path snap used: the warning names the entry.
+    if (e instanceof Error) e.message = e.message.replace(/, \w+ '\/proc\/self\/fd\/.*$/s, '');
+    const se = fromSystemError(e, `restoring ${displayName(shown)}`);
+    if (se.code === 'SNAP_NO_SPACE' || se.code === 'SNAP_INTERNAL') throw se;
+    this.result.skipped++;
+    this.warn(se.code, shown, `${se.message}; nothing in it is restored`);
+    return false;
+  }
+
+  /**
+   * Temporary files of an earlier restore that was stopped (killed, or a second Ctrl-C) in a
+   * directory that exists already: removed, as a successful restore leaves none (issue 10,
+   * defect 5). Two restores into one target at once would remove each other's.
+   */
+  private sweepLeftovers(d: DirState): void {
+    let names: Buffer[];
+    try {
+      names = fs.readdirSync(d.at('.'), { encoding: 'buffer' });
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (!name.subarray(0, TMP_PREFIX_B.length).equals(TMP_PREFIX_B)) continue;
+      try {
+        fs.unlinkSync(d.at(name));
+      } catch {
+        // a directory, or gone: not ours to remove
+      }
+    }
+  }
+
+  private async entry(node: Node, shown: Buffer, dir: DirState | undefined): Promise<void> {
+    try {
+      this.o.signal?.throwIfAborted();
+      // Files and symlinks get their extended attributes once they are in place (a file from a
+      // writer thread too); directories and special files with the rest of their metadata.
+      if (node.type === 'file') {
+        if ((await this.file(node, shown, dir)) && dir) this.restoreXattrs(node, dir.at(node.name), shown);
+      } else if (node.type === 'symlink') {
+        if ((await this.symlink(node, shown, dir)) && dir) this.restoreXattrs(node, dir.at(node.name), shown);
+      }
+      else if (node.type === 'socket') this.result.special++; // a socket cannot be recreated; its listener is gone
+      else await this.special(node, shown, dir);
+    } catch (e) {
+      // A dry run writes nothing, so nothing in it fails for one entry: an error there is the
+      // listing's (onPlanned: a closed standard output) and ends it, as a stopped restore does.
+      if (this.o.dryRun || this.o.signal?.aborted) throw e;
+      const se = fromSystemError(e, `restoring ${displayName(shown)}`);
+      if (se.code === 'SNAP_NO_SPACE' || se.code === 'SNAP_INTERNAL') throw se;
+      this.result.skipped++;
+      this.warn(se.code, shown, se.message);
+    }
+  }
+
+  /** Decide what to do with an existing entry at `dest`; true means write. */
+  private async mayWrite(node: Node, shown: Buffer, dir: DirState): Promise<boolean> {
+    // A directory this restore created holds only what the restore put there (names in a tree
+    // are unique): no need to look for an existing entry. Saves an lstat per file.
+    if (dir.fresh) return true;
+    const dest = dir.at(node.name);
+    const st = await fsp.lstat(dest).catch(() => undefined);
+    if (!st) return true;
+    if (st.isDirectory()) {
+      this.result.skipped++;
+      this.warn('SNAP_EXISTS', shown, 'a directory is in the way; not replaced');
+      return false;
+    }
+    // The same content with other metadata is not "identical": a mirror restore (--delete) must
+    // leave the snapshot's mode (and, as root, owner), so such an entry is written again.
+    const sameMeta = (node.type === 'symlink' || (st.mode & 0o7777) === (node.mode & 0o7777)) && (!this.o.asRoot || (st.uid === node.uid && st.gid === node.gid));
+    const same = sameMeta && ((node.type === 'file' && st.isFile() && st.size === node.size && sameMtime(st, node)) || (await sameSpecial(node, st, dest)));
+    if (same && this.policy !== 'always') {
+      this.result.unchanged++;
+      return false;
+    }
+    if (this.policy === 'never') {
+      this.result.skipped++;
+      this.warn('SNAP_EXISTS', shown, "exists and differs; not overwritten (use --overwrite if-changed or always)");
+      return false;
+    }
+    return true;
+  }
+
+  /** Unique within this process; O_EXCL (or link/symlink's EEXIST) guards against leftovers of others. */
+  private tmpName(): string {
+    return `${TMP_PREFIX}${this.tmpPrefix}-${this.tmpCounter++}`;
+  }
+
+  /** true when the file was written (or would be, in a dry run); false when skipped or linked. */
+  private async file(node: Node, shown: Buffer, dir: DirState | undefined): Promise<boolean> {
+    const key = node.inode ? `${node.inode.dev}:${node.inode.ino}` : undefined;
+    const group = key === undefined ? undefined : this.groups.get(key);
+    if (group) {
+      group.seen++;
+      try {
+        const first = await group.first;
+        // Only a member the snapshot records as identical (same contents and metadata) is a link:
+        // a file that changed between the reads of two of its names was recorded twice, each as read.
+        if (first && sameFile(first.node, node)) return await this.link(node, first, shown, dir);
+        return await this.writeFile(node, shown, dir);
+      } finally {
+        // The last member met lets go of the first's directory, once its link is made: a path
+        // through a descriptor is looked up when the system call runs, on another thread.
+        if (group.seen >= node.inode!.links) this.releaseGroup(group);
+      }
+    }
+    let register: ((f: LinkFirst | undefined) => void) | undefined;
+    if (key !== undefined) this.groups.set(key, { first: new Promise((r) => (register = r)), seen: 1, held: undefined });
+    let written = false;
+    try {
+      written = await this.writeFile(node, shown, dir);
+    } finally {
+      const g = key === undefined ? undefined : this.groups.get(key);
+      if (register && g) {
+        if (written && (!dir || this.holdForGroup(g, dir))) register({ dir, name: node.name, shown, node });
+        else register(undefined);
+      }
+    }
+    return written;
+  }
+
+  /** Keep the first member's directory open for the group's later members (bounded, see MAX_GROUP_DIRS). */
+  private holdForGroup(g: LinkGroup, dir: DirState): boolean {
+    const n = this.groupDirs.get(dir);
+    if (n === undefined && this.groupDirs.size >= MAX_GROUP_DIRS) return false;
+    this.groupDirs.set(dir, (n ?? 0) + 1);
+    if (n === undefined) this.hold(dir);
+    g.held = dir;
+    return true;
+  }
+
+  private releaseGroup(g: LinkGroup): void {
+    const d = g.held;
+    if (!d) return;
+    g.held = undefined;
+    const n = this.groupDirs.get(d)! - 1;
+    if (n > 0) this.groupDirs.set(d, n);
+    else {
+      this.groupDirs.delete(d);
+      this.drop(d);
+    }
+  }
+
+  private async link(node: Node, first: LinkFirst, shown: Buffer, dir: DirState | undefined): Promise<boolean> {
+    if (dir && !(await this.mayWrite(node, shown, dir))) return false;
+    this.result.links++;
+    if (!dir || !first.dir) {
+      await this.planned(shown, node, first.shown);
+      return false;
+    }
+    if (first.dir.closed) return this.writeFile(node, shown, dir); // no longer open (see MAX_GROUP_DIRS)
+    const tmp = dir.at(this.tmpName());
+    await fsp.link(first.dir.at(first.name), tmp);
+    await fsp.rename(tmp, dir.at(node.name));
+    return false; // its attributes are the first's
+  }
+
+  private async writeFile(node: Node, shown: Buffer, dir: DirState | undefined): Promise<boolean> {
+    if (dir && !(await this.mayWrite(node, shown, dir))) return false;
+    this.result.files++;
+    this.result.bytes += node.size;
+    this.progress.files++;
+    if (!dir) return this.planned(shown, node);
+    const tmp = dir.at(this.tmpName());
+    const dest = dir.at(node.name);
+    const chunks = node.chunks ?? [];
+    if (chunks.length <= 1 && this.writer) return this.withBudget(node.size, () => this.writeSmall(node, chunks[0], tmp, dest, shown));
+    // A larger file holds one chunk at a time: it counts as a chunk of the largest size against
+    // the budget, so however many large files the pool starts, few are read at once.
+    return this.withBudget(Math.min(node.size, this.repo.config.chunker.maxSize), () => this.writeChunks(node, tmp, dest, shown));
+  }
+
+  /** A file of several chunks, read, verified and written here, one chunk after the other. */
+  private async writeChunks(node: Node, tmp: Buffer, dest: Buffer, shown: Buffer): Promise<boolean> {
+    const fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+    let ok = false;
+    try {
+      let pos = 0;
+      let end = 0;
+      for (const id of node.chunks ?? []) {
+        this.o.signal?.throwIfAborted();
+        let data: Buffer;
+        try {
+          data = await this.repo.objects.get(id, 'blob');
+        } catch (e) {
+          return this.damagedData(e, shown) ?? false;
+        }
+        end = Math.max(end, await writeSparse(fh, data, pos));
+        pos += data.length;
+        this.progress.bytes += data.length;
+      }
+      if (pos !== node.size) {
+        this.result.damaged.push(displayName(shown));
+        this.warn('SNAP_CORRUPT', shown, `chunks hold ${pos} bytes but the file has ${node.size}; not restored`);
+        return false;
+      }
+      if (end < node.size) await fh.truncate(node.size); // trailing zeros were skipped: set the size
+      if (this.o.asRoot) await fh.chown(node.uid, node.gid);
+      await fh.chmod(node.mode);
+      const time = timeArg(node);
+      await fh.utimes(time, time);
+      if (needsTimeCheck(node)) this.checkTime(node, (await fh.stat({ bigint: true })).mtimeNs, shown);
+      ok = true;
+    } finally {
+      await fh.close();
+      if (!ok) await fsp.rm(tmp, { force: true });
+    }
+    await fsp.rename(tmp, dest);
+    this.progress.current = displayName(shown);
+    this.o.sink.progress?.(this.progress);
+    return true;
+  }
+
+  /** A time before 1970 that the target did not take exactly: said loudly (exit 3). */
+  private checkTime(node: Node, gotNs: bigint | undefined, shown: Buffer): void {
+    if (gotNs === undefined || heldTimes(node).includes(String(gotNs))) return;
+    this.warn('SNAP_TIME', shown, timeNotSet(node, gotNs));
+  }
+
+  /** Run `fn` once `bytes` fit in the budget (a file larger than the budget runs alone). */
+  private async withBudget<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
+    while (this.inflight > 0 && this.inflight + bytes > INFLIGHT_BYTES) await new Promise<void>((r) => this.budgetWaiters.push(r));
+    this.inflight += bytes;
+    try {
+      return await fn();
+    } finally {
+      this.inflight -= bytes;
+      for (const w of this.budgetWaiters.splice(0)) w();
+    }
+  }
+
+  /**
+   * A file of at most one chunk: its stored object is read here and handed to a writer thread,
+   * which decompresses and verifies it (the checks of ObjectStore.get) before writing the file.
+   */
+  private async writeSmall(node: Node, chunk: Buffer | undefined, tmp: Buffer, dest: Buffer, shown: Buffer): Promise<boolean> {
+    let job: Omit<WriteJob, 'tmp' | 'dest' | 'size' | 'mode' | 'owner' | 'time'> = { data: EMPTY, codec: CODEC_RAW, rawLength: 0, what: 'an empty file' };
+    let gotNs: bigint | undefined;
+    try {
+      if (chunk) job = await this.readStored(chunk);
+      if (job.rawLength !== node.size) {
+        this.result.damaged.push(displayName(shown));
+        this.warn('SNAP_CORRUPT', shown, `chunks hold ${job.rawLength} bytes but the file has ${node.size}; not restored`);
+        return false;
+      }
+      gotNs = await this.writer!.write({
+        ...job, tmp, dest, size: node.size, mode: node.mode, time: timeArg(node),
+        checkTime: needsTimeCheck(node) ? heldTimes(node) : undefined,
+        owner: this.o.asRoot ? { uid: node.uid, gid: node.gid } : undefined,
+      });
+    } catch (e) {
+      return this.damagedData(e, shown) ?? false;
+    }
+    this.checkTime(node, gotNs, shown);
+    this.progress.bytes += node.size;
+    this.progress.current = displayName(shown);
+    this.o.sink.progress?.(this.progress);
+    return true;
+  }
+
+  /** A blob as stored (ObjectStore.get without unpacking; objects of other codecs are unpacked here). */
+  private async readStored(id: Buffer): Promise<Pick<WriteJob, 'data' | 'codec' | 'rawLength' | 'id' | 'what'>> {
+    const hex = toHex(id);
+    const loc = await this.repo.index.lookup(id);
+    if (!loc) throw new SnapError('SNAP_MISSING_OBJECT', `object ${hex.slice(0, 16)} is not in the repository index`);
+    if (loc.type !== 'blob') throw new SnapError('SNAP_CORRUPT', `object ${hex.slice(0, 16)} is a ${loc.type}, expected a blob`);
+    const what = objectWhat(id, loc.pack);
+    if (!writerUnpacks(loc.codec)) {
+      const raw = await readObjectAt(this.repo.backend, id, loc, this.repo.objects.ctx);
+      return { data: raw, codec: CODEC_RAW, rawLength: raw.length, what };
+    }
+    const data = await this.reader.read(loc.pack, loc.offset, loc.length);
+    return { data, codec: loc.codec, rawLength: loc.rawLength, id, what };
+  }
+
+  private async symlink(node: Node, shown: Buffer, dir: DirState | undefined): Promise<boolean> {
+    if (dir && !(await this.mayWrite(node, shown, dir))) return false;
+    this.result.special++;
+    if (!dir) {
+      await this.planned(shown, node);
+      return false;
+    }
+    const tmp = dir.at(this.tmpName());
+    await fsp.symlink(node.target!, tmp);
+    try {
+      this.entryMeta(tmp, node, shown, false);
+      await fsp.rename(tmp, dir.at(node.name));
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
+    return true;
+  }
+
+  private async special(node: Node, shown: Buffer, dir: DirState | undefined): Promise<void> {
+    if ((node.type === 'chardev' || node.type === 'blockdev') && !this.o.asRoot) {
+      this.result.skipped++;
+      this.warn('SNAP_PERMISSION', shown, `is a device node; only root can create it (skipped)`);
+      return;
+    }
+    if (dir && !(await this.mayWrite(node, shown, dir))) return;
+    this.result.special++;
+    if (!dir) {
+      await this.planned(shown, node);
+      return;
+    }
+    // Created by a helper program (special-files.ts) in the entry's own directory, reached
+    // through this process's descriptor of it; an ASCII temporary name, renamed into place.
+    const name = this.tmpName();
+    const tmp = dir.at(name);
+    const helperPath = fdPathFor(process.pid, dir.fd, name);
+    if (node.type === 'fifo') makeFifo(helperPath);
+    else makeDevice(helperPath, node.type as 'chardev' | 'blockdev', node.rdev ?? 0);
+    await this.o.testPause?.({ kind: 'temp', path: joinPath(dir.shown, Buffer.from(name)) });
+    try {
+      this.entryMeta(tmp, node, shown, true);
+      await fsp.rename(tmp, dir.at(node.name));
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /**
+   * Owner, attributes, mode (not of symlinks) and times of a symlink or special file just created
+   * at `p`: set through an O_PATH descriptor of the entry itself, opened without following it and
+   * checked to be what was created, so a node swapped for a symlink by another user is refused
+   * and nothing it points to is touched (issue 20, item 2). Throws: the caller removes `p`.
+   */
+  private entryMeta(p: Buffer, node: Node, shown: Buffer, chmod: boolean): void {
+    const fd = fs.openSync(p, O_PATH | fs.constants.O_NOFOLLOW);
+    try {
+      const st = fs.fstatSync(fd);
+      if (!sameType(node, st)) throw new SnapError('SNAP_UNSAFE_PATH', `its temporary entry was replaced by another (${describeType(st)}) while it was restored; not restored`);
+      const self = fdPath(fd).toString();
+      // chown, chmod and utimes of /proc/self/fd/N act on the entry N was opened on, a symlink too.
+      if (this.o.asRoot) fs.chownSync(self, node.uid, node.gid);
+      this.restoreXattrs(node, p, shown);
+      if (chmod) fs.chmodSync(self, node.mode);
+      const time = timeArg(node);
+      fs.utimesSync(self, time, time);
+      if (needsTimeCheck(node)) this.checkTime(node, fs.fstatSync(fd, { bigint: true }).mtimeNs, shown);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** A directory's metadata, on its descriptor, once everything in it is written. */
+  private dirMeta(d: DirState, node: Node): void {
+    const self = fdPath(d.fd).toString();
+    try {
+      if (this.o.asRoot && d.pathOnly) fs.chownSync(self, node.uid, node.gid);
+      else if (this.o.asRoot) fs.fchownSync(d.fd, node.uid, node.gid);
+      // After chown (which clears security.capability), before chmod (a user who is not root
+      // cannot set user.* attributes on an entry without write permission). `N/.` is the
+      // directory itself for the binding's l*xattr calls (a bare /proc/self/fd/N is the link).
+      this.restoreXattrs(node, d.at('.'), d.shown);
+      // An O_PATH descriptor takes no fchmod/futimes; /proc/self/fd/N names the same directory.
+      if (d.pathOnly) fs.chmodSync(self, node.mode);
+      else fs.fchmodSync(d.fd, node.mode);
+      const time = timeArg(node);
+      if (d.pathOnly) fs.utimesSync(self, time, time);
+      else fs.futimesSync(d.fd, time, time);
+      if (needsTimeCheck(node)) this.checkTime(node, fs.fstatSync(d.fd, { bigint: true }).mtimeNs, d.shown);
+    } catch (e) {
+      this.warn(errnoCode(e) ?? 'SNAP_IO', d.shown, `metadata not restored: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * The one place restore sets extended attributes (POSIX ACLs among them): on `p`, the entry as
+   * it now stands, named through its directory's descriptor (xattr-apply.ts). A file already in
+   * place with a mode that denies its owner writing gets write permission for the moment of
+   * setting, as a user who is not root needs it for user.* attributes (root does not).
+   */
+  private restoreXattrs(node: Node, p: Buffer, shown: Buffer): void {
+    if (!node.xattrs || node.xattrs.length === 0 || this.o.dryRun) return;
+    if (!this.xattr) {
+      if (!this.xattrMissingSaid) this.warn('SNAP_XATTR', shown, `extended attributes and ACLs are not restored (here nor for other files): ${xattrUnavailable()}`);
+      this.xattrMissingSaid = true;
+      return;
+    }
+    const lend = !this.o.asRoot && node.type === 'file' && (node.mode & 0o200) === 0;
+    const fd = lend ? fs.openSync(p, O_PATH | fs.constants.O_NOFOLLOW) : -1;
+    try {
+      if (lend) fs.chmodSync(fdPath(fd).toString(), node.mode | 0o200);
+      for (const prob of applyXattrs(this.xattr, p, node.xattrs)) this.warn(prob.code, shown, prob.message);
+    } finally {
+      if (lend) {
+        fs.chmodSync(fdPath(fd).toString(), node.mode);
+        fs.closeSync(fd);
+      }
+    }
+  }
+}
+
+interface RangeRequest {
+  offset: number;
+  length: number;
+  resolve(b: Buffer): void;
+  reject(e: unknown): void;
+}
+
+/**
+ * Reads of stored objects, merged: the requests made while the main thread works through its
+ * queue are grouped by pack and sorted, and requests for neighbouring byte ranges are served by
+ * one getRange. A backup stores a directory's small files one after the other, so a restore,
+ * which visits them in the same order, asks for runs of adjacent objects; one read per object
+ * was a thread-pool round trip each (48k preads and ~300k futex calls for the bench corpus).
+ */
+class RangeReader {
+  private readonly waiting = new Map<string, RangeRequest[]>();
+  private scheduled = false;
+
+  constructor(private readonly backend: Backend) {}
+
+  read(pack: string, offset: number, length: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      let list = this.waiting.get(pack);
+      if (!list) this.waiting.set(pack, (list = []));
+      list.push({ offset, length, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const all = [...this.waiting];
+    this.waiting.clear();
+    for (const [pack, reqs] of all) {
+      reqs.sort((a, b) => a.offset - b.offset);
+      let group: RangeRequest[] = [];
+      let start = 0;
+      let end = 0;
+      for (const r of reqs) {
+        if (group.length > 0 && (r.offset > end + MERGE_GAP || Math.max(end, r.offset + r.length) - start > MERGE_MAX)) {
+          void this.readGroup(pack, start, end, group);
+          group = [];
+        }
+        if (group.length === 0) {
+          start = r.offset;
+          end = r.offset;
+        }
+        group.push(r);
+        end = Math.max(end, r.offset + r.length);
+      }
+      if (group.length > 0) void this.readGroup(pack, start, end, group);
+    }
+  }
+
+  private async readGroup(pack: string, start: number, end: number, group: RangeRequest[]): Promise<void> {
+    try {
+      const buf = await this.backend.getRange(packName(pack), start, end - start);
+      if (buf.length < end - start) {
+        throw new SnapError('SNAP_CORRUPT', `pack ${pack.slice(0, 12)} is shorter than expected (wanted ${end - start} bytes at ${start}, got ${buf.length})`);
+      }
+      for (const r of group) r.resolve(buf.subarray(r.offset - start, r.offset - start + r.length));
+    } catch (e) {
+      for (const r of group) r.reject(e);
+    }
+  }
+}
+
+/** Requests this far apart (bytes of other objects between them) are still read as one. */
+const MERGE_GAP = 64 * 1024;
+/** The largest merged read. */
+const MERGE_MAX = 4 * 1024 * 1024;
+
+/** An existing symlink, FIFO or device that already is what the snapshot holds (a restore run twice). */
+async function sameSpecial(n: Node, st: fs.Stats, dest: Buffer): Promise<boolean> {
+  if (n.type === 'symlink' && st.isSymbolicLink()) {
+    const target = await fsp.readlink(dest, { encoding: 'buffer' }).catch(() => undefined);
+    return target !== undefined && n.target !== undefined && target.equals(n.target);
+  }
+  if (n.type === 'fifo') return st.isFIFO();
+  if (n.type === 'chardev') return st.isCharacterDevice() && st.rdev === (n.rdev ?? 0);
+  if (n.type === 'blockdev') return st.isBlockDevice() && st.rdev === (n.rdev ?? 0);
+  return false;
+}
+
+/** A later name of a hard-link group is a link only if the snapshot records it as the first's twin. */
+function sameFile(a: Node, b: Node): boolean {
+  if (a.size !== b.size || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid) return false;
+  if (a.mtime.sec !== b.mtime.sec || a.mtime.nsec !== b.mtime.nsec) return false;
+  const ca = a.chunks ?? [];
+  const cb = b.chunks ?? [];
+  if (ca.length !== cb.length || !ca.every((c, i) => c.equals(cb[i]!))) return false;
+  const xa = a.xattrs ?? [];
+  const xb = b.xattrs ?? [];
+  return xa.length === xb.length && xa.every((x, i) => x.name.equals(xb[i]!.name) && x.value.equals(xb[i]!.value));
+}
+
+function sameType(n: Node, st: fs.Stats): boolean {
+  if (n.type === 'symlink') return st.isSymbolicLink();
+  if (n.type === 'fifo') return st.isFIFO();
+  if (n.type === 'chardev') return st.isCharacterDevice();
+  if (n.type === 'blockdev') return st.isBlockDevice();
+  return false;
+}
+
+function describeType(st: fs.Stats): string {
+  if (st.isSymbolicLink()) return 'a symlink';
+  if (st.isFile()) return 'a file';
+  if (st.isDirectory()) return 'a directory';
+  return 'another kind of entry';
+}
