@@ -2,7 +2,7 @@
 // view over a tree's checked bytes that decodes one entry when asked. It must see exactly what
 // decoding the whole tree saw, and find names by binary search over the raw names.
 import { describe, expect, it } from 'vitest';
-import { asArray, asRecord, decodeCbor, encodeCbor } from '../src/model/cbor.js';
+import { asArray, asRecord, cborHead, cborSkip, decodeCbor, encodeCbor } from '../src/model/cbor.js';
 import { type Node, nodeFromRecord, nodeToRecord } from '../src/model/node.js';
 import { DECODED_MAX, MAX_TREE_BYTES, MAX_TREE_ENTRIES, Tree, TreeWriter, encodeTree, openTree, sortNodes } from '../src/model/tree.js';
 import { isSnapError } from '../src/core/errors.js';
@@ -177,5 +177,51 @@ describe('a tree written entry by entry (TreeWriter)', () => {
       err = e;
     }
     expect(isSnapError(err, 'SNAP_TOO_LARGE'), String(err)).toBe(true);
+  });
+});
+
+describe('reading CBOR heads in place', () => {
+  /** cborSkip as it was written first, through cborHead (an object per item): the reference. */
+  function skipByHeads(b: Uint8Array, pos: number): number | undefined {
+    let todo = 1;
+    while (todo > 0) {
+      const h = cborHead(b, pos);
+      if (!h) return undefined;
+      todo--;
+      pos = h.next;
+      if (h.major === 2 || h.major === 3) pos += h.arg;
+      else if (h.major === 4) todo += h.arg;
+      else if (h.major === 5) todo += 2 * h.arg;
+      else if (h.major === 6) todo += 1;
+      if (pos > b.length || todo > b.length) return undefined;
+    }
+    return pos;
+  }
+
+  it('cborSkip ends where reading every head ends, on trees, their truncations and random bytes', () => {
+    const rng = new Rng(22);
+    const tree = encodeTree(Array.from({ length: 40 }, (_, i) => file(`f${i}`, { xattrs: i % 4 ? undefined : [{ name: Buffer.from('user.a'), value: Buffer.alloc(300, i) }], inode: { dev: 1, ino: 2 ** 40 + i, links: 2 } })));
+    const inputs: Buffer[] = [tree, tree.subarray(0, tree.length - 1), tree.subarray(0, 100)];
+    for (let i = 0; i < 300; i++) inputs.push(Buffer.from(Array.from({ length: rng.int(0, 40) }, () => rng.int(0, 255))));
+    const wrong: string[] = [];
+    for (const b of inputs) {
+      for (let pos = 0; pos <= b.length; pos++) if (cborSkip(b, pos) !== skipByHeads(b, pos)) wrong.push(`${b.toString('hex').slice(0, 40)} at ${pos}`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('finds a name whose key is not written the shortest way (a text head of 2 bytes), as decoding does', () => {
+    const entries = Array.from({ length: DECODED_MAX + 2 }, (_, i) => {
+      const rec = encodeCbor(nodeToRecord(file(`f${String(i).padStart(6, '0')}`)));
+      // 'name' as 0x78 0x04 'name' instead of 0x64 'name' (cbor-x writes map counts as 0xb9 + 2 bytes).
+      const at = rec.indexOf(Buffer.from([0x64, 0x6e, 0x61, 0x6d, 0x65]));
+      return i % 2 ? Buffer.concat([rec.subarray(0, at), Buffer.from([0x78, 0x04]), rec.subarray(at + 1)]) : rec;
+    });
+    const n = entries.length;
+    const bytes = Buffer.concat([encodeCbor({ v: 1, entries: [] }).subarray(0, -1), Buffer.from([0x99, n >> 8, n & 255]), ...entries]);
+    const t = openTree(bytes, 't');
+    expect(t.toArray()).toEqual(wholeDecode(bytes));
+    expect(t.indexOf(Buffer.from('f000003'))).toBe(3);
+    expect(t.nameAt(4097).toString()).toBe('f004097');
   });
 });

@@ -237,9 +237,15 @@ function rawName(b: Buffer, pos: number): Buffer | undefined {
   let p: number | undefined = m.next;
   let found: Buffer | undefined;
   for (let k = 0; k < m.arg && p !== undefined; k++) {
-    const key = cborHead(b, p);
-    if (!key) return undefined;
-    const isName = key.major === 3 && key.arg === NAME_KEY.length && b[key.next] === 0x6e && b.subarray(key.next, key.next + key.arg).equals(NAME_KEY);
+    let isName: boolean;
+    // The key as snap writes it (a text string of 4 bytes, head 0x64) read in place; any other
+    // encoding of it through cborHead.
+    if (b[p] === 0x64) isName = b[p + 1] === 0x6e && b[p + 2] === 0x61 && b[p + 3] === 0x6d && b[p + 4] === 0x65;
+    else {
+      const key = cborHead(b, p);
+      if (!key) return undefined;
+      isName = key.major === 3 && key.arg === NAME_KEY.length && b.subarray(key.next, key.next + key.arg).equals(NAME_KEY);
+    }
     p = cborSkip(b, p);
     if (p === undefined) return undefined;
     if (isName) {
