@@ -125,6 +125,23 @@ describe('a tree view', () => {
   });
 });
 
+describe('a large tree opened again, known to have passed its check (Repository.readTree)', () => {
+  it('is the same view: entries, names, lookups and whether it has directories', () => {
+    const nodes = Array.from({ length: DECODED_MAX + 300 }, (_, i) => (i % 50 === 7 ? { ...dir('d'), name: Buffer.from(`n${String(i).padStart(6, '0')}`) } : file(`n${String(i).padStart(6, '0')}`, { size: i })));
+    const bytes = encodeTree(nodes);
+    const first = openTree(bytes, 't');
+    const again = openTree(bytes, 't', { hasDirs: first.hasDirs });
+    expect(again.length).toBe(first.length);
+    expect(again.hasDirs).toBe(true);
+    expect([...again]).toEqual([...first]);
+    expect(again.indexOf(Buffer.from('n004321'))).toBe(4321);
+    expect(again.heldBytes).toBe(first.heldBytes);
+    // The count and size limits still hold for a tree said to be checked.
+    const head = Buffer.concat([encodeCbor({ v: 1, entries: [] }).subarray(0, -1), Buffer.from([0x9a, 0, 0x0f, 0x42, 0x41])]);
+    expect(() => openTree(head, 't', { hasDirs: false })).toThrow(new RegExp(`claims ${MAX_TREE_ENTRIES + 1} entries`));
+  });
+});
+
 describe('a tree written entry by entry (TreeWriter)', () => {
   function written(nodes: Node[], hint?: number): Buffer {
     const w = new TreeWriter(nodes.length, hint);

@@ -272,12 +272,22 @@ export function withSubtrees(tree: Tree, changes: Map<number, Buffer | null>): N
   return kept;
 }
 
+/** What the check of a large tree found, for opening the same bytes again without checking its entries again. */
+export interface CheckedTree {
+  hasDirs: boolean;
+}
+
 /**
  * Check a tree's bytes and open a view over them: everything decodeTree refused before is refused
  * here, with the same messages, before the view exists (every entry is decoded once to be checked,
  * then dropped). Memory: the bytes plus 4 bytes per entry.
+ *
+ * `checked`: these very bytes passed the check before (a reader that verified them against the
+ * id of a tree it opened already: Repository.readTree), so a large tree's entries are not decoded
+ * again to be checked; only where each starts is found. Checking is most of what opening a large
+ * tree costs, and walks read some trees twice (check --read-data, the expansion count of ls -R).
  */
-export function openTree(input: Uint8Array, what: string): Tree {
+export function openTree(input: Uint8Array, what: string, checked?: CheckedTree): Tree {
   let bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   // Counted before anything else: a crafted tree of millions of entries is refused at once.
   const count = topLevelArrayLength(bytes, 'entries');
@@ -336,6 +346,7 @@ export function openTree(input: Uint8Array, what: string): Tree {
     p = cborSkip(bytes, p)!;
   }
   starts[n] = p;
+  if (checked) return new Tree(bytes, starts, what, checked.hasDirs, undefined);
   for (let from = 0; from < n; from += BATCH) {
     const to = Math.min(from + BATCH, n);
     const nodes = decodeRange(bytes, starts, from, to, what);
