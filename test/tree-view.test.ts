@@ -2,9 +2,9 @@
 // view over a tree's checked bytes that decodes one entry when asked. It must see exactly what
 // decoding the whole tree saw, and find names by binary search over the raw names.
 import { describe, expect, it } from 'vitest';
-import { asArray, asRecord, decodeCbor, encodeCbor } from '../src/model/cbor.js';
+import { asArray, asRecord, cborHead, cborSkip, decodeCbor, encodeCbor } from '../src/model/cbor.js';
 import { type Node, nodeFromRecord, nodeToRecord } from '../src/model/node.js';
-import { DECODED_MAX, MAX_TREE_ENTRIES, Tree, encodeTree, openTree, sortNodes } from '../src/model/tree.js';
+import { DECODED_MAX, MAX_TREE_BYTES, MAX_TREE_ENTRIES, Tree, TreeWriter, encodeTree, openTree, sortNodes } from '../src/model/tree.js';
 import { isSnapError } from '../src/core/errors.js';
 import { sha256 } from '../src/core/ids.js';
 import { fileNode } from './helpers/nodes.js';
@@ -122,5 +122,123 @@ describe('a tree view', () => {
     corrupt(() => openTree(encodeCbor({ v: 1, entries: [...many.slice(0, -1), { ...many.at(-1)!, name: Buffer.from('a/b') }] }), 't'));
     const head = Buffer.concat([encodeCbor({ v: 1, entries: [] }).subarray(0, -1), Buffer.from([0x9a, 0, 0x0f, 0x42, 0x41])]); // MAX_TREE_ENTRIES + 1
     expect(() => openTree(head, 't')).toThrow(new RegExp(`claims ${MAX_TREE_ENTRIES + 1} entries`));
+  });
+});
+
+describe('a large tree opened again, known to have passed its check (Repository.readTree)', () => {
+  it('is the same view: entries, names, lookups and whether it has directories', () => {
+    const nodes = Array.from({ length: DECODED_MAX + 300 }, (_, i) => (i % 50 === 7 ? { ...dir('d'), name: Buffer.from(`n${String(i).padStart(6, '0')}`) } : file(`n${String(i).padStart(6, '0')}`, { size: i })));
+    const bytes = encodeTree(nodes);
+    const first = openTree(bytes, 't');
+    const again = openTree(bytes, 't', { hasDirs: first.hasDirs });
+    expect(again.length).toBe(first.length);
+    expect(again.hasDirs).toBe(true);
+    expect([...again]).toEqual([...first]);
+    expect(again.indexOf(Buffer.from('n004321'))).toBe(4321);
+    expect(again.heldBytes).toBe(first.heldBytes);
+    // The count and size limits still hold for a tree said to be checked.
+    const head = Buffer.concat([encodeCbor({ v: 1, entries: [] }).subarray(0, -1), Buffer.from([0x9a, 0, 0x0f, 0x42, 0x41])]);
+    expect(() => openTree(head, 't', { hasDirs: false })).toThrow(new RegExp(`claims ${MAX_TREE_ENTRIES + 1} entries`));
+  });
+});
+
+describe('a tree written entry by entry (TreeWriter)', () => {
+  function written(nodes: Node[], hint?: number): Buffer {
+    const w = new TreeWriter(nodes.length, hint);
+    for (const n of nodes) w.add(n);
+    return w.finish();
+  }
+
+  it('gives exactly the bytes encodeTree gives, for every size of the array head and any entry', () => {
+    const rng = new Rng(21);
+    // The head of the entries array changes length at 24, 256 and 65,536 entries.
+    for (const count of [0, 1, 23, 24, 255, 256, 4097, 65_535, 65_536]) {
+      const nodes = Array.from({ length: count }, (_, i) => {
+        const name = Buffer.from(`n${String(i).padStart(6, '0')}`);
+        if (i % 7 === 3) return { ...dir('d'), name };
+        const extra: Partial<Node> = { size: rng.int(0, 1 << 30), chunks: Array.from({ length: rng.int(0, 3) }, () => sha256(Buffer.from([rng.int(0, 255)]))) };
+        if (i % 11 === 5) extra.xattrs = [{ name: Buffer.from('user.x'), value: Buffer.from([0xff, i & 255]) }];
+        if (i % 13 === 6) extra.inode = { dev: 2049, ino: 2 ** 40 + i, links: 2 };
+        return file(name, extra);
+      });
+      const expected = encodeTree(nodes);
+      // Without a hint the buffer grows many times; with the right size it never does.
+      for (const hint of [undefined, expected.length]) expect(written(nodes, hint).equals(expected), `${count} entries, hint ${hint}`).toBe(true);
+    }
+  });
+
+  it('refuses entries out of order, more or fewer entries than announced, and more than a reader reads', () => {
+    const a = file('a');
+    const b = file('b');
+    expect(() => written([b, a])).toThrow(RangeError);
+    expect(() => written([a, a])).toThrow(RangeError);
+    const w = new TreeWriter(1);
+    w.add(a);
+    expect(() => w.add(b)).toThrow(RangeError);
+    const short = new TreeWriter(2);
+    short.add(a);
+    expect(() => short.finish()).toThrow(RangeError);
+    let err: unknown;
+    try {
+      void new TreeWriter(MAX_TREE_ENTRIES + 1);
+    } catch (e) {
+      err = e;
+    }
+    expect(isSnapError(err, 'SNAP_TOO_LARGE'), String(err)).toBe(true);
+    // Past MAX_TREE_BYTES: entries of 64 KiB attributes each.
+    const big = new TreeWriter(MAX_TREE_BYTES / 65536 + 10);
+    err = undefined;
+    try {
+      for (let i = 0; i < MAX_TREE_BYTES / 65536 + 10; i++) big.add(file(`x${String(i).padStart(5, '0')}`, { xattrs: [{ name: Buffer.from('user.big'), value: Buffer.alloc(65536) }] }));
+    } catch (e) {
+      err = e;
+    }
+    expect(isSnapError(err, 'SNAP_TOO_LARGE'), String(err)).toBe(true);
+  });
+});
+
+describe('reading CBOR heads in place', () => {
+  /** cborSkip as it was written first, through cborHead (an object per item): the reference. */
+  function skipByHeads(b: Uint8Array, pos: number): number | undefined {
+    let todo = 1;
+    while (todo > 0) {
+      const h = cborHead(b, pos);
+      if (!h) return undefined;
+      todo--;
+      pos = h.next;
+      if (h.major === 2 || h.major === 3) pos += h.arg;
+      else if (h.major === 4) todo += h.arg;
+      else if (h.major === 5) todo += 2 * h.arg;
+      else if (h.major === 6) todo += 1;
+      if (pos > b.length || todo > b.length) return undefined;
+    }
+    return pos;
+  }
+
+  it('cborSkip ends where reading every head ends, on trees, their truncations and random bytes', () => {
+    const rng = new Rng(22);
+    const tree = encodeTree(Array.from({ length: 40 }, (_, i) => file(`f${i}`, { xattrs: i % 4 ? undefined : [{ name: Buffer.from('user.a'), value: Buffer.alloc(300, i) }], inode: { dev: 1, ino: 2 ** 40 + i, links: 2 } })));
+    const inputs: Buffer[] = [tree, tree.subarray(0, tree.length - 1), tree.subarray(0, 100)];
+    for (let i = 0; i < 300; i++) inputs.push(Buffer.from(Array.from({ length: rng.int(0, 40) }, () => rng.int(0, 255))));
+    const wrong: string[] = [];
+    for (const b of inputs) {
+      for (let pos = 0; pos <= b.length; pos++) if (cborSkip(b, pos) !== skipByHeads(b, pos)) wrong.push(`${b.toString('hex').slice(0, 40)} at ${pos}`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('finds a name whose key is not written the shortest way (a text head of 2 bytes), as decoding does', () => {
+    const entries = Array.from({ length: DECODED_MAX + 2 }, (_, i) => {
+      const rec = encodeCbor(nodeToRecord(file(`f${String(i).padStart(6, '0')}`)));
+      // 'name' as 0x78 0x04 'name' instead of 0x64 'name' (cbor-x writes map counts as 0xb9 + 2 bytes).
+      const at = rec.indexOf(Buffer.from([0x64, 0x6e, 0x61, 0x6d, 0x65]));
+      return i % 2 ? Buffer.concat([rec.subarray(0, at), Buffer.from([0x78, 0x04]), rec.subarray(at + 1)]) : rec;
+    });
+    const n = entries.length;
+    const bytes = Buffer.concat([encodeCbor({ v: 1, entries: [] }).subarray(0, -1), Buffer.from([0x99, n >> 8, n & 255]), ...entries]);
+    const t = openTree(bytes, 't');
+    expect(t.toArray()).toEqual(wholeDecode(bytes));
+    expect(t.indexOf(Buffer.from('f000003'))).toBe(3);
+    expect(t.nameAt(4097).toString()).toBe('f004097');
   });
 });

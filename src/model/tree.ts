@@ -10,7 +10,7 @@
 // decoded each entry again (restore reads each tree twice) was measurably slower.
 import { SnapError } from '../core/errors.js';
 import { displayName } from '../core/bytes.js';
-import { asArray, asRecord, asUint, cborHead, cborSkip, decodeCborItem, decodeCborItems, encodeCbor, structureProblem, topLevelArrayLength } from './cbor.js';
+import { asArray, asRecord, asUint, cborHead, cborSkip, decodeCborItem, decodeCborItems, encodeCbor, encodeCborView, structureProblem, topLevelArrayLength } from './cbor.js';
 import { type Node, nodeFromRecord, nodeToRecord } from './node.js';
 
 export const TREE_VERSION = 1;
@@ -43,6 +43,64 @@ export function encodeTree(nodes: Node[]): Buffer {
     throw new SnapError('SNAP_TOO_LARGE', `a directory's listing takes ${bytes.length} bytes; snap stores at most ${MAX_TREE_BYTES} for one directory (exclude part of it)`);
   }
   return bytes;
+}
+
+/**
+ * A tree encoded one entry at a time, byte for byte what encodeTree gives for the same entries, for
+ * a writer that makes a large tree from a view of another (copy's rewrite: issue 20) and so never
+ * holds the entries as objects: it holds the encoding (at most MAX_TREE_BYTES) and one entry.
+ * The number of entries is given first (the array's head comes before them); entries are given
+ * sorted by name (as encodeTree's callers sort them) and checked to be.
+ */
+export class TreeWriter {
+  private buf: Buffer;
+  private pos = 0;
+  private added = 0;
+  private last: Buffer | undefined;
+
+  /** `sizeHint`: the bytes expected (the tree being rewritten's), so the buffer rarely grows. */
+  constructor(private readonly count: number, sizeHint = 0) {
+    if (count > MAX_TREE_ENTRIES) {
+      throw new SnapError('SNAP_TOO_LARGE', `a directory has ${count} entries; snap stores at most ${MAX_TREE_ENTRIES} in one directory (exclude part of it)`);
+    }
+    const head = treeHead(count);
+    this.buf = Buffer.allocUnsafe(Math.min(MAX_TREE_BYTES, Math.max(sizeHint + 4096, 4096)));
+    this.pos = head.copy(this.buf, 0);
+  }
+
+  add(node: Node): void {
+    if (this.added >= this.count) throw new RangeError(`more than the ${this.count} entries announced`);
+    if (this.last && Buffer.compare(this.last, node.name) >= 0) throw new RangeError('tree entries out of order or duplicated');
+    const e = encodeCborView(nodeToRecord(node));
+    if (this.pos + e.length > this.buf.length) this.grow(this.pos + e.length);
+    this.buf.set(e, this.pos);
+    this.pos += e.length;
+    this.added++;
+    this.last = node.name;
+  }
+
+  /** The tree's bytes (a view of this writer's buffer); every announced entry must have been added. */
+  finish(): Buffer {
+    if (this.added !== this.count) throw new RangeError(`${this.added} entries of the ${this.count} announced`);
+    return this.buf.subarray(0, this.pos);
+  }
+
+  private grow(need: number): void {
+    if (need > MAX_TREE_BYTES) {
+      throw new SnapError('SNAP_TOO_LARGE', `a directory's listing takes more than the ${MAX_TREE_BYTES} bytes snap stores for one directory (exclude part of it)`);
+    }
+    const next = Buffer.allocUnsafe(Math.min(MAX_TREE_BYTES, Math.max(need, this.buf.length * 2)));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+}
+
+/** `{v: TREE_VERSION, entries: [` with the array's head for `count` entries: the CBOR before the first entry. */
+function treeHead(count: number): Buffer {
+  const empty = encodeCbor({ v: TREE_VERSION, entries: [] }); // ends with 0x80, the head of an empty array
+  const n = count;
+  const arr = n < 24 ? [0x80 | n] : n < 256 ? [0x98, n] : n < 65536 ? [0x99, n >> 8, n & 255] : [0x9a, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+  return Buffer.concat([empty.subarray(0, -1), Buffer.from(arr)]);
 }
 
 const NAME_KEY = Buffer.from('name');
@@ -87,6 +145,11 @@ export class Tree implements Iterable<Node> {
 
   get length(): number {
     return this.decoded ? this.decoded.length : this.starts!.length - 1;
+  }
+
+  /** The length of the tree's encoding in bytes. */
+  get encodedLength(): number {
+    return this.bytes.length;
   }
 
   /** Memory this view holds (its bytes, offsets and decoded entries), for caches. */
@@ -174,9 +237,15 @@ function rawName(b: Buffer, pos: number): Buffer | undefined {
   let p: number | undefined = m.next;
   let found: Buffer | undefined;
   for (let k = 0; k < m.arg && p !== undefined; k++) {
-    const key = cborHead(b, p);
-    if (!key) return undefined;
-    const isName = key.major === 3 && key.arg === NAME_KEY.length && b[key.next] === 0x6e && b.subarray(key.next, key.next + key.arg).equals(NAME_KEY);
+    let isName: boolean;
+    // The key as snap writes it (a text string of 4 bytes, head 0x64) read in place; any other
+    // encoding of it through cborHead.
+    if (b[p] === 0x64) isName = b[p + 1] === 0x6e && b[p + 2] === 0x61 && b[p + 3] === 0x6d && b[p + 4] === 0x65;
+    else {
+      const key = cborHead(b, p);
+      if (!key) return undefined;
+      isName = key.major === 3 && key.arg === NAME_KEY.length && b.subarray(key.next, key.next + key.arg).equals(NAME_KEY);
+    }
     p = cborSkip(b, p);
     if (p === undefined) return undefined;
     if (isName) {
@@ -203,12 +272,22 @@ export function withSubtrees(tree: Tree, changes: Map<number, Buffer | null>): N
   return kept;
 }
 
+/** What the check of a large tree found, for opening the same bytes again without checking its entries again. */
+export interface CheckedTree {
+  hasDirs: boolean;
+}
+
 /**
  * Check a tree's bytes and open a view over them: everything decodeTree refused before is refused
  * here, with the same messages, before the view exists (every entry is decoded once to be checked,
  * then dropped). Memory: the bytes plus 4 bytes per entry.
+ *
+ * `checked`: these very bytes passed the check before (a reader that verified them against the
+ * id of a tree it opened already: Repository.readTree), so a large tree's entries are not decoded
+ * again to be checked; only where each starts is found. Checking is most of what opening a large
+ * tree costs, and walks read some trees twice (check --read-data, the expansion count of ls -R).
  */
-export function openTree(input: Uint8Array, what: string): Tree {
+export function openTree(input: Uint8Array, what: string, checked?: CheckedTree): Tree {
   let bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   // Counted before anything else: a crafted tree of millions of entries is refused at once.
   const count = topLevelArrayLength(bytes, 'entries');
@@ -267,6 +346,7 @@ export function openTree(input: Uint8Array, what: string): Tree {
     p = cborSkip(bytes, p)!;
   }
   starts[n] = p;
+  if (checked) return new Tree(bytes, starts, what, checked.hasDirs, undefined);
   for (let from = 0; from < n; from += BATCH) {
     const to = Math.min(from + BATCH, n);
     const nodes = decodeRange(bytes, starts, from, to, what);

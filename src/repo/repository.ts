@@ -24,7 +24,7 @@ import { LocalBackend } from '../backend/local.js';
 import { type Changes, RecordingBackend } from '../backend/recording.js';
 import { type RepoConfig, decodeConfig, encodeConfig, ENCRYPTED_FORMAT_VERSION, ENCRYPTION, FORMAT_VERSION, isEncrypted } from '../model/config.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
-import { type Tree, openTree } from '../model/tree.js';
+import { type CheckedTree, DECODED_MAX, type Tree, openTree } from '../model/tree.js';
 import { type Gear, makeGear } from '../store/chunker.js';
 import { ObjectStore } from '../store/object-store.js';
 import { PLAIN } from '../store/object-codec.js';
@@ -155,6 +155,8 @@ const HEADER_READS = 8;
  * larger tree is not cached, so the cache never holds more than this beside the trees in use.
  */
 const TREE_CACHE_BYTES = 32 * 1024 * 1024;
+/** Large trees remembered as checked (an id and a flag each). */
+const CHECKED_LARGE = 4096;
 
 /** A repository's storage as `Repository.openStorage` gives it. */
 export interface OpenedStorage {
@@ -179,6 +181,8 @@ export class Repository {
   readonly indexFiles: IndexFileWriter;
   private treeCache = new Map<string, Tree>();
   private cachedBytes = 0;
+  /** Large trees (more than DECODED_MAX entries) read and checked already, by id: opened again unchecked. */
+  private checkedLarge = new Map<string, CheckedTree>();
   /** The repository lock taken for RepoOptions.lock, released by close(). */
   lock: RepoLock | undefined;
 
@@ -887,7 +891,13 @@ export class Repository {
     const hex = toHex(id);
     const hit = this.treeCache.get(hex);
     if (hit) return hit;
-    const tree = openTree(await this.objects.get(id, 'tree'), `tree ${hex.slice(0, 16)}`);
+    // objects.get verifies the bytes against the id, so a large tree read again has the bytes that
+    // passed its check the first time.
+    const tree = openTree(await this.objects.get(id, 'tree'), `tree ${hex.slice(0, 16)}`, this.checkedLarge.get(hex));
+    if (tree.length > DECODED_MAX && !this.checkedLarge.has(hex)) {
+      if (this.checkedLarge.size >= CHECKED_LARGE) this.checkedLarge.delete(this.checkedLarge.keys().next().value!);
+      this.checkedLarge.set(hex, { hasDirs: tree.hasDirs });
+    }
     // A small cache: ls/cat/restore walk the same few trees repeatedly. Bounded by tree count and
     // by bytes, so a few huge directories cannot pin hundreds of megabytes.
     const size = tree.heldBytes;

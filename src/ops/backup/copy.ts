@@ -11,8 +11,9 @@
 // - Either one encrypted (ids are HMAC-SHA256 under each repository's own id key, docs/format.md
 //   "Format 2"): every object is re-identified. A chunk is read and verified in the source, its id
 //   computed with the destination's id function, and stored unless the destination has it; trees
-//   are rewritten bottom-up with their children's new ids (encodeTree: the canonical encoding),
-//   then the record, which names the source snapshot in `original` (so a second copy recognises
+//   are rewritten bottom-up with their children's new ids (written entry by entry from a view of
+//   the source tree, in the canonical encoding; never all entries as objects: see Frame), then
+//   the record, which names the source snapshot in `original` (so a second copy recognises
 //   it). To avoid reading every chunk again for each later snapshot, a snapshot is rewritten next
 //   to a reference pair: an earlier source snapshot of the same host and paths and its copy in the
 //   destination. A subtree the two source snapshots share maps to the reference copy's subtree,
@@ -37,7 +38,7 @@ import { sha256, toHex } from '../../core/ids.js';
 import type { ProgressSink } from '../../core/progress.js';
 import type { Node } from '../../model/node.js';
 import type { Snapshot, StoredSnapshot } from '../../model/snapshot.js';
-import { type Tree, encodeTree, openTree } from '../../model/tree.js';
+import { type Tree, TreeWriter, openTree } from '../../model/tree.js';
 import { sameGear } from '../../store/chunker.js';
 import { streamChunks } from '../../store/stream-chunker.js';
 import type { ObjectType, Repository } from '../../repo/repository.js';
@@ -350,17 +351,47 @@ interface RefEntries {
 }
 
 /**
- * A source tree being rewritten: its entries, files already carrying their new chunk ids. The one
- * reader that holds a tree's entries as objects all at once: it re-encodes them with new ids (at
- * most MAX_TREE_ENTRIES, about 670 bytes each: under 700 MB for a tree at the cap, one such tree
- * per level of the path being copied).
+ * A source tree being rewritten, in two passes over its view (issue 20: a tree's entries are never
+ * all held as objects; a tree at the cap of 1,000,000 entries took ~700 MB that way). First its
+ * subdirectories are rewritten, in order, their new ids kept (32 bytes each); then the entries are
+ * read again SEGMENT at a time, their files given new chunks, and written one by one (TreeWriter)
+ * with the subdirectories' new ids. A frame holds its view (the tree's bytes and 4 per entry) and
+ * those ids; only the frame being written holds decoded entries, SEGMENT of them.
  */
 interface Frame {
   srcId: Buffer;
-  nodes: Node[];
+  tree: Tree;
   ref: RefEntries | undefined;
-  /** The next entry to look at. */
+  /** The next entry to look at in the first pass. */
   i: number;
+  /** The new ids of the subdirectories before entry `i`, in order. */
+  dirIds: IdList;
+}
+
+/** Entries of a tree given new chunk ids together (decoded: about 700 bytes each). */
+const SEGMENT = 1024;
+
+/** Ids of 32 bytes, in order, in one buffer (not an object each). */
+class IdList {
+  private buf = Buffer.allocUnsafe(32 * 16);
+  private n = 0;
+
+  push(id: Buffer): void {
+    if (id.length !== 32) throw new RangeError(`an id of ${id.length} bytes`);
+    if ((this.n + 1) * 32 > this.buf.length) {
+      const next = Buffer.allocUnsafe(this.buf.length * 2);
+      this.buf.copy(next, 0, 0, this.n * 32);
+      this.buf = next;
+    }
+    id.copy(this.buf, this.n * 32);
+    this.n++;
+  }
+
+  /** Id `k` (a view: copy it to keep it). */
+  at(k: number): Buffer {
+    if (!(k >= 0 && k < this.n)) throw new RangeError(`id ${k} of ${this.n}`);
+    return this.buf.subarray(k * 32, k * 32 + 32);
+  }
 }
 
 /** Either repository encrypted: every object gets the destination's id, trees are rewritten. */
@@ -383,15 +414,16 @@ class KeyedCopier {
       const f = stack[stack.length - 1]!;
       this.run.signal?.throwIfAborted();
       await flushNowAndThen(this.run);
-      if (f.i < f.nodes.length) {
-        const n = f.nodes[f.i]!;
-        if (n.type !== 'dir' || !n.tree) {
-          f.i++;
-          continue;
-        }
-        const child = await this.open(n.tree, childPair(f.ref, n));
+      while (f.i < f.tree.length) {
+        const n = f.tree.at(f.i);
+        if (n.type === 'dir' && n.tree) break;
+        f.i++;
+      }
+      if (f.i < f.tree.length) {
+        const n = f.tree.at(f.i);
+        const child = await this.open(n.tree!, childPair(f.ref, n));
         if (!isFrame(child)) {
-          f.nodes[f.i] = { ...n, tree: child };
+          f.dirIds.push(child);
           f.i++;
         } else stack.push(child);
         continue;
@@ -400,12 +432,12 @@ class KeyedCopier {
       stack.pop();
       const parent = stack[stack.length - 1];
       if (!parent) return id;
-      parent.nodes[parent.i] = { ...parent.nodes[parent.i]!, tree: id };
+      parent.dirIds.push(id);
       parent.i++;
     }
   }
 
-  /** The tree's new id when it is known already, else a frame to rewrite it (its files' chunks done). */
+  /** The tree's new id when it is known already, else a frame to rewrite it. */
   private async open(id: Buffer, ref: TreePair | undefined): Promise<Buffer | Frame> {
     const known = this.recent.get(id);
     if (known) return known;
@@ -414,10 +446,9 @@ class KeyedCopier {
       this.run.r.objectsPresent++;
       return ref.dst;
     }
-    const nodes = (await this.run.src.readTree(id)).toArray();
+    const tree = await this.run.src.readTree(id);
     const refEntries = ref ? await this.refEntries(ref) : undefined;
-    await this.mapChunks(nodes, refEntries);
-    return { srcId: id, nodes, ref: refEntries, i: 0 };
+    return { srcId: id, tree, ref: refEntries, i: tree.hasDirs ? 0 : tree.length, dirIds: new IdList() };
   }
 
   /** The reference trees' entries, when they have the same shape (a copy made by snap copy has). */
@@ -573,9 +604,23 @@ class KeyedCopier {
     return p;
   }
 
-  /** Encode the rewritten tree (canonical CBOR, docs/format.md) and store it under the destination's id. */
+  /**
+   * The second pass (see Frame): the tree's entries with new chunks and subtrees, encoded as they
+   * come (canonical CBOR, docs/format.md), stored under the destination's id.
+   */
   private async store(f: Frame): Promise<Buffer> {
-    const bytes = encodeTree(f.nodes);
+    const t = f.tree;
+    const out = new TreeWriter(t.length, t.encodedLength);
+    let dirs = 0;
+    for (let from = 0; from < t.length; from += SEGMENT) {
+      this.run.signal?.throwIfAborted();
+      await flushNowAndThen(this.run);
+      const nodes: Node[] = [];
+      for (let i = from; i < t.length && i < from + SEGMENT; i++) nodes.push(t.at(i));
+      await this.mapChunks(nodes, f.ref);
+      for (const n of nodes) out.add(n.type === 'dir' && n.tree ? { ...n, tree: f.dirIds.at(dirs++) } : n);
+    }
+    const bytes = out.finish();
     const id = this.run.dst.hashId(bytes);
     if ((await this.run.dst.objects.add('tree', bytes, id)).added) {
       this.run.r.objectsCopied++;

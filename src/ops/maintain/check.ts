@@ -161,23 +161,21 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
     blob: async (id) => {
       await locate(id, 'blob');
     },
-    tree: async (id, nodes) => {
-      for (const n of nodes) {
-        if (n.type !== 'file') continue;
-        let sum = 0;
-        for (const c of n.chunks ?? []) {
-          const len = await rawLength(c);
-          if (len === undefined) {
-            sum = -1; // a missing or damaged chunk: reported as such
-            break;
-          }
-          sum += len;
+    entry: async (id, n) => {
+      if (n.type !== 'file') return;
+      let sum = 0;
+      for (const c of n.chunks ?? []) {
+        const len = await rawLength(c);
+        if (len === undefined) {
+          sum = -1; // a missing or damaged chunk: reported as such
+          break;
         }
-        if (sum < 0 || sum === n.size) continue;
-        const hex = toHex(id);
-        badFiles.add(`${hex}/${n.name.toString('hex')}`);
-        problem({ kind: 'file-size', object: hex, message: `file "${displayName(n.name)}" in tree ${hex.slice(0, 16)} records ${n.size} bytes but its chunks hold ${sum}: restore refuses it` });
+        sum += len;
       }
+      if (sum < 0 || sum === n.size) return;
+      const hex = toHex(id);
+      badFiles.add(`${hex}/${n.name.toString('hex')}`);
+      problem({ kind: 'file-size', object: hex, message: `file "${displayName(n.name)}" in tree ${hex.slice(0, 16)} records ${n.size} bytes but its chunks hold ${sum}: restore refuses it` });
     },
     treeError: async (id, e) => {
       if (!(await locate(id, 'tree'))) return; // reported with the pack or the index below
