@@ -98,6 +98,8 @@ const INFLIGHT_BYTES = 32 * 1024 * 1024;
  */
 const HELD_PACKS = 6;
 const PACK_FETCHES = 2;
+/** Locations the plan looked up, kept for the restore's own reads (about 150 bytes each): at most this many. */
+const PLANNED_LOCATIONS = 100_000;
 const EMPTY = Buffer.alloc(0);
 
 export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o: RestoreOptions): Promise<RestoreResult> {
@@ -195,6 +197,8 @@ class Restorer {
   private writer: FileWriter | undefined;
   /** Where stored objects are read (store/pack-reader.ts): whole packs ahead of the reads, on remote storage. */
   private readonly reader: PackReader;
+  /** Where the objects the plan looked up are (by id as latin1), so the restore does not look them up again. */
+  private readonly locations = new Map<string, ObjectLocation>();
   /** Bytes of single-chunk files read and not yet written (see withBudget). */
   private inflight = 0;
   private budgetWaiters: (() => void)[] = [];
@@ -308,12 +312,17 @@ class Restorer {
     }
   }
 
-  /** Tell the reader what a file's restore reads (objects missing from the index are left to the restore to report). */
+  /**
+   * Tell the reader what a file's restore reads (objects missing from the index are left to the
+   * restore to report); the locations are kept for the restore's reads, up to PLANNED_LOCATIONS.
+   */
   private async plan(node: Node): Promise<void> {
     if (node.type !== 'file') return;
     for (const id of node.chunks ?? []) {
       const loc = await this.repo.index.lookup(id);
-      if (loc) this.reader.expect(loc.pack, loc.offset, loc.length);
+      if (!loc) continue;
+      const pack = this.reader.expect(loc.pack, loc.offset, loc.length);
+      if (this.locations.size < PLANNED_LOCATIONS) this.locations.set(id.toString('latin1'), { ...loc, pack });
     }
   }
 
@@ -743,7 +752,7 @@ class Restorer {
 
   private async blobAt(id: Buffer): Promise<ObjectLocation> {
     const hex = toHex(id);
-    const loc = await this.repo.index.lookup(id);
+    const loc = this.locations.get(id.toString('latin1')) ?? (await this.repo.index.lookup(id));
     if (!loc) throw new SnapError('SNAP_MISSING_OBJECT', `object ${hex.slice(0, 16)} is not in the repository index`);
     if (loc.type !== 'blob') throw new SnapError('SNAP_CORRUPT', `object ${hex.slice(0, 16)} is a ${loc.type}, expected a blob`);
     return loc;

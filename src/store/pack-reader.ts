@@ -89,8 +89,8 @@ export class PackReader {
     private readonly o: PackReaderOptions,
   ) {}
 
-  /** A read that will be made: `length` stored bytes at `offset` of `pack`. */
-  expect(pack: string, offset: number, length: number): void {
+  /** A read that will be made: `length` stored bytes at `offset` of `pack`. Returns the reader's own copy of `pack` (one string per pack). */
+  expect(pack: string, offset: number, length: number): string {
     let p = this.plans.get(pack);
     if (!p) {
       p = { order: this.order.length, start: offset, end: offset + length, bytes: 0, reads: 0, ahead: false, demanded: false };
@@ -101,6 +101,7 @@ export class PackReader {
     p.end = Math.max(p.end, offset + length);
     p.bytes += length;
     p.reads++;
+    return this.order[p.order]!;
   }
 
   /** `length` stored bytes at `offset` of `pack`: all of them or an error (SNAP_CORRUPT if the pack is shorter). */
