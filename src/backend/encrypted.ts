@@ -208,6 +208,9 @@ export class EncryptedBackend implements Backend {
 
   async getRange(name: string, offset: number, length: number): Promise<Buffer> {
     if (isPlaintextName(name)) return this.inner.getRange(name, offset, length);
+    // A read of several segments from the first, of a blob not read before (a restore fetching a
+    // pack whole): its nonce comes in the same request as the segments, not in one of its own.
+    if (!this.cache.has(name) && offset < SEGMENT_BYTES && offset + length > SEGMENT_BYTES) return this.readFromStart(name, offset, length);
     try {
       return await this.readRange(name, offset, length, await this.sealedInfo(name));
     } catch (e) {
@@ -217,6 +220,26 @@ export class EncryptedBackend implements Backend {
       this.cache.delete(name);
       return this.readRange(name, offset, length, await this.sealedInfo(name));
     }
+  }
+
+  private async readFromStart(name: string, offset: number, length: number): Promise<Buffer> {
+    const st = await this.inner.stat(name);
+    if (!st) throw new SnapError('SNAP_MISSING_OBJECT', `${describeBlob(name)} is missing`);
+    const plain = plainSize(st.size);
+    if (plain === undefined) throw authFailure(name, `${st.size} bytes is no sealed size`);
+    if (offset + length > plain) {
+      throw new SnapError('SNAP_CORRUPT', `${describeBlob(name)} is shorter than expected: bytes ${offset} to ${offset + length} asked for, it holds ${plain}`);
+    }
+    const last = Math.floor((offset + length - 1) / SEGMENT_BYTES);
+    const end = Math.min(st.size, FILE_NONCE_BYTES + (last + 1) * SEALED_SEGMENT);
+    const stored = await this.inner.getRange(name, 0, end);
+    if (stored.length !== end) throw new SnapError('SNAP_CORRUPT', `${describeBlob(name)}: a read of ${end} bytes at 0 returned ${stored.length}`);
+    const info = { key: hmacSha256(this.keys.dataKey, KEY_LABEL, stored.subarray(0, FILE_NONCE_BYTES)), sealed: st.size, plain };
+    const count = Math.max(1, Math.ceil((st.size - FILE_NONCE_BYTES) / SEALED_SEGMENT));
+    const out = await this.readSegments(name, info, 0, last, count, stored.subarray(FILE_NONCE_BYTES));
+    if (this.cache.size >= CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(name, info);
+    return out.subarray(offset, offset + length);
   }
 
   private async readRange(name: string, offset: number, length: number, s: Sealed): Promise<Buffer> {
@@ -247,11 +270,11 @@ export class EncryptedBackend implements Backend {
     return out.subarray(from, from + length);
   }
 
-  /** Read and open segments first..last of a blob, their plaintext concatenated. */
-  private async readSegments(name: string, s: Sealed, first: number, last: number, count: number): Promise<Buffer> {
+  /** Read and open segments first..last of a blob, their plaintext concatenated (`read`: those segments as stored, read already). */
+  private async readSegments(name: string, s: Sealed, first: number, last: number, count: number, read?: Buffer): Promise<Buffer> {
     const start = FILE_NONCE_BYTES + first * SEALED_SEGMENT;
     const end = Math.min(s.sealed, FILE_NONCE_BYTES + (last + 1) * SEALED_SEGMENT);
-    const stored = await this.inner.getRange(name, start, end - start);
+    const stored = read ?? (await this.inner.getRange(name, start, end - start));
     if (stored.length !== end - start) {
       throw new SnapError('SNAP_CORRUPT', `${describeBlob(name)}: a read of ${end - start} bytes at ${start} returned ${stored.length}`);
     }

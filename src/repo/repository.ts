@@ -27,6 +27,7 @@ import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } fr
 import { type CheckedTree, DECODED_MAX, type Tree, openTree } from '../model/tree.js';
 import { type Gear, makeGear } from '../store/chunker.js';
 import { ObjectStore } from '../store/object-store.js';
+import { PackReader, type PackReaderOptions } from '../store/pack-reader.js';
 import { PLAIN } from '../store/object-codec.js';
 import { packName, readPackHeader, packIdFromName } from '../store/pack.js';
 import { LevelIndex } from '../index/level-index.js';
@@ -41,7 +42,8 @@ import { CONFIG, DATA, INDEX_DIR, SNAPSHOTS, snapshotIdFromName, snapshotName } 
 // What ops see of the layers below, handed on here: ops import repo/, never backend/ or index/.
 export { type Changes, noChanges } from '../backend/recording.js';
 export type { ObjectType } from '../store/pack.js';
-export type { ObjectLocation } from '../store/object-store.js';
+export { type ObjectLocation, readObjectVia } from '../store/object-store.js';
+export type { PackReader, PackReaderOptions } from '../store/pack-reader.js';
 export { type CachedFile, type FileStamp, sameStamp } from '../index/files-cache.js';
 export type { DirRecord } from '../index/level-index.js';
 
@@ -847,6 +849,15 @@ export class Repository {
     const stored = { ...s, id };
     await this.index.putSnapshot(stored, bytes);
     return stored;
+  }
+
+  /**
+   * A reader of stored objects in pack order for one command (restore): whole packs fetched ahead
+   * where most of them is wanted, merged ranges otherwise, bounded by `o.budgetBytes`
+   * (store/pack-reader.ts). Objects read through it are decoded and verified with readObjectVia.
+   */
+  packReader(o: PackReaderOptions): PackReader {
+    return new PackReader(this.backend, o);
   }
 
   /**

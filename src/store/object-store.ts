@@ -360,8 +360,16 @@ export class ObjectStore {
 }
 
 /** Read one object at a known location and decode and verify it (store/object-codec.ts). */
-export async function readObjectAt(backend: Backend, id: Buffer, loc: ObjectLocation, ctx: CodecContext = PLAIN): Promise<Buffer> {
+export function readObjectAt(backend: Backend, id: Buffer, loc: ObjectLocation, ctx: CodecContext = PLAIN): Promise<Buffer> {
+  return readObjectVia((pack, offset, length) => backend.getRange(packName(pack), offset, length), id, loc, ctx);
+}
+
+/** Stored bytes of a pack (`length` at `offset`), however they are fetched (a PackReader: store/pack-reader.ts). */
+export type StoredRead = (pack: string, offset: number, length: number) => Promise<Buffer>;
+
+/** readObjectAt with the stored bytes from `read`: the same claim check, decoding and verification. */
+export async function readObjectVia(read: StoredRead, id: Buffer, loc: ObjectLocation, ctx: CodecContext = PLAIN): Promise<Buffer> {
   checkObjectClaim(id, loc); // before anything is read or allocated for it
-  const stored = await backend.getRange(packName(loc.pack), loc.offset, loc.length);
+  const stored = await read(loc.pack, loc.offset, loc.length);
   return decodeAndVerify(stored, { id, codec: loc.codec, rawLength: loc.rawLength, what: objectWhat(id, loc.pack) }, ctx);
 }

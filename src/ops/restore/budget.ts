@@ -12,6 +12,7 @@
 // their share of one inode, so a tree of many hard links to the same files (rsnapshot) counts
 // the inodes it needs.
 import { SnapError, isSnapError } from '../../core/errors.js';
+import type { Node } from '../../model/node.js';
 import { Tree } from '../../model/tree.js';
 
 export const MAX_EXPANDED_ENTRIES = 2 ** 32;
@@ -39,7 +40,14 @@ export interface Expansion {
  * Count the entries under `root` that a restore with `scope` (restore.ts's include filter)
  * writes. Trees that cannot be read count as empty: the restore reports them.
  */
-export async function expandedSize(readTree: (id: Buffer) => Promise<Tree>, root: Buffer, scope: (parts: Buffer[]) => Scope, signal?: AbortSignal): Promise<Expansion> {
+export async function expandedSize(
+  readTree: (id: Buffer) => Promise<Tree>,
+  root: Buffer,
+  scope: (parts: Buffer[]) => Scope,
+  signal?: AbortSignal,
+  /** Told of every entry but directories that the count walks (a repeated subtree is walked once). */
+  onEntry?: (node: Node) => Promise<void>,
+): Promise<Expansion> {
   const memo = new Map<string, Expansion>();
   const rootScope = scope([]);
   if (rootScope === 'none') return { entries: 0, inodes: 0 };
@@ -84,6 +92,7 @@ export async function expandedSize(readTree: (id: Buffer) => Promise<Tree>, root
         f.inodes += known.inodes;
       } else stack.push(await frame(node.tree, childParts, s));
     } else if (s === 'all') {
+      await onEntry?.(node);
       f.entries++;
       f.inodes += node.type === 'file' && node.inode && node.inode.links > 1 ? 1 / node.inode.links : 1;
     }

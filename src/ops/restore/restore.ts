@@ -17,14 +17,11 @@ import type { ProgressSink } from '../../core/progress.js';
 import type { Node } from '../../model/node.js';
 import { Tree } from '../../model/tree.js';
 import type { StoredSnapshot } from '../../model/snapshot.js';
-import type { Repository } from '../../repo/repository.js';
-import type { Backend } from '../../backend/backend.js';
+import { type ObjectLocation, type PackReader, type Repository, readObjectVia } from '../../repo/repository.js';
 import { locate, splitPath } from '../tree/navigate.js';
 import { randomHex, toHex } from '../../core/ids.js';
 import { CODEC_RAW } from '../../store/codec.js';
-import { readObjectAt } from '../../store/object-store.js';
 import { objectWhat } from '../../store/object-codec.js';
-import { packName } from '../../store/pack.js';
 import { FileWriter, type WriteJob, writerUnpacks } from './writer.js';
 import { makeDevice, makeFifo } from '../fs/special-files.js';
 import { DIR_FLAGS, DIR_PATH_FLAGS, O_PATH, fdPath, openTarget } from './dir.js';
@@ -92,6 +89,15 @@ const TMP_PREFIX_B = Buffer.from(TMP_PREFIX);
 const WRITER_THREADS = 2;
 /** Bytes of small files read ahead of the writer threads. */
 const INFLIGHT_BYTES = 32 * 1024 * 1024;
+/**
+ * Remote storage: packs' worth of bytes the reader holds or fetches at once (whole packs fetched
+ * ahead of the writers; store/pack-reader.ts), and fetches ahead of the reads at once. With the
+ * default pack size, 96 MiB.
+ */
+const HELD_PACKS = 6;
+const PACK_FETCHES = 2;
+/** Locations the plan looked up, kept for the restore's own reads (about 150 bytes each): at most this many. */
+const PLANNED_LOCATIONS = 100_000;
 const EMPTY = Buffer.alloc(0);
 
 export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o: RestoreOptions): Promise<RestoreResult> {
@@ -187,7 +193,10 @@ class Restorer {
   private readonly tmpPrefix = randomHex(4);
   private tmpCounter = 0;
   private writer: FileWriter | undefined;
-  private readonly reader: RangeReader;
+  /** Where stored objects are read (store/pack-reader.ts): whole packs ahead of the reads, on remote storage. */
+  private readonly reader: PackReader;
+  /** Where the objects the plan looked up are (by id as latin1), so the restore does not look them up again. */
+  private readonly locations = new Map<string, ObjectLocation>();
   /** Bytes of single-chunk files read and not yet written (see withBudget). */
   private inflight = 0;
   private budgetWaiters: (() => void)[] = [];
@@ -198,7 +207,7 @@ class Restorer {
     // Files are written on worker threads (writer.ts): many files in flight keep them
     // busy while the main thread reads and verifies the next ones; memory is bounded by bytes.
     this.pool = new TaskPool(o.concurrency ?? 64, 64);
-    this.reader = new RangeReader(repo.backend);
+    this.reader = repo.packReader({ budgetBytes: HELD_PACKS * repo.config.packSize, fetches: PACK_FETCHES });
     this.includes = (o.include ?? []).map((p) => splitPath(fsEncode(p)));
     this.policy = o.overwrite ?? 'never';
   }
@@ -278,7 +287,10 @@ class Restorer {
     }
     try {
       // Before anything is written: a crafted tree DAG is refused here (restore-budget.ts).
-      const x = await expandedSize((id) => this.repo.readTree(id), snap.tree, (p) => this.scope(p), this.o.signal);
+      // On remote storage the count's walk also tells the reader every object the restore reads,
+      // so packs mostly wanted are fetched whole, ahead of the writers (store/pack-reader.ts).
+      const plan = !this.o.dryRun && this.repo.localRoot === undefined ? (node: Node) => this.plan(node) : undefined;
+      const x = await expandedSize((id) => this.repo.readTree(id), snap.tree, (p) => this.scope(p), this.o.signal, plan);
       checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
       if (rootDir) this.sweepLeftovers(rootDir);
       if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS, this.repo.objects.ctx);
@@ -295,6 +307,20 @@ class Restorer {
     } finally {
       // After a failure or an interruption: close what is still open, without its metadata.
       for (const d of this.open) this.close(d);
+    }
+  }
+
+  /**
+   * Tell the reader what a file's restore reads (objects missing from the index are left to the
+   * restore to report); the locations are kept for the restore's reads, up to PLANNED_LOCATIONS.
+   */
+  private async plan(node: Node): Promise<void> {
+    if (node.type !== 'file') return;
+    for (const id of node.chunks ?? []) {
+      const loc = await this.repo.index.lookup(id);
+      if (!loc) continue;
+      const pack = this.reader.expect(loc.pack, loc.offset, loc.length);
+      if (this.locations.size < PLANNED_LOCATIONS) this.locations.set(id.toString('latin1'), { ...loc, pack });
     }
   }
 
@@ -645,7 +671,7 @@ class Restorer {
         this.o.signal?.throwIfAborted();
         let data: Buffer;
         try {
-          data = await this.repo.objects.get(id, 'blob');
+          data = await this.readBlob(id);
         } catch (e) {
           return this.damagedData(e, shown) ?? false;
         }
@@ -722,15 +748,27 @@ class Restorer {
     return true;
   }
 
-  /** A blob as stored (ObjectStore.get without unpacking; objects of other codecs are unpacked here). */
-  private async readStored(id: Buffer): Promise<Pick<WriteJob, 'data' | 'codec' | 'rawLength' | 'id' | 'what'>> {
+  private async blobAt(id: Buffer): Promise<ObjectLocation> {
     const hex = toHex(id);
-    const loc = await this.repo.index.lookup(id);
+    const loc = this.locations.get(id.toString('latin1')) ?? (await this.repo.index.lookup(id));
     if (!loc) throw new SnapError('SNAP_MISSING_OBJECT', `object ${hex.slice(0, 16)} is not in the repository index`);
     if (loc.type !== 'blob') throw new SnapError('SNAP_CORRUPT', `object ${hex.slice(0, 16)} is a ${loc.type}, expected a blob`);
+    return loc;
+  }
+
+  /** A blob, read through the reader, decoded and verified (ObjectStore.get's checks). */
+  private async readBlob(id: Buffer): Promise<Buffer> {
+    return readObjectVia(this.read, id, await this.blobAt(id), this.repo.objects.ctx);
+  }
+
+  private readonly read = (pack: string, offset: number, length: number): Promise<Buffer> => this.reader.read(pack, offset, length);
+
+  /** A blob as stored (ObjectStore.get without unpacking; objects of other codecs are unpacked here). */
+  private async readStored(id: Buffer): Promise<Pick<WriteJob, 'data' | 'codec' | 'rawLength' | 'id' | 'what'>> {
+    const loc = await this.blobAt(id);
     const what = objectWhat(id, loc.pack);
     if (!writerUnpacks(loc.codec)) {
-      const raw = await readObjectAt(this.repo.backend, id, loc, this.repo.objects.ctx);
+      const raw = await readObjectVia(this.read, id, loc, this.repo.objects.ctx);
       return { data: raw, codec: CODEC_RAW, rawLength: raw.length, what };
     }
     const data = await this.reader.read(loc.pack, loc.offset, loc.length);
@@ -856,81 +894,6 @@ class Restorer {
     }
   }
 }
-
-interface RangeRequest {
-  offset: number;
-  length: number;
-  resolve(b: Buffer): void;
-  reject(e: unknown): void;
-}
-
-/**
- * Reads of stored objects, merged: the requests made while the main thread works through its
- * queue are grouped by pack and sorted, and requests for neighbouring byte ranges are served by
- * one getRange. A backup stores a directory's small files one after the other, so a restore,
- * which visits them in the same order, asks for runs of adjacent objects; one read per object
- * was a thread-pool round trip each (48k preads and ~300k futex calls for the bench corpus).
- */
-class RangeReader {
-  private readonly waiting = new Map<string, RangeRequest[]>();
-  private scheduled = false;
-
-  constructor(private readonly backend: Backend) {}
-
-  read(pack: string, offset: number, length: number): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      let list = this.waiting.get(pack);
-      if (!list) this.waiting.set(pack, (list = []));
-      list.push({ offset, length, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
-  private flush(): void {
-    this.scheduled = false;
-    const all = [...this.waiting];
-    this.waiting.clear();
-    for (const [pack, reqs] of all) {
-      reqs.sort((a, b) => a.offset - b.offset);
-      let group: RangeRequest[] = [];
-      let start = 0;
-      let end = 0;
-      for (const r of reqs) {
-        if (group.length > 0 && (r.offset > end + MERGE_GAP || Math.max(end, r.offset + r.length) - start > MERGE_MAX)) {
-          void this.readGroup(pack, start, end, group);
-          group = [];
-        }
-        if (group.length === 0) {
-          start = r.offset;
-          end = r.offset;
-        }
-        group.push(r);
-        end = Math.max(end, r.offset + r.length);
-      }
-      if (group.length > 0) void this.readGroup(pack, start, end, group);
-    }
-  }
-
-  private async readGroup(pack: string, start: number, end: number, group: RangeRequest[]): Promise<void> {
-    try {
-      const buf = await this.backend.getRange(packName(pack), start, end - start);
-      if (buf.length < end - start) {
-        throw new SnapError('SNAP_CORRUPT', `pack ${pack.slice(0, 12)} is shorter than expected (wanted ${end - start} bytes at ${start}, got ${buf.length})`);
-      }
-      for (const r of group) r.resolve(buf.subarray(r.offset - start, r.offset - start + r.length));
-    } catch (e) {
-      for (const r of group) r.reject(e);
-    }
-  }
-}
-
-/** Requests this far apart (bytes of other objects between them) are still read as one. */
-const MERGE_GAP = 64 * 1024;
-/** The largest merged read. */
-const MERGE_MAX = 4 * 1024 * 1024;
 
 /** An existing symlink, FIFO or device that already is what the snapshot holds (a restore run twice). */
 async function sameSpecial(n: Node, st: fs.Stats, dest: Buffer): Promise<boolean> {
