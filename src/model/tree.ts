@@ -258,18 +258,21 @@ function rawName(b: Buffer, pos: number): Buffer | undefined {
 }
 
 /**
- * The entries of `tree` with some changed (for a rewrite or a repair): index -> a new subtree id
- * for that directory, or null to leave the entry out. Entries keep their order.
+ * The encoding of `tree` with some entries changed (for a rewrite or a repair): index -> a new
+ * subtree id for that directory, or null to leave the entry out. Entries keep their order. Written
+ * entry by entry (TreeWriter), never the whole list as objects: a tree may hold a million entries.
  */
-export function withSubtrees(tree: Tree, changes: Map<number, Buffer | null>): Node[] {
-  const kept: Node[] = [];
+export function encodeWithSubtrees(tree: Tree, changes: Map<number, Buffer | null>): Buffer {
+  let removed = 0;
+  for (const c of changes.values()) if (c === null) removed++;
+  const w = new TreeWriter(tree.length - removed, tree.encodedLength);
   for (let i = 0; i < tree.length; i++) {
     const change = changes.get(i);
     if (change === null) continue;
     const n = tree.at(i);
-    kept.push(change ? { ...n, tree: change } : n);
+    w.add(change ? { ...n, tree: change } : n);
   }
-  return kept;
+  return w.finish();
 }
 
 /** What the check of a large tree found, for opening the same bytes again without checking its entries again. */

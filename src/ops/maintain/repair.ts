@@ -17,7 +17,7 @@ import { isSnapError, SnapError } from '../../core/errors.js';
 import { toHex } from '../../core/ids.js';
 import type { ProgressSink } from '../../core/progress.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../../model/snapshot.js';
-import { encodeTree, openTree, withSubtrees } from '../../model/tree.js';
+import { encodeWithSubtrees, openTree } from '../../model/tree.js';
 import { type FoldSteps, foldTrees } from '../tree/walk.js';
 import type { Repository } from '../../repo/repository.js';
 import { QUARANTINE, snapshotName } from '../../repo/layout.js';
@@ -318,7 +318,7 @@ async function replaceSnapshots(repo: Repository, damaged: Set<string>, o: Repai
         }
       }
       if (count === 0) return { id: tree, removed: [], count: 0, files: 0, bytes: 0 };
-      const bytes = encodeTree(withSubtrees(nodes, changes));
+      const bytes = encodeWithSubtrees(nodes, changes);
       const id = o.dryRun ? repo.hashId(bytes) : (await repo.objects.add('tree', bytes)).id;
       return { id, removed, count, files, bytes: size };
     },

@@ -8,7 +8,7 @@ import { toHex } from '../../core/ids.js';
 import { type ExcludeRule, isExcluded } from '../../model/exclude.js';
 import type { Node } from '../../model/node.js';
 import { encodeSnapshot, type StoredSnapshot } from '../../model/snapshot.js';
-import { encodeTree, withSubtrees } from '../../model/tree.js';
+import { encodeWithSubtrees } from '../../model/tree.js';
 import type { Repository } from '../../repo/repository.js';
 import { draftFrom, replaceSnapshot } from './forget.js';
 
@@ -138,7 +138,7 @@ class TreeRewriter {
       }
     }
     if (r.removed > 0) {
-      const bytes = encodeTree(withSubtrees(nodes, changes));
+      const bytes = encodeWithSubtrees(nodes, changes);
       r.id = this.repo.hashId(bytes);
       if (!this.o.dryRun && (await this.repo.objects.add('tree', bytes, r.id)).added) this.written++;
     }
