@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, snap, tmpDir } from './helpers/cli.js';
 import { cliFor } from './helpers/readable-cli.js';
+import { type StartedMount, startMount } from './helpers/mount.js';
 
 const NOBODY = 65534;
 
@@ -87,36 +88,11 @@ describe.skipIf(why !== undefined)('snap mount as a user (fusermount3)', () => {
   const mounts = (): string[] => fs.readFileSync(`/proc/${ns.pid}/mounts`, 'utf8').split('\n');
   const isMounted = (at: string): boolean => mounts().some((l) => l.split(' ')[1] === at);
 
-  interface Mounted {
-    proc: ChildProcess;
-    exited: Promise<number | null>;
-    stderr(): string;
-  }
+  type Mounted = StartedMount;
   const live: ChildProcess[] = [];
 
   async function mount(at: string): Promise<Mounted> {
-    const [c, ...args] = inNs([process.execPath, cli, '--repo', repo, 'mount', at]);
-    const proc = spawn(c!, args, { env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
-    live.push(proc);
-    let out = '';
-    let err = '';
-    proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`snap mount said nothing in 30 s; stderr: ${err}`)), 30_000);
-      proc.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.includes('Ctrl-C unmounts')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      void exited.then((code) => {
-        clearTimeout(timer);
-        reject(new Error(`snap mount exited with ${code}: ${err}`));
-      });
-    });
-    return { proc, exited, stderr: () => err };
+    return startMount(inNs([process.execPath, cli, '--repo', repo, 'mount', at]), { env: env(), spawned: (p) => void live.push(p) });
   }
 
   async function until(what: string, f: () => boolean, ms = 10_000): Promise<void> {

@@ -2,13 +2,14 @@
 // as a user, through fusermount3: mount-user.test.ts);
 // this test process reads it with ordinary file calls, as ls, cp and diff would. Skipped, saying
 // why, where there is no /dev/fuse or the tests do not run as root.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ROOT, snap, tmpDir } from './helpers/cli.js';
+import { startMount } from './helpers/mount.js';
 
 /** Whether this machine lets root make a FUSE mount (a container may have /dev/fuse but not the right to mount). */
 function fuseMountWorks(): boolean {
@@ -43,29 +44,14 @@ function isMounted(at: string): boolean {
 }
 
 async function mountRepo(repo: string, at: string, env: Record<string, string> = {}): Promise<Mounted> {
-  const proc = spawn(process.execPath, [CLI, '--repo', repo, 'mount', at], { cwd: ROOT, env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', XDG_CACHE_HOME: path.join(path.dirname(repo), 'cache'), ...ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`snap mount said nothing in 30 s; stderr: ${err}`)), 30_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('Ctrl-C unmounts')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`snap mount exited with ${code}: ${err}`));
-    });
+  const { proc, exited, stderr } = await startMount([process.execPath, CLI, '--repo', repo, 'mount', at], {
+    cwd: ROOT,
+    env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', XDG_CACHE_HOME: path.join(path.dirname(repo), 'cache'), ...ENV, ...env },
   });
   const m: Mounted = {
     proc,
     at,
-    stderr: () => err,
+    stderr,
     exited,
     stop: () => {
       if (proc.exitCode === null) proc.kill('SIGINT');
