@@ -42,7 +42,7 @@ export interface ArchiveEntry {
 export interface ArchiveWriter {
   /** Writes one entry; resolves once its bytes were accepted by the output (waits for 'drain'). */
   add(entry: ArchiveEntry): Promise<void>;
-  /** Writes the trailer, ends the output and waits until it is flushed. */
+  /** Writes the trailer, ends the output (never process.stdout/stderr) and waits until it is flushed. */
   finish(): Promise<void>;
 }
 
@@ -117,15 +117,16 @@ class StreamSink implements ByteSink {
 
   async end(): Promise<void> {
     if (this.error) throw this.error;
-    // `out` is ended here: callers hand a stream of their own, never process.stdout itself (the
-    // CLI's export to '-' writes through a wrapper that ends without ending stdout, cmd-export.ts).
+    // Node never ends stdout/stderr (pipe() skips them too), so only wait until they took the bytes.
+    const stdio = this.out === process.stdout || this.out === process.stderr;
     if (this.transform) {
       this.transform.end();
       await this.guard(finished(this.transform));
-    } else {
+    } else if (!stdio) {
       this.out.end();
     }
-    await this.guard(finished(this.out));
+    if (!stdio) await this.guard(finished(this.out));
+    else if ((this.out as { writableNeedDrain?: boolean }).writableNeedDrain) await this.guard(once(this.out, 'drain'));
   }
 
   /** Waits for `p`, or fails as soon as either stream errors (then `p` may never settle). */
