@@ -8,7 +8,7 @@ import { displayPath, fsDecode, fsPath, hasEscapedBytes } from '../core/bytes.js
 import { type FilesFromMode, parseFilesFrom } from '../model/files-from.js';
 import { shortId } from '../core/ids.js';
 import { Repository } from '../repo/repository.js';
-import { createSnapshot, type StdinSource } from '../ops/backup/create.js';
+import { type CreateOptions, createSnapshot, type StdinSource } from '../ops/backup/create.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes, duration } from './format.js';
 import { collect, parseSize, readPatternFiles } from './parse.js';
@@ -99,6 +99,27 @@ export function excludeOptions(cmd: Command): Command {
     .option('--exclude-larger-than <size>', 'leave out files larger than this (e.g. 500M, 2G)');
 }
 
+/** The flags of excludeOptions and --one-file-system, as create and watch both take them. */
+export interface ExcludeFlags {
+  exclude: string[];
+  excludeFile: string[];
+  excludeCaches?: boolean;
+  excludeIfPresent: string[];
+  excludeLargerThan?: string;
+  oneFileSystem?: boolean;
+}
+
+/** ExcludeFlags as createSnapshot takes them: patterns from the flags and files (blank lines dropped), sizes parsed. */
+export function excludeSettings(o: ExcludeFlags): Pick<CreateOptions, 'excludes' | 'oneFileSystem' | 'excludeCaches' | 'excludeIfPresent' | 'excludeLargerThan'> {
+  return {
+    excludes: [...o.exclude, ...readPatternFiles(o.excludeFile)].filter((x) => x.trim() !== ''),
+    oneFileSystem: o.oneFileSystem === true,
+    excludeCaches: o.excludeCaches === true,
+    excludeIfPresent: o.excludeIfPresent,
+    excludeLargerThan: o.excludeLargerThan !== undefined ? parseSize(o.excludeLargerThan) : undefined,
+  };
+}
+
 export function registerCreate(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
   const createCmd = program
     .command('create')
@@ -116,15 +137,9 @@ export function registerCreate(program: Command, run: (fn: (ctx: Ctx) => Promise
   hookOptions(excludeOptions(createCmd)).action(async (paths: string[], o: CreateFlags & HookFlags, cmd: Command) => run((ctx) => withHooks(ctx, o, () => create(ctx, paths, o)), cmd));
 }
 
-interface CreateFlags {
+interface CreateFlags extends ExcludeFlags {
   tag: string[];
-  exclude: string[];
-  excludeFile: string[];
   time?: string;
-  oneFileSystem?: boolean;
-  excludeCaches?: boolean;
-  excludeIfPresent: string[];
-  excludeLargerThan?: string;
   filesFrom: string[];
   filesFromVerbatim: string[];
   filesFromRaw: string[];
@@ -134,10 +149,9 @@ interface CreateFlags {
 }
 
 async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<BackupOutcome> {
-  const excludes = [...o.exclude, ...readPatternFiles(o.excludeFile)];
   for (const t of o.tag) if (hasEscapedBytes(t)) throw new SnapError('SNAP_USAGE', `a tag must be UTF-8 text: '${displayPath(t)}' is not`);
   const time = o.time !== undefined ? timeOption(o.time, cliNow(systemClock)) : undefined;
-  const excludeLargerThan = o.excludeLargerThan !== undefined ? parseSize(o.excludeLargerThan) : undefined;
+  const leaveOut = excludeSettings(o);
   const listed = [
     ...o.filesFrom.map((f) => [f, 'lines'] as const),
     ...o.filesFromVerbatim.map((f) => [f, 'verbatim'] as const),
@@ -158,12 +172,8 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<Backup
       stdin,
       cwd: ctx.cwd,
       tags: o.tag,
-      excludes: excludes.filter((x) => x.trim() !== ''),
+      ...leaveOut,
       time,
-      oneFileSystem: o.oneFileSystem === true,
-      excludeCaches: o.excludeCaches === true,
-      excludeIfPresent: o.excludeIfPresent,
-      excludeLargerThan,
       host: ctx.host,
       program: `snap ${VERSION}`,
       sink: ctx.sink,

@@ -25,10 +25,10 @@ import { isEmptyPolicy, type RetentionPolicy } from '../model/retention.js';
 import { fromSystemError } from '../core/errors.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes, duration, localDateTime } from './format.js';
-import { collect, parseSize, parseWaitMs, readPatternFiles } from './parse.js';
+import { collect, parseWaitMs } from './parse.js';
 import { type HookFlags, hookEnv, hookOptions, runHook } from './hooks.js';
 import { type KeepFlags, policyFromFlags } from './cmd-forget.js';
-import { excludeOptions } from './cmd-create.js';
+import { type ExcludeFlags, excludeOptions, excludeSettings } from './cmd-create.js';
 import { runGc } from './cmd-gc.js';
 import { recordOperation } from './oplog.js';
 import { rawArgv } from './argv.js';
@@ -37,18 +37,12 @@ import { startWatcher, testHold, type Watcher } from './watcher.js';
 import { EXIT_INTERRUPTED } from './interrupt.js';
 import { isoLocal } from '../view/json.js';
 
-interface WatchFlags extends HookFlags, KeepFlags {
+interface WatchFlags extends HookFlags, KeepFlags, ExcludeFlags {
   debounce: string;
   maxDelay: string;
   maxInterval: string;
   gcEvery?: string;
   tag: string[];
-  exclude: string[];
-  excludeFile: string[];
-  excludeCaches?: boolean;
-  excludeIfPresent: string[];
-  excludeLargerThan?: string;
-  oneFileSystem?: boolean;
 }
 
 export function registerWatch(program: Command, run: (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>): void {
@@ -97,8 +91,7 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
   const maxDelayMs = Math.max(debounceMs, positive(parseWaitMs(o.maxDelay), '--max-delay'));
   const maxIntervalMs = positive(parseWaitMs(o.maxInterval), '--max-interval');
   const gcEveryMs = o.gcEvery !== undefined ? positive(parseWaitMs(o.gcEvery), '--gc-every') : undefined;
-  const excludes = [...o.exclude, ...readPatternFiles(o.excludeFile)].filter((x) => x.trim() !== '');
-  const excludeLargerThan = o.excludeLargerThan !== undefined ? parseSize(o.excludeLargerThan) : undefined;
+  const leaveOut = excludeSettings(o);
   const policy: RetentionPolicy = policyFromFlags(o);
   const prune = !isEmptyPolicy(policy);
   for (const [flag, v] of [['--on-success', o.onSuccess], ['--on-failure', o.onFailure]] as const) {
@@ -234,11 +227,7 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
             paths: sources,
             cwd: ctx.cwd,
             tags: o.tag,
-            excludes,
-            oneFileSystem: o.oneFileSystem === true,
-            excludeCaches: o.excludeCaches === true,
-            excludeIfPresent: o.excludeIfPresent,
-            excludeLargerThan,
+            ...leaveOut,
             host: ctx.host,
             program: `snap ${VERSION}`,
             sink: ctx.sink,
