@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, snap, tmpDir } from './helpers/cli.js';
-import { cliFor } from './helpers/readable-cli.js';
+import { cliFor, nodeFor } from './helpers/readable-cli.js';
 import { type StartedMount, startMount } from './helpers/mount.js';
 
 const NOBODY = 65534;
@@ -75,6 +75,7 @@ describe.skipIf(why !== undefined)('snap mount as a user (fusermount3)', () => {
   let src: string;
   let ns: ChildProcess;
   let cli: string;
+  let node: string;
   const big = randomBytes(2 * 1024 * 1024 + 4321);
 
   /** argv running `cmd` as nobody inside the namespace. */
@@ -92,7 +93,7 @@ describe.skipIf(why !== undefined)('snap mount as a user (fusermount3)', () => {
   const live: ChildProcess[] = [];
 
   async function mount(at: string): Promise<Mounted> {
-    return startMount(inNs([process.execPath, cli, '--repo', repo, 'mount', at]), { env: env(), spawned: (p) => void live.push(p) });
+    return startMount(inNs([node, cli, '--repo', repo, 'mount', at]), { env: env(), spawned: (p) => void live.push(p) });
   }
 
   async function until(what: string, f: () => boolean, ms = 10_000): Promise<void> {
@@ -108,6 +109,7 @@ describe.skipIf(why !== undefined)('snap mount as a user (fusermount3)', () => {
     fs.mkdirSync(path.join(dir, 'dev'));
     ns = await startNamespace(path.join(dir, 'dev'));
     cli = cliFor(NOBODY, NOBODY, ROOT);
+    node = nodeFor(NOBODY, NOBODY);
     repo = path.join(dir, 'repo');
     src = path.join(dir, 'src');
     fs.mkdirSync(path.join(src, 'docs', 'deep'), { recursive: true });
@@ -195,7 +197,7 @@ describe.skipIf(why !== undefined)('snap mount as a user (fusermount3)', () => {
     m = await mount(at);
     const file = path.join(at, 'latest', src, 'big.bin');
     const script = `const fs=require('fs');const fd=fs.openSync(process.argv[1],'r');process.stdout.write('open\\n');process.stdin.once('data',()=>{const b=Buffer.alloc(100000);const n=fs.readSync(fd,b,0,b.length,1500000);process.stdout.write(require('crypto').createHash('sha256').update(b.subarray(0,n)).digest('hex')+'\\n');fs.closeSync(fd);process.exit(0);});`;
-    const [c, ...args] = inNs([process.execPath, '-e', script, file]);
+    const [c, ...args] = inNs([node, '-e', script, file]);
     const reader = spawn(c!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     live.push(reader);
     let said = '';
@@ -218,7 +220,7 @@ describe.skipIf(why !== undefined)('snap mount as a user (fusermount3)', () => {
     fs.chownSync(at, NOBODY, NOBODY);
     const empty = path.join(dir, 'empty-bin');
     fs.mkdirSync(empty);
-    const r = asUser(['env', `PATH=${empty}`, process.execPath, cli, '--repo', repo, 'mount', at]);
+    const r = asUser(['env', `PATH=${empty}`, node, cli, '--repo', repo, 'mount', at]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/needs fusermount3.*apt install fuse3.*SNAP_PERMISSION/);
     expect(isMounted(at)).toBe(false);

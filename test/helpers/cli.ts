@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cliFor } from './readable-cli.js';
+import { cliFor, nodeFor } from './readable-cli.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -27,7 +27,7 @@ function command(args: string[], o: RunOptions): { cmd: string; argv: string[] }
   if (o.asUser) {
     // A checkout in a private folder is not readable by that user: cliFor copies what it runs.
     const cli = cliFor(o.asUser.uid, o.asUser.gid, ROOT);
-    return { cmd: 'setpriv', argv: [`--reuid=${o.asUser.uid}`, `--regid=${o.asUser.gid}`, '--clear-groups', process.execPath, cli, ...args] };
+    return { cmd: 'setpriv', argv: [`--reuid=${o.asUser.uid}`, `--regid=${o.asUser.gid}`, '--clear-groups', nodeFor(o.asUser.uid, o.asUser.gid), cli, ...args] };
   }
   return { cmd: process.execPath, argv: [CLI, ...args] };
 }

@@ -9,10 +9,39 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 const copies = new Map<string, string>();
+const nodes = new Map<string, string>();
+
+/**
+ * The Node.js binary for the user `uid`: this process's own, or a link to it (a copy across file
+ * systems) in a folder that user can reach. CI runs Node from a private (0700) folder. `setpriv`
+ * keeps root's capabilities until its own exec, so the CLI it starts runs; but any program that CLI
+ * or its child then starts from that path (snap mount's fuse guard, `env node ...`) is refused.
+ */
+export function nodeFor(uid: number, gid: number): string {
+  const key = `${uid}:${gid}`;
+  const known = nodes.get(key);
+  if (known) return known;
+  // Through env(1): the exec of node happens after setpriv's, without root's capabilities.
+  const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', 'env', process.execPath, '--version'], { cwd: '/' });
+  let node = process.execPath;
+  if (r.status !== 0) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'snap-node-'));
+    fs.chmodSync(dir, 0o755);
+    node = path.join(dir, 'node');
+    try {
+      fs.linkSync(process.execPath, node);
+    } catch {
+      fs.copyFileSync(process.execPath, node);
+      fs.chmodSync(node, 0o755);
+    }
+  }
+  nodes.set(key, node);
+  return node;
+}
 
 /** Whether the user `uid` can run the CLI at `cli` (it prints its version). */
 export function runsAs(uid: number, gid: number, cli: string): boolean {
-  const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', process.execPath, cli, '--version'], { cwd: '/' });
+  const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', nodeFor(uid, gid), cli, '--version'], { cwd: '/' });
   return r.status === 0;
 }
 
