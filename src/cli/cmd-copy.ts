@@ -16,7 +16,6 @@ import { type Ctx, withRepo } from './context.js';
 import { filterOptions } from './snapshot-args.js';
 import { bytes } from './format.js';
 import { plural } from './browse-out.js';
-import { cliNow } from './now.js';
 import { whenParser } from './when.js';
 
 interface CopyFlags extends SnapshotFilter {
@@ -70,7 +69,7 @@ export function registerCopy(program: Command, run: (fn: (ctx: Ctx) => Promise<v
               const ids = new Set<string>();
               chosen = [];
               for (const ref of refs) {
-                const s = resolveRef(all, ref, cliNow(src.clock), whenParser);
+                const s = resolveRef(all, ref, src.clock.now(), whenParser);
                 if (!ids.has(s.id)) chosen.push(s);
                 ids.add(s.id);
               }

@@ -12,8 +12,6 @@ import { type CreateOptions, createSnapshot, type StdinSource } from '../ops/bac
 import { type Ctx, withRepo } from './context.js';
 import { bytes, duration } from './format.js';
 import { collect, parseSize, readPatternFiles } from './parse.js';
-import { systemClock } from '../core/clock.js';
-import { cliNow } from './now.js';
 import { timeOption } from './when.js';
 import { type BackupOutcome, type HookFlags, hookOptions, withHooks } from './hooks.js';
 import { VERSION } from './version.js';
@@ -150,7 +148,7 @@ interface CreateFlags extends ExcludeFlags {
 
 async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<BackupOutcome> {
   for (const t of o.tag) if (hasEscapedBytes(t)) throw new SnapError('SNAP_USAGE', `a tag must be UTF-8 text: '${displayPath(t)}' is not`);
-  const time = o.time !== undefined ? timeOption(o.time, cliNow(systemClock)) : undefined;
+  const time = o.time !== undefined ? timeOption(o.time, ctx.clock.now()) : undefined;
   const leaveOut = excludeSettings(o);
   const listed = [
     ...o.filesFrom.map((f) => [f, 'lines'] as const),

@@ -11,14 +11,13 @@ import { type Ctx, withRepo } from './context.js';
 import { JsonList, plural, showPath, snapLabel, writeLine } from './browse-out.js';
 import { bytes, localDateTime, modeString } from './format.js';
 import { applyWindow, type WindowFlags } from './list-window.js';
-import { cliNow } from './now.js';
 import { mtimeDate, nodeJson, pathJson, snapRefJson, versionJson } from '../view/json.js';
 
 type Run = (fn: (ctx: Ctx) => Promise<void>, cmd: Command) => Promise<void>;
 type Flags = SnapshotFilter & WindowFlags;
 
 async function selected(repo: Repository, o: Flags): Promise<StoredSnapshot[]> {
-  return applyWindow(filterSnapshots(await repo.listSnapshots(), o), o, cliNow(repo.clock));
+  return applyWindow(filterSnapshots(await repo.listSnapshots(), o), o, repo.clock.now());
 }
 
 export function registerFind(cmd: Command, run: Run): void {

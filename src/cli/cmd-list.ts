@@ -12,7 +12,6 @@ import { bytes, localDateTime, modeString, table } from './format.js';
 import { JsonList, plural, writeLine } from './browse-out.js';
 import { filterOptions, resolveSnapshot } from './snapshot-args.js';
 import { writeOutAsync } from './interrupt.js';
-import { cliNow } from './now.js';
 import { applyWindow, printCalendar, windowOptions, type WindowFlags } from './list-window.js';
 import { entryJson, mtimeDate, snapRefJson, snapshotJson } from '../view/json.js';
 
@@ -21,7 +20,7 @@ export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<v
     .option('--by <period>', 'a calendar instead: one line per day, week, month or year with snapshots')
     .action(async (o: SnapshotFilter & WindowFlags & { by?: string }, cmd: Command) =>
       run(async (ctx) => {
-        const snaps = await withRepo(ctx, async (repo) => applyWindow(filterSnapshots(await repo.listSnapshots(), o), o, cliNow(repo.clock)));
+        const snaps = await withRepo(ctx, async (repo) => applyWindow(filterSnapshots(await repo.listSnapshots(), o), o, repo.clock.now()));
         if (o.by !== undefined) return printCalendar(ctx, snaps, o.by);
         if (ctx.json) return ctx.out(JSON.stringify(snaps.map(snapshotJson), null, 2));
         if (snaps.length === 0) return ctx.out('no snapshots');

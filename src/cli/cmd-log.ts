@@ -8,9 +8,7 @@ import type { LogRecord } from '../model/oplog.js';
 import { readLog } from '../repo/oplog.js';
 import type { Ctx } from './context.js';
 import { bytes, duration, localDateTime, table } from './format.js';
-import { cliNow } from './now.js';
 import { dateOption } from './when.js';
-import { systemClock } from '../core/clock.js';
 import { isoLocal } from '../view/json.js';
 
 /** An argument as a shell would need it, escaped for the terminal (core/bytes.ts). */
@@ -45,7 +43,7 @@ function resultColumn(r: LogRecord): string {
 }
 
 async function showLog(ctx: Ctx, o: { since?: string }): Promise<void> {
-  const since = o.since !== undefined ? dateOption('--since', o.since, cliNow(systemClock), 'start') : undefined;
+  const since = o.since !== undefined ? dateOption('--since', o.since, ctx.clock.now(), 'start') : undefined;
   const { backend } = await ctx.openStorage();
   try {
     const entries = await readLog(backend, { since, signal: ctx.signal });

@@ -52,7 +52,7 @@ async function mount(ctx: Ctx, mountpoint: string, o: MountFlags): Promise<void>
   const stop = new AbortController();
   const lease = new RepoLease(repoOpener(ctx), IDLE_MS, stop.signal);
   const log = (line: string): void => void process.stderr.write(`snap mount: ${line}\n`);
-  const fsys = new SnapFs({ lease, uid: ctx.host.uid, gid: process.getgid?.() ?? 0, now: () => new Date(), log });
+  const fsys = new SnapFs({ lease, uid: ctx.host.uid, gid: process.getgid?.() ?? 0, now: () => ctx.clock.now(), log });
   const session = await mountFuse(mountpoint, (req) => fsys.handle(req), {
     allowOther: o.allowOther === true,
     fsName: `snap:${displayPath(ctx.repoPath().path)}`,

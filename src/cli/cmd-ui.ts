@@ -8,8 +8,6 @@ import { SnapError } from '../core/errors.js';
 import { isLoopback } from '../ui/security.js';
 import { startUiServer } from '../ui/index.js';
 import { type Ctx, repoOpener, withRepo } from './context.js';
-import { cliNow } from './now.js';
-import { systemClock } from '../core/clock.js';
 
 interface UiFlags {
   listen: string;
@@ -64,7 +62,7 @@ async function ui(ctx: Ctx, o: UiFlags): Promise<void> {
     open: repoOpener(ctx),
     repoPath: displayPath(repoPath),
     asRoot: ctx.host.uid === 0,
-    now: () => cliNow(systemClock),
+    now: () => ctx.clock.now(),
     log: (line) => process.stderr.write(`snap ui: ${line}\n`),
   });
   if (!isLoopback(host)) {

@@ -4,6 +4,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { currentHost } from '../core/host.js';
+import type { Clock } from '../core/clock.js';
+import { cliClock } from './now.js';
 import { type OpenedStorage, type RepoOptions, Repository } from '../repo/repository.js';
 import type { Unlocked } from '../repo/keys.js';
 import { type PasswordOptions, repositoryPassword, sourcePassword } from './password.js';
@@ -39,6 +41,8 @@ export interface Ctx {
   sink: CliSink;
   out: (s: string) => void;
   host: ReturnType<typeof currentHost>;
+  /** The command's clock (cli/now.ts: SNAP_NOW fixes it), handed to the repositories it opens. */
+  clock: Clock;
   /** Set by commands: the exit code when no error was thrown. */
   exitCode: number;
   /** The command's name as typed (`gc`, `index rebuild`), recorded in repository locks. */
@@ -124,6 +128,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
     sink,
     out: (s) => void writeOut(s.endsWith('\n') ? s : s + '\n', signal),
     host: currentHost(),
+    clock: cliClock(process.env),
     exitCode: 0,
     command: commandName(cmd),
     lockWaitMs,
@@ -153,7 +158,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       const indexCache = path.join(cacheRoot(), 'index');
       const opened = ctx.opened;
       const expectEncrypted = explicitPassword(opts);
-      return { sink, lockWaitMs, signal, appendOnly, changes, lock, command: ctx.command, host: ctx.host, owner, password, indexCache, opened, known: knownDir(), expectEncrypted };
+      return { sink, lockWaitMs, signal, appendOnly, changes, lock, command: ctx.command, host: ctx.host, clock: ctx.clock, owner, password, indexCache, opened, known: knownDir(), expectEncrypted };
     },
     async openRepo(o = {}) {
       const { path: p, isDefault, location } = ctx.repoPath();
@@ -196,6 +201,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
         lock,
         command: ctx.command,
         host: ctx.host,
+        clock: ctx.clock,
         owner: ownerPolicy(opts, cwd),
         remote,
         password,

@@ -7,7 +7,6 @@ import type { Repository } from '../repo/repository.js';
 import type { Ctx } from './context.js';
 import { collect } from './parse.js';
 import { whenParser } from './when.js';
-import { cliNow } from './now.js';
 
 export function filterOptions(cmd: Command): Command {
   return cmd
@@ -18,6 +17,6 @@ export function filterOptions(cmd: Command): Command {
 
 export async function resolveSnapshot(ctx: Ctx, repo: Repository, ref: string, f: SnapshotFilter = {}): Promise<StoredSnapshot> {
   const snaps = filterSnapshots(await repo.listSnapshots(), f);
-  return resolveRef(snaps, ref, cliNow(repo.clock), whenParser);
+  return resolveRef(snaps, ref, repo.clock.now(), whenParser);
 }
 

@@ -270,7 +270,7 @@ export class SharedKV implements KV {
   private async writeOwnerFile(): Promise<void> {
     const file = path.join(this.dir, OWNER_FILE);
     const rec = JSON.stringify({ pid: this.o.owner.pid, host: this.o.owner.host, command: this.o.owner.command, since: new Date().toISOString() }) + '\n';
-    const tmp = `${file}.${process.pid}.tmp`;
+    const tmp = `${file}.${this.o.owner.pid}.tmp`;
     await fsp.rm(fsPath(tmp), { force: true }); // left by a process that had this pid and crashed
     await writeFileDurable({ dir: fsPath(this.dir), tmp: fsPath(tmp), dest: fsPath(file), mode: 0o600 }, rec);
   }
