@@ -26,7 +26,7 @@ import { SnapError, errnoCode } from '../core/errors.js';
 import { type AzureAuth, checkAzureEndpoint, redactAzure } from './azure-config.js';
 import { type AzureLocation, formatAzureLocation, parseAzureLocation } from './azure-location.js';
 import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
-import { checkRange, shortBlobError } from './checks.js';
+import { checkRange, ListingGuard, shortBlobError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
 import { type PartSource, resumingRead, streamInParts, totalSize, uploadParts } from './parts.js';
 import { NETWORK_WORDS, type RetryPolicy, TransientError, retryPolicy, withRetry } from './retry.js';
@@ -380,12 +380,14 @@ export class AzureBackend implements Backend {
   async *list(prefix: string): AsyncIterable<BlobInfo> {
     checkListPrefix(prefix);
     const what = prefix === '' ? '(everything)' : prefix;
+    const guard = new ListingGuard(`${this.location}: LIST ${what}`);
     let token: string | undefined;
     do {
       const page = await this.op('LIST', what, async (c) => {
         const r = await c.listBlobsFlat({ prefix: this.key(prefix) }).byPage({ maxPageSize: this.o.listPageSize ?? 5000, continuationToken: token }).next();
         return r.done ? undefined : r.value;
       });
+      guard.page((page?.segment.blobItems ?? []).map((b) => b.name), page?.continuationToken || undefined);
       for (const b of page?.segment.blobItems ?? []) {
         if (!b.name.startsWith(this.loc.prefix)) continue;
         const name = b.name.slice(this.loc.prefix.length);

@@ -22,7 +22,7 @@ import { SnapError } from '../core/errors.js';
 import type { AwsCredentials } from './aws-config.js';
 import { DEFAULT_REGION } from './aws-config.js';
 import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
-import { checkRange, shortBlobError } from './checks.js';
+import { checkRange, ListingGuard, shortBlobError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
 import { type PartSource, resumingRead, streamInParts, totalSize, uploadParts } from './parts.js';
 import { type RetryPolicy, TransientError, retryPolicy, withRetry } from './retry.js';
@@ -348,6 +348,7 @@ export class S3Backend implements Backend {
   async *list(prefix: string): AsyncIterable<BlobInfo> {
     checkListPrefix(prefix);
     const what = prefix === '' ? '(everything)' : prefix;
+    const guard = new ListingGuard(`${this.location}: LIST ${what}`);
     let token: string | undefined;
     do {
       const query: Record<string, string> = { 'list-type': '2', prefix: this.key(prefix), 'encoding-type': 'url', 'max-keys': '1000' };
@@ -357,6 +358,7 @@ export class S3Backend implements Backend {
         if (r.status !== 200) throw this.answerError(r, 'LIST', what);
         return this.parsed(`LIST ${what}`, () => parseListPage(r.body.toString('utf8')));
       });
+      guard.page(page.entries.map((e) => e.key), page.nextToken);
       for (const e of page.entries) {
         if (!e.key.startsWith(this.loc.prefix)) continue;
         const name = e.key.slice(this.loc.prefix.length);
