@@ -6,16 +6,16 @@ import { displayName } from '../../core/bytes.js';
 import type { ProgressCounters, ProgressSink } from '../../core/progress.js';
 import type { StoredSnapshot } from '../../model/snapshot.js';
 import { createArchiveWriter, type ArchiveFormat } from './export/archive.js';
-import { type ExportSelection, SnapshotWalker, type WalkRepo } from './export/walk.js';
+import { SnapshotWalker, type WalkRepo } from './export/walk.js';
+import type { PathSelection } from '../tree/selection.js';
 
-export { resolveExportPaths, type ExportSelection } from './export/walk.js';
 export { formatFromName, type ArchiveFormat } from './export/archive.js';
 export { verifyArchive, type VerifyResult } from './export/verify.js';
 
 export interface ExportOptions {
   format: ArchiveFormat;
-  /** From resolveExportPaths; undefined exports everything. */
-  selection: ExportSelection;
+  /** The paths to export (PathSelection.resolve); undefined exports everything. */
+  selection?: PathSelection;
   sink: ProgressSink;
   /** Deflate level of tar.gz and zip members (default 6). */
   gzipLevel?: number;

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError, isSnapError } from '../../core/errors.js';
-import { displayName, fsDecode, fsEncode, joinPath } from '../../core/bytes.js';
+import { displayName, fsEncode, joinPath } from '../../core/bytes.js';
 import { TaskPool } from '../../core/pool.js';
 import { writeSparse } from '../../core/sparse.js';
 import type { ProgressSink } from '../../core/progress.js';
@@ -18,7 +18,9 @@ import type { Node } from '../../model/node.js';
 import { Tree } from '../../model/tree.js';
 import type { StoredSnapshot } from '../../model/snapshot.js';
 import { type ObjectLocation, type PackReader, type Repository, readObjectVia } from '../../repo/repository.js';
-import { locate, splitPath } from '../tree/navigate.js';
+import { splitPath } from '../tree/navigate.js';
+import { PathSelection } from '../tree/selection.js';
+import { walkEntries } from '../tree/walk.js';
 import { randomHex, toHex } from '../../core/ids.js';
 import { CODEC_RAW } from '../../store/codec.js';
 import { objectWhat } from '../../store/object-codec.js';
@@ -102,9 +104,7 @@ const EMPTY = Buffer.alloc(0);
 
 export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o: RestoreOptions): Promise<RestoreResult> {
   // The paths `ls` and `cat` accept: absolute snapshot paths, or paths relative to a source path.
-  const include: string[] = [];
-  for (const inc of o.include ?? []) include.push(fsDecode((await locate(repo, snap, inc)).path));
-  const r = new Restorer(repo, { ...o, include });
+  const r = new Restorer(repo, o, await PathSelection.resolve(repo, snap, o.include ?? []));
   await r.run(snap);
   return r.result;
 }
@@ -139,13 +139,10 @@ class DirState {
   }
 }
 
+/** A directory the walk is in (ops/tree/walk.ts walks the snapshot; this is what restore keeps of it). */
 interface Frame {
   dir: DirState | undefined; // undefined in a dry run
   shown: Buffer;
-  nodes: Tree;
-  i: number;
-  parts: Buffer[];
-  scope: 'all' | 'partial';
   /** At or below a restored path: pruned with --delete. */
   mirror: boolean;
   /** The path's names, kept until the frame is a mirror (then unused). */
@@ -175,7 +172,7 @@ const MAX_GROUP_DIRS = 1024;
 class Restorer {
   readonly result: RestoreResult = { files: 0, dirs: 0, links: 0, special: 0, bytes: 0, unchanged: 0, skipped: 0, damaged: [], warnings: 0, removed: 0 };
   /** The restored paths (the --include paths, else the snapshot's source paths): --delete prunes at and below them. */
-  private mirrorRoots: Buffer[][] = [];
+  private mirrorRoots = PathSelection.ALL;
   private readonly mirrorSink: MirrorSink = {
     removed: (r) => this.o.onRemoved?.(r),
     failed: (shown, e) => {
@@ -184,7 +181,6 @@ class Restorer {
     },
   };
   private readonly pool: TaskPool;
-  private readonly includes: Buffer[][];
   private readonly groups = new Map<string, LinkGroup>();
   private readonly groupDirs = new Map<DirState, number>();
   private readonly open = new Set<DirState>();
@@ -203,12 +199,16 @@ class Restorer {
   private readonly xattr = xattrBinding();
   private xattrMissingSaid = false;
 
-  constructor(private readonly repo: Repository, private readonly o: RestoreOptions) {
+  constructor(
+    private readonly repo: Repository,
+    private readonly o: RestoreOptions,
+    /** The --include paths. */
+    private readonly selection: PathSelection,
+  ) {
     // Files are written on worker threads (writer.ts): many files in flight keep them
     // busy while the main thread reads and verifies the next ones; memory is bounded by bytes.
     this.pool = new TaskPool(o.concurrency ?? 64, 64);
     this.reader = repo.packReader({ budgetBytes: HELD_PACKS * repo.config.packSize, fetches: PACK_FETCHES });
-    this.includes = (o.include ?? []).map((p) => splitPath(fsEncode(p)));
     this.policy = o.overwrite ?? 'never';
   }
 
@@ -227,24 +227,9 @@ class Restorer {
     this.o.sink.warn?.({ code, path: shown, message: `${shown}: ${message}` });
   }
 
-  /** 'all': restore everything below; 'partial': on the way to an include; 'none': skip. */
-  private scope(parts: Buffer[]): 'all' | 'partial' | 'none' {
-    if (this.includes.length === 0) return 'all';
-    let partial = false;
-    for (const inc of this.includes) {
-      const n = Math.min(inc.length, parts.length);
-      let same = true;
-      for (let i = 0; i < n && same; i++) same = inc[i]!.equals(parts[i]!);
-      if (!same) continue;
-      if (parts.length >= inc.length) return 'all';
-      partial = true;
-    }
-    return partial ? 'partial' : 'none';
-  }
-
   /** Whether the path `parts` is a restored path or below one. */
   private isMirror(parts: Buffer[]): boolean {
-    return this.mirrorRoots.some((root) => root.length <= parts.length && root.every((x, i) => x.equals(parts[i]!)));
+    return this.mirrorRoots.covers(parts);
   }
 
   /** --delete: prune the directory just opened (or, in a dry run, list what would go). */
@@ -266,9 +251,7 @@ class Restorer {
   }
 
   async run(snap: StoredSnapshot): Promise<void> {
-    if (this.o.delete) this.mirrorRoots = this.includes.length > 0 ? this.includes : snap.paths.map((p) => splitPath(fsEncode(p)));
-    const rootScope = this.scope([]);
-    if (rootScope === 'none') return;
+    if (this.o.delete) this.mirrorRoots = this.selection.named ? this.selection : PathSelection.of(snap.paths.map((p) => splitPath(fsEncode(p))));
     let rootDir: DirState | undefined;
     let shown = fsEncode(path.resolve(this.o.target));
     let inodes: number | undefined;
@@ -290,12 +273,12 @@ class Restorer {
       // On remote storage the count's walk also tells the reader every object the restore reads,
       // so packs mostly wanted are fetched whole, ahead of the writers (store/pack-reader.ts).
       const plan = !this.o.dryRun && this.repo.localRoot === undefined ? (node: Node) => this.plan(node) : undefined;
-      const x = await expandedSize((id) => this.repo.readTree(id), snap.tree, (p) => this.scope(p), this.o.signal, plan);
+      const x = await expandedSize(this.repo, snap.tree, this.selection, this.o.signal, plan);
       checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
       if (rootDir) this.sweepLeftovers(rootDir);
       if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS, this.repo.objects.ctx);
       try {
-        await this.walk(snap.tree, rootDir, shown, rootScope);
+        await this.walk(snap.tree, rootDir, shown);
         await this.pool.drain();
         for (const g of this.groups.values()) this.releaseGroup(g);
       } finally {
@@ -324,26 +307,34 @@ class Restorer {
     }
   }
 
-  /** The walk, depth first with a stack of its own: no nesting depth overflows the call stack. */
-  private async walk(root: Buffer, rootDir: DirState | undefined, shown: Buffer, scope: 'all' | 'partial'): Promise<void> {
-    const rootNodes = await this.readTree(root, shown);
+  /**
+   * The restore walk: the snapshot's one walk (ops/tree/walk.ts, iterative: any depth) with the
+   * --include selection; its expansion was counted first (budget.ts), so it keeps no guard.
+   */
+  private async walk(root: Buffer, rootDir: DirState | undefined, shown: Buffer): Promise<void> {
     const rootMirror = this.o.delete === true && this.isMirror([]);
     const rootReal = !rootDir && this.o.delete === true && fs.statSync(shown, { throwIfNoEntry: false })?.isDirectory() === true;
-    if (rootMirror) await this.prune(rootDir, shown, rootNodes, rootReal);
-    const stack: Frame[] = [{ dir: rootDir, shown, nodes: rootNodes, i: 0, parts: [], scope, mirror: rootMirror, mparts: [], real: rootReal }];
-    while (stack.length > 0) {
-      const f = stack[stack.length - 1]!;
-      if (f.i >= f.nodes.length) {
-        stack.pop();
+    const stack: Frame[] = [{ dir: rootDir, shown, mirror: rootMirror, mparts: [], real: rootReal }];
+    const entries = walkEntries(this.repo, root, {
+      base: shown,
+      selection: this.selection,
+      signal: this.o.signal,
+      guard: false,
+      // A directory's entries, read once the walk goes into it (its frame is on top): pruned first with --delete.
+      read: async (id, at) => {
+        const nodes = await this.readTree(id, at);
+        const f = stack[stack.length - 1]!;
+        if (f.mirror) await this.prune(f.dir, at, nodes, f.real);
+        return nodes;
+      },
+      leave: () => {
+        const f = stack.pop()!;
         if (f.dir) this.drop(f.dir);
-        continue;
-      }
-      this.o.signal?.throwIfAborted();
-      const node = f.nodes.at(f.i++);
-      const childParts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
-      const s = f.scope === 'all' ? 'all' : this.scope(childParts);
-      if (s === 'none') continue;
-      const childShown = joinPath(f.shown, node.name);
+      },
+    });
+    for await (const e of entries) {
+      const f = stack[stack.length - 1]!;
+      const { node, path: childShown } = e;
       if (node.type === 'dir') {
         const mparts = f.mirror ? f.mparts : [...f.mparts, node.name];
         const mirror = this.o.delete === true && (f.mirror || this.isMirror(mparts));
@@ -353,12 +344,13 @@ class Restorer {
           await this.mirrorSink.removed({ dest: childShown, dir: false });
         }
         const child = await this.dir(f.dir, node, childShown, mirror);
-        if (child === false) continue;
-        const nodes = node.tree ? await this.readTree(node.tree, childShown) : Tree.EMPTY;
+        if (child === false) {
+          e.descend = false;
+          continue;
+        }
         const real = !child && f.real && isRealDir(childShown);
-        if (mirror) await this.prune(child, childShown, nodes, real);
-        stack.push({ dir: child, shown: childShown, nodes, i: 0, parts: childParts, scope: s, mirror, mparts, real });
-      } else if (s === 'all') {
+        stack.push({ dir: child, shown: childShown, mirror, mparts, real });
+      } else {
         const d = f.dir;
         // --delete and a restored path that is a file: a directory in its way goes (inside a
         // mirrored directory, pruning already removed it).

@@ -7,15 +7,10 @@ import { SnapError, isSnapError } from '../../../core/errors.js';
 import { displayName } from '../../../core/bytes.js';
 import type { Node } from '../../../model/node.js';
 import type { Tree } from '../../../model/tree.js';
-import type { StoredSnapshot } from '../../../model/snapshot.js';
-import type { Repository } from '../../../repo/repository.js';
-import { locate, splitPath } from '../../tree/navigate.js';
 import { splitDev } from '../../fs/special-files.js';
 import type { ArchiveEntry } from './archive.js';
-import { ExpansionGuard } from '../../tree/walk.js';
-
-/** The snapshot paths to export, as components; undefined means everything. */
-export type ExportSelection = Buffer[][] | undefined;
+import { walkEntries } from '../../tree/walk.js';
+import type { PathSelection } from '../../tree/selection.js';
 
 export interface WalkItem {
   entry: ArchiveEntry;
@@ -30,28 +25,12 @@ export interface WalkRepo {
 }
 
 /**
- * Resolve `--path` arguments like `snap ls` does: absolute ones are snapshot paths, a relative one
- * is tried under each source path. A path that is not in the snapshot is an error.
- */
-export async function resolveExportPaths(repo: Repository, snap: StoredSnapshot, paths: string[]): Promise<ExportSelection> {
-  const out: Buffer[][] = [];
-  for (const p of paths) {
-    const at = await locate(repo, snap, p);
-    const parts = splitPath(at.path);
-    if (parts.length === 0) return undefined; // the root: everything
-    out.push(parts);
-  }
-  return out.length > 0 ? out : undefined;
-}
-
-/**
  * Chunks fetched ahead of the one being written, so reading a pack overlaps compression and output.
  * Measured (zstd repository, tar to a pipe): 1 GiB of random data from a cold cache took 3.5-3.8 s
  * with 0, 2.9-3.5 s with 1, 2.7-3.6 s with 2; peak RSS exporting 2 GiB of zeros (8 MiB chunks)
  * was 116, 132 and 156 MB. One is most of the gain for little memory.
  */
 const READ_AHEAD = 1;
-const SLASH = Buffer.from('/');
 
 export class SnapshotWalker {
   /** Sockets met (archives cannot hold them; they are skipped). */
@@ -64,7 +43,7 @@ export class SnapshotWalker {
 
   constructor(
     private readonly repo: WalkRepo,
-    private readonly selection: ExportSelection,
+    private readonly selection: PathSelection | undefined,
     /** Called with the byte count of each chunk as it is read. */
     private readonly onData: (n: number) => void = () => {},
   ) {}
@@ -73,62 +52,19 @@ export class SnapshotWalker {
     return this.walk(root);
   }
 
-  /** Depth first, in name order, a directory before its contents; iterative, one frame per level (issue 20). */
+  /** The one snapshot walk (ops/tree/walk.ts) with the selection; sockets are counted, not archived. */
   private async *walk(root: Buffer): AsyncGenerator<WalkItem> {
-    const guard = new ExpansionGuard(this.repo, root);
     const read = async (tree: Buffer, dir: Buffer): Promise<Tree> => {
-      let nodes: Tree;
       try {
-        nodes = await this.repo.readTree(tree);
+        return await this.repo.readTree(tree);
       } catch (e) {
         throw damaged(e, dir.length === 0 ? '/' : `/${displayName(dir)}/`, 'directory listing');
       }
-      await guard.enter(tree, nodes);
-      return nodes;
     };
-    interface Frame {
-      nodes: Tree;
-      i: number;
-      dir: Buffer;
-      parts: Buffer[];
-      scope: 'all' | 'partial';
+    for await (const { node, path } of walkEntries(this.repo, root, { selection: this.selection, read })) {
+      if (node.type === 'socket') this.sockets++;
+      else yield { entry: this.entry(node, path), node };
     }
-    const stack: Frame[] = [{ nodes: await read(root, Buffer.alloc(0)), i: 0, dir: Buffer.alloc(0), parts: [], scope: this.selection ? 'partial' : 'all' }];
-    while (stack.length > 0) {
-      const f = stack[stack.length - 1]!;
-      if (f.i >= f.nodes.length) {
-        stack.pop();
-        continue;
-      }
-      const node = f.nodes.at(f.i++);
-      // Parts are needed only to match a selection: an export of everything does not keep them.
-      const childParts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
-      const s = f.scope === 'all' ? 'all' : this.scope(childParts);
-      if (s === 'none') continue;
-      const path = f.dir.length === 0 ? node.name : Buffer.concat([f.dir, SLASH, node.name]);
-      if (node.type === 'dir') {
-        // Directories on the way to a selected path are exported too (with their metadata).
-        yield { entry: this.entry(node, path), node };
-        stack.push({ nodes: await read(node.tree!, path), i: 0, dir: path, parts: childParts, scope: s });
-      } else if (s === 'all') {
-        if (node.type === 'socket') this.sockets++;
-        else yield { entry: this.entry(node, path), node };
-      }
-    }
-  }
-
-  /** 'all': the path is selected; 'partial': it leads to a selected path; 'none': skip it. */
-  private scope(parts: Buffer[]): 'all' | 'partial' | 'none' {
-    let partial = false;
-    for (const sel of this.selection ?? []) {
-      const n = Math.min(sel.length, parts.length);
-      let same = true;
-      for (let i = 0; i < n && same; i++) same = sel[i]!.equals(parts[i]!);
-      if (!same) continue;
-      if (parts.length >= sel.length) return 'all';
-      partial = true;
-    }
-    return partial ? 'partial' : 'none';
   }
 
   private entry(node: Node, path: Buffer): ArchiveEntry {
