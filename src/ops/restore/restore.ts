@@ -20,7 +20,7 @@ import type { StoredSnapshot } from '../../model/snapshot.js';
 import { type ObjectLocation, type PackReader, type Repository, readObjectVia } from '../../repo/repository.js';
 import { splitPath } from '../tree/navigate.js';
 import { PathSelection } from '../tree/selection.js';
-import { walkEntries } from '../tree/walk.js';
+import { type LinkMember, type RestoreOutput, type RestoreWalk, restoreInto } from './output.js';
 import { randomHex, toHex } from '../../core/ids.js';
 import { CODEC_RAW } from '../../store/codec.js';
 import { objectWhat } from '../../store/object-codec.js';
@@ -159,13 +159,6 @@ interface LinkFirst {
   node: Node;
 }
 
-interface LinkGroup {
-  first: Promise<LinkFirst | undefined>;
-  /** Members met so far; at node.inode.links the group lets go of the first's directory. */
-  seen: number;
-  held: DirState | undefined;
-}
-
 /** Directories kept open for hard-link groups at most: beyond, a later member is written as a copy. */
 const MAX_GROUP_DIRS = 1024;
 
@@ -181,7 +174,6 @@ class Restorer {
     },
   };
   private readonly pool: TaskPool;
-  private readonly groups = new Map<string, LinkGroup>();
   private readonly groupDirs = new Map<DirState, number>();
   private readonly open = new Set<DirState>();
   private readonly policy: OverwritePolicy;
@@ -278,9 +270,9 @@ class Restorer {
       if (rootDir) this.sweepLeftovers(rootDir);
       if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS, this.repo.objects.ctx);
       try {
-        await this.walk(snap.tree, rootDir, shown);
+        const walk = await this.walk(snap.tree, rootDir, shown);
         await this.pool.drain();
-        for (const g of this.groups.values()) this.releaseGroup(g);
+        for (const first of await walk.unfinished()) this.releaseGroup(first);
       } finally {
         // On failure, drain the pool first: no task may still be waiting for a writer thread.
         await this.pool.drain().catch(() => {});
@@ -308,18 +300,15 @@ class Restorer {
   }
 
   /**
-   * The restore walk: the snapshot's one walk (ops/tree/walk.ts, iterative: any depth) with the
-   * --include selection; its expansion was counted first (budget.ts), so it keeps no guard.
+   * The restore walk (output.ts: the snapshot's one walk, iterative: any depth, with the --include
+   * selection and the hard-link grouping export uses too) into the target: this is the filesystem
+   * output. Its expansion was counted first (budget.ts), so the walk keeps no guard.
    */
-  private async walk(root: Buffer, rootDir: DirState | undefined, shown: Buffer): Promise<void> {
+  private async walk(root: Buffer, rootDir: DirState | undefined, shown: Buffer): Promise<RestoreWalk<LinkFirst>> {
     const rootMirror = this.o.delete === true && this.isMirror([]);
     const rootReal = !rootDir && this.o.delete === true && fs.statSync(shown, { throwIfNoEntry: false })?.isDirectory() === true;
     const stack: Frame[] = [{ dir: rootDir, shown, mirror: rootMirror, mparts: [], real: rootReal }];
-    const entries = walkEntries(this.repo, root, {
-      base: shown,
-      selection: this.selection,
-      signal: this.o.signal,
-      guard: false,
+    const out: RestoreOutput<LinkFirst> = {
       // A directory's entries, read once the walk goes into it (its frame is on top): pruned first with --delete.
       read: async (id, at) => {
         const nodes = await this.readTree(id, at);
@@ -331,11 +320,8 @@ class Restorer {
         const f = stack.pop()!;
         if (f.dir) this.drop(f.dir);
       },
-    });
-    for await (const e of entries) {
-      const f = stack[stack.length - 1]!;
-      const { node, path: childShown } = e;
-      if (node.type === 'dir') {
+      dir: async ({ node, path: childShown }) => {
+        const f = stack[stack.length - 1]!;
         const mparts = f.mirror ? f.mparts : [...f.mparts, node.name];
         const mirror = this.o.delete === true && (f.mirror || this.isMirror(mparts));
         // Dry run: a restored path that the target holds as something else (a symlink) would be removed first.
@@ -344,32 +330,39 @@ class Restorer {
           await this.mirrorSink.removed({ dest: childShown, dir: false });
         }
         const child = await this.dir(f.dir, node, childShown, mirror);
-        if (child === false) {
-          e.descend = false;
-          continue;
-        }
+        if (child === false) return false;
         const real = !child && f.real && isRealDir(childShown);
         stack.push({ dir: child, shown: childShown, mirror, mparts, real });
-      } else {
+        return true;
+      },
+      entry: async ({ node, path: childShown, link }) => {
+        const f = stack[stack.length - 1]!;
         const d = f.dir;
         // --delete and a restored path that is a file: a directory in its way goes (inside a
         // mirrored directory, pruning already removed it).
         if (this.o.delete && !f.mirror && this.isMirror([...f.mparts, node.name])) await this.clearWay(d, node, childShown, f.real);
+        // A group's later names wait for its first to register: it does, whatever becomes of it.
+        const settle = (): void => {
+          if (link?.first) link.register(undefined); // no effect once registered
+        };
         if (d) this.hold(d);
         try {
           await this.pool.run(async () => {
             try {
-              await this.entry(node, childShown, d);
+              await this.entry(node, childShown, d, link);
             } finally {
+              settle();
               if (d) this.drop(d);
             }
           });
         } catch (e) {
+          settle();
           if (d) this.drop(d); // not scheduled
           throw e;
         }
-      }
-    }
+      },
+    };
+    return restoreInto(this.repo, root, { base: shown, selection: this.selection, signal: this.o.signal, guard: false }, out);
   }
 
   private async readTree(id: Buffer, shown: Buffer): Promise<Tree> {
@@ -511,13 +504,13 @@ class Restorer {
     }
   }
 
-  private async entry(node: Node, shown: Buffer, dir: DirState | undefined): Promise<void> {
+  private async entry(node: Node, shown: Buffer, dir: DirState | undefined, link: LinkMember<LinkFirst> | undefined): Promise<void> {
     try {
       this.o.signal?.throwIfAborted();
       // Files and symlinks get their extended attributes once they are in place (a file from a
       // writer thread too); directories and special files with the rest of their metadata.
       if (node.type === 'file') {
-        if ((await this.file(node, shown, dir)) && dir) this.restoreXattrs(node, dir.at(node.name), shown);
+        if ((await this.file(node, shown, dir, link)) && dir) this.restoreXattrs(node, dir.at(node.name), shown);
       } else if (node.type === 'symlink') {
         if ((await this.symlink(node, shown, dir)) && dir) this.restoreXattrs(node, dir.at(node.name), shown);
       }
@@ -569,52 +562,41 @@ class Restorer {
   }
 
   /** true when the file was written (or would be, in a dry run); false when skipped or linked. */
-  private async file(node: Node, shown: Buffer, dir: DirState | undefined): Promise<boolean> {
-    const key = node.inode ? `${node.inode.dev}:${node.inode.ino}` : undefined;
-    const group = key === undefined ? undefined : this.groups.get(key);
-    if (group) {
-      group.seen++;
+  private async file(node: Node, shown: Buffer, dir: DirState | undefined, link: LinkMember<LinkFirst> | undefined): Promise<boolean> {
+    if (link && !link.first) {
+      const first = await link.group;
       try {
-        const first = await group.first;
-        // Only a member the snapshot records as identical (same contents and metadata) is a link:
-        // a file that changed between the reads of two of its names was recorded twice, each as read.
-        if (first && sameFile(first.node, node)) return await this.link(node, first, shown, dir);
+        // Only a name the snapshot records as the first's twin is a link (output.ts sameFile).
+        if (first && link.same) return await this.link(node, first, shown, dir);
         return await this.writeFile(node, shown, dir);
       } finally {
-        // The last member met lets go of the first's directory, once its link is made: a path
+        // The last name met lets go of the first's directory, once its link is made: a path
         // through a descriptor is looked up when the system call runs, on another thread.
-        if (group.seen >= node.inode!.links) this.releaseGroup(group);
+        if (link.last) this.releaseGroup(first);
       }
     }
-    let register: ((f: LinkFirst | undefined) => void) | undefined;
-    if (key !== undefined) this.groups.set(key, { first: new Promise((r) => (register = r)), seen: 1, held: undefined });
     let written = false;
     try {
       written = await this.writeFile(node, shown, dir);
     } finally {
-      const g = key === undefined ? undefined : this.groups.get(key);
-      if (register && g) {
-        if (written && (!dir || this.holdForGroup(g, dir))) register({ dir, name: node.name, shown, node });
-        else register(undefined);
-      }
+      if (link) link.register(written && (!dir || this.holdForGroup(dir)) ? { dir, name: node.name, shown, node } : undefined);
     }
     return written;
   }
 
-  /** Keep the first member's directory open for the group's later members (bounded, see MAX_GROUP_DIRS). */
-  private holdForGroup(g: LinkGroup, dir: DirState): boolean {
+  /** Keep the first name's directory open for the group's later names (bounded, see MAX_GROUP_DIRS). */
+  private holdForGroup(dir: DirState): boolean {
     const n = this.groupDirs.get(dir);
     if (n === undefined && this.groupDirs.size >= MAX_GROUP_DIRS) return false;
     this.groupDirs.set(dir, (n ?? 0) + 1);
     if (n === undefined) this.hold(dir);
-    g.held = dir;
     return true;
   }
 
-  private releaseGroup(g: LinkGroup): void {
-    const d = g.held;
+  /** A group is done (or the restore is): let go of its first name's directory, held by holdForGroup. */
+  private releaseGroup(first: LinkFirst | undefined): void {
+    const d = first?.dir;
     if (!d) return;
-    g.held = undefined;
     const n = this.groupDirs.get(d)! - 1;
     if (n > 0) this.groupDirs.set(d, n);
     else {
@@ -897,18 +879,6 @@ async function sameSpecial(n: Node, st: fs.Stats, dest: Buffer): Promise<boolean
   if (n.type === 'chardev') return st.isCharacterDevice() && st.rdev === (n.rdev ?? 0);
   if (n.type === 'blockdev') return st.isBlockDevice() && st.rdev === (n.rdev ?? 0);
   return false;
-}
-
-/** A later name of a hard-link group is a link only if the snapshot records it as the first's twin. */
-function sameFile(a: Node, b: Node): boolean {
-  if (a.size !== b.size || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid) return false;
-  if (a.mtime.sec !== b.mtime.sec || a.mtime.nsec !== b.mtime.nsec) return false;
-  const ca = a.chunks ?? [];
-  const cb = b.chunks ?? [];
-  if (ca.length !== cb.length || !ca.every((c, i) => c.equals(cb[i]!))) return false;
-  const xa = a.xattrs ?? [];
-  const xb = b.xattrs ?? [];
-  return xa.length === xb.length && xa.every((x, i) => x.name.equals(xb[i]!.name) && x.value.equals(xb[i]!.value));
 }
 
 function sameType(n: Node, st: fs.Stats): boolean {

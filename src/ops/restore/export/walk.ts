@@ -1,15 +1,14 @@
-// The entries of an export, in archive order: a depth-first walk of the snapshot's trees in name
-// order (trees are stored sorted), holding only the trees on the current path. File data is read
-// lazily, chunk by chunk, when the writer asks for it. Export and --verify walk the same way, so
-// the verifier can compare the archive with the snapshot entry by entry, in step.
-import { createHash } from 'node:crypto';
+// The entries of an export, in archive order: the restore walk (../output.ts: depth first, in name
+// order, holding only the trees on the current path), each entry as the archive holds it. File data
+// is read lazily, chunk by chunk, when the writer asks for it. Export and --verify walk the same
+// way, so the verifier can compare the archive with the snapshot entry by entry, in step.
 import { SnapError, isSnapError } from '../../../core/errors.js';
 import { displayName } from '../../../core/bytes.js';
 import type { Node } from '../../../model/node.js';
 import type { Tree } from '../../../model/tree.js';
 import { splitDev } from '../../fs/special-files.js';
 import type { ArchiveEntry } from './archive.js';
-import { walkEntries } from '../../tree/walk.js';
+import { type RestoreItem, type RestoreOutput, RestoreWalk, type RestoreWalkOptions } from '../output.js';
 import type { PathSelection } from '../../tree/selection.js';
 
 export interface WalkItem {
@@ -32,15 +31,11 @@ export interface WalkRepo {
  */
 const READ_AHEAD = 1;
 
-export class SnapshotWalker {
-  /** Sockets met (archives cannot hold them; they are skipped). */
-  sockets = 0;
-  /**
-   * First archive path of each hard-link group, with a digest of its content list. The entry is
-   * dropped once all links were seen, so memory grows only with groups partly outside the export.
-   */
-  private readonly links = new Map<string, { path: Buffer; digest: string; left: number }>();
-
+/**
+ * The archive's side of the restore walk (../output.ts): the entry to write for each item the walk
+ * yields, a hard link to the first archived name of an inode, and file data read as the writer asks.
+ */
+export class SnapshotWalker implements Pick<RestoreOutput<Buffer>, 'read'> {
   constructor(
     private readonly repo: WalkRepo,
     private readonly selection: PathSelection | undefined,
@@ -48,23 +43,42 @@ export class SnapshotWalker {
     private readonly onData: (n: number) => void = () => {},
   ) {}
 
-  entries(root: Buffer): AsyncGenerator<WalkItem> {
-    return this.walk(root);
+  /** The walk's options: archive paths are relative (no leading `/`). */
+  get options(): RestoreWalkOptions {
+    return { selection: this.selection };
   }
 
-  /** The one snapshot walk (ops/tree/walk.ts) with the selection; sockets are counted, not archived. */
-  private async *walk(root: Buffer): AsyncGenerator<WalkItem> {
-    const read = async (tree: Buffer, dir: Buffer): Promise<Tree> => {
-      try {
-        return await this.repo.readTree(tree);
-      } catch (e) {
-        throw damaged(e, dir.length === 0 ? '/' : `/${displayName(dir)}/`, 'directory listing');
-      }
-    };
-    for await (const { node, path } of walkEntries(this.repo, root, { selection: this.selection, read })) {
-      if (node.type === 'socket') this.sockets++;
-      else yield { entry: this.entry(node, path), node };
+  /** The entries to archive, in order, pulled (export --verify reads the archive in step). */
+  async *entries(root: Buffer): AsyncGenerator<WalkItem> {
+    for await (const it of new RestoreWalk<Buffer>(this.repo, root, this.options, this).entries()) {
+      const item = await this.item(it);
+      if (item) yield item;
     }
+  }
+
+  /** Damage in a directory listing stops the export. */
+  async read(tree: Buffer, dir: Buffer): Promise<Tree> {
+    try {
+      return await this.repo.readTree(tree);
+    } catch (e) {
+      throw damaged(e, dir.length === 0 ? '/' : `/${displayName(dir)}/`, 'directory listing');
+    }
+  }
+
+  /** What to archive for one entry of the walk; undefined for a socket (archives cannot hold one). */
+  async item({ node, path, link }: RestoreItem<Buffer>): Promise<WalkItem | undefined> {
+    if (node.type === 'socket') return undefined;
+    const entry = this.entry(node, path);
+    if (link?.first) link.register(path);
+    else if (link?.same) {
+      // tar stores a link to the first path; zip has no links and stores the data again.
+      const first = await link.group;
+      if (first) {
+        entry.type = 'hardlink';
+        entry.linkTarget = first;
+      }
+    }
+    return { entry, node };
   }
 
   private entry(node: Node, path: Buffer): ArchiveEntry {
@@ -83,12 +97,6 @@ export class SnapshotWalker {
       case 'file': {
         e.size = node.size;
         e.data = () => this.data(node, path);
-        const first = this.hardLink(node, path);
-        if (first) {
-          // tar stores a link to the first path; zip has no links and stores the data again.
-          e.type = 'hardlink';
-          e.linkTarget = first;
-        }
         return e;
       }
       case 'symlink':
@@ -104,23 +112,6 @@ export class SnapshotWalker {
       case 'socket':
         throw new SnapError('SNAP_INTERNAL', 'sockets are not exported');
     }
-  }
-
-  /**
-   * The archive path of an earlier file of the same inode, if any. A file that changed between the
-   * backup's reads of its links has different content at each path; then each is a file of its own.
-   */
-  private hardLink(node: Node, path: Buffer): Buffer | undefined {
-    if (!node.inode) return undefined;
-    const key = `${node.inode.dev}:${node.inode.ino}`;
-    const digest = createHash('sha256').update(String(node.size)).update(Buffer.concat(node.chunks ?? [])).digest('hex');
-    const group = this.links.get(key);
-    if (!group) {
-      if (node.inode.links > 1) this.links.set(key, { path, digest, left: node.inode.links - 1 });
-      return undefined;
-    }
-    if (--group.left <= 0) this.links.delete(key);
-    return group.digest === digest ? group.path : undefined;
   }
 
   /** A file's bytes, each chunk verified against its id; damage stops the export. */
