@@ -6,6 +6,7 @@ import type { Node } from '../src/model/node.js';
 import { type Tree, encodeTree, openTree } from '../src/model/tree.js';
 import { PathSelection } from '../src/ops/tree/selection.js';
 import { expandTree, walkEntries } from '../src/ops/tree/walk.js';
+import { RestoreWalk } from '../src/ops/restore/output.js';
 
 const meta = { mode: 0o755, uid: 0, gid: 0, user: '', group: '', mtime: { sec: 0, nsec: 0 }, size: 0 };
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -168,5 +169,37 @@ describe('expandTree', () => {
     expect(x).toEqual({ entries: 6, inodes: 2 + 2 * 1.5 });
     expect(told).toEqual(['f', 'g']); // the shared subtree is counted once
     expect(repo.reads).toBe(2);
+  });
+});
+
+describe('RestoreWalk (the walk restore and export share)', () => {
+  it('groups the names of an inode: the first registers, a later twin links to it, a name recorded differently does not; the group ends at its last name', async () => {
+    const { repo, put } = store();
+    const linked = (name: string, chunk: string, mode = 0o644): Node =>
+      ({ ...meta, mode, name: b(name), type: 'file', size: 1, chunks: [sha256(b(chunk))], inode: { dev: 1, ino: 9, links: 4 } }) as Node;
+    const sub = put([linked('l3', 'x'), linked('l4', 'x', 0o600)]);
+    const root = put([linked('l1', 'x'), linked('l2', 'x'), dir('s', sub), file('plain'), { ...meta, name: b('sock'), type: 'socket' } as Node]);
+    const walk = new RestoreWalk<string>(repo, root, { selection: undefined });
+    const seen: string[] = [];
+    for await (const it of walk.entries()) {
+      const name = it.path.toString('latin1');
+      if (!it.link) seen.push(name);
+      else if (it.link.first) {
+        it.link.register(`first:${name}`);
+        seen.push(`${name} first`);
+      } else seen.push(`${name} -> ${await it.link.group} same=${it.link.same} last=${it.link.last}`);
+    }
+    expect(seen).toEqual(['l1 first', 'l2 -> first:l1 same=true last=false', 'plain', 's', 's/l3 -> first:l1 same=true last=false', 's/l4 -> first:l1 same=false last=true', 'sock']);
+    expect(walk.counts).toEqual({ dirs: 1, files: 3, links: 2, symlinks: 0, special: 0, sockets: 1 });
+    expect(await walk.unfinished()).toEqual([]);
+  });
+
+  it('a group with names outside the selection is unfinished at the end, with what its first registered', async () => {
+    const { repo, put } = store();
+    const n = (name: string): Node => ({ ...meta, name: b(name), type: 'file', size: 0, chunks: [], inode: { dev: 2, ino: 3, links: 2 } }) as Node;
+    const root = put([dir('a', put([n('x')])), dir('b', put([n('y')]))]);
+    const walk = new RestoreWalk<string>(repo, root, { selection: PathSelection.of([parts('a')]) });
+    for await (const it of walk.entries()) if (it.link?.first) it.link.register('x');
+    expect(await walk.unfinished()).toEqual(['x']);
   });
 });
