@@ -5,7 +5,7 @@ import { sha256 } from '../src/core/ids.js';
 import type { Node } from '../src/model/node.js';
 import { type Tree, encodeTree, openTree } from '../src/model/tree.js';
 import { PathSelection } from '../src/ops/tree/selection.js';
-import { expandTree, walkEntries } from '../src/ops/tree/walk.js';
+import { expandTree, foldTrees, walkEntries } from '../src/ops/tree/walk.js';
 import { RestoreWalk } from '../src/ops/restore/output.js';
 
 const meta = { mode: 0o755, uid: 0, gid: 0, user: '', group: '', mtime: { sec: 0, nsec: 0 }, size: 0 };
@@ -201,5 +201,31 @@ describe('RestoreWalk (the walk restore and export share)', () => {
     const walk = new RestoreWalk<string>(repo, root, { selection: PathSelection.of([parts('a')]) });
     for await (const it of walk.entries()) if (it.link?.first) it.link.register('x');
     expect(await walk.unfinished()).toEqual(['x']);
+  });
+});
+
+describe('foldTrees', () => {
+  it('hands each tree its subtrees\' results in order with its path; a memo that forgets and keys by path still folds right', async () => {
+    const { repo, put } = store();
+    const leaf = put([file('f')]);
+    const root = put([dir('a', leaf), dir('b', leaf), file('z')]);
+    /** Forgets everything at each set: results travel up in subs, not through the memo. */
+    const forgetful = { map: new Map<string, string[]>(), get(k: string) { return this.map.get(k); }, set(k: string, v: string[]) { this.map = new Map([[k, v]]); } };
+    const paths = await foldTrees<string[]>(root, forgetful, {
+      read: (id) => repo.readTree(id),
+      unreadable: () => [],
+      key: (hex, path) => `${hex} ${path.toString()}`,
+      finish: async (_id, _hex, nodes, subs, path) => {
+        const out: string[] = [];
+        let k = 0;
+        for (const n of nodes) {
+          out.push(`${path.toString()}/${n.name.toString()}`);
+          if (n.type === 'dir') out.push(...subs[k++]!);
+        }
+        return out;
+      },
+    }, b('/r'));
+    expect(paths).toEqual(['/r/a', '/r/a/f', '/r/b', '/r/b/f', '/r/z']);
+    expect(repo.reads).toBe(3); // keyed by path: the shared leaf is folded once per place
   });
 });

@@ -22,6 +22,8 @@ export interface TreeReader {
  */
 export const MAX_EXPANDED_PATHS = 2 ** 32;
 
+const SLASH = Buffer.from('/');
+
 const idKey = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
 
 /** The entries a walk below one root meets: `inodes` counts a hard-link member as its share of one inode. */
@@ -146,29 +148,57 @@ export interface FoldSteps<R> {
   /** A tree's entries, or undefined when it cannot be read (its result is then `unreadable`). */
   read(id: Buffer, hex: string): Promise<Tree | undefined>;
   unreadable(id: Buffer, hex: string): R;
-  /** A tree's result, once the result of every subtree it names is in the memo. */
-  finish(id: Buffer, hex: string, nodes: Tree): Promise<R>;
+  /**
+   * A tree's result, once the result of every subtree it names is known: in the memo, and in `subs`
+   * (one per directory entry, in order). `path`: the tree's, below the fold's base (with `paths`).
+   */
+  finish(id: Buffer, hex: string, nodes: Tree, subs: R[], path: Buffer): Promise<R>;
+  /** The memo key of a tree at `path` (default: its hex id; a result that depends on where the tree is keys on the path too). */
+  key?(hex: string, path: Buffer): string;
+  /** Told when a subtree's result is taken from the memo instead of read again. */
+  known?(id: Buffer, r: R): Promise<void>;
+}
+
+/** Results by key; a memo that forgets (a bounded cache) is fine, as results travel up in `subs`. */
+export interface FoldMemo<R> {
+  get(key: string): R | undefined;
+  set(key: string, r: R): void;
 }
 
 /**
- * A bottom-up fold over the trees below `root`: each distinct tree once (results memoized by hex
- * id, shared across calls with the same memo), subtrees before their parents, with an explicit
- * stack instead of recursion (issue 20: 5,000 levels). For check's affected paths and repair.
+ * A bottom-up fold over the trees below `root`: each distinct tree once (results memoized by key,
+ * shared across calls with the same memo), subtrees before their parents, with an explicit stack
+ * instead of recursion (issue 20: 5,000 levels). For check's affected paths, repair and find.
+ * `base`: the root's path, for the paths the steps are given.
  */
-export async function foldTrees<R>(root: Buffer, memo: Map<string, R>, steps: FoldSteps<R>): Promise<R> {
+export async function foldTrees<R>(root: Buffer, memo: FoldMemo<R>, steps: FoldSteps<R>, base: Buffer = Buffer.alloc(0)): Promise<R> {
+  const keyOf = (hex: string, path: Buffer): string => (steps.key ? steps.key(hex, path) : hex);
+  interface Frame {
+    id: Buffer;
+    hex: string;
+    key: string;
+    path: Buffer;
+    nodes?: Tree;
+    i: number;
+    subs: R[];
+  }
   const rootHex = toHex(root);
-  const stack: { id: Buffer; hex: string; nodes?: Tree; i: number }[] = [{ id: root, hex: rootHex, i: 0 }];
+  const known = memo.get(keyOf(rootHex, base));
+  if (known !== undefined) return known;
+  const stack: Frame[] = [{ id: root, hex: rootHex, key: keyOf(rootHex, base), path: base, i: 0, subs: [] }];
+  let result: R | undefined;
+  const done = (r: R): void => {
+    const f = stack.pop()!;
+    memo.set(f.key, r);
+    if (stack.length > 0) stack[stack.length - 1]!.subs.push(r);
+    else result = r;
+  };
   while (stack.length > 0) {
     const f = stack[stack.length - 1]!;
-    if (memo.has(f.hex)) {
-      stack.pop();
-      continue;
-    }
     if (!f.nodes) {
       const nodes = await steps.read(f.id, f.hex);
       if (!nodes) {
-        memo.set(f.hex, steps.unreadable(f.id, f.hex));
-        stack.pop();
+        done(steps.unreadable(f.id, f.hex));
         continue;
       }
       f.nodes = nodes;
@@ -177,14 +207,25 @@ export async function foldTrees<R>(root: Buffer, memo: Map<string, R>, steps: Fo
       const n = f.nodes.at(f.i++);
       if (n.type === 'dir' && n.tree) {
         const hex = toHex(n.tree);
-        if (!memo.has(hex)) stack.push({ id: n.tree, hex, i: 0 });
+        const path = steps.key ? walkJoin(f.path, n.name) : f.path;
+        const key = keyOf(hex, path);
+        const r = memo.get(key);
+        if (r !== undefined) {
+          await steps.known?.(n.tree, r);
+          f.subs.push(r);
+        } else stack.push({ id: n.tree, hex, key, path, i: 0, subs: [] });
       }
       continue;
     }
-    memo.set(f.hex, await steps.finish(f.id, f.hex, f.nodes));
-    stack.pop();
+    done(await steps.finish(f.id, f.hex, f.nodes, f.subs, f.path));
   }
-  return memo.get(rootHex)!;
+  return result!;
+}
+
+/** `dir` joined with `name`: just the name below an empty `dir`, no double slash below `/`. */
+export function walkJoin(dir: Buffer, name: Buffer): Buffer {
+  if (dir.length === 0) return name;
+  return dir.length === 1 && dir[0] === 0x2f ? Buffer.concat([dir, name]) : Buffer.concat([dir, SLASH, name]);
 }
 
 export interface WalkedEntry {
@@ -225,8 +266,6 @@ export interface WalkOptions {
   guard?: ExpansionGuard | false;
 }
 
-const SLASH = Buffer.from('/');
-
 /**
  * The one walk of a snapshot's entries below `root` (ls -R, find's paths, dups, diff's one-sided
  * subtrees, export and restore): depth-first, a directory before its contents, in name order
@@ -264,7 +303,7 @@ export async function* walkEntries(repo: TreeReader, root: Buffer, o: WalkOption
     const parts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
     const scope = f.scope === 'all' ? 'all' : sel!.scope(parts);
     if (scope === 'none' || (scope === 'partial' && node.type !== 'dir')) continue;
-    const path = f.dir.length === 0 ? node.name : f.dir.length === 1 && f.dir[0] === 0x2f ? Buffer.concat([f.dir, node.name]) : Buffer.concat([f.dir, SLASH, node.name]);
+    const path = walkJoin(f.dir, node.name);
     const e: WalkedEntry = { path, node, siblings: f.nodes, scope, descend: node.type === 'dir' && (o.descend?.(node, path) ?? true) };
     yield e;
     if (e.descend && node.type === 'dir') stack.push({ nodes: node.tree ? await read(node.tree, path) : Tree.EMPTY, i: 0, dir: path, parts, scope });
