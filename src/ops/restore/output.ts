@@ -74,32 +74,40 @@ export class RestoreWalk<F> {
     private readonly hooks: Pick<RestoreOutput<F>, 'read' | 'leave'> = {},
   ) {}
 
+  /** The walk's entries, each with its hard-link role, counted. */
   async *entries(): AsyncGenerator<RestoreItem<F>> {
+    for await (const e of this.raw()) yield this.meet(e);
+  }
+
+  /** The snapshot walk itself (ops/tree/walk.ts), before meet. restoreWith uses it: one generator less per entry. */
+  raw(): AsyncGenerator<WalkedEntry> {
     const { read, leave } = this.hooks;
-    const walk = walkEntries(this.repo, this.root, { ...this.o, read: read?.bind(this.hooks), leave: leave?.bind(this.hooks) });
-    for await (const e of walk) {
-      const item: RestoreItem<F> = e;
-      const c = this.counts;
-      switch (e.node.type) {
-        case 'dir':
-          c.dirs++;
-          break;
-        case 'file':
-          item.link = this.member(e.node);
-          if (item.link && !item.link.first && item.link.same) c.links++;
-          else c.files++;
-          break;
-        case 'symlink':
-          c.symlinks++;
-          break;
-        case 'socket':
-          c.sockets++;
-          break;
-        default:
-          c.special++;
-      }
-      yield item;
+    return walkEntries(this.repo, this.root, { ...this.o, read: read?.bind(this.hooks), leave: leave?.bind(this.hooks) });
+  }
+
+  /** Count an entry of the walk and give a file of a hard-link group its role. */
+  meet(e: WalkedEntry): RestoreItem<F> {
+    const item: RestoreItem<F> = e;
+    const c = this.counts;
+    switch (e.node.type) {
+      case 'dir':
+        c.dirs++;
+        break;
+      case 'file':
+        item.link = this.member(e.node);
+        if (item.link && !item.link.first && item.link.same) c.links++;
+        else c.files++;
+        break;
+      case 'symlink':
+        c.symlinks++;
+        break;
+      case 'socket':
+        c.sockets++;
+        break;
+      default:
+        c.special++;
     }
+    return item;
   }
 
   /** What the groups not all met registered (their other names are outside the selection). */
@@ -146,7 +154,8 @@ export async function restoreInto<F>(repo: TreeReader, root: Buffer, o: RestoreW
 
 /** Feed each entry of `walk` (made with `out`'s read and leave) to `out`. */
 export async function restoreWith<F>(walk: RestoreWalk<F>, out: RestoreOutput<F>): Promise<void> {
-  for await (const item of walk.entries()) {
+  for await (const e of walk.raw()) {
+    const item = walk.meet(e);
     if (item.node.type !== 'dir') await out.entry(item);
     else if (!(await out.dir(item))) item.descend = false;
   }

@@ -4,8 +4,9 @@
 // reached through that descriptor (restore-dir.ts), so neither a planted symlink nor a rename by
 // another user redirects a write outside the target. Every file is written to a temporary name and
 // renamed, so an interrupted restore never leaves a complete-looking file. Directory metadata is
-// applied on the descriptor once everything in the directory is written. The walk keeps its own
-// stack (any depth), after the snapshot's expanded size was checked (restore-budget.ts).
+// applied on the descriptor once everything in the directory is written. This is the filesystem
+// output of the restore walk (output.ts, the walk export uses too: any depth), which runs after the
+// snapshot's expanded size was checked (budget.ts).
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
