@@ -6,7 +6,7 @@ import { displayName } from '../../core/bytes.js';
 import type { ProgressCounters, ProgressSink } from '../../core/progress.js';
 import type { StoredSnapshot } from '../../model/snapshot.js';
 import { createArchiveWriter, type ArchiveFormat } from './export/archive.js';
-import { SnapshotWalker, type WalkRepo } from './export/walk.js';
+import { ArchiveItems, type WalkRepo } from './export/walk.js';
 import { type RestoreItem, type RestoreOutput, RestoreWalk, restoreWith } from './output.js';
 import type { PathSelection } from '../tree/selection.js';
 
@@ -39,7 +39,7 @@ export interface ExportResult {
 export async function exportSnapshot(repo: WalkRepo, snap: StoredSnapshot, out: NodeJS.WritableStream, o: ExportOptions): Promise<ExportResult> {
   let bytes = 0;
   const progress: ProgressCounters = { files: 0, dirs: 0, bytes: 0 };
-  const items = new SnapshotWalker(repo, o.selection, (n) => {
+  const items = new ArchiveItems(repo, o.selection, (n) => {
     bytes += n;
     progress.bytes = bytes;
     o.sink.progress?.(progress);

@@ -14,7 +14,7 @@ import type { StoredSnapshot } from '../../../model/snapshot.js';
 import type { ArchiveFormat } from './archive.js';
 import type { ReadEntry } from './read-entry.js';
 import { readTar } from './tar-read.js';
-import { SnapshotWalker, type WalkItem, type WalkRepo } from './walk.js';
+import { ArchiveItems, type WalkItem, type WalkRepo } from './walk.js';
 import type { PathSelection } from '../../tree/selection.js';
 import { readZip } from './zip-read.js';
 
@@ -44,7 +44,7 @@ export async function verifyArchive(repo: VerifyRepo, snap: StoredSnapshot, file
   const what = o.name ?? file;
   const zip = o.format === 'zip';
   const actual = zip ? readZip(file, what) : readTar(tarSource(file, o.format === 'tar.gz'), what);
-  const expected = new SnapshotWalker(repo, o.selection).entries(snap.tree);
+  const expected = new ArchiveItems(repo, o.selection).entries(snap.tree);
   const result: VerifyResult = { entries: 0, bytes: 0 };
   const progress: ProgressCounters = { files: 0, dirs: 0, bytes: 0 };
   try {

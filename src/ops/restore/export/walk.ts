@@ -35,7 +35,7 @@ const READ_AHEAD = 1;
  * The archive's side of the restore walk (../output.ts): the entry to write for each item the walk
  * yields, a hard link to the first archived name of an inode, and file data read as the writer asks.
  */
-export class SnapshotWalker implements Pick<RestoreOutput<Buffer>, 'read'> {
+export class ArchiveItems implements Pick<RestoreOutput<Buffer>, 'read'> {
   constructor(
     private readonly repo: WalkRepo,
     private readonly selection: PathSelection | undefined,
