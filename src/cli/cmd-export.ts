@@ -16,12 +16,11 @@ import { writeDurable } from '../core/durable.js';
 import {
   type ArchiveFormat,
   type ExportResult,
-  type ExportSelection,
   exportSnapshot,
   formatFromName,
-  resolveExportPaths,
   verifyArchive,
 } from '../ops/restore/export.js';
+import { PathSelection } from '../ops/tree/selection.js';
 import type { Repository } from '../repo/repository.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes } from './format.js';
@@ -79,7 +78,7 @@ async function exportCmd(ctx: Ctx, ref: string, output: string, o: ExportFlags):
 
   await withRepo(ctx, async (repo) => {
     const snap = await resolveSnapshot(ctx, repo, ref, { host: o.host, tag: o.tag });
-    const selection = await resolveExportPaths(repo, snap, o.path);
+    const selection = await PathSelection.resolve(repo, snap, o.path);
     const run = { repo, snap, selection, format, ctx };
     const { result, size } = dest ? await toFile(run, dest, output, o.force === true) : await toStream(run);
     ctx.sink.done();
@@ -103,7 +102,7 @@ async function exportCmd(ctx: Ctx, ref: string, output: string, o: ExportFlags):
 interface Run {
   repo: Repository;
   snap: StoredSnapshot;
-  selection: ExportSelection;
+  selection: PathSelection;
   format: ArchiveFormat;
   ctx: Ctx;
 }

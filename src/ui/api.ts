@@ -14,6 +14,7 @@ import { exportSnapshot, type ArchiveFormat } from '../ops/restore/export.js';
 import { compileFindPattern, findInSnapshots } from '../ops/browse/find.js';
 import { history } from '../ops/browse/history.js';
 import { locate, splitPath } from '../ops/tree/navigate.js';
+import { PathSelection } from '../ops/tree/selection.js';
 import { filterSnapshots, resolveRef, type SnapshotFilter, whenParser } from '../ops/tree/refs.js';
 import { restoreSnapshot, type OverwritePolicy } from '../ops/restore/restore.js';
 import type { Repository } from '../repo/repository.js';
@@ -177,16 +178,15 @@ export const routes: Record<string, Route> = {
       const format = ({ zip: 'zip', 'tar.gz': 'tar.gz', tgz: 'tar.gz', tar: 'tar' } as Record<string, ArchiveFormat>)[c.q.get('format') ?? 'zip'];
       if (!format) throw new HttpError(400, 'SNAP_USAGE', 'format must be zip, tar.gz or tar');
       const paths = snapshotPaths(c.q);
-      const selection: Buffer[][] = [];
-      for (const p of paths) selection.push(splitPath((await locate(repo, snap, asUserPath(p))).path));
-      const all = selection.length === 0 || selection.some((s) => s.length === 0);
+      const selection = await PathSelection.resolve(repo, snap, paths.map(asUserPath));
+      const all = selection.everything;
       const name = Buffer.concat([Buffer.from(`${shortId(snap.id)}-`), paths.length === 1 && !all ? baseName(paths[0]!) : Buffer.from('snapshot'), Buffer.from(`.${format}`)]);
       c.res.writeHead(200, { ...CONTENT_HEADERS, 'content-type': format === 'zip' ? 'application/zip' : format === 'tar' ? 'application/x-tar' : 'application/gzip', 'content-disposition': disposition('attachment', name) });
       // A small buffer between the writer and the socket; the writer waits for it to drain, and
       // the pipeline fails it as soon as the client goes away.
       const pass = new PassThrough({ highWaterMark: 256 * 1024 });
       const piped = pipeline(pass, c.res);
-      const done = exportSnapshot(repo, snap, pass, { format, selection: all ? undefined : selection, sink: {} });
+      const done = exportSnapshot(repo, snap, pass, { format, selection, sink: {} });
       await Promise.all([done, piped]);
     }),
 

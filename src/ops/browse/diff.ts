@@ -10,7 +10,7 @@ import type { Tree } from '../../model/tree.js';
 import type { StoredSnapshot } from '../../model/snapshot.js';
 import type { Repository } from '../../repo/repository.js';
 import { type Located, locateAbs, splitPath } from '../tree/navigate.js';
-import { ExpansionGuard, type TreeReader } from '../tree/walk.js';
+import { ExpansionGuard, type TreeReader, walkEntries } from '../tree/walk.js';
 
 /** What the diff needs from a repository. */
 export type { TreeReader };
@@ -95,14 +95,13 @@ type Task =
   | { t: 'pair'; path: Buffer; a: Node | undefined; b: Node | undefined }
   | { t: 'trees'; a: Buffer; b: Buffer; dir: Buffer }
   | { t: 'merge'; left: Tree; right: Tree; i: number; j: number; dir: Buffer }
-  | { t: 'side'; kind: Side; tree: Buffer; dir: Buffer }
-  | { t: 'one'; kind: Side; nodes: Tree; i: number; dir: Buffer };
+  | { t: 'side'; kind: Side; tree: Buffer; dir: Buffer };
 
 /**
- * The diff as an explicit stack of tasks, no recursion (issue 20: 5,000 levels nest fine): a task
- * that is a list (a merge of two directories, one side's directory) stays on the stack under the
- * task for its current entry, so changes come in path order. Each side's expansion is watched for
- * crafted shared subtrees (ops/tree/walk.ts).
+ * The diff as an explicit stack of tasks, no recursion (issue 20: 5,000 levels nest fine): a merge
+ * of two directories stays on the stack under the task for its current entry, so changes come in
+ * path order. A directory only one side has is walked whole by the snapshot walk (walkEntries).
+ * Each side's expansion is watched for crafted shared subtrees by one guard (ops/tree/walk.ts).
  */
 async function* walkDiff(repo: TreeReader, first: Task): AsyncGenerator<Change> {
   const guards = { removed: new ExpansionGuard(repo), added: new ExpansionGuard(repo) };
@@ -152,19 +151,12 @@ async function* walkDiff(repo: TreeReader, first: Task): AsyncGenerator<Change> 
         else stack.push({ t: 'pair', path: joinPath(task.dir, next.name), a: next.l, b: next.r });
         break;
       }
-      case 'side':
+      case 'side': {
         stack.pop();
-        stack.push({ t: 'one', kind: task.kind, nodes: await read(task.kind, task.tree), i: 0, dir: task.dir });
-        break;
-      case 'one': {
-        if (task.i >= task.nodes.length) {
-          stack.pop();
-          break;
+        const kind = task.kind;
+        for await (const { path, node } of walkEntries(repo, task.tree, { base: task.dir, guard: guards[kind] })) {
+          yield kind === 'added' ? { kind, path, after: node, aspects: [], fields: [] } : { kind, path, before: node, aspects: [], fields: [] };
         }
-        const n = task.nodes.at(task.i++);
-        const path = joinPath(task.dir, n.name);
-        yield task.kind === 'added' ? { kind: 'added', path, after: n, aspects: [], fields: [] } : { kind: 'removed', path, before: n, aspects: [], fields: [] };
-        if (n.type === 'dir') stack.push({ t: 'side', kind: task.kind, tree: n.tree!, dir: path });
         break;
       }
     }

@@ -9,12 +9,10 @@
 // when the pattern looks at more than names).
 import { displayPath, joinPath } from '../../core/bytes.js';
 import { SnapError } from '../../core/errors.js';
-import { toHex } from '../../core/ids.js';
 import { compileExcludes, isExcluded, type ExcludeRule } from '../../model/exclude.js';
 import type { Node } from '../../model/node.js';
-import type { Tree } from '../../model/tree.js';
 import type { StoredSnapshot } from '../../model/snapshot.js';
-import { ExpansionGuard, type TreeReader } from '../tree/walk.js';
+import { ExpansionGuard, type FoldSteps, type TreeReader, foldTrees } from '../tree/walk.js';
 
 export interface FindPattern {
   source: string;
@@ -83,61 +81,40 @@ export class FindCache {
   }
 }
 
-interface Frame {
-  tree: Buffer;
-  dir: Buffer;
-  key: string;
-  nodes: Tree;
-  i: number;
-  out: Rel[];
-  /** The directory entry whose subtree is being walked (its matches get its name in front). */
-  child?: Node;
+/**
+ * The matches below `root`, each tree's computed once (and cached): the snapshot's bottom-up fold
+ * (ops/tree/walk.ts foldTrees, iterative: one frame per level, issue 20), each tree read reported
+ * to the expansion guard, and a shared subtree found in the cache counted as read again.
+ */
+async function matchesUnder(repo: TreeReader, fp: FindPattern, root: Buffer, rootDir: Buffer, cache: FindCache): Promise<Rel[]> {
+  const guard = new ExpansionGuard(repo, root);
+  const steps: FoldSteps<Cached> = {
+    read: async (tree) => {
+      cache.treesRead++;
+      const nodes = await repo.readTree(tree);
+      await guard.enter(tree, nodes);
+      return nodes;
+    },
+    unreadable: () => ({ rels: [], dirs: false }), // not reached: read throws
+    key: fp.byName ? undefined : (hex, dir) => `${hex}\0${dir.toString('latin1')}`,
+    known: async (tree, cached) => {
+      if (cached.dirs) await guard.enter(tree, true); // a shared subtree: counted like one read again
+    },
+    finish: async (_tree, _hex, nodes, subs, dir) => {
+      const out: Rel[] = [];
+      let k = 0;
+      for (const node of nodes) {
+        if (matchesPath(fp, joinPath(dir, node.name), node.type === 'dir')) out.push({ rel: node.name, node });
+        if (node.type !== 'dir' || !node.tree) continue;
+        for (const m of subs[k++]!.rels) out.push({ rel: Buffer.concat([node.name, SLASH, m.rel]), node: m.node });
+      }
+      return { rels: out, dirs: nodes.hasDirs };
+    },
+  };
+  return (await foldTrees(root, cache, steps, rootDir)).rels;
 }
 
-/** The matches below `root`, each tree's computed once (and cached); iterative, one frame per level (issue 20). */
-async function matchesUnder(repo: TreeReader, fp: FindPattern, root: Buffer, rootDir: Buffer, cache: FindCache): Promise<Rel[]> {
-  const keyOf = (tree: Buffer, dir: Buffer): string => (fp.byName ? toHex(tree) : `${toHex(tree)}\0${dir.toString('latin1')}`);
-  const guard = new ExpansionGuard(repo, root);
-  const open = async (tree: Buffer, dir: Buffer, key: string): Promise<Frame> => {
-    cache.treesRead++;
-    const nodes = await repo.readTree(tree);
-    await guard.enter(tree, nodes);
-    return { tree, dir, key, nodes, i: 0, out: [] };
-  };
-  const rootKey = keyOf(root, rootDir);
-  const hit = cache.get(rootKey);
-  if (hit) return hit.rels;
-  const stack: Frame[] = [await open(root, rootDir, rootKey)];
-  let result: Rel[] = [];
-  const addSub = (f: Frame, name: Buffer, sub: Rel[]): void => {
-    for (const m of sub) f.out.push({ rel: Buffer.concat([name, Buffer.from('/'), m.rel]), node: m.node });
-  };
-  while (stack.length > 0) {
-    const f = stack[stack.length - 1]!;
-    if (f.i >= f.nodes.length) {
-      stack.pop();
-      cache.set(f.key, { rels: f.out, dirs: f.nodes.hasDirs });
-      const parent = stack[stack.length - 1];
-      if (parent) addSub(parent, parent.child!.name, f.out);
-      else result = f.out;
-      continue;
-    }
-    const node = f.nodes.at(f.i++);
-    const path = joinPath(f.dir, node.name);
-    if (matchesPath(fp, path, node.type === 'dir')) f.out.push({ rel: node.name, node });
-    if (node.type !== 'dir') continue;
-    const key = keyOf(node.tree!, path);
-    const cached = cache.get(key);
-    if (cached) {
-      if (cached.dirs) await guard.enter(node.tree!, true); // a shared subtree: counted like one read again
-      addSub(f, node.name, cached.rels);
-      continue;
-    }
-    f.child = node;
-    stack.push(await open(node.tree!, path, key));
-  }
-  return result;
-}
+const SLASH = Buffer.from('/');
 
 /** The matching entries of each snapshot that has any, in the order given (a directory before its contents). */
 export async function* findInSnapshots(repo: TreeReader, snaps: StoredSnapshot[], pattern: FindPattern, cache = new FindCache()): AsyncGenerator<FindHit> {

@@ -14,90 +14,34 @@
 import { SnapError, isSnapError } from '../../core/errors.js';
 import type { Node } from '../../model/node.js';
 import { Tree } from '../../model/tree.js';
+import type { PathSelection } from '../tree/selection.js';
+import { type Expansion, type TreeReader, expandTree } from '../tree/walk.js';
 
 export const MAX_EXPANDED_ENTRIES = 2 ** 32;
 
-export type Scope = 'all' | 'partial' | 'none';
-
-interface Frame {
-  key: string | undefined; // memo key when the whole subtree is counted
-  nodes: Tree;
-  i: number;
-  entries: number;
-  inodes: number;
-  parts: Buffer[];
-  scope: 'all' | 'partial';
-}
-
-export interface Expansion {
-  /** Entries the restore walks (every directory, file, link and special file). */
-  entries: number;
-  /** Inodes they need (hard-link members as their share of one). */
-  inodes: number;
-}
+export type { Expansion };
 
 /**
- * Count the entries under `root` that a restore with `scope` (restore.ts's include filter)
- * writes. Trees that cannot be read count as empty: the restore reports them.
+ * Count the entries under `root` that a restore of `selection` writes (expandTree: the walk's own
+ * count). Trees that cannot be read count as empty: the restore reports them.
  */
 export async function expandedSize(
-  readTree: (id: Buffer) => Promise<Tree>,
+  repo: TreeReader,
   root: Buffer,
-  scope: (parts: Buffer[]) => Scope,
+  selection: PathSelection,
   signal?: AbortSignal,
   /** Told of every entry but directories that the count walks (a repeated subtree is walked once). */
   onEntry?: (node: Node) => Promise<void>,
 ): Promise<Expansion> {
-  const memo = new Map<string, Expansion>();
-  const rootScope = scope([]);
-  if (rootScope === 'none') return { entries: 0, inodes: 0 };
   const read = async (id: Buffer): Promise<Tree> => {
     try {
-      return await readTree(id);
+      return await repo.readTree(id);
     } catch (e) {
       if (isSnapError(e, 'SNAP_CORRUPT') || isSnapError(e, 'SNAP_MISSING_OBJECT')) return Tree.EMPTY;
       throw e;
     }
   };
-  const frame = async (id: Buffer, parts: Buffer[], s: 'all' | 'partial'): Promise<Frame> => ({
-    key: s === 'all' ? id.toString('latin1') : undefined, nodes: await read(id), i: 0, entries: 0, inodes: 0, parts, scope: s,
-  });
-  const stack: Frame[] = [await frame(root, [], rootScope)];
-  let done: Expansion = { entries: 0, inodes: 0 };
-  while (stack.length > 0) {
-    const f = stack[stack.length - 1]!;
-    if (f.i >= f.nodes.length) {
-      stack.pop();
-      const sum = { entries: f.entries, inodes: f.inodes };
-      if (f.key !== undefined) memo.set(f.key, sum);
-      const up = stack[stack.length - 1];
-      if (up) {
-        up.entries += sum.entries;
-        up.inodes += sum.inodes;
-      } else done = sum;
-      continue;
-    }
-    signal?.throwIfAborted();
-    const node = f.nodes.at(f.i++);
-    const childParts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
-    const s = f.scope === 'all' ? 'all' : scope(childParts);
-    if (s === 'none') continue;
-    if (node.type === 'dir') {
-      f.entries++;
-      f.inodes++;
-      if (!node.tree) continue;
-      const known = s === 'all' ? memo.get(node.tree.toString('latin1')) : undefined;
-      if (known) {
-        f.entries += known.entries;
-        f.inodes += known.inodes;
-      } else stack.push(await frame(node.tree, childParts, s));
-    } else if (s === 'all') {
-      await onEntry?.(node);
-      f.entries++;
-      f.inodes += node.type === 'file' && node.inode && node.inode.links > 1 ? 1 / node.inode.links : 1;
-    }
-  }
-  return done;
+  return expandTree(repo, root, { selection, read, onEntry, signal });
 }
 
 /** Refuse an expansion no real backup has, or one the target cannot hold (nothing is written yet). */

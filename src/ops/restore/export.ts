@@ -6,16 +6,17 @@ import { displayName } from '../../core/bytes.js';
 import type { ProgressCounters, ProgressSink } from '../../core/progress.js';
 import type { StoredSnapshot } from '../../model/snapshot.js';
 import { createArchiveWriter, type ArchiveFormat } from './export/archive.js';
-import { type ExportSelection, SnapshotWalker, type WalkRepo } from './export/walk.js';
+import { ArchiveItems, type WalkRepo } from './export/walk.js';
+import { type RestoreItem, type RestoreOutput, RestoreWalk, restoreWith } from './output.js';
+import type { PathSelection } from '../tree/selection.js';
 
-export { resolveExportPaths, type ExportSelection } from './export/walk.js';
 export { formatFromName, type ArchiveFormat } from './export/archive.js';
 export { verifyArchive, type VerifyResult } from './export/verify.js';
 
 export interface ExportOptions {
   format: ArchiveFormat;
-  /** From resolveExportPaths; undefined exports everything. */
-  selection: ExportSelection;
+  /** The paths to export (PathSelection.resolve); undefined exports everything. */
+  selection?: PathSelection;
   sink: ProgressSink;
   /** Deflate level of tar.gz and zip members (default 6). */
   gzipLevel?: number;
@@ -36,28 +37,35 @@ export interface ExportResult {
 }
 
 export async function exportSnapshot(repo: WalkRepo, snap: StoredSnapshot, out: NodeJS.WritableStream, o: ExportOptions): Promise<ExportResult> {
-  const r: ExportResult = { entries: 0, files: 0, dirs: 0, symlinks: 0, hardlinks: 0, special: 0, sockets: 0, bytes: 0 };
+  let bytes = 0;
   const progress: ProgressCounters = { files: 0, dirs: 0, bytes: 0 };
-  const walker = new SnapshotWalker(repo, o.selection, (n) => {
-    r.bytes += n;
-    progress.bytes = r.bytes;
+  const items = new ArchiveItems(repo, o.selection, (n) => {
+    bytes += n;
+    progress.bytes = bytes;
     o.sink.progress?.(progress);
   });
   const writer = createArchiveWriter(o.format, out, { gzipLevel: o.gzipLevel });
-  for await (const { entry } of walker.entries(snap.tree)) {
-    progress.current = displayName(entry.path);
+  // The archive as a restore output (output.ts): each entry the restore walk yields, written in turn.
+  const add = async (it: RestoreItem<Buffer>): Promise<void> => {
+    const item = await items.item(it);
+    if (!item) return;
+    progress.current = displayName(item.entry.path);
     o.sink.progress?.(progress);
-    await writer.add(entry);
-    r.entries++;
-    if (entry.type === 'file') r.files++;
-    else if (entry.type === 'dir') r.dirs++;
-    else if (entry.type === 'symlink') r.symlinks++;
-    else if (entry.type === 'hardlink') r.hardlinks++;
-    else r.special++;
-    progress.files = r.files + r.hardlinks;
-    progress.dirs = r.dirs;
-  }
+    await writer.add(item.entry);
+    progress.files = c.files + c.links;
+    progress.dirs = c.dirs;
+  };
+  const output: RestoreOutput<Buffer> = {
+    read: (id, at) => items.read(id, at),
+    dir: async (it) => {
+      await add(it);
+      return true;
+    },
+    entry: add,
+  };
+  const walk = new RestoreWalk<Buffer>(repo, snap.tree, items.options, output);
+  const c = walk.counts;
+  await restoreWith(walk, output);
   await writer.finish();
-  r.sockets = walker.sockets;
-  return r;
+  return { entries: c.dirs + c.files + c.links + c.symlinks + c.special, files: c.files, dirs: c.dirs, symlinks: c.symlinks, hardlinks: c.links, special: c.special, sockets: c.sockets, bytes };
 }

@@ -4,13 +4,14 @@
 // reached through that descriptor (restore-dir.ts), so neither a planted symlink nor a rename by
 // another user redirects a write outside the target. Every file is written to a temporary name and
 // renamed, so an interrupted restore never leaves a complete-looking file. Directory metadata is
-// applied on the descriptor once everything in the directory is written. The walk keeps its own
-// stack (any depth), after the snapshot's expanded size was checked (restore-budget.ts).
+// applied on the descriptor once everything in the directory is written. This is the filesystem
+// output of the restore walk (output.ts, the walk export uses too: any depth), which runs after the
+// snapshot's expanded size was checked (budget.ts).
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError, isSnapError } from '../../core/errors.js';
-import { displayName, fsDecode, fsEncode, joinPath } from '../../core/bytes.js';
+import { displayName, fsEncode, joinPath } from '../../core/bytes.js';
 import { TaskPool } from '../../core/pool.js';
 import { writeSparse } from '../../core/sparse.js';
 import type { ProgressSink } from '../../core/progress.js';
@@ -18,7 +19,9 @@ import type { Node } from '../../model/node.js';
 import { Tree } from '../../model/tree.js';
 import type { StoredSnapshot } from '../../model/snapshot.js';
 import { type ObjectLocation, type PackReader, type Repository, readObjectVia } from '../../repo/repository.js';
-import { locate, splitPath } from '../tree/navigate.js';
+import { splitPath } from '../tree/navigate.js';
+import { PathSelection } from '../tree/selection.js';
+import { type LinkMember, type RestoreOutput, type RestoreWalk, restoreInto } from './output.js';
 import { randomHex, toHex } from '../../core/ids.js';
 import { CODEC_RAW } from '../../store/codec.js';
 import { objectWhat } from '../../store/object-codec.js';
@@ -102,9 +105,7 @@ const EMPTY = Buffer.alloc(0);
 
 export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o: RestoreOptions): Promise<RestoreResult> {
   // The paths `ls` and `cat` accept: absolute snapshot paths, or paths relative to a source path.
-  const include: string[] = [];
-  for (const inc of o.include ?? []) include.push(fsDecode((await locate(repo, snap, inc)).path));
-  const r = new Restorer(repo, { ...o, include });
+  const r = new Restorer(repo, o, await PathSelection.resolve(repo, snap, o.include ?? []));
   await r.run(snap);
   return r.result;
 }
@@ -139,13 +140,10 @@ class DirState {
   }
 }
 
+/** A directory the walk is in (ops/tree/walk.ts walks the snapshot; this is what restore keeps of it). */
 interface Frame {
   dir: DirState | undefined; // undefined in a dry run
   shown: Buffer;
-  nodes: Tree;
-  i: number;
-  parts: Buffer[];
-  scope: 'all' | 'partial';
   /** At or below a restored path: pruned with --delete. */
   mirror: boolean;
   /** The path's names, kept until the frame is a mirror (then unused). */
@@ -162,20 +160,13 @@ interface LinkFirst {
   node: Node;
 }
 
-interface LinkGroup {
-  first: Promise<LinkFirst | undefined>;
-  /** Members met so far; at node.inode.links the group lets go of the first's directory. */
-  seen: number;
-  held: DirState | undefined;
-}
-
 /** Directories kept open for hard-link groups at most: beyond, a later member is written as a copy. */
 const MAX_GROUP_DIRS = 1024;
 
 class Restorer {
   readonly result: RestoreResult = { files: 0, dirs: 0, links: 0, special: 0, bytes: 0, unchanged: 0, skipped: 0, damaged: [], warnings: 0, removed: 0 };
   /** The restored paths (the --include paths, else the snapshot's source paths): --delete prunes at and below them. */
-  private mirrorRoots: Buffer[][] = [];
+  private mirrorRoots = PathSelection.ALL;
   private readonly mirrorSink: MirrorSink = {
     removed: (r) => this.o.onRemoved?.(r),
     failed: (shown, e) => {
@@ -184,8 +175,6 @@ class Restorer {
     },
   };
   private readonly pool: TaskPool;
-  private readonly includes: Buffer[][];
-  private readonly groups = new Map<string, LinkGroup>();
   private readonly groupDirs = new Map<DirState, number>();
   private readonly open = new Set<DirState>();
   private readonly policy: OverwritePolicy;
@@ -203,12 +192,16 @@ class Restorer {
   private readonly xattr = xattrBinding();
   private xattrMissingSaid = false;
 
-  constructor(private readonly repo: Repository, private readonly o: RestoreOptions) {
+  constructor(
+    private readonly repo: Repository,
+    private readonly o: RestoreOptions,
+    /** The --include paths. */
+    private readonly selection: PathSelection,
+  ) {
     // Files are written on worker threads (writer.ts): many files in flight keep them
     // busy while the main thread reads and verifies the next ones; memory is bounded by bytes.
     this.pool = new TaskPool(o.concurrency ?? 64, 64);
     this.reader = repo.packReader({ budgetBytes: HELD_PACKS * repo.config.packSize, fetches: PACK_FETCHES });
-    this.includes = (o.include ?? []).map((p) => splitPath(fsEncode(p)));
     this.policy = o.overwrite ?? 'never';
   }
 
@@ -227,24 +220,9 @@ class Restorer {
     this.o.sink.warn?.({ code, path: shown, message: `${shown}: ${message}` });
   }
 
-  /** 'all': restore everything below; 'partial': on the way to an include; 'none': skip. */
-  private scope(parts: Buffer[]): 'all' | 'partial' | 'none' {
-    if (this.includes.length === 0) return 'all';
-    let partial = false;
-    for (const inc of this.includes) {
-      const n = Math.min(inc.length, parts.length);
-      let same = true;
-      for (let i = 0; i < n && same; i++) same = inc[i]!.equals(parts[i]!);
-      if (!same) continue;
-      if (parts.length >= inc.length) return 'all';
-      partial = true;
-    }
-    return partial ? 'partial' : 'none';
-  }
-
   /** Whether the path `parts` is a restored path or below one. */
   private isMirror(parts: Buffer[]): boolean {
-    return this.mirrorRoots.some((root) => root.length <= parts.length && root.every((x, i) => x.equals(parts[i]!)));
+    return this.mirrorRoots.covers(parts);
   }
 
   /** --delete: prune the directory just opened (or, in a dry run, list what would go). */
@@ -266,9 +244,7 @@ class Restorer {
   }
 
   async run(snap: StoredSnapshot): Promise<void> {
-    if (this.o.delete) this.mirrorRoots = this.includes.length > 0 ? this.includes : snap.paths.map((p) => splitPath(fsEncode(p)));
-    const rootScope = this.scope([]);
-    if (rootScope === 'none') return;
+    if (this.o.delete) this.mirrorRoots = this.selection.named ? this.selection : PathSelection.of(snap.paths.map((p) => splitPath(fsEncode(p))));
     let rootDir: DirState | undefined;
     let shown = fsEncode(path.resolve(this.o.target));
     let inodes: number | undefined;
@@ -290,14 +266,14 @@ class Restorer {
       // On remote storage the count's walk also tells the reader every object the restore reads,
       // so packs mostly wanted are fetched whole, ahead of the writers (store/pack-reader.ts).
       const plan = !this.o.dryRun && this.repo.localRoot === undefined ? (node: Node) => this.plan(node) : undefined;
-      const x = await expandedSize((id) => this.repo.readTree(id), snap.tree, (p) => this.scope(p), this.o.signal, plan);
+      const x = await expandedSize(this.repo, snap.tree, this.selection, this.o.signal, plan);
       checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
       if (rootDir) this.sweepLeftovers(rootDir);
       if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS, this.repo.objects.ctx);
       try {
-        await this.walk(snap.tree, rootDir, shown, rootScope);
+        const walk = await this.walk(snap.tree, rootDir, shown);
         await this.pool.drain();
-        for (const g of this.groups.values()) this.releaseGroup(g);
+        for (const first of await walk.unfinished()) this.releaseGroup(first);
       } finally {
         // On failure, drain the pool first: no task may still be waiting for a writer thread.
         await this.pool.drain().catch(() => {});
@@ -324,27 +300,29 @@ class Restorer {
     }
   }
 
-  /** The walk, depth first with a stack of its own: no nesting depth overflows the call stack. */
-  private async walk(root: Buffer, rootDir: DirState | undefined, shown: Buffer, scope: 'all' | 'partial'): Promise<void> {
-    const rootNodes = await this.readTree(root, shown);
+  /**
+   * The restore walk (output.ts: the snapshot's one walk, iterative: any depth, with the --include
+   * selection and the hard-link grouping export uses too) into the target: this is the filesystem
+   * output. Its expansion was counted first (budget.ts), so the walk keeps no guard.
+   */
+  private async walk(root: Buffer, rootDir: DirState | undefined, shown: Buffer): Promise<RestoreWalk<LinkFirst>> {
     const rootMirror = this.o.delete === true && this.isMirror([]);
     const rootReal = !rootDir && this.o.delete === true && fs.statSync(shown, { throwIfNoEntry: false })?.isDirectory() === true;
-    if (rootMirror) await this.prune(rootDir, shown, rootNodes, rootReal);
-    const stack: Frame[] = [{ dir: rootDir, shown, nodes: rootNodes, i: 0, parts: [], scope, mirror: rootMirror, mparts: [], real: rootReal }];
-    while (stack.length > 0) {
-      const f = stack[stack.length - 1]!;
-      if (f.i >= f.nodes.length) {
-        stack.pop();
+    const stack: Frame[] = [{ dir: rootDir, shown, mirror: rootMirror, mparts: [], real: rootReal }];
+    const out: RestoreOutput<LinkFirst> = {
+      // A directory's entries, read once the walk goes into it (its frame is on top): pruned first with --delete.
+      read: async (id, at) => {
+        const nodes = await this.readTree(id, at);
+        const f = stack[stack.length - 1]!;
+        if (f.mirror) await this.prune(f.dir, at, nodes, f.real);
+        return nodes;
+      },
+      leave: () => {
+        const f = stack.pop()!;
         if (f.dir) this.drop(f.dir);
-        continue;
-      }
-      this.o.signal?.throwIfAborted();
-      const node = f.nodes.at(f.i++);
-      const childParts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
-      const s = f.scope === 'all' ? 'all' : this.scope(childParts);
-      if (s === 'none') continue;
-      const childShown = joinPath(f.shown, node.name);
-      if (node.type === 'dir') {
+      },
+      dir: async ({ node, path: childShown }) => {
+        const f = stack[stack.length - 1]!;
         const mparts = f.mirror ? f.mparts : [...f.mparts, node.name];
         const mirror = this.o.delete === true && (f.mirror || this.isMirror(mparts));
         // Dry run: a restored path that the target holds as something else (a symlink) would be removed first.
@@ -353,31 +331,39 @@ class Restorer {
           await this.mirrorSink.removed({ dest: childShown, dir: false });
         }
         const child = await this.dir(f.dir, node, childShown, mirror);
-        if (child === false) continue;
-        const nodes = node.tree ? await this.readTree(node.tree, childShown) : Tree.EMPTY;
+        if (child === false) return false;
         const real = !child && f.real && isRealDir(childShown);
-        if (mirror) await this.prune(child, childShown, nodes, real);
-        stack.push({ dir: child, shown: childShown, nodes, i: 0, parts: childParts, scope: s, mirror, mparts, real });
-      } else if (s === 'all') {
+        stack.push({ dir: child, shown: childShown, mirror, mparts, real });
+        return true;
+      },
+      entry: async ({ node, path: childShown, link }) => {
+        const f = stack[stack.length - 1]!;
         const d = f.dir;
         // --delete and a restored path that is a file: a directory in its way goes (inside a
         // mirrored directory, pruning already removed it).
         if (this.o.delete && !f.mirror && this.isMirror([...f.mparts, node.name])) await this.clearWay(d, node, childShown, f.real);
+        // A group's later names wait for its first to register: it does, whatever becomes of it.
+        const settle = (): void => {
+          if (link?.first) link.register(undefined); // no effect once registered
+        };
         if (d) this.hold(d);
         try {
           await this.pool.run(async () => {
             try {
-              await this.entry(node, childShown, d);
+              await this.entry(node, childShown, d, link);
             } finally {
+              settle();
               if (d) this.drop(d);
             }
           });
         } catch (e) {
+          settle();
           if (d) this.drop(d); // not scheduled
           throw e;
         }
-      }
-    }
+      },
+    };
+    return restoreInto(this.repo, root, { base: shown, selection: this.selection, signal: this.o.signal, guard: false }, out);
   }
 
   private async readTree(id: Buffer, shown: Buffer): Promise<Tree> {
@@ -519,13 +505,13 @@ class Restorer {
     }
   }
 
-  private async entry(node: Node, shown: Buffer, dir: DirState | undefined): Promise<void> {
+  private async entry(node: Node, shown: Buffer, dir: DirState | undefined, link: LinkMember<LinkFirst> | undefined): Promise<void> {
     try {
       this.o.signal?.throwIfAborted();
       // Files and symlinks get their extended attributes once they are in place (a file from a
       // writer thread too); directories and special files with the rest of their metadata.
       if (node.type === 'file') {
-        if ((await this.file(node, shown, dir)) && dir) this.restoreXattrs(node, dir.at(node.name), shown);
+        if ((await this.file(node, shown, dir, link)) && dir) this.restoreXattrs(node, dir.at(node.name), shown);
       } else if (node.type === 'symlink') {
         if ((await this.symlink(node, shown, dir)) && dir) this.restoreXattrs(node, dir.at(node.name), shown);
       }
@@ -577,52 +563,41 @@ class Restorer {
   }
 
   /** true when the file was written (or would be, in a dry run); false when skipped or linked. */
-  private async file(node: Node, shown: Buffer, dir: DirState | undefined): Promise<boolean> {
-    const key = node.inode ? `${node.inode.dev}:${node.inode.ino}` : undefined;
-    const group = key === undefined ? undefined : this.groups.get(key);
-    if (group) {
-      group.seen++;
+  private async file(node: Node, shown: Buffer, dir: DirState | undefined, link: LinkMember<LinkFirst> | undefined): Promise<boolean> {
+    if (link && !link.first) {
+      const first = await link.group;
       try {
-        const first = await group.first;
-        // Only a member the snapshot records as identical (same contents and metadata) is a link:
-        // a file that changed between the reads of two of its names was recorded twice, each as read.
-        if (first && sameFile(first.node, node)) return await this.link(node, first, shown, dir);
+        // Only a name the snapshot records as the first's twin is a link (output.ts sameFile).
+        if (first && link.same) return await this.link(node, first, shown, dir);
         return await this.writeFile(node, shown, dir);
       } finally {
-        // The last member met lets go of the first's directory, once its link is made: a path
+        // The last name met lets go of the first's directory, once its link is made: a path
         // through a descriptor is looked up when the system call runs, on another thread.
-        if (group.seen >= node.inode!.links) this.releaseGroup(group);
+        if (link.last) this.releaseGroup(first);
       }
     }
-    let register: ((f: LinkFirst | undefined) => void) | undefined;
-    if (key !== undefined) this.groups.set(key, { first: new Promise((r) => (register = r)), seen: 1, held: undefined });
     let written = false;
     try {
       written = await this.writeFile(node, shown, dir);
     } finally {
-      const g = key === undefined ? undefined : this.groups.get(key);
-      if (register && g) {
-        if (written && (!dir || this.holdForGroup(g, dir))) register({ dir, name: node.name, shown, node });
-        else register(undefined);
-      }
+      if (link) link.register(written && (!dir || this.holdForGroup(dir)) ? { dir, name: node.name, shown, node } : undefined);
     }
     return written;
   }
 
-  /** Keep the first member's directory open for the group's later members (bounded, see MAX_GROUP_DIRS). */
-  private holdForGroup(g: LinkGroup, dir: DirState): boolean {
+  /** Keep the first name's directory open for the group's later names (bounded, see MAX_GROUP_DIRS). */
+  private holdForGroup(dir: DirState): boolean {
     const n = this.groupDirs.get(dir);
     if (n === undefined && this.groupDirs.size >= MAX_GROUP_DIRS) return false;
     this.groupDirs.set(dir, (n ?? 0) + 1);
     if (n === undefined) this.hold(dir);
-    g.held = dir;
     return true;
   }
 
-  private releaseGroup(g: LinkGroup): void {
-    const d = g.held;
+  /** A group is done (or the restore is): let go of its first name's directory, held by holdForGroup. */
+  private releaseGroup(first: LinkFirst | undefined): void {
+    const d = first?.dir;
     if (!d) return;
-    g.held = undefined;
     const n = this.groupDirs.get(d)! - 1;
     if (n > 0) this.groupDirs.set(d, n);
     else {
@@ -905,18 +880,6 @@ async function sameSpecial(n: Node, st: fs.Stats, dest: Buffer): Promise<boolean
   if (n.type === 'chardev') return st.isCharacterDevice() && st.rdev === (n.rdev ?? 0);
   if (n.type === 'blockdev') return st.isBlockDevice() && st.rdev === (n.rdev ?? 0);
   return false;
-}
-
-/** A later name of a hard-link group is a link only if the snapshot records it as the first's twin. */
-function sameFile(a: Node, b: Node): boolean {
-  if (a.size !== b.size || a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid) return false;
-  if (a.mtime.sec !== b.mtime.sec || a.mtime.nsec !== b.mtime.nsec) return false;
-  const ca = a.chunks ?? [];
-  const cb = b.chunks ?? [];
-  if (ca.length !== cb.length || !ca.every((c, i) => c.equals(cb[i]!))) return false;
-  const xa = a.xattrs ?? [];
-  const xb = b.xattrs ?? [];
-  return xa.length === xb.length && xa.every((x, i) => x.name.equals(xb[i]!.name) && x.value.equals(xb[i]!.value));
 }
 
 function sameType(n: Node, st: fs.Stats): boolean {

@@ -7,9 +7,9 @@
 // tree id too: they are counted, never refused, as no file system holds that many paths.
 import { SnapError } from '../../core/errors.js';
 import { toHex } from '../../core/ids.js';
-import { joinPath } from '../../core/bytes.js';
 import type { Node } from '../../model/node.js';
-import type { Tree } from '../../model/tree.js';
+import { Tree } from '../../model/tree.js';
+import type { PathSelection } from './selection.js';
 
 /** What a walk needs from a repository. */
 export interface TreeReader {
@@ -22,41 +22,93 @@ export interface TreeReader {
  */
 export const MAX_EXPANDED_PATHS = 2 ** 32;
 
+const SLASH = Buffer.from('/');
+
 const idKey = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
+
+/** The entries a walk below one root meets: `inodes` counts a hard-link member as its share of one inode. */
+export interface Expansion {
+  entries: number;
+  inodes: number;
+}
+
+export interface ExpandOptions {
+  /** Only what a walk with this selection meets is counted (default: everything). */
+  selection?: PathSelection;
+  /** How a tree is read (default: repo.readTree, whose errors propagate). */
+  read?: (id: Buffer) => Promise<Tree>;
+  /** Told of every entry but directories the count meets (a repeated subtree is counted once, so told once). */
+  onEntry?: (node: Node) => Promise<void>;
+  signal?: AbortSignal;
+  /** Stop counting once past this many entries (the result is then > limit). Default: none. */
+  limit?: number;
+}
+
+/**
+ * How many entries a walk below `root` (walkEntries, with the same selection) meets, counting an
+ * entry once per path that leads to it, without walking them: each distinct tree is read once and
+ * its count remembered (a selected subtree's, as a partly selected one's depends on where it is).
+ * Iterative: one frame per level of the deepest path.
+ */
+export async function expandTree(repo: TreeReader, root: Buffer, o: ExpandOptions = {}): Promise<Expansion> {
+  const sel = o.selection && !o.selection.everything ? o.selection : undefined;
+  const limit = o.limit ?? Infinity;
+  const read = o.read ?? ((id: Buffer) => repo.readTree(id));
+  const memo = new Map<string, Expansion>();
+  interface Frame extends Expansion {
+    key: string | undefined; // memo key when the whole subtree is counted
+    nodes: Tree;
+    i: number;
+    parts: Buffer[];
+    scope: 'all' | 'partial';
+  }
+  const frame = async (id: Buffer, parts: Buffer[], scope: 'all' | 'partial'): Promise<Frame> => ({
+    key: scope === 'all' ? idKey(id) : undefined, nodes: await read(id), i: 0, entries: 0, inodes: 0, parts, scope,
+  });
+  const stack: Frame[] = [await frame(root, [], sel ? 'partial' : 'all')];
+  let done: Expansion = { entries: 0, inodes: 0 };
+  while (stack.length > 0) {
+    const f = stack[stack.length - 1]!;
+    if (f.i >= f.nodes.length || f.entries > limit) {
+      stack.pop();
+      const sum = { entries: f.entries, inodes: f.inodes };
+      if (f.key !== undefined) memo.set(f.key, sum);
+      const up = stack[stack.length - 1];
+      if (up) {
+        up.entries += sum.entries;
+        up.inodes += sum.inodes;
+      } else done = sum;
+      continue;
+    }
+    o.signal?.throwIfAborted();
+    const node = f.nodes.at(f.i++);
+    const parts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
+    const s = f.scope === 'all' ? 'all' : sel!.scope(parts);
+    if (s === 'none') continue;
+    if (node.type === 'dir') {
+      f.entries++;
+      f.inodes++;
+      if (!node.tree) continue;
+      const known = s === 'all' ? memo.get(idKey(node.tree)) : undefined;
+      if (known) {
+        f.entries += known.entries;
+        f.inodes += known.inodes;
+      } else stack.push(await frame(node.tree, parts, s));
+    } else if (s === 'all') {
+      await o.onEntry?.(node);
+      f.entries++;
+      f.inodes += node.type === 'file' && node.inode && node.inode.links > 1 ? 1 / node.inode.links : 1;
+    }
+  }
+  return done;
+}
 
 /**
  * The number of entries (paths) below `root`, counting an entry once per path that leads to it;
  * each distinct tree is read once. Stops counting once past `limit` (the result is then > limit).
- * Iterative: one frame per level of the deepest path.
  */
 export async function countPaths(repo: TreeReader, root: Buffer, limit = MAX_EXPANDED_PATHS): Promise<number> {
-  const memo = new Map<string, number>();
-  interface Frame {
-    key: string;
-    nodes: Tree;
-    i: number;
-    sum: number;
-  }
-  const stack: Frame[] = [{ key: idKey(root), nodes: await repo.readTree(root), i: 0, sum: 0 }];
-  let last = 0;
-  while (stack.length > 0) {
-    const f = stack[stack.length - 1]!;
-    if (f.i >= f.nodes.length || f.sum > limit) {
-      stack.pop();
-      memo.set(f.key, f.sum);
-      last = f.sum;
-      if (stack.length > 0) stack[stack.length - 1]!.sum += f.sum;
-      continue;
-    }
-    const n = f.nodes.at(f.i++);
-    f.sum += 1;
-    if (n.type !== 'dir' || !n.tree) continue;
-    const k = idKey(n.tree);
-    const known = memo.get(k);
-    if (known !== undefined) f.sum += known;
-    else stack.push({ key: k, nodes: await repo.readTree(n.tree), i: 0, sum: 0 });
-  }
-  return last;
+  return (await expandTree(repo, root, { limit })).entries;
 }
 
 /** Watches an expanding walk below one root for shared subtrees; see the top of this file. */
@@ -96,29 +148,57 @@ export interface FoldSteps<R> {
   /** A tree's entries, or undefined when it cannot be read (its result is then `unreadable`). */
   read(id: Buffer, hex: string): Promise<Tree | undefined>;
   unreadable(id: Buffer, hex: string): R;
-  /** A tree's result, once the result of every subtree it names is in the memo. */
-  finish(id: Buffer, hex: string, nodes: Tree): Promise<R>;
+  /**
+   * A tree's result, once the result of every subtree it names is known: in the memo, and in `subs`
+   * (one per directory entry, in order). `path`: the tree's, below the fold's base (with `paths`).
+   */
+  finish(id: Buffer, hex: string, nodes: Tree, subs: R[], path: Buffer): Promise<R>;
+  /** The memo key of a tree at `path` (default: its hex id; a result that depends on where the tree is keys on the path too). */
+  key?(hex: string, path: Buffer): string;
+  /** Told when a subtree's result is taken from the memo instead of read again. */
+  known?(id: Buffer, r: R): Promise<void>;
+}
+
+/** Results by key; a memo that forgets (a bounded cache) is fine, as results travel up in `subs`. */
+export interface FoldMemo<R> {
+  get(key: string): R | undefined;
+  set(key: string, r: R): void;
 }
 
 /**
- * A bottom-up fold over the trees below `root`: each distinct tree once (results memoized by hex
- * id, shared across calls with the same memo), subtrees before their parents, with an explicit
- * stack instead of recursion (issue 20: 5,000 levels). For check's affected paths and repair.
+ * A bottom-up fold over the trees below `root`: each distinct tree once (results memoized by key,
+ * shared across calls with the same memo), subtrees before their parents, with an explicit stack
+ * instead of recursion (issue 20: 5,000 levels). For check's affected paths, repair and find.
+ * `base`: the root's path, for the paths the steps are given.
  */
-export async function foldTrees<R>(root: Buffer, memo: Map<string, R>, steps: FoldSteps<R>): Promise<R> {
+export async function foldTrees<R>(root: Buffer, memo: FoldMemo<R>, steps: FoldSteps<R>, base: Buffer = Buffer.alloc(0)): Promise<R> {
+  const keyOf = (hex: string, path: Buffer): string => (steps.key ? steps.key(hex, path) : hex);
+  interface Frame {
+    id: Buffer;
+    hex: string;
+    key: string;
+    path: Buffer;
+    nodes?: Tree;
+    i: number;
+    subs: R[];
+  }
   const rootHex = toHex(root);
-  const stack: { id: Buffer; hex: string; nodes?: Tree; i: number }[] = [{ id: root, hex: rootHex, i: 0 }];
+  const known = memo.get(keyOf(rootHex, base));
+  if (known !== undefined) return known;
+  const stack: Frame[] = [{ id: root, hex: rootHex, key: keyOf(rootHex, base), path: base, i: 0, subs: [] }];
+  let result: R | undefined;
+  const done = (r: R): void => {
+    const f = stack.pop()!;
+    memo.set(f.key, r);
+    if (stack.length > 0) stack[stack.length - 1]!.subs.push(r);
+    else result = r;
+  };
   while (stack.length > 0) {
     const f = stack[stack.length - 1]!;
-    if (memo.has(f.hex)) {
-      stack.pop();
-      continue;
-    }
     if (!f.nodes) {
       const nodes = await steps.read(f.id, f.hex);
       if (!nodes) {
-        memo.set(f.hex, steps.unreadable(f.id, f.hex));
-        stack.pop();
+        done(steps.unreadable(f.id, f.hex));
         continue;
       }
       f.nodes = nodes;
@@ -127,51 +207,105 @@ export async function foldTrees<R>(root: Buffer, memo: Map<string, R>, steps: Fo
       const n = f.nodes.at(f.i++);
       if (n.type === 'dir' && n.tree) {
         const hex = toHex(n.tree);
-        if (!memo.has(hex)) stack.push({ id: n.tree, hex, i: 0 });
+        const path = steps.key ? walkJoin(f.path, n.name) : f.path;
+        const key = keyOf(hex, path);
+        const r = memo.get(key);
+        if (r !== undefined) {
+          await steps.known?.(n.tree, r);
+          f.subs.push(r);
+        } else stack.push({ id: n.tree, hex, key, path, i: 0, subs: [] });
       }
       continue;
     }
-    memo.set(f.hex, await steps.finish(f.id, f.hex, f.nodes));
-    stack.pop();
+    done(await steps.finish(f.id, f.hex, f.nodes, f.subs, f.path));
   }
-  return memo.get(rootHex)!;
+  return result!;
+}
+
+/** `dir` joined with `name`: just the name below an empty `dir`, no double slash below `/`. */
+export function walkJoin(dir: Buffer, name: Buffer): Buffer {
+  if (dir.length === 0) return name;
+  return dir.length === 1 && dir[0] === 0x2f ? Buffer.concat([dir, name]) : Buffer.concat([dir, SLASH, name]);
 }
 
 export interface WalkedEntry {
-  /** `base` joined with the names down to this entry. */
+  /** `base` joined with the names down to this entry (just the names when `base` is empty). */
   path: Buffer;
   node: Node;
   /** The entries of the directory it is in (one Tree for all of them). */
   siblings: Tree;
+  /** 'all': selected; 'partial': a directory that leads to a selected path (walked for that path only). */
+  scope: 'all' | 'partial';
+  /**
+   * A directory: whether the walk goes into it next (`descend` decided it first). A consumer may set
+   * it to false before it asks for the next entry: then its contents are not walked.
+   */
+  descend: boolean;
+}
+
+export interface WalkOptions {
+  /** Prefixed to every path (default: none). */
+  base?: Buffer;
+  /** The paths to walk (default: all): other entries are not met, directories leading to a selected path are. */
+  selection?: PathSelection;
+  /** Whether to walk into a directory (default: every one). */
+  descend?: (node: Node, path: Buffer) => boolean;
+  /** Checked before each entry and each read. */
+  signal?: AbortSignal;
+  /**
+   * How a directory's entries are read (default: repo.readTree); `path` is the directory's (`base`
+   * for the root). Called when the walk goes into the directory, before any of its entries.
+   */
+  read?: (id: Buffer, path: Buffer) => Promise<Tree>;
+  /** Told when the walk is done with a directory it went into (the root too), after its contents. */
+  leave?: () => void;
+  /**
+   * The ExpansionGuard to report to (diff shares one across a side's walks), or false when the
+   * caller counted the expansion itself first (restore, budget.ts). Default: a guard of its own.
+   */
+  guard?: ExpansionGuard | false;
 }
 
 /**
- * The entries below `root`, depth-first: a directory, then its contents (when `descend` says so:
- * default, every directory), in name order. Iterative, one frame per level; an expanding walk, so
- * guarded against crafted shared subtrees (ExpansionGuard). `signal` is checked before each read.
+ * The one walk of a snapshot's entries below `root` (ls -R, find's paths, dups, diff's one-sided
+ * subtrees, export and restore): depth-first, a directory before its contents, in name order
+ * (trees are stored sorted). Iterative, one frame per level, holding only the trees on the current
+ * path; guarded against crafted shared subtrees (ExpansionGuard) unless the caller counted first.
  */
-export async function* walkEntries(
-  repo: TreeReader,
-  root: Buffer,
-  o: { base?: Buffer; descend?: (node: Node, path: Buffer) => boolean; signal?: AbortSignal } = {},
-): AsyncGenerator<WalkedEntry> {
-  const guard = new ExpansionGuard(repo, root);
-  const read = async (id: Buffer): Promise<Tree> => {
+export async function* walkEntries(repo: TreeReader, root: Buffer, o: WalkOptions = {}): AsyncGenerator<WalkedEntry> {
+  const guard = o.guard === false ? undefined : (o.guard ?? new ExpansionGuard(repo, root));
+  const sel = o.selection && !o.selection.everything ? o.selection : undefined;
+  const base = o.base ?? Buffer.alloc(0);
+  const read = async (id: Buffer, path: Buffer): Promise<Tree> => {
     o.signal?.throwIfAborted();
-    const nodes = await repo.readTree(id);
-    await guard.enter(id, nodes);
+    const nodes = o.read ? await o.read(id, path) : await repo.readTree(id);
+    await guard?.enter(id, nodes);
     return nodes;
   };
-  const stack: { nodes: Tree; i: number; dir: Buffer }[] = [{ nodes: await read(root), i: 0, dir: o.base ?? Buffer.alloc(0) }];
+  interface Frame {
+    nodes: Tree;
+    i: number;
+    dir: Buffer;
+    /** Names from the root: kept only while they matter to the selection. */
+    parts: Buffer[];
+    scope: 'all' | 'partial';
+  }
+  const stack: Frame[] = [{ nodes: await read(root, base), i: 0, dir: base, parts: [], scope: sel ? 'partial' : 'all' }];
   while (stack.length > 0) {
     const f = stack[stack.length - 1]!;
     if (f.i >= f.nodes.length) {
       stack.pop();
+      o.leave?.();
       continue;
     }
+    o.signal?.throwIfAborted();
     const node = f.nodes.at(f.i++);
-    const path = joinPath(f.dir, node.name);
-    yield { path, node, siblings: f.nodes };
-    if (node.type === 'dir' && (o.descend?.(node, path) ?? true)) stack.push({ nodes: await read(node.tree!), i: 0, dir: path });
+    const parts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
+    const scope = f.scope === 'all' ? 'all' : sel!.scope(parts);
+    if (scope === 'none' || (scope === 'partial' && node.type !== 'dir')) continue;
+    const path = walkJoin(f.dir, node.name);
+    const e: WalkedEntry = { path, node, siblings: f.nodes, scope, descend: node.type === 'dir' && (o.descend?.(node, path) ?? true) };
+    yield e;
+    if (e.descend && node.type === 'dir') stack.push({ nodes: node.tree ? await read(node.tree, path) : Tree.EMPTY, i: 0, dir: path, parts, scope });
   }
 }

@@ -14,7 +14,8 @@ import type { StoredSnapshot } from '../../../model/snapshot.js';
 import type { ArchiveFormat } from './archive.js';
 import type { ReadEntry } from './read-entry.js';
 import { readTar } from './tar-read.js';
-import { type ExportSelection, SnapshotWalker, type WalkItem, type WalkRepo } from './walk.js';
+import { ArchiveItems, type WalkItem, type WalkRepo } from './walk.js';
+import type { PathSelection } from '../../tree/selection.js';
 import { readZip } from './zip-read.js';
 
 export interface VerifyRepo extends WalkRepo {
@@ -29,7 +30,7 @@ export interface VerifyResult {
 
 export interface VerifyOptions {
   format: ArchiveFormat;
-  selection: ExportSelection;
+  selection?: PathSelection;
   sink: ProgressSink;
   /** How the archive is named in messages (default: the file name). */
   name?: string;
@@ -43,7 +44,7 @@ export async function verifyArchive(repo: VerifyRepo, snap: StoredSnapshot, file
   const what = o.name ?? file;
   const zip = o.format === 'zip';
   const actual = zip ? readZip(file, what) : readTar(tarSource(file, o.format === 'tar.gz'), what);
-  const expected = new SnapshotWalker(repo, o.selection).entries(snap.tree);
+  const expected = new ArchiveItems(repo, o.selection).entries(snap.tree);
   const result: VerifyResult = { entries: 0, bytes: 0 };
   const progress: ProgressCounters = { files: 0, dirs: 0, bytes: 0 };
   try {

@@ -1,21 +1,15 @@
-// The entries of an export, in archive order: a depth-first walk of the snapshot's trees in name
-// order (trees are stored sorted), holding only the trees on the current path. File data is read
-// lazily, chunk by chunk, when the writer asks for it. Export and --verify walk the same way, so
-// the verifier can compare the archive with the snapshot entry by entry, in step.
-import { createHash } from 'node:crypto';
+// The entries of an export, in archive order: the restore walk (../output.ts: depth first, in name
+// order, holding only the trees on the current path), each entry as the archive holds it. File data
+// is read lazily, chunk by chunk, when the writer asks for it. Export and --verify walk the same
+// way, so the verifier can compare the archive with the snapshot entry by entry, in step.
 import { SnapError, isSnapError } from '../../../core/errors.js';
 import { displayName } from '../../../core/bytes.js';
 import type { Node } from '../../../model/node.js';
 import type { Tree } from '../../../model/tree.js';
-import type { StoredSnapshot } from '../../../model/snapshot.js';
-import type { Repository } from '../../../repo/repository.js';
-import { locate, splitPath } from '../../tree/navigate.js';
 import { splitDev } from '../../fs/special-files.js';
 import type { ArchiveEntry } from './archive.js';
-import { ExpansionGuard } from '../../tree/walk.js';
-
-/** The snapshot paths to export, as components; undefined means everything. */
-export type ExportSelection = Buffer[][] | undefined;
+import { type RestoreItem, type RestoreOutput, RestoreWalk, type RestoreWalkOptions } from '../output.js';
+import type { PathSelection } from '../../tree/selection.js';
 
 export interface WalkItem {
   entry: ArchiveEntry;
@@ -30,105 +24,61 @@ export interface WalkRepo {
 }
 
 /**
- * Resolve `--path` arguments like `snap ls` does: absolute ones are snapshot paths, a relative one
- * is tried under each source path. A path that is not in the snapshot is an error.
- */
-export async function resolveExportPaths(repo: Repository, snap: StoredSnapshot, paths: string[]): Promise<ExportSelection> {
-  const out: Buffer[][] = [];
-  for (const p of paths) {
-    const at = await locate(repo, snap, p);
-    const parts = splitPath(at.path);
-    if (parts.length === 0) return undefined; // the root: everything
-    out.push(parts);
-  }
-  return out.length > 0 ? out : undefined;
-}
-
-/**
  * Chunks fetched ahead of the one being written, so reading a pack overlaps compression and output.
  * Measured (zstd repository, tar to a pipe): 1 GiB of random data from a cold cache took 3.5-3.8 s
  * with 0, 2.9-3.5 s with 1, 2.7-3.6 s with 2; peak RSS exporting 2 GiB of zeros (8 MiB chunks)
  * was 116, 132 and 156 MB. One is most of the gain for little memory.
  */
 const READ_AHEAD = 1;
-const SLASH = Buffer.from('/');
 
-export class SnapshotWalker {
-  /** Sockets met (archives cannot hold them; they are skipped). */
-  sockets = 0;
-  /**
-   * First archive path of each hard-link group, with a digest of its content list. The entry is
-   * dropped once all links were seen, so memory grows only with groups partly outside the export.
-   */
-  private readonly links = new Map<string, { path: Buffer; digest: string; left: number }>();
-
+/**
+ * The archive's side of the restore walk (../output.ts): the entry to write for each item the walk
+ * yields, a hard link to the first archived name of an inode, and file data read as the writer asks.
+ */
+export class ArchiveItems implements Pick<RestoreOutput<Buffer>, 'read'> {
   constructor(
     private readonly repo: WalkRepo,
-    private readonly selection: ExportSelection,
+    private readonly selection: PathSelection | undefined,
     /** Called with the byte count of each chunk as it is read. */
     private readonly onData: (n: number) => void = () => {},
   ) {}
 
-  entries(root: Buffer): AsyncGenerator<WalkItem> {
-    return this.walk(root);
+  /** The walk's options: archive paths are relative (no leading `/`). */
+  get options(): RestoreWalkOptions {
+    return { selection: this.selection };
   }
 
-  /** Depth first, in name order, a directory before its contents; iterative, one frame per level (issue 20). */
-  private async *walk(root: Buffer): AsyncGenerator<WalkItem> {
-    const guard = new ExpansionGuard(this.repo, root);
-    const read = async (tree: Buffer, dir: Buffer): Promise<Tree> => {
-      let nodes: Tree;
-      try {
-        nodes = await this.repo.readTree(tree);
-      } catch (e) {
-        throw damaged(e, dir.length === 0 ? '/' : `/${displayName(dir)}/`, 'directory listing');
-      }
-      await guard.enter(tree, nodes);
-      return nodes;
-    };
-    interface Frame {
-      nodes: Tree;
-      i: number;
-      dir: Buffer;
-      parts: Buffer[];
-      scope: 'all' | 'partial';
-    }
-    const stack: Frame[] = [{ nodes: await read(root, Buffer.alloc(0)), i: 0, dir: Buffer.alloc(0), parts: [], scope: this.selection ? 'partial' : 'all' }];
-    while (stack.length > 0) {
-      const f = stack[stack.length - 1]!;
-      if (f.i >= f.nodes.length) {
-        stack.pop();
-        continue;
-      }
-      const node = f.nodes.at(f.i++);
-      // Parts are needed only to match a selection: an export of everything does not keep them.
-      const childParts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
-      const s = f.scope === 'all' ? 'all' : this.scope(childParts);
-      if (s === 'none') continue;
-      const path = f.dir.length === 0 ? node.name : Buffer.concat([f.dir, SLASH, node.name]);
-      if (node.type === 'dir') {
-        // Directories on the way to a selected path are exported too (with their metadata).
-        yield { entry: this.entry(node, path), node };
-        stack.push({ nodes: await read(node.tree!, path), i: 0, dir: path, parts: childParts, scope: s });
-      } else if (s === 'all') {
-        if (node.type === 'socket') this.sockets++;
-        else yield { entry: this.entry(node, path), node };
-      }
+  /** The entries to archive, in order, pulled (export --verify reads the archive in step). */
+  async *entries(root: Buffer): AsyncGenerator<WalkItem> {
+    for await (const it of new RestoreWalk<Buffer>(this.repo, root, this.options, this).entries()) {
+      const item = await this.item(it);
+      if (item) yield item;
     }
   }
 
-  /** 'all': the path is selected; 'partial': it leads to a selected path; 'none': skip it. */
-  private scope(parts: Buffer[]): 'all' | 'partial' | 'none' {
-    let partial = false;
-    for (const sel of this.selection ?? []) {
-      const n = Math.min(sel.length, parts.length);
-      let same = true;
-      for (let i = 0; i < n && same; i++) same = sel[i]!.equals(parts[i]!);
-      if (!same) continue;
-      if (parts.length >= sel.length) return 'all';
-      partial = true;
+  /** Damage in a directory listing stops the export. */
+  async read(tree: Buffer, dir: Buffer): Promise<Tree> {
+    try {
+      return await this.repo.readTree(tree);
+    } catch (e) {
+      throw damaged(e, dir.length === 0 ? '/' : `/${displayName(dir)}/`, 'directory listing');
     }
-    return partial ? 'partial' : 'none';
+  }
+
+  /** What to archive for one entry of the walk; undefined for a socket (archives cannot hold one). */
+  async item({ node, path, link }: RestoreItem<Buffer>): Promise<WalkItem | undefined> {
+    if (node.type === 'socket') return undefined;
+    const entry = this.entry(node, path);
+    if (link?.first) link.register(path);
+    else if (link?.same) {
+      // tar stores a link to the first path; zip has no links and stores the data again.
+      const first = await link.group;
+      if (first) {
+        entry.type = 'hardlink';
+        entry.linkTarget = first;
+      }
+    }
+    return { entry, node };
   }
 
   private entry(node: Node, path: Buffer): ArchiveEntry {
@@ -147,12 +97,6 @@ export class SnapshotWalker {
       case 'file': {
         e.size = node.size;
         e.data = () => this.data(node, path);
-        const first = this.hardLink(node, path);
-        if (first) {
-          // tar stores a link to the first path; zip has no links and stores the data again.
-          e.type = 'hardlink';
-          e.linkTarget = first;
-        }
         return e;
       }
       case 'symlink':
@@ -168,23 +112,6 @@ export class SnapshotWalker {
       case 'socket':
         throw new SnapError('SNAP_INTERNAL', 'sockets are not exported');
     }
-  }
-
-  /**
-   * The archive path of an earlier file of the same inode, if any. A file that changed between the
-   * backup's reads of its links has different content at each path; then each is a file of its own.
-   */
-  private hardLink(node: Node, path: Buffer): Buffer | undefined {
-    if (!node.inode) return undefined;
-    const key = `${node.inode.dev}:${node.inode.ino}`;
-    const digest = createHash('sha256').update(String(node.size)).update(Buffer.concat(node.chunks ?? [])).digest('hex');
-    const group = this.links.get(key);
-    if (!group) {
-      if (node.inode.links > 1) this.links.set(key, { path, digest, left: node.inode.links - 1 });
-      return undefined;
-    }
-    if (--group.left <= 0) this.links.delete(key);
-    return group.digest === digest ? group.path : undefined;
   }
 
   /** A file's bytes, each chunk verified against its id; damage stops the export. */
