@@ -71,13 +71,14 @@ describe('chunking on worker threads', () => {
         const src = path.join(scratchDir('snap-chunkw-src-'), 'src');
         fs.mkdirSync(src);
         let files: Map<string, Buffer> | undefined;
-        for (const workers of [2, 0]) {
+        // On the threads (the smallest files too); on the threads with files up to 200 KB read on
+        // the calling thread, concurrently with the others; all on the calling thread.
+        for (const [workers, inline] of [[2, 0], [2, 200_000], [0, 0]] as const) {
           const repo = await newRepo(encrypted, params);
           try {
             files ??= corpus(rng, repo.gear.max);
-            if (workers === 2) for (const [n, data] of files) fs.writeFileSync(path.join(src, n), data);
-            // chunkInline 0: every file goes to the threads, the smallest too.
-            const r = await backup(repo, src, { chunkWorkers: workers, chunkInline: 0 });
+            if (!fs.readdirSync(src).length) for (const [n, data] of files) fs.writeFileSync(path.join(src, n), data);
+            const r = await backup(repo, src, { chunkWorkers: workers, chunkInline: inline });
             expect(r.warnings).toBe(0);
             for (const [n, data] of files) {
               const want = chunkBuffer(repo.gear, data).map((c) => repo.hashId(c).toString('hex'));
