@@ -330,7 +330,8 @@ class Archiver {
   private readonly repoId: { dev: bigint; ino: bigint } | undefined;
   private pendingCache: PendingDir[] = [];
   private pendingFiles = 0;
-  private chunker: FileChunker;
+  /** Made when a file is first read on this thread (its buffer is `max` + 1 MiB). */
+  private chunker: FileChunker | undefined;
   private readonly pool: ChunkPool | undefined;
   /** Settles when the file being read with `chunker` is done with it. */
   private chunkerTurn: Promise<void> = Promise.resolve();
@@ -351,7 +352,6 @@ class Archiver {
     // The repository's own folder is skipped when backed up into itself (remote storage has none here).
     const st = repo.localRoot === undefined ? undefined : fs.statSync(fsPath(repo.localRoot), { bigint: true });
     this.repoId = st && { dev: st.dev, ino: st.ino };
-    this.chunker = new FileChunker(-1, repo.gear);
     const workers = o.chunkWorkers ?? defaultChunkWorkers();
     this.pool = workers > 0 ? chunkPool(repo.gear, repo.objects.ctx, workers) : undefined;
     // The previous backup of the same paths tells how much there is: a percentage and an ETA.
@@ -783,8 +783,9 @@ class Archiver {
         this.chunkerTurn = new Promise<void>((r) => (done = r));
         await prev;
         try {
-          this.chunker.reset(fd, limit);
-          for (let c = this.chunker.next(); c; c = this.chunker.next()) {
+          const chunker = (this.chunker ??= new FileChunker(-1, this.repo.gear));
+          chunker.reset(fd, limit);
+          for (let c = chunker.next(); c; c = chunker.next()) {
             size += c.length;
             this.o.signal?.throwIfAborted();
             this.progress.bytes += c.length;
