@@ -26,7 +26,7 @@ import { type RepoConfig, decodeConfig, encodeConfig, ENCRYPTED_FORMAT_VERSION, 
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
 import { type CheckedTree, DECODED_MAX, type Tree, openTree } from '../model/tree.js';
 import { type Gear, makeGear } from '../store/chunker.js';
-import { ObjectStore } from '../store/object-store.js';
+import { ObjectStore, type StoredRead, readObjectVia } from '../store/object-store.js';
 import { PackReader, type PackReaderOptions } from '../store/pack-reader.js';
 import { PLAIN } from '../store/object-codec.js';
 import { packName, readPackHeader, packIdFromName } from '../store/pack.js';
@@ -42,7 +42,7 @@ import { CONFIG, DATA, INDEX_DIR, SNAPSHOTS, snapshotIdFromName, snapshotName } 
 // What ops see of the layers below, handed on here: ops import repo/, never backend/ or index/.
 export { type Changes, noChanges } from '../backend/recording.js';
 export type { ObjectType } from '../store/pack.js';
-export { type ObjectLocation, readObjectVia } from '../store/object-store.js';
+export { type ObjectLocation, type StoredRead, readObjectVia } from '../store/object-store.js';
 export type { PackReader, PackReaderOptions } from '../store/pack-reader.js';
 export { type CachedFile, type FileStamp, sameStamp } from '../index/files-cache.js';
 export type { DirRecord } from '../index/level-index.js';
@@ -897,14 +897,18 @@ export class Repository {
     return out;
   }
 
-  /** A tree's entries: a view decoding each entry when asked (tree.ts), never all at once. */
-  async readTree(id: Buffer): Promise<Tree> {
+  /**
+   * A tree's entries: a view decoding each entry when asked (tree.ts), never all at once. `via`: the
+   * stored bytes come from there (a restore's PackReader, which fetched the tree's pack ahead)
+   * instead of a read of their own; they are decoded and verified the same way.
+   */
+  async readTree(id: Buffer, via?: StoredRead): Promise<Tree> {
     const hex = toHex(id);
     const hit = this.treeCache.get(hex);
     if (hit) return hit;
     // objects.get verifies the bytes against the id, so a large tree read again has the bytes that
     // passed its check the first time.
-    const tree = openTree(await this.objects.get(id, 'tree'), `tree ${hex.slice(0, 16)}`, this.checkedLarge.get(hex));
+    const tree = openTree(via ? await this.readTreeVia(id, hex, via) : await this.objects.get(id, 'tree'), `tree ${hex.slice(0, 16)}`, this.checkedLarge.get(hex));
     if (tree.length > DECODED_MAX && !this.checkedLarge.has(hex)) {
       if (this.checkedLarge.size >= CHECKED_LARGE) this.checkedLarge.delete(this.checkedLarge.keys().next().value!);
       this.checkedLarge.set(hex, { hasDirs: tree.hasDirs });
@@ -921,6 +925,14 @@ export class Repository {
     this.treeCache.set(hex, tree);
     this.cachedBytes += size;
     return tree;
+  }
+
+  /** ObjectStore.get of a tree, its stored bytes read through `via`. */
+  private async readTreeVia(id: Buffer, hex: string, via: StoredRead): Promise<Buffer> {
+    const loc = await this.index.lookup(id);
+    if (!loc) throw new SnapError('SNAP_MISSING_OBJECT', `object ${hex.slice(0, 16)} is not in the repository index`);
+    if (loc.type !== 'tree') throw new SnapError('SNAP_CORRUPT', `object ${hex.slice(0, 16)} is a ${loc.type}, expected a tree`);
+    return readObjectVia(via, id, loc, this.objects.ctx);
   }
 }
 

@@ -5,35 +5,51 @@
 // 30% more bytes than the packs hold, where 41 whole-pack GETs do), and a reader that waits on one
 // request at a time waits on every round trip.
 //
-// The plan: the reader is told of every read it will get (`expect`: pack, offset, length), before
-// the first. For each pack this gives the span from the first planned byte to the last and the
-// bytes planned in it. A pack whose planned bytes (still to be read) are at least half its span is
-// fetched whole (the span, one getRange: on an encrypted repository one GET and one pass of
-// authentication over it) when it is first read, and the next pack in plan order is fetched ahead
-// while there is room, so the next reads find their bytes here. Other reads (packs mostly not
-// wanted: an incremental snapshot's objects spread over older packs; reads beyond the plan) are
-// merged with their neighbours asked for in the same turn of the event loop, one getRange a group:
-// a backup stores a directory's small files one after the other and a restore visits them in the
-// same order, so it asks for runs of adjacent objects (on a local repository, where nothing is
-// planned, this is all it does: one pread per object was a thread-pool round trip each).
+// The plan: the reader is told of every read it will get (`expect`: pack, offset, length), in the
+// order it will roughly get them, before the first. For each pack this gives the span from the
+// first planned byte to the last, the bytes planned in it and (up to `planReads` reads in all) the
+// planned reads themselves. A pack whose planned bytes are at least half its span is fetched whole
+// (the span, one getRange: on an encrypted repository one GET and one pass of authentication over
+// it). Fetches run ahead of the reads in plan order (the order packs were first expected in), up to
+// `fetches` at once, while the memory bound allows: the reads then find their bytes here instead
+// of waiting on a request each time the restore moves on to the next pack.
 //
-// Memory: spans held (fetched, or being fetched) never add up to more than `budgetBytes`; a span
-// larger than that is never fetched whole (its pack is read in ranges). A span is dropped once its
-// planned reads are done. A read that needs room drops a span nobody read yet, else the one with
-// the fewest planned bytes left if that is fewer than its own pack's (their reads are then made
-// in ranges), else it is made in a range itself. So a pack is fetched at most twice (once ahead,
-// once for a read), and every read returns a copy: nothing a caller keeps holds a span in memory.
-// Bytes are verified by the caller (object-codec.ts decodeAndVerify), as for any read: this only
-// decides how they travel.
+// What is kept of a fetched pack: the objects still to be read, each copied out of the span as it
+// arrives (the span is let go at once) and dropped at its last planned read. A restore visits a
+// pack's objects in a burst and a few much later (a file whose content another file had earlier:
+// the same object, read again), and reads several large files at once whose chunks sit in
+// different packs; a pack kept whole until its last object was read held 16 MiB for a few
+// kilobytes. In the benchmark corpus six packs were partly read at once, 106 MiB of spans.
+//
+// Other reads (packs mostly not wanted: an incremental snapshot's objects spread over older packs;
+// reads beyond the plan; reads of a pack whose fetch found no room or failed) are merged with their
+// neighbours asked for in the same turn of the event loop, one getRange a group: a backup stores a
+// directory's small files one after the other and a restore visits them in the same order, so it
+// asks for runs of adjacent objects (on a local repository, where nothing is planned, this is all it
+// does: one pread per object was a thread-pool round trip each).
+//
+// Memory: bytes held (spans being fetched, objects kept, each object counted with KEPT_COST more for
+// its entry) never exceed `budgetBytes`, and the plan keeps 8 bytes per planned read for at most
+// `planReads` reads (a pack planned beyond that is kept as a span until its reads are done, as a
+// whole). A span larger than the budget is never fetched whole. Fetches ahead wait for room; a read
+// of a pack whose fetch has not started (the room is taken by objects kept for later reads) may drop
+// what is kept of other packs, those with the fewest reads left first, if they have fewer reads left
+// than it: their reads are then made in ranges. With no such room the read is made in a range and
+// the next one tries again. So a pack is fetched whole at most once. Every read returns bytes no one
+// else holds: nothing a caller keeps pins a span (while a fetched span is copied into its objects,
+// one span more is held for that moment). Bytes are verified by the caller
+// (object-codec.ts decodeAndVerify), as for any read: this only decides how they travel.
 import { SnapError, isSnapError } from '../core/errors.js';
 import type { Backend } from '../backend/backend.js';
 import { packName } from './pack.js';
 
 export interface PackReaderOptions {
-  /** Bytes of spans held or being fetched at once (see above). */
+  /** Bytes held at once: spans being fetched or kept, objects kept for later reads (see above). */
   budgetBytes: number;
-  /** Fetches ahead of reads start only while fewer than this many spans are being fetched. */
+  /** Fetches of whole packs in flight at once. */
   fetches: number;
+  /** Planned reads remembered one by one (8 bytes each), in all; default 4,000,000. */
+  planReads?: number;
 }
 
 /** A span is fetched whole when at least this share of it is planned reads not made yet. */
@@ -42,8 +58,44 @@ const WHOLE_SHARE = 0.5;
 const MERGE_GAP = 64 * 1024;
 /** The largest merged ranged read. */
 const MERGE_MAX = 4 * 1024 * 1024;
+const PLAN_READS = 4_000_000;
+/** Bytes a kept object costs besides its own (its entry, its Buffer), counted against the budget. */
+const KEPT_COST = 128;
+
+type State =
+  | 'planned' // not fetched
+  | 'fetching'
+  | 'span' // the span is kept
+  | 'objects' // the objects still to be read are kept
+  | 'gone'; // nothing kept (dropped, done, or its fetch failed): reads are made in ranges
+
+/** Planned reads of one pack: offsets and lengths, grown as needed. */
+class ReadList {
+  at = new Uint32Array(8);
+  len = new Uint32Array(8);
+  n = 0;
+  push(offset: number, length: number): void {
+    if (this.n === this.at.length) {
+      const at = new Uint32Array(this.n * 2);
+      const len = new Uint32Array(this.n * 2);
+      at.set(this.at);
+      len.set(this.len);
+      this.at = at;
+      this.len = len;
+    }
+    this.at[this.n] = offset;
+    this.len[this.n++] = length;
+  }
+}
+
+interface Kept {
+  data: Buffer;
+  /** Planned reads of it not made yet. */
+  left: number;
+}
 
 interface Plan {
+  pack: string;
   /** Position in plan order (the order packs were first expected in). */
   order: number;
   start: number;
@@ -51,19 +103,18 @@ interface Plan {
   /** Bytes and reads planned and not made yet. */
   bytes: number;
   reads: number;
-  /** Fetched ahead of reads once; fetched for a read once (or its fetch failed): never again. */
-  ahead: boolean;
-  demanded: boolean;
-}
-
-interface Span {
-  pack: string;
-  plan: Plan;
-  data: Promise<Buffer>;
-  /** Set once data settled. */
-  ready: boolean;
-  /** A read used it. */
-  used: boolean;
+  /** Every planned read, while the plan holds them all (else undefined: kept as a span until done). */
+  list: ReadList | undefined;
+  state: State;
+  /** Set while fetching: settles (never rejects) once the pack is kept or gone. */
+  fetched?: Promise<void>;
+  span?: Buffer;
+  /** Reads made in ranges before the pack was fetched (no room then), by offset. */
+  early?: Map<number, number>;
+  /** With state 'objects': by offset. */
+  objects?: Map<number, Kept>;
+  /** Bytes counted against the budget. */
+  held: number;
 }
 
 interface RangeRequest {
@@ -75,123 +126,213 @@ interface RangeRequest {
 
 export class PackReader {
   private readonly plans = new Map<string, Plan>();
-  private readonly order: string[] = [];
-  private readonly spans = new Map<string, Span>();
+  private readonly order: Plan[] = [];
+  /** The next pack in plan order that fetches ahead consider. */
+  private cursor = 0;
   private heldBytes = 0;
   private inFlight = 0;
+  private planned = 0;
+  private readonly planReads: number;
   private readonly waiting = new Map<string, RangeRequest[]>();
   private scheduled = false;
   /** What happened, for tests and measurements. */
-  readonly stats = { spanFetches: 0, spanBytes: 0, spanReads: 0, rangedReads: 0, rangedBytes: 0, dropped: 0 };
+  readonly stats = { spanFetches: 0, spanBytes: 0, spanReads: 0, keptReads: 0, rangedReads: 0, rangedBytes: 0, dropped: 0, peakHeld: 0, peakFetches: 0 };
 
   constructor(
     private readonly backend: Backend,
     private readonly o: PackReaderOptions,
-  ) {}
+  ) {
+    this.planReads = o.planReads ?? PLAN_READS;
+  }
 
   /** A read that will be made: `length` stored bytes at `offset` of `pack`. Returns the reader's own copy of `pack` (one string per pack). */
   expect(pack: string, offset: number, length: number): string {
     let p = this.plans.get(pack);
     if (!p) {
-      p = { order: this.order.length, start: offset, end: offset + length, bytes: 0, reads: 0, ahead: false, demanded: false };
+      p = { pack, order: this.order.length, start: offset, end: offset + length, bytes: 0, reads: 0, list: new ReadList(), state: 'planned', held: 0 };
       this.plans.set(pack, p);
-      this.order.push(pack);
+      this.order.push(p);
     }
     p.start = Math.min(p.start, offset);
     p.end = Math.max(p.end, offset + length);
     p.bytes += length;
     p.reads++;
-    return this.order[p.order]!;
+    if (p.list && this.planned < this.planReads && offset <= 0xffffffff && length <= 0xffffffff) {
+      p.list.push(offset, length);
+      this.planned++;
+    } else if (p.list) {
+      this.planned -= p.list.n;
+      p.list = undefined;
+    }
+    return p.pack;
   }
 
   /** `length` stored bytes at `offset` of `pack`: all of them or an error (SNAP_CORRUPT if the pack is shorter). */
   async read(pack: string, offset: number, length: number): Promise<Buffer> {
     const p = this.plans.get(pack);
-    let s = this.spans.get(pack);
-    if (p) {
-      if (!s && !p.demanded && this.worth(p) && offset >= p.start && offset + length <= p.end) s = this.fetch(pack, p, true);
-      p.bytes -= length;
-      p.reads--;
-      const next = this.order[p.order + 1];
-      const q = next === undefined ? undefined : this.plans.get(next)!;
-      if (q && !q.ahead && !q.demanded && !this.spans.has(next!) && this.worth(q)) this.fetch(next!, q, false);
+    if (!p) return this.ranged(pack, offset, length);
+    p.bytes -= length;
+    p.reads--;
+    if (p.state === 'planned' && this.worth(p, length) && !this.fetch(p, true)) {
+      // No room now: this read is made in a range, and a later one tries again while the pack is
+      // still mostly wanted. What it read is not kept if the pack is fetched after all.
+      if (p.list) (p.early ??= new Map()).set(offset, (p.early.get(offset) ?? 0) + 1);
     }
-    if (s && offset >= s.plan.start && offset + length <= s.plan.end) {
-      s.used = true;
-      let data: Buffer | undefined;
-      try {
-        data = await s.data;
-      } catch {
-        // The span's fetch failed (a damaged segment, a lost connection): every read of it is
-        // made on its own instead, so damage is reported for the objects it touches only.
-      }
-      if (data) {
-        this.stats.spanReads++;
-        const at = offset - s.plan.start;
-        const out = Buffer.from(data.subarray(at, at + length));
-        if (s.plan.reads <= 0) this.drop(s);
-        return out;
-      }
-    }
-    return this.ranged(pack, offset, length);
+    this.pump();
+    if (p.state === 'fetching') await p.fetched;
+    const out = this.take(p, offset, length);
+    this.pump();
+    return out ?? this.ranged(pack, offset, length);
   }
 
-  private worth(p: Plan): boolean {
-    return p.reads > 0 && p.bytes >= WHOLE_SHARE * (p.end - p.start);
+  /** The bytes of a read from what is kept of `p` (undefined: not kept, read in a range). */
+  private take(p: Plan, offset: number, length: number): Buffer | undefined {
+    if (p.state === 'span' && offset >= p.start && offset + length <= p.end) {
+      this.stats.spanReads++;
+      const at = offset - p.start;
+      const out = Buffer.from(p.span!.subarray(at, at + length));
+      if (p.reads <= 0) this.drop(p);
+      return out;
+    }
+    if (p.state !== 'objects') return undefined;
+    const k = p.objects!.get(offset);
+    if (!k || k.data.length !== length) return undefined;
+    this.stats.keptReads++;
+    if (--k.left > 0) return Buffer.from(k.data);
+    p.objects!.delete(offset);
+    this.release(p, k.data.length + KEPT_COST);
+    if (p.objects!.size === 0) this.drop(p);
+    return k.data;
+  }
+
+  /** What a fetched span is kept as: its planned objects, each copied out of it, when the plan has them all; else the span. */
+  private keep(p: Plan, span: Buffer): void {
+    const list = p.list;
+    if (!list) {
+      p.state = 'span';
+      p.span = span;
+      return;
+    }
+    const objects = new Map<number, Kept>();
+    let held = 0;
+    for (let i = 0; i < list.n; i++) {
+      const offset = list.at[i]!;
+      const k = objects.get(offset);
+      if (k) {
+        k.left++;
+        continue;
+      }
+      const at = offset - p.start;
+      const data = Buffer.from(span.subarray(at, at + list.len[i]!));
+      objects.set(offset, { data, left: 1 });
+      held += data.length + KEPT_COST;
+    }
+    for (const [offset, n] of p.early ?? []) {
+      const k = objects.get(offset);
+      if (k && (k.left -= n) <= 0) {
+        objects.delete(offset);
+        held -= k.data.length + KEPT_COST;
+      }
+    }
+    p.early = undefined;
+    this.planned -= list.n;
+    p.list = undefined;
+    // Held while fetched: the span (so the bound holds for the copies too); from now on the objects.
+    this.release(p, p.held - held);
+    p.objects = objects;
+    p.state = 'objects';
+  }
+
+  private worth(p: Plan, reading = 0): boolean {
+    return p.reads + (reading > 0 ? 1 : 0) > 0 && p.bytes + reading >= WHOLE_SHARE * (p.end - p.start) && p.end - p.start <= this.o.budgetBytes;
+  }
+
+  /** Start fetches ahead of the reads, in plan order, while there is room and a free fetch. */
+  private pump(): void {
+    while (this.inFlight < this.o.fetches && this.cursor < this.order.length) {
+      const p = this.order[this.cursor]!;
+      if (p.state !== 'planned' || !this.worth(p)) {
+        this.cursor++;
+        continue;
+      }
+      if (this.heldBytes + (p.end - p.start) > this.o.budgetBytes) return;
+      this.cursor++;
+      this.fetch(p, false);
+    }
   }
 
   /**
-   * Start fetching a pack's span if there is room: for a read (`demand`), a span that no read used
-   * yet is dropped to make room, else the one with the fewest planned bytes left if that is fewer
-   * than this pack's; ahead of reads, only free room is used.
+   * Fetch `p`'s span; false if there is no room. Ahead of reads (pump) the caller checked the room;
+   * for a read (`demand`) what is kept of other packs may be dropped to make room, the packs with
+   * the fewest reads left first, as long as the reads they had left (then made in ranges, a request
+   * each at worst) are fewer than this pack's.
    */
-  private fetch(pack: string, p: Plan, demand: boolean): Span | undefined {
+  private fetch(p: Plan, demand: boolean): boolean {
     const size = p.end - p.start;
-    if (size > this.o.budgetBytes || (!demand && this.inFlight >= this.o.fetches)) return undefined;
-    while (this.heldBytes > 0 && this.heldBytes + size > this.o.budgetBytes) {
-      if (!demand) return undefined;
-      let victim: Span | undefined;
-      for (const s of this.spans.values()) {
-        if (!s.ready) continue;
-        if (!s.used) {
-          victim = s;
-          break;
-        }
-        if (!victim || s.plan.bytes < victim.plan.bytes) victim = s;
+    if (demand && this.heldBytes + size > this.o.budgetBytes) {
+      const left = (q: Plan): number => (q.state === 'objects' ? q.objects!.size : q.reads);
+      const victims = this.order.filter((q) => q !== p && (q.state === 'span' || q.state === 'objects')).sort((x, y) => left(x) - left(y));
+      let freed = 0;
+      let cost = 0;
+      const chosen: Plan[] = [];
+      for (const q of victims) {
+        if (this.heldBytes - freed + size <= this.o.budgetBytes) break;
+        cost += left(q);
+        if (cost >= p.reads + 1) break;
+        freed += q.held;
+        chosen.push(q);
       }
-      if (!victim || (victim.used && victim.plan.bytes >= p.bytes)) return undefined;
-      this.stats.dropped++;
-      this.drop(victim);
+      if (this.heldBytes - freed + size > this.o.budgetBytes) return false;
+      for (const q of chosen) {
+        this.stats.dropped++;
+        this.drop(q);
+      }
     }
-    if (demand) p.demanded = true;
-    else p.ahead = true;
-    this.inFlight++;
+    p.state = 'fetching';
+    p.held = size;
     this.heldBytes += size;
+    this.stats.peakHeld = Math.max(this.stats.peakHeld, this.heldBytes);
+    this.inFlight++;
+    this.stats.peakFetches = Math.max(this.stats.peakFetches, this.inFlight);
     this.stats.spanFetches++;
     this.stats.spanBytes += size;
-    const s: Span = { pack, plan: p, data: this.backend.getRange(packName(pack), p.start, size), ready: false, used: false };
-    this.spans.set(pack, s);
-    s.data.then(
-      () => {
-        s.ready = true;
+    p.fetched = this.backend.getRange(packName(p.pack), p.start, size).then(
+      (span) => {
         this.inFlight--;
-        // Its planned reads all came while it was fetched: nothing will read it.
-        if (p.reads <= 0) this.drop(s);
+        if (span.length !== size) {
+          // A short answer: every read of it is made on its own (and reports what is missing).
+          this.drop(p);
+          this.pump();
+          return;
+        }
+        this.keep(p, span);
+        this.pump();
       },
       () => {
-        s.ready = true;
+        // A damaged segment, a lost connection: every read of it is made on its own instead, so
+        // damage is reported for the objects it touches only.
         this.inFlight--;
-        p.ahead = p.demanded = true;
-        this.drop(s);
+        if (p.state === 'fetching') this.drop(p);
+        this.pump();
       },
     );
-    return s;
+    return true;
   }
 
-  private drop(s: Span): void {
-    if (this.spans.get(s.pack) !== s) return;
-    this.spans.delete(s.pack);
-    this.heldBytes -= s.plan.end - s.plan.start;
+  private release(p: Plan, bytes: number): void {
+    p.held -= bytes;
+    this.heldBytes -= bytes;
+  }
+
+  /** Let go of whatever is kept of `p` (or its fetch): its remaining reads are made in ranges. */
+  private drop(p: Plan): void {
+    this.release(p, p.held);
+    if (p.list) this.planned -= p.list.n;
+    p.list = undefined;
+    p.early = undefined;
+    p.span = undefined;
+    p.objects = undefined;
+    p.state = 'gone';
   }
 
   /** A read on its own, merged with the neighbouring reads asked for in the same turn. */
