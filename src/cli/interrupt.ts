@@ -88,7 +88,24 @@ export function writeOut(data: string | Uint8Array, signal: AbortSignal | undefi
 /** Like writeOut, and waits while the pipe is full, so long output streams with bounded memory. */
 export async function writeOutAsync(data: string | Uint8Array, signal: AbortSignal | undefined = installed): Promise<void> {
   if (writeOut(data, signal)) return;
-  await new Promise<void>((resolve, reject) => {
+  // Writers that find the pipe full together (a dry run's entries, planned concurrently) share one
+  // wait: one set of listeners however many wait, never Node's "possible memory leak" warning.
+  if (!fullPipe || fullPipe.signal !== signal) {
+    const wait = { signal, drained: drainOrError(signal) };
+    fullPipe = wait;
+    void wait.drained.then(
+      () => fullPipe === wait && (fullPipe = undefined),
+      () => fullPipe === wait && (fullPipe = undefined),
+    );
+  }
+  await fullPipe.drained;
+  checkOut();
+}
+
+let fullPipe: { signal: AbortSignal | undefined; drained: Promise<void> } | undefined;
+
+function drainOrError(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     const done = (e?: unknown): void => {
       process.stdout.off('drain', onDrain);
       process.stdout.off('error', onError);
@@ -103,7 +120,6 @@ export async function writeOutAsync(data: string | Uint8Array, signal: AbortSign
     process.stdout.once('error', onError);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-  checkOut();
 }
 
 function checkOut(): void {
