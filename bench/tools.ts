@@ -44,10 +44,10 @@ export function snapDriver(envOf: (d: RunDirs) => NodeJS.ProcessEnv = () => proc
   const node = process.execPath;
   const SNAP_CLI = pinSnapCli('bench');
   const revision = gitRevision();
-  // Run as the installed command runs: the CLI itself, through its first line (`env -S node FLAGS`),
-  // with this Node first on PATH.
+  // Run as the installed command runs: through bin/snap (its Node flags), with this Node first on PATH.
+  const launcher = path.resolve(SNAP_CLI, '..', '..', '..', 'bin', 'snap');
   const withNode = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({ ...env, PATH: `${path.dirname(node)}:${env.PATH ?? ''}` });
-  const cli = (d: RunDirs, ...args: string[]): { cmd: string; args: string[] } => ({ cmd: SNAP_CLI, args: ['--repo', d.repo, ...args] });
+  const cli = (d: RunDirs, ...args: string[]): { cmd: string; args: string[] } => ({ cmd: launcher, args: ['--repo', d.repo, ...args] });
   const commands = snapCommands(SNAP_CLI);
   const has = (c: string): boolean => commands.has(c);
   const ifHas = (c: string, make: () => Command): Command => (has(c) ? make() : { unavailable: NOT_IMPLEMENTED });
