@@ -20,5 +20,6 @@ export function pinSnapCli(name: string): string {
   fs.writeFileSync(path.join(PINNED, '.gitignore'), '*\n');
   fs.cpSync(dist, path.join(dir, 'dist'), { recursive: true });
   fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(dir, 'package.json'));
+  fs.cpSync(path.join(REPO_ROOT, 'bin'), path.join(dir, 'bin'), { recursive: true });
   return path.join(dir, 'dist', 'cli', 'main.js');
 }

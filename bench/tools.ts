@@ -44,7 +44,10 @@ export function snapDriver(envOf: (d: RunDirs) => NodeJS.ProcessEnv = () => proc
   const node = process.execPath;
   const SNAP_CLI = pinSnapCli('bench');
   const revision = gitRevision();
-  const cli = (d: RunDirs, ...args: string[]): { cmd: string; args: string[] } => ({ cmd: node, args: [SNAP_CLI, '--repo', d.repo, ...args] });
+  // Run as the installed command runs: through bin/snap (its Node flags), with this Node first on PATH.
+  const launcher = path.resolve(SNAP_CLI, '..', '..', '..', 'bin', 'snap');
+  const withNode = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({ ...env, PATH: `${path.dirname(node)}:${env.PATH ?? ''}` });
+  const cli = (d: RunDirs, ...args: string[]): { cmd: string; args: string[] } => ({ cmd: launcher, args: ['--repo', d.repo, ...args] });
   const commands = snapCommands(SNAP_CLI);
   const has = (c: string): boolean => commands.has(c);
   const ifHas = (c: string, make: () => Command): Command => (has(c) ? make() : { unavailable: NOT_IMPLEMENTED });
@@ -52,7 +55,7 @@ export function snapDriver(envOf: (d: RunDirs) => NodeJS.ProcessEnv = () => proc
     name: 'snap',
     missing: () => '',
     version: () => `${capture(node, [SNAP_CLI, '--version']).trim()} (${revision})`,
-    env: envOf,
+    env: (d) => withNode(envOf(d)),
     init: (d) => cli(d, 'init'),
     backup: (d) => cli(d, '--quiet', 'create', d.data),
     restoreLatest: (d) => cli(d, '--quiet', 'restore', 'latest', d.restore),

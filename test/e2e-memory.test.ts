@@ -5,13 +5,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT, tmpDir } from './helpers/cli.js';
+import { CLI_NODE_FLAGS, ROOT, tmpDir } from './helpers/cli.js';
 
 const GiB = 1024 * 1024 * 1024;
 
 function snapWithRss(args: string[]): { code: number; stderr: string; rss: number } {
   const rssFile = path.join(tmpDir(), 'rss');
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'test/helpers/rss-wrapper.mjs'), ...args], {
+  const r = spawnSync(process.execPath, [...CLI_NODE_FLAGS, path.join(ROOT, 'test/helpers/rss-wrapper.mjs'), ...args], {
     env: { ...process.env, SNAP_RSS_FILE: rssFile, SNAP_REPO: '' },
   });
   return { code: r.status ?? -1, stderr: r.stderr.toString(), rss: Number(fs.readFileSync(rssFile, 'utf8')) };

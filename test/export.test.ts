@@ -12,7 +12,7 @@ import { verifyArchive } from '../src/ops/restore/export.js';
 import { readZip } from '../src/ops/restore/export/zip-read.js';
 import { ZipWriter } from '../src/ops/restore/export/zip.js';
 import { Repository } from '../src/repo/repository.js';
-import { CLI, ROOT, type EntryDesc, describeTree, parseJson, snap, tmpDir } from './helpers/cli.js';
+import { CLI, CLI_NODE_FLAGS, ROOT, type EntryDesc, describeTree, parseJson, snap, tmpDir } from './helpers/cli.js';
 
 // zip stores local DOS times; Python's zipfile reads them back: one time zone for writer and reader.
 process.env.TZ = 'UTC';
@@ -420,7 +420,7 @@ describe('snap export: a 2 GiB file', () => {
   it('exports and verifies it with peak RSS under 200 MB; GNU tar extracts the same bytes', () => {
     const out = path.join(base, 'big.tar');
     const rssFile = path.join(base, 'rss');
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'test/helpers/rss-wrapper.mjs'), '--repo', repo, 'export', 'latest', out, '--verify'], {
+    const r = spawnSync(process.execPath, [...CLI_NODE_FLAGS, path.join(ROOT, 'test/helpers/rss-wrapper.mjs'), '--repo', repo, 'export', 'latest', out, '--verify'], {
       env: { ...process.env, SNAP_RSS_FILE: rssFile, SNAP_REPO: '' },
     });
     expect(r.status, r.stderr.toString()).toBe(0);

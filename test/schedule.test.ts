@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { snap, tmpDir } from './helpers/cli.js';
+import { CLI_NODE_FLAGS, snap, tmpDir } from './helpers/cli.js';
 import { parseEvery, toCron, toOnCalendar } from '../src/model/schedule.js';
 import { cronWithout, cronSchedules, cronWord, systemdWord } from '../src/model/schedule-units.js';
 
@@ -92,11 +92,15 @@ describe('snap schedule', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`# ${cfg}/systemd/user/snap-nightly.timer`);
     expect(r.stdout).toContain('OnCalendar=*-*-* 02:00:00\nPersistent=true');
-    expect(r.stdout).toMatch(/ExecStart="[^"]+" "[^"]+main\.js" "--repo" "\/srv\/backup" "--lock-wait" "1h" "create" "\/home"/);
+    // The installed command's heap flags (bin/snap) go into the unit with the node that runs it.
+    expect(CLI_NODE_FLAGS).not.toEqual([]);
+    const flags = CLI_NODE_FLAGS.map((f) => `"${f}" `).join('');
+    expect(r.stdout).toContain(`" ${flags}"`);
+    expect(r.stdout).toMatch(/ExecStart="[^"]+" ("--max-[a-z-]+=\d+" )+"[^"]+main\.js" "--repo" "\/srv\/backup" "--lock-wait" "1h" "create" "\/home"/);
     expect(fs.existsSync(cfg)).toBe(false);
     const c = snap(['--repo', '/srv/backup', 'schedule', 'add', 'nightly', '--every', '0 2 * * *', '--via', 'cron', '--print', '--', 'create', '/home'], { env });
     expect(c.code, c.stderr).toBe(0);
-    expect(c.stdout).toMatch(/^0 2 \* \* \* cd '[^']+' && '[^']+' '[^']+main\.js' '--repo' '\/srv\/backup' '--lock-wait' '1h' 'create' '\/home'$/m);
+    expect(c.stdout).toMatch(/^0 2 \* \* \* cd '[^']+' && '[^']+' ('--max-[a-z-]+=\d+' )+'[^']+main\.js' '--repo' '\/srv\/backup' '--lock-wait' '1h' 'create' '\/home'$/m);
     expect(fs.existsSync(cfg)).toBe(false);
   });
 
@@ -129,7 +133,9 @@ describe('snap schedule', () => {
     expect(l.code, l.stderr).toBe(0);
     const listed = JSON.parse(l.stdout) as { name: string; via: string; every: string; command: string[] }[];
     expect(listed.map((s) => [s.name, s.via, s.every])).toEqual([['nightly', 'systemd', 'daily'], ['office', 'systemd', '*/15 9-17 * * 1-5'], ['twice', 'systemd', '0 3 1,15 * 0']]);
-    expect(listed[0]!.command.slice(2)).toEqual(['--repo', repo, '--lock-wait', '1h', 'create', src, '--exclude', '*.tmp', '--on-failure', 'echo "snap $SNAP_HOOK_RESULT: 100%"']);
+    // node, bin/snap's heap flags, the CLI, then the command.
+    expect(listed[0]!.command.slice(1, 1 + CLI_NODE_FLAGS.length)).toEqual(CLI_NODE_FLAGS);
+    expect(listed[0]!.command.slice(2 + CLI_NODE_FLAGS.length)).toEqual(['--repo', repo, '--lock-wait', '1h', 'create', src, '--exclude', '*.tmp', '--on-failure', 'echo "snap $SNAP_HOOK_RESULT: 100%"']);
 
     const again = add('nightly', 'hourly');
     expect(again.code).toBe(1);

@@ -43,7 +43,10 @@ function checkCommand(command: string[]): void {
   if (bad !== undefined) throw new SnapError('SNAP_USAGE', `the argument '${displayPath(bad)}' is not UTF-8, which a unit file or crontab cannot hold`);
 }
 
-/** The command line the scheduler runs: this node, this snap, the repository and options resolved now. */
+/**
+ * The command line the scheduler runs: this node with the heap flags it runs with (bin/snap's), this
+ * snap, the repository and options resolved now.
+ */
 function scheduledArgv(ctx: Ctx, command: string[]): string[] {
   const script = fs.realpathSync(process.argv[1]!);
   const globals = ['--repo', ctx.repoPath().path];
@@ -54,7 +57,8 @@ function scheduledArgv(ctx: Ctx, command: string[]): string[] {
   // the scheduled run reads it when it starts.
   if (ctx.opts.passwordFile !== undefined) globals.push('--password-file', path.resolve(ctx.cwd, ctx.opts.passwordFile));
   if (ctx.opts.passwordCommand !== undefined) globals.push('--password-command', ctx.opts.passwordCommand);
-  return [process.execPath, script, ...globals, ...command];
+  const heap = process.execArgv.filter((a) => /^--max-(semi|old)-space-size=\d+$/.test(a));
+  return [process.execPath, ...heap, script, ...globals, ...command];
 }
 
 function noScheduler(): SnapError {

@@ -5,9 +5,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cliFor, nodeFor } from './readable-cli.js';
+import { launcherNodeFlags } from './node-flags.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+/** The Node.js flags the installed command starts with (bin/snap; helpers/node-flags.ts). */
+export const CLI_NODE_FLAGS = launcherNodeFlags();
 
 export interface RunResult {
   code: number;
@@ -27,9 +30,9 @@ function command(args: string[], o: RunOptions): { cmd: string; argv: string[] }
   if (o.asUser) {
     // A checkout in a private folder is not readable by that user: cliFor copies what it runs.
     const cli = cliFor(o.asUser.uid, o.asUser.gid, ROOT);
-    return { cmd: 'setpriv', argv: [`--reuid=${o.asUser.uid}`, `--regid=${o.asUser.gid}`, '--clear-groups', nodeFor(o.asUser.uid, o.asUser.gid), cli, ...args] };
+    return { cmd: 'setpriv', argv: [`--reuid=${o.asUser.uid}`, `--regid=${o.asUser.gid}`, '--clear-groups', nodeFor(o.asUser.uid, o.asUser.gid), ...CLI_NODE_FLAGS, cli, ...args] };
   }
-  return { cmd: process.execPath, argv: [CLI, ...args] };
+  return { cmd: process.execPath, argv: [...CLI_NODE_FLAGS, CLI, ...args] };
 }
 
 export function snap(args: string[], o: RunOptions = {}): RunResult {
@@ -49,7 +52,7 @@ const bashWord = (a: string | Buffer): string => `$'${[...(typeof a === 'string'
 /** Run the CLI with arguments that are arbitrary bytes (Node's spawn takes only strings), through bash. */
 export function snapBytes(args: (string | Buffer)[], o: { env?: Record<string, string>; cwd?: string; input?: Buffer | string; cwdBytes?: Buffer } = {}): RunResult {
   // cwdBytes: a working directory whose name is any bytes (spawn's cwd takes only strings).
-  const script = `${o.cwdBytes ? `cd ${bashWord(o.cwdBytes)} && ` : ''}exec ${bashWord(process.execPath)} ${bashWord(CLI)} ${args.map(bashWord).join(' ')}`;
+  const script = `${o.cwdBytes ? `cd ${bashWord(o.cwdBytes)} && ` : ''}exec ${bashWord(process.execPath)} ${[...CLI_NODE_FLAGS, CLI].map(bashWord).join(' ')} ${args.map(bashWord).join(' ')}`;
   const r = spawnSync('bash', ['-c', script], { cwd: o.cwd ?? ROOT, input: o.input, env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...o.env }, maxBuffer: 1 << 30 });
   return { code: r.status ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString(), stdoutBytes: r.stdout };
 }

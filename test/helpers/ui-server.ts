@@ -2,7 +2,7 @@
 // HTTP to it with full control of the headers (Host, Origin, cookies).
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
-import { CLI, ROOT } from './cli.js';
+import { CLI, CLI_NODE_FLAGS, ROOT } from './cli.js';
 
 export interface UiProcess {
   url: string;
@@ -14,7 +14,7 @@ export interface UiProcess {
 }
 
 export async function startUi(repo: string, args: string[] = [], env: Record<string, string> = {}): Promise<UiProcess> {
-  const proc = spawn(process.execPath, [CLI, '--repo', repo, 'ui', '--no-open', '--listen', '127.0.0.1:0', ...args], {
+  const proc = spawn(process.execPath, [...CLI_NODE_FLAGS, CLI, '--repo', repo, 'ui', '--no-open', '--listen', '127.0.0.1:0', ...args], {
     cwd: ROOT,
     env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', DISPLAY: '', WAYLAND_DISPLAY: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

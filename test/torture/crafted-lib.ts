@@ -11,7 +11,7 @@ import { LocalBackend } from '../../src/backend/local.js';
 import { encodeCbor } from '../../src/model/cbor.js';
 import { encodeSnapshot } from '../../src/model/snapshot.js';
 import { PackBuilder, packName } from '../../src/store/pack.js';
-import { CLI, cliOk, tmpDir } from './lib.js';
+import { CLI, CLI_NODE_FLAGS, cliOk, tmpDir } from './lib.js';
 
 export const sha = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 
@@ -91,7 +91,7 @@ export function cliRss(args: string[], o: { timeoutMs?: number; env?: Record<str
   const wrapper = path.join(dir, 'wrap.mjs');
   const rssFile = path.join(dir, 'rss');
   fs.writeFileSync(wrapper, `import * as fs from 'node:fs';\nprocess.on('exit', () => fs.writeFileSync(process.env.SNAP_RSS_FILE, String(process.resourceUsage().maxRSS)));\nawait import(${JSON.stringify(CLI)});\n`);
-  const child = spawn(process.execPath, [wrapper, ...args], { env: { ...process.env, SNAP_RSS_FILE: rssFile, SNAP_REPO: '', ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...CLI_NODE_FLAGS, wrapper, ...args], { env: { ...process.env, SNAP_RSS_FILE: rssFile, SNAP_REPO: '', ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   o.onStart?.(child.pid!);
   const out: Buffer[] = [];
   const err: Buffer[] = [];

@@ -9,11 +9,14 @@ import * as path from 'node:path';
 import { it, type TestContext } from 'vitest';
 import { cliFor } from '../helpers/readable-cli.js';
 import { trackedDirs } from '../helpers/cli.js';
+import { launcherNodeFlags } from '../helpers/node-flags.js';
 import { Rng } from '../helpers/rng.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 /** The built CLI; SNAP_TORTURE_CLI points at a private copy when others rebuild dist/ meanwhile. */
 export const CLI = process.env.SNAP_TORTURE_CLI ?? path.join(ROOT, 'dist', 'cli', 'main.js');
+/** The Node.js flags the installed command starts with (bin/snap). */
+export const CLI_NODE_FLAGS = launcherNodeFlags();
 
 /** `npm run test:torture` sets SNAP_TORTURE=1: many more iterations and bigger inputs. */
 export const LONG = (process.env.SNAP_TORTURE ?? '') !== '' && process.env.SNAP_TORTURE !== '0';
@@ -137,8 +140,8 @@ export interface CliRun {
 
 export function startCli(args: string[], o: CliOptions = {}): CliRun {
   const [cmd, argv] = o.asNobody
-    ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cliFor(65534, 65534, path.resolve(CLI, '..', '..', '..')), ...args]]
-    : [process.execPath, [CLI, ...args]];
+    ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...CLI_NODE_FLAGS, cliFor(65534, 65534, path.resolve(CLI, '..', '..', '..')), ...args]]
+    : [process.execPath, [...CLI_NODE_FLAGS, CLI, ...args]];
   const child = spawn(cmd, argv as string[], {
     cwd: o.cwd ?? ROOT,
     env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...ENC_ENV, ...o.env },

@@ -1,0 +1,65 @@
+// The installed `snap` is bin/snap (package.json "bin"): a shell script that starts the built CLI
+// with the Node.js flags snap needs (a bounded young generation: docs/performance.md, "Node.js
+// lines"). The flags reach the process, arguments pass as the bytes they are, and the tests that
+// measure memory start the CLI with the same flags (helpers/node-flags.ts).
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI, CLI_NODE_FLAGS, ROOT, snap, tmpDir } from './helpers/cli.js';
+import { LAUNCHER } from './helpers/node-flags.js';
+
+const withNode = { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}`, SNAP_REPO: '', DISPLAY: '', WAYLAND_DISPLAY: '' };
+
+describe('bin/snap', () => {
+  it('is what package.json installs as `snap`', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string>; files: string[] };
+    expect(pkg.bin).toEqual({ snap: 'bin/snap' });
+    expect(pkg.files).toContain('bin');
+    expect(fs.statSync(LAUNCHER).mode & 0o111).toBe(0o111);
+    expect(CLI_NODE_FLAGS).toContain('--max-semi-space-size=16');
+  });
+
+  it('starts the CLI with its flags, through a symlink as npm links it', async () => {
+    const base = tmpDir();
+    const repo = path.join(base, 'repo');
+    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    const link = path.join(base, 'bin', 'snap');
+    fs.mkdirSync(path.dirname(link));
+    fs.symlinkSync(LAUNCHER, link);
+    const child = spawn(link, ['--repo', repo, 'ui', '--no-open', '--listen', '127.0.0.1:0'], { env: withNode, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`snap ui printed no link in 30 s: ${err}`)), 30_000);
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (/token=/.test(out)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        child.on('exit', (code) => reject(new Error(`snap ui exited with ${code}: ${err}`)));
+      });
+      // exec: the launcher's process is node itself, with the flags before the CLI.
+      const argv = fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+      expect(path.basename(argv[0]!)).toBe('node');
+      expect(argv.slice(1, 1 + CLI_NODE_FLAGS.length)).toEqual(CLI_NODE_FLAGS);
+      expect(fs.realpathSync(argv[1 + CLI_NODE_FLAGS.length]!)).toBe(fs.realpathSync(CLI));
+    } finally {
+      child.kill('SIGTERM');
+    }
+  }, 60_000);
+
+  it('passes arguments that are not UTF-8 unchanged', () => {
+    const base = tmpDir();
+    const repo = Buffer.concat([Buffer.from(`${base}/repo-`), Buffer.from([0xff, 0x20, 0x24])]);
+    // Through sh with the name as $'...' bytes: spawn takes only strings.
+    const word = `$'${[...repo].map((x) => `\\x${x.toString(16).padStart(2, '0')}`).join('')}'`;
+    const r = spawnSync('bash', ['-c', `exec '${LAUNCHER}' --repo ${word} init`], { env: withNode });
+    expect(r.status, r.stderr.toString()).toBe(0);
+    expect(fs.existsSync(Buffer.concat([repo, Buffer.from('/config')]))).toBe(true);
+  });
+});
