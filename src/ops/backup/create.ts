@@ -1,10 +1,8 @@
 // `snap create`: walk the sources, store new chunks and trees, write a snapshot record.
-// The main thread walks, opens each file and checks it, and hands it to the chunking threads
-// (store/chunk-pool.ts), which read, chunk and hash it; several files of a directory are in flight
-// at once, and their chunks come back in file order, so the tree is the same as when one file was
-// read after the other. Compression and pack writes run concurrently on
-// their own threads, bounded by the object store. Unchanged files are recognised from the files
-// cache without being read. Per-file problems are warnings: the snapshot is still written.
+// One file is read, chunked and hashed at a time on the main thread with synchronous reads (the
+// fastest way to read from Node here); compression and pack writes run concurrently on the thread
+// pool, bounded by the object store. Unchanged files are recognised from the files cache without
+// being read. Per-file problems are warnings: the snapshot is still written.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -18,7 +16,6 @@ import { type Node, recordedInode } from '../../model/node.js';
 import { snapshotTime, TIME_RANGE, type SnapshotSummary, type StoredSnapshot } from '../../model/snapshot.js';
 import { encodeTree } from '../../model/tree.js';
 import { FileChunker } from '../../store/file-chunker.js';
-import { type ChunkPool, chunkPool, defaultChunkWorkers } from '../../store/chunk-pool.js';
 import { type CachedFile, type DirRecord, type FileStamp, type Repository, sameStamp } from '../../repo/repository.js';
 import { baseNode, splitNs } from '../fs/node-meta.js';
 import { streamChunks } from '../../store/stream-chunker.js';
@@ -78,13 +75,6 @@ export interface CreateOptions {
   remember?: boolean;
   /** Called after the walk, before anything is compared or saved (`snap watch`'s test hook holds a backup there). */
   beforeSave?: () => Promise<void>;
-  /**
-   * Threads that read, chunk and hash files (store/chunk-pool.ts); 0 does it all on the calling
-   * thread, one file after the other. Default: one per core. The chunks and ids are the same.
-   */
-  chunkWorkers?: number;
-  /** With chunking threads, files up to this many bytes are still read on the calling thread. Default INLINE_FILE. */
-  chunkInline?: number;
 }
 
 /**
@@ -160,19 +150,6 @@ function dirtyTree(paths: Iterable<string>): DirtyDir {
   }
   return root;
 }
-
-/**
- * Files larger than this go to the chunking threads; smaller ones would be read and hashed on the
- * main thread. 0: every file goes to the threads. The small files of a folder travel in one batch,
- * so a message per folder costs less main-thread time than reading and hashing them here: with 64
- * KiB the corpus's first backup took 5.8-6.2 s of main-thread CPU, with 0 5.2-5.3 s (docs/performance.md).
- */
-const INLINE_FILE = 0;
-/**
- * Files of one directory being read at once (each holds an open descriptor). Once reached, the
- * walk waits until half of them are done, so the next ones again travel together in a batch.
- */
-const FILES_IN_FLIGHT = 64;
 
 /** Files-cache updates wait until the chunks they name are durable; flush them in batches. */
 const CACHE_BATCH = 20_000;
@@ -330,11 +307,7 @@ class Archiver {
   private readonly repoId: { dev: bigint; ino: bigint } | undefined;
   private pendingCache: PendingDir[] = [];
   private pendingFiles = 0;
-  /** Made when a file is first read on this thread (its buffer is `max` + 1 MiB). */
-  private chunker: FileChunker | undefined;
-  private readonly pool: ChunkPool | undefined;
-  /** Settles when the file being read with `chunker` is done with it. */
-  private chunkerTurn: Promise<void> = Promise.resolve();
+  private chunker: FileChunker;
   /** Set when the files cache has nothing under any source (a first backup): no need to ask per directory. */
   noFilesCache = false;
   /** Entries whose attributes could not be asked for (names that are not UTF-8): said once, at the end. */
@@ -352,8 +325,7 @@ class Archiver {
     // The repository's own folder is skipped when backed up into itself (remote storage has none here).
     const st = repo.localRoot === undefined ? undefined : fs.statSync(fsPath(repo.localRoot), { bigint: true });
     this.repoId = st && { dev: st.dev, ino: st.ino };
-    const workers = o.chunkWorkers ?? defaultChunkWorkers();
-    this.pool = workers > 0 ? chunkPool(repo.gear, repo.objects.ctx, workers) : undefined;
+    this.chunker = new FileChunker(-1, repo.gear);
     // The previous backup of the same paths tells how much there is: a percentage and an ETA.
     if (parent) this.progress.totalBytes = parent.summary.totalBytes;
     this.tellRepoSkipped = parent === undefined;
@@ -597,55 +569,21 @@ class Archiver {
     const updates: [Buffer, CachedFile][] = [];
     const nodes: Node[] = [];
     let complete = true; // every entry made it into the tree as it is now: the record may be kept
-    // Files are read concurrently (at most FILES_IN_FLIGHT at once) and taken back in order.
-    const results: (Node | undefined | Promise<Node | undefined>)[] = [];
-    const started: Promise<unknown>[] = [];
-    let running = 0;
-    let wake: (() => void) | undefined;
-    try {
-      for (const { node: n, st: kst } of kids) {
-        // Only here, for directories that changed: an unchanged one's tree already holds them (a
-        // change of attributes changes the entry's ctime, which the digest covers).
-        if (!this.addXattrs(joinPath(full, n.name), n)) complete = false;
-        if (n.type !== 'file') {
-          results.push(n);
-          continue;
-        }
-        seen.add(n.name.toString('latin1'));
-        if (!this.pool) {
-          results.push(await this.file(joinPath(full, n.name), n.name, n, kst, cache));
-          continue;
-        }
-        if (running >= FILES_IN_FLIGHT) while (running > FILES_IN_FLIGHT / 2) await new Promise<void>((r) => (wake = r));
-        running++;
-        const p = this.file(joinPath(full, n.name), n.name, n, kst, cache).finally(() => {
-          running--;
-          const w = wake;
-          wake = undefined;
-          w?.();
-        });
-        p.catch(() => {}); // awaited below, in order
-        started.push(p);
-        results.push(p);
-      }
-    } catch (e) {
-      // Stopped (or failed) while files were in flight: let them end before going on.
-      await Promise.allSettled(started);
-      throw e;
-    }
-    const settled = await Promise.allSettled(results);
-    for (const r of settled) if (r.status === 'rejected') throw r.reason;
-    kids.forEach(({ node: n, st: kst }, i) => {
-      const r = settled[i] as PromiseFulfilledResult<Node | undefined>;
-      const node = r.value;
+    for (const { node: n, st: kst } of kids) {
+      let node: Node | undefined = n;
+      // Only here, for directories that changed: an unchanged one's tree already holds them (a
+      // change of attributes changes the entry's ctime, which the digest covers).
+      if (!this.addXattrs(joinPath(full, n.name), n)) complete = false;
       if (n.type === 'file') {
         const key = n.name.toString('latin1');
+        seen.add(key);
+        node = await this.file(joinPath(full, n.name), n.name, n, kst, cache);
         const upd = cache.updates.get(key);
         if (upd) updates.push([n.name, upd]);
         else if (!node || !cache.old.has(key) || !sameStamp(cache.old.get(key)!, stampOf(kst))) complete = false;
       }
       if (node) nodes.push(node);
-    });
+    }
     const stale = [...cache.old.keys()].filter((k) => !seen.has(k)).map((k) => Buffer.from(k, 'latin1'));
     const bytes = encodeTree(nodes);
     const r = await this.repo.objects.add('tree', bytes);
@@ -766,37 +704,15 @@ class Archiver {
       }
       const chunks: Buffer[] = [];
       let size = 0;
-      const limit = Number(opened.size);
-      if (this.pool && limit > (this.o.chunkInline ?? INLINE_FILE)) {
-        size = await this.pool.file(fd, limit, async (c, id) => {
-          this.o.signal?.throwIfAborted();
-          this.progress.bytes += c.length;
-          this.summary.bytesRead += c.length;
-          chunks.push(id);
-          await this.repo.objects.add('blob', c, id);
-        });
-      } else {
-        // One chunker (and its buffer) for the whole backup: files read here take turns, since
-        // other files' tasks run while this one waits for the object store.
-        const prev = this.chunkerTurn;
-        let done!: () => void;
-        this.chunkerTurn = new Promise<void>((r) => (done = r));
-        await prev;
-        try {
-          const chunker = (this.chunker ??= new FileChunker(-1, this.repo.gear));
-          chunker.reset(fd, limit);
-          for (let c = chunker.next(); c; c = chunker.next()) {
-            size += c.length;
-            this.o.signal?.throwIfAborted();
-            this.progress.bytes += c.length;
-            this.summary.bytesRead += c.length;
-            const id = this.repo.hashId(c);
-            chunks.push(id);
-            await this.repo.objects.add('blob', c, id);
-          }
-        } finally {
-          done();
-        }
+      this.chunker.reset(fd, Number(opened.size));
+      for (let c = this.chunker.next(); c; c = this.chunker.next()) {
+        size += c.length;
+        this.o.signal?.throwIfAborted();
+        this.progress.bytes += c.length;
+        this.summary.bytesRead += c.length;
+        const id = this.repo.hashId(c);
+        chunks.push(id);
+        await this.repo.objects.add('blob', c, id);
       }
       const after = fs.fstatSync(fd, { bigint: true });
       const stable = after.size === before.size && after.mtimeNs === before.mtimeNs && after.ctimeNs === before.ctimeNs && BigInt(size) === after.size;
