@@ -382,7 +382,7 @@ import { createArchiveWriter } from ${JSON.stringify(new URL('../src/ops/restore
 const [format, out, sizeArg] = process.argv.slice(2);
 const size = Number(sizeArg);
 const zeros = Buffer.alloc(1 << 20);
-const w = createArchiveWriter(format, out === '-' ? process.stdout : createWriteStream(out));
+const w = out === '-' ? createArchiveWriter(format, process.stdout, { keepOpen: true }) : createArchiveWriter(format, createWriteStream(out));
 await w.add({ path: Buffer.from('big.bin'), type: 'file', mode: 0o644, uid: 0, gid: 0, uname: 'root', gname: 'root',
   mtime: { sec: 1700000000, nsec: 0 }, size,
   data: async function* () { for (let n = 0; n < size; n += zeros.length) yield zeros.subarray(0, Math.min(zeros.length, size - n)); } });

@@ -42,7 +42,7 @@ export interface ArchiveEntry {
 export interface ArchiveWriter {
   /** Writes one entry; resolves once its bytes were accepted by the output (waits for 'drain'). */
   add(entry: ArchiveEntry): Promise<void>;
-  /** Writes the trailer, ends the output (never process.stdout/stderr) and waits until it is flushed. */
+  /** Writes the trailer, ends the output (unless kept open) and waits until it is flushed. */
   finish(): Promise<void>;
 }
 
@@ -63,22 +63,27 @@ export function formatFromName(name: string): ArchiveFormat | undefined {
   return undefined;
 }
 
-/** `gzipLevel` (default 6) is the deflate level of both tar.gz and zip members. */
+/**
+ * `gzipLevel` (default 6) is the deflate level of both tar.gz and zip members. `keepOpen`: the
+ * output is one the caller owns past the archive (a process's stdout, which Node never ends):
+ * finishing waits until it took every byte instead of ending it.
+ */
 export function createArchiveWriter(
   format: ArchiveFormat,
   out: NodeJS.WritableStream,
-  opts: { gzipLevel?: number } = {},
+  opts: { gzipLevel?: number; keepOpen?: boolean } = {},
 ): ArchiveWriter {
   const level = opts.gzipLevel ?? 6;
+  const keepOpen = opts.keepOpen === true;
   switch (format) {
     case 'tar':
-      return new TarWriter(new StreamSink(out));
+      return new TarWriter(new StreamSink(out, keepOpen));
     case 'tar.gz':
       // node:zlib measured 1.3-3x faster than fflate's Gzip and runs on the thread pool (see
       // docs/design.md, "Export formats"), leaving the main thread free to read the snapshot.
-      return new TarWriter(new StreamSink(out, createGzip({ level })));
+      return new TarWriter(new StreamSink(out, keepOpen, createGzip({ level })));
     case 'zip':
-      return new ZipWriter(new StreamSink(out), level);
+      return new ZipWriter(new StreamSink(out, keepOpen), level);
   }
 }
 
@@ -96,6 +101,7 @@ class StreamSink implements ByteSink {
 
   constructor(
     private readonly out: NodeJS.WritableStream,
+    private readonly keepOpen: boolean,
     private readonly transform?: Transform,
   ) {
     const onError = (e: Error): void => {
@@ -117,8 +123,8 @@ class StreamSink implements ByteSink {
 
   async end(): Promise<void> {
     if (this.error) throw this.error;
-    // Node never ends stdout/stderr (pipe() skips them too), so only wait until they took the bytes.
-    const stdio = this.out === process.stdout || this.out === process.stderr;
+    // An output kept open (stdout: Node never ends it, pipe() skips it too): only wait until it took the bytes.
+    const stdio = this.keepOpen;
     if (this.transform) {
       this.transform.end();
       await this.guard(finished(this.transform));
