@@ -58,8 +58,9 @@ async function main(): Promise<void> {
     gateway = await cluster.startGateway('bench');
     const keys = cluster.createUser('bench');
     const aws = { AWS_ACCESS_KEY_ID: keys.accessKeyId, AWS_SECRET_ACCESS_KEY: keys.secretAccessKey, AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-east-1' };
-    const snapCli = pinSnapCli('bench-s3');
-    const node = process.execPath;
+    // snap runs as installed: the pinned bin/snap (its Node flags), this Node first on PATH.
+    const snapBin = path.resolve(pinSnapCli('bench-s3'), '..', '..', '..', 'bin', 'snap');
+    const nodeDir = path.dirname(process.execPath);
     let want: { sum: string } | undefined;
     for (let round = 1; round <= rounds; round++) {
       const order = round % 2 === 1 ? ['snap', 'restic'] : ['restic', 'snap'];
@@ -79,11 +80,11 @@ async function main(): Promise<void> {
         let cmd: string;
         if (tool === 'snap') {
           const repo = `s3:${gateway.endpoint}/bench/${prefix}`;
-          env = { ...process.env, ...aws, SNAP_PASSWORD: 'bench', SNAP_CACHE_DIR: cache };
-          cmd = node;
-          init = [snapCli, '--repo', repo, 'init'];
-          backup = [snapCli, '--repo', repo, '--quiet', 'create', data];
-          restoreCmd = [snapCli, '--repo', repo, '--quiet', 'restore', 'latest', restore];
+          env = { ...process.env, ...aws, SNAP_PASSWORD: 'bench', SNAP_CACHE_DIR: cache, PATH: `${nodeDir}:${process.env.PATH ?? ''}` };
+          cmd = snapBin;
+          init = ['--repo', repo, 'init'];
+          backup = ['--repo', repo, '--quiet', 'create', data];
+          restoreCmd = ['--repo', repo, '--quiet', 'restore', 'latest', restore];
         } else {
           const repo = `s3:${gateway.endpoint}/bench/${prefix}`;
           env = { ...process.env, ...aws, RESTIC_PASSWORD: 'bench', RESTIC_REPOSITORY: repo, RESTIC_CACHE_DIR: cache };
