@@ -18,6 +18,7 @@ import { S3Backend } from '../src/backend/s3.js';
 import { Repository } from '../src/repo/repository.js';
 import { encodeTree } from '../src/model/tree.js';
 import { CephCluster, type Gateway, ensureCephInstalled } from '../test/helpers/radosgw.js';
+import { currentHost } from '../src/cli/host.js';
 
 interface Args {
   packs: number;
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
     const backend = new S3Backend({ location, credentials });
     await backend.ensureBucket();
     const t0 = performance.now();
-    const repo = await Repository.init(location, { sink: {}, remote: { backend, cacheRoot: path.join(dir, 'writer-cache') } }, { packSize: 1 });
+    const repo = await Repository.init(location, { host: currentHost(), sink: {}, remote: { backend, cacheRoot: path.join(dir, 'writer-cache') } }, { packSize: 1 });
     const chunks: Buffer[] = [];
     let size = 0;
     for (let i = 0; i < a.packs - 1; i++) {

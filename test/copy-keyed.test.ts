@@ -4,6 +4,7 @@
 // changed; the encrypted copies hold no name or content of the source; `kill -9` in the middle of
 // a copy leaves the destination check-clean and a rerun completes. The built CLI, real files,
 // real LevelDB.
+import { currentHost } from '../src/cli/host.js';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -204,7 +205,7 @@ describe('snap copy re-identifies objects between differently keyed repositories
     const cache = path.join(env.XDG_CACHE_HOME!, 'snap');
     const made = await Repository.init(
       enc,
-      { sink: {}, encrypt: { password: Buffer.from(pw.SNAP_PASSWORD), scrypt: { N: 1024, r: 8, p: 1 } }, indexCache: path.join(cache, 'index'), known: path.join(cache, 'known') },
+      { host: currentHost(), sink: {}, encrypt: { password: Buffer.from(pw.SNAP_PASSWORD), scrypt: { N: 1024, r: 8, p: 1 } }, indexCache: path.join(cache, 'index'), known: path.join(cache, 'known') },
       { packSize: 256 * 1024 },
     );
     await made.close();

@@ -14,6 +14,7 @@ import { isSnapError, SnapError } from '../src/core/errors.js';
 import { fsDecode } from '../src/core/bytes.js';
 import { compileExcludes } from '../src/model/exclude.js';
 import { rewriteSnapshots } from '../src/ops/maintain/rewrite.js';
+import { currentHost } from '../src/cli/host.js';
 
 interface Listed {
   id: string;
@@ -75,7 +76,7 @@ describe('snap tag', () => {
   it('a failure writing the new record leaves the old one; a failure deleting the old leaves both, never neither', async () => {
     for (const fault of [{ op: 'put', prefix: 'snapshots/' }, { op: 'delete', prefix: 'snapshots/' }] as const) {
       const before = list(repo);
-      const r = await Repository.open(repo, { sink: nullSink, backend: (root) => new FaultBackend(new LocalBackend(root), { ...fault, n: 1, kind: 'EIO' }) });
+      const r = await Repository.open(repo, { host: currentHost(), sink: nullSink, backend: (root) => new FaultBackend(new LocalBackend(root), { ...fault, n: 1, kind: 'EIO' }) });
       let failed = false;
       try {
         await tagSnapshots(r, await r.listSnapshots(), { add: [`t-${fault.op}`] });
@@ -215,7 +216,7 @@ describe('tag and rewrite take bytes and stop on the CLI signal (issue 10, defec
 
   it('rewriteSnapshots stops at the next entry once its signal is aborted: no new record, nothing damaged', async () => {
     const before = list(repo).map((s) => s.id);
-    const r = await Repository.open(repo, { sink: nullSink });
+    const r = await Repository.open(repo, { host: currentHost(), sink: nullSink });
     const ac = new AbortController();
     let seen = 0;
     let thrown: unknown;

@@ -2,6 +2,7 @@
 // unzip, and Python's tarfile/zipfile as second readers. Extracted trees are compared with the
 // source (bytes, modes, mtimes, symlinks, hard links, awkward names); --verify, --path, stdout,
 // refusal to overwrite, interruption, damaged repositories and bounded memory are checked too.
+import { currentHost } from '../src/cli/host.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -291,7 +292,7 @@ describe('snap export', () => {
       expect(at).toBeDefined();
       bytes[at! + 10]! ^= 0x01;
       fs.writeFileSync(file, bytes);
-      const r = await Repository.open(repo, { sink: {} });
+      const r = await Repository.open(repo, { host: currentHost(), sink: {} });
       try {
         const snaps = await r.listSnapshots();
         const err = await verifyArchive(r, snaps.at(-1)!, file, { format: fmt, selection: undefined, sink: {} }).catch((e: unknown) => e);
@@ -318,7 +319,7 @@ describe('snap export', () => {
     bytes.write(sum.toString(8).padStart(6, '0') + '\0 ', h + 148, 'latin1');
     fs.writeFileSync(file, bytes);
     expect(tool('tar', ['--warning=no-unknown-keyword', '-tvf', file]).toString()).toMatch(/-rw------- .*docs\/hello\.txt/);
-    const r = await Repository.open(repo, { sink: {} });
+    const r = await Repository.open(repo, { host: currentHost(), sink: {} });
     try {
       const snaps = await r.listSnapshots();
       await expect(verifyArchive(r, snaps.at(-1)!, file, { format: 'tar', selection: undefined, sink: {} })).rejects.toThrow(

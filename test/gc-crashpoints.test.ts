@@ -12,6 +12,7 @@ import { Repository } from '../src/repo/repository.js';
 import { checkRepository } from '../src/ops/maintain/check.js';
 import { executeGc, planGc } from '../src/ops/maintain/gc.js';
 import { cleanupScratch, create, ok, scratchDir, smallRepo, writeFile } from './helpers/maint.js';
+import { currentHost } from '../src/cli/host.js';
 
 afterAll(cleanupScratch);
 
@@ -68,7 +69,7 @@ class CrashAt implements Backend {
 
 async function gc(root: string, failAt: number): Promise<{ calls: number; error?: unknown }> {
   let b: CrashAt | undefined;
-  const repo = await Repository.open(root, { sink: nullSink, backend: (r) => (b = new CrashAt(new LocalBackend(r), failAt)) });
+  const repo = await Repository.open(root, { host: currentHost(), sink: nullSink, backend: (r) => (b = new CrashAt(new LocalBackend(r), failAt)) });
   try {
     const o = { maxUnused: 0, sink: nullSink };
     await executeGc(repo, await planGc(repo, o), o);
@@ -81,7 +82,7 @@ async function gc(root: string, failAt: number): Promise<{ calls: number; error?
 }
 
 async function damage(root: string): Promise<{ problems: string[]; unused: number; leftovers: number }> {
-  const repo = await Repository.open(root, { sink: nullSink });
+  const repo = await Repository.open(root, { host: currentHost(), sink: nullSink });
   try {
     const r = await checkRepository(repo, { sink: nullSink, readData: { kind: 'all' } });
     return { problems: r.problems.map((p) => p.message), unused: r.unusedObjects, leftovers: r.leftovers.length };

@@ -28,6 +28,7 @@ import { snap, tmpDir } from './helpers/cli.js';
 import { CountingBackend } from './helpers/counting-backend.js';
 import { expectRestoresExactly, listSnapshots, makeSource, ok, startSnap } from './helpers/remote-e2e.js';
 import { type S3Target, s3Target } from './helpers/s3-target.js';
+import { currentHost } from '../src/cli/host.js';
 
 const PASSWORD = 'index files password';
 
@@ -57,7 +58,7 @@ function localEncrypted(): Place {
     client,
     init: ['init', '--encrypt'],
     openFresh: (counting, sink, cache) =>
-      Repository.open(repo, { sink, wrap: counting, password: async () => Buffer.from(PASSWORD), indexCache: cache ?? path.join(tmpDir('snap-ri-cache-'), 'index') }),
+      Repository.open(repo, { host: currentHost(), sink, wrap: counting, password: async () => Buffer.from(PASSWORD), indexCache: cache ?? path.join(tmpDir('snap-ri-cache-'), 'index') }),
   };
 }
 
@@ -81,7 +82,7 @@ function onS3(t: S3Target): Place {
     raw: t.backend({ prefix }),
     client,
     init: ['init', '--no-encryption'],
-    openFresh: (counting, sink, cache) => Repository.open(repo, { sink, remote: { backend: counting(t.backend({ prefix })), cacheRoot: cache ?? path.join(tmpDir('snap-ri-cache-'), 'snap') } }),
+    openFresh: (counting, sink, cache) => Repository.open(repo, { host: currentHost(), sink, remote: { backend: counting(t.backend({ prefix })), cacheRoot: cache ?? path.join(tmpDir('snap-ri-cache-'), 'snap') } }),
   };
 }
 
@@ -525,7 +526,7 @@ describe('gc with index files stopped at every storage write or delete', () => {
 
     const open = (root: string, failAt: number): Promise<{ repo: Repository; b: () => CrashAt }> => {
       let b: CrashAt | undefined;
-      return Repository.open(root, {
+      return Repository.open(root, { host: currentHost(),
         sink: {}, backend: (r) => (b = new CrashAt(new LocalBackend(r), failAt)),
         password: async () => Buffer.from(PASSWORD), indexCache: path.join(tmpDir('snap-ri-cache-'), 'index'),
       }).then((repo) => ({ repo, b: () => b! }));

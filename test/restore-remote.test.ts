@@ -14,6 +14,7 @@ import { describeTree, tmpDir } from './helpers/cli.js';
 import { CountingBackend } from './helpers/counting-backend.js';
 import { ok } from './helpers/remote-e2e.js';
 import { type S3Target, s3Target } from './helpers/s3-target.js';
+import { currentHost } from '../src/cli/host.js';
 
 const BUCKET = 'restore-remote';
 const PASSWORD = 'restore remote password';
@@ -48,7 +49,8 @@ async function place(encrypted: boolean): Promise<Place> {
     HOME: home,
     SNAP_PASSWORD: PASSWORD,
   };
-  const opts = (backend: RepoOptions['remote'] extends infer R ? R : never): RepoOptions => ({
+  const opts = (backend: RepoOptions['remote'] extends infer R ? R : never) => ({
+    host: currentHost(),
     sink: {},
     remote: backend,
     password: async () => Buffer.from(PASSWORD),

@@ -21,12 +21,13 @@ import { ObjectStore } from '../src/store/object-store.js';
 import { packName, type PackEntry, readPackHeader } from '../src/store/pack.js';
 import { cleanupScratch, packFile, packs, scratchDir } from './helpers/maint.js';
 import { Rng } from './torture/lib.js';
+import { currentHost } from '../src/cli/host.js';
 
 afterAll(cleanupScratch);
 
 async function newRepo(packSize = 256 * 1024): Promise<{ dir: string; repo: Repository }> {
   const dir = path.join(scratchDir('snap-units-'), 'repo');
-  const repo = await Repository.init(dir, { sink: nullSink }, { packSize });
+  const repo = await Repository.init(dir, { host: currentHost(), sink: nullSink }, { packSize });
   return { dir, repo };
 }
 

@@ -44,7 +44,7 @@ export function registerInit(program: Command, run: (fn: (ctx: Ctx) => Promise<v
             encrypt = { password: await newPassword({ file: g.passwordFile, command: g.passwordCommand }, ctx.cwd, true), scrypt: newKeyScrypt() };
           }
           const ro = ctx.repoOptions();
-          repo = await Repository.init(p, { sink: ctx.sink, clock: ctx.clock, remote, indexCache: ro.indexCache, known: ro.known, encrypt }, chunker ? { chunker } : {});
+          repo = await Repository.init(p, { sink: ctx.sink, clock: ctx.clock, host: ctx.host, remote, indexCache: ro.indexCache, known: ro.known, encrypt }, chunker ? { chunker } : {});
         } catch (e) {
           await remote?.backend.close().catch(() => {});
           throw e;

@@ -3,7 +3,8 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { currentHost } from '../core/host.js';
+import type { HostInfo } from '../core/host.js';
+import { currentHost } from './host.js';
 import type { Clock } from '../core/clock.js';
 import { cliClock } from './now.js';
 import { type OpenedStorage, type RepoOptions, Repository } from '../repo/repository.js';
@@ -80,7 +81,7 @@ export interface Ctx {
   /** The encrypted repository this command opened, with its keys (the operation log is sealed with them). */
   opened?: { repoId: string; unlocked: Unlocked };
   /** The repository options of openRepo: lock, owner policy, password source, index cache. */
-  repoOptions(o?: { lock?: LockKind }): RepoOptions;
+  repoOptions(o?: { lock?: LockKind }): RepoOptions & { host: HostInfo };
 }
 
 /** Where encrypted repositories keep their index: SNAP_CACHE_DIR, else $XDG_CACHE_HOME/snap or ~/.cache/snap. */

@@ -17,7 +17,6 @@ import { forgetKnown, type KnownRepo, readKnown, writeKnown } from './known.js';
 import type { Clock } from '../core/clock.js';
 import { AppendOnlyBackend, appendOnlyError } from '../backend/append-only.js';
 import { systemClock } from '../core/clock.js';
-import { currentHost } from '../core/host.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Backend } from '../backend/backend.js';
 import { LocalBackend } from '../backend/local.js';
@@ -70,6 +69,10 @@ export interface RepoOptions {
   lock?: { kind: LockKind; waitMs: number };
   /** Who opens the repository: the command (recorded in locks, told to processes that share the index). */
   command?: string;
+  /**
+   * The host facts of the opening process (pid, names, liveness probe): recorded in locks and in
+   * the shared index's owner record. Required by open and init; the CLI makes them (cli/host.ts).
+   */
   host?: HostInfo;
   /** Who may open a local repository (repo/ownership.ts); unchecked when absent (in-process callers). */
   owner?: OwnerPolicy;
@@ -235,7 +238,7 @@ export class Repository {
   }
 
   /** Create a new repository in an empty or missing directory. */
-  static async init(root: string, o: RepoOptions, overrides: Partial<RepoConfig> = {}): Promise<Repository> {
+  static async init(root: string, o: RepoOptions & { host: HostInfo }, overrides: Partial<RepoConfig> = {}): Promise<Repository> {
     const abs = o.remote ? root : path.resolve(root);
     const shown = displayPath(abs);
     if (o.remote) {
@@ -300,7 +303,7 @@ export class Repository {
     return Repository.openWith(abs, backend, config, { ...o, lockWaitMs: o.lockWaitMs ?? 0 }, true, unlocked);
   }
 
-  static async open(root: string, o: RepoOptions): Promise<Repository> {
+  static async open(root: string, o: RepoOptions & { host: HostInfo }): Promise<Repository> {
     const s = await Repository.openStorage(root, o);
     return Repository.openWith(s.location, s.backend, s.config, o, false, s.unlocked);
   }
@@ -424,7 +427,8 @@ export class Repository {
    */
   private static async openWith(abs: string, backend: Backend, config: RepoConfig, o: RepoOptions, created = false, unlocked?: Unlocked): Promise<Repository> {
     const clock = o.clock ?? systemClock;
-    const host = o.host ?? currentHost();
+    const host = o.host;
+    if (!host) throw new SnapError('SNAP_INTERNAL', 'a repository is opened with the host facts of its process (RepoOptions.host)');
     const command = o.command ?? 'snap';
     let lock: RepoLock | undefined;
     if (o.lock) {

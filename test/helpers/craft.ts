@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { Repository } from '../../src/repo/repository.js';
 import { encodeTree } from '../../src/model/tree.js';
 import type { Node } from '../../src/model/node.js';
+import { currentHost } from '../../src/cli/host.js';
 
 export interface Crafter {
   blob(data: Buffer | string): Promise<Buffer>;
@@ -26,7 +27,7 @@ const ZERO_SUMMARY = {
 
 /** Save one snapshot, whose root tree `build` makes, into the existing repository `repo`; returns its id. */
 export async function craftSnapshot(repo: string, build: (c: Crafter) => Promise<Buffer>): Promise<string> {
-  const r = await Repository.open(path.resolve(repo), { sink: { warn: () => {}, info: () => {} }, lockWaitMs: 30_000 });
+  const r = await Repository.open(path.resolve(repo), { host: currentHost(), sink: { warn: () => {}, info: () => {} }, lockWaitMs: 30_000 });
   try {
     const c: Crafter = {
       blob: async (d) => (await r.objects.add('blob', Buffer.from(d))).id,

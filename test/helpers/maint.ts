@@ -12,6 +12,7 @@ import { Repository } from '../../src/repo/repository.js';
 import { packIdFromName, type PackEntry, readPackHeader } from '../../src/store/pack.js';
 import { encodeLock, type LockRecord } from '../../src/repo/lock.js';
 import { describeTree, parseJson, snap, trackedDirs } from './cli.js';
+import { currentHost } from '../../src/cli/host.js';
 
 const scratch = trackedDirs('[maint]');
 
@@ -29,7 +30,7 @@ export function cleanupScratch(): void {
  * default, what `snap init` makes; deflate (older repositories) where a test asks for it.
  */
 export async function smallRepo(dir: string, packSize = 128 * 1024, codec: 'zstd' | 'deflate' = 'zstd'): Promise<string> {
-  const repo = await Repository.init(dir, { sink: nullSink }, {
+  const repo = await Repository.init(dir, { host: currentHost(), sink: nullSink }, {
     chunker: { algorithm: 'fastcdc-gear32-nc2', minSize: 8 * 1024, avgSize: 32 * 1024, maxSize: 128 * 1024, gearSeed: randomHex(32) },
     compression: codec === 'zstd' ? { codec: 'zstd', level: 3 } : { codec: 'deflate', level: 1 },
     packSize,

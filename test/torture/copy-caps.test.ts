@@ -14,6 +14,7 @@ import { Repository } from '../../src/repo/repository.js';
 import { Rng } from '../helpers/rng.js';
 import { cleanupTmp, cliOk, tmpDir } from './lib.js';
 import { cliRss, dirNode, fileNode, noCrash, putObjects, putSnapshot, treeBytes, zstdFrame } from './crafted-lib.js';
+import { currentHost } from '../../src/cli/host.js';
 
 afterAll(cleanupTmp);
 
@@ -95,7 +96,7 @@ describe('snap copy of a directory at the entry cap', () => {
     expect(r.rssMiB, 'peak RSS of the copy (MiB)').toBeLessThan(RSS_MIB);
 
     // The copy, entry by entry through the destination's own reader (a view: nothing is held whole).
-    const repo = await Repository.open(dst, { sink: {}, password: async () => Buffer.from(env.SNAP_PASSWORD), indexCache: path.join(env.XDG_CACHE_HOME, 'snap', 'index') });
+    const repo = await Repository.open(dst, { host: currentHost(), sink: {}, password: async () => Buffer.from(env.SNAP_PASSWORD), indexCache: path.join(env.XDG_CACHE_HOME, 'snap', 'index') });
     try {
       const [snap] = await repo.listSnapshots();
       const want = blobs.map((b) => repo.hashId(b));

@@ -5,50 +5,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import type { PackEntry } from '../../src/store/pack.js';
-import { copyRepo, flipByte, packsOf, plantFile } from './repo-lib.js';
+import { type ABFixture, copyRepo, flipByte, makeABFixture, plantFile } from './repo-lib.js';
 import {
-  LONG, type Manifest, Rng, assertSameTree, cleanupTmp, cli, cliOk, genTree, indexDirOf, initSmallRepo, iters, listSnapshots,
+  LONG, type Manifest, Rng, assertSameTree, cleanupTmp, cli, cliOk, indexDirOf, iters, listSnapshots,
   manifest, newSeed, restoredAt, seededIt, tmpDir,
 } from './lib.js';
 
 afterAll(cleanupTmp);
 
-interface Fixture {
-  base: string;
-  repo: string;
-  srcA: string;
-  srcB: string;
-  wantA: Manifest;
-  wantB: Manifest;
-  idA: string;
-  idB: string;
-  /** Packs only snapshot B uses, with their entries. */
-  packsB: { id: string; file: string; entries: PackEntry[]; type: 'blob' | 'tree' }[];
-}
+type Fixture = ABFixture & { idB: string };
 
 async function makeFixture(rng: Rng): Promise<Fixture> {
-  const base = tmpDir();
-  const repo = path.join(base, 'repo');
-  const srcA = path.join(base, 'a');
-  const srcB = path.join(base, 'b');
-  await initSmallRepo(repo);
-  genTree(rng, srcA, { files: LONG ? 80 : 30, dirs: 5, maxFile: 300_000, symlinks: true });
-  genTree(rng, srcB, { files: LONG ? 80 : 30, dirs: 5, maxFile: 300_000, symlinks: true });
-  // B's files are unique (random bytes, never copies of A's), so B's packs are B's alone.
-  for (let i = 0; i < 6; i++) fs.writeFileSync(path.join(srcB, `unique-${i}`), rng.bytes(rng.int(20_000, 120_000)));
-  await cliOk(['--repo', repo, 'create', '--tag', 'A', srcA]);
-  const before = await packsOf(repo);
-  await cliOk(['--repo', repo, 'create', '--tag', 'B', srcB]);
-  const after = await packsOf(repo);
-  const snaps = await listSnapshots(repo);
-  const packsB = [...after]
-    .filter(([id]) => !before.has(id))
-    .map(([id, entries]) => ({ id, file: path.join(repo, 'data', id.slice(0, 2), id), entries, type: entries[0]!.type }));
-  return {
-    base, repo, srcA, srcB, wantA: manifest(srcA), wantB: manifest(srcB), packsB,
-    idA: snaps.find((s) => s.tags[0] === 'A')!.id, idB: snaps.find((s) => s.tags[0] === 'B')!.id,
-  };
+  const fx = await makeABFixture(rng, { files: LONG ? 80 : 30, dirs: 5, maxFile: 300_000 });
+  return { ...fx, idB: fx.idsB[0]! };
 }
 
 function copyOf(fx: Fixture): string {

@@ -24,6 +24,7 @@ import {
   ENC_OPEN,
 } from './lib.js';
 import { expectClearError, faultPositions, restoresExactly } from './repo-lib.js';
+import { currentHost } from '../../src/cli/host.js';
 
 afterAll(cleanupTmp);
 
@@ -83,7 +84,7 @@ const STEPS: Record<string, Step> = {
 
 /** Every listed snapshot restores to what it was made from; the structural check finds no damage. */
 async function verify(repo: string, fx: Fixture, what: string): Promise<string[]> {
-  const r = await Repository.open(repo, { ...ENC_OPEN, sink: quiet });
+  const r = await Repository.open(repo, { host: currentHost(), ...ENC_OPEN, sink: quiet });
   try {
     const tags = await restoresExactly(r, fx.src, (tag) => fx.want.get(tag)!, what);
     const c = await checkRepository(r, { sink: quiet });
@@ -100,7 +101,7 @@ async function runWithFault(fx: Fixture, step: string, fault: Fault | undefined)
   let fb: FaultBackend | undefined;
   let r: Repository | undefined;
   try {
-    r = await Repository.open(repo, { ...ENC_OPEN, sink: quiet, lockWaitMs: 10_000, backend: (root) => (fb = new FaultBackend(new LocalBackend(root), fault)) });
+    r = await Repository.open(repo, { host: currentHost(), ...ENC_OPEN, sink: quiet, lockWaitMs: 10_000, backend: (root) => (fb = new FaultBackend(new LocalBackend(root), fault)) });
     await STEPS[step]!(r);
   } catch (e) {
     expectClearError(e, `${what} (fired: ${fb?.fired.join('; ') || 'nothing'})`);
@@ -111,7 +112,7 @@ async function runWithFault(fx: Fixture, step: string, fault: Fault | undefined)
   // B and C are never removed; A is either still there or forgotten.
   expect(tags.filter((t) => t !== 'A'), what).toEqual(['B', 'C']);
   // A clean gc afterwards leaves a repository without leftovers that still restores.
-  const r2 = await Repository.open(repo, { ...ENC_OPEN, sink: quiet });
+  const r2 = await Repository.open(repo, { host: currentHost(), ...ENC_OPEN, sink: quiet });
   try {
     const o = { maxUnused: 0.05, sink: quiet, tempMarginMs: 0 };
     await executeGc(r2, await planGc(r2, o), o);
@@ -164,7 +165,7 @@ describe('storage faults in forget, gc, check, repair and index rebuild', () => 
       let fb: FaultBackend | undefined;
       let r: Repository | undefined;
       try {
-        r = await Repository.open(fx.repo, { ...ENC_OPEN, sink: quiet, lockWaitMs: 10_000, backend: (root) => (fb = new FaultBackend(new LocalBackend(root), fault)) });
+        r = await Repository.open(fx.repo, { host: currentHost(), ...ENC_OPEN, sink: quiet, lockWaitMs: 10_000, backend: (root) => (fb = new FaultBackend(new LocalBackend(root), fault)) });
         const c = (await r.listSnapshots()).find((x) => x.tags[0] === 'C')!;
         const h = createHash('sha256');
         const out = new PassThrough();

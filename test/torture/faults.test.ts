@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { FaultBackend, type Fault, type FaultKind, type FaultOp } from '../helpers/fault-backend.js';
 import { LocalBackend } from '../../src/backend/local.js';
-import { currentHost } from '../../src/core/host.js';
+import { currentHost } from '../../src/cli/host.js';
 import { Repository } from '../../src/repo/repository.js';
 import { createSnapshot } from '../../src/ops/backup/create.js';
 import { restoreSnapshot } from '../../src/ops/restore/restore.js';
@@ -25,7 +25,7 @@ const host = currentHost();
 const quiet = { warn: () => {}, info: () => {} };
 
 function openWith(repo: string, fb: (b: LocalBackend) => FaultBackend): Promise<Repository> {
-  return Repository.open(repo, { ...ENC_OPEN, sink: quiet, lockWaitMs: 10_000, backend: (root) => fb(new LocalBackend(root)) });
+  return Repository.open(repo, { host: currentHost(), ...ENC_OPEN, sink: quiet, lockWaitMs: 10_000, backend: (root) => fb(new LocalBackend(root)) });
 }
 
 interface Fixture {
@@ -58,7 +58,7 @@ function copyRepo(fx: Fixture): string {
 
 /** Every listed snapshot restores to what it was made from; returns the tags seen. */
 async function verifyRepo(repo: string, fx: Fixture, what: string): Promise<string[]> {
-  const r = await Repository.open(repo, { ...ENC_OPEN, sink: quiet });
+  const r = await Repository.open(repo, { host: currentHost(), ...ENC_OPEN, sink: quiet });
   try {
     return await restoresExactly(r, fx.src, (tag) => (tag === 'A' ? fx.wantA : fx.wantB), what);
   } finally {
@@ -87,7 +87,7 @@ async function createWithFault(fx: Fixture, fault: Fault | undefined): Promise<{
   expect(tags.filter((t) => t === 'A').length, what).toBe(1);
   if (ok) expect(tags, what).toContain('B');
   // The next backup after the failure works and is complete.
-  const r2 = await Repository.open(repo, { ...ENC_OPEN, sink: quiet });
+  const r2 = await Repository.open(repo, { host: currentHost(), ...ENC_OPEN, sink: quiet });
   try {
     await createSnapshot(r2, { paths: [fx.src], cwd: '/', tags: ['B'], host, program: 'snap test', sink: quiet });
   } finally {

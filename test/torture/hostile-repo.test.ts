@@ -3,6 +3,7 @@
 // SNAP_CORRUPT in bounded time and memory; restore never writes outside its target, whatever the
 // snapshot holds or the target already contains; everything snap creates in a repository is
 // readable by its owner only.
+import { currentHost } from '../../src/cli/host.js';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -237,7 +238,7 @@ describe('crafted repository input', () => {
     await cliOk(['--repo', repo, 'index', 'rebuild']);
     // Every case in-process (fast); a seeded sample through the CLI, which also bounds memory.
     const { Repository } = await import('../../src/repo/repository.js');
-    const lib = await Repository.open(repo, { sink: {} });
+    const lib = await Repository.open(repo, { host: currentHost(), sink: {} });
     try {
       for (const [what, id] of snaps) {
         const snap = (await lib.listSnapshots()).find((s) => s.id === id)!;

@@ -161,14 +161,14 @@ describe('hostile sources', () => {
     const { Repository } = await import('../../src/repo/repository.js');
     const { createSnapshot } = await import('../../src/ops/backup/create.js');
     const { catFile } = await import('../../src/ops/browse/browse.js');
-    const { currentHost } = await import('../../src/core/host.js');
+    const { currentHost } = await import('../../src/cli/host.js');
     const base = tmpDir();
     const src = path.join(base, 'src');
     fs.mkdirSync(src);
     const N = 30;
     for (let i = 0; i < N; i++) fs.writeFileSync(path.join(src, `f${i}`), Buffer.alloc(1000, 0x41));
     const repo = await newRepo(base);
-    const r = await Repository.open(repo, { sink: {} });
+    const r = await Repository.open(repo, { host: currentHost(), sink: {} });
     try {
       const rewritten = new Set<string>();
       const sink = {

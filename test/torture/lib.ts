@@ -1,6 +1,7 @@
 // Shared parts of the torture suite: a seeded PRNG (failures print their seed and reproduce with
 // SNAP_SEED=<n>), random source trees, tree manifests and comparison, and running the built CLI
 // as a child process (killable with SIGKILL, optionally as the unprivileged user `nobody`).
+import { currentHost } from '../../src/cli/host.js';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -529,7 +530,7 @@ export async function initSmallRepo(repo: string): Promise<void> {
   const { Repository } = await import('../../src/repo/repository.js');
   const { randomHex } = await import('../../src/core/ids.js');
   const encrypt = ENCRYPTED ? { password: Buffer.from(TORTURE_PASSWORD), scrypt: { N: 1024, r: 8, p: 1 } } : undefined;
-  const r = await Repository.init(repo, { sink: {}, encrypt, ...ENC_OPEN }, {
+  const r = await Repository.init(repo, { host: currentHost(), sink: {}, encrypt, ...ENC_OPEN }, {
     chunker: { algorithm: 'fastcdc-gear32-nc2', minSize: 4096, avgSize: 16384, maxSize: 65536, ...(ENCRYPTED ? {} : { gearSeed: randomHex(32) }) },
     packSize: 256 * 1024,
   });
@@ -552,7 +553,7 @@ export async function restoreAllInProcess(repo: string, list: Expectation[], o: 
   const { Repository } = await import('../../src/repo/repository.js');
   const { restoreSnapshot } = await import('../../src/ops/restore/restore.js');
   const quiet = { warn: () => {}, info: () => {} };
-  const r = await Repository.open(repo, { sink: quiet, lockWaitMs: 30_000, ...ENC_OPEN });
+  const r = await Repository.open(repo, { host: currentHost(), sink: quiet, lockWaitMs: 30_000, ...ENC_OPEN });
   try {
     const snaps = await r.listSnapshots();
     for (const e of list) {

@@ -37,7 +37,7 @@ describe('regressions: repository failures during create', () => {
     const { LocalBackend } = await import('../../src/backend/local.js');
     const { Repository } = await import('../../src/repo/repository.js');
     const { createSnapshot } = await import('../../src/ops/backup/create.js');
-    const { currentHost } = await import('../../src/core/host.js');
+    const { currentHost } = await import('../../src/cli/host.js');
     const { SnapError } = await import('../../src/core/errors.js');
     const { initSmallRepo } = await import('./lib.js');
     const base = tmpDir();
@@ -49,7 +49,7 @@ describe('regressions: repository failures during create', () => {
     const warnings: string[] = [];
     const sink = { warn: (w: { message: string }) => void warnings.push(w.message) };
     const { ENC_OPEN } = await import('./lib.js');
-    const r = await Repository.open(repo, { sink, ...ENC_OPEN, backend: (root) => new FaultBackend(new LocalBackend(root), { op: 'put', n: 1, kind: 'EIO', sticky: true }) });
+    const r = await Repository.open(repo, { host: currentHost(), sink, ...ENC_OPEN, backend: (root) => new FaultBackend(new LocalBackend(root), { op: 'put', n: 1, kind: 'EIO', sticky: true }) });
     let err: unknown;
     try {
       await createSnapshot(r, { paths: [src], cwd: '/', host: currentHost(), program: 'test', sink });

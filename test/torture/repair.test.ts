@@ -3,58 +3,23 @@
 // leaves out exactly the files that cannot be restored. Nothing that cannot be replaced is
 // deleted; with --forget the damaged originals go; afterwards check is clean, every snapshot
 // restores exactly, and the next backup stores the lost files again.
+import { currentHost } from '../../src/cli/host.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import type { PackEntry } from '../../src/store/pack.js';
-import { copyRepo, entriesHitBy, flipByte, packsOf } from './repo-lib.js';
+import { type ABFixture, copyRepo, entriesHitBy, flipByte, makeABFixture } from './repo-lib.js';
 import {
-  ENC_OPEN, ENCRYPTED, type Manifest, Rng, assertSameTree, cleanupTmp, cli, cliOk, genTree, initSmallRepo, iters, listSnapshots, manifest, newSeed,
+  ENC_OPEN, ENCRYPTED, type Manifest, Rng, assertSameTree, cleanupTmp, cli, cliOk, iters, listSnapshots, manifest, newSeed,
   restoredAt, seededIt, tmpDir,
 } from './lib.js';
 
 afterAll(cleanupTmp);
 
-interface Fixture {
-  base: string;
-  repo: string;
-  srcA: string;
-  srcB: string;
-  wantA: Manifest;
-  wantB: Manifest;
-  idA: string;
-  /** Two snapshots of B (the second after a touch of one file): damage to B's data hits both. */
-  idsB: string[];
-  /** Packs only B's snapshots use. */
-  packsB: { id: string; rel: string; entries: PackEntry[]; type: 'blob' | 'tree' }[];
-}
+type Fixture = ABFixture;
 
-async function makeFixture(rng: Rng): Promise<Fixture> {
-  const base = tmpDir('snap-repair-');
-  const repo = path.join(base, 'repo');
-  const srcA = path.join(base, 'a');
-  const srcB = path.join(base, 'b');
-  await initSmallRepo(repo);
-  genTree(rng, srcA, { files: 25, dirs: 4, maxFile: 200_000, symlinks: true });
-  genTree(rng, srcB, { files: 25, dirs: 4, maxFile: 200_000, symlinks: true });
-  fs.mkdirSync(path.join(srcB, 'deep', 'er'), { recursive: true });
-  for (let i = 0; i < 6; i++) fs.writeFileSync(path.join(srcB, `unique-${i}`), rng.bytes(rng.int(20_000, 120_000)));
-  for (let i = 0; i < 3; i++) fs.writeFileSync(path.join(srcB, 'deep', 'er', `u-${i}`), rng.bytes(rng.int(5_000, 30_000)));
-  await cliOk(['--repo', repo, 'create', '--tag', 'A', srcA]);
-  const before = await packsOf(repo);
-  await cliOk(['--repo', repo, 'create', '--tag', 'B', srcB]);
-  fs.appendFileSync(path.join(srcB, 'unique-0'), 'more');
-  await cliOk(['--repo', repo, 'create', '--tag', 'B', srcB]);
-  const after = await packsOf(repo);
-  const snaps = await listSnapshots(repo);
-  return {
-    base, repo, srcA, srcB, wantA: manifest(srcA), wantB: manifest(srcB),
-    idA: snaps.find((s) => s.tags[0] === 'A')!.id,
-    idsB: snaps.filter((s) => s.tags[0] === 'B').map((s) => s.id),
-    packsB: [...after]
-      .filter(([id]) => !before.has(id))
-      .map(([id, entries]) => ({ id, rel: path.join('data', id.slice(0, 2), id), entries, type: entries[0]!.type })),
-  };
+/** B twice (damage to B's data hits both), with a folder two levels deep of its own. */
+function makeFixture(rng: Rng): Promise<Fixture> {
+  return makeABFixture(rng, { files: 25, dirs: 4, maxFile: 200_000, prefix: 'snap-repair-', deepB: true, snapshotsOfB: 2 });
 }
 
 function copyOf(fx: Fixture): string {
@@ -225,7 +190,7 @@ describe('snap repair', () => {
     expect(ls.stdout).toContain('er');
     const { Repository } = await import('../../src/repo/repository.js');
     const { toHex } = await import('../../src/core/ids.js');
-    const rp = await Repository.open(repo, { sink: {}, ...ENC_OPEN });
+    const rp = await Repository.open(repo, { host: currentHost(), sink: {}, ...ENC_OPEN });
     let erTree: string | undefined;
     try {
       let nodes = await rp.readTree((await rp.listSnapshots()).find((s) => s.id === last)!.tree);

@@ -1,5 +1,6 @@
 // Shared parts of the damage, repair and fault tests: reading pack tables, damaging files,
 // copying fixture repositories, fault positions and the errors a storage fault may cause.
+import { currentHost } from '../../src/cli/host.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
@@ -10,7 +11,7 @@ import { FILE_NONCE_BYTES, SEGMENT_BYTES } from '../../src/backend/encrypted.js'
 import { GCM_TAG_BYTES } from '../../src/core/crypto.js';
 import { type PackEntry, packIdFromName, readPackHeader } from '../../src/store/pack.js';
 import { packs } from '../helpers/maint.js';
-import { ENC_OPEN, ENCRYPTED, copyIndexCache, type Manifest, type Rng, assertSameTree, manifest, restoredAt, tmpDir } from './lib.js';
+import { ENC_OPEN, ENCRYPTED, copyIndexCache, type Manifest, type Rng, assertSameTree, cliOk, genTree, initSmallRepo, listSnapshots, manifest, restoredAt, tmpDir } from './lib.js';
 
 /**
  * Every pack of a repository with its table of contents (one helper for all tests). In an
@@ -21,7 +22,7 @@ import { ENC_OPEN, ENCRYPTED, copyIndexCache, type Manifest, type Rng, assertSam
 export async function packsOf(repo: string): Promise<Map<string, PackEntry[]>> {
   if (!ENCRYPTED) return packs(repo);
   const { Repository } = await import('../../src/repo/repository.js');
-  const r = await Repository.open(repo, { sink: {}, ...ENC_OPEN });
+  const r = await Repository.open(repo, { host: currentHost(), sink: {}, ...ENC_OPEN });
   const out = new Map<string, PackEntry[]>();
   try {
     for await (const blob of r.backend.list('data/')) {
@@ -125,4 +126,72 @@ export async function restoresExactly(r: Repository, src: string, wantOf: (tag: 
     fs.rmSync(target, { recursive: true, force: true });
   }
   return tags;
+}
+
+/**
+ * The A/B fixture of the damage and repair tests: snapshot A of one random tree, then snapshot B
+ * (`snapshotsOfB` of them, a file of B touched between) of another whose files are unique (random
+ * bytes, never copies of A's), so B's packs are B's alone and damage to them hits B, never A.
+ */
+export interface ABFixture {
+  base: string;
+  repo: string;
+  srcA: string;
+  srcB: string;
+  wantA: Manifest;
+  /** B's tree as its newest snapshot holds it. */
+  wantB: Manifest;
+  idA: string;
+  /** B's snapshots, oldest first. */
+  idsB: string[];
+  /** Packs only B's snapshots use: the path in the repository (`rel`) and beside the fixture (`file`). */
+  packsB: { id: string; rel: string; file: string; entries: PackEntry[]; type: 'blob' | 'tree' }[];
+}
+
+export interface ABSpec {
+  files: number;
+  dirs: number;
+  maxFile: number;
+  /** Folder name prefix under the run's temporary folder. */
+  prefix?: string;
+  /** Also a folder two levels deep in B with unique files of its own. */
+  deepB?: boolean;
+  /** Snapshots of B (default 1). */
+  snapshotsOfB?: number;
+}
+
+export async function makeABFixture(rng: Rng, spec: ABSpec): Promise<ABFixture> {
+  const base = tmpDir(spec.prefix);
+  const repo = path.join(base, 'repo');
+  const srcA = path.join(base, 'a');
+  const srcB = path.join(base, 'b');
+  await initSmallRepo(repo);
+  const tree = { files: spec.files, dirs: spec.dirs, maxFile: spec.maxFile, symlinks: true };
+  genTree(rng, srcA, tree);
+  genTree(rng, srcB, tree);
+  for (let i = 0; i < 6; i++) fs.writeFileSync(path.join(srcB, `unique-${i}`), rng.bytes(rng.int(20_000, 120_000)));
+  if (spec.deepB) {
+    fs.mkdirSync(path.join(srcB, 'deep', 'er'), { recursive: true });
+    for (let i = 0; i < 3; i++) fs.writeFileSync(path.join(srcB, 'deep', 'er', `u-${i}`), rng.bytes(rng.int(5_000, 30_000)));
+  }
+  await cliOk(['--repo', repo, 'create', '--tag', 'A', srcA]);
+  const before = await packsOf(repo);
+  const times = spec.snapshotsOfB ?? 1;
+  for (let i = 0; i < times; i++) {
+    if (i > 0) fs.appendFileSync(path.join(srcB, 'unique-0'), 'more');
+    await cliOk(['--repo', repo, 'create', '--tag', 'B', srcB]);
+  }
+  const after = await packsOf(repo);
+  const snaps = await listSnapshots(repo);
+  return {
+    base, repo, srcA, srcB, wantA: manifest(srcA), wantB: manifest(srcB),
+    idA: snaps.find((s) => s.tags[0] === 'A')!.id,
+    idsB: snaps.filter((s) => s.tags[0] === 'B').map((s) => s.id),
+    packsB: [...after]
+      .filter(([id]) => !before.has(id))
+      .map(([id, entries]) => {
+        const rel = path.join('data', id.slice(0, 2), id);
+        return { id, rel, file: path.join(repo, rel), entries, type: entries[0]!.type };
+      }),
+  };
 }

@@ -24,6 +24,7 @@ import { PackBuilder } from '../../src/store/pack.js';
 import { entriesOfPack } from '../../src/store/pack-verify.js';
 import { VERSION } from '../../src/cli/version.js';
 import { type Content, contentBytes } from './content.js';
+import { currentHost } from '../../src/cli/host.js';
 
 // ---------------------------------------------------------------------------------------------
 // The source tree. Paths are relative to SRC; names are hex in the vectors (one is not UTF-8).
@@ -187,14 +188,14 @@ interface SnapshotPlan {
 async function makeRepo(dir: string, id: string, compression: RepoConfig['compression'], snapshots: SnapshotPlan[]): Promise<void> {
   const warnings: Warning[] = [];
   const sink = { warn: (w: Warning) => warnings.push(w) };
-  await (await Repository.init(dir, { sink, clock: fixedClock(new Date('2026-01-01T12:00:00.000Z')) }, {
+  await (await Repository.init(dir, { host: currentHost(), sink, clock: fixedClock(new Date('2026-01-01T12:00:00.000Z')) }, {
     id, chunker: CHUNKER, compression, packSize: 4096,
   })).close();
   for (const s of snapshots) {
     // One process per snapshot, as with the CLI (the object store counts what it added since opened).
     materialize(s.source);
     finishDirs(s.srcMtime);
-    const repo = await Repository.open(dir, { sink });
+    const repo = await Repository.open(dir, { host: currentHost(), sink });
     try {
       await createSnapshot(repo, { paths: [SRC], cwd: '/', tags: ['vectors', `v${FORMAT_VERSION}`], excludes: ['*.tmp'], time: new Date(s.time), host: HOST, program: `snap ${VERSION}`, sink });
     } finally {
