@@ -23,3 +23,8 @@ export function pinSnapCli(name: string): string {
   fs.cpSync(path.join(REPO_ROOT, 'bin'), path.join(dir, 'bin'), { recursive: true });
   return path.join(dir, 'dist', 'cli', 'main.js');
 }
+
+/** The installed command (bin/snap: its Node flags) of a copy pinSnapCli made, from its main.js. */
+export function pinnedLauncher(cli: string): string {
+  return path.resolve(cli, '..', '..', '..', 'bin', 'snap');
+}

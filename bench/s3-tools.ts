@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { CephCluster, type Gateway, ensureCephInstalled } from '../test/helpers/radosgw.js';
 import { ensureCorpus, freshCopy, treeSum } from './corpus.js';
 import { capture, hasExecutable, timed, type Usage } from './measure.js';
-import { pinSnapCli } from './pin.js';
+import { pinnedLauncher, pinSnapCli } from './pin.js';
 
 const { values: v } = parseArgs({
   options: { rounds: { type: 'string' }, work: { type: 'string' }, 'big-mib': { type: 'string' } },
@@ -59,7 +59,7 @@ async function main(): Promise<void> {
     const keys = cluster.createUser('bench');
     const aws = { AWS_ACCESS_KEY_ID: keys.accessKeyId, AWS_SECRET_ACCESS_KEY: keys.secretAccessKey, AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: 'us-east-1' };
     // snap runs as installed: the pinned bin/snap (its Node flags), this Node first on PATH.
-    const snapBin = path.resolve(pinSnapCli('bench-s3'), '..', '..', '..', 'bin', 'snap');
+    const snapBin = pinnedLauncher(pinSnapCli('bench-s3'));
     const nodeDir = path.dirname(process.execPath);
     let want: { sum: string } | undefined;
     for (let round = 1; round <= rounds; round++) {

@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import { capture, hasExecutable } from './measure.js';
 import { REPO_ROOT } from './paths.js';
-import { pinSnapCli } from './pin.js';
+import { pinnedLauncher, pinSnapCli } from './pin.js';
 
 export interface RunDirs {
   /** The copy of the corpus that is backed up (same path every run). */
@@ -45,7 +45,7 @@ export function snapDriver(envOf: (d: RunDirs) => NodeJS.ProcessEnv = () => proc
   const SNAP_CLI = pinSnapCli('bench');
   const revision = gitRevision();
   // Run as the installed command runs: through bin/snap (its Node flags), with this Node first on PATH.
-  const launcher = path.resolve(SNAP_CLI, '..', '..', '..', 'bin', 'snap');
+  const launcher = pinnedLauncher(SNAP_CLI);
   const withNode = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => ({ ...env, PATH: `${path.dirname(node)}:${env.PATH ?? ''}` });
   const cli = (d: RunDirs, ...args: string[]): { cmd: string; args: string[] } => ({ cmd: launcher, args: ['--repo', d.repo, ...args] });
   const commands = snapCommands(SNAP_CLI);
