@@ -11,7 +11,7 @@ import { LocalBackend } from '../../src/backend/local.js';
 import { encodeCbor } from '../../src/model/cbor.js';
 import { encodeSnapshot } from '../../src/model/snapshot.js';
 import { PackBuilder, packName } from '../../src/store/pack.js';
-import { CLI, CLI_NODE_FLAGS, cliOk, tmpDir } from './lib.js';
+import { CLI, CLI_NODE_FLAGS, RSS_WRAPPER, cliOk, tmpDir } from './lib.js';
 
 export const sha = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 
@@ -78,20 +78,18 @@ export interface RssResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
-  /** Peak RSS of the CLI process, MiB (getrusage in the process itself). */
+  /** Peak RSS of the CLI process, MiB (its VmHWM, read in the process itself). */
   rssMiB: number;
 }
 
 /**
- * Run the built CLI with its peak RSS recorded (test/helpers/rss-wrapper.mjs's way: the wrapper
- * imports the CLI and writes getrusage's maxRSS at exit). Killed, and failed, after `timeoutMs`.
+ * Run the built CLI with its peak RSS recorded (test/helpers/rss-wrapper.mjs: it imports the CLI and
+ * writes its VmHWM at exit). Killed, and failed, after `timeoutMs`.
  */
 export function cliRss(args: string[], o: { timeoutMs?: number; env?: Record<string, string>; onStart?: (pid: number) => void; holdStdout?: boolean } = {}): Promise<RssResult> {
   const dir = tmpDir('snap-rss-');
-  const wrapper = path.join(dir, 'wrap.mjs');
   const rssFile = path.join(dir, 'rss');
-  fs.writeFileSync(wrapper, `import * as fs from 'node:fs';\nprocess.on('exit', () => fs.writeFileSync(process.env.SNAP_RSS_FILE, String(process.resourceUsage().maxRSS)));\nawait import(${JSON.stringify(CLI)});\n`);
-  const child = spawn(process.execPath, [...CLI_NODE_FLAGS, wrapper, ...args], { env: { ...process.env, SNAP_RSS_FILE: rssFile, SNAP_REPO: '', ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...CLI_NODE_FLAGS, RSS_WRAPPER, ...args], { env: { ...process.env, SNAP_RSS_FILE: rssFile, SNAP_RSS_CLI: CLI, SNAP_REPO: '', ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   o.onStart?.(child.pid!);
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -109,7 +107,7 @@ export function cliRss(args: string[], o: { timeoutMs?: number; env?: Record<str
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      const rss = fs.existsSync(rssFile) ? Number(fs.readFileSync(rssFile, 'utf8')) / 1024 : NaN;
+      const rss = fs.existsSync(rssFile) ? Number(fs.readFileSync(rssFile, 'utf8')) / (1024 * 1024) : NaN;
       resolve({ code, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), rssMiB: rss });
     });
   });

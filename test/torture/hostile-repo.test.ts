@@ -13,7 +13,7 @@ import { LocalBackend } from '../../src/backend/local.js';
 import { encodeCbor } from '../../src/model/cbor.js';
 import { encodeSnapshot } from '../../src/model/snapshot.js';
 import { PackBuilder, packName } from '../../src/store/pack.js';
-import { CLI, CLI_NODE_FLAGS, LONG, type Rng, cleanupTmp, cli, cliOk, genTree, listSnapshots, manifest, notOwnerOnly, restoreAndCompare, restoredAt, seededIt, tmpDir } from './lib.js';
+import { CLI, CLI_NODE_FLAGS, LONG, RSS_WRAPPER, type Rng, cleanupTmp, cli, cliOk, genTree, listSnapshots, manifest, notOwnerOnly, restoreAndCompare, restoredAt, seededIt, tmpDir } from './lib.js';
 
 afterAll(cleanupTmp);
 
@@ -84,12 +84,10 @@ function listAll(dir: string): string[] {
 /** Run the CLI, recording its peak RSS: crafted input must not make memory explode. */
 async function cliRss(args: string[], timeoutMs = 30_000): Promise<{ code: number | null; stderr: string; stdout: string; rssMiB: number }> {
   const dir = tmpDir('snap-rss-');
-  const wrapper = path.join(dir, 'wrap.mjs');
   const rssFile = path.join(dir, 'rss');
-  fs.writeFileSync(wrapper, `import * as fs from 'node:fs';\nprocess.on('exit', () => fs.writeFileSync(process.env.SNAP_RSS_FILE, String(process.resourceUsage().maxRSS)));\nawait import(${JSON.stringify(CLI)});\n`);
-  const r = spawnSync(process.execPath, [...CLI_NODE_FLAGS, wrapper, ...args], { encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, SNAP_RSS_FILE: rssFile, SNAP_REPO: '' } });
+  const r = spawnSync(process.execPath, [...CLI_NODE_FLAGS, RSS_WRAPPER, ...args], { encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, SNAP_RSS_FILE: rssFile, SNAP_RSS_CLI: CLI, SNAP_REPO: '' } });
   if (r.error) throw new Error(`snap ${args.join(' ')}: ${r.error.message} (a hang?)`);
-  const rss = fs.existsSync(rssFile) ? Number(fs.readFileSync(rssFile, 'utf8')) / 1024 : NaN;
+  const rss = fs.existsSync(rssFile) ? Number(fs.readFileSync(rssFile, 'utf8')) / (1024 * 1024) : NaN;
   return { code: r.status, stderr: r.stderr, stdout: r.stdout, rssMiB: rss };
 }
 

@@ -16,6 +16,8 @@ import { Rng } from '../helpers/rng.js';
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 /** The built CLI; SNAP_TORTURE_CLI points at a private copy when others rebuild dist/ meanwhile. */
 export const CLI = process.env.SNAP_TORTURE_CLI ?? path.join(ROOT, 'dist', 'cli', 'main.js');
+/** Runs the CLI of SNAP_RSS_CLI in its own process and records that process's peak RSS (VmHWM). */
+export const RSS_WRAPPER = path.join(ROOT, 'test', 'helpers', 'rss-wrapper.mjs');
 /** The Node.js flags the installed command starts with (bin/snap). */
 export const CLI_NODE_FLAGS = launcherNodeFlags();
 
