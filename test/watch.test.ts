@@ -4,6 +4,7 @@
 // burst makes one or two snapshots; other commands (list, restore, create) run while it watches;
 // SIGTERM ends it with exit 0 and no lock left; retention and hooks run per snapshot; each
 // backup is one record in the operation log.
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,6 +15,12 @@ import { adopt, catFile, killWatchers, nth, sleep, snapshotPaths, snapshots, sta
 afterEach(killWatchers);
 
 /** The repository's lock files (none before the first command that locks). */
+/** Files under the repository's data/ (packs, and a pack being written). */
+function packFiles(repo: string): number {
+  const data = path.join(repo, 'data');
+  return fs.existsSync(data) ? fs.readdirSync(data, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length : 0;
+}
+
 function lockFiles(repo: string): string[] {
   try {
     return fs.readdirSync(path.join(repo, 'locks'));
@@ -147,16 +154,12 @@ describe('snap watch', () => {
     const repo = path.join(base, 'repo');
     const src = path.join(base, 'src');
     fs.mkdirSync(src);
-    // Enough data that the first backup takes a while on this machine.
-    const chunk = Buffer.alloc(1 << 20);
-    for (let i = 0; i < 200; i++) {
-      for (let j = 0; j < chunk.length; j += 4096) chunk.writeUInt32LE((i * 7919 + j) >>> 0, j);
-      fs.writeFileSync(path.join(src, `f${i}`), chunk);
-    }
+    // Incompressible data, enough that the first backup takes a while on a fast, idle machine too.
+    for (let i = 0; i < 200; i++) fs.writeFileSync(path.join(src, `f${i}`), randomBytes(1 << 20));
     expect(snap(['--repo', repo, 'init']).code).toBe(0);
     const w = startWatch(repo, [src]);
-    await waitFor('the first backup to start writing', () => lockFiles(repo).length > 0, w);
-    await sleep(300);
+    // Stopped once its first pack is stored: objects written, no snapshot record yet.
+    await waitFor('the first pack of the first backup', () => packFiles(repo) > 0, w);
     w.child.kill('SIGTERM');
     const ex = await w.exited;
     expect(ex.code).toBe(0);
@@ -180,15 +183,13 @@ describe('snap watch', () => {
     const repo = path.join(base, 'repo');
     const src = path.join(base, 'src');
     fs.mkdirSync(src);
-    const chunk = Buffer.alloc(1 << 20);
-    for (let i = 0; i < 150; i++) {
-      for (let j = 0; j < chunk.length; j += 4096) chunk.writeUInt32LE((i * 104729 + j) >>> 0, j);
-      fs.writeFileSync(path.join(src, `f${i}`), chunk);
-    }
+    // Incompressible, so the backup takes long enough to be caught in the middle on a fast, idle
+    // machine too (mostly-zero files of this size were backed up in under 500 ms there).
+    for (let i = 0; i < 150; i++) fs.writeFileSync(path.join(src, `f${i}`), randomBytes(1 << 20));
     expect(snap(['--repo', repo, 'init']).code).toBe(0);
     const w = startWatch(repo, [src]);
-    await waitFor('the first backup to start writing', () => lockFiles(repo).length > 0, w);
-    await sleep(500);
+    // Killed once its first pack is stored: objects written, no snapshot record yet.
+    await waitFor('the first pack of the first backup', () => packFiles(repo) > 0, w);
     w.child.kill('SIGKILL');
     await w.exited;
     expect(snapshots(w)).toHaveLength(0);

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { cliFor, nodeFor } from './readable-cli.js';
-import { launcherNodeFlags } from './node-flags.js';
+import { launcherNodeFlags, launcherNodeFlagsFor } from './node-flags.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -27,12 +27,14 @@ export interface RunOptions {
 }
 
 function command(args: string[], o: RunOptions): { cmd: string; argv: string[] } {
+  // As bin/snap starts it: its flags, unless NODE_OPTIONS sizes the heap itself.
+  const flags = launcherNodeFlagsFor({ ...process.env, ...o.env }, CLI_NODE_FLAGS);
   if (o.asUser) {
     // A checkout in a private folder is not readable by that user: cliFor copies what it runs.
     const cli = cliFor(o.asUser.uid, o.asUser.gid, ROOT);
-    return { cmd: 'setpriv', argv: [`--reuid=${o.asUser.uid}`, `--regid=${o.asUser.gid}`, '--clear-groups', nodeFor(o.asUser.uid, o.asUser.gid), ...CLI_NODE_FLAGS, cli, ...args] };
+    return { cmd: 'setpriv', argv: [`--reuid=${o.asUser.uid}`, `--regid=${o.asUser.gid}`, '--clear-groups', nodeFor(o.asUser.uid, o.asUser.gid), ...flags, cli, ...args] };
   }
-  return { cmd: process.execPath, argv: [...CLI_NODE_FLAGS, CLI, ...args] };
+  return { cmd: process.execPath, argv: [...flags, CLI, ...args] };
 }
 
 export function snap(args: string[], o: RunOptions = {}): RunResult {

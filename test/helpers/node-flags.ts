@@ -7,10 +7,18 @@ import * as path from 'node:path';
 export const LAUNCHER = path.resolve(import.meta.dirname, '..', '..', 'bin', 'snap');
 
 export function launcherNodeFlags(launcher = LAUNCHER): string[] {
-  const lines = fs.readFileSync(launcher, 'utf8').split('\n').filter((l) => l.startsWith('exec node '));
+  const lines = fs.readFileSync(launcher, 'utf8').split('\n').filter((l) => l.startsWith('exec node --'));
   if (lines.length !== 1) throw new Error(`${launcher}: expected one 'exec node ...' line, found ${lines.length}`);
   const words = lines[0]!.split(/ +/).slice(2);
   const flags = words.slice(0, words.findIndex((w) => !w.startsWith('--')));
   if (flags.some((f) => !/^--[a-z0-9-]+(=[^ "'$]+)?$/.test(f))) throw new Error(`${launcher}: flags not understood here: ${flags.join(' ')}`);
   return flags;
+}
+
+/**
+ * The flags bin/snap adds for this environment: none where NODE_OPTIONS sizes the heap itself
+ * (--max-old-space-size or --max-semi-space-size), as the launcher's `case` does.
+ */
+export function launcherNodeFlagsFor(env: NodeJS.ProcessEnv | Record<string, string | undefined>, flags: string[]): string[] {
+  return /--max-(old|semi)-space-size/.test(env.NODE_OPTIONS ?? '') ? [] : flags;
 }

@@ -12,6 +12,7 @@ import { encodeCbor } from '../../src/model/cbor.js';
 import { encodeSnapshot } from '../../src/model/snapshot.js';
 import { PackBuilder, packName } from '../../src/store/pack.js';
 import { CLI, CLI_NODE_FLAGS, RSS_WRAPPER, cliOk, tmpDir } from './lib.js';
+import { launcherNodeFlagsFor } from '../helpers/node-flags.js';
 
 export const sha = (b: Buffer): Buffer => createHash('sha256').update(b).digest();
 
@@ -89,7 +90,8 @@ export interface RssResult {
 export function cliRss(args: string[], o: { timeoutMs?: number; env?: Record<string, string>; onStart?: (pid: number) => void; holdStdout?: boolean } = {}): Promise<RssResult> {
   const dir = tmpDir('snap-rss-');
   const rssFile = path.join(dir, 'rss');
-  const child = spawn(process.execPath, [...CLI_NODE_FLAGS, RSS_WRAPPER, ...args], { env: { ...process.env, SNAP_RSS_FILE: rssFile, SNAP_RSS_CLI: CLI, SNAP_REPO: '', ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = { ...process.env, SNAP_RSS_FILE: rssFile, SNAP_RSS_CLI: CLI, SNAP_REPO: '', ...o.env };
+  const child = spawn(process.execPath, [...launcherNodeFlagsFor(env, CLI_NODE_FLAGS), RSS_WRAPPER, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   o.onStart?.(child.pid!);
   const out: Buffer[] = [];
   const err: Buffer[] = [];

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { it, type TestContext } from 'vitest';
 import { cliFor } from '../helpers/readable-cli.js';
 import { trackedDirs } from '../helpers/cli.js';
-import { launcherNodeFlags } from '../helpers/node-flags.js';
+import { launcherNodeFlags, launcherNodeFlagsFor } from '../helpers/node-flags.js';
 import { Rng } from '../helpers/rng.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -142,12 +142,14 @@ export interface CliRun {
 }
 
 export function startCli(args: string[], o: CliOptions = {}): CliRun {
+  const env = { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...ENC_ENV, ...o.env };
+  const flags = launcherNodeFlagsFor(env, CLI_NODE_FLAGS);
   const [cmd, argv] = o.asNobody
-    ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...CLI_NODE_FLAGS, cliFor(65534, 65534, path.resolve(CLI, '..', '..', '..')), ...args]]
-    : [process.execPath, [...CLI_NODE_FLAGS, CLI, ...args]];
+    ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...flags, cliFor(65534, 65534, path.resolve(CLI, '..', '..', '..')), ...args]]
+    : [process.execPath, [...flags, CLI, ...args]];
   const child = spawn(cmd, argv as string[], {
     cwd: o.cwd ?? ROOT,
-    env: { ...process.env, SNAP_REPO: '', XDG_DATA_HOME: '', ...ENC_ENV, ...o.env },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const out: Buffer[] = [];
