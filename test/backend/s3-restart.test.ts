@@ -68,7 +68,8 @@ describe('radosgw restarted during a series of puts', () => {
           // Down again, this time in the middle of a streamed upload.
           await restarted;
           const big = 'data/00/big';
-          const upload = b.putStream(big, seededStream(seed, big, 16 * MiB, MiB), 16 * MiB);
+          // Paced (a MiB per 100 ms), so the gateway stops in the middle of it however fast the machine.
+          const upload = b.putStream(big, seededStream(seed, big, 16 * MiB, MiB, () => new Promise((r) => setTimeout(r, 100))), 16 * MiB);
           await new Promise((r) => setTimeout(r, 150));
           await gw!.stop();
           const stoppedAt = Date.now();
