@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { Level } from 'level';
 import { displayPath, fsEncode, fsPath, hasEscapedBytes } from '../core/bytes.js';
-import { SnapError } from '../core/errors.js';
+import { checkTables } from './table-check.js';
+import { SnapError, fromSystemError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
 
 export interface KeyRange {
@@ -59,6 +60,21 @@ export class LocalKV implements KV {
       throw new SnapError('SNAP_CORRUPT', `the repository index at ${displayPath(dir)} cannot be opened`, { cause: e });
     }
     await ownerOnly(dir);
+    // Before anything reads the tables: LevelDB does not verify their checksums itself, and some
+    // damage makes it abort the process instead of failing a read (table-check.ts).
+    let damage: string | undefined;
+    try {
+      damage = await checkTables(dir);
+    } catch (e) {
+      await db.close().catch(() => {});
+      release();
+      throw e instanceof SnapError ? e : fromSystemError(e, `checking the repository index at ${displayPath(dir)}`);
+    }
+    if (damage !== undefined) {
+      await db.close().catch(() => {});
+      release();
+      throw new SnapError('SNAP_CORRUPT', `the repository index at ${displayPath(dir)} is damaged: ${damage}`, { cause: new Error(damage) });
+    }
     return new LocalKV(db, release, dir);
   }
 

@@ -282,9 +282,26 @@ export class LevelIndex implements LocationIndex {
     await this.kv.clear(prefixRange(Buffer.from([K_SNAPID])));
   }
 
+  /**
+   * The ids of snapshots whose two entries agree: the record under its time, and the id's time.
+   * An entry without its partner (a table block LevelDB read back damaged: it does not verify its
+   * checksums, so a flipped byte can move a key out of its range or change the id in it) is
+   * deleted here, so that reconciling with storage writes the pair again. Both key spaces are read
+   * by key only, and the times from the id entries.
+   */
   async snapshotIds(): Promise<Set<string>> {
+    const times = new Map<string, string>();
+    for await (const [k, v] of this.kv.iterate(prefixRange(Buffer.from([K_SNAPID])))) times.set(k.subarray(1).toString('latin1'), v.toString('latin1'));
     const ids = new Set<string>();
-    for await (const [k] of this.kv.iterate(prefixRange(Buffer.from([K_SNAPID])), true)) ids.add(k.subarray(1).toString('latin1'));
+    const strays: KvOp[] = [];
+    for await (const [k] of this.kv.iterate(prefixRange(Buffer.from([K_SNAP])), true)) {
+      const id = k.subarray(k.length - 64).toString('latin1');
+      const time = k.subarray(1, k.length - 64).toString('latin1');
+      if (times.get(id) === time && !ids.has(id)) ids.add(id);
+      else strays.push([k, undefined]);
+    }
+    for (const id of times.keys()) if (!ids.has(id)) strays.push([key(K_SNAPID, id), undefined]);
+    await this.kv.write(strays);
     return ids;
   }
 

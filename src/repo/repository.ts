@@ -443,6 +443,8 @@ export class Repository {
     const localRoot = o.remote ? undefined : abs;
     /** Whether this process became the index's owner (and caught up while preparing it). */
     let prepared = false;
+    // Said once: a damaged index found at open is rebuilt by prepareIndex, which need not say it again.
+    let damageTold = false;
     try {
       let indexDir = unlocked ? encryptedIndexDir(o, config.id, abs) : path.join(abs, INDEX_DIR);
       if (o.remote) {
@@ -463,7 +465,7 @@ export class Repository {
         owner: { pid: host.pid, host: host.hostname, command },
         prepare: (index: LevelIndex) => {
           prepared = true;
-          return (repo ?? new Repository(abs, localRoot, backend, config, index, o.sink, clock, unlocked)).prepareIndex(created);
+          return (repo ?? new Repository(abs, localRoot, backend, config, index, o.sink, clock, unlocked)).prepareIndex(created, damageTold);
         },
       };
       let index: LevelIndex;
@@ -473,6 +475,7 @@ export class Repository {
         if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
         // LevelDB itself could not open it (a damaged manifest): start over, owned by this process.
         o.sink.info?.(`the repository index is damaged (${e.cause instanceof Error ? e.cause.message : 'cannot open'}); rebuilding it from the repository`);
+        damageTold = true;
         await LevelIndex.destroy(indexDir);
         index = await LevelIndex.openShared(indexDir, opts);
       }
@@ -515,7 +518,7 @@ export class Repository {
    * Run by the process that becomes the index's owner, before it serves other processes: rebuild
    * the index when it is incomplete (a new index, an interrupted rebuild) or damaged.
    */
-  private async prepareIndex(created: boolean): Promise<void> {
+  private async prepareIndex(created: boolean, damageTold = false): Promise<void> {
     let complete: boolean;
     try {
       complete = await this.index.isComplete(this.config.id);
@@ -526,13 +529,14 @@ export class Repository {
       this.sink.info?.(`the repository index is damaged (${e instanceof Error ? e.message : String(e)}); rebuilding it from the repository`);
       await this.index.reset();
       complete = false;
+      damageTold = true;
     }
     if (complete) {
       if (this.localRoot === undefined) await this.catchUp();
       return;
     }
     // A new repository's index is empty and complete once marked: nothing to say.
-    if (!created) this.sink.info?.('the repository index is missing or incomplete; rebuilding it from the repository');
+    if (!created && !damageTold) this.sink.info?.('the repository index is missing or incomplete; rebuilding it from the repository');
     try {
       await this.autoRebuild(created);
     } catch (e) {
