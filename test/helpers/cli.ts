@@ -108,52 +108,7 @@ export function trackedDirs(label: string): { make(prefix: string): string; clea
   };
 }
 
-export interface EntryDesc {
-  type: string;
-  mode: number;
-  mtimeUs: bigint;
-  size: number;
-  sha256?: string;
-  target?: string;
-  /** Index of the first path with the same inode, for hard links. */
-  linkGroup?: string;
-}
-
-/**
- * Describe every entry under `dir` (relative raw-byte paths as hex keys, so invalid UTF-8 survives).
- * mtimes are compared to the microsecond: restore sets them through libuv's double-based utimes.
- */
-export function describeTree(dir: string): Map<string, EntryDesc> {
-  const out = new Map<string, EntryDesc>();
-  const inodes = new Map<string, string>();
-  const walk = (abs: Buffer, rel: Buffer): void => {
-    const names = fs.readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare);
-    for (const name of names) {
-      const a = Buffer.concat([abs, Buffer.from('/'), name]);
-      const r = rel.length ? Buffer.concat([rel, Buffer.from('/'), name]) : name;
-      const st = fs.lstatSync(a, { bigint: true });
-      const d: EntryDesc = {
-        type: st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : 'other',
-        mode: Number(st.mode & 0o7777n),
-        mtimeUs: st.mtimeNs / 1000n,
-        size: st.isFile() ? Number(st.size) : 0,
-      };
-      if (st.isFile()) {
-        d.sha256 = createHash('sha256').update(fs.readFileSync(a)).digest('hex');
-        if (st.nlink > 1n) {
-          const k = `${st.dev}:${st.ino}`;
-          if (!inodes.has(k)) inodes.set(k, r.toString('hex'));
-          d.linkGroup = inodes.get(k);
-        }
-      }
-      if (st.isSymbolicLink()) d.target = fs.readlinkSync(a, { encoding: 'buffer' }).toString('hex');
-      out.set(r.toString('hex'), d);
-      if (st.isDirectory()) walk(a, r);
-    }
-  };
-  walk(Buffer.from(dir), Buffer.alloc(0));
-  return out;
-}
+export { type EntryDesc, describeTree } from './tree.js';
 
 export function canSetpriv(): boolean {
   return spawnSync('setpriv', ['--version']).status === 0 && process.getuid?.() === 0;
