@@ -49,3 +49,26 @@ export class ListingGuard {
     this.tokens.add(next);
   }
 }
+
+/**
+ * A folder read in batches (SFTP's READDIR until EOF) that must end: each name comes once. A
+ * server that answers with a batch it gave before, or with empty batches without end, would keep
+ * the read going (and its memory growing) forever: SNAP_REMOTE instead, naming the folder.
+ */
+export class FolderListingGuard {
+  private readonly seen = new Set<string>();
+  private emptyInARow = 0;
+
+  /** `where`: the folder and the store, as errors name them. */
+  constructor(private readonly where: string, private readonly maxEmptyBatches = 100) {}
+
+  batch(names: readonly Buffer[]): void {
+    this.emptyInARow = names.length === 0 ? this.emptyInARow + 1 : 0;
+    if (this.emptyInARow > this.maxEmptyBatches) throw new SnapError('SNAP_REMOTE', `${this.where}: the server answered ${this.emptyInARow} empty batches in a row without ending the listing`);
+    for (const n of names) {
+      const k = n.toString('latin1');
+      if (this.seen.has(k)) throw new SnapError('SNAP_REMOTE', `${this.where}: the server listed '${n.toString('utf8')}' twice in one folder: the listing cannot be trusted`);
+      this.seen.add(k);
+    }
+  }
+}

@@ -19,7 +19,7 @@ import { SnapError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
 import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
 import { TEMP_PREFIX } from './local.js';
-import { checkRange, shortBlobError, sizeMismatchError } from './checks.js';
+import { FolderListingGuard, checkRange, shortBlobError, sizeMismatchError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
 import { type RetryPolicy, retryPolicy } from './retry.js';
 import { SftpConnection, isStatus } from './sftp-connection.js';
@@ -441,7 +441,9 @@ export class SftpBackend implements Backend {
       }
       try {
         const out: NameEntry[] = [];
+        const guard = new FolderListingGuard(this.doing('listing', rel));
         for (let batch = await s.readdir(h); batch; batch = await s.readdir(h)) {
+          guard.batch(batch.map((ent) => ent.filename));
           for (const ent of batch) {
             const n = ent.filename.toString('utf8');
             if (n !== '.' && n !== '..') out.push(ent);

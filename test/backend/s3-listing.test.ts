@@ -8,10 +8,23 @@
 // keys listed twice) instead of hanging the suite.
 import * as http from 'node:http';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ListingGuard } from '../../src/backend/checks.js';
+import { FolderListingGuard, ListingGuard } from '../../src/backend/checks.js';
 import type { S3Backend } from '../../src/backend/s3.js';
 import { type S3Target, s3Target } from '../helpers/s3-target.js';
 import { expectSnapError } from './conformance.js';
+
+describe('FolderListingGuard (SFTP folder reads; a real server repeating itself: sftp.test.ts)', () => {
+  it('each name once, and empty batches only up to a bound', () => {
+    const g = new FolderListingGuard('listing data in sftp:x', 3);
+    g.batch([Buffer.from('a'), Buffer.from('b')]);
+    g.batch([]);
+    g.batch([Buffer.from([0xff])]);
+    expect(() => g.batch([Buffer.from('b')])).toThrow(/listed 'b' twice in one folder/);
+    const e = new FolderListingGuard('listing data in sftp:x', 3);
+    for (let i = 0; i < 3; i++) e.batch([]);
+    expect(() => e.batch([])).toThrow(/4 empty batches in a row/);
+  });
+});
 
 describe('ListingGuard', () => {
   const thrown = (f: () => void): string => {

@@ -267,6 +267,25 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
     expect(e3.message).toMatch(/not SFTP .*Welcome/);
   });
 
+  it('a server that repeats a folder\'s names instead of ending the read: the listing is refused (SNAP_REMOTE), not looped over', async () => {
+    const { b, dir } = backend();
+    for (const n of ['a', 'b', 'c']) await b.put(`snapshots/${n}`, Buffer.from(n));
+    const proxy = path.join(import.meta.dirname, '..', 'helpers', 'sftp-repeat-proxy.mjs');
+    const bad = t.track(new SftpBackend(sshd.location(dir), { sftpCommand: [process.execPath, proxy, ...sshd.sftpCommand('sftp')] }));
+    const listed = async (): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const x of bad.list('snapshots/')) out.push(x.name);
+      return out;
+    };
+    const e = await failure(listed());
+    expect(e.code, e.message).toBe('SNAP_REMOTE');
+    expect(e.message).toMatch(/listing snapshots in sftp:.*: the server listed '(\.|\.\.|a|b|c)' twice in one folder/);
+    // The same server, read straight: each name once.
+    const names: string[] = [];
+    for await (const x of b.list('snapshots/')) names.push(x.name);
+    expect(names.sort()).toEqual(['snapshots/a', 'snapshots/b', 'snapshots/c']);
+  });
+
   it('a read-only server (sftp-server -R): reads work, writes are SNAP_PERMISSION naming the blob', async () => {
     const { b, dir } = backend();
     await b.put('snapshots/s', Buffer.from('kept'));
