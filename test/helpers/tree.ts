@@ -4,6 +4,7 @@
 // (hex keys, microsecond mtimes, hard-link groups) compared with toEqual.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import { nodeType } from '../../src/ops/fs/node-meta.js';
 
 
 export interface Entry {
@@ -21,15 +22,8 @@ export interface Entry {
 
 export type Manifest = Map<string, Entry>; // key: relative path, latin1 of the raw bytes ('' = root)
 
-function typeOf(st: fs.BigIntStats): Entry['type'] {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isSocket()) return 'socket';
-  if (st.isCharacterDevice()) return 'chardev';
-  return 'blockdev';
-}
+// The kinds of entry as snap's own trees name them.
+const typeOf: (st: fs.BigIntStats) => Entry['type'] = nodeType;
 
 export function hashFile(p: Buffer | string): string {
   const h = createHash('sha256');
