@@ -14,6 +14,10 @@ import { type S3Target, s3Target } from './helpers/s3-target.js';
 import { TestSshd, sshdMissing } from './helpers/sshd.js';
 import { TestAzurite, azuriteMissing } from './helpers/azurite.js';
 import * as path from 'node:path';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Repository } from '../src/repo/repository.js';
 
 let target: S3Target;
 let sshd: TestSshd | undefined;
@@ -118,4 +122,57 @@ describe('repository locks on remote storage', () => {
       await b.close();
     }
   });
+});
+
+describe('two snap init at once on one location', () => {
+  // Each init in its own process would do the same; in-process the two interleave their HEAD, key
+  // file and config PUTs on the event loop, so both find the place empty before either writes.
+  async function racingInits(conditional: boolean, encrypted: boolean): Promise<{ made: Repository[]; refused: unknown[]; prefix: string }> {
+    const prefix = `init-race-${randomBytes(4).toString('hex')}`;
+    const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'snap-init-race-'));
+    const results = await Promise.allSettled(
+      [0, 1].map((i) =>
+        Repository.init(`race-${i}`, {
+          host: host(`h${i}`, 200 + i),
+          sink: {},
+          remote: { backend: target.backend({ prefix, conditionalWrites: conditional }), cacheRoot: path.join(cache, String(i)) },
+          encrypt: encrypted ? { password: Buffer.from(`password ${i}`), scrypt: { N: 1024, r: 8, p: 1 } } : undefined,
+          indexCache: path.join(cache, String(i), 'index'),
+          initSettleMs: 500,
+        }),
+      ),
+    );
+    return {
+      made: results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])),
+      refused: results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : [])),
+      prefix,
+    };
+  }
+
+  for (const conditional of [true, false]) {
+    for (const encrypted of [false, true]) {
+      it(`S3${conditional ? '' : ' without conditional writes'}, ${encrypted ? 'encrypted' : 'plain'}: one repository is made, the other init fails with SNAP_REPO_EXISTS`, async (ctx) => {
+        if (typeof target.info === 'string') return ctx.skip();
+        const { made, refused, prefix } = await racingInits(conditional, encrypted);
+        try {
+          expect(made.length, refused.map(String).join('\n')).toBe(1);
+          expect(refused.length).toBe(1);
+          expect(isSnapError(refused[0], 'SNAP_REPO_EXISTS'), String(refused[0])).toBe(true);
+          // The one made is whole: its config is the one stored, and only its key file is left.
+          const b = target.backend({ prefix });
+          try {
+            const stored = new Map<string, number>();
+            for await (const x of b.list('keys/')) stored.set(x.name, x.size);
+            expect(stored.size).toBe(encrypted ? 1 : 0);
+            const config = JSON.parse((await b.get('config')).toString()) as { id: string };
+            expect(config.id).toBe(made[0]!.config.id);
+          } finally {
+            await b.close();
+          }
+        } finally {
+          for (const r of made) await r.close();
+        }
+      });
+    }
+  }
 });

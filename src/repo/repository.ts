@@ -12,7 +12,7 @@ import { displayPath, fsPath } from '../core/bytes.js';
 import { randomHex, sha256, toHex } from '../core/ids.js';
 import { hmacSha256 } from '../core/crypto.js';
 import { EncryptedBackend } from '../backend/encrypted.js';
-import { addKey, configDigest, configTampered, KEYS, newMasterKeys, type Unlocked, unlock } from './keys.js';
+import { addKey, configDigest, configTampered, KEYS, keyName, newMasterKeys, type Unlocked, unlock } from './keys.js';
 import { forgetKnown, type KnownRepo, readKnown, writeKnown } from './known.js';
 import type { Clock } from '../core/clock.js';
 import { AppendOnlyBackend, appendOnlyError } from '../backend/append-only.js';
@@ -105,7 +105,20 @@ export interface RepoOptions {
   expectEncrypted?: string;
   /** init only: create an encrypted repository (format 2) whose first key opens with this password. */
   encrypt?: { password: Buffer; scrypt?: { N: number; r: number; p: number } };
+  /**
+   * init only, on storage without an atomic create-if-absent: how long to wait after writing the
+   * config before reading it back (INIT_SETTLE_MS; tests shorten it).
+   */
+  initSettleMs?: number;
 }
+
+/**
+ * On storage that cannot create a file only if it is absent, two `snap init` at once can both find
+ * the place empty and both write a config, the later one replacing the other. Each reads the config
+ * back after this long: longer than a small PUT takes, so the other's write, begun before this one
+ * wrote, has landed by then. The one whose config is not there gives up.
+ */
+export const INIT_SETTLE_MS = 3000;
 
 /** A repository that is not a local folder (repo/storage.ts makes these from `s3:` and `sftp:` locations). */
 export interface RemoteStorage {
@@ -281,6 +294,7 @@ export class Repository {
           ...overrides,
         };
     let backend = storage(abs, o);
+    const raw = backend;
     let unlocked: Unlocked | undefined;
     const configBytes = encodeConfig(config);
     const digest = configDigest(configBytes);
@@ -292,8 +306,25 @@ export class Repository {
       unlocked = { master, keyId, config: digest, authenticated: true };
       backend = new EncryptedBackend(backend, master);
     }
+    // The key file of an init that lost the race for the config belongs to nothing: removed.
+    const dropKey = async (): Promise<void> => {
+      if (unlocked) await raw.delete(keyName(unlocked.keyId)).catch(() => {});
+    };
     if (!(await backend.putIfAbsent(CONFIG, configBytes))) {
+      await dropKey();
       throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
+    }
+    if (!(await raw.capabilities()).atomicPutIfAbsent) {
+      // A racing init may have replaced this config (INIT_SETTLE_MS): the last writer's stands.
+      await new Promise((r) => setTimeout(r, o.initSettleMs ?? INIT_SETTLE_MS));
+      const now = await raw.get(CONFIG).catch(() => undefined);
+      if (!now?.equals(configBytes)) {
+        await dropKey();
+        throw new SnapError(
+          'SNAP_REPO_EXISTS',
+          `another snap init made a repository at ${shown} at the same moment, and its config replaced this one's (the storage cannot create a file only if it is absent); this init made nothing: use that repository, or init elsewhere`,
+        );
+      }
     }
     // A new repository at this location: what this machine knew of an earlier one there is void.
     if (o.known) {
