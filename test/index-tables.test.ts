@@ -5,7 +5,7 @@
 // - a table whose key length was damaged (LevelDB aborts the process on it: an assertion in its
 //   C++) is found at open and the index rebuilt: `list` shows both snapshots, nothing aborts;
 // - a snapshot whose time-ordered entry is gone while its id entry stays (a flipped byte in a key)
-//   is listed again, from storage;
+//   is listed again, from storage; one whose entry's key names another time is listed once;
 // - a table checked once is not read again until it changes.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -207,5 +207,27 @@ describe('a damaged index is rebuilt instead of read', () => {
     expect(listed(repo).ids).toEqual(ids);
     // And the index holds it again: a second open finds nothing to repair.
     expect(listed(repo).ids).toEqual(ids);
+  });
+
+  it("a snapshot's time-ordered entry under a damaged time: listed once, at its own time", async () => {
+    const { repo, ids } = repoWithTwoSnapshots();
+    const db = new Level<Buffer, Buffer>(path.join(repo, 'index'), ENC);
+    await db.open();
+    let moved = 0;
+    for await (const [k, v] of db.iterator({ gte: Buffer.from([K_SNAP]), lt: Buffer.from([K_SNAP + 1]) })) {
+      if (!k.toString('latin1').endsWith(ids[0]!)) continue;
+      // 2026-... becomes 1026-...: the record is still the same, its key says another time.
+      const wrong = Buffer.from(k);
+      wrong[1] = '1'.charCodeAt(0);
+      await db.batch([{ type: 'del', key: k }, { type: 'put', key: wrong, value: v }]);
+      moved++;
+    }
+    await db.close();
+    expect(moved).toBe(1);
+    const r = snap(['--repo', repo, 'list', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const got = (JSON.parse(r.stdout) as { id: string; time: string }[]);
+    expect(got.map((x) => x.id).sort()).toEqual(ids);
+    expect(got.map((x) => x.time)).toEqual([...got.map((x) => x.time)].sort());
   });
 });

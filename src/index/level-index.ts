@@ -283,26 +283,33 @@ export class LevelIndex implements LocationIndex {
   }
 
   /**
-   * The ids of snapshots whose two entries agree: the record under its time, and the id's time.
-   * An entry without its partner (a table block LevelDB read back damaged: it does not verify its
-   * checksums, so a flipped byte can move a key out of its range or change the id in it) is
-   * deleted here, so that reconciling with storage writes the pair again. Both key spaces are read
-   * by key only, and the times from the id entries.
+   * The ids of snapshots whose two entries agree (the record under its time, and the id's time),
+   * and the keys of entries without their partner, by id. Those come from damage (LevelDB does not
+   * verify table checksums on reads, and a flipped byte in a key moves it out of its range or
+   * changes the id in it) or from a write or removal of another process seen half (this reads the
+   * two key spaces one after the other). Reconciling with storage writes the pair again or removes
+   * the rest (Repository.reconcileSnapshots). Both key spaces are read by key only.
    */
-  async snapshotIds(): Promise<Set<string>> {
+  async snapshotEntries(): Promise<{ ids: Set<string>; strays: Map<string, Buffer[]> }> {
     const times = new Map<string, string>();
     for await (const [k, v] of this.kv.iterate(prefixRange(Buffer.from([K_SNAPID])))) times.set(k.subarray(1).toString('latin1'), v.toString('latin1'));
     const ids = new Set<string>();
-    const strays: KvOp[] = [];
+    const strays = new Map<string, Buffer[]>();
+    const stray = (id: string, k: Buffer): void => {
+      strays.set(id, [...(strays.get(id) ?? []), k]);
+    };
     for await (const [k] of this.kv.iterate(prefixRange(Buffer.from([K_SNAP])), true)) {
-      const id = k.subarray(k.length - 64).toString('latin1');
-      const time = k.subarray(1, k.length - 64).toString('latin1');
-      if (times.get(id) === time && !ids.has(id)) ids.add(id);
-      else strays.push([k, undefined]);
+      const id = snapKeyId(k);
+      if (times.get(id) === snapKeyTime(k) && !ids.has(id)) ids.add(id);
+      else stray(id, k);
     }
-    for (const id of times.keys()) if (!ids.has(id)) strays.push([key(K_SNAPID, id), undefined]);
-    await this.kv.write(strays);
-    return ids;
+    for (const id of times.keys()) if (!ids.has(id)) stray(id, key(K_SNAPID, id));
+    return { ids, strays };
+  }
+
+  /** Delete index keys (the strays of snapshotEntries). */
+  async removeKeys(keys: Buffer[]): Promise<void> {
+    await this.kv.write(keys.map((k) => [k, undefined] as KvOp));
   }
 
   // --- files cache ---
@@ -407,4 +414,14 @@ for (const name of Object.getOwnPropertyNames(LevelIndex.prototype)) {
       }
     };
   }
+}
+
+/** The id in a snapshot entry's key (`s` + time + id): its last 64 characters. */
+export function snapKeyId(k: Buffer): string {
+  return k.subarray(Math.max(1, k.length - 64)).toString('latin1');
+}
+
+/** The time in a snapshot entry's key: what lies between the prefix and the id. */
+export function snapKeyTime(k: Buffer): string {
+  return k.subarray(1, Math.max(1, k.length - 64)).toString('latin1');
 }

@@ -29,7 +29,8 @@ import { ObjectStore, type StoredRead, readObjectVia } from '../store/object-sto
 import { PackReader, type PackReaderOptions } from '../store/pack-reader.js';
 import { PLAIN } from '../store/object-codec.js';
 import { packName, readPackHeader, packIdFromName } from '../store/pack.js';
-import { LevelIndex } from '../index/level-index.js';
+import { LevelIndex, snapKeyTime } from '../index/level-index.js';
+import { K_SNAP } from '../index/keys.js';
 import { INDEX_FILE_ENTRIES, type IndexedPack, IndexFileWriter, encodeIndexFile, indexFileName, listIndexFiles, readIndexFile } from './index-files.js';
 import { TaskPool } from '../core/pool.js';
 import { checkRepositoryOwner, type OwnerPolicy } from './ownership.js';
@@ -843,7 +844,7 @@ export class Repository {
 
   /** Make the index's snapshot list equal to the snapshot records in storage. */
   async reconcileSnapshots(): Promise<{ added: number; removed: number; total: number }> {
-    const inIndex = await this.index.snapshotIds();
+    const { ids: inIndex, strays } = await this.index.snapshotEntries();
     const inStorage = new Set<string>();
     let added = 0;
     let removed = 0;
@@ -854,7 +855,11 @@ export class Repository {
       if (inIndex.has(id)) continue;
       try {
         const bytes = await this.backend.get(blob.name);
-        await this.index.putSnapshot(decodeSnapshot(bytes, id), bytes);
+        const snap = decodeSnapshot(bytes, id);
+        // An entry of this id under another time (a damaged key) would list it twice.
+        await this.index.removeKeys((strays.get(id) ?? []).filter((k) => k[0] === K_SNAP && snapKeyTime(k) !== snap.time));
+        strays.delete(id);
+        await this.index.putSnapshot(snap, bytes);
         added++;
       } catch (e) {
         const why = e instanceof Error ? e.message : String(e);
@@ -871,6 +876,8 @@ export class Repository {
         removed++;
       }
     }
+    // Half entries of snapshots not in storage (or whose record cannot be read): nothing to keep.
+    await this.index.removeKeys([...strays.values()].flat());
     return { added, removed, total: inStorage.size };
   }
 
