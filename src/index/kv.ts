@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { Level } from 'level';
 import { displayPath, fsEncode, fsPath, hasEscapedBytes } from '../core/bytes.js';
-import { checkTables } from './table-check.js';
+import { checkTables, tableStamps } from './table-check.js';
 import { SnapError, fromSystemError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
 
@@ -49,6 +49,13 @@ export class LocalKV implements KV {
     await fsp.mkdir(fsPath(dir), { recursive: true, mode: 0o700 });
     const { location, release } = levelLocation(dir);
     const db = new Level<Buffer, Buffer>(location, ENC);
+    let before: Awaited<ReturnType<typeof tableStamps>>;
+    try {
+      before = await tableStamps(dir);
+    } catch (e) {
+      release();
+      throw e instanceof SnapError ? e : fromSystemError(e, `reading the repository index at ${displayPath(dir)}`);
+    }
     try {
       await db.open();
     } catch (e) {
@@ -64,7 +71,7 @@ export class LocalKV implements KV {
     // damage makes it abort the process instead of failing a read (table-check.ts).
     let damage: string | undefined;
     try {
-      damage = await checkTables(dir);
+      damage = await checkTables(dir, { before });
     } catch (e) {
       await db.close().catch(() => {});
       release();

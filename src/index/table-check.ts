@@ -253,12 +253,37 @@ async function stampOf(file: string): Promise<Stamp | undefined> {
   }
 }
 
+/** The table files of the LevelDB at `dir` and their stamps (size, times, inode). */
+export async function tableStamps(dir: string): Promise<Map<string, Stamp>> {
+  const out = new Map<string, Stamp>();
+  const names = await fsp.readdir(fsPath(dir)).catch((e: unknown) => {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [] as string[];
+    throw e;
+  });
+  for (const name of names.filter((n) => n.endsWith('.ldb') || n.endsWith('.sst')).sort()) {
+    const stamp = await stampOf(path.join(dir, name));
+    if (stamp !== undefined) out.set(name, stamp);
+  }
+  return out;
+}
+
+export interface CheckTablesOptions {
+  /** Check every table, not only those not checked before (their stamps in CHECKED_FILE). */
+  all?: boolean;
+  /**
+   * The tables as they were before LevelDB was opened (tableStamps). Only those still there
+   * unchanged are checked: opening deletes files a crashed process left half written, and a
+   * compaction that starts at once writes new files and deletes old ones while this check runs.
+   */
+  before?: Map<string, Stamp>;
+}
+
 /**
  * Check the table files of the LevelDB at `dir` not checked before (all of them with `all`), while
  * this process holds its LOCK. Returns the first damage found ("000123.ldb: ..."), or undefined.
  */
-export async function checkTables(dir: string, o: { all?: boolean } = {}): Promise<string | undefined> {
-  const names = (await fsp.readdir(fsPath(dir))).filter((n) => n.endsWith('.ldb') || n.endsWith('.sst')).sort();
+export async function checkTables(dir: string, o: CheckTablesOptions = {}): Promise<string | undefined> {
+  const now = await tableStamps(dir);
   const record = path.join(dir, CHECKED_FILE);
   const known = new Set<string>();
   if (!o.all) {
@@ -270,16 +295,23 @@ export async function checkTables(dir: string, o: { all?: boolean } = {}): Promi
   }
   const checked: string[] = [];
   let changed = false;
-  for (const name of names) {
-    const stamp = await stampOf(path.join(dir, name));
-    if (stamp === undefined) continue;
+  for (const [name, stamp] of now) {
     const line = `${name} ${stamp}`;
-    if (!known.has(line)) {
-      changed = true;
-      const bytes = await fsp.readFile(fsPath(path.join(dir, name)));
-      const damage = tableDamage(bytes);
-      if (damage !== undefined) return `${name}: ${damage}`;
+    if (known.has(line)) {
+      checked.push(line);
+      continue;
     }
+    if (o.before && o.before.get(name) !== stamp) continue;
+    let bytes: Buffer;
+    try {
+      bytes = await fsp.readFile(fsPath(path.join(dir, name)));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // deleted by a compaction meanwhile
+      throw e;
+    }
+    const damage = tableDamage(bytes);
+    if (damage !== undefined) return `${name}: ${damage}`;
+    changed = true;
     checked.push(line);
   }
   if (changed || checked.length !== known.size) {
