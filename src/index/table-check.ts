@@ -295,6 +295,9 @@ export async function checkTables(dir: string, o: CheckTablesOptions = {}): Prom
   }
   const checked: string[] = [];
   let changed = false;
+  // One buffer for every table read (a table is 2 MiB at most by LevelDB's default): a large index
+  // checked after a big backup is hundreds of tables, and a buffer each would pile up until GC.
+  let buf = Buffer.alloc(0);
   for (const [name, stamp] of now) {
     const line = `${name} ${stamp}`;
     if (known.has(line)) {
@@ -302,12 +305,26 @@ export async function checkTables(dir: string, o: CheckTablesOptions = {}): Prom
       continue;
     }
     if (o.before && o.before.get(name) !== stamp) continue;
-    let bytes: Buffer;
+    let fh: fsp.FileHandle;
     try {
-      bytes = await fsp.readFile(fsPath(path.join(dir, name)));
+      fh = await fsp.open(fsPath(path.join(dir, name)), 'r');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // deleted by a compaction meanwhile
       throw e;
+    }
+    let bytes: Buffer;
+    try {
+      const size = Number((await fh.stat()).size);
+      if (size > buf.length) buf = Buffer.allocUnsafe(Math.max(size, 2 * 1024 * 1024));
+      let have = 0;
+      while (have < size) {
+        const { bytesRead } = await fh.read(buf, have, size - have, have);
+        if (bytesRead === 0) break;
+        have += bytesRead;
+      }
+      bytes = buf.subarray(0, have);
+    } finally {
+      await fh.close();
     }
     const damage = tableDamage(bytes);
     if (damage !== undefined) return `${name}: ${damage}`;
