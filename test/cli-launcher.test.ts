@@ -24,12 +24,23 @@ describe('bin/snap', () => {
     expect(await startedArgv({})).toEqual([...CLI_NODE_FLAGS, fs.realpathSync(CLI)]);
   }, 60_000);
 
-  it('leaves the young generation to V8 where NODE_OPTIONS sizes the heap', async () => {
-    expect(await startedArgv({ NODE_OPTIONS: '--max-old-space-size=40' })).toEqual([fs.realpathSync(CLI)]);
-    // The tests start the CLI as the launcher does.
-    expect(launcherNodeFlagsFor({ NODE_OPTIONS: '--max-old-space-size=40' }, CLI_NODE_FLAGS)).toEqual([]);
-    expect(launcherNodeFlagsFor({ NODE_OPTIONS: '--trace-warnings' }, CLI_NODE_FLAGS)).toEqual(CLI_NODE_FLAGS);
-  }, 60_000);
+  it('sizes the young generation by the heap NODE_OPTIONS gives (an eighth, 1 to 16 MiB), and leaves a semi-space NODE_OPTIONS sets alone', async () => {
+    const cases: [string, string[]][] = [
+      ['--max-old-space-size=40', ['--max-semi-space-size=5']],
+      ['--trace-warnings --max-old-space-size=160', ['--max-semi-space-size=16']],
+      ['--max-old-space-size=4096', ['--max-semi-space-size=16']],
+      ['--max-old-space-size=24', ['--max-semi-space-size=3']],
+      ['--max-semi-space-size=2', []],
+      ['--trace-warnings', CLI_NODE_FLAGS],
+    ];
+    for (const [opts, flags] of cases) {
+      expect(await startedArgv({ NODE_OPTIONS: opts }), opts).toEqual([...flags, fs.realpathSync(CLI)]);
+      // The tests start the CLI as the launcher does.
+      expect(launcherNodeFlagsFor({ NODE_OPTIONS: opts }, CLI_NODE_FLAGS), opts).toEqual(flags);
+    }
+    // At least 1 MiB (a heap this small cannot start snap ui, so the rule alone).
+    expect(launcherNodeFlagsFor({ NODE_OPTIONS: '--max-old-space-size=4' }, CLI_NODE_FLAGS)).toEqual(['--max-semi-space-size=1']);
+  }, 120_000);
 
   /** The arguments node runs with (after `node`), the CLI started through a symlink to bin/snap as `snap ui`. */
   async function startedArgv(env: Record<string, string>): Promise<string[]> {
