@@ -9,7 +9,7 @@ import { toHex } from '../../core/ids.js';
 import { displayName } from '../../core/bytes.js';
 import { isSnapError } from '../../core/errors.js';
 import type { ProgressSink } from '../../core/progress.js';
-import type { Repository } from '../../repo/repository.js';
+import type { ObjectLocation, Repository } from '../../repo/repository.js';
 import { entriesOfPack, packHashMatches, readPackForCheck, readPackTable, verifyEntry } from '../../repo/maintenance.js';
 import { inSubset, type Subset } from './check-subset.js';
 import { findAffected, type Affected } from './check-affected.js';
@@ -117,11 +117,19 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
   o.sink.info?.(`checking the trees of ${recs.snapshots.length} snapshot(s)`);
   const marks = newMarks();
   const notIndexed: Buffer[] = [];
+  // The locations the file-size check just read for files' chunks: the walk hands a file's new
+  // chunks to `blob` right after its entry, so each is read from the index once, not twice. Taken
+  // out when used; chunks seen before (never handed on) are dropped oldest first.
+  const fileLocs = new Map<string, ObjectLocation | undefined>();
+  const FILE_LOCS = 8192;
   const locate = async (id: Buffer, type: 'blob' | 'tree'): Promise<boolean> => {
     const hex = toHex(id);
     let loc;
     try {
-      loc = await repo.index.lookup(id);
+      if (type === 'blob' && fileLocs.has(hex)) {
+        loc = fileLocs.get(hex);
+        fileLocs.delete(hex);
+      } else loc = await repo.index.lookup(id);
     } catch (e) {
       // A location claiming an impossible size (store/limits.ts) is damage: reported, not fatal.
       if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
@@ -151,9 +159,11 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
   const rawLength = async (id: Buffer): Promise<number | undefined> => {
     try {
       const loc = await repo.index.lookup(id);
+      if (fileLocs.size >= FILE_LOCS) fileLocs.delete(fileLocs.keys().next().value!);
+      fileLocs.set(toHex(id), loc);
       return loc?.type === 'blob' ? loc.rawLength : undefined;
     } catch {
-      return undefined; // reported by locate
+      return undefined; // reported by locate, which reads it again
     }
   };
   await walkTrees(repo, recs.snapshots.map((s) => s.tree), marks, {
