@@ -69,18 +69,14 @@ export class LocalKV implements KV {
     await ownerOnly(dir);
     // Before anything reads the tables: LevelDB does not verify their checksums itself, and some
     // damage makes it abort the process instead of failing a read (table-check.ts).
-    let damage: string | undefined;
-    try {
-      damage = await checkTables(dir, { before });
-    } catch (e) {
+    const failure = await checkTables(dir, { before }).then(
+      (damage) => damage && new SnapError('SNAP_CORRUPT', `the repository index at ${displayPath(dir)} is damaged: ${damage}`, { cause: new Error(damage) }),
+      (e: unknown) => (e instanceof SnapError ? e : fromSystemError(e, `checking the repository index at ${displayPath(dir)}`)),
+    );
+    if (failure) {
       await db.close().catch(() => {});
       release();
-      throw e instanceof SnapError ? e : fromSystemError(e, `checking the repository index at ${displayPath(dir)}`);
-    }
-    if (damage !== undefined) {
-      await db.close().catch(() => {});
-      release();
-      throw new SnapError('SNAP_CORRUPT', `the repository index at ${displayPath(dir)} is damaged: ${damage}`, { cause: new Error(damage) });
+      throw failure;
     }
     return new LocalKV(db, release, dir);
   }
