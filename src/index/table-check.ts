@@ -6,8 +6,9 @@
 // means a rebuild, but only if it is noticed before LevelDB reads it.
 //
 // Tables are immutable: LevelDB writes each one once and only ever deletes it. So each file is
-// checked once, and what was checked is remembered (name, size, change times) in CHECKED_FILE; a
-// file changed since is checked again. The table layout (LevelDB's doc/table_format.md): blocks
+// checked once, and what was checked is remembered (name, size, times, inode) in CHECKED_FILE; a
+// file changed since is checked again. Only tables that were there before the open and are still
+// there unchanged are checked (CheckTablesOptions.before). The table layout (LevelDB's doc/table_format.md): blocks
 // back to back, each followed by a type byte and a masked CRC-32C of the block and that byte; then
 // the filter block, the metaindex block, the index block (which holds the data blocks' handles),
 // and a 48-byte footer with the metaindex and index handles and a magic number. Blocks may be
