@@ -16,6 +16,8 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fsPath } from '../core/bytes.js';
+import { writeFileDurable } from '../core/durable.js';
+import { randomHex } from '../core/ids.js';
 
 /** Written next to the LevelDB: the table files found whole, one per line. */
 export const CHECKED_FILE = 'snap-tables.checked';
@@ -150,13 +152,15 @@ function block(file: Uint8Array, h: Handle, what: string, contents: boolean): Bu
   return type === 1 ? snappyDecompress(raw) : Buffer.from(raw.buffer, raw.byteOffset, raw.length);
 }
 
-/** The values of a block's entries (block_builder.cc: shared, unshared, value length, key, value). */
-function blockValues(b: Buffer, what: string): Buffer[] {
+/**
+ * A block's entries (block_builder.cc: shared, unshared, value length, key delta, value), each as
+ * the bytes of the key it shares with the one before, its own key bytes and its value.
+ */
+function* blockEntries(b: Buffer, what: string): Generator<{ shared: number; keyDelta: Buffer; value: Buffer }> {
   if (b.length < 4) throw new Damage(`the ${what} block is too short`);
   const restarts = b.readUInt32LE(b.length - 4);
   const end = b.length - 4 - 4 * restarts;
   if (restarts < 1 || end < 0) throw new Damage(`the ${what} block's restart points do not fit`);
-  const out: Buffer[] = [];
   const pos = { at: 0 };
   let keyLength = 0;
   while (pos.at < end) {
@@ -166,11 +170,15 @@ function blockValues(b: Buffer, what: string): Buffer[] {
     if (shared > keyLength) throw new Damage(`an entry of the ${what} block shares more than the key before it`);
     keyLength = shared + unshared;
     if (pos.at + unshared + valueLength > end) throw new Damage(`an entry of the ${what} block runs past it`);
+    const keyDelta = b.subarray(pos.at, pos.at + unshared);
     pos.at += unshared;
-    out.push(b.subarray(pos.at, pos.at + valueLength));
+    yield { shared, keyDelta, value: b.subarray(pos.at, pos.at + valueLength) };
     pos.at += valueLength;
   }
-  return out;
+}
+
+function blockValues(b: Buffer, what: string): Buffer[] {
+  return Array.from(blockEntries(b, what), (e) => e.value);
 }
 
 export interface TableBlock {
@@ -214,18 +222,10 @@ export function tableBlocks(file: Uint8Array): TableBlock[] {
 export function tableEntries(file: Uint8Array): [Buffer, Buffer][] {
   const out: [Buffer, Buffer][] = [];
   for (const h of tableBlocks(file).filter((x) => x.kind === 'data')) {
-    const b = block(file, h, 'data', true)!;
-    const end = b.length - 4 - 4 * b.readUInt32LE(b.length - 4);
-    const at = { at: 0 };
     let last = Buffer.alloc(0);
-    while (at.at < end) {
-      const shared = varint(b, at, end);
-      const unshared = varint(b, at, end);
-      const valueLength = varint(b, at, end);
-      last = Buffer.concat([last.subarray(0, shared), b.subarray(at.at, at.at + unshared)]);
-      at.at += unshared;
-      out.push([last, Buffer.from(b.subarray(at.at, at.at + valueLength))]);
-      at.at += valueLength;
+    for (const e of blockEntries(block(file, h, 'data', true)!, 'data')) {
+      last = Buffer.concat([last.subarray(0, e.shared), e.keyDelta]);
+      out.push([last, Buffer.from(e.value)]);
     }
   }
   return out;
@@ -334,11 +334,8 @@ export async function checkTables(dir: string, o: CheckTablesOptions = {}): Prom
   }
   if (changed || checked.length !== known.size) {
     // A record that cannot be written (a full disk) only means the same files are checked again.
-    const tmp = `${record}.tmp`;
-    await fsp
-      .writeFile(fsPath(tmp), checked.map((l) => `${l}\n`).join(''), { mode: 0o600 })
-      .then(() => fsp.rename(fsPath(tmp), fsPath(record)))
-      .catch(() => fsp.rm(fsPath(tmp), { force: true }).catch(() => {}));
+    const tmp = `${record}.${randomHex(4)}.tmp`;
+    await writeFileDurable({ dir: fsPath(dir), tmp: fsPath(tmp), dest: fsPath(record) }, checked.map((l) => `${l}\n`).join('')).catch(() => {});
   }
   return undefined;
 }
