@@ -10,30 +10,10 @@ import { terminalSafe } from '../core/bytes.js';
 import { type Ctx, makeCtx } from './context.js';
 import { rawArgv } from './argv.js';
 import { EXIT_INTERRUPTED, EXIT_OUTPUT_CLOSED, installInterrupts, type Interrupts, isOutputClosed } from './interrupt.js';
-import { registerInit } from './cmd-init.js';
-import { registerCreate } from './cmd-create.js';
-import { registerList } from './cmd-list.js';
-import { registerRestore } from './cmd-restore.js';
-import { registerIndex } from './cmd-index.js';
-import { registerForget } from './cmd-forget.js';
-import { registerGc } from './cmd-gc.js';
-import { registerCheck } from './cmd-check.js';
-import { registerStats } from './cmd-stats.js';
-import { registerRepair } from './cmd-repair.js';
-import { registerBrowse } from './cmd-browse.js';
-import { registerExport } from './cmd-export.js';
-import { registerEdit } from './cmd-edit.js';
-import { registerUi } from './cmd-ui.js';
-import { registerMount } from './cmd-mount.js';
 import { versionText, VERSION } from './version.js';
+import { registerCommands } from './commands.js';
 import { useZstd, ZSTD_KINDS, type ZstdKind, zstdReady } from '../store/zstd.js';
 import { recordOperation } from './oplog.js';
-import { registerLog } from './cmd-log.js';
-import { registerSchedule } from './cmd-schedule.js';
-import { registerCopy } from './cmd-copy.js';
-import { registerKey } from './cmd-key.js';
-import { registerWatch } from './cmd-watch.js';
-import { registerDrill } from './cmd-drill.js';
 
 /**
  * Exit codes (docs/errors.md): 0 ok, 1 error or damage, 2 usage, 3 finished with warnings, 4 wrong password,
@@ -108,27 +88,7 @@ async function main(argv: string[], interrupts: Interrupts): Promise<number> {
     // The operation log (docs/automation.md): one record per command that changed the repository.
     if (ctx) await recordOperation(ctx, argv.slice(2), started, code, failure);
   };
-  registerInit(program, run);
-  registerCreate(program, run);
-  registerList(program, run);
-  registerRestore(program, run);
-  registerIndex(program, run);
-  registerForget(program, run);
-  registerGc(program, run);
-  registerCheck(program, run);
-  registerStats(program, run);
-  registerRepair(program, run);
-  registerBrowse(program, run);
-  registerExport(program, run);
-  registerEdit(program, run);
-  registerUi(program, run);
-  registerMount(program, run);
-  registerLog(program, run);
-  registerSchedule(program, run);
-  registerCopy(program, run);
-  registerKey(program, run);
-  registerWatch(program, run);
-  registerDrill(program, run);
+  await registerCommands(program, run, argv.slice(2));
   // Every command and subcommand: commander's errors come back here instead of exiting, and are
   // printed in snap's form.
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];

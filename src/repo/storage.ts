@@ -7,13 +7,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { SnapError } from '../core/errors.js';
 import type { Backend } from '../backend/backend.js';
 import { readAwsSettings } from '../backend/aws-config.js';
-import { AzureBackend } from '../backend/azure.js';
 import { readAzureSettings } from '../backend/azure-config.js';
-import { S3Backend } from '../backend/s3.js';
-import { SftpBackend } from '../backend/sftp.js';
 import type { RepoLocation } from './location.js';
 import type { RemoteStorage } from './repository.js';
 
@@ -50,32 +46,31 @@ function sshCommand(env: Env): string[] | undefined {
   return v.split(/\s+/);
 }
 
-/** The backend of a remote location, not yet connected (S3, Azure and SFTP connect on first use). */
-export function remoteBackend(loc: RepoLocation, env: Env): Backend {
+/**
+ * What Repository.open/init need for a remote location, its backend not yet connected (S3, Azure
+ * and SFTP connect on first use); undefined for a local folder. Each backend's module is loaded
+ * here, when a location names it: a command on a local repository does not pay for loading them
+ * (docs/performance.md, "Starting a command").
+ */
+export async function remoteStorage(loc: RepoLocation, env: Env): Promise<RemoteStorage | undefined> {
+  const storage = (backend: Backend, prepare?: () => Promise<void>): RemoteStorage => ({ backend, cacheRoot: cacheRoot(env), prepare });
   if (loc.kind === 's3') {
+    const { S3Backend } = await import('../backend/s3.js');
     const aws = readAwsSettings(env, readText);
-    return new S3Backend({ location: loc.s3, credentials: aws.credentials, region: aws.region });
+    const backend = new S3Backend({ location: loc.s3, credentials: aws.credentials, region: aws.region });
+    return storage(backend, async () => void (await backend.ensureBucket()));
   }
   if (loc.kind === 'azure') {
+    const { AzureBackend } = await import('../backend/azure.js');
     const azure = readAzureSettings(env);
-    return new AzureBackend({ location: loc.azure, auth: azure.auth, endpoint: azure.endpoint });
+    const backend = new AzureBackend({ location: loc.azure, auth: azure.auth, endpoint: azure.endpoint });
+    return storage(backend, async () => void (await backend.ensureContainer()));
   }
-  if (loc.kind === 'sftp') return new SftpBackend(loc.sftp, { sshCommand: sshCommand(env) });
-  throw new SnapError('SNAP_INTERNAL', `remoteBackend called for a local folder ${loc.path}`);
-}
-
-/** What Repository.open/init need for a remote location; undefined for a local folder. */
-export function remoteStorage(loc: RepoLocation, env: Env): RemoteStorage | undefined {
-  if (loc.kind === 'local') return undefined;
-  const backend = remoteBackend(loc, env);
-  return {
-    backend,
-    cacheRoot: cacheRoot(env),
-    prepare:
-      backend instanceof S3Backend ? async () => void (await backend.ensureBucket())
-      : backend instanceof AzureBackend ? async () => void (await backend.ensureContainer())
-      : undefined,
-  };
+  if (loc.kind === 'sftp') {
+    const { SftpBackend } = await import('../backend/sftp.js');
+    return storage(new SftpBackend(loc.sftp, { sshCommand: sshCommand(env) }));
+  }
+  return undefined;
 }
 
 /**
