@@ -6,14 +6,16 @@
 //   C++) is found at open and the index rebuilt: `list` shows both snapshots, nothing aborts;
 // - a snapshot whose time-ordered entry is gone while its id entry stays (a flipped byte in a key)
 //   is listed again, from storage; one whose entry's key names another time is listed once;
-// - a table checked once is not read again until it changes.
+// - a table checked once is not read again until it changes, and tables LevelDB wrote while a
+//   process had it open are recorded when it closes; changed later, they are checked again.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Level } from 'level';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CHECKED_FILE, checkTables, crc32c, tableBlocks, tableDamage, tableEntries } from '../src/index/table-check.js';
+import { CHECKED_FILE, checkTables, crc32c, recordWrittenTables, tableBlocks, tableDamage, tableEntries, tableStamps } from '../src/index/table-check.js';
 import { K_SNAP } from '../src/index/keys.js';
+import { LOCKED, LocalKV } from '../src/index/kv.js';
 import { snap, trackedDirs } from './helpers/cli.js';
 
 const dirs = trackedDirs('index-tables');
@@ -129,6 +131,43 @@ describe('LevelDB table files', () => {
     fs.writeFileSync(recordFile, [line, ...lines.filter((l) => !l.startsWith(`${path.basename(f)} `))].join('\n') + '\n');
     expect(await checkTables(dir)).toBeUndefined();
     expect(await checkTables(dir, { all: true })).toMatch(/fails its checksum/);
+  });
+
+  it('tables LevelDB writes while a process has it open are recorded at its close without being read; changed later, they are read again', async () => {
+    const dir = path.join(dirs.make('snap-kv-'), 'db');
+    const kv = await LocalKV.tryOpen(dir);
+    if (kv === LOCKED) throw new Error('locked');
+    // More than LevelDB's 4 MiB write buffer: flushed into tables while open.
+    for (let i = 0; i < 50; i++) await kv.write(Array.from({ length: 100 }, (_, j) => [Buffer.from(`k-${i}-${j}`), randomBytes(1000)] as [Buffer, Buffer]));
+    await kv.close();
+    const written = tables(dir);
+    expect(written.length).toBeGreaterThan(0);
+    const stamps = await tableStamps(dir);
+    const record = new Set(fs.readFileSync(path.join(dir, CHECKED_FILE), 'latin1').trim().split('\n'));
+    expect(record).toEqual(new Set([...stamps].map(([name, stamp]) => `${name} ${stamp}`)));
+    // The next open reads none of them (their stamps are in the record); damage written to one
+    // moves its ctime, and the next open reads it and finds the damage. (File times tick with the
+    // kernel's coarse clock, a few ms: a write in the same tick as LevelDB's would keep the stamp.)
+    await new Promise((r) => setTimeout(r, 50));
+    const f = written[0]!;
+    const b = fs.readFileSync(f);
+    b[3]! ^= 1;
+    fs.writeFileSync(f, b);
+    await expect(LocalKV.tryOpen(dir)).rejects.toThrow(/is damaged: \d+\.ldb: .*fails its checksum/);
+  });
+
+  it('recordWrittenTables adds only tables that were not there before the open', async () => {
+    const { dir } = await leveldb(2_000);
+    const all = await tableStamps(dir);
+    expect(all.size).toBeGreaterThan(0);
+    const [first] = [...all.keys()];
+    // As if `first` had been there before the open (and not checked): it stays out of the record.
+    await recordWrittenTables(dir, new Map([[first!, 'another stamp']]));
+    const recordFile = path.join(dir, CHECKED_FILE);
+    const record = fs.existsSync(recordFile) ? fs.readFileSync(recordFile, 'latin1').split('\n').filter((l) => l !== '') : [];
+    expect(record.map((l) => l.split(' ')[0])).toEqual([...all.keys()].filter((n) => n !== first));
+    expect(await checkTables(dir)).toBeUndefined();
+    expect(fs.readFileSync(path.join(dir, CHECKED_FILE), 'latin1').trim().split('\n')).toHaveLength(all.size);
   });
 });
 

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { Level } from 'level';
 import { displayPath, fsEncode, fsPath, hasEscapedBytes } from '../core/bytes.js';
-import { checkTables, tableStamps } from './table-check.js';
+import { checkTables, recordWrittenTables, tableStamps } from './table-check.js';
 import { SnapError, fromSystemError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
 
@@ -38,7 +38,13 @@ const ENC = { keyEncoding: 'buffer', valueEncoding: 'buffer' } as const;
 export const LOCKED = Symbol('locked');
 
 export class LocalKV implements KV {
-  private constructor(private db: DB, private release: () => void, readonly dir: string) {}
+  private constructor(
+    private db: DB,
+    private release: () => void,
+    readonly dir: string,
+    /** The tables there before the open (table-check.ts): those not among them LevelDB wrote for this process. */
+    private tablesBefore: Map<string, string>,
+  ) {}
 
   /**
    * Open (creating if needed), or LOCKED when another process holds the database. Damage and I/O
@@ -78,7 +84,7 @@ export class LocalKV implements KV {
       release();
       throw failure;
     }
-    return new LocalKV(db, release, dir);
+    return new LocalKV(db, release, dir, before);
   }
 
   get(key: Buffer): Buffer | undefined {
@@ -141,11 +147,14 @@ export class LocalKV implements KV {
     if (fresh === LOCKED) throw new SnapError('SNAP_LOCKED', `the repository index at ${displayPath(this.dir)} was opened by another process while it was being reset`);
     this.db = fresh.db;
     this.release = fresh.release;
+    this.tablesBefore = fresh.tablesBefore;
   }
 
   async close(): Promise<void> {
     await this.closeDb();
+    // Modes first: a chmod moves a file's ctime, and with it the stamp recorded.
     await ownerOnly(this.dir);
+    await recordWrittenTables(this.dir, this.tablesBefore);
   }
 
   private async closeDb(): Promise<void> {
