@@ -17,18 +17,19 @@ describe('bin/snap', () => {
     expect(pkg.bin).toEqual({ snap: 'bin/snap' });
     expect(pkg.files).toContain('bin');
     expect(fs.statSync(LAUNCHER).mode & 0o111).toBe(0o111);
-    expect(CLI_NODE_FLAGS).toContain('--max-semi-space-size=16');
+    expect(CLI_NODE_FLAGS).toContain('--max-semi-space-size=8');
   });
 
   it('starts the CLI with its flags, through a symlink as npm links it', async () => {
     expect(await startedArgv({})).toEqual([...CLI_NODE_FLAGS, fs.realpathSync(CLI)]);
   }, 60_000);
 
-  it('sizes the young generation by the heap NODE_OPTIONS gives (an eighth, 1 to 16 MiB), and leaves a semi-space NODE_OPTIONS sets alone', async () => {
+  it('sizes the young generation by the heap NODE_OPTIONS gives (an eighth, 1 to 8 MiB), and leaves a semi-space NODE_OPTIONS sets alone', async () => {
     const cases: [string, string[]][] = [
       ['--max-old-space-size=40', ['--max-semi-space-size=5']],
-      ['--trace-warnings --max-old-space-size=160', ['--max-semi-space-size=16']],
-      ['--max-old-space-size=4096', ['--max-semi-space-size=16']],
+      ['--trace-warnings --max-old-space-size=160', ['--max-semi-space-size=8']],
+      ['--max-old-space-size=56', ['--max-semi-space-size=7']],
+      ['--max-old-space-size=4096', ['--max-semi-space-size=8']],
       ['--max-old-space-size=24', ['--max-semi-space-size=3']],
       ['--max-semi-space-size=2', []],
       ['--trace-warnings', CLI_NODE_FLAGS],

@@ -10,7 +10,7 @@ export function launcherNodeFlags(launcher = LAUNCHER): string[] {
   const text = fs.readFileSync(launcher, 'utf8');
   const lines = text.split('\n').filter((l) => l.startsWith('exec node --'));
   if (lines.length !== 1) throw new Error(`${launcher}: expected one 'exec node ...' line, found ${lines.length}`);
-  // The semi-space size is a variable there, 16 unless NODE_OPTIONS sizes the heap.
+  // The semi-space size is a variable there, 8 unless NODE_OPTIONS sizes the heap.
   const semi = /^semi=(\d+)$/m.exec(text);
   const words = lines[0]!.replace('$semi', semi?.[1] ?? '$semi').split(/ +/).slice(2);
   const flags = words.slice(0, words.findIndex((w) => !w.startsWith('--')));
