@@ -18,6 +18,7 @@ import { Repository } from '../src/repo/repository.js';
 import { CODEC_RAW, CODEC_ZSTD } from '../src/store/codec.js';
 import { encodeObjectSync } from '../src/store/object-codec.js';
 import { ObjectStore } from '../src/store/object-store.js';
+import { giveBackRing, takeRing } from '../src/store/compress-pool.js';
 import { packName, type PackEntry, readPackHeader } from '../src/store/pack.js';
 import { cleanupScratch, packFile, packs, scratchDir } from './helpers/maint.js';
 import { Rng } from './torture/lib.js';
@@ -83,6 +84,30 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
     // Worker threads or none: the same codec and stored length for every object.
     const [a, b] = results;
     for (const [id, e] of a!) expect([e.codec, e.length, e.rawLength]).toEqual([b!.get(id)!.codec, b!.get(id)!.length, b!.get(id)!.rawLength]);
+  });
+
+  it('one store after another reuses the ring: the workers keep every ring they were sent, so new rings piled up', async () => {
+    const { repo } = await newRepo();
+    const rng = new Rng(23);
+    const ring = 16 * 1024 * 1024;
+    const before = process.memoryUsage().arrayBuffers;
+    // As a watch does: a store per backup, each sending a little to the workers, 40 times.
+    for (let i = 0; i < 40; i++) {
+      const store = new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 256 * 1024, maxInflightBytes: ring, compressWorkers: 1 });
+      for (const d of objects(rng, 8)) await store.add('blob', d);
+      await store.flush();
+    }
+    // A ring each would be 640 MiB of ArrayBuffers the workers hold on to (the main thread's own
+    // references are garbage, but the memory is not freed while a worker holds one).
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(3 * ring);
+    // The ring back after flush is the one the next store takes.
+    const r = takeRing(ring);
+    giveBackRing(r);
+    const store = new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 256 * 1024, maxInflightBytes: ring, compressWorkers: 1 });
+    await store.add('blob', Buffer.from('x'.repeat(1000) + 'a new object'));
+    await store.flush();
+    expect(takeRing(ring)).toBe(r);
+    await repo.close();
   });
 
   it('settle() after a failed pack write waits for what is under way and never throws; add() then fails', async () => {

@@ -10,7 +10,7 @@ import type { Backend } from '../backend/backend.js';
 import type { CodecName } from '../model/config.js';
 import { isSyncCodec } from './codec.js';
 import { type CodecContext, decodeAndVerify, encodeObject, encodeObjectSync, objectId, objectWhat, PLAIN } from './object-codec.js';
-import { compressOnWorkers, defaultCompressWorkers } from './compress-pool.js';
+import { compressOnWorkers, defaultCompressWorkers, giveBackRing, takeRing } from './compress-pool.js';
 import { type ObjectType, PackBuilder, type PackEntry, packName } from './pack.js';
 import { checkObjectClaim } from './limits.js';
 
@@ -170,7 +170,7 @@ export class ObjectStore {
    */
   private addToRing(type: ObjectType, id: Buffer, raw: Buffer): boolean {
     if (!this.ring) {
-      this.ring = new SharedArrayBuffer(this.maxInflight);
+      this.ring = takeRing(this.maxInflight);
       this.ringBuf = Buffer.from(this.ring);
     }
     const off = this.allocRing(raw.length);
@@ -328,6 +328,15 @@ export class ObjectStore {
       await new Promise<void>((r) => this.ringWaiters.push(r));
     }
     while (this.tasks.size > 0) await Promise.all([...this.tasks]);
+    this.giveBackRing();
+  }
+
+  /** The ring back to the process's spare ones once no batch in it is out (compress-pool.ts). */
+  private giveBackRing(): void {
+    if (!this.ring || this.jobs.length > 0 || this.openJob) return;
+    giveBackRing(this.ring);
+    this.ring = undefined;
+    this.ringBuf = Buffer.alloc(0);
   }
 
   /** Wait for every accepted object to be written durably and indexed. */
@@ -345,6 +354,7 @@ export class ObjectStore {
       for (const b of open) this.track(this.writePack(b));
     }
     this.throwIfFailed();
+    this.giveBackRing();
   }
 
   /** Read and verify an object. A hash mismatch names the object and its pack. */
