@@ -57,8 +57,11 @@ export interface WalkVisitor {
    * tree twice (check --read-data of 1,000,000 entries: a third of its CPU).
    */
   entry?(tree: Buffer, n: Node): void | Promise<void>;
-  /** Once per distinct blob (file content chunk). */
-  blob?(id: Buffer): void | Promise<void>;
+  /**
+   * Once per distinct blob (file content chunk), right after the entry of the first file that
+   * names it: `file` is that entry and `index` the chunk's place in its chunk list.
+   */
+  blob?(id: Buffer, file: Node, index: number): void | Promise<void>;
   /** A tree that cannot be read or decoded: its subtree is skipped. Throw to abort the walk. */
   treeError?(id: Buffer, e: unknown): void | Promise<void>;
   /** Stops the walk (Ctrl-C): its reason is thrown. */
@@ -107,7 +110,10 @@ export async function walkTrees(src: TreeSource, roots: Buffer[], marks: Marks, 
         if (n.type === 'dir' && n.tree) {
           if (marks.trees.add(n.tree)) stack.push(n.tree);
         } else if (n.type === 'file' && n.chunks) {
-          for (const c of n.chunks) if (marks.blobs.add(c)) await v.blob?.(c);
+          for (let i = 0; i < n.chunks.length; i++) {
+            const c = n.chunks[i]!;
+            if (marks.blobs.add(c)) await v.blob?.(c, n, i);
+          }
         }
       }
     };
