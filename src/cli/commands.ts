@@ -1,8 +1,8 @@
 // The commands, each loaded only when it runs. Importing every command's module at start (ops, the
-// web UI, FUSE, the watcher, the remote backends: about 200 modules) cost every command 100-170 ms
-// before it did anything (docs/performance.md, "Starting a command"). `snap <command>` loads the
-// one module that registers that command; help, an unknown command or an argument list this
-// module cannot read loads them all, so commander sees exactly what it saw before.
+// web UI, FUSE, the watcher, the remote backends: about 200 modules) cost every command 60-80 ms on
+// Node 20 before it did anything (docs/performance.md, "Before and after the architecture issue").
+// `snap <command>` loads the one module that registers that command; help, an unknown command or
+// an argument list this module cannot read loads them all, so commander sees what it saw before.
 import type { Command, Option } from 'commander';
 import type { Ctx } from './context.js';
 

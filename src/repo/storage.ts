@@ -50,7 +50,7 @@ function sshCommand(env: Env): string[] | undefined {
  * What Repository.open/init need for a remote location, its backend not yet connected (S3, Azure
  * and SFTP connect on first use); undefined for a local folder. Each backend's module is loaded
  * here, when a location names it: a command on a local repository does not pay for loading them
- * (docs/performance.md, "Starting a command").
+ * (docs/performance.md, "Before and after the architecture issue").
  */
 export async function remoteStorage(loc: RepoLocation, env: Env): Promise<RemoteStorage | undefined> {
   const storage = (backend: Backend, prepare?: () => Promise<void>): RemoteStorage => ({ backend, cacheRoot: cacheRoot(env), prepare });
