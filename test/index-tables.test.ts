@@ -135,13 +135,22 @@ describe('LevelDB table files', () => {
 
   it('tables LevelDB writes while a process has it open are recorded at its close without being read; changed later, they are read again', async () => {
     const dir = path.join(dirs.make('snap-kv-'), 'db');
-    const kv = await LocalKV.tryOpen(dir);
-    if (kv === LOCKED) throw new Error('locked');
-    // More than LevelDB's 4 MiB write buffer: flushed into tables while open.
-    for (let i = 0; i < 50; i++) await kv.write(Array.from({ length: 100 }, (_, j) => [Buffer.from(`k-${i}-${j}`), randomBytes(1000)] as [Buffer, Buffer]));
+    const open = async (): Promise<LocalKV> => {
+      const kv = await LocalKV.tryOpen(dir);
+      if (kv === LOCKED) throw new Error('locked');
+      return kv;
+    };
+    const kv = await open();
+    // Less than LevelDB's 4 MiB write buffer: it stays in the log. (A larger write would be
+    // flushed in the background, and a flush the close cuts short leaves a table file LevelDB
+    // never installed, written again from the log at the next open.)
+    for (let i = 0; i < 20; i++) await kv.write(Array.from({ length: 100 }, (_, j) => [Buffer.from(`k-${i}-${j}`), randomBytes(1000)] as [Buffer, Buffer]));
     await kv.close();
+    expect(tables(dir)).toEqual([]);
+    // The next open writes the log into a table before it returns; its close records it.
+    await (await open()).close();
     const written = tables(dir);
-    expect(written.length).toBeGreaterThan(0);
+    expect(written.length).toBe(1);
     const stamps = await tableStamps(dir);
     const record = new Set(fs.readFileSync(path.join(dir, CHECKED_FILE), 'latin1').trim().split('\n'));
     expect(record).toEqual(new Set([...stamps].map(([name, stamp]) => `${name} ${stamp}`)));
