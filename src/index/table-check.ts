@@ -9,11 +9,12 @@
 // checked once, and what was checked is remembered (name, size, times, inode) in CHECKED_FILE; a
 // file changed since is checked again. Only tables that were there before the open and are still
 // there unchanged are checked (CheckTablesOptions.before); those LevelDB writes while this process
-// has it open are recorded when it closes, without being read (recordWrittenTables). The table layout (LevelDB's doc/table_format.md): blocks
-// back to back, each followed by a type byte and a masked CRC-32C of the block and that byte; then
-// the filter block, the metaindex block, the index block (which holds the data blocks' handles),
-// and a 48-byte footer with the metaindex and index handles and a magic number. Blocks may be
-// Snappy-compressed; only the index and metaindex blocks are decompressed here, to find the others.
+// has it open are recorded when it closes, without being read (recordWrittenTables).
+// The table layout (LevelDB's doc/table_format.md): blocks back to back, each followed by a type
+// byte and a masked CRC-32C of the block and that byte; then the filter block, the metaindex
+// block, the index block (which holds the data blocks' handles), and a 48-byte footer with the
+// metaindex and index handles and a magic number. Blocks may be Snappy-compressed; only the index
+// and metaindex blocks are decompressed here, to find the others.
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fsPath } from '../core/bytes.js';
@@ -286,8 +287,7 @@ export interface CheckTablesOptions {
  */
 export async function checkTables(dir: string, o: CheckTablesOptions = {}): Promise<string | undefined> {
   const now = await tableStamps(dir);
-  const record = path.join(dir, CHECKED_FILE);
-  const known = o.all ? new Set<string>() : await readRecord(record);
+  const known = o.all ? new Set<string>() : await readRecord(dir);
   const checked: string[] = [];
   let changed = false;
   // One buffer for every table read (a table is 2 MiB at most by LevelDB's default): a large index
@@ -328,15 +328,22 @@ export async function checkTables(dir: string, o: CheckTablesOptions = {}): Prom
   }
   if (changed || checked.length !== known.size) {
     // A record that cannot be written (a full disk) only means the same files are checked again.
-    const tmp = `${record}.${randomHex(4)}.tmp`;
-    await writeFileDurable({ dir: fsPath(dir), tmp: fsPath(tmp), dest: fsPath(record) }, checked.map((l) => `${l}\n`).join('')).catch(() => {});
+    await writeRecord(dir, checked).catch(() => {});
   }
   return undefined;
 }
 
-async function readRecord(record: string): Promise<Set<string>> {
+/** Replace the record of checked tables beside the LevelDB at `dir` with `lines`. */
+async function writeRecord(dir: string, lines: string[]): Promise<void> {
+  const record = path.join(dir, CHECKED_FILE);
+  const tmp = `${record}.${randomHex(4)}.tmp`;
+  await writeFileDurable({ dir: fsPath(dir), tmp: fsPath(tmp), dest: fsPath(record) }, lines.map((l) => `${l}\n`).join(''));
+}
+
+/** The lines of the record of checked tables beside the LevelDB at `dir` (none if there is none). */
+async function readRecord(dir: string): Promise<Set<string>> {
   try {
-    return new Set((await fsp.readFile(fsPath(record), 'latin1')).split('\n').filter((l) => l !== ''));
+    return new Set((await fsp.readFile(fsPath(path.join(dir, CHECKED_FILE)), 'latin1')).split('\n').filter((l) => l !== ''));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     return new Set();
@@ -355,8 +362,7 @@ async function readRecord(record: string): Promise<Set<string>> {
  */
 export async function recordWrittenTables(dir: string, before: Map<string, Stamp>): Promise<void> {
   try {
-    const record = path.join(dir, CHECKED_FILE);
-    const known = await readRecord(record);
+    const known = await readRecord(dir);
     const now = await tableStamps(dir);
     const lines: string[] = [];
     for (const [name, stamp] of now) {
@@ -364,8 +370,7 @@ export async function recordWrittenTables(dir: string, before: Map<string, Stamp
       if (known.has(line) || !before.has(name)) lines.push(line);
     }
     if (lines.length === known.size && lines.every((l) => known.has(l))) return;
-    const tmp = `${record}.${randomHex(4)}.tmp`;
-    await writeFileDurable({ dir: fsPath(dir), tmp: fsPath(tmp), dest: fsPath(record) }, lines.map((l) => `${l}\n`).join(''));
+    await writeRecord(dir, lines);
   } catch {
     // the tables are checked at the next open instead
   }
