@@ -235,8 +235,18 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
     objectsAdded: 0,
     durationMs: 0,
   };
+  // Flush before reading the stats, so they count every object this backup added.
+  await repo.objects.flush();
+  summary.dataAdded = repo.objects.stats.bytesAdded;
+  summary.objectsAdded = repo.objects.stats.objectsAdded;
+  // The time and the duration end at the same moment, once everything is written: the record's
+  // time less its duration is when the backup started, which `trustedBefore` (live-stamp.ts)
+  // relies on. (Taking the time before the flush made a slow flush look like an earlier start,
+  // and files written just before the backup look changed since it.)
+  const end = repo.clock.now();
+  summary.durationMs = Math.max(0, Date.now() - started);
   const draft = {
-    time: (o.time ?? repo.clock.now()).toISOString(),
+    time: (o.time ?? end).toISOString(),
     hostname: o.host.hostname,
     username: o.host.username,
     paths: sources,
@@ -246,11 +256,6 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
     excludes: o.excludes ?? [],
     summary,
   };
-  // Flush before reading the stats, so they count every object this backup added.
-  await repo.objects.flush();
-  summary.dataAdded = repo.objects.stats.bytesAdded;
-  summary.objectsAdded = repo.objects.stats.objectsAdded;
-  summary.durationMs = Date.now() - started;
   const snapshot = await repo.saveSnapshot(parent ? { ...draft, parent: Buffer.from(parent.id, 'hex') } : draft);
   for (const p of unmatched(a.rules)) o.sink.info?.(`exclude pattern '${displayPath(p)}' matched nothing`);
   if (a.unnamed.count > 0) {

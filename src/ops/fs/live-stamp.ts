@@ -2,11 +2,12 @@
 // same size and mtime as recorded, and a ctime from before the backup started. Every change of
 // contents or metadata (a write, chmod, chown, an attribute, a rename into place, `touch -d` to
 // put an mtime back) sets ctime to the time of the change, which nobody can set back. The
-// snapshot records no ctime, so its start stands in: the record's time (taken once the walk was
-// done) less its duration, less a margin for file systems whose timestamps lag the clock by up
-// to a scheduler tick. A snapshot given an older --time only makes more files look changed
-// (they are read, or skipped); one given a later time than it was taken would make a changed
-// file look unchanged: such snapshots are rare, and the margin does not cover them.
+// snapshot records no ctime, so its start stands in: the record's time (taken once everything
+// was written, where its duration ends too) less its duration, less a margin for file systems
+// whose timestamps lag the clock by up to a scheduler tick. A snapshot given an older --time
+// only makes more files look changed (they are read, or skipped); one given a later time than it
+// was taken would make a changed file look unchanged: such snapshots are rare, and the margin
+// does not cover them.
 import type * as fs from 'node:fs';
 import type { Node } from '../../model/node.js';
 import type { StoredSnapshot } from '../../model/snapshot.js';
