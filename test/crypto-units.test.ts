@@ -63,6 +63,32 @@ describe('sealed blobs', () => {
     expect(plainSize(FILE_NONCE_BYTES + SEGMENT_BYTES + 16 + 16)).toBeUndefined();
   });
 
+  it('opening in place (into the sealed buffer itself, as check --read-data threads do) gives what a fresh open gives, damaged segments as zeros', () => {
+    for (const n of [0, 1, SEGMENT_BYTES - 1, SEGMENT_BYTES, SEGMENT_BYTES + 1, 5 * SEGMENT_BYTES + 777]) {
+      const plain = Buffer.alloc(n);
+      for (let i = 0; i < n; i++) plain[i] = (i * 131 + (i >> 8)) % 256;
+      const s = sealBlob(keys, 'data/ab/x', plain);
+      const inPlace = Buffer.from(s);
+      const opened = openBlob(keys, 'data/ab/x', inPlace, false, inPlace);
+      expect(opened.bytes.buffer).toBe(inPlace.buffer);
+      expect(opened.bytes.equals(plain), `${n} bytes`).toBe(true);
+      if (n < 3 * SEGMENT_BYTES) continue;
+      // Tolerant, in place, a byte of segment 1 flipped (the buffer already holds plaintext before
+      // it when it is reached, and the flipped segment's old bytes must not survive either).
+      const flipped = Buffer.from(s);
+      flipped[FILE_NONCE_BYTES + SEGMENT_BYTES + 16 + 9]! ^= 0x80;
+      const t = openBlob(keys, 'data/ab/x', flipped, true, flipped);
+      expect(t.damaged).toBe(1);
+      expect(t.bytes.equals(Buffer.concat([plain.subarray(0, SEGMENT_BYTES), Buffer.alloc(SEGMENT_BYTES), plain.subarray(2 * SEGMENT_BYTES)]))).toBe(true);
+    }
+    // A buffer too small is not used: the result is a new buffer.
+    const s = sealBlob(keys, 'data/ab/x', Buffer.alloc(100, 3));
+    const small = Buffer.alloc(10);
+    const o = openBlob(keys, 'data/ab/x', s, false, small);
+    expect(o.bytes.buffer).not.toBe(small.buffer);
+    expect(o.bytes.equals(Buffer.alloc(100, 3))).toBe(true);
+  });
+
   it('a fresh nonce per blob: the same bytes seal differently', () => {
     const a = sealBlob(keys, 'snapshots/x', Buffer.from('same'));
     const b = sealBlob(keys, 'snapshots/x', Buffer.from('same'));

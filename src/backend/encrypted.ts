@@ -87,15 +87,19 @@ export function sealBlob(keys: BlobKeys, name: string, plain: Uint8Array): Buffe
 /**
  * Open a whole sealed blob. `tolerant`: instead of failing, damaged segments come back as zeros
  * and are counted (check and repair salvage the objects in the intact ones; every object in a
- * zeroed segment then fails its own verification).
+ * zeroed segment then fails its own verification). `into`: a buffer to open it into, when it is
+ * large enough (the result is then a view of it).
  */
-export function openBlob(keys: BlobKeys, name: string, sealed: Buffer, tolerant = false): { bytes: Buffer; damaged: number } {
+export function openBlob(keys: BlobKeys, name: string, sealed: Buffer, tolerant = false, into?: Buffer): { bytes: Buffer; damaged: number } {
   const size = plainSize(sealed.length);
   if (size === undefined && !tolerant) throw authFailure(name, `${sealed.length} bytes is no sealed size`);
   if (sealed.length < FILE_NONCE_BYTES) return { bytes: Buffer.alloc(0), damaged: 1 };
   const n = Math.max(1, Math.ceil((sealed.length - FILE_NONCE_BYTES) / SEALED_SEGMENT));
   const plain = Math.max(0, size ?? sealed.length - FILE_NONCE_BYTES - n * GCM_TAG_BYTES);
-  const out = Buffer.alloc(plain);
+  // Into the caller's buffer when it is large enough, which may be `sealed` itself (check's
+  // threads open packs in place): segment i's plaintext lands at i * 64 KiB, before its sealed
+  // bytes (after the nonce and i tags), and only once they have been read.
+  const out = into && into.length >= plain ? into.subarray(0, plain) : Buffer.alloc(plain);
   const key = hmacSha256(keys.dataKey, KEY_LABEL, sealed.subarray(0, FILE_NONCE_BYTES));
   const ad = Buffer.from(name);
   let damaged = size === undefined ? 1 : 0;
@@ -106,6 +110,7 @@ export function openBlob(keys: BlobKeys, name: string, sealed: Buffer, tolerant 
     if (!opened) {
       if (!tolerant) throw authFailure(name, `segment ${i} of ${n}, stored bytes ${start} to ${start + seg.length}`);
       damaged++;
+      out.fill(0, i * SEGMENT_BYTES, Math.min(plain, (i + 1) * SEGMENT_BYTES));
       continue;
     }
     opened.copy(out, i * SEGMENT_BYTES);
@@ -190,6 +195,16 @@ export class EncryptedBackend implements Backend {
   async getTolerant(name: string): Promise<{ bytes: Buffer; damaged: number }> {
     const stored = await this.inner.get(name);
     return isPlaintextName(name) ? { bytes: stored, damaged: 0 } : openBlob(this.keys, name, stored, true);
+  }
+
+  /**
+   * A blob's stored bytes (into `scratch` when the storage fills a given buffer and it is large
+   * enough) and the keys that open them with openBlob, for a reader that opens it on another
+   * thread (check --read-data). A blob stored in the clear comes without keys.
+   */
+  async getSealed(name: string, scratch?: Buffer): Promise<{ stored: Buffer; keys?: BlobKeys }> {
+    const stored = scratch && this.inner.getInto ? await this.inner.getInto(name, scratch) : await this.inner.get(name);
+    return isPlaintextName(name) ? { stored } : { stored, keys: this.keys };
   }
 
   private async sealedInfo(name: string): Promise<Sealed> {
