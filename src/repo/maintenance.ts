@@ -5,13 +5,15 @@
 // snapshots written without the lock. Pure pieces over pack bytes are handed on from store/.
 import { SnapError } from '../core/errors.js';
 import type { Backend } from '../backend/backend.js';
-import { copyAsStored, EncryptedBackend, getForSalvage } from '../backend/encrypted.js';
+import { type BlobKeys, copyAsStored, EncryptedBackend, getForSalvage } from '../backend/encrypted.js';
 import { packName, type PackEntry, readPackHeader } from '../store/pack.js';
 import { INDEX_FILES } from './index-files.js';
 import { QUARANTINE, SNAPSHOTS, snapshotIdFromName } from './layout.js';
 
 export { packName, type PackEntry } from '../store/pack.js';
-export { entriesOfPack, packHashMatches, verifyEntry } from '../store/pack-verify.js';
+export { entriesOfHeader, entriesOfPack, packHashMatches, type PackVerdict, verifyEntry } from '../store/pack-verify.js';
+export { PackVerifier } from '../store/verify-pool.js';
+export type { BlobKeys } from '../backend/encrypted.js';
 
 /** What these functions need of a repository: its storage. */
 export interface Stored {
@@ -24,14 +26,15 @@ export function readPackTable(repo: Stored, pack: string): Promise<PackEntry[]> 
 }
 
 /**
- * A whole pack, for verification, into `scratch` when the storage can fill a given buffer and it is
- * big enough. An encrypted pack's damaged segments come back as zeros: every object in them then
- * fails its verification, and the pack its name, where the caller checks them.
+ * A whole pack as stored, for verification, into `scratch` when the storage can fill a given
+ * buffer and it is big enough; in an encrypted repository with the keys that open it (openBlob,
+ * tolerant: its damaged segments come back as zeros, every object in them then fails its
+ * verification, and the pack its name, where the caller checks them).
  */
-export async function readPackForCheck(repo: Stored, pack: string, scratch: Buffer): Promise<Buffer> {
+export async function readPackForCheck(repo: Stored, pack: string, scratch: Buffer): Promise<{ stored: Buffer; keys?: BlobKeys }> {
   const b = repo.backend;
-  if (b instanceof EncryptedBackend) return (await b.getTolerant(packName(pack))).bytes;
-  return b.getInto ? b.getInto(packName(pack), scratch) : b.get(packName(pack));
+  if (b instanceof EncryptedBackend) return b.getSealed(packName(pack), scratch);
+  return { stored: b.getInto ? await b.getInto(packName(pack), scratch) : await b.get(packName(pack)) };
 }
 
 /** A blob as far as it can be read, for salvage: `damaged` counts segments that failed authentication (zeros). */

@@ -3,12 +3,12 @@
 // copies live objects out of a pack (gc never copies damage into a new pack).
 import { SnapError } from '../core/errors.js';
 import { sha256, toHex } from '../core/ids.js';
-import { type CodecContext, decodeAndVerify, objectWhat, PLAIN } from './object-codec.js';
+import { type CodecContext, decodeAndVerify, decodeAndVerifySync, objectWhat, PLAIN } from './object-codec.js';
 import { checkObjectClaim } from './limits.js';
 import { decodePackHeader, PACK_MAGIC, type PackEntry, TRAILER_BYTES } from './pack.js';
 
-/** The entries of a pack from its bytes; SNAP_CORRUPT when the trailer or header is damaged. */
-export function entriesOfPack(bytes: Buffer, packId: string): PackEntry[] {
+/** Where a pack's header is in its bytes; SNAP_CORRUPT when the trailer is damaged. */
+function headerOfPack(bytes: Buffer, packId: string): { header: Buffer; start: number } {
   const what = `pack ${packId.slice(0, 12)}`;
   if (bytes.length < TRAILER_BYTES) throw new SnapError('SNAP_CORRUPT', `${what} is truncated (${bytes.length} bytes)`);
   const trailer = bytes.subarray(bytes.length - TRAILER_BYTES);
@@ -16,7 +16,18 @@ export function entriesOfPack(bytes: Buffer, packId: string): PackEntry[] {
   const hlen = trailer.readUInt32LE(0);
   if (hlen > bytes.length - TRAILER_BYTES) throw new SnapError('SNAP_CORRUPT', `${what}: header length ${hlen} is impossible`);
   const start = bytes.length - TRAILER_BYTES - hlen;
-  return decodePackHeader(bytes.subarray(start, start + hlen), what, start);
+  return { header: bytes.subarray(start, start + hlen), start };
+}
+
+/** The entries of a pack's header, as headerOfPack found it; SNAP_CORRUPT when it is damaged. */
+export function entriesOfHeader(header: Uint8Array, start: number, packId: string): PackEntry[] {
+  return decodePackHeader(header, `pack ${packId.slice(0, 12)}`, start);
+}
+
+/** The entries of a pack from its bytes; SNAP_CORRUPT when the trailer or header is damaged. */
+export function entriesOfPack(bytes: Buffer, packId: string): PackEntry[] {
+  const { header, start } = headerOfPack(bytes, packId);
+  return entriesOfHeader(header, start, packId);
 }
 
 export function packHashMatches(bytes: Buffer, packId: string): boolean {
@@ -35,4 +46,58 @@ export function storedBytes(pack: Buffer, e: PackEntry): Buffer {
 export async function verifyEntry(pack: Buffer, e: PackEntry, packId: string, scratch?: Buffer, ctx: CodecContext = PLAIN): Promise<void> {
   checkObjectClaim(e.id, { ...e, pack: packId });
   await decodeAndVerify(storedBytes(pack, e), { id: e.id, codec: e.codec, rawLength: e.rawLength, what: objectWhat(e.id, packId) }, ctx, scratch);
+}
+
+/** verifyEntry on the calling thread (the check threads: store/verify-worker.ts). */
+export function verifyEntrySync(pack: Buffer, e: PackEntry, packId: string, scratch?: Buffer, ctx: CodecContext = PLAIN): void {
+  checkObjectClaim(e.id, { ...e, pack: packId });
+  decodeAndVerifySync(storedBytes(pack, e), { id: e.id, codec: e.codec, rawLength: e.rawLength, what: objectWhat(e.id, packId) }, ctx, scratch);
+}
+
+/**
+ * What reading a whole pack found: the pack's name, its header, and each object. The header
+ * comes as bytes (a copy), not entries: a thread hands this back, and a copy of a few KB costs
+ * far less than cloning thousands of entry objects.
+ */
+export interface PackVerdict {
+  /** The pack's size (opened, in an encrypted repository). */
+  size: number;
+  /** The pack's bytes hash to its name. */
+  intact: boolean;
+  /** Its header (entriesOfHeader), unless it could not be read (then `headerError`). */
+  header?: { bytes: Uint8Array; start: number };
+  headerError?: string;
+  /** The entries (by index) that failed their verification, with why. */
+  failures: Array<{ index: number; message: string }>;
+}
+
+/** The largest object decompressed into a reused buffer (chunks are at most 8 MiB by default). */
+const MAX_SCRATCH = 64 * 1024 * 1024;
+
+/**
+ * Verify a whole pack in memory: its name, its header, then every object it holds (decoded and
+ * checked against its id). `scratch` is reused for objects up to 64 MiB and returned, grown.
+ */
+export function verifyPackSync(bytes: Buffer, packId: string, ctx: CodecContext, scratch: Buffer): { verdict: PackVerdict; scratch: Buffer } {
+  const intact = packHashMatches(bytes, packId);
+  let entries: PackEntry[];
+  let header: PackVerdict['header'];
+  try {
+    const h = headerOfPack(bytes, packId);
+    entries = entriesOfHeader(h.header, h.start, packId);
+    header = { bytes: Uint8Array.prototype.slice.call(h.header), start: h.start };
+  } catch (e) {
+    return { verdict: { size: bytes.length, intact, headerError: e instanceof Error ? e.message : String(e), failures: [] }, scratch };
+  }
+  const maxRaw = entries.reduce((m, e) => Math.max(m, e.rawLength), 0);
+  if (scratch.length < maxRaw && maxRaw <= MAX_SCRATCH) scratch = Buffer.allocUnsafe(maxRaw);
+  const failures: PackVerdict['failures'] = [];
+  entries.forEach((e, index) => {
+    try {
+      verifyEntrySync(bytes, e, packId, scratch, ctx);
+    } catch (err) {
+      failures.push({ index, message: err instanceof Error ? err.message : String(err) });
+    }
+  });
+  return { verdict: { size: bytes.length, intact, header, failures }, scratch };
 }

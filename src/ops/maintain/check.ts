@@ -11,7 +11,7 @@ import { displayName } from '../../core/bytes.js';
 import { isSnapError } from '../../core/errors.js';
 import type { ProgressSink } from '../../core/progress.js';
 import type { ObjectLocation, Repository } from '../../repo/repository.js';
-import { entriesOfPack, packHashMatches, readPackForCheck, readPackTable, verifyEntry } from '../../repo/maintenance.js';
+import { type BlobKeys, entriesOfHeader, PackVerifier, type PackVerdict, readPackForCheck, readPackTable } from '../../repo/maintenance.js';
 import { inSubset, type Subset } from './check-subset.js';
 import { findAffected, type Affected } from './check-affected.js';
 import { checkLog } from '../../repo/oplog-check.js';
@@ -79,6 +79,8 @@ export interface CheckOptions {
   maxPaths?: number;
   /** Stops the check (Ctrl-C): its reason is thrown. */
   signal?: AbortSignal;
+  /** Threads verifying packs for read-data (default: store/verify-pool.ts defaultVerifyThreads). */
+  verifyThreads?: number;
 }
 
 export async function checkRepository(repo: Repository, o: CheckOptions): Promise<CheckReport> {
@@ -114,102 +116,116 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
     problem({ kind: 'snapshot-damaged', snapshot: d.id, message: `snapshot record ${d.id.slice(0, 8)} is damaged: ${errorMessage(d.error)}` });
   }
 
-  // Trees and the objects they name.
-  o.sink.info?.(`checking the trees of ${recs.snapshots.length} snapshot(s)`);
-  const marks = newMarks();
-  const notIndexed: Buffer[] = [];
-  // The locations the file-size check just read for a file's chunks, by its entry: the walk hands
-  // the file's new chunks to `blob` with that entry right after it, so each is read from the index
-  // once, not twice. (A map by hex id, evicting the oldest, cost 113 ms of self time in a check of
-  // the bench repository: a Map's oldest key is found by stepping over every entry deleted before it.)
-  const fileLocs = new WeakMap<Node, (ObjectLocation | undefined)[]>();
-  const locate = async (id: Buffer, type: 'blob' | 'tree', known?: { loc: ObjectLocation | undefined }): Promise<boolean> => {
-    let loc;
-    try {
-      loc = known ? known.loc : await repo.index.lookup(id);
-    } catch (e) {
-      // A location claiming an impossible size (store/limits.ts) is damage: reported, not fatal.
-      if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
-      const hex = toHex(id);
-      if (!bad.has(hex)) problem({ kind: 'object-damaged', object: hex, message: errorMessage(e) });
-      bad.add(hex);
-      return false;
-    }
-    if (loc && loc.type === type && stored.has(loc.pack)) return true;
-    // Named in hex only here: locate runs for every chunk (a hex id each cost tens of ms of a check).
-    const hex = toHex(id);
-    if (!loc) notIndexed.push(id);
-    else if (loc.type !== type) {
-      problem({ kind: 'object-type', object: hex, pack: loc.pack, message: `object ${hex.slice(0, 16)} is used as a ${type} but stored as a ${loc.type}` });
-    } else missingPackUse.set(loc.pack, (missingPackUse.get(loc.pack) ?? 0) + 1);
-    bad.add(hex);
-    return false;
-  };
+  // With read-data, packs are read and verified on threads from now on, while this thread walks
+  // the trees (the walk needs no pack bytes but the trees'). Should the walk fail, the reading
+  // is stopped and the check ends only once it has (no thread is left busy).
+  const headers = new Map<string, ReadHeader>();
+  const stopReading = new AbortController();
+  const reading = o.readData
+    ? readData(repo, o.readData, stored, indexed, r, problem, bad, headers, o.sink, o.signal ? AbortSignal.any([o.signal, stopReading.signal]) : stopReading.signal, o.verifyThreads)
+    : undefined;
+  reading?.catch(() => {}); // awaited below
   // Files whose chunks do not add up to their recorded size (restore refuses them): `tree/name` in hex.
   const badFiles = new Set<string>();
-  await walkTrees(repo, recs.snapshots.map((s) => s.tree), marks, {
-    signal: o.signal,
-    blob: async (id, file, i) => {
-      const locs = fileLocs.get(file);
-      await locate(id, 'blob', locs && i < locs.length ? { loc: locs[i] } : undefined);
-    },
-    entry: async (id, n) => {
-      if (n.type !== 'file') return;
-      let sum = 0;
-      const locs: (ObjectLocation | undefined)[] = [];
-      fileLocs.set(n, locs);
-      for (const c of n.chunks ?? []) {
-        let loc;
-        try {
-          loc = await repo.index.lookup(c);
-        } catch {
-          sum = -1; // reported by locate, which reads it again
-          break;
-        }
-        locs.push(loc);
-        if (loc?.type !== 'blob') {
-          sum = -1; // a missing chunk or one of another type: reported as such
-          break;
-        }
-        sum += loc.rawLength;
+  try {
+    // Trees and the objects they name.
+    o.sink.info?.(`checking the trees of ${recs.snapshots.length} snapshot(s)`);
+    const marks = newMarks();
+    const notIndexed: Buffer[] = [];
+    // The locations the file-size check just read for a file's chunks, by its entry: the walk hands
+    // the file's new chunks to `blob` with that entry right after it, so each is read from the index
+    // once, not twice. (A map by hex id, evicting the oldest, cost 113 ms of self time in a check of
+    // the bench repository: a Map's oldest key is found by stepping over every entry deleted before it.)
+    const fileLocs = new WeakMap<Node, (ObjectLocation | undefined)[]>();
+    const locate = async (id: Buffer, type: 'blob' | 'tree', known?: { loc: ObjectLocation | undefined }): Promise<boolean> => {
+      let loc;
+      try {
+        loc = known ? known.loc : await repo.index.lookup(id);
+      } catch (e) {
+        // A location claiming an impossible size (store/limits.ts) is damage: reported, not fatal.
+        if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
+        const hex = toHex(id);
+        if (!bad.has(hex)) problem({ kind: 'object-damaged', object: hex, message: errorMessage(e) });
+        bad.add(hex);
+        return false;
       }
-      if (sum < 0 || sum === n.size) return;
+      if (loc && loc.type === type && stored.has(loc.pack)) return true;
+      // Named in hex only here: locate runs for every chunk (a hex id each cost tens of ms of a check).
       const hex = toHex(id);
-      badFiles.add(`${hex}/${n.name.toString('hex')}`);
-      problem({ kind: 'file-size', object: hex, message: `file "${displayName(n.name)}" in tree ${hex.slice(0, 16)} records ${n.size} bytes but its chunks hold ${sum}: restore refuses it` });
-    },
-    treeError: async (id, e) => {
-      if (!(await locate(id, 'tree'))) return; // reported with the pack or the index below
-      const hex = toHex(id);
+      if (!loc) notIndexed.push(id);
+      else if (loc.type !== type) {
+        problem({ kind: 'object-type', object: hex, pack: loc.pack, message: `object ${hex.slice(0, 16)} is used as a ${type} but stored as a ${loc.type}` });
+      } else missingPackUse.set(loc.pack, (missingPackUse.get(loc.pack) ?? 0) + 1);
       bad.add(hex);
-      problem({ kind: 'tree-damaged', object: hex, message: `tree ${hex.slice(0, 16)} is damaged: ${errorMessage(e)}` });
-    },
-  });
-  r.trees = marks.trees.size;
-  r.blobs = marks.blobs.size;
+      return false;
+    };
+    await walkTrees(repo, recs.snapshots.map((s) => s.tree), marks, {
+      signal: o.signal,
+      blob: async (id, file, i) => {
+        const locs = fileLocs.get(file);
+        await locate(id, 'blob', locs && i < locs.length ? { loc: locs[i] } : undefined);
+      },
+      entry: async (id, n) => {
+        if (n.type !== 'file') return;
+        let sum = 0;
+        const locs: (ObjectLocation | undefined)[] = [];
+        fileLocs.set(n, locs);
+        for (const c of n.chunks ?? []) {
+          let loc;
+          try {
+            loc = await repo.index.lookup(c);
+          } catch {
+            sum = -1; // reported by locate, which reads it again
+            break;
+          }
+          locs.push(loc);
+          if (loc?.type !== 'blob') {
+            sum = -1; // a missing chunk or one of another type: reported as such
+            break;
+          }
+          sum += loc.rawLength;
+        }
+        if (sum < 0 || sum === n.size) return;
+        const hex = toHex(id);
+        badFiles.add(`${hex}/${n.name.toString('hex')}`);
+        problem({ kind: 'file-size', object: hex, message: `file "${displayName(n.name)}" in tree ${hex.slice(0, 16)} records ${n.size} bytes but its chunks hold ${sum}: restore refuses it` });
+      },
+      treeError: async (id, e) => {
+        if (!(await locate(id, 'tree'))) return; // reported with the pack or the index below
+        const hex = toHex(id);
+        bad.add(hex);
+        problem({ kind: 'tree-damaged', object: hex, message: `tree ${hex.slice(0, 16)} is damaged: ${errorMessage(e)}` });
+      },
+    });
+    r.trees = marks.trees.size;
+    r.blobs = marks.blobs.size;
 
-  for (const [id, used] of missingPackUse) {
-    problem({ kind: 'pack-missing', pack: id, message: `pack ${id.slice(0, 12)} is in the index but missing from storage${used ? ` (${used} object(s) that snapshots use)` : ''}` });
-  }
-  const unindexed = [...stored.keys()].filter((id) => !indexed.has(id)).sort();
-  const supplying = await resolveNotIndexed(repo, notIndexed, unindexed, problem);
-  for (const id of unindexed) {
-    if (supplying.has(id)) continue;
-    const size = stored.get(id)!;
-    r.leftovers.push({ kind: 'pack-unindexed', pack: id, size, message: `pack ${id.slice(0, 12)} (${size} bytes) is not in the index and nothing needs it: a leftover that 'snap gc' removes, or a pack a backup running now is writing` });
-  }
-
-  // Indexed objects nothing uses (gc removes them).
-  for await (const [id, loc] of repo.index.objects()) {
-    if (!isMarked(marks, id)) {
-      r.unusedObjects++;
-      r.unusedBytes += loc.length;
+    for (const [id, used] of missingPackUse) {
+      problem({ kind: 'pack-missing', pack: id, message: `pack ${id.slice(0, 12)} is in the index but missing from storage${used ? ` (${used} object(s) that snapshots use)` : ''}` });
     }
-  }
+    const unindexed = [...stored.keys()].filter((id) => !indexed.has(id)).sort();
+    const supplying = await resolveNotIndexed(repo, notIndexed, unindexed, problem);
+    for (const id of unindexed) {
+      if (supplying.has(id)) continue;
+      const size = stored.get(id)!;
+      r.leftovers.push({ kind: 'pack-unindexed', pack: id, size, message: `pack ${id.slice(0, 12)} (${size} bytes) is not in the index and nothing needs it: a leftover that 'snap gc' removes, or a pack a backup running now is writing` });
+    }
 
-  // The headers of the packs read whole and found intact, to hold the index files against.
-  const headers = new Map<string, ReadHeader>();
-  if (o.readData) await readData(repo, o.readData, stored, indexed, r, problem, bad, headers, o.sink, o.signal);
+    // Indexed objects nothing uses (gc removes them).
+    for await (const [id, loc] of repo.index.objects()) {
+      if (!isMarked(marks, id)) {
+        r.unusedObjects++;
+        r.unusedBytes += loc.length;
+      }
+    }
+
+    // The packs read whole (and the headers of those found intact, to hold the index files against).
+    await reading;
+  } catch (e) {
+    stopReading.abort(e);
+    await reading?.catch(() => {});
+    throw e;
+  }
 
   await checkIndexFiles(repo, stored, headers, r, problem, o.signal);
 
@@ -248,79 +264,115 @@ async function resolveNotIndexed(repo: Repository, ids: Buffer[], unindexed: str
   return supplying;
 }
 
-/** The largest object decompressed into the reused buffer (chunks are at most 8 MiB by default). */
-const MAX_SCRATCH = 64 * 1024 * 1024;
 /** The largest pack buffer allocated up front (packs are 16 MiB by default). */
 const MAX_PACK_SCRATCH = 256 * 1024 * 1024;
 
+/** A pack as read and verified (on a check thread), or why it could not be read. */
+type PackRead = { id: string; length: number; verdict: PackVerdict } | { id: string; error: unknown };
+
 async function readData(
   repo: Repository, subset: Subset, stored: Map<string, number>, indexed: Map<string, number>, r: CheckReport,
-  problem: (p: CheckProblem) => void, bad: Set<string>, headers: Map<string, ReadHeader>, sink: ProgressSink, signal?: AbortSignal,
+  problem: (p: CheckProblem) => void, bad: Set<string>, headers: Map<string, ReadHeader>, sink: ProgressSink, signal?: AbortSignal, threads?: number,
 ): Promise<void> {
   const packs = [...indexed.keys()].filter((id) => stored.has(id) && inSubset(id, subset)).sort();
   sink.info?.(`reading ${packs.length} pack(s)`);
   const headerless = new Set<string>();
   let done = 0;
-  // One buffer for the pack being read and one for the object being verified, reused: a new
-  // 16 MiB buffer per pack and one per object left hundreds of MB of garbage that V8 collects
-  // late (peak RSS 206-240 MB on the bench repository).
-  // Sized for the largest pack at once (the index knows every size): growing it pack by pack
-  // left each outgrown buffer behind as garbage.
-  let packBuf: Buffer = Buffer.allocUnsafe(Math.min(MAX_PACK_SCRATCH, packs.reduce((m, id) => Math.max(m, indexed.get(id) ?? 0), 0)));
-  let rawBuf: Buffer = Buffer.alloc(0);
-  for (const id of packs) {
-    signal?.throwIfAborted();
+  // Packs are verified on threads (store/verify-pool.ts) while the next ones are read: at most
+  // `depth` packs are in memory at once. Their buffers are reused, sized for the largest pack at
+  // once (the index knows every size): a new 16 MiB buffer per pack left hundreds of MB of garbage
+  // that V8 collects late, and a buffer grown pack by pack left each outgrown one behind.
+  const verifier = new PackVerifier(repo.objects.ctx, threads);
+  const depth = verifier.threads + 1;
+  const size = Math.min(MAX_PACK_SCRATCH, packs.reduce((m, id) => Math.max(m, indexed.get(id) ?? 0, stored.get(id) ?? 0), 0));
+  const free: Buffer[] = [];
+  const readOne = async (id: string): Promise<PackRead> => {
+    const into = free.pop() ?? Buffer.allocUnsafeSlow(size);
     let bytes: Buffer;
+    let keys: BlobKeys | undefined;
     try {
-      // An encrypted pack: its damaged segments come back as zeros (every object in them then fails
-      // its verification below, the pack its name); the others are checked as usual.
-      bytes = await readPackForCheck(repo, id, packBuf);
-      if (bytes.length > packBuf.length) packBuf = bytes;
-    } catch (e) {
-      problem({ kind: 'pack-missing', pack: id, message: `pack ${id.slice(0, 12)} cannot be read: ${errorMessage(e)}` });
+      // An encrypted pack comes sealed, with the keys that open it on the thread.
+      ({ stored: bytes, keys } = await readPackForCheck(repo, id, into));
+    } catch (error) {
+      free.push(into);
+      return { id, error };
+    }
+    // The verifier moves the buffer to a thread and back: only a buffer of this check's own goes
+    // (a backend may hand out a view of memory it keeps).
+    let own = into;
+    if (bytes.buffer !== into.buffer || bytes.byteOffset !== 0) {
+      if (bytes.length > into.length) {
+        free.push(into);
+        own = Buffer.allocUnsafeSlow(bytes.length);
+      }
+      bytes.copy(own);
+    }
+    const { verdict, buffer } = await verifier.verify(id, own, bytes.length, keys);
+    if (buffer.length >= size) free.push(buffer);
+    return { id, length: verdict.size, verdict };
+  };
+  const inFlight: Promise<PackRead>[] = [];
+  let next = 0;
+  const refill = (): void => {
+    while (next < packs.length && inFlight.length < depth) {
+      const p = readOne(packs[next++]!);
+      p.catch(() => {}); // awaited in order below; a failure earlier in the queue must not leave this one unhandled
+      inFlight.push(p);
+    }
+  };
+  while (next < packs.length || inFlight.length > 0) {
+    signal?.throwIfAborted();
+    refill();
+    const got = await inFlight.shift()!;
+    refill();
+    const id = got.id;
+    if ('error' in got) {
+      problem({ kind: 'pack-missing', pack: id, message: `pack ${id.slice(0, 12)} cannot be read: ${errorMessage(got.error)}` });
       headerless.add(id);
       continue;
     }
     r.packsRead++;
-    r.bytesRead += bytes.length;
+    r.bytesRead += got.length;
     sink.progress?.({ files: ++done, dirs: 0, bytes: r.bytesRead, current: `pack ${id.slice(0, 12)}` });
-    const intact = packHashMatches(bytes, id);
+    const { intact, header, failures } = got.verdict;
+    let entries, headerError = got.verdict.headerError;
+    try {
+      if (header) entries = entriesOfHeader(header.bytes, header.start, id);
+    } catch (e) {
+      headerError = errorMessage(e);
+    }
     if (!intact) {
       problem({ kind: 'pack-damaged', pack: id, message: `pack ${id.slice(0, 12)} does not match its name (its content changed after it was written)` });
     }
-    let entries;
-    try {
-      entries = entriesOfPack(bytes, id);
-    } catch (e) {
-      problem({ kind: 'pack-damaged', pack: id, message: `pack ${id.slice(0, 12)}: ${errorMessage(e)}; every object the index places in it is lost` });
+    if (!entries) {
+      problem({ kind: 'pack-damaged', pack: id, message: `pack ${id.slice(0, 12)}: ${headerError ?? 'its header cannot be read'}; every object the index places in it is lost` });
       headerless.add(id);
       continue;
     }
     // Only an intact pack's header is the truth index files are held against.
     if (intact) headers.set(id, { digest: entriesDigest(entries), entries: entries.length });
-    const maxRaw = entries.reduce((m, e) => Math.max(m, e.rawLength), 0);
-    if (rawBuf.length < maxRaw && maxRaw <= MAX_SCRATCH) rawBuf = Buffer.allocUnsafe(maxRaw);
-    for (const e of entries) {
-      const hex = toHex(e.id);
+    const failed = new Map(failures.map((f) => [f.index, f.message]));
+    // Objects are named in hex only when reported (a hex id for every object cost tens of ms).
+    for (const [index, e] of entries.entries()) {
       let loc;
       try {
         loc = await repo.index.lookup(e.id);
       } catch (err) {
         if (!isSnapError(err, 'SNAP_CORRUPT')) throw err;
-        if (bad.has(hex)) continue; // reported by the tree walk
+        if (bad.has(toHex(e.id))) continue; // reported by the tree walk
         loc = undefined;
       }
       if (loc && loc.pack === id && (loc.offset !== e.offset || loc.length !== e.length || loc.codec !== e.codec || loc.rawLength !== e.rawLength)) {
+        const hex = toHex(e.id);
         problem({ kind: 'index-mismatch', object: hex, pack: id, message: `the index entry of object ${hex.slice(0, 16)} disagrees with pack ${id.slice(0, 12)}: run 'snap index rebuild'` });
       }
-      try {
-        await verifyEntry(bytes, e, id, rawBuf, repo.objects.ctx);
-      } catch (err) {
-        // Damage in a copy the index does not point to is harmless: the object is elsewhere.
-        if (loc && loc.pack !== id) continue;
-        bad.add(hex);
-        problem({ kind: 'object-damaged', object: hex, pack: id, message: errorMessage(err) });
-      }
+      const why = failed.get(index);
+      if (why === undefined) continue;
+      // Damage in a copy the index does not point to is harmless: the object is elsewhere.
+      if (loc && loc.pack !== id) continue;
+      const hex = toHex(e.id);
+      bad.add(hex);
+      problem({ kind: 'object-damaged', object: hex, pack: id, message: why });
     }
   }
   if (headerless.size > 0) {
