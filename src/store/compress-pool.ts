@@ -17,10 +17,10 @@
 // process alive until it answers, so by the time the process can end it is idle: ending it
 // then runs none of its JavaScript.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { workerUrl } from '../core/worker-url.js';
-import type { CompressMessage, CompressWorkerData } from './compress-worker.js';
+import type { CompressRequest, CompressWorkerData } from './compress-worker.js';
 import type { CodecContext } from './object-codec.js';
+import { ThreadPool } from './thread-pool.js';
 import { zstdSpec } from './zstd.js';
 
 /** A batch: `objs` holds (offset, length) pairs of objects inside `ring`. */
@@ -33,11 +33,6 @@ export interface CompressJob {
 /** Per object, (codec, stored length): the stored bytes are at the object's offset in the ring. */
 export type CompressResult = Int32Array;
 
-interface Slot {
-  worker: Worker;
-  outstanding: number;
-}
-
 /** Compression threads this process has started (each stays until the process ends or it fails). */
 let threadsStarted = 0;
 
@@ -46,52 +41,23 @@ export function compressThreadsStarted(): number {
   return threadsStarted;
 }
 
-interface Waiting {
-  slot: Slot;
-  resolve: (r: CompressResult) => void;
-  reject: (e: unknown) => void;
-}
-
 /** Worker count for this machine: one per available core (the main thread reads, chunks and hashes meanwhile). */
 export function defaultCompressWorkers(): number {
   return Math.min(8, Math.max(1, availableParallelism()));
 }
 
+/** The most compression threads one pool starts (each call may ask for fewer). */
+const MAX_WORKERS = 64;
+
 class CompressPool {
-  private readonly slots: Slot[] = [];
-  private readonly waiting = new Map<number, Waiting>();
-  private nextId = 1;
-  private readonly spec = zstdSpec();
+  private readonly pool: ThreadPool<CompressRequest, CompressResult>;
 
-  constructor(private readonly ctx: CodecContext) {}
-
-  private spawn(): Slot {
-    const compress: CompressWorkerData = { zstd: this.spec, codec: this.ctx };
-    const worker = new Worker(workerUrl('./compress-worker.js', import.meta.url), { workerData: { compress } });
-    threadsStarted++;
-    const slot: Slot = { worker, outstanding: 0 };
-    worker.on('message', (m: { id: number; out: Int32Array }) => {
-      const w = this.waiting.get(m.id);
-      if (!w) return;
-      this.waiting.delete(m.id);
-      if (--slot.outstanding === 0) worker.unref();
-      w.resolve(m.out);
+  constructor(ctx: CodecContext) {
+    const compress: CompressWorkerData = { zstd: zstdSpec(), codec: ctx };
+    this.pool = new ThreadPool({
+      url: workerUrl('./compress-worker.js', import.meta.url), workerData: { compress }, threads: MAX_WORKERS, what: 'a compression worker',
+      onSpawn: () => void threadsStarted++,
     });
-    const fail = (e: unknown): void => {
-      const i = this.slots.indexOf(slot);
-      if (i >= 0) this.slots.splice(i, 1);
-      for (const [id, w] of this.waiting) {
-        if (w.slot !== slot) continue;
-        this.waiting.delete(id);
-        w.reject(e);
-      }
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`a compression worker exited (code ${code})`)));
-    // Only a worker with a job keeps the process alive. After the listeners: adding a 'message'
-    // listener refs the worker's port again.
-    worker.unref();
-    return slot;
   }
 
   /**
@@ -99,16 +65,7 @@ class CompressPool {
    * batch) only when every thread has a batch already and there are fewer than `workers`.
    */
   run(job: CompressJob, workers: number): Promise<CompressResult> {
-    let slot: Slot | undefined;
-    for (const s of this.slots.slice(0, workers)) if (!slot || s.outstanding < slot.outstanding) slot = s;
-    if (!slot || (slot.outstanding > 0 && this.slots.length < workers)) this.slots.push((slot = this.spawn()));
-    const id = this.nextId++;
-    if (slot.outstanding++ === 0) slot.worker.ref(); // a job in flight keeps the process alive
-    return new Promise<CompressResult>((resolve, reject) => {
-      this.waiting.set(id, { slot, resolve, reject });
-      const m: CompressMessage = { id, ring: job.ring, level: job.level, objs: job.objs };
-      slot.worker.postMessage(m);
-    });
+    return this.pool.run({ ring: job.ring, level: job.level, objs: job.objs }, [], workers);
   }
 }
 

@@ -3,8 +3,9 @@
 // object codec (store/object-codec.ts, the rules every writer uses); when the stored form is not
 // the object itself it is copied back over the object's bytes: a compressed form is always smaller
 // (codec.ts keeps one only when it saves 5 %), so it fits where the input was.
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import { type CodecContext, encodeObjectSync } from './object-codec.js';
+import { serveJobs } from './thread-pool.js';
 import { useZstd, type ZstdSpec } from './zstd.js';
 
 /** What a compression thread is started with. */
@@ -14,8 +15,7 @@ export interface CompressWorkerData {
 }
 
 /** A batch: `objs` holds (offset, length) pairs of objects inside `ring`. */
-export interface CompressMessage {
-  id: number;
+export interface CompressRequest {
   ring: SharedArrayBuffer;
   level: number;
   objs: Int32Array;
@@ -36,12 +36,13 @@ export function compressBatch(ring: Uint8Array, objs: Int32Array, level: number,
   return out;
 }
 
-if (parentPort && (workerData as { compress?: CompressWorkerData } | undefined)?.compress) {
-  const port = parentPort;
-  const data = (workerData as { compress: CompressWorkerData }).compress;
-  if (!(await useZstd(data.zstd.kind))) throw new Error(`a compression thread cannot load zstd (${data.zstd.kind})`);
-  port.on('message', (m: CompressMessage) => {
-    const out = compressBatch(new Uint8Array(m.ring), m.objs, m.level, data.codec);
-    port.postMessage({ id: m.id, out }, [out.buffer as ArrayBuffer]);
+const data = (workerData as { compress?: CompressWorkerData } | undefined)?.compress;
+if (data) {
+  const ready = useZstd(data.zstd.kind).then((ok) => {
+    if (!ok) throw new Error(`a compression thread cannot load zstd (${data.zstd.kind})`);
   });
+  serveJobs<CompressRequest, Int32Array>((m) => {
+    const out = compressBatch(new Uint8Array(m.ring), m.objs, m.level, data.codec);
+    return { result: out, transfer: [out.buffer as ArrayBuffer] };
+  }, ready);
 }

@@ -28,12 +28,16 @@ export class ThreadPool<Req, Res> {
   /** Threads this pool started (each stays until the process ends or it fails). */
   started = 0;
 
-  /** `url`: the compiled worker; `workerData`: what every thread starts with; `what`: named in errors. */
-  constructor(private readonly o: { url: URL; workerData: unknown; threads: number; what: string }) {}
+  /**
+   * `url`: the compiled worker; `workerData`: what every thread starts with; `threads`: the most it
+   * starts (a run may ask for fewer); `what`: named in errors; `onSpawn`: told of each new thread.
+   */
+  constructor(private readonly o: { url: URL; workerData: unknown; threads: number; what: string; onSpawn?: () => void }) {}
 
   private spawn(): Slot {
     const worker = new Worker(this.o.url, { workerData: this.o.workerData });
     this.started++;
+    this.o.onSpawn?.();
     const slot: Slot = { worker, outstanding: 0 };
     worker.on('message', (m: Reply<Res>) => {
       const w = this.waiting.get(m.id);
@@ -60,11 +64,15 @@ export class ThreadPool<Req, Res> {
     return slot;
   }
 
-  /** Run one job; `transfer` moves buffers to the thread instead of copying them. */
-  run(req: Req, transfer: Transferable[] = []): Promise<Res> {
+  /**
+   * Run one job on the least busy of the first `threads` threads; `transfer` moves buffers to the
+   * thread instead of copying them.
+   */
+  run(req: Req, transfer: Transferable[] = [], threads = this.o.threads): Promise<Res> {
+    const limit = Math.min(threads, this.o.threads);
     let slot: Slot | undefined;
-    for (const s of this.slots) if (!slot || s.outstanding < slot.outstanding) slot = s;
-    if (!slot || (slot.outstanding > 0 && this.slots.length < this.o.threads)) this.slots.push((slot = this.spawn()));
+    for (const s of this.slots.slice(0, limit)) if (!slot || s.outstanding < slot.outstanding) slot = s;
+    if (!slot || (slot.outstanding > 0 && this.slots.length < limit)) this.slots.push((slot = this.spawn()));
     const id = this.nextId++;
     if (slot.outstanding++ === 0) slot.worker.ref();
     const chosen = slot;
