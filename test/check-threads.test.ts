@@ -76,8 +76,11 @@ describe('check --read-data on threads', () => {
       }
 
       // A byte flipped early in one pack (its first object, or for an encrypted pack its first
-      // segment), another pack cut short (its trailer gone), a third deleted.
-      const [flipped, truncated, deleted] = [packs[1]!, packs[3]!, packs[5]!];
+      // segment), another pack cut short (its trailer gone), a third deleted: three of the largest,
+      // packs of file chunks (damage to the small pack of trees would hide the others' objects
+      // from the walk).
+      const largest = [...packs].sort((x, y) => fs.statSync(y).size - fs.statSync(x).size);
+      const [flipped, truncated, deleted] = [largest[0]!, largest[1]!, largest[2]!];
       for (const p of [flipped, truncated]) fs.chmodSync(p, 0o600);
       const b = fs.readFileSync(flipped);
       b[100]! ^= 0x01;
