@@ -33,8 +33,9 @@ export class PackVerifier {
 
   /**
    * Verify the pack in the first `length` bytes of `buffer` (as stored: sealed, when `keys` are
-   * given, and opened on the thread), which must be the whole of its own ArrayBuffer (it moves to the thread: every other view of it becomes empty). It comes back with
-   * the verdict, for the next read.
+   * given, and opened on the thread). `buffer` must be the whole of its own ArrayBuffer: it moves
+   * to the thread (every other view of it becomes empty) and comes back with the verdict, for the
+   * next read.
    */
   async verify(pack: string, buffer: Buffer, length: number, keys?: BlobKeys): Promise<{ verdict: PackVerdict; buffer: Buffer }> {
     const ab = buffer.buffer;
