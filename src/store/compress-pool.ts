@@ -23,12 +23,8 @@ import type { CodecContext } from './object-codec.js';
 import { ThreadPool } from './thread-pool.js';
 import { zstdSpec } from './zstd.js';
 
-/** A batch: `objs` holds (offset, length) pairs of objects inside `ring`. */
-export interface CompressJob {
-  ring: SharedArrayBuffer;
-  level: number;
-  objs: Int32Array;
-}
+/** A batch: `objs` holds (offset, length) pairs of objects inside `ring` (compress-worker.ts). */
+export type CompressJob = CompressRequest;
 
 /** Per object, (codec, stored length): the stored bytes are at the object's offset in the ring. */
 export type CompressResult = Int32Array;
@@ -44,29 +40,6 @@ export function compressThreadsStarted(): number {
 /** Worker count for this machine: one per available core (the main thread reads, chunks and hashes meanwhile). */
 export function defaultCompressWorkers(): number {
   return Math.min(8, Math.max(1, availableParallelism()));
-}
-
-/** The most compression threads one pool starts (each call may ask for fewer). */
-const MAX_WORKERS = 64;
-
-class CompressPool {
-  private readonly pool: ThreadPool<CompressRequest, CompressResult>;
-
-  constructor(ctx: CodecContext) {
-    const compress: CompressWorkerData = { zstd: zstdSpec(), codec: ctx };
-    this.pool = new ThreadPool({
-      url: workerUrl('./compress-worker.js', import.meta.url), workerData: { compress }, threads: MAX_WORKERS, what: 'a compression worker',
-      onSpawn: () => void threadsStarted++,
-    });
-  }
-
-  /**
-   * Compress a batch on the least busy of `workers` threads; a new thread starts (and takes the
-   * batch) only when every thread has a batch already and there are fewer than `workers`.
-   */
-  run(job: CompressJob, workers: number): Promise<CompressResult> {
-    return this.pool.run({ ring: job.ring, level: job.level, objs: job.objs }, [], workers);
-  }
 }
 
 /**
@@ -91,11 +64,25 @@ export function giveBackRing(ring: SharedArrayBuffer): void {
   if (spareRings.length < SPARE_RINGS && !spareRings.includes(ring)) spareRings.push(ring);
 }
 
-/** One pool per codec context (objects in the clear: one for the process). */
-const pools = new Map<CodecContext, CompressPool>();
+/** The most compression threads one pool starts (each call asks for its own number, at most this). */
+const MAX_WORKERS = 64;
 
+/** One pool per codec context (objects in the clear: one for the process). */
+const pools = new Map<CodecContext, ThreadPool<CompressJob, CompressResult>>();
+
+/**
+ * Compress a batch on the least busy of `workers` threads; a new thread starts (and takes the
+ * batch) only when every thread has a batch already and there are fewer than `workers`.
+ */
 export function compressOnWorkers(job: CompressJob, workers: number, ctx: CodecContext): Promise<CompressResult> {
   let pool = pools.get(ctx);
-  if (!pool) pools.set(ctx, (pool = new CompressPool(ctx)));
-  return pool.run(job, workers);
+  if (!pool) {
+    const compress: CompressWorkerData = { zstd: zstdSpec(), codec: ctx };
+    pool = new ThreadPool({
+      url: workerUrl('./compress-worker.js', import.meta.url), workerData: { compress }, threads: MAX_WORKERS, what: 'a compression worker',
+      onSpawn: () => void threadsStarted++,
+    });
+    pools.set(ctx, pool);
+  }
+  return pool.run(job, [], workers);
 }

@@ -25,8 +25,6 @@ export class ThreadPool<Req, Res> {
   private readonly slots: Slot[] = [];
   private readonly waiting = new Map<number, Waiting<Res>>();
   private nextId = 1;
-  /** Threads this pool started (each stays until the process ends or it fails). */
-  started = 0;
 
   /**
    * `url`: the compiled worker; `workerData`: what every thread starts with; `threads`: the most it
@@ -36,7 +34,6 @@ export class ThreadPool<Req, Res> {
 
   private spawn(): Slot {
     const worker = new Worker(this.o.url, { workerData: this.o.workerData });
-    this.started++;
     this.o.onSpawn?.();
     const slot: Slot = { worker, outstanding: 0 };
     worker.on('message', (m: Reply<Res>) => {
