@@ -68,9 +68,17 @@ export interface BlobKeys {
   readonly dataKey: Buffer;
 }
 
-/** Seal a whole blob. */
-export function sealBlob(keys: BlobKeys, name: string, plain: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(sealedSize(plain.length));
+/** What a writer needs to seal blobs itself, on another thread: EncryptedBackend.sealing(). */
+export interface BlobSealing {
+  readonly keys: BlobKeys;
+  /** Store bytes sealBlob sealed under `name` (with these keys), as they are. */
+  putSealed(name: string, sealed: Uint8Array): Promise<void>;
+}
+
+/** Seal a whole blob; into `into` (from its start) when it has room for the sealed bytes. */
+export function sealBlob(keys: BlobKeys, name: string, plain: Uint8Array, into?: Buffer): Buffer {
+  const size = sealedSize(plain.length);
+  const out = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
   const nonce = random(FILE_NONCE_BYTES);
   nonce.copy(out, 0);
   const key = hmacSha256(keys.dataKey, KEY_LABEL, nonce);
@@ -155,6 +163,21 @@ export class EncryptedBackend implements Backend {
   async put(name: string, data: Uint8Array): Promise<void> {
     this.cache.delete(name);
     await this.inner.put(name, isPlaintextName(name) ? data : sealBlob(this.keys, name, data));
+  }
+
+  /**
+   * How a writer that seals blobs on another thread (a backup's packs: store/object-store.ts)
+   * stores them: the keys to seal with (sealBlob), and the put of bytes sealed under `name`.
+   */
+  sealing(): BlobSealing {
+    return {
+      keys: this.keys,
+      putSealed: async (name, sealed) => {
+        if (isPlaintextName(name)) throw new Error(`${name} is stored in the clear, never sealed`);
+        this.cache.delete(name);
+        await this.inner.put(name, sealed);
+      },
+    };
   }
 
   async putIfAbsent(name: string, data: Uint8Array): Promise<boolean> {

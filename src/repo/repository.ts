@@ -227,6 +227,7 @@ export class Repository {
       packSize: config.packSize,
       // Plain data: worker threads (restore's writers) get a copy of it.
       codecContext: unlocked ? { idKey: Uint8Array.from(unlocked.master.idKey) } : PLAIN,
+      sealing: backend instanceof EncryptedBackend ? backend.sealing() : undefined,
     });
   }
 

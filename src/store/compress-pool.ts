@@ -18,7 +18,7 @@
 // then runs none of its JavaScript.
 import { availableParallelism } from 'node:os';
 import { workerUrl } from '../core/worker-url.js';
-import type { CompressRequest, CompressWorkerData } from './compress-worker.js';
+import type { CompressRequest, CompressWorkerData, PackDone, PackJob } from './compress-worker.js';
 import type { CodecContext } from './object-codec.js';
 import { ThreadPool } from './thread-pool.js';
 import { zstdSpec } from './zstd.js';
@@ -68,13 +68,26 @@ export function giveBackRing(ring: SharedArrayBuffer): void {
 const MAX_WORKERS = 64;
 
 /** One pool per codec context (objects in the clear: one for the process). */
-const pools = new Map<CodecContext, ThreadPool<CompressJob, CompressResult>>();
+const pools = new Map<CodecContext, ThreadPool<CompressJob | PackJob, CompressResult | PackDone>>();
 
 /**
  * Compress a batch on the least busy of `workers` threads; a new thread starts (and takes the
  * batch) only when every thread has a batch already and there are fewer than `workers`.
  */
-export function compressOnWorkers(job: CompressJob, workers: number, ctx: CodecContext): Promise<CompressResult> {
+export async function compressOnWorkers(job: CompressJob, workers: number, ctx: CodecContext): Promise<CompressResult> {
+  return (await poolOf(ctx).run(job, [], workers)) as CompressResult;
+}
+
+/**
+ * Name (and, with keys, seal) a full pack on the same threads (compress-worker.ts, finishPack):
+ * its buffer, and `into` when given, move to the thread and come back in the result.
+ */
+export async function finishPackOnWorkers(job: PackJob['pack'], workers: number, ctx: CodecContext): Promise<PackDone> {
+  const transfer = job.into ? [job.buffer, job.into] : [job.buffer];
+  return (await poolOf(ctx).run({ pack: job }, transfer, workers)) as PackDone;
+}
+
+function poolOf(ctx: CodecContext): ThreadPool<CompressJob | PackJob, CompressResult | PackDone> {
   let pool = pools.get(ctx);
   if (!pool) {
     const compress: CompressWorkerData = { zstd: zstdSpec(), codec: ctx };
@@ -84,5 +97,5 @@ export function compressOnWorkers(job: CompressJob, workers: number, ctx: CodecC
     });
     pools.set(ctx, pool);
   }
-  return pool.run(job, [], workers);
+  return pool;
 }

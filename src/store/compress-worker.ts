@@ -3,8 +3,17 @@
 // object codec (store/object-codec.ts, the rules every writer uses); when the stored form is not
 // the object itself it is copied back over the object's bytes: a compressed form is always smaller
 // (codec.ts keeps one only when it saves 5 %), so it fits where the input was.
+//
+// The same threads finish a backup's full packs (a `PackJob`): the SHA-256 that names the pack
+// and, in an encrypted repository, its sealing, both of every byte of the pack, which on the
+// main thread ran in series with reading, chunking and hashing the files (docs/performance.md,
+// "Packs finished on the compression threads").
 import { workerData } from 'node:worker_threads';
+import type { Transferable } from 'node:worker_threads';
+import { sha256, toHex } from '../core/ids.js';
+import { type BlobKeys, sealBlob, sealedSize } from '../backend/encrypted.js';
 import { type CodecContext, encodeObjectSync } from './object-codec.js';
+import { packName } from './pack.js';
 import { serveJobs } from './thread-pool.js';
 import { useZstd, type ZstdSpec } from './zstd.js';
 
@@ -19,6 +28,34 @@ export interface CompressRequest {
   ring: SharedArrayBuffer;
   level: number;
   objs: Int32Array;
+}
+
+/**
+ * A full pack: its first `length` bytes of `buffer` (moved to the thread and back). With `keys`
+ * (an encrypted repository) it is sealed too, into `into` when that is large enough (a buffer of
+ * a pack before, moved here to be reused), else into a new buffer.
+ */
+export interface PackJob {
+  pack: { buffer: ArrayBuffer; length: number; keys?: BlobKeys; into?: ArrayBuffer };
+}
+
+/** The pack's id (hex SHA-256 of its bytes), its buffer back, and its sealed form when asked. */
+export interface PackDone {
+  id: string;
+  buffer: ArrayBuffer;
+  sealed?: { buffer: ArrayBuffer; length: number };
+}
+
+/** Name a pack and seal it when keys come with it. */
+export function finishPack(j: PackJob['pack']): { result: PackDone; transfer: Transferable[] } {
+  const bytes = Buffer.from(j.buffer, 0, j.length);
+  const id = toHex(sha256(bytes));
+  if (!j.keys) return { result: { id, buffer: j.buffer }, transfer: [j.buffer] };
+  const size = sealedSize(j.length);
+  // A buffer of its own (allocUnsafe takes small ones from a shared pool, which must not move).
+  const into = j.into && j.into.byteLength >= size ? Buffer.from(j.into) : Buffer.allocUnsafeSlow(size);
+  const sealed = sealBlob({ dataKey: Buffer.from(j.keys.dataKey) }, packName(id), bytes, into);
+  return { result: { id, buffer: j.buffer, sealed: { buffer: into.buffer, length: sealed.length } }, transfer: [j.buffer, into.buffer] };
 }
 
 /** Per object, (codec, stored length): the stored bytes are at the object's offset in the ring. */
@@ -41,7 +78,8 @@ if (data) {
   const ready = useZstd(data.zstd.kind).then((ok) => {
     if (!ok) throw new Error(`a compression thread cannot load zstd (${data.zstd.kind})`);
   });
-  serveJobs<CompressRequest, Int32Array>((m) => {
+  serveJobs<CompressRequest | PackJob, Int32Array | PackDone>((m) => {
+    if ('pack' in m) return finishPack(m.pack);
     const out = compressBatch(new Uint8Array(m.ring), m.objs, m.level, data.codec);
     return { result: out, transfer: [out.buffer as ArrayBuffer] };
   }, ready);

@@ -81,6 +81,16 @@ export class PackBuilder {
   }
 
   seal(): { id: string; bytes: Buffer; entries: PackEntry[]; buffer: Buffer } {
+    const f = this.finish();
+    return { id: toHex(sha256(f.bytes)), ...f };
+  }
+
+  /**
+   * The pack's bytes, its header written after the objects, not yet named: its id is their
+   * SHA-256 (seal() computes it here; a backup computes it on a worker thread, object-store.ts).
+   * `buffer` is the whole buffer `bytes` starts at, for reuse once the pack is written.
+   */
+  finish(): { bytes: Buffer; entries: PackEntry[]; buffer: Buffer } {
     const header = encodeCbor({
       v: PACK_VERSION,
       entries: this.entries.map((e) => [TYPE_CODES[e.type], e.id, e.offset, e.length, e.rawLength, e.codec]),
@@ -93,7 +103,7 @@ export class PackBuilder {
     const buffer = this.buf;
     const bytes = buffer.subarray(0, total);
     this.buf = Buffer.alloc(0);
-    return { id: toHex(sha256(bytes)), bytes, entries: this.entries, buffer };
+    return { bytes, entries: this.entries, buffer };
   }
 }
 
