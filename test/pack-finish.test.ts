@@ -11,7 +11,7 @@ import { nullSink } from '../src/core/progress.js';
 import { openBlob } from '../src/backend/encrypted.js';
 import { Repository } from '../src/repo/repository.js';
 import { checkRepository } from '../src/ops/maintain/check.js';
-import { ObjectStore } from '../src/store/object-store.js';
+import { ObjectStore, type ObjectStoreOptions } from '../src/store/object-store.js';
 import { packIdFromName, packName } from '../src/store/pack.js';
 import { currentHost } from '../src/cli/host.js';
 import { cleanupScratch, scratchDir } from './helpers/maint.js';
@@ -65,11 +65,12 @@ describe('packs finished on the compression threads', () => {
   it('in the clear: the same pack bytes under the same names as the calling thread writes, each named by its SHA-256', async () => {
     const data = objects(new Rng(41), 240);
     const written: Map<string, Buffer>[] = [];
-    for (const compressWorkers of [2, 0]) {
+    // Threads writing one pack at a time, three at a time (as to remote storage), and none.
+    for (const [compressWorkers, packWrites] of [[2, 1], [2, 3], [0, 1]] as const) {
       const { dir, repo } = await newRepo(false);
       // A ring larger than the data: objects reach the packs in the order they were added, with
       // worker threads or without, so the packs must come out identical.
-      const store = new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: PACK, maxInflightBytes: 64 * 1024 * 1024, compressWorkers });
+      const store = new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: PACK, maxInflightBytes: 64 * 1024 * 1024, compressWorkers, packWrites });
       await addAll(store, data);
       expect(store.stats.packsWritten).toBeGreaterThan(10);
       const files = packFiles(dir);
@@ -81,9 +82,11 @@ describe('packs finished on the compression threads', () => {
       written.push(files);
       await repo.close();
     }
-    const [threads, inline] = written;
-    expect([...threads!.keys()].sort()).toEqual([...inline!.keys()].sort());
-    for (const [name, bytes] of threads!) expect(bytes.equals(inline!.get(name)!)).toBe(true);
+    const inline = written[2]!;
+    for (const threads of written.slice(0, 2)) {
+      expect([...threads.keys()].sort()).toEqual([...inline.keys()].sort());
+      for (const [name, bytes] of threads) expect(bytes.equals(inline.get(name)!)).toBe(true);
+    }
   });
 
   it('encrypted: every pack is sealed under its own name and opens to bytes whose SHA-256 is that name; check --read-data finds nothing', async () => {
@@ -113,6 +116,25 @@ describe('packs finished on the compression threads', () => {
     try {
       const report = await checkRepository(r, { readData: { kind: 'all' }, sink: nullSink });
       expect(report.problems).toEqual([]);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('encrypted, three packs written at once: every pack opens and verifies', async () => {
+    const { repo, open } = await newRepo(true);
+    const store = new ObjectStore(repo.backend, repo.indexFiles, {
+      codec: 'zstd', level: 3, packSize: PACK, compressWorkers: 2, packWrites: 3, codecContext: repo.objects.ctx,
+      sealing: (repo.backend as unknown as { sealing(): NonNullable<ObjectStoreOptions['sealing']> }).sealing(),
+    });
+    const data = objects(new Rng(45), 240);
+    await addAll(store, data);
+    expect(store.stats.packsWritten).toBeGreaterThan(10);
+    await repo.close();
+    const r = await open();
+    try {
+      for (const d of data) expect((await r.objects.get(r.hashId(d), 'blob')).equals(d)).toBe(true);
+      expect((await checkRepository(r, { readData: { kind: 'all' }, sink: nullSink })).problems).toEqual([]);
     } finally {
       await r.close();
     }

@@ -23,8 +23,12 @@ import { checkObjectClaim } from './limits.js';
  */
 const MAX_COMPRESSIONS = Math.max(2, availableParallelism()) + 2;
 
-/** Sealed packs being written at once (each up to packSize plus one object). */
-const MAX_PACK_WRITES = 1;
+/**
+ * Sealed packs being written at once (each up to packSize plus one object), unless the store is
+ * told otherwise (ObjectStoreOptions.packWrites): one for a local disk, where a second did not
+ * make a backup faster; a remote repository gets more (repo/repository.ts), so that uploads overlap.
+ */
+const PACK_WRITES = 1;
 
 /**
  * A batch for a compression worker is sent once it holds this many bytes or objects: small files
@@ -75,6 +79,8 @@ export interface ObjectStoreOptions {
    * instead of being sealed by the backend's put on this thread (EncryptedBackend.sealing()).
    */
   sealing?: BlobSealing;
+  /** Full packs written at once (each held in memory until written): 1 by default. */
+  packWrites?: number;
 }
 
 export interface AddResult {
@@ -91,8 +97,9 @@ export class ObjectStore {
   private waiters: (() => void)[] = [];
   private readonly compressLimit = pLimit(MAX_COMPRESSIONS);
   private readonly spareBuffers: Buffer[] = [];
-  /** A buffer a sealed pack was in, for the next one (at most MAX_PACK_WRITES are written at once). */
-  private spareSealed: ArrayBuffer | undefined;
+  /** Buffers sealed packs were in, for the next ones (as many as packs are written at once). */
+  private readonly spareSealed: ArrayBuffer[] = [];
+  private readonly maxPackWrites: number;
   /** The sealing keys as sent with each pack: a copy in a buffer of its own (a message clones a view's whole buffer). */
   private readonly sealKeys: BlobKeys | undefined;
   private packWrites = 0;
@@ -121,6 +128,7 @@ export class ObjectStore {
     this.maxInflight = opts.maxInflightBytes ?? Math.max(16, MAX_COMPRESSIONS * 4) * 1024 * 1024;
     this.workers = opts.codec === 'zstd' ? (opts.compressWorkers ?? defaultCompressWorkers()) : 0;
     this.ctx = opts.codecContext ?? PLAIN;
+    this.maxPackWrites = Math.max(1, opts.packWrites ?? PACK_WRITES);
     const k = opts.sealing?.keys.dataKey;
     this.sealKeys = k ? { dataKey: Buffer.from(Uint8Array.from(k).buffer) } : undefined;
   }
@@ -286,9 +294,9 @@ export class ObjectStore {
     this.stats.rawBytesAdded += rawLength;
     if (b.isFull(this.opts.packSize)) {
       this.builders.delete(type);
-      // At most MAX_PACK_WRITES sealed packs wait for the disk; the caller waits for a slot, so a
-      // slow disk slows `add`, not memory.
-      while (this.packWrites >= MAX_PACK_WRITES) await new Promise<void>((r) => this.packWaiters.push(r));
+      // At most maxPackWrites sealed packs wait for the storage; the caller waits for a slot, so
+      // slow storage slows `add`, not memory.
+      while (this.packWrites >= this.maxPackWrites) await new Promise<void>((r) => this.packWaiters.push(r));
       this.packWrites++;
       this.track(
         this.writePack(b).finally(() => {
@@ -305,7 +313,7 @@ export class ObjectStore {
     // put() has finished with the bytes: the next pack reuses the buffer. Allocating one per pack
     // left tens of uncollected 32 MiB buffers (V8 sees little JS-heap pressure while zstd runs
     // on the main thread): a 1 GiB backup peaked at 400 MB of RSS.
-    if (buffer.length >= this.opts.packSize * 2 && this.spareBuffers.length < 2) this.spareBuffers.push(buffer);
+    if (buffer.length >= this.opts.packSize * 2 && this.spareBuffers.length < this.maxPackWrites + 1) this.spareBuffers.push(buffer);
     this.stats.packsWritten++;
     for (const e of entries) this.pending.delete(toHex(e.id));
   }
@@ -326,15 +334,14 @@ export class ObjectStore {
     // `bytes` and `buffer` are moved to the thread (empty here until the result brings them back).
     const length = bytes.length;
     const sealing = this.opts.sealing;
-    const spare = this.spareSealed;
-    const into = sealing && spare && spare.byteLength >= sealedSize(length) ? spare : undefined;
-    if (into) this.spareSealed = undefined;
+    const spare = this.spareSealed.findIndex((b) => b.byteLength >= sealedSize(length));
+    const into = sealing && spare >= 0 ? this.spareSealed.splice(spare, 1)[0] : undefined;
     const job = { buffer: buffer.buffer as ArrayBuffer, length, keys: this.sealKeys, into };
     const done = await finishPackOnWorkers(job, this.workers, this.ctx);
     const back = Buffer.from(done.buffer);
     if (done.sealed && sealing) {
       await sealing.putSealed(packName(done.id), Buffer.from(done.sealed.buffer, 0, done.sealed.length));
-      if (!this.spareSealed || this.spareSealed.byteLength < done.sealed.buffer.byteLength) this.spareSealed = done.sealed.buffer;
+      if (this.spareSealed.length < this.maxPackWrites) this.spareSealed.push(done.sealed.buffer);
     } else {
       await this.backend.put(packName(done.id), back.subarray(0, length));
     }
