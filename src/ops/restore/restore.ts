@@ -90,8 +90,10 @@ const TMP_PREFIX = '.snap-restore-';
 const TMP_PREFIX_B = Buffer.from(TMP_PREFIX);
 /** Writer threads: 2 keep a 2-core machine busy (each costs ~10 MB of memory). */
 const WRITER_THREADS = 2;
-/** Bytes of small files read ahead of the writer threads. */
+/** Bytes of small files and chunks read ahead of the writer threads. */
 const INFLIGHT_BYTES = 32 * 1024 * 1024;
+/** Chunks of one file out on the writer threads at once. */
+const CHUNKS_AHEAD = 4;
 /**
  * Remote storage: packs' worth of bytes the reader holds or fetches at once (whole packs fetched
  * ahead of the writers, then the objects of them still to be read; store/pack-reader.ts), and
@@ -648,29 +650,56 @@ class Restorer {
     const dest = dir.at(node.name);
     const chunks = node.chunks ?? [];
     if (chunks.length <= 1 && this.writer) return this.withBudget(node.size, () => this.writeSmall(node, chunks[0], tmp, dest, shown));
-    // A larger file holds one chunk at a time: it counts as a chunk of the largest size against
-    // the budget, so however many large files the pool starts, few are read at once.
+    // A larger file's chunks go to the writer threads, each counted against the budget while it is
+    // read and written; without them (a dry run has none), it holds one chunk at a time, counted
+    // as one of the largest size, so however many large files the pool starts, few are read at once.
+    if (this.writer) return this.writeChunks(node, tmp, dest, shown);
     return this.withBudget(Math.min(node.size, this.repo.config.chunker.maxSize), () => this.writeChunks(node, tmp, dest, shown));
   }
 
-  /** A file of several chunks, read, verified and written here, one chunk after the other. */
+  /**
+   * A file of several chunks. With writer threads, each chunk's stored object is read here and
+   * unpacked, verified and written at its offset by a thread, up to CHUNKS_AHEAD of the file at
+   * once (the main thread of a restore of large files did all of that itself: docs/performance.md,
+   * "Large files' chunks on the writer threads"); without, read, verified and written here, one
+   * chunk after the other. The descriptor stays open until every chunk sent is answered.
+   */
   private async writeChunks(node: Node, tmp: Buffer, dest: Buffer, shown: Buffer): Promise<boolean> {
     const fh = await fsp.open(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     let ok = false;
+    const sent: Promise<number>[] = [];
     try {
       let pos = 0;
       let end = 0;
-      for (const id of node.chunks ?? []) {
-        this.o.signal?.throwIfAborted();
-        let data: Buffer;
-        try {
-          data = await this.readBlob(id);
-        } catch (e) {
-          return this.damagedData(e, shown) ?? false;
+      try {
+        for (const id of node.chunks ?? []) {
+          this.o.signal?.throwIfAborted();
+          if (this.writer) {
+            const bytes = (await this.blobAt(id)).rawLength;
+            await this.reserve(bytes);
+            let job: Awaited<ReturnType<typeof this.readStored>>;
+            try {
+              job = await this.readStored(id);
+            } catch (e) {
+              this.unreserve(bytes);
+              throw e;
+            }
+            const p = this.writer.writeChunk({ fd: fh.fd, pos, ...job }).finally(() => this.unreserve(bytes));
+            p.catch(() => {}); // awaited below, in order, or settled before the descriptor is closed
+            sent.push(p);
+            pos += job.rawLength;
+            this.progress.bytes += job.rawLength;
+            while (sent.length >= CHUNKS_AHEAD) end = Math.max(end, await sent.shift()!);
+            continue;
+          }
+          const data = await this.readBlob(id);
+          end = Math.max(end, await writeSparse(fh, data, pos));
+          pos += data.length;
+          this.progress.bytes += data.length;
         }
-        end = Math.max(end, await writeSparse(fh, data, pos));
-        pos += data.length;
-        this.progress.bytes += data.length;
+        while (sent.length > 0) end = Math.max(end, await sent.shift()!);
+      } catch (e) {
+        return this.damagedData(e, shown) ?? false;
       }
       if (pos !== node.size) {
         this.result.damaged.push(displayName(shown));
@@ -685,6 +714,8 @@ class Restorer {
       if (needsTimeCheck(node)) this.checkTime(node, (await fh.stat({ bigint: true })).mtimeNs, shown);
       ok = true;
     } finally {
+      // No thread may still write to the descriptor when it is closed (its number could be reused).
+      await Promise.allSettled(sent);
       await fh.close();
       if (!ok) await fsp.rm(tmp, { force: true });
     }
@@ -702,14 +733,23 @@ class Restorer {
 
   /** Run `fn` once `bytes` fit in the budget (a file larger than the budget runs alone). */
   private async withBudget<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
-    while (this.inflight > 0 && this.inflight + bytes > INFLIGHT_BYTES) await new Promise<void>((r) => this.budgetWaiters.push(r));
-    this.inflight += bytes;
+    await this.reserve(bytes);
     try {
       return await fn();
     } finally {
-      this.inflight -= bytes;
-      for (const w of this.budgetWaiters.splice(0)) w();
+      this.unreserve(bytes);
     }
+  }
+
+  /** Wait until `bytes` fit in the budget, and count them (anything larger than the budget alone). */
+  private async reserve(bytes: number): Promise<void> {
+    while (this.inflight > 0 && this.inflight + bytes > INFLIGHT_BYTES) await new Promise<void>((r) => this.budgetWaiters.push(r));
+    this.inflight += bytes;
+  }
+
+  private unreserve(bytes: number): void {
+    this.inflight -= bytes;
+    for (const w of this.budgetWaiters.splice(0)) w();
   }
 
   /**
@@ -761,8 +801,11 @@ class Restorer {
     const loc = await this.blobAt(id);
     const what = objectWhat(id, loc.pack);
     if (!writerUnpacks(loc.codec)) {
+      // Unpacked (and verified) here; the thread checks the bytes against the id once more, as it
+      // does every object (without the id it took them for damaged: deflate objects of
+      // repositories from before zstd were never restored by a thread).
       const raw = await readObjectVia(this.read, id, loc, this.repo.objects.ctx);
-      return { data: raw, codec: CODEC_RAW, rawLength: raw.length, what };
+      return { data: raw, codec: CODEC_RAW, rawLength: raw.length, id, what };
     }
     const data = await this.reader.read(loc.pack, loc.offset, loc.length);
     return { data, codec: loc.codec, rawLength: loc.rawLength, id, what };

@@ -1,7 +1,7 @@
 // A restore writer thread (started by writer.ts from its compiled form in dist/; see
 // core/worker-url.ts). Per file: the object is unpacked and verified by the object codec
 // (store/object-codec.ts, the same checks as every other reader), then written with synchronous
-// calls: a temporary name created with O_EXCL|O_NOFOLLOW, sparse writes (core/sparse.ts),
+// calls (a chunk of a larger file is written at its offset of a descriptor the main thread holds): a temporary name created with O_EXCL|O_NOFOLLOW, sparse writes (core/sparse.ts),
 // ownership, mode, times, close, rename. The temporary file is removed on failure, so an
 // interrupted restore never leaves a complete-looking file, and nothing is written for an object
 // that fails verification.
@@ -52,6 +52,11 @@ export interface WireJob extends JobMeta {
   tmpLen: number;
   destLen: number;
   idLen: number;
+  /**
+   * A chunk of a larger file (no paths): written at `pos` of the open descriptor `fd`, which the
+   * main thread holds open until the job is answered and then finishes the file itself.
+   */
+  chunk?: { fd: number; pos: number };
 }
 
 export interface WireBatch {
@@ -65,6 +70,8 @@ export interface WireResult {
   corrupt?: string;
   /** With checkTime: the mtime the file got instead (ns). */
   timeNs?: string;
+  /** A chunk job: the file offset just past its last byte written (0 if all of it was zeros). */
+  end?: number;
   error?: { code?: string; message: string; syscall?: string; errno?: number };
 }
 
@@ -126,6 +133,10 @@ export function runBatch({ jobs, buf: ab }: WireBatch, ctx: CodecContext, scratc
       const dest = all.subarray(at, (at += j.destLen));
       const id = all.subarray(at, (at += j.idLen));
       const data = unpack(j, all.subarray(j.off, j.off + j.len), id, ctx, () => scratch(j.rawLength));
+      if (j.chunk) {
+        results.push({ n: j.n, end: writeSparseSync(j.chunk.fd, data, j.chunk.pos) });
+        continue;
+      }
       const timeNs = writeFile(j, data, tmp, dest);
       results.push(timeNs === undefined ? { n: j.n } : { n: j.n, timeNs });
     } catch (e) {

@@ -14,7 +14,7 @@ import { SnapError } from '../../core/errors.js';
 import { workerUrl } from '../../core/worker-url.js';
 import { type CodecContext, decodesOnWorker, PLAIN } from '../../store/object-codec.js';
 import { zstdSpec } from '../../store/zstd.js';
-import type { JobMeta, WireBatch, WireClose, WireDone, WireJob, WriterData } from './worker.js';
+import type { JobMeta, WireBatch, WireClose, WireDone, WireJob, WireResult, WriterData } from './worker.js';
 
 export interface WriteJob extends JobMeta {
   tmp: Buffer;
@@ -36,6 +36,11 @@ const BATCH_FILES = 16;
  */
 const BATCH_BYTES = 256 * 1024;
 
+/** Buffers of large jobs are sized in steps of this, and a few (up to this size each) kept for reuse. */
+const LARGE_STEP = 1024 * 1024;
+const LARGE_SPARES = 4;
+const LARGE_KEPT_BYTES = 16 * 1024 * 1024;
+
 const EMPTY = Buffer.alloc(0);
 
 /** Codecs the writer threads unpack themselves; others are unpacked by the caller (decodeAndVerify). */
@@ -43,8 +48,22 @@ export function writerUnpacks(codec: number): boolean {
   return decodesOnWorker(codec);
 }
 
+/**
+ * One chunk of a file of several: its object as stored, unpacked and verified by a writer thread
+ * and written sparsely at `pos` of `fd` (the caller holds the descriptor open until it is answered).
+ */
+export interface ChunkJob {
+  fd: number;
+  pos: number;
+  data: Buffer;
+  codec: number;
+  rawLength: number;
+  what: string;
+  id?: Buffer;
+}
+
 interface Pending {
-  resolve(timeNs: bigint | undefined): void;
+  resolve(r: WireResult): void;
   reject(e: Error): void;
 }
 
@@ -68,6 +87,7 @@ export class FileWriter {
   private flushQueued = false;
   private failure: Error | undefined;
   private readonly spare: ArrayBuffer[] = [];
+  private readonly largeSpare: ArrayBuffer[] = [];
 
   constructor(workers: number, codec: CodecContext = PLAIN) {
     const restoreWriter: WriterData = { zstd: zstdSpec(), codec, scratchBytes: BATCH_BYTES };
@@ -89,7 +109,24 @@ export class FileWriter {
    * Write one file (see WriteJob; its data is copied before this returns); resolves with the
    * mtime the file got when it is not job.checkTime; rejects with the system error (its errno code kept).
    */
-  write(job: WriteJob): Promise<bigint | undefined> {
+  async write(job: WriteJob): Promise<bigint | undefined> {
+    const r = await this.send(job, { time: job.time, size: job.size, mode: job.mode, owner: job.owner, checkTime: job.checkTime });
+    return r.timeNs === undefined ? undefined : BigInt(r.timeNs);
+  }
+
+  /**
+   * Write one chunk of a larger file (see ChunkJob; its data is copied before this returns);
+   * resolves with the file offset just past the last byte written (0 when it was all zeros).
+   */
+  async writeChunk(job: ChunkJob): Promise<number> {
+    const r = await this.send({ ...job, tmp: EMPTY, dest: EMPTY }, { time: 0, size: job.rawLength, mode: 0, chunk: { fd: job.fd, pos: job.pos } });
+    return r.end ?? 0;
+  }
+
+  private send(
+    job: Pick<WriteJob, 'data' | 'tmp' | 'dest' | 'id' | 'codec' | 'rawLength' | 'what'>,
+    meta: Pick<WireJob, 'time' | 'size' | 'mode' | 'owner' | 'checkTime' | 'chunk'>,
+  ): Promise<WireResult> {
     if (this.failure) return Promise.reject(this.failure);
     const n = this.next++;
     // The lane with the least outstanding work takes the job.
@@ -99,7 +136,7 @@ export class FileWriter {
     const len = job.data.length + job.tmp.length + job.dest.length + id.length;
     if (lane.batch.length > 0 && lane.used + len > lane.buf!.byteLength) this.post(lane);
     if (!lane.buf) {
-      lane.buf = len <= BATCH_BYTES ? (this.spare.pop() ?? new ArrayBuffer(BATCH_BYTES)) : new ArrayBuffer(len);
+      lane.buf = len <= BATCH_BYTES ? (this.spare.pop() ?? new ArrayBuffer(BATCH_BYTES)) : this.largeBuffer(len);
       lane.used = 0;
     }
     const into = new Uint8Array(lane.buf);
@@ -111,10 +148,10 @@ export class FileWriter {
     }
     lane.batch.push({
       n, off, len: job.data.length, tmpLen: job.tmp.length, destLen: job.dest.length, idLen: id.length, codec: job.codec,
-      rawLength: job.rawLength, what: job.what, size: job.size, mode: job.mode, owner: job.owner, time: job.time, checkTime: job.checkTime,
+      rawLength: job.rawLength, what: job.what, ...meta,
     });
     lane.used = at;
-    const p = new Promise<bigint | undefined>((resolve, reject) => this.pending.set(n, { resolve, reject }));
+    const p = new Promise<WireResult>((resolve, reject) => this.pending.set(n, { resolve, reject }));
     // Batches go out when full or once this turn of the event loop is done: posting each file
     // at once to an idle thread cost a message and an event-loop wake-up per file.
     if (lane.batch.length >= BATCH_FILES || lane.used >= lane.buf!.byteLength) this.post(lane);
@@ -126,6 +163,17 @@ export class FileWriter {
       });
     }
     return p;
+  }
+
+  /**
+   * A buffer for a job larger than a batch buffer (a chunk of a large file, a large small file):
+   * one handed back before when one is large enough, else a new one rounded up to whole MiB so
+   * that it fits the next ones too (a restore of large files then makes no buffer per chunk).
+   */
+  private largeBuffer(len: number): ArrayBuffer {
+    const i = this.largeSpare.findIndex((b) => b.byteLength >= len);
+    if (i >= 0) return this.largeSpare.splice(i, 1)[0]!;
+    return new ArrayBuffer(Math.ceil(len / LARGE_STEP) * LARGE_STEP);
   }
 
   private post(lane: Lane): void {
@@ -143,12 +191,13 @@ export class FileWriter {
   private settle(lane: Lane, { results, buf }: WireDone): void {
     lane.busy -= results.length;
     if (buf.byteLength === BATCH_BYTES) this.spare.push(buf);
+    else if (buf.byteLength <= LARGE_KEPT_BYTES && this.largeSpare.length < LARGE_SPARES) this.largeSpare.push(buf);
     for (const r of results) {
       const p = this.pending.get(r.n);
       if (!p) continue;
       this.pending.delete(r.n);
       if (r.corrupt) p.reject(new SnapError('SNAP_CORRUPT', r.corrupt));
-      else if (!r.error) p.resolve(r.timeNs === undefined ? undefined : BigInt(r.timeNs));
+      else if (!r.error) p.resolve(r);
       else {
         const e = new Error(r.error.message) as NodeJS.ErrnoException;
         if (r.error.code) e.code = r.error.code;

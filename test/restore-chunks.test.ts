@@ -1,0 +1,82 @@
+// A restore's files of several chunks go to the writer threads chunk by chunk (unpacked, verified
+// and written at their offsets of a descriptor the main thread holds), like its one-chunk files;
+// and objects of every codec reach the threads with the id they are checked against. Real
+// repositories, real files, the CLI.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { describeTree } from './helpers/cli.js';
+import { cleanupScratch, create, expectRestores, findObject, packFile, scratchDir, smallRepo } from './helpers/maint.js';
+import { snap } from './helpers/cli.js';
+import { Repository } from '../src/repo/repository.js';
+import { locate } from '../src/ops/tree/navigate.js';
+import { nullSink } from '../src/core/progress.js';
+import { currentHost } from '../src/cli/host.js';
+
+afterAll(cleanupScratch);
+
+/** Small files, files of many chunks (128 KiB chunks at most here), a sparse one and an empty one. */
+function source(dir: string): void {
+  fs.mkdirSync(path.join(dir, 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'small.txt'), 'hello world\n'.repeat(300));
+  fs.writeFileSync(path.join(dir, 'empty'), '');
+  fs.writeFileSync(path.join(dir, 'sub', 'text.log'), Array.from({ length: 120_000 }, (_, i) => `line ${i} of a log ${i % 7}\n`).join(''));
+  fs.writeFileSync(path.join(dir, 'sub', 'random.bin'), randomBytes(3 * 1024 * 1024 + 77));
+  // Zeros between data: the writer threads leave holes and the file gets its size.
+  fs.writeFileSync(path.join(dir, 'sparse.img'), Buffer.concat([randomBytes(300_000), Buffer.alloc(2 * 1024 * 1024), randomBytes(5000), Buffer.alloc(1024 * 1024)]));
+}
+
+describe('restore: files of several chunks on the writer threads', () => {
+  for (const codec of ['zstd', 'deflate'] as const) {
+    it(`${codec}: small files, files of many chunks, sparse and empty files restore byte for byte`, async () => {
+      const base = scratchDir('snap-restore-chunks-');
+      const repo = await smallRepo(path.join(base, 'repo'), undefined, codec);
+      const src = path.join(base, 'src');
+      source(src);
+      const expected = describeTree(src);
+      const s = create(repo, src);
+      expectRestores(repo, s.id, src, expected);
+    });
+  }
+
+  it('a damaged chunk in the middle of a large file: that file is named and not restored (no temporary file left), the others are', async () => {
+    const base = scratchDir('snap-restore-chunks-');
+    const repo = await smallRepo(path.join(base, 'repo'));
+    const src = path.join(base, 'src');
+    source(src);
+    const s = create(repo, src);
+    // A chunk of random.bin other than its first and last: flip a byte of its stored bytes.
+    const chunks = await chunkIds(repo, path.join(src, 'sub', 'random.bin'));
+    expect(chunks.length).toBeGreaterThan(5);
+    const { pack, entry } = await findObject(repo, chunks[3]!);
+    const f = packFile(repo, pack);
+    const bytes = fs.readFileSync(f);
+    bytes[entry.offset + 10]! ^= 0xff;
+    fs.chmodSync(f, 0o644);
+    fs.writeFileSync(f, bytes);
+    const target = path.join(base, 'out');
+    const r = snap(['--repo', repo, 'restore', s.id, target]);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toContain('random.bin');
+    expect(r.stderr).toContain('failed verification');
+    const restored = path.join(target, src);
+    expect(fs.existsSync(path.join(restored, 'sub', 'random.bin'))).toBe(false);
+    expect(fs.readdirSync(path.join(restored, 'sub')).filter((n) => n.startsWith('.snap-'))).toEqual([]);
+    expect(fs.readFileSync(path.join(restored, 'sub', 'text.log')).equals(fs.readFileSync(path.join(src, 'sub', 'text.log')))).toBe(true);
+    expect(fs.readFileSync(path.join(restored, 'sparse.img')).equals(fs.readFileSync(path.join(src, 'sparse.img')))).toBe(true);
+  });
+});
+
+/** The chunk ids of a file in the repository's latest snapshot. */
+async function chunkIds(repo: string, file: string): Promise<Buffer[]> {
+  const r = await Repository.open(repo, { host: currentHost(), sink: nullSink });
+  try {
+    const snaps = await r.listSnapshots();
+    const node = (await locate(r, snaps[snaps.length - 1]!, file)).node;
+    if (!node?.chunks) throw new Error(`no chunks for ${file}`);
+    return node.chunks;
+  } finally {
+    await r.close();
+  }
+}
