@@ -93,7 +93,7 @@ const WRITER_THREADS = 2;
 /** Bytes of small files and chunks read ahead of the writer threads. */
 const INFLIGHT_BYTES = 32 * 1024 * 1024;
 /** Chunks of one file out on the writer threads at once. */
-const CHUNKS_AHEAD = 4;
+const CHUNKS_AHEAD = 2;
 /**
  * Remote storage: packs' worth of bytes the reader holds or fetches at once (whole packs fetched
  * ahead of the writers, then the objects of them still to be read; store/pack-reader.ts), and
