@@ -38,6 +38,12 @@ export const OWNER_FILE = 'snap-index.owner';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * How long a process waits, whatever its --lock-wait, for a LevelDB held by an owner that has no
+ * owner file: one closing its index (a backup finishing) or just opening it; either takes a moment.
+ */
+const OWNERLESS_GRACE_MS = 3000;
+
 export class SharedKV implements KV {
   private local: LocalKV | undefined;
   private server: IndexServer | undefined;
@@ -242,10 +248,13 @@ export class SharedKV implements KV {
         }
         return;
       }
-      // LevelDB is held, but nobody answers: its owner is starting, preparing, or closing.
+      // LevelDB is held, but nobody answers: its owner is starting, preparing, or closing. One
+      // without an owner file is closing (it removes the file, then closes the LevelDB) or has
+      // just opened it (it writes the file next): a moment, waited for whatever waitMs says, so a
+      // reader started with --lock-wait 0 as a backup ends does not fail for it.
       this.o.signal?.throwIfAborted();
       const waited = Date.now() - start;
-      if (waited >= this.o.waitMs) {
+      if (waited >= this.o.waitMs && (waited >= OWNERLESS_GRACE_MS || (await this.ownerFileExists()))) {
         const who = await this.readOwnerFile();
         throw new SnapError(
           'SNAP_LOCKED',
@@ -273,6 +282,13 @@ export class SharedKV implements KV {
     const tmp = `${file}.${this.o.owner.pid}.tmp`;
     await fsp.rm(fsPath(tmp), { force: true }); // left by a process that had this pid and crashed
     await writeFileDurable({ dir: fsPath(this.dir), tmp: fsPath(tmp), dest: fsPath(file), mode: 0o600 }, rec);
+  }
+
+  private async ownerFileExists(): Promise<boolean> {
+    return fsp.lstat(fsPath(path.join(this.dir, OWNER_FILE))).then(
+      () => true,
+      () => false,
+    );
   }
 
   private async readOwnerFile(): Promise<Partial<OwnerInfo> | undefined> {
