@@ -675,11 +675,12 @@ class Restorer {
         for (const id of node.chunks ?? []) {
           this.o.signal?.throwIfAborted();
           if (this.writer) {
-            const bytes = (await this.blobAt(id)).rawLength;
+            const loc = await this.blobAt(id);
+            const bytes = loc.rawLength;
             await this.reserve(bytes);
             let job: Awaited<ReturnType<typeof this.readStored>>;
             try {
-              job = await this.readStored(id);
+              job = await this.readStored(id, loc);
             } catch (e) {
               this.unreserve(bytes);
               throw e;
@@ -796,9 +797,9 @@ class Restorer {
 
   private readonly read = (pack: string, offset: number, length: number): Promise<Buffer> => this.reader.read(pack, offset, length);
 
-  /** A blob as stored (ObjectStore.get without unpacking; objects of other codecs are unpacked here). */
-  private async readStored(id: Buffer): Promise<Pick<WriteJob, 'data' | 'codec' | 'rawLength' | 'id' | 'what'>> {
-    const loc = await this.blobAt(id);
+  /** A blob as stored (ObjectStore.get without unpacking; objects of other codecs are unpacked here); `located`: its index entry, when the caller has it. */
+  private async readStored(id: Buffer, located?: ObjectLocation): Promise<Pick<WriteJob, 'data' | 'codec' | 'rawLength' | 'id' | 'what'>> {
+    const loc = located ?? (await this.blobAt(id));
     const what = objectWhat(id, loc.pack);
     if (!writerUnpacks(loc.codec)) {
       // Unpacked (and verified) here; the thread checks the bytes against the id once more, as it

@@ -1,10 +1,11 @@
 // A restore writer thread (started by writer.ts from its compiled form in dist/; see
 // core/worker-url.ts). Per file: the object is unpacked and verified by the object codec
 // (store/object-codec.ts, the same checks as every other reader), then written with synchronous
-// calls (a chunk of a larger file is written at its offset of a descriptor the main thread holds): a temporary name created with O_EXCL|O_NOFOLLOW, sparse writes (core/sparse.ts),
+// calls: a temporary name created with O_EXCL|O_NOFOLLOW, sparse writes (core/sparse.ts),
 // ownership, mode, times, close, rename. The temporary file is removed on failure, so an
 // interrupted restore never leaves a complete-looking file, and nothing is written for an object
-// that fails verification.
+// that fails verification. A chunk of a larger file is unpacked and verified the same way and
+// written at its offset of a descriptor the main thread holds (which then finishes the file).
 import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { isSnapError } from '../../core/errors.js';
