@@ -334,7 +334,7 @@ export class ObjectStore {
     // `bytes` and `buffer` are moved to the thread (empty here until the result brings them back).
     const length = bytes.length;
     const sealing = this.opts.sealing;
-    const spare = this.spareSealed.findIndex((b) => b.byteLength >= sealedSize(length));
+    const spare = this.spareSealed.findIndex((s) => s.byteLength >= sealedSize(length));
     const into = sealing && spare >= 0 ? this.spareSealed.splice(spare, 1)[0] : undefined;
     const job = { buffer: buffer.buffer as ArrayBuffer, length, keys: this.sealKeys, into };
     const done = await finishPackOnWorkers(job, this.workers, this.ctx);
