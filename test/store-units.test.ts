@@ -132,6 +132,56 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
     await expect(store.add('blob', randomBytes(1000))).rejects.toThrow('disk on fire');
     await repo.close();
   });
+
+  it('storage slower than compression: add() waits for room in the ring instead of compressing on the calling thread, and every object is stored', async () => {
+    const { dir, repo } = await newRepo();
+    const slow = Object.create(repo.backend) as typeof repo.backend;
+    let puts = 0;
+    slow.put = async (name: string, bytes: Uint8Array) => {
+      puts++;
+      await new Promise((r) => setTimeout(r, 40));
+      return repo.backend.put(name, bytes);
+    };
+    // One pack write at a time, each 40 ms: the ring (128 KiB) fills with compressed objects
+    // waiting for a write while both threads are idle.
+    const store = new ObjectStore(slow, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 128 * 1024, compressWorkers: 2, packWrites: 1 });
+    const rng = new Rng(29);
+    // Incompressible: about 60 packs to write.
+    const data = Array.from({ length: 100 }, () => rng.bytes(rng.int(20_000, 60_000)));
+    for (const d of data) expect((await store.add('blob', d)).added).toBe(true);
+    await store.flush();
+    expect(puts).toBeGreaterThan(10);
+    // Before: about half of them (53 of 100) compressed here while the threads waited. Now only
+    // while the threads are really behind (the first objects, as they start on the first batch).
+    expect(store.stats.inlined).toBeLessThanOrEqual(5);
+    expect(store.stats.objectsAdded).toBe(data.length);
+    for (const d of data) expect((await store.get(sha256(d), 'blob')).equals(d)).toBe(true);
+    expect((await entriesByObject(dir)).size).toBe(data.length);
+    await repo.close();
+  });
+
+  it('a pack write failing while add() waits for room in the ring fails that add(), it does not hang', async () => {
+    const { repo } = await newRepo();
+    let puts = 0;
+    const failing = Object.create(repo.backend) as typeof repo.backend;
+    failing.put = async (name: string, bytes: Uint8Array) => {
+      await new Promise((r) => setTimeout(r, 30));
+      if (++puts === 3) throw new Error('the gateway went away');
+      return repo.backend.put(name, bytes);
+    };
+    const store = new ObjectStore(failing, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 128 * 1024, compressWorkers: 2, packWrites: 1 });
+    const rng = new Rng(31);
+    let failed: unknown;
+    try {
+      for (const d of objects(rng, 400)) await store.add('blob', d);
+      await store.flush();
+    } catch (e) {
+      failed = e;
+    }
+    expect(String(failed)).toContain('the gateway went away');
+    await store.settle();
+    await repo.close();
+  });
 });
 
 describe('FileWriter: the restore writer threads', () => {

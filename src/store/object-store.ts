@@ -115,7 +115,8 @@ export class ObjectStore {
   private sendScheduled = false;
   private draining = false;
   private ringWaiters: (() => void)[] = [];
-  readonly stats = { objectsAdded: 0, bytesAdded: 0, rawBytesAdded: 0, packsWritten: 0 };
+  /** `inlined`: objects compressed on the calling thread because the ring was full and the threads behind. */
+  readonly stats = { objectsAdded: 0, bytesAdded: 0, rawBytesAdded: 0, packsWritten: 0, inlined: 0 };
   /** The codec context every object of this store is encoded and decoded with. */
   readonly ctx: CodecContext;
 
@@ -162,6 +163,15 @@ export class ObjectStore {
       await new Promise<void>((r) => setImmediate(r));
       this.throwIfFailed();
       if (this.addToRing(type, id, raw)) return { id, added: true };
+      // Full because the storage is behind (the oldest batch is compressed and waits to be
+      // appended, or every pack write slot is taken): compressing here would not store anything
+      // sooner, and on a machine that also runs the storage (a local gateway) it takes the CPU the
+      // writes need. Wait for room. Only threads still at work on the oldest batch are "behind".
+      while (this.jobs[0]?.result !== undefined || this.packWrites >= this.maxPackWrites) {
+        await new Promise<void>((r) => this.ringWaiters.push(r));
+        this.throwIfFailed();
+        if (this.addToRing(type, id, raw)) return { id, added: true };
+      }
       // Still full: the workers are behind (other work on the cores), so rather than wait idle,
       // this thread compresses the object itself, below.
     }
@@ -170,6 +180,7 @@ export class ObjectStore {
       // pack before add() returns, so nothing per chunk outlives this call and the caller's buffer
       // is free again. A 1 GiB backup allocating a chunk and an output buffer per chunk peaked
       // at 415 MB of RSS, garbage V8 collects late while its own heap stays small.
+      if (this.workers > 0) this.stats.inlined++;
       const c = encodeObjectSync(raw, this.opts.codec, this.opts.level, this.ctx);
       await this.append(type, id, c.data, raw.length, c.codec);
       return { id, added: true };
