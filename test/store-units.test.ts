@@ -16,7 +16,7 @@ import { markSnapshots, newMarks, walkTrees } from '../src/repo/reachability.js'
 import { FileWriter, type WriteJob } from '../src/ops/restore/writer.js';
 import { Repository } from '../src/repo/repository.js';
 import { CODEC_RAW, CODEC_ZSTD } from '../src/store/codec.js';
-import { encodeObjectSync } from '../src/store/object-codec.js';
+import { encodeObjectSync, objectId } from '../src/store/object-codec.js';
 import { ObjectStore } from '../src/store/object-store.js';
 import { giveBackRing, takeRing } from '../src/store/compress-pool.js';
 import { packName, type PackEntry, readPackHeader } from '../src/store/pack.js';
@@ -157,6 +157,55 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
     expect(store.stats.objectsAdded).toBe(data.length);
     for (const d of data) expect((await store.get(sha256(d), 'blob')).equals(d)).toBe(true);
     expect((await entriesByObject(dir)).size).toBe(data.length);
+    await repo.close();
+  });
+
+  it('addHashing: the threads compute the ids (plain and keyed), each object is stored once, with or without threads', async () => {
+    const rng = new Rng(37);
+    // Large and small, compressible and not; a few twice, and one already stored through add().
+    const base = objects(rng, 40);
+    const data = [...base, base[3]!, base[6]!, base[7]!];
+    const idKey = randomBytes(32);
+    for (const [compressWorkers, codecContext] of [[2, undefined], [0, undefined], [2, { idKey }]] as const) {
+      const { dir, repo } = await newRepo();
+      const store = new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 256 * 1024, maxInflightBytes: 512 * 1024, compressWorkers, ...(codecContext ? { codecContext } : {}) });
+      const idOf = (d: Buffer): Buffer => objectId(d, store.ctx);
+      await store.add('blob', base[5]!, idOf(base[5]!));
+      const ids: Promise<Buffer>[] = [];
+      for (const d of data) ids.push((await store.addHashing('blob', d)).id);
+      const got = await Promise.all(ids);
+      await store.flush();
+      for (const [i, d] of data.entries()) expect(toHex(got[i]!)).toBe(toHex(idOf(d)));
+      if (codecContext) expect(toHex(got[0]!)).not.toBe(toHex(sha256(data[0]!)));
+      expect(store.stats.objectsAdded).toBe(base.length);
+      expect((await entriesByObject(dir)).size).toBe(base.length);
+      for (const d of base) expect((await store.get(idOf(d), 'blob')).equals(d)).toBe(true);
+      await repo.close();
+    }
+  });
+
+  it('addHashing: a failed pack write rejects the ids still to come, it does not leave them waiting', async () => {
+    const { repo } = await newRepo();
+    let puts = 0;
+    const failing = Object.create(repo.backend) as typeof repo.backend;
+    failing.put = async (name: string, bytes: Uint8Array) => {
+      if (++puts === 2) throw new Error('the disk is full');
+      return repo.backend.put(name, bytes);
+    };
+    const store = new ObjectStore(failing, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 256 * 1024, compressWorkers: 2 });
+    const rng = new Rng(41);
+    const ids: Promise<Buffer>[] = [];
+    let failed: unknown;
+    try {
+      for (let i = 0; i < 60; i++) ids.push((await store.addHashing('blob', rng.bytes(20_000))).id);
+      await store.flush();
+    } catch (e) {
+      failed = e;
+    }
+    expect(String(failed)).toContain('the disk is full');
+    const settled = await Promise.allSettled(ids);
+    expect(settled.some((s) => s.status === 'rejected' && String(s.reason).includes('the disk is full'))).toBe(true);
+    await store.settle();
     await repo.close();
   });
 

@@ -12,7 +12,7 @@ import { workerData } from 'node:worker_threads';
 import type { Transferable } from 'node:worker_threads';
 import { sha256, toHex } from '../core/ids.js';
 import { type BlobKeys, sealBlob, sealedSize } from '../backend/encrypted.js';
-import { type CodecContext, encodeObjectSync } from './object-codec.js';
+import { type CodecContext, encodeObjectSync, ID_BYTES, objectId } from './object-codec.js';
 import { packName } from './pack.js';
 import { serveJobs } from './thread-pool.js';
 import { useZstd, type ZstdSpec } from './zstd.js';
@@ -23,11 +23,16 @@ export interface CompressWorkerData {
   codec: CodecContext;
 }
 
-/** A batch: `objs` holds (offset, length) pairs of objects inside `ring`. */
+/**
+ * A batch: `objs` holds (offset, length) pairs of objects inside `ring`. With `hash`, the thread
+ * also computes each object's id (objectId: SHA-256, or HMAC-SHA256 under the id key) from its
+ * bytes before compressing them, and the result carries the ids after the (codec, length) pairs.
+ */
 export interface CompressRequest {
   ring: SharedArrayBuffer;
   level: number;
   objs: Int32Array;
+  hash?: boolean;
 }
 
 /**
@@ -58,13 +63,19 @@ export function finishPack(j: PackJob['pack']): { result: PackDone; transfer: Tr
   return { result: { id, buffer: j.buffer, sealed: { buffer: into.buffer, length: sealed.length } }, transfer: [j.buffer, into.buffer] };
 }
 
-/** Per object, (codec, stored length): the stored bytes are at the object's offset in the ring. */
-export function compressBatch(ring: Uint8Array, objs: Int32Array, level: number, ctx: CodecContext): Int32Array {
-  const out = new Int32Array(objs.length);
+/**
+ * Per object, (codec, stored length): the stored bytes are at the object's offset in the ring.
+ * With `hash`, the objects' ids follow, ID_BYTES each, in the same order.
+ */
+export function compressBatch(ring: Uint8Array, objs: Int32Array, level: number, ctx: CodecContext, hash = false): Int32Array {
+  const n = objs.length / 2;
+  const out = new Int32Array(hash ? objs.length + (n * ID_BYTES) / 4 : objs.length);
+  const ids = hash ? Buffer.from(out.buffer, objs.length * 4, n * ID_BYTES) : undefined;
   for (let i = 0; i < objs.length; i += 2) {
     const off = objs[i]!;
     const len = objs[i + 1]!;
     const raw = Buffer.from(ring.buffer, ring.byteOffset + off, len);
+    if (ids) objectId(raw, ctx).copy(ids, (i / 2) * ID_BYTES);
     const c = encodeObjectSync(raw, 'zstd', level, ctx);
     if (c.data !== raw) ring.set(c.data, off);
     out[i] = c.codec;
@@ -80,7 +91,7 @@ if (data) {
   });
   serveJobs<CompressRequest | PackJob, Int32Array | PackDone>((m) => {
     if ('pack' in m) return finishPack(m.pack);
-    const out = compressBatch(new Uint8Array(m.ring), m.objs, m.level, data.codec);
+    const out = compressBatch(new Uint8Array(m.ring), m.objs, m.level, data.codec, m.hash === true);
     return { result: out, transfer: [out.buffer as ArrayBuffer] };
   }, ready);
 }

@@ -49,6 +49,9 @@ export function objectWhat(id: Uint8Array, pack: string): string {
   return `object ${toHex(id).slice(0, 16)} (in pack ${pack.slice(0, 12)})`;
 }
 
+/** Bytes of an object id (either kind). */
+export const ID_BYTES = 32;
+
 /** The id of an object's content. Keyed ids (encryption) are computed here. */
 export function objectId(raw: Uint8Array, ctx: CodecContext = PLAIN): Buffer {
   return ctx.idKey ? hmacSha256(ctx.idKey, raw) : sha256(raw);

@@ -9,7 +9,7 @@ import { sha256, toHex } from '../core/ids.js';
 import type { Backend } from '../backend/backend.js';
 import type { CodecName } from '../model/config.js';
 import { isSyncCodec } from './codec.js';
-import { type CodecContext, decodeAndVerify, encodeObject, encodeObjectSync, objectId, objectWhat, PLAIN } from './object-codec.js';
+import { type CodecContext, decodeAndVerify, encodeObject, encodeObjectSync, ID_BYTES, objectId, objectWhat, PLAIN } from './object-codec.js';
 import { compressOnWorkers, defaultCompressWorkers, finishPackOnWorkers, giveBackRing, takeRing } from './compress-pool.js';
 import { type BlobKeys, type BlobSealing, sealedSize } from '../backend/encrypted.js';
 import { type ObjectType, PackBuilder, type PackEntry, packName } from './pack.js';
@@ -43,10 +43,18 @@ interface RingJob {
   off: number;
   end: number;
   types: ObjectType[];
+  /** The objects' ids; none in a hashing job (addHashing), whose worker computes them. */
   ids: Buffer[];
   objs: number[]; // (offset, raw length) pairs
   sent: boolean;
   result?: Int32Array;
+  /** A hashing job: the callers waiting for each object's id, in order. */
+  hashing?: IdWaiter[];
+}
+
+interface IdWaiter {
+  resolve(id: Buffer): void;
+  reject(e: unknown): void;
 }
 
 export interface ObjectLocation {
@@ -196,10 +204,42 @@ export class ObjectStore {
   }
 
   /**
-   * Copy an object into the ring, to be compressed by a worker; false when the ring is full, so
-   * the bytes in flight never exceed maxInflight (plus what the packs hold).
+   * Store an object unless it is already stored, its id computed by a compression thread together
+   * with its compressed form (a new large file's chunks: the thread that reads and chunks files
+   * then does not hash them; docs/performance.md, "Chunk ids on the compression threads"). Resolves
+   * once `raw` is copied (the caller may reuse it) with the id to come: it resolves once the object
+   * is known stored or already there (added and stats as for add()), and rejects if the store fails
+   * first. Objects a thread cannot take (no threads, too small or too large for the ring) are
+   * hashed and added here. An object found already stored was compressed for nothing: meant for
+   * content that is probably new.
    */
-  private addToRing(type: ObjectType, id: Buffer, raw: Buffer): boolean {
+  async addHashing(type: ObjectType, raw: Buffer): Promise<{ id: Promise<Buffer> }> {
+    this.throwIfFailed();
+    if (this.workers > 0 && raw.length >= 64 && raw.length <= this.maxInflight) {
+      let waiter: IdWaiter | undefined;
+      const id = new Promise<Buffer>((resolve, reject) => (waiter = { resolve, reject }));
+      id.catch(() => {}); // the caller may stop before awaiting it (a read error): not unhandled
+      if (this.addToRing(type, undefined, raw, waiter)) return { id };
+      await new Promise<void>((r) => setImmediate(r));
+      this.throwIfFailed();
+      if (this.addToRing(type, undefined, raw, waiter)) return { id };
+      // As in add(): wait for room unless the threads are behind.
+      while (this.jobs[0]?.result !== undefined || this.packWrites >= this.maxPackWrites) {
+        await new Promise<void>((r) => this.ringWaiters.push(r));
+        this.throwIfFailed();
+        if (this.addToRing(type, undefined, raw, waiter)) return { id };
+      }
+    }
+    const r = await this.add(type, raw);
+    return { id: Promise.resolve(r.id) };
+  }
+
+  /**
+   * Copy an object into the ring, to be compressed by a worker; false when the ring is full, so
+   * the bytes in flight never exceed maxInflight (plus what the packs hold). Without an id, the
+   * worker computes it and `waiter` gets it (addHashing).
+   */
+  private addToRing(type: ObjectType, id: Buffer | undefined, raw: Buffer, waiter?: IdWaiter): boolean {
     if (!this.ring) {
       this.ring = takeRing(this.maxInflight);
       this.ringBuf = Buffer.from(this.ring);
@@ -211,13 +251,15 @@ export class ObjectStore {
     }
     raw.copy(this.ringBuf, off);
     let j = this.openJob;
-    if (!j || j.end !== off) {
+    // A job hashes all its objects or none.
+    if (!j || j.end !== off || (j.hashing !== undefined) !== (id === undefined)) {
       this.sendOpenJob();
-      j = this.openJob = { off, end: off, types: [], ids: [], objs: [], sent: false };
+      j = this.openJob = { off, end: off, types: [], ids: [], objs: [], sent: false, ...(id === undefined ? { hashing: [] } : {}) };
       this.jobs.push(j);
     }
     j.types.push(type);
-    j.ids.push(id);
+    if (id) j.ids.push(id);
+    else j.hashing!.push(waiter!);
     j.objs.push(off, raw.length);
     j.end = off + raw.length;
     if (j.end - j.off >= JOB_BYTES || j.types.length >= JOB_OBJECTS) this.sendOpenJob();
@@ -249,15 +291,13 @@ export class ObjectStore {
     if (!j) return;
     this.openJob = undefined;
     j.sent = true;
-    compressOnWorkers({ ring: this.ring!, level: this.opts.level, objs: Int32Array.from(j.objs) }, this.workers, this.ctx).then(
+    const hash = j.hashing !== undefined;
+    compressOnWorkers({ ring: this.ring!, level: this.opts.level, objs: Int32Array.from(j.objs), ...(hash ? { hash } : {}) }, this.workers, this.ctx).then(
       (r) => {
         j.result = r;
         if (j === this.jobs[0]) void this.drainRing();
       },
-      (e: unknown) => {
-        this.failure ??= e;
-        this.wakeRing();
-      },
+      (e: unknown) => this.fail(e),
     );
   }
 
@@ -271,13 +311,26 @@ export class ObjectStore {
         for (let i = 0; i < j.types.length; i++) {
           const off = j.objs[2 * i]!;
           const data = this.ringBuf.subarray(off, off + r[2 * i + 1]!);
+          if (j.hashing) {
+            // The id the thread computed; stored once, as add() does (claimed before the lookup).
+            const at = j.objs.length * 4 + i * ID_BYTES;
+            const id = Buffer.from(new Uint8Array(r.buffer, r.byteOffset + at, ID_BYTES));
+            const hex = toHex(id);
+            if (!this.pending.has(hex)) {
+              this.pending.add(hex);
+              if (await this.index.lookup(id)) this.pending.delete(hex);
+              else await this.append(j.types[i]!, id, data, j.objs[2 * i + 1]!, r[2 * i]!);
+            }
+            j.hashing[i]?.resolve(id); // none left once the store failed (fail() told them)
+            continue;
+          }
           await this.append(j.types[i]!, j.ids[i]!, data, j.objs[2 * i + 1]!, r[2 * i]!);
         }
         this.jobs.shift();
         this.wakeRing();
       }
     } catch (e) {
-      this.failure ??= e;
+      this.fail(e);
     } finally {
       this.draining = false;
       this.wakeRing();
@@ -360,10 +413,18 @@ export class ObjectStore {
   }
 
   private track(p: Promise<void>): void {
-    const t: Promise<void> = p.catch((e) => {
-      this.failure ??= e;
-    }).finally(() => this.tasks.delete(t));
+    const t: Promise<void> = p.catch((e) => this.fail(e)).finally(() => this.tasks.delete(t));
     this.tasks.add(t);
+  }
+
+  /** The store has failed: the first failure is kept, and every caller waiting on an id hears of it. */
+  private fail(e: unknown): void {
+    this.failure ??= e;
+    for (const j of this.jobs) {
+      for (const w of j.hashing ?? []) w.reject(this.failure);
+      if (j.hashing) j.hashing = [];
+    }
+    this.wakeRing();
   }
 
   private release(n: number): void {

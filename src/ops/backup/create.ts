@@ -318,6 +318,8 @@ class Archiver {
   /** Entries whose attributes could not be asked for (names that are not UTF-8): said once, at the end. */
   readonly unnamed: { count: number; first?: string } = { count: 0 };
   private readonly digestWords = new BigUint64Array(12);
+  /** While a directory's files are read: their chunk ids still to come (readFile), awaited before its tree is made. */
+  private idsDue: Promise<unknown>[] | undefined;
   private readonly digestBytes = Buffer.from(this.digestWords.buffer);
 
   /** Said only when it is news: on the first backup of these paths (docs/design.md). */
@@ -574,21 +576,29 @@ class Archiver {
     const updates: [Buffer, CachedFile][] = [];
     const nodes: Node[] = [];
     let complete = true; // every entry made it into the tree as it is now: the record may be kept
-    for (const { node: n, st: kst } of kids) {
-      let node: Node | undefined = n;
-      // Only here, for directories that changed: an unchanged one's tree already holds them (a
-      // change of attributes changes the entry's ctime, which the digest covers).
-      if (!this.addXattrs(joinPath(full, n.name), n)) complete = false;
-      if (n.type === 'file') {
-        const key = n.name.toString('latin1');
-        seen.add(key);
-        node = await this.file(joinPath(full, n.name), n.name, n, kst, cache);
-        const upd = cache.updates.get(key);
-        if (upd) updates.push([n.name, upd]);
-        else if (!node || !cache.old.has(key) || !sameStamp(cache.old.get(key)!, stampOf(kst))) complete = false;
+    const due: Promise<unknown>[] = (this.idsDue = []);
+    try {
+      for (const { node: n, st: kst } of kids) {
+        let node: Node | undefined = n;
+        // Only here, for directories that changed: an unchanged one's tree already holds them (a
+        // change of attributes changes the entry's ctime, which the digest covers).
+        if (!this.addXattrs(joinPath(full, n.name), n)) complete = false;
+        if (n.type === 'file') {
+          const key = n.name.toString('latin1');
+          seen.add(key);
+          node = await this.file(joinPath(full, n.name), n.name, n, kst, cache);
+          const upd = cache.updates.get(key);
+          if (upd) updates.push([n.name, upd]);
+          else if (!node || !cache.old.has(key) || !sameStamp(cache.old.get(key)!, stampOf(kst))) complete = false;
+        }
+        if (node) nodes.push(node);
       }
-      if (node) nodes.push(node);
+    } finally {
+      this.idsDue = undefined;
     }
+    // The chunk ids the compression threads compute (new files): the tree and the files-cache
+    // entries name them.
+    await Promise.all(due);
     const stale = [...cache.old.keys()].filter((k) => !seen.has(k)).map((k) => Buffer.from(k, 'latin1'));
     const bytes = encodeTree(nodes);
     const r = await this.repo.objects.add('tree', bytes);
@@ -675,7 +685,12 @@ class Archiver {
       this.report(full);
       return node;
     }
-    const read = await this.readFile(full, st);
+    // A new large file's content is probably new: its chunk ids come from the compression threads
+    // (ObjectStore.addHashing). A changed file's chunks are mostly stored already (an edit in a
+    // large file): hashed here, so the threads do not compress what is then found stored. Small
+    // files are hashed here too: sent to the threads they cost more than they saved (every tree
+    // between them split the threads' batches, and copies of small files are common).
+    const read = await this.readFile(full, st, !cached && stamp.size >= HASH_ON_THREADS);
     if (!read) return undefined; // a warning; the snapshot does not hold it, nor count it
     this.summary.totalFiles++;
     node.size = read.size;
@@ -693,7 +708,12 @@ class Archiver {
     this.o.sink.progress?.(this.progress);
   }
 
-  private async readFile(full: Buffer, before: fs.BigIntStats): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
+  /**
+   * Read, chunk and store a file. With `hashing`, chunk ids are computed by the compression threads:
+   * the returned `chunks` are filled in once they are known, which the directory being read waits
+   * for before its tree is made (`this.idsDue`); outside a directory's files, this waits for them.
+   */
+  private async readFile(full: Buffer, before: fs.BigIntStats, hashing = false): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
     let fd: number;
     try {
       fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
@@ -708,6 +728,7 @@ class Archiver {
         return undefined;
       }
       const chunks: Buffer[] = [];
+      const due: Promise<void>[] = [];
       let size = 0;
       this.chunker.reset(fd, Number(opened.size));
       for (let c = this.chunker.next(); c; c = this.chunker.next()) {
@@ -715,9 +736,21 @@ class Archiver {
         this.o.signal?.throwIfAborted();
         this.progress.bytes += c.length;
         this.summary.bytesRead += c.length;
+        if (hashing) {
+          const { id } = await this.repo.objects.addHashing('blob', c);
+          const at = chunks.push(EMPTY) - 1;
+          due.push(id.then((v) => void (chunks[at] = v)));
+          continue;
+        }
         const id = this.repo.hashId(c);
         chunks.push(id);
         await this.repo.objects.add('blob', c, id);
+      }
+      if (due.length > 0) {
+        const all = Promise.all(due);
+        all.catch(() => {}); // awaited with the directory's files (or below)
+        if (this.idsDue) this.idsDue.push(all);
+        else await all;
       }
       const after = fs.fstatSync(fd, { bigint: true });
       const stable = after.size === before.size && after.mtimeNs === before.mtimeNs && after.ctimeNs === before.ctimeNs && BigInt(size) === after.size;
@@ -746,6 +779,12 @@ class Archiver {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * New files of at least this size have their chunks hashed by the compression threads (the
+ * average chunk: a smaller file is one chunk). docs/performance.md, "Chunk ids on the compression threads".
+ */
+const HASH_ON_THREADS = 1024 * 1024;
 
 /**
  * A tree id the walk keeps (snap watch keeps it for days), copied into memory of its own: an id
