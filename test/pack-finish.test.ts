@@ -140,6 +140,36 @@ describe('packs finished on the compression threads', () => {
     }
   });
 
+  it('storage that signs the SHA-256 of what it gets (S3) is handed it with every pack, computed by the threads: in the clear and sealed', async () => {
+    for (const encrypted of [false, true]) {
+      const { repo } = await newRepo(encrypted);
+      // The storage under the encryption (or the only one): it wants the hash, and records what it got.
+      const inner = (encrypted ? (repo.backend as unknown as { inner: typeof repo.backend }).inner : repo.backend) as typeof repo.backend & { wantsSha256?: boolean };
+      const put = inner.put.bind(inner);
+      const hinted: { name: string; ok: boolean }[] = [];
+      Object.defineProperty(inner, 'wantsSha256', { value: true });
+      inner.put = async (name: string, bytes: Uint8Array, hints?: { sha256?: Uint8Array }) => {
+        if (name.startsWith('data/')) hinted.push({ name, ok: hints?.sha256 !== undefined && Buffer.from(hints.sha256).equals(sha256(bytes)) });
+        return put(name, bytes);
+      };
+      for (const compressWorkers of [2, 0]) {
+        const store = new ObjectStore(repo.backend, repo.indexFiles, {
+          codec: 'zstd', level: 3, packSize: PACK, compressWorkers, codecContext: repo.objects.ctx,
+          ...(encrypted && compressWorkers > 0 ? { sealing: (repo.backend as unknown as { sealing(): NonNullable<ObjectStoreOptions['sealing']> }).sealing() } : {}),
+        });
+        await addAll(store, objects(new Rng(compressWorkers + (encrypted ? 60 : 50)), 90));
+        expect(store.stats.packsWritten).toBeGreaterThan(3);
+      }
+      // Encrypted and without threads, the pack goes through EncryptedBackend.put, which seals it
+      // there and has no hash of the sealed bytes to give: the storage hashes them itself.
+      const expected = encrypted ? hinted.filter((h) => h.ok).length : hinted.length;
+      expect(hinted.length).toBeGreaterThan(6);
+      expect(hinted.filter((h) => h.ok).length).toBe(expected);
+      expect(expected).toBeGreaterThan(3);
+      await repo.close();
+    }
+  });
+
   it('a pack whose write fails (after the thread sealed it) fails the flush with the error; no index entry names it', async () => {
     const { repo } = await newRepo(true);
     let puts = 0;

@@ -5,7 +5,7 @@
 // append-only mode). A remote backend whose credentials cannot delete reports the same
 // capability (docs/maintenance.md, "Append-only use"); this wrapper gives it to any backend.
 import { SnapError } from '../core/errors.js';
-import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
+import type { Backend, BackendCapabilities, BlobInfo, PutHints } from './backend.js';
 
 export const LOCKS_PREFIX = 'locks/';
 
@@ -21,13 +21,17 @@ export class AppendOnlyBackend implements Backend {
    * Every other blob's name is the hash of its content (or `config`, written once), so a blob
    * that exists already holds these bytes: keep it instead of replacing it.
    */
-  async put(name: string, data: Uint8Array): Promise<void> {
-    if (name.startsWith(LOCKS_PREFIX)) return this.inner.put(name, data);
-    await this.inner.putIfAbsent(name, data);
+  get wantsSha256(): boolean | undefined {
+    return this.inner.wantsSha256;
   }
 
-  putIfAbsent(name: string, data: Uint8Array): Promise<boolean> {
-    return this.inner.putIfAbsent(name, data);
+  async put(name: string, data: Uint8Array, hints?: PutHints): Promise<void> {
+    if (name.startsWith(LOCKS_PREFIX)) return this.inner.put(name, data, hints);
+    await this.inner.putIfAbsent(name, data, hints);
+  }
+
+  putIfAbsent(name: string, data: Uint8Array, hints?: PutHints): Promise<boolean> {
+    return this.inner.putIfAbsent(name, data, hints);
   }
 
   /** As put: a blob that exists already is kept (its source is read to the end and dropped). */

@@ -15,6 +15,15 @@ export interface BlobInfo {
   size: number;
 }
 
+/** What a writer knows of a blob it puts. */
+export interface PutHints {
+  /**
+   * The SHA-256 of exactly the bytes put. Used by backends that want it (Backend.wantsSha256),
+   * ignored by the others; a wrong one fails the put (S3 checks it against what it received).
+   */
+  sha256?: Uint8Array;
+}
+
 /** What a backend can promise beyond the calls every backend has. */
 export interface BackendCapabilities {
   /**
@@ -34,10 +43,15 @@ export interface Backend {
    * `locks/`): append-only use. Commands that delete refuse up front with SNAP_APPEND_ONLY.
    */
   readonly appendOnly?: boolean;
+  /**
+   * Capability: put() and putIfAbsent() spare work given PutHints.sha256 (S3 signs the payload's
+   * SHA-256): a writer that has it, or can compute it on another thread, passes it.
+   */
+  readonly wantsSha256?: boolean;
   /** Write a blob atomically and durably (readers see all of it or nothing); replaces an existing one. */
-  put(name: string, data: Uint8Array): Promise<void>;
+  put(name: string, data: Uint8Array, hints?: PutHints): Promise<void>;
   /** Like put, but only if no blob has that name; returns false (and writes nothing) if one exists. */
-  putIfAbsent(name: string, data: Uint8Array): Promise<boolean>;
+  putIfAbsent(name: string, data: Uint8Array, hints?: PutHints): Promise<boolean>;
   /**
    * Like put, with the bytes coming from `source` piece by piece, so a large blob never sits
    * whole in memory (the backend holds at most a bounded amount: a local file is written as the

@@ -16,7 +16,7 @@
 // that hold it.
 import { SnapError, isSnapError } from '../core/errors.js';
 import { GCM_NONCE_BYTES, GCM_TAG_BYTES, gcmOpen, gcmSeal, hmacSha256, random } from '../core/crypto.js';
-import { type Backend, type BackendCapabilities, type BlobInfo, type TempSweep, tempSweepOf } from './backend.js';
+import { type Backend, type BackendCapabilities, type BlobInfo, type PutHints, type TempSweep, tempSweepOf } from './backend.js';
 
 export const FILE_NONCE_BYTES = 32;
 export const SEGMENT_BYTES = 64 * 1024;
@@ -71,8 +71,10 @@ export interface BlobKeys {
 /** What a writer needs to seal blobs itself, on another thread: EncryptedBackend.sealing(). */
 export interface BlobSealing {
   readonly keys: BlobKeys;
-  /** Store bytes sealBlob sealed under `name` (with these keys), as they are. */
-  putSealed(name: string, sealed: Uint8Array): Promise<void>;
+  /** The storage below wants the SHA-256 of the sealed bytes with them (Backend.wantsSha256). */
+  readonly wantsSha256: boolean;
+  /** Store bytes sealBlob sealed under `name` (with these keys), as they are; `hints` are of those bytes. */
+  putSealed(name: string, sealed: Uint8Array, hints?: PutHints): Promise<void>;
 }
 
 /** Seal a whole blob; into `into` (from its start) when it has room for the sealed bytes. */
@@ -172,10 +174,11 @@ export class EncryptedBackend implements Backend {
   sealing(): BlobSealing {
     return {
       keys: this.keys,
-      putSealed: async (name, sealed) => {
+      wantsSha256: this.inner.wantsSha256 === true,
+      putSealed: async (name, sealed, hints) => {
         if (isPlaintextName(name)) throw new Error(`${name} is stored in the clear, never sealed`);
         this.cache.delete(name);
-        await this.inner.put(name, sealed);
+        await this.inner.put(name, sealed, hints);
       },
     };
   }

@@ -2,7 +2,7 @@
 // snapshot records it wrote and deleted and the bytes of the blobs it wrote and deleted. It
 // watches the calls themselves, so it counts this process's changes only, never a concurrent
 // command's, and needs nothing from the commands. Lock files and log records are not counted.
-import { type Backend, type BackendCapabilities, type BlobInfo, type TempSweep, tempSweepOf } from './backend.js';
+import { type Backend, type BackendCapabilities, type BlobInfo, type PutHints, type TempSweep, tempSweepOf } from './backend.js';
 
 export interface Changes {
   snapshotsAdded: string[];
@@ -53,13 +53,17 @@ export class RecordingBackend implements Backend {
     }
   }
 
-  async put(name: string, data: Uint8Array): Promise<void> {
-    await this.inner.put(name, data);
+  get wantsSha256(): boolean | undefined {
+    return this.inner.wantsSha256;
+  }
+
+  async put(name: string, data: Uint8Array, hints?: PutHints): Promise<void> {
+    await this.inner.put(name, data, hints);
     this.added(name, data.length);
   }
 
-  async putIfAbsent(name: string, data: Uint8Array): Promise<boolean> {
-    const done = await this.inner.putIfAbsent(name, data);
+  async putIfAbsent(name: string, data: Uint8Array, hints?: PutHints): Promise<boolean> {
+    const done = await this.inner.putIfAbsent(name, data, hints);
     if (done) this.added(name, data.length);
     return done;
   }

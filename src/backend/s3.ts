@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import { SnapError } from '../core/errors.js';
 import type { AwsCredentials } from './aws-config.js';
 import { DEFAULT_REGION } from './aws-config.js';
-import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
+import type { Backend, BackendCapabilities, BlobInfo, PutHints } from './backend.js';
 import { checkRange, ListingGuard, shortBlobError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
 import { type PartSource, resumingRead, streamInParts, totalSize, uploadParts } from './parts.js';
@@ -121,25 +121,28 @@ export class S3Backend implements Backend {
     throw this.answerError(r, 'CREATE', bucket);
   }
 
-  async put(name: string, data: Uint8Array): Promise<void> {
+  /** The payload's SHA-256 is signed with every PUT: a writer that has it spares this thread hashing it (PutHints). */
+  readonly wantsSha256 = true;
+
+  async put(name: string, data: Uint8Array, hints?: PutHints): Promise<void> {
     checkBlobName(name);
     const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    const hash = createHash('sha256').update(body).digest('hex');
+    const hash = payloadHash(body, hints);
     await this.op('PUT', name, async () => {
       const r = await this.http.call({ method: 'PUT', key: this.key(name), body }, hash);
       if (r.status !== 200) throw this.answerError(r, 'PUT', name);
     });
   }
 
-  async putIfAbsent(name: string, data: Uint8Array): Promise<boolean> {
+  async putIfAbsent(name: string, data: Uint8Array, hints?: PutHints): Promise<boolean> {
     checkBlobName(name);
     if (!(await this.capabilities()).atomicPutIfAbsent) {
       if (await this.exists(name)) return false;
-      await this.put(name, data);
+      await this.put(name, data, hints);
       return true;
     }
     const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    const hash = createHash('sha256').update(body).digest('hex');
+    const hash = payloadHash(body, hints);
     return this.op('PUT (if absent)', name, async (attempt) => {
       const r = await this.http.call({ method: 'PUT', key: this.key(name), headers: { 'if-none-match': '*' }, body }, hash);
       if (r.status === 200) return true;
@@ -408,4 +411,10 @@ export class S3Backend implements Backend {
   async close(): Promise<void> {
     this.http.close();
   }
+}
+
+/** The hex SHA-256 a PUT signs: the writer's (PutHints; the server checks it against the body it gets) or computed here. */
+function payloadHash(body: Buffer, hints: PutHints | undefined): string {
+  if (hints?.sha256?.length === 32) return Buffer.from(hints.sha256.buffer, hints.sha256.byteOffset, 32).toString('hex');
+  return createHash('sha256').update(body).digest('hex');
 }

@@ -38,17 +38,18 @@ export interface CompressRequest {
 /**
  * A full pack: its first `length` bytes of `buffer` (moved to the thread and back). With `keys`
  * (an encrypted repository) it is sealed too, into `into` when that is large enough (a buffer of
- * a pack before, moved here to be reused), else into a new buffer.
+ * a pack before, moved here to be reused), else into a new buffer; with `hashSealed`, the SHA-256
+ * of the sealed bytes comes back too (storage that signs it: Backend.wantsSha256).
  */
 export interface PackJob {
-  pack: { buffer: ArrayBuffer; length: number; keys?: BlobKeys; into?: ArrayBuffer };
+  pack: { buffer: ArrayBuffer; length: number; keys?: BlobKeys; into?: ArrayBuffer; hashSealed?: boolean };
 }
 
 /** The pack's id (hex SHA-256 of its bytes), its buffer back, and its sealed form when asked. */
 export interface PackDone {
   id: string;
   buffer: ArrayBuffer;
-  sealed?: { buffer: ArrayBuffer; length: number };
+  sealed?: { buffer: ArrayBuffer; length: number; sha256?: Uint8Array };
 }
 
 /** Name a pack and seal it when keys come with it. */
@@ -60,7 +61,8 @@ export function finishPack(j: PackJob['pack']): { result: PackDone; transfer: Tr
   // A buffer of its own (allocUnsafe takes small ones from a shared pool, which must not move).
   const into = j.into && j.into.byteLength >= size ? Buffer.from(j.into) : Buffer.allocUnsafeSlow(size);
   const sealed = sealBlob({ dataKey: Buffer.from(j.keys.dataKey) }, packName(id), bytes, into);
-  return { result: { id, buffer: j.buffer, sealed: { buffer: into.buffer, length: sealed.length } }, transfer: [j.buffer, into.buffer] };
+  const hash = j.hashSealed ? { sha256: Uint8Array.from(sha256(sealed)) } : {};
+  return { result: { id, buffer: j.buffer, sealed: { buffer: into.buffer, length: sealed.length, ...hash } }, transfer: [j.buffer, into.buffer] };
 }
 
 /**

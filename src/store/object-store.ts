@@ -391,8 +391,9 @@ export class ObjectStore {
   private async finishPack(b: PackBuilder): Promise<{ id: string; bytes: Buffer; entries: PackEntry[]; buffer: Buffer }> {
     const { bytes, entries, buffer } = b.finish();
     if (this.workers === 0 || !ownsWholeBuffer(buffer)) {
-      const id = toHex(sha256(bytes));
-      await this.backend.put(packName(id), bytes);
+      const hash = sha256(bytes);
+      const id = toHex(hash);
+      await this.backend.put(packName(id), bytes, { sha256: hash });
       return { id, bytes, entries, buffer };
     }
     // `bytes` and `buffer` are moved to the thread (empty here until the result brings them back).
@@ -400,14 +401,16 @@ export class ObjectStore {
     const sealing = this.opts.sealing;
     const spare = this.spareSealed.findIndex((s) => s.byteLength >= sealedSize(length));
     const into = sealing && spare >= 0 ? this.spareSealed.splice(spare, 1)[0] : undefined;
-    const job = { buffer: buffer.buffer as ArrayBuffer, length, keys: this.sealKeys, into };
+    const job = { buffer: buffer.buffer as ArrayBuffer, length, keys: this.sealKeys, into, ...(sealing?.wantsSha256 ? { hashSealed: true } : {}) };
     const done = await finishPackOnWorkers(job, this.workers, this.ctx);
     const back = Buffer.from(done.buffer);
     if (done.sealed && sealing) {
-      await sealing.putSealed(packName(done.id), Buffer.from(done.sealed.buffer, 0, done.sealed.length));
+      const hash = done.sealed.sha256;
+      await sealing.putSealed(packName(done.id), Buffer.from(done.sealed.buffer, 0, done.sealed.length), hash ? { sha256: hash } : undefined);
       if (this.spareSealed.length < this.maxPackWrites) this.spareSealed.push(done.sealed.buffer);
     } else {
-      await this.backend.put(packName(done.id), back.subarray(0, length));
+      // The pack's name is the SHA-256 of these bytes (storage that signs it need not hash them).
+      await this.backend.put(packName(done.id), back.subarray(0, length), { sha256: Buffer.from(done.id, 'hex') });
     }
     return { id: done.id, bytes: back.subarray(0, length), entries, buffer: back };
   }

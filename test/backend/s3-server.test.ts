@@ -1,7 +1,7 @@
 // S3Backend against a real radosgw, beyond the conformance suite: making buckets, permission
 // errors (wrong keys, someone else's bucket, append-only credentials whose deletes are
 // refused), a missing bucket, the If-None-Match probe and the check-then-write fallback.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { S3Backend } from '../../src/backend/s3.js';
 import type { SharedRadosgw } from '../helpers/radosgw.js';
@@ -42,6 +42,21 @@ describe('S3Backend on radosgw', () => {
     expect(await b.ensureBucket()).toBe('existed');
     await b.put('config', Buffer.from('x'));
     expect((await b.get('config')).toString()).toBe('x');
+  });
+
+  it("a writer's SHA-256 of the bytes (PutHints) is what the PUT signs: taken by put and putIfAbsent, and a wrong one is refused by the server", async () => {
+    const b = open();
+    expect(b.wantsSha256).toBe(true);
+    const data = randomBytes(300_000);
+    const hash = createHash('sha256').update(data).digest();
+    await b.put('data/ab/hinted', data, { sha256: hash });
+    expect((await b.get('data/ab/hinted')).equals(data)).toBe(true);
+    expect(await b.putIfAbsent('data/ab/hinted-2', data, { sha256: hash })).toBe(true);
+    expect((await b.get('data/ab/hinted-2')).equals(data)).toBe(true);
+    // The hash of other bytes: the gateway checks the body against it and stores nothing.
+    const wrong = createHash('sha256').update('other bytes').digest();
+    await expectSnapError(b.put('data/ab/wrong', data, { sha256: wrong }), 'SNAP_REMOTE', 'PUT data/ab/wrong');
+    expect(await b.exists('data/ab/wrong')).toBe(false);
   });
 
   it("someone else's bucket: SNAP_PERMISSION for reads, writes and for making it", async () => {
