@@ -62,7 +62,11 @@ export interface Backend {
    */
   putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void>;
   get(name: string): Promise<Buffer>;
-  /** `length` bytes from `offset`; all of them or an error (SNAP_CORRUPT if the blob is shorter). */
+  /**
+   * `length` bytes from `offset`; all of them or an error (SNAP_CORRUPT if the blob is shorter).
+   * Like get's, the buffer is the caller's: the backend keeps no reference to it (EncryptedBackend
+   * opens sealed bytes in place in it).
+   */
   getRange(name: string, offset: number, length: number): Promise<Buffer>;
   /**
    * A blob, or `length` bytes of it from `offset`, as pieces in order, holding a bounded amount

@@ -225,6 +225,13 @@ export function backendConformance(label: string, target: ConformanceTarget, o: 
         const streamed = await collect(b.getStream('data/rr/blob', { offset: off, length: len }));
         expect(streamed.equals(want), `getStream(${off}, ${len})`).toBe(true);
       }
+      // What getRange and get return is the caller's: changing it (a reader opens sealed bytes in
+      // place) changes nothing a later read returns.
+      for (const [off, len] of [[0, size], [1000, 70_000], [size - 5, 5]] as const) {
+        (await b.getRange('data/rr/blob', off, len)).fill(0xee);
+        (await b.get('data/rr/blob')).fill(0xdd);
+        expect((await b.getRange('data/rr/blob', off, len)).equals(data.subarray(off, off + len)), `getRange(${off}, ${len}) after a change`).toBe(true);
+      }
     });
 
     it('a range past the end is SNAP_CORRUPT naming the blob, never a short result', async () => {

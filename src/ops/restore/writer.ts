@@ -129,9 +129,16 @@ export class FileWriter {
   ): Promise<WireResult> {
     if (this.failure) return Promise.reject(this.failure);
     const n = this.next++;
-    // The lane with the least outstanding work takes the job.
+    // The lane with the least outstanding work takes the job, unless a lane's open batch can take
+    // it without that lane being a batch ahead of it: one message of 16 files rather than two of 8.
     let lane = this.lanes[0]!;
     for (const l of this.lanes) if (l.busy + l.batch.length < lane.busy + lane.batch.length) lane = l;
+    for (const l of this.lanes) {
+      if (l !== lane && l.batch.length > 0 && l.batch.length < BATCH_FILES && l.busy + l.batch.length < lane.busy + lane.batch.length + BATCH_FILES) {
+        lane = l;
+        break;
+      }
+    }
     const id = job.id ?? EMPTY;
     const len = job.data.length + job.tmp.length + job.dest.length + id.length;
     if (lane.batch.length > 0 && lane.used + len > lane.buf!.byteLength) this.post(lane);
@@ -159,7 +166,10 @@ export class FileWriter {
       this.flushQueued = true;
       setImmediate(() => {
         this.flushQueued = false;
-        for (const l of this.lanes) if (l.batch.length > 0) this.post(l);
+        // A lane still at work posts what gathered when it answers (settle): a partial batch
+        // posted now would be one message more for the same files (6,000 messages of 7.7 files
+        // on average for the bench corpus's 46,000 jobs).
+        for (const l of this.lanes) if (l.batch.length > 0 && l.busy === 0) this.post(l);
       });
     }
     return p;
