@@ -169,6 +169,32 @@ describe('deduplication', () => {
     expect(s.summary.dataAdded).toBeGreaterThan(3_000_000);
     expect(s.summary.dataAdded).toBeLessThan(3_100_000);
   });
+
+  it('a large file edited in the middle: only the chunks around the edit are stored again, and both snapshots restore exactly', () => {
+    // Large files' chunk ids are computed by the compression threads: hashed and compressed at
+    // once for a new file, hashed first and only the new chunks compressed for a changed one.
+    const repo = initRepo();
+    const src = tmpDir();
+    const big = Buffer.concat([randomBytes(5_000_000), Buffer.alloc(3_000_000, 9), randomBytes(4_000_000)]);
+    fs.writeFileSync(path.join(src, 'big.bin'), big);
+    fs.writeFileSync(path.join(src, 'copy.bin'), big);
+    const first = parseJson<SnapJson>(snap(['--repo', repo, 'create', src, '--json']).stdout);
+    expect(first.summary.dataAdded).toBeLessThan(9_200_000); // the copy is stored once, the zeros compress
+    const edited = Buffer.concat([big.subarray(0, 6_000_000), Buffer.from('twelve bytes'), big.subarray(6_000_000)]);
+    fs.writeFileSync(path.join(src, 'big.bin'), edited);
+    const second = parseJson<SnapJson>(snap(['--repo', repo, 'create', src, '--json']).stdout);
+    expect(second.summary.dataAdded).toBeGreaterThan(0);
+    expect(second.summary.dataAdded).toBeLessThan(2_500_000); // a chunk or two, not the file
+    for (const [snapshot, want] of [[first.id, big], [second.id, edited]] as const) {
+      const out = path.join(tmpDir(), 'out');
+      const r = snap(['--repo', repo, 'restore', snapshot, out]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(fs.readFileSync(path.join(out, src, 'big.bin')).equals(want)).toBe(true);
+      expect(fs.readFileSync(path.join(out, src, 'copy.bin')).equals(big)).toBe(true);
+    }
+    const check = snap(['--repo', repo, 'check', '--read-data']);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+  });
 });
 
 describe('warnings and partial backups', () => {

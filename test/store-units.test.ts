@@ -166,13 +166,14 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
     const base = objects(rng, 40);
     const data = [...base, base[3]!, base[6]!, base[7]!];
     const idKey = randomBytes(32);
-    for (const [compressWorkers, codecContext] of [[2, undefined], [0, undefined], [2, { idKey }]] as const) {
+    // likelyStored: the threads only hash; what the lookups find new is compressed afterwards.
+    for (const [compressWorkers, codecContext, likelyStored] of [[2, undefined, false], [0, undefined, false], [2, { idKey }, false], [2, undefined, true], [2, { idKey }, true]] as const) {
       const { dir, repo } = await newRepo();
       const store = new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 256 * 1024, maxInflightBytes: 512 * 1024, compressWorkers, ...(codecContext ? { codecContext } : {}) });
       const idOf = (d: Buffer): Buffer => objectId(d, store.ctx);
       await store.add('blob', base[5]!, idOf(base[5]!));
       const ids: Promise<Buffer>[] = [];
-      for (const d of data) ids.push((await store.addHashing('blob', d)).id);
+      for (const d of data) ids.push((await store.addHashing('blob', d, likelyStored)).id);
       const got = await Promise.all(ids);
       await store.flush();
       for (const [i, d] of data.entries()) expect(toHex(got[i]!)).toBe(toHex(idOf(d)));
@@ -180,8 +181,46 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
       expect(store.stats.objectsAdded).toBe(base.length);
       expect((await entriesByObject(dir)).size).toBe(base.length);
       for (const d of base) expect((await store.get(idOf(d), 'blob')).equals(d)).toBe(true);
+      // Stored as the calling thread would store them (compressed when that saves enough).
+      const stored = await entriesByObject(dir);
+      for (const d of base) {
+        const e = stored.get(toHex(idOf(d)))!;
+        const c = encodeObjectSync(d, 'zstd', 3, store.ctx);
+        expect([e.codec, e.length]).toEqual([c.codec, c.data.length]);
+      }
       await repo.close();
     }
+  });
+
+  it('addHashing: content found stored again and again (no files-cache entry, after gc) is soon only hashed, not compressed for nothing', async () => {
+    const { repo } = await newRepo();
+    const store = new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 256 * 1024, maxInflightBytes: 512 * 1024, compressWorkers: 2 });
+    const rng = new Rng(43);
+    const data = Array.from({ length: 80 }, () => Buffer.concat([rng.bytes(30_000), Buffer.alloc(30_000, 1)]));
+    const first = await Promise.all(await Promise.all(data.map(async (d) => (await store.addHashing('blob', d)).id)));
+    await store.flush();
+    expect(store.stats.hashedFirst).toBe(0); // new content: hashed and compressed at once
+    expect(store.stats.compressedStored).toBe(0);
+    expect(store.stats.objectsAdded).toBe(data.length);
+    const again: Promise<Buffer>[] = [];
+    for (const d of data) again.push((await store.addHashing('blob', d)).id);
+    const second = await Promise.all(again);
+    await store.flush();
+    expect(second.map(toHex)).toEqual(first.map(toHex));
+    expect(store.stats.objectsAdded).toBe(data.length);
+    // The share found stored passes one half within a few objects (and the ring's worth in flight):
+    // from then on they are only hashed (or, with the threads behind, hashed and looked up here).
+    expect(store.stats.compressedStored).toBeGreaterThan(0);
+    expect(store.stats.compressedStored).toBeLessThan(data.length / 3);
+    // New content again: back to hashing and compressing at once.
+    const before = store.stats.hashedFirst;
+    const wasted = store.stats.compressedStored;
+    for (const d of data) await store.addHashing('blob', Buffer.concat([d, Buffer.from('new')]));
+    await store.flush();
+    expect(store.stats.hashedFirst - before).toBeLessThan(data.length / 2);
+    expect(store.stats.compressedStored).toBe(wasted);
+    expect(store.stats.objectsAdded).toBe(2 * data.length);
+    await repo.close();
   });
 
   it('addHashing: a failed pack write rejects the ids still to come, it does not leave them waiting', async () => {
@@ -197,7 +236,7 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
     const ids: Promise<Buffer>[] = [];
     let failed: unknown;
     try {
-      for (let i = 0; i < 60; i++) ids.push((await store.addHashing('blob', rng.bytes(20_000))).id);
+      for (let i = 0; i < 60; i++) ids.push((await store.addHashing('blob', rng.bytes(20_000), i % 2 === 0)).id);
       await store.flush();
     } catch (e) {
       failed = e;

@@ -33,6 +33,8 @@ export interface CompressRequest {
   level: number;
   objs: Int32Array;
   hash?: boolean;
+  /** With `hash`: ids only, the objects left as they are (each (codec, length) pair is (0, length)). */
+  hashOnly?: boolean;
 }
 
 /**
@@ -69,7 +71,7 @@ export function finishPack(j: PackJob['pack']): { result: PackDone; transfer: Tr
  * Per object, (codec, stored length): the stored bytes are at the object's offset in the ring.
  * With `hash`, the objects' ids follow, ID_BYTES each, in the same order.
  */
-export function compressBatch(ring: Uint8Array, objs: Int32Array, level: number, ctx: CodecContext, hash = false): Int32Array {
+export function compressBatch(ring: Uint8Array, objs: Int32Array, level: number, ctx: CodecContext, hash = false, hashOnly = false): Int32Array {
   const n = objs.length / 2;
   const out = new Int32Array(hash ? objs.length + (n * ID_BYTES) / 4 : objs.length);
   const ids = hash ? Buffer.from(out.buffer, objs.length * 4, n * ID_BYTES) : undefined;
@@ -78,6 +80,10 @@ export function compressBatch(ring: Uint8Array, objs: Int32Array, level: number,
     const len = objs[i + 1]!;
     const raw = Buffer.from(ring.buffer, ring.byteOffset + off, len);
     if (ids) objectId(raw, ctx).copy(ids, (i / 2) * ID_BYTES);
+    if (hashOnly) {
+      out[i + 1] = len;
+      continue;
+    }
     const c = encodeObjectSync(raw, 'zstd', level, ctx);
     if (c.data !== raw) ring.set(c.data, off);
     out[i] = c.codec;
@@ -93,7 +99,7 @@ if (data) {
   });
   serveJobs<CompressRequest | PackJob, Int32Array | PackDone>((m) => {
     if ('pack' in m) return finishPack(m.pack);
-    const out = compressBatch(new Uint8Array(m.ring), m.objs, m.level, data.codec, m.hash === true);
+    const out = compressBatch(new Uint8Array(m.ring), m.objs, m.level, data.codec, m.hash === true, m.hashOnly === true);
     return { result: out, transfer: [out.buffer as ArrayBuffer] };
   }, ready);
 }

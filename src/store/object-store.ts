@@ -38,6 +38,11 @@ const PACK_WRITES = 1;
 const JOB_BYTES = 256 * 1024;
 const JOB_OBJECTS = 256;
 
+/** addHashing hashes first (compressing only what is new) once this share of the objects it hashed lately was stored already. */
+const STORED_SHARE_HASH_FIRST = 0.5;
+/** Objects the moving average of that share spans, about. */
+const STORED_SHARE_SPAN = 8;
+
 /** Objects waiting in the ring for (or back from) a worker: one contiguous region of it. */
 interface RingJob {
   off: number;
@@ -50,6 +55,8 @@ interface RingJob {
   result?: Int32Array;
   /** A hashing job: the callers waiting for each object's id, in order. */
   hashing?: IdWaiter[];
+  /** A hashing job for content probably stored already: the thread only hashes; what is new is compressed after the lookups. */
+  hashOnly?: boolean;
 }
 
 interface IdWaiter {
@@ -123,8 +130,19 @@ export class ObjectStore {
   private sendScheduled = false;
   private draining = false;
   private ringWaiters: (() => void)[] = [];
-  /** `inlined`: objects compressed on the calling thread because the ring was full and the threads behind. */
-  readonly stats = { objectsAdded: 0, bytesAdded: 0, rawBytesAdded: 0, packsWritten: 0, inlined: 0 };
+  /**
+   * Of the objects hashed on the threads lately, the share found stored already (a moving
+   * average): when most are, addHashing only hashes first (as for `likelyStored`), so content
+   * that is stored but has no files-cache entry (after gc, a copy of backed-up files) is not
+   * compressed for nothing.
+   */
+  private storedShare = 0;
+  /**
+   * `inlined`: objects compressed on the calling thread because the ring was full and the threads
+   * behind; `hashedFirst`: objects addHashing had hashed before anything was compressed;
+   * `compressedStored`: objects addHashing had compressed and then found stored already.
+   */
+  readonly stats = { objectsAdded: 0, bytesAdded: 0, rawBytesAdded: 0, packsWritten: 0, inlined: 0, hashedFirst: 0, compressedStored: 0 };
   /** The codec context every object of this store is encoded and decoded with. */
   readonly ctx: CodecContext;
 
@@ -157,32 +175,10 @@ export class ObjectStore {
    */
   async add(type: ObjectType, raw: Buffer, id: Buffer = objectId(raw, this.ctx)): Promise<AddResult> {
     this.throwIfFailed();
-    const hex = toHex(id);
-    if (this.pending.has(hex)) return { id, added: false };
-    this.pending.add(hex); // claim before awaiting, so a concurrent add of the same id dedups
-    if (await this.index.lookup(id)) {
-      this.pending.delete(hex);
-      return { id, added: false };
-    }
-    if (this.workers > 0 && raw.length >= 64 && raw.length <= this.maxInflight) {
-      if (this.addToRing(type, id, raw)) return { id, added: true };
-      // The ring is full. Results that came back are processed on the event loop, which this thread
-      // may not have visited for a while (reading a large file awaits nothing else): visit it once.
-      await new Promise<void>((r) => setImmediate(r));
-      this.throwIfFailed();
-      if (this.addToRing(type, id, raw)) return { id, added: true };
-      // Full because the storage is behind (the oldest batch is compressed and waits to be
-      // appended, or every pack write slot is taken): compressing here would not store anything
-      // sooner, and on a machine that also runs the storage (a local gateway) it takes the CPU the
-      // writes need. Wait for room. Only threads still at work on the oldest batch are "behind".
-      while (this.jobs[0]?.result !== undefined || this.packWrites >= this.maxPackWrites) {
-        await new Promise<void>((r) => this.ringWaiters.push(r));
-        this.throwIfFailed();
-        if (this.addToRing(type, id, raw)) return { id, added: true };
-      }
-      // Still full: the workers are behind (other work on the cores), so rather than wait idle,
-      // this thread compresses the object itself, below.
-    }
+    if (!(await this.claim(id))) return { id, added: false };
+    // Into the ring; if the threads are behind (other work on the cores), rather than wait idle,
+    // this thread compresses the object itself, below.
+    if (this.workers > 0 && raw.length >= 64 && raw.length <= this.maxInflight && (await this.intoRing(type, id, raw))) return { id, added: true };
     if (isSyncCodec(this.opts.codec)) {
       // zstd (and no compression) run right here: the object is compressed and copied into its
       // pack before add() returns, so nothing per chunk outlives this call and the caller's buffer
@@ -211,27 +207,44 @@ export class ObjectStore {
    * is known stored or already there (added and stats as for add()), and rejects if the store fails
    * first. Objects a thread cannot take (no threads, too small or too large for the ring) are
    * hashed and added here. An object found already stored was compressed for nothing: meant for
-   * content that is probably new.
+   * content that is probably new. `likelyStored` (a changed file's chunks, mostly stored already):
+   * the thread only hashes, and only the objects the lookups find new are compressed, by a thread,
+   * before they are appended.
    */
-  async addHashing(type: ObjectType, raw: Buffer): Promise<{ id: Promise<Buffer> }> {
+  async addHashing(type: ObjectType, raw: Buffer, likelyStored = false): Promise<{ id: Promise<Buffer> }> {
     this.throwIfFailed();
     if (this.workers > 0 && raw.length >= 64 && raw.length <= this.maxInflight) {
       let waiter: IdWaiter | undefined;
       const id = new Promise<Buffer>((resolve, reject) => (waiter = { resolve, reject }));
       id.catch(() => {}); // the caller may stop before awaiting it (a read error): not unhandled
-      if (this.addToRing(type, undefined, raw, waiter)) return { id };
-      await new Promise<void>((r) => setImmediate(r));
-      this.throwIfFailed();
-      if (this.addToRing(type, undefined, raw, waiter)) return { id };
-      // As in add(): wait for room unless the threads are behind.
-      while (this.jobs[0]?.result !== undefined || this.packWrites >= this.maxPackWrites) {
-        await new Promise<void>((r) => this.ringWaiters.push(r));
-        this.throwIfFailed();
-        if (this.addToRing(type, undefined, raw, waiter)) return { id };
-      }
+      if (await this.intoRing(type, undefined, raw, waiter, likelyStored || this.storedShare > STORED_SHARE_HASH_FIRST)) return { id };
     }
     const r = await this.add(type, raw);
+    this.noteStored(!r.added);
     return { id: Promise.resolve(r.id) };
+  }
+
+  /**
+   * Copy an object into the ring (addToRing), waiting for room while the storage is behind; false
+   * when the ring stays full because the threads are behind (the caller then does the work).
+   */
+  private async intoRing(type: ObjectType, id: Buffer | undefined, raw: Buffer, waiter?: IdWaiter, hashOnly = false): Promise<boolean> {
+    if (this.addToRing(type, id, raw, waiter, hashOnly)) return true;
+    // The ring is full. Results that came back are processed on the event loop, which this thread
+    // may not have visited for a while (reading a large file awaits nothing else): visit it once.
+    await new Promise<void>((r) => setImmediate(r));
+    this.throwIfFailed();
+    if (this.addToRing(type, id, raw, waiter, hashOnly)) return true;
+    // Full because the storage is behind (the oldest batch is compressed and waits to be
+    // appended, or every pack write slot is taken): compressing on the calling thread would not
+    // store anything sooner, and on a machine that also runs the storage (a local gateway) it takes
+    // the CPU the writes need. Wait for room. Only threads still at work on the oldest batch are "behind".
+    while (this.jobs[0]?.result !== undefined || this.packWrites >= this.maxPackWrites) {
+      await new Promise<void>((r) => this.ringWaiters.push(r));
+      this.throwIfFailed();
+      if (this.addToRing(type, id, raw, waiter, hashOnly)) return true;
+    }
+    return false;
   }
 
   /**
@@ -239,7 +252,7 @@ export class ObjectStore {
    * the bytes in flight never exceed maxInflight (plus what the packs hold). Without an id, the
    * worker computes it and `waiter` gets it (addHashing).
    */
-  private addToRing(type: ObjectType, id: Buffer | undefined, raw: Buffer, waiter?: IdWaiter): boolean {
+  private addToRing(type: ObjectType, id: Buffer | undefined, raw: Buffer, waiter?: IdWaiter, hashOnly = false): boolean {
     if (!this.ring) {
       this.ring = takeRing(this.maxInflight);
       this.ringBuf = Buffer.from(this.ring);
@@ -252,14 +265,15 @@ export class ObjectStore {
     raw.copy(this.ringBuf, off);
     let j = this.openJob;
     // A job hashes all its objects or none.
-    if (!j || j.end !== off || (j.hashing !== undefined) !== (id === undefined)) {
+    if (!j || j.end !== off || (j.hashing !== undefined) !== (id === undefined) || (j.hashOnly === true) !== (id === undefined && hashOnly)) {
       this.sendOpenJob();
-      j = this.openJob = { off, end: off, types: [], ids: [], objs: [], sent: false, ...(id === undefined ? { hashing: [] } : {}) };
+      j = this.openJob = { off, end: off, types: [], ids: [], objs: [], sent: false, ...(id === undefined ? { hashing: [], ...(hashOnly ? { hashOnly } : {}) } : {}) };
       this.jobs.push(j);
     }
     j.types.push(type);
     if (id) j.ids.push(id);
     else j.hashing!.push(waiter!);
+    if (j.hashOnly) this.stats.hashedFirst++;
     j.objs.push(off, raw.length);
     j.end = off + raw.length;
     if (j.end - j.off >= JOB_BYTES || j.types.length >= JOB_OBJECTS) this.sendOpenJob();
@@ -292,7 +306,8 @@ export class ObjectStore {
     this.openJob = undefined;
     j.sent = true;
     const hash = j.hashing !== undefined;
-    compressOnWorkers({ ring: this.ring!, level: this.opts.level, objs: Int32Array.from(j.objs), ...(hash ? { hash } : {}) }, this.workers, this.ctx).then(
+    const hashOnly = j.hashOnly === true;
+    compressOnWorkers({ ring: this.ring!, level: this.opts.level, objs: Int32Array.from(j.objs), ...(hash ? { hash } : {}), ...(hashOnly ? { hashOnly } : {}) }, this.workers, this.ctx).then(
       (r) => {
         j.result = r;
         if (j === this.jobs[0]) void this.drainRing();
@@ -307,20 +322,23 @@ export class ObjectStore {
     this.draining = true;
     try {
       for (let j = this.jobs[0]; j?.result; j = this.jobs[0]) {
+        if (j.hashOnly) {
+          await this.drainHashOnly(j);
+          this.jobs.shift();
+          this.wakeRing();
+          continue;
+        }
         const r = j.result;
         for (let i = 0; i < j.types.length; i++) {
           const off = j.objs[2 * i]!;
           const data = this.ringBuf.subarray(off, off + r[2 * i + 1]!);
           if (j.hashing) {
-            // The id the thread computed; stored once, as add() does (claimed before the lookup).
-            const at = j.objs.length * 4 + i * ID_BYTES;
-            const id = Buffer.from(new Uint8Array(r.buffer, r.byteOffset + at, ID_BYTES));
-            const hex = toHex(id);
-            if (!this.pending.has(hex)) {
-              this.pending.add(hex);
-              if (await this.index.lookup(id)) this.pending.delete(hex);
-              else await this.append(j.types[i]!, id, data, j.objs[2 * i + 1]!, r[2 * i]!);
-            }
+            // The id the thread computed; stored once, as add() does.
+            const id = hashedId(j, i);
+            const fresh = await this.claim(id);
+            this.noteStored(!fresh);
+            if (fresh) await this.append(j.types[i]!, id, data, j.objs[2 * i + 1]!, r[2 * i]!);
+            else this.stats.compressedStored++;
             j.hashing[i]?.resolve(id); // none left once the store failed (fail() told them)
             continue;
           }
@@ -335,6 +353,49 @@ export class ObjectStore {
       this.draining = false;
       this.wakeRing();
     }
+  }
+
+  /**
+   * A hash-only job back from its thread: each object is looked up (claimed first, as add() does);
+   * the new ones, still as they were in the ring, are then compressed by a thread (one batch) and
+   * appended in order; the others are dropped, compressed by no one.
+   */
+  private async drainHashOnly(j: RingJob): Promise<void> {
+    const fresh: { i: number; id: Buffer }[] = [];
+    for (let i = 0; i < j.types.length; i++) {
+      const id = hashedId(j, i);
+      const isNew = await this.claim(id);
+      this.noteStored(!isNew);
+      if (isNew) fresh.push({ i, id });
+      j.hashing?.[i]?.resolve(id);
+    }
+    if (fresh.length === 0) return;
+    const objs = new Int32Array(fresh.length * 2);
+    fresh.forEach((f, k) => objs.set([j.objs[2 * f.i]!, j.objs[2 * f.i + 1]!], 2 * k));
+    const c = await compressOnWorkers({ ring: this.ring!, level: this.opts.level, objs }, this.workers, this.ctx);
+    for (const [k, f] of fresh.entries()) {
+      const off = j.objs[2 * f.i]!;
+      await this.append(j.types[f.i]!, f.id, this.ringBuf.subarray(off, off + c[2 * k + 1]!), j.objs[2 * f.i + 1]!, c[2 * k]!);
+    }
+  }
+
+  /**
+   * Claim an id for this store (true), or learn it is stored or being stored already (false).
+   * Claimed before the index is asked, so a concurrent add of the same id dedups.
+   */
+  private async claim(id: Buffer): Promise<boolean> {
+    const hex = toHex(id);
+    if (this.pending.has(hex)) return false;
+    this.pending.add(hex);
+    if (await this.index.lookup(id)) {
+      this.pending.delete(hex);
+      return false;
+    }
+    return true;
+  }
+
+  private noteStored(stored: boolean): void {
+    this.storedShare += ((stored ? 1 : 0) - this.storedShare) / STORED_SHARE_SPAN;
   }
 
   private wakeRing(): void {
@@ -510,4 +571,10 @@ export async function readObjectVia(read: StoredRead, id: Buffer, loc: ObjectLoc
   checkObjectClaim(id, loc); // before anything is read or allocated for it
   const stored = await read(loc.pack, loc.offset, loc.length);
   return decodeAndVerify(stored, { id, codec: loc.codec, rawLength: loc.rawLength, what: objectWhat(id, loc.pack) }, ctx);
+}
+
+/** Object i's id in a hashing job's result: after the (codec, length) pairs (compress-worker.ts). */
+function hashedId(j: RingJob, i: number): Buffer {
+  const r = j.result!;
+  return Buffer.from(new Uint8Array(r.buffer, r.byteOffset + j.objs.length * 4 + i * ID_BYTES, ID_BYTES));
 }

@@ -685,12 +685,12 @@ class Archiver {
       this.report(full);
       return node;
     }
-    // A new large file's content is probably new: its chunk ids come from the compression threads
-    // (ObjectStore.addHashing). A changed file's chunks are mostly stored already (an edit in a
-    // large file): hashed here, so the threads do not compress what is then found stored. Small
-    // files are hashed here too: sent to the threads they cost more than they saved (every tree
-    // between them split the threads' batches, and copies of small files are common).
-    const read = await this.readFile(full, st, !cached && stamp.size >= HASH_ON_THREADS);
+    // A large file's chunk ids come from the compression threads (ObjectStore.addHashing). A new
+    // file's content is probably new: hashed and compressed at once. A changed file's chunks are
+    // mostly stored already (an edit in a large file): only hashed there, and only the new ones
+    // compressed. Small files are hashed here: sent to the threads they cost more than they saved
+    // (every tree between them split the threads' batches, and copies of small files are common).
+    const read = await this.readFile(full, st, stamp.size < HASH_ON_THREADS ? 'here' : cached ? 'threads-stored' : 'threads');
     if (!read) return undefined; // a warning; the snapshot does not hold it, nor count it
     this.summary.totalFiles++;
     node.size = read.size;
@@ -709,11 +709,12 @@ class Archiver {
   }
 
   /**
-   * Read, chunk and store a file. With `hashing`, chunk ids are computed by the compression threads:
-   * the returned `chunks` are filled in once they are known, which the directory being read waits
-   * for before its tree is made (`this.idsDue`); outside a directory's files, this waits for them.
+   * Read, chunk and store a file. Chunk ids are computed `here`, or by the compression threads
+   * (`threads`; `threads-stored` for content probably stored already): the returned `chunks` are
+   * then filled in once they are known, which the directory being read waits for before its tree
+   * is made (`this.idsDue`); outside a directory's files, this waits for them.
    */
-  private async readFile(full: Buffer, before: fs.BigIntStats, hashing = false): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
+  private async readFile(full: Buffer, before: fs.BigIntStats, hashing: 'here' | 'threads' | 'threads-stored' = 'here'): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
     let fd: number;
     try {
       fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
@@ -736,8 +737,8 @@ class Archiver {
         this.o.signal?.throwIfAborted();
         this.progress.bytes += c.length;
         this.summary.bytesRead += c.length;
-        if (hashing) {
-          const { id } = await this.repo.objects.addHashing('blob', c);
+        if (hashing !== 'here') {
+          const { id } = await this.repo.objects.addHashing('blob', c, hashing === 'threads-stored');
           const at = chunks.push(EMPTY) - 1;
           due.push(id.then((v) => void (chunks[at] = v)));
           continue;
@@ -781,7 +782,7 @@ class Archiver {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * New files of at least this size have their chunks hashed by the compression threads (the
+ * Files of at least this size have their chunks hashed by the compression threads (the
  * average chunk: a smaller file is one chunk). docs/performance.md, "Chunk ids on the compression threads".
  */
 const HASH_ON_THREADS = 1024 * 1024;
