@@ -52,6 +52,21 @@ async function entriesByObject(dir: string): Promise<Map<string, PackEntry & { p
   return m;
 }
 
+/**
+ * The repository's backend with slow or failing puts: each waits `delayMs` first, and the
+ * `failAt`-th one fails with `message`. `puts()`: how many were made.
+ */
+function withPuts(repo: Repository, o: { delayMs?: number; failAt?: number; message?: string }): { backend: Repository['backend']; puts: () => number } {
+  let puts = 0;
+  const backend = Object.create(repo.backend) as Repository['backend'];
+  backend.put = async (name: string, bytes: Uint8Array) => {
+    if (o.delayMs) await new Promise((r) => setTimeout(r, o.delayMs));
+    if (++puts === o.failAt) throw new Error(o.message);
+    return repo.backend.put(name, bytes);
+  };
+  return { backend, puts: () => puts };
+}
+
 describe('ObjectStore: the compression ring and its worker threads', () => {
   it('a ring much smaller than the data (it wraps and fills) stores every object once, exactly as the calling thread would', async () => {
     const rng = new Rng(17);
@@ -112,12 +127,7 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
 
   it('settle() after a failed pack write waits for what is under way and never throws; add() then fails', async () => {
     const { repo } = await newRepo();
-    let puts = 0;
-    const failing = Object.create(repo.backend) as typeof repo.backend;
-    failing.put = async (name: string, bytes: Uint8Array) => {
-      if (++puts === 2) throw new Error('disk on fire');
-      return repo.backend.put(name, bytes);
-    };
+    const failing = withPuts(repo, { failAt: 2, message: 'disk on fire' }).backend;
     const store = new ObjectStore(failing, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 128 * 1024, compressWorkers: 2 });
     const rng = new Rng(5);
     let failed: unknown;
@@ -135,13 +145,7 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
 
   it('storage slower than compression: add() waits for room in the ring instead of compressing on the calling thread, and every object is stored', async () => {
     const { dir, repo } = await newRepo();
-    const slow = Object.create(repo.backend) as typeof repo.backend;
-    let puts = 0;
-    slow.put = async (name: string, bytes: Uint8Array) => {
-      puts++;
-      await new Promise((r) => setTimeout(r, 40));
-      return repo.backend.put(name, bytes);
-    };
+    const { backend: slow, puts } = withPuts(repo, { delayMs: 40 });
     // One pack write at a time, each 40 ms: the ring (128 KiB) fills with compressed objects
     // waiting for a write while both threads are idle.
     const store = new ObjectStore(slow, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 128 * 1024, compressWorkers: 2, packWrites: 1 });
@@ -150,7 +154,7 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
     const data = Array.from({ length: 100 }, () => rng.bytes(rng.int(20_000, 60_000)));
     for (const d of data) expect((await store.add('blob', d)).added).toBe(true);
     await store.flush();
-    expect(puts).toBeGreaterThan(10);
+    expect(puts()).toBeGreaterThan(10);
     // Before: about half of them (53 of 100) compressed here while the threads waited. Now only
     // while the threads are really behind (the first objects, as they start on the first batch).
     expect(store.stats.inlined).toBeLessThanOrEqual(5);
@@ -225,12 +229,7 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
 
   it('addHashing: a failed pack write rejects the ids still to come, it does not leave them waiting', async () => {
     const { repo } = await newRepo();
-    let puts = 0;
-    const failing = Object.create(repo.backend) as typeof repo.backend;
-    failing.put = async (name: string, bytes: Uint8Array) => {
-      if (++puts === 2) throw new Error('the disk is full');
-      return repo.backend.put(name, bytes);
-    };
+    const failing = withPuts(repo, { failAt: 2, message: 'the disk is full' }).backend;
     const store = new ObjectStore(failing, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 256 * 1024, compressWorkers: 2 });
     const rng = new Rng(41);
     const ids: Promise<Buffer>[] = [];
@@ -250,13 +249,7 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
 
   it('a pack write failing while add() waits for room in the ring fails that add(), it does not hang', async () => {
     const { repo } = await newRepo();
-    let puts = 0;
-    const failing = Object.create(repo.backend) as typeof repo.backend;
-    failing.put = async (name: string, bytes: Uint8Array) => {
-      await new Promise((r) => setTimeout(r, 30));
-      if (++puts === 3) throw new Error('the gateway went away');
-      return repo.backend.put(name, bytes);
-    };
+    const failing = withPuts(repo, { delayMs: 30, failAt: 3, message: 'the gateway went away' }).backend;
     const store = new ObjectStore(failing, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 128 * 1024, compressWorkers: 2, packWrites: 1 });
     const rng = new Rng(31);
     let failed: unknown;
