@@ -318,9 +318,9 @@ class Archiver {
   /** Entries whose attributes could not be asked for (names that are not UTF-8): said once, at the end. */
   readonly unnamed: { count: number; first?: string } = { count: 0 };
   private readonly digestWords = new BigUint64Array(12);
+  private readonly digestBytes = Buffer.from(this.digestWords.buffer);
   /** While a directory's files are read: their chunk ids still to come (readFile), awaited before its tree is made. */
   private idsDue: Promise<unknown>[] | undefined;
-  private readonly digestBytes = Buffer.from(this.digestWords.buffer);
 
   /** Said only when it is news: on the first backup of these paths (docs/design.md). */
   private readonly tellRepoSkipped: boolean;
@@ -596,7 +596,7 @@ class Archiver {
     } finally {
       this.idsDue = undefined;
     }
-    // The chunk ids the compression threads compute (new files): the tree and the files-cache
+    // The chunk ids the compression threads compute (large files): the tree and the files-cache
     // entries name them.
     await Promise.all(due);
     const stale = [...cache.old.keys()].filter((k) => !seen.has(k)).map((k) => Buffer.from(k, 'latin1'));
