@@ -66,6 +66,34 @@ describe('restore: files of several chunks on the writer threads', () => {
     expect(fs.readFileSync(path.join(restored, 'sub', 'text.log')).equals(fs.readFileSync(path.join(src, 'sub', 'text.log')))).toBe(true);
     expect(fs.readFileSync(path.join(restored, 'sparse.img')).equals(fs.readFileSync(path.join(src, 'sparse.img')))).toBe(true);
   });
+
+  it('a pack gone from a local repository: the writer threads, which read the objects themselves, name what it held; the rest is restored', async () => {
+    const base = scratchDir('snap-restore-chunks-');
+    const repo = await smallRepo(path.join(base, 'repo'));
+    const r0 = await Repository.open(repo, { host: currentHost(), sink: nullSink });
+    try {
+      expect(r0.threadReads()).toEqual({ root: repo });
+    } finally {
+      await r0.close();
+    }
+    const src = path.join(base, 'src');
+    source(src);
+    const s = create(repo, src);
+    const chunks = await chunkIds(repo, path.join(src, 'sub', 'random.bin'));
+    const { pack } = await findObject(repo, chunks[2]!);
+    const small = await findObject(repo, (await chunkIds(repo, path.join(src, 'small.txt')))[0]!);
+    expect(small.pack).not.toBe(pack);
+    fs.rmSync(packFile(repo, pack));
+    const target = path.join(base, 'out');
+    const r = snap(['--repo', repo, 'restore', s.id, target]);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toContain('random.bin');
+    expect(r.stderr).toMatch(/not restored, its data is damaged: data\/..\/[0-9a-f]{64} is missing from the repository/);
+    const restored = path.join(target, src);
+    expect(fs.existsSync(path.join(restored, 'sub', 'random.bin'))).toBe(false);
+    expect(fs.readdirSync(path.join(restored, 'sub')).filter((n) => n.startsWith('.snap-'))).toEqual([]);
+    expect(fs.readFileSync(path.join(restored, 'small.txt')).equals(fs.readFileSync(path.join(src, 'small.txt')))).toBe(true);
+  });
 });
 
 /** The chunk ids of a file in the repository's latest snapshot. */

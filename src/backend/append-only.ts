@@ -5,7 +5,7 @@
 // append-only mode). A remote backend whose credentials cannot delete reports the same
 // capability (docs/maintenance.md, "Append-only use"); this wrapper gives it to any backend.
 import { SnapError } from '../core/errors.js';
-import type { Backend, BackendCapabilities, BlobInfo, PutHints } from './backend.js';
+import type { Backend, BackendCapabilities, BlobInfo, PutHints, ThreadReadSpec } from './backend.js';
 
 export const LOCKS_PREFIX = 'locks/';
 
@@ -46,6 +46,11 @@ export class AppendOnlyBackend implements Backend {
 
   capabilities(): Promise<BackendCapabilities> {
     return this.inner.capabilities();
+  }
+
+  /** Reads are the inner backend's. */
+  threadReads(): ThreadReadSpec | undefined {
+    return this.inner.threadReads?.();
   }
 
   get(name: string): Promise<Buffer> {

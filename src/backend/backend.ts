@@ -35,6 +35,17 @@ export interface BackendCapabilities {
   atomicPutIfAbsent: boolean;
 }
 
+/**
+ * How another thread reads blobs itself, with synchronous calls (Backend.threadReads; the reader is
+ * backend/thread-reads.ts): plain data, which a worker thread is started with.
+ */
+export interface ThreadReadSpec {
+  /** The local repository's folder. */
+  root: string;
+  /** An encrypted repository: its data key (every blob but `config` and `keys/*` is sealed). */
+  keys?: { dataKey: Uint8Array };
+}
+
 export interface Backend {
   /** A human-readable location, for messages. */
   readonly location: string;
@@ -95,6 +106,13 @@ export interface Backend {
    * SNAP_PERMISSION naming the blob.
    */
   delete(name: string): Promise<void>;
+  /**
+   * Optional: how a worker thread reads this backend's blobs itself (ThreadReadSpec), so that bytes
+   * it works on need not pass through the main thread (a restore's writer threads read the objects
+   * they write). Only where such reads are exactly this backend's reads: a local folder, and the
+   * wrappers that read through to it. Undefined: reads are made here.
+   */
+  threadReads?(): ThreadReadSpec | undefined;
   /** What this backend promises (see BackendCapabilities); may ask the server once. */
   capabilities(): Promise<BackendCapabilities>;
   close(): Promise<void>;

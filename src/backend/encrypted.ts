@@ -16,7 +16,7 @@
 // that hold it.
 import { SnapError, isSnapError } from '../core/errors.js';
 import { GCM_NONCE_BYTES, GCM_TAG_BYTES, gcmOpen, gcmSeal, hmacSha256, random } from '../core/crypto.js';
-import { type Backend, type BackendCapabilities, type BlobInfo, type PutHints, type TempSweep, tempSweepOf } from './backend.js';
+import { type Backend, type BackendCapabilities, type BlobInfo, type PutHints, type TempSweep, type ThreadReadSpec, tempSweepOf } from './backend.js';
 
 export const FILE_NONCE_BYTES = 32;
 export const SEGMENT_BYTES = 64 * 1024;
@@ -59,8 +59,56 @@ function segmentNonce(i: number, last: boolean): Buffer {
   return n;
 }
 
-function authFailure(name: string, detail: string): SnapError {
+export function authFailure(name: string, detail: string): SnapError {
   return new SnapError('SNAP_CORRUPT', `${describeBlob(name)} failed authentication (${detail}): it was changed, truncated or moved after snap wrote it`);
+}
+
+/** A sealed blob's own key, from the data key and the blob's file nonce (its first FILE_NONCE_BYTES). */
+export function blobKey(keys: BlobKeys, nonce: Uint8Array): Buffer {
+  return hmacSha256(keys.dataKey, KEY_LABEL, nonce);
+}
+
+/** Segments a sealed blob of `sealed` bytes has. */
+export function segmentCount(sealed: number): number {
+  return Math.max(1, Math.ceil((sealed - FILE_NONCE_BYTES) / SEALED_SEGMENT));
+}
+
+/** Where segments first..last of a sealed blob of `sealed` bytes are stored: bytes start to end. */
+export function segmentSpan(sealed: number, first: number, last: number): { start: number; end: number } {
+  return { start: FILE_NONCE_BYTES + first * SEALED_SEGMENT, end: Math.min(sealed, FILE_NONCE_BYTES + (last + 1) * SEALED_SEGMENT) };
+}
+
+/**
+ * Open segments first..last (of `count`) of the blob `name` sealed under `key`, read as `stored`
+ * (the bytes segmentSpan names, which begin at `start` of the blob): their plaintext concatenated.
+ * Opened in place: segment i's plaintext goes where the stored bytes begin, (i - first) * 64 KiB
+ * from the start, which is before its own sealed bytes end, once they are read (as openBlob with
+ * `into`), so `stored` must be the caller's to overwrite; a buffer per read for the plaintext was
+ * a third of the memory a restore allocated, and of its garbage collections. One segment comes
+ * back in a buffer of its own.
+ */
+export function openSegments(key: Buffer, name: string, first: number, last: number, count: number, stored: Buffer, start: number): Buffer {
+  const ad = Buffer.from(name);
+  let filled = 0;
+  for (let i = first; i <= last; i++) {
+    const at = (i - first) * SEALED_SEGMENT;
+    const seg = stored.subarray(at, Math.min(stored.length, at + SEALED_SEGMENT));
+    const opened = gcmOpen(key, segmentNonce(i, i === count - 1), seg, ad);
+    if (!opened) throw authFailure(name, `segment ${i} of ${count}, stored bytes ${start + at} to ${start + at + seg.length}`);
+    if (first === last) return opened;
+    filled += opened.copy(stored, filled);
+  }
+  return stored.subarray(0, filled);
+}
+
+/** A read of `wanted` stored bytes at `start` that returned `got`. */
+export function shortRead(name: string, start: number, wanted: number, got: number): SnapError {
+  return new SnapError('SNAP_CORRUPT', `${describeBlob(name)}: a read of ${wanted} bytes at ${start} returned ${got}`);
+}
+
+/** A read of bytes offset..offset+length of a blob of `plain` bytes (opened) that reaches past its end. */
+export function beyondEnd(name: string, offset: number, length: number, plain: number): SnapError {
+  return new SnapError('SNAP_CORRUPT', `${describeBlob(name)} is shorter than expected: bytes ${offset} to ${offset + length} asked for, it holds ${plain}`);
 }
 
 /** The keys a sealed blob needs: the repository's data key. */
@@ -110,7 +158,7 @@ export function openBlob(keys: BlobKeys, name: string, sealed: Buffer, tolerant 
   // threads open packs in place): segment i's plaintext lands at i * 64 KiB, before its sealed
   // bytes (after the nonce and i tags), and only once they have been read.
   const out = into && into.length >= plain ? into.subarray(0, plain) : Buffer.alloc(plain);
-  const key = hmacSha256(keys.dataKey, KEY_LABEL, sealed.subarray(0, FILE_NONCE_BYTES));
+  const key = blobKey(keys, sealed.subarray(0, FILE_NONCE_BYTES));
   const ad = Buffer.from(name);
   let damaged = size === undefined ? 1 : 0;
   for (let i = 0; i < n; i++) {
@@ -241,7 +289,7 @@ export class EncryptedBackend implements Backend {
     const plain = plainSize(st.size);
     if (plain === undefined) throw authFailure(name, `${st.size} bytes is no sealed size`);
     const nonce = await this.inner.getRange(name, 0, FILE_NONCE_BYTES);
-    const info = { key: hmacSha256(this.keys.dataKey, KEY_LABEL, nonce), sealed: st.size, plain };
+    const info = { key: blobKey(this.keys, nonce), sealed: st.size, plain };
     if (this.cache.size >= CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(name, info);
     return info;
@@ -269,14 +317,14 @@ export class EncryptedBackend implements Backend {
     const plain = plainSize(st.size);
     if (plain === undefined) throw authFailure(name, `${st.size} bytes is no sealed size`);
     if (offset + length > plain) {
-      throw new SnapError('SNAP_CORRUPT', `${describeBlob(name)} is shorter than expected: bytes ${offset} to ${offset + length} asked for, it holds ${plain}`);
+      throw beyondEnd(name, offset, length, plain);
     }
     const last = Math.floor((offset + length - 1) / SEGMENT_BYTES);
     const end = Math.min(st.size, FILE_NONCE_BYTES + (last + 1) * SEALED_SEGMENT);
     const stored = await this.inner.getRange(name, 0, end);
-    if (stored.length !== end) throw new SnapError('SNAP_CORRUPT', `${describeBlob(name)}: a read of ${end} bytes at 0 returned ${stored.length}`);
-    const info = { key: hmacSha256(this.keys.dataKey, KEY_LABEL, stored.subarray(0, FILE_NONCE_BYTES)), sealed: st.size, plain };
-    const count = Math.max(1, Math.ceil((st.size - FILE_NONCE_BYTES) / SEALED_SEGMENT));
+    if (stored.length !== end) throw shortRead(name, 0, end, stored.length);
+    const info = { key: blobKey(this.keys, stored.subarray(0, FILE_NONCE_BYTES)), sealed: st.size, plain };
+    const count = segmentCount(st.size);
     const out = await this.readSegments(name, info, 0, last, count, stored.subarray(FILE_NONCE_BYTES));
     if (this.cache.size >= CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(name, info);
@@ -285,12 +333,12 @@ export class EncryptedBackend implements Backend {
 
   private async readRange(name: string, offset: number, length: number, s: Sealed): Promise<Buffer> {
     if (offset < 0 || length < 0 || offset + length > s.plain) {
-      throw new SnapError('SNAP_CORRUPT', `${describeBlob(name)} is shorter than expected: bytes ${offset} to ${offset + length} asked for, it holds ${s.plain}`);
+      throw beyondEnd(name, offset, length, s.plain);
     }
     if (length === 0) return Buffer.alloc(0);
     const first = Math.floor(offset / SEGMENT_BYTES);
     const last = Math.floor((offset + length - 1) / SEGMENT_BYTES);
-    const count = Math.max(1, Math.ceil((s.sealed - FILE_NONCE_BYTES) / SEALED_SEGMENT));
+    const count = segmentCount(s.sealed);
     if (first === last) {
       const k = `${s.key.toString('hex')}:${first}`;
       let seg = this.segments.get(k);
@@ -313,27 +361,10 @@ export class EncryptedBackend implements Backend {
 
   /** Read and open segments first..last of a blob, their plaintext concatenated (`read`: those segments as stored, read already). */
   private async readSegments(name: string, s: Sealed, first: number, last: number, count: number, read?: Buffer): Promise<Buffer> {
-    const start = FILE_NONCE_BYTES + first * SEALED_SEGMENT;
-    const end = Math.min(s.sealed, FILE_NONCE_BYTES + (last + 1) * SEALED_SEGMENT);
+    const { start, end } = segmentSpan(s.sealed, first, last);
     const stored = read ?? (await this.inner.getRange(name, start, end - start));
-    if (stored.length !== end - start) {
-      throw new SnapError('SNAP_CORRUPT', `${describeBlob(name)}: a read of ${end - start} bytes at ${start} returned ${stored.length}`);
-    }
-    const ad = Buffer.from(name);
-    // Opened in place: segment i's plaintext goes where the stored bytes begin, i * 64 KiB from the
-    // start, which is before its own sealed bytes end, once they are read (as openBlob with
-    // `into`). `stored` is this read's own buffer; a buffer per read for the plaintext was a third
-    // of the memory a restore allocates, and of its garbage collections.
-    let filled = 0;
-    for (let i = first; i <= last; i++) {
-      const at = (i - first) * SEALED_SEGMENT;
-      const seg = stored.subarray(at, Math.min(stored.length, at + SEALED_SEGMENT));
-      const opened = gcmOpen(s.key, segmentNonce(i, i === count - 1), seg, ad);
-      if (!opened) throw authFailure(name, `segment ${i} of ${count}, stored bytes ${start + at} to ${start + at + seg.length}`);
-      if (first === last) return opened;
-      filled += opened.copy(stored, filled);
-    }
-    return stored.subarray(0, filled);
+    if (stored.length !== end - start) throw shortRead(name, start, end - start, stored.length);
+    return openSegments(s.key, name, first, last, count, stored, start);
   }
 
   async *getStream(name: string, range?: { offset: number; length: number }): AsyncIterable<Buffer> {
@@ -373,6 +404,12 @@ export class EncryptedBackend implements Backend {
 
   capabilities(): Promise<BackendCapabilities> {
     return this.inner.capabilities();
+  }
+
+  /** The inner backend's, with the data key: the thread opens what it reads (backend/thread-reads.ts). */
+  threadReads(): ThreadReadSpec | undefined {
+    const inner = this.inner.threadReads?.();
+    return inner && !inner.keys ? { ...inner, keys: this.keys } : undefined;
   }
 
   close(): Promise<void> {

@@ -8,7 +8,7 @@ import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
 import { displayPath, fsPath } from '../core/bytes.js';
 import { writeAllTo, writeDurable } from '../core/durable.js';
-import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
+import type { Backend, BackendCapabilities, BlobInfo, ThreadReadSpec } from './backend.js';
 import { checkRange, shortBlobError, sizeMismatchError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
 
@@ -28,7 +28,7 @@ export const MAX_WHOLE_READ = 512 * 1024 * 1024;
  * open, and with it a thread of the pool), then checked to be a regular file: a repository is
  * untrusted, and `config` made a FIFO or a symlink to /dev/zero must not hang snap or fill memory.
  */
-const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+export const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 
 export class LocalBackend implements Backend {
   readonly location: string;
@@ -36,6 +36,10 @@ export class LocalBackend implements Backend {
 
   constructor(readonly root: string) {
     this.location = root;
+  }
+
+  threadReads(): ThreadReadSpec {
+    return { root: this.root };
   }
 
   private file(name: string): string {
@@ -334,7 +338,7 @@ function closeHandle(h: CachedHandle): void {
   h.fh.then((fh) => fh.close()).catch(() => {});
 }
 
-function kindOf(st: fs.Stats): string {
+export function kindOf(st: fs.Stats): string {
   if (st.isFIFO()) return 'a FIFO';
   if (st.isSymbolicLink()) return 'a symbolic link';
   if (st.isDirectory()) return 'a directory';
@@ -344,7 +348,7 @@ function kindOf(st: fs.Stats): string {
 }
 
 /** A blob that is a FIFO, a symlink, a device...: damage (or a trap), never read. */
-function notRegularError(name: string, root: string, kind: string): SnapError {
+export function notRegularError(name: string, root: string, kind: string): SnapError {
   return new SnapError('SNAP_CORRUPT', `${name} in the repository at ${displayPath(root)} is ${kind}, not a regular file: the repository is damaged or crafted`);
 }
 
@@ -352,7 +356,7 @@ function tooLargeError(name: string, root: string, size: number): SnapError {
   return new SnapError('SNAP_CORRUPT', `${name} in the repository at ${displayPath(root)} has ${size} bytes, more than any file snap writes (${MAX_WHOLE_READ}): the repository is damaged or crafted`);
 }
 
-function notFoundOr(e: unknown, name: string, root: string): SnapError {
+export function notFoundOr(e: unknown, name: string, root: string): SnapError {
   if (e instanceof SnapError) return e;
   if (errnoCode(e) === 'ENOENT') {
     return new SnapError('SNAP_MISSING_OBJECT', `${name} is missing from the repository at ${root}`, { cause: e });

@@ -2,7 +2,7 @@
 // snapshot records it wrote and deleted and the bytes of the blobs it wrote and deleted. It
 // watches the calls themselves, so it counts this process's changes only, never a concurrent
 // command's, and needs nothing from the commands. Lock files and log records are not counted.
-import { type Backend, type BackendCapabilities, type BlobInfo, type PutHints, type TempSweep, tempSweepOf } from './backend.js';
+import { type Backend, type BackendCapabilities, type BlobInfo, type PutHints, type TempSweep, type ThreadReadSpec, tempSweepOf } from './backend.js';
 
 export interface Changes {
   snapshotsAdded: string[];
@@ -120,6 +120,11 @@ export class RecordingBackend implements Backend {
 
   capabilities(): Promise<BackendCapabilities> {
     return this.inner.capabilities();
+  }
+
+  /** Reads are the inner backend's. */
+  threadReads(): ThreadReadSpec | undefined {
+    return this.inner.threadReads?.();
   }
   close(): Promise<void> {
     return this.inner.close();

@@ -19,6 +19,7 @@ import { AppendOnlyBackend, appendOnlyError } from '../backend/append-only.js';
 import { systemClock } from '../core/clock.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Backend } from '../backend/backend.js';
+import type { PackReadSpec } from '../store/thread-pack-reads.js';
 import { LocalBackend } from '../backend/local.js';
 import { type Changes, RecordingBackend } from '../backend/recording.js';
 import { type RepoConfig, decodeConfig, encodeConfig, ENCRYPTED_FORMAT_VERSION, ENCRYPTION, FORMAT_VERSION, isEncrypted } from '../model/config.js';
@@ -913,6 +914,14 @@ export class Repository {
    * where most of them is wanted, merged ranges otherwise, bounded by `o.budgetBytes`
    * (store/pack-reader.ts). Objects read through it are decoded and verified with readObjectVia.
    */
+  /**
+   * How a worker thread reads this repository's blobs itself (Backend.threadReads): a local
+   * repository whose storage allows it; undefined otherwise (reads are then made here).
+   */
+  threadReads(): PackReadSpec | undefined {
+    return this.localRoot === undefined ? undefined : this.backend.threadReads?.();
+  }
+
   packReader(o: PackReaderOptions): PackReader {
     return new PackReader(this.backend, o);
   }

@@ -277,7 +277,7 @@ class Restorer {
       if (plan) this.treesVia = this.read;
       checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
       if (rootDir) this.sweepLeftovers(rootDir);
-      if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS, this.repo.objects.ctx);
+      if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS, this.repo.objects.ctx, this.repo.threadReads());
       try {
         const walk = await this.walk(snap.tree, rootDir, shown);
         await this.pool.drain();
@@ -798,7 +798,7 @@ class Restorer {
   private readonly read = (pack: string, offset: number, length: number): Promise<Buffer> => this.reader.read(pack, offset, length);
 
   /** A blob as stored (ObjectStore.get without unpacking; objects of other codecs are unpacked here); `located`: its index entry, when the caller has it. */
-  private async readStored(id: Buffer, located?: ObjectLocation): Promise<Pick<WriteJob, 'data' | 'codec' | 'rawLength' | 'id' | 'what'>> {
+  private async readStored(id: Buffer, located?: ObjectLocation): Promise<Pick<WriteJob, 'data' | 'codec' | 'rawLength' | 'id' | 'what' | 'from'>> {
     const loc = located ?? (await this.blobAt(id));
     const what = objectWhat(id, loc.pack);
     if (!writerUnpacks(loc.codec)) {
@@ -807,6 +807,10 @@ class Restorer {
       // repositories from before zstd were never restored by a thread).
       const raw = await readObjectVia(this.read, id, loc, this.repo.objects.ctx);
       return { data: raw, codec: CODEC_RAW, rawLength: raw.length, id, what };
+    }
+    if (this.writer?.readsStored) {
+      // The thread reads it (a local repository): only where it is stored travels.
+      return { data: EMPTY, from: { pack: loc.pack, offset: loc.offset, length: loc.length }, codec: loc.codec, rawLength: loc.rawLength, id, what };
     }
     const data = await this.reader.read(loc.pack, loc.offset, loc.length);
     return { data, codec: loc.codec, rawLength: loc.rawLength, id, what };

@@ -6,12 +6,15 @@
 // interrupted restore never leaves a complete-looking file, and nothing is written for an object
 // that fails verification. A chunk of a larger file is unpacked and verified the same way and
 // written at its offset of a descriptor the main thread holds (which then finishes the file).
+// On a local repository the thread reads the object itself (store/thread-pack-reads.ts: the job says
+// where it is stored), so its bytes never pass through the main thread.
 import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { isSnapError } from '../../core/errors.js';
+import { type ErrorCode, SnapError } from '../../core/errors.js';
 import { writeSparseSync } from '../../core/sparse.js';
 import { CODEC_ZSTD } from '../../store/codec.js';
 import { type CodecContext, decodeAndVerifySync } from '../../store/object-codec.js';
+import { type PackReadSpec, type StoredAt, ThreadPackReader } from '../../store/thread-pack-reads.js';
 import { useZstd, zstd, type ZstdSpec } from '../../store/zstd.js';
 import type { TimeArg } from './time.js';
 
@@ -21,6 +24,8 @@ export interface WriterData {
   codec: CodecContext;
   /** The smallest scratch buffer to decompress into (then grown to the largest object seen). */
   scratchBytes: number;
+  /** How the thread reads stored objects itself (jobs with `from`), when it can. */
+  reads?: PackReadSpec;
 }
 
 /** What a file's job says besides its byte strings (the same in writer.ts's WriteJob). */
@@ -58,7 +63,10 @@ export interface WireJob extends JobMeta {
    * main thread holds open until the job is answered and then finishes the file itself.
    */
   chunk?: { fd: number; pos: number };
+  /** The object is read here (WriterData.reads), not sent: `length` stored bytes at `offset` of pack `pack` (len is 0). */
+  from?: StoredAt;
 }
+
 
 export interface WireBatch {
   jobs: WireJob[];
@@ -67,8 +75,8 @@ export interface WireBatch {
 
 export interface WireResult {
   n: number;
-  /** The object failed verification: nothing was written. */
-  corrupt?: string;
+  /** The object could not be read or failed verification (SNAP_CORRUPT, SNAP_MISSING_OBJECT...): nothing was written. */
+  failed?: { code: ErrorCode; message: string };
   /** With checkTime: the mtime the file got instead (ns). */
   timeNs?: string;
   /** A chunk job: the file offset just past its last byte written (0 if all of it was zeros). */
@@ -123,8 +131,13 @@ export function writeFile(j: WireJob, data: Buffer, tmp: Buffer, dest: Buffer): 
   return timeNs;
 }
 
+function readStored(reader: ThreadPackReader | undefined, at: StoredAt): Buffer {
+  if (!reader) throw new Error('a restore writer thread was sent a job to read without the means to read it');
+  return reader.read(at);
+}
+
 /** Run one batch: every job gets a result, in order. */
-export function runBatch({ jobs, buf: ab }: WireBatch, ctx: CodecContext, scratch: (rawLength: number) => Buffer | undefined): WireDone {
+export function runBatch({ jobs, buf: ab }: WireBatch, ctx: CodecContext, scratch: (rawLength: number) => Buffer | undefined, reader?: ThreadPackReader): WireDone {
   const all = Buffer.from(ab);
   const results: WireResult[] = [];
   for (const j of jobs) {
@@ -133,7 +146,8 @@ export function runBatch({ jobs, buf: ab }: WireBatch, ctx: CodecContext, scratc
       const tmp = all.subarray(at, (at += j.tmpLen));
       const dest = all.subarray(at, (at += j.destLen));
       const id = all.subarray(at, (at += j.idLen));
-      const data = unpack(j, all.subarray(j.off, j.off + j.len), id, ctx, () => scratch(j.rawLength));
+      const stored = j.from ? readStored(reader, j.from) : all.subarray(j.off, j.off + j.len);
+      const data = unpack(j, stored, id, ctx, () => scratch(j.rawLength));
       if (j.chunk) {
         results.push({ n: j.n, end: writeSparseSync(j.chunk.fd, data, j.chunk.pos) });
         continue;
@@ -141,8 +155,8 @@ export function runBatch({ jobs, buf: ab }: WireBatch, ctx: CodecContext, scratc
       const timeNs = writeFile(j, data, tmp, dest);
       results.push(timeNs === undefined ? { n: j.n } : { n: j.n, timeNs });
     } catch (e) {
-      if (isSnapError(e, 'SNAP_CORRUPT')) {
-        results.push({ n: j.n, corrupt: e.message });
+      if (e instanceof SnapError) {
+        results.push({ n: j.n, failed: { code: e.code, message: e.message } });
         continue;
       }
       const x = e as NodeJS.ErrnoException | undefined;
@@ -163,12 +177,14 @@ if (parentPort && (workerData as { restoreWriter?: WriterData } | undefined)?.re
     if (scratch.length < rawLength) scratch = Buffer.allocUnsafe(Math.max(rawLength, data.scratchBytes));
     return scratch;
   };
+  const reader = data.reads ? new ThreadPackReader(data.reads) : undefined;
   port.on('message', (m: WireBatch | WireClose) => {
     if ('close' in m) {
+      reader?.close();
       port.close();
       return;
     }
-    const done = runBatch(m, data.codec, scratchFor);
+    const done = runBatch(m, data.codec, scratchFor, reader);
     port.postMessage(done, [done.buf]);
   });
 }

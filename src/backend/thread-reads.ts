@@ -1,0 +1,158 @@
+// Reads of a local repository's blobs on a worker thread, with synchronous calls (Backend.threadReads
+// says how): a restore's writer threads read the objects they write themselves, so those bytes never
+// pass through the main thread (ops/restore/writer.ts). The reads are the local backend's, with its
+// checks (a regular file, opened never through a symlink and never blocking; a range past the end
+// is SNAP_CORRUPT, a missing blob SNAP_MISSING_OBJECT), and on an encrypted repository its segments
+// are opened as EncryptedBackend opens them (encrypted.ts openSegments: only the segments that
+// hold the range, each authenticated). What a read returns is a view of the reader's own buffer,
+// valid until its next read: a thread reads, unpacks and writes one object after another without
+// a buffer per object.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fsPath } from '../core/bytes.js';
+import { errnoCode } from '../core/errors.js';
+import type { ThreadReadSpec } from './backend.js';
+import { checkRange, shortBlobError } from './checks.js';
+import { type BlobKeys, FILE_NONCE_BYTES, SEGMENT_BYTES, authFailure, beyondEnd, blobKey, isPlaintextName, openSegments, plainSize, segmentCount, segmentSpan, shortRead } from './encrypted.js';
+import { READ_FLAGS, kindOf, notFoundOr, notRegularError } from './local.js';
+import { checkBlobName } from './names.js';
+
+/** Blobs kept open (a restore reads a few packs at a time, in bursts). */
+const OPEN_BLOBS = 16;
+/** Opened segments kept: small objects read one after the other mostly share a segment. */
+const KEPT_SEGMENTS = 4;
+
+interface OpenBlob {
+  fd: number;
+  size: number;
+  /** Sealed blobs: the blob's key, its plaintext size and its segments. */
+  key?: Buffer;
+  plain: number;
+  count: number;
+}
+
+export class ThreadBlobReader {
+  private readonly keys: BlobKeys | undefined;
+  private readonly blobs = new Map<string, OpenBlob>();
+  /** Opened single segments by `name:number`, least recently used first. */
+  private readonly segments = new Map<string, Buffer>();
+  private scratch = Buffer.alloc(0);
+
+  constructor(private readonly spec: ThreadReadSpec) {
+    this.keys = spec.keys ? { dataKey: Buffer.from(spec.keys.dataKey) } : undefined;
+  }
+
+  /** `length` bytes at `offset` of the blob `name` (its plaintext on an encrypted repository): a view valid until the next read. */
+  read(name: string, offset: number, length: number): Buffer {
+    checkRange(name, offset, length);
+    try {
+      const b = this.open(name);
+      return b.key ? this.readSealed(name, b, offset, length) : this.readPlain(name, b.fd, b.size, offset, length);
+    } catch (e) {
+      // A damaged or changed blob is opened again on its next read.
+      this.forget(name);
+      throw notFoundOr(e, name, this.spec.root);
+    }
+  }
+
+  /** Close every blob kept open. */
+  close(): void {
+    for (const name of [...this.blobs.keys()]) this.forget(name);
+  }
+
+  private open(name: string): OpenBlob {
+    const kept = this.blobs.get(name);
+    if (kept) {
+      this.blobs.delete(name); // most recently used goes last
+      this.blobs.set(name, kept);
+      return kept;
+    }
+    checkBlobName(name);
+    let fd: number;
+    try {
+      fd = fs.openSync(fsPath(path.join(this.spec.root, name)), READ_FLAGS);
+    } catch (e) {
+      if (errnoCode(e) === 'ELOOP') throw notRegularError(name, this.spec.root, 'a symbolic link');
+      throw e;
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw notRegularError(name, this.spec.root, kindOf(st));
+      const b: OpenBlob = { fd, size: st.size, plain: st.size, count: 0 };
+      if (this.keys && !isPlaintextName(name)) {
+        const plain = plainSize(st.size);
+        if (plain === undefined) throw authFailure(name, `${st.size} bytes is no sealed size`);
+        b.key = blobKey(this.keys, this.readPlain(name, fd, st.size, 0, FILE_NONCE_BYTES));
+        b.plain = plain;
+        b.count = segmentCount(st.size);
+      }
+      if (this.blobs.size >= OPEN_BLOBS) this.forget(this.blobs.keys().next().value!);
+      this.blobs.set(name, b);
+      return b;
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+  }
+
+  private forget(name: string): void {
+    const b = this.blobs.get(name);
+    if (b) {
+      this.blobs.delete(name);
+      fs.closeSync(b.fd);
+    }
+    for (const k of [...this.segments.keys()]) if (k.startsWith(`${name}:`)) this.segments.delete(k);
+  }
+
+  private buffer(length: number): Buffer {
+    if (this.scratch.length < length) this.scratch = Buffer.allocUnsafe(Math.max(length, 2 * this.scratch.length, 1 << 20));
+    return this.scratch.subarray(0, length);
+  }
+
+  /** `length` bytes at `offset` of the blob's file, as stored; `into`: the buffer to read into (the reader's own by default). */
+  private readPlain(name: string, fd: number, size: number, offset: number, length: number, into = this.buffer(length)): Buffer {
+    let got = 0;
+    while (got < length) {
+      const n = fs.readSync(fd, into, got, length - got, offset + got);
+      if (n === 0) break;
+      got += n;
+    }
+    if (got < length) throw shortBlobError(name, this.spec.root, offset, length, size);
+    return into;
+  }
+
+  private readSealed(name: string, b: OpenBlob, offset: number, length: number): Buffer {
+    if (offset + length > b.plain) throw beyondEnd(name, offset, length, b.plain);
+    if (length === 0) return Buffer.alloc(0);
+    const first = Math.floor(offset / SEGMENT_BYTES);
+    const last = Math.floor((offset + length - 1) / SEGMENT_BYTES);
+    const from = offset - first * SEGMENT_BYTES;
+    const k = first === last ? `${name}:${first}` : '';
+    let opened = k ? this.segments.get(k) : undefined;
+    if (opened) {
+      this.segments.delete(k);
+      this.segments.set(k, opened);
+      return opened.subarray(from, from + length);
+    }
+    const { start, end } = segmentSpan(b.size, first, last);
+    const stored = this.buffer(end - start);
+    const n = fs.readSync(b.fd, stored, 0, end - start, start);
+    if (n !== end - start) this.readRest(name, b, stored, n, start, end);
+    opened = openSegments(b.key!, name, first, last, b.count, stored, start);
+    if (k) {
+      // One segment comes back in a buffer of its own (openSegments): kept for the next reads.
+      if (this.segments.size >= KEPT_SEGMENTS) this.segments.delete(this.segments.keys().next().value!);
+      this.segments.set(k, opened);
+    }
+    return opened.subarray(from, from + length);
+  }
+
+  /** The rest of a read that returned `got` of end - start bytes; short: the blob was cut. */
+  private readRest(name: string, b: OpenBlob, stored: Buffer, got: number, start: number, end: number): void {
+    while (got < end - start) {
+      const n = fs.readSync(b.fd, stored, got, end - start - got, start + got);
+      if (n === 0) throw shortRead(name, start, end - start, got);
+      got += n;
+    }
+  }
+}
