@@ -4,8 +4,14 @@ import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalBackend } from '../src/backend/local.js';
+import * as path from 'node:path';
 import { PackReader } from '../src/store/pack-reader.js';
 import { packName } from '../src/store/pack.js';
+import { EncryptedBackend } from '../src/backend/encrypted.js';
+import type { Backend } from '../src/backend/backend.js';
+import { RestoreSpool } from '../src/repo/spool.js';
+import { type StoredAt, ThreadPackReader } from '../src/store/thread-pack-reads.js';
+import { currentHost } from '../src/cli/host.js';
 import { CountingBackend } from './helpers/counting-backend.js';
 import { tmpDir } from './helpers/cli.js';
 
@@ -90,3 +96,106 @@ describe('PackReader', () => {
     await backend.close();
   });
 });
+
+/** Pack copies in a spool's folder. */
+function copies(spool: RestoreSpool): string[] {
+  const data = path.join(spool.dir, 'data');
+  if (!fs.existsSync(data)) return [];
+  return fs.readdirSync(data).flatMap((d) => fs.readdirSync(path.join(data, d)));
+}
+
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
+
+describe('PackReader with a spool (a restore from remote storage: repo/spool.ts)', () => {
+  for (const encrypted of [false, true]) {
+    it(`${encrypted ? 'encrypted' : 'plain'}: fetched packs are written to the spool, located rather than read here, read by a thread from there; one request per pack; a copy goes once its reads are settled; never more than the spool's bound`, async () => {
+      const { backend: counting, ids, bytes } = await packs(6);
+      const keys = { dataKey: randomBytes(32) };
+      let backend: Backend = counting;
+      if (encrypted) {
+        // The same packs, sealed: stored again through the encryption, read through it.
+        backend = new EncryptedBackend(counting, keys);
+        for (const id of ids) await backend.put(packName(id), bytes.get(id)!);
+        counting.reset();
+      }
+      const cache = tmpDir('snap-spool-cache-');
+      dirs.push(cache);
+      const spool = RestoreSpool.create(cache, currentHost(), encrypted ? keys : undefined);
+      const reader = new PackReader(backend, { budgetBytes: 2 * PACK, fetches: 2, spool, spoolBytes: 4 * PACK });
+      const thread = new ThreadPackReader(spool.reads);
+      const reads: [string, number][] = [];
+      for (const id of ids) for (let i = 0; i < OBJECTS; i++) reads.push([id, i * OBJECT]);
+      reads.push([ids[0]!, 5 * OBJECT]); // once more, late
+      for (const [id, at] of reads) reader.expect(id, at, OBJECT);
+      const pending: StoredAt[] = [];
+      let located = 0;
+      let peak = 0;
+      for (const [k, [id, at]] of reads.entries()) {
+        const want = bytes.get(id)!.subarray(at, at + OBJECT);
+        // Every tenth read as the main thread makes them (a tree): its bytes, read from the copy here.
+        const got = k % 10 === 3 ? await reader.read(id, at, OBJECT) : await reader.locate(id, at, OBJECT);
+        if (Buffer.isBuffer(got)) expect(got.equals(want), `${id} ${at}`).toBe(true);
+        else {
+          located++;
+          expect(thread.read(got).equals(want), `${id} ${at}`).toBe(true);
+          pending.push(got);
+          // Jobs answered a while after they were sent.
+          while (pending.length > 30) reader.settled(pending.shift()!.pack);
+        }
+        peak = Math.max(peak, copies(spool).length);
+      }
+      expect(located).toBeGreaterThan(500);
+      expect(reader.stats.spooledReads).toBe(reads.length);
+      // The first pack's copy is kept for its late read, which waited for no request.
+      expect(counting.readsOf('data/').filter((n) => n === packName(ids[0]!))).toHaveLength(1);
+      expect(new Set(counting.readsOf('data/')).size).toBe(ids.length);
+      expect(counting.readsOf('data/')).toHaveLength(ids.length);
+      expect(peak).toBeLessThanOrEqual(4);
+      expect(copies(spool).length).toBeGreaterThan(0);
+      for (const at of pending.splice(0)) reader.settled(at.pack);
+      await settle();
+      expect(copies(spool)).toEqual([]);
+      thread.close();
+      await spool.close();
+      expect(fs.existsSync(spool.dir)).toBe(false);
+      await counting.close();
+    });
+  }
+
+  it('a spool that cannot be written (its folder is in the way): the reads are made in ranges, their bytes right', async () => {
+    const { backend, ids, bytes } = await packs(2);
+    const cache = tmpDir('snap-spool-cache-');
+    dirs.push(cache);
+    const spool = RestoreSpool.create(cache, currentHost(), undefined);
+    fs.writeFileSync(path.join(spool.dir, 'data'), 'not a folder');
+    const reader = new PackReader(backend, { budgetBytes: 4 * PACK, fetches: 2, spool });
+    for (const id of ids) for (let i = 0; i < OBJECTS; i++) reader.expect(id, i * OBJECT, OBJECT);
+    for (const id of ids) {
+      for (let i = 0; i < OBJECTS; i++) {
+        const got = await reader.locate(id, i * OBJECT, OBJECT);
+        expect(Buffer.isBuffer(got) && got.equals(bytes.get(id)!.subarray(i * OBJECT, (i + 1) * OBJECT))).toBe(true);
+      }
+    }
+    expect(reader.stats.spooledReads).toBe(0);
+    expect(reader.stats.rangedReads).toBeGreaterThan(0);
+    await spool.close();
+    await backend.close();
+  });
+
+  it("spools of processes that are gone are removed when a new one is made; a running process's are not", async () => {
+    const cache = tmpDir('snap-spool-cache-');
+    dirs.push(cache);
+    const host = currentHost();
+    const gone = { ...host, isAlive: (pid: number) => pid === host.pid };
+    fs.mkdirSync(path.join(cache, 'restore-spool-4000001-abcd', 'data', 'ab'), { recursive: true });
+    fs.writeFileSync(path.join(cache, 'restore-spool-4000001-abcd', 'data', 'ab', 'x'), 'left by a killed restore');
+    const mine = RestoreSpool.create(cache, host, undefined);
+    // Another spool of this process (its pid alive): kept.
+    const again = RestoreSpool.create(cache, gone, undefined);
+    expect(fs.readdirSync(cache).sort()).toEqual([path.basename(again.dir), path.basename(mine.dir)].sort());
+    await mine.close();
+    await again.close();
+    expect(fs.readdirSync(cache)).toEqual([]);
+  });
+});
+

@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Repository, type RepoOptions } from '../src/repo/repository.js';
+import { spawnSync } from 'node:child_process';
+import { Repository, type RepoOptions, remoteCacheDir } from '../src/repo/repository.js';
 import { restoreSnapshot } from '../src/ops/restore/restore.js';
 import { locate } from '../src/ops/tree/navigate.js';
 import { packIdFromName, packName } from '../src/store/pack.js';
@@ -31,7 +32,7 @@ interface Place {
   repo: string;
   prefix: string;
   env: Record<string, string>;
-  open(wrap?: (b: CountingBackend) => void): Promise<{ repo: Repository; counting: CountingBackend }>;
+  open(wrap?: (b: CountingBackend) => void): Promise<{ repo: Repository; counting: CountingBackend; cacheRoot: string }>;
 }
 
 /** A repository on S3 with small packs (1 MiB, so a small source fills several), made in-process. */
@@ -69,8 +70,9 @@ async function place(encrypted: boolean): Promise<Place> {
     // A fresh client (a new cache folder), counting what is read from storage.
     open: async () => {
       const counting = new CountingBackend(target.backend({ prefix }));
-      const r = await Repository.open(repo, opts({ backend: counting, cacheRoot: path.join(tmpDir('snap-rr-cache-'), 'snap') }));
-      return { repo: r, counting };
+      const cacheRoot = path.join(tmpDir('snap-rr-cache-'), 'snap');
+      const r = await Repository.open(repo, opts({ backend: counting, cacheRoot }));
+      return { repo: r, counting, cacheRoot };
     },
   };
 }
@@ -85,6 +87,12 @@ function source(): string {
   fs.writeFileSync(path.join(src, 'big1.bin'), randomBytes(3 * MiB));
   fs.writeFileSync(path.join(src, 'big2.bin'), randomBytes(3 * MiB + 12345));
   return src;
+}
+
+/** The pid of a process that has ended. */
+function deadPid(): number {
+  const r = spawnSync('sh', ['-c', 'echo $$']);
+  return Number(r.stdout.toString().trim());
 }
 
 /** Packs of blobs (file data) in the repository's index, by id. */
@@ -106,10 +114,15 @@ describe('restore from S3 reads whole packs', () => {
       const p = await place(encrypted);
       const src = source();
       ok(['--repo', p.repo, 'create', src], p.env);
-      const { repo, counting } = await p.open();
+      const { repo, counting, cacheRoot } = await p.open();
       try {
         const snaps = await repo.listSnapshots();
         expect(snaps).toHaveLength(1);
+        // A spool left by a restore that was killed (repo/spool.ts): removed by the next one.
+        const cacheDir = remoteCacheDir(cacheRoot, repo.config.id);
+        const stale = path.join(cacheDir, `restore-spool-${deadPid()}-0badcafe`);
+        fs.mkdirSync(path.join(stale, 'data', 'ab'), { recursive: true });
+        fs.writeFileSync(path.join(stale, 'data', 'ab', 'x'), 'a copy left behind');
         const packs = await blobPacks(repo);
         // About 400 objects of file data (400 small files, the chunks of two large ones) in 1 MiB packs.
         expect(packs.size).toBeGreaterThanOrEqual(6);
@@ -119,6 +132,8 @@ describe('restore from S3 reads whole packs', () => {
         const r = await restoreSnapshot(repo, snaps[0]!, { target: to, asRoot: false, sink: {} });
         expect(r.damaged).toEqual([]);
         expect(describeTree(path.join(to, src))).toEqual(describeTree(src));
+        // The packs went through a spool in the cache folder, which is gone with the restore.
+        expect(fs.readdirSync(cacheDir).filter((n) => n.startsWith('restore-spool-'))).toEqual([]);
         const reads = counting.readsOf('data/').filter((n) => packs.has(packIdFromName(n)!));
         // Every pack of file data is read, each about once (one GET for the pack; a read that found
         // no room beside the others is made on its own): far fewer than one per object.

@@ -5,7 +5,7 @@
 // append-only mode). A remote backend whose credentials cannot delete reports the same
 // capability (docs/maintenance.md, "Append-only use"); this wrapper gives it to any backend.
 import { SnapError } from '../core/errors.js';
-import type { Backend, BackendCapabilities, BlobInfo, PutHints, ThreadReadSpec } from './backend.js';
+import { type Backend, type BackendCapabilities, type BlobInfo, type PutHints, type StoredPieces, type ThreadReadSpec, storedAsIs } from './backend.js';
 
 export const LOCKS_PREFIX = 'locks/';
 
@@ -51,6 +51,10 @@ export class AppendOnlyBackend implements Backend {
   /** Reads are the inner backend's. */
   threadReads(): ThreadReadSpec | undefined {
     return this.inner.threadReads?.();
+  }
+
+  storedRange(name: string, offset: number, length: number): Promise<StoredPieces> {
+    return this.inner.storedRange ? this.inner.storedRange(name, offset, length) : storedAsIs(this.inner, name, offset, length);
   }
 
   get(name: string): Promise<Buffer> {

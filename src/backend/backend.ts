@@ -46,6 +46,20 @@ export interface ThreadReadSpec {
   keys?: { dataKey: Uint8Array };
 }
 
+/**
+ * The stored bytes of part of a blob, as a local copy needs them for that part to be read from it
+ * as from the storage (Backend.storedRange): pieces at their stored offsets, and the stored size.
+ */
+export interface StoredPieces {
+  size: number;
+  pieces: { at: number; bytes: Buffer }[];
+}
+
+/** StoredPieces of a blob stored as it is read: the range itself (a copy that short reads nothing past it). */
+export async function storedAsIs(b: Pick<Backend, 'getRange'>, name: string, offset: number, length: number): Promise<StoredPieces> {
+  return { size: offset + length, pieces: [{ at: offset, bytes: await b.getRange(name, offset, length) }] };
+}
+
 export interface Backend {
   /** A human-readable location, for messages. */
   readonly location: string;
@@ -113,6 +127,12 @@ export interface Backend {
    * wrappers that read through to it. Undefined: reads are made here.
    */
   threadReads?(): ThreadReadSpec | undefined;
+  /**
+   * Optional: the stored bytes that a local copy of the blob needs for bytes offset..offset+length
+   * to be read from it as they are read here (StoredPieces): a backend that transforms what it
+   * stores (EncryptedBackend: the nonce and the sealed segments). Without it, the range as read.
+   */
+  storedRange?(name: string, offset: number, length: number): Promise<StoredPieces>;
   /** What this backend promises (see BackendCapabilities); may ask the server once. */
   capabilities(): Promise<BackendCapabilities>;
   close(): Promise<void>;

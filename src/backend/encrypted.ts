@@ -16,7 +16,8 @@
 // that hold it.
 import { SnapError, isSnapError } from '../core/errors.js';
 import { GCM_NONCE_BYTES, GCM_TAG_BYTES, gcmOpen, gcmSeal, hmacSha256, random } from '../core/crypto.js';
-import { type Backend, type BackendCapabilities, type BlobInfo, type PutHints, type TempSweep, type ThreadReadSpec, tempSweepOf } from './backend.js';
+import { type Backend, type BackendCapabilities, type BlobInfo, type PutHints, type StoredPieces, type TempSweep, type ThreadReadSpec, storedAsIs, tempSweepOf } from './backend.js';
+import { checkRange } from './checks.js';
 
 export const FILE_NONCE_BYTES = 32;
 export const SEGMENT_BYTES = 64 * 1024;
@@ -178,6 +179,8 @@ export function openBlob(keys: BlobKeys, name: string, sealed: Buffer, tolerant 
 
 interface Sealed {
   key: Buffer;
+  /** The blob's file nonce (its first FILE_NONCE_BYTES stored bytes). */
+  nonce: Buffer;
   sealed: number;
   plain: number;
 }
@@ -289,7 +292,8 @@ export class EncryptedBackend implements Backend {
     const plain = plainSize(st.size);
     if (plain === undefined) throw authFailure(name, `${st.size} bytes is no sealed size`);
     const nonce = await this.inner.getRange(name, 0, FILE_NONCE_BYTES);
-    const info = { key: blobKey(this.keys, nonce), sealed: st.size, plain };
+    if (nonce.length !== FILE_NONCE_BYTES) throw shortRead(name, 0, FILE_NONCE_BYTES, nonce.length);
+    const info = { key: blobKey(this.keys, nonce), nonce, sealed: st.size, plain };
     if (this.cache.size >= CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(name, info);
     return info;
@@ -312,23 +316,48 @@ export class EncryptedBackend implements Backend {
   }
 
   private async readFromStart(name: string, offset: number, length: number): Promise<Buffer> {
+    const { info, stored } = await this.fetchFromStart(name, offset, length);
+    const last = Math.floor((offset + length - 1) / SEGMENT_BYTES);
+    const out = await this.readSegments(name, info, 0, last, segmentCount(info.sealed), stored.subarray(FILE_NONCE_BYTES));
+    return out.subarray(offset, offset + length);
+  }
+
+  /** The stored bytes of a blob not read before, from its start to the end of the segment holding offset + length - 1 (its nonce in the same request); its info kept. */
+  private async fetchFromStart(name: string, offset: number, length: number): Promise<{ info: Sealed; stored: Buffer }> {
     const st = await this.inner.stat(name);
     if (!st) throw new SnapError('SNAP_MISSING_OBJECT', `${describeBlob(name)} is missing`);
     const plain = plainSize(st.size);
     if (plain === undefined) throw authFailure(name, `${st.size} bytes is no sealed size`);
-    if (offset + length > plain) {
-      throw beyondEnd(name, offset, length, plain);
-    }
-    const last = Math.floor((offset + length - 1) / SEGMENT_BYTES);
-    const end = Math.min(st.size, FILE_NONCE_BYTES + (last + 1) * SEALED_SEGMENT);
+    if (offset + length > plain) throw beyondEnd(name, offset, length, plain);
+    const { end } = segmentSpan(st.size, 0, Math.floor((offset + length - 1) / SEGMENT_BYTES));
     const stored = await this.inner.getRange(name, 0, end);
     if (stored.length !== end) throw shortRead(name, 0, end, stored.length);
-    const info = { key: blobKey(this.keys, stored.subarray(0, FILE_NONCE_BYTES)), sealed: st.size, plain };
-    const count = segmentCount(st.size);
-    const out = await this.readSegments(name, info, 0, last, count, stored.subarray(FILE_NONCE_BYTES));
+    const nonce = Buffer.from(stored.subarray(0, FILE_NONCE_BYTES));
+    const info = { key: blobKey(this.keys, nonce), nonce, sealed: st.size, plain };
     if (this.cache.size >= CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(name, info);
-    return out.subarray(offset, offset + length);
+    return { info, stored };
+  }
+
+  /**
+   * What a local copy of the blob needs for its bytes offset..offset+length to be read from it as
+   * from here (Backend.storedRange): its nonce and the sealed segments that hold them, each at its
+   * stored place, and its stored size; fetched as getRange fetches them, opened by the reader of
+   * the copy (backend/thread-reads.ts, or this class over a local folder).
+   */
+  async storedRange(name: string, offset: number, length: number): Promise<StoredPieces> {
+    checkRange(name, offset, length);
+    if (isPlaintextName(name) || length === 0) return storedAsIs(this, name, offset, length);
+    if (!this.cache.has(name) && offset < SEGMENT_BYTES) {
+      const { info, stored } = await this.fetchFromStart(name, offset, length);
+      return { size: info.sealed, pieces: [{ at: 0, bytes: stored }] };
+    }
+    const s = await this.sealedInfo(name);
+    if (offset + length > s.plain) throw beyondEnd(name, offset, length, s.plain);
+    const { start, end } = segmentSpan(s.sealed, Math.floor(offset / SEGMENT_BYTES), Math.floor((offset + length - 1) / SEGMENT_BYTES));
+    const stored = await this.inner.getRange(name, start, end - start);
+    if (stored.length !== end - start) throw shortRead(name, start, end - start, stored.length);
+    return { size: s.sealed, pieces: [{ at: 0, bytes: s.nonce }, { at: start, bytes: stored }] };
   }
 
   private async readRange(name: string, offset: number, length: number, s: Sealed): Promise<Buffer> {

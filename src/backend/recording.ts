@@ -2,7 +2,7 @@
 // snapshot records it wrote and deleted and the bytes of the blobs it wrote and deleted. It
 // watches the calls themselves, so it counts this process's changes only, never a concurrent
 // command's, and needs nothing from the commands. Lock files and log records are not counted.
-import { type Backend, type BackendCapabilities, type BlobInfo, type PutHints, type TempSweep, type ThreadReadSpec, tempSweepOf } from './backend.js';
+import { type Backend, type BackendCapabilities, type BlobInfo, type PutHints, type StoredPieces, type TempSweep, type ThreadReadSpec, storedAsIs, tempSweepOf } from './backend.js';
 
 export interface Changes {
   snapshotsAdded: string[];
@@ -125,6 +125,10 @@ export class RecordingBackend implements Backend {
   /** Reads are the inner backend's. */
   threadReads(): ThreadReadSpec | undefined {
     return this.inner.threadReads?.();
+  }
+
+  storedRange(name: string, offset: number, length: number): Promise<StoredPieces> {
+    return this.inner.storedRange ? this.inner.storedRange(name, offset, length) : storedAsIs(this.inner, name, offset, length);
   }
   close(): Promise<void> {
     return this.inner.close();

@@ -68,6 +68,7 @@ export class ThreadBlobReader {
       return kept;
     }
     checkBlobName(name);
+    this.closeRemoved();
     let fd: number;
     try {
       fd = fs.openSync(fsPath(path.join(this.spec.root, name)), READ_FLAGS);
@@ -93,6 +94,14 @@ export class ThreadBlobReader {
       fs.closeSync(fd);
       throw e;
     }
+  }
+
+  /**
+   * Close blobs removed since they were opened (a restore's spool removes its copies as it goes):
+   * an open descriptor would keep a removed copy's disk space taken until the end.
+   */
+  private closeRemoved(): void {
+    for (const [name, b] of [...this.blobs]) if (fs.fstatSync(b.fd).nlink === 0) this.forget(name);
   }
 
   private forget(name: string): void {

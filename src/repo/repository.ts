@@ -20,6 +20,7 @@ import { systemClock } from '../core/clock.js';
 import type { ProgressSink } from '../core/progress.js';
 import type { Backend } from '../backend/backend.js';
 import type { PackReadSpec } from '../store/thread-pack-reads.js';
+import { RestoreSpool } from './spool.js';
 import { LocalBackend } from '../backend/local.js';
 import { type Changes, RecordingBackend } from '../backend/recording.js';
 import { type RepoConfig, decodeConfig, encodeConfig, ENCRYPTED_FORMAT_VERSION, ENCRYPTION, FORMAT_VERSION, isEncrypted } from '../model/config.js';
@@ -212,6 +213,8 @@ export class Repository {
   private checkedLarge = new Map<string, CheckedTree>();
   /** The repository lock taken for RepoOptions.lock, released by close(). */
   lock: RepoLock | undefined;
+  /** Remote storage: the cache folder where restores spool packs (restoreSpool), and the host facts that name spools. */
+  private spoolAt: { dir: string; host: HostInfo } | undefined;
 
   private constructor(
     /** The repository's folder, or the canonical text of a remote location (`s3:...`, `sftp:...`). */
@@ -525,6 +528,7 @@ export class Repository {
       }
       repo = new Repository(abs, localRoot, backend, config, index, o.sink, clock, unlocked);
       repo.lock = lock;
+      if (o.remote) repo.spoolAt = { dir: path.dirname(indexDir), host };
     } catch (e) {
       await lock?.release().catch(() => {});
       if (o.remote) await backend.close().catch(() => {});
@@ -920,6 +924,21 @@ export class Repository {
    */
   threadReads(): PackReadSpec | undefined {
     return this.localRoot === undefined ? undefined : this.backend.threadReads?.();
+  }
+
+  /**
+   * A spool for a restore from remote storage (repo/spool.ts), in this repository's cache folder;
+   * undefined for a local repository (its packs are read where they are: threadReads).
+   */
+  restoreSpool(): RestoreSpool | undefined {
+    if (!this.spoolAt) return undefined;
+    try {
+      return RestoreSpool.create(this.spoolAt.dir, this.spoolAt.host, this.unlocked ? { dataKey: this.unlocked.master.dataKey } : undefined);
+    } catch (e) {
+      // A cache folder that takes no spool: the restore holds what it fetches in memory, as before.
+      this.sink.info?.(`no spool for this restore in ${displayPath(this.spoolAt.dir)} (${e instanceof Error ? e.message : String(e)}): packs are held in memory`);
+      return undefined;
+    }
   }
 
   packReader(o: PackReaderOptions): PackReader {

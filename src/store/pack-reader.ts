@@ -39,9 +39,30 @@
 // else holds: nothing a caller keeps pins a span (while a fetched span is copied into its objects,
 // one span more is held for that moment). Bytes are verified by the caller
 // (object-codec.ts decodeAndVerify), as for any read: this only decides how they travel.
+//
+// With a spool (a local folder: repo/spool.ts), a fetched span is not held in memory: its stored
+// bytes are written to a copy of the pack there (for an encrypted repository still sealed), and a
+// reader that can read it on another thread (a restore's writer threads: `locate`) is told where
+// the object is instead of getting its bytes; the main thread then neither opens nor copies them.
+// A span counts against the memory budget while it is fetched, then against the spool's own bound
+// (`spoolBytes`) until its copy is removed: once its planned reads are made and every reader told
+// where an object is has said it is done with it (`settled`).
 import { SnapError, isSnapError } from '../core/errors.js';
-import type { Backend } from '../backend/backend.js';
+import { type Backend, type StoredPieces, storedAsIs } from '../backend/backend.js';
 import { packName } from './pack.js';
+import type { PackReadSpec, StoredAt } from './thread-pack-reads.js';
+
+/** A local folder holding copies of packs as stored (repo/spool.ts). */
+export interface PackSpool {
+  /** How a thread reads the copies (store/thread-pack-reads.ts). */
+  readonly reads: PackReadSpec;
+  /** Write a copy of `pack` holding these stored pieces (sparse elsewhere). */
+  put(pack: string, stored: StoredPieces): Promise<void>;
+  /** Bytes of a copy, read and opened here. */
+  read(pack: string, offset: number, length: number): Promise<Buffer>;
+  /** Remove a copy, before returning (failures are ignored: the folder goes at close). */
+  remove(pack: string): void;
+}
 
 export interface PackReaderOptions {
   /** Bytes held at once: spans being fetched or kept, objects kept for later reads (see above). */
@@ -50,6 +71,10 @@ export interface PackReaderOptions {
   fetches: number;
   /** Planned reads remembered one by one (8 bytes each), in all; default 4,000,000. */
   planReads?: number;
+  /** Fetched spans go to this folder rather than memory (see above). */
+  spool?: PackSpool;
+  /** Bytes of spans in the spool at once; default SPOOL_BUDGETS times budgetBytes. */
+  spoolBytes?: number;
 }
 
 /** A span is fetched whole when at least this share of it is planned reads not made yet. */
@@ -61,12 +86,15 @@ const MERGE_MAX = 4 * 1024 * 1024;
 const PLAN_READS = 4_000_000;
 /** Bytes a kept object costs besides its own (its entry, its Buffer), counted against the budget. */
 const KEPT_COST = 128;
+/** The spool holds at most this many times the memory budget (on disk: spans whose objects are still to be written). */
+const SPOOL_BUDGETS = 4;
 
 type State =
   | 'planned' // not fetched
   | 'fetching'
   | 'span' // the span is kept
   | 'objects' // the objects still to be read are kept
+  | 'spooled' // the span is in the spool
   | 'gone'; // nothing kept (dropped, done, or its fetch failed): reads are made in ranges
 
 /** Planned reads of one pack: offsets and lengths, grown as needed. */
@@ -115,6 +143,10 @@ interface Plan {
   objects?: Map<number, Kept>;
   /** Bytes counted against the budget. */
   held: number;
+  /** A copy is in the spool, or being fetched for it (until removed: not before `users` is 0). */
+  onDisk?: boolean;
+  /** Reads of the spooled copy in progress, here or on threads (locate until settled). */
+  users?: number;
 }
 
 interface RangeRequest {
@@ -130,13 +162,15 @@ export class PackReader {
   /** The next pack in plan order that fetches ahead consider. */
   private cursor = 0;
   private heldBytes = 0;
+  /** Bytes of spans in the spool (or being written there). */
+  private spooledBytes = 0;
   private inFlight = 0;
   private planned = 0;
   private readonly planReads: number;
   private readonly waiting = new Map<string, RangeRequest[]>();
   private scheduled = false;
   /** What happened, for tests and measurements. */
-  readonly stats = { spanFetches: 0, spanBytes: 0, spanReads: 0, keptReads: 0, rangedReads: 0, rangedBytes: 0, dropped: 0, peakHeld: 0, peakFetches: 0 };
+  readonly stats = { spanFetches: 0, spanBytes: 0, spanReads: 0, keptReads: 0, spooledReads: 0, rangedReads: 0, rangedBytes: 0, dropped: 0, peakHeld: 0, peakFetches: 0 };
 
   constructor(
     private readonly backend: Backend,
@@ -169,6 +203,29 @@ export class PackReader {
 
   /** `length` stored bytes at `offset` of `pack`: all of them or an error (SNAP_CORRUPT if the pack is shorter). */
   async read(pack: string, offset: number, length: number): Promise<Buffer> {
+    const got = await this.reading(pack, offset, length, false);
+    if (!Buffer.isBuffer(got)) throw new Error('a spooled read came back without its bytes');
+    return got;
+  }
+
+  /**
+   * Like read, for a caller that can read a spooled copy on another thread (PackSpool.reads): the
+   * bytes, or where they are in the spool. Then the caller calls `settled(pack)` once it is done
+   * with them (the copy stays until every such caller has).
+   */
+  async locate(pack: string, offset: number, length: number): Promise<Buffer | StoredAt> {
+    return this.reading(pack, offset, length, true);
+  }
+
+  /** A caller told where an object is (locate) is done with it. */
+  settled(pack: string): void {
+    const p = this.plans.get(pack);
+    if (!p) return;
+    p.users! -= 1;
+    this.removeCopy(p);
+  }
+
+  private async reading(pack: string, offset: number, length: number, locating: boolean): Promise<Buffer | StoredAt> {
     const p = this.plans.get(pack);
     if (!p) return this.ranged(pack, offset, length);
     p.bytes -= length;
@@ -180,6 +237,18 @@ export class PackReader {
     }
     this.pump();
     if (p.state === 'fetching') await p.fetched;
+    if (p.state === 'spooled' && offset >= p.start && offset + length <= p.end) {
+      this.stats.spooledReads++;
+      p.users = (p.users ?? 0) + 1;
+      if (p.reads <= 0) this.drop(p);
+      this.pump();
+      if (locating) return { pack: p.pack, offset, length };
+      try {
+        return await this.o.spool!.read(p.pack, offset, length);
+      } finally {
+        this.settled(pack);
+      }
+    }
     const out = this.take(p, offset, length);
     this.pump();
     return out ?? this.ranged(pack, offset, length);
@@ -243,6 +312,11 @@ export class PackReader {
     p.state = 'objects';
   }
 
+  /** Whether a span of `size` bytes fits in the spool's bound (without a spool, always). */
+  private spoolRoom(size: number): boolean {
+    return !this.o.spool || this.spooledBytes + size <= (this.o.spoolBytes ?? SPOOL_BUDGETS * this.o.budgetBytes);
+  }
+
   private worth(p: Plan, reading = 0): boolean {
     return p.reads + (reading > 0 ? 1 : 0) > 0 && p.bytes + reading >= WHOLE_SHARE * (p.end - p.start) && p.end - p.start <= this.o.budgetBytes;
   }
@@ -255,7 +329,7 @@ export class PackReader {
         this.cursor++;
         continue;
       }
-      if (this.heldBytes + (p.end - p.start) > this.o.budgetBytes) return;
+      if (this.heldBytes + (p.end - p.start) > this.o.budgetBytes || !this.spoolRoom(p.end - p.start)) return;
       this.cursor++;
       this.fetch(p, false);
     }
@@ -269,6 +343,7 @@ export class PackReader {
    */
   private fetch(p: Plan, demand: boolean): boolean {
     const size = p.end - p.start;
+    if (!this.spoolRoom(size)) return false;
     if (demand && this.heldBytes + size > this.o.budgetBytes) {
       const left = (q: Plan): number => (q.state === 'objects' ? q.objects!.size : q.reads);
       const victims = this.order.filter((q) => q !== p && (q.state === 'span' || q.state === 'objects')).sort((x, y) => left(x) - left(y));
@@ -296,27 +371,46 @@ export class PackReader {
     this.stats.peakFetches = Math.max(this.stats.peakFetches, this.inFlight);
     this.stats.spanFetches++;
     this.stats.spanBytes += size;
-    p.fetched = this.backend.getRange(packName(p.pack), p.start, size).then(
-      (span) => {
-        this.inFlight--;
-        if (span.length !== size) {
+    const landed = this.o.spool
+      ? this.spoolSpan(p, this.o.spool, size)
+      : this.backend.getRange(packName(p.pack), p.start, size).then((span) => {
           // A short answer: every read of it is made on its own (and reports what is missing).
-          this.drop(p);
-          this.pump();
-          return;
-        }
-        this.keep(p, span);
+          if (span.length !== size) throw new SnapError('SNAP_CORRUPT', `pack ${p.pack.slice(0, 12)}: a short answer`);
+          this.keep(p, span);
+        });
+    p.fetched = landed.then(
+      () => {
+        this.inFlight--;
         this.pump();
       },
       () => {
-        // A damaged segment, a lost connection: every read of it is made on its own instead, so
-        // damage is reported for the objects it touches only.
+        // A damaged segment, a lost connection, a full disk under the spool: every read of it is
+        // made on its own instead, so damage is reported for the objects it touches only.
         this.inFlight--;
         if (p.state === 'fetching') this.drop(p);
         this.pump();
       },
     );
     return true;
+  }
+
+  /** Fetch `p`'s span as stored into the spool: its room there is taken at once (a copy counts from its fetch until removeCopy). */
+  private async spoolSpan(p: Plan, spool: PackSpool, size: number): Promise<void> {
+    p.onDisk = true;
+    this.spooledBytes += size;
+    const name = packName(p.pack);
+    await spool.put(p.pack, await (this.backend.storedRange ? this.backend.storedRange(name, p.start, size) : storedAsIs(this.backend, name, p.start, size)));
+    if (p.state !== 'fetching') {
+      this.removeCopy(p);
+      return;
+    }
+    p.state = 'spooled';
+    // On disk now, not in memory: counted against the spool's bound instead.
+    this.release(p, p.held);
+    // Its reads are counted, not listed: the copy holds every object of the span.
+    if (p.list) this.planned -= p.list.n;
+    p.list = undefined;
+    p.early = undefined;
   }
 
   private release(p: Plan, bytes: number): void {
@@ -333,6 +427,15 @@ export class PackReader {
     p.span = undefined;
     p.objects = undefined;
     p.state = 'gone';
+    this.removeCopy(p);
+  }
+
+  /** Remove `p`'s spooled copy once it is no longer read from and no reader still uses it. */
+  private removeCopy(p: Plan): void {
+    if (!p.onDisk || p.state === 'spooled' || p.state === 'fetching' || (p.users ?? 0) > 0) return;
+    p.onDisk = false;
+    this.spooledBytes -= p.end - p.start;
+    this.o.spool!.remove(p.pack);
   }
 
   /** A read on its own, merged with the neighbouring reads asked for in the same turn. */

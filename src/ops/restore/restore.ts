@@ -26,6 +26,7 @@ import { randomHex, toHex } from '../../core/ids.js';
 import { CODEC_RAW } from '../../store/codec.js';
 import { objectWhat } from '../../store/object-codec.js';
 import { FileWriter, type WriteJob, writerUnpacks } from './writer.js';
+import type { RestoreSpool } from '../../repo/spool.js';
 import { makeDevice, makeFifo } from '../fs/special-files.js';
 import { DIR_FLAGS, DIR_PATH_FLAGS, O_PATH, fdPath, openTarget } from './dir.js';
 import { heldTimes, needsTimeCheck, sameMtime, timeArg, timeNotSet } from './time.js';
@@ -108,10 +109,17 @@ const PACK_FETCHES = 2;
 const PLANNED_LOCATIONS = 100_000;
 const EMPTY = Buffer.alloc(0);
 
+/** A blob for a writer thread (Restorer.readStored). */
+type StoredJob = Pick<WriteJob, 'data' | 'codec' | 'rawLength' | 'id' | 'what' | 'from'> & { release?: () => void };
+
 export async function restoreSnapshot(repo: Repository, snap: StoredSnapshot, o: RestoreOptions): Promise<RestoreResult> {
   // The paths `ls` and `cat` accept: absolute snapshot paths, or paths relative to a source path.
   const r = new Restorer(repo, o, await PathSelection.resolve(repo, snap, o.include ?? []));
-  await r.run(snap);
+  try {
+    await r.run(snap);
+  } finally {
+    await r.closeSpool();
+  }
   return r.result;
 }
 
@@ -189,6 +197,8 @@ class Restorer {
   private writer: FileWriter | undefined;
   /** Where stored objects are read (store/pack-reader.ts): whole packs ahead of the reads, on remote storage. */
   private readonly reader: PackReader;
+  /** Remote storage: where packs fetched whole are written for the writer threads (repo/spool.ts). */
+  private readonly spool: RestoreSpool | undefined;
   /** Remote storage: trees are read through the reader too (planned with the files: planTree). */
   private treesVia: ((pack: string, offset: number, length: number) => Promise<Buffer>) | undefined;
   /** Where the objects the plan looked up are (by id as latin1), so the restore does not look them up again. */
@@ -208,8 +218,16 @@ class Restorer {
     // Files are written on worker threads (writer.ts): many files in flight keep them
     // busy while the main thread reads and verifies the next ones; memory is bounded by bytes.
     this.pool = new TaskPool(o.concurrency ?? 64, 64);
-    this.reader = repo.packReader({ budgetBytes: HELD_PACKS * repo.config.packSize, fetches: PACK_FETCHES });
+    // Remote storage: packs fetched whole go to a spool in the cache folder, where the writer
+    // threads read the objects they write (repo/spool.ts); a dry run writes nothing.
+    this.spool = o.dryRun ? undefined : repo.restoreSpool();
+    this.reader = repo.packReader({ budgetBytes: HELD_PACKS * repo.config.packSize, fetches: PACK_FETCHES, spool: this.spool });
     this.policy = o.overwrite ?? 'never';
+  }
+
+  /** Remove the spool (after the writer threads have ended). */
+  async closeSpool(): Promise<void> {
+    await this.spool?.close().catch(() => {});
   }
 
   /** A file whose data is damaged or missing is named and skipped; any other error propagates. */
@@ -277,7 +295,7 @@ class Restorer {
       if (plan) this.treesVia = this.read;
       checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
       if (rootDir) this.sweepLeftovers(rootDir);
-      if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS, this.repo.objects.ctx, this.repo.threadReads());
+      if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS, this.repo.objects.ctx, this.repo.threadReads() ?? this.spool?.reads);
       try {
         const walk = await this.walk(snap.tree, rootDir, shown);
         await this.pool.drain();
@@ -649,7 +667,7 @@ class Restorer {
     const tmp = dir.at(this.tmpName());
     const dest = dir.at(node.name);
     const chunks = node.chunks ?? [];
-    if (chunks.length <= 1 && this.writer) return this.withBudget(node.size, () => this.writeSmall(node, chunks[0], tmp, dest, shown));
+    if (chunks.length <= 1 && this.writer) return this.writeSmall(node, chunks[0], tmp, dest, shown);
     // A larger file's chunks go to the writer threads, each counted against the budget while it is
     // read and written; without them (a dry run has none), it holds one chunk at a time, counted
     // as one of the largest size, so however many large files the pool starts, few are read at once.
@@ -676,16 +694,19 @@ class Restorer {
           this.o.signal?.throwIfAborted();
           if (this.writer) {
             const loc = await this.blobAt(id);
-            const bytes = loc.rawLength;
+            const bytes = this.heldFor(loc);
             await this.reserve(bytes);
-            let job: Awaited<ReturnType<typeof this.readStored>>;
+            let job: StoredJob;
             try {
               job = await this.readStored(id, loc);
             } catch (e) {
               this.unreserve(bytes);
               throw e;
             }
-            const p = this.writer.writeChunk({ fd: fh.fd, pos, ...job }).finally(() => this.unreserve(bytes));
+            const p = this.writer.writeChunk({ fd: fh.fd, pos, ...job }).finally(() => {
+              this.unreserve(bytes);
+              job.release?.();
+            });
             p.catch(() => {}); // awaited below, in order, or settled before the descriptor is closed
             sent.push(p);
             pos += job.rawLength;
@@ -742,6 +763,16 @@ class Restorer {
     }
   }
 
+  /**
+   * Bytes of an object this process holds from its read until its write (counted against the
+   * budget): none when a writer thread reads it from a local repository itself (the thread holds
+   * one object at a time), so the walk goes on through small files while the threads write large
+   * ones. From remote storage it may come in a ranged read even with a spool: counted.
+   */
+  private heldFor(loc: ObjectLocation): number {
+    return this.writer?.readsStored && !this.spool && writerUnpacks(loc.codec) ? 0 : loc.rawLength;
+  }
+
   /** Wait until `bytes` fit in the budget, and count them (anything larger than the budget alone). */
   private async reserve(bytes: number): Promise<void> {
     while (this.inflight > 0 && this.inflight + bytes > INFLIGHT_BYTES) await new Promise<void>((r) => this.budgetWaiters.push(r));
@@ -758,10 +789,14 @@ class Restorer {
    * which decompresses and verifies it (the checks of ObjectStore.get) before writing the file.
    */
   private async writeSmall(node: Node, chunk: Buffer | undefined, tmp: Buffer, dest: Buffer, shown: Buffer): Promise<boolean> {
-    let job: Omit<WriteJob, 'tmp' | 'dest' | 'size' | 'mode' | 'owner' | 'time'> = { data: EMPTY, codec: CODEC_RAW, rawLength: 0, what: 'an empty file' };
+    let job: StoredJob = { data: EMPTY, codec: CODEC_RAW, rawLength: 0, what: 'an empty file' };
     let gotNs: bigint | undefined;
+    let held = 0;
     try {
-      if (chunk) job = await this.readStored(chunk);
+      const loc = chunk ? await this.blobAt(chunk) : undefined;
+      held = loc ? this.heldFor(loc) : 0;
+      await this.reserve(held);
+      if (chunk) job = await this.readStored(chunk, loc);
       if (job.rawLength !== node.size) {
         this.result.damaged.push(displayName(shown));
         this.warn('SNAP_CORRUPT', shown, `chunks hold ${job.rawLength} bytes but the file has ${node.size}; not restored`);
@@ -774,6 +809,9 @@ class Restorer {
       });
     } catch (e) {
       return this.damagedData(e, shown) ?? false;
+    } finally {
+      this.unreserve(held);
+      job.release?.();
     }
     this.checkTime(node, gotNs, shown);
     this.progress.bytes += node.size;
@@ -797,8 +835,13 @@ class Restorer {
 
   private readonly read = (pack: string, offset: number, length: number): Promise<Buffer> => this.reader.read(pack, offset, length);
 
-  /** A blob as stored (ObjectStore.get without unpacking; objects of other codecs are unpacked here); `located`: its index entry, when the caller has it. */
-  private async readStored(id: Buffer, located?: ObjectLocation): Promise<Pick<WriteJob, 'data' | 'codec' | 'rawLength' | 'id' | 'what' | 'from'>> {
+  /**
+   * A blob as stored (ObjectStore.get without unpacking; objects of other codecs are unpacked here),
+   * or where a writer thread reads it (`from`: the repository's pack on local storage, the spool's
+   * copy on remote storage; then `release` once the job is answered); `located`: its index entry,
+   * when the caller has it.
+   */
+  private async readStored(id: Buffer, located?: ObjectLocation): Promise<StoredJob> {
     const loc = located ?? (await this.blobAt(id));
     const what = objectWhat(id, loc.pack);
     if (!writerUnpacks(loc.codec)) {
@@ -808,12 +851,17 @@ class Restorer {
       const raw = await readObjectVia(this.read, id, loc, this.repo.objects.ctx);
       return { data: raw, codec: CODEC_RAW, rawLength: raw.length, id, what };
     }
-    if (this.writer?.readsStored) {
+    const job = { codec: loc.codec, rawLength: loc.rawLength, id, what };
+    if (this.writer?.readsStored && !this.spool) {
       // The thread reads it (a local repository): only where it is stored travels.
-      return { data: EMPTY, from: { pack: loc.pack, offset: loc.offset, length: loc.length }, codec: loc.codec, rawLength: loc.rawLength, id, what };
+      return { ...job, data: EMPTY, from: { pack: loc.pack, offset: loc.offset, length: loc.length } };
     }
-    const data = await this.reader.read(loc.pack, loc.offset, loc.length);
-    return { data, codec: loc.codec, rawLength: loc.rawLength, id, what };
+    if (this.writer?.readsStored && this.spool) {
+      const got = await this.reader.locate(loc.pack, loc.offset, loc.length);
+      if (Buffer.isBuffer(got)) return { ...job, data: got };
+      return { ...job, data: EMPTY, from: got, release: () => this.reader.settled(got.pack) };
+    }
+    return { ...job, data: await this.reader.read(loc.pack, loc.offset, loc.length) };
   }
 
   private async symlink(node: Node, shown: Buffer, dir: DirState | undefined): Promise<boolean> {
