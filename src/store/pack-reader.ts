@@ -88,6 +88,9 @@ const PLAN_READS = 4_000_000;
 const KEPT_COST = 128;
 /** The spool holds at most this many times the memory budget (on disk: spans whose objects are still to be written). */
 const SPOOL_BUDGETS = 4;
+/** readEarly: packs of at most this size are fetched whole, and at most this many kept. */
+const EARLY_MAX = 32 * 1024 * 1024;
+const EARLY_PACKS = 2;
 
 type State =
   | 'planned' // not fetched
@@ -143,6 +146,10 @@ interface Plan {
   objects?: Map<number, Kept>;
   /** Bytes counted against the budget. */
   held: number;
+  /** Spooled, its planned reads all made: removed when the spool needs the room (finishCopy). */
+  finished?: boolean;
+  /** Some planned read of it is answered here with its bytes (read): not spooled. */
+  readHere?: boolean;
   /** A copy is in the spool, or being fetched for it (until removed: not before `users` is 0). */
   onDisk?: boolean;
   /** Reads of the spooled copy in progress, here or on threads (locate until settled). */
@@ -164,13 +171,19 @@ export class PackReader {
   private heldBytes = 0;
   /** Bytes of spans in the spool (or being written there). */
   private spooledBytes = 0;
+  /** Spooled copies whose planned reads are made, in the order they were (finishCopy). */
+  private readonly finished: Plan[] = [];
+  /** Reads have begun: the plan is made (readEarly). */
+  private reading_ = false;
+  /** Packs fetched whole for readEarly (undefined: too large to be). */
+  private readonly wholes = new Map<string, Promise<Buffer | undefined>>();
   private inFlight = 0;
   private planned = 0;
   private readonly planReads: number;
   private readonly waiting = new Map<string, RangeRequest[]>();
   private scheduled = false;
   /** What happened, for tests and measurements. */
-  readonly stats = { spanFetches: 0, spanBytes: 0, spanReads: 0, keptReads: 0, spooledReads: 0, rangedReads: 0, rangedBytes: 0, dropped: 0, peakHeld: 0, peakFetches: 0 };
+  readonly stats = { spanFetches: 0, spanBytes: 0, spanReads: 0, keptReads: 0, spooledReads: 0, earlyFetches: 0, rangedReads: 0, rangedBytes: 0, dropped: 0, peakHeld: 0, peakFetches: 0 };
 
   constructor(
     private readonly backend: Backend,
@@ -179,13 +192,25 @@ export class PackReader {
     this.planReads = o.planReads ?? PLAN_READS;
   }
 
-  /** A read that will be made: `length` stored bytes at `offset` of `pack`. Returns the reader's own copy of `pack` (one string per pack). */
-  expect(pack: string, offset: number, length: number): string {
+  /**
+   * A read that will be made: `length` stored bytes at `offset` of `pack`; `located`: by `locate`,
+   * from a thread (only a pack whose planned reads all are goes to the spool: the others, a tree
+   * pack the walk reads here, are held in memory). Returns the reader's own copy of `pack` (one
+   * string per pack).
+   */
+  expect(pack: string, offset: number, length: number, located = false): string {
     let p = this.plans.get(pack);
     if (!p) {
       p = { pack, order: this.order.length, start: offset, end: offset + length, bytes: 0, reads: 0, list: new ReadList(), state: 'planned', held: 0 };
       this.plans.set(pack, p);
       this.order.push(p);
+    }
+    if (!located) p.readHere = true;
+    if (p.state !== 'planned') {
+      // Planned after its fetch began (reads had begun): its span is fixed; a read outside it is made in a range.
+      p.bytes += length;
+      p.reads++;
+      return p.pack;
     }
     p.start = Math.min(p.start, offset);
     p.end = Math.max(p.end, offset + length);
@@ -199,6 +224,30 @@ export class PackReader {
       p.list = undefined;
     }
     return p.pack;
+  }
+
+  /**
+   * A read made while the plan is being made, one of many in the same few packs that are not
+   * planned yet (the count walk of a restore reads every tree, one after the other, each waiting
+   * for the last): the pack is fetched whole once (up to EARLY_MAX bytes; at most EARLY_PACKS kept,
+   * until reads begin) and the reads are served from it, instead of one request each.
+   */
+  async readEarly(pack: string, offset: number, length: number): Promise<Buffer> {
+    if (this.reading_) return this.read(pack, offset, length);
+    let whole = this.wholes.get(pack);
+    if (whole) {
+      this.wholes.delete(pack); // most recently used goes last
+      this.wholes.set(pack, whole);
+    } else {
+      whole = this.backend.stat(packName(pack)).then((st) => (st && st.size <= EARLY_MAX ? this.backend.getRange(packName(pack), 0, st.size) : undefined));
+      whole.catch(() => this.wholes.delete(pack));
+      this.wholes.set(pack, whole);
+      this.stats.earlyFetches++;
+      if (this.wholes.size > EARLY_PACKS) this.wholes.delete(this.wholes.keys().next().value!);
+    }
+    const buf = await whole.catch(() => undefined);
+    if (!buf || offset + length > buf.length) return this.ranged(pack, offset, length);
+    return Buffer.from(buf.subarray(offset, offset + length));
   }
 
   /** `length` stored bytes at `offset` of `pack`: all of them or an error (SNAP_CORRUPT if the pack is shorter). */
@@ -226,6 +275,8 @@ export class PackReader {
   }
 
   private async reading(pack: string, offset: number, length: number, locating: boolean): Promise<Buffer | StoredAt> {
+    this.reading_ = true;
+    this.wholes.clear();
     const p = this.plans.get(pack);
     if (!p) return this.ranged(pack, offset, length);
     p.bytes -= length;
@@ -240,7 +291,7 @@ export class PackReader {
     if (p.state === 'spooled' && offset >= p.start && offset + length <= p.end) {
       this.stats.spooledReads++;
       p.users = (p.users ?? 0) + 1;
-      if (p.reads <= 0) this.drop(p);
+      this.finishCopy(p);
       this.pump();
       if (locating) return { pack: p.pack, offset, length };
       try {
@@ -250,6 +301,8 @@ export class PackReader {
       }
     }
     const out = this.take(p, offset, length);
+    // The last planned read of a spooled pack, made in a range (planned after the fetch began).
+    this.finishCopy(p);
     this.pump();
     return out ?? this.ranged(pack, offset, length);
   }
@@ -314,7 +367,26 @@ export class PackReader {
 
   /** Whether a span of `size` bytes fits in the spool's bound (without a spool, always). */
   private spoolRoom(size: number): boolean {
-    return !this.o.spool || this.spooledBytes + size <= (this.o.spoolBytes ?? SPOOL_BUDGETS * this.o.budgetBytes);
+    if (!this.o.spool) return true;
+    const bound = this.o.spoolBytes ?? SPOOL_BUDGETS * this.o.budgetBytes;
+    // Copies whose planned reads are made go first, those finished first (removed now, or once
+    // the jobs still reading them are answered).
+    while (this.spooledBytes + size > bound && this.finished.length > 0) {
+      const q = this.finished.shift()!;
+      if (q.state === 'spooled') this.drop(q);
+    }
+    return this.spooledBytes + size <= bound;
+  }
+
+  /**
+   * A spooled copy whose planned reads are all made is kept while the spool has room: a restore
+   * reads again the files of a directory that occurs twice in the snapshot (the plan counts each
+   * distinct directory once), and those reads then find the copy instead of making requests.
+   */
+  private finishCopy(p: Plan): void {
+    if (p.state !== 'spooled' || p.reads > 0 || p.finished) return;
+    p.finished = true;
+    this.finished.push(p);
   }
 
   private worth(p: Plan, reading = 0): boolean {
@@ -329,7 +401,7 @@ export class PackReader {
         this.cursor++;
         continue;
       }
-      if (this.heldBytes + (p.end - p.start) > this.o.budgetBytes || !this.spoolRoom(p.end - p.start)) return;
+      if (this.heldBytes + (p.end - p.start) > this.o.budgetBytes || (!p.readHere && !this.spoolRoom(p.end - p.start))) return;
       this.cursor++;
       this.fetch(p, false);
     }
@@ -343,7 +415,7 @@ export class PackReader {
    */
   private fetch(p: Plan, demand: boolean): boolean {
     const size = p.end - p.start;
-    if (!this.spoolRoom(size)) return false;
+    if (!p.readHere && !this.spoolRoom(size)) return false;
     if (demand && this.heldBytes + size > this.o.budgetBytes) {
       const left = (q: Plan): number => (q.state === 'objects' ? q.objects!.size : q.reads);
       const victims = this.order.filter((q) => q !== p && (q.state === 'span' || q.state === 'objects')).sort((x, y) => left(x) - left(y));
@@ -371,8 +443,9 @@ export class PackReader {
     this.stats.peakFetches = Math.max(this.stats.peakFetches, this.inFlight);
     this.stats.spanFetches++;
     this.stats.spanBytes += size;
-    const landed = this.o.spool
-      ? this.spoolSpan(p, this.o.spool, size)
+    const spool = p.readHere ? undefined : this.o.spool;
+    const landed = spool
+      ? this.spoolSpan(p, spool, size)
       : this.backend.getRange(packName(p.pack), p.start, size).then((span) => {
           // A short answer: every read of it is made on its own (and reports what is missing).
           if (span.length !== size) throw new SnapError('SNAP_CORRUPT', `pack ${p.pack.slice(0, 12)}: a short answer`);

@@ -321,7 +321,7 @@ class Restorer {
     for (const id of node.chunks ?? []) {
       const loc = await this.repo.index.lookup(id);
       if (!loc) continue;
-      const pack = this.reader.expect(loc.pack, loc.offset, loc.length);
+      const pack = this.reader.expect(loc.pack, loc.offset, loc.length, this.spool !== undefined && writerUnpacks(loc.codec));
       if (this.locations.size < PLANNED_LOCATIONS) this.locations.set(id.toString('latin1'), { ...loc, pack });
     }
   }
@@ -331,12 +331,14 @@ class Restorer {
    * order, through the reader (told of it here), so its pack is fetched ahead with the others.
    */
   private async planTree(id: Buffer, plan: boolean): Promise<Tree> {
-    if (plan) {
-      const loc = await this.repo.index.lookup(id);
-      if (loc?.type === 'tree') this.reader.expect(loc.pack, loc.offset, loc.length);
-    }
-    return this.repo.readTree(id);
+    if (!plan) return this.repo.readTree(id);
+    const loc = await this.repo.index.lookup(id);
+    if (loc?.type === 'tree') this.reader.expect(loc.pack, loc.offset, loc.length);
+    // Its pack fetched whole, once, for this walk's reads of the trees in it (store/pack-reader.ts readEarly).
+    return this.repo.readTree(id, this.readEarly);
   }
+
+  private readonly readEarly = (pack: string, offset: number, length: number): Promise<Buffer> => this.reader.readEarly(pack, offset, length);
 
   /**
    * The restore walk (output.ts: the snapshot's one walk, iterative: any depth, with the --include
@@ -694,7 +696,7 @@ class Restorer {
           this.o.signal?.throwIfAborted();
           if (this.writer) {
             const loc = await this.blobAt(id);
-            const bytes = this.heldFor(loc);
+            let bytes = this.heldFor(loc);
             await this.reserve(bytes);
             let job: StoredJob;
             try {
@@ -702,6 +704,11 @@ class Restorer {
             } catch (e) {
               this.unreserve(bytes);
               throw e;
+            }
+            if (job.from && bytes > 0) {
+              // Found in the spool: the thread reads it, nothing is held here.
+              this.unreserve(bytes);
+              bytes = 0;
             }
             const p = this.writer.writeChunk({ fd: fh.fd, pos, ...job }).finally(() => {
               this.unreserve(bytes);
@@ -767,7 +774,8 @@ class Restorer {
    * Bytes of an object this process holds from its read until its write (counted against the
    * budget): none when a writer thread reads it from a local repository itself (the thread holds
    * one object at a time), so the walk goes on through small files while the threads write large
-   * ones. From remote storage it may come in a ranged read even with a spool: counted.
+   * ones. From remote storage it may come in a ranged read even with a spool: counted until it is
+   * found in the spool.
    */
   private heldFor(loc: ObjectLocation): number {
     return this.writer?.readsStored && !this.spool && writerUnpacks(loc.codec) ? 0 : loc.rawLength;
@@ -797,6 +805,11 @@ class Restorer {
       held = loc ? this.heldFor(loc) : 0;
       await this.reserve(held);
       if (chunk) job = await this.readStored(chunk, loc);
+      if (job.from && held > 0) {
+        // Found in the spool: the thread reads it, nothing is held here.
+        this.unreserve(held);
+        held = 0;
+      }
       if (job.rawLength !== node.size) {
         this.result.damaged.push(displayName(shown));
         this.warn('SNAP_CORRUPT', shown, `chunks hold ${job.rawLength} bytes but the file has ${node.size}; not restored`);
