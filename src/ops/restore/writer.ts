@@ -18,9 +18,10 @@ import { workerUrl } from '../../core/worker-url.js';
 import { type CodecContext, decodesOnWorker, PLAIN } from '../../store/object-codec.js';
 import { zstdSpec } from '../../store/zstd.js';
 import type { PackReadSpec, StoredAt } from '../../store/thread-pack-reads.js';
-import type { JobMeta, WireBatch, WireClose, WireDone, WireJob, WireResult, WriterData } from './worker.js';
+import type { WriterData } from './worker.js';
+import { type Answer, type Encoded, type Job, type WireBatch, type WireClose, type WireDone, encode, put } from './wire.js';
 
-export interface WriteJob extends JobMeta {
+export interface WriteJob extends Pick<Job, 'codec' | 'rawLength' | 'what' | 'size' | 'mode' | 'owner' | 'time' | 'checkTime'> {
   tmp: Buffer;
   dest: Buffer;
   /** The file's one object as stored, or empty for an empty file (or when `from` says where the thread reads it). */
@@ -70,7 +71,7 @@ export interface ChunkJob {
 }
 
 interface Pending {
-  resolve(r: WireResult): void;
+  resolve(r: Answer): void;
   reject(e: Error): void;
 }
 
@@ -80,7 +81,8 @@ interface Lane {
   exited: Promise<number>;
   /** Jobs posted and not yet answered. */
   busy: number;
-  batch: WireJob[];
+  /** Jobs in the batch being filled. */
+  batch: number;
   /** The batch's buffer (files are copied into it) and how much of it is used. */
   buf: ArrayBuffer | undefined;
   used: number;
@@ -107,7 +109,7 @@ export class FileWriter {
     for (let i = 0; i < workers; i++) {
       const worker = new Worker(url, { workerData: { restoreWriter } });
       const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
-      const lane: Lane = { worker, exited, busy: 0, batch: [], buf: undefined, used: 0 };
+      const lane: Lane = { worker, exited, busy: 0, batch: 0, buf: undefined, used: 0 };
       worker.on('message', (done: WireDone) => this.settle(lane, done));
       worker.on('error', (e) => this.fail(e));
       worker.on('exit', (code) => {
@@ -122,7 +124,7 @@ export class FileWriter {
    * mtime the file got when it is not job.checkTime; rejects with the system error (its errno code kept).
    */
   async write(job: WriteJob): Promise<bigint | undefined> {
-    const r = await this.send(job, { time: job.time, size: job.size, mode: job.mode, owner: job.owner, checkTime: job.checkTime });
+    const r = await this.send({ ...job, n: 0, id: job.id ?? EMPTY });
     return r.timeNs === undefined ? undefined : BigInt(r.timeNs);
   }
 
@@ -131,50 +133,37 @@ export class FileWriter {
    * resolves with the file offset just past the last byte written (0 when it was all zeros).
    */
   async writeChunk(job: ChunkJob): Promise<number> {
-    const r = await this.send({ ...job, tmp: EMPTY, dest: EMPTY }, { time: 0, size: job.rawLength, mode: 0, chunk: { fd: job.fd, pos: job.pos } });
-    return r.end ?? 0;
+    const r = await this.send({ ...job, n: 0, id: job.id ?? EMPTY, tmp: EMPTY, dest: EMPTY, time: 0, size: job.rawLength, mode: 0, chunk: { fd: job.fd, pos: job.pos } });
+    return r.end;
   }
 
-  private send(
-    job: Pick<WriteJob, 'data' | 'tmp' | 'dest' | 'id' | 'codec' | 'rawLength' | 'what' | 'from'>,
-    meta: Pick<WireJob, 'time' | 'size' | 'mode' | 'owner' | 'checkTime' | 'chunk'>,
-  ): Promise<WireResult> {
+  private send(job: Job): Promise<Answer> {
     if (this.failure) return Promise.reject(this.failure);
     if (job.from && !this.readsStored) return Promise.reject(new Error('a restore job says where its object is stored, and the writer threads cannot read it'));
-    const n = this.next++;
+    job.n = this.next++;
     // The lane with the least outstanding work takes the job, unless a lane's open batch can take
     // it without that lane being a batch ahead of it: one message of 16 files rather than two of 8.
     let lane = this.lanes[0]!;
-    for (const l of this.lanes) if (l.busy + l.batch.length < lane.busy + lane.batch.length) lane = l;
+    for (const l of this.lanes) if (l.busy + l.batch < lane.busy + lane.batch) lane = l;
     for (const l of this.lanes) {
-      if (l !== lane && l.batch.length > 0 && l.batch.length < BATCH_FILES && l.busy + l.batch.length < lane.busy + lane.batch.length + BATCH_FILES) {
+      if (l !== lane && l.batch > 0 && l.batch < BATCH_FILES && l.busy + l.batch < lane.busy + lane.batch + BATCH_FILES) {
         lane = l;
         break;
       }
     }
-    const id = job.id ?? EMPTY;
-    const len = job.data.length + job.tmp.length + job.dest.length + id.length;
-    if (lane.batch.length > 0 && lane.used + len > lane.buf!.byteLength) this.post(lane);
+    const e: Encoded = encode(job);
+    if (lane.batch > 0 && lane.used + e.bytes > lane.buf!.byteLength) this.post(lane);
     if (!lane.buf) {
-      lane.buf = len <= BATCH_BYTES ? (this.spare.pop() ?? new ArrayBuffer(BATCH_BYTES)) : this.largeBuffer(len);
+      lane.buf = e.bytes <= BATCH_BYTES ? (this.spare.pop() ?? new ArrayBuffer(BATCH_BYTES)) : this.largeBuffer(e.bytes);
       lane.used = 0;
     }
-    const into = new Uint8Array(lane.buf);
-    const off = lane.used;
-    let at = off;
-    for (const b of [job.data, job.tmp, job.dest, id]) {
-      into.set(b, at);
-      at += b.length;
-    }
-    lane.batch.push({
-      n, off, len: job.data.length, tmpLen: job.tmp.length, destLen: job.dest.length, idLen: id.length, codec: job.codec,
-      rawLength: job.rawLength, what: job.what, from: job.from, ...meta,
-    });
-    lane.used = at;
-    const p = new Promise<WireResult>((resolve, reject) => this.pending.set(n, { resolve, reject }));
+    put(lane.buf, lane.used, e);
+    lane.used += e.bytes;
+    lane.batch++;
+    const p = new Promise<Answer>((resolve, reject) => this.pending.set(job.n, { resolve, reject }));
     // Batches go out when full or once this turn of the event loop is done: posting each file
     // at once to an idle thread cost a message and an event-loop wake-up per file.
-    if (lane.batch.length >= BATCH_FILES || lane.used >= lane.buf!.byteLength) this.post(lane);
+    if (lane.batch >= BATCH_FILES || lane.used >= lane.buf.byteLength) this.post(lane);
     else if (!this.flushQueued) {
       this.flushQueued = true;
       setImmediate(() => {
@@ -182,7 +171,7 @@ export class FileWriter {
         // A lane still at work posts what gathered when it answers (settle): a partial batch
         // posted now would be one message more for the same files (6,000 messages of 7.7 files
         // on average for the bench corpus's 46,000 jobs).
-        for (const l of this.lanes) if (l.batch.length > 0 && l.busy === 0) this.post(l);
+        for (const l of this.lanes) if (l.batch > 0 && l.busy === 0) this.post(l);
       });
     }
     return p;
@@ -201,9 +190,9 @@ export class FileWriter {
 
   private post(lane: Lane): void {
     const batch: WireBatch = { jobs: lane.batch, buf: lane.buf! };
-    lane.batch = [];
+    lane.batch = 0;
     lane.buf = undefined;
-    lane.busy += batch.jobs.length;
+    lane.busy += batch.jobs;
     try {
       lane.worker.postMessage(batch, [batch.buf]);
     } catch (e) {
@@ -211,26 +200,31 @@ export class FileWriter {
     }
   }
 
-  private settle(lane: Lane, { results, buf }: WireDone): void {
-    lane.busy -= results.length;
+  private settle(lane: Lane, { results, buf, rare }: WireDone): void {
+    const jobs = results.length / 2;
+    lane.busy -= jobs;
     if (buf.byteLength === BATCH_BYTES) this.spare.push(buf);
     else if (buf.byteLength <= LARGE_KEPT_BYTES && this.largeSpare.length < LARGE_SPARES) this.largeSpare.push(buf);
-    for (const r of results) {
-      const p = this.pending.get(r.n);
+    let r = 0;
+    for (let i = 0; i < jobs; i++) {
+      const n = results[2 * i]!;
+      const more = rare && rare[r]?.[0] === i ? rare[r++]![1] : undefined;
+      const p = this.pending.get(n);
       if (!p) continue;
-      this.pending.delete(r.n);
-      if (r.failed) p.reject(new SnapError(r.failed.code, r.failed.message));
-      else if (!r.error) p.resolve(r);
+      this.pending.delete(n);
+      if (!more) p.resolve({ end: results[2 * i + 1]! });
+      else if (more.failed) p.reject(new SnapError(more.failed.code, more.failed.message));
+      else if (!more.error) p.resolve({ end: results[2 * i + 1]!, timeNs: more.timeNs });
       else {
-        const e = new Error(r.error.message) as NodeJS.ErrnoException;
-        if (r.error.code) e.code = r.error.code;
-        if (r.error.syscall) e.syscall = r.error.syscall;
-        if (r.error.errno !== undefined) e.errno = r.error.errno;
+        const e = new Error(more.error.message) as NodeJS.ErrnoException;
+        if (more.error.code) e.code = more.error.code;
+        if (more.error.syscall) e.syscall = more.error.syscall;
+        if (more.error.errno !== undefined) e.errno = more.error.errno;
         p.reject(e);
       }
     }
     // Keep the lane fed: whatever gathered while it worked goes now.
-    if (lane.batch.length > 0) this.post(lane);
+    if (lane.batch > 0) this.post(lane);
   }
 
   private fail(e: Error): void {
