@@ -14,6 +14,7 @@ import { encodeTree, sortNodes } from '../src/model/tree.js';
 import { PackRewriter } from '../src/repo/pack-rewriter.js';
 import { markSnapshots, newMarks, walkTrees } from '../src/repo/reachability.js';
 import { FileWriter, type WriteJob } from '../src/ops/restore/writer.js';
+import { type Job, encode, jobsIn, put } from '../src/ops/restore/wire.js';
 import { Repository } from '../src/repo/repository.js';
 import { CODEC_RAW, CODEC_ZSTD } from '../src/store/codec.js';
 import { encodeObjectSync, objectId } from '../src/store/object-codec.js';
@@ -262,6 +263,26 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
     expect(String(failed)).toContain('the gateway went away');
     await store.settle();
     await repo.close();
+  });
+});
+
+describe('the writer threads\' batches (ops/restore/wire.ts)', () => {
+  it('every field of every kind of job comes out as it went in, byte strings that are not UTF-8 too, job after job', () => {
+    const jobs: Job[] = [
+      { n: 7, codec: 2, rawLength: 1000, what: 'object 0123 (in pack abcd)', size: 1000, mode: 0o644, time: 1_600_000_000.123456, data: Buffer.from('stored bytes'), tmp: Buffer.from([0x2f, 0xff, 0xfe, 0x41]), dest: Buffer.from('/t/ünï'), id: Buffer.alloc(32, 9) },
+      { n: 8, codec: 0, rawLength: 0, what: 'an empty file', size: 0, mode: 0o600, time: '-12345.5', checkTime: ['-12345500000000'], owner: { uid: 1000, gid: 100 }, data: Buffer.alloc(0), tmp: Buffer.from('a'), dest: Buffer.from('b'), id: Buffer.alloc(0) },
+      { n: 9, codec: 2, rawLength: 8 << 20, what: 'object ff', size: 8 << 20, mode: 0, time: 0, chunk: { fd: 17, pos: 3 << 30 }, from: { pack: 'ab'.repeat(32), offset: 123_456_789, length: 4_000_000 }, data: Buffer.alloc(0), tmp: Buffer.alloc(0), dest: Buffer.alloc(0), id: Buffer.alloc(32, 1) },
+    ];
+    const encoded = jobs.map(encode);
+    const buf = new ArrayBuffer(encoded.reduce((n, e) => n + e.bytes, 0));
+    let off = 0;
+    for (const e of encoded) {
+      expect(e.bytes % 8).toBe(0);
+      put(buf, off, e);
+      off += e.bytes;
+    }
+    const out = [...jobsIn({ buf, jobs: jobs.length })];
+    expect(out).toEqual(jobs.map((j) => ({ owner: undefined, checkTime: undefined, chunk: undefined, from: undefined, ...j })));
   });
 });
 
