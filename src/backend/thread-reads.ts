@@ -118,15 +118,10 @@ export class ThreadBlobReader {
     return this.scratch.subarray(0, length);
   }
 
-  /** `length` bytes at `offset` of the blob's file, as stored; `into`: the buffer to read into (the reader's own by default). */
-  private readPlain(name: string, fd: number, size: number, offset: number, length: number, into = this.buffer(length)): Buffer {
-    let got = 0;
-    while (got < length) {
-      const n = fs.readSync(fd, into, got, length - got, offset + got);
-      if (n === 0) break;
-      got += n;
-    }
-    if (got < length) throw shortBlobError(name, this.spec.root, offset, length, size);
+  /** `length` bytes at `offset` of the blob's file, as stored (in the reader's buffer). */
+  private readPlain(name: string, fd: number, size: number, offset: number, length: number): Buffer {
+    const into = this.buffer(length);
+    if (readFully(fd, into, offset) < length) throw shortBlobError(name, this.spec.root, offset, length, size);
     return into;
   }
 
@@ -145,8 +140,8 @@ export class ThreadBlobReader {
     }
     const { start, end } = segmentSpan(b.size, first, last);
     const stored = this.buffer(end - start);
-    const n = fs.readSync(b.fd, stored, 0, end - start, start);
-    if (n !== end - start) this.readRest(name, b, stored, n, start, end);
+    const got = readFully(b.fd, stored, start);
+    if (got !== end - start) throw shortRead(name, start, end - start, got);
     opened = openSegments(b.key!, name, first, last, b.count, stored, start);
     if (k) {
       // One segment comes back in a buffer of its own (openSegments): kept for the next reads.
@@ -155,13 +150,15 @@ export class ThreadBlobReader {
     }
     return opened.subarray(from, from + length);
   }
+}
 
-  /** The rest of a read that returned `got` of end - start bytes; short: the blob was cut. */
-  private readRest(name: string, b: OpenBlob, stored: Buffer, got: number, start: number, end: number): void {
-    while (got < end - start) {
-      const n = fs.readSync(b.fd, stored, got, end - start - got, start + got);
-      if (n === 0) throw shortRead(name, start, end - start, got);
-      got += n;
-    }
+/** Read `buf.length` bytes at `at` of `fd`: how many there were (fewer only at the end of the file). */
+function readFully(fd: number, buf: Buffer, at: number): number {
+  let got = 0;
+  while (got < buf.length) {
+    const n = fs.readSync(fd, buf, got, buf.length - got, at + got);
+    if (n === 0) break;
+    got += n;
   }
+  return got;
 }

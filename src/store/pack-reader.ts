@@ -45,8 +45,9 @@
 // reader that can read it on another thread (a restore's writer threads: `locate`) is told where
 // the object is instead of getting its bytes; the main thread then neither opens nor copies them.
 // A span counts against the memory budget while it is fetched, then against the spool's own bound
-// (`spoolBytes`) until its copy is removed: once its planned reads are made and every reader told
-// where an object is has said it is done with it (`settled`).
+// (`spoolBytes`) until its copy is removed. A copy whose planned reads are made stays while the
+// spool has room (reads beyond the plan find it), and goes when a fetch needs the room, but not
+// before every reader told where one of its objects is has said it is done with it (`settled`).
 import { SnapError, isSnapError } from '../core/errors.js';
 import { type Backend, type StoredPieces, storedAsIs } from '../backend/backend.js';
 import { packName } from './pack.js';
@@ -174,7 +175,7 @@ export class PackReader {
   /** Spooled copies whose planned reads are made, in the order they were (finishCopy). */
   private readonly finished: Plan[] = [];
   /** Reads have begun: the plan is made (readEarly). */
-  private reading_ = false;
+  private readsBegun = false;
   /** Packs fetched whole for readEarly (undefined: too large to be). */
   private readonly wholes = new Map<string, Promise<Buffer | undefined>>();
   private inFlight = 0;
@@ -233,7 +234,7 @@ export class PackReader {
    * until reads begin) and the reads are served from it, instead of one request each.
    */
   async readEarly(pack: string, offset: number, length: number): Promise<Buffer> {
-    if (this.reading_) return this.read(pack, offset, length);
+    if (this.readsBegun) return this.read(pack, offset, length);
     let whole = this.wholes.get(pack);
     if (whole) {
       this.wholes.delete(pack); // most recently used goes last
@@ -275,7 +276,7 @@ export class PackReader {
   }
 
   private async reading(pack: string, offset: number, length: number, locating: boolean): Promise<Buffer | StoredAt> {
-    this.reading_ = true;
+    this.readsBegun = true;
     this.wholes.clear();
     const p = this.plans.get(pack);
     if (!p) return this.ranged(pack, offset, length);
@@ -365,8 +366,8 @@ export class PackReader {
     p.state = 'objects';
   }
 
-  /** Whether a span of `size` bytes fits in the spool's bound (without a spool, always). */
-  private spoolRoom(size: number): boolean {
+  /** Whether a span of `size` bytes fits in the spool's bound, finished copies removed to make room (without a spool, always). */
+  private makeSpoolRoom(size: number): boolean {
     if (!this.o.spool) return true;
     const bound = this.o.spoolBytes ?? SPOOL_BUDGETS * this.o.budgetBytes;
     // Copies whose planned reads are made go first, those finished first (removed now, or once
@@ -401,7 +402,7 @@ export class PackReader {
         this.cursor++;
         continue;
       }
-      if (this.heldBytes + (p.end - p.start) > this.o.budgetBytes || (!p.readHere && !this.spoolRoom(p.end - p.start))) return;
+      if (this.heldBytes + (p.end - p.start) > this.o.budgetBytes || (!p.readHere && !this.makeSpoolRoom(p.end - p.start))) return;
       this.cursor++;
       this.fetch(p, false);
     }
@@ -415,7 +416,7 @@ export class PackReader {
    */
   private fetch(p: Plan, demand: boolean): boolean {
     const size = p.end - p.start;
-    if (!p.readHere && !this.spoolRoom(size)) return false;
+    if (!p.readHere && !this.makeSpoolRoom(size)) return false;
     if (demand && this.heldBytes + size > this.o.budgetBytes) {
       const left = (q: Plan): number => (q.state === 'objects' ? q.objects!.size : q.reads);
       const victims = this.order.filter((q) => q !== p && (q.state === 'span' || q.state === 'objects')).sort((x, y) => left(x) - left(y));
