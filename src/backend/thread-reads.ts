@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fsPath } from '../core/bytes.js';
 import { errnoCode } from '../core/errors.js';
+import { readFully } from '../core/read-fully.js';
 import type { ThreadReadSpec } from './backend.js';
 import { checkRange, shortBlobError } from './checks.js';
 import { type BlobKeys, FILE_NONCE_BYTES, SEGMENT_BYTES, authFailure, beyondEnd, blobKey, isPlaintextName, openSegments, plainSize, segmentCount, segmentSpan, shortRead } from './encrypted.js';
@@ -152,13 +153,3 @@ export class ThreadBlobReader {
   }
 }
 
-/** Read `buf.length` bytes at `at` of `fd`: how many there were (fewer only at the end of the file). */
-function readFully(fd: number, buf: Buffer, at: number): number {
-  let got = 0;
-  while (got < buf.length) {
-    const n = fs.readSync(fd, buf, got, buf.length - got, at + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
-}

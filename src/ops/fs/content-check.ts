@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import { SnapError } from '../../core/errors.js';
 import { toHex } from '../../core/ids.js';
+import { readFully } from '../../core/read-fully.js';
 import type { Node } from '../../model/node.js';
 import type { ObjectLocation } from '../../repo/repository.js';
 
@@ -45,17 +46,6 @@ export async function compareContent(repo: ContentIds, fd: number, node: Node, s
   }
   if (pos !== node.size) return { same: false, reason: `the snapshot's chunks hold ${pos} bytes but it records a size of ${node.size}` };
   return { same: true };
-}
-
-/** Read `buf.length` bytes at `pos` (fewer only at the end of the file); the count read. */
-export function readFully(fd: number, buf: Buffer, pos: number): number {
-  let got = 0;
-  while (got < buf.length) {
-    const n = fs.readSync(fd, buf, got, buf.length - got, pos + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got;
 }
 
 /** compareContent of the file at `p` (opened without following a symlink). */

@@ -16,7 +16,8 @@ import type { Node } from '../../model/node.js';
 import type { StoredSnapshot } from '../../model/snapshot.js';
 import type { Repository } from '../../repo/repository.js';
 import { listPath } from '../browse/browse.js';
-import { compareFileContent, readFully } from '../fs/content-check.js';
+import { compareFileContent } from '../fs/content-check.js';
+import { readFully } from '../../core/read-fully.js';
 import { stampChange, trustedBefore } from '../fs/live-stamp.js';
 import { restoreSnapshot } from '../restore/restore.js';
 
