@@ -67,10 +67,10 @@ export function writeFileDurable(t: DurableTarget, data: Uint8Array | string): P
   return writeDurable(t, async (fh) => writeAllTo(fh, typeof data === 'string' ? Buffer.from(data) : data));
 }
 
-/** Write all of `data` at the handle's current position. */
-export async function writeAllTo(fh: fsp.FileHandle, data: Uint8Array): Promise<void> {
+/** Write all of `data` at the handle's current position, or at `position` of the file. */
+export async function writeAllTo(fh: fsp.FileHandle, data: Uint8Array, position?: number): Promise<void> {
   let off = 0;
-  while (off < data.length) off += (await fh.write(data, off, data.length - off)).bytesWritten;
+  while (off < data.length) off += (await fh.write(data, off, data.length - off, position === undefined ? null : position + off)).bytesWritten;
 }
 
 /** Move the finished temporary file to dest; false when 'create' found dest there. */

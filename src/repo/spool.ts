@@ -3,12 +3,14 @@
 // the repository's cache, in the repository's own layout, where the restore's writer threads read
 // and open the objects they write (backend/thread-reads.ts) as they would from a local repository,
 // and the main thread reads the trees it walks (a local backend over the folder, with the
-// repository's encryption). A copy is removed once its objects are written; the folder at the end
-// of the restore, or, after a process that was killed, by the next restore of the repository.
+// repository's encryption). A copy is removed when the spool needs its room and its objects are
+// written (store/pack-reader.ts); the folder at the end of the restore, or, after a process that
+// was killed, by the next restore of the repository.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fsPath } from '../core/bytes.js';
+import { writeAllTo } from '../core/durable.js';
 import { randomHex } from '../core/ids.js';
 import type { HostInfo } from '../core/host.js';
 import type { Backend, StoredPieces } from '../backend/backend.js';
@@ -48,9 +50,7 @@ export class RestoreSpool implements PackSpool {
     }
     const fh = await fsp.open(fsPath(file), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
     try {
-      for (const { at, bytes } of stored.pieces) {
-        for (let done = 0; done < bytes.length; ) done += (await fh.write(bytes, done, bytes.length - done, at + done)).bytesWritten;
-      }
+      for (const { at, bytes } of stored.pieces) await writeAllTo(fh, bytes, at);
       await fh.truncate(stored.size);
     } finally {
       await fh.close();

@@ -695,21 +695,7 @@ class Restorer {
         for (const id of node.chunks ?? []) {
           this.o.signal?.throwIfAborted();
           if (this.writer) {
-            const loc = await this.blobAt(id);
-            let bytes = this.heldFor(loc);
-            await this.reserve(bytes);
-            let job: StoredJob;
-            try {
-              job = await this.readStored(id, loc);
-            } catch (e) {
-              this.unreserve(bytes);
-              throw e;
-            }
-            if (job.from && bytes > 0) {
-              // Found in the spool: the thread reads it, nothing is held here.
-              this.unreserve(bytes);
-              bytes = 0;
-            }
+            const { job, held: bytes } = await this.readCounted(id, await this.blobAt(id));
             const p = this.writer.writeChunk({ fd: fh.fd, pos, ...job }).finally(() => {
               this.unreserve(bytes);
               job.release?.();
@@ -781,6 +767,28 @@ class Restorer {
     return this.writer?.readsStored && !this.spool && writerUnpacks(loc.codec) ? 0 : loc.rawLength;
   }
 
+  /**
+   * readStored, its bytes counted against the budget while this process holds them (heldFor; none
+   * once it is found in the spool, where the thread reads it); `held`: what the caller unreserves
+   * once the write is answered.
+   */
+  private async readCounted(id: Buffer, loc: ObjectLocation): Promise<{ job: StoredJob; held: number }> {
+    const held = this.heldFor(loc);
+    await this.reserve(held);
+    let job: StoredJob;
+    try {
+      job = await this.readStored(id, loc);
+    } catch (e) {
+      this.unreserve(held);
+      throw e;
+    }
+    if (job.from && held > 0) {
+      this.unreserve(held);
+      return { job, held: 0 };
+    }
+    return { job, held };
+  }
+
   /** Wait until `bytes` fit in the budget, and count them (anything larger than the budget alone). */
   private async reserve(bytes: number): Promise<void> {
     while (this.inflight > 0 && this.inflight + bytes > INFLIGHT_BYTES) await new Promise<void>((r) => this.budgetWaiters.push(r));
@@ -801,15 +809,7 @@ class Restorer {
     let gotNs: bigint | undefined;
     let held = 0;
     try {
-      const loc = chunk ? await this.blobAt(chunk) : undefined;
-      held = loc ? this.heldFor(loc) : 0;
-      await this.reserve(held);
-      if (chunk) job = await this.readStored(chunk, loc);
-      if (job.from && held > 0) {
-        // Found in the spool: the thread reads it, nothing is held here.
-        this.unreserve(held);
-        held = 0;
-      }
+      if (chunk) ({ job, held } = await this.readCounted(chunk, await this.blobAt(chunk)));
       if (job.rawLength !== node.size) {
         this.result.damaged.push(displayName(shown));
         this.warn('SNAP_CORRUPT', shown, `chunks hold ${job.rawLength} bytes but the file has ${node.size}; not restored`);
@@ -865,11 +865,9 @@ class Restorer {
       return { data: raw, codec: CODEC_RAW, rawLength: raw.length, id, what };
     }
     const job = { codec: loc.codec, rawLength: loc.rawLength, id, what };
-    if (this.writer?.readsStored && !this.spool) {
+    if (this.writer?.readsStored) {
       // The thread reads it (a local repository): only where it is stored travels.
-      return { ...job, data: EMPTY, from: { pack: loc.pack, offset: loc.offset, length: loc.length } };
-    }
-    if (this.writer?.readsStored && this.spool) {
+      if (!this.spool) return { ...job, data: EMPTY, from: { pack: loc.pack, offset: loc.offset, length: loc.length } };
       const got = await this.reader.locate(loc.pack, loc.offset, loc.length);
       if (Buffer.isBuffer(got)) return { ...job, data: got };
       return { ...job, data: EMPTY, from: got, release: () => this.reader.settled(got.pack) };
