@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { shortId } from '../core/ids.js';
 import { checkRepository, type CheckProblem, type CheckReport } from '../ops/maintain/check.js';
 import { describeSubset, parseSubset, type Subset } from '../ops/maintain/check-subset.js';
-import { type Ctx, withRepo } from './context.js';
+import { type Ctx, readRepo } from './context.js';
 import { bytes, localDateTime } from './format.js';
 import { plural } from './browse-out.js';
 
@@ -25,7 +25,7 @@ async function check(ctx: Ctx, o: { readData?: boolean; readDataSubset?: string 
   // An encrypted repository's config was authenticated when it opened (else the open was refused),
   // unless its key file predates that (docs/format.md, "Authenticated config"): said here.
   let configAuthenticated: boolean | null = null;
-  const r = await withRepo(ctx, (repo) => {
+  const r = await readRepo(ctx, (repo) => {
     configAuthenticated = repo.unlocked ? repo.unlocked.authenticated : null;
     return checkRepository(repo, { readData: subset, sink: ctx.sink, onProblem, signal: ctx.signal });
   });

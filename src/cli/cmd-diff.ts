@@ -8,7 +8,7 @@ import { diffLive } from '../ops/browse/diff-live.js';
 import { diffSnapshots, emptySummary, summarize, type Change, type DiffCounts, type DiffSummary } from '../ops/browse/diff.js';
 import type { SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
-import { type Ctx, withRepo } from './context.js';
+import { type Ctx, readRepo } from './context.js';
 import { resolveSnapshot } from './snapshot-args.js';
 import { JsonList, owner, plural, showPath, snapLabel, writeLine } from './browse-out.js';
 import { bytes, localDateTime } from './format.js';
@@ -31,11 +31,11 @@ export function registerDiff(cmd: Command, run: Run): void {
     .action(async (r1: string, r2: string | undefined, p: string | undefined, o: DiffFlags, c: Command) => {
       if (o.live) {
         if (p !== undefined) throw new SnapError('SNAP_USAGE', 'diff --live compares one snapshot with the disk: snap diff REF --live [PATH]');
-        return run((ctx) => withRepo(ctx, (repo) => diffWithDisk(ctx, r1, r2, o, repo)), c);
+        return run((ctx) => readRepo(ctx, (repo) => diffWithDisk(ctx, r1, r2, o, repo)), c);
       }
       if (o.readAll) throw new SnapError('SNAP_USAGE', '--read-all goes with --live');
       if (r2 === undefined) throw new SnapError('SNAP_USAGE', 'diff needs two snapshots (snap diff REF1 REF2 [PATH]), or one with --live (snap diff REF --live [PATH])');
-      return run((ctx) => withRepo(ctx, (repo) => diff(ctx, r1, r2, p, o, repo)), c);
+      return run((ctx) => readRepo(ctx, (repo) => diff(ctx, r1, r2, p, o, repo)), c);
     });
 }
 

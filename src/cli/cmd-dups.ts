@@ -6,7 +6,7 @@ import { findDups } from '../ops/browse/dups.js';
 import { locate } from '../ops/tree/navigate.js';
 import type { SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
-import { type Ctx, withRepo } from './context.js';
+import { type Ctx, readRepo } from './context.js';
 import { resolveSnapshot } from './snapshot-args.js';
 import { plural, showPath, snapLabel } from './browse-out.js';
 import { bytes } from './format.js';
@@ -30,7 +30,7 @@ export function registerDups(cmd: Command, run: Run): void {
     .argument('[ref]', "snapshot: id prefix, 'latest' or a date", 'latest')
     .argument('[path]', 'only below this directory (absolute, or relative to a source path)')
     .option('--min-size <size>', 'ignore files smaller than this (e.g. 4K, 1MiB)')
-    .action(async (ref: string, p: string | undefined, o: Flags, c: Command) => run((ctx) => withRepo(ctx, (repo) => dups(ctx, repo, ref, p, o)), c));
+    .action(async (ref: string, p: string | undefined, o: Flags, c: Command) => run((ctx) => readRepo(ctx, (repo) => dups(ctx, repo, ref, p, o)), c));
 }
 
 async function dups(ctx: Ctx, repo: Repository, ref: string, p: string | undefined, o: Flags): Promise<void> {

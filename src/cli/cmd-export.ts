@@ -22,7 +22,7 @@ import {
 } from '../ops/restore/export.js';
 import { PathSelection } from '../ops/tree/selection.js';
 import type { Repository } from '../repo/repository.js';
-import { type Ctx, withRepo } from './context.js';
+import { type Ctx, readRepo } from './context.js';
 import { bytes } from './format.js';
 import { collect } from './parse.js';
 import { resolveSnapshot } from './snapshot-args.js';
@@ -76,7 +76,7 @@ async function exportCmd(ctx: Ctx, ref: string, output: string, o: ExportFlags):
   if (existing?.isDirectory()) throw new SnapError('SNAP_USAGE', `${output} is a directory: give the archive's file name`);
   if (existing && !o.force) throw new SnapError('SNAP_EXISTS', `${output} already exists (use --force to replace it)`);
 
-  await withRepo(ctx, async (repo) => {
+  await readRepo(ctx, async (repo) => {
     const snap = await resolveSnapshot(ctx, repo, ref, { host: o.host, tag: o.tag });
     const selection = await PathSelection.resolve(repo, snap, o.path);
     const run = { repo, snap, selection, format, ctx };

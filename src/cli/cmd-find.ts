@@ -7,7 +7,7 @@ import { history, type Version } from '../ops/browse/history.js';
 import { filterSnapshots, type SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
 import type { StoredSnapshot } from '../model/snapshot.js';
-import { type Ctx, withRepo } from './context.js';
+import { type Ctx, readRepo } from './context.js';
 import { JsonList, plural, showPath, snapLabel, writeLine } from './browse-out.js';
 import { bytes, localDateTime, modeString } from './format.js';
 import { applyWindow, type WindowFlags } from './list-window.js';
@@ -23,7 +23,7 @@ async function selected(repo: Repository, o: Flags): Promise<StoredSnapshot[]> {
 export function registerFind(cmd: Command, run: Run): void {
   cmd
     .argument('<pattern>', "glob: '*.txt' matches names at any depth, '/home/*/x' whole paths, 'src/*.ts' path ends")
-    .action(async (pattern: string, o: Flags, c: Command) => run((ctx) => withRepo(ctx, (repo) => find(ctx, repo, pattern, o)), c));
+    .action(async (pattern: string, o: Flags, c: Command) => run((ctx) => readRepo(ctx, (repo) => find(ctx, repo, pattern, o)), c));
 }
 
 async function find(ctx: Ctx, repo: Repository, pattern: string, o: Flags): Promise<void> {
@@ -51,7 +51,7 @@ async function find(ctx: Ctx, repo: Repository, pattern: string, o: Flags): Prom
 export function registerHistory(cmd: Command, run: Run): void {
   cmd
     .argument('<path>', 'a file or directory (absolute, or relative to a source path)')
-    .action(async (p: string, o: Flags, c: Command) => run((ctx) => withRepo(ctx, (repo) => showHistory(ctx, repo, p, o)), c));
+    .action(async (p: string, o: Flags, c: Command) => run((ctx) => readRepo(ctx, (repo) => showHistory(ctx, repo, p, o)), c));
 }
 
 async function showHistory(ctx: Ctx, repo: Repository, p: string, o: Flags): Promise<void> {

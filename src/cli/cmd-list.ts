@@ -7,7 +7,7 @@ import type { Tree } from '../model/tree.js';
 import { catFile, listPath } from '../ops/browse/browse.js';
 import { filterSnapshots, type SnapshotFilter } from '../ops/tree/refs.js';
 import type { Repository } from '../repo/repository.js';
-import { type Ctx, withRepo } from './context.js';
+import { type Ctx, readRepo } from './context.js';
 import { bytes, localDateTime, modeString, table } from './format.js';
 import { JsonList, plural, writeLine } from './browse-out.js';
 import { filterOptions, resolveSnapshot } from './snapshot-args.js';
@@ -20,7 +20,7 @@ export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<v
     .option('--by <period>', 'a calendar instead: one line per day, week, month or year with snapshots')
     .action(async (o: SnapshotFilter & WindowFlags & { by?: string }, cmd: Command) =>
       run(async (ctx) => {
-        const snaps = await withRepo(ctx, async (repo) => applyWindow(filterSnapshots(await repo.listSnapshots(), o), o, repo.clock.now()));
+        const snaps = await readRepo(ctx, async (repo) => applyWindow(filterSnapshots(await repo.listSnapshots(), o), o, repo.clock.now()));
         if (o.by !== undefined) return printCalendar(ctx, snaps, o.by);
         if (ctx.json) return ctx.out(JSON.stringify(snaps.map(snapshotJson), null, 2));
         if (snaps.length === 0) return ctx.out('no snapshots');
@@ -39,7 +39,7 @@ export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<v
     .option('-l, --long', 'long format: mode, owner, size, time')
     .option('-R, --recursive', 'list subdirectories too')
     .action(async (ref: string, p: string, o: SnapshotFilter & { long?: boolean; recursive?: boolean }, cmd: Command) =>
-      run((ctx) => withRepo(ctx, (repo) => ls(ctx, repo, ref, p, o)), cmd),
+      run((ctx) => readRepo(ctx, (repo) => ls(ctx, repo, ref, p, o)), cmd),
     );
 
   filterOptions(program.command('cat').description("write a file's contents from a snapshot to standard output"))
@@ -48,7 +48,7 @@ export function registerList(program: Command, run: (fn: (ctx: Ctx) => Promise<v
     .action(async (ref: string, p: string, o: SnapshotFilter, cmd: Command) =>
       run(
         (ctx) =>
-          withRepo(ctx, async (repo) => {
+          readRepo(ctx, async (repo) => {
             const snap = await resolveSnapshot(ctx, repo, ref, o);
             const { chunks } = await catFile(repo, snap, p);
             for await (const c of chunks) await writeOutAsync(c, ctx.signal);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { SnapError } from '../core/errors.js';
 import { shortId } from '../core/ids.js';
 import { restoreSnapshot, type OverwritePolicy, type PlannedEntry } from '../ops/restore/restore.js';
-import { type Ctx, withRepo } from './context.js';
+import { type Ctx, readRepo } from './context.js';
 import { bytes } from './format.js';
 import { collect } from './parse.js';
 import { filterOptions, resolveSnapshot } from './snapshot-args.js';
@@ -53,7 +53,7 @@ async function restore(ctx: Ctx, ref: string, target: string, o: RestoreFlags): 
     throw new SnapError('SNAP_USAGE', '--delete makes the target match the snapshot, which replaces files that differ: it cannot be combined with --overwrite never');
   }
   let list: JsonList | undefined;
-  const { snap, r } = await withRepo(ctx, async (repo) => {
+  const { snap, r } = await readRepo(ctx, async (repo) => {
     const snap = await resolveSnapshot(ctx, repo, ref, o);
     if (o.dryRun && ctx.json) list = new JsonList(`{"snapshot":${JSON.stringify(snap.id)},"target":${JSON.stringify(target)},"dry_run":true,"entries":[`);
     const r = await restoreSnapshot(repo, snap, {

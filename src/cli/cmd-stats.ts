@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { shortId } from '../core/ids.js';
 import { repoStats, snapshotStats } from '../ops/maintain/stats.js';
-import { type Ctx, withRepo } from './context.js';
+import { type Ctx, readRepo } from './context.js';
 import { filterOptions, resolveSnapshot } from './snapshot-args.js';
 import { filterSnapshots, type SnapshotFilter } from '../ops/tree/refs.js';
 import { displayPath } from '../core/bytes.js';
@@ -17,7 +17,7 @@ export function registerStats(program: Command, run: Run): void {
 }
 
 async function stats(ctx: Ctx, ref: string | undefined, f: SnapshotFilter): Promise<void> {
-  await withRepo(ctx, async (repo) => {
+  await readRepo(ctx, async (repo) => {
     const all = await repo.listSnapshots();
     if (ref !== undefined) {
       const snap = await resolveSnapshot(ctx, repo, ref, f);

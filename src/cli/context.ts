@@ -62,7 +62,7 @@ export interface Ctx {
    * (SNAP_REPO or the XDG folder) is then created when missing or empty (README); every other
    * command fails with SNAP_NO_REPO.
    */
-  openRepo(o?: { create?: boolean; lock?: LockKind }): Promise<Repository>;
+  openRepo(o?: { create?: boolean; lock?: LockKind; readOnly?: boolean }): Promise<Repository>;
   /**
    * Open another repository than --repo (`snap copy --from-repo`), as --repo would be opened: the
    * same lock wait and owner policy; what it writes is not this command's operation-log change.
@@ -164,7 +164,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
     async openRepo(o = {}) {
       const { path: p, isDefault, location } = ctx.repoPath();
       const remote = await remoteStorage(location, process.env);
-      const ro = { ...ctx.repoOptions(o), remote };
+      const ro = { ...ctx.repoOptions(o), remote, readOnly: o.readOnly };
       if (o.create && isDefault && (await Repository.isEmptyOrMissing(p, remote))) {
         if (remote) {
           await remote.backend.close();
@@ -243,7 +243,7 @@ export async function withRepo<T>(
   ctx: Ctx,
   fn: (repo: Repository, lock: RepoLock | undefined) => Promise<T>,
   lock: LockMode = 'shared',
-  o: { create?: boolean } = {},
+  o: { create?: boolean; readOnly?: boolean } = {},
 ): Promise<T> {
   const repo = await ctx.openRepo({ ...o, lock: lock === 'none' ? undefined : lock });
   try {
@@ -251,6 +251,14 @@ export async function withRepo<T>(
   } finally {
     await repo.close();
   }
+}
+
+/**
+ * withRepo for a command that only reads the repository: on a full disk its index, which LevelDB
+ * cannot open without writing, is rebuilt in memory instead (RepoOptions.readOnly).
+ */
+export function readRepo<T>(ctx: Ctx, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  return withRepo(ctx, fn, 'shared', { readOnly: true });
 }
 
 /**

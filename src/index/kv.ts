@@ -178,8 +178,10 @@ export function levelError(e: unknown, doing: string): unknown {
   if (e instanceof SnapError || !(e instanceof Error)) return e;
   const code = (e as { code?: unknown }).code;
   if (typeof code !== 'string' || !code.startsWith('LEVEL_')) return e;
-  if (/No space left|ENOSPC|quota/i.test(e.message)) return new SnapError('SNAP_NO_SPACE', `${doing}: no space left on device`, { cause: e });
-  if (/Permission denied|EACCES|EPERM/i.test(e.message)) return new SnapError('SNAP_PERMISSION', `${doing}: permission denied`, { cause: e });
+  // "Database failed to open" says why only in its cause ("IO error: …/000005.ldb: No space left on device").
+  const said = causeMessages(e);
+  if (/No space left|ENOSPC|quota/i.test(said)) return new SnapError('SNAP_NO_SPACE', `${doing}: no space left on device`, { cause: e });
+  if (/Permission denied|EACCES|EPERM/i.test(said)) return new SnapError('SNAP_PERMISSION', `${doing}: permission denied`, { cause: e });
   if (levelCode(e) === 'LEVEL_CORRUPTION') {
     return new SnapError('SNAP_CORRUPT', `${doing}: the index is damaged (${e.message}); 'snap index rebuild' recreates it`, { cause: e });
   }
@@ -198,6 +200,14 @@ function syncReadError(e: unknown, dir: string): unknown {
   if (/No space left|ENOSPC|quota/i.test(e.message)) return new SnapError('SNAP_NO_SPACE', `reading the repository index: no space left on device`, { cause: e });
   if (/Permission denied|EACCES|EPERM/i.test(e.message)) return new SnapError('SNAP_PERMISSION', `reading the repository index: permission denied`, { cause: e });
   return new SnapError('SNAP_CORRUPT', `the repository index at ${displayPath(dir)} cannot be read (${e.message}); 'snap index rebuild' recreates it`, { cause: e });
+}
+
+/** The messages of an error and of the errors that caused it, one per line. */
+function causeMessages(e: Error): string {
+  const said: string[] = [];
+  let cur: unknown = e;
+  for (let depth = 0; cur instanceof Error && depth < 8; depth++, cur = cur.cause) said.push(cur.message);
+  return said.join('\n');
 }
 
 export function levelCode(e: unknown): string | undefined {

@@ -15,6 +15,7 @@ import { checkObjectClaim, type ObjectLimits } from '../store/limits.js';
 import { type CachedFile, decodeCachedFile, encodeCachedFile } from './files-cache.js';
 import { K_FILE, K_META, K_OBJECT, K_PACK, K_SNAP, K_SNAPID, key, prefixRange } from './keys.js';
 import { type KV, type KvOp, LOCKED, LocalKV, levelError } from './kv.js';
+import { MemoryKV } from './memory-kv.js';
 import { SharedKV, type SharedOpenOptions } from './shared-kv.js';
 
 export { levelError } from './kv.js';
@@ -98,6 +99,14 @@ export class LevelIndex implements LocationIndex {
     const idx = new LevelIndex(kv, dir, limits);
     await kv.start();
     return idx;
+  }
+
+  /**
+   * An index in this process's memory, empty (memory-kv.ts): for a command that only reads, when
+   * the LevelDB at `dir` cannot be opened for lack of space. The caller rebuilds it.
+   */
+  static inMemory(dir: string, limits?: ObjectLimits): LevelIndex {
+    return new LevelIndex(new MemoryKV(), dir, limits);
   }
 
   /** Whether every record is present for this repository (false: rebuild from storage). */

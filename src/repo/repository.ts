@@ -70,6 +70,11 @@ export interface RepoOptions {
    * command (gc) starts only once every other command has closed the index. Released by close().
    */
   lock?: { kind: LockKind; waitMs: number };
+  /**
+   * The command only reads the repository (list, restore, check...): when its index cannot be
+   * opened because the disk is full, the index is rebuilt in memory instead of the command failing.
+   */
+  readOnly?: boolean;
   /** Who opens the repository: the command (recorded in locks, told to processes that share the index). */
   command?: string;
   /**
@@ -482,8 +487,14 @@ export class Repository {
       try {
         lock = await RepoLock.acquire(backend, { kind: o.lock.kind, waitMs: o.lock.waitMs, command, host, clock, sink: o.sink, signal: o.signal });
       } catch (e) {
-        if (o.remote) await backend.close().catch(() => {}); // an ssh session would outlive the command
-        throw e;
+        // A full disk has no room for a lock file either: a command that only reads goes on
+        // without one. What it risks is a gc deleting a pack it reads: a failed read, named.
+        if (o.readOnly && o.lock.kind === 'shared' && isSnapError(e, 'SNAP_NO_SPACE')) {
+          o.sink.info?.(`no space left for a lock file in ${displayPath(abs)}: reading the repository without a lock (a gc at the same time could make this command fail)`);
+        } else {
+          if (o.remote) await backend.close().catch(() => {}); // an ssh session would outlive the command
+          throw e;
+        }
       }
     }
     let repo: Repository | undefined;
@@ -515,19 +526,33 @@ export class Repository {
           return (repo ?? new Repository(abs, localRoot, backend, config, index, o.sink, clock, unlocked)).prepareIndex(created, damageTold);
         },
       };
+      const openIndex = async (): Promise<LevelIndex> => {
+        try {
+          return await LevelIndex.openShared(indexDir, opts);
+        } catch (e) {
+          if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
+          // LevelDB itself could not open it (a damaged manifest): start over, owned by this process.
+          o.sink.info?.(`the repository index is damaged (${e.cause instanceof Error ? e.cause.message : 'cannot open'}); rebuilding it from the repository`);
+          damageTold = true;
+          await LevelIndex.destroy(indexDir);
+          return await LevelIndex.openShared(indexDir, opts);
+        }
+      };
       let index: LevelIndex;
+      let inMemory = false;
       try {
-        index = await LevelIndex.openShared(indexDir, opts);
+        index = await openIndex();
       } catch (e) {
-        if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
-        // LevelDB itself could not open it (a damaged manifest): start over, owned by this process.
-        o.sink.info?.(`the repository index is damaged (${e.cause instanceof Error ? e.cause.message : 'cannot open'}); rebuilding it from the repository`);
-        damageTold = true;
-        await LevelIndex.destroy(indexDir);
-        index = await LevelIndex.openShared(indexDir, opts);
+        // LevelDB writes when it opens (the log of the last writes becomes a table): on a full disk
+        // a command that only reads goes on with the index rebuilt in memory, for this command only.
+        if (!o.readOnly || !isSnapError(e, 'SNAP_NO_SPACE')) throw e;
+        o.sink.info?.(`the repository index at ${displayPath(indexDir)} cannot be opened: no space left on its disk; reading the repository without it (the index is rebuilt in memory for this command)`);
+        index = LevelIndex.inMemory(indexDir, opts.limits);
+        inMemory = true;
       }
       repo = new Repository(abs, localRoot, backend, config, index, o.sink, clock, unlocked);
       repo.lock = lock;
+      if (inMemory) await repo.prepareIndex(false, true);
       if (o.remote) repo.spoolAt = { dir: path.dirname(indexDir), host };
     } catch (e) {
       await lock?.release().catch(() => {});

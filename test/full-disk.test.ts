@@ -1,0 +1,151 @@
+// A repository on a full disk (a tmpfs filled to the last byte; needs root to mount it, skipped
+// otherwise): LevelDB must write when it opens an index whose last writes are still in its log,
+// and a lock is a file. The commands that only read go on without either: the index rebuilt in
+// memory for the command (index/memory-kv.ts), no lock, each said once; those that write fail
+// with SNAP_NO_SPACE. With room again, the index on disk is used as before.
+// Also here: the in-memory index's ordering and ranges, and LevelDB's "Database failed to open"
+// whose cause is a full disk (it was taken for damage, and the index destroyed to be rebuilt).
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MemoryKV } from '../src/index/memory-kv.js';
+import { levelError } from '../src/index/kv.js';
+import { snap, trackedDirs } from './helpers/cli.js';
+import { assertSameTree, manifest } from './helpers/tree.js';
+
+const dirs = trackedDirs('full-disk');
+afterAll(() => dirs.cleanup());
+
+const b = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+async function entries(kv: MemoryKV, range: Parameters<MemoryKV['iterate']>[0], keysOnly = false): Promise<string[]> {
+  const out: string[] = [];
+  for await (const [k, v] of kv.iterate(range, keysOnly)) out.push(`${k.toString('latin1')}=${v.toString('latin1')}`);
+  return out;
+}
+
+describe('the in-memory index (MemoryKV)', () => {
+  it('iterates in byte order within gte/gt/lt, sees writes and deletes, clears ranges', async () => {
+    const kv = new MemoryKV();
+    await kv.write([[b('b'), b('2')], [b('\xff'), b('top')], [b('a'), b('1')], [b('\x00z'), b('low')], [b('ba'), b('3')]]);
+    expect(await entries(kv, { lt: b('\xff\xff') })).toEqual(['\x00z=low', 'a=1', 'b=2', 'ba=3', '\xff=top']);
+    expect(await entries(kv, { gte: b('b'), lt: b('c') })).toEqual(['b=2', 'ba=3']);
+    expect(await entries(kv, { gt: b('b'), lt: b('c') })).toEqual(['ba=3']);
+    expect(await entries(kv, { gt: b('a'), lt: b('ba') }, true)).toEqual(['b=']);
+    expect(kv.get(b('ba'))?.toString()).toBe('3');
+    // A value written is copied: the caller's buffer may be reused.
+    const v = b('x');
+    await kv.write([[b('c'), v]]);
+    v[0] = 0x79;
+    expect(kv.get(b('c'))?.toString()).toBe('x');
+    // Deleted while an iteration is under way: not yielded once it is reached.
+    const seen: string[] = [];
+    for await (const [k] of kv.iterate({ lt: b('\xff\xff') })) {
+      seen.push(k.toString('latin1'));
+      if (seen.length === 1) await kv.write([[b('b'), undefined]]);
+    }
+    expect(seen).toEqual(['\x00z', 'a', 'ba', 'c', '\xff']);
+    await kv.clear({ gte: b('a'), lt: b('c') });
+    expect(await entries(kv, { lt: b('\xff\xff') })).toEqual(['\x00z=low', 'c=x', '\xff=top']);
+    await kv.clear();
+    expect(await entries(kv, { lt: b('\xff\xff') })).toEqual([]);
+  });
+});
+
+describe("LevelDB's failure to open on a full disk", () => {
+  it('is SNAP_NO_SPACE (its cause says so), not damage', () => {
+    const cause = new Error('IO error: /repo/index/000005.ldb: No space left on device');
+    const e = Object.assign(new Error('Database failed to open', { cause }), { code: 'LEVEL_DATABASE_NOT_OPEN' });
+    expect((levelError(e, 'opening the index') as { code?: string }).code).toBe('SNAP_NO_SPACE');
+    const denied = Object.assign(new Error('Database failed to open', { cause: new Error('IO error: lock /repo/index/LOCK: Permission denied') }), { code: 'LEVEL_DATABASE_NOT_OPEN' });
+    expect((levelError(denied, 'opening the index') as { code?: string }).code).toBe('SNAP_PERMISSION');
+  });
+});
+
+describe('a repository on a full disk', () => {
+  it('list, ls, restore, check and find work without writing (index in memory, no lock); create fails cleanly; with room again all is as before', (ctx) => {
+    if (process.getuid?.() !== 0) ctx.skip('needs root to mount a tmpfs');
+    const mnt = dirs.make('full-disk-');
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=6m,mode=0700', 'tmpfs', mnt]).status !== 0) ctx.skip('cannot mount a tmpfs here');
+    try {
+      const repo = path.join(mnt, 'repo');
+      const src = dirs.make('full-disk-');
+      fs.mkdirSync(path.join(src, 'sub'));
+      for (let i = 0; i < 12; i++) fs.writeFileSync(path.join(src, i % 2 ? 'sub' : '', `f${i}`), randomBytes(20_000 + i * 3000));
+      fs.writeFileSync(path.join(src, 'notes.txt'), 'kept on a full disk\n');
+      const want = manifest(src);
+      expect(snap(['--repo', repo, 'init']).code).toBe(0);
+      const made = snap(['--repo', repo, 'create', src]);
+      expect(made.code, made.stderr).toBe(0);
+      // What makes LevelDB write when it opens: the backup's index entries are in its log only.
+      const logs = fs.readdirSync(path.join(repo, 'index')).filter((n) => n.endsWith('.log'));
+      expect(logs.some((n) => fs.statSync(path.join(repo, 'index', n)).size > 0), 'the index log holds the last writes').toBe(true);
+
+      // Fill the disk to the last byte.
+      const filler = path.join(mnt, 'filler');
+      const fd = fs.openSync(filler, 'w');
+      try {
+        const block = Buffer.alloc(64 * 1024, 7);
+        for (;;) {
+          try {
+            fs.writeSync(fd, block);
+          } catch {
+            break;
+          }
+        }
+        for (;;) {
+          try {
+            fs.writeSync(fd, block.subarray(0, 1));
+          } catch {
+            break;
+          }
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+
+      const listed = snap(['--repo', repo, 'list', '--json']);
+      expect(listed.code, listed.stderr).toBe(0);
+      expect(JSON.parse(listed.stdout)).toHaveLength(1);
+      expect(listed.stderr).toMatch(/no space left on its disk; reading the repository without it/);
+      expect(listed.stderr).toMatch(/without a lock/);
+      expect(listed.stderr).not.toMatch(/damaged|SNAP_INTERNAL|at .*\.js:\d+/);
+
+      const ls = snap(['--repo', repo, 'ls', 'latest', src]);
+      expect(ls.code, ls.stderr).toBe(0);
+      expect(ls.stdout).toContain('notes.txt');
+
+      const target = dirs.make('full-disk-');
+      const restored = snap(['--repo', repo, 'restore', 'latest', target]);
+      expect(restored.code, restored.stderr).toBe(0);
+      assertSameTree(want, manifest(path.join(target, src)), 'restored from a full disk');
+
+      const checked = snap(['--repo', repo, 'check']);
+      expect(checked.code, checked.stderr).toBe(0);
+      const found = snap(['--repo', repo, 'find', 'notes.txt']);
+      expect(found.code, found.stderr).toBe(0);
+      expect(found.stdout).toContain('notes.txt');
+
+      // A command that writes fails, saying why, and leaves the repository as it was.
+      fs.writeFileSync(path.join(src, 'new'), randomBytes(50_000));
+      const create = snap(['--repo', repo, 'create', src]);
+      expect(create.code).toBe(1);
+      expect(create.stderr).toMatch(/\[SNAP_NO_SPACE\]/);
+      expect(create.stderr).not.toMatch(/SNAP_INTERNAL|at .*\.js:\d+/);
+
+      // Room again: the index on disk opens (it was never thrown away), one snapshot, no notices.
+      fs.rmSync(filler);
+      const again = snap(['--repo', repo, 'list', '--json']);
+      expect(again.code, again.stderr).toBe(0);
+      expect(JSON.parse(again.stdout)).toHaveLength(1);
+      expect(again.stderr).not.toMatch(/in memory|rebuil|damaged|without a lock/);
+      const second = snap(['--repo', repo, 'create', src]);
+      expect(second.code, second.stderr).toBe(0);
+      expect(snap(['--repo', repo, 'check']).code).toBe(0);
+    } finally {
+      spawnSync('umount', ['-l', mnt]);
+    }
+  });
+});
