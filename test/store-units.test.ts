@@ -17,7 +17,7 @@ import { FileWriter, type WriteJob } from '../src/ops/restore/writer.js';
 import { type Job, encode, jobsIn, put } from '../src/ops/restore/wire.js';
 import { Repository } from '../src/repo/repository.js';
 import { CODEC_RAW, CODEC_ZSTD } from '../src/store/codec.js';
-import { encodeObjectSync, objectId } from '../src/store/object-codec.js';
+import { encodeObjectSync, objectId, objectWhat } from '../src/store/object-codec.js';
 import { ObjectStore } from '../src/store/object-store.js';
 import { giveBackRing, takeRing } from '../src/store/compress-pool.js';
 import { packName, type PackEntry, readPackHeader } from '../src/store/pack.js';
@@ -272,6 +272,8 @@ describe('the writer threads\' batches (ops/restore/wire.ts)', () => {
       { n: 7, codec: 2, rawLength: 1000, what: 'object 0123 (in pack abcd)', size: 1000, mode: 0o644, time: 1_600_000_000.123456, data: Buffer.from('stored bytes'), tmp: Buffer.from([0x2f, 0xff, 0xfe, 0x41]), dest: Buffer.from('/t/ünï'), id: Buffer.alloc(32, 9) },
       { n: 8, codec: 0, rawLength: 0, what: 'an empty file', size: 0, mode: 0o600, time: '-12345.5', checkTime: ['-12345500000000'], owner: { uid: 1000, gid: 100 }, data: Buffer.alloc(0), tmp: Buffer.from('a'), dest: Buffer.from('b'), id: Buffer.alloc(0) },
       { n: 9, codec: 2, rawLength: 8 << 20, what: 'object ff', size: 8 << 20, mode: 0, time: 0, chunk: { fd: 17, pos: 3 << 30 }, from: { pack: 'ab'.repeat(32), offset: 123_456_789, length: 4_000_000 }, data: Buffer.alloc(0), tmp: Buffer.alloc(0), dest: Buffer.alloc(0), id: Buffer.alloc(32, 1) },
+      // No description: the thread makes it from the pack the object is in (not the spool's copy it reads).
+      { n: 10, codec: 2, rawLength: 5, inPack: 'cd'.repeat(32), size: 5, mode: 0o644, time: 1, from: { pack: 'spool-copy', offset: 0, length: 40 }, data: Buffer.alloc(0), tmp: Buffer.from('t'), dest: Buffer.from('d'), id: Buffer.alloc(32, 0xab) },
     ];
     const encoded = jobs.map(encode);
     const buf = new ArrayBuffer(encoded.reduce((n, e) => n + e.bytes, 0));
@@ -282,7 +284,12 @@ describe('the writer threads\' batches (ops/restore/wire.ts)', () => {
       off += e.bytes;
     }
     const out = [...jobsIn({ buf, jobs: jobs.length })];
-    expect(out).toEqual(jobs.map((j) => ({ owner: undefined, checkTime: undefined, chunk: undefined, from: undefined, ...j })));
+    const described = (j: Job): Job => {
+      const { inPack, ...rest } = j;
+      return inPack === undefined ? j : { ...rest, what: objectWhat(j.id, inPack) };
+    };
+    expect(out).toEqual(jobs.map((j) => ({ owner: undefined, checkTime: undefined, chunk: undefined, from: undefined, ...described(j) })));
+    expect(out[3]!.what).toBe(`object ${'ab'.repeat(8)} (in pack ${'cd'.repeat(6)})`);
   });
 });
 

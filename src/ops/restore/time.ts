@@ -17,20 +17,29 @@ export type TimeArg = number | string;
 
 const NS = 1_000_000_000;
 const f64 = new Float64Array(1);
-const bits = new BigInt64Array(f64.buffer);
+const u32 = new Uint32Array(f64.buffer);
+/** The index of the low 32 bits of a double in u32 (0 on little-endian machines). */
+const LO = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
+const HI = 1 - LO;
 
-/** The double `k` steps from `d` in its binary representation (the same sign: toward or away from zero). */
+/**
+ * The double `k` steps from `d` in its binary representation (the same sign: toward or away from
+ * zero; |k| < 2^32). Without BigInt: this runs some fifty times per file restored.
+ */
 function stepped(d: number, k: number): number {
   f64[0] = d;
-  bits[0] = bits[0]! + BigInt(k);
+  const lo = u32[LO]! + k;
+  u32[LO] = lo; // modulo 2^32
+  if (lo >= 0x1_0000_0000) u32[HI] = u32[HI]! + 1;
+  else if (lo < 0) u32[HI] = u32[HI]! - 1;
   return f64[0]!;
 }
 
-/**
- * What libuv sets for `d` seconds, as [seconds, nanoseconds] (nanoseconds 0..1e9-1): with
- * `micro`, as before 1.52 (truncated to whole microseconds toward zero).
- */
-export function libuvTime(d: number, micro: boolean): [number, number] {
+/** libuvTime's answer, without an array (choose's loop): set by convert. */
+let convS = 0;
+let convNs = 0;
+
+function convert(d: number, micro: boolean): void {
   let s = Math.trunc(d);
   let ns = Math.trunc((d - s) * 1e9);
   if (micro) ns -= ns % 1000;
@@ -38,18 +47,21 @@ export function libuvTime(d: number, micro: boolean): [number, number] {
     ns += NS;
     s -= 1;
   }
-  return [s === 0 ? 0 : s, ns];
+  convS = s === 0 ? 0 : s;
+  convNs = ns;
 }
 
-interface Chosen {
-  arg: TimeArg;
-  /** What the entry gets, in ns: libuv before 1.52, from 1.52. */
-  held: [bigint, bigint];
+/**
+ * What libuv sets for `d` seconds, as [seconds, nanoseconds] (nanoseconds 0..1e9-1): with
+ * `micro`, as before 1.52 (truncated to whole microseconds toward zero).
+ */
+export function libuvTime(d: number, micro: boolean): [number, number] {
+  convert(d, micro);
+  return [convS, convNs];
 }
 
-const cache = new WeakMap<Node, Chosen>();
-
-function choose(n: Node): Chosen {
+/** The double to hand to utimes for `n`'s mtime (see the top of this file). */
+function choose(n: Node): number {
   const { sec, nsec } = n.mtime;
   const us = Math.floor(nsec / 1000) * 1000;
   // The start: the middle of the microsecond, on the side truncation moves away from (exact for
@@ -59,38 +71,30 @@ function choose(n: Node): Chosen {
   let bestOff = Infinity;
   // Around the start, the recorded time and its microsecond (the window's edge before 1970): up to
   // 64 steps either side (a double of a small time is nanoseconds fine).
-  for (const seed of [start, sec + nsec / NS, sec + us / NS]) {
+  for (let seedNo = 0; seedNo < 3; seedNo++) {
+    const seed = seedNo === 0 ? start : seedNo === 1 ? sec + nsec / NS : sec + us / NS;
     const ulp = Math.abs(stepped(seed, 1) - seed) * NS;
     const k = Math.min(64, Math.ceil(1000 / Math.max(ulp, 1e-3)) + 1);
     for (let i = -k; i <= k; i++) {
       const d = stepped(seed, i);
       if (d < 0 !== sec < 0) continue;
-      const [ms, mns] = libuvTime(d, true);
-      if (ms !== sec || mns !== us) continue;
-      const [s, ns] = libuvTime(d, false);
-      const off = Math.abs((s - sec) * NS + (ns - nsec));
+      convert(d, true);
+      if (convS !== sec || convNs !== us) continue;
+      convert(d, false);
+      const off = Math.abs((convS - sec) * NS + (convNs - nsec));
       if (off < bestOff) {
         best = d;
         bestOff = off;
       }
     }
   }
-  const held = (d: number, micro: boolean) => {
-    const [s, ns] = libuvTime(d, micro);
-    return BigInt(s) * BigInt(NS) + BigInt(ns);
-  };
-  return { arg: sec >= 0 ? best : String(best), held: [held(best, true), held(best, false)] };
-}
-
-function chosen(n: Node): Chosen {
-  let c = cache.get(n);
-  if (!c) cache.set(n, (c = choose(n)));
-  return c;
+  return best;
 }
 
 /** The atime and mtime to hand to utimes/futimes for `n`. */
 export function timeArg(n: Node): TimeArg {
-  return chosen(n).arg;
+  const best = choose(n);
+  return n.mtime.sec >= 0 ? best : String(best);
 }
 
 /** Whether setting this time needs a check: before 1970 the file system may not hold it (ext4 stops at 1901). */
@@ -100,7 +104,11 @@ export function needsTimeCheck(n: Node): boolean {
 
 /** The mtimes (ns) an entry restored from `n` has when its file system held the time set (one per libuv conversion). */
 export function heldTimes(n: Node): string[] {
-  return chosen(n).held.map(String);
+  const best = choose(n);
+  return [true, false].map((micro) => {
+    convert(best, micro);
+    return String(BigInt(convS) * BigInt(NS) + BigInt(convNs));
+  });
 }
 
 /** Whether a file's mtime is what restore set for `n` (a restore run again: same time, same file). */

@@ -1,12 +1,13 @@
 // The messages of the restore writer threads (writer.ts posts batches, worker.ts runs them): a
 // batch is one ArrayBuffer, moved to the thread and back, holding each job as numbers (a header of
 // HEADER_FIELDS doubles) followed by its byte strings (stored data, temporary path, final path,
-// id, the object's description, the pack a thread reads it from); the answers are two numbers per
+// id, the object's description or the pack it is in, the pack a thread reads it from); the answers are two numbers per
 // job, with the rare ones (a failure, a time the file system did not hold) beside them. A batch of
 // job objects was a structured clone of some 20 fields per file, and the objects themselves a good
 // part of the main thread's garbage (docs/performance.md, "Restore: the writer threads read the
 // objects").
 import type { ErrorCode } from '../../core/errors.js';
+import { objectWhat } from '../../store/object-codec.js';
 import type { StoredAt } from '../../store/thread-pack-reads.js';
 import type { TimeArg } from './time.js';
 
@@ -16,8 +17,10 @@ export interface Job {
   /** How the object is stored (CODEC_RAW or CODEC_ZSTD). */
   codec: number;
   rawLength: number;
-  /** The object, for messages: "object … (in pack …)". */
-  what: string;
+  /** The object, for messages: "object … (in pack …)"; made by the thread from `inPack` when absent. */
+  what?: string;
+  /** The pack the object is in (for `what`, which the thread makes only then: not per file on the main thread). */
+  inPack?: string;
   /** File size: trailing zero blocks are not written, a truncate sets the size. */
   size: number;
   mode: number;
@@ -96,6 +99,8 @@ const OWNER = 2;
 const FROM = 4;
 /** The time and the times to check are in `extra` (JSON): a time before 1970 is a numeric string. */
 const EXTRA = 8;
+/** The `what` string is the pack's name (latin1): the thread makes the description (objectWhat). */
+const WHAT_PACK = 16;
 
 /** What a job needs besides its numbers, encoded (utf8 for the strings). */
 export interface Encoded {
@@ -110,7 +115,7 @@ const NONE = Buffer.alloc(0);
 
 /** A job's strings encoded and its size in a batch (8-byte aligned). */
 export function encode(job: Job): Encoded {
-  const what = Buffer.from(job.what);
+  const what = job.what !== undefined ? Buffer.from(job.what) : Buffer.from(job.inPack ?? '', 'latin1');
   const pack = job.from ? Buffer.from(job.from.pack, 'latin1') : NONE;
   const extra = typeof job.time === 'string' || job.checkTime !== undefined ? Buffer.from(JSON.stringify({ time: job.time, checkTime: job.checkTime })) : undefined;
   const strings = job.data.length + job.tmp.length + job.dest.length + job.id.length + what.length + pack.length + (extra?.length ?? 0);
@@ -122,7 +127,7 @@ export function put(buf: ArrayBuffer, off: number, e: Encoded): void {
   const j = e.job;
   const h = new Float64Array(buf, off, HEADER_FIELDS);
   h[F_N] = j.n;
-  h[F_FLAGS] = (j.chunk ? CHUNK : 0) | (j.owner ? OWNER : 0) | (j.from ? FROM : 0) | (e.extra ? EXTRA : 0);
+  h[F_FLAGS] = (j.chunk ? CHUNK : 0) | (j.owner ? OWNER : 0) | (j.from ? FROM : 0) | (e.extra ? EXTRA : 0) | (j.what === undefined ? WHAT_PACK : 0);
   h[F_CODEC] = j.codec;
   h[F_RAW] = j.rawLength;
   h[F_SIZE] = j.size;
@@ -144,8 +149,8 @@ export function put(buf: ArrayBuffer, off: number, e: Encoded): void {
   }
 }
 
-/** The jobs of a batch, in order (their byte strings are views of the batch's buffer). */
-export function* jobsIn({ buf, jobs }: WireBatch): Iterable<Job> {
+/** The jobs of a batch, in order (their byte strings are views of the batch's buffer), each with its `what`. */
+export function* jobsIn({ buf, jobs }: WireBatch): Iterable<Job & { what: string }> {
   const all = Buffer.from(buf);
   let off = 0;
   for (let k = 0; k < jobs; k++) {
@@ -164,7 +169,7 @@ export function* jobsIn({ buf, jobs }: WireBatch): Iterable<Job> {
       n: h[F_N]!,
       codec: h[F_CODEC]!,
       rawLength: h[F_RAW]!,
-      what: what.toString(),
+      what: flags & WHAT_PACK ? objectWhat(id, what.toString('latin1')) : what.toString(),
       size: h[F_SIZE]!,
       mode: h[F_MODE]!,
       owner: flags & OWNER ? { uid: h[F_UID]!, gid: h[F_GID]! } : undefined,

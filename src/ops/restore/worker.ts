@@ -32,7 +32,7 @@ const C = fs.constants;
 const FLAGS = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
 
 /** Unpack and verify one job's object; an empty file has nothing to unpack. */
-function unpack(j: Job, stored: Buffer, id: Buffer, ctx: CodecContext, scratch: () => Buffer | undefined): Buffer {
+function unpack(j: Job & { what: string }, stored: Buffer, id: Buffer, ctx: CodecContext, scratch: () => Buffer | undefined): Buffer {
   if (id.length === 0 && j.rawLength === 0 && stored.length === 0) return stored;
   return decodeAndVerifySync(stored, { id, codec: j.codec, rawLength: j.rawLength, what: j.what }, ctx, j.codec === CODEC_ZSTD ? scratch() : undefined);
 }

@@ -21,7 +21,7 @@ import type { PackReadSpec, StoredAt } from '../../store/thread-pack-reads.js';
 import type { WriterData } from './worker.js';
 import { type Answer, type Encoded, type Job, type WireBatch, type WireClose, type WireDone, encode, put } from './wire.js';
 
-export interface WriteJob extends Pick<Job, 'codec' | 'rawLength' | 'what' | 'size' | 'mode' | 'owner' | 'time' | 'checkTime'> {
+export interface WriteJob extends Pick<Job, 'codec' | 'rawLength' | 'what' | 'inPack' | 'size' | 'mode' | 'owner' | 'time' | 'checkTime'> {
   tmp: Buffer;
   dest: Buffer;
   /** The file's one object as stored, or empty for an empty file (or when `from` says where the thread reads it). */
@@ -65,7 +65,8 @@ export interface ChunkJob {
   data: Buffer;
   codec: number;
   rawLength: number;
-  what: string;
+  what?: string;
+  inPack?: string;
   id?: Buffer;
   from?: StoredAt;
 }
