@@ -64,6 +64,44 @@ describe("LevelDB's failure to open on a full disk", () => {
   });
 });
 
+describe('a restore onto a full disk', () => {
+  it('of many small files (handed to the writer threads without a task each): SNAP_NO_SPACE, it ends, every file it leaves under its name is complete', (ctx) => {
+    if (process.getuid?.() !== 0) ctx.skip('needs root to mount a tmpfs');
+    const mnt = dirs.make('full-disk-');
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', mnt]).status !== 0) ctx.skip('cannot mount a tmpfs here');
+    try {
+      const repo = path.join(dirs.make('full-disk-'), 'repo');
+      const src = dirs.make('full-disk-');
+      const files = new Map<string, Buffer>();
+      for (let d = 0; d < 6; d++) {
+        fs.mkdirSync(path.join(src, `d${d}`));
+        for (let i = 0; i < 60; i++) {
+          const b = randomBytes(4000 + i * 10);
+          files.set(`d${d}/f${i}`, b);
+          fs.writeFileSync(path.join(src, `d${d}`, `f${i}`), b);
+        }
+      }
+      expect(snap(['--repo', repo, 'init']).code).toBe(0);
+      expect(snap(['--repo', repo, 'create', src]).code).toBe(0);
+      const r = snap(['--repo', repo, 'restore', 'latest', mnt]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/\[SNAP_NO_SPACE\]/);
+      expect(r.stderr).not.toMatch(/SNAP_INTERNAL|at .*\.js:\d+/);
+      let complete = 0;
+      for (const [rel, b] of files) {
+        const at = path.join(mnt, src, rel);
+        if (!fs.existsSync(at)) continue;
+        expect(fs.readFileSync(at).equals(b), `${rel} is complete`).toBe(true);
+        complete++;
+      }
+      expect(complete, 'some files fit before the disk was full').toBeGreaterThan(0);
+      expect(complete).toBeLessThan(files.size);
+    } finally {
+      spawnSync('umount', ['-l', mnt]);
+    }
+  });
+});
+
 describe('a repository on a full disk', () => {
   it('list, ls, restore, check and find work without writing (index in memory, no lock); create fails cleanly; with room again all is as before', (ctx) => {
     if (process.getuid?.() !== 0) ctx.skip('needs root to mount a tmpfs');

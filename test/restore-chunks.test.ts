@@ -2,12 +2,13 @@
 // and written at their offsets of a descriptor the main thread holds), like its one-chunk files;
 // and objects of every codec reach the threads with the id they are checked against. Real
 // repositories, real files, the CLI.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeTree } from './helpers/cli.js';
-import { cleanupScratch, create, expectRestores, findObject, packFile, scratchDir, smallRepo } from './helpers/maint.js';
+import { cleanupScratch, create, expectRestores, findObject, packFile, packs, scratchDir, smallRepo } from './helpers/maint.js';
+import type { PackEntry } from '../src/store/pack.js';
 import { snap } from './helpers/cli.js';
 import { Repository } from '../src/repo/repository.js';
 import { locate } from '../src/ops/tree/navigate.js';
@@ -93,6 +94,64 @@ describe('restore: files of several chunks on the writer threads', () => {
     expect(fs.existsSync(path.join(restored, 'sub', 'random.bin'))).toBe(false);
     expect(fs.readdirSync(path.join(restored, 'sub')).filter((n) => n.startsWith('.snap-'))).toEqual([]);
     expect(fs.readFileSync(path.join(restored, 'small.txt')).equals(fs.readFileSync(path.join(src, 'small.txt')))).toBe(true);
+  });
+
+  it('small files in directories the restore makes (handed to the threads without a task each): a pack gone and a damaged object name only their files; the rest restore exactly; no temporaries', async () => {
+    const base = scratchDir('snap-restore-quick-');
+    const repo = await smallRepo(path.join(base, 'repo'));
+    const src = path.join(base, 'src');
+    const files = new Map<string, Buffer>();
+    for (let d = 0; d < 4; d++) {
+      fs.mkdirSync(path.join(src, `d${d}`), { recursive: true });
+      for (let i = 0; i < 25; i++) {
+        // Below the chunker's minimum: one object each, its id the SHA-256 of the file (a plain repository).
+        const b = randomBytes(1000 + d * 997 + i * 61);
+        files.set(`d${d}/f${i}`, b);
+        fs.writeFileSync(path.join(src, `d${d}`, `f${i}`), b);
+      }
+    }
+    fs.writeFileSync(path.join(src, 'd0', 'empty'), '');
+    files.set('d0/empty', Buffer.alloc(0));
+    const s = create(repo, src);
+    const stored = await packs(repo);
+    const where = (b: Buffer): { pack: string; entry: PackEntry } => {
+      const id = createHash('sha256').update(b).digest();
+      for (const [pack, entries] of stored) {
+        const entry = entries.find((e) => e.id.equals(id));
+        if (entry) return { pack, entry };
+      }
+      throw new Error('not stored');
+    };
+    const gone = where(files.get('d1/f3')!).pack;
+    fs.rmSync(packFile(repo, gone));
+    const [damagedName, damagedBytes] = [...files].find(([rel, b]) => rel.startsWith('d2/') && where(b).pack !== gone)!;
+    const hit = where(damagedBytes);
+    const f = packFile(repo, hit.pack);
+    const bytes = fs.readFileSync(f);
+    bytes[hit.entry.offset + 10]! ^= 0xff;
+    fs.chmodSync(f, 0o644);
+    fs.writeFileSync(f, bytes);
+    // Every file of the damaged object's pack but that one still restores: its other objects are whole.
+    const lost = new Set([...files].filter(([rel, b]) => b.length > 0 && (rel === damagedName || where(b).pack === gone)).map(([rel]) => rel));
+    expect(lost.size).toBeGreaterThan(1);
+    expect(lost.size).toBeLessThan(files.size);
+
+    const target = path.join(base, 'out');
+    const r = snap(['--repo', repo, 'restore', s.id, target]);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/not restored, its data is damaged: data\/..\/[0-9a-f]{64} is missing from the repository/);
+    expect(r.stderr).toContain('failed verification');
+    const restored = path.join(target, src);
+    for (const [rel, b] of files) {
+      const at = path.join(restored, rel);
+      if (lost.has(rel)) {
+        expect(fs.existsSync(at), rel).toBe(false);
+        expect(r.stderr, rel).toContain(at);
+      } else expect(fs.readFileSync(at).equals(b), rel).toBe(true);
+    }
+    for (let d = 0; d < 4; d++) expect(fs.readdirSync(path.join(restored, `d${d}`)).filter((n) => n.startsWith('.snap-'))).toEqual([]);
+    // The directories got their metadata once their files were answered.
+    expect(fs.statSync(path.join(restored, 'd1')).mtimeMs).toBe(fs.statSync(path.join(src, 'd1')).mtimeMs);
   });
 });
 

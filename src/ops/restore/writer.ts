@@ -71,7 +71,8 @@ export interface ChunkJob {
   from?: StoredAt;
 }
 
-interface Pending {
+/** Who takes a job's answer: a promise's functions (write, writeChunk), or the caller's own object (submit). */
+export interface Pending {
   resolve(r: Answer): void;
   reject(e: Error): void;
 }
@@ -121,12 +122,25 @@ export class FileWriter {
   }
 
   /**
-   * Write one file (see WriteJob; its data is copied before this returns); resolves with the
+   * Write one file (see WriteJob; its data is copied before this returns, and the object is the
+   * writer's: it numbers it); resolves with the
    * mtime the file got when it is not job.checkTime; rejects with the system error (its errno code kept).
    */
   async write(job: WriteJob): Promise<bigint | undefined> {
-    const r = await this.send({ ...job, n: 0, id: job.id ?? EMPTY });
+    const r = await new Promise<Answer>((resolve, reject) => this.submit(job, { resolve, reject }));
     return r.timeNs === undefined ? undefined : BigInt(r.timeNs);
+  }
+
+  /**
+   * write, answered through `to` (its `timeNs` as write's result would be) instead of a promise:
+   * for callers that hand over many files without a task or promise each (the restore's files of
+   * the directories it created). The job object is the writer's from here on (numbered, its id
+   * filled in: no copy per file).
+   */
+  submit(job: WriteJob, to: Pending): void {
+    const j = job as WriteJob & Job;
+    j.id ??= EMPTY;
+    this.enqueue(j, to);
   }
 
   /**
@@ -139,8 +153,12 @@ export class FileWriter {
   }
 
   private send(job: Job): Promise<Answer> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (job.from && !this.readsStored) return Promise.reject(new Error('a restore job says where its object is stored, and the writer threads cannot read it'));
+    return new Promise<Answer>((resolve, reject) => this.enqueue(job, { resolve, reject }));
+  }
+
+  private enqueue(job: Job, to: Pending): void {
+    if (this.failure) return to.reject(this.failure);
+    if (job.from && !this.readsStored) return to.reject(new Error('a restore job says where its object is stored, and the writer threads cannot read it'));
     job.n = this.next++;
     // The lane with the least outstanding work takes the job, unless a lane's open batch can take
     // it without that lane being a batch ahead of it: one message of 16 files rather than two of 8.
@@ -161,7 +179,7 @@ export class FileWriter {
     put(lane.buf, lane.used, e);
     lane.used += e.bytes;
     lane.batch++;
-    const p = new Promise<Answer>((resolve, reject) => this.pending.set(job.n, { resolve, reject }));
+    this.pending.set(job.n, to);
     // Batches go out when full or once this turn of the event loop is done: posting each file
     // at once to an idle thread cost a message and an event-loop wake-up per file.
     if (lane.batch >= BATCH_FILES || lane.used >= lane.buf.byteLength) this.post(lane);
@@ -175,7 +193,6 @@ export class FileWriter {
         for (const l of this.lanes) if (l.batch > 0 && l.busy === 0) this.post(l);
       });
     }
-    return p;
   }
 
   /**
