@@ -300,16 +300,17 @@ class Restorer {
       this.open.add(rootDir);
     }
     try {
-      // Before anything is written: a crafted tree DAG is refused here (restore-budget.ts).
-      // On remote storage the count's walk also tells the reader every object the restore reads,
-      // so packs mostly wanted are fetched whole, ahead of the writers (store/pack-reader.ts).
-      const plan = !this.o.dryRun && this.repo.localRoot === undefined ? (node: Node) => this.plan(node) : undefined;
-      const x = await expandedSize({ readTree: (id) => this.planTree(id, plan !== undefined) }, snap.tree, this.selection, this.o.signal, plan);
-      if (plan) this.treesVia = this.read;
-      checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
-      if (rootDir) this.sweepLeftovers(rootDir);
+      // The writer threads start first: they load (zstd among it) while the count's walk reads the trees.
       if (!this.o.dryRun) this.writer = new FileWriter(WRITER_THREADS, this.repo.objects.ctx, this.repo.threadReads() ?? this.spool?.reads);
       try {
+        // Before anything is written: a crafted tree DAG is refused here (restore-budget.ts).
+        // On remote storage the count's walk also tells the reader every object the restore reads,
+        // so packs mostly wanted are fetched whole, ahead of the writers (store/pack-reader.ts).
+        const plan = !this.o.dryRun && this.repo.localRoot === undefined ? (node: Node) => this.plan(node) : undefined;
+        const x = await expandedSize({ readTree: (id) => this.planTree(id, plan !== undefined) }, snap.tree, this.selection, this.o.signal, plan);
+        if (plan) this.treesVia = this.read;
+        checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
+        if (rootDir) this.sweepLeftovers(rootDir);
         const walk = await this.walk(snap.tree, rootDir, shown);
         await this.pool.drain();
         await this.quickDrain();
@@ -334,7 +335,8 @@ class Restorer {
   private async plan(node: Node): Promise<void> {
     if (node.type !== 'file') return;
     for (const id of node.chunks ?? []) {
-      const loc = await this.repo.index.lookup(id);
+      let loc = this.repo.index.lookupNow(id); // no promise per chunk when the index is this process's
+      if (loc instanceof Promise) loc = await loc;
       if (!loc) continue;
       const pack = this.reader.expect(loc.pack, loc.offset, loc.length, this.spool !== undefined && writerUnpacks(loc.codec));
       if (this.locations.size < PLANNED_LOCATIONS) this.locations.set(id.toString('latin1'), { ...loc, pack });
