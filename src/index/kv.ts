@@ -155,6 +155,7 @@ export class LocalKV implements KV {
     // Modes first: a chmod moves a file's ctime, and with it the stamp recorded.
     await ownerOnly(this.dir);
     await recordWrittenTables(this.dir, this.tablesBefore);
+    await ownerOnly(this.dir); // the record just written (the tables' modes and owners are settled)
   }
 
   private async closeDb(): Promise<void> {
@@ -226,10 +227,16 @@ export function levelCode(e: unknown): string | undefined {
  * and after close; files made in between are protected by the folder.
  */
 async function ownerOnly(dir: string): Promise<void> {
+  const top = await fsp.stat(fsPath(dir)).catch(() => undefined);
   for (const name of await fsp.readdir(fsPath(dir)).catch(() => [] as string[])) {
     const p = fsPath(`${dir}/${name}`);
     const st = await fsp.lstat(p).catch(() => undefined);
-    if (st?.isFile() && (st.mode & 0o077) !== 0) await fsp.chmod(p, st.mode & 0o700).catch(() => {});
+    if (!st?.isFile()) continue;
+    if ((st.mode & 0o077) !== 0) await fsp.chmod(p, st.mode & 0o700).catch(() => {});
+    // A file written by another user than the folder's (root, opening a user's repository it
+    // trusts): given to the folder's owner, whose next command could not open the index otherwise.
+    // Only root can; anyone else's chown fails, and is left to the rebuild at that next open.
+    if (top && (st.uid !== top.uid || st.gid !== top.gid)) await fsp.chown(p, top.uid, top.gid).catch(() => {});
   }
 }
 

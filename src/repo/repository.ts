@@ -530,11 +530,20 @@ export class Repository {
         try {
           return await LevelIndex.openShared(indexDir, opts);
         } catch (e) {
-          if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
+          let why: string;
           // LevelDB itself could not open it (a damaged manifest): start over, owned by this process.
-          o.sink.info?.(`the repository index is damaged (${e.cause instanceof Error ? e.cause.message : 'cannot open'}); rebuilding it from the repository`);
+          if (isSnapError(e, 'SNAP_CORRUPT')) why = `damaged (${e.cause instanceof Error ? e.cause.message : 'cannot open'})`;
+          // Files in this user's own index folder that this user cannot open: written by another
+          // user (root, killed before it gave them back: index/kv.ts ownerOnly). Derived data: rebuilt.
+          else if (isSnapError(e, 'SNAP_PERMISSION') && (await fsp.stat(fsPath(indexDir)).catch(() => undefined))?.uid === host.uid) why = 'not readable by this user (another user wrote files in it)';
+          else throw e;
+          o.sink.info?.(`the repository index is ${why}; rebuilding it from the repository`);
           damageTold = true;
-          await LevelIndex.destroy(indexDir);
+          try {
+            await LevelIndex.destroy(indexDir);
+          } catch {
+            throw e;
+          }
           return await LevelIndex.openShared(indexDir, opts);
         }
       };

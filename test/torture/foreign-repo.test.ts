@@ -121,6 +121,34 @@ describe('a repository owned by another user', () => {
     await cliOk(['--repo', repo, '--trust-owner', 'list']);
   });
 
+  rootIt("root's command on nobody's trusted repository gives the index files it wrote to nobody; files root left unreadable (killed before that) are rebuilt by nobody, saying why", async () => {
+    const { repo } = await nobodysRepo();
+    const index = path.join(repo, 'index');
+    // Root, trusting the repository, reads it: LevelDB writes a new log and manifest at each open,
+    // and the index's records; what root leaves in the index folder is nobody's.
+    const before = new Set(fs.readdirSync(index));
+    await cliOk(['--repo', repo, '--trust-owner', 'check']);
+    expect(fs.readdirSync(index).filter((n) => !before.has(n)).length, 'files root wrote').toBeGreaterThan(0);
+    for (const n of fs.readdirSync(index)) expect(fs.statSync(path.join(index, n)).uid, n).toBe(NOBODY);
+    const quiet = await cli(['--repo', repo, 'list'], { asNobody: true });
+    expect(quiet.code, quiet.stderr).toBe(0);
+    expect(quiet.stdout).toMatch(/1 snapshot/);
+    expect(quiet.stderr).not.toMatch(/rebuil|damaged/);
+    // As if root had been killed before giving them back: files of the index that nobody cannot open.
+    for (const n of fs.readdirSync(index)) {
+      fs.chownSync(path.join(index, n), 0, 0);
+      fs.chmodSync(path.join(index, n), 0o600);
+    }
+    const r = await cli(['--repo', repo, 'list'], { asNobody: true });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/1 snapshot/);
+    expect(r.stderr).toMatch(/the repository index is not readable by this user \(another user wrote files in it\); rebuilding it/);
+    expect(noCrash(r.stderr)).toEqual([]);
+    for (const n of fs.readdirSync(index)) expect(fs.statSync(path.join(index, n)).uid, n).toBe(NOBODY);
+    const again = await cli(['--repo', repo, 'list'], { asNobody: true });
+    expect(again.stderr).not.toMatch(/rebuil|damaged/);
+  });
+
   rootIt("nobody's own repository works for nobody (the check does not get in the owner's way)", async () => {
     const { repo } = await nobodysRepo();
     const r = await cli(['--repo', repo, 'list'], { asNobody: true });
