@@ -20,6 +20,14 @@ afterAll(() => dirs.cleanup());
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
+/** A tmpfs of `size` mounted on a new folder (the test is skipped, saying why, where it cannot be). */
+function tmpfs(size: string, ctx: { skip(why: string): never }): string {
+  if (process.getuid?.() !== 0) ctx.skip('needs root to mount a tmpfs');
+  const mnt = dirs.make('full-disk-');
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', mnt]).status !== 0) ctx.skip('cannot mount a tmpfs here');
+  return mnt;
+}
+
 async function entries(kv: MemoryKV, range: Parameters<MemoryKV['iterate']>[0], keysOnly = false): Promise<string[]> {
   const out: string[] = [];
   for await (const [k, v] of kv.iterate(range, keysOnly)) out.push(`${k.toString('latin1')}=${v.toString('latin1')}`);
@@ -66,9 +74,7 @@ describe("LevelDB's failure to open on a full disk", () => {
 
 describe('a restore onto a full disk', () => {
   it('of many small files (handed to the writer threads without a task each): SNAP_NO_SPACE, it ends, every file it leaves under its name is complete', (ctx) => {
-    if (process.getuid?.() !== 0) ctx.skip('needs root to mount a tmpfs');
-    const mnt = dirs.make('full-disk-');
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', mnt]).status !== 0) ctx.skip('cannot mount a tmpfs here');
+    const mnt = tmpfs('1m', ctx);
     try {
       const repo = path.join(dirs.make('full-disk-'), 'repo');
       const src = dirs.make('full-disk-');
@@ -104,9 +110,7 @@ describe('a restore onto a full disk', () => {
 
 describe('a repository on a full disk', () => {
   it('list, ls, restore, check and find work without writing (index in memory, no lock); create fails cleanly; with room again all is as before', (ctx) => {
-    if (process.getuid?.() !== 0) ctx.skip('needs root to mount a tmpfs');
-    const mnt = dirs.make('full-disk-');
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=6m,mode=0700', 'tmpfs', mnt]).status !== 0) ctx.skip('cannot mount a tmpfs here');
+    const mnt = tmpfs('6m', ctx);
     try {
       const repo = path.join(mnt, 'repo');
       const src = dirs.make('full-disk-');
