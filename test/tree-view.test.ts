@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { asArray, asRecord, cborHead, cborSkip, decodeCbor, encodeCbor } from '../src/model/cbor.js';
 import { type Node, nodeFromRecord, nodeToRecord } from '../src/model/node.js';
-import { DECODED_MAX, MAX_TREE_BYTES, MAX_TREE_ENTRIES, Tree, TreeWriter, encodeTree, openTree, sortNodes } from '../src/model/tree.js';
+import { type CountableTree, DECODED_MAX, MAX_TREE_BYTES, MAX_TREE_ENTRIES, Tree, TreeWriter, encodeTree, openTree, sketchTree, sortNodes } from '../src/model/tree.js';
 import { isSnapError } from '../src/core/errors.js';
 import { sha256 } from '../src/core/ids.js';
 import { fileNode } from './helpers/nodes.js';
@@ -122,6 +122,72 @@ describe('a tree view', () => {
     corrupt(() => openTree(encodeCbor({ v: 1, entries: [...many.slice(0, -1), { ...many.at(-1)!, name: Buffer.from('a/b') }] }), 't'));
     const head = Buffer.concat([encodeCbor({ v: 1, entries: [] }).subarray(0, -1), Buffer.from([0x9a, 0, 0x0f, 0x42, 0x41])]); // MAX_TREE_ENTRIES + 1
     expect(() => openTree(head, 't')).toThrow(new RegExp(`claims ${MAX_TREE_ENTRIES + 1} entries`));
+  });
+});
+
+/** What counting sees of each entry: type, subtree, links, name. */
+function counted(t: CountableTree): string[] {
+  return Array.from({ length: t.length }, (_, i) => `${t.typeAt(i)} ${t.subtreeAt(i)?.toString('hex') ?? '-'} ${t.linksAt(i)} ${t.nameAt(i).toString('hex')}`);
+}
+
+/** An entry's record with one more key (k, v) at its end (decoding takes the last of equal keys). */
+function withKey(n: Node, k: string, v: unknown): Buffer {
+  const rec = Buffer.from(encodeCbor(nodeToRecord(n)));
+  if (rec[0] === 0xb9) rec.writeUInt16BE(rec.readUInt16BE(1) + 1, 1);
+  else rec[0]!++;
+  return Buffer.concat([rec, encodeCbor(k), encodeCbor(v)]);
+}
+
+/** A tree of the given encoded entries. */
+function treeOf(entries: Buffer[]): Buffer {
+  const n = entries.length;
+  return Buffer.concat([encodeCbor({ v: 1, entries: [] }).subarray(0, -1), Buffer.from(n < 24 ? [0x80 | n] : [0x98, n]), ...entries]);
+}
+
+describe("a tree's sketch (what a restore's count reads: sketchTree)", () => {
+  it('sees every entry as the view does: types, subtree ids, link counts and names, small trees and large', () => {
+    const rng = new Rng(21);
+    for (let round = 0; round < 8; round++) {
+      const count = round === 7 ? DECODED_MAX + 300 : rng.int(0, 400);
+      const nodes: Node[] = [];
+      for (let i = 0; i < count; i++) {
+        const name = Buffer.from(`e${String(i).padStart(5, '0')}${['', '\xff', ' x'][i % 3]}`, 'latin1');
+        const k = rng.int(0, 6);
+        if (k === 0) nodes.push({ ...dir('x'), name, tree: sha256(name) });
+        else if (k === 1) nodes.push({ ...file(name), type: 'symlink', chunks: undefined, target: Buffer.from('t') });
+        else if (k === 2) nodes.push({ ...file(name), type: 'fifo', chunks: undefined });
+        else if (k === 3) nodes.push(file(name, { inode: { dev: 5, ino: 1000 + i, links: rng.int(1, 4) } }));
+        else if (k === 4) nodes.push(file(name, { xattrs: [{ name: Buffer.from('user.a'), value: Buffer.from([i & 255]) }] }));
+        else nodes.push(file(name, { size: i }));
+      }
+      const bytes = encodeTree(sortNodes(nodes));
+      const sketch = sketchTree(bytes, 't');
+      expect(sketch, `round ${round}`).toBeDefined();
+      expect(counted(sketch!)).toEqual(counted(openTree(bytes, 't')));
+    }
+  });
+
+  it('is not made for an entry a count could read otherwise than decoding does: the caller then opens the tree', () => {
+    const a = file('a');
+    const good = treeOf([Buffer.from(encodeCbor(nodeToRecord(a)))]);
+    expect(sketchTree(good, 't')).toBeDefined();
+    const refused: [string, Buffer][] = [
+      ['a second type (decoding takes the last)', treeOf([withKey(a, 'type', 'dir')])],
+      ['a second name', treeOf([withKey(a, 'name', Buffer.from('b'))])],
+      ['a name as text', treeOf([Buffer.from(encodeCbor({ ...nodeToRecord(a), name: 'a' }))])],
+      ['an unknown type', treeOf([Buffer.from(encodeCbor({ ...nodeToRecord(a), type: 'door' }))])],
+      ['a directory without a tree', treeOf([Buffer.from(encodeCbor({ ...nodeToRecord(dir('d')), tree: undefined }))])],
+      ['a tree id of 31 bytes', treeOf([Buffer.from(encodeCbor({ ...nodeToRecord(dir('d')), tree: Buffer.alloc(31) }))])],
+      ['an inode link count as a float', treeOf([Buffer.from(encodeCbor({ ...nodeToRecord(a), inode: [1, 2, 2.5] }))])],
+      ['names out of order', treeOf([Buffer.from(encodeCbor(nodeToRecord(file('b')))), Buffer.from(encodeCbor(nodeToRecord(a)))])],
+      ['a name twice', treeOf([Buffer.from(encodeCbor(nodeToRecord(a))), Buffer.from(encodeCbor(nodeToRecord(a)))])],
+      ['an unsafe name', treeOf([Buffer.from(encodeCbor(nodeToRecord(file('..'))))])],
+      ['an entry that is not a map', treeOf([Buffer.from(encodeCbor(['a']))])],
+    ];
+    for (const [why, bytes] of refused) expect(sketchTree(bytes, 't'), why).toBeUndefined();
+    // Problems of the whole encoding are thrown as openTree throws them.
+    corrupt(() => sketchTree(Buffer.from([0xa1, 0x61, 0x76]), 't'));
+    corrupt(() => sketchTree(encodeCbor({ v: 2, entries: [] }), 't'));
   });
 });
 

@@ -11,7 +11,7 @@
 import { SnapError } from '../core/errors.js';
 import { displayName } from '../core/bytes.js';
 import { asArray, asRecord, asUint, cborHead, cborSkip, decodeCborItem, decodeCborItems, encodeCbor, encodeCborView, structureProblem, topLevelArrayLength } from './cbor.js';
-import { type Node, nodeFromRecord, nodeToRecord } from './node.js';
+import { NODE_TYPES, type Node, type NodeType, isSafeName, nodeFromRecord, nodeToRecord } from './node.js';
 
 export const TREE_VERSION = 1;
 
@@ -116,10 +116,24 @@ const DECODED_ENTRY_BYTES = 700;
 const BATCH = 256;
 
 /**
+ * What counting a walk's expansion needs of a directory's entries (ops/tree/walk.ts expandTree):
+ * a Tree, or a TreeSketch (sketchTree) that never builds the entries.
+ */
+export interface CountableTree {
+  readonly length: number;
+  typeAt(i: number): NodeType;
+  /** A directory's subtree id; undefined for any other entry. */
+  subtreeAt(i: number): Buffer | undefined;
+  /** A file's recorded link count (its `inode`), 1 when none is recorded and for other entries. */
+  linksAt(i: number): number;
+  nameAt(i: number): Buffer;
+}
+
+/**
  * A tree read from a repository: a read-only view over its checked bytes. `at(i)` decodes entry
  * `i` afresh on each call (callers keep what they need), iteration decodes one entry per step.
  */
-export class Tree implements Iterable<Node> {
+export class Tree implements Iterable<Node>, CountableTree {
   private static empty: Tree | undefined;
 
   /** The tree of no entries (what a walk uses for a directory it cannot read). */
@@ -170,6 +184,20 @@ export class Tree implements Iterable<Node> {
       this.batchStart = i;
     }
     return this.batch[i - this.batchStart]!;
+  }
+
+  typeAt(i: number): NodeType {
+    return this.at(i).type;
+  }
+
+  subtreeAt(i: number): Buffer | undefined {
+    const n = this.at(i);
+    return n.type === 'dir' ? n.tree : undefined;
+  }
+
+  linksAt(i: number): number {
+    const n = this.at(i);
+    return n.type === 'file' && n.inode ? n.inode.links : 1;
   }
 
   /** The name of entry `i`, without decoding the entry (a view of the tree's bytes). */
@@ -290,7 +318,11 @@ export interface CheckedTree {
  * again to be checked; only where each starts is found. Checking is most of what opening a large
  * tree costs, and walks read some trees twice (check --read-data, the expansion count of ls -R).
  */
-export function openTree(input: Uint8Array, what: string, checked?: CheckedTree): Tree {
+/**
+ * A tree's encoding checked up to its entries (size, count, CBOR structure, version): its bytes (a
+ * copy when they were a small part of a larger buffer), the number of entries, where the first is.
+ */
+function treeEntries(input: Uint8Array, what: string): { bytes: Buffer; n: number; at: number } {
   let bytes = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   // Counted before anything else: a crafted tree of millions of entries is refused at once.
   const count = topLevelArrayLength(bytes, 'entries');
@@ -326,6 +358,11 @@ export function openTree(input: Uint8Array, what: string, checked?: CheckedTree)
   if (n > MAX_TREE_ENTRIES) {
     throw new SnapError('SNAP_CORRUPT', `${what} claims ${n} entries, more than the ${MAX_TREE_ENTRIES} snap reads in one directory: the repository is damaged or crafted`);
   }
+  return { bytes, n, at: arr.next };
+}
+
+export function openTree(input: Uint8Array, what: string, checked?: CheckedTree): Tree {
+  const { bytes, n, at } = treeEntries(input, what);
   let hasDirs = false;
   let prev: Buffer | undefined;
   const check = (node: Node): void => {
@@ -343,7 +380,7 @@ export function openTree(input: Uint8Array, what: string, checked?: CheckedTree)
     return new Tree(bytes, undefined, what, hasDirs, keep);
   }
   const starts = new Uint32Array(n + 1);
-  p = arr.next;
+  let p = at;
   for (let i = 0; i < n; i++) {
     starts[i] = p;
     p = cborSkip(bytes, p)!;
@@ -362,6 +399,135 @@ export function openTree(input: Uint8Array, what: string, checked?: CheckedTree)
     }
   }
   return new Tree(bytes, starts, what, hasDirs, undefined);
+}
+
+const TYPE_NAMES = NODE_TYPES.map((t) => Buffer.from(t));
+const K_NAME = Buffer.from('name');
+const K_TYPE = Buffer.from('type');
+const K_TREE = Buffer.from('tree');
+const K_INODE = Buffer.from('inode');
+
+/** Whether the text of `len` bytes at `at` is `lit` (no string made). */
+function textIs(b: Buffer, at: number, len: number, lit: Buffer): boolean {
+  return len === lit.length && b.compare(lit, 0, len, at, at + len) === 0;
+}
+
+/**
+ * A tree's entries as counting needs them (CountableTree), read in place: types, subtree ids, link
+ * counts and names, about 20 bytes an entry, no entry decoded into an object (a restore counts
+ * every tree before it writes anything, and decoding them all was most of that count). Only for
+ * the shape writers give entries: a map of text keys, each of `name`, `type`, `tree` and `inode` at
+ * most once, the name a safe byte string in order, the type a known one, a directory's tree an id,
+ * an inode three unsigned integers. Anything else is undefined: the caller opens the tree as
+ * readers do (openTree), so a count never reads an entry otherwise than a walk does. Problems of
+ * the encoding as a whole throw as openTree throws them.
+ */
+export function sketchTree(input: Uint8Array, what: string): TreeSketch | undefined {
+  const { bytes, n, at } = treeEntries(input, what);
+  const types = new Uint8Array(n);
+  const subtrees = new Uint32Array(n);
+  const links = new Float64Array(n);
+  const names = new Uint32Array(2 * n);
+  let p = at;
+  let prevAt = -1;
+  let prevLen = 0;
+  for (let i = 0; i < n; i++) {
+    const m = cborHead(bytes, p);
+    if (!m || m.major !== 5) return undefined;
+    let q = m.next;
+    let seen = 0;
+    let type = -1;
+    let sub = 0;
+    let lk = 1;
+    let nameAt = 0;
+    let nameLen = 0;
+    for (let k = 0; k < m.arg; k++) {
+      const key = cborHead(bytes, q);
+      if (!key || key.major !== 3) return undefined;
+      const vAt = key.next + key.arg;
+      const v = cborHead(bytes, vAt);
+      const next = cborSkip(bytes, vAt);
+      if (!v || next === undefined) return undefined;
+      let bit = 0;
+      if (textIs(bytes, key.next, key.arg, K_NAME)) {
+        if (v.major !== 2) return undefined;
+        nameAt = v.next;
+        nameLen = v.arg;
+        bit = 1;
+      } else if (textIs(bytes, key.next, key.arg, K_TYPE)) {
+        if (v.major !== 3) return undefined;
+        type = TYPE_NAMES.findIndex((t) => textIs(bytes, v.next, v.arg, t));
+        if (type < 0) return undefined;
+        bit = 2;
+      } else if (textIs(bytes, key.next, key.arg, K_TREE)) {
+        if (v.major !== 2 || v.arg !== 32) return undefined;
+        sub = v.next;
+        bit = 4;
+      } else if (textIs(bytes, key.next, key.arg, K_INODE)) {
+        if (v.major !== 4 || v.arg !== 3) return undefined;
+        let e = v.next;
+        for (let j = 0; j < 3; j++) {
+          const x = cborHead(bytes, e);
+          if (!x || x.major !== 0) return undefined;
+          lk = x.arg;
+          e = x.next;
+        }
+        bit = 8;
+      }
+      if (seen & bit) return undefined; // a key twice: decoding takes the last, counting does not guess
+      seen |= bit;
+      q = next;
+    }
+    if ((seen & 3) !== 3) return undefined;
+    const t = NODE_TYPES[type]!;
+    if (t === 'dir' && !(seen & 4)) return undefined;
+    const name = bytes.subarray(nameAt, nameAt + nameLen);
+    if (!isSafeName(name)) return undefined;
+    if (prevAt >= 0 && bytes.compare(bytes, prevAt, prevAt + prevLen, nameAt, nameAt + nameLen) <= 0) return undefined;
+    prevAt = nameAt;
+    prevLen = nameLen;
+    types[i] = type;
+    subtrees[i] = t === 'dir' ? sub : 0;
+    links[i] = t === 'file' ? lk : 1;
+    names[2 * i] = nameAt;
+    names[2 * i + 1] = nameLen;
+    p = q;
+  }
+  return new TreeSketch(bytes, types, subtrees, links, names);
+}
+
+/** sketchTree's view of a tree (CountableTree). */
+export class TreeSketch implements CountableTree {
+  /** @internal use sketchTree */
+  constructor(
+    private readonly bytes: Buffer,
+    private readonly types: Uint8Array,
+    private readonly subtrees: Uint32Array,
+    private readonly links: Float64Array,
+    private readonly names: Uint32Array,
+  ) {}
+
+  get length(): number {
+    return this.types.length;
+  }
+
+  typeAt(i: number): NodeType {
+    return NODE_TYPES[this.types[i]!]!;
+  }
+
+  subtreeAt(i: number): Buffer | undefined {
+    const at = this.subtrees[i]!;
+    return at === 0 ? undefined : this.bytes.subarray(at, at + 32);
+  }
+
+  linksAt(i: number): number {
+    return this.links[i]!;
+  }
+
+  nameAt(i: number): Buffer {
+    const at = this.names[2 * i]!;
+    return this.bytes.subarray(at, at + this.names[2 * i + 1]!);
+  }
 }
 
 /** Bytes a view may keep: a copy when they are a small part of a larger buffer (a read of a whole pack). */

@@ -25,7 +25,7 @@ import { LocalBackend } from '../backend/local.js';
 import { type Changes, RecordingBackend } from '../backend/recording.js';
 import { type RepoConfig, decodeConfig, encodeConfig, ENCRYPTED_FORMAT_VERSION, ENCRYPTION, FORMAT_VERSION, isEncrypted } from '../model/config.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
-import { type CheckedTree, DECODED_MAX, type Tree, openTree } from '../model/tree.js';
+import { type CheckedTree, type CountableTree, DECODED_MAX, type Tree, openTree, sketchTree } from '../model/tree.js';
 import { type Gear, makeGear } from '../store/chunker.js';
 import { ObjectStore, type StoredRead, readObjectVia } from '../store/object-store.js';
 import { PackReader, type PackReaderOptions } from '../store/pack-reader.js';
@@ -1044,6 +1044,18 @@ export class Repository {
     this.treeCache.set(hex, tree);
     this.cachedBytes += size;
     return tree;
+  }
+
+  /**
+   * A tree for a count of a walk's expansion (model/tree.ts sketchTree): read and verified as
+   * readTree reads it, its entries not decoded; a tree in the cache, or of an encoding a sketch
+   * does not take, as readTree gives it.
+   */
+  async readTreeSketch(id: Buffer): Promise<CountableTree> {
+    const hex = toHex(id);
+    const hit = this.treeCache.get(hex);
+    if (hit) return hit;
+    return sketchTree(await this.objects.get(id, 'tree'), `tree ${hex.slice(0, 16)}`) ?? this.readTree(id);
   }
 
   /** ObjectStore.get of a tree, its stored bytes read through `via`. */

@@ -13,9 +13,9 @@
 // the inodes it needs.
 import { SnapError, isSnapError } from '../../core/errors.js';
 import type { Node } from '../../model/node.js';
-import { Tree } from '../../model/tree.js';
+import { type CountableTree, Tree } from '../../model/tree.js';
 import type { PathSelection } from '../tree/selection.js';
-import { type Expansion, type TreeReader, expandTree } from '../tree/walk.js';
+import { type CountReader, type Expansion, expandTree } from '../tree/walk.js';
 
 export const MAX_EXPANDED_ENTRIES = 2 ** 32;
 
@@ -26,14 +26,14 @@ export type { Expansion };
  * count). Trees that cannot be read count as empty: the restore reports them.
  */
 export async function expandedSize(
-  repo: TreeReader,
+  repo: CountReader,
   root: Buffer,
   selection: PathSelection,
   signal?: AbortSignal,
   /** Told of every entry but directories that the count walks (a repeated subtree is walked once). */
   onEntry?: (node: Node) => Promise<void>,
 ): Promise<Expansion> {
-  const read = async (id: Buffer): Promise<Tree> => {
+  const read = async (id: Buffer): Promise<CountableTree> => {
     try {
       return await repo.readTree(id);
     } catch (e) {

@@ -16,7 +16,7 @@ import { TaskPool } from '../../core/pool.js';
 import { writeSparse } from '../../core/sparse.js';
 import type { ProgressSink } from '../../core/progress.js';
 import type { Node } from '../../model/node.js';
-import { Tree } from '../../model/tree.js';
+import { type CountableTree, Tree } from '../../model/tree.js';
 import type { StoredSnapshot } from '../../model/snapshot.js';
 import { type ObjectLocation, type PackReader, type Repository, readObjectVia } from '../../repo/repository.js';
 import { splitPath } from '../tree/navigate.js';
@@ -347,8 +347,9 @@ class Restorer {
    * A tree the count's walk reads; on remote storage the restore's walk reads it again, in the same
    * order, through the reader (told of it here), so its pack is fetched ahead with the others.
    */
-  private async planTree(id: Buffer, plan: boolean): Promise<Tree> {
-    if (!plan) return this.repo.readTree(id);
+  private async planTree(id: Buffer, plan: boolean): Promise<CountableTree> {
+    // Counting alone needs no entry objects (model/tree.ts sketchTree): the walk decodes each tree.
+    if (!plan) return this.repo.readTreeSketch(id);
     const loc = await this.repo.index.lookup(id);
     if (loc?.type === 'tree') this.reader.expect(loc.pack, loc.offset, loc.length);
     // Its pack fetched whole, once, for this walk's reads of the trees in it (store/pack-reader.ts readEarly).

@@ -8,7 +8,7 @@
 import { SnapError } from '../../core/errors.js';
 import { toHex } from '../../core/ids.js';
 import type { Node } from '../../model/node.js';
-import { Tree } from '../../model/tree.js';
+import { type CountableTree, Tree } from '../../model/tree.js';
 import type { PathSelection } from './selection.js';
 
 /** What a walk needs from a repository. */
@@ -32,12 +32,20 @@ export interface Expansion {
   inodes: number;
 }
 
+/** What a count needs from a repository: trees as counting reads them (a Tree, or a sketch: model/tree.ts). */
+export interface CountReader {
+  readTree(id: Buffer): Promise<CountableTree>;
+}
+
 export interface ExpandOptions {
   /** Only what a walk with this selection meets is counted (default: everything). */
   selection?: PathSelection;
   /** How a tree is read (default: repo.readTree, whose errors propagate). */
-  read?: (id: Buffer) => Promise<Tree>;
-  /** Told of every entry but directories the count meets (a repeated subtree is counted once, so told once). */
+  read?: (id: Buffer) => Promise<CountableTree>;
+  /**
+   * Told of every entry but directories the count meets (a repeated subtree is counted once, so
+   * told once). The entries are then needed whole: trees must be read as Trees, not sketches.
+   */
   onEntry?: (node: Node) => Promise<void>;
   signal?: AbortSignal;
   /** Stop counting once past this many entries (the result is then > limit). Default: none. */
@@ -50,14 +58,14 @@ export interface ExpandOptions {
  * its count remembered (a selected subtree's, as a partly selected one's depends on where it is).
  * Iterative: one frame per level of the deepest path.
  */
-export async function expandTree(repo: TreeReader, root: Buffer, o: ExpandOptions = {}): Promise<Expansion> {
+export async function expandTree(repo: CountReader, root: Buffer, o: ExpandOptions = {}): Promise<Expansion> {
   const sel = o.selection && !o.selection.everything ? o.selection : undefined;
   const limit = o.limit ?? Infinity;
   const read = o.read ?? ((id: Buffer) => repo.readTree(id));
   const memo = new Map<string, Expansion>();
   interface Frame extends Expansion {
     key: string | undefined; // memo key when the whole subtree is counted
-    nodes: Tree;
+    nodes: CountableTree;
     i: number;
     parts: Buffer[];
     scope: 'all' | 'partial';
@@ -81,23 +89,29 @@ export async function expandTree(repo: TreeReader, root: Buffer, o: ExpandOption
       continue;
     }
     o.signal?.throwIfAborted();
-    const node = f.nodes.at(f.i++);
-    const parts = f.scope === 'all' ? f.parts : [...f.parts, node.name];
+    const i = f.i++;
+    const type = f.nodes.typeAt(i);
+    const parts = f.scope === 'all' ? f.parts : [...f.parts, f.nodes.nameAt(i)];
     const s = f.scope === 'all' ? 'all' : sel!.scope(parts);
     if (s === 'none') continue;
-    if (node.type === 'dir') {
+    if (type === 'dir') {
       f.entries++;
       f.inodes++;
-      if (!node.tree) continue;
-      const known = s === 'all' ? memo.get(idKey(node.tree)) : undefined;
+      const sub = f.nodes.subtreeAt(i);
+      if (!sub) continue;
+      const known = s === 'all' ? memo.get(idKey(sub)) : undefined;
       if (known) {
         f.entries += known.entries;
         f.inodes += known.inodes;
-      } else stack.push(await frame(node.tree, parts, s));
+      } else stack.push(await frame(sub, parts, s));
     } else if (s === 'all') {
-      await o.onEntry?.(node);
+      if (o.onEntry) {
+        if (!(f.nodes instanceof Tree)) throw new SnapError('SNAP_INTERNAL', 'a count told of its entries reads whole trees, not sketches');
+        await o.onEntry(f.nodes.at(i));
+      }
       f.entries++;
-      f.inodes += node.type === 'file' && node.inode && node.inode.links > 1 ? 1 / node.inode.links : 1;
+      const links = f.nodes.linksAt(i);
+      f.inodes += type === 'file' && links > 1 ? 1 / links : 1;
     }
   }
   return done;
