@@ -407,9 +407,11 @@ const K_TYPE = Buffer.from('type');
 const K_TREE = Buffer.from('tree');
 const K_INODE = Buffer.from('inode');
 
-/** Whether the text of `len` bytes at `at` is `lit` (no string made). */
+/** Whether the text of `len` bytes at `at` is `lit` (no string made; byte by byte: Buffer.compare's checks of its offsets cost more than a key's few bytes). */
 function textIs(b: Buffer, at: number, len: number, lit: Buffer): boolean {
-  return len === lit.length && b.compare(lit, 0, len, at, at + len) === 0;
+  if (len !== lit.length) return false;
+  for (let i = 0; i < len; i++) if (b[at + i] !== lit[i]) return false;
+  return true;
 }
 
 /**
