@@ -680,15 +680,7 @@ class Restorer {
     }
     this.hold(dir);
     this.quickInFlight++;
-    this.writer!.submit(
-      {
-        data: job.data, codec: job.codec, rawLength: job.rawLength, what: job.what, inPack: job.inPack, from: job.from, id: job.id,
-        tmp: dir.at(this.tmpName()), dest: dir.at(node.name), size: node.size, mode: node.mode, time: timeArg(node),
-        checkTime: needsTimeCheck(node) ? heldTimes(node) : undefined,
-        owner: this.o.asRoot ? { uid: node.uid, gid: node.gid } : undefined,
-      },
-      new QuickFile(this, node, shown, dir),
-    );
+    this.writer!.submit(this.fileJob(job, node, dir.at(this.tmpName()), dir.at(node.name)), new QuickFile(this, node, shown, dir));
   }
 
   /** Decide what to do with an existing entry at `dest`; true means write. */
@@ -890,6 +882,16 @@ class Restorer {
     return this.threadReads(loc) ? 0 : loc.rawLength;
   }
 
+  /** A small file's job for a writer thread: its object and its metadata, in one shape for every job (no spread: the objects stay small and fast). */
+  private fileJob(job: StoredJob, node: Node, tmp: Buffer, dest: Buffer): WriteJob {
+    return {
+      data: job.data, codec: job.codec, rawLength: job.rawLength, what: job.what, inPack: job.inPack, from: job.from, id: job.id,
+      tmp, dest, size: node.size, mode: node.mode, time: timeArg(node),
+      checkTime: needsTimeCheck(node) ? heldTimes(node) : undefined,
+      owner: this.o.asRoot ? { uid: node.uid, gid: node.gid } : undefined,
+    };
+  }
+
   /** Whether a writer thread reads this object from the (local) repository itself. */
   private threadReads(loc: ObjectLocation): boolean {
     return this.writer !== undefined && this.writer.readsStored && !this.spool && writerUnpacks(loc.codec);
@@ -955,13 +957,7 @@ class Restorer {
         this.warn('SNAP_CORRUPT', shown, `chunks hold ${job.rawLength} bytes but the file has ${node.size}; not restored`);
         return false;
       }
-      // One shape for every job (no spread: the objects stay small and fast).
-      gotNs = await this.writer!.write({
-        data: job.data, codec: job.codec, rawLength: job.rawLength, what: job.what, inPack: job.inPack, from: job.from, id: job.id,
-        tmp, dest, size: node.size, mode: node.mode, time: timeArg(node),
-        checkTime: needsTimeCheck(node) ? heldTimes(node) : undefined,
-        owner: this.o.asRoot ? { uid: node.uid, gid: node.gid } : undefined,
-      });
+      gotNs = await this.writer!.write(this.fileJob(job, node, tmp, dest));
     } catch (e) {
       return this.damagedData(e, shown) ?? false;
     } finally {
