@@ -1027,7 +1027,12 @@ export class Repository {
     if (hit) return hit;
     // objects.get verifies the bytes against the id, so a large tree read again has the bytes that
     // passed its check the first time.
-    const tree = openTree(via ? await this.readTreeVia(id, hex, via) : await this.objects.get(id, 'tree'), `tree ${hex.slice(0, 16)}`, this.checkedLarge.get(hex));
+    return this.opened(hex, via ? await this.readTreeVia(id, hex, via) : await this.objects.get(id, 'tree'));
+  }
+
+  /** A tree's verified bytes opened (openTree), remembered as checked when large, and cached. */
+  private opened(hex: string, bytes: Buffer): Tree {
+    const tree = openTree(bytes, `tree ${hex.slice(0, 16)}`, this.checkedLarge.get(hex));
     if (tree.length > DECODED_MAX && !this.checkedLarge.has(hex)) {
       if (this.checkedLarge.size >= CHECKED_LARGE) this.checkedLarge.delete(this.checkedLarge.keys().next().value!);
       this.checkedLarge.set(hex, { hasDirs: tree.hasDirs });
@@ -1055,7 +1060,8 @@ export class Repository {
     const hex = toHex(id);
     const hit = this.treeCache.get(hex);
     if (hit) return hit;
-    return sketchTree(await this.objects.get(id, 'tree'), `tree ${hex.slice(0, 16)}`) ?? this.readTree(id);
+    const bytes = await this.objects.get(id, 'tree');
+    return sketchTree(bytes, `tree ${hex.slice(0, 16)}`) ?? this.opened(hex, bytes);
   }
 
   /** ObjectStore.get of a tree, its stored bytes read through `via`. */

@@ -92,8 +92,8 @@ const TMP_PREFIX_B = Buffer.from(TMP_PREFIX);
 /** Writer threads: 2 keep a 2-core machine busy (each costs ~10 MB of memory). */
 const WRITER_THREADS = 2;
 /**
- * Files being restored at once (tasks of the pool; each holds its directory open until answered).
- * With 64 the main thread and the writer threads took turns waiting for each other in the small
+ * Files being restored at once: tasks of the pool, and as many quick files (Restorer.quick), each
+ * bound on its own; every one holds its directory open until answered. With 64 the main thread and the writer threads took turns waiting for each other in the small
  * files' phase (both a fifth idle in --cpu-prof); with 256 the threads get their batches while the
  * main thread prepares the next files: the bench corpus's encrypted restore 5.08 s -> 4.6 s.
  */
