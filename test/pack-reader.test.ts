@@ -172,6 +172,49 @@ describe('PackReader with a spool (a restore from remote storage: repo/spool.ts)
     });
   }
 
+  it('locateNow: nothing (and nothing counted) until a pack is in the spool; then where, as locate says it, each read once; the copy stays until every read is settled', async () => {
+    const { backend, ids, bytes } = await packs(3);
+    const spool = newSpool();
+    const reader = new PackReader(backend, { budgetBytes: 2 * PACK, fetches: 1, spool, spoolBytes: 2 * PACK });
+    const thread = new ThreadPackReader(spool.reads);
+    const [a, b, c] = ids as [string, string, string];
+    for (const id of ids) for (let i = 0; i < OBJECTS; i++) reader.expect(id, i * OBJECT, OBJECT, true);
+    // Nothing fetched yet: not there, and asking changed nothing (no fetch started, no read counted).
+    expect(reader.locateNow(a, 0, OBJECT)).toBeUndefined();
+    expect(backend.reads).toEqual([]);
+    // The first read the usual way fetches the pack into the spool; the rest of it is there now.
+    const first = await reader.locate(a, 0, OBJECT);
+    expect(Buffer.isBuffer(first)).toBe(false);
+    const located: StoredAt[] = [first as StoredAt];
+    for (let i = 1; i < OBJECTS; i++) {
+      const at = reader.locateNow(a, i * OBJECT, OBJECT);
+      expect(at, `object ${i}`).toEqual({ pack: a, offset: i * OBJECT, length: OBJECT });
+      located.push(at!);
+    }
+    expect(reader.stats.spooledReads).toBe(OBJECTS);
+    // A pack not planned, and a range outside a spooled copy: not located now.
+    expect(reader.locateNow('f'.repeat(64), 0, OBJECT)).toBeUndefined();
+    expect(reader.locateNow(a, PACK - 10, OBJECT)).toBeUndefined();
+    // Its reads all made, the copy stays while a thread may still read it, even when room is needed.
+    for (const id of [b, c]) {
+      for (let i = 0; i < OBJECTS; i++) {
+        const got = reader.locateNow(id, i * OBJECT, OBJECT) ?? (await reader.locate(id, i * OBJECT, OBJECT));
+        if (Buffer.isBuffer(got)) expect(got.equals(bytes.get(id)!.subarray(i * OBJECT, (i + 1) * OBJECT))).toBe(true);
+        else reader.settled(got.pack);
+      }
+    }
+    expect(copies(spool)).toContain(a);
+    for (const at of located) {
+      expect(thread.read(at).equals(bytes.get(a)!.subarray(at.offset, at.offset + at.length))).toBe(true);
+      reader.settled(at.pack);
+    }
+    // Each pack fetched once.
+    expect(backend.reads).toEqual(ids.map(packName));
+    thread.close();
+    await spool.close();
+    await backend.close();
+  });
+
   it('a spool that cannot be written (its folder is in the way): the reads are made in ranges, their bytes right', async () => {
     const { backend, ids, bytes } = await packs(2);
     const spool = newSpool();

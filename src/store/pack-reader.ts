@@ -267,6 +267,25 @@ export class PackReader {
     return this.reading(pack, offset, length, true);
   }
 
+  /**
+   * locate without waiting: where the object is in the spool when its pack's copy is there now,
+   * counted as locate counts it (the caller calls `settled(pack)` once done); undefined, changing
+   * nothing, when it is not (being fetched, read in ranges, held in memory): then locate as usual.
+   */
+  locateNow(pack: string, offset: number, length: number): StoredAt | undefined {
+    const p = this.plans.get(pack);
+    if (!p || p.state !== 'spooled' || offset < p.start || offset + length > p.end) return undefined;
+    this.readsBegun = true;
+    this.wholes.clear();
+    p.bytes -= length;
+    p.reads--;
+    this.stats.spooledReads++;
+    p.users = (p.users ?? 0) + 1;
+    this.finishCopy(p);
+    this.pump();
+    return { pack: p.pack, offset, length };
+  }
+
   /** A caller told where an object is (locate) is done with it. */
   settled(pack: string): void {
     const p = this.plans.get(pack);

@@ -448,6 +448,7 @@ class Restorer {
   /** A quick file's answer (QuickFile): its time checked and progress told, or its failure named. */
   quickAnswered(q: QuickFile, a: Answer | undefined, e: Error | undefined): void {
     this.quickInFlight--;
+    if (q.spooled) this.reader.settled(q.spooled);
     try {
       if (e) {
         try {
@@ -631,11 +632,12 @@ class Restorer {
 
   /**
    * Whether a file goes by `quick`: at most one chunk, no extended attributes, its object read by a
-   * writer thread from the local repository (the caller checks it is not a hard-link member and
-   * that its directory was made by this restore, so nothing is in its way).
+   * writer thread (from the local repository, or from the spool's copy of its pack when that is
+   * there already: `quick` looks). The caller checks it is not a hard-link member and that its
+   * directory was made by this restore, so nothing is in its way.
    */
   private quickFits(node: Node): boolean {
-    return node.type === 'file' && (node.chunks?.length ?? 0) <= 1 && !node.xattrs?.length && this.writer !== undefined && this.writer.readsStored && !this.spool;
+    return node.type === 'file' && (node.chunks?.length ?? 0) <= 1 && !node.xattrs?.length && this.writer !== undefined && this.writer.readsStored;
   }
 
   /**
@@ -652,6 +654,7 @@ class Restorer {
     while (this.quickInFlight >= FILES_IN_FLIGHT) await new Promise<void>((r) => this.quickRoom.push(r));
     const chunk = node.chunks?.[0];
     let job: StoredJob = { data: EMPTY, codec: CODEC_RAW, rawLength: 0, what: 'an empty file' };
+    let spooled: string | undefined;
     if (chunk) {
       let loc: ObjectLocation | Promise<ObjectLocation> | undefined;
       try {
@@ -666,21 +669,29 @@ class Restorer {
         }
         return;
       }
-      // An object the threads do not unpack (deflate, from before zstd): the usual way.
-      if (!this.threadReads(loc)) return this.scheduled(node, shown, dir, undefined);
-      job = this.readByThread(chunk, loc);
+      if (this.spool && writerUnpacks(loc.codec)) {
+        // Remote storage: its pack's copy in the spool now, or the usual way (which waits for it).
+        const at = this.reader.locateNow(loc.pack, loc.offset, loc.length);
+        if (!at) return this.scheduled(node, shown, dir, undefined);
+        job = { data: EMPTY, codec: loc.codec, rawLength: loc.rawLength, id: chunk, inPack: loc.pack, from: at };
+        spooled = at.pack;
+      } else if (!this.threadReads(loc)) {
+        // An object the threads do not unpack (deflate, from before zstd): the usual way.
+        return this.scheduled(node, shown, dir, undefined);
+      } else job = this.readByThread(chunk, loc);
     }
     this.result.files++;
     this.result.bytes += node.size;
     this.progress.files++;
     if (job.rawLength !== node.size) {
+      if (spooled) this.reader.settled(spooled);
       this.result.damaged.push(displayName(shown));
       this.warn('SNAP_CORRUPT', shown, `chunks hold ${job.rawLength} bytes but the file has ${node.size}; not restored`);
       return;
     }
     this.hold(dir);
     this.quickInFlight++;
-    this.writer!.submit(this.fileJob(job, node, dir.at(this.tmpName()), dir.at(node.name)), new QuickFile(this, node, shown, dir));
+    this.writer!.submit(this.fileJob(job, node, dir.at(this.tmpName()), dir.at(node.name)), new QuickFile(this, node, shown, dir, spooled));
   }
 
   /** Decide what to do with an existing entry at `dest`; true means write. */
@@ -1140,6 +1151,8 @@ class QuickFile implements Pending {
     readonly node: Node,
     readonly shown: Buffer,
     readonly dir: DirState,
+    /** The pack whose spooled copy the thread reads the object from (settled once answered). */
+    readonly spooled: string | undefined,
   ) {}
 
   resolve(a: Answer): void {
