@@ -125,9 +125,9 @@ describe('a tree view', () => {
   });
 });
 
-/** What counting sees of each entry: type, subtree, links, name. */
+/** What counting sees of each entry: type, subtree, links, name, chunk ids. */
 function counted(t: CountableTree): string[] {
-  return Array.from({ length: t.length }, (_, i) => `${t.typeAt(i)} ${t.subtreeAt(i)?.toString('hex') ?? '-'} ${t.linksAt(i)} ${t.nameAt(i).toString('hex')}`);
+  return Array.from({ length: t.length }, (_, i) => `${t.typeAt(i)} ${t.subtreeAt(i)?.toString('hex') ?? '-'} ${t.linksAt(i)} ${t.nameAt(i).toString('hex')} [${t.chunksAt(i).map((c) => c.toString('hex')).join(',')}]`);
 }
 
 /** An entry's record with one more key (k, v) at its end (decoding takes the last of equal keys). */
@@ -145,7 +145,7 @@ function treeOf(entries: Buffer[]): Buffer {
 }
 
 describe("a tree's sketch (what a restore's count reads: sketchTree)", () => {
-  it('sees every entry as the view does: types, subtree ids, link counts and names, small trees and large', () => {
+  it('sees every entry as the view does: types, subtree ids, link counts, names and chunk ids, small trees and large', () => {
     const rng = new Rng(21);
     for (let round = 0; round < 8; round++) {
       const count = round === 7 ? DECODED_MAX + 300 : rng.int(0, 400);
@@ -158,7 +158,8 @@ describe("a tree's sketch (what a restore's count reads: sketchTree)", () => {
         else if (k === 2) nodes.push({ ...file(name), type: 'fifo', chunks: undefined });
         else if (k === 3) nodes.push(file(name, { inode: { dev: 5, ino: 1000 + i, links: rng.int(1, 4) } }));
         else if (k === 4) nodes.push(file(name, { xattrs: [{ name: Buffer.from('user.a'), value: Buffer.from([i & 255]) }] }));
-        else nodes.push(file(name, { size: i }));
+        // No chunks, one, a few, and more than 23 (a longer array head).
+        else nodes.push(file(name, { size: i, chunks: Array.from({ length: [0, 1, 3, 30][i % 4]! }, (_, j) => sha256(Buffer.from(`${i}.${j}`))) }));
       }
       const bytes = encodeTree(sortNodes(nodes));
       const sketch = sketchTree(bytes, 't');
@@ -183,6 +184,16 @@ describe("a tree's sketch (what a restore's count reads: sketchTree)", () => {
       ['a name twice', treeOf([Buffer.from(encodeCbor(nodeToRecord(a))), Buffer.from(encodeCbor(nodeToRecord(a)))])],
       ['an unsafe name', treeOf([Buffer.from(encodeCbor(nodeToRecord(file('..'))))])],
       ['an entry that is not a map', treeOf([Buffer.from(encodeCbor(['a']))])],
+      ['a chunk id of 31 bytes', treeOf([Buffer.from(encodeCbor({ ...nodeToRecord(a), chunks: [Buffer.alloc(31)] }))])],
+      ['a chunk id as text', treeOf([Buffer.from(encodeCbor({ ...nodeToRecord(a), chunks: ['x'.repeat(32)] }))])],
+      ['chunks not an array', treeOf([Buffer.from(encodeCbor({ ...nodeToRecord(a), chunks: Buffer.alloc(32) }))])],
+      ['chunks twice', treeOf([withKey(a, 'chunks', [Buffer.alloc(32, 1)])])],
+      // A chunk id with a longer head (0x59 0x00 0x20): the same id to a decoder, not where a sketch reads ids.
+      ['a chunk id with a longer head', treeOf([(() => {
+        const rec = Buffer.from(encodeCbor(nodeToRecord(a)));
+        const at = rec.indexOf(Buffer.concat([Buffer.from([0x81, 0x58, 0x20]), a.chunks![0]!]));
+        return Buffer.concat([rec.subarray(0, at + 1), Buffer.from([0x59, 0x00, 0x20]), rec.subarray(at + 3)]);
+      })()])],
     ];
     for (const [why, bytes] of refused) expect(sketchTree(bytes, 't'), why).toBeUndefined();
     // Problems of the whole encoding are thrown as openTree throws them.

@@ -162,12 +162,13 @@ describe('expandTree', () => {
       expect(x.entries).toBe((await walk(sel)).length);
     }
     const { repo, put } = store();
-    const leaf = put([file('f', 2), file('g')]);
+    const id = (s: string): Buffer => sha256(b(s));
+    const leaf = put([{ ...file('f', 2), chunks: [id('f1'), id('f2')] }, { ...file('g'), chunks: [id('g1')] }]);
     const root = put([dir('a', leaf), dir('b', leaf)]);
     const told: string[] = [];
-    const x = await expandTree(repo, root, { onEntry: async (n) => void told.push(n.name.toString()) });
+    const x = await expandTree(repo, root, { onFile: (chunks) => void told.push(chunks.map((c) => c.toString('hex')).join('+')) });
     expect(x).toEqual({ entries: 6, inodes: 2 + 2 * 1.5 });
-    expect(told).toEqual(['f', 'g']); // the shared subtree is counted once
+    expect(told).toEqual([`${id('f1').toString('hex')}+${id('f2').toString('hex')}`, id('g1').toString('hex')]); // the shared subtree is counted once
     expect(repo.reads).toBe(2);
   });
 });

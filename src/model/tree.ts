@@ -127,6 +127,8 @@ export interface CountableTree {
   /** A file's recorded link count (its `inode`), 1 when none is recorded and for other entries. */
   linksAt(i: number): number;
   nameAt(i: number): Buffer;
+  /** A file's chunk ids (none for other entries). */
+  chunksAt(i: number): Buffer[];
 }
 
 /**
@@ -198,6 +200,11 @@ export class Tree implements Iterable<Node>, CountableTree {
   linksAt(i: number): number {
     const n = this.at(i);
     return n.type === 'file' && n.inode ? n.inode.links : 1;
+  }
+
+  chunksAt(i: number): Buffer[] {
+    const n = this.at(i);
+    return n.type === 'file' ? (n.chunks ?? []) : [];
   }
 
   /** The name of entry `i`, without decoding the entry (a view of the tree's bytes). */
@@ -406,6 +413,10 @@ const K_NAME = Buffer.from('name');
 const K_TYPE = Buffer.from('type');
 const K_TREE = Buffer.from('tree');
 const K_INODE = Buffer.from('inode');
+const K_CHUNKS = Buffer.from('chunks');
+/** How a chunk id is written: a byte string of 32 bytes (0x58 0x20, then the id). */
+const ID_HEAD = 2;
+const ID_STRIDE = ID_HEAD + 32;
 
 /** Whether the text of `len` bytes at `at` is `lit` (no string made; byte by byte: Buffer.compare's checks of its offsets cost more than a key's few bytes). */
 function textIs(b: Buffer, at: number, len: number, lit: Buffer): boolean {
@@ -416,13 +427,14 @@ function textIs(b: Buffer, at: number, len: number, lit: Buffer): boolean {
 
 /**
  * A tree's entries as counting needs them (CountableTree), read in place: types, subtree ids, link
- * counts and names, about 20 bytes an entry, no entry decoded into an object (a restore counts
- * every tree before it writes anything, and decoding them all was most of that count). Only for
- * the shape writers give entries: a map of text keys, each of `name`, `type`, `tree` and `inode` at
- * most once, the name a safe byte string in order, the type a known one, a directory's tree an id,
- * an inode three unsigned integers. Anything else is undefined: the caller opens the tree as
- * readers do (openTree), so a count never reads an entry otherwise than a walk does. Problems of
- * the encoding as a whole throw as openTree throws them.
+ * counts, names and chunk ids, about 30 bytes an entry, no entry decoded into an object (a restore
+ * counts every tree before it writes anything, and decoding them all was most of that count). Only
+ * for the shape writers give entries: a map of text keys, each of `name`, `type`, `tree`, `inode`
+ * and `chunks` at most once, the name a safe byte string in order, the type a known one, a
+ * directory's tree an id, an inode three unsigned integers, chunks an array of ids each written
+ * as a 32-byte string with the short head writers use. Anything else is undefined: the caller
+ * opens the tree as readers do (openTree), so a count never reads an entry otherwise than a walk
+ * does. Problems of the encoding as a whole throw as openTree throws them.
  */
 export function sketchTree(input: Uint8Array, what: string): TreeSketch | undefined {
   const { bytes, n, at } = treeEntries(input, what);
@@ -430,6 +442,7 @@ export function sketchTree(input: Uint8Array, what: string): TreeSketch | undefi
   const subtrees = new Uint32Array(n);
   const links = new Float64Array(n);
   const names = new Uint32Array(2 * n);
+  const chunks = new Uint32Array(2 * n);
   let p = at;
   let prevAt = -1;
   let prevLen = 0;
@@ -443,6 +456,8 @@ export function sketchTree(input: Uint8Array, what: string): TreeSketch | undefi
     let lk = 1;
     let nameAt = 0;
     let nameLen = 0;
+    let chunksAt = 0;
+    let chunkCount = 0;
     for (let k = 0; k < m.arg; k++) {
       const key = cborHead(bytes, q);
       if (!key || key.major !== 3) return undefined;
@@ -475,6 +490,14 @@ export function sketchTree(input: Uint8Array, what: string): TreeSketch | undefi
           e = x.next;
         }
         bit = 8;
+      } else if (textIs(bytes, key.next, key.arg, K_CHUNKS)) {
+        if (v.major !== 4) return undefined;
+        // Ids one after the other, each 0x58 0x20 and 32 bytes: the array ends where its items do.
+        if (v.next + v.arg * ID_STRIDE !== next) return undefined;
+        for (let j = 0, h = v.next; j < v.arg; j++, h += ID_STRIDE) if (bytes[h] !== 0x58 || bytes[h + 1] !== 32) return undefined;
+        chunksAt = v.next + ID_HEAD;
+        chunkCount = v.arg;
+        bit = 16;
       }
       if (seen & bit) return undefined; // a key twice: decoding takes the last, counting does not guess
       seen |= bit;
@@ -493,9 +516,13 @@ export function sketchTree(input: Uint8Array, what: string): TreeSketch | undefi
     links[i] = t === 'file' ? lk : 1;
     names[2 * i] = nameAt;
     names[2 * i + 1] = nameLen;
+    if (t === 'file') {
+      chunks[2 * i] = chunksAt;
+      chunks[2 * i + 1] = chunkCount;
+    }
     p = q;
   }
-  return new TreeSketch(bytes, types, subtrees, links, names);
+  return new TreeSketch(bytes, types, subtrees, links, names, chunks);
 }
 
 /** sketchTree's view of a tree (CountableTree). */
@@ -507,6 +534,8 @@ export class TreeSketch implements CountableTree {
     private readonly subtrees: Uint32Array,
     private readonly links: Float64Array,
     private readonly names: Uint32Array,
+    /** Per entry: where its first chunk id is, and how many there are. */
+    private readonly chunks: Uint32Array,
   ) {}
 
   get length(): number {
@@ -529,6 +558,14 @@ export class TreeSketch implements CountableTree {
   nameAt(i: number): Buffer {
     const at = this.names[2 * i]!;
     return this.bytes.subarray(at, at + this.names[2 * i + 1]!);
+  }
+
+  chunksAt(i: number): Buffer[] {
+    const at = this.chunks[2 * i]!;
+    const n = this.chunks[2 * i + 1]!;
+    const out = new Array<Buffer>(n);
+    for (let j = 0; j < n; j++) out[j] = this.bytes.subarray(at + j * ID_STRIDE, at + j * ID_STRIDE + 32);
+    return out;
   }
 }
 

@@ -1053,14 +1053,14 @@ export class Repository {
 
   /**
    * A tree for a count of a walk's expansion (model/tree.ts sketchTree): read and verified as
-   * readTree reads it, its entries not decoded; a tree in the cache, or of an encoding a sketch
+   * readTree reads it (through `via` as there), its entries not decoded; a tree in the cache, or of an encoding a sketch
    * does not take, as readTree gives it.
    */
-  async readTreeSketch(id: Buffer): Promise<CountableTree> {
+  async readTreeSketch(id: Buffer, via?: StoredRead): Promise<CountableTree> {
     const hex = toHex(id);
     const hit = this.treeCache.get(hex);
     if (hit) return hit;
-    const bytes = await this.objects.get(id, 'tree');
+    const bytes = via ? await this.readTreeVia(id, hex, via) : await this.objects.get(id, 'tree');
     return sketchTree(bytes, `tree ${hex.slice(0, 16)}`) ?? this.opened(hex, bytes);
   }
 

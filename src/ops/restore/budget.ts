@@ -12,7 +12,6 @@
 // their share of one inode, so a tree of many hard links to the same files (rsnapshot) counts
 // the inodes it needs.
 import { SnapError, isSnapError } from '../../core/errors.js';
-import type { Node } from '../../model/node.js';
 import { type CountableTree, Tree } from '../../model/tree.js';
 import type { PathSelection } from '../tree/selection.js';
 import { type CountReader, type Expansion, expandTree } from '../tree/walk.js';
@@ -30,8 +29,8 @@ export async function expandedSize(
   root: Buffer,
   selection: PathSelection,
   signal?: AbortSignal,
-  /** Told of every entry but directories that the count walks (a repeated subtree is walked once). */
-  onEntry?: (node: Node) => Promise<void>,
+  /** Told of the chunk ids of every file the count walks (a repeated subtree is walked once). */
+  onFile?: (chunks: Buffer[]) => Promise<void> | void,
 ): Promise<Expansion> {
   const read = async (id: Buffer): Promise<CountableTree> => {
     try {
@@ -41,7 +40,7 @@ export async function expandedSize(
       throw e;
     }
   };
-  return expandTree(repo, root, { selection, read, onEntry, signal });
+  return expandTree(repo, root, { selection, read, onFile, signal });
 }
 
 /** Refuse an expansion no real backup has, or one the target cannot hold (nothing is written yet). */

@@ -306,7 +306,7 @@ class Restorer {
         // Before anything is written: a crafted tree DAG is refused here (restore-budget.ts).
         // On remote storage the count's walk also tells the reader every object the restore reads,
         // so packs mostly wanted are fetched whole, ahead of the writers (store/pack-reader.ts).
-        const plan = !this.o.dryRun && this.repo.localRoot === undefined ? (node: Node) => this.plan(node) : undefined;
+        const plan = !this.o.dryRun && this.repo.localRoot === undefined ? (chunks: Buffer[]) => this.plan(chunks) : undefined;
         const x = await expandedSize({ readTree: (id) => this.planTree(id, plan !== undefined) }, snap.tree, this.selection, this.o.signal, plan);
         if (plan) this.treesVia = this.read;
         checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
@@ -332,15 +332,29 @@ class Restorer {
    * Tell the reader what a file's restore reads (objects missing from the index are left to the
    * restore to report); the locations are kept for the restore's reads, up to PLANNED_LOCATIONS.
    */
-  private async plan(node: Node): Promise<void> {
-    if (node.type !== 'file') return;
-    for (const id of node.chunks ?? []) {
-      let loc = this.repo.index.lookupNow(id); // no promise per chunk when the index is this process's
-      if (loc instanceof Promise) loc = await loc;
-      if (!loc) continue;
-      const pack = this.reader.expect(loc.pack, loc.offset, loc.length, this.spool !== undefined && writerUnpacks(loc.codec));
-      if (this.locations.size < PLANNED_LOCATIONS) this.locations.set(id.toString('latin1'), { ...loc, pack });
+  private plan(chunks: Buffer[]): Promise<void> | undefined {
+    for (let i = 0; i < chunks.length; i++) {
+      const loc = this.repo.index.lookupNow(chunks[i]!); // no promise per chunk when the index is this process's
+      if (loc instanceof Promise) return this.planLater(chunks, i, loc);
+      if (loc) this.expectRead(chunks[i]!, loc);
     }
+    return undefined;
+  }
+
+  /** plan's rest, from the `i`th chunk (whose lookup is `first`), with an index served by another process. */
+  private async planLater(chunks: Buffer[], i: number, first: Promise<ObjectLocation | undefined>): Promise<void> {
+    const loc = await first;
+    if (loc) this.expectRead(chunks[i]!, loc);
+    for (let j = i + 1; j < chunks.length; j++) {
+      const l = await this.repo.index.lookup(chunks[j]!);
+      if (l) this.expectRead(chunks[j]!, l);
+    }
+  }
+
+  /** Tell the reader of a read the restore will make, and keep where it is. */
+  private expectRead(id: Buffer, loc: ObjectLocation): void {
+    const pack = this.reader.expect(loc.pack, loc.offset, loc.length, this.spool !== undefined && writerUnpacks(loc.codec));
+    if (this.locations.size < PLANNED_LOCATIONS) this.locations.set(id.toString('latin1'), { ...loc, pack });
   }
 
   /**
@@ -353,7 +367,7 @@ class Restorer {
     const loc = await this.repo.index.lookup(id);
     if (loc?.type === 'tree') this.reader.expect(loc.pack, loc.offset, loc.length);
     // Its pack fetched whole, once, for this walk's reads of the trees in it (store/pack-reader.ts readEarly).
-    return this.repo.readTree(id, this.readEarly);
+    return this.repo.readTreeSketch(id, this.readEarly);
   }
 
   private readonly readEarly = (pack: string, offset: number, length: number): Promise<Buffer> => this.reader.readEarly(pack, offset, length);

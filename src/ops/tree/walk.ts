@@ -43,10 +43,10 @@ export interface ExpandOptions {
   /** How a tree is read (default: repo.readTree, whose errors propagate). */
   read?: (id: Buffer) => Promise<CountableTree>;
   /**
-   * Told of every entry but directories the count meets (a repeated subtree is counted once, so
-   * told once). The entries are then needed whole: trees must be read as Trees, not sketches.
+   * Told of the chunk ids of every file the count meets (a repeated subtree is counted once, so
+   * told once); awaited only when it returns a promise.
    */
-  onEntry?: (node: Node) => Promise<void>;
+  onFile?: (chunks: Buffer[]) => Promise<void> | void;
   signal?: AbortSignal;
   /** Stop counting once past this many entries (the result is then > limit). Default: none. */
   limit?: number;
@@ -105,9 +105,9 @@ export async function expandTree(repo: CountReader, root: Buffer, o: ExpandOptio
         f.inodes += known.inodes;
       } else stack.push(await frame(sub, parts, s));
     } else if (s === 'all') {
-      if (o.onEntry) {
-        if (!(f.nodes instanceof Tree)) throw new SnapError('SNAP_INTERNAL', 'a count told of its entries reads whole trees, not sketches');
-        await o.onEntry(f.nodes.at(i));
+      if (o.onFile && type === 'file') {
+        const told = o.onFile(f.nodes.chunksAt(i));
+        if (told) await told;
       }
       f.entries++;
       const links = f.nodes.linksAt(i);
