@@ -215,6 +215,43 @@ describe('PackReader with a spool (a restore from remote storage: repo/spool.ts)
     await backend.close();
   });
 
+  it('a pack shorter than its planned span (cut after the plan was made): no copy is kept; each read is made on its own, the bytes that are there right, the rest an error', async () => {
+    for (const encrypted of [false, true]) {
+      const { backend: counting, ids, bytes } = await packs(1);
+      const keys = { dataKey: randomBytes(32) };
+      const id = ids[0]!;
+      let backend: Backend = counting;
+      if (encrypted) {
+        backend = new EncryptedBackend(counting, keys);
+        await backend.put(packName(id), bytes.get(id)!);
+      }
+      // The stored pack loses its second half.
+      const stored = await counting.get(packName(id));
+      await counting.put(packName(id), stored.subarray(0, stored.length / 2));
+      const spool = newSpool(encrypted ? keys : undefined);
+      const reader = new PackReader(backend, { budgetBytes: 4 * PACK, fetches: 2, spool });
+      for (let i = 0; i < OBJECTS; i++) reader.expect(id, i * OBJECT, OBJECT, true);
+      let good = 0;
+      let failed = 0;
+      for (let i = 0; i < OBJECTS; i++) {
+        const got = await reader.locate(id, i * OBJECT, OBJECT).catch(() => undefined);
+        if (got === undefined) failed++;
+        else {
+          expect(Buffer.isBuffer(got), `${encrypted} ${i}`).toBe(true);
+          expect((got as Buffer).equals(bytes.get(id)!.subarray(i * OBJECT, (i + 1) * OBJECT))).toBe(true);
+          good++;
+        }
+      }
+      expect(good).toBeGreaterThan(OBJECTS / 2 - 10);
+      expect(failed).toBeGreaterThan(OBJECTS / 2 - 10);
+      expect(good + failed).toBe(OBJECTS);
+      expect(reader.stats.spooledReads).toBe(0);
+      expect(copies(spool)).toEqual([]);
+      await spool.close();
+      await counting.close();
+    }
+  });
+
   it('a spool that cannot be written (its folder is in the way): the reads are made in ranges, their bytes right', async () => {
     const { backend, ids, bytes } = await packs(2);
     const spool = newSpool();

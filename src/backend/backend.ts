@@ -52,12 +52,13 @@ export interface ThreadReadSpec {
  */
 export interface StoredPieces {
   size: number;
-  pieces: { at: number; bytes: Buffer }[];
+  /** Each piece's bytes, or `length` bytes as they arrive (getStream: not held in memory whole). */
+  pieces: ({ at: number; bytes: Buffer } | { at: number; length: number; stream: AsyncIterable<Buffer> })[];
 }
 
-/** StoredPieces of a blob stored as it is read: the range itself (a copy that short reads nothing past it). */
-export async function storedAsIs(b: Pick<Backend, 'getRange'>, name: string, offset: number, length: number): Promise<StoredPieces> {
-  return { size: offset + length, pieces: [{ at: offset, bytes: await b.getRange(name, offset, length) }] };
+/** StoredPieces of a blob stored as it is read: the range itself, streamed (a copy that short reads nothing past it). */
+export function storedAsIs(b: Pick<Backend, 'getStream'>, name: string, offset: number, length: number): Promise<StoredPieces> {
+  return Promise.resolve({ size: offset + length, pieces: [{ at: offset, length, stream: b.getStream(name, { offset, length }) }] });
 }
 
 export interface Backend {

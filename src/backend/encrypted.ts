@@ -324,19 +324,24 @@ export class EncryptedBackend implements Backend {
 
   /** The stored bytes of a blob not read before, from its start to the end of the segment holding offset + length - 1 (its nonce in the same request); its info kept. */
   private async fetchFromStart(name: string, offset: number, length: number): Promise<{ info: Sealed; stored: Buffer }> {
+    const { sealed, plain, end } = await this.spanFromStart(name, offset, length);
+    const stored = await this.inner.getRange(name, 0, end);
+    if (stored.length !== end) throw shortRead(name, 0, end, stored.length);
+    const nonce = Buffer.from(stored.subarray(0, FILE_NONCE_BYTES));
+    const info = { key: blobKey(this.keys, nonce), nonce, sealed, plain };
+    if (this.cache.size >= CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(name, info);
+    return { info, stored };
+  }
+
+  /** The blob's sizes, and where the stored bytes from its start through plaintext offset+length end. */
+  private async spanFromStart(name: string, offset: number, length: number): Promise<{ sealed: number; plain: number; end: number }> {
     const st = await this.inner.stat(name);
     if (!st) throw new SnapError('SNAP_MISSING_OBJECT', `${describeBlob(name)} is missing`);
     const plain = plainSize(st.size);
     if (plain === undefined) throw authFailure(name, `${st.size} bytes is no sealed size`);
     if (offset + length > plain) throw beyondEnd(name, offset, length, plain);
-    const { end } = segmentSpan(st.size, 0, Math.floor((offset + length - 1) / SEGMENT_BYTES));
-    const stored = await this.inner.getRange(name, 0, end);
-    if (stored.length !== end) throw shortRead(name, 0, end, stored.length);
-    const nonce = Buffer.from(stored.subarray(0, FILE_NONCE_BYTES));
-    const info = { key: blobKey(this.keys, nonce), nonce, sealed: st.size, plain };
-    if (this.cache.size >= CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(name, info);
-    return { info, stored };
+    return { sealed: st.size, plain, end: segmentSpan(st.size, 0, Math.floor((offset + length - 1) / SEGMENT_BYTES)).end };
   }
 
   /**
@@ -349,15 +354,14 @@ export class EncryptedBackend implements Backend {
     checkRange(name, offset, length);
     if (isPlaintextName(name) || length === 0) return storedAsIs(this, name, offset, length);
     if (!this.cache.has(name) && offset < SEGMENT_BYTES) {
-      const { info, stored } = await this.fetchFromStart(name, offset, length);
-      return { size: info.sealed, pieces: [{ at: 0, bytes: stored }] };
+      // From the start, the nonce with it (one request for the bytes, after the size's).
+      const { sealed, end } = await this.spanFromStart(name, offset, length);
+      return { size: sealed, pieces: [{ at: 0, length: end, stream: this.inner.getStream(name, { offset: 0, length: end }) }] };
     }
     const s = await this.sealedInfo(name);
     if (offset + length > s.plain) throw beyondEnd(name, offset, length, s.plain);
     const { start, end } = segmentSpan(s.sealed, Math.floor(offset / SEGMENT_BYTES), Math.floor((offset + length - 1) / SEGMENT_BYTES));
-    const stored = await this.inner.getRange(name, start, end - start);
-    if (stored.length !== end - start) throw shortRead(name, start, end - start, stored.length);
-    return { size: s.sealed, pieces: [{ at: 0, bytes: s.nonce }, { at: start, bytes: stored }] };
+    return { size: s.sealed, pieces: [{ at: 0, bytes: s.nonce }, { at: start, length: end - start, stream: this.inner.getStream(name, { offset: start, length: end - start }) }] };
   }
 
   private async readRange(name: string, offset: number, length: number, s: Sealed): Promise<Buffer> {

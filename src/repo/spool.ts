@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fsPath } from '../core/bytes.js';
+import { SnapError } from '../core/errors.js';
 import { writeAllTo } from '../core/durable.js';
 import { randomHex } from '../core/ids.js';
 import type { HostInfo } from '../core/host.js';
@@ -50,7 +51,21 @@ export class RestoreSpool implements PackSpool {
     }
     const fh = await fsp.open(fsPath(file), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
     try {
-      for (const { at, bytes } of stored.pieces) await writeAllTo(fh, bytes, at);
+      for (const piece of stored.pieces) {
+        if ('bytes' in piece) {
+          await writeAllTo(fh, piece.bytes, piece.at);
+          continue;
+        }
+        // As the bytes arrive, each written where it goes at once: no buffer of the whole piece
+        // (a pack) to allocate and copy into. A write to the page cache of the local cache folder.
+        let at = piece.at;
+        for await (const chunk of piece.stream) {
+          if (at + chunk.length > piece.at + piece.length) throw new SnapError('SNAP_CORRUPT', `pack ${pack.slice(0, 12)}: more bytes came than asked for`);
+          for (let done = 0; done < chunk.length; ) done += fs.writeSync(fh.fd, chunk, done, chunk.length - done, at + done);
+          at += chunk.length;
+        }
+        if (at !== piece.at + piece.length) throw new SnapError('SNAP_CORRUPT', `pack ${pack.slice(0, 12)}: a short answer (${at - piece.at} of ${piece.length} bytes)`);
+      }
       await fh.truncate(stored.size);
     } finally {
       await fh.close();
