@@ -40,6 +40,39 @@ describe('object locations in the index', () => {
     }
   });
 
+  it('many at once (lookupMany: a restore plan\'s lookups) equal one by one, in order, absent ones undefined: own LevelDB, a client of another owner, in memory; damage is SNAP_CORRUPT', async () => {
+    const owner = { pid: process.pid, host: 'test', command: 'snap test' };
+    const first = await LevelIndex.openShared(path.join(dir, 'many'), { repoId: 'r', waitMs: 5000, sink: {}, owner });
+    const client = await LevelIndex.openShared(path.join(dir, 'many'), { repoId: 'r', waitMs: 5000, sink: {}, owner: { ...owner, command: 'snap client' } });
+    const memory = LevelIndex.inMemory(path.join(dir, 'many-mem'));
+    try {
+      expect(first.isOwner).toBe(true);
+      expect(client.isOwner).toBe(false);
+      const entries: PackEntry[] = Array.from({ length: 300 }, (_, i) => ({ id: randomBytes(32), type: i % 7 === 0 ? 'tree' : 'blob', offset: i * 1000, length: 900 + i, rawLength: 1000 + i, codec: i % 3 }));
+      const pack = toHex(randomBytes(32));
+      await first.addPack(pack, 1 << 20, entries);
+      await memory.addPack(pack, 1 << 20, entries);
+      // Present and absent ids mixed, one id twice.
+      const ids = entries.flatMap((e, i) => (i % 10 === 0 ? [e.id, randomBytes(32)] : [e.id]));
+      ids.push(entries[5]!.id);
+      for (const index of [first, client, memory]) {
+        const one: unknown[] = [];
+        for (const id of ids) one.push(await index.lookup(id));
+        expect(await index.lookupMany(ids)).toEqual(one);
+        expect(one.filter((l) => l === undefined)).toHaveLength(30);
+      }
+      expect(await first.lookupMany([])).toEqual([]);
+      const bad = Buffer.from(encodeCbor([randomBytes(32), 0, 100, 50, 80, 2]));
+      bad[35] = 0x3f; // a negative integer where the type is
+      await (first as unknown as { kv: { write(ops: [Buffer, Buffer][]): Promise<void> } }).kv.write([[key(K_OBJECT, entries[3]!.id), bad]]);
+      for (const index of [first, client]) await expect(index.lookupMany([entries[2]!.id, entries[3]!.id])).rejects.toMatchObject({ code: 'SNAP_CORRUPT' });
+    } finally {
+      await client.close();
+      await first.close();
+      await memory.close();
+    }
+  });
+
   it('one written in another valid encoding (a float for an integer) reads the same; a damaged one is SNAP_CORRUPT', async () => {
     const { index } = await LevelIndex.open(path.join(dir, 'b'), { repoId: 'r', waitMs: 0, sink: {} });
     try {

@@ -21,6 +21,8 @@ export type KvOp = [key: Buffer, value: Buffer | undefined];
 export interface KV {
   /** A value, synchronously when the database is in this process (the backup's hot path). */
   get(key: Buffer): Buffer | undefined | Promise<Buffer | undefined>;
+  /** Values of many keys in one call (LevelDB reads them on a thread of the pool, not this one). */
+  getMany(keys: Buffer[]): Promise<(Buffer | undefined)[]>;
   /** Atomic; `sync` flushes LevelDB's log (and with it every earlier write) to disk. */
   write(ops: KvOp[], sync?: boolean): Promise<void>;
   /** Entries in key order; keys only when `keysOnly` (values are then empty). */
@@ -90,6 +92,14 @@ export class LocalKV implements KV {
   get(key: Buffer): Buffer | undefined {
     try {
       return this.db.getSync(key);
+    } catch (e) {
+      throw syncReadError(e, this.dir);
+    }
+  }
+
+  async getMany(keys: Buffer[]): Promise<(Buffer | undefined)[]> {
+    try {
+      return await this.db.getMany(keys);
     } catch (e) {
       throw syncReadError(e, this.dir);
     }
@@ -190,7 +200,7 @@ export function levelError(e: unknown, doing: string): unknown {
 }
 
 /**
- * A synchronous read fails with a plain Error ("IO error: .../000005.ldb: Invalid argument" for a
+ * A read's failure (getSync's and getMany's alike). A synchronous read fails with a plain Error ("IO error: .../000005.ldb: Invalid argument" for a
  * truncated table) where the asynchronous one has a LEVEL_* code: a table that cannot be read is
  * damage (rebuild), unless the system says otherwise.
  */

@@ -209,6 +209,20 @@ export class LevelIndex implements LocationIndex {
     return this.located(id, v);
   }
 
+  /**
+   * Many lookups in one call: the LevelDB reads run on a thread of the pool while this thread goes
+   * on (a restore from remote storage plans every chunk of the snapshot before it writes).
+   */
+  async lookupMany(ids: Buffer[]): Promise<(ObjectLocation | undefined)[]> {
+    let vals: (Buffer | undefined)[];
+    try {
+      vals = await this.kv.getMany(ids.map(objectKey));
+    } catch (e) {
+      throw levelError(e, 'repository index (lookup)');
+    }
+    return vals.map((v, i) => this.located(ids[i]!, v));
+  }
+
   private located(id: Buffer, v: Buffer | undefined): ObjectLocation | undefined {
     if (v === undefined) return undefined;
     const loc = decodeLocation(v);

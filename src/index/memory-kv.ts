@@ -18,6 +18,10 @@ export class MemoryKV implements KV {
     return this.values.get(key.toString('latin1'));
   }
 
+  async getMany(keys: Buffer[]): Promise<(Buffer | undefined)[]> {
+    return keys.map((k) => this.get(k));
+  }
+
   async write(ops: KvOp[]): Promise<void> {
     for (const [k, v] of ops) {
       const key = k.toString('latin1');

@@ -93,6 +93,12 @@ export class SharedKV implements KV {
     });
   }
 
+  getMany(keys: Buffer[]): Promise<(Buffer | undefined)[]> {
+    if (this.local) return this.local.getMany(keys);
+    // Made in one turn: one request (flushGets).
+    return Promise.all(keys.map((k) => this.get(k)));
+  }
+
   private async flushGets(): Promise<void> {
     const batch = this.pendingGets;
     this.pendingGets = [];

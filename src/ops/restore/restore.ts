@@ -114,6 +114,9 @@ const HELD_PACKS = 8;
 const PACK_FETCHES = 2;
 /** Locations the plan looked up, kept for the restore's own reads (about 150 bytes each): at most this many. */
 const PLANNED_LOCATIONS = 100_000;
+/** The plan looks chunk ids up this many at a time (one call each), with at most PLAN_BATCHES calls unanswered. */
+const PLAN_BATCH = 1024;
+const PLAN_BATCHES = 4;
 const EMPTY = Buffer.alloc(0);
 
 /** A blob for a writer thread (Restorer.readStored). */
@@ -210,6 +213,10 @@ class Restorer {
   private writer: FileWriter | undefined;
   /** Where stored objects are read (store/pack-reader.ts): whole packs ahead of the reads, on remote storage. */
   private readonly reader: PackReader;
+  /** Chunk ids the count's walk told of, not looked up yet; lookups made and still to be applied (planLookups). */
+  private planIds: Buffer[] = [];
+  private planChain: Promise<void> = Promise.resolve();
+  private planPending: Promise<void>[] = [];
   /** Remote storage: where packs fetched whole are written for the writer threads (repo/spool.ts). */
   private readonly spool: RestoreSpool | undefined;
   /** Remote storage: trees are read through the reader too (planned with the files: planTree). */
@@ -308,7 +315,10 @@ class Restorer {
         // so packs mostly wanted are fetched whole, ahead of the writers (store/pack-reader.ts).
         const plan = !this.o.dryRun && this.repo.localRoot === undefined ? (chunks: Buffer[]) => this.plan(chunks) : undefined;
         const x = await expandedSize({ readTree: (id) => this.planTree(id, plan !== undefined) }, snap.tree, this.selection, this.o.signal, plan);
-        if (plan) this.treesVia = this.read;
+        if (plan) {
+          await this.planSettled();
+          this.treesVia = this.read;
+        }
         checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
         if (rootDir) this.sweepLeftovers(rootDir);
         const walk = await this.walk(snap.tree, rootDir, shown);
@@ -333,22 +343,35 @@ class Restorer {
    * restore to report); the locations are kept for the restore's reads, up to PLANNED_LOCATIONS.
    */
   private plan(chunks: Buffer[]): Promise<void> | undefined {
-    for (let i = 0; i < chunks.length; i++) {
-      const loc = this.repo.index.lookupNow(chunks[i]!); // no promise per chunk when the index is this process's
-      if (loc instanceof Promise) return this.planLater(chunks, i, loc);
-      if (loc) this.expectRead(chunks[i]!, loc);
-    }
-    return undefined;
+    for (const id of chunks) this.planIds.push(id);
+    return this.planIds.length >= PLAN_BATCH ? this.planLookups() : undefined;
   }
 
-  /** plan's rest, from the `i`th chunk (whose lookup is `first`), with an index served by another process. */
-  private async planLater(chunks: Buffer[], i: number, first: Promise<ObjectLocation | undefined>): Promise<void> {
-    const loc = await first;
-    if (loc) this.expectRead(chunks[i]!, loc);
-    for (let j = i + 1; j < chunks.length; j++) {
-      const l = await this.repo.index.lookup(chunks[j]!);
-      if (l) this.expectRead(chunks[j]!, l);
-    }
+  /**
+   * Look up the chunk ids told so far in one call (LevelDB reads them on a thread of the pool while
+   * the count's walk goes on), their reads told to the reader in the order the walk met them.
+   * Waits (returns a promise) while PLAN_BATCHES calls are still to be answered.
+   */
+  private planLookups(): Promise<void> | undefined {
+    if (this.planIds.length === 0) return undefined;
+    const ids = this.planIds;
+    this.planIds = [];
+    const found = this.repo.index.lookupMany(ids);
+    found.catch(() => {}); // thrown where the chain is awaited
+    this.planChain = this.planChain.then(async () => {
+      const locs = await found;
+      for (let i = 0; i < ids.length; i++) if (locs[i]) this.expectRead(ids[i]!, locs[i]!);
+    });
+    this.planChain.catch(() => {}); // thrown by planSettled, or where the walk waits (a count that stopped early waits for none)
+    this.planPending.push(this.planChain);
+    return this.planPending.length > PLAN_BATCHES ? this.planPending.shift() : undefined;
+  }
+
+  /** After the count's walk: the last lookups made and every one applied. */
+  private async planSettled(): Promise<void> {
+    this.planLookups();
+    this.planPending = [];
+    await this.planChain;
   }
 
   /** Tell the reader of a read the restore will make, and keep where it is. */
