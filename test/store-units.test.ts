@@ -248,6 +248,48 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
     await repo.close();
   });
 
+  it('durable(): resolves once every object added before it is written and indexed, without writing the open pack of file data early (trees at once); rejects on failure and after a stop, never hangs', async () => {
+    const { repo } = await newRepo();
+    const store = new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 256 * 1024, compressWorkers: 2 });
+    const rng = new Rng(43);
+    const before = Array.from({ length: 9 }, () => rng.bytes(20_000)); // three full packs' worth and a part
+    for (const d of before) await store.add('blob', d);
+    const tree = encodeTree([]);
+    const treeId = (await store.add('tree', tree)).id;
+    let done = false;
+    const durable = store.durable().then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 300));
+    // The tree's pack is written at once; the open pack of file data waits to be filled.
+    expect(repo.index.lookupNow(treeId)).toBeDefined();
+    expect(done).toBe(false);
+    const missing = before.filter((d) => repo.index.lookupNow(sha256(d)) === undefined);
+    expect(missing.length).toBeGreaterThan(0);
+    const packsBefore = store.stats.packsWritten;
+    // More data fills it: written as a full pack, and everything from before is indexed.
+    for (let i = 0; i < 4; i++) await store.add('blob', rng.bytes(20_000));
+    await durable;
+    expect(done).toBe(true);
+    for (const d of before) expect(repo.index.lookupNow(sha256(d)), 'an object added before durable()').toBeDefined();
+    expect(store.stats.packsWritten).toBeGreaterThan(packsBefore);
+    // With nothing open it resolves at once.
+    await store.flush();
+    await store.durable();
+    // Stopped (settle) with a pack open: rejects instead of waiting for it forever.
+    await store.add('blob', rng.bytes(5_000));
+    const stopped = store.durable();
+    await store.settle();
+    await expect(stopped).rejects.toThrow(/stopped before these objects were written/);
+    await expect(store.durable()).rejects.toThrow(/stopped before/);
+    // A failed pack write: rejects with its error.
+    const failing = new ObjectStore(withPuts(repo, { failAt: 1, message: 'the bucket went away' }).backend, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 256 * 1024, compressWorkers: 2 });
+    for (let i = 0; i < 2; i++) await failing.add('blob', rng.bytes(20_000));
+    const fails = failing.durable();
+    for (let i = 0; i < 6; i++) await failing.add('blob', rng.bytes(20_000)).catch(() => {});
+    await expect(fails).rejects.toThrow('the bucket went away');
+    await failing.settle();
+    await repo.close();
+  });
+
   it('a pack write failing while add() waits for room in the ring fails that add(), it does not hang', async () => {
     const { repo } = await newRepo();
     const failing = withPuts(repo, { delayMs: 30, failAt: 3, message: 'the gateway went away' }).backend;

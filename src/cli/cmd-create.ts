@@ -176,6 +176,8 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<Backup
       program: `snap ${VERSION}`,
       sink: ctx.sink,
       signal: ctx.signal,
+      // Test hook (the torture suite's kill -9 of backups): files-cache batches of a few entries.
+      cacheBatch: positiveInt(process.env.SNAP_CREATE_TEST_CACHE_BATCH),
     });
   // The one command that creates the default repository when there is none (README).
   const r = await withRepo(ctx, backup, 'shared', { create: true })
@@ -203,4 +205,10 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<Backup
   }
   if (r.warnings > 0) ctx.exitCode = 3;
   return { snapshot: s, warnings: r.warnings };
+}
+
+/** A test hook's number: a positive integer, else undefined (the default applies). */
+function positiveInt(v: string | undefined): number | undefined {
+  const n = Number(v);
+  return v !== undefined && Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }

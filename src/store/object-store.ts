@@ -57,6 +57,22 @@ interface RingJob {
   hashing?: IdWaiter[];
   /** A hashing job for content probably stored already: the thread only hashes; what is new is compressed after the lookups. */
   hashOnly?: boolean;
+  /** Someone waits for its objects to be appended (durable): told when it leaves the ring. */
+  drained?: Deferred;
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+  promise.catch(() => {}); // awaited by whoever asked; a failure nobody waits for is not unhandled
+  return { promise, resolve, reject };
 }
 
 interface IdWaiter {
@@ -107,6 +123,10 @@ export class ObjectStore {
   private readonly pending = new Set<string>();
   private readonly builders = new Map<ObjectType, PackBuilder>();
   private readonly tasks = new Set<Promise<void>>();
+  /** Open packs someone waits for (durable): told when each is written and indexed. */
+  private readonly written = new Map<PackBuilder, Deferred>();
+  /** Set by settle: open packs are never written. */
+  private stopped: unknown;
   private failure: unknown;
   private inflight = 0;
   private waiters: (() => void)[] = [];
@@ -325,6 +345,7 @@ export class ObjectStore {
         if (j.hashOnly) {
           await this.drainHashOnly(j);
           this.jobs.shift();
+          j.drained?.resolve();
           this.wakeRing();
           continue;
         }
@@ -345,6 +366,7 @@ export class ObjectStore {
           await this.append(j.types[i]!, j.ids[i]!, data, j.objs[2 * i + 1]!, r[2 * i]!);
         }
         this.jobs.shift();
+        j.drained?.resolve();
         this.wakeRing();
       }
     } catch (e) {
@@ -435,6 +457,8 @@ export class ObjectStore {
   private async writePack(b: PackBuilder): Promise<void> {
     const { id, bytes, entries, buffer } = await this.finishPack(b);
     await this.index.addPack(id, bytes.length, entries);
+    this.written.get(b)?.resolve();
+    this.written.delete(b);
     // put() has finished with the bytes: the next pack reuses the buffer. Allocating one per pack
     // left tens of uncollected 32 MiB buffers (V8 sees little JS-heap pressure while zstd runs
     // on the main thread): a 1 GiB backup peaked at 400 MB of RSS.
@@ -487,7 +511,10 @@ export class ObjectStore {
     for (const j of this.jobs) {
       for (const w of j.hashing ?? []) w.reject(this.failure);
       if (j.hashing) j.hashing = [];
+      j.drained?.reject(this.failure);
     }
+    for (const w of this.written.values()) w.reject(this.failure);
+    this.written.clear();
     this.wakeRing();
   }
 
@@ -512,6 +539,10 @@ export class ObjectStore {
       await new Promise<void>((r) => this.ringWaiters.push(r));
     }
     while (this.tasks.size > 0) await Promise.all([...this.tasks]);
+    // Open packs are never written now: whoever waits for them (durable) hears so, now or later.
+    this.stopped = this.failure ?? new SnapError('SNAP_INTERNAL', 'the object store stopped before these objects were written');
+    for (const w of this.written.values()) w.reject(this.stopped);
+    this.written.clear();
     this.giveBackRing();
   }
 
@@ -521,6 +552,49 @@ export class ObjectStore {
     giveBackRing(this.ring);
     this.ring = undefined;
     this.ringBuf = Buffer.alloc(0);
+  }
+
+  /**
+   * Resolves once every object accepted before the call is written durably and indexed, without
+   * writing a pack of file data half full: the open one is written when it fills, or by flush.
+   * The open pack of trees is written at once (trees are small: it may not fill before the
+   * backup ends). A backup's files-cache entries wait for this while the backup goes on, instead
+   * of a flush, which stops the walk until the storage has every pack. Rejects if the store fails
+   * or is stopped (settle) first.
+   */
+  async durable(): Promise<void> {
+    this.throwIfFailed();
+    // The ring's objects are appended, in order, once its last job now has left it.
+    const last = this.jobs[this.jobs.length - 1];
+    if (last) await (last.drained ??= deferred()).promise;
+    // Compressions off the ring (a codec compressed asynchronously) append when they finish;
+    // pack writes under way are waited for with them. What is appended is then in an open pack,
+    // in one being written (tasks: waited for), or written.
+    const open = (): Promise<void>[] => {
+      if (this.stopped !== undefined) throw this.stopped; // nothing is written after settle
+      const waits: Promise<void>[] = [];
+      for (const [type, b] of [...this.builders]) {
+        if (b.count === 0) continue;
+        waits.push(this.whenWritten(b));
+        if (type !== 'blob') {
+          this.builders.delete(type);
+          this.track(this.writePack(b));
+        }
+      }
+      return waits;
+    };
+    const first = open();
+    await Promise.all([...this.tasks]);
+    await Promise.all([...first, ...open()]);
+    this.throwIfFailed();
+  }
+
+  /** Told when the open pack `b` is written and indexed (or the store fails). */
+  private whenWritten(b: PackBuilder): Promise<void> {
+    if (this.stopped !== undefined) return Promise.reject(this.stopped);
+    let d = this.written.get(b);
+    if (!d) this.written.set(b, (d = deferred()));
+    return d.promise;
   }
 
   /** Wait for every accepted object to be written durably and indexed. */

@@ -75,6 +75,8 @@ export interface CreateOptions {
   remember?: boolean;
   /** Called after the walk, before anything is compared or saved (`snap watch`'s test hook holds a backup there). */
   beforeSave?: () => Promise<void>;
+  /** Files-cache entries written in batches of this many (default CACHE_BATCH; tests make it small). */
+  cacheBatch?: number;
 }
 
 /**
@@ -153,6 +155,8 @@ function dirtyTree(paths: Iterable<string>): DirtyDir {
 
 /** Files-cache updates wait until the chunks they name are durable; flush them in batches. */
 const CACHE_BATCH = 20_000;
+/** Batches waiting beside the walk for their data to be durable, at most (flushCache). */
+const CACHE_WAITING = 2;
 
 /** The files cache of the directory being walked: what it held, and what this backup learned. */
 interface DirCache {
@@ -219,53 +223,63 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   } catch (e) {
     // Stopped (or failed): let pack writes already under way finish, so none is cut off; write nothing more.
     await repo.objects.settle();
+    await a.cacheSettled();
     // A stopped stream (stdin) fails with its own AbortError: the reason is the signal's.
     throw o.signal?.aborted ? o.signal.reason : e;
   }
-  if (o.skipUnchanged && parent) {
-    await repo.objects.flush(); // the new trees are read back
-    if (await sameSources(repo, sources, rootTree, parent.tree)) {
-      await a.flushCache();
-      return { snapshot: parent, warnings: a.summary.warnings, unchanged: true, trusted, stats: a.stats, ...(top?.has('/') ? { walk: { snapshot: parent.id, root: top.get('/')! } } : {}) };
+  // From here a failure also waits for the files-cache batch written beside the walk (flushCache).
+  const save = async (): Promise<CreateResult> => {
+    if (o.skipUnchanged && parent) {
+      await repo.objects.flush(); // the new trees are read back
+      if (await sameSources(repo, sources, rootTree, parent.tree)) {
+        await a.flushCache(true);
+        return { snapshot: parent, warnings: a.summary.warnings, unchanged: true, trusted, stats: a.stats, ...(top?.has('/') ? { walk: { snapshot: parent.id, root: top.get('/')! } } : {}) };
+      }
     }
-  }
-  const summary: SnapshotSummary = {
-    ...a.summary,
-    dataAdded: 0,
-    objectsAdded: 0,
-    durationMs: 0,
+    const summary: SnapshotSummary = {
+      ...a.summary,
+      dataAdded: 0,
+      objectsAdded: 0,
+      durationMs: 0,
+    };
+    // Flush before reading the stats, so they count every object this backup added.
+    await repo.objects.flush();
+    summary.dataAdded = repo.objects.stats.bytesAdded;
+    summary.objectsAdded = repo.objects.stats.objectsAdded;
+    // The time and the duration end at the same moment, once everything is written: the record's
+    // time less its duration is when the backup started, which `trustedBefore` (live-stamp.ts)
+    // relies on. (Taking the time before the flush made a slow flush look like an earlier start,
+    // and files written just before the backup look changed since it.)
+    const end = repo.clock.now();
+    summary.durationMs = Math.max(0, Date.now() - started);
+    const draft = {
+      time: (o.time ?? end).toISOString(),
+      hostname: o.host.hostname,
+      username: o.host.username,
+      paths: sources,
+      tags: [...new Set(o.tags ?? [])].sort(),
+      tree: rootTree,
+      program: o.program,
+      excludes: o.excludes ?? [],
+      summary,
+    };
+    const snapshot = await repo.saveSnapshot(parent ? { ...draft, parent: Buffer.from(parent.id, 'hex') } : draft);
+    for (const p of unmatched(a.rules)) o.sink.info?.(`exclude pattern '${displayPath(p)}' matched nothing`);
+    if (a.unnamed.count > 0) {
+      // One warning, not counted as a file's problem: such files rarely have attributes, and the
+      // rest of each was backed up.
+      const { count, first } = a.unnamed;
+      o.sink.warn?.({ code: 'SNAP_XATTR', path: first, message: `extended attributes of ${count} entr${count === 1 ? 'y' : 'ies'} whose names are not UTF-8 were not read (the xattr binding takes names as text), e.g. ${first}` });
+    }
+    await a.flushCache(true);
+    return { snapshot, warnings: a.summary.warnings, trusted, stats: a.stats, ...(top?.has('/') ? { walk: { snapshot: snapshot.id, root: top.get('/')! } } : {}) };
   };
-  // Flush before reading the stats, so they count every object this backup added.
-  await repo.objects.flush();
-  summary.dataAdded = repo.objects.stats.bytesAdded;
-  summary.objectsAdded = repo.objects.stats.objectsAdded;
-  // The time and the duration end at the same moment, once everything is written: the record's
-  // time less its duration is when the backup started, which `trustedBefore` (live-stamp.ts)
-  // relies on. (Taking the time before the flush made a slow flush look like an earlier start,
-  // and files written just before the backup look changed since it.)
-  const end = repo.clock.now();
-  summary.durationMs = Math.max(0, Date.now() - started);
-  const draft = {
-    time: (o.time ?? end).toISOString(),
-    hostname: o.host.hostname,
-    username: o.host.username,
-    paths: sources,
-    tags: [...new Set(o.tags ?? [])].sort(),
-    tree: rootTree,
-    program: o.program,
-    excludes: o.excludes ?? [],
-    summary,
-  };
-  const snapshot = await repo.saveSnapshot(parent ? { ...draft, parent: Buffer.from(parent.id, 'hex') } : draft);
-  for (const p of unmatched(a.rules)) o.sink.info?.(`exclude pattern '${displayPath(p)}' matched nothing`);
-  if (a.unnamed.count > 0) {
-    // One warning, not counted as a file's problem: such files rarely have attributes, and the
-    // rest of each was backed up.
-    const { count, first } = a.unnamed;
-    o.sink.warn?.({ code: 'SNAP_XATTR', path: first, message: `extended attributes of ${count} entr${count === 1 ? 'y' : 'ies'} whose names are not UTF-8 were not read (the xattr binding takes names as text), e.g. ${first}` });
+  try {
+    return await save();
+  } catch (e) {
+    await a.cacheSettled();
+    throw e;
   }
-  await a.flushCache();
-  return { snapshot, warnings: a.summary.warnings, trusted, stats: a.stats, ...(top?.has('/') ? { walk: { snapshot: snapshot.id, root: top.get('/')! } } : {}) };
 }
 
 /**
@@ -311,6 +325,9 @@ class Archiver {
   private readonly progress: ProgressCounters = { files: 0, dirs: 0, bytes: 0 };
   private readonly repoId: { dev: bigint; ino: bigint } | undefined;
   private pendingCache: PendingDir[] = [];
+  /** A batch of the files cache written beside the walk once its objects are durable (flushCache). */
+  private cacheWrites: Promise<void> = Promise.resolve();
+  private cacheWaiting = 0;
   private pendingFiles = 0;
   private chunker: FileChunker;
   /** Set when the files cache has nothing under any source (a first backup): no need to ask per directory. */
@@ -615,7 +632,7 @@ class Archiver {
     // The record waits, like the files-cache entries, until what the tree names is durable.
     this.pendingCache.push({ dir: full, files: updates, stale, record: complete ? { digest, tree: r.id } : null });
     this.pendingFiles += updates.length + stale.length + 1;
-    if (this.pendingFiles >= CACHE_BATCH) await this.flushCache();
+    if (this.pendingFiles >= (this.o.cacheBatch ?? CACHE_BATCH)) await this.flushCache();
     return r.id;
   }
 
@@ -769,13 +786,40 @@ class Archiver {
     }
   }
 
-  /** Write buffered files-cache updates once the chunks they name are durable and indexed. */
-  async flushCache(): Promise<void> {
-    if (this.pendingCache.length === 0) return;
-    await this.repo.objects.flush();
-    for (const p of this.pendingCache) await this.repo.index.putFilesInDir(p.dir, p.files, p.stale, p.record);
+  /**
+   * Write buffered files-cache updates once the objects they name are durable and indexed. During
+   * the walk (CACHE_BATCH entries) a batch waits for that beside the walk (ObjectStore.durable:
+   * nothing is written early but the open pack of trees), written after the batches before it.
+   * When CACHE_WAITING batches are waiting already (packs of file data that do not fill: little new
+   * data), and at the end (`final`), everything is written now (flush), then the entries: memory
+   * holds at most CACHE_WAITING + 1 batches.
+   */
+  async flushCache(final = false): Promise<void> {
+    const batch = this.pendingCache;
     this.pendingCache = [];
     this.pendingFiles = 0;
+    if (final || this.cacheWaiting >= CACHE_WAITING) {
+      await this.repo.objects.flush();
+      await this.cacheWrites;
+      await this.putCache(batch);
+      return;
+    }
+    if (batch.length === 0) return;
+    this.cacheWaiting++;
+    const durable = this.repo.objects.durable();
+    this.cacheWrites = Promise.all([this.cacheWrites, durable])
+      .then(() => this.putCache(batch))
+      .finally(() => this.cacheWaiting--);
+    this.cacheWrites.catch(() => {}); // awaited by a later flushCache, or by cacheSettled after a failure
+  }
+
+  /** After a failure or a stop (the object store settled): the batch waiting beside the walk has ended, whichever way. */
+  async cacheSettled(): Promise<void> {
+    await this.cacheWrites.catch(() => {});
+  }
+
+  private async putCache(batch: PendingDir[]): Promise<void> {
+    for (const p of batch) await this.repo.index.putFilesInDir(p.dir, p.files, p.stale, p.record);
   }
 }
 
