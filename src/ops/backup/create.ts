@@ -819,7 +819,7 @@ class Archiver {
   }
 
   private async putCache(batch: PendingDir[]): Promise<void> {
-    for (const p of batch) await this.repo.index.putFilesInDir(p.dir, p.files, p.stale, p.record);
+    await this.repo.index.putFilesInDirs(batch);
   }
 }
 
