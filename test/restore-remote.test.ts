@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { Repository, type RepoOptions, remoteCacheDir } from '../src/repo/repository.js';
-import { restoreSnapshot } from '../src/ops/restore/restore.js';
+import { type RestoreResult, restoreSnapshot } from '../src/ops/restore/restore.js';
+import type { StoredSnapshot } from '../src/model/snapshot.js';
 import { locate } from '../src/ops/tree/navigate.js';
 import { packIdFromName, packName } from '../src/store/pack.js';
 import { describeTree, tmpDir } from './helpers/cli.js';
@@ -108,6 +109,25 @@ describe('restore from S3 reads whole packs', () => {
     for (const d of made) fs.rmSync(d, { recursive: true, force: true });
   });
 
+  /**
+   * Restore the snapshot, require `src` back exactly, and that every pack of file data was read
+   * about once (one GET for the pack; a read that found no room beside the others is made on its
+   * own): far fewer requests than one per object. The restore's result.
+   */
+  async function restoresReadingPacksOnce(repo: Repository, counting: CountingBackend, snap: StoredSnapshot, src: string): Promise<RestoreResult> {
+    const packs = await blobPacks(repo);
+    counting.reset();
+    const to = tmpDir('snap-rr-restore-');
+    made.push(to);
+    const r = await restoreSnapshot(repo, snap, { target: to, asRoot: false, sink: {} });
+    expect(r.damaged).toEqual([]);
+    expect(describeTree(path.join(to, src))).toEqual(describeTree(src));
+    const reads = counting.readsOf('data/').filter((n) => packs.has(packIdFromName(n)!));
+    expect(new Set(reads).size).toBe(packs.size);
+    expect(reads.length).toBeLessThanOrEqual(packs.size + 4);
+    return r;
+  }
+
   for (const encrypted of [false, true]) {
     it(`${encrypted ? 'an encrypted' : 'a plain'} repository: about one GET per pack of file data, not one per object; the files restore exactly`, async (ctx) => {
       if (unavailable()) return ctx.skip();
@@ -123,22 +143,11 @@ describe('restore from S3 reads whole packs', () => {
         const stale = path.join(cacheDir, `restore-spool-${deadPid()}-0badcafe`);
         fs.mkdirSync(path.join(stale, 'data', 'ab'), { recursive: true });
         fs.writeFileSync(path.join(stale, 'data', 'ab', 'x'), 'a copy left behind');
-        const packs = await blobPacks(repo);
         // About 400 objects of file data (400 small files, the chunks of two large ones) in 1 MiB packs.
-        expect(packs.size).toBeGreaterThanOrEqual(6);
-        counting.reset();
-        const to = tmpDir('snap-rr-restore-');
-        made.push(to);
-        const r = await restoreSnapshot(repo, snaps[0]!, { target: to, asRoot: false, sink: {} });
-        expect(r.damaged).toEqual([]);
-        expect(describeTree(path.join(to, src))).toEqual(describeTree(src));
+        expect((await blobPacks(repo)).size).toBeGreaterThanOrEqual(6);
+        await restoresReadingPacksOnce(repo, counting, snaps[0]!, src);
         // The packs went through a spool in the cache folder, which is gone with the restore.
         expect(fs.readdirSync(cacheDir).filter((n) => n.startsWith('restore-spool-'))).toEqual([]);
-        const reads = counting.readsOf('data/').filter((n) => packs.has(packIdFromName(n)!));
-        // Every pack of file data is read, each about once (one GET for the pack; a read that found
-        // no room beside the others is made on its own): far fewer than one per object.
-        expect(new Set(reads).size).toBe(packs.size);
-        expect(reads.length).toBeLessThanOrEqual(packs.size + 4);
       } finally {
         await repo.close();
       }
@@ -157,18 +166,9 @@ describe('restore from S3 reads whole packs', () => {
     const { repo, counting } = await p.open();
     try {
       const snaps = await repo.listSnapshots();
-      const packs = await blobPacks(repo);
-      counting.reset();
-      const to = tmpDir('snap-rr-restore-');
-      made.push(to);
-      const r = await restoreSnapshot(repo, snaps[0]!, { target: to, asRoot: false, sink: {} });
-      expect(r.damaged).toEqual([]);
-      expect(r.files).toBe(7000);
-      expect(describeTree(path.join(to, src))).toEqual(describeTree(src));
       // Every file's object was planned: its pack fetched whole, not one request per object.
-      const reads = counting.readsOf('data/').filter((n) => packs.has(packIdFromName(n)!));
-      expect(new Set(reads).size).toBe(packs.size);
-      expect(reads.length).toBeLessThanOrEqual(packs.size + 4);
+      const r = await restoresReadingPacksOnce(repo, counting, snaps[0]!, src);
+      expect(r.files).toBe(7000);
     } finally {
       await repo.close();
     }
