@@ -318,7 +318,8 @@ export function genTree(rng: Rng, root: string, spec: TreeSpec): void {
   if (spec.symlinks) {
     for (let i = 0; i < Math.ceil(spec.files / 10); i++) {
       const l = path.join(rng.pick(dirs), `link-${randomName(rng)}`);
-      if (fs.existsSync(l)) continue;
+      // lstat, not existsSync: a dangling link made earlier under the same name does not "exist".
+      if (fs.lstatSync(l, { throwIfNoEntry: false })) continue;
       const target = rng.chance(0.5) && files.length ? path.relative(path.dirname(l), rng.pick(files)) : `/nonexistent/${randomName(rng)}`;
       fs.symlinkSync(target, l);
       fs.lutimesSync(l, randomTime(rng), randomTime(rng));
