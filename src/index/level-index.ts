@@ -377,17 +377,11 @@ export class LevelIndex implements LocationIndex {
   }
 
   /**
-   * `record`: the directory's record (see getDirRecord) to store, or null to delete it; undefined
-   * leaves it as it is.
-   */
-  async putFilesInDir(dir: Buffer, files: [Buffer, CachedFile][], stale: Buffer[], record?: DirRecord | null): Promise<void> {
-    await this.putFilesInDirs([{ dir, files, stale, record }]);
-  }
-
-  /**
-   * putFilesInDir for many directories: a few LevelDB writes (each directory's changes in one of
-   * them, whole) instead of one awaited write per directory (a backup of the bench corpus made
-   * 3,300 of them, most of them at its end).
+   * Files-cache changes of many directories: each directory's `files` entries written, its `stale`
+   * names removed, and its `record` (see getDirRecord) stored, or deleted when null, or left as it
+   * is when undefined. A few LevelDB writes (each directory's changes in one of them, whole)
+   * instead of one awaited write per directory (a backup of the bench corpus made 3,300 of them,
+   * most of them at its end).
    */
   async putFilesInDirs(dirs: Iterable<{ dir: Buffer; files: [Buffer, CachedFile][]; stale: Buffer[]; record?: DirRecord | null }>): Promise<void> {
     let ops: KvOp[] = [];

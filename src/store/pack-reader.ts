@@ -274,11 +274,21 @@ export class PackReader {
    */
   locateNow(pack: string, offset: number, length: number): StoredAt | undefined {
     const p = this.plans.get(pack);
-    if (!p || p.state !== 'spooled' || offset < p.start || offset + length > p.end) return undefined;
+    if (!p || !this.spooledHolds(p, offset, length)) return undefined;
     this.readsBegun = true;
     this.wholes.clear();
     p.bytes -= length;
     p.reads--;
+    return this.useSpooled(p, offset, length);
+  }
+
+  /** Whether `p`'s copy is in the spool and holds the read. */
+  private spooledHolds(p: Plan, offset: number, length: number): boolean {
+    return p.state === 'spooled' && offset >= p.start && offset + length <= p.end;
+  }
+
+  /** A read answered from `p`'s spooled copy: counted, the copy in use until `settled`. */
+  private useSpooled(p: Plan, offset: number, length: number): StoredAt {
     this.stats.spooledReads++;
     p.users = (p.users ?? 0) + 1;
     this.finishCopy(p);
@@ -308,12 +318,9 @@ export class PackReader {
     }
     this.pump();
     if (p.state === 'fetching') await p.fetched;
-    if (p.state === 'spooled' && offset >= p.start && offset + length <= p.end) {
-      this.stats.spooledReads++;
-      p.users = (p.users ?? 0) + 1;
-      this.finishCopy(p);
-      this.pump();
-      if (locating) return { pack: p.pack, offset, length };
+    if (this.spooledHolds(p, offset, length)) {
+      const at = this.useSpooled(p, offset, length);
+      if (locating) return at;
       try {
         return await this.o.spool!.read(p.pack, offset, length);
       } finally {
