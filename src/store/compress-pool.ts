@@ -18,7 +18,7 @@
 // then runs none of its JavaScript.
 import { availableParallelism } from 'node:os';
 import { workerUrl } from '../core/worker-url.js';
-import type { CompressRequest, CompressWorkerData, PackDone, PackJob } from './compress-worker.js';
+import type { ChunkFileDone, ChunkFileJob, CompressRequest, CompressWorkerData, PackDone, PackJob } from './compress-worker.js';
 import type { CodecContext } from './object-codec.js';
 import { ThreadPool } from './thread-pool.js';
 import { zstdSpec } from './zstd.js';
@@ -68,7 +68,9 @@ export function giveBackRing(ring: SharedArrayBuffer): void {
 const MAX_WORKERS = 64;
 
 /** One pool per codec context (objects in the clear: one for the process). */
-const pools = new Map<CodecContext, ThreadPool<CompressJob | PackJob, CompressResult | PackDone>>();
+type Job = CompressJob | PackJob | ChunkFileJob;
+type Done = CompressResult | PackDone | ChunkFileDone;
+const pools = new Map<CodecContext, ThreadPool<Job, Done>>();
 
 /**
  * Compress a batch on the least busy of `workers` threads; a new thread starts (and takes the
@@ -87,7 +89,15 @@ export async function finishPackOnWorkers(job: PackJob['pack'], workers: number,
   return (await poolOf(ctx).run({ pack: job }, transfer, workers)) as PackDone;
 }
 
-function poolOf(ctx: CodecContext): ThreadPool<CompressJob | PackJob, CompressResult | PackDone> {
+/**
+ * Chunk and hash a large file on the same threads (compress-worker.ts, chunkFile): the calling
+ * thread goes on with other files meanwhile. `job.fd` must stay open until this settles.
+ */
+export async function chunkFileOnWorkers(job: ChunkFileJob['chunkFile'], workers: number, ctx: CodecContext): Promise<ChunkFileDone> {
+  return (await poolOf(ctx).run({ chunkFile: job }, [], workers)) as ChunkFileDone;
+}
+
+function poolOf(ctx: CodecContext): ThreadPool<Job, Done> {
   let pool = pools.get(ctx);
   if (!pool) {
     const compress: CompressWorkerData = { zstd: zstdSpec(), codec: ctx };

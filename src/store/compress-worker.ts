@@ -15,6 +15,8 @@ import { type BlobKeys, sealBlob, sealedSize } from '../backend/encrypted.js';
 import { type CodecContext, encodeObjectSync, ID_BYTES, objectId } from './object-codec.js';
 import { packName } from './pack.js';
 import { serveJobs } from './thread-pool.js';
+import { type Gear, sameGear } from './chunker.js';
+import { FileChunker } from './file-chunker.js';
 import { useZstd, type ZstdSpec } from './zstd.js';
 
 /** What a compression thread is started with. */
@@ -45,6 +47,47 @@ export interface CompressRequest {
  */
 export interface PackJob {
   pack: { buffer: ArrayBuffer; length: number; keys?: BlobKeys; into?: ArrayBuffer; hashSealed?: boolean };
+}
+
+/**
+ * A large file to chunk and hash here: the thread reads the open descriptor `fd` (the process's,
+ * kept open by the caller until the answer) from its start, at most `size` bytes, and cuts it with
+ * `gear`, as the calling thread's FileChunker would. The answer is the chunks' lengths and their
+ * ids (objectId), ID_BYTES each in the same order, computed from the bytes this thread read
+ * (docs/performance.md, "Changed large files cut on the threads").
+ */
+export interface ChunkFileJob {
+  chunkFile: { fd: number; size: number; gear: Gear };
+}
+
+/** The chunks of a ChunkFileJob, or the read error that stopped it (its errno code and message). */
+export type ChunkFileDone = { lengths: Int32Array; ids: Uint8Array; bytes: number } | { error: { code?: string; message: string } };
+
+/** Each thread's chunker for ChunkFileJob (its buffer, max + 1 MiB, made at its first such job), and its gear. */
+let fileChunker: { chunker: FileChunker; gear: Gear } | undefined;
+
+/** Cut and hash a file as ChunkFileJob says. A read error is answered, not thrown: it is the file's, not the thread's. */
+export function chunkFile(j: ChunkFileJob['chunkFile'], ctx: CodecContext): { result: ChunkFileDone; transfer: Transferable[] } {
+  if (!fileChunker || !sameGear(fileChunker.gear, j.gear)) fileChunker = { chunker: new FileChunker(j.fd, j.gear), gear: j.gear };
+  const c = fileChunker.chunker;
+  c.reset(j.fd, j.size);
+  const lengths: number[] = [];
+  const ids: Buffer[] = [];
+  let bytes = 0;
+  try {
+    for (let chunk = c.next(); chunk; chunk = c.next()) {
+      lengths.push(chunk.length);
+      bytes += chunk.length;
+      ids.push(objectId(chunk, ctx));
+    }
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    return { result: { error: { code: typeof err.code === 'string' ? err.code : undefined, message: err.message ?? String(e) } }, transfer: [] };
+  }
+  const out = Int32Array.from(lengths);
+  const idBytes = new Uint8Array(ids.length * ID_BYTES);
+  ids.forEach((id, i) => idBytes.set(id, i * ID_BYTES));
+  return { result: { lengths: out, ids: idBytes, bytes }, transfer: [out.buffer, idBytes.buffer] };
 }
 
 /** The pack's id (hex SHA-256 of its bytes), its buffer back, and its sealed form when asked. */
@@ -97,8 +140,9 @@ if (data) {
   const ready = useZstd(data.zstd.kind).then((ok) => {
     if (!ok) throw new Error(`a compression thread cannot load zstd (${data.zstd.kind})`);
   });
-  serveJobs<CompressRequest | PackJob, Int32Array | PackDone>((m) => {
+  serveJobs<CompressRequest | PackJob | ChunkFileJob, Int32Array | PackDone | ChunkFileDone>((m) => {
     if ('pack' in m) return finishPack(m.pack);
+    if ('chunkFile' in m) return chunkFile(m.chunkFile, data.codec);
     const out = compressBatch(new Uint8Array(m.ring), m.objs, m.level, data.codec, m.hash === true, m.hashOnly === true);
     return { result: out, transfer: [out.buffer as ArrayBuffer] };
   }, ready);

@@ -10,7 +10,9 @@ import type { Backend } from '../backend/backend.js';
 import type { CodecName } from '../model/config.js';
 import { isSyncCodec } from './codec.js';
 import { type CodecContext, decodeAndVerify, encodeObject, encodeObjectSync, ID_BYTES, objectId, objectWhat, PLAIN } from './object-codec.js';
-import { compressOnWorkers, defaultCompressWorkers, finishPackOnWorkers, giveBackRing, takeRing } from './compress-pool.js';
+import { chunkFileOnWorkers, compressOnWorkers, defaultCompressWorkers, finishPackOnWorkers, giveBackRing, takeRing } from './compress-pool.js';
+import type { ChunkFileDone } from './compress-worker.js';
+import type { Gear } from './chunker.js';
 import { type BlobKeys, type BlobSealing, sealedSize } from '../backend/encrypted.js';
 import { type ObjectType, PackBuilder, type PackEntry, packName } from './pack.js';
 import { checkObjectClaim } from './limits.js';
@@ -180,6 +182,11 @@ export class ObjectStore {
     this.sealKeys = k ? { dataKey: Buffer.from(Uint8Array.from(k).buffer) } : undefined;
   }
 
+  /** Compression threads this store uses (0: it compresses on the calling thread). */
+  get threads(): number {
+    return this.workers;
+  }
+
   async has(id: Buffer): Promise<boolean> {
     return this.pending.has(toHex(id)) || (await this.index.lookup(id)) !== undefined;
   }
@@ -242,6 +249,20 @@ export class ObjectStore {
     const r = await this.add(type, raw);
     this.noteStored(!r.added);
     return { id: Promise.resolve(r.id) };
+  }
+
+  /**
+   * Chunk a large file on a compression thread, with its chunks' ids (objectId): the thread reads
+   * `fd` (open until this settles) from its start, at most `size` bytes. Undefined when this store
+   * has no threads (the caller chunks it itself).
+   */
+  async chunkFile(fd: number, size: number, gear: Gear): Promise<ChunkFileDone | undefined> {
+    this.throwIfFailed();
+    if (this.workers === 0) return undefined;
+    // A read error comes back as the answer; a rejection is the thread's own failure, never the file's.
+    return chunkFileOnWorkers({ fd, size, gear }, this.workers, this.ctx).catch((e: unknown) => {
+      throw new SnapError('SNAP_INTERNAL', `a compression thread failed to cut a file: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    });
   }
 
   /**

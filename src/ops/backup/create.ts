@@ -16,6 +16,8 @@ import { type Node, recordedInode } from '../../model/node.js';
 import { snapshotTime, TIME_RANGE, type SnapshotSummary, type StoredSnapshot } from '../../model/snapshot.js';
 import { encodeTree } from '../../model/tree.js';
 import { FileChunker } from '../../store/file-chunker.js';
+import { readFully } from '../../core/read-fully.js';
+import { ID_BYTES } from '../../core/ids.js';
 import { type CachedFile, type DirRecord, type FileStamp, type Repository, sameStamp } from '../../repo/repository.js';
 import { baseNode, splitNs } from '../fs/node-meta.js';
 import { streamChunks } from '../../store/stream-chunker.js';
@@ -118,6 +120,8 @@ export interface WalkStats {
   readdir: number;
   /** Directories taken from the previous walk without reading them. */
   trustedDirs: number;
+  /** Changed large files cut and hashed by the compression threads (chunkedOnThread). */
+  cutOnThreads: number;
 }
 
 export interface CreateResult {
@@ -175,6 +179,17 @@ interface PendingDir {
 interface Kid {
   node: Node;
   st: fs.BigIntStats;
+  /** A directory whose tree is still being made (Later): its node's `tree` is set when this settles. */
+  pending?: Promise<void>;
+}
+
+/**
+ * A directory's tree still being made: some of its files are being cut by compression threads
+ * (chunkedOnThread). The walk goes on with the directory's next siblings meanwhile; the parent
+ * waits for it before it compares or makes its own tree.
+ */
+interface Later {
+  later: Promise<Buffer>;
 }
 
 /**
@@ -313,7 +328,7 @@ function sameEntry(x: Node, y: Node): boolean {
 }
 
 class Archiver {
-  readonly stats: WalkStats = { lstat: 0, readdir: 0, trustedDirs: 0 };
+  readonly stats: WalkStats = { lstat: 0, readdir: 0, trustedDirs: 0, cutOnThreads: 0 };
   readonly summary = {
     filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirsNew: 0, dirsChanged: 0, dirsUnchanged: 0,
     bytesRead: 0, totalBytes: 0, totalFiles: 0, warnings: 0,
@@ -338,6 +353,9 @@ class Archiver {
   private readonly digestBytes = Buffer.from(this.digestWords.buffer);
   /** While a directory's files are read: their chunk ids still to come (readFile), awaited before its tree is made. */
   private idsDue: Promise<unknown>[] | undefined;
+  /** Files being cut on threads now (cutRoom), and the walks waiting for one to finish. */
+  private cutting = 0;
+  private readonly cutWaiters: (() => void)[] = [];
 
   /** Said only when it is news: on the first backup of these paths (docs/design.md). */
   private readonly tellRepoSkipped: boolean;
@@ -364,7 +382,7 @@ class Archiver {
   /** The tree of a directory on the way to the sources: only the children that lead to one. */
   async dirOfTrie(abs: string, trie: SourceTrie, at: TrustAt | undefined, into: Map<string, MemoDir> | undefined, key: string): Promise<Buffer> {
     const dirBuf = fsEncode(abs);
-    if (trie.source) return this.dirTree(dirBuf, '', await this.lstat(dirBuf), at, into, key);
+    if (trie.source) return made(await this.dirTree(dirBuf, '', await this.lstat(dirBuf), at, into, key));
     const kids = into ? new Map<string, MemoDir>() : undefined;
     into?.set(key, { files: 0, bytes: 0, dirs: 0, kids: kids! });
     const nodes: Node[] = [];
@@ -374,6 +392,7 @@ class Archiver {
       const full = joinPath(dirBuf, nameBuf);
       if (child.source) {
         const kid = await this.entry(dirBuf, nameBuf, '', undefined, descend(at, nameBuf), kids);
+        await kid?.pending;
         if (kid) this.addXattrs(full, kid.node);
         const node = kid?.node.type === 'file' ? await this.file(full, nameBuf, kid.node, kid.st, undefined) : kid?.node;
         if (node) nodes.push(node);
@@ -435,8 +454,14 @@ class Archiver {
           memo?.set(key, m);
           return { node, st };
         }
-        node.tree = await this.dirTree(full, rel, st, at, memo, key);
-        return { node, st };
+        const t = await this.dirTree(full, rel, st, at, memo, key);
+        if (!isLater(t)) {
+          node.tree = t;
+          return { node, st };
+        }
+        const pending = t.later.then((id) => void (node.tree = id));
+        pending.catch(() => {}); // awaited by the parent, after the siblings
+        return { node, st, pending };
       }
       case 'symlink':
         try {
@@ -531,7 +556,7 @@ class Archiver {
    * A directory's tree, read from the file system. `at`: where it is in the previous walk and the
    * reported paths (its subdirectories may be taken from there); `into`: where to remember it.
    */
-  private async dirTree(full: Buffer, rel: string, st: fs.BigIntStats | undefined, at: TrustAt | undefined, into: Map<string, MemoDir> | undefined, key: string): Promise<Buffer> {
+  private async dirTree(full: Buffer, rel: string, st: fs.BigIntStats | undefined, at: TrustAt | undefined, into: Map<string, MemoDir> | undefined, key: string): Promise<Buffer | Later> {
     const s = this.summary;
     const files = s.totalFiles;
     const bytes = s.totalBytes;
@@ -539,13 +564,15 @@ class Archiver {
     const warnings = s.warnings;
     const kids = into ? new Map<string, MemoDir>() : undefined;
     const listed = { ok: true };
-    const tree = await this.walkDir(full, rel, st, at, kids, listed);
+    const walked = await this.walkDir(full, rel, st, at, kids, listed);
+    // Without a memo to fill in, the tree may come later (walkDir); with one, walkDir makes it at
+    // once, so that the counts below are this subtree's.
+    if (!into) return walked;
+    const tree = await made(walked);
     // A subtree with a problem (an unreadable file left out) is never trusted as a whole: read
     // again next time (its folders without a problem still may be).
-    if (into) {
-      const ok = listed.ok && s.warnings === warnings;
-      into.set(key, { ...(ok ? { tree: keptId(tree) } : {}), files: s.totalFiles - files, bytes: s.totalBytes - bytes, dirs: s.dirsNew + s.dirsChanged + s.dirsUnchanged - dirs, kids: kids! });
-    }
+    const ok = listed.ok && s.warnings === warnings;
+    into.set(key, { ...(ok ? { tree: keptId(tree) } : {}), files: s.totalFiles - files, bytes: s.totalBytes - bytes, dirs: s.dirsNew + s.dirsChanged + s.dirsUnchanged - dirs, kids: kids! });
     return tree;
   }
 
@@ -561,7 +588,7 @@ class Archiver {
     this.progress.dirs += m.dirs;
   }
 
-  private async walkDir(full: Buffer, rel: string, st: fs.BigIntStats | undefined, at: TrustAt | undefined, memo: Map<string, MemoDir> | undefined, listed: { ok: boolean }): Promise<Buffer> {
+  private async walkDir(full: Buffer, rel: string, st: fs.BigIntStats | undefined, at: TrustAt | undefined, memo: Map<string, MemoDir> | undefined, listed: { ok: boolean }): Promise<Buffer | Later> {
     let names: Buffer[];
     this.stats.readdir++;
     try {
@@ -579,6 +606,7 @@ class Archiver {
       const kid = await this.entry(full, name, childRel, rootDev, descend(at, name), memo);
       if (kid) kids.push(kid);
     }
+    for (const k of kids) if (k.pending) await k.pending;
     this.progress.dirs++;
     const digest = this.digest(kids);
     const last = this.noFilesCache ? undefined : await this.repo.index.getDirRecord(full);
@@ -593,47 +621,71 @@ class Archiver {
     const updates: [Buffer, CachedFile][] = [];
     const nodes: Node[] = [];
     let complete = true; // every entry made it into the tree as it is now: the record may be kept
+    // Large files a compression thread cuts (chunkedOnThread): the loop goes on while it does.
+    // `made` holds each entry's node, or for those files the index of their promise in `later`.
+    const later: Promise<Node | undefined>[] = [];
+    const made: (Node | undefined | number)[] = [];
+    // The chunk ids of new large files, which the compression threads compute (readFile).
     const due: Promise<unknown>[] = (this.idsDue = []);
     try {
       for (const { node: n, st: kst } of kids) {
-        let node: Node | undefined = n;
         // Only here, for directories that changed: an unchanged one's tree already holds them (a
         // change of attributes changes the entry's ctime, which the digest covers).
         if (!this.addXattrs(joinPath(full, n.name), n)) complete = false;
+        if (n.type !== 'file') {
+          made.push(n);
+          continue;
+        }
+        seen.add(n.name.toString('latin1'));
+        if (this.cutOnThread(kst, cache.old.get(n.name.toString('latin1')))) {
+          await this.cutRoom();
+          const p = this.file(joinPath(full, n.name), n.name, n, kst, cache).finally(() => this.cutDone());
+          p.catch(() => {}); // awaited below, after the other files
+          made.push(later.push(p) - 1);
+        } else made.push(await this.file(joinPath(full, n.name), n.name, n, kst, cache));
+      }
+    } finally {
+      this.idsDue = undefined;
+    }
+    const finish = async (): Promise<Buffer> => {
+      // The tree and the files-cache entries name the chunk ids the threads compute.
+      const cut = await Promise.all(later);
+      await Promise.all(due);
+      kids.forEach(({ node: n, st: kst }, i) => {
+        const m = made[i];
+        const node = typeof m === 'number' ? cut[m] : m;
         if (n.type === 'file') {
           const key = n.name.toString('latin1');
-          seen.add(key);
-          node = await this.file(joinPath(full, n.name), n.name, n, kst, cache);
           const upd = cache.updates.get(key);
           if (upd) updates.push([n.name, upd]);
           else if (!node || !cache.old.has(key) || !sameStamp(cache.old.get(key)!, stampOf(kst))) complete = false;
         }
         if (node) nodes.push(node);
-      }
-    } finally {
-      this.idsDue = undefined;
-    }
-    // The chunk ids the compression threads compute (large files): the tree and the files-cache
-    // entries name them.
-    await Promise.all(due);
-    const stale = [...cache.old.keys()].filter((k) => !seen.has(k)).map((k) => Buffer.from(k, 'latin1'));
-    const bytes = encodeTree(nodes);
-    const r = await this.repo.objects.add('tree', bytes);
-    // Compared with the last backup of this directory (its record, else its files-cache entries);
-    // a directory the index knows nothing of is new, even when an identical tree exists already
-    // (two empty directories in a first backup).
-    if (last) {
-      if (r.id.equals(last.tree)) this.summary.dirsUnchanged++;
-      else this.summary.dirsChanged++;
-    } else if (cache.old.size > 0) {
-      if (r.added) this.summary.dirsChanged++;
-      else this.summary.dirsUnchanged++;
-    } else this.summary.dirsNew++;
-    // The record waits, like the files-cache entries, until what the tree names is durable.
-    this.pendingCache.push({ dir: full, files: updates, stale, record: complete ? { digest, tree: r.id } : null });
-    this.pendingFiles += updates.length + stale.length + 1;
-    if (this.pendingFiles >= (this.o.cacheBatch ?? CACHE_BATCH)) await this.flushCache();
-    return r.id;
+      });
+      const stale = [...cache.old.keys()].filter((k) => !seen.has(k)).map((k) => Buffer.from(k, 'latin1'));
+      const bytes = encodeTree(nodes);
+      const r = await this.repo.objects.add('tree', bytes);
+      // Compared with the last backup of this directory (its record, else its files-cache entries);
+      // a directory the index knows nothing of is new, even when an identical tree exists already
+      // (two empty directories in a first backup).
+      if (last) {
+        if (r.id.equals(last.tree)) this.summary.dirsUnchanged++;
+        else this.summary.dirsChanged++;
+      } else if (cache.old.size > 0) {
+        if (r.added) this.summary.dirsChanged++;
+        else this.summary.dirsUnchanged++;
+      } else this.summary.dirsNew++;
+      // The record waits, like the files-cache entries, until what the tree names is durable.
+      this.pendingCache.push({ dir: full, files: updates, stale, record: complete ? { digest, tree: r.id } : null });
+      this.pendingFiles += updates.length + stale.length + 1;
+      if (this.pendingFiles >= (this.o.cacheBatch ?? CACHE_BATCH)) await this.flushCache();
+      return r.id;
+    };
+    // Files still being cut on threads: the walk goes on (a memo's counts need the subtree whole).
+    if (later.length === 0 || memo) return finish();
+    const tree = finish();
+    tree.catch(() => {}); // awaited by the parent (Kid.pending)
+    return { later: tree };
   }
 
   /**
@@ -686,6 +738,25 @@ class Archiver {
     this.progress.bytes += size;
   }
 
+  /**
+   * Whether file() gives this file to a compression thread to cut (chunkedOnThread): a changed
+   * large file, when the store has threads. walkDir then goes on with the next files meanwhile.
+   */
+  private cutOnThread(st: fs.BigIntStats, cached: CachedFile | undefined): boolean {
+    return cached !== undefined && this.repo.objects.threads > 0 && Number(st.size) >= HASH_ON_THREADS && !sameStamp(cached, stampOf(st));
+  }
+
+  /** Wait until fewer than CUTTING files are being cut on threads, and count one more (cutDone: one less). */
+  private async cutRoom(): Promise<void> {
+    while (this.cutting >= CUTTING) await new Promise<void>((r) => this.cutWaiters.push(r));
+    this.cutting++;
+  }
+
+  private cutDone(): void {
+    this.cutting--;
+    this.cutWaiters.shift()?.();
+  }
+
   private async file(full: Buffer, name: Buffer, node: Node, st: fs.BigIntStats, cache: DirCache | undefined): Promise<Node | undefined> {
     const stamp = stampOf(st);
     if (Number(st.nlink) > 1) node.inode = { dev: Number(st.dev), ino: recordedInode(st.ino), links: Number(st.nlink) };
@@ -702,11 +773,12 @@ class Archiver {
       this.report(full);
       return node;
     }
-    // A large file's chunk ids come from the compression threads (ObjectStore.addHashing). A new
-    // file's content is probably new: hashed and compressed at once. A changed file's chunks are
-    // mostly stored already (an edit in a large file): only hashed there, and only the new ones
-    // compressed. Small files are hashed here: sent to the threads they cost more than they saved
-    // (every tree between them split the threads' batches, and copies of small files are common).
+    // A large file's chunk ids come from the compression threads. A new file's content is probably
+    // new: cut here, hashed and compressed there at once (ObjectStore.addHashing). A changed file's
+    // chunks are mostly stored already (an edit in a large file): cut and hashed there, and only the
+    // new ones read again here and stored (chunkedOnThread). Small files are cut and hashed here:
+    // sent to the threads they cost more than they saved (every tree between them split the
+    // threads' batches, and copies of small files are common).
     const read = await this.readFile(full, st, stamp.size < HASH_ON_THREADS ? 'here' : cached ? 'threads-stored' : 'threads');
     if (!read) return undefined; // a warning; the snapshot does not hold it, nor count it
     this.summary.totalFiles++;
@@ -727,9 +799,10 @@ class Archiver {
 
   /**
    * Read, chunk and store a file. Chunk ids are computed `here`, or by the compression threads
-   * (`threads`; `threads-stored` for content probably stored already): the returned `chunks` are
-   * then filled in once they are known, which the directory being read waits for before its tree
-   * is made (`this.idsDue`); outside a directory's files, this waits for them.
+   * (`threads`, a new large file: the returned `chunks` are then filled in once they are known,
+   * which the directory being read waits for before its tree is made, `this.idsDue`; outside a
+   * directory's files, this waits for them). A changed large file (`threads-stored`, its content
+   * probably stored already) is cut and hashed by a compression thread (chunkedOnThread).
    */
   private async readFile(full: Buffer, before: fs.BigIntStats, hashing: 'here' | 'threads' | 'threads-stored' = 'here'): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
     let fd: number;
@@ -745,6 +818,10 @@ class Archiver {
         this.warn('SNAP_CHANGED', full, 'was replaced while being backed up; skipped');
         return undefined;
       }
+      if (hashing === 'threads-stored') {
+        const r = await this.chunkedOnThread(full, fd, before, opened);
+        if (r) return r;
+      }
       const chunks: Buffer[] = [];
       const due: Promise<void>[] = [];
       let size = 0;
@@ -754,8 +831,8 @@ class Archiver {
         this.o.signal?.throwIfAborted();
         this.progress.bytes += c.length;
         this.summary.bytesRead += c.length;
-        if (hashing !== 'here') {
-          const { id } = await this.repo.objects.addHashing('blob', c, hashing === 'threads-stored');
+        if (hashing === 'threads') {
+          const { id } = await this.repo.objects.addHashing('blob', c);
           const at = chunks.push(EMPTY) - 1;
           due.push(id.then((v) => void (chunks[at] = v)));
           continue;
@@ -784,6 +861,51 @@ class Archiver {
     } finally {
       fs.closeSync(fd);
     }
+  }
+
+  /**
+   * A changed large file cut and hashed by a compression thread (ObjectStore.chunkFile) while this
+   * thread goes on with the directory's other files and the next directories (walkDir does not wait
+   * for it there): its chunks are mostly stored already (an edit), so only those the index does not
+   * know are read again here, hashed and stored. A chunk whose bytes now differ from those the
+   * thread hashed (the file changed between the reads) is stored as read now, under its own id, and
+   * the file is reported changed while read. Undefined when the store has no threads (readFile cuts
+   * it here). New files are not cut there: a first backup keeps both threads busy compressing, and
+   * cutting there too made it slower (docs/performance.md, "Changed large files cut on the threads").
+   */
+  private async chunkedOnThread(full: Buffer, fd: number, before: fs.BigIntStats, opened: fs.BigIntStats): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
+    const r = await this.repo.objects.chunkFile(fd, Number(opened.size), this.repo.gear);
+    if (!r) return undefined;
+    if ('error' in r) throw Object.assign(new Error(r.error.message), r.error.code ? { code: r.error.code } : {});
+    this.stats.cutOnThreads++;
+    const chunks: Buffer[] = [];
+    let buf: Buffer | undefined;
+    let off = 0;
+    let same = true;
+    for (let i = 0; i < r.lengths.length; i++) {
+      this.o.signal?.throwIfAborted();
+      const len = r.lengths[i]!;
+      let id: Buffer = Buffer.from(r.ids.slice(i * ID_BYTES, (i + 1) * ID_BYTES));
+      if (!(await this.repo.objects.has(id))) {
+        if (!buf || buf.length < len) buf = Buffer.allocUnsafeSlow(len);
+        const got = readFully(fd, buf.subarray(0, len), off);
+        const bytes = buf.subarray(0, got);
+        const now = this.repo.hashId(bytes);
+        if (got < len || !now.equals(id)) {
+          same = false;
+          id = now;
+        }
+        await this.repo.objects.add('blob', bytes, id);
+      }
+      chunks.push(id);
+      off += len;
+    }
+    this.progress.bytes += r.bytes;
+    this.summary.bytesRead += r.bytes;
+    const after = fs.fstatSync(fd, { bigint: true });
+    const stable = same && after.size === before.size && after.mtimeNs === before.mtimeNs && after.ctimeNs === before.ctimeNs && BigInt(r.bytes) === after.size;
+    if (!stable) this.warn('SNAP_CHANGED', full, 'changed while it was being read; the snapshot holds the bytes as read');
+    return { size: r.bytes, chunks, stable };
   }
 
   /**
@@ -830,12 +952,26 @@ const EMPTY = Buffer.alloc(0);
  * average chunk: a smaller file is one chunk). docs/performance.md, "Chunk ids on the compression threads".
  */
 const HASH_ON_THREADS = 1024 * 1024;
+/**
+ * Files cut on threads at once (chunkedOnThread), each with its descriptor open: the walk waits
+ * for one to finish beyond this, so open files and directories waiting for their trees stay few.
+ */
+const CUTTING = 4;
 
 /**
  * A tree id the walk keeps (snap watch keeps it for days), copied into memory of its own: an id
  * read from a directory record is a 32-byte slice of Node's shared 8 KB buffer pool, and kept as
  * it is it would keep that whole block alive.
  */
+/** A directory's tree, waited for when it comes later. */
+async function made(t: Buffer | Later): Promise<Buffer> {
+  return isLater(t) ? t.later : t;
+}
+
+function isLater(t: Buffer | Later): t is Later {
+  return !Buffer.isBuffer(t);
+}
+
 function keptId(id: Buffer): Buffer {
   const b = Buffer.allocUnsafeSlow(id.length);
   id.copy(b);
