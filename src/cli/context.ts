@@ -17,6 +17,7 @@ import { cacheRoot as cacheRootIn, remoteStorage } from '../repo/storage.js';
 import { makeSink, type CliSink } from './sink.js';
 import { parseWaitMs } from './parse.js';
 import { rawCwd } from './argv.js';
+import { defaultRepoPath } from './default-repo.js';
 import { type Interrupts, writeOut } from './interrupt.js';
 import { displayPath } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
@@ -108,11 +109,6 @@ function explicitPassword(opts: GlobalOptions): string | undefined {
   const copying = o.fromRepo !== undefined || o.from !== undefined;
   if (copying && o.fromPasswordFile === undefined && o.fromPasswordCommand === undefined) return undefined;
   return given;
-}
-
-export function defaultRepoPath(): string {
-  const xdg = process.env.XDG_DATA_HOME;
-  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share'), 'snap');
 }
 
 export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {

@@ -144,6 +144,22 @@ export async function repositoryPassword(o: PasswordOptions, cwd: string, shown:
 }
 
 /**
+ * The password repositoryPassword will give, when it needs neither a terminal nor a command
+ * (--password-file, SNAP_PASSWORD); undefined otherwise, or when it would fail. For a derivation
+ * started before it is asked for (cli/early-key.ts): nothing is run, asked or said.
+ */
+export function passwordAtHand(o: PasswordOptions, cwd: string): Buffer | undefined {
+  if (o.command !== undefined) return undefined;
+  try {
+    if (o.file !== undefined) return fromFile(o.file, cwd, 'password');
+  } catch {
+    return undefined;
+  }
+  const env = process.env.SNAP_PASSWORD;
+  return env ? Buffer.from(env) : undefined;
+}
+
+/**
  * The password of `snap copy`'s source repository: --from-password-file, --from-password-command or
  * SNAP_FROM_PASSWORD when one is given (two repositories, two passwords), else the usual sources
  * (one password for both, or asked for on a terminal).

@@ -3,7 +3,7 @@
 // in 64 KiB-1 MiB messages against ~0.7-1 GB/s for ChaCha20-Poly1305, HMAC-SHA256 at the speed of
 // SHA-256, and scrypt is native code on libuv's thread pool (the main thread stays free), 0.8 s
 // for N=2^17 against 0.87 s for @noble/hashes' argon2id with 64 MiB on the main thread.
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, scrypt } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { SnapError } from './errors.js';
 
 export const KEY_BYTES = 32;
@@ -87,6 +87,40 @@ export function scryptProblem(p: { N: unknown; r: unknown; p: unknown; salt: unk
 export async function deriveKey(password: Uint8Array, k: ScryptParams): Promise<Buffer> {
   const bad = scryptProblem(k);
   if (bad) throw new SnapError('SNAP_CORRUPT', `a key file's parameters are refused: ${bad}`);
+  const e = early;
+  if (e && sameDerivation(e, password, k)) {
+    early = undefined;
+    e.password.fill(0);
+    return e.key;
+  }
+  return derive(password, k);
+}
+
+/**
+ * A derivation started before it was asked for (deriveKeyEarly), kept until a deriveKey of the
+ * same password and parameters takes it. One at most.
+ */
+let early: { password: Buffer; k: ScryptParams; key: Promise<Buffer> } | undefined;
+
+/**
+ * Start the derivation deriveKey will be asked for, while the process does other work (the CLI
+ * loads its modules meanwhile: cli/early-key.ts). deriveKey of the same password and parameters
+ * then waits for it instead of starting its own; any other deriveKey ignores it. Parameters
+ * scryptProblem refuses start nothing.
+ */
+export function deriveKeyEarly(password: Uint8Array, k: ScryptParams): void {
+  if (scryptProblem(k) || !k.salt) return;
+  const key = derive(password, k);
+  key.catch(() => {}); // deriveKey, which takes it, reports its failure
+  early = { password: Buffer.from(password), k: { ...k, salt: Buffer.from(k.salt) }, key };
+}
+
+function sameDerivation(e: { password: Buffer; k: ScryptParams }, password: Uint8Array, k: ScryptParams): boolean {
+  if (e.k.algorithm !== k.algorithm || e.k.N !== k.N || e.k.r !== k.r || e.k.p !== k.p || !k.salt || !e.k.salt!.equals(k.salt)) return false;
+  return e.password.length === password.length && timingSafeEqual(e.password, password);
+}
+
+function derive(password: Uint8Array, k: ScryptParams): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     // scrypt needs 128 * N * r bytes (plus a little): allow exactly that much.
     scrypt(password, k.salt, KEY_BYTES, { N: k.N, r: k.r, p: k.p, maxmem: 129 * k.N * k.r + 1024 * 1024 }, (err, key) => {

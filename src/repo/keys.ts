@@ -50,8 +50,7 @@ export function keyName(id: string): string {
 }
 
 function keyIdFromName(name: string): string | undefined {
-  const m = /^keys\/([0-9a-f]{32})$/.exec(name);
-  return m ? m[1] : undefined;
+  return name.startsWith(KEYS) ? keyFileId(name.slice(KEYS.length)) : undefined;
 }
 
 /** Associated data of a key file's sealed master keys: bound to its repository and its name. */
@@ -133,6 +132,22 @@ function parseKeyFile(bytes: Buffer, id: string): KeyFile {
   if (typeof f.created !== 'string') throw bad('no creation time');
   if (f.repo !== undefined && (typeof f.repo !== 'string' || !/^[0-9a-f]{32}$/.test(f.repo))) throw bad('its repository id is not 32 hex digits');
   return f;
+}
+
+/** A key file's name in `keys/` (the id: 32 hex digits), or undefined for other names. */
+export function keyFileId(name: string): string | undefined {
+  return /^[0-9a-f]{32}$/.test(name) ? name : undefined;
+}
+
+/**
+ * The key derivation a key file's bytes ask for (checked as unlock checks them; SNAP_CORRUPT when
+ * damaged): what the CLI starts early (cli/early-key.ts). Key files are tried in the order of their
+ * ids (keyIds).
+ */
+export function keyFileKdf(bytes: Buffer, id: string): ScryptParams {
+  if (bytes.length > MAX_KEY_FILE_BYTES) throw new SnapError('SNAP_CORRUPT', `key file ${id} has ${bytes.length} bytes, far more than a key file holds`);
+  const f = parseKeyFile(bytes, id);
+  return { algorithm: 'scrypt', N: f.kdf.N, r: f.kdf.r, p: f.kdf.p, salt: Buffer.from(f.kdf.salt, 'base64') };
 }
 
 function parseMaster(b: Buffer, id: string): MasterKeys & { config?: string } {
