@@ -49,6 +49,23 @@ function chunksHere(repo: Repository, file: string): Buffer[] {
   }
 }
 
+/**
+ * A plain repository with one backup of a folder holding `big.bin` (`size` seeded bytes) and
+ * `other.txt`: the options to back it up again, and the warnings' codes said since.
+ */
+async function backedUpOnce(size: number, seed: number): Promise<{ repo: Repository; src: string; f: string; warnings: string[]; opts: Parameters<typeof createSnapshot>[1] }> {
+  const { base, repo } = await newRepo(false);
+  const src = path.join(base, 'src');
+  fs.mkdirSync(src);
+  const f = path.join(src, 'big.bin');
+  fs.writeFileSync(f, seededBytes(size, seed));
+  fs.writeFileSync(path.join(src, 'other.txt'), 'kept\n');
+  const warnings: string[] = [];
+  const opts = { paths: [src], cwd: base, host: currentHost(), program: 'snap test', sink: { warn: (w: { code: string }) => void warnings.push(w.code) } };
+  await createSnapshot(repo, opts);
+  return { repo, src, f, warnings, opts };
+}
+
 /** Insert `bytes` in the middle of a file, keeping nothing else of its metadata. */
 function insertMiddle(file: string, bytes: Buffer): void {
   const b = fs.readFileSync(file);
@@ -113,15 +130,8 @@ describe('changed large files cut on the compression threads', () => {
   }
 
   it('a file whose bytes changed between the thread reading it and the walk reading the new chunks again is stored as read then, under its own ids, and reported', async () => {
-    const { base, repo } = await newRepo(false);
+    const { repo, f, warnings, opts } = await backedUpOnce(3 * MiB, 9);
     try {
-      const src = path.join(base, 'src');
-      fs.mkdirSync(src);
-      const f = path.join(src, 'big.bin');
-      fs.writeFileSync(f, seededBytes(3 * MiB, 9));
-      const warnings: string[] = [];
-      const opts = { paths: [src], cwd: base, host: currentHost(), program: 'snap test', sink: { warn: (w: { code: string }) => void warnings.push(w.code) } };
-      await createSnapshot(repo, opts);
       fs.writeFileSync(f, seededBytes(3 * MiB, 10)); // every chunk new
       // The thread answers first; then the file changes again before the walk reads the new chunks.
       const chunkFile = repo.objects.chunkFile.bind(repo.objects);
@@ -147,16 +157,8 @@ describe('changed large files cut on the compression threads', () => {
   }, 120_000);
 
   it('a read error of the thread is the file\'s: reported, the file left out, the backup goes on', async () => {
-    const { base, repo } = await newRepo(false);
+    const { repo, src, f, warnings, opts } = await backedUpOnce(2 * MiB, 3);
     try {
-      const src = path.join(base, 'src');
-      fs.mkdirSync(src);
-      const f = path.join(src, 'big.bin');
-      fs.writeFileSync(f, seededBytes(2 * MiB, 3));
-      fs.writeFileSync(path.join(src, 'other.txt'), 'kept\n');
-      const warnings: string[] = [];
-      const opts = { paths: [src], cwd: base, host: currentHost(), program: 'snap test', sink: { warn: (w: { code: string }) => void warnings.push(w.code) } };
-      await createSnapshot(repo, opts);
       fs.appendFileSync(f, 'changed');
       // The thread reads a descriptor that reads fail on (a directory's): EISDIR comes back as its answer.
       const dirFd = fs.openSync(src, 'r');
