@@ -636,8 +636,9 @@ class Archiver {
           made.push(n);
           continue;
         }
-        seen.add(n.name.toString('latin1'));
-        if (this.cutOnThread(kst, cache.old.get(n.name.toString('latin1')))) {
+        const key = n.name.toString('latin1');
+        seen.add(key);
+        if (this.cutOnThread(kst, cache.old.get(key))) {
           await this.cutRoom();
           const p = this.file(joinPath(full, n.name), n.name, n, kst, cache).finally(() => this.cutDone());
           p.catch(() => {}); // awaited below, after the other files
@@ -847,10 +848,7 @@ class Archiver {
         if (this.idsDue) this.idsDue.push(all);
         else await all;
       }
-      const after = fs.fstatSync(fd, { bigint: true });
-      const stable = after.size === before.size && after.mtimeNs === before.mtimeNs && after.ctimeNs === before.ctimeNs && BigInt(size) === after.size;
-      if (!stable) this.warn('SNAP_CHANGED', full, 'changed while it was being read; the snapshot holds the bytes as read');
-      return { size, chunks, stable };
+      return { size, chunks, stable: this.stableWhileRead(full, fd, before, size) };
     } catch (e) {
       // Source reads fail with plain system errors; a SnapError comes from the repository side
       // (a pack write failing with EIO, the index on a full disk) and is fatal, never a file warning;
@@ -902,10 +900,19 @@ class Archiver {
     }
     this.progress.bytes += r.bytes;
     this.summary.bytesRead += r.bytes;
+    return { size: r.bytes, chunks, stable: this.stableWhileRead(full, fd, before, r.bytes, same) };
+  }
+
+  /**
+   * Whether a file read whole (`size` bytes) stayed as `lstat` saw it before (size, mtime, ctime)
+   * and `same` holds; a SNAP_CHANGED warning when not: the snapshot holds the bytes as read, and
+   * the files cache does not take it.
+   */
+  private stableWhileRead(full: Buffer, fd: number, before: fs.BigIntStats, size: number, same = true): boolean {
     const after = fs.fstatSync(fd, { bigint: true });
-    const stable = same && after.size === before.size && after.mtimeNs === before.mtimeNs && after.ctimeNs === before.ctimeNs && BigInt(r.bytes) === after.size;
+    const stable = same && after.size === before.size && after.mtimeNs === before.mtimeNs && after.ctimeNs === before.ctimeNs && BigInt(size) === after.size;
     if (!stable) this.warn('SNAP_CHANGED', full, 'changed while it was being read; the snapshot holds the bytes as read');
-    return { size: r.bytes, chunks, stable };
+    return stable;
   }
 
   /**
