@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { deriveKey, deriveKeyEarly, random, type ScryptParams } from '../src/core/crypto.js';
-import { earlyArgs } from '../src/cli/early-key.js';
+import { earlyArgs, earlyDerivation } from '../src/cli/early-key.js';
+import { writeKnown } from '../src/repo/known.js';
 import { snap, tmpDir } from './helpers/cli.js';
 
 const params = (): ScryptParams => ({ algorithm: 'scrypt', N: 1024, r: 8, p: 1, salt: random(16) });
@@ -48,6 +49,32 @@ describe('earlyArgs: what a command line says before it is parsed', () => {
     for (const args of [[], ['--help'], ['create', '-h'], ['--version'], ['-V'], ['init'], ['key', 'list'], ['schedule'], ['ui'], ['watch', '/x'], ['--bogus', 'create'], ['--repo'], ['create', '--', 'x']]) {
       expect(earlyArgs(args), args.join(' ')).toBeUndefined();
     }
+  });
+});
+
+describe('earlyDerivation of a remote repository: what this machine recorded for the location', () => {
+  it('is the recorded key derivation with the password at hand; nothing for a location without one, or with a damaged one; the storage is not contacted', async () => {
+    const cache = path.join(tmpDir(), 'cache');
+    const env = { SNAP_CACHE_DIR: cache, SNAP_PASSWORD: 'remote-early-pw' };
+    // Port 1 of this machine: nothing listens there, and nothing here would connect.
+    const repo = 's3:http://127.0.0.1:1/bucket/early';
+    const args = ['--repo', repo, '-q', 'restore', 'latest', '/to'];
+    expect(earlyDerivation(args, env, '/')).toBeUndefined();
+    const salt = random(32);
+    const record = { location: repo, id: 'ab'.repeat(16), version: 2, config: 'cd'.repeat(32), authenticated: true, since: new Date(0).toISOString() };
+    await writeKnown(path.join(cache, 'known'), { ...record, kdf: { N: 2048, r: 8, p: 1, salt: salt.toString('base64') } });
+    const d = earlyDerivation(args, env, '/');
+    expect(d?.password.toString()).toBe('remote-early-pw');
+    expect(d?.kdf).toEqual({ algorithm: 'scrypt', N: 2048, r: 8, p: 1, salt });
+    // The same record read through SNAP_REPO, not for another location, and nothing without a password.
+    expect(earlyDerivation(['list'], { ...env, SNAP_REPO: repo }, '/')?.kdf.N).toBe(2048);
+    expect(earlyDerivation(['--repo', repo + '2', 'list'], env, '/')).toBeUndefined();
+    expect(earlyDerivation(args, { SNAP_CACHE_DIR: cache }, '/')).toBeUndefined();
+    // A record without a derivation (written before), or with one that is not a key file's, starts nothing.
+    await writeKnown(path.join(cache, 'known'), record);
+    expect(earlyDerivation(args, env, '/')).toBeUndefined();
+    await writeKnown(path.join(cache, 'known'), { ...record, kdf: { N: '2048', r: 8, p: 1, salt: salt.toString('base64') } as never });
+    expect(earlyDerivation(args, env, '/')).toBeUndefined();
   });
 });
 

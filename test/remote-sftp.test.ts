@@ -6,6 +6,10 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { snap, snapAsync, tmpDir } from './helpers/cli.js';
 import { TestSshd, sshdMissing } from './helpers/sshd.js';
+import { earlyDerivation } from '../src/cli/early-key.js';
+import type { ScryptParams } from '../src/core/crypto.js';
+import { keyFileKdf } from '../src/repo/keys.js';
+import { readKnown } from '../src/repo/known.js';
 import { expectCheckClean, expectRestoresExactly, listSnapshots, makeSource, ok, startSnap } from './helpers/remote-e2e.js';
 
 const missing = sshdMissing();
@@ -118,6 +122,54 @@ describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
     const wrong = snap(['--repo', repo, 'list'], { env: { ...env, SNAP_PASSWORD: 'not-it' } });
     expect([wrong.code, wrong.stderr]).toEqual([4, expect.stringMatching(/\[SNAP_WRONG_PASSWORD\]/)]);
     expect(wrong.stderr).not.toContain('not-it');
+  });
+
+  it("the next command starts the password's key derivation before it connects: this machine records the derivation (public) of the key file the password opened, follows a changed password, and keeps no password", () => {
+    const password = 'sftp-early-pw-91c2';
+    const env = { ...client(), SNAP_PASSWORD: password, SNAP_KDF_SCRYPT_N: '1024' };
+    const { repo, dir } = newRepo();
+    ok(['--repo', repo, 'init'], env);
+    const src = makeSource('early');
+    ok(['--repo', repo, 'create', src], env);
+    const known = path.join(env.XDG_CACHE_HOME, 'snap', 'known');
+    const keyKdf = (): ScryptParams => {
+      const ids = fs.readdirSync(path.join(dir, 'keys'));
+      expect(ids).toHaveLength(1);
+      return keyFileKdf(fs.readFileSync(path.join(dir, 'keys', ids[0]!)), ids[0]!);
+    };
+    const early = (e: Record<string, string | undefined>, args = ['--repo', repo, 'list']) => earlyDerivation(args, e, process.cwd());
+    // What the next command derives early: the key file's derivation, with the password at hand.
+    const expectEarly = (pw: string): void => {
+      const k = keyKdf();
+      const d = early({ ...env, SNAP_PASSWORD: pw });
+      expect(d?.password.toString()).toBe(pw);
+      expect({ ...d?.kdf, salt: d?.kdf.salt.toString('hex') }).toEqual({ ...k, salt: k.salt.toString('hex') });
+      expect(readKnown(known, repo)?.record.kdf?.salt).toBe(k.salt.toString('base64'));
+    };
+    expectEarly(password);
+    // Nothing without a password at hand, or for a command that does not unlock, or another location.
+    expect(early({ ...env, SNAP_PASSWORD: undefined })).toBeUndefined();
+    expect(early(env, ['--repo', repo, '--password-command', 'echo x', 'list'])).toBeUndefined();
+    expect(early(env, ['--repo', repo, 'key', 'list'])).toBeUndefined();
+    expect(early(env, ['--repo', repo + '-other', 'list'])).toBeUndefined();
+    // A new password: its key file replaces the old one; the first command with it derives as
+    // before (the recorded derivation is the old key's), opens, and records the new key's.
+    const newPw = path.join(tmpDir(), 'new-pw');
+    fs.writeFileSync(newPw, 'sftp-early-new-pw\n');
+    ok(['--repo', repo, 'key', 'passwd', '--new-password-file', newPw], env);
+    const next = { ...env, SNAP_PASSWORD: 'sftp-early-new-pw' };
+    expect(listSnapshots(repo, next)).toHaveLength(1);
+    expectEarly('sftp-early-new-pw');
+    const wrong = snap(['--repo', repo, 'list'], { env });
+    expect([wrong.code, wrong.stderr]).toEqual([4, expect.stringMatching(/\[SNAP_WRONG_PASSWORD\]/)]);
+    expectRestoresExactly(repo, 'latest', src, next);
+    // The cache folder holds neither password.
+    const cached: Buffer[] = [];
+    const walk = (d: string): void => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) (e.isDirectory() ? walk(path.join(d, e.name)) : e.isFile() && cached.push(fs.readFileSync(path.join(d, e.name))));
+    };
+    walk(env.XDG_CACHE_HOME);
+    for (const secret of [password, 'sftp-early-new-pw']) expect(Buffer.concat(cached).includes(Buffer.from(secret)), secret).toBe(false);
   });
 
   it('browsing, export, tag, stats, index rebuild and repair work on an SFTP repository', () => {

@@ -5,15 +5,18 @@
 // modules load, and Repository.open's unlock takes it (core/crypto.ts deriveKeyEarly: only for the
 // same password and parameters; anything else derives as before). Nothing here decides anything:
 // the arguments are read only to guess what the command will ask for; a wrong guess costs the
-// derivation, never a result. Only a local repository of this user, a command that unlocks it,
-// and a password at hand (--password-file, SNAP_PASSWORD: nothing is run or asked for here).
+// derivation, never a result. Only a local repository of this user or a remote one this machine
+// opened before, a command that unlocks it, and a password at hand (--password-file,
+// SNAP_PASSWORD: nothing is run or asked for here).
 // Anything unexpected: nothing is started. docs/performance.md, "The key derivation while the
 // modules load".
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { deriveKeyEarly } from '../core/crypto.js';
+import { deriveKeyEarly, type ScryptParams } from '../core/crypto.js';
 import { keyFileId, keyFileKdf } from '../repo/keys.js';
+import { readKnown } from '../repo/known.js';
 import { parseRepoLocation } from '../repo/location.js';
+import { cacheRoot, type Env } from '../repo/storage.js';
 import { rawCwd } from './argv.js';
 import { defaultRepoPath } from './default-repo.js';
 import { passwordAtHand } from './password.js';
@@ -47,25 +50,42 @@ export function earlyArgs(args: readonly string[]): { command: string; repo?: st
   return { command, repo: values.get('--repo'), passwordFile: values.get('--password-file'), passwordCommand: values.has('--password-command') };
 }
 
-/** Start the derivation the command will ask for, when all is as expected (see above); never throws. */
-export function deriveEarly(args: readonly string[]): void {
+/**
+ * The derivation a command on this machine will ask for, and the password for it, when all is as
+ * expected (see above); undefined otherwise. A local repository of this user: its first key file
+ * (unlock's order). A remote one: the key file the password opened last time, as this machine
+ * recorded it for the location (repo/known.ts; the storage is not contacted here). Never throws.
+ */
+export function earlyDerivation(args: readonly string[], env: Env, cwd: string): { password: Buffer; kdf: ScryptParams } | undefined {
   try {
     const a = earlyArgs(args);
-    if (!a || a.passwordCommand) return;
-    const cwd = rawCwd();
-    const text = a.repo ?? (process.env.SNAP_REPO || undefined);
+    if (!a || a.passwordCommand) return undefined;
+    const text = a.repo ?? (env.SNAP_REPO || undefined);
     const location = text !== undefined ? parseRepoLocation(text, cwd) : { kind: 'local' as const, path: defaultRepoPath() };
-    if (location.kind !== 'local') return;
-    const root = location.path;
-    if (fs.statSync(root).uid !== process.getuid?.()) return;
-    const id = fs.readdirSync(path.join(root, 'keys')).filter((n) => keyFileId(n)).sort()[0];
-    if (!id) return;
-    const kdf = keyFileKdf(fs.readFileSync(path.join(root, 'keys', id)), id);
-    const password = passwordAtHand({ file: a.passwordFile }, cwd);
-    if (!password) return;
-    deriveKeyEarly(password, kdf);
-    password.fill(0);
+    let kdf: ScryptParams;
+    if (location.kind === 'local') {
+      const root = location.path;
+      if (fs.statSync(root).uid !== process.getuid?.()) return undefined;
+      const id = fs.readdirSync(path.join(root, 'keys')).filter((n) => keyFileId(n)).sort()[0];
+      if (!id) return undefined;
+      kdf = keyFileKdf(fs.readFileSync(path.join(root, 'keys', id)), id);
+    } else {
+      const k = readKnown(path.join(cacheRoot(env), 'known'), location.path)?.record.kdf;
+      if (!k) return undefined;
+      kdf = { algorithm: 'scrypt', N: k.N, r: k.r, p: k.p, salt: Buffer.from(k.salt, 'base64') };
+    }
+    const password = passwordAtHand({ file: a.passwordFile }, cwd, env);
+    return password ? { password, kdf } : undefined;
   } catch {
     // Not the expected repository: the command finds out and says so itself.
+    return undefined;
   }
+}
+
+/** Start the derivation the command will ask for (earlyDerivation), if any; never throws. */
+export function deriveEarly(args: readonly string[]): void {
+  const d = earlyDerivation(args, process.env, rawCwd());
+  if (!d) return;
+  deriveKeyEarly(d.password, d.kdf);
+  d.password.fill(0);
 }

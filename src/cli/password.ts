@@ -148,15 +148,15 @@ export async function repositoryPassword(o: PasswordOptions, cwd: string, shown:
  * (--password-file, SNAP_PASSWORD); undefined otherwise, or when it would fail. For a derivation
  * started before it is asked for (cli/early-key.ts): nothing is run, asked or said.
  */
-export function passwordAtHand(o: PasswordOptions, cwd: string): Buffer | undefined {
+export function passwordAtHand(o: PasswordOptions, cwd: string, env: Record<string, string | undefined> = process.env): Buffer | undefined {
   if (o.command !== undefined) return undefined;
   try {
     if (o.file !== undefined) return fromFile(o.file, cwd, 'password');
   } catch {
     return undefined;
   }
-  const env = process.env.SNAP_PASSWORD;
-  return env ? Buffer.from(env) : undefined;
+  const v = env.SNAP_PASSWORD;
+  return v ? Buffer.from(v) : undefined;
 }
 
 /**

@@ -6,6 +6,7 @@ import { DEFAULT_SCRYPT, deriveKey, GCM_NONCE_BYTES, gcmOpen, gcmSeal, KEY_BYTES
 import { createHash } from 'node:crypto';
 import { randomHex } from '../core/ids.js';
 import type { Backend } from '../backend/backend.js';
+import type { KnownKdf } from './known.js';
 
 export const KEYS = 'keys/';
 const MAX_KEY_FILE_BYTES = 64 * 1024;
@@ -39,6 +40,12 @@ export interface Unlocked {
    * "Authenticated config".
    */
   authenticated: boolean;
+  /**
+   * The key derivation of that key file (public: it is in the key file as stored), which this
+   * machine remembers for the location (repo/known.ts) so that the next command can start it before
+   * the repository is read (cli/early-key.ts). Absent right after init.
+   */
+  kdf?: KnownKdf;
 }
 
 export function newMasterKeys(): MasterKeys {
@@ -240,10 +247,11 @@ export async function unlock(backend: Backend, repoId: string, password: Buffer,
     if (vouched !== undefined && vouched !== config.digest) {
       throw configTampered(config.where, `its bytes are not those key file ${id} was sealed with (SHA-256 ${config.digest.slice(0, 16)}..., expected ${vouched.slice(0, 16)}...)`);
     }
-    if (vouched !== undefined) return { master, keyId: id, config: config.digest, authenticated: true };
+    const kdf = { N: f.kdf.N, r: f.kdf.r, p: f.kdf.p, salt: f.kdf.salt };
+    if (vouched !== undefined) return { master, keyId: id, config: config.digest, authenticated: true, kdf };
     // A key file of before configs were authenticated: used only if no key file this password
     // opens vouches for the config (a host may have put back an old key file the password opens).
-    fallback ??= { master, keyId: id, config: config.digest, authenticated: false };
+    fallback ??= { master, keyId: id, config: config.digest, authenticated: false, kdf };
   }
   if (fallback) return fallback;
   // Not one key file could be tried: that is damage (or a failed read), not a wrong password.

@@ -3,7 +3,9 @@
 // storage host rewrote (to say "plain", or with other parameters) is noticed even when the config
 // carries no authentication of its own (repositories made before snap authenticated configs), or
 // when the key files that would authenticate it were deleted along with it. The cache folder is
-// this user's, like the index it holds; nothing in it is secret (ids and a digest of the config).
+// this user's, like the index it holds; nothing in it is secret (ids, a digest of the config, and
+// the scrypt parameters and salt of the key file the password opened, which the key file on the
+// storage holds as well: the next command starts that derivation early, cli/early-key.ts).
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -26,6 +28,22 @@ export interface KnownRepo {
   authenticated: boolean;
   /** When this machine first opened it. */
   since: string;
+  /** The key derivation of the key file the password opened last (absent in records of before). */
+  kdf?: KnownKdf;
+}
+
+/** A key file's scrypt parameters, its salt in base64, as key files and known records hold them. */
+export interface KnownKdf {
+  N: number;
+  r: number;
+  p: number;
+  salt: string;
+}
+
+/** Whether two records' derivations are the same (both absent counts as the same). */
+export function sameKdf(a: KnownKdf | undefined, b: KnownKdf | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.N === b.N && a.r === b.r && a.p === b.p && a.salt === b.salt;
 }
 
 const MAX_RECORD_BYTES = 64 * 1024;
@@ -55,10 +73,18 @@ export function readKnown(dir: string, location: string): { record: KnownRepo; f
     const r = JSON.parse(bytes.toString('utf8')) as Partial<KnownRepo>;
     if (r.format !== 'snap-known-repository' || r.v !== 1 || r.location !== location) return undefined;
     if (typeof r.id !== 'string' || typeof r.config !== 'string' || !/^[0-9a-f]{64}$/.test(r.config) || typeof r.version !== 'number') return undefined;
+    // A derivation that is not what a key file holds is left out (it is only ever a hint).
+    if (r.kdf !== undefined && !isKdf(r.kdf)) delete r.kdf;
     return { record: r as KnownRepo, file };
   } catch {
     return undefined;
   }
+}
+
+function isKdf(k: unknown): k is KnownKdf {
+  if (typeof k !== 'object' || k === null) return false;
+  const { N, r, p, salt } = k as Record<string, unknown>;
+  return typeof N === 'number' && typeof r === 'number' && typeof p === 'number' && typeof salt === 'string' && salt.length <= 128;
 }
 
 /** Write (or replace) the record of a location: a temporary file renamed into place, owner-only. */

@@ -13,7 +13,7 @@ import { randomHex, sha256, toHex } from '../core/ids.js';
 import { hmacSha256 } from '../core/crypto.js';
 import { EncryptedBackend } from '../backend/encrypted.js';
 import { addKey, configDigest, configTampered, KEYS, keyName, newMasterKeys, type Unlocked, unlock } from './keys.js';
-import { forgetKnown, type KnownRepo, readKnown, writeKnown } from './known.js';
+import { forgetKnown, type KnownRepo, readKnown, sameKdf, writeKnown } from './known.js';
 import type { Clock } from '../core/clock.js';
 import { AppendOnlyBackend, appendOnlyError } from '../backend/append-only.js';
 import { systemClock } from '../core/clock.js';
@@ -1098,14 +1098,17 @@ async function refusePlainClaim(backend: Backend, shown: string, known: { record
 /** Record (or update) what this machine knows of an encrypted repository it opened (repo/known.ts). Best effort. */
 async function remember(o: RepoOptions, location: string, config: RepoConfig, unlocked: Unlocked, before: KnownRepo | undefined, now: Date): Promise<void> {
   if (!o.known) return;
-  if (before && before.id === config.id && before.config === unlocked.config && (before.authenticated || !unlocked.authenticated)) return;
+  const kdf = unlocked.kdf ?? (before?.id === config.id ? before.kdf : undefined);
+  if (before && before.id === config.id && before.config === unlocked.config && (before.authenticated || !unlocked.authenticated) && sameKdf(before.kdf, kdf)) return;
   const record = {
     location,
     id: config.id,
     version: config.version,
     config: unlocked.config,
-    authenticated: unlocked.authenticated,
+    // Rewritten for another key's derivation only: what a key file once vouched for stays said.
+    authenticated: unlocked.authenticated || (before?.id === config.id && before.config === unlocked.config && before.authenticated),
     since: before && before.id === config.id ? before.since : now.toISOString(),
+    ...(kdf ? { kdf } : {}),
   };
   await writeKnown(o.known, record).catch((e: unknown) => {
     o.sink.info?.(`could not record the repository in ${o.known} (${e instanceof Error ? e.message : String(e)}); a changed config is still caught by its key file`);
