@@ -83,6 +83,9 @@ export interface CheckOptions {
   verifyThreads?: number;
 }
 
+/** With read-data, the walk lets completed reads through at least this often (ms). */
+const YIELD_MS = 5;
+
 export async function checkRepository(repo: Repository, o: CheckOptions): Promise<CheckReport> {
   const r: CheckReport = {
     snapshots: 0, trees: 0, blobs: 0, packs: 0, packsRead: 0, bytesRead: 0, unusedObjects: 0, unusedBytes: 0,
@@ -159,6 +162,16 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
       bad.add(hex);
       return false;
     };
+    // The walk's index lookups answer at once (LevelDB reads on this thread), so it would run for
+    // seconds without visiting the event loop, where the packs' reads complete and go to the
+    // verifying threads: with read-data, it lets them through every few milliseconds.
+    let visited = performance.now();
+    const letReadsThrough = async (): Promise<void> => {
+      const now = performance.now();
+      if (now - visited < YIELD_MS) return;
+      await new Promise<void>((r) => setImmediate(r));
+      visited = performance.now();
+    };
     await walkTrees(repo, recs.snapshots.map((s) => s.tree), marks, {
       signal: o.signal,
       blob: async (id, file, i) => {
@@ -167,6 +180,7 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
       },
       entry: async (id, n) => {
         if (n.type !== 'file') return;
+        if (reading) await letReadsThrough();
         let sum = 0;
         const locs: (ObjectLocation | undefined)[] = [];
         fileLocs.set(n, locs);
