@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { deriveKeyEarly, type ScryptParams } from '../core/crypto.js';
-import { keyFileId, keyFileKdf } from '../repo/keys.js';
+import { keyFileId, keyFileKdf, scryptOf } from '../repo/keys.js';
 import { readKnown } from '../repo/known.js';
 import { parseRepoLocation } from '../repo/location.js';
 import { cacheRoot, type Env } from '../repo/storage.js';
@@ -72,7 +72,7 @@ export function earlyDerivation(args: readonly string[], env: Env, cwd: string):
     } else {
       const k = readKnown(path.join(cacheRoot(env), 'known'), location.path)?.record.kdf;
       if (!k) return undefined;
-      kdf = { algorithm: 'scrypt', N: k.N, r: k.r, p: k.p, salt: Buffer.from(k.salt, 'base64') };
+      kdf = scryptOf(k);
     }
     const password = passwordAtHand({ file: a.passwordFile }, cwd, env);
     return password ? { password, kdf } : undefined;

@@ -146,6 +146,11 @@ export function keyFileId(name: string): string | undefined {
   return /^[0-9a-f]{32}$/.test(name) ? name : undefined;
 }
 
+/** The derivation of a key file's (or a known record's) parameters, its salt decoded from base64. */
+export function scryptOf(k: KnownKdf): ScryptParams {
+  return { algorithm: 'scrypt', N: k.N, r: k.r, p: k.p, salt: Buffer.from(k.salt, 'base64') };
+}
+
 /**
  * The key derivation a key file's bytes ask for (checked as unlock checks them; SNAP_CORRUPT when
  * damaged): what the CLI starts early (cli/early-key.ts). Key files are tried in the order of their
@@ -154,7 +159,7 @@ export function keyFileId(name: string): string | undefined {
 export function keyFileKdf(bytes: Buffer, id: string): ScryptParams {
   if (bytes.length > MAX_KEY_FILE_BYTES) throw new SnapError('SNAP_CORRUPT', `key file ${id} has ${bytes.length} bytes, far more than a key file holds`);
   const f = parseKeyFile(bytes, id);
-  return { algorithm: 'scrypt', N: f.kdf.N, r: f.kdf.r, p: f.kdf.p, salt: Buffer.from(f.kdf.salt, 'base64') };
+  return scryptOf(f.kdf);
 }
 
 function parseMaster(b: Buffer, id: string): MasterKeys & { config?: string } {
@@ -234,7 +239,7 @@ export async function unlock(backend: Backend, repoId: string, password: Buffer,
       damaged.push(e.message);
       continue;
     }
-    const kek = await deriveKey(password, { algorithm: 'scrypt', N: f.kdf.N, r: f.kdf.r, p: f.kdf.p, salt: Buffer.from(f.kdf.salt, 'base64') });
+    const kek = await deriveKey(password, scryptOf(f.kdf));
     // A key file that names its repository is bound to that id (the config's may have been changed).
     const payload = gcmOpen(kek, Buffer.from(f.nonce, 'base64'), Buffer.from(f.sealed, 'base64'), keyAd(f.repo ?? repoId, id));
     if (!payload) continue;
