@@ -49,6 +49,13 @@ function chunksHere(repo: Repository, file: string): { id: string; length: numbe
   }
 }
 
+/** The tree id (hex) a snapshot's tree gives a folder. */
+async function subtreeOf(repo: Repository, tree: Buffer, dir: string): Promise<string> {
+  const found = await locateAbs(repo, tree, fsEncode(dir));
+  expect(found?.node?.type).toBe('dir');
+  return found!.node!.tree!.toString('hex');
+}
+
 /** The chunk ids (hex) a snapshot's tree gives a file. */
 async function chunksIn(repo: Repository, tree: Buffer, file: string): Promise<string[]> {
   const found = await locateAbs(repo, tree, fsEncode(file));
@@ -128,7 +135,9 @@ describe('changed large files cut on the compression threads', () => {
         const third = await createSnapshot(repo, opts);
         expect(third.stats.cutOnThreads).toBe(0);
         expect(third.snapshot.summary.bytesRead).toBe(0);
-        expect(third.snapshot.tree.equals(second.snapshot.tree)).toBe(true);
+        // The same tree below the source (the snapshot's root differs when a folder on the way to
+        // it, such as the temporary folder other tests write in, changed meanwhile).
+        expect(await subtreeOf(repo, third.snapshot.tree, src)).toEqual(await subtreeOf(repo, second.snapshot.tree, src));
         for (const s of [first.snapshot, second.snapshot]) {
           const to = path.join(scratchDir('snap-cut-threads-out-'), 'out');
           const r = await restoreSnapshot(repo, s, { target: to, asRoot: false, sink: {} });

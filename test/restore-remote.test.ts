@@ -78,12 +78,16 @@ async function place(encrypted: boolean): Promise<Place> {
   };
 }
 
-/** 400 small files of random bytes in a few folders (each its own object), and two files of several chunks. */
+/**
+ * 400 small files of random bytes in a few folders (each its own object: 6.9 MiB in all, so at
+ * least 6 packs of 1 MiB hold them whatever the large files' chunks are), and two files of several
+ * chunks.
+ */
 function source(): string {
   const src = path.join(tmpDir('snap-rr-src-'), 'src');
   for (let d = 0; d < 4; d++) {
     fs.mkdirSync(path.join(src, `d${d}`), { recursive: true });
-    for (let i = 0; i < 100; i++) fs.writeFileSync(path.join(src, `d${d}`, `f${i}`), randomBytes(2000 + ((i * 997) % 6000)));
+    for (let i = 0; i < 100; i++) fs.writeFileSync(path.join(src, `d${d}`, `f${i}`), randomBytes(12_000 + ((i * 997) % 12_000)));
   }
   fs.writeFileSync(path.join(src, 'big1.bin'), randomBytes(3 * MiB));
   fs.writeFileSync(path.join(src, 'big2.bin'), randomBytes(3 * MiB + 12345));
@@ -143,7 +147,8 @@ describe('restore from S3 reads whole packs', () => {
         const stale = path.join(cacheDir, `restore-spool-${deadPid()}-0badcafe`);
         fs.mkdirSync(path.join(stale, 'data', 'ab'), { recursive: true });
         fs.writeFileSync(path.join(stale, 'data', 'ab', 'x'), 'a copy left behind');
-        // About 400 objects of file data (400 small files, the chunks of two large ones) in 1 MiB packs.
+        // About 400 objects of file data (400 small files, the chunks of two large ones) in 1 MiB packs:
+        // the small files alone fill 6 (source).
         expect((await blobPacks(repo)).size).toBeGreaterThanOrEqual(6);
         await restoresReadingPacksOnce(repo, counting, snaps[0]!, src);
         // The packs went through a spool in the cache folder, which is gone with the restore.
