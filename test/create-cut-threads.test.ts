@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { currentHost } from '../src/cli/host.js';
 import { fsEncode } from '../src/core/bytes.js';
+import type { Node } from '../src/model/node.js';
 import { nullSink } from '../src/core/progress.js';
 import { createSnapshot } from '../src/ops/backup/create.js';
 import { checkRepository } from '../src/ops/maintain/check.js';
@@ -49,18 +50,21 @@ function chunksHere(repo: Repository, file: string): { id: string; length: numbe
   }
 }
 
+/** The entry a snapshot's tree holds at `p`, which must be of `type`. */
+async function entryAt(repo: Repository, tree: Buffer, p: string, type: 'dir' | 'file'): Promise<Node> {
+  const found = await locateAbs(repo, tree, fsEncode(p));
+  expect(found?.node?.type).toBe(type);
+  return found!.node!;
+}
+
 /** The tree id (hex) a snapshot's tree gives a folder. */
 async function subtreeOf(repo: Repository, tree: Buffer, dir: string): Promise<string> {
-  const found = await locateAbs(repo, tree, fsEncode(dir));
-  expect(found?.node?.type).toBe('dir');
-  return found!.node!.tree!.toString('hex');
+  return (await entryAt(repo, tree, dir, 'dir')).tree!.toString('hex');
 }
 
 /** The chunk ids (hex) a snapshot's tree gives a file. */
 async function chunksIn(repo: Repository, tree: Buffer, file: string): Promise<string[]> {
-  const found = await locateAbs(repo, tree, fsEncode(file));
-  expect(found?.node?.type).toBe('file');
-  return found!.node!.chunks!.map((c) => c.toString('hex'));
+  return (await entryAt(repo, tree, file, 'file')).chunks!.map((c) => c.toString('hex'));
 }
 
 /**
@@ -124,6 +128,7 @@ describe('changed large files cut on the compression threads', () => {
         for (const f of bigs) {
           const here = chunksHere(repo, f);
           expect(await chunksIn(repo, second.snapshot.tree, f)).toEqual(here.map((c) => c.id));
+          expect((await entryAt(repo, second.snapshot.tree, f, 'file')).size).toBe(fs.statSync(f).size);
           const kept = here.filter((c) => before.get(f)!.has(c.id));
           expect(kept.length).toBeGreaterThan(0);
           fresh += here.filter((c) => !before.get(f)!.has(c.id)).reduce((n, c) => n + c.length, 0);
