@@ -37,6 +37,20 @@ function newRepo(): { repo: string; dir: string } {
   return { repo: sshd.location(dir), dir };
 }
 
+/** The names of every entry below `dir` and the contents of its regular files, one after the other. */
+function everyByte(dir: string): Buffer {
+  const all: Buffer[] = [];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else all.push(Buffer.from(e.name), e.isFile() ? fs.readFileSync(p) : Buffer.alloc(0));
+    }
+  };
+  walk(dir);
+  return Buffer.concat(all);
+}
+
 function files(dir: string, sub: string): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
@@ -106,16 +120,7 @@ describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
     expect([drilled.ok, drilled.files_verified, drilled.source.compared]).toEqual([true, 23, 23]);
     expect(ok(['--repo', repo, 'diff', 'latest', '--live'], env).stdout).toMatch(/summary: no differences\n$/);
     // Every byte the server holds, searched for what it must not learn.
-    const all: Buffer[] = [];
-    const walk = (d: string): void => {
-      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-        const p = path.join(d, e.name);
-        if (e.isDirectory()) walk(p);
-        else all.push(Buffer.from(e.name), fs.readFileSync(p));
-      }
-    };
-    walk(dir);
-    const stored = Buffer.concat(all);
+    const stored = everyByte(dir);
     for (const secret of [password, 'plain-name-4c1d', 'plaintext-content-4c1d', 'sftp-secret-marker', src]) {
       expect(stored.includes(Buffer.from(secret)), `the server holds '${secret}'`).toBe(false);
     }
@@ -164,12 +169,8 @@ describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
     expect([wrong.code, wrong.stderr]).toEqual([4, expect.stringMatching(/\[SNAP_WRONG_PASSWORD\]/)]);
     expectRestoresExactly(repo, 'latest', src, next);
     // The cache folder holds neither password.
-    const cached: Buffer[] = [];
-    const walk = (d: string): void => {
-      for (const e of fs.readdirSync(d, { withFileTypes: true })) (e.isDirectory() ? walk(path.join(d, e.name)) : e.isFile() && cached.push(fs.readFileSync(path.join(d, e.name))));
-    };
-    walk(env.XDG_CACHE_HOME);
-    for (const secret of [password, 'sftp-early-new-pw']) expect(Buffer.concat(cached).includes(Buffer.from(secret)), secret).toBe(false);
+    const cached = everyByte(env.XDG_CACHE_HOME);
+    for (const secret of [password, 'sftp-early-new-pw']) expect(cached.includes(Buffer.from(secret)), secret).toBe(false);
   });
 
   it('browsing, export, tag, stats, index rebuild and repair work on an SFTP repository', () => {

@@ -239,7 +239,8 @@ export async function unlock(backend: Backend, repoId: string, password: Buffer,
       damaged.push(e.message);
       continue;
     }
-    const kek = await deriveKey(password, scryptOf(f.kdf));
+    const kdf = { N: f.kdf.N, r: f.kdf.r, p: f.kdf.p, salt: f.kdf.salt };
+    const kek = await deriveKey(password, scryptOf(kdf));
     // A key file that names its repository is bound to that id (the config's may have been changed).
     const payload = gcmOpen(kek, Buffer.from(f.nonce, 'base64'), Buffer.from(f.sealed, 'base64'), keyAd(f.repo ?? repoId, id));
     if (!payload) continue;
@@ -252,7 +253,6 @@ export async function unlock(backend: Backend, repoId: string, password: Buffer,
     if (vouched !== undefined && vouched !== config.digest) {
       throw configTampered(config.where, `its bytes are not those key file ${id} was sealed with (SHA-256 ${config.digest.slice(0, 16)}..., expected ${vouched.slice(0, 16)}...)`);
     }
-    const kdf = { N: f.kdf.N, r: f.kdf.r, p: f.kdf.p, salt: f.kdf.salt };
     if (vouched !== undefined) return { master, keyId: id, config: config.digest, authenticated: true, kdf };
     // A key file of before configs were authenticated: used only if no key file this password
     // opens vouches for the config (a host may have put back an old key file the password opens).

@@ -1098,16 +1098,18 @@ async function refusePlainClaim(backend: Backend, shown: string, known: { record
 /** Record (or update) what this machine knows of an encrypted repository it opened (repo/known.ts). Best effort. */
 async function remember(o: RepoOptions, location: string, config: RepoConfig, unlocked: Unlocked, before: KnownRepo | undefined, now: Date): Promise<void> {
   if (!o.known) return;
-  const kdf = unlocked.kdf ?? (before?.id === config.id ? before.kdf : undefined);
-  if (before && before.id === config.id && before.config === unlocked.config && (before.authenticated || !unlocked.authenticated) && sameKdf(before.kdf, kdf)) return;
+  const same = before?.id === config.id ? before : undefined; // the record of this repository, not another made here
+  const kdf = unlocked.kdf ?? same?.kdf;
+  // Rewritten for another key's derivation only: what a key file once vouched for stays said.
+  const vouched = same?.config === unlocked.config && same.authenticated;
+  if (same && same.config === unlocked.config && (same.authenticated || !unlocked.authenticated) && sameKdf(same.kdf, kdf)) return;
   const record = {
     location,
     id: config.id,
     version: config.version,
     config: unlocked.config,
-    // Rewritten for another key's derivation only: what a key file once vouched for stays said.
-    authenticated: unlocked.authenticated || (before?.id === config.id && before.config === unlocked.config && before.authenticated),
-    since: before && before.id === config.id ? before.since : now.toISOString(),
+    authenticated: unlocked.authenticated || vouched,
+    since: same ? same.since : now.toISOString(),
     ...(kdf ? { kdf } : {}),
   };
   await writeKnown(o.known, record).catch((e: unknown) => {
