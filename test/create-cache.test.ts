@@ -12,6 +12,7 @@ import { nullSink } from '../src/core/progress.js';
 import { createSnapshot } from '../src/ops/backup/create.js';
 import { restoreSnapshot } from '../src/ops/restore/restore.js';
 import { Repository } from '../src/repo/repository.js';
+import { type CachedFile, decodeCachedFile, packCachedFiles, unpackCachedFiles } from '../src/index/files-cache.js';
 import { describeTree } from './helpers/cli.js';
 import { cleanupScratch, scratchDir } from './helpers/maint.js';
 
@@ -60,4 +61,22 @@ describe('files-cache batches written beside the walk', () => {
       await repo.close();
     }
   }, 120_000);
+});
+
+describe('files-cache entries packed while they wait (packCachedFiles)', () => {
+  it('every entry comes back as its name and its stored value, in order: names that are not UTF-8, no chunks, many chunks, large numbers; none at all', () => {
+    const id = (n: number): Buffer => Buffer.alloc(32, n);
+    const entries: [Buffer, CachedFile][] = [
+      [Buffer.from([0x66, 0xff, 0xfe, 0x00, 0x2f]), { size: 0, mtimeNs: 0n, ctimeNs: 1n, ino: 2n, dev: 3n, chunks: [] }],
+      [Buffer.from('a'), { size: 3 * 2 ** 40, mtimeNs: 1_733_000_000_123_456_789n, ctimeNs: 2n ** 63n - 1n, ino: 2n ** 64n - 1n, dev: 66306n, chunks: [id(1), id(2), id(3)] }],
+      [Buffer.alloc(255, 0x78), { size: 12, mtimeNs: 5n, ctimeNs: 6n, ino: 7n, dev: 8n, chunks: Array.from({ length: 300 }, (_, i) => id(i % 256)) }],
+    ];
+    const out = [...unpackCachedFiles(packCachedFiles(entries))];
+    expect(out.map(([name]) => name)).toEqual(entries.map(([name]) => name));
+    expect(out.map(([, value]) => decodeCachedFile(value))).toEqual(entries.map(([, f]) => f));
+    expect([...unpackCachedFiles(packCachedFiles([]))]).toEqual([]);
+    // A buffer cut short is refused, never read past its end.
+    const packed = packCachedFiles(entries);
+    expect(() => [...unpackCachedFiles(packed.subarray(0, packed.length - 1))]).toThrow(/end early/);
+  });
 });

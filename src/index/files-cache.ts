@@ -20,6 +20,40 @@ export function encodeCachedFile(f: CachedFile): Buffer {
   return encodeCbor([f.size, String(f.mtimeNs), String(f.ctimeNs), String(f.ino), String(f.dev), f.chunks]);
 }
 
+/**
+ * Files-cache entries of one directory as they will be stored, packed into one buffer: for each,
+ * the name's length and the value's length (u32le each), the name, and the value
+ * (encodeCachedFile). A backup keeps a directory's new entries until the chunks they name are
+ * durable, up to tens of thousands of them: as objects (four bigints, an array and a Buffer per
+ * chunk id each) they held 60-90 MiB of the heap in a first backup of the bench corpus and kept
+ * the garbage collector marking them (docs/performance.md, "Files-cache entries packed while they wait").
+ */
+export function packCachedFiles(files: Iterable<[Buffer, CachedFile]>): Buffer {
+  const parts: Buffer[] = [];
+  for (const [name, f] of files) {
+    const value = encodeCachedFile(f);
+    const head = Buffer.allocUnsafe(8);
+    head.writeUInt32LE(name.length, 0);
+    head.writeUInt32LE(value.length, 4);
+    parts.push(head, name, value);
+  }
+  return Buffer.concat(parts);
+}
+
+/** The (name, stored value) pairs of packCachedFiles' buffer, in order: views of it. */
+export function* unpackCachedFiles(b: Buffer): Generator<[Buffer, Buffer]> {
+  let p = 0;
+  while (p < b.length) {
+    const n = b.readUInt32LE(p);
+    const v = b.readUInt32LE(p + 4);
+    const name = b.subarray(p + 8, p + 8 + n);
+    const value = b.subarray(p + 8 + n, p + 8 + n + v);
+    if (name.length !== n || value.length !== v) throw new Error('packed files-cache entries end early');
+    yield [name, value];
+    p += 8 + n + v;
+  }
+}
+
 export function decodeCachedFile(b: Buffer): CachedFile | undefined {
   try {
     const a = asArray(decodeCbor(b, 'files cache entry'), 'files cache entry');

@@ -12,7 +12,7 @@ import { decodeSnapshot, type StoredSnapshot } from '../model/snapshot.js';
 import type { ObjectType, PackEntry } from '../store/pack.js';
 import type { LocationIndex, ObjectLocation } from '../store/object-store.js';
 import { checkObjectClaim, type ObjectLimits } from '../store/limits.js';
-import { type CachedFile, decodeCachedFile, encodeCachedFile } from './files-cache.js';
+import { type CachedFile, decodeCachedFile, unpackCachedFiles } from './files-cache.js';
 import { K_FILE, K_META, K_OBJECT, K_PACK, K_SNAP, K_SNAPID, key, prefixRange } from './keys.js';
 import { type KV, type KvOp, LOCKED, LocalKV, levelError } from './kv.js';
 import { MemoryKV } from './memory-kv.js';
@@ -377,16 +377,16 @@ export class LevelIndex implements LocationIndex {
   }
 
   /**
-   * Files-cache changes of many directories: each directory's `files` entries written, its `stale`
+   * Files-cache changes of many directories: each directory's `files` entries (packCachedFiles) written, its `stale`
    * names removed, and its `record` (see getDirRecord) stored, or deleted when null, or left as it
    * is when undefined. A few LevelDB writes (each directory's changes in one of them, whole)
    * instead of one awaited write per directory (a backup of the bench corpus made 3,300 of them,
    * most of them at its end).
    */
-  async putFilesInDirs(dirs: Iterable<{ dir: Buffer; files: [Buffer, CachedFile][]; stale: Buffer[]; record?: DirRecord | null }>): Promise<void> {
+  async putFilesInDirs(dirs: Iterable<{ dir: Buffer; files: Buffer; stale: Buffer[]; record?: DirRecord | null }>): Promise<void> {
     let ops: KvOp[] = [];
     for (const { dir, files, stale, record } of dirs) {
-      for (const [name, f] of files) ops.push([key(K_FILE, dir, Buffer.from([0]), name), encodeCachedFile(f)]);
+      for (const [name, value] of unpackCachedFiles(files)) ops.push([key(K_FILE, dir, Buffer.from([0]), name), value]);
       for (const name of stale) ops.push([key(K_FILE, dir, Buffer.from([0]), name), undefined]);
       if (record) ops.push([key(K_FILE, dir, Buffer.from([1])), encodeDirRecord(record)]);
       else if (record === null) ops.push([key(K_FILE, dir, Buffer.from([1])), undefined]);

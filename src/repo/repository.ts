@@ -46,7 +46,7 @@ export { type Changes, noChanges } from '../backend/recording.js';
 export type { ObjectType } from '../store/pack.js';
 export { type ObjectLocation, type StoredRead, readObjectVia } from '../store/object-store.js';
 export type { PackReader, PackReaderOptions } from '../store/pack-reader.js';
-export { type CachedFile, type FileStamp, sameStamp } from '../index/files-cache.js';
+export { type CachedFile, type FileStamp, packCachedFiles, sameStamp } from '../index/files-cache.js';
 export type { DirRecord } from '../index/level-index.js';
 
 export interface RepoOptions {

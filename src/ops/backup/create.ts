@@ -18,7 +18,7 @@ import { encodeTree } from '../../model/tree.js';
 import { FileChunker } from '../../store/file-chunker.js';
 import { readFully } from '../../core/read-fully.js';
 import { ID_BYTES } from '../../core/ids.js';
-import { type CachedFile, type DirRecord, type FileStamp, type Repository, sameStamp } from '../../repo/repository.js';
+import { type CachedFile, type DirRecord, type FileStamp, packCachedFiles, type Repository, sameStamp } from '../../repo/repository.js';
 import { baseNode, splitNs } from '../fs/node-meta.js';
 import { streamChunks } from '../../store/stream-chunker.js';
 import { OwnerNames } from '../fs/owners.js';
@@ -170,7 +170,8 @@ interface DirCache {
 
 interface PendingDir {
   dir: Buffer;
-  files: [Buffer, CachedFile][];
+  /** The directory's new entries, packed (packCachedFiles): they wait in memory until durable. */
+  files: Buffer;
   stale: Buffer[];
   record: DirRecord | null;
 }
@@ -677,7 +678,7 @@ class Archiver {
         else this.summary.dirsUnchanged++;
       } else this.summary.dirsNew++;
       // The record waits, like the files-cache entries, until what the tree names is durable.
-      this.pendingCache.push({ dir: full, files: updates, stale, record: complete ? { digest, tree: r.id } : null });
+      this.pendingCache.push({ dir: full, files: packCachedFiles(updates), stale, record: complete ? { digest, tree: r.id } : null });
       this.pendingFiles += updates.length + stale.length + 1;
       if (this.pendingFiles >= (this.o.cacheBatch ?? CACHE_BATCH)) await this.flushCache();
       return r.id;
