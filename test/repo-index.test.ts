@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from '../src/backend/backend.js';
 import { LocalBackend } from '../src/backend/local.js';
 import { Repository, type RepoOptions } from '../src/repo/repository.js';
-import { INDEX_FILES, decodeIndexFile, encodeIndexFile, indexFileIdFromName, readIndexFile } from '../src/repo/index-files.js';
+import { INDEX_FILES, decodeIndexFile, encodeIndexFile, indexFileIdFromName, packEntries, readIndexFile, unpackEntries } from '../src/repo/index-files.js';
 import { EncryptedBackend } from '../src/backend/encrypted.js';
 import { checkRepository } from '../src/ops/maintain/check.js';
 import { executeGc, planGc } from '../src/ops/maintain/gc.js';
@@ -337,6 +337,22 @@ describe('index files on a local encrypted repository', () => {
   it('an index file that leaves out an object of a pack: check --read-data names it, repair rewrites it', async () => {
     await forgedIndexFile(p, 'omitted');
   }, 300_000);
+});
+
+describe('packs waiting for their index file (packEntries)', () => {
+  it('every entry comes back as it was, offsets and sizes past 4 GiB too, and the index file made of them is the same bytes', () => {
+    const entries: PackEntry[] = [
+      { id: randomBytes(32), type: 'blob', codec: 1, offset: 0, length: 10, rawLength: 20 },
+      { id: randomBytes(32), type: 'tree', codec: 0, offset: 2 ** 40 + 3, length: 2 ** 33, rawLength: 2 ** 47 - 1 },
+      { id: randomBytes(32), type: 'blob', codec: 255, offset: 17, length: 0, rawLength: 0 },
+    ];
+    const back = unpackEntries(packEntries(entries));
+    expect(back).toEqual(entries);
+    const pack = { id: 'ab'.repeat(32), size: 12345 };
+    expect(encodeIndexFile([{ ...pack, entries: back }]).bytes.equals(encodeIndexFile([{ ...pack, entries }]).bytes)).toBe(true);
+    expect(unpackEntries(packEntries([]))).toEqual([]);
+    expect(() => packEntries([{ ...entries[0]!, id: randomBytes(31) }])).toThrow(/cannot be packed/);
+  });
 });
 
 describe('an unreadable index file that hides nothing', () => {

@@ -128,7 +128,12 @@ export interface PackSink {
  * packs are durable before addPack is called, so an index file never names a pack that is not.
  */
 export class IndexFileWriter {
-  private pending: IndexedPack[] = [];
+  /**
+   * Packs waiting for the next index file, their entries packed (packEntries): as PackEntry objects,
+   * each with an id Buffer of its own, the 100,000 an index file may list held 30-40 MiB of a
+   * backup's heap until written (docs/performance.md, "Files-cache entries packed while they wait").
+   */
+  private pending: PendingPack[] = [];
   private pendingEntries = 0;
   /** Index files this writer wrote (ids). */
   readonly written: string[] = [];
@@ -146,7 +151,7 @@ export class IndexFileWriter {
   async addPack(packId: string, size: number, entries: PackEntry[]): Promise<void> {
     await this.index.addPack(packId, size, entries);
     if (!this.enabled) return;
-    this.pending.push({ id: packId, size, entries });
+    this.pending.push({ id: packId, size, entries: packEntries(entries), count: entries.length });
     this.pendingEntries += entries.length;
     if (this.pendingEntries >= INDEX_FILE_ENTRIES) await this.flush();
   }
@@ -163,15 +168,51 @@ export class IndexFileWriter {
     this.pending = [];
     this.pendingEntries = 0;
     try {
-      const { id, bytes } = encodeIndexFile(packs);
+      const { id, bytes } = encodeIndexFile(packs.map((p) => ({ id: p.id, size: p.size, entries: unpackEntries(p.entries) })));
       await this.backend.put(indexFileName(id), bytes);
       await this.index.markIndexFileSeen(id);
       this.written.push(id);
     } catch (e) {
       // Not written: kept for the next try (the packs stay covered by their headers meanwhile).
       this.pending = [...packs, ...this.pending];
-      this.pendingEntries = this.pending.reduce((n, p) => n + p.entries.length, 0);
+      this.pendingEntries = this.pending.reduce((n, p) => n + p.count, 0);
       throw e;
     }
   }
+}
+
+/** A pack waiting for its index file: its entries packed by packEntries. */
+interface PendingPack {
+  id: string;
+  size: number;
+  entries: Buffer;
+  count: number;
+}
+
+/** Bytes per packed entry: id, type, codec, and offset, length and raw length (48-bit little-endian each). */
+const PACKED_ENTRY = 32 + 1 + 1 + 3 * 6;
+
+/** A pack's entries in one buffer of PACKED_ENTRY bytes each (unpackEntries reads them back). */
+export function packEntries(entries: readonly PackEntry[]): Buffer {
+  const b = Buffer.allocUnsafeSlow(entries.length * PACKED_ENTRY);
+  entries.forEach((e, i) => {
+    const p = i * PACKED_ENTRY;
+    if (e.id.length !== 32 || e.codec < 0 || e.codec > 255) throw new SnapError('SNAP_INTERNAL', `a pack entry that cannot be packed (id of ${e.id.length} bytes, codec ${e.codec})`);
+    e.id.copy(b, p);
+    b[p + 32] = TYPE_CODES[e.type];
+    b[p + 33] = e.codec;
+    b.writeUIntLE(e.offset, p + 34, 6);
+    b.writeUIntLE(e.length, p + 40, 6);
+    b.writeUIntLE(e.rawLength, p + 46, 6);
+  });
+  return b;
+}
+
+/** The entries packEntries packed, in their order. */
+export function unpackEntries(b: Buffer): PackEntry[] {
+  const out: PackEntry[] = [];
+  for (let p = 0; p + PACKED_ENTRY <= b.length; p += PACKED_ENTRY) {
+    out.push({ id: b.subarray(p, p + 32), type: CODE_TYPES[b[p + 32]!]!, codec: b[p + 33]!, offset: b.readUIntLE(p + 34, 6), length: b.readUIntLE(p + 40, 6), rawLength: b.readUIntLE(p + 46, 6) });
+  }
+  return out;
 }
