@@ -76,6 +76,27 @@ describe('bin/snap', () => {
     }
   }
 
+  it('starts node with two malloc arenas unless MALLOC_ARENA_MAX is set; programs snap starts (a hook) get the environment as the user had it', () => {
+    const base = tmpDir();
+    const repo = path.join(base, 'repo');
+    const src = path.join(base, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'a'), 'arenas');
+    expect(snap(['--repo', repo, 'init']).code).toBe(0);
+    // What node started with (glibc reads it then), from /proc, and what a hook of that process sees.
+    const run = (env: Record<string, string>): { node: string[]; hook: string[] } => {
+      const out = path.join(base, `hook-${Math.random().toString(36).slice(2)}`);
+      const hook = `tr '\\0' '\\n' < /proc/$PPID/environ | grep -E '^(MALLOC_ARENA_MAX|SNAP_LAUNCHER_ARENAS)=' > '${out}.node'; env | grep -E '^(MALLOC_ARENA_MAX|SNAP_LAUNCHER_ARENAS)=' > '${out}'; true`;
+      const r = spawnSync(LAUNCHER, ['--repo', repo, 'create', src, '--on-success', hook], { env: { ...withNode, ...env } });
+      expect(r.status, r.stderr.toString()).toBe(0);
+      const lines = (f: string): string[] => fs.readFileSync(f, 'utf8').split('\n').filter((l) => l !== '').sort();
+      return { node: lines(`${out}.node`), hook: lines(out) };
+    };
+    const { MALLOC_ARENA_MAX: _drop, ...withoutArenas } = withNode;
+    expect(run(withoutArenas)).toEqual({ node: ['MALLOC_ARENA_MAX=2', 'SNAP_LAUNCHER_ARENAS=1'], hook: [] });
+    expect(run({ ...withoutArenas, MALLOC_ARENA_MAX: '4' })).toEqual({ node: ['MALLOC_ARENA_MAX=4'], hook: ['MALLOC_ARENA_MAX=4'] });
+  }, 60_000);
+
   it('passes arguments that are not UTF-8 unchanged', () => {
     const base = tmpDir();
     const repo = Buffer.concat([Buffer.from(`${base}/repo-`), Buffer.from([0xff, 0x20, 0x24])]);

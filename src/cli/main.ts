@@ -8,5 +8,10 @@ import { rawArgv } from './argv.js';
 import { deriveEarly } from './early-key.js';
 
 process.env.UV_THREADPOOL_SIZE ??= '8';
+// bin/snap set MALLOC_ARENA_MAX for this process (glibc read it at start): not for its children.
+if (process.env.SNAP_LAUNCHER_ARENAS === '1') {
+  delete process.env.MALLOC_ARENA_MAX;
+  delete process.env.SNAP_LAUNCHER_ARENAS;
+}
 deriveEarly(rawArgv(process.argv).slice(2));
 await import('./program.js');

@@ -59,6 +59,9 @@ export function parseMarker(line: string): ScheduleSpec | undefined {
 
 const describe = (s: ScheduleSpec): string => `snap schedule ${s.name}: snap ${s.argv.slice(2).join(' ')}`.replace(/[\x00-\x1f\x7f%$\\]/g, '_').slice(0, 200);
 
+/** What bin/snap puts into the environment of the node it starts, for a schedule that starts node itself. */
+const LAUNCHER_ENV = ['MALLOC_ARENA_MAX=2', 'SNAP_LAUNCHER_ARENAS=1'];
+
 export function timerUnit(s: ScheduleSpec, c: Calendar): string {
   return [
     `# Written by 'snap schedule add ${s.name}'; remove with 'snap schedule remove ${s.name}'.`,
@@ -91,6 +94,8 @@ export function serviceUnit(s: ScheduleSpec): string {
     // A backup should not slow down the machine's owner.
     'Nice=10',
     'IOSchedulingClass=idle',
+    // As bin/snap sets them (two malloc arenas; the CLI takes both out again for its children).
+    `Environment=${LAUNCHER_ENV.join(' ')}`,
     `ExecStart=${s.argv.map(systemdWord).join(' ')}`,
     '',
   ].join('\n');
@@ -98,7 +103,7 @@ export function serviceUnit(s: ScheduleSpec): string {
 
 /** The crontab lines of a schedule: the marker, then the entry. */
 export function cronEntry(s: ScheduleSpec, c: Calendar): string[] {
-  return [markerLine(s), `${toCron(c)} cd ${cronWord(s.cwd)} && ${s.argv.map(cronWord).join(' ')}`];
+  return [markerLine(s), `${toCron(c)} cd ${cronWord(s.cwd)} && ${LAUNCHER_ENV.join(' ')} ${s.argv.map(cronWord).join(' ')}`];
 }
 
 /** A crontab without the entry of `name` (its marker line and the line after it). */
