@@ -1,7 +1,7 @@
-// `npm run bench:scale`: snap on many small files (100k and 1M by default) and on one large file
-// (1 and 10 GiB by default): backup, backup again unchanged, restore (small files only); wall time
-// and peak RSS. Writes bench/results/scale-latest.{tsv,json} and the "bench-scale" section of
-// docs/performance.md.
+// `npm run bench:scale`: snap (encrypted and plain) and restic, side by side, on many small files
+// (100k and 1M by default) and on one large file (1 and 10 GiB by default): backup, backup again
+// unchanged, restore (small files only); wall time and peak RSS. Writes
+// bench/results/scale-latest.{tsv,json} and the "bench-scale" section of docs/performance.md.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -9,7 +9,7 @@ import { describeMachine } from './machine.js';
 import { replaceSection } from './markers.js';
 import { duBytes, GNU_TIME, hasExecutable, runLogged, timed } from './measure.js';
 import { PERFORMANCE_MD, RESULTS_DIR } from './paths.js';
-import { pinSnapCli } from './pin.js';
+import { type RunDirs, type ToolDriver, resticDriver, snapDriver, snapEncryptedDriver } from './tools.js';
 import { type Generated, type LargeKind, largeFile, smallFileTree } from './scale-data.js';
 import { type ScaleMeta, type ScaleRow, scaleSection, loadScale, saveScale } from './scale-report.js';
 import { say } from './sequence.js';
@@ -23,6 +23,8 @@ const USAGE = `usage: npm run bench:scale -- [options]
   --large-gib LIST  large-file sizes in GiB ($SNAP_SCALE_LARGE_GIB, default 1,10; "" for none)
   --large-kind K    sparse (default: 1 MiB of data every 16 MiB, holes between; 1/16 of the size on disk)
                     or random (incompressible throughout; needs twice the size free on disk)
+  --tools LIST      tools, comma-separated, in the order they run on each input
+                    (default snap-enc,snap,restic; a tool that is not installed is left out)
   --merge           keep the rows of other inputs from bench/results/scale-latest.tsv
   --keep            keep the generated inputs for the next run (default: keep; --no-keep deletes them)
   --no-keep
@@ -30,6 +32,7 @@ const USAGE = `usage: npm run bench:scale -- [options]
   --no-docs         leave docs/ and bench/results/ alone`;
 
 interface ScaleOptions {
+  tools: string[];
   work: string;
   files: number[];
   largeGib: number[];
@@ -48,6 +51,7 @@ function parseOptions(argv: string[]): ScaleOptions {
       files: { type: 'string' },
       'large-gib': { type: 'string' },
       'large-kind': { type: 'string' },
+      tools: { type: 'string' },
       merge: { type: 'boolean' },
       keep: { type: 'boolean' },
       'no-keep': { type: 'boolean' },
@@ -61,7 +65,10 @@ function parseOptions(argv: string[]): ScaleOptions {
     process.exit(0);
   }
   const list = (s: string): number[] => s.split(',').filter((x) => x.trim() !== '').map(Number).filter((x) => x > 0);
+  const tools = (v.tools ?? 'snap-enc,snap,restic').split(',').map((t) => t.trim()).filter((t) => t !== '');
+  for (const t of tools) if (!(t in SCALE_TOOLS)) throw new Error(`--tools: no tool '${t}' (${Object.keys(SCALE_TOOLS).join(', ')})`);
   return {
+    tools,
     work: v.work ?? process.env.SNAP_SCALE_DIR ?? '/tmp/snap-bench-scale',
     files: list(v.files ?? process.env.SNAP_SCALE_FILES ?? '100000,1000000'),
     largeGib: list(v['large-gib'] ?? process.env.SNAP_SCALE_LARGE_GIB ?? '1,10'),
@@ -78,8 +85,15 @@ function largeKind(s: string): LargeKind {
   return s;
 }
 
-interface Snap {
-  cli: string;
+/** The tools this benchmark can run: the main benchmark's drivers, snap's from a copy of its own. */
+const SCALE_TOOLS: Record<string, () => ToolDriver> = {
+  'snap-enc': () => snapEncryptedDriver('scale'),
+  snap: () => snapDriver(undefined, 'scale'),
+  restic: resticDriver,
+};
+
+interface Tool {
+  driver: ToolDriver;
   log: string;
 }
 
@@ -91,16 +105,28 @@ function main(): void {
     process.exit(2);
   }
   fs.mkdirSync(o.work, { recursive: true });
-  const snap: Snap = { cli: pinSnapCli('scale'), log: path.join(o.work, 'snap.log') };
-  fs.writeFileSync(snap.log, '');
+  const tools: Tool[] = [];
+  const versions: Record<string, string> = {};
+  for (const name of o.tools) {
+    const driver = SCALE_TOOLS[name]!();
+    const missing = driver.missing();
+    if (missing) {
+      say(`${name} is not installed (${missing}): left out`);
+      continue;
+    }
+    const log = path.join(o.work, `${name}.log`);
+    fs.writeFileSync(log, '');
+    tools.push({ driver, log });
+    versions[name] = driver.version();
+  }
   const rows: ScaleRow[] = [];
-  const meta: ScaleMeta = { date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), machine: describeMachine(), generated: [] };
+  const meta: ScaleMeta = { date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), machine: describeMachine(), generated: [], tools: versions };
   const save = (): void => saveScale(path.join(o.work, 'partial.tsv'), path.join(o.work, 'partial.json'), rows, meta);
   for (const n of o.files) {
     say(`small files: ${n}`);
     const input = smallFileTree(path.join(o.work, `files-${n}`), n);
     meta.generated.push({ input: `${n.toLocaleString('en-US')} files`, seconds: input.seconds, bytes: input.bytes });
-    rows.push(...runCase(snap, o.work, { label: `${n.toLocaleString('en-US')} files`, kind: 'files' }, input, true));
+    for (const t of tools) rows.push(...runCase(t, o.work, { label: `${n.toLocaleString('en-US')} files`, kind: 'files' }, input, true));
     if (!o.keep) fs.rmSync(path.dirname(input.dir), { recursive: true, force: true });
     save();
   }
@@ -109,7 +135,7 @@ function main(): void {
     say(label);
     const input = largeFile(path.join(o.work, `large-${gib}g`), Math.round(gib * 2 ** 30), o.largeKind);
     meta.generated.push({ input: label, seconds: input.seconds, bytes: input.bytes });
-    rows.push(...runCase(snap, o.work, { label, kind: o.largeKind }, input, false));
+    for (const t of tools) rows.push(...runCase(t, o.work, { label, kind: o.largeKind }, input, false));
     if (!o.keep) fs.rmSync(path.dirname(input.dir), { recursive: true, force: true });
     save();
   }
@@ -122,10 +148,10 @@ function main(): void {
   if (rows.some((r) => r.status !== 'ok')) process.exitCode = 1;
 }
 
-/** Fresh repository: backup, backup again, and (for file trees) restore into an empty folder. */
-/** The previous results of other inputs, then this run's. */
+/** The previous results of other inputs (for every tool), then this run's. */
 function mergeRows(old: { rows: ScaleRow[]; meta: ScaleMeta }, rows: ScaleRow[], meta: ScaleMeta): { rows: ScaleRow[]; meta: ScaleMeta } {
   const fresh = new Set(rows.map((r) => r.input));
+  // Rows of an input this run measured are all replaced, whichever tools measured them before.
   const kept = old.rows.filter((r) => !fresh.has(r.input));
   const keptInputs = new Set(kept.map((r) => r.input));
   return {
@@ -134,28 +160,31 @@ function mergeRows(old: { rows: ScaleRow[]; meta: ScaleMeta }, rows: ScaleRow[],
   };
 }
 
-function runCase(snap: Snap, work: string, what: { label: string; kind: ScaleRow['kind'] }, input: Generated, restore: boolean): ScaleRow[] {
+/** Fresh repository: backup, backup again, and (for file trees) restore into an empty folder. */
+function runCase(tool: Tool, work: string, what: { label: string; kind: ScaleRow['kind'] }, input: Generated, restore: boolean): ScaleRow[] {
   const label = what.label;
-  const repo = path.join(work, 'repo');
-  const target = path.join(work, 'restore');
-  fs.rmSync(repo, { recursive: true, force: true });
-  fs.rmSync(target, { recursive: true, force: true });
-  runLogged(process.execPath, [snap.cli, '--repo', repo, 'init'], { log: snap.log });
+  const t = tool.driver;
+  const d: RunDirs = { data: input.dir, repo: path.join(work, 'repo'), cache: path.join(work, 'cache'), restore: path.join(work, 'restore'), log: tool.log };
+  for (const p of [d.repo, d.cache, d.restore]) fs.rmSync(p, { recursive: true, force: true });
+  const env = t.env(d);
+  const init = t.init(d);
+  runLogged(init.cmd, init.args, { log: tool.log, env });
   const rows: ScaleRow[] = [];
-  const step = (name: ScaleRow['step'], args: string[]): void => {
-    const r = timed(process.execPath, [snap.cli, '--repo', repo, '--quiet', ...args], { log: snap.log });
-    const row: ScaleRow = { input: label, kind: what.kind, files: input.files, bytes: input.bytes, step: name, status: r.exitCode === 0 ? 'ok' : `exit ${r.exitCode}`, ...r.usage, repoBytes: duBytes(repo) };
+  const step = (name: ScaleRow['step'], c: ReturnType<ToolDriver['backup']>): void => {
+    if ('unavailable' in c) return;
+    const r = timed(c.cmd, c.args, { log: tool.log, env, cwd: c.cwd });
+    const sizes = t.sizes(d, duBytes);
+    const row: ScaleRow = { tool: t.name, input: label, kind: what.kind, files: input.files, bytes: input.bytes, step: name, status: r.exitCode === 0 ? 'ok' : `exit ${r.exitCode}`, ...r.usage, repoBytes: sizes.repo + sizes.cache };
     rows.push(row);
-    say(`${label} ${name}: ${row.status}, ${row.wallS} s wall, ${Math.round(row.maxRssKb / 1024)} MiB peak RSS`);
+    say(`${t.name}: ${label} ${name}: ${row.status}, ${row.wallS} s wall, ${Math.round(row.maxRssKb / 1024)} MiB peak RSS`);
   };
-  step('backup', ['create', input.dir]);
-  step('backup_unchanged', ['create', input.dir]);
+  step('backup', t.backup(d, 1));
+  step('backup_unchanged', t.backup(d, 2));
   if (restore) {
-    fs.mkdirSync(target, { recursive: true });
-    step('restore', ['restore', 'latest', target]);
-    fs.rmSync(target, { recursive: true, force: true });
+    fs.mkdirSync(d.restore, { recursive: true });
+    step('restore', t.restoreLatest(d));
   }
-  fs.rmSync(repo, { recursive: true, force: true });
+  for (const p of [d.repo, d.cache, d.restore]) fs.rmSync(p, { recursive: true, force: true });
   return rows;
 }
 

@@ -40,9 +40,9 @@ export interface ToolDriver {
 const NOT_IMPLEMENTED = 'n/a (not implemented)';
 
 /** Runs a private copy of the current build (see pin.ts), made when the driver is created. */
-export function snapDriver(envOf: (d: RunDirs) => NodeJS.ProcessEnv = () => process.env): ToolDriver {
+export function snapDriver(envOf: (d: RunDirs) => NodeJS.ProcessEnv = () => process.env, pin = 'bench'): ToolDriver {
   const node = process.execPath;
-  const SNAP_CLI = pinSnapCli('bench');
+  const SNAP_CLI = pinSnapCli(pin);
   const revision = gitRevision();
   // Run as the installed command runs: through bin/snap (its Node flags), with this Node first on PATH.
   const launcher = pinnedLauncher(SNAP_CLI);
@@ -79,8 +79,8 @@ export function snapDriver(envOf: (d: RunDirs) => NodeJS.ProcessEnv = () => proc
  * index in the run's cache folder (an encrypted repository keeps it outside the repository).
  * The key file gets the default scrypt cost, paid once per command as a user pays it.
  */
-export function snapEncryptedDriver(): ToolDriver {
-  const plain = snapDriver((d) => ({ ...process.env, SNAP_PASSWORD: 'bench', SNAP_CACHE_DIR: d.cache }));
+export function snapEncryptedDriver(pin = 'bench'): ToolDriver {
+  const plain = snapDriver((d) => ({ ...process.env, SNAP_PASSWORD: 'bench', SNAP_CACHE_DIR: d.cache }), pin);
   return {
     ...plain,
     name: 'snap-enc',
