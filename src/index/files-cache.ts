@@ -26,7 +26,8 @@ export function encodeCachedFile(f: CachedFile): Buffer {
  * (encodeCachedFile). A backup keeps a directory's new entries until the chunks they name are
  * durable, up to tens of thousands of them: as objects (four bigints, an array and a Buffer per
  * chunk id each) they held 60-90 MiB of the heap in a first backup of the bench corpus and kept
- * the garbage collector marking them (docs/performance.md, "Memory of a first backup: files-cache entries, index-file entries, malloc arenas").
+ * the garbage collector marking them (docs/performance.md, "Memory of a first backup: files-cache
+ * entries, index-file entries, malloc arenas").
  */
 export function packCachedFiles(files: Iterable<[Buffer, CachedFile]>): Buffer {
   const parts: Buffer[] = [];

@@ -377,9 +377,9 @@ export class LevelIndex implements LocationIndex {
   }
 
   /**
-   * Files-cache changes of many directories: each directory's `files` entries (packCachedFiles) written, its `stale`
-   * names removed, and its `record` (see getDirRecord) stored, or deleted when null, or left as it
-   * is when undefined. A few LevelDB writes (each directory's changes in one of them, whole)
+   * Files-cache changes of many directories: each directory's `files` entries (packCachedFiles)
+   * written, its `stale` names removed, and its `record` (see getDirRecord) stored, or deleted
+   * when null, or left as it is when undefined. A few LevelDB writes (each directory's changes in one of them, whole)
    * instead of one awaited write per directory (a backup of the bench corpus made 3,300 of them,
    * most of them at its end).
    */

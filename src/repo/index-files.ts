@@ -129,9 +129,10 @@ export interface PackSink {
  */
 export class IndexFileWriter {
   /**
-   * Packs waiting for the next index file, their entries packed (packEntries): as PackEntry objects,
-   * each with an id Buffer of its own, the 100,000 an index file may list held 30-40 MiB of a
-   * backup's heap until written (docs/performance.md, "Memory of a first backup: files-cache entries, index-file entries, malloc arenas").
+   * Packs waiting for the next index file, their entries packed (packEntries): as PackEntry
+   * objects, each with an id Buffer of its own, the 100,000 an index file may list held 30-40 MiB
+   * of a backup's heap until written (docs/performance.md, "Memory of a first backup: files-cache
+   * entries, index-file entries, malloc arenas").
    */
   private pending: PendingPack[] = [];
   private pendingEntries = 0;
