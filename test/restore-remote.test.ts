@@ -36,7 +36,11 @@ interface Place {
   open(wrap?: (b: CountingBackend) => void): Promise<{ repo: Repository; counting: CountingBackend; cacheRoot: string }>;
 }
 
-/** A repository on S3 with small packs (1 MiB, so a small source fills several), made in-process. */
+/**
+ * A repository on S3 with small packs (1 MiB, so a small source fills several) and small chunks
+ * (256 KiB on average, at most 1 MiB: a file of a little more than 1 MiB is several), made
+ * in-process.
+ */
 async function place(encrypted: boolean): Promise<Place> {
   if (typeof target.info === 'string') throw new Error(target.info);
   const info = target.info;
@@ -61,7 +65,7 @@ async function place(encrypted: boolean): Promise<Place> {
   const made = await Repository.init(
     repo,
     { ...opts({ backend: target.backend({ prefix }), cacheRoot: path.join(tmpDir('snap-rr-cache-'), 'snap') }), encrypt: encrypted ? { password: Buffer.from(PASSWORD), scrypt: { N: 1024, r: 8, p: 1 } } : undefined },
-    { packSize: MiB },
+    { packSize: MiB, chunker: { algorithm: 'fastcdc-gear32-nc2', minSize: 64 * 1024, avgSize: 256 * 1024, maxSize: MiB, ...(encrypted ? {} : { gearSeed: 'cd'.repeat(32) }) } },
   );
   await made.close();
   return {
@@ -79,19 +83,29 @@ async function place(encrypted: boolean): Promise<Place> {
 }
 
 /**
- * 400 small files of random bytes in a few folders (each its own object: 6.9 MiB in all, so at
- * least 6 packs of 1 MiB hold them whatever the large files' chunks are), and two files of several
- * chunks.
+ * 400 small files of random bytes in a few folders (each its own object: 4.6 MiB in all, so at
+ * least 4 packs of 1 MiB hold them whatever the large files' chunks are), and two files of several
+ * chunks (2.6 MiB): 7.2 MiB in all, within what a restore holds at once (8 packs' worth: restore.ts
+ * HELD_PACKS), so every pack can be fetched whole ahead of the writers. A source larger than that
+ * (13 MiB, 11 packs) made the reads of packs that found no room ranged reads of their own, as many
+ * as timing made them (12 to 17 for 11 packs).
  */
 function source(): string {
   const src = path.join(tmpDir('snap-rr-src-'), 'src');
   for (let d = 0; d < 4; d++) {
     fs.mkdirSync(path.join(src, `d${d}`), { recursive: true });
-    for (let i = 0; i < 100; i++) fs.writeFileSync(path.join(src, `d${d}`, `f${i}`), randomBytes(12_000 + ((i * 997) % 12_000)));
+    for (let i = 0; i < 100; i++) fs.writeFileSync(path.join(src, `d${d}`, `f${i}`), randomBytes(8_000 + ((i * 997) % 8_000)));
   }
-  fs.writeFileSync(path.join(src, 'big1.bin'), randomBytes(3 * MiB));
-  fs.writeFileSync(path.join(src, 'big2.bin'), randomBytes(3 * MiB + 12345));
+  fs.writeFileSync(path.join(src, 'big1.bin'), randomBytes(1.25 * MiB));
+  fs.writeFileSync(path.join(src, 'big2.bin'), randomBytes(1.25 * MiB + 12345));
   return src;
+}
+
+/** Stored bytes of the repository's objects of file data (what a restore fetches of its packs). */
+async function blobBytes(repo: Repository): Promise<number> {
+  let n = 0;
+  for await (const [, loc] of repo.index.objects()) if (loc.type === 'blob') n += loc.length;
+  return n;
 }
 
 /** The pid of a process that has ended. */
@@ -147,9 +161,10 @@ describe('restore from S3 reads whole packs', () => {
         const stale = path.join(cacheDir, `restore-spool-${deadPid()}-0badcafe`);
         fs.mkdirSync(path.join(stale, 'data', 'ab'), { recursive: true });
         fs.writeFileSync(path.join(stale, 'data', 'ab', 'x'), 'a copy left behind');
-        // About 400 objects of file data (400 small files, the chunks of two large ones) in 1 MiB packs:
-        // the small files alone fill 6 (source).
-        expect((await blobPacks(repo)).size).toBeGreaterThanOrEqual(6);
+        // About 410 objects of file data (400 small files, the chunks of two large ones) in 1 MiB packs:
+        // the small files alone fill 4, and all of them fit in what the restore holds (source).
+        expect((await blobPacks(repo)).size).toBeGreaterThanOrEqual(4);
+        expect(await blobBytes(repo)).toBeLessThan(7.5 * MiB);
         await restoresReadingPacksOnce(repo, counting, snaps[0]!, src);
         // The packs went through a spool in the cache folder, which is gone with the restore.
         expect(fs.readdirSync(cacheDir).filter((n) => n.startsWith('restore-spool-'))).toEqual([]);
