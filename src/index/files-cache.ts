@@ -1,7 +1,7 @@
 // The files cache: for each backed-up file its size, mtime, ctime, inode and device, and its chunk
 // list, so that an unchanged file is recognised from lstat alone and not read again (the same
 // rule as restic and borg). Entries of one directory are adjacent keys: one range read per directory.
-import { asArray, asBytes, asString, asUint, decodeCbor, encodeCbor } from '../model/cbor.js';
+import { asArray, asBytes, asString, asUint, decodeCbor, encodeCborView } from '../model/cbor.js';
 import { asId } from '../core/ids.js';
 
 export interface FileStamp {
@@ -16,14 +16,15 @@ export interface CachedFile extends FileStamp {
   chunks: Buffer[];
 }
 
-export function encodeCachedFile(f: CachedFile): Buffer {
-  return encodeCbor([f.size, String(f.mtimeNs), String(f.ctimeNs), String(f.ino), String(f.dev), f.chunks]);
+/** A files-cache entry as stored: CBOR of [size, mtime, ctime, inode, device (decimal strings), chunk ids]. */
+function cachedFileRecord(f: CachedFile): unknown[] {
+  return [f.size, String(f.mtimeNs), String(f.ctimeNs), String(f.ino), String(f.dev), f.chunks];
 }
 
 /**
  * Files-cache entries of one directory as they will be stored, packed into one buffer: for each,
  * the name's length and the value's length (u32le each), the name, and the value
- * (encodeCachedFile). A backup keeps a directory's new entries until the chunks they name are
+ * (cachedFileRecord, encoded). A backup keeps a directory's new entries until the chunks they name are
  * durable, up to tens of thousands of them: as objects (four bigints, an array and a Buffer per
  * chunk id each) they held 60-90 MiB of the heap in a first backup of the bench corpus and kept
  * the garbage collector marking them (docs/performance.md, "Memory of a first backup: files-cache
@@ -32,11 +33,14 @@ export function encodeCachedFile(f: CachedFile): Buffer {
 export function packCachedFiles(files: Iterable<[Buffer, CachedFile]>): Buffer {
   const parts: Buffer[] = [];
   for (const [name, f] of files) {
-    const value = encodeCachedFile(f);
-    const head = Buffer.allocUnsafe(8);
-    head.writeUInt32LE(name.length, 0);
-    head.writeUInt32LE(value.length, 4);
-    parts.push(head, name, value);
+    // The encoder's own buffer, valid until its next call: copied into the entry at once.
+    const value = encodeCborView(cachedFileRecord(f));
+    const entry = Buffer.allocUnsafe(8 + name.length + value.length);
+    entry.writeUInt32LE(name.length, 0);
+    entry.writeUInt32LE(value.length, 4);
+    name.copy(entry, 8);
+    entry.set(value, 8 + name.length);
+    parts.push(entry);
   }
   return Buffer.concat(parts);
 }
