@@ -836,7 +836,12 @@ class Archiver {
         if (hashing === 'threads') {
           const { id } = await this.repo.objects.addHashing('blob', c);
           const at = chunks.push(EMPTY) - 1;
-          due.push(id.then((v) => void (chunks[at] = v)));
+          const set = id.then((v) => void (chunks[at] = v));
+          // Awaited (all together) after the last chunk; a failed store rejects it before then, or
+          // the loop ends by throwing and nobody awaits it: either way not an unhandled rejection,
+          // which ended the process with a stack trace (a pack write on a full disk).
+          set.catch(() => {});
+          due.push(set);
           continue;
         }
         const id = this.repo.hashId(c);
