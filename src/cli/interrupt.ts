@@ -22,6 +22,8 @@ export interface Interrupts {
   readonly outputClosed: boolean;
   /** A synchronous cleanup (remove a temporary file) run if a second signal stops the process at once. */
   onForcedExit(fn: () => void): () => void;
+  /** Stop the command as a signal does, with this reason (a failure found outside it). */
+  stop(reason: unknown): void;
   dispose(): void;
 }
 
@@ -66,6 +68,9 @@ export function installInterrupts(forceExit: (sig: NodeJS.Signals) => void): Int
     onForcedExit(fn) {
       cleanups.add(fn);
       return () => cleanups.delete(fn);
+    },
+    stop(reason) {
+      if (!ac.signal.aborted) ac.abort(reason);
     },
     dispose() {
       process.off('SIGINT', onSignal);

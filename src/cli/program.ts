@@ -107,9 +107,23 @@ const interrupts = installInterrupts((sig) => {
   process.stderr.write(`\nsnap: interrupted by ${sig} again; stopped at once (a lock left behind is removed by the next command) [SNAP_INTERRUPTED]\n`);
   process.exit(EXIT.interrupted);
 });
+// A promise that failed with nobody waiting for it is a bug in snap (a failure seen twice, one of
+// them not awaited): node would end the process with the error's stack trace, the lock left
+// behind. Instead it is said in one line, the command is stopped with that failure (it unwinds as
+// after a signal: lock released, temporary files removed) and the exit status is an error.
+let unawaited = false;
+process.on('unhandledRejection', (e) => {
+  const msg = e instanceof Error ? e.message : String(e);
+  const code = e instanceof SnapError ? `${e.code}, SNAP_INTERNAL` : 'SNAP_INTERNAL';
+  process.stderr.write(`snap: internal error: a failure nobody waited for: ${terminalSafe(msg)} [${code}]${process.argv.includes('--debug') ? '' : ' (run with --debug for details)'}\n`);
+  if (process.argv.includes('--debug') && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  unawaited = true;
+  interrupts.stop(e instanceof SnapError ? e : new SnapError('SNAP_INTERNAL', 'stopped by the internal error above', { cause: e }));
+});
 // Output still queued when the command finished can fail later: the exit status says so too.
 process.on('exit', () => {
   if (interrupts.outputClosed) process.exitCode = EXIT.outputClosed;
+  else if (unawaited && (process.exitCode === undefined || process.exitCode === EXIT.ok || process.exitCode === EXIT.partial)) process.exitCode = EXIT.error;
 });
 main(rawArgv(process.argv), interrupts).then(
   (code) => {
