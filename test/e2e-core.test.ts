@@ -212,11 +212,12 @@ describe('warnings and partial backups', () => {
     const src = tmpDir();
     const f = path.join(src, 'growing.log');
     fs.writeFileSync(f, randomBytes(50_000_000));
-    // A writer appends continuously while the backup reads the file.
-    const writer = spawnSync('true');
-    void writer;
+    // A writer appends while the backup reads the file: 64 KiB a millisecond at most (about 64 MB/s)
+    // and 1 GiB in all. Appending as fast as it could, it once wrote faster than the disk took it,
+    // the backup's writes and fsyncs waited behind its dirty pages for a minute, and it filled the
+    // disk (78 GB; CI's 2 GiB export beside it failed with SNAP_NO_SPACE).
     const { spawn } = await import('node:child_process');
-    const w = spawn(process.execPath, ['-e', `const fs=require('fs');const b=Buffer.alloc(65536,1);for(;;){fs.appendFileSync(${JSON.stringify(f)},b)}`]);
+    const w = spawn(process.execPath, ['-e', `const fs=require('fs');const b=Buffer.alloc(65536,1);let n=0;const t=setInterval(()=>{fs.appendFileSync(${JSON.stringify(f)},b);if((n+=b.length)>=2**30)clearInterval(t)},1)`]);
     await new Promise((r) => setTimeout(r, 300));
     const c = snap(['--repo', repo, 'create', src]);
     w.kill('SIGKILL');
