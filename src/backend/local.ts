@@ -33,6 +33,14 @@ export const READ_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.c
 export class LocalBackend implements Backend {
   readonly location: string;
   private readonly madeDirs = new Set<string>();
+  /**
+   * Who what this process makes here is given to: the repository folder's owner, when that is not
+   * who made it (root, running a command on a user's repository it trusts, made `data/`, `locks/`
+   * and `snapshots/` root's, mode 0700, and the user could no longer lock or read their own
+   * repository). Undefined until the first folder or file made here is compared with the folder;
+   * null when nothing is to be given away, or when giving it away failed (only root can).
+   */
+  private owner: { uid: number; gid: number } | null | undefined;
 
   constructor(readonly root: string) {
     this.location = root;
@@ -49,8 +57,34 @@ export class LocalBackend implements Backend {
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;
-    await fsp.mkdir(fsPath(dir), { recursive: true, mode: DIR_MODE });
+    const first = await fsp.mkdir(fsPath(dir), { recursive: true, mode: DIR_MODE });
+    if (first !== undefined) {
+      // Some were made: the folders between the root and `dir` (blob names are at most two deep).
+      const made: string[] = [];
+      for (let d = dir; d !== this.root && d.startsWith(this.root) && d !== path.dirname(d); d = path.dirname(d)) made.unshift(d);
+      for (const d of made) await this.giveAway(d);
+    }
     this.madeDirs.add(dir);
+  }
+
+  /** Give a folder or file this process made (a path, or the handle of a file being written) to the repository's owner (see `owner`). */
+  private async giveAway(made: string | fsp.FileHandle): Promise<void> {
+    if (this.owner === null) return;
+    if (this.owner === undefined) {
+      const [top, st] = await Promise.all([fsp.stat(fsPath(this.root)), typeof made === 'string' ? fsp.stat(fsPath(made)) : made.stat()]);
+      if (this.owner !== undefined) return this.giveAway(made); // decided meanwhile
+      this.owner = top.uid === st.uid && top.gid === st.gid ? null : { uid: top.uid, gid: top.gid };
+      if (this.owner === null) return;
+    }
+    const { uid, gid } = this.owner;
+    try {
+      if (typeof made === 'string') await fsp.chown(fsPath(made), uid, gid);
+      else await made.chown(uid, gid);
+    } catch (e) {
+      // Not root: the files stay this user's, as they are whenever two users share a folder.
+      if (errnoCode(e) !== 'EPERM') throw e;
+      this.owner = null;
+    }
   }
 
   /** Write a blob durably (core/durable.ts) under a `.tmp-` name in its folder; false when 'create' found it there. */
@@ -60,6 +94,7 @@ export class LocalBackend implements Backend {
     await this.ensureDir(dir);
     const tmp = path.join(dir, `${TEMP_PREFIX}${randomHex(8)}`);
     return writeDurable({ dir: fsPath(dir), tmp: fsPath(tmp), dest: fsPath(dest), mode: FILE_MODE, publish }, async (fh) => {
+      await this.giveAway(fh);
       let total = 0;
       for await (const piece of data instanceof Uint8Array ? [data] : data) {
         await writeAllTo(fh, piece);
