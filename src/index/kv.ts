@@ -54,7 +54,9 @@ export class LocalKV implements KV {
    */
   static async tryOpen(dir: string): Promise<LocalKV | typeof LOCKED> {
     // Owner-only, like everything else in the repository: the index names every backed-up path.
-    await fsp.mkdir(fsPath(dir), { recursive: true, mode: 0o700 });
+    await fsp.mkdir(fsPath(dir), { recursive: true, mode: 0o700 }).catch((e: unknown) => {
+      throw fromSystemError(e, `making the folder of the repository index ${displayPath(dir)}`);
+    });
     const { location, release } = levelLocation(dir);
     let before: Awaited<ReturnType<typeof tableStamps>>;
     try {

@@ -10,7 +10,7 @@ import * as fsp from 'node:fs/promises';
 import { writeFileDurable } from '../core/durable.js';
 import * as path from 'node:path';
 import { displayPath, fsPath } from '../core/bytes.js';
-import { SnapError } from '../core/errors.js';
+import { SnapError, fromSystemError } from '../core/errors.js';
 import type { ProgressSink } from '../core/progress.js';
 import { type KV, type KeyRange, type KvOp, LOCKED, LocalKV } from './kv.js';
 import { IndexServer } from './index-server.js';
@@ -65,7 +65,9 @@ export class SharedKV implements KV {
   /** Connect to the owner, or become it (running `prepare`). */
   async start(): Promise<void> {
     try {
-      await fsp.mkdir(fsPath(this.dir), { recursive: true, mode: 0o700 });
+      await fsp.mkdir(fsPath(this.dir), { recursive: true, mode: 0o700 }).catch((e: unknown) => {
+        throw fromSystemError(e, `making the folder of the repository index ${displayPath(this.dir)}`);
+      });
       this.sockPath = new SocketPath(this.dir);
       await this.attach(false);
     } catch (e) {
