@@ -77,4 +77,18 @@ describe("root's commands on a user's trusted repository", () => {
     expect(want2.size).toBe(want.size);
     expect(notNobodys(repo)).toEqual([]);
   }, 120_000);
+
+  it.skipIf(!canSetpriv())('an encrypted repository whose index folder cannot be made in the cache (another user’s): SNAP_PERMISSION naming it', () => {
+    const base = dirs.make('repo-owner-');
+    fs.chmodSync(base, 0o755);
+    const repo = path.join(base, 'repo');
+    fs.mkdirSync(repo, { mode: 0o700 });
+    fs.chownSync(repo, NOBODY.uid, NOBODY.gid);
+    const rootsCache = path.join(base, 'roots-cache'); // root's, 0700: nobody may not make anything in it
+    fs.mkdirSync(rootsCache, { mode: 0o700 });
+    const r = snap(['--repo', repo, 'init', '--encrypt'], { asUser: NOBODY, env: { SNAP_PASSWORD: 'pw', XDG_CACHE_HOME: rootsCache } });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^snap: making the folder of the repository index .*roots-cache\/snap\/index\/.*: permission denied \[SNAP_PERMISSION\]$/m);
+    expect(r.stderr).not.toMatch(/SNAP_INTERNAL/);
+  });
 });
