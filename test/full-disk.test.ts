@@ -108,6 +108,28 @@ describe('a restore onto a full disk', () => {
   });
 });
 
+describe('an export onto a full disk', () => {
+  it('zip and tar.gz: SNAP_NO_SPACE saying so (zip said "The operation was aborted", SNAP_IO), no archive and no temporary file left', (ctx) => {
+    const mnt = tmpfs('1m', ctx);
+    try {
+      const repo = path.join(dirs.make('full-disk-'), 'repo');
+      const src = dirs.make('full-disk-');
+      for (let i = 0; i < 8; i++) fs.writeFileSync(path.join(src, `f${i}`), randomBytes(400_000));
+      expect(snap(['--repo', repo, 'init']).code).toBe(0);
+      expect(snap(['--repo', repo, 'create', src]).code).toBe(0);
+      for (const name of ['out.zip', 'out.tar.gz', 'out.tar']) {
+        const r = snap(['--repo', repo, 'export', 'latest', path.join(mnt, name)]);
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toMatch(new RegExp(`^snap: writing .*${name.replace('.', '\\.')}: no space left on device \\[SNAP_NO_SPACE\\]$`, 'm'));
+        expect(r.stderr).not.toMatch(/aborted|SNAP_IO|SNAP_INTERNAL|at .*\.js:\d+/);
+        expect(fs.readdirSync(mnt), name).toEqual([]);
+      }
+    } finally {
+      spawnSync('umount', ['-l', mnt]);
+    }
+  });
+});
+
 describe('a backup onto a full disk', () => {
   it('of a new large file (its chunks hashed by the compression threads): SNAP_NO_SPACE without a stack trace, the lock released; with room again it completes and restores exactly', (ctx) => {
     const mnt = tmpfs('8m', ctx);

@@ -130,6 +130,9 @@ async function toFile(r: Run, dest: string, output: string, force: boolean): Pro
   const dropForced = r.ctx.interrupts.onForcedExit(() => rmSync(tmp, { force: true }));
   let out: { result: ExportResult; size: number } | undefined;
   let stage = `creating ${output}`;
+  // The writer's own failure (ENOSPC): the exporter may see only that its output went away (zip's
+  // deflate stream fails with an AbortError, "The operation was aborted").
+  let written: { errored: Error | null } | undefined;
   try {
     // Without --force, link(2) puts the file in place only if OUTPUT still does not exist (another
     // process may have created it since the check); file systems without hard links fall back to
@@ -137,6 +140,7 @@ async function toFile(r: Run, dest: string, output: string, force: boolean): Pro
     const placed = await writeDurable({ dir, tmp, dest, mode, publish: force ? 'replace' : 'create', linkFallback: true }, async (fh) => {
       stage = `writing ${output}`;
       const stream = fh.createWriteStream({ autoClose: false });
+      written = stream;
       const onAbort = (): void => void stream.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
       signal.addEventListener('abort', onAbort, { once: true });
       // The stream holds a reference on the handle until destroyed (autoClose: false keeps the fd
@@ -161,7 +165,8 @@ async function toFile(r: Run, dest: string, output: string, force: boolean): Pro
   } catch (e) {
     const why = signal.reason as unknown;
     if (isSnapError(why, 'SNAP_INTERRUPTED')) throw new SnapError('SNAP_INTERRUPTED', `export ${why.message}; ${output} was not written`);
-    throw errnoCode(e) && !(e instanceof SnapError) ? fromSystemError(e, stage) : e;
+    const failed = written?.errored && errnoCode(written.errored) !== undefined && !(e instanceof SnapError) ? written.errored : e;
+    throw errnoCode(failed) && !(failed instanceof SnapError) ? fromSystemError(failed, stage) : failed;
   } finally {
     dropForced();
   }
