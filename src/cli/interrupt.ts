@@ -7,6 +7,7 @@
 // after the synchronous cleanups registered with onForcedExit.
 import { terminalSafe } from '../core/bytes.js';
 import { errnoCode, OutputClosed, SnapError } from '../core/errors.js';
+import { takeEarlySignals } from './early-signals.js';
 
 export { isOutputClosed, OutputClosed } from '../core/errors.js';
 
@@ -58,6 +59,9 @@ export function installInterrupts(forceExit: (sig: NodeJS.Signals) => void): Int
   const ignore = (): void => {};
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Those that came while the CLI loaded (main.ts): the command stops before it starts (a
+  // second one stops the process at once, as it would have later).
+  for (const sig of takeEarlySignals()) onSignal(sig);
   process.stdout.on('error', onStdoutError);
   process.stderr.on('error', ignore);
   return {

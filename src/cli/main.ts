@@ -3,10 +3,14 @@
 // threads (the default) let queued compression jobs delay index lookups, so the pool is widened
 // before first use. Then the key derivation a command on an encrypted repository will ask for is
 // started (early-key.ts) before the rest of the CLI (program.ts) is loaded, so that both go on at
-// once; this module imports nothing else.
-import { rawArgv } from './argv.js';
-import { deriveEarly } from './early-key.js';
+// once.
+// Only early-signals.js is imported statically: Ctrl-C or SIGTERM is kept for program.ts from
+// the moment it is evaluated, and every module else (early-key.ts's among them, 0.1-0.2 s to load)
+// is loaded after that.
+import './early-signals.js';
 
+const { rawArgv } = await import('./argv.js');
+const { deriveEarly } = await import('./early-key.js');
 process.env.UV_THREADPOOL_SIZE ??= '8';
 // bin/snap set MALLOC_ARENA_MAX for this process (glibc read it at start): not for its children.
 if (process.env.SNAP_LAUNCHER_ARENAS === '1') {
