@@ -5,9 +5,10 @@
 // started (early-key.ts) before the rest of the CLI (program.ts) is loaded, so that both go on at
 // once.
 // Only early-signals.js is imported statically: Ctrl-C or SIGTERM is kept for program.ts from
-// the moment it is evaluated, and every module else (early-key.ts's among them, 0.1-0.2 s to load)
-// is loaded after that.
-import './early-signals.js';
+// here on, and every module else (early-key.ts's among them, 0.1-0.2 s to load) is loaded after.
+import { catchEarlySignals } from './early-signals.js';
+
+catchEarlySignals();
 
 const { rawArgv } = await import('./argv.js');
 const { deriveEarly } = await import('./early-key.js');
