@@ -1,10 +1,10 @@
 // `snap export --verify`: read the archive back and compare it, entry by entry, with the snapshot
 // walked again in the same order. Names, types, modes, mtimes, owners, sizes, link targets and
-// device numbers are compared; file contents are checked by SHA-256 against the snapshot's chunk
-// ids (a chunk's id is the SHA-256 of its bytes and the index knows its length), so the check
-// streams and does not read the repository's data a second time.
+// device numbers are compared; file contents are checked against the snapshot's chunk ids (a
+// chunk's id is the hash of its bytes, SHA-256 or in an encrypted repository HMAC-SHA256 with its
+// id key, and the index knows its length), so the check streams and does not read the
+// repository's data a second time.
 import * as fs from 'node:fs';
-import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
 import { displayName } from '../../../core/bytes.js';
 import { errnoCode, SnapError } from '../../../core/errors.js';
@@ -20,6 +20,8 @@ import { readZip } from './zip-read.js';
 
 export interface VerifyRepo extends WalkRepo {
   index: { lookup(id: Buffer): Promise<{ rawLength: number } | undefined> };
+  /** A chunk's id computed in pieces, as the repository computes ids (Repository.idHashing). */
+  idHashing(): { update(data: Uint8Array): unknown; digest(): Buffer };
 }
 
 export interface VerifyResult {
@@ -151,7 +153,7 @@ async function compareContent(
   let i = 0;
   let need = ids.length > 0 ? await lengthOf(0) : 0;
   let offset = 0;
-  let hash = createHash('sha256');
+  let hash = repo.idHashing();
   for await (const piece of data) {
     for (let p = 0; p < piece.length; ) {
       if (i >= ids.length) throw mismatch(what, `${name}: the archive holds more data than the snapshot (${offset} bytes)`);
@@ -161,8 +163,8 @@ async function compareContent(
       need -= take;
       offset += take;
       if (need === 0) {
-        if (!hash.digest().equals(ids[i]!)) throw mismatch(what, `${name}: the data before byte ${offset} differs from the snapshot (SHA-256)`);
-        hash = createHash('sha256');
+        if (!hash.digest().equals(ids[i]!)) throw mismatch(what, `${name}: the data before byte ${offset} differs from the snapshot (its chunk id)`);
+        hash = repo.idHashing();
         if (++i < ids.length) need = await lengthOf(i);
       }
     }
