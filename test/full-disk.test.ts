@@ -130,6 +130,60 @@ describe('an export onto a full disk', () => {
   });
 });
 
+describe('a repository on a read-only file system', () => {
+  it.each([
+    ['plain', [] as string[]],
+    ['encrypted', ['--encrypt']],
+  ])('%s: the commands that read work (no lock, index in memory, said once); those that write fail with SNAP_READ_ONLY; read-write again, all as before', (_kind, initArgs, ctx) => {
+    const mnt = tmpfs('40m', ctx);
+    try {
+      const repo = path.join(mnt, 'repo');
+      const src = dirs.make('full-disk-');
+      fs.mkdirSync(path.join(src, 'sub'));
+      for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(src, i % 2 ? 'sub' : '', `f${i}`), randomBytes(30_000 + i * 1000));
+      fs.writeFileSync(path.join(src, 'notes.txt'), 'on a disk mounted read-only\n');
+      const want = manifest(src);
+      const env = { SNAP_PASSWORD: 'read-only' };
+      expect(snap(['--repo', repo, 'init', ...initArgs], { env }).code).toBe(0);
+      expect(snap(['--repo', repo, 'create', src], { env }).code).toBe(0);
+      expect(spawnSync('mount', ['-o', 'remount,ro', mnt]).status).toBe(0);
+
+      const reads: string[][] = [['list'], ['ls', 'latest', src], ['check', '--read-data'], ['find', 'notes.txt'], ['diff', 'latest', 'latest']];
+      for (const args of reads) {
+        const r = snap(['--repo', repo, ...args], { env });
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+        expect(r.stderr).toMatch(/is on a read-only file system: reading it without a lock/);
+        expect(r.stderr).not.toMatch(/damaged|SNAP_INTERNAL|at .*\.js:\d+/);
+      }
+      const target = dirs.make('full-disk-');
+      const restored = snap(['--repo', repo, 'restore', 'latest', target], { env });
+      expect(restored.code, restored.stderr).toBe(0);
+      assertSameTree(want, manifest(path.join(target, src)), 'restored from a read-only repository');
+      const archive = path.join(dirs.make('full-disk-'), 'out.tar');
+      const exported = snap(['--repo', repo, 'export', 'latest', archive, '--verify'], { env });
+      expect(exported.code, exported.stderr).toBe(0);
+
+      fs.writeFileSync(path.join(src, 'new'), 'not backed up while read-only');
+      for (const args of [['create', src], ['forget', '--keep-last', '1'], ['gc']]) {
+        const r = snap(['--repo', repo, ...args], { env });
+        expect(r.code, `${args[0]}: ${r.stderr}`).toBe(1);
+        expect(r.stderr).toMatch(/: read-only file system \[SNAP_READ_ONLY\]$/m);
+        expect(r.stderr).not.toMatch(/warning|SNAP_INTERNAL|at .*\.js:\d+/);
+      }
+
+      expect(spawnSync('mount', ['-o', 'remount,rw', mnt]).status).toBe(0);
+      const again = snap(['--repo', repo, 'create', src], { env });
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).not.toMatch(/read-only|rebuil|damaged/);
+      const listed = snap(['--repo', repo, 'list', '--json'], { env });
+      expect(JSON.parse(listed.stdout)).toHaveLength(2);
+      expect(snap(['--repo', repo, 'check', '--read-data'], { env }).code).toBe(0);
+    } finally {
+      spawnSync('umount', ['-l', mnt]);
+    }
+  }, 120_000);
+});
+
 describe('a backup onto a full disk', () => {
   it('of a new large file (its chunks hashed by the compression threads): SNAP_NO_SPACE without a stack trace, the lock released; with room again it completes and restores exactly', (ctx) => {
     const mnt = tmpfs('8m', ctx);

@@ -61,6 +61,8 @@ export async function recordOperation(ctx: Ctx, args: string[], start: Date, exi
   // A repository whose config was refused (damaged, changed, or saying "plain" where the repository
   // is encrypted) gets nothing written: a record written by the config's word could be in the clear.
   if (error instanceof SnapError && error.code === 'SNAP_BAD_CONFIG') return;
+  // Nothing can be written there now (the command failed for it): no second message saying so.
+  if (error instanceof SnapError && error.code === 'SNAP_READ_ONLY') return;
   let location: RepoLocation;
   try {
     location = ctx.repoPath().location;

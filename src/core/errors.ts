@@ -11,6 +11,7 @@ export const ErrorCodes = {
   SNAP_MISSING_OBJECT: 'an object a snapshot references is not in the repository',
   SNAP_IO: 'an operating-system error while reading or writing',
   SNAP_NO_SPACE: 'the disk holding the repository or the restore target is full',
+  SNAP_READ_ONLY: 'the repository or the restore target is on a read-only file system',
   SNAP_PERMISSION: 'permission denied',
   SNAP_LOCKED: 'the repository is locked by another process',
   SNAP_UNSAFE_PATH: 'a snapshot entry would be written outside the restore target',
@@ -62,6 +63,8 @@ export function fromSystemError(e: unknown, doing: string): SnapError {
     case 'ENOSPC':
     case 'EDQUOT':
       return new SnapError('SNAP_NO_SPACE', `${doing}: no space left on device`, { cause: e });
+    case 'EROFS':
+      return new SnapError('SNAP_READ_ONLY', `${doing}: read-only file system`, { cause: e });
     case 'EACCES':
     case 'EPERM':
       return new SnapError('SNAP_PERMISSION', `${doing}: permission denied`, { cause: e });

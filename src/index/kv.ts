@@ -74,9 +74,9 @@ export class LocalKV implements KV {
     } catch (e) {
       release();
       if (levelCode(e) === 'LEVEL_LOCKED') return LOCKED;
-      // A full disk or a permission problem is not damage: rebuilding would not help.
+      // A full disk, a read-only one or a permission problem is not damage: rebuilding would not help.
       const io = levelError(e, `opening the repository index at ${displayPath(dir)}`);
-      if (io instanceof SnapError && (io.code === 'SNAP_NO_SPACE' || io.code === 'SNAP_PERMISSION')) throw io;
+      if (io instanceof SnapError && (io.code === 'SNAP_NO_SPACE' || io.code === 'SNAP_READ_ONLY' || io.code === 'SNAP_PERMISSION')) throw io;
       throw new SnapError('SNAP_CORRUPT', `the repository index at ${displayPath(dir)} cannot be opened`, { cause: e });
     }
     await ownerOnly(dir);
@@ -197,6 +197,7 @@ export function levelError(e: unknown, doing: string): unknown {
   // "Database failed to open" says why only in its cause ("IO error: …/000005.ldb: No space left on device").
   const said = causeMessages(e);
   if (/No space left|ENOSPC|quota/i.test(said)) return new SnapError('SNAP_NO_SPACE', `${doing}: no space left on device`, { cause: e });
+  if (/Read-only file system|EROFS/i.test(said)) return new SnapError('SNAP_READ_ONLY', `${doing}: read-only file system`, { cause: e });
   if (/Permission denied|EACCES|EPERM/i.test(said)) return new SnapError('SNAP_PERMISSION', `${doing}: permission denied`, { cause: e });
   if (levelCode(e) === 'LEVEL_CORRUPTION') {
     return new SnapError('SNAP_CORRUPT', `${doing}: the index is damaged (${e.message}); 'snap index rebuild' recreates it`, { cause: e });
@@ -214,6 +215,7 @@ function syncReadError(e: unknown, dir: string): unknown {
   const code = (e as { code?: unknown }).code;
   if (typeof code === 'string' && code.startsWith('LEVEL_') && levelCode(e) !== 'LEVEL_CORRUPTION') return levelError(e, `reading the repository index at ${displayPath(dir)}`);
   if (/No space left|ENOSPC|quota/i.test(e.message)) return new SnapError('SNAP_NO_SPACE', `reading the repository index: no space left on device`, { cause: e });
+  if (/Read-only file system|EROFS/i.test(e.message)) return new SnapError('SNAP_READ_ONLY', `reading the repository index: read-only file system`, { cause: e });
   if (/Permission denied|EACCES|EPERM/i.test(e.message)) return new SnapError('SNAP_PERMISSION', `reading the repository index: permission denied`, { cause: e });
   return new SnapError('SNAP_CORRUPT', `the repository index at ${displayPath(dir)} cannot be read (${e.message}); 'snap index rebuild' recreates it`, { cause: e });
 }

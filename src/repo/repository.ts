@@ -502,10 +502,13 @@ export class Repository {
       try {
         lock = await RepoLock.acquire(backend, { kind: o.lock.kind, waitMs: o.lock.waitMs, command, host, clock, sink: o.sink, signal: o.signal });
       } catch (e) {
-        // A full disk has no room for a lock file either: a command that only reads goes on
-        // without one. What it risks is a gc deleting a pack it reads: a failed read, named.
+        // A full disk has no room for a lock file either, and a read-only one (a backup disk
+        // mounted read-only, a copy on read-only media) takes none: a command that only reads goes
+        // on without one. What it risks is a gc deleting a pack it reads: a failed read, named.
         if (o.readOnly && o.lock.kind === 'shared' && isSnapError(e, 'SNAP_NO_SPACE')) {
           o.sink.info?.(`no space left for a lock file in ${displayPath(abs)}: reading the repository without a lock (a gc at the same time could make this command fail)`);
+        } else if (o.readOnly && o.lock.kind === 'shared' && isSnapError(e, 'SNAP_READ_ONLY')) {
+          o.sink.info?.(`the repository at ${displayPath(abs)} is on a read-only file system: reading it without a lock`);
         } else {
           if (o.remote) await backend.close().catch(() => {}); // an ssh session would outlive the command
           throw e;
@@ -569,8 +572,9 @@ export class Repository {
       } catch (e) {
         // LevelDB writes when it opens (the log of the last writes becomes a table): on a full disk
         // a command that only reads goes on with the index rebuilt in memory, for this command only.
-        if (!o.readOnly || !isSnapError(e, 'SNAP_NO_SPACE')) throw e;
-        o.sink.info?.(`the repository index at ${displayPath(indexDir)} cannot be opened: no space left on its disk; reading the repository without it (the index is rebuilt in memory for this command)`);
+        if (!o.readOnly || !(isSnapError(e, 'SNAP_NO_SPACE') || isSnapError(e, 'SNAP_READ_ONLY'))) throw e;
+        const why = isSnapError(e, 'SNAP_NO_SPACE') ? 'no space left on its disk' : 'its file system is read-only';
+        o.sink.info?.(`the repository index at ${displayPath(indexDir)} cannot be opened: ${why}; reading the repository without it (the index is rebuilt in memory for this command)`);
         index = LevelIndex.inMemory(indexDir, opts.limits);
         inMemory = true;
       }
@@ -622,7 +626,7 @@ export class Repository {
     } catch (e) {
       // A damaged table file lets LevelDB open but fails the first read: whatever the error, the
       // index is rebuilt rather than every command failing on it.
-      if (isSnapError(e, 'SNAP_NO_SPACE') || isSnapError(e, 'SNAP_PERMISSION')) throw e;
+      if (isSnapError(e, 'SNAP_NO_SPACE') || isSnapError(e, 'SNAP_READ_ONLY') || isSnapError(e, 'SNAP_PERMISSION')) throw e;
       this.sink.info?.(`the repository index is damaged (${e instanceof Error ? e.message : String(e)}); rebuilding it from the repository`);
       await this.index.reset();
       complete = false;
