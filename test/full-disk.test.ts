@@ -184,6 +184,30 @@ describe('a repository on a read-only file system', () => {
   }, 120_000);
 });
 
+describe('a read-only file system, more', () => {
+  it('init there is SNAP_READ_ONLY (Node said ENOENT: an internal error); a repository with nothing in it yet (no locks/ folder) is listed', (ctx) => {
+    const mnt = tmpfs('8m', ctx);
+    try {
+      const fresh = path.join(mnt, 'fresh');
+      expect(snap(['--repo', fresh, 'init']).code).toBe(0);
+      expect(fs.existsSync(path.join(fresh, 'locks')), 'the premise: init makes no locks/ folder').toBe(false);
+      expect(spawnSync('mount', ['-o', 'remount,ro', mnt]).status).toBe(0);
+      const init = snap(['--repo', path.join(mnt, 'deeper', 'new'), 'init']);
+      expect(init.code, init.stderr).toBe(1);
+      expect(init.stderr).toMatch(/^snap: making the repository folder .*deeper\/new: read-only file system \[SNAP_READ_ONLY\]$/m);
+      expect(init.stderr).not.toMatch(/SNAP_INTERNAL|ENOENT/);
+      const listed = snap(['--repo', fresh, 'list']);
+      expect(listed.code, listed.stderr).toBe(0);
+      expect(listed.stdout).toMatch(/no snapshots/);
+      const create = snap(['--repo', fresh, 'create', mnt]);
+      expect(create.code).toBe(1);
+      expect(create.stderr).toMatch(/writing locks\/.*: read-only file system \[SNAP_READ_ONLY\]/);
+    } finally {
+      spawnSync('umount', ['-l', mnt]);
+    }
+  });
+});
+
 describe('a backup onto a full disk', () => {
   it('of a new large file (its chunks hashed by the compression threads): SNAP_NO_SPACE without a stack trace, the lock released; with room again it completes and restores exactly', (ctx) => {
     const mnt = tmpfs('8m', ctx);

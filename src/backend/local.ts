@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
 import { displayPath, fsPath } from '../core/bytes.js';
-import { writeAllTo, writeDurable } from '../core/durable.js';
+import { makeDirs, writeAllTo, writeDurable } from '../core/durable.js';
 import type { Backend, BackendCapabilities, BlobInfo, ThreadReadSpec } from './backend.js';
 import { checkRange, shortBlobError, sizeMismatchError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
@@ -57,7 +57,7 @@ export class LocalBackend implements Backend {
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;
-    const first = await fsp.mkdir(fsPath(dir), { recursive: true, mode: DIR_MODE });
+    const first = await makeDirs(dir, DIR_MODE, fsPath);
     if (first !== undefined) {
       // Some were made: the folders between the root and `dir` (blob names are at most two deep).
       const made: string[] = [];

@@ -6,6 +6,7 @@
 // unit files and the shared index's owner file.
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
 import { errnoCode } from './errors.js';
 
 export type FsPath = string | Buffer;
@@ -111,5 +112,34 @@ export async function syncDir(dir: FsPath): Promise<void> {
     if (!['EINVAL', 'ENOTSUP', 'EOPNOTSUPP'].includes(errnoCode(e) ?? '')) throw e;
   } finally {
     await d.close();
+  }
+}
+
+/**
+ * mkdir -p whose failure is the system's own: Node's recursive mkdir reports ENOENT where mkdir(2)
+ * said EROFS (a read-only file system) or EACCES. On ENOENT the missing folders are made one by
+ * one from the highest, and the first one's own error is thrown. Returns the first folder made.
+ * `p` is as the caller holds it; `native` turns it into what fs takes (core/bytes.ts fsPath).
+ */
+export async function makeDirs(p: string, mode: number, native: (s: string) => FsPath = (s) => s): Promise<string | undefined> {
+  try {
+    return await fsp.mkdir(native(p), { recursive: true, mode });
+  } catch (e) {
+    if (errnoCode(e) !== 'ENOENT') throw e;
+    const missing: string[] = [];
+    for (let d = p; ; ) {
+      const up = path.dirname(d);
+      missing.unshift(d);
+      if (up === d || (await fsp.stat(native(up)).then(() => true, () => false))) break;
+      d = up;
+    }
+    for (const d of missing) {
+      try {
+        await fsp.mkdir(native(d), { mode });
+      } catch (e2) {
+        if (errnoCode(e2) !== 'EEXIST') throw e2;
+      }
+    }
+    return missing[0];
   }
 }

@@ -8,6 +8,7 @@ import { createHash, createHmac } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError, isSnapError } from '../core/errors.js';
+import { makeDirs } from '../core/durable.js';
 import { displayPath, fsPath } from '../core/bytes.js';
 import { randomHex, sha256, toHex } from '../core/ids.js';
 import { hmacSha256 } from '../core/crypto.js';
@@ -299,7 +300,9 @@ export class Repository {
       const existing = await fsp.readdir(fsPath(abs)).catch(() => [] as string[]);
       if (existing.includes(CONFIG)) throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
       if (existing.length > 0) throw new SnapError('SNAP_REPO_EXISTS', `${shown} is not empty; choose an empty or new directory for a repository`);
-      await fsp.mkdir(fsPath(abs), { recursive: true, mode: 0o700 });
+      await makeDirs(abs, 0o700, fsPath).catch((e: unknown) => {
+        throw fromSystemError(e, `making the repository folder ${shown}`);
+      });
       await fsp.chmod(fsPath(abs), 0o700);
     }
     const clock = o.clock ?? systemClock;
