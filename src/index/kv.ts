@@ -8,6 +8,7 @@ import { displayPath, fsEncode, fsPath, hasEscapedBytes } from '../core/bytes.js
 import { checkTables, recordWrittenTables, tableStamps } from './table-check.js';
 import { SnapError, fromSystemError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
+import { makeDirs } from '../core/durable.js';
 
 export interface KeyRange {
   gte?: Buffer;
@@ -54,7 +55,7 @@ export class LocalKV implements KV {
    */
   static async tryOpen(dir: string): Promise<LocalKV | typeof LOCKED> {
     // Owner-only, like everything else in the repository: the index names every backed-up path.
-    await fsp.mkdir(fsPath(dir), { recursive: true, mode: 0o700 }).catch((e: unknown) => {
+    await makeDirs(dir, 0o700, fsPath).catch((e: unknown) => {
       throw fromSystemError(e, `making the folder of the repository index ${displayPath(dir)}`);
     });
     const { location, release } = levelLocation(dir);

@@ -7,7 +7,7 @@
 // Every request is idempotent (a put, a delete, a read, a page from a cursor), so a request that
 // the old owner may or may not have carried out is sent again to the new one.
 import * as fsp from 'node:fs/promises';
-import { writeFileDurable } from '../core/durable.js';
+import { makeDirs, writeFileDurable } from '../core/durable.js';
 import * as path from 'node:path';
 import { displayPath, fsPath } from '../core/bytes.js';
 import { SnapError, fromSystemError } from '../core/errors.js';
@@ -65,7 +65,7 @@ export class SharedKV implements KV {
   /** Connect to the owner, or become it (running `prepare`). */
   async start(): Promise<void> {
     try {
-      await fsp.mkdir(fsPath(this.dir), { recursive: true, mode: 0o700 }).catch((e: unknown) => {
+      await makeDirs(this.dir, 0o700, fsPath).catch((e: unknown) => {
         throw fromSystemError(e, `making the folder of the repository index ${displayPath(this.dir)}`);
       });
       this.sockPath = new SocketPath(this.dir);

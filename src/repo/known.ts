@@ -12,6 +12,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomHex } from '../core/ids.js';
 import { fsPath } from '../core/bytes.js';
+import { makeDirs } from '../core/durable.js';
 
 export interface KnownRepo {
   format: 'snap-known-repository';
@@ -89,7 +90,7 @@ function isKdf(k: unknown): k is KnownKdf {
 
 /** Write (or replace) the record of a location: a temporary file renamed into place, owner-only. */
 export async function writeKnown(dir: string, r: Omit<KnownRepo, 'format' | 'v'>): Promise<void> {
-  await fsp.mkdir(fsPath(dir), { recursive: true, mode: 0o700 });
+  await makeDirs(dir, 0o700, fsPath);
   const file = knownFile(dir, r.location);
   const tmp = path.join(dir, `.tmp-${randomHex(8)}`);
   const record: KnownRepo = { format: 'snap-known-repository', v: 1, ...r };

@@ -530,7 +530,7 @@ export class Repository {
         // The index of a remote repository: in this user's cache folder, never on the remote.
         const cacheDir = remoteCacheDir(o.remote.cacheRoot, config.id);
         indexDir = path.join(cacheDir, INDEX_DIR);
-        await fsp.mkdir(fsPath(cacheDir), { recursive: true, mode: 0o700 }).catch((e: unknown) => {
+        await makeDirs(cacheDir, 0o700, fsPath).catch((e: unknown) => {
           throw fromSystemError(e, `making the cache folder ${displayPath(cacheDir)} of the repository index`);
         });
         if (o.owner) await checkRepositoryOwner(cacheDir, indexDir, o.owner);

@@ -11,7 +11,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { fsPath } from '../core/bytes.js';
 import { SnapError } from '../core/errors.js';
-import { writeAllTo } from '../core/durable.js';
+import { makeDirs, writeAllTo } from '../core/durable.js';
 import { randomHex } from '../core/ids.js';
 import type { HostInfo } from '../core/host.js';
 import type { Backend, StoredPieces } from '../backend/backend.js';
@@ -46,7 +46,7 @@ export class RestoreSpool implements PackSpool {
     const file = path.join(this.dir, packName(pack));
     const dir = path.dirname(file);
     if (!this.dirs.has(dir)) {
-      await fsp.mkdir(fsPath(dir), { recursive: true, mode: 0o700 });
+      await makeDirs(dir, 0o700, fsPath);
       this.dirs.add(dir);
     }
     const fh = await fsp.open(fsPath(file), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
