@@ -57,7 +57,7 @@ export class LocalBackend implements Backend {
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;
-    const first = await makeDirs(dir, DIR_MODE, fsPath);
+    const first = await makeDirs(dir, DIR_MODE);
     if (first !== undefined) {
       // Some were made: the folders between the root and `dir` (blob names are at most two deep).
       const made: string[] = [];

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { fsPath } from './bytes.js';
 import { errnoCode } from './errors.js';
 
 export type FsPath = string | Buffer;
@@ -119,9 +120,10 @@ export async function syncDir(dir: FsPath): Promise<void> {
  * mkdir -p whose failure is the system's own: Node's recursive mkdir reports ENOENT where mkdir(2)
  * said EROFS (a read-only file system) or EACCES. On ENOENT the missing folders are made one by
  * one from the highest, and the first one's own error is thrown. Returns the first folder made.
- * `p` is as the caller holds it; `native` turns it into what fs takes (core/bytes.ts fsPath).
+ * `p` is a path as snap holds it (core/bytes.ts: bytes that are not UTF-8 escaped; fsPath for fs).
  */
-export async function makeDirs(p: string, mode: number, native: (s: string) => FsPath = (s) => s): Promise<string | undefined> {
+export async function makeDirs(p: string, mode: number): Promise<string | undefined> {
+  const native = fsPath;
   try {
     return await fsp.mkdir(native(p), { recursive: true, mode });
   } catch (e) {

@@ -55,7 +55,7 @@ export class LocalKV implements KV {
    */
   static async tryOpen(dir: string): Promise<LocalKV | typeof LOCKED> {
     // Owner-only, like everything else in the repository: the index names every backed-up path.
-    await makeDirs(dir, 0o700, fsPath).catch((e: unknown) => {
+    await makeDirs(dir, 0o700).catch((e: unknown) => {
       throw fromSystemError(e, `making the folder of the repository index ${displayPath(dir)}`);
     });
     const { location, release } = levelLocation(dir);

@@ -65,7 +65,7 @@ export class SharedKV implements KV {
   /** Connect to the owner, or become it (running `prepare`). */
   async start(): Promise<void> {
     try {
-      await makeDirs(this.dir, 0o700, fsPath).catch((e: unknown) => {
+      await makeDirs(this.dir, 0o700).catch((e: unknown) => {
         throw fromSystemError(e, `making the folder of the repository index ${displayPath(this.dir)}`);
       });
       this.sockPath = new SocketPath(this.dir);

@@ -90,7 +90,7 @@ function isKdf(k: unknown): k is KnownKdf {
 
 /** Write (or replace) the record of a location: a temporary file renamed into place, owner-only. */
 export async function writeKnown(dir: string, r: Omit<KnownRepo, 'format' | 'v'>): Promise<void> {
-  await makeDirs(dir, 0o700, fsPath);
+  await makeDirs(dir, 0o700);
   const file = knownFile(dir, r.location);
   const tmp = path.join(dir, `.tmp-${randomHex(8)}`);
   const record: KnownRepo = { format: 'snap-known-repository', v: 1, ...r };

@@ -300,7 +300,7 @@ export class Repository {
       const existing = await fsp.readdir(fsPath(abs)).catch(() => [] as string[]);
       if (existing.includes(CONFIG)) throw new SnapError('SNAP_REPO_EXISTS', `a repository already exists at ${shown}`);
       if (existing.length > 0) throw new SnapError('SNAP_REPO_EXISTS', `${shown} is not empty; choose an empty or new directory for a repository`);
-      await makeDirs(abs, 0o700, fsPath).catch((e: unknown) => {
+      await makeDirs(abs, 0o700).catch((e: unknown) => {
         throw fromSystemError(e, `making the repository folder ${shown}`);
       });
       await fsp.chmod(fsPath(abs), 0o700);
@@ -530,7 +530,7 @@ export class Repository {
         // The index of a remote repository: in this user's cache folder, never on the remote.
         const cacheDir = remoteCacheDir(o.remote.cacheRoot, config.id);
         indexDir = path.join(cacheDir, INDEX_DIR);
-        await makeDirs(cacheDir, 0o700, fsPath).catch((e: unknown) => {
+        await makeDirs(cacheDir, 0o700).catch((e: unknown) => {
           throw fromSystemError(e, `making the cache folder ${displayPath(cacheDir)} of the repository index`);
         });
         if (o.owner) await checkRepositoryOwner(cacheDir, indexDir, o.owner);

@@ -46,7 +46,7 @@ export class RestoreSpool implements PackSpool {
     const file = path.join(this.dir, packName(pack));
     const dir = path.dirname(file);
     if (!this.dirs.has(dir)) {
-      await makeDirs(dir, 0o700, fsPath);
+      await makeDirs(dir, 0o700);
       this.dirs.add(dir);
     }
     const fh = await fsp.open(fsPath(file), fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600);
