@@ -170,6 +170,47 @@ describe('packs finished on the compression threads', () => {
     }
   });
 
+  it('packs of file data never move between the threads: they are filled and sealed in shared buffers the process reuses, store after store', async () => {
+    for (const encrypted of [false, true]) {
+      const { repo, open } = await newRepo(encrypted);
+      const inner = (encrypted ? (repo.backend as unknown as { inner: typeof repo.backend }).inner : repo.backend) as typeof repo.backend;
+      const put = inner.put.bind(inner);
+      const buffers = new Set<ArrayBufferLike>();
+      let packs = 0;
+      inner.put = async (name: string, bytes: Uint8Array, hints?: { sha256?: Uint8Array }) => {
+        if (name.startsWith('data/')) {
+          packs++;
+          buffers.add(bytes.buffer);
+        }
+        return put(name, bytes, hints);
+      };
+      const all: Buffer[] = [];
+      // As a watch does: one store after another, each writing several packs.
+      for (let i = 0; i < 4; i++) {
+        const store = new ObjectStore(repo.backend, repo.indexFiles, {
+          codec: 'zstd', level: 3, packSize: PACK, compressWorkers: 2, codecContext: repo.objects.ctx,
+          ...(encrypted ? { sealing: (repo.backend as unknown as { sealing(): NonNullable<ObjectStoreOptions['sealing']> }).sealing() } : {}),
+        });
+        const data = objects(new Rng(70 + i + (encrypted ? 10 : 0)), 60);
+        await addAll(store, data);
+        all.push(...data);
+      }
+      expect(packs).toBeGreaterThan(12);
+      // What storage got is a view of a shared buffer (the pack's, or its sealed form's), and a
+      // few of them served every pack: a new buffer per pack or per store would be one per pack.
+      for (const b of buffers) expect(b).toBeInstanceOf(SharedArrayBuffer);
+      expect(buffers.size).toBeLessThanOrEqual(3);
+      await repo.close();
+      const r = await open();
+      try {
+        for (const d of all) expect((await r.objects.get(r.hashId(d), 'blob')).equals(d)).toBe(true);
+        expect((await checkRepository(r, { readData: { kind: 'all' }, sink: nullSink })).problems).toEqual([]);
+      } finally {
+        await r.close();
+      }
+    }
+  });
+
   it('a pack whose write fails (after the thread sealed it) fails the flush with the error; no index entry names it', async () => {
     const { repo } = await newRepo(true);
     let puts = 0;

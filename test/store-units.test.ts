@@ -19,7 +19,7 @@ import { Repository } from '../src/repo/repository.js';
 import { CODEC_RAW, CODEC_ZSTD } from '../src/store/codec.js';
 import { encodeObjectSync, objectId, objectWhat } from '../src/store/object-codec.js';
 import { ObjectStore } from '../src/store/object-store.js';
-import { giveBackRing, takeRing } from '../src/store/compress-pool.js';
+import { giveBackShared, takeShared } from '../src/store/compress-pool.js';
 import { packName, type PackEntry, readPackHeader } from '../src/store/pack.js';
 import { cleanupScratch, packFile, packs, scratchDir } from './helpers/maint.js';
 import { Rng } from './torture/lib.js';
@@ -117,12 +117,12 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
     // references are garbage, but the memory is not freed while a worker holds one).
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(3 * ring);
     // The ring back after flush is the one the next store takes.
-    const r = takeRing(ring);
-    giveBackRing(r);
+    const r = takeShared(ring);
+    giveBackShared(r);
     const store = new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 256 * 1024, maxInflightBytes: ring, compressWorkers: 1 });
     await store.add('blob', Buffer.from('x'.repeat(1000) + 'a new object'));
     await store.flush();
-    expect(takeRing(ring)).toBe(r);
+    expect(takeShared(ring)).toBe(r);
     await repo.close();
   });
 

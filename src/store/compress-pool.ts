@@ -43,25 +43,29 @@ export function defaultCompressWorkers(): number {
 }
 
 /**
- * Rings an object store has finished with, for the next store of the process. A worker keeps each
- * ring it was sent until its own garbage collection, which a thread that compresses a little now
- * and then may not run for hours: a watch whose every backup made a ring (16 MiB and more) kept
- * them all, RSS growing by the pages each backup touched (140 KB per nothing-changed rescan,
- * 130 MB in 300 under load) and ArrayBuffer memory by gigabytes. Reused, the rings the process
- * holds are as many as stores that compressed at once.
+ * Shared buffers an object store has finished with, for the next store of the process: the rings
+ * objects are compressed in, and a backup's pack buffers and their sealed forms (compress-worker.ts,
+ * PackJob). A worker keeps each shared buffer it was sent until its own garbage collection, which a
+ * thread that compresses a little now and then may not run for hours: a watch whose every backup
+ * made a ring (16 MiB and more) kept them all, RSS growing by the pages each backup touched (140 KB
+ * per nothing-changed rescan, 130 MB in 300 under load) and ArrayBuffer memory by gigabytes; a
+ * backup that made a new 32 MiB buffer for a sealed pack now and then held 7 of them, 200 MiB more
+ * at its peak. Reused, the buffers the process holds are as many as its stores used at once, up to
+ * SPARE_SHARED of each size kept between them.
  */
-const spareRings: SharedArrayBuffer[] = [];
-const SPARE_RINGS = 2;
+const spareShared = new Map<number, SharedArrayBuffer[]>();
+const SPARE_SHARED = 6;
 
-/** A ring of `size` bytes: one a finished store gave back, else a new one. */
-export function takeRing(size: number): SharedArrayBuffer {
-  const i = spareRings.findIndex((r) => r.byteLength === size);
-  return i >= 0 ? spareRings.splice(i, 1)[0]! : new SharedArrayBuffer(size);
+/** A shared buffer of `size` bytes: one a finished store gave back, else a new one (zeros). */
+export function takeShared(size: number): SharedArrayBuffer {
+  return spareShared.get(size)?.pop() ?? new SharedArrayBuffer(size);
 }
 
-/** Give back a ring no job uses any more (every batch sent in it has come back). */
-export function giveBackRing(ring: SharedArrayBuffer): void {
-  if (spareRings.length < SPARE_RINGS && !spareRings.includes(ring)) spareRings.push(ring);
+/** Give back a shared buffer no job uses any more (every job sent with it has come back). */
+export function giveBackShared(b: SharedArrayBuffer): void {
+  let spare = spareShared.get(b.byteLength);
+  if (!spare) spareShared.set(b.byteLength, (spare = []));
+  if (spare.length < SPARE_SHARED && !spare.includes(b)) spare.push(b);
 }
 
 /** The most compression threads one pool starts (each call asks for its own number, at most this). */
@@ -82,10 +86,10 @@ export async function compressOnWorkers(job: CompressJob, workers: number, ctx: 
 
 /**
  * Name (and, with keys, seal) a full pack on the same threads (compress-worker.ts, finishPack):
- * its buffer, and `into` when given, move to the thread and come back in the result.
+ * its buffer, and `into` when given, are shared or move to the thread and come back in the result.
  */
 export async function finishPackOnWorkers(job: PackJob['pack'], workers: number, ctx: CodecContext): Promise<PackDone> {
-  const transfer = job.into ? [job.buffer, job.into] : [job.buffer];
+  const transfer = [job.buffer, job.into].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
   return (await poolOf(ctx).run({ pack: job }, transfer, workers)) as PackDone;
 }
 

@@ -40,13 +40,16 @@ export interface CompressRequest {
 }
 
 /**
- * A full pack: its first `length` bytes of `buffer` (moved to the thread and back). With `keys`
- * (an encrypted repository) it is sealed too, into `into` when that is large enough (a buffer of
- * a pack before, moved here to be reused), else into a new buffer; with `hashSealed`, the SHA-256
- * of the sealed bytes comes back too (storage that signs it: Backend.wantsSha256).
+ * A full pack: its first `length` bytes of `buffer`. With `keys` (an encrypted repository) it is
+ * sealed too, into `into` when that is large enough, else into a new buffer; with `hashSealed`,
+ * the SHA-256 of the sealed bytes comes back too (storage that signs it: Backend.wantsSha256).
+ * A backup's pack buffers are SharedArrayBuffers the store keeps and reuses (its sealed ones too):
+ * shared, nothing moves between the threads, so no pack's 32 MiB arrives in an isolate as new
+ * external memory (which made the collector run for "external memory pressure" at every pack).
+ * An ArrayBuffer (a pack that outgrew its shared buffer) is moved to the thread and back.
  */
 export interface PackJob {
-  pack: { buffer: ArrayBuffer; length: number; keys?: BlobKeys; into?: ArrayBuffer; hashSealed?: boolean };
+  pack: { buffer: ArrayBuffer | SharedArrayBuffer; length: number; keys?: BlobKeys; into?: ArrayBuffer | SharedArrayBuffer; hashSealed?: boolean };
 }
 
 /**
@@ -90,24 +93,32 @@ export function chunkFile(j: ChunkFileJob['chunkFile'], ctx: CodecContext): { re
   return { result: { lengths: out, ids: idBytes, bytes }, transfer: [out.buffer, idBytes.buffer] };
 }
 
-/** The pack's id (hex SHA-256 of its bytes), its buffer back, and its sealed form when asked. */
+/**
+ * The pack's id (hex SHA-256 of its bytes), its buffer back when it was moved here, and its
+ * sealed form when asked (the length sealed into `into`, with that buffer when it was moved or made here).
+ */
 export interface PackDone {
   id: string;
-  buffer: ArrayBuffer;
-  sealed?: { buffer: ArrayBuffer; length: number; sha256?: Uint8Array };
+  buffer?: ArrayBuffer;
+  sealed?: { buffer?: ArrayBuffer; length: number; sha256?: Uint8Array };
 }
 
 /** Name a pack and seal it when keys come with it. */
 export function finishPack(j: PackJob['pack']): { result: PackDone; transfer: Transferable[] } {
   const bytes = Buffer.from(j.buffer, 0, j.length);
   const id = toHex(sha256(bytes));
-  if (!j.keys) return { result: { id, buffer: j.buffer }, transfer: [j.buffer] };
+  const moved = j.buffer instanceof ArrayBuffer ? j.buffer : undefined;
+  const transfer: ArrayBuffer[] = moved ? [moved] : [];
+  if (!j.keys) return { result: { id, ...(moved ? { buffer: moved } : {}) }, transfer };
   const size = sealedSize(j.length);
   // A buffer of its own (allocUnsafe takes small ones from a shared pool, which must not move).
   const into = j.into && j.into.byteLength >= size ? Buffer.from(j.into) : Buffer.allocUnsafeSlow(size);
   const sealed = sealBlob({ dataKey: Buffer.from(j.keys.dataKey) }, packName(id), bytes, into);
   const hash = j.hashSealed ? { sha256: Uint8Array.from(sha256(sealed)) } : {};
-  return { result: { id, buffer: j.buffer, sealed: { buffer: into.buffer, length: sealed.length, ...hash } }, transfer: [j.buffer, into.buffer] };
+  const sealedBuffer = into.buffer instanceof ArrayBuffer ? into.buffer : undefined;
+  if (sealedBuffer) transfer.push(sealedBuffer);
+  const result: PackDone = { id, ...(moved ? { buffer: moved } : {}), sealed: { ...(sealedBuffer ? { buffer: sealedBuffer } : {}), length: sealed.length, ...hash } };
+  return { result, transfer };
 }
 
 /**

@@ -10,8 +10,8 @@ import type { Backend } from '../backend/backend.js';
 import type { CodecName } from '../model/config.js';
 import { isSyncCodec } from './codec.js';
 import { type CodecContext, decodeAndVerify, encodeObject, encodeObjectSync, ID_BYTES, objectId, objectWhat, PLAIN } from './object-codec.js';
-import { chunkFileOnWorkers, compressOnWorkers, defaultCompressWorkers, finishPackOnWorkers, giveBackRing, takeRing } from './compress-pool.js';
-import type { ChunkFileDone } from './compress-worker.js';
+import { chunkFileOnWorkers, compressOnWorkers, defaultCompressWorkers, finishPackOnWorkers, giveBackShared, takeShared } from './compress-pool.js';
+import type { ChunkFileDone, PackDone } from './compress-worker.js';
 import type { Gear } from './chunker.js';
 import { type BlobKeys, type BlobSealing, sealedSize } from '../backend/encrypted.js';
 import { type ObjectType, PackBuilder, type PackEntry, packName } from './pack.js';
@@ -295,7 +295,7 @@ export class ObjectStore {
    */
   private addToRing(type: ObjectType, id: Buffer | undefined, raw: Buffer, waiter?: IdWaiter, hashOnly = false): boolean {
     if (!this.ring) {
-      this.ring = takeRing(this.maxInflight);
+      this.ring = takeShared(this.maxInflight);
       this.ringBuf = Buffer.from(this.ring);
     }
     const off = this.allocRing(raw.length);
@@ -455,7 +455,7 @@ export class ObjectStore {
   /** Copy a stored object into its type's open pack (synchronously); write the pack when full. */
   private async append(type: ObjectType, id: Buffer, data: Buffer, rawLength: number, codec: number): Promise<void> {
     let b = this.builders.get(type);
-    if (!b) this.builders.set(type, (b = new PackBuilder(type === 'blob' ? (this.spareBuffers.pop() ?? this.opts.packSize * 2) : undefined)));
+    if (!b) this.builders.set(type, (b = new PackBuilder(type === 'blob' ? this.packBuffer() : undefined)));
     b.add(id, type, data, rawLength, codec);
     this.stats.objectsAdded++;
     this.stats.bytesAdded += data.length;
@@ -475,6 +475,17 @@ export class ObjectStore {
     }
   }
 
+  /**
+   * A buffer for a pack of file data. With compression threads, which name and seal the packs, a
+   * shared one from the process's spares (compress-pool.ts): it never moves between the threads
+   * (compress-worker.ts, PackJob), and goes back to the spares once the pack is written.
+   */
+  private packBuffer(): Buffer {
+    const size = this.opts.packSize * 2;
+    if (this.workers > 0) return Buffer.from(takeShared(size));
+    return this.spareBuffers.pop() ?? Buffer.allocUnsafe(size);
+  }
+
   private async writePack(b: PackBuilder): Promise<void> {
     const { id, bytes, entries, buffer } = await this.finishPack(b);
     await this.index.addPack(id, bytes.length, entries);
@@ -483,7 +494,8 @@ export class ObjectStore {
     // put() has finished with the bytes: the next pack reuses the buffer. Allocating one per pack
     // left tens of uncollected 32 MiB buffers (V8 sees little JS-heap pressure while zstd runs
     // on the main thread): a 1 GiB backup peaked at 400 MB of RSS.
-    if (buffer.length >= this.opts.packSize * 2 && this.spareBuffers.length < this.maxPackWrites + 1) this.spareBuffers.push(buffer);
+    if (buffer.buffer instanceof SharedArrayBuffer) giveBackShared(buffer.buffer);
+    else if (buffer.length >= this.opts.packSize * 2 && this.spareBuffers.length < this.maxPackWrites + 1) this.spareBuffers.push(buffer);
     this.stats.packsWritten++;
     for (const e of entries) this.pending.delete(toHex(e.id));
   }
@@ -502,18 +514,37 @@ export class ObjectStore {
       await this.backend.put(packName(id), bytes, { sha256: hash });
       return { id, bytes, entries, buffer };
     }
-    // `bytes` and `buffer` are moved to the thread (empty here until the result brings them back).
+    // A shared buffer (a pack of file data) stays here while a thread works in it, and its sealed
+    // form goes into a shared buffer as large as the pack's could need, taken from the process's
+    // spares and given back once stored. Any other buffer (a pack of trees) is moved to the thread
+    // (empty here until the result brings it back), with a spare of this store to seal into.
     const length = bytes.length;
     const sealing = this.opts.sealing;
-    const spare = this.spareSealed.findIndex((s) => s.byteLength >= sealedSize(length));
-    const into = sealing && spare >= 0 ? this.spareSealed.splice(spare, 1)[0] : undefined;
-    const job = { buffer: buffer.buffer as ArrayBuffer, length, keys: this.sealKeys, into, ...(sealing?.wantsSha256 ? { hashSealed: true } : {}) };
-    const done = await finishPackOnWorkers(job, this.workers, this.ctx);
-    const back = Buffer.from(done.buffer);
+    const shared = buffer.buffer instanceof SharedArrayBuffer;
+    let into: ArrayBuffer | SharedArrayBuffer | undefined;
+    if (sealing && shared) into = takeShared(sealedSize(buffer.length));
+    else if (sealing) {
+      const spare = this.spareSealed.findIndex((s) => s.byteLength >= sealedSize(length));
+      if (spare >= 0) into = this.spareSealed.splice(spare, 1)[0];
+    }
+    const job = { buffer: buffer.buffer, length, keys: this.sealKeys, into, ...(sealing?.wantsSha256 ? { hashSealed: true } : {}) };
+    let done: PackDone;
+    try {
+      done = await finishPackOnWorkers(job, this.workers, this.ctx);
+    } catch (e) {
+      if (into instanceof SharedArrayBuffer) giveBackShared(into);
+      throw e;
+    }
+    const back = done.buffer ? Buffer.from(done.buffer) : buffer;
     if (done.sealed && sealing) {
       const hash = done.sealed.sha256;
-      await sealing.putSealed(packName(done.id), Buffer.from(done.sealed.buffer, 0, done.sealed.length), hash ? { sha256: hash } : undefined);
-      if (this.spareSealed.length < this.maxPackWrites) this.spareSealed.push(done.sealed.buffer);
+      const sealedIn = done.sealed.buffer ?? into!;
+      try {
+        await sealing.putSealed(packName(done.id), Buffer.from(sealedIn, 0, done.sealed.length), hash ? { sha256: hash } : undefined);
+      } finally {
+        if (sealedIn instanceof SharedArrayBuffer) giveBackShared(sealedIn);
+        else if (this.spareSealed.length < this.maxPackWrites) this.spareSealed.push(sealedIn);
+      }
     } else {
       // The pack's name is the SHA-256 of these bytes (storage that signs it need not hash them).
       await this.backend.put(packName(done.id), back.subarray(0, length), { sha256: Buffer.from(done.id, 'hex') });
@@ -570,7 +601,7 @@ export class ObjectStore {
   /** The ring back to the process's spare ones once no batch in it is out (compress-pool.ts). */
   private giveBackRing(): void {
     if (!this.ring || this.jobs.length > 0 || this.openJob) return;
-    giveBackRing(this.ring);
+    giveBackShared(this.ring);
     this.ring = undefined;
     this.ringBuf = Buffer.alloc(0);
   }
@@ -648,9 +679,9 @@ export class ObjectStore {
   }
 }
 
-/** Whether `b` is the whole of an ArrayBuffer of its own, which can be moved to a thread and back. */
+/** Whether `b` is the whole of a buffer of its own: shared, or an ArrayBuffer that can be moved to a thread and back. */
 function ownsWholeBuffer(b: Buffer): boolean {
-  return b.buffer instanceof ArrayBuffer && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
+  return (b.buffer instanceof ArrayBuffer || b.buffer instanceof SharedArrayBuffer) && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
 }
 
 /** Read one object at a known location and decode and verify it (store/object-codec.ts). */
