@@ -9,8 +9,15 @@ export interface RetryPolicy {
   maxDelayMs: number;
   /** A number in [0, 1): Math.random, or a seeded generator in tests. */
   random: () => number;
-  /** How to wait (a test may count or shorten waits). */
-  sleep: (ms: number) => Promise<void>;
+  /** How to wait (a test may count or shorten waits); a wait ends early, rejecting, once `signal` is aborted. */
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /**
+   * The command's stop (Ctrl-C, SIGTERM, a closed output). Once it is aborted nothing is retried
+   * and no wait goes on: a failure worth another try throws the stop's reason instead (a cleanup
+   * after the stop, such as releasing the lock, still gets its one try), so a stopped command ends
+   * at once when the server is down, not after a minute of retries per operation.
+   */
+  stop?: AbortSignal;
 }
 
 export const DEFAULT_RETRY: RetryPolicy = {
@@ -18,7 +25,19 @@ export const DEFAULT_RETRY: RetryPolicy = {
   baseDelayMs: 250,
   maxDelayMs: 20_000,
   random: Math.random,
-  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  sleep: (ms, signal) =>
+    new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(signal!.reason);
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    }),
 };
 
 export function retryPolicy(o: Partial<RetryPolicy> = {}): RetryPolicy {
@@ -52,10 +71,32 @@ export async function withRetry<T>(p: RetryPolicy, fn: (attempt: number) => Prom
       return await fn(attempt);
     } catch (e) {
       if (!(e instanceof TransientError)) throw e;
+      if (p.stop?.aborted) throw p.stop.reason;
       if (attempt >= p.attempts) throw exhausted(e, attempt, Date.now() - start);
-      await p.sleep(backoffDelay(p, attempt));
+      await pause(p, backoffDelay(p, attempt));
     }
   }
+}
+
+/** The wait between tries: `p.sleep`, ended by `p.stop` (even a test's sleep that ignores the signal). */
+function pause(p: RetryPolicy, ms: number): Promise<void> {
+  const stop = p.stop;
+  if (!stop) return p.sleep(ms);
+  if (stop.aborted) return Promise.reject(stop.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(stop.reason);
+    stop.addEventListener('abort', onAbort, { once: true });
+    p.sleep(ms, stop).then(
+      () => {
+        stop.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      (e: unknown) => {
+        stop.removeEventListener('abort', onAbort);
+        reject(stop.aborted ? stop.reason : e);
+      },
+    );
+  });
 }
 
 /** System error codes of network failures, in words for messages (the code is shown too). */

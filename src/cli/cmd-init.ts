@@ -31,7 +31,7 @@ export function registerInit(program: Command, run: (fn: (ctx: Ctx) => Promise<v
           chunker = { ...other.config.chunker };
           await other.close();
         }
-        const remote = await remoteStorage(location, process.env);
+        const remote = await remoteStorage(location, process.env, ctx.signal);
         let encrypt: { password: Buffer; scrypt: { N: number; r: number; p: number } } | undefined;
         let repo: Repository;
         try {

@@ -159,7 +159,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
     },
     async openRepo(o = {}) {
       const { path: p, isDefault, location } = ctx.repoPath();
-      const remote = await remoteStorage(location, process.env);
+      const remote = await remoteStorage(location, process.env, signal);
       const ro = { ...ctx.repoOptions(o), remote, readOnly: o.readOnly };
       if (o.create && isDefault && (await Repository.isEmptyOrMissing(p, remote))) {
         if (remote) {
@@ -175,14 +175,14 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
     },
     async openStorage() {
       const { path: p, location } = ctx.repoPath();
-      const opened = await Repository.openStorage(p, { ...ctx.repoOptions(), remote: await remoteStorage(location, process.env) });
+      const opened = await Repository.openStorage(p, { ...ctx.repoOptions(), remote: await remoteStorage(location, process.env, signal) });
       if (opened.unlocked) ctx.opened = { repoId: opened.config.id, unlocked: opened.unlocked };
       return opened;
     },
     async openRepoAt(text, o = {}) {
       const location = parseRepoLocation(text, cwd);
       const lock = o.lock ? { kind: o.lock, waitMs: lockWaitMs ?? DEFAULT_LOCK_WAIT_MS } : undefined;
-      const remote = await remoteStorage(location, process.env);
+      const remote = await remoteStorage(location, process.env, signal);
       // An encrypted source is opened with its own password sources when given (o.from: copy's
       // --from-password-*), else with those of --repo (one password for both).
       const usual = { file: opts.passwordFile, command: opts.passwordCommand };

@@ -79,7 +79,7 @@ export async function recordOperation(ctx: Ctx, args: string[], start: Date, exi
     // never opened its keys (a wrong password) cannot log. No password is asked for again.
     let opened;
     try {
-      opened = await Repository.openStorage(ctx.repoPath().path, { ...ctx.repoOptions(), changes: undefined, password: undefined, remote: await remoteStorage(location, process.env) });
+      opened = await Repository.openStorage(ctx.repoPath().path, { ...ctx.repoOptions(), changes: undefined, password: undefined, remote: await remoteStorage(location, process.env, ctx.signal) });
     } catch (e) {
       // No repository there (a failed init leaves nothing), or keys this command never unlocked.
       if (e instanceof SnapError && (e.code === 'SNAP_NO_REPO' || e.code === 'SNAP_NO_PASSWORD')) return;

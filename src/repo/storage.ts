@@ -52,23 +52,25 @@ function sshCommand(env: Env): string[] | undefined {
  * here, when a location names it: a command on a local repository does not pay for loading them
  * (docs/performance.md, "Before and after the architecture issue").
  */
-export async function remoteStorage(loc: RepoLocation, env: Env): Promise<RemoteStorage | undefined> {
+export async function remoteStorage(loc: RepoLocation, env: Env, stop?: AbortSignal): Promise<RemoteStorage | undefined> {
+  // A stopped command (Ctrl-C, SIGTERM) retries nothing (backend/retry.ts, `stop`).
+  const retry = stop ? { stop } : undefined;
   const storage = (backend: Backend, prepare?: () => Promise<void>): RemoteStorage => ({ backend, cacheRoot: cacheRoot(env), prepare });
   if (loc.kind === 's3') {
     const { S3Backend } = await import('../backend/s3.js');
     const aws = readAwsSettings(env, readText);
-    const backend = new S3Backend({ location: loc.s3, credentials: aws.credentials, region: aws.region });
+    const backend = new S3Backend({ location: loc.s3, credentials: aws.credentials, region: aws.region, retry });
     return storage(backend, async () => void (await backend.ensureBucket()));
   }
   if (loc.kind === 'azure') {
     const { AzureBackend } = await import('../backend/azure.js');
     const azure = readAzureSettings(env);
-    const backend = new AzureBackend({ location: loc.azure, auth: azure.auth, endpoint: azure.endpoint });
+    const backend = new AzureBackend({ location: loc.azure, auth: azure.auth, endpoint: azure.endpoint, retry });
     return storage(backend, async () => void (await backend.ensureContainer()));
   }
   if (loc.kind === 'sftp') {
     const { SftpBackend } = await import('../backend/sftp.js');
-    return storage(new SftpBackend(loc.sftp, { sshCommand: sshCommand(env) }));
+    return storage(new SftpBackend(loc.sftp, { sshCommand: sshCommand(env), retry }));
   }
   return undefined;
 }

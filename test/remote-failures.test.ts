@@ -1,0 +1,130 @@
+// Failure paths of remote repositories driven through the built CLI, against a real Ceph radosgw
+// (a gateway of this file's own on the run's shared cluster, test/helpers/radosgw.ts) and a real
+// OpenSSH server (test/helpers/sshd.ts):
+// - Ctrl-C (SIGINT) while the server is down and snap retries: the command stops at once with
+//   SNAP_INTERRUPTED and exit 130 (not after a minute of retries per operation, with SNAP_REMOTE
+//   and exit 1); once the server is back the next command removes the lock it left and check
+//   --read-data finds the repository clean.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tmpDir } from './helpers/cli.js';
+import { CephCluster, type Gateway } from './helpers/radosgw.js';
+import { expectCheckClean, ok, type Running, runSnap, startSnap } from './helpers/remote-e2e.js';
+import { type S3Target, s3Target } from './helpers/s3-target.js';
+import { TestSshd, sshdMissing } from './helpers/sshd.js';
+
+const BUCKET = 'remote-failures';
+const PASSWORD = 'remote failures password';
+const MiB = 1 << 20;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, ms: number, probe: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** A client's environment: a cache folder and home of its own, an encrypted repository's password (a cheap KDF for tests). */
+function client(extra: Record<string, string> = {}): Record<string, string> {
+  const home = tmpDir('snap-rfl-client-');
+  return { XDG_CACHE_HOME: path.join(home, 'cache'), HOME: home, SNAP_PASSWORD: PASSWORD, SNAP_KDF_SCRYPT_N: '1024', ...extra };
+}
+
+/**
+ * A backup whose data comes from standard input: 1 MiB is written, then (once the repository is
+ * open and locked: `locked` says so) `down` stops the server, the input ends, the pack goes out and
+ * fails, and snap is interrupted while it retries.
+ */
+async function interruptWhileServerDown(repo: string, env: Record<string, string>, locked: () => Promise<boolean>, down: () => Promise<void>): Promise<{ run: Running; code: number | null; ms: number }> {
+  const run = startSnap(['--repo', repo, 'create', '--stdin', '--stdin-filename', 'dump.bin'], env, { stdin: true });
+  run.child.stdin!.on('error', () => {}); // snap gone early: the test's expectations say why
+  run.child.stdin!.write(randomBytes(MiB));
+  await until('the backup to hold its lock', 30_000, locked);
+  await down();
+  run.child.stdin!.end(randomBytes(MiB));
+  // The pack goes out once the input ends: its upload fails and is retried, for about a minute.
+  await sleep(2000);
+  expect(run.child.exitCode).toBe(null);
+  const t0 = Date.now();
+  run.child.kill('SIGINT');
+  const code = await run.exited;
+  return { run, code, ms: Date.now() - t0 };
+}
+
+function expectStoppedAtOnce(r: { run: Running; code: number | null; ms: number }): void {
+  expect([r.code, r.run.stderr()]).toEqual([130, expect.stringContaining('create interrupted by SIGINT')]);
+  expect(r.run.stderr()).toContain('[SNAP_INTERRUPTED]');
+  expect(r.run.stderr()).not.toContain('SNAP_REMOTE');
+  expect(r.run.stderr()).not.toMatch(/SNAP_INTERNAL|\n {4}at |Node\.js v/);
+  expect(r.ms).toBeLessThan(5000);
+}
+
+describe('Ctrl-C while the S3 server is down', () => {
+  let target: S3Target;
+  let gw: Gateway | undefined;
+  beforeAll(async () => {
+    target = await s3Target(BUCKET);
+  }, 900_000);
+  afterAll(async () => {
+    await gw?.stop(true);
+  });
+
+  it('stops the command at once (exit 130, SNAP_INTERRUPTED); the next command removes its lock and check is clean', async (ctx) => {
+    if (typeof target.info === 'string') return ctx.skip();
+    const a = target.info.account;
+    gw = await CephCluster.attach(target.info.clusterDir).startGateway(`rfl-${randomBytes(3).toString('hex')}`);
+    const prefix = `sigint-${randomBytes(6).toString('hex')}`;
+    const repo = `s3:${gw.endpoint}/${BUCKET}/${prefix}`;
+    const env = client({ AWS_ACCESS_KEY_ID: a.accessKeyId, AWS_SECRET_ACCESS_KEY: a.secretAccessKey, AWS_REGION: a.region });
+    ok(['--repo', repo, 'init'], env);
+    const store = target.backend({ prefix });
+    const locks = async (): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const b of store.list('locks/')) out.push(b.name);
+      return out;
+    };
+    const r = await interruptWhileServerDown(repo, env, async () => (await locks()).length > 0, () => gw!.stop());
+    expectStoppedAtOnce(r);
+
+    await gw.start();
+    expect(await locks()).toHaveLength(1); // the server was down: the lock could not be removed
+    const list = await runSnap(['--repo', repo, 'list'], env);
+    expect([list.code, list.stderr]).toEqual([0, expect.stringContaining('removed a stale lock')]);
+    expect(await locks()).toEqual([]);
+    expectCheckClean(repo, env);
+    await store.close();
+  }, 120_000);
+});
+
+const missing = sshdMissing();
+describe.skipIf(missing)('Ctrl-C while the SFTP server is down', () => {
+  let sshd: TestSshd;
+  beforeAll(async () => {
+    sshd = await TestSshd.start();
+  });
+  afterAll(async () => {
+    await sshd?.close();
+  });
+
+  it('stops the command at once (exit 130, SNAP_INTERRUPTED); the next command removes its lock and check is clean', async () => {
+    const dir = path.join(sshd.dir, 'repo-sigint');
+    const repo = sshd.location(dir);
+    const env = client({ SNAP_SSH_COMMAND: `ssh -F ${sshd.clientConfig()}` });
+    ok(['--repo', repo, 'init'], env);
+    const locks = (): string[] => (fs.existsSync(path.join(dir, 'locks')) ? fs.readdirSync(path.join(dir, 'locks')) : []);
+    const r = await interruptWhileServerDown(repo, env, async () => locks().length > 0, () => sshd.stop());
+    expectStoppedAtOnce(r);
+
+    await sshd.start();
+    expect(locks()).toHaveLength(1);
+    const list = await runSnap(['--repo', repo, 'list'], env);
+    expect([list.code, list.stderr]).toEqual([0, expect.stringContaining('removed a stale lock')]);
+    expect(locks()).toEqual([]);
+    expectCheckClean(repo, env);
+  }, 120_000);
+});
