@@ -4,7 +4,10 @@
 // - Ctrl-C (SIGINT) while the server is down and snap retries: the command stops at once with
 //   SNAP_INTERRUPTED and exit 130 (not after a minute of retries per operation, with SNAP_REMOTE
 //   and exit 1); once the server is back the next command removes the lock it left and check
-//   --read-data finds the repository clean.
+//   --read-data finds the repository clean;
+// - keys the S3 server refuses: the first request of every command is a HEAD (of the config, of
+//   the bucket for init), whose 403 has no body; the message still says which (an unknown access
+//   key, a wrong secret key), and never shows the secret.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -99,6 +102,38 @@ describe('Ctrl-C while the S3 server is down', () => {
     expectCheckClean(repo, env);
     await store.close();
   }, 120_000);
+});
+
+describe('S3 keys the server refuses, through the CLI', () => {
+  let target: S3Target;
+  beforeAll(async () => {
+    target = await s3Target(BUCKET);
+  }, 900_000);
+
+  it('a wrong secret key, an unknown access key, a stranger: SNAP_PERMISSION saying which, for list and for init', async (ctx) => {
+    if (typeof target.info === 'string') return ctx.skip();
+    const a = target.info.account;
+    const repo = `s3:${a.endpoint}/${BUCKET}/keys-${randomBytes(6).toString('hex')}`;
+    const keys = (id: string, secret: string): Record<string, string> => client({ AWS_ACCESS_KEY_ID: id, AWS_SECRET_ACCESS_KEY: secret, AWS_REGION: a.region });
+    ok(['--repo', repo, 'init'], keys(a.accessKeyId, a.secretAccessKey));
+    const wrongSecret = 'not-the-secret-5f1e2d';
+    const cases: [Record<string, string>, string][] = [
+      [keys(a.accessKeyId, wrongSecret), 'the secret key does not match the access key'],
+      [keys('KNOSUCHKEY0000000000', wrongSecret), 'the server does not know this access key'],
+      [keys(target.info.stranger.accessKeyId, target.info.stranger.secretAccessKey), 'the credentials are not allowed to do this'],
+    ];
+    for (const [env, why] of cases) {
+      for (const args of [['list'], ['init']]) {
+        const at = args[0] === 'init' ? `${repo}-new` : repo;
+        const r = await runSnap(['--repo', at, ...args], env);
+        expect([r.code, r.stderr]).toEqual([1, expect.stringContaining(`permission denied: ${why}`)]);
+        expect(r.stderr).toContain('[SNAP_PERMISSION]');
+        expect(r.stderr).toContain(at);
+        expect(r.stderr).not.toContain(wrongSecret);
+        expect(r.stderr).not.toContain(target.info.stranger.secretAccessKey);
+      }
+    }
+  }, 60_000);
 });
 
 const missing = sshdMissing();

@@ -35,6 +35,9 @@ const MiB = 1 << 20;
 export const MIN_PART_SIZE = 5 * MiB;
 const PROBE_NAME = '.snap-probe-conditional-write';
 
+/** 403 codes that say the keys themselves were refused, not what they may do. */
+const KEYS_REFUSED = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'RequestTimeTooSkewed']);
+
 export interface S3BackendOptions {
   location: S3Location | string;
   credentials: AwsCredentials;
@@ -85,6 +88,20 @@ export class S3Backend implements Backend {
     return new SnapError('SNAP_REMOTE', `${this.location}: ${verb} ${name} failed ${attempts} times in ${(ms / 1000).toFixed(1)} s, giving up; last: ${last.message}`, { cause: last });
   }
 
+  /**
+   * A HEAD answer has no body, so a 403 to one says only "denied", and answerError would call
+   * a wrong secret key "not allowed to do this". The same read as a GET (one byte of the object,
+   * an empty listing of the bucket) carries S3's error code: when it says the keys themselves
+   * were refused (an unknown access key, a wrong secret, a skewed clock), that is the answer's code.
+   */
+  private async explainHead(r: S3Response, key: string | undefined): Promise<S3Response> {
+    if (r.status !== 403 || r.body.length > 0) return r;
+    const g = key === undefined
+      ? await this.http.call({ method: 'GET', query: { 'list-type': '2', 'max-keys': '0' } })
+      : await this.http.call({ method: 'GET', key, headers: { range: 'bytes=0-0' } });
+    return g.status === 403 && g.code !== undefined && KEYS_REFUSED.has(g.code) ? { ...r, code: g.code, message: g.message } : r;
+  }
+
   /** The SnapError for an answer that is neither success nor transient. */
   private answerError(r: Pick<S3Response, 'status' | 'code' | 'message'>, verb: string, name: string): SnapError {
     const what = `${this.location}: ${verb} ${name}`;
@@ -112,7 +129,7 @@ export class S3Backend implements Backend {
     const bucket = `(bucket ${this.loc.bucket})`;
     const head = await this.op('HEAD', bucket, () => this.http.call({ method: 'HEAD' }));
     if (head.status === 200) return 'existed';
-    if (head.status !== 404) throw this.answerError(head, 'HEAD', bucket);
+    if (head.status !== 404) throw this.answerError(await this.op('HEAD', bucket, () => this.explainHead(head, undefined)), 'HEAD', bucket);
     const body = this.http.region === DEFAULT_REGION ? undefined : Buffer.from(createBucketBody(this.http.region));
     const r = await this.op('CREATE', bucket, () => this.http.call({ method: 'PUT', body }));
     if (r.status === 200) return 'created';
@@ -337,7 +354,7 @@ export class S3Backend implements Backend {
     return this.op('HEAD', name, async () => {
       const r = await this.http.call({ method: 'HEAD', key: this.key(name) });
       if (r.status === 404) return undefined;
-      if (r.status !== 200) throw this.answerError(r, 'HEAD', name);
+      if (r.status !== 200) throw this.answerError(await this.explainHead(r, this.key(name)), 'HEAD', name);
       const size = Number(r.headers['content-length']);
       if (!Number.isSafeInteger(size)) throw new SnapError('SNAP_REMOTE', `${this.location}: HEAD ${name}: no Content-Length in the answer`);
       return { name, size };
