@@ -88,6 +88,9 @@ export async function recordOperation(ctx: Ctx, args: string[], start: Date, exi
     backend = opened.backend;
     await appendLogRecord(backend, record);
   } catch (e) {
+    // The record failed as the command did (the server refused these credentials, could not be
+    // reached, the command was stopped while it was down): the command's own error said it.
+    if (e instanceof SnapError && error instanceof SnapError && e.code === error.code) return;
     ctx.sink.warn?.({
       code: e instanceof SnapError ? e.code : 'SNAP_IO',
       message: `the operation log: could not record this ${ctx.command} in the repository: ${e instanceof Error ? e.message : String(e)}`,
