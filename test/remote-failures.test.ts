@@ -9,7 +9,12 @@
 //   the bucket for init), whose 403 has no body; the message still says which (an unknown access
 //   key, a wrong secret key), and never shows the secret;
 // - the operation log's record, which fails for the same reason as the command (refused keys, a
-//   server down when the command was stopped), adds no second message.
+//   server down when the command was stopped), adds no second message;
+// - the local cache folder (the remote repository's index) on a small tmpfs, filled to leave from
+//   400 to 800 KiB: wherever the index runs out of room, create exits 1 only when it saved no
+//   snapshot; a full cache after the snapshot record is written (the files cache) is a warning
+//   naming the index folder, exit 0, and check is clean.
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -138,6 +143,71 @@ describe('S3 keys the server refuses, through the CLI', () => {
       }
     }
   }, 60_000);
+});
+
+describe('the cache folder of an S3 repository on a tmpfs that fills', () => {
+  let target: S3Target;
+  let mnt: string | undefined;
+  beforeAll(async () => {
+    target = await s3Target(BUCKET);
+  }, 900_000);
+  afterAll(() => {
+    if (mnt) spawnSync('umount', [mnt]);
+  });
+
+  it('create exits 1 only when no snapshot was saved; a files cache that does not fit after the snapshot is a warning', async (ctx) => {
+    if (typeof target.info === 'string') return ctx.skip();
+    if (process.getuid?.() !== 0) return ctx.skip('needs root to mount a tmpfs');
+    const a = target.info.account;
+    mnt = tmpDir('snap-rfl-cache-');
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', mnt]).status !== 0) return ctx.skip('cannot mount a tmpfs here');
+    const prefix = `cache-${randomBytes(6).toString('hex')}`;
+    const repo = `s3:${a.endpoint}/${BUCKET}/${prefix}`;
+    const store = target.backend({ prefix });
+    const snapshots = async (): Promise<number> => {
+      let n = 0;
+      for await (const _ of store.list('snapshots/')) n++;
+      return n;
+    };
+    const keys = { AWS_ACCESS_KEY_ID: a.accessKeyId, AWS_SECRET_ACCESS_KEY: a.secretAccessKey, AWS_REGION: a.region };
+    const writer = client({ ...keys, SNAP_PASSWORD: '', SNAP_KDF_SCRYPT_N: '' });
+    const small = client({ ...keys, SNAP_PASSWORD: '', SNAP_KDF_SCRYPT_N: '', SNAP_CACHE_DIR: mnt });
+    // 10 folders of 1,000 files: their files-cache entries are the biggest write to the index.
+    const src = tmpDir('snap-rfl-src-');
+    for (let d = 0; d < 10; d++) {
+      fs.mkdirSync(path.join(src, `d${d}`));
+      for (let i = 0; i < 1000; i++) fs.writeFileSync(path.join(src, `d${d}`, `a-file-with-a-rather-long-name-${i}`), `${d} ${i}\n`);
+    }
+    ok(['--repo', repo, 'init', '--no-encryption'], writer);
+    ok(['--repo', repo, 'create', src], writer); // the data is there: the next backups add no pack
+    let saved = 0;
+    const warned: number[] = [];
+    for (let freeKiB = 400; freeKiB <= 800; freeKiB += 100) {
+      for (const e of fs.readdirSync(mnt)) fs.rmSync(path.join(mnt, e), { recursive: true, force: true });
+      ok(['--repo', repo, 'list'], small); // its index built from the repository
+      const st = fs.statfsSync(mnt);
+      fs.writeFileSync(path.join(mnt, 'filler'), Buffer.alloc(Math.max(0, st.bavail * st.bsize - freeKiB * 1024)));
+      const before = await snapshots();
+      const r = await runSnap(['--repo', repo, 'create', src], small);
+      const after = await snapshots();
+      expect(r.stderr).not.toMatch(/SNAP_INTERNAL|\n {4}at |Node\.js v/);
+      if (r.code === 0) {
+        expect(after).toBe(before + 1);
+        saved++;
+        if (r.stderr.includes('files cache')) {
+          expect(r.stderr).toContain(`the repository index at ${mnt}`);
+          warned.push(freeKiB);
+        }
+      } else {
+        // A failure says so only when there is no snapshot to show for it.
+        expect([r.code, after, r.stderr]).toEqual([1, before, expect.stringContaining(`the repository index at ${mnt}`)]);
+        expect(r.stderr).toContain('[SNAP_NO_SPACE]');
+      }
+    }
+    console.info(`cache on a tmpfs: ${saved} of 5 backups saved; the files cache did not fit after the snapshot at ${warned.join(', ') || 'none'} KiB free`);
+    expectCheckClean(repo, writer);
+    await store.close();
+  }, 120_000);
 });
 
 const missing = sshdMissing();

@@ -492,13 +492,14 @@ for (const name of Object.getOwnPropertyNames(LevelIndex.prototype)) {
   const proto = LevelIndex.prototype as unknown as Record<string, unknown>;
   const fn = proto[name];
   if (name === 'constructor' || typeof fn !== 'function') continue;
-  const doing = `repository index (${name})`;
+  // The folder is named: a remote repository's index lives in the cache folder, a disk of its own.
+  const doing = (self: unknown): string => `the repository index at ${displayPath((self as LevelIndex).dir)} (${name})`;
   if (fn.constructor.name === 'AsyncGeneratorFunction') {
     proto[name] = async function* (this: unknown, ...args: unknown[]) {
       try {
         yield* (fn as (...a: unknown[]) => AsyncIterable<unknown>).apply(this, args);
       } catch (e) {
-        throw levelError(e, doing);
+        throw levelError(e, doing(this));
       }
     };
   } else if (fn.constructor.name === 'AsyncFunction') {
@@ -506,7 +507,7 @@ for (const name of Object.getOwnPropertyNames(LevelIndex.prototype)) {
       try {
         return await (fn as (...a: unknown[]) => Promise<unknown>).apply(this, args);
       } catch (e) {
-        throw levelError(e, doing);
+        throw levelError(e, doing(this));
       }
     };
   }

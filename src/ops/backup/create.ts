@@ -287,7 +287,14 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
       const { count, first } = a.unnamed;
       o.sink.warn?.({ code: 'SNAP_XATTR', path: first, message: `extended attributes of ${count} entr${count === 1 ? 'y' : 'ies'} whose names are not UTF-8 were not read (the xattr binding takes names as text), e.g. ${first}` });
     }
-    await a.flushCache(true);
+    // The snapshot is saved: the files cache (a full or read-only cache folder of a remote
+    // repository's index) is only a speed-up, and failing to update it does not undo the backup.
+    try {
+      await a.flushCache(true);
+    } catch (e) {
+      if (!(e instanceof SnapError) || e.code === 'SNAP_INTERRUPTED' || e.code === 'SNAP_INTERNAL') throw e;
+      o.sink.warn?.({ code: e.code, message: `snapshot ${snapshot.id.slice(0, 8)} was saved, but the files cache in the local index could not be updated (${e.message}): the next backup reads these files again` });
+    }
     return { snapshot, warnings: a.summary.warnings, trusted, stats: a.stats, ...(top?.has('/') ? { walk: { snapshot: snapshot.id, root: top.get('/')! } } : {}) };
   };
   try {
