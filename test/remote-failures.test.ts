@@ -13,7 +13,10 @@
 // - the local cache folder (the remote repository's index) on a small tmpfs, filled to leave from
 //   400 to 800 KiB: wherever the index runs out of room, create exits 1 only when it saved no
 //   snapshot; a full cache after the snapshot record is written (the files cache) is a warning
-//   naming the index folder, exit 0, and check is clean.
+//   naming the index folder, exit 0, and check is clean;
+// - a read-only cache folder that has no folder for the repository yet (this machine never opened
+//   it): commands that only read work with the index in memory, as they do once the folder exists;
+//   a backup fails with SNAP_READ_ONLY naming the folder.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -208,6 +211,44 @@ describe('the cache folder of an S3 repository on a tmpfs that fills', () => {
     expectCheckClean(repo, writer);
     await store.close();
   }, 120_000);
+});
+
+describe('a read-only cache folder that has never held the repository', () => {
+  let target: S3Target;
+  let mnt: string | undefined;
+  beforeAll(async () => {
+    target = await s3Target(BUCKET);
+  }, 900_000);
+  afterAll(() => {
+    if (mnt) spawnSync('umount', [mnt]);
+  });
+
+  it('list, ls and check work with the index in memory; create fails with SNAP_READ_ONLY naming it; plain and encrypted', async (ctx) => {
+    if (typeof target.info === 'string') return ctx.skip();
+    if (process.getuid?.() !== 0) return ctx.skip('needs root to mount a tmpfs');
+    const a = target.info.account;
+    mnt = tmpDir('snap-rfl-rocache-');
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,ro', 'tmpfs', mnt]).status !== 0) return ctx.skip('cannot mount a tmpfs here');
+    const keys = { AWS_ACCESS_KEY_ID: a.accessKeyId, AWS_SECRET_ACCESS_KEY: a.secretAccessKey, AWS_REGION: a.region };
+    const src = tmpDir('snap-rfl-src-');
+    fs.writeFileSync(path.join(src, 'a.txt'), 'a file\n');
+    for (const init of [['init', '--no-encryption'], ['init']]) {
+      const repo = `s3:${a.endpoint}/${BUCKET}/rocache-${randomBytes(6).toString('hex')}`;
+      const writer = client(keys);
+      ok(['--repo', repo, ...init], writer);
+      ok(['--repo', repo, 'create', src], writer);
+      const reader = client({ ...keys, SNAP_CACHE_DIR: mnt });
+      for (const args of [['list'], ['ls', 'latest'], ['check']]) {
+        const r = await runSnap(['--repo', repo, ...args], reader);
+        expect([args, r.code, r.stderr]).toEqual([args, 0, expect.stringContaining('the index is rebuilt in memory for this command')]);
+      }
+      const r = await runSnap(['--repo', repo, 'create', src], reader);
+      expect([r.code, r.stderr]).toEqual([1, expect.stringContaining(`making the cache folder ${mnt}/`)]);
+      expect(r.stderr).toContain('[SNAP_READ_ONLY]');
+      expect(r.stderr).not.toMatch(/SNAP_INTERNAL|\n {4}at |Node\.js v/);
+    }
+    expect(fs.readdirSync(mnt)).toEqual([]);
+  }, 60_000);
 });
 
 const missing = sshdMissing();

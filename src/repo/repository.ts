@@ -524,16 +524,22 @@ export class Repository {
     let prepared = false;
     // Said once: a damaged index found at open is rebuilt by prepareIndex, which need not say it again.
     let damageTold = false;
+    /** A cache folder that cannot be made (full, read-only), for a command that only reads: the index goes in memory. */
+    let noCacheFolder: unknown;
     try {
       let indexDir = unlocked ? encryptedIndexDir(o, config.id, abs) : path.join(abs, INDEX_DIR);
       if (o.remote) {
         // The index of a remote repository: in this user's cache folder, never on the remote.
         const cacheDir = remoteCacheDir(o.remote.cacheRoot, config.id);
         indexDir = path.join(cacheDir, INDEX_DIR);
-        await makeDirs(cacheDir, 0o700).catch((e: unknown) => {
-          throw fromSystemError(e, `making the cache folder ${displayPath(cacheDir)} of the repository index`);
-        });
-        if (o.owner) await checkRepositoryOwner(cacheDir, indexDir, o.owner);
+        try {
+          await makeDirs(cacheDir, 0o700);
+        } catch (e) {
+          const err = fromSystemError(e, `making the cache folder ${displayPath(cacheDir)} of the repository index`);
+          if (!o.readOnly || !(isSnapError(err, 'SNAP_NO_SPACE') || isSnapError(err, 'SNAP_READ_ONLY'))) throw err;
+          noCacheFolder = err;
+        }
+        if (o.owner && noCacheFolder === undefined) await checkRepositoryOwner(cacheDir, indexDir, o.owner);
       }
       const opts = {
         repoId: config.id,
@@ -571,6 +577,7 @@ export class Repository {
       let index: LevelIndex;
       let inMemory = false;
       try {
+        if (noCacheFolder !== undefined) throw noCacheFolder;
         index = await openIndex();
       } catch (e) {
         // LevelDB writes when it opens (the log of the last writes becomes a table): on a full disk
