@@ -3,7 +3,7 @@
 // tampering, ranges.
 import { describe, expect, it } from 'vitest';
 import { deriveKey, gcmOpen, gcmSeal, hmacSha256 } from '../src/core/crypto.js';
-import { EncryptedBackend, FILE_NONCE_BYTES, openBlob, plainSize, SEGMENT_BYTES, sealBlob, sealedSize } from '../src/backend/encrypted.js';
+import { EncryptedBackend, FILE_NONCE_BYTES, openBlob, plainSize, SEGMENT_BYTES, sealBlob, sealBlobInPlace, sealedSize } from '../src/backend/encrypted.js';
 import { LocalBackend } from '../src/backend/local.js';
 import { tmpDir } from './helpers/cli.js';
 
@@ -87,6 +87,28 @@ describe('sealed blobs', () => {
     const o = openBlob(keys, 'data/ab/x', s, false, small);
     expect(o.bytes.buffer).not.toBe(small.buffer);
     expect(o.bytes.equals(Buffer.alloc(100, 3))).toBe(true);
+  });
+
+  it('sealing in place (over the plaintext, as a backup seals its packs) gives a blob that opens like one sealBlob made; no room is refused', () => {
+    for (const n of [0, 1, SEGMENT_BYTES - 1, SEGMENT_BYTES, SEGMENT_BYTES + 1, 5 * SEGMENT_BYTES + 777, 40 * SEGMENT_BYTES]) {
+      const plain = Buffer.alloc(n);
+      for (let i = 0; i < n; i++) plain[i] = (i * 131 + (i >> 8)) % 256;
+      // The plaintext at the start of a buffer just large enough, the rest of it garbage.
+      const buf = Buffer.alloc(sealedSize(n), 0xee);
+      plain.copy(buf);
+      const sealed = sealBlobInPlace(keys, 'data/ab/x', buf, n);
+      expect(sealed.buffer).toBe(buf.buffer);
+      expect(sealed.length).toBe(sealedSize(n));
+      expect(openBlob(keys, 'data/ab/x', Buffer.from(sealed)).bytes.equals(plain), `${n} bytes`).toBe(true);
+      // The same layout as sealBlob's: with the nonce of this blob, sealBlob's bytes would open
+      // segment by segment the same way; a flipped byte in any segment is refused.
+      if (n > 2 * SEGMENT_BYTES) {
+        const flipped = Buffer.from(sealed);
+        flipped[FILE_NONCE_BYTES + 2 * (SEGMENT_BYTES + 16) + 5]! ^= 1;
+        expect(() => openBlob(keys, 'data/ab/x', flipped)).toThrow(/failed authentication/);
+      }
+    }
+    expect(() => sealBlobInPlace(keys, 'data/ab/x', Buffer.alloc(sealedSize(100) - 1), 100)).toThrow(RangeError);
   });
 
   it('a fresh nonce per blob: the same bytes seal differently', () => {

@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sha256, toHex } from '../src/core/ids.js';
 import { nullSink } from '../src/core/progress.js';
-import { openBlob } from '../src/backend/encrypted.js';
+import { openBlob, sealedSize } from '../src/backend/encrypted.js';
+import { finishPack } from '../src/store/compress-worker.js';
 import { Repository } from '../src/repo/repository.js';
 import { checkRepository } from '../src/ops/maintain/check.js';
 import { ObjectStore, type ObjectStoreOptions } from '../src/store/object-store.js';
@@ -208,6 +209,25 @@ describe('packs finished on the compression threads', () => {
       } finally {
         await r.close();
       }
+    }
+  });
+
+  it('a pack in a shared buffer with room for its tags is sealed where it is: no second buffer, the sealed bytes open to the pack its id names', () => {
+    const keys = { dataKey: Buffer.alloc(32, 9) };
+    const rng = new Rng(91);
+    for (const length of [100, 200_000, 3 * 65536]) {
+      const sab = new SharedArrayBuffer(2 * length + 1024);
+      const plain = rng.bytes(length);
+      plain.copy(Buffer.from(sab));
+      const r = finishPack({ buffer: sab, length, keys, inPlace: true, hashSealed: true });
+      expect(r.transfer).toEqual([]);
+      expect(r.result.id).toBe(toHex(sha256(plain)));
+      expect(r.result.sealed?.inPlace).toBe(true);
+      expect(r.result.sealed?.buffer).toBeUndefined();
+      expect(r.result.sealed?.length).toBe(sealedSize(length));
+      const sealed = Buffer.from(sab, 0, sealedSize(length));
+      expect(Buffer.from(r.result.sealed!.sha256!).equals(sha256(sealed))).toBe(true);
+      expect(openBlob(keys, packName(r.result.id), Buffer.from(sealed)).bytes.equals(plain)).toBe(true);
     }
   });
 

@@ -144,6 +144,31 @@ export function sealBlob(keys: BlobKeys, name: string, plain: Uint8Array, into?:
 }
 
 /**
+ * Seal the blob in the first `length` bytes of `buf` where it is: the sealed bytes (the same as
+ * sealBlob's) replace it from the start of `buf`, which must have room for them (sealedSize).
+ * Segment i's sealed bytes go after the nonce and i tags, past where its plaintext was, so the
+ * segments are sealed from the last to the first (each one's plaintext read before anything is
+ * written over it) and the nonce is written last, over the first segment's old bytes. A backup's
+ * packs are sealed this way: no second buffer of the pack's size (docs/performance.md).
+ */
+export function sealBlobInPlace(keys: BlobKeys, name: string, buf: Buffer, length: number): Buffer {
+  const size = sealedSize(length);
+  if (buf.length < size) throw new RangeError(`sealBlobInPlace: ${buf.length} bytes cannot hold ${size} sealed bytes`);
+  const nonce = random(FILE_NONCE_BYTES);
+  const key = hmacSha256(keys.dataKey, KEY_LABEL, nonce);
+  const ad = Buffer.from(name);
+  const n = Math.max(1, Math.ceil(length / SEGMENT_BYTES));
+  for (let i = n - 1; i >= 0; i--) {
+    const seg = buf.subarray(i * SEGMENT_BYTES, Math.min(length, (i + 1) * SEGMENT_BYTES));
+    // gcmSeal reads the whole segment (its cipher's update returns a buffer of its own) before it
+    // writes anything over it.
+    gcmSeal(key, segmentNonce(i, i === n - 1), seg, ad, buf, FILE_NONCE_BYTES + i * SEALED_SEGMENT);
+  }
+  nonce.copy(buf, 0);
+  return buf.subarray(0, size);
+}
+
+/**
  * Open a whole sealed blob. `tolerant`: instead of failing, damaged segments come back as zeros
  * and are counted (check and repair salvage the objects in the intact ones; every object in a
  * zeroed segment then fails its own verification). `into`: a buffer to open it into, when it is

@@ -23,7 +23,9 @@ export function hmacSha256(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
 
 /**
  * AES-256-GCM: ciphertext followed by the 16-byte tag. `out`, when given, receives the result at
- * `at` (it must have plaintext.length + 16 bytes there); the written region is returned.
+ * `at` (it must have plaintext.length + 16 bytes there); the written region is returned. The
+ * plaintext is read whole before anything is written, so that region may overlap it
+ * (encrypted.ts, sealBlobInPlace).
  */
 export function gcmSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad: Uint8Array, out?: Buffer, at = 0): Buffer {
   const c = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: GCM_TAG_BYTES });

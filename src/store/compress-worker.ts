@@ -11,7 +11,7 @@
 import { workerData } from 'node:worker_threads';
 import type { Transferable } from 'node:worker_threads';
 import { sha256, toHex } from '../core/ids.js';
-import { type BlobKeys, sealBlob, sealedSize } from '../backend/encrypted.js';
+import { type BlobKeys, sealBlob, sealBlobInPlace, sealedSize } from '../backend/encrypted.js';
 import { type CodecContext, encodeObjectSync, ID_BYTES, objectId } from './object-codec.js';
 import { packName } from './pack.js';
 import { serveJobs } from './thread-pool.js';
@@ -41,15 +41,17 @@ export interface CompressRequest {
 
 /**
  * A full pack: its first `length` bytes of `buffer`. With `keys` (an encrypted repository) it is
- * sealed too, into `into` when that is large enough, else into a new buffer; with `hashSealed`,
- * the SHA-256 of the sealed bytes comes back too (storage that signs it: Backend.wantsSha256).
- * A backup's pack buffers are SharedArrayBuffers the store keeps and reuses (its sealed ones too):
- * shared, nothing moves between the threads, so no pack's 32 MiB arrives in an isolate as new
- * external memory (which made the collector run for "external memory pressure" at every pack).
- * An ArrayBuffer (a pack that outgrew its shared buffer) is moved to the thread and back.
+ * sealed too: in `buffer` itself when `inPlace` (sealBlobInPlace: the buffer must have room for
+ * the sealed bytes; the plaintext is gone afterwards), else into `into` when that is large enough,
+ * else into a new buffer; with `hashSealed`, the SHA-256 of the sealed bytes comes back too
+ * (storage that signs it: Backend.wantsSha256). A backup's packs of file data are
+ * SharedArrayBuffers the store keeps and reuses: shared, nothing moves between the threads, so no
+ * pack's 32 MiB arrives in an isolate as new external memory (which made the collector run for
+ * "external memory pressure" at every pack). An ArrayBuffer (a pack of trees) is moved to the
+ * thread and back.
  */
 export interface PackJob {
-  pack: { buffer: ArrayBuffer | SharedArrayBuffer; length: number; keys?: BlobKeys; into?: ArrayBuffer | SharedArrayBuffer; hashSealed?: boolean };
+  pack: { buffer: ArrayBuffer | SharedArrayBuffer; length: number; keys?: BlobKeys; inPlace?: boolean; into?: ArrayBuffer | SharedArrayBuffer; hashSealed?: boolean };
 }
 
 /**
@@ -95,12 +97,13 @@ export function chunkFile(j: ChunkFileJob['chunkFile'], ctx: CodecContext): { re
 
 /**
  * The pack's id (hex SHA-256 of its bytes), its buffer back when it was moved here, and its
- * sealed form when asked (the length sealed into `into`, with that buffer when it was moved or made here).
+ * sealed form when asked: its length, and where it is (in the pack's buffer when `inPlace`, else
+ * in `into` or in `buffer`, a buffer moved or made here).
  */
 export interface PackDone {
   id: string;
   buffer?: ArrayBuffer;
-  sealed?: { buffer?: ArrayBuffer; length: number; sha256?: Uint8Array };
+  sealed?: { buffer?: ArrayBuffer; inPlace?: boolean; length: number; sha256?: Uint8Array };
 }
 
 /** Name a pack and seal it when keys come with it. */
@@ -111,9 +114,15 @@ export function finishPack(j: PackJob['pack']): { result: PackDone; transfer: Tr
   const transfer: ArrayBuffer[] = moved ? [moved] : [];
   if (!j.keys) return { result: { id, ...(moved ? { buffer: moved } : {}) }, transfer };
   const size = sealedSize(j.length);
+  const keys = { dataKey: Buffer.from(j.keys.dataKey) };
+  if (j.inPlace) {
+    const sealed = sealBlobInPlace(keys, packName(id), Buffer.from(j.buffer), j.length);
+    const hash = j.hashSealed ? { sha256: Uint8Array.from(sha256(sealed)) } : {};
+    return { result: { id, ...(moved ? { buffer: moved } : {}), sealed: { length: sealed.length, inPlace: true, ...hash } }, transfer };
+  }
   // A buffer of its own (allocUnsafe takes small ones from a shared pool, which must not move).
   const into = j.into && j.into.byteLength >= size ? Buffer.from(j.into) : Buffer.allocUnsafeSlow(size);
-  const sealed = sealBlob({ dataKey: Buffer.from(j.keys.dataKey) }, packName(id), bytes, into);
+  const sealed = sealBlob(keys, packName(id), bytes, into);
   const hash = j.hashSealed ? { sha256: Uint8Array.from(sha256(sealed)) } : {};
   const sealedBuffer = into.buffer instanceof ArrayBuffer ? into.buffer : undefined;
   if (sealedBuffer) transfer.push(sealedBuffer);

@@ -487,8 +487,8 @@ export class ObjectStore {
   }
 
   private async writePack(b: PackBuilder): Promise<void> {
-    const { id, bytes, entries, buffer } = await this.finishPack(b);
-    await this.index.addPack(id, bytes.length, entries);
+    const { id, length, entries, buffer } = await this.finishPack(b);
+    await this.index.addPack(id, length, entries);
     this.written.get(b)?.resolve();
     this.written.delete(b);
     // put() has finished with the bytes: the next pack reuses the buffer. Allocating one per pack
@@ -506,28 +506,31 @@ export class ObjectStore {
    * packs is about 0.35 s of SHA-256 and 0.25 s of AES-GCM that this thread, which reads, chunks
    * and hashes the files, no longer spends (docs/performance.md).
    */
-  private async finishPack(b: PackBuilder): Promise<{ id: string; bytes: Buffer; entries: PackEntry[]; buffer: Buffer }> {
+  private async finishPack(b: PackBuilder): Promise<{ id: string; length: number; entries: PackEntry[]; buffer: Buffer }> {
     const { bytes, entries, buffer } = b.finish();
     if (this.workers === 0 || !ownsWholeBuffer(buffer)) {
       const hash = sha256(bytes);
       const id = toHex(hash);
       await this.backend.put(packName(id), bytes, { sha256: hash });
-      return { id, bytes, entries, buffer };
+      return { id, length: bytes.length, entries, buffer };
     }
-    // A shared buffer (a pack of file data) stays here while a thread works in it, and its sealed
-    // form goes into a shared buffer as large as the pack's could need, taken from the process's
-    // spares and given back once stored. Any other buffer (a pack of trees) is moved to the thread
-    // (empty here until the result brings it back), with a spare of this store to seal into.
+    // A shared buffer (a pack of file data) stays here while a thread works in it, and is sealed
+    // where it is (sealBlobInPlace; its capacity, twice the pack size, has room for the tags), or
+    // else into a shared buffer from the process's spares, given back once stored. Any other
+    // buffer (a pack of trees) is moved to the thread (empty here until the result brings it
+    // back), with a spare of this store to seal into.
     const length = bytes.length;
     const sealing = this.opts.sealing;
     const shared = buffer.buffer instanceof SharedArrayBuffer;
+    const inPlace = sealing !== undefined && shared && buffer.length >= sealedSize(length);
     let into: ArrayBuffer | SharedArrayBuffer | undefined;
-    if (sealing && shared) into = takeShared(sealedSize(buffer.length));
+    if (inPlace) into = undefined;
+    else if (sealing && shared) into = takeShared(sealedSize(buffer.length));
     else if (sealing) {
       const spare = this.spareSealed.findIndex((s) => s.byteLength >= sealedSize(length));
       if (spare >= 0) into = this.spareSealed.splice(spare, 1)[0];
     }
-    const job = { buffer: buffer.buffer, length, keys: this.sealKeys, into, ...(sealing?.wantsSha256 ? { hashSealed: true } : {}) };
+    const job = { buffer: buffer.buffer, length, keys: this.sealKeys, into, ...(inPlace ? { inPlace } : {}), ...(sealing?.wantsSha256 ? { hashSealed: true } : {}) };
     let done: PackDone;
     try {
       done = await finishPackOnWorkers(job, this.workers, this.ctx);
@@ -538,18 +541,20 @@ export class ObjectStore {
     const back = done.buffer ? Buffer.from(done.buffer) : buffer;
     if (done.sealed && sealing) {
       const hash = done.sealed.sha256;
-      const sealedIn = done.sealed.buffer ?? into!;
+      const sealedIn = done.sealed.inPlace ? back.buffer : (done.sealed.buffer ?? into!);
       try {
         await sealing.putSealed(packName(done.id), Buffer.from(sealedIn, 0, done.sealed.length), hash ? { sha256: hash } : undefined);
       } finally {
-        if (sealedIn instanceof SharedArrayBuffer) giveBackShared(sealedIn);
+        if (done.sealed.inPlace) {
+          // The pack's own buffer: given back with it once indexed (writePack).
+        } else if (sealedIn instanceof SharedArrayBuffer) giveBackShared(sealedIn);
         else if (this.spareSealed.length < this.maxPackWrites) this.spareSealed.push(sealedIn);
       }
     } else {
       // The pack's name is the SHA-256 of these bytes (storage that signs it need not hash them).
       await this.backend.put(packName(done.id), back.subarray(0, length), { sha256: Buffer.from(done.id, 'hex') });
     }
-    return { id: done.id, bytes: back.subarray(0, length), entries, buffer: back };
+    return { id: done.id, length, entries, buffer: back };
   }
 
   private track(p: Promise<void>): void {
