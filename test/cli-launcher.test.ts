@@ -18,19 +18,20 @@ describe('bin/snap', () => {
     expect(pkg.files).toContain('bin');
     expect(fs.statSync(LAUNCHER).mode & 0o111).toBe(0o111);
     expect(CLI_NODE_FLAGS).toContain('--max-semi-space-size=8');
+    expect(CLI_NODE_FLAGS).toContain('--heap-growing-percent=20');
   });
 
   it('starts the CLI with its flags, through a symlink as npm links it', async () => {
     expect(await startedArgv({})).toEqual([...CLI_NODE_FLAGS, fs.realpathSync(CLI)]);
   }, 60_000);
 
-  it('sizes the young generation by the heap NODE_OPTIONS gives (an eighth, 1 to 8 MiB), and leaves a semi-space NODE_OPTIONS sets alone', async () => {
+  it('sizes the young generation by the heap NODE_OPTIONS gives (an eighth, 1 to 8 MiB), and leaves a semi-space NODE_OPTIONS sets alone (and the old generation\'s growth with it)', async () => {
     const cases: [string, string[]][] = [
-      ['--max-old-space-size=40', ['--max-semi-space-size=5']],
-      ['--trace-warnings --max-old-space-size=160', ['--max-semi-space-size=8']],
-      ['--max-old-space-size=56', ['--max-semi-space-size=7']],
-      ['--max-old-space-size=4096', ['--max-semi-space-size=8']],
-      ['--max-old-space-size=24', ['--max-semi-space-size=3']],
+      ['--max-old-space-size=40', ['--max-semi-space-size=5', '--heap-growing-percent=20']],
+      ['--trace-warnings --max-old-space-size=160', ['--max-semi-space-size=8', '--heap-growing-percent=20']],
+      ['--max-old-space-size=56', ['--max-semi-space-size=7', '--heap-growing-percent=20']],
+      ['--max-old-space-size=4096', ['--max-semi-space-size=8', '--heap-growing-percent=20']],
+      ['--max-old-space-size=24', ['--max-semi-space-size=3', '--heap-growing-percent=20']],
       ['--max-semi-space-size=2', []],
       ['--trace-warnings', CLI_NODE_FLAGS],
     ];
@@ -40,7 +41,7 @@ describe('bin/snap', () => {
       expect(launcherNodeFlagsFor({ NODE_OPTIONS: opts }, CLI_NODE_FLAGS), opts).toEqual(flags);
     }
     // At least 1 MiB (a heap this small cannot start snap ui, so the rule alone).
-    expect(launcherNodeFlagsFor({ NODE_OPTIONS: '--max-old-space-size=4' }, CLI_NODE_FLAGS)).toEqual(['--max-semi-space-size=1']);
+    expect(launcherNodeFlagsFor({ NODE_OPTIONS: '--max-old-space-size=4' }, CLI_NODE_FLAGS)).toEqual(['--max-semi-space-size=1', '--heap-growing-percent=20']);
   }, 120_000);
 
   /** The arguments node runs with (after `node`), the CLI started through a symlink to bin/snap as `snap ui`. */

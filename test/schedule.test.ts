@@ -96,13 +96,13 @@ describe('snap schedule', () => {
     expect(CLI_NODE_FLAGS).not.toEqual([]);
     const flags = CLI_NODE_FLAGS.map((f) => `"${f}" `).join('');
     expect(r.stdout).toContain(`" ${flags}"`);
-    expect(r.stdout).toMatch(/ExecStart="[^"]+" ("--max-[a-z-]+=\d+" )+"[^"]+main\.js" "--repo" "\/srv\/backup" "--lock-wait" "1h" "create" "\/home"/);
+    expect(r.stdout).toMatch(/ExecStart="[^"]+" ("--[a-z-]+=\d+" )+"[^"]+main\.js" "--repo" "\/srv\/backup" "--lock-wait" "1h" "create" "\/home"/);
     // The environment bin/snap gives node (two malloc arenas), as the unit starts node itself.
     expect(r.stdout).toContain('\nEnvironment=MALLOC_ARENA_MAX=2 SNAP_LAUNCHER_ARENAS=1\n');
     expect(fs.existsSync(cfg)).toBe(false);
     const c = snap(['--repo', '/srv/backup', 'schedule', 'add', 'nightly', '--every', '0 2 * * *', '--via', 'cron', '--print', '--', 'create', '/home'], { env });
     expect(c.code, c.stderr).toBe(0);
-    expect(c.stdout).toMatch(/^0 2 \* \* \* cd '[^']+' && MALLOC_ARENA_MAX=2 SNAP_LAUNCHER_ARENAS=1 '[^']+' ('--max-[a-z-]+=\d+' )+'[^']+main\.js' '--repo' '\/srv\/backup' '--lock-wait' '1h' 'create' '\/home'$/m);
+    expect(c.stdout).toMatch(/^0 2 \* \* \* cd '[^']+' && MALLOC_ARENA_MAX=2 SNAP_LAUNCHER_ARENAS=1 '[^']+' ('--[a-z-]+=\d+' )+'[^']+main\.js' '--repo' '\/srv\/backup' '--lock-wait' '1h' 'create' '\/home'$/m);
     expect(fs.existsSync(cfg)).toBe(false);
   });
 

@@ -57,7 +57,7 @@ function scheduledArgv(ctx: Ctx, command: string[]): string[] {
   // the scheduled run reads it when it starts.
   if (ctx.opts.passwordFile !== undefined) globals.push('--password-file', path.resolve(ctx.cwd, ctx.opts.passwordFile));
   if (ctx.opts.passwordCommand !== undefined) globals.push('--password-command', ctx.opts.passwordCommand);
-  const heap = process.execArgv.filter((a) => /^--max-(semi|old)-space-size=\d+$/.test(a));
+  const heap = process.execArgv.filter((a) => /^--(max-(semi|old)-space-size|heap-growing-percent)=\d+$/.test(a));
   return [process.execPath, ...heap, script, ...globals, ...command];
 }
 
