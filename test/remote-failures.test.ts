@@ -33,6 +33,12 @@ const PASSWORD = 'remote failures password';
 const MiB = 1 << 20;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/**
+ * How long a command stopped while its server is frozen may take to exit: each cleanup request
+ * gets a few seconds (backend/retry.ts, STOPPED_REQUEST_MS); generous for a loaded 2-core machine.
+ * Before the fix it took about two minutes (the 60 s idle timeout, then again for the cleanup).
+ */
+const FROZEN_BOUND_MS = 15_000;
 
 async function until(what: string, ms: number, probe: () => boolean | Promise<boolean>): Promise<void> {
   const deadline = Date.now() + ms;
@@ -53,46 +59,67 @@ function client(extra: Record<string, string> = {}): Record<string, string> {
  * open and locked: `locked` says so) `down` stops the server, the input ends, the pack goes out and
  * fails, and snap is interrupted while it retries.
  */
-async function interruptWhileServerDown(repo: string, env: Record<string, string>, locked: () => Promise<boolean>, down: () => Promise<void>): Promise<{ run: Running; code: number | null; ms: number }> {
+async function interruptWhileServerDown(
+  repo: string,
+  env: Record<string, string>,
+  locked: () => Promise<boolean>,
+  down: () => Promise<void> | void,
+  waitMs = 60_000,
+): Promise<{ run: Running; code: number | null; ms: number }> {
   const run = startSnap(['--repo', repo, 'create', '--stdin', '--stdin-filename', 'dump.bin'], env, { stdin: true });
   run.child.stdin!.on('error', () => {}); // snap gone early: the test's expectations say why
   run.child.stdin!.write(randomBytes(MiB));
   await until('the backup to hold its lock', 30_000, locked);
   await down();
   run.child.stdin!.end(randomBytes(MiB));
-  // The pack goes out once the input ends: its upload fails and is retried, for about a minute.
+  // The pack goes out once the input ends: its upload fails and is retried, for about a minute
+  // (a frozen server: it waits for an answer that does not come).
   await sleep(2000);
   expect(run.child.exitCode).toBe(null);
   const t0 = Date.now();
   run.child.kill('SIGINT');
-  const code = await run.exited;
-  return { run, code, ms: Date.now() - t0 };
+  // A snap that does not stop in time is killed, so a failing test does not wait for it.
+  const code = await Promise.race([run.exited, sleep(waitMs).then(() => 'late' as const)]);
+  const ms = Date.now() - t0;
+  if (code === 'late') {
+    run.child.kill('SIGKILL');
+    await run.exited;
+    throw new Error(`snap did not exit within ${waitMs / 1000} s of SIGINT; it said:\n${run.stderr()}`);
+  }
+  return { run, code, ms };
 }
 
-function expectStoppedAtOnce(r: { run: Running; code: number | null; ms: number }): void {
+function expectStoppedAtOnce(r: { run: Running; code: number | null; ms: number }, withinMs = 5000): void {
   expect([r.code, r.run.stderr()]).toEqual([130, expect.stringContaining('create interrupted by SIGINT')]);
   expect(r.run.stderr()).toContain('[SNAP_INTERRUPTED]');
   expect(r.run.stderr()).not.toContain('SNAP_REMOTE');
   expect(r.run.stderr()).not.toContain('operation log'); // it could not be written either: no second message
   expect(r.run.stderr()).not.toMatch(/SNAP_INTERNAL|\n {4}at |Node\.js v/);
-  expect(r.ms).toBeLessThan(5000);
+  expect(r.ms).toBeLessThan(withinMs);
 }
 
-describe('Ctrl-C while the S3 server is down', () => {
+/** The stopped command says that the lock it could not remove is left for the next command. */
+function expectLockLeftSaid(r: { run: Running }): void {
+  expect(r.run.stderr()).toMatch(/could not remove the repository lock locks\/\S+ .*the next command on this machine removes it/);
+}
+
+describe('Ctrl-C while the S3 server is down or frozen', () => {
   let target: S3Target;
   let gw: Gateway | undefined;
   beforeAll(async () => {
     target = await s3Target(BUCKET);
   }, 900_000);
   afterAll(async () => {
+    gw?.thaw();
     await gw?.stop(true);
   });
 
-  it('stops the command at once (exit 130, SNAP_INTERRUPTED); the next command removes its lock and check is clean', async (ctx) => {
-    if (typeof target.info === 'string') return ctx.skip();
+  /** This file's gateway (started by the first test that needs it), a repository of its own on it, and its lock objects. */
+  async function setup(name: string): Promise<{ gw: Gateway; repo: string; env: Record<string, string>; locks: () => Promise<string[]>; close: () => Promise<void> }> {
+    if (typeof target.info === 'string') throw new Error(target.info);
     const a = target.info.account;
-    gw = await CephCluster.attach(target.info.clusterDir).startGateway(`rfl-${randomBytes(3).toString('hex')}`);
-    const prefix = `sigint-${randomBytes(6).toString('hex')}`;
+    gw ??= await CephCluster.attach(target.info.clusterDir).startGateway(`rfl-${randomBytes(3).toString('hex')}`);
+    const prefix = `${name}-${randomBytes(6).toString('hex')}`;
     const repo = `s3:${gw.endpoint}/${BUCKET}/${prefix}`;
     const env = client({ AWS_ACCESS_KEY_ID: a.accessKeyId, AWS_SECRET_ACCESS_KEY: a.secretAccessKey, AWS_REGION: a.region });
     ok(['--repo', repo, 'init'], env);
@@ -102,18 +129,49 @@ describe('Ctrl-C while the S3 server is down', () => {
       for await (const b of store.list('locks/')) out.push(b.name);
       return out;
     };
-    const r = await interruptWhileServerDown(repo, env, async () => (await locks()).length > 0, () => gw!.stop());
+    return { gw, repo, env, locks, close: () => store.close() };
+  }
+
+  it('stops the command at once (exit 130, SNAP_INTERRUPTED); the next command removes its lock and check is clean', async (ctx) => {
+    if (typeof target.info === 'string') return ctx.skip();
+    const { gw, repo, env, locks, close } = await setup('sigint');
+    const r = await interruptWhileServerDown(repo, env, async () => (await locks()).length > 0, () => gw.stop());
     expectStoppedAtOnce(r);
 
     await gw.start();
     expect(await locks()).toHaveLength(1); // the server was down: the lock could not be removed
+    expectLockLeftSaid(r);
     const list = await runSnap(['--repo', repo, 'list'], env);
     expect([list.code, list.stderr]).toEqual([0, expect.stringContaining('removed a stale lock')]);
     expect(await locks()).toEqual([]);
     expectCheckClean(repo, env);
-    await store.close();
+    await close();
+  }, 120_000);
+
+  it('frozen (SIGSTOP): the upload in flight is ended at once and the cleanup tried briefly; exit 130 within seconds, then all is well', async (ctx) => {
+    if (typeof target.info === 'string') return ctx.skip();
+    const { gw, repo, env, locks, close } = await setup('frozen');
+    const r = await interruptWhileServerDown(repo, env, async () => (await locks()).length > 0, () => gw.freeze(), FROZEN_BOUND_MS + 5000).finally(() => gw.thaw());
+    expectStoppedAtOnce(r, FROZEN_BOUND_MS);
+    expectLockLeftSaid(r);
+    await expectRecovers(repo, env, locks);
+    await close();
   }, 120_000);
 });
+
+/**
+ * After a frozen server resumed: the next command works (removing the lock the stopped one left,
+ * unless the server, resumed, carried out the DELETE it had been sent meanwhile) and check is clean.
+ */
+async function expectRecovers(repo: string, env: Record<string, string>, locks: () => Promise<string[]>): Promise<void> {
+  await locks(); // the server answers again
+  await sleep(1000); // and has done what it was sent while frozen
+  const left = (await locks()).length;
+  const list = await runSnap(['--repo', repo, 'list'], env);
+  expect([list.code, list.stderr]).toEqual([0, left > 0 ? expect.stringContaining('removed a stale lock') : expect.anything()]);
+  expect(await locks()).toEqual([]);
+  expectCheckClean(repo, env);
+}
 
 describe('S3 keys the server refuses, through the CLI', () => {
   let target: S3Target;
@@ -261,17 +319,23 @@ describe.skipIf(missing)('Ctrl-C while the SFTP server is down', () => {
     await sshd?.close();
   });
 
-  it('stops the command at once (exit 130, SNAP_INTERRUPTED); the next command removes its lock and check is clean', async () => {
-    const dir = path.join(sshd.dir, 'repo-sigint');
+  function setup(name: string): { repo: string; env: Record<string, string>; locks: () => string[] } {
+    const dir = path.join(sshd.dir, name);
     const repo = sshd.location(dir);
     const env = client({ SNAP_SSH_COMMAND: `ssh -F ${sshd.clientConfig()}` });
     ok(['--repo', repo, 'init'], env);
     const locks = (): string[] => (fs.existsSync(path.join(dir, 'locks')) ? fs.readdirSync(path.join(dir, 'locks')) : []);
+    return { repo, env, locks };
+  }
+
+  it('stops the command at once (exit 130, SNAP_INTERRUPTED); the next command removes its lock and check is clean', async () => {
+    const { repo, env, locks } = setup('repo-sigint');
     const r = await interruptWhileServerDown(repo, env, async () => locks().length > 0, () => sshd.stop());
     expectStoppedAtOnce(r);
 
     await sshd.start();
     expect(locks()).toHaveLength(1);
+    expectLockLeftSaid(r);
     const list = await runSnap(['--repo', repo, 'list'], env);
     expect([list.code, list.stderr]).toEqual([0, expect.stringContaining('removed a stale lock')]);
     expect(locks()).toEqual([]);

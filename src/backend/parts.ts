@@ -6,7 +6,7 @@
 // a connection dropped, never ending short.
 import { SnapError } from '../core/errors.js';
 import { shortBlobError, sizeMismatchError } from './checks.js';
-import { type RetryPolicy, TransientError, backoffDelay } from './retry.js';
+import { type RetryPolicy, TransientError, backoffDelay, pause } from './retry.js';
 
 /** The total size in a Content-Range header: `bytes 0-99/1234`, or for a 416 answer `bytes *` then `/1234`. */
 export function totalSize(h: string | string[] | undefined): number | undefined {
@@ -183,9 +183,10 @@ export async function* resumingRead(o: {
       throw new TransientError(`the answer was cut short: ${pos - start} of ${stop - start} bytes arrived`);
     } catch (e) {
       if (!(e instanceof TransientError)) throw e;
+      if (o.retry.stop?.aborted) throw o.retry.stop.reason; // a stopped command resumes nothing (retry.ts, `stop`)
       failures++;
       if (failures >= o.retry.attempts) throw o.exhausted(e, failures, Date.now() - began);
-      await o.retry.sleep(backoffDelay(o.retry, failures));
+      await pause(o.retry, backoffDelay(o.retry, failures));
     } finally {
       res?.destroy();
     }

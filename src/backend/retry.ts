@@ -15,10 +15,22 @@ export interface RetryPolicy {
    * The command's stop (Ctrl-C, SIGTERM, a closed output). Once it is aborted nothing is retried
    * and no wait goes on: a failure worth another try throws the stop's reason instead (a cleanup
    * after the stop, such as releasing the lock, still gets its one try), so a stopped command ends
-   * at once when the server is down, not after a minute of retries per operation.
+   * at once when the server is down, not after a minute of retries per operation. S3 also ends
+   * its requests in flight when it is aborted, and gives each request made after it
+   * STOPPED_REQUEST_MS instead of its usual idle timeout, so a server that hangs (connections
+   * open, nothing answering) cannot hold a stopped command either.
    */
   stop?: AbortSignal;
 }
+
+/**
+ * How long a request made after the command's stop (a cleanup: the index file of the last packs,
+ * the lock's release, the operation log's record) may take in all before it is given up, instead
+ * of the usual idle timeout (S3: 60 s): a stopped command
+ * ends within a few seconds even when its server hangs. A healthy server answers each in
+ * milliseconds; a lock left behind is removed by the next command on the same machine.
+ */
+export const STOPPED_REQUEST_MS = 3000;
 
 export const DEFAULT_RETRY: RetryPolicy = {
   attempts: 10,
@@ -79,7 +91,7 @@ export async function withRetry<T>(p: RetryPolicy, fn: (attempt: number) => Prom
 }
 
 /** The wait between tries: `p.sleep`, ended by `p.stop` (even a test's sleep that ignores the signal). */
-function pause(p: RetryPolicy, ms: number): Promise<void> {
+export function pause(p: RetryPolicy, ms: number): Promise<void> {
   const stop = p.stop;
   if (!stop) return p.sleep(ms);
   if (stop.aborted) return Promise.reject(stop.reason);

@@ -3,6 +3,8 @@
 // built-in fetch has no idle timeout short of installing undici, and its errors hide the system
 // error code; here a socket idle for `timeoutMs` is destroyed, and every network failure keeps
 // its code (ECONNRESET, ECONNREFUSED, ...). Bodies are buffers, so any attempt can be resent.
+// Once the command's stop is aborted, the requests in flight are destroyed and each new one (a
+// cleanup) has STOPPED_REQUEST_MS in all (retry.ts), so a server that hangs cannot hold the command.
 //
 // This layer classifies; it does not retry. A network failure, a truncated response, a 5xx,
 // 429 or a throttling/timeout code becomes a TransientError (the caller retries it); any other
@@ -13,7 +15,7 @@ import * as https from 'node:https';
 import { AwsV4Signer } from 'aws4fetch';
 import { errnoCode } from '../core/errors.js';
 import type { AwsCredentials } from './aws-config.js';
-import { NETWORK_WORDS, TransientError } from './retry.js';
+import { NETWORK_WORDS, STOPPED_REQUEST_MS, TransientError } from './retry.js';
 import type { S3Location } from './s3-location.js';
 import { parseErrorBody } from './s3-xml.js';
 
@@ -64,6 +66,8 @@ export class S3Http {
     readonly region: string,
     readonly timeoutMs: number,
     maxSockets: number,
+    /** The command's stop (RetryPolicy.stop): requests in flight end when it is aborted; requests after it get STOPPED_REQUEST_MS. */
+    private readonly stop?: AbortSignal,
   ) {
     this.transport = loc.protocol === 'https:' ? https : http;
     this.agent = new this.transport.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo' });
@@ -100,10 +104,21 @@ export class S3Http {
     const hash = payloadHash ?? (body && body.length > 0 ? createHash('sha256').update(body).digest('hex') : EMPTY_SHA256);
     const { url, headers } = await this.sign(req, hash);
     if (body !== undefined || req.method === 'PUT' || req.method === 'POST') headers['content-length'] = String(body?.length ?? 0);
+    const stop = this.stop;
     return new Promise((resolve, reject) => {
       const r = this.transport.request(url, { method: req.method, headers, agent: this.agent }, resolve);
       r.setTimeout(this.timeoutMs, () => r.destroy(Object.assign(new Error(`no answer for ${this.timeoutMs / 1000} s`), { code: 'SNAP_IDLE_TIMEOUT' })));
       r.on('error', (e) => reject(networkError(e)));
+      if (stop?.aborted) {
+        // A cleanup after the stop: a few seconds in all, answer included (retry.ts, STOPPED_REQUEST_MS).
+        const deadline = setTimeout(() => r.destroy(Object.assign(new Error(`no answer within ${STOPPED_REQUEST_MS / 1000} s of a stopped command`), { code: 'SNAP_IDLE_TIMEOUT' })), STOPPED_REQUEST_MS);
+        r.on('close', () => clearTimeout(deadline)); // 'close' comes once the answer is read, or the connection is gone
+      } else if (stop) {
+        // In flight when the command stops: ended at once (withRetry then throws the stop's reason).
+        const onStop = (): void => void r.destroy(Object.assign(new Error('the command was stopped'), { code: 'SNAP_STOPPED' }));
+        stop.addEventListener('abort', onStop, { once: true });
+        r.on('close', () => stop.removeEventListener('abort', onStop));
+      }
       r.end(body && body.length > 0 ? body : undefined);
     });
   }

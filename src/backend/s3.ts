@@ -43,7 +43,7 @@ export interface S3BackendOptions {
   credentials: AwsCredentials;
   region?: string;
   retry?: Partial<RetryPolicy>;
-  /** A request whose connection is silent this long is abandoned and retried (default 60 s). */
+  /** A request whose connection is silent this long is abandoned and retried (default 60 s; after the command's stop, STOPPED_REQUEST_MS in all). */
   timeoutMs?: number;
   /** Part size of streamed uploads (default 8 MiB, at least 5 MiB). A streamed blob up to this size is one PUT. */
   partSize?: number;
@@ -71,7 +71,7 @@ export class S3Backend implements Backend {
     this.partSize = o.partSize ?? 8 * MiB;
     if (!Number.isSafeInteger(this.partSize) || this.partSize < MIN_PART_SIZE) throw new RangeError(`partSize must be at least ${MIN_PART_SIZE}`);
     this.uploadConcurrency = Math.max(1, o.uploadConcurrency ?? 2);
-    this.http = new S3Http(this.loc, o.credentials, o.region ?? DEFAULT_REGION, o.timeoutMs ?? 60_000, o.maxSockets ?? 16);
+    this.http = new S3Http(this.loc, o.credentials, o.region ?? DEFAULT_REGION, o.timeoutMs ?? 60_000, o.maxSockets ?? 16, this.retry.stop);
     if (o.conditionalWrites !== undefined && o.conditionalWrites !== 'probe') this.conditional = Promise.resolve(o.conditionalWrites);
   }
 

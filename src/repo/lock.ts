@@ -186,7 +186,22 @@ export class RepoLock {
     if (this.released) return;
     this.released = true;
     if (this.timer) clearInterval(this.timer);
-    if (!this.lost) await this.backend.delete(this.name);
+    if (this.lost) return;
+    try {
+      await this.backend.delete(this.name);
+    } catch (e) {
+      // A stopped command tries once, briefly (backend/retry.ts, STOPPED_REQUEST_MS): with its
+      // server down or hanging the lock stays behind, for the stale-lock rules (docs/remote.md).
+      if (this.o.signal?.aborted) {
+        const why = isSnapError(e, 'SNAP_INTERRUPTED') ? 'the server could not be reached' : e instanceof Error ? e.message : String(e);
+        this.o.sink.warn?.({
+          code: 'SNAP_LOCKED',
+          path: this.name,
+          message: `could not remove the repository lock ${this.name} (${why}): it stays until the next command on this machine removes it (its process is no longer running), or another machine once it has not been refreshed for ${Math.round((this.o.staleAfterMs ?? STALE_AFTER_MS) / 60_000)} min`,
+        });
+      }
+      throw e;
+    }
   }
 }
 

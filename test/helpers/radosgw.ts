@@ -169,6 +169,15 @@ export class Gateway {
     await waitFor(`radosgw ${this.id} on port ${this.port}`, 60_000, () => httpAnswers(this.port), path.join(this.cluster.dir, 'log', `client.rgw.${this.id}.log`));
   }
 
+  /** Freeze the gateway (SIGSTOP): its connections stay open, nothing answers; thaw() resumes it. */
+  freeze(): void {
+    if (this.pid !== undefined) process.kill(this.pid, 'SIGSTOP');
+  }
+
+  thaw(): void {
+    if (this.pid !== undefined) process.kill(this.pid, 'SIGCONT');
+  }
+
   /** Stop the gateway (SIGKILL: as if it crashed, `graceful` for SIGTERM). */
   async stop(graceful = false): Promise<void> {
     if (this.pid === undefined) return;
