@@ -122,7 +122,7 @@ export class RepoLock {
         holder = c?.record;
         holderName = c ? `${c.name} in ${backend.location}` : '';
       } catch (e) {
-        await backend.delete(name).catch(() => {});
+        await removeLock(backend, name, o).catch(() => {});
         throw e;
       }
       if (!holder) {
@@ -131,7 +131,7 @@ export class RepoLock {
         return lock;
       }
       // Remove ours before waiting, so two waiters never block each other for good.
-      await backend.delete(name);
+      await removeLock(backend, name, o);
       o.signal?.throwIfAborted();
       const left = deadline - Date.now();
       if (left <= 0) {
@@ -186,22 +186,28 @@ export class RepoLock {
     if (this.released) return;
     this.released = true;
     if (this.timer) clearInterval(this.timer);
-    if (this.lost) return;
-    try {
-      await this.backend.delete(this.name);
-    } catch (e) {
-      // A stopped command tries once, briefly (backend/retry.ts, STOPPED_REQUEST_MS): with its
-      // server down or hanging the lock stays behind, for the stale-lock rules (docs/remote.md).
-      if (this.o.signal?.aborted) {
-        const why = isSnapError(e, 'SNAP_INTERRUPTED') ? 'the server could not be reached' : e instanceof Error ? e.message : String(e);
-        this.o.sink.warn?.({
-          code: 'SNAP_LOCKED',
-          path: this.name,
-          message: `could not remove the repository lock ${this.name} (${why}): it stays until the next command on this machine removes it (its process is no longer running), or another machine once it has not been refreshed for ${Math.round((this.o.staleAfterMs ?? STALE_AFTER_MS) / 60_000)} min`,
-        });
-      }
-      throw e;
+    if (!this.lost) await removeLock(this.backend, this.name, this.o);
+  }
+}
+
+/**
+ * Delete our lock `name`. A stopped command tries once, briefly (backend/retry.ts,
+ * STOPPED_REQUEST_MS): with its server down or hanging the lock stays behind for the stale-lock
+ * rules (docs/remote.md), and the user is told so.
+ */
+async function removeLock(backend: Backend, name: string, o: LockOptions): Promise<void> {
+  try {
+    await backend.delete(name);
+  } catch (e) {
+    if (o.signal?.aborted) {
+      const why = isSnapError(e, 'SNAP_INTERRUPTED') ? 'the server could not be reached' : e instanceof Error ? e.message : String(e);
+      o.sink.warn?.({
+        code: 'SNAP_LOCKED',
+        path: name,
+        message: `could not remove the repository lock ${name} (${why}): it stays until the next command on this machine removes it (its process is no longer running), or another machine once it has not been refreshed for ${Math.round((o.staleAfterMs ?? STALE_AFTER_MS) / 60_000)} min`,
+      });
     }
+    throw e;
   }
 }
 
