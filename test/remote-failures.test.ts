@@ -5,6 +5,10 @@
 //   SNAP_INTERRUPTED and exit 130 (not after a minute of retries per operation, with SNAP_REMOTE
 //   and exit 1); once the server is back the next command removes the lock it left and check
 //   --read-data finds the repository clean;
+// - Ctrl-C while the server is frozen (SIGSTOP: its connections stay open, nothing answers): the
+//   request in flight is ended at once and each cleanup gets a few seconds (STOPPED_REQUEST_MS),
+//   not the minute of the idle timeout (S3) or of ssh's keepalives (SFTP); the lock left behind is
+//   said; once the server resumes the next command works and check is clean;
 // - keys the S3 server refuses: the first request of every command is a HEAD (of the config, of
 //   the bucket for init), whose 403 has no body; the message still says which (an unknown access
 //   key, a wrong secret key), and never shows the secret;
@@ -310,12 +314,13 @@ describe('a read-only cache folder that has never held the repository', () => {
 });
 
 const missing = sshdMissing();
-describe.skipIf(missing)('Ctrl-C while the SFTP server is down', () => {
+describe.skipIf(missing)('Ctrl-C while the SFTP server is down or frozen', () => {
   let sshd: TestSshd;
   beforeAll(async () => {
     sshd = await TestSshd.start();
   });
   afterAll(async () => {
+    sshd?.thaw();
     await sshd?.close();
   });
 
@@ -340,5 +345,13 @@ describe.skipIf(missing)('Ctrl-C while the SFTP server is down', () => {
     expect([list.code, list.stderr]).toEqual([0, expect.stringContaining('removed a stale lock')]);
     expect(locks()).toEqual([]);
     expectCheckClean(repo, env);
+  }, 120_000);
+
+  it('frozen (SIGSTOP): the session is ended at once and the cleanup tried briefly; exit 130 within seconds, then all is well', async () => {
+    const { repo, env, locks } = setup('repo-frozen');
+    const r = await interruptWhileServerDown(repo, env, async () => locks().length > 0, () => sshd.freeze(), FROZEN_BOUND_MS + 5000).finally(() => sshd.thaw());
+    expectStoppedAtOnce(r, FROZEN_BOUND_MS);
+    expectLockLeftSaid(r);
+    await expectRecovers(repo, env, async () => locks());
   }, 120_000);
 });

@@ -15,9 +15,9 @@ export interface RetryPolicy {
    * The command's stop (Ctrl-C, SIGTERM, a closed output). Once it is aborted nothing is retried
    * and no wait goes on: a failure worth another try throws the stop's reason instead (a cleanup
    * after the stop, such as releasing the lock, still gets its one try), so a stopped command ends
-   * at once when the server is down, not after a minute of retries per operation. S3 also ends
-   * its requests in flight when it is aborted, and gives each request made after it
-   * STOPPED_REQUEST_MS instead of its usual idle timeout, so a server that hangs (connections
+   * at once when the server is down, not after a minute of retries per operation. The backends
+   * also end their requests in flight when it is aborted, and give each request made after it
+   * STOPPED_REQUEST_MS instead of their usual idle timeout, so a server that hangs (connections
    * open, nothing answering) cannot hold a stopped command either.
    */
   stop?: AbortSignal;
@@ -26,7 +26,7 @@ export interface RetryPolicy {
 /**
  * How long a request made after the command's stop (a cleanup: the index file of the last packs,
  * the lock's release, the operation log's record) may take in all before it is given up, instead
- * of the usual idle timeout (S3: 60 s): a stopped command
+ * of the usual idle timeout (S3: 60 s; SFTP: ssh's keepalive, about a minute): a stopped command
  * ends within a few seconds even when its server hangs. A healthy server answers each in
  * milliseconds; a lock left behind is removed by the next command on the same machine.
  */

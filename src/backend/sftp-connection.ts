@@ -4,8 +4,14 @@
 // every remote backend uses), starts a new session and runs `fn` again. What retrying cannot fix
 // (a host key, a refused login, a missing program) fails at once. Every failure leaves as a
 // SnapError that says what was being done.
+//
+// The command's stop (RetryPolicy.stop: Ctrl-C, SIGTERM) kills a session with requests in flight at
+// once, so they fail instead of waiting for a server that may hang (ssh itself would notice only
+// after its keepalives, about a minute); each call made after the stop (a cleanup: the lock's
+// release) gets STOPPED_REQUEST_MS in all, connecting a new session included, before its session
+// is killed too.
 import { SnapError } from '../core/errors.js';
-import { type RetryPolicy, withRetry } from './retry.js';
+import { type RetryPolicy, STOPPED_REQUEST_MS, withRetry } from './retry.js';
 import { FX, SftpProtocolError } from './sftp-protocol.js';
 import { SftpSession, SftpStatusError } from './sftp-session.js';
 import { SshConnectionLost } from './ssh-errors.js';
@@ -17,21 +23,36 @@ export function isStatus(e: unknown, ...codes: number[]): e is SftpStatusError {
 export class SftpConnection {
   private current: SftpSession | undefined;
   private connecting: Promise<SftpSession> | undefined;
+  /** The session being started (connecting), to kill it if it hangs. */
+  private starting: SftpSession | undefined;
   private closed = false;
+  // In flight at the stop: killed. An idle session is kept for the cleanup (a healthy server's
+  // answers come at once; a hanging one's session is killed by briefly()'s deadline).
+  private readonly onStop = (): void => this.kill('the command was stopped', true);
 
   constructor(
     private readonly argv: string[],
     /** Names the repository in messages. */
     private readonly location: string,
     private readonly retry: RetryPolicy,
-  ) {}
+  ) {
+    retry.stop?.addEventListener('abort', this.onStop, { once: true });
+  }
+
+  /** Kill the session (only if busy, with `busyOnly`) and one starting: what is in flight fails with SshConnectionLost, worth a new session. */
+  private kill(why: string, busyOnly = false): void {
+    const e = new SshConnectionLost(`${this.location}: ${why}`);
+    if (!busyOnly || this.current?.busy) this.current?.kill(e);
+    this.starting?.kill(e);
+  }
 
   private session(): Promise<SftpSession> {
     if (this.current?.alive) return Promise.resolve(this.current);
     this.current = undefined;
-    this.connecting ??= SftpSession.start(this.argv, this.location).then(
+    this.connecting ??= SftpSession.start(this.argv, this.location, (s) => (this.starting = s)).then(
       (s) => {
         this.connecting = undefined;
+        this.starting = undefined;
         if (this.closed) {
           void s.end();
           throw new SnapError('SNAP_INTERNAL', `${this.location} was closed while connecting`);
@@ -41,10 +62,21 @@ export class SftpConnection {
       },
       (e: unknown) => {
         this.connecting = undefined;
+        this.starting = undefined;
         throw e;
       },
     );
     return this.connecting;
+  }
+
+  /** After the command's stop: `fn` on a session, given STOPPED_REQUEST_MS in all before the session is killed. */
+  private async briefly<T>(fn: () => Promise<T>): Promise<T> {
+    const deadline = setTimeout(() => this.kill(`no answer within ${STOPPED_REQUEST_MS / 1000} s of a stopped command`), STOPPED_REQUEST_MS);
+    try {
+      return await fn();
+    } finally {
+      clearTimeout(deadline);
+    }
   }
 
   /** `fn` on a live session; again on a new one when the connection is lost. `attempt` counts from 0. */
@@ -54,7 +86,8 @@ export class SftpConnection {
       async (attempt) => {
         if (this.closed) throw new SnapError('SNAP_INTERNAL', `${doing}: the backend is closed`);
         try {
-          return await fn(await this.session(), attempt - 1);
+          const call = async (): Promise<T> => fn(await this.session(), attempt - 1);
+          return await (this.retry.stop?.aborted ? this.briefly(call) : call());
         } catch (e) {
           if (e instanceof SshConnectionLost && !this.closed) throw e; // worth another session
           throw toSnapError(e, doing);
@@ -67,6 +100,7 @@ export class SftpConnection {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.retry.stop?.removeEventListener('abort', this.onStop);
     const s = this.current ?? (await this.connecting?.catch(() => undefined));
     this.current = undefined;
     await s?.end();

@@ -78,12 +78,16 @@ export class SftpSession {
     });
   }
 
-  /** Start the command and exchange INIT/VERSION; learns the server's extensions and limits. */
-  static async start(argv: string[], peer: string): Promise<SftpSession> {
+  /**
+   * Start the command and exchange INIT/VERSION; learns the server's extensions and limits.
+   * `spawned` gets the session as soon as ssh runs (so a caller can kill() one that hangs while it starts).
+   */
+  static async start(argv: string[], peer: string, spawned?: (s: SftpSession) => void): Promise<SftpSession> {
     const [cmd, ...args] = argv;
     if (!cmd) throw new SnapError('SNAP_USAGE', 'the sftp command is empty');
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const s = new SftpSession(child, peer);
+    spawned?.(s);
     await new Promise<void>((resolve, reject) => {
       s.onVersion = (e) => (e ? reject(e) : resolve());
       s.send(new Encoder().u8(FXP.INIT).u32(3).finish());
@@ -99,6 +103,11 @@ export class SftpSession {
 
   get alive(): boolean {
     return this.ended === undefined;
+  }
+
+  /** Whether requests are in flight (or the start is under way). */
+  get busy(): boolean {
+    return this.pending.size > 0 || this.onVersion !== undefined;
   }
 
   // ---- transport ----
@@ -252,6 +261,15 @@ export class SftpSession {
 
   /** Kill ssh at once (tests, and a session that stopped answering). */
   destroy(): void {
+    this.child.kill('SIGKILL');
+  }
+
+  /**
+   * End the session now, not waiting for a server that may not answer (the command was stopped):
+   * every request in flight, and a start still under way, fails with `e`; ssh is killed.
+   */
+  kill(e: Error): void {
+    this.finish(e);
     this.child.kill('SIGKILL');
   }
 

@@ -207,6 +207,30 @@ export class TestSshd {
     await exited;
   }
 
+  /**
+   * Freeze sshd and every session under it (SIGSTOP): connections stay open and new ones are
+   * accepted by the kernel, but nothing answers, as a server that hangs. thaw() resumes them.
+   */
+  freeze(): void {
+    this.signalAll('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.signalAll('SIGCONT');
+  }
+
+  private signalAll(signal: NodeJS.Signals): void {
+    const pid = this.proc?.pid;
+    if (!pid) return;
+    for (const p of [pid, ...descendants(pid)]) {
+      try {
+        process.kill(p, signal);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
   /** An ssh_config for the client; returns its path. */
   clientConfig(o: ClientConfig = {}): string {
     const file = path.join(this.dir, `ssh_config.${++this.configs}`);
