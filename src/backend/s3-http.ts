@@ -59,6 +59,12 @@ export class S3Http {
   private readonly agent: http.Agent;
   private readonly transport: typeof http | typeof https;
   private readonly signingCache = new Map<string, ArrayBuffer>();
+  /** Requests sent before the stop and not yet done: destroyed when it comes (one listener, not one per request). */
+  private readonly inFlight = new Set<http.ClientRequest>();
+  private readonly onStop = (): void => {
+    for (const r of this.inFlight) r.destroy(Object.assign(new Error('the command was stopped'), { code: 'SNAP_STOPPED' }));
+    this.inFlight.clear();
+  };
 
   constructor(
     readonly loc: S3Location,
@@ -71,6 +77,7 @@ export class S3Http {
   ) {
     this.transport = loc.protocol === 'https:' ? https : http;
     this.agent = new this.transport.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo' });
+    stop?.addEventListener('abort', this.onStop, { once: true });
   }
 
   url(key: string | undefined, query?: Record<string, string>): string {
@@ -115,9 +122,8 @@ export class S3Http {
         r.on('close', () => clearTimeout(deadline)); // 'close' comes once the answer is read, or the connection is gone
       } else if (stop) {
         // In flight when the command stops: ended at once (withRetry then throws the stop's reason).
-        const onStop = (): void => void r.destroy(Object.assign(new Error('the command was stopped'), { code: 'SNAP_STOPPED' }));
-        stop.addEventListener('abort', onStop, { once: true });
-        r.on('close', () => stop.removeEventListener('abort', onStop));
+        this.inFlight.add(r);
+        r.on('close', () => this.inFlight.delete(r));
       }
       r.end(body && body.length > 0 ? body : undefined);
     });
@@ -142,6 +148,7 @@ export class S3Http {
   }
 
   close(): void {
+    this.stop?.removeEventListener('abort', this.onStop);
     this.agent.destroy();
   }
 }
