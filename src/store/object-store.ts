@@ -524,11 +524,12 @@ export class ObjectStore {
     const shared = buffer.buffer instanceof SharedArrayBuffer;
     const inPlace = sealing !== undefined && shared && buffer.length >= sealedSize(length);
     let into: ArrayBuffer | SharedArrayBuffer | undefined;
-    if (inPlace) into = undefined;
-    else if (sealing && shared) into = takeShared(sealedSize(buffer.length));
-    else if (sealing) {
-      const spare = this.spareSealed.findIndex((s) => s.byteLength >= sealedSize(length));
-      if (spare >= 0) into = this.spareSealed.splice(spare, 1)[0];
+    if (sealing && !inPlace) {
+      if (shared) into = takeShared(sealedSize(buffer.length));
+      else {
+        const spare = this.spareSealed.findIndex((s) => s.byteLength >= sealedSize(length));
+        if (spare >= 0) into = this.spareSealed.splice(spare, 1)[0];
+      }
     }
     const job = { buffer: buffer.buffer, length, keys: this.sealKeys, into, ...(inPlace ? { inPlace } : {}), ...(sealing?.wantsSha256 ? { hashSealed: true } : {}) };
     let done: PackDone;
@@ -545,10 +546,11 @@ export class ObjectStore {
       try {
         await sealing.putSealed(packName(done.id), Buffer.from(sealedIn, 0, done.sealed.length), hash ? { sha256: hash } : undefined);
       } finally {
-        if (done.sealed.inPlace) {
-          // The pack's own buffer: given back with it once indexed (writePack).
-        } else if (sealedIn instanceof SharedArrayBuffer) giveBackShared(sealedIn);
-        else if (this.spareSealed.length < this.maxPackWrites) this.spareSealed.push(sealedIn);
+        // Sealed in place, it is the pack's own buffer: that goes back once indexed (writePack).
+        if (!done.sealed.inPlace) {
+          if (sealedIn instanceof SharedArrayBuffer) giveBackShared(sealedIn);
+          else if (this.spareSealed.length < this.maxPackWrites) this.spareSealed.push(sealedIn);
+        }
       }
     } else {
       // The pack's name is the SHA-256 of these bytes (storage that signs it need not hash them).
