@@ -28,7 +28,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tmpDir } from './helpers/cli.js';
 import { CephCluster, type Gateway } from './helpers/radosgw.js';
-import { expectCheckClean, ok, type Running, runSnap, startSnap } from './helpers/remote-e2e.js';
+import { expectCheckClean, ok, type Running, runSnap, sleep, startSnap, until } from './helpers/remote-e2e.js';
 import { type S3Target, s3Target } from './helpers/s3-target.js';
 import { TestSshd, sshdMissing } from './helpers/sshd.js';
 
@@ -36,21 +36,12 @@ const BUCKET = 'remote-failures';
 const PASSWORD = 'remote failures password';
 const MiB = 1 << 20;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /**
  * How long a command stopped while its server is frozen may take to exit: each cleanup request
  * gets a few seconds (backend/retry.ts, STOPPED_REQUEST_MS); generous for a loaded 2-core machine.
  * Before the fix it took about two minutes (the 60 s idle timeout, then again for the cleanup).
  */
 const FROZEN_BOUND_MS = 15_000;
-
-async function until(what: string, ms: number, probe: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** A client's environment: a cache folder and home of its own, an encrypted repository's password (a cheap KDF for tests). */
 function client(extra: Record<string, string> = {}): Record<string, string> {
@@ -210,22 +201,30 @@ describe('S3 keys the server refuses, through the CLI', () => {
   }, 60_000);
 });
 
-describe('the cache folder of an S3 repository on a tmpfs that fills', () => {
+describe('the cache folder of an S3 repository on a tmpfs', () => {
   let target: S3Target;
-  let mnt: string | undefined;
+  const mounts: string[] = [];
   beforeAll(async () => {
     target = await s3Target(BUCKET);
   }, 900_000);
   afterAll(() => {
-    if (mnt) spawnSync('umount', [mnt]);
+    for (const m of mounts) spawnSync('umount', [m]);
   });
+  /** A new folder with a tmpfs of `options` mounted on it, or why there is none (the test then skips). */
+  const tmpfs = (prefix: string, options: string): { dir: string } | { skip: string } => {
+    if (process.getuid?.() !== 0) return { skip: 'needs root to mount a tmpfs' };
+    const dir = tmpDir(prefix);
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir]).status !== 0) return { skip: 'cannot mount a tmpfs here' };
+    mounts.push(dir);
+    return { dir };
+  };
 
-  it('create exits 1 only when no snapshot was saved; a files cache that does not fit after the snapshot is a warning', async (ctx) => {
+  it('that fills: create exits 1 only when no snapshot was saved; a files cache that does not fit after the snapshot is a warning', async (ctx) => {
     if (typeof target.info === 'string') return ctx.skip();
-    if (process.getuid?.() !== 0) return ctx.skip('needs root to mount a tmpfs');
+    const m = tmpfs('snap-rfl-cache-', 'size=4m,mode=0700');
+    if ('skip' in m) return ctx.skip(m.skip);
+    const mnt = m.dir;
     const a = target.info.account;
-    mnt = tmpDir('snap-rfl-cache-');
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', mnt]).status !== 0) return ctx.skip('cannot mount a tmpfs here');
     const prefix = `cache-${randomBytes(6).toString('hex')}`;
     const repo = `s3:${a.endpoint}/${BUCKET}/${prefix}`;
     const store = target.backend({ prefix });
@@ -273,24 +272,13 @@ describe('the cache folder of an S3 repository on a tmpfs that fills', () => {
     expectCheckClean(repo, writer);
     await store.close();
   }, 120_000);
-});
 
-describe('a read-only cache folder that has never held the repository', () => {
-  let target: S3Target;
-  let mnt: string | undefined;
-  beforeAll(async () => {
-    target = await s3Target(BUCKET);
-  }, 900_000);
-  afterAll(() => {
-    if (mnt) spawnSync('umount', [mnt]);
-  });
-
-  it('list, ls and check work with the index in memory; create fails with SNAP_READ_ONLY naming it; plain and encrypted', async (ctx) => {
+  it('read-only, never having held the repository: list, ls and check work with the index in memory; create fails with SNAP_READ_ONLY naming it; plain and encrypted', async (ctx) => {
     if (typeof target.info === 'string') return ctx.skip();
-    if (process.getuid?.() !== 0) return ctx.skip('needs root to mount a tmpfs');
+    const m = tmpfs('snap-rfl-rocache-', 'size=1m,ro');
+    if ('skip' in m) return ctx.skip(m.skip);
+    const mnt = m.dir;
     const a = target.info.account;
-    mnt = tmpDir('snap-rfl-rocache-');
-    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,ro', 'tmpfs', mnt]).status !== 0) return ctx.skip('cannot mount a tmpfs here');
     const keys = { AWS_ACCESS_KEY_ID: a.accessKeyId, AWS_SECRET_ACCESS_KEY: a.secretAccessKey, AWS_REGION: a.region };
     const src = tmpDir('snap-rfl-src-');
     fs.writeFileSync(path.join(src, 'a.txt'), 'a file\n');

@@ -26,7 +26,7 @@ import { packIdFromName } from '../src/store/pack.js';
 import { snap, tmpDir } from './helpers/cli.js';
 import { FaultProxy, type ProxyRequest } from './helpers/fault-proxy.js';
 import { CephCluster, type Gateway } from './helpers/radosgw.js';
-import { expectCheckClean, expectRestoresExactly, listSnapshots, ok, runSnap, startSnap } from './helpers/remote-e2e.js';
+import { expectCheckClean, expectRestoresExactly, listSnapshots, ok, runSnap, sleep, startSnap, until } from './helpers/remote-e2e.js';
 import { Rng } from './helpers/rng.js';
 import { type S3Target, pendingUploads, s3Target } from './helpers/s3-target.js';
 import { login, request, startUi } from './helpers/ui-server.js';
@@ -94,15 +94,6 @@ function randomTree(rng: Rng, dir: string, sizes: number[]): string {
   return dir;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, ms: number, probe: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 const MiB = 1 << 20;
 

@@ -259,3 +259,14 @@ export function expectInitToGc(repo: string, env: Record<string, string>, bytes?
   expect(ok(['--repo', repo, 'log'], env).stdout).toMatch(/gc/);
   return snaps[1]!.id;
 }
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Wait until `probe` holds, checking every 50 ms; fail naming `what` after `ms`. */
+export async function until(what: string, ms: number, probe: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
