@@ -113,21 +113,21 @@ export function finishPack(j: PackJob['pack']): { result: PackDone; transfer: Tr
   const moved = j.buffer instanceof ArrayBuffer ? j.buffer : undefined;
   const transfer: ArrayBuffer[] = moved ? [moved] : [];
   if (!j.keys) return { result: { id, ...(moved ? { buffer: moved } : {}) }, transfer };
-  const size = sealedSize(j.length);
   const keys = { dataKey: Buffer.from(j.keys.dataKey) };
-  if (j.inPlace) {
-    const sealed = sealBlobInPlace(keys, packName(id), Buffer.from(j.buffer), j.length);
-    const hash = j.hashSealed ? { sha256: Uint8Array.from(sha256(sealed)) } : {};
-    return { result: { id, ...(moved ? { buffer: moved } : {}), sealed: { length: sealed.length, inPlace: true, ...hash } }, transfer };
+  let sealed: Buffer;
+  /** The buffer sealed into, when it moves back with the result (not the pack's own, not a shared one). */
+  let sealedBuffer: ArrayBuffer | undefined;
+  if (j.inPlace) sealed = sealBlobInPlace(keys, packName(id), Buffer.from(j.buffer), j.length);
+  else {
+    const size = sealedSize(j.length);
+    // A buffer of its own (allocUnsafe takes small ones from a shared pool, which must not move).
+    const into = j.into && j.into.byteLength >= size ? Buffer.from(j.into) : Buffer.allocUnsafeSlow(size);
+    sealed = sealBlob(keys, packName(id), bytes, into);
+    if (into.buffer instanceof ArrayBuffer) transfer.push((sealedBuffer = into.buffer));
   }
-  // A buffer of its own (allocUnsafe takes small ones from a shared pool, which must not move).
-  const into = j.into && j.into.byteLength >= size ? Buffer.from(j.into) : Buffer.allocUnsafeSlow(size);
-  const sealed = sealBlob(keys, packName(id), bytes, into);
   const hash = j.hashSealed ? { sha256: Uint8Array.from(sha256(sealed)) } : {};
-  const sealedBuffer = into.buffer instanceof ArrayBuffer ? into.buffer : undefined;
-  if (sealedBuffer) transfer.push(sealedBuffer);
-  const result: PackDone = { id, ...(moved ? { buffer: moved } : {}), sealed: { ...(sealedBuffer ? { buffer: sealedBuffer } : {}), length: sealed.length, ...hash } };
-  return { result, transfer };
+  const where = sealedBuffer ? { buffer: sealedBuffer } : j.inPlace ? { inPlace: true } : {};
+  return { result: { id, ...(moved ? { buffer: moved } : {}), sealed: { ...where, length: sealed.length, ...hash } }, transfer };
 }
 
 /**
