@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalBackend } from '../src/backend/local.js';
 import { fixedClock, systemClock, type Clock } from '../src/core/clock.js';
-import { isSnapError } from '../src/core/errors.js';
+import { isSnapError, SnapError } from '../src/core/errors.js';
 import type { HostInfo } from '../src/core/host.js';
 import { randomHex } from '../src/core/ids.js';
 import { decodeLock, encodeLock, type LockOptions, type LockRecord, RepoLock, staleReason } from '../src/repo/lock.js';
@@ -132,5 +132,35 @@ describe('acquiring locks', () => {
     await expect(l.assertHeld()).rejects.toSatisfy((e) => isSnapError(e, 'SNAP_LOCKED'));
     expect(warnings.join('\n')).toMatch(/was removed by another process/);
     await l.release();
+  });
+
+  it('stopped while its lock is written (the answer never comes): removes it briefly, or says it may stay', async () => {
+    for (const deleteWorks of [true, false]) {
+      const root = tmpDir();
+      const b = new LocalBackend(root);
+      const stop = new AbortController();
+      const interrupted = (): SnapError => new SnapError('SNAP_INTERRUPTED', 'stopped');
+      // The server writes the lock, its answer is lost at the stop; with the server gone the delete fails too.
+      const put = b.put.bind(b);
+      b.put = async (name, bytes) => {
+        await put(name, bytes);
+        await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
+        throw interrupted();
+      };
+      const del = b.delete.bind(b);
+      b.delete = async (name) => (deleteWorks ? del(name) : Promise.reject(interrupted()));
+      const warnings: string[] = [];
+      const taking = RepoLock.acquire(b, { ...opts(host(100), 'shared'), signal: stop.signal, sink: { warn: (w) => warnings.push(w.message) } });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(locks(root)).toHaveLength(1);
+      stop.abort();
+      await expect(taking).rejects.toSatisfy((e) => isSnapError(e, 'SNAP_INTERRUPTED'));
+      if (deleteWorks) {
+        expect([locks(root), warnings]).toEqual([[], []]);
+      } else {
+        expect(locks(root)).toHaveLength(1);
+        expect(warnings).toEqual([expect.stringMatching(/^could not remove the repository lock locks\/[0-9a-f]{64} \(the server could not be reached\): it stays until the next command/)]);
+      }
+    }
   });
 });

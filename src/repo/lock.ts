@@ -114,7 +114,14 @@ export class RepoLock {
     let told = false;
     for (;;) {
       const record: LockRecord = { host: o.host.hostname, pid: o.host.pid, time, refreshed: o.clock.now().toISOString(), exclusive: o.kind === 'exclusive', command: o.command };
-      await backend.put(name, encodeLock(record));
+      try {
+        await backend.put(name, encodeLock(record));
+      } catch (e) {
+        // Stopped while the lock was written: it may be there (the server did it, its answer was
+        // lost), so it is removed briefly, or the user is told it may stay.
+        if (o.signal?.aborted) await removeLock(backend, name, o).catch(() => {});
+        throw e;
+      }
       let holder: LockRecord | undefined;
       let holderName = '';
       try {
