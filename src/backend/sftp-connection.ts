@@ -90,11 +90,11 @@ export class SftpConnection {
           return await (this.retry.stop?.aborted ? this.briefly(call) : call());
         } catch (e) {
           if (e instanceof SshConnectionLost && !this.closed) throw e; // worth another session
-          throw toSnapError(e, doing);
+          throw toSnapError(e, doing, this.location);
         }
       },
       (last, attempts, ms) =>
-        new SnapError('SNAP_REMOTE', `${doing}: ${last.message}; gave up after ${attempts} attempts in ${(ms / 1000).toFixed(1)} s`, { cause: last }),
+        new SnapError('SNAP_REMOTE', `${doing}: ${withoutPeer(last.message, this.location)}; gave up after ${attempts} attempts in ${(ms / 1000).toFixed(1)} s`, { cause: last }),
     );
   }
 
@@ -107,8 +107,17 @@ export class SftpConnection {
   }
 }
 
-/** A failure as the SnapError a user sees, saying what was being done. */
-export function toSnapError(e: unknown, doing: string): SnapError {
+/**
+ * A lost connection's message without the location it starts with (ssh-errors.ts names the peer)
+ * where `doing` names it already: "reading config in sftp:u@h/p: ssh: connect ...", not the
+ * location twice.
+ */
+function withoutPeer(message: string, location: string | undefined): string {
+  return location !== undefined && message.startsWith(`${location}: `) ? message.slice(location.length + 2) : message;
+}
+
+/** A failure as the SnapError a user sees, saying what was being done (`location`: named in `doing` already). */
+export function toSnapError(e: unknown, doing: string, location?: string): SnapError {
   if (e instanceof SnapError) return e;
   if (e instanceof SftpStatusError) {
     switch (e.status) {
@@ -123,7 +132,7 @@ export function toSnapError(e: unknown, doing: string): SnapError {
         return new SnapError('SNAP_IO', `${doing}: ${e.message || 'failure'} (SFTP status ${e.status})`, { cause: e });
     }
   }
-  if (e instanceof SshConnectionLost) return new SnapError('SNAP_REMOTE', `${doing}: ${e.message}`, { cause: e });
+  if (e instanceof SshConnectionLost) return new SnapError('SNAP_REMOTE', `${doing}: ${withoutPeer(e.message, location)}`, { cause: e });
   if (e instanceof SftpProtocolError) return new SnapError('SNAP_REMOTE', `${doing}: SFTP protocol error: ${e.message}`, { cause: e });
   return new SnapError('SNAP_IO', `${doing}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }

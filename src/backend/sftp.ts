@@ -25,7 +25,7 @@ import { type RetryPolicy, retryPolicy } from './retry.js';
 import { SftpConnection, isStatus } from './sftp-connection.js';
 import { formatSftpLocation, parseSftpLocation, type SftpLocation } from './sftp-location.js';
 import { FX, FXF, isDir, isRegular, type Attrs, type NameEntry } from './sftp-protocol.js';
-import type { SftpSession } from './sftp-session.js';
+import { type SftpSession, SftpStatusError } from './sftp-session.js';
 import { PipelinedWriter, readRange, readToEnd } from './sftp-transfer.js';
 import { SshConnectionLost } from './ssh-errors.js';
 
@@ -157,7 +157,8 @@ export class SftpBackend implements Backend {
       }
       // OpenSSH answers a plain failure when it exists (EEXIST); a concurrent writer may have made it
       const st = await s.stat(dir).catch(() => undefined);
-      if (!st || !isDir(st)) throw e;
+      if (st && !isDir(st)) throw new SftpStatusError(e.status, `${dir} on the server is not a folder`);
+      if (!st) throw e;
     }
   }
 

@@ -248,6 +248,10 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
     expect(isSnapError(e, 'SNAP_REMOTE')).toBe(true);
     expect(e.message).toMatch(/Connection refused/);
     expect(e.message).toMatch(/gave up after 3 attempts/);
+    // The location once, in what was being done: not again before what ssh said.
+    const where = sshd.location(path.join(sshd.dir, 'nowhere'), 1);
+    expect(e.message.split(where).length - 1).toBe(1);
+    expect(e.message).toMatch(new RegExp(`^reading config in ${where.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ssh: connect to host`));
     await b.put('x', Buffer.from('still fine'));
   });
 
@@ -284,6 +288,17 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
     const names: string[] = [];
     for await (const x of b.list('snapshots/')) names.push(x.name);
     expect(names.sort()).toEqual(['snapshots/a', 'snapshots/b', 'snapshots/c']);
+  });
+
+  it('a file where a folder of the repository goes: the failure names it, not only the SFTP status', async () => {
+    const { dir } = backend();
+    fs.writeFileSync(dir, 'a file');
+    const under = new SftpBackend(sshd.location(path.join(dir, 'repo')), { sshCommand: sshd.sshCommand() });
+    t.track(under);
+    const e = await failure(under.put('config', Buffer.from('x')));
+    expect(e.code).toBe('SNAP_IO');
+    expect(e.message).toMatch(new RegExp(`^writing config in sftp:.*: ${dir}(/repo)? on the server is not a folder`));
+    expect(fs.readFileSync(dir, 'utf8')).toBe('a file');
   });
 
   it('a read-only server (sftp-server -R): reads work, writes are SNAP_PERMISSION naming the blob', async () => {
