@@ -58,7 +58,7 @@ export function errnoCode(e: unknown): string | undefined {
 export function fromSystemError(e: unknown, doing: string): SnapError {
   if (e instanceof SnapError) return e;
   const errno = errnoCode(e);
-  const detail = e instanceof Error ? e.message : String(e);
+  const detail = systemDetail(e, doing);
   switch (errno) {
     case 'ENOSPC':
     case 'EDQUOT':
@@ -73,6 +73,21 @@ export function fromSystemError(e: unknown, doing: string): SnapError {
     default:
       return new SnapError('SNAP_IO', `${doing}: ${detail}`, { cause: e });
   }
+}
+
+/**
+ * A system error's message, without Node's `, syscall 'path'` at its end where `doing` (what was
+ * being done, or the warning's path) names the path already: a path of 4 KiB (a tree deeper than
+ * PATH_MAX) was printed twice.
+ */
+export function systemDetail(e: unknown, doing: string): string {
+  if (!(e instanceof Error)) return String(e);
+  const { path, syscall } = e as { path?: unknown; syscall?: unknown };
+  if (typeof path === 'string' && path !== '' && typeof syscall === 'string' && doing.includes(path)) {
+    const at = e.message.indexOf(`, ${syscall} '`);
+    if (at > 0) return e.message.slice(0, at);
+  }
+  return e.message;
 }
 
 /** The reason a command stops when its standard output was closed: not an error to report. */

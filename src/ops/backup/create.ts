@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { SnapError, errnoCode, fromSystemError } from '../../core/errors.js';
+import { SnapError, errnoCode, fromSystemError, systemDetail } from '../../core/errors.js';
 import { displayName, displayPath, fsEncode, fsPath, joinPath } from '../../core/bytes.js';
 import { createHash } from 'node:crypto';
 import type { HostInfo } from '../../core/host.js';
@@ -387,6 +387,11 @@ class Archiver {
     this.o.sink.warn?.({ code, path: shown, message: `${shown}: ${message}` });
   }
 
+  /** A warning of a failed system call on `p`: its message names the path once. */
+  private warnFailed(p: Buffer | string, what: string, e: unknown): void {
+    this.warn(errnoCode(e) ?? 'SNAP_IO', p, `${what}: ${systemDetail(e, typeof p === 'string' ? p : displayName(p))}`);
+  }
+
   /** The tree of a directory on the way to the sources: only the children that lead to one. */
   async dirOfTrie(abs: string, trie: SourceTrie, at: TrustAt | undefined, into: Map<string, MemoDir> | undefined, key: string): Promise<Buffer> {
     const dirBuf = fsEncode(abs);
@@ -421,7 +426,7 @@ class Archiver {
     try {
       return fs.lstatSync(p, { bigint: true });
     } catch (e) {
-      this.warn(errnoCode(e) ?? 'SNAP_IO', p, `cannot stat: ${(e as Error).message}`);
+      this.warnFailed(p, 'cannot stat', e);
       return undefined;
     }
   }
@@ -475,7 +480,7 @@ class Archiver {
         try {
           node.target = fs.readlinkSync(full, { encoding: 'buffer' });
         } catch (e) {
-          this.warn(errnoCode(e) ?? 'SNAP_IO', full, `cannot read symlink: ${(e as Error).message}`);
+          this.warnFailed(full, 'cannot read symlink', e);
           return undefined;
         }
         return { node, st };
@@ -602,7 +607,7 @@ class Archiver {
     try {
       names = fs.readdirSync(full, { encoding: 'buffer' });
     } catch (e) {
-      this.warn(errnoCode(e) ?? 'SNAP_IO', full, `cannot list directory: ${(e as Error).message}`);
+      this.warnFailed(full, 'cannot list directory', e);
       listed.ok = false;
       return this.storeTree([]);
     }
@@ -818,7 +823,7 @@ class Archiver {
     try {
       fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
     } catch (e) {
-      this.warn(errnoCode(e) ?? 'SNAP_IO', full, `cannot read: ${(e as Error).message}`);
+      this.warnFailed(full, 'cannot read', e);
       return undefined;
     }
     try {
@@ -867,7 +872,7 @@ class Archiver {
       // (a pack write failing with EIO, the index on a full disk) and is fatal, never a file warning;
       // so is the reason the backup was stopped.
       if (e instanceof SnapError || this.o.signal?.aborted) throw e;
-      this.warn(errnoCode(e) ?? 'SNAP_IO', full, `read failed: ${(e as Error).message}`);
+      this.warnFailed(full, 'read failed', e);
       return undefined;
     } finally {
       fs.closeSync(fd);

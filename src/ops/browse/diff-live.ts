@@ -13,7 +13,7 @@
 // device, extended attributes) is compared for every entry whose stat does not vouch for it.
 import * as fs from 'node:fs';
 import { fsDecode, fsEncode, joinPath } from '../../core/bytes.js';
-import { SnapError, errnoCode } from '../../core/errors.js';
+import { SnapError, errnoCode, systemDetail } from '../../core/errors.js';
 import { compileExcludes, isExcluded, needsAbsolute, type ExcludeRule } from '../../model/exclude.js';
 import type { Node } from '../../model/node.js';
 import type { Tree } from '../../model/tree.js';
@@ -81,7 +81,7 @@ class LiveSide {
     try {
       st = fs.lstatSync(full, { bigint: true });
     } catch (e) {
-      if (errnoCode(e) !== 'ENOENT' && errnoCode(e) !== 'ENOTDIR') this.o.warn(errnoCode(e) ?? 'SNAP_IO', full, `cannot stat: ${(e as Error).message}`);
+      if (errnoCode(e) !== 'ENOENT' && errnoCode(e) !== 'ENOTDIR') this.o.warn(errnoCode(e) ?? 'SNAP_IO', full, `cannot stat: ${systemDetail(e, full.toString())}`);
       return undefined;
     }
     const name = splitPath(full).at(-1) ?? Buffer.from('/');
@@ -91,7 +91,7 @@ class LiveSide {
       else if (node.type === 'symlink') node.target = fs.readlinkSync(full, { encoding: 'buffer' });
       else if (node.type === 'chardev' || node.type === 'blockdev') node.rdev = Number(st.rdev);
     } catch (e) {
-      this.o.warn(errnoCode(e) ?? 'SNAP_IO', full, `cannot read symlink: ${(e as Error).message}`);
+      this.o.warn(errnoCode(e) ?? 'SNAP_IO', full, `cannot read symlink: ${systemDetail(e, full.toString())}`);
       return undefined;
     }
     return { full, node, st, place };
@@ -112,7 +112,7 @@ class LiveSide {
     try {
       names = fs.readdirSync(dir, { encoding: 'buffer' });
     } catch (e) {
-      this.o.warn(errnoCode(e) ?? 'SNAP_IO', dir, `cannot list directory: ${(e as Error).message}`);
+      this.o.warn(errnoCode(e) ?? 'SNAP_IO', dir, `cannot list directory: ${systemDetail(e, dir.toString())}`);
       throw new Unlisted();
     }
     names.sort(Buffer.compare);
@@ -150,7 +150,7 @@ class LiveSide {
       return !(await compareFileContent(repo, b.full, a, this.o.signal)).same;
     } catch (e) {
       if (e instanceof SnapError || this.o.signal?.aborted) throw e;
-      this.o.warn(errnoCode(e) ?? 'SNAP_IO', b.full, `cannot read: ${(e as Error).message}`);
+      this.o.warn(errnoCode(e) ?? 'SNAP_IO', b.full, `cannot read: ${systemDetail(e, b.full.toString())}`);
       return undefined;
     }
   }
