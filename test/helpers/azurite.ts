@@ -13,13 +13,16 @@
 // still open. A bare SIGKILL would also lose what it acknowledged in its last 5 s: Azurite keeps
 // its metadata in a LokiJS database saved every 5 s, a weakness of the emulator that Azure's
 // durable storage does not have.
+//
+// freeze() stops it and any process under it (SIGSTOP): its connections stay open and the kernel
+// still accepts new ones, but nothing answers, as a server that hangs; thaw() resumes it.
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AzureBackend, type AzureBackendOptions } from '../../src/backend/azure.js';
 import { tmpDir } from './cli.js';
-import { alive, daemon, freePort, killDaemon } from './radosgw.js';
+import { alive, daemon, descendants, freePort, killDaemon } from './radosgw.js';
 
 export const AZURE_TEST_RETRY = { attempts: 5, baseDelayMs: 20, maxDelayMs: 400 };
 
@@ -103,7 +106,30 @@ export class TestAzurite {
     await killDaemon(pid, 0);
   }
 
+  /** Freeze it (SIGSTOP on it and every process under it): connections stay open, nothing answers. */
+  freeze(): void {
+    this.signalAll('SIGSTOP');
+  }
+
+  /** Resume what freeze() stopped (SIGCONT). */
+  thaw(): void {
+    this.signalAll('SIGCONT');
+  }
+
+  private signalAll(signal: NodeJS.Signals): void {
+    const pid = this.pid;
+    if (pid === undefined) return;
+    for (const p of [pid, ...descendants(pid)]) {
+      try {
+        process.kill(p, signal);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
   async close(): Promise<void> {
+    this.thaw(); // a frozen Azurite would not act on the SIGTERM of stop()
     await this.stop();
     if (!process.env.SNAP_KEEP_TMP) fs.rmSync(this.dir, { recursive: true, force: true });
   }

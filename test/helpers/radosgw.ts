@@ -94,6 +94,32 @@ export function daemon(cmd: string, args: string[], tag: string, o: { env?: Node
   return child.pid;
 }
 
+/** Every process below `pid`, deepest last, from /proc. */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(d));
+      children.set(ppid, list);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const out: number[] = [];
+  const visit = (p: number): void => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c);
+      visit(c);
+    }
+  };
+  visit(pid);
+  return out;
+}
+
 /** Whether a process runs (a zombie, which a parent that is gone leaves until init reaps it, does not). */
 export function alive(pid: number): boolean {
   try {

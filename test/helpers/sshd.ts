@@ -13,7 +13,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { freePort } from './radosgw.js'; // a port nobody listens on (the S3 tests' helper has it)
+import { descendants, freePort } from './radosgw.js'; // a port nobody listens on, the processes under one (the S3 tests' helper has them)
 
 const SSHD = '/usr/sbin/sshd';
 /** The name known_hosts files use for the test server, whatever port (or proxy) the client dials. */
@@ -41,32 +41,6 @@ export function fingerprint(pubFile: string): string {
   const fp = /SHA256:\S+/.exec(r.stdout)?.[0];
   if (!fp) throw new Error(`ssh-keygen -l failed: ${r.stderr}`);
   return fp;
-}
-
-/** Every process below `pid`, deepest last, from /proc. */
-function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(d));
-      children.set(ppid, list);
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  const out: number[] = [];
-  const visit = (p: number): void => {
-    for (const c of children.get(p) ?? []) {
-      out.push(c);
-      visit(c);
-    }
-  };
-  visit(pid);
-  return out;
 }
 
 async function waitForBanner(port: number, ms: number): Promise<void> {
