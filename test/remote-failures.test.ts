@@ -1,13 +1,14 @@
 // Failure paths of remote repositories driven through the built CLI, against a real Ceph radosgw
 // (a gateway of this file's own on the run's shared cluster, test/helpers/radosgw.ts) and a real
-// OpenSSH server (test/helpers/sshd.ts):
+// OpenSSH server (test/helpers/sshd.ts), and (for Ctrl-C) a real Azurite (test/helpers/azurite.ts):
 // - Ctrl-C (SIGINT) while the server is down and snap retries: the command stops at once with
 //   SNAP_INTERRUPTED and exit 130 (not after a minute of retries per operation, with SNAP_REMOTE
 //   and exit 1); once the server is back the next command removes the lock it left and check
 //   --read-data finds the repository clean;
 // - Ctrl-C while the server is frozen (SIGSTOP: its connections stay open, nothing answers): the
 //   request in flight is ended at once and each cleanup gets a few seconds (STOPPED_REQUEST_MS),
-//   not the minute of the idle timeout (S3) or of ssh's keepalives (SFTP); the lock left behind is
+//   not the minute of the idle timeout (S3) or of ssh's keepalives (SFTP), nor the wait without end
+//   of the Azure SDK (whose try timeout only asks the server to give up); the lock left behind is
 //   said; once the server resumes the next command works and check is clean;
 // - keys the S3 server refuses: the first request of every command is a HEAD (of the config, of
 //   the bucket for init), whose 403 has no body; the message still says which (an unknown access
@@ -26,6 +27,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestAzurite, azuriteMissing } from './helpers/azurite.js';
 import { tmpDir } from './helpers/cli.js';
 import { CephCluster, type Gateway } from './helpers/radosgw.js';
 import { expectCheckClean, ok, type Running, runSnap, sleep, startSnap, until } from './helpers/remote-e2e.js';
@@ -342,5 +344,65 @@ describe.skipIf(missing)('Ctrl-C while the SFTP server is down or frozen', () =>
     expectStoppedAtOnce(r, FROZEN_BOUND_MS);
     expectLockLeftSaid(r);
     await expectRecovers(repo, env, async () => locks());
+  }, 120_000);
+});
+
+const noAzurite = azuriteMissing();
+describe.skipIf(noAzurite)('Ctrl-C while the Azure server (Azurite) is down or frozen', () => {
+  let azurite: TestAzurite;
+  beforeAll(async () => {
+    // Blobs on disk: the first test restarts it and expects the lock left behind to be there.
+    azurite = await TestAzurite.start();
+  }, 120_000);
+  afterAll(async () => {
+    azurite?.thaw();
+    await azurite?.close();
+  });
+
+  /** A repository in a container of its own; `held` says when a complete lock is in it (not an upload under way). */
+  function setup(name: string): { repo: string; env: Record<string, string>; locks: () => Promise<string[]>; held: () => Promise<boolean>; close: () => Promise<void> } {
+    const container = `rfl-${name}-${randomBytes(4).toString('hex')}`;
+    const repo = azurite.location(container, 'repo');
+    const env = client({ AZURE_STORAGE_KEY: azurite.key, AZURE_STORAGE_ENDPOINT: azurite.endpoint });
+    ok(['--repo', repo, 'init'], env);
+    const store = azurite.backend(container, { prefix: 'repo' });
+    const locks = async (): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const b of store.list('locks/')) out.push(b.name);
+      return out;
+    };
+    // The lock itself, whole: freezing the server while the lock is still being written would test
+    // the lock's writing, not the stop of a command that holds it. A Put Blob is atomic on Azure
+    // and on Azurite (the blob is listed once all of it is stored, never before), so a lock listed
+    // with its bytes is a whole one (its content is sealed: an encrypted repository's locks are).
+    const held = async (): Promise<boolean> => {
+      for await (const b of store.list('locks/')) if (b.size > 0) return true;
+      return false;
+    };
+    return { repo, env, locks, held, close: () => store.close() };
+  }
+
+  it('stops the command at once (exit 130, SNAP_INTERRUPTED); the next command removes its lock and check is clean', async () => {
+    const { repo, env, locks, held, close } = setup('sigint');
+    const r = await interruptWhileServerDown(repo, env, held, () => azurite.stop());
+    expectStoppedAtOnce(r);
+
+    await azurite.start();
+    expect(await locks()).toHaveLength(1); // the server was down: the lock could not be removed
+    expectLockLeftSaid(r);
+    const list = await runSnap(['--repo', repo, 'list'], env);
+    expect([list.code, list.stderr]).toEqual([0, expect.stringContaining('removed a stale lock')]);
+    expect(await locks()).toEqual([]);
+    expectCheckClean(repo, env);
+    await close();
+  }, 120_000);
+
+  it('frozen (SIGSTOP): the upload in flight is aborted at once and the cleanup tried briefly; exit 130 within seconds, then all is well', async () => {
+    const { repo, env, locks, held, close } = setup('frozen');
+    const r = await interruptWhileServerDown(repo, env, held, () => azurite.freeze(), FROZEN_BOUND_MS + 5000).finally(() => azurite.thaw());
+    expectStoppedAtOnce(r, FROZEN_BOUND_MS);
+    expectLockLeftSaid(r);
+    await expectRecovers(repo, env, locks);
+    await close();
   }, 120_000);
 });

@@ -19,6 +19,11 @@
 //   SNAP_PERMISSION (SNAP_DELETE_DENIED for a delete the credentials may not make); a missing
 //   container is SNAP_NO_REPO. Messages carry the first line of Azure's answer, never a key
 //   or a SAS signature.
+// - Every call of the SDK gets an abort signal of its own (Attempt). Once the command's stop is
+//   aborted (RetryPolicy.stop: Ctrl-C, SIGTERM), the calls in flight are aborted at once (withRetry
+//   then throws the stop's reason instead of retrying) and each call made after it (a cleanup: the
+//   lock's release) is aborted after STOPPED_REQUEST_MS, as on S3 and SFTP: a server that hangs
+//   cannot hold a stopped command.
 // - The SDK is loaded on first use, so commands on other backends never load it.
 import { randomBytes } from 'node:crypto';
 import type { BlobDownloadResponseParsed, ContainerClient, StoragePipelineOptions } from '@azure/storage-blob';
@@ -29,7 +34,7 @@ import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
 import { checkRange, ListingGuard, shortBlobError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
 import { type PartSource, resumingRead, streamInParts, totalSize, uploadParts } from './parts.js';
-import { NETWORK_WORDS, type RetryPolicy, TransientError, retryPolicy, withRetry } from './retry.js';
+import { NETWORK_WORDS, type RetryPolicy, STOPPED_REQUEST_MS, TransientError, retryPolicy, withRetry } from './retry.js';
 
 const MiB = 1 << 20;
 /** Azure commits at most 50,000 blocks into one blob. */
@@ -79,6 +84,42 @@ function firstLine(msg: string | undefined): string {
   return redactAzure((msg ?? '').split('\n')[0]!.trim()).slice(0, 300);
 }
 
+/**
+ * The abort signal of one try of one SDK call, and why it was aborted (the words of the
+ * TransientError the failure becomes): the SDK, given an abort signal, ends its request (the
+ * answer's body included) when it is aborted, and fails with an AbortError that says no more.
+ */
+class Attempt {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  /** Why the try was aborted, once it was. */
+  why: string | undefined;
+
+  constructor(private readonly settled: (a: Attempt) => void = () => {}) {}
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  abort(why: string): void {
+    if (this.why !== undefined) return;
+    this.why = why;
+    clearTimeout(this.timer);
+    this.controller.abort(new Error(why));
+  }
+
+  /** Abort the try if it is not done within `ms`. */
+  deadline(ms: number, why: string): void {
+    this.timer = setTimeout(() => this.abort(why), ms);
+  }
+
+  /** The try is over (its answer read, or given up): no timer or listener keeps it. */
+  done(): void {
+    clearTimeout(this.timer);
+    this.settled(this);
+  }
+}
+
 export class AzureBackend implements Backend {
   readonly location: string;
   readonly loc: AzureLocation;
@@ -88,6 +129,12 @@ export class AzureBackend implements Backend {
   private readonly timeoutMs: number;
   private readonly endpoint: string;
   private client: Promise<ContainerClient> | undefined;
+  /** Tries begun before the command's stop and not yet done: aborted when it comes (one listener, not one per try). */
+  private readonly inFlight = new Set<Attempt>();
+  private readonly onStop = (): void => {
+    for (const a of this.inFlight) a.abort('the command was stopped');
+    this.inFlight.clear();
+  };
 
   constructor(private readonly o: AzureBackendOptions) {
     this.loc = typeof o.location === 'string' ? parseAzureLocation(o.location) : o.location;
@@ -98,6 +145,24 @@ export class AzureBackend implements Backend {
     this.uploadConcurrency = Math.max(1, o.uploadConcurrency ?? 2);
     this.timeoutMs = o.timeoutMs ?? 600_000;
     this.endpoint = o.endpoint ? checkAzureEndpoint(o.endpoint) : `https://${this.loc.account}.blob.core.windows.net`;
+    this.retry.stop?.addEventListener('abort', this.onStop, { once: true });
+  }
+
+  /**
+   * The abort signal for one try of one call: aborted when the command stops while it is in
+   * flight; a try begun after the stop (a cleanup) has STOPPED_REQUEST_MS in all, answer included.
+   */
+  private attempt(): Attempt {
+    const stop = this.retry.stop;
+    if (stop?.aborted) {
+      const a = new Attempt();
+      a.deadline(STOPPED_REQUEST_MS, `no answer within ${STOPPED_REQUEST_MS / 1000} s of a stopped command`);
+      return a;
+    }
+    if (!stop) return new Attempt();
+    const a = new Attempt((done) => this.inFlight.delete(done));
+    this.inFlight.add(a);
+    return a;
   }
 
   private key(name: string): string {
@@ -153,16 +218,22 @@ export class AzureBackend implements Backend {
     return service.getContainerClient(this.loc.container);
   }
 
-  /** Run one call with retries; when they are used up, SNAP_REMOTE naming what failed. */
-  private async op<T>(verb: string, name: string, attempt: (c: ContainerClient, n: number) => Promise<T>): Promise<T> {
+  /**
+   * Run one call with retries, each try with an abort signal of its own (`a`) that the call must
+   * pass to the SDK; when the tries are used up, SNAP_REMOTE naming what failed.
+   */
+  private async op<T>(verb: string, name: string, call: (c: ContainerClient, a: Attempt, n: number) => Promise<T>): Promise<T> {
     const c = await this.container();
     return withRetry(
       this.retry,
       async (n) => {
+        const a = this.attempt();
         try {
-          return await attempt(c, n);
+          return await call(c, a, n);
         } catch (e) {
-          throw this.classify(e, verb, name);
+          throw this.classify(e, verb, name, a);
+        } finally {
+          a.done();
         }
       },
       (last, n, ms) => this.exhausted(verb, name, last, n, ms),
@@ -173,17 +244,20 @@ export class AzureBackend implements Backend {
     return new SnapError('SNAP_REMOTE', `${this.location}: ${verb} ${name} failed ${attempts} times in ${(ms / 1000).toFixed(1)} s, giving up; last: ${last.message}`, { cause: last });
   }
 
-  /** A failure of the SDK as a TransientError (to retry) or the SnapError to report. */
-  private classify(e: unknown, verb: string, name: string): Error {
+  /** A failure of the SDK as a TransientError (to retry) or the SnapError to report; `a`: the try it ended. */
+  private classify(e: unknown, verb: string, name: string, a?: Attempt): Error {
     if (e instanceof SnapError || e instanceof TransientError) return e;
     const r = asRest(e);
+    // Aborted by us (the command's stop, a deadline): the SDK's AbortError, or whatever the
+    // request it destroyed failed with. An answer that came first is still the answer.
+    if (a?.why !== undefined && r?.statusCode === undefined) return new TransientError(a.why, { cause: e });
     if (r && r.statusCode !== undefined) {
       const code = errorCode(r);
       if (isTransientStatus(r.statusCode, code)) return new TransientError(`HTTP ${r.statusCode}${code ? ` ${code}` : ''}${r.message ? `: ${firstLine(r.message)}` : ''}`);
       return this.answerError(r.statusCode, code, r.message, verb, name);
     }
     const err = e as Error;
-    if (err?.name === 'AbortError') return new TransientError(`no answer within ${this.timeoutMs / 1000} s`, { cause: e });
+    if (err?.name === 'AbortError') return new TransientError('the request was aborted', { cause: e });
     if (err?.name === 'CredentialUnavailableError' || err?.name === 'AuthenticationError' || err?.name === 'AggregateAuthenticationError') {
       return new SnapError(
         'SNAP_PERMISSION',
@@ -223,22 +297,22 @@ export class AzureBackend implements Backend {
   /** Make the container if it does not exist (for init); says which it was. */
   async ensureContainer(): Promise<'created' | 'existed'> {
     const what = `(container ${this.loc.container})`;
-    const r = await this.op('CREATE', what, (c) => c.createIfNotExists());
+    const r = await this.op('CREATE', what, (c, a) => c.createIfNotExists({ abortSignal: a.signal }));
     return r.succeeded ? 'created' : 'existed';
   }
 
   async put(name: string, data: Uint8Array): Promise<void> {
     checkBlobName(name);
     const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    await this.op('PUT', name, (c) => c.getBlockBlobClient(this.key(name)).upload(body, body.length));
+    await this.op('PUT', name, (c, a) => c.getBlockBlobClient(this.key(name)).upload(body, body.length, { abortSignal: a.signal }));
   }
 
   async putIfAbsent(name: string, data: Uint8Array): Promise<boolean> {
     checkBlobName(name);
     const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    return this.op('PUT (if absent)', name, async (c, attempt) => {
+    return this.op('PUT (if absent)', name, async (c, a, attempt) => {
       try {
-        await c.getBlockBlobClient(this.key(name)).upload(body, body.length, { conditions: { ifNoneMatch: '*' } });
+        await c.getBlockBlobClient(this.key(name)).upload(body, body.length, { conditions: { ifNoneMatch: '*' }, abortSignal: a.signal });
         return true;
       } catch (e) {
         const r = asRest(e);
@@ -269,27 +343,27 @@ export class AzureBackend implements Backend {
     const key = this.key(name);
     const count = await uploadParts(src, first, this.blockSize, this.uploadConcurrency, async (part, n) => {
       if (n > MAX_BLOCKS) throw new SnapError('SNAP_INTERNAL', `writing ${name}: more than ${MAX_BLOCKS} blocks of ${this.blockSize} bytes`);
-      await this.op(`PUT (block ${n})`, name, (c) => c.getBlockBlobClient(key).stageBlock(blockId(n), part, part.length));
+      await this.op(`PUT (block ${n})`, name, (c, a) => c.getBlockBlobClient(key).stageBlock(blockId(n), part, part.length, { abortSignal: a.signal }));
     });
     const ids = Array.from({ length: count }, (_, i) => blockId(i + 1));
-    await this.op('COMMIT', name, (c) => c.getBlockBlobClient(key).commitBlockList(ids));
+    await this.op('COMMIT', name, (c, a) => c.getBlockBlobClient(key).commitBlockList(ids, { abortSignal: a.signal }));
   }
 
   /** One download, read whole (into `into` when it fits), checked against its Content-Length. */
-  private async download(c: ContainerClient, name: string, offset: number, count: number | undefined, into?: Buffer): Promise<Buffer> {
-    const r = await c.getBlobClient(this.key(name)).download(offset, count, { maxRetryRequests: 0 });
-    return readBody(r, into);
+  private async download(c: ContainerClient, a: Attempt, name: string, offset: number, count: number | undefined, into?: Buffer): Promise<Buffer> {
+    const r = await c.getBlobClient(this.key(name)).download(offset, count, { maxRetryRequests: 0, abortSignal: a.signal });
+    return readBody(r, a, into);
   }
 
   async get(name: string): Promise<Buffer> {
     checkBlobName(name);
-    return this.op('GET', name, (c) => this.download(c, name, 0, undefined));
+    return this.op('GET', name, (c, a) => this.download(c, a, name, 0, undefined));
   }
 
   /** Like get, into `scratch` when the blob fits (check --read-data reads every pack through one buffer). */
   async getInto(name: string, scratch: Buffer): Promise<Buffer> {
     checkBlobName(name);
-    return this.op('GET', name, (c) => this.download(c, name, 0, undefined, scratch));
+    return this.op('GET', name, (c, a) => this.download(c, a, name, 0, undefined, scratch));
   }
 
   async getRange(name: string, offset: number, length: number): Promise<Buffer> {
@@ -301,10 +375,10 @@ export class AzureBackend implements Backend {
       if (offset > st.size) throw shortBlobError(name, this.location, offset, length, st.size);
       return Buffer.alloc(0);
     }
-    return this.op('GET', name, async (c) => {
+    return this.op('GET', name, async (c, a) => {
       let r: BlobDownloadResponseParsed;
       try {
-        r = await c.getBlobClient(this.key(name)).download(offset, length, { maxRetryRequests: 0 });
+        r = await c.getBlobClient(this.key(name)).download(offset, length, { maxRetryRequests: 0, abortSignal: a.signal });
       } catch (e) {
         if (asRest(e)?.statusCode === 416) throw shortBlobError(name, this.location, offset, length, undefined);
         throw e;
@@ -314,7 +388,7 @@ export class AzureBackend implements Backend {
         r.readableStreamBody?.resume();
         throw shortBlobError(name, this.location, offset, length, total);
       }
-      return readBody(r);
+      return readBody(r, a);
     });
   }
 
@@ -328,6 +402,8 @@ export class AzureBackend implements Backend {
     }
     const blob = (await this.container()).getBlobClient(this.key(name));
     const start = range?.offset ?? 0;
+    // The try of the answer being read: it lasts until its body is done with (`destroy`).
+    let current: Attempt | undefined;
     yield* resumingRead({
       name,
       where: this.location,
@@ -335,17 +411,23 @@ export class AzureBackend implements Backend {
       end: range ? range.offset + range.length : undefined,
       retry: this.retry,
       open: async (pos, end, etag) => {
+        const a = this.attempt();
+        current = a;
         let r: BlobDownloadResponseParsed;
         try {
-          r = await blob.download(pos, end === undefined ? undefined : end - pos, { maxRetryRequests: 0, conditions: etag ? { ifMatch: etag } : undefined });
+          r = await blob.download(pos, end === undefined ? undefined : end - pos, { maxRetryRequests: 0, conditions: etag ? { ifMatch: etag } : undefined, abortSignal: a.signal });
         } catch (e) {
+          a.done();
           const status = asRest(e)?.statusCode;
           if (status === 416) throw shortBlobError(name, this.location, start, (end ?? pos) - start, undefined);
           if (status === 412 && etag) throw new SnapError('SNAP_REMOTE', `${this.location}: ${name} was replaced while it was being read`);
-          throw this.classify(e, 'GET', name);
+          throw this.classify(e, 'GET', name, a);
         }
         const body = r.readableStreamBody as (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
-        const destroy = (): void => body?.destroy?.();
+        const destroy = (): void => {
+          body?.destroy?.();
+          a.done();
+        };
         const total = r.contentRange ? totalSize(r.contentRange) : r.contentLength;
         if (total === undefined || !Number.isSafeInteger(total)) {
           destroy();
@@ -353,16 +435,16 @@ export class AzureBackend implements Backend {
         }
         return { total, etag: r.etag, body: (body ?? []) as AsyncIterable<Buffer>, ranged: r.contentRange !== undefined, destroy };
       },
-      describe: (e) => this.classify(e, 'GET', name).message,
+      describe: (e) => this.classify(e, 'GET', name, current).message,
       exhausted: (last, n, ms) => this.exhausted('GET', name, last, n, ms),
     });
   }
 
   async stat(name: string): Promise<BlobInfo | undefined> {
     checkBlobName(name);
-    return this.op('HEAD', name, async (c) => {
+    return this.op('HEAD', name, async (c, a) => {
       try {
-        const p = await c.getBlobClient(this.key(name)).getProperties();
+        const p = await c.getBlobClient(this.key(name)).getProperties({ abortSignal: a.signal });
         if (p.contentLength === undefined) throw new SnapError('SNAP_REMOTE', `${this.location}: HEAD ${name}: no Content-Length in the answer`);
         return { name, size: p.contentLength };
       } catch (e) {
@@ -383,8 +465,8 @@ export class AzureBackend implements Backend {
     const guard = new ListingGuard(`${this.location}: LIST ${what}`);
     let token: string | undefined;
     do {
-      const page = await this.op('LIST', what, async (c) => {
-        const r = await c.listBlobsFlat({ prefix: this.key(prefix) }).byPage({ maxPageSize: this.o.listPageSize ?? 5000, continuationToken: token }).next();
+      const page = await this.op('LIST', what, async (c, a) => {
+        const r = await c.listBlobsFlat({ prefix: this.key(prefix), abortSignal: a.signal }).byPage({ maxPageSize: this.o.listPageSize ?? 5000, continuationToken: token }).next();
         return r.done ? undefined : r.value;
       });
       guard.page((page?.segment.blobItems ?? []).map((b) => b.name), page?.continuationToken || undefined);
@@ -400,9 +482,9 @@ export class AzureBackend implements Backend {
 
   async delete(name: string): Promise<void> {
     checkBlobName(name);
-    await this.op('DELETE', name, async (c) => {
+    await this.op('DELETE', name, async (c, a) => {
       try {
-        await c.getBlobClient(this.key(name)).delete();
+        await c.getBlobClient(this.key(name)).delete({ abortSignal: a.signal });
       } catch (e) {
         const r = asRest(e);
         if (r?.statusCode === 404 && errorCode(r) !== 'ContainerNotFound') return;
@@ -418,11 +500,12 @@ export class AzureBackend implements Backend {
 
   async close(): Promise<void> {
     // The SDK keeps no connection that would hold the process open.
+    this.retry.stop?.removeEventListener('abort', this.onStop);
   }
 }
 
-/** A download's whole body (into `into` when its Content-Length fits); fewer bytes than that is a TransientError. */
-async function readBody(r: BlobDownloadResponseParsed, into?: Buffer): Promise<Buffer> {
+/** A download's whole body (into `into` when its Content-Length fits); fewer bytes than that is a TransientError. `a`: the download's try. */
+async function readBody(r: BlobDownloadResponseParsed, a: Attempt, into?: Buffer): Promise<Buffer> {
   const want = r.contentLength ?? 0;
   const body = r.readableStreamBody;
   if (!body) {
@@ -442,7 +525,7 @@ async function readBody(r: BlobDownloadResponseParsed, into?: Buffer): Promise<B
     }
   } catch (e) {
     if (e instanceof TransientError) throw e;
-    throw new TransientError(`the answer was cut short: ${n} of ${want} bytes arrived (${(e as Error).message})`, { cause: e });
+    throw new TransientError(`the answer was cut short: ${n} of ${want} bytes arrived (${a.why ?? (e as Error).message})`, { cause: e });
   }
   if (n !== want) throw new TransientError(`the answer was cut short: ${n} of ${want} bytes arrived`);
   return target ? target.subarray(0, n) : Buffer.concat(parts, n);
