@@ -2,12 +2,16 @@
 // unchanged, each test under its own prefix in one container; then what is Azure's own: the
 // location syntax, each way to sign in (account key, connection string, SAS token), the errors
 // (a missing container, wrong credentials, a SAS that may not delete, a server that is gone)
-// naming the container and blob and never a secret, and init's container creation.
+// naming the container and blob and never a secret, and init's container creation; and a
+// command's stop (RetryPolicy.stop) with Azurite frozen: every kind of call in flight ends at
+// once, a call made after the stop within STOPPED_REQUEST_MS.
+import { getEventListeners } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AzureBackend } from '../../src/backend/azure.js';
 import { readAzureSettings } from '../../src/backend/azure-config.js';
 import { parseAzureLocation } from '../../src/backend/azure-location.js';
-import { isSnapError } from '../../src/core/errors.js';
+import { SnapError, isSnapError } from '../../src/core/errors.js';
+import { STOPPED_REQUEST_MS } from '../../src/backend/retry.js';
 import { parseRepoLocation } from '../../src/repo/location.js';
 import { AZURE_TEST_RETRY, TestAzurite, azuriteMissing } from '../helpers/azurite.js';
 import { TcpFaultProxy } from '../helpers/tcp-fault-proxy.js';
@@ -222,4 +226,68 @@ describe('azure: connections reset and dropped at seeded points (TCP proxies bef
       await down.close();
     }
   }, 120_000);
+});
+
+describe('azure: a stopped command while Azurite is frozen (SIGSTOP: connections open, nothing answers)', () => {
+  let own: TestAzurite | undefined;
+  afterAll(async () => {
+    await own?.close();
+  });
+
+  /** When `p` settles (ms after `t0`) and with what, or 'pending' after `ms`. */
+  const settled = (p: Promise<unknown>, t0: number, ms: number): Promise<{ at: number; error?: unknown } | 'pending'> =>
+    Promise.race([p.then(() => ({ at: Date.now() - t0 }), (error: unknown) => ({ at: Date.now() - t0, error })), new Promise<'pending'>((r) => setTimeout(() => r('pending'), ms))]);
+
+  it('every call in flight (put, putIfAbsent, staged blocks, get, getRange, getStream before and in its body, stat, list, delete) ends at once with the stop reason; a call after the stop within a few seconds', async (ctx) => {
+    if (missing) return ctx.skip();
+    own = await TestAzurite.start({ inMemory: true });
+    const stop = new AbortController();
+    const b = own.backend('stop', { prefix: 'p', blockSize: MiB, retry: { ...AZURE_TEST_RETRY, stop: stop.signal } });
+    await b.ensureContainer();
+    const big = seededBytes(7, 'big', 32 * MiB); // more than the sockets hold: its body is still coming when the server freezes
+    await b.put('data/aa/big', big);
+    await b.put('locks/one', Buffer.from('lock'));
+    // A streamed read with its first bytes in, the rest of its body still to come.
+    const reading = b.getStream('data/aa/big')[Symbol.asyncIterator]();
+    expect((await reading.next()).done).toBe(false);
+    own.freeze();
+    try {
+      const calls: [string, Promise<unknown>][] = [
+        ['put', b.put('data/bb/one', Buffer.from('one'))],
+        ['putIfAbsent', b.putIfAbsent('locks/two', Buffer.from('two'))],
+        ['putStream (staged blocks)', b.putStream('data/cc/three', seededStream(7, 'three', 3 * MiB), 3 * MiB)],
+        ['get', b.get('data/aa/big')],
+        ['getRange', b.getRange('data/aa/big', 5, 1000)],
+        ['getStream', collect(b.getStream('data/aa/big', { offset: 10, length: 2 * MiB }))],
+        ['getStream (in its body)', (async () => { for (let r = await reading.next(); !r.done; r = await reading.next()); })()],
+        ['stat', b.stat('locks/one')],
+        ['list', listAll(b, 'locks/')],
+        ['delete', b.delete('locks/one')],
+      ];
+      await new Promise((r) => setTimeout(r, 500));
+      // One listener on the stop for the backend, however many requests are in flight.
+      expect(getEventListeners(stop.signal, 'abort')).toHaveLength(1);
+      const reason = new SnapError('SNAP_INTERRUPTED', 'stopped by the test');
+      const t0 = Date.now();
+      stop.abort(reason);
+      const results = await Promise.all(calls.map(([, p]) => settled(p, t0, 5000)));
+      for (const [i, r] of results.entries()) {
+        const what = calls[i]![0];
+        expect([what, r === 'pending' ? 'pending' : r.error]).toEqual([what, reason]);
+        expect(r === 'pending' ? Infinity : r.at, what).toBeLessThan(1000);
+      }
+      // A cleanup after the stop (the lock's release) gets one try of STOPPED_REQUEST_MS.
+      const t1 = Date.now();
+      const cleanup = await settled(b.delete('locks/one'), t1, 4 * STOPPED_REQUEST_MS);
+      expect(cleanup === 'pending' ? 'pending' : cleanup.error).toBe(reason);
+      expect(cleanup === 'pending' ? Infinity : cleanup.at).toBeGreaterThanOrEqual(STOPPED_REQUEST_MS - 100);
+      expect(cleanup === 'pending' ? Infinity : cleanup.at).toBeLessThan(2 * STOPPED_REQUEST_MS);
+    } finally {
+      own.thaw();
+    }
+    // The server resumed: a backend without a stop finds the blobs whole.
+    const after = own.backend('stop', { prefix: 'p' });
+    expect((await after.get('data/aa/big')).equals(big)).toBe(true);
+    await b.close();
+  }, 60_000);
 });
