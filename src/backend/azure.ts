@@ -19,7 +19,10 @@
 //   SNAP_PERMISSION (SNAP_DELETE_DENIED for a delete the credentials may not make); a missing
 //   container is SNAP_NO_REPO. Messages carry the first line of Azure's answer, never a key
 //   or a SAS signature.
-// - Every call of the SDK gets an abort signal of its own (Attempt). Once the command's stop is
+// - Every call of the SDK gets an abort signal of its own (Attempt). The SDK's try timeout
+//   (tryTimeoutInMs) only asks the server to give up (?timeout=): a server that hangs would hold a
+//   call for ever, so the signal ends a try that has no answer within timeoutMs (a read's body:
+//   no byte for that long; an upload: timeoutMs per block size of its body). Once the command's stop is
 //   aborted (RetryPolicy.stop: Ctrl-C, SIGTERM), the calls in flight are aborted at once (withRetry
 //   then throws the stop's reason instead of retrying) and each call made after it (a cleanup: the
 //   lock's release) is aborted after STOPPED_REQUEST_MS, as on S3 and SFTP: a server that hangs
@@ -46,7 +49,11 @@ export interface AzureBackendOptions {
   /** The account's blob service URL (default `https://ACCOUNT.blob.core.windows.net`; a connection string's BlobEndpoint wins). */
   endpoint?: string;
   retry?: Partial<RetryPolicy>;
-  /** One try of one request (a block of 8 MiB going up) is abandoned and retried after this long (default 10 min). */
+  /**
+   * One try of one request is abandoned and retried when it has no answer this long after it was
+   * sent, or a read's body no byte for this long (default 10 min); an upload has this long per
+   * blockSize of its body.
+   */
   timeoutMs?: number;
   /** Block size of streamed uploads (default 8 MiB). A streamed blob up to this size is one Put Blob. */
   blockSize?: number;
@@ -92,6 +99,7 @@ function firstLine(msg: string | undefined): string {
 class Attempt {
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
+  private renewable = false;
   /** Why the try was aborted, once it was. */
   why: string | undefined;
 
@@ -108,9 +116,18 @@ class Attempt {
     this.controller.abort(new Error(why));
   }
 
-  /** Abort the try if it is not done within `ms`. */
-  deadline(ms: number, why: string): void {
-    this.timer = setTimeout(() => this.abort(why), ms);
+  /**
+   * Abort the try if it is not done within `ms`, or (`renewable`) within `ms` of the last renew().
+   * The timer does not hold the process: the request it watches does.
+   */
+  deadline(ms: number, why: string, renewable = false): void {
+    this.renewable = renewable;
+    this.timer = setTimeout(() => this.abort(why), ms).unref();
+  }
+
+  /** Bytes of the answer came: a renewable deadline starts over. */
+  renew(): void {
+    if (this.renewable && this.why === undefined) this.timer?.refresh();
   }
 
   /** The try is over (its answer read, or given up): no timer or listener keeps it. */
@@ -149,19 +166,22 @@ export class AzureBackend implements Backend {
   }
 
   /**
-   * The abort signal for one try of one call: aborted when the command stops while it is in
-   * flight; a try begun after the stop (a cleanup) has STOPPED_REQUEST_MS in all, answer included.
+   * The abort signal for one try of one call that sends `sending` bytes: aborted after timeoutMs
+   * without an answer (timeoutMs per blockSize of an upload's body), and when the command stops
+   * while it is in flight; a try begun after the stop (a cleanup) has STOPPED_REQUEST_MS in all,
+   * answer included.
    */
-  private attempt(): Attempt {
+  private attempt(sending = 0): Attempt {
     const stop = this.retry.stop;
     if (stop?.aborted) {
       const a = new Attempt();
       a.deadline(STOPPED_REQUEST_MS, `no answer within ${STOPPED_REQUEST_MS / 1000} s of a stopped command`);
       return a;
     }
-    if (!stop) return new Attempt();
-    const a = new Attempt((done) => this.inFlight.delete(done));
-    this.inFlight.add(a);
+    const a = stop ? new Attempt((done) => this.inFlight.delete(done)) : new Attempt();
+    const ms = this.timeoutMs * Math.max(1, Math.ceil(sending / this.blockSize));
+    a.deadline(ms, `no answer within ${ms / 1000} s`, true);
+    if (stop) this.inFlight.add(a);
     return a;
   }
 
@@ -182,7 +202,8 @@ export class AzureBackend implements Backend {
 
   private async connect(): Promise<ContainerClient> {
     const sb = await import('@azure/storage-blob');
-    // One try per call: retry.ts retries, the same way for every remote backend.
+    // One try per call: retry.ts retries, the same way for every remote backend. tryTimeoutInMs
+    // only tells the server when to give up; the client's own limit is each call's Attempt.
     const options: StoragePipelineOptions = { retryOptions: { maxTries: 1, tryTimeoutInMs: this.timeoutMs }, userAgentOptions: { userAgentPrefix: 'snap' } };
     const auth = this.o.auth;
     let service: InstanceType<typeof sb.BlobServiceClient>;
@@ -220,14 +241,15 @@ export class AzureBackend implements Backend {
 
   /**
    * Run one call with retries, each try with an abort signal of its own (`a`) that the call must
-   * pass to the SDK; when the tries are used up, SNAP_REMOTE naming what failed.
+   * pass to the SDK (`sending`: the bytes of the body it sends); when the tries are used up,
+   * SNAP_REMOTE naming what failed.
    */
-  private async op<T>(verb: string, name: string, call: (c: ContainerClient, a: Attempt, n: number) => Promise<T>): Promise<T> {
+  private async op<T>(verb: string, name: string, call: (c: ContainerClient, a: Attempt, n: number) => Promise<T>, sending = 0): Promise<T> {
     const c = await this.container();
     return withRetry(
       this.retry,
       async (n) => {
-        const a = this.attempt();
+        const a = this.attempt(sending);
         try {
           return await call(c, a, n);
         } catch (e) {
@@ -304,7 +326,7 @@ export class AzureBackend implements Backend {
   async put(name: string, data: Uint8Array): Promise<void> {
     checkBlobName(name);
     const body = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    await this.op('PUT', name, (c, a) => c.getBlockBlobClient(this.key(name)).upload(body, body.length, { abortSignal: a.signal }));
+    await this.op('PUT', name, (c, a) => c.getBlockBlobClient(this.key(name)).upload(body, body.length, { abortSignal: a.signal }), body.length);
   }
 
   async putIfAbsent(name: string, data: Uint8Array): Promise<boolean> {
@@ -323,7 +345,7 @@ export class AzureBackend implements Backend {
         if (r?.statusCode === 412) return attempt > 1 ? (await this.get(name)).equals(body) : false;
         throw e;
       }
-    });
+    }, body.length);
   }
 
   async putStream(name: string, source: AsyncIterable<Uint8Array>, size?: number): Promise<void> {
@@ -343,7 +365,7 @@ export class AzureBackend implements Backend {
     const key = this.key(name);
     const count = await uploadParts(src, first, this.blockSize, this.uploadConcurrency, async (part, n) => {
       if (n > MAX_BLOCKS) throw new SnapError('SNAP_INTERNAL', `writing ${name}: more than ${MAX_BLOCKS} blocks of ${this.blockSize} bytes`);
-      await this.op(`PUT (block ${n})`, name, (c, a) => c.getBlockBlobClient(key).stageBlock(blockId(n), part, part.length, { abortSignal: a.signal }));
+      await this.op(`PUT (block ${n})`, name, (c, a) => c.getBlockBlobClient(key).stageBlock(blockId(n), part, part.length, { abortSignal: a.signal }), part.length);
     });
     const ids = Array.from({ length: count }, (_, i) => blockId(i + 1));
     await this.op('COMMIT', name, (c, a) => c.getBlockBlobClient(key).commitBlockList(ids, { abortSignal: a.signal }));
@@ -433,7 +455,7 @@ export class AzureBackend implements Backend {
           destroy();
           throw new SnapError('SNAP_REMOTE', `${this.location}: GET ${name}: the answer does not say how long the blob is`);
         }
-        return { total, etag: r.etag, body: (body ?? []) as AsyncIterable<Buffer>, ranged: r.contentRange !== undefined, destroy };
+        return { total, etag: r.etag, body: renewing((body ?? []) as AsyncIterable<Buffer>, a), ranged: r.contentRange !== undefined, destroy };
       },
       describe: (e) => this.classify(e, 'GET', name, current).message,
       exhausted: (last, n, ms) => this.exhausted('GET', name, last, n, ms),
@@ -517,6 +539,7 @@ async function readBody(r: BlobDownloadResponseParsed, a: Attempt, into?: Buffer
   let n = 0;
   try {
     for await (const chunk of body) {
+      a.renew();
       const piece = chunk as Buffer;
       if (n + piece.length > want) throw new TransientError('the answer is longer than its Content-Length');
       if (target) piece.copy(target, n);
@@ -529,4 +552,12 @@ async function readBody(r: BlobDownloadResponseParsed, a: Attempt, into?: Buffer
   }
   if (n !== want) throw new TransientError(`the answer was cut short: ${n} of ${want} bytes arrived`);
   return target ? target.subarray(0, n) : Buffer.concat(parts, n);
+}
+
+/** The pieces of an answer's body, each renewing its try's deadline (timeoutMs is without a byte, not in all). */
+async function* renewing(body: AsyncIterable<Buffer>, a: Attempt): AsyncIterable<Buffer> {
+  for await (const piece of body) {
+    a.renew();
+    yield piece;
+  }
 }

@@ -290,4 +290,26 @@ describe('azure: a stopped command while Azurite is frozen (SIGSTOP: connections
     expect((await after.get('data/aa/big')).equals(big)).toBe(true);
     await b.close();
   }, 60_000);
+
+  it('without a stop: a try with no answer, or a read whose body stops coming, is abandoned after timeoutMs and retried; then SNAP_REMOTE', async (ctx) => {
+    if (missing) return ctx.skip();
+    own ??= await TestAzurite.start({ inMemory: true });
+    const b = own.backend('timeout', { prefix: 'p', timeoutMs: 1000, retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 } });
+    await b.ensureContainer();
+    await b.put('data/aa/big', seededBytes(8, 'big', 32 * MiB));
+    const reading = b.getStream('data/aa/big')[Symbol.asyncIterator]();
+    expect((await reading.next()).done).toBe(false);
+    own.freeze();
+    try {
+      const t0 = Date.now();
+      const [stat, body] = await Promise.all(
+        [b.stat('data/aa/big'), (async () => { for (let r = await reading.next(); !r.done; r = await reading.next()); })()].map((p) => settled(p, t0, 15_000)),
+      );
+      expect(stat === 'pending' ? 'pending' : (stat.error as Error).message).toMatch(/: HEAD data\/aa\/big failed 2 times in [\d.]+ s, giving up; last: no answer within 1 s$/);
+      expect(body === 'pending' ? 'pending' : (body.error as Error).message).toMatch(/: GET data\/aa\/big failed 2 times in [\d.]+ s, giving up; last: no answer within 1 s$/);
+      for (const r of [stat, body]) expect(r === 'pending' ? Infinity : r.at).toBeLessThan(8000);
+    } finally {
+      own.thaw();
+    }
+  }, 60_000);
 });
