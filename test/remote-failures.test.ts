@@ -7,9 +7,9 @@
 //   --read-data finds the repository clean;
 // - Ctrl-C while the server is frozen (SIGSTOP: its connections stay open, nothing answers): the
 //   request in flight is ended at once and each cleanup gets a few seconds (STOPPED_REQUEST_MS),
-//   not the minute of the idle timeout (S3) or of ssh's keepalives (SFTP), nor the wait without end
-//   of the Azure SDK (whose try timeout only asks the server to give up); the lock left behind is
-//   said; once the server resumes the next command works and check is clean;
+//   not the minute of the idle timeout (S3), the 10 minutes of a try (Azure) or ssh's keepalives
+//   (SFTP); the lock left behind is said; once the server resumes the next command works and
+//   check is clean;
 // - keys the S3 server refuses: the first request of every command is a HEAD (of the config, of
 //   the bucket for init), whose 403 has no body; the message still says which (an unknown access
 //   key, a wrong secret key), and never shows the secret;
