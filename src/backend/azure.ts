@@ -20,13 +20,13 @@
 //   container is SNAP_NO_REPO. Messages carry the first line of Azure's answer, never a key
 //   or a SAS signature.
 // - Every call of the SDK gets an abort signal of its own (Attempt). The SDK's try timeout
-//   (tryTimeoutInMs) only asks the server to give up (?timeout=): a server that hangs would hold a
-//   call for ever, so the signal ends a try that has no answer within timeoutMs (a read's body:
-//   no byte for that long; an upload: timeoutMs per block size of its body). Once the command's stop is
-//   aborted (RetryPolicy.stop: Ctrl-C, SIGTERM), the calls in flight are aborted at once (withRetry
-//   then throws the stop's reason instead of retrying) and each call made after it (a cleanup: the
-//   lock's release) is aborted after STOPPED_REQUEST_MS, as on S3 and SFTP: a server that hangs
-//   cannot hold a stopped command.
+//   (tryTimeoutInMs) only asks the server to give up (?timeout=): a server that hangs would hold
+//   a call for ever, so the signal ends a try that has no answer within timeoutMs (a read's body:
+//   no byte for that long; an upload: timeoutMs per block size of its body). Once the command's
+//   stop is aborted (RetryPolicy.stop: Ctrl-C, SIGTERM), the calls in flight are aborted at once
+//   (withRetry then throws the stop's reason instead of retrying) and each call made after it (a
+//   cleanup: the lock's release) is aborted after STOPPED_REQUEST_MS, as on S3 and SFTP: a
+//   server that hangs cannot hold a stopped command.
 // - The SDK is loaded on first use, so commands on other backends never load it.
 import { randomBytes } from 'node:crypto';
 import type { BlobDownloadResponseParsed, ContainerClient, StoragePipelineOptions } from '@azure/storage-blob';
