@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, CLI_NODE_FLAGS, ROOT, snap, tmpDir } from './helpers/cli.js';
 import { LAUNCHER, launcherNodeFlagsFor } from './helpers/node-flags.js';
+import { BACKUP_HEAP_FLAG, backupHeapFlag } from '../src/cli/backup-heap.js';
 
 const withNode = { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}`, SNAP_REPO: '', DISPLAY: '', WAYLAND_DISPLAY: '' };
 
@@ -17,21 +18,21 @@ describe('bin/snap', () => {
     expect(pkg.bin).toEqual({ snap: 'bin/snap' });
     expect(pkg.files).toContain('bin');
     expect(fs.statSync(LAUNCHER).mode & 0o111).toBe(0o111);
-    expect(CLI_NODE_FLAGS).toContain('--max-semi-space-size=8');
-    expect(CLI_NODE_FLAGS).toContain('--heap-growing-percent=20');
+    // The old generation's growth is the CLI's, for backups only (below).
+    expect(CLI_NODE_FLAGS).toEqual(['--max-semi-space-size=8']);
   });
 
   it('starts the CLI with its flags, through a symlink as npm links it', async () => {
     expect(await startedArgv({})).toEqual([...CLI_NODE_FLAGS, fs.realpathSync(CLI)]);
   }, 60_000);
 
-  it('sizes the young generation by the heap NODE_OPTIONS gives (an eighth, 1 to 8 MiB), and leaves a semi-space NODE_OPTIONS sets alone (and the old generation\'s growth with it)', async () => {
+  it('sizes the young generation by the heap NODE_OPTIONS gives (an eighth, 1 to 8 MiB), and leaves a semi-space NODE_OPTIONS sets alone', async () => {
     const cases: [string, string[]][] = [
-      ['--max-old-space-size=40', ['--max-semi-space-size=5', '--heap-growing-percent=20']],
-      ['--trace-warnings --max-old-space-size=160', ['--max-semi-space-size=8', '--heap-growing-percent=20']],
-      ['--max-old-space-size=56', ['--max-semi-space-size=7', '--heap-growing-percent=20']],
-      ['--max-old-space-size=4096', ['--max-semi-space-size=8', '--heap-growing-percent=20']],
-      ['--max-old-space-size=24', ['--max-semi-space-size=3', '--heap-growing-percent=20']],
+      ['--max-old-space-size=40', ['--max-semi-space-size=5']],
+      ['--trace-warnings --max-old-space-size=160', ['--max-semi-space-size=8']],
+      ['--max-old-space-size=56', ['--max-semi-space-size=7']],
+      ['--max-old-space-size=4096', ['--max-semi-space-size=8']],
+      ['--max-old-space-size=24', ['--max-semi-space-size=3']],
       ['--max-semi-space-size=2', []],
       ['--trace-warnings', CLI_NODE_FLAGS],
     ];
@@ -41,7 +42,7 @@ describe('bin/snap', () => {
       expect(launcherNodeFlagsFor({ NODE_OPTIONS: opts }, CLI_NODE_FLAGS), opts).toEqual(flags);
     }
     // At least 1 MiB (a heap this small cannot start snap ui, so the rule alone).
-    expect(launcherNodeFlagsFor({ NODE_OPTIONS: '--max-old-space-size=4' }, CLI_NODE_FLAGS)).toEqual(['--max-semi-space-size=1', '--heap-growing-percent=20']);
+    expect(launcherNodeFlagsFor({ NODE_OPTIONS: '--max-old-space-size=4' }, CLI_NODE_FLAGS)).toEqual(['--max-semi-space-size=1']);
   }, 120_000);
 
   /** The arguments node runs with (after `node`), the CLI started through a symlink to bin/snap as `snap ui`. */
@@ -106,5 +107,29 @@ describe('bin/snap', () => {
     const r = spawnSync('bash', ['-c', `exec '${LAUNCHER}' --repo ${word} init`], { env: withNode });
     expect(r.status, r.stderr.toString()).toBe(0);
     expect(fs.existsSync(Buffer.concat([repo, Buffer.from('/config')]))).toBe(true);
+  });
+});
+
+describe("a backup's heap (cli/backup-heap.ts)", () => {
+  it('create and watch fix the old generation\'s growth, unless node was started with a factor of its own', () => {
+    expect(BACKUP_HEAP_FLAG).toBe('--heap-growing-percent=20');
+    expect(backupHeapFlag(CLI_NODE_FLAGS)).toBe(BACKUP_HEAP_FLAG);
+    expect(backupHeapFlag(['--max-semi-space-size=8', '--heap-growing-percent=50'])).toBeUndefined();
+    for (const f of ['cmd-create.ts', 'cmd-watch.ts']) {
+      expect(fs.readFileSync(path.join(ROOT, 'src', 'cli', f), 'utf8'), f).toContain('useBackupHeap(process.execArgv)');
+    }
+  });
+
+  it('a backup runs with the flag set by the CLI, and with a factor node was started with', () => {
+    const src = tmpDir();
+    fs.writeFileSync(path.join(src, 'f'), 'x'.repeat(100_000));
+    for (const flags of [CLI_NODE_FLAGS, [...CLI_NODE_FLAGS, '--heap-growing-percent=50']]) {
+      const repo = path.join(tmpDir(), 'repo');
+      const run = (args: string[]) => spawnSync(process.execPath, [...flags, CLI, '--repo', repo, ...args], { env: withNode, encoding: 'utf8' });
+      expect(run(['init']).status).toBe(0);
+      const r = run(['create', src]);
+      expect([r.status, r.stderr]).toEqual([0, '']);
+      expect(run(['check', '--read-data']).status).toBe(0);
+    }
   });
 });

@@ -9,6 +9,7 @@ import { type FilesFromMode, parseFilesFrom } from '../model/files-from.js';
 import { shortId } from '../core/ids.js';
 import { Repository } from '../repo/repository.js';
 import { type CreateOptions, createSnapshot, type StdinSource } from '../ops/backup/create.js';
+import { useBackupHeap } from './backup-heap.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes, duration } from './format.js';
 import { collect, parseSize, readPatternFiles } from './parse.js';
@@ -132,7 +133,10 @@ export function registerCreate(program: Command, run: (fn: (ctx: Ctx) => Promise
     .option('--stdin', 'back up what is read from standard input, as one file (see --stdin-filename)')
     .option('--stdin-filename <name>', 'the name of the file --stdin or --stdin-from-command makes', 'stdin')
     .option('--stdin-from-command', "run the command given after -- and back up its output; a command that fails (exit status not 0) saves no snapshot")
-  hookOptions(excludeOptions(createCmd)).action(async (paths: string[], o: CreateFlags & HookFlags, cmd: Command) => run((ctx) => withHooks(ctx, o, () => create(ctx, paths, o)), cmd));
+  hookOptions(excludeOptions(createCmd)).action(async (paths: string[], o: CreateFlags & HookFlags, cmd: Command) => {
+    useBackupHeap(process.execArgv);
+    return run((ctx) => withHooks(ctx, o, () => create(ctx, paths, o)), cmd);
+  });
 }
 
 interface CreateFlags extends ExcludeFlags {

@@ -36,6 +36,7 @@ import { VERSION } from './version.js';
 import { startWatcher, testHold, type Watcher } from './watcher.js';
 import { EXIT_INTERRUPTED } from './interrupt.js';
 import { isoLocal } from '../view/json.js';
+import { useBackupHeap } from './backup-heap.js';
 
 interface WatchFlags extends HookFlags, KeepFlags, ExcludeFlags {
   debounce: string;
@@ -69,7 +70,10 @@ export function registerWatch(program: Command, run: (fn: (ctx: Ctx) => Promise<
     .option('--keep-within-monthly <duration>', 'keep one snapshot per month within this duration')
     .option('--keep-within-yearly <duration>', 'keep one snapshot per year within this duration')
     .option('--keep-tag <tags>', 'keep snapshots with all these comma-separated tags (repeatable)', collect, []);
-  hookOptions(excludeOptions(c)).action(async (paths: string[], o: WatchFlags, cmd: Command) => run((ctx) => watch(ctx, paths, o), cmd));
+  hookOptions(excludeOptions(c)).action(async (paths: string[], o: WatchFlags, cmd: Command) => {
+    useBackupHeap(process.execArgv);
+    return run((ctx) => watch(ctx, paths, o), cmd);
+  });
 }
 
 /** Why a backup runs. */
