@@ -100,6 +100,19 @@ function expectLockLeftSaid(r: { run: Running }): void {
   expect(r.run.stderr()).toMatch(/could not remove the repository lock locks\/\S+ .*the next command on this machine removes it/);
 }
 
+/**
+ * The server back after a stop while it was down: the lock left behind is there and was said, the
+ * next command removes it as stale, and check is clean.
+ */
+async function expectLockLeftThenRemoved(r: { run: Running }, repo: string, env: Record<string, string>, locks: () => Promise<string[]> | string[]): Promise<void> {
+  expect(await locks()).toHaveLength(1); // the server was down: the lock could not be removed
+  expectLockLeftSaid(r);
+  const list = await runSnap(['--repo', repo, 'list'], env);
+  expect([list.code, list.stderr]).toEqual([0, expect.stringContaining('removed a stale lock')]);
+  expect(await locks()).toEqual([]);
+  expectCheckClean(repo, env);
+}
+
 describe('Ctrl-C while the S3 server is down or frozen', () => {
   let target: S3Target;
   let gw: Gateway | undefined;
@@ -136,12 +149,7 @@ describe('Ctrl-C while the S3 server is down or frozen', () => {
     expectStoppedAtOnce(r);
 
     await gw.start();
-    expect(await locks()).toHaveLength(1); // the server was down: the lock could not be removed
-    expectLockLeftSaid(r);
-    const list = await runSnap(['--repo', repo, 'list'], env);
-    expect([list.code, list.stderr]).toEqual([0, expect.stringContaining('removed a stale lock')]);
-    expect(await locks()).toEqual([]);
-    expectCheckClean(repo, env);
+    await expectLockLeftThenRemoved(r, repo, env, locks);
     await close();
   }, 120_000);
 
@@ -330,12 +338,7 @@ describe.skipIf(missing)('Ctrl-C while the SFTP server is down or frozen', () =>
     expectStoppedAtOnce(r);
 
     await sshd.start();
-    expect(locks()).toHaveLength(1);
-    expectLockLeftSaid(r);
-    const list = await runSnap(['--repo', repo, 'list'], env);
-    expect([list.code, list.stderr]).toEqual([0, expect.stringContaining('removed a stale lock')]);
-    expect(locks()).toEqual([]);
-    expectCheckClean(repo, env);
+    await expectLockLeftThenRemoved(r, repo, env, locks);
   }, 120_000);
 
   it('frozen (SIGSTOP): the session is ended at once and the cleanup tried briefly; exit 130 within seconds, then all is well', async () => {
@@ -388,12 +391,7 @@ describe.skipIf(noAzurite)('Ctrl-C while the Azure server (Azurite) is down or f
     expectStoppedAtOnce(r);
 
     await azurite.start();
-    expect(await locks()).toHaveLength(1); // the server was down: the lock could not be removed
-    expectLockLeftSaid(r);
-    const list = await runSnap(['--repo', repo, 'list'], env);
-    expect([list.code, list.stderr]).toEqual([0, expect.stringContaining('removed a stale lock')]);
-    expect(await locks()).toEqual([]);
-    expectCheckClean(repo, env);
+    await expectLockLeftThenRemoved(r, repo, env, locks);
     await close();
   }, 120_000);
 
