@@ -37,7 +37,7 @@ import type { Backend, BackendCapabilities, BlobInfo } from './backend.js';
 import { checkRange, ListingGuard, shortBlobError } from './checks.js';
 import { checkBlobName, checkListPrefix, isBlobName } from './names.js';
 import { type PartSource, resumingRead, streamInParts, totalSize, uploadParts } from './parts.js';
-import { NETWORK_WORDS, type RetryPolicy, STOPPED_REQUEST_MS, TransientError, retryPolicy, withRetry } from './retry.js';
+import { InFlight, NETWORK_WORDS, type RetryPolicy, STOPPED_IN_FLIGHT, STOPPED_NO_ANSWER, STOPPED_REQUEST_MS, TransientError, retryPolicy, withRetry } from './retry.js';
 
 const MiB = 1 << 20;
 /** Azure commits at most 50,000 blocks into one blob. */
@@ -146,12 +146,8 @@ export class AzureBackend implements Backend {
   private readonly timeoutMs: number;
   private readonly endpoint: string;
   private client: Promise<ContainerClient> | undefined;
-  /** Tries begun before the command's stop and not yet done: aborted when it comes (one listener, not one per try). */
-  private readonly inFlight = new Set<Attempt>();
-  private readonly onStop = (): void => {
-    for (const a of this.inFlight) a.abort('the command was stopped');
-    this.inFlight.clear();
-  };
+  /** Tries begun before the command's stop and not yet done: aborted when it comes. */
+  private readonly inFlight: InFlight<Attempt>;
 
   constructor(private readonly o: AzureBackendOptions) {
     this.loc = typeof o.location === 'string' ? parseAzureLocation(o.location) : o.location;
@@ -162,7 +158,7 @@ export class AzureBackend implements Backend {
     this.uploadConcurrency = Math.max(1, o.uploadConcurrency ?? 2);
     this.timeoutMs = o.timeoutMs ?? 600_000;
     this.endpoint = o.endpoint ? checkAzureEndpoint(o.endpoint) : `https://${this.loc.account}.blob.core.windows.net`;
-    this.retry.stop?.addEventListener('abort', this.onStop, { once: true });
+    this.inFlight = new InFlight(this.retry.stop, (a) => a.abort(STOPPED_IN_FLIGHT));
   }
 
   /**
@@ -175,7 +171,7 @@ export class AzureBackend implements Backend {
     const stop = this.retry.stop;
     if (stop?.aborted) {
       const a = new Attempt();
-      a.deadline(STOPPED_REQUEST_MS, `no answer within ${STOPPED_REQUEST_MS / 1000} s of a stopped command`);
+      a.deadline(STOPPED_REQUEST_MS, STOPPED_NO_ANSWER);
       return a;
     }
     const a = stop ? new Attempt((done) => this.inFlight.delete(done)) : new Attempt();
@@ -522,7 +518,7 @@ export class AzureBackend implements Backend {
 
   async close(): Promise<void> {
     // The SDK keeps no connection that would hold the process open.
-    this.retry.stop?.removeEventListener('abort', this.onStop);
+    this.inFlight.close();
   }
 }
 

@@ -32,6 +32,42 @@ export interface RetryPolicy {
  */
 export const STOPPED_REQUEST_MS = 3000;
 
+/** Why a request made after the stop was given up, STOPPED_REQUEST_MS without its answer. */
+export const STOPPED_NO_ANSWER = `no answer within ${STOPPED_REQUEST_MS / 1000} s of a stopped command`;
+/** Why the requests in flight at the stop were ended. */
+export const STOPPED_IN_FLIGHT = 'the command was stopped';
+
+/**
+ * A backend's requests in flight, ended (`end`) when the command's stop comes (RetryPolicy.stop):
+ * one listener per backend, not one per request. close() takes the listener off.
+ */
+export class InFlight<T> {
+  private readonly items = new Set<T>();
+  private readonly onStop = (): void => {
+    for (const t of this.items) this.end(t);
+    this.items.clear();
+  };
+
+  constructor(
+    private readonly stop: AbortSignal | undefined,
+    private readonly end: (t: T) => void,
+  ) {
+    stop?.addEventListener('abort', this.onStop, { once: true });
+  }
+
+  add(t: T): void {
+    this.items.add(t);
+  }
+
+  delete(t: T): void {
+    this.items.delete(t);
+  }
+
+  close(): void {
+    this.stop?.removeEventListener('abort', this.onStop);
+  }
+}
+
 export const DEFAULT_RETRY: RetryPolicy = {
   attempts: 10,
   baseDelayMs: 250,

@@ -15,7 +15,7 @@ import * as https from 'node:https';
 import { AwsV4Signer } from 'aws4fetch';
 import { errnoCode } from '../core/errors.js';
 import type { AwsCredentials } from './aws-config.js';
-import { NETWORK_WORDS, STOPPED_REQUEST_MS, TransientError } from './retry.js';
+import { InFlight, NETWORK_WORDS, STOPPED_IN_FLIGHT, STOPPED_NO_ANSWER, STOPPED_REQUEST_MS, TransientError } from './retry.js';
 import type { S3Location } from './s3-location.js';
 import { parseErrorBody } from './s3-xml.js';
 
@@ -59,12 +59,8 @@ export class S3Http {
   private readonly agent: http.Agent;
   private readonly transport: typeof http | typeof https;
   private readonly signingCache = new Map<string, ArrayBuffer>();
-  /** Requests sent before the stop and not yet done: destroyed when it comes (one listener, not one per request). */
-  private readonly inFlight = new Set<http.ClientRequest>();
-  private readonly onStop = (): void => {
-    for (const r of this.inFlight) r.destroy(Object.assign(new Error('the command was stopped'), { code: 'SNAP_STOPPED' }));
-    this.inFlight.clear();
-  };
+  /** Requests sent before the stop and not yet done: destroyed when it comes. */
+  private readonly inFlight: InFlight<http.ClientRequest>;
 
   constructor(
     readonly loc: S3Location,
@@ -77,7 +73,7 @@ export class S3Http {
   ) {
     this.transport = loc.protocol === 'https:' ? https : http;
     this.agent = new this.transport.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo' });
-    stop?.addEventListener('abort', this.onStop, { once: true });
+    this.inFlight = new InFlight(stop, (r) => r.destroy(Object.assign(new Error(STOPPED_IN_FLIGHT), { code: 'SNAP_STOPPED' })));
   }
 
   url(key: string | undefined, query?: Record<string, string>): string {
@@ -118,7 +114,7 @@ export class S3Http {
       r.on('error', (e) => reject(networkError(e)));
       if (stop?.aborted) {
         // A cleanup after the stop: a few seconds in all, answer included (retry.ts, STOPPED_REQUEST_MS).
-        const deadline = setTimeout(() => r.destroy(Object.assign(new Error(`no answer within ${STOPPED_REQUEST_MS / 1000} s of a stopped command`), { code: 'SNAP_IDLE_TIMEOUT' })), STOPPED_REQUEST_MS);
+        const deadline = setTimeout(() => r.destroy(Object.assign(new Error(STOPPED_NO_ANSWER), { code: 'SNAP_IDLE_TIMEOUT' })), STOPPED_REQUEST_MS);
         r.on('close', () => clearTimeout(deadline)); // 'close' comes once the answer is read, or the connection is gone
       } else if (stop) {
         // In flight when the command stops: ended at once (withRetry then throws the stop's reason).
@@ -148,7 +144,7 @@ export class S3Http {
   }
 
   close(): void {
-    this.stop?.removeEventListener('abort', this.onStop);
+    this.inFlight.close();
     this.agent.destroy();
   }
 }

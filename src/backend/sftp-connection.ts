@@ -11,7 +11,7 @@
 // release) gets STOPPED_REQUEST_MS in all, connecting a new session included, before its session
 // is killed too.
 import { SnapError } from '../core/errors.js';
-import { type RetryPolicy, STOPPED_REQUEST_MS, withRetry } from './retry.js';
+import { type RetryPolicy, STOPPED_IN_FLIGHT, STOPPED_NO_ANSWER, STOPPED_REQUEST_MS, withRetry } from './retry.js';
 import { FX, SftpProtocolError } from './sftp-protocol.js';
 import { SftpSession, SftpStatusError } from './sftp-session.js';
 import { SshConnectionLost } from './ssh-errors.js';
@@ -28,7 +28,7 @@ export class SftpConnection {
   private closed = false;
   // In flight at the stop: killed. An idle session is kept for the cleanup (a healthy server's
   // answers come at once; a hanging one's session is killed by briefly()'s deadline).
-  private readonly onStop = (): void => this.kill('the command was stopped', true);
+  private readonly onStop = (): void => this.kill(STOPPED_IN_FLIGHT, true);
 
   constructor(
     private readonly argv: string[],
@@ -71,7 +71,7 @@ export class SftpConnection {
 
   /** After the command's stop: `fn` on a session, given STOPPED_REQUEST_MS in all before the session is killed. */
   private async briefly<T>(fn: () => Promise<T>): Promise<T> {
-    const deadline = setTimeout(() => this.kill(`no answer within ${STOPPED_REQUEST_MS / 1000} s of a stopped command`), STOPPED_REQUEST_MS);
+    const deadline = setTimeout(() => this.kill(STOPPED_NO_ANSWER), STOPPED_REQUEST_MS);
     try {
       return await fn();
     } finally {
