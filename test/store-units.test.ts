@@ -19,7 +19,7 @@ import { Repository } from '../src/repo/repository.js';
 import { CODEC_RAW, CODEC_ZSTD } from '../src/store/codec.js';
 import { encodeObjectSync, objectId, objectWhat } from '../src/store/object-codec.js';
 import { ObjectStore } from '../src/store/object-store.js';
-import { giveBackShared, takeShared } from '../src/store/compress-pool.js';
+import { compressThreadsStarted, giveBackShared, takeShared } from '../src/store/compress-pool.js';
 import { packName, type PackEntry, readPackHeader } from '../src/store/pack.js';
 import { cleanupScratch, packFile, packs, scratchDir } from './helpers/maint.js';
 import { Rng } from './torture/lib.js';
@@ -165,6 +165,30 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
     await repo.close();
   });
 
+  it('a few small objects (a backup where nothing changed) are compressed and their pack sealed here, without starting a thread; more than INLINE_START_BYTES starts them', async () => {
+    const { dir, repo } = await newRepo();
+    // A codec context of its own: a pool of its own, which no other test has started threads in.
+    const ctx = { idKey: randomBytes(32) };
+    const before = compressThreadsStarted();
+    const store = new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 256 * 1024, compressWorkers: 2, codecContext: ctx });
+    const trees = [Buffer.from('a tree of a folder above the sources, '.repeat(6)), Buffer.from('and its parent, '.repeat(9))];
+    for (const t of trees) expect((await store.add('tree', t, objectId(t, ctx))).added).toBe(true);
+    await store.flush();
+    // Before: the first add() started a thread (about 100 ms) and the flush waited for it to seal the pack.
+    expect(compressThreadsStarted() - before).toBe(0);
+    expect(store.stats.inlined).toBe(0);
+    for (const t of trees) expect((await store.get(objectId(t, ctx), 'tree')).equals(t)).toBe(true);
+    // Beyond the first MiB, the threads do the work.
+    const rng = new Rng(41);
+    const data = Array.from({ length: 24 }, () => Buffer.concat([rng.bytes(2000), Buffer.alloc(100_000, 7)]));
+    for (const d of data) await store.add('blob', d, objectId(d, ctx));
+    await store.flush();
+    expect(compressThreadsStarted() - before).toBeGreaterThan(0);
+    for (const d of data) expect((await store.get(objectId(d, ctx), 'blob')).equals(d)).toBe(true);
+    expect((await entriesByObject(dir)).size).toBe(trees.length + data.length);
+    await repo.close();
+  });
+
   it('addHashing: the threads compute the ids (plain and keyed), each object is stored once, with or without threads', async () => {
     const rng = new Rng(37);
     // Large and small, compressible and not; a few twice, and one already stored through add().
@@ -231,7 +255,8 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
   it('addHashing: a failed pack write rejects the ids still to come, it does not leave them waiting', async () => {
     const { repo } = await newRepo();
     const failing = withPuts(repo, { failAt: 2, message: 'the disk is full' }).backend;
-    const store = new ObjectStore(failing, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 256 * 1024, compressWorkers: 2 });
+    // The threads from the first object (inlineStartBytes 0): ids computed here are never still to come.
+    const store = new ObjectStore(failing, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 256 * 1024, compressWorkers: 2, inlineStartBytes: 0 });
     const rng = new Rng(41);
     const ids: Promise<Buffer>[] = [];
     let failed: unknown;

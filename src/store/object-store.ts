@@ -40,6 +40,15 @@ const PACK_WRITES = 1;
 const JOB_BYTES = 256 * 1024;
 const JOB_OBJECTS = 256;
 
+/**
+ * Raw bytes a store compresses (and packs it seals) on the calling thread before it first uses its
+ * compression threads (ObjectStoreOptions.inlineStartBytes). Starting a thread takes about 100 ms
+ * (an isolate, zstd's module): a backup in which nothing changed adds a tree or two (the folders
+ * above the sources) and waited 120-150 ms at its flush for a thread to seal a 200-byte pack.
+ * 1 MiB is a few ms of zstd on this thread; a larger backup starts the threads right after it.
+ */
+const INLINE_START_BYTES = 1024 * 1024;
+
 /** addHashing hashes first (compressing only what is new) once this share of the objects it hashed lately was stored already. */
 const STORED_SHARE_HASH_FIRST = 0.5;
 /** Objects the moving average of that share spans, about. */
@@ -114,6 +123,8 @@ export interface ObjectStoreOptions {
   sealing?: BlobSealing;
   /** Full packs written at once (each held in memory until written): 1 by default. */
   packWrites?: number;
+  /** Raw bytes compressed and packs sealed on the calling thread before the threads are first used (INLINE_START_BYTES by default). */
+  inlineStartBytes?: number;
 }
 
 export interface AddResult {
@@ -159,6 +170,8 @@ export class ObjectStore {
    * compressed for nothing.
    */
   private storedShare = 0;
+  /** What may still be compressed or sealed here before the threads are first used (beforeThreads); 0 once they are. */
+  private inlineBudget: number;
   /**
    * `inlined`: objects compressed on the calling thread because the ring was full and the threads
    * behind; `hashedFirst`: objects addHashing had hashed before anything was compressed;
@@ -178,6 +191,7 @@ export class ObjectStore {
     this.workers = opts.codec === 'zstd' ? (opts.compressWorkers ?? defaultCompressWorkers()) : 0;
     this.ctx = opts.codecContext ?? PLAIN;
     this.maxPackWrites = Math.max(1, opts.packWrites ?? PACK_WRITES);
+    this.inlineBudget = this.workers > 0 ? Math.max(0, opts.inlineStartBytes ?? INLINE_START_BYTES) : 0;
     const k = opts.sealing?.keys.dataKey;
     this.sealKeys = k ? { dataKey: Buffer.from(Uint8Array.from(k).buffer) } : undefined;
   }
@@ -205,13 +219,14 @@ export class ObjectStore {
     if (!(await this.claim(id))) return { id, added: false };
     // Into the ring; if the threads are behind (other work on the cores), rather than wait idle,
     // this thread compresses the object itself, below.
-    if (this.workers > 0 && raw.length >= 64 && raw.length <= this.maxInflight && (await this.intoRing(type, id, raw))) return { id, added: true };
+    const early = this.beforeThreads(raw.length, true);
+    if (this.workers > 0 && !early && raw.length >= 64 && raw.length <= this.maxInflight && (await this.intoRing(type, id, raw))) return { id, added: true };
     if (isSyncCodec(this.opts.codec)) {
       // zstd (and no compression) run right here: the object is compressed and copied into its
       // pack before add() returns, so nothing per chunk outlives this call and the caller's buffer
       // is free again. A 1 GiB backup allocating a chunk and an output buffer per chunk peaked
       // at 415 MB of RSS, garbage V8 collects late while its own heap stays small.
-      if (this.workers > 0) this.stats.inlined++;
+      if (this.workers > 0 && !early) this.stats.inlined++;
       const c = encodeObjectSync(raw, this.opts.codec, this.opts.level, this.ctx);
       await this.append(type, id, c.data, raw.length, c.codec);
       return { id, added: true };
@@ -240,7 +255,7 @@ export class ObjectStore {
    */
   async addHashing(type: ObjectType, raw: Buffer, likelyStored = false): Promise<{ id: Promise<Buffer> }> {
     this.throwIfFailed();
-    if (this.workers > 0 && raw.length >= 64 && raw.length <= this.maxInflight) {
+    if (this.workers > 0 && raw.length >= 64 && raw.length <= this.maxInflight && !this.beforeThreads(raw.length, false)) {
       let waiter: IdWaiter | undefined;
       const id = new Promise<Buffer>((resolve, reject) => (waiter = { resolve, reject }));
       id.catch(() => {}); // the caller may stop before awaiting it (a read error): not unhandled
@@ -259,10 +274,25 @@ export class ObjectStore {
   async chunkFile(fd: number, size: number, gear: Gear): Promise<ChunkFileDone | undefined> {
     this.throwIfFailed();
     if (this.workers === 0) return undefined;
+    this.inlineBudget = 0;
     // A read error comes back as the answer; a rejection is the thread's own failure, never the file's.
     return chunkFileOnWorkers({ fd, size, gear }, this.workers, this.ctx).catch((e: unknown) => {
       throw new SnapError('SNAP_INTERNAL', `a compression thread failed to cut a file: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     });
+  }
+
+  /**
+   * Whether `n` raw bytes (an object, or a pack to seal) are dealt with on this thread because the
+   * threads have not been used yet and the store is within INLINE_START_BYTES; `take`: count them.
+   * Anything larger than what is left uses the threads from then on.
+   */
+  private beforeThreads(n: number, take: boolean): boolean {
+    if (n > this.inlineBudget) {
+      this.inlineBudget = 0;
+      return false;
+    }
+    if (take) this.inlineBudget -= n;
+    return true;
   }
 
   /**
@@ -508,7 +538,7 @@ export class ObjectStore {
    */
   private async finishPack(b: PackBuilder): Promise<{ id: string; length: number; entries: PackEntry[]; buffer: Buffer }> {
     const { bytes, entries, buffer } = b.finish();
-    if (this.workers === 0 || !ownsWholeBuffer(buffer)) {
+    if (this.workers === 0 || !ownsWholeBuffer(buffer) || this.beforeThreads(bytes.length, true)) {
       const hash = sha256(bytes);
       const id = toHex(hash);
       await this.backend.put(packName(id), bytes, { sha256: hash });
