@@ -9,6 +9,7 @@ import { type FilesFromMode, parseFilesFrom } from '../model/files-from.js';
 import { shortId } from '../core/ids.js';
 import { Repository } from '../repo/repository.js';
 import { type CreateOptions, createSnapshot, type StdinSource } from '../ops/backup/create.js';
+import { WalkAhead } from '../ops/backup/walk-ahead.js';
 import { useBackupHeap } from './backup-heap.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes, duration } from './format.js';
@@ -168,10 +169,13 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<Backup
   if (!streamed && sources.length === 0) throw new SnapError('SNAP_USAGE', listed.length > 0 ? 'the --files-from lists name no paths' : 'name at least one path to back up');
   const command = o.stdinFromCommand ? commandSource(paths, o.stdinFilename, ctx.signal) : undefined;
   const stdin = command?.source ?? (o.stdin ? stdinSource(o.stdinFilename, ctx.signal) : undefined);
+  // The sources walked while the repository opens (its key takes about 0.4 s when encrypted).
+  const ahead = streamed ? undefined : new WalkAhead({ paths: sources, cwd: ctx.cwd, ...leaveOut, signal: ctx.signal });
   const backup = (repo: Repository): ReturnType<typeof createSnapshot> =>
     createSnapshot(repo, {
       paths: sources,
       stdin,
+      ahead,
       cwd: ctx.cwd,
       tags: o.tag,
       ...leaveOut,
@@ -191,7 +195,10 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<Backup
       }
       throw e;
     })
-    .finally(() => command?.stop());
+    .finally(() => {
+      command?.stop();
+      ahead?.stop();
+    });
   ctx.sink.done();
   const s = r.snapshot;
   const sum = s.summary;

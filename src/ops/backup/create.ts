@@ -11,7 +11,9 @@ import { displayName, displayPath, fsEncode, fsPath, joinPath } from '../../core
 import { createHash } from 'node:crypto';
 import type { HostInfo } from '../../core/host.js';
 import type { ProgressCounters, ProgressSink } from '../../core/progress.js';
-import { compileExcludes, type ExcludeRule, isExcluded, needsAbsolute, unmatched } from '../../model/exclude.js';
+import { unmatched } from '../../model/exclude.js';
+import { LeaveOut, type LeaveOutOptions } from './leave-out.js';
+import type { WalkAhead } from './walk-ahead.js';
 import { type Node, recordedInode } from '../../model/node.js';
 import { snapshotTime, TIME_RANGE, type SnapshotSummary, type StoredSnapshot } from '../../model/snapshot.js';
 import { encodeTree } from '../../model/tree.js';
@@ -19,7 +21,7 @@ import { FileChunker } from '../../store/file-chunker.js';
 import { readFully } from '../../core/read-fully.js';
 import { ID_BYTES } from '../../core/ids.js';
 import { type CachedFile, type DirRecord, type FileStamp, packCachedFiles, type Repository, sameStamp } from '../../repo/repository.js';
-import { baseNode, splitNs } from '../fs/node-meta.js';
+import { baseNode, type EntryStat, splitNs } from '../fs/node-meta.js';
 import { streamChunks } from '../../store/stream-chunker.js';
 import { OwnerNames } from '../fs/owners.js';
 import { buildTrie, normalizeSources, type SourceTrie } from '../fs/sources.js';
@@ -35,21 +37,20 @@ export interface StdinSource {
   finished?: () => Promise<void>;
 }
 
-export interface CreateOptions {
+export interface CreateOptions extends LeaveOutOptions {
   paths: string[];
   /** Back up this stream instead of `paths`. */
   stdin?: StdinSource;
   cwd: string;
   tags?: string[];
-  excludes?: string[];
   time?: Date;
   oneFileSystem?: boolean;
-  /** Leave out directories holding a CACHEDIR.TAG with the standard signature (bford.info/cachedir). */
-  excludeCaches?: boolean;
-  /** Leave out directories holding an entry of one of these names. */
-  excludeIfPresent?: string[];
-  /** Leave out files larger than this many bytes. */
-  excludeLargerThan?: number;
+  /**
+   * The sources walked ahead while the repository was opened (walk-ahead.ts), with the same
+   * paths, cwd, exclude options and oneFileSystem: the walk takes the directories it listed, and
+   * the backup counts as started when it did.
+   */
+  ahead?: WalkAhead;
   host: HostInfo;
   program: string;
   sink: ProgressSink;
@@ -179,7 +180,7 @@ interface PendingDir {
 /** A directory entry seen by lstat; a file is read (or found in the files cache) only afterwards. */
 interface Kid {
   node: Node;
-  st: fs.BigIntStats;
+  st: EntryStat;
   /** A directory whose tree is still being made (Later): its node's `tree` is set when this settles. */
   pending?: Promise<void>;
 }
@@ -203,7 +204,10 @@ const DIGEST_VERSION = 2;
 const XATTR_FLAG = 0x10000;
 
 export async function createSnapshot(repo: Repository, o: CreateOptions): Promise<CreateResult> {
-  const started = Date.now();
+  // The walk ahead ends here: this walk takes what it listed, and the backup started when it did
+  // (unless it is too old to use: WalkAhead.claim).
+  const ahead = o.ahead?.claim() ? o.ahead : undefined;
+  const started = ahead?.startedAt ?? Date.now();
   if (o.paths.length === 0 && !o.stdin) throw new SnapError('SNAP_USAGE', 'name at least one path to back up');
   if (o.stdin && (o.stdin.name === '' || o.stdin.name.includes('/') || o.stdin.name === '.' || o.stdin.name === '..' || o.stdin.name.includes('\0'))) {
     throw new SnapError('SNAP_USAGE', `--stdin-filename must be a plain file name (not '${displayPath(o.stdin.name)}')`);
@@ -223,7 +227,7 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   if (!xattr && !o.stdin) o.sink.warn?.({ code: 'SNAP_XATTR', message: `extended attributes and ACLs are not backed up: ${xattrUnavailable()}` });
   const snapshots = await repo.listSnapshots();
   const parent = [...snapshots].reverse().find((s) => s.hostname === o.host.hostname && s.paths.join('\0') === sources.join('\0'));
-  const a = new Archiver(repo, o, xattr, parent);
+  const a = new Archiver(repo, o, xattr, parent, ahead);
   const trusted = !!(o.trust && parent && o.trust.walk.snapshot === parent.id);
   const at: TrustAt | undefined = trusted ? { memo: o.trust!.walk.root, dirty: dirtyTree(o.trust!.dirty) } : undefined;
   const memoRoot = o.remember === true;
@@ -280,7 +284,7 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
       summary,
     };
     const snapshot = await repo.saveSnapshot(parent ? { ...draft, parent: Buffer.from(parent.id, 'hex') } : draft);
-    for (const p of unmatched(a.rules)) o.sink.info?.(`exclude pattern '${displayPath(p)}' matched nothing`);
+    for (const p of unmatched(a.leaveOut.rules)) o.sink.info?.(`exclude pattern '${displayPath(p)}' matched nothing`);
     if (a.unnamed.count > 0) {
       // One warning, not counted as a file's problem: such files rarely have attributes, and the
       // rest of each was backed up.
@@ -341,9 +345,7 @@ class Archiver {
     filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirsNew: 0, dirsChanged: 0, dirsUnchanged: 0,
     bytesRead: 0, totalBytes: 0, totalFiles: 0, warnings: 0,
   };
-  readonly rules: ExcludeRule[];
-  private readonly absRules: boolean;
-  private readonly tagNames: Buffer[];
+  readonly leaveOut: LeaveOut;
   private readonly owners = new OwnerNames();
   private readonly progress: ProgressCounters = { files: 0, dirs: 0, bytes: 0 };
   private readonly repoId: { dev: bigint; ino: bigint } | undefined;
@@ -368,10 +370,8 @@ class Archiver {
   /** Said only when it is news: on the first backup of these paths (docs/design.md). */
   private readonly tellRepoSkipped: boolean;
 
-  constructor(private readonly repo: Repository, private readonly o: CreateOptions, private readonly xattr: XattrBinding | undefined, parent: StoredSnapshot | undefined) {
-    this.rules = compileExcludes(o.excludes ?? []);
-    this.absRules = needsAbsolute(this.rules);
-    this.tagNames = [...new Set([...(o.excludeIfPresent ?? []), ...(o.excludeCaches ? [CACHEDIR_TAG] : [])])].map((n) => fsEncode(n));
+  constructor(private readonly repo: Repository, private readonly o: CreateOptions, private readonly xattr: XattrBinding | undefined, parent: StoredSnapshot | undefined, private readonly ahead: WalkAhead | undefined) {
+    this.leaveOut = new LeaveOut(o, this.stats);
     // The repository's own folder is skipped when backed up into itself (remote storage has none here).
     const st = repo.localRoot === undefined ? undefined : fs.statSync(fsPath(repo.localRoot), { bigint: true });
     this.repoId = st && { dev: st.dev, ino: st.ino };
@@ -441,12 +441,14 @@ class Archiver {
    * Back up one directory entry, except a file's contents: its node and lstat result, or undefined
    * when it is excluded or unreadable.
    */
-  private async entry(dir: Buffer, name: Buffer, rel: string, rootDev: bigint | undefined, at: TrustAt | undefined, memo: Map<string, MemoDir> | undefined): Promise<Kid | undefined> {
+  private async entry(dir: Buffer, name: Buffer, rel: string, rootDev: bigint | undefined, at: TrustAt | undefined, memo: Map<string, MemoDir> | undefined, ahead?: EntryStat): Promise<Kid | undefined> {
     this.o.signal?.throwIfAborted();
     const full = joinPath(dir, name);
-    const st = await this.lstat(full);
+    // `ahead`: its lstat as the walk ahead took it (counted as made).
+    if (ahead) this.stats.lstat++;
+    const st = ahead ?? (await this.lstat(full));
     if (!st) return undefined;
-    if (rel !== '' && this.excluded(full, rel, st)) return undefined;
+    if (rel !== '' && this.leaveOut.excluded(full, rel, st)) return undefined;
     const node = baseNode(name, st, this.owners);
     switch (node.type) {
       case 'dir': {
@@ -493,39 +495,6 @@ class Archiver {
     }
   }
 
-  /** Whether an entry below a source root is left out: a pattern, its size, a tag file in it. */
-  private excluded(full: Buffer, rel: string, st: fs.BigIntStats): boolean {
-    const isDir = st.isDirectory();
-    if (isExcluded(this.rules, rel, isDir, this.absRules ? full.subarray(1).toString('latin1') : undefined)) return true;
-    if (this.o.excludeLargerThan !== undefined && st.isFile() && st.size > BigInt(this.o.excludeLargerThan)) return true;
-    if (isDir) for (const tag of this.tagNames) if (this.hasTag(joinPath(full, tag), tag)) return true;
-    return false;
-  }
-
-  /** A tag file is there (CACHEDIR.TAG only with its signature, so a stray file of that name does not hide a directory). */
-  private hasTag(p: Buffer, name: Buffer): boolean {
-    if (!name.equals(CACHEDIR_TAG_BYTES) || !this.o.excludeCaches) {
-      this.stats.lstat++;
-      try {
-        fs.lstatSync(p);
-        return true;
-      } catch {
-        return false;
-      }
-    }
-    let fd: number | undefined;
-    try {
-      fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-      const head = Buffer.alloc(CACHEDIR_SIGNATURE.length);
-      const n = fs.readSync(fd, head, 0, head.length, 0);
-      return n === head.length && head.equals(CACHEDIR_SIGNATURE);
-    } catch {
-      return false;
-    } finally {
-      if (fd !== undefined) fs.closeSync(fd);
-    }
-  }
-
   /**
    * A digest of everything a directory's tree is made of, except file contents, which the files
    * cache's rule stands for (same size, mtime, ctime, inode and device: same bytes). When it
@@ -569,7 +538,7 @@ class Archiver {
    * A directory's tree, read from the file system. `at`: where it is in the previous walk and the
    * reported paths (its subdirectories may be taken from there); `into`: where to remember it.
    */
-  private async dirTree(full: Buffer, rel: string, st: fs.BigIntStats | undefined, at: TrustAt | undefined, into: Map<string, MemoDir> | undefined, key: string): Promise<Buffer | Later> {
+  private async dirTree(full: Buffer, rel: string, st: EntryStat | undefined, at: TrustAt | undefined, into: Map<string, MemoDir> | undefined, key: string): Promise<Buffer | Later> {
     const s = this.summary;
     const files = s.totalFiles;
     const bytes = s.totalBytes;
@@ -601,22 +570,28 @@ class Archiver {
     this.progress.dirs += m.dirs;
   }
 
-  private async walkDir(full: Buffer, rel: string, st: fs.BigIntStats | undefined, at: TrustAt | undefined, memo: Map<string, MemoDir> | undefined, listed: { ok: boolean }): Promise<Buffer | Later> {
-    let names: Buffer[];
+  private async walkDir(full: Buffer, rel: string, st: EntryStat | undefined, at: TrustAt | undefined, memo: Map<string, MemoDir> | undefined, listed: { ok: boolean }): Promise<Buffer | Later> {
     this.stats.readdir++;
-    try {
-      names = fs.readdirSync(full, { encoding: 'buffer' });
-    } catch (e) {
-      this.warnFailed(full, 'cannot list directory', e);
-      listed.ok = false;
-      return this.storeTree([]);
+    // As the walk ahead listed it, while the repository was opened; else listed now.
+    const ahead = this.ahead?.take(full);
+    let names: Buffer[];
+    if (ahead) names = ahead.names;
+    else {
+      try {
+        names = fs.readdirSync(full, { encoding: 'buffer' });
+      } catch (e) {
+        this.warnFailed(full, 'cannot list directory', e);
+        listed.ok = false;
+        return this.storeTree([]);
+      }
+      names.sort(Buffer.compare);
     }
-    names.sort(Buffer.compare);
     const rootDev = st?.dev;
     const kids: Kid[] = [];
-    for (const name of names) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
       const childRel = rel === '' ? name.toString('latin1') : `${rel}/${name.toString('latin1')}`;
-      const kid = await this.entry(full, name, childRel, rootDev, descend(at, name), memo);
+      const kid = await this.entry(full, name, childRel, rootDev, descend(at, name), memo, ahead?.stats[i]);
       if (kid) kids.push(kid);
     }
     for (const k of kids) if (k.pending) await k.pending;
@@ -756,7 +731,7 @@ class Archiver {
    * Whether file() gives this file to a compression thread to cut (chunkedOnThread): a changed
    * large file, when the store has threads. walkDir then goes on with the next files meanwhile.
    */
-  private cutOnThread(st: fs.BigIntStats, cached: CachedFile | undefined): boolean {
+  private cutOnThread(st: EntryStat, cached: CachedFile | undefined): boolean {
     return cached !== undefined && this.repo.objects.threads > 0 && Number(st.size) >= HASH_ON_THREADS && !sameStamp(cached, stampOf(st));
   }
 
@@ -771,7 +746,7 @@ class Archiver {
     this.cutWaiters.shift()?.();
   }
 
-  private async file(full: Buffer, name: Buffer, node: Node, st: fs.BigIntStats, cache: DirCache | undefined): Promise<Node | undefined> {
+  private async file(full: Buffer, name: Buffer, node: Node, st: EntryStat, cache: DirCache | undefined): Promise<Node | undefined> {
     const stamp = stampOf(st);
     if (Number(st.nlink) > 1) node.inode = { dev: Number(st.dev), ino: recordedInode(st.ino), links: Number(st.nlink) };
     const key = name.toString('latin1');
@@ -818,7 +793,7 @@ class Archiver {
    * directory's files, this waits for them). A changed large file (`threads-stored`, its content
    * probably stored already) is cut and hashed by a compression thread (chunkedOnThread).
    */
-  private async readFile(full: Buffer, before: fs.BigIntStats, hashing: 'here' | 'threads' | 'threads-stored' = 'here'): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
+  private async readFile(full: Buffer, before: EntryStat, hashing: 'here' | 'threads' | 'threads-stored' = 'here'): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
     let fd: number;
     try {
       fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
@@ -889,7 +864,7 @@ class Archiver {
    * it here). New files are not cut there: a first backup keeps both threads busy compressing, and
    * cutting there too made it slower (docs/performance.md, "Changed large files cut on the threads").
    */
-  private async chunkedOnThread(full: Buffer, fd: number, before: fs.BigIntStats, opened: fs.BigIntStats): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
+  private async chunkedOnThread(full: Buffer, fd: number, before: EntryStat, opened: fs.BigIntStats): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
     const r = await this.repo.objects.chunkFile(fd, Number(opened.size), this.repo.gear);
     if (!r) return undefined;
     if ('error' in r) throw Object.assign(new Error(r.error.message), r.error.code ? { code: r.error.code } : {});
@@ -926,7 +901,7 @@ class Archiver {
    * and `same` holds; a SNAP_CHANGED warning when not: the snapshot holds the bytes as read, and
    * the files cache does not take it.
    */
-  private stableWhileRead(full: Buffer, fd: number, before: fs.BigIntStats, size: number, same = true): boolean {
+  private stableWhileRead(full: Buffer, fd: number, before: EntryStat, size: number, same = true): boolean {
     const after = fs.fstatSync(fd, { bigint: true });
     const stable = same && after.size === before.size && after.mtimeNs === before.mtimeNs && after.ctimeNs === before.ctimeNs && BigInt(size) === after.size;
     if (!stable) this.warn('SNAP_CHANGED', full, 'changed while it was being read; the snapshot holds the bytes as read');
@@ -1018,11 +993,6 @@ function ownIds(): { uid: number; gid: number } {
     return { uid: 0, gid: 0 }; // no passwd entry (containers)
   }
 }
-const CACHEDIR_TAG = 'CACHEDIR.TAG';
-const CACHEDIR_TAG_BYTES = Buffer.from(CACHEDIR_TAG);
-/** The Cache Directory Tagging Specification's header: a tag file starts with exactly these bytes. */
-const CACHEDIR_SIGNATURE = Buffer.from('Signature: 8a477f597d28d172789f06886806bc55');
-
-function stampOf(st: fs.BigIntStats): FileStamp {
+function stampOf(st: EntryStat): FileStamp {
   return { size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev };
 }

@@ -3,7 +3,16 @@ import type * as fs from 'node:fs';
 import type { Node, NodeType, Timestamp } from '../../model/node.js';
 import type { OwnerNames } from './owners.js';
 
-export function nodeType(st: fs.BigIntStats): NodeType {
+/**
+ * The fields of an lstat result a backup reads of an entry: fs.BigIntStats has them, and so does
+ * the walk ahead's compact copy (ops/backup/walk-ahead.ts).
+ */
+export type EntryStat = Pick<
+  fs.BigIntStats,
+  'dev' | 'ino' | 'mode' | 'nlink' | 'uid' | 'gid' | 'rdev' | 'size' | 'mtimeNs' | 'ctimeNs' | 'isFile' | 'isDirectory' | 'isSymbolicLink' | 'isFIFO' | 'isSocket' | 'isCharacterDevice' | 'isBlockDevice'
+>;
+
+export function nodeType(st: EntryStat): NodeType {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'symlink';
@@ -23,7 +32,7 @@ export function splitNs(ns: bigint): Timestamp {
   return { sec: Number(sec), nsec: Number(nsec) };
 }
 
-export function baseNode(name: Buffer, st: fs.BigIntStats, owners: OwnerNames): Node {
+export function baseNode(name: Buffer, st: EntryStat, owners: OwnerNames): Node {
   const uid = Number(st.uid);
   const gid = Number(st.gid);
   return {
