@@ -12,6 +12,7 @@ import { createSnapshot, type CreateOptions } from '../src/ops/backup/create.js'
 import { WalkAhead } from '../src/ops/backup/walk-ahead.js';
 import { locateAbs } from '../src/ops/tree/navigate.js';
 import { Repository } from '../src/repo/repository.js';
+import { looksEncrypted } from '../src/repo/keys.js';
 import { nullSink } from '../src/core/progress.js';
 import { describeTree } from './helpers/cli.js';
 import { restoreSnapshot } from '../src/ops/restore/restore.js';
@@ -146,6 +147,20 @@ describe('the walk ahead', () => {
     } finally {
       spawnSync('umount', [mnt]);
     }
+  });
+});
+
+describe('where the CLI walks ahead', () => {
+  it('an encrypted local repository (its key takes a while to derive) looks encrypted; a plain one, or none, does not', async () => {
+    const base = scratchDir('snap-ahead-repos-');
+    const plain = await Repository.init(path.join(base, 'plain'), { host: currentHost(), sink: nullSink });
+    await plain.close();
+    const pw = Buffer.from('walk-ahead-pw');
+    const enc = await Repository.init(path.join(base, 'enc'), { host: currentHost(), sink: nullSink, password: async () => pw, indexCache: path.join(base, 'cache'), encrypt: { password: pw, scrypt: { N: 1024, r: 8, p: 1 } } });
+    await enc.close();
+    expect(looksEncrypted(path.join(base, 'enc'))).toBe(true);
+    expect(looksEncrypted(path.join(base, 'plain'))).toBe(false);
+    expect(looksEncrypted(path.join(base, 'none'))).toBe(false);
   });
 });
 

@@ -10,6 +10,7 @@ import { shortId } from '../core/ids.js';
 import { Repository } from '../repo/repository.js';
 import { type CreateOptions, createSnapshot, type StdinSource } from '../ops/backup/create.js';
 import { WalkAhead } from '../ops/backup/walk-ahead.js';
+import { looksEncrypted } from '../repo/keys.js';
 import { useBackupHeap } from './backup-heap.js';
 import { type Ctx, withRepo } from './context.js';
 import { bytes, duration } from './format.js';
@@ -169,8 +170,12 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<Backup
   if (!streamed && sources.length === 0) throw new SnapError('SNAP_USAGE', listed.length > 0 ? 'the --files-from lists name no paths' : 'name at least one path to back up');
   const command = o.stdinFromCommand ? commandSource(paths, o.stdinFilename, ctx.signal) : undefined;
   const stdin = command?.source ?? (o.stdin ? stdinSource(o.stdinFilename, ctx.signal) : undefined);
-  // The sources walked while the repository opens (its key takes about 0.4 s when encrypted).
-  const ahead = streamed ? undefined : new WalkAhead({ paths: sources, cwd: ctx.cwd, ...leaveOut, signal: ctx.signal });
+  // The sources walked while the repository opens, where that takes a while: an encrypted one
+  // derives its key (about 0.4 s), remote storage answers over the network. A plain local one opens
+  // in a few ms: the walk ahead would only cost (docs/performance.md, "The walk ahead").
+  const { location } = ctx.repoPath();
+  const slowOpen = location.kind !== 'local' || looksEncrypted(location.path);
+  const ahead = streamed || !slowOpen ? undefined : new WalkAhead({ paths: sources, cwd: ctx.cwd, ...leaveOut, signal: ctx.signal });
   const backup = (repo: Repository): ReturnType<typeof createSnapshot> =>
     createSnapshot(repo, {
       paths: sources,

@@ -4,7 +4,10 @@
 import { SnapError, isSnapError } from '../core/errors.js';
 import { DEFAULT_SCRYPT, deriveKey, GCM_NONCE_BYTES, gcmOpen, gcmSeal, KEY_BYTES, random, type ScryptParams, scryptProblem } from '../core/crypto.js';
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { randomHex } from '../core/ids.js';
+import { fsPath } from '../core/bytes.js';
 import type { Backend } from '../backend/backend.js';
 import type { KnownKdf } from './known.js';
 
@@ -139,6 +142,19 @@ function parseKeyFile(bytes: Buffer, id: string): KeyFile {
   if (typeof f.created !== 'string') throw bad('no creation time');
   if (f.repo !== undefined && (typeof f.repo !== 'string' || !/^[0-9a-f]{32}$/.test(f.repo))) throw bad('its repository id is not 32 hex digits');
   return f;
+}
+
+/**
+ * Whether the local repository at `root` looks encrypted (it has a keys/ folder): opening it then
+ * derives a key, about 0.4 s that a command may use for work of its own meanwhile (a backup's walk
+ * ahead). A guess, never a decision: opening the repository finds out.
+ */
+export function looksEncrypted(root: string): boolean {
+  try {
+    return fs.statSync(fsPath(path.join(root, KEYS))).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** A key file's name in `keys/` (the id: 32 hex digits), or undefined for other names. */
