@@ -1,6 +1,12 @@
 // `snap ui` streams: a large file downloaded through the page's API, first by a client that stops
-// reading for a while (the server must wait, not buffer), keeps the server process's peak RSS
-// (VmHWM, read from /proc) under 200 MB; so does the folder holding it, as zip.
+// reading for a while (the server must wait, not buffer), keeps the server process's own memory
+// under 150 MB at its peak: its peak RSS (VmHWM, read from /proc) less the pages of files mapped
+// (RssFile: the node binary and libraries, shared and dropped by the kernel when memory is short);
+// so does the folder holding it, as zip. That was "peak RSS under 200 MB" when the node binary's
+// pages were 45-50 MB of it (Node 20); Node 26's binary maps about 82 MB at once, which put an idle
+// server at 109 MB and its downloads at 189-207 MB while its own memory peaked at 104-122 MB (Node
+// 20: 71-84 MB, peak RSS 118-131 MB).
+// (RssFile is read after the peak: if the kernel dropped file pages since, the figure only grows.)
 // The file is sparse (a few MiB of random data in zeros) so the backup dedups. 600 MiB by default;
 // with SNAP_TORTURE=1 (npm run test:torture) 3 GiB, which takes minutes on a 2-core machine.
 // A 4 GiB file made of one zero chunk repeated is cheap enough for every run: its snapshot is
@@ -17,11 +23,16 @@ import { login, startUi, type UiProcess } from './helpers/ui-server.js';
 const TORTURE = (process.env.SNAP_TORTURE ?? '') !== '' && process.env.SNAP_TORTURE !== '0';
 const MiB = 2 ** 20;
 const SIZE = TORTURE ? 3 * 1024 * MiB : 600 * MiB;
-const LIMIT = 200 * 1000 * 1000;
+const LIMIT = 150 * 1000 * 1000;
 
-function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+function procStatus(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssFile'): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m![1]) * 1024;
+}
+
+/** The server's own memory now, or at its peak: RSS less mapped files' pages (see above). */
+function ownMemory(pid: number, at: 'now' | 'peak'): number {
+  return procStatus(pid, at === 'now' ? 'VmRSS' : 'VmHWM') - procStatus(pid, 'RssFile');
 }
 
 function sha256File(p: string): string {
@@ -59,7 +70,7 @@ function download(ui: UiProcess, cookie: string, rawPath: string, pauseAfter: nu
   });
 }
 
-describe(`snap ui: a ${SIZE / MiB} MiB download keeps the server under 200 MB RSS`, () => {
+describe(`snap ui: a ${SIZE / MiB} MiB download keeps the server holding under 150 MB of its own memory`, () => {
   let base: string;
   let big: string;
   let ui: UiProcess;
@@ -90,14 +101,14 @@ describe(`snap ui: a ${SIZE / MiB} MiB download keeps the server under 200 MB RS
   it('the file itself, read by a client that stops for 3 s: the server waits instead of buffering', async () => {
     const pid = ui.proc.pid!;
     let duringPause = 0;
-    const r = await download(ui, cookie, `/api/cat?snapshot=latest&path_hex=${Buffer.from(big).toString('hex')}`, 64 * MiB, 3000, () => (duringPause = procStatus(pid, 'VmRSS')));
+    const r = await download(ui, cookie, `/api/cat?snapshot=latest&path_hex=${Buffer.from(big).toString('hex')}`, 64 * MiB, 3000, () => (duringPause = ownMemory(pid, 'now')));
     expect(r.status).toBe(200);
     expect(r.bytes).toBe(SIZE);
     expect(r.sha256).toBe(sha256File(big));
     expect(duringPause).toBeGreaterThan(0);
     expect(duringPause).toBeLessThan(LIMIT);
-    const peak = procStatus(pid, 'VmHWM');
-    console.info(`snap ui, ${SIZE / MiB} MiB file: RSS ${(duringPause / 1e6).toFixed(0)} MB while the client paused, peak ${(peak / 1e6).toFixed(0)} MB`);
+    const peak = ownMemory(pid, 'peak');
+    console.info(`snap ui, ${SIZE / MiB} MiB file: own memory ${(duringPause / 1e6).toFixed(0)} MB while the client paused, peak ${(peak / 1e6).toFixed(0)} MB (peak RSS ${(procStatus(pid, 'VmHWM') / 1e6).toFixed(0)} MB)`);
     expect(peak).toBeLessThan(LIMIT);
   }, 900_000);
 
@@ -106,13 +117,13 @@ describe(`snap ui: a ${SIZE / MiB} MiB download keeps the server under 200 MB RS
     const r = await download(ui, cookie, `/api/export?snapshot=latest&format=zip&path_hex=${Buffer.from(path.dirname(big)).toString('hex')}`, 16 * MiB, 2000, () => {});
     expect(r.status).toBe(200);
     expect(r.bytes).toBeGreaterThan(9 * MiB); // the random parts do not compress
-    const peak = procStatus(pid, 'VmHWM');
-    console.info(`snap ui, ${SIZE / MiB} MiB folder as zip: peak RSS ${(peak / 1e6).toFixed(0)} MB`);
+    const peak = ownMemory(pid, 'peak');
+    console.info(`snap ui, ${SIZE / MiB} MiB folder as zip: own memory at its peak ${(peak / 1e6).toFixed(0)} MB (peak RSS ${(procStatus(pid, 'VmHWM') / 1e6).toFixed(0)} MB)`);
     expect(peak).toBeLessThan(LIMIT);
   }, 900_000);
 });
 
-describe('snap ui: a 4 GiB file (one zero chunk, 4096 times) downloads with the server under 200 MB RSS', () => {
+describe('snap ui: a 4 GiB file (one zero chunk, 4096 times) downloads with the server holding under 150 MB of its own memory', () => {
   const CHUNK = MiB;
   const COUNT = 4096;
   const BIG = CHUNK * COUNT;
@@ -156,7 +167,7 @@ describe('snap ui: a 4 GiB file (one zero chunk, 4096 times) downloads with the 
             paused = true;
             res.pause();
             setTimeout(() => {
-              duringPause = procStatus(pid, 'VmRSS');
+              duringPause = ownMemory(pid, 'now');
               res.resume();
             }, 2000);
           }
@@ -171,8 +182,8 @@ describe('snap ui: a 4 GiB file (one zero chunk, 4096 times) downloads with the 
     expect(r.nonZero).toBe(0);
     expect(duringPause).toBeGreaterThan(0);
     expect(duringPause).toBeLessThan(LIMIT);
-    const peak = procStatus(pid, 'VmHWM');
-    console.info(`snap ui, 4 GiB file: RSS ${(duringPause / 1e6).toFixed(0)} MB while the client paused, peak ${(peak / 1e6).toFixed(0)} MB`);
+    const peak = ownMemory(pid, 'peak');
+    console.info(`snap ui, 4 GiB file: own memory ${(duringPause / 1e6).toFixed(0)} MB while the client paused, peak ${(peak / 1e6).toFixed(0)} MB (peak RSS ${(procStatus(pid, 'VmHWM') / 1e6).toFixed(0)} MB)`);
     expect(peak).toBeLessThan(LIMIT);
   }, 600_000);
 });
