@@ -172,7 +172,7 @@ async function create(ctx: Ctx, paths: string[], o: CreateFlags): Promise<Backup
   const stdin = command?.source ?? (o.stdin ? stdinSource(o.stdinFilename, ctx.signal) : undefined);
   // The sources walked while the repository opens, where that takes a while: an encrypted one
   // derives its key (about 0.4 s), remote storage answers over the network. A plain local one opens
-  // in a few ms: the walk ahead would only cost (docs/performance.md, "The walk ahead").
+  // in a few ms: the walk ahead would only cost (docs/performance.md, "A backup where little changed").
   const { location } = ctx.repoPath();
   const slowOpen = location.kind !== 'local' || looksEncrypted(location.path);
   const ahead = streamed || !slowOpen ? undefined : new WalkAhead({ paths: sources, cwd: ctx.cwd, ...leaveOut, signal: ctx.signal });

@@ -3,7 +3,7 @@
 // pool) with this thread idle, and a backup in which little has changed is mostly its walk: about
 // 0.6 s of lstat and readdir for the bench corpus's 49,000 entries. Walked ahead meanwhile, the
 // backup's walk (create.ts, walkDir) takes each folder from here as it was listed instead of asking
-// the disk again; any folder not here it reads itself. docs/performance.md, "The walk ahead".
+// the disk again; any folder not here it reads itself. docs/performance.md, "A backup where little changed".
 //
 // Nothing here decides anything. What the backup leaves out it decides again on the same stat (one
 // LeaveOut rule for both); an entry whose lstat failed here, or a folder that could not be listed,
