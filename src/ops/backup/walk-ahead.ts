@@ -89,6 +89,9 @@ export class WalkAhead {
   private readonly todo: Folder[] = [];
   /** The folder being listed. */
   private cur: Listing | undefined;
+  /** The sources (a --files-from list may name thousands: looked at in the slices, not at once); the next is roots[nextRoot]. */
+  private readonly roots: string[];
+  private nextRoot = 0;
   private readonly leaveOut: LeaveOut;
   private readonly limit: number;
   private stopped = false;
@@ -98,15 +101,7 @@ export class WalkAhead {
   constructor(private readonly o: WalkAheadOptions) {
     this.leaveOut = new LeaveOut(o, { lstat: 0 });
     this.limit = o.limit ?? AHEAD_ENTRIES;
-    for (const s of normalizeSources(o.paths, o.cwd).sources.reverse()) {
-      try {
-        const dir = fsEncode(s);
-        const st = fs.lstatSync(dir, { bigint: true });
-        if (st.isDirectory()) this.todo.push({ dir, rel: '', dev: st.dev });
-      } catch {
-        // The backup says so.
-      }
-    }
+    this.roots = normalizeSources(o.paths, o.cwd).sources;
     this.done = this.run().catch(() => {});
   }
 
@@ -147,7 +142,7 @@ export class WalkAhead {
   private async run(): Promise<void> {
     // Not before the caller has gone on (to open the repository).
     await new Promise<void>((r) => setImmediate(r));
-    while (!this.stopped && !this.o.signal?.aborted && (this.cur || this.todo.length > 0) && this.counts.listed < this.limit) {
+    while (!this.stopped && !this.o.signal?.aborted && (this.cur || this.todo.length > 0 || this.nextRoot < this.roots.length) && this.counts.listed < this.limit) {
       this.work(performance.now() + SLICE_MS);
       await new Promise<void>((r) => setImmediate(r));
     }
@@ -157,11 +152,14 @@ export class WalkAhead {
   /** List folders and lstat their entries until `until` or the limit. */
   private work(until: number): void {
     for (;;) {
-      const c = (this.cur ??= this.open());
-      if (!c) {
-        if (this.todo.length === 0) return;
+      if (!this.cur && this.todo.length === 0) {
+        if (this.nextRoot >= this.roots.length) return;
+        this.addRoot(this.roots[this.nextRoot++]!);
+        if (performance.now() >= until) return;
         continue;
       }
+      const c = (this.cur ??= this.open());
+      if (!c) continue;
       while (c.i < c.names.length) {
         if (this.counts.listed >= this.limit) return;
         this.statEntry(c, c.i++);
@@ -170,7 +168,18 @@ export class WalkAhead {
       }
       this.finish(c);
       this.cur = undefined;
-      if (this.todo.length === 0 || performance.now() >= until) return;
+      if (performance.now() >= until) return;
+    }
+  }
+
+  /** A source to walk when it is a folder (else the backup says what it is, or that it is missing). */
+  private addRoot(s: string): void {
+    try {
+      const dir = fsEncode(s);
+      const st = fs.lstatSync(dir, { bigint: true });
+      if (st.isDirectory()) this.todo.push({ dir, rel: '', dev: st.dev });
+    } catch {
+      // The backup says so.
     }
   }
 

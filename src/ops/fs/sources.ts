@@ -11,14 +11,27 @@ export interface SourceTrie {
 
 export function normalizeSources(paths: string[], cwd: string): { sources: string[]; dropped: string[] } {
   const abs = [...new Set(paths.map((p) => path.resolve(cwd, p)))].sort();
+  const kept = new Set<string>();
   const sources: string[] = [];
   const dropped: string[] = [];
+  // Sorted, a folder comes before everything in it: a path is dropped when one of its folders is
+  // kept. Each path's folders are looked up (a comparison with every source kept took 3.8 s for
+  // 10,000 paths of a --files-from list and 49 s for 40,000).
   for (const p of abs) {
-    const outer = sources.find((s) => s === '/' || p.startsWith(s + '/'));
-    if (outer) dropped.push(p);
-    else sources.push(p);
+    if (insideOneOf(kept, p)) dropped.push(p);
+    else {
+      sources.push(p);
+      kept.add(p);
+    }
   }
   return { sources, dropped };
+}
+
+/** Whether a folder above the absolute path `p` (not `p` itself) is in `folders`. */
+function insideOneOf(folders: Set<string>, p: string): boolean {
+  if (p !== '/' && folders.has('/')) return true;
+  for (let i = p.indexOf('/', 1); i > 0; i = p.indexOf('/', i + 1)) if (folders.has(p.slice(0, i))) return true;
+  return false;
 }
 
 export function buildTrie(sources: string[]): SourceTrie {
