@@ -80,3 +80,55 @@ describe('files-cache entries packed while they wait (packCachedFiles)', () => {
     expect(() => [...unpackCachedFiles(packed.subarray(0, packed.length - 1))]).toThrow(/end early/);
   });
 });
+
+describe('files named as sources (a --files-from list)', () => {
+  it('use their folder\'s files-cache entries: the next backup reads none of them, a changed one is read again; the folder\'s other entries and its record stay', async () => {
+    const base = scratchDir('snap-create-cache-files-');
+    const src = path.join(base, 'src');
+    fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(src, `f${i}`), randomBytes(4 * KiB + i));
+    fs.writeFileSync(path.join(src, 'sub', 'g'), randomBytes(3 * KiB));
+    const repo = await Repository.init(path.join(base, 'repo'), { host: currentHost(), sink: nullSink }, { packSize: 64 * KiB });
+    try {
+      const common = { cwd: base, host: currentHost(), program: 'snap test', sink: nullSink };
+      // The whole folder first: its entries and its record.
+      await createSnapshot(repo, { ...common, paths: [src] });
+      const record = await repo.index.getDirRecord(Buffer.from(src));
+      expect(record).toBeDefined();
+      const files = [0, 3, 7, 12].map((i) => path.join(src, `f${i}`));
+      const named = { ...common, paths: [...files, path.join(src, 'sub', 'g')] };
+      // Before: every file named as a source was read again, every time.
+      const first = await createSnapshot(repo, named);
+      expect(first.snapshot.summary.filesUnchanged).toBe(5);
+      expect(first.snapshot.summary.bytesRead).toBe(0);
+      fs.appendFileSync(files[1]!, 'changed');
+      const second = await createSnapshot(repo, named);
+      expect(second.snapshot.summary.filesChanged).toBe(1);
+      expect(second.snapshot.summary.bytesRead).toBe(fs.statSync(files[1]!).size);
+      const third = await createSnapshot(repo, named);
+      expect(third.snapshot.summary.filesUnchanged).toBe(5);
+      expect(third.snapshot.summary.bytesRead).toBe(0);
+      // The folder's other files kept their entries (nothing was taken for stale), its record is as it was.
+      expect((await repo.index.filesInDir(Buffer.from(src))).size).toBe(20);
+      expect((await repo.index.getDirRecord(Buffer.from(src)))?.tree.equals(record!.tree)).toBe(true);
+      // The whole folder again: the changed file's entry, written by the named backup, vouches for it.
+      const whole = await createSnapshot(repo, { ...common, paths: [src] });
+      expect(whole.snapshot.summary.bytesRead).toBe(0);
+      expect(whole.snapshot.summary.filesUnchanged).toBe(21);
+      // A first backup of only named files (no entries yet anywhere under their folders) reads them.
+      const other = await Repository.init(path.join(base, 'repo2'), { host: currentHost(), sink: nullSink }, { packSize: 64 * KiB });
+      const fresh = await createSnapshot(other, named);
+      expect(fresh.snapshot.summary.filesNew).toBe(5);
+      const again = await createSnapshot(other, named);
+      expect(again.snapshot.summary.bytesRead).toBe(0);
+      for (const [r, s] of [[repo, third.snapshot], [other, again.snapshot]] as const) {
+        const to = path.join(scratchDir('snap-create-cache-out-'), 'out');
+        expect((await restoreSnapshot(r, s, { target: to, asRoot: false, sink: {} })).damaged).toEqual([]);
+        for (const f of [...files, path.join(src, 'sub', 'g')]) expect(fs.readFileSync(path.join(to, f)).equals(fs.readFileSync(f))).toBe(true);
+      }
+      await other.close();
+    } finally {
+      await repo.close();
+    }
+  }, 120_000);
+});

@@ -174,7 +174,8 @@ interface PendingDir {
   /** The directory's new entries, packed (packCachedFiles): they wait in memory until durable. */
   files: Buffer;
   stale: Buffer[];
-  record: DirRecord | null;
+  /** The folder's record; null: removed; undefined (files named as sources: not all of it was read): as it is. */
+  record?: DirRecord | null;
 }
 
 /** A directory entry seen by lstat; a file is read (or found in the files cache) only afterwards. */
@@ -215,9 +216,11 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   if (o.time && snapshotTime(o.time) === undefined) throw new SnapError('SNAP_USAGE', `cannot record the snapshot time ${String(o.time)}: the format holds ${TIME_RANGE}`);
   const { sources, dropped } = o.stdin ? { sources: [`/${o.stdin.name}`], dropped: [] } : normalizeSources(o.paths, o.cwd);
   for (const d of dropped) o.sink.info?.(`${displayPath(d)} is inside another source path; it is backed up once`);
+  // The folders whose files-cache entries the sources use: a folder's own, a file's parent's.
+  const cacheFolders = new Set<string>();
   if (!o.stdin) for (const s of sources) {
     try {
-      fs.lstatSync(fsPath(s));
+      cacheFolders.add(fs.lstatSync(fsPath(s)).isDirectory() ? s : path.posix.dirname(s));
     } catch (e) {
       throw fromSystemError(e, `source ${displayPath(s)}`);
     }
@@ -232,7 +235,12 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
   const at: TrustAt | undefined = trusted ? { memo: o.trust!.walk.root, dirty: dirtyTree(o.trust!.dirty) } : undefined;
   const memoRoot = o.remember === true;
   let cached = false;
-  for (const s of sources) if (await repo.index.hasFilesUnder(fsEncode(s))) cached = true;
+  for (const f of cacheFolders) {
+    if (await repo.index.hasFilesUnder(fsEncode(f))) {
+      cached = true;
+      break;
+    }
+  }
   a.noFilesCache = !cached;
   const top = memoRoot ? new Map<string, MemoDir>() : undefined;
   let rootTree: Buffer;
@@ -399,6 +407,10 @@ class Archiver {
     const kids = into ? new Map<string, MemoDir>() : undefined;
     into?.set(key, { files: 0, bytes: 0, dirs: 0, kids: kids! });
     const nodes: Node[] = [];
+    // Files named as sources use this folder's files-cache entries, as a walk of it does (they were
+    // read again at every backup: a --files-from list of 20,000 files re-read its 231 MiB each time).
+    // Only their entries are written: the folder's others, and its record, stay as they are.
+    let cache: DirCache | undefined;
     for (const name of [...trie.children.keys()].sort((x, y) => Buffer.compare(fsEncode(x), fsEncode(y)))) {
       const child = trie.children.get(name)!;
       const nameBuf = fsEncode(name);
@@ -407,7 +419,11 @@ class Archiver {
         const kid = await this.entry(dirBuf, nameBuf, '', undefined, descend(at, nameBuf), kids);
         await kid?.pending;
         if (kid) this.addXattrs(full, kid.node);
-        const node = kid?.node.type === 'file' ? await this.file(full, nameBuf, kid.node, kid.st, undefined) : kid?.node;
+        let node = kid?.node;
+        if (kid?.node.type === 'file') {
+          cache ??= { old: this.noFilesCache ? new Map() : await this.repo.index.filesInDir(dirBuf), updates: new Map() };
+          node = await this.file(full, nameBuf, kid.node, kid.st, cache);
+        }
         if (node) nodes.push(node);
         continue;
       }
@@ -417,6 +433,12 @@ class Archiver {
       this.addXattrs(full, node);
       node.tree = await this.dirOfTrie(path.posix.join(abs, name), child, descend(at, nameBuf), kids, nameBuf.toString('latin1'));
       nodes.push(node);
+    }
+    if (cache && cache.updates.size > 0) {
+      // Written once the chunks they name are durable, as a walked folder's (flushCache).
+      this.pendingCache.push({ dir: dirBuf, files: packCachedFiles([...cache.updates].map(([k, f]) => [Buffer.from(k, 'latin1'), f])), stale: [] });
+      this.pendingFiles += cache.updates.size;
+      if (this.pendingFiles >= (this.o.cacheBatch ?? CACHE_BATCH)) await this.flushCache();
     }
     return this.storeTree(nodes);
   }
