@@ -116,6 +116,16 @@ describe('the walk ahead', () => {
     expect(many.stats.every((st) => st !== undefined)).toBe(true);
     expect(many.names.map(String)).toEqual(fs.readdirSync(path.join(src, 'many')).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))));
     expect(w.take(fsEncode(path.join(src, 'many', 'sub')))?.names).toEqual([]);
+    // With room for fewer entries than its size says it may hold, it is not listed at all (a
+    // folder of a million names would be read, then dropped): the backup lists it itself.
+    for (let i = 3000; i < 6000; i++) fs.writeFileSync(path.join(src, 'many', `f${i}`), '');
+    const size = fs.statSync(path.join(src, 'many')).size;
+    expect(size).toBeGreaterThan(64 * 1024);
+    const small = new WalkAhead({ paths: [src], cwd: '/', limit: Math.floor(size / 20) - 1 });
+    await small.done;
+    expect(small.take(fsEncode(path.join(src, 'many')))).toBeUndefined();
+    expect(small.counts.listed).toBe(1); // the source folder: 'many' itself
+    expect(small.take(fsEncode(src))?.names.map(String)).toEqual(['many']);
   });
 
   it('a walk older than a few seconds (a lock waited for) is not taken: the backup lists everything itself', async () => {
