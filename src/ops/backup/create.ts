@@ -436,9 +436,7 @@ class Archiver {
     }
     if (cache && cache.updates.size > 0) {
       // Written once the chunks they name are durable, as a walked folder's (flushCache).
-      this.pendingCache.push({ dir: dirBuf, files: packCachedFiles([...cache.updates].map(([k, f]) => [Buffer.from(k, 'latin1'), f])), stale: [] });
-      this.pendingFiles += cache.updates.size;
-      if (this.pendingFiles >= (this.o.cacheBatch ?? CACHE_BATCH)) await this.flushCache();
+      await this.queueCache({ dir: dirBuf, files: packCachedFiles([...cache.updates].map(([k, f]) => [Buffer.from(k, 'latin1'), f])), stale: [] }, cache.updates.size);
     }
     return this.storeTree(nodes);
   }
@@ -687,9 +685,7 @@ class Archiver {
         else this.summary.dirsUnchanged++;
       } else this.summary.dirsNew++;
       // The record waits, like the files-cache entries, until what the tree names is durable.
-      this.pendingCache.push({ dir: full, files: packCachedFiles(updates), stale, record: complete ? { digest, tree: r.id } : null });
-      this.pendingFiles += updates.length + stale.length + 1;
-      if (this.pendingFiles >= (this.o.cacheBatch ?? CACHE_BATCH)) await this.flushCache();
+      await this.queueCache({ dir: full, files: packCachedFiles(updates), stale, record: complete ? { digest, tree: r.id } : null }, updates.length + stale.length + 1);
       return r.id;
     };
     // Files still being cut on threads: the walk goes on (a memo's counts need the subtree whole).
@@ -928,6 +924,13 @@ class Archiver {
     const stable = same && after.size === before.size && after.mtimeNs === before.mtimeNs && after.ctimeNs === before.ctimeNs && BigInt(size) === after.size;
     if (!stable) this.warn('SNAP_CHANGED', full, 'changed while it was being read; the snapshot holds the bytes as read');
     return stable;
+  }
+
+  /** A folder's files-cache writes (`ops` of them), to go with the next batch (flushCache). */
+  private async queueCache(dir: PendingDir, ops: number): Promise<void> {
+    this.pendingCache.push(dir);
+    this.pendingFiles += ops;
+    if (this.pendingFiles >= (this.o.cacheBatch ?? CACHE_BATCH)) await this.flushCache();
   }
 
   /**
