@@ -144,14 +144,16 @@ describe('acquiring locks', () => {
       const put = b.put.bind(b);
       b.put = async (name, bytes) => {
         await put(name, bytes);
-        await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
+        // Stopped already when this goes on (a loaded machine runs it late): the abort event is past.
+        if (!stop.signal.aborted) await new Promise((resolve) => stop.signal.addEventListener('abort', resolve, { once: true }));
         throw interrupted();
       };
       const del = b.delete.bind(b);
       b.delete = async (name) => (deleteWorks ? del(name) : Promise.reject(interrupted()));
       const warnings: string[] = [];
       const taking = RepoLock.acquire(b, { ...opts(host(100), 'shared'), signal: stop.signal, sink: { warn: (w) => warnings.push(w.message) } });
-      await new Promise((r) => setTimeout(r, 50));
+      // The lock is written (on a loaded machine that may take more than a moment), its answer not yet come.
+      for (let waited = 0; locks(root).length === 0 && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
       expect(locks(root)).toHaveLength(1);
       stop.abort();
       await expect(taking).rejects.toSatisfy((e) => isSnapError(e, 'SNAP_INTERRUPTED'));
