@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import type { HostInfo } from '../../core/host.js';
 import type { ProgressCounters, ProgressSink } from '../../core/progress.js';
 import { unmatched } from '../../model/exclude.js';
-import { LeaveOut, type LeaveOutOptions } from './leave-out.js';
+import { LeaveOut, type LeaveOutOptions, relBelow } from './leave-out.js';
 import type { WalkAhead } from './walk-ahead.js';
 import { type Node, recordedInode } from '../../model/node.js';
 import { snapshotTime, TIME_RANGE, type SnapshotSummary, type StoredSnapshot } from '../../model/snapshot.js';
@@ -610,7 +610,7 @@ class Archiver {
     const kids: Kid[] = [];
     for (let i = 0; i < names.length; i++) {
       const name = names[i]!;
-      const childRel = rel === '' ? name.toString('latin1') : `${rel}/${name.toString('latin1')}`;
+      const childRel = relBelow(rel, name);
       const kid = await this.entry(full, name, childRel, rootDev, descend(at, name), memo, ahead?.stats[i]);
       if (kid) kids.push(kid);
     }

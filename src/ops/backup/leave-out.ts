@@ -22,6 +22,14 @@ const CACHEDIR_TAG_BYTES = Buffer.from(CACHEDIR_TAG);
 /** The Cache Directory Tagging Specification's header: a tag file starts with exactly these bytes. */
 const CACHEDIR_SIGNATURE = Buffer.from('Signature: 8a477f597d28d172789f06886806bc55');
 
+/**
+ * Where the entry `name` of a folder at `rel` below its source root is (exclude patterns match it):
+ * one spelling for the backup's walk and the walk ahead, which must leave out the same entries.
+ */
+export function relBelow(rel: string, name: Buffer): string {
+  return rel === '' ? name.toString('latin1') : `${rel}/${name.toString('latin1')}`;
+}
+
 export class LeaveOut {
   readonly rules: ExcludeRule[];
   private readonly absRules: boolean;

@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import { fsEncode, joinPath } from '../../core/bytes.js';
 import type { EntryStat } from '../fs/node-meta.js';
 import { normalizeSources } from '../fs/sources.js';
-import { LeaveOut, type LeaveOutOptions } from './leave-out.js';
+import { LeaveOut, type LeaveOutOptions, relBelow } from './leave-out.js';
 
 /** What the walk ahead is told: the backup's own options (CreateOptions). */
 export interface WalkAheadOptions extends LeaveOutOptions {
@@ -232,7 +232,7 @@ export class WalkAhead {
     rows[r + 8] = st.mtimeNs;
     rows[r + 9] = st.ctimeNs;
     if (!st.isDirectory() || (this.o.oneFileSystem && st.dev !== c.dev)) return;
-    const childRel = c.rel === '' ? name.toString('latin1') : `${c.rel}/${name.toString('latin1')}`;
+    const childRel = relBelow(c.rel, name);
     if (!this.leaveOut.excluded(full, childRel, st)) c.into.push({ dir: full, rel: childRel, dev: st.dev, size: st.size });
   }
 
