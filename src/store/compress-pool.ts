@@ -37,9 +37,18 @@ export function compressThreadsStarted(): number {
   return threadsStarted;
 }
 
-/** Worker count for this machine: one per available core (the main thread reads, chunks and hashes meanwhile). */
+/**
+ * Worker count for this machine: one per available core but the one the main thread keeps busy
+ * (it walks, reads, cuts and hashes small files, and compresses itself whenever the ring is full
+ * because the threads are behind), at least 1 and at most 8. One per core made 3 busy threads on 2
+ * cores: the main thread, the critical path of a backup's many small files, waited 3 s of an 8 s
+ * first backup of the bench corpus in the run queue (3,000 involuntary switches; schedstat), while
+ * the threads were idle half the time. With one thread there, the encrypted first backup was 5-8 %
+ * faster and 30-40 MiB smaller at its peak, on local disk and to a local radosgw (docs/performance.md,
+ * "A core for the main thread").
+ */
 export function defaultCompressWorkers(): number {
-  return Math.min(8, Math.max(1, availableParallelism()));
+  return Math.min(8, Math.max(1, availableParallelism() - 1));
 }
 
 /**

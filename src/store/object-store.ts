@@ -112,7 +112,7 @@ export interface ObjectStoreOptions {
   level: number;
   packSize: number;
   maxInflightBytes?: number;
-  /** zstd compression threads; 0 compresses on the calling thread. Default: one per core. */
+  /** zstd compression threads; 0 compresses on the calling thread. Default: one per core but one (defaultCompressWorkers). */
   compressWorkers?: number;
   /** How objects are sealed and opened (store/object-codec.ts); PLAIN by default. */
   codecContext?: CodecContext;
