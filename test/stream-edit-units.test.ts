@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { chunkBuffer, makeGear } from '../src/store/chunker.js';
-import { streamChunks } from '../src/store/stream-chunker.js';
+import { chunkWindow, streamChunks } from '../src/store/stream-chunker.js';
 import { parseFilesFrom } from '../src/model/files-from.js';
 import { editTags } from '../src/ops/maintain/tag.js';
 
@@ -35,6 +35,20 @@ describe('streamChunks', () => {
       expect(total.bytes).toBe(length);
     });
   }
+
+  it('a window given is cut in for stream after stream, as a new one would cut (snap copy keeps one per file it cuts)', async () => {
+    const window = chunkWindow(g);
+    for (const part of [data, data.subarray(0, 5000), Buffer.alloc(0), data.subarray(100_000, 400_000), Buffer.from('tiny')]) {
+      const total = { bytes: 0 };
+      const got: string[] = [];
+      for await (const c of streamChunks(g, pieces(part, () => 40_000), total, window)) {
+        expect(c.buffer).toBe(window.buffer);
+        got.push(Buffer.from(c).toString('hex'));
+      }
+      expect(got).toEqual(chunkBuffer(g, part).map((c) => Buffer.from(c).toString('hex')));
+      expect(total.bytes).toBe(part.length);
+    }
+  });
 
   it('an empty stream gives no chunks', async () => {
     const total = { bytes: 0 };

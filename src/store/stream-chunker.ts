@@ -5,12 +5,20 @@
 // piece in memory.
 import { cutPoint, type Gear } from './chunker.js';
 
+/** The buffer streamChunks cuts in: twice the gear's largest chunk. */
+export function chunkWindow(g: Gear): Buffer {
+  return Buffer.allocUnsafeSlow(g.max * 2);
+}
+
 /**
  * Yields chunks as views of an internal buffer, each valid until the next one is asked for
- * (copy it to keep it). Counts the bytes in `total`.
+ * (copy it to keep it). Counts the bytes in `total`. `window` (chunkWindow), when given, is that
+ * buffer: a caller that cuts many streams one after the other gives the same one each time, where
+ * a new one per stream (16 MiB with the default sizes) made `snap copy` of many small files spend
+ * most of its time collecting them.
  */
-export async function* streamChunks(g: Gear, input: AsyncIterable<Uint8Array>, total: { bytes: number }): AsyncGenerator<Buffer> {
-  let buf = Buffer.allocUnsafe(g.max * 2);
+export async function* streamChunks(g: Gear, input: AsyncIterable<Uint8Array>, total: { bytes: number }, window?: Buffer): AsyncGenerator<Buffer> {
+  let buf = window && window.length >= g.max * 2 ? window : chunkWindow(g);
   let start = 0;
   let end = 0;
   for await (const piece of input) {

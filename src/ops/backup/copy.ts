@@ -40,7 +40,7 @@ import type { Node } from '../../model/node.js';
 import type { Snapshot, StoredSnapshot } from '../../model/snapshot.js';
 import { type Tree, TreeWriter, openTree } from '../../model/tree.js';
 import { sameGear } from '../../store/chunker.js';
-import { streamChunks } from '../../store/stream-chunker.js';
+import { chunkWindow, streamChunks } from '../../store/stream-chunker.js';
 import type { ObjectType, Repository } from '../../repo/repository.js';
 import { IdSet } from '../../repo/reachability.js';
 import { TaskPool } from '../../core/pool.js';
@@ -401,6 +401,8 @@ class KeyedCopier {
   private readonly recentFiles = new RecentFiles();
   /** Chunks being read and stored now, by source id: read once even when named twice. */
   private readonly inFlight = new Map<string, Promise<Buffer>>();
+  /** The re-chunking chunker's windows not in use (at most RECHUNK_FILES are made). */
+  private readonly windows: Buffer[] = [];
 
   constructor(private readonly run: CopyRun) {}
 
@@ -511,6 +513,7 @@ class KeyedCopier {
   /** Cut every file of `nodes` again with the destination's chunker (see the top of this file). */
   private async rechunkFiles(nodes: Node[], ref: RefEntries | undefined): Promise<void> {
     const pool = new TaskPool(RECHUNK_FILES);
+    const windows = this.windows;
     try {
       for (let k = 0; k < nodes.length; k++) {
         const n = nodes[k]!;
@@ -519,7 +522,13 @@ class KeyedCopier {
         const refSrc = refAt >= 0 ? ref!.src.at(refAt) : undefined;
         const refFile = refSrc?.type === 'file' ? { src: refSrc, dst: ref!.dst.at(refAt) } : undefined;
         await pool.run(async () => {
-          nodes[k] = { ...n, chunks: await this.rechunkFile(n, refFile) };
+          // One chunker window per file cut at once, kept for the next files (streamChunks).
+          const window = windows.pop() ?? chunkWindow(this.run.dst.gear);
+          try {
+            nodes[k] = { ...n, chunks: await this.rechunkFile(n, refFile, window) };
+          } finally {
+            windows.push(window);
+          }
         });
       }
     } finally {
@@ -528,7 +537,7 @@ class KeyedCopier {
   }
 
   /** The destination's chunks of file `n`: known from this run, taken from the reference copy, or cut anew. */
-  private async rechunkFile(n: Node, ref: { src: Node; dst: Node } | undefined): Promise<Buffer[]> {
+  private async rechunkFile(n: Node, ref: { src: Node; dst: Node } | undefined, window: Buffer): Promise<Buffer[]> {
     const { src, dst, r } = this.run;
     const chunks = n.chunks!;
     const key = sha256(Buffer.concat(chunks));
@@ -566,8 +575,8 @@ class KeyedCopier {
     }
     const total = { bytes: 0 };
     const out: Buffer[] = [];
-    for await (const view of streamChunks(dst.gear, content(), total)) {
-      const raw = Buffer.from(view); // the view is reused for the next chunk
+    for await (const raw of streamChunks(dst.gear, content(), total, window)) {
+      // A view of the window, valid until the next chunk: add() has copied what it keeps when it resolves.
       const id = dst.hashId(raw);
       if ((await dst.objects.add('blob', raw, id)).added) {
         r.objectsCopied++;
