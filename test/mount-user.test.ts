@@ -206,6 +206,9 @@ describe.skipIf(why !== undefined)('snap mount as a user (fusermount3)', () => {
     await until('the reader to open the file', () => said.includes('open'));
     m.proc.kill('SIGINT');
     await until('the mount point to be detached', () => !isMounted(at));
+    // snap says so once fusermount3 -z has answered; the reader closes only after that (else, on a
+    // loaded machine, the session could end first and snap rightly not say it: the test's race).
+    await until('snap to say the mount is detached', () => /detached/.test(m.stderr()));
     expect(m.proc.exitCode).toBeNull();
     reader.stdin!.write('go\n');
     expect(await readerExit).toBe(0);
