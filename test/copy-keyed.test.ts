@@ -169,6 +169,30 @@ describe('snap copy re-identifies objects between differently keyed repositories
     expect(holders(encB, MARKER)).toEqual([]);
   }, 300_000);
 
+  it('init --copy-chunker-params-from an encrypted repository is refused before anything is made: its chunker seed is secret', () => {
+    const { base, env } = setup('snap-copy-params-secret-');
+    const enc = path.join(base, 'enc');
+    const plain = path.join(base, 'plain');
+    const pw = { ...env, SNAP_PASSWORD: 'params-pw' };
+    run(['--repo', enc, 'init', '--encrypt'], pw);
+    const r = snap(['--repo', plain, 'init', '--copy-chunker-params-from', enc], { env: pw });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('[SNAP_USAGE]');
+    expect(r.stderr).toContain('is encrypted');
+    expect(r.stderr).not.toContain('SNAP_INTERNAL');
+    expect(fs.existsSync(plain)).toBe(false);
+    // The seed is nowhere in the clear: not in the refused repository (none), nor in the message.
+    const seedHolders = holders(base, '"gearSeed"');
+    expect(seedHolders).toEqual([]);
+    // Made without the option, the repository works, and a copy into it re-chunks.
+    run(['--repo', plain, 'init'], env);
+    const src = makeSource(base, 600 * 1024);
+    run(['--repo', enc, 'create', src], pw);
+    const c = copy(plain, enc, pw, ['--allow-plain']);
+    expect([c.copied.length, c.rechunked]).toEqual([1, true]);
+    expectRestoresExactly(plain, 'latest', src, env);
+  });
+
   it('a wrong source password is named as the source\'s, before anything is written', () => {
     const { base, env } = setup('snap-copy-pw-');
     const encA = path.join(base, 'a');
