@@ -513,7 +513,6 @@ class KeyedCopier {
   /** Cut every file of `nodes` again with the destination's chunker (see the top of this file). */
   private async rechunkFiles(nodes: Node[], ref: RefEntries | undefined): Promise<void> {
     const pool = new TaskPool(RECHUNK_FILES);
-    const windows = this.windows;
     try {
       for (let k = 0; k < nodes.length; k++) {
         const n = nodes[k]!;
@@ -523,11 +522,11 @@ class KeyedCopier {
         const refFile = refSrc?.type === 'file' ? { src: refSrc, dst: ref!.dst.at(refAt) } : undefined;
         await pool.run(async () => {
           // One chunker window per file cut at once, kept for the next files (streamChunks).
-          const window = windows.pop() ?? chunkWindow(this.run.dst.gear);
+          const window = this.windows.pop() ?? chunkWindow(this.run.dst.gear);
           try {
             nodes[k] = { ...n, chunks: await this.rechunkFile(n, refFile, window) };
           } finally {
-            windows.push(window);
+            this.windows.push(window);
           }
         });
       }
