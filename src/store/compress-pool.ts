@@ -44,7 +44,7 @@ export function compressThreadsStarted(): number {
  * cores: the main thread, the critical path of a backup's many small files, waited 3 s of an 8 s
  * first backup of the bench corpus in the run queue (3,000 involuntary switches; schedstat), while
  * the threads were idle half the time. With one thread there, the encrypted first backup was 5-8 %
- * faster and 30-40 MiB smaller at its peak, on local disk and to a local radosgw (docs/performance.md,
+ * faster and 30-45 MiB smaller at its peak, on local disk and to a local radosgw (docs/performance.md,
  * "A core for the main thread").
  */
 export function defaultCompressWorkers(): number {
