@@ -16,7 +16,7 @@
 // once taken.
 import * as fs from 'node:fs';
 import { fsEncode, joinPath } from '../../core/bytes.js';
-import type { EntryStat } from '../fs/node-meta.js';
+import { type EntryStat, LEAN_FIELDS as FIELDS, LeanStat } from '../fs/node-meta.js';
 import { normalizeSources } from '../fs/sources.js';
 import { LeaveOut, type LeaveOutOptions, relBelow } from './leave-out.js';
 
@@ -55,10 +55,6 @@ const SLICE_MS = 1;
  */
 const FOLDER_BYTES_PER_ENTRY = 20;
 const SMALL_FOLDER = 64n * 1024n;
-
-/** The ten lstat fields kept per entry, in this order. */
-const FIELDS = 10;
-const S_IFMT = 0o170000n;
 
 interface Listed {
   /** The names back to back (one buffer per folder: a Buffer per name kept would be about 100 bytes more each). */
@@ -143,7 +139,7 @@ export class WalkAhead {
     const stats: (EntryStat | undefined)[] = new Array(n);
     for (let i = 0, start = 0; i < n; start = d.ends[i++]!) {
       names[i] = d.names.subarray(start, d.ends[i]);
-      stats[i] = d.ok[i] ? new AheadStat(d.rows, i * FIELDS) : undefined;
+      stats[i] = d.ok[i] ? LeanStat.fromRow(d.rows, i * FIELDS) : undefined;
     }
     return { names, stats };
   }
@@ -219,18 +215,7 @@ export class WalkAhead {
       return;
     }
     c.ok[i] = 1;
-    const r = i * FIELDS;
-    const rows = c.rows;
-    rows[r] = st.dev;
-    rows[r + 1] = st.ino;
-    rows[r + 2] = st.mode;
-    rows[r + 3] = st.nlink;
-    rows[r + 4] = st.uid;
-    rows[r + 5] = st.gid;
-    rows[r + 6] = st.rdev;
-    rows[r + 7] = st.size;
-    rows[r + 8] = st.mtimeNs;
-    rows[r + 9] = st.ctimeNs;
+    LeanStat.toRow(st, c.rows, i * FIELDS);
     if (!st.isDirectory() || (this.o.oneFileSystem && st.dev !== c.dev)) return;
     const childRel = relBelow(c.rel, name);
     if (!this.leaveOut.excluded(full, childRel, st)) c.into.push({ dir: full, rel: childRel, dev: st.dev, size: st.size });
@@ -243,57 +228,5 @@ export class WalkAhead {
     c.names.forEach((n, i) => (ends[i] = end += n.length));
     this.dirs.set(c.dir.toString('latin1'), { names: Buffer.concat(c.names, end), ends, rows: c.rows, ok: c.ok });
     for (let i = c.into.length - 1; i >= 0; i--) this.todo.push(c.into[i]!);
-  }
-}
-
-/** One entry's lstat as the walk ahead kept it. */
-class AheadStat implements EntryStat {
-  readonly dev: bigint;
-  readonly ino: bigint;
-  readonly mode: bigint;
-  readonly nlink: bigint;
-  readonly uid: bigint;
-  readonly gid: bigint;
-  readonly rdev: bigint;
-  readonly size: bigint;
-  readonly mtimeNs: bigint;
-  readonly ctimeNs: bigint;
-
-  constructor(rows: BigInt64Array, r: number) {
-    this.dev = rows[r]!;
-    this.ino = rows[r + 1]!;
-    this.mode = rows[r + 2]!;
-    this.nlink = rows[r + 3]!;
-    this.uid = rows[r + 4]!;
-    this.gid = rows[r + 5]!;
-    this.rdev = rows[r + 6]!;
-    this.size = rows[r + 7]!;
-    this.mtimeNs = rows[r + 8]!;
-    this.ctimeNs = rows[r + 9]!;
-  }
-
-  private type(): bigint {
-    return this.mode & S_IFMT;
-  }
-  isFile(): boolean {
-    return this.type() === 0o100000n;
-  }
-  isDirectory(): boolean {
-    return this.type() === 0o040000n;
-  }
-  isSymbolicLink(): boolean {
-    return this.type() === 0o120000n;
-  }
-  isFIFO(): boolean {
-    return this.type() === 0o010000n;
-  }
-  isSocket(): boolean {
-    return this.type() === 0o140000n;
-  }
-  isCharacterDevice(): boolean {
-    return this.type() === 0o020000n;
-  }
-  isBlockDevice(): boolean {
-    return this.type() === 0o060000n;
   }
 }
