@@ -212,6 +212,48 @@ describe('packs finished on the compression threads', () => {
     }
   });
 
+  it('slow storage: one pack of file data fills while the others are written, never two (at most packWrites + 1 buffers)', async () => {
+    for (const packWrites of [1, 2]) {
+      const { repo, open } = await newRepo(false);
+      const inner = repo.backend;
+      const put = inner.put.bind(inner);
+      const held = new Set<ArrayBufferLike>();
+      let packs = 0;
+      inner.put = async (name: string, bytes: Uint8Array, hints?: { sha256?: Uint8Array }) => {
+        if (name.startsWith('data/')) {
+          packs++;
+          held.add(bytes.buffer);
+          await new Promise((r) => setTimeout(r, 40)); // the storage is behind: full packs queue up
+        }
+        return put(name, bytes, hints);
+      };
+      const store = new ObjectStore(repo.backend, repo.indexFiles, { codec: 'zstd', level: 3, packSize: PACK, compressWorkers: 2, packWrites, codecContext: repo.objects.ctx });
+      // Incompressible: every object fills its pack as much as it is long. Objects under 64 bytes
+      // skip the ring: the caller appends them itself, here while the store appends the ring's
+      // and waits for a write slot with a full pack.
+      const large = Array.from({ length: 120 }, (_, i) => new Rng(300 + i).bytes(20_000 + i));
+      const tiny = Array.from({ length: 60 }, (_, i) => new Rng(500 + i).bytes(20 + (i % 40)));
+      for (const d of large) await store.add('blob', d);
+      for (const d of tiny) {
+        await new Promise((r) => setTimeout(r, 5));
+        await store.add('blob', d);
+      }
+      await store.flush();
+      const data = [...large, ...tiny];
+      expect(packs).toBeGreaterThan(12);
+      // Each buffer storage saw was a pack's, reused: as many as were held at once. A full pack
+      // waiting for a write slot while another was written let a third fill (packWrites + 2).
+      expect(held.size).toBeLessThanOrEqual(packWrites + 1);
+      await repo.close();
+      const r = await open();
+      try {
+        for (const d of data) expect((await r.objects.get(r.hashId(d), 'blob')).equals(d)).toBe(true);
+      } finally {
+        await r.close();
+      }
+    }
+  });
+
   it('a pack in a shared buffer with room for its tags is sealed where it is: no second buffer, the sealed bytes open to the pack its id names', () => {
     const keys = { dataKey: Buffer.alloc(32, 9) };
     const rng = new Rng(91);

@@ -152,6 +152,9 @@ export class ObjectStore {
   private readonly sealKeys: BlobKeys | undefined;
   private packWrites = 0;
   private packWaiters: (() => void)[] = [];
+  /** Packs of file data that hold a buffer: the open one, those waiting for a write slot, those being written. */
+  private readonly blobPacks = new Set<PackBuilder>();
+  private blobPackWaiters: (() => void)[] = [];
   private readonly maxInflight: number;
   private readonly workers: number;
   // The ring: raw objects copied in by add(), compressed in place by the workers, appended to
@@ -482,10 +485,23 @@ export class ObjectStore {
     await this.append(type, id, c.data, raw.length, c.codec);
   }
 
-  /** Copy a stored object into its type's open pack (synchronously); write the pack when full. */
+  /** Copy a stored object into its type's open pack (its bytes before anything is awaited); write the pack when full. */
   private async append(type: ObjectType, id: Buffer, data: Buffer, rawLength: number, codec: number): Promise<void> {
     let b = this.builders.get(type);
-    if (!b) this.builders.set(type, (b = new PackBuilder(type === 'blob' ? this.packBuffer() : undefined)));
+    if (!b && type === 'blob') {
+      // At most one open pack of file data beside the maxPackWrites being written (or waiting for
+      // a slot): a full pack waiting while another is written no longer lets a third buffer fill.
+      // `data` is a view the caller reuses once this yields (the ring, a compression scratch):
+      // copied first when this must wait.
+      if (this.blobPacks.size > this.maxPackWrites) data = Buffer.from(data);
+      while (!(b = this.builders.get(type)) && this.blobPacks.size > this.maxPackWrites) await new Promise<void>((r) => this.blobPackWaiters.push(r));
+      this.throwIfFailed();
+      if (!b) {
+        this.builders.set(type, (b = new PackBuilder(this.packBuffer())));
+        this.blobPacks.add(b);
+      }
+    }
+    if (!b) this.builders.set(type, (b = new PackBuilder(undefined)));
     b.add(id, type, data, rawLength, codec);
     this.stats.objectsAdded++;
     this.stats.bytesAdded += data.length;
@@ -517,6 +533,18 @@ export class ObjectStore {
   }
 
   private async writePack(b: PackBuilder): Promise<void> {
+    try {
+      await this.storePack(b);
+    } finally {
+      if (this.blobPacks.delete(b)) {
+        const w = this.blobPackWaiters;
+        this.blobPackWaiters = [];
+        for (const r of w) r();
+      }
+    }
+  }
+
+  private async storePack(b: PackBuilder): Promise<void> {
     const { id, length, entries, buffer } = await this.finishPack(b);
     await this.index.addPack(id, length, entries);
     this.written.get(b)?.resolve();
