@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { SnapError, errnoCode, fromSystemError } from '../core/errors.js';
 import { randomHex } from '../core/ids.js';
 import { displayPath, fsPath } from '../core/bytes.js';
+import { DirectWriter } from '../core/direct-write.js';
 import { makeDirs, writeAllTo, writeDurable } from '../core/durable.js';
 import type { Backend, BackendCapabilities, BlobInfo, ThreadReadSpec } from './backend.js';
 import { checkRange, shortBlobError, sizeMismatchError } from './checks.js';
@@ -42,8 +43,17 @@ export class LocalBackend implements Backend {
    */
   private owner: { uid: number; gid: number } | null | undefined;
 
-  constructor(readonly root: string) {
+  /** Large blobs (packs) written past the page cache (core/direct-write.ts); undefined: all through it. */
+  readonly direct: DirectWriter | undefined;
+
+  /**
+   * `directWrites`: write large blobs past the page cache, for a repository's own packs, which
+   * nothing reads back soon; not for a spool, whose packs are read right after (repo/spool.ts).
+   * A DirectWriter of the caller's (tests: one that reopens files another way).
+   */
+  constructor(readonly root: string, opts: { directWrites?: boolean | DirectWriter } = {}) {
     this.location = root;
+    if (opts.directWrites) this.direct = opts.directWrites === true ? new DirectWriter() : opts.directWrites;
   }
 
   threadReads(): ThreadReadSpec {
@@ -95,6 +105,7 @@ export class LocalBackend implements Backend {
     const tmp = path.join(dir, `${TEMP_PREFIX}${randomHex(8)}`);
     return writeDurable({ dir: fsPath(dir), tmp: fsPath(tmp), dest: fsPath(dest), mode: FILE_MODE, publish }, async (fh) => {
       await this.giveAway(fh);
+      if (data instanceof Uint8Array && this.direct && (await this.direct.write(fh, data))) return;
       let total = 0;
       for await (const piece of data instanceof Uint8Array ? [data] : data) {
         await writeAllTo(fh, piece);

@@ -174,7 +174,7 @@ export function idHashingOf(unlocked: Unlocked | undefined): () => IdHashing {
 const REMOTE_PACK_WRITES = 3;
 
 function storage(abs: string, o: RepoOptions): Backend {
-  const inner: Backend = o.remote ? o.remote.backend : o.backend ? o.backend(abs) : new LocalBackend(abs);
+  const inner: Backend = o.remote ? o.remote.backend : o.backend ? o.backend(abs) : new LocalBackend(abs, { directWrites: true });
   const wrapped = o.wrap ? o.wrap(inner) : inner;
   const b = o.changes ? new RecordingBackend(wrapped, o.changes) : wrapped;
   return o.appendOnly && !b.appendOnly ? new AppendOnlyBackend(b) : b;
