@@ -29,7 +29,13 @@ const SPARE = 2;
 /** Reopen an open file for direct writes; the default goes through /proc/self/fd (the same file, whatever its name). */
 export type Reopen = (fd: number) => number;
 
-const reopenProc: Reopen = (fd) => fs.openSync(`/proc/self/fd/${fd}`, fs.constants.O_WRONLY | fs.constants.O_DIRECT);
+/** Systems without O_DIRECT (Node leaves the constant out) write every blob through the page cache. */
+const O_DIRECT: number | undefined = fs.constants.O_DIRECT;
+
+const reopenProc: Reopen = (fd) => {
+  if (O_DIRECT === undefined) throw Object.assign(new Error('no O_DIRECT on this system'), { code: 'ENOTSUP' });
+  return fs.openSync(`/proc/self/fd/${fd}`, fs.constants.O_WRONLY | O_DIRECT);
+};
 
 const pwrite = (fd: number, b: Buffer, off: number, len: number, pos: number): Promise<number> =>
   new Promise((resolve, reject) => fs.write(fd, b, off, len, pos, (e, n) => (e ? reject(e) : resolve(n))));
