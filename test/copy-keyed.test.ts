@@ -181,6 +181,13 @@ describe('snap copy re-identifies objects between differently keyed repositories
     expect(r.stderr).toContain('is encrypted');
     expect(r.stderr).not.toContain('SNAP_INTERNAL');
     expect(fs.existsSync(plain)).toBe(false);
+    // Refused before a password is asked for: none given, the answer is the same (not "no password").
+    const none = snap(['--repo', plain, 'init', '--copy-chunker-params-from', enc], { env: { ...env, SNAP_PASSWORD: '' } });
+    expect(none.code, none.stderr).toBe(2);
+    expect(none.stderr).toContain('[SNAP_USAGE]');
+    expect(none.stderr).toContain('is encrypted');
+    expect(none.stderr).not.toContain('SNAP_NO_PASSWORD');
+    expect(fs.existsSync(plain)).toBe(false);
     // The seed is nowhere in the clear: not in the refused repository (none), nor in the message.
     const seedHolders = holders(base, '"gearSeed"');
     expect(seedHolders).toEqual([]);

@@ -27,18 +27,16 @@ export function registerInit(program: Command, run: (fn: (ctx: Ctx) => Promise<v
         }
         let chunker: RepoConfig['chunker'] | undefined;
         if (o.copyChunkerParamsFrom !== undefined) {
-          const other = await ctx.openRepoAt(o.copyChunkerParamsFrom, { lock: 'shared' });
-          const secret = other.encrypted;
-          chunker = { ...other.config.chunker };
-          await other.close();
           // An encrypted repository's gear seed is in its keys, not its config: a plain config
           // would publish it (and without it the new repository's config was made unreadable).
-          if (secret) {
-            throw new SnapError(
-              'SNAP_USAGE',
-              `--copy-chunker-params-from takes a plain repository: ${o.copyChunkerParamsFrom} is encrypted, and its chunker's seed is secret. 'snap copy' into a repository made without this option cuts the files again as that one does (nothing is lost but time)`,
-            );
-          }
+          // Refused once its config says so, before a password is asked for nothing.
+          const plainOnly = new SnapError(
+            'SNAP_USAGE',
+            `--copy-chunker-params-from takes a plain repository: ${o.copyChunkerParamsFrom} is encrypted, and its chunker's seed is secret. 'snap copy' into a repository made without this option cuts the files again as that one does (nothing is lost but time)`,
+          );
+          const other = await ctx.openRepoAt(o.copyChunkerParamsFrom, { lock: 'shared', plainOnly });
+          chunker = { ...other.config.chunker };
+          await other.close();
         }
         const remote = await remoteStorage(location, process.env, ctx.signal);
         let encrypt: { password: Buffer; scrypt: { N: number; r: number; p: number } } | undefined;

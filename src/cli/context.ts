@@ -68,7 +68,8 @@ export interface Ctx {
    * Open another repository than --repo (`snap copy --from-repo`), as --repo would be opened: the
    * same lock wait and owner policy; what it writes is not this command's operation-log change.
    */
-  openRepoAt(text: string, o?: { lock?: LockKind; from?: PasswordOptions }): Promise<Repository>;
+  /** `plainOnly`: an encrypted repository fails with this error, before any password is asked for. */
+  openRepoAt(text: string, o?: { lock?: LockKind; from?: PasswordOptions; plainOnly?: SnapError }): Promise<Repository>;
   /**
    * The repository's storage, its config checked and its keys unlocked, without the lock or the
    * index (Repository.openStorage): for `snap log`, which answers while another command holds the
@@ -187,7 +188,8 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
       // --from-password-*), else with those of --repo (one password for both).
       const usual = { file: opts.passwordFile, command: opts.passwordCommand };
       const shown = displayPath(location.path);
-      const password = () => (o.from ? sourcePassword(o.from, usual, cwd, shown) : repositoryPassword(usual, cwd, shown));
+      const plainOnly = o.plainOnly;
+      const password = plainOnly ? () => Promise.reject(plainOnly) : () => (o.from ? sourcePassword(o.from, usual, cwd, shown) : repositoryPassword(usual, cwd, shown));
       const indexCache = path.join(cacheRoot(), 'index');
       // A source password given explicitly (--from-password-*) says the source is encrypted.
       const expectEncrypted = o.from?.file !== undefined ? '--from-password-file was given' : o.from?.command !== undefined ? '--from-password-command was given' : undefined;
