@@ -67,8 +67,8 @@ export interface Ctx {
   /**
    * Open another repository than --repo (`snap copy --from-repo`), as --repo would be opened: the
    * same lock wait and owner policy; what it writes is not this command's operation-log change.
+   * `plainOnly`: an encrypted repository fails with this error, before any password is asked for.
    */
-  /** `plainOnly`: an encrypted repository fails with this error, before any password is asked for. */
   openRepoAt(text: string, o?: { lock?: LockKind; from?: PasswordOptions; plainOnly?: SnapError }): Promise<Repository>;
   /**
    * The repository's storage, its config checked and its keys unlocked, without the lock or the
