@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupScratch, scratchDir } from './helpers/maint.js';
 import { Repository } from '../src/repo/repository.js';
@@ -107,6 +108,76 @@ describe('check --read-data on threads', () => {
       }
       expect(seen[1]).toEqual(seen[0]);
       expect(seen[2]).toEqual(seen[0]);
+    });
+  }
+
+  for (const encrypted of [false, true]) {
+    it(`${encrypted ? 'encrypted' : 'plain'}: packs the threads read themselves and packs read for them report the same damage`, async () => {
+      // A local repository's packs are read by the check threads themselves (Repository.threadReads);
+      // remote ones are read by the main thread and handed over. Forced onto the second way here,
+      // the same damaged repository must get the same report: a flipped byte, a pack cut short, and
+      // three packs that storage lists and that are then, once the reading starts, replaced by a
+      // symbolic link to another pack, by a FIFO (neither is ever read), or deleted.
+      const s = await makeRepo(encrypted);
+      const largest = packFiles(s.repo).sort((x, y) => fs.statSync(y).size - fs.statSync(x).size);
+      const [flipped, truncated, linked, fifo, gone] = largest as [string, string, string, string, string];
+      for (const p of [flipped, truncated]) fs.chmodSync(p, 0o600);
+      const b = fs.readFileSync(flipped);
+      b[100]! ^= 0x01;
+      fs.writeFileSync(flipped, b);
+      fs.truncateSync(truncated, fs.statSync(truncated).size - 3);
+      const kept = new Map([linked, fifo, gone].map((p) => [p, fs.readFileSync(p)]));
+      const swap = (): void => {
+        fs.rmSync(linked);
+        fs.symlinkSync(flipped, linked);
+        fs.rmSync(fifo);
+        execFileSync('mkfifo', [fifo]);
+        fs.rmSync(gone);
+      };
+      const run = async (threads: number, handedOver: boolean): Promise<{ report: CheckReport; threadReads: boolean; packsReadHere: number }> => {
+        for (const [p, bytes] of kept) {
+          fs.rmSync(p, { force: true });
+          fs.writeFileSync(p, bytes);
+        }
+        const r = await s.open();
+        const threadReads = r.threadReads() !== undefined;
+        if (handedOver) r.threadReads = () => undefined;
+        // Whole packs read on this thread (the storage's whole-blob reads of data/).
+        let packsReadHere = 0;
+        const backend = r.backend as unknown as Record<string, (name: string, ...rest: unknown[]) => unknown>;
+        for (const m of ['get', 'getInto', 'getSealed']) {
+          const f = backend[m];
+          if (typeof f !== 'function') continue;
+          backend[m] = (name: string, ...rest: unknown[]) => {
+            if (name.startsWith('data/')) packsReadHere++;
+            return f.call(backend, name, ...rest);
+          };
+        }
+        const sink = { info: (m: string) => void (m.startsWith('reading ') && swap()) };
+        try {
+          return { report: await checkRepository(r, { readData: { kind: 'all' }, sink, verifyThreads: threads }), threadReads, packsReadHere };
+        } finally {
+          await r.close();
+        }
+      };
+      const own = await run(1, false);
+      expect(own.threadReads).toBe(true);
+      expect(own.packsReadHere).toBe(0);
+      const id = (p: string): string => path.basename(p);
+      const about = (r: CheckReport, p: string): string[] => r.problems.filter((x) => x.pack === id(p)).map((x) => `${x.kind}: ${x.message}`);
+      expect(about(own.report, flipped)).toContainEqual(expect.stringMatching(/^pack-damaged: .*does not match its name/));
+      expect(about(own.report, truncated)).toContainEqual(expect.stringMatching(/every object the index places in it is lost/));
+      expect(about(own.report, linked)).toContainEqual(expect.stringMatching(/^pack-missing: .* cannot be read: .* is a symbolic link, not a regular file/));
+      expect(about(own.report, fifo)).toContainEqual(expect.stringMatching(/^pack-missing: .* cannot be read: .* is a FIFO, not a regular file/));
+      expect(about(own.report, gone)).toContainEqual(expect.stringMatching(/^pack-missing: .* cannot be read: .* is missing/));
+      for (const [threads, handedOver] of [[2, false], [1, true], [2, true]] as const) {
+        const other = await run(threads, handedOver);
+        expect(problems(other.report), `${threads} thread(s), ${handedOver ? 'handed over' : 'read by the threads'}`).toEqual(problems(own.report));
+        expect(other.report.packsRead).toBe(own.report.packsRead);
+        expect(other.report.bytesRead).toBe(own.report.bytesRead);
+        if (handedOver) expect(other.packsReadHere).toBeGreaterThanOrEqual(other.report.packsRead);
+        else expect(other.packsReadHere).toBe(0);
+      }
     });
   }
 

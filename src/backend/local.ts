@@ -398,7 +398,7 @@ export function notRegularError(name: string, root: string, kind: string): SnapE
   return new SnapError('SNAP_CORRUPT', `${name} in the repository at ${displayPath(root)} is ${kind}, not a regular file: the repository is damaged or crafted`);
 }
 
-function tooLargeError(name: string, root: string, size: number): SnapError {
+export function tooLargeError(name: string, root: string, size: number): SnapError {
   return new SnapError('SNAP_CORRUPT', `${name} in the repository at ${displayPath(root)} has ${size} bytes, more than any file snap writes (${MAX_WHOLE_READ}): the repository is damaged or crafted`);
 }
 

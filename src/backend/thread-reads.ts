@@ -15,7 +15,7 @@ import { readFully } from '../core/read-fully.js';
 import type { ThreadReadSpec } from './backend.js';
 import { checkRange, shortBlobError } from './checks.js';
 import { type BlobKeys, FILE_NONCE_BYTES, SEGMENT_BYTES, authFailure, beyondEnd, blobKey, isPlaintextName, openSegments, plainSize, segmentCount, segmentSpan, shortRead } from './encrypted.js';
-import { READ_FLAGS, kindOf, notFoundOr, notRegularError } from './local.js';
+import { MAX_WHOLE_READ, READ_FLAGS, kindOf, notFoundOr, notRegularError, tooLargeError } from './local.js';
 import { checkBlobName } from './names.js';
 
 /** Blobs kept open (a restore reads a few packs at a time, in bursts). */
@@ -53,6 +53,34 @@ export class ThreadBlobReader {
       // A damaged or changed blob is opened again on its next read.
       this.forget(name);
       throw notFoundOr(e, name, this.spec.root);
+    }
+  }
+
+  /**
+   * A blob's whole file as stored (sealed, on an encrypted repository: not opened), in `into` when it
+   * fits there (else in a new buffer), with the local backend's checks and errors (getInto): `check
+   * --read-data`'s threads read the packs they verify. Fewer bytes than the file's size only when it
+   * shrank meanwhile (the verification then finds it damaged). Nothing is kept open.
+   */
+  readStored(name: string, into: Buffer): Buffer {
+    checkBlobName(name);
+    let fd: number | undefined;
+    try {
+      try {
+        fd = fs.openSync(fsPath(path.join(this.spec.root, name)), READ_FLAGS);
+      } catch (e) {
+        if (errnoCode(e) === 'ELOOP') throw notRegularError(name, this.spec.root, 'a symbolic link');
+        throw e;
+      }
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw notRegularError(name, this.spec.root, kindOf(st));
+      if (st.size > MAX_WHOLE_READ) throw tooLargeError(name, this.spec.root, st.size);
+      const buf = st.size <= into.length ? into.subarray(0, st.size) : Buffer.allocUnsafeSlow(st.size);
+      return buf.subarray(0, readFully(fd, buf, 0));
+    } catch (e) {
+      throw notFoundOr(e, name, this.spec.root);
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
     }
   }
 
