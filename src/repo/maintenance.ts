@@ -5,10 +5,8 @@
 // snapshots written without the lock. Pure pieces over pack bytes are handed on from store/.
 import { SnapError } from '../core/errors.js';
 import type { Backend } from '../backend/backend.js';
-import { type BlobKeys, copyAsStored, EncryptedBackend, getForSalvage, openBlob } from '../backend/encrypted.js';
+import { type BlobKeys, copyAsStored, EncryptedBackend, getForSalvage } from '../backend/encrypted.js';
 import { packName, type PackEntry, readPackHeader } from '../store/pack.js';
-import type { CodecContext } from '../store/object-codec.js';
-import { type PackVerdict, verifyPackSync } from '../store/pack-verify.js';
 import { INDEX_FILES } from './index-files.js';
 import { QUARANTINE, SNAPSHOTS, snapshotIdFromName } from './layout.js';
 
@@ -37,28 +35,6 @@ export async function readPackForCheck(repo: Stored, pack: string, scratch: Buff
   const b = repo.backend;
   if (b instanceof EncryptedBackend) return b.getSealed(packName(pack), scratch);
   return { stored: b.getInto ? await b.getInto(packName(pack), scratch) : await b.get(packName(pack)) };
-}
-
-/** Buffers the calling thread reuses from one verifyPackHere to the next: the pack's, an object's. */
-export interface VerifyScratch {
-  pack: Buffer;
-  object: Buffer;
-}
-
-/**
- * Verify a whole pack on the calling thread, the way a check thread does (verify-worker.ts): read as
- * stored (readPackForCheck, into `scratch.pack` when it fits), an encrypted one opened in place
- * (tolerant), then store/pack-verify.ts verifyPackSync. A pack that cannot be read throws as
- * readPackForCheck does.
- */
-export async function verifyPackHere(repo: Stored, pack: string, ctx: CodecContext, scratch: VerifyScratch): Promise<PackVerdict> {
-  const { stored, keys } = await readPackForCheck(repo, pack, scratch.pack);
-  // A backend may hand out a view of memory it keeps: opened in place only in a buffer of our own.
-  const own = !keys || stored.buffer === scratch.pack.buffer ? stored : Buffer.from(stored);
-  const bytes = keys ? openBlob(keys, packName(pack), own, true, own).bytes : own;
-  const r = verifyPackSync(bytes, pack, ctx, scratch.object);
-  scratch.object = r.scratch;
-  return r.verdict;
 }
 
 /** A blob as far as it can be read, for salvage: `damaged` counts segments that failed authentication (zeros). */

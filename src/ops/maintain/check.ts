@@ -11,7 +11,7 @@ import { displayName } from '../../core/bytes.js';
 import { isSnapError } from '../../core/errors.js';
 import type { ProgressSink } from '../../core/progress.js';
 import type { ObjectLocation, Repository } from '../../repo/repository.js';
-import { type BlobKeys, entriesOfHeader, PackVerifier, type PackVerdict, readPackForCheck, readPackTable, verifyPackHere, type VerifyScratch } from '../../repo/maintenance.js';
+import { type BlobKeys, entriesOfHeader, PackVerifier, type PackVerdict, readPackForCheck, readPackTable } from '../../repo/maintenance.js';
 import { inSubset, type Subset } from './check-subset.js';
 import { findAffected, type Affected } from './check-affected.js';
 import { checkLog } from '../../repo/oplog-check.js';
@@ -124,11 +124,8 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
   // is stopped and the check ends only once it has (no thread is left busy).
   const headers = new Map<string, ReadHeader>();
   const stopReading = new AbortController();
-  // Once the walk and the index files are done, this thread verifies packs too (readData).
-  let freeMain = (): void => {};
-  const mainFree = new Promise<void>((resolve) => (freeMain = resolve));
   const reading = o.readData
-    ? readData(repo, o.readData, stored, indexed, r, problem, bad, headers, o.sink, o.signal ? AbortSignal.any([o.signal, stopReading.signal]) : stopReading.signal, o.verifyThreads, mainFree)
+    ? readData(repo, o.readData, stored, indexed, r, problem, bad, headers, o.sink, o.signal ? AbortSignal.any([o.signal, stopReading.signal]) : stopReading.signal, o.verifyThreads)
     : undefined;
   reading?.catch(() => {}); // awaited below
   // Files whose chunks do not add up to their recorded size (restore refuses them): `tree/name` in hex.
@@ -240,7 +237,6 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
     // With read-data, the index files are read and held against storage and the index while the
     // last packs are verified (against those packs' headers below).
     if (reading) indexFilesRead = await readIndexFiles(repo, stored, true, o.signal, letReadsThrough);
-    freeMain();
 
     // The packs read whole (and the headers of those found intact, to hold the index files against).
     await reading;
@@ -296,7 +292,6 @@ type PackRead = { id: string; length: number; verdict: PackVerdict } | { id: str
 async function readData(
   repo: Repository, subset: Subset, stored: Map<string, number>, indexed: Map<string, number>, r: CheckReport,
   problem: (p: CheckProblem) => void, bad: Set<string>, headers: Map<string, ReadHeader>, sink: ProgressSink, signal?: AbortSignal, threads?: number,
-  mainFree?: Promise<void>,
 ): Promise<void> {
   const packs = [...indexed.keys()].filter((id) => stored.has(id) && inSubset(id, subset)).sort();
   sink.info?.(`reading ${packs.length} pack(s)`);
@@ -315,18 +310,10 @@ async function readData(
   const depth = verifier.readsPacks ? 2 * verifier.threads : verifier.threads + 1;
   const size = Math.min(MAX_PACK_SCRATCH, packs.reduce((m, id) => Math.max(m, indexed.get(id) ?? 0, stored.get(id) ?? 0), 0));
   const free: Buffer[] = [];
-  // Thread jobs waiting or running (`depth` at most).
-  let queued = 0;
   const readOne = async (id: string): Promise<PackRead> => {
     if (verifier.readsPacks) {
-      queued++;
-      try {
-        const v = await verifier.verifyStored(id);
-        return 'error' in v ? { id, error: v.error } : { id, length: v.verdict.size, verdict: v.verdict };
-      } finally {
-        queued--;
-        refill();
-      }
+      const v = await verifier.verifyStored(id);
+      return 'error' in v ? { id, error: v.error } : { id, length: v.verdict.size, verdict: v.verdict };
     }
     const into = free.pop() ?? Buffer.allocUnsafeSlow(size);
     let bytes: Buffer;
@@ -352,43 +339,14 @@ async function readData(
     if (buffer.length >= size) free.push(buffer);
     return { id, length: verdict.size, verdict };
   };
-  // Once this thread has nothing else to do (`mainFree`: the walk and the index files' first step
-  // done), it verifies packs as well, one at a time, the way the threads do (repo/maintenance.ts
-  // verifyPackHere): on a 2-core machine its core was otherwise idle for the last second of the
-  // bench repository's check while the one thread verified the rest. Local repositories only (the
-  // threads read their packs themselves there); it costs one more pack buffer and object scratch.
-  let helping = false;
-  let helpBusy = false;
-  let here: VerifyScratch | undefined;
-  const verifyHere = async (id: string): Promise<PackRead> => {
-    helpBusy = true;
-    try {
-      here ??= { pack: Buffer.allocUnsafeSlow(size), object: Buffer.alloc(0) };
-      const verdict = await verifyPackHere(repo, id, repo.objects.ctx, here);
-      return { id, length: verdict.size, verdict };
-    } catch (error) {
-      return { id, error };
-    } finally {
-      helpBusy = false;
-      refill();
-    }
-  };
-  if (verifier.readsPacks) {
-    void mainFree?.then(() => {
-      helping = true;
-      refill();
-    });
-  }
   const inFlight: Promise<PackRead>[] = [];
   let next = 0;
-  const start = (p: Promise<PackRead>): void => {
-    p.catch(() => {}); // awaited in order below; a failure earlier in the queue must not leave this one unhandled
-    inFlight.push(p);
-  };
   const refill = (): void => {
-    if (signal?.aborted) return;
-    while (next < packs.length && (verifier.readsPacks ? queued : inFlight.length) < depth) start(readOne(packs[next++]!));
-    if (helping && !helpBusy && next < packs.length) start(verifyHere(packs[next++]!));
+    while (next < packs.length && inFlight.length < depth) {
+      const p = readOne(packs[next++]!);
+      p.catch(() => {}); // awaited in order below; a failure earlier in the queue must not leave this one unhandled
+      inFlight.push(p);
+    }
   };
   while (next < packs.length || inFlight.length > 0) {
     signal?.throwIfAborted();
