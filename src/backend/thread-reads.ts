@@ -66,21 +66,34 @@ export class ThreadBlobReader {
     checkBlobName(name);
     let fd: number | undefined;
     try {
-      try {
-        fd = fs.openSync(fsPath(path.join(this.spec.root, name)), READ_FLAGS);
-      } catch (e) {
-        if (errnoCode(e) === 'ELOOP') throw notRegularError(name, this.spec.root, 'a symbolic link');
-        throw e;
-      }
-      const st = fs.fstatSync(fd);
-      if (!st.isFile()) throw notRegularError(name, this.spec.root, kindOf(st));
-      if (st.size > MAX_WHOLE_READ) throw tooLargeError(name, this.spec.root, st.size);
-      const buf = st.size <= into.length ? into.subarray(0, st.size) : Buffer.allocUnsafeSlow(st.size);
+      const f = this.openRegular(name);
+      fd = f.fd;
+      if (f.size > MAX_WHOLE_READ) throw tooLargeError(name, this.spec.root, f.size);
+      const buf = f.size <= into.length ? into.subarray(0, f.size) : Buffer.allocUnsafeSlow(f.size);
       return buf.subarray(0, readFully(fd, buf, 0));
     } catch (e) {
       throw notFoundOr(e, name, this.spec.root);
     } finally {
       if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+
+  /** Open a blob's file as the local backend does: never through a symlink, never blocking, a regular file only (closed again otherwise). */
+  private openRegular(name: string): { fd: number; size: number } {
+    let fd: number;
+    try {
+      fd = fs.openSync(fsPath(path.join(this.spec.root, name)), READ_FLAGS);
+    } catch (e) {
+      if (errnoCode(e) === 'ELOOP') throw notRegularError(name, this.spec.root, 'a symbolic link');
+      throw e;
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) throw notRegularError(name, this.spec.root, kindOf(st));
+      return { fd, size: st.size };
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
     }
   }
 
@@ -98,23 +111,15 @@ export class ThreadBlobReader {
     }
     checkBlobName(name);
     this.closeRemoved();
-    let fd: number;
+    const { fd, size } = this.openRegular(name);
     try {
-      fd = fs.openSync(fsPath(path.join(this.spec.root, name)), READ_FLAGS);
-    } catch (e) {
-      if (errnoCode(e) === 'ELOOP') throw notRegularError(name, this.spec.root, 'a symbolic link');
-      throw e;
-    }
-    try {
-      const st = fs.fstatSync(fd);
-      if (!st.isFile()) throw notRegularError(name, this.spec.root, kindOf(st));
-      const b: OpenBlob = { fd, size: st.size, plain: st.size, count: 0 };
+      const b: OpenBlob = { fd, size, plain: size, count: 0 };
       if (this.keys && !isPlaintextName(name)) {
-        const plain = plainSize(st.size);
-        if (plain === undefined) throw authFailure(name, `${st.size} bytes is no sealed size`);
-        b.key = blobKey(this.keys, this.readPlain(name, fd, st.size, 0, FILE_NONCE_BYTES));
+        const plain = plainSize(size);
+        if (plain === undefined) throw authFailure(name, `${size} bytes is no sealed size`);
+        b.key = blobKey(this.keys, this.readPlain(name, fd, size, 0, FILE_NONCE_BYTES));
         b.plain = plain;
-        b.count = segmentCount(st.size);
+        b.count = segmentCount(size);
       }
       if (this.blobs.size >= OPEN_BLOBS) this.forget(this.blobs.keys().next().value!);
       this.blobs.set(name, b);

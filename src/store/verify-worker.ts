@@ -5,8 +5,7 @@
 // (Repository.threadReads) into a buffer of its own: then no pack waits for the main thread's
 // event loop, busy with the tree walk, to be read and handed over.
 import { workerData } from 'node:worker_threads';
-import type { ErrorCode } from '../core/errors.js';
-import { SnapError } from '../core/errors.js';
+import { type ErrorCode, SnapError } from '../core/errors.js';
 import type { CodecContext } from './object-codec.js';
 import { type PackVerdict, verifyPackSync } from './pack-verify.js';
 import { serveJobs } from './thread-pool.js';
