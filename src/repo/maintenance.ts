@@ -11,7 +11,7 @@ import { INDEX_FILES } from './index-files.js';
 import { QUARANTINE, SNAPSHOTS, snapshotIdFromName } from './layout.js';
 
 export { packName, type PackEntry } from '../store/pack.js';
-export { entriesOfHeader, entriesOfPack, packHashMatches, type PackVerdict, verifyEntry } from '../store/pack-verify.js';
+export { entriesOfHeader, entriesOfPack, MAX_KEPT_PACK_BYTES, packHashMatches, type PackVerdict, verifyEntry } from '../store/pack-verify.js';
 export { PackVerifier } from '../store/verify-pool.js';
 export type { BlobKeys } from '../backend/encrypted.js';
 

@@ -74,6 +74,9 @@ export interface PackVerdict {
 /** The largest object decompressed into a reused buffer (chunks are at most 8 MiB by default). */
 const MAX_SCRATCH = 64 * 1024 * 1024;
 
+/** The largest whole-pack buffer a verifier keeps for its next pack (packs are 16 MiB by default); a larger pack gets a buffer of its own, let go after it. */
+export const MAX_KEPT_PACK_BYTES = 256 * 1024 * 1024;
+
 /**
  * Verify a whole pack in memory: its name, its header, then every object it holds (decoded and
  * checked against its id). `scratch` is reused for objects up to 64 MiB and returned, grown.

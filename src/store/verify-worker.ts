@@ -7,7 +7,7 @@
 import { workerData } from 'node:worker_threads';
 import { type ErrorCode, SnapError } from '../core/errors.js';
 import type { CodecContext } from './object-codec.js';
-import { type PackVerdict, verifyPackSync } from './pack-verify.js';
+import { MAX_KEPT_PACK_BYTES, type PackVerdict, verifyPackSync } from './pack-verify.js';
 import { serveJobs } from './thread-pool.js';
 import { useZstd, type ZstdSpec } from './zstd.js';
 import { type BlobKeys, openBlob } from '../backend/encrypted.js';
@@ -38,9 +38,6 @@ export interface VerifyReply {
   /** A pack the thread read itself and could not read (missing, not a regular file, an I/O error): nothing verified. */
   readError?: { code: ErrorCode; message: string };
 }
-
-/** The largest pack buffer a thread keeps for the next read (a larger pack gets one of its own, then let go). */
-const KEPT_PACK_BYTES = 256 * 1024 * 1024;
 
 const data = (workerData as { verify?: VerifyWorkerData } | undefined)?.verify;
 if (data) {
@@ -73,7 +70,7 @@ if (data) {
         if (e instanceof SnapError) return { result: { readError: { code: e.code, message: e.message } } };
         throw e;
       }
-      if (stored.buffer !== own.buffer && stored.length <= KEPT_PACK_BYTES) own = Buffer.from(stored.buffer, 0, stored.buffer.byteLength);
+      if (stored.buffer !== own.buffer && stored.length <= MAX_KEPT_PACK_BYTES) own = Buffer.from(stored.buffer, 0, stored.buffer.byteLength);
       return { result: { verdict: verify(req.pack, stored, readKeys) } };
     }
     const verdict = verify(req.pack, Buffer.from(req.buffer, 0, req.length), req.keys ? { dataKey: Buffer.from(req.keys.dataKey) } : undefined);

@@ -11,7 +11,7 @@ import { displayName } from '../../core/bytes.js';
 import { isSnapError } from '../../core/errors.js';
 import type { ProgressSink } from '../../core/progress.js';
 import type { ObjectLocation, Repository } from '../../repo/repository.js';
-import { type BlobKeys, entriesOfHeader, PackVerifier, type PackVerdict, readPackForCheck, readPackTable } from '../../repo/maintenance.js';
+import { type BlobKeys, entriesOfHeader, MAX_KEPT_PACK_BYTES, PackVerifier, type PackVerdict, readPackForCheck, readPackTable } from '../../repo/maintenance.js';
 import { inSubset, type Subset } from './check-subset.js';
 import { findAffected, type Affected } from './check-affected.js';
 import { checkLog } from '../../repo/oplog-check.js';
@@ -283,9 +283,6 @@ async function resolveNotIndexed(repo: Repository, ids: Buffer[], unindexed: str
   return supplying;
 }
 
-/** The largest pack buffer allocated up front (packs are 16 MiB by default). */
-const MAX_PACK_SCRATCH = 256 * 1024 * 1024;
-
 /** A pack as read and verified (on a check thread), or why it could not be read. */
 type PackRead = { id: string; length: number; verdict: PackVerdict } | { id: string; error: unknown };
 
@@ -308,7 +305,7 @@ async function readData(
   // left each outgrown one behind.
   const verifier = new PackVerifier(repo.objects.ctx, threads, repo.threadReads());
   const depth = verifier.readsPacks ? 2 * verifier.threads : verifier.threads + 1;
-  const size = Math.min(MAX_PACK_SCRATCH, packs.reduce((m, id) => Math.max(m, indexed.get(id) ?? 0, stored.get(id) ?? 0), 0));
+  const size = Math.min(MAX_KEPT_PACK_BYTES, packs.reduce((m, id) => Math.max(m, indexed.get(id) ?? 0, stored.get(id) ?? 0), 0));
   const free: Buffer[] = [];
   const readOne = async (id: string): Promise<PackRead> => {
     if (verifier.readsPacks) {
