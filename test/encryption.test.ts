@@ -350,7 +350,7 @@ describe('encrypted repository', () => {
     const keyFiles = fs.readdirSync(path.join(e.repo, 'keys'));
     expect(keyFiles).toHaveLength(1);
     const k = JSON.parse(fs.readFileSync(path.join(e.repo, 'keys', keyFiles[0]!), 'utf8'));
-    expect(k.kdf).toMatchObject({ algorithm: 'scrypt', N: 131072, r: 8, p: 1 });
+    expect(k.kdf).toMatchObject({ algorithm: 'scrypt', N: 65536, r: 8, p: 2 });
     expect(Buffer.from(k.kdf.salt, 'base64')).toHaveLength(32);
     expect(JSON.stringify(k)).not.toContain(PASSWORD);
     expect(ok(e.run(['list'])).stdout).toMatch(/no snapshots|0 snapshot/);
