@@ -14,6 +14,10 @@ import { restoreSnapshot } from '../src/ops/restore/restore.js';
 import { Repository } from '../src/repo/repository.js';
 import { type CachedFile, decodeCachedFile, packCachedFiles, unpackCachedFiles } from '../src/index/files-cache.js';
 import { describeTree } from './helpers/cli.js';
+import { fsEncode } from '../src/core/bytes.js';
+import { xattrBinding } from '../src/ops/fs/xattr-binding.js';
+import { locateAbs } from '../src/ops/tree/navigate.js';
+import type { StoredSnapshot } from '../src/model/snapshot.js';
 import { cleanupScratch, scratchDir } from './helpers/maint.js';
 
 afterAll(cleanupScratch);
@@ -67,9 +71,9 @@ describe('files-cache entries packed while they wait (packCachedFiles)', () => {
   it('every entry comes back as its name and its stored value, in order: names that are not UTF-8, no chunks, many chunks, large numbers; none at all', () => {
     const id = (n: number): Buffer => Buffer.alloc(32, n);
     const entries: [Buffer, CachedFile][] = [
-      [Buffer.from([0x66, 0xff, 0xfe, 0x00, 0x2f]), { size: 0, mtimeNs: 0n, ctimeNs: 1n, ino: 2n, dev: 3n, chunks: [] }],
-      [Buffer.from('a'), { size: 3 * 2 ** 40, mtimeNs: 1_733_000_000_123_456_789n, ctimeNs: 2n ** 63n - 1n, ino: 2n ** 64n - 1n, dev: 66306n, chunks: [id(1), id(2), id(3)] }],
-      [Buffer.alloc(255, 0x78), { size: 12, mtimeNs: 5n, ctimeNs: 6n, ino: 7n, dev: 8n, chunks: Array.from({ length: 300 }, (_, i) => id(i % 256)) }],
+      [Buffer.from([0x66, 0xff, 0xfe, 0x00, 0x2f]), { size: 0, mtimeNs: 0n, ctimeNs: 1n, ino: 2n, dev: 3n, chunks: [], noXattrs: false }],
+      [Buffer.from('a'), { size: 3 * 2 ** 40, mtimeNs: 1_733_000_000_123_456_789n, ctimeNs: 2n ** 63n - 1n, ino: 2n ** 64n - 1n, dev: 66306n, chunks: [id(1), id(2), id(3)], noXattrs: true }],
+      [Buffer.alloc(255, 0x78), { size: 12, mtimeNs: 5n, ctimeNs: 6n, ino: 7n, dev: 8n, chunks: Array.from({ length: 300 }, (_, i) => id(i % 256)), noXattrs: false }],
     ];
     const out = [...unpackCachedFiles(packCachedFiles(entries))];
     expect(out.map(([name]) => name)).toEqual(entries.map(([name]) => name));
@@ -127,6 +131,82 @@ describe('files named as sources (a --files-from list)', () => {
         for (const f of [...files, path.join(src, 'sub', 'g')]) expect(fs.readFileSync(path.join(to, f)).equals(fs.readFileSync(f))).toBe(true);
       }
       await other.close();
+    } finally {
+      await repo.close();
+    }
+  }, 120_000);
+});
+
+describe('files-cache entries and extended attributes', () => {
+  const xb = xattrBinding();
+
+  /** The extended attribute names of `file` in snapshot `s`, as its tree node holds them. */
+  async function xattrNames(repo: Repository, s: StoredSnapshot, file: string): Promise<string[]> {
+    const hit = await locateAbs(repo, s.tree, fsEncode(file));
+    return (hit?.node.xattrs ?? []).map((x) => x.name.toString());
+  }
+
+  /** A files-cache entry for `file` as it is now on disk, naming `chunks`. */
+  function entryNow(file: string, chunks: Buffer[], noXattrs: boolean): [Buffer, CachedFile] {
+    const st = fs.lstatSync(file, { bigint: true });
+    return [Buffer.from(path.basename(file)), { size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev, chunks, noXattrs }];
+  }
+
+  it.skipIf(!xb)('say when their file had none; the next backup of a changed folder lists none for such a file of the same stamp, lists them once its ctime moved, and entries of before the flag learn it [skipped without @napi-rs/xattr]', async (ctx) => {
+    const base = scratchDir('snap-create-cache-xattr-');
+    const src = path.join(base, 'src');
+    fs.mkdirSync(src, { recursive: true });
+    const f = (n: string): string => path.join(src, n);
+    for (const n of ['plain', 'tagged', 'older', 'other']) fs.writeFileSync(f(n), `${n}\n`);
+    try {
+      xb!.setAttributeSync(f('tagged'), 'user.color', Buffer.from('blue'));
+    } catch {
+      ctx.skip(); // a file system without user attributes
+    }
+    const repo = await Repository.init(path.join(base, 'repo'), { host: currentHost(), sink: nullSink }, { packSize: 64 * KiB });
+    try {
+      const opts = { paths: [src], cwd: base, host: currentHost(), program: 'snap test', sink: nullSink };
+      const dir = Buffer.from(src);
+      await createSnapshot(repo, opts);
+      const first = await repo.index.filesInDir(dir);
+      expect(first.get('plain')?.noXattrs).toBe(true);
+      expect(first.get('tagged')?.noXattrs).toBe(false);
+
+      // 'plain' gets an attribute (its ctime moves), and an entry of its new stamp that says it has
+      // none; 'older' an entry of its stamp as a snap of before the flag wrote it. The folder
+      // changes ('other'), so the next backup makes its tree again.
+      xb!.setAttributeSync(f('plain'), 'user.later', Buffer.from('added'));
+      await repo.index.putFilesInDirs([{ dir, files: packCachedFiles([entryNow(f('plain'), first.get('plain')!.chunks, true), entryNow(f('older'), first.get('older')!.chunks, false)]), stale: [] }]);
+      fs.appendFileSync(f('other'), 'changed\n');
+      const second = await createSnapshot(repo, opts);
+      expect(second.snapshot.summary.filesChanged).toBe(1);
+      expect(second.snapshot.summary.filesUnchanged).toBe(3);
+      // The entry vouched for 'plain': its attributes were not listed (what the ctime rule saves).
+      expect(await xattrNames(repo, second.snapshot, f('plain'))).toEqual([]);
+      expect(await xattrNames(repo, second.snapshot, f('tagged'))).toEqual(['user.color']);
+      // 'older' was listed (its entry did not say) and its entry now says it has none.
+      const after = await repo.index.filesInDir(dir);
+      expect(after.get('older')?.noXattrs).toBe(true);
+      expect(after.get('other')?.noXattrs).toBe(true);
+
+      // As a backup that listed it would have left it: an entry of the stamp without the flag.
+      await repo.index.putFilesInDirs([{ dir, files: packCachedFiles([entryNow(f('plain'), first.get('plain')!.chunks, false)]), stale: [] }]);
+      fs.appendFileSync(f('other'), 'changed again\n');
+      const third = await createSnapshot(repo, opts);
+      expect(await xattrNames(repo, third.snapshot, f('plain'))).toEqual(['user.later']);
+      expect((await repo.index.filesInDir(dir)).get('plain')?.noXattrs).toBe(false);
+
+      // And by the real rule: an attribute set on a file of a folder that changes is seen, its
+      // ctime having moved (e2e-xattr.test.ts: the same through the CLI).
+      xb!.setAttributeSync(f('older'), 'user.now', Buffer.from('1'));
+      fs.appendFileSync(f('other'), 'and again\n');
+      const fourth = await createSnapshot(repo, opts);
+      expect(await xattrNames(repo, fourth.snapshot, f('older'))).toEqual(['user.now']);
+      // (its ctime is in its stamp: it is read again, as a file whose content changed)
+      expect(fourth.snapshot.summary.bytesRead).toBe(fs.statSync(f('other')).size + fs.statSync(f('older')).size);
+      const to = path.join(scratchDir('snap-create-cache-out-'), 'out');
+      expect((await restoreSnapshot(repo, fourth.snapshot, { target: to, asRoot: false, sink: {} })).damaged).toEqual([]);
+      expect(xb!.listAttributesSync(path.join(to, f('older')))).toEqual(['user.now']);
     } finally {
       await repo.close();
     }

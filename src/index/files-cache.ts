@@ -14,11 +14,25 @@ export interface FileStamp {
 
 export interface CachedFile extends FileStamp {
   chunks: Buffer[];
+  /**
+   * The file had no extended attributes when this stamp was taken (listed after the lstat the
+   * stamp is from). Setting or removing one changes the file's ctime, so while the stamp is the
+   * same the backup need not list them again.
+   */
+  noXattrs?: boolean;
 }
 
-/** A files-cache entry as stored: CBOR of [size, mtime, ctime, inode, device (decimal strings), chunk ids]. */
+/** Bit 0 of a stored entry's flags: noXattrs. */
+const NO_XATTRS = 1;
+
+/**
+ * A files-cache entry as stored: CBOR of [size, mtime, ctime, inode, device (decimal strings),
+ * chunk ids], and flags (an unsigned integer, NO_XATTRS) when there are any.
+ */
 function cachedFileRecord(f: CachedFile): unknown[] {
-  return [f.size, String(f.mtimeNs), String(f.ctimeNs), String(f.ino), String(f.dev), f.chunks];
+  const r: unknown[] = [f.size, String(f.mtimeNs), String(f.ctimeNs), String(f.ino), String(f.dev), f.chunks];
+  if (f.noXattrs) r.push(NO_XATTRS);
+  return r;
 }
 
 /**
@@ -69,6 +83,8 @@ export function decodeCachedFile(b: Buffer): CachedFile | undefined {
       ino: BigInt(asString(a[3], 'ino')),
       dev: BigInt(asString(a[4], 'dev')),
       chunks: asArray(a[5], 'chunks').map((c) => asId(asBytes(c, 'chunk'), 'chunk')),
+      // Entries of before the flags have six elements; unknown flag bits are ignored.
+      noXattrs: a.length > 6 && (asUint(a[6], 'flags') & NO_XATTRS) !== 0,
     };
   } catch {
     return undefined; // a damaged cache entry only means the file is read again

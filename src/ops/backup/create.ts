@@ -420,11 +420,11 @@ class Archiver {
       if (child.source) {
         const kid = await this.entry(dirBuf, nameBuf, '', undefined, descend(at, nameBuf), kids);
         await kid?.pending;
-        if (kid) this.addXattrs(full, kid.node);
+        const xa = kid ? this.addXattrs(full, kid.node) : 'unknown';
         let node = kid?.node;
         if (kid?.node.type === 'file') {
           cache ??= { old: this.noFilesCache ? new Map() : await this.repo.index.filesInDir(dirBuf), updates: new Map() };
-          node = await this.file(full, nameBuf, kid.node, kid.st, cache);
+          node = await this.file(full, nameBuf, kid.node, kid.st, cache, xa);
         }
         if (node) nodes.push(node);
         continue;
@@ -641,21 +641,24 @@ class Archiver {
     const due: Promise<unknown>[] = (this.idsDue = []);
     try {
       for (const { node: n, st: kst } of kids) {
-        // Only here, for directories that changed: an unchanged one's tree already holds them (a
-        // change of attributes changes the entry's ctime, which the digest covers).
-        if (!this.addXattrs(joinPath(full, n.name), n)) complete = false;
+        // Extended attributes only here, for directories that changed: an unchanged one's tree
+        // already holds them (a change of attributes changes the entry's ctime, which the digest
+        // covers). Nor for a file whose files-cache entry, of the same stamp, says it had none.
+        const key = n.type === 'file' ? n.name.toString('latin1') : '';
+        const old = n.type === 'file' ? cache.old.get(key) : undefined;
+        const xa = old?.noXattrs && this.xattr && sameStamp(old, stampOf(kst)) ? 'none' : this.addXattrs(joinPath(full, n.name), n);
+        if (xa === 'problem') complete = false;
         if (n.type !== 'file') {
           made.push(n);
           continue;
         }
-        const key = n.name.toString('latin1');
         seen.add(key);
-        if (this.cutOnThread(kst, cache.old.get(key))) {
+        if (this.cutOnThread(kst, old)) {
           await this.cutRoom();
-          const p = this.file(joinPath(full, n.name), n.name, n, kst, cache).finally(() => this.cutDone());
+          const p = this.file(joinPath(full, n.name), n.name, n, kst, cache, xa).finally(() => this.cutDone());
           p.catch(() => {}); // awaited below, after the other files
           made.push(later.push(p) - 1);
-        } else made.push(await this.file(joinPath(full, n.name), n.name, n, kst, cache));
+        } else made.push(await this.file(joinPath(full, n.name), n.name, n, kst, cache, xa));
       }
     } finally {
       this.idsDue = undefined;
@@ -726,18 +729,22 @@ class Archiver {
     return this.storeTree([node]);
   }
 
-  /** Record the extended attributes of `full` in its node; false when some could not be read. */
-  private addXattrs(full: Buffer, node: Node): boolean {
-    if (!this.xattr) return true;
+  /**
+   * Record the extended attributes of `full` in its node: whether it has `none`, `some`, some
+   * could not be read (`problem`: warned), or whether it has any is `unknown` (no binding, or a
+   * name the binding cannot take).
+   */
+  private addXattrs(full: Buffer, node: Node): XattrState {
+    if (!this.xattr) return 'unknown';
     const r = readXattrs(this.xattr, full);
     if (!r) {
       this.unnamed.count++;
       this.unnamed.first ??= displayName(full);
-      return true;
+      return 'unknown';
     }
     if (r.xattrs.length > 0) node.xattrs = r.xattrs;
     for (const p of r.problems) this.warn(p.code, full, p.message);
-    return r.problems.length === 0;
+    return r.problems.length > 0 ? 'problem' : r.xattrs.length > 0 ? 'some' : 'none';
   }
 
   /** A file the directory record vouches for: counted like a files-cache hit. */
@@ -768,13 +775,17 @@ class Archiver {
     this.cutWaiters.shift()?.();
   }
 
-  private async file(full: Buffer, name: Buffer, node: Node, st: EntryStat, cache: DirCache | undefined): Promise<Node | undefined> {
+  /** `xattrs`: what addXattrs found (after the lstat of `st`), for the files-cache entry. */
+  private async file(full: Buffer, name: Buffer, node: Node, st: EntryStat, cache: DirCache | undefined, xattrs: XattrState): Promise<Node | undefined> {
     const stamp = stampOf(st);
     if (Number(st.nlink) > 1) node.inode = { dev: Number(st.dev), ino: recordedInode(st.ino), links: Number(st.nlink) };
     const key = name.toString('latin1');
     const cached = cache?.old.get(key);
+    const noXattrs = xattrs === 'none';
     this.progress.files++;
     if (cached && sameStamp(cached, stamp)) {
+      // An entry of before the flag learns it once (written like a changed file's, below).
+      if (noXattrs && !cached.noXattrs) cache!.updates.set(key, { ...cached, noXattrs });
       node.size = stamp.size;
       node.chunks = cached.chunks;
       this.summary.totalFiles++;
@@ -798,7 +809,7 @@ class Archiver {
     if (cached) this.summary.filesChanged++;
     else this.summary.filesNew++;
     this.summary.totalBytes += read.size;
-    if (read.stable) cache?.updates.set(key, cachedFile(stamp, read.chunks));
+    if (read.stable) cache?.updates.set(key, cachedFile(stamp, read.chunks, noXattrs));
     this.report(full);
     return node;
   }
@@ -1033,6 +1044,9 @@ function stampOf(st: EntryStat): FileStamp {
  * A files-cache entry, kept until its directory's tree is made. Written out as a literal: `{
  * ...stamp, chunks }` gave every entry a hidden class of its own (about 300 bytes more each).
  */
-function cachedFile(s: FileStamp, chunks: Buffer[]): CachedFile {
-  return { size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs, ino: s.ino, dev: s.dev, chunks };
+function cachedFile(s: FileStamp, chunks: Buffer[], noXattrs: boolean): CachedFile {
+  return { size: s.size, mtimeNs: s.mtimeNs, ctimeNs: s.ctimeNs, ino: s.ino, dev: s.dev, chunks, noXattrs };
 }
+
+/** What a backup found of an entry's extended attributes (Archiver.addXattrs). */
+type XattrState = 'none' | 'some' | 'problem' | 'unknown';
