@@ -17,6 +17,7 @@ import { describeTree } from './helpers/cli.js';
 import { fsEncode } from '../src/core/bytes.js';
 import { xattrBinding } from '../src/ops/fs/xattr-binding.js';
 import { locateAbs } from '../src/ops/tree/navigate.js';
+import { WalkAhead } from '../src/ops/backup/walk-ahead.js';
 import type { StoredSnapshot } from '../src/model/snapshot.js';
 import { cleanupScratch, scratchDir } from './helpers/maint.js';
 
@@ -207,6 +208,51 @@ describe('files-cache entries and extended attributes', () => {
       const to = path.join(scratchDir('snap-create-cache-out-'), 'out');
       expect((await restoreSnapshot(repo, fourth.snapshot, { target: to, asRoot: false, sink: {} })).damaged).toEqual([]);
       expect(xb!.listAttributesSync(path.join(to, f('older')))).toEqual(['user.now']);
+    } finally {
+      await repo.close();
+    }
+  }, 120_000);
+});
+
+describe('small files read straight into the ring (ObjectStore.addRead)', () => {
+  it('are stored exactly, each content once; one that grew after its lstat is stored as read, with a warning, and read again by the next backup', async () => {
+    const base = scratchDir('snap-create-addread-');
+    const src = path.join(base, 'src');
+    fs.mkdirSync(path.join(src, 'small'), { recursive: true });
+    // More than the first MiB a store compresses itself (then the threads and the ring are used).
+    fs.writeFileSync(path.join(src, 'big.bin'), randomBytes(3 * 1024 * KiB));
+    const some = Array.from({ length: 40 }, (_, i) => randomBytes(100 + i * 997));
+    for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(src, 'small', `f${i}`), some[i % some.length]!);
+    const grow = path.join(src, 'small', 'grow.txt');
+    fs.writeFileSync(grow, randomBytes(5000));
+    const warnings: string[] = [];
+    const sink = { ...nullSink, warn: (w: { code: string; path?: string }) => void warnings.push(`${w.code} ${w.path ?? ''}`) };
+    const repo = await Repository.init(path.join(base, 'repo'), { host: currentHost(), sink: nullSink }, { packSize: 256 * KiB });
+    try {
+      const opts = { paths: [src], cwd: base, host: currentHost(), program: 'snap test', sink };
+      // Listed (lstat) at 5000 bytes, read at more.
+      const w = new WalkAhead({ ...opts });
+      await w.done;
+      fs.appendFileSync(grow, 'grown after it was listed\n');
+      const first = await createSnapshot(repo, { ...opts, ahead: w });
+      expect(repo.objects.stats.readIntoRing).toBeGreaterThanOrEqual(250);
+      expect(first.snapshot.summary.filesNew).toBe(302);
+      // 40 distinct small contents, the big file's chunks, trees: the repeats were not stored again.
+      expect(repo.objects.stats.objectsAdded).toBeLessThan(60);
+      expect(warnings).toEqual([`SNAP_CHANGED ${grow}`]);
+      const to = path.join(scratchDir('snap-create-cache-out-'), 'out');
+      expect((await restoreSnapshot(repo, first.snapshot, { target: to, asRoot: false, sink: {} })).damaged).toEqual([]);
+      const got = describeTree(path.join(to, src));
+      const want = describeTree(src);
+      // The grown file has its bytes as read (all of them: its size is taken when it is opened)
+      // and the time its lstat saw.
+      expect(fs.readFileSync(path.join(to, grow)).equals(fs.readFileSync(grow))).toBe(true);
+      for (const m of [got, want]) expect(m.delete(Buffer.from('small/grow.txt').toString('hex'))).toBe(true);
+      expect(got).toEqual(want);
+      // Not trusted by the files cache: read again (and only it).
+      const second = await createSnapshot(repo, opts);
+      expect(second.snapshot.summary.bytesRead).toBe(fs.statSync(grow).size);
+      expect(second.snapshot.summary.filesUnchanged).toBe(301);
     } finally {
       await repo.close();
     }

@@ -273,6 +273,109 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
     await repo.close();
   });
 
+  it('addRead: small files read straight into the ring are stored once each, exactly; it declines (reading nothing) where it cannot, and the caller stores what it then reads', async () => {
+    const { dir, repo } = await newRepo();
+    const files = path.join(scratchDir('snap-units-files-'), 'f');
+    fs.mkdirSync(files, { recursive: true });
+    const rng = new Rng(41);
+    // Distinct contents, some twice, of sizes the ring takes (64 bytes and up): 2 MiB in all, in a
+    // 128 KiB ring that fills and wraps.
+    const contents = objects(rng, 160).filter((d) => d.length >= 64 && d.length <= 64 * 1024);
+    const all = [...contents, ...contents.slice(0, 20)];
+    const store = new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 128 * 1024, compressWorkers: 1, inlineStartBytes: 0 });
+    let declined = 0;
+    const ids: Buffer[] = [];
+    const added: boolean[] = [];
+    for (const [i, d] of all.entries()) {
+      const f = path.join(files, String(i));
+      fs.writeFileSync(f, d);
+      const fd = fs.openSync(f, 'r');
+      try {
+        const r = store.addRead('blob', fd, d.length, sha256);
+        if (r) {
+          expect(r.length).toBe(d.length);
+          expect(r.id!.equals(sha256(d))).toBe(true);
+          ids.push(r.id!);
+          added.push(r.added);
+        } else {
+          // Nothing was read: the descriptor still reads from the start, as a caller's would.
+          declined++;
+          const buf = Buffer.alloc(d.length);
+          expect(fs.readSync(fd, buf, 0, d.length, null)).toBe(d.length);
+          const a = await store.add('blob', buf);
+          ids.push(a.id);
+          added.push(a.added);
+        }
+        // addRead never moves the descriptor's offset either.
+        if (r) expect(fs.readSync(fd, Buffer.alloc(1), 0, 1, null)).toBe(1);
+      } finally {
+        fs.closeSync(fd);
+      }
+      if (i % 7 === 0) await new Promise<void>((res) => setImmediate(res)); // the threads' results come in
+    }
+    await store.flush();
+    expect(declined).toBeLessThan(all.length / 2);
+    // The repeats were found pending or stored: each content once.
+    expect(added.filter(Boolean)).toHaveLength(contents.length);
+    expect(added.slice(contents.length).every((a) => !a)).toBe(true);
+    expect(store.stats.objectsAdded).toBe(contents.length);
+    for (const [i, d] of all.entries()) expect((await store.get(ids[i]!, 'blob')).equals(d)).toBe(true);
+    expect((await entriesByObject(dir)).size).toBe(contents.length);
+
+    // A file that ended sooner than its size said: what was read, under its own id; one that is
+    // now empty: nothing stored, no id. Content stored already (the index): not added.
+    const short = path.join(files, 'short');
+    fs.writeFileSync(short, Buffer.from('x'.repeat(300)));
+    const empty = path.join(files, 'empty');
+    fs.writeFileSync(empty, '');
+    const again = path.join(files, 'again');
+    fs.writeFileSync(again, contents[3]!);
+    const read = (f: string, size: number) => {
+      const fd = fs.openSync(f, 'r');
+      try {
+        return store.addRead('blob', fd, size, sha256);
+      } finally {
+        fs.closeSync(fd);
+      }
+    };
+    const s = read(short, 1000);
+    expect(s?.length).toBe(300);
+    expect(s?.id?.equals(sha256(Buffer.from('x'.repeat(300))))).toBe(true);
+    expect(s?.added).toBe(true);
+    expect(read(empty, 100)).toEqual({ id: undefined, added: false, length: 0 });
+    expect(read(again, contents[3]!.length)).toMatchObject({ added: false, length: contents[3]!.length });
+    await store.flush();
+    expect((await store.get(s!.id!, 'blob')).toString()).toBe('x'.repeat(300));
+
+    // Where it cannot: no threads, before them (the first MiB is done here), objects under 64
+    // bytes, an index that cannot answer at once (another process holds it).
+    const fresh = path.join(files, 'fresh');
+    fs.writeFileSync(fresh, rng.bytes(5000));
+    const stores = [
+      new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, compressWorkers: 0 }),
+      new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, compressWorkers: 1 }),
+      new ObjectStore(repo.backend, { lookup: (id) => repo.index.lookup(id), addPack: (p, n, e) => repo.index.addPack(p, n, e) }, { codec: 'zstd', level: 3, packSize: 64 * 1024, compressWorkers: 1, inlineStartBytes: 0 }),
+    ];
+    for (const st of stores) {
+      const fd = fs.openSync(fresh, 'r');
+      try {
+        expect(st.addRead('blob', fd, 5000, sha256)).toBeUndefined();
+        expect(fs.readSync(fd, Buffer.alloc(10), 0, 10, null)).toBe(10);
+      } finally {
+        fs.closeSync(fd);
+      }
+      await st.flush();
+    }
+    const fd = fs.openSync(fresh, 'r');
+    try {
+      expect(store.addRead('blob', fd, 63, sha256)).toBeUndefined();
+    } finally {
+      fs.closeSync(fd);
+    }
+    await store.flush();
+    await repo.close();
+  });
+
   it('durable(): resolves once every object added before it is written and indexed, without writing the open pack of file data early (trees at once); rejects on failure and after a stop, never hangs', async () => {
     const { repo } = await newRepo();
     const store = new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, maxInflightBytes: 256 * 1024, compressWorkers: 2 });

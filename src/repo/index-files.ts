@@ -117,6 +117,7 @@ export async function listIndexFiles(backend: Backend): Promise<string[]> {
 export interface PackSink {
   addPack(packId: string, size: number, entries: PackEntry[]): Promise<void>;
   lookup: import('../store/object-store.js').LocationIndex['lookup'];
+  lookupNow?: import('../store/object-store.js').LocationIndex['lookupNow'];
   /** Note that this client has taken in the packs of an index file (it is not read again). */
   markIndexFileSeen(id: string): Promise<void>;
 }
@@ -147,6 +148,10 @@ export class IndexFileWriter {
 
   lookup(id: Buffer): ReturnType<PackSink['lookup']> {
     return this.index.lookup(id);
+  }
+
+  lookupNow(id: Buffer): ReturnType<NonNullable<PackSink['lookupNow']>> {
+    return this.index.lookupNow ? this.index.lookupNow(id) : this.index.lookup(id);
   }
 
   async addPack(packId: string, size: number, entries: PackEntry[]): Promise<void> {

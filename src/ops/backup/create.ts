@@ -844,10 +844,21 @@ class Archiver {
         const r = await this.chunkedOnThread(full, fd, before, opened);
         if (r) return r;
       }
+      // A file of one chunk (no larger than the smallest chunk) is read straight into the store's
+      // ring where it can be, rather than into the chunker's buffer and then copied.
+      const expected = Number(opened.size);
+      if (hashing === 'here' && expected <= this.repo.gear.min) {
+        const r = this.repo.objects.addRead('blob', fd, expected, (b) => this.repo.hashId(b));
+        if (r) {
+          this.progress.bytes += r.length;
+          this.summary.bytesRead += r.length;
+          return { size: r.length, chunks: r.id ? [this.ids.keep(r.id)] : [], stable: this.stableWhileRead(full, fd, before, r.length) };
+        }
+      }
       const chunks: Buffer[] = [];
       const due: Promise<void>[] = [];
       let size = 0;
-      this.chunker.reset(fd, Number(opened.size));
+      this.chunker.reset(fd, expected);
       for (let c = this.chunker.next(); c; c = this.chunker.next()) {
         size += c.length;
         this.o.signal?.throwIfAborted();
