@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeCbor } from '../src/model/cbor.js';
+import { decodeCbor, encodeCbor, encodeCborView } from '../src/model/cbor.js';
 import { decodeTree, encodeTree, sortNodes } from '../src/model/tree.js';
 import { type Node, recordedInode } from '../src/model/node.js';
 import { decodeSnapshot, encodeSnapshot } from '../src/model/snapshot.js';
@@ -72,6 +72,28 @@ describe('trees', () => {
 function encodeRec(n: Node): Record<string, unknown> {
   return { name: n.name, type: n.type, mode: n.mode, uid: n.uid, gid: n.gid, user: n.user, group: n.group, mtime: [n.mtime.sec, n.mtime.nsec], size: n.size, chunks: n.chunks };
 }
+
+describe('the CBOR encoder after a large value', () => {
+  it('encodes what follows exactly, and a view it gave before stays as it was', () => {
+    const small = { v: 1, name: Buffer.from('a name'), n: 123456789 };
+    const before = encodeCbor(small);
+    const view = encodeCborView({ kept: 'x'.repeat(1000) });
+    const keptCopy = Buffer.from(view);
+    // Larger than the size after which the encoder gets a small buffer again (cbor.ts).
+    const large = { entries: Array.from({ length: 20_000 }, (_, i) => ({ name: Buffer.from(`file-${i}`), size: i, chunks: [Buffer.alloc(32, i & 0xff)] })) };
+    const bigBytes = encodeCbor(large);
+    expect(bigBytes.length).toBeGreaterThan(1024 * 1024);
+    expect(decodeCbor(bigBytes, 'test')).toEqual(large);
+    // The view of the value before is untouched, and values after encode as they did before it.
+    expect(Buffer.from(view).equals(keptCopy)).toBe(true);
+    for (let i = 0; i < 3000; i++) expect(encodeCbor(small).equals(before)).toBe(true);
+    const bigView = encodeCborView(large);
+    const bigCopy = Buffer.from(bigView);
+    expect(bigCopy.equals(bigBytes)).toBe(true);
+    expect(encodeCbor(small).equals(before)).toBe(true);
+    expect(Buffer.from(bigView).equals(bigCopy)).toBe(true);
+  });
+});
 
 describe('hard-link inode numbers', () => {
   it('numbers above 2^53-1 (overlayfs xino) are folded into safe integers, so the tree stays readable and groups stay apart', () => {

@@ -20,10 +20,15 @@ export function cborNative(): boolean {
 
 // Plain maps with string keys and byte strings for Buffers: no cbor-x "records" extension, so any
 // CBOR reader can read snap's records (docs/format.md).
-const codec = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false, pack: false });
+const codec = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false, pack: false }) as Encoder & {
+  /** cbor-x's own method (not in its types): encode into `buffer` from now on. */
+  useBuffer(buffer: Uint8Array): void;
+};
 
 export function encodeCbor(value: unknown): Buffer {
-  return Buffer.from(codec.encode(value));
+  const out = Buffer.from(codec.encode(value));
+  afterEncoding(out.length);
+  return out;
 }
 
 /**
@@ -31,7 +36,24 @@ export function encodeCbor(value: unknown): Buffer {
  * once (a tree written entry by entry): no Buffer per value.
  */
 export function encodeCborView(value: unknown): Uint8Array {
-  return codec.encode(value);
+  const view = codec.encode(value);
+  afterEncoding(view.length);
+  return view;
+}
+
+/**
+ * cbor-x encodes into one buffer of its own (one for the process), which it keeps between calls,
+ * grows to 4 times the largest value it encoded, and replaces with a new one of the same size
+ * whenever it is nearly full. The tree of a directory of 17,800 files (3 MB) made it 12 MiB,
+ * kept to the end of a backup (docs/performance.md, "The CBOR encoder's buffer"). After a value
+ * that large it gets a small one again; the large one is garbage once the caller's copy is made
+ * (cbor-x never writes to a buffer it was told to leave).
+ */
+const LARGE_ENCODING = 256 * 1024;
+const SMALL_TARGET = 64 * 1024;
+
+function afterEncoding(bytes: number): void {
+  if (bytes > LARGE_ENCODING) codec.useBuffer(Buffer.allocUnsafeSlow(SMALL_TARGET));
 }
 
 export function decodeCbor(bytes: Uint8Array, what: string): unknown {
