@@ -348,18 +348,24 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
     expect((await store.get(s!.id!, 'blob')).toString()).toBe('x'.repeat(300));
 
     // Where it cannot: no threads, before them (the first MiB is done here), objects under 64
-    // bytes, an index that cannot answer at once (another process holds it).
+    // bytes, an index that cannot answer at once (no lookupNow; another process holds it): the
+    // file is not even read (nothing is hashed).
     const fresh = path.join(files, 'fresh');
     fs.writeFileSync(fresh, rng.bytes(5000));
+    const lookupOnly = { lookup: (id: Buffer) => repo.index.lookup(id), addPack: (p: string, n: number, e: PackEntry[]) => repo.index.addPack(p, n, e) };
     const stores = [
       new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, compressWorkers: 0 }),
       new ObjectStore(repo.backend, repo.index, { codec: 'zstd', level: 3, packSize: 64 * 1024, compressWorkers: 1 }),
-      new ObjectStore(repo.backend, { lookup: (id) => repo.index.lookup(id), addPack: (p, n, e) => repo.index.addPack(p, n, e) }, { codec: 'zstd', level: 3, packSize: 64 * 1024, compressWorkers: 1, inlineStartBytes: 0 }),
+      new ObjectStore(repo.backend, lookupOnly, { codec: 'zstd', level: 3, packSize: 64 * 1024, compressWorkers: 1, inlineStartBytes: 0 }),
+      new ObjectStore(repo.backend, { ...lookupOnly, lookupNow: (id: Buffer) => repo.index.lookup(id), answersAtOnce: false }, { codec: 'zstd', level: 3, packSize: 64 * 1024, compressWorkers: 1, inlineStartBytes: 0 }),
     ];
+    const neverHashed = (): Buffer => {
+      throw new Error('read and hashed where it cannot be stored at once');
+    };
     for (const st of stores) {
       const fd = fs.openSync(fresh, 'r');
       try {
-        expect(st.addRead('blob', fd, 5000, sha256)).toBeUndefined();
+        expect(st.addRead('blob', fd, 5000, neverHashed)).toBeUndefined();
         expect(fs.readSync(fd, Buffer.alloc(10), 0, 10, null)).toBe(10);
       } finally {
         fs.closeSync(fd);
@@ -369,6 +375,13 @@ describe('ObjectStore: the compression ring and its worker threads', () => {
     const fd = fs.openSync(fresh, 'r');
     try {
       expect(store.addRead('blob', fd, 63, sha256)).toBeUndefined();
+      // An index that was to answer at once and did not (its owner ended just then): declined
+      // after the read, nothing claimed, and the caller's add() stores it.
+      const moving = new ObjectStore(repo.backend, { ...lookupOnly, lookupNow: (id: Buffer) => repo.index.lookup(id) }, { codec: 'zstd', level: 3, packSize: 64 * 1024, compressWorkers: 1, inlineStartBytes: 0 });
+      expect(moving.addRead('blob', fd, 5000, sha256)).toBeUndefined();
+      expect((await moving.add('blob', fs.readFileSync(fresh))).added).toBe(true);
+      await moving.flush();
+      expect((await moving.get(sha256(fs.readFileSync(fresh)), 'blob')).equals(fs.readFileSync(fresh))).toBe(true);
     } finally {
       fs.closeSync(fd);
     }

@@ -118,6 +118,8 @@ export interface PackSink {
   addPack(packId: string, size: number, entries: PackEntry[]): Promise<void>;
   lookup: import('../store/object-store.js').LocationIndex['lookup'];
   lookupNow?: import('../store/object-store.js').LocationIndex['lookupNow'];
+  /** Whether this process holds the index (its lookups are answered at once). */
+  readonly isOwner?: boolean;
   /** Note that this client has taken in the packs of an index file (it is not read again). */
   markIndexFileSeen(id: string): Promise<void>;
 }
@@ -152,6 +154,10 @@ export class IndexFileWriter {
 
   lookupNow(id: Buffer): ReturnType<NonNullable<PackSink['lookupNow']>> {
     return this.index.lookupNow ? this.index.lookupNow(id) : this.index.lookup(id);
+  }
+
+  get answersAtOnce(): boolean {
+    return this.index.lookupNow !== undefined && this.index.isOwner !== false;
   }
 
   async addPack(packId: string, size: number, entries: PackEntry[]): Promise<void> {

@@ -106,6 +106,8 @@ export interface LocationIndex {
   lookup(id: Buffer): Promise<ObjectLocation | undefined>;
   /** lookup, answered at once where it can be (this process holds the index), else a promise. */
   lookupNow?(id: Buffer): ObjectLocation | undefined | Promise<ObjectLocation | undefined>;
+  /** Whether lookupNow answers at once now (false: another process holds the index, and serves it). */
+  readonly answersAtOnce?: boolean;
   /** Called only after the pack is durable in the backend. */
   addPack(packId: string, size: number, entries: PackEntry[]): Promise<void>;
 }
@@ -260,7 +262,7 @@ export class ObjectStore {
    */
   addRead(type: ObjectType, fd: number, size: number, hash: (raw: Buffer) => Buffer): { id: Buffer | undefined; added: boolean; length: number } | undefined {
     this.throwIfFailed();
-    if (this.workers === 0 || this.inlineBudget > 0 || size < 64 || size > this.maxInflight || !this.index.lookupNow) return undefined;
+    if (this.workers === 0 || this.inlineBudget > 0 || size < 64 || size > this.maxInflight || !this.index.lookupNow || this.index.answersAtOnce === false) return undefined;
     if (!this.ring) {
       this.ring = takeShared(this.maxInflight);
       this.ringBuf = Buffer.from(this.ring);
@@ -283,7 +285,8 @@ export class ObjectStore {
     if (this.pending.has(hex)) return { id, added: false, length: got };
     const found = this.index.lookupNow(id);
     if (found instanceof Promise) {
-      found.catch(() => {}); // asked again by the caller's add()
+      // The index has just gone to another process (its owner ended): asked again by the caller's add().
+      found.catch(() => {});
       this.stats.readIntoRing--;
       return undefined;
     }
