@@ -2,10 +2,10 @@
 // uncompressed bytes, stored once, compressed, bundled into packs. Adding is pipelined: the
 // caller hashes, compression runs on the thread pool, full packs are written and then indexed.
 // Memory is bounded by `maxInflightBytes` plus one open pack per object type.
-import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
 import pLimit from 'p-limit';
 import { SnapError } from '../core/errors.js';
+import { readFully } from '../core/read-fully.js';
 import { sha256, toHex } from '../core/ids.js';
 import type { Backend } from '../backend/backend.js';
 import type { CodecName } from '../model/config.js';
@@ -271,12 +271,7 @@ export class ObjectStore {
     if (off < 0) return undefined;
     // Nothing here awaits until the object is in a job (reserveRing) or found stored: no other add
     // can take this space meanwhile.
-    let got = 0;
-    while (got < size) {
-      const n = fs.readSync(fd, this.ringBuf, off + got, size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
+    const got = readFully(fd, this.ringBuf.subarray(off, off + size), 0);
     if (got === 0) return { id: undefined, added: false, length: 0 };
     this.stats.readIntoRing++;
     const raw = this.ringBuf.subarray(off, off + got);
