@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { chunkBuffer, cutPoint, makeGear } from '../src/store/chunker.js';
+import { chunkBuffer, cutPoint, cutPointJs, makeGear } from '../src/store/chunker.js';
+import { SCAN_BLOCK } from '../src/store/gear-scan.js';
 import { FileChunker } from '../src/store/file-chunker.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -98,6 +99,36 @@ describe('FastCDC chunker', () => {
       expect(streamed.map((c) => c.length)).toEqual(chunkBuffer(big, data).map((c) => c.length));
       expect(Buffer.concat(streamed).equals(data)).toBe(true);
     }
+  });
+
+  it('the WebAssembly scan cuts where the JavaScript loop does: tables, sizes, offsets, block edges', () => {
+    // cutPoint scans in WebAssembly (gear-scan.ts), block by block; cutPointJs is the plain loop.
+    const sizes = [
+      { minSize: 2048, avgSize: 8192, maxSize: 65536 },
+      { minSize: 512 * 1024, avgSize: 1024 * 1024, maxSize: 8 * 1024 * 1024 },
+      // A window of a few blocks, an average below one block: cuts on both sides of block edges.
+      { minSize: 100, avgSize: 256, maxSize: 3 * SCAN_BLOCK + 17 },
+    ];
+    let cuts = 0;
+    let atMax = 0;
+    for (const [k, sz] of sizes.entries()) {
+      for (let seed = 1; seed <= 6; seed++) {
+        const gear = makeGear({ ...params, ...sz, gearSeed: (seed * 37 + k).toString(16).padStart(2, '0').repeat(32) });
+        // Random bytes, a zero run (the hash constant: no cut or a cut at every byte past min)
+        // and a repeated short pattern, at an odd offset of a larger buffer.
+        const data = Buffer.concat([Buffer.alloc(13, 7), seeded(sz.maxSize * 3, seed), Buffer.alloc(sz.maxSize + 5), Buffer.alloc(sz.maxSize * 2, 'abc'), seeded(sz.maxSize, seed + 99)]);
+        for (let off = 13; off < data.length; ) {
+          const end = Math.min(data.length, off + sz.maxSize + (seed % 3));
+          const want = cutPointJs(gear, data, off, end);
+          expect(cutPoint(gear, data, off, end)).toBe(want);
+          if (want === sz.maxSize) atMax++;
+          cuts++;
+          off += want;
+        }
+      }
+    }
+    expect(cuts).toBeGreaterThan(1000);
+    expect(atMax).toBeGreaterThan(10); // the limit, not only a mask, was reached
   });
 
   it('a buffer no longer than min is one chunk', () => {

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { ChunkerParams } from '../model/config.js';
 import { SnapError } from '../core/errors.js';
+import { GearScanner } from './gear-scan.js';
 
 export interface Gear {
   table: Uint32Array;
@@ -39,11 +40,34 @@ function topBits(n: number): number {
   return n >= 32 ? 0xffffffff : (~(0xffffffff >>> n)) >>> 0;
 }
 
+const scanners = new WeakMap<Gear, GearScanner>();
+
+function scannerOf(g: Gear): GearScanner {
+  let s = scanners.get(g);
+  if (s === undefined) scanners.set(g, (s = new GearScanner(g.table)));
+  return s;
+}
+
 /**
  * Length of the first chunk of buf[start, end). `eof` says no more data follows `end`; without it
  * the caller guarantees end - start >= max, so a boundary is always found inside the window.
+ * The scan runs in WebAssembly (gear-scan.ts); `cutPointJs` is the same in JavaScript.
  */
 export function cutPoint(g: Gear, buf: Uint8Array, start: number, end: number): number {
+  const n = end - start;
+  if (n <= g.min) return n;
+  const limit = Math.min(n, g.max);
+  const normal = Math.min(limit, g.avg);
+  const s = scannerOf(g);
+  // The hash starts at 0 at `min`, the harder mask up to the average size, the easier one after.
+  let at = s.scan(buf, start + g.min, start + normal, 0, g.maskSmall | 0);
+  if (at >= 0) return at - start;
+  at = s.scan(buf, start + normal, start + limit, s.h, g.maskLarge | 0);
+  return at >= 0 ? at - start : limit;
+}
+
+/** cutPoint's loop in JavaScript: the reference the WebAssembly scan is tested against. */
+export function cutPointJs(g: Gear, buf: Uint8Array, start: number, end: number): number {
   const n = end - start;
   if (n <= g.min) return n;
   const limit = Math.min(n, g.max);
