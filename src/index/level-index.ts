@@ -369,7 +369,7 @@ export class LevelIndex implements LocationIndex {
   async filesInDir(dir: Buffer): Promise<Map<string, CachedFile>> {
     const out = new Map<string, CachedFile>();
     const base = key(K_FILE, dir, Buffer.from([0]));
-    for await (const [k, v] of this.kv.iterate(prefixRange(base))) {
+    for (const [k, v] of await this.kv.entries(prefixRange(base))) {
       const f = decodeCachedFile(v);
       if (f) out.set(k.subarray(base.length).toString('latin1'), f);
     }

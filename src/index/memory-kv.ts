@@ -44,6 +44,12 @@ export class MemoryKV implements KV {
     }
   }
 
+  async entries(range: KeyRange): Promise<[Buffer, Buffer][]> {
+    const out: [Buffer, Buffer][] = [];
+    for await (const e of this.iterate(range)) out.push(e);
+    return out;
+  }
+
   async clear(range?: KeyRange): Promise<void> {
     if (!range) {
       this.values.clear();

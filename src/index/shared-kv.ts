@@ -149,6 +149,13 @@ export class SharedKV implements KV {
     }
   }
 
+  async entries(range: KeyRange): Promise<[Buffer, Buffer][]> {
+    if (this.local) return this.local.entries(range);
+    const out: [Buffer, Buffer][] = [];
+    for await (const e of this.iterate(range)) out.push(e);
+    return out;
+  }
+
   async clear(range?: KeyRange): Promise<void> {
     await this.call(
       (l) => l.clear(range),
