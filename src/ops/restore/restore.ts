@@ -89,6 +89,8 @@ export interface RestoreResult {
 
 const TMP_PREFIX = '.snap-restore-';
 const TMP_PREFIX_B = Buffer.from(TMP_PREFIX);
+/** Leftovers of an earlier restore are removed without a word (they were never the user's). */
+const QUIET_REMOVAL: MirrorSink = { removed: async () => {}, failed: () => {} };
 /** Writer threads: 2 keep a 2-core machine busy (each costs ~10 MB of memory). */
 const WRITER_THREADS = 2;
 /**
@@ -154,12 +156,23 @@ class DirState {
     readonly node: Node | undefined,
     /** Created by this restore: it holds only what the restore put there. */
     readonly fresh: boolean,
+    /**
+     * The temporary name it was made under in its parent (a directory this restore made), until
+     * it is complete and renamed to its own (reveal). Its files are written under their own names
+     * (direct): until then none of them is at its final path.
+     */
+    public hidden?: Buffer,
   ) {
     this.prefix = fdPath(fd, '');
   }
 
   at(name: Buffer | string): Buffer {
     return Buffer.concat([this.prefix, typeof name === 'string' ? Buffer.from(name) : name]);
+  }
+
+  /** Where a file `name` is written before it is renamed to `dest`: `dest` itself in a hidden directory. */
+  tmpFor(dest: Buffer, tmpName: () => string): Buffer {
+    return this.hidden ? dest : this.at(tmpName());
   }
 }
 
@@ -320,7 +333,7 @@ class Restorer {
           this.treesVia = this.read;
         }
         checkExpansion(x, inodes, `snapshot ${snap.id.slice(0, 8)}`);
-        if (rootDir) this.sweepLeftovers(rootDir);
+        if (rootDir) await this.sweepLeftovers(rootDir);
         const walk = await this.walk(snap.tree, rootDir, shown);
         await this.pool.drain();
         await this.quickDrain();
@@ -333,7 +346,10 @@ class Restorer {
         this.writer = undefined;
       }
     } finally {
-      // After a failure or an interruption: close what is still open, without its metadata.
+      // After a failure or an interruption: close what is still open, without its metadata. A
+      // hidden directory gets its own name first (every parent still open): the files in it are
+      // complete (those in flight were finished or removed), as in a directory that never was.
+      for (const d of this.open) this.reveal(d);
       for (const d of this.open) this.close(d);
     }
   }
@@ -519,7 +535,24 @@ class Restorer {
   private drop(d: DirState): void {
     for (let x: DirState | undefined = d; x && --x.refs <= 0 && !x.closed; x = x.parent) {
       if (x.node) this.dirMeta(x, x.node);
+      this.reveal(x);
       this.close(x);
+    }
+  }
+
+  /**
+   * A hidden directory (made under a temporary name) renamed to its own name in its parent, which
+   * is open still (the directory holds it). Its parent was made by this restore (0700 until its
+   * own metadata is set), so nothing else is in the way of the name.
+   */
+  private reveal(d: DirState): void {
+    const tmp = d.hidden;
+    if (!tmp || !d.parent || !d.node) return;
+    d.hidden = undefined;
+    try {
+      fs.renameSync(d.parent.at(tmp), d.parent.at(d.node.name));
+    } catch (e) {
+      this.warn(errnoCode(e) ?? 'SNAP_IO', d.shown, `restored under the temporary name ${displayName(tmp)}, not renamed to its own: ${(e as Error).message}`);
     }
   }
 
@@ -552,15 +585,21 @@ class Restorer {
       await this.planned(shown, node);
       return undefined;
     }
-    const p = parent.at(node.name);
+    // In a directory this restore made (nothing else is in it, and no other user can write in it),
+    // under a temporary name until it is complete (reveal): its files are then written under
+    // their own names, without a temporary name and a rename each.
+    const hidden = parent.fresh ? Buffer.from(this.tmpName()) : undefined;
+    const p = parent.at(hidden ?? node.name);
     let fresh = false;
     try {
       fs.mkdirSync(p, { mode: 0o700 });
       fresh = true;
     } catch (e) {
-      if (errnoCode(e) !== 'EEXIST') return this.dirFailed(e, shown);
+      if (errnoCode(e) !== 'EEXIST' || hidden) return this.dirFailed(e, shown);
     }
-    if (fresh) await this.o.testPause?.({ kind: 'dir', path: shown });
+    // A hidden directory is where its parent is now (the kernel's name of the parent's descriptor: a
+    // hidden parent too is under its temporary name).
+    if (fresh && this.o.testPause) await this.o.testPause({ kind: 'dir', path: hidden ? joinPath(fs.readlinkSync(fdPath(parent.fd), { encoding: 'buffer' }), hidden) : shown });
     let fd: number;
     let pathOnly = false;
     try {
@@ -597,12 +636,19 @@ class Restorer {
         );
         return false;
       }
+      if (hidden) {
+        try {
+          fs.rmdirSync(p); // made a moment ago, empty: not left under its temporary name
+        } catch {
+          // the next restore into this target removes it
+        }
+      }
       return this.dirFailed(e, shown);
     }
     this.hold(parent);
-    const d = new DirState(fd, pathOnly, shown, parent, node, fresh);
+    const d = new DirState(fd, pathOnly, shown, parent, node, fresh, hidden);
     this.open.add(d);
-    if (!fresh) this.sweepLeftovers(d);
+    if (!fresh) await this.sweepLeftovers(d);
     return d;
   }
 
@@ -622,7 +668,7 @@ class Restorer {
    * directory that exists already: removed, as a successful restore leaves none (issue 10,
    * defect 5). Two restores into one target at once would remove each other's.
    */
-  private sweepLeftovers(d: DirState): void {
+  private async sweepLeftovers(d: DirState): Promise<void> {
     let names: Buffer[];
     try {
       names = fs.readdirSync(d.at('.'), { encoding: 'buffer' });
@@ -633,8 +679,11 @@ class Restorer {
       if (!name.subarray(0, TMP_PREFIX_B.length).equals(TMP_PREFIX_B)) continue;
       try {
         fs.unlinkSync(d.at(name));
-      } catch {
-        // a directory, or gone: not ours to remove
+      } catch (e) {
+        // A directory that restore was making (hidden until complete), with what it holds: removed
+        // through descriptors, never following a symlink (mirror.ts removeEntry).
+        if (errnoCode(e) === 'EISDIR') await removeEntry(d.fd, name, Buffer.concat([d.shown, Buffer.from('/'), name]), true, QUIET_REMOVAL);
+        // else gone, or not ours to remove
       }
     }
   }
@@ -728,7 +777,8 @@ class Restorer {
     }
     this.hold(dir);
     this.quickInFlight++;
-    this.writer!.submit(this.fileJob(job, node, dir.at(this.tmpName()), dir.at(node.name)), new QuickFile(this, node, shown, dir, spooled));
+    const dest = dir.at(node.name);
+    this.writer!.submit(this.fileJob(job, node, dir.tmpFor(dest, () => this.tmpName()), dest), new QuickFile(this, node, shown, dir, spooled));
   }
 
   /** Decide what to do with an existing entry at `dest`; true means write. */
@@ -817,9 +867,10 @@ class Restorer {
       return false;
     }
     if (first.dir.closed) return this.writeFile(node, shown, dir); // no longer open (see MAX_GROUP_DIRS)
-    const tmp = dir.at(this.tmpName());
+    const dest = dir.at(node.name);
+    const tmp = dir.tmpFor(dest, () => this.tmpName());
     await fsp.link(first.dir.at(first.name), tmp);
-    await fsp.rename(tmp, dir.at(node.name));
+    if (tmp !== dest) await fsp.rename(tmp, dest);
     return false; // its attributes are the first's
   }
 
@@ -829,8 +880,8 @@ class Restorer {
     this.result.bytes += node.size;
     this.progress.files++;
     if (!dir) return this.planned(shown, node);
-    const tmp = dir.at(this.tmpName());
     const dest = dir.at(node.name);
+    const tmp = dir.tmpFor(dest, () => this.tmpName());
     const chunks = node.chunks ?? [];
     if (chunks.length <= 1 && this.writer) return this.writeSmall(node, chunks[0], tmp, dest, shown);
     // A larger file's chunks go to the writer threads, each counted against the budget while it is
@@ -897,7 +948,7 @@ class Restorer {
       await fh.close();
       if (!ok) await fsp.rm(tmp, { force: true });
     }
-    await fsp.rename(tmp, dest);
+    if (tmp !== dest) await fsp.rename(tmp, dest);
     this.progress.current = displayName(shown);
     this.o.sink.progress?.(this.progress);
     return true;

@@ -4,7 +4,8 @@
 // calls: a temporary name created with O_EXCL|O_NOFOLLOW, sparse writes (core/sparse.ts),
 // ownership, mode, times, close, rename. The temporary file is removed on failure, so an
 // interrupted restore never leaves a complete-looking file, and nothing is written for an object
-// that fails verification. A chunk of a larger file is unpacked and verified the same way and
+// that fails verification. In a directory the restore made under a temporary name (restore.ts,
+// DirState.hidden) the file is written under its own name, the directory's name standing for it. A chunk of a larger file is unpacked and verified the same way and
 // written at its offset of a descriptor the main thread holds (which then finishes the file).
 // On a local repository the thread reads the object itself (store/thread-pack-reads.ts: the job says
 // where it is stored), so its bytes never pass through the main thread.
@@ -37,7 +38,11 @@ function unpack(j: Job & { what: string }, stored: Buffer, id: Buffer, ctx: Code
   return decodeAndVerifySync(stored, { id, codec: j.codec, rawLength: j.rawLength, what: j.what }, ctx, j.codec === CODEC_ZSTD ? scratch() : undefined);
 }
 
-/** Write one file under `tmp`, set its metadata, rename it to `dest`; returns the mtime it got when not j.checkTime. */
+/**
+ * Write one file under `tmp`, set its metadata, rename it to `dest` (unless `tmp` is `dest`: a
+ * file of a directory made under a temporary name, restore.ts DirState.hidden); returns the mtime
+ * it got when not j.checkTime.
+ */
 export function writeFile(j: Job, data: Buffer): string | undefined {
   const { tmp, dest } = j;
   const fd = fs.openSync(tmp, FLAGS, 0o600);
@@ -61,7 +66,7 @@ export function writeFile(j: Job, data: Buffer): string | undefined {
       if (!ok) fs.rmSync(tmp, { force: true });
     }
   }
-  fs.renameSync(tmp, dest);
+  if (!tmp.equals(dest)) fs.renameSync(tmp, dest);
   return timeNs;
 }
 
