@@ -68,6 +68,8 @@ export interface RunMeta {
   mutateSummary?: string;
   /** 1-minute load averages sampled after each tool run (the benchmark itself adds 1–2). */
   loadAvg?: number[];
+  /** What the restores went into (bench/restore-fs.ts); absent in runs from before it was recorded (a folder). */
+  restoreFs?: 'fresh ext4' | 'folder';
 }
 
 export function saveResults(tsvFile: string, metaFile: string, rows: Row[], meta: RunMeta): void {

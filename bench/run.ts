@@ -15,6 +15,7 @@ import { benchSection } from './report.js';
 import { loadResults, type Row, type RunMeta, saveResults } from './results.js';
 import { runTool, say } from './sequence.js';
 import { ALL_TOOLS, type RunDirs, type ToolDriver } from './tools.js';
+import { restoreFsKind } from './restore-fs.js';
 
 const LATEST_TSV = path.join(RESULTS_DIR, 'latest.tsv');
 const LATEST_JSON = path.join(RESULTS_DIR, 'latest.json');
@@ -84,6 +85,7 @@ function measure(o: BenchOptions, drivers: ToolDriver[], missing: string[]): { r
     missing,
     restoreCheck: {},
     loadAvg: [],
+    restoreFs: restoreFsKind(),
   };
   const rows: Row[] = [];
   for (const d of drivers) fs.writeFileSync(path.join(logs, `${d.name}.log`), '');

@@ -2,7 +2,8 @@
 // restore it from there (issue 13's target: snap at most 0.8 of restic's time for the first backup
 // and for the restore). snap's repository is encrypted, as `snap init` makes a remote one by
 // default; restic always encrypts. Tools alternate within each round (odd rounds snap first), each
-// round on a fresh prefix of the bucket, restores into an empty folder and compared with the corpus
+// round on a fresh prefix of the bucket, restores into an empty folder (a fresh ext4 each where the
+// bench may mount: bench/restore-fs.ts) and compared with the corpus
 // (SHA-256 of every regular file) in round 1. Prints a Markdown table: wall and CPU seconds, the
 // median over rounds, and snap / restic paired within each round.
 //
@@ -18,6 +19,7 @@ import { CephCluster, type Gateway, ensureCephInstalled } from '../test/helpers/
 import { ensureCorpus, freshCopy, treeSum } from './corpus.js';
 import { capture, hasExecutable, timed, type Usage } from './measure.js';
 import { pinnedLauncher, pinSnapCli } from './pin.js';
+import { freshRestoreTarget, restoreFsKind } from './restore-fs.js';
 
 const { values: v } = parseArgs({
   options: { rounds: { type: 'string' }, work: { type: 'string' }, 'big-mib': { type: 'string' } },
@@ -70,9 +72,7 @@ async function main(): Promise<void> {
         const prefix = `${tool}-${round}-${randomBytes(3).toString('hex')}`;
         const restore = path.join(work, 'restore-s3');
         const cache = path.join(work, `cache-s3-${tool}`);
-        fs.rmSync(restore, { recursive: true, force: true });
         fs.rmSync(cache, { recursive: true, force: true });
-        fs.mkdirSync(restore, { recursive: true });
         let env: NodeJS.ProcessEnv;
         let init: string[];
         let backup: string[];
@@ -94,19 +94,24 @@ async function main(): Promise<void> {
           restoreCmd = ['restore', 'latest', '-q', '--target', restore];
         }
         capture(cmd, init, { env });
-        for (const [step, args] of [['backup', backup], ['restore', restoreCmd]] as const) {
-          const t = timed(cmd, args, { log, env });
-          if (t.exitCode !== 0) throw new Error(`${tool} ${step} exited ${t.exitCode} (see ${log})`);
-          steps.push({ tool, round, step, usage: t.usage });
-          loads.push(os.loadavg()[0]!);
-          process.stderr.write(`bench-s3: ${tool} round ${round}: ${step}: ${t.usage.wallS.toFixed(2)} s wall, ${(t.usage.userS + t.usage.sysS).toFixed(1)} s CPU, ${Math.round(t.usage.maxRssKb / 1024)} MiB RSS\n`);
+        let undoTarget: (() => void) | undefined;
+        try {
+          for (const [step, args] of [['backup', backup], ['restore', restoreCmd]] as const) {
+            if (step === 'restore') undoTarget = freshRestoreTarget(restore, path.join(work, 'restore-s3.img'));
+            const t = timed(cmd, args, { log, env });
+            if (t.exitCode !== 0) throw new Error(`${tool} ${step} exited ${t.exitCode} (see ${log})`);
+            steps.push({ tool, round, step, usage: t.usage });
+            loads.push(os.loadavg()[0]!);
+            process.stderr.write(`bench-s3: ${tool} round ${round}: ${step}: ${t.usage.wallS.toFixed(2)} s wall, ${(t.usage.userS + t.usage.sysS).toFixed(1)} s CPU, ${Math.round(t.usage.maxRssKb / 1024)} MiB RSS\n`);
+          }
+          if (round === 1) {
+            const got = treeSum(path.join(restore, data));
+            process.stderr.write(`bench-s3: ${tool}: restore ${got.sum === want!.sum ? 'matches' : 'DIFFERS FROM'} the corpus\n`);
+            if (got.sum !== want!.sum) throw new Error(`${tool}'s restore differs from the corpus`);
+          }
+        } finally {
+          undoTarget?.();
         }
-        if (round === 1) {
-          const got = treeSum(path.join(restore, data));
-          process.stderr.write(`bench-s3: ${tool}: restore ${got.sum === want!.sum ? 'matches' : 'DIFFERS FROM'} the corpus\n`);
-          if (got.sum !== want!.sum) throw new Error(`${tool}'s restore differs from the corpus`);
-        }
-        fs.rmSync(restore, { recursive: true, force: true });
       }
     }
   } finally {
@@ -118,7 +123,7 @@ async function main(): Promise<void> {
   const wall = (s: Step): number => s.usage.wallS;
   const cpu = (s: Step): number => s.usage.userS + s.usage.sysS;
   const lines = [
-    `${rounds} round(s), corpus ${corpus.files} files, ${corpus.bytes} bytes, radosgw on 127.0.0.1; load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)} (median ${median(loads).toFixed(1)}) on ${os.cpus().length} cores; ${capture('restic', ['version']).trim()}`,
+    `${rounds} round(s), corpus ${corpus.files} files, ${corpus.bytes} bytes, radosgw on 127.0.0.1; restores into ${restoreFsKind() === 'fresh ext4' ? 'a fresh ext4 each (loop image)' : 'a folder of the work disk'}; load average ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)} (median ${median(loads).toFixed(1)}) on ${os.cpus().length} cores; ${capture('restic', ['version']).trim()}`,
     '',
     '| step | snap wall s | restic wall s | snap / restic (wall, paired) | snap CPU s | restic CPU s | snap peak RSS | restic peak RSS |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',

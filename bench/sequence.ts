@@ -6,6 +6,7 @@ import { kitScript } from './paths.js';
 import type { Row } from './results.js';
 import type { StepName } from './steps.js';
 import type { Command, RunDirs, ToolDriver } from './tools.js';
+import { freshRestoreTarget } from './restore-fs.js';
 
 export interface RunSpec {
   corpus: string;
@@ -39,10 +40,15 @@ export function runTool(t: ToolDriver, s: RunSpec): RunOutcome {
   step('backup2_nochange', t.backup(d, 2));
   const mutateSummary = capture(kitScript('mutate.sh'), [d.data, '1']).trim();
   step('backup3_mutated', t.backup(d, 3));
-  fs.mkdirSync(d.restore, { recursive: true });
-  step('restore_latest', t.restoreLatest(d));
-  const restoreCheck = s.verify ? compareRestore(d.data, t.restoredData(d)) : undefined;
-  fs.rmSync(d.restore, { recursive: true, force: true });
+  // A fresh file system for the restore where the bench may mount one (bench/restore-fs.ts).
+  const undoTarget = freshRestoreTarget(d.restore, `${d.restore}.img`);
+  let restoreCheck: string | undefined;
+  try {
+    step('restore_latest', t.restoreLatest(d));
+    restoreCheck = s.verify ? compareRestore(d.data, t.restoredData(d)) : undefined;
+  } finally {
+    undoTarget();
+  }
   step('check_read_data', t.checkReadData(d));
   step('forget_first', t.forgetFirst(d));
   step('gc_prune', t.gc(d));
