@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { chunkBuffer, cutPoint, cutPointJs, makeGear } from '../src/store/chunker.js';
 import { SCAN_BLOCK } from '../src/store/gear-scan.js';
@@ -129,6 +131,24 @@ describe('FastCDC chunker', () => {
     }
     expect(cuts).toBeGreaterThan(1000);
     expect(atMax).toBeGreaterThan(10); // the limit, not only a mask, was reached
+  });
+
+  it('where WebAssembly cannot run (node --jitless), cutPoint scans in JavaScript: the same cuts', () => {
+    const dist = pathToFileURL(path.join(import.meta.dirname, '..', 'dist', 'store', 'chunker.js')).href;
+    const script = `
+      import { makeGear, cutPoint, cutPointJs } from ${JSON.stringify(dist)};
+      const g = makeGear({ minSize: 2048, avgSize: 8192, maxSize: 65536, gearSeed: '5e'.repeat(32) });
+      const data = new Uint8Array(1 << 20);
+      let x = 7;
+      for (let i = 0; i < data.length; i++) { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; data[i] = x & 0xff; }
+      const cuts = [];
+      for (let off = 0; off < data.length; ) { const n = cutPoint(g, data, off, Math.min(data.length, off + 65536)); if (n !== cutPointJs(g, data, off, Math.min(data.length, off + 65536))) throw new Error('differs at ' + off); cuts.push(n); off += n; }
+      console.log(typeof WebAssembly, cuts.length);`;
+    const r = spawnSync(process.execPath, ['--jitless', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const [wasm, cuts] = r.stdout.trim().split(' ');
+    expect(wasm).toBe('undefined');
+    expect(Number(cuts)).toBeGreaterThan(50);
   });
 
   it('a buffer no longer than min is one chunk', () => {

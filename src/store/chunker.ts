@@ -41,10 +41,21 @@ function topBits(n: number): number {
 }
 
 const scanners = new WeakMap<Gear, GearScanner>();
+/** False where WebAssembly cannot run (node --jitless): the scan stays in JavaScript. */
+let wasmScan = typeof WebAssembly === 'object';
 
-function scannerOf(g: Gear): GearScanner {
+function scannerOf(g: Gear): GearScanner | undefined {
+  if (!wasmScan) return undefined;
   let s = scanners.get(g);
-  if (s === undefined) scanners.set(g, (s = new GearScanner(g.table)));
+  if (s === undefined) {
+    try {
+      s = new GearScanner(g.table);
+    } catch {
+      wasmScan = false;
+      return undefined;
+    }
+    scanners.set(g, s);
+  }
   return s;
 }
 
@@ -59,6 +70,7 @@ export function cutPoint(g: Gear, buf: Uint8Array, start: number, end: number): 
   const limit = Math.min(n, g.max);
   const normal = Math.min(limit, g.avg);
   const s = scannerOf(g);
+  if (!s) return cutPointJs(g, buf, start, end);
   // The hash starts at 0 at `min`, the harder mask up to the average size, the easier one after.
   let at = s.scan(buf, start + g.min, start + normal, 0, g.maskSmall | 0);
   if (at >= 0) return at - start;
