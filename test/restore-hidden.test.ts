@@ -42,16 +42,19 @@ function source(src: string): void {
   for (const d of ['a/b/c', 'a/b', 'a', 'x']) fs.utimesSync(path.join(src, d), old, old);
 }
 
+/** A repository holding one snapshot of source(): its folders, what the source looks like, the snapshot, a target to restore into. */
+function backedUp(): { base: string; repo: string; src: string; expected: ReturnType<typeof describeTree>; id: string; target: string } {
+  const base = scratchDir('snap-restore-hidden-');
+  const repo = path.join(base, 'repo');
+  expect(snap(['--repo', repo, 'init']).code).toBe(0);
+  const src = path.join(base, 'src');
+  source(src);
+  return { base, repo, src, expected: describeTree(src), id: create(repo, src).id, target: path.join(base, 'out') };
+}
+
 describe('restore: hidden directories', () => {
   it('below the first folder it makes, folders are made under a temporary name and renamed once complete; the tree restores exactly, nothing temporary is left', async () => {
-    const base = scratchDir('snap-restore-hidden-');
-    const repo = path.join(base, 'repo');
-    expect(snap(['--repo', repo, 'init']).code).toBe(0);
-    const src = path.join(base, 'src');
-    source(src);
-    const expected = describeTree(src);
-    const id = create(repo, src).id;
-    const target = path.join(base, 'out');
+    const { repo, src, expected, id, target } = backedUp();
     // Each folder the restore makes, as the kernel names it the moment it is made; and whether its
     // own path existed then.
     const made: { at: string; ownPathThere: boolean }[] = [];
@@ -94,14 +97,7 @@ describe('restore: hidden directories', () => {
   });
 
   it('a hidden folder a killed restore left (files, a folder in it, a symlink out of it) is removed by the next restore into that target; what the symlink points to is untouched', () => {
-    const base = scratchDir('snap-restore-hidden-');
-    const repo = path.join(base, 'repo');
-    expect(snap(['--repo', repo, 'init']).code).toBe(0);
-    const src = path.join(base, 'src');
-    source(src);
-    const expected = describeTree(src);
-    const id = create(repo, src).id;
-    const target = path.join(base, 'out');
+    const { base, repo, src, expected, id, target } = backedUp();
     const parent = path.join(target, path.dirname(src));
     fs.mkdirSync(parent, { recursive: true });
     // What a restore killed with SIGKILL leaves in a folder that exists: a hidden folder holding
