@@ -5,8 +5,9 @@
 // ownership, mode, times, close, rename. The temporary file is removed on failure, so an
 // interrupted restore never leaves a complete-looking file, and nothing is written for an object
 // that fails verification. In a directory the restore made under a temporary name (restore.ts,
-// DirState.hidden) the file is written under its own name, the directory's name standing for it. A chunk of a larger file is unpacked and verified the same way and
-// written at its offset of a descriptor the main thread holds (which then finishes the file).
+// DirState.hidden) the file is written under its own name, the directory's name standing for it.
+// A chunk of a larger file is unpacked and verified the same way and written at its offset of a
+// descriptor the main thread holds (which then finishes the file).
 // On a local repository the thread reads the object itself (store/thread-pack-reads.ts: the job says
 // where it is stored), so its bytes never pass through the main thread.
 import * as fs from 'node:fs';
