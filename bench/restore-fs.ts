@@ -37,10 +37,12 @@ export function freshRestoreTarget(at: string, image: string): () => void {
   run('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image]);
   run('mount', ['-o', 'loop', image, at]);
   return () => {
-    // Unmounting writes back what the restore left in the page cache: not part of any timed step.
+    // Unmounting writes back what the restore left in the page cache, and `sync` what is left of
+    // it on the disk below: not part of any timed step, nor of the next one.
     run('umount', [at]);
     fs.rmSync(image, { force: true });
     fs.rmSync(at, { recursive: true, force: true });
+    run('sync', []);
   };
 }
 
