@@ -682,7 +682,7 @@ class Restorer {
       } catch (e) {
         // A directory that restore was making (hidden until complete), with what it holds: removed
         // through descriptors, never following a symlink (mirror.ts removeEntry).
-        if (errnoCode(e) === 'EISDIR') await removeEntry(d.fd, name, Buffer.concat([d.shown, Buffer.from('/'), name]), true, QUIET_REMOVAL);
+        if (errnoCode(e) === 'EISDIR') await removeEntry(d.fd, name, joinPath(d.shown, name), true, QUIET_REMOVAL);
         // else gone, or not ours to remove
       }
     }
