@@ -85,7 +85,7 @@ describe('restore: hidden directories', () => {
     const levels = src.split('/').filter(Boolean).length - 1 + 4; // the source's path, then src, a, a/b, a/b/c (and x)
     expect(below.length).toBe(levels);
     for (const m of below) {
-      expect(path.basename(m.at), m.at).toMatch(/^\.snap-restore-[0-9a-f]+-\d+$/);
+      expect(path.basename(m.at), m.at).toMatch(/^\.snap-restore-[0-9a-f]{8}-\d+-[0-9a-f]{8}-\d+$/); // host, pid, run, number (temp-names.ts)
       expect(m.ownPathThere).toBe(true); // the name the kernel gives is where it is
     }
     expect(below.filter((m) => path.basename(path.dirname(m.at)).startsWith(TMP)).length).toBe(levels - 1);

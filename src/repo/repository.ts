@@ -233,8 +233,8 @@ export class Repository {
   private checkedLarge = new Map<string, CheckedTree>();
   /** The repository lock taken for RepoOptions.lock, released by close(). */
   lock: RepoLock | undefined;
-  /** Remote storage: the cache folder where restores spool packs (restoreSpool), and the host facts that name spools. */
-  private spoolAt: { dir: string; host: HostInfo } | undefined;
+  /** Remote storage: the cache folder where restores spool packs (restoreSpool). */
+  private spoolAt: string | undefined;
 
   private constructor(
     /** The repository's folder, or the canonical text of a remote location (`s3:...`, `sftp:...`). */
@@ -246,6 +246,8 @@ export class Repository {
     readonly index: LevelIndex,
     readonly sink: ProgressSink,
     readonly clock: Clock,
+    /** The opening process's host facts (pid, liveness probe): what names its spools and a restore's temporary entries. */
+    readonly host: HostInfo,
     /** The master keys of an encrypted repository and the key file that opened them. */
     readonly unlocked?: Unlocked,
   ) {
@@ -550,7 +552,7 @@ export class Repository {
         owner: { pid: host.pid, host: host.hostname, command },
         prepare: (index: LevelIndex) => {
           prepared = true;
-          return (repo ?? new Repository(abs, localRoot, backend, config, index, o.sink, clock, unlocked)).prepareIndex(created, damageTold);
+          return (repo ?? new Repository(abs, localRoot, backend, config, index, o.sink, clock, host, unlocked)).prepareIndex(created, damageTold);
         },
       };
       const openIndex = async (): Promise<LevelIndex> => {
@@ -588,10 +590,10 @@ export class Repository {
         index = LevelIndex.inMemory(indexDir, opts.limits);
         inMemory = true;
       }
-      repo = new Repository(abs, localRoot, backend, config, index, o.sink, clock, unlocked);
+      repo = new Repository(abs, localRoot, backend, config, index, o.sink, clock, host, unlocked);
       repo.lock = lock;
       if (inMemory) await repo.prepareIndex(false, true);
-      if (o.remote) repo.spoolAt = { dir: path.dirname(indexDir), host };
+      if (o.remote) repo.spoolAt = path.dirname(indexDir);
     } catch (e) {
       await lock?.release().catch(() => {});
       if (o.remote) await backend.close().catch(() => {});
@@ -996,10 +998,10 @@ export class Repository {
   restoreSpool(): RestoreSpool | undefined {
     if (!this.spoolAt) return undefined;
     try {
-      return RestoreSpool.create(this.spoolAt.dir, this.spoolAt.host, this.unlocked ? { dataKey: this.unlocked.master.dataKey } : undefined);
+      return RestoreSpool.create(this.spoolAt, this.host, this.unlocked ? { dataKey: this.unlocked.master.dataKey } : undefined);
     } catch (e) {
       // A cache folder that takes no spool: the restore holds what it fetches in memory, as before.
-      this.sink.info?.(`no spool for this restore in ${displayPath(this.spoolAt.dir)} (${e instanceof Error ? e.message : String(e)}): packs are held in memory`);
+      this.sink.info?.(`no spool for this restore in ${displayPath(this.spoolAt)} (${e instanceof Error ? e.message : String(e)}): packs are held in memory`);
       return undefined;
     }
   }

@@ -22,7 +22,8 @@ import { type ObjectLocation, type PackReader, type Repository, readObjectVia } 
 import { splitPath } from '../tree/navigate.js';
 import { PathSelection } from '../tree/selection.js';
 import { type LinkMember, type RestoreOutput, type RestoreWalk, restoreInto } from './output.js';
-import { randomHex, toHex } from '../../core/ids.js';
+import { toHex } from '../../core/ids.js';
+import { TMP_PREFIX_B, TempNames } from './temp-names.js';
 import { CODEC_RAW } from '../../store/codec.js';
 import { FileWriter, type Pending, type WriteJob, writerUnpacks } from './writer.js';
 import type { Answer } from './wire.js';
@@ -87,8 +88,6 @@ export interface RestoreResult {
   removed: number;
 }
 
-const TMP_PREFIX = '.snap-restore-';
-const TMP_PREFIX_B = Buffer.from(TMP_PREFIX);
 /** Leftovers of an earlier restore are removed without a word (they were never the user's). */
 const QUIET_REMOVAL: MirrorSink = { removed: async () => {}, failed: () => {} };
 /** Writer threads: 2 keep a 2-core machine busy (each costs ~10 MB of memory). */
@@ -221,8 +220,7 @@ class Restorer {
   private readonly open = new Set<DirState>();
   private readonly policy: OverwritePolicy;
   private progress = { files: 0, dirs: 0, bytes: 0, current: '' };
-  private readonly tmpPrefix = randomHex(4);
-  private tmpCounter = 0;
+  private readonly tempNames: TempNames;
   private writer: FileWriter | undefined;
   /** Where stored objects are read (store/pack-reader.ts): whole packs ahead of the reads, on remote storage. */
   private readonly reader: PackReader;
@@ -256,6 +254,7 @@ class Restorer {
     this.spool = o.dryRun ? undefined : repo.restoreSpool();
     this.reader = repo.packReader({ budgetBytes: HELD_PACKS * repo.config.packSize, fetches: PACK_FETCHES, spool: this.spool });
     this.policy = o.overwrite ?? 'never';
+    this.tempNames = new TempNames(repo.host);
   }
 
   /** Remove the spool (after the writer threads have ended). */
@@ -664,9 +663,10 @@ class Restorer {
   }
 
   /**
-   * Temporary files of an earlier restore that was stopped (killed, or a second Ctrl-C) in a
-   * directory that exists already: removed, as a successful restore leaves none (issue 10,
-   * defect 5). Two restores into one target at once would remove each other's.
+   * Temporary files and hidden directories of an earlier restore that was stopped (killed, or a
+   * second Ctrl-C) in a directory that exists already: removed, as a successful restore leaves
+   * none (issue 10, defect 5). Those of a restore still running (into the same target from another
+   * terminal) are left alone: their names say which process made them (temp-names.ts).
    */
   private async sweepLeftovers(d: DirState): Promise<void> {
     let names: Buffer[];
@@ -675,8 +675,17 @@ class Restorer {
     } catch {
       return;
     }
+    const now = this.repo.clock.now().getTime();
     for (const name of names) {
       if (!name.subarray(0, TMP_PREFIX_B.length).equals(TMP_PREFIX_B)) continue;
+      const changed = (): number | undefined => {
+        try {
+          return fs.lstatSync(d.at(name)).ctimeMs;
+        } catch {
+          return undefined;
+        }
+      };
+      if (!this.tempNames.isLeftover(name, changed, now)) continue;
       try {
         fs.unlinkSync(d.at(name));
       } catch (e) {
@@ -810,9 +819,9 @@ class Restorer {
     return true;
   }
 
-  /** Unique within this process; O_EXCL (or link/symlink's EEXIST) guards against leftovers of others. */
+  /** Unique within this run and naming this process (temp-names.ts); O_EXCL (or link/symlink's EEXIST) guards against anyone else's. */
   private tmpName(): string {
-    return `${TMP_PREFIX}${this.tmpPrefix}-${this.tmpCounter++}`;
+    return this.tempNames.next();
   }
 
   /** true when the file was written (or would be, in a dry run); false when skipped or linked. */
