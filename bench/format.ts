@@ -6,9 +6,10 @@ export function seconds(s: Spread | undefined): string {
   return s.n > 1 ? `${fix(s.median)} [${fix(s.min)}–${fix(s.max)}]` : fix(s.median);
 }
 
-export function ratio(s: Spread | undefined): string {
+/** A ratio's median [min–max] with `digits` decimals (3 where a goal's margin is finer than 0.01). */
+export function ratio(s: Spread | undefined, digits = 2): string {
   if (!s) return '—';
-  return s.n > 1 ? `${s.median.toFixed(2)} [${s.min.toFixed(2)}–${s.max.toFixed(2)}]` : s.median.toFixed(2);
+  return s.n > 1 ? `${s.median.toFixed(digits)} [${s.min.toFixed(digits)}–${s.max.toFixed(digits)}]` : s.median.toFixed(digits);
 }
 
 export function mib(kb: number | undefined): string {

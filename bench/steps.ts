@@ -33,15 +33,18 @@ export const STEP_SHORT: Record<StepName, string> = {
   gc_prune: 'gc/prune',
 };
 
-/** Issue 5's targets: snap's wall time divided by restic's, same run, at most this. */
+/** Issue 16's targets (encrypted snap against restic): snap's wall time divided by restic's, same round, at most this. */
 export const TIME_TARGETS: Partial<Record<StepName, number>> = {
   backup1_initial: 0.6,
-  backup2_nochange: 0.4,
+  backup2_nochange: 0.3,
   backup3_mutated: 0.5,
-  restore_latest: 0.6,
+  restore_latest: 0.7,
+  check_read_data: 0.8,
 };
 
 /** Repository size (snap / restic, after the backup after edits) at most this. */
-export const REPO_SIZE_TARGET = 1.0;
-/** Peak RSS (snap / restic, the largest over all steps) at most this. */
+export const REPO_SIZE_TARGET = 0.98;
+/** Peak RSS (snap / restic) of each step at most this. */
 export const RSS_TARGET = 1.0;
+/** The steps whose peak RSS the target is for: those issue 16 times. */
+export const RSS_STEPS: StepName[] = ['backup1_initial', 'backup2_nochange', 'backup3_mutated', 'restore_latest', 'check_read_data'];
