@@ -2,7 +2,7 @@
 // view over a tree's checked bytes that decodes one entry when asked. It must see exactly what
 // decoding the whole tree saw, and find names by binary search over the raw names.
 import { describe, expect, it } from 'vitest';
-import { asArray, asRecord, cborHead, cborSkip, decodeCbor, encodeCbor } from '../src/model/cbor.js';
+import { asArray, asRecord, cborHead, cborHeadInto, cborSkip, decodeCbor, encodeCbor } from '../src/model/cbor.js';
 import { type Node, nodeFromRecord, nodeToRecord } from '../src/model/node.js';
 import { type CountableTree, DECODED_MAX, MAX_TREE_BYTES, MAX_TREE_ENTRIES, Tree, TreeWriter, encodeTree, openTree, sketchTree, sortNodes } from '../src/model/tree.js';
 import { isSnapError } from '../src/core/errors.js';
@@ -300,6 +300,24 @@ describe('reading CBOR heads in place', () => {
     const wrong: string[] = [];
     for (const b of inputs) {
       for (let pos = 0; pos <= b.length; pos++) if (cborSkip(b, pos) !== skipByHeads(b, pos)) wrong.push(`${b.toString('hex').slice(0, 40)} at ${pos}`);
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('cborHeadInto reads every head as cborHead does, on trees, their truncations and random bytes', () => {
+    const rng = new Rng(23);
+    const tree = encodeTree(Array.from({ length: 20 }, (_, i) => file(`f${i}`, { inode: { dev: 1, ino: 2 ** 40 + i, links: 2 } })));
+    const inputs: Buffer[] = [tree, tree.subarray(0, tree.length - 1), Buffer.from([0x1b, 0, 0, 1, 2, 3, 4, 5, 6]), Buffer.from([0x1b, 0, 0])];
+    for (let i = 0; i < 300; i++) inputs.push(Buffer.from(Array.from({ length: rng.int(0, 40) }, () => rng.int(0, 255))));
+    const into = new Float64Array(2);
+    const wrong: string[] = [];
+    for (const b of inputs) {
+      for (let pos = 0; pos <= b.length; pos++) {
+        const h = cborHead(b, pos);
+        const major = cborHeadInto(b, pos, into);
+        const got = major < 0 ? undefined : { major, arg: into[0], next: into[1] };
+        if (JSON.stringify(got) !== JSON.stringify(h)) wrong.push(`${b.toString('hex').slice(0, 40)} at ${pos}`);
+      }
     }
     expect(wrong).toEqual([]);
   });

@@ -10,7 +10,7 @@
 // decoded each entry again (restore reads each tree twice) was measurably slower.
 import { SnapError } from '../core/errors.js';
 import { displayName } from '../core/bytes.js';
-import { asArray, asRecord, asUint, cborHead, cborSkip, decodeCborItem, decodeCborItems, encodeCbor, encodeCborView, structureProblem, topLevelArrayLength } from './cbor.js';
+import { asArray, asRecord, asUint, cborHead, cborHeadInto, cborSkip, decodeCborItem, decodeCborItems, encodeCbor, encodeCborView, structureProblem, topLevelArrayLength } from './cbor.js';
 import { NODE_TYPES, type Node, type NodeType, isSafeName, nodeFromRecord, nodeToRecord } from './node.js';
 
 export const TREE_VERSION = 1;
@@ -414,6 +414,8 @@ const K_TYPE = Buffer.from('type');
 const K_TREE = Buffer.from('tree');
 const K_INODE = Buffer.from('inode');
 const K_CHUNKS = Buffer.from('chunks');
+/** sketchTree's scratch for item heads (cborHeadInto): the argument and where the content starts. */
+const HEAD = new Float64Array(2);
 /** How a chunk id is written: a byte string of 32 bytes (0x58 0x20, then the id). */
 const ID_HEAD = 2;
 const ID_STRIDE = ID_HEAD + 32;
@@ -446,10 +448,11 @@ export function sketchTree(input: Uint8Array, what: string): TreeSketch | undefi
   let p = at;
   let prevAt = -1;
   let prevLen = 0;
+  const h = HEAD;
   for (let i = 0; i < n; i++) {
-    const m = cborHead(bytes, p);
-    if (!m || m.major !== 5) return undefined;
-    let q = m.next;
+    if (cborHeadInto(bytes, p, h) !== 5) return undefined;
+    const fields = h[0]!;
+    let q = h[1]!;
     let seen = 0;
     let type = -1;
     let sub = 0;
@@ -458,45 +461,54 @@ export function sketchTree(input: Uint8Array, what: string): TreeSketch | undefi
     let nameLen = 0;
     let chunksAt = 0;
     let chunkCount = 0;
-    for (let k = 0; k < m.arg; k++) {
-      const key = cborHead(bytes, q);
-      if (!key || key.major !== 3) return undefined;
-      const vAt = key.next + key.arg;
-      const v = cborHead(bytes, vAt);
+    for (let k = 0; k < fields; k++) {
+      if (cborHeadInto(bytes, q, h) !== 3) return undefined;
+      const keyLen = h[0]!;
+      const keyAt = h[1]!;
+      const vAt = keyAt + keyLen;
+      const vMajor = cborHeadInto(bytes, vAt, h);
+      if (vMajor < 0) return undefined;
+      const vArg = h[0]!;
+      const vNext = h[1]!;
       const next = cborSkip(bytes, vAt);
-      if (!v || next === undefined) return undefined;
+      if (next === undefined) return undefined;
       let bit = 0;
-      if (textIs(bytes, key.next, key.arg, K_NAME)) {
-        if (v.major !== 2) return undefined;
-        nameAt = v.next;
-        nameLen = v.arg;
+      if (textIs(bytes, keyAt, keyLen, K_NAME)) {
+        if (vMajor !== 2) return undefined;
+        nameAt = vNext;
+        nameLen = vArg;
         bit = 1;
-      } else if (textIs(bytes, key.next, key.arg, K_TYPE)) {
-        if (v.major !== 3) return undefined;
-        type = TYPE_NAMES.findIndex((t) => textIs(bytes, v.next, v.arg, t));
+      } else if (textIs(bytes, keyAt, keyLen, K_TYPE)) {
+        if (vMajor !== 3) return undefined;
+        type = -1;
+        for (let t = 0; t < TYPE_NAMES.length; t++) {
+          if (textIs(bytes, vNext, vArg, TYPE_NAMES[t]!)) {
+            type = t;
+            break;
+          }
+        }
         if (type < 0) return undefined;
         bit = 2;
-      } else if (textIs(bytes, key.next, key.arg, K_TREE)) {
-        if (v.major !== 2 || v.arg !== 32) return undefined;
-        sub = v.next;
+      } else if (textIs(bytes, keyAt, keyLen, K_TREE)) {
+        if (vMajor !== 2 || vArg !== 32) return undefined;
+        sub = vNext;
         bit = 4;
-      } else if (textIs(bytes, key.next, key.arg, K_INODE)) {
-        if (v.major !== 4 || v.arg !== 3) return undefined;
-        let e = v.next;
+      } else if (textIs(bytes, keyAt, keyLen, K_INODE)) {
+        if (vMajor !== 4 || vArg !== 3) return undefined;
+        let e = vNext;
         for (let j = 0; j < 3; j++) {
-          const x = cborHead(bytes, e);
-          if (!x || x.major !== 0) return undefined;
-          lk = x.arg;
-          e = x.next;
+          if (cborHeadInto(bytes, e, h) !== 0) return undefined;
+          lk = h[0]!;
+          e = h[1]!;
         }
         bit = 8;
-      } else if (textIs(bytes, key.next, key.arg, K_CHUNKS)) {
-        if (v.major !== 4) return undefined;
+      } else if (textIs(bytes, keyAt, keyLen, K_CHUNKS)) {
+        if (vMajor !== 4) return undefined;
         // Ids one after the other, each 0x58 0x20 and 32 bytes: the array ends where its items do.
-        if (v.next + v.arg * ID_STRIDE !== next) return undefined;
-        for (let j = 0, h = v.next; j < v.arg; j++, h += ID_STRIDE) if (bytes[h] !== 0x58 || bytes[h + 1] !== 32) return undefined;
-        chunksAt = v.next + ID_HEAD;
-        chunkCount = v.arg;
+        if (vNext + vArg * ID_STRIDE !== next) return undefined;
+        for (let j = 0, at = vNext; j < vArg; j++, at += ID_STRIDE) if (bytes[at] !== 0x58 || bytes[at + 1] !== 32) return undefined;
+        chunksAt = vNext + ID_HEAD;
+        chunkCount = vArg;
         bit = 16;
       }
       if (seen & bit) return undefined; // a key twice: decoding takes the last, counting does not guess
