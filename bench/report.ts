@@ -153,7 +153,7 @@ function notes(rows: Row[], meta: RunMeta): string {
     'Notes:',
     '',
     `* Round 1's restores were compared with the source (SHA-256 of every regular file): ${checks.join(', ') || 'not checked'}.`,
-    '* Repository size is the stored data only: snap\'s `index/` folder is local, derived state (rebuildable from the packs, see `docs/format.md`) and is counted with restic\'s and borg\'s cache folders in the "local cache / index" row.',
+    '* Repository size is the stored data only: snap\'s `index/` folder is local, derived state (rebuildable from the packs, see `docs/format.md`) and is counted with restic\'s and borg\'s cache folders in the "local cache / index" row; its `reserve` (16 MiB kept for a full disk, `src/repo/reserve.ts`) is left out.',
     '* borg has no "latest": it extracts the third archive; "forget first snapshot" is `borg delete ::b1`, "gc / prune" `borg compact`, "check --read-data" `borg check --verify-data`. restic: `forget ID` then `prune`.',
     meta.restoreFs === 'fresh ext4'
       ? '* Restores are dominated by file creation on this VM; each went into a fresh ext4, so none paid for the files deleted before it (`bench/restore-fs.ts`).'

@@ -28,6 +28,27 @@ function tmpfs(size: string, ctx: { skip(why: string): never }): string {
   return mnt;
 }
 
+/** Fill the file system holding `dir` to its last byte with a file there; returns its path. */
+function fill(dir: string): string {
+  const filler = path.join(dir, 'filler');
+  const fd = fs.openSync(filler, 'w');
+  try {
+    const block = Buffer.alloc(64 * 1024, 7);
+    for (const piece of [block, block.subarray(0, 1)]) {
+      for (;;) {
+        try {
+          fs.writeSync(fd, piece);
+        } catch {
+          break;
+        }
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return filler;
+}
+
 async function entries(kv: MemoryKV, range: Parameters<MemoryKV['iterate']>[0], keysOnly = false): Promise<string[]> {
   const out: string[] = [];
   for await (const [k, v] of kv.iterate(range, keysOnly)) out.push(`${k.toString('latin1')}=${v.toString('latin1')}`);
@@ -323,6 +344,62 @@ describe('a repository on a full disk', () => {
       const second = snap(['--repo', repo, 'create', src]);
       expect(second.code, second.stderr).toBe(0);
       expect(snap(['--repo', repo, 'check']).code).toBe(0);
+    } finally {
+      spawnSync('umount', ['-l', mnt]);
+    }
+  });
+});
+
+describe('a repository whose disk a backup filled (its reserve: repo/reserve.ts)', () => {
+  it.each(['plain', 'encrypted'])('%s: forget and gc run on the full disk (the reserve is removed first, said once), free the space, and gc writes the reserve again; check is clean, the snapshot kept restores exactly; create never touches the reserve', (kind, ctx) => {
+    const mnt = tmpfs('96m', ctx);
+    try {
+      const repo = path.join(mnt, 'repo');
+      const env = kind === 'encrypted' ? { SNAP_PASSWORD: 'full disk', SNAP_CACHE_DIR: dirs.make('full-disk-cache-') } : {};
+      const run = (args: string[]) => snap(['--repo', repo, ...args], { env });
+      expect(run(['init', ...(kind === 'encrypted' ? ['--encrypt'] : [])]).code).toBe(0);
+      const reserve = path.join(repo, 'reserve');
+      expect(fs.statSync(reserve).size).toBe(16 * 1024 * 1024);
+      // Backups of new data each until one no longer fits: it fails cleanly and leaves the reserve.
+      const src = dirs.make('full-disk-');
+      let failed: ReturnType<typeof snap> | undefined;
+      let lastGood: ReturnType<typeof manifest> | undefined;
+      for (let i = 0; i < 20 && !failed; i++) {
+        fs.rmSync(path.join(src, 'data'), { recursive: true, force: true });
+        fs.mkdirSync(path.join(src, 'data'));
+        for (let j = 0; j < 4; j++) fs.writeFileSync(path.join(src, 'data', `f${j}`), randomBytes(2_500_000));
+        const r = run(['create', src]);
+        if (r.code !== 0) failed = r;
+        else lastGood = manifest(src);
+      }
+      expect(failed?.stderr).toMatch(/\[SNAP_NO_SPACE\]/);
+      expect(failed?.stderr).not.toMatch(/SNAP_INTERNAL|at .*\.js:\d+/);
+      expect(fs.statSync(reserve).size, 'create leaves the reserve').toBe(16 * 1024 * 1024);
+      fill(mnt);
+      expect(fs.statfsSync(mnt).bavail).toBe(0);
+      const before = JSON.parse(run(['list', '--json']).stdout) as { id: string }[];
+      expect(before.length).toBeGreaterThan(2);
+
+      const forget = run(['forget', '--keep-last', '1']);
+      expect(forget.code, forget.stderr).toBe(0);
+      expect(forget.stderr.match(/its reserve \(16 MiB kept for this\) was removed/g)).toHaveLength(1);
+      expect(fs.existsSync(reserve)).toBe(false);
+      const gc = run(['gc']);
+      expect(gc.code, gc.stderr).toBe(0);
+      expect(gc.stderr).not.toMatch(/reserve/); // nothing left to remove
+      expect(gc.stdout).toMatch(/wrote the repository's reserve for a full disk again \(16 MiB\)/);
+      expect(fs.statSync(reserve).size).toBe(16 * 1024 * 1024);
+      expect(fs.statfsSync(mnt).bavail * fs.statfsSync(mnt).bsize).toBeGreaterThan(16 * 1024 * 1024);
+
+      const after = JSON.parse(run(['list', '--json']).stdout) as { id: string }[];
+      expect(after.map((x) => x.id)).toEqual([before[before.length - 1]!.id]);
+      const checked = run(['check', '--read-data']);
+      expect(checked.code, checked.stderr).toBe(0);
+      const target = dirs.make('full-disk-');
+      const restored = run(['restore', 'latest', target]);
+      expect(restored.code, restored.stderr).toBe(0);
+      // The snapshot kept is the last backup that completed.
+      assertSameTree(lastGood!, manifest(path.join(target, src)), 'the snapshot kept, restored after forget and gc on a full disk');
     } finally {
       spawnSync('umount', ['-l', mnt]);
     }

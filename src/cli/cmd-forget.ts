@@ -161,5 +161,6 @@ async function forget(ctx: Ctx, refs: string[], o: ForgetFlags): Promise<void> {
       if (ctx.json) ctx.out(JSON.stringify(json, null, 2));
     },
     'exclusive',
+    { freesSpace: o.dryRun !== true },
   );
 }

@@ -6,6 +6,7 @@ import type { Repository } from '../repo/repository.js';
 import { executeGc, type GcPlan, type GcResult, planGc } from '../ops/maintain/gc.js';
 import { parsePercent } from '../ops/maintain/gc-plan.js';
 import { type Ctx, withRepo } from './context.js';
+import { RESERVE_BYTES } from '../repo/reserve.js';
 import { bytes } from './format.js';
 
 export interface GcFlags {
@@ -66,6 +67,7 @@ export function resultJson(r: GcResult): Record<string, unknown> {
     damaged_packs_kept: r.damagedKept,
     index_files_written: r.indexFilesWritten,
     index_files_removed: r.indexFilesRemoved,
+    reserve: r.reserve,
   };
 }
 
@@ -76,7 +78,9 @@ export function resultText(r: GcResult): string {
     (r.tempFilesRemoved ? `, removed ${r.tempFilesRemoved} temporary file(s)` : '') +
     (r.indexFilesRemoved ? `, compacted ${r.indexFilesRemoved} index file(s) into ${r.indexFilesWritten}` : '') +
     `\n    repository size ${bytes(r.sizeBefore)} -> ${bytes(r.sizeAfter)} (freed ${bytes(r.bytesFreed)})` +
-    (r.damagedKept.length ? `\n    ${r.damagedKept.length} pack(s) with damaged objects kept as they are: run 'snap check --read-data', then 'snap repair --read-data'` : '')
+    (r.damagedKept.length ? `\n    ${r.damagedKept.length} pack(s) with damaged objects kept as they are: run 'snap check --read-data', then 'snap repair --read-data'` : '') +
+    (r.reserve === 'made' ? `\n    wrote the repository's reserve for a full disk again (${RESERVE_BYTES / 1024 / 1024} MiB)` : '') +
+    (r.reserve === 'no-room' ? `\n    no reserve for a full disk: less than ${(2 * RESERVE_BYTES) / 1024 / 1024} MiB free on the repository's disk ('snap gc' writes it once there is room)` : '')
   );
 }
 
@@ -121,6 +125,7 @@ export function registerGc(program: Command, run: Run): void {
               if (ctx.json) ctx.out(JSON.stringify(r, null, 2));
             },
             'exclusive',
+            { freesSpace: o.dryRun !== true },
           ),
         cmd,
       ),

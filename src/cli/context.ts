@@ -63,7 +63,7 @@ export interface Ctx {
    * (SNAP_REPO or the XDG folder) is then created when missing or empty (README); every other
    * command fails with SNAP_NO_REPO.
    */
-  openRepo(o?: { create?: boolean; lock?: LockKind; readOnly?: boolean }): Promise<Repository>;
+  openRepo(o?: { create?: boolean; lock?: LockKind; readOnly?: boolean; freesSpace?: boolean }): Promise<Repository>;
   /**
    * Open another repository than --repo (`snap copy --from-repo`), as --repo would be opened: the
    * same lock wait and owner policy; what it writes is not this command's operation-log change.
@@ -161,7 +161,7 @@ export function makeCtx(cmd: Command, interrupts: Interrupts): Ctx {
     async openRepo(o = {}) {
       const { path: p, isDefault, location } = ctx.repoPath();
       const remote = await remoteStorage(location, process.env, signal);
-      const ro = { ...ctx.repoOptions(o), remote, readOnly: o.readOnly };
+      const ro = { ...ctx.repoOptions(o), remote, readOnly: o.readOnly, freesSpace: o.freesSpace };
       if (o.create && isDefault && (await Repository.isEmptyOrMissing(p, remote))) {
         if (remote) {
           await remote.backend.close();
@@ -241,7 +241,7 @@ export async function withRepo<T>(
   ctx: Ctx,
   fn: (repo: Repository, lock: RepoLock | undefined) => Promise<T>,
   lock: LockMode = 'shared',
-  o: { create?: boolean; readOnly?: boolean } = {},
+  o: { create?: boolean; readOnly?: boolean; freesSpace?: boolean } = {},
 ): Promise<T> {
   const repo = await ctx.openRepo({ ...o, lock: lock === 'none' ? undefined : lock });
   try {

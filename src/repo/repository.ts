@@ -40,6 +40,7 @@ import { checkRepositoryOwner, type OwnerPolicy } from './ownership.js';
 import { objectLimits } from '../store/limits.js';
 import type { HostInfo } from '../core/host.js';
 import { type LockKind, RepoLock } from './lock.js';
+import { freeBytes, hasReserve, makeReserve, releaseReserve, RESERVE_BYTES } from './reserve.js';
 import { CONFIG, DATA, INDEX_DIR, SNAPSHOTS, snapshotIdFromName, snapshotName } from './layout.js';
 
 // What ops see of the layers below, handed on here: ops import repo/, never backend/ or index/.
@@ -76,6 +77,12 @@ export interface RepoOptions {
    * opened because the disk is full, the index is rebuilt in memory instead of the command failing.
    */
   readOnly?: boolean;
+  /**
+   * The command frees space (forget, gc): on a local repository whose disk has less than its
+   * reserve's size free, the reserve is removed before the lock is taken (repo/reserve.ts), so the
+   * command has the room it needs on a full disk.
+   */
+  freesSpace?: boolean;
   /** Who opens the repository: the command (recorded in locks, told to processes that share the index). */
   command?: string;
   /**
@@ -172,6 +179,21 @@ export function idHashingOf(unlocked: Unlocked | undefined): () => IdHashing {
  * (docs/performance.md, "Chunk ids on the compression threads"); each costs a pack buffer.
  */
 const REMOTE_PACK_WRITES = 3;
+
+/**
+ * A command that frees space, on a local repository whose disk has less than the reserve's size
+ * free: the reserve is removed first, said once (repo/reserve.ts). Any failure to look leaves it.
+ */
+function releaseReserveIfFull(abs: string, sink: ProgressSink): void {
+  try {
+    if (!hasReserve(abs) || freeBytes(abs) >= RESERVE_BYTES) return;
+    if (releaseReserve(abs)) {
+      sink.info?.(`the disk of ${displayPath(abs)} is full: its reserve (${RESERVE_BYTES / 1024 / 1024} MiB kept for this) was removed so that this command can run; 'snap gc' writes it again once there is room`);
+    }
+  } catch {
+    // Not looked at: the command goes on as it would have.
+  }
+}
 
 function storage(abs: string, o: RepoOptions): Backend {
   const inner: Backend = o.remote ? o.remote.backend : o.backend ? o.backend(abs) : new LocalBackend(abs, { directWrites: true });
@@ -367,6 +389,8 @@ export class Repository {
         );
       }
     }
+    // A local repository gets its reserve for a full disk (repo/reserve.ts), where there is room.
+    if (!o.remote) await makeReserve(abs).catch(() => {});
     // A new repository at this location: what this machine knew of an earlier one there is void.
     if (o.known) {
       if (unlocked) await remember(o, abs, config, unlocked, undefined, clock.now());
@@ -503,6 +527,7 @@ export class Repository {
     if (!host) throw new SnapError('SNAP_INTERNAL', 'a repository is opened with the host facts of its process (RepoOptions.host)');
     const command = o.command ?? 'snap';
     let lock: RepoLock | undefined;
+    if (o.freesSpace && !o.remote && !o.appendOnly) releaseReserveIfFull(abs, o.sink);
     if (o.lock) {
       try {
         lock = await RepoLock.acquire(backend, { kind: o.lock.kind, waitMs: o.lock.waitMs, command, host, clock, sink: o.sink, signal: o.signal });
@@ -989,6 +1014,15 @@ export class Repository {
    */
   threadReads(): PackReadSpec | undefined {
     return this.localRoot === undefined ? undefined : this.backend.threadReads?.();
+  }
+
+  /**
+   * Write a local repository's reserve for a full disk again when it is missing and there is room
+   * (repo/reserve.ts); gc calls it at its end. 'remote' for other storage, which has none.
+   */
+  async ensureReserve(): Promise<'there' | 'made' | 'no-room' | 'remote'> {
+    if (this.localRoot === undefined) return 'remote';
+    return makeReserve(this.localRoot);
   }
 
   /**

@@ -1,8 +1,11 @@
 // `snap gc`: plan, then execute (docs/maintenance.md). Mark every object reachable from the
 // snapshot records in storage; decide per pack (gc-plan.ts); then, in an order that is safe to kill
-// at any instant: clear the files cache, write and index new packs, drop old index entries, and only
-// then delete pack files. A crash leaves at worst unindexed or unused packs, which the next gc
-// removes; it never leaves an index entry or a snapshot pointing at a deleted pack.
+// at any instant: clear the files cache; drop the index entries of packs nothing uses, then delete
+// them (first: on a full disk their room is what the next step needs); write and index the new packs
+// of those partly used, drop the old ones' index entries, and only then delete their files. A crash
+// leaves at worst unindexed or unused packs, which the next gc removes; it never leaves an index
+// entry or a snapshot pointing at a deleted pack. At the end, a local repository's reserve for a
+// full disk is written again when it is missing and there is room (repo/reserve.ts).
 // The caller holds the exclusive repository lock: no backup can add a snapshot meanwhile.
 import { SnapError, isSnapError } from '../../core/errors.js';
 import { toHex } from '../../core/ids.js';
@@ -55,6 +58,8 @@ export interface GcPlan {
 
 export interface GcResult {
   objectsFreed: number;
+  /** A local repository's reserve for a full disk after the gc (repo/reserve.ts): 'made' when it was missing and is written again. */
+  reserve?: 'there' | 'made' | 'no-room' | 'remote';
   packsDeleted: number;
   packsRewritten: number;
   packsWritten: number;
@@ -198,28 +203,39 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
       await repo.index.addPack(id, await storedPackSize(repo, id), entries);
       r.packsReindexed++;
     }
-    // 1. New packs first: written and indexed (the index now points live objects at them).
+    // 1. Packs no snapshot uses at all leave the index, then storage: first, so that on a full
+    // disk their room is there for the packs written next (nothing they hold is needed).
+    await assertNoNewSnapshots(repo, plan.snapshotIds);
+    o.signal?.throwIfAborted();
+    await o.beforeDelete?.();
+    r.objectsFreed += await repo.index.removePacks(new Set([...toDelete.filter((d) => d.usage.indexed).map((d) => d.usage.id), ...toUnindex]));
+    await repo.index.sync();
+    for (const d of toDelete) {
+      if (await repo.index.getPack(d.usage.id)) continue;
+      await deletePack(repo, d.usage.id);
+      r.packsDeleted++;
+    }
+    // 2. Then the packs partly used: the objects still used go to new packs, written and indexed
+    // (the index now points them there)...
     const { done, written } = await rewritePacks(repo, plan, toRewrite, o, r);
     await repo.indexFiles.flush(); // the new packs' index file, before any old pack goes
     await repo.index.sync();
     await assertNoNewSnapshots(repo, plan.snapshotIds);
     o.signal?.throwIfAborted();
     await o.beforeDelete?.();
-    // 2. Then the old packs leave the index...
-    const gone = new Set([...toDelete.filter((d) => d.usage.indexed).map((d) => d.usage.id), ...done, ...toUnindex]);
+    // 3. ...the old ones leave the index...
+    const gone = new Set(done);
     for (const id of written) gone.delete(id); // a new pack identical to an old one stays
-    r.objectsFreed = await repo.index.removePacks(gone);
+    r.objectsFreed += await repo.index.removePacks(gone);
     await repo.index.sync();
-    // 3. ...and only then storage. A crash before this point leaves unindexed leftovers only.
-    const rewritten = new Set(done);
-    for (const id of [...toDelete.map((d) => d.usage.id), ...done]) {
+    // 4. ...and only then storage. A crash before this point leaves unindexed leftovers only.
+    for (const id of done) {
       if (written.has(id) || (await repo.index.getPack(id))) continue;
       await deletePack(repo, id);
-      if (rewritten.has(id)) r.packsRewritten++;
-      else r.packsDeleted++;
+      r.packsRewritten++;
     }
   }
-  // 4. The repository's index files are compacted: new ones list every pack kept, then the old
+  // 5. The repository's index files are compacted: new ones list every pack kept, then the old
   // ones (which may list deleted packs, and many small files) are removed.
   if (repo.indexFiles.enabled && !repo.appendOnly) {
     o.signal?.throwIfAborted();
@@ -229,6 +245,7 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
   }
   const margin = o.tempMarginMs ?? TEMP_MARGIN_MS;
   r.tempFilesRemoved = await removeTempFiles(repo, o.exclusive ? 0 : margin, margin);
+  if (!repo.appendOnly) r.reserve = await repo.ensureReserve();
   const after = await listPacks(repo);
   r.packsAfter = after.size;
   r.sizeAfter = [...after.values()].reduce((a, b) => a + b, 0);
