@@ -28,7 +28,7 @@ import { type RepoConfig, decodeConfig, encodeConfig, ENCRYPTED_FORMAT_VERSION, 
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type StoredSnapshot } from '../model/snapshot.js';
 import { type CheckedTree, type CountableTree, DECODED_MAX, type Tree, openTree, sketchTree } from '../model/tree.js';
 import { type Gear, makeGear } from '../store/chunker.js';
-import { ObjectStore, type StoredRead, readObjectVia } from '../store/object-store.js';
+import { type ObjectLocation, ObjectStore, type StoredRead, readObjectVia } from '../store/object-store.js';
 import { PackReader, type PackReaderOptions } from '../store/pack-reader.js';
 import { PLAIN } from '../store/object-codec.js';
 import { packName, readPackHeader, packIdFromName } from '../store/pack.js';
@@ -1121,17 +1121,17 @@ export class Repository {
    * readTree reads it (through `via` as there), its entries not decoded; a tree in the cache, or of an encoding a sketch
    * does not take, as readTree gives it.
    */
-  async readTreeSketch(id: Buffer, via?: StoredRead): Promise<CountableTree> {
+  async readTreeSketch(id: Buffer, via?: StoredRead, located?: ObjectLocation): Promise<CountableTree> {
     const hex = toHex(id);
     const hit = this.treeCache.get(hex);
     if (hit) return hit;
-    const bytes = via ? await this.readTreeVia(id, hex, via) : await this.objects.get(id, 'tree');
+    const bytes = via ? await this.readTreeVia(id, hex, via, located) : await this.objects.get(id, 'tree');
     return sketchTree(bytes, `tree ${hex.slice(0, 16)}`) ?? this.opened(hex, bytes);
   }
 
-  /** ObjectStore.get of a tree, its stored bytes read through `via`. */
-  private async readTreeVia(id: Buffer, hex: string, via: StoredRead): Promise<Buffer> {
-    const loc = await this.index.lookup(id);
+  /** ObjectStore.get of a tree, its stored bytes read through `via` (`located`: its index entry, when the caller looked it up already). */
+  private async readTreeVia(id: Buffer, hex: string, via: StoredRead, located?: ObjectLocation): Promise<Buffer> {
+    const loc = located ?? (await this.index.lookup(id));
     if (!loc) throw new SnapError('SNAP_MISSING_OBJECT', `object ${hex.slice(0, 16)} is not in the repository index`);
     if (loc.type !== 'tree') throw new SnapError('SNAP_CORRUPT', `object ${hex.slice(0, 16)} is a ${loc.type}, expected a tree`);
     return readObjectVia(via, id, loc, this.objects.ctx);

@@ -404,8 +404,9 @@ class Restorer {
     if (!plan) return this.repo.readTreeSketch(id);
     const loc = await this.repo.index.lookup(id);
     if (loc?.type === 'tree') this.reader.expect(loc.pack, loc.offset, loc.length);
-    // Its pack fetched whole, once, for this walk's reads of the trees in it (store/pack-reader.ts readEarly).
-    return this.repo.readTreeSketch(id, this.readEarly);
+    // Its pack fetched whole, once, for this walk's reads of the trees in it (store/pack-reader.ts
+    // readEarly); the entry just looked up is the one it reads by.
+    return this.repo.readTreeSketch(id, this.readEarly, loc);
   }
 
   private readonly readEarly = (pack: string, offset: number, length: number): Promise<Buffer> => this.reader.readEarly(pack, offset, length);
