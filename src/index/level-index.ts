@@ -16,6 +16,7 @@ import { type CachedFile, decodeCachedFile, unpackCachedFiles } from './files-ca
 import { K_FILE, K_META, K_OBJECT, K_PACK, K_SNAP, K_SNAPID, key, prefixRange } from './keys.js';
 import { type KV, type KvOp, LOCKED, LocalKV, levelError } from './kv.js';
 import { MemoryKV } from './memory-kv.js';
+import { ObjectTable } from './object-table.js';
 import { SharedKV, type SharedOpenOptions } from './shared-kv.js';
 
 export { levelError } from './kv.js';
@@ -294,6 +295,16 @@ export class LevelIndex implements LocationIndex {
       const a = asArray(decodeCbor(v, 'pack index entry'), 'pack index entry');
       yield { id: toHex(k.subarray(1)), size: asUint(a[0], 'size'), count: asUint(a[1], 'count') };
     }
+  }
+
+  /**
+   * Every object's location, read in one pass and held compactly (index/object-table.ts): for a
+   * reader that looks up every object (check); its finds answer as lookup does.
+   */
+  async objectTable(): Promise<ObjectTable> {
+    const t = new ObjectTable(this.limits);
+    for await (const [k, v] of this.kv.iterate(prefixRange(Buffer.from([K_OBJECT])))) t.add(k.subarray(1), decodeLocation(v));
+    return t;
   }
 
   async *objects(): AsyncIterable<[Buffer, ObjectLocation]> {

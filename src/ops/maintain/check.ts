@@ -141,10 +141,14 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
     // once, not twice. (A map by hex id, evicting the oldest, cost 113 ms of self time in a check of
     // the bench repository: a Map's oldest key is found by stepping over every entry deleted before it.)
     const fileLocs = new WeakMap<Node, (ObjectLocation | undefined)[]>();
+    // Every object's location, read once (index/object-table.ts): the walk looks up every chunk and
+    // tree the snapshots name, and a LevelDB read each was most of its time. Read after the
+    // snapshot records: every object they name was indexed before they were written.
+    const table = await repo.index.objectTable();
     const locate = async (id: Buffer, type: 'blob' | 'tree', known?: { loc: ObjectLocation | undefined }): Promise<boolean> => {
       let loc;
       try {
-        loc = known ? known.loc : await repo.index.lookup(id);
+        loc = known ? known.loc : table.find(id);
       } catch (e) {
         // A location claiming an impossible size (store/limits.ts) is damage: reported, not fatal.
         if (!isSnapError(e, 'SNAP_CORRUPT')) throw e;
@@ -188,7 +192,7 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
         for (const c of n.chunks ?? []) {
           let loc;
           try {
-            loc = await repo.index.lookup(c);
+            loc = table.find(c);
           } catch {
             sum = -1; // reported by locate, which reads it again
             break;
@@ -227,7 +231,7 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
     }
 
     // Indexed objects nothing uses (gc removes them).
-    for await (const [id, loc] of repo.index.objects()) {
+    for (const [id, loc] of table.entries()) {
       if (!isMarked(marks, id)) {
         r.unusedObjects++;
         r.unusedBytes += loc.length;
