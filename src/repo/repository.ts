@@ -47,6 +47,7 @@ import { CONFIG, DATA, INDEX_DIR, SNAPSHOTS, snapshotIdFromName, snapshotName } 
 export { type Changes, noChanges } from '../backend/recording.js';
 export type { ObjectType } from '../store/pack.js';
 export { type ObjectLocation, type StoredRead, readObjectVia } from '../store/object-store.js';
+export type { ObjectTable } from '../index/object-table.js';
 export type { PackReader, PackReaderOptions } from '../store/pack-reader.js';
 export { type CachedFile, type FileStamp, packCachedFiles, sameStamp } from '../index/files-cache.js';
 export type { DirRecord } from '../index/level-index.js';

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { toHex } from '../../core/ids.js';
 import { isSnapError } from '../../core/errors.js';
-import type { Repository } from '../../repo/repository.js';
+import type { ObjectLocation, Repository } from '../../repo/repository.js';
 import { type IndexedPack, indexFileName, listIndexFiles, readIndexFile } from '../../repo/index-files.js';
 import { type PackEntry, readPackTable } from '../../repo/maintenance.js';
 import type { CheckProblem, CheckReport } from './check.js';
@@ -104,7 +104,15 @@ interface PackListed {
  * the headers of check --read-data. `pause` is awaited between files and every few hundred lookups
  * (check --read-data lets its threads' answers through meanwhile).
  */
-export async function readIndexFiles(repo: Repository, stored: Map<string, number>, digests: boolean, signal?: AbortSignal, pause?: () => Promise<void>): Promise<IndexFilesRead> {
+export async function readIndexFiles(
+  repo: Repository,
+  stored: Map<string, number>,
+  digests: boolean,
+  signal?: AbortSignal,
+  pause?: () => Promise<void>,
+  /** Where the index places an object, answered at once (check's object table); default: the index's lookup. */
+  find?: (id: Buffer) => ObjectLocation | undefined,
+): Promise<IndexFilesRead> {
   const out: IndexFilesRead = { files: [], unreadable: [], covered: new Set(), indexFiles: 0 };
   let n = 0;
   for (const fileId of await listIndexFiles(repo.backend)) {
@@ -135,7 +143,7 @@ export async function readIndexFiles(repo: Repository, stored: Map<string, numbe
         if (++n % 512 === 0) await pause?.();
         let loc;
         try {
-          loc = await repo.index.lookup(e.id);
+          loc = find ? find(e.id) : await repo.index.lookup(e.id);
         } catch {
           continue; // damage of the index entry: reported by the tree walk
         }

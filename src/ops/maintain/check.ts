@@ -10,7 +10,7 @@ import type { Node } from '../../model/node.js';
 import { displayName } from '../../core/bytes.js';
 import { isSnapError } from '../../core/errors.js';
 import type { ProgressSink } from '../../core/progress.js';
-import type { ObjectLocation, Repository } from '../../repo/repository.js';
+import type { ObjectLocation, ObjectTable, Repository } from '../../repo/repository.js';
 import { type BlobKeys, entriesOfHeader, MAX_KEPT_PACK_BYTES, PackVerifier, type PackVerdict, readPackForCheck, readPackTable } from '../../repo/maintenance.js';
 import { inSubset, type Subset } from './check-subset.js';
 import { findAffected, type Affected } from './check-affected.js';
@@ -124,8 +124,13 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
   // is stopped and the check ends only once it has (no thread is left busy).
   const headers = new Map<string, ReadHeader>();
   const stopReading = new AbortController();
+  // Every object's location, read once (index/object-table.ts): the walk, the packs' headers and
+  // the index files look up every object, and a LevelDB read each was most of the walk's time.
+  // Read after the snapshot records: every object they name was indexed before they were written.
+  const tableReady = repo.index.objectTable();
+  tableReady.catch(() => {}); // awaited below
   const reading = o.readData
-    ? readData(repo, o.readData, stored, indexed, r, problem, bad, headers, o.sink, o.signal ? AbortSignal.any([o.signal, stopReading.signal]) : stopReading.signal, o.verifyThreads)
+    ? readData(repo, o.readData, stored, indexed, r, problem, bad, headers, tableReady, o.sink, o.signal ? AbortSignal.any([o.signal, stopReading.signal]) : stopReading.signal, o.verifyThreads)
     : undefined;
   reading?.catch(() => {}); // awaited below
   // Files whose chunks do not add up to their recorded size (restore refuses them): `tree/name` in hex.
@@ -141,10 +146,7 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
     // once, not twice. (A map by hex id, evicting the oldest, cost 113 ms of self time in a check of
     // the bench repository: a Map's oldest key is found by stepping over every entry deleted before it.)
     const fileLocs = new WeakMap<Node, (ObjectLocation | undefined)[]>();
-    // Every object's location, read once (index/object-table.ts): the walk looks up every chunk and
-    // tree the snapshots name, and a LevelDB read each was most of its time. Read after the
-    // snapshot records: every object they name was indexed before they were written.
-    const table = await repo.index.objectTable();
+    const table = await tableReady;
     const locate = async (id: Buffer, type: 'blob' | 'tree', known?: { loc: ObjectLocation | undefined }): Promise<boolean> => {
       let loc;
       try {
@@ -240,7 +242,7 @@ export async function checkRepository(repo: Repository, o: CheckOptions): Promis
 
     // With read-data, the index files are read and held against storage and the index while the
     // last packs are verified (against those packs' headers below).
-    if (reading) indexFilesRead = await readIndexFiles(repo, stored, true, o.signal, letReadsThrough);
+    if (reading) indexFilesRead = await readIndexFiles(repo, stored, true, o.signal, letReadsThrough, (id) => table.find(id));
 
     // The packs read whole (and the headers of those found intact, to hold the index files against).
     await reading;
@@ -292,7 +294,7 @@ type PackRead = { id: string; length: number; verdict: PackVerdict } | { id: str
 
 async function readData(
   repo: Repository, subset: Subset, stored: Map<string, number>, indexed: Map<string, number>, r: CheckReport,
-  problem: (p: CheckProblem) => void, bad: Set<string>, headers: Map<string, ReadHeader>, sink: ProgressSink, signal?: AbortSignal, threads?: number,
+  problem: (p: CheckProblem) => void, bad: Set<string>, headers: Map<string, ReadHeader>, tableReady: Promise<ObjectTable>, sink: ProgressSink, signal?: AbortSignal, threads?: number,
 ): Promise<void> {
   const packs = [...indexed.keys()].filter((id) => stored.has(id) && inSubset(id, subset)).sort();
   sink.info?.(`reading ${packs.length} pack(s)`);
@@ -381,11 +383,12 @@ async function readData(
     // Only an intact pack's header is the truth index files are held against.
     if (intact) headers.set(id, { digest: entriesDigest(entries), entries: entries.length });
     const failed = new Map(failures.map((f) => [f.index, f.message]));
+    const table = await tableReady;
     // Objects are named in hex only when reported (a hex id for every object cost tens of ms).
     for (const [index, e] of entries.entries()) {
       let loc;
       try {
-        loc = await repo.index.lookup(e.id);
+        loc = table.find(e.id);
       } catch (err) {
         if (!isSnapError(err, 'SNAP_CORRUPT')) throw err;
         if (bad.has(toHex(e.id))) continue; // reported by the tree walk
