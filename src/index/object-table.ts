@@ -13,6 +13,11 @@ import { checkObjectClaim, type ObjectLimits } from '../store/limits.js';
 const TYPES: ObjectType[] = ['blob', 'tree'];
 const ID = 32;
 
+/** An id's first four bytes as a number, what the search goes by first. */
+function headOf(id: Uint8Array): number {
+  return ((id[0]! << 24) | (id[1]! << 16) | (id[2]! << 8) | id[3]!) >>> 0;
+}
+
 export class ObjectTable {
   private ids = Buffer.alloc(0);
   private heads = new Uint32Array(0);
@@ -36,9 +41,9 @@ export class ObjectTable {
     if (id.length !== ID) throw new Error(`an object id of ${id.length} bytes in the index`);
     if (this.n === this.heads.length) this.grow();
     const i = this.n;
-    if (i > 0 && Buffer.compare(this.ids.subarray((i - 1) * ID, i * ID), id) >= 0) throw new Error('object ids out of order in the index');
+    if (i > 0 && this.ids.compare(id, 0, ID, (i - 1) * ID, i * ID) >= 0) throw new Error('object ids out of order in the index');
     this.ids.set(id, i * ID);
-    this.heads[i] = ((id[0]! << 24) | (id[1]! << 16) | (id[2]! << 8) | id[3]!) >>> 0;
+    this.heads[i] = headOf(id);
     let p = this.packNo.get(loc.pack);
     if (p === undefined) {
       p = this.packs.length;
@@ -76,7 +81,7 @@ export class ObjectTable {
   /** Where `id` is stored, as LevelIndex.lookup answers (SNAP_CORRUPT for a size beyond the limits). */
   find(id: Uint8Array): ObjectLocation | undefined {
     if (id.length !== ID) return undefined;
-    const head = ((id[0]! << 24) | (id[1]! << 16) | (id[2]! << 8) | id[3]!) >>> 0;
+    const head = headOf(id);
     let lo = 0;
     let hi = this.n;
     while (lo < hi) {
@@ -85,7 +90,7 @@ export class ObjectTable {
       else hi = mid;
     }
     for (let i = lo; i < this.n && this.heads[i] === head; i++) {
-      if (Buffer.compare(this.ids.subarray(i * ID + 4, (i + 1) * ID), id.subarray(4)) === 0) return this.at(i, id);
+      if (this.ids.compare(id, 4, ID, i * ID + 4, (i + 1) * ID) === 0) return this.at(i, id);
     }
     return undefined;
   }
