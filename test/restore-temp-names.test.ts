@@ -66,6 +66,8 @@ describe('temporary names', () => {
     for (const n of [`${TMP}0badc0de-7`, `${TMP}0123456789abcdef`, `${TMP}${tag('here')}-12-zz-1`, TMP]) {
       expect(names.isLeftover(Buffer.from(n), never, now), n).toBe(true);
     }
+    // Anything else is never a restore's: the user's own files, even with a similar name.
+    for (const n of ['snap-restore-0badc0de-7', '.snap-restor', 'notes.txt']) expect(names.isLeftover(Buffer.from(n), never, now), n).toBe(false);
   });
 });
 

@@ -40,7 +40,7 @@ import { checkRepositoryOwner, type OwnerPolicy } from './ownership.js';
 import { objectLimits } from '../store/limits.js';
 import type { HostInfo } from '../core/host.js';
 import { type LockKind, RepoLock } from './lock.js';
-import { freeBytes, hasReserve, makeReserve, releaseReserve, RESERVE_BYTES } from './reserve.js';
+import { makeReserve, RESERVE_BYTES, releaseReserveIfFull } from './reserve.js';
 import { CONFIG, DATA, INDEX_DIR, SNAPSHOTS, snapshotIdFromName, snapshotName } from './layout.js';
 
 // What ops see of the layers below, handed on here: ops import repo/, never backend/ or index/.
@@ -180,21 +180,6 @@ export function idHashingOf(unlocked: Unlocked | undefined): () => IdHashing {
  * (docs/performance.md, "Chunk ids on the compression threads"); each costs a pack buffer.
  */
 const REMOTE_PACK_WRITES = 3;
-
-/**
- * A command that frees space, on a local repository whose disk has less than the reserve's size
- * free: the reserve is removed first, said once (repo/reserve.ts). Any failure to look leaves it.
- */
-function releaseReserveIfFull(abs: string, sink: ProgressSink): void {
-  try {
-    if (!hasReserve(abs) || freeBytes(abs) >= RESERVE_BYTES) return;
-    if (releaseReserve(abs)) {
-      sink.info?.(`the disk of ${displayPath(abs)} is full: its reserve (${RESERVE_BYTES / 1024 / 1024} MiB kept for this) was removed so that this command can run; 'snap gc' writes it again once there is room`);
-    }
-  } catch {
-    // Not looked at: the command goes on as it would have.
-  }
-}
 
 function storage(abs: string, o: RepoOptions): Backend {
   const inner: Backend = o.remote ? o.remote.backend : o.backend ? o.backend(abs) : new LocalBackend(abs, { directWrites: true });
@@ -528,7 +513,10 @@ export class Repository {
     if (!host) throw new SnapError('SNAP_INTERNAL', 'a repository is opened with the host facts of its process (RepoOptions.host)');
     const command = o.command ?? 'snap';
     let lock: RepoLock | undefined;
-    if (o.freesSpace && !o.remote && !o.appendOnly) releaseReserveIfFull(abs, o.sink);
+    // A command that frees space, on a full disk: the reserve goes first (repo/reserve.ts), said once.
+    if (o.freesSpace && !o.remote && !o.appendOnly && releaseReserveIfFull(abs)) {
+      o.sink.info?.(`the disk of ${displayPath(abs)} is full: its reserve (${RESERVE_BYTES / 1024 / 1024} MiB kept for this) was removed so that this command can run; 'snap gc' writes it again once there is room`);
+    }
     if (o.lock) {
       try {
         lock = await RepoLock.acquire(backend, { kind: o.lock.kind, waitMs: o.lock.waitMs, command, host, clock, sink: o.sink, signal: o.signal });

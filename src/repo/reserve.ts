@@ -22,12 +22,12 @@ export const RESERVE_BYTES = 16 * 1024 * 1024;
 const PIECE = 1024 * 1024;
 
 /** Bytes free for this process on the file system holding `dir`. */
-export function freeBytes(dir: string): number {
+function freeBytes(dir: string): number {
   const s = fs.statfsSync(fsPath(dir));
   return s.bavail * s.bsize;
 }
 
-export function hasReserve(root: string): boolean {
+function hasReserve(root: string): boolean {
   return fs.existsSync(fsPath(path.join(root, RESERVE)));
 }
 
@@ -55,13 +55,16 @@ export async function makeReserve(root: string, bytes = RESERVE_BYTES): Promise<
   return 'made';
 }
 
-/** Remove the reserve; true when there was one. */
-export function releaseReserve(root: string): boolean {
+/**
+ * For a command that frees space: remove the reserve when the disk has less than its size free.
+ * True when it was removed; any failure to look or remove leaves it (false).
+ */
+export function releaseReserveIfFull(root: string): boolean {
   try {
+    if (!hasReserve(root) || freeBytes(root) >= RESERVE_BYTES) return false;
     fs.unlinkSync(fsPath(path.join(root, RESERVE)));
     return true;
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return false;
-    throw e;
+  } catch {
+    return false;
   }
 }

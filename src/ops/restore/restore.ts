@@ -678,7 +678,6 @@ class Restorer {
     }
     const now = this.repo.clock.now().getTime();
     for (const name of names) {
-      if (!name.subarray(0, TMP_PREFIX_B.length).equals(TMP_PREFIX_B)) continue;
       const changed = (): number | undefined => {
         try {
           return fs.lstatSync(d.at(name)).ctimeMs;

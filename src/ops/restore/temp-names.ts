@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import type { HostInfo } from '../../core/host.js';
 import { randomHex } from '../../core/ids.js';
 
-export const TMP_PREFIX = '.snap-restore-';
+const TMP_PREFIX = '.snap-restore-';
 export const TMP_PREFIX_B = Buffer.from(TMP_PREFIX);
 
 /** An entry of another host's restore is a leftover once unchanged this long. */
@@ -42,10 +42,12 @@ export class TempNames {
   }
 
   /**
-   * Whether `name` (an entry starting with TMP_PREFIX) is what a restore no longer running left
-   * behind. `changedMs`: when the entry last changed (its ctime), asked only for another host's.
+   * Whether `name` is a restore's temporary entry (it starts with TMP_PREFIX) that a restore no
+   * longer running left behind. `changedMs`: when the entry last changed (its ctime), asked only
+   * for another host's.
    */
   isLeftover(name: Buffer, changedMs: () => number | undefined, now: number): boolean {
+    if (!name.subarray(0, TMP_PREFIX_B.length).equals(TMP_PREFIX_B)) return false;
     const m = NAMED.exec(name.toString('latin1'));
     if (!m) return true;
     const [, tag, pidText, run] = m;
