@@ -9,11 +9,12 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { MemoryKV } from '../src/index/memory-kv.js';
 import { levelError } from '../src/index/kv.js';
 import { snap, trackedDirs } from './helpers/cli.js';
 import { assertSameTree, manifest } from './helpers/tree.js';
+import { killWatchers, snapshots, startWatch, waitFor } from './helpers/watch-run.js';
 
 const dirs = trackedDirs('full-disk');
 afterAll(() => dirs.cleanup());
@@ -404,4 +405,65 @@ describe('a repository whose disk a backup filled (its reserve: repo/reserve.ts)
       spawnSync('umount', ['-l', mnt]);
     }
   });
+});
+
+describe('a watch whose backup fills the disk (cli/cmd-watch.ts)', () => {
+  afterEach(killWatchers);
+
+  it.each(['plain', 'encrypted'])('%s: says so, runs its retention and gc at once (not at --gc-every), and its next try backs up; the snapshot restores exactly, check is clean, the reserve is back', async (kind, ctx) => {
+    const mnt = tmpfs('96m', ctx);
+    try {
+      const repo = path.join(mnt, 'repo');
+      const env: Record<string, string> = kind === 'encrypted' ? { SNAP_PASSWORD: 'full disk', SNAP_CACHE_DIR: dirs.make('full-disk-cache-') } : {};
+      const run = (args: string[]) => snap(['--repo', repo, ...args], { env });
+      expect(run(['init', ...(kind === 'encrypted' ? ['--encrypt'] : [])]).code).toBe(0);
+      const src = dirs.make('full-disk-src-');
+      const staging = dirs.make('full-disk-staging-');
+      // Each round a new folder of 10 MB of new data appears in the source at once (renamed in),
+      // and the last round's goes: --keep-last 1 forgets the snapshots that held it, and gc, due
+      // only once a day, leaves their data on the disk, until a backup no longer fits.
+      const round = (i: number): void => {
+        const dir = path.join(staging, `round-${i}`);
+        fs.mkdirSync(dir);
+        for (let j = 0; j < 4; j++) fs.writeFileSync(path.join(dir, `f${j}`), randomBytes(2_500_000));
+        fs.renameSync(dir, path.join(src, `round-${i}`));
+        if (i > 0) fs.rmSync(path.join(src, `round-${i - 1}`), { recursive: true });
+      };
+      round(0);
+      const w = startWatch(repo, [src, '--debounce', '200ms', '--max-interval', '1h', '--keep-last', '1', '--gc-every', '1d'], env);
+      await waitFor('the first snapshot', () => snapshots(w).length >= 1, w);
+      const full = (): boolean => w.events.some((e) => e.event === 'full');
+      for (let i = 1; i < 20 && !full(); i++) {
+        const before = snapshots(w).length;
+        round(i);
+        await waitFor(`a snapshot of round ${i}, or a full disk`, () => snapshots(w).length > before || full(), w, 60_000);
+      }
+      expect(full(), 'a backup failed on the full disk').toBe(true);
+      const failedAt = w.events.findIndex((e) => e.event === 'full');
+      expect(w.events.slice(0, failedAt).some((e) => e.event === 'gc'), 'no gc before the disk was full (--gc-every 1d)').toBe(false);
+      // The gc that ran for the full disk freed the forgotten snapshots' data, and the next try
+      // saved the source as it is now.
+      const gc = await waitFor('the gc after the full disk', () => w.events.slice(failedAt).find((e) => e.event === 'gc'), w, 60_000);
+      expect(gc.bytes_freed as number).toBeGreaterThan(20_000_000);
+      const after = await waitFor('a snapshot after the full disk', () => w.events.slice(failedAt).find((e) => e.event === 'snapshot'), w, 60_000);
+      const errors = w.events.filter((e) => e.event === 'error');
+      expect(errors.length).toBeGreaterThan(0);
+      expect(errors.every((e) => e.code === 'SNAP_NO_SPACE'), JSON.stringify(errors)).toBe(true);
+      w.child.kill('SIGTERM');
+      expect((await w.exited).code).toBe(0);
+      expect(w.stderr()).not.toMatch(/SNAP_INTERNAL|at .*\.js:\d+/);
+
+      const list = JSON.parse(run(['list', '--json']).stdout) as { id: string }[];
+      expect(list.map((x) => x.id)).toEqual([after.id]);
+      const checked = run(['check', '--read-data']);
+      expect(checked.code, checked.stderr).toBe(0);
+      const target = dirs.make('full-disk-');
+      const restored = run(['restore', after.id!, target]);
+      expect(restored.code, restored.stderr).toBe(0);
+      assertSameTree(manifest(src), manifest(path.join(target, src)), 'the snapshot saved after the full disk');
+      expect(fs.statSync(path.join(repo, 'reserve')).size).toBe(16 * 1024 * 1024);
+    } finally {
+      spawnSync('umount', ['-l', mnt]);
+    }
+  }, 180_000);
 });

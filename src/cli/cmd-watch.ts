@@ -258,24 +258,8 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
           { event: 'snapshot', reason, id: s.id, short_id: shortId(s.id), files_new: sum.filesNew, files_changed: sum.filesChanged, files_unchanged: sum.filesUnchanged, files: sum.totalFiles, bytes: sum.totalBytes, bytes_read: sum.bytesRead, bytes_added: sum.dataAdded, duration_ms: sum.durationMs, warnings: r.warnings, ...scan },
           `snapshot ${shortId(s.id)} saved (${reason}): ${sum.filesNew} new, ${sum.filesChanged} changed, ${sum.filesUnchanged} unchanged files; added ${bytes(sum.dataAdded)} in ${duration(sum.durationMs)}${r.warnings > 0 ? `; ${r.warnings} warning(s)` : ''}`,
         );
-        // Retention and gc failing (the repository busy for longer than --lock-wait) is a
-        // warning: the snapshot stands, and both run again after the next one.
-        const upkeep = async (what: string, fn: () => Promise<void>): Promise<void> => {
-          try {
-            await fn();
-          } catch (e) {
-            if (signal.aborted) throw e;
-            const se = e instanceof SnapError ? e : new SnapError('SNAP_INTERNAL', e instanceof Error ? e.message : String(e));
-            ctx.sink.warn?.({ code: se.code, message: `${what} did not run: ${se.message}; it runs again after the next snapshot` });
-          }
-        };
         if (prune) await upkeep('retention (forget)', async () => void (removed = await retention(r!.snapshot.paths)));
-        if (gcEveryMs !== undefined && Date.now() - lastGc >= gcEveryMs) {
-          await upkeep('gc', async () => {
-            await collectGarbage();
-            lastGc = Date.now();
-          });
-        }
+        if (gcEveryMs !== undefined && Date.now() - lastGc >= gcEveryMs) await upkeep('gc', collectGarbage);
       }
       failures = 0;
       retryAt = undefined;
@@ -283,6 +267,14 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
       ctx.sink.done();
       failure = e;
       code = isSnapError(e, 'SNAP_INTERRUPTED') || signal.aborted ? EXIT_INTERRUPTED : 1;
+    }
+    // The backup filled the repository's disk: this watch's own retention and gc free what they
+    // can at once (not at --gc-every), before the retry, with the reserve a full disk leaves them
+    // (repo/reserve.ts). Without either, the retries fail until someone frees space.
+    if (code === 1 && isSnapError(failure, 'SNAP_NO_SPACE') && !signal.aborted) {
+      event({ event: 'full', message: (failure as SnapError).message }, `the repository's disk is full: ${prune || gcEveryMs !== undefined ? 'applying the retention policy and running gc before trying again' : "the backups fail until space is freed (give the watch --keep-* and --gc-every, or run 'snap forget' and 'snap gc')"}`, false);
+      if (prune) await upkeep('retention (forget)', async () => void (removed += await retention(sources)), 'before the next try');
+      if (gcEveryMs !== undefined) await upkeep('gc', collectGarbage, 'before the next try');
     }
     // The operation log: every backup that changed the repository, and every failed one.
     if (c.changed || (code !== 0 && code !== 3) || removed > 0) await recordOperation(ctx, args, started, code, failure, { always: true });
@@ -318,6 +310,8 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
         return n;
       },
       'exclusive',
+      // As `snap forget`: on a full disk, the reserve makes room for the lock and the log.
+      { freesSpace: true },
     );
 
   const collectGarbage = async (): Promise<void> => {
@@ -329,7 +323,23 @@ async function watch(ctx: Ctx, paths: string[], o: WatchFlags): Promise<void> {
         event({ event: 'gc', ...res.result }, `gc: freed ${bytes(freed)} (${res.result?.packs_deleted ?? 0} packs deleted)`);
       },
       'exclusive',
+      { freesSpace: true },
     );
+    lastGc = Date.now();
+  };
+
+  /**
+   * Retention or gc after a backup: failing (the repository busy for longer than --lock-wait, a
+   * disk too full even for them) is a warning; the snapshot stands, and both run again later.
+   */
+  const upkeep = async (what: string, fn: () => Promise<void>, again = 'after the next snapshot'): Promise<void> => {
+    try {
+      await fn();
+    } catch (e) {
+      if (signal.aborted) throw e;
+      const se = e instanceof SnapError ? e : new SnapError('SNAP_INTERNAL', e instanceof Error ? e.message : String(e));
+      ctx.sink.warn?.({ code: se.code, message: `${what} did not run: ${se.message}; it runs again ${again}` });
+    }
   };
 
   /** Sleep until `ms` passed, the watcher pokes, or the watch is stopped. */
