@@ -9,11 +9,12 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryKV } from '../src/index/memory-kv.js';
 import { levelError } from '../src/index/kv.js';
 import { snap, trackedDirs } from './helpers/cli.js';
 import { assertSameTree, manifest } from './helpers/tree.js';
+import { TestSshd, sshdMissing } from './helpers/sshd.js';
 import { killWatchers, snapshots, startWatch, waitFor } from './helpers/watch-run.js';
 
 const dirs = trackedDirs('full-disk');
@@ -466,4 +467,73 @@ describe('a watch whose backup fills the disk (cli/cmd-watch.ts)', () => {
       spawnSync('umount', ['-l', mnt]);
     }
   }, 180_000);
+});
+
+describe('an SFTP repository whose server disk a backup filled (statvfs@openssh.com; backend/sftp.ts, repo/reserve.ts)', () => {
+  let sshd: TestSshd | undefined;
+  const missing = sshdMissing();
+  beforeAll(async () => {
+    if (!missing) sshd = await TestSshd.start();
+  });
+  afterAll(async () => {
+    await sshd?.close();
+  });
+
+  it('the failed write is SNAP_NO_SPACE; forget and gc run on the full disk (the reserve removed first, said once), free the space, and gc writes the reserve again; check is clean, the snapshot kept restores exactly', async (ctx) => {
+    if (missing) ctx.skip(`needs OpenSSH: ${missing}`);
+    const mnt = tmpfs('96m', ctx);
+    try {
+      const dir = path.join(mnt, 'repo');
+      const home = dirs.make('full-disk-home-');
+      const env = { SNAP_SSH_COMMAND: `ssh -F ${sshd!.clientConfig()}`, XDG_CACHE_HOME: path.join(home, 'cache'), HOME: home, SNAP_PASSWORD: 'full disk' };
+      const run = (args: string[]) => snap(['--repo', sshd!.location(dir), ...args], { env });
+      const init = run(['init']);
+      expect(init.code, init.stderr).toBe(0);
+      // Written through the server, in the clear (random bytes), at its full size.
+      const reserve = path.join(dir, 'reserve');
+      expect(fs.statSync(reserve).size).toBe(16 * 1024 * 1024);
+      const src = dirs.make('full-disk-');
+      let failed: ReturnType<typeof snap> | undefined;
+      let lastGood: ReturnType<typeof manifest> | undefined;
+      for (let i = 0; i < 20 && !failed; i++) {
+        fs.rmSync(path.join(src, 'data'), { recursive: true, force: true });
+        fs.mkdirSync(path.join(src, 'data'));
+        for (let j = 0; j < 4; j++) fs.writeFileSync(path.join(src, 'data', `f${j}`), randomBytes(2_500_000));
+        const r = run(['create', src]);
+        if (r.code !== 0) failed = r;
+        else lastGood = manifest(src);
+      }
+      // OpenSSH answers a write to a full disk with a plain failure; the server's free space says why.
+      expect(failed?.stderr).toMatch(/no space left on the server's disk.*\[SNAP_NO_SPACE\]/);
+      expect(failed?.stderr).not.toMatch(/SNAP_INTERNAL|at .*\.js:\d+/);
+      expect(fs.statSync(reserve).size, 'create leaves the reserve').toBe(16 * 1024 * 1024);
+      fill(mnt);
+      expect(fs.statfsSync(mnt).bavail).toBe(0);
+      const before = JSON.parse(run(['list', '--json']).stdout) as { id: string }[];
+      expect(before.length).toBeGreaterThan(2);
+
+      const forget = run(['forget', '--keep-last', '1']);
+      expect(forget.code, forget.stderr).toBe(0);
+      expect(forget.stderr.match(/its reserve \(16 MiB kept for this\) was removed/g)).toHaveLength(1);
+      expect(fs.existsSync(reserve)).toBe(false);
+      const gc = run(['gc']);
+      expect(gc.code, gc.stderr).toBe(0);
+      expect(gc.stdout).toMatch(/wrote the repository's reserve for a full disk again \(16 MiB\)/);
+      expect(fs.statSync(reserve).size).toBe(16 * 1024 * 1024);
+      expect(fs.statfsSync(mnt).bavail * fs.statfsSync(mnt).bsize).toBeGreaterThan(16 * 1024 * 1024);
+      // Nothing temporary left at the top of the repository.
+      expect(fs.readdirSync(dir).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+
+      const after = JSON.parse(run(['list', '--json']).stdout) as { id: string }[];
+      expect(after.map((x) => x.id)).toEqual([before[before.length - 1]!.id]);
+      const checked = run(['check', '--read-data']);
+      expect(checked.code, checked.stderr).toBe(0);
+      const target = dirs.make('full-disk-');
+      const restored = run(['restore', 'latest', target]);
+      expect(restored.code, restored.stderr).toBe(0);
+      assertSameTree(lastGood!, manifest(path.join(target, src)), 'the snapshot kept, restored after forget and gc on a full disk');
+    } finally {
+      spawnSync('umount', ['-l', mnt]);
+    }
+  }, 240_000);
 });

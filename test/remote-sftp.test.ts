@@ -77,7 +77,9 @@ describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
     expect([refused.code, refused.stderr]).toEqual([1, expect.stringMatching(/\[SNAP_NO_PASSWORD\]/)]);
     expect(fs.existsSync(dir)).toBe(false);
     ok(['--repo', repo, 'init', '--no-encryption'], env);
-    expect(fs.readdirSync(dir).sort()).toEqual(['config', 'log']); // the operation log records the init
+    // the operation log records the init; the reserve for a full disk is there (the server tells its free space)
+    expect(fs.readdirSync(dir).sort()).toEqual(['config', 'log', 'reserve']);
+    expect(fs.statSync(path.join(dir, 'reserve')).size).toBe(16 * 1024 * 1024);
 
     const src = makeSource('sftp');
     ok(['--repo', repo, 'create', src], env);
@@ -88,7 +90,7 @@ describe.skipIf(missing)('a repository over SFTP (OpenSSH)', () => {
     expectRestoresExactly(repo, 'latest', src, env);
     expectCheckClean(repo, env);
     // No LevelDB index on the server (only the repository's index files, docs/format.md); no lock left behind.
-    expect(fs.readdirSync(dir).sort()).toEqual(['config', 'data', 'locks', 'log', 'packindex', 'snapshots']);
+    expect(fs.readdirSync(dir).sort()).toEqual(['config', 'data', 'locks', 'log', 'packindex', 'reserve', 'snapshots']);
     expect(files(dir, 'packindex')).toHaveLength(2); // one per backup
     expect(files(dir, 'locks')).toEqual([]);
 

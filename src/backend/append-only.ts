@@ -44,6 +44,10 @@ export class AppendOnlyBackend implements Backend {
     return this.inner.getStream(name, range);
   }
 
+  freeSpace(): Promise<number | undefined> {
+    return this.inner.freeSpace?.() ?? Promise.resolve(undefined);
+  }
+
   capabilities(): Promise<BackendCapabilities> {
     return this.inner.capabilities();
   }

@@ -134,16 +134,26 @@ export interface Backend {
    * stores (EncryptedBackend: the nonce and the sealed segments). Without it, the range as read.
    */
   storedRange?(name: string, offset: number, length: number): Promise<StoredPieces>;
+  /**
+   * Optional: the bytes this process may still write where the blobs are stored (a local file
+   * system's free space; an SFTP server's, where it answers statvfs@openssh.com). Undefined where
+   * that is not known or means nothing (object storage). Only where it is known does a repository
+   * keep the reserve for a full disk (repo/reserve.ts).
+   */
+  freeSpace?(): Promise<number | undefined>;
   /** What this backend promises (see BackendCapabilities); may ask the server once. */
   capabilities(): Promise<BackendCapabilities>;
   close(): Promise<void>;
 }
 
-/** A backend's sweep of temporary files (local and SFTP have one; gc finds it by name). */
-export type TempSweep = (prefix: string, olderThanMs?: number) => Promise<number>;
+/**
+ * A backend's sweep of temporary files (local and SFTP have one; gc finds it by name): below the
+ * folder `prefix` (`data/`, `locks/`, ...; '' everywhere), or with `topOnly` in that folder alone.
+ */
+export type TempSweep = (prefix: string, olderThanMs?: number, topOnly?: boolean) => Promise<number>;
 
 /** The temporary-file sweep of `inner`, bound to it, for a wrapper to pass through (undefined when it has none). */
 export function tempSweepOf(inner: Backend): TempSweep | undefined {
   const sweep = (inner as { removeTempFiles?: TempSweep }).removeTempFiles;
-  return typeof sweep === 'function' ? (prefix, olderThanMs) => sweep.call(inner, prefix, olderThanMs) : undefined;
+  return typeof sweep === 'function' ? (prefix, olderThanMs, topOnly) => sweep.call(inner, prefix, olderThanMs, topOnly) : undefined;
 }

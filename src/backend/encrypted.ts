@@ -24,9 +24,12 @@ export const SEGMENT_BYTES = 64 * 1024;
 const SEALED_SEGMENT = SEGMENT_BYTES + GCM_TAG_BYTES;
 const KEY_LABEL = Buffer.from('snap-blob-key');
 
-/** Blobs stored as they are: the config (read before any key is known) and the key files. */
+/**
+ * Blobs stored as they are: the config (read before any key is known), the key files, and the
+ * reserve for a full disk (random bytes that mean nothing: repo/reserve.ts).
+ */
 export function isPlaintextName(name: string): boolean {
-  return name === 'config' || name.startsWith('keys/');
+  return name === 'config' || name.startsWith('keys/') || name === 'reserve';
 }
 
 /** Stored size of a blob of `plain` bytes. */
@@ -458,6 +461,10 @@ export class EncryptedBackend implements Backend {
   async delete(name: string): Promise<void> {
     this.cache.delete(name);
     await this.inner.delete(name);
+  }
+
+  freeSpace(): Promise<number | undefined> {
+    return this.inner.freeSpace?.() ?? Promise.resolve(undefined);
   }
 
   capabilities(): Promise<BackendCapabilities> {

@@ -339,8 +339,14 @@ export class LocalBackend implements Backend {
     }
   }
 
-  /** Remove temporary files left by interrupted writes under a folder; returns how many. */
-  async removeTempFiles(prefix: string, olderThanMs = 0): Promise<number> {
+  /** The file system's space free for this process. */
+  async freeSpace(): Promise<number | undefined> {
+    const s = await fsp.statfs(fsPath(this.root));
+    return s.bavail * s.bsize;
+  }
+
+  /** Remove temporary files left by interrupted writes under a folder (`topOnly`: in it alone); returns how many. */
+  async removeTempFiles(prefix: string, olderThanMs = 0, topOnly = false): Promise<number> {
     let n = 0;
     const visit = async (dir: string): Promise<void> => {
       let entries: fs.Dirent[];
@@ -351,8 +357,9 @@ export class LocalBackend implements Backend {
       }
       for (const ent of entries) {
         const p = path.join(dir, ent.name);
-        if (ent.isDirectory()) await visit(p);
-        else if (ent.name.startsWith(TEMP_PREFIX)) {
+        if (ent.isDirectory()) {
+          if (!topOnly) await visit(p);
+        } else if (ent.name.startsWith(TEMP_PREFIX)) {
           const st = await fsp.stat(fsPath(p)).catch(() => undefined);
           if (st && Date.now() - st.mtimeMs >= olderThanMs) {
             await fsp.rm(fsPath(p), { force: true });
@@ -361,7 +368,7 @@ export class LocalBackend implements Backend {
         }
       }
     };
-    await visit(this.file(prefix.replace(/\/$/, '')));
+    await visit(prefix === '' ? this.root : this.file(prefix.replace(/\/$/, '')));
     return n;
   }
 

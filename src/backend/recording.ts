@@ -18,7 +18,8 @@ export function noChanges(): Changes {
 }
 
 const SNAPSHOT = /^snapshots\/([0-9a-f]{64})$/;
-const counted = (name: string): boolean => !name.startsWith('locks/') && !name.startsWith('log/') && !name.startsWith('quarantine/log/');
+// The reserve for a full disk (repo/reserve.ts) is room kept, not data: never counted either.
+const counted = (name: string): boolean => !name.startsWith('locks/') && !name.startsWith('log/') && !name.startsWith('quarantine/log/') && name !== 'reserve';
 
 export class RecordingBackend implements Backend {
   private readonly seen = new Set<string>();
@@ -116,6 +117,10 @@ export class RecordingBackend implements Backend {
       this.seen.add(`-${m[1]!}`);
       this.changes.snapshotsRemoved.push(m[1]!);
     }
+  }
+
+  freeSpace(): Promise<number | undefined> {
+    return this.inner.freeSpace?.() ?? Promise.resolve(undefined);
   }
 
   capabilities(): Promise<BackendCapabilities> {

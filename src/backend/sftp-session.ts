@@ -381,6 +381,28 @@ export class SftpSession {
     return this.extended('fsync@openssh.com', (e) => e.string(handle));
   }
 
+  /**
+   * statvfs@openssh.com: statvfs(3) of the file system holding `path`; the bytes this user may
+   * still write there (f_bavail blocks of f_frsize bytes).
+   */
+  statvfsAvailable(path: string): Promise<number> {
+    return this.request(
+      (e) => this.req(FXP.EXTENDED)(e).string('statvfs@openssh.com').string(path),
+      (type, d) => {
+        if (type !== FXP.EXTENDED_REPLY) {
+          statusReply(type, d);
+          throw unexpected(type);
+        }
+        d.u64(); // f_bsize
+        const frsize = d.u64();
+        d.u64(); // f_blocks
+        d.u64(); // f_bfree
+        const bavail = d.u64();
+        return bavail * frsize;
+      },
+    );
+  }
+
   private extended(name: string, args: (e: Encoder) => Encoder): Promise<void> {
     return this.request((e) => args(this.req(FXP.EXTENDED)(e).string(name)), statusReply);
   }

@@ -93,6 +93,9 @@ export function sshArgv(l: SftpLocation, sshCommand: string[] = ['ssh']): string
 
 const ignore = (): void => {};
 
+/** A write that failed with less than this free on the server's disk failed for want of space. */
+const NEARLY_FULL = 1024 * 1024;
+
 export class SftpBackend implements Backend {
   readonly location: string;
   /** The command each session runs. */
@@ -190,11 +193,27 @@ export class SftpBackend implements Backend {
       await s.close(h);
     } catch (e) {
       if (!(e instanceof SshConnectionLost)) {
+        // Asked before the partial file is removed, which frees what it took.
+        const full = isStatus(e, FX.FAILURE) ? await this.noSpace(s, tmp, e) : undefined;
         await s.close(h).catch(ignore);
         await s.remove(tmp).catch(ignore);
+        if (full) throw full;
       }
       throw e;
     }
+  }
+
+  /**
+   * SFTP v3 has no "disk full" status: OpenSSH answers a write to a full disk with a plain failure.
+   * Where the server answers statvfs@openssh.com, a failed write with (nearly) nothing free is
+   * SNAP_NO_SPACE, as on a local disk, so that the commands that free space know to use the reserve
+   * and a watch frees space (repo/reserve.ts).
+   */
+  private async noSpace(s: SftpSession, path: string, cause: unknown): Promise<SnapError | undefined> {
+    if (!this.has(s, 'statvfs@openssh.com')) return undefined;
+    const free = await s.statvfsAvailable(this.folder('')).catch(() => undefined);
+    if (free === undefined || free >= NEARLY_FULL) return undefined;
+    return new SnapError('SNAP_NO_SPACE', `writing ${path} in ${this.location}: no space left on the server's disk (${free} bytes free)`, { cause });
   }
 
   /** Put the complete file `tmp` in place of `dest`, replacing it. */
@@ -462,7 +481,13 @@ export class SftpBackend implements Backend {
    * `keep` deciding which names count; each folder is read whole (again on a new session if the
    * connection is lost), so nothing is listed twice.
    */
-  private async *walk(rel: string, keep: (name: string) => boolean): AsyncGenerator<{ name: string; attrs: Attrs }> {
+  /** The server's free space for this user where the repository is, when it answers statvfs@openssh.com. */
+  async freeSpace(): Promise<number | undefined> {
+    return this.conn.run(this.doing('asking the free space of', ''), (s) => (this.has(s, 'statvfs@openssh.com') ? s.statvfsAvailable(this.folder('')) : Promise.resolve(undefined)));
+  }
+
+  /** `shallow`: this folder's own files only. */
+  private async *walk(rel: string, keep: (name: string) => boolean, shallow = false): AsyncGenerator<{ name: string; attrs: Attrs }> {
     const entries = await this.readFolder(rel);
     for (const ent of entries ?? []) {
       const base = ent.filename.toString('utf8');
@@ -472,8 +497,9 @@ export class SftpBackend implements Backend {
         const p = `${this.folder(rel)}/${base}`;
         attrs = await this.conn.run(this.doing('listing', name), (s) => s.lstat(p));
       }
-      if (isDir(attrs) && isBlobName(name)) yield* this.walk(name, keep);
-      else if (isRegular(attrs) && keep(name)) yield { name, attrs };
+      if (isDir(attrs) && isBlobName(name)) {
+        if (!shallow) yield* this.walk(name, keep);
+      } else if (isRegular(attrs) && keep(name)) yield { name, attrs };
     }
   }
 
@@ -495,12 +521,12 @@ export class SftpBackend implements Backend {
   }
 
   /** Remove temporary files left by interrupted writes under a folder; returns how many (gc calls this). */
-  async removeTempFiles(prefix: string, olderThanMs = 0): Promise<number> {
+  async removeTempFiles(prefix: string, olderThanMs = 0, topOnly = false): Promise<number> {
     checkListPrefix(prefix);
     const isTemp = (name: string): boolean => name.slice(name.lastIndexOf('/') + 1).startsWith(TEMP_PREFIX);
     let n = 0;
     const now = Date.now();
-    for await (const { name, attrs } of this.walk(prefix.slice(0, -1), isTemp)) {
+    for await (const { name, attrs } of this.walk(prefix.slice(0, -1), isTemp, topOnly)) {
       if (attrs.mtime !== undefined && now - attrs.mtime * 1000 < olderThanMs) continue;
       const slash = name.lastIndexOf('/');
       const p = `${this.folder(slash < 0 ? '' : name.slice(0, slash))}/${name.slice(slash + 1)}`;

@@ -58,10 +58,13 @@ export async function assertNoNewSnapshots(repo: Stored, marked: Set<string>): P
 }
 
 interface TempCleaner {
-  removeTempFiles(prefix: string, olderThanMs?: number): Promise<number>;
+  removeTempFiles(prefix: string, olderThanMs?: number, topOnly?: boolean): Promise<number>;
 }
 
-/** Temporary files of interrupted writes: in data/, snapshots/ and the index files older than `dataMarginMs`, in locks/ than `lockMarginMs`. */
+/**
+ * Temporary files of interrupted writes: in data/, snapshots/ and the index files older than
+ * `dataMarginMs`; in locks/ and the top folder (a config or reserve being written) than `lockMarginMs`.
+ */
 export async function removeTempFiles(repo: Stored, dataMarginMs: number, lockMarginMs: number): Promise<number> {
   const backend = repo.backend;
   const c = backend as Partial<TempCleaner>;
@@ -69,6 +72,7 @@ export async function removeTempFiles(repo: Stored, dataMarginMs: number, lockMa
   let n = 0;
   for (const p of ['data/', SNAPSHOTS, INDEX_FILES]) n += await c.removeTempFiles.call(backend, p, dataMarginMs);
   n += await c.removeTempFiles.call(backend, 'locks/', lockMarginMs);
+  n += await c.removeTempFiles.call(backend, '', lockMarginMs, true);
   return n;
 }
 

@@ -79,9 +79,9 @@ export interface RepoOptions {
    */
   readOnly?: boolean;
   /**
-   * The command frees space (forget, gc): on a local repository whose disk has less than its
-   * reserve's size free, the reserve is removed before the lock is taken (repo/reserve.ts), so the
-   * command has the room it needs on a full disk.
+   * The command frees space (forget, gc): on storage with less than the reserve's size free (a
+   * local disk, an SFTP server's), the reserve is removed before the lock is taken
+   * (repo/reserve.ts), so the command has the room it needs on a full disk.
    */
   freesSpace?: boolean;
   /** Who opens the repository: the command (recorded in locks, told to processes that share the index). */
@@ -375,8 +375,8 @@ export class Repository {
         );
       }
     }
-    // A local repository gets its reserve for a full disk (repo/reserve.ts), where there is room.
-    if (!o.remote) await makeReserve(abs).catch(() => {});
+    // The reserve for a full disk (repo/reserve.ts), where the storage says there is room.
+    await makeReserve(backend).catch(() => {});
     // A new repository at this location: what this machine knew of an earlier one there is void.
     if (o.known) {
       if (unlocked) await remember(o, abs, config, unlocked, undefined, clock.now());
@@ -514,7 +514,7 @@ export class Repository {
     const command = o.command ?? 'snap';
     let lock: RepoLock | undefined;
     // A command that frees space, on a full disk: the reserve goes first (repo/reserve.ts), said once.
-    if (o.freesSpace && !o.remote && !o.appendOnly && releaseReserveIfFull(abs)) {
+    if (o.freesSpace && !o.appendOnly && !backend.appendOnly && (await releaseReserveIfFull(backend))) {
       o.sink.info?.(`the disk of ${displayPath(abs)} is full: its reserve (${RESERVE_BYTES / 1024 / 1024} MiB kept for this) was removed so that this command can run; 'snap gc' writes it again once there is room`);
     }
     if (o.lock) {
@@ -1006,12 +1006,11 @@ export class Repository {
   }
 
   /**
-   * Write a local repository's reserve for a full disk again when it is missing and there is room
-   * (repo/reserve.ts); gc calls it at its end. 'remote' for other storage, which has none.
+   * Write the repository's reserve for a full disk again when it is missing and there is room
+   * (repo/reserve.ts); gc calls it at its end. 'unknown' on storage that cannot say its free space.
    */
-  async ensureReserve(): Promise<'there' | 'made' | 'no-room' | 'remote'> {
-    if (this.localRoot === undefined) return 'remote';
-    return makeReserve(this.localRoot);
+  async ensureReserve(): Promise<'there' | 'made' | 'no-room' | 'unknown'> {
+    return makeReserve(this.backend);
   }
 
   /**

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { LocalBackend } from '../../src/backend/local.js';
 import { fsDecode } from '../../src/core/bytes.js';
 import { backendConformance } from './conformance.js';
@@ -35,4 +35,32 @@ backendConformance('LocalBackend in a folder whose name is not UTF-8', {
     await b.delete('config');
     return b;
   },
+});
+
+describe('LocalBackend: free space and the sweep of one folder (repo/reserve.ts, repo/maintenance.ts)', () => {
+  it('freeSpace is the file system\'s space free for this process', async () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'snap-backend-'));
+    dirs.push(d);
+    const b = new LocalBackend(d);
+    const s = fs.statfsSync(d);
+    const free = await b.freeSpace();
+    expect(Number.isSafeInteger(free)).toBe(true);
+    // Other processes write meanwhile: within 256 MiB of statfs's own answer.
+    expect(Math.abs(free! - s.bavail * s.bsize)).toBeLessThan(256 * 1024 * 1024);
+  });
+
+  it('removeTempFiles with topOnly sweeps the top folder alone; without, every folder below', async () => {
+    const d = fs.mkdtempSync(path.join(os.tmpdir(), 'snap-backend-'));
+    dirs.push(d);
+    const b = new LocalBackend(d);
+    await b.put('data/aa/blob', Buffer.from('x'));
+    await b.put('config', Buffer.from('c'));
+    fs.writeFileSync(path.join(d, '.tmp-top'), 'a reserve cut short');
+    fs.writeFileSync(path.join(d, 'data', 'aa', '.tmp-deep'), 'a pack cut short');
+    expect(await b.removeTempFiles('', 0, true)).toBe(1);
+    expect(fs.readdirSync(d).sort()).toEqual(['config', 'data']);
+    expect(fs.readdirSync(path.join(d, 'data', 'aa')).sort()).toEqual(['.tmp-deep', 'blob']);
+    expect(await b.removeTempFiles('', 0)).toBe(1);
+    expect(fs.readdirSync(path.join(d, 'data', 'aa'))).toEqual(['blob']);
+  });
 });

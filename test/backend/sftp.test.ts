@@ -175,6 +175,23 @@ describe.skipIf(missing)(`SftpBackend against a real sshd${missing ? ` (skipped:
     expect(fs.readdirSync(path.join(dir, 'data', 'aa')).sort()).toEqual(['.tmp-fresh', 'blob']);
   });
 
+  it('freeSpace is the server\'s free space (statvfs@openssh.com); removeTempFiles with topOnly sweeps the top folder alone', async () => {
+    const { b, dir } = backend();
+    await b.put('data/aa/blob', Buffer.from('x'));
+    const s = fs.statfsSync(dir);
+    const free = await b.freeSpace();
+    expect(Number.isSafeInteger(free)).toBe(true);
+    expect(Math.abs(free! - s.bavail * s.bsize)).toBeLessThan(256 * 1024 * 1024);
+    // Without OpenSSH's extensions the server cannot say.
+    const { b: plain } = backend({ openSshExtensions: false });
+    expect(await plain.freeSpace()).toBeUndefined();
+    fs.writeFileSync(path.join(dir, '.tmp-top'), 'a reserve cut short');
+    fs.writeFileSync(path.join(dir, 'data', 'aa', '.tmp-deep'), 'a pack cut short');
+    expect(await b.removeTempFiles('', 0, true)).toBe(1);
+    expect(fs.readdirSync(dir).sort()).toEqual(['data']);
+    expect(fs.readdirSync(path.join(dir, 'data', 'aa')).sort()).toEqual(['.tmp-deep', 'blob']);
+  });
+
   it("honours the ssh config: a Host alias with its HostName, Port and User; a key held only by an agent", async () => {
     const agentSock = path.join(sshd.dir, 'agent.sock');
     const agent = spawn('ssh-agent', ['-D', '-a', agentSock], { stdio: 'ignore' });

@@ -4,8 +4,8 @@
 // them (first: on a full disk their room is what the next step needs); write and index the new packs
 // of those partly used, drop the old ones' index entries, and only then delete their files. A crash
 // leaves at worst unindexed or unused packs, which the next gc removes; it never leaves an index
-// entry or a snapshot pointing at a deleted pack. At the end, a local repository's reserve for a
-// full disk is written again when it is missing and there is room (repo/reserve.ts).
+// entry or a snapshot pointing at a deleted pack. At the end, the repository's reserve for a full
+// disk is written again when it is missing and there is room (repo/reserve.ts).
 // The caller holds the exclusive repository lock: no backup can add a snapshot meanwhile.
 import { SnapError, isSnapError } from '../../core/errors.js';
 import { toHex } from '../../core/ids.js';
@@ -58,8 +58,11 @@ export interface GcPlan {
 
 export interface GcResult {
   objectsFreed: number;
-  /** A local repository's reserve for a full disk after the gc (repo/reserve.ts): 'made' when it was missing and is written again. */
-  reserve?: 'there' | 'made' | 'no-room' | 'remote';
+  /**
+   * The reserve for a full disk after the gc (repo/reserve.ts): 'made' when it was missing and is
+   * written again; 'unknown' on storage that cannot say its free space (object storage), which has none.
+   */
+  reserve?: 'there' | 'made' | 'no-room' | 'unknown';
   packsDeleted: number;
   packsRewritten: number;
   packsWritten: number;
