@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ROOT, snap, tmpDir } from './helpers/cli.js';
 import { startMount } from './helpers/mount.js';
+import { mountTypeAt } from '../src/mount/fuse.js';
 
 /** Whether this machine lets root make a FUSE mount (a container may have /dev/fuse but not the right to mount). */
 function fuseMountWorks(): boolean {
@@ -275,6 +276,58 @@ describe.skipIf(!canMount)('snap mount', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/not empty.*SNAP_USAGE/);
   }, 120_000);
+
+  it('a mount left by a snap mount killed outright (SIGKILL): the next mount there unmounts it, says so, and serves; a dead mount of another kind is named, with the command that unmounts it', async () => {
+    const at = fs.mkdtempSync(path.join(dir, 'mnt-'));
+    const m = await mountRepo(repo, at);
+    m.proc.kill('SIGKILL');
+    await m.exited;
+    // The kernel keeps the mount; its program is gone.
+    expect(isMounted(at)).toBe(true);
+    expect(() => fs.statSync(at)).toThrow(/ENOTCONN/);
+    const again = await mountRepo(repo, at);
+    await until('the snapshots at the mount point', () => (fs.existsSync(path.join(at, 'latest')) ? true : undefined));
+    expect(again.stderr()).toMatch(/was still mounted by a snap mount that ended without unmounting \(killed\?\): unmounted it/);
+    // The latest snapshot's file, as `snap cat` gives it (the tests before may have added snapshots).
+    expect(fs.readFileSync(path.join(at, 'latest', src, 'docs', 'deep', 'note.txt'), 'utf8')).toBe(cli(['cat', 'latest', path.join(src, 'docs', 'deep', 'note.txt')]).stdout);
+    expect(await again.stop()).toBe(0);
+    expect(isMounted(at)).toBe(false);
+
+    // A FUSE mount of another program, gone: left alone, named.
+    const other = fs.mkdtempSync(path.join(dir, 'other-'));
+    const made = spawnSync('bash', ['-c', 'exec 3<>/dev/fuse && mount -i -t fuse.elsewhere -o ro,fd=3,rootmode=40000,user_id=0,group_id=0 elsewhere "$1"', 'x', other]);
+    expect(made.status, made.stderr?.toString()).toBe(0);
+    try {
+      // The descriptor was closed with bash: the connection is gone, as when its program died.
+      expect(() => fs.statSync(other)).toThrow(/ENOTCONN/);
+      const r = cli(['mount', other]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/is a mount whose program is gone .*fuse\.elsewhere.*unmount it first \(umount .*\).*SNAP_USAGE/);
+      expect(isMounted(other)).toBe(true);
+    } finally {
+      spawnSync('umount', ['-l', other]);
+    }
+  }, 120_000);
+});
+
+describe('mountTypeAt (/proc/self/mountinfo)', () => {
+  it('finds the type of the mount on top at a path, with the escapes of spaces and backslashes', () => {
+    const info = path.join(tmpDir('snap-mountinfo-'), 'mountinfo');
+    fs.writeFileSync(
+      info,
+      [
+        '22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/vda rw',
+        '45 22 0:40 / /tmp/a\\040b ro,nosuid - fuse.snap snap:/r ro,user_id=0',
+        '46 45 0:41 / /tmp/a\\040b ro - fuse.other x ro',
+        '47 22 0:42 / /tmp/c\\134d rw shared:2 master:1 - tmpfs tmpfs rw',
+        '',
+      ].join('\n'),
+    );
+    expect(mountTypeAt('/tmp/a b', info)).toBe('fuse.other');
+    expect(mountTypeAt('/tmp/c\\d', info)).toBe('tmpfs');
+    expect(mountTypeAt('/', info)).toBe('ext4');
+    expect(mountTypeAt('/tmp/none', info)).toBeUndefined();
+  });
 });
 
 describe('snapshot folder names', () => {

@@ -333,6 +333,32 @@ export async function mountFuse(mountpoint: string, handle: Handler, o: MountOpt
   };
 }
 
+/**
+ * The file system type of the mount at `mountpoint` (an absolute path, its folders resolved), from
+ * /proc/self/mountinfo; undefined when nothing is mounted there.
+ */
+export function mountTypeAt(mountpoint: string, mountinfo = '/proc/self/mountinfo'): string | undefined {
+  let found: string | undefined;
+  // Fields: id parent major:minor root mountpoint options [optional...] - fstype source superoptions.
+  // Spaces, tabs, newlines and backslashes in the mount point are written as \ooo octal escapes.
+  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  for (const line of fs.readFileSync(mountinfo, 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const dash = f.indexOf('-', 6);
+    if (f.length < 7 || dash < 0) continue;
+    if (unescape(f[4]!) === mountpoint) found = f[dash + 1]; // the last one mounted there is on top
+  }
+  return found;
+}
+
+/**
+ * Detach a mount whose FUSE program is gone (its mount point answers ENOTCONN): as root with
+ * umount(8), as a user with fusermount3; lazily, so programs still holding it open do not stop it.
+ */
+export function unmountStale(mountpoint: string, fusermount: MountOptions['fusermount']): Promise<void> {
+  return fusermount ? runTool(fusermount.tool, ['-u', '-z', mountpoint]) : runTool('umount', ['-i', '-l', mountpoint]);
+}
+
 /** As root: open /dev/fuse and mount it with mount(8), passing the descriptor as its fd 3. */
 async function rootDevice(mountpoint: string, o: MountOptions): Promise<Device> {
   let fd: number;
