@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { sha256, toHex } from '../src/core/ids.js';
 import { describeTree, parseJson, snap } from './helpers/cli.js';
 import {
-  allPackBytes, check, cleanupScratch, create, expectRestores, findObject, list, lockFiles, mixedData, ok, packFile, plantLock, scratchDir, smallRepo, writeFile,
+  allPackBytes, check, cleanupScratch, create, expectRestores, findObject, list, lockFiles, mixedData, ok, packFile, plantLock, scratchDir, smallRepo, type SnapJson, writeFile,
 } from './helpers/maint.js';
 
 afterAll(cleanupScratch);
@@ -69,6 +69,65 @@ describe('forget + gc', () => {
     expect(c.report).toMatchObject({ ok: true, problems: [], leftovers: [], unused_objects: 0, snapshots: 2 });
     expectRestores(repo, s2.id, a, d2);
     expectRestores(repo, s3.id, b, d3);
+  });
+
+  it('gc keeps the files cache of files whose data stays: the next backup reads only the files whose cached chunks went, and is exact', async () => {
+    const base = scratchDir();
+    const repo = await smallRepo(path.join(base, 'repo'));
+    const src = path.join(base, 'src');
+    const stays = rnd(400_000);
+    const first = rnd(300_000);
+    const second = rnd(300_000);
+    writeFile(path.join(src, 'stays.bin'), stays);
+    writeFile(path.join(src, 'deep', 'dir', 'kept.bin'), mixedData(200_000));
+    writeFile(path.join(src, 'changes.bin'), first);
+    const s1 = create(repo, src);
+    // The second version of changes.bin is only in s2, which is forgotten: gc deletes its chunks,
+    // while the files cache (last written by s2's backup) names them.
+    writeFile(path.join(src, 'changes.bin'), second);
+    const s2 = create(repo, src);
+    ok(['--repo', repo, 'forget', s2.id.slice(0, 10)]);
+    const r = parseJson<{ result: { objects_freed: number; files_cache_dropped: number } }>(ok(['--repo', repo, '--json', 'gc', '--max-unused', '0%']));
+    expect(r.result.objects_freed).toBeGreaterThan(0);
+    // changes.bin's entry and the records of the folders whose trees went (src's own); kept.bin's folders stay.
+    expect(r.result.files_cache_dropped).toBeGreaterThanOrEqual(1);
+    const s3 = parseJson<SnapJson & { summary: { filesUnchanged: number; filesChanged: number; filesNew: number; bytesRead: number } }>(ok(['--repo', repo, '--json', 'create', src]));
+    // Only changes.bin is read again (before, gc cleared the whole cache and every file was read).
+    expect(s3.summary.bytesRead).toBe(second.length);
+    expect(s3.summary.filesUnchanged).toBe(2);
+    const c = check(repo, ['--read-data']);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.report).toMatchObject({ ok: true, problems: [] });
+    expectRestores(repo, s3.id, src, describeTree(src));
+    expect(list(repo).map((x) => x.id)).toEqual([s1.id, s3.id]);
+  });
+
+  it('a gc made by another client (its own index): this client drops only the files-cache entries naming what went, and its next backup is exact', async () => {
+    const base = scratchDir();
+    const repo = path.join(base, 'repo');
+    const src = path.join(base, 'src');
+    // An encrypted repository keeps its index in the cache folder: two cache folders, two clients.
+    const env = (who: string): Record<string, string> => ({ SNAP_PASSWORD: 'two clients', SNAP_KDF_SCRYPT_N: '1024', SNAP_CACHE_DIR: path.join(base, `cache-${who}`) });
+    const as = (who: string, args: string[]): string => ok(['--repo', repo, ...args], env(who));
+    as('a', ['init', '--encrypt']);
+    const second = rnd(300_000);
+    writeFile(path.join(src, 'stays.bin'), rnd(400_000));
+    writeFile(path.join(src, 'deep', 'kept.bin'), mixedData(200_000));
+    writeFile(path.join(src, 'changes.bin'), rnd(300_000));
+    const s1 = parseJson<SnapJson>(as('a', ['--json', 'create', src]));
+    writeFile(path.join(src, 'changes.bin'), second);
+    const s2 = parseJson<SnapJson>(as('a', ['--json', 'create', src]));
+    as('b', ['forget', s2.id.slice(0, 10)]);
+    as('b', ['gc', '--max-unused', '0%']);
+    const s3 = parseJson<SnapJson & { summary: { filesUnchanged: number; bytesRead: number } }>(as('a', ['--json', 'create', src]));
+    expect(s3.summary.bytesRead).toBe(second.length);
+    expect(s3.summary.filesUnchanged).toBe(2);
+    const c = snap(['--repo', repo, '--json', 'check', '--read-data'], { env: env('a') });
+    expect(c.code, c.stderr).toBe(0);
+    const target = scratchDir('snap-restore-');
+    as('b', ['restore', s3.id, target]);
+    expect(describeTree(path.join(target, src))).toEqual(describeTree(src));
+    expect(parseJson<SnapJson[]>(as('b', ['list', '--json'])).map((x) => x.id)).toEqual([s1.id, s3.id]);
   });
 
   it('applies a policy: --dry-run shows the rule that kept each and changes nothing; an empty policy is refused', async () => {

@@ -64,6 +64,7 @@ export function resultJson(r: GcResult): Record<string, unknown> {
     size_after: r.sizeAfter,
     packs_after: r.packsAfter,
     temp_files_removed: r.tempFilesRemoved,
+    files_cache_dropped: r.filesCacheDropped ?? 0,
     damaged_packs_kept: r.damagedKept,
     index_files_written: r.indexFilesWritten,
     index_files_removed: r.indexFilesRemoved,

@@ -264,15 +264,17 @@ export class LevelIndex implements LocationIndex {
    * pack entries. One pass over the object entries, written in bounded batches; entries already
    * moved to another pack are kept. Returns how many object entries were deleted.
    */
-  async removePacks(packIds: Set<string>): Promise<number> {
+  /** Drop the packs' entries and their objects' (each object's id told to `removed`, when given). */
+  async removePacks(packIds: Set<string>, removed?: (id: Buffer) => void): Promise<number> {
     if (packIds.size === 0) return 0;
-    let removed = 0;
+    let count = 0;
     let ops: KvOp[] = [];
     for await (const [k, v] of this.kv.iterate(prefixRange(Buffer.from([K_OBJECT])))) {
       const a = asArray(decodeCbor(v, 'object index entry'), 'object index entry');
       if (!packIds.has(toHex(asBytes(a[0], 'pack')))) continue;
       ops.push([Buffer.from(k), undefined]);
-      removed++;
+      removed?.(Buffer.from(k.subarray(1)));
+      count++;
       if (ops.length >= 10_000) {
         await this.kv.write(ops);
         ops = [];
@@ -280,7 +282,7 @@ export class LevelIndex implements LocationIndex {
     }
     for (const p of packIds) ops.push([key(K_PACK, Buffer.from(p, 'hex')), undefined]);
     await this.kv.write(ops);
-    return removed;
+    return count;
   }
 
   async getPack(packId: string): Promise<PackInfo | undefined> {
@@ -428,6 +430,37 @@ export class LevelIndex implements LocationIndex {
 
   async clearFilesCache(): Promise<void> {
     await this.kv.clear(prefixRange(Buffer.from([K_FILE])));
+  }
+
+  /**
+   * Drop the files-cache entries that name an object `keep` refuses (one that is going: gc's, or a
+   * gc's elsewhere), and the directory records whose tree it refuses; the rest stays, so the next
+   * backup still skips the files that did not change (clearing it all made that backup read every
+   * file again). Entries that do not decode go too. Returns how many went.
+   */
+  async pruneFilesCache(keep: (id: Buffer) => boolean): Promise<number> {
+    let dropped = 0;
+    let ops: KvOp[] = [];
+    for await (const [k, v] of this.kv.iterate(prefixRange(Buffer.from([K_FILE])))) {
+      // A file's entry has a 0x00 after its folder's path (paths hold none); a folder's record has none.
+      let kept: boolean;
+      if (k.indexOf(0, 1) >= 0) {
+        const f = decodeCachedFile(v);
+        kept = f !== undefined && f.chunks.every((c) => keep(c));
+      } else {
+        const r = decodeDirRecord(v);
+        kept = r !== undefined && keep(r.tree);
+      }
+      if (kept) continue;
+      ops.push([Buffer.from(k), undefined]);
+      dropped++;
+      if (ops.length >= 10_000) {
+        await this.kv.write(ops);
+        ops = [];
+      }
+    }
+    if (ops.length > 0) await this.kv.write(ops);
+    return dropped;
   }
 }
 

@@ -689,13 +689,9 @@ export class Repository {
     const r = await this.takeInPacks(fresh, stored, (packId, name, e) => {
       this.sink.warn?.({ code: e.code, path: name, message: `pack ${packId.slice(0, 12)} skipped: ${e.message}` });
     });
-    // What is known but not stored is gone from the repository (a gc elsewhere): its entries go, and
-    // the files cache too, whose entries may name objects of those packs (as gc itself clears it).
+    // What is known but not stored is gone from the repository (a gc elsewhere).
     const gone = new Set([...known].filter((id) => !stored.has(id)));
-    if (gone.size > 0) {
-      await this.index.removePacks(gone);
-      await this.index.clearFilesCache();
-    }
+    await this.forgetPacks(gone);
     if (r.added + gone.size > 0) {
       await this.index.sync();
       this.sink.info?.(`the local index caught up with the repository: ${r.added} new packs, ${gone.size} removed${r.fromIndexFiles > 0 ? ` (${r.fromIndexFiles} from index files, ${r.added - r.fromIndexFiles} from pack headers)` : ''}`);
@@ -932,9 +928,22 @@ export class Repository {
       this.sink.info?.(`pack ${packId.slice(0, 12)} left out of the index: ${e.message} ('snap check --read-data' reports it, 'snap repair' moves it aside)`);
     });
     const gone = new Set([...known].filter((id) => !stored.has(id)));
-    if (gone.size > 0) await this.index.removePacks(gone);
+    await this.forgetPacks(gone);
     if (added > 0 || gone.size > 0) await this.index.sync();
     return { added, removed: gone.size };
+  }
+
+  /**
+   * Packs a gc elsewhere deleted: their entries leave the index, and so do the files-cache entries
+   * that name one of their objects, as gc drops them in its own index. Otherwise this host's next
+   * backup trusts such an entry and saves a snapshot naming deleted data. Objects that gc copied
+   * into new packs were taken in before this (under the new pack): they are not removed here.
+   */
+  private async forgetPacks(gone: Set<string>): Promise<void> {
+    if (gone.size === 0) return;
+    const removed = new Set<string>();
+    await this.index.removePacks(gone, (id) => removed.add(id.toString('latin1')));
+    if (removed.size > 0) await this.index.pruneFilesCache((id) => !removed.has(id.toString('latin1')));
   }
 
   /** Make the index's snapshot list equal to the snapshot records in storage. */

@@ -72,6 +72,8 @@ export interface GcResult {
   sizeAfter: number;
   packsAfter: number;
   tempFilesRemoved: number;
+  /** Files-cache entries (files and folders) dropped because they named an object that went. */
+  filesCacheDropped?: number;
   /** Index files in the repository written and removed by the compaction (docs/format.md, "Index files"). */
   indexFilesWritten: number;
   indexFilesRemoved: number;
@@ -199,8 +201,11 @@ export async function executeGc(repo: Repository, plan: GcPlan, o: GcOptions): P
     o.signal?.throwIfAborted();
     await o.beforeDelete?.();
     // The files cache may name chunks that are about to go; a backup trusting it would reference
-    // them. Cleared (and synced) before anything is removed, so no crash can leave it stale.
-    await repo.index.clearFilesCache();
+    // them. Its entries that name anything no snapshot uses go (and are synced) before anything is
+    // removed, so no crash can leave one naming a deleted object. What snapshots use stays indexed
+    // (gc refuses to run when some of it is missing), so the entries kept stay true; the next
+    // backup skips their files as before.
+    r.filesCacheDropped = await repo.index.pruneFilesCache((id) => isMarked(plan.marks, id));
     await repo.index.sync();
     for (const [id, entries] of plan.reindex) {
       await repo.index.addPack(id, await storedPackSize(repo, id), entries);
