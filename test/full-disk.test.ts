@@ -352,6 +352,60 @@ describe('a repository on a full disk', () => {
   });
 });
 
+/**
+ * The full-disk sequence on a repository whose reserve `init` wrote (repo/reserve.ts): backups of
+ * new data until one fails cleanly with `failure` and leaves the reserve; the disk filled to its
+ * last byte; forget and gc succeed (the reserve removed first, said once), free the space and
+ * write the reserve again; the one snapshot kept is the last complete backup, `check --read-data`
+ * is clean and it restores exactly. `repoDir` is the repository folder.
+ */
+function fullDiskSequence(o: { run: (args: string[]) => ReturnType<typeof snap>; mnt: string; repoDir: string; failure: RegExp }): void {
+  const { run, mnt } = o;
+  const reserve = path.join(o.repoDir, 'reserve');
+  expect(fs.statSync(reserve).size).toBe(16 * 1024 * 1024);
+  const src = dirs.make('full-disk-');
+  let failed: ReturnType<typeof snap> | undefined;
+  let lastGood: ReturnType<typeof manifest> | undefined;
+  for (let i = 0; i < 20 && !failed; i++) {
+    fs.rmSync(path.join(src, 'data'), { recursive: true, force: true });
+    fs.mkdirSync(path.join(src, 'data'));
+    for (let j = 0; j < 4; j++) fs.writeFileSync(path.join(src, 'data', `f${j}`), randomBytes(2_500_000));
+    const r = run(['create', src]);
+    if (r.code !== 0) failed = r;
+    else lastGood = manifest(src);
+  }
+  expect(failed?.stderr).toMatch(o.failure);
+  expect(failed?.stderr).not.toMatch(/SNAP_INTERNAL|at .*\.js:\d+/);
+  expect(fs.statSync(reserve).size, 'create leaves the reserve').toBe(16 * 1024 * 1024);
+  fill(mnt);
+  expect(fs.statfsSync(mnt).bavail).toBe(0);
+  const before = JSON.parse(run(['list', '--json']).stdout) as { id: string }[];
+  expect(before.length).toBeGreaterThan(2);
+
+  const forget = run(['forget', '--keep-last', '1']);
+  expect(forget.code, forget.stderr).toBe(0);
+  expect(forget.stderr.match(/its reserve \(16 MiB kept for this\) was removed/g)).toHaveLength(1);
+  expect(fs.existsSync(reserve)).toBe(false);
+  const gc = run(['gc']);
+  expect(gc.code, gc.stderr).toBe(0);
+  expect(gc.stderr).not.toMatch(/reserve/); // nothing left to remove
+  expect(gc.stdout).toMatch(/wrote the repository's reserve for a full disk again \(16 MiB\)/);
+  expect(fs.statSync(reserve).size).toBe(16 * 1024 * 1024);
+  expect(fs.statfsSync(mnt).bavail * fs.statfsSync(mnt).bsize).toBeGreaterThan(16 * 1024 * 1024);
+  // Nothing temporary left at the top of the repository.
+  expect(fs.readdirSync(o.repoDir).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+
+  const after = JSON.parse(run(['list', '--json']).stdout) as { id: string }[];
+  expect(after.map((x) => x.id)).toEqual([before[before.length - 1]!.id]);
+  const checked = run(['check', '--read-data']);
+  expect(checked.code, checked.stderr).toBe(0);
+  const target = dirs.make('full-disk-');
+  const restored = run(['restore', 'latest', target]);
+  expect(restored.code, restored.stderr).toBe(0);
+  // The snapshot kept is the last backup that completed.
+  assertSameTree(lastGood!, manifest(path.join(target, src)), 'the snapshot kept, restored after forget and gc on a full disk');
+}
+
 describe('a repository whose disk a backup filled (its reserve: repo/reserve.ts)', () => {
   it.each(['plain', 'encrypted'])('%s: forget and gc run on the full disk (the reserve is removed first, said once), free the space, and gc writes the reserve again; check is clean, the snapshot kept restores exactly; create never touches the reserve', (kind, ctx) => {
     const mnt = tmpfs('96m', ctx);
@@ -360,48 +414,7 @@ describe('a repository whose disk a backup filled (its reserve: repo/reserve.ts)
       const env = kind === 'encrypted' ? { SNAP_PASSWORD: 'full disk', SNAP_CACHE_DIR: dirs.make('full-disk-cache-') } : {};
       const run = (args: string[]) => snap(['--repo', repo, ...args], { env });
       expect(run(['init', ...(kind === 'encrypted' ? ['--encrypt'] : [])]).code).toBe(0);
-      const reserve = path.join(repo, 'reserve');
-      expect(fs.statSync(reserve).size).toBe(16 * 1024 * 1024);
-      // Backups of new data each until one no longer fits: it fails cleanly and leaves the reserve.
-      const src = dirs.make('full-disk-');
-      let failed: ReturnType<typeof snap> | undefined;
-      let lastGood: ReturnType<typeof manifest> | undefined;
-      for (let i = 0; i < 20 && !failed; i++) {
-        fs.rmSync(path.join(src, 'data'), { recursive: true, force: true });
-        fs.mkdirSync(path.join(src, 'data'));
-        for (let j = 0; j < 4; j++) fs.writeFileSync(path.join(src, 'data', `f${j}`), randomBytes(2_500_000));
-        const r = run(['create', src]);
-        if (r.code !== 0) failed = r;
-        else lastGood = manifest(src);
-      }
-      expect(failed?.stderr).toMatch(/\[SNAP_NO_SPACE\]/);
-      expect(failed?.stderr).not.toMatch(/SNAP_INTERNAL|at .*\.js:\d+/);
-      expect(fs.statSync(reserve).size, 'create leaves the reserve').toBe(16 * 1024 * 1024);
-      fill(mnt);
-      expect(fs.statfsSync(mnt).bavail).toBe(0);
-      const before = JSON.parse(run(['list', '--json']).stdout) as { id: string }[];
-      expect(before.length).toBeGreaterThan(2);
-
-      const forget = run(['forget', '--keep-last', '1']);
-      expect(forget.code, forget.stderr).toBe(0);
-      expect(forget.stderr.match(/its reserve \(16 MiB kept for this\) was removed/g)).toHaveLength(1);
-      expect(fs.existsSync(reserve)).toBe(false);
-      const gc = run(['gc']);
-      expect(gc.code, gc.stderr).toBe(0);
-      expect(gc.stderr).not.toMatch(/reserve/); // nothing left to remove
-      expect(gc.stdout).toMatch(/wrote the repository's reserve for a full disk again \(16 MiB\)/);
-      expect(fs.statSync(reserve).size).toBe(16 * 1024 * 1024);
-      expect(fs.statfsSync(mnt).bavail * fs.statfsSync(mnt).bsize).toBeGreaterThan(16 * 1024 * 1024);
-
-      const after = JSON.parse(run(['list', '--json']).stdout) as { id: string }[];
-      expect(after.map((x) => x.id)).toEqual([before[before.length - 1]!.id]);
-      const checked = run(['check', '--read-data']);
-      expect(checked.code, checked.stderr).toBe(0);
-      const target = dirs.make('full-disk-');
-      const restored = run(['restore', 'latest', target]);
-      expect(restored.code, restored.stderr).toBe(0);
-      // The snapshot kept is the last backup that completed.
-      assertSameTree(lastGood!, manifest(path.join(target, src)), 'the snapshot kept, restored after forget and gc on a full disk');
+      fullDiskSequence({ run, mnt, repoDir: repo, failure: /\[SNAP_NO_SPACE\]/ });
     } finally {
       spawnSync('umount', ['-l', mnt]);
     }
@@ -489,49 +502,9 @@ describe('an SFTP repository whose server disk a backup filled (statvfs@openssh.
       const run = (args: string[]) => snap(['--repo', sshd!.location(dir), ...args], { env });
       const init = run(['init']);
       expect(init.code, init.stderr).toBe(0);
-      // Written through the server, in the clear (random bytes), at its full size.
-      const reserve = path.join(dir, 'reserve');
-      expect(fs.statSync(reserve).size).toBe(16 * 1024 * 1024);
-      const src = dirs.make('full-disk-');
-      let failed: ReturnType<typeof snap> | undefined;
-      let lastGood: ReturnType<typeof manifest> | undefined;
-      for (let i = 0; i < 20 && !failed; i++) {
-        fs.rmSync(path.join(src, 'data'), { recursive: true, force: true });
-        fs.mkdirSync(path.join(src, 'data'));
-        for (let j = 0; j < 4; j++) fs.writeFileSync(path.join(src, 'data', `f${j}`), randomBytes(2_500_000));
-        const r = run(['create', src]);
-        if (r.code !== 0) failed = r;
-        else lastGood = manifest(src);
-      }
+      // The reserve is written through the server, in the clear (random bytes), at its full size.
       // OpenSSH answers a write to a full disk with a plain failure; the server's free space says why.
-      expect(failed?.stderr).toMatch(/no space left on the server's disk.*\[SNAP_NO_SPACE\]/);
-      expect(failed?.stderr).not.toMatch(/SNAP_INTERNAL|at .*\.js:\d+/);
-      expect(fs.statSync(reserve).size, 'create leaves the reserve').toBe(16 * 1024 * 1024);
-      fill(mnt);
-      expect(fs.statfsSync(mnt).bavail).toBe(0);
-      const before = JSON.parse(run(['list', '--json']).stdout) as { id: string }[];
-      expect(before.length).toBeGreaterThan(2);
-
-      const forget = run(['forget', '--keep-last', '1']);
-      expect(forget.code, forget.stderr).toBe(0);
-      expect(forget.stderr.match(/its reserve \(16 MiB kept for this\) was removed/g)).toHaveLength(1);
-      expect(fs.existsSync(reserve)).toBe(false);
-      const gc = run(['gc']);
-      expect(gc.code, gc.stderr).toBe(0);
-      expect(gc.stdout).toMatch(/wrote the repository's reserve for a full disk again \(16 MiB\)/);
-      expect(fs.statSync(reserve).size).toBe(16 * 1024 * 1024);
-      expect(fs.statfsSync(mnt).bavail * fs.statfsSync(mnt).bsize).toBeGreaterThan(16 * 1024 * 1024);
-      // Nothing temporary left at the top of the repository.
-      expect(fs.readdirSync(dir).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
-
-      const after = JSON.parse(run(['list', '--json']).stdout) as { id: string }[];
-      expect(after.map((x) => x.id)).toEqual([before[before.length - 1]!.id]);
-      const checked = run(['check', '--read-data']);
-      expect(checked.code, checked.stderr).toBe(0);
-      const target = dirs.make('full-disk-');
-      const restored = run(['restore', 'latest', target]);
-      expect(restored.code, restored.stderr).toBe(0);
-      assertSameTree(lastGood!, manifest(path.join(target, src)), 'the snapshot kept, restored after forget and gc on a full disk');
+      fullDiskSequence({ run, mnt, repoDir: dir, failure: /no space left on the server's disk.*\[SNAP_NO_SPACE\]/ });
     } finally {
       spawnSync('umount', ['-l', mnt]);
     }
