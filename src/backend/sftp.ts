@@ -476,17 +476,16 @@ export class SftpBackend implements Backend {
     });
   }
 
-  /**
-   * Regular files under the folder `rel` ('' for the repository folder), depth first, with
-   * `keep` deciding which names count; each folder is read whole (again on a new session if the
-   * connection is lost), so nothing is listed twice.
-   */
   /** The server's free space for this user where the repository is, when it answers statvfs@openssh.com. */
   async freeSpace(): Promise<number | undefined> {
     return this.conn.run(this.doing('asking the free space of', ''), (s) => (this.has(s, 'statvfs@openssh.com') ? s.statvfsAvailable(this.folder('')) : Promise.resolve(undefined)));
   }
 
-  /** `shallow`: this folder's own files only. */
+  /**
+   * Regular files under the folder `rel` ('' for the repository folder), depth first, with
+   * `keep` deciding which names count; each folder is read whole (again on a new session if the
+   * connection is lost), so nothing is listed twice. `shallow`: the folder's own files only.
+   */
   private async *walk(rel: string, keep: (name: string) => boolean, shallow = false): AsyncGenerator<{ name: string; attrs: Attrs }> {
     const entries = await this.readFolder(rel);
     for (const ent of entries ?? []) {

@@ -262,9 +262,9 @@ export class LevelIndex implements LocationIndex {
   /**
    * Forget packs (gc): delete every object entry that still points into one of them, then their
    * pack entries. One pass over the object entries, written in bounded batches; entries already
-   * moved to another pack are kept. Returns how many object entries were deleted.
+   * moved to another pack are kept. Returns how many object entries were deleted; `removed`, when
+   * given, is told each deleted object's id.
    */
-  /** Drop the packs' entries and their objects' (each object's id told to `removed`, when given). */
   async removePacks(packIds: Set<string>, removed?: (id: Buffer) => void): Promise<number> {
     if (packIds.size === 0) return 0;
     let count = 0;
