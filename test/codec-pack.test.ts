@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { CODEC_DEFLATE, CODEC_RAW, CODEC_ZSTD, compress, decompress } from '../src/store/codec.js';
+import { CODEC_DEFLATE, CODEC_RAW, CODEC_ZSTD, compress, compressSync, decompress, TRIAL_MIN_BYTES } from '../src/store/codec.js';
+import { compressBatch } from '../src/store/compress-worker.js';
+import { PLAIN } from '../src/store/object-codec.js';
 import { decodePackHeader, MAX_HEADER, MAX_PACK_ENTRIES, PackBuilder, readPackHeader, packName, TRAILER_BYTES } from '../src/store/pack.js';
 import { LocalBackend } from '../src/backend/local.js';
 import { sha256 } from '../src/core/ids.js';
@@ -43,6 +45,47 @@ describe('zstd objects (the default codec)', () => {
     expect((await decompress(c.codec, c.data, text.length, 'x')).equals(text)).toBe(true);
     const r = randomBytes(200_000);
     expect((await compress(r, 'zstd', 3)).codec).toBe(CODEC_RAW);
+  });
+
+  it('an object guessed incompressible is tried fast first: random data stays raw, anything zstd would shrink is compressed as without the guess', async () => {
+    const big = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(30_000));
+    expect(big.length).toBeGreaterThanOrEqual(TRIAL_MIN_BYTES);
+    const r = randomBytes(1 << 20);
+    const raw = compressSync(r, 'zstd', 3, true);
+    expect(raw.codec).toBe(CODEC_RAW);
+    expect(raw.data === r).toBe(true);
+    const plain = Buffer.from(compressSync(big, 'zstd', 3).data);
+    const guessed = compressSync(big, 'zstd', 3, true);
+    expect(guessed.codec).toBe(CODEC_ZSTD);
+    expect(guessed.data.equals(plain)).toBe(true);
+    // Random bytes repeated far apart: every sample of the object looks incompressible, yet zstd
+    // stores it in an eighth. The trial reads it whole, so it is compressed.
+    const block = randomBytes(128 * 1024);
+    const repeats = Buffer.concat(Array.from({ length: 8 }, () => block));
+    const c = compressSync(repeats, 'zstd', 3, true);
+    expect(c.codec).toBe(CODEC_ZSTD);
+    expect(c.data.length).toBeLessThan(repeats.length / 4);
+    expect((await decompress(c.codec, Buffer.from(c.data), repeats.length, 'x')).equals(repeats)).toBe(true);
+  });
+
+  it('a compression thread guesses from the large object before: random, random, text, small text, random all round-trip', async () => {
+    const big = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(30_000));
+    const small = Buffer.from('a small text object\n'.repeat(100));
+    const objs = [randomBytes(1 << 20), randomBytes(TRIAL_MIN_BYTES), big, small, randomBytes(600_000)];
+    const ring = new Uint8Array(new SharedArrayBuffer(objs.reduce((n, o) => n + o.length, 0)));
+    const pairs: number[] = [];
+    let off = 0;
+    for (const o of objs) {
+      ring.set(o, off);
+      pairs.push(off, o.length);
+      off += o.length;
+    }
+    const out = compressBatch(ring, Int32Array.from(pairs), 3, PLAIN);
+    expect(Array.from({ length: objs.length }, (_, i) => out[2 * i])).toEqual([CODEC_RAW, CODEC_RAW, CODEC_ZSTD, CODEC_ZSTD, CODEC_RAW]);
+    for (const [i, o] of objs.entries()) {
+      const stored = Buffer.from(ring.buffer, pairs[2 * i]!, out[2 * i + 1]!);
+      expect((await decompress(out[2 * i]!, Buffer.from(stored), o.length, 'x')).equals(o)).toBe(true);
+    }
   });
 
   it('refuses a frame whose declared size differs from the recorded one, or garbage', async () => {

@@ -17,8 +17,9 @@ export const CODEC_ZSTD = 2;
  * zstd (default since format 1's codec 2): on the benchmark corpus level 3 stores 0.481 of the
  * input for 3.7 s of CPU, deflate level 1 0.505 for 15.9 s, and decompresses 3x faster
  * (docs/performance.md, "Codecs"). Every zstd implementation (store/zstd.ts) is synchronous; at
- * these speeds compressing on the main thread costs less than deflate's thread-pool jobs did, and
- * incompressible data passes at ~2 GB/s, so no trial sample is needed.
+ * these speeds compressing on the main thread costs less than deflate's thread-pool jobs did.
+ * Incompressible data passes at 2-2.5 GB/s; where it comes in long runs, a fast trial is cheaper
+ * still (TRIAL_MIN_BYTES).
  */
 
 /** Codecs that compress synchronously on the calling thread (see compressSync). */
@@ -27,12 +28,31 @@ export function isSyncCodec(codec: CodecName): boolean {
 }
 
 /**
- * zstd or no compression. The returned data may be a view of a scratch buffer or of `raw`
- * itself, valid only until the next call: copy it before awaiting anything.
+ * Incompressible data (video, photos, archives, encrypted files) costs zstd at level 3 about
+ * 0.45 ms a MiB to find nothing, a fifth of a compression thread's work on such a file in an
+ * encrypted repository (docs/performance.md, "Incompressible chunks tried fast"). When the caller
+ * guesses an object is incompressible (the large object before it was stored raw), an object of
+ * TRIAL_MIN_BYTES or more is first compressed at TRIAL_LEVEL, about 40 % cheaper there, and
+ * stored raw when that saves under TRIAL_MIN_SAVING. The trial reads the whole object, so it sees
+ * what samples miss (repeats far apart in an otherwise random chunk); on the benchmark corpus it
+ * stored raw exactly the chunks level 3 stores raw.
  */
-export function compressSync(raw: Buffer, codec: CodecName, level: number): Compressed {
+export const TRIAL_MIN_BYTES = 256 * 1024;
+const TRIAL_LEVEL = -1;
+const TRIAL_MIN_SAVING = 0.02;
+
+/**
+ * zstd or no compression (`guessRaw`: see TRIAL_MIN_BYTES). The returned data may be a view of a
+ * scratch buffer or of `raw` itself, valid only until the next call: copy it before awaiting
+ * anything.
+ */
+export function compressSync(raw: Buffer, codec: CodecName, level: number, guessRaw = false): Compressed {
   if (codec === 'none' || raw.length < 64) return { codec: CODEC_RAW, data: raw };
-  const z = zstd().compress(raw, level);
+  const zs = zstd();
+  if (guessRaw && raw.length >= TRIAL_MIN_BYTES && zs.compress(raw, TRIAL_LEVEL).length > raw.length * (1 - TRIAL_MIN_SAVING)) {
+    return { codec: CODEC_RAW, data: raw };
+  }
+  const z = zs.compress(raw, level);
   return z.length > raw.length * (1 - MIN_SAVING) ? { codec: CODEC_RAW, data: raw } : { codec: CODEC_ZSTD, data: z };
 }
 

@@ -13,6 +13,7 @@ import type { Transferable } from 'node:worker_threads';
 import { sha256, toHex } from '../core/ids.js';
 import { type BlobKeys, sealBlob, sealBlobInPlace, sealedSize } from '../backend/encrypted.js';
 import { type CodecContext, encodeObjectSync, ID_BYTES, objectId } from './object-codec.js';
+import { CODEC_RAW, TRIAL_MIN_BYTES } from './codec.js';
 import { packName } from './pack.js';
 import { serveJobs } from './thread-pool.js';
 import { type Gear, sameGear } from './chunker.js';
@@ -131,6 +132,13 @@ export function finishPack(j: PackJob['pack']): { result: PackDone; transfer: Tr
 }
 
 /**
+ * Whether this thread stored the last large object (TRIAL_MIN_BYTES or more) raw: the next one is
+ * then likely incompressible too (the next chunk of the same video or archive) and is tried fast
+ * first (codec.ts). Small objects, a file's other kind of data, leave it as it is.
+ */
+let lastLargeRaw = false;
+
+/**
  * Per object, (codec, stored length): the stored bytes are at the object's offset in the ring.
  * With `hash`, the objects' ids follow, ID_BYTES each, in the same order.
  */
@@ -147,7 +155,8 @@ export function compressBatch(ring: Uint8Array, objs: Int32Array, level: number,
       out[i + 1] = len;
       continue;
     }
-    const c = encodeObjectSync(raw, 'zstd', level, ctx);
+    const c = encodeObjectSync(raw, 'zstd', level, ctx, lastLargeRaw);
+    if (len >= TRIAL_MIN_BYTES) lastLargeRaw = c.codec === CODEC_RAW;
     if (c.data !== raw) ring.set(c.data, off);
     out[i] = c.codec;
     out[i + 1] = c.data.length;

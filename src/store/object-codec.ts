@@ -99,10 +99,11 @@ export function decodesOnWorker(codec: number): boolean {
 /**
  * An object's stored form: compressed when that saves enough (codec.ts), then sealed. The data
  * may be a view of a scratch buffer or of `raw` itself, valid only until the next call: copy it
- * before awaiting anything.
+ * before awaiting anything. `guessRaw`: the caller expects incompressible data (codec.ts,
+ * TRIAL_MIN_BYTES).
  */
-export function encodeObjectSync(raw: Buffer, codec: CodecName, level: number, ctx: CodecContext = PLAIN): Compressed {
-  return sealStored(compressSync(raw, codec, level), ctx);
+export function encodeObjectSync(raw: Buffer, codec: CodecName, level: number, ctx: CodecContext = PLAIN, guessRaw = false): Compressed {
+  return sealStored(compressSync(raw, codec, level, guessRaw), ctx);
 }
 
 /** encodeObjectSync for every codec (deflate compresses on libuv's pool); the data is not shared. */
