@@ -23,9 +23,11 @@ export function restoreFsKind(): 'fresh ext4' | 'folder' {
 /**
  * Make `at` an empty folder to restore into: a fresh ext4 mounted there (image file `image`) when
  * restoreFsKind() says so, else a plain empty folder. Returns what undoes it (unmount and remove
- * the image, or remove the folder).
+ * the image, or remove the folder). `files`: how many files and folders the restore makes, when
+ * more than the default image's inodes (about 262,000) hold: the image then has an inode for each
+ * and 8 KiB of room (a block and its share of folders) for each besides.
  */
-export function freshRestoreTarget(at: string, image: string): () => void {
+export function freshRestoreTarget(at: string, image: string, o: { files?: number } = {}): () => void {
   // A file system an interrupted run left mounted there is unmounted first.
   if (spawnSync('mountpoint', ['-q', at]).status === 0) run('umount', [at]);
   fs.rmSync(at, { recursive: true, force: true });
@@ -33,8 +35,9 @@ export function freshRestoreTarget(at: string, image: string): () => void {
   if (restoreFsKind() === 'folder') return () => fs.rmSync(at, { recursive: true, force: true });
   fs.rmSync(image, { force: true });
   fs.writeFileSync(image, '');
-  fs.truncateSync(image, IMAGE_BYTES);
-  run('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image]);
+  const inodes = o.files !== undefined && o.files > IMAGE_BYTES / 16384 / 1.2 ? Math.ceil(o.files * 1.2) : undefined;
+  fs.truncateSync(image, inodes ? Math.max(IMAGE_BYTES, inodes * 8192) : IMAGE_BYTES);
+  run('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', ...(inodes ? ['-N', String(inodes)] : []), image]);
   run('mount', ['-o', 'loop', image, at]);
   return () => {
     // Unmounting writes back what the restore left in the page cache, and `sync` what is left of
