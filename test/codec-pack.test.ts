@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { CODEC_DEFLATE, CODEC_RAW, CODEC_ZSTD, compress, compressSync, decompress, TRIAL_MIN_BYTES } from '../src/store/codec.js';
 import { compressBatch } from '../src/store/compress-worker.js';
 import { PLAIN } from '../src/store/object-codec.js';
+import { verifyPackSync } from '../src/store/pack-verify.js';
+import { openBlob, sealBlob } from '../src/backend/encrypted.js';
 import { decodePackHeader, MAX_HEADER, MAX_PACK_ENTRIES, PackBuilder, readPackHeader, packName, TRAILER_BYTES } from '../src/store/pack.js';
 import { LocalBackend } from '../src/backend/local.js';
 import { sha256 } from '../src/core/ids.js';
@@ -102,6 +104,34 @@ describe('zstd objects (the default codec)', () => {
 });
 
 describe('packs', () => {
+  it('a sealed pack is intact when every segment opens under its name (its plaintext is not hashed again); an unsealed one when it hashes to its name', () => {
+    const b = new PackBuilder();
+    const objs = [randomBytes(100_000), randomBytes(70_000)];
+    for (const o of objs) b.add(sha256(o), 'blob', o, o.length, CODEC_RAW);
+    const pack = b.seal();
+    const keys = { dataKey: randomBytes(32) };
+    // Its own name, and a name that is not its hash: what the tags prove is that the repository's
+    // key sealed these bytes under that name.
+    for (const name of [pack.id, 'ab'.repeat(32)]) {
+      const sealed = sealBlob(keys, packName(name), pack.bytes);
+      const o = openBlob(keys, packName(name), sealed, true);
+      expect(o.damaged).toBe(0);
+      const v = verifyPackSync(o.bytes, name, PLAIN, Buffer.alloc(0), { damaged: o.damaged }).verdict;
+      expect(v.intact).toBe(true);
+      expect(v.failures).toEqual([]);
+      expect(verifyPackSync(Buffer.from(pack.bytes), name, PLAIN, Buffer.alloc(0)).verdict.intact).toBe(name === pack.id);
+      // One byte changed in the second 64 KiB segment (after the file nonce, the first segment
+      // and its tag): that segment fails its tag, the pack is damaged, and the objects in it fail.
+      const bad = Buffer.from(sealed);
+      bad[32 + 65536 + 16 + 10]! ^= 0x01;
+      const ob = openBlob(keys, packName(name), bad, true);
+      expect(ob.damaged).toBe(1);
+      const vb = verifyPackSync(ob.bytes, name, PLAIN, Buffer.alloc(0), { damaged: ob.damaged }).verdict;
+      expect(vb.intact).toBe(false);
+      expect(vb.failures.map((f) => f.index)).toEqual([0, 1]);
+    }
+  });
+
   it('writes a self-describing pack and reads its header back', async () => {
     const dir = tmpDir();
     const be = new LocalBackend(dir);

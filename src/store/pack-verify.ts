@@ -62,7 +62,7 @@ export function verifyEntrySync(pack: Buffer, e: PackEntry, packId: string, scra
 export interface PackVerdict {
   /** The pack's size (opened, in an encrypted repository). */
   size: number;
-  /** The pack's bytes hash to its name. */
+  /** The pack's bytes hash to its name (a sealed pack: every segment opened under its name). */
   intact: boolean;
   /** Its header (entriesOfHeader), unless it could not be read (then `headerError`). */
   header?: { bytes: Uint8Array; start: number };
@@ -80,9 +80,15 @@ export const MAX_KEPT_PACK_BYTES = 256 * 1024 * 1024;
 /**
  * Verify a whole pack in memory: its name, its header, then every object it holds (decoded and
  * checked against its id). `scratch` is reused for objects up to 64 MiB and returned, grown.
+ *
+ * `opened`: the pack was sealed (an encrypted repository) and opened whole, `damaged` of its
+ * segments failing their tags. It is then intact when every segment opened: AES-GCM with the
+ * pack's name as associated data (docs/format.md, "Sealed blobs") proves each byte is what the
+ * repository's key sealed under that name, which its plaintext's SHA-256 would only repeat (a
+ * fifth of a check thread's work: docs/performance.md, "check --read-data: sealed packs").
  */
-export function verifyPackSync(bytes: Buffer, packId: string, ctx: CodecContext, scratch: Buffer): { verdict: PackVerdict; scratch: Buffer } {
-  const intact = packHashMatches(bytes, packId);
+export function verifyPackSync(bytes: Buffer, packId: string, ctx: CodecContext, scratch: Buffer, opened?: { damaged: number }): { verdict: PackVerdict; scratch: Buffer } {
+  const intact = opened ? opened.damaged === 0 : packHashMatches(bytes, packId);
   let entries: PackEntry[];
   let header: PackVerdict['header'];
   try {

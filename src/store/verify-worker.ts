@@ -50,13 +50,16 @@ if (data) {
   });
   const verify = (pack: string, stored: Buffer, keys: BlobKeys | undefined): PackVerdict => {
     let bytes = stored;
+    let opened: { damaged: number } | undefined;
     if (keys) {
       // Opened in place: segment i's plaintext goes to i * 64 KiB, before where its sealed bytes
       // were (they follow the file nonce and i tags), once they are read. Tolerant: damaged
       // segments come back as zeros; each object in them fails below, the pack its name.
-      bytes = openBlob(keys, packName(pack), bytes, true, bytes).bytes;
+      const o = openBlob(keys, packName(pack), bytes, true, bytes);
+      bytes = o.bytes;
+      opened = { damaged: o.damaged };
     }
-    const r = verifyPackSync(bytes, pack, data.codec, scratch);
+    const r = verifyPackSync(bytes, pack, data.codec, scratch, opened);
     scratch = r.scratch;
     return r.verdict;
   };
