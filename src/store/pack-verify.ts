@@ -1,5 +1,5 @@
 // Reading a whole pack held in memory: its table of contents, and verification of the pack's own
-// name (the SHA-256 of the file) and of each object. Used by `check --read-data` and by gc when it
+// name (the SHA-256 of the file; for a sealed pack, its segments' tags) and of each object. Used by `check --read-data` and by gc when it
 // copies live objects out of a pack (gc never copies damage into a new pack).
 import { SnapError } from '../core/errors.js';
 import { sha256, toHex } from '../core/ids.js';
