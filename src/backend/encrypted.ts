@@ -486,8 +486,8 @@ export class EncryptedBackend implements Backend {
  * A whole blob for salvage (check --read-data, repair): from an encrypted repository, its damaged
  * segments as zeros and counted; from a plain one, as stored.
  */
-export async function getForSalvage(b: Backend, name: string): Promise<{ bytes: Buffer; damaged: number }> {
-  return b instanceof EncryptedBackend ? b.getTolerant(name) : { bytes: await b.get(name), damaged: 0 };
+export async function getForSalvage(b: Backend, name: string): Promise<{ bytes: Buffer; damaged: number; sealed: boolean }> {
+  return b instanceof EncryptedBackend ? { ...(await b.getTolerant(name)), sealed: true } : { bytes: await b.get(name), damaged: 0, sealed: false };
 }
 
 /** Copy a blob as stored, byte for byte, to another name (repair's quarantine): sealed blobs stay sealed as they were. */

@@ -11,7 +11,7 @@ import { INDEX_FILES } from './index-files.js';
 import { QUARANTINE, SNAPSHOTS, snapshotIdFromName } from './layout.js';
 
 export { packName, type PackEntry } from '../store/pack.js';
-export { entriesOfHeader, entriesOfPack, MAX_KEPT_PACK_BYTES, packHashMatches, type PackVerdict, verifyEntry } from '../store/pack-verify.js';
+export { entriesOfHeader, entriesOfPack, MAX_KEPT_PACK_BYTES, packIntact, type PackVerdict, verifyEntry } from '../store/pack-verify.js';
 export { PackVerifier } from '../store/verify-pool.js';
 export type { BlobKeys } from '../backend/encrypted.js';
 
@@ -38,7 +38,7 @@ export async function readPackForCheck(repo: Stored, pack: string, scratch: Buff
 }
 
 /** A blob as far as it can be read, for salvage: `damaged` counts segments that failed authentication (zeros). */
-export function readForSalvage(repo: Stored, name: string): Promise<{ bytes: Buffer; damaged: number }> {
+export function readForSalvage(repo: Stored, name: string): Promise<{ bytes: Buffer; damaged: number; sealed: boolean }> {
   return getForSalvage(repo.backend, name);
 }
 

@@ -30,8 +30,16 @@ export function entriesOfPack(bytes: Buffer, packId: string): PackEntry[] {
   return entriesOfHeader(header, start, packId);
 }
 
-export function packHashMatches(bytes: Buffer, packId: string): boolean {
-  return toHex(sha256(bytes)) === packId;
+/**
+ * Whether a pack read whole is the pack its name names. Unsealed: its bytes hash to the name.
+ * `opened`: it was sealed (an encrypted repository) and opened whole, `damaged` of its segments
+ * failing their tags; it is then intact when every segment opened: AES-GCM with the pack's name as
+ * associated data (docs/format.md, "Sealed blobs") proves each byte is what the repository's key
+ * sealed under that name, which its plaintext's SHA-256 would only repeat (a fifth of a check
+ * thread's work: docs/performance.md, "check --read-data: sealed packs").
+ */
+export function packIntact(bytes: Buffer, packId: string, opened?: { damaged: number }): boolean {
+  return opened ? opened.damaged === 0 : toHex(sha256(bytes)) === packId;
 }
 
 /** The stored bytes of one entry. */
@@ -78,17 +86,12 @@ const MAX_SCRATCH = 64 * 1024 * 1024;
 export const MAX_KEPT_PACK_BYTES = 256 * 1024 * 1024;
 
 /**
- * Verify a whole pack in memory: its name, its header, then every object it holds (decoded and
- * checked against its id). `scratch` is reused for objects up to 64 MiB and returned, grown.
- *
- * `opened`: the pack was sealed (an encrypted repository) and opened whole, `damaged` of its
- * segments failing their tags. It is then intact when every segment opened: AES-GCM with the
- * pack's name as associated data (docs/format.md, "Sealed blobs") proves each byte is what the
- * repository's key sealed under that name, which its plaintext's SHA-256 would only repeat (a
- * fifth of a check thread's work: docs/performance.md, "check --read-data: sealed packs").
+ * Verify a whole pack in memory: its name (packIntact, with `opened` as there), its header, then
+ * every object it holds (decoded and checked against its id). `scratch` is reused for objects up
+ * to 64 MiB and returned, grown.
  */
 export function verifyPackSync(bytes: Buffer, packId: string, ctx: CodecContext, scratch: Buffer, opened?: { damaged: number }): { verdict: PackVerdict; scratch: Buffer } {
-  const intact = opened ? opened.damaged === 0 : packHashMatches(bytes, packId);
+  const intact = packIntact(bytes, packId, opened);
   let entries: PackEntry[];
   let header: PackVerdict['header'];
   try {

@@ -21,7 +21,7 @@ import { encodeWithSubtrees, openTree } from '../../model/tree.js';
 import { type FoldSteps, foldTrees } from '../tree/walk.js';
 import type { Repository } from '../../repo/repository.js';
 import { QUARANTINE, snapshotName } from '../../repo/layout.js';
-import { copyToQuarantine, deletePack, entriesOfPack, packHashMatches, packName, type PackEntry, readForSalvage, readPackTable, verifyEntry } from '../../repo/maintenance.js';
+import { copyToQuarantine, deletePack, entriesOfPack, packIntact, packName, type PackEntry, readForSalvage, readPackTable, verifyEntry } from '../../repo/maintenance.js';
 import { checkRepository, type CheckReport } from './check.js';
 import { replacementsOf } from './check-affected.js';
 import { quarantineLog } from '../../repo/oplog-check.js';
@@ -166,10 +166,13 @@ async function salvagePacks(repo: Repository, check: CheckReport, o: RepairOptio
   const salvaged: { id: string; bytes: Buffer }[] = [];
   for (const [id, reason] of packs) {
     let bytes: Buffer;
+    let opened: { damaged: number } | undefined;
     try {
       // An encrypted pack comes back with its damaged segments as zeros: the objects in them fail
       // their verification below, the others are salvaged.
-      bytes = (await readForSalvage(repo, packName(id))).bytes;
+      const r = await readForSalvage(repo, packName(id));
+      bytes = r.bytes;
+      if (r.sealed) opened = { damaged: r.damaged };
     } catch (e) {
       // Gone: the rebuilt index no longer lists it, so its objects are missing, not salvageable.
       // Any other failure to read cannot be told from damage: stop rather than drop files.
@@ -197,7 +200,7 @@ async function salvagePacks(repo: Repository, check: CheckReport, o: RepairOptio
     for (const e of good) damaged.delete(toHex(e.id));
     for (const l of lost) damaged.add(toHex(l));
     // Read back whole and intact: what the check saw was a failed read, not damage.
-    if (tableOk && lost.length === 0 && packHashMatches(bytes, id)) continue;
+    if (tableOk && lost.length === 0 && packIntact(bytes, id, opened)) continue;
     const pr: PackRepair = { pack: id, size: stored.get(id) ?? bytes.length, reason, salvaged: good.length, lost: tableOk ? lost.length : 1, quarantined: false };
     report.packs.push(pr);
     if (o.dryRun) continue;
