@@ -35,7 +35,7 @@ export function isSyncCodec(codec: CodecName): boolean {
  * TRIAL_MIN_BYTES or more is first compressed at TRIAL_LEVEL, about 40 % cheaper there, and
  * stored raw when that saves under TRIAL_MIN_SAVING. The trial reads the whole object, so it sees
  * what samples miss (repeats far apart in an otherwise random chunk); on the benchmark corpus it
- * stored raw exactly the chunks level 3 stores raw.
+ * stored raw only chunks that level 3 stores raw too.
  */
 export const TRIAL_MIN_BYTES = 256 * 1024;
 const TRIAL_LEVEL = -1;
