@@ -49,6 +49,8 @@ export interface PackInfo {
 
 /** Files-cache changes written together (putFilesInDirs): about 0.5 MB of keys and values. */
 const FILES_WRITE_OPS = 4096;
+/** The most deletions in one LevelDB write of deleteWhere. */
+const DELETE_BATCH = 10_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -267,22 +269,13 @@ export class LevelIndex implements LocationIndex {
    */
   async removePacks(packIds: Set<string>, removed?: (id: Buffer) => void): Promise<number> {
     if (packIds.size === 0) return 0;
-    let count = 0;
-    let ops: KvOp[] = [];
-    for await (const [k, v] of this.kv.iterate(prefixRange(Buffer.from([K_OBJECT])))) {
+    const packs = [...packIds].map((p): KvOp => [key(K_PACK, Buffer.from(p, 'hex')), undefined]);
+    return this.deleteWhere(K_OBJECT, (k, v) => {
       const a = asArray(decodeCbor(v, 'object index entry'), 'object index entry');
-      if (!packIds.has(toHex(asBytes(a[0], 'pack')))) continue;
-      ops.push([Buffer.from(k), undefined]);
+      if (!packIds.has(toHex(asBytes(a[0], 'pack')))) return false;
       removed?.(Buffer.from(k.subarray(1)));
-      count++;
-      if (ops.length >= 10_000) {
-        await this.kv.write(ops);
-        ops = [];
-      }
-    }
-    for (const p of packIds) ops.push([key(K_PACK, Buffer.from(p, 'hex')), undefined]);
-    await this.kv.write(ops);
-    return count;
+      return true;
+    }, packs);
   }
 
   async getPack(packId: string): Promise<PackInfo | undefined> {
@@ -439,28 +432,36 @@ export class LevelIndex implements LocationIndex {
    * file again). Entries that do not decode go too. Returns how many went.
    */
   async pruneFilesCache(keep: (id: Buffer) => boolean): Promise<number> {
-    let dropped = 0;
-    let ops: KvOp[] = [];
-    for await (const [k, v] of this.kv.iterate(prefixRange(Buffer.from([K_FILE])))) {
+    return this.deleteWhere(K_FILE, (k, v) => {
       // A file's entry has a 0x00 after its folder's path (paths hold none); a folder's record has none.
-      let kept: boolean;
       if (k.indexOf(0, 1) >= 0) {
         const f = decodeCachedFile(v);
-        kept = f !== undefined && f.chunks.every((c) => keep(c));
-      } else {
-        const r = decodeDirRecord(v);
-        kept = r !== undefined && keep(r.tree);
+        return f === undefined || !f.chunks.every((c) => keep(c));
       }
-      if (kept) continue;
+      const r = decodeDirRecord(v);
+      return r === undefined || !keep(r.tree);
+    });
+  }
+
+  /**
+   * Delete the entries of the `prefix` kind that `drop` picks, in one pass: LevelDB writes of at
+   * most DELETE_BATCH deletions as it goes, `tail` in the last one. Returns how many it deleted.
+   */
+  private async deleteWhere(prefix: number, drop: (k: Buffer, v: Buffer) => boolean, tail: KvOp[] = []): Promise<number> {
+    let count = 0;
+    let ops: KvOp[] = [];
+    for await (const [k, v] of this.kv.iterate(prefixRange(Buffer.from([prefix])))) {
+      if (!drop(k, v)) continue;
       ops.push([Buffer.from(k), undefined]);
-      dropped++;
-      if (ops.length >= 10_000) {
+      count++;
+      if (ops.length >= DELETE_BATCH) {
         await this.kv.write(ops);
         ops = [];
       }
     }
+    ops.push(...tail);
     if (ops.length > 0) await this.kv.write(ops);
-    return dropped;
+    return count;
   }
 }
 
