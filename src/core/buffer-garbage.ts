@@ -2,10 +2,10 @@
 // output in an ArrayBuffer of its own (there is no "update into" in Node's API), so sealing or
 // opening a GiB in 64 KiB segments leaves 16,384 such buffers behind. A worker thread allocates
 // little else on its JavaScript heap, so nothing makes V8 collect its young generation but the
-// growth of external memory, which it lets reach 64 MiB since the last collection: every thread that
-// seals or opens (compression, restore writers, check) held up to 64 MiB of dead cipher outputs,
-// 60 MiB of the encrypted restore's peak in heaptrack (docs/performance.md, "Cipher outputs
-// collected as they go"). A young-generation collection (a scavenge of a small heap: well under a
+// growth of external memory, which it lets reach tens of MiB (up to 64) since the last collection:
+// every thread that seals or opens (compression, restore writers, check) held that much of dead
+// cipher outputs, 60 MiB of the encrypted restore's peak in heaptrack (docs/performance.md,
+// "Cipher outputs collected as they go"). A young-generation collection (a scavenge of a small heap: well under a
 // millisecond) every SCAVENGE_BYTES of them frees them as they go.
 //
 // The collection is V8's own `gc({ type: 'minor' })`, reached by setting --expose-gc at run time
