@@ -283,7 +283,7 @@ describe('the cache folder of an S3 repository on a tmpfs', () => {
     await store.close();
   }, 120_000);
 
-  it('read-only, never having held the repository: list, ls and check work with the index in memory; create fails with SNAP_READ_ONLY naming it; plain and encrypted', async (ctx) => {
+  it('read-only, never having held the repository: list, ls, check, restore and export work with the index in memory; create fails with SNAP_READ_ONLY naming it; plain and encrypted', async (ctx) => {
     if (typeof target.info === 'string') return ctx.skip();
     const m = tmpfs('snap-rfl-rocache-', 'size=1m,ro');
     if ('skip' in m) return ctx.skip(m.skip);
@@ -298,10 +298,16 @@ describe('the cache folder of an S3 repository on a tmpfs', () => {
       ok(['--repo', repo, ...init], writer);
       ok(['--repo', repo, 'create', src], writer);
       const reader = client({ ...keys, SNAP_CACHE_DIR: mnt });
-      for (const args of [['list'], ['ls', 'latest'], ['check']]) {
+      const out = tmpDir('snap-rfl-out-');
+      const archive = path.join(tmpDir('snap-rfl-tar-'), 'a.tar');
+      for (const args of [['list'], ['ls', 'latest'], ['check', '--read-data'], ['restore', 'latest', path.join(out, 'r')], ['export', 'latest', archive]]) {
         const r = await runSnap(['--repo', repo, ...args], reader);
         expect([args, r.code, r.stderr]).toEqual([args, 0, expect.stringContaining('the index is rebuilt in memory for this command')]);
       }
+      // What was restored and exported is the file as backed up.
+      expect(fs.readFileSync(path.join(out, 'r', src, 'a.txt'), 'utf8')).toBe('a file\n');
+      const listed = spawnSync('tar', ['-xOf', archive, '--wildcards', '*a.txt'], { encoding: 'utf8' });
+      expect([listed.status, listed.stdout]).toEqual([0, 'a file\n']);
       const r = await runSnap(['--repo', repo, 'create', src], reader);
       expect([r.code, r.stderr]).toEqual([1, expect.stringContaining(`making the cache folder ${mnt}/`)]);
       expect(r.stderr).toContain('[SNAP_READ_ONLY]');
