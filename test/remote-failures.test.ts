@@ -299,15 +299,15 @@ describe('the cache folder of an S3 repository on a tmpfs', () => {
       ok(['--repo', repo, 'create', src], writer);
       const reader = client({ ...keys, SNAP_CACHE_DIR: mnt });
       const out = tmpDir('snap-rfl-out-');
-      const archive = path.join(tmpDir('snap-rfl-tar-'), 'a.tar');
+      const archive = path.join(out, 'a.tar');
       for (const args of [['list'], ['ls', 'latest'], ['check', '--read-data'], ['restore', 'latest', path.join(out, 'r')], ['export', 'latest', archive]]) {
         const r = await runSnap(['--repo', repo, ...args], reader);
         expect([args, r.code, r.stderr]).toEqual([args, 0, expect.stringContaining('the index is rebuilt in memory for this command')]);
       }
       // What was restored and exported is the file as backed up.
       expect(fs.readFileSync(path.join(out, 'r', src, 'a.txt'), 'utf8')).toBe('a file\n');
-      const listed = spawnSync('tar', ['-xOf', archive, '--wildcards', '*a.txt'], { encoding: 'utf8' });
-      expect([listed.status, listed.stdout]).toEqual([0, 'a file\n']);
+      const extracted = spawnSync('tar', ['-xOf', archive, '--wildcards', '*a.txt'], { encoding: 'utf8' });
+      expect([extracted.status, extracted.stdout]).toEqual([0, 'a file\n']);
       const r = await runSnap(['--repo', repo, 'create', src], reader);
       expect([r.code, r.stderr]).toEqual([1, expect.stringContaining(`making the cache folder ${mnt}/`)]);
       expect(r.stderr).toContain('[SNAP_READ_ONLY]');
