@@ -16,6 +16,7 @@
 // that hold it.
 import { SnapError, isSnapError } from '../core/errors.js';
 import { GCM_NONCE_BYTES, GCM_TAG_BYTES, gcmOpen, gcmSeal, hmacSha256, random } from '../core/crypto.js';
+import { freeBuffer } from '../core/buffer-garbage.js';
 import { type Backend, type BackendCapabilities, type BlobInfo, type PutHints, type StoredPieces, type TempSweep, type ThreadReadSpec, storedAsIs, tempSweepOf } from './backend.js';
 import { checkRange } from './checks.js';
 
@@ -99,8 +100,9 @@ export function openSegments(key: Buffer, name: string, first: number, last: num
     const seg = stored.subarray(at, Math.min(stored.length, at + SEALED_SEGMENT));
     const opened = gcmOpen(key, segmentNonce(i, i === count - 1), seg, ad);
     if (!opened) throw authFailure(name, `segment ${i} of ${count}, stored bytes ${start + at} to ${start + at + seg.length}`);
-    if (first === last) return opened;
+    if (first === last) return opened; // the caller's: freeBuffer when it drops it (a segment cache's eviction)
     filled += opened.copy(stored, filled);
+    freeBuffer(opened);
   }
   return stored.subarray(0, filled);
 }
@@ -201,6 +203,7 @@ export function openBlob(keys: BlobKeys, name: string, sealed: Buffer, tolerant 
       continue;
     }
     opened.copy(out, i * SEGMENT_BYTES);
+    freeBuffer(opened);
   }
   return { bytes: out, damaged };
 }
@@ -408,7 +411,12 @@ export class EncryptedBackend implements Backend {
         this.segments.set(k, seg);
       } else {
         seg = await this.readSegments(name, s, first, first, count);
-        if (this.segments.size >= SEGMENT_CACHE_ENTRIES) this.segments.delete(this.segments.keys().next().value!);
+        if (this.segments.size >= SEGMENT_CACHE_ENTRIES) {
+          // Only the cache holds its segments (what a read returns is a copy): freed now.
+          const [oldest, dropped] = this.segments.entries().next().value!;
+          this.segments.delete(oldest);
+          freeBuffer(dropped);
+        }
         this.segments.set(k, seg);
       }
       const from = offset - first * SEGMENT_BYTES;

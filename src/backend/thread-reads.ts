@@ -10,6 +10,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fsPath } from '../core/bytes.js';
+import { freeBuffer } from '../core/buffer-garbage.js';
 import { errnoCode } from '../core/errors.js';
 import { readFully } from '../core/read-fully.js';
 import type { ThreadReadSpec } from './backend.js';
@@ -179,7 +180,12 @@ export class ThreadBlobReader {
     opened = openSegments(b.key!, name, first, last, b.count, stored, start);
     if (k) {
       // One segment comes back in a buffer of its own (openSegments): kept for the next reads.
-      if (this.segments.size >= KEPT_SEGMENTS) this.segments.delete(this.segments.keys().next().value!);
+      if (this.segments.size >= KEPT_SEGMENTS) {
+        // Freed now: what an earlier read returned of it is past its validity (the next read).
+        const [oldest, dropped] = this.segments.entries().next().value!;
+        this.segments.delete(oldest);
+        freeBuffer(dropped);
+      }
       this.segments.set(k, opened);
     }
     return opened.subarray(from, from + length);

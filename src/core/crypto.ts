@@ -5,7 +5,7 @@
 // for N=2^17 (0.4-0.5 s on later hosts) against 0.87 s for @noble/hashes' argon2id with 64 MiB on
 // the main thread.
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
-import { droppedBuffers } from './buffer-garbage.js';
+import { freeBuffer } from './buffer-garbage.js';
 import { SnapError } from './errors.js';
 
 export const KEY_BYTES = 32;
@@ -35,14 +35,21 @@ export function gcmSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Arra
   const dst = out ?? Buffer.allocUnsafe(plaintext.length + GCM_TAG_BYTES);
   const base = out ? at : 0;
   let n = 0;
-  if (plaintext.length > 0) n += c.update(plaintext).copy(dst, base);
+  if (plaintext.length > 0) {
+    const sealed = c.update(plaintext);
+    n += sealed.copy(dst, base);
+    freeBuffer(sealed); // the cipher's own output, copied
+  }
   n += c.final().copy(dst, base + n);
   c.getAuthTag().copy(dst, base + n);
-  droppedBuffers(n); // the cipher's own output, copied
   return dst.subarray(base, base + n + GCM_TAG_BYTES);
 }
 
-/** Open what gcmSeal sealed; undefined when the tag does not verify (changed bytes, wrong key, nonce or AD). */
+/**
+ * Open what gcmSeal sealed; undefined when the tag does not verify (changed bytes, wrong key, nonce
+ * or AD). The plaintext comes in a buffer of its own, which a caller that copies it and drops it
+ * hands to freeBuffer, and one that keeps it a while to droppedBuffers (core/buffer-garbage.ts).
+ */
 export function gcmOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Buffer | undefined {
   if (sealed.length < GCM_TAG_BYTES) return undefined;
   const d = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: GCM_TAG_BYTES });
@@ -52,7 +59,6 @@ export function gcmOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, 
   try {
     const head = body.length > 0 ? d.update(body) : Buffer.alloc(0);
     const tail = d.final();
-    droppedBuffers(head.length); // the caller's, but read once and dropped (a segment of a pack)
     return tail.length === 0 ? head : Buffer.concat([head, tail]);
   } catch {
     return undefined;
