@@ -97,7 +97,9 @@ export interface Backend {
   /**
    * A blob, or `length` bytes of it from `offset`, as pieces in order, holding a bounded amount
    * in memory whatever the size. The iteration throws rather than end short: a connection that
-   * drops or a blob shorter than asked for is an error, never a silently truncated result.
+   * drops or a blob shorter than asked for is an error, never a silently truncated result. Each
+   * piece is the caller's: the backend never reuses or writes to it once yielded, so a caller may
+   * keep it, or free it once done with it (core/buffer-garbage.ts, freeBuffer: the restore's spool).
    */
   getStream(name: string, range?: { offset: number; length: number }): AsyncIterable<Buffer>;
   /**

@@ -17,6 +17,7 @@ import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'v
 import type { Backend, BlobInfo } from '../../src/backend/backend.js';
 import { MAX_NAME_BYTES, NAME_CHARS } from '../../src/backend/names.js';
 import { isSnapError, type ErrorCode } from '../../src/core/errors.js';
+import { freeBuffer } from '../../src/core/buffer-garbage.js';
 import { prng } from '../helpers/maint.js';
 
 export interface ConformanceTarget {
@@ -224,6 +225,20 @@ export function backendConformance(label: string, target: ConformanceTarget, o: 
         expect(got.equals(want), `getRange(${off}, ${len})`).toBe(true);
         const streamed = await collect(b.getStream('data/rr/blob', { offset: off, length: len }));
         expect(streamed.equals(want), `getStream(${off}, ${len})`).toBe(true);
+      }
+      // getStream's pieces are the caller's (Backend.getStream): kept uncopied to the end, they
+      // still hold the blob, and freeing each as soon as it is read (the restore's spool) takes
+      // nothing from the pieces after it.
+      for (const [off, len] of [[0, size], [777, size - 1000]] as const) {
+        const kept: Buffer[] = [];
+        for await (const p of b.getStream('data/rr/blob', { offset: off, length: len })) kept.push(p);
+        expect(Buffer.concat(kept).equals(data.subarray(off, off + len)), `getStream(${off}, ${len}) kept`).toBe(true);
+        const copied: Buffer[] = [];
+        for await (const p of b.getStream('data/rr/blob', { offset: off, length: len })) {
+          copied.push(Buffer.from(p));
+          freeBuffer(p);
+        }
+        expect(Buffer.concat(copied).equals(data.subarray(off, off + len)), `getStream(${off}, ${len}) freed as read`).toBe(true);
       }
       // What getRange and get return is the caller's: changing it (a reader opens sealed bytes in
       // place) changes nothing a later read returns.
