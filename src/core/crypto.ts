@@ -47,8 +47,8 @@ export function gcmSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Arra
 
 /**
  * Open what gcmSeal sealed; undefined when the tag does not verify (changed bytes, wrong key, nonce
- * or AD). The plaintext comes in a buffer of its own, which a caller that copies it and drops it
- * hands to freeBuffer, and one that keeps it a while to droppedBuffers (core/buffer-garbage.ts).
+ * or AD). The plaintext comes in a buffer of its own, which its caller hands to freeBuffer once
+ * it drops it: after copying it, or when a segment cache lets it go (core/buffer-garbage.ts).
  */
 export function gcmOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Buffer | undefined {
   if (sealed.length < GCM_TAG_BYTES) return undefined;
