@@ -7,11 +7,11 @@
 // cipher outputs, 60 MiB of the encrypted restore's peak in heaptrack (docs/performance.md,
 // "Cipher outputs collected as they go").
 //
-// Two ways out. Where the runtime has `ArrayBuffer.prototype.transfer` (Node 22+), a buffer its
-// maker is done with is detached (`transfer(0)`), which frees its memory at once, on any thread,
-// with no collection at all (freeBuffer). Elsewhere (Node 20), and for buffers that stay alive a
-// while before they are dropped (droppedBuffers), a young-generation collection (a scavenge of a
-// small heap: well under a millisecond) every SCAVENGE_BYTES of them frees them as they go; Node
+// freeBuffer is told of each such buffer once its holder is done with it. Where the runtime has
+// `ArrayBuffer.prototype.transfer` (Node 22+), it detaches the buffer (`transfer(0)`), which frees
+// its memory at once, on any thread, with no collection at all. Elsewhere (Node 20) it counts the
+// bytes, and a worker thread asks for a young-generation collection (a scavenge of a small heap:
+// well under a millisecond) every SCAVENGE_BYTES of them, which frees them as they go there; Node
 // 24's scavenges kept many of them (performance.md, "On Node 24"), which detaching does not need.
 //
 // The collection is V8's own `gc({ type: 'minor' })`, reached by setting --expose-gc at run time
@@ -36,7 +36,7 @@ const transfer = (ArrayBuffer.prototype as { transfer?: Transfer }).transfer;
 
 /**
  * `b` (a cipher's output, say) is dropped now and nothing else holds it or any view of it: its
- * memory freed at once where the runtime can detach it, else counted as droppedBuffers counts.
+ * memory freed at once where the runtime can detach it, else counted toward a scavenge.
  * Only a buffer that is all of its ArrayBuffer is detached (never a slice of Node's pool). The
  * caller must be the only holder: any view of it reads as empty afterwards.
  */
@@ -53,8 +53,8 @@ export function freeBuffer(b: Uint8Array): void {
   droppedBuffers(b.byteLength);
 }
 
-/** `bytes` of buffers this thread has just made and will drop (a cipher's output): a scavenge when they add up. */
-export function droppedBuffers(bytes: number): void {
+/** `bytes` of buffers this thread has dropped and cannot detach: a scavenge when they add up (worker threads only). */
+function droppedBuffers(bytes: number): void {
   if (isMainThread) return;
   since += bytes;
   if (since < SCAVENGE_BYTES) return;
