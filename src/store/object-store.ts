@@ -317,6 +317,27 @@ export class ObjectStore {
   }
 
   /**
+   * Resolves once objects take at most `share` of the ring (at once when there is no ring): for a
+   * producer that gives way to others, so that they find room and the threads' work is spread
+   * (the backup's lane of large files, ops/backup/create.ts).
+   */
+  async ringRoom(share: number): Promise<void> {
+    while (this.ringUsed() > share * this.maxInflight) {
+      this.throwIfFailed();
+      await new Promise<void>((r) => this.ringWaiters.push(r));
+    }
+    this.throwIfFailed();
+  }
+
+  /** Bytes of the ring from its oldest job's start to its newest one's end (jobs hold it in order, wrapping once). */
+  private ringUsed(): number {
+    const first = this.jobs[0];
+    const last = this.jobs[this.jobs.length - 1];
+    if (!first || !last) return 0;
+    return last.end >= first.off ? last.end - first.off : this.maxInflight - first.off + last.end;
+  }
+
+  /**
    * Chunk a large file on a compression thread, with its chunks' ids (objectId): the thread reads
    * `fd` (open until this settles) from its start, at most `size` bytes. Undefined when this store
    * has no threads (the caller chunks it itself).

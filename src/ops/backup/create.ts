@@ -123,6 +123,8 @@ export interface WalkStats {
   trustedDirs: number;
   /** Changed large files cut and hashed by the compression threads (chunkedOnThread). */
   cutOnThreads: number;
+  /** New large files read in the lane, beside the walk (Archiver.lane). */
+  inLane: number;
 }
 
 export interface CreateResult {
@@ -249,7 +251,9 @@ export async function createSnapshot(repo: Repository, o: CreateOptions): Promis
     await o.beforeSave?.();
     o.signal?.throwIfAborted();
   } catch (e) {
-    // Stopped (or failed): let pack writes already under way finish, so none is cut off; write nothing more.
+    // Stopped (or failed): the lane reads nothing more; let pack writes already under way finish,
+    // so none is cut off; write nothing more.
+    await a.stopLane();
     await repo.objects.settle();
     await a.cacheSettled();
     // A stopped stream (stdin) fails with its own AbortError: the reason is the signal's.
@@ -348,7 +352,7 @@ function sameEntry(x: Node, y: Node): boolean {
 }
 
 class Archiver {
-  readonly stats: WalkStats = { lstat: 0, readdir: 0, trustedDirs: 0, cutOnThreads: 0 };
+  readonly stats: WalkStats = { lstat: 0, readdir: 0, trustedDirs: 0, cutOnThreads: 0, inLane: 0 };
   readonly summary = {
     filesNew: 0, filesChanged: 0, filesUnchanged: 0, dirsNew: 0, dirsChanged: 0, dirsUnchanged: 0,
     bytesRead: 0, totalBytes: 0, totalFiles: 0, warnings: 0,
@@ -363,6 +367,16 @@ class Archiver {
   private cacheWaiting = 0;
   private pendingFiles = 0;
   private chunker: FileChunker;
+  /** The lane's chunker (lane()), made when a first large file is queued there. */
+  private laneChunker: FileChunker | undefined;
+  /** The lane: its last file's end, the files queued there (running included), and the walks waiting for room. */
+  private laneTail: Promise<void> = Promise.resolve();
+  private laneQueued = 0;
+  /** Set once the backup failed or was stopped (stopLane). */
+  private laneStopped: SnapError | undefined;
+  /** When the walk last let the lane have a turn (laneTurn). */
+  private laneTurnAt = 0;
+  private readonly laneWaiters: (() => void)[] = [];
   /** Where the chunk ids of small files are kept (IdSlab). */
   private readonly ids = new IdSlab();
   /** Set when the files cache has nothing under any source (a first backup): no need to ask per directory. */
@@ -613,6 +627,7 @@ class Archiver {
     const rootDev = st?.dev;
     const kids: Kid[] = [];
     for (let i = 0; i < names.length; i++) {
+      if (this.laneQueued > 0) await this.laneTurn();
       const name = names[i]!;
       const childRel = relBelow(rel, name);
       const kid = await this.entry(full, name, childRel, rootDev, descend(at, name), memo, ahead?.stats[i]);
@@ -641,6 +656,7 @@ class Archiver {
     const due: Promise<unknown>[] = (this.idsDue = []);
     try {
       for (const { node: n, st: kst } of kids) {
+        if (this.laneQueued > 0) await this.laneTurn();
         // Extended attributes only here, for directories that changed: an unchanged one's tree
         // already holds them (a change of attributes changes the entry's ctime, which the digest
         // covers). Nor for a file whose files-cache entry, of the same stamp, says it had none.
@@ -656,6 +672,12 @@ class Archiver {
         if (this.cutOnThread(kst, old)) {
           await this.cutRoom();
           const p = this.file(joinPath(full, n.name), n.name, n, kst, cache, xa).finally(() => this.cutDone());
+          p.catch(() => {}); // awaited below, after the other files
+          made.push(later.push(p) - 1);
+        } else if (this.inLane(kst, old)) {
+          await this.laneRoom();
+          this.stats.inLane++;
+          const p = this.lane(() => this.file(joinPath(full, n.name), n.name, n, kst, cache, xa, true));
           p.catch(() => {}); // awaited below, after the other files
           made.push(later.push(p) - 1);
         } else made.push(await this.file(joinPath(full, n.name), n.name, n, kst, cache, xa));
@@ -775,8 +797,69 @@ class Archiver {
     this.cutWaiters.shift()?.();
   }
 
-  /** `xattrs`: what addXattrs found (after the lstat of `st`), for the files-cache entry. */
-  private async file(full: Buffer, name: Buffer, node: Node, st: EntryStat, cache: DirCache | undefined, xattrs: XattrState): Promise<Node | undefined> {
+  /**
+   * Whether file() reads this file in the lane (lane()): a new large file, whose chunks a
+   * compression thread hashes and compresses, when the store has threads.
+   */
+  private inLane(st: EntryStat, cached: CachedFile | undefined): boolean {
+    return cached === undefined && this.repo.objects.threads > 0 && Number(st.size) >= HASH_ON_THREADS;
+  }
+
+  /**
+   * Queue `read` (a new large file's file()) in the lane, where such files are read one after the
+   * other with a chunker of their own, while the walk goes on with the next files and directories
+   * (walkDir makes a directory's tree once its lane files are done). A first backup's large files
+   * keep the compression thread busy and the main thread waiting for room in the ring a third of
+   * the time; the walk's small files take that time. After laneRoom().
+   */
+  private lane(read: () => Promise<Node | undefined>): Promise<Node | undefined> {
+    const p = this.laneTail
+      .then(() => {
+        if (this.laneStopped) throw this.laneStopped;
+        return read();
+      })
+      .finally(() => {
+        this.laneQueued--;
+        this.laneWaiters.shift()?.();
+      });
+    // The next file starts when this one has ended, whichever way (its failure is its directory's).
+    this.laneTail = p.then(
+      () => {},
+      () => {},
+    );
+    return p;
+  }
+
+  /**
+   * While files are in the lane: the walk lets the event loop run every LANE_TURN_MS, so that the
+   * lane, which waits for room in the ring there (the compression thread's answers free it), reads
+   * its next chunks. Without turns the walk's small files took the thread and the ring, and the
+   * large files were read at the end, with the compression thread idle between them.
+   */
+  private async laneTurn(): Promise<void> {
+    const now = performance.now();
+    if (now - this.laneTurnAt < LANE_TURN_MS) return;
+    await new Promise<void>((r) => setImmediate(r));
+    this.laneTurnAt = performance.now();
+  }
+
+  /** The backup failed or was stopped: files queued in the lane are not read, the one being read ends at its next chunk (awaited here). */
+  async stopLane(): Promise<void> {
+    this.laneStopped ??= new SnapError('SNAP_INTERRUPTED', 'the backup ended before this file was read');
+    await this.laneTail;
+  }
+
+  /** Wait until fewer than LANE_FILES files are queued in the lane, and count one more (lane() counts it off). */
+  private async laneRoom(): Promise<void> {
+    while (this.laneQueued >= LANE_FILES) await new Promise<void>((r) => this.laneWaiters.push(r));
+    this.laneQueued++;
+  }
+
+  /**
+   * `xattrs`: what addXattrs found (after the lstat of `st`), for the files-cache entry. `inLane`:
+   * read in the lane (lane()), with its chunker, and its chunk ids awaited here.
+   */
+  private async file(full: Buffer, name: Buffer, node: Node, st: EntryStat, cache: DirCache | undefined, xattrs: XattrState, inLane = false): Promise<Node | undefined> {
     const stamp = stampOf(st);
     if (Number(st.nlink) > 1) node.inode = { dev: Number(st.dev), ino: recordedInode(st.ino), links: Number(st.nlink) };
     const key = name.toString('latin1');
@@ -801,7 +884,7 @@ class Archiver {
     // new ones read again here and stored (chunkedOnThread). Small files are cut and hashed here:
     // sent to the threads they cost more than they saved (every tree between them split the
     // threads' batches, and copies of small files are common).
-    const read = await this.readFile(full, st, stamp.size < HASH_ON_THREADS ? 'here' : cached ? 'threads-stored' : 'threads');
+    const read = await this.readFile(full, st, stamp.size < HASH_ON_THREADS ? 'here' : cached ? 'threads-stored' : 'threads', inLane);
     if (!read) return undefined; // a warning; the snapshot does not hold it, nor count it
     this.summary.totalFiles++;
     node.size = read.size;
@@ -825,8 +908,9 @@ class Archiver {
    * which the directory being read waits for before its tree is made, `this.idsDue`; outside a
    * directory's files, this waits for them). A changed large file (`threads-stored`, its content
    * probably stored already) is cut and hashed by a compression thread (chunkedOnThread).
+   * `inLane`: a file of the lane (lane()), read with the lane's chunker; its ids are awaited here.
    */
-  private async readFile(full: Buffer, before: EntryStat, hashing: 'here' | 'threads' | 'threads-stored' = 'here'): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
+  private async readFile(full: Buffer, before: EntryStat, hashing: 'here' | 'threads' | 'threads-stored' = 'here', inLane = false): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
     let fd: number;
     try {
       fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
@@ -858,13 +942,19 @@ class Archiver {
       const chunks: Buffer[] = [];
       const due: Promise<void>[] = [];
       let size = 0;
-      this.chunker.reset(fd, expected);
-      for (let c = this.chunker.next(); c; c = this.chunker.next()) {
+      const chunker = inLane ? (this.laneChunker ??= new FileChunker(-1, this.repo.gear)) : this.chunker;
+      chunker.reset(fd, expected);
+      for (let c = chunker.next(); c; c = chunker.next()) {
         size += c.length;
         this.o.signal?.throwIfAborted();
         this.progress.bytes += c.length;
         this.summary.bytesRead += c.length;
+        if (inLane && this.laneStopped) throw this.laneStopped;
         if (hashing === 'threads') {
+          // The lane gives way while the ring is more than half taken: the walk's files then find
+          // room (else compressed on this thread, which the walk needs), and the large files' work
+          // is spread over the walk instead of filling the compression thread first.
+          if (inLane) await this.repo.objects.ringRoom(LANE_RING_SHARE);
           const { id } = await this.repo.objects.addHashing('blob', c);
           const at = chunks.push(EMPTY) - 1;
           const set = id.then((v) => void (chunks[at] = v));
@@ -882,7 +972,8 @@ class Archiver {
       if (due.length > 0) {
         const all = Promise.all(due);
         all.catch(() => {}); // awaited with the directory's files (or below)
-        if (this.idsDue) this.idsDue.push(all);
+        // The lane's files run beside the walk: the directory being read now is not theirs.
+        if (this.idsDue && !inLane) this.idsDue.push(all);
         else await all;
       }
       // Kept until the directory's tree is made: an array that grew by push holds room for 17
@@ -1011,6 +1102,15 @@ const HASH_ON_THREADS = 1024 * 1024;
  * for one to finish beyond this, so open files and directories waiting for their trees stay few.
  */
 const CUTTING = 4;
+/**
+ * New large files queued in the lane at once (Archiver.lane): the walk waits beyond this, so the
+ * directories waiting for their trees stay few. None is open until its turn.
+ */
+const LANE_FILES = 16;
+/** How long the walk runs at most without a turn for the lane (Archiver.laneTurn). */
+const LANE_TURN_MS = 2;
+/** The share of the compression ring past which the lane waits (Archiver.readFile). */
+const LANE_RING_SHARE = 0.5;
 
 /**
  * A tree id the walk keeps (snap watch keeps it for days), copied into memory of its own: an id
