@@ -317,12 +317,14 @@ export class ObjectStore {
   }
 
   /**
-   * Resolves once objects take at most `share` of the ring (at once when there is no ring): for a
-   * producer that gives way to others, so that they find room and the threads' work is spread
-   * (the backup's lane of large files, ops/backup/create.ts).
+   * Resolves once objects take at most `share` of the ring, or none of them is another producer's
+   * (objects with their ids: hashed by the caller), at once when there is no ring: for a producer of
+   * objects the threads hash (addHashing) that gives way to the others, so that they find room and
+   * the threads' work is spread (the backup's lane of large files, ops/backup/create.ts). Alone, it
+   * has the whole ring.
    */
   async ringRoom(share: number): Promise<void> {
-    while (this.ringUsed() > share * this.maxInflight) {
+    while (this.ringUsed() > share * this.maxInflight && this.jobs.some((j) => j.hashing === undefined)) {
       this.throwIfFailed();
       await new Promise<void>((r) => this.ringWaiters.push(r));
     }
