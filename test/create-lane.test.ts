@@ -169,10 +169,12 @@ describe('new large files read in the lane beside the walk', () => {
       const opts = { paths: [src], cwd: base, host: currentHost(), program: 'snap test', sink: nullSink };
       await createSnapshot(repo, opts);
       fs.renameSync(aside, path.join(src, 'a-big'));
+      // Each chunk of the lane takes 20 ms more, so that the walk fails while the lane has files left.
       let calls = 0;
       const addHashing = repo.objects.addHashing.bind(repo.objects);
-      repo.objects.addHashing = (...a) => {
+      repo.objects.addHashing = async (...a) => {
         calls++;
+        await new Promise((r) => setTimeout(r, 20));
         return addHashing(...a);
       };
       // The index fails the walk at a folder after the large files' one, while they are in the lane.
