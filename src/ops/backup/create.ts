@@ -677,7 +677,7 @@ class Archiver {
         } else if (this.inLane(kst, old)) {
           await this.laneRoom();
           this.stats.inLane++;
-          const p = this.lane(() => this.file(joinPath(full, n.name), n.name, n, kst, cache, xa, true));
+          const p = this.lane((due) => this.file(joinPath(full, n.name), n.name, n, kst, cache, xa, due));
           p.catch(() => {}); // awaited below, after the other files
           made.push(later.push(p) - 1);
         } else made.push(await this.file(joinPath(full, n.name), n.name, n, kst, cache, xa));
@@ -810,24 +810,30 @@ class Archiver {
    * other with a chunker of their own, while the walk goes on with the next files and directories
    * (walkDir makes a directory's tree once its lane files are done). A first backup's large files
    * keep the compression thread busy and the main thread waiting for room in the ring a third of
-   * the time; the walk's small files take that time. After laneRoom().
+   * the time; the walk's small files take that time. After laneRoom(). `read` puts the file's
+   * chunk ids still to come in `due`: the lane reads the next file meanwhile, and the promise
+   * returned settles once they are in its node.
    */
-  private lane(read: () => Promise<Node | undefined>): Promise<Node | undefined> {
-    const p = this.laneTail
-      .then(() => {
-        if (this.laneStopped) throw this.laneStopped;
-        return read();
+  private lane(read: (due: Promise<unknown>[]) => Promise<Node | undefined>): Promise<Node | undefined> {
+    const due: Promise<unknown>[] = [];
+    const read1 = this.laneTail.then(() => {
+      if (this.laneStopped) throw this.laneStopped;
+      return read(due);
+    });
+    // The next file is read once this one is, whichever way that ended (its failure is its directory's).
+    this.laneTail = read1.then(
+      () => {},
+      () => {},
+    );
+    return read1
+      .then(async (node) => {
+        await Promise.all(due);
+        return node;
       })
       .finally(() => {
         this.laneQueued--;
         this.laneWaiters.shift()?.();
       });
-    // The next file starts when this one has ended, whichever way (its failure is its directory's).
-    this.laneTail = p.then(
-      () => {},
-      () => {},
-    );
-    return p;
   }
 
   /**
@@ -856,10 +862,10 @@ class Archiver {
   }
 
   /**
-   * `xattrs`: what addXattrs found (after the lstat of `st`), for the files-cache entry. `inLane`:
-   * read in the lane (lane()), with its chunker, and its chunk ids awaited here.
+   * `xattrs`: what addXattrs found (after the lstat of `st`), for the files-cache entry. `lane`:
+   * read in the lane (lane()), with its chunker; its chunk ids to come go there.
    */
-  private async file(full: Buffer, name: Buffer, node: Node, st: EntryStat, cache: DirCache | undefined, xattrs: XattrState, inLane = false): Promise<Node | undefined> {
+  private async file(full: Buffer, name: Buffer, node: Node, st: EntryStat, cache: DirCache | undefined, xattrs: XattrState, lane?: Promise<unknown>[]): Promise<Node | undefined> {
     const stamp = stampOf(st);
     if (Number(st.nlink) > 1) node.inode = { dev: Number(st.dev), ino: recordedInode(st.ino), links: Number(st.nlink) };
     const key = name.toString('latin1');
@@ -884,7 +890,7 @@ class Archiver {
     // new ones read again here and stored (chunkedOnThread). Small files are cut and hashed here:
     // sent to the threads they cost more than they saved (every tree between them split the
     // threads' batches, and copies of small files are common).
-    const read = await this.readFile(full, st, stamp.size < HASH_ON_THREADS ? 'here' : cached ? 'threads-stored' : 'threads', inLane);
+    const read = await this.readFile(full, st, stamp.size < HASH_ON_THREADS ? 'here' : cached ? 'threads-stored' : 'threads', lane);
     if (!read) return undefined; // a warning; the snapshot does not hold it, nor count it
     this.summary.totalFiles++;
     node.size = read.size;
@@ -908,9 +914,9 @@ class Archiver {
    * which the directory being read waits for before its tree is made, `this.idsDue`; outside a
    * directory's files, this waits for them). A changed large file (`threads-stored`, its content
    * probably stored already) is cut and hashed by a compression thread (chunkedOnThread).
-   * `inLane`: a file of the lane (lane()), read with the lane's chunker; its ids are awaited here.
+   * `lane`: a file of the lane (lane()), read with the lane's chunker; its ids to come go there.
    */
-  private async readFile(full: Buffer, before: EntryStat, hashing: 'here' | 'threads' | 'threads-stored' = 'here', inLane = false): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
+  private async readFile(full: Buffer, before: EntryStat, hashing: 'here' | 'threads' | 'threads-stored' = 'here', lane?: Promise<unknown>[]): Promise<{ size: number; chunks: Buffer[]; stable: boolean } | undefined> {
     let fd: number;
     try {
       fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
@@ -942,19 +948,19 @@ class Archiver {
       const chunks: Buffer[] = [];
       const due: Promise<void>[] = [];
       let size = 0;
-      const chunker = inLane ? (this.laneChunker ??= new FileChunker(-1, this.repo.gear)) : this.chunker;
+      const chunker = lane ? (this.laneChunker ??= new FileChunker(-1, this.repo.gear)) : this.chunker;
       chunker.reset(fd, expected);
       for (let c = chunker.next(); c; c = chunker.next()) {
         size += c.length;
         this.o.signal?.throwIfAborted();
         this.progress.bytes += c.length;
         this.summary.bytesRead += c.length;
-        if (inLane && this.laneStopped) throw this.laneStopped;
+        if (lane && this.laneStopped) throw this.laneStopped;
         if (hashing === 'threads') {
           // The lane gives way while the ring is more than half taken: the walk's files then find
           // room (else compressed on this thread, which the walk needs), and the large files' work
           // is spread over the walk instead of filling the compression thread first.
-          if (inLane) await this.repo.objects.ringRoom(LANE_RING_SHARE);
+          if (lane) await this.repo.objects.ringRoom(LANE_RING_SHARE);
           const { id } = await this.repo.objects.addHashing('blob', c);
           const at = chunks.push(EMPTY) - 1;
           const set = id.then((v) => void (chunks[at] = v));
@@ -973,7 +979,8 @@ class Archiver {
         const all = Promise.all(due);
         all.catch(() => {}); // awaited with the directory's files (or below)
         // The lane's files run beside the walk: the directory being read now is not theirs.
-        if (this.idsDue && !inLane) this.idsDue.push(all);
+        if (lane) lane.push(all);
+        else if (this.idsDue) this.idsDue.push(all);
         else await all;
       }
       // Kept until the directory's tree is made: an array that grew by push holds room for 17
