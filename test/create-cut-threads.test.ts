@@ -2,7 +2,6 @@
 // compress-worker.ts chunkFile) while the walk goes on with the next files and directories
 // (ops/backup/create.ts chunkedOnThread; the directory's tree is made when its files are done).
 // Real repositories (local files, LevelDB), plain and encrypted, in a temporary folder.
-import { createCipheriv } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -19,16 +18,12 @@ import { FileChunker } from '../src/store/file-chunker.js';
 import { objectId } from '../src/store/object-codec.js';
 import { describeTree } from './helpers/cli.js';
 import { cleanupScratch, scratchDir } from './helpers/maint.js';
+import { seededBytes } from './helpers/rng.js';
 
 afterAll(cleanupScratch);
 
 const MiB = 1024 * 1024;
 const PASSWORD = 'cut-threads-pw-7';
-
-/** `n` bytes that look random and are the same in every run (AES-256-CTR of zeros under a key from `seed`). */
-function seededBytes(n: number, seed: number): Buffer {
-  return createCipheriv('aes-256-ctr', Buffer.alloc(32, seed), Buffer.alloc(16)).update(Buffer.alloc(n));
-}
 
 async function newRepo(encrypted: boolean): Promise<{ base: string; repo: Repository }> {
   const base = scratchDir('snap-cut-threads-');

@@ -1,10 +1,11 @@
 // End-to-end: the built CLI on real files, a real LevelDB, real restores.
 import { spawnSync } from 'node:child_process';
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { canSetpriv, describeTree, parseJson, snap, tmpDir } from './helpers/cli.js';
+import { seededBytes } from './helpers/rng.js';
 
 interface SnapJson {
   id: string;
@@ -19,12 +20,6 @@ function listJson(repo: string): SnapJson[] {
   const r = snap(['--repo', repo, 'list', '--json']);
   expect(r.code, r.stderr).toBe(0);
   return parseJson<SnapJson[]>(r.stdout);
-}
-
-/** `n` bytes that look random and are the same in every run (AES-256-CTR of zeros under a key from `seed`). */
-function seededBytes(n: number, seed: number): Buffer {
-  const c = createCipheriv('aes-256-ctr', Buffer.alloc(32, seed), Buffer.alloc(16));
-  return c.update(Buffer.alloc(n));
 }
 
 function initRepo(): string {

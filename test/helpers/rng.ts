@@ -1,6 +1,8 @@
 // Seeded randomness for every test (one implementation: mulberry32), so a failing random choice
 // replays from its seed. `Rng` drives the torture suite; `prng` is the same generator as a bare
-// function returning floats in [0, 1).
+// function returning floats in [0, 1); `seededBytes` is incompressible data, the same in every run.
+
+import { createCipheriv } from 'node:crypto';
 
 /** mulberry32: tiny, fast, good enough to drive test choices reproducibly. */
 export class Rng {
@@ -61,4 +63,9 @@ export class Rng {
 export function prng(seed: number): () => number {
   const r = new Rng(seed);
   return () => r.float();
+}
+
+/** `n` bytes that look random and are the same in every run (AES-256-CTR of zeros under a key from `seed`): incompressible test data. */
+export function seededBytes(n: number, seed: number): Buffer {
+  return createCipheriv('aes-256-ctr', Buffer.alloc(32, seed), Buffer.alloc(16)).update(Buffer.alloc(n));
 }
