@@ -957,9 +957,9 @@ class Archiver {
         this.summary.bytesRead += c.length;
         if (lane && this.laneStopped) throw this.laneStopped;
         if (hashing === 'threads') {
-          // The lane gives way while the ring is more than half taken: the walk's files then find
-          // room (else compressed on this thread, which the walk needs), and the large files' work
-          // is spread over the walk instead of filling the compression thread first.
+          // The lane gives way while the ring is more than half taken, some of it by the walk's
+          // files: they then find room (else compressed on this thread, which the walk needs), and
+          // the large files' work is spread over the walk instead of filling the thread first.
           if (lane) await this.repo.objects.ringRoom(LANE_RING_SHARE);
           const { id } = await this.repo.objects.addHashing('blob', c);
           const at = chunks.push(EMPTY) - 1;
