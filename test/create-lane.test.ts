@@ -52,6 +52,20 @@ async function entryAt(repo: Repository, tree: Buffer, p: string): Promise<Node 
 }
 
 /**
+ * Run `before` ahead of each of the store's addHashing calls (the lane's chunks), with the call's
+ * number from 1; a throw is that call's failure. Returns how many calls were made so far.
+ */
+function beforeAddHashing(repo: Repository, before: (call: number) => Promise<void> | void): () => number {
+  let calls = 0;
+  const addHashing = repo.objects.addHashing.bind(repo.objects);
+  repo.objects.addHashing = async (...a) => {
+    await before(++calls);
+    return addHashing(...a);
+  };
+  return () => calls;
+}
+
+/**
  * A source folder of `bigs` new large files in one folder (more than the lane queues at once),
  * one nested deeper, and folders of small files after them that the walk reaches meanwhile.
  */
@@ -111,11 +125,7 @@ describe('new large files read in the lane beside the walk', () => {
       const { src, large } = makeSource(base, 3);
       const gone = large[1]!;
       // The first lane file's first chunk: the second one is removed before the lane opens it.
-      const addHashing = repo.objects.addHashing.bind(repo.objects);
-      repo.objects.addHashing = (...a) => {
-        fs.rmSync(gone, { force: true });
-        return addHashing(...a);
-      };
+      beforeAddHashing(repo, () => fs.rmSync(gone, { force: true }));
       const warnings: { code: string; path?: string; message: string }[] = [];
       const first = await createSnapshot(repo, { paths: [src], cwd: base, host: currentHost(), program: 'snap test', sink: { warn: (w) => void warnings.push(w) } });
       expect(first.stats.inLane).toBe(large.length);
@@ -135,18 +145,15 @@ describe('new large files read in the lane beside the walk', () => {
     const { base, repo } = await newRepo(true);
     try {
       const { src } = makeSource(base, 6);
-      let calls = 0;
-      const addHashing = repo.objects.addHashing.bind(repo.objects);
-      repo.objects.addHashing = (...a) => {
-        if (++calls === 3) return Promise.reject(new SnapError('SNAP_IO', 'injected: the disk went away'));
-        return addHashing(...a);
-      };
+      const calls = beforeAddHashing(repo, (n) => {
+        if (n === 3) throw new SnapError('SNAP_IO', 'injected: the disk went away');
+      });
       const err = await createSnapshot(repo, { paths: [src], cwd: base, host: currentHost(), program: 'snap test', sink: nullSink }).catch((e: unknown) => e);
       expect(isSnapError(err, 'SNAP_IO')).toBe(true);
       expect((err as Error).message).toContain('injected');
-      const after = calls;
+      const after = calls();
       await new Promise((r) => setTimeout(r, 300));
-      expect(calls).toBe(after);
+      expect(calls()).toBe(after);
       expect(await repo.listSnapshots()).toEqual([]);
       expect((await checkRepository(repo, { sink: nullSink })).problems).toEqual([]);
     } finally {
@@ -165,13 +172,7 @@ describe('new large files read in the lane beside the walk', () => {
       await createSnapshot(repo, opts);
       fs.renameSync(aside, path.join(src, 'a-big'));
       // Each chunk of the lane takes 20 ms more, so that the walk fails while the lane has files left.
-      let calls = 0;
-      const addHashing = repo.objects.addHashing.bind(repo.objects);
-      repo.objects.addHashing = async (...a) => {
-        calls++;
-        await new Promise((r) => setTimeout(r, 20));
-        return addHashing(...a);
-      };
+      const calls = beforeAddHashing(repo, () => new Promise((r) => setTimeout(r, 20)));
       // The index fails the walk at a folder after the large files' one, while they are in the lane.
       const getDirRecord = repo.index.getDirRecord.bind(repo.index);
       repo.index.getDirRecord = (dir) => {
@@ -180,9 +181,9 @@ describe('new large files read in the lane beside the walk', () => {
       };
       const err = await createSnapshot(repo, opts).catch((e: unknown) => e);
       expect((err as Error).message).toContain('injected');
-      const after = calls;
+      const after = calls();
       await new Promise((r) => setTimeout(r, 500));
-      expect(calls).toBe(after);
+      expect(calls()).toBe(after);
       // Not every large file was read: the lane stopped.
       const chunks = large.reduce((n, f) => n + chunksHere(repo, f).length, 0);
       expect(after).toBeLessThan(chunks);
@@ -197,18 +198,15 @@ describe('new large files read in the lane beside the walk', () => {
     try {
       const { src } = makeSource(base, 6);
       const stop = new AbortController();
-      let calls = 0;
-      const addHashing = repo.objects.addHashing.bind(repo.objects);
-      repo.objects.addHashing = (...a) => {
-        if (++calls === 2) stop.abort(new SnapError('SNAP_INTERRUPTED', 'stopped by the test'));
-        return addHashing(...a);
-      };
+      const calls = beforeAddHashing(repo, (n) => {
+        if (n === 2) stop.abort(new SnapError('SNAP_INTERRUPTED', 'stopped by the test'));
+      });
       const err = await createSnapshot(repo, { paths: [src], cwd: base, host: currentHost(), program: 'snap test', sink: nullSink, signal: stop.signal }).catch((e: unknown) => e);
       expect(isSnapError(err, 'SNAP_INTERRUPTED')).toBe(true);
       expect((err as Error).message).toBe('stopped by the test');
-      const after = calls;
+      const after = calls();
       await new Promise((r) => setTimeout(r, 300));
-      expect(calls).toBe(after);
+      expect(calls()).toBe(after);
       expect(after).toBeLessThan(20);
       expect(await repo.listSnapshots()).toEqual([]);
       expect((await checkRepository(repo, { readData: { kind: 'all' }, sink: nullSink })).problems).toEqual([]);
